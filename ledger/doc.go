@@ -1,0 +1,28 @@
+// Package ledger is Veritrace's tamper-evident store.
+//
+// A ledger holds one append-only log per tenant. Every entry is a header and
+// a payload. The header ([Header]) carries non-personal metadata only and is
+// hashed into an RFC 6962 Merkle tree (leaf hash = SHA-256(0x00 || header))
+// and into a hash chain (each header holds the previous entry's leaf hash).
+// The payload is sealed with XChaCha20-Poly1305 under a random data key of
+// its (tenant, subject, retention class, day) scope; the header commits to
+// it with a salted SHA-256 whose salt is sealed with it. Data keys live in a
+// key store beside the log, wrapped by a key-encryption key, so that
+// destroying them erases payloads (crypto-shredding) while every header,
+// tree hash, checkpoint and proof stays verifiable. Verifying the log never
+// needs a data key.
+//
+// Guarantees:
+//   - Append returns only after the entries, their tree hashes and the new
+//     tree size are committed in one fsynced Badger transaction.
+//   - Appends are atomic per call: all records of a call or none.
+//   - Appending a record whose identity (trace and span id, or version id)
+//     exists with identical payload returns the original receipt.
+//   - Checkpoints are C2SP tlog-checkpoints signed as C2SP signed notes with
+//     Ed25519, only ever over committed trees, and a checkpoint is signed only
+//     after the stored tree has been checked against the previous one, so the
+//     log never signs two inconsistent checkpoints.
+//
+// One writer goroutine owns all log mutations and gathers concurrent appends
+// into one transaction. The formats are specified in docs/FORMAT.md.
+package ledger

@@ -1,0 +1,61 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// Sentinel errors callers branch on with errors.Is.
+var (
+	// ErrNotFound: no such entry, version, tenant or checkpoint.
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyExists: a record with the same identity exists with
+	// different content.
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrInvalid: the request is malformed (bad tenant name, index out of
+	// range, empty batch ...).
+	ErrInvalid = errors.New("invalid argument")
+	// ErrKeyDestroyed: the payload's data key was destroyed (erased).
+	ErrKeyDestroyed = errors.New("data key destroyed")
+	// ErrClosed: the ledger is closed or closing.
+	ErrClosed = errors.New("ledger closed")
+	// ErrUnknownFormat: the data directory holds an unknown format version.
+	ErrUnknownFormat = errors.New("unknown data format version")
+	// ErrKeyMismatch: the keys given do not match the data directory.
+	ErrKeyMismatch = errors.New("keys do not match the data")
+)
+
+// RecordError says which record of an Append call failed and why.
+type RecordError struct {
+	Record int // position in the Append call
+	Err    error
+}
+
+func (e *RecordError) Error() string { return fmt.Sprintf("record %d: %v", e.Record, e.Err) }
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// MissingVersionError is the cause of a RecordError for a reference to a
+// version that is not registered (with that kind) in the tenant's log.
+type MissingVersionError struct {
+	Kind format.VersionKind
+	ID   [32]byte
+}
+
+func (e *MissingVersionError) Error() string {
+	return fmt.Sprintf("%s version %x is not registered", e.Kind, e.ID)
+}
+
+// ConflictError is the cause of a RecordError for a record whose identity
+// exists with different content.
+type ConflictError struct {
+	Kind  format.Kind
+	Index uint64 // index of the existing entry
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("a %s with the same identity exists at index %d with different content", e.Kind, e.Index)
+}
+
+func (e *ConflictError) Unwrap() error { return ErrAlreadyExists }

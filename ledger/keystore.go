@@ -1,0 +1,234 @@
+package ledger
+
+import (
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/google/uuid"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// keyScope selects the data key of a payload. Keys are random, never
+// derived, so that destroying one erases exactly the payloads of its scope:
+// erasure destroys every key of a subject, expiry every key of a
+// (class, day) that has passed.
+type keyScope struct {
+	tenant    uint32
+	pseudonym [32]byte // HMAC of the subject id; all zero for no subject
+	day       uint32   // days since 1970-01-01 UTC
+	class     string   // retention class
+}
+
+type dataKey struct {
+	id   [16]byte
+	aead cipher.AEAD
+	raw  []byte // the key itself while pending; nil once stored
+}
+
+const wrapAD = "veritrace/dek/v1\x00"
+
+// maxCachedKeys bounds the key cache; past it the cache is dropped whole.
+const maxCachedKeys = 1 << 16
+
+// keyStore keeps wrapped data keys in their own Badger database, apart from
+// the log, so that they can be destroyed and backed up on their own terms.
+// New keys are pending until flush makes them durable; the writer flushes
+// before it commits entries sealed under them.
+type keyStore struct {
+	db        *badger.DB
+	kek       cipher.AEAD
+	pseudoKey []byte
+
+	mu      sync.Mutex
+	scopes  map[keyScope]*dataKey
+	ids     map[[16]byte]*dataKey
+	pending map[keyScope]*dataKey
+}
+
+func newKeyStore(db *badger.DB, master []byte) (*keyStore, error) {
+	kek, err := chacha20poly1305.NewX(deriveKey(master, infoKEK))
+	if err != nil {
+		return nil, err
+	}
+	return &keyStore{
+		db:        db,
+		kek:       kek,
+		pseudoKey: deriveKey(master, infoPseudonym),
+		scopes:    make(map[keyScope]*dataKey),
+		ids:       make(map[[16]byte]*dataKey),
+		pending:   make(map[keyScope]*dataKey),
+	}, nil
+}
+
+// pseudonym returns the subject's pseudonym within a tenant:
+// HMAC-SHA256(pseudonym key, u32 tenant || subject). No subject gives zeros.
+func (ks *keyStore) pseudonym(tenant uint32, subject string) [32]byte {
+	var p [32]byte
+	if subject == "" {
+		return p
+	}
+	m := hmac.New(sha256.New, ks.pseudoKey)
+	m.Write([]byte{byte(tenant >> 24), byte(tenant >> 16), byte(tenant >> 8), byte(tenant)})
+	m.Write([]byte(subject))
+	m.Sum(p[:0])
+	return p
+}
+
+func (ks *keyStore) cache(s keyScope, dk *dataKey) {
+	if len(ks.ids) >= maxCachedKeys {
+		clear(ks.ids)
+		clear(ks.scopes)
+	}
+	ks.ids[dk.id] = dk
+	ks.scopes[s] = dk
+}
+
+// forScope returns the data key of a scope, creating a pending one if the
+// scope has none.
+func (ks *keyStore) forScope(s keyScope) (*dataKey, error) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if dk := ks.scopes[s]; dk != nil {
+		return dk, nil
+	}
+	if dk := ks.pending[s]; dk != nil {
+		return dk, nil
+	}
+	var dk *dataKey
+	err := ks.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyScopeKey(s))
+		if err != nil {
+			return err
+		}
+		var id [16]byte
+		if err := item.Value(func(v []byte) error {
+			if len(v) != 16 {
+				return fmt.Errorf("key scope entry of %d bytes", len(v))
+			}
+			copy(id[:], v)
+			return nil
+		}); err != nil {
+			return err
+		}
+		dk, err = ks.load(txn, id)
+		return err
+	})
+	switch {
+	case err == nil:
+		ks.cache(s, dk)
+		return dk, nil
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return nil, fmt.Errorf("look up data key: %w", err)
+	}
+	raw := make([]byte, chacha20poly1305.KeySize)
+	rand.Read(raw)
+	aead, err := chacha20poly1305.NewX(raw)
+	if err != nil {
+		return nil, err
+	}
+	dk = &dataKey{id: uuid.New(), aead: aead}
+	dk.raw = raw
+	ks.pending[s] = dk
+	return dk, nil
+}
+
+// byID returns a data key by id: ErrKeyDestroyed when it is gone.
+func (ks *keyStore) byID(id [16]byte) (*dataKey, error) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if dk := ks.ids[id]; dk != nil {
+		return dk, nil
+	}
+	for _, dk := range ks.pending {
+		if dk.id == id {
+			return dk, nil
+		}
+	}
+	var dk *dataKey
+	err := ks.db.View(func(txn *badger.Txn) error {
+		var err error
+		dk, err = ks.load(txn, id)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrKeyDestroyed
+	}
+	if err != nil {
+		return nil, err
+	}
+	ks.ids[id] = dk
+	return dk, nil
+}
+
+func (ks *keyStore) load(txn *badger.Txn, id [16]byte) (*dataKey, error) {
+	item, err := txn.Get(dataKeyKey(id))
+	if err != nil {
+		return nil, err
+	}
+	wrapped, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(wrapped) < chacha20poly1305.NonceSizeX {
+		return nil, fmt.Errorf("%w: wrapped data key of %d bytes", ErrDecrypt, len(wrapped))
+	}
+	raw, err := ks.kek.Open(nil, wrapped[:chacha20poly1305.NonceSizeX], wrapped[chacha20poly1305.NonceSizeX:], append([]byte(wrapAD), id[:]...))
+	if err != nil {
+		return nil, fmt.Errorf("%w: data key does not unwrap (wrong master key?)", ErrDecrypt)
+	}
+	aead, err := chacha20poly1305.NewX(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &dataKey{id: id, aead: aead}, nil
+}
+
+func (ks *keyStore) wrap(dk *dataKey) []byte {
+	nonce := make([]byte, chacha20poly1305.NonceSizeX, chacha20poly1305.NonceSizeX+len(dk.raw)+chacha20poly1305.Overhead)
+	rand.Read(nonce)
+	return ks.kek.Seal(nonce, nonce, dk.raw, append([]byte(wrapAD), dk.id[:]...))
+}
+
+// flush makes every pending key durable in one fsynced transaction. Only
+// the writer goroutine calls it.
+func (ks *keyStore) flush() error {
+	ks.mu.Lock()
+	if len(ks.pending) == 0 {
+		ks.mu.Unlock()
+		return nil
+	}
+	batch := make(map[keyScope]*dataKey, len(ks.pending))
+	for s, dk := range ks.pending {
+		batch[s] = dk
+	}
+	ks.mu.Unlock()
+
+	err := ks.db.Update(func(txn *badger.Txn) error {
+		for s, dk := range batch {
+			if err := txn.Set(dataKeyKey(dk.id), ks.wrap(dk)); err != nil {
+				return err
+			}
+			if err := txn.Set(keyScopeKey(s), dk.id[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store data keys: %w", err)
+	}
+	ks.mu.Lock()
+	for s, dk := range batch {
+		delete(ks.pending, s)
+		dk.raw = nil
+		ks.cache(s, dk)
+	}
+	ks.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,394 @@
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// Subdirectories of the data directory.
+const (
+	LogDir = "ledger" // entries, tree hashes, checkpoints, indexes
+	KeyDir = "keys"   // wrapped data keys
+)
+
+// DefaultTenant is the tenant that exists in every ledger.
+const DefaultTenant = "default"
+
+// Options configure Open.
+type Options struct {
+	// Dir is the data directory. Required.
+	Dir string
+	// Keys are the master key and the log signing key. Required.
+	Keys *Keys
+	// CheckpointInterval is how often a checkpoint is signed while entries
+	// arrive. Default 1s.
+	CheckpointInterval time.Duration
+	// Logger receives operational logs. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Ledger is an open ledger. Its methods are safe for concurrent use.
+type Ledger struct {
+	db       *badger.DB
+	keys     *keyStore
+	keysDB   *badger.DB
+	signer   note.Signer
+	verifier note.Verifier
+	vkey     string
+	name     string
+	log      *slog.Logger
+	now      func() time.Time
+	interval time.Duration
+
+	tenantMu sync.Mutex
+	tenants  map[string]uint32
+
+	// committed tree sizes, published by the writer after each commit.
+	stateMu   sync.RWMutex
+	committed map[uint32]uint64
+
+	reqs    chan *appendReq
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	closeMu sync.RWMutex
+	closed  bool
+
+	cpMu   sync.Mutex
+	latest map[uint32]*Checkpoint
+}
+
+func badgerOptions(dir string, key []byte, log *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithValueThreshold(1024).
+		WithEncryptionKey(key).
+		WithIndexCacheSize(64 << 20).
+		WithBlockCacheSize(64 << 20).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(3).
+		WithValueLogFileSize(256 << 20).
+		WithLogger(badgerLogger{log})
+}
+
+// Open opens or creates the ledger in opts.Dir. It refuses data of an
+// unknown format version (ErrUnknownFormat) and keys that do not match the
+// data (ErrKeyMismatch). The caller must Close the ledger.
+func Open(ctx context.Context, opts Options) (*Ledger, error) {
+	if opts.Dir == "" || opts.Keys == nil || len(opts.Keys.Master) != MasterKeySize {
+		return nil, fmt.Errorf("%w: Dir and a %d-byte master key are required", ErrInvalid, MasterKeySize)
+	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	signer, err := note.NewSigner(opts.Keys.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	vkey, err := opts.Keys.VerifierKey()
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	bkey := deriveKey(opts.Keys.Master, infoBadger)
+	db, err := openDB(filepath.Join(opts.Dir, LogDir), bkey, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	keysDB, err := openDB(filepath.Join(opts.Dir, KeyDir), bkey, opts.Logger)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	ks, err := newKeyStore(keysDB, opts.Keys.Master)
+	if err != nil {
+		db.Close()
+		keysDB.Close()
+		return nil, err
+	}
+	l := &Ledger{
+		db: db, keys: ks, keysDB: keysDB,
+		signer: signer, verifier: verifier, vkey: vkey, name: signer.Name(),
+		log: opts.Logger, now: opts.Now, interval: opts.CheckpointInterval,
+		tenants:   make(map[string]uint32),
+		committed: make(map[uint32]uint64),
+		reqs:      make(chan *appendReq, 1024),
+		stop:      make(chan struct{}),
+		latest:    make(map[uint32]*Checkpoint),
+	}
+	if err := l.load(ctx); err != nil {
+		db.Close()
+		keysDB.Close()
+		return nil, err
+	}
+	l.wg.Add(2)
+	go l.writer()
+	go l.checkpointer()
+	return l, nil
+}
+
+func openDB(dir string, key []byte, log *slog.Logger) (*badger.DB, error) {
+	db, err := badger.Open(badgerOptions(dir, key, log))
+	if err != nil {
+		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+			return nil, fmt.Errorf("open %s: %w: the master key is not the one this data was written with", dir, ErrKeyMismatch)
+		}
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	if err := checkFormat(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// checkFormat writes the format version into a new database and refuses
+// an existing one of another version.
+func checkFormat(db *badger.DB) error {
+	return db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaFormat)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return txn.Set(metaFormat, binary.BigEndian.AppendUint32(nil, format.FormatVersion))
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if len(v) != 4 || binary.BigEndian.Uint32(v) != format.FormatVersion {
+			return fmt.Errorf("%w: found %x, this build reads %d", ErrUnknownFormat, v, format.FormatVersion)
+		}
+		return nil
+	})
+}
+
+// load checks the signing key against the data, creates the default
+// tenant, and reads every tenant's tree size and latest checkpoint.
+func (l *Ledger) load(ctx context.Context) error {
+	err := l.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaVerifier)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return txn.Set(metaVerifier, []byte(l.vkey))
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if string(v) != l.vkey {
+			return fmt.Errorf("%w: the log was signed by %q, the signing key given is %q", ErrKeyMismatch, v, l.vkey)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsTenantName}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			id := binary.BigEndian.Uint32(v)
+			l.tenants[string(item.Key()[1:])] = id
+			size, err := readTreeSize(txn, id)
+			if err != nil {
+				return err
+			}
+			l.committed[id] = size
+			cp, err := readLatestCheckpoint(txn, id)
+			if err != nil {
+				return err
+			}
+			if cp != nil {
+				l.latest[id] = cp
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load tenants: %w", err)
+	}
+	_, err = l.tenantID(ctx, DefaultTenant, true)
+	return err
+}
+
+func readTreeSize(txn *badger.Txn, tenant uint32) (uint64, error) {
+	item, err := txn.Get(treeSizeKey(tenant))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var size uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("tree size of %d bytes", len(v))
+		}
+		size = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return size, err
+}
+
+// tenantID returns a tenant's id. With create, a missing tenant is
+// created; without, ErrNotFound is returned.
+func (l *Ledger) tenantID(ctx context.Context, name string, create bool) (uint32, error) {
+	if err := format.ValidateTenant(name); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	l.tenantMu.Lock()
+	defer l.tenantMu.Unlock()
+	if id, ok := l.tenants[name]; ok {
+		return id, nil
+	}
+	if !create {
+		return 0, fmt.Errorf("tenant %q: %w", name, ErrNotFound)
+	}
+	var id uint32
+	err := l.db.Update(func(txn *badger.Txn) error {
+		id = 1
+		item, err := txn.Get(metaNextTenant)
+		if err == nil {
+			err = item.Value(func(v []byte) error {
+				id = binary.BigEndian.Uint32(v)
+				return nil
+			})
+		}
+		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if err := txn.Set(metaNextTenant, binary.BigEndian.AppendUint32(nil, id+1)); err != nil {
+			return err
+		}
+		if err := txn.Set(tenantIDKey(id), []byte(name)); err != nil {
+			return err
+		}
+		return txn.Set(tenantNameKey(name), binary.BigEndian.AppendUint32(nil, id))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("create tenant %q: %w", name, err)
+	}
+	l.tenants[name] = id
+	l.stateMu.Lock()
+	l.committed[id] = 0
+	l.stateMu.Unlock()
+	l.log.InfoContext(ctx, "tenant created", "tenant", name)
+	return id, nil
+}
+
+// Tenants returns the names of the ledger's tenants.
+func (l *Ledger) Tenants() []string {
+	l.tenantMu.Lock()
+	defer l.tenantMu.Unlock()
+	names := make([]string, 0, len(l.tenants))
+	for n := range l.tenants {
+		names = append(names, n)
+	}
+	return names
+}
+
+// Size returns the committed tree size of a tenant's log.
+func (l *Ledger) Size(ctx context.Context, tenant string) (uint64, error) {
+	id, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return 0, err
+	}
+	return l.committedSize(id), nil
+}
+
+func (l *Ledger) committedSize(id uint32) uint64 {
+	l.stateMu.RLock()
+	defer l.stateMu.RUnlock()
+	return l.committed[id]
+}
+
+// VerifierKey returns the note verifier key of the log's signing key.
+func (l *Ledger) VerifierKey() string { return l.vkey }
+
+// Origin returns the checkpoint origin line of a tenant's log:
+// the signing key's name, "/", the tenant.
+func (l *Ledger) Origin(tenant string) string { return l.name + "/" + tenant }
+
+// Close stops accepting appends, lets the writer commit every append it
+// has accepted, signs a final checkpoint for each tenant that grew, and
+// closes the databases.
+func (l *Ledger) Close() error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.stop)
+	l.closeMu.Unlock()
+	l.wg.Wait()
+	l.signDue(context.Background())
+	return errors.Join(l.db.Close(), l.keysDB.Close())
+}
+
+// hashReader reads tree hashes of a tenant inside a read transaction.
+func hashReader(txn *badger.Txn, tenant uint32) tlog.HashReaderFunc {
+	return func(indexes []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(indexes))
+		for i, x := range indexes {
+			item, err := txn.Get(hashKey(tenant, x))
+			if err != nil {
+				return nil, fmt.Errorf("read tree hash %d: %w", x, err)
+			}
+			if err := item.Value(func(v []byte) error {
+				if len(v) != tlog.HashSize {
+					return fmt.Errorf("tree hash %d of %d bytes", x, len(v))
+				}
+				copy(out[i][:], v)
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+}
+
+// badgerLogger sends Badger's warnings and errors to slog and drops its
+// chatter.
+type badgerLogger struct{ log *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, args ...any)   { b.log.Error("badger: " + fmt.Sprintf(f, args...)) }
+func (b badgerLogger) Warningf(f string, args ...any) { b.log.Warn("badger: " + fmt.Sprintf(f, args...)) }
+func (b badgerLogger) Infof(string, ...any)           {}
+func (b badgerLogger) Debugf(string, ...any)          {}

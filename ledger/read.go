@@ -1,0 +1,193 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// Entry is a stored entry with its payload decrypted.
+type Entry struct {
+	Header      *format.Header
+	HeaderBytes []byte // canonical header bytes
+	LeafHash    tlog.Hash
+	// Salt and Payload are nil when Erased.
+	Salt    []byte
+	Payload []byte
+	// Erased is true when the payload's data key or ciphertext is gone.
+	Erased bool
+}
+
+// GetEntry returns entry index of a tenant's log with its payload
+// decrypted. ErrNotFound when the tenant or the index does not exist.
+func (l *Ledger) GetEntry(ctx context.Context, tenant string, index uint64) (*Entry, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	if index >= l.committedSize(tid) {
+		return nil, fmt.Errorf("entry %d: %w", index, ErrNotFound)
+	}
+	var e *Entry
+	err = l.db.View(func(txn *badger.Txn) error {
+		e, err = l.readEntry(txn, tid, index)
+		return err
+	})
+	return e, err
+}
+
+// readEntry reads and decrypts an entry. It checks that the payload
+// matches the header's commitment.
+func (l *Ledger) readEntry(txn *badger.Txn, tenant uint32, index uint64) (*Entry, error) {
+	item, err := txn.Get(headerKey(tenant, index))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("entry %d: %w", index, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read entry %d: %w", index, err)
+	}
+	hb, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("read entry %d: %w", index, err)
+	}
+	h, err := format.ParseHeader(hb)
+	if err != nil {
+		return nil, fmt.Errorf("read entry %d: %w", index, err)
+	}
+	e := &Entry{Header: h, HeaderBytes: hb, LeafHash: format.LeafHash(hb)}
+	item, err = txn.Get(payloadKey(tenant, index))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		e.Erased = true
+		return e, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read payload %d: %w", index, err)
+	}
+	env, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("read payload %d: %w", index, err)
+	}
+	keyID, err := envelopeKeyID(env)
+	if err != nil {
+		return nil, fmt.Errorf("payload %d: %w", index, err)
+	}
+	dk, err := l.keys.byID(keyID)
+	if errors.Is(err, ErrKeyDestroyed) {
+		e.Erased = true
+		return e, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("payload %d: %w", index, err)
+	}
+	salt, payload, err := open(dk, tenant, h.Commitment, env)
+	if err != nil {
+		return nil, fmt.Errorf("payload %d: %w", index, err)
+	}
+	if format.Commitment(salt, payload) != h.Commitment {
+		return nil, fmt.Errorf("payload %d: %w: commitment mismatch", index, ErrDecrypt)
+	}
+	e.Salt, e.Payload = salt, payload
+	return e, nil
+}
+
+// VersionInfo locates a registered version.
+type VersionInfo struct {
+	Kind  format.VersionKind
+	Name  string
+	Label string
+	ID    [32]byte
+	Index uint64
+}
+
+// GetVersion returns the entry of a registered version by id.
+func (l *Ledger) GetVersion(ctx context.Context, tenant string, id [32]byte) (*Entry, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	var e *Entry
+	err = l.db.View(func(txn *badger.Txn) error {
+		idx, _, found, err := lookupIdentity(txn, tid, format.KindVersion, id)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("version %x: %w", id, ErrNotFound)
+		}
+		e, err = l.readEntry(txn, tid, idx)
+		return err
+	})
+	return e, err
+}
+
+// ListVersions lists registered versions ordered by kind, name and label.
+// kind 0 lists every kind and an empty name every name. It returns at most
+// limit versions that sort after the one named by after (nil: from the
+// start), and the cursor to continue from (nil at the end).
+func (l *Ledger) ListVersions(ctx context.Context, tenant string, kind format.VersionKind, name string, after []byte, limit int) ([]VersionInfo, []byte, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	prefix := tenantKey(nsVersion, tid)
+	if kind != 0 {
+		prefix = versionNamePrefix(tid, kind)
+		if name != "" {
+			prefix = append(append(prefix, name...), 0)
+		}
+	}
+	var out []VersionInfo
+	var next []byte
+	err = l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		start := prefix
+		if after != nil {
+			start = append(append(append([]byte{}, prefix[:5]...), after...), 0)
+		}
+		for it.Seek(start); it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			vk := format.VersionKind(k[5])
+			sep := bytes.IndexByte(k[6:], 0)
+			if sep < 0 {
+				return fmt.Errorf("malformed version key %x", k)
+			}
+			vname, label := string(k[6:6+sep]), string(k[7+sep:])
+			if kind == 0 && name != "" && vname != name {
+				continue
+			}
+			if len(out) == limit {
+				next = append([]byte{}, k[5:]...)
+				return nil
+			}
+			v := VersionInfo{Kind: vk, Name: vname, Label: label}
+			if err := item.Value(func(b []byte) error {
+				if len(b) != 40 {
+					return fmt.Errorf("version entry of %d bytes", len(b))
+				}
+				copy(v.ID[:], b)
+				v.Index = binary.BigEndian.Uint64(b[32:])
+				return nil
+			}); err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	if next != nil {
+		// The cursor is the key of the last version returned.
+		last := out[len(out)-1]
+		next = append([]byte{byte(last.Kind)}, last.Name...)
+		next = append(append(next, 0), last.Label...)
+	}
+	return out, next, err
+}

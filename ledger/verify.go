@@ -1,0 +1,242 @@
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// Problem is one failed check of VerifyDir.
+type Problem struct {
+	Tenant string
+	// Index is the first entry the problem affects.
+	Index  uint64
+	Detail string
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("tenant %s, index %d: %s", p.Tenant, p.Index, p.Detail)
+}
+
+// TenantResult is what VerifyDir found for one tenant's log.
+type TenantResult struct {
+	Tenant      string
+	Size        uint64
+	Root        tlog.Hash // recomputed from the headers
+	Checkpoints int       // signed checkpoints checked
+	Latest      *Checkpoint
+	Problems    []Problem // in index order
+}
+
+// VerifyDir checks every tenant's log in a data directory without the data
+// keys: it re-reads every header, checks its encoding, index, tenant and
+// hash chain, recomputes every leaf and tree hash and compares them with the
+// stored ones, and checks every stored checkpoint's signature and root
+// against the recomputed tree. The directory must not be in use by a
+// server. verifierKey is the note verifier key of the log.
+func VerifyDir(ctx context.Context, dir string, master []byte, verifierKey string) ([]TenantResult, error) {
+	v, err := note.NewVerifier(verifierKey)
+	if err != nil {
+		return nil, fmt.Errorf("verifier key: %w", err)
+	}
+	if len(master) != MasterKeySize {
+		return nil, fmt.Errorf("%w: master key of %d bytes", ErrInvalid, len(master))
+	}
+	db, err := openDB(filepath.Join(dir, LogDir), deriveKey(master, infoBadger), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var results []TenantResult
+	err = db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsTenantID}})
+		type tenant struct {
+			id   uint32
+			name string
+		}
+		var tenants []tenant
+		for it.Rewind(); it.Valid(); it.Next() {
+			name, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			tenants = append(tenants, tenant{binary.BigEndian.Uint32(it.Item().Key()[1:]), string(name)})
+		}
+		it.Close()
+		for _, t := range tenants {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			res, err := verifyTenant(txn, t.id, t.name, v)
+			if err != nil {
+				return fmt.Errorf("tenant %s: %w", t.name, err)
+			}
+			results = append(results, *res)
+		}
+		return nil
+	})
+	return results, err
+}
+
+func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*TenantResult, error) {
+	size, err := readTreeSize(txn, tid)
+	if err != nil {
+		return nil, err
+	}
+	res := &TenantResult{Tenant: name, Size: size}
+	bad := func(i uint64, format string, args ...any) {
+		res.Problems = append(res.Problems, Problem{Tenant: name, Index: i, Detail: fmt.Sprintf(format, args...)})
+	}
+
+	// Recompute every tree hash from the headers alone.
+	hashes := make([]tlog.Hash, 0, tlog.StoredHashCount(int64(size)))
+	mem := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = hashes[x]
+		}
+		return out, nil
+	})
+	var prev tlog.Hash
+	var prevHeader *format.Header
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsHeader, tid), PrefetchValues: true})
+	next := uint64(0)
+	for it.Rewind(); it.Valid(); it.Next() {
+		i := binary.BigEndian.Uint64(it.Item().Key()[5:])
+		if i >= size {
+			bad(i, "header stored beyond the tree size %d", size)
+			break
+		}
+		for ; next < i; next++ {
+			bad(next, "header missing")
+			hs, _ := tlog.StoredHashesForRecordHash(int64(next), tlog.Hash{}, mem)
+			hashes = append(hashes, hs...)
+			prev = tlog.Hash{}
+		}
+		hb, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		leaf := format.LeafHash(hb)
+		h, err := format.ParseHeader(hb)
+		switch {
+		case err != nil:
+			bad(i, "%v", err)
+		case h.Index != i:
+			bad(i, "header says index %d", h.Index)
+		case h.Tenant != name:
+			bad(i, "header says tenant %q", h.Tenant)
+		case h.PrevLeafHash != prev:
+			bad(i, "hash chain broken: previous leaf hash is %x, header says %x", prev, h.PrevLeafHash)
+		case prevHeader != nil && h.AppendedAt.Before(prevHeader.AppendedAt):
+			bad(i, "appended_at %s is before the previous entry's %s", h.AppendedAt, prevHeader.AppendedAt)
+		}
+		prevHeader = h
+		hs, err := tlog.StoredHashesForRecordHash(int64(i), leaf, mem)
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		hashes = append(hashes, hs...)
+		prev = leaf
+		next = i + 1
+	}
+	it.Close()
+	for ; next < size; next++ {
+		bad(next, "header missing")
+		hs, _ := tlog.StoredHashesForRecordHash(int64(next), tlog.Hash{}, mem)
+		hashes = append(hashes, hs...)
+	}
+
+	// Compare with the stored tree hashes.
+	it = txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsHash, tid), PrefetchValues: true})
+	seen := int64(0)
+	for it.Rewind(); it.Valid(); it.Next() {
+		x := int64(binary.BigEndian.Uint64(it.Item().Key()[5:]))
+		level, n := tlog.SplitStoredHashIndex(x)
+		first := uint64(n) << level
+		if x >= int64(len(hashes)) {
+			bad(first, "tree hash %d (level %d) stored beyond the tree", x, level)
+			continue
+		}
+		seen++
+		if err := it.Item().Value(func(b []byte) error {
+			if string(b) != string(hashes[x][:]) {
+				bad(first, "stored tree hash (level %d) differs from the one recomputed from the headers", level)
+			}
+			return nil
+		}); err != nil {
+			it.Close()
+			return nil, err
+		}
+	}
+	it.Close()
+	if seen != int64(len(hashes)) {
+		bad(0, "%d tree hashes stored, %d expected", seen, len(hashes))
+	}
+	if size > 0 {
+		res.Root, _ = tlog.TreeHash(int64(size), mem)
+	} else {
+		res.Root = format.EmptyRoot
+	}
+
+	// Check every signed checkpoint against the recomputed tree.
+	it = txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsCheckpoint, tid), PrefetchValues: true})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		at := binary.BigEndian.Uint64(it.Item().Key()[5:])
+		msg, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		res.Checkpoints++
+		cp, err := format.OpenCheckpoint(msg, v)
+		if err != nil {
+			bad(at, "checkpoint of size %d: %v", at, err)
+			continue
+		}
+		want := format.EmptyRoot
+		switch {
+		case cp.Size != at:
+			bad(at, "checkpoint stored at size %d says size %d", at, cp.Size)
+			continue
+		case cp.Origin != v.Name()+"/"+name:
+			bad(at, "checkpoint origin %q, want %q", cp.Origin, v.Name()+"/"+name)
+		case cp.Size > size:
+			bad(size, "checkpoint of size %d is beyond the tree size %d: entries were removed", cp.Size, size)
+			continue
+		}
+		if cp.Size > 0 {
+			want, _ = tlog.TreeHash(int64(cp.Size), mem)
+		}
+		if want != cp.Root {
+			bad(firstProblem(res.Problems, cp.Size), "signed checkpoint of size %d does not match the tree recomputed from the headers", cp.Size)
+		}
+		res.Latest = cp
+	}
+	sort.SliceStable(res.Problems, func(i, j int) bool { return res.Problems[i].Index < res.Problems[j].Index })
+	return res, nil
+}
+
+// firstProblem names the entry a checkpoint mismatch is blamed on: the
+// first problem already found below size, else the checkpoint's last entry.
+func firstProblem(ps []Problem, size uint64) uint64 {
+	best := size - 1
+	for _, p := range ps {
+		if p.Index < best {
+			best = p.Index
+		}
+	}
+	return best
+}
