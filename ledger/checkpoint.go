@@ -217,7 +217,7 @@ func (l *Ledger) InclusionProof(ctx context.Context, tenant string, index, treeS
 			return err
 		}
 		leaf = hs[0]
-		proof, err = tlog.ProveRecord(int64(index), int64(size), r)
+		proof, err = tlog.ProveRecord(int64(size), int64(index), r)
 		return err
 	})
 	return proof, leaf, size, err

@@ -32,8 +32,8 @@ const (
 
 // Meta keys, in both databases.
 var (
-	metaFormat     = []byte{nsMeta, 'f', 'o', 'r', 'm', 'a', 't'}                     // u32 format version
-	metaVerifier   = []byte{nsMeta, 'v', 'e', 'r', 'i', 'f', 'i', 'e', 'r'}           // note verifier key text
+	metaFormat     = []byte{nsMeta, 'f', 'o', 'r', 'm', 'a', 't'}                          // u32 format version
+	metaVerifier   = []byte{nsMeta, 'v', 'e', 'r', 'i', 'f', 'i', 'e', 'r'}                // note verifier key text
 	metaNextTenant = []byte{nsMeta, 'n', 'e', 'x', 't', '-', 't', 'e', 'n', 'a', 'n', 't'} // u32
 )
 

@@ -388,7 +388,11 @@ func hashReader(txn *badger.Txn, tenant uint32) tlog.HashReaderFunc {
 // chatter.
 type badgerLogger struct{ log *slog.Logger }
 
-func (b badgerLogger) Errorf(f string, args ...any)   { b.log.Error("badger: " + fmt.Sprintf(f, args...)) }
-func (b badgerLogger) Warningf(f string, args ...any) { b.log.Warn("badger: " + fmt.Sprintf(f, args...)) }
-func (b badgerLogger) Infof(string, ...any)           {}
-func (b badgerLogger) Debugf(string, ...any)          {}
+func (b badgerLogger) Errorf(f string, args ...any) {
+	b.log.Error("badger: " + fmt.Sprintf(f, args...))
+}
+func (b badgerLogger) Warningf(f string, args ...any) {
+	b.log.Warn("badger: " + fmt.Sprintf(f, args...))
+}
+func (b badgerLogger) Infof(string, ...any)  {}
+func (b badgerLogger) Debugf(string, ...any) {}

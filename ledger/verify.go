@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -138,7 +139,7 @@ func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*T
 		case h.Tenant != name:
 			bad(i, "header says tenant %q", h.Tenant)
 		case h.PrevLeafHash != prev:
-			bad(i, "hash chain broken: previous leaf hash is %x, header says %x", prev, h.PrevLeafHash)
+			bad(i, "hash chain broken: previous leaf hash is %x, header says %x", prev[:], h.PrevLeafHash[:])
 		case prevHeader != nil && h.AppendedAt.Before(prevHeader.AppendedAt):
 			bad(i, "appended_at %s is before the previous entry's %s", h.AppendedAt, prevHeader.AppendedAt)
 		}
@@ -159,29 +160,47 @@ func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*T
 		hashes = append(hashes, hs...)
 	}
 
-	// Compare with the stored tree hashes.
+	// Compare with the stored tree hashes. A stored interior hash that
+	// differs only because a leaf below it does is not reported again.
 	it = txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsHash, tid), PrefetchValues: true})
 	seen := int64(0)
+	type node struct {
+		level int
+		n     int64
+	}
+	var interior []node
 	for it.Rewind(); it.Valid(); it.Next() {
 		x := int64(binary.BigEndian.Uint64(it.Item().Key()[5:]))
 		level, n := tlog.SplitStoredHashIndex(x)
-		first := uint64(n) << level
 		if x >= int64(len(hashes)) {
-			bad(first, "tree hash %d (level %d) stored beyond the tree", x, level)
+			bad(uint64(n)<<level, "tree hash %d (level %d) stored beyond the tree", x, level)
 			continue
 		}
 		seen++
-		if err := it.Item().Value(func(b []byte) error {
-			if string(b) != string(hashes[x][:]) {
-				bad(first, "stored tree hash (level %d) differs from the one recomputed from the headers", level)
-			}
-			return nil
-		}); err != nil {
+		b, err := it.Item().ValueCopy(nil)
+		if err != nil {
 			it.Close()
 			return nil, err
 		}
+		if !bytes.Equal(b, hashes[x][:]) {
+			if level == 0 {
+				bad(uint64(n), "stored leaf hash differs from the hash of the stored header")
+			} else {
+				interior = append(interior, node{level, n})
+			}
+		}
 	}
 	it.Close()
+	for _, nd := range interior {
+		lo, hi := uint64(nd.n)<<nd.level, uint64(nd.n+1)<<nd.level
+		explained := false
+		for _, p := range res.Problems {
+			explained = explained || (p.Index >= lo && p.Index < hi)
+		}
+		if !explained {
+			bad(lo, "stored tree hash (level %d, entries %d-%d) differs from the one recomputed from the headers", nd.level, lo, hi-1)
+		}
+	}
 	if seen != int64(len(hashes)) {
 		bad(0, "%d tree hashes stored, %d expected", seen, len(hashes))
 	}

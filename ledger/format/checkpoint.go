@@ -66,7 +66,7 @@ func ParseCheckpointBody(text string) (*Checkpoint, error) {
 	if err != nil || strconv.FormatUint(size, 10) != sizeText {
 		return nil, fmt.Errorf("%w: bad tree size %q", ErrCheckpoint, sizeText)
 	}
-	root, err := base64.StdEncoding.DecodeString(strings.TrimSuffix(lines[2], "\n"))
+	root, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSuffix(lines[2], "\n"))
 	if err != nil || len(root) != tlog.HashSize {
 		return nil, fmt.Errorf("%w: bad root hash", ErrCheckpoint)
 	}
