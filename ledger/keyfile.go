@@ -89,17 +89,12 @@ func LoadOrCreateKeys(p KeyPaths) (*Keys, bool, error) {
 		return nil, false, fmt.Errorf("create data directory: %w", err)
 	}
 	created := false
-	master, err := readKeyFile(p.master())
+	master, err := ReadMasterKey(p.master())
 	if errors.Is(err, fs.ErrNotExist) && p.MasterKey == "" {
 		master = make([]byte, MasterKeySize)
 		rand.Read(master)
 		err = writeKeyFile(p.master(), base64.StdEncoding.EncodeToString(master)+"\n")
 		created = true
-	} else if err == nil {
-		master, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(master)))
-		if err != nil || len(master) != MasterKeySize {
-			err = fmt.Errorf("master key %s: want %d bytes in base64", p.master(), MasterKeySize)
-		}
 	}
 	if err != nil {
 		return nil, false, err
@@ -128,6 +123,20 @@ func LoadOrCreateKeys(p KeyPaths) (*Keys, bool, error) {
 		return nil, false, fmt.Errorf("%s: %w", p.signing(), err)
 	}
 	return k, created, nil
+}
+
+// ReadMasterKey reads a master key file: MasterKeySize bytes in base64,
+// in a file only its owner may read or write (else ErrKeyPermissions).
+func ReadMasterKey(path string) ([]byte, error) {
+	b, err := readKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	master, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(master) != MasterKeySize {
+		return nil, fmt.Errorf("master key %s: want %d bytes in base64", path, MasterKeySize)
+	}
+	return master, nil
 }
 
 // readKeyFile reads a key file after checking that only its owner may

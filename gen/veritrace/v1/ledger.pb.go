@@ -547,8 +547,13 @@ type EntryHeader struct {
 	RetentionClass    string                 `protobuf:"bytes,9,opt,name=retention_class,json=retentionClass,proto3" json:"retention_class,omitempty"`
 	PrevLeafHash      []byte                 `protobuf:"bytes,10,opt,name=prev_leaf_hash,json=prevLeafHash,proto3" json:"prev_leaf_hash,omitempty"`
 	PayloadCommitment []byte                 `protobuf:"bytes,11,opt,name=payload_commitment,json=payloadCommitment,proto3" json:"payload_commitment,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	ParentSpanId      []byte                 `protobuf:"bytes,12,opt,name=parent_span_id,json=parentSpanId,proto3" json:"parent_span_id,omitempty"`
+	// Set for span entries.
+	SpanKind SpanKind `protobuf:"varint,13,opt,name=span_kind,json=spanKind,proto3,enum=veritrace.v1.SpanKind" json:"span_kind,omitempty"`
+	// Set for version entries.
+	VersionKind   VersionKind `protobuf:"varint,14,opt,name=version_kind,json=versionKind,proto3,enum=veritrace.v1.VersionKind" json:"version_kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EntryHeader) Reset() {
@@ -656,6 +661,27 @@ func (x *EntryHeader) GetPayloadCommitment() []byte {
 		return x.PayloadCommitment
 	}
 	return nil
+}
+
+func (x *EntryHeader) GetParentSpanId() []byte {
+	if x != nil {
+		return x.ParentSpanId
+	}
+	return nil
+}
+
+func (x *EntryHeader) GetSpanKind() SpanKind {
+	if x != nil {
+		return x.SpanKind
+	}
+	return SpanKind_SPAN_KIND_UNSPECIFIED
+}
+
+func (x *EntryHeader) GetVersionKind() VersionKind {
+	if x != nil {
+		return x.VersionKind
+	}
+	return VersionKind_VERSION_KIND_UNSPECIFIED
 }
 
 type Entry struct {
@@ -909,7 +935,7 @@ const file_veritrace_v1_ledger_proto_rawDesc = "" +
 	"\x1bGetConsistencyProofResponse\x12\x19\n" +
 	"\bold_size\x18\x01 \x01(\x04R\aoldSize\x12\x19\n" +
 	"\bnew_size\x18\x02 \x01(\x04R\anewSize\x12\x16\n" +
-	"\x06hashes\x18\x03 \x03(\fR\x06hashes\"\xb5\x03\n" +
+	"\x06hashes\x18\x03 \x03(\fR\x06hashes\"\xce\x04\n" +
 	"\vEntryHeader\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12+\n" +
@@ -923,7 +949,10 @@ const file_veritrace_v1_ledger_proto_rawDesc = "" +
 	"\x0fretention_class\x18\t \x01(\tR\x0eretentionClass\x12$\n" +
 	"\x0eprev_leaf_hash\x18\n" +
 	" \x01(\fR\fprevLeafHash\x12-\n" +
-	"\x12payload_commitment\x18\v \x01(\fR\x11payloadCommitment\"\x8f\x02\n" +
+	"\x12payload_commitment\x18\v \x01(\fR\x11payloadCommitment\x12$\n" +
+	"\x0eparent_span_id\x18\f \x01(\fR\fparentSpanId\x123\n" +
+	"\tspan_kind\x18\r \x01(\x0e2\x16.veritrace.v1.SpanKindR\bspanKind\x12<\n" +
+	"\fversion_kind\x18\x0e \x01(\x0e2\x19.veritrace.v1.VersionKindR\vversionKind\"\x8f\x02\n" +
 	"\x05Entry\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x19.veritrace.v1.EntryHeaderR\x06header\x12!\n" +
 	"\fheader_bytes\x18\x02 \x01(\fR\vheaderBytes\x12\x1b\n" +
@@ -977,8 +1006,10 @@ var file_veritrace_v1_ledger_proto_goTypes = []any{
 	(*GetEntryResponse)(nil),            // 12: veritrace.v1.GetEntryResponse
 	(*timestamppb.Timestamp)(nil),       // 13: google.protobuf.Timestamp
 	(*VersionRefs)(nil),                 // 14: veritrace.v1.VersionRefs
-	(*Span)(nil),                        // 15: veritrace.v1.Span
-	(*Version)(nil),                     // 16: veritrace.v1.Version
+	(SpanKind)(0),                       // 15: veritrace.v1.SpanKind
+	(VersionKind)(0),                    // 16: veritrace.v1.VersionKind
+	(*Span)(nil),                        // 17: veritrace.v1.Span
+	(*Version)(nil),                     // 18: veritrace.v1.Version
 }
 var file_veritrace_v1_ledger_proto_depIdxs = []int32{
 	1,  // 0: veritrace.v1.GetCheckpointResponse.checkpoint:type_name -> veritrace.v1.SignedCheckpoint
@@ -987,23 +1018,25 @@ var file_veritrace_v1_ledger_proto_depIdxs = []int32{
 	0,  // 3: veritrace.v1.EntryHeader.kind:type_name -> veritrace.v1.EntryKind
 	13, // 4: veritrace.v1.EntryHeader.appended_at:type_name -> google.protobuf.Timestamp
 	14, // 5: veritrace.v1.EntryHeader.versions:type_name -> veritrace.v1.VersionRefs
-	9,  // 6: veritrace.v1.Entry.header:type_name -> veritrace.v1.EntryHeader
-	15, // 7: veritrace.v1.Entry.span:type_name -> veritrace.v1.Span
-	16, // 8: veritrace.v1.Entry.version:type_name -> veritrace.v1.Version
-	10, // 9: veritrace.v1.GetEntryResponse.entry:type_name -> veritrace.v1.Entry
-	2,  // 10: veritrace.v1.LedgerService.GetCheckpoint:input_type -> veritrace.v1.GetCheckpointRequest
-	5,  // 11: veritrace.v1.LedgerService.GetInclusionProof:input_type -> veritrace.v1.GetInclusionProofRequest
-	7,  // 12: veritrace.v1.LedgerService.GetConsistencyProof:input_type -> veritrace.v1.GetConsistencyProofRequest
-	11, // 13: veritrace.v1.LedgerService.GetEntry:input_type -> veritrace.v1.GetEntryRequest
-	3,  // 14: veritrace.v1.LedgerService.GetCheckpoint:output_type -> veritrace.v1.GetCheckpointResponse
-	6,  // 15: veritrace.v1.LedgerService.GetInclusionProof:output_type -> veritrace.v1.GetInclusionProofResponse
-	8,  // 16: veritrace.v1.LedgerService.GetConsistencyProof:output_type -> veritrace.v1.GetConsistencyProofResponse
-	12, // 17: veritrace.v1.LedgerService.GetEntry:output_type -> veritrace.v1.GetEntryResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 6: veritrace.v1.EntryHeader.span_kind:type_name -> veritrace.v1.SpanKind
+	16, // 7: veritrace.v1.EntryHeader.version_kind:type_name -> veritrace.v1.VersionKind
+	9,  // 8: veritrace.v1.Entry.header:type_name -> veritrace.v1.EntryHeader
+	17, // 9: veritrace.v1.Entry.span:type_name -> veritrace.v1.Span
+	18, // 10: veritrace.v1.Entry.version:type_name -> veritrace.v1.Version
+	10, // 11: veritrace.v1.GetEntryResponse.entry:type_name -> veritrace.v1.Entry
+	2,  // 12: veritrace.v1.LedgerService.GetCheckpoint:input_type -> veritrace.v1.GetCheckpointRequest
+	5,  // 13: veritrace.v1.LedgerService.GetInclusionProof:input_type -> veritrace.v1.GetInclusionProofRequest
+	7,  // 14: veritrace.v1.LedgerService.GetConsistencyProof:input_type -> veritrace.v1.GetConsistencyProofRequest
+	11, // 15: veritrace.v1.LedgerService.GetEntry:input_type -> veritrace.v1.GetEntryRequest
+	3,  // 16: veritrace.v1.LedgerService.GetCheckpoint:output_type -> veritrace.v1.GetCheckpointResponse
+	6,  // 17: veritrace.v1.LedgerService.GetInclusionProof:output_type -> veritrace.v1.GetInclusionProofResponse
+	8,  // 18: veritrace.v1.LedgerService.GetConsistencyProof:output_type -> veritrace.v1.GetConsistencyProofResponse
+	12, // 19: veritrace.v1.LedgerService.GetEntry:output_type -> veritrace.v1.GetEntryResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_veritrace_v1_ledger_proto_init() }

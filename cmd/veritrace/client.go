@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+
+	"connectrpc.com/connect"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// clientFlags are the flags of every command that talks to a server.
+type clientFlags struct {
+	addr   string
+	tenant string
+	grpc   bool
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.addr, "addr", envOr("VERITRACE_ADDR", "http://127.0.0.1:7070"), "server URL ($VERITRACE_ADDR)")
+	fs.StringVar(&c.tenant, "tenant", envOr("VERITRACE_TENANT", "default"), "tenant ($VERITRACE_TENANT)")
+	fs.BoolVar(&c.grpc, "grpc", false, "use the gRPC protocol instead of Connect")
+}
+
+func (c *clientFlags) options() []connect.ClientOption {
+	opts := []connect.ClientOption{connect.WithInterceptors(tenantInterceptor(c.tenant))}
+	if c.grpc {
+		opts = append(opts, connect.WithGRPC())
+	}
+	return opts
+}
+
+func (c *clientFlags) httpClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Protocols = new(http.Protocols)
+	t.Protocols.SetHTTP1(!c.grpc)
+	t.Protocols.SetHTTP2(true)
+	t.Protocols.SetUnencryptedHTTP2(c.grpc)
+	t.MaxIdleConnsPerHost = 256
+	return &http.Client{Transport: t}
+}
+
+func (c *clientFlags) ingest() veritracev1connect.IngestServiceClient {
+	return veritracev1connect.NewIngestServiceClient(c.httpClient(), c.addr, c.options()...)
+}
+
+func (c *clientFlags) ledger() veritracev1connect.LedgerServiceClient {
+	return veritracev1connect.NewLedgerServiceClient(c.httpClient(), c.addr, c.options()...)
+}
+
+// tenantInterceptor sets the tenant header on every request.
+func tenantInterceptor(tenant string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set(rpc.TenantHeader, tenant)
+			return next(ctx, req)
+		}
+	}
+}
+
+var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  "}
+
+func printJSON(w io.Writer, m proto.Message) error {
+	b, err := jsonOut.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+func readInput(path string) ([]byte, error) {
+	if path == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(path)
+}
+
+func parseFlags(fs *flag.FlagSet, args []string, nargs int, argNames string) ([]string, error) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: veritrace %s [flags] %s\n", fs.Name(), argNames)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != nargs {
+		fs.Usage()
+		return nil, fmt.Errorf("%s: want %d argument(s) %s, got %d", fs.Name(), nargs, argNames, fs.NArg())
+	}
+	return fs.Args(), nil
+}
+
+func runAppend(ctx context.Context, args []string, stdout io.Writer) error {
+	var cf clientFlags
+	fs := flag.NewFlagSet("append", flag.ContinueOnError)
+	cf.register(fs)
+	wait := fs.Bool("wait-checkpoint", false, "wait for a signed checkpoint and inclusion proofs")
+	rest, err := parseFlags(fs, args, 1, "FILE (an AppendSpansRequest in proto JSON, or - for stdin)")
+	if err != nil {
+		return err
+	}
+	b, err := readInput(rest[0])
+	if err != nil {
+		return err
+	}
+	req := &v1.AppendSpansRequest{}
+	if err := protojson.Unmarshal(b, req); err != nil {
+		return fmt.Errorf("%s: %w", rest[0], err)
+	}
+	req.WaitCheckpoint = req.WaitCheckpoint || *wait
+	resp, err := cf.ingest().AppendSpans(ctx, connect.NewRequest(req))
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, resp.Msg)
+}
+
+func runVersion(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("version: want a subcommand: register, get or list")
+	}
+	var cf clientFlags
+	fs := flag.NewFlagSet("version "+args[0], flag.ContinueOnError)
+	cf.register(fs)
+	switch args[0] {
+	case "register":
+		kind := fs.String("kind", "", "prompt, policy or pipeline (required)")
+		name := fs.String("name", "", "version name, e.g. support-answer (required)")
+		label := fs.String("label", "", "version label, e.g. v7 (required)")
+		media := fs.String("media-type", "text/plain", "media type of the content")
+		rest, err := parseFlags(fs, args[1:], 1, "FILE (the template, policy or pipeline config; - for stdin)")
+		if err != nil {
+			return err
+		}
+		k, ok := v1.VersionKind_value["VERSION_KIND_"+strings.ToUpper(*kind)]
+		if !ok || k == 0 {
+			return fmt.Errorf("--kind must be prompt, policy or pipeline, got %q", *kind)
+		}
+		content, err := readInput(rest[0])
+		if err != nil {
+			return err
+		}
+		resp, err := cf.ingest().RegisterVersion(ctx, connect.NewRequest(&v1.RegisterVersionRequest{
+			Kind: v1.VersionKind(k), Name: *name, Label: *label, Content: content, MediaType: *media,
+		}))
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, resp.Msg)
+	case "get":
+		rest, err := parseFlags(fs, args[1:], 1, "ID")
+		if err != nil {
+			return err
+		}
+		resp, err := cf.ingest().GetVersion(ctx, connect.NewRequest(&v1.GetVersionRequest{Id: rest[0]}))
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, resp.Msg)
+	case "list":
+		if _, err := parseFlags(fs, args[1:], 0, ""); err != nil {
+			return err
+		}
+		token := ""
+		for {
+			resp, err := cf.ingest().ListVersions(ctx, connect.NewRequest(&v1.ListVersionsRequest{PageSize: 1000, PageToken: token}))
+			if err != nil {
+				return err
+			}
+			for _, v := range resp.Msg.GetVersions() {
+				fmt.Fprintf(stdout, "%s\t%-8s\t%s\t%s\tindex %d\n", v.GetId(), strings.ToLower(strings.TrimPrefix(v.GetKind().String(), "VERSION_KIND_")), v.GetName(), v.GetLabel(), v.GetIndex())
+			}
+			if token = resp.Msg.GetNextPageToken(); token == "" {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("version: unknown subcommand %q (register, get, list)", args[0])
+}
+
+func runCheckpoint(ctx context.Context, args []string, stdout io.Writer) error {
+	var cf clientFlags
+	fs := flag.NewFlagSet("checkpoint", flag.ContinueOnError)
+	cf.register(fs)
+	fresh := fs.Bool("fresh", false, "sign a checkpoint of the current tree now")
+	if _, err := parseFlags(fs, args, 0, ""); err != nil {
+		return err
+	}
+	resp, err := cf.ledger().GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{Fresh: *fresh}))
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(stdout, resp.Msg.GetCheckpoint().GetNote())
+	return err
+}
+
+func runGet(ctx context.Context, args []string, stdout io.Writer) error {
+	var cf clientFlags
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	cf.register(fs)
+	rest, err := parseFlags(fs, args, 1, "INDEX")
+	if err != nil {
+		return err
+	}
+	index, err := strconv.ParseUint(rest[0], 10, 64)
+	if err != nil {
+		return fmt.Errorf("INDEX: %w", err)
+	}
+	resp, err := cf.ledger().GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: index}))
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, resp.Msg)
+}
+
+func runProve(ctx context.Context, args []string, stdout io.Writer) error {
+	var cf clientFlags
+	fs := flag.NewFlagSet("prove", flag.ContinueOnError)
+	cf.register(fs)
+	size := fs.Uint64("size", 0, "tree size to prove against (default: the latest checkpoint)")
+	keyFile := fs.String("key", "", "the log's verifier key file (log.pub), obtained out of band; without it the server's own key is used and the check proves nothing against a lying server")
+	rest, err := parseFlags(fs, args, 1, "INDEX")
+	if err != nil {
+		return err
+	}
+	index, err := strconv.ParseUint(rest[0], 10, 64)
+	if err != nil {
+		return fmt.Errorf("INDEX: %w", err)
+	}
+	lc := cf.ledger()
+	cpResp, err := lc.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{}))
+	if err != nil {
+		return err
+	}
+	vkey := cpResp.Msg.GetVerifierKey()
+	if *keyFile != "" {
+		b, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return err
+		}
+		vkey = strings.TrimSpace(string(b))
+	} else {
+		fmt.Fprintln(os.Stderr, "warning: no --key given; trusting the verifier key the server reports")
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return fmt.Errorf("verifier key: %w", err)
+	}
+	resp, err := lc.GetInclusionProof(ctx, connect.NewRequest(&v1.GetInclusionProofRequest{Index: index, TreeSize: *size}))
+	if err != nil {
+		return err
+	}
+	if err := printJSON(stdout, resp.Msg); err != nil {
+		return err
+	}
+	p := resp.Msg.GetProof()
+	if resp.Msg.GetCheckpoint() == nil {
+		return fmt.Errorf("no checkpoint was signed at tree size %d; prove against the latest checkpoint instead", p.GetTreeSize())
+	}
+	cp, err := format.OpenCheckpoint([]byte(resp.Msg.GetCheckpoint().GetNote()), verifier)
+	if err != nil {
+		return err
+	}
+	if cp.Size != p.GetTreeSize() || len(p.GetLeafHash()) != tlog.HashSize {
+		return fmt.Errorf("proof is for tree size %d, checkpoint for %d", p.GetTreeSize(), cp.Size)
+	}
+	proof := make(tlog.RecordProof, len(p.GetHashes()))
+	for i, h := range p.GetHashes() {
+		if len(h) != tlog.HashSize {
+			return fmt.Errorf("proof hash %d has %d bytes", i, len(h))
+		}
+		copy(proof[i][:], h)
+	}
+	var leaf tlog.Hash
+	copy(leaf[:], p.GetLeafHash())
+	if err := tlog.CheckRecord(proof, int64(cp.Size), cp.Root, int64(index), leaf); err != nil {
+		return fmt.Errorf("inclusion proof does NOT verify: %w", err)
+	}
+	fmt.Fprintf(stdout, "OK: entry %d (leaf %x) is in %s at tree size %d, checkpoint signed by %s\n", index, leaf[:], cp.Origin, cp.Size, verifier.Name())
+	return nil
+}

@@ -1,0 +1,65 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"connectrpc.com/connect"
+
+	"github.com/veritrace/veritrace/ledger"
+)
+
+// fieldError is a bad request naming the offending field.
+type fieldError struct {
+	field string
+	msg   string
+}
+
+func (e *fieldError) Error() string { return e.field + ": " + e.msg }
+
+func invalid(field, format string, args ...any) error {
+	return connect.NewError(connect.CodeInvalidArgument, &fieldError{field, fmt.Sprintf(format, args...)})
+}
+
+// toConnect maps a ledger error to a Connect error. recordField names the
+// request field a *ledger.RecordError refers to ("spans[3]"). Unknown
+// errors are logged once and become CodeInternal with a fixed message, so
+// that internal detail never reaches the client.
+func toConnect(ctx context.Context, log *slog.Logger, procedure string, err error, recordField func(int) string) error {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	var re *ledger.RecordError
+	if errors.As(err, &re) && recordField != nil {
+		field := recordField(re.Record)
+		var mv *ledger.MissingVersionError
+		var conflict *ledger.ConflictError
+		switch {
+		case errors.As(re.Err, &mv):
+			return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s.versions.%s: %s version %x is not registered in this tenant; register it with RegisterVersion first", field, mv.Kind, mv.Kind, mv.ID))
+		case errors.As(re.Err, &conflict):
+			return connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("%s: %v", field, conflict))
+		case errors.Is(re.Err, ledger.ErrInvalid):
+			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: %v", field, re.Err))
+		}
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded; the request may have been applied, retrying it is safe"))
+	case errors.Is(err, ledger.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, err)
+	case errors.Is(err, ledger.ErrInvalid):
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, ledger.ErrAlreadyExists):
+		return connect.NewError(connect.CodeAlreadyExists, err)
+	case errors.Is(err, ledger.ErrClosed):
+		return connect.NewError(connect.CodeUnavailable, errors.New("server is shutting down"))
+	}
+	log.ErrorContext(ctx, "request failed", "procedure", procedure, "err", err)
+	return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+}

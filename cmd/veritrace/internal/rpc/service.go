@@ -1,0 +1,337 @@
+package rpc
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
+	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// TenantHeader names the tenant of a request. Until API keys bind tenants
+// (access control), any valid tenant name is accepted; a tenant's log is
+// created by its first append.
+const TenantHeader = "Veritrace-Tenant"
+
+// DefaultMaxRequestBytes is the default limit on a request message.
+const DefaultMaxRequestBytes = 4 << 20
+
+// Options configure NewHandler.
+type Options struct {
+	// MaxRequestBytes limits a request message (default 4 MiB).
+	MaxRequestBytes int
+	Logger          *slog.Logger
+}
+
+// NewHandler returns the HTTP handler serving IngestService and
+// LedgerService over Connect, gRPC and gRPC-Web, the gRPC health check and
+// gRPC reflection.
+func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &service{l: l, log: opts.Logger}
+	handlerOpts := []connect.HandlerOption{
+		connect.WithReadMaxBytes(opts.MaxRequestBytes),
+		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
+			opts.Logger.ErrorContext(ctx, "handler panic", "procedure", spec.Procedure, "panic", fmt.Sprint(p))
+			return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error"))
+		}),
+	}
+	mux := http.NewServeMux()
+	mux.Handle(veritracev1connect.NewIngestServiceHandler(&ingestService{s}, handlerOpts...))
+	mux.Handle(veritracev1connect.NewLedgerServiceHandler(&ledgerService{s}, handlerOpts...))
+	names := []string{veritracev1connect.IngestServiceName, veritracev1connect.LedgerServiceName}
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
+	reflector := grpcreflect.NewStaticReflector(names...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	return mux
+}
+
+type service struct {
+	l   *ledger.Ledger
+	log *slog.Logger
+}
+
+func (s *service) tenant(h http.Header) (string, error) {
+	t := h.Get(TenantHeader)
+	if t == "" {
+		return ledger.DefaultTenant, nil
+	}
+	if err := format.ValidateTenant(t); err != nil {
+		return "", connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s header: %v", TenantHeader, err))
+	}
+	return t, nil
+}
+
+func (s *service) fail(ctx context.Context, procedure string, err error, recordField func(int) string) error {
+	return toConnect(ctx, s.log, procedure, err, recordField)
+}
+
+// checkpointMsg converts a checkpoint for the wire.
+func checkpointMsg(cp *ledger.Checkpoint) *v1.SignedCheckpoint {
+	return &v1.SignedCheckpoint{Note: string(cp.Note), Origin: cp.Origin, Size: cp.Size, RootHash: cp.Root[:]}
+}
+
+func hashesMsg[T ~[]tlog.Hash](hs T) [][]byte {
+	out := make([][]byte, len(hs))
+	for i := range hs {
+		out[i] = hs[i][:]
+	}
+	return out
+}
+
+type ingestService struct{ *service }
+
+func (s *ingestService) AppendSpans(ctx context.Context, req *connect.Request[v1.AppendSpansRequest]) (*connect.Response[v1.AppendSpansResponse], error) {
+	const proc = veritracev1connect.IngestServiceAppendSpansProcedure
+	tenant, err := s.tenant(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	spans := req.Msg.GetSpans()
+	if len(spans) == 0 || len(spans) > ledger.MaxBatch {
+		return nil, invalid("spans", "a batch holds 1 to %d spans, got %d", ledger.MaxBatch, len(spans))
+	}
+	recs := make([]ledger.Record, len(spans))
+	for i, sp := range spans {
+		if recs[i], err = spanRecord(fmt.Sprintf("spans[%d]", i), sp); err != nil {
+			return nil, err
+		}
+	}
+	receipts, err := s.l.Append(ctx, tenant, recs)
+	if err != nil {
+		return nil, s.fail(ctx, proc, err, func(i int) string { return fmt.Sprintf("spans[%d]", i) })
+	}
+	resp := &v1.AppendSpansResponse{Receipts: make([]*v1.Receipt, len(receipts))}
+	for i, r := range receipts {
+		resp.Receipts[i] = &v1.Receipt{
+			TraceId: spans[i].GetTraceId(), SpanId: spans[i].GetSpanId(),
+			Index: r.Index, LeafHash: r.LeafHash[:], AppendedAt: timestamppb.New(r.AppendedAt), Duplicate: r.Duplicate,
+		}
+	}
+	if req.Msg.GetWaitCheckpoint() {
+		cp, err := s.l.Checkpoint(ctx, tenant, true)
+		if err != nil {
+			return nil, s.fail(ctx, proc, err, nil)
+		}
+		resp.Checkpoint = checkpointMsg(cp)
+		for _, r := range receipts {
+			p, leaf, size, err := s.l.InclusionProof(ctx, tenant, r.Index, cp.Size)
+			if err != nil {
+				return nil, s.fail(ctx, proc, err, nil)
+			}
+			resp.Proofs = append(resp.Proofs, &v1.InclusionProof{Index: r.Index, TreeSize: size, LeafHash: leaf[:], Hashes: hashesMsg(p)})
+		}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *ingestService) RegisterVersion(ctx context.Context, req *connect.Request[v1.RegisterVersionRequest]) (*connect.Response[v1.RegisterVersionResponse], error) {
+	tenant, err := s.tenant(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	rec, id, err := versionRecord(req.Msg)
+	if err != nil {
+		return nil, err
+	}
+	receipts, err := s.l.Append(ctx, tenant, []ledger.Record{rec})
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.IngestServiceRegisterVersionProcedure, err, func(int) string {
+			return fmt.Sprintf("%s %q label %q", format.VersionKind(rec.SubKind), req.Msg.GetName(), req.Msg.GetLabel())
+		})
+	}
+	r := receipts[0]
+	return connect.NewResponse(&v1.RegisterVersionResponse{Id: hex.EncodeToString(id[:]), Index: r.Index, LeafHash: r.LeafHash[:], Created: !r.Duplicate}), nil
+}
+
+func (s *ingestService) GetVersion(ctx context.Context, req *connect.Request[v1.GetVersionRequest]) (*connect.Response[v1.GetVersionResponse], error) {
+	tenant, err := s.tenant(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	id, err := parseVersionID(req.Msg.GetId())
+	if err != nil {
+		return nil, invalid("id", "%v", err)
+	}
+	e, err := s.l.GetVersion(ctx, tenant, id)
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.IngestServiceGetVersionProcedure, err, nil)
+	}
+	v, err := decodeVersion(e)
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.IngestServiceGetVersionProcedure, err, nil)
+	}
+	return connect.NewResponse(&v1.GetVersionResponse{Version: v}), nil
+}
+
+func (s *ingestService) ListVersions(ctx context.Context, req *connect.Request[v1.ListVersionsRequest]) (*connect.Response[v1.ListVersionsResponse], error) {
+	tenant, err := s.tenant(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	k := req.Msg.GetKind()
+	if k < v1.VersionKind_VERSION_KIND_UNSPECIFIED || k > v1.VersionKind_VERSION_KIND_PIPELINE {
+		return nil, invalid("kind", "unknown version kind %d", k)
+	}
+	if req.Msg.GetName() != "" && k == v1.VersionKind_VERSION_KIND_UNSPECIFIED {
+		return nil, invalid("kind", "required when name is given")
+	}
+	size := int(req.Msg.GetPageSize())
+	switch {
+	case size < 0 || size > 1000:
+		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
+	case size == 0:
+		size = 100
+	}
+	var after []byte
+	if t := req.Msg.GetPageToken(); t != "" {
+		if after, err = base64.RawURLEncoding.DecodeString(t); err != nil || len(after) < 3 {
+			return nil, invalid("page_token", "not a token returned by ListVersions")
+		}
+	}
+	vs, next, err := s.l.ListVersions(ctx, tenant, format.VersionKind(k), req.Msg.GetName(), after, size)
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.IngestServiceListVersionsProcedure, err, nil)
+	}
+	resp := &v1.ListVersionsResponse{}
+	for _, v := range vs {
+		resp.Versions = append(resp.Versions, &v1.Version{
+			Id: hex.EncodeToString(v.ID[:]), Kind: v1.VersionKind(v.Kind), Name: v.Name, Label: v.Label, Index: v.Index,
+		})
+	}
+	if next != nil {
+		resp.NextPageToken = base64.RawURLEncoding.EncodeToString(next)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func decodeVersion(e *ledger.Entry) (*v1.Version, error) {
+	if e.Erased {
+		return nil, fmt.Errorf("version entry %d: %w", e.Header.Index, ledger.ErrKeyDestroyed)
+	}
+	v := &v1.Version{}
+	if err := proto.Unmarshal(e.Payload, v); err != nil {
+		return nil, fmt.Errorf("decode version entry %d: %w", e.Header.Index, err)
+	}
+	id := e.Header.Refs.Ref(format.VersionKind(e.Header.SubKind))
+	v.Id = hex.EncodeToString(id[:])
+	v.Index = e.Header.Index
+	v.RegisteredAt = timestamppb.New(e.Header.AppendedAt)
+	return v, nil
+}
+
+type ledgerService struct{ *service }
+
+func (s *ledgerService) GetCheckpoint(ctx context.Context, req *connect.Request[v1.GetCheckpointRequest]) (*connect.Response[v1.GetCheckpointResponse], error) {
+	tenant, err := s.tenant(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	cp, err := s.l.Checkpoint(ctx, tenant, req.Msg.GetFresh())
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.LedgerServiceGetCheckpointProcedure, err, nil)
+	}
+	return connect.NewResponse(&v1.GetCheckpointResponse{Checkpoint: checkpointMsg(cp), VerifierKey: s.l.VerifierKey()}), nil
+}
+
+func (s *ledgerService) GetInclusionProof(ctx context.Context, req *connect.Request[v1.GetInclusionProofRequest]) (*connect.Response[v1.GetInclusionProofResponse], error) {
+	const proc = veritracev1connect.LedgerServiceGetInclusionProofProcedure
+	tenant, err := s.tenant(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	p, leaf, size, err := s.l.InclusionProof(ctx, tenant, req.Msg.GetIndex(), req.Msg.GetTreeSize())
+	if err != nil {
+		return nil, s.fail(ctx, proc, err, nil)
+	}
+	resp := &v1.GetInclusionProofResponse{Proof: &v1.InclusionProof{Index: req.Msg.GetIndex(), TreeSize: size, LeafHash: leaf[:], Hashes: hashesMsg(p)}}
+	if cp, err := s.l.CheckpointAt(ctx, tenant, size); err == nil {
+		resp.Checkpoint = checkpointMsg(cp)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *ledgerService) GetConsistencyProof(ctx context.Context, req *connect.Request[v1.GetConsistencyProofRequest]) (*connect.Response[v1.GetConsistencyProofResponse], error) {
+	tenant, err := s.tenant(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	p, size, err := s.l.ConsistencyProof(ctx, tenant, req.Msg.GetOldSize(), req.Msg.GetNewSize())
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.LedgerServiceGetConsistencyProofProcedure, err, nil)
+	}
+	return connect.NewResponse(&v1.GetConsistencyProofResponse{OldSize: req.Msg.GetOldSize(), NewSize: size, Hashes: hashesMsg(p)}), nil
+}
+
+func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.GetEntryRequest]) (*connect.Response[v1.GetEntryResponse], error) {
+	const proc = veritracev1connect.LedgerServiceGetEntryProcedure
+	tenant, err := s.tenant(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.l.GetEntry(ctx, tenant, req.Msg.GetIndex())
+	if err != nil {
+		return nil, s.fail(ctx, proc, err, nil)
+	}
+	h := e.Header
+	hex32 := func(b [32]byte) string {
+		if b == ([32]byte{}) {
+			return ""
+		}
+		return hex.EncodeToString(b[:])
+	}
+	msg := &v1.Entry{
+		Header: &v1.EntryHeader{
+			FormatVersion: format.FormatVersion, Tenant: h.Tenant, Kind: v1.EntryKind(h.Kind), Index: h.Index,
+			AppendedAt: timestamppb.New(h.AppendedAt), TraceId: h.TraceID[:], SpanId: h.SpanID[:],
+			Versions:       &v1.VersionRefs{Prompt: hex32(h.Refs[0]), Policy: hex32(h.Refs[1]), Pipeline: hex32(h.Refs[2])},
+			RetentionClass: h.RetentionClass, PrevLeafHash: h.PrevLeafHash[:], PayloadCommitment: h.Commitment[:],
+		},
+		HeaderBytes: e.HeaderBytes, LeafHash: e.LeafHash[:], Payload: e.Payload, Salt: e.Salt,
+	}
+	switch h.Kind {
+	case format.KindSpan:
+		msg.Header.SpanKind = v1.SpanKind(h.SubKind)
+		if h.ParentSpanID != ([8]byte{}) {
+			msg.Header.ParentSpanId = h.ParentSpanID[:]
+		}
+	case format.KindVersion:
+		msg.Header.VersionKind = v1.VersionKind(h.SubKind)
+	}
+	if !e.Erased {
+		switch h.Kind {
+		case format.KindSpan:
+			sp := &v1.Span{}
+			if err := proto.Unmarshal(e.Payload, sp); err != nil {
+				return nil, s.fail(ctx, proc, fmt.Errorf("decode span entry %d: %w", h.Index, err), nil)
+			}
+			msg.Record = &v1.Entry_Span{Span: sp}
+		case format.KindVersion:
+			v, err := decodeVersion(e)
+			if err != nil {
+				return nil, s.fail(ctx, proc, err, nil)
+			}
+			msg.Record = &v1.Entry_Version{Version: v}
+		}
+	}
+	return connect.NewResponse(&v1.GetEntryResponse{Entry: msg}), nil
+}

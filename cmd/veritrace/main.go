@@ -1,0 +1,86 @@
+// Command veritrace is the Veritrace server and its command-line client.
+//
+//	veritrace serve                 start the server (data in ./veritrace-data, 127.0.0.1:7070)
+//	veritrace append FILE           append spans (an AppendSpansRequest in proto JSON)
+//	veritrace version register ...  register a prompt, policy or pipeline version
+//	veritrace version get ID        show a registered version
+//	veritrace version list          list registered versions
+//	veritrace checkpoint            print the latest signed checkpoint
+//	veritrace prove INDEX           fetch and check an inclusion proof
+//	veritrace get INDEX             print an entry with its payload
+//	veritrace verify-log --data DIR verify a data directory offline
+//	veritrace bench                 drive a server with load and report throughput
+//
+// Run "veritrace COMMAND -h" for a command's flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+type command struct {
+	name, usage string
+	run         func(ctx context.Context, args []string, stdout io.Writer) error
+}
+
+var commands = []command{
+	{"serve", "start the server", runServe},
+	{"append", "append spans from a proto JSON file", runAppend},
+	{"version", "register, get or list prompt, policy and pipeline versions", runVersion},
+	{"checkpoint", "print the latest signed checkpoint", runCheckpoint},
+	{"prove", "fetch an inclusion proof and check it against a signed checkpoint", runProve},
+	{"get", "print an entry with its decrypted payload", runGet},
+	{"verify-log", "verify a data directory offline and name the first bad entry", runVerifyLog},
+	{"bench", "load generator: drive a server over loopback and report spans/s and latency", runBench},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "veritrace:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(os.Stderr)
+		if len(args) == 0 {
+			return errors.New("no command given")
+		}
+		return nil
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout)
+		}
+	}
+	usage(os.Stderr)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: veritrace COMMAND [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.usage)
+	}
+}
+
+// envOr returns the environment variable's value, or def.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
+	"github.com/veritrace/veritrace/ledger"
+)
+
+// serveConfig is the server's configuration, from flags and environment.
+type serveConfig struct {
+	DataDir            string        // data directory (default ./veritrace-data)
+	Listen             string        // listen address (default 127.0.0.1:7070)
+	TLSCert, TLSKey    string        // serve TLS when both are set
+	MasterKeyFile      string        // default DataDir/master.key, generated on first start
+	SigningKeyFile     string        // default DataDir/log.key, generated on first start
+	MaxRequestBytes    int           // request message limit (default 4 MiB)
+	CheckpointInterval time.Duration // how often checkpoints are signed while entries arrive (default 1s)
+	ShutdownTimeout    time.Duration // how long in-flight requests may take at shutdown (default 30s)
+	LogLevel           string        // debug, info, warn, error
+}
+
+func (c *serveConfig) validate() error {
+	if c.DataDir == "" {
+		return errors.New("--data must not be empty")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if c.MaxRequestBytes < 1024 {
+		return fmt.Errorf("--max-request-bytes %d is below 1024", c.MaxRequestBytes)
+	}
+	if c.CheckpointInterval < 10*time.Millisecond {
+		return fmt.Errorf("--checkpoint-interval %s is below 10ms", c.CheckpointInterval)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level: %v", err)
+	}
+	return nil
+}
+
+func runServe(ctx context.Context, args []string, _ io.Writer) error {
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&c.DataDir, "data", envOr("VERITRACE_DATA", "veritrace-data"), "data directory ($VERITRACE_DATA)")
+	fs.StringVar(&c.Listen, "listen", envOr("VERITRACE_LISTEN", "127.0.0.1:7070"), "listen address ($VERITRACE_LISTEN)")
+	fs.StringVar(&c.TLSCert, "tls-cert", os.Getenv("VERITRACE_TLS_CERT"), "TLS certificate file; serve TLS with --tls-key")
+	fs.StringVar(&c.TLSKey, "tls-key", os.Getenv("VERITRACE_TLS_KEY"), "TLS private key file")
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", os.Getenv("VERITRACE_MASTER_KEY_FILE"), "master key file (default DATA/master.key, generated on first start)")
+	fs.StringVar(&c.SigningKeyFile, "signing-key-file", os.Getenv("VERITRACE_SIGNING_KEY_FILE"), "log signing key file (default DATA/log.key, generated on first start)")
+	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", rpc.DefaultMaxRequestBytes, "largest request message accepted")
+	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "how often a checkpoint is signed while entries arrive")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(c.LogLevel))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	return serve(ctx, c, log)
+}
+
+// serve runs the server until ctx ends, then shuts down gracefully: it
+// stops accepting, lets in-flight requests (appends included) finish, and
+// closes the ledger.
+func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
+	keys, created, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: c.DataDir, MasterKey: c.MasterKeyFile, SigningKey: c.SigningKeyFile})
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
+	}
+	if created {
+		log.Info("generated keys", "dir", c.DataDir, "verifier_key_file", filepath.Join(c.DataDir, ledger.VerifierKeyFile))
+	}
+	l, err := ledger.Open(ctx, ledger.Options{Dir: c.DataDir, Keys: keys, CheckpointInterval: c.CheckpointInterval, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           rpc.NewHandler(l, rpc.Options{MaxRequestBytes: c.MaxRequestBytes, Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		Protocols:         new(http.Protocols),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	srv.Protocols.SetHTTP1(true)
+	scheme := "http"
+	if c.TLSCert != "" {
+		srv.Protocols.SetHTTP2(true)
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	} else {
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	log.Info("serving", "addr", scheme+"://"+ln.Addr().String(), "data", c.DataDir, "verifier_key", l.VerifierKey())
+	errc := make(chan error, 1)
+	go func() {
+		if c.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, c.TLSCert, c.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+		err = srv.Shutdown(sctx)
+		cancel()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	if cerr := l.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	log.Info("stopped")
+	return err
+}
