@@ -17,9 +17,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
-	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
 	"github.com/veritrace/veritrace/ledger/format"
 )
 

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger"
@@ -147,12 +148,40 @@ func validateSpan(f string, s *v1.Span) error {
 	if len(s.GetAttributes()) > maxAttributes {
 		return invalid(f+".attributes", "%d attributes, at most %d", len(s.GetAttributes()), maxAttributes)
 	}
-	for k := range s.GetAttributes() {
+	for k, v := range s.GetAttributes() {
 		if err := checkString(f+".attributes", k, true); err != nil {
 			return invalid(f+".attributes", "attribute name %q: empty or too long", truncate(k))
 		}
+		if !finiteValue(v, 0) {
+			return invalid(f+".attributes["+truncate(k)+"]", "numbers must be finite and values nested at most 32 deep")
+		}
 	}
 	return nil
+}
+
+// finiteValue reports whether a JSON-like value holds only finite numbers
+// and nests at most 32 deep.
+func finiteValue(v *structpb.Value, depth int) bool {
+	if depth > 32 {
+		return false
+	}
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_NumberValue:
+		return finite(k.NumberValue)
+	case *structpb.Value_ListValue:
+		for _, e := range k.ListValue.GetValues() {
+			if !finiteValue(e, depth+1) {
+				return false
+			}
+		}
+	case *structpb.Value_StructValue:
+		for _, e := range k.StructValue.GetFields() {
+			if !finiteValue(e, depth+1) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func checkID(field string, b []byte, size int, required bool) error {

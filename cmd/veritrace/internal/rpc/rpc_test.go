@@ -1,0 +1,336 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
+	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+type testServer struct {
+	url string
+	l   *ledger.Ledger
+}
+
+// startServer runs the real handler on a loopback listener with HTTP/1.1
+// and h2c, like `veritrace serve`.
+func startServer(t *testing.T, maxBytes int) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	keys, _, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	l, err := ledger.Open(context.Background(), ledger.Options{Dir: dir, Keys: keys, Logger: log, CheckpointInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: NewHandler(l, Options{MaxRequestBytes: maxBytes, Logger: log}), Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		srv.Shutdown(context.Background())
+		l.Close()
+	})
+	return &testServer{url: "http://" + ln.Addr().String(), l: l}
+}
+
+type clients struct {
+	ingest veritracev1connect.IngestServiceClient
+	ledger veritracev1connect.LedgerServiceClient
+}
+
+func (s *testServer) clients(protocol, tenant string) clients {
+	t := &http.Transport{Protocols: new(http.Protocols)}
+	t.Protocols.SetHTTP1(true)
+	t.Protocols.SetUnencryptedHTTP2(true)
+	hc := &http.Client{Transport: t}
+	var opts []connect.ClientOption
+	if protocol == "grpc" {
+		t.Protocols.SetHTTP1(false)
+		opts = append(opts, connect.WithGRPC())
+	}
+	if tenant != "" {
+		opts = append(opts, connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+				req.Header().Set(TenantHeader, tenant)
+				return next(ctx, req)
+			}
+		})))
+	}
+	return clients{
+		ingest: veritracev1connect.NewIngestServiceClient(hc, s.url, opts...),
+		ledger: veritracev1connect.NewLedgerServiceClient(hc, s.url, opts...),
+	}
+}
+
+func testSpan(n int) *v1.Span {
+	start := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	return &v1.Span{
+		TraceId: bytes.Repeat([]byte{byte(n/10 + 1)}, 16), SpanId: []byte{1, 2, 3, 4, 5, 6, 7, byte(n + 1)},
+		Name: "chat gpt-4o", Kind: v1.SpanKind_SPAN_KIND_GENERATION,
+		StartTime: timestamppb.New(start), EndTime: timestamppb.New(start.Add(time.Second)),
+		Status:    &v1.Status{Code: v1.StatusCode_STATUS_CODE_OK},
+		SubjectId: "customer-42", SessionId: "session-7",
+		Model:     &v1.Model{Provider: "openai", RequestModel: "gpt-4o", Temperature: proto.Float64(0.2)},
+		Usage:     &v1.Usage{InputTokens: 800, OutputTokens: 90, Cost: 0.004, Currency: "USD"},
+		Content: &v1.Content{
+			InputMessages:  []*v1.Message{{Role: "user", Parts: []*v1.MessagePart{{Part: &v1.MessagePart_Text{Text: fmt.Sprint("question ", n)}}}}},
+			OutputMessages: []*v1.Message{{Role: "assistant", Parts: []*v1.MessagePart{{Part: &v1.MessagePart_Text{Text: "answer"}}}}},
+			Retrieval:      &v1.Retrieval{Query: "refunds", Documents: []*v1.Document{{Id: "doc-1", SourceUri: "s3://kb/refunds.md", Version: "3", Score: 0.9}}},
+		},
+		Attributes: map[string]*structpb.Value{"gen_ai.agent.name": structpb.NewStringValue("support")},
+	}
+}
+
+func TestAppendAndReadBack(t *testing.T) {
+	s := startServer(t, 0)
+	for _, protocol := range []string{"connect", "grpc"} {
+		t.Run(protocol, func(t *testing.T) {
+			ctx := context.Background()
+			c := s.clients(protocol, protocol) // a tenant per protocol
+			reg, err := c.ingest.RegisterVersion(ctx, connect.NewRequest(&v1.RegisterVersionRequest{
+				Kind: v1.VersionKind_VERSION_KIND_PROMPT, Name: "support-answer", Label: "v1", Content: []byte("You are helpful."), MediaType: "text/plain",
+			}))
+			if err != nil {
+				t.Fatalf("RegisterVersion() = %v", err)
+			}
+			again, err := c.ingest.RegisterVersion(ctx, connect.NewRequest(&v1.RegisterVersionRequest{
+				Kind: v1.VersionKind_VERSION_KIND_PROMPT, Name: "support-answer", Label: "v1", Content: []byte("You are helpful."), MediaType: "text/plain",
+			}))
+			if err != nil || again.Msg.GetCreated() || again.Msg.GetId() != reg.Msg.GetId() || again.Msg.GetIndex() != reg.Msg.GetIndex() {
+				t.Errorf("RegisterVersion(again) = %v, %v; want the original, not created", again, err)
+			}
+			spans := []*v1.Span{testSpan(0), testSpan(1)}
+			spans[1].ParentSpanId = spans[0].SpanId
+			spans[1].Versions = &v1.VersionRefs{Prompt: reg.Msg.GetId()}
+			resp, err := c.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: spans, WaitCheckpoint: true}))
+			if err != nil {
+				t.Fatalf("AppendSpans() = %v", err)
+			}
+			cpResp, err := c.ledger.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := note.NewVerifier(cpResp.Msg.GetVerifierKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp, err := format.OpenCheckpoint([]byte(resp.Msg.GetCheckpoint().GetNote()), v)
+			if err != nil || cp.Size != 3 || cp.Origin != v.Name()+"/"+protocol {
+				t.Fatalf("checkpoint = %+v, %v", cp, err)
+			}
+			for i, p := range resp.Msg.GetProofs() {
+				var leaf tlog.Hash
+				copy(leaf[:], resp.Msg.GetReceipts()[i].GetLeafHash())
+				proof := make(tlog.RecordProof, len(p.GetHashes()))
+				for j, h := range p.GetHashes() {
+					copy(proof[j][:], h)
+				}
+				if err := tlog.CheckRecord(proof, int64(cp.Size), cp.Root, int64(p.GetIndex()), leaf); err != nil {
+					t.Errorf("receipt %d: proof does not verify: %v", i, err)
+				}
+			}
+			e, err := c.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: resp.Msg.GetReceipts()[1].GetIndex()}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(e.Msg.GetEntry().GetSpan(), spans[1]) {
+				t.Errorf("GetEntry() span = %v, want %v", e.Msg.GetEntry().GetSpan(), spans[1])
+			}
+			if got := format.LeafHash(e.Msg.GetEntry().GetHeaderBytes()); !bytes.Equal(got[:], resp.Msg.GetReceipts()[1].GetLeafHash()) {
+				t.Error("leaf hash of header bytes differs from the receipt")
+			}
+			if c := format.Commitment(e.Msg.GetEntry().GetSalt(), e.Msg.GetEntry().GetPayload()); !bytes.Equal(c[:], e.Msg.GetEntry().GetHeader().GetPayloadCommitment()) {
+				t.Error("payload does not match its commitment")
+			}
+			gv, err := c.ingest.GetVersion(ctx, connect.NewRequest(&v1.GetVersionRequest{Id: reg.Msg.GetId()}))
+			if err != nil || string(gv.Msg.GetVersion().GetContent()) != "You are helpful." || gv.Msg.GetVersion().GetName() != "support-answer" {
+				t.Errorf("GetVersion() = %v, %v", gv, err)
+			}
+			lv, err := c.ingest.ListVersions(ctx, connect.NewRequest(&v1.ListVersionsRequest{}))
+			if err != nil || len(lv.Msg.GetVersions()) != 1 || lv.Msg.GetVersions()[0].GetId() != reg.Msg.GetId() {
+				t.Errorf("ListVersions() = %v, %v", lv, err)
+			}
+			// Consistency between the version's own checkpoint size and now.
+			cons, err := c.ledger.GetConsistencyProof(ctx, connect.NewRequest(&v1.GetConsistencyProofRequest{OldSize: 1, NewSize: 3}))
+			if err != nil || len(cons.Msg.GetHashes()) == 0 {
+				t.Errorf("GetConsistencyProof() = %v, %v", cons, err)
+			}
+			// Re-sending the batch (a client retry) returns the original receipts.
+			dup, err := c.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: spans}))
+			if err != nil || !dup.Msg.GetReceipts()[0].GetDuplicate() || dup.Msg.GetReceipts()[1].GetIndex() != resp.Msg.GetReceipts()[1].GetIndex() {
+				t.Errorf("AppendSpans(retry) = %v, %v", dup, err)
+			}
+		})
+	}
+}
+
+func wantCode(t *testing.T, what string, err error, code connect.Code, substr string) {
+	t.Helper()
+	if connect.CodeOf(err) != code {
+		t.Errorf("%s: code %v (%v), want %v", what, connect.CodeOf(err), err, code)
+		return
+	}
+	if !strings.Contains(err.Error(), substr) {
+		t.Errorf("%s: error %q does not name %q", what, err, substr)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	s := startServer(t, 64<<10)
+	ctx := context.Background()
+	for _, protocol := range []string{"connect", "grpc"} {
+		c := s.clients(protocol, "")
+		mod := func(f func(*v1.Span)) []*v1.Span {
+			sp := testSpan(5)
+			f(sp)
+			return []*v1.Span{testSpan(4), sp}
+		}
+		tests := []struct {
+			name  string
+			spans []*v1.Span
+			code  connect.Code
+			field string
+		}{
+			{"no spans", nil, connect.CodeInvalidArgument, "spans"},
+			{"short trace id", mod(func(s *v1.Span) { s.TraceId = s.TraceId[:15] }), connect.CodeInvalidArgument, "spans[1].trace_id"},
+			{"zero span id", mod(func(s *v1.Span) { s.SpanId = make([]byte, 8) }), connect.CodeInvalidArgument, "spans[1].span_id"},
+			{"missing name", mod(func(s *v1.Span) { s.Name = "" }), connect.CodeInvalidArgument, "spans[1].name"},
+			{"unknown kind", mod(func(s *v1.Span) { s.Kind = 42 }), connect.CodeInvalidArgument, "spans[1].kind"},
+			{"unspecified kind", mod(func(s *v1.Span) { s.Kind = 0 }), connect.CodeInvalidArgument, "spans[1].kind"},
+			{"end before start", mod(func(s *v1.Span) { s.EndTime = timestamppb.New(s.StartTime.AsTime().Add(-time.Second)) }), connect.CodeInvalidArgument, "spans[1].end_time"},
+			{"missing start", mod(func(s *v1.Span) { s.StartTime = nil }), connect.CodeInvalidArgument, "spans[1].start_time"},
+			{"own parent", mod(func(s *v1.Span) { s.ParentSpanId = s.SpanId }), connect.CodeInvalidArgument, "spans[1].parent_span_id"},
+			{"bad version id", mod(func(s *v1.Span) { s.Versions = &v1.VersionRefs{Policy: "abc"} }), connect.CodeInvalidArgument, "spans[1].versions.policy"},
+			{"unregistered version", mod(func(s *v1.Span) { s.Versions = &v1.VersionRefs{Pipeline: strings.Repeat("ab", 32)} }), connect.CodeFailedPrecondition, "spans[1].versions.pipeline"},
+			{"unknown status", mod(func(s *v1.Span) { s.Status.Code = 7 }), connect.CodeInvalidArgument, "spans[1].status.code"},
+			{"negative tokens", mod(func(s *v1.Span) { s.Usage.InputTokens = -1 }), connect.CodeInvalidArgument, "spans[1].usage"},
+			{"document without id", mod(func(s *v1.Span) { s.Content.Retrieval.Documents[0].Id = "" }), connect.CodeInvalidArgument, "spans[1].content.retrieval.documents[0].id"},
+			{"NaN attribute", mod(func(s *v1.Span) { s.Attributes["x"] = structpb.NewNumberValue(math.NaN()) }), connect.CodeInvalidArgument, "spans[1].attributes[x]"},
+			{"oversize request", mod(func(s *v1.Span) { s.Content.SystemInstructions = strings.Repeat("x", 70<<10) }), connect.CodeResourceExhausted, ""},
+		}
+		for _, tt := range tests {
+			t.Run(protocol+"/"+tt.name, func(t *testing.T) {
+				_, err := c.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: tt.spans}))
+				wantCode(t, "AppendSpans()", err, tt.code, tt.field)
+			})
+		}
+	}
+	c := s.clients("connect", "")
+	// Nothing of any failed batch was written.
+	if n, _ := s.l.Size(ctx, "default"); n != 0 {
+		t.Fatalf("log size after bad batches = %d, want 0", n)
+	}
+	if _, err := c.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}})); err != nil {
+		t.Fatal(err)
+	}
+	changed := testSpan(1)
+	changed.Name = "changed"
+	_, err := c.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(2), changed}}))
+	wantCode(t, "AppendSpans(changed content)", err, connect.CodeAlreadyExists, "spans[1]")
+
+	_, err = c.ingest.RegisterVersion(ctx, connect.NewRequest(&v1.RegisterVersionRequest{Kind: 9, Name: "x", Label: "1"}))
+	wantCode(t, "RegisterVersion(kind 9)", err, connect.CodeInvalidArgument, "kind")
+	_, err = c.ingest.RegisterVersion(ctx, connect.NewRequest(&v1.RegisterVersionRequest{Kind: 1, Name: "x"}))
+	wantCode(t, "RegisterVersion(no label)", err, connect.CodeInvalidArgument, "label")
+	c.ingest.RegisterVersion(ctx, connect.NewRequest(&v1.RegisterVersionRequest{Kind: 1, Name: "x", Label: "1", Content: []byte("a")}))
+	_, err = c.ingest.RegisterVersion(ctx, connect.NewRequest(&v1.RegisterVersionRequest{Kind: 1, Name: "x", Label: "1", Content: []byte("b")}))
+	wantCode(t, "RegisterVersion(same label, new content)", err, connect.CodeAlreadyExists, `"x" label "1"`)
+	_, err = c.ingest.GetVersion(ctx, connect.NewRequest(&v1.GetVersionRequest{Id: "nothex"}))
+	wantCode(t, "GetVersion(bad id)", err, connect.CodeInvalidArgument, "id")
+	_, err = c.ingest.GetVersion(ctx, connect.NewRequest(&v1.GetVersionRequest{Id: strings.Repeat("cd", 32)}))
+	wantCode(t, "GetVersion(unknown)", err, connect.CodeNotFound, "")
+	_, err = c.ingest.ListVersions(ctx, connect.NewRequest(&v1.ListVersionsRequest{PageToken: "!!"}))
+	wantCode(t, "ListVersions(bad token)", err, connect.CodeInvalidArgument, "page_token")
+	_, err = c.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: 99}))
+	wantCode(t, "GetEntry(99)", err, connect.CodeNotFound, "")
+	_, err = c.ledger.GetInclusionProof(ctx, connect.NewRequest(&v1.GetInclusionProofRequest{Index: 0, TreeSize: 99}))
+	wantCode(t, "GetInclusionProof(size 99)", err, connect.CodeInvalidArgument, "tree size")
+	_, err = c.ledger.GetConsistencyProof(ctx, connect.NewRequest(&v1.GetConsistencyProofRequest{OldSize: 5, NewSize: 2}))
+	wantCode(t, "GetConsistencyProof(5, 2)", err, connect.CodeInvalidArgument, "size")
+}
+
+func TestTenants(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	acme := s.clients("connect", "acme")
+	if _, err := acme.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}})); err != nil {
+		t.Fatal(err)
+	}
+	def := s.clients("connect", "")
+	_, err := def.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: 0}))
+	wantCode(t, "GetEntry(default, 0)", err, connect.CodeNotFound, "")
+	if _, err := acme.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: 0})); err != nil {
+		t.Errorf("GetEntry(acme, 0) = %v", err)
+	}
+	_, err = s.clients("connect", "Bad Tenant!").ledger.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{}))
+	wantCode(t, "GetCheckpoint(bad tenant)", err, connect.CodeInvalidArgument, TenantHeader)
+	_, err = s.clients("connect", "nobody").ledger.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{}))
+	wantCode(t, "GetCheckpoint(unknown tenant)", err, connect.CodeNotFound, "")
+}
+
+func TestHealthAndReflection(t *testing.T) {
+	s := startServer(t, 0)
+	for _, path := range []string{"/grpc.health.v1.Health/Check", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"} {
+		resp, err := http.Post(s.url+path, "application/grpc", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			t.Errorf("%s is not served", path)
+		}
+	}
+}
+
+// FuzzSpanRecord feeds arbitrary bytes through the protobuf decoder and the
+// span validator: neither may panic, and what validates must re-encode.
+func FuzzSpanRecord(f *testing.F) {
+	b, _ := proto.Marshal(testSpan(1))
+	f.Add(b)
+	f.Add([]byte{0x0a, 0x10})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sp := &v1.Span{}
+		if err := proto.Unmarshal(b, sp); err != nil {
+			return
+		}
+		r, err := spanRecord("spans[0]", sp)
+		if err != nil {
+			var ce *connect.Error
+			if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument {
+				t.Fatalf("spanRecord() = %v, want InvalidArgument", err)
+			}
+			return
+		}
+		back := &v1.Span{}
+		if err := proto.Unmarshal(r.Payload, back); err != nil || !proto.Equal(back, sp) {
+			t.Fatalf("payload does not decode to the span: %v", err)
+		}
+	})
+}
