@@ -82,6 +82,7 @@ func badgerOptions(dir string, key []byte, log *slog.Logger) badger.Options {
 		WithMemTableSize(32 << 20).
 		WithNumMemtables(3).
 		WithValueLogFileSize(256 << 20).
+		WithDetectConflicts(false). // one writer goroutine owns every key it reads and writes
 		WithLogger(badgerLogger{log})
 }
 

@@ -1,0 +1,239 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// Benchmarks of the durable append path. Run them together so that the
+// baselines are measured in the same run:
+//
+//	go test -run '^$' -bench 'Append|Badger' -benchtime 100000x ./ledger/
+var benchEntries = flag.Int("bench.entries", 100_000, "ledger size for the proof and open benchmarks")
+
+const (
+	benchWriters   = 64
+	benchValueSize = 2048
+)
+
+func benchPayload() []byte {
+	p := make([]byte, benchValueSize)
+	rand.Read(p)
+	return p
+}
+
+// runWriters runs b.N operations spread over benchWriters goroutines and
+// reports entries/s.
+func runWriters(b *testing.B, op func(n uint64) error) {
+	var next atomic.Uint64
+	var wg sync.WaitGroup
+	errs := make(chan error, benchWriters)
+	b.SetBytes(benchValueSize)
+	b.ResetTimer()
+	start := time.Now()
+	for w := 0; w < benchWriters; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := next.Add(1)
+				if n > uint64(b.N) {
+					return
+				}
+				if err := op(n); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+}
+
+// BenchmarkAppend: 64 concurrent appenders of one 2 KiB span each, with
+// envelope encryption, Badger encryption at rest and fsync.
+func BenchmarkAppend(b *testing.B) {
+	l := openTest(b, b.TempDir())
+	defer l.Close()
+	payload := benchPayload()
+	ctx := context.Background()
+	runWriters(b, func(n uint64) error {
+		r := Record{Kind: format.KindSpan, SubKind: 1, Subject: fmt.Sprint("user-", n%1000), Payload: payload}
+		binary.BigEndian.PutUint64(r.TraceID[:], n)
+		binary.BigEndian.PutUint64(r.SpanID[:], n)
+		_, err := l.Append(ctx, "default", []Record{r})
+		return err
+	})
+}
+
+func openBaselineDB(b *testing.B) *badger.DB {
+	master := make([]byte, 32)
+	rand.Read(master)
+	db, err := badger.Open(badgerOptions(filepath.Join(b.TempDir(), "raw"), master, slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return db
+}
+
+// BenchmarkBadgerBaseline writes the same 2 KiB values with the same Badger
+// options (encryption, value threshold, fsync) and no ledger work.
+//   - txn-per-entry: each of the 64 writers commits its own transaction.
+//   - grouped: the 64 writers hand values to one committer that puts all
+//     waiting values in one transaction, as the ledger's writer does.
+func BenchmarkBadgerBaseline(b *testing.B) {
+	payload := benchPayload()
+	b.Run("txn-per-entry", func(b *testing.B) {
+		db := openBaselineDB(b)
+		defer db.Close()
+		runWriters(b, func(n uint64) error {
+			return db.Update(func(txn *badger.Txn) error {
+				return txn.Set(binary.BigEndian.AppendUint64([]byte{1}, n), payload)
+			})
+		})
+	})
+	b.Run("grouped", func(b *testing.B) {
+		db := openBaselineDB(b)
+		defer db.Close()
+		type req struct {
+			n    uint64
+			done chan error
+		}
+		reqs := make(chan req, 1024)
+		go func() {
+			for r := range reqs {
+				group := []req{r}
+			gather:
+				for len(group) < maxGroup {
+					select {
+					case r, ok := <-reqs:
+						if !ok {
+							break gather
+						}
+						group = append(group, r)
+					default:
+						break gather
+					}
+				}
+				txn := db.NewTransaction(true)
+				var err error
+				for _, r := range group {
+					if err = txn.Set(binary.BigEndian.AppendUint64([]byte{1}, r.n), payload); err != nil {
+						break
+					}
+				}
+				if err == nil {
+					err = txn.Commit()
+				}
+				txn.Discard()
+				for _, r := range group {
+					r.done <- err
+				}
+			}
+		}()
+		runWriters(b, func(n uint64) error {
+			done := make(chan error, 1)
+			reqs <- req{n, done}
+			return <-done
+		})
+		close(reqs)
+	})
+}
+
+// fillLedger appends n 2 KiB spans in batches of 1000.
+func fillLedger(b *testing.B, l *Ledger, n int) {
+	payload := benchPayload()
+	ctx := context.Background()
+	for i := 0; i < n; i += MaxBatch {
+		recs := make([]Record, min(MaxBatch, n-i))
+		for j := range recs {
+			r := &recs[j]
+			*r = Record{Kind: format.KindSpan, SubKind: 1, Subject: fmt.Sprint("user-", (i+j)%1000), Payload: payload}
+			binary.BigEndian.PutUint64(r.TraceID[:], uint64(i+j+1))
+			binary.BigEndian.PutUint64(r.SpanID[:], uint64(i+j+1))
+		}
+		if _, err := l.Append(ctx, "default", recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProofs measures inclusion and consistency proofs on a ledger of
+// -bench.entries entries and reports the p99 latency.
+func BenchmarkProofs(b *testing.B) {
+	l := openTest(b, b.TempDir())
+	defer l.Close()
+	n := *benchEntries
+	fillLedger(b, l, n)
+	ctx := context.Background()
+	b.Run(fmt.Sprintf("inclusion/entries=%d", n), func(b *testing.B) {
+		lat := make([]time.Duration, 0, b.N)
+		for i := 0; i < b.N; i++ {
+			idx := uint64(i*7919) % uint64(n)
+			t0 := time.Now()
+			if _, _, _, err := l.InclusionProof(ctx, "default", idx, uint64(n)); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		reportP99(b, lat)
+	})
+	b.Run(fmt.Sprintf("consistency/entries=%d", n), func(b *testing.B) {
+		lat := make([]time.Duration, 0, b.N)
+		for i := 0; i < b.N; i++ {
+			old := 1 + uint64(i*7919)%uint64(n-1)
+			t0 := time.Now()
+			if _, _, err := l.ConsistencyProof(ctx, "default", old, uint64(n)); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		reportP99(b, lat)
+	})
+}
+
+// BenchmarkOpen measures opening a ledger of -bench.entries entries.
+func BenchmarkOpen(b *testing.B) {
+	dir := b.TempDir()
+	l := openTest(b, dir)
+	fillLedger(b, l, *benchEntries)
+	l.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		l := openTest(b, dir)
+		b.StopTimer()
+		l.Close()
+		b.StartTimer()
+	}
+}
+
+func reportP99(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	sortDurations(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+func sortDurations(d []time.Duration) { slices.Sort(d) }
