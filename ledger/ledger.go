@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -79,8 +80,12 @@ func badgerOptions(dir string, key []byte, log *slog.Logger) badger.Options {
 		WithEncryptionKey(key).
 		WithIndexCacheSize(64 << 20).
 		WithBlockCacheSize(64 << 20).
-		WithMemTableSize(32 << 20).
+		WithMemTableSize(16 << 20).
 		WithNumMemtables(3).
+		// Payloads are sealed before Badger sees them, so compression buys
+		// nothing; without it flushes and compactions need far less memory.
+		WithCompression(options.None).
+		WithNumCompactors(2).
 		WithValueLogFileSize(256 << 20).
 		WithDetectConflicts(false). // one writer goroutine owns every key it reads and writes
 		WithLogger(badgerLogger{log})

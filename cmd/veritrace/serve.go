@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,6 +30,7 @@ type serveConfig struct {
 	CheckpointInterval time.Duration // how often checkpoints are signed while entries arrive (default 1s)
 	ShutdownTimeout    time.Duration // how long in-flight requests may take at shutdown (default 30s)
 	LogLevel           string        // debug, info, warn, error
+	PprofListen        string        // serve net/http/pprof on this address when set
 }
 
 func (c *serveConfig) validate() error {
@@ -64,6 +66,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "how often a checkpoint is signed while entries arrive")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,6 +115,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	} else {
 		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
+	if c.PprofListen != "" {
+		go servePprof(c.PprofListen, log)
+	}
 	log.Info("serving", "addr", scheme+"://"+ln.Addr().String(), "data", c.DataDir, "verifier_key", l.VerifierKey())
 	errc := make(chan error, 1)
 	go func() {
@@ -137,4 +143,18 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return err
+}
+
+// servePprof serves Go's profiling endpoints on their own listener, apart
+// from the API, for operators measuring a live server.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("serving pprof", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("pprof listener", "err", err)
+	}
 }
