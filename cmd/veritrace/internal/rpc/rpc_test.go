@@ -97,8 +97,8 @@ func testSpan(n int) *v1.Span {
 		StartTime: timestamppb.New(start), EndTime: timestamppb.New(start.Add(time.Second)),
 		Status:    &v1.Status{Code: v1.StatusCode_STATUS_CODE_OK},
 		SubjectId: "customer-42", SessionId: "session-7",
-		Model:     &v1.Model{Provider: "openai", RequestModel: "gpt-4o", Temperature: proto.Float64(0.2)},
-		Usage:     &v1.Usage{InputTokens: 800, OutputTokens: 90, Cost: 0.004, Currency: "USD"},
+		Model: &v1.Model{Provider: "openai", RequestModel: "gpt-4o", Temperature: proto.Float64(0.2)},
+		Usage: &v1.Usage{InputTokens: 800, OutputTokens: 90, Cost: 0.004, Currency: "USD"},
 		Content: &v1.Content{
 			InputMessages:  []*v1.Message{{Role: "user", Parts: []*v1.MessagePart{{Part: &v1.MessagePart_Text{Text: fmt.Sprint("question ", n)}}}}},
 			OutputMessages: []*v1.Message{{Role: "assistant", Parts: []*v1.MessagePart{{Part: &v1.MessagePart_Text{Text: "answer"}}}}},
