@@ -105,6 +105,19 @@ func parseFlags(fs *flag.FlagSet, args []string, nargs int, argNames string) ([]
 	return fs.Args(), nil
 }
 
+// parseIndexArg parses the flags and the one INDEX argument of a command.
+func parseIndexArg(fs *flag.FlagSet, args []string) (uint64, error) {
+	rest, err := parseFlags(fs, args, 1, "INDEX")
+	if err != nil {
+		return 0, err
+	}
+	index, err := strconv.ParseUint(rest[0], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("INDEX %q: not an entry index", rest[0])
+	}
+	return index, nil
+}
+
 func runAppend(ctx context.Context, args []string, stdout io.Writer) error {
 	var cf clientFlags
 	fs := flag.NewFlagSet("append", flag.ContinueOnError)
@@ -213,13 +226,9 @@ func runGet(ctx context.Context, args []string, stdout io.Writer) error {
 	var cf clientFlags
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
 	cf.register(fs)
-	rest, err := parseFlags(fs, args, 1, "INDEX")
+	index, err := parseIndexArg(fs, args)
 	if err != nil {
 		return err
-	}
-	index, err := strconv.ParseUint(rest[0], 10, 64)
-	if err != nil {
-		return fmt.Errorf("INDEX: %w", err)
 	}
 	resp, err := cf.ledger().GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: index}))
 	if err != nil {
@@ -234,13 +243,9 @@ func runProve(ctx context.Context, args []string, stdout io.Writer) error {
 	cf.register(fs)
 	size := fs.Uint64("size", 0, "tree size to prove against (default: the latest checkpoint)")
 	keyFile := fs.String("key", "", "the log's verifier key file (log.pub), obtained out of band; without it the server's own key is used and the check proves nothing against a lying server")
-	rest, err := parseFlags(fs, args, 1, "INDEX")
+	index, err := parseIndexArg(fs, args)
 	if err != nil {
 		return err
-	}
-	index, err := strconv.ParseUint(rest[0], 10, 64)
-	if err != nil {
-		return fmt.Errorf("INDEX: %w", err)
 	}
 	lc := cf.ledger()
 	cpResp, err := lc.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{}))
