@@ -23,25 +23,29 @@ func invalid(field, format string, args ...any) error {
 	return connect.NewError(connect.CodeInvalidArgument, &fieldError{field, fmt.Sprintf(format, args...)})
 }
 
-// toConnect maps a ledger error to a Connect error. recordField names the
-// request field a *ledger.RecordError refers to ("spans[3]"). Unknown
+// recordNamer names record i of a request: the field path ("spans[3]")
+// and how to identify it to a person ("trace_id ..., span_id ...").
+type recordNamer func(i int) (field, ids string)
+
+// toConnect maps a ledger error to a Connect error. name names the record a
+// *ledger.RecordError refers to. Unknown
 // errors are logged once and become CodeInternal with a fixed message, so
 // that internal detail never reaches the client.
-func toConnect(ctx context.Context, log *slog.Logger, procedure string, err error, recordField func(int) string) error {
+func toConnect(ctx context.Context, log *slog.Logger, procedure string, err error, name recordNamer) error {
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		return ce
 	}
 	var re *ledger.RecordError
-	if errors.As(err, &re) && recordField != nil {
-		field := recordField(re.Record)
+	if errors.As(err, &re) && name != nil {
+		field, ids := name(re.Record)
 		var mv *ledger.MissingVersionError
 		var conflict *ledger.ConflictError
 		switch {
 		case errors.As(re.Err, &mv):
 			return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s.versions.%s: %s version %x is not registered in this tenant; register it with RegisterVersion first", field, mv.Kind, mv.Kind, mv.ID))
 		case errors.As(re.Err, &conflict):
-			return connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("%s: %v", field, conflict))
+			return connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("%s (%s): %v", field, ids, conflict))
 		case errors.Is(re.Err, ledger.ErrInvalid):
 			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: %v", field, re.Err))
 		}

@@ -253,7 +253,7 @@ func TestBadInput(t *testing.T) {
 	changed := testSpan(1)
 	changed.Name = "changed"
 	_, err := c.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(2), changed}}))
-	wantCode(t, "AppendSpans(changed content)", err, connect.CodeAlreadyExists, "spans[1]")
+	wantCode(t, "AppendSpans(changed content)", err, connect.CodeAlreadyExists, fmt.Sprintf("spans[1] (trace_id %x, span_id %x)", changed.TraceId, changed.SpanId))
 
 	_, err = c.ingest.RegisterVersion(ctx, connect.NewRequest(&v1.RegisterVersionRequest{Kind: 9, Name: "x", Label: "1"}))
 	wantCode(t, "RegisterVersion(kind 9)", err, connect.CodeInvalidArgument, "kind")

@@ -81,8 +81,8 @@ func (s *service) tenant(h http.Header) (string, error) {
 	return t, nil
 }
 
-func (s *service) fail(ctx context.Context, procedure string, err error, recordField func(int) string) error {
-	return toConnect(ctx, s.log, procedure, err, recordField)
+func (s *service) fail(ctx context.Context, procedure string, err error, name recordNamer) error {
+	return toConnect(ctx, s.log, procedure, err, name)
 }
 
 // checkpointMsg converts a checkpoint for the wire.
@@ -118,7 +118,9 @@ func (s *ingestService) AppendSpans(ctx context.Context, req *connect.Request[v1
 	}
 	receipts, err := s.l.Append(ctx, tenant, recs)
 	if err != nil {
-		return nil, s.fail(ctx, proc, err, func(i int) string { return fmt.Sprintf("spans[%d]", i) })
+		return nil, s.fail(ctx, proc, err, func(i int) (string, string) {
+			return fmt.Sprintf("spans[%d]", i), fmt.Sprintf("trace_id %x, span_id %x", spans[i].GetTraceId(), spans[i].GetSpanId())
+		})
 	}
 	resp := &v1.AppendSpansResponse{Receipts: make([]*v1.Receipt, len(receipts))}
 	for i, r := range receipts {
@@ -155,8 +157,8 @@ func (s *ingestService) RegisterVersion(ctx context.Context, req *connect.Reques
 	}
 	receipts, err := s.l.Append(ctx, tenant, []ledger.Record{rec})
 	if err != nil {
-		return nil, s.fail(ctx, veritracev1connect.IngestServiceRegisterVersionProcedure, err, func(int) string {
-			return fmt.Sprintf("%s %q label %q", format.VersionKind(rec.SubKind), req.Msg.GetName(), req.Msg.GetLabel())
+		return nil, s.fail(ctx, veritracev1connect.IngestServiceRegisterVersionProcedure, err, func(int) (string, string) {
+			return "label", fmt.Sprintf("%s %q label %q", format.VersionKind(rec.SubKind), req.Msg.GetName(), req.Msg.GetLabel())
 		})
 	}
 	r := receipts[0]
