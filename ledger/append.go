@@ -122,6 +122,13 @@ func (r *Record) validate() error {
 		if r.Refs.Ref(vk) == ([32]byte{}) {
 			return errors.New("a version record must carry its id in the reference of its kind")
 		}
+	case format.KindAccess:
+		if !format.ValidSubKind(r.Kind, r.SubKind) {
+			return fmt.Errorf("unknown access outcome %d", r.SubKind)
+		}
+		if r.Version != nil || r.Refs != (format.Refs{}) {
+			return errors.New("an access record has no version name or references")
+		}
 	default:
 		return fmt.Errorf("unknown entry kind %d", r.Kind)
 	}
@@ -133,8 +140,8 @@ func (r *Record) validate() error {
 	return nil
 }
 
-// Append appends records to a tenant's log, creating the tenant if it is
-// new. It returns one receipt per record, in order, only after all of them
+// Append appends records to a tenant's log (ErrNotFound if the tenant does
+// not exist). It returns one receipt per record, in order, only after all of them
 // are durable; or an error and nothing is written. A record whose identity
 // exists with an identical payload gets the original receipt (Duplicate);
 // with a different payload the call fails with a *RecordError wrapping a
@@ -158,7 +165,7 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 	if l.closed {
 		return nil, ErrClosed
 	}
-	tid, err := l.tenantID(ctx, tenant, true)
+	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
 		return nil, err
 	}
@@ -350,6 +357,10 @@ func (l *Ledger) appendOne(txn *badger.Txn, st *logState, req *appendReq, now ti
 	dupOf := make(map[int]int)  // position -> first position with the same identity
 	for i := range req.recs {
 		r := &req.recs[i]
+		if r.Kind == format.KindAccess {
+			fresh[i] = true // access records have no identity: each is new
+			continue
+		}
 		id := r.identity()
 		if j, dup := seen[ident{r.Kind, id}]; dup {
 			if !bytes.Equal(req.recs[j].Payload, r.Payload) {
@@ -412,8 +423,15 @@ func (l *Ledger) appendOne(txn *badger.Txn, st *logState, req *appendReq, now ti
 		if err := txn.Set(payloadKey(req.tenant, st.size), req.prep[i].envelope); err != nil {
 			return nil, err
 		}
-		if err := txn.Set(identityKey(req.tenant, r.Kind, r.identity()), append(idx, r.SubKind)); err != nil {
-			return nil, err
+		if r.Kind != format.KindAccess {
+			if err := txn.Set(identityKey(req.tenant, r.Kind, r.identity()), append(idx, r.SubKind)); err != nil {
+				return nil, err
+			}
+		}
+		if r.Kind != format.KindSpan {
+			if err := txn.Set(kindIndexKey(req.tenant, r.Kind, st.size), nil); err != nil {
+				return nil, err
+			}
 		}
 		if r.Kind == format.KindVersion {
 			vid := r.identity()

@@ -22,6 +22,8 @@ const (
 	nsCheckpoint = 0x14 // nsCheckpoint | tenant | size (u64)   -> signed checkpoint note
 	nsIdentity   = 0x15 // nsIdentity | tenant | kind (u8) | identity (32 bytes) -> index (u64)
 	nsVersion    = 0x16 // nsVersion | tenant | version kind (u8) | name 0x00 label -> id (32) | index (u64)
+	nsKindIndex  = 0x17 // nsKindIndex | tenant | kind (u8) | index -> empty; entries of every kind but spans
+	nsAPIKey     = 0x30 // nsAPIKey | key id (8)                -> API key record (JSON)
 )
 
 // Key database (DIR/keys):
@@ -68,6 +70,18 @@ func checkpointKey(tenant uint32, size uint64) []byte {
 func identityKey(tenant uint32, kind format.Kind, id [32]byte) []byte {
 	k := append(tenantKey(nsIdentity, tenant), byte(kind))
 	return append(k, id[:]...)
+}
+
+func kindIndexPrefix(tenant uint32, kind format.Kind) []byte {
+	return append(tenantKey(nsKindIndex, tenant), byte(kind))
+}
+
+func kindIndexKey(tenant uint32, kind format.Kind, index uint64) []byte {
+	return binary.BigEndian.AppendUint64(kindIndexPrefix(tenant, kind), index)
+}
+
+func apiKeyKey(id [8]byte) []byte {
+	return append([]byte{nsAPIKey}, id[:]...)
 }
 
 func versionNamePrefix(tenant uint32, kind format.VersionKind) []byte {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,6 +28,11 @@ const (
 
 // DefaultTenant is the tenant that exists in every ledger.
 const DefaultTenant = "default"
+
+// SystemTenant is the reserved log of server-wide events: API key and
+// tenant changes, and refused requests that name no existing tenant. It
+// exists in every ledger and cannot be created by name.
+const SystemTenant = "system"
 
 // Options configure Open.
 type Options struct {
@@ -248,8 +254,27 @@ func (l *Ledger) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load tenants: %w", err)
 	}
-	_, err = l.tenantID(ctx, DefaultTenant, true)
-	return err
+	for _, t := range []string{DefaultTenant, SystemTenant} {
+		if _, err := l.tenantID(ctx, t, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateTenant creates a tenant's log. It returns false, and no error, if
+// the tenant exists. The system tenant's name is reserved.
+func (l *Ledger) CreateTenant(ctx context.Context, name string) (bool, error) {
+	if name == SystemTenant {
+		return false, fmt.Errorf("%w: tenant name %q is reserved", ErrInvalid, name)
+	}
+	if _, err := l.tenantID(ctx, name, false); err == nil {
+		return false, nil
+	}
+	if _, err := l.tenantID(ctx, name, true); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 func readTreeSize(txn *badger.Txn, tenant uint32) (uint64, error) {
@@ -317,7 +342,7 @@ func (l *Ledger) tenantID(ctx context.Context, name string, create bool) (uint32
 	return id, nil
 }
 
-// Tenants returns the names of the ledger's tenants.
+// Tenants returns the names of the ledger's tenants, sorted.
 func (l *Ledger) Tenants() []string {
 	l.tenantMu.Lock()
 	defer l.tenantMu.Unlock()
@@ -325,6 +350,7 @@ func (l *Ledger) Tenants() []string {
 	for n := range l.tenants {
 		names = append(names, n)
 	}
+	slices.Sort(names)
 	return names
 }
 

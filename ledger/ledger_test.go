@@ -285,6 +285,9 @@ func TestVerifyDirNamesTamperedIndex(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		mustAppend(t, l, "default", span(i, "payload"))
 	}
+	if _, err := l.CreateTenant(ctx, "other"); err != nil {
+		t.Fatal(err)
+	}
 	mustAppend(t, l, "other", span(1, "other tenant"))
 	if _, err := l.Checkpoint(ctx, "default", true); err != nil {
 		t.Fatal(err)
@@ -302,7 +305,7 @@ func TestVerifyDirNamesTamperedIndex(t *testing.T) {
 			t.Fatalf("VerifyDir(clean) = %v", r.Problems)
 		}
 	}
-	if len(res) != 2 || res[0].Size != 20 || res[0].Checkpoints != 1 {
+	if len(res) != 3 || res[0].Tenant != "default" || res[0].Size != 20 || res[0].Checkpoints != 1 || res[2].Tenant != "other" {
 		t.Fatalf("VerifyDir(clean) = %+v", res)
 	}
 
@@ -331,8 +334,8 @@ func TestVerifyDirNamesTamperedIndex(t *testing.T) {
 	if len(res[0].Problems) == 0 || res[0].Problems[0].Index != 7 {
 		t.Fatalf("VerifyDir(tampered header 7) problems = %v, want the first at index 7", res[0].Problems)
 	}
-	if len(res[1].Problems) != 0 {
-		t.Errorf("VerifyDir: other tenant reports %v", res[1].Problems)
+	if len(res[2].Problems) != 0 {
+		t.Errorf("VerifyDir: other tenant reports %v", res[2].Problems)
 	}
 }
 
@@ -390,6 +393,9 @@ func TestConcurrentAppendsAndTenants(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	l := openTest(t, dir)
+	if _, err := l.CreateTenant(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
 	const workers, per = 16, 40
 	var mu sync.Mutex
 	seen := map[string]map[uint64]bool{"default": {}, "acme": {}}
@@ -499,5 +505,82 @@ func TestPayloadsEncryptedAtRest(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTenantsAndAccessEntries(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	if _, err := l.Append(ctx, "nobody", []Record{span(1, "x")}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Append(unknown tenant) = %v, want ErrNotFound", err)
+	}
+	if created, err := l.CreateTenant(ctx, "acme"); err != nil || !created {
+		t.Fatalf("CreateTenant(acme) = %v, %v", created, err)
+	}
+	if created, err := l.CreateTenant(ctx, "acme"); err != nil || created {
+		t.Errorf("CreateTenant(acme) again = %v, %v; want false, nil", created, err)
+	}
+	if _, err := l.CreateTenant(ctx, SystemTenant); !errors.Is(err, ErrInvalid) {
+		t.Errorf("CreateTenant(system) = %v, want ErrInvalid", err)
+	}
+	if got := fmt.Sprint(l.Tenants()); got != "[acme default system]" {
+		t.Errorf("Tenants() = %s", got)
+	}
+	access := func(outcome format.AccessOutcome, what string) Record {
+		return Record{Kind: format.KindAccess, SubKind: uint8(outcome), RetentionClass: "access", Payload: []byte(what)}
+	}
+	mustAppend(t, l, "acme", span(1, "a"), access(format.AccessAllowed, "read 0"))
+	mustAppend(t, l, "acme", access(format.AccessDenied, "denied"), access(format.AccessAllowed, "read 0"), span(2, "b"))
+	var got []string
+	for from, n := uint64(0), 0; n < 10; n++ {
+		es, next, err := l.EntriesOfKind(ctx, "acme", format.KindAccess, from, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			got = append(got, fmt.Sprintf("%d:%s:%s", e.Header.Index, format.AccessOutcome(e.Header.SubKind), e.Payload))
+		}
+		if next == 0 {
+			break
+		}
+		from = next
+	}
+	if want := "[1:allowed:read 0 2:denied:denied 3:allowed:read 0]"; fmt.Sprint(got) != want {
+		t.Errorf("EntriesOfKind(access) = %v, want %s", got, want)
+	}
+	if _, err := l.Append(ctx, "acme", []Record{{Kind: format.KindAccess, SubKind: 9, Payload: []byte("x")}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Append(access outcome 9) = %v, want ErrInvalid", err)
+	}
+}
+
+func TestAPIKeys(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	k := &APIKey{ID: [8]byte{1, 2, 3}, SecretHash: [32]byte{9}, Role: "auditor", Tenants: []string{"acme"}, Label: "ext audit", CreatedAt: time.Now().UTC()}
+	if err := l.PutAPIKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.PutAPIKey(ctx, k); !errors.Is(err, ErrAlreadyExists) {
+		t.Errorf("PutAPIKey(same id) = %v, want ErrAlreadyExists", err)
+	}
+	revokedAt := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	if _, err := l.RevokeAPIKey(ctx, k.ID, revokedAt); err != nil {
+		t.Fatal(err)
+	}
+	l.RevokeAPIKey(ctx, k.ID, revokedAt.Add(time.Hour))
+	l.Close()
+	l = openTest(t, dir)
+	defer l.Close()
+	got, err := l.GetAPIKey(ctx, k.ID)
+	if err != nil || !got.RevokedAt.Equal(revokedAt) || got.SecretHash != k.SecretHash || got.Role != "auditor" {
+		t.Errorf("GetAPIKey() after restart = %+v, %v", got, err)
+	}
+	if _, err := l.GetAPIKey(ctx, [8]byte{7}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetAPIKey(unknown) = %v, want ErrNotFound", err)
+	}
+	if ks, err := l.ListAPIKeys(ctx); err != nil || len(ks) != 1 {
+		t.Errorf("ListAPIKeys() = %v, %v", ks, err)
 	}
 }

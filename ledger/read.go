@@ -191,3 +191,37 @@ func (l *Ledger) ListVersions(ctx context.Context, tenant string, kind format.Ve
 	}
 	return out, next, err
 }
+
+// EntriesOfKind returns up to limit entries of a kind other than span, in
+// index order, starting at index from. It also returns the index to
+// continue from, or 0 at the end.
+func (l *Ledger) EntriesOfKind(ctx context.Context, tenant string, kind format.Kind, from uint64, limit int) ([]*Entry, uint64, error) {
+	if kind == format.KindSpan {
+		return nil, 0, fmt.Errorf("%w: spans have no kind index", ErrInvalid)
+	}
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []*Entry
+	var next uint64
+	err = l.db.View(func(txn *badger.Txn) error {
+		prefix := kindIndexPrefix(tid, kind)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Seek(kindIndexKey(tid, kind, from)); it.Valid(); it.Next() {
+			idx := binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
+			if len(out) == limit {
+				next = idx
+				return nil
+			}
+			e, err := l.readEntry(txn, tid, idx)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, next, err
+}

@@ -25,19 +25,40 @@ import (
 
 // clientFlags are the flags of every command that talks to a server.
 type clientFlags struct {
-	addr   string
-	tenant string
-	grpc   bool
+	addr    string
+	tenant  string
+	grpc    bool
+	keyFile string
+	token   string // the API key, loaded from keyFile or $VERITRACE_API_KEY
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.addr, "addr", envOr("VERITRACE_ADDR", "http://127.0.0.1:7070"), "server URL ($VERITRACE_ADDR)")
-	fs.StringVar(&c.tenant, "tenant", envOr("VERITRACE_TENANT", "default"), "tenant ($VERITRACE_TENANT)")
+	fs.StringVar(&c.tenant, "tenant", os.Getenv("VERITRACE_TENANT"), "tenant ($VERITRACE_TENANT; default: the key's only tenant, else \"default\")")
 	fs.BoolVar(&c.grpc, "grpc", false, "use the gRPC protocol instead of Connect")
+	fs.StringVar(&c.keyFile, "api-key-file", os.Getenv("VERITRACE_API_KEY_FILE"), "file holding the API key ($VERITRACE_API_KEY_FILE; or the key itself in $VERITRACE_API_KEY)")
+}
+
+// loadKey reads the API key. Keys are never taken from the command line,
+// where other users could see them.
+func (c *clientFlags) loadKey() error {
+	if c.keyFile != "" {
+		b, err := os.ReadFile(c.keyFile)
+		if err != nil {
+			return fmt.Errorf("API key: %w", err)
+		}
+		c.token = strings.TrimSpace(string(b))
+		return nil
+	}
+	c.token = strings.TrimSpace(os.Getenv("VERITRACE_API_KEY"))
+	return nil
 }
 
 func (c *clientFlags) options() []connect.ClientOption {
-	opts := []connect.ClientOption{connect.WithInterceptors(tenantInterceptor(c.tenant))}
+	if c.token == "" {
+		c.loadKey()
+	}
+	opts := []connect.ClientOption{connect.WithInterceptors(authHeaders(c.tenant, c.token))}
 	if c.grpc {
 		opts = append(opts, connect.WithGRPC())
 	}
@@ -62,14 +83,23 @@ func (c *clientFlags) ledger() veritracev1connect.LedgerServiceClient {
 	return veritracev1connect.NewLedgerServiceClient(c.httpClient(), c.addr, c.options()...)
 }
 
-// tenantInterceptor sets the tenant header on every request.
-func tenantInterceptor(tenant string) connect.UnaryInterceptorFunc {
+// authHeaders sets the API key and the tenant on every request.
+func authHeaders(tenant, token string) connect.UnaryInterceptorFunc {
 	return func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			req.Header().Set(rpc.TenantHeader, tenant)
+			if tenant != "" {
+				req.Header().Set(rpc.TenantHeader, tenant)
+			}
+			if token != "" {
+				req.Header().Set("Authorization", "Bearer "+token)
+			}
 			return next(ctx, req)
 		}
 	}
+}
+
+func (c *clientFlags) admin() veritracev1connect.AdminServiceClient {
+	return veritracev1connect.NewAdminServiceClient(c.httpClient(), c.addr, c.options()...)
 }
 
 var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  "}

@@ -89,10 +89,14 @@ func TestCrashRecovery(t *testing.T) {
 	var acked []ack
 	var seq int
 	var lastCP *format.Checkpoint
+	var appToken, auditorToken string
 	for cycle := 0; cycle < *crashCycles; cycle++ {
 		c := startChild(t, dir)
-		cf := clientFlags{addr: c.addr, tenant: "default"}
-		ingest, lc := cf.ingest(), cf.ledger()
+		if cycle == 0 {
+			appToken, auditorToken = crashTestKeys(t, c.addr, dir)
+		}
+		ingest := (&clientFlags{addr: c.addr, token: appToken}).ingest()
+		lc := (&clientFlags{addr: c.addr, token: auditorToken}).ledger()
 		vkey, err := os.ReadFile(filepath.Join(dir, "log.pub"))
 		if err != nil {
 			t.Fatal(err)
@@ -209,4 +213,24 @@ func TestCrashRecovery(t *testing.T) {
 	if !strings.Contains(out.String(), "ok    tenant default") {
 		t.Errorf("verify-log output: %s", out.String())
 	}
+}
+
+// crashTestKeys creates an ingester and an auditor key with the bootstrap
+// admin key the first start wrote.
+func crashTestKeys(t *testing.T, addr, dir string) (app, auditor string) {
+	t.Helper()
+	admin, err := os.ReadFile(filepath.Join(dir, AdminKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac := (&clientFlags{addr: addr, token: strings.TrimSpace(string(admin))}).admin()
+	tokens := map[v1.Role]string{}
+	for _, role := range []v1.Role{v1.Role_ROLE_INGESTER, v1.Role_ROLE_AUDITOR} {
+		resp, err := ac.CreateKey(context.Background(), connect.NewRequest(&v1.CreateKeyRequest{Role: role, Tenants: []string{"default"}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[role] = resp.Msg.GetToken()
+	}
+	return tokens[v1.Role_ROLE_INGESTER], tokens[v1.Role_ROLE_AUDITOR]
 }

@@ -8,6 +8,9 @@
 //	veritrace checkpoint            print the latest signed checkpoint
 //	veritrace prove INDEX           fetch and check an inclusion proof
 //	veritrace get INDEX             print an entry with its payload
+//	veritrace keys create|list|revoke  manage API keys (admin)
+//	veritrace tenants create|list   manage tenants (admin)
+//	veritrace access-log            list a tenant's access log
 //	veritrace verify-log --data DIR verify a data directory offline
 //	veritrace bench                 drive a server with load and report throughput
 //
@@ -37,6 +40,9 @@ var commands = []command{
 	{"checkpoint", "print the latest signed checkpoint", runCheckpoint},
 	{"prove", "fetch an inclusion proof and check it against a signed checkpoint", runProve},
 	{"get", "print an entry with its decrypted payload", runGet},
+	{"keys", "create, list or revoke API keys (admin)", runKeys},
+	{"tenants", "create or list tenants (admin)", runTenants},
+	{"access-log", "list a tenant's access log (auditor, compliance officer, admin)", runAccessLog},
 	{"verify-log", "verify a data directory offline and name the first bad entry", runVerifyLog},
 	{"bench", "load generator: drive a server over loopback and report spans/s and latency", runBench},
 }

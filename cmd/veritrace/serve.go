@@ -19,6 +19,9 @@ import (
 	"github.com/veritrace/veritrace/ledger"
 )
 
+// AdminKeyFile is where the first start writes the bootstrap admin key.
+const AdminKeyFile = "admin.key"
+
 // serveConfig is the server's configuration, from flags and environment.
 type serveConfig struct {
 	DataDir            string        // data directory (default ./veritrace-data)
@@ -31,6 +34,7 @@ type serveConfig struct {
 	ShutdownTimeout    time.Duration // how long in-flight requests may take at shutdown (default 30s)
 	LogLevel           string        // debug, info, warn, error
 	PprofListen        string        // serve net/http/pprof on this address when set
+	AllowPlaintextKeys bool          // accept API keys over plaintext from non-loopback peers (behind a TLS proxy)
 }
 
 func (c *serveConfig) validate() error {
@@ -66,6 +70,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "how often a checkpoint is signed while entries arrive")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&c.AllowPlaintextKeys, "allow-plaintext-keys", false, "accept API keys over plaintext HTTP from non-loopback addresses (only behind a proxy that terminates TLS)")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -94,13 +99,20 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	adminFile := filepath.Join(c.DataDir, AdminKeyFile)
+	if id, err := rpc.Bootstrap(ctx, l, adminFile, time.Now()); err != nil {
+		l.Close()
+		return err
+	} else if id != "" {
+		log.Info("created the first admin key", "key_id", id, "token_file", adminFile)
+	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		l.Close()
 		return err
 	}
 	srv := &http.Server{
-		Handler:           rpc.NewHandler(l, rpc.Options{MaxRequestBytes: c.MaxRequestBytes, Logger: log}),
+		Handler:           rpc.NewHandler(l, rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		Protocols:         new(http.Protocols),

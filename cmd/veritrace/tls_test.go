@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,7 +59,12 @@ func TestServeTLS(t *testing.T) {
 	ctx := context.Background()
 	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
 	hc := &http.Client{Transport: transport}
-	for name, opts := range map[string][]connect.ClientOption{"connect": nil, "grpc": {connect.WithGRPC()}} {
+	admin, err := os.ReadFile(filepath.Join(dir, AdminKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := connect.WithInterceptors(authHeaders("", strings.TrimSpace(string(admin))))
+	for name, opts := range map[string][]connect.ClientOption{"connect": {bearer}, "grpc": {bearer, connect.WithGRPC()}} {
 		c := veritracev1connect.NewLedgerServiceClient(hc, "https://"+addr, opts...)
 		if _, err := c.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{Fresh: true})); err != nil {
 			t.Errorf("%s over TLS: GetCheckpoint() = %v", name, err)

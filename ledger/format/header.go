@@ -20,6 +20,7 @@ type Kind uint8
 const (
 	KindSpan    Kind = 1 // a span of an LLM request
 	KindVersion Kind = 2 // a registered prompt, policy or pipeline version
+	KindAccess  Kind = 3 // a record of an access to the ledger (access log)
 )
 
 func (k Kind) String() string {
@@ -28,11 +29,51 @@ func (k Kind) String() string {
 		return "span"
 	case KindVersion:
 		return "version"
+	case KindAccess:
+		return "access"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-func (k Kind) valid() bool { return k == KindSpan || k == KindVersion }
+func (k Kind) valid() bool { return k >= KindSpan && k <= KindAccess }
+
+// AccessOutcome is the sub-kind of an access entry.
+type AccessOutcome uint8
+
+const (
+	// AccessAllowed: the request was authorised and succeeded.
+	AccessAllowed AccessOutcome = 1
+	// AccessDenied: the request was refused: no valid key, or a role or
+	// tenant that may not.
+	AccessDenied AccessOutcome = 2
+	// AccessFailed: the request was authorised but failed.
+	AccessFailed AccessOutcome = 3
+)
+
+func (o AccessOutcome) String() string {
+	switch o {
+	case AccessAllowed:
+		return "allowed"
+	case AccessDenied:
+		return "denied"
+	case AccessFailed:
+		return "failed"
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// ValidSubKind reports whether sub is a valid sub-kind of entry kind k.
+func ValidSubKind(k Kind, sub uint8) bool {
+	switch k {
+	case KindSpan:
+		return sub >= 1 && sub <= maxSpanKind
+	case KindVersion:
+		return VersionKind(sub).valid()
+	case KindAccess:
+		return sub >= uint8(AccessAllowed) && sub <= uint8(AccessFailed)
+	}
+	return false
+}
 
 // VersionKind is what a version entry describes. Its numeric values are
 // those of veritrace.v1.VersionKind.
@@ -136,15 +177,8 @@ func ParseHeader(b []byte) (*Header, error) {
 	if !h.Kind.valid() {
 		return bad("unknown entry kind %d", b[1])
 	}
-	switch h.Kind {
-	case KindSpan:
-		if h.SubKind == 0 || h.SubKind > maxSpanKind {
-			return bad("unknown span kind %d", h.SubKind)
-		}
-	case KindVersion:
-		if !VersionKind(h.SubKind).valid() {
-			return bad("unknown version kind %d", h.SubKind)
-		}
+	if !ValidSubKind(h.Kind, h.SubKind) {
+		return bad("unknown sub-kind %d of a %s entry", h.SubKind, h.Kind)
 	}
 	tl := int(b[3])
 	if len(b) < headerFixedLen+tl {

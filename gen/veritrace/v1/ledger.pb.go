@@ -29,6 +29,7 @@ const (
 	EntryKind_ENTRY_KIND_UNSPECIFIED EntryKind = 0
 	EntryKind_ENTRY_KIND_SPAN        EntryKind = 1
 	EntryKind_ENTRY_KIND_VERSION     EntryKind = 2
+	EntryKind_ENTRY_KIND_ACCESS      EntryKind = 3
 )
 
 // Enum value maps for EntryKind.
@@ -37,11 +38,13 @@ var (
 		0: "ENTRY_KIND_UNSPECIFIED",
 		1: "ENTRY_KIND_SPAN",
 		2: "ENTRY_KIND_VERSION",
+		3: "ENTRY_KIND_ACCESS",
 	}
 	EntryKind_value = map[string]int32{
 		"ENTRY_KIND_UNSPECIFIED": 0,
 		"ENTRY_KIND_SPAN":        1,
 		"ENTRY_KIND_VERSION":     2,
+		"ENTRY_KIND_ACCESS":      3,
 	}
 )
 
@@ -551,7 +554,9 @@ type EntryHeader struct {
 	// Set for span entries.
 	SpanKind SpanKind `protobuf:"varint,13,opt,name=span_kind,json=spanKind,proto3,enum=veritrace.v1.SpanKind" json:"span_kind,omitempty"`
 	// Set for version entries.
-	VersionKind   VersionKind `protobuf:"varint,14,opt,name=version_kind,json=versionKind,proto3,enum=veritrace.v1.VersionKind" json:"version_kind,omitempty"`
+	VersionKind VersionKind `protobuf:"varint,14,opt,name=version_kind,json=versionKind,proto3,enum=veritrace.v1.VersionKind" json:"version_kind,omitempty"`
+	// Set for access entries.
+	AccessOutcome AccessOutcome `protobuf:"varint,15,opt,name=access_outcome,json=accessOutcome,proto3,enum=veritrace.v1.AccessOutcome" json:"access_outcome,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -684,6 +689,13 @@ func (x *EntryHeader) GetVersionKind() VersionKind {
 	return VersionKind_VERSION_KIND_UNSPECIFIED
 }
 
+func (x *EntryHeader) GetAccessOutcome() AccessOutcome {
+	if x != nil {
+		return x.AccessOutcome
+	}
+	return AccessOutcome_ACCESS_OUTCOME_UNSPECIFIED
+}
+
 type Entry struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Header *EntryHeader           `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
@@ -700,6 +712,7 @@ type Entry struct {
 	//
 	//	*Entry_Span
 	//	*Entry_Version
+	//	*Entry_Access
 	Record        isEntry_Record `protobuf_oneof:"record"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -795,6 +808,15 @@ func (x *Entry) GetVersion() *Version {
 	return nil
 }
 
+func (x *Entry) GetAccess() *AccessRecord {
+	if x != nil {
+		if x, ok := x.Record.(*Entry_Access); ok {
+			return x.Access
+		}
+	}
+	return nil
+}
+
 type isEntry_Record interface {
 	isEntry_Record()
 }
@@ -807,9 +829,15 @@ type Entry_Version struct {
 	Version *Version `protobuf:"bytes,7,opt,name=version,proto3,oneof"`
 }
 
+type Entry_Access struct {
+	Access *AccessRecord `protobuf:"bytes,8,opt,name=access,proto3,oneof"`
+}
+
 func (*Entry_Span) isEntry_Record() {}
 
 func (*Entry_Version) isEntry_Record() {}
+
+func (*Entry_Access) isEntry_Record() {}
 
 type GetEntryRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -899,11 +927,179 @@ func (x *GetEntryResponse) GetEntry() *Entry {
 	return nil
 }
 
+type ListAccessLogRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First ledger index to consider.
+	FromIndex uint64 `protobuf:"varint,1,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
+	// 1 to 1000; 0 means 100.
+	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAccessLogRequest) Reset() {
+	*x = ListAccessLogRequest{}
+	mi := &file_veritrace_v1_ledger_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAccessLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAccessLogRequest) ProtoMessage() {}
+
+func (x *ListAccessLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_veritrace_v1_ledger_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAccessLogRequest.ProtoReflect.Descriptor instead.
+func (*ListAccessLogRequest) Descriptor() ([]byte, []int) {
+	return file_veritrace_v1_ledger_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListAccessLogRequest) GetFromIndex() uint64 {
+	if x != nil {
+		return x.FromIndex
+	}
+	return 0
+}
+
+func (x *ListAccessLogRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// AccessEntry is one access-log entry.
+type AccessEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	LeafHash      []byte                 `protobuf:"bytes,2,opt,name=leaf_hash,json=leafHash,proto3" json:"leaf_hash,omitempty"`
+	Record        *AccessRecord          `protobuf:"bytes,3,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessEntry) Reset() {
+	*x = AccessEntry{}
+	mi := &file_veritrace_v1_ledger_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessEntry) ProtoMessage() {}
+
+func (x *AccessEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_veritrace_v1_ledger_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessEntry.ProtoReflect.Descriptor instead.
+func (*AccessEntry) Descriptor() ([]byte, []int) {
+	return file_veritrace_v1_ledger_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AccessEntry) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *AccessEntry) GetLeafHash() []byte {
+	if x != nil {
+		return x.LeafHash
+	}
+	return nil
+}
+
+func (x *AccessEntry) GetRecord() *AccessRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+type ListAccessLogResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*AccessEntry         `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// When set, more entries follow from this index.
+	NextIndex     uint64 `protobuf:"varint,2,opt,name=next_index,json=nextIndex,proto3" json:"next_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAccessLogResponse) Reset() {
+	*x = ListAccessLogResponse{}
+	mi := &file_veritrace_v1_ledger_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAccessLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAccessLogResponse) ProtoMessage() {}
+
+func (x *ListAccessLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_veritrace_v1_ledger_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAccessLogResponse.ProtoReflect.Descriptor instead.
+func (*ListAccessLogResponse) Descriptor() ([]byte, []int) {
+	return file_veritrace_v1_ledger_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListAccessLogResponse) GetEntries() []*AccessEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ListAccessLogResponse) GetNextIndex() uint64 {
+	if x != nil {
+		return x.NextIndex
+	}
+	return 0
+}
+
 var File_veritrace_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_veritrace_v1_ledger_proto_rawDesc = "" +
 	"\n" +
-	"\x19veritrace/v1/ledger.proto\x12\fveritrace.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17veritrace/v1/span.proto\x1a\x1averitrace/v1/version.proto\"o\n" +
+	"\x19veritrace/v1/ledger.proto\x12\fveritrace.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19veritrace/v1/access.proto\x1a\x17veritrace/v1/span.proto\x1a\x1averitrace/v1/version.proto\"o\n" +
 	"\x10SignedCheckpoint\x12\x12\n" +
 	"\x04note\x18\x01 \x01(\tR\x04note\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x12\x12\n" +
@@ -935,7 +1131,7 @@ const file_veritrace_v1_ledger_proto_rawDesc = "" +
 	"\x1bGetConsistencyProofResponse\x12\x19\n" +
 	"\bold_size\x18\x01 \x01(\x04R\aoldSize\x12\x19\n" +
 	"\bnew_size\x18\x02 \x01(\x04R\anewSize\x12\x16\n" +
-	"\x06hashes\x18\x03 \x03(\fR\x06hashes\"\xce\x04\n" +
+	"\x06hashes\x18\x03 \x03(\fR\x06hashes\"\x92\x05\n" +
 	"\vEntryHeader\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12+\n" +
@@ -952,7 +1148,8 @@ const file_veritrace_v1_ledger_proto_rawDesc = "" +
 	"\x12payload_commitment\x18\v \x01(\fR\x11payloadCommitment\x12$\n" +
 	"\x0eparent_span_id\x18\f \x01(\fR\fparentSpanId\x123\n" +
 	"\tspan_kind\x18\r \x01(\x0e2\x16.veritrace.v1.SpanKindR\bspanKind\x12<\n" +
-	"\fversion_kind\x18\x0e \x01(\x0e2\x19.veritrace.v1.VersionKindR\vversionKind\"\x8f\x02\n" +
+	"\fversion_kind\x18\x0e \x01(\x0e2\x19.veritrace.v1.VersionKindR\vversionKind\x12B\n" +
+	"\x0eaccess_outcome\x18\x0f \x01(\x0e2\x1b.veritrace.v1.AccessOutcomeR\raccessOutcome\"\xc5\x02\n" +
 	"\x05Entry\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x19.veritrace.v1.EntryHeaderR\x06header\x12!\n" +
 	"\fheader_bytes\x18\x02 \x01(\fR\vheaderBytes\x12\x1b\n" +
@@ -960,21 +1157,36 @@ const file_veritrace_v1_ledger_proto_rawDesc = "" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12\x12\n" +
 	"\x04salt\x18\x05 \x01(\fR\x04salt\x12(\n" +
 	"\x04span\x18\x06 \x01(\v2\x12.veritrace.v1.SpanH\x00R\x04span\x121\n" +
-	"\aversion\x18\a \x01(\v2\x15.veritrace.v1.VersionH\x00R\aversionB\b\n" +
+	"\aversion\x18\a \x01(\v2\x15.veritrace.v1.VersionH\x00R\aversion\x124\n" +
+	"\x06access\x18\b \x01(\v2\x1a.veritrace.v1.AccessRecordH\x00R\x06accessB\b\n" +
 	"\x06record\"'\n" +
 	"\x0fGetEntryRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"=\n" +
 	"\x10GetEntryResponse\x12)\n" +
-	"\x05entry\x18\x01 \x01(\v2\x13.veritrace.v1.EntryR\x05entry*T\n" +
+	"\x05entry\x18\x01 \x01(\v2\x13.veritrace.v1.EntryR\x05entry\"R\n" +
+	"\x14ListAccessLogRequest\x12\x1d\n" +
+	"\n" +
+	"from_index\x18\x01 \x01(\x04R\tfromIndex\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"t\n" +
+	"\vAccessEntry\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
+	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x122\n" +
+	"\x06record\x18\x03 \x01(\v2\x1a.veritrace.v1.AccessRecordR\x06record\"k\n" +
+	"\x15ListAccessLogResponse\x123\n" +
+	"\aentries\x18\x01 \x03(\v2\x19.veritrace.v1.AccessEntryR\aentries\x12\x1d\n" +
+	"\n" +
+	"next_index\x18\x02 \x01(\x04R\tnextIndex*k\n" +
 	"\tEntryKind\x12\x1a\n" +
 	"\x16ENTRY_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fENTRY_KIND_SPAN\x10\x01\x12\x16\n" +
-	"\x12ENTRY_KIND_VERSION\x10\x022\x9a\x03\n" +
+	"\x12ENTRY_KIND_VERSION\x10\x02\x12\x15\n" +
+	"\x11ENTRY_KIND_ACCESS\x10\x032\xf9\x03\n" +
 	"\rLedgerService\x12]\n" +
 	"\rGetCheckpoint\x12\".veritrace.v1.GetCheckpointRequest\x1a#.veritrace.v1.GetCheckpointResponse\"\x03\x90\x02\x01\x12i\n" +
 	"\x11GetInclusionProof\x12&.veritrace.v1.GetInclusionProofRequest\x1a'.veritrace.v1.GetInclusionProofResponse\"\x03\x90\x02\x01\x12o\n" +
 	"\x13GetConsistencyProof\x12(.veritrace.v1.GetConsistencyProofRequest\x1a).veritrace.v1.GetConsistencyProofResponse\"\x03\x90\x02\x01\x12N\n" +
-	"\bGetEntry\x12\x1d.veritrace.v1.GetEntryRequest\x1a\x1e.veritrace.v1.GetEntryResponse\"\x03\x90\x02\x01B=Z;github.com/veritrace/veritrace/gen/veritrace/v1;veritracev1b\x06proto3"
+	"\bGetEntry\x12\x1d.veritrace.v1.GetEntryRequest\x1a\x1e.veritrace.v1.GetEntryResponse\"\x03\x90\x02\x01\x12]\n" +
+	"\rListAccessLog\x12\".veritrace.v1.ListAccessLogRequest\x1a#.veritrace.v1.ListAccessLogResponse\"\x03\x90\x02\x01B=Z;github.com/veritrace/veritrace/gen/veritrace/v1;veritracev1b\x06proto3"
 
 var (
 	file_veritrace_v1_ledger_proto_rawDescOnce sync.Once
@@ -989,7 +1201,7 @@ func file_veritrace_v1_ledger_proto_rawDescGZIP() []byte {
 }
 
 var file_veritrace_v1_ledger_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_veritrace_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_veritrace_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_veritrace_v1_ledger_proto_goTypes = []any{
 	(EntryKind)(0),                      // 0: veritrace.v1.EntryKind
 	(*SignedCheckpoint)(nil),            // 1: veritrace.v1.SignedCheckpoint
@@ -1004,39 +1216,50 @@ var file_veritrace_v1_ledger_proto_goTypes = []any{
 	(*Entry)(nil),                       // 10: veritrace.v1.Entry
 	(*GetEntryRequest)(nil),             // 11: veritrace.v1.GetEntryRequest
 	(*GetEntryResponse)(nil),            // 12: veritrace.v1.GetEntryResponse
-	(*timestamppb.Timestamp)(nil),       // 13: google.protobuf.Timestamp
-	(*VersionRefs)(nil),                 // 14: veritrace.v1.VersionRefs
-	(SpanKind)(0),                       // 15: veritrace.v1.SpanKind
-	(VersionKind)(0),                    // 16: veritrace.v1.VersionKind
-	(*Span)(nil),                        // 17: veritrace.v1.Span
-	(*Version)(nil),                     // 18: veritrace.v1.Version
+	(*ListAccessLogRequest)(nil),        // 13: veritrace.v1.ListAccessLogRequest
+	(*AccessEntry)(nil),                 // 14: veritrace.v1.AccessEntry
+	(*ListAccessLogResponse)(nil),       // 15: veritrace.v1.ListAccessLogResponse
+	(*timestamppb.Timestamp)(nil),       // 16: google.protobuf.Timestamp
+	(*VersionRefs)(nil),                 // 17: veritrace.v1.VersionRefs
+	(SpanKind)(0),                       // 18: veritrace.v1.SpanKind
+	(VersionKind)(0),                    // 19: veritrace.v1.VersionKind
+	(AccessOutcome)(0),                  // 20: veritrace.v1.AccessOutcome
+	(*Span)(nil),                        // 21: veritrace.v1.Span
+	(*Version)(nil),                     // 22: veritrace.v1.Version
+	(*AccessRecord)(nil),                // 23: veritrace.v1.AccessRecord
 }
 var file_veritrace_v1_ledger_proto_depIdxs = []int32{
 	1,  // 0: veritrace.v1.GetCheckpointResponse.checkpoint:type_name -> veritrace.v1.SignedCheckpoint
 	4,  // 1: veritrace.v1.GetInclusionProofResponse.proof:type_name -> veritrace.v1.InclusionProof
 	1,  // 2: veritrace.v1.GetInclusionProofResponse.checkpoint:type_name -> veritrace.v1.SignedCheckpoint
 	0,  // 3: veritrace.v1.EntryHeader.kind:type_name -> veritrace.v1.EntryKind
-	13, // 4: veritrace.v1.EntryHeader.appended_at:type_name -> google.protobuf.Timestamp
-	14, // 5: veritrace.v1.EntryHeader.versions:type_name -> veritrace.v1.VersionRefs
-	15, // 6: veritrace.v1.EntryHeader.span_kind:type_name -> veritrace.v1.SpanKind
-	16, // 7: veritrace.v1.EntryHeader.version_kind:type_name -> veritrace.v1.VersionKind
-	9,  // 8: veritrace.v1.Entry.header:type_name -> veritrace.v1.EntryHeader
-	17, // 9: veritrace.v1.Entry.span:type_name -> veritrace.v1.Span
-	18, // 10: veritrace.v1.Entry.version:type_name -> veritrace.v1.Version
-	10, // 11: veritrace.v1.GetEntryResponse.entry:type_name -> veritrace.v1.Entry
-	2,  // 12: veritrace.v1.LedgerService.GetCheckpoint:input_type -> veritrace.v1.GetCheckpointRequest
-	5,  // 13: veritrace.v1.LedgerService.GetInclusionProof:input_type -> veritrace.v1.GetInclusionProofRequest
-	7,  // 14: veritrace.v1.LedgerService.GetConsistencyProof:input_type -> veritrace.v1.GetConsistencyProofRequest
-	11, // 15: veritrace.v1.LedgerService.GetEntry:input_type -> veritrace.v1.GetEntryRequest
-	3,  // 16: veritrace.v1.LedgerService.GetCheckpoint:output_type -> veritrace.v1.GetCheckpointResponse
-	6,  // 17: veritrace.v1.LedgerService.GetInclusionProof:output_type -> veritrace.v1.GetInclusionProofResponse
-	8,  // 18: veritrace.v1.LedgerService.GetConsistencyProof:output_type -> veritrace.v1.GetConsistencyProofResponse
-	12, // 19: veritrace.v1.LedgerService.GetEntry:output_type -> veritrace.v1.GetEntryResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	16, // 4: veritrace.v1.EntryHeader.appended_at:type_name -> google.protobuf.Timestamp
+	17, // 5: veritrace.v1.EntryHeader.versions:type_name -> veritrace.v1.VersionRefs
+	18, // 6: veritrace.v1.EntryHeader.span_kind:type_name -> veritrace.v1.SpanKind
+	19, // 7: veritrace.v1.EntryHeader.version_kind:type_name -> veritrace.v1.VersionKind
+	20, // 8: veritrace.v1.EntryHeader.access_outcome:type_name -> veritrace.v1.AccessOutcome
+	9,  // 9: veritrace.v1.Entry.header:type_name -> veritrace.v1.EntryHeader
+	21, // 10: veritrace.v1.Entry.span:type_name -> veritrace.v1.Span
+	22, // 11: veritrace.v1.Entry.version:type_name -> veritrace.v1.Version
+	23, // 12: veritrace.v1.Entry.access:type_name -> veritrace.v1.AccessRecord
+	10, // 13: veritrace.v1.GetEntryResponse.entry:type_name -> veritrace.v1.Entry
+	23, // 14: veritrace.v1.AccessEntry.record:type_name -> veritrace.v1.AccessRecord
+	14, // 15: veritrace.v1.ListAccessLogResponse.entries:type_name -> veritrace.v1.AccessEntry
+	2,  // 16: veritrace.v1.LedgerService.GetCheckpoint:input_type -> veritrace.v1.GetCheckpointRequest
+	5,  // 17: veritrace.v1.LedgerService.GetInclusionProof:input_type -> veritrace.v1.GetInclusionProofRequest
+	7,  // 18: veritrace.v1.LedgerService.GetConsistencyProof:input_type -> veritrace.v1.GetConsistencyProofRequest
+	11, // 19: veritrace.v1.LedgerService.GetEntry:input_type -> veritrace.v1.GetEntryRequest
+	13, // 20: veritrace.v1.LedgerService.ListAccessLog:input_type -> veritrace.v1.ListAccessLogRequest
+	3,  // 21: veritrace.v1.LedgerService.GetCheckpoint:output_type -> veritrace.v1.GetCheckpointResponse
+	6,  // 22: veritrace.v1.LedgerService.GetInclusionProof:output_type -> veritrace.v1.GetInclusionProofResponse
+	8,  // 23: veritrace.v1.LedgerService.GetConsistencyProof:output_type -> veritrace.v1.GetConsistencyProofResponse
+	12, // 24: veritrace.v1.LedgerService.GetEntry:output_type -> veritrace.v1.GetEntryResponse
+	15, // 25: veritrace.v1.LedgerService.ListAccessLog:output_type -> veritrace.v1.ListAccessLogResponse
+	21, // [21:26] is the sub-list for method output_type
+	16, // [16:21] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_veritrace_v1_ledger_proto_init() }
@@ -1044,11 +1267,13 @@ func file_veritrace_v1_ledger_proto_init() {
 	if File_veritrace_v1_ledger_proto != nil {
 		return
 	}
+	file_veritrace_v1_access_proto_init()
 	file_veritrace_v1_span_proto_init()
 	file_veritrace_v1_version_proto_init()
 	file_veritrace_v1_ledger_proto_msgTypes[9].OneofWrappers = []any{
 		(*Entry_Span)(nil),
 		(*Entry_Version)(nil),
+		(*Entry_Access)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1056,7 +1281,7 @@ func file_veritrace_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_veritrace_v1_ledger_proto_rawDesc), len(file_veritrace_v1_ledger_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

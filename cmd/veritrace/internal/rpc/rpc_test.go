@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,15 +25,36 @@ import (
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
+	"github.com/veritrace/veritrace/policy"
 )
 
 type testServer struct {
-	url string
-	l   *ledger.Ledger
+	url  string
+	l    *ledger.Ledger
+	logs *syncBuffer // everything the server logged
+	now  time.Time
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // startServer runs the real handler on a loopback listener with HTTP/1.1
-// and h2c, like `veritrace serve`.
+// and h2c, like `veritrace serve`, logging at debug level into ts.logs.
 func startServer(t *testing.T, maxBytes int) *testServer {
 	t.Helper()
 	dir := t.TempDir()
@@ -40,7 +62,8 @@ func startServer(t *testing.T, maxBytes int) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
+	ts := &testServer{logs: &syncBuffer{}, now: time.Now()}
+	log := slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	l, err := ledger.Open(context.Background(), ledger.Options{Dir: dir, Keys: keys, Logger: log, CheckpointInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -57,15 +80,37 @@ func startServer(t *testing.T, maxBytes int) *testServer {
 		srv.Shutdown(context.Background())
 		l.Close()
 	})
-	return &testServer{url: "http://" + ln.Addr().String(), l: l}
+	ts.url, ts.l = "http://"+ln.Addr().String(), l
+	return ts
+}
+
+// tenant creates a tenant.
+func (s *testServer) tenant(t *testing.T, name string) {
+	t.Helper()
+	if _, err := s.l.CreateTenant(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// key creates an API key directly in the ledger and returns its token.
+func (s *testServer) key(t *testing.T, role policy.Role, tenants ...string) string {
+	t.Helper()
+	token, rec := NewKey(role, tenants, "test "+string(role), time.Time{}, "", s.now)
+	if err := s.l.PutAPIKey(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	return token
 }
 
 type clients struct {
 	ingest veritracev1connect.IngestServiceClient
 	ledger veritracev1connect.LedgerServiceClient
+	admin  veritracev1connect.AdminServiceClient
 }
 
-func (s *testServer) clients(protocol, tenant string) clients {
+// clients returns the generated clients speaking protocol ("connect" or
+// "grpc"), sending the token and, unless empty, the tenant header.
+func (s *testServer) clients(protocol, tenant, token string) clients {
 	t := &http.Transport{Protocols: new(http.Protocols)}
 	t.Protocols.SetHTTP1(true)
 	t.Protocols.SetUnencryptedHTTP2(true)
@@ -75,17 +120,21 @@ func (s *testServer) clients(protocol, tenant string) clients {
 		t.Protocols.SetHTTP1(false)
 		opts = append(opts, connect.WithGRPC())
 	}
-	if tenant != "" {
-		opts = append(opts, connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+	opts = append(opts, connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if tenant != "" {
 				req.Header().Set(TenantHeader, tenant)
-				return next(ctx, req)
 			}
-		})))
-	}
+			if token != "" {
+				req.Header().Set("Authorization", "Bearer "+token)
+			}
+			return next(ctx, req)
+		}
+	})))
 	return clients{
 		ingest: veritracev1connect.NewIngestServiceClient(hc, s.url, opts...),
 		ledger: veritracev1connect.NewLedgerServiceClient(hc, s.url, opts...),
+		admin:  veritracev1connect.NewAdminServiceClient(hc, s.url, opts...),
 	}
 }
 
@@ -113,7 +162,9 @@ func TestAppendAndReadBack(t *testing.T) {
 	for _, protocol := range []string{"connect", "grpc"} {
 		t.Run(protocol, func(t *testing.T) {
 			ctx := context.Background()
-			c := s.clients(protocol, protocol) // a tenant per protocol
+			s.tenant(t, protocol) // a tenant per protocol
+			c := s.clients(protocol, protocol, s.key(t, policy.Ingester, protocol))
+			audit := s.clients(protocol, protocol, s.key(t, policy.Auditor, protocol))
 			reg, err := c.ingest.RegisterVersion(ctx, connect.NewRequest(&v1.RegisterVersionRequest{
 				Kind: v1.VersionKind_VERSION_KIND_PROMPT, Name: "support-answer", Label: "v1", Content: []byte("You are helpful."), MediaType: "text/plain",
 			}))
@@ -156,7 +207,7 @@ func TestAppendAndReadBack(t *testing.T) {
 					t.Errorf("receipt %d: proof does not verify: %v", i, err)
 				}
 			}
-			e, err := c.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: resp.Msg.GetReceipts()[1].GetIndex()}))
+			e, err := audit.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: resp.Msg.GetReceipts()[1].GetIndex()}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -205,8 +256,9 @@ func wantCode(t *testing.T, what string, err error, code connect.Code, substr st
 func TestBadInput(t *testing.T) {
 	s := startServer(t, 64<<10)
 	ctx := context.Background()
+	ingester := s.key(t, policy.Ingester, "default")
 	for _, protocol := range []string{"connect", "grpc"} {
-		c := s.clients(protocol, "")
+		c := s.clients(protocol, "", ingester)
 		mod := func(f func(*v1.Span)) []*v1.Span {
 			sp := testSpan(5)
 			f(sp)
@@ -242,7 +294,8 @@ func TestBadInput(t *testing.T) {
 			})
 		}
 	}
-	c := s.clients("connect", "")
+	c := s.clients("connect", "", ingester)
+	audit := s.clients("connect", "", s.key(t, policy.Auditor, "default"))
 	// Nothing of any failed batch was written.
 	if n, _ := s.l.Size(ctx, "default"); n != 0 {
 		t.Fatalf("log size after bad batches = %d, want 0", n)
@@ -268,7 +321,7 @@ func TestBadInput(t *testing.T) {
 	wantCode(t, "GetVersion(unknown)", err, connect.CodeNotFound, "")
 	_, err = c.ingest.ListVersions(ctx, connect.NewRequest(&v1.ListVersionsRequest{PageToken: "!!"}))
 	wantCode(t, "ListVersions(bad token)", err, connect.CodeInvalidArgument, "page_token")
-	_, err = c.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: 99}))
+	_, err = audit.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: 99}))
 	wantCode(t, "GetEntry(99)", err, connect.CodeNotFound, "")
 	_, err = c.ledger.GetInclusionProof(ctx, connect.NewRequest(&v1.GetInclusionProofRequest{Index: 0, TreeSize: 99}))
 	wantCode(t, "GetInclusionProof(size 99)", err, connect.CodeInvalidArgument, "tree size")
@@ -279,20 +332,31 @@ func TestBadInput(t *testing.T) {
 func TestTenants(t *testing.T) {
 	s := startServer(t, 0)
 	ctx := context.Background()
-	acme := s.clients("connect", "acme")
+	s.tenant(t, "acme")
+	acme := s.clients("connect", "", s.key(t, policy.Ingester, "acme")) // no header: the key's only tenant
 	if _, err := acme.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}})); err != nil {
 		t.Fatal(err)
 	}
-	def := s.clients("connect", "")
-	_, err := def.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: 0}))
+	all := s.key(t, policy.Auditor, policy.AllTenants)
+	_, err := s.clients("connect", "default", all).ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: 0}))
 	wantCode(t, "GetEntry(default, 0)", err, connect.CodeNotFound, "")
-	if _, err := acme.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: 0})); err != nil {
+	if _, err := s.clients("connect", "acme", all).ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: 0})); err != nil {
 		t.Errorf("GetEntry(acme, 0) = %v", err)
 	}
-	_, err = s.clients("connect", "Bad Tenant!").ledger.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{}))
+	_, err = s.clients("connect", "Bad Tenant!", all).ledger.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{}))
 	wantCode(t, "GetCheckpoint(bad tenant)", err, connect.CodeInvalidArgument, TenantHeader)
-	_, err = s.clients("connect", "nobody").ledger.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{}))
-	wantCode(t, "GetCheckpoint(unknown tenant)", err, connect.CodeNotFound, "")
+	_, err = s.clients("connect", "nobody", all).ledger.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{}))
+	wantCode(t, "GetCheckpoint(unknown tenant, key bound to all)", err, connect.CodeNotFound, "")
+	// A key bound to acme gets the same answer for a tenant that exists and
+	// one that does not.
+	acmeKey := s.key(t, policy.Ingester, "acme")
+	_, errExists := s.clients("connect", "default", acmeKey).ledger.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{}))
+	_, errMissing := s.clients("connect", "nobody", acmeKey).ledger.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{}))
+	wantCode(t, "GetCheckpoint(foreign tenant)", errExists, connect.CodePermissionDenied, `tenant "default"`)
+	wantCode(t, "GetCheckpoint(missing tenant)", errMissing, connect.CodePermissionDenied, `tenant "nobody"`)
+	if strings.Replace(errExists.Error(), "default", "nobody", 1) != errMissing.Error() {
+		t.Errorf("denials differ between an existing and a missing tenant: %q vs %q", errExists, errMissing)
+	}
 }
 
 func TestHealthAndReflection(t *testing.T) {

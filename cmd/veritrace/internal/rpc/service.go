@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
@@ -21,9 +22,8 @@ import (
 	"github.com/veritrace/veritrace/ledger/format"
 )
 
-// TenantHeader names the tenant of a request. Until API keys bind tenants
-// (access control), any valid tenant name is accepted; a tenant's log is
-// created by its first append.
+// TenantHeader names the tenant of a request. Without it, a key bound to
+// one tenant acts on that tenant, any other key on "default".
 const TenantHeader = "Veritrace-Tenant"
 
 // DefaultMaxRequestBytes is the default limit on a request message.
@@ -33,7 +33,12 @@ const DefaultMaxRequestBytes = 4 << 20
 type Options struct {
 	// MaxRequestBytes limits a request message (default 4 MiB).
 	MaxRequestBytes int
-	Logger          *slog.Logger
+	// AllowPlaintextKeys accepts API keys over plaintext HTTP from
+	// non-loopback addresses: for a proxy that terminates TLS. Off by default.
+	AllowPlaintextKeys bool
+	Logger             *slog.Logger
+	// Now is the clock (key expiry, access records). Default time.Now.
+	Now func() time.Time
 }
 
 // NewHandler returns the HTTP handler serving IngestService and
@@ -46,39 +51,36 @@ func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &service{l: l, log: opts.Logger}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &service{l: l, log: opts.Logger, now: opts.Now}
 	handlerOpts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(opts.MaxRequestBytes),
 		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
 			opts.Logger.ErrorContext(ctx, "handler panic", "procedure", spec.Procedure, "panic", fmt.Sprint(p))
 			return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error"))
 		}),
+		connect.WithInterceptors(&authInterceptor{l: l, log: opts.Logger, now: opts.Now}),
 	}
 	mux := http.NewServeMux()
 	mux.Handle(veritracev1connect.NewIngestServiceHandler(&ingestService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewLedgerServiceHandler(&ledgerService{s}, handlerOpts...))
-	names := []string{veritracev1connect.IngestServiceName, veritracev1connect.LedgerServiceName}
+	mux.Handle(veritracev1connect.NewAdminServiceHandler(&adminService{s}, handlerOpts...))
+	// Health and reflection stay open: they reveal nothing the published
+	// protos do not (docs/ACCESS.md).
+	names := []string{veritracev1connect.IngestServiceName, veritracev1connect.LedgerServiceName, veritracev1connect.AdminServiceName}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	return mux
+	return withTransport(mux, opts.AllowPlaintextKeys)
 }
 
 type service struct {
 	l   *ledger.Ledger
 	log *slog.Logger
-}
-
-func (s *service) tenant(h http.Header) (string, error) {
-	t := h.Get(TenantHeader)
-	if t == "" {
-		return ledger.DefaultTenant, nil
-	}
-	if err := format.ValidateTenant(t); err != nil {
-		return "", connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s header: %v", TenantHeader, err))
-	}
-	return t, nil
+	now func() time.Time
 }
 
 func (s *service) fail(ctx context.Context, procedure string, err error, name recordNamer) error {
@@ -102,15 +104,13 @@ type ingestService struct{ *service }
 
 func (s *ingestService) AppendSpans(ctx context.Context, req *connect.Request[v1.AppendSpansRequest]) (*connect.Response[v1.AppendSpansResponse], error) {
 	const proc = veritracev1connect.IngestServiceAppendSpansProcedure
-	tenant, err := s.tenant(req.Header())
-	if err != nil {
-		return nil, err
-	}
+	_, tenant := principalFrom(ctx)
 	spans := req.Msg.GetSpans()
 	if len(spans) == 0 || len(spans) > ledger.MaxBatch {
 		return nil, invalid("spans", "a batch holds 1 to %d spans, got %d", ledger.MaxBatch, len(spans))
 	}
 	recs := make([]ledger.Record, len(spans))
+	var err error
 	for i, sp := range spans {
 		if recs[i], err = spanRecord(fmt.Sprintf("spans[%d]", i), sp); err != nil {
 			return nil, err
@@ -147,10 +147,7 @@ func (s *ingestService) AppendSpans(ctx context.Context, req *connect.Request[v1
 }
 
 func (s *ingestService) RegisterVersion(ctx context.Context, req *connect.Request[v1.RegisterVersionRequest]) (*connect.Response[v1.RegisterVersionResponse], error) {
-	tenant, err := s.tenant(req.Header())
-	if err != nil {
-		return nil, err
-	}
+	_, tenant := principalFrom(ctx)
 	rec, id, err := versionRecord(req.Msg)
 	if err != nil {
 		return nil, err
@@ -166,10 +163,7 @@ func (s *ingestService) RegisterVersion(ctx context.Context, req *connect.Reques
 }
 
 func (s *ingestService) GetVersion(ctx context.Context, req *connect.Request[v1.GetVersionRequest]) (*connect.Response[v1.GetVersionResponse], error) {
-	tenant, err := s.tenant(req.Header())
-	if err != nil {
-		return nil, err
-	}
+	_, tenant := principalFrom(ctx)
 	id, err := parseVersionID(req.Msg.GetId())
 	if err != nil {
 		return nil, invalid("id", "%v", err)
@@ -186,10 +180,7 @@ func (s *ingestService) GetVersion(ctx context.Context, req *connect.Request[v1.
 }
 
 func (s *ingestService) ListVersions(ctx context.Context, req *connect.Request[v1.ListVersionsRequest]) (*connect.Response[v1.ListVersionsResponse], error) {
-	tenant, err := s.tenant(req.Header())
-	if err != nil {
-		return nil, err
-	}
+	_, tenant := principalFrom(ctx)
 	k := req.Msg.GetKind()
 	if k < v1.VersionKind_VERSION_KIND_UNSPECIFIED || k > v1.VersionKind_VERSION_KIND_PIPELINE {
 		return nil, invalid("kind", "unknown version kind %d", k)
@@ -206,6 +197,7 @@ func (s *ingestService) ListVersions(ctx context.Context, req *connect.Request[v
 	}
 	var after []byte
 	if t := req.Msg.GetPageToken(); t != "" {
+		var err error
 		if after, err = base64.RawURLEncoding.DecodeString(t); err != nil || len(after) < 3 {
 			return nil, invalid("page_token", "not a token returned by ListVersions")
 		}
@@ -244,10 +236,7 @@ func decodeVersion(e *ledger.Entry) (*v1.Version, error) {
 type ledgerService struct{ *service }
 
 func (s *ledgerService) GetCheckpoint(ctx context.Context, req *connect.Request[v1.GetCheckpointRequest]) (*connect.Response[v1.GetCheckpointResponse], error) {
-	tenant, err := s.tenant(req.Header())
-	if err != nil {
-		return nil, err
-	}
+	_, tenant := principalFrom(ctx)
 	cp, err := s.l.Checkpoint(ctx, tenant, req.Msg.GetFresh())
 	if err != nil {
 		return nil, s.fail(ctx, veritracev1connect.LedgerServiceGetCheckpointProcedure, err, nil)
@@ -257,10 +246,7 @@ func (s *ledgerService) GetCheckpoint(ctx context.Context, req *connect.Request[
 
 func (s *ledgerService) GetInclusionProof(ctx context.Context, req *connect.Request[v1.GetInclusionProofRequest]) (*connect.Response[v1.GetInclusionProofResponse], error) {
 	const proc = veritracev1connect.LedgerServiceGetInclusionProofProcedure
-	tenant, err := s.tenant(req.Header())
-	if err != nil {
-		return nil, err
-	}
+	_, tenant := principalFrom(ctx)
 	p, leaf, size, err := s.l.InclusionProof(ctx, tenant, req.Msg.GetIndex(), req.Msg.GetTreeSize())
 	if err != nil {
 		return nil, s.fail(ctx, proc, err, nil)
@@ -273,10 +259,7 @@ func (s *ledgerService) GetInclusionProof(ctx context.Context, req *connect.Requ
 }
 
 func (s *ledgerService) GetConsistencyProof(ctx context.Context, req *connect.Request[v1.GetConsistencyProofRequest]) (*connect.Response[v1.GetConsistencyProofResponse], error) {
-	tenant, err := s.tenant(req.Header())
-	if err != nil {
-		return nil, err
-	}
+	_, tenant := principalFrom(ctx)
 	p, size, err := s.l.ConsistencyProof(ctx, tenant, req.Msg.GetOldSize(), req.Msg.GetNewSize())
 	if err != nil {
 		return nil, s.fail(ctx, veritracev1connect.LedgerServiceGetConsistencyProofProcedure, err, nil)
@@ -286,10 +269,7 @@ func (s *ledgerService) GetConsistencyProof(ctx context.Context, req *connect.Re
 
 func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.GetEntryRequest]) (*connect.Response[v1.GetEntryResponse], error) {
 	const proc = veritracev1connect.LedgerServiceGetEntryProcedure
-	tenant, err := s.tenant(req.Header())
-	if err != nil {
-		return nil, err
-	}
+	_, tenant := principalFrom(ctx)
 	e, err := s.l.GetEntry(ctx, tenant, req.Msg.GetIndex())
 	if err != nil {
 		return nil, s.fail(ctx, proc, err, nil)
@@ -304,7 +284,7 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 	msg := &v1.Entry{
 		Header: &v1.EntryHeader{
 			FormatVersion: format.FormatVersion, Tenant: h.Tenant, Kind: v1.EntryKind(h.Kind), Index: h.Index,
-			AppendedAt: timestamppb.New(h.AppendedAt), TraceId: h.TraceID[:], SpanId: h.SpanID[:],
+			AppendedAt: timestamppb.New(h.AppendedAt),
 			Versions:       &v1.VersionRefs{Prompt: hex32(h.Refs[0]), Policy: hex32(h.Refs[1]), Pipeline: hex32(h.Refs[2])},
 			RetentionClass: h.RetentionClass, PrevLeafHash: h.PrevLeafHash[:], PayloadCommitment: h.Commitment[:],
 		},
@@ -313,11 +293,14 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 	switch h.Kind {
 	case format.KindSpan:
 		msg.Header.SpanKind = v1.SpanKind(h.SubKind)
+		msg.Header.TraceId, msg.Header.SpanId = h.TraceID[:], h.SpanID[:]
 		if h.ParentSpanID != ([8]byte{}) {
 			msg.Header.ParentSpanId = h.ParentSpanID[:]
 		}
 	case format.KindVersion:
 		msg.Header.VersionKind = v1.VersionKind(h.SubKind)
+	case format.KindAccess:
+		msg.Header.AccessOutcome = v1.AccessOutcome(h.SubKind)
 	}
 	if !e.Erased {
 		switch h.Kind {
@@ -333,6 +316,12 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 				return nil, s.fail(ctx, proc, err, nil)
 			}
 			msg.Record = &v1.Entry_Version{Version: v}
+		case format.KindAccess:
+			a := &v1.AccessRecord{}
+			if err := proto.Unmarshal(e.Payload, a); err != nil {
+				return nil, s.fail(ctx, proc, fmt.Errorf("decode access entry %d: %w", h.Index, err), nil)
+			}
+			msg.Record = &v1.Entry_Access{Access: a}
 		}
 	}
 	return connect.NewResponse(&v1.GetEntryResponse{Entry: msg}), nil

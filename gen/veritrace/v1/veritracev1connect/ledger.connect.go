@@ -44,6 +44,9 @@ const (
 	LedgerServiceGetConsistencyProofProcedure = "/veritrace.v1.LedgerService/GetConsistencyProof"
 	// LedgerServiceGetEntryProcedure is the fully-qualified name of the LedgerService's GetEntry RPC.
 	LedgerServiceGetEntryProcedure = "/veritrace.v1.LedgerService/GetEntry"
+	// LedgerServiceListAccessLogProcedure is the fully-qualified name of the LedgerService's
+	// ListAccessLog RPC.
+	LedgerServiceListAccessLogProcedure = "/veritrace.v1.LedgerService/ListAccessLog"
 )
 
 // LedgerServiceClient is a client for the veritrace.v1.LedgerService service.
@@ -57,6 +60,8 @@ type LedgerServiceClient interface {
 	GetConsistencyProof(context.Context, *connect.Request[v1.GetConsistencyProofRequest]) (*connect.Response[v1.GetConsistencyProofResponse], error)
 	// GetEntry returns an entry's header and its decrypted payload.
 	GetEntry(context.Context, *connect.Request[v1.GetEntryRequest]) (*connect.Response[v1.GetEntryResponse], error)
+	// ListAccessLog lists the tenant's access-log entries in index order.
+	ListAccessLog(context.Context, *connect.Request[v1.ListAccessLogRequest]) (*connect.Response[v1.ListAccessLogResponse], error)
 }
 
 // NewLedgerServiceClient constructs a client for the veritrace.v1.LedgerService service. By
@@ -98,6 +103,13 @@ func NewLedgerServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listAccessLog: connect.NewClient[v1.ListAccessLogRequest, v1.ListAccessLogResponse](
+			httpClient,
+			baseURL+LedgerServiceListAccessLogProcedure,
+			connect.WithSchema(ledgerServiceMethods.ByName("ListAccessLog")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -107,6 +119,7 @@ type ledgerServiceClient struct {
 	getInclusionProof   *connect.Client[v1.GetInclusionProofRequest, v1.GetInclusionProofResponse]
 	getConsistencyProof *connect.Client[v1.GetConsistencyProofRequest, v1.GetConsistencyProofResponse]
 	getEntry            *connect.Client[v1.GetEntryRequest, v1.GetEntryResponse]
+	listAccessLog       *connect.Client[v1.ListAccessLogRequest, v1.ListAccessLogResponse]
 }
 
 // GetCheckpoint calls veritrace.v1.LedgerService.GetCheckpoint.
@@ -129,6 +142,11 @@ func (c *ledgerServiceClient) GetEntry(ctx context.Context, req *connect.Request
 	return c.getEntry.CallUnary(ctx, req)
 }
 
+// ListAccessLog calls veritrace.v1.LedgerService.ListAccessLog.
+func (c *ledgerServiceClient) ListAccessLog(ctx context.Context, req *connect.Request[v1.ListAccessLogRequest]) (*connect.Response[v1.ListAccessLogResponse], error) {
+	return c.listAccessLog.CallUnary(ctx, req)
+}
+
 // LedgerServiceHandler is an implementation of the veritrace.v1.LedgerService service.
 type LedgerServiceHandler interface {
 	// GetCheckpoint returns the latest signed checkpoint of the tenant's log.
@@ -140,6 +158,8 @@ type LedgerServiceHandler interface {
 	GetConsistencyProof(context.Context, *connect.Request[v1.GetConsistencyProofRequest]) (*connect.Response[v1.GetConsistencyProofResponse], error)
 	// GetEntry returns an entry's header and its decrypted payload.
 	GetEntry(context.Context, *connect.Request[v1.GetEntryRequest]) (*connect.Response[v1.GetEntryResponse], error)
+	// ListAccessLog lists the tenant's access-log entries in index order.
+	ListAccessLog(context.Context, *connect.Request[v1.ListAccessLogRequest]) (*connect.Response[v1.ListAccessLogResponse], error)
 }
 
 // NewLedgerServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -177,6 +197,13 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	ledgerServiceListAccessLogHandler := connect.NewUnaryHandler(
+		LedgerServiceListAccessLogProcedure,
+		svc.ListAccessLog,
+		connect.WithSchema(ledgerServiceMethods.ByName("ListAccessLog")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/veritrace.v1.LedgerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case LedgerServiceGetCheckpointProcedure:
@@ -187,6 +214,8 @@ func NewLedgerServiceHandler(svc LedgerServiceHandler, opts ...connect.HandlerOp
 			ledgerServiceGetConsistencyProofHandler.ServeHTTP(w, r)
 		case LedgerServiceGetEntryProcedure:
 			ledgerServiceGetEntryHandler.ServeHTTP(w, r)
+		case LedgerServiceListAccessLogProcedure:
+			ledgerServiceListAccessLogHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -210,4 +239,8 @@ func (UnimplementedLedgerServiceHandler) GetConsistencyProof(context.Context, *c
 
 func (UnimplementedLedgerServiceHandler) GetEntry(context.Context, *connect.Request[v1.GetEntryRequest]) (*connect.Response[v1.GetEntryResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("veritrace.v1.LedgerService.GetEntry is not implemented"))
+}
+
+func (UnimplementedLedgerServiceHandler) ListAccessLog(context.Context, *connect.Request[v1.ListAccessLogRequest]) (*connect.Response[v1.ListAccessLogResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("veritrace.v1.LedgerService.ListAccessLog is not implemented"))
 }

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+)
+
+// stringList is a repeatable, comma-separable flag.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*s = append(*s, part)
+		}
+	}
+	return nil
+}
+
+func shortRole(r v1.Role) string { return strings.ToLower(strings.TrimPrefix(r.String(), "ROLE_")) }
+
+func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("keys: want a subcommand: create, list or revoke")
+	}
+	var cf clientFlags
+	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
+	cf.register(fs)
+	switch args[0] {
+	case "create":
+		role := fs.String("role", "", "ingester, auditor, compliance_officer or admin (required)")
+		var tenants stringList
+		fs.Var(&tenants, "tenants", "tenants the key is bound to, comma-separated or repeated; \"*\" for all (required)")
+		label := fs.String("label", "", "what the key is for")
+		expires := fs.Duration("expires-in", 0, "validity, e.g. 720h (default: never expires)")
+		if _, err := parseFlags(fs, args[1:], 0, ""); err != nil {
+			return err
+		}
+		r, ok := v1.Role_value["ROLE_"+strings.ToUpper(*role)]
+		if !ok || r == 0 {
+			return fmt.Errorf("--role must be ingester, auditor, compliance_officer or admin, got %q", *role)
+		}
+		req := &v1.CreateKeyRequest{Role: v1.Role(r), Tenants: tenants, Label: *label}
+		if *expires > 0 {
+			req.ExpiresAt = timestamppb.New(time.Now().Add(*expires))
+		}
+		resp, err := cf.admin().CreateKey(ctx, connect.NewRequest(req))
+		if err != nil {
+			return err
+		}
+		k := resp.Msg.GetKey()
+		fmt.Fprintf(stdout, "created %s key %s for %s\n", shortRole(k.GetRole()), k.GetId(), strings.Join(k.GetTenants(), ","))
+		fmt.Fprintf(stdout, "token (shown once; store it now):\n%s\n", resp.Msg.GetToken())
+		return nil
+	case "list":
+		if _, err := parseFlags(fs, args[1:], 0, ""); err != nil {
+			return err
+		}
+		resp, err := cf.admin().ListKeys(ctx, connect.NewRequest(&v1.ListKeysRequest{}))
+		if err != nil {
+			return err
+		}
+		for _, k := range resp.Msg.GetKeys() {
+			state := "active"
+			switch {
+			case k.GetRevokedAt() != nil:
+				state = "revoked " + k.GetRevokedAt().AsTime().Format(time.RFC3339)
+			case k.GetExpiresAt() != nil && !k.GetExpiresAt().AsTime().After(time.Now()):
+				state = "expired " + k.GetExpiresAt().AsTime().Format(time.RFC3339)
+			case k.GetExpiresAt() != nil:
+				state = "expires " + k.GetExpiresAt().AsTime().Format(time.RFC3339)
+			}
+			fmt.Fprintf(stdout, "%s\t%-18s\t%s\t%s\t%q\n", k.GetId(), shortRole(k.GetRole()), strings.Join(k.GetTenants(), ","), state, k.GetLabel())
+		}
+		return nil
+	case "revoke":
+		rest, err := parseFlags(fs, args[1:], 1, "KEY_ID")
+		if err != nil {
+			return err
+		}
+		resp, err := cf.admin().RevokeKey(ctx, connect.NewRequest(&v1.RevokeKeyRequest{Id: rest[0]}))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked key %s at %s\n", resp.Msg.GetKey().GetId(), resp.Msg.GetKey().GetRevokedAt().AsTime().Format(time.RFC3339))
+		return nil
+	}
+	return fmt.Errorf("keys: unknown subcommand %q (create, list, revoke)", args[0])
+}
+
+func runTenants(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("tenants: want a subcommand: create or list")
+	}
+	var cf clientFlags
+	fs := flag.NewFlagSet("tenants "+args[0], flag.ContinueOnError)
+	cf.register(fs)
+	switch args[0] {
+	case "create":
+		rest, err := parseFlags(fs, args[1:], 1, "NAME")
+		if err != nil {
+			return err
+		}
+		resp, err := cf.admin().CreateTenant(ctx, connect.NewRequest(&v1.CreateTenantRequest{Name: rest[0]}))
+		if err != nil {
+			return err
+		}
+		if resp.Msg.GetCreated() {
+			fmt.Fprintf(stdout, "created tenant %s\n", rest[0])
+		} else {
+			fmt.Fprintf(stdout, "tenant %s exists\n", rest[0])
+		}
+		return nil
+	case "list":
+		if _, err := parseFlags(fs, args[1:], 0, ""); err != nil {
+			return err
+		}
+		resp, err := cf.admin().ListTenants(ctx, connect.NewRequest(&v1.ListTenantsRequest{}))
+		if err != nil {
+			return err
+		}
+		for _, t := range resp.Msg.GetTenants() {
+			fmt.Fprintln(stdout, t)
+		}
+		return nil
+	}
+	return fmt.Errorf("tenants: unknown subcommand %q (create, list)", args[0])
+}
+
+func runAccessLog(ctx context.Context, args []string, stdout io.Writer) error {
+	var cf clientFlags
+	fs := flag.NewFlagSet("access-log", flag.ContinueOnError)
+	cf.register(fs)
+	from := fs.Uint64("from", 0, "first ledger index")
+	if _, err := parseFlags(fs, args, 0, ""); err != nil {
+		return err
+	}
+	lc := cf.ledger()
+	for next := *from; ; {
+		resp, err := lc.ListAccessLog(ctx, connect.NewRequest(&v1.ListAccessLogRequest{FromIndex: next, PageSize: 1000}))
+		if err != nil {
+			return err
+		}
+		for _, e := range resp.Msg.GetEntries() {
+			r := e.GetRecord()
+			key := r.GetKeyId()
+			if key == "" {
+				key = "-"
+			}
+			fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", e.GetIndex(), r.GetTime().AsTime().Format(time.RFC3339Nano),
+				strings.ToLower(strings.TrimPrefix(r.GetOutcome().String(), "ACCESS_OUTCOME_")), key, shortRole(r.GetRole()),
+				r.GetProcedure(), r.GetTenant(), r.GetTarget())
+			if r.GetCode() != "" {
+				fmt.Fprintf(stdout, "\t%s: %s", r.GetCode(), r.GetReason())
+			}
+			fmt.Fprintln(stdout)
+		}
+		if next = resp.Msg.GetNextIndex(); next == 0 {
+			return nil
+		}
+	}
+}

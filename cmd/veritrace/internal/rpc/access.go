@@ -1,0 +1,282 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
+	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
+	"github.com/veritrace/veritrace/policy"
+)
+
+// rule is how one procedure is authorised and recorded.
+type rule struct {
+	perm policy.Permission
+	// record: allowed calls are recorded in the access log (reads of
+	// payloads, exports, key and tenant changes). Denied calls always are.
+	record bool
+	// target names what a call accesses, for the access log.
+	target func(msg any) string
+}
+
+// rules is the single table of who may call what. A procedure missing from
+// it is refused.
+var rules = map[string]rule{
+	veritracev1connect.IngestServiceAppendSpansProcedure:         {perm: policy.AppendSpans},
+	veritracev1connect.IngestServiceRegisterVersionProcedure:     {perm: policy.RegisterVersions},
+	veritracev1connect.IngestServiceGetVersionProcedure:          {perm: policy.ReadVersions, record: true, target: versionTarget},
+	veritracev1connect.IngestServiceListVersionsProcedure:        {perm: policy.ReadVersions},
+	veritracev1connect.LedgerServiceGetCheckpointProcedure:       {perm: policy.ReadProofs},
+	veritracev1connect.LedgerServiceGetInclusionProofProcedure:   {perm: policy.ReadProofs},
+	veritracev1connect.LedgerServiceGetConsistencyProofProcedure: {perm: policy.ReadProofs},
+	veritracev1connect.LedgerServiceGetEntryProcedure:            {perm: policy.ReadEntries, record: true, target: entryTarget},
+	veritracev1connect.LedgerServiceListAccessLogProcedure:       {perm: policy.ReadAccessLog, record: true, target: accessLogTarget},
+	veritracev1connect.AdminServiceCreateKeyProcedure:            {perm: policy.ManageKeys, record: true, target: createKeyTarget},
+	veritracev1connect.AdminServiceListKeysProcedure:             {perm: policy.ManageKeys},
+	veritracev1connect.AdminServiceRevokeKeyProcedure:            {perm: policy.ManageKeys, record: true, target: revokeKeyTarget},
+	veritracev1connect.AdminServiceCreateTenantProcedure:         {perm: policy.ManageTenants, record: true, target: createTenantTarget},
+	veritracev1connect.AdminServiceListTenantsProcedure:          {perm: policy.ManageTenants},
+}
+
+func versionTarget(m any) string { return "version " + m.(*v1.GetVersionRequest).GetId() }
+func entryTarget(m any) string   { return fmt.Sprintf("entry %d", m.(*v1.GetEntryRequest).GetIndex()) }
+func accessLogTarget(m any) string {
+	return fmt.Sprintf("access log from %d", m.(*v1.ListAccessLogRequest).GetFromIndex())
+}
+func createKeyTarget(m any) string {
+	r := m.(*v1.CreateKeyRequest)
+	return fmt.Sprintf("new %s key for %v", roleName(r.GetRole()), r.GetTenants())
+}
+func revokeKeyTarget(m any) string    { return "key " + m.(*v1.RevokeKeyRequest).GetId() }
+func createTenantTarget(m any) string { return "tenant " + m.(*v1.CreateTenantRequest).GetName() }
+
+type ctxKey int
+
+const (
+	principalKey ctxKey = iota
+	tenantKey
+	transportKey
+)
+
+// transportInfo is what the HTTP layer knows of a request.
+type transportInfo struct {
+	peer string
+	// keysAllowed: API keys may travel on this connection (TLS, loopback, or
+	// plaintext explicitly allowed).
+	keysAllowed bool
+}
+
+// withTransport records, for the interceptor, whether the connection may
+// carry API keys.
+func withTransport(next http.Handler, allowPlaintext bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ti := transportInfo{peer: r.RemoteAddr, keysAllowed: allowPlaintext || r.TLS != nil || isLoopback(r.RemoteAddr)}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), transportKey, ti)))
+	})
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// principalFrom returns the authenticated principal and tenant of a
+// request; the interceptor has put them there.
+func principalFrom(ctx context.Context) (*policy.Principal, string) {
+	p, _ := ctx.Value(principalKey).(*policy.Principal)
+	t, _ := ctx.Value(tenantKey).(string)
+	return p, t
+}
+
+// authInterceptor authenticates every call, authorises it from the rules
+// table, and records it in the access log before the answer is sent.
+type authInterceptor struct {
+	l   *ledger.Ledger
+	log *slog.Logger
+	now func() time.Time
+}
+
+// call is one request on its way through the interceptor.
+type call struct {
+	procedure string
+	header    http.Header
+	peer      string
+	msg       any // nil for streams
+}
+
+// admit authenticates and authorises a call. On success it returns the
+// context for the handler. On refusal it records the denial and returns
+// the Connect error to send.
+func (a *authInterceptor) admit(ctx context.Context, c call) (context.Context, *accessEvent, error) {
+	ev := &accessEvent{procedure: c.procedure, peer: c.peer, time: a.now(), outcome: format.AccessAllowed}
+	r, ok := rules[c.procedure]
+	if !ok {
+		ev.deny(connect.CodePermissionDenied, "procedure is not in the access table")
+		return nil, ev, a.refuse(ctx, ev, ledger.SystemTenant)
+	}
+	ti, _ := ctx.Value(transportKey).(transportInfo)
+	if !ti.keysAllowed {
+		ev.deny(connect.CodeUnauthenticated, "API keys are accepted only over TLS or from loopback (see --allow-plaintext-keys)")
+		return nil, ev, a.refuse(ctx, ev, ledger.SystemTenant)
+	}
+	p, keyID, err := authenticate(ctx, a.l, c.header.Get("Authorization"), ev.time)
+	ev.keyID = keyID
+	var ae *authError
+	switch {
+	case errors.As(err, &ae):
+		ev.deny(connect.CodeUnauthenticated, ae.msg)
+		return nil, ev, a.refuse(ctx, ev, ledger.SystemTenant)
+	case err != nil:
+		return nil, ev, toConnect(ctx, a.log, c.procedure, err, nil)
+	}
+	ev.role = p.Role
+	tenant := c.header.Get(TenantHeader)
+	if tenant == "" {
+		tenant = p.DefaultTenant(ledger.DefaultTenant)
+	}
+	ev.tenant = tenant
+	if r.target != nil && c.msg != nil {
+		ev.target = r.target(c.msg)
+	}
+	if err := format.ValidateTenant(tenant); err != nil {
+		return nil, ev, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s header: %v", TenantHeader, err))
+	}
+	if err := policy.Decide(p, r.perm, tenant); err != nil {
+		msg := err.Error()
+		if errors.Is(err, policy.ErrTenantDenied) {
+			// Same words whether or not the tenant exists.
+			msg = fmt.Sprintf("this API key may not access tenant %q", tenant)
+		}
+		ev.deny(connect.CodePermissionDenied, msg)
+		return nil, ev, a.refuse(ctx, ev, a.logTenant(ctx, r.perm, tenant))
+	}
+	ctx = context.WithValue(ctx, principalKey, p)
+	ctx = context.WithValue(ctx, tenantKey, tenant)
+	return ctx, ev, nil
+}
+
+// logTenant is the log an access is recorded in: the tenant's own when the
+// permission concerns a tenant that exists, else the system log.
+func (a *authInterceptor) logTenant(ctx context.Context, perm policy.Permission, tenant string) string {
+	if perm.Global() {
+		return ledger.SystemTenant
+	}
+	if _, err := a.l.Size(ctx, tenant); err != nil {
+		return ledger.SystemTenant
+	}
+	return tenant
+}
+
+// refuse records a denial and returns the error for the client. If the
+// denial cannot be recorded the client gets Unavailable instead: nothing is
+// answered unrecorded.
+func (a *authInterceptor) refuse(ctx context.Context, ev *accessEvent, logTenant string) error {
+	if err := a.record(ctx, ev, logTenant); err != nil {
+		return err
+	}
+	return connect.NewError(ev.code, errors.New(ev.reason))
+}
+
+func (a *authInterceptor) record(ctx context.Context, ev *accessEvent, logTenant string) error {
+	payload, err := marshal.Marshal(ev.proto())
+	if err != nil {
+		return toConnect(ctx, a.log, ev.procedure, err, nil)
+	}
+	// The record must be durable before the answer goes out, even if the
+	// client has gone away.
+	rec := ledger.Record{Kind: format.KindAccess, SubKind: uint8(ev.outcome), RetentionClass: accessRetentionClass, Payload: payload}
+	if _, err := a.l.Append(context.WithoutCancel(ctx), logTenant, []ledger.Record{rec}); err != nil {
+		a.log.ErrorContext(ctx, "record access", "procedure", ev.procedure, "err", err)
+		return connect.NewError(connect.CodeUnavailable, errors.New("the access log could not be written; the request was not answered"))
+	}
+	return nil
+}
+
+// accessRetentionClass keeps access records apart from trace data.
+const accessRetentionClass = "access"
+
+func (a *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		c := call{procedure: req.Spec().Procedure, header: req.Header(), peer: req.Peer().Addr, msg: req.Any()}
+		ctx, ev, err := a.admit(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := next(ctx, req)
+		r := rules[c.procedure]
+		if !r.record {
+			return resp, err // not an access the log records (appends are entries themselves)
+		}
+		if err != nil {
+			ev.outcome = format.AccessFailed
+			ev.code = connect.CodeOf(err)
+			ev.reason = err.Error()
+		}
+		_, tenant := principalFrom(ctx)
+		if rerr := a.record(ctx, ev, a.logTenant(ctx, r.perm, tenant)); rerr != nil {
+			return nil, rerr
+		}
+		return resp, err
+	}
+}
+
+func (a *authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+// WrapStreamingHandler admits a stream like a unary call and records it,
+// when its rule says so, before the first message is sent.
+func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		c := call{procedure: conn.Spec().Procedure, header: conn.RequestHeader(), peer: conn.Peer().Addr}
+		ctx, ev, err := a.admit(ctx, c)
+		if err != nil {
+			return err
+		}
+		if r := rules[c.procedure]; r.record {
+			_, tenant := principalFrom(ctx)
+			if err := a.record(ctx, ev, a.logTenant(ctx, r.perm, tenant)); err != nil {
+				return err
+			}
+		}
+		return next(ctx, conn)
+	}
+}
+
+// accessEvent is an access being recorded.
+type accessEvent struct {
+	keyID, procedure, tenant, target, peer, reason string
+	role                                            policy.Role
+	outcome                                         format.AccessOutcome
+	code                                            connect.Code
+	time                                            time.Time
+}
+
+func (e *accessEvent) deny(code connect.Code, reason string) {
+	e.outcome, e.code, e.reason = format.AccessDenied, code, reason
+}
+
+func (e *accessEvent) proto() *v1.AccessRecord {
+	r := &v1.AccessRecord{
+		KeyId: e.keyID, Role: roleProto(e.role), Procedure: e.procedure, Tenant: e.tenant, Target: e.target,
+		Outcome: v1.AccessOutcome(e.outcome), Reason: e.reason, Peer: e.peer, Time: timestamppb.New(e.time),
+	}
+	if e.code != 0 {
+		r.Code = e.code.String()
+	}
+	return r
+}

@@ -1,0 +1,169 @@
+package rpc
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
+	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
+	"github.com/veritrace/veritrace/policy"
+)
+
+var rolesByProto = map[v1.Role]policy.Role{
+	v1.Role_ROLE_INGESTER:           policy.Ingester,
+	v1.Role_ROLE_AUDITOR:            policy.Auditor,
+	v1.Role_ROLE_COMPLIANCE_OFFICER: policy.ComplianceOfficer,
+	v1.Role_ROLE_ADMIN:              policy.Admin,
+}
+
+func roleProto(r policy.Role) v1.Role {
+	for p, role := range rolesByProto {
+		if role == r {
+			return p
+		}
+	}
+	return v1.Role_ROLE_UNSPECIFIED
+}
+
+func roleName(r v1.Role) string {
+	if role, ok := rolesByProto[r]; ok {
+		return string(role)
+	}
+	return r.String()
+}
+
+func apiKeyProto(k *ledger.APIKey) *v1.ApiKey {
+	role, _ := policy.ParseRole(k.Role)
+	m := &v1.ApiKey{
+		Id: hex.EncodeToString(k.ID[:]), Role: roleProto(role), Tenants: k.Tenants, Label: k.Label,
+		CreatedAt: timestamppb.New(k.CreatedAt), CreatedBy: k.CreatedBy,
+	}
+	if !k.ExpiresAt.IsZero() {
+		m.ExpiresAt = timestamppb.New(k.ExpiresAt)
+	}
+	if !k.RevokedAt.IsZero() {
+		m.RevokedAt = timestamppb.New(k.RevokedAt)
+	}
+	return m
+}
+
+type adminService struct{ *service }
+
+func (s *adminService) CreateKey(ctx context.Context, req *connect.Request[v1.CreateKeyRequest]) (*connect.Response[v1.CreateKeyResponse], error) {
+	caller, _ := principalFrom(ctx)
+	role, ok := rolesByProto[req.Msg.GetRole()]
+	if !ok {
+		return nil, invalid("role", "must be INGESTER, AUDITOR, COMPLIANCE_OFFICER or ADMIN; got %d", req.Msg.GetRole())
+	}
+	tenants := req.Msg.GetTenants()
+	if err := policy.ValidateBinding(tenants); err != nil {
+		return nil, invalid("tenants", "%v", err)
+	}
+	known := s.l.Tenants()
+	for i, t := range tenants {
+		if t != policy.AllTenants && !slices.Contains(known, t) {
+			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("tenants[%d]: tenant %q does not exist; create it first", i, t))
+		}
+	}
+	if err := checkString("label", req.Msg.GetLabel(), false); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var expires time.Time // zero: never
+	if e := req.Msg.GetExpiresAt(); e != nil {
+		if err := e.CheckValid(); err != nil || !e.AsTime().After(now) {
+			return nil, invalid("expires_at", "must be a valid time in the future")
+		}
+		expires = e.AsTime()
+	}
+	token, rec := NewKey(role, tenants, req.Msg.GetLabel(), expires, caller.KeyID, now)
+	if err := s.l.PutAPIKey(ctx, rec); err != nil {
+		return nil, s.fail(ctx, veritracev1connect.AdminServiceCreateKeyProcedure, err, nil)
+	}
+	s.log.InfoContext(ctx, "API key created", "key_id", hex.EncodeToString(rec.ID[:]), "role", role, "by", caller.KeyID)
+	return connect.NewResponse(&v1.CreateKeyResponse{Key: apiKeyProto(rec), Token: token}), nil
+}
+
+func (s *adminService) ListKeys(ctx context.Context, _ *connect.Request[v1.ListKeysRequest]) (*connect.Response[v1.ListKeysResponse], error) {
+	keys, err := s.l.ListAPIKeys(ctx)
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.AdminServiceListKeysProcedure, err, nil)
+	}
+	resp := &v1.ListKeysResponse{}
+	for _, k := range keys {
+		resp.Keys = append(resp.Keys, apiKeyProto(k))
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *adminService) RevokeKey(ctx context.Context, req *connect.Request[v1.RevokeKeyRequest]) (*connect.Response[v1.RevokeKeyResponse], error) {
+	caller, _ := principalFrom(ctx)
+	var id [8]byte
+	if b, err := hex.DecodeString(req.Msg.GetId()); err != nil || len(b) != len(id) {
+		return nil, invalid("id", "must be 16 hex digits")
+	} else {
+		copy(id[:], b)
+	}
+	k, err := s.l.RevokeAPIKey(ctx, id, s.now())
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.AdminServiceRevokeKeyProcedure, err, nil)
+	}
+	s.log.InfoContext(ctx, "API key revoked", "key_id", req.Msg.GetId(), "by", caller.KeyID)
+	return connect.NewResponse(&v1.RevokeKeyResponse{Key: apiKeyProto(k)}), nil
+}
+
+func (s *adminService) CreateTenant(ctx context.Context, req *connect.Request[v1.CreateTenantRequest]) (*connect.Response[v1.CreateTenantResponse], error) {
+	name := req.Msg.GetName()
+	if err := format.ValidateTenant(name); err != nil {
+		return nil, invalid("name", "%v", err)
+	}
+	created, err := s.l.CreateTenant(ctx, name)
+	if errors.Is(err, ledger.ErrInvalid) {
+		return nil, invalid("name", "%q is reserved", name)
+	}
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.AdminServiceCreateTenantProcedure, err, nil)
+	}
+	return connect.NewResponse(&v1.CreateTenantResponse{Name: name, Created: created}), nil
+}
+
+func (s *adminService) ListTenants(ctx context.Context, _ *connect.Request[v1.ListTenantsRequest]) (*connect.Response[v1.ListTenantsResponse], error) {
+	return connect.NewResponse(&v1.ListTenantsResponse{Tenants: s.l.Tenants()}), nil
+}
+
+func (s *ledgerService) ListAccessLog(ctx context.Context, req *connect.Request[v1.ListAccessLogRequest]) (*connect.Response[v1.ListAccessLogResponse], error) {
+	const proc = veritracev1connect.LedgerServiceListAccessLogProcedure
+	_, tenant := principalFrom(ctx)
+	size := int(req.Msg.GetPageSize())
+	switch {
+	case size < 0 || size > 1000:
+		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
+	case size == 0:
+		size = 100
+	}
+	es, next, err := s.l.EntriesOfKind(ctx, tenant, format.KindAccess, req.Msg.GetFromIndex(), size)
+	if err != nil {
+		return nil, s.fail(ctx, proc, err, nil)
+	}
+	resp := &v1.ListAccessLogResponse{NextIndex: next}
+	for _, e := range es {
+		rec := &v1.AccessRecord{}
+		if !e.Erased {
+			if err := proto.Unmarshal(e.Payload, rec); err != nil {
+				return nil, s.fail(ctx, proc, fmt.Errorf("decode access entry %d: %w", e.Header.Index, err), nil)
+			}
+		}
+		resp.Entries = append(resp.Entries, &v1.AccessEntry{Index: e.Header.Index, LeafHash: e.LeafHash[:], Record: rec})
+	}
+	return connect.NewResponse(resp), nil
+}
