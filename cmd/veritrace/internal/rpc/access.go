@@ -260,10 +260,10 @@ func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 // accessEvent is an access being recorded.
 type accessEvent struct {
 	keyID, procedure, tenant, target, peer, reason string
-	role                                            policy.Role
-	outcome                                         format.AccessOutcome
-	code                                            connect.Code
-	time                                            time.Time
+	role                                           policy.Role
+	outcome                                        format.AccessOutcome
+	code                                           connect.Code
+	time                                           time.Time
 }
 
 func (e *accessEvent) deny(code connect.Code, reason string) {

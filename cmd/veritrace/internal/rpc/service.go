@@ -284,7 +284,7 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 	msg := &v1.Entry{
 		Header: &v1.EntryHeader{
 			FormatVersion: format.FormatVersion, Tenant: h.Tenant, Kind: v1.EntryKind(h.Kind), Index: h.Index,
-			AppendedAt: timestamppb.New(h.AppendedAt),
+			AppendedAt:     timestamppb.New(h.AppendedAt),
 			Versions:       &v1.VersionRefs{Prompt: hex32(h.Refs[0]), Policy: hex32(h.Refs[1]), Pipeline: hex32(h.Refs[2])},
 			RetentionClass: h.RetentionClass, PrevLeafHash: h.PrevLeafHash[:], PayloadCommitment: h.Commitment[:],
 		},
