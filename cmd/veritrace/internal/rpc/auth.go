@@ -47,10 +47,11 @@ func parseToken(token string) (id [8]byte, secret []byte, err error) {
 	if !ok || len(rest) != 16+1+43 || rest[16] != '_' {
 		return id, nil, errBadToken
 	}
-	if _, err := hex.Decode(id[:], []byte(rest[:16])); err != nil {
+	// One spelling per token: lowercase hex, canonical base64.
+	if _, err := hex.Decode(id[:], []byte(rest[:16])); err != nil || hex.EncodeToString(id[:]) != rest[:16] {
 		return id, nil, errBadToken
 	}
-	secret, err = base64.RawURLEncoding.DecodeString(rest[17:])
+	secret, err = base64.RawURLEncoding.Strict().DecodeString(rest[17:])
 	if err != nil || len(secret) != secretBytes {
 		return id, nil, errBadToken
 	}
