@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,15 +27,13 @@ func (s *stringList) Set(v string) error {
 	return nil
 }
 
-func shortRole(r v1.Role) string { return strings.ToLower(strings.TrimPrefix(r.String(), "ROLE_")) }
+func shortRole(r v1.Role) string { return enumWord(r, "ROLE_") }
 
 func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("keys: want a subcommand: create, list or revoke")
+	cf, fs, err := subcommand("keys", "create, list or revoke", args)
+	if err != nil {
+		return err
 	}
-	var cf clientFlags
-	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
-	cf.register(fs)
 	switch args[0] {
 	case "create":
 		role := fs.String("role", "", "ingester, auditor, compliance_officer or admin (required)")
@@ -100,12 +97,10 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func runTenants(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("tenants: want a subcommand: create or list")
+	cf, fs, err := subcommand("tenants", "create or list", args)
+	if err != nil {
+		return err
 	}
-	var cf clientFlags
-	fs := flag.NewFlagSet("tenants "+args[0], flag.ContinueOnError)
-	cf.register(fs)
 	switch args[0] {
 	case "create":
 		rest, err := parseFlags(fs, args[1:], 1, "NAME")
@@ -159,7 +154,7 @@ func runAccessLog(ctx context.Context, args []string, stdout io.Writer) error {
 				key = "-"
 			}
 			fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", e.GetIndex(), r.GetTime().AsTime().Format(time.RFC3339Nano),
-				strings.ToLower(strings.TrimPrefix(r.GetOutcome().String(), "ACCESS_OUTCOME_")), key, shortRole(r.GetRole()),
+				enumWord(r.GetOutcome(), "ACCESS_OUTCOME_"), key, shortRole(r.GetRole()),
 				r.GetProcedure(), r.GetTenant(), r.GetTarget())
 			if r.GetCode() != "" {
 				fmt.Fprintf(stdout, "\t%s: %s", r.GetCode(), r.GetReason())

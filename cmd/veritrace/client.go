@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -135,6 +134,24 @@ func parseFlags(fs *flag.FlagSet, args []string, nargs int, argNames string) ([]
 	return fs.Args(), nil
 }
 
+// subcommand checks that args name a subcommand of cmd and returns the
+// client flags and flag set for it.
+func subcommand(cmd, subs string, args []string) (*clientFlags, *flag.FlagSet, error) {
+	if len(args) == 0 {
+		return nil, nil, fmt.Errorf("%s: want a subcommand: %s", cmd, subs)
+	}
+	cf := &clientFlags{}
+	fs := flag.NewFlagSet(cmd+" "+args[0], flag.ContinueOnError)
+	cf.register(fs)
+	return cf, fs, nil
+}
+
+// enumWord turns a proto enum value into the word the CLI shows:
+// ROLE_AUDITOR -> auditor.
+func enumWord(e fmt.Stringer, prefix string) string {
+	return strings.ToLower(strings.TrimPrefix(e.String(), prefix))
+}
+
 // parseIndexArg parses the flags and the one INDEX argument of a command.
 func parseIndexArg(fs *flag.FlagSet, args []string) (uint64, error) {
 	rest, err := parseFlags(fs, args, 1, "INDEX")
@@ -174,12 +191,10 @@ func runAppend(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func runVersion(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("version: want a subcommand: register, get or list")
+	cf, fs, err := subcommand("version", "register, get or list", args)
+	if err != nil {
+		return err
 	}
-	var cf clientFlags
-	fs := flag.NewFlagSet("version "+args[0], flag.ContinueOnError)
-	cf.register(fs)
 	switch args[0] {
 	case "register":
 		kind := fs.String("kind", "", "prompt, policy or pipeline (required)")
@@ -226,7 +241,7 @@ func runVersion(ctx context.Context, args []string, stdout io.Writer) error {
 				return err
 			}
 			for _, v := range resp.Msg.GetVersions() {
-				fmt.Fprintf(stdout, "%s\t%-8s\t%s\t%s\tindex %d\n", v.GetId(), strings.ToLower(strings.TrimPrefix(v.GetKind().String(), "VERSION_KIND_")), v.GetName(), v.GetLabel(), v.GetIndex())
+				fmt.Fprintf(stdout, "%s\t%-8s\t%s\t%s\tindex %d\n", v.GetId(), enumWord(v.GetKind(), "VERSION_KIND_"), v.GetName(), v.GetLabel(), v.GetIndex())
 			}
 			if token = resp.Msg.GetNextPageToken(); token == "" {
 				return nil
