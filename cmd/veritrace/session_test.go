@@ -35,7 +35,27 @@ func TestWorkedSession(t *testing.T) {
 		}
 		return path
 	}
+	if fi, err := os.Stat(filepath.Join(dir, AdminKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("bootstrap admin key file: %v, %v; want mode 0600", fi, err)
+	}
 	app, auditor := newKey("ingester"), newKey("auditor")
+	admin := filepath.Join(dir, AdminKeyFile)
+	if out := runCLI("tenants create", "--api-key-file", admin, "acme"); out != "created tenant acme\n" {
+		t.Errorf("tenants create: %q", out)
+	}
+	if out := runCLI("tenants list", "--api-key-file", admin); out != "acme\ndefault\nsystem\n" {
+		t.Errorf("tenants list: %q", out)
+	}
+	spare := newKey("compliance_officer")
+	spareToken, _ := os.ReadFile(spare)
+	spareID := strings.SplitN(strings.TrimPrefix(string(spareToken), "vtk_"), "_", 2)[0]
+	if out := runCLI("keys revoke", "--api-key-file", admin, spareID); !strings.HasPrefix(out, "revoked key "+spareID) {
+		t.Errorf("keys revoke: %q", out)
+	}
+	keys := runCLI("keys list", "--api-key-file", admin)
+	if strings.Count(keys, "\n") != 4 || !strings.Contains(keys, spareID+"\tcompliance_officer") || !strings.Contains(keys, "revoked ") || strings.Contains(keys, "vtk_") {
+		t.Errorf("keys list:\n%s", keys)
+	}
 	// cli runs a command as the app or the auditor, with protojson's varying
 	// white space dropped.
 	cli := func(key, cmd string, args ...string) string {
