@@ -46,6 +46,8 @@ type Record struct {
 	RetentionClass string
 	// Version names a version record; nil for other kinds.
 	Version *VersionName
+	// Terms are the record's secondary index terms (Postings, HasTerm).
+	Terms []Term
 	// Payload is stored encrypted; the header commits to it.
 	Payload []byte
 }
@@ -430,6 +432,11 @@ func (l *Ledger) appendOne(txn *badger.Txn, st *logState, req *appendReq, now ti
 		}
 		if r.Kind != format.KindSpan {
 			if err := txn.Set(kindIndexKey(req.tenant, r.Kind, st.size), nil); err != nil {
+				return nil, err
+			}
+		}
+		for _, t := range r.Terms {
+			if err := txn.Set(binary.BigEndian.AppendUint64(l.termPrefix(req.tenant, t), st.size), nil); err != nil {
 				return nil, err
 			}
 		}

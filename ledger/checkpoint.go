@@ -263,3 +263,12 @@ func (l *Ledger) proofSize(ctx context.Context, tenant string, size uint64) (uin
 	}
 	return tid, size, nil
 }
+
+// SignBundle signs an evidence bundle: a signed note, by the log key, over
+// format.BundleSignatureBody(Origin(tenant), manifestSHA256).
+func (l *Ledger) SignBundle(ctx context.Context, tenant string, manifestSHA256 [32]byte) ([]byte, error) {
+	if _, err := l.tenantID(ctx, tenant, false); err != nil {
+		return nil, err
+	}
+	return note.Sign(&note.Note{Text: format.BundleSignatureBody(l.Origin(tenant), manifestSHA256)}, l.signer)
+}

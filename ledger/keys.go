@@ -23,6 +23,7 @@ const (
 	nsIdentity   = 0x15 // nsIdentity | tenant | kind (u8) | identity (32 bytes) -> index (u64)
 	nsVersion    = 0x16 // nsVersion | tenant | version kind (u8) | name 0x00 label -> id (32) | index (u64)
 	nsKindIndex  = 0x17 // nsKindIndex | tenant | kind (u8) | index -> empty; entries of every kind but spans
+	nsTerm       = 0x18 // nsTerm | tenant | field (u8) | value MAC (16) | index -> empty; secondary index terms
 	nsAPIKey     = 0x30 // nsAPIKey | key id (8)                -> API key record (JSON)
 )
 
@@ -78,6 +79,11 @@ func kindIndexPrefix(tenant uint32, kind format.Kind) []byte {
 
 func kindIndexKey(tenant uint32, kind format.Kind, index uint64) []byte {
 	return binary.BigEndian.AppendUint64(kindIndexPrefix(tenant, kind), index)
+}
+
+func termPrefixKey(tenant uint32, field uint8, mac [termMACSize]byte) []byte {
+	k := append(tenantKey(nsTerm, tenant), field)
+	return append(k, mac[:]...)
 }
 
 func apiKeyKey(id [8]byte) []byte {

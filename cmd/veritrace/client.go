@@ -82,19 +82,42 @@ func (c *clientFlags) ledger() veritracev1connect.LedgerServiceClient {
 	return veritracev1connect.NewLedgerServiceClient(c.httpClient(), c.addr, c.options()...)
 }
 
-// authHeaders sets the API key and the tenant on every request.
-func authHeaders(tenant, token string) connect.UnaryInterceptorFunc {
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			if tenant != "" {
-				req.Header().Set(rpc.TenantHeader, tenant)
-			}
-			if token != "" {
-				req.Header().Set("Authorization", "Bearer "+token)
-			}
-			return next(ctx, req)
-		}
+// authHeaders sets the API key and the tenant on every request, unary and
+// streaming.
+func authHeaders(tenant, token string) connect.Interceptor { return headerInterceptor{tenant, token} }
+
+type headerInterceptor struct{ tenant, token string }
+
+func (h headerInterceptor) set(hdr http.Header) {
+	if h.tenant != "" {
+		hdr.Set(rpc.TenantHeader, h.tenant)
 	}
+	if h.token != "" {
+		hdr.Set("Authorization", "Bearer "+h.token)
+	}
+}
+
+func (h headerInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		h.set(req.Header())
+		return next(ctx, req)
+	}
+}
+
+func (h headerInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		h.set(conn.RequestHeader())
+		return conn
+	}
+}
+
+func (h headerInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}
+
+func (c *clientFlags) audit() veritracev1connect.AuditServiceClient {
+	return veritracev1connect.NewAuditServiceClient(c.httpClient(), c.addr, c.options()...)
 }
 
 func (c *clientFlags) admin() veritracev1connect.AdminServiceClient {

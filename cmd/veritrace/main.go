@@ -8,6 +8,10 @@
 //	veritrace checkpoint            print the latest signed checkpoint
 //	veritrace prove INDEX           fetch and check an inclusion proof
 //	veritrace get INDEX             print an entry with its payload
+//	veritrace trace ID              show a trace's decision path
+//	veritrace query [flags]         find traces
+//	veritrace export [flags] -o F   export a signed evidence bundle
+//	veritrace verify F --key log.pub  verify a bundle offline
 //	veritrace keys create|list|revoke  manage API keys (admin)
 //	veritrace tenants create|list   manage tenants (admin)
 //	veritrace access-log            list a tenant's access log
@@ -40,6 +44,10 @@ var commands = []command{
 	{"checkpoint", "print the latest signed checkpoint", runCheckpoint},
 	{"prove", "fetch an inclusion proof and check it against a signed checkpoint", runProve},
 	{"get", "print an entry with its decrypted payload", runGet},
+	{"trace", "show a trace's decision path (auditor)", runTrace},
+	{"query", "find traces by session, subject, time, version, kind, model or error (auditor)", runQuery},
+	{"export", "export a signed evidence bundle (auditor)", runExport},
+	{"verify", "verify an evidence bundle offline with the log's public key", runVerify},
 	{"keys", "create, list or revoke API keys (admin)", runKeys},
 	{"tenants", "create or list tenants (admin)", runTenants},
 	{"access-log", "list a tenant's access log (auditor, compliance officer, admin)", runAccessLog},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -73,4 +74,30 @@ func ParseCheckpointBody(text string) (*Checkpoint, error) {
 	cp := &Checkpoint{Origin: origin, Size: size}
 	copy(cp.Root[:], root)
 	return cp, nil
+}
+
+// bundleTitle is the first line of a bundle signature body. No checkpoint
+// of a Veritrace log has it as its origin, and its second line is never a
+// number, so a signed bundle body can never pass for a checkpoint.
+const bundleTitle = "veritrace evidence bundle v1"
+
+// BundleSignatureBody is the text the log key signs for an evidence
+// bundle: the title line, the origin of the log, and the SHA-256 of the
+// bundle's manifest.json in lowercase hex.
+func BundleSignatureBody(origin string, manifestSHA256 [32]byte) string {
+	return bundleTitle + "\n" + origin + "\n" + hex.EncodeToString(manifestSHA256[:]) + "\n"
+}
+
+// ParseBundleSignatureBody parses a bundle signature body.
+func ParseBundleSignatureBody(text string) (origin string, digest [32]byte, err error) {
+	lines := strings.Split(text, "\n")
+	if len(lines) != 4 || lines[0] != bundleTitle || lines[1] == "" || lines[3] != "" {
+		return "", digest, fmt.Errorf("not a bundle signature body: %q", text)
+	}
+	d, err := hex.DecodeString(lines[2])
+	if err != nil || len(d) != 32 || hex.EncodeToString(d) != lines[2] {
+		return "", digest, fmt.Errorf("bad manifest digest %q", lines[2])
+	}
+	copy(digest[:], d)
+	return lines[1], digest, nil
 }

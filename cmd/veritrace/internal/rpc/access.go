@@ -41,6 +41,9 @@ var rules = map[string]rule{
 	veritracev1connect.LedgerServiceGetConsistencyProofProcedure: {perm: policy.ReadProofs},
 	veritracev1connect.LedgerServiceGetEntryProcedure:            {perm: policy.ReadEntries, record: true, target: entryTarget},
 	veritracev1connect.LedgerServiceListAccessLogProcedure:       {perm: policy.ReadAccessLog, record: true, target: accessLogTarget},
+	veritracev1connect.AuditServiceGetTraceProcedure:             {perm: policy.ReadEntries, record: true, target: traceTarget},
+	veritracev1connect.AuditServiceQueryTracesProcedure:          {perm: policy.ReadEntries, record: true, target: queryTarget},
+	veritracev1connect.AuditServiceExportBundleProcedure:         {perm: policy.ExportEvidence, record: true, target: exportTarget},
 	veritracev1connect.AdminServiceCreateKeyProcedure:            {perm: policy.ManageKeys, record: true, target: createKeyTarget},
 	veritracev1connect.AdminServiceListKeysProcedure:             {perm: policy.ManageKeys},
 	veritracev1connect.AdminServiceRevokeKeyProcedure:            {perm: policy.ManageKeys, record: true, target: revokeKeyTarget},
@@ -56,6 +59,13 @@ func accessLogTarget(m any) string {
 func createKeyTarget(m any) string {
 	r := m.(*v1.CreateKeyRequest)
 	return fmt.Sprintf("new %s key for %v", roleName(r.GetRole()), r.GetTenants())
+}
+func traceTarget(m any) string { return fmt.Sprintf("trace %x", m.(*v1.GetTraceRequest).GetTraceId()) }
+func queryTarget(m any) string {
+	return "query " + describeQuery(m.(*v1.QueryTracesRequest).GetQuery())
+}
+func exportTarget(m any) string {
+	return "export " + describeQuery(m.(*v1.ExportBundleRequest).GetSelector())
 }
 func revokeKeyTarget(m any) string    { return "key " + m.(*v1.RevokeKeyRequest).GetId() }
 func createTenantTarget(m any) string { return "tenant " + m.(*v1.CreateTenantRequest).GetName() }
@@ -238,8 +248,10 @@ func (a *authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) 
 	return next
 }
 
-// WrapStreamingHandler admits a stream like a unary call and records it,
-// when its rule says so, before the first message is sent.
+// WrapStreamingHandler admits a stream like a unary call. When its rule
+// says so, the stream is recorded as soon as its first request message is
+// read (so that the target is known), which is before the handler can send
+// anything; if the stream then fails, the failure is recorded too.
 func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		c := call{procedure: conn.Spec().Procedure, header: conn.RequestHeader(), peer: conn.Peer().Addr}
@@ -247,14 +259,46 @@ func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 		if err != nil {
 			return err
 		}
-		if r := rules[c.procedure]; r.record {
-			_, tenant := principalFrom(ctx)
-			if err := a.record(ctx, ev, a.logTenant(ctx, r.perm, tenant)); err != nil {
-				return err
+		r := rules[c.procedure]
+		if !r.record {
+			return next(ctx, conn)
+		}
+		_, tenant := principalFrom(ctx)
+		logTenant := a.logTenant(ctx, r.perm, tenant)
+		rc := &recordingConn{StreamingHandlerConn: conn, record: func(msg any) error {
+			if r.target != nil {
+				ev.target = r.target(msg)
+			}
+			return a.record(ctx, ev, logTenant)
+		}}
+		err = next(ctx, rc)
+		if err != nil && rc.recorded {
+			failed := *ev
+			failed.outcome, failed.code, failed.reason = format.AccessFailed, connect.CodeOf(err), err.Error()
+			if rerr := a.record(ctx, &failed, logTenant); rerr != nil {
+				return rerr
 			}
 		}
-		return next(ctx, conn)
+		return err
 	}
+}
+
+// recordingConn records a stream on its first received message.
+type recordingConn struct {
+	connect.StreamingHandlerConn
+	record   func(msg any) error
+	recorded bool
+}
+
+func (c *recordingConn) Receive(msg any) error {
+	if err := c.StreamingHandlerConn.Receive(msg); err != nil {
+		return err
+	}
+	if c.recorded {
+		return nil
+	}
+	c.recorded = true
+	return c.record(msg)
 }
 
 // accessEvent is an access being recorded.

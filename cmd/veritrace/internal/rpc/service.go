@@ -67,9 +67,11 @@ func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
 	mux.Handle(veritracev1connect.NewIngestServiceHandler(&ingestService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewLedgerServiceHandler(&ledgerService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewAdminServiceHandler(&adminService{s}, handlerOpts...))
+	mux.Handle(veritracev1connect.NewAuditServiceHandler(newAuditService(s), handlerOpts...))
 	// Health and reflection stay open: they reveal nothing the published
 	// protos do not (docs/ACCESS.md).
-	names := []string{veritracev1connect.IngestServiceName, veritracev1connect.LedgerServiceName, veritracev1connect.AdminServiceName}
+	names := []string{veritracev1connect.IngestServiceName, veritracev1connect.LedgerServiceName,
+		veritracev1connect.AuditServiceName, veritracev1connect.AdminServiceName}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/veritrace/veritrace/audit"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
@@ -48,11 +49,18 @@ func spanRecord(field string, s *v1.Span) (ledger.Record, error) {
 	copy(r.SpanID[:], s.GetSpanId())
 	copy(r.ParentSpanID[:], s.GetParentSpanId())
 	refs := s.GetVersions()
+	facts := audit.SpanFacts{
+		TraceID: r.TraceID, Session: s.GetSessionId(), Subject: s.GetSubjectId(), Kind: r.SubKind,
+		Models: []string{s.GetModel().GetRequestModel(), s.GetModel().GetResponseModel()},
+		Error:  s.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR,
+	}
 	for i, id := range []string{refs.GetPrompt(), refs.GetPolicy(), refs.GetPipeline()} {
 		if id != "" {
 			hex.Decode(r.Refs[i][:], []byte(id)) // validated above
+			facts.Versions = append(facts.Versions, r.Refs[i])
 		}
 	}
+	r.Terms = audit.SpanTerms(facts)
 	return r, nil
 }
 

@@ -1,0 +1,395 @@
+package bundle
+
+import (
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// MaxReportSpans bounds the spans a report shows in detail; traces past it
+// are listed by id only.
+const MaxReportSpans = 2000
+
+// ReportInfo is what the report says about the bundle as a whole.
+type ReportInfo struct {
+	Origin, Tenant, LogKey string
+	TreeSize               uint64
+	Root                   string
+	CreatedAt              time.Time
+	Selector               Selector
+	Traces                 int
+}
+
+// ReportWriter writes report.html trace by trace.
+type ReportWriter struct {
+	w        io.Writer
+	versions map[[32]byte]*versionView
+	shown    int
+	err      error
+}
+
+type versionView struct {
+	ID, Kind, Name, Label, MediaType, Preview string
+	Index                                     uint64
+	Truncated                                 bool
+}
+
+type msgView struct{ Role, Text string }
+
+type spanView struct {
+	Index                         uint64
+	Depth                         int
+	Indent                        int
+	Name, Kind, Status, StatusMsg string
+	Start, Duration               string
+	OffsetPct, WidthPct           float64
+	Provider, Model, Params       string
+	InTokens, OutTokens           int64
+	Cost                          string
+	Session, Subject              string
+	System                        string
+	Inputs, Outputs               []msgView
+	RetrievalQuery, DataSource    string
+	Docs                          []*v1.Document
+	Tool                          *v1.ToolCall
+	Guardrail, GuardrailOutcome   string
+	GuardrailDetail               string
+	Versions                      []string
+	Erased                        bool
+	Error                         bool
+}
+
+type traceView struct {
+	ID       string
+	Start    string
+	Duration string
+	Spans    []spanView
+	Tokens   int64
+	Cost     string
+	Omitted  bool
+}
+
+// NewReportWriter starts the report. versions are the bundle's version
+// entries (with payloads), shown as "in force" where spans reference them.
+func NewReportWriter(w io.Writer, info ReportInfo, versions []*Entry) *ReportWriter {
+	r := &ReportWriter{w: w, versions: map[[32]byte]*versionView{}}
+	var vs []*versionView
+	for _, e := range versions {
+		h, err := format.ParseHeader(e.Header)
+		if err != nil || e.Erased {
+			continue
+		}
+		v := &v1.Version{}
+		if proto.Unmarshal(e.Payload, v) != nil {
+			continue
+		}
+		id := h.Refs.Ref(format.VersionKind(h.SubKind))
+		preview := string(v.GetContent())
+		vv := &versionView{ID: hex.EncodeToString(id[:]), Kind: format.VersionKind(h.SubKind).String(), Name: v.GetName(),
+			Label: v.GetLabel(), MediaType: v.GetMediaType(), Index: h.Index}
+		if len(preview) > 4000 {
+			preview, vv.Truncated = preview[:4000], true
+		}
+		vv.Preview = preview
+		r.versions[id] = vv
+		vs = append(vs, vv)
+	}
+	sort.Slice(vs, func(i, j int) bool { return vs[i].Index < vs[j].Index })
+	r.err = reportTmpl.ExecuteTemplate(w, "head", map[string]any{"Info": info, "Versions": vs})
+	return r
+}
+
+// Trace adds one trace's decision path; entries are its span entries.
+func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
+	if r.err != nil {
+		return
+	}
+	tv := traceView{ID: hex.EncodeToString(trace[:])}
+	if r.shown+len(entries) > MaxReportSpans {
+		tv.Omitted = true
+		r.err = reportTmpl.ExecuteTemplate(r.w, "trace", tv)
+		return
+	}
+	r.shown += len(entries)
+	type node struct {
+		e        *Entry
+		h        *format.Header
+		span     *v1.Span
+		children []*node
+	}
+	nodes := map[[8]byte]*node{}
+	var all []*node
+	for _, e := range entries {
+		h, err := format.ParseHeader(e.Header)
+		if err != nil {
+			continue
+		}
+		n := &node{e: e, h: h, span: &v1.Span{}}
+		if !e.Erased {
+			proto.Unmarshal(e.Payload, n.span)
+		}
+		nodes[h.SpanID] = n
+		all = append(all, n)
+	}
+	start := func(n *node) time.Time {
+		if n.span.GetStartTime() != nil {
+			return n.span.GetStartTime().AsTime()
+		}
+		return n.h.AppendedAt
+	}
+	end := func(n *node) time.Time {
+		if n.span.GetEndTime() != nil {
+			return n.span.GetEndTime().AsTime()
+		}
+		return n.h.AppendedAt
+	}
+	var roots []*node
+	for _, n := range all {
+		if p := nodes[n.h.ParentSpanID]; p != nil && n.h.ParentSpanID != ([8]byte{}) && p != n {
+			p.children = append(p.children, n)
+		} else {
+			roots = append(roots, n)
+		}
+	}
+	if len(all) == 0 {
+		return
+	}
+	t0, t1 := start(all[0]), end(all[0])
+	for _, n := range all {
+		if s := start(n); s.Before(t0) {
+			t0 = s
+		}
+		if e := end(n); e.After(t1) {
+			t1 = e
+		}
+	}
+	total := t1.Sub(t0)
+	tv.Start, tv.Duration = t0.UTC().Format(time.RFC3339Nano), total.String()
+	var costs []string
+	var walk func(n *node, depth int)
+	walk = func(n *node, depth int) {
+		sv := r.spanView(n.e, n.h, n.span)
+		sv.Depth, sv.Indent = depth, depth*16
+		if total > 0 {
+			sv.OffsetPct = float64(start(n).Sub(t0)) / float64(total) * 100
+			sv.WidthPct = max(float64(end(n).Sub(start(n)))/float64(total)*100, 0.5)
+		} else {
+			sv.WidthPct = 100
+		}
+		tv.Tokens += sv.InTokens + sv.OutTokens
+		if sv.Cost != "" {
+			costs = append(costs, sv.Cost)
+		}
+		tv.Spans = append(tv.Spans, sv)
+		sort.Slice(n.children, func(i, j int) bool { return start(n.children[i]).Before(start(n.children[j])) })
+		for _, c := range n.children {
+			walk(c, depth+1)
+		}
+	}
+	sort.Slice(roots, func(i, j int) bool { return start(roots[i]).Before(start(roots[j])) })
+	for _, n := range roots {
+		walk(n, 0)
+	}
+	tv.Cost = strings.Join(costs, " + ")
+	r.err = reportTmpl.ExecuteTemplate(r.w, "trace", tv)
+}
+
+func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span) spanView {
+	sv := spanView{Index: h.Index, Erased: e.Erased, Kind: strings.ToLower(strings.TrimPrefix(v1.SpanKind(h.SubKind).String(), "SPAN_KIND_"))}
+	for k := format.VersionPrompt; k <= format.VersionPipeline; k++ {
+		id := h.Refs.Ref(k)
+		if id == ([32]byte{}) {
+			continue
+		}
+		if v := r.versions[id]; v != nil {
+			sv.Versions = append(sv.Versions, fmt.Sprintf("%s %s %s", k, v.Name, v.Label))
+		} else {
+			sv.Versions = append(sv.Versions, fmt.Sprintf("%s %x (not in bundle)", k, id[:8]))
+		}
+	}
+	if e.Erased {
+		sv.Name = "(payload erased)"
+		return sv
+	}
+	sv.Name, sv.Session, sv.Subject = s.GetName(), s.GetSessionId(), s.GetSubjectId()
+	if st, et := s.GetStartTime(), s.GetEndTime(); st != nil && et != nil {
+		sv.Start = st.AsTime().UTC().Format("15:04:05.000")
+		sv.Duration = et.AsTime().Sub(st.AsTime()).String()
+	}
+	switch s.GetStatus().GetCode() {
+	case v1.StatusCode_STATUS_CODE_ERROR:
+		sv.Status, sv.Error = "error", true
+	case v1.StatusCode_STATUS_CODE_OK:
+		sv.Status = "ok"
+	}
+	sv.StatusMsg = s.GetStatus().GetMessage()
+	if m := s.GetModel(); m != nil {
+		sv.Provider = m.GetProvider()
+		sv.Model = m.GetRequestModel()
+		if m.GetResponseModel() != "" && m.GetResponseModel() != m.GetRequestModel() {
+			sv.Model += " → " + m.GetResponseModel()
+		}
+		var ps []string
+		if m.Temperature != nil {
+			ps = append(ps, fmt.Sprintf("temperature %g", m.GetTemperature()))
+		}
+		if m.MaxTokens != nil {
+			ps = append(ps, fmt.Sprintf("max_tokens %d", m.GetMaxTokens()))
+		}
+		if m.TopP != nil {
+			ps = append(ps, fmt.Sprintf("top_p %g", m.GetTopP()))
+		}
+		sv.Params = strings.Join(ps, ", ")
+	}
+	if u := s.GetUsage(); u != nil {
+		sv.InTokens, sv.OutTokens = u.GetInputTokens(), u.GetOutputTokens()
+		if u.GetCost() > 0 {
+			sv.Cost = fmt.Sprintf("%.6g %s", u.GetCost(), u.GetCurrency())
+		}
+	}
+	c := s.GetContent()
+	sv.System = c.GetSystemInstructions()
+	sv.Inputs, sv.Outputs = msgViews(c.GetInputMessages()), msgViews(c.GetOutputMessages())
+	if rt := c.GetRetrieval(); rt != nil {
+		sv.RetrievalQuery, sv.DataSource, sv.Docs = rt.GetQuery(), rt.GetDataSource(), rt.GetDocuments()
+	}
+	sv.Tool = c.GetToolCall()
+	if g := c.GetGuardrail(); g != nil {
+		sv.Guardrail, sv.GuardrailDetail = g.GetName(), g.GetDetail()
+		sv.GuardrailOutcome = strings.ToLower(strings.TrimPrefix(g.GetOutcome().String(), "GUARDRAIL_OUTCOME_"))
+	}
+	return sv
+}
+
+func msgViews(ms []*v1.Message) []msgView {
+	var out []msgView
+	for _, m := range ms {
+		var parts []string
+		for _, p := range m.GetParts() {
+			switch x := p.GetPart().(type) {
+			case *v1.MessagePart_Text:
+				parts = append(parts, x.Text)
+			case *v1.MessagePart_ToolCall:
+				parts = append(parts, fmt.Sprintf("[tool call %s(%s)]", x.ToolCall.GetName(), x.ToolCall.GetArguments()))
+			case *v1.MessagePart_ToolCallResponse:
+				parts = append(parts, fmt.Sprintf("[tool result %s]", x.ToolCallResponse.GetResult()))
+			case *v1.MessagePart_Uri:
+				parts = append(parts, "[uri "+x.Uri+"]")
+			case *v1.MessagePart_Blob:
+				parts = append(parts, fmt.Sprintf("[%s, %d bytes]", x.Blob.GetMimeType(), len(x.Blob.GetData())))
+			case *v1.MessagePart_Reasoning:
+				parts = append(parts, "[reasoning] "+x.Reasoning)
+			}
+		}
+		out = append(out, msgView{Role: m.GetRole(), Text: strings.Join(parts, "\n")})
+	}
+	return out
+}
+
+// Close finishes the report and returns the first error met.
+func (r *ReportWriter) Close() error {
+	if r.err != nil {
+		return r.err
+	}
+	return reportTmpl.ExecuteTemplate(r.w, "foot", map[string]any{"Shown": r.shown, "Max": MaxReportSpans})
+}
+
+var reportTmpl = template.Must(template.New("report").Parse(`
+{{define "head"}}<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Veritrace evidence: {{.Info.Tenant}}</title>
+<style>
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:0;color:#1d2433;background:#f6f7f9}
+main{max-width:1200px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px} h3{font-size:15px;margin:16px 0 6px}
+.card{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:14px 16px;margin:10px 0}
+.muted{color:#5d6778} code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12.5px;word-break:break-all}
+table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eceef2;vertical-align:top}
+th{font-weight:600;color:#3b4454;background:#fafbfc}
+.wf{position:relative;height:14px;background:#eef1f5;border-radius:3px;min-width:180px}
+.bar{position:absolute;top:2px;height:10px;border-radius:2px;background:#4a78c2}
+.k-generation .bar{background:#7b4fc2} .k-retrieval .bar{background:#2f9e6e} .k-tool .bar{background:#c28a2f}
+.k-guardrail .bar{background:#c24f4f} .k-agent .bar{background:#2f7fc2}
+.err{color:#b42318;font-weight:600} .tag{display:inline-block;padding:0 6px;border-radius:10px;background:#eef1f5;font-size:12px}
+details{margin:4px 0 8px} summary{cursor:pointer;color:#2f5fa7}
+pre{white-space:pre-wrap;background:#f4f5f7;border-radius:4px;padding:8px;margin:4px 0;font-size:12.5px}
+.verify{border-left:4px solid #2f9e6e}
+</style></head><body><main>
+<h1>Evidence bundle: decision paths</h1>
+<div class="muted">Tenant <b>{{.Info.Tenant}}</b> · log <code>{{.Info.Origin}}</code> · exported {{.Info.CreatedAt.UTC.Format "2006-01-02 15:04:05 MST"}} · {{.Info.Traces}} trace(s)</div>
+<div class="card">
+<table>
+<tr><th>Selector</th><td>{{with .Info.Selector}}{{if .TraceID}}trace <code>{{.TraceID}}</code> {{end}}{{if .SessionID}}session <code>{{.SessionID}}</code> {{end}}{{if .SubjectID}}subject <code>{{.SubjectID}}</code> {{end}}{{if not .From.IsZero}}from {{.From.UTC.Format "2006-01-02T15:04:05Z"}} {{end}}{{if not .To.IsZero}}to {{.To.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}{{end}}</td></tr>
+<tr><th>Checkpoint</th><td>tree size {{.Info.TreeSize}}, root <code>{{.Info.Root}}</code></td></tr>
+<tr><th>Log key</th><td><code>{{.Info.LogKey}}</code></td></tr>
+</table></div>
+<div class="card verify">
+<h3>What to check before relying on this report</h3>
+<p>This page is a view of the bundle; by itself it proves nothing. Verify the bundle on your own machine,
+with the log's public key obtained from the operator out of band:</p>
+<pre>veritrace verify bundle.zip --key log.pub [--pinned-checkpoint checkpoint-you-hold.txt]</pre>
+<p>The verifier checks the signature over the manifest, the digest of every file (this report included), the
+signed checkpoint, that each entry's payload matches the salted commitment in its header, each leaf hash, each
+inclusion proof against the checkpoint, that every referenced version is in the bundle, and, given a checkpoint you
+already hold, that the log only grew since. It needs no server. A bundle proves that what it holds was recorded; it
+cannot prove that a trace has no other spans.</p>
+</div>
+<h2>Versions in force</h2>
+{{if .Versions}}<div class="card"><table><tr><th>Kind</th><th>Name</th><th>Label</th><th>Entry</th><th>Id</th></tr>
+{{range .Versions}}<tr><td>{{.Kind}}</td><td>{{.Name}}</td><td>{{.Label}}</td><td>{{.Index}}</td><td><code>{{.ID}}</code></td></tr>
+<tr><td></td><td colspan="4"><details><summary>content ({{.MediaType}})</summary><pre>{{.Preview}}{{if .Truncated}}
+… (truncated; the full content is in the version's entry file){{end}}</pre></details></td></tr>{{end}}
+</table></div>{{else}}<p class="muted">No span in this bundle references a registered version.</p>{{end}}
+<h2>Traces</h2>
+{{end}}
+
+{{define "trace"}}<div class="card">
+<h3>Trace <code>{{.ID}}</code></h3>
+{{if .Omitted}}<p class="muted">Not shown: this report shows at most the first spans; the trace's entries are in the bundle.</p>{{else}}
+<div class="muted">started {{.Start}} · took {{.Duration}} · {{len .Spans}} span(s) · {{.Tokens}} tokens{{if .Cost}} · cost {{.Cost}}{{end}}</div>
+<table>
+<tr><th style="width:34%">Step</th><th>Kind</th><th>Model</th><th>Tokens in/out</th><th>Duration</th><th style="width:24%">Timeline</th></tr>
+{{range .Spans}}<tr class="k-{{.Kind}}">
+<td><span style="padding-left:{{.Indent}}px">{{if .Erased}}<i>{{.Name}}</i>{{else}}{{.Name}}{{end}}</span>{{if .Error}} <span class="err">error</span>{{end}} <span class="muted">#{{.Index}}</span></td>
+<td><span class="tag">{{.Kind}}</span></td>
+<td>{{if .Model}}{{.Provider}} {{.Model}}{{if .Params}}<div class="muted">{{.Params}}</div>{{end}}{{end}}</td>
+<td>{{if or .InTokens .OutTokens}}{{.InTokens}} / {{.OutTokens}}{{end}}{{if .Cost}}<div class="muted">{{.Cost}}</div>{{end}}</td>
+<td>{{.Duration}}</td>
+<td><div class="wf"><div class="bar" style="left:{{printf "%.2f" .OffsetPct}}%;width:{{printf "%.2f" .WidthPct}}%"></div></div></td>
+</tr>
+<tr class="k-{{.Kind}}"><td colspan="6" style="padding-left:{{.Indent}}px">
+{{if .Erased}}<span class="muted">The payload of this entry was erased; its header and proofs remain.</span>{{else}}
+<details><summary>details</summary>
+{{if .Versions}}<div>versions in force: {{range .Versions}}<span class="tag">{{.}}</span> {{end}}</div>{{end}}
+{{if .StatusMsg}}<div class="err">{{.StatusMsg}}</div>{{end}}
+{{if .Session}}<div class="muted">session {{.Session}}{{if .Subject}} · subject {{.Subject}}{{end}}</div>{{else if .Subject}}<div class="muted">subject {{.Subject}}</div>{{end}}
+{{if .System}}<div><b>system instructions</b><pre>{{.System}}</pre></div>{{end}}
+{{range .Inputs}}<div><b>input · {{.Role}}</b><pre>{{.Text}}</pre></div>{{end}}
+{{range .Outputs}}<div><b>output · {{.Role}}</b><pre>{{.Text}}</pre></div>{{end}}
+{{if or .RetrievalQuery .Docs}}<div><b>retrieval</b>{{if .DataSource}} from {{.DataSource}}{{end}}{{if .RetrievalQuery}}<pre>{{.RetrievalQuery}}</pre>{{end}}
+<table><tr><th>Document</th><th>Source</th><th>Version</th><th>Digest</th><th>Score</th></tr>
+{{range .Docs}}<tr><td>{{.Id}}</td><td>{{.SourceUri}}</td><td>{{.Version}}</td><td><code>{{.ContentDigest}}</code></td><td>{{printf "%.4g" .Score}}</td></tr>{{if .Text}}<tr><td colspan="5"><pre>{{.Text}}</pre></td></tr>{{end}}{{end}}
+</table></div>{{end}}
+{{with .Tool}}<div><b>tool call</b> {{.Name}} <span class="muted">{{.CallId}} {{.Type}}</span><pre>arguments: {{.Arguments}}
+result: {{.Result}}</pre></div>{{end}}
+{{if .Guardrail}}<div><b>guardrail</b> {{.Guardrail}}: <span class="tag">{{.GuardrailOutcome}}</span>{{if .GuardrailDetail}}<pre>{{.GuardrailDetail}}</pre>{{end}}</div>{{end}}
+</details>{{end}}
+</td></tr>{{end}}
+</table>{{end}}
+</div>
+{{end}}
+
+{{define "foot"}}<p class="muted">{{.Shown}} span(s) shown in detail (at most {{.Max}}). Generated by Veritrace.</p>
+</main></body></html>
+{{end}}
+`))

@@ -1,0 +1,274 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// Index fields of span entries. The RPC layer attaches these terms to every
+// span it appends (SpanTerms); queries look them up. Session and subject
+// terms come from personal data: erasure deletes them with the subject.
+const (
+	FieldTrace   uint8 = 1 // trace id (16 bytes)
+	FieldSession uint8 = 2 // session id (personal)
+	FieldSubject uint8 = 3 // subject id (personal)
+	FieldVersion uint8 = 4 // a referenced version id (32 bytes)
+	FieldModel   uint8 = 5 // request or response model name
+	FieldError   uint8 = 6 // present, with value "error", on spans whose status is an error
+	FieldKind    uint8 = 7 // span kind (1 byte)
+)
+
+// PersonalFields are the index fields that hold personal data.
+var PersonalFields = []uint8{FieldSession, FieldSubject}
+
+// SpanFacts are what a span's index terms are made of.
+type SpanFacts struct {
+	TraceID          [16]byte
+	Session, Subject string
+	Versions         [][32]byte
+	Models           []string
+	Error            bool
+	Kind             uint8
+}
+
+// SpanTerms returns the index terms of a span.
+func SpanTerms(f SpanFacts) []ledger.Term {
+	ts := []ledger.Term{{Field: FieldTrace, Value: f.TraceID[:]}, {Field: FieldKind, Value: []byte{f.Kind}}}
+	if f.Session != "" {
+		ts = append(ts, ledger.Term{Field: FieldSession, Value: []byte(f.Session)})
+	}
+	if f.Subject != "" {
+		ts = append(ts, ledger.Term{Field: FieldSubject, Value: []byte(f.Subject)})
+	}
+	for _, v := range f.Versions {
+		ts = append(ts, ledger.Term{Field: FieldVersion, Value: v[:]})
+	}
+	seen := map[string]bool{}
+	for _, m := range f.Models {
+		if m != "" && !seen[m] {
+			seen[m] = true
+			ts = append(ts, ledger.Term{Field: FieldModel, Value: []byte(m)})
+		}
+	}
+	if f.Error {
+		ts = append(ts, ledger.Term{Field: FieldError, Value: []byte("error")})
+	}
+	return ts
+}
+
+// Query selects traces. Every set field must match (AND); a trace matches
+// when at least one of its spans does.
+type Query struct {
+	TraceID    [16]byte // zero: any
+	SessionID  string
+	SubjectID  string
+	From, To   time.Time // appended_at in [From, To); zero: unbounded
+	VersionID  [32]byte  // a prompt, policy or pipeline version the span references
+	Kind       uint8     // span kind; 0: any
+	Model      string    // request or response model
+	ErrorsOnly bool
+}
+
+func (q *Query) terms() []ledger.Term {
+	var ts []ledger.Term
+	if q.TraceID != ([16]byte{}) {
+		ts = append(ts, ledger.Term{Field: FieldTrace, Value: q.TraceID[:]})
+	}
+	if q.SubjectID != "" {
+		ts = append(ts, ledger.Term{Field: FieldSubject, Value: []byte(q.SubjectID)})
+	}
+	if q.SessionID != "" {
+		ts = append(ts, ledger.Term{Field: FieldSession, Value: []byte(q.SessionID)})
+	}
+	if q.VersionID != ([32]byte{}) {
+		ts = append(ts, ledger.Term{Field: FieldVersion, Value: q.VersionID[:]})
+	}
+	if q.Model != "" {
+		ts = append(ts, ledger.Term{Field: FieldModel, Value: []byte(q.Model)})
+	}
+	if q.ErrorsOnly {
+		ts = append(ts, ledger.Term{Field: FieldError, Value: []byte("error")})
+	}
+	if q.Kind != 0 {
+		ts = append(ts, ledger.Term{Field: FieldKind, Value: []byte{q.Kind}})
+	}
+	return ts
+}
+
+// TraceHit is a trace that matches a query.
+type TraceHit struct {
+	TraceID [16]byte
+	// FirstIndex is the index of the trace's first matching span: results
+	// are ordered by it.
+	FirstIndex uint64
+	AppendedAt time.Time
+}
+
+// Searcher runs queries over a ledger.
+type Searcher struct {
+	L *ledger.Ledger
+}
+
+// maxScan bounds the candidates one Traces call examines, so that no query
+// turns into an unbounded scan; the caller continues from the returned
+// cursor.
+const maxScan = 50_000
+
+// ErrBadCursor is returned for a cursor that does not belong to the query.
+var ErrBadCursor = errors.New("bad cursor")
+
+// Traces returns up to limit traces matching q, in order of their first
+// matching span, starting at cursor (0: the beginning), and the cursor to
+// continue from (0 at the end). A trace is returned once, on the page of
+// its first matching span. Only entries below size are considered (0: the
+// whole committed log).
+func (s *Searcher) Traces(ctx context.Context, tenant string, q Query, cursor uint64, limit int, size uint64) ([]TraceHit, uint64, error) {
+	if size == 0 {
+		var err error
+		if size, err = s.L.Size(ctx, tenant); err != nil {
+			return nil, 0, err
+		}
+	}
+	lo, hi := uint64(0), size
+	if !q.From.IsZero() {
+		i, err := s.L.IndexAt(ctx, tenant, q.From)
+		if err != nil {
+			return nil, 0, err
+		}
+		lo = i
+	}
+	if !q.To.IsZero() {
+		i, err := s.L.IndexAt(ctx, tenant, q.To)
+		if err != nil {
+			return nil, 0, err
+		}
+		hi = min(hi, i)
+	}
+	cursor = max(cursor, lo)
+	terms := q.terms()
+	var hits []TraceHit
+	seen := map[[16]byte]bool{}
+	scanned := 0
+	for cursor < hi && len(hits) < limit && scanned < maxScan {
+		// Candidates in index order: the first term's postings, or every index.
+		var cands []uint64
+		if len(terms) > 0 {
+			ps, _, err := s.L.Postings(ctx, tenant, terms[0], cursor, 1024)
+			if err != nil {
+				return nil, 0, err
+			}
+			if len(ps) == 0 {
+				cursor = hi
+				break
+			}
+			cands = ps
+		} else {
+			for i := cursor; i < hi && len(cands) < 1024; i++ {
+				cands = append(cands, i)
+			}
+		}
+		for _, idx := range cands {
+			if idx >= hi {
+				cursor = hi
+				break
+			}
+			cursor = idx + 1
+			scanned++
+			h, ok, err := s.match(ctx, tenant, q, terms, idx)
+			if err != nil {
+				return nil, 0, err
+			}
+			if !ok || seen[h.TraceID] {
+				continue
+			}
+			// Report a trace only at its first matching span.
+			first, err := s.firstMatch(ctx, tenant, q, terms, h.TraceID, lo, hi)
+			if err != nil {
+				return nil, 0, err
+			}
+			if first != idx {
+				continue
+			}
+			seen[h.TraceID] = true
+			hits = append(hits, TraceHit{TraceID: h.TraceID, FirstIndex: idx, AppendedAt: h.AppendedAt})
+			if len(hits) == limit || scanned >= maxScan {
+				break
+			}
+		}
+	}
+	if cursor >= hi {
+		cursor = 0
+	}
+	return hits, cursor, nil
+}
+
+// match checks one entry against the query.
+func (s *Searcher) match(ctx context.Context, tenant string, q Query, terms []ledger.Term, idx uint64) (*format.Header, bool, error) {
+	h, err := s.L.Header(ctx, tenant, idx)
+	if err != nil {
+		return nil, false, err
+	}
+	if h.Kind != format.KindSpan {
+		return h, false, nil
+	}
+	if (!q.From.IsZero() && h.AppendedAt.Before(q.From)) || (!q.To.IsZero() && !h.AppendedAt.Before(q.To)) {
+		return h, false, nil
+	}
+	for _, t := range terms {
+		ok, err := s.L.HasTerm(ctx, tenant, t, idx)
+		if err != nil || !ok {
+			return h, false, err
+		}
+	}
+	return h, true, nil
+}
+
+// firstMatch returns the index of the first span of a trace that matches.
+func (s *Searcher) firstMatch(ctx context.Context, tenant string, q Query, terms []ledger.Term, trace [16]byte, lo, hi uint64) (uint64, error) {
+	spans, err := s.TraceSpans(ctx, tenant, trace, hi)
+	if err != nil {
+		return 0, err
+	}
+	for _, idx := range spans {
+		if idx < lo {
+			continue
+		}
+		if _, ok, err := s.match(ctx, tenant, q, terms, idx); err != nil || ok {
+			return idx, err
+		}
+	}
+	return 0, fmt.Errorf("trace %x: no matching span found again", trace)
+}
+
+// maxTraceSpans bounds the spans of one trace that queries and exports
+// handle.
+const maxTraceSpans = 100_000
+
+// TraceSpans returns the indexes of a trace's spans below size, in order.
+func (s *Searcher) TraceSpans(ctx context.Context, tenant string, trace [16]byte, size uint64) ([]uint64, error) {
+	var out []uint64
+	t := ledger.Term{Field: FieldTrace, Value: trace[:]}
+	for from := uint64(0); ; {
+		ps, next, err := s.L.Postings(ctx, tenant, t, from, 4096)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			if p < size {
+				out = append(out, p)
+			}
+		}
+		if next == 0 || next >= size {
+			return out, nil
+		}
+		if len(out) > maxTraceSpans {
+			return nil, fmt.Errorf("trace %x has more than %d spans", trace, maxTraceSpans)
+		}
+		from = next
+	}
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/veritrace/veritrace/audit/bundle"
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+)
+
+// queryFlags are the selector flags of query and export.
+type queryFlags struct {
+	trace, session, subject, from, to, version, kind, model string
+	errors                                                  bool
+}
+
+func (q *queryFlags) register(fs *flag.FlagSet, all bool) {
+	fs.StringVar(&q.trace, "trace", "", "trace id, 32 hex digits")
+	fs.StringVar(&q.session, "session", "", "session id")
+	fs.StringVar(&q.subject, "subject", "", "subject (end user) id")
+	fs.StringVar(&q.from, "from", "", "appended at or after this time (RFC 3339)")
+	fs.StringVar(&q.to, "to", "", "appended before this time (RFC 3339)")
+	if all {
+		fs.StringVar(&q.version, "version", "", "a referenced prompt, policy or pipeline version id")
+		fs.StringVar(&q.kind, "kind", "", "span kind: generation, embedding, retrieval, tool, agent, chain, guardrail, other")
+		fs.StringVar(&q.model, "model", "", "request or response model")
+		fs.BoolVar(&q.errors, "errors", false, "only spans whose status is an error")
+	}
+}
+
+func (q *queryFlags) proto() (*v1.TraceQuery, error) {
+	out := &v1.TraceQuery{SessionId: q.session, SubjectId: q.subject, VersionId: q.version, Model: q.model, ErrorsOnly: q.errors}
+	if q.trace != "" {
+		b, err := hex.DecodeString(q.trace)
+		if err != nil || len(b) != 16 {
+			return nil, fmt.Errorf("--trace must be 32 hex digits")
+		}
+		out.TraceId = b
+	}
+	for name, s := range map[string]string{"from": q.from, "to": q.to} {
+		if s == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %v", name, err)
+		}
+		if name == "from" {
+			out.From = timestamppb.New(t)
+		} else {
+			out.To = timestamppb.New(t)
+		}
+	}
+	if q.kind != "" {
+		k, ok := v1.SpanKind_value["SPAN_KIND_"+strings.ToUpper(q.kind)]
+		if !ok || k == 0 {
+			return nil, fmt.Errorf("--kind %q is not a span kind", q.kind)
+		}
+		out.Kind = v1.SpanKind(k)
+	}
+	return out, nil
+}
+
+func runTrace(ctx context.Context, args []string, stdout io.Writer) error {
+	var cf clientFlags
+	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
+	cf.register(fs)
+	rest, err := parseFlags(fs, args, 1, "TRACE_ID (32 hex digits)")
+	if err != nil {
+		return err
+	}
+	id, err := hex.DecodeString(rest[0])
+	if err != nil || len(id) != 16 {
+		return errors.New("TRACE_ID must be 32 hex digits")
+	}
+	resp, err := cf.audit().GetTrace(ctx, connect.NewRequest(&v1.GetTraceRequest{TraceId: id}))
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, resp.Msg)
+}
+
+func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
+	var cf clientFlags
+	var qf queryFlags
+	fs := flag.NewFlagSet("query", flag.ContinueOnError)
+	cf.register(fs)
+	qf.register(fs, true)
+	limit := fs.Int("limit", 100, "most traces to list")
+	if _, err := parseFlags(fs, args, 0, ""); err != nil {
+		return err
+	}
+	q, err := qf.proto()
+	if err != nil {
+		return err
+	}
+	ac := cf.audit()
+	shown := 0
+	for token := ""; shown < *limit; {
+		resp, err := ac.QueryTraces(ctx, connect.NewRequest(&v1.QueryTracesRequest{Query: q, PageSize: int32(min(*limit-shown, 1000)), PageToken: token}))
+		if err != nil {
+			return err
+		}
+		for _, t := range resp.Msg.GetTraces() {
+			fmt.Fprintf(stdout, "%x\tfirst index %d\t%s\n", t.GetTraceId(), t.GetFirstIndex(), t.GetAppendedAt().AsTime().Format(time.RFC3339Nano))
+			shown++
+		}
+		if token = resp.Msg.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	return nil
+}
+
+func runExport(ctx context.Context, args []string, stdout io.Writer) error {
+	var cf clientFlags
+	var qf queryFlags
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	cf.register(fs)
+	qf.register(fs, false)
+	out := fs.String("o", "", "bundle file to write (required; must not exist)")
+	known := fs.Uint64("known-size", 0, "size of a checkpoint you already hold: the bundle proves the log grew from it")
+	if _, err := parseFlags(fs, args, 0, ""); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("export: -o FILE is required")
+	}
+	q, err := qf.proto()
+	if err != nil {
+		return err
+	}
+	// Write next to the destination and rename at the end, so that a failed
+	// export leaves no partial bundle behind.
+	tmp, err := os.CreateTemp(filepath.Dir(*out), ".veritrace-export-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	stream, err := cf.audit().ExportBundle(ctx, connect.NewRequest(&v1.ExportBundleRequest{Selector: q, KnownTreeSize: *known}))
+	if err != nil {
+		tmp.Close()
+		return err
+	}
+	n := 0
+	for stream.Receive() {
+		k, err := tmp.Write(stream.Msg().GetChunk())
+		if err != nil {
+			tmp.Close()
+			return err
+		}
+		n += k
+	}
+	if err := stream.Err(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*out); err == nil {
+		return fmt.Errorf("%s exists; not overwriting it", *out)
+	}
+	if err := os.Rename(tmp.Name(), *out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d bytes); verify it with: veritrace verify %s --key log.pub\n", *out, n, *out)
+	return nil
+}
+
+func runVerify(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	key := fs.String("key", "", "the log's verifier key file (log.pub), obtained out of band (required)")
+	pinned := fs.String("pinned-checkpoint", "", "a signed checkpoint you already hold")
+	// Accept flags after the bundle path too: "verify b.zip --key log.pub".
+	var path string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		path, args = args[0], args[1:]
+	}
+	rest, err := parseFlags(fs, args, map[bool]int{true: 1, false: 0}[path == ""], "BUNDLE")
+	if err != nil {
+		return err
+	}
+	if path == "" {
+		path = rest[0]
+	}
+	if *key == "" {
+		return errors.New("verify: --key is required: the log's verifier key (log.pub), obtained out of band")
+	}
+	rep, err := bundle.VerifyFile(path, *key, *pinned, stdout)
+	if err != nil {
+		return err
+	}
+	if !rep.OK() {
+		return fmt.Errorf("bundle NOT verified: %s failed", strings.Join(rep.Failed(), ", "))
+	}
+	return nil
+}

@@ -1,0 +1,258 @@
+package rpc
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/veritrace/veritrace/audit"
+	"github.com/veritrace/veritrace/audit/bundle"
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
+)
+
+type auditService struct {
+	*service
+	search *audit.Searcher
+	export *audit.Exporter
+}
+
+func newAuditService(s *service) *auditService {
+	search := &audit.Searcher{L: s.l}
+	return &auditService{service: s, search: search, export: &audit.Exporter{S: search, Now: s.now}}
+}
+
+// describeQuery names a query in the access log. Subject and session ids
+// are personal data, but the access log is sealed like every payload and
+// an auditor must be able to see whose data was searched.
+func describeQuery(q *v1.TraceQuery) string {
+	var parts []string
+	if len(q.GetTraceId()) > 0 {
+		parts = append(parts, fmt.Sprintf("trace=%x", q.GetTraceId()))
+	}
+	for name, v := range map[string]string{"session": q.GetSessionId(), "subject": q.GetSubjectId(), "version": q.GetVersionId(), "model": q.GetModel()} {
+		if v != "" {
+			parts = append(parts, name+"="+truncate(v))
+		}
+	}
+	if q.GetFrom() != nil {
+		parts = append(parts, "from="+q.GetFrom().AsTime().Format("2006-01-02T15:04:05Z"))
+	}
+	if q.GetTo() != nil {
+		parts = append(parts, "to="+q.GetTo().AsTime().Format("2006-01-02T15:04:05Z"))
+	}
+	if q.GetKind() != 0 {
+		parts = append(parts, "kind="+strings.ToLower(strings.TrimPrefix(q.GetKind().String(), "SPAN_KIND_")))
+	}
+	if q.GetErrorsOnly() {
+		parts = append(parts, "errors")
+	}
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		return "(everything)"
+	}
+	return strings.Join(parts, " ")
+}
+
+// toQuery validates a TraceQuery; field is its path in the request.
+func toQuery(field string, q *v1.TraceQuery) (audit.Query, bundle.Selector, error) {
+	var out audit.Query
+	var sel bundle.Selector
+	if len(q.GetTraceId()) > 0 {
+		if err := checkID(field+".trace_id", q.GetTraceId(), 16, true); err != nil {
+			return out, sel, err
+		}
+		copy(out.TraceID[:], q.GetTraceId())
+		sel.TraceID = fmt.Sprintf("%x", q.GetTraceId())
+	}
+	for name, v := range map[string]string{"session_id": q.GetSessionId(), "subject_id": q.GetSubjectId(), "model": q.GetModel()} {
+		if err := checkString(field+"."+name, v, false); err != nil {
+			return out, sel, err
+		}
+	}
+	out.SessionID, out.SubjectID, out.Model = q.GetSessionId(), q.GetSubjectId(), q.GetModel()
+	sel.SessionID, sel.SubjectID = q.GetSessionId(), q.GetSubjectId()
+	for name, ts := range map[string]*timestamppb.Timestamp{"from": q.GetFrom(), "to": q.GetTo()} {
+		if ts != nil {
+			if err := ts.CheckValid(); err != nil {
+				return out, sel, invalid(field+"."+name, "%v", err)
+			}
+		}
+	}
+	if q.GetFrom() != nil {
+		out.From = q.GetFrom().AsTime()
+		sel.From = out.From
+	}
+	if q.GetTo() != nil {
+		out.To = q.GetTo().AsTime()
+		sel.To = out.To
+	}
+	if !out.From.IsZero() && !out.To.IsZero() && !out.From.Before(out.To) {
+		return out, sel, invalid(field+".to", "must be after from")
+	}
+	if q.GetVersionId() != "" {
+		id, err := parseVersionID(q.GetVersionId())
+		if err != nil {
+			return out, sel, invalid(field+".version_id", "%v", err)
+		}
+		out.VersionID = id
+	}
+	if k := q.GetKind(); k < 0 || k > v1.SpanKind_SPAN_KIND_OTHER {
+		return out, sel, invalid(field+".kind", "unknown span kind %d", k)
+	}
+	out.Kind = uint8(q.GetKind())
+	out.ErrorsOnly = q.GetErrorsOnly()
+	return out, sel, nil
+}
+
+func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.GetTraceRequest]) (*connect.Response[v1.GetTraceResponse], error) {
+	const proc = veritracev1connect.AuditServiceGetTraceProcedure
+	_, tenant := principalFrom(ctx)
+	if err := checkID("trace_id", req.Msg.GetTraceId(), 16, true); err != nil {
+		return nil, err
+	}
+	var trace [16]byte
+	copy(trace[:], req.Msg.GetTraceId())
+	p, err := s.search.DecisionPath(ctx, tenant, trace)
+	if err != nil {
+		return nil, s.fail(ctx, proc, err, nil)
+	}
+	resp := &v1.GetTraceResponse{TraceId: trace[:]}
+	nodes := map[[8]byte]*v1.SpanNode{}
+	var order []*v1.SpanNode
+	parents := map[*v1.SpanNode][8]byte{}
+	for _, e := range p.Spans {
+		h := e.Header
+		n := &v1.SpanNode{Index: h.Index, LeafHash: e.LeafHash[:], AppendedAt: timestamppb.New(h.AppendedAt),
+			SpanId: h.SpanID[:], Kind: v1.SpanKind(h.SubKind), Erased: e.Erased}
+		if !e.Erased {
+			n.Span = &v1.Span{}
+			if err := proto.Unmarshal(e.Payload, n.Span); err != nil {
+				return nil, s.fail(ctx, proc, fmt.Errorf("decode span entry %d: %w", h.Index, err), nil)
+			}
+		}
+		nodes[h.SpanID] = n
+		parents[n] = h.ParentSpanID
+		order = append(order, n)
+	}
+	start := func(n *v1.SpanNode) int64 {
+		if n.GetSpan().GetStartTime() != nil {
+			return n.GetSpan().GetStartTime().AsTime().UnixNano()
+		}
+		return n.GetAppendedAt().AsTime().UnixNano()
+	}
+	sort.SliceStable(order, func(i, j int) bool { return start(order[i]) < start(order[j]) })
+	for _, n := range order {
+		if parent := nodes[parents[n]]; parent != nil && parent != n && parents[n] != ([8]byte{}) {
+			parent.Children = append(parent.Children, n)
+		} else {
+			resp.Roots = append(resp.Roots, n)
+		}
+	}
+	for _, e := range p.Versions {
+		v, err := decodeVersion(e)
+		if err != nil {
+			return nil, s.fail(ctx, proc, err, nil)
+		}
+		resp.Versions = append(resp.Versions, v)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *auditService) QueryTraces(ctx context.Context, req *connect.Request[v1.QueryTracesRequest]) (*connect.Response[v1.QueryTracesResponse], error) {
+	_, tenant := principalFrom(ctx)
+	q, _, err := toQuery("query", req.Msg.GetQuery())
+	if err != nil {
+		return nil, err
+	}
+	size := int(req.Msg.GetPageSize())
+	switch {
+	case size < 0 || size > 1000:
+		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
+	case size == 0:
+		size = 100
+	}
+	var cursor uint64
+	if t := req.Msg.GetPageToken(); t != "" {
+		b, err := base64.RawURLEncoding.DecodeString(t)
+		if err != nil || len(b) != 8 {
+			return nil, invalid("page_token", "not a token returned by QueryTraces")
+		}
+		cursor = binary.BigEndian.Uint64(b)
+	}
+	hits, next, err := s.search.Traces(ctx, tenant, q, cursor, size, 0)
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.AuditServiceQueryTracesProcedure, err, nil)
+	}
+	resp := &v1.QueryTracesResponse{}
+	for _, h := range hits {
+		resp.Traces = append(resp.Traces, &v1.TraceSummary{TraceId: h.TraceID[:], FirstIndex: h.FirstIndex, AppendedAt: timestamppb.New(h.AppendedAt)})
+	}
+	if next != 0 {
+		resp.NextPageToken = base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, next))
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// exportChunk is the size of the chunks a bundle is streamed in.
+const exportChunk = 256 << 10
+
+// chunkSender buffers bundle bytes and sends them in chunks.
+type chunkSender struct {
+	stream *connect.ServerStream[v1.ExportBundleResponse]
+	buf    []byte
+}
+
+func (c *chunkSender) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), exportChunk-len(c.buf))
+		c.buf = append(c.buf, p[:k]...)
+		p = p[k:]
+		if len(c.buf) == exportChunk {
+			if err := c.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (c *chunkSender) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	err := c.stream.Send(&v1.ExportBundleResponse{Chunk: c.buf})
+	c.buf = make([]byte, 0, exportChunk)
+	return err
+}
+
+func (s *auditService) ExportBundle(ctx context.Context, req *connect.Request[v1.ExportBundleRequest], stream *connect.ServerStream[v1.ExportBundleResponse]) error {
+	const proc = veritracev1connect.AuditServiceExportBundleProcedure
+	_, tenant := principalFrom(ctx)
+	sq := req.Msg.GetSelector()
+	if len(sq.GetTraceId()) == 0 && sq.GetSessionId() == "" && sq.GetSubjectId() == "" && sq.GetFrom() == nil && sq.GetTo() == nil {
+		return invalid("selector", "name a trace_id, session_id, subject_id or a time range (from, to)")
+	}
+	q, sel, err := toQuery("selector", sq)
+	if err != nil {
+		return err
+	}
+	out := &chunkSender{stream: stream, buf: make([]byte, 0, exportChunk)}
+	_, err = s.export.Export(ctx, audit.ExportRequest{Tenant: tenant, Selector: sel, Query: q, KnownSize: req.Msg.GetKnownTreeSize()}, out)
+	if errors.Is(err, audit.ErrNothingSelected) {
+		return connect.NewError(connect.CodeNotFound, fmt.Errorf("selector: %v", err))
+	}
+	if err != nil {
+		return s.fail(ctx, proc, err, nil)
+	}
+	return out.flush()
+}

@@ -1,0 +1,150 @@
+package ledger
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// Term is a secondary index term of a record: a field (its meaning is the
+// caller's) and a value. The index stores a keyed MAC of the value, never
+// the value, so that terms taken from personal data (a subject or session
+// id) hold none in the clear and can be deleted with the subject's data.
+type Term struct {
+	Field uint8
+	Value []byte
+}
+
+// termMACSize is the size of a term's value MAC in index keys.
+const termMACSize = 16
+
+// termMAC is HMAC-SHA256(pseudonym key, u32 tenant || field || value),
+// truncated to 16 bytes.
+func (ks *keyStore) termMAC(tenant uint32, field uint8, value []byte) [termMACSize]byte {
+	m := hmac.New(sha256.New, ks.pseudoKey)
+	var b [5]byte
+	binary.BigEndian.PutUint32(b[:], tenant)
+	b[4] = field
+	m.Write(b[:])
+	m.Write(value)
+	var out [termMACSize]byte
+	copy(out[:], m.Sum(nil))
+	return out
+}
+
+func (l *Ledger) termPrefix(tenant uint32, t Term) []byte {
+	mac := l.keys.termMAC(tenant, t.Field, t.Value)
+	return termPrefixKey(tenant, t.Field, mac)
+}
+
+// Postings returns up to limit indexes of entries carrying the term, in
+// index order, starting at index from, and the index to continue from (0
+// at the end).
+func (l *Ledger) Postings(ctx context.Context, tenant string, t Term, from uint64, limit int) ([]uint64, uint64, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	prefix := l.termPrefix(tid, t)
+	var out []uint64
+	var next uint64
+	err = l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Seek(binary.BigEndian.AppendUint64(append([]byte{}, prefix...), from)); it.Valid(); it.Next() {
+			idx := binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
+			if len(out) == limit {
+				next = idx
+				return nil
+			}
+			out = append(out, idx)
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+// HasTerm reports whether entry index carries the term.
+func (l *Ledger) HasTerm(ctx context.Context, tenant string, t Term, index uint64) (bool, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return false, err
+	}
+	found := false
+	err = l.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(binary.BigEndian.AppendUint64(l.termPrefix(tid, t), index))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	return found, err
+}
+
+// Header returns the header of entry index without touching its payload.
+func (l *Ledger) Header(ctx context.Context, tenant string, index uint64) (*format.Header, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	if index >= l.committedSize(tid) {
+		return nil, fmt.Errorf("entry %d: %w", index, ErrNotFound)
+	}
+	var h *format.Header
+	err = l.db.View(func(txn *badger.Txn) error {
+		h, err = readHeader(txn, tid, index)
+		return err
+	})
+	return h, err
+}
+
+func readHeader(txn *badger.Txn, tid uint32, index uint64) (*format.Header, error) {
+	item, err := txn.Get(headerKey(tid, index))
+	if err != nil {
+		return nil, fmt.Errorf("read header %d: %w", index, err)
+	}
+	var h *format.Header
+	err = item.Value(func(v []byte) error {
+		h, err = format.ParseHeader(v)
+		return err
+	})
+	return h, err
+}
+
+// IndexAt returns the first index whose entry was appended at or after t
+// (the log's size if none was). Appended_at never decreases along a log,
+// so this is a binary search over at most log2(size) headers.
+func (l *Ledger) IndexAt(ctx context.Context, tenant string, t time.Time) (uint64, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return 0, err
+	}
+	size := l.committedSize(tid)
+	var ferr error
+	err = l.db.View(func(txn *badger.Txn) error {
+		i := sort.Search(int(size), func(i int) bool {
+			if ferr != nil {
+				return true
+			}
+			h, err := readHeader(txn, tid, uint64(i))
+			if err != nil {
+				ferr = err
+				return true
+			}
+			return !h.AppendedAt.Before(t)
+		})
+		size = uint64(i)
+		return ferr
+	})
+	return size, err
+}
