@@ -61,6 +61,18 @@ func procedureCalls(n *int) map[string]func(ctx context.Context, c clients) erro
 			_, err := c.ledger.ListAccessLog(ctx, connect.NewRequest(&v1.ListAccessLogRequest{}))
 			return err
 		},
+		veritracev1connect.AuditServiceGetTraceProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.audit.GetTrace(ctx, connect.NewRequest(&v1.GetTraceRequest{TraceId: testSpan(0).TraceId}))
+			return err
+		},
+		veritracev1connect.AuditServiceQueryTracesProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.audit.QueryTraces(ctx, connect.NewRequest(&v1.QueryTracesRequest{Query: &v1.TraceQuery{SubjectId: "customer-42"}}))
+			return err
+		},
+		veritracev1connect.AuditServiceExportBundleProcedure: func(ctx context.Context, c clients) error {
+			_, err := readBundle(ctx, c, &v1.TraceQuery{TraceId: testSpan(0).TraceId}, 0)
+			return err
+		},
 		veritracev1connect.AdminServiceCreateKeyProcedure: func(ctx context.Context, c clients) error {
 			_, err := c.admin.CreateKey(ctx, connect.NewRequest(&v1.CreateKeyRequest{Role: v1.Role_ROLE_AUDITOR, Tenants: []string{"acme"}}))
 			return err
