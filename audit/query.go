@@ -20,7 +20,8 @@ const (
 	FieldVersion uint8 = 4 // a referenced version id (32 bytes)
 	FieldModel   uint8 = 5 // request or response model name
 	FieldError   uint8 = 6 // present, with value "error", on spans whose status is an error
-	FieldKind    uint8 = 7 // span kind (1 byte)
+	// Field 7 is reserved: span kinds are matched on the header, which
+	// holds them, so they need no index term.
 )
 
 // PersonalFields are the index fields that hold personal data.
@@ -38,7 +39,7 @@ type SpanFacts struct {
 
 // SpanTerms returns the index terms of a span.
 func SpanTerms(f SpanFacts) []ledger.Term {
-	ts := []ledger.Term{{Field: FieldTrace, Value: f.TraceID[:]}, {Field: FieldKind, Value: []byte{f.Kind}}}
+	ts := []ledger.Term{{Field: FieldTrace, Value: f.TraceID[:]}}
 	if f.Session != "" {
 		ts = append(ts, ledger.Term{Field: FieldSession, Value: []byte(f.Session)})
 	}
@@ -93,9 +94,6 @@ func (q *Query) terms() []ledger.Term {
 	}
 	if q.ErrorsOnly {
 		ts = append(ts, ledger.Term{Field: FieldError, Value: []byte("error")})
-	}
-	if q.Kind != 0 {
-		ts = append(ts, ledger.Term{Field: FieldKind, Value: []byte{q.Kind}})
 	}
 	return ts
 }
@@ -213,7 +211,7 @@ func (s *Searcher) match(ctx context.Context, tenant string, q Query, terms []le
 	if err != nil {
 		return nil, false, err
 	}
-	if h.Kind != format.KindSpan {
+	if h.Kind != format.KindSpan || (q.Kind != 0 && h.SubKind != q.Kind) {
 		return h, false, nil
 	}
 	if (!q.From.IsZero() && h.AppendedAt.Before(q.From)) || (!q.To.IsZero() && !h.AppendedAt.Before(q.To)) {

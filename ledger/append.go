@@ -83,6 +83,7 @@ type Receipt struct {
 type prepared struct {
 	commitment tlog.Hash
 	envelope   []byte
+	terms      [][]byte // index key prefixes of the record's terms
 }
 
 type appendReq struct {
@@ -186,7 +187,10 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 		salt := make([]byte, format.SaltSize)
 		rand.Read(salt)
 		c := format.Commitment(salt, r.Payload)
-		req.prep[i] = prepared{commitment: c, envelope: seal(dk, tid, c, salt, r.Payload)}
+		req.prep[i] = prepared{commitment: c, envelope: seal(dk, tid, c, salt, r.Payload), terms: make([][]byte, len(r.Terms))}
+		for j, t := range r.Terms {
+			req.prep[i].terms[j] = l.termPrefix(tid, t) // MACs are computed here, in parallel, not in the writer
+		}
 	}
 	select {
 	case l.reqs <- req:
@@ -435,8 +439,8 @@ func (l *Ledger) appendOne(txn *badger.Txn, st *logState, req *appendReq, now ti
 				return nil, err
 			}
 		}
-		for _, t := range r.Terms {
-			if err := txn.Set(binary.BigEndian.AppendUint64(l.termPrefix(req.tenant, t), st.size), nil); err != nil {
+		for _, prefix := range req.prep[i].terms {
+			if err := txn.Set(binary.BigEndian.AppendUint64(prefix, st.size), nil); err != nil {
 				return nil, err
 			}
 		}

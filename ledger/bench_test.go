@@ -72,19 +72,38 @@ func runWriters(b *testing.B, op func(n uint64) error) {
 }
 
 // BenchmarkAppend: 64 concurrent appenders of one 2 KiB span each, with
-// envelope encryption, Badger encryption at rest and fsync.
+// envelope encryption, Badger encryption at rest and fsync; without index
+// terms, and with the five a typical span carries.
 func BenchmarkAppend(b *testing.B) {
-	l := openTest(b, b.TempDir())
-	defer l.Close()
-	payload := benchPayload()
-	ctx := context.Background()
-	runWriters(b, func(n uint64) error {
-		r := Record{Kind: format.KindSpan, SubKind: 1, Subject: fmt.Sprint("user-", n%1000), Payload: payload}
-		binary.BigEndian.PutUint64(r.TraceID[:], n)
-		binary.BigEndian.PutUint64(r.SpanID[:], n)
-		_, err := l.Append(ctx, "default", []Record{r})
-		return err
-	})
+	for _, withTerms := range []bool{false, true} {
+		name := "no-terms"
+		if withTerms {
+			name = "five-terms"
+		}
+		b.Run(name, func(b *testing.B) {
+			l := openTest(b, b.TempDir())
+			defer l.Close()
+			payload := benchPayload()
+			ctx := context.Background()
+			runWriters(b, func(n uint64) error {
+				r := Record{Kind: format.KindSpan, SubKind: 1, Subject: fmt.Sprint("user-", n%1000), Payload: payload}
+				binary.BigEndian.PutUint64(r.TraceID[:], n)
+				binary.BigEndian.PutUint64(r.SpanID[:], n)
+				if withTerms {
+					r.Terms = benchTerms(r.TraceID, r.Subject)
+				}
+				_, err := l.Append(ctx, "default", []Record{r})
+				return err
+			})
+		})
+	}
+}
+
+// benchTerms are the five index terms a typical span carries (trace,
+// session, subject, model, prompt version: audit.SpanTerms).
+func benchTerms(trace [16]byte, subject string) []Term {
+	return []Term{{1, trace[:]}, {2, []byte("session-" + subject)}, {3, []byte(subject)},
+		{5, []byte("gpt-4o")}, {4, make([]byte, 32)}}
 }
 
 func openBaselineDB(b *testing.B) *badger.DB {
