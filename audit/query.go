@@ -14,7 +14,8 @@ import (
 // span it appends (SpanTerms); queries look them up. Session and subject
 // terms come from personal data: erasure deletes them with the subject.
 const (
-	FieldTrace   uint8 = 1 // trace id (16 bytes)
+	// Field 1 is reserved: a trace's spans are found through the ledger's
+	// span identity index (SpansOfTrace), which needs no term.
 	FieldSession uint8 = 2 // session id (personal)
 	FieldSubject uint8 = 3 // subject id (personal)
 	FieldVersion uint8 = 4 // a referenced version id (32 bytes)
@@ -39,7 +40,7 @@ type SpanFacts struct {
 
 // SpanTerms returns the index terms of a span.
 func SpanTerms(f SpanFacts) []ledger.Term {
-	ts := []ledger.Term{{Field: FieldTrace, Value: f.TraceID[:]}}
+	var ts []ledger.Term
 	if f.Session != "" {
 		ts = append(ts, ledger.Term{Field: FieldSession, Value: []byte(f.Session)})
 	}
@@ -77,9 +78,6 @@ type Query struct {
 
 func (q *Query) terms() []ledger.Term {
 	var ts []ledger.Term
-	if q.TraceID != ([16]byte{}) {
-		ts = append(ts, ledger.Term{Field: FieldTrace, Value: q.TraceID[:]})
-	}
 	if q.SubjectID != "" {
 		ts = append(ts, ledger.Term{Field: FieldSubject, Value: []byte(q.SubjectID)})
 	}
@@ -155,7 +153,21 @@ func (s *Searcher) Traces(ctx context.Context, tenant string, q Query, cursor ui
 	for cursor < hi && len(hits) < limit && scanned < maxScan {
 		// Candidates in index order: the first term's postings, or every index.
 		var cands []uint64
-		if len(terms) > 0 {
+		if q.TraceID != ([16]byte{}) {
+			spans, err := s.TraceSpans(ctx, tenant, q.TraceID, hi)
+			if err != nil {
+				return nil, 0, err
+			}
+			for _, i := range spans {
+				if i >= cursor {
+					cands = append(cands, i)
+				}
+			}
+			if len(cands) == 0 {
+				cursor = hi
+				break
+			}
+		} else if len(terms) > 0 {
 			ps, _, err := s.L.Postings(ctx, tenant, terms[0], cursor, 1024)
 			if err != nil {
 				return nil, 0, err
@@ -211,7 +223,8 @@ func (s *Searcher) match(ctx context.Context, tenant string, q Query, terms []le
 	if err != nil {
 		return nil, false, err
 	}
-	if h.Kind != format.KindSpan || (q.Kind != 0 && h.SubKind != q.Kind) {
+	if h.Kind != format.KindSpan || (q.Kind != 0 && h.SubKind != q.Kind) ||
+		(q.TraceID != ([16]byte{}) && h.TraceID != q.TraceID) {
 		return h, false, nil
 	}
 	if (!q.From.IsZero() && h.AppendedAt.Before(q.From)) || (!q.To.IsZero() && !h.AppendedAt.Before(q.To)) {
@@ -249,24 +262,9 @@ const maxTraceSpans = 100_000
 
 // TraceSpans returns the indexes of a trace's spans below size, in order.
 func (s *Searcher) TraceSpans(ctx context.Context, tenant string, trace [16]byte, size uint64) ([]uint64, error) {
-	var out []uint64
-	t := ledger.Term{Field: FieldTrace, Value: trace[:]}
-	for from := uint64(0); ; {
-		ps, next, err := s.L.Postings(ctx, tenant, t, from, 4096)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range ps {
-			if p < size {
-				out = append(out, p)
-			}
-		}
-		if next == 0 || next >= size {
-			return out, nil
-		}
-		if len(out) > maxTraceSpans {
-			return nil, fmt.Errorf("trace %x has more than %d spans", trace, maxTraceSpans)
-		}
-		from = next
+	out, err := s.L.SpansOfTrace(ctx, tenant, trace, size)
+	if err == nil && len(out) > maxTraceSpans {
+		return nil, fmt.Errorf("trace %x has more than %d spans", trace, maxTraceSpans)
 	}
+	return out, err
 }

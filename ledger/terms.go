@@ -148,3 +148,37 @@ func (l *Ledger) IndexAt(ctx context.Context, tenant string, t time.Time) (uint6
 	})
 	return size, err
 }
+
+// SpansOfTrace returns the indexes of a trace's span entries below size, in
+// index order. The span identity index (trace id, span id) serves as the
+// trace index, so traces need no index term of their own.
+func (l *Ledger) SpansOfTrace(ctx context.Context, tenant string, trace [16]byte, size uint64) ([]uint64, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	var id [32]byte
+	copy(id[:], trace[:])
+	prefix := identityKey(tid, format.KindSpan, id)[:len(tenantKey(nsIdentity, tid))+1+16]
+	var out []uint64
+	err = l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := it.Item().Value(func(v []byte) error {
+				if len(v) != 9 {
+					return fmt.Errorf("identity entry of %d bytes", len(v))
+				}
+				if idx := binary.BigEndian.Uint64(v); idx < size {
+					out = append(out, idx)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, err
+}
