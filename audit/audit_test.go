@@ -105,7 +105,7 @@ func (s spanSpec) record() ledger.Record {
 	if s.prompt != ([32]byte{}) {
 		versions = append(versions, s.prompt)
 	}
-	r.Terms = SpanTerms(SpanFacts{Session: s.sess, Subject: s.subject, Versions: versions, Models: []string{s.model}, Error: s.err})
+	r.Terms = SpanTerms(SpanFacts{Session: s.sess, Versions: versions, Models: []string{s.model}, Error: s.err})
 	return r
 }
 

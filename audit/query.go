@@ -16,11 +16,11 @@ import (
 const (
 	// Field 1 is reserved: a trace's spans are found through the ledger's
 	// span identity index (SpansOfTrace), which needs no term.
-	FieldSession uint8 = 2 // session id (personal)
-	FieldSubject uint8 = 3 // subject id (personal)
-	FieldVersion uint8 = 4 // a referenced version id (32 bytes)
-	FieldModel   uint8 = 5 // request or response model name
-	FieldError   uint8 = 6 // present, with value "error", on spans whose status is an error
+	FieldSession uint8 = 2                   // session id (personal)
+	FieldSubject       = ledger.SubjectField // subject id (personal); the ledger adds it for every record with a subject
+	FieldVersion uint8 = 4                   // a referenced version id (32 bytes)
+	FieldModel   uint8 = 5                   // request or response model name
+	FieldError   uint8 = 6                   // present, with value "error", on spans whose status is an error
 	// Field 7 is reserved: span kinds are matched on the header, which
 	// holds them, so they need no index term.
 )
@@ -43,9 +43,6 @@ func SpanTerms(f SpanFacts) []ledger.Term {
 	var ts []ledger.Term
 	if f.Session != "" {
 		ts = append(ts, ledger.Term{Field: FieldSession, Value: []byte(f.Session)})
-	}
-	if f.Subject != "" {
-		ts = append(ts, ledger.Term{Field: FieldSubject, Value: []byte(f.Subject)})
 	}
 	for _, v := range f.Versions {
 		ts = append(ts, ledger.Term{Field: FieldVersion, Value: v[:]})

@@ -46,6 +46,9 @@ type Record struct {
 	RetentionClass string
 	// Version names a version record; nil for other kinds.
 	Version *VersionName
+	// ID, for tombstone, retention and hold records, makes appending the
+	// same record again idempotent (the original receipt is returned).
+	ID [32]byte
 	// Terms are the record's secondary index terms (Postings, HasTerm).
 	Terms []Term
 	// Payload is stored encrypted; the header commits to it.
@@ -59,15 +62,21 @@ type VersionName struct {
 }
 
 // identity returns what makes a record unique in its tenant's log: the
-// trace and span id of a span, the id of a version.
-func (r *Record) identity() [32]byte {
+// trace and span id of a span, the id of a version, the ID of other
+// records. Access records and records with a zero ID have none.
+func (r *Record) identity() ([32]byte, bool) {
 	var id [32]byte
-	if r.Kind == format.KindVersion {
-		return r.Refs.Ref(format.VersionKind(r.SubKind))
+	switch r.Kind {
+	case format.KindSpan:
+		copy(id[:16], r.TraceID[:])
+		copy(id[16:24], r.SpanID[:])
+		return id, true
+	case format.KindVersion:
+		return r.Refs.Ref(format.VersionKind(r.SubKind)), true
+	case format.KindAccess:
+		return id, false
 	}
-	copy(id[:16], r.TraceID[:])
-	copy(id[16:24], r.SpanID[:])
-	return id
+	return r.ID, r.ID != id
 }
 
 // Receipt acknowledges a durable record.
@@ -83,7 +92,7 @@ type Receipt struct {
 type prepared struct {
 	commitment tlog.Hash
 	envelope   []byte
-	terms      [][]byte // index key prefixes of the record's terms
+	terms      [][termRefSize]byte // the record's index terms
 }
 
 type appendReq struct {
@@ -125,12 +134,12 @@ func (r *Record) validate() error {
 		if r.Refs.Ref(vk) == ([32]byte{}) {
 			return errors.New("a version record must carry its id in the reference of its kind")
 		}
-	case format.KindAccess:
+	case format.KindAccess, format.KindTombstone, format.KindRetention, format.KindHold:
 		if !format.ValidSubKind(r.Kind, r.SubKind) {
-			return fmt.Errorf("unknown access outcome %d", r.SubKind)
+			return fmt.Errorf("unknown sub-kind %d of a %s record", r.SubKind, r.Kind)
 		}
 		if r.Version != nil || r.Refs != (format.Refs{}) {
-			return errors.New("an access record has no version name or references")
+			return fmt.Errorf("a %s record has no version name or references", r.Kind)
 		}
 	default:
 		return fmt.Errorf("unknown entry kind %d", r.Kind)
@@ -138,6 +147,14 @@ func (r *Record) validate() error {
 	if r.RetentionClass != "" {
 		if err := format.ValidateRetentionClass(r.RetentionClass); err != nil {
 			return err
+		}
+	}
+	if len(r.Terms) > MaxTerms {
+		return fmt.Errorf("%d index terms, at most %d", len(r.Terms), MaxTerms)
+	}
+	for _, t := range r.Terms {
+		if t.Field == SubjectField {
+			return errors.New("the subject index term is the ledger's: set Subject instead")
 		}
 	}
 	return nil
@@ -184,13 +201,19 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 		if err != nil {
 			return nil, err
 		}
+		defer dk.users.Done() // the key may be retired once this append is answered
+		// Index term MACs are computed here, in parallel, not in the writer.
+		terms := make([][termRefSize]byte, 0, len(r.Terms)+1)
+		if r.Subject != "" {
+			terms = append(terms, l.termRef(tid, Term{Field: SubjectField, Value: []byte(r.Subject)}))
+		}
+		for _, t := range r.Terms {
+			terms = append(terms, l.termRef(tid, t))
+		}
 		salt := make([]byte, format.SaltSize)
 		rand.Read(salt)
 		c := format.Commitment(salt, r.Payload)
-		req.prep[i] = prepared{commitment: c, envelope: seal(dk, tid, c, salt, r.Payload), terms: make([][]byte, len(r.Terms))}
-		for j, t := range r.Terms {
-			req.prep[i].terms[j] = l.termPrefix(tid, t) // MACs are computed here, in parallel, not in the writer
-		}
+		req.prep[i] = prepared{commitment: c, envelope: seal(dk, tid, c, salt, r.Payload, terms), terms: terms}
 	}
 	select {
 	case l.reqs <- req:
@@ -363,11 +386,11 @@ func (l *Ledger) appendOne(txn *badger.Txn, st *logState, req *appendReq, now ti
 	dupOf := make(map[int]int)  // position -> first position with the same identity
 	for i := range req.recs {
 		r := &req.recs[i]
-		if r.Kind == format.KindAccess {
-			fresh[i] = true // access records have no identity: each is new
+		id, ok := r.identity()
+		if !ok {
+			fresh[i] = true // no identity: each such record is new
 			continue
 		}
-		id := r.identity()
 		if j, dup := seen[ident{r.Kind, id}]; dup {
 			if !bytes.Equal(req.recs[j].Payload, r.Payload) {
 				return nil, &RecordError{Record: i, Err: fmt.Errorf("%w: record %d has the same identity and different content", ErrInvalid, j)}
@@ -429,8 +452,8 @@ func (l *Ledger) appendOne(txn *badger.Txn, st *logState, req *appendReq, now ti
 		if err := txn.Set(payloadKey(req.tenant, st.size), req.prep[i].envelope); err != nil {
 			return nil, err
 		}
-		if r.Kind != format.KindAccess {
-			if err := txn.Set(identityKey(req.tenant, r.Kind, r.identity()), append(idx, r.SubKind)); err != nil {
+		if id, ok := r.identity(); ok {
+			if err := txn.Set(identityKey(req.tenant, r.Kind, id), append(idx, r.SubKind)); err != nil {
 				return nil, err
 			}
 		}
@@ -439,13 +462,13 @@ func (l *Ledger) appendOne(txn *badger.Txn, st *logState, req *appendReq, now ti
 				return nil, err
 			}
 		}
-		for _, prefix := range req.prep[i].terms {
-			if err := txn.Set(binary.BigEndian.AppendUint64(prefix, st.size), nil); err != nil {
+		for _, t := range req.prep[i].terms {
+			if err := txn.Set(termRefKey(req.tenant, t, st.size), nil); err != nil {
 				return nil, err
 			}
 		}
 		if r.Kind == format.KindVersion {
-			vid := r.identity()
+			vid, _ := r.identity()
 			if err := txn.Set(versionNameKey(req.tenant, format.VersionKind(r.SubKind), r.Version.Name, r.Version.Label), append(vid[:], idx...)); err != nil {
 				return nil, err
 			}
@@ -519,7 +542,8 @@ func (l *Ledger) checkRefs(txn *badger.Txn, req *appendReq, i int) error {
 		found := false
 		for j := 0; j < i && !found; j++ {
 			o := &req.recs[j]
-			found = o.Kind == format.KindVersion && format.VersionKind(o.SubKind) == k && o.identity() == ref
+			oid, _ := o.identity()
+			found = o.Kind == format.KindVersion && format.VersionKind(o.SubKind) == k && oid == ref
 		}
 		if !found {
 			_, sub, ok, err := lookupIdentity(txn, req.tenant, format.KindVersion, ref)

@@ -37,9 +37,6 @@ const envelopeVersion = 1
 
 const envelopeAD = "veritrace/envelope/v1\x00"
 
-// envelopeHeaderLen is version (1) + key id (16) + nonce (24).
-const envelopeHeaderLen = 1 + 16 + chacha20poly1305.NonceSizeX
-
 // ErrDecrypt is returned when a payload or a data key does not decrypt.
 var ErrDecrypt = errors.New("decryption failed")
 
@@ -50,36 +47,77 @@ func envelopeAdditionalData(tenant uint32, commitment [32]byte) []byte {
 	return append(ad, commitment[:]...)
 }
 
-// seal encrypts salt||payload under the data key with XChaCha20-Poly1305,
-// bound to the tenant and the commitment.
-func seal(dk *dataKey, tenant uint32, commitment [32]byte, salt, payload []byte) []byte {
-	out := make([]byte, envelopeHeaderLen, envelopeHeaderLen+len(salt)+len(payload)+chacha20poly1305.Overhead)
-	out[0] = envelopeVersion
-	copy(out[1:17], dk.id[:])
-	if _, err := rand.Read(out[17:envelopeHeaderLen]); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	plain := make([]byte, 0, len(salt)+len(payload))
-	plain = append(append(plain, salt...), payload...)
-	return dk.aead.Seal(out, out[17:envelopeHeaderLen], plain, envelopeAdditionalData(tenant, commitment))
+// termRefSize is the size of one index term reference in an envelope:
+// field (1) and value MAC (16).
+const termRefSize = 1 + termMACSize
+
+// Envelope layout (docs/FORMAT.md §5.4):
+//
+//	version (1) | key id (16) | n (1) | n × (field (1) | value MAC (16)) | nonce (24) | ciphertext
+//
+// The term references list the entry's secondary index keys, so that
+// erasure can delete them without decrypting the payload; they are keyed
+// MACs, not personal data.
+type envelope []byte
+
+func (e envelope) keyID() [16]byte {
+	var id [16]byte
+	copy(id[:], e[1:17])
+	return id
 }
 
-// envelopeKeyID returns the data key id of a sealed payload.
-func envelopeKeyID(env []byte) ([16]byte, error) {
-	var id [16]byte
-	if len(env) < envelopeHeaderLen+format.SaltSize+chacha20poly1305.Overhead || env[0] != envelopeVersion {
-		return id, fmt.Errorf("%w: malformed envelope", ErrDecrypt)
+// terms returns the entry's index term references.
+func (e envelope) terms() [][termRefSize]byte {
+	n := int(e[17])
+	out := make([][termRefSize]byte, n)
+	for i := range out {
+		copy(out[i][:], e[18+i*termRefSize:])
 	}
-	copy(id[:], env[1:17])
-	return id, nil
+	return out
+}
+
+func (e envelope) nonceAt() int { return 18 + int(e[17])*termRefSize }
+
+// parseEnvelope checks the framing of a sealed payload.
+func parseEnvelope(b []byte) (envelope, error) {
+	if len(b) < 18 || b[0] != envelopeVersion {
+		return nil, fmt.Errorf("%w: malformed envelope", ErrDecrypt)
+	}
+	e := envelope(b)
+	if len(b) < e.nonceAt()+chacha20poly1305.NonceSizeX+format.SaltSize+chacha20poly1305.Overhead {
+		return nil, fmt.Errorf("%w: malformed envelope", ErrDecrypt)
+	}
+	return e, nil
+}
+
+// seal encrypts salt||payload under the data key with XChaCha20-Poly1305,
+// bound to the tenant and the commitment.
+func seal(dk *dataKey, tenant uint32, commitment [32]byte, salt, payload []byte, terms [][termRefSize]byte) []byte {
+	if len(terms) > 255 {
+		panic("more than 255 index terms") // Append refuses such records
+	}
+	head := 18 + len(terms)*termRefSize
+	out := make([]byte, head, head+chacha20poly1305.NonceSizeX+len(salt)+len(payload)+chacha20poly1305.Overhead)
+	out[0] = envelopeVersion
+	copy(out[1:17], dk.id[:])
+	out[17] = byte(len(terms))
+	for i, t := range terms {
+		copy(out[18+i*termRefSize:], t[:])
+	}
+	nonce := make([]byte, chacha20poly1305.NonceSizeX)
+	if _, err := rand.Read(nonce); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	out = append(out, nonce...)
+	plain := make([]byte, 0, len(salt)+len(payload))
+	plain = append(append(plain, salt...), payload...)
+	return dk.aead.Seal(out, nonce, plain, envelopeAdditionalData(tenant, commitment))
 }
 
 // open decrypts a sealed payload and returns its salt and payload.
-func open(dk *dataKey, tenant uint32, commitment [32]byte, env []byte) (salt, payload []byte, err error) {
-	if _, err := envelopeKeyID(env); err != nil {
-		return nil, nil, err
-	}
-	plain, err := dk.aead.Open(nil, env[17:envelopeHeaderLen], env[envelopeHeaderLen:], envelopeAdditionalData(tenant, commitment))
+func open(dk *dataKey, tenant uint32, commitment [32]byte, env envelope) (salt, payload []byte, err error) {
+	n := env.nonceAt()
+	plain, err := dk.aead.Open(nil, env[n:n+chacha20poly1305.NonceSizeX], env[n+chacha20poly1305.NonceSizeX:], envelopeAdditionalData(tenant, commitment))
 	if err != nil {
 		return nil, nil, ErrDecrypt
 	}

@@ -29,8 +29,8 @@ const (
 
 // Key database (DIR/keys):
 const (
-	nsKeyScope = 0x20 // nsKeyScope | tenant | subject pseudonym (32) | day (u32) | class -> key id (16)
-	nsDataKey  = 0x21 // nsDataKey | key id (16)                -> wrapped data key
+	nsKeyScope = 0x20 // nsKeyScope | tenant | subject pseudonym (16) | day (u32) | class -> key id (16)
+	nsDataKey  = 0x21 // nsDataKey | key id (16)                -> wrapped data key (72) | scope key
 )
 
 // Meta keys, in both databases.
@@ -100,7 +100,7 @@ func versionNameKey(tenant uint32, kind format.VersionKind, name, label string) 
 	return append(k, label...)
 }
 
-func keyScopePrefix(tenant uint32, pseudonym [32]byte) []byte {
+func keyScopePrefix(tenant uint32, pseudonym [termMACSize]byte) []byte {
 	return append(tenantKey(nsKeyScope, tenant), pseudonym[:]...)
 }
 

@@ -2,9 +2,7 @@ package ledger
 
 import (
 	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -20,18 +18,26 @@ import (
 // (class, day) that has passed.
 type keyScope struct {
 	tenant    uint32
-	pseudonym [32]byte // HMAC of the subject id; all zero for no subject
-	day       uint32   // days since 1970-01-01 UTC
-	class     string   // retention class
+	pseudonym [termMACSize]byte // the subject's index term MAC; all zero for no subject
+	day       uint32            // days since 1970-01-01 UTC
+	class     string            // retention class
 }
 
 type dataKey struct {
-	id   [16]byte
-	aead cipher.AEAD
-	raw  []byte // the key itself while pending; nil once stored
+	id    [16]byte
+	aead  cipher.AEAD
+	raw   []byte // the key itself while pending; nil once stored
+	scope []byte // the scope key, while pending
+	// users counts appends sealing under the key and not yet answered, so
+	// that retiring it can wait for them.
+	users sync.WaitGroup
 }
 
 const wrapAD = "veritrace/dek/v1\x00"
+
+// wrappedKeySize is nonce (24) + sealed 32-byte key (48); the scope key
+// follows it in a data key record.
+const wrappedKeySize = chacha20poly1305.NonceSizeX + chacha20poly1305.KeySize + chacha20poly1305.Overhead
 
 // maxCachedKeys bounds the key cache; past it the cache is dropped whole.
 const maxCachedKeys = 1 << 16
@@ -66,18 +72,14 @@ func newKeyStore(db *badger.DB, master []byte) (*keyStore, error) {
 	}, nil
 }
 
-// pseudonym returns the subject's pseudonym within a tenant:
-// HMAC-SHA256(pseudonym key, u32 tenant || subject). No subject gives zeros.
-func (ks *keyStore) pseudonym(tenant uint32, subject string) [32]byte {
-	var p [32]byte
+// pseudonym returns the subject's pseudonym within a tenant: the MAC of
+// its subject index term (SubjectField), so that a key scope leads to the
+// subject's entries. No subject gives zeros.
+func (ks *keyStore) pseudonym(tenant uint32, subject string) [termMACSize]byte {
 	if subject == "" {
-		return p
+		return [termMACSize]byte{}
 	}
-	m := hmac.New(sha256.New, ks.pseudoKey)
-	m.Write([]byte{byte(tenant >> 24), byte(tenant >> 16), byte(tenant >> 8), byte(tenant)})
-	m.Write([]byte(subject))
-	m.Sum(p[:0])
-	return p
+	return ks.termMAC(tenant, SubjectField, []byte(subject))
 }
 
 func (ks *keyStore) cache(s keyScope, dk *dataKey) {
@@ -90,10 +92,20 @@ func (ks *keyStore) cache(s keyScope, dk *dataKey) {
 }
 
 // forScope returns the data key of a scope, creating a pending one if the
-// scope has none.
+// scope has none. The caller must call dk.users.Done when the append that
+// uses it has been answered.
 func (ks *keyStore) forScope(s keyScope) (*dataKey, error) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
+	dk, err := ks.scopeKeyLocked(s)
+	if err != nil {
+		return nil, err
+	}
+	dk.users.Add(1)
+	return dk, nil
+}
+
+func (ks *keyStore) scopeKeyLocked(s keyScope) (*dataKey, error) {
 	if dk := ks.scopes[s]; dk != nil {
 		return dk, nil
 	}
@@ -132,8 +144,7 @@ func (ks *keyStore) forScope(s keyScope) (*dataKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	dk = &dataKey{id: uuid.New(), aead: aead}
-	dk.raw = raw
+	dk = &dataKey{id: uuid.New(), aead: aead, raw: raw, scope: keyScopeKey(s)}
 	ks.pending[s] = dk
 	return dk, nil
 }
@@ -175,10 +186,10 @@ func (ks *keyStore) load(txn *badger.Txn, id [16]byte) (*dataKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(wrapped) < chacha20poly1305.NonceSizeX {
+	if len(wrapped) < wrappedKeySize {
 		return nil, fmt.Errorf("%w: wrapped data key of %d bytes", ErrDecrypt, len(wrapped))
 	}
-	raw, err := ks.kek.Open(nil, wrapped[:chacha20poly1305.NonceSizeX], wrapped[chacha20poly1305.NonceSizeX:], append([]byte(wrapAD), id[:]...))
+	raw, err := ks.kek.Open(nil, wrapped[:chacha20poly1305.NonceSizeX], wrapped[chacha20poly1305.NonceSizeX:wrappedKeySize], append([]byte(wrapAD), id[:]...))
 	if err != nil {
 		return nil, fmt.Errorf("%w: data key does not unwrap (wrong master key?)", ErrDecrypt)
 	}
@@ -211,7 +222,7 @@ func (ks *keyStore) flush() error {
 
 	err := ks.db.Update(func(txn *badger.Txn) error {
 		for s, dk := range batch {
-			if err := txn.Set(dataKeyKey(dk.id), ks.wrap(dk)); err != nil {
+			if err := txn.Set(dataKeyKey(dk.id), append(ks.wrap(dk), dk.scope...)); err != nil {
 				return err
 			}
 			if err := txn.Set(keyScopeKey(s), dk.id[:]); err != nil {
@@ -226,7 +237,7 @@ func (ks *keyStore) flush() error {
 	ks.mu.Lock()
 	for s, dk := range batch {
 		delete(ks.pending, s)
-		dk.raw = nil
+		dk.raw, dk.scope = nil, nil
 		ks.cache(s, dk)
 	}
 	ks.mu.Unlock()

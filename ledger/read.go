@@ -74,11 +74,11 @@ func (l *Ledger) readEntry(txn *badger.Txn, tenant uint32, index uint64) (*Entry
 	if err != nil {
 		return nil, fmt.Errorf("read payload %d: %w", index, err)
 	}
-	keyID, err := envelopeKeyID(env)
+	ev, err := parseEnvelope(env)
 	if err != nil {
 		return nil, fmt.Errorf("payload %d: %w", index, err)
 	}
-	dk, err := l.keys.byID(keyID)
+	dk, err := l.keys.byID(ev.keyID())
 	if errors.Is(err, ErrKeyDestroyed) {
 		e.Erased = true
 		return e, nil
@@ -86,7 +86,7 @@ func (l *Ledger) readEntry(txn *badger.Txn, tenant uint32, index uint64) (*Entry
 	if err != nil {
 		return nil, fmt.Errorf("payload %d: %w", index, err)
 	}
-	salt, payload, err := open(dk, tenant, h.Commitment, env)
+	salt, payload, err := open(dk, tenant, h.Commitment, ev)
 	if err != nil {
 		return nil, fmt.Errorf("payload %d: %w", index, err)
 	}

@@ -27,6 +27,15 @@ type Term struct {
 // termMACSize is the size of a term's value MAC in index keys.
 const termMACSize = 16
 
+// SubjectField is the index field of a record's subject. Append adds the
+// term itself for every record with a Subject; its MAC is the subject's
+// pseudonym in the key store, so erasure finds a subject's keys and
+// entries from one value.
+const SubjectField uint8 = 3
+
+// MaxTerms is the most index terms a record may carry.
+const MaxTerms = 64
+
 // termMAC is HMAC-SHA256(pseudonym key, u32 tenant || field || value),
 // truncated to 16 bytes.
 func (ks *keyStore) termMAC(tenant uint32, field uint8, value []byte) [termMACSize]byte {
@@ -42,8 +51,22 @@ func (ks *keyStore) termMAC(tenant uint32, field uint8, value []byte) [termMACSi
 }
 
 func (l *Ledger) termPrefix(tenant uint32, t Term) []byte {
+	return termPrefixKey(tenant, t.Field, l.keys.termMAC(tenant, t.Field, t.Value))
+}
+
+// termRef is how an envelope lists a term: field and MAC.
+func (l *Ledger) termRef(tenant uint32, t Term) [termRefSize]byte {
+	var r [termRefSize]byte
+	r[0] = t.Field
 	mac := l.keys.termMAC(tenant, t.Field, t.Value)
-	return termPrefixKey(tenant, t.Field, mac)
+	copy(r[1:], mac[:])
+	return r
+}
+
+func termRefKey(tenant uint32, r [termRefSize]byte, index uint64) []byte {
+	var mac [termMACSize]byte
+	copy(mac[:], r[1:])
+	return binary.BigEndian.AppendUint64(termPrefixKey(tenant, r[0], mac), index)
 }
 
 // Postings returns up to limit indexes of entries carrying the term, in

@@ -18,9 +18,12 @@ const FormatVersion = 1
 type Kind uint8
 
 const (
-	KindSpan    Kind = 1 // a span of an LLM request
-	KindVersion Kind = 2 // a registered prompt, policy or pipeline version
-	KindAccess  Kind = 3 // a record of an access to the ledger (access log)
+	KindSpan      Kind = 1 // a span of an LLM request
+	KindVersion   Kind = 2 // a registered prompt, policy or pipeline version
+	KindAccess    Kind = 3 // a record of an access to the ledger (access log)
+	KindTombstone Kind = 4 // a record of payloads erased or expired
+	KindRetention Kind = 5 // a change of a tenant's retention rules
+	KindHold      Kind = 6 // a legal hold placed or released
 )
 
 func (k Kind) String() string {
@@ -31,11 +34,26 @@ func (k Kind) String() string {
 		return "version"
 	case KindAccess:
 		return "access"
+	case KindTombstone:
+		return "tombstone"
+	case KindRetention:
+		return "retention"
+	case KindHold:
+		return "hold"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-func (k Kind) valid() bool { return k >= KindSpan && k <= KindAccess }
+func (k Kind) valid() bool { return k >= KindSpan && k <= KindHold }
+
+// Sub-kinds of tombstone, retention and hold entries.
+const (
+	TombstoneErasure uint8 = 1 // payloads erased on request
+	TombstoneExpiry  uint8 = 2 // payloads whose retention period ended
+	RetentionRules   uint8 = 1 // a tenant's rules as set
+	HoldPlaced       uint8 = 1
+	HoldReleased     uint8 = 2
+)
 
 // AccessOutcome is the sub-kind of an access entry.
 type AccessOutcome uint8
@@ -71,6 +89,12 @@ func ValidSubKind(k Kind, sub uint8) bool {
 		return VersionKind(sub).valid()
 	case KindAccess:
 		return sub >= uint8(AccessAllowed) && sub <= uint8(AccessFailed)
+	case KindTombstone:
+		return sub == TombstoneErasure || sub == TombstoneExpiry
+	case KindRetention:
+		return sub == RetentionRules
+	case KindHold:
+		return sub == HoldPlaced || sub == HoldReleased
 	}
 	return false
 }

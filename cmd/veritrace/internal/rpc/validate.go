@@ -50,7 +50,7 @@ func spanRecord(field string, s *v1.Span) (ledger.Record, error) {
 	copy(r.ParentSpanID[:], s.GetParentSpanId())
 	refs := s.GetVersions()
 	facts := audit.SpanFacts{
-		Session: s.GetSessionId(), Subject: s.GetSubjectId(),
+		Session: s.GetSessionId(),
 		Models: []string{s.GetModel().GetRequestModel(), s.GetModel().GetResponseModel()},
 		Error:  s.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR,
 	}
