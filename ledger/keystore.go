@@ -51,6 +51,7 @@ type keyStore struct {
 	kek       cipher.AEAD
 	pseudoKey []byte
 
+	flushMu sync.Mutex // one flush at a time
 	mu      sync.Mutex
 	scopes  map[keyScope]*dataKey
 	ids     map[[16]byte]*dataKey
@@ -206,9 +207,11 @@ func (ks *keyStore) wrap(dk *dataKey) []byte {
 	return ks.kek.Seal(nonce, nonce, dk.raw, append([]byte(wrapAD), dk.id[:]...))
 }
 
-// flush makes every pending key durable in one fsynced transaction. Only
-// the writer goroutine calls it.
+// flush makes every pending key durable in one fsynced transaction. The
+// writer calls it before each commit; Shred before it retires or re-seals.
 func (ks *keyStore) flush() error {
+	ks.flushMu.Lock()
+	defer ks.flushMu.Unlock()
 	ks.mu.Lock()
 	if len(ks.pending) == 0 {
 		ks.mu.Unlock()
@@ -241,5 +244,57 @@ func (ks *keyStore) flush() error {
 		ks.cache(s, dk)
 	}
 	ks.mu.Unlock()
+	return nil
+}
+
+// retire removes a key from its scope, so that appends from now on get a
+// new key, and waits until every append that was sealing under it has
+// been answered.
+func (ks *keyStore) retire(k *KeyRef) error {
+	// A pending key is made durable first: entries may already be sealed
+	// under it, and they must stay readable until re-sealed or erased.
+	if err := ks.flush(); err != nil {
+		return err
+	}
+	ks.mu.Lock()
+	s := k.scope()
+	var dk *dataKey
+	if d := ks.scopes[s]; d != nil && d.id == k.ID {
+		dk = d
+		delete(ks.scopes, s)
+	}
+	ks.mu.Unlock()
+	// The stored mapping goes too, so that no lookup finds the key again.
+	ks.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyScopeKey(s))
+		if err != nil {
+			return nil
+		}
+		return item.Value(func(v []byte) error {
+			if string(v) == string(k.ID[:]) {
+				return txn.Delete(keyScopeKey(s))
+			}
+			return nil
+		})
+	})
+	if dk != nil {
+		dk.users.Wait()
+	}
+	return nil
+}
+
+// destroy deletes a data key and drops it from the key store's files.
+// Badger keeps deleted versions until compaction; DropPrefix rewrites the
+// tables (and flushes the memtable) without them.
+func (ks *keyStore) destroy(k *KeyRef) error {
+	ks.mu.Lock()
+	delete(ks.ids, k.ID)
+	if d := ks.scopes[k.scope()]; d != nil && d.id == k.ID {
+		delete(ks.scopes, k.scope())
+	}
+	ks.mu.Unlock()
+	if err := ks.db.DropPrefix(dataKeyKey(k.ID)); err != nil {
+		return fmt.Errorf("destroy data key %x: %w", k.ID, err)
+	}
 	return nil
 }

@@ -77,6 +77,8 @@ type Ledger struct {
 
 	cpMu   sync.Mutex
 	latest map[uint32]*Checkpoint
+
+	shredMu sync.Mutex // one Shred at a time
 }
 
 func badgerOptions(dir string, key []byte, log *slog.Logger) badger.Options {

@@ -23,6 +23,9 @@ type Entry struct {
 	Payload []byte
 	// Erased is true when the payload's data key or ciphertext is gone.
 	Erased bool
+	// ErasedBy is the index of the tombstone that names the entry, when
+	// Erased and the tombstone has been written.
+	ErasedBy *uint64
 }
 
 // GetEntry returns entry index of a tenant's log with its payload
@@ -62,6 +65,13 @@ func (l *Ledger) readEntry(txn *badger.Txn, tenant uint32, index uint64) (*Entry
 		return nil, fmt.Errorf("read entry %d: %w", index, err)
 	}
 	e := &Entry{Header: h, HeaderBytes: hb, LeafHash: format.LeafHash(hb)}
+	if item, err := txn.Get(tenantIndexKey(nsErasedBy, tenant, index)); err == nil {
+		var by uint64
+		if err := item.Value(func(v []byte) error { by = binary.BigEndian.Uint64(v); return nil }); err != nil {
+			return nil, err
+		}
+		e.ErasedBy = &by
+	}
 	item, err = txn.Get(payloadKey(tenant, index))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		e.Erased = true

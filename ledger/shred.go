@@ -1,0 +1,418 @@
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/tlog"
+
+)
+
+// Shredding: payloads are erased by destroying the data keys they were
+// sealed under (crypto-shredding), deleting their ciphertext and their
+// index terms. Entries under a destroyed key that must stay (held, or not
+// selected) are first re-sealed under a fresh key of the same scope; their
+// headers and commitments do not change, so no hash or proof does.
+
+// KeyRef identifies a data key and its scope.
+type KeyRef struct {
+	ID         [16]byte
+	Tenant     uint32
+	Pseudonym  [termMACSize]byte // zero: no subject
+	Day        uint32            // days since 1970-01-01 UTC
+	Class      string
+	scopeBytes []byte
+}
+
+func (k *KeyRef) scope() keyScope {
+	return keyScope{tenant: k.Tenant, pseudonym: k.Pseudonym, day: k.Day, class: k.Class}
+}
+
+func parseScopeKey(b []byte) (*KeyRef, error) {
+	const fixed = 1 + 4 + termMACSize + 4
+	if len(b) < fixed || b[0] != nsKeyScope {
+		return nil, fmt.Errorf("malformed key scope %x", b)
+	}
+	k := &KeyRef{Tenant: binary.BigEndian.Uint32(b[1:]), Day: binary.BigEndian.Uint32(b[5+termMACSize:]), Class: string(b[fixed:]), scopeBytes: b}
+	copy(k.Pseudonym[:], b[5:])
+	return k, nil
+}
+
+// EntryIndexes returns the indexes of a tenant's entries carrying the term,
+// below size (0: all).
+func (l *Ledger) EntryIndexes(ctx context.Context, tenant string, t Term) ([]uint64, error) {
+	var out []uint64
+	for from := uint64(0); ; {
+		ps, next, err := l.Postings(ctx, tenant, t, from, 4096)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+		if next == 0 {
+			return out, nil
+		}
+		from = next
+	}
+}
+
+// KeysOf returns the data keys the given entries are sealed under, with the
+// entries of each. Entries already erased are left out.
+func (l *Ledger) KeysOf(ctx context.Context, tenant string, idxs []uint64) (map[[16]byte]*KeyRef, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	out := map[[16]byte]*KeyRef{}
+	err = l.db.View(func(txn *badger.Txn) error {
+		for _, i := range idxs {
+			id, ok, err := envelopeKeyOf(txn, tid, i)
+			if err != nil {
+				return err
+			}
+			if !ok || out[id] != nil {
+				continue
+			}
+			k, err := l.keyRef(id)
+			if errors.Is(err, ErrKeyDestroyed) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[id] = k
+		}
+		return nil
+	})
+	return out, err
+}
+
+func envelopeKeyOf(txn *badger.Txn, tid uint32, idx uint64) ([16]byte, bool, error) {
+	var id [16]byte
+	item, err := txn.Get(payloadKey(tid, idx))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return id, false, nil
+	}
+	if err != nil {
+		return id, false, err
+	}
+	err = item.Value(func(v []byte) error {
+		e, err := parseEnvelope(v)
+		if err != nil {
+			return err
+		}
+		id = e.keyID()
+		return nil
+	})
+	return id, err == nil, err
+}
+
+// keyRef reads a data key's scope from the key store.
+func (l *Ledger) keyRef(id [16]byte) (*KeyRef, error) {
+	var k *KeyRef
+	err := l.keysDB.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(dataKeyKey(id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrKeyDestroyed
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if len(v) <= wrappedKeySize {
+			return fmt.Errorf("data key record %x has no scope", id)
+		}
+		k, err = parseScopeKey(v[wrappedKeySize:])
+		return err
+	})
+	if k != nil {
+		k.ID = id
+	}
+	return k, err
+}
+
+// Keys returns every live data key of a tenant. Sweeps use it to find the
+// keys whose retention period has passed.
+func (l *Ledger) Keys(ctx context.Context, tenant string) ([]*KeyRef, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	var out []*KeyRef
+	err = l.keysDB.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsKeyScope, tid), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k, err := parseScopeKey(it.Item().KeyCopy(nil))
+			if err != nil {
+				return err
+			}
+			if err := it.Item().Value(func(v []byte) error { copy(k.ID[:], v); return nil }); err != nil {
+				return err
+			}
+			out = append(out, k)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// EntriesUnder returns the indexes of the entries sealed under a key, in
+// order: the subject's entries for a subject key, the entries appended
+// within a day of the key's day for a key without subject.
+func (l *Ledger) EntriesUnder(ctx context.Context, tenant string, k *KeyRef) ([]uint64, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	var cands []uint64
+	if k.Pseudonym != ([termMACSize]byte{}) {
+		prefix := termPrefixKey(tid, SubjectField, k.Pseudonym)
+		err = l.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				cands = append(cands, binary.BigEndian.Uint64(it.Item().Key()[len(prefix):]))
+			}
+			return nil
+		})
+	} else {
+		// The key's day is the day its payloads were sealed; appended_at is
+		// at most moments later, so a day either side bounds them.
+		lo, err1 := l.indexAtDay(ctx, tenant, int64(k.Day)-1)
+		hi, err2 := l.indexAtDay(ctx, tenant, int64(k.Day)+2)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, err
+		}
+		for i := lo; i < hi; i++ {
+			cands = append(cands, i)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []uint64
+	err = l.db.View(func(txn *badger.Txn) error {
+		for _, i := range cands {
+			id, ok, err := envelopeKeyOf(txn, tid, i)
+			if err != nil {
+				return err
+			}
+			if ok && id == k.ID {
+				out = append(out, i)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func dayStart(day int64) time.Time { return time.Unix(day*86400, 0).UTC() }
+
+func (l *Ledger) indexAtDay(ctx context.Context, tenant string, day int64) (uint64, error) {
+	return l.IndexAt(ctx, tenant, dayStart(day))
+}
+
+// Erased is an entry whose payload Shred removed.
+type Erased struct {
+	Index    uint64
+	LeafHash tlog.Hash
+}
+
+// Shred destroys data keys. Every entry sealed under one of the keys whose
+// index is in erase loses its payload and index terms; every other entry
+// under them is first re-sealed under a fresh key of the same scope. Shred
+// is idempotent: after a crash, calling it again with the same arguments
+// finishes the work. It returns the entries erased by this call and the
+// ones erased before.
+//
+// A key's scope is retired first, so appends made meanwhile get a new key,
+// and Shred waits for appends already sealing under the old one. The key
+// records are then dropped from the key store's files, not merely marked
+// deleted.
+func (l *Ledger) Shred(ctx context.Context, tenant string, keys []*KeyRef, erase map[uint64]bool) ([]Erased, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	l.shredMu.Lock()
+	defer l.shredMu.Unlock()
+	var erased []Erased
+	for _, k := range keys {
+		if k.Tenant != tid {
+			return nil, fmt.Errorf("%w: key of another tenant", ErrInvalid)
+		}
+		if err := l.keys.retire(k); err != nil {
+			return nil, err
+		}
+		idxs, err := l.EntriesUnder(ctx, tenant, k)
+		if err != nil {
+			return nil, err
+		}
+		var keep, drop []uint64
+		for _, i := range idxs {
+			if erase[i] {
+				drop = append(drop, i)
+			} else {
+				keep = append(keep, i)
+			}
+		}
+		if err := l.reseal(ctx, tid, k, keep); err != nil {
+			return nil, fmt.Errorf("re-seal entries of key %x: %w", k.ID, err)
+		}
+		e, err := l.dropPayloads(tid, drop)
+		if err != nil {
+			return nil, err
+		}
+		erased = append(erased, e...)
+		if err := l.keys.destroy(k); err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(erased, func(i, j int) bool { return erased[i].Index < erased[j].Index })
+	return erased, nil
+}
+
+// reseal seals the payloads of idxs, now under old, under the current key
+// of old's scope.
+func (l *Ledger) reseal(ctx context.Context, tid uint32, old *KeyRef, idxs []uint64) error {
+	if len(idxs) == 0 {
+		return nil
+	}
+	dk, err := l.keys.forScope(old.scope())
+	if err != nil {
+		return err
+	}
+	defer dk.users.Done()
+	if dk.id == old.ID {
+		return fmt.Errorf("the retired key %x is still its scope's", old.ID)
+	}
+	if err := l.keys.flush(); err != nil {
+		return err
+	}
+	const chunk = 256
+	for len(idxs) > 0 {
+		n := min(chunk, len(idxs))
+		batch := idxs[:n]
+		idxs = idxs[n:]
+		err := l.db.Update(func(txn *badger.Txn) error {
+			for _, i := range batch {
+				e, err := l.readEntry(txn, tid, i)
+				if err != nil {
+					return err
+				}
+				if e.Erased {
+					continue
+				}
+				item, err := txn.Get(payloadKey(tid, i))
+				if err != nil {
+					return err
+				}
+				var terms [][termRefSize]byte
+				if err := item.Value(func(v []byte) error {
+					ev, err := parseEnvelope(v)
+					if err == nil {
+						terms = ev.terms()
+					}
+					return err
+				}); err != nil {
+					return err
+				}
+				if err := txn.Set(payloadKey(tid, i), seal(dk, tid, e.Header.Commitment, e.Salt, e.Payload, terms)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropPayloads deletes the payloads of idxs and their index terms.
+func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
+	var out []Erased
+	const chunk = 256
+	for len(idxs) > 0 {
+		n := min(chunk, len(idxs))
+		batch := idxs[:n]
+		idxs = idxs[n:]
+		err := l.db.Update(func(txn *badger.Txn) error {
+			for _, i := range batch {
+				item, err := txn.Get(payloadKey(tid, i))
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				var terms [][termRefSize]byte
+				if err := item.Value(func(v []byte) error {
+					ev, err := parseEnvelope(v)
+					if err == nil {
+						terms = ev.terms()
+					}
+					return err
+				}); err != nil {
+					return err
+				}
+				for _, t := range terms {
+					if err := txn.Delete(termRefKey(tid, t, i)); err != nil {
+						return err
+					}
+				}
+				if err := txn.Delete(payloadKey(tid, i)); err != nil {
+					return err
+				}
+				hs, err := hashReader(txn, tid).ReadHashes([]int64{tlog.StoredHashIndex(0, int64(i))})
+				if err != nil {
+					return err
+				}
+				out = append(out, Erased{Index: i, LeafHash: hs[0]})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// MarkErased records, for GetEntry, that a tombstone at index tombstone
+// names the entries idxs.
+func (l *Ledger) MarkErased(ctx context.Context, tenant string, idxs []uint64, tombstone uint64) error {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return err
+	}
+	wb := l.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, i := range idxs {
+		if err := wb.Set(tenantIndexKey(nsErasedBy, tid, i), binary.BigEndian.AppendUint64(nil, tombstone)); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
+}
+
+// RunValueLogGC rewrites value-log files of the log database that are at
+// least half garbage, so that the space of deleted payloads is reclaimed.
+// It returns how many files were rewritten.
+func (l *Ledger) RunValueLogGC() int {
+	n := 0
+	for n < 1000 && l.db.RunValueLogGC(0.5) == nil {
+		n++
+	}
+	return n
+}
+

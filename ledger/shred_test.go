@@ -1,0 +1,171 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+	"log/slog"
+)
+
+func subjectSpan(i int, subject, payload string) Record {
+	r := span(i, payload)
+	r.Subject = subject
+	return r
+}
+
+func TestShredSubject(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	var alice []uint64
+	for i := 0; i < 6; i++ {
+		rs := mustAppend(t, l, "default", subjectSpan(i, "alice", fmt.Sprint("alice secret ", i)), subjectSpan(100+i, "bob", "bob data"), span(200+i, "no subject"))
+		alice = append(alice, rs[0].Index)
+	}
+	idxs, err := l.EntryIndexes(ctx, "default", Term{Field: SubjectField, Value: []byte("alice")})
+	if err != nil || fmt.Sprint(idxs) != fmt.Sprint(alice) {
+		t.Fatalf("EntryIndexes(alice) = %v, %v; want %v", idxs, err, alice)
+	}
+	keys, err := l.KeysOf(ctx, "default", idxs)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("KeysOf(alice) = %v, %v; want one key (one day, one class)", keys, err)
+	}
+	var refs []*KeyRef
+	for _, k := range keys {
+		refs = append(refs, k)
+	}
+	erase := map[uint64]bool{}
+	for _, i := range alice[1:] {
+		erase[i] = true // alice[0] is kept, as a held entry would be
+	}
+	erased, err := l.Shred(ctx, "default", refs, erase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(erased) != 5 {
+		t.Fatalf("Shred erased %d entries, want 5", len(erased))
+	}
+	for _, i := range alice {
+		e, err := l.GetEntry(ctx, "default", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Erased != erase[i] {
+			t.Errorf("entry %d: Erased = %v, want %v", i, e.Erased, erase[i])
+		}
+		if !e.Erased && string(e.Payload) != "alice secret 0" {
+			t.Errorf("kept entry %d lost its payload: %q", i, e.Payload)
+		}
+	}
+	if got, _ := l.EntryIndexes(ctx, "default", Term{Field: SubjectField, Value: []byte("alice")}); fmt.Sprint(got) != fmt.Sprint(alice[:1]) {
+		t.Errorf("alice's index after erasure = %v, want only the kept entry", got)
+	}
+	for i := uint64(0); i < 18; i++ {
+		if e, err := l.GetEntry(ctx, "default", i); err != nil || (e.Erased && !erase[i]) {
+			t.Errorf("entry %d after shredding alice: %v, %v", i, e, err)
+		}
+	}
+	// Idempotent.
+	if again, err := l.Shred(ctx, "default", refs, erase); err != nil || len(again) != 0 {
+		t.Errorf("Shred again = %v, %v; want nothing more", again, err)
+	}
+	vkey := l.VerifierKey()
+	l.Close()
+
+	// The destroyed key is gone from every version in the key store's files,
+	// and the old ciphertext, still in the log's files, does not decrypt.
+	keysMaster := testKeys(t, dir).Master
+	kdb, err := openDB(filepath.Join(dir, KeyDir), deriveKey(keysMaster, infoBadger), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdb.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{AllVersions: true, Prefix: []byte{nsDataKey}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			for _, r := range refs {
+				if string(it.Item().Key()[1:]) == string(r.ID[:]) {
+					t.Errorf("destroyed key %x is still in the key store (version %d, deleted %v)", r.ID, it.Item().Version(), it.Item().IsDeletedOrExpired())
+				}
+			}
+		}
+		return nil
+	})
+	kdb.Close()
+	res, err := VerifyDir(ctx, dir, keysMaster, vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if len(r.Problems) > 0 {
+			t.Errorf("VerifyDir after shredding: %v", r.Problems)
+		}
+	}
+}
+
+func TestShredWhileAppending(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	for i := 0; i < 20; i++ {
+		mustAppend(t, l, "default", subjectSpan(i, "carol", "before"))
+	}
+	var acked sync.Map
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				rs, err := l.Append(ctx, "default", []Record{subjectSpan(1000+w*10000+i, "carol", "during")})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				acked.Store(rs[0].Index, true)
+			}
+		}(w)
+	}
+	idxs, _ := l.EntryIndexes(ctx, "default", Term{Field: SubjectField, Value: []byte("carol")})
+	erase := map[uint64]bool{}
+	for _, i := range idxs[:20] {
+		erase[i] = true
+	}
+	keys, _ := l.KeysOf(ctx, "default", idxs[:20])
+	var refs []*KeyRef
+	for _, k := range keys {
+		refs = append(refs, k)
+	}
+	if _, err := l.Shred(ctx, "default", refs, erase); err != nil {
+		t.Fatal(err)
+	}
+	stop.Store(true)
+	wg.Wait()
+	n := 0
+	acked.Range(func(k, _ any) bool {
+		n++
+		e, err := l.GetEntry(ctx, "default", k.(uint64))
+		if err != nil || e.Erased || string(e.Payload) != "during" {
+			t.Errorf("entry %d appended during the shred: %v, %v", k, e, err)
+		}
+		return true
+	})
+	if n == 0 {
+		t.Fatal("no append ran during the shred")
+	}
+	for i := range erase {
+		if e, _ := l.GetEntry(ctx, "default", i); !e.Erased {
+			t.Errorf("entry %d was not erased", i)
+		}
+	}
+	if _, err := l.GetEntry(ctx, "default", 0); errors.Is(err, ErrDecrypt) {
+		t.Error(err)
+	}
+}
