@@ -272,3 +272,12 @@ func (l *Ledger) SignBundle(ctx context.Context, tenant string, manifestSHA256 [
 	}
 	return note.Sign(&note.Note{Text: format.BundleSignatureBody(l.Origin(tenant), manifestSHA256)}, l.signer)
 }
+
+// SignReceipt signs an erasure receipt: a signed note, by the log key,
+// over format.ReceiptSignatureBody(Origin(tenant), receiptSHA256).
+func (l *Ledger) SignReceipt(ctx context.Context, tenant string, receiptSHA256 [32]byte) ([]byte, error) {
+	if _, err := l.tenantID(ctx, tenant, false); err != nil {
+		return nil, err
+	}
+	return note.Sign(&note.Note{Text: format.ReceiptSignatureBody(l.Origin(tenant), receiptSHA256)}, l.signer)
+}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
-
 )
 
 // Shredding: payloads are erased by destroying the data keys they were
@@ -60,36 +59,44 @@ func (l *Ledger) EntryIndexes(ctx context.Context, tenant string, t Term) ([]uin
 	}
 }
 
-// KeysOf returns the data keys the given entries are sealed under, with the
-// entries of each. Entries already erased are left out.
-func (l *Ledger) KeysOf(ctx context.Context, tenant string, idxs []uint64) (map[[16]byte]*KeyRef, error) {
+// KeysOf returns the data keys the given entries are sealed under, and the
+// entries that still have a payload (live), in the order given. Entries
+// already erased are left out of both.
+func (l *Ledger) KeysOf(ctx context.Context, tenant string, idxs []uint64) (map[[16]byte]*KeyRef, []uint64, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := map[[16]byte]*KeyRef{}
+	var live []uint64
 	err = l.db.View(func(txn *badger.Txn) error {
 		for _, i := range idxs {
 			id, ok, err := envelopeKeyOf(txn, tid, i)
 			if err != nil {
 				return err
 			}
-			if !ok || out[id] != nil {
+			if !ok {
 				continue
 			}
-			k, err := l.keyRef(id)
-			if errors.Is(err, ErrKeyDestroyed) {
-				continue
+			if out[id] == nil {
+				k, err := l.keyRef(id)
+				if errors.Is(err, ErrKeyDestroyed) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				out[id] = k
 			}
-			if err != nil {
-				return err
-			}
-			out[id] = k
+			live = append(live, i)
 		}
 		return nil
 	})
-	return out, err
+	return out, live, err
 }
+
+// KeyByID returns a live data key's scope, ErrKeyDestroyed if it is gone.
+func (l *Ledger) KeyByID(id [16]byte) (*KeyRef, error) { return l.keyRef(id) }
 
 func envelopeKeyOf(txn *badger.Txn, tid uint32, idx uint64) ([16]byte, bool, error) {
 	var id [16]byte
@@ -415,4 +422,3 @@ func (l *Ledger) RunValueLogGC() int {
 	}
 	return n
 }
-

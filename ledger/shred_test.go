@@ -32,8 +32,8 @@ func TestShredSubject(t *testing.T) {
 	if err != nil || fmt.Sprint(idxs) != fmt.Sprint(alice) {
 		t.Fatalf("EntryIndexes(alice) = %v, %v; want %v", idxs, err, alice)
 	}
-	keys, err := l.KeysOf(ctx, "default", idxs)
-	if err != nil || len(keys) != 1 {
+	keys, live, err := l.KeysOf(ctx, "default", idxs)
+	if err != nil || len(keys) != 1 || len(live) != len(idxs) {
 		t.Fatalf("KeysOf(alice) = %v, %v; want one key (one day, one class)", keys, err)
 	}
 	var refs []*KeyRef
@@ -138,7 +138,7 @@ func TestShredWhileAppending(t *testing.T) {
 	for _, i := range idxs[:20] {
 		erase[i] = true
 	}
-	keys, _ := l.KeysOf(ctx, "default", idxs[:20])
+	keys, _, _ := l.KeysOf(ctx, "default", idxs[:20])
 	var refs []*KeyRef
 	for _, k := range keys {
 		refs = append(refs, k)

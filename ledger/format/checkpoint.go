@@ -101,3 +101,44 @@ func ParseBundleSignatureBody(text string) (origin string, digest [32]byte, err 
 	copy(digest[:], d)
 	return lines[1], digest, nil
 }
+
+// Tombstone is the payload of a tombstone entry (docs/FORMAT.md): which
+// payloads were erased or expired, and why. It names entries by index and
+// leaf hash and holds no personal data.
+type Tombstone struct {
+	// Reason is "erasure" or "expiry".
+	Reason string `json:"reason"`
+	// RequestID is the erasure request (erasure), or the sweep id (expiry).
+	RequestID string `json:"request_id"`
+	// LegalBasis and Ticket of an erasure request, e.g. "GDPR Art. 17(1)(a)".
+	LegalBasis string `json:"legal_basis,omitempty"`
+	Ticket     string `json:"ticket,omitempty"`
+	// Why: the requester's reason, or the classes and periods that expired.
+	Why         string           `json:"why,omitempty"`
+	RequestedBy string           `json:"requested_by,omitempty"` // API key id
+	Erased      []TombstoneEntry `json:"erased"`
+	// Held lists entries the request selected but a legal hold kept.
+	Held []HeldEntry `json:"held,omitempty"`
+}
+
+// TombstoneEntry is an erased entry.
+type TombstoneEntry struct {
+	Index    uint64 `json:"index"`
+	LeafHash string `json:"leaf_hash"` // hex
+}
+
+// HeldEntry is an entry a hold kept from erasure.
+type HeldEntry struct {
+	Index   uint64 `json:"index"`
+	HoldID  string `json:"hold_id"`
+	CaseRef string `json:"case_ref"`
+}
+
+const receiptTitle = "veritrace erasure receipt v1"
+
+// ReceiptSignatureBody is the text the log key signs for an erasure
+// receipt: a title line, the origin, and the SHA-256 of the receipt JSON.
+// Like a bundle's, it can never pass for a checkpoint.
+func ReceiptSignatureBody(origin string, receiptSHA256 [32]byte) string {
+	return receiptTitle + "\n" + origin + "\n" + hex.EncodeToString(receiptSHA256[:]) + "\n"
+}
