@@ -78,7 +78,8 @@ type Ledger struct {
 	cpMu   sync.Mutex
 	latest map[uint32]*Checkpoint
 
-	shredMu sync.Mutex // one Shred at a time
+	shredMu sync.Mutex    // one Shred at a time
+	gcReq   chan struct{} // value-log GC requests, served by the checkpointer
 }
 
 func badgerOptions(dir string, key []byte, log *slog.Logger) badger.Options {
@@ -155,6 +156,7 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		reqs:      make(chan *appendReq, 1024),
 		stop:      make(chan struct{}),
 		latest:    make(map[uint32]*Checkpoint),
+		gcReq:     make(chan struct{}, 1),
 	}
 	if err := l.load(ctx); err != nil {
 		db.Close()

@@ -412,10 +412,19 @@ func (l *Ledger) MarkErased(ctx context.Context, tenant string, idxs []uint64, t
 	return wb.Flush()
 }
 
-// RunValueLogGC rewrites value-log files of the log database that are at
-// least half garbage, so that the space of deleted payloads is reclaimed.
-// It returns how many files were rewritten.
-func (l *Ledger) RunValueLogGC() int {
+// RequestValueLogGC asks the ledger's background goroutine to rewrite the
+// value-log files of the log database that are at least half garbage, so
+// that the space of erased and expired payloads is reclaimed. It returns at
+// once; requests made while one runs are merged.
+func (l *Ledger) RequestValueLogGC() {
+	select {
+	case l.gcReq <- struct{}{}:
+	default:
+	}
+}
+
+// runValueLogGC rewrites value-log files until none is half garbage.
+func (l *Ledger) runValueLogGC() int {
 	n := 0
 	for n < 1000 && l.db.RunValueLogGC(0.5) == nil {
 		n++

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -362,9 +363,12 @@ type ErasureRequest struct {
 	DryRun                     bool
 }
 
-// Erasure is an erasure request's plan and outcome.
+// Erasure is an erasure request's, or a sweep's, plan and outcome. Both
+// are persisted before any key is destroyed and finished by Resume after a
+// crash, so that no payload is ever gone without its tombstone.
 type Erasure struct {
 	ID          string    `json:"id"`
+	Kind        string    `json:"kind,omitempty"` // "" (erasure) or "expiry"
 	Tenant      string    `json:"tenant"`
 	State       string    `json:"state"`    // "dry-run", "executing", "done"
 	Selector    string    `json:"selector"` // "subject", "session" or "traces"; never the id itself
@@ -536,9 +540,12 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 // are destroyed and before its tombstone is appended.
 var testHookAfterShred func() error
 
-// complete carries out a persisted erasure plan. Every step is idempotent,
-// so that an interrupted erasure can be completed by running it again.
+// complete carries out a persisted erasure or sweep plan. Every step is
+// idempotent, so that an interrupted one can be completed by running it
+// again. It is not cancelled by ctx: once keys may be destroyed, it runs to
+// its tombstone.
 func (s *Service) complete(ctx context.Context, er *Erasure) error {
+	ctx = context.WithoutCancel(ctx)
 	var keys []*ledger.KeyRef
 	for _, h := range er.Keys {
 		var id [16]byte
@@ -566,6 +573,10 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	}
 	ts := &format.Tombstone{Reason: "erasure", RequestID: er.ID, LegalBasis: er.LegalBasis, Ticket: er.Ticket,
 		Why: er.Reason, RequestedBy: er.RequestedBy, Held: er.Held}
+	sub := format.TombstoneErasure
+	if er.Kind == "expiry" {
+		ts.Reason, sub = "expiry", format.TombstoneExpiry
+	}
 	for _, i := range er.Erase {
 		e, err := s.L.GetEntry(ctx, er.Tenant, i)
 		if err != nil {
@@ -573,12 +584,17 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 		}
 		ts.Erased = append(ts.Erased, format.TombstoneEntry{Index: i, LeafHash: hex.EncodeToString(e.LeafHash[:])})
 	}
-	idx, err := s.appendRecord(ctx, er.Tenant, format.KindTombstone, format.TombstoneErasure, recordID("erasure", er.Tenant, er.ID), ts)
+	idx, err := s.appendRecord(ctx, er.Tenant, format.KindTombstone, sub, recordID(ts.Reason, er.Tenant, er.ID), ts)
 	if err != nil {
-		return fmt.Errorf("erasure %s: tombstone: %w", er.ID, err)
+		return fmt.Errorf("%s %s: tombstone: %w", ts.Reason, er.ID, err)
 	}
 	if err := s.L.MarkErased(ctx, er.Tenant, er.Erase, idx); err != nil {
 		return err
+	}
+	if er.Kind == "expiry" {
+		er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
+		s.log().InfoContext(ctx, "sweep", "tenant", er.Tenant, "expired", len(er.Erase), "held", len(er.Held), "tombstone", idx)
+		return s.putErasure(ctx, er)
 	}
 	cp, err := s.L.Checkpoint(ctx, er.Tenant, true)
 	if err != nil {
@@ -603,7 +619,7 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 		return err
 	}
 	s.log().InfoContext(ctx, "erasure done", "tenant", er.Tenant, "request_id", er.ID, "erased", len(er.Erase), "held", len(er.Held), "tombstone", idx)
-	go s.L.RunValueLogGC()
+	s.L.RequestValueLogGC()
 	return nil
 }
 
@@ -634,7 +650,7 @@ func (s *Service) Resume(ctx context.Context) error {
 			if er.State != "executing" {
 				continue
 			}
-			s.log().WarnContext(ctx, "resuming an interrupted erasure", "tenant", tenant, "request_id", er.ID)
+			s.log().WarnContext(ctx, "resuming an interrupted erasure or sweep", "tenant", tenant, "id", er.ID, "kind", er.Kind)
 			s.work.Lock()
 			err := s.complete(ctx, er)
 			s.work.Unlock()
@@ -708,32 +724,29 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 	if len(shred) == 0 {
 		return res, nil
 	}
-	erased, err := s.L.Shred(ctx, tenant, shred, erase)
-	if err != nil {
-		return nil, err
+	ids := make([]uint64, 0, len(erase))
+	for i := range erase {
+		ids = append(ids, i)
 	}
-	ts := &format.Tombstone{Reason: "expiry", RequestID: uuid.NewString(), Held: held}
+	slices.Sort(ids)
 	var why []string
 	for c, d := range classes {
 		why = append(why, fmt.Sprintf("class %s: %d days", c, d))
 	}
 	slices.Sort(why)
-	ts.Why = fmt.Sprintf("retention period ended (%v)", why)
-	var idxs []uint64
-	for _, e := range erased {
-		ts.Erased = append(ts.Erased, format.TombstoneEntry{Index: e.Index, LeafHash: hex.EncodeToString(e.LeafHash[:])})
-		idxs = append(idxs, e.Index)
+	er := &Erasure{ID: "sweep-" + uuid.NewString(), Kind: "expiry", Tenant: tenant, State: "executing", Selector: "expiry",
+		Reason: fmt.Sprintf("retention period ended (%s)", strings.Join(why, "; ")), RequestedAt: s.now(), Erase: ids, Held: held}
+	for _, k := range shred {
+		er.Keys = append(er.Keys, hex.EncodeToString(k.ID[:]))
 	}
-	idx, err := s.appendRecord(ctx, tenant, format.KindTombstone, format.TombstoneExpiry, recordID("expiry", tenant, ts.RequestID), ts)
-	if err != nil {
+	if err := s.putErasure(ctx, er); err != nil {
 		return nil, err
 	}
-	if err := s.L.MarkErased(ctx, tenant, idxs, idx); err != nil {
+	if err := s.complete(ctx, er); err != nil {
 		return nil, err
 	}
-	res.Erased, res.Tombstone = len(erased), &idx
-	s.log().InfoContext(ctx, "sweep", "tenant", tenant, "expired", len(erased), "held", len(held), "tombstone", idx)
-	s.L.RunValueLogGC()
+	res.Erased, res.Tombstone = len(ids), er.Tombstone
+	s.L.RequestValueLogGC()
 	return res, nil
 }
 

@@ -15,8 +15,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/veritrace/veritrace/audit"
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
 	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/retention"
 )
 
 // AdminKeyFile is where the first start writes the bootstrap admin key.
@@ -35,6 +37,7 @@ type serveConfig struct {
 	LogLevel           string        // debug, info, warn, error
 	PprofListen        string        // serve net/http/pprof on this address when set
 	AllowPlaintextKeys bool          // accept API keys over plaintext from non-loopback peers (behind a TLS proxy)
+	SweepInterval      time.Duration // how often expired payloads are swept (0: never; default 1h)
 }
 
 func (c *serveConfig) validate() error {
@@ -46,6 +49,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.MaxRequestBytes < 1024 {
 		return fmt.Errorf("--max-request-bytes %d is below 1024", c.MaxRequestBytes)
+	}
+	if c.SweepInterval < 0 {
+		return fmt.Errorf("--sweep-interval %s is negative", c.SweepInterval)
 	}
 	if c.CheckpointInterval < 10*time.Millisecond {
 		return fmt.Errorf("--checkpoint-interval %s is below 10ms", c.CheckpointInterval)
@@ -71,6 +77,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&c.AllowPlaintextKeys, "allow-plaintext-keys", false, "accept API keys over plaintext HTTP from non-loopback addresses (only behind a proxy that terminates TLS)")
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Hour, "how often payloads past their retention are expired (0 disables; compliance officers can also sweep on demand)")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -106,13 +113,27 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	} else if id != "" {
 		log.Info("created the first admin key", "key_id", id, "token_file", adminFile)
 	}
+	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log}
+	// Erasures a crash interrupted are finished before anything is served.
+	if err := ret.Resume(ctx); err != nil {
+		l.Close()
+		return fmt.Errorf("resume erasures: %w", err)
+	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		l.Close()
 		return err
 	}
+	sweepCtx, stopSweeps := context.WithCancel(context.Background())
+	sweeps := make(chan struct{})
+	go func() {
+		defer close(sweeps)
+		if c.SweepInterval > 0 {
+			ret.Run(sweepCtx, c.SweepInterval)
+		}
+	}()
 	srv := &http.Server{
-		Handler:           rpc.NewHandler(l, rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log}),
+		Handler:           rpc.NewHandler(l, rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		Protocols:         new(http.Protocols),
@@ -150,6 +171,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
+	stopSweeps()
+	<-sweeps
 	if cerr := l.Close(); cerr != nil && err == nil {
 		err = cerr
 	}

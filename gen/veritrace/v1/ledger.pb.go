@@ -30,6 +30,9 @@ const (
 	EntryKind_ENTRY_KIND_SPAN        EntryKind = 1
 	EntryKind_ENTRY_KIND_VERSION     EntryKind = 2
 	EntryKind_ENTRY_KIND_ACCESS      EntryKind = 3
+	EntryKind_ENTRY_KIND_TOMBSTONE   EntryKind = 4
+	EntryKind_ENTRY_KIND_RETENTION   EntryKind = 5
+	EntryKind_ENTRY_KIND_HOLD        EntryKind = 6
 )
 
 // Enum value maps for EntryKind.
@@ -39,12 +42,18 @@ var (
 		1: "ENTRY_KIND_SPAN",
 		2: "ENTRY_KIND_VERSION",
 		3: "ENTRY_KIND_ACCESS",
+		4: "ENTRY_KIND_TOMBSTONE",
+		5: "ENTRY_KIND_RETENTION",
+		6: "ENTRY_KIND_HOLD",
 	}
 	EntryKind_value = map[string]int32{
 		"ENTRY_KIND_UNSPECIFIED": 0,
 		"ENTRY_KIND_SPAN":        1,
 		"ENTRY_KIND_VERSION":     2,
 		"ENTRY_KIND_ACCESS":      3,
+		"ENTRY_KIND_TOMBSTONE":   4,
+		"ENTRY_KIND_RETENTION":   5,
+		"ENTRY_KIND_HOLD":        6,
 	}
 )
 
@@ -713,9 +722,14 @@ type Entry struct {
 	//	*Entry_Span
 	//	*Entry_Version
 	//	*Entry_Access
-	Record        isEntry_Record `protobuf_oneof:"record"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	//	*Entry_RecordJson
+	Record isEntry_Record `protobuf_oneof:"record"`
+	// The payload was erased (or expired); header, leaf hash and proofs stay.
+	Erased bool `protobuf:"varint,9,opt,name=erased,proto3" json:"erased,omitempty"`
+	// The tombstone entry that names this entry, once written.
+	ErasedByTombstone *uint64 `protobuf:"varint,10,opt,name=erased_by_tombstone,json=erasedByTombstone,proto3,oneof" json:"erased_by_tombstone,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Entry) Reset() {
@@ -817,6 +831,29 @@ func (x *Entry) GetAccess() *AccessRecord {
 	return nil
 }
 
+func (x *Entry) GetRecordJson() string {
+	if x != nil {
+		if x, ok := x.Record.(*Entry_RecordJson); ok {
+			return x.RecordJson
+		}
+	}
+	return ""
+}
+
+func (x *Entry) GetErased() bool {
+	if x != nil {
+		return x.Erased
+	}
+	return false
+}
+
+func (x *Entry) GetErasedByTombstone() uint64 {
+	if x != nil && x.ErasedByTombstone != nil {
+		return *x.ErasedByTombstone
+	}
+	return 0
+}
+
 type isEntry_Record interface {
 	isEntry_Record()
 }
@@ -833,11 +870,19 @@ type Entry_Access struct {
 	Access *AccessRecord `protobuf:"bytes,8,opt,name=access,proto3,oneof"`
 }
 
+type Entry_RecordJson struct {
+	// Tombstone, retention and hold entries: their JSON payload
+	// (docs/RETENTION.md).
+	RecordJson string `protobuf:"bytes,11,opt,name=record_json,json=recordJson,proto3,oneof"`
+}
+
 func (*Entry_Span) isEntry_Record() {}
 
 func (*Entry_Version) isEntry_Record() {}
 
 func (*Entry_Access) isEntry_Record() {}
+
+func (*Entry_RecordJson) isEntry_Record() {}
 
 type GetEntryRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1149,7 +1194,7 @@ const file_veritrace_v1_ledger_proto_rawDesc = "" +
 	"\x0eparent_span_id\x18\f \x01(\fR\fparentSpanId\x123\n" +
 	"\tspan_kind\x18\r \x01(\x0e2\x16.veritrace.v1.SpanKindR\bspanKind\x12<\n" +
 	"\fversion_kind\x18\x0e \x01(\x0e2\x19.veritrace.v1.VersionKindR\vversionKind\x12B\n" +
-	"\x0eaccess_outcome\x18\x0f \x01(\x0e2\x1b.veritrace.v1.AccessOutcomeR\raccessOutcome\"\xc5\x02\n" +
+	"\x0eaccess_outcome\x18\x0f \x01(\x0e2\x1b.veritrace.v1.AccessOutcomeR\raccessOutcome\"\xcd\x03\n" +
 	"\x05Entry\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x19.veritrace.v1.EntryHeaderR\x06header\x12!\n" +
 	"\fheader_bytes\x18\x02 \x01(\fR\vheaderBytes\x12\x1b\n" +
@@ -1158,8 +1203,14 @@ const file_veritrace_v1_ledger_proto_rawDesc = "" +
 	"\x04salt\x18\x05 \x01(\fR\x04salt\x12(\n" +
 	"\x04span\x18\x06 \x01(\v2\x12.veritrace.v1.SpanH\x00R\x04span\x121\n" +
 	"\aversion\x18\a \x01(\v2\x15.veritrace.v1.VersionH\x00R\aversion\x124\n" +
-	"\x06access\x18\b \x01(\v2\x1a.veritrace.v1.AccessRecordH\x00R\x06accessB\b\n" +
-	"\x06record\"'\n" +
+	"\x06access\x18\b \x01(\v2\x1a.veritrace.v1.AccessRecordH\x00R\x06access\x12!\n" +
+	"\vrecord_json\x18\v \x01(\tH\x00R\n" +
+	"recordJson\x12\x16\n" +
+	"\x06erased\x18\t \x01(\bR\x06erased\x123\n" +
+	"\x13erased_by_tombstone\x18\n" +
+	" \x01(\x04H\x01R\x11erasedByTombstone\x88\x01\x01B\b\n" +
+	"\x06recordB\x16\n" +
+	"\x14_erased_by_tombstone\"'\n" +
 	"\x0fGetEntryRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"=\n" +
 	"\x10GetEntryResponse\x12)\n" +
@@ -1175,12 +1226,15 @@ const file_veritrace_v1_ledger_proto_rawDesc = "" +
 	"\x15ListAccessLogResponse\x123\n" +
 	"\aentries\x18\x01 \x03(\v2\x19.veritrace.v1.AccessEntryR\aentries\x12\x1d\n" +
 	"\n" +
-	"next_index\x18\x02 \x01(\x04R\tnextIndex*k\n" +
+	"next_index\x18\x02 \x01(\x04R\tnextIndex*\xb4\x01\n" +
 	"\tEntryKind\x12\x1a\n" +
 	"\x16ENTRY_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fENTRY_KIND_SPAN\x10\x01\x12\x16\n" +
 	"\x12ENTRY_KIND_VERSION\x10\x02\x12\x15\n" +
-	"\x11ENTRY_KIND_ACCESS\x10\x032\xf9\x03\n" +
+	"\x11ENTRY_KIND_ACCESS\x10\x03\x12\x18\n" +
+	"\x14ENTRY_KIND_TOMBSTONE\x10\x04\x12\x18\n" +
+	"\x14ENTRY_KIND_RETENTION\x10\x05\x12\x13\n" +
+	"\x0fENTRY_KIND_HOLD\x10\x062\xf9\x03\n" +
 	"\rLedgerService\x12]\n" +
 	"\rGetCheckpoint\x12\".veritrace.v1.GetCheckpointRequest\x1a#.veritrace.v1.GetCheckpointResponse\"\x03\x90\x02\x01\x12i\n" +
 	"\x11GetInclusionProof\x12&.veritrace.v1.GetInclusionProofRequest\x1a'.veritrace.v1.GetInclusionProofResponse\"\x03\x90\x02\x01\x12o\n" +
@@ -1274,6 +1328,7 @@ func file_veritrace_v1_ledger_proto_init() {
 		(*Entry_Span)(nil),
 		(*Entry_Version)(nil),
 		(*Entry_Access)(nil),
+		(*Entry_RecordJson)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

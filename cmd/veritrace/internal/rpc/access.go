@@ -44,6 +44,14 @@ var rules = map[string]rule{
 	veritracev1connect.AuditServiceGetTraceProcedure:             {perm: policy.ReadEntries, record: true, target: traceTarget},
 	veritracev1connect.AuditServiceQueryTracesProcedure:          {perm: policy.ReadEntries, record: true, target: queryTarget},
 	veritracev1connect.AuditServiceExportBundleProcedure:         {perm: policy.ExportEvidence, record: true, target: exportTarget},
+	veritracev1connect.RetentionServiceGetRetentionProcedure:     {perm: policy.ManageRetention, record: true},
+	veritracev1connect.RetentionServiceSetRetentionProcedure:     {perm: policy.ManageRetention, record: true},
+	veritracev1connect.RetentionServiceSweepProcedure:            {perm: policy.ManageRetention, record: true},
+	veritracev1connect.RetentionServicePlaceHoldProcedure:        {perm: policy.ManageHolds, record: true, target: holdTarget},
+	veritracev1connect.RetentionServiceReleaseHoldProcedure:      {perm: policy.ManageHolds, record: true, target: releaseTarget},
+	veritracev1connect.RetentionServiceListHoldsProcedure:        {perm: policy.ManageHolds, record: true},
+	veritracev1connect.RetentionServiceEraseProcedure:            {perm: policy.EraseData, record: true, target: eraseTarget},
+	veritracev1connect.RetentionServiceGetErasureProcedure:       {perm: policy.EraseData, record: true, target: erasureTarget},
 	veritracev1connect.AdminServiceCreateKeyProcedure:            {perm: policy.ManageKeys, record: true, target: createKeyTarget},
 	veritracev1connect.AdminServiceListKeysProcedure:             {perm: policy.ManageKeys},
 	veritracev1connect.AdminServiceRevokeKeyProcedure:            {perm: policy.ManageKeys, record: true, target: revokeKeyTarget},
@@ -66,6 +74,22 @@ func queryTarget(m any) string {
 }
 func exportTarget(m any) string {
 	return "export " + describeQuery(m.(*v1.ExportBundleRequest).GetSelector())
+}
+func holdTarget(m any) string {
+	r := m.(*v1.PlaceHoldRequest)
+	return "hold for case " + truncate(r.GetCaseRef())
+}
+func releaseTarget(m any) string { return "hold " + m.(*v1.ReleaseHoldRequest).GetHoldId() }
+func eraseTarget(m any) string {
+	r := m.(*v1.EraseRequest)
+	what := "erasure " + truncate(r.GetRequestId())
+	if r.GetDryRun() {
+		what = "dry run of " + what
+	}
+	return what
+}
+func erasureTarget(m any) string {
+	return "erasure " + truncate(m.(*v1.GetErasureRequest).GetRequestId())
 }
 func revokeKeyTarget(m any) string    { return "key " + m.(*v1.RevokeKeyRequest).GetId() }
 func createTenantTarget(m any) string { return "tenant " + m.(*v1.CreateTenantRequest).GetName() }

@@ -73,6 +73,39 @@ func procedureCalls(n *int) map[string]func(ctx context.Context, c clients) erro
 			_, err := readBundle(ctx, c, &v1.TraceQuery{TraceId: testSpan(0).TraceId}, 0)
 			return err
 		},
+		veritracev1connect.RetentionServiceGetRetentionProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.retention.GetRetention(ctx, connect.NewRequest(&v1.GetRetentionRequest{}))
+			return err
+		},
+		veritracev1connect.RetentionServiceSetRetentionProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.retention.SetRetention(ctx, connect.NewRequest(&v1.SetRetentionRequest{Policy: &v1.RetentionPolicy{FloorDays: 1,
+				DefaultRule: &v1.RetentionRule{Days: int32(200 + next()), Mode: v1.RetentionMode_RETENTION_MODE_GOVERNANCE}}}))
+			return err
+		},
+		veritracev1connect.RetentionServiceSweepProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.retention.Sweep(ctx, connect.NewRequest(&v1.SweepRequest{}))
+			return err
+		},
+		veritracev1connect.RetentionServicePlaceHoldProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.retention.PlaceHold(ctx, connect.NewRequest(&v1.PlaceHoldRequest{Scope: &v1.HoldScope{SubjectId: "someone"}, CaseRef: "C-1", Reason: "r"}))
+			return err
+		},
+		veritracev1connect.RetentionServiceReleaseHoldProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.retention.ReleaseHold(ctx, connect.NewRequest(&v1.ReleaseHoldRequest{HoldId: "no-such-hold", Reason: "r"}))
+			return err
+		},
+		veritracev1connect.RetentionServiceListHoldsProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.retention.ListHolds(ctx, connect.NewRequest(&v1.ListHoldsRequest{}))
+			return err
+		},
+		veritracev1connect.RetentionServiceEraseProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.retention.Erase(ctx, connect.NewRequest(&v1.EraseRequest{RequestId: fmt.Sprint("m", next()), SubjectId: "customer-42", LegalBasis: "test", Reason: "test", DryRun: true}))
+			return err
+		},
+		veritracev1connect.RetentionServiceGetErasureProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.retention.GetErasure(ctx, connect.NewRequest(&v1.GetErasureRequest{RequestId: "nope"}))
+			return err
+		},
 		veritracev1connect.AdminServiceCreateKeyProcedure: func(ctx context.Context, c clients) error {
 			_, err := c.admin.CreateKey(ctx, connect.NewRequest(&v1.CreateKeyRequest{Role: v1.Role_ROLE_AUDITOR, Tenants: []string{"acme"}}))
 			return err

@@ -103,10 +103,11 @@ func (s *testServer) key(t *testing.T, role policy.Role, tenants ...string) stri
 }
 
 type clients struct {
-	ingest veritracev1connect.IngestServiceClient
-	ledger veritracev1connect.LedgerServiceClient
-	audit  veritracev1connect.AuditServiceClient
-	admin  veritracev1connect.AdminServiceClient
+	ingest    veritracev1connect.IngestServiceClient
+	ledger    veritracev1connect.LedgerServiceClient
+	audit     veritracev1connect.AuditServiceClient
+	retention veritracev1connect.RetentionServiceClient
+	admin     veritracev1connect.AdminServiceClient
 }
 
 // clients returns the generated clients speaking protocol ("connect" or
@@ -123,10 +124,11 @@ func (s *testServer) clients(protocol, tenant, token string) clients {
 	}
 	opts = append(opts, connect.WithInterceptors(testHeaders{tenant, token}))
 	return clients{
-		ingest: veritracev1connect.NewIngestServiceClient(hc, s.url, opts...),
-		ledger: veritracev1connect.NewLedgerServiceClient(hc, s.url, opts...),
-		audit:  veritracev1connect.NewAuditServiceClient(hc, s.url, opts...),
-		admin:  veritracev1connect.NewAdminServiceClient(hc, s.url, opts...),
+		ingest:    veritracev1connect.NewIngestServiceClient(hc, s.url, opts...),
+		ledger:    veritracev1connect.NewLedgerServiceClient(hc, s.url, opts...),
+		audit:     veritracev1connect.NewAuditServiceClient(hc, s.url, opts...),
+		retention: veritracev1connect.NewRetentionServiceClient(hc, s.url, opts...),
+		admin:     veritracev1connect.NewAdminServiceClient(hc, s.url, opts...),
 	}
 }
 

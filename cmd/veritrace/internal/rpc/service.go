@@ -16,10 +16,12 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/audit"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
+	"github.com/veritrace/veritrace/retention"
 )
 
 // TenantHeader names the tenant of a request. Without it, a key bound to
@@ -39,6 +41,10 @@ type Options struct {
 	Logger             *slog.Logger
 	// Now is the clock (key expiry, access records). Default time.Now.
 	Now func() time.Time
+	// Retention classifies appended spans and serves RetentionService.
+	// Default: a retention.Service over the ledger, without background
+	// sweeps (the caller runs those).
+	Retention *retention.Service
 }
 
 // NewHandler returns the HTTP handler serving IngestService and
@@ -54,7 +60,10 @@ func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &service{l: l, log: opts.Logger, now: opts.Now}
+	if opts.Retention == nil {
+		opts.Retention = &retention.Service{L: l, SessionField: audit.FieldSession, Now: opts.Now, Log: opts.Logger}
+	}
+	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention}
 	handlerOpts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(opts.MaxRequestBytes),
 		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
@@ -68,10 +77,11 @@ func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
 	mux.Handle(veritracev1connect.NewLedgerServiceHandler(&ledgerService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewAdminServiceHandler(&adminService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewAuditServiceHandler(newAuditService(s), handlerOpts...))
+	mux.Handle(veritracev1connect.NewRetentionServiceHandler(&retentionService{service: s, r: opts.Retention}, handlerOpts...))
 	// Health and reflection stay open: they reveal nothing the published
 	// protos do not (docs/ACCESS.md).
 	names := []string{veritracev1connect.IngestServiceName, veritracev1connect.LedgerServiceName,
-		veritracev1connect.AuditServiceName, veritracev1connect.AdminServiceName}
+		veritracev1connect.AuditServiceName, veritracev1connect.RetentionServiceName, veritracev1connect.AdminServiceName}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
@@ -80,9 +90,10 @@ func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
 }
 
 type service struct {
-	l   *ledger.Ledger
-	log *slog.Logger
-	now func() time.Time
+	l         *ledger.Ledger
+	log       *slog.Logger
+	now       func() time.Time
+	retention *retention.Service
 }
 
 func (s *service) fail(ctx context.Context, procedure string, err error, name recordNamer) error {
@@ -116,6 +127,10 @@ func (s *ingestService) AppendSpans(ctx context.Context, req *connect.Request[v1
 	for i, sp := range spans {
 		if recs[i], err = spanRecord(fmt.Sprintf("spans[%d]", i), sp); err != nil {
 			return nil, err
+		}
+		// The retention class is fixed now, from the rules in force.
+		if recs[i].RetentionClass, err = spanClass(ctx, s.retention, tenant, sp); err != nil {
+			return nil, s.fail(ctx, proc, err, nil)
 		}
 	}
 	receipts, err := s.l.Append(ctx, tenant, recs)
@@ -291,6 +306,7 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 			RetentionClass: h.RetentionClass, PrevLeafHash: h.PrevLeafHash[:], PayloadCommitment: h.Commitment[:],
 		},
 		HeaderBytes: e.HeaderBytes, LeafHash: e.LeafHash[:], Payload: e.Payload, Salt: e.Salt,
+		Erased: e.Erased, ErasedByTombstone: e.ErasedBy,
 	}
 	switch h.Kind {
 	case format.KindSpan:
@@ -324,6 +340,8 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 				return nil, s.fail(ctx, proc, fmt.Errorf("decode access entry %d: %w", h.Index, err), nil)
 			}
 			msg.Record = &v1.Entry_Access{Access: a}
+		default: // tombstone, retention and hold entries carry JSON
+			msg.Record = &v1.Entry_RecordJson{RecordJson: string(e.Payload)}
 		}
 	}
 	return connect.NewResponse(&v1.GetEntryResponse{Entry: msg}), nil

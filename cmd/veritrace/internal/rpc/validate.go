@@ -51,8 +51,8 @@ func spanRecord(field string, s *v1.Span) (ledger.Record, error) {
 	refs := s.GetVersions()
 	facts := audit.SpanFacts{
 		Session: s.GetSessionId(),
-		Models: []string{s.GetModel().GetRequestModel(), s.GetModel().GetResponseModel()},
-		Error:  s.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR,
+		Models:  []string{s.GetModel().GetRequestModel(), s.GetModel().GetResponseModel()},
+		Error:   s.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR,
 	}
 	for i, id := range []string{refs.GetPrompt(), refs.GetPolicy(), refs.GetPipeline()} {
 		if id != "" {

@@ -1,0 +1,277 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
+	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/retention"
+)
+
+type retentionService struct {
+	*service
+	r *retention.Service
+}
+
+// retentionError maps the retention package's errors to Connect codes.
+func (s *retentionService) fail(ctx context.Context, proc string, err error) error {
+	switch {
+	case errors.Is(err, retention.ErrBelowFloor), errors.Is(err, retention.ErrLocked), errors.Is(err, retention.ErrHoldReleased):
+		return connect.NewError(connect.CodeFailedPrecondition, err)
+	case errors.Is(err, retention.ErrBadPolicy), errors.Is(err, retention.ErrNoReason), errors.Is(err, retention.ErrInvalid):
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, retention.ErrNothingToErase):
+		return connect.NewError(connect.CodeNotFound, err)
+	}
+	return s.service.fail(ctx, proc, err, nil)
+}
+
+func caller(ctx context.Context) string {
+	p, _ := principalFrom(ctx)
+	if p == nil {
+		return ""
+	}
+	return p.KeyID
+}
+
+var modes = map[v1.RetentionMode]retention.Mode{
+	v1.RetentionMode_RETENTION_MODE_GOVERNANCE: retention.Governance,
+	v1.RetentionMode_RETENTION_MODE_COMPLIANCE: retention.Compliance,
+}
+
+func ruleFromProto(field string, r *v1.RetentionRule) (retention.Rule, error) {
+	mode, ok := modes[r.GetMode()]
+	if !ok {
+		return retention.Rule{}, invalid(field+".mode", "must be GOVERNANCE or COMPLIANCE")
+	}
+	out := retention.Rule{Class: r.GetClass(), Days: int(r.GetDays()), Mode: mode, Match: retention.Match{Errors: r.GetMatch().Errors, Attributes: r.GetMatch().GetAttributes()}}
+	for _, k := range r.GetMatch().GetKinds() {
+		out.Match.Kinds = append(out.Match.Kinds, uint8(k))
+	}
+	return out, nil
+}
+
+func ruleProto(r retention.Rule) *v1.RetentionRule {
+	m := &v1.RuleMatch{Errors: r.Match.Errors, Attributes: r.Match.Attributes}
+	for _, k := range r.Match.Kinds {
+		m.Kinds = append(m.Kinds, v1.SpanKind(k))
+	}
+	var mode v1.RetentionMode
+	for pm, rm := range modes {
+		if rm == r.Mode {
+			mode = pm
+		}
+	}
+	return &v1.RetentionRule{Class: r.Class, Days: int32(r.Days), Mode: mode, Match: m}
+}
+
+func policyProto(p *retention.Policy) *v1.RetentionPolicy {
+	out := &v1.RetentionPolicy{HighRisk: p.HighRisk, FloorDays: int32(p.FloorDays), DefaultRule: ruleProto(p.Default),
+		Revision: int32(p.Revision), UpdatedBy: p.UpdatedBy, Reason: p.Reason}
+	if !p.UpdatedAt.IsZero() {
+		out.UpdatedAt = timestamppb.New(p.UpdatedAt)
+	}
+	for _, r := range p.Rules {
+		out.Rules = append(out.Rules, ruleProto(r))
+	}
+	return out
+}
+
+func (s *retentionService) GetRetention(ctx context.Context, _ *connect.Request[v1.GetRetentionRequest]) (*connect.Response[v1.GetRetentionResponse], error) {
+	_, tenant := principalFrom(ctx)
+	p, err := s.r.Policy(ctx, tenant)
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.RetentionServiceGetRetentionProcedure, err)
+	}
+	return connect.NewResponse(&v1.GetRetentionResponse{Policy: policyProto(p)}), nil
+}
+
+func (s *retentionService) SetRetention(ctx context.Context, req *connect.Request[v1.SetRetentionRequest]) (*connect.Response[v1.SetRetentionResponse], error) {
+	const proc = veritracev1connect.RetentionServiceSetRetentionProcedure
+	_, tenant := principalFrom(ctx)
+	in := req.Msg.GetPolicy()
+	if in == nil || in.GetDefaultRule() == nil {
+		return nil, invalid("policy.default_rule", "required")
+	}
+	if err := checkString("reason", req.Msg.GetReason(), false); err != nil {
+		return nil, err
+	}
+	p := retention.Policy{HighRisk: in.GetHighRisk(), FloorDays: int(in.GetFloorDays())}
+	var err error
+	dr := in.GetDefaultRule()
+	if dr.GetClass() == "" {
+		dr.Class = retention.DefaultClass
+	}
+	if p.Default, err = ruleFromProto("policy.default_rule", dr); err != nil {
+		return nil, err
+	}
+	for i, r := range in.GetRules() {
+		rule, err := ruleFromProto(fmt.Sprintf("policy.rules[%d]", i), r)
+		if err != nil {
+			return nil, err
+		}
+		p.Rules = append(p.Rules, rule)
+	}
+	out, idx, err := s.r.SetPolicy(ctx, tenant, p, caller(ctx), req.Msg.GetReason())
+	if err != nil {
+		return nil, s.fail(ctx, proc, err)
+	}
+	return connect.NewResponse(&v1.SetRetentionResponse{Policy: policyProto(out), Index: idx}), nil
+}
+
+func holdProto(h *retention.Hold) *v1.Hold {
+	out := &v1.Hold{Id: h.ID, CaseRef: h.CaseRef, Reason: h.Reason, PlacedBy: h.PlacedBy, PlacedAt: timestamppb.New(h.PlacedAt),
+		ReleasedBy: h.ReleasedBy, ReleaseReason: h.ReleaseReason,
+		Scope: &v1.HoldScope{Tenant: h.Scope.Tenant, SubjectId: h.Scope.Subject, SessionId: h.Scope.Session}}
+	if h.Scope.TraceID != "" {
+		fmt.Sscanf(h.Scope.TraceID, "%x", &out.Scope.TraceId)
+	}
+	if !h.Scope.From.IsZero() {
+		out.Scope.From = timestamppb.New(h.Scope.From)
+	}
+	if !h.Scope.To.IsZero() {
+		out.Scope.To = timestamppb.New(h.Scope.To)
+	}
+	if !h.ReleasedAt.IsZero() {
+		out.ReleasedAt = timestamppb.New(h.ReleasedAt)
+	}
+	return out
+}
+
+func (s *retentionService) PlaceHold(ctx context.Context, req *connect.Request[v1.PlaceHoldRequest]) (*connect.Response[v1.PlaceHoldResponse], error) {
+	_, tenant := principalFrom(ctx)
+	sc := req.Msg.GetScope()
+	scope := retention.HoldScope{Tenant: sc.GetTenant(), Subject: sc.GetSubjectId(), Session: sc.GetSessionId()}
+	if len(sc.GetTraceId()) > 0 {
+		if err := checkID("scope.trace_id", sc.GetTraceId(), 16, true); err != nil {
+			return nil, err
+		}
+		scope.TraceID = fmt.Sprintf("%x", sc.GetTraceId())
+	}
+	for name, ts := range map[string]*timestamppb.Timestamp{"from": sc.GetFrom(), "to": sc.GetTo()} {
+		if ts != nil && ts.CheckValid() != nil {
+			return nil, invalid("scope."+name, "not a valid time")
+		}
+	}
+	if sc.GetFrom() != nil {
+		scope.From = sc.GetFrom().AsTime()
+	}
+	if sc.GetTo() != nil {
+		scope.To = sc.GetTo().AsTime()
+	}
+	for name, v := range map[string]string{"case_ref": req.Msg.GetCaseRef(), "reason": req.Msg.GetReason(), "scope.subject_id": scope.Subject, "scope.session_id": scope.Session} {
+		if err := checkString(name, v, false); err != nil {
+			return nil, err
+		}
+	}
+	h, idx, err := s.r.PlaceHold(ctx, tenant, scope, req.Msg.GetCaseRef(), req.Msg.GetReason(), caller(ctx))
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.RetentionServicePlaceHoldProcedure, err)
+	}
+	return connect.NewResponse(&v1.PlaceHoldResponse{Hold: holdProto(h), Index: idx}), nil
+}
+
+func (s *retentionService) ReleaseHold(ctx context.Context, req *connect.Request[v1.ReleaseHoldRequest]) (*connect.Response[v1.ReleaseHoldResponse], error) {
+	_, tenant := principalFrom(ctx)
+	if err := checkString("hold_id", req.Msg.GetHoldId(), true); err != nil {
+		return nil, err
+	}
+	h, idx, err := s.r.ReleaseHold(ctx, tenant, req.Msg.GetHoldId(), req.Msg.GetReason(), caller(ctx))
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.RetentionServiceReleaseHoldProcedure, err)
+	}
+	return connect.NewResponse(&v1.ReleaseHoldResponse{Hold: holdProto(h), Index: idx}), nil
+}
+
+func (s *retentionService) ListHolds(ctx context.Context, req *connect.Request[v1.ListHoldsRequest]) (*connect.Response[v1.ListHoldsResponse], error) {
+	_, tenant := principalFrom(ctx)
+	hs, err := s.r.Holds(ctx, tenant, req.Msg.GetAll())
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.RetentionServiceListHoldsProcedure, err)
+	}
+	resp := &v1.ListHoldsResponse{}
+	for _, h := range hs {
+		resp.Holds = append(resp.Holds, holdProto(h))
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func erasureProto(e *retention.Erasure) *v1.Erasure {
+	out := &v1.Erasure{RequestId: e.ID, State: e.State, Selector: e.Selector, LegalBasis: e.LegalBasis, Ticket: e.Ticket,
+		Reason: e.Reason, RequestedBy: e.RequestedBy, RequestedAt: timestamppb.New(e.RequestedAt), Erased: e.Erase,
+		TombstoneIndex: e.Tombstone, Receipt: string(e.Receipt), ReceiptSignature: e.ReceiptSig}
+	if !e.CompletedAt.IsZero() {
+		out.CompletedAt = timestamppb.New(e.CompletedAt)
+	}
+	for _, h := range e.Held {
+		out.Held = append(out.Held, &v1.HeldEntry{Index: h.Index, HoldId: h.HoldID, CaseRef: h.CaseRef})
+	}
+	return out
+}
+
+func (s *retentionService) Erase(ctx context.Context, req *connect.Request[v1.EraseRequest]) (*connect.Response[v1.EraseResponse], error) {
+	_, tenant := principalFrom(ctx)
+	m := req.Msg
+	r := retention.ErasureRequest{ID: m.GetRequestId(), Subject: m.GetSubjectId(), Session: m.GetSessionId(),
+		LegalBasis: m.GetLegalBasis(), Ticket: m.GetTicket(), Reason: m.GetReason(), RequestedBy: caller(ctx), DryRun: m.GetDryRun()}
+	for name, v := range map[string]string{"subject_id": r.Subject, "session_id": r.Session, "legal_basis": r.LegalBasis, "ticket": r.Ticket, "reason": r.Reason} {
+		if err := checkString(name, v, false); err != nil {
+			return nil, err
+		}
+	}
+	if len(m.GetTraceIds()) > 1000 {
+		return nil, invalid("trace_ids", "at most 1000")
+	}
+	for i, t := range m.GetTraceIds() {
+		if err := checkID(fmt.Sprintf("trace_ids[%d]", i), t, 16, true); err != nil {
+			return nil, err
+		}
+		var id [16]byte
+		copy(id[:], t)
+		r.TraceIDs = append(r.TraceIDs, id)
+	}
+	er, err := s.r.Erase(ctx, tenant, r)
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.RetentionServiceEraseProcedure, err)
+	}
+	return connect.NewResponse(&v1.EraseResponse{Erasure: erasureProto(er)}), nil
+}
+
+func (s *retentionService) GetErasure(ctx context.Context, req *connect.Request[v1.GetErasureRequest]) (*connect.Response[v1.GetErasureResponse], error) {
+	_, tenant := principalFrom(ctx)
+	er, err := s.r.ErasureStatus(ctx, tenant, req.Msg.GetRequestId())
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("request_id: no erasure request %q", req.Msg.GetRequestId()))
+	}
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.RetentionServiceGetErasureProcedure, err)
+	}
+	return connect.NewResponse(&v1.GetErasureResponse{Erasure: erasureProto(er)}), nil
+}
+
+func (s *retentionService) Sweep(ctx context.Context, _ *connect.Request[v1.SweepRequest]) (*connect.Response[v1.SweepResponse], error) {
+	_, tenant := principalFrom(ctx)
+	r, err := s.r.Sweep(ctx, tenant)
+	if err != nil {
+		return nil, s.fail(ctx, veritracev1connect.RetentionServiceSweepProcedure, err)
+	}
+	return connect.NewResponse(&v1.SweepResponse{Expired: uint64(r.Erased), Held: uint64(r.Held), TombstoneIndex: r.Tombstone}), nil
+}
+
+// spanClass is the retention class of a span under its tenant's policy.
+func spanClass(ctx context.Context, r *retention.Service, tenant string, sp *v1.Span) (string, error) {
+	attrs := map[string]string{}
+	for k, v := range sp.GetAttributes() {
+		if sv, ok := v.GetKind().(*structpb.Value_StringValue); ok {
+			attrs[k] = sv.StringValue
+		}
+	}
+	return r.ClassOf(ctx, tenant, retention.SpanFacts{Kind: uint8(sp.GetKind()), Error: sp.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR, Attributes: attrs})
+}
