@@ -25,6 +25,7 @@ import (
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
+	"github.com/veritrace/veritrace/retention"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden bundle in audit/bundle/testdata")
@@ -407,5 +408,44 @@ func TestGoldenBundle(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "golden.pub"), []byte(f.vkey+"\n"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestExportAfterErasure erases a trace, exports it and verifies the
+// bundle: the erased entries carry no payload, and the tombstone that
+// names them travels in the bundle.
+func TestExportAfterErasure(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.seed(t)
+	rs := &retention.Service{L: f.l, SessionField: FieldSession, Log: slog.New(slog.DiscardHandler)}
+	er, err := rs.Erase(ctx, "default", retention.ErasureRequest{ID: "e1", TraceIDs: [][16]byte{traceID(1)}, LegalBasis: "GDPR Art. 17", Reason: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := f.exportBundle(t, Query{TraceID: traceID(1)}, 0)
+	rep := bundle.Verify(bytes.NewReader(b), int64(len(b)), f.verifier(t), nil)
+	var out strings.Builder
+	rep.Write(&out)
+	if !rep.OK() || !strings.Contains(out.String(), "ok    erasures (3)") {
+		t.Fatalf("bundle after erasure:\n%s", out.String())
+	}
+	// 3 erased spans, the version (not erased: versions are no one's) and the tombstone.
+	if rep.Entries != 5 {
+		t.Errorf("bundle holds %d entries, want 5", rep.Entries)
+	}
+	noTombstone := rezip(t, b, func(name string, c []byte) []byte {
+		if name == bundle.EntryFile(*er.Tombstone) {
+			return nil
+		}
+		return c
+	}, nil)
+	if rep := bundle.Verify(bytes.NewReader(noTombstone), int64(len(noTombstone)), f.verifier(t), nil); !slices.Contains(rep.Failed(), bundle.CheckErasures) {
+		t.Errorf("a bundle without its tombstone passed the erasures check: %v", rep.Failed())
+	}
+	// The query index no longer finds the erased spans by subject.
+	hits, _, err := f.x.S.Traces(ctx, "default", Query{SubjectID: "alice"}, 0, 10, 0)
+	if err != nil || len(hits) != 1 || hits[0].TraceID != traceID(3) {
+		t.Errorf("alice's traces after erasing trace 1 = %v, %v", hits, err)
 	}
 }

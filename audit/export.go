@@ -110,6 +110,8 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 	}
 	refs := map[[32]byte]bool{}
 	var versionIDs [][32]byte
+	tombstones := map[uint64]bool{}
+	var tombstoneIdxs []uint64
 	for _, t := range traces {
 		bw.AddTrace(t)
 		idxs, err := x.S.TraceSpans(ctx, req.Tenant, t, cp.Size)
@@ -127,6 +129,10 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 			}
 			if err := bw.AddEntry(be); err != nil {
 				return nil, err
+			}
+			if e.ErasedBy != nil && *e.ErasedBy < cp.Size && !tombstones[*e.ErasedBy] {
+				tombstones[*e.ErasedBy] = true
+				tombstoneIdxs = append(tombstoneIdxs, *e.ErasedBy)
 			}
 			for _, r := range e.Header.Refs {
 				if r != ([32]byte{}) && !refs[r] {
@@ -150,6 +156,20 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 			return nil, err
 		}
 		versions = append(versions, be)
+	}
+	// The tombstones that name erased entries travel with them.
+	for _, i := range tombstoneIdxs {
+		e, err := l.GetEntry(ctx, req.Tenant, i)
+		if err != nil {
+			return nil, err
+		}
+		be, err := entry(e)
+		if err != nil {
+			return nil, err
+		}
+		if err := bw.AddEntry(be); err != nil {
+			return nil, err
+		}
 	}
 	if err := bw.AddCheckpoint(cp.Note); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"archive/zip"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -31,6 +32,7 @@ const (
 	CheckInclusion      = "inclusion proofs"
 	CheckDecoded        = "decoded content"
 	CheckReferences     = "version references"
+	CheckErasures       = "erasures"
 	CheckPinned         = "pinned checkpoint"
 	CheckConsistency    = "consistency proof"
 	maxFailuresPerCheck = 20
@@ -141,7 +143,7 @@ func (v *verifier) skip(name, why string) {
 func Verify(r io.ReaderAt, size int64, key note.Verifier, pinned []byte) *Report {
 	v := &verifier{rep: &Report{}, checks: map[string]*Check{}}
 	for _, name := range []string{CheckSignature, CheckManifest, CheckFiles, CheckCheckpoint, CheckHeaders,
-		CheckCommitments, CheckLeafHashes, CheckInclusion, CheckDecoded, CheckReferences} {
+		CheckCommitments, CheckLeafHashes, CheckInclusion, CheckDecoded, CheckReferences, CheckErasures} {
 		v.check(name)
 	}
 	if pinned != nil {
@@ -256,6 +258,8 @@ func (v *verifier) run(r io.ReaderAt, size int64, key note.Verifier, pinned []by
 		refs  format.Refs
 	}
 	var spanRefs []refs
+	erasedLeaf := map[uint64]tlog.Hash{} // erased entries and their leaf hashes
+	tombstoned := map[uint64]string{}    // entries named by a tombstone: their leaf hash, hex
 	for _, ref := range m.Entries {
 		b, err := read(ref.File)
 		if err != nil {
@@ -292,6 +296,7 @@ func (v *verifier) run(r io.ReaderAt, size int64, key note.Verifier, pinned []by
 		switch {
 		case e.Erased:
 			v.pass(CheckCommitments) // nothing to open; the header still counts
+			erasedLeaf[h.Index] = leaf
 		case format.Commitment(e.Salt, e.Payload) != h.Commitment:
 			v.fail(CheckCommitments, "entry %d: payload and salt do not match the header's commitment", ref.Index)
 		default:
@@ -309,6 +314,15 @@ func (v *verifier) run(r io.ReaderAt, size int64, key note.Verifier, pinned []by
 				v.fail(CheckInclusion, "entry %d is not proved in the tree of size %d: %v", ref.Index, cp.Size, err)
 			} else {
 				v.pass(CheckInclusion)
+			}
+		}
+		if h.Kind == format.KindTombstone && !e.Erased {
+			var ts format.Tombstone
+			if err := json.Unmarshal(e.Payload, &ts); err != nil {
+				v.fail(CheckErasures, "tombstone %d does not parse: %v", h.Index, err)
+			}
+			for _, te := range ts.Erased {
+				tombstoned[te.Index] = te.LeafHash
 			}
 		}
 		switch h.Kind {
@@ -332,6 +346,17 @@ func (v *verifier) run(r io.ReaderAt, size int64, key note.Verifier, pinned []by
 		}
 	}
 
+	for i, leaf := range erasedLeaf {
+		switch named, ok := tombstoned[i]; {
+		case !ok:
+			v.fail(CheckErasures, "entry %d has no payload and no tombstone in the bundle names it", i)
+		case named != hex.EncodeToString(leaf[:]):
+			v.fail(CheckErasures, "the tombstone names entry %d with another leaf hash", i)
+		default:
+			v.pass(CheckErasures)
+		}
+	}
+
 	if pinned != nil {
 		v.checkConsistency(&m, read, cp, key, pinned)
 	}
@@ -342,6 +367,14 @@ func (v *verifier) run(r io.ReaderAt, size int64, key note.Verifier, pinned []by
 func (v *verifier) checkDecoded(h *format.Header, e *Entry) {
 	var msg, dec proto.Message
 	switch h.Kind {
+	case format.KindTombstone, format.KindRetention, format.KindHold:
+		var want, got bytes.Buffer
+		if json.Compact(&want, e.Payload) != nil || json.Compact(&got, e.Decoded) != nil || !bytes.Equal(want.Bytes(), got.Bytes()) {
+			v.fail(CheckDecoded, "entry %d: the decoded content differs from the payload", e.Index)
+			return
+		}
+		v.pass(CheckDecoded)
+		return
 	case format.KindSpan:
 		msg, dec = &v1.Span{}, &v1.Span{}
 	case format.KindVersion:

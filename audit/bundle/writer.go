@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"archive/zip"
+	"bytes"
 	"compress/flate"
 	"crypto/sha256"
 	"encoding/hex"
@@ -120,6 +121,12 @@ func DecodePayload(kind format.Kind, payload []byte) (json.RawMessage, error) {
 		msg = &v1.Version{}
 	case format.KindAccess:
 		msg = &v1.AccessRecord{}
+	case format.KindTombstone, format.KindRetention, format.KindHold:
+		var out bytes.Buffer // these payloads are JSON already
+		if err := json.Compact(&out, payload); err != nil {
+			return nil, fmt.Errorf("decode %s payload: %w", kind, err)
+		}
+		return out.Bytes(), nil
 	default:
 		return nil, fmt.Errorf("no decoder for %s entries", kind)
 	}
