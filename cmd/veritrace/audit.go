@@ -183,18 +183,11 @@ func runVerify(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	key := fs.String("key", "", "the log's verifier key file (log.pub), obtained out of band (required)")
 	pinned := fs.String("pinned-checkpoint", "", "a signed checkpoint you already hold")
-	// Accept flags after the bundle path too: "verify b.zip --key log.pub".
-	var path string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		path, args = args[0], args[1:]
-	}
-	rest, err := parseFlags(fs, args, map[bool]int{true: 1, false: 0}[path == ""], "BUNDLE")
+	rest, err := parseFlags(fs, args, 1, "BUNDLE")
 	if err != nil {
 		return err
 	}
-	if path == "" {
-		path = rest[0]
-	}
+	path := rest[0]
 	if *key == "" {
 		return errors.New("verify: --key is required: the log's verifier key (log.pub), obtained out of band")
 	}

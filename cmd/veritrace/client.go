@@ -120,6 +120,10 @@ func (c *clientFlags) audit() veritracev1connect.AuditServiceClient {
 	return veritracev1connect.NewAuditServiceClient(c.httpClient(), c.addr, c.options()...)
 }
 
+func (c *clientFlags) retention() veritracev1connect.RetentionServiceClient {
+	return veritracev1connect.NewRetentionServiceClient(c.httpClient(), c.addr, c.options()...)
+}
+
 func (c *clientFlags) admin() veritracev1connect.AdminServiceClient {
 	return veritracev1connect.NewAdminServiceClient(c.httpClient(), c.addr, c.options()...)
 }
@@ -147,14 +151,23 @@ func parseFlags(fs *flag.FlagSet, args []string, nargs int, argNames string) ([]
 		fmt.Fprintf(fs.Output(), "usage: veritrace %s [flags] %s\n", fs.Name(), argNames)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	// Flags may come before or after the arguments: "hold release ID --reason R".
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	if fs.NArg() != nargs {
+	if len(rest) != nargs {
 		fs.Usage()
-		return nil, fmt.Errorf("%s: want %d argument(s) %s, got %d", fs.Name(), nargs, argNames, fs.NArg())
+		return nil, fmt.Errorf("%s: want %d argument(s) %s, got %d", fs.Name(), nargs, argNames, len(rest))
 	}
-	return fs.Args(), nil
+	return rest, nil
 }
 
 // subcommand checks that args name a subcommand of cmd and returns the

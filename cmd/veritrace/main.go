@@ -12,6 +12,10 @@
 //	veritrace query [flags]         find traces
 //	veritrace export [flags] -o F   export a signed evidence bundle
 //	veritrace verify F --key log.pub  verify a bundle offline
+//	veritrace erase --subject ID --legal-basis B --reason R [--dry-run]
+//	veritrace hold place|release|list   legal holds
+//	veritrace retention show|set     retention policy
+//	veritrace sweep                 expire payloads past retention now
 //	veritrace keys create|list|revoke  manage API keys (admin)
 //	veritrace tenants create|list   manage tenants (admin)
 //	veritrace access-log            list a tenant's access log
@@ -48,6 +52,11 @@ var commands = []command{
 	{"query", "find traces by session, subject, time, version, kind, model or error (auditor)", runQuery},
 	{"export", "export a signed evidence bundle (auditor)", runExport},
 	{"verify", "verify an evidence bundle offline with the log's public key", runVerify},
+	{"erase", "erase a subject's, session's or traces' payloads (compliance officer)", runErase},
+	{"erasure", "show an erasure request's state and receipt", runErasure},
+	{"hold", "place, release or list legal holds (compliance officer)", runHold},
+	{"retention", "show or set the retention policy (compliance officer)", runRetention},
+	{"sweep", "expire payloads past their retention now (compliance officer)", runSweep},
 	{"keys", "create, list or revoke API keys (admin)", runKeys},
 	{"tenants", "create or list tenants (admin)", runTenants},
 	{"access-log", "list a tenant's access log (auditor, compliance officer, admin)", runAccessLog},

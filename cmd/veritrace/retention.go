@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+)
+
+func runErase(ctx context.Context, args []string, stdout io.Writer) error {
+	var cf clientFlags
+	fs := flag.NewFlagSet("erase", flag.ContinueOnError)
+	cf.register(fs)
+	subject := fs.String("subject", "", "erase a data subject's payloads")
+	session := fs.String("session", "", "erase a session's payloads")
+	var traces stringList
+	fs.Var(&traces, "trace", "erase a trace's payloads (32 hex digits; repeatable)")
+	basis := fs.String("legal-basis", "", `legal basis, e.g. "GDPR Art. 17(1)(a)" (required)`)
+	reason := fs.String("reason", "", "why (required)")
+	ticket := fs.String("ticket", "", "external ticket reference")
+	id := fs.String("request-id", "", "request id, for retries (default: a new one)")
+	dry := fs.Bool("dry-run", false, "list what would be erased; change nothing")
+	receipt := fs.String("receipt", "", "write the signed receipt (JSON, then the signature) to this file")
+	if _, err := parseFlags(fs, args, 0, ""); err != nil {
+		return err
+	}
+	if *id == "" {
+		*id = uuid.NewString()
+	}
+	req := &v1.EraseRequest{RequestId: *id, SubjectId: *subject, SessionId: *session, LegalBasis: *basis, Reason: *reason, Ticket: *ticket, DryRun: *dry}
+	for _, t := range traces {
+		b, err := hex.DecodeString(t)
+		if err != nil || len(b) != 16 {
+			return fmt.Errorf("--trace %q: want 32 hex digits", t)
+		}
+		req.TraceIds = append(req.TraceIds, b)
+	}
+	resp, err := cf.retention().Erase(ctx, connect.NewRequest(req))
+	if err != nil {
+		return err
+	}
+	e := resp.Msg.GetErasure()
+	if e.GetState() == "dry-run" {
+		fmt.Fprintf(stdout, "dry run %s: would erase %d entries %v; %d held\n", e.GetRequestId(), len(e.GetErased()), e.GetErased(), len(e.GetHeld()))
+	} else {
+		fmt.Fprintf(stdout, "erasure %s %s: erased %d entries %v; tombstone at index %d; %d held\n", e.GetRequestId(), e.GetState(), len(e.GetErased()), e.GetErased(), e.GetTombstoneIndex(), len(e.GetHeld()))
+	}
+	for _, h := range e.GetHeld() {
+		fmt.Fprintf(stdout, "  held: entry %d by hold %s (case %s)\n", h.GetIndex(), h.GetHoldId(), h.GetCaseRef())
+	}
+	if *receipt != "" && e.GetReceipt() != "" {
+		if err := os.WriteFile(*receipt, []byte(e.GetReceipt()+"\n"+e.GetReceiptSignature()), 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "receipt written to %s\n", *receipt)
+	}
+	return nil
+}
+
+func runErasure(ctx context.Context, args []string, stdout io.Writer) error {
+	var cf clientFlags
+	fs := flag.NewFlagSet("erasure", flag.ContinueOnError)
+	cf.register(fs)
+	rest, err := parseFlags(fs, args, 1, "REQUEST_ID")
+	if err != nil {
+		return err
+	}
+	resp, err := cf.retention().GetErasure(ctx, connect.NewRequest(&v1.GetErasureRequest{RequestId: rest[0]}))
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, resp.Msg)
+}
+
+func runHold(ctx context.Context, args []string, stdout io.Writer) error {
+	cf, fs, err := subcommand("hold", "place, release or list", args)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "place":
+		var sc struct{ subject, session, trace, from, to string }
+		tenant := fs.Bool("whole-tenant", false, "hold every entry of the tenant")
+		fs.StringVar(&sc.subject, "subject", "", "hold a data subject's entries")
+		fs.StringVar(&sc.session, "session", "", "hold a session's entries")
+		fs.StringVar(&sc.trace, "trace", "", "hold a trace (32 hex digits)")
+		fs.StringVar(&sc.from, "from", "", "hold entries appended from this time (RFC 3339)")
+		fs.StringVar(&sc.to, "to", "", "... until this time")
+		caseRef := fs.String("case", "", "case reference (required)")
+		reason := fs.String("reason", "", "why (required)")
+		if _, err := parseFlags(fs, args[1:], 0, ""); err != nil {
+			return err
+		}
+		scope := &v1.HoldScope{Tenant: *tenant, SubjectId: sc.subject, SessionId: sc.session}
+		if sc.trace != "" {
+			if scope.TraceId, err = hex.DecodeString(sc.trace); err != nil {
+				return fmt.Errorf("--trace: %v", err)
+			}
+		}
+		for name, s := range map[string]string{"from": sc.from, "to": sc.to} {
+			if s == "" {
+				continue
+			}
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				return fmt.Errorf("--%s: %v", name, err)
+			}
+			if name == "from" {
+				scope.From = timestamppb.New(t)
+			} else {
+				scope.To = timestamppb.New(t)
+			}
+		}
+		resp, err := cf.retention().PlaceHold(ctx, connect.NewRequest(&v1.PlaceHoldRequest{Scope: scope, CaseRef: *caseRef, Reason: *reason}))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "placed hold %s (case %s), recorded at index %d\n", resp.Msg.GetHold().GetId(), *caseRef, resp.Msg.GetIndex())
+		return nil
+	case "release":
+		reason := fs.String("reason", "", "why (required)")
+		rest, err := parseFlags(fs, args[1:], 1, "HOLD_ID")
+		if err != nil {
+			return err
+		}
+		resp, err := cf.retention().ReleaseHold(ctx, connect.NewRequest(&v1.ReleaseHoldRequest{HoldId: rest[0], Reason: *reason}))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "released hold %s, recorded at index %d\n", resp.Msg.GetHold().GetId(), resp.Msg.GetIndex())
+		return nil
+	case "list":
+		all := fs.Bool("all", false, "include released holds")
+		if _, err := parseFlags(fs, args[1:], 0, ""); err != nil {
+			return err
+		}
+		resp, err := cf.retention().ListHolds(ctx, connect.NewRequest(&v1.ListHoldsRequest{All: *all}))
+		if err != nil {
+			return err
+		}
+		for _, h := range resp.Msg.GetHolds() {
+			sc := h.GetScope()
+			what := "tenant"
+			switch {
+			case sc.GetSubjectId() != "":
+				what = "subject " + sc.GetSubjectId()
+			case sc.GetSessionId() != "":
+				what = "session " + sc.GetSessionId()
+			case len(sc.GetTraceId()) > 0:
+				what = fmt.Sprintf("trace %x", sc.GetTraceId())
+			case sc.GetFrom() != nil || sc.GetTo() != nil:
+				what = fmt.Sprintf("time %s..%s", sc.GetFrom().AsTime().Format(time.RFC3339), sc.GetTo().AsTime().Format(time.RFC3339))
+			}
+			state := "active"
+			if h.GetReleasedAt() != nil {
+				state = "released " + h.GetReleasedAt().AsTime().Format(time.RFC3339)
+			}
+			fmt.Fprintf(stdout, "%s\t%s\tcase %s\t%s\t%q\n", h.GetId(), what, h.GetCaseRef(), state, h.GetReason())
+		}
+		return nil
+	}
+	return fmt.Errorf("hold: unknown subcommand %q (place, release, list)", args[0])
+}
+
+func runRetention(ctx context.Context, args []string, stdout io.Writer) error {
+	cf, fs, err := subcommand("retention", "show or set", args)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "show":
+		if _, err := parseFlags(fs, args[1:], 0, ""); err != nil {
+			return err
+		}
+		resp, err := cf.retention().GetRetention(ctx, connect.NewRequest(&v1.GetRetentionRequest{}))
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, resp.Msg.GetPolicy())
+	case "set":
+		reason := fs.String("reason", "", "why (required when the change shortens any period)")
+		rest, err := parseFlags(fs, args[1:], 1, "POLICY.json (a RetentionPolicy in proto JSON, as `retention show` prints; - for stdin)")
+		if err != nil {
+			return err
+		}
+		b, err := readInput(rest[0])
+		if err != nil {
+			return err
+		}
+		p := &v1.RetentionPolicy{}
+		if err := protojson.Unmarshal(b, p); err != nil {
+			return fmt.Errorf("%s: %w", rest[0], err)
+		}
+		resp, err := cf.retention().SetRetention(ctx, connect.NewRequest(&v1.SetRetentionRequest{Policy: p, Reason: *reason}))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "retention policy revision %d recorded at index %d\n", resp.Msg.GetPolicy().GetRevision(), resp.Msg.GetIndex())
+		return nil
+	}
+	return fmt.Errorf("retention: unknown subcommand %q (show, set)", args[0])
+}
+
+func runSweep(ctx context.Context, args []string, stdout io.Writer) error {
+	var cf clientFlags
+	fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
+	cf.register(fs)
+	if _, err := parseFlags(fs, args, 0, ""); err != nil {
+		return err
+	}
+	resp, err := cf.retention().Sweep(ctx, connect.NewRequest(&v1.SweepRequest{}))
+	if err != nil {
+		return err
+	}
+	m := resp.Msg
+	if m.TombstoneIndex == nil {
+		fmt.Fprintf(stdout, "nothing expired (%d held)\n", m.GetHeld())
+		return nil
+	}
+	fmt.Fprintf(stdout, "expired %d entries (%d held); tombstone at index %d\n", m.GetExpired(), m.GetHeld(), m.GetTombstoneIndex())
+	return nil
+}
