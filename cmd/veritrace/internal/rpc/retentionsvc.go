@@ -51,9 +51,12 @@ func ruleFromProto(field string, r *v1.RetentionRule) (retention.Rule, error) {
 	if !ok {
 		return retention.Rule{}, invalid(field+".mode", "must be GOVERNANCE or COMPLIANCE")
 	}
-	out := retention.Rule{Class: r.GetClass(), Days: int(r.GetDays()), Mode: mode, Match: retention.Match{Errors: r.GetMatch().Errors, Attributes: r.GetMatch().GetAttributes()}}
-	for _, k := range r.GetMatch().GetKinds() {
-		out.Match.Kinds = append(out.Match.Kinds, uint8(k))
+	out := retention.Rule{Class: r.GetClass(), Days: int(r.GetDays()), Mode: mode}
+	if m := r.GetMatch(); m != nil { // a rule without match matches every span
+		out.Match = retention.Match{Errors: m.Errors, Attributes: m.GetAttributes()}
+		for _, k := range m.GetKinds() {
+			out.Match.Kinds = append(out.Match.Kinds, uint8(k))
+		}
 	}
 	return out, nil
 }
