@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -47,6 +46,25 @@ var servingRE = regexp.MustCompile(`msg=serving addr=(\S+)`)
 type child struct {
 	cmd  *exec.Cmd
 	addr string
+	log  *syncLog // everything the child logged
+}
+
+// syncLog collects a child's log lines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) add(line string) {
+	l.mu.Lock()
+	l.b.WriteString(line + "\n")
+	l.mu.Unlock()
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startChild runs `veritrace serve` in a child process and waits until it
@@ -63,10 +81,16 @@ func startChild(t *testing.T, dir string) *child {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(stderr)
+	log := &syncLog{}
 	for sc.Scan() {
+		log.add(sc.Text())
 		if m := servingRE.FindStringSubmatch(sc.Text()); m != nil {
-			go io.Copy(io.Discard, stderr)
-			return &child{cmd: cmd, addr: m[1]}
+			go func() {
+				for sc.Scan() {
+					log.add(sc.Text())
+				}
+			}()
+			return &child{cmd: cmd, addr: m[1], log: log}
 		}
 	}
 	cmd.Process.Kill()
@@ -233,4 +257,102 @@ func crashTestKeys(t *testing.T, addr, dir string) (app, auditor string) {
 		tokens[role] = resp.Msg.GetToken()
 	}
 	return tokens[v1.Role_ROLE_INGESTER], tokens[v1.Role_ROLE_AUDITOR]
+}
+
+// TestCrashDuringErasure kills the server at random moments of an erasure
+// and restarts it: the erasure is then either done, with every planned
+// entry erased and a tombstone, or was never planned and erased nothing;
+// other subjects' data is untouched and the log verifies.
+func TestCrashDuringErasure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test runs server processes")
+	}
+	ctx := context.Background()
+	for cycle := 0; cycle < *crashCycles; cycle++ {
+		dir := t.TempDir()
+		c := startChild(t, dir)
+		admin, err := os.ReadFile(filepath.Join(dir, AdminKeyFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ac := (&clientFlags{addr: c.addr, token: strings.TrimSpace(string(admin))}).admin()
+		tokens := map[v1.Role]string{}
+		for _, role := range []v1.Role{v1.Role_ROLE_INGESTER, v1.Role_ROLE_AUDITOR, v1.Role_ROLE_COMPLIANCE_OFFICER} {
+			r, err := ac.CreateKey(ctx, connect.NewRequest(&v1.CreateKeyRequest{Role: role, Tenants: []string{"default"}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens[role] = r.Msg.GetToken()
+		}
+		ingest := (&clientFlags{addr: c.addr, token: tokens[v1.Role_ROLE_INGESTER]}).ingest()
+		var victim, bystander []uint64
+		for b := 0; b < 6; b++ {
+			batch := make([]*v1.Span, 500)
+			for i := range batch {
+				batch[i] = benchSpan(uint64(cycle*100000+b*1000+i+1), "crash erasure payload")
+				batch[i].SubjectId = "victim"
+				if i%10 == 0 {
+					batch[i].SubjectId = "bystander"
+				}
+			}
+			resp, err := ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: batch}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range resp.Msg.GetReceipts() {
+				if batch[i].SubjectId == "victim" {
+					victim = append(victim, r.GetIndex())
+				} else {
+					bystander = append(bystander, r.GetIndex())
+				}
+			}
+		}
+		co := (&clientFlags{addr: c.addr, token: tokens[v1.Role_ROLE_COMPLIANCE_OFFICER]}).retention()
+		go co.Erase(ctx, connect.NewRequest(&v1.EraseRequest{RequestId: "crash-erase", SubjectId: "victim", LegalBasis: "GDPR Art. 17", Reason: "crash test"}))
+		time.Sleep(time.Duration(rand.IntN(60)) * time.Millisecond)
+		c.cmd.Process.Signal(syscall.SIGKILL)
+		c.cmd.Wait()
+
+		c = startChild(t, dir) // finishes an interrupted erasure before serving
+		resumedLog := c.log
+		co = (&clientFlags{addr: c.addr, token: tokens[v1.Role_ROLE_COMPLIANCE_OFFICER]}).retention()
+		aud := (&clientFlags{addr: c.addr, token: tokens[v1.Role_ROLE_AUDITOR]}).ledger()
+		st, err := co.GetErasure(ctx, connect.NewRequest(&v1.GetErasureRequest{RequestId: "crash-erase"}))
+		done := err == nil
+		switch {
+		case err != nil && connect.CodeOf(err) != connect.CodeNotFound:
+			t.Fatal(err)
+		case done && (st.Msg.GetErasure().GetState() != "done" || st.Msg.GetErasure().GetTombstoneIndex() == 0):
+			t.Fatalf("cycle %d: erasure after restart: %v", cycle, st.Msg.GetErasure())
+		}
+		erasedCount := 0
+		for _, i := range victim {
+			e, err := aud.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: i}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Msg.GetEntry().GetErased() {
+				erasedCount++
+			}
+		}
+		if (done && erasedCount != len(victim)) || (!done && erasedCount != 0) {
+			t.Fatalf("cycle %d: erasure done=%v but %d of %d victim entries erased", cycle, done, erasedCount, len(victim))
+		}
+		for _, i := range bystander {
+			e, err := aud.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: i}))
+			if err != nil || e.Msg.GetEntry().GetErased() || e.Msg.GetEntry().GetSpan().GetSubjectId() != "bystander" {
+				t.Fatalf("cycle %d: bystander entry %d: %v, %v", cycle, i, e, err)
+			}
+		}
+		c.cmd.Process.Signal(syscall.SIGTERM)
+		if err := c.cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		if err := run(ctx, []string{"verify-log", "--data", dir}, &out); err != nil {
+			t.Fatalf("cycle %d: verify-log: %v\n%s", cycle, err, out.String())
+		}
+		resumed := strings.Contains(resumedLog.String(), "resuming an interrupted erasure")
+		t.Logf("cycle %d: erasure done=%v (%d entries), resumed after the kill: %v", cycle, done, erasedCount, resumed)
+	}
 }
