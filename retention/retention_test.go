@@ -100,7 +100,9 @@ type env struct {
 	keys  *ledger.Keys
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvB(t) }
+
+func newEnvB(t testing.TB) *env {
 	e := &env{dir: t.TempDir(), clock: &clock{t: time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC)}}
 	var err error
 	if e.keys, _, err = ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: e.dir}); err != nil {
@@ -110,7 +112,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) open(t *testing.T) {
+func (e *env) open(t testing.TB) {
 	t.Helper()
 	l, err := ledger.Open(context.Background(), ledger.Options{Dir: e.dir, Keys: e.keys, Logger: slog.New(slog.DiscardHandler), Now: e.clock.Now, CheckpointInterval: time.Hour})
 	if err != nil {
