@@ -99,14 +99,15 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 		Origin: cp.Origin, Tenant: req.Tenant, LogKey: l.VerifierKey(), CreatedAt: x.Now().UTC(),
 		Selector: req.Selector, TreeSize: cp.Size,
 	})
-	entry := func(e *ledger.Entry) (*bundle.Entry, error) {
+	// add writes an entry, with its inclusion proof, into the bundle.
+	add := func(e *ledger.Entry) (*bundle.Entry, error) {
 		p, leaf, _, err := l.InclusionProof(ctx, req.Tenant, e.Header.Index, cp.Size)
 		if err != nil {
 			return nil, err
 		}
 		be := &bundle.Entry{Index: e.Header.Index, Header: e.HeaderBytes, LeafHash: bundle.Hex(leaf),
 			Payload: e.Payload, Salt: e.Salt, Erased: e.Erased, InclusionProof: hexes(p)}
-		return be, nil
+		return be, bw.AddEntry(be)
 	}
 	refs := map[[32]byte]bool{}
 	var versionIDs [][32]byte
@@ -123,11 +124,7 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 			if err != nil {
 				return nil, err
 			}
-			be, err := entry(e)
-			if err != nil {
-				return nil, err
-			}
-			if err := bw.AddEntry(be); err != nil {
+			if _, err := add(e); err != nil {
 				return nil, err
 			}
 			if e.ErasedBy != nil && *e.ErasedBy < cp.Size && !tombstones[*e.ErasedBy] {
@@ -148,11 +145,8 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 		if err != nil {
 			return nil, fmt.Errorf("version %x: %w", id, err)
 		}
-		be, err := entry(e)
+		be, err := add(e)
 		if err != nil {
-			return nil, err
-		}
-		if err := bw.AddEntry(be); err != nil {
 			return nil, err
 		}
 		versions = append(versions, be)
@@ -163,11 +157,7 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 		if err != nil {
 			return nil, err
 		}
-		be, err := entry(e)
-		if err != nil {
-			return nil, err
-		}
-		if err := bw.AddEntry(be); err != nil {
+		if _, err := add(e); err != nil {
 			return nil, err
 		}
 	}

@@ -304,95 +304,84 @@ func (l *Ledger) reseal(ctx context.Context, tid uint32, old *KeyRef, idxs []uin
 	if err := l.keys.flush(); err != nil {
 		return err
 	}
+	return l.inChunks(idxs, func(txn *badger.Txn, i uint64) error {
+		e, err := l.readEntry(txn, tid, i)
+		if err != nil || e.Erased {
+			return err
+		}
+		terms, _, err := envelopeTerms(txn, tid, i)
+		if err != nil {
+			return err
+		}
+		return txn.Set(payloadKey(tid, i), seal(dk, tid, e.Header.Commitment, e.Salt, e.Payload, terms))
+	})
+}
+
+// dropPayloads deletes the payloads of idxs and their index terms.
+func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
+	var out []Erased
+	err := l.inChunks(idxs, func(txn *badger.Txn, i uint64) error {
+		terms, ok, err := envelopeTerms(txn, tid, i)
+		if err != nil || !ok {
+			return err
+		}
+		for _, t := range terms {
+			if err := txn.Delete(termRefKey(tid, t, i)); err != nil {
+				return err
+			}
+		}
+		if err := txn.Delete(payloadKey(tid, i)); err != nil {
+			return err
+		}
+		hs, err := hashReader(txn, tid).ReadHashes([]int64{tlog.StoredHashIndex(0, int64(i))})
+		if err != nil {
+			return err
+		}
+		out = append(out, Erased{Index: i, LeafHash: hs[0]})
+		return nil
+	})
+	return out, err
+}
+
+// inChunks calls fn for each index, 256 to a transaction.
+func (l *Ledger) inChunks(idxs []uint64, fn func(txn *badger.Txn, i uint64) error) error {
 	const chunk = 256
 	for len(idxs) > 0 {
-		n := min(chunk, len(idxs))
-		batch := idxs[:n]
-		idxs = idxs[n:]
-		err := l.db.Update(func(txn *badger.Txn) error {
+		batch := idxs[:min(chunk, len(idxs))]
+		idxs = idxs[len(batch):]
+		if err := l.db.Update(func(txn *badger.Txn) error {
 			for _, i := range batch {
-				e, err := l.readEntry(txn, tid, i)
-				if err != nil {
-					return err
-				}
-				if e.Erased {
-					continue
-				}
-				item, err := txn.Get(payloadKey(tid, i))
-				if err != nil {
-					return err
-				}
-				var terms [][termRefSize]byte
-				if err := item.Value(func(v []byte) error {
-					ev, err := parseEnvelope(v)
-					if err == nil {
-						terms = ev.terms()
-					}
-					return err
-				}); err != nil {
-					return err
-				}
-				if err := txn.Set(payloadKey(tid, i), seal(dk, tid, e.Header.Commitment, e.Salt, e.Payload, terms)); err != nil {
+				if err := fn(txn, i); err != nil {
 					return err
 				}
 			}
 			return nil
-		})
-		if err != nil {
+		}); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// dropPayloads deletes the payloads of idxs and their index terms.
-func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
-	var out []Erased
-	const chunk = 256
-	for len(idxs) > 0 {
-		n := min(chunk, len(idxs))
-		batch := idxs[:n]
-		idxs = idxs[n:]
-		err := l.db.Update(func(txn *badger.Txn) error {
-			for _, i := range batch {
-				item, err := txn.Get(payloadKey(tid, i))
-				if errors.Is(err, badger.ErrKeyNotFound) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				var terms [][termRefSize]byte
-				if err := item.Value(func(v []byte) error {
-					ev, err := parseEnvelope(v)
-					if err == nil {
-						terms = ev.terms()
-					}
-					return err
-				}); err != nil {
-					return err
-				}
-				for _, t := range terms {
-					if err := txn.Delete(termRefKey(tid, t, i)); err != nil {
-						return err
-					}
-				}
-				if err := txn.Delete(payloadKey(tid, i)); err != nil {
-					return err
-				}
-				hs, err := hashReader(txn, tid).ReadHashes([]int64{tlog.StoredHashIndex(0, int64(i))})
-				if err != nil {
-					return err
-				}
-				out = append(out, Erased{Index: i, LeafHash: hs[0]})
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
+// envelopeTerms returns the index terms an entry's envelope lists, and
+// false if the entry has no payload.
+func envelopeTerms(txn *badger.Txn, tid uint32, i uint64) ([][termRefSize]byte, bool, error) {
+	item, err := txn.Get(payloadKey(tid, i))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
 	}
-	return out, nil
+	if err != nil {
+		return nil, false, err
+	}
+	var terms [][termRefSize]byte
+	err = item.Value(func(v []byte) error {
+		ev, err := parseEnvelope(v)
+		if err == nil {
+			terms = ev.terms()
+		}
+		return err
+	})
+	return terms, err == nil, err
 }
 
 // MarkErased records, for GetEntry, that a tombstone at index tombstone

@@ -57,7 +57,7 @@ func (c *clientFlags) options() []connect.ClientOption {
 	if c.token == "" {
 		c.loadKey()
 	}
-	opts := []connect.ClientOption{connect.WithInterceptors(authHeaders(c.tenant, c.token))}
+	opts := []connect.ClientOption{connect.WithInterceptors(rpc.ClientHeaders(c.tenant, c.token))}
 	if c.grpc {
 		opts = append(opts, connect.WithGRPC())
 	}
@@ -80,40 +80,6 @@ func (c *clientFlags) ingest() veritracev1connect.IngestServiceClient {
 
 func (c *clientFlags) ledger() veritracev1connect.LedgerServiceClient {
 	return veritracev1connect.NewLedgerServiceClient(c.httpClient(), c.addr, c.options()...)
-}
-
-// authHeaders sets the API key and the tenant on every request, unary and
-// streaming.
-func authHeaders(tenant, token string) connect.Interceptor { return headerInterceptor{tenant, token} }
-
-type headerInterceptor struct{ tenant, token string }
-
-func (h headerInterceptor) set(hdr http.Header) {
-	if h.tenant != "" {
-		hdr.Set(rpc.TenantHeader, h.tenant)
-	}
-	if h.token != "" {
-		hdr.Set("Authorization", "Bearer "+h.token)
-	}
-}
-
-func (h headerInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		h.set(req.Header())
-		return next(ctx, req)
-	}
-}
-
-func (h headerInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
-		conn := next(ctx, spec)
-		h.set(conn.RequestHeader())
-		return conn
-	}
-}
-
-func (h headerInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
 }
 
 func (c *clientFlags) audit() veritracev1connect.AuditServiceClient {

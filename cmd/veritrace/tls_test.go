@@ -20,6 +20,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 )
@@ -63,7 +64,7 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bearer := connect.WithInterceptors(authHeaders("", strings.TrimSpace(string(admin))))
+	bearer := connect.WithInterceptors(rpc.ClientHeaders("", strings.TrimSpace(string(admin))))
 	for name, opts := range map[string][]connect.ClientOption{"connect": {bearer}, "grpc": {bearer, connect.WithGRPC()}} {
 		c := veritracev1connect.NewLedgerServiceClient(hc, "https://"+addr, opts...)
 		if _, err := c.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{Fresh: true})); err != nil {

@@ -24,7 +24,7 @@ func TestEmptyRequests(t *testing.T) {
 			if proc == veritracev1connect.AuditServiceExportBundleProcedure {
 				continue // a stream: covered by TestAuditService
 			}
-			c := connect.NewClient[emptypb.Empty, emptypb.Empty](http.DefaultClient, s.url+proc, connect.WithInterceptors(testHeaders{"", token}))
+			c := connect.NewClient[emptypb.Empty, emptypb.Empty](http.DefaultClient, s.url+proc, connect.WithInterceptors(ClientHeaders("", token)))
 			_, err := c.CallUnary(ctx, connect.NewRequest(&emptypb.Empty{}))
 			if connect.CodeOf(err) == connect.CodeInternal || connect.CodeOf(err) == connect.CodeUnknown && err != nil {
 				t.Errorf("%s %s with an empty request: %v", role, proc, err)

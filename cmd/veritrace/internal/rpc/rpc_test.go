@@ -122,7 +122,7 @@ func (s *testServer) clients(protocol, tenant, token string) clients {
 		t.Protocols.SetHTTP1(false)
 		opts = append(opts, connect.WithGRPC())
 	}
-	opts = append(opts, connect.WithInterceptors(testHeaders{tenant, token}))
+	opts = append(opts, connect.WithInterceptors(ClientHeaders(tenant, token)))
 	return clients{
 		ingest:    veritracev1connect.NewIngestServiceClient(hc, s.url, opts...),
 		ledger:    veritracev1connect.NewLedgerServiceClient(hc, s.url, opts...),
@@ -130,37 +130,6 @@ func (s *testServer) clients(protocol, tenant, token string) clients {
 		retention: veritracev1connect.NewRetentionServiceClient(hc, s.url, opts...),
 		admin:     veritracev1connect.NewAdminServiceClient(hc, s.url, opts...),
 	}
-}
-
-// testHeaders sets the tenant and key on unary and streaming calls.
-type testHeaders struct{ tenant, token string }
-
-func (h testHeaders) set(hdr http.Header) {
-	if h.tenant != "" {
-		hdr.Set(TenantHeader, h.tenant)
-	}
-	if h.token != "" {
-		hdr.Set("Authorization", "Bearer "+h.token)
-	}
-}
-
-func (h testHeaders) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		h.set(req.Header())
-		return next(ctx, req)
-	}
-}
-
-func (h testHeaders) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
-		conn := next(ctx, spec)
-		h.set(conn.RequestHeader())
-		return conn
-	}
-}
-
-func (h testHeaders) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
 }
 
 func testSpan(n int) *v1.Span {
