@@ -197,15 +197,20 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 		if class == "" {
 			class = DefaultRetentionClass
 		}
-		dk, err := l.keys.forScope(keyScope{tenant: tid, pseudonym: l.keys.pseudonym(tid, r.Subject), day: day, class: class})
+		pseudonym := l.keys.pseudonym(tid, r.Subject)
+		dk, err := l.keys.forScope(keyScope{tenant: tid, pseudonym: pseudonym, day: day, class: class})
 		if err != nil {
 			return nil, err
 		}
 		defer dk.users.Done() // the key may be retired once this append is answered
 		// Index term MACs are computed here, in parallel, not in the writer.
+		// The subject's term MAC is its pseudonym.
 		terms := make([][termRefSize]byte, 0, len(r.Terms)+1)
 		if r.Subject != "" {
-			terms = append(terms, l.termRef(tid, Term{Field: SubjectField, Value: []byte(r.Subject)}))
+			var ref [termRefSize]byte
+			ref[0] = SubjectField
+			copy(ref[1:], pseudonym[:])
+			terms = append(terms, ref)
 		}
 		for _, t := range r.Terms {
 			terms = append(terms, l.termRef(tid, t))
