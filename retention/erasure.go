@@ -1,0 +1,330 @@
+package retention
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// ErasureRequest asks to erase a data subject's, a session's or some
+// traces' payloads.
+type ErasureRequest struct {
+	// ID makes the request idempotent: a request with the ID of an earlier
+	// one returns that one's outcome.
+	ID       string
+	Subject  string
+	Session  string
+	TraceIDs [][16]byte
+	// LegalBasis, e.g. "GDPR Art. 17(1)(a)"; Ticket, an external reference;
+	// Reason, free text. LegalBasis and Reason are required.
+	LegalBasis, Ticket, Reason string
+	RequestedBy                string
+	DryRun                     bool
+}
+
+// Erasure is an erasure request's, or a sweep's, plan and outcome. Both
+// are persisted before any key is destroyed and finished by Resume after a
+// crash, so that no payload is ever gone without its tombstone.
+type Erasure struct {
+	ID          string    `json:"id"`
+	Kind        string    `json:"kind,omitempty"` // "" (erasure) or "expiry"
+	Tenant      string    `json:"tenant"`
+	State       string    `json:"state"`    // "dry-run", "executing", "done"
+	Selector    string    `json:"selector"` // "subject", "session" or "traces"; never the id itself
+	LegalBasis  string    `json:"legal_basis"`
+	Ticket      string    `json:"ticket,omitempty"`
+	Reason      string    `json:"reason"`
+	RequestedBy string    `json:"requested_by,omitempty"`
+	RequestedAt time.Time `json:"requested_at"`
+	CompletedAt time.Time `json:"completed_at,omitzero"`
+	// Erase lists the entries erased (or, in a dry run, to be erased).
+	Erase []uint64 `json:"erase"`
+	// Held lists the entries selected but kept by a hold.
+	Held      []format.HeldEntry `json:"held,omitempty"`
+	Keys      []string           `json:"keys"` // data key ids (hex) to destroy
+	Tombstone *uint64            `json:"tombstone,omitempty"`
+	// Receipt and ReceiptSig are set once done.
+	Receipt    json.RawMessage `json:"receipt,omitempty"`
+	ReceiptSig string          `json:"receipt_sig,omitempty"`
+}
+
+// Receipt is what an erasure receipt says; the log key signs its JSON
+// (format.ReceiptSignatureBody).
+type Receipt struct {
+	Format      string                  `json:"format"` // "veritrace-erasure-receipt/v1"
+	RequestID   string                  `json:"request_id"`
+	Origin      string                  `json:"origin"`
+	Tenant      string                  `json:"tenant"`
+	Selector    string                  `json:"selector"`
+	LegalBasis  string                  `json:"legal_basis"`
+	Ticket      string                  `json:"ticket,omitempty"`
+	RequestedBy string                  `json:"requested_by,omitempty"`
+	RequestedAt time.Time               `json:"requested_at"`
+	CompletedAt time.Time               `json:"completed_at"`
+	Erased      []format.TombstoneEntry `json:"erased"`
+	Held        []format.HeldEntry      `json:"held,omitempty"`
+	Tombstone   uint64                  `json:"tombstone_index"`
+	// Checkpoint is the signed checkpoint after the tombstone was appended.
+	Checkpoint string `json:"checkpoint"`
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Erase carries out (or, with DryRun, plans) an erasure request. Entries
+// covered by a legal hold are not erased; the outcome lists them with the
+// hold. A request with the ID of an earlier one returns its outcome, and
+// one interrupted by a crash is finished by Resume or by asking again.
+func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) (*Erasure, error) {
+	if !validRequestID(req.ID) {
+		return nil, fmt.Errorf("%w: request id must be 1 to 64 of A-Z a-z 0-9 - _ .", ErrInvalid)
+	}
+	n := 0
+	for _, set := range []bool{req.Subject != "", req.Session != "", len(req.TraceIDs) > 0} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, fmt.Errorf("%w: name exactly one of a subject, a session or trace ids", ErrInvalid)
+	}
+	if req.LegalBasis == "" || req.Reason == "" {
+		return nil, fmt.Errorf("%w: an erasure needs a legal basis and a reason", ErrNoReason)
+	}
+	s.work.Lock()
+	defer s.work.Unlock()
+	if b, err := s.L.GetState(ctx, tenant, stateErasure+req.ID); err == nil {
+		er := &Erasure{}
+		if err := json.Unmarshal(b, er); err != nil {
+			return nil, err
+		}
+		if er.State == "executing" {
+			return er, s.complete(ctx, er)
+		}
+		return er, nil
+	} else if !errors.Is(err, ledger.ErrNotFound) {
+		return nil, err
+	}
+
+	er := &Erasure{ID: req.ID, Tenant: tenant, LegalBasis: req.LegalBasis, Ticket: req.Ticket, Reason: req.Reason,
+		RequestedBy: req.RequestedBy, RequestedAt: s.now(), State: "executing"}
+	var targets []uint64
+	var err error
+	switch {
+	case req.Subject != "":
+		er.Selector = "subject"
+		targets, err = s.L.EntryIndexes(ctx, tenant, ledger.Term{Field: ledger.SubjectField, Value: []byte(req.Subject)})
+	case req.Session != "":
+		er.Selector = "session"
+		targets, err = s.L.EntryIndexes(ctx, tenant, ledger.Term{Field: s.SessionField, Value: []byte(req.Session)})
+	default:
+		er.Selector = "traces"
+		size, serr := s.L.Size(ctx, tenant)
+		if serr != nil {
+			return nil, serr
+		}
+		for _, t := range req.TraceIDs {
+			idxs, terr := s.L.SpansOfTrace(ctx, tenant, t, size)
+			if terr != nil {
+				return nil, terr
+			}
+			targets = append(targets, idxs...)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	keys, live, err := s.L.KeysOf(ctx, tenant, targets)
+	if err != nil {
+		return nil, err
+	}
+	if len(live) == 0 {
+		return nil, fmt.Errorf("%s: %w", er.Selector, ErrNothingToErase)
+	}
+	held, err := s.held(ctx, tenant, live)
+	if err != nil {
+		return nil, err
+	}
+	needed := map[[16]byte]bool{}
+	for _, i := range live {
+		if h := held[i]; h != nil {
+			er.Held = append(er.Held, format.HeldEntry{Index: i, HoldID: h.ID, CaseRef: h.CaseRef})
+			continue
+		}
+		er.Erase = append(er.Erase, i)
+	}
+	if len(er.Erase) > 0 {
+		k2, _, err := s.L.KeysOf(ctx, tenant, er.Erase)
+		if err != nil {
+			return nil, err
+		}
+		for id := range k2 {
+			needed[id] = true
+		}
+	}
+	for id := range keys {
+		if needed[id] {
+			er.Keys = append(er.Keys, hex.EncodeToString(id[:]))
+		}
+	}
+	sort.Strings(er.Keys)
+	if req.DryRun {
+		er.State = "dry-run"
+		return er, nil
+	}
+	if err := s.putErasure(ctx, er); err != nil {
+		return nil, err
+	}
+	return er, s.complete(ctx, er)
+}
+
+func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
+	b, err := json.Marshal(er)
+	if err != nil {
+		return err
+	}
+	return s.L.PutState(ctx, er.Tenant, stateErasure+er.ID, b)
+}
+
+// testHookAfterShred, when set by tests, runs after the keys of an erasure
+// are destroyed and before its tombstone is appended.
+var testHookAfterShred func() error
+
+// complete carries out a persisted erasure or sweep plan. Every step is
+// idempotent, so that an interrupted one can be completed by running it
+// again. It is not cancelled by ctx: once keys may be destroyed, it runs to
+// its tombstone.
+func (s *Service) complete(ctx context.Context, er *Erasure) error {
+	ctx = context.WithoutCancel(ctx)
+	var keys []*ledger.KeyRef
+	for _, h := range er.Keys {
+		var id [16]byte
+		hex.Decode(id[:], []byte(h))
+		k, err := s.L.KeyByID(id)
+		if errors.Is(err, ledger.ErrKeyDestroyed) {
+			continue // destroyed before an interruption
+		}
+		if err != nil {
+			return err
+		}
+		keys = append(keys, k)
+	}
+	erase := map[uint64]bool{}
+	for _, i := range er.Erase {
+		erase[i] = true
+	}
+	if _, err := s.L.Shred(ctx, er.Tenant, keys, erase); err != nil {
+		return fmt.Errorf("erasure %s: %w", er.ID, err)
+	}
+	if testHookAfterShred != nil {
+		if err := testHookAfterShred(); err != nil {
+			return err
+		}
+	}
+	ts := &format.Tombstone{Reason: "erasure", RequestID: er.ID, LegalBasis: er.LegalBasis, Ticket: er.Ticket,
+		Why: er.Reason, RequestedBy: er.RequestedBy, Held: er.Held}
+	sub := format.TombstoneErasure
+	if er.Kind == "expiry" {
+		ts.Reason, sub = "expiry", format.TombstoneExpiry
+	}
+	for _, i := range er.Erase {
+		e, err := s.L.GetEntry(ctx, er.Tenant, i)
+		if err != nil {
+			return err
+		}
+		ts.Erased = append(ts.Erased, format.TombstoneEntry{Index: i, LeafHash: hex.EncodeToString(e.LeafHash[:])})
+	}
+	idx, err := s.appendRecord(ctx, er.Tenant, format.KindTombstone, sub, recordID(ts.Reason, er.Tenant, er.ID), ts)
+	if err != nil {
+		return fmt.Errorf("%s %s: tombstone: %w", ts.Reason, er.ID, err)
+	}
+	if err := s.L.MarkErased(ctx, er.Tenant, er.Erase, idx); err != nil {
+		return err
+	}
+	if er.Kind == "expiry" {
+		er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
+		s.log().InfoContext(ctx, "sweep", "tenant", er.Tenant, "expired", len(er.Erase), "held", len(er.Held), "tombstone", idx)
+		return s.putErasure(ctx, er)
+	}
+	cp, err := s.L.Checkpoint(ctx, er.Tenant, true)
+	if err != nil {
+		return err
+	}
+	er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
+	rc := Receipt{Format: "veritrace-erasure-receipt/v1", RequestID: er.ID, Origin: cp.Origin, Tenant: er.Tenant, Selector: er.Selector,
+		LegalBasis: er.LegalBasis, Ticket: er.Ticket, RequestedBy: er.RequestedBy, RequestedAt: er.RequestedAt,
+		CompletedAt: er.CompletedAt, Erased: ts.Erased, Held: er.Held, Tombstone: idx, Checkpoint: string(cp.Note)}
+	if rc.Erased == nil {
+		rc.Erased = []format.TombstoneEntry{}
+	}
+	if er.Receipt, err = json.Marshal(&rc); err != nil {
+		return err
+	}
+	sig, err := s.L.SignReceipt(ctx, er.Tenant, sha256.Sum256(er.Receipt))
+	if err != nil {
+		return err
+	}
+	er.ReceiptSig = string(sig)
+	if err := s.putErasure(ctx, er); err != nil {
+		return err
+	}
+	s.log().InfoContext(ctx, "erasure done", "tenant", er.Tenant, "request_id", er.ID, "erased", len(er.Erase), "held", len(er.Held), "tombstone", idx)
+	s.L.RequestValueLogGC()
+	return nil
+}
+
+// ErasureStatus returns an erasure request's state and, once done, its
+// signed receipt.
+func (s *Service) ErasureStatus(ctx context.Context, tenant, id string) (*Erasure, error) {
+	b, err := s.L.GetState(ctx, tenant, stateErasure+id)
+	if err != nil {
+		return nil, err
+	}
+	er := &Erasure{}
+	return er, json.Unmarshal(b, er)
+}
+
+// Resume finishes every erasure a crash interrupted. Call it after opening
+// the ledger, before serving.
+func (s *Service) Resume(ctx context.Context) error {
+	for _, tenant := range s.L.Tenants() {
+		_, values, err := s.L.ListState(ctx, tenant, stateErasure)
+		if err != nil {
+			return err
+		}
+		for _, v := range values {
+			er := &Erasure{}
+			if err := json.Unmarshal(v, er); err != nil {
+				return err
+			}
+			if er.State != "executing" {
+				continue
+			}
+			s.log().WarnContext(ctx, "resuming an interrupted erasure or sweep", "tenant", tenant, "id", er.ID, "kind", er.Kind)
+			s.work.Lock()
+			err := s.complete(ctx, er)
+			s.work.Unlock()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
