@@ -91,6 +91,16 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 	if req.KnownSize > cp.Size {
 		return nil, fmt.Errorf("%w: known size %d is beyond the log's size %d", ledger.ErrInvalid, req.KnownSize, cp.Size)
 	}
+	// The bundle carries the old checkpoint, so that its consistency proof
+	// can be checked without a pinned one (docs/BUNDLE.md).
+	var old *ledger.Checkpoint
+	if req.KnownSize > 0 {
+		if old, err = l.CheckpointAt(ctx, req.Tenant, req.KnownSize); errors.Is(err, ledger.ErrNotFound) {
+			return nil, fmt.Errorf("%w: known size %d: the log signed no checkpoint of that size; give the size of a checkpoint you hold", ledger.ErrInvalid, req.KnownSize)
+		} else if err != nil {
+			return nil, err
+		}
+	}
 	traces, err := x.traces(ctx, req, cp.Size)
 	if err != nil {
 		return nil, err
@@ -169,7 +179,7 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 		if err != nil {
 			return nil, err
 		}
-		if err := bw.AddConsistency(&bundle.ConsistencyProof{OldSize: req.KnownSize, NewSize: cp.Size, Proof: hexes(p)}); err != nil {
+		if err := bw.AddConsistency(&bundle.ConsistencyProof{OldSize: req.KnownSize, NewSize: cp.Size, Proof: hexes(p), OldCheckpoint: string(old.Note)}); err != nil {
 			return nil, err
 		}
 	}

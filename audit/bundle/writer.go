@@ -2,20 +2,16 @@ package bundle
 
 import (
 	"archive/zip"
-	"bytes"
 	"compress/flate"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"sync"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-
-	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger/format"
 )
 
@@ -24,8 +20,9 @@ import (
 // manifest and its signature. It holds one file at a time in memory plus
 // the manifest's list of files.
 type Writer struct {
-	zw *zip.Writer
-	m  Manifest
+	zw      *zip.Writer
+	m       Manifest
+	written int64 // uncompressed bytes of the files so far
 }
 
 // NewWriter starts a bundle. m must have Origin, Tenant, LogKey,
@@ -67,10 +64,12 @@ func (p *pooledFlate) Close() error {
 type hashingWriter struct {
 	w io.Writer
 	h hash.Hash
+	n int64
 }
 
 func (h *hashingWriter) Write(p []byte) (int, error) {
 	h.h.Write(p)
+	h.n += int64(len(p))
 	return h.w.Write(p)
 }
 
@@ -84,6 +83,9 @@ func (w *Writer) file(name string, write func(io.Writer) error) error {
 	if err := write(hw); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
+	if w.written += hw.n; w.written > MaxBundleBytes {
+		return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, uint64(MaxBundleBytes))
+	}
 	w.m.Files = append(w.m.Files, FileDigest{Name: name, SHA256: hex.EncodeToString(hw.h.Sum(nil))})
 	return nil
 }
@@ -93,47 +95,39 @@ func (w *Writer) AddTrace(trace [16]byte) {
 	w.m.Traces = append(w.m.Traces, hex.EncodeToString(trace[:]))
 }
 
-// AddEntry writes an entry file. Decoded is filled from the payload.
+// ErrTooLarge is returned (wrapped) when a bundle would exceed the
+// limits a verifier accepts (MaxEntries, MaxEntryFileBytes, ...).
+var ErrTooLarge = errors.New("the bundle would exceed the verifier's limits")
+
+// AddEntry writes an entry file. Decoded is filled from the payload, or
+// Undecodable when the payload has no decoded form (DecodePayload).
 func (w *Writer) AddEntry(e *Entry) error {
 	h, err := format.ParseHeader(e.Header)
 	if err != nil {
 		return err
 	}
+	if len(w.m.Entries) == MaxEntries {
+		return fmt.Errorf("%w: more than %d entries", ErrTooLarge, MaxEntries)
+	}
+	e.Decoded, e.Undecodable = nil, ""
 	if !e.Erased {
 		if e.Decoded, err = DecodePayload(h.Kind, e.Payload); err != nil {
-			return fmt.Errorf("entry %d: %w", e.Index, err)
+			e.Undecodable = err.Error()
 		}
+	}
+	b, err := json.Marshal(e) // one line: indenting costs a third of an export
+	if err != nil {
+		return fmt.Errorf("entry %d: %w", e.Index, err)
+	}
+	if len(b)+1 > MaxEntryFileBytes {
+		return fmt.Errorf("%w: entry %d's file would be %d bytes, more than %d", ErrTooLarge, e.Index, len(b)+1, MaxEntryFileBytes)
 	}
 	name := EntryFile(e.Index)
 	w.m.Entries = append(w.m.Entries, EntryRef{Index: e.Index, Kind: h.Kind.String(), File: name})
 	return w.file(name, func(out io.Writer) error {
-		return json.NewEncoder(out).Encode(e) // one line: indenting costs a third of an export
+		_, err := out.Write(append(b, '\n'))
+		return err
 	})
-}
-
-// DecodePayload returns a span or version payload as proto JSON.
-func DecodePayload(kind format.Kind, payload []byte) (json.RawMessage, error) {
-	var msg proto.Message
-	switch kind {
-	case format.KindSpan:
-		msg = &v1.Span{}
-	case format.KindVersion:
-		msg = &v1.Version{}
-	case format.KindAccess:
-		msg = &v1.AccessRecord{}
-	case format.KindTombstone, format.KindRetention, format.KindHold:
-		var out bytes.Buffer // these payloads are JSON already
-		if err := json.Compact(&out, payload); err != nil {
-			return nil, fmt.Errorf("decode %s payload: %w", kind, err)
-		}
-		return out.Bytes(), nil
-	default:
-		return nil, fmt.Errorf("no decoder for %s entries", kind)
-	}
-	if err := proto.Unmarshal(payload, msg); err != nil {
-		return nil, fmt.Errorf("decode %s payload: %w", kind, err)
-	}
-	return protojson.Marshal(msg)
 }
 
 // AddCheckpoint writes the signed checkpoint the proofs are made against.
@@ -144,8 +138,12 @@ func (w *Writer) AddCheckpoint(note []byte) error {
 	})
 }
 
-// AddConsistency writes a consistency proof from a tree the auditor holds.
+// AddConsistency writes a consistency proof from a tree the auditor holds;
+// p.OldCheckpoint must be the log's signed checkpoint of p.OldSize.
 func (w *Writer) AddConsistency(p *ConsistencyProof) error {
+	if p.OldCheckpoint == "" {
+		return errors.New("a consistency proof needs the signed checkpoint of its old size")
+	}
 	w.m.Consistency = &Consistency{OldSize: p.OldSize, File: ConsistencyFile}
 	return w.file(ConsistencyFile, func(out io.Writer) error {
 		enc := json.NewEncoder(out)
