@@ -96,13 +96,3 @@ func TestNoStorageOrServerDependency(t *testing.T) {
 	}
 }
 
-// FuzzVerify feeds damaged bundles to the verifier: whatever the bytes, it
-// must answer with a report, never panic or hang.
-func FuzzVerify(f *testing.F) {
-	b, v := golden(f, "golden")
-	f.Add(b)
-	f.Add([]byte("PK\x03\x04"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		Verify(bytes.NewReader(data), int64(len(data)), v, nil)
-	})
-}
