@@ -95,4 +95,3 @@ func TestNoStorageOrServerDependency(t *testing.T) {
 		}
 	}
 }
-

@@ -165,16 +165,16 @@ func (fb *fuzzBundle) build(parts map[string][]byte, names []string, fix, sign b
 
 // The mutations FuzzVerify applies to the part it picks.
 const (
-	opReplace     = iota // overwrite bytes at an offset
-	opInsert             // insert bytes at an offset
-	opTruncate           // cut the part at an offset
-	opJSONValue          // replace a JSON leaf with data (as JSON, or as a string)
-	opJSONDelete         // delete the object member or array element holding a JSON leaf
-	opJSONDup            // duplicate an array element
-	opDrop               // remove the part
-	opDupFile            // add the part again under the same name
-	opRename             // rename the part to data
-	opRaw                // data is the whole bundle
+	opReplace    = iota // overwrite bytes at an offset
+	opInsert            // insert bytes at an offset
+	opTruncate          // cut the part at an offset
+	opJSONValue         // replace a JSON leaf with data (as JSON, or as a string)
+	opJSONDelete        // delete the object member or array element holding a JSON leaf
+	opJSONDup           // duplicate an array element
+	opDrop              // remove the part
+	opDupFile           // add the part again under the same name
+	opRename            // rename the part to data
+	opRaw               // data is the whole bundle
 	numOps
 )
 

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger/format"
 )
@@ -65,6 +63,7 @@ type spanView struct {
 	GuardrailDetail               string
 	Versions                      []string
 	Erased                        bool
+	Undecodable                   string
 	Error                         bool
 }
 
@@ -88,11 +87,16 @@ func NewReportWriter(w io.Writer, info ReportInfo, versions []*Entry) *ReportWri
 		if err != nil || e.Erased {
 			continue
 		}
-		v := &v1.Version{}
-		if proto.Unmarshal(e.Payload, v) != nil {
+		id := h.Refs.Ref(format.VersionKind(h.SubKind))
+		m, err := ParsePayload(format.KindVersion, e.Payload)
+		if err != nil {
+			vv := &versionView{ID: hex.EncodeToString(id[:]), Kind: format.VersionKind(h.SubKind).String(), Name: "(payload not decodable)",
+				Preview: err.Error(), Index: h.Index}
+			r.versions[id] = vv
+			vs = append(vs, vv)
 			continue
 		}
-		id := h.Refs.Ref(format.VersionKind(h.SubKind))
+		v := m.(*v1.Version)
 		preview := string(v.GetContent())
 		vv := &versionView{ID: hex.EncodeToString(id[:]), Kind: format.VersionKind(h.SubKind).String(), Name: v.GetName(),
 			Label: v.GetLabel(), MediaType: v.GetMediaType(), Index: h.Index}
@@ -121,10 +125,11 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 	}
 	r.shown += len(entries)
 	type node struct {
-		e        *Entry
-		h        *format.Header
-		span     *v1.Span
-		children []*node
+		e           *Entry
+		h           *format.Header
+		span        *v1.Span
+		undecodable string // why the payload has no decoded form
+		children    []*node
 	}
 	nodes := map[[8]byte]*node{}
 	var all []*node
@@ -135,7 +140,11 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 		}
 		n := &node{e: e, h: h, span: &v1.Span{}}
 		if !e.Erased {
-			proto.Unmarshal(e.Payload, n.span)
+			if m, err := ParsePayload(format.KindSpan, e.Payload); err != nil {
+				n.undecodable = err.Error()
+			} else {
+				n.span = m.(*v1.Span)
+			}
 		}
 		nodes[h.SpanID] = n
 		all = append(all, n)
@@ -177,7 +186,7 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 	var costs []string
 	var walk func(n *node, depth int)
 	walk = func(n *node, depth int) {
-		sv := r.spanView(n.e, n.h, n.span)
+		sv := r.spanView(n.e, n.h, n.span, n.undecodable)
 		sv.Depth, sv.Indent = depth, depth*16
 		if total > 0 {
 			sv.OffsetPct = float64(start(n).Sub(t0)) / float64(total) * 100
@@ -203,7 +212,7 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 	r.err = reportTmpl.ExecuteTemplate(r.w, "trace", tv)
 }
 
-func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span) spanView {
+func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span, undecodable string) spanView {
 	sv := spanView{Index: h.Index, Erased: e.Erased, Kind: strings.ToLower(strings.TrimPrefix(v1.SpanKind(h.SubKind).String(), "SPAN_KIND_"))}
 	for k := format.VersionPrompt; k <= format.VersionPipeline; k++ {
 		id := h.Refs.Ref(k)
@@ -218,6 +227,10 @@ func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span) spanView
 	}
 	if e.Erased {
 		sv.Name = "(payload erased)"
+		return sv
+	}
+	if undecodable != "" {
+		sv.Name, sv.Undecodable = "(payload not decodable)", undecodable
 		return sv
 	}
 	sv.Name, sv.Session, sv.Subject = s.GetName(), s.GetSessionId(), s.GetSubjectId()
@@ -360,7 +373,7 @@ cannot prove that a trace has no other spans.</p>
 <table>
 <tr><th style="width:34%">Step</th><th>Kind</th><th>Model</th><th>Tokens in/out</th><th>Duration</th><th style="width:24%">Timeline</th></tr>
 {{range .Spans}}<tr class="k-{{.Kind}}">
-<td><span style="padding-left:{{.Indent}}px">{{if .Erased}}<i>{{.Name}}</i>{{else}}{{.Name}}{{end}}</span>{{if .Error}} <span class="err">error</span>{{end}} <span class="muted">#{{.Index}}</span></td>
+<td><span style="padding-left:{{.Indent}}px">{{if or .Erased .Undecodable}}<i>{{.Name}}</i>{{else}}{{.Name}}{{end}}</span>{{if .Error}} <span class="err">error</span>{{end}} <span class="muted">#{{.Index}}</span></td>
 <td><span class="tag">{{.Kind}}</span></td>
 <td>{{if .Model}}{{.Provider}} {{.Model}}{{if .Params}}<div class="muted">{{.Params}}</div>{{end}}{{end}}</td>
 <td>{{if or .InTokens .OutTokens}}{{.InTokens}} / {{.OutTokens}}{{end}}{{if .Cost}}<div class="muted">{{.Cost}}</div>{{end}}</td>
@@ -368,7 +381,7 @@ cannot prove that a trace has no other spans.</p>
 <td><div class="wf"><div class="bar" style="left:{{printf "%.2f" .OffsetPct}}%;width:{{printf "%.2f" .WidthPct}}%"></div></div></td>
 </tr>
 <tr class="k-{{.Kind}}"><td colspan="6" style="padding-left:{{.Indent}}px">
-{{if .Erased}}<span class="muted">The payload of this entry was erased; its header and proofs remain.</span>{{else}}
+{{if .Erased}}<span class="muted">The payload of this entry was erased; its header and proofs remain.</span>{{else if .Undecodable}}<span class="err">The payload of this entry cannot be shown: {{.Undecodable}}. Its bytes are in the entry file.</span>{{else}}
 <details><summary>details</summary>
 {{if .Versions}}<div>versions in force: {{range .Versions}}<span class="tag">{{.}}</span> {{end}}</div>{{end}}
 {{if .StatusMsg}}<div class="err">{{.StatusMsg}}</div>{{end}}

@@ -831,8 +831,8 @@ func headerMismatch(h *format.Header, msg proto.Message) string {
 			return fmt.Sprintf("the header's references are not the payload's version id %x alone", id[:8])
 		case h.TraceID != [16]byte{} || h.SpanID != [8]byte{} || h.ParentSpanID != [8]byte{}:
 			return "a version entry's header has a trace, span or parent id"
-		case p.GetId() != "" || p.GetIndex() != 0 || p.GetRegisteredAt() != nil:
-			return "the payload sets id, index or registered_at"
+		case p.GetId() != "" || p.GetIndex() != 0 || p.GetRegisteredAt() != nil || p.GetDecodeError() != "":
+			return "the payload sets id, index, registered_at or decode_error"
 		}
 	case *v1.AccessRecord:
 		if h.SubKind != uint8(p.GetOutcome()) {

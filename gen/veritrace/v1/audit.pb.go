@@ -189,10 +189,13 @@ type SpanNode struct {
 	AppendedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=appended_at,json=appendedAt,proto3" json:"appended_at,omitempty"`
 	SpanId     []byte                 `protobuf:"bytes,4,opt,name=span_id,json=spanId,proto3" json:"span_id,omitempty"`
 	Kind       SpanKind               `protobuf:"varint,5,opt,name=kind,proto3,enum=veritrace.v1.SpanKind" json:"kind,omitempty"`
-	// Unset when the payload was erased.
-	Span          *Span       `protobuf:"bytes,6,opt,name=span,proto3" json:"span,omitempty"`
-	Erased        bool        `protobuf:"varint,7,opt,name=erased,proto3" json:"erased,omitempty"`
-	Children      []*SpanNode `protobuf:"bytes,8,rep,name=children,proto3" json:"children,omitempty"`
+	// Unset when the payload was erased or cannot be decoded.
+	Span     *Span       `protobuf:"bytes,6,opt,name=span,proto3" json:"span,omitempty"`
+	Erased   bool        `protobuf:"varint,7,opt,name=erased,proto3" json:"erased,omitempty"`
+	Children []*SpanNode `protobuf:"bytes,8,rep,name=children,proto3" json:"children,omitempty"`
+	// Set when the payload is present but cannot be shown decoded
+	// (docs/FORMAT.md, "Decodable payloads").
+	DecodeError   string `protobuf:"bytes,9,opt,name=decode_error,json=decodeError,proto3" json:"decode_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -281,6 +284,13 @@ func (x *SpanNode) GetChildren() []*SpanNode {
 		return x.Children
 	}
 	return nil
+}
+
+func (x *SpanNode) GetDecodeError() string {
+	if x != nil {
+		return x.DecodeError
+	}
+	return ""
 }
 
 type GetTraceResponse struct {
@@ -644,7 +654,7 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\verrors_only\x18\t \x01(\bR\n" +
 	"errorsOnly\",\n" +
 	"\x0fGetTraceRequest\x12\x19\n" +
-	"\btrace_id\x18\x01 \x01(\fR\atraceId\"\xb3\x02\n" +
+	"\btrace_id\x18\x01 \x01(\fR\atraceId\"\xd6\x02\n" +
 	"\bSpanNode\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x12;\n" +
@@ -654,7 +664,8 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\x04kind\x18\x05 \x01(\x0e2\x16.veritrace.v1.SpanKindR\x04kind\x12&\n" +
 	"\x04span\x18\x06 \x01(\v2\x12.veritrace.v1.SpanR\x04span\x12\x16\n" +
 	"\x06erased\x18\a \x01(\bR\x06erased\x122\n" +
-	"\bchildren\x18\b \x03(\v2\x16.veritrace.v1.SpanNodeR\bchildren\"\x8e\x01\n" +
+	"\bchildren\x18\b \x03(\v2\x16.veritrace.v1.SpanNodeR\bchildren\x12!\n" +
+	"\fdecode_error\x18\t \x01(\tR\vdecodeError\"\x8e\x01\n" +
 	"\x10GetTraceResponse\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12,\n" +
 	"\x05roots\x18\x02 \x03(\v2\x16.veritrace.v1.SpanNodeR\x05roots\x121\n" +

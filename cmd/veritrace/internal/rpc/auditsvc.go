@@ -10,13 +10,13 @@ import (
 	"strings"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit"
 	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
+	"github.com/veritrace/veritrace/ledger/format"
 )
 
 type auditService struct {
@@ -134,9 +134,10 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 		n := &v1.SpanNode{Index: h.Index, LeafHash: e.LeafHash[:], AppendedAt: timestamppb.New(h.AppendedAt),
 			SpanId: h.SpanID[:], Kind: v1.SpanKind(h.SubKind), Erased: e.Erased}
 		if !e.Erased {
-			n.Span = &v1.Span{}
-			if err := proto.Unmarshal(e.Payload, n.Span); err != nil {
-				return nil, s.fail(ctx, proc, fmt.Errorf("decode span entry %d: %w", h.Index, err), nil)
+			if m, err := bundle.ParsePayload(format.KindSpan, e.Payload); err != nil {
+				n.DecodeError = err.Error()
+			} else {
+				n.Span = m.(*v1.Span)
 			}
 		}
 		nodes[h.SpanID] = n

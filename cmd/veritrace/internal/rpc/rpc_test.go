@@ -110,17 +110,21 @@ type clients struct {
 	admin     veritracev1connect.AdminServiceClient
 }
 
-// clients returns the generated clients speaking protocol ("connect" or
-// "grpc"), sending the token and, unless empty, the tenant header.
+// clients returns the generated clients speaking protocol ("connect",
+// "grpc", or "json": Connect with JSON), sending the token and, unless
+// empty, the tenant header.
 func (s *testServer) clients(protocol, tenant, token string) clients {
 	t := &http.Transport{Protocols: new(http.Protocols)}
 	t.Protocols.SetHTTP1(true)
 	t.Protocols.SetUnencryptedHTTP2(true)
 	hc := &http.Client{Transport: t}
 	var opts []connect.ClientOption
-	if protocol == "grpc" {
+	switch protocol {
+	case "grpc":
 		t.Protocols.SetHTTP1(false)
 		opts = append(opts, connect.WithGRPC())
+	case "json":
+		opts = append(opts, connect.WithProtoJSON())
 	}
 	opts = append(opts, connect.WithInterceptors(ClientHeaders(tenant, token)))
 	return clients{
@@ -278,7 +282,7 @@ func TestBadInput(t *testing.T) {
 			{"unknown status", mod(func(s *v1.Span) { s.Status.Code = 7 }), connect.CodeInvalidArgument, "spans[1].status.code"},
 			{"negative tokens", mod(func(s *v1.Span) { s.Usage.InputTokens = -1 }), connect.CodeInvalidArgument, "spans[1].usage"},
 			{"document without id", mod(func(s *v1.Span) { s.Content.Retrieval.Documents[0].Id = "" }), connect.CodeInvalidArgument, "spans[1].content.retrieval.documents[0].id"},
-			{"NaN attribute", mod(func(s *v1.Span) { s.Attributes["x"] = structpb.NewNumberValue(math.NaN()) }), connect.CodeInvalidArgument, "spans[1].attributes[x]"},
+			{"NaN attribute", mod(func(s *v1.Span) { s.Attributes["x"] = structpb.NewNumberValue(math.NaN()) }), connect.CodeInvalidArgument, `spans[1].attributes["x"]`},
 			{"oversize request", mod(func(s *v1.Span) { s.Content.SystemInstructions = strings.Repeat("x", 70<<10) }), connect.CodeResourceExhausted, ""},
 		}
 		for _, tt := range tests {

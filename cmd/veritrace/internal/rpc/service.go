@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,10 +14,10 @@ import (
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"golang.org/x/mod/sumdb/tlog"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit"
+	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
@@ -235,19 +236,52 @@ func (s *ingestService) ListVersions(ctx context.Context, req *connect.Request[v
 	return connect.NewResponse(resp), nil
 }
 
+// decodeVersion returns a version entry as a Version. A payload that
+// cannot be decoded gives a Version with the header's facts and
+// DecodeError set; only an erased payload is an error.
 func decodeVersion(e *ledger.Entry) (*v1.Version, error) {
 	if e.Erased {
 		return nil, fmt.Errorf("version entry %d: %w", e.Header.Index, ledger.ErrKeyDestroyed)
 	}
+	k := format.VersionKind(e.Header.SubKind)
 	v := &v1.Version{}
-	if err := proto.Unmarshal(e.Payload, v); err != nil {
-		return nil, fmt.Errorf("decode version entry %d: %w", e.Header.Index, err)
+	if m, err := bundle.ParsePayload(format.KindVersion, e.Payload); err != nil {
+		v.Kind, v.DecodeError = v1.VersionKind(k), err.Error()
+	} else {
+		v = m.(*v1.Version)
 	}
-	id := e.Header.Refs.Ref(format.VersionKind(e.Header.SubKind))
+	id := e.Header.Refs.Ref(k)
 	v.Id = hex.EncodeToString(id[:])
 	v.Index = e.Header.Index
 	v.RegisteredAt = timestamppb.New(e.Header.AppendedAt)
 	return v, nil
+}
+
+// entryRecord decodes an entry's payload for an answer: a Span, Version
+// or AccessRecord, or the JSON text of a tombstone, retention or hold
+// entry. A payload that is not decodable (bundle.DecodePayload's rules,
+// which every reader and the bundle verifier share) gives nil and an
+// error saying why, so that it is shown as such in every encoding.
+func entryRecord(e *ledger.Entry) (any, error) {
+	switch k := e.Header.Kind; k {
+	case format.KindVersion:
+		v, err := decodeVersion(e)
+		if err != nil || v.DecodeError != "" {
+			return nil, errors.New(v.GetDecodeError())
+		}
+		return v, nil
+	case format.KindSpan, format.KindAccess:
+		m, err := bundle.ParsePayload(k, e.Payload)
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
+	default:
+		if _, err := bundle.DecodePayload(k, e.Payload); err != nil {
+			return nil, err
+		}
+		return string(e.Payload), nil
+	}
 }
 
 type ledgerService struct{ *service }
@@ -321,27 +355,19 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 		msg.Header.AccessOutcome = v1.AccessOutcome(h.SubKind)
 	}
 	if !e.Erased {
-		switch h.Kind {
-		case format.KindSpan:
-			sp := &v1.Span{}
-			if err := proto.Unmarshal(e.Payload, sp); err != nil {
-				return nil, s.fail(ctx, proc, fmt.Errorf("decode span entry %d: %w", h.Index, err), nil)
-			}
-			msg.Record = &v1.Entry_Span{Span: sp}
-		case format.KindVersion:
-			v, err := decodeVersion(e)
-			if err != nil {
-				return nil, s.fail(ctx, proc, err, nil)
-			}
-			msg.Record = &v1.Entry_Version{Version: v}
-		case format.KindAccess:
-			a := &v1.AccessRecord{}
-			if err := proto.Unmarshal(e.Payload, a); err != nil {
-				return nil, s.fail(ctx, proc, fmt.Errorf("decode access entry %d: %w", h.Index, err), nil)
-			}
-			msg.Record = &v1.Entry_Access{Access: a}
-		default: // tombstone, retention and hold entries carry JSON
-			msg.Record = &v1.Entry_RecordJson{RecordJson: string(e.Payload)}
+		record, err := entryRecord(e)
+		if err != nil {
+			msg.DecodeError = err.Error()
+		}
+		switch r := record.(type) {
+		case *v1.Span:
+			msg.Record = &v1.Entry_Span{Span: r}
+		case *v1.Version:
+			msg.Record = &v1.Entry_Version{Version: r}
+		case *v1.AccessRecord:
+			msg.Record = &v1.Entry_Access{Access: r}
+		case string:
+			msg.Record = &v1.Entry_RecordJson{RecordJson: r}
 		}
 	}
 	return connect.NewResponse(&v1.GetEntryResponse{Entry: msg}), nil

@@ -2,14 +2,15 @@ package rpc
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/veritrace/veritrace/audit"
+	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
@@ -156,40 +157,24 @@ func validateSpan(f string, s *v1.Span) error {
 	if len(s.GetAttributes()) > maxAttributes {
 		return invalid(f+".attributes", "%d attributes, at most %d", len(s.GetAttributes()), maxAttributes)
 	}
-	for k, v := range s.GetAttributes() {
+	for k := range s.GetAttributes() {
 		if err := checkString(f+".attributes", k, true); err != nil {
 			return invalid(f+".attributes", "attribute name %q: empty or too long", truncate(k))
 		}
-		if !finiteValue(v, 0) {
-			return invalid(f+".attributes["+truncate(k)+"]", "numbers must be finite and values nested at most 32 deep")
+	}
+	// What is stored must have a lossless JSON form, so that every reader
+	// and every evidence bundle can show it: no unknown fields (binary
+	// requests keep them; JSON requests drop them in the codec), every
+	// attribute value of a known kind, finite and nested at most
+	// bundle.MaxValueDepth deep.
+	if err := bundle.CheckMessage(s); err != nil {
+		var pe *bundle.PayloadError
+		if errors.As(err, &pe) && pe.Path != "" {
+			return invalid(f+"."+pe.Path, "%s", pe.Reason)
 		}
+		return invalid(f, "%v", err)
 	}
 	return nil
-}
-
-// finiteValue reports whether a JSON-like value holds only finite numbers
-// and nests at most 32 deep.
-func finiteValue(v *structpb.Value, depth int) bool {
-	if depth > 32 {
-		return false
-	}
-	switch k := v.GetKind().(type) {
-	case *structpb.Value_NumberValue:
-		return finite(k.NumberValue)
-	case *structpb.Value_ListValue:
-		for _, e := range k.ListValue.GetValues() {
-			if !finiteValue(e, depth+1) {
-				return false
-			}
-		}
-	case *structpb.Value_StructValue:
-		for _, e := range k.StructValue.GetFields() {
-			if !finiteValue(e, depth+1) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func checkID(field string, b []byte, size int, required bool) error {
