@@ -17,6 +17,12 @@ import (
 // ErrNothingSelected is returned when a selector matches no trace.
 var ErrNothingSelected = errors.New("no trace matches the selector")
 
+// ErrErasureInProgress is returned when an entry to export has been erased
+// but the tombstone naming it is not yet in the log: an erasure or sweep is
+// running. A bundle without that tombstone would not verify; export again
+// once it is done.
+var ErrErasureInProgress = errors.New("an erasure of entries of this selection is in progress; export again in a moment")
+
 // MaxExportTraces bounds the traces one bundle holds.
 const MaxExportTraces = 100_000
 
@@ -137,7 +143,10 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 			if _, err := add(e); err != nil {
 				return nil, err
 			}
-			if e.ErasedBy != nil && *e.ErasedBy < cp.Size && !tombstones[*e.ErasedBy] {
+			if e.Erased && (e.ErasedBy == nil || *e.ErasedBy >= cp.Size) {
+				return nil, fmt.Errorf("entry %d: %w", i, ErrErasureInProgress)
+			}
+			if e.ErasedBy != nil && !tombstones[*e.ErasedBy] {
 				tombstones[*e.ErasedBy] = true
 				tombstoneIdxs = append(tombstoneIdxs, *e.ErasedBy)
 			}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/veritrace/veritrace/ledger"
@@ -50,7 +51,10 @@ type Erasure struct {
 	// Held lists the entries selected but kept by a hold.
 	Held      []format.HeldEntry `json:"held,omitempty"`
 	Keys      []string           `json:"keys"` // data key ids (hex) to destroy
-	Tombstone *uint64            `json:"tombstone,omitempty"`
+	// Tombstone is the first tombstone written, Tombstones all of them
+	// (format.MaxTombstoneNames entries each at most).
+	Tombstone  *uint64  `json:"tombstone,omitempty"`
+	Tombstones []uint64 `json:"tombstones,omitempty"`
 	// Receipt and ReceiptSig are set once done.
 	Receipt    json.RawMessage `json:"receipt,omitempty"`
 	ReceiptSig string          `json:"receipt_sig,omitempty"`
@@ -71,7 +75,10 @@ type Receipt struct {
 	CompletedAt time.Time               `json:"completed_at"`
 	Erased      []format.TombstoneEntry `json:"erased"`
 	Held        []format.HeldEntry      `json:"held,omitempty"`
-	Tombstone   uint64                  `json:"tombstone_index"`
+	// Tombstone is the first tombstone's index, Tombstones every one's: a
+	// request naming more than format.MaxTombstoneNames entries has several.
+	Tombstone  uint64   `json:"tombstone_index"`
+	Tombstones []uint64 `json:"tombstone_indexes"`
 	// Checkpoint is the signed checkpoint after the tombstone was appended.
 	Checkpoint string `json:"checkpoint"`
 }
@@ -207,6 +214,10 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 // are destroyed and before its tombstone is appended.
 var testHookAfterShred func() error
 
+// testHookAfterTombstonePart, when set by tests, runs after each part of a
+// tombstone is appended.
+var testHookAfterTombstonePart func(part int) error
+
 // complete carries out a persisted erasure or sweep plan. Every step is
 // idempotent, so that an interrupted one can be completed by running it
 // again. It is not cancelled by ctx: once keys may be destroyed, it runs to
@@ -238,26 +249,12 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 			return err
 		}
 	}
-	ts := &format.Tombstone{Reason: "erasure", RequestID: er.ID, LegalBasis: er.LegalBasis, Ticket: er.Ticket,
-		Why: er.Reason, RequestedBy: er.RequestedBy, Held: er.Held}
-	sub := format.TombstoneErasure
-	if er.Kind == "expiry" {
-		ts.Reason, sub = "expiry", format.TombstoneExpiry
-	}
-	for _, i := range er.Erase {
-		e, err := s.L.GetEntry(ctx, er.Tenant, i)
-		if err != nil {
-			return err
-		}
-		ts.Erased = append(ts.Erased, format.TombstoneEntry{Index: i, LeafHash: hex.EncodeToString(e.LeafHash[:])})
-	}
-	idx, err := s.appendRecord(ctx, er.Tenant, format.KindTombstone, sub, recordID(ts.Reason, er.Tenant, er.ID), ts)
+	ts, idxs, err := s.writeTombstones(ctx, er)
 	if err != nil {
-		return fmt.Errorf("%s %s: tombstone: %w", ts.Reason, er.ID, err)
-	}
-	if err := s.L.MarkErased(ctx, er.Tenant, er.Erase, idx); err != nil {
 		return err
 	}
+	idx := idxs[0]
+	er.Tombstones = idxs
 	if er.Kind == "expiry" {
 		er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
 		s.log().InfoContext(ctx, "sweep", "tenant", er.Tenant, "expired", len(er.Erase), "held", len(er.Held), "tombstone", idx)
@@ -270,7 +267,7 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
 	rc := Receipt{Format: "veritrace-erasure-receipt/v1", RequestID: er.ID, Origin: cp.Origin, Tenant: er.Tenant, Selector: er.Selector,
 		LegalBasis: er.LegalBasis, Ticket: er.Ticket, RequestedBy: er.RequestedBy, RequestedAt: er.RequestedAt,
-		CompletedAt: er.CompletedAt, Erased: ts.Erased, Held: er.Held, Tombstone: idx, Checkpoint: string(cp.Note)}
+		CompletedAt: er.CompletedAt, Erased: ts.Erased, Held: er.Held, Tombstone: idx, Tombstones: idxs, Checkpoint: string(cp.Note)}
 	if rc.Erased == nil {
 		rc.Erased = []format.TombstoneEntry{}
 	}
@@ -288,6 +285,61 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	s.log().InfoContext(ctx, "erasure done", "tenant", er.Tenant, "request_id", er.ID, "erased", len(er.Erase), "held", len(er.Held), "tombstone", idx)
 	s.L.RequestValueLogGC()
 	return nil
+}
+
+// writeTombstones appends the tombstones of a carried-out plan, parts of at
+// most format.MaxTombstoneNames entries each, and marks each erased entry
+// with the part that names it. It returns the whole tombstone (every part's
+// lists together) and the parts' indexes. Each part has an identity of its
+// own and the same content every time, so that writing them again after an
+// interruption appends nothing twice.
+func (s *Service) writeTombstones(ctx context.Context, er *Erasure) (*format.Tombstone, []uint64, error) {
+	all := &format.Tombstone{Reason: "erasure", RequestID: er.ID, LegalBasis: er.LegalBasis, Ticket: er.Ticket,
+		Why: er.Reason, RequestedBy: er.RequestedBy, Held: er.Held}
+	sub := format.TombstoneErasure
+	if er.Kind == "expiry" {
+		all.Reason, sub = "expiry", format.TombstoneExpiry
+	}
+	for _, i := range er.Erase {
+		e, err := s.L.GetEntry(ctx, er.Tenant, i)
+		if err != nil {
+			return nil, nil, err
+		}
+		all.Erased = append(all.Erased, format.TombstoneEntry{Index: i, LeafHash: hex.EncodeToString(e.LeafHash[:])})
+	}
+	names := len(all.Erased) + len(all.Held)
+	parts := max(1, (names+format.MaxTombstoneNames-1)/format.MaxTombstoneNames)
+	var idxs []uint64
+	erased, held := all.Erased, all.Held
+	for part := 1; part <= parts; part++ {
+		ts := *all
+		ts.Part, ts.Parts = part, parts
+		n := min(len(erased), format.MaxTombstoneNames)
+		ts.Erased, erased = erased[:n], erased[n:]
+		m := min(len(held), format.MaxTombstoneNames-n)
+		ts.Held, held = held[:m], held[m:]
+		if ts.Erased == nil {
+			ts.Erased = []format.TombstoneEntry{}
+		}
+		idx, err := s.appendRecord(ctx, er.Tenant, format.KindTombstone, sub, recordID(ts.Reason, er.Tenant, er.ID, "part", strconv.Itoa(part)), &ts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s %s: tombstone %d of %d: %w", ts.Reason, er.ID, part, parts, err)
+		}
+		marked := make([]uint64, len(ts.Erased))
+		for j, te := range ts.Erased {
+			marked[j] = te.Index
+		}
+		if err := s.L.MarkErased(ctx, er.Tenant, marked, idx); err != nil {
+			return nil, nil, err
+		}
+		idxs = append(idxs, idx)
+		if testHookAfterTombstonePart != nil {
+			if err := testHookAfterTombstonePart(part); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return all, idxs, nil
 }
 
 // ErasureStatus returns an erasure request's state and, once done, its

@@ -249,8 +249,11 @@ func (s *auditService) ExportBundle(ctx context.Context, req *connect.Request[v1
 	}
 	out := &chunkSender{stream: stream, buf: make([]byte, 0, exportChunk)}
 	_, err = s.export.Export(ctx, audit.ExportRequest{Tenant: tenant, Selector: sel, Query: q, KnownSize: req.Msg.GetKnownTreeSize()}, out)
-	if errors.Is(err, audit.ErrNothingSelected) {
+	switch {
+	case errors.Is(err, audit.ErrNothingSelected):
 		return connect.NewError(connect.CodeNotFound, fmt.Errorf("selector: %v", err))
+	case errors.Is(err, audit.ErrErasureInProgress):
+		return connect.NewError(connect.CodeUnavailable, audit.ErrErasureInProgress)
 	}
 	if err != nil {
 		return s.fail(ctx, proc, err, nil)
