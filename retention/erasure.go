@@ -49,8 +49,8 @@ type Erasure struct {
 	// Erase lists the entries erased (or, in a dry run, to be erased).
 	Erase []uint64 `json:"erase"`
 	// Held lists the entries selected but kept by a hold.
-	Held      []format.HeldEntry `json:"held,omitempty"`
-	Keys      []string           `json:"keys"` // data key ids (hex) to destroy
+	Held []format.HeldEntry `json:"held,omitempty"`
+	Keys []string           `json:"keys"` // data key ids (hex) to destroy
 	// Tombstone is the first tombstone written, Tombstones all of them
 	// (format.MaxTombstoneNames entries each at most).
 	Tombstone  *uint64  `json:"tombstone,omitempty"`
