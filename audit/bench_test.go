@@ -25,7 +25,7 @@ const (
 	benchSpansPerTrace = 10
 )
 
-func benchFixture(b *testing.B) *fixture {
+func benchFixture(b testing.TB) *fixture {
 	f := newFixture(b)
 	prompt := f.registerPrompt(b, "v1")
 	for tr := 0; tr < benchTraces; tr++ {

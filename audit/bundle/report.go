@@ -112,15 +112,25 @@ func NewReportWriter(w io.Writer, info ReportInfo, versions []*Entry) *ReportWri
 	return r
 }
 
+// Fits reports whether a trace of n spans is shown in detail; a trace
+// that does not is only listed (Omitted), and its entries need not be read.
+func (r *ReportWriter) Fits(n int) bool { return r.shown+n <= MaxReportSpans }
+
+// Omitted lists a trace whose spans the report does not show.
+func (r *ReportWriter) Omitted(trace [16]byte) {
+	if r.err == nil {
+		r.err = reportTmpl.ExecuteTemplate(r.w, "trace", traceView{ID: hex.EncodeToString(trace[:]), Omitted: true})
+	}
+}
+
 // Trace adds one trace's decision path; entries are its span entries.
 func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 	if r.err != nil {
 		return
 	}
 	tv := traceView{ID: hex.EncodeToString(trace[:])}
-	if r.shown+len(entries) > MaxReportSpans {
-		tv.Omitted = true
-		r.err = reportTmpl.ExecuteTemplate(r.w, "trace", tv)
+	if !r.Fits(len(entries)) {
+		r.Omitted(trace)
 		return
 	}
 	r.shown += len(entries)

@@ -11,8 +11,6 @@ import (
 	"hash"
 	"io"
 	"sync"
-
-	"github.com/veritrace/veritrace/ledger/format"
 )
 
 // Writer writes a bundle as a stream: entry files first, then the
@@ -20,32 +18,42 @@ import (
 // manifest and its signature. It holds one file at a time in memory plus
 // the manifest's list of files.
 type Writer struct {
-	zw      *zip.Writer
-	m       Manifest
-	written int64 // uncompressed bytes of the files so far
+	zw       *zip.Writer
+	compress Compressor
+	m        Manifest
+	written  int64 // uncompressed bytes of the files so far
 }
 
+// Compressor returns a DEFLATE (RFC 1951) compressor writing to out;
+// Close flushes it. It must be safe for concurrent use.
+type Compressor func(out io.Writer) io.WriteCloser
+
 // NewWriter starts a bundle. m must have Origin, Tenant, LogKey,
-// CreatedAt, Selector and TreeSize set.
-func NewWriter(w io.Writer, m Manifest) *Writer {
+// CreatedAt, Selector and TreeSize set. compress compresses the files;
+// nil means the standard library's compress/flate at its fastest level
+// (entry files are small and mostly base64 and hex: it loses little size
+// and saves most of the time).
+func NewWriter(w io.Writer, m Manifest, compress Compressor) *Writer {
 	m.Format = Format
 	m.Entries, m.Files, m.Traces = nil, nil, nil
+	if compress == nil {
+		compress = func(out io.Writer) io.WriteCloser { return getFlate(out) }
+	}
 	zw := zip.NewWriter(w)
-	// Entry files are small and mostly base64: the fastest level loses
-	// little size and saves most of the time.
-	zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
-		fw, _ := flatePool.Get().(*flate.Writer)
-		if fw == nil {
-			var err error
-			if fw, err = flate.NewWriter(out, flate.BestSpeed); err != nil {
-				return nil, err
-			}
-		} else {
-			fw.Reset(out)
-		}
-		return &pooledFlate{fw}, nil
-	})
-	return &Writer{zw: zw, m: m}
+	zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) { return compress(out), nil })
+	return &Writer{zw: zw, compress: compress, m: m}
+}
+
+// getFlate returns a pooled compressor writing to out; Close returns it to
+// the pool.
+func getFlate(out io.Writer) *pooledFlate {
+	fw, _ := flatePool.Get().(*flate.Writer)
+	if fw == nil {
+		fw, _ = flate.NewWriter(out, flate.BestSpeed) // cannot fail at this level
+	} else {
+		fw.Reset(out)
+	}
+	return &pooledFlate{fw}
 }
 
 // flatePool reuses compressors across files: each holds about a megabyte.
@@ -102,32 +110,33 @@ var ErrTooLarge = errors.New("the bundle would exceed the verifier's limits")
 // AddEntry writes an entry file. Decoded is filled from the payload, or
 // Undecodable when the payload has no decoded form (DecodePayload).
 func (w *Writer) AddEntry(e *Entry) error {
-	h, err := format.ParseHeader(e.Header)
+	p, err := w.Prepare(e)
 	if err != nil {
 		return err
 	}
+	return w.AddPrepared(p)
+}
+
+// AddPrepared writes an entry file prepared by Prepare.
+func (w *Writer) AddPrepared(p *PreparedEntry) error {
 	if len(w.m.Entries) == MaxEntries {
 		return fmt.Errorf("%w: more than %d entries", ErrTooLarge, MaxEntries)
 	}
-	e.Decoded, e.Undecodable = nil, ""
-	if !e.Erased {
-		if e.Decoded, err = DecodePayload(h.Kind, e.Payload); err != nil {
-			e.Undecodable = err.Error()
-		}
+	if w.written += int64(p.size); w.written > MaxBundleBytes {
+		return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, uint64(MaxBundleBytes))
 	}
-	b, err := json.Marshal(e) // one line: indenting costs a third of an export
+	name := EntryFile(p.Index)
+	zf, err := w.zw.CreateRaw(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: w.m.CreatedAt,
+		CRC32: p.crc32, CompressedSize64: uint64(len(p.compressed)), UncompressedSize64: uint64(p.size)})
 	if err != nil {
-		return fmt.Errorf("entry %d: %w", e.Index, err)
-	}
-	if len(b)+1 > MaxEntryFileBytes {
-		return fmt.Errorf("%w: entry %d's file would be %d bytes, more than %d", ErrTooLarge, e.Index, len(b)+1, MaxEntryFileBytes)
-	}
-	name := EntryFile(e.Index)
-	w.m.Entries = append(w.m.Entries, EntryRef{Index: e.Index, Kind: h.Kind.String(), File: name})
-	return w.file(name, func(out io.Writer) error {
-		_, err := out.Write(append(b, '\n'))
 		return err
-	})
+	}
+	if _, err := zf.Write(p.compressed); err != nil {
+		return err
+	}
+	w.m.Entries = append(w.m.Entries, EntryRef{Index: p.Index, Kind: p.Kind.String(), File: name})
+	w.m.Files = append(w.m.Files, FileDigest{Name: name, SHA256: hex.EncodeToString(p.sha256[:])})
+	return nil
 }
 
 // AddCheckpoint writes the signed checkpoint the proofs are made against.

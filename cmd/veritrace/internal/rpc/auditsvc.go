@@ -122,6 +122,9 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 	var trace [16]byte
 	copy(trace[:], req.Msg.GetTraceId())
 	p, err := s.search.DecisionPath(ctx, tenant, trace)
+	if errors.Is(err, audit.ErrTraceTooLarge) {
+		return nil, connect.NewError(connect.CodeResourceExhausted, err)
+	}
 	if err != nil {
 		return nil, s.fail(ctx, proc, err, nil)
 	}
