@@ -352,7 +352,7 @@ pre{white-space:pre-wrap;background:#f4f5f7;border-radius:4px;padding:8px;margin
 <div class="muted">Tenant <b>{{.Info.Tenant}}</b> · log <code>{{.Info.Origin}}</code> · exported {{.Info.CreatedAt.UTC.Format "2006-01-02 15:04:05 MST"}} · {{.Info.Traces}} trace(s)</div>
 <div class="card">
 <table>
-<tr><th>Selector</th><td>{{with .Info.Selector}}{{if .TraceID}}trace <code>{{.TraceID}}</code> {{end}}{{if .SessionID}}session <code>{{.SessionID}}</code> {{end}}{{if .SubjectID}}subject <code>{{.SubjectID}}</code> {{end}}{{if not .From.IsZero}}from {{.From.UTC.Format "2006-01-02T15:04:05Z"}} {{end}}{{if not .To.IsZero}}to {{.To.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}{{end}}</td></tr>
+<tr><th>Selector</th><td>{{with .Info.Selector}}{{if .TraceID}}trace <code>{{.TraceID}}</code> {{end}}{{if .SessionID}}session <code>{{.SessionID}}</code> {{end}}{{if .SubjectID}}subject <code>{{.SubjectID}}</code> {{end}}{{if not .From.IsZero}}from {{.From.UTC.Format "2006-01-02T15:04:05Z"}} {{end}}{{if not .To.IsZero}}to {{.To.UTC.Format "2006-01-02T15:04:05Z"}} {{end}}{{if .VersionID}}version <code>{{.VersionID}}</code> {{end}}{{if .Kind}}kind {{.Kind}} {{end}}{{if .Model}}model <code>{{.Model}}</code> {{end}}{{if .ErrorsOnly}}errors only{{end}}{{end}} <span class="muted">(times are when the ledger appended the span)</span></td></tr>
 <tr><th>Checkpoint</th><td>tree size {{.Info.TreeSize}}, root <code>{{.Info.Root}}</code></td></tr>
 <tr><th>Log key</th><td><code>{{.Info.LogKey}}</code></td></tr>
 </table></div>

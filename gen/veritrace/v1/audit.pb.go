@@ -534,8 +534,8 @@ func (x *QueryTracesResponse) GetNextPageToken() string {
 
 type ExportBundleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Which traces: at least one of trace_id, session_id, subject_id, from
-	// or to must be set.
+	// Which traces: at least one condition must be set. Every condition is
+	// recorded in the bundle's manifest and report.
 	Selector *TraceQuery `protobuf:"bytes,1,opt,name=selector,proto3" json:"selector,omitempty"`
 	// The size of a checkpoint the auditor already holds; the bundle then
 	// carries a consistency proof from it to the bundle's checkpoint.

@@ -104,12 +104,14 @@ func toQuery(field string, q *v1.TraceQuery) (audit.Query, bundle.Selector, erro
 			return out, sel, invalid(field+".version_id", "%v", err)
 		}
 		out.VersionID = id
+		sel.VersionID = q.GetVersionId()
 	}
 	if k := q.GetKind(); k < 0 || k > v1.SpanKind_SPAN_KIND_OTHER {
 		return out, sel, invalid(field+".kind", "unknown span kind %d", k)
 	}
 	out.Kind = uint8(q.GetKind())
 	out.ErrorsOnly = q.GetErrorsOnly()
+	sel.Kind, sel.Model, sel.ErrorsOnly = bundle.SpanKindName(out.Kind), out.Model, out.ErrorsOnly
 	return out, sel, nil
 }
 
@@ -242,13 +244,12 @@ func (c *chunkSender) flush() error {
 func (s *auditService) ExportBundle(ctx context.Context, req *connect.Request[v1.ExportBundleRequest], stream *connect.ServerStream[v1.ExportBundleResponse]) error {
 	const proc = veritracev1connect.AuditServiceExportBundleProcedure
 	_, tenant := principalFrom(ctx)
-	sq := req.Msg.GetSelector()
-	if len(sq.GetTraceId()) == 0 && sq.GetSessionId() == "" && sq.GetSubjectId() == "" && sq.GetFrom() == nil && sq.GetTo() == nil {
-		return invalid("selector", "name a trace_id, session_id, subject_id or a time range (from, to)")
-	}
-	q, sel, err := toQuery("selector", sq)
+	q, sel, err := toQuery("selector", req.Msg.GetSelector())
 	if err != nil {
 		return err
+	}
+	if sel == (bundle.Selector{}) {
+		return invalid("selector", "name at least one condition: trace_id, session_id, subject_id, from, to, version_id, kind, model or errors_only")
 	}
 	out := &chunkSender{stream: stream, buf: make([]byte, 0, exportChunk)}
 	_, err = s.export.Export(ctx, audit.ExportRequest{Tenant: tenant, Selector: sel, Query: q, KnownSize: req.Msg.GetKnownTreeSize()}, out)
