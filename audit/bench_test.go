@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger"
@@ -41,6 +43,16 @@ func benchFixture(b testing.TB) *fixture {
 		for i, s := range specs {
 			recs[i] = s.record()
 			recs[i].TraceID[0], recs[i].TraceID[1] = byte((tr+1)>>8), byte(tr+1) // 1000 distinct, non-zero traces
+			sp := &v1.Span{}
+			if err := proto.Unmarshal(recs[i].Payload, sp); err != nil {
+				b.Fatal(err)
+			}
+			sp.TraceId = recs[i].TraceID[:] // the payload says what the header says
+			payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(sp)
+			if err != nil {
+				b.Fatal(err)
+			}
+			recs[i].Payload = payload
 		}
 		if _, err := f.l.Append(context.Background(), "default", recs); err != nil {
 			b.Fatal(err)

@@ -363,3 +363,32 @@ func BenchmarkFuzzVerifyInput(b *testing.B) {
 		Verify(bytes.NewReader(bb), int64(len(bb)), fb.verifier, fb.pinned)
 	}
 }
+
+// FuzzParseEntry checks the verifier's entry file parser against
+// encoding/json: whatever it accepts, encoding/json (unknown fields
+// disallowed) accepts with the same result.
+func FuzzParseEntry(f *testing.F) {
+	fb := newFuzzBundle(f)
+	for _, name := range fb.names {
+		if strings.HasPrefix(name, EntryDir) {
+			f.Add(fb.parts[name])
+		}
+	}
+	f.Add([]byte(`{"index":1,"header":"AQ==","leaf_hash":"` + strings.Repeat("ab", 32) + `","inclusion_proof":null,"decoded":null,"undecodable":"a\u00e9\ud83d\ude00\\\"x"}`))
+	f.Add([]byte(`{"ind\u0065x":0,"erased":true}  `))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast, slow Entry
+		err := parseEntry(b, &fast)
+		if err != nil {
+			return
+		}
+		if err := strictJSON(b, &slow); err != nil {
+			t.Fatalf("parseEntry accepts what encoding/json refuses (%v): %q", err, b)
+		}
+		fj, _ := json.Marshal(&fast)
+		sj, _ := json.Marshal(&slow)
+		if !bytes.Equal(fj, sj) || !bytes.Equal(fast.Decoded, slow.Decoded) {
+			t.Fatalf("parseEntry and encoding/json differ on %q:\n%s\n%s", b, fj, sj)
+		}
+	})
+}

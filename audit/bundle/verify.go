@@ -666,7 +666,7 @@ func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, res *
 		res.passed[ecFiles] = true
 	}
 	var e Entry
-	if err := strictJSON(b, &e); err != nil {
+	if err := parseEntry(b, &e); err != nil {
 		res.fail(CheckHeaders, "entry %d: %s is not an entry file: %v", ref.Index, ref.File, err)
 		return
 	}

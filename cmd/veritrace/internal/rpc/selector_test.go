@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/policy"
 )
 
@@ -68,5 +71,59 @@ func TestExportRecordsEverySelector(t *testing.T) {
 	// A selector of a model alone exports too.
 	if _, err := readBundle(ctx, aud, &v1.TraceQuery{Model: "gpt-4o"}, 0); err != nil {
 		t.Errorf("export by model alone = %v", err)
+	}
+}
+
+// headerRecorder records the headers of the responses it carries.
+type headerRecorder struct {
+	rt      http.RoundTripper
+	mu      sync.Mutex
+	headers []http.Header
+}
+
+func (h *headerRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := h.rt.RoundTrip(r)
+	if err == nil {
+		h.mu.Lock()
+		h.headers = append(h.headers, resp.Header.Clone())
+		h.mu.Unlock()
+	}
+	return resp, err
+}
+
+// TestExportIsNotCompressedTwice: a bundle is a zip of compressed files;
+// the stream carrying it must not be gzipped again for a client that
+// accepts gzip (Connect clients do by default).
+func TestExportIsNotCompressedTwice(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	app := s.clients("connect", "", s.key(t, policy.Ingester, "default"))
+	if _, err := app.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}})); err != nil {
+		t.Fatal(err)
+	}
+	rec := &headerRecorder{rt: http.DefaultTransport}
+	c := veritracev1connect.NewAuditServiceClient(&http.Client{Transport: rec}, s.url,
+		connect.WithInterceptors(ClientHeaders("", s.key(t, policy.Auditor, "default"))))
+	st, err := c.ExportBundle(ctx, connect.NewRequest(&v1.ExportBundleRequest{Selector: &v1.TraceQuery{SubjectId: "customer-42"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for st.Receive() {
+	}
+	if err := st.Err(); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if _, err := c.QueryTraces(ctx, connect.NewRequest(&v1.QueryTracesRequest{Query: &v1.TraceQuery{}})); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.headers) != 2 {
+		t.Fatalf("%d responses recorded", len(rec.headers))
+	}
+	if enc := rec.headers[0].Get("Connect-Content-Encoding"); enc != "" && enc != "identity" {
+		t.Errorf("ExportBundle's stream is compressed with %q", enc)
+	}
+	if acc := rec.headers[1].Get("Accept-Encoding") + rec.headers[1].Get("Connect-Accept-Encoding"); !strings.Contains(acc, "gzip") {
+		t.Errorf("QueryTraces no longer offers gzip (%q)", acc)
 	}
 }
