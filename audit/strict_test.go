@@ -255,6 +255,9 @@ func TestVerifierBoundsWork(t *testing.T) {
 		{"unknown field in the manifest", bundle.CheckManifest, "unknown field", rezipManifest(t, f, good, func(mb []byte) []byte {
 			return bytes.Replace(mb, []byte(`"format"`), []byte(`"verified_by": "the server", "format"`), 1)
 		})},
+		{"a manifest member twice", bundle.CheckManifest, `member "tree_size" appears twice`, rezipManifest(t, f, good, func(mb []byte) []byte {
+			return bytes.Replace(mb, []byte(`"format"`), []byte(`"tree_size": 1, "format"`), 1)
+		})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

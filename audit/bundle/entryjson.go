@@ -91,8 +91,9 @@ func parseEntry(b []byte, e *Entry) error {
 }
 
 type jsonParser struct {
-	b []byte
-	i int
+	b      []byte
+	i      int
+	unique bool // skip refuses an object naming a member twice
 }
 
 func (p *jsonParser) errorf(format string, args ...any) error {
@@ -348,6 +349,17 @@ func (p *jsonParser) hashes() ([]Hex, error) {
 // own limit does.
 const maxValueNesting = 10000
 
+// noDuplicateMembers checks that b is one JSON value, followed by nothing
+// but whitespace, in which no object names a member twice.
+func noDuplicateMembers(b []byte) error {
+	p := &jsonParser{b: b, unique: true}
+	p.ws()
+	if err := p.skip(0); err != nil {
+		return err
+	}
+	return p.end()
+}
+
 // value checks one JSON value's syntax and returns its bytes.
 func (p *jsonParser) value() ([]byte, error) {
 	start := p.i
@@ -371,10 +383,21 @@ func (p *jsonParser) skip(depth int) error {
 		if p.eat('}') {
 			return nil
 		}
+		var names map[string]bool
+		if p.unique {
+			names = map[string]bool{}
+		}
 		for {
 			p.ws()
-			if _, err := p.str(); err != nil {
+			name, err := p.str()
+			if err != nil {
 				return err
+			}
+			if names != nil {
+				if names[name] {
+					return p.errorf("member %q appears twice", name)
+				}
+				names[name] = true
 			}
 			p.ws()
 			if !p.eat(':') {

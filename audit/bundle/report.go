@@ -8,14 +8,40 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger/format"
 )
 
-// MaxReportSpans bounds the spans a report shows in detail; traces past it
-// are listed by id only.
-const MaxReportSpans = 2000
+// The report is bounded, so that it never exceeds MaxReportBytes: at most
+// MaxReportSpans spans in detail (traces past it are listed by id, at most
+// maxOmittedListed of them), each text clipped to maxViewText bytes, at
+// most maxViewItems messages or documents a span, at most maxVersionsShown
+// versions. What is clipped is in the entry files, and the report says so.
+const (
+	MaxReportSpans   = 2000
+	maxOmittedListed = 10_000
+	maxViewText      = 2048
+	maxViewItems     = 20
+	maxVersionsShown = 1000
+)
+
+// clip returns s cut to maxViewText bytes (at a character boundary), saying
+// so.
+func clip(s string) string {
+	if len(s) <= maxViewText {
+		return s
+	}
+	cut := maxViewText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d bytes in all; the whole text is in the entry file)", len(s))
+}
+
+// firstItems returns the first maxViewItems of xs.
+func firstItems[T any](xs []T) []T { return xs[:min(len(xs), maxViewItems)] }
 
 // ReportInfo is what the report says about the bundle as a whole.
 type ReportInfo struct {
@@ -32,13 +58,13 @@ type ReportWriter struct {
 	w        io.Writer
 	versions map[[32]byte]*versionView
 	shown    int
+	omitted  int // traces not shown in detail
 	err      error
 }
 
 type versionView struct {
 	ID, Kind, Name, Label, MediaType, Preview string
 	Index                                     uint64
-	Truncated                                 bool
 }
 
 type msgView struct{ Role, Text string }
@@ -57,14 +83,15 @@ type spanView struct {
 	System                        string
 	Inputs, Outputs               []msgView
 	RetrievalQuery, DataSource    string
-	Docs                          []*v1.Document
-	Tool                          *v1.ToolCall
+	Docs                          []docView
+	Tool                          *toolView
 	Guardrail, GuardrailOutcome   string
 	GuardrailDetail               string
 	Versions                      []string
 	Erased                        bool
 	Undecodable                   string
 	Error                         bool
+	Clipped                       bool // more messages or documents than shown
 }
 
 type traceView struct {
@@ -97,18 +124,14 @@ func NewReportWriter(w io.Writer, info ReportInfo, versions []*Entry) *ReportWri
 			continue
 		}
 		v := m.(*v1.Version)
-		preview := string(v.GetContent())
-		vv := &versionView{ID: hex.EncodeToString(id[:]), Kind: format.VersionKind(h.SubKind).String(), Name: v.GetName(),
-			Label: v.GetLabel(), MediaType: v.GetMediaType(), Index: h.Index}
-		if len(preview) > 4000 {
-			preview, vv.Truncated = preview[:4000], true
-		}
-		vv.Preview = preview
+		vv := &versionView{ID: hex.EncodeToString(id[:]), Kind: format.VersionKind(h.SubKind).String(), Name: clip(v.GetName()),
+			Label: clip(v.GetLabel()), MediaType: clip(v.GetMediaType()), Index: h.Index, Preview: clip(string(v.GetContent()))}
 		r.versions[id] = vv
 		vs = append(vs, vv)
 	}
 	sort.Slice(vs, func(i, j int) bool { return vs[i].Index < vs[j].Index })
-	r.err = reportTmpl.ExecuteTemplate(w, "head", map[string]any{"Info": info, "Versions": vs})
+	more := max(0, len(vs)-maxVersionsShown)
+	r.err = reportTmpl.ExecuteTemplate(w, "head", map[string]any{"Info": info, "Versions": vs[:len(vs)-more], "MoreVersions": more})
 	return r
 }
 
@@ -118,7 +141,7 @@ func (r *ReportWriter) Fits(n int) bool { return r.shown+n <= MaxReportSpans }
 
 // Omitted lists a trace whose spans the report does not show.
 func (r *ReportWriter) Omitted(trace [16]byte) {
-	if r.err == nil {
+	if r.omitted++; r.err == nil && r.omitted <= maxOmittedListed {
 		r.err = reportTmpl.ExecuteTemplate(r.w, "trace", traceView{ID: hex.EncodeToString(trace[:]), Omitted: true})
 	}
 }
@@ -243,7 +266,7 @@ func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span, undecoda
 		sv.Name, sv.Undecodable = "(payload not decodable)", undecodable
 		return sv
 	}
-	sv.Name, sv.Session, sv.Subject = s.GetName(), s.GetSessionId(), s.GetSubjectId()
+	sv.Name, sv.Session, sv.Subject = clip(s.GetName()), clip(s.GetSessionId()), clip(s.GetSubjectId())
 	if st, et := s.GetStartTime(), s.GetEndTime(); st != nil && et != nil {
 		sv.Start = st.AsTime().UTC().Format("15:04:05.000")
 		sv.Duration = et.AsTime().Sub(st.AsTime()).String()
@@ -254,12 +277,12 @@ func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span, undecoda
 	case v1.StatusCode_STATUS_CODE_OK:
 		sv.Status = "ok"
 	}
-	sv.StatusMsg = s.GetStatus().GetMessage()
+	sv.StatusMsg = clip(s.GetStatus().GetMessage())
 	if m := s.GetModel(); m != nil {
-		sv.Provider = m.GetProvider()
-		sv.Model = m.GetRequestModel()
+		sv.Provider = clip(m.GetProvider())
+		sv.Model = clip(m.GetRequestModel())
 		if m.GetResponseModel() != "" && m.GetResponseModel() != m.GetRequestModel() {
-			sv.Model += " → " + m.GetResponseModel()
+			sv.Model += " → " + clip(m.GetResponseModel())
 		}
 		var ps []string
 		if m.Temperature != nil {
@@ -276,28 +299,43 @@ func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span, undecoda
 	if u := s.GetUsage(); u != nil {
 		sv.InTokens, sv.OutTokens = u.GetInputTokens(), u.GetOutputTokens()
 		if u.GetCost() > 0 {
-			sv.Cost = fmt.Sprintf("%.6g %s", u.GetCost(), u.GetCurrency())
+			sv.Cost = fmt.Sprintf("%.6g %s", u.GetCost(), clip(u.GetCurrency()))
 		}
 	}
 	c := s.GetContent()
-	sv.System = c.GetSystemInstructions()
+	sv.System = clip(c.GetSystemInstructions())
 	sv.Inputs, sv.Outputs = msgViews(c.GetInputMessages()), msgViews(c.GetOutputMessages())
+	sv.Clipped = len(c.GetInputMessages()) > maxViewItems || len(c.GetOutputMessages()) > maxViewItems
 	if rt := c.GetRetrieval(); rt != nil {
-		sv.RetrievalQuery, sv.DataSource, sv.Docs = rt.GetQuery(), rt.GetDataSource(), rt.GetDocuments()
+		sv.RetrievalQuery, sv.DataSource = clip(rt.GetQuery()), clip(rt.GetDataSource())
+		for _, d := range firstItems(rt.GetDocuments()) {
+			sv.Docs = append(sv.Docs, docView{ID: clip(d.GetId()), SourceURI: clip(d.GetSourceUri()), Version: clip(d.GetVersion()),
+				Digest: clip(d.GetContentDigest()), Score: d.GetScore(), Text: clip(d.GetText())})
+		}
+		sv.Clipped = sv.Clipped || len(rt.GetDocuments()) > maxViewItems
 	}
-	sv.Tool = c.GetToolCall()
+	if tc := c.GetToolCall(); tc != nil {
+		sv.Tool = &toolView{Name: clip(tc.GetName()), CallID: clip(tc.GetCallId()), Type: clip(tc.GetType()), Arguments: clip(tc.GetArguments()), Result: clip(tc.GetResult())}
+	}
 	if g := c.GetGuardrail(); g != nil {
-		sv.Guardrail, sv.GuardrailDetail = g.GetName(), g.GetDetail()
+		sv.Guardrail, sv.GuardrailDetail = clip(g.GetName()), clip(g.GetDetail())
 		sv.GuardrailOutcome = strings.ToLower(strings.TrimPrefix(g.GetOutcome().String(), "GUARDRAIL_OUTCOME_"))
 	}
 	return sv
 }
 
+type docView struct {
+	ID, SourceURI, Version, Digest, Text string
+	Score                                float64
+}
+
+type toolView struct{ Name, CallID, Type, Arguments, Result string }
+
 func msgViews(ms []*v1.Message) []msgView {
 	var out []msgView
-	for _, m := range ms {
+	for _, m := range firstItems(ms) {
 		var parts []string
-		for _, p := range m.GetParts() {
+		for _, p := range firstItems(m.GetParts()) {
 			switch x := p.GetPart().(type) {
 			case *v1.MessagePart_Text:
 				parts = append(parts, x.Text)
@@ -313,7 +351,7 @@ func msgViews(ms []*v1.Message) []msgView {
 				parts = append(parts, "[reasoning] "+x.Reasoning)
 			}
 		}
-		out = append(out, msgView{Role: m.GetRole(), Text: strings.Join(parts, "\n")})
+		out = append(out, msgView{Role: clip(m.GetRole()), Text: clip(strings.Join(parts, "\n"))})
 	}
 	return out
 }
@@ -323,7 +361,8 @@ func (r *ReportWriter) Close() error {
 	if r.err != nil {
 		return r.err
 	}
-	return reportTmpl.ExecuteTemplate(r.w, "foot", map[string]any{"Shown": r.shown, "Max": MaxReportSpans})
+	return reportTmpl.ExecuteTemplate(r.w, "foot", map[string]any{"Shown": r.shown, "Max": MaxReportSpans,
+		"MoreOmitted": max(0, r.omitted-maxOmittedListed)})
 }
 
 var reportTmpl = template.Must(template.New("report").Parse(`
@@ -370,9 +409,8 @@ cannot prove that a trace has no other spans.</p>
 <h2>Versions in force</h2>
 {{if .Versions}}<div class="card"><table><tr><th>Kind</th><th>Name</th><th>Label</th><th>Entry</th><th>Id</th></tr>
 {{range .Versions}}<tr><td>{{.Kind}}</td><td>{{.Name}}</td><td>{{.Label}}</td><td>{{.Index}}</td><td><code>{{.ID}}</code></td></tr>
-<tr><td></td><td colspan="4"><details><summary>content ({{.MediaType}})</summary><pre>{{.Preview}}{{if .Truncated}}
-… (truncated; the full content is in the version's entry file){{end}}</pre></details></td></tr>{{end}}
-</table></div>{{else}}<p class="muted">No span in this bundle references a registered version.</p>{{end}}
+<tr><td></td><td colspan="4"><details><summary>content ({{.MediaType}})</summary><pre>{{.Preview}}</pre></details></td></tr>{{end}}
+</table>{{if .MoreVersions}}<p class="muted">… and {{.MoreVersions}} more versions, in the bundle's entry files.</p>{{end}}</div>{{else}}<p class="muted">No span in this bundle references a registered version.</p>{{end}}
 <h2>Traces</h2>
 {{end}}
 
@@ -401,9 +439,10 @@ cannot prove that a trace has no other spans.</p>
 {{range .Outputs}}<div><b>output · {{.Role}}</b><pre>{{.Text}}</pre></div>{{end}}
 {{if or .RetrievalQuery .Docs}}<div><b>retrieval</b>{{if .DataSource}} from {{.DataSource}}{{end}}{{if .RetrievalQuery}}<pre>{{.RetrievalQuery}}</pre>{{end}}
 <table><tr><th>Document</th><th>Source</th><th>Version</th><th>Digest</th><th>Score</th></tr>
-{{range .Docs}}<tr><td>{{.Id}}</td><td>{{.SourceUri}}</td><td>{{.Version}}</td><td><code>{{.ContentDigest}}</code></td><td>{{printf "%.4g" .Score}}</td></tr>{{if .Text}}<tr><td colspan="5"><pre>{{.Text}}</pre></td></tr>{{end}}{{end}}
+{{range .Docs}}<tr><td>{{.ID}}</td><td>{{.SourceURI}}</td><td>{{.Version}}</td><td><code>{{.Digest}}</code></td><td>{{printf "%.4g" .Score}}</td></tr>{{if .Text}}<tr><td colspan="5"><pre>{{.Text}}</pre></td></tr>{{end}}{{end}}
 </table></div>{{end}}
-{{with .Tool}}<div><b>tool call</b> {{.Name}} <span class="muted">{{.CallId}} {{.Type}}</span><pre>arguments: {{.Arguments}}
+{{if .Clipped}}<div class="muted">Only the first {{"20"}} messages and documents are shown; all are in the entry file.</div>{{end}}
+{{with .Tool}}<div><b>tool call</b> {{.Name}} <span class="muted">{{.CallID}} {{.Type}}</span><pre>arguments: {{.Arguments}}
 result: {{.Result}}</pre></div>{{end}}
 {{if .Guardrail}}<div><b>guardrail</b> {{.Guardrail}}: <span class="tag">{{.GuardrailOutcome}}</span>{{if .GuardrailDetail}}<pre>{{.GuardrailDetail}}</pre>{{end}}</div>{{end}}
 </details>{{end}}
@@ -412,7 +451,8 @@ result: {{.Result}}</pre></div>{{end}}
 </div>
 {{end}}
 
-{{define "foot"}}<p class="muted">{{.Shown}} span(s) shown in detail (at most {{.Max}}). Generated by Veritrace.</p>
+{{define "foot"}}{{if .MoreOmitted}}<div class="card"><p class="muted">… and {{.MoreOmitted}} more traces not shown; the manifest lists every trace and the entry files hold them.</p></div>{{end}}
+<p class="muted">{{.Shown}} span(s) shown in detail (at most {{.Max}}); long texts are clipped. Generated by Veritrace.</p>
 </main></body></html>
 {{end}}
 `))

@@ -432,6 +432,12 @@ func (v *verifier) signedManifest() (*Manifest, bool) {
 		return nil, false
 	}
 	m := &Manifest{}
+	if err := noDuplicateMembers(mb); err != nil {
+		v.pass(CheckSignature)
+		v.fail(CheckManifest, "manifest.json: %v", err)
+		v.skipAll("the manifest could not be read")
+		return nil, false
+	}
 	if err := strictJSON(mb, m); err != nil {
 		v.pass(CheckSignature)
 		v.fail(CheckManifest, "manifest.json does not parse: %v", err)
@@ -735,8 +741,8 @@ func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *en
 			return json.Compact(&got, e.Decoded) == nil && bytes.Equal(want, got.Bytes())
 		})
 		if h.Kind == format.KindTombstone {
-			var ts format.Tombstone
-			if err := strictJSON(e.Payload, &ts); err != nil {
+			var ts format.Tombstone // members added later are ignored
+			if err := json.Unmarshal(e.Payload, &ts); err != nil {
 				res.fail(CheckIdentity, "tombstone %d: the payload is not a tombstone: %v", h.Index, err)
 				return
 			}
@@ -854,8 +860,12 @@ func short(s string) string {
 // in the bundle for a reason: a span of a listed trace, a version a span
 // references, or a tombstone naming an erased entry.
 func (v *verifier) crossChecks(m *Manifest, results []entryResult) {
-	versions := map[[32]byte]bool{}
-	referenced := map[[32]byte]bool{}
+	type versionRef struct {
+		kind format.VersionKind
+		id   [32]byte
+	}
+	versions := map[versionRef]bool{}
+	referenced := map[versionRef]bool{}
 	named := map[uint64]string{} // entries named by a tombstone: their leaf hash, hex
 	spans := map[string]int{}
 	for i := range results {
@@ -863,7 +873,8 @@ func (v *verifier) crossChecks(m *Manifest, results []entryResult) {
 		switch h := r.header; {
 		case h == nil:
 		case h.Kind == format.KindVersion:
-			versions[h.Refs.Ref(format.VersionKind(h.SubKind))] = true
+			k := format.VersionKind(h.SubKind)
+			versions[versionRef{k, h.Refs.Ref(k)}] = true
 		case h.Kind == format.KindTombstone:
 			for _, te := range r.names {
 				named[te.Index] = te.LeafHash
@@ -893,8 +904,8 @@ func (v *verifier) crossChecks(m *Manifest, results []entryResult) {
 				id := h.Refs.Ref(k)
 				switch {
 				case id == [32]byte{}:
-				case versions[id]:
-					referenced[id] = true
+				case versions[versionRef{k, id}]:
+					referenced[versionRef{k, id}] = true
 					v.pass(CheckReferences)
 				default:
 					v.fail(CheckReferences, "entry %d references %s version %x, which the bundle does not hold", h.Index, k, id[:8])
@@ -923,7 +934,7 @@ func (v *verifier) crossChecks(m *Manifest, results []entryResult) {
 		}
 		switch h.Kind {
 		case format.KindVersion:
-			if id := h.Refs.Ref(format.VersionKind(h.SubKind)); !referenced[id] {
+			if k := format.VersionKind(h.SubKind); !referenced[versionRef{k, h.Refs.Ref(k)}] {
 				v.fail(CheckReferences, "version entry %d is referenced by no span of the bundle", h.Index)
 			}
 		case format.KindTombstone:
