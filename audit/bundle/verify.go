@@ -97,7 +97,7 @@ func (r *Report) Write(w io.Writer) {
 	if r.Format == "" {
 		fmt.Fprintln(w, "bundle of unknown content: its manifest could not be trusted")
 	} else {
-		fmt.Fprintf(w, "bundle of %d entries (%d traces) from %s at tree size %d\n", r.Entries, r.Traces, Printable(r.Origin), r.TreeSize)
+		fmt.Fprintf(w, "bundle of %d entries (%d traces) from %s at tree size %d (%s)\n", r.Entries, r.Traces, Printable(r.Origin), r.TreeSize, Printable(r.Format))
 	}
 	for _, c := range r.Checks {
 		switch {
