@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/klauspost/compress/flate"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/veritrace/veritrace/audit/bundle"
@@ -154,7 +153,7 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 	bw := bundle.NewWriter(w, bundle.Manifest{
 		Origin: cp.Origin, Tenant: req.Tenant, LogKey: l.VerifierKey(), CreatedAt: x.Now().UTC(),
 		Selector: req.Selector, TreeSize: cp.Size,
-	}, compressor)
+	})
 	ew := &entryWriter{ctx: ctx, l: l, tenant: req.Tenant, size: cp.Size, bw: bw, batch: maxExportBatch}
 
 	// The spans, trace by trace; what they reference is gathered as they go.
@@ -366,31 +365,6 @@ func (x *Exporter) traces(ctx context.Context, req ExportRequest, size uint64) (
 		return nil, ErrNothingSelected
 	}
 	return out, nil
-}
-
-// compressor compresses bundle files with klauspost/compress's DEFLATE,
-// several times faster than the standard library's on small files; the
-// verifier reads them with the standard library.
-func compressor(out io.Writer) io.WriteCloser {
-	fw, _ := flatePool.Get().(*flate.Writer)
-	if fw == nil {
-		fw, _ = flate.NewWriter(out, flate.BestSpeed) // cannot fail at this level
-	} else {
-		fw.Reset(out)
-	}
-	return &pooledFlate{fw}
-}
-
-// flatePool reuses compressors across files.
-var flatePool sync.Pool
-
-type pooledFlate struct{ *flate.Writer }
-
-func (p *pooledFlate) Close() error {
-	err := p.Writer.Close()
-	flatePool.Put(p.Writer)
-	p.Writer = nil
-	return err
 }
 
 func hexes[T ~[]tlog.Hash](hs T) []bundle.Hex {

@@ -51,7 +51,7 @@ func (w *Writer) Prepare(e *Entry) (*PreparedEntry, error) {
 	p := &PreparedEntry{Index: e.Index, Kind: h.Kind, sha256: sha256.Sum256(b), crc32: crc32.ChecksumIEEE(b), size: len(b)}
 	var out bytes.Buffer
 	out.Grow(len(b)/2 + 64)
-	fw := w.compress(&out)
+	fw := huffmanOnly.get(&out)
 	if _, err := fw.Write(b); err != nil {
 		return nil, err
 	}
