@@ -33,8 +33,11 @@ type benchConfig struct {
 func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	var cf clientFlags
 	var c benchConfig
+	var qf queryFlags
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	cf.register(fs)
+	mode := fs.String("mode", "ingest", "ingest: append spans; export: export the selector given by --subject, --trace, ... (an auditor's key)")
+	qf.register(fs)
 	fs.IntVar(&c.clients, "clients", 16, "concurrent clients")
 	fs.IntVar(&c.batch, "batch", 100, "spans per AppendSpans request")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to run")
@@ -52,11 +55,31 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	protocol := map[bool]string{true: "grpc", false: "connect"}[cf.grpc]
+	switch *mode {
+	case "ingest":
+	case "export":
+		sel, err := qf.proto()
+		if err != nil {
+			return err
+		}
+		res, err := benchExport(ctx, cf, c, sel)
+		if err != nil {
+			return err
+		}
+		res.print(stdout, c, protocol)
+		if res.errors > 0 {
+			return fmt.Errorf("bench: %d exports failed, first: %v", res.errors, res.firstErr)
+		}
+		return nil
+	default:
+		return fmt.Errorf("bench: --mode must be ingest or export, not %q", *mode)
+	}
 	res, err := bench(ctx, cf, c)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "clients=%d batch=%d span_bytes=%d protocol=%s\n", c.clients, c.batch, c.spanBytes, map[bool]string{true: "grpc", false: "connect"}[cf.grpc])
+	fmt.Fprintf(stdout, "clients=%d batch=%d span_bytes=%d protocol=%s\n", c.clients, c.batch, c.spanBytes, protocol)
 	fmt.Fprintf(stdout, "requests=%d spans=%d errors=%d elapsed=%s\n", res.requests, res.spans, res.errors, res.elapsed.Round(time.Millisecond))
 	fmt.Fprintf(stdout, "throughput=%.0f spans/s  latency p50=%s p99=%s max=%s\n", res.spansPerSec(), res.p50.Round(time.Microsecond), res.p99.Round(time.Microsecond), res.max.Round(time.Microsecond))
 	if res.errors > 0 {
