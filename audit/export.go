@@ -186,6 +186,9 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 	// The versions they reference, kept for the report.
 	var versionIdxs []uint64
 	for _, id := range versionIDs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		e, err := l.GetVersion(ctx, req.Tenant, id)
 		if err != nil {
 			return nil, fmt.Errorf("version %x: %w", id, err)

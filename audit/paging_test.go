@@ -113,3 +113,36 @@ func TestTraceOfManySpans(t *testing.T) {
 		t.Errorf("the bundle does not verify: %v", rep.Failed())
 	}
 }
+
+// cancelingWriter cancels a context once it has taken n bytes.
+type cancelingWriter struct {
+	n      int
+	cancel context.CancelFunc
+}
+
+func (w *cancelingWriter) Write(p []byte) (int, error) {
+	if w.n -= len(p); w.n <= 0 {
+		w.cancel()
+	}
+	return len(p), nil
+}
+
+// TestExportAndQueryStopWhenTheCallerGivesUp: a caller that goes away in
+// the middle of an export or a query stops it at the next batch.
+func TestExportAndQueryStopWhenTheCallerGivesUp(t *testing.T) {
+	f := newFixture(t)
+	f.appendTrace(t, traceID(3), 5000)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &cancelingWriter{n: 64 << 10, cancel: cancel}
+	_, err := f.x.Export(ctx, ExportRequest{Tenant: "default", Query: Query{TraceID: traceID(3)}}, w)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Export() after the caller gave up = %v, want context.Canceled", err)
+	}
+	if w.n < -(4 << 20) {
+		t.Errorf("Export() went on for %d bytes after the caller gave up", -w.n)
+	}
+	if _, _, err := f.x.S.Traces(ctx, "default", Query{Model: "m"}, 1, 10, 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("Traces() after the caller gave up = %v, want context.Canceled", err)
+	}
+}
