@@ -26,6 +26,8 @@ const (
 	nsTerm       = 0x18 // nsTerm | tenant | field (u8) | value MAC (16) | index -> empty; secondary index terms
 	nsErasedBy   = 0x19 // nsErasedBy | tenant | index -> index (u64) of the tombstone that names the entry
 	nsState      = 0x1a // nsState | tenant | name -> state record of the retention package
+	nsRetired    = 0x1b // nsRetired | 0x01 | key id (16) -> empty: the data key seals no new entry
+	//                     nsRetired | 0x02 | tenant | day (u32) | len(class) (u8) | class -> empty: no key of the expiry bucket does
 	nsAPIKey     = 0x30 // nsAPIKey | key id (8)                -> API key record (JSON)
 )
 
@@ -114,4 +116,21 @@ func keyScopeKey(s keyScope) []byte {
 
 func dataKeyKey(id [16]byte) []byte {
 	return append([]byte{nsDataKey}, id[:]...)
+}
+
+// Kinds of retirement markers (nsRetired).
+const (
+	retiredKey    = 0x01
+	retiredBucket = 0x02
+)
+
+func retiredKeyKey(id [16]byte) []byte {
+	return append([]byte{nsRetired, retiredKey}, id[:]...)
+}
+
+func retiredBucketKey(b Bucket) []byte {
+	k := binary.BigEndian.AppendUint32([]byte{nsRetired, retiredBucket}, b.Tenant)
+	k = binary.BigEndian.AppendUint32(k, b.Day)
+	k = append(k, byte(len(b.Class)))
+	return append(k, b.Class...)
 }

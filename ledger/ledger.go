@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -47,6 +48,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// MinFreeBytes is the reserve of free disk space on the data
+	// directory's filesystem: below it appends are refused (ErrNoSpace)
+	// until space returns. 0 means DefaultMinFreeBytes; negative, no reserve.
+	MinFreeBytes int64
 }
 
 // Ledger is an open ledger. Its methods are safe for concurrent use.
@@ -69,23 +74,41 @@ type Ledger struct {
 	stateMu   sync.RWMutex
 	committed map[uint32]uint64
 
-	reqs    chan *appendReq
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	closeMu sync.RWMutex
-	closed  bool
+	reqs     chan *appendReq
+	txnLimit txnCost // budget of one group's transaction
+	stop     chan struct{}
+	quit     chan struct{} // closed when the databases are about to close
+	wg       sync.WaitGroup
+	closeMu  sync.RWMutex
+	closed   bool
+	failed   atomic.Pointer[failure]
+	space    *spaceGuard
 
 	cpMu   sync.Mutex
 	latest map[uint32]*Checkpoint
 
 	shredMu sync.Mutex    // one Shred at a time
 	gcReq   chan struct{} // value-log GC requests, served by the checkpointer
+
+	hooks testHooks
 }
+
+// testHooks let tests hold the writer and inject storage faults. Tests set
+// them right after Open, before the first append.
+type testHooks struct {
+	beforeGroup func()                      // writer: after a group's first request, before gathering the rest
+	set         func(key, value []byte) error // writer: before each Set of a group
+	commit      func(txn *badger.Txn) error // writer: instead of txn.Commit
+}
+
+// valueThreshold: values from this size up go to Badger's value log; the
+// LSM tree holds a pointer.
+const valueThreshold = 1 << 10
 
 func badgerOptions(dir string, key []byte, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithSyncWrites(true).
-		WithValueThreshold(1024).
+		WithValueThreshold(valueThreshold).
 		WithEncryptionKey(key).
 		WithIndexCacheSize(64 << 20).
 		WithBlockCacheSize(64 << 20).
@@ -115,6 +138,13 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	reserve := uint64(DefaultMinFreeBytes)
+	switch {
+	case opts.MinFreeBytes > 0:
+		reserve = uint64(opts.MinFreeBytes)
+	case opts.MinFreeBytes < 0:
+		reserve = 0
 	}
 	signer, err := note.NewSigner(opts.Keys.SigningKey)
 	if err != nil {
@@ -154,7 +184,10 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		tenants:   make(map[string]uint32),
 		committed: make(map[uint32]uint64),
 		reqs:      make(chan *appendReq, 1024),
+		txnLimit:  txnLimitOf(db),
 		stop:      make(chan struct{}),
+		quit:      make(chan struct{}),
+		space:     &spaceGuard{dir: opts.Dir, reserve: reserve, statfs: freeBytes, log: opts.Logger},
 		latest:    make(map[uint32]*Checkpoint),
 		gcReq:     make(chan struct{}, 1),
 	}
@@ -394,6 +427,7 @@ func (l *Ledger) Close() error {
 	l.closeMu.Unlock()
 	l.wg.Wait()
 	l.signDue(context.Background())
+	close(l.quit)
 	return errors.Join(l.db.Close(), l.keysDB.Close())
 }
 

@@ -251,12 +251,24 @@ func (l *Ledger) Shred(ctx context.Context, tenant string, keys []*KeyRef, erase
 	}
 	l.shredMu.Lock()
 	defer l.shredMu.Unlock()
-	var erased []Erased
-	for _, k := range keys {
+	if err := l.failure(); err != nil {
+		return nil, err
+	}
+	ids := make([][16]byte, len(keys))
+	for i, k := range keys {
 		if k.Tenant != tid {
 			return nil, fmt.Errorf("%w: key of another tenant", ErrInvalid)
 		}
-		if err := l.keys.retire(k); err != nil {
+		ids[i] = k.ID
+	}
+	// Retired through the writer: every entry committed before the mark is
+	// found below, and none is committed under these keys after it.
+	if err := l.retire(ctx, &retirement{keys: ids}); err != nil {
+		return nil, fmt.Errorf("retire data keys: %w", err)
+	}
+	var erased []Erased
+	for _, k := range keys {
+		if err := l.keys.unscope(l.quit, k); err != nil {
 			return nil, err
 		}
 		idxs, err := l.EntriesUnder(ctx, tenant, k)
@@ -287,6 +299,37 @@ func (l *Ledger) Shred(ctx context.Context, tenant string, keys []*KeyRef, erase
 	return erased, nil
 }
 
+// retireChunk is the most keys one retirement request marks.
+const retireChunk = 10000
+
+// retire marks data keys and expiry buckets retired in the log database,
+// through the writer, so that the marks are ordered with every commit: an
+// entry committed after them is never sealed under a retired key (the
+// writer re-seals it under a live one). It returns once the marks are
+// durable. Retiring again is harmless.
+func (l *Ledger) retire(ctx context.Context, r *retirement) error {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
+	for len(r.keys) > 0 || len(r.buckets) > 0 {
+		part := &retirement{}
+		n := min(retireChunk, len(r.keys))
+		part.keys, r.keys = r.keys[:n], r.keys[n:]
+		m := min(retireChunk-n, len(r.buckets))
+		part.buckets, r.buckets = r.buckets[:m], r.buckets[m:]
+		if err := l.failure(); err != nil {
+			return err
+		}
+		req := &appendReq{retire: part, cost: part.cost(), done: make(chan appendResult, 1)}
+		if _, err := l.submit(ctx, req); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // reseal seals the payloads of idxs, now under old, under the current key
 // of old's scope.
 func (l *Ledger) reseal(ctx context.Context, tid uint32, old *KeyRef, idxs []uint64) error {
@@ -297,11 +340,10 @@ func (l *Ledger) reseal(ctx context.Context, tid uint32, old *KeyRef, idxs []uin
 	if err != nil {
 		return err
 	}
-	defer dk.users.Done()
 	if dk.id == old.ID {
 		return fmt.Errorf("the retired key %x is still its scope's", old.ID)
 	}
-	if err := l.keys.flush(); err != nil {
+	if err := l.keys.flush(l.quit); err != nil {
 		return err
 	}
 	return l.inChunks(idxs, func(txn *badger.Txn, i uint64) error {
