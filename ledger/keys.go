@@ -28,7 +28,7 @@ const (
 	nsState      = 0x1a // nsState | tenant | name -> state record of the retention package
 	nsRetired    = 0x1b // nsRetired | 0x01 | key id (16) -> empty: the data key seals no new entry
 	//                     nsRetired | 0x02 | tenant | day (u32) | len(class) (u8) | class -> empty: no key of the expiry bucket does
-	nsAPIKey     = 0x30 // nsAPIKey | key id (8)                -> API key record (JSON)
+	nsAPIKey = 0x30 // nsAPIKey | key id (8)                -> API key record (JSON)
 )
 
 // Key database (DIR/keys):

@@ -96,9 +96,9 @@ type Ledger struct {
 // testHooks let tests hold the writer and inject storage faults. Tests set
 // them right after Open, before the first append.
 type testHooks struct {
-	beforeGroup func()                      // writer: after a group's first request, before gathering the rest
+	beforeGroup func()                        // writer: after a group's first request, before gathering the rest
 	set         func(key, value []byte) error // writer: before each Set of a group
-	commit      func(txn *badger.Txn) error // writer: instead of txn.Commit
+	commit      func(txn *badger.Txn) error   // writer: instead of txn.Commit
 }
 
 // valueThreshold: values from this size up go to Badger's value log; the
