@@ -55,7 +55,7 @@ func (s *syncBuffer) String() string {
 
 // startServer runs the real handler on a loopback listener with HTTP/1.1
 // and h2c, like `veritrace serve`, logging at debug level into ts.logs.
-func startServer(t *testing.T, maxBytes int) *testServer {
+func startServer(t *testing.T, maxBytes int, opts ...func(*ledger.Options)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	keys, _, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: dir})
@@ -64,7 +64,11 @@ func startServer(t *testing.T, maxBytes int) *testServer {
 	}
 	ts := &testServer{logs: &syncBuffer{}, now: time.Now()}
 	log := slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	l, err := ledger.Open(context.Background(), ledger.Options{Dir: dir, Keys: keys, Logger: log, CheckpointInterval: 50 * time.Millisecond})
+	lopts := ledger.Options{Dir: dir, Keys: keys, Logger: log, CheckpointInterval: 50 * time.Millisecond}
+	for _, o := range opts {
+		o(&lopts)
+	}
+	l, err := ledger.Open(context.Background(), lopts)
 	if err != nil {
 		t.Fatal(err)
 	}
