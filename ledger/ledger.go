@@ -158,6 +158,16 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Badger creates missing directories: a log without its key database (or
+	// the reverse) must be refused before it does.
+	logDir, keyDir := filepath.Join(opts.Dir, LogDir), filepath.Join(opts.Dir, KeyDir)
+	if hasLog, hasKeys := exists(logDir), exists(keyDir); hasLog != hasKeys {
+		missing := keyDir + " (the data keys)"
+		if !hasLog {
+			missing = logDir + " (the log database)"
+		}
+		return nil, fmt.Errorf("%w: %s is missing; nothing was created or changed", ErrIncomplete, missing)
+	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ import (
 )
 
 // AdminKeyFile is where the first start writes the bootstrap admin key.
-const AdminKeyFile = "admin.key"
+const AdminKeyFile = ledger.AdminKeyFile
 
 // serveConfig is the server's configuration, from flags and environment.
 type serveConfig struct {
