@@ -65,6 +65,10 @@ func (e *ConflictError) Unwrap() error { return ErrAlreadyExists }
 // until it is reopened, which recovers from what is on disk.
 var ErrFailed = errors.New("ledger failed")
 
+// ErrNotClosedCleanly: a read-only open found a database a crash left
+// behind; opening it for writing (a server start) recovers it.
+var ErrNotClosedCleanly = errors.New("database not closed cleanly")
+
 // ErrNoSpace: free disk space is below the reserve; see SpaceError.
 var ErrNoSpace = errors.New("disk space below the reserve")
 

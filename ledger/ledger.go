@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -221,6 +222,44 @@ func openDB(dir string, key []byte, log *slog.Logger) (*badger.DB, error) {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
 	if err := checkFormat(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// openDBReadOnly opens a database for reading only: nothing in its
+// directory is created or changed. It refuses an unknown format version.
+func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error) {
+	if !exists(dir) {
+		return nil, fmt.Errorf("open %s: %w", dir, os.ErrNotExist)
+	}
+	db, err := badger.Open(badgerOptions(dir, key, log).WithReadOnly(true))
+	if err != nil {
+		// Badger wraps this one without %w.
+		if errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()) {
+			return nil, fmt.Errorf("%w: %s was not closed cleanly (a crash or kill) and must be recovered before it can be read without changing it: start the server on it once and stop it", ErrNotClosedCleanly, dir)
+		}
+		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+			return nil, fmt.Errorf("open %s: %w: the master key is not the one this data was written with", dir, ErrKeyMismatch)
+		}
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	err = db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaFormat)
+		if err != nil {
+			return fmt.Errorf("format version: %w", err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if len(v) != 4 || binary.BigEndian.Uint32(v) != format.FormatVersion {
+			return fmt.Errorf("%w: found %x, this build reads %d", ErrUnknownFormat, v, format.FormatVersion)
+		}
+		return nil
+	})
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}

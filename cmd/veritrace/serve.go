@@ -160,21 +160,37 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 			errc <- srv.Serve(ln)
 		}
 	}()
+	deadline := time.Now().Add(c.ShutdownTimeout)
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
 		log.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+		deadline = time.Now().Add(c.ShutdownTimeout)
+		sctx, cancel := context.WithDeadline(context.Background(), deadline)
 		err = srv.Shutdown(sctx)
 		cancel()
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	stopSweeps()
-	<-sweeps
-	if cerr := l.Close(); cerr != nil && err == nil {
-		err = cerr
+	// Closing the ledger (which drains the writer, signs last checkpoints
+	// and flushes Badger's memtables) runs under what is left of the
+	// shutdown timeout, at least a second: Badger retries a failed flush
+	// forever, e.g. when the data directory was removed.
+	closed := make(chan error, 1)
+	go func() {
+		stopSweeps()
+		<-sweeps
+		closed <- l.Close()
+	}()
+	select {
+	case cerr := <-closed:
+		if cerr != nil && err == nil {
+			err = cerr
+		}
+	case <-time.After(max(time.Until(deadline), time.Second)):
+		log.Error("the ledger did not close within the shutdown timeout; exiting without a clean close. Every acknowledged append was durable before it was acknowledged; the next start recovers the rest", "shutdown_timeout", c.ShutdownTimeout)
+		return fmt.Errorf("ledger did not close within --shutdown-timeout %s", c.ShutdownTimeout)
 	}
 	log.Info("stopped")
 	return err
