@@ -28,8 +28,8 @@ type keyScope struct {
 type dataKey struct {
 	id     [16]byte
 	aead   cipher.AEAD
+	sc     keyScope
 	raw    []byte      // the key itself while pending (read by flush only)
-	scope  []byte      // the scope key, while pending
 	stored atomic.Bool // made durable by flush (or loaded from the store)
 }
 
@@ -49,8 +49,7 @@ func (s keyScope) bucket() Bucket { return Bucket{Tenant: s.tenant, Day: s.day, 
 
 const wrapAD = "veritrace/dek/v1\x00"
 
-// wrappedKeySize is nonce (24) + sealed 32-byte key (48); the scope key
-// follows it in a data key record.
+// wrappedKeySize is nonce (24) + sealed 32-byte key (48).
 const wrappedKeySize = chacha20poly1305.NonceSizeX + chacha20poly1305.KeySize + chacha20poly1305.Overhead
 
 // maxCachedKeys bounds each of the key cache's maps; past it one entry, at
@@ -202,7 +201,7 @@ func (ks *keyStore) newKeyLocked(s keyScope) (*dataKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	dk := &dataKey{id: uuid.New(), aead: aead, raw: raw, scope: keyScopeKey(s)}
+	dk := &dataKey{id: uuid.New(), aead: aead, raw: raw, sc: s}
 	ks.pending[s] = dk
 	return dk, nil
 }
@@ -235,19 +234,41 @@ func (ks *keyStore) byID(id [16]byte) (*dataKey, error) {
 	return dk, nil
 }
 
+// load reads a data key: its location, then its material. A key whose
+// material is gone (destroyed) is badger.ErrKeyNotFound.
 func (ks *keyStore) load(txn *badger.Txn, id [16]byte) (*dataKey, error) {
-	item, err := txn.Get(dataKeyKey(id))
+	item, err := txn.Get(keyLocationKey(id))
 	if err != nil {
+		return nil, err
+	}
+	mkey, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := parseKeyMaterialKey(mkey)
+	if err != nil || ref.ID != id {
+		return nil, fmt.Errorf("location of data key %x: %v", id, err)
+	}
+	if item, err = txn.Get(mkey); err != nil {
 		return nil, err
 	}
 	wrapped, err := item.ValueCopy(nil)
 	if err != nil {
 		return nil, err
 	}
-	if len(wrapped) < wrappedKeySize {
+	dk, err := ks.unwrap(id, wrapped)
+	if err != nil {
+		return nil, err
+	}
+	dk.sc = ref.scope()
+	return dk, nil
+}
+
+func (ks *keyStore) unwrap(id [16]byte, wrapped []byte) (*dataKey, error) {
+	if len(wrapped) != wrappedKeySize {
 		return nil, fmt.Errorf("%w: wrapped data key of %d bytes", ErrDecrypt, len(wrapped))
 	}
-	raw, err := ks.kek.Open(nil, wrapped[:chacha20poly1305.NonceSizeX], wrapped[chacha20poly1305.NonceSizeX:wrappedKeySize], append([]byte(wrapAD), id[:]...))
+	raw, err := ks.kek.Open(nil, wrapped[:chacha20poly1305.NonceSizeX], wrapped[chacha20poly1305.NonceSizeX:], append([]byte(wrapAD), id[:]...))
 	if err != nil {
 		return nil, fmt.Errorf("%w: data key does not unwrap (wrong master key?)", ErrDecrypt)
 	}
@@ -286,7 +307,11 @@ func (ks *keyStore) flush(quit <-chan struct{}) error {
 
 	err := ks.update(quit, func(txn *badger.Txn) error {
 		for s, dk := range batch {
-			if err := txn.Set(dataKeyKey(dk.id), append(ks.wrap(dk), dk.scope...)); err != nil {
+			mkey := keyMaterialKey(s, dk.id)
+			if err := txn.Set(mkey, ks.wrap(dk)); err != nil {
+				return err
+			}
+			if err := txn.Set(keyLocationKey(dk.id), mkey); err != nil {
 				return err
 			}
 			if err := txn.Set(keyScopeKey(s), dk.id[:]); err != nil {
@@ -301,7 +326,7 @@ func (ks *keyStore) flush(quit <-chan struct{}) error {
 	ks.mu.Lock()
 	for s, dk := range batch {
 		delete(ks.pending, s)
-		dk.raw, dk.scope = nil, nil
+		dk.raw = nil
 		dk.stored.Store(true)
 		ks.cache(s, dk)
 	}
@@ -367,18 +392,83 @@ func (ks *keyStore) unscope(quit <-chan struct{}, k *KeyRef) error {
 	})
 }
 
-// destroy deletes a data key and drops it from the key store's files.
-// Badger keeps deleted versions until compaction; DropPrefix rewrites the
-// tables (and flushes the memtable) without them.
-func (ks *keyStore) destroy(k *KeyRef) error {
+// destroy destroys data keys: the exact keys given and every key of the
+// buckets given. Their material is dropped from memory and from the key
+// store's files with one DropPrefix call (one memtable flush and one pass
+// over the tables, while the store's writes wait); then their index
+// records (location, scope) are deleted. Material is dropped first: a
+// Delete before DropPrefix would hide the keys from DropPrefix, which only
+// drops prefixes that hold live keys, and leave the material in the files.
+// After a crash between the two steps, the index records left point at no
+// material: the keys read as destroyed, and destroying them again removes
+// the records. It returns the keys destroyed.
+func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Bucket) ([]*KeyRef, error) {
+	refs := append([]*KeyRef(nil), exact...)
+	var prefixes [][]byte
+	for _, k := range exact {
+		prefixes = append(prefixes, keyMaterialKey(k.scope(), k.ID))
+	}
+	err := ks.db.View(func(txn *badger.Txn) error {
+		for _, b := range buckets {
+			p := bucketPrefix(nsKeyMaterial, b)
+			prefixes = append(prefixes, p)
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+			for it.Rewind(); it.Valid(); it.Next() {
+				k, err := parseKeyMaterialKey(it.Item().KeyCopy(nil))
+				if err != nil {
+					it.Close()
+					return err
+				}
+				refs = append(refs, k)
+			}
+			it.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	ks.mu.Lock()
-	delete(ks.ids, k.ID)
-	if d := ks.scopes[k.scope()]; d != nil && d.id == k.ID {
-		delete(ks.scopes, k.scope())
+	for _, k := range refs {
+		delete(ks.ids, k.ID)
+		if d := ks.scopes[k.scope()]; d != nil && d.id == k.ID {
+			delete(ks.scopes, k.scope())
+		}
 	}
 	ks.mu.Unlock()
-	if err := ks.dropPrefix(dataKeyKey(k.ID)); err != nil {
-		return fmt.Errorf("destroy data key %x: %w", k.ID, err)
+	if err := ks.dropPrefix(prefixes...); err != nil {
+		return nil, fmt.Errorf("destroy data keys: %w", err)
 	}
-	return nil
+	all := refs
+	for len(refs) > 0 {
+		chunk := refs[:min(len(refs), 1000)]
+		refs = refs[len(chunk):]
+		err := ks.update(quit, func(txn *badger.Txn) error {
+			for _, k := range chunk {
+				if err := txn.Delete(keyLocationKey(k.ID)); err != nil {
+					return err
+				}
+				item, err := txn.Get(keyScopeKey(k.scope()))
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if err := item.Value(func(v []byte) error {
+					if string(v) == string(k.ID[:]) {
+						return txn.Delete(keyScopeKey(k.scope()))
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("delete index records of destroyed keys: %w", err)
+		}
+	}
+	return all, nil
 }

@@ -173,11 +173,11 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	bkey := deriveKey(opts.Keys.Master, infoBadger)
-	db, err := openDB(filepath.Join(opts.Dir, LogDir), bkey, opts.Logger)
+	db, err := openDB(filepath.Join(opts.Dir, LogDir), bkey, opts.Logger, checkFormat)
 	if err != nil {
 		return nil, err
 	}
-	keysDB, err := openDB(filepath.Join(opts.Dir, KeyDir), bkey, opts.Logger)
+	keysDB, err := openDB(filepath.Join(opts.Dir, KeyDir), bkey, opts.Logger, func(db *badger.DB) error { return checkKeyFormat(db, opts.Logger) })
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -213,7 +213,9 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	return l, nil
 }
 
-func openDB(dir string, key []byte, log *slog.Logger) (*badger.DB, error) {
+// openDB opens a database for writing and checks (or migrates) its
+// format with check.
+func openDB(dir string, key []byte, log *slog.Logger, check func(*badger.DB) error) (*badger.DB, error) {
 	db, err := badger.Open(badgerOptions(dir, key, log))
 	if err != nil {
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
@@ -221,7 +223,7 @@ func openDB(dir string, key []byte, log *slog.Logger) (*badger.DB, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	if err := checkFormat(db); err != nil {
+	if err := check(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
@@ -254,8 +256,8 @@ func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error
 		if err != nil {
 			return err
 		}
-		if len(v) != 4 || binary.BigEndian.Uint32(v) != format.FormatVersion {
-			return fmt.Errorf("%w: found %x, this build reads %d", ErrUnknownFormat, v, format.FormatVersion)
+		if len(v) != 4 || binary.BigEndian.Uint32(v) != logFormatVersion {
+			return fmt.Errorf("%w: found %x, this build reads %d", ErrUnknownFormat, v, logFormatVersion)
 		}
 		return nil
 	})
@@ -266,26 +268,17 @@ func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error
 	return db, nil
 }
 
-// checkFormat writes the format version into a new database and refuses
-// an existing one of another version.
+// checkFormat writes the format version into a new log database and
+// refuses an existing one of another version.
 func checkFormat(db *badger.DB) error {
-	return db.Update(func(txn *badger.Txn) error {
-		item, err := txn.Get(metaFormat)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return txn.Set(metaFormat, binary.BigEndian.AppendUint32(nil, format.FormatVersion))
-		}
-		if err != nil {
-			return err
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		if len(v) != 4 || binary.BigEndian.Uint32(v) != format.FormatVersion {
-			return fmt.Errorf("%w: found %x, this build reads %d", ErrUnknownFormat, v, format.FormatVersion)
-		}
-		return nil
-	})
+	v, err := readFormat(db)
+	if err != nil {
+		return err
+	}
+	if v != 0 && v != logFormatVersion {
+		return fmt.Errorf("%w: log database format %d, this build reads %d", ErrUnknownFormat, v, logFormatVersion)
+	}
+	return setFormat(db, logFormatVersion, v)
 }
 
 // load checks the signing key against the data, creates the default

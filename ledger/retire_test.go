@@ -34,7 +34,7 @@ func shredWhileHeld(t *testing.T, l *Ledger, g *writerGate, keys []*KeyRef, eras
 	t.Helper()
 	done := make(chan error, 1)
 	go func() {
-		_, err := l.Shred(context.Background(), "default", keys, erase)
+		_, err := l.Shred(context.Background(), "default", keys, nil, erase)
 		done <- err
 	}()
 	var err error
