@@ -78,10 +78,12 @@ func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
 	mux.Handle(veritracev1connect.NewAdminServiceHandler(&adminService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewAuditServiceHandler(newAuditService(s), handlerOpts...))
 	mux.Handle(veritracev1connect.NewRetentionServiceHandler(&retentionService{service: s, r: opts.Retention}, handlerOpts...))
+	mux.Handle(veritracev1connect.NewIdentityServiceHandler(&identityService{s}, handlerOpts...))
 	// Health and reflection stay open: they reveal nothing the published
 	// protos do not (docs/ACCESS.md).
 	names := []string{veritracev1connect.IngestServiceName, veritracev1connect.LedgerServiceName,
-		veritracev1connect.AuditServiceName, veritracev1connect.RetentionServiceName, veritracev1connect.AdminServiceName}
+		veritracev1connect.AuditServiceName, veritracev1connect.RetentionServiceName, veritracev1connect.AdminServiceName,
+		veritracev1connect.IdentityServiceName}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
