@@ -196,10 +196,10 @@ func makeNotes(t *testing.T, m merkleVectors) (noteVectors, []checkpointVector, 
 	parts := strings.Split(vkey, "+")
 	keyBytes, _ := base64.StdEncoding.DecodeString(parts[2])
 	nv.BadKeys = []string{
-		parts[0] + "+" + parts[1],                // two fields
-		parts[0] + "+00000000+" + parts[2],       // wrong hash
-		"bad name+" + parts[1] + "+" + parts[2],  // space in name
-		parts[0] + "+" + parts[1] + "+" + "AAAA", // short key
+		parts[0] + "+" + parts[1],                      // two fields
+		parts[0] + "+00000000+" + parts[2],             // wrong hash
+		"bad name+" + parts[1] + "+" + parts[2],        // space in name
+		parts[0] + "+" + parts[1] + "+" + "AAAA",       // short key
 		parts[0] + "+" + parts[1][:7] + "+" + parts[2], // short hash
 		parts[0] + "+" + parts[1] + "+" + base64.StdEncoding.EncodeToString(append([]byte{2}, keyBytes[1:]...)), // other algorithm
 	}

@@ -59,6 +59,7 @@ var rules = map[string]rule{
 	veritracev1connect.AdminServiceListTenantsProcedure:          {perm: policy.ManageTenants},
 	veritracev1connect.AuditServiceAggregateTracesProcedure:      {perm: policy.ReadEntries, record: true, target: aggregateTarget},
 	veritracev1connect.IdentityServiceWhoAmIProcedure:            {perm: policy.ReadOwnKey},
+	veritracev1connect.RetentionServiceListErasuresProcedure:     {perm: policy.EraseData, record: true},
 }
 
 func versionTarget(m any) string { return "version " + m.(*v1.GetVersionRequest).GetId() }
