@@ -24,7 +24,7 @@ var dist embed.FS
 // framing, no inline script or eval, and DOM sinks only through Trusted
 // Types (the console uses none).
 var securityHeaders = map[string]string{
-	"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; " +
+	"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; " +
 		"connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; " +
 		"object-src 'none'; require-trusted-types-for 'script'; trusted-types 'none'",
 	"X-Content-Type-Options":       "nosniff",
@@ -103,7 +103,8 @@ func Handler() http.Handler {
 	return h
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// setSecurityHeaders sets the headers every console response carries.
+func setSecurityHeaders(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	for k, v := range securityHeaders {
 		hdr.Set(k, v)
@@ -111,6 +112,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		hdr.Set("Strict-Transport-Security", "max-age=31536000")
 	}
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w, r)
+	hdr := w.Header()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hdr.Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -142,11 +148,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // WithConsole serves the console under Prefix, redirects "/" to it, and
-// sends every other request to api.
+// sends every other request to api. Every response of the console's, the
+// mux's redirects included, carries the security headers.
 func WithConsole(api http.Handler) http.Handler {
+	return withConsole(api, Handler())
+}
+
+func withConsole(api, ui http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
-	mux.Handle(Prefix, Handler())
+	mux.Handle(Prefix, ui)
 	mux.Handle("GET /{$}", http.RedirectHandler(Prefix, http.StatusFound))
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, strings.TrimSuffix(Prefix, "/")) {
+			setSecurityHeaders(w, r)
+		}
+		mux.ServeHTTP(w, r)
+	})
 }

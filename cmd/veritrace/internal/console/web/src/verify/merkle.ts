@@ -2,7 +2,7 @@
 // WebCrypto SHA-256. Sizes and indexes are bigints so that no log size is
 // rounded.
 
-import { concat, equal, sha256 } from "./bytes";
+import { equal, sha256 } from "./bytes";
 
 export const HASH_SIZE = 32;
 
