@@ -173,12 +173,9 @@ func (s *auditService) QueryTraces(ctx context.Context, req *connect.Request[v1.
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.Msg.GetPageSize())
-	switch {
-	case size < 0 || size > 1000:
-		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
-	case size == 0:
-		size = 100
+	size, err := pageSize(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	if req.Msg.GetWithSummaries() && size > maxSummaryPage {
 		return nil, invalid("page_size", "at most %d with summaries, got %d", maxSummaryPage, size)

@@ -12,12 +12,9 @@ import (
 // ListErasures lists the tenant's erasure requests and sweeps, newest first.
 func (s *retentionService) ListErasures(ctx context.Context, req *connect.Request[v1.ListErasuresRequest]) (*connect.Response[v1.ListErasuresResponse], error) {
 	_, tenant := principalFrom(ctx)
-	size := int(req.Msg.GetPageSize())
-	switch {
-	case size < 0 || size > 1000:
-		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
-	case size == 0:
-		size = 100
+	size, err := pageSize(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	ers, err := s.r.Erasures(ctx, tenant, size)
 	if err != nil {

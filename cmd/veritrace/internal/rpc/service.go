@@ -207,12 +207,9 @@ func (s *ingestService) ListVersions(ctx context.Context, req *connect.Request[v
 	if req.Msg.GetName() != "" && k == v1.VersionKind_VERSION_KIND_UNSPECIFIED {
 		return nil, invalid("kind", "required when name is given")
 	}
-	size := int(req.Msg.GetPageSize())
-	switch {
-	case size < 0 || size > 1000:
-		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
-	case size == 0:
-		size = 100
+	size, err := pageSize(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	var after []byte
 	if t := req.Msg.GetPageToken(); t != "" {

@@ -301,6 +301,7 @@ describe("the web console", () => {
     await page.getByRole("tab", { name: "Waterfall" }).click();
     await page.getByTestId("span-row").filter({ hasText: "chat claude-sonnet" }).click();
     await shot(page, "trace");
+    await page.screenshot({ path: join(SHOTS, "readme.png") }); // the viewport: docs/console.png
     await page.close();
   });
 

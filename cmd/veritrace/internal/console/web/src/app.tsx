@@ -4,7 +4,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { errorText, isUnauthenticated, makeApi } from "./api";
 import { AppContext, type Ctx, type Permission } from "./context";
-import { Role } from "./gen/veritrace/v1/admin_pb";
+import { roleNames } from "./format";
 import type { WhoAmIResponse } from "./gen/veritrace/v1/identity_pb";
 import { linkClick, navigate, useRoute } from "./router";
 import { session } from "./session";
@@ -65,13 +65,6 @@ function route(path: string): { perm: Permission | null; view: () => preact.JSX.
   }
   return null;
 }
-
-export const roleNames: Record<number, string> = {
-  [Role.INGESTER]: "ingester",
-  [Role.AUDITOR]: "auditor",
-  [Role.COMPLIANCE_OFFICER]: "compliance officer",
-  [Role.ADMIN]: "admin",
-};
 
 export function App() {
   const path = useRoute();

@@ -4,7 +4,15 @@
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { toHex } from "./verify/bytes";
 import type { Cost } from "./gen/veritrace/v1/audit_pb";
+import { Role } from "./gen/veritrace/v1/admin_pb";
 import { SpanKind } from "./gen/veritrace/v1/span_pb";
+
+export const roleNames: Record<number, string> = {
+  [Role.INGESTER]: "ingester",
+  [Role.AUDITOR]: "auditor",
+  [Role.COMPLIANCE_OFFICER]: "compliance officer",
+  [Role.ADMIN]: "admin",
+};
 
 export function hex(b: Uint8Array | undefined): string {
   return b ? toHex(b) : "";

@@ -2,6 +2,8 @@
 // stored and deflated files, CRC-32 checked, nothing else (no zip64, no
 // encryption). Inflating uses the browser's DecompressionStream.
 
+import { concat } from "./bytes";
+
 export class ZipError extends Error {}
 
 export interface ZipFile {
@@ -126,11 +128,5 @@ async function inflate(raw: Uint8Array, want: number, name: string): Promise<Uin
     if (e instanceof ZipError) throw e;
     throw new ZipError(`${name}: corrupt deflate data`);
   }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
+  return concat(...chunks);
 }

@@ -2,10 +2,9 @@
 
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { useEffect, useState } from "preact/hooks";
-import { roleNames } from "../app";
 import { useCtx } from "../context";
 import { Role, type ApiKey } from "../gen/veritrace/v1/admin_pb";
-import { time } from "../format";
+import { roleNames, time } from "../format";
 import { Badge, ErrorBox, Field, Notice, Page, Panel, useAction } from "../ui";
 
 export function KeysView() {

@@ -5,14 +5,14 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { useEffect, useState } from "preact/hooks";
 import { useCtx } from "../context";
-import { bundleName, exportBundle, pinnedSize, rememberBundle, type QueryInit } from "../exporting";
+import { ExportPanel, type QueryInit } from "../exporting";
 import { TraceQuerySchema, type TraceSummary } from "../gen/veritrace/v1/audit_pb";
 import { SpanKind } from "../gen/veritrace/v1/span_pb";
 import { VersionKind, type Version } from "../gen/veritrace/v1/version_pb";
-import { bytesSize, costs, duration, hex, kindName, ms, num, time } from "../format";
+import { costs, duration, hex, kindName, ms, num, time } from "../format";
 import { linkClick, navigate } from "../router";
 import { fromHex } from "../verify/bytes";
-import { Badge, ErrorBox, Field, Id, Notice, Page, Panel, download, useAction } from "../ui";
+import { Badge, ErrorBox, Field, Id, Notice, Page, Panel, useAction } from "../ui";
 
 interface Filters {
   traceId: string;
@@ -51,14 +51,13 @@ function toQuery(f: Filters): QueryInit {
 }
 
 export function SearchView() {
-  const { api, can, tenant } = useCtx();
+  const { api, can } = useCtx();
   const [filters, setFilters] = useState<Filters>(saved.filters);
   const [query, setQuery] = useState<QueryInit | null>(saved.query);
   const [pages, setPages] = useState<string[]>(saved.pages); // page tokens; pages[i] starts page i
   const [page, setPage] = useState(saved.page);
   const [rows, setRows] = useState<TraceSummary[] | null>(null);
   const [versions, setVersions] = useState<Version[]>([]);
-  const [exported, setExported] = useState<string>("");
   const search = useAction(async (q: QueryInit, token: string) => {
     const r = await api.audit.queryTraces({ query: create(TraceQuerySchema, q), pageSize: 25, pageToken: token, withSummaries: true });
     setRows(r.traces);
@@ -67,17 +66,6 @@ export function SearchView() {
       if (r.nextPageToken) next[page + 1] = r.nextPageToken;
       return next;
     });
-  });
-  const exporting = useAction(async () => {
-    if (!query) return;
-    setExported("");
-    const cp = await api.ledger.getCheckpoint({});
-    const known = pinnedSize(cp.checkpoint?.origin ?? "");
-    const bytes = await exportBundle(api, query, known);
-    const name = bundleName(tenant, filters.traceId || filters.subject || filters.session || "selection");
-    rememberBundle(name, bytes);
-    download(bytes, name, "application/zip");
-    setExported(`${name} (${bytesSize(bytes.length)})`);
   });
 
   useEffect(() => {
@@ -226,31 +214,13 @@ export function SearchView() {
           </div>
         </Panel>
       )}
-      {query && can("export_evidence") && (
-        <Panel title="Evidence">
-          {canExport ? (
-            <>
-              <p class="muted">
-                Export every trace this search selects as a signed evidence bundle (docs/BUNDLE.md). The export is recorded in the access log.
-              </p>
-              <button onClick={() => exporting.run()} disabled={exporting.busy} data-testid="export">
-                {exporting.busy ? "Exporting…" : "Export bundle of this selection"}
-              </button>
-              {exported && (
-                <Notice kind="ok" testid="exported">
-                  Saved {exported}.{" "}
-                  <a href="/ui/verify" onClick={linkClick("/verify")}>
-                    Verify it now
-                  </a>
-                </Notice>
-              )}
-              <ErrorBox error={exporting.error} />
-            </>
-          ) : (
-            <Notice>To export, name a subject, a session, a trace id or a time range.</Notice>
-          )}
-        </Panel>
-      )}
+      {query && can("export_evidence") &&
+        (canExport ? (
+          <ExportPanel query={query} what={filters.traceId || filters.subject || filters.session || "selection"} label="Export bundle of this selection" testid="export"
+            text="Export every trace this search selects as a signed evidence bundle (docs/BUNDLE.md)." />
+        ) : (
+          <Notice>To export, name a subject, a session, a trace id or a time range.</Notice>
+        ))}
     </Page>
   );
 }

@@ -7,7 +7,7 @@ import { toJsonString } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { useCtx } from "../context";
-import { bundleName, exportBundle, pinnedSize, rememberBundle } from "../exporting";
+import { ExportPanel } from "../exporting";
 import type { GetTraceResponse, SpanNode } from "../gen/veritrace/v1/audit_pb";
 import { GuardrailOutcome, SpanKind, StatusCode, type Message, type Span } from "../gen/veritrace/v1/span_pb";
 import { VersionKind, type Version } from "../gen/veritrace/v1/version_pb";
@@ -17,7 +17,7 @@ import { pins } from "../session";
 import { fromHex, utf8Decoder } from "../verify/bytes";
 import { parseVerifierKey } from "../verify/note";
 import { verifyTrace, type TraceVerification } from "../verify/trace";
-import { Badge, ErrorBox, Field, Id, KV, Loading, Notice, Page, Panel, Pre, download, useAction } from "../ui";
+import { Badge, ErrorBox, Field, Id, KV, Loading, Notice, Page, Panel, Pre, useAction } from "../ui";
 
 interface Row {
   node: SpanNode;
@@ -131,7 +131,10 @@ export function TraceView(props: { traceId: string }) {
       </div>
       <Versions versions={trace.versions} />
       <VerifyPanel trace={trace} tenant={tenant} />
-      {can("export_evidence") && <ExportPanel traceId={props.traceId} />}
+      {can("export_evidence") && (
+        <ExportPanel query={{ traceId: fromHex(props.traceId) }} what={props.traceId.slice(0, 16)} label="Export evidence bundle" testid="export-trace"
+          text="Export this trace, its versions and their proofs as a signed evidence bundle to verify offline." />
+      )}
     </Page>
   );
 }
@@ -156,8 +159,8 @@ function Waterfall(props: { rows: Row[]; t0: number; total: number; selected: Sp
         return (
           <div class={"wf-row" + (props.selected === r.node ? " selected" : "")} onClick={() => props.onSelect(r.node)} data-testid="span-row">
             <div class="wf-name" style={{ paddingLeft: `${r.depth * 14 + 4}px` }} title={s?.name}>
-              <Badge tone={kindTone(r.node.kind)}>{kindName(r.node.kind)}</Badge> {r.node.erased ? <em>erased</em> : s?.name}
-              {r.attempt && <Badge tone={r.attempt === "failed attempt" ? "bad" : "warn"}>{r.attempt}</Badge>}
+              <Badge tone={kindTone(r.node.kind)}>{kindName(r.node.kind)}</Badge>
+              {r.attempt && <Badge tone={r.attempt === "failed attempt" ? "bad" : "warn"}>{r.attempt}</Badge>} {r.node.erased ? <em>erased</em> : s?.name}
             </div>
             <div class="wf-track">
               <div class={"wf-bar " + kindTone(r.node.kind) + (isError(s) ? " err" : "")} style={{ left: `${left}%`, width: `${width}%` }} />
@@ -474,7 +477,7 @@ function VerifyPanel(props: { trace: GetTraceResponse; tenant: string }) {
         <div data-testid="verify-result">
           <Notice kind={res.ok ? "ok" : "bad"} testid={res.ok ? "verified" : "not-verified"}>
             {res.ok
-              ? `VERIFIED: all ${res.entries} entries are in ${origin} at tree size ${res.checkpoint?.size}, signed by the pinned key.`
+              ? `VERIFIED: all ${res.entries} entries are in ${origin} at tree size ${res.checkpoint?.size}, in a checkpoint signed by the key you gave.`
               : `NOT VERIFIED: ${res.steps.filter((s) => s.failures.length || s.skipped).map((s) => s.name).join(", ")} failed.`}
           </Notice>
           <CheckList checks={res.steps.map((s) => ({ name: s.name, passed: s.passed, failures: s.failures, skipped: s.skipped ?? "" }))} />
@@ -525,35 +528,3 @@ export function CheckList(props: { checks: { name: string; passed: number; failu
     </ul>
   );
 }
-
-function ExportPanel(props: { traceId: string }) {
-  const { api, tenant } = useCtx();
-  const [done, setDone] = useState("");
-  const run = useAction(async () => {
-    setDone("");
-    const cp = await api.ledger.getCheckpoint({});
-    const bytes = await exportBundle(api, { traceId: fromHex(props.traceId) }, pinnedSize(cp.checkpoint?.origin ?? ""));
-    const name = bundleName(tenant, props.traceId.slice(0, 16));
-    rememberBundle(name, bytes);
-    download(bytes, name, "application/zip");
-    setDone(`${name} (${bytesSize(bytes.length)})`);
-  });
-  return (
-    <Panel title="Evidence">
-      <p class="muted">Export this trace, its versions and their proofs as a signed evidence bundle to verify offline. The export is recorded in the access log.</p>
-      <button onClick={() => run.run()} disabled={run.busy} data-testid="export-trace">
-        {run.busy ? "Exporting…" : "Export evidence bundle"}
-      </button>
-      {done && (
-        <Notice kind="ok" testid="exported">
-          Saved {done}.{" "}
-          <a href="/ui/verify" onClick={linkClick("/verify")}>
-            Verify it now
-          </a>
-        </Notice>
-      )}
-      <ErrorBox error={run.error} />
-    </Panel>
-  );
-}
-
