@@ -378,7 +378,7 @@ func FuzzSpanRecord(f *testing.F) {
 		if err := proto.Unmarshal(b, sp); err != nil {
 			return
 		}
-		r, err := spanRecord("spans[0]", sp)
+		r, err := spanRecord("spans[0]", sp, maxSpanBytes)
 		if err != nil {
 			var ce *connect.Error
 			if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument {
