@@ -197,7 +197,11 @@ func rewriteIDs(v any, p idPath, path string) error {
 		return nil // protojson reports the wrong type
 	}
 	for _, c := range p.children {
-		for _, key := range []string{c.key, snake(c.key)} {
+		keys := []string{c.key}
+		if sk := snake(c.key); sk != c.key {
+			keys = append(keys, sk)
+		}
+		for _, key := range keys {
 			child, ok := obj[key]
 			if !ok {
 				continue

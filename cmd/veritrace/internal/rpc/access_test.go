@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/policy"
@@ -124,6 +125,22 @@ func procedureCalls(n *int) map[string]func(ctx context.Context, c clients) erro
 		},
 		veritracev1connect.AdminServiceListTenantsProcedure: func(ctx context.Context, c clients) error {
 			_, err := c.admin.ListTenants(ctx, connect.NewRequest(&v1.ListTenantsRequest{}))
+			return err
+		},
+		otlp.TraceExportProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(next()))))
+			return err
+		},
+		otlp.LogsExportProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.otlp.logs.CallUnary(ctx, connect.NewRequest(otlpLogs(otlpLogRecord(next()))))
+			return err
+		},
+		otlp.TracesPath: func(ctx context.Context, c clients) error {
+			_, _, err := c.otlp.post(ctx, otlp.TracesPath, otlp.ContentProtobuf, mustMarshal(otlpExport(otlpSpan(next()))))
+			return err
+		},
+		otlp.LogsPath: func(ctx context.Context, c clients) error {
+			_, _, err := c.otlp.post(ctx, otlp.LogsPath, otlp.ContentJSON, []byte(`{"resourceLogs":[]}`))
 			return err
 		},
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/veritrace/veritrace/audit"
 	"github.com/veritrace/veritrace/audit/bundle"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 )
@@ -137,6 +138,9 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 			n.Span = &v1.Span{}
 			if err := proto.Unmarshal(e.Payload, n.Span); err != nil {
 				return nil, s.fail(ctx, proc, fmt.Errorf("decode span entry %d: %w", h.Index, err), nil)
+			}
+			if n.OtlpJson, err = otlp.SourceJSON(n.Span.GetOtlp()); err != nil {
+				return nil, s.fail(ctx, proc, fmt.Errorf("span entry %d: %w", h.Index, err), nil)
 			}
 		}
 		nodes[h.SpanID] = n

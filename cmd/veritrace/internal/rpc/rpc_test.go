@@ -108,6 +108,7 @@ type clients struct {
 	audit     veritracev1connect.AuditServiceClient
 	retention veritracev1connect.RetentionServiceClient
 	admin     veritracev1connect.AdminServiceClient
+	otlp      otlpClients
 }
 
 // clients returns the generated clients speaking protocol ("connect" or
@@ -129,6 +130,7 @@ func (s *testServer) clients(protocol, tenant, token string) clients {
 		audit:     veritracev1connect.NewAuditServiceClient(hc, s.url, opts...),
 		retention: veritracev1connect.NewRetentionServiceClient(hc, s.url, opts...),
 		admin:     veritracev1connect.NewAdminServiceClient(hc, s.url, opts...),
+		otlp:      newOTLPClients(hc, s.url, tenant, token, opts...),
 	}
 }
 

@@ -382,6 +382,9 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 				return nil, s.fail(ctx, proc, fmt.Errorf("decode span entry %d: %w", h.Index, err), nil)
 			}
 			msg.Record = &v1.Entry_Span{Span: sp}
+			if msg.OtlpJson, err = otlp.SourceJSON(sp.GetOtlp()); err != nil {
+				return nil, s.fail(ctx, proc, fmt.Errorf("span entry %d: %w", h.Index, err), nil)
+			}
 		case format.KindVersion:
 			v, err := decodeVersion(e)
 			if err != nil {
