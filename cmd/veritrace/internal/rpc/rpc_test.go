@@ -57,6 +57,13 @@ func (s *syncBuffer) String() string {
 // and h2c, like `veritrace serve`, logging at debug level into ts.logs.
 func startServer(t *testing.T, maxBytes int) *testServer {
 	t.Helper()
+	return startServerWith(t, Options{MaxRequestBytes: maxBytes})
+}
+
+// startServerWith is startServer with handler options (the logger and
+// clock are the test server's).
+func startServerWith(t *testing.T, opts Options) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	keys, _, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: dir})
 	if err != nil {
@@ -72,7 +79,8 @@ func startServer(t *testing.T, maxBytes int) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: NewHandler(l, Options{MaxRequestBytes: maxBytes, Logger: log}), Protocols: new(http.Protocols)}
+	opts.Logger = log
+	srv := &http.Server{Handler: NewHandler(l, opts), Protocols: new(http.Protocols)}
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go srv.Serve(ln)
