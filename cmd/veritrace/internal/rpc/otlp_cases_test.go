@@ -360,4 +360,3 @@ func TestOTLPLogs(t *testing.T) {
 		}
 	}
 }
-
