@@ -454,10 +454,13 @@ func mapContent(kind v1.SpanKind, name string, st *v1.Status, a *attrs, events [
 	if len(c.InputMessages) == 0 && len(c.OutputMessages) == 0 {
 		c.InputMessages, c.OutputMessages = eventMessages(events)
 	}
-	in, inKey := a.str("input.value", "traceloop.entity.input")
-	out, outKey := a.str("output.value", "traceloop.entity.output")
+	in, inKey := a.str("input.value", "traceloop.entity.input", "langfuse.observation.input")
+	out, outKey := a.str("output.value", "traceloop.entity.output", "langfuse.observation.output")
 	switch kind {
 	case v1.SpanKind_SPAN_KIND_GENERATION:
+		// The step's input and output are its messages: mapped or already
+		// held by the messages, never kept twice.
+		a.use(inKey, outKey)
 		if len(c.InputMessages) == 0 && in != "" {
 			c.InputMessages = messages(parseJSON(in), "user")
 			a.use(inKey)
