@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -160,6 +161,21 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 		} else {
 			resp.Roots = append(resp.Roots, n)
 		}
+	}
+	// Retries and fallbacks: sibling model calls, every one but the last
+	// failed, are attempts at one step.
+	markAttempts := func(ns []*v1.SpanNode) {
+		in := make([]bundle.AttemptSpan, len(ns))
+		for i, n := range ns {
+			in[i] = bundle.AttemptSpan{Kind: n.Kind, Start: time.Unix(0, start(n)), Error: n.GetSpan().GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR}
+		}
+		for i, a := range bundle.Attempts(in) {
+			ns[i].Attempt, ns[i].Attempts = uint32(a.N), uint32(a.Of)
+		}
+	}
+	markAttempts(resp.Roots)
+	for _, n := range order {
+		markAttempts(n.Children)
 	}
 	for _, e := range p.Versions {
 		v, err := decodeVersion(e)
