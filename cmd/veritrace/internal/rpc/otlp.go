@@ -48,6 +48,8 @@ type otlpBackend struct {
 	*service
 	auth *authInterceptor
 	opts OTLPOptions
+	// append is the ledger's Append (replaced in tests).
+	append func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error)
 }
 
 // Admit authenticates an OTLP/HTTP request like the interceptor does a
@@ -262,7 +264,7 @@ func (b *otlpBackend) appendOTLP(ctx context.Context, proc, tenant string, items
 		for i := range batch {
 			recs[i] = batch[i].rec
 		}
-		_, err := b.l.Append(ctx, tenant, recs)
+		_, err := b.append(ctx, tenant, recs)
 		var re *ledger.RecordError
 		if errors.As(err, &re) && re.Record < len(batch) {
 			cerr := toConnect(ctx, b.log, proc, err, func(i int) (string, string) {

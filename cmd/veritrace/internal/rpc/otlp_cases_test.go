@@ -17,6 +17,7 @@ import (
 
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/policy"
 )
 
@@ -358,5 +359,86 @@ func TestOTLPLogs(t *testing.T) {
 		if !n.GetErased() {
 			t.Errorf("after erasing the subject, entry %d (%s) is not erased", n.GetIndex(), n.GetSpan().GetName())
 		}
+	}
+}
+
+// TestOTLPPieces: a trace whose spans arrive in several exports, children
+// before their parent and minutes apart, is one decision path.
+func TestOTLPPieces(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	aud := s.clients("connect", "", s.key(t, policy.Auditor, "default"))
+	root, child, grandchild := otlpSpan(10), otlpSpan(11), otlpSpan(12)
+	root.Attributes = []*common.KeyValue{kv("gen_ai.operation.name", "invoke_agent")}
+	child.ParentSpanId, grandchild.ParentSpanId = root.SpanId, child.SpanId
+	root.EndTimeUnixNano += uint64(5 * 60 * 1e9) // the agent ends minutes later
+	for _, sp := range []*trace.Span{grandchild, child, root} {
+		if _, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr := readTrace(t, aud, root.TraceId)
+	if len(tr.Roots) != 1 || !bytes.Equal(tr.Roots[0].SpanId, root.SpanId) || len(tr.Roots[0].Children) != 1 ||
+		len(tr.Roots[0].Children[0].Children) != 1 || !bytes.Equal(tr.Roots[0].Children[0].Children[0].SpanId, grandchild.SpanId) {
+		t.Errorf("GetTrace = %v, want root > child > grandchild", tr)
+	}
+}
+
+// TestOTLPTenantConfig: a tenant may name other attributes as the subject
+// and the session.
+func TestOTLPTenantConfig(t *testing.T) {
+	s := startServerWith(t, Options{OTLP: OTLPOptions{Tenants: map[string]otlp.Config{
+		"acme": {SubjectAttributes: []string{"app.customer_id"}, SessionAttributes: []string{"app.ticket"}},
+	}}})
+	ctx := context.Background()
+	s.tenant(t, "acme")
+	for _, tenant := range []string{"acme", "default"} {
+		ing := s.clients("grpc", tenant, s.key(t, policy.Ingester, tenant))
+		aud := s.clients("connect", tenant, s.key(t, policy.Auditor, tenant))
+		sp := otlpSpan(1)
+		sp.Attributes = append(sp.Attributes, kv("app.customer_id", "c-9"), kv("app.ticket", "T-1"))
+		if _, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp))); err != nil {
+			t.Fatal(err)
+		}
+		got := readTrace(t, aud, sp.TraceId).Roots[0].GetSpan()
+		wantSubject, wantSession := "customer-42", "session-7"
+		if tenant == "acme" {
+			wantSubject, wantSession = "c-9", "T-1"
+		}
+		if got.GetSubjectId() != wantSubject || got.GetSessionId() != wantSession {
+			t.Errorf("%s: subject %q session %q, want %q %q", tenant, got.GetSubjectId(), got.GetSessionId(), wantSubject, wantSession)
+		}
+	}
+}
+
+// TestOTLPOverload: when the ledger cannot take appends (shutting down,
+// or refusing for load or disk), OTLP/HTTP answers 503 or 429 with
+// Retry-After and gRPC UNAVAILABLE, all of which exporters retry; nothing
+// is stored.
+func TestOTLPOverload(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		status int
+	}{
+		{"shutting down", ledger.ErrClosed, http.StatusServiceUnavailable},
+		{"resource exhausted", connect.NewError(connect.CodeResourceExhausted, errors.New("disk reserve reached")), http.StatusTooManyRequests},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServerWith(t, Options{otlpAppend: func(context.Context, string, []ledger.Record) ([]ledger.Receipt, error) {
+				return nil, tc.err
+			}})
+			ctx := context.Background()
+			ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+			status, _, err := ing.otlp.post(ctx, otlp.TracesPath, otlp.ContentProtobuf, mustMarshal(otlpExport(otlpSpan(1))))
+			var he *httpError
+			if !errors.As(err, &he) || he.status != tc.status || he.header.Get("Retry-After") == "" {
+				t.Errorf("OTLP/HTTP = %d, %v; want %d with Retry-After", status, err, tc.status)
+			}
+			if _, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(1)))); connect.CodeOf(err) != connect.CodeUnavailable {
+				t.Errorf("gRPC = %v, want unavailable", err)
+			}
+		})
 	}
 }

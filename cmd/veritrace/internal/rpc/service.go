@@ -48,6 +48,9 @@ type Options struct {
 	Retention *retention.Service
 	// OTLP configures OpenTelemetry ingest.
 	OTLP OTLPOptions
+	// otlpAppend replaces the ledger's Append for OTLP ingest, for tests
+	// that inject storage faults.
+	otlpAppend func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error)
 }
 
 func (opts *Options) defaults(l *ledger.Ledger) {
@@ -85,7 +88,10 @@ func handlerOptions(opts Options, auth *authInterceptor, readMax int) []connect.
 // OTLP/HTTP (docs/OTLP.md), through the same keys, rules and append path
 // as the Connect API.
 func mountOTLP(mux *http.ServeMux, s *service, auth *authInterceptor, opts Options) {
-	b := &otlpBackend{service: s, auth: auth, opts: opts.OTLP}
+	b := &otlpBackend{service: s, auth: auth, opts: opts.OTLP, append: opts.otlpAppend}
+	if b.append == nil {
+		b.append = s.l.Append
+	}
 	for path, h := range otlp.NewGRPCHandlers(b, handlerOptions(opts, auth, opts.OTLP.MaxBytes)...) {
 		mux.Handle(path, h)
 	}
