@@ -104,31 +104,23 @@ type pending struct {
 }
 
 func (b *otlpBackend) ExportTraces(ctx context.Context, req *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error) {
-	const proc = otlp.TraceExportProcedure
-	_, tenant := principalFrom(ctx)
-	cfg := b.opts.config(tenant)
-	rej := &rejections{}
-	refs := &versionResolver{l: b.l, tenant: tenant, cache: map[refKey]string{}}
-	var items []pending
-	for i, rs := range req.GetResourceSpans() {
-		for j, ss := range rs.GetScopeSpans() {
-			for k, sp := range ss.GetSpans() {
-				field := fmt.Sprintf("resourceSpans[%d].scopeSpans[%d].spans[%d]", i, j, k)
-				m, err := otlp.MapSpan(rs, ss, sp, cfg)
-				if err != nil {
-					return nil, b.fail(ctx, proc, err, nil)
-				}
-				p, err := b.prepareOTLP(ctx, proc, tenant, field, m, refs, rej)
-				if err != nil {
-					return nil, err
-				}
-				if p != nil {
-					items = append(items, *p)
+	rej, err := b.ingest(ctx, otlp.TraceExportProcedure, func(cfg otlp.Config, _ *rejections, add addFunc) error {
+		for i, rs := range req.GetResourceSpans() {
+			for j, ss := range rs.GetScopeSpans() {
+				for k, sp := range ss.GetSpans() {
+					m, err := otlp.MapSpan(rs, ss, sp, cfg)
+					if err != nil {
+						return err
+					}
+					if err := add(fmt.Sprintf("resourceSpans[%d].scopeSpans[%d].spans[%d]", i, j, k), m); err != nil {
+						return err
+					}
 				}
 			}
 		}
-	}
-	if err := b.appendOTLP(ctx, proc, tenant, items, rej); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	resp := &coltrace.ExportTraceServiceResponse{}
@@ -139,43 +131,37 @@ func (b *otlpBackend) ExportTraces(ctx context.Context, req *coltrace.ExportTrac
 }
 
 func (b *otlpBackend) ExportLogs(ctx context.Context, req *collogs.ExportLogsServiceRequest) (*collogs.ExportLogsServiceResponse, error) {
-	const proc = otlp.LogsExportProcedure
 	_, tenant := principalFrom(ctx)
-	cfg := b.opts.config(tenant)
-	rej := &rejections{}
-	refs := &versionResolver{l: b.l, tenant: tenant, cache: map[refKey]string{}}
 	subjects := &subjectLookup{s: b.service, tenant: tenant, cache: map[[24]byte]string{}}
-	var items []pending
-	for i, rl := range req.GetResourceLogs() {
-		for j, sl := range rl.GetScopeLogs() {
-			for k, lr := range sl.GetLogRecords() {
-				field := fmt.Sprintf("resourceLogs[%d].scopeLogs[%d].logRecords[%d]", i, j, k)
-				if len(lr.GetTraceId()) == 0 || len(lr.GetSpanId()) == 0 {
-					rej.add(true, field+": has no trace_id and span_id; Veritrace keeps log records only as events of a span")
-					continue
-				}
-				m, err := otlp.MapLogRecord(rl, sl, lr, cfg)
-				if err != nil {
-					return nil, b.fail(ctx, proc, err, nil)
-				}
-				if m.Span.SubjectId == "" {
-					// Sealed with its span: under the span's subject when the
-					// span is in the ledger already.
-					if m.Span.SubjectId, err = subjects.of(ctx, lr.GetTraceId(), lr.GetSpanId()); err != nil {
-						return nil, b.fail(ctx, proc, err, nil)
+	rej, err := b.ingest(ctx, otlp.LogsExportProcedure, func(cfg otlp.Config, rej *rejections, add addFunc) error {
+		for i, rl := range req.GetResourceLogs() {
+			for j, sl := range rl.GetScopeLogs() {
+				for k, lr := range sl.GetLogRecords() {
+					field := fmt.Sprintf("resourceLogs[%d].scopeLogs[%d].logRecords[%d]", i, j, k)
+					if len(lr.GetTraceId()) == 0 || len(lr.GetSpanId()) == 0 {
+						rej.add(true, field+": has no trace_id and span_id; Veritrace keeps log records only as events of a span")
+						continue
 					}
-				}
-				p, err := b.prepareOTLP(ctx, proc, tenant, field, m, refs, rej)
-				if err != nil {
-					return nil, err
-				}
-				if p != nil {
-					items = append(items, *p)
+					m, err := otlp.MapLogRecord(rl, sl, lr, cfg)
+					if err != nil {
+						return err
+					}
+					if m.Span.SubjectId == "" {
+						// Sealed with its span: under the span's subject when the
+						// span is in the ledger already.
+						if m.Span.SubjectId, err = subjects.of(ctx, lr.GetTraceId(), lr.GetSpanId()); err != nil {
+							return err
+						}
+					}
+					if err := add(field, m); err != nil {
+						return err
+					}
 				}
 			}
 		}
-	}
-	if err := b.appendOTLP(ctx, proc, tenant, items, rej); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	resp := &collogs.ExportLogsServiceResponse{}
@@ -183,6 +169,35 @@ func (b *otlpBackend) ExportLogs(ctx context.Context, req *collogs.ExportLogsSer
 		resp.PartialSuccess = &collogs.ExportLogsPartialSuccess{RejectedLogRecords: rej.count, ErrorMessage: msg}
 	}
 	return resp, nil
+}
+
+// addFunc takes one mapped item of an export, with its path in the
+// request.
+type addFunc func(field string, m *otlp.Mapped) error
+
+// ingest runs an export: mapItems maps each item of the request and hands
+// it to add, which resolves, validates and collects it; then the accepted
+// items are appended. It returns what was rejected, or the error that
+// fails the whole export.
+func (b *otlpBackend) ingest(ctx context.Context, proc string, mapItems func(otlp.Config, *rejections, addFunc) error) (*rejections, error) {
+	_, tenant := principalFrom(ctx)
+	rej := &rejections{}
+	refs := &versionResolver{l: b.l, tenant: tenant, cache: map[refKey]string{}}
+	var items []pending
+	err := mapItems(b.opts.config(tenant), rej, func(field string, m *otlp.Mapped) error {
+		p, err := b.prepareOTLP(ctx, proc, tenant, field, m, refs, rej)
+		if p != nil {
+			items = append(items, *p)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, b.fail(ctx, proc, err, nil)
+	}
+	if err := b.appendOTLP(ctx, proc, tenant, items, rej); err != nil {
+		return nil, err
+	}
+	return rej, nil
 }
 
 // prepareOTLP resolves a mapped span's version references and validates
