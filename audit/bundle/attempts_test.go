@@ -12,7 +12,9 @@ import (
 func TestAttempts(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	gen, tool, emb := v1.SpanKind_SPAN_KIND_GENERATION, v1.SpanKind_SPAN_KIND_TOOL, v1.SpanKind_SPAN_KIND_EMBEDDING
-	at := func(s int, k v1.SpanKind, failed bool) AttemptSpan { return AttemptSpan{Kind: k, Start: t0.Add(time.Duration(s) * time.Second), Error: failed} }
+	at := func(s int, k v1.SpanKind, failed bool) AttemptSpan {
+		return AttemptSpan{Kind: k, Start: t0.Add(time.Duration(s) * time.Second), Error: failed}
+	}
 	for _, tc := range []struct {
 		name string
 		in   []AttemptSpan
