@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -109,30 +108,94 @@ func readError(err error, what string) error {
 // content type.
 func UnmarshalTraces(contentType string, body []byte) (*coltrace.ExportTraceServiceRequest, error) {
 	req := &coltrace.ExportTraceServiceRequest{}
-	return req, unmarshal(contentType, body, req, traceIDPaths)
+	if err := unmarshal(contentType, body, req); err != nil || contentType != ContentJSON {
+		return req, err
+	}
+	for i, rs := range req.GetResourceSpans() {
+		for j, ss := range rs.GetScopeSpans() {
+			for k, sp := range ss.GetSpans() {
+				at := fmt.Sprintf("resourceSpans[%d].scopeSpans[%d].spans[%d].", i, j, k)
+				if err := hexIDs(at, &sp.TraceId, &sp.SpanId, &sp.ParentSpanId); err != nil {
+					return nil, err
+				}
+				for l, link := range sp.GetLinks() {
+					if err := hexIDs(fmt.Sprintf("%slinks[%d].", at, l), &link.TraceId, &link.SpanId, nil); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+	}
+	return req, nil
 }
 
 // UnmarshalLogs decodes an ExportLogsServiceRequest in the given content
 // type.
 func UnmarshalLogs(contentType string, body []byte) (*collogs.ExportLogsServiceRequest, error) {
 	req := &collogs.ExportLogsServiceRequest{}
-	return req, unmarshal(contentType, body, req, logIDPaths)
+	if err := unmarshal(contentType, body, req); err != nil || contentType != ContentJSON {
+		return req, err
+	}
+	for i, rl := range req.GetResourceLogs() {
+		for j, sl := range rl.GetScopeLogs() {
+			for k, lr := range sl.GetLogRecords() {
+				if err := hexIDs(fmt.Sprintf("resourceLogs[%d].scopeLogs[%d].logRecords[%d].", i, j, k), &lr.TraceId, &lr.SpanId, nil); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return req, nil
 }
 
-func unmarshal(contentType string, body []byte, m proto.Message, ids idPath) error {
+func unmarshal(contentType string, body []byte, m proto.Message) error {
 	if contentType == ContentProtobuf {
 		if err := proto.Unmarshal(body, m); err != nil {
 			return badData("not a valid OTLP protobuf message: %v", err)
 		}
 		return nil
 	}
-	conv, err := hexIDsToBase64(body, ids)
-	if err != nil {
-		return err
-	}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(conv, m); err != nil {
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, m); err != nil {
 		return badData("not a valid OTLP JSON message: %v", err)
 	}
+	return nil
+}
+
+// hexIDs turns the ids of a span (or link, or log record) that protojson
+// decoded from OTLP JSON back into what the sender meant.
+//
+// OTLP JSON writes ids as hex; protojson reads every bytes field as
+// base64, and a hex string is valid base64, so it yields wrong bytes
+// without an error: a 32-digit trace id becomes 24 bytes. Those bytes
+// re-encode to exactly the digits sent (32 and 16 characters are whole
+// base64 quanta), which are then decoded as hex. An id sent as base64
+// (16 or 8 bytes after protojson) or with non-hex characters is refused.
+func hexIDs(at string, trace, span, parent *[]byte) error {
+	if err := hexID(at+"traceId", trace, 16); err != nil {
+		return err
+	}
+	if err := hexID(at+"spanId", span, 8); err != nil {
+		return err
+	}
+	if parent != nil {
+		return hexID(at+"parentSpanId", parent, 8)
+	}
+	return nil
+}
+
+func hexID(at string, id *[]byte, size int) error {
+	if len(*id) == 0 {
+		return nil
+	}
+	bad := badData("%s: must be %d hex digits (OTLP JSON ids are hex, not base64)", at, 2*size)
+	if len(*id) != 2*size*3/4 {
+		return bad
+	}
+	b, err := hex.DecodeString(base64.StdEncoding.EncodeToString(*id))
+	if err != nil {
+		return bad
+	}
+	*id = b
 	return nil
 }
 
@@ -144,10 +207,9 @@ func Marshal(contentType string, m proto.Message) ([]byte, error) {
 	return proto.Marshal(m)
 }
 
-// idPath describes where ids sit in an OTLP JSON document: at a key, the
-// size of the id (bytes) or the nested paths below it. Each key is given
-// in lowerCamelCase, the OTLP JSON spelling; the proto field name
-// (snake_case) is accepted too, as protojson does.
+// idPath describes where ids sit in an OTLP JSON document (for rendering
+// sources as OTLP JSON): at a key (lowerCamelCase, as protojson writes
+// it), the size of the id in bytes, or the nested paths below it.
 type idPath struct {
 	key      string
 	size     int // > 0: a hex id of this many bytes
@@ -166,104 +228,3 @@ var logIDPaths = idPath{children: []idPath{{key: "resourceLogs", children: []idP
 		{key: "traceId", size: 16}, {key: "spanId", size: 8},
 	}}}},
 }}}}
-
-// hexIDsToBase64 rewrites the trace and span ids of an OTLP JSON document
-// from hex (OTLP JSON, either case) to base64 (proto3 JSON) so that
-// protojson decodes them to the right bytes. Without this, protojson reads
-// a 32-digit hex trace id as base64 and silently yields 24 wrong bytes.
-// Numbers are kept as written (int64 fields may be strings or numbers).
-func hexIDsToBase64(body []byte, root idPath) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
-		return nil, badData("not a valid OTLP JSON message: %v", err)
-	}
-	if dec.More() {
-		return nil, badData("not a valid OTLP JSON message: data after the top-level object")
-	}
-	if _, ok := doc.(map[string]any); !ok {
-		return nil, badData("not a valid OTLP JSON message: the top level is not an object")
-	}
-	if err := rewriteIDs(doc, root, ""); err != nil {
-		return nil, err
-	}
-	return json.Marshal(doc)
-}
-
-func rewriteIDs(v any, p idPath, path string) error {
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil // protojson reports the wrong type
-	}
-	for _, c := range p.children {
-		keys := []string{c.key}
-		if sk := snake(c.key); sk != c.key {
-			keys = append(keys, sk)
-		}
-		for _, key := range keys {
-			child, ok := obj[key]
-			if !ok {
-				continue
-			}
-			at := path + "." + c.key
-			if path == "" {
-				at = c.key
-			}
-			if c.size > 0 {
-				s, ok := child.(string)
-				if !ok {
-					if child == nil {
-						continue
-					}
-					return badData("%s: must be a hex string", at)
-				}
-				b, err := parseHexID(s, c.size)
-				if err != nil {
-					return badData("%s: %v", at, err)
-				}
-				obj[key] = base64.StdEncoding.EncodeToString(b)
-				continue
-			}
-			list, ok := child.([]any)
-			if !ok {
-				continue // protojson reports the wrong type
-			}
-			for i, e := range list {
-				if err := rewriteIDs(e, c, fmt.Sprintf("%s[%d]", at, i)); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// parseHexID parses an OTLP JSON id: empty, or exactly 2*size hex digits in
-// either case.
-func parseHexID(s string, size int) ([]byte, error) {
-	if s == "" {
-		return nil, nil
-	}
-	if len(s) != 2*size {
-		return nil, fmt.Errorf("must be %d hex digits (OTLP JSON ids are hex, not base64), got %d characters", 2*size, len(s))
-	}
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("must be %d hex digits (OTLP JSON ids are hex, not base64)", 2*size)
-	}
-	return b, nil
-}
-
-// snake turns a lowerCamelCase key into its snake_case proto name.
-func snake(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}

@@ -3,6 +3,8 @@ package otlp
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"io"
@@ -139,11 +141,32 @@ func TestJSONHexIDs(t *testing.T) {
 	if l := sp.Links[0]; l.TraceId[15] != 1 || l.SpanId[7] != 2 {
 		t.Errorf("link ids = %x %x", l.TraceId, l.SpanId)
 	}
+	// Every id survives, in either case.
+	for i := range 2000 {
+		var tid [16]byte
+		var sid [8]byte
+		rand.Read(tid[:])
+		rand.Read(sid[:])
+		th, sh := hex.EncodeToString(tid[:]), hex.EncodeToString(sid[:])
+		if i%2 == 1 {
+			th, sh = strings.ToUpper(th), strings.ToUpper(sh)
+		}
+		body := `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"` + th + `","spanId":"` + sh + `"}]}]}]}`
+		req, err := UnmarshalTraces(ContentJSON, []byte(body))
+		if err != nil {
+			t.Fatalf("UnmarshalTraces(%s) = %v", body, err)
+		}
+		if sp := req.ResourceSpans[0].ScopeSpans[0].Spans[0]; !bytes.Equal(sp.TraceId, tid[:]) || !bytes.Equal(sp.SpanId, sid[:]) {
+			t.Fatalf("ids %s %s decoded to %x %x", th, sh, sp.TraceId, sp.SpanId)
+		}
+	}
 	for _, bad := range []string{
 		`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"W46/95gDgQPSabYzgT/GDA=="}]}]}]}`,
 		`{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"xyz"}]}]}]}`,
 		`{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":12}]}]}]}`,
 		`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc6"}]}]}]}`,
+		`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc6zz"}]}]}]}`,
+		`{"resourceSpans":[{"scopeSpans":[{"spans":[{"links":[{"spanId":"W46/95gDgQM="}]}]}]}]}`,
 	} {
 		var bd *BadDataError
 		if _, err := UnmarshalTraces(ContentJSON, []byte(bad)); !errorsAs(err, &bd) {
