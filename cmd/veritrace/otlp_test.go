@@ -1,9 +1,11 @@
 package main
 
 import (
+	"archive/zip"
 	"context"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -154,6 +156,25 @@ func (s *otlpSession) checkTrace(t *testing.T, traceID string, spans int, subjec
 	out.Reset()
 	if err := run(context.Background(), []string{"verify", bundle, "--key", filepath.Join(s.dir, "log.pub")}, &out); err != nil || !strings.Contains(out.String(), "VERIFIED") {
 		t.Fatalf("verify: %v\n%s", err, out.String())
+	}
+	// The report shows the fallback as attempts and each span as received.
+	zr, err := zip.OpenReader(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	f, err := zr.Open("report.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"attempt 1 of 2", "attempt 2 of 2", "as received over OpenTelemetry (OTLP)", "gen_ai.request.model = &#34;gpt-4o&#34;"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report.html does not show %q", want)
+		}
 	}
 }
 
