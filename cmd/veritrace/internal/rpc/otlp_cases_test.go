@@ -212,7 +212,7 @@ func TestOTLPLargeExport(t *testing.T) {
 	ctx := context.Background()
 	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
 	var spans []*trace.Span
-	for i := range 2500 {
+	for i := range 1500 {
 		spans = append(spans, otlpSpan(i))
 	}
 	req := otlpExport(spans...)
@@ -221,8 +221,8 @@ func TestOTLPLargeExport(t *testing.T) {
 		if err != nil || resp.Msg.GetPartialSuccess() != nil {
 			t.Fatalf("export = %v, %v", resp, err)
 		}
-		if size, _ := s.l.Size(ctx, "default"); size != 2500 {
-			t.Fatalf("log size = %d, want 2500", size)
+		if size, _ := s.l.Size(ctx, "default"); size != 1500 {
+			t.Fatalf("log size = %d, want 1500", size)
 		}
 	}
 }
