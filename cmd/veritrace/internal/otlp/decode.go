@@ -67,8 +67,12 @@ func MediaType(header string) (string, error) {
 func ReadBody(r *http.Request, max int64) ([]byte, error) {
 	body := http.MaxBytesReader(nil, r.Body, max)
 	var src io.Reader = body
+	var buf bytes.Buffer
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
+		if r.ContentLength > 0 && r.ContentLength <= max {
+			buf.Grow(int(r.ContentLength) + 1)
+		}
 	case "gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
@@ -78,10 +82,6 @@ func ReadBody(r *http.Request, max int64) ([]byte, error) {
 		src = zr
 	default:
 		return nil, ErrUnsupportedEncoding
-	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 && r.ContentLength <= max && src == io.Reader(body) {
-		buf.Grow(int(r.ContentLength))
 	}
 	n, err := buf.ReadFrom(io.LimitReader(src, max+1))
 	if err != nil {

@@ -237,13 +237,17 @@ func (b *otlpBackend) prepareOTLP(ctx context.Context, proc, tenant, field strin
 		}
 		m.Span.Attributes[AttrUnverifiedVersions] = structpb.NewListValue(l)
 		if len(m.Span.Attributes) > otlp.MaxAttributes {
-			// Make room: the omitted attribute stays in the OTLP source.
+			// Make room, deterministically (a retry must map the same): the
+			// last free attribute in key order goes; the source keeps it.
+			last := ""
 			for k := range m.Span.Attributes {
-				if k != AttrUnverifiedVersions && k != otlp.AttrOmitted {
-					delete(m.Span.Attributes, k)
-					break
+				if k != AttrUnverifiedVersions && k != otlp.AttrOmitted && k > last {
+					last = k
 				}
 			}
+			delete(m.Span.Attributes, last)
+			omitted := m.Span.Attributes[otlp.AttrOmitted].GetNumberValue()
+			m.Span.Attributes[otlp.AttrOmitted] = structpb.NewNumberValue(omitted + 1)
 		}
 	}
 	rec, err := b.prepareSpan(ctx, proc, tenant, field, m.Span, maxOTLPSpanBytes)

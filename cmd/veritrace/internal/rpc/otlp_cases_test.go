@@ -261,9 +261,20 @@ func TestOTLPVersions(t *testing.T) {
 		mk(6, kv("veritrace.policy.version", reg.Msg.Id)), // a prompt's id as a policy
 		mk(7, kv("gen_ai.prompt.name", "support-answer")),
 	}
+	// An unverified reference on a span with more attributes than a span
+	// keeps: the attributes dropped for it are chosen deterministically.
+	many := mk(8, kv("veritrace.prompt.version", unknownID))
+	for i := range 300 {
+		many.Attributes = append(many.Attributes, kv(fmt.Sprintf("app.attr.%03d", i), i))
+	}
+	spans = append(spans, many)
 	resp, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(spans...)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	again, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(spans...)))
+	if err != nil || strings.Contains(again.Msg.GetPartialSuccess().GetErrorMessage(), "same identity") {
+		t.Fatalf("retry = %v, %v; want duplicates, not conflicts", again.Msg.GetPartialSuccess(), err)
 	}
 	ps := resp.Msg.GetPartialSuccess()
 	if ps.GetRejectedSpans() != 0 {
@@ -285,7 +296,7 @@ func TestOTLPVersions(t *testing.T) {
 		byName[n.GetSpanId()[7-1]] = n.GetSpan()
 	}
 	for i, want := range []*v1.VersionRefs{
-		{Prompt: reg.Msg.Id}, {Prompt: reg.Msg.Id}, {Prompt: reg.Msg.Id, Policy: pol.Msg.Id}, nil, nil, nil, nil,
+		{Prompt: reg.Msg.Id}, {Prompt: reg.Msg.Id}, {Prompt: reg.Msg.Id, Policy: pol.Msg.Id}, nil, nil, nil, nil, nil,
 	} {
 		sp := byName[byte(i+1)]
 		if !proto.Equal(sp.GetVersions(), want) {
