@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
@@ -60,6 +61,12 @@ var rules = map[string]rule{
 	veritracev1connect.AuditServiceAggregateTracesProcedure:      {perm: policy.ReadEntries, record: true, target: aggregateTarget},
 	veritracev1connect.IdentityServiceWhoAmIProcedure:            {perm: policy.ReadOwnKey},
 	veritracev1connect.RetentionServiceListErasuresProcedure:     {perm: policy.EraseData, record: true},
+	// OpenTelemetry ingest: gRPC procedures and OTLP/HTTP paths. Like
+	// AppendSpans, appends are entries themselves and are not recorded again.
+	otlp.TraceExportProcedure: {perm: policy.AppendSpans},
+	otlp.LogsExportProcedure:  {perm: policy.AppendSpans},
+	otlp.TracesPath:           {perm: policy.AppendSpans},
+	otlp.LogsPath:             {perm: policy.AppendSpans},
 }
 
 func versionTarget(m any) string { return "version " + m.(*v1.GetVersionRequest).GetId() }

@@ -57,6 +57,13 @@ func (s *syncBuffer) String() string {
 // and h2c, like `veritrace serve`, logging at debug level into ts.logs.
 func startServer(t *testing.T, maxBytes int, opts ...func(*ledger.Options)) *testServer {
 	t.Helper()
+	return startServerWith(t, Options{MaxRequestBytes: maxBytes}, opts...)
+}
+
+// startServerWith is startServer with handler options (the logger and
+// clock are the test server's).
+func startServerWith(t *testing.T, opts Options, ledgerOpts ...func(*ledger.Options)) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	keys, _, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: dir})
 	if err != nil {
@@ -65,7 +72,7 @@ func startServer(t *testing.T, maxBytes int, opts ...func(*ledger.Options)) *tes
 	ts := &testServer{logs: &syncBuffer{}, now: time.Now()}
 	log := slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	lopts := ledger.Options{Dir: dir, Keys: keys, Logger: log, CheckpointInterval: 50 * time.Millisecond}
-	for _, o := range opts {
+	for _, o := range ledgerOpts {
 		o(&lopts)
 	}
 	l, err := ledger.Open(context.Background(), lopts)
@@ -76,7 +83,8 @@ func startServer(t *testing.T, maxBytes int, opts ...func(*ledger.Options)) *tes
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: NewHandler(l, Options{MaxRequestBytes: maxBytes, Logger: log}), Protocols: new(http.Protocols)}
+	opts.Logger = log
+	srv := &http.Server{Handler: NewHandler(l, opts), Protocols: new(http.Protocols)}
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go srv.Serve(ln)
@@ -113,6 +121,7 @@ type clients struct {
 	retention veritracev1connect.RetentionServiceClient
 	admin     veritracev1connect.AdminServiceClient
 	identity  veritracev1connect.IdentityServiceClient
+	otlp      otlpClients
 }
 
 // clients returns the generated clients speaking protocol ("connect" or
@@ -135,6 +144,7 @@ func (s *testServer) clients(protocol, tenant, token string) clients {
 		retention: veritracev1connect.NewRetentionServiceClient(hc, s.url, opts...),
 		admin:     veritracev1connect.NewAdminServiceClient(hc, s.url, opts...),
 		identity:  veritracev1connect.NewIdentityServiceClient(hc, s.url, opts...),
+		otlp:      newOTLPClients(hc, s.url, tenant, token, opts...),
 	}
 }
 
@@ -384,7 +394,7 @@ func FuzzSpanRecord(f *testing.F) {
 		if err := proto.Unmarshal(b, sp); err != nil {
 			return
 		}
-		r, err := spanRecord("spans[0]", sp)
+		r, err := spanRecord("spans[0]", sp, maxSpanBytes)
 		if err != nil {
 			var ce *connect.Error
 			if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument {
