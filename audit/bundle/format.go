@@ -26,9 +26,10 @@ const (
 	// MaxManifestBytes bounds manifest.json.
 	MaxManifestBytes = 512 << 20
 	// MaxEntryFileBytes bounds one entry file. A payload accepted over the
-	// API is at most 1 MiB, so its entry file (payload in base64 plus its
-	// proto JSON) stays well below it.
-	MaxEntryFileBytes = 16 << 20
+	// API is at most 2 MiB (a span received over OTLP), so its entry file
+	// (payload in base64 plus its proto JSON, at worst six bytes for each
+	// byte of text) stays below it.
+	MaxEntryFileBytes = 32 << 20
 	// MaxReportBytes bounds report.html.
 	MaxReportBytes = 256 << 20
 	// MaxSmallFileBytes bounds manifest.sig, checkpoint.txt and

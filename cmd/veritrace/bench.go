@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
@@ -28,6 +27,7 @@ type benchConfig struct {
 	duration  time.Duration
 	maxReqs   int // per client; 0: until duration
 	spanBytes int
+	mode      string // native, otlp-grpc, otlp-http, otlp-http-json
 }
 
 func runBench(ctx context.Context, args []string, stdout io.Writer) error {
@@ -36,13 +36,13 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	var qf queryFlags
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	cf.register(fs)
-	mode := fs.String("mode", "ingest", "ingest: append spans; export: export the selector given by --subject, --trace, ... (an auditor's key)")
-	qf.register(fs)
+	qf.register(fs) // the selector of --mode export
 	fs.IntVar(&c.clients, "clients", 16, "concurrent clients")
 	fs.IntVar(&c.batch, "batch", 100, "spans per AppendSpans request")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to run")
 	fs.IntVar(&c.maxReqs, "requests", 0, "stop each client after this many requests (0: run for --duration)")
 	fs.IntVar(&c.spanBytes, "span-bytes", 2048, "approximate encoded size of each span")
+	fs.StringVar(&c.mode, "mode", "native", "what to do: send spans natively (AppendSpans), as otlp-grpc, otlp-http (protobuf) or otlp-http-json (OpenTelemetry exports of the same spans), or export the selector given by --subject, --trace, ... (an auditor's key)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a target that is not a loopback address")
 	if _, err := parseFlags(fs, args, 0, ""); err != nil {
 		return err
@@ -50,15 +50,15 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if c.clients < 1 || c.batch < 1 || c.batch > 1000 || c.duration <= 0 || c.spanBytes < 0 {
 		return errors.New("bench: --clients ≥ 1, --batch 1..1000, --duration > 0 and --span-bytes ≥ 0 required")
 	}
+	if !slices.Contains([]string{"native", "otlp-grpc", "otlp-http", "otlp-http-json", "export"}, c.mode) {
+		return fmt.Errorf("bench: unknown --mode %q", c.mode)
+	}
 	if !*allowRemote {
 		if err := checkLoopback(cf.addr); err != nil {
 			return err
 		}
 	}
-	protocol := map[bool]string{true: "grpc", false: "connect"}[cf.grpc]
-	switch *mode {
-	case "ingest":
-	case "export":
+	if c.mode == "export" {
 		sel, err := qf.proto()
 		if err != nil {
 			return err
@@ -67,19 +67,21 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		res.print(stdout, c, protocol)
+		res.print(stdout, c, map[bool]string{true: "grpc", false: "connect"}[cf.grpc])
 		if res.errors > 0 {
 			return fmt.Errorf("bench: %d exports failed, first: %v", res.errors, res.firstErr)
 		}
 		return nil
-	default:
-		return fmt.Errorf("bench: --mode must be ingest or export, not %q", *mode)
 	}
 	res, err := bench(ctx, cf, c)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "clients=%d batch=%d span_bytes=%d protocol=%s\n", c.clients, c.batch, c.spanBytes, protocol)
+	protocol := c.mode
+	if c.mode == "native" {
+		protocol = map[bool]string{true: "grpc", false: "connect"}[cf.grpc]
+	}
+	fmt.Fprintf(stdout, "clients=%d batch=%d span_bytes=%d mode=%s protocol=%s\n", c.clients, c.batch, c.spanBytes, c.mode, protocol)
 	fmt.Fprintf(stdout, "requests=%d spans=%d errors=%d elapsed=%s\n", res.requests, res.spans, res.errors, res.elapsed.Round(time.Millisecond))
 	fmt.Fprintf(stdout, "throughput=%.0f spans/s  latency p50=%s p99=%s max=%s\n", res.spansPerSec(), res.p50.Round(time.Microsecond), res.p99.Round(time.Microsecond), res.max.Round(time.Microsecond))
 	if res.errors > 0 {
@@ -113,7 +115,10 @@ type benchResult struct {
 func (r benchResult) spansPerSec() float64 { return float64(r.spans) / r.elapsed.Seconds() }
 
 func bench(ctx context.Context, cf clientFlags, c benchConfig) (benchResult, error) {
-	client := cf.ingest()
+	send, err := benchSender(cf, c.mode)
+	if err != nil {
+		return benchResult{}, err
+	}
 	// No new request starts after the deadline; requests under way finish,
 	// so that the run's end does not show up as failed requests.
 	deadline := time.Now().Add(c.duration)
@@ -124,6 +129,11 @@ func bench(ctx context.Context, cf clientFlags, c benchConfig) (benchResult, err
 		counter atomic.Uint64
 		wg      sync.WaitGroup
 	)
+	// Ids of this run start at a random offset: runs against one server
+	// never collide.
+	var off [4]byte
+	rand.Read(off[:])
+	counter.Store(uint64(binary.BigEndian.Uint32(off[:])) << 24)
 	filler := make([]byte, c.spanBytes*3/4)
 	rand.Read(filler)
 	text := fmt.Sprintf("%x", filler)[:max(c.spanBytes-200, 0)]
@@ -137,13 +147,11 @@ func bench(ctx context.Context, cf clientFlags, c benchConfig) (benchResult, err
 				if ctx.Err() != nil || time.Now().After(deadline) {
 					break
 				}
-				req := &v1.AppendSpansRequest{Spans: make([]*v1.Span, c.batch)}
-				for j := range req.Spans {
-					req.Spans[j] = benchSpan(counter.Add(1), text)
-				}
+				first := counter.Add(uint64(c.batch)) - uint64(c.batch) + 1
+				req := send.build(first, c.batch, text)
 				t0 := time.Now()
 				rctx, cancel := context.WithTimeout(ctx, time.Minute)
-				_, err := client.AppendSpans(rctx, connect.NewRequest(req))
+				err := send.send(rctx, req)
 				cancel()
 				d := time.Since(t0)
 				mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
@@ -124,6 +125,35 @@ func procedureCalls(n *int) map[string]func(ctx context.Context, c clients) erro
 		},
 		veritracev1connect.AdminServiceListTenantsProcedure: func(ctx context.Context, c clients) error {
 			_, err := c.admin.ListTenants(ctx, connect.NewRequest(&v1.ListTenantsRequest{}))
+			return err
+		},
+		veritracev1connect.AuditServiceAggregateTracesProcedure: func(ctx context.Context, c clients) error {
+			now := time.Now()
+			_, err := c.audit.AggregateTraces(ctx, connect.NewRequest(&v1.AggregateTracesRequest{Query: &v1.TraceQuery{From: timestamppb.New(now.Add(-time.Hour)), To: timestamppb.New(now)}}))
+			return err
+		},
+		veritracev1connect.RetentionServiceListErasuresProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.retention.ListErasures(ctx, connect.NewRequest(&v1.ListErasuresRequest{}))
+			return err
+		},
+		veritracev1connect.IdentityServiceWhoAmIProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.identity.WhoAmI(ctx, connect.NewRequest(&v1.WhoAmIRequest{}))
+			return err
+		},
+		otlp.TraceExportProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(next()))))
+			return err
+		},
+		otlp.LogsExportProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.otlp.logs.CallUnary(ctx, connect.NewRequest(otlpLogs(otlpLogRecord(next()))))
+			return err
+		},
+		otlp.TracesPath: func(ctx context.Context, c clients) error {
+			_, _, err := c.otlp.post(ctx, otlp.TracesPath, otlp.ContentProtobuf, mustMarshal(otlpExport(otlpSpan(next()))))
+			return err
+		},
+		otlp.LogsPath: func(ctx context.Context, c clients) error {
+			_, _, err := c.otlp.post(ctx, otlp.LogsPath, otlp.ContentJSON, []byte(`{"resourceLogs":[]}`))
 			return err
 		},
 	}

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit"
 	"github.com/veritrace/veritrace/audit/bundle"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger/format"
@@ -143,6 +145,11 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 				n.DecodeError = err.Error()
 			} else {
 				n.Span = m.(*v1.Span)
+				// A rendering aid: a source that does not render leaves it
+				// empty rather than failing the whole answer.
+				if j, err := otlp.SourceJSON(n.Span.GetOtlp()); err == nil {
+					n.OtlpJson = j
+				}
 			}
 		}
 		nodes[h.SpanID] = n
@@ -163,6 +170,21 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 			resp.Roots = append(resp.Roots, n)
 		}
 	}
+	// Retries and fallbacks: sibling model calls, every one but the last
+	// failed, are attempts at one step.
+	markAttempts := func(ns []*v1.SpanNode) {
+		in := make([]bundle.AttemptSpan, len(ns))
+		for i, n := range ns {
+			in[i] = bundle.AttemptSpan{Kind: n.Kind, Start: time.Unix(0, start(n)), Error: n.GetSpan().GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR}
+		}
+		for i, a := range bundle.Attempts(in) {
+			ns[i].Attempt, ns[i].Attempts = uint32(a.N), uint32(a.Of)
+		}
+	}
+	markAttempts(resp.Roots)
+	for _, n := range order {
+		markAttempts(n.Children)
+	}
 	for _, e := range p.Versions {
 		v, err := decodeVersion(e)
 		if err != nil {
@@ -179,12 +201,12 @@ func (s *auditService) QueryTraces(ctx context.Context, req *connect.Request[v1.
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.Msg.GetPageSize())
-	switch {
-	case size < 0 || size > 1000:
-		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
-	case size == 0:
-		size = 100
+	size, err := pageSize(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	if req.Msg.GetWithSummaries() && size > maxSummaryPage {
+		return nil, invalid("page_size", "at most %d with summaries, got %d", maxSummaryPage, size)
 	}
 	var cursor uint64
 	if t := req.Msg.GetPageToken(); t != "" {
@@ -201,6 +223,11 @@ func (s *auditService) QueryTraces(ctx context.Context, req *connect.Request[v1.
 	resp := &v1.QueryTracesResponse{}
 	for _, h := range hits {
 		resp.Traces = append(resp.Traces, &v1.TraceSummary{TraceId: h.TraceID[:], FirstIndex: h.FirstIndex, AppendedAt: timestamppb.New(h.AppendedAt)})
+	}
+	if req.Msg.GetWithSummaries() {
+		if err := s.summaries(ctx, tenant, resp.Traces); err != nil {
+			return nil, s.fail(ctx, veritracev1connect.AuditServiceQueryTracesProcedure, err, nil)
+		}
 	}
 	if next != 0 {
 		resp.NextPageToken = base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, next))

@@ -108,7 +108,7 @@ func TestReadersSurviveAnyPayload(t *testing.T) {
 	span := func(n int, payload func(*v1.Span) []byte) ledger.Record {
 		sp := testSpan(n)
 		sp.TraceId = bytes.Repeat([]byte{0x77}, 16)
-		r, err := spanRecord("span", sp)
+		r, err := spanRecord("span", sp, maxSpanBytes)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -55,7 +55,14 @@ func (s *syncBuffer) String() string {
 
 // startServer runs the real handler on a loopback listener with HTTP/1.1
 // and h2c, like `veritrace serve`, logging at debug level into ts.logs.
-func startServer(t testing.TB, maxBytes int) *testServer {
+func startServer(t testing.TB, maxBytes int, opts ...func(*ledger.Options)) *testServer {
+	t.Helper()
+	return startServerWith(t, Options{MaxRequestBytes: maxBytes}, opts...)
+}
+
+// startServerWith is startServer with handler options (the logger and
+// clock are the test server's).
+func startServerWith(t testing.TB, opts Options, ledgerOpts ...func(*ledger.Options)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	keys, _, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: dir})
@@ -64,7 +71,11 @@ func startServer(t testing.TB, maxBytes int) *testServer {
 	}
 	ts := &testServer{logs: &syncBuffer{}, now: time.Now()}
 	log := slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	l, err := ledger.Open(context.Background(), ledger.Options{Dir: dir, Keys: keys, Logger: log, CheckpointInterval: 50 * time.Millisecond})
+	lopts := ledger.Options{Dir: dir, Keys: keys, Logger: log, CheckpointInterval: 50 * time.Millisecond}
+	for _, o := range ledgerOpts {
+		o(&lopts)
+	}
+	l, err := ledger.Open(context.Background(), lopts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +83,8 @@ func startServer(t testing.TB, maxBytes int) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: NewHandler(l, Options{MaxRequestBytes: maxBytes, Logger: log}), Protocols: new(http.Protocols)}
+	opts.Logger = log
+	srv := &http.Server{Handler: NewHandler(l, opts), Protocols: new(http.Protocols)}
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go srv.Serve(ln)
@@ -108,6 +120,8 @@ type clients struct {
 	audit     veritracev1connect.AuditServiceClient
 	retention veritracev1connect.RetentionServiceClient
 	admin     veritracev1connect.AdminServiceClient
+	identity  veritracev1connect.IdentityServiceClient
+	otlp      otlpClients
 }
 
 // clients returns the generated clients speaking protocol ("connect",
@@ -133,6 +147,8 @@ func (s *testServer) clients(protocol, tenant, token string) clients {
 		audit:     veritracev1connect.NewAuditServiceClient(hc, s.url, opts...),
 		retention: veritracev1connect.NewRetentionServiceClient(hc, s.url, opts...),
 		admin:     veritracev1connect.NewAdminServiceClient(hc, s.url, opts...),
+		identity:  veritracev1connect.NewIdentityServiceClient(hc, s.url, opts...),
+		otlp:      newOTLPClients(hc, s.url, tenant, token, opts...),
 	}
 }
 
@@ -382,7 +398,7 @@ func FuzzSpanRecord(f *testing.F) {
 		if err := proto.Unmarshal(b, sp); err != nil {
 			return
 		}
-		r, err := spanRecord("spans[0]", sp)
+		r, err := spanRecord("spans[0]", sp, maxSpanBytes)
 		if err != nil {
 			var ce *connect.Error
 			if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/veritrace/veritrace/audit"
 	"github.com/veritrace/veritrace/audit/bundle"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
@@ -47,14 +48,19 @@ type Options struct {
 	// Default: a retention.Service over the ledger, without background
 	// sweeps (the caller runs those).
 	Retention *retention.Service
+	// OTLP configures OpenTelemetry ingest.
+	OTLP OTLPOptions
+	// otlpAppend replaces the ledger's Append for OTLP ingest, for tests
+	// that inject storage faults.
+	otlpAppend func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error)
 }
 
-// NewHandler returns the HTTP handler serving IngestService and
-// LedgerService over Connect, gRPC and gRPC-Web, the gRPC health check and
-// gRPC reflection.
-func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
+func (opts *Options) defaults(l *ledger.Ledger) {
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if opts.OTLP.MaxBytes <= 0 {
+		opts.OTLP.MaxBytes = otlp.DefaultMaxBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -65,29 +71,74 @@ func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
 	if opts.Retention == nil {
 		opts.Retention = &retention.Service{L: l, SessionField: audit.FieldSession, Now: opts.Now, Log: opts.Logger}
 	}
-	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention}
-	handlerOpts := []connect.HandlerOption{
-		connect.WithReadMaxBytes(opts.MaxRequestBytes),
+}
+
+// handlerOptions are the options of every Connect handler: the read limit,
+// panic recovery and the auth interceptor.
+func handlerOptions(opts Options, auth *authInterceptor, readMax int) []connect.HandlerOption {
+	return []connect.HandlerOption{
+		connect.WithReadMaxBytes(readMax),
 		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
 			opts.Logger.ErrorContext(ctx, "handler panic", "procedure", spec.Procedure, "panic", fmt.Sprint(p))
 			return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error"))
 		}),
-		connect.WithInterceptors(&authInterceptor{l: l, log: opts.Logger, now: opts.Now}),
+		connect.WithInterceptors(auth),
 	}
+}
+
+// mountOTLP serves OpenTelemetry ingest on mux: the OTLP gRPC services and
+// OTLP/HTTP (docs/OTLP.md), through the same keys, rules and append path
+// as the Connect API.
+func mountOTLP(mux *http.ServeMux, s *service, auth *authInterceptor, opts Options) {
+	b := &otlpBackend{service: s, auth: auth, opts: opts.OTLP, append: opts.otlpAppend}
+	if b.append == nil {
+		b.append = s.l.Append
+	}
+	for path, h := range otlp.NewGRPCHandlers(b, handlerOptions(opts, auth, opts.OTLP.MaxBytes)...) {
+		mux.Handle(path, h)
+	}
+	h := otlp.NewHTTPHandler(b, int64(opts.OTLP.MaxBytes), opts.Logger)
+	mux.Handle(otlp.TracesPath, h)
+	mux.Handle(otlp.LogsPath, h)
+}
+
+// NewOTLPHandler returns a handler serving only OpenTelemetry ingest (OTLP
+// gRPC and OTLP/HTTP), for dedicated listeners such as the SDKs' default
+// ports 4317 and 4318.
+func NewOTLPHandler(l *ledger.Ledger, opts Options) http.Handler {
+	opts.defaults(l)
+	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention}
+	auth := &authInterceptor{l: l, log: opts.Logger, now: opts.Now}
+	mux := http.NewServeMux()
+	mountOTLP(mux, s, auth, opts)
+	return withTransport(mux, opts.AllowPlaintextKeys)
+}
+
+// NewHandler returns the HTTP handler serving the Veritrace services over
+// Connect, gRPC and gRPC-Web, the gRPC health check, gRPC reflection, and
+// OpenTelemetry ingest (OTLP gRPC and OTLP/HTTP).
+func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
+	opts.defaults(l)
+	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention}
+	auth := &authInterceptor{l: l, log: opts.Logger, now: opts.Now}
+	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()
 	mux.Handle(veritracev1connect.NewIngestServiceHandler(&ingestService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewLedgerServiceHandler(&ledgerService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewAdminServiceHandler(&adminService{s}, handlerOpts...))
 	mux.Handle(auditHandler(newAuditService(s), handlerOpts))
 	mux.Handle(veritracev1connect.NewRetentionServiceHandler(&retentionService{service: s, r: opts.Retention}, handlerOpts...))
+	mux.Handle(veritracev1connect.NewIdentityServiceHandler(&identityService{s}, handlerOpts...))
 	// Health and reflection stay open: they reveal nothing the published
 	// protos do not (docs/ACCESS.md).
 	names := []string{veritracev1connect.IngestServiceName, veritracev1connect.LedgerServiceName,
-		veritracev1connect.AuditServiceName, veritracev1connect.RetentionServiceName, veritracev1connect.AdminServiceName}
-	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
+		veritracev1connect.AuditServiceName, veritracev1connect.RetentionServiceName, veritracev1connect.AdminServiceName,
+		veritracev1connect.IdentityServiceName}
+	mux.Handle(grpchealth.NewHandler(&healthChecker{l: l, services: names}))
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mountOTLP(mux, s, auth, opts)
 	return withTransport(mux, opts.AllowPlaintextKeys)
 }
 
@@ -107,11 +158,49 @@ func auditHandler(svc *auditService, opts []connect.HandlerOption) (string, http
 	})
 }
 
+// healthChecker answers the gRPC health check from the ledger's state: a
+// failed ledger serves nothing; below the disk space reserve IngestService
+// (and the server as a whole) is NOT_SERVING while reads go on.
+type healthChecker struct {
+	l        *ledger.Ledger
+	services []string
+}
+
+func (c *healthChecker) Check(_ context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+	if req.Service != "" && !slices.Contains(c.services, req.Service) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("unknown service %s", req.Service))
+	}
+	h := c.l.Health()
+	status := grpchealth.StatusServing
+	switch {
+	case h.Failed != nil:
+		status = grpchealth.StatusNotServing
+	case h.LowSpace && (req.Service == "" || req.Service == veritracev1connect.IngestServiceName):
+		status = grpchealth.StatusNotServing
+	}
+	return &grpchealth.CheckResponse{Status: status}, nil
+}
+
 type service struct {
 	l         *ledger.Ledger
 	log       *slog.Logger
 	now       func() time.Time
 	retention *retention.Service
+}
+
+// prepareSpan is the path of every ingested span, native or OTLP: it
+// validates the span (field is its path in the request, for errors) and
+// makes its ledger record, with the retention class of the rules in force
+// now. Its errors are Connect errors.
+func (s *service) prepareSpan(ctx context.Context, procedure, tenant, field string, sp *v1.Span, maxBytes int) (ledger.Record, error) {
+	rec, err := spanRecord(field, sp, maxBytes)
+	if err != nil {
+		return rec, err
+	}
+	if rec.RetentionClass, err = spanClass(ctx, s.retention, tenant, sp); err != nil {
+		return rec, s.fail(ctx, procedure, err, nil)
+	}
+	return rec, nil
 }
 
 func (s *service) fail(ctx context.Context, procedure string, err error, name recordNamer) error {
@@ -143,12 +232,8 @@ func (s *ingestService) AppendSpans(ctx context.Context, req *connect.Request[v1
 	recs := make([]ledger.Record, len(spans))
 	var err error
 	for i, sp := range spans {
-		if recs[i], err = spanRecord(fmt.Sprintf("spans[%d]", i), sp); err != nil {
+		if recs[i], err = s.prepareSpan(ctx, proc, tenant, fmt.Sprintf("spans[%d]", i), sp, maxSpanBytes); err != nil {
 			return nil, err
-		}
-		// The retention class is fixed now, from the rules in force.
-		if recs[i].RetentionClass, err = spanClass(ctx, s.retention, tenant, sp); err != nil {
-			return nil, s.fail(ctx, proc, err, nil)
 		}
 	}
 	receipts, err := s.l.Append(ctx, tenant, recs)
@@ -223,12 +308,9 @@ func (s *ingestService) ListVersions(ctx context.Context, req *connect.Request[v
 	if req.Msg.GetName() != "" && k == v1.VersionKind_VERSION_KIND_UNSPECIFIED {
 		return nil, invalid("kind", "required when name is given")
 	}
-	size := int(req.Msg.GetPageSize())
-	switch {
-	case size < 0 || size > 1000:
-		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
-	case size == 0:
-		size = 100
+	size, err := pageSize(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	var after []byte
 	if t := req.Msg.GetPageToken(); t != "" {
@@ -379,6 +461,10 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 		switch r := record.(type) {
 		case *v1.Span:
 			msg.Record = &v1.Entry_Span{Span: r}
+			// A rendering aid: a source that does not render leaves it empty.
+			if j, err := otlp.SourceJSON(r.GetOtlp()); err == nil {
+				msg.OtlpJson = j
+			}
 		case *v1.Version:
 			msg.Record = &v1.Entry_Version{Version: r}
 		case *v1.AccessRecord:
