@@ -36,9 +36,10 @@ export function BundleView() {
       <Panel>
         <p class="muted">
           The bundle is read and checked in this browser only; nothing is uploaded. The checks are those of <code>veritrace verify</code> (docs/BUNDLE.md):
-          the manifest's signature by the log key, every file's digest, the checkpoint's signature, each entry's header, leaf hash, payload
-          commitment, inclusion proof and decoded content, version references and erasures, and, with a checkpoint you pinned earlier, that the
-          log only grew since.
+          the manifest's signature by the log key (first: nothing else is read without it), the manifest's structure, every file's digest, the
+          checkpoint's signature, each entry's header, leaf hash, payload commitment, inclusion proof and decoded content, that each header's ids
+          and version references are its payload's, version references, erasures and traces, the consistency proof the bundle carries and, with
+          a checkpoint you pinned earlier, that the log only grew since.
         </p>
         <Field label="Bundle (.zip)">
           <input type="file" accept=".zip,application/zip" onChange={(e) => choose.run(e.currentTarget.files?.[0])} data-testid="bundle-file" />

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file veritrace/v1/version.proto.
  */
 export const file_veritrace_v1_version: GenFile = /*@__PURE__*/
-  fileDesc("Chp2ZXJpdHJhY2UvdjEvdmVyc2lvbi5wcm90bxIMdmVyaXRyYWNlLnYxIsIBCgdWZXJzaW9uEgoKAmlkGAEgASgJEicKBGtpbmQYAiABKA4yGS52ZXJpdHJhY2UudjEuVmVyc2lvbktpbmQSDAoEbmFtZRgDIAEoCRINCgVsYWJlbBgEIAEoCRIPCgdjb250ZW50GAUgASgMEhIKCm1lZGlhX3R5cGUYBiABKAkSDQoFaW5kZXgYByABKAQSMQoNcmVnaXN0ZXJlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqeAoLVmVyc2lvbktpbmQSHAoYVkVSU0lPTl9LSU5EX1VOU1BFQ0lGSUVEEAASFwoTVkVSU0lPTl9LSU5EX1BST01QVBABEhcKE1ZFUlNJT05fS0lORF9QT0xJQ1kQAhIZChVWRVJTSU9OX0tJTkRfUElQRUxJTkUQA0I9WjtnaXRodWIuY29tL3Zlcml0cmFjZS92ZXJpdHJhY2UvZ2VuL3Zlcml0cmFjZS92MTt2ZXJpdHJhY2V2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chp2ZXJpdHJhY2UvdjEvdmVyc2lvbi5wcm90bxIMdmVyaXRyYWNlLnYxItgBCgdWZXJzaW9uEgoKAmlkGAEgASgJEicKBGtpbmQYAiABKA4yGS52ZXJpdHJhY2UudjEuVmVyc2lvbktpbmQSDAoEbmFtZRgDIAEoCRINCgVsYWJlbBgEIAEoCRIPCgdjb250ZW50GAUgASgMEhIKCm1lZGlhX3R5cGUYBiABKAkSDQoFaW5kZXgYByABKAQSMQoNcmVnaXN0ZXJlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZGVjb2RlX2Vycm9yGAkgASgJKngKC1ZlcnNpb25LaW5kEhwKGFZFUlNJT05fS0lORF9VTlNQRUNJRklFRBAAEhcKE1ZFUlNJT05fS0lORF9QUk9NUFQQARIXChNWRVJTSU9OX0tJTkRfUE9MSUNZEAISGQoVVkVSU0lPTl9LSU5EX1BJUEVMSU5FEANCPVo7Z2l0aHViLmNvbS92ZXJpdHJhY2UvdmVyaXRyYWNlL2dlbi92ZXJpdHJhY2UvdjE7dmVyaXRyYWNldjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Version is a registered prompt, policy or pipeline version.
@@ -73,6 +73,15 @@ export type Version = Message<"veritrace.v1.Version"> & {
    * @generated from field: google.protobuf.Timestamp registered_at = 8;
    */
   registeredAt?: Timestamp | undefined;
+
+  /**
+   * Set in answers when the version entry's payload cannot be decoded
+   * (docs/FORMAT.md, "Decodable payloads"): only id, kind, index and
+   * registered_at are set then. Never set in a stored payload.
+   *
+   * @generated from field: string decode_error = 9;
+   */
+  decodeError: string;
 };
 
 /**
