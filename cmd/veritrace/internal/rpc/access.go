@@ -59,41 +59,6 @@ var rules = map[string]rule{
 	veritracev1connect.AdminServiceListTenantsProcedure:          {perm: policy.ManageTenants},
 }
 
-func versionTarget(m any) string { return "version " + m.(*v1.GetVersionRequest).GetId() }
-func entryTarget(m any) string   { return fmt.Sprintf("entry %d", m.(*v1.GetEntryRequest).GetIndex()) }
-func accessLogTarget(m any) string {
-	return fmt.Sprintf("access log from %d", m.(*v1.ListAccessLogRequest).GetFromIndex())
-}
-func createKeyTarget(m any) string {
-	r := m.(*v1.CreateKeyRequest)
-	return fmt.Sprintf("new %s key for %v", roleName(r.GetRole()), r.GetTenants())
-}
-func traceTarget(m any) string { return fmt.Sprintf("trace %x", m.(*v1.GetTraceRequest).GetTraceId()) }
-func queryTarget(m any) string {
-	return "query " + describeQuery(m.(*v1.QueryTracesRequest).GetQuery())
-}
-func exportTarget(m any) string {
-	return "export " + describeQuery(m.(*v1.ExportBundleRequest).GetSelector())
-}
-func holdTarget(m any) string {
-	r := m.(*v1.PlaceHoldRequest)
-	return "hold for case " + truncate(r.GetCaseRef())
-}
-func releaseTarget(m any) string { return "hold " + m.(*v1.ReleaseHoldRequest).GetHoldId() }
-func eraseTarget(m any) string {
-	r := m.(*v1.EraseRequest)
-	what := "erasure " + truncate(r.GetRequestId())
-	if r.GetDryRun() {
-		what = "dry run of " + what
-	}
-	return what
-}
-func erasureTarget(m any) string {
-	return "erasure " + truncate(m.(*v1.GetErasureRequest).GetRequestId())
-}
-func revokeKeyTarget(m any) string    { return "key " + m.(*v1.RevokeKeyRequest).GetId() }
-func createTenantTarget(m any) string { return "tenant " + m.(*v1.CreateTenantRequest).GetName() }
-
 type ctxKey int
 
 const (
@@ -162,6 +127,14 @@ func (a *authInterceptor) admit(ctx context.Context, c call) (context.Context, *
 		ev.deny(connect.CodePermissionDenied, "procedure is not in the access table")
 		return nil, ev, a.refuse(ctx, ev, ledger.SystemTenant)
 	}
+	// A header that cannot name a tenant is refused before anything else,
+	// and not recorded: it names nothing to record.
+	tenant := c.header.Get(TenantHeader)
+	if tenant != "" {
+		if err := format.ValidateTenant(tenant); err != nil {
+			return nil, nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s header: %v", TenantHeader, err))
+		}
+	}
 	ti, _ := ctx.Value(transportKey).(transportInfo)
 	if !ti.keysAllowed {
 		ev.deny(connect.CodeUnauthenticated, "API keys are accepted only over TLS or from loopback (see --allow-plaintext-keys)")
@@ -178,16 +151,12 @@ func (a *authInterceptor) admit(ctx context.Context, c call) (context.Context, *
 		return nil, ev, toConnect(ctx, a.log, c.procedure, err, nil)
 	}
 	ev.role = p.Role
-	tenant := c.header.Get(TenantHeader)
 	if tenant == "" {
 		tenant = p.DefaultTenant(ledger.DefaultTenant)
 	}
 	ev.tenant = tenant
 	if r.target != nil && c.msg != nil {
 		ev.target = r.target(c.msg)
-	}
-	if err := format.ValidateTenant(tenant); err != nil {
-		return nil, ev, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s header: %v", TenantHeader, err))
 	}
 	if err := policy.Decide(p, r.perm, tenant); err != nil {
 		msg := err.Error()
@@ -340,8 +309,10 @@ func (e *accessEvent) deny(code connect.Code, reason string) {
 
 func (e *accessEvent) proto() *v1.AccessRecord {
 	r := &v1.AccessRecord{
-		KeyId: e.keyID, Role: roleProto(e.role), Procedure: e.procedure, Tenant: e.tenant, Target: e.target,
-		Outcome: v1.AccessOutcome(e.outcome), Reason: e.reason, Peer: e.peer, Time: timestamppb.New(e.time),
+		KeyId: logText(e.keyID, maxKeyIDBytes), Role: roleProto(e.role), Procedure: logText(e.procedure, maxProcedureBytes),
+		Tenant: logText(e.tenant, maxTenantBytes), Target: logText(e.target, maxTargetBytes),
+		Outcome: v1.AccessOutcome(e.outcome), Reason: logText(e.reason, maxReasonBytes), Peer: logText(e.peer, maxPeerBytes),
+		Time: timestamppb.New(e.time),
 	}
 	if e.code != 0 {
 		r.Code = e.code.String()
