@@ -134,4 +134,3 @@ func TestMalformedTenantHeader(t *testing.T) {
 		t.Errorf("malformed tenant headers left %d access records, want none", after-before)
 	}
 }
-
