@@ -11,6 +11,7 @@ require (
 	github.com/google/uuid v1.6.0
 	golang.org/x/crypto v0.58.0
 	golang.org/x/mod v0.42.0
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260928230214-8a89bd6388cc
 	google.golang.org/protobuf v1.36.12
 )
 

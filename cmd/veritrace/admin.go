@@ -159,10 +159,31 @@ func runAccessLog(ctx context.Context, args []string, stdout io.Writer) error {
 			if r.GetCode() != "" {
 				fmt.Fprintf(stdout, "\t%s: %s", r.GetCode(), r.GetReason())
 			}
+			if sum := r.GetSummary(); sum != nil {
+				fmt.Fprintf(stdout, "\t%s", describeSummary(sum))
+			}
 			fmt.Fprintln(stdout)
 		}
 		if next = resp.Msg.GetNextIndex(); next == 0 {
 			return nil
 		}
 	}
+}
+
+// describeSummary prints a refusal summary on one line.
+func describeSummary(s *v1.RefusalSummary) string {
+	list := func(items []string, others uint32) string {
+		out := strings.Join(items, ",")
+		if others > 0 {
+			out += fmt.Sprintf(" and %d more", others)
+		}
+		if out == "" {
+			out = "-"
+		}
+		return out
+	}
+	return fmt.Sprintf("summary: %d refused from %s to %s; codes %s; procedures %s; tenants %s; peers %s",
+		s.GetCount(), s.GetFirstTime().AsTime().Format(time.RFC3339Nano), s.GetLastTime().AsTime().Format(time.RFC3339Nano),
+		list(s.GetCodes(), 0), list(s.GetProcedures(), s.GetOtherProcedures()), list(s.GetTenants(), s.GetOtherTenants()),
+		list(s.GetPeers(), s.GetOtherPeers()))
 }

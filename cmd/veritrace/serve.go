@@ -132,8 +132,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 			ret.Run(sweepCtx, c.SweepInterval)
 		}
 	}()
+	handler := rpc.NewHandler(l, rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret})
 	srv := &http.Server{
-		Handler:           rpc.NewHandler(l, rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		Protocols:         new(http.Protocols),
@@ -173,6 +174,10 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	}
 	stopSweeps()
 	<-sweeps
+	// The access log's pending refusal summaries, before the ledger closes.
+	if cerr := handler.Close(context.Background()); cerr != nil && err == nil {
+		err = cerr
+	}
 	if cerr := l.Close(); cerr != nil && err == nil {
 		err = cerr
 	}

@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
@@ -104,9 +107,18 @@ func principalFrom(ctx context.Context) (*policy.Principal, string) {
 // authInterceptor authenticates every call, authorises it from the rules
 // table, and records it in the access log before the answer is sent.
 type authInterceptor struct {
-	l   *ledger.Ledger
-	log *slog.Logger
-	now func() time.Time
+	l        *ledger.Ledger
+	log      *slog.Logger
+	now      func() time.Time
+	limiter  *failureLimiter
+	refusals *refusals
+}
+
+func newAuthInterceptor(l *ledger.Ledger, opts Options) *authInterceptor {
+	a := &authInterceptor{l: l, log: opts.Logger, now: opts.Now,
+		limiter: newFailureLimiter(opts.AuthFailureBurst, opts.AuthFailureRate)}
+	a.refusals = &refusals{period: opts.RefusalPeriod, now: opts.Now, write: a.write, log: opts.Logger, bursts: map[burstKey]*burst{}}
+	return a
 }
 
 // call is one request on its way through the interceptor.
@@ -137,20 +149,19 @@ func (a *authInterceptor) admit(ctx context.Context, c call) (context.Context, *
 	}
 	ti, _ := ctx.Value(transportKey).(transportInfo)
 	if !ti.keysAllowed {
-		ev.deny(connect.CodeUnauthenticated, "API keys are accepted only over TLS or from loopback (see --allow-plaintext-keys)")
-		return nil, ev, a.refuse(ctx, ev, ledger.SystemTenant)
+		return nil, ev, a.refuseUnauthenticated(ctx, ev, "API keys are accepted only over TLS or from loopback (see --allow-plaintext-keys)")
 	}
 	p, keyID, err := authenticate(ctx, a.l, c.header.Get("Authorization"), ev.time)
 	ev.keyID = keyID
 	var ae *authError
 	switch {
 	case errors.As(err, &ae):
-		ev.deny(connect.CodeUnauthenticated, ae.msg)
-		return nil, ev, a.refuse(ctx, ev, ledger.SystemTenant)
+		ev.keyKnown = ae.keyKnown
+		return nil, ev, a.refuseUnauthenticated(ctx, ev, ae.msg)
 	case err != nil:
 		return nil, ev, toConnect(ctx, a.log, c.procedure, err, nil)
 	}
-	ev.role = p.Role
+	ev.role, ev.keyKnown = p.Role, true
 	if tenant == "" {
 		tenant = p.DefaultTenant(ledger.DefaultTenant)
 	}
@@ -184,26 +195,54 @@ func (a *authInterceptor) logTenant(ctx context.Context, perm policy.Permission,
 	return tenant
 }
 
-// refuse records a denial and returns the error for the client. If the
-// denial cannot be recorded the client gets Unavailable instead: nothing is
-// answered unrecorded.
+// refuse records (or counts, see refusals) a denial and returns the error
+// for the client. If the denial cannot be recorded the client gets
+// Unavailable instead: nothing is answered unrecorded.
 func (a *authInterceptor) refuse(ctx context.Context, ev *accessEvent, logTenant string) error {
-	if err := a.record(ctx, ev, logTenant); err != nil {
+	if err := a.refusals.refuse(ctx, ev, logTenant, true); err != nil {
 		return err
 	}
 	return connect.NewError(ev.code, errors.New(ev.reason))
 }
 
-func (a *authInterceptor) record(ctx context.Context, ev *accessEvent, logTenant string) error {
-	payload, err := marshal.Marshal(ev.proto())
-	if err != nil {
-		return toConnect(ctx, a.log, ev.procedure, err, nil)
+// refuseUnauthenticated refuses a request that failed authentication.
+// Once its peer has failed too often (failureLimiter) it is answered
+// resource_exhausted with a Retry-After hint, and counted in its burst
+// without a record of its own.
+func (a *authInterceptor) refuseUnauthenticated(ctx context.Context, ev *accessEvent, reason string) error {
+	ev.deny(connect.CodeUnauthenticated, reason)
+	wait := a.limiter.fail(peerKey(ev.peer), ev.time)
+	if wait == 0 {
+		return a.refuse(ctx, ev, ledger.SystemTenant)
 	}
-	// The record must be durable before the answer goes out, even if the
-	// client has gone away.
-	rec := ledger.Record{Kind: format.KindAccess, SubKind: uint8(ev.outcome), RetentionClass: accessRetentionClass, Payload: payload}
+	secs := int64((wait + time.Second - 1) / time.Second)
+	ev.deny(connect.CodeResourceExhausted, fmt.Sprintf("too many failed authentications from this address; retry in %ds", secs))
+	if err := a.refusals.refuse(ctx, ev, ledger.SystemTenant, false); err != nil {
+		return err
+	}
+	cerr := connect.NewError(connect.CodeResourceExhausted, errors.New(ev.reason))
+	cerr.Meta().Set("Retry-After", strconv.FormatInt(secs, 10))
+	if d, err := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)}); err == nil {
+		cerr.AddDetail(d)
+	}
+	return cerr
+}
+
+// record records an access (allowed or failed) in a log, durably.
+func (a *authInterceptor) record(ctx context.Context, ev *accessEvent, logTenant string) error {
+	return a.write(ctx, ev.proto(), logTenant)
+}
+
+// write appends an access record to a log and returns once it is durable,
+// even if the client has gone away meanwhile.
+func (a *authInterceptor) write(ctx context.Context, r *v1.AccessRecord, logTenant string) error {
+	payload, err := marshal.Marshal(r)
+	if err != nil {
+		return toConnect(ctx, a.log, r.GetProcedure(), err, nil)
+	}
+	rec := ledger.Record{Kind: format.KindAccess, SubKind: uint8(r.GetOutcome()), RetentionClass: accessRetentionClass, Payload: payload}
 	if _, err := a.l.Append(context.WithoutCancel(ctx), logTenant, []ledger.Record{rec}); err != nil {
-		a.log.ErrorContext(ctx, "record access", "procedure", ev.procedure, "err", err)
+		a.log.ErrorContext(ctx, "record access", "procedure", r.GetProcedure(), "log", logTenant, "err", err)
 		return connect.NewError(connect.CodeUnavailable, errors.New("the access log could not be written; the request was not answered"))
 	}
 	return nil
@@ -297,10 +336,22 @@ func (c *recordingConn) Receive(msg any) error {
 // accessEvent is an access being recorded.
 type accessEvent struct {
 	keyID, procedure, tenant, target, peer, reason string
-	role                                           policy.Role
-	outcome                                        format.AccessOutcome
-	code                                           connect.Code
-	time                                           time.Time
+	// keyKnown: keyID names a stored key (authenticated, or revoked,
+	// expired, wrong secret); otherwise it is whatever the client sent.
+	keyKnown bool
+	role     policy.Role
+	outcome  format.AccessOutcome
+	code     connect.Code
+	time     time.Time
+}
+
+// burstKeyID is the key id refusals are coalesced by: ids the client made
+// up all count as none, so that inventing ids opens no new bursts.
+func (e *accessEvent) burstKeyID() string {
+	if e.keyKnown {
+		return e.keyID
+	}
+	return ""
 }
 
 func (e *accessEvent) deny(code connect.Code, reason string) {

@@ -31,6 +31,7 @@ import (
 type testServer struct {
 	url  string
 	l    *ledger.Ledger
+	h    *Handler
 	logs *syncBuffer // everything the server logged
 	now  time.Time
 }
@@ -57,6 +58,12 @@ func (s *syncBuffer) String() string {
 // and h2c, like `veritrace serve`, logging at debug level into ts.logs.
 func startServer(t *testing.T, maxBytes int) *testServer {
 	t.Helper()
+	return startServerOpts(t, Options{MaxRequestBytes: maxBytes})
+}
+
+// startServerOpts is startServer with handler options; Logger is set here.
+func startServerOpts(t *testing.T, opts Options) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	keys, _, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: dir})
 	if err != nil {
@@ -72,15 +79,20 @@ func startServer(t *testing.T, maxBytes int) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: NewHandler(l, Options{MaxRequestBytes: maxBytes, Logger: log}), Protocols: new(http.Protocols)}
+	opts.Logger = log
+	h := NewHandler(l, opts)
+	srv := &http.Server{Handler: h, Protocols: new(http.Protocols)}
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		srv.Shutdown(context.Background())
+		if err := h.Close(context.Background()); err != nil {
+			t.Errorf("Handler.Close() = %v", err)
+		}
 		l.Close()
 	})
-	ts.url, ts.l = "http://"+ln.Addr().String(), l
+	ts.url, ts.l, ts.h = "http://"+ln.Addr().String(), l, h
 	return ts
 }
 

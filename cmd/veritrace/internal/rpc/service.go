@@ -41,16 +41,38 @@ type Options struct {
 	Logger             *slog.Logger
 	// Now is the clock (key expiry, access records). Default time.Now.
 	Now func() time.Time
+	// RefusalPeriod is how long refused requests of one burst (one peer,
+	// one key) are counted before a summary is written to the access log
+	// (docs/ACCESS.md). Default DefaultRefusalPeriod; negative: every
+	// refusal is recorded on its own.
+	RefusalPeriod time.Duration
+	// AuthFailureBurst and AuthFailureRate limit, per peer, the requests
+	// that fail authentication before the peer is answered
+	// resource_exhausted (defaults DefaultAuthFailureBurst and
+	// DefaultAuthFailureRate per second).
+	AuthFailureBurst int
+	AuthFailureRate  float64
 	// Retention classifies appended spans and serves RetentionService.
 	// Default: a retention.Service over the ledger, without background
 	// sweeps (the caller runs those).
 	Retention *retention.Service
 }
 
+// Handler serves the API. Close it after the HTTP server has stopped and
+// before the ledger is closed.
+type Handler struct {
+	http.Handler
+	auth *authInterceptor
+}
+
+// Close writes the access log's pending refusal summaries (docs/ACCESS.md).
+// Requests that still arrive are recorded one by one.
+func (h *Handler) Close(ctx context.Context) error { return h.auth.refusals.close(ctx) }
+
 // NewHandler returns the HTTP handler serving IngestService and
 // LedgerService over Connect, gRPC and gRPC-Web, the gRPC health check and
 // gRPC reflection.
-func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
+func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
 	}
@@ -60,17 +82,21 @@ func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.RefusalPeriod == 0 {
+		opts.RefusalPeriod = DefaultRefusalPeriod
+	}
 	if opts.Retention == nil {
 		opts.Retention = &retention.Service{L: l, SessionField: audit.FieldSession, Now: opts.Now, Log: opts.Logger}
 	}
 	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention}
+	auth := newAuthInterceptor(l, opts)
 	handlerOpts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(opts.MaxRequestBytes),
 		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
 			opts.Logger.ErrorContext(ctx, "handler panic", "procedure", spec.Procedure, "panic", fmt.Sprint(p))
 			return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error"))
 		}),
-		connect.WithInterceptors(&authInterceptor{l: l, log: opts.Logger, now: opts.Now}),
+		connect.WithInterceptors(auth),
 	}
 	mux := http.NewServeMux()
 	mux.Handle(veritracev1connect.NewIngestServiceHandler(&ingestService{s}, handlerOpts...))
@@ -86,7 +112,7 @@ func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	return withTransport(mux, opts.AllowPlaintextKeys)
+	return &Handler{Handler: withTransport(mux, opts.AllowPlaintextKeys), auth: auth}
 }
 
 type service struct {
