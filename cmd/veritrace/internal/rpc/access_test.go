@@ -339,6 +339,7 @@ func TestPlaintextKeysRefused(t *testing.T) {
 	token := s.key(t, policy.Auditor, "default")
 	for _, allow := range []bool{false, true} {
 		h := NewHandler(s.l, Options{AllowPlaintextKeys: allow})
+		defer h.Close(context.Background())
 		req := httptest.NewRequest(http.MethodPost, "/veritrace.v1.LedgerService/GetCheckpoint", strings.NewReader("{}"))
 		req.RemoteAddr = "192.0.2.10:40000" // TEST-NET-1; no traffic is sent
 		req.Header.Set("Content-Type", "application/json")
