@@ -59,7 +59,7 @@ var rules = map[string]rule{
 	veritracev1connect.AdminServiceListKeysProcedure:             {perm: policy.ManageKeys},
 	veritracev1connect.AdminServiceRevokeKeyProcedure:            {perm: policy.ManageKeys, record: true, target: revokeKeyTarget},
 	veritracev1connect.AdminServiceCreateTenantProcedure:         {perm: policy.ManageTenants, record: true, target: createTenantTarget},
-	veritracev1connect.AdminServiceListTenantsProcedure:          {perm: policy.ManageTenants},
+	veritracev1connect.AdminServiceListTenantsProcedure:          {perm: policy.ListTenants},
 }
 
 type ctxKey int
