@@ -95,6 +95,15 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 // stops accepting, lets in-flight requests (appends included) finish, and
 // closes the ledger.
 func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
+	// A certificate that cannot serve is reported before anything touches
+	// the data directory.
+	var cert tls.Certificate
+	if c.TLSCert != "" {
+		var err error
+		if cert, err = loadTLS(c.TLSCert, c.TLSKey, time.Now()); err != nil {
+			return err
+		}
+	}
 	keys, created, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: c.DataDir, MasterKey: c.MasterKeyFile, SigningKey: c.SigningKeyFile})
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
@@ -144,7 +153,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	scheme := "http"
 	if c.TLSCert != "" {
 		srv.Protocols.SetHTTP2(true)
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 		scheme = "https"
 	} else {
 		srv.Protocols.SetUnencryptedHTTP2(true)
@@ -156,7 +165,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() {
 		if c.TLSCert != "" {
-			errc <- srv.ServeTLS(ln, c.TLSCert, c.TLSKey)
+			errc <- srv.ServeTLS(ln, "", "") // the certificate loaded at start
 		} else {
 			errc <- srv.Serve(ln)
 		}
@@ -183,6 +192,20 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return err
+}
+
+// loadTLS loads a TLS certificate and its private key and checks that they
+// match and that the certificate is valid now.
+func loadTLS(certFile, keyFile string, now time.Time) (tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return cert, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", certFile, keyFile, err)
+	}
+	if leaf := cert.Leaf; leaf != nil && (now.Before(leaf.NotBefore) || now.After(leaf.NotAfter)) {
+		return cert, fmt.Errorf("--tls-cert %s is valid from %s to %s, not now", certFile,
+			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return cert, nil
 }
 
 // servePprof serves Go's profiling endpoints on their own listener, apart
