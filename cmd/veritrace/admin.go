@@ -189,14 +189,15 @@ func runAccessLog(ctx context.Context, args []string, stdout io.Writer) error {
 			if key == "" {
 				key = "-"
 			}
-			fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", e.GetIndex(), r.GetTime().AsTime().Format(time.RFC3339Nano),
-				enumWord(r.GetOutcome(), "ACCESS_OUTCOME_"), key, shortRole(r.GetRole()),
-				r.GetProcedure(), r.GetTenant(), r.GetTarget())
+			fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\t%s", e.GetIndex(), r.GetTime().AsTime().Format(time.RFC3339Nano),
+				enumWord(r.GetOutcome(), "ACCESS_OUTCOME_"), key, shortRole(r.GetRole()))
+			if sum := r.GetSummary(); sum != nil {
+				fmt.Fprintf(stdout, "\t%s\n", describeSummary(sum))
+				continue
+			}
+			fmt.Fprintf(stdout, "\t%s\t%s\t%s", r.GetProcedure(), r.GetTenant(), r.GetTarget())
 			if r.GetCode() != "" {
 				fmt.Fprintf(stdout, "\t%s: %s", r.GetCode(), r.GetReason())
-			}
-			if sum := r.GetSummary(); sum != nil {
-				fmt.Fprintf(stdout, "\t%s", describeSummary(sum))
 			}
 			fmt.Fprintln(stdout)
 		}
@@ -218,7 +219,7 @@ func describeSummary(s *v1.RefusalSummary) string {
 		}
 		return out
 	}
-	return fmt.Sprintf("summary: %d refused from %s to %s; codes %s; procedures %s; tenants %s; peers %s",
+	return fmt.Sprintf("summary: %d more refused from %s to %s; codes %s; procedures %s; tenants %s; peers %s",
 		s.GetCount(), s.GetFirstTime().AsTime().Format(time.RFC3339Nano), s.GetLastTime().AsTime().Format(time.RFC3339Nano),
 		list(s.GetCodes(), 0), list(s.GetProcedures(), s.GetOtherProcedures()), list(s.GetTenants(), s.GetOtherTenants()),
 		list(s.GetPeers(), s.GetOtherPeers()))

@@ -248,6 +248,16 @@ func (a *authInterceptor) write(ctx context.Context, r *v1.AccessRecord, logTena
 	return nil
 }
 
+// errorMessage is what an access record says of a failed call: the
+// message the client got, without the code (recorded on its own).
+func errorMessage(err error) string {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce.Message()
+	}
+	return err.Error()
+}
+
 // accessRetentionClass keeps access records apart from trace data.
 const accessRetentionClass = "access"
 
@@ -266,7 +276,7 @@ func (a *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if err != nil {
 			ev.outcome = format.AccessFailed
 			ev.code = connect.CodeOf(err)
-			ev.reason = err.Error()
+			ev.reason = errorMessage(err)
 		}
 		_, tenant := principalFrom(ctx)
 		if rerr := a.record(ctx, ev, a.logTenant(ctx, r.perm, tenant)); rerr != nil {
@@ -306,7 +316,7 @@ func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 		err = next(ctx, rc)
 		if err != nil && rc.recorded {
 			failed := *ev
-			failed.outcome, failed.code, failed.reason = format.AccessFailed, connect.CodeOf(err), err.Error()
+			failed.outcome, failed.code, failed.reason = format.AccessFailed, connect.CodeOf(err), errorMessage(err)
 			if rerr := a.record(ctx, &failed, logTenant); rerr != nil {
 				return rerr
 			}

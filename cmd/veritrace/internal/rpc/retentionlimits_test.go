@@ -88,4 +88,11 @@ func TestEraseRequestIDReused(t *testing.T) {
 	req.SubjectId = "customer-43"
 	_, err := co.retention.Erase(ctx, connect.NewRequest(req))
 	wantCode(t, "Erase(request id reused for another subject)", err, connect.CodeAlreadyExists, "request_id")
+	// The access log records the refusal once: its code apart, its message
+	// without the code.
+	rs := s.accessRecords(t, "default")
+	last := rs[len(rs)-1]
+	if last.GetOutcome() != v1.AccessOutcome_ACCESS_OUTCOME_FAILED || last.GetCode() != "already_exists" || !strings.HasPrefix(last.GetReason(), "request_id") {
+		t.Errorf("access record of the refused erasure: code %q, reason %q", last.GetCode(), last.GetReason())
+	}
 }
