@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/veritrace/veritrace/ledger/format"
@@ -19,10 +17,6 @@ import (
 const (
 	// MaxBatch is the most records one Append call may hold.
 	MaxBatch = 1000
-	// maxGroup is the most records the writer commits in one transaction.
-	// With about six keys of at most 300 bytes per record it stays far below
-	// Badger's transaction limits (ErrTxnTooBig).
-	maxGroup = 4096
 )
 
 // DefaultRetentionClass is the retention class of records that name none.
@@ -89,17 +83,28 @@ type Receipt struct {
 	Duplicate bool
 }
 
+// prepared is a record sealed by its caller, ready for the writer.
 type prepared struct {
 	commitment tlog.Hash
 	envelope   []byte
 	terms      [][termRefSize]byte // the record's index terms
+	// The writer re-seals the payload under a live key when the key it was
+	// sealed under has been retired meanwhile.
+	salt  []byte
+	key   *dataKey
+	scope keyScope
 }
 
+// appendReq is a request to the writer: records to append, or a
+// retirement of data keys (a control request). Its done channel holds one
+// answer and the writer sends exactly one.
 type appendReq struct {
 	tenant     uint32
 	tenantName string
 	recs       []Record
 	prep       []prepared
+	retire     *retirement
+	cost       txnCost // what the request adds to a group's transaction
 	done       chan appendResult
 }
 
@@ -167,7 +172,10 @@ func (r *Record) validate() error {
 // with a different payload the call fails with a *RecordError wrapping a
 // *ConflictError (errors.Is ErrAlreadyExists). A reference to an
 // unregistered version fails with a *RecordError wrapping a
-// *MissingVersionError.
+// *MissingVersionError. A batch too large for one storage transaction
+// fails with ErrInvalid; below the disk space reserve appends fail with a
+// *SpaceError (ErrNoSpace); once a write to storage has failed, with
+// ErrFailed.
 //
 // If ctx ends before the writer answers, Append returns ctx.Err() and the
 // records may or may not have been appended; appending them again is safe.
@@ -185,8 +193,14 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 	if l.closed {
 		return nil, ErrClosed
 	}
+	if err := l.failure(); err != nil {
+		return nil, err
+	}
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
+		return nil, err
+	}
+	if err := l.space.check(l.now(), critical(recs)); err != nil {
 		return nil, err
 	}
 	day := uint32(l.now().Unix() / 86400)
@@ -198,11 +212,11 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 			class = DefaultRetentionClass
 		}
 		pseudonym := l.keys.pseudonym(tid, r.Subject)
-		dk, err := l.keys.forScope(keyScope{tenant: tid, pseudonym: pseudonym, day: day, class: class})
+		scope := keyScope{tenant: tid, pseudonym: pseudonym, day: day, class: class}
+		dk, err := l.keys.forScope(scope)
 		if err != nil {
 			return nil, err
 		}
-		defer dk.users.Done() // the key may be retired once this append is answered
 		// Index term MACs are computed here, in parallel, not in the writer.
 		// The subject's term MAC is its pseudonym.
 		terms := make([][termRefSize]byte, 0, len(r.Terms)+1)
@@ -218,8 +232,19 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 		salt := make([]byte, format.SaltSize)
 		rand.Read(salt)
 		c := format.Commitment(salt, r.Payload)
-		req.prep[i] = prepared{commitment: c, envelope: seal(dk, tid, c, salt, r.Payload, terms), terms: terms}
+		req.prep[i] = prepared{commitment: c, envelope: seal(dk, tid, c, salt, r.Payload, terms), terms: terms, salt: salt, key: dk, scope: scope}
+		req.cost.record(tenant, r, &req.prep[i])
 	}
+	req.cost.treeSize()
+	if !req.cost.fits(l.txnLimit) {
+		return nil, fmt.Errorf("%w: a batch of %d records needs %d keys and %d bytes of one storage transaction, more than its limit of %d keys and %d bytes; split it",
+			ErrInvalid, len(recs), req.cost.keys, req.cost.bytes, l.txnLimit.keys, l.txnLimit.bytes)
+	}
+	return l.submit(ctx, req)
+}
+
+// submit queues a request for the writer and waits for its answer.
+func (l *Ledger) submit(ctx context.Context, req *appendReq) ([]Receipt, error) {
 	select {
 	case l.reqs <- req:
 	case <-ctx.Done():
@@ -233,351 +258,15 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 	}
 }
 
-// logState is the writer's view of one tenant's log.
-type logState struct {
-	size uint64
-	last tlog.Hash // leaf hash of entry size-1
-	time time.Time // appended_at of entry size-1
-}
-
-// writer owns every mutation of the logs. It gathers the appends waiting
-// in l.reqs into one transaction, commits it with fsync, and answers each.
-func (l *Ledger) writer() {
-	defer l.wg.Done()
-	states := make(map[uint32]*logState)
-	for {
-		var first *appendReq
-		select {
-		case first = <-l.reqs:
-		case <-l.stop:
-			// Close holds closeMu, so no Append is sending: drain and exit.
-			for {
-				select {
-				case r := <-l.reqs:
-					l.commitGroup(states, l.gather(r))
-				default:
-					return
-				}
-			}
-		}
-		l.commitGroup(states, l.gather(first))
-	}
-}
-
-func (l *Ledger) gather(first *appendReq) []*appendReq {
-	group := []*appendReq{first}
-	n := len(first.recs)
-	for n < maxGroup {
-		select {
-		case r := <-l.reqs:
-			group = append(group, r)
-			n += len(r.recs)
-		default:
-			return group
+// critical reports whether a batch holds records that may use the lower
+// half of the disk space reserve: access records, tombstones, holds and
+// retention changes, so that refusals and reads can still be recorded and
+// erasures finished while trace data is refused.
+func critical(recs []Record) bool {
+	for i := range recs {
+		if recs[i].Kind == format.KindSpan || recs[i].Kind == format.KindVersion {
+			return false
 		}
 	}
-	return group
-}
-
-func (l *Ledger) state(txn *badger.Txn, states map[uint32]*logState, tenant uint32) (*logState, error) {
-	if s := states[tenant]; s != nil {
-		return s, nil
-	}
-	s := &logState{size: l.committedSize(tenant)}
-	if s.size > 0 {
-		item, err := txn.Get(headerKey(tenant, s.size-1))
-		if err != nil {
-			return nil, fmt.Errorf("read last header: %w", err)
-		}
-		hb, err := item.ValueCopy(nil)
-		if err != nil {
-			return nil, err
-		}
-		h, err := format.ParseHeader(hb)
-		if err != nil {
-			return nil, fmt.Errorf("last header of tenant %d: %w", tenant, err)
-		}
-		s.last = format.LeafHash(hb)
-		s.time = h.AppendedAt
-	}
-	states[tenant] = s
-	return s, nil
-}
-
-// commitGroup appends a group of requests in one transaction. A request
-// that fails validation is answered with its error and leaves no write; a
-// storage failure fails the whole group and resets the writer's state.
-func (l *Ledger) commitGroup(states map[uint32]*logState, group []*appendReq) {
-	fail := func(err error, reqs []*appendReq) {
-		for _, r := range reqs {
-			r.done <- appendResult{err: err}
-		}
-	}
-	if err := l.keys.flush(); err != nil {
-		l.log.Error("store data keys", "err", err)
-		fail(err, group)
-		return
-	}
-	txn := l.db.NewTransaction(true)
-	defer txn.Discard()
-
-	now := l.now().UTC()
-	touched := make(map[uint32]*logState)
-	var ok []*appendReq
-	var results [][]Receipt
-	for _, req := range group {
-		st, err := l.state(txn, states, req.tenant)
-		if err != nil {
-			fail(err, group)
-			clear(states)
-			return
-		}
-		// Work on a copy so that a failing request leaves the state as it was.
-		next := *st
-		receipts, err := l.appendOne(txn, &next, req, now)
-		if err != nil {
-			var re *RecordError
-			if errors.As(err, &re) {
-				req.done <- appendResult{err: err}
-				continue
-			}
-			l.log.Error("append", "err", err)
-			fail(err, group)
-			clear(states)
-			return
-		}
-		*st = next
-		touched[req.tenant] = st
-		ok = append(ok, req)
-		results = append(results, receipts)
-	}
-	for tenant, st := range touched {
-		if err := txn.Set(treeSizeKey(tenant), binary.BigEndian.AppendUint64(nil, st.size)); err != nil {
-			l.log.Error("append", "err", err)
-			fail(err, ok)
-			clear(states)
-			return
-		}
-	}
-	if len(touched) > 0 {
-		if err := txn.Commit(); err != nil {
-			l.log.Error("commit appends", "err", err)
-			fail(fmt.Errorf("commit: %w", err), ok)
-			clear(states)
-			return
-		}
-	}
-	l.stateMu.Lock()
-	for tenant, st := range touched {
-		l.committed[tenant] = st.size
-	}
-	l.stateMu.Unlock()
-	for i, req := range ok {
-		req.done <- appendResult{receipts: results[i]}
-	}
-}
-
-// appendOne checks one request against the log and, if it is valid, adds
-// its writes to txn and advances st. Validation failures are returned as
-// *RecordError before anything is written.
-func (l *Ledger) appendOne(txn *badger.Txn, st *logState, req *appendReq, now time.Time) ([]Receipt, error) {
-	receipts := make([]Receipt, len(req.recs))
-	fresh := make([]bool, len(req.recs))
-	type ident struct {
-		kind format.Kind
-		id   [32]byte
-	}
-	seen := make(map[ident]int) // identity -> first position in the request
-	dupOf := make(map[int]int)  // position -> first position with the same identity
-	for i := range req.recs {
-		r := &req.recs[i]
-		id, ok := r.identity()
-		if !ok {
-			fresh[i] = true // no identity: each such record is new
-			continue
-		}
-		if j, dup := seen[ident{r.Kind, id}]; dup {
-			if !bytes.Equal(req.recs[j].Payload, r.Payload) {
-				return nil, &RecordError{Record: i, Err: fmt.Errorf("%w: record %d has the same identity and different content", ErrInvalid, j)}
-			}
-			dupOf[i] = j
-			continue
-		}
-		seen[ident{r.Kind, id}] = i
-		rec, found, err := l.existing(txn, req.tenant, r, id)
-		if err != nil {
-			if errors.Is(err, ErrAlreadyExists) {
-				return nil, &RecordError{Record: i, Err: err}
-			}
-			return nil, err
-		}
-		if found {
-			receipts[i] = rec
-			continue
-		}
-		if err := l.checkRefs(txn, req, i); err != nil {
-			return nil, err
-		}
-		fresh[i] = true
-	}
-
-	if st.time.After(now) {
-		now = st.time // appended_at never goes back, whatever the clock does
-	}
-	for i := range req.recs {
-		if !fresh[i] {
-			continue
-		}
-		r := &req.recs[i]
-		class := r.RetentionClass
-		if class == "" {
-			class = DefaultRetentionClass
-		}
-		h := format.Header{
-			Kind: r.Kind, SubKind: r.SubKind, Tenant: req.tenantName, Index: st.size,
-			AppendedAt: now, TraceID: r.TraceID, SpanID: r.SpanID, ParentSpanID: r.ParentSpanID,
-			Refs: r.Refs, RetentionClass: class, PrevLeafHash: st.last, Commitment: req.prep[i].commitment,
-		}
-		hb := h.Marshal()
-		leaf := format.LeafHash(hb)
-		hashes, err := tlog.StoredHashesForRecordHash(int64(st.size), leaf, hashReader(txn, req.tenant))
-		if err != nil {
-			return nil, fmt.Errorf("tree hashes: %w", err)
-		}
-		base := tlog.StoredHashIndex(0, int64(st.size))
-		for k, hv := range hashes {
-			if err := txn.Set(hashKey(req.tenant, base+int64(k)), hv[:]); err != nil {
-				return nil, err
-			}
-		}
-		idx := binary.BigEndian.AppendUint64(nil, st.size)
-		if err := txn.Set(headerKey(req.tenant, st.size), hb); err != nil {
-			return nil, err
-		}
-		if err := txn.Set(payloadKey(req.tenant, st.size), req.prep[i].envelope); err != nil {
-			return nil, err
-		}
-		if id, ok := r.identity(); ok {
-			if err := txn.Set(identityKey(req.tenant, r.Kind, id), append(idx, r.SubKind)); err != nil {
-				return nil, err
-			}
-		}
-		if r.Kind != format.KindSpan {
-			if err := txn.Set(kindIndexKey(req.tenant, r.Kind, st.size), nil); err != nil {
-				return nil, err
-			}
-		}
-		for _, t := range req.prep[i].terms {
-			if err := txn.Set(termRefKey(req.tenant, t, st.size), nil); err != nil {
-				return nil, err
-			}
-		}
-		if r.Kind == format.KindVersion {
-			vid, _ := r.identity()
-			if err := txn.Set(versionNameKey(req.tenant, format.VersionKind(r.SubKind), r.Version.Name, r.Version.Label), append(vid[:], idx...)); err != nil {
-				return nil, err
-			}
-		}
-		receipts[i] = Receipt{Index: st.size, LeafHash: leaf, AppendedAt: now}
-		st.size++
-		st.last = leaf
-		st.time = now
-	}
-	// In-request duplicates take the receipt of their first occurrence.
-	for i, j := range dupOf {
-		receipts[i] = receipts[j]
-		receipts[i].Duplicate = true
-	}
-	return receipts, nil
-}
-
-// existing looks for a record with r's identity (and, for a version, its
-// name and label). It returns the original receipt when the payload is
-// identical and a *ConflictError when it differs.
-func (l *Ledger) existing(txn *badger.Txn, tenant uint32, r *Record, id [32]byte) (Receipt, bool, error) {
-	idx, _, found, err := lookupIdentity(txn, tenant, r.Kind, id)
-	if err != nil || !found {
-		if err == nil && r.Kind == format.KindVersion {
-			err = l.checkVersionName(txn, tenant, r)
-		}
-		return Receipt{}, false, err
-	}
-	e, err := l.readEntry(txn, tenant, idx)
-	if err != nil {
-		return Receipt{}, false, err
-	}
-	if e.Erased || !bytes.Equal(e.Payload, r.Payload) {
-		return Receipt{}, false, &ConflictError{Kind: r.Kind, Index: idx}
-	}
-	return Receipt{Index: idx, LeafHash: e.LeafHash, AppendedAt: e.Header.AppendedAt, Duplicate: true}, true, nil
-}
-
-// checkVersionName refuses a new version whose (kind, name, label) names
-// another version already.
-func (l *Ledger) checkVersionName(txn *badger.Txn, tenant uint32, r *Record) error {
-	item, err := txn.Get(versionNameKey(tenant, format.VersionKind(r.SubKind), r.Version.Name, r.Version.Label))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var idx uint64
-	if err := item.Value(func(v []byte) error {
-		if len(v) != 40 {
-			return fmt.Errorf("version name entry of %d bytes", len(v))
-		}
-		idx = binary.BigEndian.Uint64(v[32:])
-		return nil
-	}); err != nil {
-		return err
-	}
-	return &ConflictError{Kind: format.KindVersion, Index: idx}
-}
-
-// checkRefs checks that every version a record references is registered
-// with the right kind, in the log or earlier in the same request.
-func (l *Ledger) checkRefs(txn *badger.Txn, req *appendReq, i int) error {
-	r := &req.recs[i]
-	for k := format.VersionPrompt; k <= format.VersionPipeline; k++ {
-		ref := r.Refs.Ref(k)
-		if ref == ([32]byte{}) || (r.Kind == format.KindVersion && format.VersionKind(r.SubKind) == k) {
-			continue
-		}
-		found := false
-		for j := 0; j < i && !found; j++ {
-			o := &req.recs[j]
-			oid, _ := o.identity()
-			found = o.Kind == format.KindVersion && format.VersionKind(o.SubKind) == k && oid == ref
-		}
-		if !found {
-			_, sub, ok, err := lookupIdentity(txn, req.tenant, format.KindVersion, ref)
-			if err != nil {
-				return err
-			}
-			found = ok && format.VersionKind(sub) == k
-		}
-		if !found {
-			return &RecordError{Record: i, Err: &MissingVersionError{Kind: k, ID: ref}}
-		}
-	}
-	return nil
-}
-
-func lookupIdentity(txn *badger.Txn, tenant uint32, kind format.Kind, id [32]byte) (index uint64, subKind uint8, found bool, err error) {
-	item, err := txn.Get(identityKey(tenant, kind, id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, 0, false, nil
-	}
-	if err != nil {
-		return 0, 0, false, err
-	}
-	err = item.Value(func(v []byte) error {
-		if len(v) != 9 {
-			return fmt.Errorf("identity entry of %d bytes", len(v))
-		}
-		index, subKind = binary.BigEndian.Uint64(v), v[8]
-		return nil
-	})
-	return index, subKind, err == nil, err
+	return true
 }

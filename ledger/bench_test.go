@@ -145,7 +145,7 @@ func BenchmarkBadgerBaseline(b *testing.B) {
 			for r := range reqs {
 				group := []req{r}
 			gather:
-				for len(group) < maxGroup {
+				for len(group) < 4096 {
 					select {
 					case r, ok := <-reqs:
 						if !ok {

@@ -48,6 +48,9 @@ func (l *Ledger) signDue(ctx context.Context) {
 		ids[id] = name
 	}
 	l.tenantMu.Unlock()
+	if l.failure() != nil {
+		return // logged once when the ledger failed
+	}
 	for id, name := range ids {
 		if _, err := l.sign(id, name, signIfGrown); err != nil {
 			l.log.ErrorContext(ctx, "sign checkpoint", "tenant", name, "err", err)
@@ -92,6 +95,9 @@ func (l *Ledger) sign(tid uint32, tenant string, mode signMode) (*Checkpoint, er
 	}
 	if prev == nil && size == 0 && mode == signIfGrown {
 		return nil, nil
+	}
+	if err := l.failure(); err != nil {
+		return nil, err // signing stores the checkpoint: a write
 	}
 	var root tlog.Hash
 	err := l.db.View(func(txn *badger.Txn) error {

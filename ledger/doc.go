@@ -22,6 +22,19 @@
 //     Ed25519, only ever over committed trees, and a checkpoint is signed only
 //     after the stored tree has been checked against the previous one, so the
 //     log never signs two inconsistent checkpoints.
+//   - Every Append is answered exactly once, whatever else fails in its
+//     group; a valid request never fails because of what else was in its
+//     group: groups are bounded by Badger's transaction limits and split
+//     when Badger still finds one too big.
+//   - No entry is ever committed under a retired data key: retirement is a
+//     durable marker in the log database, written and checked by the
+//     writer in its commit transactions (a record sealed under a retired
+//     key is re-sealed under a live one). Destroyed key material is dropped
+//     from the key store's files (one DropPrefix per erasure or sweep).
+//   - A failed commit or key flush fails the ledger: every later write
+//     fails with ErrFailed until it is reopened, which recovers from disk.
+//   - Below the disk space reserve (Options.MinFreeBytes) appends fail with
+//     ErrNoSpace before the disk fills; reads go on.
 //
 // One writer goroutine owns all log mutations and gathers concurrent appends
 // into one transaction. The formats are specified in docs/FORMAT.md.

@@ -59,3 +59,27 @@ func (e *ConflictError) Error() string {
 }
 
 func (e *ConflictError) Unwrap() error { return ErrAlreadyExists }
+
+// ErrFailed: a write to storage failed in a way that leaves its outcome
+// unknown (a failed commit or sync). The ledger accepts no more writes
+// until it is reopened, which recovers from what is on disk.
+var ErrFailed = errors.New("ledger failed")
+
+// ErrNotClosedCleanly: a read-only open found a database a crash left
+// behind; opening it for writing (a server start) recovers it.
+var ErrNotClosedCleanly = errors.New("database not closed cleanly")
+
+// ErrNoSpace: free disk space is below the reserve; see SpaceError.
+var ErrNoSpace = errors.New("disk space below the reserve")
+
+// SpaceError refuses a write while the free space of the data directory's
+// filesystem is below the reserve (Options.MinFreeBytes).
+type SpaceError struct {
+	Free, Required uint64 // bytes
+}
+
+func (e *SpaceError) Error() string {
+	return fmt.Sprintf("disk space below the reserve: %d bytes free, %d required", e.Free, e.Required)
+}
+
+func (e *SpaceError) Unwrap() error { return ErrNoSpace }

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,44 +76,103 @@ func (p KeyPaths) signing() string {
 	return filepath.Join(p.Dir, SigningKeyFile)
 }
 
-// LoadOrCreateKeys loads the master key and the log signing key. When a
-// default-path key file does not exist it is generated (the signing key
-// named "veritrace-" and 8 random hex digits) and written with mode 0600,
-// with the verifier key beside it in log.pub. A key given by an explicit
-// path must exist. Key files readable or writable by group or others are
-// refused with ErrKeyPermissions. The returned bool reports whether keys
-// were generated.
+// ErrIncomplete is returned when a data directory that is not new lacks
+// something it needs: nothing is created or changed then.
+var ErrIncomplete = errors.New("data directory incomplete")
+
+// AdminKeyFile is where a server writes its bootstrap admin key on first
+// start; it counts as a sign that a data directory is not new.
+const AdminKeyFile = "admin.key"
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// CheckDataDir reports whether dir is a wholly new data directory: none of
+// ledger/, keys/, master.key, log.key, log.pub and admin.key exists in it
+// (key files given by explicit paths must exist either way). A directory
+// that is not new must hold ledger/, keys/ and both key files; otherwise
+// CheckDataDir returns ErrIncomplete naming every missing piece.
+func CheckDataDir(p KeyPaths) (fresh bool, err error) {
+	var present []string
+	for _, name := range []string{LogDir, KeyDir, MasterKeyFile, SigningKeyFile, VerifierKeyFile, AdminKeyFile} {
+		if exists(filepath.Join(p.Dir, name)) {
+			present = append(present, name)
+		}
+	}
+	var missing []string
+	for _, path := range []string{p.MasterKey, p.SigningKey} {
+		if path != "" && !exists(path) {
+			missing = append(missing, path)
+		}
+	}
+	if len(present) > 0 {
+		for _, w := range []struct{ path, what string }{
+			{filepath.Join(p.Dir, LogDir), "the log database"},
+			{filepath.Join(p.Dir, KeyDir), "the data keys"},
+			{p.master(), "the master key"},
+			{p.signing(), "the log signing key"},
+		} {
+			if !exists(w.path) {
+				missing = append(missing, fmt.Sprintf("%s (%s)", w.path, w.what))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return false, fmt.Errorf("%w: %s is missing %s; nothing was created or changed. Restore what is missing from a backup, or point --data at an empty directory to start a new ledger",
+			ErrIncomplete, p.Dir, strings.Join(missing, ", "))
+	}
+	return len(present) == 0, nil
+}
+
+// LoadOrCreateKeys loads the master key and the log signing key. Keys are
+// generated only for a wholly new data directory (CheckDataDir): the
+// default-path key files are then written with mode 0600 (the signing key
+// named "veritrace-" and 8 random hex digits), with the verifier key beside
+// them in log.pub. A directory that is not new must have every piece, else
+// ErrIncomplete names what is missing and nothing is changed. Key files
+// readable or writable by group or others are refused with
+// ErrKeyPermissions. The returned bool reports whether keys were generated.
 func LoadOrCreateKeys(p KeyPaths) (*Keys, bool, error) {
-	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
-		return nil, false, fmt.Errorf("create data directory: %w", err)
-	}
-	created := false
-	master, err := ReadMasterKey(p.master())
-	if errors.Is(err, fs.ErrNotExist) && p.MasterKey == "" {
-		master = make([]byte, MasterKeySize)
-		rand.Read(master)
-		err = writeKeyFile(p.master(), base64.StdEncoding.EncodeToString(master)+"\n")
-		created = true
-	}
+	fresh, err := CheckDataDir(p)
 	if err != nil {
 		return nil, false, err
 	}
-
-	skey, err := readKeyFile(p.signing())
-	if errors.Is(err, fs.ErrNotExist) && p.SigningKey == "" {
-		var suffix [4]byte
-		rand.Read(suffix[:])
-		var s, v string
-		s, v, err = note.GenerateKey(rand.Reader, "veritrace-"+hex.EncodeToString(suffix[:]))
-		if err == nil {
-			err = writeKeyFile(p.signing(), s+"\n")
+	created := false
+	if fresh {
+		if err := os.MkdirAll(p.Dir, 0o700); err != nil {
+			return nil, false, fmt.Errorf("create data directory: %w", err)
 		}
-		if err == nil {
-			err = os.WriteFile(filepath.Join(p.Dir, VerifierKeyFile), []byte(v+"\n"), 0o644)
+		if p.MasterKey == "" {
+			master := make([]byte, MasterKeySize)
+			rand.Read(master)
+			if err := writeKeyFile(p.master(), base64.StdEncoding.EncodeToString(master)+"\n"); err != nil {
+				return nil, false, err
+			}
+			created = true
 		}
-		skey = []byte(s)
-		created = true
+		if p.SigningKey == "" {
+			var suffix [4]byte
+			rand.Read(suffix[:])
+			s, v, err := note.GenerateKey(rand.Reader, "veritrace-"+hex.EncodeToString(suffix[:]))
+			if err == nil {
+				err = writeKeyFile(p.signing(), s+"\n")
+			}
+			if err == nil {
+				err = os.WriteFile(filepath.Join(p.Dir, VerifierKeyFile), []byte(v+"\n"), 0o644)
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			created = true
+		}
 	}
+	master, err := ReadMasterKey(p.master())
+	if err != nil {
+		return nil, false, err
+	}
+	skey, err := readKeyFile(p.signing())
 	if err != nil {
 		return nil, false, err
 	}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/veritrace/veritrace/ledger/format"
 )
@@ -26,13 +27,31 @@ const (
 	nsTerm       = 0x18 // nsTerm | tenant | field (u8) | value MAC (16) | index -> empty; secondary index terms
 	nsErasedBy   = 0x19 // nsErasedBy | tenant | index -> index (u64) of the tombstone that names the entry
 	nsState      = 0x1a // nsState | tenant | name -> state record of the retention package
+	nsRetired    = 0x1b // retirement markers, see retiredKeyKey and retiredBucketKey
 	nsAPIKey     = 0x30 // nsAPIKey | key id (8)                -> API key record (JSON)
 )
 
-// Key database (DIR/keys):
+// Key database (DIR/keys), format 2. Key material lives only under
+// nsKeyMaterial, laid out so that every key of one expiry bucket (tenant,
+// day, class) shares a prefix: a sweep drops whole buckets with one
+// DropPrefix. The index records hold no key material.
 const (
-	nsKeyScope = 0x20 // nsKeyScope | tenant | subject pseudonym (16) | day (u32) | class -> key id (16)
-	nsDataKey  = 0x21 // nsDataKey | key id (16)                -> wrapped data key (72) | scope key
+	nsKeyMaterial = 0x22 // nsKeyMaterial | bucket | subject pseudonym (16) | key id (16) -> wrapped data key (72)
+	nsKeyLocation = 0x23 // nsKeyLocation | key id (16) -> the key's nsKeyMaterial key
+	nsKeyScope    = 0x24 // nsKeyScope | bucket | subject pseudonym (16) -> key id (16): the scope's current key
+	// where bucket = tenant (u32) | day (u32) | len(class) (u8) | class
+)
+
+// Key database format 1, read only to migrate it (migrate.go).
+const (
+	nsKeyScopeV1 = 0x20 // nsKeyScopeV1 | tenant | subject pseudonym (16) | day (u32) | class -> key id (16)
+	nsDataKeyV1  = 0x21 // nsDataKeyV1 | key id (16) -> wrapped data key (72) | format-1 scope key
+)
+
+// Format versions of the two databases (metaFormat).
+const (
+	logFormatVersion = 1 // the log database; format.FormatVersion is that of headers
+	keyFormatVersion = 2
 )
 
 // Meta keys, in both databases.
@@ -102,16 +121,59 @@ func versionNameKey(tenant uint32, kind format.VersionKind, name, label string) 
 	return append(k, label...)
 }
 
-func keyScopePrefix(tenant uint32, pseudonym [termMACSize]byte) []byte {
-	return append(tenantKey(nsKeyScope, tenant), pseudonym[:]...)
+// bucketPrefix is the prefix of the key material of an expiry bucket.
+func bucketPrefix(ns byte, b Bucket) []byte {
+	k := make([]byte, 1, 1+4+4+1+len(b.Class)+termMACSize+16)
+	k[0] = ns
+	k = binary.BigEndian.AppendUint32(k, b.Tenant)
+	k = binary.BigEndian.AppendUint32(k, b.Day)
+	k = append(k, byte(len(b.Class)))
+	return append(k, b.Class...)
 }
 
+// keyScopeKey is a scope's index record: its current key.
 func keyScopeKey(s keyScope) []byte {
-	k := keyScopePrefix(s.tenant, s.pseudonym)
-	k = binary.BigEndian.AppendUint32(k, s.day)
-	return append(k, s.class...)
+	return append(bucketPrefix(nsKeyScope, s.bucket()), s.pseudonym[:]...)
 }
 
-func dataKeyKey(id [16]byte) []byte {
-	return append([]byte{nsDataKey}, id[:]...)
+// keyMaterialKey is where a data key's wrapped material lives.
+func keyMaterialKey(s keyScope, id [16]byte) []byte {
+	k := append(bucketPrefix(nsKeyMaterial, s.bucket()), s.pseudonym[:]...)
+	return append(k, id[:]...)
+}
+
+func keyLocationKey(id [16]byte) []byte {
+	return append([]byte{nsKeyLocation}, id[:]...)
+}
+
+// parseKeyMaterialKey returns the data key a key material key names.
+func parseKeyMaterialKey(b []byte) (*KeyRef, error) {
+	const head = 1 + 4 + 4 + 1
+	if len(b) < head || b[0] != nsKeyMaterial || len(b) != head+int(b[9])+termMACSize+16 {
+		return nil, fmt.Errorf("malformed key material key %x", b)
+	}
+	n := int(b[9])
+	k := &KeyRef{Tenant: binary.BigEndian.Uint32(b[1:]), Day: binary.BigEndian.Uint32(b[5:]), Class: string(b[head : head+n])}
+	copy(k.Pseudonym[:], b[head+n:])
+	copy(k.ID[:], b[head+n+termMACSize:])
+	return k, nil
+}
+
+// Kinds of retirement markers (nsRetired).
+const (
+	retiredKey    = 0x01
+	retiredBucket = 0x02
+)
+
+func retiredKeyKey(id [16]byte) []byte {
+	return append([]byte{nsRetired, retiredKey}, id[:]...)
+}
+
+// retiredKeyKey marks a data key retired: nsRetired | 0x01 | key id (16).
+// retiredBucketKey marks a whole expiry bucket retired:
+// nsRetired | 0x02 | tenant | day | len(class) | class. Both have empty
+// values; the writer checks them in every group transaction.
+func retiredBucketKey(b Bucket) []byte {
+	k := bucketPrefix(nsRetired, b)
+	return append([]byte{nsRetired, retiredBucket}, k[1:]...)
 }

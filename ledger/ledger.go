@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -47,6 +49,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// MinFreeBytes is the reserve of free disk space on the data
+	// directory's filesystem: below it appends are refused (ErrNoSpace)
+	// until space returns. 0 means DefaultMinFreeBytes; negative, no reserve.
+	MinFreeBytes int64
 }
 
 // Ledger is an open ledger. Its methods are safe for concurrent use.
@@ -69,23 +75,41 @@ type Ledger struct {
 	stateMu   sync.RWMutex
 	committed map[uint32]uint64
 
-	reqs    chan *appendReq
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	closeMu sync.RWMutex
-	closed  bool
+	reqs     chan *appendReq
+	txnLimit txnCost // budget of one group's transaction
+	stop     chan struct{}
+	quit     chan struct{} // closed when the databases are about to close
+	wg       sync.WaitGroup
+	closeMu  sync.RWMutex
+	closed   bool
+	failed   atomic.Pointer[failure]
+	space    *spaceGuard
 
 	cpMu   sync.Mutex
 	latest map[uint32]*Checkpoint
 
 	shredMu sync.Mutex    // one Shred at a time
 	gcReq   chan struct{} // value-log GC requests, served by the checkpointer
+
+	hooks testHooks
 }
+
+// testHooks let tests hold the writer and inject storage faults. Tests set
+// them right after Open, before the first append.
+type testHooks struct {
+	beforeGroup func()                        // writer: after a group's first request, before gathering the rest
+	set         func(key, value []byte) error // writer: before each Set of a group
+	commit      func(txn *badger.Txn) error   // writer: instead of txn.Commit
+}
+
+// valueThreshold: values from this size up go to Badger's value log; the
+// LSM tree holds a pointer.
+const valueThreshold = 1 << 10
 
 func badgerOptions(dir string, key []byte, log *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithSyncWrites(true).
-		WithValueThreshold(1024).
+		WithValueThreshold(valueThreshold).
 		WithEncryptionKey(key).
 		WithIndexCacheSize(64 << 20).
 		WithBlockCacheSize(64 << 20).
@@ -116,6 +140,13 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	reserve := uint64(DefaultMinFreeBytes)
+	switch {
+	case opts.MinFreeBytes > 0:
+		reserve = uint64(opts.MinFreeBytes)
+	case opts.MinFreeBytes < 0:
+		reserve = 0
+	}
 	signer, err := note.NewSigner(opts.Keys.SigningKey)
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
@@ -128,15 +159,25 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Badger creates missing directories: a log without its key database (or
+	// the reverse) must be refused before it does.
+	logDir, keyDir := filepath.Join(opts.Dir, LogDir), filepath.Join(opts.Dir, KeyDir)
+	if hasLog, hasKeys := exists(logDir), exists(keyDir); hasLog != hasKeys {
+		missing := keyDir + " (the data keys)"
+		if !hasLog {
+			missing = logDir + " (the log database)"
+		}
+		return nil, fmt.Errorf("%w: %s is missing; nothing was created or changed", ErrIncomplete, missing)
+	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, err
 	}
 	bkey := deriveKey(opts.Keys.Master, infoBadger)
-	db, err := openDB(filepath.Join(opts.Dir, LogDir), bkey, opts.Logger)
+	db, err := openDB(filepath.Join(opts.Dir, LogDir), bkey, opts.Logger, checkFormat)
 	if err != nil {
 		return nil, err
 	}
-	keysDB, err := openDB(filepath.Join(opts.Dir, KeyDir), bkey, opts.Logger)
+	keysDB, err := openDB(filepath.Join(opts.Dir, KeyDir), bkey, opts.Logger, func(db *badger.DB) error { return checkKeyFormat(db, opts.Logger) })
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -154,7 +195,10 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		tenants:   make(map[string]uint32),
 		committed: make(map[uint32]uint64),
 		reqs:      make(chan *appendReq, 1024),
+		txnLimit:  txnLimitOf(db),
 		stop:      make(chan struct{}),
+		quit:      make(chan struct{}),
+		space:     &spaceGuard{dir: opts.Dir, reserve: reserve, statfs: freeBytes, log: opts.Logger},
 		latest:    make(map[uint32]*Checkpoint),
 		gcReq:     make(chan struct{}, 1),
 	}
@@ -169,7 +213,9 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	return l, nil
 }
 
-func openDB(dir string, key []byte, log *slog.Logger) (*badger.DB, error) {
+// openDB opens a database for writing and checks (or migrates) its
+// format with check.
+func openDB(dir string, key []byte, log *slog.Logger, check func(*badger.DB) error) (*badger.DB, error) {
 	db, err := badger.Open(badgerOptions(dir, key, log))
 	if err != nil {
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
@@ -177,33 +223,62 @@ func openDB(dir string, key []byte, log *slog.Logger) (*badger.DB, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	if err := checkFormat(db); err != nil {
+	if err := check(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
 	return db, nil
 }
 
-// checkFormat writes the format version into a new database and refuses
-// an existing one of another version.
-func checkFormat(db *badger.DB) error {
-	return db.Update(func(txn *badger.Txn) error {
-		item, err := txn.Get(metaFormat)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return txn.Set(metaFormat, binary.BigEndian.AppendUint32(nil, format.FormatVersion))
+// openDBReadOnly opens a database for reading only: nothing in its
+// directory is created or changed. It refuses an unknown format version.
+func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error) {
+	if !exists(dir) {
+		return nil, fmt.Errorf("open %s: %w", dir, os.ErrNotExist)
+	}
+	db, err := badger.Open(badgerOptions(dir, key, log).WithReadOnly(true))
+	if err != nil {
+		// Badger wraps this one without %w.
+		if errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()) {
+			return nil, fmt.Errorf("%w: %s was not closed cleanly (a crash or kill) and must be recovered before it can be read without changing it: start the server on it once and stop it", ErrNotClosedCleanly, dir)
 		}
+		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+			return nil, fmt.Errorf("open %s: %w: the master key is not the one this data was written with", dir, ErrKeyMismatch)
+		}
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	err = db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaFormat)
 		if err != nil {
-			return err
+			return fmt.Errorf("format version: %w", err)
 		}
 		v, err := item.ValueCopy(nil)
 		if err != nil {
 			return err
 		}
-		if len(v) != 4 || binary.BigEndian.Uint32(v) != format.FormatVersion {
-			return fmt.Errorf("%w: found %x, this build reads %d", ErrUnknownFormat, v, format.FormatVersion)
+		if len(v) != 4 || binary.BigEndian.Uint32(v) != logFormatVersion {
+			return fmt.Errorf("%w: found %x, this build reads %d", ErrUnknownFormat, v, logFormatVersion)
 		}
 		return nil
 	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// checkFormat writes the format version into a new log database and
+// refuses an existing one of another version.
+func checkFormat(db *badger.DB) error {
+	v, err := readFormat(db)
+	if err != nil {
+		return err
+	}
+	if v != 0 && v != logFormatVersion {
+		return fmt.Errorf("%w: log database format %d, this build reads %d", ErrUnknownFormat, v, logFormatVersion)
+	}
+	return setFormat(db, logFormatVersion, v)
 }
 
 // load checks the signing key against the data, creates the default
@@ -394,6 +469,7 @@ func (l *Ledger) Close() error {
 	l.closeMu.Unlock()
 	l.wg.Wait()
 	l.signDue(context.Background())
+	close(l.quit)
 	return errors.Join(l.db.Close(), l.keysDB.Close())
 }
 

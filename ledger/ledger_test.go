@@ -310,7 +310,7 @@ func TestVerifyDirNamesTamperedIndex(t *testing.T) {
 	}
 
 	// Flip one byte of header 7 (its appended_at) behind the ledger's back.
-	db, err := openDB(filepath.Join(dir, LogDir), deriveKey(keys.Master, infoBadger), slog.New(slog.DiscardHandler))
+	db, err := openDB(filepath.Join(dir, LogDir), deriveKey(keys.Master, infoBadger), slog.New(slog.DiscardHandler), checkFormat)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -20,27 +22,19 @@ import (
 
 // KeyRef identifies a data key and its scope.
 type KeyRef struct {
-	ID         [16]byte
-	Tenant     uint32
-	Pseudonym  [termMACSize]byte // zero: no subject
-	Day        uint32            // days since 1970-01-01 UTC
-	Class      string
-	scopeBytes []byte
+	ID        [16]byte
+	Tenant    uint32
+	Pseudonym [termMACSize]byte // zero: no subject
+	Day       uint32            // days since 1970-01-01 UTC
+	Class     string
 }
 
 func (k *KeyRef) scope() keyScope {
 	return keyScope{tenant: k.Tenant, pseudonym: k.Pseudonym, day: k.Day, class: k.Class}
 }
 
-func parseScopeKey(b []byte) (*KeyRef, error) {
-	const fixed = 1 + 4 + termMACSize + 4
-	if len(b) < fixed || b[0] != nsKeyScope {
-		return nil, fmt.Errorf("malformed key scope %x", b)
-	}
-	k := &KeyRef{Tenant: binary.BigEndian.Uint32(b[1:]), Day: binary.BigEndian.Uint32(b[5+termMACSize:]), Class: string(b[fixed:]), scopeBytes: b}
-	copy(k.Pseudonym[:], b[5:])
-	return k, nil
-}
+// Bucket returns the key's expiry bucket.
+func (k *KeyRef) Bucket() Bucket { return k.scope().bucket() }
 
 // EntryIndexes returns the indexes of a tenant's entries carrying the term,
 // below size (0: all).
@@ -118,35 +112,39 @@ func envelopeKeyOf(txn *badger.Txn, tid uint32, idx uint64) ([16]byte, bool, err
 	return id, err == nil, err
 }
 
-// keyRef reads a data key's scope from the key store.
+// keyRef reads a data key's scope from the key store: ErrKeyDestroyed
+// when its material is gone.
 func (l *Ledger) keyRef(id [16]byte) (*KeyRef, error) {
 	var k *KeyRef
 	err := l.keysDB.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(dataKeyKey(id))
+		item, err := txn.Get(keyLocationKey(id))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrKeyDestroyed
 		}
 		if err != nil {
 			return err
 		}
-		v, err := item.ValueCopy(nil)
+		mkey, err := item.ValueCopy(nil)
 		if err != nil {
 			return err
 		}
-		if len(v) <= wrappedKeySize {
-			return fmt.Errorf("data key record %x has no scope", id)
+		if k, err = parseKeyMaterialKey(mkey); err != nil {
+			return err
 		}
-		k, err = parseScopeKey(v[wrappedKeySize:])
-		return err
+		if _, err := txn.Get(mkey); errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrKeyDestroyed
+		} else if err != nil {
+			return err
+		}
+		return nil
 	})
-	if k != nil {
-		k.ID = id
+	if err != nil {
+		return nil, err
 	}
-	return k, err
+	return k, nil
 }
 
-// Keys returns every live data key of a tenant. Sweeps use it to find the
-// keys whose retention period has passed.
+// Keys returns every live data key of a tenant.
 func (l *Ledger) Keys(ctx context.Context, tenant string) ([]*KeyRef, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
@@ -154,17 +152,40 @@ func (l *Ledger) Keys(ctx context.Context, tenant string) ([]*KeyRef, error) {
 	}
 	var out []*KeyRef
 	err = l.keysDB.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsKeyScope, tid), PrefetchValues: true})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsKeyMaterial, tid)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			k, err := parseScopeKey(it.Item().KeyCopy(nil))
+			k, err := parseKeyMaterialKey(it.Item().KeyCopy(nil))
 			if err != nil {
 				return err
 			}
-			if err := it.Item().Value(func(v []byte) error { copy(k.ID[:], v); return nil }); err != nil {
+			out = append(out, k)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Buckets returns the expiry buckets of a tenant that hold live data keys,
+// in (day, class) order. It reads one key per bucket, not every key.
+func (l *Ledger) Buckets(ctx context.Context, tenant string) ([]Bucket, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	var out []Bucket
+	err = l.keysDB.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsKeyMaterial, tid)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); {
+			k, err := parseKeyMaterialKey(it.Item().KeyCopy(nil))
+			if err != nil {
 				return err
 			}
-			out = append(out, k)
+			b := k.Bucket()
+			out = append(out, b)
+			// Skip the rest of the bucket: past every pseudonym and key id.
+			it.Seek(append(bucketPrefix(nsKeyMaterial, b), bytes.Repeat([]byte{0xff}, termMACSize+16+1)...))
 		}
 		return nil
 	})
@@ -179,42 +200,154 @@ func (l *Ledger) EntriesUnder(ctx context.Context, tenant string, k *KeyRef) ([]
 	if err != nil {
 		return nil, err
 	}
+	return l.entriesUnder(ctx, tid, tenant, []*KeyRef{k}, nil)
+}
+
+// entriesUnder returns, in index order, the entries sealed under any of
+// the keys or under any key of the buckets. The candidates are read by
+// index range: a subject key's entries through its subject term, a key
+// without subject's and a bucket's by the index range of the day (a key's
+// day is the day its payloads were sealed; appended_at is at most moments
+// later, so a day either side bounds them), in transactions of 1024
+// entries, checking ctx between them.
+func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, keys []*KeyRef, buckets []Bucket) ([]uint64, error) {
+	want := make(map[[16]byte]bool, len(keys))
+	type span struct{ lo, hi uint64 }
+	var ranges []span
+	days := map[uint32]bool{}
 	var cands []uint64
-	if k.Pseudonym != ([termMACSize]byte{}) {
-		prefix := termPrefixKey(tid, SubjectField, k.Pseudonym)
-		err = l.db.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-			defer it.Close()
-			for it.Rewind(); it.Valid(); it.Next() {
-				cands = append(cands, binary.BigEndian.Uint64(it.Item().Key()[len(prefix):]))
+	for _, k := range keys {
+		want[k.ID] = true
+		if k.Pseudonym != ([termMACSize]byte{}) {
+			ps, err := l.postings(tid, termPrefixKey(tid, SubjectField, k.Pseudonym))
+			if err != nil {
+				return nil, err
 			}
-			return nil
-		})
-	} else {
-		// The key's day is the day its payloads were sealed; appended_at is
-		// at most moments later, so a day either side bounds them.
-		lo, err1 := l.indexAtDay(ctx, tenant, int64(k.Day)-1)
-		hi, err2 := l.indexAtDay(ctx, tenant, int64(k.Day)+2)
+			cands = append(cands, ps...)
+		} else {
+			days[k.Day] = true
+		}
+	}
+	inBucket := make(map[Bucket]bool, len(buckets))
+	for _, b := range buckets {
+		inBucket[b] = true
+		days[b.Day] = true
+	}
+	for d := range days {
+		lo, err1 := l.indexAtDay(ctx, tenant, int64(d)-1)
+		hi, err2 := l.indexAtDay(ctx, tenant, int64(d)+2)
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
-		for i := lo; i < hi; i++ {
+		ranges = append(ranges, span{lo, hi})
+	}
+	for _, r := range ranges {
+		for i := r.lo; i < r.hi; i++ {
 			cands = append(cands, i)
 		}
 	}
+	slices.Sort(cands)
+	cands = slices.Compact(cands)
+	// A key's bucket, looked up once per key (nil: destroyed).
+	bucketOf := map[[16]byte]*Bucket{}
+	var out []uint64
+	for len(cands) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		chunk := cands[:min(len(cands), 1024)]
+		cands = cands[len(chunk):]
+		err := l.db.View(func(txn *badger.Txn) error {
+			for _, i := range chunk {
+				id, ok, err := envelopeKeyOf(txn, tid, i)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+				if want[id] {
+					out = append(out, i)
+					continue
+				}
+				if len(inBucket) == 0 {
+					continue
+				}
+				b, seen := bucketOf[id]
+				if !seen {
+					if k, err := l.keyRef(id); err == nil {
+						kb := k.Bucket()
+						b = &kb
+					} else if !errors.Is(err, ErrKeyDestroyed) {
+						return err
+					}
+					bucketOf[id] = b
+				}
+				if b != nil && inBucket[*b] {
+					out = append(out, i)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// KeyedEntry is an entry and the data key it is sealed under.
+type KeyedEntry struct {
+	Index uint64
+	Key   *KeyRef
+}
+
+// RetireBuckets retires whole expiry buckets (through the writer, like
+// Shred's first step) and returns every entry sealed under their keys, in
+// index order, with its key: complete, since no entry is committed under
+// a retired bucket's keys afterwards. Sweeps use it to plan.
+func (l *Ledger) RetireBuckets(ctx context.Context, tenant string, buckets []Bucket) ([]KeyedEntry, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
 		return nil, err
 	}
-	var out []uint64
+	if err := l.retire(ctx, &retirement{buckets: slices.Clone(buckets)}); err != nil {
+		return nil, fmt.Errorf("retire expiry buckets: %w", err)
+	}
+	idxs, err := l.entriesUnder(ctx, tid, tenant, nil, buckets)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeyedEntry, 0, len(idxs))
+	refs := map[[16]byte]*KeyRef{}
 	err = l.db.View(func(txn *badger.Txn) error {
-		for _, i := range cands {
+		for _, i := range idxs {
 			id, ok, err := envelopeKeyOf(txn, tid, i)
-			if err != nil {
+			if err != nil || !ok {
 				return err
 			}
-			if ok && id == k.ID {
-				out = append(out, i)
+			k := refs[id]
+			if k == nil {
+				if k, err = l.keyRef(id); err != nil {
+					return err
+				}
+				refs[id] = k
 			}
+			out = append(out, KeyedEntry{Index: i, Key: k})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// postings returns every index of a term prefix.
+func (l *Ledger) postings(tid uint32, prefix []byte) ([]uint64, error) {
+	var out []uint64
+	err := l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			out = append(out, binary.BigEndian.Uint64(it.Item().Key()[len(prefix):]))
 		}
 		return nil
 	})
@@ -233,81 +366,140 @@ type Erased struct {
 	LeafHash tlog.Hash
 }
 
-// Shred destroys data keys. Every entry sealed under one of the keys whose
-// index is in erase loses its payload and index terms; every other entry
-// under them is first re-sealed under a fresh key of the same scope. Shred
-// is idempotent: after a crash, calling it again with the same arguments
-// finishes the work. It returns the entries erased by this call and the
-// ones erased before.
+// Shred destroys data keys: the keys given and every key of the buckets
+// given. Every entry sealed under them whose index is in erase loses its
+// payload and index terms; every other entry under them is first re-sealed
+// under a fresh key of its scope. Shred is idempotent: after a crash,
+// calling it again with the same arguments finishes the work. It returns
+// the entries erased by this call.
 //
-// A key's scope is retired first, so appends made meanwhile get a new key,
-// and Shred waits for appends already sealing under the old one. The key
-// records are then dropped from the key store's files, not merely marked
-// deleted.
-func (l *Ledger) Shred(ctx context.Context, tenant string, keys []*KeyRef, erase map[uint64]bool) ([]Erased, error) {
+// The steps, each idempotent (a later task drives them one by one):
+//  1. retire the keys and buckets through the writer (durable marks checked
+//     in every commit), so no entry is committed under them afterwards;
+//  2. list the entries under them, complete because of 1;
+//  3. re-seal those to keep, drop the payloads and index terms of the rest;
+//  4. destroy the keys: one DropPrefix over their material, then their
+//     index records.
+func (l *Ledger) Shred(ctx context.Context, tenant string, keys []*KeyRef, buckets []Bucket, erase map[uint64]bool) ([]Erased, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
 		return nil, err
 	}
 	l.shredMu.Lock()
 	defer l.shredMu.Unlock()
-	var erased []Erased
-	for _, k := range keys {
+	if err := l.failure(); err != nil {
+		return nil, err
+	}
+	ids := make([][16]byte, len(keys))
+	for i, k := range keys {
 		if k.Tenant != tid {
 			return nil, fmt.Errorf("%w: key of another tenant", ErrInvalid)
 		}
-		if err := l.keys.retire(k); err != nil {
+		ids[i] = k.ID
+	}
+	for _, b := range buckets {
+		if b.Tenant != tid {
+			return nil, fmt.Errorf("%w: bucket of another tenant", ErrInvalid)
+		}
+	}
+	if err := l.retire(ctx, &retirement{keys: ids, buckets: slices.Clone(buckets)}); err != nil {
+		return nil, fmt.Errorf("retire data keys: %w", err)
+	}
+	for _, k := range keys {
+		if err := l.keys.unscope(l.quit, k); err != nil {
 			return nil, err
 		}
-		idxs, err := l.EntriesUnder(ctx, tenant, k)
-		if err != nil {
-			return nil, err
+	}
+	idxs, err := l.entriesUnder(ctx, tid, tenant, keys, buckets)
+	if err != nil {
+		return nil, err
+	}
+	var keep, drop []uint64
+	for _, i := range idxs {
+		if erase[i] {
+			drop = append(drop, i)
+		} else {
+			keep = append(keep, i)
 		}
-		var keep, drop []uint64
-		for _, i := range idxs {
-			if erase[i] {
-				drop = append(drop, i)
-			} else {
-				keep = append(keep, i)
-			}
-		}
-		if err := l.reseal(ctx, tid, k, keep); err != nil {
-			return nil, fmt.Errorf("re-seal entries of key %x: %w", k.ID, err)
-		}
-		e, err := l.dropPayloads(tid, drop)
-		if err != nil {
-			return nil, err
-		}
-		erased = append(erased, e...)
-		if err := l.keys.destroy(k); err != nil {
-			return nil, err
-		}
+	}
+	if err := l.reseal(ctx, tid, keep); err != nil {
+		return nil, fmt.Errorf("re-seal entries: %w", err)
+	}
+	erased, err := l.dropPayloads(tid, drop)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.failure(); err != nil {
+		return nil, err
+	}
+	if _, err := l.keys.destroy(l.quit, keys, buckets); err != nil {
+		return nil, err
 	}
 	sort.Slice(erased, func(i, j int) bool { return erased[i].Index < erased[j].Index })
 	return erased, nil
 }
 
-// reseal seals the payloads of idxs, now under old, under the current key
-// of old's scope.
-func (l *Ledger) reseal(ctx context.Context, tid uint32, old *KeyRef, idxs []uint64) error {
+// retireChunk is the most keys one retirement request marks.
+const retireChunk = 10000
+
+// retire marks data keys and expiry buckets retired in the log database,
+// through the writer, so that the marks are ordered with every commit: an
+// entry committed after them is never sealed under a retired key (the
+// writer re-seals it under a live one). It returns once the marks are
+// durable. Retiring again is harmless.
+func (l *Ledger) retire(ctx context.Context, r *retirement) error {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
+	for len(r.keys) > 0 || len(r.buckets) > 0 {
+		part := &retirement{}
+		n := min(retireChunk, len(r.keys))
+		part.keys, r.keys = r.keys[:n], r.keys[n:]
+		m := min(retireChunk-n, len(r.buckets))
+		part.buckets, r.buckets = r.buckets[:m], r.buckets[m:]
+		if err := l.failure(); err != nil {
+			return err
+		}
+		req := &appendReq{retire: part, cost: part.cost(), done: make(chan appendResult, 1)}
+		if _, err := l.submit(ctx, req); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reseal seals the payloads of idxs under a fresh key of the scope each
+// is sealed under now (same scope: same subject, day and class).
+func (l *Ledger) reseal(ctx context.Context, tid uint32, idxs []uint64) error {
 	if len(idxs) == 0 {
 		return nil
 	}
-	dk, err := l.keys.forScope(old.scope())
-	if err != nil {
-		return err
-	}
-	defer dk.users.Done()
-	if dk.id == old.ID {
-		return fmt.Errorf("the retired key %x is still its scope's", old.ID)
-	}
-	if err := l.keys.flush(); err != nil {
-		return err
-	}
+	fresh := map[keyScope]*dataKey{}
 	return l.inChunks(idxs, func(txn *badger.Txn, i uint64) error {
 		e, err := l.readEntry(txn, tid, i)
 		if err != nil || e.Erased {
 			return err
+		}
+		id, _, err := envelopeKeyOf(txn, tid, i)
+		if err != nil {
+			return err
+		}
+		old, err := l.keyRef(id)
+		if err != nil {
+			return err
+		}
+		s := old.scope()
+		dk := fresh[s]
+		if dk == nil {
+			if dk, err = l.keys.fresh(s); err != nil {
+				return err
+			}
+			if err := l.keys.flush(l.quit); err != nil {
+				return err
+			}
+			fresh[s] = dk
 		}
 		terms, _, err := envelopeTerms(txn, tid, i)
 		if err != nil {
@@ -347,6 +539,9 @@ func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
 func (l *Ledger) inChunks(idxs []uint64, fn func(txn *badger.Txn, i uint64) error) error {
 	const chunk = 256
 	for len(idxs) > 0 {
+		if err := l.failure(); err != nil {
+			return err
+		}
 		batch := idxs[:min(chunk, len(idxs))]
 		idxs = idxs[len(batch):]
 		if err := l.db.Update(func(txn *badger.Txn) error {

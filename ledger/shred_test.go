@@ -44,7 +44,7 @@ func TestShredSubject(t *testing.T) {
 	for _, i := range alice[1:] {
 		erase[i] = true // alice[0] is kept, as a held entry would be
 	}
-	erased, err := l.Shred(ctx, "default", refs, erase)
+	erased, err := l.Shred(ctx, "default", refs, nil, erase)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestShredSubject(t *testing.T) {
 		}
 	}
 	// Idempotent.
-	if again, err := l.Shred(ctx, "default", refs, erase); err != nil || len(again) != 0 {
+	if again, err := l.Shred(ctx, "default", refs, nil, erase); err != nil || len(again) != 0 {
 		t.Errorf("Shred again = %v, %v; want nothing more", again, err)
 	}
 	vkey := l.VerifierKey()
@@ -81,16 +81,16 @@ func TestShredSubject(t *testing.T) {
 	// The destroyed key is gone from every version in the key store's files,
 	// and the old ciphertext, still in the log's files, does not decrypt.
 	keysMaster := testKeys(t, dir).Master
-	kdb, err := openDB(filepath.Join(dir, KeyDir), deriveKey(keysMaster, infoBadger), slog.New(slog.DiscardHandler))
+	kdb, err := openDB(filepath.Join(dir, KeyDir), deriveKey(keysMaster, infoBadger), slog.New(slog.DiscardHandler), func(db *badger.DB) error { return checkKeyFormat(db, slog.New(slog.DiscardHandler)) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	kdb.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{AllVersions: true, Prefix: []byte{nsDataKey}})
+		it := txn.NewIterator(badger.IteratorOptions{AllVersions: true, Prefix: []byte{nsKeyMaterial}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			for _, r := range refs {
-				if string(it.Item().Key()[1:]) == string(r.ID[:]) {
+				if k, _ := parseKeyMaterialKey(it.Item().Key()); k != nil && k.ID == r.ID {
 					t.Errorf("destroyed key %x is still in the key store (version %d, deleted %v)", r.ID, it.Item().Version(), it.Item().IsDeletedOrExpired())
 				}
 			}
@@ -143,7 +143,7 @@ func TestShredWhileAppending(t *testing.T) {
 	for _, k := range keys {
 		refs = append(refs, k)
 	}
-	if _, err := l.Shred(ctx, "default", refs, erase); err != nil {
+	if _, err := l.Shred(ctx, "default", refs, nil, erase); err != nil {
 		t.Fatal(err)
 	}
 	stop.Store(true)

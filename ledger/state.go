@@ -19,6 +19,9 @@ func (l *Ledger) PutState(ctx context.Context, tenant, name string, value []byte
 	if err != nil {
 		return err
 	}
+	if err := l.failure(); err != nil {
+		return err
+	}
 	return l.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(append(tenantKey(nsState, tid), name...), value)
 	})

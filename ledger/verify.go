@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 
 	"github.com/dgraph-io/badger/v4"
@@ -42,9 +43,43 @@ type TenantResult struct {
 // keys: it re-reads every header, checks its encoding, index, tenant and
 // hash chain, recomputes every leaf and tree hash and compares them with the
 // stored ones, and checks every stored checkpoint's signature and root
-// against the recomputed tree. The directory must not be in use by a
-// server. verifierKey is the note verifier key of the log.
-func VerifyDir(ctx context.Context, dir string, master []byte, verifierKey string) ([]TenantResult, error) {
+// against the recomputed tree. It opens the log database read-only and
+// changes nothing; the directory must not be in use by a server.
+// verifierKey is the note verifier key of the log. A fault while reading
+// the database's memory-mapped files (a truncated or unreadable file)
+// becomes an error, not a crash.
+func VerifyDir(ctx context.Context, dir string, master []byte, verifierKey string) (res []TenantResult, err error) {
+	err = guardFaults(func() error {
+		var err error
+		res, err = verifyDir(ctx, dir, master, verifierKey)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", dir, err)
+	}
+	return res, nil
+}
+
+// guardFaults runs fn on a goroutine of its own on which a memory fault
+// (SIGBUS or SIGSEGV in a memory-mapped file) panics instead of killing the
+// process, and returns that panic as an error.
+func guardFaults(fn func() error) (err error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("memory fault reading the database files: %v", p)
+			}
+		}()
+		debug.SetPanicOnFault(true)
+		err = fn()
+	}()
+	<-done
+	return err
+}
+
+func verifyDir(ctx context.Context, dir string, master []byte, verifierKey string) ([]TenantResult, error) {
 	v, err := note.NewVerifier(verifierKey)
 	if err != nil {
 		return nil, fmt.Errorf("verifier key: %w", err)
@@ -52,7 +87,7 @@ func VerifyDir(ctx context.Context, dir string, master []byte, verifierKey strin
 	if len(master) != MasterKeySize {
 		return nil, fmt.Errorf("%w: master key of %d bytes", ErrInvalid, len(master))
 	}
-	db, err := openDB(filepath.Join(dir, LogDir), deriveKey(master, infoBadger), slog.New(slog.DiscardHandler))
+	db, err := openDBReadOnly(filepath.Join(dir, LogDir), deriveKey(master, infoBadger), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}

@@ -53,9 +53,12 @@ type Erasure struct {
 	// Erase lists the entries erased (or, in a dry run, to be erased).
 	Erase []uint64 `json:"erase"`
 	// Held lists the entries selected but kept by a hold.
-	Held      []format.HeldEntry `json:"held,omitempty"`
-	Keys      []string           `json:"keys"` // data key ids (hex) to destroy
-	Tombstone *uint64            `json:"tombstone,omitempty"`
+	Held []format.HeldEntry `json:"held,omitempty"`
+	Keys []string           `json:"keys"` // data key ids (hex) to destroy
+	// Buckets are the expiry buckets a sweep destroys whole, as "day/class"
+	// (day: days since 1970-01-01 UTC).
+	Buckets   []string `json:"buckets,omitempty"`
+	Tombstone *uint64  `json:"tombstone,omitempty"`
 	// Receipt and ReceiptSig are set once done.
 	Receipt    json.RawMessage `json:"receipt,omitempty"`
 	ReceiptSig string          `json:"receipt_sig,omitempty"`
@@ -290,7 +293,23 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	for _, i := range er.Erase {
 		erase[i] = true
 	}
-	if _, err := s.L.Shred(ctx, er.Tenant, keys, erase); err != nil {
+	var buckets []ledger.Bucket
+	if len(er.Buckets) > 0 {
+		want := map[string]bool{}
+		for _, b := range er.Buckets {
+			want[b] = true
+		}
+		live, err := s.L.Buckets(ctx, er.Tenant)
+		if err != nil {
+			return err
+		}
+		for _, b := range live {
+			if want[bucketName(b)] {
+				buckets = append(buckets, b) // those gone were destroyed before an interruption
+			}
+		}
+	}
+	if _, err := s.L.Shred(ctx, er.Tenant, keys, buckets, erase); err != nil {
 		return fmt.Errorf("erasure %s: %w", er.ID, err)
 	}
 	if testHookAfterShred != nil {

@@ -93,11 +93,21 @@ func (p *Policy) clone() *Policy {
 // Policy returns a copy of a tenant's retention policy (DefaultPolicy if it
 // never set one).
 func (s *Service) Policy(ctx context.Context, tenant string) (*Policy, error) {
+	p, err := s.policy(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return p.clone(), nil
+}
+
+// policy returns the tenant's current policy snapshot, shared: callers
+// MUST NOT modify it. SetPolicy replaces a snapshot, never changes one.
+func (s *Service) policy(ctx context.Context, tenant string) (*Policy, error) {
 	s.mu.Lock()
 	p := s.policies[tenant]
 	s.mu.Unlock()
 	if p != nil {
-		return p.clone(), nil
+		return p, nil
 	}
 	b, err := s.L.GetState(ctx, tenant, statePolicy)
 	switch {
@@ -116,14 +126,19 @@ func (s *Service) Policy(ctx context.Context, tenant string) (*Policy, error) {
 	if s.policies == nil {
 		s.policies = map[string]*Policy{}
 	}
-	s.policies[tenant] = p
+	if q := s.policies[tenant]; q != nil {
+		p = q // another caller loaded it first
+	} else {
+		s.policies[tenant] = p
+	}
 	s.mu.Unlock()
-	return p.clone(), nil
+	return p, nil
 }
 
 // ClassOf returns the retention class of a span under the tenant's policy.
+// It reads the shared policy snapshot: no copy per span.
 func (s *Service) ClassOf(ctx context.Context, tenant string, f SpanFacts) (string, error) {
-	p, err := s.Policy(ctx, tenant)
+	p, err := s.policy(ctx, tenant)
 	if err != nil {
 		return "", err
 	}

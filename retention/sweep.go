@@ -21,74 +21,106 @@ type SweepResult struct {
 	Tombstone *uint64
 }
 
-// Sweep expires the payloads of a tenant whose retention period has passed:
-// every data key of a (class, day) older than the class's period is
-// destroyed, after the held entries under it are re-sealed; one tombstone
-// lists what was purged and why.
+func bucketName(b ledger.Bucket) string { return fmt.Sprintf("%d/%s", b.Day, b.Class) }
+
+// Sweep expires the payloads of a tenant whose retention period has passed.
+// Data keys are laid out by expiry bucket (day, class), so a sweep works on
+// buckets, not on keys: it retires every bucket whose day ended more than
+// its class's period ago, lists the entries under them in one pass over
+// their days' index ranges, and destroys every bucket without held entries
+// whole; in a bucket with held entries, keys whose entries are all held
+// stay and the others are destroyed after their held entries are re-sealed.
+// All destruction is one DropPrefix. One tombstone lists what was purged
+// and why.
 func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error) {
 	s.work.Lock()
 	defer s.work.Unlock()
 	res := &SweepResult{Tenant: tenant}
-	p, err := s.Policy(ctx, tenant)
+	p, err := s.policy(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := s.L.Keys(ctx, tenant)
+	all, err := s.L.Buckets(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
 	now := s.now().Unix()
-	erase := map[uint64]bool{}
-	var shred []*ledger.KeyRef
-	var held []format.HeldEntry
+	var expired []ledger.Bucket
 	classes := map[string]int{}
-	for _, k := range keys {
-		days, expires := p.Days(k.Class)
-		if !expires || (int64(k.Day)+1+int64(days))*86400 > now {
+	for _, b := range all {
+		days, expires := p.Days(b.Class)
+		if !expires || (int64(b.Day)+1+int64(days))*86400 > now {
 			continue
 		}
-		idxs, err := s.L.EntriesUnder(ctx, tenant, k)
-		if err != nil {
-			return nil, err
+		expired = append(expired, b)
+		classes[b.Class] = days
+	}
+	if len(expired) == 0 {
+		return res, nil
+	}
+	entries, err := s.L.RetireBuckets(ctx, tenant, expired)
+	if err != nil {
+		return nil, err
+	}
+	idxs := make([]uint64, len(entries))
+	for i, e := range entries {
+		idxs[i] = e.Index
+	}
+	hs, err := s.held(ctx, tenant, idxs)
+	if err != nil {
+		return nil, err
+	}
+	type keyState struct {
+		ref        *ledger.KeyRef
+		kept, gone int
+	}
+	keys := map[[16]byte]*keyState{}
+	heldBucket := map[ledger.Bucket]bool{}
+	var ids []uint64
+	var held []format.HeldEntry
+	for _, e := range entries {
+		k := keys[e.Key.ID]
+		if k == nil {
+			k = &keyState{ref: e.Key}
+			keys[e.Key.ID] = k
 		}
-		hs, err := s.held(ctx, tenant, idxs)
-		if err != nil {
-			return nil, err
-		}
-		n := 0
-		for _, i := range idxs {
-			if h := hs[i]; h != nil {
-				held = append(held, format.HeldEntry{Index: i, HoldID: h.ID, CaseRef: h.CaseRef})
-			} else {
-				erase[i] = true
-				n++
-			}
-		}
-		// A key whose entries are all held stays: destroying it would only
-		// re-seal the same entries under a new key of the same expired scope.
-		if n > 0 {
-			shred = append(shred, k)
-			classes[k.Class] = days
+		if h := hs[e.Index]; h != nil {
+			held = append(held, format.HeldEntry{Index: e.Index, HoldID: h.ID, CaseRef: h.CaseRef})
+			heldBucket[e.Key.Bucket()] = true
+			k.kept++
+		} else {
+			ids = append(ids, e.Index)
+			k.gone++
 		}
 	}
 	res.Held = len(held)
-	if len(shred) == 0 {
+	var whole []ledger.Bucket
+	var exact []string
+	for _, b := range expired {
+		if !heldBucket[b] {
+			whole = append(whole, b)
+		}
+	}
+	for id, k := range keys {
+		// A key whose entries are all held stays: destroying it would only
+		// re-seal the same entries under a new key of the same scope.
+		if heldBucket[k.ref.Bucket()] && k.gone > 0 {
+			exact = append(exact, hex.EncodeToString(id[:]))
+		}
+	}
+	if len(ids) == 0 && len(whole) == 0 && len(exact) == 0 {
 		return res, nil
 	}
-	ids := make([]uint64, 0, len(erase))
-	for i := range erase {
-		ids = append(ids, i)
-	}
-	slices.Sort(ids)
+	slices.Sort(exact)
 	var why []string
 	for c, d := range classes {
 		why = append(why, fmt.Sprintf("class %s: %d days", c, d))
 	}
 	slices.Sort(why)
 	er := &Erasure{ID: "sweep-" + uuid.NewString(), Kind: "expiry", Tenant: tenant, State: "executing", Selector: "expiry",
-		Reason: fmt.Sprintf("retention period ended (%s)", strings.Join(why, "; ")), RequestedAt: s.now(), Erase: ids, Held: held}
-	for _, k := range shred {
-		er.Keys = append(er.Keys, hex.EncodeToString(k.ID[:]))
+		Reason: fmt.Sprintf("retention period ended (%s)", strings.Join(why, "; ")), RequestedAt: s.now(), Erase: ids, Held: held, Keys: exact}
+	for _, b := range whole {
+		er.Buckets = append(er.Buckets, bucketName(b))
 	}
 	if err := s.putErasure(ctx, er); err != nil {
 		return nil, err

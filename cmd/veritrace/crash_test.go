@@ -69,10 +69,10 @@ func (l *syncLog) String() string {
 
 // startChild runs `veritrace serve` in a child process and waits until it
 // listens.
-func startChild(t *testing.T, dir string) *child {
+func startChild(t *testing.T, dir string, flags ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "VERITRACE_TEST_CHILD=serve --data "+dir+" --listen 127.0.0.1:0 --checkpoint-interval 20ms")
+	cmd.Env = append(os.Environ(), "VERITRACE_TEST_CHILD="+strings.Join(append([]string{"serve --data", dir, "--listen 127.0.0.1:0 --checkpoint-interval 20ms"}, flags...), " "))
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 )
 
 // AdminKeyFile is where the first start writes the bootstrap admin key.
-const AdminKeyFile = "admin.key"
+const AdminKeyFile = ledger.AdminKeyFile
 
 // serveConfig is the server's configuration, from flags and environment.
 type serveConfig struct {
@@ -38,6 +38,7 @@ type serveConfig struct {
 	PprofListen        string        // serve net/http/pprof on this address when set
 	AllowPlaintextKeys bool          // accept API keys over plaintext from non-loopback peers (behind a TLS proxy)
 	SweepInterval      time.Duration // how often expired payloads are swept (0: never; default 1h)
+	MinFreeBytes       int64         // free disk space below which appends are refused (0: no reserve; default 1 GiB)
 }
 
 func (c *serveConfig) validate() error {
@@ -49,6 +50,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.MaxRequestBytes < 1024 {
 		return fmt.Errorf("--max-request-bytes %d is below 1024", c.MaxRequestBytes)
+	}
+	if c.MinFreeBytes < 0 {
+		return fmt.Errorf("--min-free-bytes %d is negative", c.MinFreeBytes)
 	}
 	if c.SweepInterval < 0 {
 		return fmt.Errorf("--sweep-interval %s is negative", c.SweepInterval)
@@ -78,6 +82,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&c.AllowPlaintextKeys, "allow-plaintext-keys", false, "accept API keys over plaintext HTTP from non-loopback addresses (only behind a proxy that terminates TLS)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Hour, "how often payloads past their retention are expired (0 disables; compliance officers can also sweep on demand)")
+	fs.Int64Var(&c.MinFreeBytes, "min-free-bytes", ledger.DefaultMinFreeBytes, "free disk space to keep on the data directory's filesystem: below it appends are refused (resource_exhausted) until space returns; 0 disables")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -111,7 +116,11 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	if created {
 		log.Info("generated keys", "dir", c.DataDir, "verifier_key_file", filepath.Join(c.DataDir, ledger.VerifierKeyFile))
 	}
-	l, err := ledger.Open(ctx, ledger.Options{Dir: c.DataDir, Keys: keys, CheckpointInterval: c.CheckpointInterval, Logger: log})
+	reserve := c.MinFreeBytes
+	if reserve == 0 {
+		reserve = -1 // no reserve
+	}
+	l, err := ledger.Open(ctx, ledger.Options{Dir: c.DataDir, Keys: keys, CheckpointInterval: c.CheckpointInterval, Logger: log, MinFreeBytes: reserve})
 	if err != nil {
 		return err
 	}
@@ -170,25 +179,39 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 			errc <- srv.Serve(ln)
 		}
 	}()
+	deadline := time.Now().Add(c.ShutdownTimeout)
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
 		log.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+		deadline = time.Now().Add(c.ShutdownTimeout)
+		sctx, cancel := context.WithDeadline(context.Background(), deadline)
 		err = srv.Shutdown(sctx)
 		cancel()
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	stopSweeps()
-	<-sweeps
-	// The access log's pending refusal summaries, before the ledger closes.
-	if cerr := handler.Close(context.Background()); cerr != nil && err == nil {
-		err = cerr
-	}
-	if cerr := l.Close(); cerr != nil && err == nil {
-		err = cerr
+	// Closing the ledger (which drains the writer, signs last checkpoints
+	// and flushes Badger's memtables) runs under what is left of the
+	// shutdown timeout, at least a second: Badger retries a failed flush
+	// forever, e.g. when the data directory was removed. The access log's
+	// pending refusal summaries are written first.
+	closed := make(chan error, 1)
+	go func() {
+		stopSweeps()
+		<-sweeps
+		herr := handler.Close(context.Background())
+		closed <- errors.Join(herr, l.Close())
+	}()
+	select {
+	case cerr := <-closed:
+		if cerr != nil && err == nil {
+			err = cerr
+		}
+	case <-time.After(max(time.Until(deadline), time.Second)):
+		log.Error("the ledger did not close within the shutdown timeout; exiting without a clean close. Every acknowledged append was durable before it was acknowledged; the next start recovers the rest", "shutdown_timeout", c.ShutdownTimeout)
+		return fmt.Errorf("ledger did not close within --shutdown-timeout %s", c.ShutdownTimeout)
 	}
 	log.Info("stopped")
 	return err

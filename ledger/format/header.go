@@ -160,6 +160,10 @@ type Header struct {
 // fixed part of the encoding, without the tenant and retention class bytes.
 const headerFixedLen = 4 + 8 + 8 + 16 + 8 + 8 + 3*32 + 1 + 32 + 32
 
+// HeaderSize is the length of the canonical encoding of a header whose
+// tenant and retention class have the given lengths.
+func HeaderSize(tenantLen, classLen int) int { return headerFixedLen + tenantLen + classLen }
+
 // Marshal returns the canonical encoding of h (docs/FORMAT.md). It does not
 // validate h; Append only marshals headers it built itself.
 func (h *Header) Marshal() []byte {

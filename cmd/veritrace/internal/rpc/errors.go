@@ -50,7 +50,13 @@ func toConnect(ctx context.Context, log *slog.Logger, procedure string, err erro
 			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: %v", field, re.Err))
 		}
 	}
+	var space *ledger.SpaceError
 	switch {
+	case errors.As(err, &space):
+		return connect.NewError(connect.CodeResourceExhausted, space)
+	case errors.Is(err, ledger.ErrFailed):
+		// The ledger logged the cause once; the client learns what to expect.
+		return connect.NewError(connect.CodeUnavailable, errors.New("the ledger stopped accepting writes after a storage failure and must be restarted by its operator; retrying after that is safe"))
 	case errors.Is(err, context.Canceled):
 		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
 	case errors.Is(err, context.DeadlineExceeded):

@@ -56,13 +56,13 @@ func (s *syncBuffer) String() string {
 
 // startServer runs the real handler on a loopback listener with HTTP/1.1
 // and h2c, like `veritrace serve`, logging at debug level into ts.logs.
-func startServer(t *testing.T, maxBytes int) *testServer {
+func startServer(t *testing.T, maxBytes int, lopts ...func(*ledger.Options)) *testServer {
 	t.Helper()
-	return startServerOpts(t, Options{MaxRequestBytes: maxBytes})
+	return startServerOpts(t, Options{MaxRequestBytes: maxBytes}, lopts...)
 }
 
 // startServerOpts is startServer with handler options; Logger is set here.
-func startServerOpts(t *testing.T, opts Options) *testServer {
+func startServerOpts(t *testing.T, opts Options, ledgerOpts ...func(*ledger.Options)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	keys, _, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: dir})
@@ -71,7 +71,11 @@ func startServerOpts(t *testing.T, opts Options) *testServer {
 	}
 	ts := &testServer{logs: &syncBuffer{}, now: time.Now()}
 	log := slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	l, err := ledger.Open(context.Background(), ledger.Options{Dir: dir, Keys: keys, Logger: log, CheckpointInterval: 50 * time.Millisecond})
+	lopts := ledger.Options{Dir: dir, Keys: keys, Logger: log, CheckpointInterval: 50 * time.Millisecond}
+	for _, o := range ledgerOpts {
+		o(&lopts)
+	}
+	l, err := ledger.Open(context.Background(), lopts)
 	if err != nil {
 		t.Fatal(err)
 	}

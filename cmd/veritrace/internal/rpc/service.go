@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -108,11 +109,34 @@ func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	// protos do not (docs/ACCESS.md).
 	names := []string{veritracev1connect.IngestServiceName, veritracev1connect.LedgerServiceName,
 		veritracev1connect.AuditServiceName, veritracev1connect.RetentionServiceName, veritracev1connect.AdminServiceName}
-	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
+	mux.Handle(grpchealth.NewHandler(&healthChecker{l: l, services: names}))
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	return &Handler{Handler: withTransport(mux, opts.AllowPlaintextKeys), auth: auth}
+}
+
+// healthChecker answers the gRPC health check from the ledger's state: a
+// failed ledger serves nothing; below the disk space reserve IngestService
+// (and the server as a whole) is NOT_SERVING while reads go on.
+type healthChecker struct {
+	l        *ledger.Ledger
+	services []string
+}
+
+func (c *healthChecker) Check(_ context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+	if req.Service != "" && !slices.Contains(c.services, req.Service) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("unknown service %s", req.Service))
+	}
+	h := c.l.Health()
+	status := grpchealth.StatusServing
+	switch {
+	case h.Failed != nil:
+		status = grpchealth.StatusNotServing
+	case h.LowSpace && (req.Service == "" || req.Service == veritracev1connect.IngestServiceName):
+		status = grpchealth.StatusNotServing
+	}
+	return &grpchealth.CheckResponse{Status: status}, nil
 }
 
 type service struct {

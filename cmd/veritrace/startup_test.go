@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// listing describes every file and directory under dir: path, size, mode
+// and modification time.
+func listing(t *testing.T, dir string) string {
+	t.Helper()
+	var lines []string
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		lines = append(lines, fmt.Sprintf("%s %d %s %d", rel, fi.Size(), fi.Mode(), fi.ModTime().UnixNano()))
+		return nil
+	})
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(target, fi.Mode().Perm())
+		}
+		in, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_EXCL, fi.Mode().Perm())
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+		return out.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Defect 8 of issue 8: a data directory with a piece missing must be
+// refused, naming what is missing, with nothing on disk created or changed.
+func TestStartRefusesPartialDataDir(t *testing.T) {
+	full := t.TempDir()
+	_, stop := startServe(t, serveConfig{DataDir: full, LogLevel: "info"})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		remove, want string
+	}{
+		{"keys", "keys"},
+		{"log.key", "log.key"},
+		{"master.key", "master.key"},
+		{"ledger", "ledger"},
+	} {
+		t.Run(tc.remove, func(t *testing.T) {
+			dir := t.TempDir()
+			copyTree(t, full, dir)
+			if err := os.RemoveAll(filepath.Join(dir, tc.remove)); err != nil {
+				t.Fatal(err)
+			}
+			before := listing(t, dir)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // a start that is not refused stops at once
+			err := serve(ctx, serveConfig{DataDir: dir, Listen: "127.0.0.1:0", MaxRequestBytes: 1 << 20, CheckpointInterval: 1e9, ShutdownTimeout: 5e9, LogLevel: "info"}, slog.New(slog.DiscardHandler))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("serve without %s = %v, want an error naming %q", tc.remove, err, tc.want)
+			}
+			if after := listing(t, dir); after != before {
+				t.Errorf("serve without %s changed the data directory:\nbefore:\n%s\nafter:\n%s", tc.remove, before, after)
+			}
+		})
+	}
+}

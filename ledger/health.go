@@ -1,0 +1,123 @@
+package ledger
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Health is the ledger's state, as a health check reports it.
+type Health struct {
+	// Failed is set once a write to storage failed with an unknown outcome:
+	// the ledger refuses every write (ErrFailed) until it is reopened.
+	Failed error
+	// LowSpace is set while the data directory's free space (FreeBytes) is
+	// below the reserve (ReserveBytes): appends are refused (ErrNoSpace)
+	// until space returns; reads go on.
+	LowSpace     bool
+	FreeBytes    uint64
+	ReserveBytes uint64
+}
+
+// OK reports whether the ledger accepts appends.
+func (h Health) OK() bool { return h.Failed == nil && !h.LowSpace }
+
+// Health reports the ledger's state.
+func (l *Ledger) Health() Health {
+	h := Health{Failed: l.failure(), ReserveBytes: l.space.reserve}
+	if l.space.reserve > 0 {
+		if free, err := l.space.reading(); err == nil {
+			h.FreeBytes = free
+			h.LowSpace = free < l.space.reserve
+		}
+	}
+	return h
+}
+
+type failure struct{ err error }
+
+// fail puts the ledger in the failed state (the first cause is kept and
+// logged once) and returns the error to answer with.
+func (l *Ledger) fail(err error) error {
+	if l.failed.CompareAndSwap(nil, &failure{err}) {
+		l.log.Error("ledger failed: a write to storage failed and its outcome is unknown; every write is refused from now on. Restart the server: it recovers from what is on disk, and clients retrying get their original receipts", "err", err)
+	}
+	return l.failure()
+}
+
+// failure returns ErrFailed, wrapped with its cause, once the ledger failed.
+func (l *Ledger) failure() error {
+	if f := l.failed.Load(); f != nil {
+		return fmt.Errorf("%w: %v", ErrFailed, f.err)
+	}
+	return nil
+}
+
+// DefaultMinFreeBytes is the default disk space reserve: room for Badger
+// to finish what it has started when appends stop (a value-log file being
+// filled, memtable flushes and compactions of both databases) with a
+// margin, so that the filesystem never fills up under Badger's
+// memory-mapped writes.
+const DefaultMinFreeBytes = 1 << 30
+
+// spaceGuard refuses appends below a reserve of free disk space. It reads
+// the filesystem's free space at most every spaceInterval.
+type spaceGuard struct {
+	dir     string
+	reserve uint64 // 0: no reserve
+	statfs  func(dir string) (uint64, error)
+	log     *slog.Logger
+
+	mu   sync.Mutex
+	at   time.Time
+	free uint64
+	err  error
+	low  bool
+}
+
+const spaceInterval = 250 * time.Millisecond
+
+func (g *spaceGuard) reading() (uint64, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now := time.Now(); g.at.IsZero() || now.Sub(g.at) >= spaceInterval {
+		free, err := g.statfs(g.dir)
+		if err != nil && g.err == nil {
+			g.log.Warn("cannot read the free disk space; the reserve is not enforced until it can", "dir", g.dir, "err", err)
+		}
+		g.at, g.free, g.err = now, free, err
+		if err == nil {
+			if low := free < g.reserve; low != g.low {
+				g.low = low
+				if low {
+					g.log.Error("disk space below the reserve: appends are refused until space returns; reads go on", "dir", g.dir, "free_bytes", free, "reserve_bytes", g.reserve)
+				} else {
+					g.log.Info("disk space back above the reserve: appends accepted again", "dir", g.dir, "free_bytes", free, "reserve_bytes", g.reserve)
+				}
+			}
+		}
+	}
+	return g.free, g.err
+}
+
+// check refuses a write below the reserve: trace data below all of it,
+// critical records (access records, tombstones, holds, retention changes)
+// below half of it.
+func (g *spaceGuard) check(_ time.Time, critical bool) error {
+	if g.reserve == 0 {
+		return nil
+	}
+	free, err := g.reading()
+	if err != nil {
+		return nil
+	}
+	need := g.reserve
+	if critical {
+		need /= 2
+	}
+	if free < need {
+		return &SpaceError{Free: free, Required: need}
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// checkKeyFormat brings the key database to keyFormatVersion: a new
+// database is marked with it; one of format 1 is migrated (migrateKeysV1);
+// any other version is refused with ErrUnknownFormat.
+func checkKeyFormat(db *badger.DB, log *slog.Logger) error {
+	v, err := readFormat(db)
+	switch {
+	case err != nil:
+		return err
+	case v == 1:
+		return migrateKeysV1(db, log)
+	case v == 0 || v == keyFormatVersion:
+		return setFormat(db, keyFormatVersion, v)
+	}
+	return fmt.Errorf("%w: key database format %d, this build reads %d", ErrUnknownFormat, v, keyFormatVersion)
+}
+
+// readFormat returns a database's format version, 0 if it has none (new).
+func readFormat(db *badger.DB) (uint32, error) {
+	var v uint32
+	err := db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaFormat)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(b []byte) error {
+			if len(b) != 4 {
+				return fmt.Errorf("%w: format version of %d bytes", ErrUnknownFormat, len(b))
+			}
+			v = binary.BigEndian.Uint32(b)
+			return nil
+		})
+	})
+	return v, err
+}
+
+func setFormat(db *badger.DB, v, was uint32) error {
+	if v == was {
+		return nil
+	}
+	return db.Update(func(txn *badger.Txn) error {
+		return txn.Set(metaFormat, binary.BigEndian.AppendUint32(nil, v))
+	})
+}
+
+// migrateKeysV1 converts a key database of format 1, where a key's
+// material sat under its id (nsDataKeyV1) and scopes were indexed subject
+// first (nsKeyScopeV1), to format 2. It is crash-safe and idempotent:
+//  1. every key's material, location and scope records are written in the
+//     format-2 layout (the wrapped bytes are moved as they are: the wrapping
+//     binds the key id only), in synced batches; rewriting them after a
+//     crash writes the same records;
+//  2. one DropPrefix removes every format-1 record from memory and files,
+//     so no copy of key material stays outside the bucket layout (a later
+//     destruction could not reach it);
+//  3. the format version is set to 2.
+//
+// A crash before 3 leaves format 1, and the next open starts again at 1:
+// the format-1 records are still there before 2 and gone after it, where
+// step 1 finds nothing to do.
+func migrateKeysV1(db *badger.DB, log *slog.Logger) error {
+	wb := db.NewWriteBatch()
+	defer wb.Cancel()
+	n := 0
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsDataKeyV1}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			if len(item.Key()) != 17 {
+				return fmt.Errorf("malformed format-1 data key record %x", item.Key())
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(v) <= wrappedKeySize {
+				return fmt.Errorf("format-1 data key record %x has no scope", item.Key())
+			}
+			k, err := parseScopeKeyV1(v[wrappedKeySize:])
+			if err != nil {
+				return err
+			}
+			copy(k.ID[:], item.Key()[1:])
+			mkey := keyMaterialKey(k.scope(), k.ID)
+			if err := wb.Set(mkey, v[:wrappedKeySize]); err != nil {
+				return err
+			}
+			if err := wb.Set(keyLocationKey(k.ID), mkey); err != nil {
+				return err
+			}
+			n++
+		}
+		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsKeyScopeV1}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k, err := parseScopeKeyV1(it.Item().KeyCopy(nil))
+			if err != nil {
+				return err
+			}
+			id, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if err := wb.Set(keyScopeKey(k.scope()), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = wb.Flush()
+	}
+	if err == nil {
+		err = db.DropPrefix([]byte{nsKeyScopeV1}, []byte{nsDataKeyV1})
+	}
+	if err == nil {
+		err = setFormat(db, keyFormatVersion, 1)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate the key database from format 1 to %d: %w", keyFormatVersion, err)
+	}
+	log.Info("migrated the key database to its new format", "from", 1, "to", keyFormatVersion, "data_keys", n)
+	return nil
+}
+
+// parseScopeKeyV1 parses a format-1 scope key:
+// nsKeyScopeV1 | tenant | subject pseudonym (16) | day (u32) | class.
+func parseScopeKeyV1(b []byte) (*KeyRef, error) {
+	const fixed = 1 + 4 + termMACSize + 4
+	if len(b) <= fixed || b[0] != nsKeyScopeV1 {
+		return nil, fmt.Errorf("malformed format-1 key scope %x", b)
+	}
+	k := &KeyRef{Tenant: binary.BigEndian.Uint32(b[1:]), Day: binary.BigEndian.Uint32(b[5+termMACSize:]), Class: string(b[fixed:])}
+	copy(k.Pseudonym[:], b[5:])
+	return k, nil
+}

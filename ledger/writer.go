@@ -1,0 +1,752 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// The writer goroutine owns every mutation of the logs. It takes the
+// requests waiting in l.reqs, as many as fit in one Badger transaction,
+// commits them with fsync, and answers each request exactly once.
+
+// logState is the writer's view of one tenant's log: its size, the last
+// link of its hash chain, and the right frontier of its Merkle tree (the
+// hashes of the complete subtrees the next leaf will be combined with).
+type logState struct {
+	size uint64
+	last tlog.Hash // leaf hash of entry size-1
+	time time.Time // appended_at of entry size-1
+	// frontier[level] is the hash of the complete subtree of 2^level
+	// leaves ending at the largest multiple of 2^level not above size, for
+	// each level whose bit is set in size. At most log2(size) are in use.
+	frontier [64]tlog.Hash
+}
+
+// push appends a leaf: it returns the stored hashes the leaf adds (the
+// leaf's, then one per subtree it completes), as
+// tlog.StoredHashesForRecordHash does, computed from the frontier alone.
+func (s *logState) push(leaf tlog.Hash, out []tlog.Hash) []tlog.Hash {
+	out = append(out, leaf)
+	h := leaf
+	level := 0
+	for ; s.size>>level&1 == 1; level++ {
+		h = tlog.NodeHash(s.frontier[level], h)
+		out = append(out, h)
+	}
+	s.frontier[level] = h
+	s.size++
+	return out
+}
+
+// loadState reads a tenant's log state at its committed size.
+func (l *Ledger) loadState(txn *badger.Txn, tenant uint32) (*logState, error) {
+	s := &logState{size: l.committedSize(tenant)}
+	if s.size == 0 {
+		return s, nil
+	}
+	item, err := txn.Get(headerKey(tenant, s.size-1))
+	if err != nil {
+		return nil, fmt.Errorf("read last header: %w", err)
+	}
+	hb, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, err
+	}
+	h, err := format.ParseHeader(hb)
+	if err != nil {
+		return nil, fmt.Errorf("last header of tenant %d: %w", tenant, err)
+	}
+	s.last = format.LeafHash(hb)
+	s.time = h.AppendedAt
+	var idx []int64
+	var levels []int
+	for level := 0; level < 64; level++ {
+		if s.size>>level&1 == 1 {
+			idx = append(idx, tlog.StoredHashIndex(level, int64(s.size>>level)-1))
+			levels = append(levels, level)
+		}
+	}
+	hs, err := hashReader(txn, tenant).ReadHashes(idx)
+	if err != nil {
+		return nil, fmt.Errorf("tree frontier of tenant %d: %w", tenant, err)
+	}
+	for i, level := range levels {
+		s.frontier[level] = hs[i]
+	}
+	return s, nil
+}
+
+func (l *Ledger) writer() {
+	defer l.wg.Done()
+	states := make(map[uint32]*logState)
+	var carry *appendReq
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-l.reqs:
+			case <-l.stop:
+				// Close holds closeMu, so no Append is sending: drain and exit.
+				select {
+				case first = <-l.reqs:
+				default:
+					return
+				}
+			}
+		}
+		if l.hooks.beforeGroup != nil {
+			l.hooks.beforeGroup()
+		}
+		var group []*appendReq
+		group, carry = l.gather(first)
+		l.commitGroup(states, group)
+	}
+}
+
+// gather takes the requests waiting behind first, in order, while they fit
+// in one transaction. The first that does not fit is returned as carry and
+// starts the next group, so requests are committed in the order queued.
+func (l *Ledger) gather(first *appendReq) (group []*appendReq, carry *appendReq) {
+	group = []*appendReq{first}
+	cost := first.cost
+	for {
+		select {
+		case r := <-l.reqs:
+			next := cost
+			next.add(r.cost)
+			if !next.fits(l.txnLimit) {
+				return group, r
+			}
+			group = append(group, r)
+			cost = next
+		default:
+			return group, nil
+		}
+	}
+}
+
+// commitGroup commits a group and answers every request in it exactly
+// once, whatever fails: a request that fails its checks gets its own
+// error; a storage error before the commit fails the requests of that
+// transaction and nothing is written; a transaction that turns out too
+// big is split and retried; a failed commit fails the ledger (ErrFailed).
+func (l *Ledger) commitGroup(states map[uint32]*logState, group []*appendReq) {
+	res := make([]appendResult, len(group))
+	defer func() {
+		for i, r := range group {
+			r.done <- res[i] // buffered, and sent to exactly once
+		}
+	}()
+	if err := l.failure(); err != nil {
+		for i := range res {
+			res[i].err = err
+		}
+		return
+	}
+	// Requests below the disk space reserve are refused before any write.
+	var admitted []*appendReq
+	var pos []int
+	now := l.now()
+	for i, r := range group {
+		if r.recs != nil {
+			if err := l.space.check(now, critical(r.recs)); err != nil {
+				res[i].err = err
+				continue
+			}
+		}
+		admitted = append(admitted, r)
+		pos = append(pos, i)
+	}
+	out := make([]appendResult, len(admitted))
+	l.commitParts(states, admitted, out)
+	for j, i := range pos {
+		res[i] = out[j]
+	}
+}
+
+// commitParts commits reqs in one transaction, or, if that is too big for
+// Badger, in two halves, recursively. A single request too big fails with
+// ErrInvalid.
+func (l *Ledger) commitParts(states map[uint32]*logState, reqs []*appendReq, res []appendResult) {
+	err := l.commitOnce(states, reqs, res)
+	if !errors.Is(err, badger.ErrTxnTooBig) {
+		if err != nil {
+			for i := range res {
+				res[i] = appendResult{err: err}
+			}
+		}
+		return
+	}
+	if len(reqs) == 1 {
+		res[0] = appendResult{err: fmt.Errorf("%w: the batch does not fit in one storage transaction; split it", ErrInvalid)}
+		return
+	}
+	l.log.Warn("a group exceeded the storage transaction limit; committing it in two parts", "requests", len(reqs))
+	h := len(reqs) / 2
+	l.commitParts(states, reqs[:h], res[:h])
+	l.commitParts(states, reqs[h:], res[h:])
+}
+
+// groupTxn is one attempt at committing requests: a write transaction and
+// copies of the log states it advances, applied only once it commits.
+type groupTxn struct {
+	l       *Ledger
+	txn     *badger.Txn
+	base    map[uint32]*logState
+	states  map[uint32]*logState
+	now     time.Time
+	day     uint32
+	retired retiredSet
+	hashes  []tlog.Hash // scratch
+}
+
+func (g *groupTxn) state(tenant uint32) (*logState, error) {
+	if s := g.states[tenant]; s != nil {
+		return s, nil
+	}
+	b := g.base[tenant]
+	if b == nil {
+		var err error
+		if b, err = g.l.loadState(g.txn, tenant); err != nil {
+			return nil, err
+		}
+		g.base[tenant] = b
+	}
+	s := *b
+	g.states[tenant] = &s
+	return &s, nil
+}
+
+func (g *groupTxn) set(key, value []byte) error {
+	if h := g.l.hooks.set; h != nil {
+		if err := h(key, value); err != nil {
+			return err
+		}
+	}
+	return g.txn.Set(key, value)
+}
+
+// commitOnce tries to commit reqs in one transaction and fills res. It
+// returns an error, leaving res to the caller, when no request was
+// committed: badger.ErrTxnTooBig (retry in parts), a storage error before
+// the commit, or ErrFailed.
+func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res []appendResult) error {
+	if err := l.failure(); err != nil {
+		return err
+	}
+	txn := l.db.NewTransaction(true)
+	defer txn.Discard()
+	now := l.now().UTC()
+	g := &groupTxn{l: l, txn: txn, base: states, states: make(map[uint32]*logState), now: now,
+		day: uint32(now.Unix() / 86400), retired: retiredSet{txn: txn}}
+	out := make([]appendResult, len(reqs))
+	writes := false
+	// Retirements first: they bind every record of the group.
+	for _, r := range reqs {
+		if r.retire == nil {
+			continue
+		}
+		for _, k := range r.retire.keys {
+			if err := g.set(retiredKeyKey(k), nil); err != nil {
+				return err
+			}
+			g.retired.addKey(k)
+		}
+		for _, b := range r.retire.buckets {
+			if err := g.set(retiredBucketKey(b), nil); err != nil {
+				return err
+			}
+			g.retired.addBucket(b)
+		}
+		writes = true
+	}
+	touched := make(map[uint32]bool)
+	for i, req := range reqs {
+		if req.recs == nil {
+			continue
+		}
+		if err := l.resealRetired(g, req); err != nil {
+			return err
+		}
+		st, err := g.state(req.tenant)
+		if err != nil {
+			return err
+		}
+		// Work on a copy so that a failing request leaves the state as it was.
+		next := *st
+		receipts, err := l.appendOne(g, &next, req)
+		var re *RecordError
+		if errors.As(err, &re) {
+			out[i].err = err
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if next.size != st.size {
+			touched[req.tenant] = true
+			writes = true
+		}
+		*st = next
+		out[i].receipts = receipts
+	}
+	for tenant := range touched {
+		if err := g.set(treeSizeKey(tenant), binary.BigEndian.AppendUint64(nil, g.states[tenant].size)); err != nil {
+			return err
+		}
+	}
+	if writes {
+		// Data keys are durable before the entries sealed under them.
+		if err := l.keys.flush(l.stop); err != nil {
+			return l.fail(fmt.Errorf("store data keys: %w", err))
+		}
+		commit := txn.Commit
+		if l.hooks.commit != nil {
+			commit = func() error { return l.hooks.commit(txn) }
+		}
+		if err := commit(); err != nil {
+			return l.fail(fmt.Errorf("commit: %w", err))
+		}
+	}
+	l.stateMu.Lock()
+	for tenant := range touched {
+		l.committed[tenant] = g.states[tenant].size
+	}
+	l.stateMu.Unlock()
+	for tenant, s := range g.states {
+		if touched[tenant] {
+			states[tenant] = s
+		}
+	}
+	for _, r := range reqs {
+		if r.retire != nil {
+			l.keys.evict(r.retire)
+		}
+	}
+	copy(res, out)
+	return nil
+}
+
+// appendOne checks one request against the log and, if it is valid, adds
+// its writes to the transaction and advances st. Validation failures are
+// returned as *RecordError before anything is written.
+func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq) ([]Receipt, error) {
+	txn := g.txn
+	receipts := make([]Receipt, len(req.recs))
+	fresh := make([]bool, len(req.recs))
+	type ident struct {
+		kind format.Kind
+		id   [32]byte
+	}
+	var seen map[ident]int // identity -> first position in the request
+	var dupOf map[int]int  // position -> first position with the same identity
+	for i := range req.recs {
+		r := &req.recs[i]
+		id, ok := r.identity()
+		if !ok {
+			fresh[i] = true // no identity: each such record is new
+			continue
+		}
+		if seen == nil {
+			seen, dupOf = make(map[ident]int), make(map[int]int)
+		}
+		if j, dup := seen[ident{r.Kind, id}]; dup {
+			if !bytes.Equal(req.recs[j].Payload, r.Payload) {
+				return nil, &RecordError{Record: i, Err: fmt.Errorf("%w: record %d has the same identity and different content", ErrInvalid, j)}
+			}
+			dupOf[i] = j
+			continue
+		}
+		seen[ident{r.Kind, id}] = i
+		rec, found, err := l.existing(txn, req.tenant, r, id)
+		if err != nil {
+			if errors.Is(err, ErrAlreadyExists) {
+				return nil, &RecordError{Record: i, Err: err}
+			}
+			return nil, err
+		}
+		if found {
+			receipts[i] = rec
+			continue
+		}
+		if err := l.checkRefs(txn, req, i); err != nil {
+			return nil, err
+		}
+		fresh[i] = true
+	}
+
+	now := g.now
+	if st.time.After(now) {
+		now = st.time // appended_at never goes back, whatever the clock does
+	}
+	for i := range req.recs {
+		if !fresh[i] {
+			continue
+		}
+		r := &req.recs[i]
+		class := r.RetentionClass
+		if class == "" {
+			class = DefaultRetentionClass
+		}
+		h := format.Header{
+			Kind: r.Kind, SubKind: r.SubKind, Tenant: req.tenantName, Index: st.size,
+			AppendedAt: now, TraceID: r.TraceID, SpanID: r.SpanID, ParentSpanID: r.ParentSpanID,
+			Refs: r.Refs, RetentionClass: class, PrevLeafHash: st.last, Commitment: req.prep[i].commitment,
+		}
+		hb := h.Marshal()
+		leaf := format.LeafHash(hb)
+		index := st.size
+		base := tlog.StoredHashIndex(0, int64(index))
+		g.hashes = st.push(leaf, g.hashes[:0])
+		for k, hv := range g.hashes {
+			if err := g.set(hashKey(req.tenant, base+int64(k)), hv[:]); err != nil {
+				return nil, err
+			}
+		}
+		idx := binary.BigEndian.AppendUint64(nil, index)
+		if err := g.set(headerKey(req.tenant, index), hb); err != nil {
+			return nil, err
+		}
+		if err := g.set(payloadKey(req.tenant, index), req.prep[i].envelope); err != nil {
+			return nil, err
+		}
+		if id, ok := r.identity(); ok {
+			if err := g.set(identityKey(req.tenant, r.Kind, id), append(idx, r.SubKind)); err != nil {
+				return nil, err
+			}
+		}
+		if r.Kind != format.KindSpan {
+			if err := g.set(kindIndexKey(req.tenant, r.Kind, index), nil); err != nil {
+				return nil, err
+			}
+		}
+		for _, t := range req.prep[i].terms {
+			if err := g.set(termRefKey(req.tenant, t, index), nil); err != nil {
+				return nil, err
+			}
+		}
+		if r.Kind == format.KindVersion {
+			vid, _ := r.identity()
+			if err := g.set(versionNameKey(req.tenant, format.VersionKind(r.SubKind), r.Version.Name, r.Version.Label), append(vid[:], idx...)); err != nil {
+				return nil, err
+			}
+		}
+		receipts[i] = Receipt{Index: index, LeafHash: leaf, AppendedAt: now}
+		st.last = leaf
+		st.time = now
+	}
+	// In-request duplicates take the receipt of their first occurrence.
+	for i, j := range dupOf {
+		receipts[i] = receipts[j]
+		receipts[i].Duplicate = true
+	}
+	return receipts, nil
+}
+
+// txnCost is what a request adds to a Badger write transaction, counted as
+// Badger counts it (txn.checkSize): one per key set, and per key its
+// length, the value's length (or a 12-byte value-log pointer from
+// valueThreshold up), 2 bytes of metadata and 10 of version.
+type txnCost struct {
+	keys, bytes int64
+	values      int64 // bytes of values, whatever their place: bounds a group's memory
+}
+
+func (c *txnCost) set(key, value int) {
+	v := value
+	if v >= valueThreshold {
+		v = 12
+	}
+	c.keys++
+	c.bytes += int64(key + v + 2 + 10)
+	c.values += int64(value)
+}
+
+func (c *txnCost) add(o txnCost) {
+	c.keys += o.keys
+	c.bytes += o.bytes
+	c.values += o.values
+}
+
+func (c txnCost) fits(limit txnCost) bool {
+	return c.keys <= limit.keys && c.bytes <= limit.bytes && c.values <= limit.values
+}
+
+// Key sizes of the layout (keys.go).
+const (
+	tenantIndexKeySize = 1 + 4 + 8
+	identityKeySize    = 1 + 4 + 1 + 32
+	termKeySize        = 1 + 4 + 1 + termMACSize + 8
+)
+
+// record adds what the writer sets for a new record: header, envelope, its
+// tree hashes, identity, kind index, index terms and version name. Tree
+// hashes are at most two per record plus one per level of the tree, which
+// treeSize adds once per request.
+func (c *txnCost) record(tenant string, r *Record, p *prepared) {
+	class := r.RetentionClass
+	if class == "" {
+		class = DefaultRetentionClass
+	}
+	c.set(tenantIndexKeySize, format.HeaderSize(len(tenant), len(class)))
+	c.set(tenantIndexKeySize, len(p.envelope))
+	c.set(tenantIndexKeySize, tlog.HashSize)
+	c.set(tenantIndexKeySize, tlog.HashSize)
+	if _, ok := r.identity(); ok {
+		c.set(identityKeySize, 9)
+	}
+	if r.Kind != format.KindSpan {
+		c.set(tenantIndexKeySize, 0)
+	}
+	for range p.terms {
+		c.set(termKeySize, 0)
+	}
+	if r.Version != nil {
+		c.set(1+4+1+len(r.Version.Name)+1+len(r.Version.Label), 40)
+	}
+}
+
+// treeSize adds, once per request, the tree size key and the tree hashes
+// of completed subtrees beyond two per record (at most one per level).
+func (c *txnCost) treeSize() {
+	c.set(1+4, 8)
+	for range 64 {
+		c.set(tenantIndexKeySize, tlog.HashSize)
+	}
+}
+
+// txnLimit is the budget of a group's transaction: 90% of Badger's limits
+// on keys and bytes (db.MaxBatchCount, db.MaxBatchSize), and 64 MiB of
+// values so that a group's memory stays bounded.
+func txnLimitOf(db *badger.DB) txnCost {
+	return txnCost{keys: db.MaxBatchCount() * 9 / 10, bytes: db.MaxBatchSize() * 9 / 10, values: 64 << 20}
+}
+
+// retirement is a control request: mark data keys, or whole expiry
+// buckets, retired in the log database.
+type retirement struct {
+	keys    [][16]byte
+	buckets []Bucket
+}
+
+func (r *retirement) cost() txnCost {
+	var c txnCost
+	for range r.keys {
+		c.set(1+1+16, 0)
+	}
+	for _, b := range r.buckets {
+		c.set(len(retiredBucketKey(b)), 0)
+	}
+	return c
+}
+
+// retiredSet answers, within one group transaction, whether a data key or
+// a bucket is retired: one Get per distinct key and bucket.
+type retiredSet struct {
+	txn     *badger.Txn
+	keys    map[[16]byte]bool
+	buckets map[string]bool
+}
+
+func (s *retiredSet) addKey(id [16]byte) {
+	if s.keys == nil {
+		s.keys = make(map[[16]byte]bool)
+	}
+	s.keys[id] = true
+}
+
+func (s *retiredSet) addBucket(b Bucket) {
+	if s.buckets == nil {
+		s.buckets = make(map[string]bool)
+	}
+	s.buckets[string(retiredBucketKey(b))] = true
+}
+
+func (s *retiredSet) marked(key []byte) (bool, error) {
+	_, err := s.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// key reports whether dk, or its expiry bucket, is retired. A pending key
+// (not yet stored) has never been retired.
+func (s *retiredSet) key(dk *dataKey, scope keyScope) (bool, error) {
+	if dk.pending() {
+		return false, nil
+	}
+	r, ok := s.keys[dk.id]
+	if !ok {
+		var err error
+		if r, err = s.marked(retiredKeyKey(dk.id)); err != nil {
+			return false, err
+		}
+		s.addKeyValue(dk.id, r)
+	}
+	if r {
+		return true, nil
+	}
+	return s.bucket(scope.bucket())
+}
+
+func (s *retiredSet) addKeyValue(id [16]byte, r bool) {
+	if s.keys == nil {
+		s.keys = make(map[[16]byte]bool)
+	}
+	s.keys[id] = r
+}
+
+func (s *retiredSet) bucket(b Bucket) (bool, error) {
+	k := string(retiredBucketKey(b))
+	r, ok := s.buckets[k]
+	if !ok {
+		var err error
+		if r, err = s.marked([]byte(k)); err != nil {
+			return false, err
+		}
+		if s.buckets == nil {
+			s.buckets = make(map[string]bool)
+		}
+		s.buckets[k] = r
+	}
+	return r, nil
+}
+
+// resealRetired re-seals the records of req whose data key is retired
+// under the live key of their scope on the group's day, so that no entry
+// is ever committed under a retired (and perhaps destroyed) key.
+func (l *Ledger) resealRetired(g *groupTxn, req *appendReq) error {
+	for i := range req.prep {
+		p := &req.prep[i]
+		retired, err := g.retired.key(p.key, p.scope)
+		if err != nil {
+			return err
+		}
+		if !retired {
+			continue
+		}
+		scope := p.scope
+		scope.day = g.day
+		if r, err := g.retired.bucket(scope.bucket()); err != nil || r {
+			if err == nil {
+				err = fmt.Errorf("the expiry bucket of day %d is retired", scope.day)
+			}
+			return err
+		}
+		dk, err := l.keys.forScope(scope)
+		if err != nil {
+			return err
+		}
+		if r, err := g.retired.key(dk, scope); err != nil {
+			return err
+		} else if r {
+			if dk, err = l.keys.fresh(scope); err != nil {
+				return err
+			}
+		}
+		p.key, p.scope = dk, scope
+		p.envelope = seal(dk, req.tenant, p.commitment, p.salt, req.recs[i].Payload, p.terms)
+	}
+	return nil
+}
+
+// existing looks for a record with r's identity (and, for a version, its
+// name and label). It returns the original receipt when the payload is
+// identical and a *ConflictError when it differs.
+func (l *Ledger) existing(txn *badger.Txn, tenant uint32, r *Record, id [32]byte) (Receipt, bool, error) {
+	idx, _, found, err := lookupIdentity(txn, tenant, r.Kind, id)
+	if err != nil || !found {
+		if err == nil && r.Kind == format.KindVersion {
+			err = l.checkVersionName(txn, tenant, r)
+		}
+		return Receipt{}, false, err
+	}
+	e, err := l.readEntry(txn, tenant, idx)
+	if err != nil {
+		return Receipt{}, false, err
+	}
+	if e.Erased || !bytes.Equal(e.Payload, r.Payload) {
+		return Receipt{}, false, &ConflictError{Kind: r.Kind, Index: idx}
+	}
+	return Receipt{Index: idx, LeafHash: e.LeafHash, AppendedAt: e.Header.AppendedAt, Duplicate: true}, true, nil
+}
+
+// checkVersionName refuses a new version whose (kind, name, label) names
+// another version already.
+func (l *Ledger) checkVersionName(txn *badger.Txn, tenant uint32, r *Record) error {
+	item, err := txn.Get(versionNameKey(tenant, format.VersionKind(r.SubKind), r.Version.Name, r.Version.Label))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var idx uint64
+	if err := item.Value(func(v []byte) error {
+		if len(v) != 40 {
+			return fmt.Errorf("version name entry of %d bytes", len(v))
+		}
+		idx = binary.BigEndian.Uint64(v[32:])
+		return nil
+	}); err != nil {
+		return err
+	}
+	return &ConflictError{Kind: format.KindVersion, Index: idx}
+}
+
+// checkRefs checks that every version a record references is registered
+// with the right kind, in the log or earlier in the same request.
+func (l *Ledger) checkRefs(txn *badger.Txn, req *appendReq, i int) error {
+	r := &req.recs[i]
+	for k := format.VersionPrompt; k <= format.VersionPipeline; k++ {
+		ref := r.Refs.Ref(k)
+		if ref == ([32]byte{}) || (r.Kind == format.KindVersion && format.VersionKind(r.SubKind) == k) {
+			continue
+		}
+		found := false
+		for j := 0; j < i && !found; j++ {
+			o := &req.recs[j]
+			oid, _ := o.identity()
+			found = o.Kind == format.KindVersion && format.VersionKind(o.SubKind) == k && oid == ref
+		}
+		if !found {
+			_, sub, ok, err := lookupIdentity(txn, req.tenant, format.KindVersion, ref)
+			if err != nil {
+				return err
+			}
+			found = ok && format.VersionKind(sub) == k
+		}
+		if !found {
+			return &RecordError{Record: i, Err: &MissingVersionError{Kind: k, ID: ref}}
+		}
+	}
+	return nil
+}
+
+func lookupIdentity(txn *badger.Txn, tenant uint32, kind format.Kind, id [32]byte) (index uint64, subKind uint8, found bool, err error) {
+	item, err := txn.Get(identityKey(tenant, kind, id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, 0, false, nil
+	}
+	if err != nil {
+		return 0, 0, false, err
+	}
+	err = item.Value(func(v []byte) error {
+		if len(v) != 9 {
+			return fmt.Errorf("identity entry of %d bytes", len(v))
+		}
+		index, subKind = binary.BigEndian.Uint64(v), v[8]
+		return nil
+	})
+	return index, subKind, err == nil, err
+}

@@ -1,0 +1,99 @@
+package retention
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// expiredKeys appends n spans of n subjects (n data keys) in one batch
+// size of at most 1000, at the environment's current time.
+func (e *env) manyKeys(tb testing.TB, tenant string, n int, seq *atomic.Uint64) {
+	tb.Helper()
+	for done := 0; done < n; {
+		recs := make([]ledger.Record, min(ledger.MaxBatch, n-done))
+		for i := range recs {
+			k := seq.Add(1)
+			r := ledger.Record{Kind: format.KindSpan, SubKind: 1, Subject: fmt.Sprint("subject-", k), Payload: []byte("expiring payload")}
+			binary.BigEndian.PutUint64(r.TraceID[:], k)
+			binary.BigEndian.PutUint64(r.SpanID[:], k)
+			recs[i] = r
+		}
+		if _, err := e.l.Append(context.Background(), tenant, recs); err != nil {
+			tb.Fatal(err)
+		}
+		done += len(recs)
+	}
+}
+
+// Defect 5 of issue 8: a sweep destroying many keys made concurrent
+// appends fail (one DropPrefix per key, each blocking the key store's
+// writes). Appends, including ones that need new keys, never fail now.
+func TestAppendsNeverFailDuringASweep(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	var seq atomic.Uint64
+	e.manyKeys(t, "default", 3000, &seq)
+	e.clock.Add(200 * Day)
+	var wg sync.WaitGroup
+	var failed, acked atomic.Int64
+	var first atomic.Value
+	stop := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				e.manyKeys(&countingTB{TB: t, failed: &failed, first: &first}, "default", 10, &seq) // new subjects: new keys
+				acked.Add(10)
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	res, err := e.s.Sweep(ctx, "default")
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Erased != 3000 {
+		t.Errorf("Sweep erased %d entries, want 3000", res.Erased)
+	}
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d appends failed during the sweep, first: %v", n, first.Load())
+	}
+	if acked.Load() == 0 {
+		t.Error("no append ran during the sweep")
+	}
+	e.verify(t)
+}
+
+// countingTB turns Fatal into a counted failure so that appenders on other
+// goroutines report instead of stopping the test from the wrong goroutine.
+type countingTB struct {
+	testing.TB
+	failed *atomic.Int64
+	first  *atomic.Value
+}
+
+func (c *countingTB) Helper() {}
+func (c *countingTB) Fatal(args ...any) {
+	c.failed.Add(1)
+	c.first.CompareAndSwap(nil, fmt.Sprint(args...))
+	runtimeGoexit()
+}
+
+var runtimeGoexit = func() { runtime.Goexit() }
