@@ -56,13 +56,13 @@ func (s *syncBuffer) String() string {
 
 // startServer runs the real handler on a loopback listener with HTTP/1.1
 // and h2c, like `veritrace serve`, logging at debug level into ts.logs.
-func startServer(t *testing.T, maxBytes int, lopts ...func(*ledger.Options)) *testServer {
+func startServer(t testing.TB, maxBytes int, lopts ...func(*ledger.Options)) *testServer {
 	t.Helper()
 	return startServerOpts(t, Options{MaxRequestBytes: maxBytes}, lopts...)
 }
 
 // startServerOpts is startServer with handler options; Logger is set here.
-func startServerOpts(t *testing.T, opts Options, ledgerOpts ...func(*ledger.Options)) *testServer {
+func startServerOpts(t testing.TB, opts Options, ledgerOpts ...func(*ledger.Options)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	keys, _, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: dir})
@@ -109,7 +109,7 @@ func (s *testServer) tenant(t *testing.T, name string) {
 }
 
 // key creates an API key directly in the ledger and returns its token.
-func (s *testServer) key(t *testing.T, role policy.Role, tenants ...string) string {
+func (s *testServer) key(t testing.TB, role policy.Role, tenants ...string) string {
 	t.Helper()
 	token, rec := NewKey(role, tenants, "test "+string(role), time.Time{}, "", s.now)
 	if err := s.l.PutAPIKey(context.Background(), rec); err != nil {
