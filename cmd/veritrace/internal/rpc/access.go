@@ -114,6 +114,9 @@ type authInterceptor struct {
 	refusals *refusals
 }
 
+// newAuthInterceptor makes the interceptor of NewHandler; opts are taken as
+// they are (NewHandler fills in defaults: a zero RefusalPeriod here records
+// every refusal on its own).
 func newAuthInterceptor(l *ledger.Ledger, opts Options) *authInterceptor {
 	a := &authInterceptor{l: l, log: opts.Logger, now: opts.Now,
 		limiter: newFailureLimiter(opts.AuthFailureBurst, opts.AuthFailureRate)}
