@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 )
@@ -252,6 +253,34 @@ func TestPeerKey(t *testing.T) {
 	} {
 		if got := peerKey(in); got != want {
 			t.Errorf("peerKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestRefusalSummaryBounded: a summary stays small however many distinct
+// and long procedures, tenants and peers its refusals had.
+func TestRefusalSummaryBounded(t *testing.T) {
+	clk := newClock()
+	f := &fakeLog{}
+	r := newTestRefusals(f, clk)
+	for i := 0; i < maxBursts; i++ { // fill the table so that peers share the overflow burst
+		r.bursts[burstKey{log: "x", peer: fmt.Sprint(i)}] = &burst{timer: time.NewTimer(time.Hour)}
+	}
+	for i := 0; i < 100; i++ {
+		ev := refusal(clk, fmt.Sprintf("[2001:db8:%x::1]:1", i), "")
+		ev.procedure = fmt.Sprintf("/%0200d", i)
+		ev.tenant = fmt.Sprintf("t%062d", i)
+		ev.code = connect.Code(i%16 + 1)
+		r.refuse(context.Background(), ev, "system", true)
+	}
+	r.close(context.Background())
+	got := f.taken()
+	if len(got) != 1 || got[0].GetSummary().GetCount() != 100 {
+		t.Fatalf("close wrote %d records, want the overflow burst's summary of 100", len(got))
+	}
+	for _, rec := range got {
+		if n := proto.Size(rec); n > 4096 {
+			t.Errorf("summary of %d refusals is %d bytes", rec.GetSummary().GetCount(), n)
 		}
 	}
 }
