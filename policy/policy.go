@@ -67,11 +67,14 @@ const (
 	ManageKeys       Permission = "manage_keys"       // server: keys the admin Covers
 	ListTenants      Permission = "list_tenants"      // server: the tenants the admin is bound to
 	ManageTenants    Permission = "manage_tenants"    // server: admins bound to "*" only
+	ReadOwnKey       Permission = "read_own_key"      // server: describe the caller's own key (WhoAmI)
 )
 
 // Global reports whether a permission concerns the whole server rather
 // than one tenant.
-func (p Permission) Global() bool { return p == ManageKeys || p == ListTenants || p == ManageTenants }
+func (p Permission) Global() bool {
+	return p == ManageKeys || p == ListTenants || p == ManageTenants || p == ReadOwnKey
+}
 
 // SystemTenant is the reserved tenant of the server's own access log.
 const SystemTenant = "system"
@@ -81,11 +84,11 @@ const SystemTenant = "system"
 var systemRefused = []Permission{AppendSpans, RegisterVersions, EraseData, ManageHolds, ManageRetention}
 
 var grants = map[Role][]Permission{
-	Ingester: {AppendSpans, RegisterVersions, ReadVersions, ReadProofs},
-	Auditor:  {ReadVersions, ReadProofs, ReadEntries, ReadAccessLog, ExportEvidence},
+	Ingester: {AppendSpans, RegisterVersions, ReadVersions, ReadProofs, ReadOwnKey},
+	Auditor:  {ReadVersions, ReadProofs, ReadEntries, ReadAccessLog, ExportEvidence, ReadOwnKey},
 	ComplianceOfficer: {ReadVersions, ReadProofs, ReadEntries, ReadAccessLog, ExportEvidence,
-		EraseData, ManageHolds, ManageRetention},
-	Admin: {ManageKeys, ListTenants, ManageTenants, ReadAccessLog, ReadProofs},
+		EraseData, ManageHolds, ManageRetention, ReadOwnKey},
+	Admin: {ManageKeys, ListTenants, ManageTenants, ReadAccessLog, ReadProofs, ReadOwnKey},
 }
 
 // Permissions returns the permissions of a role.

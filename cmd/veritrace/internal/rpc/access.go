@@ -60,6 +60,9 @@ var rules = map[string]rule{
 	veritracev1connect.AdminServiceRevokeKeyProcedure:            {perm: policy.ManageKeys, record: true, target: revokeKeyTarget},
 	veritracev1connect.AdminServiceCreateTenantProcedure:         {perm: policy.ManageTenants, record: true, target: createTenantTarget},
 	veritracev1connect.AdminServiceListTenantsProcedure:          {perm: policy.ListTenants},
+	veritracev1connect.AuditServiceAggregateTracesProcedure:      {perm: policy.ReadEntries, record: true, target: aggregateTarget},
+	veritracev1connect.IdentityServiceWhoAmIProcedure:            {perm: policy.ReadOwnKey},
+	veritracev1connect.RetentionServiceListErasuresProcedure:     {perm: policy.EraseData, record: true},
 }
 
 type ctxKey int

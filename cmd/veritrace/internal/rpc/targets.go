@@ -103,6 +103,14 @@ func traceTarget(m any) string { return "trace " + clipHex(m.(*v1.GetTraceReques
 func queryTarget(m any) string {
 	return "query " + describeQuery(m.(*v1.QueryTracesRequest).GetQuery())
 }
+func aggregateTarget(m any) string {
+	r := m.(*v1.AggregateTracesRequest)
+	what := "aggregate " + describeQuery(r.GetQuery())
+	if a := r.GetGroupByAttribute(); a != "" {
+		what += " by " + clip(a)
+	}
+	return what
+}
 func exportTarget(m any) string {
 	return "export " + describeQuery(m.(*v1.ExportBundleRequest).GetSelector())
 }
