@@ -66,6 +66,11 @@ type spanView struct {
 	Versions                      []string
 	Erased                        bool
 	Error                         bool
+	// Attempt of Attempts: one of several attempts at one step (retries
+	// and fallbacks, see Attempts); zero for a step tried once.
+	Attempt, Attempts int
+	// OTLP is the span as an OpenTelemetry exporter sent it, as text.
+	OTLP string
 }
 
 type traceView struct {
@@ -125,6 +130,7 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 		h        *format.Header
 		span     *v1.Span
 		children []*node
+		attempt  Attempt
 	}
 	nodes := map[[8]byte]*node{}
 	var all []*node
@@ -172,6 +178,19 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 			t1 = e
 		}
 	}
+	markAttempts := func(ns []*node) {
+		in := make([]AttemptSpan, len(ns))
+		for i, n := range ns {
+			in[i] = AttemptSpan{Kind: v1.SpanKind(n.h.SubKind), Start: start(n), Error: n.span.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR}
+		}
+		for i, a := range Attempts(in) {
+			ns[i].attempt = a
+		}
+	}
+	markAttempts(roots)
+	for _, n := range all {
+		markAttempts(n.children)
+	}
 	total := t1.Sub(t0)
 	tv.Start, tv.Duration = t0.UTC().Format(time.RFC3339Nano), total.String()
 	var costs []string
@@ -179,6 +198,7 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 	walk = func(n *node, depth int) {
 		sv := r.spanView(n.e, n.h, n.span)
 		sv.Depth, sv.Indent = depth, depth*16
+		sv.Attempt, sv.Attempts = n.attempt.N, n.attempt.Of
 		if total > 0 {
 			sv.OffsetPct = float64(start(n).Sub(t0)) / float64(total) * 100
 			sv.WidthPct = max(float64(end(n).Sub(start(n)))/float64(total)*100, 0.5)
@@ -263,6 +283,7 @@ func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span) spanView
 		sv.RetrievalQuery, sv.DataSource, sv.Docs = rt.GetQuery(), rt.GetDataSource(), rt.GetDocuments()
 	}
 	sv.Tool = c.GetToolCall()
+	sv.OTLP = otlpText(s.GetOtlp())
 	if g := c.GetGuardrail(); g != nil {
 		sv.Guardrail, sv.GuardrailDetail = g.GetName(), g.GetDetail()
 		sv.GuardrailOutcome = strings.ToLower(strings.TrimPrefix(g.GetOutcome().String(), "GUARDRAIL_OUTCOME_"))
@@ -360,7 +381,7 @@ cannot prove that a trace has no other spans.</p>
 <table>
 <tr><th style="width:34%">Step</th><th>Kind</th><th>Model</th><th>Tokens in/out</th><th>Duration</th><th style="width:24%">Timeline</th></tr>
 {{range .Spans}}<tr class="k-{{.Kind}}">
-<td><span style="padding-left:{{.Indent}}px">{{if .Erased}}<i>{{.Name}}</i>{{else}}{{.Name}}{{end}}</span>{{if .Error}} <span class="err">error</span>{{end}} <span class="muted">#{{.Index}}</span></td>
+<td><span style="padding-left:{{.Indent}}px">{{if .Erased}}<i>{{.Name}}</i>{{else}}{{.Name}}{{end}}</span>{{if .Error}} <span class="err">error</span>{{end}}{{if .Attempts}} <span class="tag">attempt {{.Attempt}} of {{.Attempts}}</span>{{end}} <span class="muted">#{{.Index}}</span></td>
 <td><span class="tag">{{.Kind}}</span></td>
 <td>{{if .Model}}{{.Provider}} {{.Model}}{{if .Params}}<div class="muted">{{.Params}}</div>{{end}}{{end}}</td>
 <td>{{if or .InTokens .OutTokens}}{{.InTokens}} / {{.OutTokens}}{{end}}{{if .Cost}}<div class="muted">{{.Cost}}</div>{{end}}</td>
@@ -383,6 +404,7 @@ cannot prove that a trace has no other spans.</p>
 {{with .Tool}}<div><b>tool call</b> {{.Name}} <span class="muted">{{.CallId}} {{.Type}}</span><pre>arguments: {{.Arguments}}
 result: {{.Result}}</pre></div>{{end}}
 {{if .Guardrail}}<div><b>guardrail</b> {{.Guardrail}}: <span class="tag">{{.GuardrailOutcome}}</span>{{if .GuardrailDetail}}<pre>{{.GuardrailDetail}}</pre>{{end}}</div>{{end}}
+{{if .OTLP}}<details><summary>as received over OpenTelemetry (OTLP)</summary><pre>{{.OTLP}}</pre></details>{{end}}
 </details>{{end}}
 </td></tr>{{end}}
 </table>{{end}}

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
@@ -28,6 +27,7 @@ type benchConfig struct {
 	duration  time.Duration
 	maxReqs   int // per client; 0: until duration
 	spanBytes int
+	mode      string // native, otlp-grpc, otlp-http, otlp-http-json
 }
 
 func runBench(ctx context.Context, args []string, stdout io.Writer) error {
@@ -40,12 +40,16 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to run")
 	fs.IntVar(&c.maxReqs, "requests", 0, "stop each client after this many requests (0: run for --duration)")
 	fs.IntVar(&c.spanBytes, "span-bytes", 2048, "approximate encoded size of each span")
+	fs.StringVar(&c.mode, "mode", "native", "what to send: native (AppendSpans), otlp-grpc, otlp-http (protobuf) or otlp-http-json (OpenTelemetry exports of the same spans)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a target that is not a loopback address")
 	if _, err := parseFlags(fs, args, 0, ""); err != nil {
 		return err
 	}
 	if c.clients < 1 || c.batch < 1 || c.batch > 1000 || c.duration <= 0 || c.spanBytes < 0 {
 		return errors.New("bench: --clients ≥ 1, --batch 1..1000, --duration > 0 and --span-bytes ≥ 0 required")
+	}
+	if !slices.Contains([]string{"native", "otlp-grpc", "otlp-http", "otlp-http-json"}, c.mode) {
+		return fmt.Errorf("bench: unknown --mode %q", c.mode)
 	}
 	if !*allowRemote {
 		if err := checkLoopback(cf.addr); err != nil {
@@ -56,7 +60,11 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "clients=%d batch=%d span_bytes=%d protocol=%s\n", c.clients, c.batch, c.spanBytes, map[bool]string{true: "grpc", false: "connect"}[cf.grpc])
+	protocol := c.mode
+	if c.mode == "native" {
+		protocol = map[bool]string{true: "grpc", false: "connect"}[cf.grpc]
+	}
+	fmt.Fprintf(stdout, "clients=%d batch=%d span_bytes=%d mode=%s protocol=%s\n", c.clients, c.batch, c.spanBytes, c.mode, protocol)
 	fmt.Fprintf(stdout, "requests=%d spans=%d errors=%d elapsed=%s\n", res.requests, res.spans, res.errors, res.elapsed.Round(time.Millisecond))
 	fmt.Fprintf(stdout, "throughput=%.0f spans/s  latency p50=%s p99=%s max=%s\n", res.spansPerSec(), res.p50.Round(time.Microsecond), res.p99.Round(time.Microsecond), res.max.Round(time.Microsecond))
 	if res.errors > 0 {
@@ -90,7 +98,10 @@ type benchResult struct {
 func (r benchResult) spansPerSec() float64 { return float64(r.spans) / r.elapsed.Seconds() }
 
 func bench(ctx context.Context, cf clientFlags, c benchConfig) (benchResult, error) {
-	client := cf.ingest()
+	send, err := benchSender(cf, c.mode)
+	if err != nil {
+		return benchResult{}, err
+	}
 	// No new request starts after the deadline; requests under way finish,
 	// so that the run's end does not show up as failed requests.
 	deadline := time.Now().Add(c.duration)
@@ -101,6 +112,11 @@ func bench(ctx context.Context, cf clientFlags, c benchConfig) (benchResult, err
 		counter atomic.Uint64
 		wg      sync.WaitGroup
 	)
+	// Ids of this run start at a random offset: runs against one server
+	// never collide.
+	var off [4]byte
+	rand.Read(off[:])
+	counter.Store(uint64(binary.BigEndian.Uint32(off[:])) << 24)
 	filler := make([]byte, c.spanBytes*3/4)
 	rand.Read(filler)
 	text := fmt.Sprintf("%x", filler)[:max(c.spanBytes-200, 0)]
@@ -114,13 +130,11 @@ func bench(ctx context.Context, cf clientFlags, c benchConfig) (benchResult, err
 				if ctx.Err() != nil || time.Now().After(deadline) {
 					break
 				}
-				req := &v1.AppendSpansRequest{Spans: make([]*v1.Span, c.batch)}
-				for j := range req.Spans {
-					req.Spans[j] = benchSpan(counter.Add(1), text)
-				}
+				first := counter.Add(uint64(c.batch)) - uint64(c.batch) + 1
+				req := send.build(first, c.batch, text)
 				t0 := time.Now()
 				rctx, cancel := context.WithTimeout(ctx, time.Minute)
-				_, err := client.AppendSpans(rctx, connect.NewRequest(req))
+				err := send.send(rctx, req)
 				cancel()
 				d := time.Since(t0)
 				mu.Lock()

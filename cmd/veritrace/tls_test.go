@@ -21,6 +21,10 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
@@ -128,5 +132,52 @@ func TestServeBadTLS(t *testing.T) {
 				t.Errorf("logged as serving:\n%s", logs.String())
 			}
 		})
+	}
+}
+
+// TestServeTLSOTLP: the official gRPC and HTTP exporters over TLS, on the
+// main port and on a dedicated OTLP listener.
+func TestServeTLSOTLP(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	otlpAddr := freeAddr(t)
+	addr, stop := startServe(t, serveConfig{DataDir: dir, TLSCert: certFile, TLSKey: keyFile, OTLPGRPCListen: otlpAddr})
+	defer stop()
+	waitListening(t, otlpAddr)
+	ctx := context.Background()
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	admin, err := os.ReadFile(filepath.Join(dir, AdminKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac := veritracev1connect.NewAdminServiceClient(hc, "https://"+addr, connect.WithInterceptors(rpc.ClientHeaders("", strings.TrimSpace(string(admin)))))
+	key, err := ac.CreateKey(ctx, connect.NewRequest(&v1.CreateKeyRequest{Role: v1.Role_ROLE_INGESTER, Tenants: []string{"default"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers := map[string]string{"Authorization": "Bearer " + key.Msg.Token}
+	for name, mk := range map[string]func() (sdktrace.SpanExporter, error){
+		"grpc on the main port": func() (sdktrace.SpanExporter, error) {
+			return otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(addr), otlptracegrpc.WithTLSCredentials(credentials.NewClientTLSFromCert(pool, "")),
+				otlptracegrpc.WithHeaders(headers), otlptracegrpc.WithCompressor("gzip"))
+		},
+		"grpc on the OTLP listener": func() (sdktrace.SpanExporter, error) {
+			return otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(otlpAddr), otlptracegrpc.WithTLSCredentials(credentials.NewClientTLSFromCert(pool, "")),
+				otlptracegrpc.WithHeaders(headers))
+		},
+		"http": func() (sdktrace.SpanExporter, error) {
+			return otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(addr), otlptracehttp.WithTLSClientConfig(&tls.Config{RootCAs: pool}),
+				otlptracehttp.WithHeaders(headers))
+		},
+	} {
+		exp, err := mk()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, spans := agentTrace(t)
+		if err := exp.ExportSpans(ctx, spans); err != nil {
+			t.Errorf("%s over TLS: %v", name, err)
+		}
+		exp.Shutdown(ctx)
 	}
 }

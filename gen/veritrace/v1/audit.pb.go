@@ -190,9 +190,18 @@ type SpanNode struct {
 	SpanId     []byte                 `protobuf:"bytes,4,opt,name=span_id,json=spanId,proto3" json:"span_id,omitempty"`
 	Kind       SpanKind               `protobuf:"varint,5,opt,name=kind,proto3,enum=veritrace.v1.SpanKind" json:"kind,omitempty"`
 	// Unset when the payload was erased.
-	Span          *Span       `protobuf:"bytes,6,opt,name=span,proto3" json:"span,omitempty"`
-	Erased        bool        `protobuf:"varint,7,opt,name=erased,proto3" json:"erased,omitempty"`
-	Children      []*SpanNode `protobuf:"bytes,8,rep,name=children,proto3" json:"children,omitempty"`
+	Span     *Span       `protobuf:"bytes,6,opt,name=span,proto3" json:"span,omitempty"`
+	Erased   bool        `protobuf:"varint,7,opt,name=erased,proto3" json:"erased,omitempty"`
+	Children []*SpanNode `protobuf:"bytes,8,rep,name=children,proto3" json:"children,omitempty"`
+	// For a span ingested over OTLP: span.otlp rendered as OTLP JSON (hex
+	// trace and span ids), for reading. The payload bytes are authoritative.
+	OtlpJson string `protobuf:"bytes,9,opt,name=otlp_json,json=otlpJson,proto3" json:"otlp_json,omitempty"`
+	// Set when this span is one of several attempts at one step (retries or
+	// fallbacks: sibling model calls under one parent, every one but the
+	// last failed): its number, from 1 in order of start, and how many there
+	// were. Zero for a step tried once.
+	Attempt       uint32 `protobuf:"varint,10,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempts      uint32 `protobuf:"varint,11,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -281,6 +290,27 @@ func (x *SpanNode) GetChildren() []*SpanNode {
 		return x.Children
 	}
 	return nil
+}
+
+func (x *SpanNode) GetOtlpJson() string {
+	if x != nil {
+		return x.OtlpJson
+	}
+	return ""
+}
+
+func (x *SpanNode) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *SpanNode) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
 }
 
 type GetTraceResponse struct {
@@ -1221,7 +1251,7 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\verrors_only\x18\t \x01(\bR\n" +
 	"errorsOnly\",\n" +
 	"\x0fGetTraceRequest\x12\x19\n" +
-	"\btrace_id\x18\x01 \x01(\fR\atraceId\"\xb3\x02\n" +
+	"\btrace_id\x18\x01 \x01(\fR\atraceId\"\x86\x03\n" +
 	"\bSpanNode\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x12;\n" +
@@ -1231,7 +1261,11 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\x04kind\x18\x05 \x01(\x0e2\x16.veritrace.v1.SpanKindR\x04kind\x12&\n" +
 	"\x04span\x18\x06 \x01(\v2\x12.veritrace.v1.SpanR\x04span\x12\x16\n" +
 	"\x06erased\x18\a \x01(\bR\x06erased\x122\n" +
-	"\bchildren\x18\b \x03(\v2\x16.veritrace.v1.SpanNodeR\bchildren\"\x8e\x01\n" +
+	"\bchildren\x18\b \x03(\v2\x16.veritrace.v1.SpanNodeR\bchildren\x12\x1b\n" +
+	"\totlp_json\x18\t \x01(\tR\botlpJson\x12\x18\n" +
+	"\aattempt\x18\n" +
+	" \x01(\rR\aattempt\x12\x1a\n" +
+	"\battempts\x18\v \x01(\rR\battempts\"\x8e\x01\n" +
 	"\x10GetTraceResponse\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12,\n" +
 	"\x05roots\x18\x02 \x03(\v2\x16.veritrace.v1.SpanNodeR\x05roots\x121\n" +

@@ -159,7 +159,7 @@ func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 // accounted for in the log once the summaries are written.
 func TestRefusalsCoalesced(t *testing.T) {
 	clk := newClock()
-	s := startServerOpts(t, Options{RefusalPeriod: time.Hour, Now: clk.now})
+	s := startServerWith(t, Options{RefusalPeriod: time.Hour, Now: clk.now})
 	ctx := context.Background()
 	s.tenant(t, "acme")
 	s.tenant(t, "globex")
@@ -226,7 +226,7 @@ func TestRefusalsCoalesced(t *testing.T) {
 // same peer is served throughout.
 func TestUnauthenticatedRateLimited(t *testing.T) {
 	clk := newClock()
-	s := startServerOpts(t, Options{Now: clk.now})
+	s := startServerWith(t, Options{Now: clk.now})
 	ctx := context.Background()
 	token := s.key(t, policy.Auditor, "default")
 	bad := "vtk_0123456789abcdef_" + strings.Repeat("A", 43)
@@ -272,7 +272,7 @@ func TestUnauthenticatedRateLimited(t *testing.T) {
 // TestRefusalSummaryEachPeriod: the server writes a burst's summary when
 // its period ends, without being closed.
 func TestRefusalSummaryEachPeriod(t *testing.T) {
-	s := startServerOpts(t, Options{RefusalPeriod: 50 * time.Millisecond})
+	s := startServerWith(t, Options{RefusalPeriod: 50 * time.Millisecond})
 	ctx := context.Background()
 	s.tenant(t, "acme")
 	c := s.clients("connect", "acme", s.key(t, policy.Ingester, "acme"))

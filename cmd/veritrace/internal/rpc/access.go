@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
@@ -63,6 +64,12 @@ var rules = map[string]rule{
 	veritracev1connect.AuditServiceAggregateTracesProcedure:      {perm: policy.ReadEntries, record: true, target: aggregateTarget},
 	veritracev1connect.IdentityServiceWhoAmIProcedure:            {perm: policy.ReadOwnKey},
 	veritracev1connect.RetentionServiceListErasuresProcedure:     {perm: policy.EraseData, record: true},
+	// OpenTelemetry ingest: gRPC procedures and OTLP/HTTP paths. Like
+	// AppendSpans, appends are entries themselves and are not recorded again.
+	otlp.TraceExportProcedure: {perm: policy.AppendSpans},
+	otlp.LogsExportProcedure:  {perm: policy.AppendSpans},
+	otlp.TracesPath:           {perm: policy.AppendSpans},
+	otlp.LogsPath:             {perm: policy.AppendSpans},
 }
 
 type ctxKey int

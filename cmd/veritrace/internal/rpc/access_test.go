@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
@@ -139,6 +140,22 @@ func procedureCalls(n *int) map[string]func(ctx context.Context, c clients) erro
 			_, err := c.identity.WhoAmI(ctx, connect.NewRequest(&v1.WhoAmIRequest{}))
 			return err
 		},
+		otlp.TraceExportProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(next()))))
+			return err
+		},
+		otlp.LogsExportProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.otlp.logs.CallUnary(ctx, connect.NewRequest(otlpLogs(otlpLogRecord(next()))))
+			return err
+		},
+		otlp.TracesPath: func(ctx context.Context, c clients) error {
+			_, _, err := c.otlp.post(ctx, otlp.TracesPath, otlp.ContentProtobuf, mustMarshal(otlpExport(otlpSpan(next()))))
+			return err
+		},
+		otlp.LogsPath: func(ctx context.Context, c clients) error {
+			_, _, err := c.otlp.post(ctx, otlp.LogsPath, otlp.ContentJSON, []byte(`{"resourceLogs":[]}`))
+			return err
+		},
 	}
 }
 
@@ -152,7 +169,7 @@ func isAuthCode(c connect.Code) bool {
 func TestAccessMatrix(t *testing.T) {
 	// Every unauthenticated call answers unauthenticated: the limiter of
 	// failed authentications is tested in TestUnauthenticatedRateLimited.
-	s := startServerOpts(t, Options{AuthFailureBurst: 1 << 20})
+	s := startServerWith(t, Options{AuthFailureBurst: 1 << 20})
 	ctx := context.Background()
 	s.tenant(t, "acme")
 	s.tenant(t, "globex")

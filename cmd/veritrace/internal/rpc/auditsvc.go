@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/veritrace/veritrace/audit"
 	"github.com/veritrace/veritrace/audit/bundle"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 )
@@ -138,6 +140,9 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 			if err := proto.Unmarshal(e.Payload, n.Span); err != nil {
 				return nil, s.fail(ctx, proc, fmt.Errorf("decode span entry %d: %w", h.Index, err), nil)
 			}
+			if n.OtlpJson, err = otlp.SourceJSON(n.Span.GetOtlp()); err != nil {
+				return nil, s.fail(ctx, proc, fmt.Errorf("span entry %d: %w", h.Index, err), nil)
+			}
 		}
 		nodes[h.SpanID] = n
 		parents[n] = h.ParentSpanID
@@ -156,6 +161,21 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 		} else {
 			resp.Roots = append(resp.Roots, n)
 		}
+	}
+	// Retries and fallbacks: sibling model calls, every one but the last
+	// failed, are attempts at one step.
+	markAttempts := func(ns []*v1.SpanNode) {
+		in := make([]bundle.AttemptSpan, len(ns))
+		for i, n := range ns {
+			in[i] = bundle.AttemptSpan{Kind: n.Kind, Start: time.Unix(0, start(n)), Error: n.GetSpan().GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR}
+		}
+		for i, a := range bundle.Attempts(in) {
+			ns[i].Attempt, ns[i].Attempts = uint32(a.N), uint32(a.Of)
+		}
+	}
+	markAttempts(resp.Roots)
+	for _, n := range order {
+		markAttempts(n.Children)
 	}
 	for _, e := range p.Versions {
 		v, err := decodeVersion(e)

@@ -46,7 +46,7 @@ func BenchmarkRefusedRequests(b *testing.B) {
 		{"unauthenticated/coalesced+limited", Options{}, policy.Ingester, true, getEntry, []connect.Code{connect.CodeUnauthenticated, connect.CodeResourceExhausted}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := startServerOpts(b, bc.opts)
+			s := startServerWith(b, bc.opts)
 			token := s.key(b, bc.role, "default")
 			if bc.wrong {
 				token = token[:len(token)-43] + strings.Repeat("A", 43)

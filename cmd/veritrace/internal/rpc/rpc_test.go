@@ -56,13 +56,15 @@ func (s *syncBuffer) String() string {
 
 // startServer runs the real handler on a loopback listener with HTTP/1.1
 // and h2c, like `veritrace serve`, logging at debug level into ts.logs.
-func startServer(t testing.TB, maxBytes int, lopts ...func(*ledger.Options)) *testServer {
+func startServer(t testing.TB, maxBytes int, opts ...func(*ledger.Options)) *testServer {
 	t.Helper()
-	return startServerOpts(t, Options{MaxRequestBytes: maxBytes}, lopts...)
+	return startServerWith(t, Options{MaxRequestBytes: maxBytes}, opts...)
 }
 
-// startServerOpts is startServer with handler options; Logger is set here.
-func startServerOpts(t testing.TB, opts Options, ledgerOpts ...func(*ledger.Options)) *testServer {
+// startServerWith is startServer with handler options (the logger is the
+// test server's). The handler is closed, writing its refusal summaries,
+// before the ledger.
+func startServerWith(t testing.TB, opts Options, ledgerOpts ...func(*ledger.Options)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	keys, _, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: dir})
@@ -125,6 +127,7 @@ type clients struct {
 	retention veritracev1connect.RetentionServiceClient
 	admin     veritracev1connect.AdminServiceClient
 	identity  veritracev1connect.IdentityServiceClient
+	otlp      otlpClients
 }
 
 // clients returns the generated clients speaking protocol ("connect" or
@@ -147,6 +150,7 @@ func (s *testServer) clients(protocol, tenant, token string) clients {
 		retention: veritracev1connect.NewRetentionServiceClient(hc, s.url, opts...),
 		admin:     veritracev1connect.NewAdminServiceClient(hc, s.url, opts...),
 		identity:  veritracev1connect.NewIdentityServiceClient(hc, s.url, opts...),
+		otlp:      newOTLPClients(hc, s.url, tenant, token, opts...),
 	}
 }
 
@@ -396,7 +400,7 @@ func FuzzSpanRecord(f *testing.F) {
 		if err := proto.Unmarshal(b, sp); err != nil {
 			return
 		}
-		r, err := spanRecord("spans[0]", sp)
+		r, err := spanRecord("spans[0]", sp, maxSpanBytes)
 		if err != nil {
 			var ce *connect.Error
 			if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument {

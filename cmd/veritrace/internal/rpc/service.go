@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
@@ -57,25 +58,19 @@ type Options struct {
 	// Default: a retention.Service over the ledger, without background
 	// sweeps (the caller runs those).
 	Retention *retention.Service
+	// OTLP configures OpenTelemetry ingest.
+	OTLP OTLPOptions
+	// otlpAppend replaces the ledger's Append for OTLP ingest, for tests
+	// that inject storage faults.
+	otlpAppend func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error)
 }
 
-// Handler serves the API. Close it after the HTTP server has stopped and
-// before the ledger is closed.
-type Handler struct {
-	http.Handler
-	auth *authInterceptor
-}
-
-// Close writes the access log's pending refusal summaries (docs/ACCESS.md).
-// Requests that still arrive are recorded one by one.
-func (h *Handler) Close(ctx context.Context) error { return h.auth.refusals.close(ctx) }
-
-// NewHandler returns the HTTP handler serving IngestService and
-// LedgerService over Connect, gRPC and gRPC-Web, the gRPC health check and
-// gRPC reflection.
-func NewHandler(l *ledger.Ledger, opts Options) *Handler {
+func (opts *Options) defaults(l *ledger.Ledger) {
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if opts.OTLP.MaxBytes <= 0 {
+		opts.OTLP.MaxBytes = otlp.DefaultMaxBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -89,16 +84,68 @@ func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	if opts.Retention == nil {
 		opts.Retention = &retention.Service{L: l, SessionField: audit.FieldSession, Now: opts.Now, Log: opts.Logger}
 	}
-	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention}
-	auth := newAuthInterceptor(l, opts)
-	handlerOpts := []connect.HandlerOption{
-		connect.WithReadMaxBytes(opts.MaxRequestBytes),
+}
+
+// handlerOptions are the options of every Connect handler: the read limit,
+// panic recovery and the auth interceptor.
+func handlerOptions(opts Options, auth *authInterceptor, readMax int) []connect.HandlerOption {
+	return []connect.HandlerOption{
+		connect.WithReadMaxBytes(readMax),
 		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
 			opts.Logger.ErrorContext(ctx, "handler panic", "procedure", spec.Procedure, "panic", fmt.Sprint(p))
 			return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error"))
 		}),
 		connect.WithInterceptors(auth),
 	}
+}
+
+// mountOTLP serves OpenTelemetry ingest on mux: the OTLP gRPC services and
+// OTLP/HTTP (docs/OTLP.md), through the same keys, rules and append path
+// as the Connect API.
+func mountOTLP(mux *http.ServeMux, s *service, auth *authInterceptor, opts Options) {
+	b := &otlpBackend{service: s, auth: auth, opts: opts.OTLP, append: opts.otlpAppend}
+	if b.append == nil {
+		b.append = s.l.Append
+	}
+	for path, h := range otlp.NewGRPCHandlers(b, handlerOptions(opts, auth, opts.OTLP.MaxBytes)...) {
+		mux.Handle(path, h)
+	}
+	h := otlp.NewHTTPHandler(b, int64(opts.OTLP.MaxBytes), opts.Logger)
+	mux.Handle(otlp.TracesPath, h)
+	mux.Handle(otlp.LogsPath, h)
+}
+
+// Handler serves the API. Close it after the HTTP servers using it (and its
+// OTLP handler) have stopped and before the ledger is closed.
+type Handler struct {
+	http.Handler
+	s    *service
+	auth *authInterceptor
+	opts Options
+}
+
+// Close writes the access log's pending refusal summaries (docs/ACCESS.md).
+// Requests that still arrive are recorded one by one.
+func (h *Handler) Close(ctx context.Context) error { return h.auth.refusals.close(ctx) }
+
+// OTLPHandler returns a handler serving only OpenTelemetry ingest (OTLP
+// gRPC and OTLP/HTTP), for dedicated listeners such as the SDKs' default
+// ports 4317 and 4318. It shares h's access recording: the same refusal
+// bursts and limiter of failed authentications, closed by h.Close.
+func (h *Handler) OTLPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mountOTLP(mux, h.s, h.auth, h.opts)
+	return withTransport(mux, h.opts.AllowPlaintextKeys)
+}
+
+// NewHandler returns the HTTP handler serving the Veritrace services over
+// Connect, gRPC and gRPC-Web, the gRPC health check, gRPC reflection, and
+// OpenTelemetry ingest (OTLP gRPC and OTLP/HTTP).
+func NewHandler(l *ledger.Ledger, opts Options) *Handler {
+	opts.defaults(l)
+	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention}
+	auth := newAuthInterceptor(l, opts)
+	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()
 	mux.Handle(veritracev1connect.NewIngestServiceHandler(&ingestService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewLedgerServiceHandler(&ledgerService{s}, handlerOpts...))
@@ -115,7 +162,8 @@ func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	return &Handler{Handler: withTransport(mux, opts.AllowPlaintextKeys), auth: auth}
+	mountOTLP(mux, s, auth, opts)
+	return &Handler{Handler: withTransport(mux, opts.AllowPlaintextKeys), s: s, auth: auth, opts: opts}
 }
 
 // healthChecker answers the gRPC health check from the ledger's state: a
@@ -148,6 +196,21 @@ type service struct {
 	retention *retention.Service
 }
 
+// prepareSpan is the path of every ingested span, native or OTLP: it
+// validates the span (field is its path in the request, for errors) and
+// makes its ledger record, with the retention class of the rules in force
+// now. Its errors are Connect errors.
+func (s *service) prepareSpan(ctx context.Context, procedure, tenant, field string, sp *v1.Span, maxBytes int) (ledger.Record, error) {
+	rec, err := spanRecord(field, sp, maxBytes)
+	if err != nil {
+		return rec, err
+	}
+	if rec.RetentionClass, err = spanClass(ctx, s.retention, tenant, sp); err != nil {
+		return rec, s.fail(ctx, procedure, err, nil)
+	}
+	return rec, nil
+}
+
 func (s *service) fail(ctx context.Context, procedure string, err error, name recordNamer) error {
 	return toConnect(ctx, s.log, procedure, err, name)
 }
@@ -177,12 +240,8 @@ func (s *ingestService) AppendSpans(ctx context.Context, req *connect.Request[v1
 	recs := make([]ledger.Record, len(spans))
 	var err error
 	for i, sp := range spans {
-		if recs[i], err = spanRecord(fmt.Sprintf("spans[%d]", i), sp); err != nil {
+		if recs[i], err = s.prepareSpan(ctx, proc, tenant, fmt.Sprintf("spans[%d]", i), sp, maxSpanBytes); err != nil {
 			return nil, err
-		}
-		// The retention class is fixed now, from the rules in force.
-		if recs[i].RetentionClass, err = spanClass(ctx, s.retention, tenant, sp); err != nil {
-			return nil, s.fail(ctx, proc, err, nil)
 		}
 	}
 	receipts, err := s.l.Append(ctx, tenant, recs)
@@ -377,6 +436,9 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 				return nil, s.fail(ctx, proc, fmt.Errorf("decode span entry %d: %w", h.Index, err), nil)
 			}
 			msg.Record = &v1.Entry_Span{Span: sp}
+			if msg.OtlpJson, err = otlp.SourceJSON(sp.GetOtlp()); err != nil {
+				return nil, s.fail(ctx, proc, fmt.Errorf("span entry %d: %w", h.Index, err), nil)
+			}
 		case format.KindVersion:
 			v, err := decodeVersion(e)
 			if err != nil {

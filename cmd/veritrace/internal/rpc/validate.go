@@ -17,17 +17,22 @@ import (
 
 // Limits of request fields.
 const (
-	maxSpanBytes    = 1 << 20 // encoded size of one span
-	maxVersionBytes = 1 << 20 // content of one version
-	maxShortString  = 1024    // names, ids, labels, roles, models
-	maxAttributes   = 256
+	maxSpanBytes = 1 << 20 // encoded size of one span
+	// maxOTLPSpanBytes is the encoded size of one span ingested over OTLP:
+	// it holds the span as received and its normalised form, which repeats
+	// the content.
+	maxOTLPSpanBytes = 2 * maxSpanBytes
+	maxVersionBytes  = 1 << 20 // content of one version
+	maxShortString   = 1024    // names, ids, labels, roles, models
+	maxAttributes    = 256
 )
 
 var marshal = proto.MarshalOptions{Deterministic: true}
 
-// spanRecord validates a span and turns it into a ledger record. field is
-// the span's path in the request, e.g. "spans[2]".
-func spanRecord(field string, s *v1.Span) (ledger.Record, error) {
+// spanRecord validates a span and turns it into a ledger record of at most
+// maxBytes of payload. field is the span's path in the request, e.g.
+// "spans[2]".
+func spanRecord(field string, s *v1.Span, maxBytes int) (ledger.Record, error) {
 	var r ledger.Record
 	if err := validateSpan(field, s); err != nil {
 		return r, err
@@ -36,8 +41,8 @@ func spanRecord(field string, s *v1.Span) (ledger.Record, error) {
 	if err != nil {
 		return r, invalid(field, "%v", err)
 	}
-	if len(payload) > maxSpanBytes {
-		return r, invalid(field, "span of %d bytes exceeds the limit of %d bytes", len(payload), maxSpanBytes)
+	if len(payload) > maxBytes {
+		return r, invalid(field, "span of %d bytes exceeds the limit of %d bytes", len(payload), maxBytes)
 	}
 	r = ledger.Record{
 		Kind:    format.KindSpan,
