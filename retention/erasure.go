@@ -1,12 +1,17 @@
 package retention
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -61,6 +66,12 @@ type Erasure struct {
 	// Receipt and ReceiptSig are set once done.
 	Receipt    json.RawMessage `json:"receipt,omitempty"`
 	ReceiptSig string          `json:"receipt_sig,omitempty"`
+	// RequestDigest is a keyed digest of what the request asked (see
+	// requestDigest), under DigestKey, random per plan: a request id reused
+	// for a different request is refused. Empty for sweeps and for plans
+	// stored before digests were kept.
+	RequestDigest string `json:"request_digest,omitempty"`
+	DigestKey     string `json:"digest_key,omitempty"`
 }
 
 // Receipt is what an erasure receipt says; the log key signs its JSON
@@ -86,6 +97,48 @@ type Receipt struct {
 	Checkpoint string `json:"checkpoint"`
 }
 
+// ErrRequestIDReused: the request id names an earlier, different request.
+var ErrRequestIDReused = errors.New("request_id already names a different erasure request")
+
+// requestDigest is HMAC-SHA256, under key, of everything an erasure request
+// asks: the selector and its value (trace ids as a set), the legal basis,
+// the ticket and the reason; not who asks, nor whether it is a dry run.
+// Two requests with the same id are the same request exactly when their
+// digests are equal. The plan keeps the digest instead of the subject or
+// session id it was computed from.
+func requestDigest(key []byte, req ErasureRequest) []byte {
+	m := hmac.New(sha256.New, key)
+	field := func(b []byte) {
+		m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(b))))
+		m.Write(b)
+	}
+	field([]byte("veritrace erasure request v1"))
+	field([]byte(req.Subject))
+	field([]byte(req.Session))
+	traces := slices.Clone(req.TraceIDs)
+	slices.SortFunc(traces, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	traces = slices.Compact(traces)
+	m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(traces))))
+	for _, t := range traces {
+		m.Write(t[:])
+	}
+	field([]byte(req.LegalBasis))
+	field([]byte(req.Ticket))
+	field([]byte(req.Reason))
+	return m.Sum(nil)
+}
+
+// sameRequest reports whether req is the request the plan was made for.
+// Plans stored before digests were kept match any request with their id.
+func (er *Erasure) sameRequest(req ErasureRequest) bool {
+	if er.RequestDigest == "" {
+		return true
+	}
+	key, err1 := hex.DecodeString(er.DigestKey)
+	want, err2 := hex.DecodeString(er.RequestDigest)
+	return err1 == nil && err2 == nil && hmac.Equal(requestDigest(key, req), want)
+}
+
 func validRequestID(id string) bool {
 	if id == "" || len(id) > 64 {
 		return false
@@ -100,8 +153,9 @@ func validRequestID(id string) bool {
 
 // Erase carries out (or, with DryRun, plans) an erasure request. Entries
 // covered by a legal hold are not erased; the outcome lists them with the
-// hold. A request with the ID of an earlier one returns its outcome, and
-// one interrupted by a crash is finished by Resume or by asking again.
+// hold. A request with the ID of an earlier one returns its outcome if it
+// asks the same (requestDigest), else ErrRequestIDReused; one interrupted
+// by a crash is finished by Resume or by asking again.
 func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) (*Erasure, error) {
 	if !validRequestID(req.ID) {
 		return nil, fmt.Errorf("%w: request id must be 1 to 64 of A-Z a-z 0-9 - _ .", ErrInvalid)
@@ -125,6 +179,9 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 		if err := json.Unmarshal(b, er); err != nil {
 			return nil, err
 		}
+		if !er.sameRequest(req) {
+			return nil, fmt.Errorf("%w: %q was used for an erasure requested at %s; use a new request id", ErrRequestIDReused, req.ID, er.RequestedAt.Format(time.RFC3339))
+		}
 		if er.State == "executing" {
 			return er, s.complete(ctx, er)
 		}
@@ -135,6 +192,9 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 
 	er := &Erasure{ID: req.ID, Tenant: tenant, LegalBasis: req.LegalBasis, Ticket: req.Ticket, Reason: req.Reason,
 		RequestedBy: req.RequestedBy, RequestedAt: s.now(), State: "executing"}
+	digestKey := make([]byte, 32)
+	rand.Read(digestKey)
+	er.DigestKey, er.RequestDigest = hex.EncodeToString(digestKey), hex.EncodeToString(requestDigest(digestKey, req))
 	var targets []uint64
 	var err error
 	switch {

@@ -173,7 +173,8 @@ func runExport(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := os.Rename(tmp.Name(), *out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d bytes); verify it with: veritrace verify %s --key log.pub\n", *out, n, *out)
+	fmt.Fprintf(stdout, "wrote %s (%d bytes); verify it with: veritrace verify %s --key veritrace-data/log.pub\n"+
+		"(the log's public key: DATA/log.pub on the server, by default veritrace-data/log.pub; auditors get it out of band)\n", *out, n, *out)
 	return nil
 }
 

@@ -165,6 +165,16 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 // stops accepting, lets in-flight requests (appends included) finish, and
 // closes the ledger.
 func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
+	// A certificate that cannot serve is reported before anything touches
+	// the data directory.
+	var certs []tls.Certificate
+	if c.TLSCert != "" {
+		cert, err := loadTLS(c.TLSCert, c.TLSKey, time.Now())
+		if err != nil {
+			return err
+		}
+		certs = []tls.Certificate{cert}
+	}
 	keys, created, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: c.DataDir, MasterKey: c.MasterKeyFile, SigningKey: c.SigningKeyFile})
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
@@ -218,11 +228,12 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		ln   net.Listener
 		srv  *http.Server
 	}
-	var handler http.Handler = rpc.NewHandler(l, opts)
+	api := rpc.NewHandler(l, opts)
+	var handler http.Handler = api
 	if c.Console {
-		handler = console.WithConsole(handler)
+		handler = console.WithConsole(api)
 	}
-	listeners := []listener{{"serving", ln, newServer(c, handler, log)}}
+	listeners := []listener{{"serving", ln, newServer(c, handler, log, certs)}}
 	for _, extra := range []struct{ name, addr string }{{"serving OTLP (gRPC default port)", c.OTLPGRPCListen}, {"serving OTLP (HTTP default port)", c.OTLPHTTPListen}} {
 		if extra.addr == "" {
 			continue
@@ -237,7 +248,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 			l.Close()
 			return err
 		}
-		listeners = append(listeners, listener{extra.name, eln, newServer(c, rpc.NewOTLPHandler(l, opts), log)})
+		listeners = append(listeners, listener{extra.name, eln, newServer(c, api.OTLPHandler(), log, certs)})
 	}
 	if c.PprofListen != "" {
 		go servePprof(c.PprofListen, log)
@@ -252,7 +263,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		log.Info(o.name, "addr", scheme+"://"+o.ln.Addr().String(), "data", c.DataDir, "verifier_key", l.VerifierKey())
 		go func() {
 			if c.TLSCert != "" {
-				errc <- o.srv.ServeTLS(o.ln, c.TLSCert, c.TLSKey)
+				errc <- o.srv.ServeTLS(o.ln, "", "") // the certificate loaded at start
 			} else {
 				errc <- o.srv.Serve(o.ln)
 			}
@@ -281,12 +292,14 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	// Closing the ledger (which drains the writer, signs last checkpoints
 	// and flushes Badger's memtables) runs under what is left of the
 	// shutdown timeout, at least a second: Badger retries a failed flush
-	// forever, e.g. when the data directory was removed.
+	// forever, e.g. when the data directory was removed. The access log's
+	// pending refusal summaries are written first.
 	closed := make(chan error, 1)
 	go func() {
 		stopSweeps()
 		<-sweeps
-		closed <- l.Close()
+		herr := api.Close(context.Background())
+		closed <- errors.Join(herr, l.Close())
 	}()
 	select {
 	case cerr := <-closed:
@@ -302,8 +315,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 }
 
 // newServer is an HTTP server for the API: HTTP/1.1 and HTTP/2 (h2c
-// without TLS, for gRPC clients), with the server's timeouts.
-func newServer(c serveConfig, h http.Handler, log *slog.Logger) *http.Server {
+// without TLS, for gRPC clients), with the server's timeouts; with TLS it
+// serves certs, loaded at start.
+func newServer(c serveConfig, h http.Handler, log *slog.Logger, certs []tls.Certificate) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -314,11 +328,25 @@ func newServer(c serveConfig, h http.Handler, log *slog.Logger) *http.Server {
 	srv.Protocols.SetHTTP1(true)
 	if c.TLSCert != "" {
 		srv.Protocols.SetHTTP2(true)
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: certs}
 	} else {
 		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
 	return srv
+}
+
+// loadTLS loads a TLS certificate and its private key and checks that they
+// match and that the certificate is valid now.
+func loadTLS(certFile, keyFile string, now time.Time) (tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return cert, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", certFile, keyFile, err)
+	}
+	if leaf := cert.Leaf; leaf != nil && (now.Before(leaf.NotBefore) || now.After(leaf.NotAfter)) {
+		return cert, fmt.Errorf("--tls-cert %s is valid from %s to %s, not now", certFile,
+			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return cert, nil
 }
 
 // servePprof serves Go's profiling endpoints on their own listener, apart

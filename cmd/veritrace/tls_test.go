@@ -9,6 +9,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -33,6 +35,12 @@ import (
 // paths and a pool trusting the certificate.
 func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
+	return selfSignedFor(t, dir, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+}
+
+// selfSignedFor is selfSigned with the given validity.
+func selfSignedFor(t *testing.T, dir string, notBefore, notAfter time.Time) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +48,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "veritrace test"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		NotBefore:   notBefore, NotAfter: notAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -82,6 +90,48 @@ func TestServeTLS(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("serve: %v", err)
+	}
+}
+
+// TestServeBadTLS: a TLS certificate or key that cannot serve is reported
+// before anything touches the data directory: no directory, no keys, no
+// admin key, nothing logged as serving.
+func TestServeBadTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := selfSigned(t, dir)
+	otherCert, otherKey, _ := selfSigned(t, t.TempDir())
+	expiredCert, expiredKey, _ := selfSignedFor(t, t.TempDir(), time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	garbage := filepath.Join(dir, "garbage.pem")
+	os.WriteFile(garbage, []byte("not a certificate\n"), 0o600)
+	for _, tc := range []struct {
+		name, cert, key, want string
+	}{
+		{"missing cert", filepath.Join(dir, "nope.crt"), keyFile, "nope.crt"},
+		{"missing key", certFile, filepath.Join(dir, "nope.key"), "nope.key"},
+		{"garbage cert", garbage, keyFile, "garbage.pem"},
+		{"garbage key", certFile, garbage, "garbage.pem"},
+		{"key of another cert", certFile, otherKey, otherKey},
+		{"cert of another key", otherCert, keyFile, otherCert},
+		{"expired cert", expiredCert, expiredKey, "not now"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			var logs strings.Builder
+			log := slog.New(slog.NewTextHandler(&logs, nil))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := serve(ctx, serveConfig{DataDir: data, Listen: "127.0.0.1:0", TLSCert: tc.cert, TLSKey: tc.key,
+				MaxRequestBytes: 4 << 20, CheckpointInterval: time.Second, ShutdownTimeout: time.Second, LogLevel: "info"}, log)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("serve() = %v, want an error naming %s", err, tc.want)
+			}
+			if _, serr := os.Stat(data); !errors.Is(serr, os.ErrNotExist) {
+				t.Errorf("the data directory was created (%v) before the TLS files were checked", serr)
+			}
+			if strings.Contains(logs.String(), "serving") {
+				t.Errorf("logged as serving:\n%s", logs.String())
+			}
+		})
 	}
 }
 

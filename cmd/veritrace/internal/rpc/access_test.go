@@ -167,7 +167,9 @@ func isAuthCode(c connect.Code) bool {
 // foreign tenant, and with no key, a malformed, unknown, revoked and
 // expired key, over Connect and gRPC, and checks the code.
 func TestAccessMatrix(t *testing.T) {
-	s := startServer(t, 0)
+	// Every unauthenticated call answers unauthenticated: the limiter of
+	// failed authentications is tested in TestUnauthenticatedRateLimited.
+	s := startServerWith(t, Options{AuthFailureBurst: 1 << 20})
 	ctx := context.Background()
 	s.tenant(t, "acme")
 	s.tenant(t, "globex")
@@ -367,6 +369,7 @@ func TestPlaintextKeysRefused(t *testing.T) {
 	token := s.key(t, policy.Auditor, "default")
 	for _, allow := range []bool{false, true} {
 		h := NewHandler(s.l, Options{AllowPlaintextKeys: allow})
+		defer h.Close(context.Background())
 		req := httptest.NewRequest(http.MethodPost, "/veritrace.v1.LedgerService/GetCheckpoint", strings.NewReader("{}"))
 		req.RemoteAddr = "192.0.2.10:40000" // TEST-NET-1; no traffic is sent
 		req.Header.Set("Content-Type", "application/json")

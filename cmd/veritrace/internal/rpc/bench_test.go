@@ -2,118 +2,75 @@ package rpc
 
 import (
 	"context"
-	"fmt"
-	"runtime"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 
-	"github.com/veritrace/veritrace/audit"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/policy"
 )
 
-// BenchmarkExportBundle exports 10,000 spans (1,000 traces of 10 spans of
-// one subject, about 1 KiB each) through the generated client over a
-// loopback listener, as `veritrace export` does, beside the same export
-// in process (no RPC, no client) as its baseline:
+// BenchmarkRefusedRequests drives a real server over loopback with refused
+// requests from 16 concurrent clients and reports refusals/s, the access
+// records written per refusal, and errors (answers other than the expected
+// refusal; they must be 0). Baselines, in the same run:
+//   - allowed: a valid key's GetCheckpoint (authenticated, not recorded);
+//   - denied/each-recorded: refusals recorded one by one (RefusalPeriod < 0),
+//     the behaviour before bursts.
 //
-//	go test -run '^$' -bench ExportBundle -benchtime 3x ./cmd/veritrace/internal/rpc/
-func BenchmarkExportBundle(b *testing.B) {
-	s := startServer(b, 0)
-	ctx := context.Background()
-	app := s.clients("connect", "", s.key(b, policy.Ingester, "default"))
-	aud := s.clients("connect", "", s.key(b, policy.Auditor, "default"))
-	const traces, perTrace = 1000, 10
-	for t := 0; t < traces; t += 100 {
-		var spans []*v1.Span
-		for i := t; i < t+100; i++ {
-			for j := 0; j < perTrace; j++ {
-				sp := testSpan(j)
-				sp.TraceId = []byte(fmt.Sprintf("trace-%010d", i))
-				if j > 0 {
-					sp.ParentSpanId = testSpan(0).SpanId
-				}
-				sp.SubjectId = "bench-subject"
-				spans = append(spans, sp)
-			}
-		}
-		if _, err := app.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: spans})); err != nil {
-			b.Fatal(err)
-		}
+// Run: go test -run '^$' -bench RefusedRequests -benchtime 5000x ./cmd/veritrace/internal/rpc/
+func BenchmarkRefusedRequests(b *testing.B) {
+	getEntry := func(c clients) error {
+		_, err := c.ledger.GetEntry(context.Background(), connect.NewRequest(&v1.GetEntryRequest{}))
+		return err
 	}
-	sel := &v1.TraceQuery{SubjectId: "bench-subject"}
-	run := func(b *testing.B, export func() (int64, error)) {
-		var n int64
-		heap := peakHeap(func() {
-			for i := 0; i < b.N; i++ {
-				var err error
-				if n, err = export(); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.ReportMetric(float64(traces*perTrace*b.N)/b.Elapsed().Seconds(), "spans/s")
-		b.ReportMetric(heap, "peak-heap-MB")
-		b.ReportMetric(float64(n)/(1<<20), "bundle-MB")
-		b.ReportMetric(0, "errors")
+	getCheckpoint := func(c clients) error {
+		_, err := c.ledger.GetCheckpoint(context.Background(), connect.NewRequest(&v1.GetCheckpointRequest{}))
+		return err
 	}
-	b.Run("rpc-10k-spans", func(b *testing.B) {
-		run(b, func() (int64, error) {
-			st, err := aud.audit.ExportBundle(ctx, connect.NewRequest(&v1.ExportBundleRequest{Selector: sel}))
-			if err != nil {
-				return 0, err
+	for _, bc := range []struct {
+		name  string
+		opts  Options
+		role  policy.Role
+		wrong bool // send the key with a wrong secret
+		call  func(clients) error
+		want  []connect.Code // none: success
+	}{
+		{"allowed", Options{}, policy.Auditor, false, getCheckpoint, nil},
+		{"denied/each-recorded", Options{RefusalPeriod: -1}, policy.Ingester, false, getEntry, []connect.Code{connect.CodePermissionDenied}},
+		{"denied/coalesced", Options{}, policy.Ingester, false, getEntry, []connect.Code{connect.CodePermissionDenied}},
+		{"unauthenticated/each-recorded", Options{RefusalPeriod: -1, AuthFailureBurst: 1 << 30}, policy.Ingester, true, getEntry, []connect.Code{connect.CodeUnauthenticated}},
+		{"unauthenticated/coalesced+limited", Options{}, policy.Ingester, true, getEntry, []connect.Code{connect.CodeUnauthenticated, connect.CodeResourceExhausted}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := startServerWith(b, bc.opts)
+			token := s.key(b, bc.role, "default")
+			if bc.wrong {
+				token = token[:len(token)-43] + strings.Repeat("A", 43)
 			}
-			defer st.Close()
-			var n int64
-			for st.Receive() {
-				n += int64(len(st.Msg().GetChunk()))
-			}
-			return n, st.Err()
+			c := s.clients("connect", "", token)
+			before, _ := s.l.Size(context.Background(), "default")
+			sysBefore, _ := s.l.Size(context.Background(), "system")
+			var errs atomic.Int64
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					err := bc.call(c)
+					if (err == nil) != (len(bc.want) == 0) || (err != nil && !slices.Contains(bc.want, connect.CodeOf(err))) {
+						errs.Add(1)
+					}
+				}
+			})
+			b.StopTimer()
+			after, _ := s.l.Size(context.Background(), "default")
+			sysAfter, _ := s.l.Size(context.Background(), "system")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+			b.ReportMetric(float64(after-before+sysAfter-sysBefore)/float64(b.N), "records/op")
+			b.ReportMetric(float64(errs.Load()), "errors")
 		})
-	})
-	b.Run("baseline-in-process-10k-spans", func(b *testing.B) {
-		x := &audit.Exporter{S: &audit.Searcher{L: s.l}, Now: time.Now}
-		q, bsel, err := toQuery("selector", sel)
-		if err != nil {
-			b.Fatal(err)
-		}
-		run(b, func() (int64, error) {
-			var cw countingWriter
-			_, err := x.Export(ctx, audit.ExportRequest{Tenant: "default", Selector: bsel, Query: q}, &cw)
-			return cw.n, err
-		})
-	})
-}
-
-type countingWriter struct{ n int64 }
-
-func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
-
-// peakHeap samples the heap while fn runs and returns the peak in MB.
-func peakHeap(fn func()) float64 {
-	runtime.GC()
-	var peak atomic.Uint64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
-	fn()
-	close(stop)
-	<-done
-	return float64(peak.Load()) / (1 << 20)
+	}
 }

@@ -31,6 +31,7 @@ import (
 type testServer struct {
 	url  string
 	l    *ledger.Ledger
+	h    *Handler
 	logs *syncBuffer // everything the server logged
 	now  time.Time
 }
@@ -60,8 +61,9 @@ func startServer(t testing.TB, maxBytes int, opts ...func(*ledger.Options)) *tes
 	return startServerWith(t, Options{MaxRequestBytes: maxBytes}, opts...)
 }
 
-// startServerWith is startServer with handler options (the logger and
-// clock are the test server's).
+// startServerWith is startServer with handler options (the logger is the
+// test server's). The handler is closed, writing its refusal summaries,
+// before the ledger.
 func startServerWith(t testing.TB, opts Options, ledgerOpts ...func(*ledger.Options)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
@@ -84,15 +86,19 @@ func startServerWith(t testing.TB, opts Options, ledgerOpts ...func(*ledger.Opti
 		t.Fatal(err)
 	}
 	opts.Logger = log
-	srv := &http.Server{Handler: NewHandler(l, opts), Protocols: new(http.Protocols)}
+	h := NewHandler(l, opts)
+	srv := &http.Server{Handler: h, Protocols: new(http.Protocols)}
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		srv.Shutdown(context.Background())
+		if err := h.Close(context.Background()); err != nil {
+			t.Errorf("Handler.Close() = %v", err)
+		}
 		l.Close()
 	})
-	ts.url, ts.l = "http://"+ln.Addr().String(), l
+	ts.url, ts.l, ts.h = "http://"+ln.Addr().String(), l, h
 	return ts
 }
 

@@ -44,6 +44,17 @@ type Options struct {
 	Logger             *slog.Logger
 	// Now is the clock (key expiry, access records). Default time.Now.
 	Now func() time.Time
+	// RefusalPeriod is how long refused requests of one burst (one peer,
+	// one key) are counted before a summary is written to the access log
+	// (docs/ACCESS.md). Default DefaultRefusalPeriod; negative: every
+	// refusal is recorded on its own.
+	RefusalPeriod time.Duration
+	// AuthFailureBurst and AuthFailureRate limit, per peer, the requests
+	// that fail authentication before the peer is answered
+	// resource_exhausted (defaults DefaultAuthFailureBurst and
+	// DefaultAuthFailureRate per second).
+	AuthFailureBurst int
+	AuthFailureRate  float64
 	// Retention classifies appended spans and serves RetentionService.
 	// Default: a retention.Service over the ledger, without background
 	// sweeps (the caller runs those).
@@ -67,6 +78,9 @@ func (opts *Options) defaults(l *ledger.Ledger) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.RefusalPeriod == 0 {
+		opts.RefusalPeriod = DefaultRefusalPeriod
 	}
 	if opts.Retention == nil {
 		opts.Retention = &retention.Service{L: l, SessionField: audit.FieldSession, Now: opts.Now, Log: opts.Logger}
@@ -102,25 +116,36 @@ func mountOTLP(mux *http.ServeMux, s *service, auth *authInterceptor, opts Optio
 	mux.Handle(otlp.LogsPath, h)
 }
 
-// NewOTLPHandler returns a handler serving only OpenTelemetry ingest (OTLP
+// Handler serves the API. Close it after the HTTP servers using it (and its
+// OTLP handler) have stopped and before the ledger is closed.
+type Handler struct {
+	http.Handler
+	s    *service
+	auth *authInterceptor
+	opts Options
+}
+
+// Close writes the access log's pending refusal summaries (docs/ACCESS.md).
+// Requests that still arrive are recorded one by one.
+func (h *Handler) Close(ctx context.Context) error { return h.auth.refusals.close(ctx) }
+
+// OTLPHandler returns a handler serving only OpenTelemetry ingest (OTLP
 // gRPC and OTLP/HTTP), for dedicated listeners such as the SDKs' default
-// ports 4317 and 4318.
-func NewOTLPHandler(l *ledger.Ledger, opts Options) http.Handler {
-	opts.defaults(l)
-	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention}
-	auth := &authInterceptor{l: l, log: opts.Logger, now: opts.Now}
+// ports 4317 and 4318. It shares h's access recording: the same refusal
+// bursts and limiter of failed authentications, closed by h.Close.
+func (h *Handler) OTLPHandler() http.Handler {
 	mux := http.NewServeMux()
-	mountOTLP(mux, s, auth, opts)
-	return withTransport(mux, opts.AllowPlaintextKeys)
+	mountOTLP(mux, h.s, h.auth, h.opts)
+	return withTransport(mux, h.opts.AllowPlaintextKeys)
 }
 
 // NewHandler returns the HTTP handler serving the Veritrace services over
 // Connect, gRPC and gRPC-Web, the gRPC health check, gRPC reflection, and
 // OpenTelemetry ingest (OTLP gRPC and OTLP/HTTP).
-func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
+func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	opts.defaults(l)
 	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention}
-	auth := &authInterceptor{l: l, log: opts.Logger, now: opts.Now}
+	auth := newAuthInterceptor(l, opts)
 	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()
 	mux.Handle(veritracev1connect.NewIngestServiceHandler(&ingestService{s}, handlerOpts...))
@@ -139,7 +164,7 @@ func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mountOTLP(mux, s, auth, opts)
-	return withTransport(mux, opts.AllowPlaintextKeys)
+	return &Handler{Handler: withTransport(mux, opts.AllowPlaintextKeys), s: s, auth: auth, opts: opts}
 }
 
 // auditHandler serves AuditService. ExportBundle streams a zip file, which

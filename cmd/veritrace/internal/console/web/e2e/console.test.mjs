@@ -1,5 +1,5 @@
-// End-to-end tests of the web console: a real `veritrace serve` on
-// 127.0.0.1:7370 with a fresh data directory, Debian's chromium driven by
+// End-to-end tests of the web console: a real `veritrace serve` on a free
+// loopback port (or VERITRACE_E2E_ADDR) with a fresh data directory, Debian's chromium driven by
 // playwright-core. Run by `.ci/console e2e` (which builds the binary and
 // sets VERITRACE_BIN); screenshots go to e2e/screenshots/ (git-ignored).
 // @ts-check
@@ -15,8 +15,9 @@ import { chromium } from "playwright-core";
 
 const BIN = process.env.VERITRACE_BIN ?? "";
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const ADDR = process.env.VERITRACE_E2E_ADDR ?? "127.0.0.1:7370";
-const BASE = `http://${ADDR}`;
+const ADDR = process.env.VERITRACE_E2E_ADDR ?? "127.0.0.1:0";
+/** The server's base URL, read from its "serving" log line once it listens. */
+let BASE = "";
 const SHOTS = new URL("./screenshots/", import.meta.url).pathname;
 
 /** @type {import("node:child_process").ChildProcess | undefined} */
@@ -119,11 +120,13 @@ before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   dataDir = mkdtempSync(join(tmpdir(), "veritrace-e2e-data-"));
   profileDir = mkdtempSync(join(tmpdir(), "veritrace-e2e-chromium-"));
-  server = spawn(BIN, ["serve", "--data", dataDir, "--listen", ADDR, "--log-level", "warn", "--sweep-interval", "0"], { stdio: ["ignore", "ignore", "pipe"] });
+  server = spawn(BIN, ["serve", "--data", dataDir, "--listen", ADDR, "--log-level", "info", "--sweep-interval", "0"], { stdio: ["ignore", "ignore", "pipe"] });
   server.stderr?.on("data", (d) => (serverLog += d));
   for (let i = 0; ; i++) {
+    const m = /msg=serving addr=(http:\/\/[0-9.:]+)/.exec(serverLog);
+    if (m) BASE = m[1];
     try {
-      if ((await fetch(`${BASE}/ui/`)).ok) break;
+      if (BASE && (await fetch(`${BASE}/ui/`)).ok) break;
     } catch {}
     if (i > 300 || server.exitCode !== null) throw new Error(`the server did not start:\n${serverLog}`);
     await sleep(100);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file veritrace/v1/access.proto.
  */
 export const file_veritrace_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("Chl2ZXJpdHJhY2UvdjEvYWNjZXNzLnByb3RvEgx2ZXJpdHJhY2UudjEi9wEKDEFjY2Vzc1JlY29yZBIOCgZrZXlfaWQYASABKAkSIAoEcm9sZRgCIAEoDjISLnZlcml0cmFjZS52MS5Sb2xlEhEKCXByb2NlZHVyZRgDIAEoCRIOCgZ0ZW5hbnQYBCABKAkSDgoGdGFyZ2V0GAUgASgJEiwKB291dGNvbWUYBiABKA4yGy52ZXJpdHJhY2UudjEuQWNjZXNzT3V0Y29tZRIMCgRjb2RlGAcgASgJEg4KBnJlYXNvbhgIIAEoCRIMCgRwZWVyGAkgASgJEigKBHRpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKoEBCg1BY2Nlc3NPdXRjb21lEh4KGkFDQ0VTU19PVVRDT01FX1VOU1BFQ0lGSUVEEAASGgoWQUNDRVNTX09VVENPTUVfQUxMT1dFRBABEhkKFUFDQ0VTU19PVVRDT01FX0RFTklFRBACEhkKFUFDQ0VTU19PVVRDT01FX0ZBSUxFRBADQj1aO2dpdGh1Yi5jb20vdmVyaXRyYWNlL3Zlcml0cmFjZS9nZW4vdmVyaXRyYWNlL3YxO3Zlcml0cmFjZXYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_veritrace_v1_admin]);
+  fileDesc("Chl2ZXJpdHJhY2UvdjEvYWNjZXNzLnByb3RvEgx2ZXJpdHJhY2UudjEipgIKDEFjY2Vzc1JlY29yZBIOCgZrZXlfaWQYASABKAkSIAoEcm9sZRgCIAEoDjISLnZlcml0cmFjZS52MS5Sb2xlEhEKCXByb2NlZHVyZRgDIAEoCRIOCgZ0ZW5hbnQYBCABKAkSDgoGdGFyZ2V0GAUgASgJEiwKB291dGNvbWUYBiABKA4yGy52ZXJpdHJhY2UudjEuQWNjZXNzT3V0Y29tZRIMCgRjb2RlGAcgASgJEg4KBnJlYXNvbhgIIAEoCRIMCgRwZWVyGAkgASgJEigKBHRpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB3N1bW1hcnkYCyABKAsyHC52ZXJpdHJhY2UudjEuUmVmdXNhbFN1bW1hcnkihwIKDlJlZnVzYWxTdW1tYXJ5Eg0KBWNvdW50GAEgASgEEi4KCmZpcnN0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWxhc3RfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvY2VkdXJlcxgEIAMoCRIYChBvdGhlcl9wcm9jZWR1cmVzGAUgASgNEg0KBWNvZGVzGAYgAygJEg8KB3RlbmFudHMYByADKAkSFQoNb3RoZXJfdGVuYW50cxgIIAEoDRINCgVwZWVycxgJIAMoCRITCgtvdGhlcl9wZWVycxgKIAEoDSqBAQoNQWNjZXNzT3V0Y29tZRIeChpBQ0NFU1NfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhoKFkFDQ0VTU19PVVRDT01FX0FMTE9XRUQQARIZChVBQ0NFU1NfT1VUQ09NRV9ERU5JRUQQAhIZChVBQ0NFU1NfT1VUQ09NRV9GQUlMRUQQA0I9WjtnaXRodWIuY29tL3Zlcml0cmFjZS92ZXJpdHJhY2UvZ2VuL3Zlcml0cmFjZS92MTt2ZXJpdHJhY2V2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_veritrace_v1_admin]);
 
 /**
  * AccessRecord is the payload of an access-log entry. It holds no secret
@@ -83,11 +83,20 @@ export type AccessRecord = Message<"veritrace.v1.AccessRecord"> & {
   peer: string;
 
   /**
-   * When the request arrived.
+   * When the request arrived; for a summary, when the summary was written.
    *
    * @generated from field: google.protobuf.Timestamp time = 10;
    */
   time?: Timestamp | undefined;
+
+  /**
+   * Set when the record stands for several refused requests that were not
+   * recorded one by one (docs/ACCESS.md, "Refusals"). Outcome is then
+   * DENIED, and key_id, role and peer are those of the burst it closes.
+   *
+   * @generated from field: veritrace.v1.RefusalSummary summary = 11;
+   */
+  summary?: RefusalSummary | undefined;
 };
 
 /**
@@ -96,6 +105,93 @@ export type AccessRecord = Message<"veritrace.v1.AccessRecord"> & {
  */
 export const AccessRecordSchema: GenMessage<AccessRecord> = /*@__PURE__*/
   messageDesc(file_veritrace_v1_access, 0);
+
+/**
+ * RefusalSummary counts refused requests of one burst: from one peer (an
+ * IPv4 address or an IPv6 /64), with one key id (or none), recorded in one
+ * log. The burst's first refusal is recorded on its own; a summary is
+ * written for every period in which more came.
+ *
+ * @generated from message veritrace.v1.RefusalSummary
+ */
+export type RefusalSummary = Message<"veritrace.v1.RefusalSummary"> & {
+  /**
+   * How many refused requests the summary stands for.
+   *
+   * @generated from field: uint64 count = 1;
+   */
+  count: bigint;
+
+  /**
+   * When the first and the last of them arrived.
+   *
+   * @generated from field: google.protobuf.Timestamp first_time = 2;
+   */
+  firstTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_time = 3;
+   */
+  lastTime?: Timestamp | undefined;
+
+  /**
+   * The procedures called, sorted, at most 16; other_procedures counts
+   * the refusals whose procedure found the list full.
+   *
+   * @generated from field: repeated string procedures = 4;
+   */
+  procedures: string[];
+
+  /**
+   * @generated from field: uint32 other_procedures = 5;
+   */
+  otherProcedures: number;
+
+  /**
+   * The Connect codes answered, sorted, e.g. "permission_denied",
+   * "resource_exhausted"; at most 8.
+   *
+   * @generated from field: repeated string codes = 6;
+   */
+  codes: string[];
+
+  /**
+   * The tenants named, sorted, at most 8; other_tenants counts the
+   * refusals whose tenant found the list full. Empty for requests that
+   * were not authenticated (their tenant is not recorded).
+   *
+   * @generated from field: repeated string tenants = 7;
+   */
+  tenants: string[];
+
+  /**
+   * @generated from field: uint32 other_tenants = 8;
+   */
+  otherTenants: number;
+
+  /**
+   * The peers (IPv4 addresses or IPv6 /64s, without port), sorted, at
+   * most 8; other_peers counts the refusals whose peer found the list
+   * full. One peer, unless the server's table of bursts was full and
+   * refusals from several peers were counted together (key_id and peer
+   * are then empty).
+   *
+   * @generated from field: repeated string peers = 9;
+   */
+  peers: string[];
+
+  /**
+   * @generated from field: uint32 other_peers = 10;
+   */
+  otherPeers: number;
+};
+
+/**
+ * Describes the message veritrace.v1.RefusalSummary.
+ * Use `create(RefusalSummarySchema)` to create a new message.
+ */
+export const RefusalSummarySchema: GenMessage<RefusalSummary> = /*@__PURE__*/
+  messageDesc(file_veritrace_v1_access, 1);
 
 /**
  * AccessOutcome is how a request recorded in the access log ended.
