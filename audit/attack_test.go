@@ -9,10 +9,12 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +24,9 @@ import (
 
 	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
+	"github.com/veritrace/veritrace/retention"
 )
 
 // unzipAll returns every file of a zip by name.
@@ -299,5 +303,63 @@ func TestAttackManifestParsedLooserThanSpecified(t *testing.T) {
 				t.Errorf("check %q did not fail on a file the spec says fails it; failed: %v\n%s", tt.want, rep.Failed(), out.String())
 			}
 		})
+	}
+}
+
+// TestAttackTombstoneMembersMatchedCaseInsensitively: check 12 reads a
+// tombstone's payload with encoding/json, so a member "Erased" (or
+// "ERASED", or "\u017frased"-style foldings) fills the list of erased
+// entries, and a later one overrides "erased". docs/FORMAT.md §2.2 gives
+// the members exactly ("no others") and BUNDLE.md check 10 says members
+// not listed are ignored, so by the spec this tombstone names nothing: its
+// "erased" is empty. A server appends such a tombstone, points the erased
+// spans of trace 1 at it, and exports trace 1 without the real tombstone
+// (hiding the request id, legal basis and requester of the real erasure);
+// the Go verifier accepts it, a verifier written from the docs refuses it.
+func TestAttackTombstoneMembersMatchedCaseInsensitively(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.seed(t)
+	rs := &retention.Service{L: f.l, SessionField: FieldSession, Log: slog.New(slog.DiscardHandler)}
+	er, err := rs.Erase(ctx, "default", retention.ErasureRequest{ID: "real", TraceIDs: [][16]byte{traceID(1)}, LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []format.TombstoneEntry
+	for _, i := range er.Erase {
+		e, err := f.l.GetEntry(ctx, "default", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, format.TombstoneEntry{Index: i, LeafHash: hex.EncodeToString(e.LeafHash[:])})
+	}
+	hidden, _ := json.Marshal(names)
+	payload := []byte(`{"reason":"erasure","request_id":"cover","legal_basis":"none","erased":[],"Erased":` + string(hidden) + `}`)
+	rec := ledger.Record{Kind: format.KindTombstone, SubKind: format.TombstoneErasure, RetentionClass: "records", ID: sha256.Sum256([]byte("cover")), Payload: payload}
+	rcpt, err := f.l.Append(ctx, "default", []ledger.Record{rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cover := rcpt[0].Index
+	if err := f.l.MarkErased(ctx, "default", er.Erase, cover); err != nil {
+		t.Fatal(err)
+	}
+	b := f.exportBundle(t, Query{TraceID: traceID(1)}, 0)
+	files := unzipAll(t, b)
+	if _, ok := files[bundle.EntryFile(*er.Tombstone)]; ok {
+		t.Fatal("the bundle carries the real tombstone: the test is wrong")
+	}
+	// The spec's reading: the tombstone's member "erased", exactly.
+	var e struct{ Payload []byte }
+	json.Unmarshal(files[bundle.EntryFile(cover)], &e)
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(e.Payload, &members); err != nil || string(members["erased"]) != "[]" {
+		t.Fatalf("the cover tombstone's erased member = %s, %v; want []", members["erased"], err)
+	}
+	rep := bundle.Verify(bytes.NewReader(b), int64(len(b)), f.verifier(t), nil)
+	if rep.OK() || !slices.Contains(rep.Failed(), bundle.CheckErasures) {
+		var out strings.Builder
+		rep.Write(&out)
+		t.Errorf("erased entries %v named only by a tombstone member %q (its \"erased\" is empty) passed the erasures check:\n%s", er.Erase, "Erased", out.String())
 	}
 }
