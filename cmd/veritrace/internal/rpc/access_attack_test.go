@@ -214,3 +214,28 @@ func TestAttackReadersFailOnOneUndecodableEntry(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackRefusedExportRecordsNoTarget: docs/ACCESS.md: "Targets are
+// computed once the key is authenticated, for allowed and refused calls
+// alike (a refused call's target tells the tenant's auditors what was
+// tried)". ExportBundle is a server stream, whose request the interceptor
+// has not read when it refuses the call, so a refused export, the most
+// telling probe there is, is recorded with no target at all: globex's
+// auditors see that an acme key was refused an export, not whose data it
+// asked for.
+func TestAttackRefusedExportRecordsNoTarget(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	s.tenant(t, "acme")
+	s.tenant(t, "globex")
+	c := s.clients("connect", "globex", s.key(t, policy.Auditor, "acme"))
+	_, err := readBundle(ctx, c, &v1.TraceQuery{SubjectId: "ceo-of-globex"}, 0)
+	wantCode(t, "ExportBundle(globex) with an acme key", err, connect.CodePermissionDenied, "")
+	rs := s.accessRecords(t, "globex")
+	if len(rs) != 1 {
+		t.Fatalf("globex's access log holds %d records, want the refusal: %v", len(rs), rs)
+	}
+	if !strings.Contains(rs[0].GetTarget(), "ceo-of-globex") {
+		t.Errorf("the refused export is recorded with target %q; want what it tried to export (subject=ceo-of-globex)", rs[0].GetTarget())
+	}
+}
