@@ -22,7 +22,7 @@ import (
 // signed one.
 func TestAttackForeignSignatureBigManifest(t *testing.T) {
 	b, key := golden(t, "golden")
-	const size = 128 << 20
+	const size = 64 << 20
 	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
