@@ -26,6 +26,7 @@ import (
 // CLI could escape what it prints, as `veritrace verify` does
 // (bundle.Printable).
 func TestAttackAccessLogPrintsStoredRecordsRaw(t *testing.T) {
+	t.Skip("issue 9: access-log prints stored strings raw (defect 9), fixed by evidence2")
 	t.Setenv("VERITRACE_API_KEY", "")
 	t.Setenv("VERITRACE_API_KEY_FILE", "")
 	data := filepath.Join(t.TempDir(), "data")
