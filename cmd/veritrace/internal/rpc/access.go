@@ -199,7 +199,9 @@ func (a *authInterceptor) admit(ctx context.Context, c call) (context.Context, *
 			msg = fmt.Sprintf("this API key may not access tenant %q", tenant)
 		}
 		ev.deny(connect.CodePermissionDenied, msg)
-		return nil, ev, a.refuse(ctx, ev, a.logTenant(ctx, r.perm, tenant))
+		log := a.logTenant(ctx, r.perm, tenant)
+		ev.keyBound = p.BoundTo(log)
+		return nil, ev, a.refuse(ctx, ev, log)
 	}
 	ctx = context.WithValue(ctx, principalKey, p)
 	ctx = context.WithValue(ctx, tenantKey, tenant)
@@ -416,19 +418,27 @@ func (c *streamConn) Receive(msg any) error {
 // accessEvent is an access being recorded.
 type accessEvent struct {
 	keyID, procedure, tenant, target, peer, reason string
-	// keyKnown: keyID names a stored key (authenticated, or revoked,
-	// expired, wrong secret); otherwise it is whatever the client sent.
+	// keyKnown: the request presented the secret of the stored key keyID
+	// (authenticated, or revoked or expired); otherwise keyID is whatever
+	// the client sent, if anything.
 	keyKnown bool
+	// keyBound: the key authenticated and is bound to the tenant of the log
+	// its refusal is recorded in (a key bound to every tenant is bound to
+	// the system log too).
+	keyBound bool
 	role     policy.Role
 	outcome  format.AccessOutcome
 	code     connect.Code
 	time     time.Time
 }
 
-// burstKeyID is the key id refusals are coalesced by: ids the client made
-// up all count as none, so that inventing ids opens no new bursts.
+// burstKeyID is the key id refusals are coalesced by: a key has bursts of
+// its own only in the logs of the tenants it is bound to. Elsewhere the
+// refusals of one peer share a burst whatever key they carried (the
+// summaries list the keys), so that neither inventing key ids nor minting
+// keys opens new bursts in another tenant's log.
 func (e *accessEvent) burstKeyID() string {
-	if e.keyKnown {
+	if e.keyBound {
 		return e.keyID
 	}
 	return ""
