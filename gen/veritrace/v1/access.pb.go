@@ -102,7 +102,9 @@ type AccessRecord struct {
 	Time *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=time,proto3" json:"time,omitempty"`
 	// Set when the record stands for several refused requests that were not
 	// recorded one by one (docs/ACCESS.md, "Refusals"). Outcome is then
-	// DENIED, and key_id, role and peer are those of the burst it closes.
+	// DENIED; key_id and role are those of its burst's key (empty when the
+	// burst is not one key's), peer its burst's peer (empty for a log's
+	// overflow burst), and time when the summary was written.
 	Summary       *RefusalSummary `protobuf:"bytes,11,opt,name=summary,proto3" json:"summary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
