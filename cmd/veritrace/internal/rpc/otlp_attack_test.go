@@ -1,0 +1,409 @@
+package rpc
+
+// Attacks on OpenTelemetry ingest (issue 10), each a demonstration of a
+// defect found in review: these tests fail on the code as it stands and
+// pass once the defect they name is fixed. They run the real handler on a
+// loopback listener over a real ledger.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"connectrpc.com/connect"
+	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
+	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/policy"
+)
+
+// minimalSpan is the smallest span the ledger accepts: ids, a name and
+// times, nothing else.
+func minimalSpan(n int) *trace.Span {
+	return &trace.Span{
+		TraceId: otlpTraceID(1), SpanId: []byte{0xc0, 0, 0, 0, 0, byte(n >> 16), byte(n >> 8), byte(n) + 1},
+		Name:              "s",
+		StartTimeUnixNano: uint64(otlpStart.UnixNano()), EndTimeUnixNano: uint64(otlpStart.UnixNano()) + 1,
+	}
+}
+
+// storedPayloadBytes sums the decrypted payload sizes of a tenant's log.
+func storedPayloadBytes(t *testing.T, l *ledger.Ledger, tenant string) (entries uint64, bytes int) {
+	t.Helper()
+	ctx := context.Background()
+	size, err := l.Size(ctx, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range size {
+		e, err := l.GetEntry(ctx, tenant, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bytes += len(e.Payload)
+	}
+	return size, bytes
+}
+
+// TestAttackOTLPResourceAmplification: every span's stored source repeats
+// its export's whole resource (otlp.MapSpan), and the limits bound the
+// request (16 MiB after decompression) and each span (2 MiB), never what an
+// export expands to. A request of a few KiB (gzip) with one large resource
+// attribute and many tiny spans makes the server hold, seal and write
+// hundreds of times its size; with a resource near 2 MiB and the 16 MiB
+// limit filled with tiny spans it is hundreds of GiB, held in memory
+// before the first append (otlpBackend.ingest collects every record first).
+func TestAttackOTLPResourceAmplification(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	var spans []*trace.Span
+	for i := range 200 {
+		spans = append(spans, minimalSpan(i))
+	}
+	req := otlpExport(spans...)
+	res := req.ResourceSpans[0].Resource
+	res.Attributes = append(res.Attributes, kv("process.command_args", strings.Repeat("x", 64<<10)))
+	body := mustMarshal(req)
+	zipped := gz(body)
+	status, _, err := ing.otlp.post(ctx, otlp.TracesPath, otlp.ContentProtobuf, zipped, "Content-Encoding", "gzip")
+	entries, stored := storedPayloadBytes(t, s.l, "default")
+	t.Logf("request: %d bytes gzip, %d bytes decompressed; answer %d %v; stored %d entries, %d payload bytes (%.0fx the decompressed request, %.0fx what was sent)",
+		len(zipped), len(body), status, err, entries, stored, float64(stored)/float64(len(body)), float64(stored)/float64(len(zipped)))
+	if err == nil && stored > 4*len(body) {
+		t.Errorf("an export of %d bytes (%d gzip) was accepted and stored as %d bytes: the work and storage of an export must be bounded by its size (store the resource once, or refuse an export whose expansion passes the limit with 413)",
+			len(body), len(zipped), stored)
+	}
+}
+
+// countingAppend wraps the ledger's Append for OTLP ingest and counts the
+// calls and the records each call sealed.
+type countingAppend struct {
+	l              atomic.Pointer[ledger.Ledger]
+	calls, records atomic.Int64
+}
+
+func (c *countingAppend) append(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error) {
+	c.calls.Add(1)
+	c.records.Add(int64(len(recs)))
+	return c.l.Load().Append(ctx, tenant, recs)
+}
+
+// TestAttackOTLPConflictsAreQuadratic: otlpBackend.appendOTLP answers a
+// per-record ledger error by removing that one record and appending the
+// rest of the batch again. Each Append seals (commitment and encryption)
+// every record again and queues behind the single writer that every
+// tenant's appends share. An export whose N spans all conflict (the same
+// ids with other content: a re-sent export after any change, or one export
+// that repeats ids) costs N Append calls and N^2/2 seals; at the 16 MiB
+// limit that is minutes of CPU in the writer's queue for one request.
+func TestAttackOTLPConflictsAreQuadratic(t *testing.T) {
+	const n = 200
+	for _, tc := range []struct {
+		name  string
+		first []*trace.Span // sent before, accepted
+		then  []*trace.Span
+	}{
+		{"conflicts with the log", spansNamed(n, "a", false), spansNamed(n, "b", false)},
+		{"conflicts within the export", nil, spansNamed(n, "c", true)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca := &countingAppend{}
+			s := startServerWith(t, Options{otlpAppend: ca.append})
+			ca.l.Store(s.l)
+			ctx := context.Background()
+			ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+			if tc.first != nil {
+				if _, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(tc.first...))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			calls0, records0 := ca.calls.Load(), ca.records.Load()
+			resp, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(tc.then...)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls, records := ca.calls.Load()-calls0, ca.records.Load()-records0
+			t.Logf("export of %d spans: rejected %d; %d Append calls sealing %d records", len(tc.then), resp.Msg.GetPartialSuccess().GetRejectedSpans(), calls, records)
+			if calls > 3 || records > 3*int64(len(tc.then)) {
+				t.Errorf("one export of %d spans made %d Append calls that sealed %d records; want a bounded number of calls (check identities first, or drop every conflicting record of a batch at once)",
+					len(tc.then), calls, records)
+			}
+		})
+	}
+}
+
+// spansNamed returns n spans named name; with sameID they all share one
+// span id (each with its own name, so each conflicts with the first).
+func spansNamed(n int, name string, sameID bool) []*trace.Span {
+	var out []*trace.Span
+	for i := range n {
+		sp := otlpSpan(i)
+		sp.TraceId = otlpTraceID(7)
+		sp.Name = name
+		if sameID {
+			sp.SpanId = otlpSpan(0).SpanId
+			sp.Name = fmt.Sprintf("%s-%d", name, i)
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// erase erases a subject as a compliance officer would.
+func erase(t *testing.T, s *testServer, id, subject string) {
+	t.Helper()
+	co := s.clients("connect", "", s.key(t, policy.ComplianceOfficer, "default"))
+	if _, err := co.retention.Erase(context.Background(), connect.NewRequest(&v1.EraseRequest{
+		RequestId: id, SubjectId: subject, LegalBasis: "GDPR Art. 17(1)", Reason: "data subject request",
+	})); err != nil {
+		t.Fatalf("Erase(%s) = %v", subject, err)
+	}
+}
+
+// TestAttackOTLPLogBeforeItsSpanSurvivesErasure: a GenAI event sent as an
+// OTLP log record is sealed under its span's subject only when the span is
+// in the ledger already (rpc/otlp.go, subjectLookup). The SDKs export logs
+// before spans: a log record is emitted while its span is open, the span
+// is exported only once it ends, and the batch log processor exports every
+// second against the span processor's five (OTel spec defaults of
+// OTEL_BLRP_SCHEDULE_DELAY and OTEL_BSP_SCHEDULE_DELAY). So the usual order
+// seals the model's input and output with no subject, and erasing the
+// subject leaves them readable. docs/OTLP.md says the SDKs' default
+// batching sends spans first.
+func TestAttackOTLPLogBeforeItsSpanSurvivesErasure(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	aud := s.clients("connect", "", s.key(t, policy.Auditor, "default"))
+	sp := otlpSpan(1) // user.id customer-42
+	if _, err := ing.otlp.logs.CallUnary(ctx, connect.NewRequest(otlpLogs(otlpLogRecord(1)))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp))); err != nil {
+		t.Fatal(err)
+	}
+	erase(t, s, "dsr-log-first", "customer-42")
+	for _, n := range flatten(readTrace(t, aud, sp.TraceId).Roots) {
+		if !n.GetErased() {
+			var out []string
+			for _, m := range n.GetSpan().GetContent().GetOutputMessages() {
+				for _, p := range m.GetParts() {
+					out = append(out, p.GetText())
+				}
+			}
+			t.Errorf("after erasing customer-42, entry %d (%s) of the subject's trace is readable: subject %q, output %q",
+				n.GetIndex(), n.GetSpan().GetName(), n.GetSpan().GetSubjectId(), out)
+		}
+	}
+}
+
+// TestAttackOTLPLiteLLMRawRequestSurvivesErasure: LiteLLM's `otel` callback
+// (the set-up docs/OTLP.md documents) puts the end user on its
+// `litellm_request` span and the provider's raw request and response, with
+// every message, on a `raw_gen_ai_request` child span as
+// llm.<provider>.* attributes, without the end user (LiteLLM's
+// set_raw_request_attributes). The mapping takes a subject from each span's
+// own attributes only, so the child is sealed with no subject and erasing
+// the end user leaves the raw messages readable. The same holds for any
+// instrumentation whose model-call spans do not repeat user.id (the GenAI
+// instrumentations put no user on their spans).
+func TestAttackOTLPLiteLLMRawRequestSurvivesErasure(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	aud := s.clients("connect", "", s.key(t, policy.Auditor, "default"))
+	parent := otlpSpan(301)
+	parent.Name = "litellm_request"
+	parent.Attributes = []*common.KeyValue{
+		kv("gen_ai.system", "openai"), kv("gen_ai.request.model", "gpt-4o"),
+		kv("metadata.user_api_key_end_user_id", "customer-77"),
+		kv("gen_ai.prompt.0.role", "user"), kv("gen_ai.prompt.0.content", "my card number is 4111 1111 1111 1111"),
+	}
+	raw := otlpSpan(302)
+	raw.Name, raw.ParentSpanId = "raw_gen_ai_request", parent.SpanId
+	raw.Attributes = []*common.KeyValue{
+		kv("llm.openai.messages", "[{'role': 'user', 'content': 'my card number is 4111 1111 1111 1111'}]"),
+		kv("llm.openai.model", "gpt-4o"),
+	}
+	// LiteLLM ends (and so exports) the child first.
+	for _, sp := range []*trace.Span{raw, parent} {
+		if _, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	erase(t, s, "dsr-litellm", "customer-77")
+	for _, n := range flatten(readTrace(t, aud, parent.TraceId).Roots) {
+		if !n.GetErased() {
+			t.Errorf("after erasing customer-77, span %q of the subject's request is readable: subject %q, llm.openai.messages = %s",
+				n.GetSpan().GetName(), n.GetSpan().GetSubjectId(), n.GetSpan().GetAttributes()["llm.openai.messages"])
+		}
+	}
+}
+
+// TestAttackOTLPInvalidUTF8LosesTheWholeExport: one string that is not
+// valid UTF-8 anywhere in an export fails the decoding of the whole request
+// (proto.Unmarshal and protojson validate every string), so every span of
+// the batch is refused with 400, which exporters do not retry. The
+// Collector (whose pdata does not validate UTF-8) forwards such strings,
+// and OpenTelemetry JS truncates attribute values with String.substring,
+// which splits surrogate pairs: its JSON exporter then sends a lone
+// "\ud83d" escape (see TestAttackOTLPNodeTruncatedEmoji in cmd/veritrace).
+// Bad data in one span must cost that span (partial_success), not the
+// batch.
+func TestAttackOTLPInvalidUTF8LosesTheWholeExport(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	good, bad := otlpSpan(401), otlpSpan(402)
+	bad.Attributes = append(bad.Attributes, kv("gen_ai.output.messages", "Thanks! MARK"))
+	pb := bytes.Replace(mustMarshal(otlpExport(good, bad)), []byte("MARK"), []byte("\xf0\x9f\x98!"), 1) // an emoji cut short, same length
+	js := bytes.Replace(otlpJSON(t, otlpExport(good, bad)), []byte("MARK"), []byte(`\ud83d`), 1)
+	for _, tc := range []struct {
+		name, ct string
+		body     []byte
+	}{
+		{"protobuf (as the Collector forwards it)", otlp.ContentProtobuf, pb},
+		{"JSON (as OpenTelemetry JS sends a truncated emoji)", otlp.ContentJSON, js},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _, err := ing.otlp.post(ctx, otlp.TracesPath, tc.ct, tc.body)
+			size, _ := s.l.Size(ctx, "default")
+			spans, _ := s.l.SpansOfTrace(ctx, "default", [16]byte(good.TraceId), size)
+			if err != nil || len(spans) == 0 {
+				t.Errorf("export of a good span and a span with one bad string = %d %v; %d spans stored; want 200 with the good span stored and the other accepted or named in partial_success",
+					status, err, len(spans))
+			}
+		})
+	}
+}
+
+// TestAttackOTLPValidSpansRefusedForOptionalAttributes: the mapped span is
+// validated like a native one (validateSpan), so a valid OTLP span is
+// rejected whole, and never stored, for the content of one optional
+// attribute: a negative token count, a long name, a long attribute key, a
+// long session id, a retrieval document id over 1 KiB (a URL). Exporters do
+// not retry partial success, so the span is lost, which is exactly what
+// docs/OTLP.md argues against for unverified versions ("a compliance
+// record should hold what happened"); nor does docs/OTLP.md list these
+// reasons among those a span is rejected for.
+func TestAttackOTLPValidSpansRefusedForOptionalAttributes(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	long := strings.Repeat("x", 1100)
+	for i, tc := range []struct {
+		name string
+		edit func(*trace.Span)
+	}{
+		{"negative input token count", func(sp *trace.Span) {
+			sp.Attributes = append([]*common.KeyValue{kv("gen_ai.usage.input_tokens", -1)}, sp.Attributes...)
+		}},
+		{"negative max_tokens", func(sp *trace.Span) { sp.Attributes = append(sp.Attributes, kv("gen_ai.request.max_tokens", -1)) }},
+		{"span name over 1 KiB", func(sp *trace.Span) { sp.Name = "SELECT " + long }},
+		{"attribute key over 1 KiB", func(sp *trace.Span) { sp.Attributes = append(sp.Attributes, kv("app."+long, "v")) }},
+		{"session id over 1 KiB", func(sp *trace.Span) {
+			sp.Attributes = append([]*common.KeyValue{kv("session.id", long)}, sp.Attributes...)
+		}},
+		{"retrieval document id over 1 KiB", func(sp *trace.Span) {
+			sp.Attributes = append(sp.Attributes, kv("gen_ai.retrieval.documents", `[{"id":"https://kb.example/`+long+`","score":0.5}]`))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := otlpSpan(500 + i)
+			tc.edit(sp)
+			resp, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			size, _ := s.l.Size(ctx, "default")
+			if spans, _ := s.l.SpansOfTrace(ctx, "default", [16]byte(sp.TraceId), size); !containsSpan(t, s.l, spans, sp.SpanId) {
+				t.Errorf("a valid OTLP span was not stored: partial_success %d %q", resp.Msg.GetPartialSuccess().GetRejectedSpans(), clipMsg(resp.Msg.GetPartialSuccess().GetErrorMessage()))
+			}
+		})
+	}
+}
+
+func containsSpan(t *testing.T, l *ledger.Ledger, idxs []uint64, spanID []byte) bool {
+	t.Helper()
+	for _, i := range idxs {
+		h, err := l.Header(context.Background(), "default", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(h.SpanID[:], spanID) {
+			return true
+		}
+	}
+	return false
+}
+
+func clipMsg(s string) string {
+	if len(s) > 160 {
+		return s[:160] + "..."
+	}
+	return s
+}
+
+// TestAttackOTLPErrorBodiesAreNotStatus: the OTLP specification requires
+// the body of every 4xx and 5xx answer to be a google.rpc.Status (in the
+// request's content type). 415 (other content type or encoding) and 405
+// (other method) are answered with http.Error's text/plain body
+// (otlp/transport.go ServeHTTP).
+func TestAttackOTLPErrorBodiesAreNotStatus(t *testing.T) {
+	s := startServer(t, 0)
+	token := s.key(t, policy.Ingester, "default")
+	good := mustMarshal(otlpExport(otlpSpan(1)))
+	for _, tc := range []struct {
+		name, method, ct string
+		header           []string
+		status           int
+	}{
+		{"unsupported encoding", http.MethodPost, otlp.ContentProtobuf, []string{"Content-Encoding", "br"}, 415},
+		{"unsupported content type", http.MethodPost, "text/plain", nil, 415},
+		{"method PUT", http.MethodPut, otlp.ContentProtobuf, nil, 405},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, s.url+otlp.TracesPath, bytes.NewReader(good))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", tc.ct)
+			req.Header.Set("Authorization", "Bearer "+token)
+			for i := 0; i+1 < len(tc.header); i += 2 {
+				req.Header.Set(tc.header[i], tc.header[i+1])
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body bytes.Buffer
+			body.ReadFrom(resp.Body)
+			st := &spb.Status{}
+			ct := resp.Header.Get("Content-Type")
+			var derr error
+			switch ct {
+			case otlp.ContentProtobuf:
+				derr = proto.Unmarshal(body.Bytes(), st)
+			case otlp.ContentJSON:
+				derr = protojson.Unmarshal(body.Bytes(), st)
+			default:
+				derr = fmt.Errorf("content type %q", ct)
+			}
+			if resp.StatusCode != tc.status || derr != nil || st.GetMessage() == "" {
+				t.Errorf("answer %d, Content-Type %q, body %q (%v); want %d with a google.rpc.Status body", resp.StatusCode, ct, body.String(), derr, tc.status)
+			}
+		})
+	}
+}
