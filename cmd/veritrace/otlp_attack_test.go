@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
+)
+
+// TestAttackOTLPNodeTruncatedEmoji: OpenTelemetry JS, with an attribute
+// value length limit (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, spanLimits),
+// truncates strings with String.substring, which can cut a surrogate pair;
+// its OTLP/HTTP JSON exporter then sends the lone half as a "\ud83d"
+// escape. Veritrace refuses the whole export with 400 (protojson rejects
+// the escape), so every span of the batch is lost, the good ones with the
+// one whose model output held an emoji at the limit. Exporters do not
+// retry a 400. The batch should be accepted, the bad string replaced or
+// the one span named in partial_success.
+func TestAttackOTLPNodeTruncatedEmoji(t *testing.T) {
+	node, nerr := exec.LookPath("node")
+	npm, perr := exec.LookPath("npm")
+	if nerr != nil || perr != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI must run the Node exporter test: node %v, npm %v", nerr, perr)
+		}
+		t.Skip("node and npm are needed for the Node exporter test")
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"package.json", "package-lock.json", "send-truncated.mjs"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "otlp-node", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	install := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	install.Dir = dir
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci: %v\n%s", err, out)
+	}
+	s := startOTLPSession(t)
+	send := exec.CommandContext(ctx, node, "send-truncated.mjs")
+	send.Dir = dir
+	send.Env = append(os.Environ(), "VERITRACE_OTLP_TRACES_URL=http://"+s.httpAddr+"/v1/traces", "VERITRACE_API_KEY="+s.app)
+	out, err := send.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("node send-truncated.mjs: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatal(err)
+	}
+	var res struct {
+		TraceID  string   `json:"traceId"`
+		Failures []string `json:"failures"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("node printed %q: %v", out, err)
+	}
+	id, _ := hex.DecodeString(res.TraceID)
+	c := veritracev1connect.NewAuditServiceClient(http.DefaultClient, s.url, connect.WithInterceptors(rpc.ClientHeaders("", s.auditor)))
+	tr, terr := c.GetTrace(context.Background(), connect.NewRequest(&v1.GetTraceRequest{TraceId: id}))
+	stored := 0
+	if terr == nil {
+		for _, r := range tr.Msg.Roots {
+			stored += 1 + len(r.Children)
+		}
+	}
+	if len(res.Failures) > 0 || stored != 2 {
+		t.Errorf("OpenTelemetry JS export of 2 spans, one with a truncated emoji: export errors %q; GetTrace: %d spans stored (%v); want both spans stored",
+			res.Failures, stored, terr)
+	}
+}
