@@ -87,3 +87,36 @@ func TestAttackOTLPNodeTruncatedEmoji(t *testing.T) {
 			res.Failures, stored, terr)
 	}
 }
+
+// TestAttackOTLPExampleOnAFreshServer: docs/OTLP.md ("Any OpenTelemetry
+// SDK") tells a new user to run examples/otel-agent against the server with
+// an ingester key. On a server where the prompt "support-answer" label "v1"
+// was not registered (the README's worked session registers it; docs/OTLP.md
+// does not say to), the export is a partial success naming the unverified
+// reference, which the Go SDK returns as an export error: the example
+// exits 1 with "export: ... partial success" and prints no trace id,
+// though its trace was stored.
+func TestAttackOTLPExampleOnAFreshServer(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go tool is needed to build the example")
+	}
+	bin := filepath.Join(t.TempDir(), "otel-agent")
+	build := exec.Command(goTool, "build", "-o", bin, "../../examples/otel-agent")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build examples/otel-agent: %v\n%s", err, out)
+	}
+	s := startOTLPSession(t)
+	for _, protocol := range []string{"grpc", "http"} {
+		addr := s.grpcAddr
+		if protocol == "http" {
+			addr = s.httpAddr
+		}
+		agent := exec.Command(bin, "-endpoint", addr, "-protocol", protocol)
+		agent.Env = append(os.Environ(), "VERITRACE_API_KEY="+s.app)
+		out, err := agent.CombinedOutput()
+		if err != nil {
+			t.Errorf("examples/otel-agent -endpoint %s -protocol %s (docs/OTLP.md: go run ./examples/otel-agent ...) on a fresh server: %v\n%s", addr, protocol, err, out)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	coltrace "go.opentelemetry.io/proto/slim/otlp/collector/trace/v1"
 	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
 	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -405,5 +406,48 @@ func TestAttackOTLPErrorBodiesAreNotStatus(t *testing.T) {
 				t.Errorf("answer %d, Content-Type %q, body %q (%v); want %d with a google.rpc.Status body", resp.StatusCode, ct, body.String(), derr, tc.status)
 			}
 		})
+	}
+}
+
+// nestedKV is an attribute whose value is a key-value list nested depth
+// deep.
+func nestedKV(key string, depth int) *common.KeyValue {
+	v := &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: "leaf"}}
+	for range depth {
+		v = &common.AnyValue{Value: &common.AnyValue_KvlistValue{KvlistValue: &common.KeyValueList{
+			Values: []*common.KeyValue{{Key: "k", Value: v}}}}}
+	}
+	return &common.KeyValue{Key: key, Value: v}
+}
+
+// TestAttackOTLPDeepAttributeHidesTrace: a span may carry an attribute
+// nested up to the protobuf decoder's limit (10,000 messages deep, about
+// 3,300 key-value lists); the mapping clips it for the normalised span but
+// the source keeps it. Reading the span renders the source as OTLP JSON
+// (otlp.SourceJSON): protojson writes four JSON levels for every three
+// messages and encoding/json then refuses more than 10,000, so GetTrace
+// and GetEntry fail with an internal error for the whole trace. An
+// ingester can make its own traces unreadable to auditors (the bundle,
+// whose text view clips at 32 levels, still works).
+func TestAttackOTLPDeepAttributeHidesTrace(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	aud := s.clients("connect", "", s.key(t, policy.Auditor, "default"))
+	sp := otlpSpan(601)
+	sp.Attributes = append(sp.Attributes, nestedKV("app.config", 3200))
+	status, body, err := ing.otlp.post(ctx, otlp.TracesPath, otlp.ContentProtobuf, mustMarshal(otlpExport(sp)))
+	if err != nil {
+		t.Fatalf("export = %d %v", status, err)
+	}
+	resp := &coltrace.ExportTraceServiceResponse{}
+	if err := proto.Unmarshal(body, resp); err != nil || resp.GetPartialSuccess().GetRejectedSpans() != 0 {
+		t.Fatalf("export: %v %v", resp, err)
+	}
+	if _, err := aud.audit.GetTrace(ctx, connect.NewRequest(&v1.GetTraceRequest{TraceId: sp.TraceId})); err != nil {
+		t.Errorf("GetTrace of a trace whose one span has an attribute nested 3,200 deep = %v; want the trace", err)
+	}
+	if _, err := aud.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: 0})); err != nil {
+		t.Errorf("GetEntry(0) = %v; want the entry", err)
 	}
 }
