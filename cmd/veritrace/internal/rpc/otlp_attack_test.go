@@ -451,3 +451,44 @@ func TestAttackOTLPDeepAttributeHidesTrace(t *testing.T) {
 		t.Errorf("GetEntry(0) = %v; want the entry", err)
 	}
 }
+
+// TestAttackOTLPLogEventOutlivesItsSpan: a GenAI event sent as an OTLP log
+// record becomes an entry of kind OTHER whose retention class comes from
+// its own attributes (prepareSpan, spanClass), not from the span it
+// belongs to. A rule that keeps model calls (GENERATION) for 30 days
+// therefore leaves the model's input and output, carried by the
+// gen_ai.client.inference.operation.details event, under the default
+// class: here ten years. The event is "sealed with its span"
+// (docs/OTLP.md) but not retained with it.
+func TestAttackOTLPLogEventOutlivesItsSpan(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	co := s.clients("connect", "", s.key(t, policy.ComplianceOfficer, "default"))
+	aud := s.clients("connect", "", s.key(t, policy.Auditor, "default"))
+	pol := &v1.RetentionPolicy{FloorDays: 30,
+		DefaultRule: &v1.RetentionRule{Days: 3650, Mode: v1.RetentionMode_RETENTION_MODE_GOVERNANCE},
+		Rules: []*v1.RetentionRule{{Class: "model-calls", Days: 30, Mode: v1.RetentionMode_RETENTION_MODE_GOVERNANCE,
+			Match: &v1.RuleMatch{Kinds: []v1.SpanKind{v1.SpanKind_SPAN_KIND_GENERATION}}}}}
+	if _, err := co.retention.SetRetention(ctx, connect.NewRequest(&v1.SetRetentionRequest{Policy: pol, Reason: "minimise prompts"})); err != nil {
+		t.Fatal(err)
+	}
+	sp := otlpSpan(701)
+	if _, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ing.otlp.logs.CallUnary(ctx, connect.NewRequest(otlpLogs(otlpLogRecord(701)))); err != nil {
+		t.Fatal(err)
+	}
+	classes := map[string]string{}
+	for _, n := range flatten(readTrace(t, aud, sp.TraceId).Roots) {
+		e, err := aud.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: n.GetIndex()}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		classes[n.GetSpan().GetName()] = e.Msg.GetEntry().GetHeader().GetRetentionClass()
+	}
+	if span, event := classes[sp.Name], classes["gen_ai.client.inference.operation.details"]; span != event {
+		t.Errorf("retention class of the model call %q, of its event carrying the model's output %q; want the event retained with its span", span, event)
+	}
+}
