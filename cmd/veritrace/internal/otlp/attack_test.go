@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	"strings"
 	"testing"
 
 	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
@@ -43,5 +44,28 @@ func TestAttackMappingContentEvents(t *testing.T) {
 		c.GetInputMessages()[0].GetParts()[0].GetText() != "Where is my refund?" ||
 		c.GetOutputMessages()[0].GetParts()[0].GetText() != "It was sent today." {
 		t.Errorf("content of a span with gen_ai.content.prompt and gen_ai.content.completion events = %v; want the prompt as input and the completion as output", c)
+	}
+}
+
+// TestAttackSourceJSONEnums: docs/OTLP.md calls otlp_json (GetEntry,
+// GetTrace) "the source as OTLP JSON"; OTLP JSON requires enum values as
+// integers, but SourceJSON writes protojson's names ("SPAN_KIND_CLIENT",
+// "STATUS_CODE_ERROR"), which OTLP JSON receivers need not accept.
+func TestAttackSourceJSONEnums(t *testing.T) {
+	sp := &trace.Span{
+		TraceId: []byte("0123456789abcdef"), SpanId: []byte("01234567"), Name: "chat", Kind: trace.Span_SPAN_KIND_CLIENT,
+		StartTimeUnixNano: 1763719200000000000, EndTimeUnixNano: 1763719201000000000,
+		Status: &trace.Status{Code: trace.Status_STATUS_CODE_ERROR},
+	}
+	m, err := MapSpan(&trace.ResourceSpans{}, &trace.ScopeSpans{}, sp, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := SourceJSON(m.Span.GetOtlp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(j, "SPAN_KIND_CLIENT") || strings.Contains(j, "STATUS_CODE_ERROR") {
+		t.Errorf("SourceJSON writes enums by name, not as OTLP JSON's integers:\n%s", j)
 	}
 }
