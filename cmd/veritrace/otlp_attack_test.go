@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 
@@ -29,43 +27,7 @@ import (
 // retry a 400. The batch should be accepted, the bad string replaced or
 // the one span named in partial_success.
 func TestAttackOTLPNodeTruncatedEmoji(t *testing.T) {
-	node, nerr := exec.LookPath("node")
-	npm, perr := exec.LookPath("npm")
-	if nerr != nil || perr != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI must run the Node exporter test: node %v, npm %v", nerr, perr)
-		}
-		t.Skip("node and npm are needed for the Node exporter test")
-	}
-	dir := t.TempDir()
-	for _, f := range []string{"package.json", "package-lock.json", "send-truncated.mjs"} {
-		b, err := os.ReadFile(filepath.Join("testdata", "otlp-node", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	install := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
-	install.Dir = dir
-	if out, err := install.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci: %v\n%s", err, out)
-	}
-	s := startOTLPSession(t)
-	send := exec.CommandContext(ctx, node, "send-truncated.mjs")
-	send.Dir = dir
-	send.Env = append(os.Environ(), "VERITRACE_OTLP_TRACES_URL=http://"+s.httpAddr+"/v1/traces", "VERITRACE_API_KEY="+s.app)
-	out, err := send.Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("node send-truncated.mjs: %v\n%s", err, ee.Stderr)
-		}
-		t.Fatal(err)
-	}
+	s, out := runNodeScript(t, "send-truncated.mjs")
 	var res struct {
 		TraceID  string   `json:"traceId"`
 		Failures []string `json:"failures"`

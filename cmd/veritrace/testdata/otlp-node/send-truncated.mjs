@@ -4,7 +4,7 @@
 // output in half. Prints {"traceId", "failures"}: the trace id and the
 // export errors, if any.
 import { context, trace } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { collectingExporter } from './exporter.mjs';
 import { TracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 
@@ -16,17 +16,7 @@ if (!url || !token) {
 }
 const answer = 'It arrives tomorrow \u{1F600} have a nice day';
 const failures = [];
-const inner = new OTLPTraceExporter({ url, headers: { Authorization: `Bearer ${token}` } });
-const exporter = {
-  export(spans, done) {
-    inner.export(spans, (result) => {
-      if (result.code !== 0) failures.push(String(result.error));
-      done(result);
-    });
-  },
-  shutdown() { return inner.shutdown(); },
-  forceFlush() { return inner.forceFlush(); },
-};
+const exporter = collectingExporter(url, token, failures);
 const provider = new TracerProvider({
   resource: resourceFromAttributes({ 'service.name': 'node-support-agent' }),
   spanLimits: { attributeValueLengthLimit: answer.indexOf('\u{1F600}') + 1 },
