@@ -17,6 +17,7 @@ import (
 	"connectrpc.com/connect"
 	coltrace "go.opentelemetry.io/proto/slim/otlp/collector/trace/v1"
 	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
+	logs "go.opentelemetry.io/proto/slim/otlp/logs/v1"
 	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -557,5 +558,40 @@ func TestAttackOTLPLogRetryConflicts(t *testing.T) {
 	}
 	if ps := retry.Msg.GetPartialSuccess(); ps != nil {
 		t.Errorf("byte-identical retry of a log export = partial success %d %q; want success adding nothing", ps.GetRejectedLogRecords(), ps.GetErrorMessage())
+	}
+}
+
+// BenchmarkAttackOTLPLogSubjectLookup measures a log export of n records,
+// one for each span of a trace of n spans already in the ledger. ExportLogs
+// looks up each record's span (subjectLookup.of) by reading the headers of
+// every span of its trace, so the work grows with n squared: an ingester's
+// log export of a few MiB against a large trace costs hours. (A benchmark,
+// not a test: the growth is in the ns/op of the sizes.)
+func BenchmarkAttackOTLPLogSubjectLookup(b *testing.B) {
+	for _, n := range []int{250, 500, 1000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s := startServer(b, 0)
+			ctx := context.Background()
+			ing := s.clients("grpc", "", s.key(b, policy.Ingester, "default"))
+			var spans []*trace.Span
+			var recs []*logs.LogRecord
+			for i := range n {
+				sp := otlpSpan(i)
+				sp.TraceId = otlpTraceID(n)
+				spans = append(spans, sp)
+				lr := otlpLogRecord(i)
+				lr.TraceId = sp.TraceId
+				recs = append(recs, lr)
+			}
+			if _, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(spans...))); err != nil {
+				b.Fatal(err)
+			}
+			req := connect.NewRequest(otlpLogs(recs...))
+			for b.Loop() {
+				if _, err := ing.otlp.logs.CallUnary(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
