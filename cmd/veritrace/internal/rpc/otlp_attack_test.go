@@ -595,3 +595,43 @@ func BenchmarkAttackOTLPLogSubjectLookup(b *testing.B) {
 		})
 	}
 }
+
+// TestAttackOTLPRetentionMissesLaterAttributes: retention rules match a
+// span's string attributes (spanClass), and an OTLP span's attributes are
+// the first 255 free ones in key order (otlp.freeAttributes); the rest
+// stay only in the source. A span with many attributes (an OpenInference
+// span lists its tools' schemas as llm.tools.N.tool.json_schema) loses
+// the rule's attribute when its key sorts late, and falls into the default
+// class: here kept 30 days instead of the 10 years the compliance rule
+// requires.
+func TestAttackOTLPRetentionMissesLaterAttributes(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	co := s.clients("connect", "", s.key(t, policy.ComplianceOfficer, "default"))
+	aud := s.clients("connect", "", s.key(t, policy.Auditor, "default"))
+	pol := &v1.RetentionPolicy{FloorDays: 30,
+		DefaultRule: &v1.RetentionRule{Days: 30, Mode: v1.RetentionMode_RETENTION_MODE_GOVERNANCE},
+		Rules: []*v1.RetentionRule{{Class: "regulated", Days: 3650, Mode: v1.RetentionMode_RETENTION_MODE_COMPLIANCE,
+			Match: &v1.RuleMatch{Attributes: map[string]string{"tenant.region": "eu"}}}}}
+	if _, err := co.retention.SetRetention(ctx, connect.NewRequest(&v1.SetRetentionRequest{Policy: pol, Reason: "EU records"})); err != nil {
+		t.Fatal(err)
+	}
+	sp := otlpSpan(901)
+	sp.Attributes = append(sp.Attributes, kv("tenant.region", "eu"))
+	for i := range 300 {
+		sp.Attributes = append(sp.Attributes, kv(fmt.Sprintf("llm.tools.%d.tool.json_schema", i), `{"type":"function"}`))
+	}
+	resp, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp)))
+	if err != nil || resp.Msg.GetPartialSuccess() != nil {
+		t.Fatalf("export = %v, %v", resp, err)
+	}
+	idx := readTrace(t, aud, sp.TraceId).Roots[0].GetIndex()
+	e, err := aud.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: idx}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := e.Msg.GetEntry().GetHeader().GetRetentionClass(); c != "regulated" {
+		t.Errorf("a span with tenant.region=eu and 300 other attributes has retention class %q; want %q, the rule on tenant.region", c, "regulated")
+	}
+}
