@@ -249,22 +249,22 @@ func (s *otlpSession) size(t *testing.T) uint64 {
 	return resp.Msg.Checkpoint.Size
 }
 
-// TestOTLPNodeExporter sends an agent trace with OpenTelemetry JS and its
-// OTLP/HTTP JSON exporter (@opentelemetry/exporter-trace-otlp-http from the
-// npm registry, installed with `npm ci` from testdata/otlp-node's lockfile),
-// run by Node, and reads it back.
-func TestOTLPNodeExporter(t *testing.T) {
+// runNodeScript installs testdata/otlp-node (npm ci from its lockfile, into
+// a copy, leaving the source tree clean), starts a session and runs one of
+// the scripts with Node against its OTLP/HTTP listener and app key; it
+// returns the session and what the script printed.
+func runNodeScript(t *testing.T, script string) (*otlpSession, []byte) {
+	t.Helper()
 	node, nerr := exec.LookPath("node")
 	npm, perr := exec.LookPath("npm")
 	if nerr != nil || perr != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("CI must run the Node exporter test: node %v, npm %v", nerr, perr)
+			t.Fatalf("CI must run the Node exporter tests: node %v, npm %v", nerr, perr)
 		}
-		t.Skip("node and npm are needed for the Node exporter test")
+		t.Skip("node and npm are needed for the Node exporter tests")
 	}
-	// Install into a copy, leaving the source tree clean.
 	dir := t.TempDir()
-	for _, f := range []string{"package.json", "package-lock.json", "send.mjs"} {
+	for _, f := range []string{"package.json", "package-lock.json", "exporter.mjs", script} {
 		b, err := os.ReadFile(filepath.Join("testdata", "otlp-node", f))
 		if err != nil {
 			t.Fatal(err)
@@ -281,17 +281,26 @@ func TestOTLPNodeExporter(t *testing.T) {
 		t.Fatalf("npm ci: %v\n%s", err, out)
 	}
 	s := startOTLPSession(t)
-	send := exec.CommandContext(ctx, node, "send.mjs")
+	send := exec.CommandContext(ctx, node, script)
 	send.Dir = dir
 	send.Env = append(os.Environ(), "VERITRACE_OTLP_TRACES_URL=http://"+s.httpAddr+"/v1/traces", "VERITRACE_API_KEY="+s.app)
 	out, err := send.Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			t.Fatalf("node send.mjs: %v\n%s", err, ee.Stderr)
+			t.Fatalf("node %s: %v\n%s", script, err, ee.Stderr)
 		}
 		t.Fatal(err)
 	}
+	return s, out
+}
+
+// TestOTLPNodeExporter sends an agent trace with OpenTelemetry JS and its
+// OTLP/HTTP JSON exporter (@opentelemetry/exporter-trace-otlp-http from the
+// npm registry, installed with `npm ci` from testdata/otlp-node's lockfile),
+// run by Node, and reads it back.
+func TestOTLPNodeExporter(t *testing.T) {
+	s, out := runNodeScript(t, "send.mjs")
 	traceID := strings.TrimSpace(string(out))
 	if len(traceID) != 32 {
 		t.Fatalf("node printed %q, want a trace id", out)
