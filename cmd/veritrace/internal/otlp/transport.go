@@ -99,14 +99,19 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	// Every error answer is a google.rpc.Status (OTLP/HTTP), in the
+	// request's content type, or in JSON when that is not an OTLP one.
+	ct, ctErr := MediaType(r.Header.Get("Content-Type"))
+	if ctErr != nil {
+		ct = ContentJSON
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "OTLP/HTTP takes POST", http.StatusMethodNotAllowed)
+		h.status(w, ct, http.StatusMethodNotAllowed, connect.CodeUnimplemented, "OTLP/HTTP takes POST, not "+r.Method)
 		return
 	}
-	ct, err := MediaType(r.Header.Get("Content-Type"))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
+	if ctErr != nil {
+		h.status(w, ct, http.StatusUnsupportedMediaType, connect.CodeInvalidArgument, ctErr.Error())
 		return
 	}
 	// Authenticate before reading the body: an unauthenticated caller
@@ -124,7 +129,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"request body exceeds "+strconv.FormatInt(h.max, 10)+" bytes after decompression")
 		return
 	case errors.Is(err, ErrUnsupportedEncoding):
-		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
+		h.status(w, ct, http.StatusUnsupportedMediaType, connect.CodeInvalidArgument, err.Error())
 		return
 	case errors.As(err, &bad):
 		h.status(w, ct, http.StatusBadRequest, connect.CodeInvalidArgument, bad.Msg)
@@ -163,7 +168,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out, err := Marshal(ct, resp)
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "encode OTLP response", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		h.status(w, ct, http.StatusInternalServerError, connect.CodeInternal, "internal error")
 		return
 	}
 	w.Header().Set("Content-Type", ct)
