@@ -3,6 +3,7 @@ package otlp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -95,6 +96,17 @@ type httpHandler struct {
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		// A panic costs its request, never the server, and is answered
+		// like the gRPC handlers' (connect.WithRecover): an internal error.
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.log.ErrorContext(r.Context(), "OTLP/HTTP handler panic", "path", r.URL.Path, "panic", fmt.Sprint(p))
+			h.status(w, ContentJSON, http.StatusInternalServerError, connect.CodeInternal, "internal error")
+		}
+	}()
 	if r.URL.Path != TracesPath && r.URL.Path != LogsPath {
 		http.NotFound(w, r)
 		return
@@ -185,6 +197,13 @@ func (h *httpHandler) fail(w http.ResponseWriter, ct string, err error) {
 		return
 	}
 	code := connect.CodeOf(err)
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		// The limiter of failed authentications says how long to wait.
+		if ra := ce.Meta().Get("Retry-After"); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
+	}
 	h.status(w, ct, HTTPStatus(code), code, errMessage(err))
 }
 
@@ -214,7 +233,7 @@ func (h *httpHandler) status(w http.ResponseWriter, ct string, httpStatus int, c
 		http.Error(w, msg, httpStatus)
 		return
 	}
-	if httpStatus == http.StatusTooManyRequests || httpStatus == http.StatusServiceUnavailable {
+	if (httpStatus == http.StatusTooManyRequests || httpStatus == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 	}
 	w.Header().Set("Content-Type", ct)
