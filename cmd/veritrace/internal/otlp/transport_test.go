@@ -18,7 +18,9 @@ import (
 // panicBackend admits every request and panics on export.
 type panicBackend struct{}
 
-func (panicBackend) Admit(r *http.Request, _ string) (context.Context, error) { return r.Context(), nil }
+func (panicBackend) Admit(r *http.Request, _ string) (context.Context, error) {
+	return r.Context(), nil
+}
 func (panicBackend) ExportTraces(context.Context, *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error) {
 	panic("boom")
 }
