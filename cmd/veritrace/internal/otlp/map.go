@@ -437,7 +437,24 @@ func mapContent(kind v1.SpanKind, name string, st *v1.Status, a *attrs, events [
 			if v, _ := e.a.structured("gen_ai.output.messages"); v != nil && len(c.OutputMessages) == 0 {
 				c.OutputMessages = messages(v, "assistant")
 			}
+		case "gen_ai.content.prompt": // deprecated (semantic conventions 1.26, 1.27)
+			if v, _ := e.a.structured("gen_ai.prompt"); v != nil && len(c.InputMessages) == 0 {
+				c.InputMessages = messages(v, "user")
+			}
+		case "gen_ai.content.completion":
+			if v, _ := e.a.structured("gen_ai.completion"); v != nil && len(c.OutputMessages) == 0 {
+				c.OutputMessages = messages(v, "assistant")
+			}
 		}
+	}
+	// Deprecated: the whole prompt or completion as one span attribute.
+	if v, k := a.structured("gen_ai.prompt"); v != nil && len(c.InputMessages) == 0 {
+		c.InputMessages = messages(v, "user")
+		a.use(k)
+	}
+	if v, k := a.structured("gen_ai.completion"); v != nil && len(c.OutputMessages) == 0 {
+		c.OutputMessages = messages(v, "assistant")
+		a.use(k)
 	}
 	if len(c.InputMessages) == 0 {
 		c.InputMessages = flatMessages(a, "gen_ai.prompt", "")
