@@ -31,6 +31,9 @@ func (rawCodec) Marshal(m any) ([]byte, error) {
 	return m.(*rawMsg).b, nil
 }
 func (rawCodec) Unmarshal(b []byte, m any) error {
+	if pm, ok := m.(proto.Message); ok { // error details
+		return proto.Unmarshal(b, pm)
+	}
 	m.(*rawMsg).b = append([]byte(nil), b...)
 	return nil
 }

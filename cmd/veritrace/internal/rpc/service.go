@@ -92,6 +92,7 @@ func (opts *Options) defaults(l *ledger.Ledger) {
 func handlerOptions(opts Options, auth *authInterceptor, readMax int) []connect.HandlerOption {
 	return []connect.HandlerOption{
 		connect.WithReadMaxBytes(readMax),
+		gzipOption(readMax),
 		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
 			opts.Logger.ErrorContext(ctx, "handler panic", "procedure", spec.Procedure, "panic", fmt.Sprint(p))
 			return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error"))
@@ -136,7 +137,7 @@ func (h *Handler) Close(ctx context.Context) error { return h.auth.refusals.clos
 func (h *Handler) OTLPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mountOTLP(mux, h.s, h.auth, h.opts)
-	return withTransport(mux, h.opts.AllowPlaintextKeys)
+	return withTransport(h.auth.frontHandler(mux), h.opts.AllowPlaintextKeys)
 }
 
 // NewHandler returns the HTTP handler serving the Veritrace services over
@@ -164,7 +165,7 @@ func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mountOTLP(mux, s, auth, opts)
-	return &Handler{Handler: withTransport(mux, opts.AllowPlaintextKeys), s: s, auth: auth, opts: opts}
+	return &Handler{Handler: withTransport(auth.frontHandler(mux), opts.AllowPlaintextKeys), s: s, auth: auth, opts: opts}
 }
 
 // auditHandler serves AuditService. ExportBundle streams a zip file, which
