@@ -11,22 +11,26 @@ import (
 	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
 	logs "go.opentelemetry.io/proto/slim/otlp/logs/v1"
 	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 )
 
 // otlpText renders a span's OTLP source (the span or log record as the
-// exporter sent it, with its resource and scope) as text for the report:
-// every attribute and event, ids in hex. "" when the span has none.
-func otlpText(src *v1.OtlpSource) string {
+// exporter sent it, with its resource and scope: resourceScope holds those
+// of a span that refers to a resource entry, see OTLPMessage) as text for
+// the report: every attribute and event, ids in hex, every string the
+// sender chose quoted. "" when the span has none.
+func otlpText(src *v1.OtlpSource, resourceScope []byte) string {
 	var b strings.Builder
-	switch {
-	case len(src.GetResourceSpans()) > 0:
-		rs := &trace.ResourceSpans{}
-		if err := proto.Unmarshal(src.GetResourceSpans(), rs); err != nil {
-			return "(undecodable OTLP source: " + err.Error() + ")"
-		}
+	m, err := OTLPMessage(src, resourceScope)
+	if err != nil {
+		return "(undecodable OTLP source: " + err.Error() + ")"
+	}
+	if f := FormOf(src); (f == OTLPSpan || f == OTLPLogRecord) && resourceScope == nil {
+		b.WriteString("(its resource and scope are not in this bundle: their entry was erased)\n")
+	}
+	switch rs := m.(type) {
+	case *trace.ResourceSpans:
 		writeAttrs(&b, "resource", rs.GetResource().GetAttributes())
 		for _, ss := range rs.GetScopeSpans() {
 			fmt.Fprintf(&b, "scope: %q version %q\n", ss.GetScope().GetName(), ss.GetScope().GetVersion())
@@ -46,11 +50,8 @@ func otlpText(src *v1.OtlpSource) string {
 				}
 			}
 		}
-	case len(src.GetResourceLogs()) > 0:
-		rl := &logs.ResourceLogs{}
-		if err := proto.Unmarshal(src.GetResourceLogs(), rl); err != nil {
-			return "(undecodable OTLP source: " + err.Error() + ")"
-		}
+	case *logs.ResourceLogs:
+		rl := rs
 		writeAttrs(&b, "resource", rl.GetResource().GetAttributes())
 		for _, sl := range rl.GetScopeLogs() {
 			fmt.Fprintf(&b, "scope: %q version %q\n", sl.GetScope().GetName(), sl.GetScope().GetVersion())

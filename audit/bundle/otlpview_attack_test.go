@@ -35,7 +35,7 @@ func TestAttackOTLPTextForgedLines(t *testing.T) {
 		StartTimeUnixNano: 1763719200000000000, EndTimeUnixNano: 1763719201000000000,
 		Attributes: []*common.KeyValue{{Key: "note\n" + forged + "\n  x", Value: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: "1"}}}},
 	}
-	text := otlpText(attackSource(t, sp))
+	text := otlpText(attackSource(t, sp), nil)
 	for _, line := range strings.Split(text, "\n") {
 		if line == forged {
 			t.Errorf("the source view of a span without events shows the line %q, written by an attribute key:\n%s", forged, text)
@@ -53,7 +53,7 @@ func TestAttackOTLPTextTimes(t *testing.T) {
 		TraceId: []byte("0123456789abcdef"), SpanId: []byte("01234567"), Name: "chat",
 		StartTimeUnixNano: start, EndTimeUnixNano: start + 1e9,
 	}
-	text := otlpText(attackSource(t, sp))
+	text := otlpText(attackSource(t, sp), nil)
 	if strings.Contains(text, "time: 1677") {
 		t.Errorf("a span starting at %d ns since 1970 is shown as starting in 1677:\n%s", start, text)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -157,6 +158,10 @@ func (s *otlpSession) checkTrace(t *testing.T, traceID string, spans int, subjec
 	if err := run(context.Background(), []string{"verify", bundle, "--key", filepath.Join(s.dir, "log.pub")}, &out); err != nil || !strings.Contains(out.String(), "VERIFIED") {
 		t.Fatalf("verify: %v\n%s", err, out.String())
 	}
+	// Every span's source, and the trace's resource entry, were checked.
+	if want := fmt.Sprintf("ok    OTLP sources (%d)", spans+1); !strings.Contains(out.String(), want) {
+		t.Errorf("verify does not say %q:\n%s", want, out.String())
+	}
 	// The report shows the fallback as attempts and each span as received.
 	zr, err := zip.OpenReader(bundle)
 	if err != nil {
@@ -171,7 +176,7 @@ func (s *otlpSession) checkTrace(t *testing.T, traceID string, spans int, subjec
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"attempt 1 of 2", "attempt 2 of 2", "as received over OpenTelemetry (OTLP)", "gen_ai.request.model = &#34;gpt-4o&#34;"} {
+	for _, want := range []string{"attempt 1 of 2", "attempt 2 of 2", "as received over OpenTelemetry (OTLP)", "&#34;gen_ai.request.model&#34; = &#34;gpt-4o&#34;", "resource:\n  &#34;service.name&#34; = &#34;"} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report.html does not show %q", want)
 		}

@@ -35,10 +35,7 @@ func TestAttackMappingContentEvents(t *testing.T) {
 		},
 	}
 	rs := &trace.ResourceSpans{Resource: &resource.Resource{}}
-	m, err := MapSpan(rs, &trace.ScopeSpans{}, sp, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, _ := mapOne(t, rs, &trace.ScopeSpans{}, sp)
 	c := m.Span.GetContent()
 	if len(c.GetInputMessages()) != 1 || len(c.GetOutputMessages()) != 1 ||
 		c.GetInputMessages()[0].GetParts()[0].GetText() != "Where is my refund?" ||
@@ -57,11 +54,8 @@ func TestAttackSourceJSONEnums(t *testing.T) {
 		StartTimeUnixNano: 1763719200000000000, EndTimeUnixNano: 1763719201000000000,
 		Status: &trace.Status{Code: trace.Status_STATUS_CODE_ERROR},
 	}
-	m, err := MapSpan(&trace.ResourceSpans{}, &trace.ScopeSpans{}, sp, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := SourceJSON(m.Span.GetOtlp())
+	m, g := mapOne(t, &trace.ResourceSpans{}, &trace.ScopeSpans{}, sp)
+	j, err := SourceJSON(m.Span.GetOtlp(), g.ResourceScope)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"connectrpc.com/connect"
 	collogs "go.opentelemetry.io/proto/slim/otlp/collector/logs/v1"
 	coltrace "go.opentelemetry.io/proto/slim/otlp/collector/trace/v1"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -35,8 +37,55 @@ type Backend interface {
 	// Admit authenticates and authorises an OTLP/HTTP request to path
 	// (TracesPath or LogsPath) and returns the context to handle it in.
 	Admit(r *http.Request, path string) (context.Context, error)
-	ExportTraces(ctx context.Context, req *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error)
-	ExportLogs(ctx context.Context, req *collogs.ExportLogsServiceRequest) (*collogs.ExportLogsServiceResponse, error)
+	// Export appends an export's items (Decode) and says which it rejected.
+	ExportTraces(ctx context.Context, ex *Export) (*coltrace.ExportTraceServiceResponse, error)
+	ExportLogs(ctx context.Context, ex *Export) (*collogs.ExportLogsServiceResponse, error)
+}
+
+// rawRequest is an export request's bytes: the handlers split it item by
+// item themselves (Decode), so that a bad item costs only itself, where a
+// codec would refuse the whole request.
+type rawRequest struct{ body []byte }
+
+// rawCodec reads requests as their bytes and writes responses as protobuf
+// or, for the Connect protocol's JSON, proto JSON. A JSON request is read
+// as OTLP JSON (hex ids).
+type rawCodec struct{ name string }
+
+func (c rawCodec) Name() string { return c.name }
+
+func (c rawCodec) Marshal(m any) ([]byte, error) {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("cannot marshal %T", m)
+	}
+	if c.name == "json" {
+		return protojson.Marshal(pm)
+	}
+	return proto.Marshal(pm)
+}
+
+func (c rawCodec) Unmarshal(b []byte, m any) error {
+	switch x := m.(type) {
+	case *rawRequest:
+		x.body = append([]byte(nil), b...)
+		return nil
+	case proto.Message:
+		if c.name == "json" {
+			return protojson.Unmarshal(b, x)
+		}
+		return proto.Unmarshal(b, x)
+	}
+	return fmt.Errorf("cannot unmarshal into %T", m)
+}
+
+// requestContentType is the OTLP content type of a gRPC, gRPC-Web or
+// Connect request, from its codec.
+func requestContentType(h http.Header) string {
+	if strings.Contains(h.Get("Content-Type"), "json") {
+		return ContentJSON
+	}
+	return ContentProtobuf
 }
 
 // NewGRPCHandlers returns the handlers of the OTLP gRPC services
@@ -44,18 +93,27 @@ type Backend interface {
 // gRPC (and Connect and gRPC-Web), with gzip. The options should carry the
 // authentication interceptor and the read limit.
 func NewGRPCHandlers(b Backend, opts ...connect.HandlerOption) map[string]http.Handler {
+	opts = append(opts, connect.WithCodec(rawCodec{"proto"}), connect.WithCodec(rawCodec{"json"}))
 	return map[string]http.Handler{
 		TraceExportProcedure: connect.NewUnaryHandler(TraceExportProcedure,
-			func(ctx context.Context, req *connect.Request[coltrace.ExportTraceServiceRequest]) (*connect.Response[coltrace.ExportTraceServiceResponse], error) {
-				resp, err := b.ExportTraces(ctx, req.Msg)
+			func(ctx context.Context, req *connect.Request[rawRequest]) (*connect.Response[coltrace.ExportTraceServiceResponse], error) {
+				ex, err := Decode(Traces, requestContentType(req.Header()), req.Msg.body)
+				if err != nil {
+					return nil, connect.NewError(connect.CodeInvalidArgument, err)
+				}
+				resp, err := b.ExportTraces(ctx, ex)
 				if err != nil {
 					return nil, grpcError(err)
 				}
 				return connect.NewResponse(resp), nil
 			}, opts...),
 		LogsExportProcedure: connect.NewUnaryHandler(LogsExportProcedure,
-			func(ctx context.Context, req *connect.Request[collogs.ExportLogsServiceRequest]) (*connect.Response[collogs.ExportLogsServiceResponse], error) {
-				resp, err := b.ExportLogs(ctx, req.Msg)
+			func(ctx context.Context, req *connect.Request[rawRequest]) (*connect.Response[collogs.ExportLogsServiceResponse], error) {
+				ex, err := Decode(Logs, requestContentType(req.Header()), req.Msg.body)
+				if err != nil {
+					return nil, connect.NewError(connect.CodeInvalidArgument, err)
+				}
+				resp, err := b.ExportLogs(ctx, ex)
 				if err != nil {
 					return nil, grpcError(err)
 				}
@@ -67,7 +125,7 @@ func NewGRPCHandlers(b Backend, opts ...connect.HandlerOption) map[string]http.H
 // grpcError makes an overload retryable for OTLP gRPC exporters: they
 // retry UNAVAILABLE, but RESOURCE_EXHAUSTED only with RetryInfo.
 func grpcError(err error) error {
-	if connect.CodeOf(err) == connect.CodeResourceExhausted {
+	if connect.CodeOf(err) == connect.CodeResourceExhausted && !errors.Is(err, ErrExpandsTooFar) {
 		return connect.NewError(connect.CodeUnavailable, errors.New(errMessage(err)))
 	}
 	return err
@@ -151,31 +209,24 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.status(w, ct, http.StatusBadRequest, connect.CodeInvalidArgument, "could not read the request body")
 		return
 	}
+	signal := Traces
+	if r.URL.Path == LogsPath {
+		signal = Logs
+	}
+	ex, err := Decode(signal, ct, body)
+	if err != nil {
+		h.fail(w, ct, err)
+		return
+	}
 	var resp proto.Message
-	if r.URL.Path == TracesPath {
-		req, err := UnmarshalTraces(ct, body)
-		if err != nil {
-			h.fail(w, ct, err)
-			return
-		}
-		tr, err := h.b.ExportTraces(ctx, req)
-		if err != nil {
-			h.fail(w, ct, err)
-			return
-		}
-		resp = tr
+	if signal == Traces {
+		resp, err = h.b.ExportTraces(ctx, ex)
 	} else {
-		req, err := UnmarshalLogs(ct, body)
-		if err != nil {
-			h.fail(w, ct, err)
-			return
-		}
-		lr, err := h.b.ExportLogs(ctx, req)
-		if err != nil {
-			h.fail(w, ct, err)
-			return
-		}
-		resp = lr
+		resp, err = h.b.ExportLogs(ctx, ex)
+	}
+	if err != nil {
+		h.fail(w, ct, err)
+		return
 	}
 	out, err := Marshal(ct, resp)
 	if err != nil {
@@ -194,6 +245,10 @@ func (h *httpHandler) fail(w http.ResponseWriter, ct string, err error) {
 	var bad *BadDataError
 	if errors.As(err, &bad) {
 		h.status(w, ct, http.StatusBadRequest, connect.CodeInvalidArgument, bad.Msg)
+		return
+	}
+	if errors.Is(err, ErrExpandsTooFar) {
+		h.status(w, ct, http.StatusRequestEntityTooLarge, connect.CodeResourceExhausted, errMessage(err))
 		return
 	}
 	code := connect.CodeOf(err)

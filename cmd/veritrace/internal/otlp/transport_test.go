@@ -21,10 +21,10 @@ type panicBackend struct{}
 func (panicBackend) Admit(r *http.Request, _ string) (context.Context, error) {
 	return r.Context(), nil
 }
-func (panicBackend) ExportTraces(context.Context, *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error) {
+func (panicBackend) ExportTraces(context.Context, *Export) (*coltrace.ExportTraceServiceResponse, error) {
 	panic("boom")
 }
-func (panicBackend) ExportLogs(context.Context, *collogs.ExportLogsServiceRequest) (*collogs.ExportLogsServiceResponse, error) {
+func (panicBackend) ExportLogs(context.Context, *Export) (*collogs.ExportLogsServiceResponse, error) {
 	panic("boom")
 }
 

@@ -1,7 +1,9 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -15,6 +17,7 @@ import (
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit"
@@ -72,6 +75,9 @@ func (opts *Options) defaults(l *ledger.Ledger) {
 	}
 	if opts.OTLP.MaxBytes <= 0 {
 		opts.OTLP.MaxBytes = otlp.DefaultMaxBytes
+	}
+	if opts.OTLP.MaxExpandedBytes <= 0 {
+		opts.OTLP.MaxExpandedBytes = 4 * opts.OTLP.MaxBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -488,7 +494,7 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 		case *v1.Span:
 			msg.Record = &v1.Entry_Span{Span: r}
 			// A rendering aid: a source that does not render leaves it empty.
-			if j, err := otlp.SourceJSON(r.GetOtlp()); err == nil {
+			if j, err := otlp.SourceJSON(r.GetOtlp(), s.resourceScopeOf(ctx, tenant, h, r.GetOtlp())); err == nil {
 				msg.OtlpJson = j
 			}
 		case *v1.Version:
@@ -500,4 +506,46 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 		}
 	}
 	return connect.NewResponse(&v1.GetEntryResponse{Entry: msg}), nil
+}
+
+// resourceScopeOf returns the resource and scope an OTLP span or log
+// record entry refers to: the resource_scope of the resource entry of its
+// trace (docs/OTLP.md), nil when it is not there (erased) or the entry has
+// none. A rendering aid: a failure to read it leaves it out.
+func (s *service) resourceScopeOf(ctx context.Context, tenant string, h *format.Header, src *v1.OtlpSource) []byte {
+	if f := bundle.FormOf(src); f != bundle.OTLPSpan && f != bundle.OTLPLogRecord {
+		return nil
+	}
+	want := bundle.ResourceEntrySpanID(h.TraceID[:], src.GetResourceScopeSha256())
+	size, err := s.l.Size(ctx, tenant)
+	if err != nil {
+		return nil
+	}
+	idxs, err := s.l.SpansOfTrace(ctx, tenant, h.TraceID, size)
+	if err != nil {
+		return nil
+	}
+	hs, err := s.l.Headers(ctx, tenant, idxs)
+	if err != nil {
+		return nil
+	}
+	for _, rh := range hs {
+		if rh.SpanID != want {
+			continue
+		}
+		e, err := s.l.GetEntry(ctx, tenant, rh.Index)
+		if err != nil || e.Erased {
+			return nil
+		}
+		sp := &v1.Span{}
+		if proto.Unmarshal(e.Payload, sp) != nil {
+			return nil
+		}
+		b := sp.GetOtlp().GetResourceScope()
+		if sum := sha256.Sum256(b); !bytes.Equal(sum[:], src.GetResourceScopeSha256()) {
+			return nil
+		}
+		return b
+	}
+	return nil
 }
