@@ -37,6 +37,10 @@ type Backend interface {
 	// Admit authenticates and authorises an OTLP/HTTP request to path
 	// (TracesPath or LogsPath) and returns the context to handle it in.
 	Admit(r *http.Request, path string) (context.Context, error)
+	// Begin waits for room to read and handle one more export (so that
+	// exports in progress bound the memory they hold) and returns the
+	// function that gives the room back.
+	Begin(ctx context.Context) (release func(), err error)
 	// Export appends an export's items (Decode) and says which it rejected.
 	ExportTraces(ctx context.Context, ex *Export) (*coltrace.ExportTraceServiceResponse, error)
 	ExportLogs(ctx context.Context, ex *Export) (*collogs.ExportLogsServiceResponse, error)
@@ -191,6 +195,12 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, ct, err)
 		return
 	}
+	release, err := h.b.Begin(ctx)
+	if err != nil {
+		h.fail(w, ct, err)
+		return
+	}
+	defer release()
 	body, err := ReadBody(r, h.max)
 	var bad *BadDataError
 	switch {

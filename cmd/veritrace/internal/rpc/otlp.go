@@ -34,6 +34,10 @@ type OTLPOptions struct {
 	// payloads of its entries, its resource entries included (default 4 ×
 	// MaxBytes). An export past it is refused (413, RESOURCE_EXHAUSTED).
 	MaxExpandedBytes int
+	// MaxConcurrent bounds the exports read and handled at once (default
+	// 2 × GOMAXPROCS, at least 4); more wait their turn. With MaxBytes it
+	// bounds the memory exports hold.
+	MaxConcurrent int
 	// Default is the mapping configuration of tenants not in Tenants.
 	Default otlp.Config
 	// Tenants holds per-tenant mapping configuration.
@@ -67,6 +71,30 @@ type otlpBackend struct {
 func (b *otlpBackend) Admit(r *http.Request, path string) (context.Context, error) {
 	ctx, _, err := b.auth.admit(r.Context(), call{procedure: path, header: r.Header, peer: r.RemoteAddr})
 	return ctx, err
+}
+
+// Begin waits for one of the service's export slots.
+func (b *otlpBackend) Begin(ctx context.Context) (func(), error) {
+	select {
+	case b.otlpSlots <- struct{}{}:
+		return func() { <-b.otlpSlots }, nil
+	case <-ctx.Done():
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("the server is busy with other exports; retry"))
+	}
+}
+
+// limit makes an OTLP gRPC handler wait for an export slot before
+// connect-go reads the request (the front handler has authenticated it).
+func (b *otlpBackend) limit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		release, err := b.Begin(r.Context())
+		if err != nil {
+			connect.NewErrorWriter().Write(w, r, err)
+			return
+		}
+		defer release()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // rejections collects why items of an export were not accepted, for

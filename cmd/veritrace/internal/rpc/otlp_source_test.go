@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,5 +196,57 @@ func TestOTLPResourceEntriesAreNotSpans(t *testing.T) {
 	tr := readTrace(t, aud, parent.TraceId)
 	if n := len(flatten(tr.Roots)); n != 2 || len(tr.Roots) != 1 {
 		t.Errorf("GetTrace shows %d nodes under %d roots, want the 2 spans under 1 root", n, len(tr.Roots))
+	}
+}
+
+// TestOTLPExportsBoundedAtOnce: at most OTLPOptions.MaxConcurrent exports
+// are read and handled at once, on every transport; others wait for room
+// (here, until their caller gives up) without being read.
+func TestOTLPExportsBoundedAtOnce(t *testing.T) {
+	entered, release := make(chan struct{}, 4), make(chan struct{})
+	var calls atomic.Int64
+	var l atomic.Pointer[ledger.Ledger]
+	s := startServerWith(t, Options{OTLP: OTLPOptions{MaxConcurrent: 1}, otlpAppend: func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error) {
+		if calls.Add(1) == 1 {
+			entered <- struct{}{}
+			<-release
+		}
+		return l.Load().Append(ctx, tenant, recs)
+	}})
+	l.Store(s.l)
+	ctx := context.Background()
+	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	first := make(chan error, 1)
+	go func() {
+		_, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(1))))
+		first <- err
+	}()
+	<-entered // the first export holds the only slot
+	for _, send := range []func(context.Context) error{
+		func(ctx context.Context) error {
+			_, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(2))))
+			return err
+		},
+		func(ctx context.Context) error {
+			_, _, err := ing.otlp.post(ctx, otlp.TracesPath, otlp.ContentProtobuf, mustMarshal(otlpExport(otlpSpan(3))))
+			return err
+		},
+	} {
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		err := send(short)
+		cancel()
+		if err == nil {
+			t.Errorf("an export while the only slot was taken succeeded")
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d appends while the only slot was taken, want 1", n)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(4)))); err != nil {
+		t.Errorf("an export once the slot is free: %v", err)
 	}
 }

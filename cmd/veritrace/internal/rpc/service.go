@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"slices"
 	"time"
 
@@ -76,6 +77,9 @@ func (opts *Options) defaults(l *ledger.Ledger) {
 	if opts.OTLP.MaxBytes <= 0 {
 		opts.OTLP.MaxBytes = otlp.DefaultMaxBytes
 	}
+	if opts.OTLP.MaxConcurrent <= 0 {
+		opts.OTLP.MaxConcurrent = max(4, 2*runtime.GOMAXPROCS(0))
+	}
 	if opts.OTLP.MaxExpandedBytes <= 0 {
 		opts.OTLP.MaxExpandedBytes = 4 * opts.OTLP.MaxBytes
 	}
@@ -116,7 +120,7 @@ func mountOTLP(mux *http.ServeMux, s *service, auth *authInterceptor, opts Optio
 		b.append = s.l.Append
 	}
 	for path, h := range otlp.NewGRPCHandlers(b, handlerOptions(opts, auth, opts.OTLP.MaxBytes)...) {
-		mux.Handle(path, h)
+		mux.Handle(path, b.limit(h))
 	}
 	h := otlp.NewHTTPHandler(b, int64(opts.OTLP.MaxBytes), opts.Logger)
 	mux.Handle(otlp.TracesPath, h)
@@ -151,7 +155,7 @@ func (h *Handler) OTLPHandler() http.Handler {
 // OpenTelemetry ingest (OTLP gRPC and OTLP/HTTP).
 func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	opts.defaults(l)
-	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention}
+	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention, otlpSlots: make(chan struct{}, opts.OTLP.MaxConcurrent)}
 	auth := newAuthInterceptor(l, opts)
 	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()
@@ -218,6 +222,9 @@ type service struct {
 	log       *slog.Logger
 	now       func() time.Time
 	retention *retention.Service
+	// otlpSlots holds a token for each OTLP export being read or handled,
+	// on every listener (OTLPOptions.MaxConcurrent).
+	otlpSlots chan struct{}
 }
 
 // prepareSpan is the path of every ingested span, native or OTLP: it
