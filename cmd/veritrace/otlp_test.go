@@ -176,7 +176,7 @@ func (s *otlpSession) checkTrace(t *testing.T, traceID string, spans int, subjec
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"attempt 1 of 2", "attempt 2 of 2", "as received over OpenTelemetry (OTLP)", "&#34;gen_ai.request.model&#34; = &#34;gpt-4o&#34;", "resource:\n  &#34;service.name&#34; = &#34;"} {
+	for _, want := range []string{"likely attempt 1 of 2", "likely attempt 2 of 2", "as received over OpenTelemetry (OTLP)", "&#34;gen_ai.request.model&#34; = &#34;gpt-4o&#34;", "resource:\n  &#34;service.name&#34; = &#34;"} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report.html does not show %q", want)
 		}

@@ -1064,8 +1064,20 @@ func isVersionID(s string) bool {
 	return err == nil && strings.ToLower(s) == s
 }
 
+// ResourceAttributes are the resource attributes a mapped span carries
+// among its free attributes (when it has none of that key), so that
+// queries and aggregates can group by them: service and deployment. A
+// value is copied only when it is a scalar of at most maxResourceValue
+// bytes: a resource is stored once per trace, and its copies must stay
+// small. Every resource attribute stays in the source, and retention
+// rules see them all.
+var ResourceAttributes = []string{"service.name", "service.version", "service.namespace", "deployment.environment", "deployment.environment.name"}
+
+// maxResourceValue bounds a resource attribute copied into a span.
+const maxResourceValue = 256
+
 // freeAttributes are the span's attributes not mapped into structured
-// fields, plus the resource's service name and version, at most
+// fields, plus the resource attributes of ResourceAttributes, at most
 // MaxAttributes (in key order; AttrOmitted counts the rest).
 func freeAttributes(a, ra *attrs) map[string]*structpb.Value {
 	var keys []string
@@ -1076,8 +1088,8 @@ func freeAttributes(a, ra *attrs) map[string]*structpb.Value {
 	}
 	sort.Strings(keys)
 	out := map[string]*structpb.Value{}
-	for _, k := range []string{"service.name", "service.version"} {
-		if v, ok := ra.m[k]; ok && a.m[k] == nil {
+	for _, k := range ResourceAttributes {
+		if v, ok := ra.m[k]; ok && a.m[k] == nil && len(scalarText(v)) > 0 && len(scalarText(v)) <= maxResourceValue {
 			out[k] = toValue(v, 0)
 		}
 	}
