@@ -52,14 +52,11 @@ const elided = "(nested too deep to show here: see the source bytes)"
 // number order, 64-bit integers as strings, enums as integers, trace and
 // span ids as hex and other bytes as base64, indented by two spaces.
 func writeMessage(b *strings.Builder, m protoreflect.Message, depth int) {
-	if depth >= maxJSONDepth {
-		if m.Descriptor().Name() == "AnyValue" {
-			b.WriteString(`{"stringValue": `)
-			writeString(b, elided)
-			b.WriteString("}")
-		} else {
-			b.WriteString("{}")
-		}
+	// OTLP nests only through AnyValue: elide there, with a valid value.
+	if depth >= maxJSONDepth && m.Descriptor().Name() == "AnyValue" {
+		b.WriteString(`{"stringValue": `)
+		writeString(b, elided)
+		b.WriteString("}")
 		return
 	}
 	fields := m.Descriptor().Fields()

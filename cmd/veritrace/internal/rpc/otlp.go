@@ -565,13 +565,15 @@ func (in *ingestion) identity(ts *traceState, rec *ledger.Record) (dup bool, why
 		}
 		return false, "another item of this export has the same trace_id and span_id with different content", nil
 	}
-	same, idx, found, err := in.existing(ts, rec.SpanID, rec.Payload)
+	same, erased, idx, found, err := in.existing(ts, rec.SpanID, rec.Payload)
 	switch {
 	case err != nil:
 		return false, "", err
 	case found && same:
 		in.seen[key] = sum
 		return true, "", nil
+	case found && erased:
+		return false, fmt.Sprintf("a span with the same identity was appended at index %d and has been erased", idx), nil
 	case found:
 		return false, fmt.Sprintf("a span with the same identity exists at index %d with different content", idx), nil
 	}
@@ -581,19 +583,19 @@ func (in *ingestion) identity(ts *traceState, rec *ledger.Record) (dup bool, why
 
 // existing compares a payload with the log's entry of that span id in the
 // trace, if there is one. An erased entry is never the same.
-func (in *ingestion) existing(ts *traceState, spanID [8]byte, payload []byte) (same bool, index uint64, found bool, err error) {
+func (in *ingestion) existing(ts *traceState, spanID [8]byte, payload []byte) (same, erased bool, index uint64, found bool, err error) {
 	if err := in.loadTrace(ts); err != nil {
-		return false, 0, false, err
+		return false, false, 0, false, err
 	}
 	h := ts.existing[spanID]
 	if h == nil {
-		return false, 0, false, nil
+		return false, false, 0, false, nil
 	}
 	e, err := in.b.l.GetEntry(in.ctx, in.tenant, h.Index)
 	if err != nil {
-		return false, 0, false, in.b.fail(in.ctx, in.proc, err, nil)
+		return false, false, 0, false, in.b.fail(in.ctx, in.proc, err, nil)
 	}
-	return !e.Erased && bytes.Equal(e.Payload, payload), h.Index, true, nil
+	return !e.Erased && bytes.Equal(e.Payload, payload), e.Erased, h.Index, true, nil
 }
 
 // resource returns the state of the trace's resource entry for a group.

@@ -250,3 +250,27 @@ func TestOTLPExportsBoundedAtOnce(t *testing.T) {
 		t.Errorf("an export once the slot is free: %v", err)
 	}
 }
+
+// TestOTLPDeepAttributeShown: a span whose attribute is nested 3,200 deep
+// (as deep as protobuf decodes) is shown in GetTrace and GetEntry with its
+// otlp_json, the deep value elided, never failing the read or leaving the
+// view empty.
+func TestOTLPDeepAttributeShown(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	aud := s.clients("connect", "", s.key(t, policy.Auditor, "default"))
+	sp := otlpSpan(601)
+	sp.Attributes = append(sp.Attributes, nestedKV("app.config", 3200))
+	if _, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp))); err != nil {
+		t.Fatal(err)
+	}
+	n := readTrace(t, aud, sp.TraceId).Roots[0]
+	if !strings.Contains(n.GetOtlpJson(), "nested too deep to show here") || !strings.Contains(n.GetOtlpJson(), `"app.config"`) {
+		t.Errorf("otlp_json of the deep span = %.300q; want it shown with the deep value elided", n.GetOtlpJson())
+	}
+	e, err := aud.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: n.GetIndex()}))
+	if err != nil || e.Msg.GetEntry().GetOtlpJson() != n.GetOtlpJson() {
+		t.Errorf("GetEntry = %v; want the same otlp_json", err)
+	}
+}
