@@ -37,9 +37,9 @@ type Backend interface {
 	// Admit authenticates and authorises an OTLP/HTTP request to path
 	// (TracesPath or LogsPath) and returns the context to handle it in.
 	Admit(r *http.Request, path string) (context.Context, error)
-	// Begin waits for room to read and handle one more export (so that
+	// Begin takes room to read and handle one more export (so that the
 	// exports in progress bound the memory they hold) and returns the
-	// function that gives the room back.
+	// function that gives it back; without room it fails at once.
 	Begin(ctx context.Context) (release func(), err error)
 	// Export appends an export's items (Decode) and says which it rejected.
 	ExportTraces(ctx context.Context, ex *Export) (*coltrace.ExportTraceServiceResponse, error)

@@ -35,8 +35,8 @@ type OTLPOptions struct {
 	// MaxBytes). An export past it is refused (413, RESOURCE_EXHAUSTED).
 	MaxExpandedBytes int
 	// MaxConcurrent bounds the exports read and handled at once (default
-	// 2 × GOMAXPROCS, at least 4); more wait their turn. With MaxBytes it
-	// bounds the memory exports hold.
+	// 64); more are refused, retryably, before their body is read. With
+	// MaxBytes and the batch size it bounds the memory exports hold.
 	MaxConcurrent int
 	// Default is the mapping configuration of tenants not in Tenants.
 	Default otlp.Config
@@ -73,18 +73,22 @@ func (b *otlpBackend) Admit(r *http.Request, path string) (context.Context, erro
 	return ctx, err
 }
 
-// Begin waits for one of the service's export slots.
-func (b *otlpBackend) Begin(ctx context.Context) (func(), error) {
+// Begin takes one of the service's export slots, or refuses the export at
+// once, retryably (UNAVAILABLE, 503 with Retry-After), when every slot is
+// taken. It never waits: an HTTP/2 stream waiting unread would hold its
+// connection's flow-control window, which the streams in progress on the
+// same connection need to finish (a load test found that deadlock).
+func (b *otlpBackend) Begin(context.Context) (func(), error) {
 	select {
 	case b.otlpSlots <- struct{}{}:
 		return func() { <-b.otlpSlots }, nil
-	case <-ctx.Done():
-		return nil, connect.NewError(connect.CodeUnavailable, errors.New("the server is busy with other exports; retry"))
+	default:
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%d exports are in progress, the most this server takes at once; retry", cap(b.otlpSlots)))
 	}
 }
 
-// limit makes an OTLP gRPC handler wait for an export slot before
-// connect-go reads the request (the front handler has authenticated it).
+// limit makes an OTLP gRPC handler take an export slot before connect-go
+// reads the request (the front handler has authenticated it).
 func (b *otlpBackend) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		release, err := b.Begin(r.Context())

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -200,8 +201,10 @@ func TestOTLPResourceEntriesAreNotSpans(t *testing.T) {
 }
 
 // TestOTLPExportsBoundedAtOnce: at most OTLPOptions.MaxConcurrent exports
-// are read and handled at once, on every transport; others wait for room
-// (here, until their caller gives up) without being read.
+// are read and handled at once, on every transport; another is refused at
+// once, retryably (gRPC UNAVAILABLE, HTTP 503 with Retry-After), before
+// its body is read, and never waits: on HTTP/2 a waiting stream would hold
+// the connection's flow-control window that the others need.
 func TestOTLPExportsBoundedAtOnce(t *testing.T) {
 	entered, release := make(chan struct{}, 4), make(chan struct{})
 	var calls atomic.Int64
@@ -222,22 +225,14 @@ func TestOTLPExportsBoundedAtOnce(t *testing.T) {
 		first <- err
 	}()
 	<-entered // the first export holds the only slot
-	for _, send := range []func(context.Context) error{
-		func(ctx context.Context) error {
-			_, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(2))))
-			return err
-		},
-		func(ctx context.Context) error {
-			_, _, err := ing.otlp.post(ctx, otlp.TracesPath, otlp.ContentProtobuf, mustMarshal(otlpExport(otlpSpan(3))))
-			return err
-		},
-	} {
-		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		err := send(short)
-		cancel()
-		if err == nil {
-			t.Errorf("an export while the only slot was taken succeeded")
-		}
+	_, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(2))))
+	if connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Errorf("gRPC export while the only slot is taken = %v, want unavailable (retryable)", err)
+	}
+	status, _, err := ing.otlp.post(ctx, otlp.TracesPath, otlp.ContentProtobuf, mustMarshal(otlpExport(otlpSpan(3))))
+	var he *httpError
+	if status != 503 || !errors.As(err, &he) || he.header.Get("Retry-After") == "" {
+		t.Errorf("OTLP/HTTP export while the only slot is taken = %d %v, want 503 with Retry-After", status, err)
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("%d appends while the only slot was taken, want 1", n)
@@ -248,6 +243,44 @@ func TestOTLPExportsBoundedAtOnce(t *testing.T) {
 	}
 	if _, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(4)))); err != nil {
 		t.Errorf("an export once the slot is free: %v", err)
+	}
+}
+
+// TestOTLPManyStreamsOneConnection: many concurrent gRPC exports of a few
+// hundred KiB on one HTTP/2 connection all finish (retrying those refused
+// for want of a slot, as exporters do), however few the slots.
+func TestOTLPManyStreamsOneConnection(t *testing.T) {
+	s := startServerWith(t, Options{OTLP: OTLPOptions{MaxConcurrent: 2}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	errs := make(chan error, 16)
+	for c := range 16 {
+		go func() {
+			var spans []*trace.Span
+			for i := range 50 {
+				sp := otlpSpan(c*100 + i)
+				sp.Attributes = append(sp.Attributes, kv("pad", strings.Repeat("x", 4<<10)))
+				spans = append(spans, sp)
+			}
+			for {
+				_, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(spans...)))
+				if connect.CodeOf(err) == connect.CodeUnavailable && ctx.Err() == nil {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				errs <- err
+				return
+			}
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatalf("an export on a shared connection: %v", err)
+		}
+	}
+	if items, _ := otlpEntries(t, s.l, "default"); items != 16*50 {
+		t.Errorf("%d spans stored, want %d", items, 16*50)
 	}
 }
 

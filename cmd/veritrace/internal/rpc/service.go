@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"slices"
 	"time"
 
@@ -34,6 +33,9 @@ import (
 // TenantHeader names the tenant of a request. Without it, a key bound to
 // one tenant acts on that tenant, any other key on "default".
 const TenantHeader = "Veritrace-Tenant"
+
+// DefaultOTLPMaxConcurrent is the default of OTLPOptions.MaxConcurrent.
+const DefaultOTLPMaxConcurrent = 64
 
 // DefaultMaxRequestBytes is the default limit on a request message.
 const DefaultMaxRequestBytes = 4 << 20
@@ -78,7 +80,7 @@ func (opts *Options) defaults(l *ledger.Ledger) {
 		opts.OTLP.MaxBytes = otlp.DefaultMaxBytes
 	}
 	if opts.OTLP.MaxConcurrent <= 0 {
-		opts.OTLP.MaxConcurrent = max(4, 2*runtime.GOMAXPROCS(0))
+		opts.OTLP.MaxConcurrent = DefaultOTLPMaxConcurrent
 	}
 	if opts.OTLP.MaxExpandedBytes <= 0 {
 		opts.OTLP.MaxExpandedBytes = 4 * opts.OTLP.MaxBytes
