@@ -17,6 +17,7 @@ import (
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
 	"github.com/veritrace/veritrace/policy"
 )
 
@@ -305,5 +306,32 @@ func TestOTLPDeepAttributeShown(t *testing.T) {
 	e, err := aud.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: n.GetIndex()}))
 	if err != nil || e.Msg.GetEntry().GetOtlpJson() != n.GetOtlpJson() {
 		t.Errorf("GetEntry = %v; want the same otlp_json", err)
+	}
+}
+
+// TestVersionByNameSeeks: a reference by name and label finds exactly that
+// label among many of one name (the resolver seeks the index to the label
+// rather than listing every label), and no other.
+func TestVersionByNameSeeks(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	ing := s.clients("connect", "", s.key(t, policy.Ingester, "default"))
+	labels := []string{"1", "6", "7", "7\x00", "7a", "70", "8", "v1", "v10", "v2", "é"}
+	ids := map[string]string{}
+	for _, l := range labels {
+		r, err := ing.ingest.RegisterVersion(ctx, connect.NewRequest(&v1.RegisterVersionRequest{
+			Kind: v1.VersionKind_VERSION_KIND_PROMPT, Name: "support-answer", Label: l, Content: []byte("prompt " + l),
+		}))
+		if err != nil {
+			t.Fatalf("RegisterVersion(%q) = %v", l, err)
+		}
+		ids[l] = r.Msg.GetId()
+	}
+	r := &versionResolver{l: s.l, tenant: "default", cache: map[refKey]string{}}
+	for _, l := range append(labels, "0", "6a", "69", "7\x00\x00", "9", "v", "v11", "z") {
+		id, found, err := r.byName(ctx, format.VersionPrompt, "support-answer", l)
+		if err != nil || id != ids[l] || found != (ids[l] != "") {
+			t.Errorf("byName(%q) = %q, %v, %v; want %q", l, id, found, err, ids[l])
+		}
 	}
 }
