@@ -526,7 +526,8 @@ describe("the web console", () => {
     assert.ok((await page.getByTestId("by-model").textContent())?.includes("claude-sonnet"));
     await page.getByTestId("group-attr").fill("deployment.environment");
     await page.getByRole("button", { name: "Update" }).click();
-    await page.getByTestId("by-attribute").waitFor();
+    // The breakdown is re-rendered when the answer arrives: wait for the new content, not the old element.
+    await page.getByTestId("by-attribute").getByText("staging").first().waitFor();
     assert.ok((await page.getByTestId("by-attribute").textContent())?.includes("staging"));
     await shot(page, "overview");
     await page.close();
