@@ -77,3 +77,40 @@ func TestSweepTombstoneTooLargeLeavesErasureWithoutTombstone(t *testing.T) {
 		t.Errorf("Resume() at start-up = %v: serve refuses to start", err)
 	}
 }
+
+// A sweep lists the entries of an expired bucket (day d) by the index
+// range of appended_at in [d-1, d+2) (ledger.entriesUnder), assuming an
+// entry is appended at most moments after the day of its data key. But
+// appended_at never goes back (the writer clamps it to the previous
+// entry's), while the key's day follows the clock: after the clock was
+// ahead by a few days and is set right (a VM restored with a wrong clock,
+// an NTP step), new entries are sealed under keys of the true day with
+// appended_at days later. The sweep of that day lists none of them and
+// destroys the whole bucket: an entry under a legal hold is erased, and
+// the erased entries are named by no tombstone.
+func TestSweepAfterClockStepBackKeepsHeldEntriesAndNamesErased(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	p := Policy{FloorDays: 30, Default: Rule{Class: DefaultClass, Days: 60, Mode: Governance}}
+	if _, _, err := e.s.SetPolicy(ctx, "default", p, "co", "review"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(5 * Day) // the clock runs five days ahead
+	e.appendSubject(t, "early", 1, 1)
+	e.clock.Add(-5 * Day) // and is set right
+	held := e.appendSubject(t, "held", 1, 2)
+	gone := e.appendSubject(t, "gone", 1, 3)
+	if _, _, err := e.s.PlaceHold(ctx, "default", HoldScope{Subject: "held"}, "CASE-9", "litigation", "co"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(62 * Day) // today's bucket has expired, the one five days ahead not yet
+	if _, err := e.s.Sweep(ctx, "default"); err != nil {
+		t.Fatalf("Sweep() = %v", err)
+	}
+	if en, err := e.l.GetEntry(ctx, "default", held); err != nil || en.Erased {
+		t.Errorf("entry %d under a legal hold: erased = %v, %v; want kept", held, en.Erased, err)
+	}
+	if en, err := e.l.GetEntry(ctx, "default", gone); err != nil || (en.Erased && en.ErasedBy == nil) {
+		t.Errorf("entry %d: erased = %v with no tombstone naming it (%v)", gone, en.Erased, err)
+	}
+}
