@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"github.com/veritrace/veritrace/ledger/format"
 )
@@ -62,5 +65,45 @@ func TestManyNewDataKeysDoNotFailTheLedger(t *testing.T) {
 	}
 	if _, err := l.Append(ctx, "default", []Record{span(7, "later")}); errors.Is(err, ErrFailed) {
 		t.Errorf("a later Append = %v: the ledger refuses every write until restarted", err)
+	}
+}
+
+// failLedger puts l in the failed state the way a failed commit does.
+func failLedger(t *testing.T, l *Ledger) {
+	t.Helper()
+	l.hooks.commit = func(txn *badger.Txn) error {
+		txn.Commit()
+		return errors.New("injected: sync of the write-ahead log failed")
+	}
+	if _, err := l.Append(context.Background(), "default", []Record{span(1, "x")}); err == nil {
+		t.Fatal("Append with a failing commit = nil error")
+	}
+	if l.Health().Failed == nil {
+		t.Fatal("the ledger did not fail")
+	}
+}
+
+// doc.go and ARCHITECTURE.md: once a commit failed, "every later write
+// fails with ErrFailed until it is reopened". Tenant creation, API key
+// creation and revocation, and MarkErased do not check: they go on
+// writing to the database whose last sync failed and report success.
+// Over the API the change is then made but not recorded (the access
+// record after it fails), and the client is told it was not answered.
+func TestFailedLedgerRefusesEveryWrite(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	mustAppend(t, l, "default", span(9, "before"))
+	failLedger(t, l)
+	writes := map[string]func() error{
+		"CreateTenant": func() error { _, err := l.CreateTenant(ctx, "acme"); return err },
+		"PutAPIKey":    func() error { return l.PutAPIKey(ctx, &APIKey{ID: [8]byte{1}, Role: "admin"}) },
+		"RevokeAPIKey": func() error { _, err := l.RevokeAPIKey(ctx, [8]byte{1}, time.Now()); return err },
+		"MarkErased":   func() error { return l.MarkErased(ctx, "default", []uint64{0}, 0) },
+	}
+	for _, name := range []string{"CreateTenant", "PutAPIKey", "RevokeAPIKey", "MarkErased"} {
+		if err := writes[name](); !errors.Is(err, ErrFailed) {
+			t.Errorf("%s on a failed ledger = %v, want ErrFailed", name, err)
+		}
 	}
 }
