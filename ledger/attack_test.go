@@ -8,6 +8,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,5 +108,48 @@ func TestFailedLedgerRefusesEveryWrite(t *testing.T) {
 		if err := writes[name](); !errors.Is(err, ErrFailed) {
 			t.Errorf("%s on a failed ledger = %v, want ErrFailed", name, err)
 		}
+	}
+}
+
+// VerifyDir is the auditor's check of a data directory it must not trust,
+// and the README says it reports an unreadable file "never a crash". It
+// allocates every stored hash of a tenant's tree up front from the stored
+// tree size (verifyTenant: make(..., tlog.StoredHashCount(size))): a
+// tampered tree size (here 2^40) kills the process with a fatal "out of
+// memory" that no recover catches, instead of reporting the tampering.
+// (The same allocation is 64 bytes per entry for an honest log: 6.4 GB of
+// memory to verify 100 million entries.)
+func TestVerifyDirSurvivesTamperedTreeSize(t *testing.T) {
+	if dir := os.Getenv("ATTACK_VERIFY_DIR"); dir != "" {
+		keys := testKeys(t, dir)
+		vkey, err := keys.VerifierKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := VerifyDir(context.Background(), dir, keys.Master, vkey)
+		fmt.Printf("VerifyDir returned: %d tenants, err %v\n", len(res), err)
+		return
+	}
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	mustAppend(t, l, "default", span(1, "a"))
+	tid, err := l.tenantID(context.Background(), "default", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(treeSizeKey(tid), binary.BigEndian.AppendUint64(nil, 1<<40))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestVerifyDirSurvivesTamperedTreeSize$")
+	cmd.Env = append(os.Environ(), "ATTACK_VERIFY_DIR="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "VerifyDir returned") {
+		first, _, _ := strings.Cut(string(out), "\n\n")
+		t.Errorf("VerifyDir of a directory with a tampered tree size crashed the process (%v):\n%s", err, first)
 	}
 }
