@@ -153,3 +153,53 @@ func TestVerifyDirSurvivesTamperedTreeSize(t *testing.T) {
 		t.Errorf("VerifyDir of a directory with a tampered tree size crashed the process (%v):\n%s", err, first)
 	}
 }
+
+// RETENTION.md: "while DropPrefix blocks the key store's writes, the writer
+// waits before storing new keys ... and appends that need no new key do
+// not wait at all". There is one writer goroutine: once a group needs a
+// new key it waits in keyStore.flush for the DropPrefix (dropMu), and
+// every append queued behind it waits too, new key or not. The test holds
+// dropMu as a DropPrefix of a big sweep does.
+func TestAppendsNeedingNoNewKeyDoNotWaitForADropPrefix(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	mustAppend(t, l, "default", subjectSpan(1, "known", "a")) // its key is stored
+	l.keys.dropMu.Lock()                                       // a DropPrefix is running
+	unlocked := false
+	unlock := func() {
+		if !unlocked {
+			unlocked = true
+			l.keys.dropMu.Unlock()
+		}
+	}
+	defer unlock()
+	newKey := make(chan error, 1)
+	go func() {
+		_, err := l.Append(ctx, "default", []Record{subjectSpan(2, "new subject", "b")})
+		newKey <- err
+	}()
+	// Wait until the writer has taken it (its key is pending, the queue
+	// empty) and is waiting to store the key.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.keys.mu.Lock()
+		pending := len(l.keys.pending)
+		l.keys.mu.Unlock()
+		if pending > 0 && len(l.reqs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never took the append of a new subject")
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := l.Append(tctx, "default", []Record{subjectSpan(3, "known", "c")}); err != nil {
+		t.Errorf("Append(subject with a stored key) during a DropPrefix = %v; want it to go on", err)
+	}
+	unlock()
+	if err := <-newKey; err != nil {
+		t.Errorf("Append(new subject) after the DropPrefix = %v", err)
+	}
+}
