@@ -165,7 +165,7 @@ func TestAppendsNeedingNoNewKeyDoNotWaitForADropPrefix(t *testing.T) {
 	l := openTest(t, t.TempDir())
 	defer l.Close()
 	mustAppend(t, l, "default", subjectSpan(1, "known", "a")) // its key is stored
-	l.keys.dropMu.Lock()                                       // a DropPrefix is running
+	l.keys.dropMu.Lock()                                      // a DropPrefix is running
 	unlocked := false
 	unlock := func() {
 		if !unlocked {
