@@ -5,11 +5,17 @@ package retention
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"io"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/crypto/hkdf"
 
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
@@ -165,4 +171,92 @@ func TestHoldAcknowledgedDuringASweepIsHonoured(t *testing.T) {
 	if ackedDuringSweep.Load() && en.Erased {
 		t.Errorf("entry %d is erased, though a hold covering it was acknowledged before the sweep destroyed it", x)
 	}
+}
+
+// rawKeyDB opens the key database (DIR/keys) as Badger, with the key
+// derivation of docs/FORMAT.md, while the ledger is closed.
+func rawKeyDB(t *testing.T, dir string, master []byte) *badger.DB {
+	t.Helper()
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(hkdf.New(sha256.New, master, nil, []byte("veritrace badger v1")), key); err != nil {
+		t.Fatal(err)
+	}
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, ledger.KeyDir)).WithEncryptionKey(key).WithIndexCacheSize(16 << 20).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// Key-database keys of a data key (docs/FORMAT.md §6).
+func materialKey(k *ledger.KeyRef) []byte {
+	b := binary.BigEndian.AppendUint32([]byte{0x22}, k.Tenant)
+	b = binary.BigEndian.AppendUint32(b, k.Day)
+	b = append(append(b, byte(len(k.Class))), k.Class...)
+	b = append(b, k.Pseudonym[:]...)
+	return append(b, k.ID[:]...)
+}
+
+func locationKey(k *ledger.KeyRef) []byte { return append([]byte{0x23}, k.ID[:]...) }
+
+// ledger.Shred destroys a key with one DropPrefix over its material, then
+// deletes its location record (and scope record). keyStore.destroy says
+// that after a kill between the two "the keys read as destroyed, and
+// destroying them again removes the records". But the erasure that Resume
+// finishes never destroys them again: complete skips every key that reads
+// as destroyed (and a sweep every bucket without live material), so the
+// location record, which names the erased subject's pseudonym, day and
+// class, stays in the key store for good (for a bucket: the location and
+// scope record of every key of the bucket).
+func TestErasureKilledAfterDropPrefixLeavesNoKeyRecords(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.appendSubject(t, "dave", 3, 1)
+	e.appendSubject(t, "erin", 1, 2)
+	plan, err := e.s.Erase(ctx, "default", ErasureRequest{ID: "req-1", Subject: "dave", LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request", DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idxs, err := e.l.EntryIndexes(ctx, "default", ledger.Term{Field: ledger.SubjectField, Value: []byte("dave")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _, err := e.l.KeysOf(ctx, "default", idxs)
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("KeysOf = %v, %v", keys, err)
+	}
+	// The plan was persisted, then Shred ran up to its DropPrefix, and the
+	// process was killed.
+	plan.State = "executing"
+	if err := e.s.putErasure(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	e.l.Close()
+	db := rawKeyDB(t, e.dir, e.keys.Master)
+	for _, k := range keys {
+		if err := db.DropPrefix(materialKey(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	e.open(t) // the restart: serve runs Resume
+	if err := e.s.Resume(ctx); err != nil {
+		t.Fatalf("Resume() = %v", err)
+	}
+	if st, err := e.s.ErasureStatus(ctx, "default", "req-1"); err != nil || st.State != "done" {
+		t.Fatalf("ErasureStatus = %+v, %v", st, err)
+	}
+	e.l.Close()
+	db = rawKeyDB(t, e.dir, e.keys.Master)
+	db.View(func(txn *badger.Txn) error {
+		for _, k := range keys {
+			if _, err := txn.Get(locationKey(k)); err == nil {
+				t.Errorf("key %x of the erased subject: its location record (subject pseudonym, day, class) is still in the key store", k.ID)
+			}
+		}
+		return nil
+	})
+	db.Close()
+	e.open(t)
 }
