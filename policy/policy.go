@@ -59,18 +59,19 @@ const (
 	ManageRetention  Permission = "manage_retention"  // tenant
 	ManageKeys       Permission = "manage_keys"       // server
 	ManageTenants    Permission = "manage_tenants"    // server
+	ReadOwnKey       Permission = "read_own_key"      // server: describe the caller's own key (WhoAmI)
 )
 
 // Global reports whether a permission concerns the whole server rather
 // than one tenant.
-func (p Permission) Global() bool { return p == ManageKeys || p == ManageTenants }
+func (p Permission) Global() bool { return p == ManageKeys || p == ManageTenants || p == ReadOwnKey }
 
 var grants = map[Role][]Permission{
-	Ingester: {AppendSpans, RegisterVersions, ReadVersions, ReadProofs},
-	Auditor:  {ReadVersions, ReadProofs, ReadEntries, ReadAccessLog, ExportEvidence},
+	Ingester: {AppendSpans, RegisterVersions, ReadVersions, ReadProofs, ReadOwnKey},
+	Auditor:  {ReadVersions, ReadProofs, ReadEntries, ReadAccessLog, ExportEvidence, ReadOwnKey},
 	ComplianceOfficer: {ReadVersions, ReadProofs, ReadEntries, ReadAccessLog, ExportEvidence,
-		EraseData, ManageHolds, ManageRetention},
-	Admin: {ManageKeys, ManageTenants, ReadAccessLog, ReadProofs},
+		EraseData, ManageHolds, ManageRetention, ReadOwnKey},
+	Admin: {ManageKeys, ManageTenants, ReadAccessLog, ReadProofs, ReadOwnKey},
 }
 
 // Permissions returns the permissions of a role.

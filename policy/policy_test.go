@@ -24,6 +24,9 @@ func TestDecide(t *testing.T) {
 		{Admin, ManageKeys, "", nil},
 		{Admin, ReadEntries, "acme", ErrRoleDenied},
 		{Auditor, ManageKeys, "", ErrRoleDenied},
+		// Every role may describe its own key, whatever tenant it names.
+		{Ingester, ReadOwnKey, "other", nil},
+		{Admin, ReadOwnKey, "", nil},
 		// The role is judged first: an unbound tenant is not revealed to a
 		// role that could not use it anyway.
 		{Ingester, ReadEntries, "other", ErrRoleDenied},

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/veritrace/veritrace/audit"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/console"
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/retention"
@@ -39,6 +40,7 @@ type serveConfig struct {
 	AllowPlaintextKeys bool          // accept API keys over plaintext from non-loopback peers (behind a TLS proxy)
 	SweepInterval      time.Duration // how often expired payloads are swept (0: never; default 1h)
 	MinFreeBytes       int64         // free disk space below which appends are refused (0: no reserve; default 1 GiB)
+	Console            bool          // serve the web console under /ui/ (default true)
 }
 
 func (c *serveConfig) validate() error {
@@ -83,6 +85,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.BoolVar(&c.AllowPlaintextKeys, "allow-plaintext-keys", false, "accept API keys over plaintext HTTP from non-loopback addresses (only behind a proxy that terminates TLS)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Hour, "how often payloads past their retention are expired (0 disables; compliance officers can also sweep on demand)")
 	fs.Int64Var(&c.MinFreeBytes, "min-free-bytes", ledger.DefaultMinFreeBytes, "free disk space to keep on the data directory's filesystem: below it appends are refused (resource_exhausted) until space returns; 0 disables")
+	fs.BoolVar(&c.Console, "console", true, "serve the web console under /ui/ on the API's port")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -141,8 +144,12 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 			ret.Run(sweepCtx, c.SweepInterval)
 		}
 	}()
+	handler := rpc.NewHandler(l, rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret})
+	if c.Console {
+		handler = console.WithConsole(handler)
+	}
 	srv := &http.Server{
-		Handler:           rpc.NewHandler(l, rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		Protocols:         new(http.Protocols),
@@ -161,6 +168,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		go servePprof(c.PprofListen, log)
 	}
 	log.Info("serving", "addr", scheme+"://"+ln.Addr().String(), "data", c.DataDir, "verifier_key", l.VerifierKey())
+	if c.Console {
+		log.Info("web console", "url", scheme+"://"+ln.Addr().String()+console.Prefix)
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if c.TLSCert != "" {

@@ -57,6 +57,9 @@ var rules = map[string]rule{
 	veritracev1connect.AdminServiceRevokeKeyProcedure:            {perm: policy.ManageKeys, record: true, target: revokeKeyTarget},
 	veritracev1connect.AdminServiceCreateTenantProcedure:         {perm: policy.ManageTenants, record: true, target: createTenantTarget},
 	veritracev1connect.AdminServiceListTenantsProcedure:          {perm: policy.ManageTenants},
+	veritracev1connect.AuditServiceAggregateTracesProcedure:      {perm: policy.ReadEntries, record: true, target: aggregateTarget},
+	veritracev1connect.IdentityServiceWhoAmIProcedure:            {perm: policy.ReadOwnKey},
+	veritracev1connect.RetentionServiceListErasuresProcedure:     {perm: policy.EraseData, record: true},
 }
 
 func versionTarget(m any) string { return "version " + m.(*v1.GetVersionRequest).GetId() }
@@ -71,6 +74,14 @@ func createKeyTarget(m any) string {
 func traceTarget(m any) string { return fmt.Sprintf("trace %x", m.(*v1.GetTraceRequest).GetTraceId()) }
 func queryTarget(m any) string {
 	return "query " + describeQuery(m.(*v1.QueryTracesRequest).GetQuery())
+}
+func aggregateTarget(m any) string {
+	r := m.(*v1.AggregateTracesRequest)
+	what := "aggregate " + describeQuery(r.GetQuery())
+	if a := r.GetGroupByAttribute(); a != "" {
+		what += " by " + truncate(a)
+	}
+	return what
 }
 func exportTarget(m any) string {
 	return "export " + describeQuery(m.(*v1.ExportBundleRequest).GetSelector())

@@ -126,6 +126,19 @@ func procedureCalls(n *int) map[string]func(ctx context.Context, c clients) erro
 			_, err := c.admin.ListTenants(ctx, connect.NewRequest(&v1.ListTenantsRequest{}))
 			return err
 		},
+		veritracev1connect.AuditServiceAggregateTracesProcedure: func(ctx context.Context, c clients) error {
+			now := time.Now()
+			_, err := c.audit.AggregateTraces(ctx, connect.NewRequest(&v1.AggregateTracesRequest{Query: &v1.TraceQuery{From: timestamppb.New(now.Add(-time.Hour)), To: timestamppb.New(now)}}))
+			return err
+		},
+		veritracev1connect.RetentionServiceListErasuresProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.retention.ListErasures(ctx, connect.NewRequest(&v1.ListErasuresRequest{}))
+			return err
+		},
+		veritracev1connect.IdentityServiceWhoAmIProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.identity.WhoAmI(ctx, connect.NewRequest(&v1.WhoAmIRequest{}))
+			return err
+		},
 	}
 }
 

@@ -144,12 +144,9 @@ func (s *adminService) ListTenants(ctx context.Context, _ *connect.Request[v1.Li
 func (s *ledgerService) ListAccessLog(ctx context.Context, req *connect.Request[v1.ListAccessLogRequest]) (*connect.Response[v1.ListAccessLogResponse], error) {
 	const proc = veritracev1connect.LedgerServiceListAccessLogProcedure
 	_, tenant := principalFrom(ctx)
-	size := int(req.Msg.GetPageSize())
-	switch {
-	case size < 0 || size > 1000:
-		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
-	case size == 0:
-		size = 100
+	size, err := pageSize(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	es, next, err := s.l.EntriesOfKind(ctx, tenant, format.KindAccess, req.Msg.GetFromIndex(), size)
 	if err != nil {

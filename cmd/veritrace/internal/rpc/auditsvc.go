@@ -173,12 +173,12 @@ func (s *auditService) QueryTraces(ctx context.Context, req *connect.Request[v1.
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.Msg.GetPageSize())
-	switch {
-	case size < 0 || size > 1000:
-		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
-	case size == 0:
-		size = 100
+	size, err := pageSize(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	if req.Msg.GetWithSummaries() && size > maxSummaryPage {
+		return nil, invalid("page_size", "at most %d with summaries, got %d", maxSummaryPage, size)
 	}
 	var cursor uint64
 	if t := req.Msg.GetPageToken(); t != "" {
@@ -195,6 +195,11 @@ func (s *auditService) QueryTraces(ctx context.Context, req *connect.Request[v1.
 	resp := &v1.QueryTracesResponse{}
 	for _, h := range hits {
 		resp.Traces = append(resp.Traces, &v1.TraceSummary{TraceId: h.TraceID[:], FirstIndex: h.FirstIndex, AppendedAt: timestamppb.New(h.AppendedAt)})
+	}
+	if req.Msg.GetWithSummaries() {
+		if err := s.summaries(ctx, tenant, resp.Traces); err != nil {
+			return nil, s.fail(ctx, veritracev1connect.AuditServiceQueryTracesProcedure, err, nil)
+		}
 	}
 	if next != 0 {
 		resp.NextPageToken = base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, next))

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -209,7 +210,7 @@ func (s *retentionService) ListHolds(ctx context.Context, req *connect.Request[v
 func erasureProto(e *retention.Erasure) *v1.Erasure {
 	out := &v1.Erasure{RequestId: e.ID, State: e.State, Selector: e.Selector, LegalBasis: e.LegalBasis, Ticket: e.Ticket,
 		Reason: e.Reason, RequestedBy: e.RequestedBy, RequestedAt: timestamppb.New(e.RequestedAt), Erased: e.Erase,
-		TombstoneIndex: e.Tombstone, Receipt: string(e.Receipt), ReceiptSignature: e.ReceiptSig}
+		TombstoneIndex: e.Tombstone, Receipt: string(e.Receipt), ReceiptSignature: e.ReceiptSig, Kind: cmp.Or(e.Kind, "erasure")}
 	if !e.CompletedAt.IsZero() {
 		out.CompletedAt = timestamppb.New(e.CompletedAt)
 	}

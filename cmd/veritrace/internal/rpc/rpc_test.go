@@ -112,6 +112,7 @@ type clients struct {
 	audit     veritracev1connect.AuditServiceClient
 	retention veritracev1connect.RetentionServiceClient
 	admin     veritracev1connect.AdminServiceClient
+	identity  veritracev1connect.IdentityServiceClient
 }
 
 // clients returns the generated clients speaking protocol ("connect" or
@@ -133,6 +134,7 @@ func (s *testServer) clients(protocol, tenant, token string) clients {
 		audit:     veritracev1connect.NewAuditServiceClient(hc, s.url, opts...),
 		retention: veritracev1connect.NewRetentionServiceClient(hc, s.url, opts...),
 		admin:     veritracev1connect.NewAdminServiceClient(hc, s.url, opts...),
+		identity:  veritracev1connect.NewIdentityServiceClient(hc, s.url, opts...),
 	}
 }
 

@@ -79,10 +79,12 @@ func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
 	mux.Handle(veritracev1connect.NewAdminServiceHandler(&adminService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewAuditServiceHandler(newAuditService(s), handlerOpts...))
 	mux.Handle(veritracev1connect.NewRetentionServiceHandler(&retentionService{service: s, r: opts.Retention}, handlerOpts...))
+	mux.Handle(veritracev1connect.NewIdentityServiceHandler(&identityService{s}, handlerOpts...))
 	// Health and reflection stay open: they reveal nothing the published
 	// protos do not (docs/ACCESS.md).
 	names := []string{veritracev1connect.IngestServiceName, veritracev1connect.LedgerServiceName,
-		veritracev1connect.AuditServiceName, veritracev1connect.RetentionServiceName, veritracev1connect.AdminServiceName}
+		veritracev1connect.AuditServiceName, veritracev1connect.RetentionServiceName, veritracev1connect.AdminServiceName,
+		veritracev1connect.IdentityServiceName}
 	mux.Handle(grpchealth.NewHandler(&healthChecker{l: l, services: names}))
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
@@ -229,12 +231,9 @@ func (s *ingestService) ListVersions(ctx context.Context, req *connect.Request[v
 	if req.Msg.GetName() != "" && k == v1.VersionKind_VERSION_KIND_UNSPECIFIED {
 		return nil, invalid("kind", "required when name is given")
 	}
-	size := int(req.Msg.GetPageSize())
-	switch {
-	case size < 0 || size > 1000:
-		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
-	case size == 0:
-		size = 100
+	size, err := pageSize(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	var after []byte
 	if t := req.Msg.GetPageToken(); t != "" {

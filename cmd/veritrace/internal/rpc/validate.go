@@ -219,6 +219,17 @@ func checkString(field, s string, required bool) error {
 	return nil
 }
 
+// pageSize validates a page_size field: 1 to 1000, or 0 for 100.
+func pageSize(n int32) (int, error) {
+	switch {
+	case n < 0 || n > 1000:
+		return 0, invalid("page_size", "must be 0 to 1000, got %d", n)
+	case n == 0:
+		return 100, nil
+	}
+	return int(n), nil
+}
+
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 func truncate(s string) string {
