@@ -31,8 +31,9 @@
 //     writer in its commit transactions (a record sealed under a retired
 //     key is re-sealed under a live one). Destroyed key material is dropped
 //     from the key store's files (one DropPrefix per erasure or sweep).
-//   - A failed commit or key flush fails the ledger: every later write
-//     fails with ErrFailed until it is reopened, which recovers from disk.
+//   - A commit whose outcome is unknown, in either database and by any
+//     writer, fails the ledger: every later write fails with ErrFailed
+//     until it is reopened, which recovers from disk.
 //   - Below the disk space reserve (Options.MinFreeBytes) appends fail with
 //     ErrNoSpace before the disk fills; reads go on.
 //

@@ -66,6 +66,10 @@ type keyStore struct {
 	kek       cipher.AEAD
 	pseudoKey []byte
 	maxCached int // cache bound; tests lower it
+	gate      *gate
+	// commitHook, set by tests, replaces the commit of key-database
+	// transactions.
+	commitHook func(txn *badger.Txn) error
 
 	flushMu sync.Mutex   // one flush at a time
 	dropMu  sync.RWMutex // writes (R) wait while a DropPrefix (W) blocks the database's writes
@@ -75,7 +79,7 @@ type keyStore struct {
 	pending map[keyScope]*dataKey
 }
 
-func newKeyStore(db *badger.DB, master []byte) (*keyStore, error) {
+func newKeyStore(db *badger.DB, master []byte, g *gate) (*keyStore, error) {
 	kek, err := chacha20poly1305.NewX(deriveKey(master, infoKEK))
 	if err != nil {
 		return nil, err
@@ -85,6 +89,7 @@ func newKeyStore(db *badger.DB, master []byte) (*keyStore, error) {
 		kek:       kek,
 		pseudoKey: deriveKey(master, infoPseudonym),
 		maxCached: maxCachedKeys,
+		gate:      g,
 		scopes:    make(map[keyScope]*dataKey),
 		ids:       make(map[[16]byte]*dataKey),
 		pending:   make(map[keyScope]*dataKey),
@@ -305,7 +310,7 @@ func (ks *keyStore) flush(quit <-chan struct{}) error {
 	}
 	ks.mu.Unlock()
 
-	err := ks.update(quit, func(txn *badger.Txn) error {
+	err := ks.update(quit, "store data keys", func(txn *badger.Txn) error {
 		for s, dk := range batch {
 			mkey := keyMaterialKey(s, dk.id)
 			if err := txn.Set(mkey, ks.wrap(dk)); err != nil {
@@ -334,14 +339,16 @@ func (ks *keyStore) flush(quit <-chan struct{}) error {
 	return nil
 }
 
-// update runs a write transaction on the key database, never while a
-// DropPrefix blocks its writes, retrying ErrBlockedWrites (from a drop
-// outside the gate) with a backoff until quit is closed.
-func (ks *keyStore) update(quit <-chan struct{}, fn func(txn *badger.Txn) error) error {
+// update runs a write transaction on the key database, behind the
+// ledger's failure gate (a commit whose outcome is unknown fails the
+// ledger), never while a DropPrefix blocks its writes, retrying
+// ErrBlockedWrites (from a drop outside the gate) with a backoff until quit
+// is closed.
+func (ks *keyStore) update(quit <-chan struct{}, what string, fn func(txn *badger.Txn) error) error {
 	backoff := time.Millisecond
 	for {
 		ks.dropMu.RLock()
-		err := ks.db.Update(fn)
+		err := ks.write(what, fn)
 		ks.dropMu.RUnlock()
 		if !errors.Is(err, badger.ErrBlockedWrites) {
 			return err
@@ -355,6 +362,26 @@ func (ks *keyStore) update(quit <-chan struct{}, fn func(txn *badger.Txn) error)
 	}
 }
 
+// write runs fn in one write transaction of the key database and commits
+// it, behind the failure gate. The caller holds dropMu for reading.
+func (ks *keyStore) write(what string, fn func(txn *badger.Txn) error) error {
+	if err := ks.gate.failure(); err != nil {
+		return err
+	}
+	txn := ks.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := fn(txn); err != nil {
+		return err
+	}
+	var err error
+	if ks.commitHook != nil {
+		err = ks.commitHook(txn)
+	} else {
+		err = txn.Commit()
+	}
+	return ks.gate.commitErr(what, err)
+}
+
 // dropPrefix drops key-database prefixes from memory and files with one
 // DropPrefix call, holding writes back meanwhile.
 func (ks *keyStore) dropPrefix(prefixes ...[]byte) error {
@@ -363,6 +390,9 @@ func (ks *keyStore) dropPrefix(prefixes ...[]byte) error {
 	}
 	ks.dropMu.Lock()
 	defer ks.dropMu.Unlock()
+	if err := ks.gate.failure(); err != nil {
+		return err
+	}
 	return ks.db.DropPrefix(prefixes...)
 }
 
@@ -375,7 +405,7 @@ func (ks *keyStore) unscope(quit <-chan struct{}, k *KeyRef) error {
 		delete(ks.scopes, s)
 	}
 	ks.mu.Unlock()
-	return ks.update(quit, func(txn *badger.Txn) error {
+	return ks.update(quit, "unset a retired key's scope", func(txn *badger.Txn) error {
 		item, err := txn.Get(keyScopeKey(s))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -443,7 +473,7 @@ func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Buc
 	for len(refs) > 0 {
 		chunk := refs[:min(len(refs), 1000)]
 		refs = refs[len(chunk):]
-		err := ks.update(quit, func(txn *badger.Txn) error {
+		err := ks.update(quit, "delete index records of destroyed keys", func(txn *badger.Txn) error {
 			for _, k := range chunk {
 				if err := txn.Delete(keyLocationKey(k.ID)); err != nil {
 					return err

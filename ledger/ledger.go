@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -82,7 +81,7 @@ type Ledger struct {
 	wg       sync.WaitGroup
 	closeMu  sync.RWMutex
 	closed   bool
-	failed   atomic.Pointer[failure]
+	gate     *gate // the failed state (health.go)
 	space    *spaceGuard
 
 	cpMu   sync.Mutex
@@ -182,14 +181,15 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		db.Close()
 		return nil, err
 	}
-	ks, err := newKeyStore(keysDB, opts.Keys.Master)
+	g := &gate{log: opts.Logger}
+	ks, err := newKeyStore(keysDB, opts.Keys.Master, g)
 	if err != nil {
 		db.Close()
 		keysDB.Close()
 		return nil, err
 	}
 	l := &Ledger{
-		db: db, keys: ks, keysDB: keysDB,
+		db: db, keys: ks, keysDB: keysDB, gate: g,
 		signer: signer, verifier: verifier, vkey: vkey, name: signer.Name(),
 		log: opts.Logger, now: opts.Now, interval: opts.CheckpointInterval,
 		tenants:   make(map[string]uint32),
@@ -284,7 +284,7 @@ func checkFormat(db *badger.DB) error {
 // load checks the signing key against the data, creates the default
 // tenant, and reads every tenant's tree size and latest checkpoint.
 func (l *Ledger) load(ctx context.Context) error {
-	err := l.db.Update(func(txn *badger.Txn) error {
+	err := l.update("store the verifier key", func(txn *badger.Txn) error {
 		item, err := txn.Get(metaVerifier)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return txn.Set(metaVerifier, []byte(l.vkey))
@@ -390,7 +390,7 @@ func (l *Ledger) tenantID(ctx context.Context, name string, create bool) (uint32
 		return 0, fmt.Errorf("tenant %q: %w", name, ErrNotFound)
 	}
 	var id uint32
-	err := l.db.Update(func(txn *badger.Txn) error {
+	err := l.update("create tenant", func(txn *badger.Txn) error {
 		id = 1
 		item, err := txn.Get(metaNextTenant)
 		if err == nil {

@@ -477,7 +477,7 @@ func (l *Ledger) reseal(ctx context.Context, tid uint32, idxs []uint64) error {
 		return nil
 	}
 	fresh := map[keyScope]*dataKey{}
-	return l.inChunks(idxs, func(txn *badger.Txn, i uint64) error {
+	return l.inChunks("re-seal entries", idxs, func(txn *badger.Txn, i uint64) error {
 		e, err := l.readEntry(txn, tid, i)
 		if err != nil || e.Erased {
 			return err
@@ -512,7 +512,7 @@ func (l *Ledger) reseal(ctx context.Context, tid uint32, idxs []uint64) error {
 // dropPayloads deletes the payloads of idxs and their index terms.
 func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
 	var out []Erased
-	err := l.inChunks(idxs, func(txn *badger.Txn, i uint64) error {
+	err := l.inChunks("delete payloads", idxs, func(txn *badger.Txn, i uint64) error {
 		terms, ok, err := envelopeTerms(txn, tid, i)
 		if err != nil || !ok {
 			return err
@@ -536,15 +536,12 @@ func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
 }
 
 // inChunks calls fn for each index, 256 to a transaction.
-func (l *Ledger) inChunks(idxs []uint64, fn func(txn *badger.Txn, i uint64) error) error {
+func (l *Ledger) inChunks(what string, idxs []uint64, fn func(txn *badger.Txn, i uint64) error) error {
 	const chunk = 256
 	for len(idxs) > 0 {
-		if err := l.failure(); err != nil {
-			return err
-		}
 		batch := idxs[:min(chunk, len(idxs))]
 		idxs = idxs[len(batch):]
-		if err := l.db.Update(func(txn *badger.Txn) error {
+		if err := l.update(what, func(txn *badger.Txn) error {
 			for _, i := range batch {
 				if err := fn(txn, i); err != nil {
 					return err
@@ -586,14 +583,10 @@ func (l *Ledger) MarkErased(ctx context.Context, tenant string, idxs []uint64, t
 	if err != nil {
 		return err
 	}
-	wb := l.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, i := range idxs {
-		if err := wb.Set(tenantIndexKey(nsErasedBy, tid, i), binary.BigEndian.AppendUint64(nil, tombstone)); err != nil {
-			return err
-		}
-	}
-	return wb.Flush()
+	v := binary.BigEndian.AppendUint64(nil, tombstone)
+	return l.inChunks("mark erased entries", idxs, func(txn *badger.Txn, i uint64) error {
+		return txn.Set(tenantIndexKey(nsErasedBy, tid, i), v)
+	})
 }
 
 // RequestValueLogGC asks the ledger's background goroutine to rewrite the
@@ -607,11 +600,25 @@ func (l *Ledger) RequestValueLogGC() {
 	}
 }
 
-// runValueLogGC rewrites value-log files until none is half garbage.
-func (l *Ledger) runValueLogGC() int {
+// runValueLogGC rewrites value-log files until none is half garbage. A
+// rewrite writes to the log database, so it is behind the failure gate,
+// and a rewrite that fails (other than finding nothing to rewrite) fails
+// the ledger.
+func (l *Ledger) runValueLogGC() (int, error) {
 	n := 0
-	for n < 1000 && l.db.RunValueLogGC(0.5) == nil {
-		n++
+	for n < 1000 {
+		if err := l.failure(); err != nil {
+			return n, err
+		}
+		err := l.db.RunValueLogGC(0.5)
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			return n, nil
+		default:
+			return n, l.fail(fmt.Errorf("value log GC: %w", err))
+		}
 	}
-	return n
+	return n, nil
 }

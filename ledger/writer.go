@@ -307,14 +307,10 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 	if writes {
 		// Data keys are durable before the entries sealed under them.
 		if err := l.keys.flush(l.stop); err != nil {
-			return l.fail(fmt.Errorf("store data keys: %w", err))
+			return err
 		}
-		commit := txn.Commit
-		if l.hooks.commit != nil {
-			commit = func() error { return l.hooks.commit(txn) }
-		}
-		if err := commit(); err != nil {
-			return l.fail(fmt.Errorf("commit: %w", err))
+		if err := l.commit("commit", txn); err != nil {
+			return err
 		}
 	}
 	l.stateMu.Lock()
