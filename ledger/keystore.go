@@ -71,8 +71,9 @@ type keyStore struct {
 	// transactions.
 	commitHook func(txn *badger.Txn) error
 
-	flushMu sync.Mutex   // one flush at a time
-	dropMu  sync.RWMutex // writes (R) wait while a DropPrefix (W) blocks the database's writes
+	txnLimit txnCost    // budget of one key-database transaction
+	flushMu  sync.Mutex // one flush at a time
+	dropMu   dropGate   // writes (R) wait while a DropPrefix (W) blocks the database's writes
 	mu      sync.Mutex
 	scopes  map[keyScope]*dataKey
 	ids     map[[16]byte]*dataKey
@@ -90,6 +91,7 @@ func newKeyStore(db *badger.DB, master []byte, g *gate) (*keyStore, error) {
 		pseudoKey: deriveKey(master, infoPseudonym),
 		maxCached: maxCachedKeys,
 		gate:      g,
+		txnLimit:  txnLimitOf(db),
 		scopes:    make(map[keyScope]*dataKey),
 		ids:       make(map[[16]byte]*dataKey),
 		pending:   make(map[keyScope]*dataKey),
@@ -207,7 +209,11 @@ func (ks *keyStore) newKeyLocked(s keyScope) (*dataKey, error) {
 		return nil, err
 	}
 	dk := &dataKey{id: uuid.New(), aead: aead, raw: raw, sc: s}
-	ks.pending[s] = dk
+	// The pending map only lets concurrent appends of a scope share its new
+	// key; the requests sealed under a key carry it to the writer, which
+	// stores it. A key evicted here (its requests failed or gave up, and
+	// no append of its scope came since) is simply never stored.
+	putBounded(ks.pending, ks.maxCached, s, dk)
 	return dk, nil
 }
 
@@ -292,51 +298,165 @@ func (ks *keyStore) wrap(dk *dataKey) []byte {
 	return ks.kek.Seal(nonce, nonce, dk.raw, append([]byte(wrapAD), dk.id[:]...))
 }
 
-// flush makes every pending key durable in one fsynced transaction. The
-// writer calls it before each commit; Shred before it re-seals. It waits
-// while a DropPrefix blocks the key database's writes, and retries
+// flush makes the given keys durable, those of them still pending. Shred
+// calls it before it re-seals under a fresh key. It waits while a
+// DropPrefix blocks the key database's writes, and retries
 // ErrBlockedWrites with a short backoff until quit is closed.
-func (ks *keyStore) flush(quit <-chan struct{}) error {
+func (ks *keyStore) flush(quit <-chan struct{}, keys []*dataKey) error {
+	backoff := time.Millisecond
+	for {
+		ks.dropMu.RLock()
+		err := ks.store(keys)
+		ks.dropMu.RUnlock()
+		if !errors.Is(err, badger.ErrBlockedWrites) {
+			return err
+		}
+		select {
+		case <-quit:
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+// tryFlush is the writer's flush: it never waits for a DropPrefix. While
+// one runs (or waits to run) it writes nothing and returns false; the
+// writer then sets aside the requests that need a new key until the drop
+// ends (dropMu.ended) and commits the others.
+func (ks *keyStore) tryFlush(keys []*dataKey) (bool, error) {
+	if !ks.dropMu.TryRLock() {
+		return false, nil
+	}
+	err := ks.store(keys)
+	ks.dropMu.RUnlock()
+	if errors.Is(err, badger.ErrBlockedWrites) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// store writes the keys still pending among keys, with their location and
+// scope records, in fsynced transactions that fit the key database's
+// limits, then marks them stored. The caller holds dropMu for reading.
+// Only what the caller needs is written: the keys of the entries it is
+// about to commit.
+func (ks *keyStore) store(keys []*dataKey) error {
 	ks.flushMu.Lock()
 	defer ks.flushMu.Unlock()
-	ks.mu.Lock()
-	if len(ks.pending) == 0 {
-		ks.mu.Unlock()
+	var batch []*dataKey
+	var cost txnCost
+	seen := make(map[*dataKey]bool, len(keys))
+	for _, dk := range keys {
+		if !dk.pending() || seen[dk] {
+			continue
+		}
+		seen[dk] = true
+		var c txnCost
+		c.dataKey(dk.sc)
+		next := cost
+		next.add(c)
+		if len(batch) > 0 && !next.fits(ks.txnLimit) {
+			if err := ks.storeBatch(batch); err != nil {
+				return err
+			}
+			batch, next = nil, c
+		}
+		batch, cost = append(batch, dk), next
+	}
+	return ks.storeBatch(batch)
+}
+
+// storeBatch stores keys in one transaction. Badger refusing it as too big
+// (nothing written: the estimate was low) splits it in halves.
+func (ks *keyStore) storeBatch(batch []*dataKey) error {
+	if len(batch) == 0 {
 		return nil
 	}
-	batch := make(map[keyScope]*dataKey, len(ks.pending))
-	for s, dk := range ks.pending {
-		batch[s] = dk
-	}
-	ks.mu.Unlock()
-
-	err := ks.update(quit, "store data keys", func(txn *badger.Txn) error {
-		for s, dk := range batch {
-			mkey := keyMaterialKey(s, dk.id)
+	err := ks.write("store data keys", func(txn *badger.Txn) error {
+		for _, dk := range batch {
+			mkey := keyMaterialKey(dk.sc, dk.id)
 			if err := txn.Set(mkey, ks.wrap(dk)); err != nil {
 				return err
 			}
 			if err := txn.Set(keyLocationKey(dk.id), mkey); err != nil {
 				return err
 			}
-			if err := txn.Set(keyScopeKey(s), dk.id[:]); err != nil {
+			if err := txn.Set(keyScopeKey(dk.sc), dk.id[:]); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if errors.Is(err, badger.ErrTxnTooBig) && len(batch) > 1 {
+		h := len(batch) / 2
+		if err := ks.storeBatch(batch[:h]); err != nil {
+			return err
+		}
+		return ks.storeBatch(batch[h:])
+	}
 	if err != nil {
 		return fmt.Errorf("store data keys: %w", err)
 	}
 	ks.mu.Lock()
-	for s, dk := range batch {
-		delete(ks.pending, s)
+	for _, dk := range batch {
+		if ks.pending[dk.sc] == dk {
+			delete(ks.pending, dk.sc)
+		}
 		dk.raw = nil
 		dk.stored.Store(true)
-		ks.cache(s, dk)
+		ks.cache(dk.sc, dk)
 	}
 	ks.mu.Unlock()
 	return nil
+}
+
+// dropGate holds the key database's writes back while a DropPrefix blocks
+// them: writers take it for reading, a drop for writing. Unlike a bare
+// RWMutex it tells when the drops under way have ended (ended), so that
+// the writer can set aside what needs the key database and come back to
+// it without polling.
+type dropGate struct {
+	mu    sync.RWMutex
+	m     sync.Mutex
+	drops int           // drops holding or waiting for mu
+	done  chan struct{} // closed when drops returns to 0
+}
+
+func (d *dropGate) Lock() {
+	d.m.Lock()
+	if d.drops == 0 {
+		d.done = make(chan struct{})
+	}
+	d.drops++
+	d.m.Unlock()
+	d.mu.Lock()
+}
+
+func (d *dropGate) Unlock() {
+	d.mu.Unlock()
+	d.m.Lock()
+	if d.drops--; d.drops == 0 {
+		close(d.done)
+		d.done = nil
+	}
+	d.m.Unlock()
+}
+
+func (d *dropGate) RLock()         { d.mu.RLock() }
+func (d *dropGate) RUnlock()       { d.mu.RUnlock() }
+func (d *dropGate) TryRLock() bool { return d.mu.TryRLock() }
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// ended returns a channel closed once no drop holds or waits for the gate.
+func (d *dropGate) ended() <-chan struct{} {
+	d.m.Lock()
+	defer d.m.Unlock()
+	if d.done == nil {
+		return closedChan
+	}
+	return d.done
 }
 
 // update runs a write transaction on the key database, behind the

@@ -496,7 +496,7 @@ func (l *Ledger) reseal(ctx context.Context, tid uint32, idxs []uint64) error {
 			if dk, err = l.keys.fresh(s); err != nil {
 				return err
 			}
-			if err := l.keys.flush(l.quit); err != nil {
+			if err := l.keys.flush(l.quit, []*dataKey{dk}); err != nil {
 				return err
 			}
 			fresh[s] = dk

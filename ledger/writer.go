@@ -87,19 +87,33 @@ func (l *Ledger) loadState(txn *badger.Txn, tenant uint32) (*logState, error) {
 func (l *Ledger) writer() {
 	defer l.wg.Done()
 	states := make(map[uint32]*logState)
-	var carry *appendReq
+	// backlog: requests taken from the queue and not yet committed, in
+	// order. deferred: requests that need a new data key, set aside while a
+	// DropPrefix blocks the key store's writes (keyStore.tryFlush); they
+	// go first once it ends, and no other request waits for it.
+	var backlog, deferred []*appendReq
 	for {
-		first := carry
-		carry = nil
-		if first == nil {
+		if len(backlog) == 0 {
+			var dropEnded <-chan struct{}
+			if len(deferred) > 0 {
+				dropEnded = l.keys.dropMu.ended()
+			}
 			select {
-			case first = <-l.reqs:
+			case r := <-l.reqs:
+				backlog = append(backlog, r)
+			case <-dropEnded:
+				backlog, deferred = deferred, nil
 			case <-l.stop:
 				// Close holds closeMu, so no Append is sending: drain and exit.
 				select {
-				case first = <-l.reqs:
+				case r := <-l.reqs:
+					backlog = append(backlog, r)
 				default:
-					return
+					if len(deferred) == 0 {
+						return
+					}
+					<-l.keys.dropMu.ended()
+					backlog, deferred = deferred, nil
 				}
 			}
 		}
@@ -107,30 +121,40 @@ func (l *Ledger) writer() {
 			l.hooks.beforeGroup()
 		}
 		var group []*appendReq
-		group, carry = l.gather(first)
-		l.commitGroup(states, group)
+		group, backlog = l.gather(backlog)
+		deferred = append(deferred, l.commitGroup(states, group)...)
 	}
 }
 
-// gather takes the requests waiting behind first, in order, while they fit
-// in one transaction. The first that does not fit is returned as carry and
-// starts the next group, so requests are committed in the order queued.
-func (l *Ledger) gather(first *appendReq) (group []*appendReq, carry *appendReq) {
-	group = []*appendReq{first}
-	cost := first.cost
+// gather takes the requests of the backlog, then those waiting in the
+// queue, in order, while they fit in one transaction. The first that does
+// not fit stays at the head of the backlog and starts the next group, so
+// requests are committed in the order queued (but for those set aside
+// during a DropPrefix).
+func (l *Ledger) gather(backlog []*appendReq) (group, rest []*appendReq) {
+	group = []*appendReq{backlog[0]}
+	cost := backlog[0].cost
+	backlog = backlog[1:]
 	for {
-		select {
-		case r := <-l.reqs:
-			next := cost
-			next.add(r.cost)
-			if !next.fits(l.txnLimit) {
-				return group, r
+		var r *appendReq
+		if len(backlog) > 0 {
+			r = backlog[0]
+		} else {
+			select {
+			case r = <-l.reqs:
+			default:
+				return group, nil
 			}
-			group = append(group, r)
-			cost = next
-		default:
-			return group, nil
+			backlog = append(backlog, r)
 		}
+		next := cost
+		next.add(r.cost)
+		if !next.fits(l.txnLimit) {
+			return group, backlog
+		}
+		group = append(group, r)
+		cost = next
+		backlog = backlog[1:]
 	}
 }
 
@@ -139,10 +163,16 @@ func (l *Ledger) gather(first *appendReq) (group []*appendReq, carry *appendReq)
 // error; a storage error before the commit fails the requests of that
 // transaction and nothing is written; a transaction that turns out too
 // big is split and retried; a failed commit fails the ledger (ErrFailed).
-func (l *Ledger) commitGroup(states map[uint32]*logState, group []*appendReq) {
+// The requests it returns were set aside, unanswered, because they need a
+// new data key while a DropPrefix blocks the key store (errKeysBlocked).
+func (l *Ledger) commitGroup(states map[uint32]*logState, group []*appendReq) (deferred []*appendReq) {
 	res := make([]appendResult, len(group))
 	defer func() {
 		for i, r := range group {
+			if res[i].deferred {
+				deferred = append(deferred, r)
+				continue
+			}
 			r.done <- res[i] // buffered, and sent to exactly once
 		}
 	}()
@@ -171,13 +201,39 @@ func (l *Ledger) commitGroup(states map[uint32]*logState, group []*appendReq) {
 	for j, i := range pos {
 		res[i] = out[j]
 	}
+	return
 }
+
+// errKeysBlocked: the group needs new data keys stored while a DropPrefix
+// blocks the key store's writes. Nothing was written.
+var errKeysBlocked = errors.New("the key store's writes are blocked by a DropPrefix")
 
 // commitParts commits reqs in one transaction, or, if that is too big for
 // Badger, in two halves, recursively. A single request too big fails with
 // ErrInvalid.
 func (l *Ledger) commitParts(states map[uint32]*logState, reqs []*appendReq, res []appendResult) {
 	err := l.commitOnce(states, reqs, res)
+	if errors.Is(err, errKeysBlocked) {
+		// Set aside the requests that need a new key; commit the others now.
+		var now []*appendReq
+		var pos []int
+		for i, r := range reqs {
+			if r.needsNewKey() {
+				res[i] = appendResult{deferred: true}
+				continue
+			}
+			now = append(now, r)
+			pos = append(pos, i)
+		}
+		out := make([]appendResult, len(now))
+		if len(now) > 0 {
+			l.commitParts(states, now, out)
+		}
+		for j, i := range pos {
+			res[i] = out[j]
+		}
+		return
+	}
 	if !errors.Is(err, badger.ErrTxnTooBig) {
 		if err != nil {
 			for i := range res {
@@ -206,6 +262,7 @@ type groupTxn struct {
 	now     time.Time
 	day     uint32
 	retired retiredSet
+	newKeys []*dataKey  // pending keys the new entries are sealed under
 	hashes  []tlog.Hash // scratch
 }
 
@@ -305,9 +362,17 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 		}
 	}
 	if writes {
-		// Data keys are durable before the entries sealed under them.
-		if err := l.keys.flush(l.stop); err != nil {
-			return err
+		// Data keys are durable before the entries sealed under them: the
+		// group stores those of its new entries that are still pending, and
+		// never waits for a DropPrefix to do so.
+		if len(g.newKeys) > 0 {
+			ok, err := l.keys.tryFlush(g.newKeys)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errKeysBlocked
+			}
 		}
 		if err := l.commit("commit", txn); err != nil {
 			return err
@@ -415,6 +480,9 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq) ([]Receipt
 		if err := g.set(payloadKey(req.tenant, index), req.prep[i].envelope); err != nil {
 			return nil, err
 		}
+		if k := req.prep[i].key; k.pending() {
+			g.newKeys = append(g.newKeys, k)
+		}
 		if id, ok := r.identity(); ok {
 			if err := g.set(identityKey(req.tenant, r.Kind, id), append(idx, r.SubKind)); err != nil {
 				return nil, err
@@ -477,10 +545,24 @@ func (c txnCost) fits(limit txnCost) bool {
 	return c.keys <= limit.keys && c.bytes <= limit.bytes && c.values <= limit.values
 }
 
+// within says which limit of one storage transaction c exceeds, if any.
+func (c txnCost) within(limit txnCost) error {
+	switch {
+	case c.keys > limit.keys:
+		return fmt.Errorf("needs %d keys of one storage transaction, more than its limit of %d", c.keys, limit.keys)
+	case c.bytes > limit.bytes:
+		return fmt.Errorf("needs %d bytes of one storage transaction, more than its limit of %d", c.bytes, limit.bytes)
+	case c.values > limit.values:
+		return fmt.Errorf("holds %d bytes of payloads, more than the limit of %d for one storage transaction", c.values, limit.values)
+	}
+	return nil
+}
+
 // Key sizes of the layout (keys.go).
 const (
 	tenantIndexKeySize = 1 + 4 + 8
 	identityKeySize    = 1 + 4 + 1 + 32
+	kindIndexKeySize   = 1 + 4 + 1 + 8
 	termKeySize        = 1 + 4 + 1 + termMACSize + 8
 )
 
@@ -501,7 +583,7 @@ func (c *txnCost) record(tenant string, r *Record, p *prepared) {
 		c.set(identityKeySize, 9)
 	}
 	if r.Kind != format.KindSpan {
-		c.set(tenantIndexKeySize, 0)
+		c.set(kindIndexKeySize, 0)
 	}
 	for range p.terms {
 		c.set(termKeySize, 0)
@@ -509,6 +591,18 @@ func (c *txnCost) record(tenant string, r *Record, p *prepared) {
 	if r.Version != nil {
 		c.set(1+4+1+len(r.Version.Name)+1+len(r.Version.Label), 40)
 	}
+}
+
+// dataKey adds what storing a new data key writes to the key database
+// (keyStore.storeBatch): its material, location and scope records. The
+// writer stores a group's new keys before it commits the group, so a
+// request counts its new keys in its cost: a group's keys then fit in one
+// key-database transaction (both databases have the same limits).
+func (c *txnCost) dataKey(s keyScope) {
+	material := 1 + 4 + 4 + 1 + len(s.class) + termMACSize + 16
+	c.set(material, wrappedKeySize)
+	c.set(1+16, material)
+	c.set(material-16, 16)
 }
 
 // treeSize adds, once per request, the tree size key and the tree hashes
