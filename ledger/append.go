@@ -215,7 +215,7 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 	if err := l.space.check(l.now(), critical(recs)); err != nil {
 		return nil, err
 	}
-	day := uint32(l.now().Unix() / 86400)
+	day := l.appendDay(tid)
 	req := &appendReq{tenant: tid, tenantName: tenant, recs: recs, prep: make([]prepared, len(recs)), done: make(chan appendResult, 1)}
 	for i := range recs {
 		r := &recs[i]

@@ -74,10 +74,10 @@ type keyStore struct {
 	txnLimit txnCost    // budget of one key-database transaction
 	flushMu  sync.Mutex // one flush at a time
 	dropMu   dropGate   // writes (R) wait while a DropPrefix (W) blocks the database's writes
-	mu      sync.Mutex
-	scopes  map[keyScope]*dataKey
-	ids     map[[16]byte]*dataKey
-	pending map[keyScope]*dataKey
+	mu       sync.Mutex
+	scopes   map[keyScope]*dataKey
+	ids      map[[16]byte]*dataKey
+	pending  map[keyScope]*dataKey
 }
 
 func newKeyStore(db *badger.DB, master []byte, g *gate) (*keyStore, error) {

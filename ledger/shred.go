@@ -193,8 +193,8 @@ func (l *Ledger) Buckets(ctx context.Context, tenant string) ([]Bucket, error) {
 }
 
 // EntriesUnder returns the indexes of the entries sealed under a key, in
-// order: the subject's entries for a subject key, the entries appended
-// within a day of the key's day for a key without subject.
+// order: found among the subject's entries for a subject key, among the
+// entries appended on the key's day for a key without subject.
 func (l *Ledger) EntriesUnder(ctx context.Context, tenant string, k *KeyRef) ([]uint64, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
@@ -204,12 +204,16 @@ func (l *Ledger) EntriesUnder(ctx context.Context, tenant string, k *KeyRef) ([]
 }
 
 // entriesUnder returns, in index order, the entries sealed under any of
-// the keys or under any key of the buckets. The candidates are read by
-// index range: a subject key's entries through its subject term, a key
-// without subject's and a bucket's by the index range of the day (a key's
-// day is the day its payloads were sealed; appended_at is at most moments
-// later, so a day either side bounds them), in transactions of 1024
-// entries, checking ctx between them.
+// the keys or under any key of the buckets: complete once they are retired.
+// The candidates are a subject key's entries (its subject term) and, for a
+// key without subject and a bucket, the entries appended on the key's day:
+// the writer commits every entry under a key of its appended_at day
+// (sealForCommit), and appended_at never decreases, so that index range
+// holds them all. Entries an earlier build appended (below daySealed) were
+// sealed under a key of the clock's day at Append, which could differ
+// from their appended_at day: for those a day either side is read too.
+// Each candidate's envelope names its key; candidates are read in
+// transactions of 1024 entries, checking ctx between them.
 func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, keys []*KeyRef, buckets []Bucket) ([]uint64, error) {
 	want := make(map[[16]byte]bool, len(keys))
 	type span struct{ lo, hi uint64 }
@@ -233,13 +237,24 @@ func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, ke
 		inBucket[b] = true
 		days[b.Day] = true
 	}
+	l.stateMu.RLock()
+	legacy := l.daySealed[tid]
+	l.stateMu.RUnlock()
 	for d := range days {
-		lo, err1 := l.indexAtDay(ctx, tenant, int64(d)-1)
-		hi, err2 := l.indexAtDay(ctx, tenant, int64(d)+2)
+		lo, err1 := l.indexAtDay(ctx, tenant, int64(d))
+		hi, err2 := l.indexAtDay(ctx, tenant, int64(d)+1)
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
 		ranges = append(ranges, span{lo, hi})
+		if legacy > 0 {
+			lo, err1 := l.indexAtDay(ctx, tenant, int64(d)-1)
+			hi, err2 := l.indexAtDay(ctx, tenant, int64(d)+2)
+			if err := errors.Join(err1, err2); err != nil {
+				return nil, err
+			}
+			ranges = append(ranges, span{lo, min(hi, legacy)})
+		}
 	}
 	for _, r := range ranges {
 		for i := r.lo; i < r.hi; i++ {

@@ -260,7 +260,6 @@ type groupTxn struct {
 	base    map[uint32]*logState
 	states  map[uint32]*logState
 	now     time.Time
-	day     uint32
 	retired retiredSet
 	newKeys []*dataKey  // pending keys the new entries are sealed under
 	hashes  []tlog.Hash // scratch
@@ -304,7 +303,7 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 	defer txn.Discard()
 	now := l.now().UTC()
 	g := &groupTxn{l: l, txn: txn, base: states, states: make(map[uint32]*logState), now: now,
-		day: uint32(now.Unix() / 86400), retired: retiredSet{txn: txn}}
+		retired: retiredSet{txn: txn}}
 	out := make([]appendResult, len(reqs))
 	writes := false
 	// Retirements first: they bind every record of the group.
@@ -331,16 +330,26 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 		if req.recs == nil {
 			continue
 		}
-		if err := l.resealRetired(g, req); err != nil {
-			return err
-		}
 		st, err := g.state(req.tenant)
 		if err != nil {
 			return err
 		}
+		// appended_at never goes back, whatever the clock does; the
+		// records are sealed under keys of its day.
+		at := g.now
+		if st.time.After(at) {
+			at = st.time
+		}
+		if err := l.sealForCommit(g, req, dayOf(at)); err != nil {
+			if errors.Is(err, ErrBucketExpired) {
+				out[i].err = err
+				continue
+			}
+			return err
+		}
 		// Work on a copy so that a failing request leaves the state as it was.
 		next := *st
-		receipts, err := l.appendOne(g, &next, req)
+		receipts, err := l.appendOne(g, &next, req, at)
 		var re *RecordError
 		if errors.As(err, &re) {
 			out[i].err = err
@@ -381,6 +390,7 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 	l.stateMu.Lock()
 	for tenant := range touched {
 		l.committed[tenant] = g.states[tenant].size
+		l.lastDay[tenant] = dayOf(g.states[tenant].time)
 	}
 	l.stateMu.Unlock()
 	for tenant, s := range g.states {
@@ -398,9 +408,10 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 }
 
 // appendOne checks one request against the log and, if it is valid, adds
-// its writes to the transaction and advances st. Validation failures are
-// returned as *RecordError before anything is written.
-func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq) ([]Receipt, error) {
+// its writes to the transaction, appended at now, and advances st.
+// Validation failures are returned as *RecordError before anything is
+// written.
+func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.Time) ([]Receipt, error) {
 	txn := g.txn
 	receipts := make([]Receipt, len(req.recs))
 	fresh := make([]bool, len(req.recs))
@@ -445,10 +456,6 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq) ([]Receipt
 		fresh[i] = true
 	}
 
-	now := g.now
-	if st.time.After(now) {
-		now = st.time // appended_at never goes back, whatever the clock does
-	}
 	for i := range req.recs {
 		if !fresh[i] {
 			continue
@@ -670,10 +677,11 @@ func (s *retiredSet) marked(key []byte) (bool, error) {
 }
 
 // key reports whether dk, or its expiry bucket, is retired. A pending key
-// (not yet stored) has never been retired.
+// (not stored yet, so no entry is sealed under it and no erasure can name
+// it) has no marker of its own, but its bucket may be retired.
 func (s *retiredSet) key(dk *dataKey, scope keyScope) (bool, error) {
 	if dk.pending() {
-		return false, nil
+		return s.bucket(scope.bucket())
 	}
 	r, ok := s.keys[dk.id]
 	if !ok {
@@ -712,26 +720,34 @@ func (s *retiredSet) bucket(b Bucket) (bool, error) {
 	return r, nil
 }
 
-// resealRetired re-seals the records of req whose data key is retired
-// under the live key of their scope on the group's day, so that no entry
-// is ever committed under a retired (and perhaps destroyed) key.
-func (l *Ledger) resealRetired(g *groupTxn, req *appendReq) error {
+// sealForCommit makes sure every record of req is sealed under a live
+// data key of its scope on day, the day of the request's appended_at: a
+// record sealed under a retired key (or a key of a retired bucket), or
+// under a key of another day (the request crossed midnight in the queue,
+// or the clock is behind the log's appended_at), is re-sealed under the
+// scope's key of that day (a new key if need be). So no entry is ever
+// committed under a retired key, and every entry is sealed under a key of
+// its appended_at day, which is what lets a sweep find a bucket's entries
+// by day. If the bucket of that day is retired (a sweep expired it under a
+// clock that was ahead), the request fails alone with *BucketExpiredError.
+func (l *Ledger) sealForCommit(g *groupTxn, req *appendReq, day uint32) error {
 	for i := range req.prep {
 		p := &req.prep[i]
-		retired, err := g.retired.key(p.key, p.scope)
-		if err != nil {
-			return err
-		}
-		if !retired {
-			continue
+		if p.scope.day == day {
+			retired, err := g.retired.key(p.key, p.scope)
+			if err != nil {
+				return err
+			}
+			if !retired {
+				continue
+			}
 		}
 		scope := p.scope
-		scope.day = g.day
-		if r, err := g.retired.bucket(scope.bucket()); err != nil || r {
-			if err == nil {
-				err = fmt.Errorf("the expiry bucket of day %d is retired", scope.day)
-			}
+		scope.day = day
+		if r, err := g.retired.bucket(scope.bucket()); err != nil {
 			return err
+		} else if r {
+			return &BucketExpiredError{Day: day, Class: scope.class}
 		}
 		dk, err := l.keys.forScope(scope)
 		if err != nil {
@@ -749,6 +765,9 @@ func (l *Ledger) resealRetired(g *groupTxn, req *appendReq) error {
 	}
 	return nil
 }
+
+// dayOf is the day (since 1970-01-01 UTC) of t: the day of a data key.
+func dayOf(t time.Time) uint32 { return uint32(t.Unix() / 86400) }
 
 // existing looks for a record with r's identity (and, for a version, its
 // name and label). It returns the original receipt when the payload is
