@@ -68,8 +68,10 @@ type keyStore struct {
 	maxCached int // cache bound; tests lower it
 	gate      *gate
 	// commitHook, set by tests, replaces the commit of key-database
-	// transactions.
+	// transactions; beforeDrop runs before a DropPrefix takes dropMu (an
+	// error stops the drop, as a kill would).
 	commitHook func(txn *badger.Txn) error
+	beforeDrop func() error
 
 	txnLimit txnCost    // budget of one key-database transaction
 	flushMu  sync.Mutex // one flush at a time
@@ -508,6 +510,11 @@ func (ks *keyStore) dropPrefix(prefixes ...[]byte) error {
 	if len(prefixes) == 0 {
 		return nil
 	}
+	if ks.beforeDrop != nil {
+		if err := ks.beforeDrop(); err != nil {
+			return err
+		}
+	}
 	ks.dropMu.Lock()
 	defer ks.dropMu.Unlock()
 	if err := ks.gate.failure(); err != nil {
@@ -543,15 +550,21 @@ func (ks *keyStore) unscope(quit <-chan struct{}, k *KeyRef) error {
 }
 
 // destroy destroys data keys: the exact keys given and every key of the
-// buckets given. Their material is dropped from memory and from the key
-// store's files with one DropPrefix call (one memtable flush and one pass
-// over the tables, while the store's writes wait); then their index
-// records (location, scope) are deleted. Material is dropped first: a
-// Delete before DropPrefix would hide the keys from DropPrefix, which only
-// drops prefixes that hold live keys, and leave the material in the files.
-// After a crash between the two steps, the index records left point at no
-// material: the keys read as destroyed, and destroying them again removes
-// the records. It returns the keys destroyed.
+// buckets given (found by their material). First their index records
+// (location, and scope where it still names them) are deleted, in bounded
+// transactions, and they are evicted from the cache, so that no read finds
+// them any more; then their material is dropped from memory and from the
+// key store's files with one DropPrefix call (one memtable flush and one
+// pass over the tables, while the store's writes wait). Material is
+// dropped, never deleted: DropPrefix skips prefixes that hold no live key,
+// so deleted material would stay in the files until some compaction.
+//
+// Every step is idempotent and needs nothing but the refs of the exact
+// keys and the buckets (an erasure plan keeps both): after a crash between
+// the two steps, destroying again finds the buckets' keys by their
+// material, deletes their (gone) index records again and drops the
+// material; after the drop, nothing is left to find. It returns the keys
+// destroyed.
 func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Bucket) ([]*KeyRef, error) {
 	refs := append([]*KeyRef(nil), exact...)
 	var prefixes [][]byte
@@ -562,6 +575,7 @@ func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Buc
 		for _, b := range buckets {
 			p := bucketPrefix(nsKeyMaterial, b)
 			prefixes = append(prefixes, p)
+			seen := map[[16]byte]bool{}
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
 			for it.Rewind(); it.Valid(); it.Next() {
 				k, err := parseKeyMaterialKey(it.Item().KeyCopy(nil))
@@ -570,6 +584,35 @@ func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Buc
 					return err
 				}
 				refs = append(refs, k)
+				seen[k.ID] = true
+			}
+			it.Close()
+			// The bucket's scope records name its current keys, also once
+			// their material is gone (a crash of an earlier build between
+			// its drop and its index cleanup).
+			sp := bucketPrefix(nsKeyScope, b)
+			it = txn.NewIterator(badger.IteratorOptions{Prefix: sp, PrefetchValues: true})
+			for it.Rewind(); it.Valid(); it.Next() {
+				key := it.Item().Key()
+				if len(key) != len(sp)+termMACSize {
+					it.Close()
+					return fmt.Errorf("malformed key scope record %x", key)
+				}
+				k := &KeyRef{Tenant: b.Tenant, Day: b.Day, Class: b.Class}
+				copy(k.Pseudonym[:], key[len(sp):])
+				if err := it.Item().Value(func(v []byte) error {
+					if len(v) != 16 {
+						return fmt.Errorf("key scope entry of %d bytes", len(v))
+					}
+					copy(k.ID[:], v)
+					return nil
+				}); err != nil {
+					it.Close()
+					return err
+				}
+				if !seen[k.ID] {
+					refs = append(refs, k)
+				}
 			}
 			it.Close()
 		}
@@ -578,21 +621,9 @@ func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Buc
 	if err != nil {
 		return nil, err
 	}
-	ks.mu.Lock()
-	for _, k := range refs {
-		delete(ks.ids, k.ID)
-		if d := ks.scopes[k.scope()]; d != nil && d.id == k.ID {
-			delete(ks.scopes, k.scope())
-		}
-	}
-	ks.mu.Unlock()
-	if err := ks.dropPrefix(prefixes...); err != nil {
-		return nil, fmt.Errorf("destroy data keys: %w", err)
-	}
-	all := refs
-	for len(refs) > 0 {
-		chunk := refs[:min(len(refs), 1000)]
-		refs = refs[len(chunk):]
+	for rest := refs; len(rest) > 0; {
+		chunk := rest[:min(len(rest), 1000)]
+		rest = rest[len(chunk):]
 		err := ks.update(quit, "delete index records of destroyed keys", func(txn *badger.Txn) error {
 			for _, k := range chunk {
 				if err := txn.Delete(keyLocationKey(k.ID)); err != nil {
@@ -620,5 +651,24 @@ func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Buc
 			return nil, fmt.Errorf("delete index records of destroyed keys: %w", err)
 		}
 	}
-	return all, nil
+	// A read from now on finds no location: the keys read as destroyed
+	// and are not cached again (byID reads and caches under mu).
+	ks.forget(refs)
+	if err := ks.dropPrefix(prefixes...); err != nil {
+		return nil, fmt.Errorf("destroy data keys: %w", err)
+	}
+	ks.forget(refs)
+	return refs, nil
+}
+
+// forget evicts keys from the cache.
+func (ks *keyStore) forget(refs []*KeyRef) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	for _, k := range refs {
+		delete(ks.ids, k.ID)
+		if d := ks.scopes[k.scope()]; d != nil && d.id == k.ID {
+			delete(ks.scopes, k.scope())
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/veritrace/veritrace/ledger/format"
 )
 
 // Shredding: payloads are erased by destroying the data keys they were
@@ -35,6 +38,62 @@ func (k *KeyRef) scope() keyScope {
 
 // Bucket returns the key's expiry bucket.
 func (k *KeyRef) Bucket() Bucket { return k.scope().bucket() }
+
+// MarshalText encodes the ref as the hex of its key material's key in the
+// key database (docs/FORMAT.md §6), for plans that must find the key's
+// material after its index records are gone.
+func (k *KeyRef) MarshalText() ([]byte, error) {
+	return []byte(hex.EncodeToString(keyMaterialKey(k.scope(), k.ID))), nil
+}
+
+// UnmarshalText decodes MarshalText's form.
+func (k *KeyRef) UnmarshalText(b []byte) error {
+	raw, err := hex.DecodeString(string(b))
+	if err != nil {
+		return fmt.Errorf("key ref: %w", err)
+	}
+	r, err := parseKeyMaterialKey(raw)
+	if err != nil {
+		return err
+	}
+	*k = *r
+	return nil
+}
+
+// KeyLocation returns a data key's ref from its location record, whether
+// or not its material is still there; ErrNotFound once destroying it
+// removed the record (or if there never was one).
+func (l *Ledger) KeyLocation(id [16]byte) (*KeyRef, error) {
+	var k *KeyRef
+	err := l.keysDB.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyLocationKey(id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("data key %x: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		mkey, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		k, err = parseKeyMaterialKey(mkey)
+		return err
+	})
+	return k, err
+}
+
+// ExpiryBucket names a tenant's expiry bucket of a day and class.
+func (l *Ledger) ExpiryBucket(ctx context.Context, tenant string, day uint32, class string) (Bucket, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return Bucket{}, err
+	}
+	if err := format.ValidateRetentionClass(class); err != nil {
+		return Bucket{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return Bucket{Tenant: tid, Day: day, Class: class}, nil
+}
 
 // EntryIndexes returns the indexes of a tenant's entries carrying the term,
 // below size (0: all).
@@ -385,16 +444,17 @@ type Erased struct {
 // given. Every entry sealed under them whose index is in erase loses its
 // payload and index terms; every other entry under them is first re-sealed
 // under a fresh key of its scope. Shred is idempotent: after a crash,
-// calling it again with the same arguments finishes the work. It returns
-// the entries erased by this call.
+// calling it again with the same arguments finishes the work, keys already
+// destroyed included (their index records are removed if a crash left
+// them). It returns the entries erased by this call.
 //
 // The steps, each idempotent (a later task drives them one by one):
 //  1. retire the keys and buckets through the writer (durable marks checked
 //     in every commit), so no entry is committed under them afterwards;
 //  2. list the entries under them, complete because of 1;
 //  3. re-seal those to keep, drop the payloads and index terms of the rest;
-//  4. destroy the keys: one DropPrefix over their material, then their
-//     index records.
+//  4. destroy the keys: their index records, then one DropPrefix over
+//     their material.
 func (l *Ledger) Shred(ctx context.Context, tenant string, keys []*KeyRef, buckets []Bucket, erase map[uint64]bool) ([]Erased, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
