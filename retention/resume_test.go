@@ -2,6 +2,7 @@ package retention
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -62,4 +63,22 @@ func TestSweepKilledAfterDropPrefixLeavesNoKeyRecords(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A finished erasure keeps no reference to its keys' scopes: they hold the
+// erased subject's pseudonym, needed only while the plan executes.
+func TestFinishedErasureKeepsNoKeyScopes(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.appendSubject(t, "dave", 2, 1)
+	if _, err := e.s.Erase(ctx, "default", ErasureRequest{ID: "req-1", Subject: "dave", LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.l.GetState(ctx, "default", stateErasure+"req-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "key_refs") {
+		t.Errorf("finished erasure plan = %s; want no key_refs", b)
+	}
 }
