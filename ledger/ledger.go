@@ -165,9 +165,11 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	// Badger creates missing directories: a log without its key database (or
-	// the reverse) must be refused before it does.
+	// the reverse) must be refused before it does, unless the directory's
+	// creation was interrupted (CreatingFile) between the two.
 	logDir, keyDir := filepath.Join(opts.Dir, LogDir), filepath.Join(opts.Dir, KeyDir)
-	if hasLog, hasKeys := exists(logDir), exists(keyDir); hasLog != hasKeys {
+	creating := exists(filepath.Join(opts.Dir, CreatingFile))
+	if hasLog, hasKeys := exists(logDir), exists(keyDir); hasLog != hasKeys && !creating {
 		missing := keyDir + " (the data keys)"
 		if !hasLog {
 			missing = logDir + " (the log database)"
@@ -211,6 +213,13 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		gcReq:     make(chan struct{}, 1),
 	}
 	if err := l.load(ctx); err != nil {
+		db.Close()
+		keysDB.Close()
+		return nil, err
+	}
+	// Both databases are set up (formats, verifier key, tenants: durable):
+	// the directory's creation, if it was one, is done.
+	if err := finishCreation(opts.Dir); err != nil {
 		db.Close()
 		keysDB.Close()
 		return nil, err
