@@ -76,9 +76,13 @@ var ErrNoSpace = errors.New("disk space below the reserve")
 // filesystem is below the reserve (Options.MinFreeBytes).
 type SpaceError struct {
 	Free, Required uint64 // bytes
+	Err            error  // set when the free space cannot be read
 }
 
 func (e *SpaceError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("the free disk space cannot be read, so the reserve of %d bytes cannot be kept; appends are refused until it can be read", e.Required)
+	}
 	return fmt.Sprintf("disk space below the reserve: %d bytes free, %d required", e.Free, e.Required)
 }
 

@@ -17,11 +17,12 @@ type Health struct {
 	// the ledger refuses every write (ErrFailed) until it is reopened.
 	Failed error
 	// LowSpace is set while the data directory's free space (FreeBytes) is
-	// below the reserve (ReserveBytes): appends are refused (ErrNoSpace)
-	// until space returns; reads go on.
+	// below the reserve (ReserveBytes), or cannot be read (SpaceErr):
+	// appends are refused (ErrNoSpace) until space returns; reads go on.
 	LowSpace     bool
 	FreeBytes    uint64
 	ReserveBytes uint64
+	SpaceErr     error // why the free space cannot be read
 }
 
 // OK reports whether the ledger accepts appends.
@@ -31,10 +32,9 @@ func (h Health) OK() bool { return h.Failed == nil && !h.LowSpace }
 func (l *Ledger) Health() Health {
 	h := Health{Failed: l.failure(), ReserveBytes: l.space.reserve}
 	if l.space.reserve > 0 {
-		if free, err := l.space.reading(); err == nil {
-			h.FreeBytes = free
-			h.LowSpace = free < l.space.reserve
-		}
+		free, err := l.space.reading()
+		h.FreeBytes, h.SpaceErr = free, err
+		h.LowSpace = err != nil || free < l.space.reserve
 	}
 	return h
 }
@@ -147,8 +147,11 @@ func (g *spaceGuard) reading() (uint64, error) {
 	defer g.mu.Unlock()
 	if now := time.Now(); g.at.IsZero() || now.Sub(g.at) >= spaceInterval {
 		free, err := g.statfs(g.dir)
-		if err != nil && g.err == nil {
-			g.log.Warn("cannot read the free disk space; the reserve is not enforced until it can", "dir", g.dir, "err", err)
+		switch {
+		case err != nil && g.err == nil:
+			g.log.Error("cannot read the free disk space: appends are refused until it can be read; reads go on", "dir", g.dir, "err", err)
+		case err == nil && g.err != nil:
+			g.log.Info("free disk space readable again", "dir", g.dir, "free_bytes", free)
 		}
 		g.at, g.free, g.err = now, free, err
 		if err == nil {
@@ -167,14 +170,19 @@ func (g *spaceGuard) reading() (uint64, error) {
 
 // check refuses a write below the reserve: trace data below all of it,
 // critical records (access records, tombstones, holds, retention changes)
-// below half of it.
+// below half of it. While the free space cannot be read, the reserve
+// cannot be known to hold: trace data is refused, critical records (small,
+// and what keeps reads and erasures going) are accepted.
 func (g *spaceGuard) check(_ time.Time, critical bool) error {
 	if g.reserve == 0 {
 		return nil
 	}
 	free, err := g.reading()
 	if err != nil {
-		return nil
+		if critical {
+			return nil
+		}
+		return &SpaceError{Required: g.reserve, Err: err}
 	}
 	need := g.reserve
 	if critical {
