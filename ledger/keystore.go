@@ -250,19 +250,12 @@ func (ks *keyStore) byID(id [16]byte) (*dataKey, error) {
 // load reads a data key: its location, then its material. A key whose
 // material is gone (destroyed) is badger.ErrKeyNotFound.
 func (ks *keyStore) load(txn *badger.Txn, id [16]byte) (*dataKey, error) {
-	item, err := txn.Get(keyLocationKey(id))
+	ref, err := keyLocation(txn, id)
 	if err != nil {
 		return nil, err
 	}
-	mkey, err := item.ValueCopy(nil)
+	item, err := txn.Get(keyMaterialKey(ref.scope(), id))
 	if err != nil {
-		return nil, err
-	}
-	ref, err := parseKeyMaterialKey(mkey)
-	if err != nil || ref.ID != id {
-		return nil, fmt.Errorf("location of data key %x: %v", id, err)
-	}
-	if item, err = txn.Get(mkey); err != nil {
 		return nil, err
 	}
 	wrapped, err := item.ValueCopy(nil)
@@ -305,10 +298,18 @@ func (ks *keyStore) wrap(dk *dataKey) []byte {
 // DropPrefix blocks the key database's writes, and retries
 // ErrBlockedWrites with a short backoff until quit is closed.
 func (ks *keyStore) flush(quit <-chan struct{}, keys []*dataKey) error {
+	return ks.unblocked(quit, func() error { return ks.store(keys) })
+}
+
+// unblocked runs a write of the key database with dropMu held for
+// reading, so never while a DropPrefix blocks its writes, and retries
+// ErrBlockedWrites (from a drop outside the gate) with a backoff until
+// quit is closed.
+func (ks *keyStore) unblocked(quit <-chan struct{}, write func() error) error {
 	backoff := time.Millisecond
 	for {
 		ks.dropMu.RLock()
-		err := ks.store(keys)
+		err := write()
 		ks.dropMu.RUnlock()
 		if !errors.Is(err, badger.ErrBlockedWrites) {
 			return err
@@ -461,27 +462,10 @@ func (d *dropGate) ended() <-chan struct{} {
 	return d.done
 }
 
-// update runs a write transaction on the key database, behind the
-// ledger's failure gate (a commit whose outcome is unknown fails the
-// ledger), never while a DropPrefix blocks its writes, retrying
-// ErrBlockedWrites (from a drop outside the gate) with a backoff until quit
-// is closed.
+// update runs a write transaction on the key database (write), never
+// while a DropPrefix blocks its writes (unblocked).
 func (ks *keyStore) update(quit <-chan struct{}, what string, fn func(txn *badger.Txn) error) error {
-	backoff := time.Millisecond
-	for {
-		ks.dropMu.RLock()
-		err := ks.write(what, fn)
-		ks.dropMu.RUnlock()
-		if !errors.Is(err, badger.ErrBlockedWrites) {
-			return err
-		}
-		select {
-		case <-quit:
-			return err
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 100*time.Millisecond)
-	}
+	return ks.unblocked(quit, func() error { return ks.write(what, fn) })
 }
 
 // write runs fn in one write transaction of the key database and commits

@@ -13,13 +13,7 @@ import (
 func TestRefusalNamesTheLimitExceeded(t *testing.T) {
 	l := openTest(t, t.TempDir())
 	defer l.Close()
-	recs := make([]Record, MaxBatch)
-	payload := make([]byte, 70<<10)
-	for i := range recs {
-		recs[i] = span(i, "")
-		recs[i].Payload = payload
-	}
-	_, err := l.Append(context.Background(), "default", recs)
+	_, err := l.Append(context.Background(), "default", tooLarge(""))
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Append(1000 spans of 70 KiB) = %v, want ErrInvalid", err)
 	}

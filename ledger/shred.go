@@ -66,18 +66,11 @@ func (k *KeyRef) UnmarshalText(b []byte) error {
 func (l *Ledger) KeyLocation(id [16]byte) (*KeyRef, error) {
 	var k *KeyRef
 	err := l.keysDB.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(keyLocationKey(id))
+		var err error
+		k, err = keyLocation(txn, id)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return fmt.Errorf("data key %x: %w", id, ErrNotFound)
 		}
-		if err != nil {
-			return err
-		}
-		mkey, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		k, err = parseKeyMaterialKey(mkey)
 		return err
 	})
 	return k, err
@@ -172,25 +165,17 @@ func envelopeKeyOf(txn *badger.Txn, tid uint32, idx uint64) ([16]byte, bool, err
 }
 
 // keyRef reads a data key's scope from the key store: ErrKeyDestroyed
-// when its material is gone.
+// when its location or its material is gone.
 func (l *Ledger) keyRef(id [16]byte) (*KeyRef, error) {
 	var k *KeyRef
 	err := l.keysDB.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(keyLocationKey(id))
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		var err error
+		if k, err = keyLocation(txn, id); errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrKeyDestroyed
-		}
-		if err != nil {
+		} else if err != nil {
 			return err
 		}
-		mkey, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		if k, err = parseKeyMaterialKey(mkey); err != nil {
-			return err
-		}
-		if _, err := txn.Get(mkey); errors.Is(err, badger.ErrKeyNotFound) {
+		if _, err := txn.Get(keyMaterialKey(k.scope(), k.ID)); errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrKeyDestroyed
 		} else if err != nil {
 			return err
@@ -201,6 +186,24 @@ func (l *Ledger) keyRef(id [16]byte) (*KeyRef, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// keyLocation reads a data key's location record: badger.ErrKeyNotFound
+// if there is none.
+func keyLocation(txn *badger.Txn, id [16]byte) (*KeyRef, error) {
+	item, err := txn.Get(keyLocationKey(id))
+	if err != nil {
+		return nil, err
+	}
+	mkey, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, err
+	}
+	k, err := parseKeyMaterialKey(mkey)
+	if err == nil && k.ID != id {
+		err = fmt.Errorf("location of data key %x names key %x", id, k.ID)
+	}
+	return k, err
 }
 
 // Keys returns every live data key of a tenant.

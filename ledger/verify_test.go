@@ -19,13 +19,7 @@ import (
 func TestFrontierRootAndZeroRuns(t *testing.T) {
 	var st logState
 	var stored []tlog.Hash
-	r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(idx))
-		for i, x := range idx {
-			out[i] = stored[x]
-		}
-		return out, nil
-	})
+	r := memHashes(&stored)
 	for n := int64(0); n < 300; n++ {
 		if n > 0 {
 			want, err := tlog.TreeHash(n, r)
