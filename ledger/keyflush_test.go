@@ -129,3 +129,50 @@ func TestOnlyCommittedEntriesKeysAreStored(t *testing.T) {
 		t.Errorf("%d data keys stored, want 1 (the refused request's new key is not stored)", len(keys))
 	}
 }
+
+// An append whose data key is cached never waits for another append's
+// lookup of the key database (which a DropPrefix holds up while it flushes
+// the key store's memtable): RETENTION.md promises that appends needing
+// no new key do not wait at all.
+func TestAppendsDoNotWaitForAnotherAppendsKeyLookup(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	mustAppend(t, l, "default", subjectSpan(1, "known", "a")) // its key is cached
+	reading, release := make(chan struct{}), make(chan struct{})
+	var once atomic.Bool
+	l.keys.beforeRead = func() {
+		if once.CompareAndSwap(false, true) {
+			close(reading)
+			<-release
+		}
+	}
+	lookup := make(chan error, 1)
+	go func() {
+		_, err := l.Append(ctx, "default", []Record{subjectSpan(2, "someone new", "b")})
+		lookup <- err
+	}()
+	<-reading // its lookup is held up
+	known := make(chan error, 1)
+	go func() {
+		_, err := l.Append(ctx, "default", []Record{subjectSpan(3, "known", "c")})
+		known <- err
+	}()
+	waited := false
+	select {
+	case err := <-known:
+		if err != nil {
+			t.Errorf("Append(cached key) while another append's key lookup is held up = %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("Append(cached key) waits for another append's key lookup")
+		waited = true
+	}
+	close(release)
+	if err := <-lookup; err != nil {
+		t.Errorf("Append(new subject) = %v", err)
+	}
+	if waited {
+		<-known
+	}
+}

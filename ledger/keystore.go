@@ -72,6 +72,7 @@ type keyStore struct {
 	// error stops the drop, as a kill would).
 	commitHook func(txn *badger.Txn) error
 	beforeDrop func() error
+	beforeRead func() // runs before a key lookup reads the key database
 
 	txnLimit txnCost    // budget of one key-database transaction
 	flushMu  sync.Mutex // one flush at a time
@@ -80,6 +81,7 @@ type keyStore struct {
 	scopes   map[keyScope]*dataKey
 	ids      map[[16]byte]*dataKey
 	pending  map[keyScope]*dataKey
+	forgets  uint64 // counts forget calls: a lookup that raced one reads again
 }
 
 func newKeyStore(db *badger.DB, master []byte, g *gate) (*keyStore, error) {
@@ -129,11 +131,46 @@ func (ks *keyStore) cache(s keyScope, dk *dataKey) {
 
 // forScope returns the data key of a scope, creating a pending one if the
 // scope has none. The key may be retired by the time the writer commits
-// what it seals; the writer then re-seals (resealRetired).
+// what it seals; the writer then re-seals (sealForCommit). The key
+// database is read without holding mu, so that no append waits for
+// another's lookup (which a DropPrefix holds up while it flushes the key
+// store's memtable).
 func (ks *keyStore) forScope(s keyScope) (*dataKey, error) {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	return ks.scopeKeyLocked(s)
+	for {
+		ks.mu.Lock()
+		if dk := ks.scopes[s]; dk != nil {
+			ks.mu.Unlock()
+			return dk, nil
+		}
+		if dk := ks.pending[s]; dk != nil {
+			ks.mu.Unlock()
+			return dk, nil
+		}
+		gen := ks.forgets
+		ks.mu.Unlock()
+		stored, err := ks.storedScopeKey(s)
+		if err != nil {
+			return nil, err
+		}
+		ks.mu.Lock()
+		if ks.forgets != gen {
+			ks.mu.Unlock()
+			continue // keys were destroyed meanwhile: what was read may be one
+		}
+		dk := ks.scopes[s]
+		if dk == nil {
+			dk = ks.pending[s]
+		}
+		if dk == nil && stored != nil {
+			ks.cache(s, stored)
+			dk = stored
+		}
+		if dk == nil {
+			dk, err = ks.newKeyLocked(s)
+		}
+		ks.mu.Unlock()
+		return dk, err
+	}
 }
 
 // fresh makes a new pending key the scope's key, replacing a retired one.
@@ -167,12 +204,11 @@ func (ks *keyStore) evict(r *retirement) {
 	}
 }
 
-func (ks *keyStore) scopeKeyLocked(s keyScope) (*dataKey, error) {
-	if dk := ks.scopes[s]; dk != nil {
-		return dk, nil
-	}
-	if dk := ks.pending[s]; dk != nil {
-		return dk, nil
+// storedScopeKey reads a scope's current key from the key database: nil
+// if the scope has none.
+func (ks *keyStore) storedScopeKey(s keyScope) (*dataKey, error) {
+	if ks.beforeRead != nil {
+		ks.beforeRead()
 	}
 	var dk *dataKey
 	err := ks.db.View(func(txn *badger.Txn) error {
@@ -195,12 +231,11 @@ func (ks *keyStore) scopeKeyLocked(s keyScope) (*dataKey, error) {
 	})
 	switch {
 	case err == nil:
-		ks.cache(s, dk)
 		return dk, nil
-	case !errors.Is(err, badger.ErrKeyNotFound):
-		return nil, fmt.Errorf("look up data key: %w", err)
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return nil, nil
 	}
-	return ks.newKeyLocked(s)
+	return nil, fmt.Errorf("look up data key: %w", err)
 }
 
 func (ks *keyStore) newKeyLocked(s keyScope) (*dataKey, error) {
@@ -219,32 +254,47 @@ func (ks *keyStore) newKeyLocked(s keyScope) (*dataKey, error) {
 	return dk, nil
 }
 
-// byID returns a data key by id: ErrKeyDestroyed when it is gone.
+// byID returns a data key by id: ErrKeyDestroyed when it is gone. Like
+// forScope, it reads the key database without holding mu.
 func (ks *keyStore) byID(id [16]byte) (*dataKey, error) {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	if dk := ks.ids[id]; dk != nil {
-		return dk, nil
-	}
-	for _, dk := range ks.pending {
-		if dk.id == id {
+	for {
+		ks.mu.Lock()
+		if dk := ks.ids[id]; dk != nil {
+			ks.mu.Unlock()
 			return dk, nil
 		}
+		for _, dk := range ks.pending {
+			if dk.id == id {
+				ks.mu.Unlock()
+				return dk, nil
+			}
+		}
+		gen := ks.forgets
+		ks.mu.Unlock()
+		if ks.beforeRead != nil {
+			ks.beforeRead()
+		}
+		var dk *dataKey
+		err := ks.db.View(func(txn *badger.Txn) error {
+			var err error
+			dk, err = ks.load(txn, id)
+			return err
+		})
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, ErrKeyDestroyed
+		}
+		if err != nil {
+			return nil, err
+		}
+		ks.mu.Lock()
+		if ks.forgets != gen {
+			ks.mu.Unlock()
+			continue // keys were destroyed meanwhile: this may be one
+		}
+		putBounded(ks.ids, ks.maxCached, id, dk)
+		ks.mu.Unlock()
+		return dk, nil
 	}
-	var dk *dataKey
-	err := ks.db.View(func(txn *badger.Txn) error {
-		var err error
-		dk, err = ks.load(txn, id)
-		return err
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, ErrKeyDestroyed
-	}
-	if err != nil {
-		return nil, err
-	}
-	putBounded(ks.ids, ks.maxCached, id, dk)
-	return dk, nil
 }
 
 // load reads a data key: its location, then its material. A key whose
@@ -645,10 +695,12 @@ func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Buc
 	return refs, nil
 }
 
-// forget evicts keys from the cache.
+// forget evicts keys from the cache, and makes lookups that read the key
+// database meanwhile (and may have read one of them) read again.
 func (ks *keyStore) forget(refs []*KeyRef) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
+	ks.forgets++
 	for _, k := range refs {
 		delete(ks.ids, k.ID)
 		if d := ks.scopes[k.scope()]; d != nil && d.id == k.ID {
