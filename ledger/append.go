@@ -106,6 +106,9 @@ type appendReq struct {
 	retire     *retirement
 	cost       txnCost // what the request adds to a group's transaction
 	done       chan appendResult
+	// waitKeys: the writer must look its scope's key up in the key
+	// database, which waits while a DropPrefix runs (sealForCommit).
+	waitKeys bool
 }
 
 type appendResult struct {
@@ -115,8 +118,11 @@ type appendResult struct {
 }
 
 // needsNewKey reports whether a request's records are sealed under a data
-// key that is not stored yet.
+// key that is not stored yet, or need a key looked up in the key database.
 func (r *appendReq) needsNewKey() bool {
+	if r.waitKeys {
+		return true
+	}
 	for i := range r.prep {
 		if r.prep[i].key.pending() {
 			return true

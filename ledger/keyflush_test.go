@@ -176,3 +176,71 @@ func TestAppendsDoNotWaitForAnotherAppendsKeyLookup(t *testing.T) {
 		<-known
 	}
 }
+
+// A request the writer must re-seal (its key was retired while it waited)
+// needs its scope's live key; while a DropPrefix runs, looking it up in the
+// key database waits for the drop, so the writer sets that request aside
+// like one that needs a new key, and the appends behind it go on.
+func TestResealDuringADropPrefixDoesNotHoldTheWriter(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	g := newWriterGate(l)
+	mustAppend(t, l, "default", subjectSpan(1, "dave", "a"))
+	mustAppend(t, l, "default", subjectSpan(2, "known", "b"))
+	keys, _ := subjectKeys(t, l, "dave")
+	blocker := g.hold(t, l, "default", 100)
+	dave := make(chan error, 1)
+	go func() {
+		_, err := l.Append(ctx, "default", []Record{subjectSpan(3, "dave", "sealed under the key being retired")})
+		dave <- err
+	}()
+	waitQueued(t, l, 1)
+	if err := l.keys.unscope(l.quit, keys[0]); err != nil { // as Shred does: dave's scope has no key now
+		t.Fatal(err)
+	}
+	retired := make(chan error, 1)
+	go func() { retired <- l.retire(ctx, &retirement{keys: [][16]byte{keys[0].ID}}) }()
+	waitQueued(t, l, 2)
+	// A DropPrefix runs: key-database reads wait for it.
+	var dropping atomic.Bool
+	dropEnded := make(chan struct{})
+	l.keys.beforeRead = func() {
+		if dropping.Load() {
+			<-dropEnded
+		}
+	}
+	dropping.Store(true)
+	l.keys.dropMu.Lock()
+	g.open()
+	known := make(chan error, 1)
+	go func() {
+		_, err := l.Append(ctx, "default", []Record{subjectSpan(4, "known", "c")})
+		known <- err
+	}()
+	waited := false
+	select {
+	case err := <-known:
+		if err != nil {
+			t.Errorf("Append(cached key) during a DropPrefix = %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("Append(cached key) waits behind a re-seal that waits for a DropPrefix")
+		waited = true
+	}
+	dropping.Store(false)
+	close(dropEnded)
+	l.keys.dropMu.Unlock()
+	if waited {
+		<-known
+	}
+	if err := <-blocker; err != nil {
+		t.Error(err)
+	}
+	if err := <-retired; err != nil {
+		t.Error(err)
+	}
+	if err := <-dave; err != nil {
+		t.Errorf("Append(dave) re-sealed after the DropPrefix = %v", err)
+	}
+}

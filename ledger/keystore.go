@@ -173,6 +173,26 @@ func (ks *keyStore) forScope(s keyScope) (*dataKey, error) {
 	}
 }
 
+// forScopeNoWait is forScope for the writer: when the scope's key is not
+// cached and a DropPrefix runs (a lookup would wait for it), it returns
+// false and does nothing.
+func (ks *keyStore) forScopeNoWait(s keyScope) (*dataKey, bool, error) {
+	ks.mu.Lock()
+	dk := ks.scopes[s]
+	if dk == nil {
+		dk = ks.pending[s]
+	}
+	ks.mu.Unlock()
+	if dk != nil {
+		return dk, true, nil
+	}
+	if ks.dropMu.running() {
+		return nil, false, nil
+	}
+	dk, err := ks.forScope(s)
+	return dk, err == nil, err
+}
+
 // fresh makes a new pending key the scope's key, replacing a retired one.
 func (ks *keyStore) fresh(s keyScope) (*dataKey, error) {
 	ks.mu.Lock()
@@ -499,6 +519,13 @@ func (d *dropGate) Unlock() {
 func (d *dropGate) RLock()         { d.mu.RLock() }
 func (d *dropGate) RUnlock()       { d.mu.RUnlock() }
 func (d *dropGate) TryRLock() bool { return d.mu.TryRLock() }
+
+// running reports whether a drop holds or waits for the gate.
+func (d *dropGate) running() bool {
+	d.m.Lock()
+	defer d.m.Unlock()
+	return d.drops > 0
+}
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 

@@ -345,7 +345,7 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 				out[i].err = err
 				continue
 			}
-			return err
+			return err // errKeysBlocked sets the request aside (commitParts)
 		}
 		// Work on a copy so that a failing request leaves the state as it was.
 		next := *st
@@ -730,7 +730,10 @@ func (s *retiredSet) bucket(b Bucket) (bool, error) {
 // its appended_at day, which is what lets a sweep find a bucket's entries
 // by day. If the bucket of that day is retired (a sweep expired it under a
 // clock that was ahead), the request fails alone with *BucketExpiredError.
+// If the scope's key is not cached while a DropPrefix runs, it returns
+// errKeysBlocked, the request marked to be set aside until the drop ends.
 func (l *Ledger) sealForCommit(g *groupTxn, req *appendReq, day uint32) error {
+	req.waitKeys = false
 	for i := range req.prep {
 		p := &req.prep[i]
 		if p.scope.day == day {
@@ -749,9 +752,15 @@ func (l *Ledger) sealForCommit(g *groupTxn, req *appendReq, day uint32) error {
 		} else if r {
 			return &BucketExpiredError{Day: day, Class: scope.class}
 		}
-		dk, err := l.keys.forScope(scope)
+		// While a DropPrefix runs, a lookup in the key database waits for
+		// it: the request is set aside like one that needs a new key.
+		dk, ok, err := l.keys.forScopeNoWait(scope)
 		if err != nil {
 			return err
+		}
+		if !ok {
+			req.waitKeys = true
+			return errKeysBlocked
 		}
 		if r, err := g.retired.key(dk, scope); err != nil {
 			return err
