@@ -57,7 +57,6 @@ func (e *env) appendSubject(t *testing.T, subject string, n int, trace uint32) u
 // 6 KiB); without holds a sweep reaches the limit at about 745,000 expired
 // entries (90 bytes each), one busy tenant-day.
 func TestSweepTombstoneTooLargeLeavesErasureWithoutTombstone(t *testing.T) {
-	t.Skip("issue 9: an unbounded tombstone after the keys are destroyed, fixed by the evidence engineer (bounded tombstone chunks)")
 	ctx := context.Background()
 	e := newEnv(t)
 	caseRef := strings.Repeat("<", 1024)
@@ -135,7 +134,6 @@ func TestSweepAfterClockStepBackKeepsHeldEntriesAndNamesErased(t *testing.T) {
 // that follows its hold check, and waits for it at most 500 ms so that a
 // fix that makes PlaceHold wait for the sweep passes.
 func TestHoldAcknowledgedDuringASweepIsHonoured(t *testing.T) {
-	t.Skip("issue 9: a hold acknowledged during a sweep does not stop it, fixed by a later engineer (holds during sweeps)")
 	ctx := context.Background()
 	e := newEnv(t)
 	x := e.appendSubject(t, "x", 1, 1)

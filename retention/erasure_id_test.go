@@ -39,13 +39,21 @@ func TestErasureRequestIDReuse(t *testing.T) {
 		"another reason":   func(r *ErasureRequest) { r.Reason = "other" },
 		"another ticket":   func(r *ErasureRequest) { r.Ticket = "DSR-2" },
 		"dry run for bob":  func(r *ErasureRequest) { r.Subject, r.DryRun = "bob", true },
-		"subject + suffix": func(r *ErasureRequest) { r.Subject = "alice\x00" },
 	} {
 		r := req
 		change(&r)
 		if _, err := e.s.Erase(ctx, "default", r); !errors.Is(err, ErrRequestIDReused) {
 			t.Errorf("Erase(request id reused with %s) = %v, want ErrRequestIDReused", name, err)
 		}
+	}
+	// Once done, the erasure has destroyed alice's pseudonym key with her
+	// data: an id without data or key (here alice with a suffix) cannot be
+	// told from hers, since nothing kept identifies her; the request
+	// matches on everything else and gets the first outcome.
+	suffix := req
+	suffix.Subject = "alice\x00"
+	if again, err := e.s.Erase(ctx, "default", suffix); err != nil || !bytes.Equal(again.Receipt, first.Receipt) {
+		t.Errorf("Erase(request id reused with a subject without data or key) = %v, %v; want the first outcome", again, err)
 	}
 	if got := e.erased(t, bob); got[0] || got[1] {
 		t.Errorf("bob's entries were erased by a reused request id: %v", got)
