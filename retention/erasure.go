@@ -1,7 +1,6 @@
 package retention
 
 import (
-	"hash"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -12,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
 	"sort"
 	"strconv"

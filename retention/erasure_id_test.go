@@ -32,13 +32,13 @@ func TestErasureRequestIDReuse(t *testing.T) {
 		t.Errorf("Erase(same request, another requester) = %v", err)
 	}
 	for name, change := range map[string]func(r *ErasureRequest){
-		"another subject":  func(r *ErasureRequest) { r.Subject = "bob" },
-		"a session":        func(r *ErasureRequest) { r.Subject, r.Session = "", "s2" },
-		"traces":           func(r *ErasureRequest) { r.Subject, r.TraceIDs = "", [][16]byte{{2, 15: 1}} },
-		"another basis":    func(r *ErasureRequest) { r.LegalBasis = "GDPR Art. 17(1)(d)" },
-		"another reason":   func(r *ErasureRequest) { r.Reason = "other" },
-		"another ticket":   func(r *ErasureRequest) { r.Ticket = "DSR-2" },
-		"dry run for bob":  func(r *ErasureRequest) { r.Subject, r.DryRun = "bob", true },
+		"another subject": func(r *ErasureRequest) { r.Subject = "bob" },
+		"a session":       func(r *ErasureRequest) { r.Subject, r.Session = "", "s2" },
+		"traces":          func(r *ErasureRequest) { r.Subject, r.TraceIDs = "", [][16]byte{{2, 15: 1}} },
+		"another basis":   func(r *ErasureRequest) { r.LegalBasis = "GDPR Art. 17(1)(d)" },
+		"another reason":  func(r *ErasureRequest) { r.Reason = "other" },
+		"another ticket":  func(r *ErasureRequest) { r.Ticket = "DSR-2" },
+		"dry run for bob": func(r *ErasureRequest) { r.Subject, r.DryRun = "bob", true },
 	} {
 		r := req
 		change(&r)
