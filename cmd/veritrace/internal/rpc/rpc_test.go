@@ -418,3 +418,23 @@ func FuzzSpanRecord(f *testing.F) {
 		}
 	})
 }
+
+// pseudonym is how access-log targets name a subject (or, with
+// audit.FieldSession, a session) of a tenant: "pseudonym:" and its
+// pseudonym while its key exists, "pseudonym:none" without one.
+func (ts *testServer) pseudonym(t testing.TB, tenant string, field uint8, value string) string {
+	t.Helper()
+	ctx := context.Background()
+	ref, err := ts.l.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ts.l.PseudonymKey(ctx, tenant, ref, false)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return "pseudonym:none"
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "pseudonym:" + k.Pseudonym(value)
+}
