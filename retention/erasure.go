@@ -526,7 +526,11 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	if er.Kind == "expiry" {
 		er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
 		s.log().InfoContext(ctx, "sweep", "tenant", er.Tenant, "expired", len(er.Erase), "held", len(er.Held), "tombstone", idx)
-		return s.putErasure(ctx, er)
+		if err := s.putErasure(ctx, er); err != nil {
+			return err
+		}
+		s.finished(er)
+		return nil
 	}
 	erased, err := s.leafHashes(ctx, er)
 	if err != nil {
@@ -551,6 +555,7 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	if err := s.putErasure(ctx, er); err != nil {
 		return err
 	}
+	s.finished(er)
 	s.log().InfoContext(ctx, "erasure done", "tenant", er.Tenant, "request_id", er.ID, "erased", len(er.Erase), "held", len(er.Held), "tombstone", idx)
 	s.L.RequestValueLogGC()
 	return nil
@@ -791,13 +796,13 @@ func (s *Service) ErasureStatus(ctx context.Context, tenant, id string) (*Erasur
 	return er, json.Unmarshal(b, er)
 }
 
-// Resume finishes every erasure and sweep a crash interrupted. Call it
-// after opening the ledger; it never stops the server from serving: a
-// plan it cannot finish is logged, kept "executing" (asking again, or the
-// next start, tries again) and counted by Unfinished, which the server's
-// health reports. It returns an error only if the plans cannot be read.
+// Resume finishes every erasure and sweep a crash interrupted. It never
+// stops the server from serving: a plan it cannot finish is logged, kept
+// "executing" (asking again, or the next start, tries again) and listed by
+// Unfinished, which the server's health reports, as are the plans still
+// to be resumed. It returns an error only if the plans cannot be read.
 func (s *Service) Resume(ctx context.Context) error {
-	var stuck []string
+	var todo []*Erasure
 	for _, tenant := range s.L.Tenants() {
 		_, values, err := s.L.ListState(ctx, tenant, stateErasure)
 		if err != nil {
@@ -806,29 +811,46 @@ func (s *Service) Resume(ctx context.Context) error {
 		for _, v := range values {
 			er := &Erasure{}
 			if err := json.Unmarshal(v, er); err != nil {
-				return err
+				return fmt.Errorf("erasure plan of %s: %w", tenant, err)
 			}
-			if er.State != "executing" {
-				continue
-			}
-			s.log().WarnContext(ctx, "resuming an interrupted erasure or sweep", "tenant", tenant, "id", er.ID, "kind", er.what())
-			s.work.Lock()
-			err := s.complete(ctx, er)
-			s.work.Unlock()
-			if err != nil {
-				s.log().ErrorContext(ctx, "an interrupted erasure or sweep could not be finished", "tenant", tenant, "id", er.ID, "kind", er.what(), "err", err)
-				stuck = append(stuck, tenant+"/"+er.ID)
+			if er.State == "executing" {
+				todo = append(todo, er)
 			}
 		}
 	}
+	pending := make([]string, len(todo))
+	for i, er := range todo {
+		pending[i] = er.Tenant + "/" + er.ID
+	}
 	s.mu.Lock()
-	s.unfinished = stuck
+	s.unfinished = pending
 	s.mu.Unlock()
+	var stuck []string
+	for i, er := range todo {
+		s.log().WarnContext(ctx, "resuming an interrupted erasure or sweep", "tenant", er.Tenant, "id", er.ID, "kind", er.what())
+		s.work.Lock()
+		err := s.complete(ctx, er)
+		s.work.Unlock()
+		if err != nil {
+			s.log().ErrorContext(ctx, "an interrupted erasure or sweep could not be finished", "tenant", er.Tenant, "id", er.ID, "kind", er.what(), "err", err)
+			stuck = append(stuck, pending[i])
+		}
+		s.mu.Lock()
+		s.unfinished = append(slices.Clone(stuck), pending[i+1:]...)
+		s.mu.Unlock()
+	}
 	return nil
 }
 
-// Unfinished lists the plans ("tenant/id") the last Resume could not
-// finish.
+// finished drops a plan done from Unfinished.
+func (s *Service) finished(er *Erasure) {
+	s.mu.Lock()
+	s.unfinished = slices.DeleteFunc(s.unfinished, func(n string) bool { return n == er.Tenant+"/"+er.ID })
+	s.mu.Unlock()
+}
+
+// Unfinished lists the plans ("tenant/id") that Resume has still to
+// finish or could not finish.
 func (s *Service) Unfinished() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
