@@ -32,6 +32,9 @@ type testServer struct {
 	url  string
 	l    *ledger.Ledger
 	h    *Handler
+	dir  string       // the data directory
+	keys *ledger.Keys // its keys
+	stop func()       // stops the server and closes the ledger (once)
 	logs *syncBuffer // everything the server logged
 	now  time.Time
 }
@@ -91,14 +94,18 @@ func startServerWith(t testing.TB, opts Options, ledgerOpts ...func(*ledger.Opti
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go srv.Serve(ln)
-	t.Cleanup(func() {
-		srv.Shutdown(context.Background())
-		if err := h.Close(context.Background()); err != nil {
-			t.Errorf("Handler.Close() = %v", err)
-		}
-		l.Close()
-	})
-	ts.url, ts.l, ts.h = "http://"+ln.Addr().String(), l, h
+	var once sync.Once
+	ts.stop = func() {
+		once.Do(func() {
+			srv.Shutdown(context.Background())
+			if err := h.Close(context.Background()); err != nil {
+				t.Errorf("Handler.Close() = %v", err)
+			}
+			l.Close()
+		})
+	}
+	t.Cleanup(ts.stop)
+	ts.url, ts.l, ts.h, ts.dir, ts.keys = "http://"+ln.Addr().String(), l, h, dir, keys
 	return ts
 }
 
