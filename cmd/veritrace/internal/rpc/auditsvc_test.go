@@ -10,8 +10,8 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/veritrace/veritrace/audit/bundle"
 	"github.com/veritrace/veritrace/audit"
+	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/policy"
 )

@@ -248,4 +248,3 @@ func scanStores(t *testing.T, dir string, keys *ledger.Keys, ids [][]byte, contr
 		t.Fatal(err)
 	}
 }
-

@@ -35,7 +35,7 @@ type testServer struct {
 	dir  string       // the data directory
 	keys *ledger.Keys // its keys
 	stop func()       // stops the server and closes the ledger (once)
-	logs *syncBuffer // everything the server logged
+	logs *syncBuffer  // everything the server logged
 	now  time.Time
 }
 
