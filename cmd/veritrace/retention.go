@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 )
 
@@ -56,7 +57,7 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "erasure %s %s: erased %d entries %v; tombstone at index %d; %d held\n", e.GetRequestId(), e.GetState(), len(e.GetErased()), e.GetErased(), e.GetTombstoneIndex(), len(e.GetHeld()))
 	}
 	for _, h := range e.GetHeld() {
-		fmt.Fprintf(stdout, "  held: entry %d by hold %s (case %s)\n", h.GetIndex(), h.GetHoldId(), h.GetCaseRef())
+		fmt.Fprintf(stdout, "  held: entry %d by hold %s (case %s)\n", h.GetIndex(), bundle.Printable(h.GetHoldId()), bundle.Printable(h.GetCaseRef()))
 	}
 	if *receipt != "" && e.GetReceipt() != "" {
 		if err := os.WriteFile(*receipt, []byte(e.GetReceipt()+"\n"+e.GetReceiptSignature()), 0o600); err != nil {
@@ -165,7 +166,7 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 			if h.GetReleasedAt() != nil {
 				state = "released " + h.GetReleasedAt().AsTime().Format(time.RFC3339)
 			}
-			fmt.Fprintf(stdout, "%s\t%s\tcase %s\t%s\t%q\n", h.GetId(), what, h.GetCaseRef(), state, h.GetReason())
+			fmt.Fprintf(stdout, "%s\t%s\tcase %s\t%s\t%q\n", h.GetId(), what, bundle.Printable(h.GetCaseRef()), state, h.GetReason())
 		}
 		return nil
 	}
