@@ -3,7 +3,6 @@ package bundle
 import (
 	"archive/zip"
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -227,59 +226,6 @@ func Verify(r io.ReaderAt, size int64, key note.Verifier, pinned []byte) *Report
 	return v.rep
 }
 
-// readFile reads a file of the bundle, at most max bytes, and returns its
-// bytes and SHA-256.
-func (v *verifier) readFile(name string, max int64) ([]byte, [32]byte, error) {
-	f := v.files[name]
-	if f == nil {
-		return nil, [32]byte{}, fmt.Errorf("%s is missing", name)
-	}
-	if f.UncompressedSize64 > uint64(max) {
-		return nil, [32]byte{}, fmt.Errorf("%s: %d bytes, more than the limit of %d", name, f.UncompressedSize64, max)
-	}
-	rc, err := f.Open()
-	if err != nil {
-		return nil, [32]byte{}, fmt.Errorf("%s: %v", name, err)
-	}
-	defer rc.Close()
-	buf := bytes.NewBuffer(make([]byte, 0, f.UncompressedSize64))
-	if _, err := io.Copy(buf, io.LimitReader(rc, max+1)); err != nil {
-		return nil, [32]byte{}, fmt.Errorf("%s: %v", name, err)
-	}
-	if int64(buf.Len()) > max {
-		return nil, [32]byte{}, fmt.Errorf("%s: more than the limit of %d bytes", name, max)
-	}
-	return buf.Bytes(), sha256.Sum256(buf.Bytes()), nil
-}
-
-// hashFile returns the SHA-256 of a file of the bundle, reading at most
-// max bytes and holding none of them.
-func (v *verifier) hashFile(name string, max int64) ([32]byte, error) {
-	var sum [32]byte
-	f := v.files[name]
-	if f == nil {
-		return sum, fmt.Errorf("%s is missing", name)
-	}
-	if f.UncompressedSize64 > uint64(max) {
-		return sum, fmt.Errorf("%s: %d bytes, more than the limit of %d", name, f.UncompressedSize64, max)
-	}
-	rc, err := f.Open()
-	if err != nil {
-		return sum, fmt.Errorf("%s: %v", name, err)
-	}
-	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(rc, max+1))
-	if err != nil {
-		return sum, fmt.Errorf("%s: %v", name, err)
-	}
-	if n > max {
-		return sum, fmt.Errorf("%s: more than the limit of %d bytes", name, max)
-	}
-	h.Sum(sum[:0])
-	return sum, nil
-}
-
 func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
@@ -341,7 +287,7 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 
 	// The checkpoint.
 	var cp *format.Checkpoint
-	if b, sum, err := v.readFile(CheckpointFile, MaxSmallFileBytes); err != nil {
+	if b, sum, err := v.readFile(CheckpointFile, MaxSmallFileBytes, false); err != nil {
 		v.fail(CheckFiles, "%v", err)
 		v.fail(CheckCheckpoint, "%v", err)
 	} else {
@@ -379,14 +325,14 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 	v.crossChecks(m, results)
 
 	// The other files.
-	if report, err := v.hashFile(ReportFile, MaxReportBytes); err != nil {
+	if report, err := v.hashFile(ReportFile, MaxReportBytes, false); err != nil {
 		v.fail(CheckFiles, "%v", err)
 	} else {
 		digest(ReportFile, report)
 	}
 	var cons *ConsistencyProof
 	if m.Consistency != nil {
-		if b, sum, err := v.readFile(ConsistencyFile, MaxSmallFileBytes); err != nil {
+		if b, sum, err := v.readFile(ConsistencyFile, MaxSmallFileBytes, false); err != nil {
 			v.fail(CheckFiles, "%v", err)
 		} else {
 			digest(ConsistencyFile, sum)
@@ -403,7 +349,7 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 // signedManifest reads manifest.json and checks its signature; it parses
 // the manifest only once the signature holds.
 func (v *verifier) signedManifest() (*Manifest, bool) {
-	sig, _, err := v.readFile(SignatureFile, MaxSmallFileBytes)
+	sig, _, err := v.readFile(SignatureFile, MaxSmallFileBytes, false)
 	if err != nil {
 		v.fail(CheckSignature, "%v", err)
 		v.skipAll("the manifest's signature could not be read")
@@ -421,13 +367,28 @@ func (v *verifier) signedManifest() (*Manifest, bool) {
 		v.skipAll("the manifest is not signed by the key")
 		return nil, false
 	}
-	mb, digest, err := v.readFile(ManifestFile, MaxManifestBytes)
+	// The manifest is hashed as it streams, and read into memory only once
+	// it is the signed one: any bundle's manifest.sig verifies with the
+	// key, so a signature alone proves nothing about the size of what
+	// comes with it.
+	digest, err := v.hashFile(ManifestFile, MaxManifestBytes, false)
 	if err != nil {
 		v.fail(CheckSignature, "%v", err)
 		v.skipAll("the manifest could not be read")
 		return nil, false
 	}
 	if digest != want {
+		v.fail(CheckSignature, "the signature is for another manifest (signed %x)", want[:8])
+		v.skipAll("the manifest is not signed by the key")
+		return nil, false
+	}
+	mb, digest, err := v.readFile(ManifestFile, MaxManifestBytes, false)
+	if err != nil {
+		v.fail(CheckSignature, "%v", err)
+		v.skipAll("the manifest could not be read")
+		return nil, false
+	}
+	if digest != want { // the file changed while it was read
 		v.fail(CheckSignature, "the signature is for another manifest (signed %x)", want[:8])
 		v.skipAll("the manifest is not signed by the key")
 		return nil, false
@@ -661,7 +622,7 @@ func (v *verifier) entries(m *Manifest, cp *format.Checkpoint) []entryResult {
 // entry checks one entry file. It may run on any goroutine: it reads v's
 // files and key only.
 func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, res *entryResult) {
-	b, sum, err := v.readFile(ref.File, MaxEntryFileBytes)
+	b, sum, err := v.readFile(ref.File, MaxEntryFileBytes, true)
 	if err != nil {
 		res.fail(CheckFiles, "%v", err)
 		res.fail(CheckHeaders, "entry %d: %v", ref.Index, err)
