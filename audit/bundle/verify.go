@@ -337,7 +337,7 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 		} else {
 			digest(ConsistencyFile, sum)
 			cons = &ConsistencyProof{}
-			if err := strictJSON(b, cons); err != nil {
+			if err := parseConsistency(b, cons); err != nil {
 				cons = nil
 				v.fail(CheckConsistency, "%s is not a consistency proof: %v", ConsistencyFile, err)
 			}
@@ -394,13 +394,7 @@ func (v *verifier) signedManifest() (*Manifest, bool) {
 		return nil, false
 	}
 	m := &Manifest{}
-	if err := noDuplicateMembers(mb); err != nil {
-		v.pass(CheckSignature)
-		v.fail(CheckManifest, "manifest.json: %v", err)
-		v.skipAll("the manifest could not be read")
-		return nil, false
-	}
-	if err := strictJSON(mb, m); err != nil {
+	if err := parseManifest(mb, m); err != nil {
 		v.pass(CheckSignature)
 		v.fail(CheckManifest, "manifest.json does not parse: %v", err)
 		v.skipAll("the manifest could not be read")
@@ -413,23 +407,6 @@ func (v *verifier) signedManifest() (*Manifest, bool) {
 	}
 	v.pass(CheckSignature)
 	return m, true
-}
-
-// strictJSON decodes one JSON value into out, refusing unknown fields and
-// trailing data.
-func strictJSON(b []byte, out any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(out); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("data after the JSON value")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
-	}
-	return nil
 }
 
 // checkManifest checks the manifest's structure: what it lists, once each,
@@ -703,8 +680,8 @@ func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *en
 			return json.Compact(&got, e.Decoded) == nil && bytes.Equal(want, got.Bytes())
 		})
 		if h.Kind == format.KindTombstone {
-			var ts format.Tombstone // members added later are ignored
-			if err := json.Unmarshal(e.Payload, &ts); err != nil {
+			ts, err := parseTombstone(e.Payload)
+			if err != nil {
 				res.fail(CheckIdentity, "tombstone %d: the payload is not a tombstone: %v", h.Index, err)
 				return
 			}
