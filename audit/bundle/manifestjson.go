@@ -223,7 +223,9 @@ func (p *jsonParser) time() (time.Time, error) {
 // and seconds 00-59 (no leap second), offset hours 00-23. The upper-case
 // T and Z only.
 func ParseTime(s string) (time.Time, error) {
-	bad := func() (time.Time, error) { return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time (YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM))", s) }
+	bad := func() (time.Time, error) {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time (YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM))", s)
+	}
 	digits := func(i, n int) (int, bool) {
 		if i+n > len(s) {
 			return 0, false
