@@ -206,6 +206,11 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 	if err := ew.write(tombstoneIdxs, nil); err != nil {
 		return nil, err
 	}
+	if req.Selector.IsTimeRange() {
+		if err := x.addRange(ctx, req, cp, bw); err != nil {
+			return nil, err
+		}
+	}
 	if err := bw.AddCheckpoint(cp.Note); err != nil {
 		return nil, err
 	}
@@ -246,6 +251,70 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 	}
 	err = bw.Close(func(digest [32]byte) ([]byte, error) { return l.SignBundle(ctx, req.Tenant, digest) })
 	return bw.Manifest(), err
+}
+
+// rangeBatch is the headers a time range's export reads at once.
+const rangeBatch = 4096
+
+// addRange writes the range of a time-range export (docs/BUNDLE.md,
+// format 3): the header of every entry appended in [from, to) and of the
+// entries just before and after, and the inclusion proof of the last, so
+// that a verifier can check that the bundle holds every trace of the range.
+// Appended_at never decreases along a log, so the range is the indices
+// [IndexAt(from), IndexAt(to)).
+func (x *Exporter) addRange(ctx context.Context, req ExportRequest, cp *ledger.Checkpoint, bw *bundle.Writer) error {
+	l := x.S.L
+	first, end := uint64(0), cp.Size
+	if !req.Selector.From.IsZero() {
+		i, err := l.IndexAt(ctx, req.Tenant, req.Selector.From)
+		if err != nil {
+			return err
+		}
+		first = min(i, cp.Size)
+	}
+	if !req.Selector.To.IsZero() {
+		i, err := l.IndexAt(ctx, req.Tenant, req.Selector.To)
+		if err != nil {
+			return err
+		}
+		end = min(i, cp.Size)
+	}
+	if first >= end { // no trace was selected, so this is not expected
+		return fmt.Errorf("the time range holds no entry below size %d: %w", cp.Size, ErrNothingSelected)
+	}
+	start, stop := first, end
+	if start > 0 {
+		start--
+	}
+	if stop < cp.Size {
+		stop++
+	}
+	if stop-start > bundle.MaxRangeHeaders {
+		return fmt.Errorf("%w: the time range holds %d entries, more than a bundle shows complete (%d)", bundle.ErrTooLarge, end-first, bundle.MaxRangeHeaders-2)
+	}
+	proof, _, _, err := l.InclusionProof(ctx, req.Tenant, stop-1, cp.Size)
+	if err != nil {
+		return err
+	}
+	return bw.AddRange(bundle.Range{First: first, End: end, Proof: hexes(proof)}, func(add func([]byte) error) error {
+		idxs := make([]uint64, 0, rangeBatch)
+		for i := start; i < stop; {
+			idxs = idxs[:0]
+			for ; i < stop && len(idxs) < rangeBatch; i++ {
+				idxs = append(idxs, i)
+			}
+			hs, err := l.Headers(ctx, req.Tenant, idxs)
+			if err != nil {
+				return err
+			}
+			for _, h := range hs {
+				if err := add(h.Marshal()); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // maxExportBatch bounds the entries an export reads and prepares at once;

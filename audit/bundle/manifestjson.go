@@ -31,7 +31,7 @@ func named(name string, err error) error {
 }
 
 // parseManifest decodes manifest.json strictly: every member but
-// consistency present, none other, each of its type.
+// consistency and range present, none other, each of its type.
 func parseManifest(b []byte, m *Manifest) error {
 	p := &jsonParser{b: b}
 	*m = Manifest{}
@@ -79,6 +79,9 @@ func parseManifest(b []byte, m *Manifest) error {
 		case "consistency":
 			m.Consistency = &Consistency{}
 			err = p.consistencyRef(m.Consistency)
+		case "range":
+			m.Range = &Range{}
+			err = p.rangeRef(m.Range)
 		case "files":
 			m.Files = []FileDigest{}
 			err = p.array(func(i int) error {
@@ -167,6 +170,31 @@ func (p *jsonParser) consistencyRef(c *Consistency) error {
 		return err
 	}
 	return required(seen, "old_size", "file")
+}
+
+func (p *jsonParser) rangeRef(r *Range) error {
+	seen := map[string]bool{}
+	err := p.object(func(key string) error {
+		seen[key] = true
+		var err error
+		switch key {
+		case "first":
+			r.First, err = p.uint()
+		case "end":
+			r.End, err = p.uint()
+		case "file":
+			r.File, err = p.str()
+		case "proof":
+			r.Proof, err = p.hashes(MaxInclusionHashes)
+		default:
+			return p.errorf("unknown field %q", key)
+		}
+		return named(key, err)
+	})
+	if err != nil {
+		return err
+	}
+	return required(seen, "first", "end", "file", "proof")
 }
 
 // selector parses the manifest's selector: a member present is a

@@ -215,7 +215,7 @@ func Verify(r io.ReaderAt, size int64, key note.Verifier, pinned []byte) *Report
 	v := &verifier{rep: &Report{}, checks: map[string]*Check{}, key: key}
 	for _, name := range []string{CheckSignature, CheckManifest, CheckFiles, CheckCheckpoint, CheckHeaders,
 		CheckCommitments, CheckLeafHashes, CheckInclusion, CheckDecoded, CheckIdentity, CheckReferences,
-		CheckErasures, CheckTraces} {
+		CheckErasures, CheckTraces, CheckSelector, CheckRange} {
 		v.check(name)
 	}
 	if pinned != nil {
@@ -323,6 +323,8 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 		}
 	}
 	v.crossChecks(m, results)
+	v.checkSelectorHolds(m, results)
+	v.checkTimeRange(m, cp, results)
 
 	// The other files.
 	if report, err := v.hashFile(ReportFile, MaxReportBytes, false); err != nil {
@@ -416,8 +418,8 @@ func (v *verifier) checkManifest(m *Manifest) bool {
 		v.fail(CheckManifest, format, args...)
 		return false
 	}
-	if m.Format != Format && m.Format != FormatV1 {
-		return bad("format %q, want %q or %q", m.Format, Format, FormatV1)
+	if m.Format != Format && m.Format != FormatV2 && m.Format != FormatV1 {
+		return bad("format %q, want %q, %q or %q", m.Format, Format, FormatV2, FormatV1)
 	}
 	tenant, ok := strings.CutPrefix(m.Origin, v.key.Name()+"/")
 	if !ok || m.Tenant != tenant || format.ValidateTenant(tenant) != nil {
@@ -468,13 +470,26 @@ func (v *verifier) checkManifest(m *Manifest) bool {
 		}
 		want[ConsistencyFile] = true
 	}
+	if r := m.Range; r != nil {
+		switch {
+		case m.Format != Format:
+			return bad("range: not part of %s", m.Format)
+		case !m.Selector.IsTimeRange():
+			return bad("range: the selector is not a time range whose other conditions lie in the headers")
+		case r.File != RangeFile || r.First >= r.End || r.End > m.TreeSize:
+			return bad("range: file %q of entries [%d, %d); want %q of a range in [0, %d) holding at least one entry", r.File, r.First, r.End, RangeFile, m.TreeSize)
+		case len(r.Proof) > MaxInclusionHashes:
+			return bad("range: an inclusion proof of %d hashes", len(r.Proof))
+		}
+		want[RangeFile] = true
+	}
 	names := make(map[string]bool, len(m.Files))
 	for _, fd := range m.Files {
 		switch {
 		case names[fd.Name]:
 			return bad("file %q is listed twice", fd.Name)
 		case !want[fd.Name]:
-			return bad("file %q is listed but is not an entry file, %s, %s or %s", fd.Name, CheckpointFile, ReportFile, ConsistencyFile)
+			return bad("file %q is listed but is not an entry file, %s, %s, %s or %s", fd.Name, CheckpointFile, ReportFile, ConsistencyFile, RangeFile)
 		case !isHex(fd.SHA256, 32):
 			return bad("file %q: SHA-256 %q is not 64 lowercase hex digits", fd.Name, fd.SHA256)
 		}
@@ -525,6 +540,9 @@ func checkSelector(m *Manifest) error {
 	if !s.From.IsZero() && !s.To.IsZero() && !s.From.Before(s.To) {
 		return errors.New("from is not before to")
 	}
+	if s == (Selector{}) {
+		return errors.New("it names no condition; an export names at least one")
+	}
 	return nil
 }
 
@@ -565,6 +583,9 @@ type entryResult struct {
 	header *format.Header
 	leaf   tlog.Hash
 	erased bool
+	// Of a span whose payload parsed: what it says of the selector's
+	// payload conditions.
+	payload payloadMatch
 	// Of a tombstone whose payload parsed: the entries it names.
 	names []format.TombstoneEntry
 }
@@ -708,6 +729,9 @@ func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *en
 	if msg == nil {
 		res.fail(CheckIdentity, "entry %d: %v", h.Index, err)
 		return
+	}
+	if sp, ok := msg.(*v1.Span); ok {
+		res.payload = m.Selector.matchPayload(sp)
 	}
 	if why := headerMismatch(h, msg); why != "" {
 		res.fail(CheckIdentity, "entry %d: %s", h.Index, why)
