@@ -39,7 +39,7 @@ func joinHeaders(hs [][]byte) []byte {
 func TestTimeRangeBundles(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	f.seed(t) // entries 0 v1, 1 v2, 2 t1s1, 3 t2s1, 4 t1s2, 5 t2s2, 6 t1s3, 7 t3s1
+	f.seed(t)                                                                                   // entries 0 v1, 1 v2, 2 t1s1, 3 t2s1, 4 t1s2, 5 t2s2, 6 t1s3, 7 t3s1
 	f.append(t, spanSpec{trace: 4, span: 1, kind: v1.SpanKind_SPAN_KIND_TOOL, subject: "dave"}) // 8
 	at := func(i uint64) Query {
 		h, err := f.l.Header(ctx, "default", i)
