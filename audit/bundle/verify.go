@@ -852,7 +852,7 @@ func (v *verifier) crossChecks(m *Manifest, results []entryResult) {
 		kind format.VersionKind
 		id   [32]byte
 	}
-	versions := map[versionRef]bool{}
+	versions := map[versionRef]uint64{} // the version entries: their index
 	referenced := map[versionRef]bool{}
 	named := map[uint64]string{} // entries named by a tombstone: their leaf hash, hex
 	spans := map[string]int{}
@@ -862,7 +862,7 @@ func (v *verifier) crossChecks(m *Manifest, results []entryResult) {
 		case h == nil:
 		case h.Kind == format.KindVersion:
 			k := format.VersionKind(h.SubKind)
-			versions[versionRef{k, h.Refs.Ref(k)}] = true
+			versions[versionRef{k, h.Refs.Ref(k)}] = h.Index
 		case h.Kind == format.KindTombstone:
 			for _, te := range r.names {
 				named[te.Index] = te.LeafHash
@@ -890,13 +890,16 @@ func (v *verifier) crossChecks(m *Manifest, results []entryResult) {
 			spans[trace]++
 			for k := format.VersionPrompt; k <= format.VersionPipeline; k++ {
 				id := h.Refs.Ref(k)
+				at, ok := versions[versionRef{k, id}]
 				switch {
 				case id == [32]byte{}:
-				case versions[versionRef{k, id}]:
+				case !ok:
+					v.fail(CheckReferences, "entry %d references %s version %x, which the bundle does not hold", h.Index, k, id[:8])
+				case at > h.Index:
+					v.fail(CheckReferences, "entry %d references %s version %x, which was registered after it (entry %d)", h.Index, k, id[:8], at)
+				default:
 					referenced[versionRef{k, id}] = true
 					v.pass(CheckReferences)
-				default:
-					v.fail(CheckReferences, "entry %d references %s version %x, which the bundle does not hold", h.Index, k, id[:8])
 				}
 			}
 		}
