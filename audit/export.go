@@ -28,6 +28,10 @@ var ErrErasureInProgress = errors.New("an erasure of entries of this selection i
 // MaxExportTraces bounds the traces one bundle holds.
 const MaxExportTraces = 100_000
 
+// maxBundleSpans is the most spans a bundle holds (bundle.MaxEntries);
+// tests lower it.
+var maxBundleSpans = bundle.MaxEntries
+
 // Path is a trace's decision path: its span entries in index order and the
 // version entries they reference.
 type Path struct {
@@ -146,8 +150,12 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 		if spans[i], err = x.S.TraceSpans(ctx, req.Tenant, t, cp.Size); err != nil {
 			return nil, err
 		}
-		if total += len(spans[i]); total > bundle.MaxEntries {
-			return nil, fmt.Errorf("%w: the selector matches more than %d spans, more than a bundle holds; narrow it", ledger.ErrInvalid, bundle.MaxEntries)
+		if len(spans[i]) > maxBundleSpans {
+			return nil, fmt.Errorf("%w: trace %x has %d spans, more than a bundle holds (%d); a bundle holds whole traces, so no selector can export this one",
+				ledger.ErrInvalid, t, len(spans[i]), maxBundleSpans)
+		}
+		if total += len(spans[i]); total > maxBundleSpans {
+			return nil, fmt.Errorf("%w: the selector's first %d traces hold %d spans, more than a bundle holds (%d); narrow it", ledger.ErrInvalid, i+1, total, maxBundleSpans)
 		}
 	}
 	bw := bundle.NewWriter(w, bundle.Manifest{
