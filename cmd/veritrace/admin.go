@@ -185,6 +185,14 @@ func runAccessLog(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		for _, e := range resp.Msg.GetEntries() {
+			switch {
+			case e.GetDecodeError() != "":
+				fmt.Fprintf(stdout, "%d\tundecodable: %s\n", e.GetIndex(), bundle.Printable(e.GetDecodeError()))
+				continue
+			case e.GetRecord() == nil:
+				fmt.Fprintf(stdout, "%d\terased\n", e.GetIndex())
+				continue
+			}
 			r := e.GetRecord()
 			key := r.GetKeyId()
 			if key == "" {
