@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"io"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -120,6 +121,64 @@ func BenchmarkExport(b *testing.B) {
 		})
 		b.ReportMetric(heap, "peak-heap-MB")
 		b.ReportMetric(float64(size*uint64(b.N))/b.Elapsed().Seconds(), "spans/s")
+	})
+}
+
+// BenchmarkExportBigSpans exports one trace of 64 spans of 1 MiB of text
+// each: the report shows every span, so its memory is what the report
+// keeps of a trace (issue 9 review: it once held every payload).
+//
+//	go test -run '^$' -bench ExportBigSpans -benchtime 3x ./audit/
+func BenchmarkExportBigSpans(b *testing.B) {
+	f := newFixture(b)
+	ctx := context.Background()
+	const spans, spanBytes = 64, 1 << 20
+	text := strings.Repeat("the quick brown fox jumps over the lazy dog. ", spanBytes/45)
+	for sp := 1; sp <= spans; sp++ {
+		r := spanSpec{trace: 9, span: byte(sp), kind: v1.SpanKind_SPAN_KIND_GENERATION, subject: "big", parent: 1}.record()
+		if sp == 1 {
+			r.ParentSpanID = [8]byte{}
+		}
+		msg := &v1.Span{}
+		if err := proto.Unmarshal(r.Payload, msg); err != nil {
+			b.Fatal(err)
+		}
+		msg.ParentSpanId = r.ParentSpanID[:]
+		if sp == 1 {
+			msg.ParentSpanId = nil
+		}
+		msg.Content.OutputMessages = []*v1.Message{{Role: "assistant", Parts: []*v1.MessagePart{{Part: &v1.MessagePart_Text{Text: text}}}}}
+		r.Payload, _ = proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+		if _, err := f.l.Append(ctx, "default", []ledger.Record{r}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("bundle-64-spans-of-1MiB", func(b *testing.B) {
+		var n int64
+		heap := peakHeap(func() {
+			for i := 0; i < b.N; i++ {
+				cw := &countingWriter{}
+				if _, err := f.x.Export(ctx, ExportRequest{Tenant: "default", Query: Query{TraceID: traceID(9)}, Selector: bundle.Selector{TraceID: strings.Repeat("09", 16)}}, cw); err != nil {
+					b.Fatal(err)
+				}
+				n = cw.n
+			}
+		})
+		b.ReportMetric(heap, "peak-heap-MB")
+		b.ReportMetric(float64(n)/(1<<20), "bundle-MB")
+	})
+	// The baseline: reading the trace's entries one at a time, holding none.
+	b.Run("baseline-read-64-entries", func(b *testing.B) {
+		heap := peakHeap(func() {
+			for i := 0; i < b.N; i++ {
+				for idx := uint64(0); idx < spans; idx++ {
+					if _, err := f.l.GetEntry(ctx, "default", idx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+		b.ReportMetric(heap, "peak-heap-MB")
 	})
 }
 

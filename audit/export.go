@@ -162,7 +162,7 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 		Origin: cp.Origin, Tenant: req.Tenant, LogKey: l.VerifierKey(), CreatedAt: x.Now().UTC(),
 		Selector: req.Selector, TreeSize: cp.Size,
 	})
-	ew := &entryWriter{ctx: ctx, l: l, tenant: req.Tenant, size: cp.Size, bw: bw, batch: maxExportBatch}
+	ew := &entryWriter{ctx: ctx, l: l, tenant: req.Tenant, size: cp.Size, bw: bw, batch: firstExportBatch}
 
 	// The spans, trace by trace; what they reference is gathered as they go.
 	refs := map[[32]byte]bool{}
@@ -232,7 +232,8 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 		}
 	}
 	// The report reads again the spans it shows (at most
-	// bundle.MaxReportSpans), one trace at a time.
+	// bundle.MaxReportSpans), one at a time: it keeps a clipped view of
+	// each, never the payloads of a whole trace.
 	err = bw.AddReport(func(out io.Writer) error {
 		rw := bundle.NewReportWriter(out, bundle.ReportInfo{
 			Origin: cp.Origin, Tenant: req.Tenant, LogKey: l.VerifierKey(), TreeSize: cp.Size,
@@ -243,14 +244,14 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 				rw.Omitted(t)
 				continue
 			}
-			var es []*bundle.Entry
+			tb := rw.StartTrace(t)
 			if err := l.ReadEntries(ctx, req.Tenant, spans[ti], func(e *ledger.Entry) error {
-				es = append(es, &bundle.Entry{Index: e.Header.Index, Header: e.HeaderBytes, Payload: e.Payload, Erased: e.Erased})
+				tb.Add(&bundle.Entry{Index: e.Header.Index, Header: e.HeaderBytes, Payload: e.Payload, Erased: e.Erased})
 				return nil
 			}); err != nil {
 				return err
 			}
-			rw.Trace(t, es)
+			tb.Close()
 		}
 		return rw.Close()
 	})
@@ -325,12 +326,15 @@ func (x *Exporter) addRange(ctx context.Context, req ExportRequest, cp *ledger.C
 	})
 }
 
-// maxExportBatch bounds the entries an export reads and prepares at once;
-// maxBatchBytes bounds their files' bytes: a batch that had more halves the
-// next one.
+// maxExportBatch bounds the entries an export reads and prepares at once,
+// and maxBatchBytes their files' bytes: each batch after the first (of
+// firstExportBatch entries) holds as many entries as fit maxBatchBytes at
+// the mean size of the previous batch's files. So a trace of 2 MiB spans
+// is read a few spans at a time, and one of small spans 256 at a time.
 const (
-	maxExportBatch = 256
-	maxBatchBytes  = 32 << 20
+	firstExportBatch = 8
+	maxExportBatch   = 256
+	maxBatchBytes    = 8 << 20
 )
 
 // entryWriter writes entry files to a bundle in batches: each batch is
@@ -369,11 +373,7 @@ func (w *entryWriter) write(idxs []uint64, seen func(*ledger.Entry) error) error
 			}
 			bytes += files[i].Size()
 		}
-		if bytes > maxBatchBytes {
-			w.batch = max(1, w.batch/2)
-		} else if w.batch < maxExportBatch {
-			w.batch = min(maxExportBatch, 2*w.batch)
-		}
+		w.batch = max(1, min(maxExportBatch, maxBatchBytes/max(1, bytes/n)))
 	}
 	return nil
 }
