@@ -389,7 +389,10 @@ type QueryTracesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Query *TraceQuery            `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
 	// 1 to 1000; 0 means 100.
-	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The previous page's next_page_token: the ledger index to scan from
+	// next, and nothing else. A token beyond the log is refused
+	// (invalid_argument).
 	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Return a summary of each trace (TraceSummary.stats). With summaries a
 	// page holds at most 100 traces, and each summary reads at most 500
