@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -348,15 +349,20 @@ func (p *jsonParser) bool() (bool, error) {
 	return false, p.errorf("want true or false")
 }
 
-// base64 parses a string of standard base64 with padding (as
-// encoding/json decodes []byte).
+// base64 parses a string of standard base64 with padding in its one
+// canonical spelling: no line breaks (which encoding/json would skip) and
+// the unused bits of the last character zero (RFC 4648 §3.5), so that one
+// byte string has one text and every verifier reads the same bytes.
 func (p *jsonParser) base64() ([]byte, error) {
 	s, err := p.str()
 	if err != nil {
 		return nil, err
 	}
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("a line break in base64")
+	}
 	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
-	n, err := base64.StdEncoding.Decode(out, []byte(s))
+	n, err := base64.StdEncoding.Strict().Decode(out, []byte(s))
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,8 @@ func TestStrictJSON(t *testing.T) {
 		{"an integer past 2^53-1", strings.Replace(entry(""), `"index":1`, `"index":9007199254740992`, 1), "more than 9007199254740991"},
 		{"the largest integer", strings.Replace(entry(""), `"index":1`, `"index":9007199254740991`, 1), ""},
 		{"a fraction", strings.Replace(entry(""), `"index":1`, `"index":1.0`, 1), "want an unsigned integer"},
+		{"base64 with bits set past the end", strings.Replace(entry(""), `"header":"AQ=="`, `"header":"AR=="`, 1), "illegal base64"},
+		{"base64 with a line break", strings.Replace(entry(""), `"header":"AQ=="`, `"header":"AQ\n=="`, 1), "a line break in base64"},
 		{"a member twice inside decoded", entry(`,"decoded":{"a":{"b":1,"b":2}}`), `member "b" appears twice`},
 	}
 	for _, tt := range tests {
