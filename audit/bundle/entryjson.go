@@ -474,3 +474,14 @@ func (p *jsonParser) digits() bool {
 	}
 	return p.i > start
 }
+
+// ParseEntry reads an entry file strictly, as the verifier does
+// (docs/BUNDLE.md): for tools that read bundles, and for the console's
+// tests, which check that the browser verifier reads entry files alike.
+func ParseEntry(b []byte) (*Entry, error) {
+	e := &Entry{}
+	if err := parseEntry(b, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
