@@ -91,41 +91,31 @@ func TestTimeRangeBundles(t *testing.T) {
 		}
 	}
 	tool3 := f.exportQuery(t, tool) // trace 1 (entry 6) and trace 4 (entry 8)
+	// without8 re-signs b without entry 8 (trace 4's only span), and
+	// without trace 4 when unlist.
+	without8 := func(b []byte, unlist bool) []byte {
+		return f.resign(t, b, func(name string, c []byte) []byte {
+			if name == bundle.EntryFile(8) {
+				return nil
+			}
+			return c
+		}, nil, func(m *bundle.Manifest) {
+			m.Entries = slices.DeleteFunc(m.Entries, func(e bundle.EntryRef) bool { return e.Index == 8 })
+			m.Files = slices.DeleteFunc(m.Files, func(fd bundle.FileDigest) bool { return fd.Name == bundle.EntryFile(8) })
+			if unlist {
+				m.Traces = slices.DeleteFunc(m.Traces, func(s string) bool { return strings.HasPrefix(s, "04") })
+			}
+		})
+	}
 	tests := []struct {
 		name   string
 		bundle []byte
 		want   string // the check that must fail
 		text   string
 	}{
-		{"a trace of the range left out", f.resign(t, honest, func(name string, c []byte) []byte {
-			if name == bundle.EntryFile(8) {
-				return nil
-			}
-			return c
-		}, nil, func(m *bundle.Manifest) {
-			m.Entries = slices.DeleteFunc(m.Entries, func(e bundle.EntryRef) bool { return e.Index == 8 })
-			m.Files = slices.DeleteFunc(m.Files, func(fd bundle.FileDigest) bool { return fd.Name == bundle.EntryFile(8) })
-			m.Traces = slices.DeleteFunc(m.Traces, func(s string) bool { return strings.HasPrefix(s, "04") })
-		}), bundle.CheckRange, "span entry 8 of trace 04040404040404040404040404040404 lies in the range and satisfies the selector, but the trace is not listed"},
-		{"a span of a listed trace left out", f.resign(t, honest, func(name string, c []byte) []byte {
-			if name == bundle.EntryFile(8) {
-				return nil
-			}
-			return c
-		}, nil, func(m *bundle.Manifest) {
-			m.Entries = slices.DeleteFunc(m.Entries, func(e bundle.EntryRef) bool { return e.Index == 8 })
-			m.Files = slices.DeleteFunc(m.Files, func(fd bundle.FileDigest) bool { return fd.Name == bundle.EntryFile(8) })
-		}), bundle.CheckRange, "span entry 8 of trace 04040404040404040404040404040404 lies in the range, but the bundle does not hold it"},
-		{"a tool span's trace left out of a kind selection", f.resign(t, tool3, func(name string, c []byte) []byte {
-			if name == bundle.EntryFile(8) {
-				return nil
-			}
-			return c
-		}, nil, func(m *bundle.Manifest) {
-			m.Entries = slices.DeleteFunc(m.Entries, func(e bundle.EntryRef) bool { return e.Index == 8 })
-			m.Files = slices.DeleteFunc(m.Files, func(fd bundle.FileDigest) bool { return fd.Name == bundle.EntryFile(8) })
-			m.Traces = slices.DeleteFunc(m.Traces, func(s string) bool { return strings.HasPrefix(s, "04") })
-		}), bundle.CheckRange, "span entry 8 of trace 0404"},
+		{"a trace of the range left out", without8(honest, true), bundle.CheckRange, "span entry 8 of trace 04040404040404040404040404040404 lies in the range and satisfies the selector, but the trace is not listed"},
+		{"a span of a listed trace left out", without8(honest, false), bundle.CheckRange, "span entry 8 of trace 04040404040404040404040404040404 lies in the range, but the bundle does not hold it"},
+		{"a tool span's trace left out of a kind selection", without8(tool3, true), bundle.CheckRange, "span entry 8 of trace 0404"},
 		{"the range starts later", f.resign(t, honest, editRange(func(hs [][]byte) [][]byte { return hs[1:] }), nil, func(m *bundle.Manifest) {
 			m.Range.First++
 		}), bundle.CheckRange, "before the range, was appended at"},

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger/format"
@@ -123,43 +124,24 @@ func (v *verifier) checkSelectorHolds(m *Manifest, results []entryResult) {
 	}
 }
 
-// selectorText is the selector as the manifest writes it, for messages.
+// selectorText is the selector's conditions, for messages.
 func selectorText(s *Selector) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	add := func(name, value string) {
-		if b.Len() > 1 {
-			b.WriteString(", ")
+	var parts []string
+	for _, c := range []struct{ name, value string }{
+		{"trace_id", s.TraceID}, {"session_id", s.SessionID}, {"subject_id", s.SubjectID},
+		{"from", timeText(s.From)}, {"to", timeText(s.To)}, {"version_id", s.VersionID},
+		{"kind", s.Kind}, {"model", s.Model}, {"errors_only", map[bool]string{true: "true"}[s.ErrorsOnly]},
+	} {
+		if c.value != "" {
+			parts = append(parts, fmt.Sprintf("%s=%q", c.name, c.value))
 		}
-		fmt.Fprintf(&b, "%s=%q", name, value)
 	}
-	if s.TraceID != "" {
-		add("trace_id", s.TraceID)
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+func timeText(t time.Time) string {
+	if t.IsZero() {
+		return ""
 	}
-	if s.SessionID != "" {
-		add("session_id", s.SessionID)
-	}
-	if s.SubjectID != "" {
-		add("subject_id", s.SubjectID)
-	}
-	if !s.From.IsZero() {
-		add("from", s.From.Format(timeFormat))
-	}
-	if !s.To.IsZero() {
-		add("to", s.To.Format(timeFormat))
-	}
-	if s.VersionID != "" {
-		add("version_id", s.VersionID)
-	}
-	if s.Kind != "" {
-		add("kind", s.Kind)
-	}
-	if s.Model != "" {
-		add("model", s.Model)
-	}
-	if s.ErrorsOnly {
-		add("errors_only", "true")
-	}
-	b.WriteByte('}')
-	return b.String()
+	return t.Format(timeFormat)
 }

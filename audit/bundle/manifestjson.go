@@ -12,8 +12,8 @@ import (
 // payloads (docs/BUNDLE.md, "Every JSON file of a bundle"), on the parser
 // of entryjson.go.
 
-// required fails unless every one of names was seen.
-func required(seen map[string]bool, names ...string) error {
+// requiredMembers fails unless every one of names was seen.
+func requiredMembers(seen map[string]bool, names ...string) error {
 	for _, n := range names {
 		if !seen[n] {
 			return fmt.Errorf("member %q is missing", n)
@@ -104,97 +104,56 @@ func parseManifest(b []byte, m *Manifest) error {
 	if err := p.end(); err != nil {
 		return err
 	}
-	return required(seen, "format", "origin", "tenant", "log_key", "created_at", "selector", "tree_size", "traces", "entries", "files")
+	return requiredMembers(seen, "format", "origin", "tenant", "log_key", "created_at", "selector", "tree_size", "traces", "entries", "files")
+}
+
+// fields parses an object whose members are the keys of parse, each read
+// by its function; the members named in required must be present.
+func (p *jsonParser) fields(parse map[string]func() error, required ...string) error {
+	seen := make(map[string]bool, len(parse))
+	err := p.object(func(key string) error {
+		f := parse[key]
+		if f == nil {
+			return p.errorf("unknown field %q", key)
+		}
+		seen[key] = true
+		return named(key, f())
+	})
+	if err != nil {
+		return err
+	}
+	return requiredMembers(seen, required...)
 }
 
 func (p *jsonParser) entryRef(e *EntryRef) error {
-	seen := map[string]bool{}
-	err := p.object(func(key string) error {
-		seen[key] = true
-		var err error
-		switch key {
-		case "index":
-			e.Index, err = p.uint()
-		case "kind":
-			e.Kind, err = p.str()
-		case "file":
-			e.File, err = p.str()
-		default:
-			return p.errorf("unknown field %q", key)
-		}
-		return named(key, err)
-	})
-	if err != nil {
-		return err
-	}
-	return required(seen, "index", "kind", "file")
+	return p.fields(map[string]func() error{
+		"index": func() (err error) { e.Index, err = p.uint(); return },
+		"kind":  func() (err error) { e.Kind, err = p.str(); return },
+		"file":  func() (err error) { e.File, err = p.str(); return },
+	}, "index", "kind", "file")
 }
 
 func (p *jsonParser) fileDigest(fd *FileDigest) error {
-	seen := map[string]bool{}
-	err := p.object(func(key string) error {
-		seen[key] = true
-		var err error
-		switch key {
-		case "name":
-			fd.Name, err = p.str()
-		case "sha256":
-			fd.SHA256, err = p.str()
-		default:
-			return p.errorf("unknown field %q", key)
-		}
-		return named(key, err)
-	})
-	if err != nil {
-		return err
-	}
-	return required(seen, "name", "sha256")
+	return p.fields(map[string]func() error{
+		"name":   func() (err error) { fd.Name, err = p.str(); return },
+		"sha256": func() (err error) { fd.SHA256, err = p.str(); return },
+	}, "name", "sha256")
 }
 
 func (p *jsonParser) consistencyRef(c *Consistency) error {
-	seen := map[string]bool{}
-	err := p.object(func(key string) error {
-		seen[key] = true
-		var err error
-		switch key {
-		case "old_size":
-			c.OldSize, err = p.uint()
-		case "file":
-			c.File, err = p.str()
-		default:
-			return p.errorf("unknown field %q", key)
-		}
-		return named(key, err)
-	})
-	if err != nil {
-		return err
-	}
-	return required(seen, "old_size", "file")
+	return p.fields(map[string]func() error{
+		"old_size": func() (err error) { c.OldSize, err = p.uint(); return },
+		"file":     func() (err error) { c.File, err = p.str(); return },
+	}, "old_size", "file")
 }
 
 func (p *jsonParser) rangeRef(r *Range) error {
-	seen := map[string]bool{}
-	err := p.object(func(key string) error {
-		seen[key] = true
-		var err error
-		switch key {
-		case "first":
-			r.First, err = p.uint()
-		case "end":
-			r.End, err = p.uint()
-		case "file":
-			r.File, err = p.str()
-		case "proof":
-			r.Proof, err = p.hashes(MaxInclusionHashes)
-		default:
-			return p.errorf("unknown field %q", key)
-		}
-		return named(key, err)
-	})
-	if err != nil {
-		return err
-	}
-	return required(seen, "first", "end", "file", "proof")
+	return p.fields(map[string]func() error{
+		"first": func() (err error) { r.First, err = p.uint(); return },
+		"end":   func() (err error) { r.End, err = p.uint(); return },
+		"file":  func() (err error) { r.File, err = p.str(); return },
+		"proof": func() (err error) { r.Proof, err = p.hashes(MaxInclusionHashes); return },
+	}, "first", "end", "file", "proof")
 }
 
 // selector parses the manifest's selector: a member present is a
@@ -324,32 +283,17 @@ func ParseTime(s string) (time.Time, error) {
 func parseConsistency(b []byte, c *ConsistencyProof) error {
 	p := &jsonParser{b: b}
 	*c = ConsistencyProof{}
-	seen := map[string]bool{}
 	p.ws()
-	err := p.object(func(key string) error {
-		seen[key] = true
-		var err error
-		switch key {
-		case "old_size":
-			c.OldSize, err = p.uint()
-		case "new_size":
-			c.NewSize, err = p.uint()
-		case "proof":
-			c.Proof, err = p.hashes(MaxConsistencyHashes)
-		case "old_checkpoint":
-			c.OldCheckpoint, err = p.str()
-		default:
-			return p.errorf("unknown field %q", key)
-		}
-		return named(key, err)
-	})
+	err := p.fields(map[string]func() error{
+		"old_size":       func() (err error) { c.OldSize, err = p.uint(); return },
+		"new_size":       func() (err error) { c.NewSize, err = p.uint(); return },
+		"proof":          func() (err error) { c.Proof, err = p.hashes(MaxConsistencyHashes); return },
+		"old_checkpoint": func() (err error) { c.OldCheckpoint, err = p.str(); return },
+	}, "old_size", "new_size", "proof")
 	if err != nil {
 		return err
 	}
-	if err := p.end(); err != nil {
-		return err
-	}
-	return required(seen, "old_size", "new_size", "proof")
+	return p.end()
 }
 
 // parseTombstone reads what the verifier needs of a tombstone's payload
@@ -391,7 +335,7 @@ func parseTombstone(b []byte) (*format.Tombstone, error) {
 					return named(key, err)
 				})
 				if err == nil {
-					err = required(entrySeen, "index", "leaf_hash")
+					err = requiredMembers(entrySeen, "index", "leaf_hash")
 				}
 				ts.Erased = append(ts.Erased, te)
 				return named(fmt.Sprintf("[%d]", i), err)
@@ -407,7 +351,7 @@ func parseTombstone(b []byte) (*format.Tombstone, error) {
 	if err := p.end(); err != nil {
 		return nil, err
 	}
-	if err := required(seen, "reason", "erased"); err != nil {
+	if err := requiredMembers(seen, "reason", "erased"); err != nil {
 		return nil, err
 	}
 	return ts, nil
