@@ -28,6 +28,10 @@ type SpanFigures struct {
 	// HasAttribute says whether the span has it.
 	Attribute    string
 	HasAttribute bool
+	// NotASpan: the entry is a span entry that records no step of the trace
+	// (an OpenTelemetry resource entry, docs/OTLP.md); aggregates and
+	// summaries leave it out.
+	NotASpan bool
 }
 
 // FiguresFunc decodes the figures of a span entry's payload. An error
@@ -220,6 +224,9 @@ func (s *Searcher) Aggregate(ctx context.Context, req AggregateRequest) (*Aggreg
 			return false, err
 		}
 		sf, state := figuresOf(req.Figures, e)
+		if sf.NotASpan {
+			return true, nil
+		}
 		out.Total.add(h.TraceID, &sf, state)
 		if b := int(h.AppendedAt.Sub(start) / req.Bucket); b >= 0 && b < n {
 			out.Buckets[b].add(h.TraceID, &sf, state)
@@ -392,6 +399,9 @@ func (s *Searcher) Summarize(ctx context.Context, tenant string, trace [16]byte,
 			return nil, err
 		}
 		sf, state := figuresOf(figures, e)
+		if sf.NotASpan {
+			continue
+		}
 		out.add(trace, &sf, state)
 		start := sf.Start
 		if start.IsZero() {

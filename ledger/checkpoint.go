@@ -34,8 +34,12 @@ func (l *Ledger) checkpointer() {
 		case <-t.C:
 			l.signDue(context.Background())
 		case <-l.gcReq:
-			if n := l.runValueLogGC(); n > 0 {
+			n, err := l.runValueLogGC()
+			if n > 0 {
 				l.log.Info("value log GC", "files_rewritten", n)
+			}
+			if err != nil && !errors.Is(err, ErrFailed) {
+				l.log.Error("value log GC", "err", err)
 			}
 		}
 	}
@@ -126,7 +130,7 @@ func (l *Ledger) sign(tid uint32, tenant string, mode signMode) (*Checkpoint, er
 	}
 	// A checkpoint need not be durable before it is handed out: it only
 	// covers committed entries, and Ed25519 signs the same body the same way.
-	if err := l.db.Update(func(txn *badger.Txn) error {
+	if err := l.update("store checkpoint", func(txn *badger.Txn) error {
 		return txn.Set(checkpointKey(tid, size), msg)
 	}); err != nil {
 		return nil, fmt.Errorf("store checkpoint: %w", err)

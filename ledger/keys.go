@@ -28,6 +28,7 @@ const (
 	nsErasedBy   = 0x19 // nsErasedBy | tenant | index -> index (u64) of the tombstone that names the entry
 	nsState      = 0x1a // nsState | tenant | name -> state record of the retention package
 	nsRetired    = 0x1b // retirement markers, see retiredKeyKey and retiredBucketKey
+	nsDaySealed  = 0x1c // nsDaySealed | tenant -> u64 index: entries from it on are sealed under keys of their appended_at day
 	nsAPIKey     = 0x30 // nsAPIKey | key id (8)                -> API key record (JSON)
 )
 

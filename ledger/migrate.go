@@ -65,7 +65,11 @@ func setFormat(db *badger.DB, v, was uint32) error {
 //     crash writes the same records;
 //  2. one DropPrefix removes every format-1 record from memory and files,
 //     so no copy of key material stays outside the bucket layout (a later
-//     destruction could not reach it);
+//     destruction could not reach it). Badger's DropPrefix skips a prefix
+//     that holds no live key, leaving the older versions of deleted keys
+//     (the material of keys the previous build destroyed) in the files:
+//     so a live placeholder key, the bare namespace byte, is first set
+//     under each prefix, and dropped with it;
 //  3. the format version is set to 2.
 //
 // A crash before 3 leaves format 1, and the next open starts again at 1:
@@ -80,6 +84,9 @@ func migrateKeysV1(db *badger.DB, log *slog.Logger) error {
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
+			if len(item.Key()) == 1 {
+				continue // the placeholder of step 2, left by a crash
+			}
 			if len(item.Key()) != 17 {
 				return fmt.Errorf("malformed format-1 data key record %x", item.Key())
 			}
@@ -107,6 +114,9 @@ func migrateKeysV1(db *badger.DB, log *slog.Logger) error {
 		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsKeyScopeV1}, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
+			if len(it.Item().Key()) == 1 {
+				continue // the placeholder of step 2, left by a crash
+			}
 			k, err := parseScopeKeyV1(it.Item().KeyCopy(nil))
 			if err != nil {
 				return err
@@ -123,6 +133,14 @@ func migrateKeysV1(db *badger.DB, log *slog.Logger) error {
 	})
 	if err == nil {
 		err = wb.Flush()
+	}
+	if err == nil {
+		err = db.Update(func(txn *badger.Txn) error {
+			if err := txn.Set([]byte{nsKeyScopeV1}, nil); err != nil {
+				return err
+			}
+			return txn.Set([]byte{nsDataKeyV1}, nil)
+		})
 	}
 	if err == nil {
 		err = db.DropPrefix([]byte{nsKeyScopeV1}, []byte{nsDataKeyV1})

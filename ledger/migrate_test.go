@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -167,5 +168,55 @@ func TestShredBucketIsPhysical(t *testing.T) {
 	}
 	if c := countAllVersions(t, db, []byte{nsKeyMaterial}); c != 1 {
 		t.Errorf("%d key material records left, want the other bucket's one", c)
+	}
+}
+
+// A format-1 key database whose keys were all deleted (destroyed by the
+// previous build) still holds their material in older versions until a
+// compaction. The migration's DropPrefix must drop those too: Badger's
+// DropPrefix skips a prefix with no live key.
+func TestMigrateKeysV1DropsDeletedRecords(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	for i := 0; i < 3; i++ {
+		mustAppend(t, l, "default", subjectSpan(i, fmt.Sprint("subject-", i), "p"))
+	}
+	l.Close()
+	db := rawKeyDB(t, dir)
+	writeV1(t, db)
+	// The previous build destroyed them all: Delete, no compaction since.
+	if err := db.Update(func(txn *badger.Txn) error {
+		for _, p := range [][]byte{{nsDataKeyV1}, {nsKeyScopeV1}} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+			var keys [][]byte
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			it.Close()
+			for _, k := range keys {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if c := countAllVersions(t, db, []byte{nsDataKeyV1}); c == 0 {
+		t.Fatal("no version of the deleted format-1 keys to begin with")
+	}
+	// A crash after the migration set its placeholders, before its drop.
+	if err := db.Update(func(txn *badger.Txn) error {
+		return errors.Join(txn.Set([]byte{nsKeyScopeV1}, nil), txn.Set([]byte{nsDataKeyV1}, nil))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	openTest(t, dir).Close() // migrates
+	db = rawKeyDB(t, dir)
+	defer db.Close()
+	if c := countAllVersions(t, db, []byte{nsKeyScopeV1}, []byte{nsDataKeyV1}); c != 0 {
+		t.Errorf("%d versions of deleted format-1 records (key material among them) left after the migration", c)
 	}
 }

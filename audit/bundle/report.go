@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"html/template"
@@ -168,12 +169,24 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 
 // TraceBuilder gathers the spans of one trace for the report. It keeps of
 // each span only its header and its view, whose texts are clipped, never
-// its payload: a trace of big spans costs the report the views alone.
+// its payload: a trace of big spans costs the report the views alone. An
+// OpenTelemetry span is shown with its resource and scope, which its
+// trace's resource entry holds: the builder keeps each resource entry's
+// bytes, and the source of a span only while its resource entry has not
+// been added yet (resource entries are appended before the spans that
+// refer to them).
 type TraceBuilder struct {
 	r     *ReportWriter
 	trace [16]byte
+	added int
 	nodes map[[8]byte]*reportNode
 	all   []*reportNode
+	// OTLP resource entries are shown within the spans that refer to
+	// them ("as received"), not as spans: resources holds their
+	// resource_scope by its SHA-256, resourceIDs the span ids of resource
+	// entries, added or referred to.
+	resources   map[[32]byte][]byte
+	resourceIDs map[[8]byte]bool
 }
 
 type reportNode struct {
@@ -183,12 +196,16 @@ type reportNode struct {
 	err        bool
 	children   []*reportNode
 	attempt    Attempt
+	// otlp is the source of an OpenTelemetry span whose resource entry
+	// was not yet added: its view's OTLP text is written at Close.
+	otlp *v1.OtlpSource
 }
 
 // StartTrace starts one trace's decision path: Add each of its span
 // entries (at most what Fits allowed), then Close.
 func (r *ReportWriter) StartTrace(trace [16]byte) *TraceBuilder {
-	return &TraceBuilder{r: r, trace: trace, nodes: map[[8]byte]*reportNode{}}
+	return &TraceBuilder{r: r, trace: trace, nodes: map[[8]byte]*reportNode{},
+		resources: map[[32]byte][]byte{}, resourceIDs: map[[8]byte]bool{}}
 }
 
 // Add adds a span entry; the entry is not kept.
@@ -197,6 +214,7 @@ func (b *TraceBuilder) Add(e *Entry) {
 	if err != nil || b.r.err != nil {
 		return
 	}
+	b.added++
 	sp, undecodable := &v1.Span{}, ""
 	if !e.Erased {
 		if m, err := ParsePayload(format.KindSpan, e.Payload); err != nil {
@@ -205,8 +223,22 @@ func (b *TraceBuilder) Add(e *Entry) {
 			sp = m.(*v1.Span)
 		}
 	}
-	n := &reportNode{h: h, view: b.r.spanView(e, h, sp, undecodable), start: h.AppendedAt, end: h.AppendedAt,
+	src := sp.GetOtlp()
+	var resourceScope []byte
+	switch FormOf(src) {
+	case OTLPResource:
+		b.resources[sha256.Sum256(src.GetResourceScope())] = src.GetResourceScope()
+		b.resourceIDs[h.SpanID] = true
+		return
+	case OTLPSpan, OTLPLogRecord:
+		b.resourceIDs[ResourceEntrySpanID(b.trace[:], src.GetResourceScopeSha256())] = true
+		resourceScope = b.resourceOf(src)
+	}
+	n := &reportNode{h: h, view: b.r.spanView(e, h, sp, undecodable, resourceScope), start: h.AppendedAt, end: h.AppendedAt,
 		err: sp.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR}
+	if f := FormOf(src); (f == OTLPSpan || f == OTLPLogRecord) && resourceScope == nil {
+		n.otlp = src
+	}
 	if sp.GetStartTime() != nil {
 		n.start = sp.GetStartTime().AsTime()
 	}
@@ -217,13 +249,41 @@ func (b *TraceBuilder) Add(e *Entry) {
 	b.all = append(b.all, n)
 }
 
+// resourceOf returns the resource_scope a span's source refers to, nil if
+// its resource entry was not added.
+func (b *TraceBuilder) resourceOf(src *v1.OtlpSource) []byte {
+	if len(src.GetResourceScopeSha256()) != sha256.Size {
+		return nil
+	}
+	return b.resources[[32]byte(src.GetResourceScopeSha256())]
+}
+
 // Close lays the trace out and writes it.
 func (b *TraceBuilder) Close() {
 	r := b.r
-	if r.err != nil || len(b.all) == 0 {
+	if r.err != nil {
 		return
 	}
-	r.shown += len(b.all)
+	r.shown += b.added
+	// A span id some span refers to as its resource entry's is not shown
+	// as a span, whatever the order of the entries: an erased resource
+	// entry has no source to tell what it is.
+	all := b.all[:0]
+	for _, n := range b.all {
+		if b.resourceIDs[n.h.SpanID] {
+			delete(b.nodes, n.h.SpanID)
+			continue
+		}
+		if n.otlp != nil {
+			n.view.OTLP = clipTo(otlpText(n.otlp, b.resourceOf(n.otlp)), 8*maxViewText)
+			n.otlp = nil
+		}
+		all = append(all, n)
+	}
+	b.all = all
+	if len(b.all) == 0 {
+		return
+	}
 	tv := traceView{ID: hex.EncodeToString(b.trace[:])}
 	var roots []*reportNode
 	for _, n := range b.all {
@@ -287,7 +347,7 @@ func (b *TraceBuilder) Close() {
 	r.err = reportTmpl.ExecuteTemplate(r.w, "trace", tv)
 }
 
-func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span, undecodable string) spanView {
+func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span, undecodable string, resourceScope []byte) spanView {
 	sv := spanView{Index: h.Index, Erased: e.Erased, Kind: strings.ToLower(strings.TrimPrefix(v1.SpanKind(h.SubKind).String(), "SPAN_KIND_"))}
 	for k := format.VersionPrompt; k <= format.VersionPipeline; k++ {
 		id := h.Refs.Ref(k)
@@ -359,7 +419,7 @@ func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span, undecoda
 	if tc := c.GetToolCall(); tc != nil {
 		sv.Tool = &toolView{Name: clip(tc.GetName()), CallID: clip(tc.GetCallId()), Type: clip(tc.GetType()), Arguments: clip(tc.GetArguments()), Result: clip(tc.GetResult())}
 	}
-	sv.OTLP = clipTo(otlpText(s.GetOtlp()), 8*maxViewText)
+	sv.OTLP = clipTo(otlpText(s.GetOtlp(), resourceScope), 8*maxViewText)
 	if g := c.GetGuardrail(); g != nil {
 		sv.Guardrail, sv.GuardrailDetail = clip(g.GetName()), clip(g.GetDetail())
 		sv.GuardrailOutcome = strings.ToLower(strings.TrimPrefix(g.GetOutcome().String(), "GUARDRAIL_OUTCOME_"))
@@ -464,7 +524,7 @@ cannot prove that a trace has no other spans.</p>
 <table>
 <tr><th style="width:34%">Step</th><th>Kind</th><th>Model</th><th>Tokens in/out</th><th>Duration</th><th style="width:24%">Timeline</th></tr>
 {{range .Spans}}<tr class="k-{{.Kind}}">
-<td><span style="padding-left:{{.Indent}}px">{{if or .Erased .Undecodable}}<i>{{.Name}}</i>{{else}}{{.Name}}{{end}}</span>{{if .Error}} <span class="err">error</span>{{end}}{{if .Attempts}} <span class="tag">attempt {{.Attempt}} of {{.Attempts}}</span>{{end}} <span class="muted">#{{.Index}}</span></td>
+<td><span style="padding-left:{{.Indent}}px">{{if or .Erased .Undecodable}}<i>{{.Name}}</i>{{else}}{{.Name}}{{end}}</span>{{if .Error}} <span class="err">error</span>{{end}}{{if .Attempts}} <span class="tag" title="inferred from the spans, which do not say: sibling model calls in order of start, every one but the last failed">likely attempt {{.Attempt}} of {{.Attempts}}</span>{{end}} <span class="muted">#{{.Index}}</span></td>
 <td><span class="tag">{{.Kind}}</span></td>
 <td>{{if .Model}}{{.Provider}} {{.Model}}{{if .Params}}<div class="muted">{{.Params}}</div>{{end}}{{end}}</td>
 <td>{{if or .InTokens .OutTokens}}{{.InTokens}} / {{.OutTokens}}{{end}}{{if .Cost}}<div class="muted">{{.Cost}}</div>{{end}}</td>

@@ -62,8 +62,8 @@ func parseToken(token string) (id [8]byte, secret []byte, err error) {
 // client and to the access log; it never holds the secret.
 type authError struct {
 	msg string
-	// keyKnown: the token names a stored key (its secret was wrong, or it
-	// was revoked or expired).
+	// keyKnown: the token presented the secret of a stored key that was
+	// revoked or expired. A wrong secret proves nothing of who sent it.
 	keyKnown bool
 }
 
@@ -92,7 +92,7 @@ func authenticate(ctx context.Context, l *ledger.Ledger, header string, now time
 	}
 	sum := sha256.Sum256(secret)
 	if subtle.ConstantTimeCompare(sum[:], k.SecretHash[:]) != 1 {
-		return nil, keyID, &authError{msg: "invalid API key", keyKnown: true}
+		return nil, keyID, &authError{msg: "invalid API key"}
 	}
 	if !k.RevokedAt.IsZero() {
 		return nil, keyID, &authError{msg: "API key " + keyID + " was revoked", keyKnown: true}
@@ -108,29 +108,21 @@ func authenticate(ctx context.Context, l *ledger.Ledger, header string, now time
 }
 
 // Bootstrap creates the first admin key when the ledger has none: bound to
-// every tenant, its token written to path with mode 0600 (the file must
-// not exist). It returns the key id, or "" when keys exist already.
+// every tenant, its token written to path with mode 0600 and synced before
+// the key's record is stored. It returns the key id, or "" when keys exist
+// already. A file at path while the ledger holds no key at all was left by
+// a first start killed before it stored the key's record: its token was
+// never valid, and it is replaced.
 func Bootstrap(ctx context.Context, l *ledger.Ledger, path string, now time.Time) (string, error) {
 	keys, err := l.ListAPIKeys(ctx)
 	if err != nil || len(keys) > 0 {
 		return "", err
 	}
 	token, rec := NewKey(policy.Admin, []string{policy.AllTenants}, "bootstrap admin", time.Time{}, "", now)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := ledger.WriteFileDurably(path, []byte(token+"\n"), 0o600, true); err != nil {
 		return "", fmt.Errorf("write bootstrap admin key: %w", err)
 	}
-	_, err = f.WriteString(token + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = l.PutAPIKey(ctx, rec)
-	}
-	if err != nil {
+	if err := l.PutAPIKey(ctx, rec); err != nil {
 		os.Remove(path)
 		return "", fmt.Errorf("bootstrap admin key: %w", err)
 	}

@@ -13,6 +13,7 @@ import { compact, rawMember } from "./json";
 import { arrayOf, checkMembers, objectOf, parseStrict, parseTime, stringOf, uintOf, type JObject, type JValue } from "./strictjson";
 import { leafHash, verifyConsistency, verifyInclusion } from "./merkle";
 import { NoteError, openCheckpoint, openNote, parseDigestBody, type Checkpoint, type VerifierKey } from "./note";
+import { checkOtlpSource, crossCheckOtlp, type OtlpFacts, type OtlpSource } from "./otlp";
 import { listZip, readZipFile, type ZipFile } from "./zip";
 
 export const Checks = {
@@ -29,6 +30,7 @@ export const Checks = {
   references: "version references",
   erasures: "erasures",
   traces: "traces",
+  otlp: "OTLP sources",
   selector: "selector",
   timeRange: "time range",
   pinned: "pinned checkpoint",
@@ -419,6 +421,7 @@ interface EntryResult {
   names: { index: number; leaf_hash: string }[];
   /** Of a span whose payload parsed: what it says of the selector's payload conditions. */
   payload: number;
+  otlp: OtlpFacts;
 }
 
 const PAYLOAD_UNKNOWN = 0; // erased, or not a span: the bundle cannot tell
@@ -454,7 +457,8 @@ function matchHeader(m: Manifest, h: Header): boolean {
 export async function verifyBundle(zipBytes: Uint8Array, key: VerifierKey, pinned?: string): Promise<Report> {
   const v = new Verifier();
   for (const name of [Checks.signature, Checks.manifest, Checks.files, Checks.checkpoint, Checks.headers, Checks.commitments,
-    Checks.leafHashes, Checks.inclusion, Checks.decoded, Checks.identity, Checks.references, Checks.erasures, Checks.traces, Checks.selector, Checks.timeRange]) {
+    Checks.leafHashes, Checks.inclusion, Checks.decoded, Checks.identity, Checks.references, Checks.erasures, Checks.traces, Checks.otlp,
+    Checks.selector, Checks.timeRange]) {
     v.check(name);
   }
   if (pinned !== undefined) {
@@ -590,6 +594,9 @@ async function run(v: Verifier, zipBytes: Uint8Array, key: VerifierKey, pinned?:
     for (const c of ENTRY_CHECKS) if (r.passed.has(c)) v.pass(c);
   }
   crossChecks(v, m, results);
+  await crossCheckOtlp(
+    results.flatMap((r) => (r.header && r.header.kind === KIND_SPAN ? [{ index: r.header.index, header: r.header, erased: r.erased, facts: r.otlp }] : [])),
+    () => v.pass(Checks.otlp), (msg) => v.fail(Checks.otlp, msg));
   checkSelectorHolds(v, m, results);
   await checkTimeRange(v, m, cp, results, files, read, listed);
 
@@ -624,7 +631,7 @@ async function run(v: Verifier, zipBytes: Uint8Array, key: VerifierKey, pinned?:
 
 async function checkEntry(m: Manifest, ref: { index: number; kind: string; file: string }, cp: Checkpoint | undefined,
   read: (n: string, bounded: boolean) => Promise<Uint8Array>, digest: (name: string, b: Uint8Array, t: { pass: (c: string) => void; fail: (c: string, m: string) => void }) => Promise<void>): Promise<EntryResult> {
-  const r: EntryResult = { passed: new Set(), fails: [], notes: [], erased: false, names: [], payload: PAYLOAD_UNKNOWN };
+  const r: EntryResult = { passed: new Set(), fails: [], notes: [], erased: false, names: [], payload: PAYLOAD_UNKNOWN, otlp: { passed: false } };
   const fail = (c: string, msg: string) => void r.fails.push([c, msg]);
   let b: Uint8Array;
   try {
@@ -766,8 +773,15 @@ async function checkPayload(m: Manifest, h: Header, e: EntryFile, payload: Uint8
   }
   if (h.kind === KIND_SPAN) r.payload = matchPayload(m.selector, msg) ? PAYLOAD_YES : PAYLOAD_NO;
   const why = await headerMismatch(h, msg);
-  if (why) fail(Checks.identity, `entry ${h.index}: ${why}`);
-  else r.passed.add(Checks.identity);
+  if (why) {
+    fail(Checks.identity, `entry ${h.index}: ${why}`);
+    return;
+  }
+  r.passed.add(Checks.identity);
+  if (h.kind === KIND_SPAN) {
+    const otlp = await checkOtlpSource(h, msg.otlp as OtlpSource | undefined, r.otlp);
+    if (otlp) fail(Checks.otlp, `entry ${h.index}: ${otlp}`);
+  }
 }
 
 const VERSION_KINDS = ["prompt", "policy", "pipeline"];
