@@ -15,10 +15,10 @@ import (
 	"github.com/veritrace/veritrace/ledger/format"
 )
 
-// TestAccessLogShowsAnUndecodableRecord: an access record that is not
-// protobuf (the log keeps whatever was appended) is printed as such, on
-// its own line, and the rest of the log still is.
-func TestAccessLogShowsAnUndecodableRecord(t *testing.T) {
+// accessLogOf appends one access record holding payload to a new data
+// directory, serves it and returns what `veritrace access-log` prints.
+func accessLogOf(t *testing.T, payload []byte) string {
+	t.Helper()
 	t.Setenv("VERITRACE_API_KEY", "")
 	t.Setenv("VERITRACE_API_KEY_FILE", "")
 	data := filepath.Join(t.TempDir(), "data")
@@ -31,7 +31,7 @@ func TestAccessLogShowsAnUndecodableRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Append(ctx, ledger.DefaultTenant, []ledger.Record{{Kind: format.KindAccess, SubKind: uint8(format.AccessAllowed), RetentionClass: "access", Payload: []byte("\xff\x1b[2Jnot protobuf")}}); err != nil {
+	if _, err := l.Append(ctx, ledger.DefaultTenant, []ledger.Record{{Kind: format.KindAccess, SubKind: uint8(format.AccessAllowed), RetentionClass: "access", Payload: payload}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Close(); err != nil {
@@ -41,10 +41,18 @@ func TestAccessLogShowsAnUndecodableRecord(t *testing.T) {
 	defer stop()
 	var out strings.Builder
 	if err := run(ctx, []string{"access-log", "--addr", "http://" + addr, "--api-key-file", filepath.Join(data, "admin.key")}, &out); err != nil {
-		t.Fatalf("access-log over an undecodable record = %v", err)
+		t.Fatalf("access-log = %v", err)
 	}
-	if !strings.HasPrefix(out.String(), "0\tundecodable: does not parse as veritrace.v1.AccessRecord") || strings.Contains(out.String(), "\x1b") {
-		t.Errorf("access-log printed:\n%q", out.String())
+	return out.String()
+}
+
+// TestAccessLogShowsAnUndecodableRecord: an access record that is not
+// protobuf (the log keeps whatever was appended) is printed as such, on
+// its own line, and the rest of the log still is.
+func TestAccessLogShowsAnUndecodableRecord(t *testing.T) {
+	out := accessLogOf(t, []byte("\xff\x1b[2Jnot protobuf"))
+	if !strings.HasPrefix(out, "0\tundecodable: does not parse as veritrace.v1.AccessRecord") || strings.Contains(out, "\x1b") {
+		t.Errorf("access-log printed:\n%q", out)
 	}
 }
 
