@@ -406,7 +406,10 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 	if err != nil {
 		return err
 	}
-	return s.L.PutState(ctx, er.Tenant, stateErasure+er.ID, b)
+	if err := s.L.PutState(ctx, er.Tenant, stateErasure+er.ID, b); err != nil {
+		return err
+	}
+	return s.indexErasure(ctx, er) // after the plan; Resume repairs a crash between
 }
 
 // Test hooks, set by tests: testHookBeforeCommit runs after a plan is made
@@ -813,9 +816,16 @@ func (s *Service) Resume(ctx context.Context) error {
 			if err := json.Unmarshal(v, er); err != nil {
 				return fmt.Errorf("erasure plan of %s: %w", tenant, err)
 			}
-			if er.State == "executing" {
-				todo = append(todo, er)
+			if er.State != "executing" {
+				// The list's summary of a finished request: written after
+				// the plan, so a crash between them leaves it missing or
+				// stale (list.go).
+				if err := s.indexErasure(ctx, er); err != nil {
+					return err
+				}
+				continue
 			}
+			todo = append(todo, er)
 		}
 	}
 	pending := make([]string, len(todo))

@@ -97,6 +97,21 @@ func checkOutcome(t *testing.T, e *env, er *Erasure, hold *Hold, holdIndex uint6
 	}
 }
 
+// onlyErasure returns the tenant's one erasure or sweep.
+func (e *env) onlyErasure(t *testing.T) *Erasure {
+	t.Helper()
+	ctx := context.Background()
+	ss, _, err := e.s.Erasures(ctx, "default", "", 10)
+	if err != nil || len(ss) != 1 {
+		t.Fatalf("Erasures() = %v, %v; want one", ss, err)
+	}
+	er, err := e.s.ErasureStatus(ctx, "default", ss[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return er
+}
+
 // A hold placed while an erasure of 20,000 entries is paused between its
 // plan and its commit binds it: the erasure plans again.
 func TestHoldPlacedBeforeAnErasureCommitsBindsIt(t *testing.T) {
@@ -156,11 +171,7 @@ func TestHoldPlacedBeforeASweepCommitsBindsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ers, err := e.s.Erasures(ctx, "default", 10)
-	if err != nil || len(ers) != 1 {
-		t.Fatalf("Erasures() = %v, %v", ers, err)
-	}
-	checkOutcome(t, e, ers[0], hold, holdIndex, covered)
+	checkOutcome(t, e, e.onlyErasure(t), hold, holdIndex, covered)
 }
 
 // Holds placed again and again while an erasure commits make it give up
@@ -246,12 +257,9 @@ func TestHoldRacingASweep(t *testing.T) {
 		if err != nil || herr != nil {
 			t.Fatalf("run %d: Sweep() = %v, PlaceHold() = %v", run, err, herr)
 		}
-		ers, err := e.s.Erasures(ctx, "default", 10)
-		if err != nil || len(ers) != 1 {
-			t.Fatalf("Erasures() = %v, %v", ers, err)
-		}
-		checkOutcome(t, e, ers[0], hold, holdIndex, covered)
-		t.Logf("run %d: hold entry %d, first tombstone %d, %d held", run, holdIndex, ers[0].Tombstones[0], len(ers[0].Held))
+		er := e.onlyErasure(t)
+		checkOutcome(t, e, er, hold, holdIndex, covered)
+		t.Logf("run %d: hold entry %d, first tombstone %d, %d held", run, holdIndex, er.Tombstones[0], len(er.Held))
 	}
 }
 

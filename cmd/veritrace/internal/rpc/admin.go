@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit"
+	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
@@ -194,16 +194,21 @@ func (s *ledgerService) ListAccessLog(ctx context.Context, req *connect.Request[
 		}
 		scanned += len(es)
 		for k, e := range es {
-			rec := &v1.AccessRecord{}
+			ae := &v1.AccessEntry{Index: e.Header.Index, LeafHash: e.LeafHash[:]}
 			if !e.Erased {
-				if err := proto.Unmarshal(e.Payload, rec); err != nil {
-					return nil, s.fail(ctx, proc, fmt.Errorf("decode access entry %d: %w", e.Header.Index, err), nil)
+				// One undecodable record is shown as such, never an error of
+				// the page: the log holds whatever was appended
+				// (docs/FORMAT.md).
+				if m, err := bundle.ParsePayload(format.KindAccess, e.Payload); err != nil {
+					ae.DecodeError = err.Error()
+				} else {
+					ae.Record = m.(*v1.AccessRecord)
 				}
 			}
-			if want != "" && !strings.Contains(rec.GetTarget()+" ", want+" ") {
+			if want != "" && !strings.Contains(ae.GetRecord().GetTarget()+" ", want+" ") {
 				continue
 			}
-			resp.Entries = append(resp.Entries, &v1.AccessEntry{Index: e.Header.Index, LeafHash: e.LeafHash[:], Record: rec})
+			resp.Entries = append(resp.Entries, ae)
 			if len(resp.Entries) == size && want != "" {
 				if k+1 < len(es) {
 					next = es[k+1].Header.Index
