@@ -199,67 +199,53 @@ func TestErasureGivesUpWhileHoldsKeepComing(t *testing.T) {
 }
 
 // A true race, without hooks: a hold is placed at some moment while an
-// erasure of 20,000 entries runs, a few times over. Whatever the moment,
-// the outcome agrees with the order of the hold's entry and the first
-// tombstone in the log.
-func TestHoldRacingAnErasure(t *testing.T) {
+// erasure or a sweep of 20,000 entries runs, a few times over. Whatever
+// the moment, the outcome agrees with the order of the hold's entry and
+// the first tombstone in the log.
+func TestHoldRacing(t *testing.T) {
 	ctx := context.Background()
-	for run := range 3 {
-		e := newEnv(t)
-		last := e.appendSubject(t, "x", raceEntries, 1)
-		covered, err := e.l.SpansOfTrace(ctx, "default", [16]byte{3: 1, 7: 5}, last+1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		var hold *Hold
-		var holdIndex uint64
-		var herr error
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(time.Duration(run) * 150 * time.Millisecond)
-			hold, holdIndex, herr = e.s.PlaceHold(ctx, "default", HoldScope{TraceID: traceOf(1, 5)}, "CASE-1", "litigation", "co")
-		}()
-		er, err := e.s.Erase(ctx, "default", ErasureRequest{ID: "r1", Subject: "x", LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"})
-		wg.Wait()
-		if err != nil || herr != nil {
-			t.Fatalf("run %d: Erase() = %v, PlaceHold() = %v", run, err, herr)
-		}
-		checkOutcome(t, e, er, hold, holdIndex, covered)
-		t.Logf("run %d: hold entry %d, first tombstone %d, %d held", run, holdIndex, er.Tombstones[0], len(er.Held))
-	}
-}
-
-// The same race with a sweep.
-func TestHoldRacingASweep(t *testing.T) {
-	ctx := context.Background()
-	for run := range 3 {
-		e := newEnv(t)
-		last := e.appendSubject(t, "x", raceEntries, 1)
-		e.clock.Add(200 * Day)
-		covered, err := e.l.SpansOfTrace(ctx, "default", [16]byte{3: 1, 7: 5}, last+1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var wg sync.WaitGroup
-		var hold *Hold
-		var holdIndex uint64
-		var herr error
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(time.Duration(run) * 150 * time.Millisecond)
-			hold, holdIndex, herr = e.s.PlaceHold(ctx, "default", HoldScope{TraceID: traceOf(1, 5)}, "CASE-1", "litigation", "co")
-		}()
-		_, err = e.s.Sweep(ctx, "default")
-		wg.Wait()
-		if err != nil || herr != nil {
-			t.Fatalf("run %d: Sweep() = %v, PlaceHold() = %v", run, err, herr)
-		}
-		er := e.onlyErasure(t)
-		checkOutcome(t, e, er, hold, holdIndex, covered)
-		t.Logf("run %d: hold entry %d, first tombstone %d, %d held", run, holdIndex, er.Tombstones[0], len(er.Held))
+	for _, tc := range []struct {
+		name string
+		run  func(e *env) (*Erasure, error)
+	}{
+		{"erasure", func(e *env) (*Erasure, error) {
+			return e.s.Erase(ctx, "default", ErasureRequest{ID: "r1", Subject: "x", LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"})
+		}},
+		{"sweep", func(e *env) (*Erasure, error) {
+			e.clock.Add(200 * Day)
+			if _, err := e.s.Sweep(ctx, "default"); err != nil {
+				return nil, err
+			}
+			return e.onlyErasure(t), nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for run := range 3 {
+				e := newEnv(t)
+				last := e.appendSubject(t, "x", raceEntries, 1)
+				covered, err := e.l.SpansOfTrace(ctx, "default", [16]byte{3: 1, 7: 5}, last+1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				var hold *Hold
+				var holdIndex uint64
+				var herr error
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					time.Sleep(time.Duration(run) * 150 * time.Millisecond)
+					hold, holdIndex, herr = e.s.PlaceHold(ctx, "default", HoldScope{TraceID: traceOf(1, 5)}, "CASE-1", "litigation", "co")
+				}()
+				er, err := tc.run(e)
+				wg.Wait()
+				if err != nil || herr != nil {
+					t.Fatalf("run %d: %s = %v, PlaceHold() = %v", run, tc.name, err, herr)
+				}
+				checkOutcome(t, e, er, hold, holdIndex, covered)
+				t.Logf("run %d: hold entry %d, first tombstone %d, %d held", run, holdIndex, er.Tombstones[0], len(er.Held))
+			}
+		})
 	}
 }
 
