@@ -4,13 +4,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	mrand "math/rand/v2"
 	"net"
 	"net/url"
 	"slices"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,16 +24,71 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
+	"github.com/veritrace/veritrace/ledger"
 )
+
+// The load generator: N clients append batches of spans to one or more
+// tenants over Connect or gRPC until a duration or a request count is
+// reached, and report spans/s, latency, and every failed request by its
+// Connect code. A run with any failed request fails.
 
 // benchConfig drives the load generator.
 type benchConfig struct {
 	clients   int
-	batch     int
+	batches   batchMix
+	tenants   []string // clients take them in turn; empty: the key's tenant (--tenant)
 	duration  time.Duration
-	maxReqs   int // per client; 0: until duration
+	warmup    time.Duration // requests started before it ends are not counted
+	maxReqs   int           // per client; 0: until duration
 	spanBytes int
+	subjects  int
+	timeout   time.Duration // per request
+}
+
+// batchMix is a distribution of batch sizes: "100", or weighted sizes
+// "1:40,10:30,100:20,1000:10" (size:weight).
+type batchMix struct {
+	sizes   []int
+	weights []int // cumulative
+	spec    string
+}
+
+func parseBatchMix(s string) (batchMix, error) {
+	m := batchMix{spec: s}
+	total := 0
+	for _, part := range strings.Split(s, ",") {
+		size, weight, hasWeight := strings.Cut(strings.TrimSpace(part), ":")
+		n, err := strconv.Atoi(size)
+		if err != nil || n < 1 || n > ledger.MaxBatch {
+			return m, fmt.Errorf("--batch %q: a batch size is 1 to %d", s, ledger.MaxBatch)
+		}
+		w := 1
+		if hasWeight {
+			if w, err = strconv.Atoi(weight); err != nil || w < 1 {
+				return m, fmt.Errorf("--batch %q: a weight is a whole number from 1", s)
+			}
+		}
+		if slices.Contains(m.sizes, n) {
+			return m, fmt.Errorf("--batch %q: size %d given twice", s, n)
+		}
+		total += w
+		m.sizes = append(m.sizes, n)
+		m.weights = append(m.weights, total)
+	}
+	return m, nil
+}
+
+// pick returns a batch size drawn from the mix.
+func (m batchMix) pick(r *mrand.Rand) int {
+	if len(m.sizes) == 1 {
+		return m.sizes[0]
+	}
+	x := r.IntN(m.weights[len(m.weights)-1])
+	i := sort.SearchInts(m.weights, x+1)
+	return m.sizes[i]
 }
 
 func runBench(ctx context.Context, args []string, stdout io.Writer) error {
@@ -36,16 +97,32 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	cf.register(fs)
 	fs.IntVar(&c.clients, "clients", 16, "concurrent clients")
-	fs.IntVar(&c.batch, "batch", 100, "spans per AppendSpans request")
-	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to run")
+	batch := fs.String("batch", "100", "spans per AppendSpans request: a size, or weighted sizes size:weight,... (e.g. 1:40,10:30,100:20,1000:10)")
+	tenants := fs.String("tenants", "", "comma-separated tenants; clients take them in turn (default: --tenant or the key's tenant). The key must be allowed in each")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to run, warm-up included")
+	fs.DurationVar(&c.warmup, "warmup", 0, "requests started in this first part of the run are not counted in the figures (their errors are)")
 	fs.IntVar(&c.maxReqs, "requests", 0, "stop each client after this many requests (0: run for --duration)")
 	fs.IntVar(&c.spanBytes, "span-bytes", 2048, "approximate encoded size of each span")
+	fs.IntVar(&c.subjects, "subjects", 1000, "distinct data subjects per tenant")
+	fs.DurationVar(&c.timeout, "timeout", time.Minute, "per-request timeout")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	allowRemote := fs.Bool("allow-remote", false, "allow a target that is not a loopback address")
 	if _, err := parseFlags(fs, args, 0, ""); err != nil {
 		return err
 	}
-	if c.clients < 1 || c.batch < 1 || c.batch > 1000 || c.duration <= 0 || c.spanBytes < 0 {
-		return errors.New("bench: --clients ≥ 1, --batch 1..1000, --duration > 0 and --span-bytes ≥ 0 required")
+	var err error
+	if c.batches, err = parseBatchMix(*batch); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if *tenants != "" {
+		for _, t := range strings.Split(*tenants, ",") {
+			if t = strings.TrimSpace(t); t != "" && !slices.Contains(c.tenants, t) {
+				c.tenants = append(c.tenants, t)
+			}
+		}
+	}
+	if c.clients < 1 || c.duration <= 0 || c.warmup < 0 || c.warmup >= c.duration || c.spanBytes < 0 || c.subjects < 1 || c.timeout <= 0 {
+		return errors.New("bench: --clients ≥ 1, --duration > --warmup ≥ 0, --span-bytes ≥ 0, --subjects ≥ 1 and --timeout > 0 required")
 	}
 	if !*allowRemote {
 		if err := checkLoopback(cf.addr); err != nil {
@@ -56,11 +133,14 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "clients=%d batch=%d span_bytes=%d protocol=%s\n", c.clients, c.batch, c.spanBytes, map[bool]string{true: "grpc", false: "connect"}[cf.grpc])
-	fmt.Fprintf(stdout, "requests=%d spans=%d errors=%d elapsed=%s\n", res.requests, res.spans, res.errors, res.elapsed.Round(time.Millisecond))
-	fmt.Fprintf(stdout, "throughput=%.0f spans/s  latency p50=%s p99=%s max=%s\n", res.spansPerSec(), res.p50.Round(time.Microsecond), res.p99.Round(time.Microsecond), res.max.Round(time.Microsecond))
-	if res.errors > 0 {
-		return fmt.Errorf("bench: %d requests failed, first: %v", res.errors, res.firstErr)
+	if *asJSON {
+		b, _ := json.Marshal(res.summary(cf, c))
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		res.print(stdout, cf, c)
+	}
+	if n := res.failed(); n > 0 {
+		return fmt.Errorf("bench: %d of %d requests FAILED (%s), first: %v", n, n+res.requests, res.codes(), res.firstErr)
 	}
 	return nil
 }
@@ -80,79 +160,208 @@ func checkLoopback(addr string) error {
 	return fmt.Errorf("bench: %s is not a loopback address; pass --allow-remote to load a remote server", host)
 }
 
+// benchResult is what a run measured. Counts and latencies are of the
+// requests started after the warm-up; errors are counted whenever they
+// happen.
 type benchResult struct {
-	requests, spans, errors int64
-	firstErr                error
-	elapsed                 time.Duration
-	p50, p99, max           time.Duration
+	requests, spans int64
+	errors          map[connect.Code]int64
+	firstErr        error
+	elapsed         time.Duration // measured part of the run
+	lat             []time.Duration
+	bySize          map[int][]time.Duration
+	byTenant        map[string]int64 // spans
 }
 
-func (r benchResult) spansPerSec() float64 { return float64(r.spans) / r.elapsed.Seconds() }
+func (r *benchResult) failed() int64 {
+	var n int64
+	for _, c := range r.errors {
+		n += c
+	}
+	return n
+}
 
-func bench(ctx context.Context, cf clientFlags, c benchConfig) (benchResult, error) {
-	client := cf.ingest()
+func (r *benchResult) spansPerSec() float64 { return float64(r.spans) / r.elapsed.Seconds() }
+
+// codes lists the failed requests by Connect code, most first.
+func (r *benchResult) codes() string {
+	type kv struct {
+		code connect.Code
+		n    int64
+	}
+	var all []kv
+	for c, n := range r.errors {
+		all = append(all, kv{c, n})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].n > all[j].n || all[i].n == all[j].n && all[i].code < all[j].code })
+	parts := make([]string, len(all))
+	for i, e := range all {
+		parts[i] = fmt.Sprintf("%s=%d", e.code, e.n)
+	}
+	return strings.Join(parts, " ")
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
+}
+
+func protocolName(cf clientFlags) string {
+	if cf.grpc {
+		return "grpc"
+	}
+	return "connect"
+}
+
+func (r *benchResult) print(w io.Writer, cf clientFlags, c benchConfig) {
+	tenants := strings.Join(c.tenants, ",")
+	if tenants == "" {
+		tenants = "(the key's)"
+	}
+	fmt.Fprintf(w, "protocol=%s clients=%d batch=%s tenants=%s span_bytes=%d\n", protocolName(cf), c.clients, c.batches.spec, tenants, c.spanBytes)
+	fmt.Fprintf(w, "requests=%d spans=%d errors=%d elapsed=%s\n", r.requests, r.spans, r.failed(), r.elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "throughput=%.0f spans/s  latency p50=%s p99=%s max=%s\n", r.spansPerSec(),
+		percentile(r.lat, 0.5).Round(time.Microsecond), percentile(r.lat, 0.99).Round(time.Microsecond), percentile(r.lat, 1).Round(time.Microsecond))
+	if len(c.batches.sizes) > 1 {
+		for _, size := range slices.Sorted(maps.Keys(r.bySize)) {
+			l := r.bySize[size]
+			fmt.Fprintf(w, "  batch=%-4d requests=%d p50=%s p99=%s\n", size, len(l), percentile(l, 0.5).Round(time.Microsecond), percentile(l, 0.99).Round(time.Microsecond))
+		}
+	}
+	if len(c.tenants) > 1 {
+		for _, t := range c.tenants {
+			fmt.Fprintf(w, "  tenant=%s spans=%d\n", t, r.byTenant[t])
+		}
+	}
+	if n := r.failed(); n > 0 {
+		fmt.Fprintf(w, "FAILED: %d of %d requests failed: %s\nfirst error: %v\n", n, n+r.requests, r.codes(), r.firstErr)
+	}
+}
+
+// benchSummary is the JSON form of a result (--json).
+type benchSummary struct {
+	Protocol   string           `json:"protocol"`
+	Clients    int              `json:"clients"`
+	Batch      string           `json:"batch"`
+	Tenants    []string         `json:"tenants,omitempty"`
+	Requests   int64            `json:"requests"`
+	Spans      int64            `json:"spans"`
+	Errors     int64            `json:"errors"`
+	ErrorCodes map[string]int64 `json:"error_codes,omitempty"`
+	Elapsed    float64          `json:"elapsed_s"`
+	SpansPerS  float64          `json:"spans_per_s"`
+	P50ms      float64          `json:"p50_ms"`
+	P99ms      float64          `json:"p99_ms"`
+	MaxMs      float64          `json:"max_ms"`
+}
+
+func (r *benchResult) summary(cf clientFlags, c benchConfig) benchSummary {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	s := benchSummary{Protocol: protocolName(cf), Clients: c.clients, Batch: c.batches.spec, Tenants: c.tenants,
+		Requests: r.requests, Spans: r.spans, Errors: r.failed(), Elapsed: r.elapsed.Seconds(), SpansPerS: r.spansPerSec(),
+		P50ms: ms(percentile(r.lat, 0.5)), P99ms: ms(percentile(r.lat, 0.99)), MaxMs: ms(percentile(r.lat, 1))}
+	if len(r.errors) > 0 {
+		s.ErrorCodes = map[string]int64{}
+		for code, n := range r.errors {
+			s.ErrorCodes[code.String()] = n
+		}
+	}
+	return s
+}
+
+func bench(ctx context.Context, cf clientFlags, c benchConfig) (*benchResult, error) {
+	// One HTTP client for every tenant's connections.
+	hc := cf.httpClient()
+	if cf.token == "" {
+		cf.loadKey()
+	}
+	tenants := c.tenants
+	if len(tenants) == 0 {
+		tenants = []string{cf.tenant}
+	}
+	clients := make([]veritracev1connect.IngestServiceClient, len(tenants))
+	for i, t := range tenants {
+		opts := []connect.ClientOption{connect.WithInterceptors(rpc.ClientHeaders(t, cf.token))}
+		if cf.grpc {
+			opts = append(opts, connect.WithGRPC())
+		}
+		clients[i] = veritracev1connect.NewIngestServiceClient(hc, cf.addr, opts...)
+	}
 	// No new request starts after the deadline; requests under way finish,
 	// so that the run's end does not show up as failed requests.
-	deadline := time.Now().Add(c.duration)
+	start := time.Now()
+	measureFrom, deadline := start.Add(c.warmup), start.Add(c.duration)
+	res := &benchResult{errors: map[connect.Code]int64{}, bySize: map[int][]time.Duration{}, byTenant: map[string]int64{}}
 	var (
-		res     benchResult
 		mu      sync.Mutex
-		lats    []time.Duration
-		counter atomic.Uint64
 		wg      sync.WaitGroup
+		lastEnd time.Time
 	)
 	filler := make([]byte, c.spanBytes*3/4)
 	rand.Read(filler)
 	text := fmt.Sprintf("%x", filler)[:max(c.spanBytes-200, 0)]
-	start := time.Now()
 	for w := 0; w < c.clients; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var local []time.Duration
+			rng := mrand.New(mrand.NewPCG(uint64(w), 0x5eed))
+			tenant := w % len(tenants)
+			client := clients[tenant]
 			for i := 0; c.maxReqs == 0 || i < c.maxReqs; i++ {
-				if ctx.Err() != nil || time.Now().After(deadline) {
+				t0 := time.Now()
+				if ctx.Err() != nil || t0.After(deadline) {
 					break
 				}
-				req := &v1.AppendSpansRequest{Spans: make([]*v1.Span, c.batch)}
+				size := c.batches.pick(rng)
+				req := &v1.AppendSpansRequest{Spans: make([]*v1.Span, size)}
 				for j := range req.Spans {
-					req.Spans[j] = benchSpan(counter.Add(1), text)
+					req.Spans[j] = benchSpan(benchSeq.Add(1), text, c.subjects)
 				}
-				t0 := time.Now()
-				rctx, cancel := context.WithTimeout(ctx, time.Minute)
+				t0 = time.Now()
+				rctx, cancel := context.WithTimeout(ctx, c.timeout)
 				_, err := client.AppendSpans(rctx, connect.NewRequest(req))
 				cancel()
-				d := time.Since(t0)
+				t1 := time.Now()
 				mu.Lock()
 				switch {
-				case err == nil:
-					res.requests++
-					res.spans += int64(c.batch)
-					local = append(local, d)
-				case ctx.Err() == nil:
-					res.errors++
+				case err != nil && ctx.Err() != nil:
+					// The run was interrupted: not a failure of the server.
+				case err != nil:
+					res.errors[connect.CodeOf(err)]++
 					if res.firstErr == nil {
 						res.firstErr = err
+					}
+				case !t0.Before(measureFrom):
+					res.requests++
+					res.spans += int64(size)
+					res.byTenant[tenants[tenant]] += int64(size)
+					res.lat = append(res.lat, t1.Sub(t0))
+					res.bySize[size] = append(res.bySize[size], t1.Sub(t0))
+					if t1.After(lastEnd) {
+						lastEnd = t1
 					}
 				}
 				mu.Unlock()
 			}
-			mu.Lock()
-			lats = append(lats, local...)
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	res.elapsed = time.Since(start)
-	if len(lats) == 0 {
-		return res, fmt.Errorf("bench: no request succeeded: %v", res.firstErr)
+	res.elapsed = lastEnd.Sub(measureFrom)
+	if res.requests == 0 {
+		return nil, fmt.Errorf("bench: no request succeeded after the warm-up (%s): %v", res.codes(), res.firstErr)
 	}
-	slices.Sort(lats)
-	res.p50 = lats[len(lats)/2]
-	res.p99 = lats[len(lats)*99/100]
-	res.max = lats[len(lats)-1]
+	slices.Sort(res.lat)
+	for _, l := range res.bySize {
+		slices.Sort(l)
+	}
 	return res, nil
 }
+
+// benchSeq numbers the spans of every run in this process, so that runs
+// never repeat an id.
+var benchSeq atomic.Uint64
 
 var benchRun = func() [8]byte {
 	var b [8]byte
@@ -160,8 +369,9 @@ var benchRun = func() [8]byte {
 	return b
 }()
 
-// benchSpan makes a GENERATION span of about the given size with unique ids.
-func benchSpan(n uint64, text string) *v1.Span {
+// benchSpan makes a GENERATION span of about the given size with unique
+// ids, of one of subjects data subjects.
+func benchSpan(n uint64, text string, subjects int) *v1.Span {
 	trace := make([]byte, 16)
 	copy(trace, benchRun[:])
 	binary.BigEndian.PutUint64(trace[8:], n/8+1)
@@ -170,7 +380,7 @@ func benchSpan(n uint64, text string) *v1.Span {
 	return &v1.Span{
 		TraceId: trace, SpanId: id, Name: "chat bench-model", Kind: v1.SpanKind_SPAN_KIND_GENERATION,
 		StartTime: timestamppb.New(now.Add(-time.Second)), EndTime: timestamppb.New(now),
-		SubjectId: fmt.Sprintf("bench-user-%d", n%1000), SessionId: fmt.Sprintf("session-%d", n/8),
+		SubjectId: fmt.Sprintf("bench-user-%d", n%uint64(subjects)), SessionId: fmt.Sprintf("session-%d", n/8),
 		Model: &v1.Model{Provider: "bench", RequestModel: "bench-model"},
 		Usage: &v1.Usage{InputTokens: 500, OutputTokens: 120},
 		Content: &v1.Content{

@@ -189,7 +189,7 @@ func TestCrashRecovery(t *testing.T) {
 					mu.Unlock()
 					batch := make([]*v1.Span, 1+n%5)
 					for i := range batch {
-						batch[i] = benchSpan(uint64(n*8+i), "crash test payload")
+						batch[i] = benchSpan(uint64(n*8+i), "crash test payload", 1000)
 					}
 					resp, err := ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: batch}))
 					if err != nil {
@@ -289,7 +289,7 @@ func TestCrashDuringErasure(t *testing.T) {
 		for b := 0; b < 6; b++ {
 			batch := make([]*v1.Span, 500)
 			for i := range batch {
-				batch[i] = benchSpan(uint64(cycle*100000+b*1000+i+1), "crash erasure payload")
+				batch[i] = benchSpan(uint64(cycle*100000+b*1000+i+1), "crash erasure payload", 1000)
 				batch[i].SubjectId = "victim"
 				if i%10 == 0 {
 					batch[i].SubjectId = "bystander"

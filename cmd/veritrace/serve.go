@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/veritrace/veritrace/audit"
@@ -83,7 +84,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.BoolVar(&c.AllowPlaintextKeys, "allow-plaintext-keys", false, "accept API keys over plaintext HTTP from non-loopback addresses (only behind a proxy that terminates TLS)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Hour, "how often payloads past their retention are expired (0 disables; compliance officers can also sweep on demand)")
 	fs.Int64Var(&c.MinFreeBytes, "min-free-bytes", ledger.DefaultMinFreeBytes, "free disk space to keep on the data directory's filesystem: below it appends are refused (resource_exhausted) until space returns; 0 disables")
-	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off by default")
+	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof: CPU, heap, mutex, block) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -205,9 +206,21 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	return err
 }
 
+// Sampling rates of the mutex and block profiles while --pprof-listen is
+// set: one contention event in 10, one blocking event per 100 µs spent
+// blocked. Both are off (Go's default) without it.
+const (
+	pprofMutexFraction = 10
+	pprofBlockRate     = int(100 * time.Microsecond)
+)
+
 // servePprof serves Go's profiling endpoints on their own listener, apart
-// from the API, for operators measuring a live server.
+// from the API, for operators measuring a live server: CPU, heap, and
+// mutex and block profiles (/debug/pprof/mutex, /debug/pprof/block, with
+// ?seconds=N for the contention of the last N seconds).
 func servePprof(addr string, log *slog.Logger) {
+	runtime.SetMutexProfileFraction(pprofMutexFraction)
+	runtime.SetBlockProfileRate(pprofBlockRate)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
