@@ -59,6 +59,9 @@ var (
 	metaFormat     = []byte{nsMeta, 'f', 'o', 'r', 'm', 'a', 't'}                          // u32 format version
 	metaVerifier   = []byte{nsMeta, 'v', 'e', 'r', 'i', 'f', 'i', 'e', 'r'}                // note verifier key text
 	metaNextTenant = []byte{nsMeta, 'n', 'e', 'x', 't', '-', 't', 'e', 'n', 'a', 'n', 't'} // u32
+	// metaRetireEpoch (log database) counts the group transactions that
+	// wrote retirement markers: u64, absent before the first.
+	metaRetireEpoch = []byte{nsMeta, 'r', 'e', 't', 'i', 'r', 'e', '-', 'e', 'p', 'o', 'c', 'h'}
 )
 
 func tenantNameKey(name string) []byte {

@@ -65,11 +65,12 @@ type keyStore struct {
 	db        *badger.DB
 	kek       cipher.AEAD
 	pseudoKey []byte
-	maxCached int // cache bound; tests lower it
+	macs      sync.Pool // of keyed HMAC-SHA256 states (termMAC)
+	maxCached int       // cache bound; tests lower it
 
 	flushMu sync.Mutex   // one flush at a time
 	dropMu  sync.RWMutex // writes (R) wait while a DropPrefix (W) blocks the database's writes
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	scopes  map[keyScope]*dataKey
 	ids     map[[16]byte]*dataKey
 	pending map[keyScope]*dataKey
@@ -121,10 +122,35 @@ func (ks *keyStore) cache(s keyScope, dk *dataKey) {
 // forScope returns the data key of a scope, creating a pending one if the
 // scope has none. The key may be retired by the time the writer commits
 // what it seals; the writer then re-seals (resealRetired).
+// Appends call it for every record: cached scopes take a read lock only,
+// and the key database is read without holding the lock.
 func (ks *keyStore) forScope(s keyScope) (*dataKey, error) {
+	ks.mu.RLock()
+	dk := ks.scopes[s]
+	if dk == nil {
+		dk = ks.pending[s]
+	}
+	ks.mu.RUnlock()
+	if dk != nil {
+		return dk, nil
+	}
+	stored, err := ks.storedScopeKey(s)
+	if err != nil {
+		return nil, err
+	}
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	return ks.scopeKeyLocked(s)
+	if dk := ks.scopes[s]; dk != nil {
+		return dk, nil
+	}
+	if dk := ks.pending[s]; dk != nil {
+		return dk, nil
+	}
+	if stored != nil {
+		ks.cache(s, stored)
+		return stored, nil
+	}
+	return ks.newKeyLocked(s)
 }
 
 // fresh makes a new pending key the scope's key, replacing a retired one.
@@ -158,13 +184,9 @@ func (ks *keyStore) evict(r *retirement) {
 	}
 }
 
-func (ks *keyStore) scopeKeyLocked(s keyScope) (*dataKey, error) {
-	if dk := ks.scopes[s]; dk != nil {
-		return dk, nil
-	}
-	if dk := ks.pending[s]; dk != nil {
-		return dk, nil
-	}
+// storedScopeKey reads a scope's current key from the key database: nil
+// if the scope has none.
+func (ks *keyStore) storedScopeKey(s keyScope) (*dataKey, error) {
 	var dk *dataKey
 	err := ks.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(keyScopeKey(s))
@@ -186,12 +208,11 @@ func (ks *keyStore) scopeKeyLocked(s keyScope) (*dataKey, error) {
 	})
 	switch {
 	case err == nil:
-		ks.cache(s, dk)
 		return dk, nil
-	case !errors.Is(err, badger.ErrKeyNotFound):
-		return nil, fmt.Errorf("look up data key: %w", err)
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return nil, nil
 	}
-	return ks.newKeyLocked(s)
+	return nil, fmt.Errorf("look up data key: %w", err)
 }
 
 func (ks *keyStore) newKeyLocked(s keyScope) (*dataKey, error) {

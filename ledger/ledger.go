@@ -88,6 +88,8 @@ type Ledger struct {
 	cpMu   sync.Mutex
 	latest map[uint32]*Checkpoint
 
+	retiredCache retiredCache // the writer's, see retiredCache
+
 	shredMu sync.Mutex    // one Shred at a time
 	gcReq   chan struct{} // value-log GC requests, served by the checkpointer
 
