@@ -17,7 +17,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/veritrace/veritrace/ledger/format"
 )
@@ -175,7 +174,7 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	bkey := deriveKey(opts.Keys.Master, infoBadger)
-	db, err := openDB(filepath.Join(opts.Dir, LogDir), bkey, opts.Logger, checkFormat)
+	db, err := openDB(filepath.Join(opts.Dir, LogDir), bkey, opts.Logger, func(db *badger.DB) error { return checkFormat(db, opts.Logger) })
 	if err != nil {
 		return nil, err
 	}
@@ -258,6 +257,9 @@ func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error
 		if err != nil {
 			return err
 		}
+		if len(v) == 4 && binary.BigEndian.Uint32(v) == 1 {
+			return fmt.Errorf("%w: found 1, this build reads %d: a read-only open does not migrate it: start the server on it once, which does", ErrUnknownFormat, logFormatVersion)
+		}
 		if len(v) != 4 || binary.BigEndian.Uint32(v) != logFormatVersion {
 			return fmt.Errorf("%w: found %x, this build reads %d", ErrUnknownFormat, v, logFormatVersion)
 		}
@@ -270,17 +272,19 @@ func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error
 	return db, nil
 }
 
-// checkFormat writes the format version into a new log database and
-// refuses an existing one of another version.
-func checkFormat(db *badger.DB) error {
+// checkFormat writes the format version into a new log database, migrates
+// one of format 1 (migrateLogV1) and refuses any other version.
+func checkFormat(db *badger.DB, log *slog.Logger) error {
 	v, err := readFormat(db)
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
+	case v == 1:
+		return migrateLogV1(db, log)
+	case v == 0 || v == logFormatVersion:
+		return setFormat(db, logFormatVersion, v)
 	}
-	if v != 0 && v != logFormatVersion {
-		return fmt.Errorf("%w: log database format %d, this build reads %d", ErrUnknownFormat, v, logFormatVersion)
-	}
-	return setFormat(db, logFormatVersion, v)
+	return fmt.Errorf("%w: log database format %d, this build reads %d", ErrUnknownFormat, v, logFormatVersion)
 }
 
 // load checks the signing key against the data, creates the default
@@ -473,29 +477,6 @@ func (l *Ledger) Close() error {
 	l.signDue(context.Background())
 	close(l.quit)
 	return errors.Join(l.db.Close(), l.keysDB.Close())
-}
-
-// hashReader reads tree hashes of a tenant inside a read transaction.
-func hashReader(txn *badger.Txn, tenant uint32) tlog.HashReaderFunc {
-	return func(indexes []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(indexes))
-		for i, x := range indexes {
-			item, err := txn.Get(hashKey(tenant, x))
-			if err != nil {
-				return nil, fmt.Errorf("read tree hash %d: %w", x, err)
-			}
-			if err := item.Value(func(v []byte) error {
-				if len(v) != tlog.HashSize {
-					return fmt.Errorf("tree hash %d of %d bytes", x, len(v))
-				}
-				copy(out[i][:], v)
-				return nil
-			}); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
-	}
 }
 
 // badgerLogger sends Badger's warnings and errors to slog and drops its

@@ -3,12 +3,17 @@ package ledger
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/veritrace/veritrace/ledger/format"
 )
 
 func rawKeyDB(t *testing.T, dir string) *badger.DB {
@@ -167,5 +172,156 @@ func TestShredBucketIsPhysical(t *testing.T) {
 	}
 	if c := countAllVersions(t, db, []byte{nsKeyMaterial}); c != 1 {
 		t.Errorf("%d key material records left, want the other bucket's one", c)
+	}
+}
+
+func rawLogDB(t *testing.T, dir string) *badger.DB {
+	t.Helper()
+	db, err := openDB(filepath.Join(dir, LogDir), deriveKey(testKeys(t, dir).Master, infoBadger), slog.New(slog.DiscardHandler), func(*badger.DB) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// writeLogV1 rewrites a format-2 log database in the format-1 layout, as
+// the previous build wrote it: each header and each stored tree hash
+// (leaf hashes included) under a key of its own. It returns the number of
+// entries.
+func writeLogV1(t *testing.T, db *badger.DB) int {
+	t.Helper()
+	n := 0
+	err := db.Update(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsEntry}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := it.Item().KeyCopy(nil)
+			tenant, index := binary.BigEndian.Uint32(key[1:]), binary.BigEndian.Uint64(key[5:])
+			v, _ := it.Item().ValueCopy(nil)
+			hb, hashes, err := splitEntryRecord(index, v)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(tenantIndexKey(nsHeaderV1, tenant, index), hb); err != nil {
+				return err
+			}
+			leaf := format.LeafHash(hb)
+			stored := append(leaf[:], hashes...)
+			for level := 0; level*tlog.HashSize < len(stored); level++ {
+				x := tlog.StoredHashIndex(level, int64(index+1)>>level-1)
+				if err := txn.Set(tenantIndexKey(nsHashV1, tenant, uint64(x)), stored[level*tlog.HashSize:(level+1)*tlog.HashSize]); err != nil {
+					return err
+				}
+			}
+			n++
+		}
+		return txn.Set(metaFormat, binary.BigEndian.AppendUint32(nil, 1))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DropPrefix([]byte{nsEntry}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A log database of the previous layout (format 1: a key per header and
+// per tree hash) is migrated at open: entries, proofs against the earlier
+// checkpoint and appends work as before, verify-log finds nothing, no
+// format-1 record is left in any version, and the migration is idempotent
+// (a crash after its first step leaves format 1 and both layouts: the next
+// open finishes it).
+func TestMigrateLogV1(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	var want []string
+	for i := 0; i < 37; i++ {
+		r := subjectSpan(i, fmt.Sprint("subject-", i%4), fmt.Sprint("payload ", i))
+		mustAppend(t, l, "default", r)
+		want = append(want, string(r.Payload))
+	}
+	old, err := l.Checkpoint(ctx, "default", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey := l.VerifierKey()
+	l.Close()
+	db := rawLogDB(t, dir)
+	if n := writeLogV1(t, db); n < 37 {
+		t.Fatalf("only %d entries written in the old layout", n)
+	}
+	db.Close()
+	if _, err := VerifyDir(ctx, dir, testKeys(t, dir).Master, vkey); !errors.Is(err, ErrUnknownFormat) || !strings.Contains(err.Error(), "start the server") {
+		t.Errorf("VerifyDir(format 1) = %v, want ErrUnknownFormat saying how to migrate", err)
+	}
+
+	for round := 0; round < 3; round++ {
+		l = openTest(t, dir)
+		for i, w := range want {
+			e, err := l.GetEntry(ctx, "default", uint64(i))
+			if err != nil || e.Erased || string(e.Payload) != w {
+				t.Fatalf("round %d: entry %d after migration = %+v, %v", round, i, e, err)
+			}
+		}
+		mustAppend(t, l, "default", subjectSpan(100+round, "subject-1", "after"))
+		want = append(want, "after")
+		cp, err := l.Checkpoint(ctx, "default", true)
+		if err != nil {
+			t.Fatalf("round %d: Checkpoint() = %v", round, err)
+		}
+		p, _, err := l.ConsistencyProof(ctx, "default", old.Size, cp.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckTree(p, int64(cp.Size), cp.Root, int64(old.Size), old.Root); err != nil {
+			t.Errorf("round %d: checkpoint before the migration and after inconsistent: %v", round, err)
+		}
+		for _, i := range []uint64{0, 7, 31, 36} {
+			proof, leaf, _, err := l.InclusionProof(ctx, "default", i, old.Size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tlog.CheckRecord(proof, int64(old.Size), old.Root, int64(i), leaf); err != nil {
+				t.Errorf("round %d: inclusion of %d in the checkpoint before the migration: %v", round, i, err)
+			}
+		}
+		l.Close()
+		res, err := VerifyDir(ctx, dir, testKeys(t, dir).Master, vkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if len(r.Problems) > 0 {
+				t.Fatalf("round %d: VerifyDir = %v", round, r.Problems)
+			}
+		}
+		db = rawLogDB(t, dir)
+		if v, _ := readFormat(db); v != logFormatVersion {
+			t.Errorf("round %d: log database format %d, want %d", round, v, logFormatVersion)
+		}
+		if c := countAllVersions(t, db, []byte{nsHeaderV1}, []byte{nsHashV1}); c != 0 {
+			t.Errorf("round %d: %d format-1 records (all versions) left after the migration", round, c)
+		}
+		if round == 0 {
+			// As if the next migration had crashed after writing the entry
+			// records: format 1, old and new layouts both present.
+			writeLogV1(t, db)
+			if err := db.Update(func(txn *badger.Txn) error {
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsHeaderV1}})
+				defer it.Close()
+				for it.Rewind(); it.Valid(); it.Next() {
+					k := it.Item().Key()
+					if err := txn.Set(entryKey(binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint64(k[5:])), []byte("stale")); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
 	}
 }

@@ -49,14 +49,10 @@ func (l *Ledger) GetEntry(ctx context.Context, tenant string, index uint64) (*En
 // readEntry reads and decrypts an entry. It checks that the payload
 // matches the header's commitment.
 func (l *Ledger) readEntry(txn *badger.Txn, tenant uint32, index uint64) (*Entry, error) {
-	item, err := txn.Get(headerKey(tenant, index))
+	hb, _, err := readRecord(txn, tenant, index)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, fmt.Errorf("entry %d: %w", index, ErrNotFound)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read entry %d: %w", index, err)
-	}
-	hb, err := item.ValueCopy(nil)
 	if err != nil {
 		return nil, fmt.Errorf("read entry %d: %w", index, err)
 	}
@@ -72,7 +68,7 @@ func (l *Ledger) readEntry(txn *badger.Txn, tenant uint32, index uint64) (*Entry
 		}
 		e.ErasedBy = &by
 	}
-	item, err = txn.Get(payloadKey(tenant, index))
+	item, err := txn.Get(payloadKey(tenant, index))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		e.Erased = true
 		return e, nil

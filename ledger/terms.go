@@ -141,13 +141,16 @@ func (l *Ledger) Header(ctx context.Context, tenant string, index uint64) (*form
 }
 
 func readHeader(txn *badger.Txn, tid uint32, index uint64) (*format.Header, error) {
-	item, err := txn.Get(headerKey(tid, index))
+	item, err := txn.Get(entryKey(tid, index))
 	if err != nil {
 		return nil, fmt.Errorf("read header %d: %w", index, err)
 	}
 	var h *format.Header
 	err = item.Value(func(v []byte) error {
-		h, err = format.ParseHeader(v)
+		hb, _, err := splitEntryRecord(index, v)
+		if err == nil {
+			h, err = format.ParseHeader(hb)
+		}
 		return err
 	})
 	return h, err

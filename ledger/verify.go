@@ -145,12 +145,19 @@ func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*T
 	})
 	var prev tlog.Hash
 	var prevHeader *format.Header
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsHeader, tid), PrefetchValues: true})
+	// Stored tree hashes (in the entry records) that differ from the ones
+	// recomputed from the headers.
+	type node struct {
+		level int
+		n     int64
+	}
+	var interior []node
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsEntry, tid), PrefetchValues: true})
 	next := uint64(0)
 	for it.Rewind(); it.Valid(); it.Next() {
 		i := binary.BigEndian.Uint64(it.Item().Key()[5:])
 		if i >= size {
-			bad(i, "header stored beyond the tree size %d", size)
+			bad(i, "entry stored beyond the tree size %d", size)
 			break
 		}
 		for ; next < i; next++ {
@@ -159,10 +166,15 @@ func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*T
 			hashes = append(hashes, hs...)
 			prev = tlog.Hash{}
 		}
-		hb, err := it.Item().ValueCopy(nil)
+		v, err := it.Item().ValueCopy(nil)
 		if err != nil {
 			it.Close()
 			return nil, err
+		}
+		hb, stored, err := splitEntryRecord(i, v)
+		if err != nil {
+			bad(i, "%v", err)
+			hb, stored = v, nil
 		}
 		leaf := format.LeafHash(hb)
 		h, err := format.ParseHeader(hb)
@@ -185,6 +197,13 @@ func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*T
 			return nil, err
 		}
 		hashes = append(hashes, hs...)
+		// hs[level] is the hash of the subtree of 2^level leaves ending at
+		// entry i; the record stores those of level 1 up.
+		for level := 1; level < len(hs) && stored != nil; level++ {
+			if !bytes.Equal(stored[(level-1)*tlog.HashSize:level*tlog.HashSize], hs[level][:]) {
+				interior = append(interior, node{level, int64(i+1)>>level - 1})
+			}
+		}
 		prev = leaf
 		next = i + 1
 	}
@@ -195,37 +214,8 @@ func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*T
 		hashes = append(hashes, hs...)
 	}
 
-	// Compare with the stored tree hashes. A stored interior hash that
-	// differs only because a leaf below it does is not reported again.
-	it = txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsHash, tid), PrefetchValues: true})
-	seen := int64(0)
-	type node struct {
-		level int
-		n     int64
-	}
-	var interior []node
-	for it.Rewind(); it.Valid(); it.Next() {
-		x := int64(binary.BigEndian.Uint64(it.Item().Key()[5:]))
-		level, n := tlog.SplitStoredHashIndex(x)
-		if x >= int64(len(hashes)) {
-			bad(uint64(n)<<level, "tree hash %d (level %d) stored beyond the tree", x, level)
-			continue
-		}
-		seen++
-		b, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			it.Close()
-			return nil, err
-		}
-		if !bytes.Equal(b, hashes[x][:]) {
-			if level == 0 {
-				bad(uint64(n), "stored leaf hash differs from the hash of the stored header")
-			} else {
-				interior = append(interior, node{level, n})
-			}
-		}
-	}
-	it.Close()
+	// A stored tree hash that differs only because a header below it does
+	// is not reported again.
 	for _, nd := range interior {
 		lo, hi := uint64(nd.n)<<nd.level, uint64(nd.n+1)<<nd.level
 		explained := false
@@ -233,11 +223,9 @@ func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*T
 			explained = explained || (p.Index >= lo && p.Index < hi)
 		}
 		if !explained {
-			bad(lo, "stored tree hash (level %d, entries %d-%d) differs from the one recomputed from the headers", nd.level, lo, hi-1)
+			// Named at the entry whose record holds it.
+			bad(hi-1, "stored tree hash (level %d, entries %d-%d) differs from the one recomputed from the headers", nd.level, lo, hi-1)
 		}
-	}
-	if seen != int64(len(hashes)) {
-		bad(0, "%d tree hashes stored, %d expected", seen, len(hashes))
 	}
 	if size > 0 {
 		res.Root, _ = tlog.TreeHash(int64(size), mem)

@@ -52,13 +52,9 @@ func (l *Ledger) loadState(txn *badger.Txn, tenant uint32) (*logState, error) {
 	if s.size == 0 {
 		return s, nil
 	}
-	item, err := txn.Get(headerKey(tenant, s.size-1))
+	hb, _, err := readRecord(txn, tenant, s.size-1)
 	if err != nil {
 		return nil, fmt.Errorf("read last header: %w", err)
-	}
-	hb, err := item.ValueCopy(nil)
-	if err != nil {
-		return nil, err
 	}
 	h, err := format.ParseHeader(hb)
 	if err != nil {
@@ -415,15 +411,9 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq) ([]Receipt
 		hb := h.Marshal()
 		leaf := format.LeafHash(hb)
 		index := st.size
-		base := tlog.StoredHashIndex(0, int64(index))
 		g.hashes = st.push(leaf, g.hashes[:0])
-		for k, hv := range g.hashes {
-			if err := g.set(hashKey(req.tenant, base+int64(k)), hv[:]); err != nil {
-				return nil, err
-			}
-		}
 		idx := binary.BigEndian.AppendUint64(nil, index)
-		if err := g.set(headerKey(req.tenant, index), hb); err != nil {
+		if err := g.set(entryKey(req.tenant, index), entryRecord(hb, g.hashes)); err != nil {
 			return nil, err
 		}
 		if err := g.set(payloadKey(req.tenant, index), req.prep[i].envelope); err != nil {
@@ -498,19 +488,18 @@ const (
 	termKeySize        = 1 + 4 + 1 + termMACSize + 8
 )
 
-// record adds what the writer sets for a new record: header, envelope, its
-// tree hashes, identity, kind index, index terms and version name. Tree
-// hashes are at most two per record plus one per level of the tree, which
-// treeSize adds once per request.
+// record adds what the writer sets for a new record: its entry record
+// (header and the tree hashes it completes, one on average), envelope,
+// identity, kind index, index terms and version name. The tree hashes a
+// request's records complete are at most one per record plus one per
+// level of the tree, which treeSize adds once per request.
 func (c *txnCost) record(tenant string, r *Record, p *prepared) {
 	class := r.RetentionClass
 	if class == "" {
 		class = DefaultRetentionClass
 	}
-	c.set(tenantIndexKeySize, format.HeaderSize(len(tenant), len(class)))
+	c.set(tenantIndexKeySize, format.HeaderSize(len(tenant), len(class))+tlog.HashSize)
 	c.set(tenantIndexKeySize, len(p.envelope))
-	c.set(tenantIndexKeySize, tlog.HashSize)
-	c.set(tenantIndexKeySize, tlog.HashSize)
 	if _, ok := r.identity(); ok {
 		c.set(identityKeySize, 9)
 	}
@@ -526,12 +515,11 @@ func (c *txnCost) record(tenant string, r *Record, p *prepared) {
 }
 
 // treeSize adds, once per request, the tree size key and the tree hashes
-// of completed subtrees beyond two per record (at most one per level).
+// its records complete beyond one each (at most one per level).
 func (c *txnCost) treeSize() {
 	c.set(1+4, 8)
-	for range 64 {
-		c.set(tenantIndexKeySize, tlog.HashSize)
-	}
+	c.bytes += 64 * tlog.HashSize
+	c.values += 64 * tlog.HashSize
 }
 
 // txnLimit is the budget of a group's transaction: 90% of Badger's limits
