@@ -90,7 +90,7 @@ type Ledger struct {
 	retiredCache retiredCache // the writer's, see retiredCache
 
 	shredMu sync.Mutex    // one Shred at a time
-	gcReq   chan struct{} // value-log GC requests, served by the checkpointer
+	gcReq   chan struct{} // value-log GC requests, served by valueLogGC
 
 	hooks testHooks
 }
@@ -208,9 +208,10 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		keysDB.Close()
 		return nil, err
 	}
-	l.wg.Add(2)
+	l.wg.Add(3)
 	go l.writer()
 	go l.checkpointer()
+	go l.valueLogGC()
 	return l, nil
 }
 

@@ -231,3 +231,42 @@ func (l *Ledger) EntriesOfKind(ctx context.Context, tenant string, kind format.K
 	})
 	return out, next, err
 }
+
+// LeafHashes returns the leaf hashes of entries idxs of a tenant's log, in
+// the order given, reading their records 1024 to a transaction.
+// ErrNotFound if one does not exist.
+func (l *Ledger) LeafHashes(ctx context.Context, tenant string, idxs []uint64) ([]tlog.Hash, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	size := l.committedSize(tid)
+	out := make([]tlog.Hash, 0, len(idxs))
+	for len(idxs) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		chunk := idxs[:min(len(idxs), 1024)]
+		idxs = idxs[len(chunk):]
+		err := l.db.View(func(txn *badger.Txn) error {
+			for _, i := range chunk {
+				if i >= size {
+					return fmt.Errorf("entry %d: %w", i, ErrNotFound)
+				}
+				hb, _, err := readRecord(txn, tid, i)
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					return fmt.Errorf("entry %d: %w", i, ErrNotFound)
+				}
+				if err != nil {
+					return fmt.Errorf("read entry %d: %w", i, err)
+				}
+				out = append(out, format.LeafHash(hb))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

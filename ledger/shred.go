@@ -200,24 +200,35 @@ func (l *Ledger) EntriesUnder(ctx context.Context, tenant string, k *KeyRef) ([]
 	if err != nil {
 		return nil, err
 	}
-	return l.entriesUnder(ctx, tid, tenant, []*KeyRef{k}, nil)
+	es, err := l.entriesUnder(ctx, tid, tenant, []*KeyRef{k}, nil)
+	return indexesOf(es), err
+}
+
+func indexesOf(es []KeyedEntry) []uint64 {
+	out := make([]uint64, len(es))
+	for i, e := range es {
+		out[i] = e.Index
+	}
+	return out
 }
 
 // entriesUnder returns, in index order, the entries sealed under any of
-// the keys or under any key of the buckets. The candidates are read by
-// index range: a subject key's entries through its subject term, a key
+// the keys or under any live key of the buckets, with the key each is
+// sealed under. The keys of the buckets are read from the key store with
+// one prefix scan per bucket (no lookup per key). The candidates are read
+// by index range: a subject key's entries through its subject term, a key
 // without subject's and a bucket's by the index range of the day (a key's
 // day is the day its payloads were sealed; appended_at is at most moments
 // later, so a day either side bounds them), in transactions of 1024
 // entries, checking ctx between them.
-func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, keys []*KeyRef, buckets []Bucket) ([]uint64, error) {
-	want := make(map[[16]byte]bool, len(keys))
+func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, keys []*KeyRef, buckets []Bucket) ([]KeyedEntry, error) {
+	want := make(map[[16]byte]*KeyRef, len(keys))
 	type span struct{ lo, hi uint64 }
 	var ranges []span
 	days := map[uint32]bool{}
 	var cands []uint64
 	for _, k := range keys {
-		want[k.ID] = true
+		want[k.ID] = k
 		if k.Pseudonym != ([termMACSize]byte{}) {
 			ps, err := l.postings(tid, termPrefixKey(tid, SubjectField, k.Pseudonym))
 			if err != nil {
@@ -228,10 +239,28 @@ func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, ke
 			days[k.Day] = true
 		}
 	}
-	inBucket := make(map[Bucket]bool, len(buckets))
-	for _, b := range buckets {
-		inBucket[b] = true
-		days[b.Day] = true
+	if len(buckets) > 0 {
+		err := l.keysDB.View(func(txn *badger.Txn) error {
+			for _, b := range buckets {
+				days[b.Day] = true
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: bucketPrefix(nsKeyMaterial, b)})
+				for it.Rewind(); it.Valid(); it.Next() {
+					k, err := parseKeyMaterialKey(it.Item().KeyCopy(nil))
+					if err != nil {
+						it.Close()
+						return err
+					}
+					if want[k.ID] == nil {
+						want[k.ID] = k
+					}
+				}
+				it.Close()
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	for d := range days {
 		lo, err1 := l.indexAtDay(ctx, tenant, int64(d)-1)
@@ -248,9 +277,7 @@ func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, ke
 	}
 	slices.Sort(cands)
 	cands = slices.Compact(cands)
-	// A key's bucket, looked up once per key (nil: destroyed).
-	bucketOf := map[[16]byte]*Bucket{}
-	var out []uint64
+	var out []KeyedEntry
 	for len(cands) > 0 {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -263,28 +290,8 @@ func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, ke
 				if err != nil {
 					return err
 				}
-				if !ok {
-					continue
-				}
-				if want[id] {
-					out = append(out, i)
-					continue
-				}
-				if len(inBucket) == 0 {
-					continue
-				}
-				b, seen := bucketOf[id]
-				if !seen {
-					if k, err := l.keyRef(id); err == nil {
-						kb := k.Bucket()
-						b = &kb
-					} else if !errors.Is(err, ErrKeyDestroyed) {
-						return err
-					}
-					bucketOf[id] = b
-				}
-				if b != nil && inBucket[*b] {
-					out = append(out, i)
+				if k := want[id]; ok && k != nil {
+					out = append(out, KeyedEntry{Index: i, Key: k})
 				}
 			}
 			return nil
@@ -314,30 +321,7 @@ func (l *Ledger) RetireBuckets(ctx context.Context, tenant string, buckets []Buc
 	if err := l.retire(ctx, &retirement{buckets: slices.Clone(buckets)}); err != nil {
 		return nil, fmt.Errorf("retire expiry buckets: %w", err)
 	}
-	idxs, err := l.entriesUnder(ctx, tid, tenant, nil, buckets)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]KeyedEntry, 0, len(idxs))
-	refs := map[[16]byte]*KeyRef{}
-	err = l.db.View(func(txn *badger.Txn) error {
-		for _, i := range idxs {
-			id, ok, err := envelopeKeyOf(txn, tid, i)
-			if err != nil || !ok {
-				return err
-			}
-			k := refs[id]
-			if k == nil {
-				if k, err = l.keyRef(id); err != nil {
-					return err
-				}
-				refs[id] = k
-			}
-			out = append(out, KeyedEntry{Index: i, Key: k})
-		}
-		return nil
-	})
-	return out, err
+	return l.entriesUnder(ctx, tid, tenant, nil, buckets)
 }
 
 // postings returns every index of a term prefix.
@@ -410,12 +394,12 @@ func (l *Ledger) Shred(ctx context.Context, tenant string, keys []*KeyRef, bucke
 			return nil, err
 		}
 	}
-	idxs, err := l.entriesUnder(ctx, tid, tenant, keys, buckets)
+	under, err := l.entriesUnder(ctx, tid, tenant, keys, buckets)
 	if err != nil {
 		return nil, err
 	}
 	var keep, drop []uint64
-	for _, i := range idxs {
+	for _, i := range indexesOf(under) {
 		if erase[i] {
 			drop = append(drop, i)
 		} else {
@@ -535,25 +519,36 @@ func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
 	return out, err
 }
 
-// inChunks calls fn for each index, 256 to a transaction.
+// inChunks calls fn for each index, in write transactions of up to 1024
+// indexes: few synced commits, each holding the log's writes back
+// briefly. fn's writes must be idempotent: when Badger finds a transaction
+// too big, it is committed as far as it got, and the index fn was at is
+// done again, whole, in the next one.
 func (l *Ledger) inChunks(idxs []uint64, fn func(txn *badger.Txn, i uint64) error) error {
-	const chunk = 256
+	const chunk = 1024
 	for len(idxs) > 0 {
 		if err := l.failure(); err != nil {
 			return err
 		}
-		batch := idxs[:min(chunk, len(idxs))]
-		idxs = idxs[len(batch):]
-		if err := l.db.Update(func(txn *badger.Txn) error {
-			for _, i := range batch {
-				if err := fn(txn, i); err != nil {
-					return err
-				}
+		txn := l.db.NewTransaction(true)
+		n := 0
+		var err error
+		for ; n < len(idxs) && n < chunk; n++ {
+			if err = fn(txn, idxs[n]); err != nil {
+				break
 			}
-			return nil
-		}); err != nil {
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
+			err = nil
+		}
+		if err == nil {
+			err = txn.Commit()
+		}
+		txn.Discard()
+		if err != nil {
 			return err
 		}
+		idxs = idxs[n:]
 	}
 	return nil
 }
@@ -607,11 +602,39 @@ func (l *Ledger) RequestValueLogGC() {
 	}
 }
 
-// runValueLogGC rewrites value-log files until none is half garbage.
-func (l *Ledger) runValueLogGC() int {
-	n := 0
-	for n < 1000 && l.db.RunValueLogGC(0.5) == nil {
-		n++
+// valueLogGC serves RequestValueLogGC until the ledger closes: it
+// rewrites the log database's value-log files that are at least half
+// garbage (erased and expired payloads), one file at a time, and after
+// each pauses twice as long as the rewrite took, so that reclaiming the
+// space of a large sweep takes at most a third of the time of the write
+// path it shares with appends. It stops between files when the ledger
+// closes.
+func (l *Ledger) valueLogGC() {
+	defer l.wg.Done()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.gcReq:
+		}
+		n := 0
+		for ; n < 1000; n++ {
+			t0 := time.Now()
+			if err := l.db.RunValueLogGC(0.5); err != nil {
+				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+					l.log.Warn("value log GC", "err", err)
+				}
+				break
+			}
+			select {
+			case <-l.stop:
+				l.log.Info("value log GC stopped by close", "files_rewritten", n+1)
+				return
+			case <-time.After(2 * time.Since(t0)):
+			}
+		}
+		if n > 0 {
+			l.log.Info("value log GC", "files_rewritten", n)
+		}
 	}
-	return n
 }

@@ -263,12 +263,12 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	if er.Kind == "expiry" {
 		ts.Reason, sub = "expiry", format.TombstoneExpiry
 	}
-	for _, i := range er.Erase {
-		e, err := s.L.GetEntry(ctx, er.Tenant, i)
-		if err != nil {
-			return err
-		}
-		ts.Erased = append(ts.Erased, format.TombstoneEntry{Index: i, LeafHash: hex.EncodeToString(e.LeafHash[:])})
+	leaves, err := s.L.LeafHashes(ctx, er.Tenant, er.Erase)
+	if err != nil {
+		return err
+	}
+	for j, i := range er.Erase {
+		ts.Erased = append(ts.Erased, format.TombstoneEntry{Index: i, LeafHash: hex.EncodeToString(leaves[j][:])})
 	}
 	idx, err := s.appendRecord(ctx, er.Tenant, format.KindTombstone, sub, recordID(ts.Reason, er.Tenant, er.ID), ts)
 	if err != nil {

@@ -14,15 +14,15 @@ import (
 	"github.com/veritrace/veritrace/ledger/format"
 )
 
-// expiredKeys appends n spans of n subjects (n data keys) in one batch
-// size of at most 1000, at the environment's current time.
-func (e *env) manyKeys(tb testing.TB, tenant string, n int, seq *atomic.Uint64) {
+// manyKeys appends n spans of n subjects (n data keys) in batches of at
+// most 1000, at the environment's current time.
+func (e *env) manyKeys(tb testing.TB, tenant string, n int, seq *atomic.Uint64, payload []byte) {
 	tb.Helper()
 	for done := 0; done < n; {
 		recs := make([]ledger.Record, min(ledger.MaxBatch, n-done))
 		for i := range recs {
 			k := seq.Add(1)
-			r := ledger.Record{Kind: format.KindSpan, SubKind: 1, Subject: fmt.Sprint("subject-", k), Payload: []byte("expiring payload")}
+			r := ledger.Record{Kind: format.KindSpan, SubKind: 1, Subject: fmt.Sprint("subject-", k), Payload: payload}
 			binary.BigEndian.PutUint64(r.TraceID[:], k)
 			binary.BigEndian.PutUint64(r.SpanID[:], k)
 			recs[i] = r
@@ -41,7 +41,7 @@ func TestAppendsNeverFailDuringASweep(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	var seq atomic.Uint64
-	e.manyKeys(t, "default", 3000, &seq)
+	e.manyKeys(t, "default", 3000, &seq, []byte("expiring payload"))
 	e.clock.Add(200 * Day)
 	var wg sync.WaitGroup
 	var failed, acked atomic.Int64
@@ -57,7 +57,7 @@ func TestAppendsNeverFailDuringASweep(t *testing.T) {
 					return
 				default:
 				}
-				e.manyKeys(&countingTB{TB: t, failed: &failed, first: &first}, "default", 10, &seq) // new subjects: new keys
+				e.manyKeys(&countingTB{TB: t, failed: &failed, first: &first}, "default", 10, &seq, []byte("live payload")) // new subjects: new keys
 				acked.Add(10)
 			}
 		}()
