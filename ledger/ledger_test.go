@@ -592,3 +592,26 @@ func TestAPIKeys(t *testing.T) {
 		t.Errorf("ListAPIKeys() = %v, %v", ks, err)
 	}
 }
+
+func TestLeafHashes(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	for i := 0; i < 9; i++ {
+		mustAppend(t, l, "default", span(i, fmt.Sprint("p", i)))
+	}
+	idxs := []uint64{8, 0, 3, 3, 7}
+	hs, err := l.LeafHashes(ctx, "default", idxs)
+	if err != nil || len(hs) != len(idxs) {
+		t.Fatalf("LeafHashes(%v) = %d hashes, %v", idxs, len(hs), err)
+	}
+	for j, i := range idxs {
+		e, err := l.GetEntry(ctx, "default", i)
+		if err != nil || e.LeafHash != hs[j] {
+			t.Errorf("LeafHashes: entry %d = %x, GetEntry says %x (%v)", i, hs[j], e.LeafHash, err)
+		}
+	}
+	if _, err := l.LeafHashes(ctx, "default", []uint64{2, 9}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("LeafHashes(beyond the log) = %v, want ErrNotFound", err)
+	}
+}
