@@ -97,6 +97,11 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	return serve(ctx, c, log)
 }
 
+// clock is the server's clock: of the ledger (appended_at, expiry days),
+// retention and the RPC layer. Tests of the server process shift it to
+// reach retention periods; nothing else changes it.
+var clock = time.Now
+
 // serve runs the server until ctx ends, then shuts down gracefully: it
 // stops accepting, lets in-flight requests (appends included) finish, and
 // closes the ledger.
@@ -112,18 +117,18 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	if reserve == 0 {
 		reserve = -1 // no reserve
 	}
-	l, err := ledger.Open(ctx, ledger.Options{Dir: c.DataDir, Keys: keys, CheckpointInterval: c.CheckpointInterval, Logger: log, MinFreeBytes: reserve})
+	l, err := ledger.Open(ctx, ledger.Options{Dir: c.DataDir, Keys: keys, CheckpointInterval: c.CheckpointInterval, Logger: log, MinFreeBytes: reserve, Now: clock})
 	if err != nil {
 		return err
 	}
 	adminFile := filepath.Join(c.DataDir, AdminKeyFile)
-	if id, err := rpc.Bootstrap(ctx, l, adminFile, time.Now()); err != nil {
+	if id, err := rpc.Bootstrap(ctx, l, adminFile, clock()); err != nil {
 		l.Close()
 		return err
 	} else if id != "" {
 		log.Info("created the first admin key", "key_id", id, "token_file", adminFile)
 	}
-	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log}
+	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log, Now: clock}
 	// Erasures a crash interrupted are finished before anything is served.
 	if err := ret.Resume(ctx); err != nil {
 		l.Close()
@@ -143,7 +148,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		}
 	}()
 	srv := &http.Server{
-		Handler:           rpc.NewHandler(l, rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret}),
+		Handler:           rpc.NewHandler(l, rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret, Now: clock}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		Protocols:         new(http.Protocols),
