@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit/bundle"
@@ -253,7 +254,9 @@ func TestExportVerifies(t *testing.T) {
 	if rep.Traces != 3 || rep.Entries != 6 {
 		t.Errorf("bundle holds %d traces, %d entries; want 3, 6\n%s", rep.Traces, rep.Entries, out.String())
 	}
-	if !strings.Contains(out.String(), "ok    consistency proof (1)") {
+	// The proof checks against the old checkpoint the bundle carries and
+	// against the pinned one.
+	if !strings.Contains(out.String(), "ok    consistency proof (2)") {
 		t.Errorf("no consistency proof checked:\n%s", out.String())
 	}
 	// A different key does not verify it.
@@ -393,22 +396,67 @@ func TestMutations(t *testing.T) {
 }
 
 // TestGoldenBundle regenerates the golden bundle under audit/bundle/testdata
-// with -update; audit/bundle's own test verifies it without a ledger.
+// with -update; audit/bundle's own test verifies it without a ledger. It
+// holds four traces selected by time: one erased (with its tombstone), one
+// whose span's payload has no decoded form (an attribute value without a
+// kind, as ingest accepted before it refused them), the versions they
+// reference, and a consistency proof with its old checkpoint.
+// golden-v1.zip, a format 1 bundle, is kept as it was.
 func TestGoldenBundle(t *testing.T) {
 	if !*update {
 		t.Skip("run with -update to regenerate the golden bundle")
 	}
+	ctx := context.Background()
 	f := newFixture(t)
 	f.seed(t)
-	b := f.exportBundle(t, Query{TraceID: traceID(1)}, 0)
+	pinned, err := f.l.Checkpoint(ctx, "default", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := &retention.Service{L: f.l, SessionField: FieldSession, Log: slog.New(slog.DiscardHandler)}
+	if _, err := rs.Erase(ctx, "default", retention.ErasureRequest{ID: "golden", TraceIDs: [][16]byte{traceID(3)}, LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"}); err != nil {
+		t.Fatal(err)
+	}
+	legacy := spanSpec{trace: 4, span: 1, kind: v1.SpanKind_SPAN_KIND_GENERATION, subject: "carol"}.record()
+	legacy.Payload = withAttribute(t, legacy.Payload, "legacy.value", &structpb.Value{})
+	if _, err := f.l.Append(ctx, "default", []ledger.Record{legacy}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := f.l.Header(ctx, "default", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	q := Query{From: h.AppendedAt}
+	if _, err := f.x.Export(ctx, ExportRequest{Tenant: "default", Selector: bundle.Selector{From: q.From}, Query: q, KnownSize: pinned.Size}, &buf); err != nil {
+		t.Fatal(err)
+	}
 	dir := filepath.Join("bundle", "testdata")
 	os.MkdirAll(dir, 0o755)
-	if err := os.WriteFile(filepath.Join(dir, "golden.zip"), b, 0o644); err != nil {
+	for name, content := range map[string][]byte{"golden.zip": buf.Bytes(), "golden.pub": []byte(f.vkey + "\n"), "golden-pinned.txt": pinned.Note} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// withAttribute returns a span payload with one more attribute, encoded
+// as the ledger stores it.
+func withAttribute(t testing.TB, payload []byte, name string, v *structpb.Value) []byte {
+	t.Helper()
+	sp := &v1.Span{}
+	if err := proto.Unmarshal(payload, sp); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "golden.pub"), []byte(f.vkey+"\n"), 0o644); err != nil {
+	if sp.Attributes == nil {
+		sp.Attributes = map[string]*structpb.Value{}
+	}
+	sp.Attributes[name] = v
+	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(sp)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return out
 }
 
 // TestExportAfterErasure erases a trace, exports it and verifies the

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -17,6 +19,12 @@ import (
 // ErrNothingSelected is returned when a selector matches no trace.
 var ErrNothingSelected = errors.New("no trace matches the selector")
 
+// ErrErasureInProgress is returned when an entry to export has been erased
+// but the tombstone naming it is not yet in the log: an erasure or sweep is
+// running. A bundle without that tombstone would not verify; export again
+// once it is done.
+var ErrErasureInProgress = errors.New("an erasure of entries of this selection is in progress; export again in a moment")
+
 // MaxExportTraces bounds the traces one bundle holds.
 const MaxExportTraces = 100_000
 
@@ -27,8 +35,17 @@ type Path struct {
 	Versions []*ledger.Entry
 }
 
+// MaxPathSpans bounds the spans DecisionPath returns: it holds them all in
+// memory and answers with them at once. A bigger trace is exported.
+const MaxPathSpans = 10_000
+
+// ErrTraceTooLarge is returned by DecisionPath for a trace of more than
+// MaxPathSpans spans.
+var ErrTraceTooLarge = errors.New("trace too large to show at once")
+
 // DecisionPath returns a trace's span entries (payloads decrypted) and the
-// versions they reference. ErrNotFound when the trace has no span.
+// versions they reference. ErrNotFound when the trace has no span,
+// ErrTraceTooLarge when it has more than MaxPathSpans.
 func (s *Searcher) DecisionPath(ctx context.Context, tenant string, trace [16]byte) (*Path, error) {
 	size, err := s.L.Size(ctx, tenant)
 	if err != nil {
@@ -41,9 +58,15 @@ func (s *Searcher) DecisionPath(ctx context.Context, tenant string, trace [16]by
 	if len(idxs) == 0 {
 		return nil, fmt.Errorf("trace %x: %w", trace, ledger.ErrNotFound)
 	}
+	if len(idxs) > MaxPathSpans {
+		return nil, fmt.Errorf("trace %x has %d spans, more than the %d shown at once; export it: %w", trace, len(idxs), MaxPathSpans, ErrTraceTooLarge)
+	}
 	p := &Path{}
 	refs := map[[32]byte]bool{}
 	for _, i := range idxs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		e, err := s.L.GetEntry(ctx, tenant, i)
 		if err != nil {
 			return nil, err
@@ -81,8 +104,18 @@ type Exporter struct {
 }
 
 // Export writes the bundle for req to w as it goes, holding one trace at a
-// time in memory. It returns the bundle's manifest.
+// time in memory. It returns the bundle's manifest. A selection too large
+// for a bundle (bundle.MaxEntries and the other limits a verifier accepts)
+// fails with ledger.ErrInvalid.
 func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (*bundle.Manifest, error) {
+	m, err := x.export(ctx, req, w)
+	if errors.Is(err, bundle.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: %w; narrow the selector", ledger.ErrInvalid, err)
+	}
+	return m, err
+}
+
+func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (*bundle.Manifest, error) {
 	l := x.S.L
 	cp, err := l.Checkpoint(ctx, req.Tenant, true)
 	if err != nil {
@@ -91,43 +124,50 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 	if req.KnownSize > cp.Size {
 		return nil, fmt.Errorf("%w: known size %d is beyond the log's size %d", ledger.ErrInvalid, req.KnownSize, cp.Size)
 	}
+	// The bundle carries the old checkpoint, so that its consistency proof
+	// can be checked without a pinned one (docs/BUNDLE.md).
+	var old *ledger.Checkpoint
+	if req.KnownSize > 0 {
+		if old, err = l.CheckpointAt(ctx, req.Tenant, req.KnownSize); errors.Is(err, ledger.ErrNotFound) {
+			return nil, fmt.Errorf("%w: known size %d: the log signed no checkpoint of that size; give the size of a checkpoint you hold", ledger.ErrInvalid, req.KnownSize)
+		} else if err != nil {
+			return nil, err
+		}
+	}
 	traces, err := x.traces(ctx, req, cp.Size)
 	if err != nil {
 		return nil, err
+	}
+	// Every trace's spans, listed before the first byte is written, so that
+	// a selection too large for a bundle is refused cleanly.
+	spans := make([][]uint64, len(traces))
+	total := 0
+	for i, t := range traces {
+		if spans[i], err = x.S.TraceSpans(ctx, req.Tenant, t, cp.Size); err != nil {
+			return nil, err
+		}
+		if total += len(spans[i]); total > bundle.MaxEntries {
+			return nil, fmt.Errorf("%w: the selector matches more than %d spans, more than a bundle holds; narrow it", ledger.ErrInvalid, bundle.MaxEntries)
+		}
 	}
 	bw := bundle.NewWriter(w, bundle.Manifest{
 		Origin: cp.Origin, Tenant: req.Tenant, LogKey: l.VerifierKey(), CreatedAt: x.Now().UTC(),
 		Selector: req.Selector, TreeSize: cp.Size,
 	})
-	// add writes an entry, with its inclusion proof, into the bundle.
-	add := func(e *ledger.Entry) (*bundle.Entry, error) {
-		p, leaf, _, err := l.InclusionProof(ctx, req.Tenant, e.Header.Index, cp.Size)
-		if err != nil {
-			return nil, err
-		}
-		be := &bundle.Entry{Index: e.Header.Index, Header: e.HeaderBytes, LeafHash: bundle.Hex(leaf),
-			Payload: e.Payload, Salt: e.Salt, Erased: e.Erased, InclusionProof: hexes(p)}
-		return be, bw.AddEntry(be)
-	}
+	ew := &entryWriter{ctx: ctx, l: l, tenant: req.Tenant, size: cp.Size, bw: bw, batch: maxExportBatch}
+
+	// The spans, trace by trace; what they reference is gathered as they go.
 	refs := map[[32]byte]bool{}
 	var versionIDs [][32]byte
 	tombstones := map[uint64]bool{}
 	var tombstoneIdxs []uint64
-	for _, t := range traces {
+	for ti, t := range traces {
 		bw.AddTrace(t)
-		idxs, err := x.S.TraceSpans(ctx, req.Tenant, t, cp.Size)
-		if err != nil {
-			return nil, err
-		}
-		for _, i := range idxs {
-			e, err := l.GetEntry(ctx, req.Tenant, i)
-			if err != nil {
-				return nil, err
+		err := ew.write(spans[ti], func(e *ledger.Entry) error {
+			if e.Erased && (e.ErasedBy == nil || *e.ErasedBy >= cp.Size) {
+				return fmt.Errorf("entry %d: %w", e.Header.Index, ErrErasureInProgress)
 			}
-			if _, err := add(e); err != nil {
-				return nil, err
-			}
-			if e.ErasedBy != nil && *e.ErasedBy < cp.Size && !tombstones[*e.ErasedBy] {
+			if e.ErasedBy != nil && !tombstones[*e.ErasedBy] {
 				tombstones[*e.ErasedBy] = true
 				tombstoneIdxs = append(tombstoneIdxs, *e.ErasedBy)
 			}
@@ -137,29 +177,34 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 					versionIDs = append(versionIDs, r)
 				}
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
-	var versions []*bundle.Entry
+	// The versions they reference, kept for the report.
+	var versionIdxs []uint64
 	for _, id := range versionIDs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		e, err := l.GetVersion(ctx, req.Tenant, id)
 		if err != nil {
 			return nil, fmt.Errorf("version %x: %w", id, err)
 		}
-		be, err := add(e)
-		if err != nil {
-			return nil, err
-		}
-		versions = append(versions, be)
+		versionIdxs = append(versionIdxs, e.Header.Index)
+	}
+	var versions []*bundle.Entry
+	if err := ew.write(versionIdxs, func(e *ledger.Entry) error {
+		versions = append(versions, &bundle.Entry{Index: e.Header.Index, Header: e.HeaderBytes, Payload: e.Payload, Erased: e.Erased})
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	// The tombstones that name erased entries travel with them.
-	for _, i := range tombstoneIdxs {
-		e, err := l.GetEntry(ctx, req.Tenant, i)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := add(e); err != nil {
-			return nil, err
-		}
+	if err := ew.write(tombstoneIdxs, nil); err != nil {
+		return nil, err
 	}
 	if err := bw.AddCheckpoint(cp.Note); err != nil {
 		return nil, err
@@ -169,28 +214,28 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 		if err != nil {
 			return nil, err
 		}
-		if err := bw.AddConsistency(&bundle.ConsistencyProof{OldSize: req.KnownSize, NewSize: cp.Size, Proof: hexes(p)}); err != nil {
+		if err := bw.AddConsistency(&bundle.ConsistencyProof{OldSize: req.KnownSize, NewSize: cp.Size, Proof: hexes(p), OldCheckpoint: string(old.Note)}); err != nil {
 			return nil, err
 		}
 	}
-	// The report re-reads each trace, so that no more than one is in memory.
+	// The report reads again the spans it shows (at most
+	// bundle.MaxReportSpans), one trace at a time.
 	err = bw.AddReport(func(out io.Writer) error {
 		rw := bundle.NewReportWriter(out, bundle.ReportInfo{
 			Origin: cp.Origin, Tenant: req.Tenant, LogKey: l.VerifierKey(), TreeSize: cp.Size,
 			Root: hex.EncodeToString(cp.Root[:]), CreatedAt: bw.Manifest().CreatedAt, Selector: req.Selector, Traces: len(traces),
 		}, versions)
-		for _, t := range traces {
-			idxs, err := x.S.TraceSpans(ctx, req.Tenant, t, cp.Size)
-			if err != nil {
-				return err
+		for ti, t := range traces {
+			if !rw.Fits(len(spans[ti])) {
+				rw.Omitted(t)
+				continue
 			}
 			var es []*bundle.Entry
-			for _, i := range idxs {
-				e, err := l.GetEntry(ctx, req.Tenant, i)
-				if err != nil {
-					return err
-				}
-				es = append(es, &bundle.Entry{Index: i, Header: e.HeaderBytes, Payload: e.Payload, Erased: e.Erased})
+			if err := l.ReadEntries(ctx, req.Tenant, spans[ti], func(e *ledger.Entry) error {
+				es = append(es, &bundle.Entry{Index: e.Header.Index, Header: e.HeaderBytes, Payload: e.Payload, Erased: e.Erased})
+				return nil
+			}); err != nil {
+				return err
 			}
 			rw.Trace(t, es)
 		}
@@ -201,6 +246,103 @@ func (x *Exporter) Export(ctx context.Context, req ExportRequest, w io.Writer) (
 	}
 	err = bw.Close(func(digest [32]byte) ([]byte, error) { return l.SignBundle(ctx, req.Tenant, digest) })
 	return bw.Manifest(), err
+}
+
+// maxExportBatch bounds the entries an export reads and prepares at once;
+// maxBatchBytes bounds their files' bytes: a batch that had more halves the
+// next one.
+const (
+	maxExportBatch = 256
+	maxBatchBytes  = 32 << 20
+)
+
+// entryWriter writes entry files to a bundle in batches: each batch is
+// split among GOMAXPROCS goroutines, each of which reads its entries and
+// their inclusion proofs in one read transaction and encodes, hashes and
+// compresses their files; then the files are added in order.
+type entryWriter struct {
+	ctx    context.Context
+	l      *ledger.Ledger
+	tenant string
+	size   uint64 // the bundle's tree size
+	bw     *bundle.Writer
+	batch  int
+}
+
+// write adds the entries idxs to the bundle in order, calling seen (if not
+// nil) with each entry, in order, before its file is added.
+func (w *entryWriter) write(idxs []uint64, seen func(*ledger.Entry) error) error {
+	for len(idxs) > 0 {
+		n := min(len(idxs), w.batch)
+		batch := idxs[:n]
+		idxs = idxs[n:]
+		entries, files, err := w.prepare(batch)
+		if err != nil {
+			return err
+		}
+		bytes := 0
+		for i := range batch {
+			if seen != nil {
+				if err := seen(entries[i]); err != nil {
+					return err
+				}
+			}
+			if err := w.bw.AddPrepared(files[i]); err != nil {
+				return err
+			}
+			bytes += files[i].Size()
+		}
+		if bytes > maxBatchBytes {
+			w.batch = max(1, w.batch/2)
+		} else if w.batch < maxExportBatch {
+			w.batch = min(maxExportBatch, 2*w.batch)
+		}
+	}
+	return nil
+}
+
+// prepare reads and prepares a batch of entries on GOMAXPROCS goroutines.
+func (w *entryWriter) prepare(idxs []uint64) ([]*ledger.Entry, []*bundle.PreparedEntry, error) {
+	entries := make([]*ledger.Entry, len(idxs))
+	files := make([]*bundle.PreparedEntry, len(idxs))
+	workers := min(runtime.GOMAXPROCS(0), len(idxs))
+	per := (len(idxs) + workers - 1) / workers
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for k := range workers {
+		lo, hi := k*per, min(len(idxs), (k+1)*per)
+		if lo >= hi {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = w.prepareRange(idxs[lo:hi], entries[lo:hi], files[lo:hi])
+		}()
+	}
+	wg.Wait()
+	return entries, files, errors.Join(errs...)
+}
+
+func (w *entryWriter) prepareRange(idxs []uint64, entries []*ledger.Entry, files []*bundle.PreparedEntry) error {
+	n := 0
+	if err := w.l.ReadEntries(w.ctx, w.tenant, idxs, func(e *ledger.Entry) error {
+		entries[n] = e
+		n++
+		return nil
+	}); err != nil {
+		return err
+	}
+	n = 0
+	return w.l.InclusionProofs(w.ctx, w.tenant, idxs, w.size, func(_ uint64, proof tlog.RecordProof, leaf tlog.Hash) error {
+		e := entries[n]
+		be := &bundle.Entry{Index: e.Header.Index, Header: e.HeaderBytes, LeafHash: bundle.Hex(leaf),
+			Payload: e.Payload, Salt: e.Salt, Erased: e.Erased, InclusionProof: hexes(proof)}
+		var err error
+		files[n], err = w.bw.Prepare(be)
+		n++
+		return err
+	})
 }
 
 // traces lists the traces a request selects, below size.

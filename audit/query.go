@@ -3,7 +3,8 @@ package audit
 import (
 	"context"
 	"errors"
-	"fmt"
+	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/veritrace/veritrace/ledger"
@@ -105,6 +106,8 @@ type TraceHit struct {
 // Searcher runs queries over a ledger.
 type Searcher struct {
 	L *ledger.Ledger
+	// work counts the spans searches read or checked; tests bound it.
+	work atomic.Int64
 }
 
 // maxScan bounds the candidates one Traces call examines, so that no query
@@ -120,6 +123,14 @@ var ErrBadCursor = errors.New("bad cursor")
 // continue from (0 at the end). A trace is returned once, on the page of
 // its first matching span. Only entries below size are considered (0: the
 // whole committed log).
+//
+// A call scans at most maxScan candidates (the postings of the query's
+// first term, a trace's spans, or every index of the range) in index order
+// from the cursor, and looks at each trace it meets once: the first page
+// needs no more, since every earlier match of a trace would have been
+// scanned before; a later page checks the trace's spans before the cursor.
+// So a page costs in proportion to what it scans plus, on later pages, the
+// spans of the traces it meets. The cursor is the next index to scan.
 func (s *Searcher) Traces(ctx context.Context, tenant string, q Query, cursor uint64, limit int, size uint64) ([]TraceHit, uint64, error) {
 	if size == 0 {
 		var err error
@@ -143,41 +154,42 @@ func (s *Searcher) Traces(ctx context.Context, tenant string, q Query, cursor ui
 		hi = min(hi, i)
 	}
 	cursor = max(cursor, lo)
+	start := cursor
 	terms := q.terms()
+	var spans []uint64 // the trace's spans, for a query by trace id
+	if q.TraceID != ([16]byte{}) && cursor < hi {
+		var err error
+		if spans, err = s.TraceSpans(ctx, tenant, q.TraceID, hi); err != nil {
+			return nil, 0, err
+		}
+	}
 	var hits []TraceHit
-	seen := map[[16]byte]bool{}
+	decided := map[[16]byte]bool{} // traces met by this call
 	scanned := 0
 	for cursor < hi && len(hits) < limit && scanned < maxScan {
-		// Candidates in index order: the first term's postings, or every index.
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		// Candidates in index order: the trace's spans, the first term's
+		// postings, or every index.
 		var cands []uint64
-		if q.TraceID != ([16]byte{}) {
-			spans, err := s.TraceSpans(ctx, tenant, q.TraceID, hi)
-			if err != nil {
+		switch {
+		case q.TraceID != ([16]byte{}):
+			i := sort.Search(len(spans), func(i int) bool { return spans[i] >= cursor })
+			cands = spans[i:min(len(spans), i+1024)]
+		case len(terms) > 0:
+			var err error
+			if cands, _, err = s.L.Postings(ctx, tenant, terms[0], cursor, 1024); err != nil {
 				return nil, 0, err
 			}
-			for _, i := range spans {
-				if i >= cursor {
-					cands = append(cands, i)
-				}
-			}
-			if len(cands) == 0 {
-				cursor = hi
-				break
-			}
-		} else if len(terms) > 0 {
-			ps, _, err := s.L.Postings(ctx, tenant, terms[0], cursor, 1024)
-			if err != nil {
-				return nil, 0, err
-			}
-			if len(ps) == 0 {
-				cursor = hi
-				break
-			}
-			cands = ps
-		} else {
+		default:
 			for i := cursor; i < hi && len(cands) < 1024; i++ {
 				cands = append(cands, i)
 			}
+		}
+		if len(cands) == 0 {
+			cursor = hi
+			break
 		}
 		for _, idx := range cands {
 			if idx >= hi {
@@ -190,19 +202,20 @@ func (s *Searcher) Traces(ctx context.Context, tenant string, q Query, cursor ui
 			if err != nil {
 				return nil, 0, err
 			}
-			if !ok || seen[h.TraceID] {
-				continue
+			if ok && !decided[h.TraceID] {
+				decided[h.TraceID] = true
+				// A trace matching before this call's start was returned by
+				// an earlier page.
+				earlier := false
+				if start > lo {
+					if earlier, err = s.matchesIn(ctx, tenant, q, terms, h.TraceID, lo, start); err != nil {
+						return nil, 0, err
+					}
+				}
+				if !earlier {
+					hits = append(hits, TraceHit{TraceID: h.TraceID, FirstIndex: idx, AppendedAt: h.AppendedAt})
+				}
 			}
-			// Report a trace only at its first matching span.
-			first, err := s.firstMatch(ctx, tenant, q, terms, h.TraceID, lo, hi)
-			if err != nil {
-				return nil, 0, err
-			}
-			if first != idx {
-				continue
-			}
-			seen[h.TraceID] = true
-			hits = append(hits, TraceHit{TraceID: h.TraceID, FirstIndex: idx, AppendedAt: h.AppendedAt})
 			if len(hits) == limit || scanned >= maxScan {
 				break
 			}
@@ -216,6 +229,7 @@ func (s *Searcher) Traces(ctx context.Context, tenant string, q Query, cursor ui
 
 // match checks one entry against the query.
 func (s *Searcher) match(ctx context.Context, tenant string, q Query, terms []ledger.Term, idx uint64) (*format.Header, bool, error) {
+	s.work.Add(1)
 	h, err := s.L.Header(ctx, tenant, idx)
 	if err != nil {
 		return nil, false, err
@@ -236,32 +250,29 @@ func (s *Searcher) match(ctx context.Context, tenant string, q Query, terms []le
 	return h, true, nil
 }
 
-// firstMatch returns the index of the first span of a trace that matches.
-func (s *Searcher) firstMatch(ctx context.Context, tenant string, q Query, terms []ledger.Term, trace [16]byte, lo, hi uint64) (uint64, error) {
+// matchesIn reports whether a span of the trace with an index in [lo, hi)
+// matches the query. It stops at the first that does.
+func (s *Searcher) matchesIn(ctx context.Context, tenant string, q Query, terms []ledger.Term, trace [16]byte, lo, hi uint64) (bool, error) {
 	spans, err := s.TraceSpans(ctx, tenant, trace, hi)
 	if err != nil {
-		return 0, err
+		return false, err
 	}
-	for _, idx := range spans {
-		if idx < lo {
-			continue
+	for n, idx := range spans[sort.Search(len(spans), func(i int) bool { return spans[i] >= lo }):] {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
 		}
 		if _, ok, err := s.match(ctx, tenant, q, terms, idx); err != nil || ok {
-			return idx, err
+			return ok, err
 		}
 	}
-	return 0, fmt.Errorf("trace %x: no matching span found again", trace)
+	return false, nil
 }
-
-// maxTraceSpans bounds the spans of one trace that queries and exports
-// handle.
-const maxTraceSpans = 100_000
 
 // TraceSpans returns the indexes of a trace's spans below size, in order.
 func (s *Searcher) TraceSpans(ctx context.Context, tenant string, trace [16]byte, size uint64) ([]uint64, error) {
 	out, err := s.L.SpansOfTrace(ctx, tenant, trace, size)
-	if err == nil && len(out) > maxTraceSpans {
-		return nil, fmt.Errorf("trace %x has more than %d spans", trace, maxTraceSpans)
-	}
+	s.work.Add(int64(len(out)))
 	return out, err
 }

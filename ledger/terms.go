@@ -199,7 +199,13 @@ func (l *Ledger) SpansOfTrace(ctx context.Context, tenant string, trace [16]byte
 	err = l.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
 		defer it.Close()
+		n := 0
 		for it.Rewind(); it.Valid(); it.Next() {
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
 			if err := it.Item().Value(func(v []byte) error {
 				if len(v) != 9 {
 					return fmt.Errorf("identity entry of %d bytes", len(v))

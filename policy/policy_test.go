@@ -24,9 +24,17 @@ func TestDecide(t *testing.T) {
 		{Admin, ManageKeys, "", nil},
 		{Admin, ReadEntries, "acme", ErrRoleDenied},
 		{Auditor, ManageKeys, "", ErrRoleDenied},
+		// Every role may describe its own key, whatever tenant it names.
+		{Ingester, ReadOwnKey, "other", nil},
+		{Admin, ReadOwnKey, "", nil},
 		// The role is judged first: an unbound tenant is not revealed to a
 		// role that could not use it anyway.
 		{Ingester, ReadEntries, "other", ErrRoleDenied},
+		// Admins bound to tenants manage keys (scoped by Covers), list
+		// tenants, and never create them.
+		{Admin, ListTenants, "", nil},
+		{Admin, ManageTenants, "", ErrNotServerWide},
+		{Admin, ReadAccessLog, SystemTenant, ErrTenantDenied},
 	}
 	for _, tt := range tests {
 		p := &Principal{KeyID: "k", Role: tt.role, Tenants: []string{"acme"}}
@@ -37,6 +45,51 @@ func TestDecide(t *testing.T) {
 	all := &Principal{Role: Auditor, Tenants: []string{AllTenants}}
 	if err := Decide(all, ReadEntries, "anything"); err != nil {
 		t.Errorf("Decide(auditor bound to *) = %v", err)
+	}
+	// The system tenant is read, never written, even by keys bound to "*".
+	for _, tt := range []struct {
+		role Role
+		perm Permission
+		want error
+	}{
+		{Auditor, ReadAccessLog, nil},
+		{Auditor, ReadEntries, nil},
+		{Admin, ReadAccessLog, nil},
+		{Ingester, ReadProofs, nil},
+		{Ingester, AppendSpans, ErrSystemTenant},
+		{Ingester, RegisterVersions, ErrSystemTenant},
+		{ComplianceOfficer, EraseData, ErrSystemTenant},
+		{ComplianceOfficer, ManageHolds, ErrSystemTenant},
+		{ComplianceOfficer, ManageRetention, ErrSystemTenant},
+		{Admin, ManageTenants, nil},
+	} {
+		p := &Principal{Role: tt.role, Tenants: []string{AllTenants}}
+		if got := Decide(p, tt.perm, SystemTenant); !errors.Is(got, tt.want) || (got == nil) != (tt.want == nil) {
+			t.Errorf("Decide(%s bound to *, %s, system) = %v, want %v", tt.role, tt.perm, got, tt.want)
+		}
+	}
+}
+
+func TestCovers(t *testing.T) {
+	acme := &Principal{Role: Admin, Tenants: []string{"acme", "initech"}}
+	all := &Principal{Role: Admin, Tenants: []string{AllTenants}}
+	for _, tt := range []struct {
+		tenants   []string
+		acme, all bool
+	}{
+		{[]string{"acme"}, true, true},
+		{[]string{"acme", "initech"}, true, true},
+		{[]string{"globex"}, false, true},
+		{[]string{"acme", "globex"}, false, true},
+		{[]string{AllTenants}, false, true},
+		{nil, false, true},
+	} {
+		if got := acme.Covers(tt.tenants); got != tt.acme {
+			t.Errorf("admin of acme, initech: Covers(%v) = %v, want %v", tt.tenants, got, tt.acme)
+		}
+		if got := all.Covers(tt.tenants); got != tt.all {
+			t.Errorf("admin of *: Covers(%v) = %v, want %v", tt.tenants, got, tt.all)
+		}
 	}
 }
 
@@ -72,6 +125,7 @@ func TestValidateBinding(t *testing.T) {
 	}{
 		{[]string{"a"}, true}, {[]string{"a", "b"}, true}, {[]string{"*"}, true},
 		{nil, false}, {[]string{"a", "a"}, false}, {[]string{"*", "a"}, false},
+		{[]string{"a", SystemTenant}, false}, {make([]string, MaxBinding+1), false},
 	} {
 		if err := ValidateBinding(tt.tenants); (err == nil) != tt.ok {
 			t.Errorf("ValidateBinding(%v) = %v", tt.tenants, err)

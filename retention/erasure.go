@@ -1,13 +1,19 @@
 package retention
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/veritrace/veritrace/ledger"
@@ -52,11 +58,20 @@ type Erasure struct {
 	Keys []string           `json:"keys"` // data key ids (hex) to destroy
 	// Buckets are the expiry buckets a sweep destroys whole, as "day/class"
 	// (day: days since 1970-01-01 UTC).
-	Buckets   []string `json:"buckets,omitempty"`
-	Tombstone *uint64  `json:"tombstone,omitempty"`
+	Buckets []string `json:"buckets,omitempty"`
+	// Tombstone is the first tombstone written, Tombstones all of them
+	// (format.MaxTombstoneNames entries each at most).
+	Tombstone  *uint64  `json:"tombstone,omitempty"`
+	Tombstones []uint64 `json:"tombstones,omitempty"`
 	// Receipt and ReceiptSig are set once done.
 	Receipt    json.RawMessage `json:"receipt,omitempty"`
 	ReceiptSig string          `json:"receipt_sig,omitempty"`
+	// RequestDigest is a keyed digest of what the request asked (see
+	// requestDigest), under DigestKey, random per plan: a request id reused
+	// for a different request is refused. Empty for sweeps and for plans
+	// stored before digests were kept.
+	RequestDigest string `json:"request_digest,omitempty"`
+	DigestKey     string `json:"digest_key,omitempty"`
 }
 
 // Receipt is what an erasure receipt says; the log key signs its JSON
@@ -74,9 +89,54 @@ type Receipt struct {
 	CompletedAt time.Time               `json:"completed_at"`
 	Erased      []format.TombstoneEntry `json:"erased"`
 	Held        []format.HeldEntry      `json:"held,omitempty"`
-	Tombstone   uint64                  `json:"tombstone_index"`
+	// Tombstone is the first tombstone's index, Tombstones every one's: a
+	// request naming more than format.MaxTombstoneNames entries has several.
+	Tombstone  uint64   `json:"tombstone_index"`
+	Tombstones []uint64 `json:"tombstone_indexes"`
 	// Checkpoint is the signed checkpoint after the tombstone was appended.
 	Checkpoint string `json:"checkpoint"`
+}
+
+// ErrRequestIDReused: the request id names an earlier, different request.
+var ErrRequestIDReused = errors.New("request_id already names a different erasure request")
+
+// requestDigest is HMAC-SHA256, under key, of everything an erasure request
+// asks: the selector and its value (trace ids as a set), the legal basis,
+// the ticket and the reason; not who asks, nor whether it is a dry run.
+// Two requests with the same id are the same request exactly when their
+// digests are equal. The plan keeps the digest instead of the subject or
+// session id it was computed from.
+func requestDigest(key []byte, req ErasureRequest) []byte {
+	m := hmac.New(sha256.New, key)
+	field := func(b []byte) {
+		m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(b))))
+		m.Write(b)
+	}
+	field([]byte("veritrace erasure request v1"))
+	field([]byte(req.Subject))
+	field([]byte(req.Session))
+	traces := slices.Clone(req.TraceIDs)
+	slices.SortFunc(traces, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	traces = slices.Compact(traces)
+	m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(traces))))
+	for _, t := range traces {
+		m.Write(t[:])
+	}
+	field([]byte(req.LegalBasis))
+	field([]byte(req.Ticket))
+	field([]byte(req.Reason))
+	return m.Sum(nil)
+}
+
+// sameRequest reports whether req is the request the plan was made for.
+// Plans stored before digests were kept match any request with their id.
+func (er *Erasure) sameRequest(req ErasureRequest) bool {
+	if er.RequestDigest == "" {
+		return true
+	}
+	key, err1 := hex.DecodeString(er.DigestKey)
+	want, err2 := hex.DecodeString(er.RequestDigest)
+	return err1 == nil && err2 == nil && hmac.Equal(requestDigest(key, req), want)
 }
 
 func validRequestID(id string) bool {
@@ -93,8 +153,9 @@ func validRequestID(id string) bool {
 
 // Erase carries out (or, with DryRun, plans) an erasure request. Entries
 // covered by a legal hold are not erased; the outcome lists them with the
-// hold. A request with the ID of an earlier one returns its outcome, and
-// one interrupted by a crash is finished by Resume or by asking again.
+// hold. A request with the ID of an earlier one returns its outcome if it
+// asks the same (requestDigest), else ErrRequestIDReused; one interrupted
+// by a crash is finished by Resume or by asking again.
 func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) (*Erasure, error) {
 	if !validRequestID(req.ID) {
 		return nil, fmt.Errorf("%w: request id must be 1 to 64 of A-Z a-z 0-9 - _ .", ErrInvalid)
@@ -118,6 +179,9 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 		if err := json.Unmarshal(b, er); err != nil {
 			return nil, err
 		}
+		if !er.sameRequest(req) {
+			return nil, fmt.Errorf("%w: %q was used for an erasure requested at %s; use a new request id", ErrRequestIDReused, req.ID, er.RequestedAt.Format(time.RFC3339))
+		}
 		if er.State == "executing" {
 			return er, s.complete(ctx, er)
 		}
@@ -128,6 +192,9 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 
 	er := &Erasure{ID: req.ID, Tenant: tenant, LegalBasis: req.LegalBasis, Ticket: req.Ticket, Reason: req.Reason,
 		RequestedBy: req.RequestedBy, RequestedAt: s.now(), State: "executing"}
+	digestKey := make([]byte, 32)
+	rand.Read(digestKey)
+	er.DigestKey, er.RequestDigest = hex.EncodeToString(digestKey), hex.EncodeToString(requestDigest(digestKey, req))
 	var targets []uint64
 	var err error
 	switch {
@@ -210,6 +277,10 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 // are destroyed and before its tombstone is appended.
 var testHookAfterShred func() error
 
+// testHookAfterTombstonePart, when set by tests, runs after each part of a
+// tombstone is appended.
+var testHookAfterTombstonePart func(part int) error
+
 // complete carries out a persisted erasure or sweep plan. Every step is
 // idempotent, so that an interrupted one can be completed by running it
 // again. It is not cancelled by ctx: once keys may be destroyed, it runs to
@@ -257,26 +328,12 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 			return err
 		}
 	}
-	ts := &format.Tombstone{Reason: "erasure", RequestID: er.ID, LegalBasis: er.LegalBasis, Ticket: er.Ticket,
-		Why: er.Reason, RequestedBy: er.RequestedBy, Held: er.Held}
-	sub := format.TombstoneErasure
-	if er.Kind == "expiry" {
-		ts.Reason, sub = "expiry", format.TombstoneExpiry
-	}
-	leaves, err := s.L.LeafHashes(ctx, er.Tenant, er.Erase)
+	ts, idxs, err := s.writeTombstones(ctx, er)
 	if err != nil {
 		return err
 	}
-	for j, i := range er.Erase {
-		ts.Erased = append(ts.Erased, format.TombstoneEntry{Index: i, LeafHash: hex.EncodeToString(leaves[j][:])})
-	}
-	idx, err := s.appendRecord(ctx, er.Tenant, format.KindTombstone, sub, recordID(ts.Reason, er.Tenant, er.ID), ts)
-	if err != nil {
-		return fmt.Errorf("%s %s: tombstone: %w", ts.Reason, er.ID, err)
-	}
-	if err := s.L.MarkErased(ctx, er.Tenant, er.Erase, idx); err != nil {
-		return err
-	}
+	idx := idxs[0]
+	er.Tombstones = idxs
 	if er.Kind == "expiry" {
 		er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
 		s.log().InfoContext(ctx, "sweep", "tenant", er.Tenant, "expired", len(er.Erase), "held", len(er.Held), "tombstone", idx)
@@ -289,7 +346,7 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
 	rc := Receipt{Format: "veritrace-erasure-receipt/v1", RequestID: er.ID, Origin: cp.Origin, Tenant: er.Tenant, Selector: er.Selector,
 		LegalBasis: er.LegalBasis, Ticket: er.Ticket, RequestedBy: er.RequestedBy, RequestedAt: er.RequestedAt,
-		CompletedAt: er.CompletedAt, Erased: ts.Erased, Held: er.Held, Tombstone: idx, Checkpoint: string(cp.Note)}
+		CompletedAt: er.CompletedAt, Erased: ts.Erased, Held: er.Held, Tombstone: idx, Tombstones: idxs, Checkpoint: string(cp.Note)}
 	if rc.Erased == nil {
 		rc.Erased = []format.TombstoneEntry{}
 	}
@@ -307,6 +364,61 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	s.log().InfoContext(ctx, "erasure done", "tenant", er.Tenant, "request_id", er.ID, "erased", len(er.Erase), "held", len(er.Held), "tombstone", idx)
 	s.L.RequestValueLogGC()
 	return nil
+}
+
+// writeTombstones appends the tombstones of a carried-out plan, parts of at
+// most format.MaxTombstoneNames entries each, and marks each erased entry
+// with the part that names it. It returns the whole tombstone (every part's
+// lists together) and the parts' indexes. Each part has an identity of its
+// own and the same content every time, so that writing them again after an
+// interruption appends nothing twice.
+func (s *Service) writeTombstones(ctx context.Context, er *Erasure) (*format.Tombstone, []uint64, error) {
+	all := &format.Tombstone{Reason: "erasure", RequestID: er.ID, LegalBasis: er.LegalBasis, Ticket: er.Ticket,
+		Why: er.Reason, RequestedBy: er.RequestedBy, Held: er.Held}
+	sub := format.TombstoneErasure
+	if er.Kind == "expiry" {
+		all.Reason, sub = "expiry", format.TombstoneExpiry
+	}
+	leaves, err := s.L.LeafHashes(ctx, er.Tenant, er.Erase)
+	if err != nil {
+		return nil, nil, err
+	}
+	for j, i := range er.Erase {
+		all.Erased = append(all.Erased, format.TombstoneEntry{Index: i, LeafHash: hex.EncodeToString(leaves[j][:])})
+	}
+	names := len(all.Erased) + len(all.Held)
+	parts := max(1, (names+format.MaxTombstoneNames-1)/format.MaxTombstoneNames)
+	var idxs []uint64
+	erased, held := all.Erased, all.Held
+	for part := 1; part <= parts; part++ {
+		ts := *all
+		ts.Part, ts.Parts = part, parts
+		n := min(len(erased), format.MaxTombstoneNames)
+		ts.Erased, erased = erased[:n], erased[n:]
+		m := min(len(held), format.MaxTombstoneNames-n)
+		ts.Held, held = held[:m], held[m:]
+		if ts.Erased == nil {
+			ts.Erased = []format.TombstoneEntry{}
+		}
+		idx, err := s.appendRecord(ctx, er.Tenant, format.KindTombstone, sub, recordID(ts.Reason, er.Tenant, er.ID, "part", strconv.Itoa(part)), &ts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s %s: tombstone %d of %d: %w", ts.Reason, er.ID, part, parts, err)
+		}
+		marked := make([]uint64, len(ts.Erased))
+		for j, te := range ts.Erased {
+			marked[j] = te.Index
+		}
+		if err := s.L.MarkErased(ctx, er.Tenant, marked, idx); err != nil {
+			return nil, nil, err
+		}
+		idxs = append(idxs, idx)
+		if testHookAfterTombstonePart != nil {
+			if err := testHookAfterTombstonePart(part); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return all, idxs, nil
 }
 
 // ErasureStatus returns an erasure request's state and, once done, its

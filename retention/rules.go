@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/veritrace/veritrace/ledger/format"
 )
@@ -150,6 +151,18 @@ func (p *Policy) floor() int {
 	return p.FloorDays
 }
 
+// Limits of a retention policy (docs/RETENTION.md): every rule and every
+// string in a policy is bounded, so that a policy, stored in the tenant's
+// state and appended to its log on every change, stays small.
+const (
+	MaxRules               = 100 // rules besides the default rule
+	MaxMatchAttributes     = 8   // attributes a rule matches on
+	MaxAttributeNameBytes  = 128
+	MaxAttributeValueBytes = 256
+	MaxDays                = 100 * 366 // longest period, and highest floor
+	MaxReasonBytes         = 1024
+)
+
 // Errors of Check. Callers map ErrBelowFloor and ErrLocked to a refused
 // precondition and the others to a bad argument.
 var (
@@ -159,51 +172,88 @@ var (
 	ErrNoReason   = errors.New("a reason is required")
 )
 
-// Check validates a new policy against the current one. Shortening a
-// governance rule (or the floor) needs a reason; a compliance rule can only
-// be extended and never removed or turned into a governance rule.
-func Check(old, next *Policy, reason string) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrBadPolicy, fmt.Sprintf(format, args...))
+func bad(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadPolicy, fmt.Sprintf(format, args...))
+}
+
+// ValidateRule checks a rule on its own: its class (unless it is the
+// default rule), its period (1 to MaxDays), its mode, and its match (span
+// kinds 1 to 8, each once; at most MaxMatchAttributes attributes with
+// non-empty UTF-8 names of at most MaxAttributeNameBytes and values of at
+// most MaxAttributeValueBytes). field names the rule in errors, as in the
+// API ("policy.rules[2]"). The floor is Check's.
+func ValidateRule(field string, r Rule, isDefault bool) error {
+	if !isDefault {
+		if err := format.ValidateRetentionClass(r.Class); err != nil {
+			return bad("%s.class: %v", field, err)
+		}
+		if slices.Contains(reservedClasses, r.Class) {
+			return bad("%s.class: %q is reserved", field, r.Class)
+		}
+	} else if r.Class != DefaultClass {
+		return bad("%s.class must be %q", field, DefaultClass)
 	}
-	if next.FloorDays < 1 {
-		return bad("floor_days must be at least 1")
+	if r.Mode != Governance && r.Mode != Compliance {
+		return bad("%s.mode must be governance or compliance", field)
+	}
+	if r.Days < 1 || r.Days > MaxDays {
+		return bad("%s.days: must be 1 to %d, got %d", field, MaxDays, r.Days)
+	}
+	for i, k := range r.Match.Kinds {
+		if k < 1 || k > 8 {
+			return bad("%s.match.kinds[%d]: unknown span kind %d", field, i, k)
+		}
+		if slices.Contains(r.Match.Kinds[:i], k) {
+			return bad("%s.match.kinds[%d]: span kind %d listed twice", field, i, k)
+		}
+	}
+	if n := len(r.Match.Attributes); n > MaxMatchAttributes {
+		return bad("%s.match.attributes: %d attributes, at most %d", field, n, MaxMatchAttributes)
+	}
+	for k, v := range r.Match.Attributes {
+		switch {
+		case k == "" || len(k) > MaxAttributeNameBytes || !utf8.ValidString(k):
+			return bad("%s.match.attributes: names must be UTF-8 of 1 to %d bytes", field, MaxAttributeNameBytes)
+		case len(v) > MaxAttributeValueBytes || !utf8.ValidString(v):
+			return bad("%s.match.attributes[%q]: values must be UTF-8 of at most %d bytes", field, k, MaxAttributeValueBytes)
+		}
+	}
+	return nil
+}
+
+// Check validates a new policy against the current one: each rule
+// (ValidateRule), at most MaxRules rules with distinct classes, a floor of
+// 1 to MaxDays that every rule keeps. Shortening a governance rule (or the
+// floor) needs a reason; a compliance rule can only be extended and never
+// removed or turned into a governance rule. Errors name fields as the API
+// does ("policy.rules[2].days").
+func Check(old, next *Policy, reason string) error {
+	if next.FloorDays < 1 || next.FloorDays > MaxDays {
+		return bad("policy.floor_days: must be 1 to %d, got %d", MaxDays, next.FloorDays)
+	}
+	if len(next.Rules) > MaxRules {
+		return bad("policy.rules: %d rules, at most %d", len(next.Rules), MaxRules)
+	}
+	if len(reason) > MaxReasonBytes || !utf8.ValidString(reason) {
+		return bad("reason: must be UTF-8 of at most %d bytes", MaxReasonBytes)
 	}
 	floor := next.floor()
 	all := append([]Rule{next.Default}, next.Rules...)
 	seen := map[string]bool{}
 	for i, r := range all {
-		field := fmt.Sprintf("rules[%d]", i-1)
+		field := fmt.Sprintf("policy.rules[%d]", i-1)
 		if i == 0 {
-			field = "default"
-			if r.Class != DefaultClass {
-				return bad("default.class must be %q", DefaultClass)
-			}
-		} else {
-			if err := format.ValidateRetentionClass(r.Class); err != nil {
-				return bad("%s.class: %v", field, err)
-			}
-			if slices.Contains(reservedClasses, r.Class) {
-				return bad("%s.class: %q is reserved", field, r.Class)
-			}
-			if seen[r.Class] {
-				return bad("%s.class: %q appears twice", field, r.Class)
-			}
+			field = "policy.default_rule"
+		}
+		if err := ValidateRule(field, r, i == 0); err != nil {
+			return err
+		}
+		if seen[r.Class] {
+			return bad("%s.class: %q appears twice", field, r.Class)
 		}
 		seen[r.Class] = true
-		if r.Mode != Governance && r.Mode != Compliance {
-			return bad("%s.mode must be governance or compliance", field)
-		}
 		if r.Days < floor {
 			return fmt.Errorf("%w: %s keeps %d days, the floor is %d", ErrBelowFloor, field, r.Days, floor)
-		}
-		if r.Days > 100*366 {
-			return bad("%s.days: at most 100 years", field)
-		}
-		for _, k := range r.Match.Kinds {
-			if k < 1 || k > 8 {
-				return bad("%s.match.kinds: unknown span kind %d", field, k)
-			}
 		}
 	}
 	shortened := next.FloorDays < old.FloorDays

@@ -9,8 +9,39 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// Format is the value of Manifest.Format for this version of the format.
-const Format = "veritrace-bundle/v1"
+// Format is the value of Manifest.Format for the bundles this package
+// writes. FormatV1 bundles, written before format 2, still verify.
+const (
+	Format   = "veritrace-bundle/v2"
+	FormatV1 = "veritrace-bundle/v1"
+)
+
+// Limits of a bundle. The verifier refuses a bundle past any of them
+// before reading the files concerned, and the writer refuses to write one,
+// so that an honest bundle always verifies and a hostile one costs
+// bounded work.
+const (
+	// MaxEntries is the most entries (and traces) a bundle holds.
+	MaxEntries = 1_000_000
+	// MaxManifestBytes bounds manifest.json.
+	MaxManifestBytes = 512 << 20
+	// MaxEntryFileBytes bounds one entry file. A payload accepted over the
+	// API is at most 2 MiB (a span received over OTLP), so its entry file
+	// (payload in base64 plus its proto JSON, at worst six bytes for each
+	// byte of text) stays below it.
+	MaxEntryFileBytes = 32 << 20
+	// MaxReportBytes bounds report.html.
+	MaxReportBytes = 256 << 20
+	// MaxSmallFileBytes bounds manifest.sig, checkpoint.txt and
+	// consistency.json.
+	MaxSmallFileBytes = 64 << 10
+	// MaxBundleBytes bounds the uncompressed size of all files together.
+	MaxBundleBytes = 32 << 30
+	// MaxProofHashes bounds an inclusion proof (at most 64 hashes for any
+	// tree) and a consistency proof (at most 128).
+	MaxInclusionHashes   = 64
+	MaxConsistencyHashes = 128
+)
 
 // Names of the fixed files of a bundle.
 const (
@@ -41,19 +72,26 @@ type Manifest struct {
 	Files       []FileDigest `json:"files"`
 }
 
-// Selector is what the auditor asked to export.
+// Selector is what the auditor asked to export: every condition given.
+// From and To bound the time the ledger appended a span (the header's
+// appended_at), in [From, To).
 type Selector struct {
-	TraceID   string    `json:"trace_id,omitempty"`
-	SessionID string    `json:"session_id,omitempty"`
-	SubjectID string    `json:"subject_id,omitempty"`
-	From      time.Time `json:"from,omitzero"`
-	To        time.Time `json:"to,omitzero"`
+	TraceID   string    `json:"trace_id,omitempty"`   // 32 lowercase hex digits
+	SessionID string    `json:"session_id,omitempty"` //
+	SubjectID string    `json:"subject_id,omitempty"` //
+	From      time.Time `json:"from,omitzero"`        // RFC 3339
+	To        time.Time `json:"to,omitzero"`          // RFC 3339
+	// Format 2 and later:
+	VersionID  string `json:"version_id,omitempty"`  // 64 lowercase hex digits
+	Kind       string `json:"kind,omitempty"`        // span kind: "generation", "embedding", ... "other"
+	Model      string `json:"model,omitempty"`       // request or response model
+	ErrorsOnly bool   `json:"errors_only,omitempty"` // only spans whose status is an error
 }
 
 // EntryRef lists one entry of the bundle.
 type EntryRef struct {
 	Index uint64 `json:"index"`
-	Kind  string `json:"kind"` // "span", "version"
+	Kind  string `json:"kind"` // the header's entry kind: "span", "version" or "tombstone"
 	File  string `json:"file"`
 }
 
@@ -85,8 +123,12 @@ type Entry struct {
 	// checkpoint: RFC 6962 audit path, hex hashes from the leaf up.
 	InclusionProof []Hex `json:"inclusion_proof"`
 	// Decoded is the payload as proto JSON (veritrace.v1.Span or Version),
-	// for people; the verifier checks it says what Payload says.
+	// or the JSON of a tombstone, for people; the verifier checks it says
+	// what Payload says.
 	Decoded json.RawMessage `json:"decoded,omitempty"`
+	// Undecodable (format 2) says why a payload that is present has no
+	// Decoded form (DecodePayload); the verifier checks that it has none.
+	Undecodable string `json:"undecodable,omitempty"`
 }
 
 // ConsistencyProof is the content of the consistency file.
@@ -94,6 +136,9 @@ type ConsistencyProof struct {
 	OldSize uint64 `json:"old_size"`
 	NewSize uint64 `json:"new_size"`
 	Proof   []Hex  `json:"proof"`
+	// OldCheckpoint (format 2) is the log's signed checkpoint of OldSize,
+	// so that the proof can be checked without a pinned checkpoint.
+	OldCheckpoint string `json:"old_checkpoint,omitempty"`
 }
 
 // Hex is a hash written as lowercase hex in JSON.

@@ -8,16 +8,42 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"google.golang.org/protobuf/proto"
+	"unicode/utf8"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger/format"
 )
 
-// MaxReportSpans bounds the spans a report shows in detail; traces past it
-// are listed by id only.
-const MaxReportSpans = 2000
+// The report is bounded, so that it never exceeds MaxReportBytes: at most
+// MaxReportSpans spans in detail (traces past it are listed by id, at most
+// maxOmittedListed of them), each text clipped to maxViewText bytes, at
+// most maxViewItems messages or documents a span, at most maxVersionsShown
+// versions. What is clipped is in the entry files, and the report says so.
+const (
+	MaxReportSpans   = 2000
+	maxOmittedListed = 10_000
+	maxViewText      = 2048
+	maxViewItems     = 20
+	maxVersionsShown = 1000
+)
+
+// clip returns s cut to maxViewText bytes (at a character boundary), saying
+// so.
+func clip(s string) string { return clipTo(s, maxViewText) }
+
+func clipTo(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d bytes in all; the whole text is in the entry file)", len(s))
+}
+
+// firstItems returns the first maxViewItems of xs.
+func firstItems[T any](xs []T) []T { return xs[:min(len(xs), maxViewItems)] }
 
 // ReportInfo is what the report says about the bundle as a whole.
 type ReportInfo struct {
@@ -34,13 +60,13 @@ type ReportWriter struct {
 	w        io.Writer
 	versions map[[32]byte]*versionView
 	shown    int
+	omitted  int // traces not shown in detail
 	err      error
 }
 
 type versionView struct {
 	ID, Kind, Name, Label, MediaType, Preview string
 	Index                                     uint64
-	Truncated                                 bool
 }
 
 type msgView struct{ Role, Text string }
@@ -59,13 +85,20 @@ type spanView struct {
 	System                        string
 	Inputs, Outputs               []msgView
 	RetrievalQuery, DataSource    string
-	Docs                          []*v1.Document
-	Tool                          *v1.ToolCall
+	Docs                          []docView
+	Tool                          *toolView
 	Guardrail, GuardrailOutcome   string
 	GuardrailDetail               string
 	Versions                      []string
 	Erased                        bool
+	Undecodable                   string
 	Error                         bool
+	Clipped                       bool // more messages or documents than shown
+	// Attempt of Attempts: one of several attempts at one step (retries
+	// and fallbacks, see Attempts); zero for a step tried once.
+	Attempt, Attempts int
+	// OTLP is the span as an OpenTelemetry exporter sent it, as text.
+	OTLP string
 }
 
 type traceView struct {
@@ -88,24 +121,36 @@ func NewReportWriter(w io.Writer, info ReportInfo, versions []*Entry) *ReportWri
 		if err != nil || e.Erased {
 			continue
 		}
-		v := &v1.Version{}
-		if proto.Unmarshal(e.Payload, v) != nil {
+		id := h.Refs.Ref(format.VersionKind(h.SubKind))
+		m, err := ParsePayload(format.KindVersion, e.Payload)
+		if err != nil {
+			vv := &versionView{ID: hex.EncodeToString(id[:]), Kind: format.VersionKind(h.SubKind).String(), Name: "(payload not decodable)",
+				Preview: err.Error(), Index: h.Index}
+			r.versions[id] = vv
+			vs = append(vs, vv)
 			continue
 		}
-		id := h.Refs.Ref(format.VersionKind(h.SubKind))
-		preview := string(v.GetContent())
-		vv := &versionView{ID: hex.EncodeToString(id[:]), Kind: format.VersionKind(h.SubKind).String(), Name: v.GetName(),
-			Label: v.GetLabel(), MediaType: v.GetMediaType(), Index: h.Index}
-		if len(preview) > 4000 {
-			preview, vv.Truncated = preview[:4000], true
-		}
-		vv.Preview = preview
+		v := m.(*v1.Version)
+		vv := &versionView{ID: hex.EncodeToString(id[:]), Kind: format.VersionKind(h.SubKind).String(), Name: clip(v.GetName()),
+			Label: clip(v.GetLabel()), MediaType: clip(v.GetMediaType()), Index: h.Index, Preview: clip(string(v.GetContent()))}
 		r.versions[id] = vv
 		vs = append(vs, vv)
 	}
 	sort.Slice(vs, func(i, j int) bool { return vs[i].Index < vs[j].Index })
-	r.err = reportTmpl.ExecuteTemplate(w, "head", map[string]any{"Info": info, "Versions": vs})
+	more := max(0, len(vs)-maxVersionsShown)
+	r.err = reportTmpl.ExecuteTemplate(w, "head", map[string]any{"Info": info, "Versions": vs[:len(vs)-more], "MoreVersions": more})
 	return r
+}
+
+// Fits reports whether a trace of n spans is shown in detail; a trace
+// that does not is only listed (Omitted), and its entries need not be read.
+func (r *ReportWriter) Fits(n int) bool { return r.shown+n <= MaxReportSpans }
+
+// Omitted lists a trace whose spans the report does not show.
+func (r *ReportWriter) Omitted(trace [16]byte) {
+	if r.omitted++; r.err == nil && r.omitted <= maxOmittedListed {
+		r.err = reportTmpl.ExecuteTemplate(r.w, "trace", traceView{ID: hex.EncodeToString(trace[:]), Omitted: true})
+	}
 }
 
 // Trace adds one trace's decision path; entries are its span entries.
@@ -114,17 +159,18 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 		return
 	}
 	tv := traceView{ID: hex.EncodeToString(trace[:])}
-	if r.shown+len(entries) > MaxReportSpans {
-		tv.Omitted = true
-		r.err = reportTmpl.ExecuteTemplate(r.w, "trace", tv)
+	if !r.Fits(len(entries)) {
+		r.Omitted(trace)
 		return
 	}
 	r.shown += len(entries)
 	type node struct {
-		e        *Entry
-		h        *format.Header
-		span     *v1.Span
-		children []*node
+		e           *Entry
+		h           *format.Header
+		span        *v1.Span
+		undecodable string // why the payload has no decoded form
+		children    []*node
+		attempt     Attempt
 	}
 	nodes := map[[8]byte]*node{}
 	var all []*node
@@ -135,7 +181,11 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 		}
 		n := &node{e: e, h: h, span: &v1.Span{}}
 		if !e.Erased {
-			proto.Unmarshal(e.Payload, n.span)
+			if m, err := ParsePayload(format.KindSpan, e.Payload); err != nil {
+				n.undecodable = err.Error()
+			} else {
+				n.span = m.(*v1.Span)
+			}
 		}
 		nodes[h.SpanID] = n
 		all = append(all, n)
@@ -172,13 +222,27 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 			t1 = e
 		}
 	}
+	markAttempts := func(ns []*node) {
+		in := make([]AttemptSpan, len(ns))
+		for i, n := range ns {
+			in[i] = AttemptSpan{Kind: v1.SpanKind(n.h.SubKind), Start: start(n), Error: n.span.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR}
+		}
+		for i, a := range Attempts(in) {
+			ns[i].attempt = a
+		}
+	}
+	markAttempts(roots)
+	for _, n := range all {
+		markAttempts(n.children)
+	}
 	total := t1.Sub(t0)
 	tv.Start, tv.Duration = t0.UTC().Format(time.RFC3339Nano), total.String()
 	var costs []string
 	var walk func(n *node, depth int)
 	walk = func(n *node, depth int) {
-		sv := r.spanView(n.e, n.h, n.span)
+		sv := r.spanView(n.e, n.h, n.span, n.undecodable)
 		sv.Depth, sv.Indent = depth, depth*16
+		sv.Attempt, sv.Attempts = n.attempt.N, n.attempt.Of
 		if total > 0 {
 			sv.OffsetPct = float64(start(n).Sub(t0)) / float64(total) * 100
 			sv.WidthPct = max(float64(end(n).Sub(start(n)))/float64(total)*100, 0.5)
@@ -203,7 +267,7 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 	r.err = reportTmpl.ExecuteTemplate(r.w, "trace", tv)
 }
 
-func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span) spanView {
+func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span, undecodable string) spanView {
 	sv := spanView{Index: h.Index, Erased: e.Erased, Kind: strings.ToLower(strings.TrimPrefix(v1.SpanKind(h.SubKind).String(), "SPAN_KIND_"))}
 	for k := format.VersionPrompt; k <= format.VersionPipeline; k++ {
 		id := h.Refs.Ref(k)
@@ -220,7 +284,11 @@ func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span) spanView
 		sv.Name = "(payload erased)"
 		return sv
 	}
-	sv.Name, sv.Session, sv.Subject = s.GetName(), s.GetSessionId(), s.GetSubjectId()
+	if undecodable != "" {
+		sv.Name, sv.Undecodable = "(payload not decodable)", undecodable
+		return sv
+	}
+	sv.Name, sv.Session, sv.Subject = clip(s.GetName()), clip(s.GetSessionId()), clip(s.GetSubjectId())
 	if st, et := s.GetStartTime(), s.GetEndTime(); st != nil && et != nil {
 		sv.Start = st.AsTime().UTC().Format("15:04:05.000")
 		sv.Duration = et.AsTime().Sub(st.AsTime()).String()
@@ -231,12 +299,12 @@ func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span) spanView
 	case v1.StatusCode_STATUS_CODE_OK:
 		sv.Status = "ok"
 	}
-	sv.StatusMsg = s.GetStatus().GetMessage()
+	sv.StatusMsg = clip(s.GetStatus().GetMessage())
 	if m := s.GetModel(); m != nil {
-		sv.Provider = m.GetProvider()
-		sv.Model = m.GetRequestModel()
+		sv.Provider = clip(m.GetProvider())
+		sv.Model = clip(m.GetRequestModel())
 		if m.GetResponseModel() != "" && m.GetResponseModel() != m.GetRequestModel() {
-			sv.Model += " → " + m.GetResponseModel()
+			sv.Model += " → " + clip(m.GetResponseModel())
 		}
 		var ps []string
 		if m.Temperature != nil {
@@ -253,28 +321,44 @@ func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span) spanView
 	if u := s.GetUsage(); u != nil {
 		sv.InTokens, sv.OutTokens = u.GetInputTokens(), u.GetOutputTokens()
 		if u.GetCost() > 0 {
-			sv.Cost = fmt.Sprintf("%.6g %s", u.GetCost(), u.GetCurrency())
+			sv.Cost = fmt.Sprintf("%.6g %s", u.GetCost(), clip(u.GetCurrency()))
 		}
 	}
 	c := s.GetContent()
-	sv.System = c.GetSystemInstructions()
+	sv.System = clip(c.GetSystemInstructions())
 	sv.Inputs, sv.Outputs = msgViews(c.GetInputMessages()), msgViews(c.GetOutputMessages())
+	sv.Clipped = len(c.GetInputMessages()) > maxViewItems || len(c.GetOutputMessages()) > maxViewItems
 	if rt := c.GetRetrieval(); rt != nil {
-		sv.RetrievalQuery, sv.DataSource, sv.Docs = rt.GetQuery(), rt.GetDataSource(), rt.GetDocuments()
+		sv.RetrievalQuery, sv.DataSource = clip(rt.GetQuery()), clip(rt.GetDataSource())
+		for _, d := range firstItems(rt.GetDocuments()) {
+			sv.Docs = append(sv.Docs, docView{ID: clip(d.GetId()), SourceURI: clip(d.GetSourceUri()), Version: clip(d.GetVersion()),
+				Digest: clip(d.GetContentDigest()), Score: d.GetScore(), Text: clip(d.GetText())})
+		}
+		sv.Clipped = sv.Clipped || len(rt.GetDocuments()) > maxViewItems
 	}
-	sv.Tool = c.GetToolCall()
+	if tc := c.GetToolCall(); tc != nil {
+		sv.Tool = &toolView{Name: clip(tc.GetName()), CallID: clip(tc.GetCallId()), Type: clip(tc.GetType()), Arguments: clip(tc.GetArguments()), Result: clip(tc.GetResult())}
+	}
+	sv.OTLP = clipTo(otlpText(s.GetOtlp()), 8*maxViewText)
 	if g := c.GetGuardrail(); g != nil {
-		sv.Guardrail, sv.GuardrailDetail = g.GetName(), g.GetDetail()
+		sv.Guardrail, sv.GuardrailDetail = clip(g.GetName()), clip(g.GetDetail())
 		sv.GuardrailOutcome = strings.ToLower(strings.TrimPrefix(g.GetOutcome().String(), "GUARDRAIL_OUTCOME_"))
 	}
 	return sv
 }
 
+type docView struct {
+	ID, SourceURI, Version, Digest, Text string
+	Score                                float64
+}
+
+type toolView struct{ Name, CallID, Type, Arguments, Result string }
+
 func msgViews(ms []*v1.Message) []msgView {
 	var out []msgView
-	for _, m := range ms {
+	for _, m := range firstItems(ms) {
 		var parts []string
-		for _, p := range m.GetParts() {
+		for _, p := range firstItems(m.GetParts()) {
 			switch x := p.GetPart().(type) {
 			case *v1.MessagePart_Text:
 				parts = append(parts, x.Text)
@@ -290,7 +374,7 @@ func msgViews(ms []*v1.Message) []msgView {
 				parts = append(parts, "[reasoning] "+x.Reasoning)
 			}
 		}
-		out = append(out, msgView{Role: m.GetRole(), Text: strings.Join(parts, "\n")})
+		out = append(out, msgView{Role: clip(m.GetRole()), Text: clip(strings.Join(parts, "\n"))})
 	}
 	return out
 }
@@ -300,7 +384,8 @@ func (r *ReportWriter) Close() error {
 	if r.err != nil {
 		return r.err
 	}
-	return reportTmpl.ExecuteTemplate(r.w, "foot", map[string]any{"Shown": r.shown, "Max": MaxReportSpans})
+	return reportTmpl.ExecuteTemplate(r.w, "foot", map[string]any{"Shown": r.shown, "Max": MaxReportSpans,
+		"MoreOmitted": max(0, r.omitted-maxOmittedListed)})
 }
 
 var reportTmpl = template.Must(template.New("report").Parse(`
@@ -329,7 +414,7 @@ pre{white-space:pre-wrap;background:#f4f5f7;border-radius:4px;padding:8px;margin
 <div class="muted">Tenant <b>{{.Info.Tenant}}</b> · log <code>{{.Info.Origin}}</code> · exported {{.Info.CreatedAt.UTC.Format "2006-01-02 15:04:05 MST"}} · {{.Info.Traces}} trace(s)</div>
 <div class="card">
 <table>
-<tr><th>Selector</th><td>{{with .Info.Selector}}{{if .TraceID}}trace <code>{{.TraceID}}</code> {{end}}{{if .SessionID}}session <code>{{.SessionID}}</code> {{end}}{{if .SubjectID}}subject <code>{{.SubjectID}}</code> {{end}}{{if not .From.IsZero}}from {{.From.UTC.Format "2006-01-02T15:04:05Z"}} {{end}}{{if not .To.IsZero}}to {{.To.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}{{end}}</td></tr>
+<tr><th>Selector</th><td>{{with .Info.Selector}}{{if .TraceID}}trace <code>{{.TraceID}}</code> {{end}}{{if .SessionID}}session <code>{{.SessionID}}</code> {{end}}{{if .SubjectID}}subject <code>{{.SubjectID}}</code> {{end}}{{if not .From.IsZero}}from {{.From.UTC.Format "2006-01-02T15:04:05Z"}} {{end}}{{if not .To.IsZero}}to {{.To.UTC.Format "2006-01-02T15:04:05Z"}} {{end}}{{if .VersionID}}version <code>{{.VersionID}}</code> {{end}}{{if .Kind}}kind {{.Kind}} {{end}}{{if .Model}}model <code>{{.Model}}</code> {{end}}{{if .ErrorsOnly}}errors only{{end}}{{end}} <span class="muted">(times are when the ledger appended the span)</span></td></tr>
 <tr><th>Checkpoint</th><td>tree size {{.Info.TreeSize}}, root <code>{{.Info.Root}}</code></td></tr>
 <tr><th>Log key</th><td><code>{{.Info.LogKey}}</code></td></tr>
 </table></div>
@@ -347,9 +432,8 @@ cannot prove that a trace has no other spans.</p>
 <h2>Versions in force</h2>
 {{if .Versions}}<div class="card"><table><tr><th>Kind</th><th>Name</th><th>Label</th><th>Entry</th><th>Id</th></tr>
 {{range .Versions}}<tr><td>{{.Kind}}</td><td>{{.Name}}</td><td>{{.Label}}</td><td>{{.Index}}</td><td><code>{{.ID}}</code></td></tr>
-<tr><td></td><td colspan="4"><details><summary>content ({{.MediaType}})</summary><pre>{{.Preview}}{{if .Truncated}}
-… (truncated; the full content is in the version's entry file){{end}}</pre></details></td></tr>{{end}}
-</table></div>{{else}}<p class="muted">No span in this bundle references a registered version.</p>{{end}}
+<tr><td></td><td colspan="4"><details><summary>content ({{.MediaType}})</summary><pre>{{.Preview}}</pre></details></td></tr>{{end}}
+</table>{{if .MoreVersions}}<p class="muted">… and {{.MoreVersions}} more versions, in the bundle's entry files.</p>{{end}}</div>{{else}}<p class="muted">No span in this bundle references a registered version.</p>{{end}}
 <h2>Traces</h2>
 {{end}}
 
@@ -360,7 +444,7 @@ cannot prove that a trace has no other spans.</p>
 <table>
 <tr><th style="width:34%">Step</th><th>Kind</th><th>Model</th><th>Tokens in/out</th><th>Duration</th><th style="width:24%">Timeline</th></tr>
 {{range .Spans}}<tr class="k-{{.Kind}}">
-<td><span style="padding-left:{{.Indent}}px">{{if .Erased}}<i>{{.Name}}</i>{{else}}{{.Name}}{{end}}</span>{{if .Error}} <span class="err">error</span>{{end}} <span class="muted">#{{.Index}}</span></td>
+<td><span style="padding-left:{{.Indent}}px">{{if or .Erased .Undecodable}}<i>{{.Name}}</i>{{else}}{{.Name}}{{end}}</span>{{if .Error}} <span class="err">error</span>{{end}}{{if .Attempts}} <span class="tag">attempt {{.Attempt}} of {{.Attempts}}</span>{{end}} <span class="muted">#{{.Index}}</span></td>
 <td><span class="tag">{{.Kind}}</span></td>
 <td>{{if .Model}}{{.Provider}} {{.Model}}{{if .Params}}<div class="muted">{{.Params}}</div>{{end}}{{end}}</td>
 <td>{{if or .InTokens .OutTokens}}{{.InTokens}} / {{.OutTokens}}{{end}}{{if .Cost}}<div class="muted">{{.Cost}}</div>{{end}}</td>
@@ -368,7 +452,7 @@ cannot prove that a trace has no other spans.</p>
 <td><div class="wf"><div class="bar" style="left:{{printf "%.2f" .OffsetPct}}%;width:{{printf "%.2f" .WidthPct}}%"></div></div></td>
 </tr>
 <tr class="k-{{.Kind}}"><td colspan="6" style="padding-left:{{.Indent}}px">
-{{if .Erased}}<span class="muted">The payload of this entry was erased; its header and proofs remain.</span>{{else}}
+{{if .Erased}}<span class="muted">The payload of this entry was erased; its header and proofs remain.</span>{{else if .Undecodable}}<span class="err">The payload of this entry cannot be shown: {{.Undecodable}}. Its bytes are in the entry file.</span>{{else}}
 <details><summary>details</summary>
 {{if .Versions}}<div>versions in force: {{range .Versions}}<span class="tag">{{.}}</span> {{end}}</div>{{end}}
 {{if .StatusMsg}}<div class="err">{{.StatusMsg}}</div>{{end}}
@@ -378,18 +462,21 @@ cannot prove that a trace has no other spans.</p>
 {{range .Outputs}}<div><b>output · {{.Role}}</b><pre>{{.Text}}</pre></div>{{end}}
 {{if or .RetrievalQuery .Docs}}<div><b>retrieval</b>{{if .DataSource}} from {{.DataSource}}{{end}}{{if .RetrievalQuery}}<pre>{{.RetrievalQuery}}</pre>{{end}}
 <table><tr><th>Document</th><th>Source</th><th>Version</th><th>Digest</th><th>Score</th></tr>
-{{range .Docs}}<tr><td>{{.Id}}</td><td>{{.SourceUri}}</td><td>{{.Version}}</td><td><code>{{.ContentDigest}}</code></td><td>{{printf "%.4g" .Score}}</td></tr>{{if .Text}}<tr><td colspan="5"><pre>{{.Text}}</pre></td></tr>{{end}}{{end}}
+{{range .Docs}}<tr><td>{{.ID}}</td><td>{{.SourceURI}}</td><td>{{.Version}}</td><td><code>{{.Digest}}</code></td><td>{{printf "%.4g" .Score}}</td></tr>{{if .Text}}<tr><td colspan="5"><pre>{{.Text}}</pre></td></tr>{{end}}{{end}}
 </table></div>{{end}}
-{{with .Tool}}<div><b>tool call</b> {{.Name}} <span class="muted">{{.CallId}} {{.Type}}</span><pre>arguments: {{.Arguments}}
+{{if .Clipped}}<div class="muted">Only the first {{"20"}} messages and documents are shown; all are in the entry file.</div>{{end}}
+{{with .Tool}}<div><b>tool call</b> {{.Name}} <span class="muted">{{.CallID}} {{.Type}}</span><pre>arguments: {{.Arguments}}
 result: {{.Result}}</pre></div>{{end}}
 {{if .Guardrail}}<div><b>guardrail</b> {{.Guardrail}}: <span class="tag">{{.GuardrailOutcome}}</span>{{if .GuardrailDetail}}<pre>{{.GuardrailDetail}}</pre>{{end}}</div>{{end}}
+{{if .OTLP}}<details><summary>as received over OpenTelemetry (OTLP)</summary><pre>{{.OTLP}}</pre></details>{{end}}
 </details>{{end}}
 </td></tr>{{end}}
 </table>{{end}}
 </div>
 {{end}}
 
-{{define "foot"}}<p class="muted">{{.Shown}} span(s) shown in detail (at most {{.Max}}). Generated by Veritrace.</p>
+{{define "foot"}}{{if .MoreOmitted}}<div class="card"><p class="muted">… and {{.MoreOmitted}} more traces not shown; the manifest lists every trace and the entry files hold them.</p></div>{{end}}
+<p class="muted">{{.Shown}} span(s) shown in detail (at most {{.Max}}); long texts are clipped. Generated by Veritrace.</p>
 </main></body></html>
 {{end}}
 `))

@@ -6,10 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"runtime"
 	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -22,19 +26,22 @@ import (
 
 // Names of the checks Verify runs, in report order.
 const (
-	CheckSignature      = "bundle signature"
-	CheckManifest       = "manifest"
-	CheckFiles          = "file digests"
-	CheckCheckpoint     = "checkpoint signature"
-	CheckHeaders        = "entry headers"
-	CheckCommitments    = "payload commitments"
-	CheckLeafHashes     = "leaf hashes"
-	CheckInclusion      = "inclusion proofs"
-	CheckDecoded        = "decoded content"
-	CheckReferences     = "version references"
-	CheckErasures       = "erasures"
-	CheckPinned         = "pinned checkpoint"
-	CheckConsistency    = "consistency proof"
+	CheckSignature   = "bundle signature"
+	CheckManifest    = "manifest"
+	CheckFiles       = "file digests"
+	CheckCheckpoint  = "checkpoint signature"
+	CheckHeaders     = "entry headers"
+	CheckCommitments = "payload commitments"
+	CheckLeafHashes  = "leaf hashes"
+	CheckInclusion   = "inclusion proofs"
+	CheckDecoded     = "decoded content"
+	CheckIdentity    = "header matches payload"
+	CheckReferences  = "version references"
+	CheckErasures    = "erasures"
+	CheckTraces      = "traces"
+	CheckPinned      = "pinned checkpoint"
+	CheckConsistency = "consistency proof"
+
 	maxFailuresPerCheck = 20
 )
 
@@ -43,15 +50,20 @@ type Check struct {
 	Name     string
 	Passed   int
 	Failures []string // at most maxFailuresPerCheck, then a count
-	failed   int
-	Skipped  string // why the check did not run, if it did not
+	// Notes are facts an auditor should know that do not fail the check,
+	// e.g. an entry whose payload has no decoded form.
+	Notes   []string
+	failed  int
+	Skipped string // why the check did not run, if it did not
 }
 
 // OK reports whether the check ran and nothing failed.
 func (c *Check) OK() bool { return c.failed == 0 && c.Skipped == "" }
 
-// Report is the outcome of Verify.
+// Report is the outcome of Verify. Origin and the failure texts come from
+// the bundle: print them with Write, which escapes them.
 type Report struct {
+	Format   string
 	Origin   string
 	TreeSize uint64
 	Entries  int
@@ -80,23 +92,31 @@ func (r *Report) Failed() []string {
 	return out
 }
 
-// Write prints the report for a person.
+// Write prints the report for a person. Everything taken from the bundle
+// is escaped (Printable), so that a bundle cannot drive a terminal.
 func (r *Report) Write(w io.Writer) {
-	fmt.Fprintf(w, "bundle of %d entries (%d traces) from %s at tree size %d\n", r.Entries, r.Traces, r.Origin, r.TreeSize)
+	if r.Format == "" {
+		fmt.Fprintln(w, "bundle of unknown content: its manifest could not be trusted")
+	} else {
+		fmt.Fprintf(w, "bundle of %d entries (%d traces) from %s at tree size %d (%s)\n", r.Entries, r.Traces, Printable(r.Origin), r.TreeSize, Printable(r.Format))
+	}
 	for _, c := range r.Checks {
 		switch {
 		case c.Skipped != "":
-			fmt.Fprintf(w, "FAIL  %s: not checked: %s\n", c.Name, c.Skipped)
+			fmt.Fprintf(w, "FAIL  %s: not checked: %s\n", c.Name, Printable(c.Skipped))
 		case c.failed == 0:
 			fmt.Fprintf(w, "ok    %s (%d)\n", c.Name, c.Passed)
 		default:
 			fmt.Fprintf(w, "FAIL  %s (%d ok, %d failed)\n", c.Name, c.Passed, c.failed)
 			for _, f := range c.Failures {
-				fmt.Fprintf(w, "        %s\n", f)
+				fmt.Fprintf(w, "        %s\n", Printable(f))
 			}
 			if c.failed > len(c.Failures) {
 				fmt.Fprintf(w, "        ... %d more\n", c.failed-len(c.Failures))
 			}
+		}
+		for _, n := range c.Notes {
+			fmt.Fprintf(w, "      note: %s\n", Printable(n))
 		}
 	}
 	if r.OK() {
@@ -106,9 +126,38 @@ func (r *Report) Write(w io.Writer) {
 	}
 }
 
+// Printable returns s with every character that is not a graphic Unicode
+// character (control characters, terminal escapes, bidirectional and
+// other format characters, invalid UTF-8) escaped as in Go source (\x1b,
+// \u202e), so that it shows as one line of plain text. Failure texts quote
+// names from the bundle with %q, which escapes them unambiguously.
+func Printable(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsGraphic(r):
+			b.WriteRune(r)
+		case r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
 type verifier struct {
 	rep    *Report
 	checks map[string]*Check
+	key    note.Verifier
+	files  map[string]*zip.File
+	listed map[string]string // file name: SHA-256 (hex) the manifest lists
 }
 
 func (v *verifier) check(name string) *Check {
@@ -131,271 +180,858 @@ func (v *verifier) fail(name, format string, args ...any) {
 	}
 }
 
+func (v *verifier) note(name, format string, args ...any) {
+	c := v.check(name)
+	if len(c.Notes) < maxFailuresPerCheck {
+		c.Notes = append(c.Notes, fmt.Sprintf(format, args...))
+	}
+}
+
 func (v *verifier) skip(name, why string) {
 	if c := v.check(name); c.Skipped == "" {
 		c.Skipped = why
 	}
 }
 
+// skipAll marks every check that neither passed nor failed as not run.
+func (v *verifier) skipAll(why string) {
+	for _, c := range v.rep.Checks {
+		if c.Passed == 0 && c.failed == 0 {
+			c.Skipped = why
+		}
+	}
+}
+
 // Verify checks a bundle against the log's verifier key, and, when pinned
 // is not nil, against a checkpoint the auditor already trusts (a signed
 // note). It needs nothing else: no server, no data directory.
+//
+// It checks the manifest's signature before anything else, and the
+// manifest's structure before any entry, and refuses a bundle past the
+// limits (MaxEntries and the other Max constants) before reading the files
+// concerned, so that an unsigned or hostile bundle costs little. Entries
+// are checked in parallel on GOMAXPROCS goroutines, which have ended when
+// Verify returns.
 func Verify(r io.ReaderAt, size int64, key note.Verifier, pinned []byte) *Report {
-	v := &verifier{rep: &Report{}, checks: map[string]*Check{}}
+	v := &verifier{rep: &Report{}, checks: map[string]*Check{}, key: key}
 	for _, name := range []string{CheckSignature, CheckManifest, CheckFiles, CheckCheckpoint, CheckHeaders,
-		CheckCommitments, CheckLeafHashes, CheckInclusion, CheckDecoded, CheckReferences, CheckErasures} {
+		CheckCommitments, CheckLeafHashes, CheckInclusion, CheckDecoded, CheckIdentity, CheckReferences,
+		CheckErasures, CheckTraces} {
 		v.check(name)
 	}
 	if pinned != nil {
 		v.check(CheckPinned)
 		v.check(CheckConsistency)
 	}
-	v.run(r, size, key, pinned)
+	v.run(r, size, pinned)
 	return v.rep
 }
 
-func (v *verifier) run(r io.ReaderAt, size int64, key note.Verifier, pinned []byte) {
+// readFile reads a file of the bundle, at most max bytes, and returns its
+// bytes and SHA-256.
+func (v *verifier) readFile(name string, max int64) ([]byte, [32]byte, error) {
+	f := v.files[name]
+	if f == nil {
+		return nil, [32]byte{}, fmt.Errorf("%s is missing", name)
+	}
+	if f.UncompressedSize64 > uint64(max) {
+		return nil, [32]byte{}, fmt.Errorf("%s: %d bytes, more than the limit of %d", name, f.UncompressedSize64, max)
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return nil, [32]byte{}, fmt.Errorf("%s: %v", name, err)
+	}
+	defer rc.Close()
+	buf := bytes.NewBuffer(make([]byte, 0, f.UncompressedSize64))
+	if _, err := io.Copy(buf, io.LimitReader(rc, max+1)); err != nil {
+		return nil, [32]byte{}, fmt.Errorf("%s: %v", name, err)
+	}
+	if int64(buf.Len()) > max {
+		return nil, [32]byte{}, fmt.Errorf("%s: more than the limit of %d bytes", name, max)
+	}
+	return buf.Bytes(), sha256.Sum256(buf.Bytes()), nil
+}
+
+// hashFile returns the SHA-256 of a file of the bundle, reading at most
+// max bytes and holding none of them.
+func (v *verifier) hashFile(name string, max int64) ([32]byte, error) {
+	var sum [32]byte
+	f := v.files[name]
+	if f == nil {
+		return sum, fmt.Errorf("%s is missing", name)
+	}
+	if f.UncompressedSize64 > uint64(max) {
+		return sum, fmt.Errorf("%s: %d bytes, more than the limit of %d", name, f.UncompressedSize64, max)
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return sum, fmt.Errorf("%s: %v", name, err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(rc, max+1))
+	if err != nil {
+		return sum, fmt.Errorf("%s: %v", name, err)
+	}
+	if n > max {
+		return sum, fmt.Errorf("%s: more than the limit of %d bytes", name, max)
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		v.fail(CheckManifest, "not a zip file: %v", err)
 		v.skipAll("the bundle could not be opened")
 		return
 	}
-	files := map[string]*zip.File{}
+	if len(zr.File) > MaxEntries+6 {
+		v.fail(CheckFiles, "%d files, more than a bundle may hold", len(zr.File))
+		v.skipAll("the bundle holds too many files")
+		return
+	}
+	v.files = make(map[string]*zip.File, len(zr.File))
+	var total uint64
 	for _, f := range zr.File {
-		if files[f.Name] != nil {
-			v.fail(CheckFiles, "%s appears twice", f.Name)
+		if v.files[f.Name] != nil {
+			v.fail(CheckFiles, "%q appears twice", f.Name)
+			continue
 		}
-		files[f.Name] = f
+		v.files[f.Name] = f
+		total += f.UncompressedSize64
 	}
-	read := func(name string) ([]byte, error) {
-		f := files[name]
-		if f == nil {
-			return nil, fmt.Errorf("%s is missing", name)
-		}
-		rc, err := f.Open()
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		return io.ReadAll(io.LimitReader(rc, 64<<20))
-	}
-
-	// The manifest and its signature.
-	mb, err := read(ManifestFile)
-	if err != nil {
-		v.fail(CheckManifest, "%v", err)
-		v.skipAll("there is no manifest")
+	if total > MaxBundleBytes {
+		v.fail(CheckFiles, "%d bytes uncompressed, more than the limit of %d", total, uint64(MaxBundleBytes))
+		v.skipAll("the bundle is too large")
 		return
 	}
-	var m Manifest
-	if err := json.Unmarshal(mb, &m); err != nil || m.Format != Format {
-		v.fail(CheckManifest, "manifest.json is not a %s manifest: %v", Format, err)
-		v.skipAll("the manifest could not be read")
+
+	// The signature, before anything else is read.
+	m, ok := v.signedManifest()
+	if !ok {
 		return
 	}
-	v.pass(CheckManifest)
-	v.rep.Origin, v.rep.TreeSize, v.rep.Entries, v.rep.Traces = m.Origin, m.TreeSize, len(m.Entries), len(m.Traces)
-	if sig, err := read(SignatureFile); err != nil {
-		v.fail(CheckSignature, "%v", err)
-	} else if n, err := note.Open(sig, note.VerifierList(key)); err != nil {
-		v.fail(CheckSignature, "manifest.sig does not verify with key %s: %v", key.Name(), err)
-	} else if origin, digest, err := format.ParseBundleSignatureBody(n.Text); err != nil {
-		v.fail(CheckSignature, "%v", err)
-	} else if digest != sha256.Sum256(mb) {
-		v.fail(CheckSignature, "the signature is for another manifest (signed %x)", digest[:8])
-	} else if origin != m.Origin {
-		v.fail(CheckSignature, "the signature names origin %q, the manifest %q", origin, m.Origin)
-	} else {
-		v.pass(CheckSignature)
+	v.rep.Format, v.rep.Origin, v.rep.TreeSize, v.rep.Entries, v.rep.Traces = m.Format, m.Origin, m.TreeSize, len(m.Entries), len(m.Traces)
+	if !v.checkManifest(m) {
+		v.skipAll("the manifest is not valid")
+		return
 	}
 
-	// Every file listed, with its digest; nothing unlisted.
-	listed := map[string]bool{ManifestFile: true, SignatureFile: true}
+	// Every file of the zip must be listed; the listed ones are hashed as
+	// they are read below.
+	listed := make(map[string]string, len(m.Files))
 	for _, fd := range m.Files {
-		listed[fd.Name] = true
-		b, err := read(fd.Name)
-		if err != nil {
-			v.fail(CheckFiles, "%v", err)
-			continue
-		}
-		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != fd.SHA256 {
-			v.fail(CheckFiles, "%s: SHA-256 %x, manifest says %s", fd.Name, sum[:8], short(fd.SHA256))
-			continue
-		}
-		v.pass(CheckFiles)
+		listed[fd.Name] = fd.SHA256
 	}
-	var extra []string
-	for name := range files {
-		if !listed[name] {
-			extra = append(extra, name)
+	v.listed = listed
+	for _, f := range zr.File {
+		if _, ok := listed[f.Name]; !ok && f.Name != ManifestFile && f.Name != SignatureFile {
+			v.fail(CheckFiles, "%q is not listed in the manifest", f.Name)
 		}
 	}
-	sort.Strings(extra)
-	for _, name := range extra {
-		v.fail(CheckFiles, "%s is not listed in the manifest", name)
+	digest := func(name string, sum [32]byte) {
+		if want := listed[name]; hex.EncodeToString(sum[:]) != want {
+			v.fail(CheckFiles, "%s: SHA-256 %x, the manifest says %q", name, sum[:8], short(want))
+		} else {
+			v.pass(CheckFiles)
+		}
 	}
 
 	// The checkpoint.
 	var cp *format.Checkpoint
-	if b, err := read(CheckpointFile); err != nil {
+	if b, sum, err := v.readFile(CheckpointFile, MaxSmallFileBytes); err != nil {
+		v.fail(CheckFiles, "%v", err)
 		v.fail(CheckCheckpoint, "%v", err)
-	} else if cp, err = format.OpenCheckpoint(b, key); err != nil {
-		v.fail(CheckCheckpoint, "%v", err)
-		cp = nil
-	} else if cp.Origin != m.Origin || cp.Size != m.TreeSize {
-		v.fail(CheckCheckpoint, "checkpoint is for %s at size %d, the manifest says %s at %d", cp.Origin, cp.Size, m.Origin, m.TreeSize)
-		cp = nil
 	} else {
-		v.pass(CheckCheckpoint)
+		digest(CheckpointFile, sum)
+		if cp, err = format.OpenCheckpoint(b, v.key); err != nil {
+			v.fail(CheckCheckpoint, "%v", err)
+			cp = nil
+		} else if cp.Origin != m.Origin || cp.Size != m.TreeSize {
+			v.fail(CheckCheckpoint, "checkpoint is for %q at size %d, the manifest says %q at %d", cp.Origin, cp.Size, m.Origin, m.TreeSize)
+			cp = nil
+		} else {
+			v.pass(CheckCheckpoint)
+		}
+	}
+	if cp == nil {
+		v.skip(CheckInclusion, "no valid checkpoint to prove against")
 	}
 
-	// Every entry.
-	tenant := strings.TrimPrefix(m.Origin, key.Name()+"/")
-	versions := map[[32]byte]bool{}
-	type refs struct {
-		index uint64
-		refs  format.Refs
+	// Every entry, in parallel; the results are merged in manifest order.
+	results := v.entries(m, cp)
+	for i := range results {
+		res := &results[i]
+		for _, f := range res.fails {
+			v.fail(f.check, "%s", f.msg)
+		}
+		for _, n := range res.notes {
+			v.note(n.check, "%s", n.msg)
+		}
+		for c := range res.passed {
+			if res.passed[c] {
+				v.pass(entryChecks[c])
+			}
+		}
 	}
-	var spanRefs []refs
-	erasedLeaf := map[uint64]tlog.Hash{} // erased entries and their leaf hashes
-	tombstoned := map[uint64]string{}    // entries named by a tombstone: their leaf hash, hex
-	for _, ref := range m.Entries {
-		b, err := read(ref.File)
-		if err != nil {
-			v.fail(CheckHeaders, "entry %d: %v", ref.Index, err)
-			continue
-		}
-		var e Entry
-		if err := json.Unmarshal(b, &e); err != nil {
-			v.fail(CheckHeaders, "entry %d: %s is not an entry: %v", ref.Index, ref.File, err)
-			continue
-		}
-		h, err := format.ParseHeader(e.Header)
-		switch {
-		case err != nil:
-			v.fail(CheckHeaders, "entry %d: %v", ref.Index, err)
-			continue
-		case h.Index != ref.Index || e.Index != ref.Index:
-			v.fail(CheckHeaders, "entry %d: the header says index %d, the file %d", ref.Index, h.Index, e.Index)
-			continue
-		case h.Tenant != m.Tenant || h.Tenant != tenant:
-			v.fail(CheckHeaders, "entry %d: the header says tenant %q, the bundle is for %q", ref.Index, h.Tenant, m.Tenant)
-			continue
-		case h.Kind.String() != ref.Kind:
-			v.fail(CheckHeaders, "entry %d: the header says kind %s, the manifest %s", ref.Index, h.Kind, ref.Kind)
-			continue
-		}
-		v.pass(CheckHeaders)
-		leaf := format.LeafHash(e.Header)
-		if leaf != tlog.Hash(e.LeafHash) {
-			v.fail(CheckLeafHashes, "entry %d: leaf hash %x, the header hashes to %x", ref.Index, e.LeafHash[:8], leaf[:8])
+	v.crossChecks(m, results)
+
+	// The other files.
+	if report, err := v.hashFile(ReportFile, MaxReportBytes); err != nil {
+		v.fail(CheckFiles, "%v", err)
+	} else {
+		digest(ReportFile, report)
+	}
+	var cons *ConsistencyProof
+	if m.Consistency != nil {
+		if b, sum, err := v.readFile(ConsistencyFile, MaxSmallFileBytes); err != nil {
+			v.fail(CheckFiles, "%v", err)
 		} else {
-			v.pass(CheckLeafHashes)
-		}
-		switch {
-		case e.Erased:
-			v.pass(CheckCommitments) // nothing to open; the header still counts
-			erasedLeaf[h.Index] = leaf
-		case format.Commitment(e.Salt, e.Payload) != h.Commitment:
-			v.fail(CheckCommitments, "entry %d: payload and salt do not match the header's commitment", ref.Index)
-		default:
-			v.pass(CheckCommitments)
-			v.checkDecoded(h, &e)
-		}
-		if cp == nil {
-			v.skip(CheckInclusion, "no valid checkpoint to prove against")
-		} else {
-			proof := make(tlog.RecordProof, len(e.InclusionProof))
-			for i, p := range e.InclusionProof {
-				proof[i] = tlog.Hash(p)
-			}
-			if err := tlog.CheckRecord(proof, int64(cp.Size), cp.Root, int64(h.Index), leaf); err != nil || h.Index >= cp.Size {
-				v.fail(CheckInclusion, "entry %d is not proved in the tree of size %d: %v", ref.Index, cp.Size, err)
-			} else {
-				v.pass(CheckInclusion)
+			digest(ConsistencyFile, sum)
+			cons = &ConsistencyProof{}
+			if err := strictJSON(b, cons); err != nil {
+				cons = nil
+				v.fail(CheckConsistency, "%s is not a consistency proof: %v", ConsistencyFile, err)
 			}
 		}
-		if h.Kind == format.KindTombstone && !e.Erased {
-			var ts format.Tombstone
+	}
+	v.checkConsistency(m, cp, cons, pinned)
+}
+
+// signedManifest reads manifest.json and checks its signature; it parses
+// the manifest only once the signature holds.
+func (v *verifier) signedManifest() (*Manifest, bool) {
+	sig, _, err := v.readFile(SignatureFile, MaxSmallFileBytes)
+	if err != nil {
+		v.fail(CheckSignature, "%v", err)
+		v.skipAll("the manifest's signature could not be read")
+		return nil, false
+	}
+	n, err := note.Open(sig, note.VerifierList(v.key))
+	if err != nil {
+		v.fail(CheckSignature, "%s does not verify with key %s: %v", SignatureFile, v.key.Name(), err)
+		v.skipAll("the manifest is not signed by the key")
+		return nil, false
+	}
+	origin, want, err := format.ParseBundleSignatureBody(n.Text)
+	if err != nil {
+		v.fail(CheckSignature, "%v", err)
+		v.skipAll("the manifest is not signed by the key")
+		return nil, false
+	}
+	mb, digest, err := v.readFile(ManifestFile, MaxManifestBytes)
+	if err != nil {
+		v.fail(CheckSignature, "%v", err)
+		v.skipAll("the manifest could not be read")
+		return nil, false
+	}
+	if digest != want {
+		v.fail(CheckSignature, "the signature is for another manifest (signed %x)", want[:8])
+		v.skipAll("the manifest is not signed by the key")
+		return nil, false
+	}
+	m := &Manifest{}
+	if err := noDuplicateMembers(mb); err != nil {
+		v.pass(CheckSignature)
+		v.fail(CheckManifest, "manifest.json: %v", err)
+		v.skipAll("the manifest could not be read")
+		return nil, false
+	}
+	if err := strictJSON(mb, m); err != nil {
+		v.pass(CheckSignature)
+		v.fail(CheckManifest, "manifest.json does not parse: %v", err)
+		v.skipAll("the manifest could not be read")
+		return nil, false
+	}
+	if origin != m.Origin {
+		v.fail(CheckSignature, "the signature names origin %q, the manifest %q", origin, m.Origin)
+		v.skipAll("the manifest is not signed for its origin")
+		return nil, false
+	}
+	v.pass(CheckSignature)
+	return m, true
+}
+
+// strictJSON decodes one JSON value into out, refusing unknown fields and
+// trailing data.
+func strictJSON(b []byte, out any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the JSON value")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
+
+// checkManifest checks the manifest's structure: what it lists, once each,
+// and nothing a bundle does not hold.
+func (v *verifier) checkManifest(m *Manifest) bool {
+	bad := func(format string, args ...any) bool {
+		v.fail(CheckManifest, format, args...)
+		return false
+	}
+	if m.Format != Format && m.Format != FormatV1 {
+		return bad("format %q, want %q or %q", m.Format, Format, FormatV1)
+	}
+	tenant, ok := strings.CutPrefix(m.Origin, v.key.Name()+"/")
+	if !ok || m.Tenant != tenant || format.ValidateTenant(tenant) != nil {
+		return bad("origin %q and tenant %q: the origin must be %s/<tenant>", m.Origin, m.Tenant, v.key.Name())
+	}
+	if m.TreeSize == 0 {
+		return bad("tree size 0")
+	}
+	if err := checkSelector(m); err != nil {
+		return bad("selector: %v", err)
+	}
+	if len(m.Entries) == 0 || len(m.Entries) > MaxEntries {
+		return bad("%d entries; a bundle holds 1 to %d", len(m.Entries), MaxEntries)
+	}
+	if len(m.Traces) == 0 || len(m.Traces) > MaxEntries {
+		return bad("%d traces; a bundle holds 1 to %d", len(m.Traces), MaxEntries)
+	}
+	traces := make(map[string]bool, len(m.Traces))
+	for _, t := range m.Traces {
+		if !isHex(t, 16) || t == strings.Repeat("0", 32) {
+			return bad("trace id %q is not 32 lowercase hex digits", t)
+		}
+		if traces[t] {
+			return bad("trace %s is listed twice", t)
+		}
+		traces[t] = true
+	}
+	want := make(map[string]bool, len(m.Entries)+3)
+	seen := make(map[uint64]bool, len(m.Entries))
+	for _, e := range m.Entries {
+		switch {
+		case seen[e.Index]:
+			return bad("entry %d is listed twice", e.Index)
+		case e.Index >= m.TreeSize:
+			return bad("entry %d is beyond the tree size %d", e.Index, m.TreeSize)
+		case e.File != EntryFile(e.Index):
+			return bad("entry %d: file %q, want %q", e.Index, e.File, EntryFile(e.Index))
+		case e.Kind != format.KindSpan.String() && e.Kind != format.KindVersion.String() && e.Kind != format.KindTombstone.String():
+			return bad("entry %d: kind %q; a bundle holds span, version and tombstone entries", e.Index, e.Kind)
+		}
+		seen[e.Index] = true
+		want[e.File] = true
+	}
+	want[CheckpointFile], want[ReportFile] = true, true
+	if c := m.Consistency; c != nil {
+		if c.File != ConsistencyFile || c.OldSize == 0 || c.OldSize > m.TreeSize {
+			return bad("consistency: file %q from size %d; want %q from a size in 1..%d", c.File, c.OldSize, ConsistencyFile, m.TreeSize)
+		}
+		want[ConsistencyFile] = true
+	}
+	names := make(map[string]bool, len(m.Files))
+	for _, fd := range m.Files {
+		switch {
+		case names[fd.Name]:
+			return bad("file %q is listed twice", fd.Name)
+		case !want[fd.Name]:
+			return bad("file %q is listed but is not an entry file, %s, %s or %s", fd.Name, CheckpointFile, ReportFile, ConsistencyFile)
+		case !isHex(fd.SHA256, 32):
+			return bad("file %q: SHA-256 %q is not 64 lowercase hex digits", fd.Name, fd.SHA256)
+		}
+		names[fd.Name] = true
+	}
+	if len(names) != len(want) {
+		for name := range want {
+			if !names[name] {
+				return bad("file %q is not listed", name)
+			}
+		}
+	}
+	v.pass(CheckManifest)
+	return true
+}
+
+// spanKinds are the selector's names of span kinds, by header sub-kind.
+var spanKinds = []string{1: "generation", 2: "embedding", 3: "retrieval", 4: "tool", 5: "agent", 6: "chain", 7: "guardrail", 8: "other"}
+
+// SpanKindName returns the selector name of a span kind (1..8).
+func SpanKindName(k uint8) string {
+	if int(k) < len(spanKinds) {
+		return spanKinds[k]
+	}
+	return ""
+}
+
+func checkSelector(m *Manifest) error {
+	s := m.Selector
+	if m.Format == FormatV1 && (s.VersionID != "" || s.Kind != "" || s.Model != "" || s.ErrorsOnly) {
+		return fmt.Errorf("version_id, kind, model and errors_only are not part of %s", FormatV1)
+	}
+	if s.TraceID != "" && !isHex(s.TraceID, 16) {
+		return fmt.Errorf("trace_id %q is not 32 lowercase hex digits", s.TraceID)
+	}
+	if s.VersionID != "" && !isHex(s.VersionID, 32) {
+		return fmt.Errorf("version_id %q is not 64 lowercase hex digits", s.VersionID)
+	}
+	if s.Kind != "" {
+		found := false
+		for _, k := range spanKinds[1:] {
+			found = found || s.Kind == k
+		}
+		if !found {
+			return fmt.Errorf("kind %q is not a span kind", s.Kind)
+		}
+	}
+	if !s.From.IsZero() && !s.To.IsZero() && !s.From.Before(s.To) {
+		return errors.New("from is not before to")
+	}
+	return nil
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != 2*n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// The checks made entry by entry, in the order of entryResult.passed.
+var entryChecks = []string{CheckFiles, CheckHeaders, CheckLeafHashes, CheckCommitments, CheckInclusion, CheckDecoded, CheckIdentity}
+
+const (
+	ecFiles = iota
+	ecHeaders
+	ecLeaf
+	ecCommitment
+	ecInclusion
+	ecDecoded
+	ecIdentity
+)
+
+type finding struct{ check, msg string }
+
+// entryResult is what checking one entry found, and what the checks
+// across entries need of it.
+type entryResult struct {
+	passed [7]bool
+	fails  []finding
+	notes  []finding
+	// Known when the header parsed:
+	header *format.Header
+	leaf   tlog.Hash
+	erased bool
+	// Of a tombstone whose payload parsed: the entries it names.
+	names []format.TombstoneEntry
+}
+
+func (r *entryResult) fail(check, format string, args ...any) {
+	r.fails = append(r.fails, finding{check, fmt.Sprintf(format, args...)})
+}
+
+// entries checks every entry on GOMAXPROCS goroutines.
+func (v *verifier) entries(m *Manifest, cp *format.Checkpoint) []entryResult {
+	results := make([]entryResult, len(m.Entries))
+	workers := min(runtime.GOMAXPROCS(0), len(m.Entries))
+	next := make(chan int, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				v.entry(m, m.Entries[i], cp, &results[i])
+			}
+		}()
+	}
+	for i := range m.Entries {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return results
+}
+
+// entry checks one entry file. It may run on any goroutine: it reads v's
+// files and key only.
+func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, res *entryResult) {
+	b, sum, err := v.readFile(ref.File, MaxEntryFileBytes)
+	if err != nil {
+		res.fail(CheckFiles, "%v", err)
+		res.fail(CheckHeaders, "entry %d: %v", ref.Index, err)
+		return
+	}
+	if want := v.listed[ref.File]; hex.EncodeToString(sum[:]) != want {
+		res.fail(CheckFiles, "%s: SHA-256 %x, the manifest says %q", ref.File, sum[:8], short(want))
+	} else {
+		res.passed[ecFiles] = true
+	}
+	var e Entry
+	if err := parseEntry(b, &e); err != nil {
+		res.fail(CheckHeaders, "entry %d: %s is not an entry file: %v", ref.Index, ref.File, err)
+		return
+	}
+	h, err := format.ParseHeader(e.Header)
+	switch {
+	case err != nil:
+		res.fail(CheckHeaders, "entry %d: %v", ref.Index, err)
+		return
+	case h.Index != ref.Index || e.Index != ref.Index:
+		res.fail(CheckHeaders, "entry %d: the header says index %d, the file %d", ref.Index, h.Index, e.Index)
+		return
+	case h.Tenant != m.Tenant:
+		res.fail(CheckHeaders, "entry %d: the header says tenant %q, the bundle is for %q", ref.Index, h.Tenant, m.Tenant)
+		return
+	case h.Kind.String() != ref.Kind:
+		res.fail(CheckHeaders, "entry %d: the header says kind %s, the manifest %s", ref.Index, h.Kind, ref.Kind)
+		return
+	case len(e.InclusionProof) > MaxInclusionHashes:
+		res.fail(CheckHeaders, "entry %d: an inclusion proof of %d hashes", ref.Index, len(e.InclusionProof))
+		return
+	}
+	res.passed[ecHeaders] = true
+	res.header = h
+	res.leaf = format.LeafHash(e.Header)
+	if res.leaf != tlog.Hash(e.LeafHash) {
+		res.fail(CheckLeafHashes, "entry %d: leaf hash %x, the header hashes to %x", ref.Index, e.LeafHash[:8], res.leaf[:8])
+	} else {
+		res.passed[ecLeaf] = true
+	}
+	if cp != nil {
+		proof := make(tlog.RecordProof, len(e.InclusionProof))
+		for i, p := range e.InclusionProof {
+			proof[i] = tlog.Hash(p)
+		}
+		if err := tlog.CheckRecord(proof, int64(cp.Size), cp.Root, int64(h.Index), res.leaf); err != nil || h.Index >= cp.Size {
+			res.fail(CheckInclusion, "entry %d is not proved in the tree of size %d: %v", ref.Index, cp.Size, err)
+		} else {
+			res.passed[ecInclusion] = true
+		}
+	}
+	if e.Erased {
+		res.erased = true
+		if e.Payload != nil || e.Salt != nil || e.Decoded != nil || e.Undecodable != "" {
+			res.fail(CheckCommitments, "entry %d is marked erased but carries a payload, salt or decoded content", ref.Index)
+			return
+		}
+		// Nothing to open or decode; the header still counts.
+		res.passed[ecCommitment], res.passed[ecDecoded], res.passed[ecIdentity] = true, true, true
+		return
+	}
+	if len(e.Salt) != format.SaltSize || format.Commitment(e.Salt, e.Payload) != h.Commitment {
+		res.fail(CheckCommitments, "entry %d: payload and salt do not match the header's commitment", ref.Index)
+		return
+	}
+	res.passed[ecCommitment] = true
+	v.checkPayload(m, h, &e, res)
+}
+
+// checkPayload runs the decoded-content and identity checks of an entry
+// whose payload opened its commitment.
+func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *entryResult) {
+	if jsonPayload(h.Kind) {
+		want, err := DecodePayload(h.Kind, e.Payload)
+		v.checkDecodedForm(m, h, e, res, err, func() bool {
+			var got bytes.Buffer
+			return json.Compact(&got, e.Decoded) == nil && bytes.Equal(want, got.Bytes())
+		})
+		if h.Kind == format.KindTombstone {
+			var ts format.Tombstone // members added later are ignored
 			if err := json.Unmarshal(e.Payload, &ts); err != nil {
-				v.fail(CheckErasures, "tombstone %d does not parse: %v", h.Index, err)
+				res.fail(CheckIdentity, "tombstone %d: the payload is not a tombstone: %v", h.Index, err)
+				return
 			}
-			for _, te := range ts.Erased {
-				tombstoned[te.Index] = te.LeafHash
+			if !(ts.Reason == "erasure" && h.SubKind == format.TombstoneErasure || ts.Reason == "expiry" && h.SubKind == format.TombstoneExpiry) {
+				res.fail(CheckIdentity, "tombstone %d: reason %q, the header's sub-kind %d", h.Index, ts.Reason, h.SubKind)
+				return
 			}
+			res.names = ts.Erased
 		}
-		switch h.Kind {
-		case format.KindVersion:
-			versions[h.Refs.Ref(format.VersionKind(h.SubKind))] = true
-		case format.KindSpan:
-			spanRefs = append(spanRefs, refs{h.Index, h.Refs})
-		}
+		res.passed[ecIdentity] = true
+		return
 	}
-	for _, s := range spanRefs {
-		for k := format.VersionPrompt; k <= format.VersionPipeline; k++ {
-			id := s.refs.Ref(k)
-			if id == ([32]byte{}) {
-				continue
-			}
-			if versions[id] {
-				v.pass(CheckReferences)
-			} else {
-				v.fail(CheckReferences, "entry %d references %s version %x, which the bundle does not hold", s.index, k, id[:8])
-			}
+	msg, err := ParsePayload(h.Kind, e.Payload)
+	v.checkDecodedForm(m, h, e, res, err, func() bool {
+		// Fast path: a decoded form that is, but for white space, the proto
+		// JSON of the payload parses to a message equal to it (a decodable
+		// payload's JSON form is lossless). Otherwise parse and compare.
+		if same, err := sameJSON(msg, e.Decoded); err == nil && same {
+			return true
 		}
+		dec := NewPayloadMessage(h.Kind)
+		return unmarshalJSON.Unmarshal(e.Decoded, dec) == nil && proto.Equal(msg, dec)
+	})
+	if msg == nil {
+		res.fail(CheckIdentity, "entry %d: %v", h.Index, err)
+		return
 	}
+	if why := headerMismatch(h, msg); why != "" {
+		res.fail(CheckIdentity, "entry %d: %s", h.Index, why)
+		return
+	}
+	res.passed[ecIdentity] = true
+}
 
-	for i, leaf := range erasedLeaf {
-		switch named, ok := tombstoned[i]; {
-		case !ok:
-			v.fail(CheckErasures, "entry %d has no payload and no tombstone in the bundle names it", i)
-		case named != hex.EncodeToString(leaf[:]):
-			v.fail(CheckErasures, "the tombstone names entry %d with another leaf hash", i)
+// checkDecodedForm checks an entry's decoded form: present and equal to
+// the payload when the payload is decodable (decodeErr nil), and absent,
+// with the reason, when it is not.
+func (v *verifier) checkDecodedForm(m *Manifest, h *format.Header, e *Entry, res *entryResult, decodeErr error, equal func() bool) {
+	switch {
+	case decodeErr == nil && e.Decoded == nil:
+		res.fail(CheckDecoded, "entry %d: the payload is decodable but the entry has no decoded content", h.Index)
+	case decodeErr == nil && e.Undecodable != "":
+		res.fail(CheckDecoded, "entry %d: the payload is decodable but the entry says it is not", h.Index)
+	case decodeErr == nil && !equal():
+		res.fail(CheckDecoded, "entry %d: the decoded content differs from the payload", h.Index)
+	case decodeErr == nil:
+		res.passed[ecDecoded] = true
+	case m.Format == FormatV1:
+		res.fail(CheckDecoded, "entry %d: the payload is not decodable: %v", h.Index, decodeErr)
+	case e.Decoded != nil || e.Undecodable == "":
+		res.fail(CheckDecoded, "entry %d: the payload is not decodable (%v) but the entry does not say so", h.Index, decodeErr)
+	default:
+		res.passed[ecDecoded] = true
+		res.notes = append(res.notes, finding{CheckDecoded, fmt.Sprintf("entry %d has no decoded form: %v", h.Index, decodeErr)})
+	}
+}
+
+// sameJSON reports whether decoded is msg's proto JSON, as this build
+// writes it, once insignificant white space is removed from both.
+func sameJSON(msg proto.Message, decoded []byte) (bool, error) {
+	want, err := protojson.Marshal(msg)
+	if err != nil {
+		return false, err
+	}
+	var a, b bytes.Buffer
+	a.Grow(len(want))
+	b.Grow(len(decoded))
+	if err := json.Compact(&a, want); err != nil {
+		return false, err
+	}
+	if err := json.Compact(&b, decoded); err != nil {
+		return false, err
+	}
+	return bytes.Equal(a.Bytes(), b.Bytes()), nil
+}
+
+// headerMismatch compares the ids, kind and version references of a span
+// or version entry's header with its payload's, and says how they differ
+// ("" when they agree).
+func headerMismatch(h *format.Header, msg proto.Message) string {
+	switch p := msg.(type) {
+	case *v1.Span:
+		var parent [8]byte
+		copy(parent[:], p.GetParentSpanId())
+		switch {
+		case h.SubKind != uint8(p.GetKind()):
+			return fmt.Sprintf("the header says span kind %d, the payload %d", h.SubKind, p.GetKind())
+		case !bytes.Equal(h.TraceID[:], p.GetTraceId()):
+			return fmt.Sprintf("the header says trace id %x, the payload %x", h.TraceID, p.GetTraceId())
+		case !bytes.Equal(h.SpanID[:], p.GetSpanId()):
+			return fmt.Sprintf("the header says span id %x, the payload %x", h.SpanID, p.GetSpanId())
+		case len(p.GetParentSpanId()) != 0 && len(p.GetParentSpanId()) != 8 || h.ParentSpanID != parent:
+			return fmt.Sprintf("the header says parent span id %x, the payload %x", h.ParentSpanID, p.GetParentSpanId())
+		}
+		refs := p.GetVersions()
+		for i, s := range []string{refs.GetPrompt(), refs.GetPolicy(), refs.GetPipeline()} {
+			var want [32]byte
+			if s != "" {
+				if !isHex(s, 32) {
+					return fmt.Sprintf("the payload's %s version reference %q is not a version id", format.VersionKind(i+1), s)
+				}
+				hex.Decode(want[:], []byte(s))
+			}
+			if h.Refs[i] != want {
+				return fmt.Sprintf("the header's %s version reference %x differs from the payload's %q", format.VersionKind(i+1), h.Refs[i][:8], s)
+			}
+		}
+	case *v1.Version:
+		k := format.VersionKind(h.SubKind)
+		id := format.VersionID(k, p.GetName(), p.GetLabel(), p.GetMediaType(), p.GetContent())
+		var refs format.Refs
+		refs[k-1] = id
+		switch {
+		case h.SubKind != uint8(p.GetKind()):
+			return fmt.Sprintf("the header says version kind %d, the payload %d", h.SubKind, p.GetKind())
+		case h.Refs != refs:
+			return fmt.Sprintf("the header's references are not the payload's version id %x alone", id[:8])
+		case h.TraceID != [16]byte{} || h.SpanID != [8]byte{} || h.ParentSpanID != [8]byte{}:
+			return "a version entry's header has a trace, span or parent id"
+		case p.GetId() != "" || p.GetIndex() != 0 || p.GetRegisteredAt() != nil || p.GetDecodeError() != "":
+			return "the payload sets id, index, registered_at or decode_error"
+		}
+	case *v1.AccessRecord:
+		if h.SubKind != uint8(p.GetOutcome()) {
+			return fmt.Sprintf("the header says outcome %d, the payload %d", h.SubKind, p.GetOutcome())
+		}
+	}
+	return ""
+}
+
+func short(s string) string {
+	if len(s) > 16 {
+		return s[:16]
+	}
+	return s
+}
+
+// crossChecks runs the checks that relate entries to each other and to the
+// manifest: version references, erasures and traces. Every entry must be
+// in the bundle for a reason: a span of a listed trace, a version a span
+// references, or a tombstone naming an erased entry.
+func (v *verifier) crossChecks(m *Manifest, results []entryResult) {
+	type versionRef struct {
+		kind format.VersionKind
+		id   [32]byte
+	}
+	versions := map[versionRef]bool{}
+	referenced := map[versionRef]bool{}
+	named := map[uint64]string{} // entries named by a tombstone: their leaf hash, hex
+	spans := map[string]int{}
+	for i := range results {
+		r := &results[i]
+		switch h := r.header; {
+		case h == nil:
+		case h.Kind == format.KindVersion:
+			k := format.VersionKind(h.SubKind)
+			versions[versionRef{k, h.Refs.Ref(k)}] = true
+		case h.Kind == format.KindTombstone:
+			for _, te := range r.names {
+				named[te.Index] = te.LeafHash
+			}
+		}
+	}
+	listed := make(map[string]bool, len(m.Traces))
+	for _, t := range m.Traces {
+		listed[t] = true
+	}
+	usedTombstone := map[uint64]bool{}
+	inBundle := map[uint64]bool{}
+	for i := range results {
+		r := &results[i]
+		h := r.header
+		if h == nil {
+			continue
+		}
+		inBundle[h.Index] = true
+		if h.Kind == format.KindSpan {
+			trace := hex.EncodeToString(h.TraceID[:])
+			if !listed[trace] {
+				v.fail(CheckTraces, "span entry %d belongs to trace %s, which the manifest does not list", h.Index, trace)
+			}
+			spans[trace]++
+			for k := format.VersionPrompt; k <= format.VersionPipeline; k++ {
+				id := h.Refs.Ref(k)
+				switch {
+				case id == [32]byte{}:
+				case versions[versionRef{k, id}]:
+					referenced[versionRef{k, id}] = true
+					v.pass(CheckReferences)
+				default:
+					v.fail(CheckReferences, "entry %d references %s version %x, which the bundle does not hold", h.Index, k, id[:8])
+				}
+			}
+		}
+		leaf, isNamed := named[h.Index]
+		switch {
+		case !r.erased && isNamed:
+			v.fail(CheckErasures, "a tombstone names entry %d as erased, but the bundle holds its payload", h.Index)
+		case !r.erased:
+		case !isNamed:
+			v.fail(CheckErasures, "entry %d has no payload and no tombstone in the bundle names it", h.Index)
+		case leaf != hex.EncodeToString(r.leaf[:]):
+			v.fail(CheckErasures, "the tombstone names entry %d with another leaf hash", h.Index)
 		default:
+			usedTombstone[h.Index] = true
 			v.pass(CheckErasures)
 		}
 	}
-
-	if pinned != nil {
-		v.checkConsistency(&m, read, cp, key, pinned)
-	}
-}
-
-// checkDecoded checks that the human-readable payload says what the
-// payload says.
-func (v *verifier) checkDecoded(h *format.Header, e *Entry) {
-	var msg, dec proto.Message
-	switch h.Kind {
-	case format.KindTombstone, format.KindRetention, format.KindHold:
-		var want, got bytes.Buffer
-		if json.Compact(&want, e.Payload) != nil || json.Compact(&got, e.Decoded) != nil || !bytes.Equal(want.Bytes(), got.Bytes()) {
-			v.fail(CheckDecoded, "entry %d: the decoded content differs from the payload", e.Index)
-			return
+	for i := range results {
+		r := &results[i]
+		h := r.header
+		if h == nil {
+			continue
 		}
-		v.pass(CheckDecoded)
-		return
-	case format.KindSpan:
-		msg, dec = &v1.Span{}, &v1.Span{}
-	case format.KindVersion:
-		msg, dec = &v1.Version{}, &v1.Version{}
-	default:
-		v.pass(CheckDecoded)
-		return
+		switch h.Kind {
+		case format.KindVersion:
+			if k := format.VersionKind(h.SubKind); !referenced[versionRef{k, h.Refs.Ref(k)}] {
+				v.fail(CheckReferences, "version entry %d is referenced by no span of the bundle", h.Index)
+			}
+		case format.KindTombstone:
+			uses := false
+			for _, te := range r.names {
+				uses = uses || usedTombstone[te.Index]
+			}
+			if !uses && !r.erased {
+				v.fail(CheckErasures, "tombstone %d names no erased entry of the bundle", h.Index)
+			}
+		}
 	}
-	if err := proto.Unmarshal(e.Payload, msg); err != nil {
-		v.fail(CheckDecoded, "entry %d: the payload does not decode: %v", e.Index, err)
-		return
+	for _, t := range m.Traces {
+		if spans[t] == 0 {
+			v.fail(CheckTraces, "trace %s is listed, but the bundle holds none of its spans", t)
+		} else {
+			v.pass(CheckTraces)
+		}
 	}
-	if err := protojson.Unmarshal(e.Decoded, dec); err != nil || !proto.Equal(msg, dec) {
-		v.fail(CheckDecoded, "entry %d: the decoded content differs from the payload", e.Index)
-		return
-	}
-	v.pass(CheckDecoded)
 }
 
-func (v *verifier) checkConsistency(m *Manifest, read func(string) ([]byte, error), cp *format.Checkpoint, key note.Verifier, pinned []byte) {
-	old, err := format.OpenCheckpoint(pinned, key)
+// checkConsistency checks the bundle's consistency proof, if it has one,
+// against the old checkpoint it carries (format 2), and the bundle's
+// checkpoint against the auditor's pinned one, if given.
+func (v *verifier) checkConsistency(m *Manifest, cp *format.Checkpoint, cons *ConsistencyProof, pinned []byte) {
+	var proof tlog.TreeProof
+	if m.Consistency != nil {
+		v.check(CheckConsistency)
+		switch {
+		case cons == nil:
+			v.fail(CheckConsistency, "the manifest names a consistency proof that could not be read")
+		case cons.OldSize != m.Consistency.OldSize || cons.NewSize != m.TreeSize:
+			v.fail(CheckConsistency, "%s is a proof from %d to %d, the manifest says from %d to %d", ConsistencyFile, cons.OldSize, cons.NewSize, m.Consistency.OldSize, m.TreeSize)
+		case len(cons.Proof) > MaxConsistencyHashes:
+			v.fail(CheckConsistency, "a consistency proof of %d hashes", len(cons.Proof))
+		default:
+			proof = make(tlog.TreeProof, len(cons.Proof))
+			for i, p := range cons.Proof {
+				proof[i] = tlog.Hash(p)
+			}
+		}
+		switch {
+		case proof == nil:
+		case cp == nil:
+			v.skip(CheckConsistency, "no valid bundle checkpoint")
+		case m.Format == FormatV1:
+			if cons.OldCheckpoint != "" {
+				v.fail(CheckConsistency, "%s carries an old checkpoint, which is not part of %s", ConsistencyFile, FormatV1)
+			} else if pinned == nil {
+				v.fail(CheckConsistency, "a %s bundle's consistency proof can be checked only against a pinned checkpoint of size %d", FormatV1, cons.OldSize)
+			}
+		default:
+			old, err := format.OpenCheckpoint([]byte(cons.OldCheckpoint), v.key)
+			switch {
+			case err != nil:
+				v.fail(CheckConsistency, "the old checkpoint in %s: %v", ConsistencyFile, err)
+			case old.Origin != m.Origin || old.Size != cons.OldSize:
+				v.fail(CheckConsistency, "the old checkpoint in %s is for %s at size %d, the proof is from %s at %d", ConsistencyFile, old.Origin, old.Size, m.Origin, cons.OldSize)
+			default:
+				if err := tlog.CheckTree(proof, int64(cp.Size), cp.Root, int64(old.Size), old.Root); err != nil {
+					v.fail(CheckConsistency, "the log at size %d does not extend its checkpoint at size %d: %v", cp.Size, old.Size, err)
+				} else {
+					v.pass(CheckConsistency)
+				}
+			}
+		}
+	}
+	if pinned == nil {
+		return
+	}
+	old, err := format.OpenCheckpoint(pinned, v.key)
 	if err != nil {
 		v.fail(CheckPinned, "the pinned checkpoint does not verify: %v", err)
 		v.skip(CheckConsistency, "no valid pinned checkpoint")
@@ -407,62 +1043,24 @@ func (v *verifier) checkConsistency(m *Manifest, read func(string) ([]byte, erro
 		return
 	}
 	v.pass(CheckPinned)
-	if cp == nil {
+	switch {
+	case cp == nil:
 		v.skip(CheckConsistency, "no valid bundle checkpoint")
-		return
-	}
-	if old.Size == cp.Size {
-		if old.Root != cp.Root {
-			v.fail(CheckConsistency, "the pinned checkpoint and the bundle's have size %d and different roots: the log forked", cp.Size)
+	case old.Size == cp.Size && old.Root != cp.Root:
+		v.fail(CheckConsistency, "the pinned checkpoint and the bundle's have size %d and different roots: the log forked", cp.Size)
+	case old.Size == cp.Size:
+		v.pass(CheckConsistency)
+	case old.Size == 0 && old.Root == format.EmptyRoot:
+		v.pass(CheckConsistency) // the empty tree is a prefix of every tree
+	case old.Size > cp.Size:
+		v.fail(CheckConsistency, "the pinned checkpoint (size %d) is newer than the bundle's (size %d); export again", old.Size, cp.Size)
+	case m.Consistency == nil || m.Consistency.OldSize != old.Size || proof == nil:
+		v.fail(CheckConsistency, "the bundle holds no consistency proof from size %d; export with that size", old.Size)
+	default:
+		if err := tlog.CheckTree(proof, int64(cp.Size), cp.Root, int64(old.Size), old.Root); err != nil {
+			v.fail(CheckConsistency, "the log at size %d does not extend the pinned checkpoint at size %d: %v", cp.Size, old.Size, err)
 		} else {
 			v.pass(CheckConsistency)
 		}
-		return
 	}
-	if old.Size == 0 && old.Root == format.EmptyRoot {
-		v.pass(CheckConsistency) // the empty tree is a prefix of every tree
-		return
-	}
-	if old.Size > cp.Size {
-		v.fail(CheckConsistency, "the pinned checkpoint (size %d) is newer than the bundle's (size %d); export again", old.Size, cp.Size)
-		return
-	}
-	if m.Consistency == nil || m.Consistency.OldSize != old.Size {
-		v.fail(CheckConsistency, "the bundle holds no consistency proof from size %d; export with that size", old.Size)
-		return
-	}
-	b, err := read(m.Consistency.File)
-	if err != nil {
-		v.fail(CheckConsistency, "%v", err)
-		return
-	}
-	var cons ConsistencyProof
-	if err := json.Unmarshal(b, &cons); err != nil || cons.OldSize != old.Size || cons.NewSize != cp.Size {
-		v.fail(CheckConsistency, "%s is not a proof from %d to %d: %v", m.Consistency.File, old.Size, cp.Size, err)
-		return
-	}
-	proof := make(tlog.TreeProof, len(cons.Proof))
-	for i, p := range cons.Proof {
-		proof[i] = tlog.Hash(p)
-	}
-	if err := tlog.CheckTree(proof, int64(cp.Size), cp.Root, int64(old.Size), old.Root); err != nil {
-		v.fail(CheckConsistency, "the log at size %d does not extend the pinned checkpoint at size %d: %v", cp.Size, old.Size, err)
-		return
-	}
-	v.pass(CheckConsistency)
-}
-
-func (v *verifier) skipAll(why string) {
-	for _, c := range v.rep.Checks {
-		if c.Passed == 0 && c.failed == 0 {
-			c.Skipped = why
-		}
-	}
-}
-
-func short(s string) string {
-	if len(s) > 16 {
-		return s[:16]
-	}
-	return s
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -29,6 +31,16 @@ func (s *stringList) Set(v string) error {
 
 func shortRole(r v1.Role) string { return enumWord(r, "ROLE_") }
 
+// parseRoleFlag reads a role as written on the command line:
+// compliance_officer, also compliance-officer, in any case.
+func parseRoleFlag(s string) (v1.Role, error) {
+	r, ok := v1.Role_value["ROLE_"+strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(s), "-", "_"))]
+	if !ok || r == 0 {
+		return 0, fmt.Errorf("--role must be ingester, auditor, compliance_officer or admin, got %q", s)
+	}
+	return v1.Role(r), nil
+}
+
 func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	cf, fs, err := subcommand("keys", "create, list or revoke", args)
 	if err != nil {
@@ -36,29 +48,53 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	switch args[0] {
 	case "create":
-		role := fs.String("role", "", "ingester, auditor, compliance_officer or admin (required)")
+		role := fs.String("role", "", "the key's role (required): ingester (apps), auditor, compliance_officer (or compliance-officer) or admin")
 		var tenants stringList
-		fs.Var(&tenants, "tenants", "tenants the key is bound to, comma-separated or repeated; \"*\" for all (required)")
+		fs.Var(&tenants, "tenants", "tenants the key is bound to, comma-separated or repeated; \"*\" for all (required; an admin bound to tenants may give only its own)")
 		label := fs.String("label", "", "what the key is for")
 		expires := fs.Duration("expires-in", 0, "validity, e.g. 720h (default: never expires)")
+		tokenFile := fs.String("token-file", "", "write the token to this new file (mode 0600) instead of printing it")
 		if _, err := parseFlags(fs, args[1:], 0, ""); err != nil {
 			return err
 		}
-		r, ok := v1.Role_value["ROLE_"+strings.ToUpper(*role)]
-		if !ok || r == 0 {
-			return fmt.Errorf("--role must be ingester, auditor, compliance_officer or admin, got %q", *role)
+		r, err := parseRoleFlag(*role)
+		if err != nil {
+			return err
 		}
-		req := &v1.CreateKeyRequest{Role: v1.Role(r), Tenants: tenants, Label: *label}
+		req := &v1.CreateKeyRequest{Role: r, Tenants: tenants, Label: *label}
 		if *expires > 0 {
 			req.ExpiresAt = timestamppb.New(time.Now().Add(*expires))
 		}
+		// The token file is created before the key, so that a key is never
+		// made whose token cannot be stored.
+		var out *os.File
+		if *tokenFile != "" {
+			if out, err = os.OpenFile(*tokenFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+				return fmt.Errorf("--token-file: %w", err)
+			}
+			defer out.Close()
+		}
 		resp, err := cf.admin().CreateKey(ctx, connect.NewRequest(req))
 		if err != nil {
+			if out != nil {
+				out.Close()
+				os.Remove(*tokenFile)
+			}
 			return err
 		}
 		k := resp.Msg.GetKey()
 		fmt.Fprintf(stdout, "created %s key %s for %s\n", shortRole(k.GetRole()), k.GetId(), strings.Join(k.GetTenants(), ","))
-		fmt.Fprintf(stdout, "token (shown once; store it now):\n%s\n", resp.Msg.GetToken())
+		if out == nil {
+			fmt.Fprintf(stdout, "token (shown once; store it now):\n%s\n", resp.Msg.GetToken())
+			return nil
+		}
+		if _, err := fmt.Fprintln(out, resp.Msg.GetToken()); err != nil {
+			return fmt.Errorf("--token-file %s: %w (the key %s exists: revoke it)", *tokenFile, err, k.GetId())
+		}
+		if err := errors.Join(out.Sync(), out.Close()); err != nil {
+			return fmt.Errorf("--token-file %s: %w (the key %s exists: revoke it)", *tokenFile, err, k.GetId())
+		}
+		fmt.Fprintf(stdout, "token written to %s (mode 0600)\n", *tokenFile)
 		return nil
 	case "list":
 		if _, err := parseFlags(fs, args[1:], 0, ""); err != nil {
@@ -153,9 +189,13 @@ func runAccessLog(ctx context.Context, args []string, stdout io.Writer) error {
 			if key == "" {
 				key = "-"
 			}
-			fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", e.GetIndex(), r.GetTime().AsTime().Format(time.RFC3339Nano),
-				enumWord(r.GetOutcome(), "ACCESS_OUTCOME_"), key, shortRole(r.GetRole()),
-				r.GetProcedure(), r.GetTenant(), r.GetTarget())
+			fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\t%s", e.GetIndex(), r.GetTime().AsTime().Format(time.RFC3339Nano),
+				enumWord(r.GetOutcome(), "ACCESS_OUTCOME_"), key, shortRole(r.GetRole()))
+			if sum := r.GetSummary(); sum != nil {
+				fmt.Fprintf(stdout, "\t%s\n", describeSummary(sum))
+				continue
+			}
+			fmt.Fprintf(stdout, "\t%s\t%s\t%s", r.GetProcedure(), r.GetTenant(), r.GetTarget())
 			if r.GetCode() != "" {
 				fmt.Fprintf(stdout, "\t%s: %s", r.GetCode(), r.GetReason())
 			}
@@ -165,4 +205,22 @@ func runAccessLog(ctx context.Context, args []string, stdout io.Writer) error {
 			return nil
 		}
 	}
+}
+
+// describeSummary prints a refusal summary on one line.
+func describeSummary(s *v1.RefusalSummary) string {
+	list := func(items []string, others uint32) string {
+		out := strings.Join(items, ",")
+		if others > 0 {
+			out += fmt.Sprintf(" and %d more", others)
+		}
+		if out == "" {
+			out = "-"
+		}
+		return out
+	}
+	return fmt.Sprintf("summary: %d more refused from %s to %s; codes %s; procedures %s; tenants %s; peers %s",
+		s.GetCount(), s.GetFirstTime().AsTime().Format(time.RFC3339Nano), s.GetLastTime().AsTime().Format(time.RFC3339Nano),
+		list(s.GetCodes(), 0), list(s.GetProcedures(), s.GetOtherProcedures()), list(s.GetTenants(), s.GetOtherTenants()),
+		list(s.GetPeers(), s.GetOtherPeers()))
 }

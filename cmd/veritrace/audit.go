@@ -25,18 +25,16 @@ type queryFlags struct {
 	errors                                                  bool
 }
 
-func (q *queryFlags) register(fs *flag.FlagSet, all bool) {
+func (q *queryFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&q.trace, "trace", "", "trace id, 32 hex digits")
 	fs.StringVar(&q.session, "session", "", "session id")
 	fs.StringVar(&q.subject, "subject", "", "subject (end user) id")
 	fs.StringVar(&q.from, "from", "", "appended at or after this time (RFC 3339)")
 	fs.StringVar(&q.to, "to", "", "appended before this time (RFC 3339)")
-	if all {
-		fs.StringVar(&q.version, "version", "", "a referenced prompt, policy or pipeline version id")
-		fs.StringVar(&q.kind, "kind", "", "span kind: generation, embedding, retrieval, tool, agent, chain, guardrail, other")
-		fs.StringVar(&q.model, "model", "", "request or response model")
-		fs.BoolVar(&q.errors, "errors", false, "only spans whose status is an error")
-	}
+	fs.StringVar(&q.version, "version", "", "a referenced prompt, policy or pipeline version id")
+	fs.StringVar(&q.kind, "kind", "", "span kind: generation, embedding, retrieval, tool, agent, chain, guardrail, other")
+	fs.StringVar(&q.model, "model", "", "request or response model")
+	fs.BoolVar(&q.errors, "errors", false, "only spans whose status is an error")
 }
 
 func (q *queryFlags) proto() (*v1.TraceQuery, error) {
@@ -96,7 +94,7 @@ func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
 	var qf queryFlags
 	fs := flag.NewFlagSet("query", flag.ContinueOnError)
 	cf.register(fs)
-	qf.register(fs, true)
+	qf.register(fs)
 	limit := fs.Int("limit", 100, "most traces to list")
 	if _, err := parseFlags(fs, args, 0, ""); err != nil {
 		return err
@@ -128,7 +126,7 @@ func runExport(ctx context.Context, args []string, stdout io.Writer) error {
 	var qf queryFlags
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	cf.register(fs)
-	qf.register(fs, false)
+	qf.register(fs)
 	out := fs.String("o", "", "bundle file to write (required; must not exist)")
 	known := fs.Uint64("known-size", 0, "size of a checkpoint you already hold: the bundle proves the log grew from it")
 	if _, err := parseFlags(fs, args, 0, ""); err != nil {
@@ -175,7 +173,8 @@ func runExport(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := os.Rename(tmp.Name(), *out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d bytes); verify it with: veritrace verify %s --key log.pub\n", *out, n, *out)
+	fmt.Fprintf(stdout, "wrote %s (%d bytes); verify it with: veritrace verify %s --key veritrace-data/log.pub\n"+
+		"(the log's public key: DATA/log.pub on the server, by default veritrace-data/log.pub; auditors get it out of band)\n", *out, n, *out)
 	return nil
 }
 

@@ -24,28 +24,27 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
-	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
 )
 
 // The load generator: N clients append batches of spans to one or more
-// tenants over Connect or gRPC until a duration or a request count is
-// reached, and report spans/s, latency, and every failed request by its
-// Connect code. A run with any failed request fails.
+// tenants (natively over Connect or gRPC, or as OpenTelemetry exports)
+// until a duration or a request count is reached, and report spans/s,
+// latency, and every failed request by its code. A run with any failed
+// request fails. --mode export measures evidence exports instead.
 
 // benchConfig drives the load generator.
 type benchConfig struct {
 	clients   int
 	batches   batchMix
-	tenants   []string // clients take them in turn; empty: the key's tenant (--tenant)
+	tenants   []string // clients take them in turn; empty: --tenant, or the key's tenant
 	duration  time.Duration
 	warmup    time.Duration // requests started before it ends are not counted
 	maxReqs   int           // per client; 0: until duration
 	spanBytes int
-	subjects  int
 	timeout   time.Duration // per request
+	mode      string        // native, otlp-grpc, otlp-http, otlp-http-json, export
 }
 
 // batchMix is a distribution of batch sizes: "100", or weighted sizes
@@ -87,24 +86,25 @@ func (m batchMix) pick(r *mrand.Rand) int {
 		return m.sizes[0]
 	}
 	x := r.IntN(m.weights[len(m.weights)-1])
-	i := sort.SearchInts(m.weights, x+1)
-	return m.sizes[i]
+	return m.sizes[sort.SearchInts(m.weights, x+1)]
 }
 
 func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	var cf clientFlags
 	var c benchConfig
+	var qf queryFlags
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	cf.register(fs)
+	qf.register(fs) // the selector of --mode export
 	fs.IntVar(&c.clients, "clients", 16, "concurrent clients")
-	batch := fs.String("batch", "100", "spans per AppendSpans request: a size, or weighted sizes size:weight,... (e.g. 1:40,10:30,100:20,1000:10)")
+	batch := fs.String("batch", "100", "spans per request: a size, or weighted sizes size:weight,... (e.g. 1:40,10:30,100:20,1000:10)")
 	tenants := fs.String("tenants", "", "comma-separated tenants; clients take them in turn (default: --tenant or the key's tenant). The key must be allowed in each")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long to run, warm-up included")
-	fs.DurationVar(&c.warmup, "warmup", 0, "requests started in this first part of the run are not counted in the figures (their errors are)")
+	fs.DurationVar(&c.warmup, "warmup", 0, "requests started in this first part of the run are not counted in the figures (their failures are)")
 	fs.IntVar(&c.maxReqs, "requests", 0, "stop each client after this many requests (0: run for --duration)")
 	fs.IntVar(&c.spanBytes, "span-bytes", 2048, "approximate encoded size of each span")
-	fs.IntVar(&c.subjects, "subjects", 1000, "distinct data subjects per tenant")
 	fs.DurationVar(&c.timeout, "timeout", time.Minute, "per-request timeout")
+	fs.StringVar(&c.mode, "mode", "native", "what to do: send spans natively (AppendSpans), as otlp-grpc, otlp-http (protobuf) or otlp-http-json (OpenTelemetry exports of the same spans), or export the selector given by --subject, --trace, ... (an auditor's key)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	allowRemote := fs.Bool("allow-remote", false, "allow a target that is not a loopback address")
 	if _, err := parseFlags(fs, args, 0, ""); err != nil {
@@ -114,20 +114,36 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if c.batches, err = parseBatchMix(*batch); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	if *tenants != "" {
-		for _, t := range strings.Split(*tenants, ",") {
-			if t = strings.TrimSpace(t); t != "" && !slices.Contains(c.tenants, t) {
-				c.tenants = append(c.tenants, t)
-			}
+	for _, t := range strings.Split(*tenants, ",") {
+		if t = strings.TrimSpace(t); t != "" && !slices.Contains(c.tenants, t) {
+			c.tenants = append(c.tenants, t)
 		}
 	}
-	if c.clients < 1 || c.duration <= 0 || c.warmup < 0 || c.warmup >= c.duration || c.spanBytes < 0 || c.subjects < 1 || c.timeout <= 0 {
-		return errors.New("bench: --clients ≥ 1, --duration > --warmup ≥ 0, --span-bytes ≥ 0, --subjects ≥ 1 and --timeout > 0 required")
+	if c.clients < 1 || c.duration <= 0 || c.warmup < 0 || c.warmup >= c.duration || c.spanBytes < 0 || c.timeout <= 0 {
+		return errors.New("bench: --clients ≥ 1, --duration > --warmup ≥ 0, --span-bytes ≥ 0 and --timeout > 0 required")
+	}
+	if !slices.Contains([]string{"native", "otlp-grpc", "otlp-http", "otlp-http-json", "export"}, c.mode) {
+		return fmt.Errorf("bench: unknown --mode %q", c.mode)
 	}
 	if !*allowRemote {
 		if err := checkLoopback(cf.addr); err != nil {
 			return err
 		}
+	}
+	if c.mode == "export" {
+		sel, err := qf.proto()
+		if err != nil {
+			return err
+		}
+		res, err := benchExport(ctx, cf, c, sel)
+		if err != nil {
+			return err
+		}
+		res.print(stdout, c, map[bool]string{true: "grpc", false: "connect"}[cf.grpc])
+		if res.errors > 0 {
+			return fmt.Errorf("bench: %d exports failed, first: %v", res.errors, res.firstErr)
+		}
+		return nil
 	}
 	res, err := bench(ctx, cf, c)
 	if err != nil {
@@ -161,16 +177,26 @@ func checkLoopback(addr string) error {
 }
 
 // benchResult is what a run measured. Counts and latencies are of the
-// requests started after the warm-up; errors are counted whenever they
+// requests started after the warm-up; failures are counted whenever they
 // happen.
 type benchResult struct {
 	requests, spans int64
-	errors          map[connect.Code]int64
+	errors          map[string]int64 // failed requests by code (errorCode)
 	firstErr        error
 	elapsed         time.Duration // measured part of the run
 	lat             []time.Duration
 	bySize          map[int][]time.Duration
 	byTenant        map[string]int64 // spans
+}
+
+// errorCode names a failed request's error: its Connect (or gRPC) code,
+// http_NNN for an OTLP/HTTP status, or unknown.
+func errorCode(err error) string {
+	var he *httpStatusError
+	if errors.As(err, &he) {
+		return fmt.Sprintf("http_%d", he.status)
+	}
+	return connect.CodeOf(err).String()
 }
 
 func (r *benchResult) failed() int64 {
@@ -183,20 +209,16 @@ func (r *benchResult) failed() int64 {
 
 func (r *benchResult) spansPerSec() float64 { return float64(r.spans) / r.elapsed.Seconds() }
 
-// codes lists the failed requests by Connect code, most first.
+// codes lists the failed requests by code, most first.
 func (r *benchResult) codes() string {
-	type kv struct {
-		code connect.Code
-		n    int64
-	}
-	var all []kv
-	for c, n := range r.errors {
-		all = append(all, kv{c, n})
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].n > all[j].n || all[i].n == all[j].n && all[i].code < all[j].code })
-	parts := make([]string, len(all))
-	for i, e := range all {
-		parts[i] = fmt.Sprintf("%s=%d", e.code, e.n)
+	codes := slices.Collect(maps.Keys(r.errors))
+	sort.Slice(codes, func(i, j int) bool {
+		a, b := codes[i], codes[j]
+		return r.errors[a] > r.errors[b] || r.errors[a] == r.errors[b] && a < b
+	})
+	parts := make([]string, len(codes))
+	for i, c := range codes {
+		parts[i] = fmt.Sprintf("%s=%d", c, r.errors[c])
 	}
 	return strings.Join(parts, " ")
 }
@@ -208,7 +230,10 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
 }
 
-func protocolName(cf clientFlags) string {
+func protocolName(cf clientFlags, c benchConfig) string {
+	if c.mode != "native" {
+		return c.mode
+	}
 	if cf.grpc {
 		return "grpc"
 	}
@@ -220,7 +245,7 @@ func (r *benchResult) print(w io.Writer, cf clientFlags, c benchConfig) {
 	if tenants == "" {
 		tenants = "(the key's)"
 	}
-	fmt.Fprintf(w, "protocol=%s clients=%d batch=%s tenants=%s span_bytes=%d\n", protocolName(cf), c.clients, c.batches.spec, tenants, c.spanBytes)
+	fmt.Fprintf(w, "clients=%d batch=%s span_bytes=%d mode=%s protocol=%s tenants=%s\n", c.clients, c.batches.spec, c.spanBytes, c.mode, protocolName(cf, c), tenants)
 	fmt.Fprintf(w, "requests=%d spans=%d errors=%d elapsed=%s\n", r.requests, r.spans, r.failed(), r.elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "throughput=%.0f spans/s  latency p50=%s p99=%s max=%s\n", r.spansPerSec(),
 		percentile(r.lat, 0.5).Round(time.Microsecond), percentile(r.lat, 0.99).Round(time.Microsecond), percentile(r.lat, 1).Round(time.Microsecond))
@@ -242,6 +267,7 @@ func (r *benchResult) print(w io.Writer, cf clientFlags, c benchConfig) {
 
 // benchSummary is the JSON form of a result (--json).
 type benchSummary struct {
+	Mode       string           `json:"mode"`
 	Protocol   string           `json:"protocol"`
 	Clients    int              `json:"clients"`
 	Batch      string           `json:"batch"`
@@ -259,46 +285,45 @@ type benchSummary struct {
 
 func (r *benchResult) summary(cf clientFlags, c benchConfig) benchSummary {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	s := benchSummary{Protocol: protocolName(cf), Clients: c.clients, Batch: c.batches.spec, Tenants: c.tenants,
+	s := benchSummary{Mode: c.mode, Protocol: protocolName(cf, c), Clients: c.clients, Batch: c.batches.spec, Tenants: c.tenants,
 		Requests: r.requests, Spans: r.spans, Errors: r.failed(), Elapsed: r.elapsed.Seconds(), SpansPerS: r.spansPerSec(),
 		P50ms: ms(percentile(r.lat, 0.5)), P99ms: ms(percentile(r.lat, 0.99)), MaxMs: ms(percentile(r.lat, 1))}
 	if len(r.errors) > 0 {
-		s.ErrorCodes = map[string]int64{}
-		for code, n := range r.errors {
-			s.ErrorCodes[code.String()] = n
-		}
+		s.ErrorCodes = r.errors
 	}
 	return s
 }
 
 func bench(ctx context.Context, cf clientFlags, c benchConfig) (*benchResult, error) {
-	// One HTTP client for every tenant's connections.
-	hc := cf.httpClient()
-	if cf.token == "" {
-		cf.loadKey()
-	}
 	tenants := c.tenants
 	if len(tenants) == 0 {
 		tenants = []string{cf.tenant}
 	}
-	clients := make([]veritracev1connect.IngestServiceClient, len(tenants))
+	senders := make([]benchRequests, len(tenants))
 	for i, t := range tenants {
-		opts := []connect.ClientOption{connect.WithInterceptors(rpc.ClientHeaders(t, cf.token))}
-		if cf.grpc {
-			opts = append(opts, connect.WithGRPC())
+		tcf := cf
+		tcf.tenant = t
+		var err error
+		if senders[i], err = benchSender(tcf, c.mode); err != nil {
+			return nil, err
 		}
-		clients[i] = veritracev1connect.NewIngestServiceClient(hc, cf.addr, opts...)
 	}
 	// No new request starts after the deadline; requests under way finish,
 	// so that the run's end does not show up as failed requests.
 	start := time.Now()
 	measureFrom, deadline := start.Add(c.warmup), start.Add(c.duration)
-	res := &benchResult{errors: map[connect.Code]int64{}, bySize: map[int][]time.Duration{}, byTenant: map[string]int64{}}
+	res := &benchResult{errors: map[string]int64{}, bySize: map[int][]time.Duration{}, byTenant: map[string]int64{}}
 	var (
 		mu      sync.Mutex
+		counter atomic.Uint64
 		wg      sync.WaitGroup
 		lastEnd time.Time
 	)
+	// Ids of this run start at a random offset: runs against one server
+	// never collide.
+	var off [4]byte
+	rand.Read(off[:])
+	counter.Store(uint64(binary.BigEndian.Uint32(off[:])) << 24)
 	filler := make([]byte, c.spanBytes*3/4)
 	rand.Read(filler)
 	text := fmt.Sprintf("%x", filler)[:max(c.spanBytes-200, 0)]
@@ -308,20 +333,17 @@ func bench(ctx context.Context, cf clientFlags, c benchConfig) (*benchResult, er
 			defer wg.Done()
 			rng := mrand.New(mrand.NewPCG(uint64(w), 0x5eed))
 			tenant := w % len(tenants)
-			client := clients[tenant]
+			send := senders[tenant]
 			for i := 0; c.maxReqs == 0 || i < c.maxReqs; i++ {
-				t0 := time.Now()
-				if ctx.Err() != nil || t0.After(deadline) {
+				if ctx.Err() != nil || time.Now().After(deadline) {
 					break
 				}
 				size := c.batches.pick(rng)
-				req := &v1.AppendSpansRequest{Spans: make([]*v1.Span, size)}
-				for j := range req.Spans {
-					req.Spans[j] = benchSpan(benchSeq.Add(1), text, c.subjects)
-				}
-				t0 = time.Now()
+				first := counter.Add(uint64(size)) - uint64(size) + 1
+				req := send.build(first, size, text)
+				t0 := time.Now()
 				rctx, cancel := context.WithTimeout(ctx, c.timeout)
-				_, err := client.AppendSpans(rctx, connect.NewRequest(req))
+				err := send.send(rctx, req)
 				cancel()
 				t1 := time.Now()
 				mu.Lock()
@@ -329,7 +351,7 @@ func bench(ctx context.Context, cf clientFlags, c benchConfig) (*benchResult, er
 				case err != nil && ctx.Err() != nil:
 					// The run was interrupted: not a failure of the server.
 				case err != nil:
-					res.errors[connect.CodeOf(err)]++
+					res.errors[errorCode(err)]++
 					if res.firstErr == nil {
 						res.firstErr = err
 					}
@@ -359,19 +381,14 @@ func bench(ctx context.Context, cf clientFlags, c benchConfig) (*benchResult, er
 	return res, nil
 }
 
-// benchSeq numbers the spans of every run in this process, so that runs
-// never repeat an id.
-var benchSeq atomic.Uint64
-
 var benchRun = func() [8]byte {
 	var b [8]byte
 	rand.Read(b[:])
 	return b
 }()
 
-// benchSpan makes a GENERATION span of about the given size with unique
-// ids, of one of subjects data subjects.
-func benchSpan(n uint64, text string, subjects int) *v1.Span {
+// benchSpan makes a GENERATION span of about the given size with unique ids.
+func benchSpan(n uint64, text string) *v1.Span {
 	trace := make([]byte, 16)
 	copy(trace, benchRun[:])
 	binary.BigEndian.PutUint64(trace[8:], n/8+1)
@@ -380,7 +397,7 @@ func benchSpan(n uint64, text string, subjects int) *v1.Span {
 	return &v1.Span{
 		TraceId: trace, SpanId: id, Name: "chat bench-model", Kind: v1.SpanKind_SPAN_KIND_GENERATION,
 		StartTime: timestamppb.New(now.Add(-time.Second)), EndTime: timestamppb.New(now),
-		SubjectId: fmt.Sprintf("bench-user-%d", n%uint64(subjects)), SessionId: fmt.Sprintf("session-%d", n/8),
+		SubjectId: fmt.Sprintf("bench-user-%d", n%1000), SessionId: fmt.Sprintf("session-%d", n/8),
 		Model: &v1.Model{Provider: "bench", RequestModel: "bench-model"},
 		Usage: &v1.Usage{InputTokens: 500, OutputTokens: 120},
 		Content: &v1.Content{

@@ -63,7 +63,7 @@ func TestBenchMixedLoad(t *testing.T) {
 			t.Fatalf("bench over %s: %v\n%s", protocol, err, out.String())
 		}
 		t.Logf("bench over %s:\n%s", protocol, out.String())
-		if !strings.Contains(out.String(), "protocol="+protocol) || !strings.Contains(out.String(), "errors=0 ") || !strings.Contains(out.String(), "requests=24 ") {
+		if !strings.Contains(out.String(), "protocol="+protocol+" ") || !strings.Contains(out.String(), "errors=0 ") || !strings.Contains(out.String(), "requests=24 ") {
 			t.Errorf("bench over %s: output\n%s\nwant protocol=%s, requests=24 and errors=0", protocol, out.String(), protocol)
 		}
 		for _, size := range []string{"1", "10", "100", "1000"} {
@@ -84,7 +84,11 @@ func TestBenchMixedLoad(t *testing.T) {
 		}
 	}
 	for _, tn := range tenants {
-		lc := (&clientFlags{addr: url, keyFile: auditor, tenant: tn}).ledger()
+		cf := &clientFlags{addr: url, keyFile: auditor, tenant: tn}
+		if err := cf.loadKey(); err != nil {
+			t.Fatal(err)
+		}
+		lc := cf.ledger()
 		r, err := lc.GetCheckpoint(context.Background(), connect.NewRequest(&v1.GetCheckpointRequest{Fresh: true}))
 		if err != nil {
 			t.Fatal(err)
@@ -140,5 +144,39 @@ func TestParseBatchMix(t *testing.T) {
 		if (err == nil) != tt.ok || (tt.ok && !slices.Equal(m.sizes, tt.sizes)) {
 			t.Errorf("parseBatchMix(%q) = %v, %v; want sizes %v, ok %v", tt.spec, m.sizes, err, tt.sizes, tt.ok)
 		}
+	}
+}
+
+// TestBenchExportMode runs the load generator against a real server: ingest,
+// then export of what was ingested, with no error.
+func TestBenchExportMode(t *testing.T) {
+	dir := t.TempDir()
+	addr, stop := startServe(t, serveConfig{DataDir: dir})
+	defer stop()
+	url := "http://" + addr
+	run1 := func(args ...string) string {
+		t.Helper()
+		var out strings.Builder
+		if err := run(context.Background(), append(args, "--addr", url), &out); err != nil {
+			t.Fatalf("veritrace %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		}
+		return out.String()
+	}
+	key := func(role string) string {
+		out := run1("keys", "create", "--api-key-file", filepath.Join(dir, AdminKeyFile), "--role", role, "--tenants", "default")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		path := filepath.Join(t.TempDir(), role+".key")
+		if err := os.WriteFile(path, []byte(lines[len(lines)-1]+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	app, auditor := key("ingester"), key("auditor")
+	if out := run1("bench", "--api-key-file", app, "--clients", "1", "--requests", "2", "--batch", "16"); !strings.Contains(out, "spans=32 errors=0") {
+		t.Errorf("bench (ingest):\n%s", out)
+	}
+	out := run1("bench", "--mode", "export", "--api-key-file", auditor, "--clients", "2", "--requests", "2", "--from", "2000-01-01T00:00:00Z")
+	if !strings.Contains(out, "mode=export") || !strings.Contains(out, "exports=4 spans=128 ") || !strings.Contains(out, " errors=0 ") {
+		t.Errorf("bench --mode export:\n%s", out)
 	}
 }

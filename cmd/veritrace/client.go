@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"strconv"
@@ -31,32 +33,53 @@ type clientFlags struct {
 	token   string // the API key, loaded from keyFile or $VERITRACE_API_KEY
 }
 
+// register adds the client flags to fs. parseFlags then loads the API key,
+// so that a command fails on a bad key file before it sends anything.
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.addr, "addr", envOr("VERITRACE_ADDR", "http://127.0.0.1:7070"), "server URL ($VERITRACE_ADDR)")
 	fs.StringVar(&c.tenant, "tenant", os.Getenv("VERITRACE_TENANT"), "tenant ($VERITRACE_TENANT; default: the key's only tenant, else \"default\")")
 	fs.BoolVar(&c.grpc, "grpc", false, "use the gRPC protocol instead of Connect")
-	fs.StringVar(&c.keyFile, "api-key-file", os.Getenv("VERITRACE_API_KEY_FILE"), "file holding the API key ($VERITRACE_API_KEY_FILE; or the key itself in $VERITRACE_API_KEY)")
+	c.keyFile = os.Getenv("VERITRACE_API_KEY_FILE")
+	fs.Var(keyFileFlag{c}, "api-key-file", "file holding the API key ($VERITRACE_API_KEY_FILE; or the key itself in $VERITRACE_API_KEY)")
 }
 
-// loadKey reads the API key. Keys are never taken from the command line,
-// where other users could see them.
+// keyFileFlag is the --api-key-file flag; parseFlags finds the client
+// flags through it to load the key.
+type keyFileFlag struct{ c *clientFlags }
+
+func (f keyFileFlag) String() string {
+	if f.c == nil {
+		return ""
+	}
+	return f.c.keyFile
+}
+func (f keyFileFlag) Set(v string) error { f.c.keyFile = v; return nil }
+
+// loadKey reads the API key from the key file, else from
+// $VERITRACE_API_KEY. Keys are never taken from the command line, where
+// other users could see them. A key file that cannot be read or is empty,
+// or no key at all, is an error naming what to fix.
 func (c *clientFlags) loadKey() error {
 	if c.keyFile != "" {
 		b, err := os.ReadFile(c.keyFile)
-		if err != nil {
-			return fmt.Errorf("API key: %w", err)
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			err = pe.Err
 		}
-		c.token = strings.TrimSpace(string(b))
+		if err != nil {
+			return fmt.Errorf("API key file %s (--api-key-file or $VERITRACE_API_KEY_FILE): %w", c.keyFile, err)
+		}
+		if c.token = strings.TrimSpace(string(b)); c.token == "" {
+			return fmt.Errorf("API key file %s (--api-key-file or $VERITRACE_API_KEY_FILE) is empty", c.keyFile)
+		}
 		return nil
 	}
-	c.token = strings.TrimSpace(os.Getenv("VERITRACE_API_KEY"))
+	if c.token = strings.TrimSpace(os.Getenv("VERITRACE_API_KEY")); c.token == "" {
+		return errors.New("no API key: give --api-key-file FILE, or set $VERITRACE_API_KEY_FILE (or $VERITRACE_API_KEY)")
+	}
 	return nil
 }
 
 func (c *clientFlags) options() []connect.ClientOption {
-	if c.token == "" {
-		c.loadKey()
-	}
 	opts := []connect.ClientOption{connect.WithInterceptors(rpc.ClientHeaders(c.tenant, c.token))}
 	if c.grpc {
 		opts = append(opts, connect.WithGRPC())
@@ -117,23 +140,39 @@ func parseFlags(fs *flag.FlagSet, args []string, nargs int, argNames string) ([]
 		fmt.Fprintf(fs.Output(), "usage: veritrace %s [flags] %s\n", fs.Name(), argNames)
 		fs.PrintDefaults()
 	}
-	// Flags may come before or after the arguments: "hold release ID --reason R".
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != nargs {
+		fs.Usage()
+		return nil, fmt.Errorf("%s: want %d argument(s) %s, got %d", fs.Name(), nargs, argNames, len(rest))
+	}
+	// A command that talks to a server loads its API key now.
+	if f := fs.Lookup("api-key-file"); f != nil {
+		if kf, ok := f.Value.(keyFileFlag); ok {
+			if err := kf.c.loadKey(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return rest, nil
+}
+
+// parseInterleaved parses flags that may come before or after the
+// arguments ("hold release ID --reason R") and returns the arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var rest []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
 		if fs.NArg() == 0 {
-			break
+			return rest, nil
 		}
 		rest = append(rest, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	if len(rest) != nargs {
-		fs.Usage()
-		return nil, fmt.Errorf("%s: want %d argument(s) %s, got %d", fs.Name(), nargs, argNames, len(rest))
-	}
-	return rest, nil
 }
 
 // subcommand checks that args name a subcommand of cmd and returns the
@@ -141,6 +180,11 @@ func parseFlags(fs *flag.FlagSet, args []string, nargs int, argNames string) ([]
 func subcommand(cmd, subs string, args []string) (*clientFlags, *flag.FlagSet, error) {
 	if len(args) == 0 {
 		return nil, nil, fmt.Errorf("%s: want a subcommand: %s", cmd, subs)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintf(os.Stderr, "usage: veritrace %s SUBCOMMAND [flags]\nsubcommands: %s\nRun \"veritrace %s SUBCOMMAND -h\" for a subcommand's flags.\n", cmd, subs, cmd)
+		return nil, nil, flag.ErrHelp
 	}
 	cf := &clientFlags{}
 	fs := flag.NewFlagSet(cmd+" "+args[0], flag.ContinueOnError)

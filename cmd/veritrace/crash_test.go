@@ -116,7 +116,7 @@ func startChildAt(t *testing.T, dir string, offset time.Duration, flags ...strin
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	t.Fatalf("server child exited before serving: %v", sc.Err())
+	t.Fatalf("server child exited before serving: %v\n%s", sc.Err(), log.String())
 	return nil
 }
 
@@ -210,7 +210,7 @@ func TestCrashRecovery(t *testing.T) {
 					mu.Unlock()
 					batch := make([]*v1.Span, 1+n%5)
 					for i := range batch {
-						batch[i] = benchSpan(uint64(n*8+i), "crash test payload", 1000)
+						batch[i] = benchSpan(uint64(n*8+i), "crash test payload")
 					}
 					resp, err := ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: batch}))
 					if err != nil {
@@ -311,7 +311,7 @@ func TestCrashDuringErasure(t *testing.T) {
 		for b := 0; b < 6; b++ {
 			batch := make([]*v1.Span, 500)
 			for i := range batch {
-				batch[i] = benchSpan(uint64(cycle*100000+b*1000+i+1), "crash erasure payload", 1000)
+				batch[i] = benchSpan(uint64(cycle*100000+b*1000+i+1), "crash erasure payload")
 				batch[i].SubjectId = "victim"
 				if i%10 == 0 {
 					batch[i].SubjectId = "bystander"
@@ -431,7 +431,7 @@ func startAppenders(ingest veritracev1connect.IngestServiceClient, n int, seq *a
 				k := seq.Add(1)
 				batch := make([]*v1.Span, 1+k%5)
 				for i := range batch {
-					batch[i] = benchSpan(k*8+uint64(i), "concurrent payload", 1000)
+					batch[i] = benchSpan(k*8+uint64(i), "concurrent payload")
 					batch[i].SubjectId = subject(k)
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -554,7 +554,7 @@ func TestCrashDuringSweep(t *testing.T) {
 			batch := make([]*v1.Span, 500)
 			for i := range batch {
 				n := uint64(cycle*1_000_000 + b*1000 + i + 1)
-				batch[i] = benchSpan(n, "day-0 payload", 1000)
+				batch[i] = benchSpan(n, "day-0 payload")
 				batch[i].SubjectId = fmt.Sprint("old-", n%400) // 400 subjects: 400 keys
 			}
 			resp, err := ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: batch}))

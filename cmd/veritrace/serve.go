@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,8 +19,11 @@ import (
 	"time"
 
 	"github.com/veritrace/veritrace/audit"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/console"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
 	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
 	"github.com/veritrace/veritrace/retention"
 )
 
@@ -40,6 +45,58 @@ type serveConfig struct {
 	AllowPlaintextKeys bool          // accept API keys over plaintext from non-loopback peers (behind a TLS proxy)
 	SweepInterval      time.Duration // how often expired payloads are swept (0: never; default 1h)
 	MinFreeBytes       int64         // free disk space below which appends are refused (0: no reserve; default 1 GiB)
+	Console            bool          // serve the web console under /ui/ (default true)
+	OTLPGRPCListen     string        // also serve OTLP (gRPC and HTTP) on this address, e.g. 127.0.0.1:4317
+	OTLPHTTPListen     string        // also serve OTLP (HTTP and gRPC) on this address, e.g. 127.0.0.1:4318
+	OTLPMaxBytes       int           // OTLP request limit after decompression (default 16 MiB)
+	OTLPConfigFile     string        // per-tenant OTLP mapping configuration (JSON, docs/OTLP.md)
+}
+
+// otlpConfigFile is the JSON of --otlp-config.
+type otlpConfigFile struct {
+	Default otlp.Config            `json:"default"`
+	Tenants map[string]otlp.Config `json:"tenants"`
+}
+
+// loadOTLPConfig reads and checks --otlp-config.
+func loadOTLPConfig(path string) (rpc.OTLPOptions, error) {
+	var o rpc.OTLPOptions
+	if path == "" {
+		return o, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return o, fmt.Errorf("--otlp-config: %w", err)
+	}
+	var f otlpConfigFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return o, fmt.Errorf("--otlp-config %s: %w", path, err)
+	}
+	check := func(where string, c otlp.Config) error {
+		for _, list := range [][]string{c.SubjectAttributes, c.SessionAttributes} {
+			for _, a := range list {
+				if a == "" || len(a) > 255 {
+					return fmt.Errorf("--otlp-config %s: %s: attribute names must be 1 to 255 bytes", path, where)
+				}
+			}
+		}
+		return nil
+	}
+	if err := check("default", f.Default); err != nil {
+		return o, err
+	}
+	for t, c := range f.Tenants {
+		if err := format.ValidateTenant(t); err != nil {
+			return o, fmt.Errorf("--otlp-config %s: tenant %q: %v", path, t, err)
+		}
+		if err := check("tenant "+t, c); err != nil {
+			return o, err
+		}
+	}
+	o.Default, o.Tenants = f.Default, f.Tenants
+	return o, nil
 }
 
 func (c *serveConfig) validate() error {
@@ -57,6 +114,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.SweepInterval < 0 {
 		return fmt.Errorf("--sweep-interval %s is negative", c.SweepInterval)
+	}
+	if c.OTLPMaxBytes < 1024 {
+		return fmt.Errorf("--otlp-max-bytes %d is below 1024", c.OTLPMaxBytes)
 	}
 	if c.CheckpointInterval < 10*time.Millisecond {
 		return fmt.Errorf("--checkpoint-interval %s is below 10ms", c.CheckpointInterval)
@@ -84,6 +144,11 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.BoolVar(&c.AllowPlaintextKeys, "allow-plaintext-keys", false, "accept API keys over plaintext HTTP from non-loopback addresses (only behind a proxy that terminates TLS)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Hour, "how often payloads past their retention are expired (0 disables; compliance officers can also sweep on demand)")
 	fs.Int64Var(&c.MinFreeBytes, "min-free-bytes", ledger.DefaultMinFreeBytes, "free disk space to keep on the data directory's filesystem: below it appends are refused (resource_exhausted) until space returns; 0 disables")
+	fs.BoolVar(&c.Console, "console", true, "serve the web console under /ui/ on the API's port")
+	fs.StringVar(&c.OTLPGRPCListen, "otlp-grpc-listen", os.Getenv("VERITRACE_OTLP_GRPC_LISTEN"), "also serve OpenTelemetry ingest on this address (the SDKs' gRPC default is 4317); the main port serves it too")
+	fs.StringVar(&c.OTLPHTTPListen, "otlp-http-listen", os.Getenv("VERITRACE_OTLP_HTTP_LISTEN"), "also serve OpenTelemetry ingest on this address (the SDKs' HTTP default is 4318)")
+	fs.IntVar(&c.OTLPMaxBytes, "otlp-max-bytes", otlp.DefaultMaxBytes, "largest OTLP request accepted, after decompression")
+	fs.StringVar(&c.OTLPConfigFile, "otlp-config", os.Getenv("VERITRACE_OTLP_CONFIG"), "JSON file of per-tenant OTLP mapping settings (subject and session attributes; docs/OTLP.md)")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof: CPU, heap, mutex, block) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -106,6 +171,16 @@ var clock = time.Now
 // stops accepting, lets in-flight requests (appends included) finish, and
 // closes the ledger.
 func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
+	// A certificate that cannot serve is reported before anything touches
+	// the data directory.
+	var certs []tls.Certificate
+	if c.TLSCert != "" {
+		cert, err := loadTLS(c.TLSCert, c.TLSKey, time.Now())
+		if err != nil {
+			return err
+		}
+		certs = []tls.Certificate{cert}
+	}
 	keys, created, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: c.DataDir, MasterKey: c.MasterKeyFile, SigningKey: c.SigningKeyFile})
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
@@ -134,6 +209,12 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		l.Close()
 		return fmt.Errorf("resume erasures: %w", err)
 	}
+	otlpOpts, err := loadOTLPConfig(c.OTLPConfigFile)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	otlpOpts.MaxBytes = c.OTLPMaxBytes
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		l.Close()
@@ -147,56 +228,84 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 			ret.Run(sweepCtx, c.SweepInterval)
 		}
 	}()
-	srv := &http.Server{
-		Handler:           rpc.NewHandler(l, rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret, Now: clock}),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		Protocols:         new(http.Protocols),
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	opts := rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret, OTLP: otlpOpts, Now: clock}
+	type listener struct {
+		name string
+		ln   net.Listener
+		srv  *http.Server
 	}
-	srv.Protocols.SetHTTP1(true)
-	scheme := "http"
-	if c.TLSCert != "" {
-		srv.Protocols.SetHTTP2(true)
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-		scheme = "https"
-	} else {
-		srv.Protocols.SetUnencryptedHTTP2(true)
+	api := rpc.NewHandler(l, opts)
+	var handler http.Handler = api
+	if c.Console {
+		handler = console.WithConsole(api)
+	}
+	listeners := []listener{{"serving", ln, newServer(c, handler, log, certs)}}
+	for _, extra := range []struct{ name, addr string }{{"serving OTLP (gRPC default port)", c.OTLPGRPCListen}, {"serving OTLP (HTTP default port)", c.OTLPHTTPListen}} {
+		if extra.addr == "" {
+			continue
+		}
+		eln, err := net.Listen("tcp", extra.addr)
+		if err != nil {
+			for _, o := range listeners {
+				o.ln.Close()
+			}
+			stopSweeps()
+			<-sweeps
+			l.Close()
+			return err
+		}
+		listeners = append(listeners, listener{extra.name, eln, newServer(c, api.OTLPHandler(), log, certs)})
 	}
 	if c.PprofListen != "" {
 		go servePprof(c.PprofListen, log)
 	}
-	log.Info("serving", "addr", scheme+"://"+ln.Addr().String(), "data", c.DataDir, "verifier_key", l.VerifierKey())
-	errc := make(chan error, 1)
-	go func() {
-		if c.TLSCert != "" {
-			errc <- srv.ServeTLS(ln, c.TLSCert, c.TLSKey)
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
+	scheme := "http"
+	if c.TLSCert != "" {
+		scheme = "https"
+	}
+	errc := make(chan error, len(listeners))
 	deadline := time.Now().Add(c.ShutdownTimeout)
+	for _, o := range listeners {
+		log.Info(o.name, "addr", scheme+"://"+o.ln.Addr().String(), "data", c.DataDir, "verifier_key", l.VerifierKey())
+		go func() {
+			if c.TLSCert != "" {
+				errc <- o.srv.ServeTLS(o.ln, "", "") // the certificate loaded at start
+			} else {
+				errc <- o.srv.Serve(o.ln)
+			}
+		}()
+	}
+	if c.Console {
+		log.Info("web console", "url", scheme+"://"+ln.Addr().String()+console.Prefix)
+	}
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
 		log.Info("shutting down")
 		deadline = time.Now().Add(c.ShutdownTimeout)
-		sctx, cancel := context.WithDeadline(context.Background(), deadline)
-		err = srv.Shutdown(sctx)
-		cancel()
 	}
+	// Stop every listener and let in-flight requests finish.
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
+	for _, o := range listeners {
+		if serr := o.srv.Shutdown(sctx); err == nil {
+			err = serr
+		}
+	}
+	cancel()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	// Closing the ledger (which drains the writer, signs last checkpoints
 	// and flushes Badger's memtables) runs under what is left of the
 	// shutdown timeout, at least a second: Badger retries a failed flush
-	// forever, e.g. when the data directory was removed.
+	// forever, e.g. when the data directory was removed. The access log's
+	// pending refusal summaries are written first.
 	closed := make(chan error, 1)
 	go func() {
 		stopSweeps()
 		<-sweeps
-		closed <- l.Close()
+		herr := api.Close(context.Background())
+		closed <- errors.Join(herr, l.Close())
 	}()
 	select {
 	case cerr := <-closed:
@@ -209,6 +318,41 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return err
+}
+
+// newServer is an HTTP server for the API: HTTP/1.1 and HTTP/2 (h2c
+// without TLS, for gRPC clients), with the server's timeouts; with TLS it
+// serves certs, loaded at start.
+func newServer(c serveConfig, h http.Handler, log *slog.Logger, certs []tls.Certificate) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		Protocols:         new(http.Protocols),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	srv.Protocols.SetHTTP1(true)
+	if c.TLSCert != "" {
+		srv.Protocols.SetHTTP2(true)
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: certs}
+	} else {
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return srv
+}
+
+// loadTLS loads a TLS certificate and its private key and checks that they
+// match and that the certificate is valid now.
+func loadTLS(certFile, keyFile string, now time.Time) (tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return cert, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", certFile, keyFile, err)
+	}
+	if leaf := cert.Leaf; leaf != nil && (now.Before(leaf.NotBefore) || now.After(leaf.NotAfter)) {
+		return cert, fmt.Errorf("--tls-cert %s is valid from %s to %s, not now", certFile,
+			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return cert, nil
 }
 
 // Sampling rates of the mutex and block profiles while --pprof-listen is

@@ -8,9 +8,12 @@ import (
 	"testing"
 )
 
-// TestWorkedSession runs the README's worked session through the CLI
-// against a real server on loopback.
+// TestWorkedSession runs the README's sessions through the CLI against a
+// real server on loopback: the worked session, then (after a restart) the
+// auditor's and the compliance officer's.
 func TestWorkedSession(t *testing.T) {
+	t.Setenv("VERITRACE_API_KEY_FILE", "")
+	t.Setenv("VERITRACE_API_KEY", "")
 	dir := t.TempDir()
 	addr, stop := startServe(t, serveConfig{DataDir: dir})
 	url := "http://" + addr
@@ -25,20 +28,19 @@ func TestWorkedSession(t *testing.T) {
 		}
 		return out.String()
 	}
-	// newKey creates a key with the admin key and stores its token in a file.
+	// newKey creates a key with the admin key, its token in a new file.
 	newKey := func(role string) string {
-		out := runCLI("keys create", "--api-key-file", filepath.Join(dir, "admin.key"), "--role", role, "--tenants", "default", "--label", "readme "+role)
-		lines := strings.Split(strings.TrimSpace(out), "\n")
 		path := filepath.Join(t.TempDir(), role+".key")
-		if err := os.WriteFile(path, []byte(lines[len(lines)-1]+"\n"), 0o600); err != nil {
-			t.Fatal(err)
+		out := runCLI("keys create", "--api-key-file", filepath.Join(dir, "admin.key"), "--role", role, "--tenants", "default", "--label", "readme "+role, "--token-file", path)
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 || !strings.Contains(out, "token written to "+path) || strings.Contains(out, "vtk_") {
+			t.Fatalf("keys create --token-file: %v, %v:\n%s", fi, err, out)
 		}
 		return path
 	}
 	if fi, err := os.Stat(filepath.Join(dir, AdminKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("bootstrap admin key file: %v, %v; want mode 0600", fi, err)
 	}
-	app, auditor := newKey("ingester"), newKey("auditor")
+	app, auditor, compliance := newKey("ingester"), newKey("auditor"), newKey("compliance_officer")
 	admin := filepath.Join(dir, AdminKeyFile)
 	if out := runCLI("tenants create", "--api-key-file", admin, "acme"); out != "created tenant acme\n" {
 		t.Errorf("tenants create: %q", out)
@@ -53,7 +55,7 @@ func TestWorkedSession(t *testing.T) {
 		t.Errorf("keys revoke: %q", out)
 	}
 	keys := runCLI("keys list", "--api-key-file", admin)
-	if strings.Count(keys, "\n") != 4 || !strings.Contains(keys, spareID+"\tcompliance_officer") || !strings.Contains(keys, "revoked ") || strings.Contains(keys, "vtk_") {
+	if strings.Count(keys, "\n") != 5 || !strings.Contains(keys, spareID+"\tcompliance_officer") || !strings.Contains(keys, "revoked ") || strings.Contains(keys, "vtk_") {
 		t.Errorf("keys list:\n%s", keys)
 	}
 	// cli runs a command as the app or the auditor, with protojson's varying
@@ -97,5 +99,54 @@ func TestWorkedSession(t *testing.T) {
 	var vout strings.Builder
 	if err := run(context.Background(), []string{"verify-log", "--data", dir}, &vout); err != nil || !strings.Contains(vout.String(), "ok    tenant default: 5 entries") {
 		t.Errorf("verify-log = %v\n%s", err, vout.String())
+	}
+
+	// The auditor's session, after starting the server again.
+	addr, stop = startServe(t, serveConfig{DataDir: dir})
+	url = "http://" + addr
+	if out = cli(auditor, "query", "--subject", "customer-42"); !strings.HasPrefix(out, "000102030405060708090a0b0c0d0e0ffirstindex1") {
+		t.Errorf("query:\n%s", out)
+	}
+	cli(auditor, "trace", "000102030405060708090a0b0c0d0e0f")
+	work := t.TempDir()
+	pinned := filepath.Join(work, "pinned.txt")
+	cp := runCLI("checkpoint", "--api-key-file", auditor, "--fresh")
+	if err := os.WriteFile(pinned, []byte(cp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bundlePath := filepath.Join(work, "evidence.zip")
+	out = runCLI("export", "--api-key-file", auditor, "--subject", "customer-42", "--known-size", strings.Split(cp, "\n")[1], "-o", bundlePath)
+	if !strings.Contains(out, "veritrace verify "+bundlePath+" --key veritrace-data/log.pub") {
+		t.Errorf("export's hint:\n%s", out)
+	}
+	var verified strings.Builder
+	if err := run(context.Background(), []string{"verify", bundlePath, "--key", filepath.Join(dir, "log.pub"), "--pinned-checkpoint", pinned}, &verified); err != nil || !strings.Contains(verified.String(), "VERIFIED") {
+		t.Errorf("verify = %v\n%s", err, verified.String())
+	}
+
+	// The compliance officer's session.
+	cli(compliance, "retention show")
+	out = runCLI("hold place", "--api-key-file", compliance, "--subject", "customer-42", "--case", "CASE-7", "--reason", "pending litigation")
+	holdID := strings.Fields(out)[2]
+	erase := []string{"--subject", "customer-42", "--legal-basis", "GDPR Art. 17(1)(a)", "--reason", "subject request"}
+	if out = cli(compliance, "erase", append(erase, "--dry-run")...); !strings.Contains(out, "woulderase0entries[];2held") {
+		t.Errorf("erase --dry-run under a hold:\n%s", out)
+	}
+	runCLI("hold release", "--api-key-file", compliance, holdID, "--reason", "case closed")
+	receipt := filepath.Join(work, "receipt.txt")
+	if out = cli(compliance, "erase", append(erase, "--ticket", "DSR-118", "--request-id", "dsr-118", "--receipt", receipt)...); !strings.Contains(out, "erasuredsr-118done:erased2entries[12]") {
+		t.Errorf("erase:\n%s", out)
+	}
+	if out = cli(auditor, "get", "2"); !strings.Contains(out, `"erased":true`) {
+		t.Errorf("get 2 after erasure:\n%s", out)
+	}
+	cli(compliance, "sweep")
+	reused := append([]string{"erase", "--addr", url, "--api-key-file", compliance}, erase...)
+	reused = append(reused, "--ticket", "DSR-119", "--request-id", "dsr-118")
+	if err := run(context.Background(), reused, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "already_exists") {
+		t.Errorf("erase with a reused request id = %v, want already_exists", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
 	}
 }

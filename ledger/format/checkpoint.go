@@ -102,6 +102,12 @@ func ParseBundleSignatureBody(text string) (origin string, digest [32]byte, err 
 	return lines[1], digest, nil
 }
 
+// MaxTombstoneNames bounds the entries (erased and held together) one
+// tombstone names. An erasure or sweep of more writes several tombstones,
+// parts 1 to n of one request, so that a bundle carries only the parts
+// that name its entries.
+const MaxTombstoneNames = 1000
+
 // Tombstone is the payload of a tombstone entry (docs/FORMAT.md): which
 // payloads were erased or expired, and why. It names entries by index and
 // leaf hash and holds no personal data.
@@ -119,6 +125,10 @@ type Tombstone struct {
 	Erased      []TombstoneEntry `json:"erased"`
 	// Held lists entries the request selected but a legal hold kept.
 	Held []HeldEntry `json:"held,omitempty"`
+	// Part and Parts number the tombstones of one request, from 1; absent
+	// in tombstones written before requests were split.
+	Part  int `json:"part,omitempty"`
+	Parts int `json:"parts,omitempty"`
 }
 
 // TombstoneEntry is an erased entry.

@@ -98,8 +98,12 @@ type AccessRecord struct {
 	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Network address of the client.
 	Peer string `protobuf:"bytes,9,opt,name=peer,proto3" json:"peer,omitempty"`
-	// When the request arrived.
-	Time          *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=time,proto3" json:"time,omitempty"`
+	// When the request arrived; for a summary, when the summary was written.
+	Time *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=time,proto3" json:"time,omitempty"`
+	// Set when the record stands for several refused requests that were not
+	// recorded one by one (docs/ACCESS.md, "Refusals"). Outcome is then
+	// DENIED, and key_id, role and peer are those of the burst it closes.
+	Summary       *RefusalSummary `protobuf:"bytes,11,opt,name=summary,proto3" json:"summary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -204,11 +208,152 @@ func (x *AccessRecord) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *AccessRecord) GetSummary() *RefusalSummary {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
+// RefusalSummary counts refused requests of one burst: from one peer (an
+// IPv4 address or an IPv6 /64), with one key id (or none), recorded in one
+// log. The burst's first refusal is recorded on its own; a summary is
+// written for every period in which more came.
+type RefusalSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many refused requests the summary stands for.
+	Count uint64 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	// When the first and the last of them arrived.
+	FirstTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=first_time,json=firstTime,proto3" json:"first_time,omitempty"`
+	LastTime  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_time,json=lastTime,proto3" json:"last_time,omitempty"`
+	// The procedures called, sorted, at most 16; other_procedures counts
+	// the refusals whose procedure found the list full.
+	Procedures      []string `protobuf:"bytes,4,rep,name=procedures,proto3" json:"procedures,omitempty"`
+	OtherProcedures uint32   `protobuf:"varint,5,opt,name=other_procedures,json=otherProcedures,proto3" json:"other_procedures,omitempty"`
+	// The Connect codes answered, sorted, e.g. "permission_denied",
+	// "resource_exhausted"; at most 8.
+	Codes []string `protobuf:"bytes,6,rep,name=codes,proto3" json:"codes,omitempty"`
+	// The tenants named, sorted, at most 8; other_tenants counts the
+	// refusals whose tenant found the list full. Empty for requests that
+	// were not authenticated (their tenant is not recorded).
+	Tenants      []string `protobuf:"bytes,7,rep,name=tenants,proto3" json:"tenants,omitempty"`
+	OtherTenants uint32   `protobuf:"varint,8,opt,name=other_tenants,json=otherTenants,proto3" json:"other_tenants,omitempty"`
+	// The peers (IPv4 addresses or IPv6 /64s, without port), sorted, at
+	// most 8; other_peers counts the refusals whose peer found the list
+	// full. One peer, unless the server's table of bursts was full and
+	// refusals from several peers were counted together (key_id and peer
+	// are then empty).
+	Peers         []string `protobuf:"bytes,9,rep,name=peers,proto3" json:"peers,omitempty"`
+	OtherPeers    uint32   `protobuf:"varint,10,opt,name=other_peers,json=otherPeers,proto3" json:"other_peers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefusalSummary) Reset() {
+	*x = RefusalSummary{}
+	mi := &file_veritrace_v1_access_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefusalSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefusalSummary) ProtoMessage() {}
+
+func (x *RefusalSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_veritrace_v1_access_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefusalSummary.ProtoReflect.Descriptor instead.
+func (*RefusalSummary) Descriptor() ([]byte, []int) {
+	return file_veritrace_v1_access_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RefusalSummary) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *RefusalSummary) GetFirstTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstTime
+	}
+	return nil
+}
+
+func (x *RefusalSummary) GetLastTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastTime
+	}
+	return nil
+}
+
+func (x *RefusalSummary) GetProcedures() []string {
+	if x != nil {
+		return x.Procedures
+	}
+	return nil
+}
+
+func (x *RefusalSummary) GetOtherProcedures() uint32 {
+	if x != nil {
+		return x.OtherProcedures
+	}
+	return 0
+}
+
+func (x *RefusalSummary) GetCodes() []string {
+	if x != nil {
+		return x.Codes
+	}
+	return nil
+}
+
+func (x *RefusalSummary) GetTenants() []string {
+	if x != nil {
+		return x.Tenants
+	}
+	return nil
+}
+
+func (x *RefusalSummary) GetOtherTenants() uint32 {
+	if x != nil {
+		return x.OtherTenants
+	}
+	return 0
+}
+
+func (x *RefusalSummary) GetPeers() []string {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+func (x *RefusalSummary) GetOtherPeers() uint32 {
+	if x != nil {
+		return x.OtherPeers
+	}
+	return 0
+}
+
 var File_veritrace_v1_access_proto protoreflect.FileDescriptor
 
 const file_veritrace_v1_access_proto_rawDesc = "" +
 	"\n" +
-	"\x19veritrace/v1/access.proto\x12\fveritrace.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18veritrace/v1/admin.proto\"\xc2\x02\n" +
+	"\x19veritrace/v1/access.proto\x12\fveritrace.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18veritrace/v1/admin.proto\"\xfa\x02\n" +
 	"\fAccessRecord\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12&\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x12.veritrace.v1.RoleR\x04role\x12\x1c\n" +
@@ -220,7 +365,24 @@ const file_veritrace_v1_access_proto_rawDesc = "" +
 	"\x06reason\x18\b \x01(\tR\x06reason\x12\x12\n" +
 	"\x04peer\x18\t \x01(\tR\x04peer\x12.\n" +
 	"\x04time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\x04time*\x81\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x126\n" +
+	"\asummary\x18\v \x01(\v2\x1c.veritrace.v1.RefusalSummaryR\asummary\"\xf1\x02\n" +
+	"\x0eRefusalSummary\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x04R\x05count\x129\n" +
+	"\n" +
+	"first_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstTime\x127\n" +
+	"\tlast_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\blastTime\x12\x1e\n" +
+	"\n" +
+	"procedures\x18\x04 \x03(\tR\n" +
+	"procedures\x12)\n" +
+	"\x10other_procedures\x18\x05 \x01(\rR\x0fotherProcedures\x12\x14\n" +
+	"\x05codes\x18\x06 \x03(\tR\x05codes\x12\x18\n" +
+	"\atenants\x18\a \x03(\tR\atenants\x12#\n" +
+	"\rother_tenants\x18\b \x01(\rR\fotherTenants\x12\x14\n" +
+	"\x05peers\x18\t \x03(\tR\x05peers\x12\x1f\n" +
+	"\vother_peers\x18\n" +
+	" \x01(\rR\n" +
+	"otherPeers*\x81\x01\n" +
 	"\rAccessOutcome\x12\x1e\n" +
 	"\x1aACCESS_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ACCESS_OUTCOME_ALLOWED\x10\x01\x12\x19\n" +
@@ -240,22 +402,26 @@ func file_veritrace_v1_access_proto_rawDescGZIP() []byte {
 }
 
 var file_veritrace_v1_access_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_veritrace_v1_access_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_veritrace_v1_access_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_veritrace_v1_access_proto_goTypes = []any{
 	(AccessOutcome)(0),            // 0: veritrace.v1.AccessOutcome
 	(*AccessRecord)(nil),          // 1: veritrace.v1.AccessRecord
-	(Role)(0),                     // 2: veritrace.v1.Role
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*RefusalSummary)(nil),        // 2: veritrace.v1.RefusalSummary
+	(Role)(0),                     // 3: veritrace.v1.Role
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
 }
 var file_veritrace_v1_access_proto_depIdxs = []int32{
-	2, // 0: veritrace.v1.AccessRecord.role:type_name -> veritrace.v1.Role
+	3, // 0: veritrace.v1.AccessRecord.role:type_name -> veritrace.v1.Role
 	0, // 1: veritrace.v1.AccessRecord.outcome:type_name -> veritrace.v1.AccessOutcome
-	3, // 2: veritrace.v1.AccessRecord.time:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 2: veritrace.v1.AccessRecord.time:type_name -> google.protobuf.Timestamp
+	2, // 3: veritrace.v1.AccessRecord.summary:type_name -> veritrace.v1.RefusalSummary
+	4, // 4: veritrace.v1.RefusalSummary.first_time:type_name -> google.protobuf.Timestamp
+	4, // 5: veritrace.v1.RefusalSummary.last_time:type_name -> google.protobuf.Timestamp
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_veritrace_v1_access_proto_init() }
@@ -270,7 +436,7 @@ func file_veritrace_v1_access_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_veritrace_v1_access_proto_rawDesc), len(file_veritrace_v1_access_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

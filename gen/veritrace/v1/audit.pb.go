@@ -189,10 +189,22 @@ type SpanNode struct {
 	AppendedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=appended_at,json=appendedAt,proto3" json:"appended_at,omitempty"`
 	SpanId     []byte                 `protobuf:"bytes,4,opt,name=span_id,json=spanId,proto3" json:"span_id,omitempty"`
 	Kind       SpanKind               `protobuf:"varint,5,opt,name=kind,proto3,enum=veritrace.v1.SpanKind" json:"kind,omitempty"`
-	// Unset when the payload was erased.
-	Span          *Span       `protobuf:"bytes,6,opt,name=span,proto3" json:"span,omitempty"`
-	Erased        bool        `protobuf:"varint,7,opt,name=erased,proto3" json:"erased,omitempty"`
-	Children      []*SpanNode `protobuf:"bytes,8,rep,name=children,proto3" json:"children,omitempty"`
+	// Unset when the payload was erased or cannot be decoded.
+	Span     *Span       `protobuf:"bytes,6,opt,name=span,proto3" json:"span,omitempty"`
+	Erased   bool        `protobuf:"varint,7,opt,name=erased,proto3" json:"erased,omitempty"`
+	Children []*SpanNode `protobuf:"bytes,8,rep,name=children,proto3" json:"children,omitempty"`
+	// For a span ingested over OTLP: span.otlp rendered as OTLP JSON (hex
+	// trace and span ids), for reading. The payload bytes are authoritative.
+	OtlpJson string `protobuf:"bytes,9,opt,name=otlp_json,json=otlpJson,proto3" json:"otlp_json,omitempty"`
+	// Set when this span is one of several attempts at one step (retries or
+	// fallbacks: sibling model calls under one parent, every one but the
+	// last failed): its number, from 1 in order of start, and how many there
+	// were. Zero for a step tried once.
+	Attempt  uint32 `protobuf:"varint,10,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempts uint32 `protobuf:"varint,11,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Set when the payload is present but cannot be shown decoded
+	// (docs/FORMAT.md, "Decodable payloads").
+	DecodeError   string `protobuf:"bytes,12,opt,name=decode_error,json=decodeError,proto3" json:"decode_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -283,6 +295,34 @@ func (x *SpanNode) GetChildren() []*SpanNode {
 	return nil
 }
 
+func (x *SpanNode) GetOtlpJson() string {
+	if x != nil {
+		return x.OtlpJson
+	}
+	return ""
+}
+
+func (x *SpanNode) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *SpanNode) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *SpanNode) GetDecodeError() string {
+	if x != nil {
+		return x.DecodeError
+	}
+	return ""
+}
+
 type GetTraceResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	TraceId []byte                 `protobuf:"bytes,1,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
@@ -349,8 +389,12 @@ type QueryTracesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Query *TraceQuery            `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
 	// 1 to 1000; 0 means 100.
-	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Return a summary of each trace (TraceSummary.stats). With summaries a
+	// page holds at most 100 traces, and each summary reads at most 500
+	// spans of its trace.
+	WithSummaries bool `protobuf:"varint,4,opt,name=with_summaries,json=withSummaries,proto3" json:"with_summaries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -406,20 +450,213 @@ func (x *QueryTracesRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *QueryTracesRequest) GetWithSummaries() bool {
+	if x != nil {
+		return x.WithSummaries
+	}
+	return false
+}
+
+// Cost is an amount in one currency.
+type Cost struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ISO 4217 currency code; empty when the spans did not say.
+	Currency      string  `protobuf:"bytes,1,opt,name=currency,proto3" json:"currency,omitempty"`
+	Amount        float64 `protobuf:"fixed64,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cost) Reset() {
+	*x = Cost{}
+	mi := &file_veritrace_v1_audit_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cost) ProtoMessage() {}
+
+func (x *Cost) ProtoReflect() protoreflect.Message {
+	mi := &file_veritrace_v1_audit_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cost.ProtoReflect.Descriptor instead.
+func (*Cost) Descriptor() ([]byte, []int) {
+	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Cost) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *Cost) GetAmount() float64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+// TraceStats summarises a trace's spans.
+type TraceStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The name of the earliest root span (no parent in the trace).
+	RootName string `protobuf:"bytes,1,opt,name=root_name,json=rootName,proto3" json:"root_name,omitempty"`
+	// Spans read, and how many of them failed (status error) or were erased.
+	Spans  uint32 `protobuf:"varint,2,opt,name=spans,proto3" json:"spans,omitempty"`
+	Errors uint32 `protobuf:"varint,3,opt,name=errors,proto3" json:"errors,omitempty"`
+	Erased uint32 `protobuf:"varint,4,opt,name=erased,proto3" json:"erased,omitempty"`
+	// Earliest start and latest end of the spans read.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	EndTime   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Distinct request or response models, in order of appearance.
+	Models       []string `protobuf:"bytes,7,rep,name=models,proto3" json:"models,omitempty"`
+	InputTokens  int64    `protobuf:"varint,8,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	OutputTokens int64    `protobuf:"varint,9,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	Cost         []*Cost  `protobuf:"bytes,10,rep,name=cost,proto3" json:"cost,omitempty"`
+	// The trace has more spans than were read; the figures cover the first.
+	Partial       bool `protobuf:"varint,11,opt,name=partial,proto3" json:"partial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceStats) Reset() {
+	*x = TraceStats{}
+	mi := &file_veritrace_v1_audit_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceStats) ProtoMessage() {}
+
+func (x *TraceStats) ProtoReflect() protoreflect.Message {
+	mi := &file_veritrace_v1_audit_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceStats.ProtoReflect.Descriptor instead.
+func (*TraceStats) Descriptor() ([]byte, []int) {
+	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TraceStats) GetRootName() string {
+	if x != nil {
+		return x.RootName
+	}
+	return ""
+}
+
+func (x *TraceStats) GetSpans() uint32 {
+	if x != nil {
+		return x.Spans
+	}
+	return 0
+}
+
+func (x *TraceStats) GetErrors() uint32 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *TraceStats) GetErased() uint32 {
+	if x != nil {
+		return x.Erased
+	}
+	return 0
+}
+
+func (x *TraceStats) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *TraceStats) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *TraceStats) GetModels() []string {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+func (x *TraceStats) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *TraceStats) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *TraceStats) GetCost() []*Cost {
+	if x != nil {
+		return x.Cost
+	}
+	return nil
+}
+
+func (x *TraceStats) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
+}
+
 // TraceSummary is a trace found by a query.
 type TraceSummary struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	TraceId []byte                 `protobuf:"bytes,1,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	// Ledger index of the trace's first matching span.
-	FirstIndex    uint64                 `protobuf:"varint,2,opt,name=first_index,json=firstIndex,proto3" json:"first_index,omitempty"`
-	AppendedAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=appended_at,json=appendedAt,proto3" json:"appended_at,omitempty"`
+	FirstIndex uint64                 `protobuf:"varint,2,opt,name=first_index,json=firstIndex,proto3" json:"first_index,omitempty"`
+	AppendedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=appended_at,json=appendedAt,proto3" json:"appended_at,omitempty"`
+	// Set when the request asked for summaries.
+	Stats         *TraceStats `protobuf:"bytes,4,opt,name=stats,proto3" json:"stats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TraceSummary) Reset() {
 	*x = TraceSummary{}
-	mi := &file_veritrace_v1_audit_proto_msgTypes[5]
+	mi := &file_veritrace_v1_audit_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +668,7 @@ func (x *TraceSummary) String() string {
 func (*TraceSummary) ProtoMessage() {}
 
 func (x *TraceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_veritrace_v1_audit_proto_msgTypes[5]
+	mi := &file_veritrace_v1_audit_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +681,7 @@ func (x *TraceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceSummary.ProtoReflect.Descriptor instead.
 func (*TraceSummary) Descriptor() ([]byte, []int) {
-	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TraceSummary) GetTraceId() []byte {
@@ -468,6 +705,13 @@ func (x *TraceSummary) GetAppendedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *TraceSummary) GetStats() *TraceStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
 type QueryTracesResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Traces []*TraceSummary        `protobuf:"bytes,1,rep,name=traces,proto3" json:"traces,omitempty"`
@@ -480,7 +724,7 @@ type QueryTracesResponse struct {
 
 func (x *QueryTracesResponse) Reset() {
 	*x = QueryTracesResponse{}
-	mi := &file_veritrace_v1_audit_proto_msgTypes[6]
+	mi := &file_veritrace_v1_audit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +736,7 @@ func (x *QueryTracesResponse) String() string {
 func (*QueryTracesResponse) ProtoMessage() {}
 
 func (x *QueryTracesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veritrace_v1_audit_proto_msgTypes[6]
+	mi := &file_veritrace_v1_audit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +749,7 @@ func (x *QueryTracesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryTracesResponse.ProtoReflect.Descriptor instead.
 func (*QueryTracesResponse) Descriptor() ([]byte, []int) {
-	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *QueryTracesResponse) GetTraces() []*TraceSummary {
@@ -524,8 +768,8 @@ func (x *QueryTracesResponse) GetNextPageToken() string {
 
 type ExportBundleRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Which traces: at least one of trace_id, session_id, subject_id, from
-	// or to must be set.
+	// Which traces: at least one condition must be set. Every condition is
+	// recorded in the bundle's manifest and report.
 	Selector *TraceQuery `protobuf:"bytes,1,opt,name=selector,proto3" json:"selector,omitempty"`
 	// The size of a checkpoint the auditor already holds; the bundle then
 	// carries a consistency proof from it to the bundle's checkpoint.
@@ -536,7 +780,7 @@ type ExportBundleRequest struct {
 
 func (x *ExportBundleRequest) Reset() {
 	*x = ExportBundleRequest{}
-	mi := &file_veritrace_v1_audit_proto_msgTypes[7]
+	mi := &file_veritrace_v1_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -548,7 +792,7 @@ func (x *ExportBundleRequest) String() string {
 func (*ExportBundleRequest) ProtoMessage() {}
 
 func (x *ExportBundleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_veritrace_v1_audit_proto_msgTypes[7]
+	mi := &file_veritrace_v1_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -561,7 +805,7 @@ func (x *ExportBundleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportBundleRequest.ProtoReflect.Descriptor instead.
 func (*ExportBundleRequest) Descriptor() ([]byte, []int) {
-	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{7}
+	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ExportBundleRequest) GetSelector() *TraceQuery {
@@ -588,7 +832,7 @@ type ExportBundleResponse struct {
 
 func (x *ExportBundleResponse) Reset() {
 	*x = ExportBundleResponse{}
-	mi := &file_veritrace_v1_audit_proto_msgTypes[8]
+	mi := &file_veritrace_v1_audit_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +844,7 @@ func (x *ExportBundleResponse) String() string {
 func (*ExportBundleResponse) ProtoMessage() {}
 
 func (x *ExportBundleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veritrace_v1_audit_proto_msgTypes[8]
+	mi := &file_veritrace_v1_audit_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +857,7 @@ func (x *ExportBundleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportBundleResponse.ProtoReflect.Descriptor instead.
 func (*ExportBundleResponse) Descriptor() ([]byte, []int) {
-	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{8}
+	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ExportBundleResponse) GetChunk() []byte {
@@ -621,6 +865,379 @@ func (x *ExportBundleResponse) GetChunk() []byte {
 		return x.Chunk
 	}
 	return nil
+}
+
+type AggregateTracesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which spans. `from` and `to` are required; the other conditions are
+	// optional, as in QueryTraces (conditions apply to spans, not traces).
+	Query *TraceQuery `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	// Width of a time bucket in seconds, at least 60; the range may hold at
+	// most 1000 buckets. 0 picks one so that the range holds about 48.
+	BucketSeconds int64 `protobuf:"varint,2,opt,name=bucket_seconds,json=bucketSeconds,proto3" json:"bucket_seconds,omitempty"`
+	// An attribute key (e.g. "deployment.environment") to break the figures
+	// down by its values. Optional.
+	GroupByAttribute string `protobuf:"bytes,3,opt,name=group_by_attribute,json=groupByAttribute,proto3" json:"group_by_attribute,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *AggregateTracesRequest) Reset() {
+	*x = AggregateTracesRequest{}
+	mi := &file_veritrace_v1_audit_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AggregateTracesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AggregateTracesRequest) ProtoMessage() {}
+
+func (x *AggregateTracesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_veritrace_v1_audit_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AggregateTracesRequest.ProtoReflect.Descriptor instead.
+func (*AggregateTracesRequest) Descriptor() ([]byte, []int) {
+	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AggregateTracesRequest) GetQuery() *TraceQuery {
+	if x != nil {
+		return x.Query
+	}
+	return nil
+}
+
+func (x *AggregateTracesRequest) GetBucketSeconds() int64 {
+	if x != nil {
+		return x.BucketSeconds
+	}
+	return 0
+}
+
+func (x *AggregateTracesRequest) GetGroupByAttribute() string {
+	if x != nil {
+		return x.GroupByAttribute
+	}
+	return ""
+}
+
+// Aggregate is the figures of a group of spans.
+type Aggregate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the group is: a model name, a span kind, a version id, an
+	// attribute value; empty for spans that have none.
+	Key   string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Spans uint64 `protobuf:"varint,2,opt,name=spans,proto3" json:"spans,omitempty"`
+	// Spans whose status is an error.
+	Errors uint64 `protobuf:"varint,3,opt,name=errors,proto3" json:"errors,omitempty"`
+	// Spans whose payload was erased: counted in spans, but their model,
+	// status, tokens, cost, duration and attributes are gone.
+	Erased       uint64  `protobuf:"varint,4,opt,name=erased,proto3" json:"erased,omitempty"`
+	InputTokens  int64   `protobuf:"varint,5,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	OutputTokens int64   `protobuf:"varint,6,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	Cost         []*Cost `protobuf:"bytes,7,rep,name=cost,proto3" json:"cost,omitempty"`
+	// Sum of the spans' durations (end - start) in milliseconds.
+	DurationMs float64 `protobuf:"fixed64,8,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// Distinct traces (set only in `total` and in time buckets).
+	Traces        uint64 `protobuf:"varint,9,opt,name=traces,proto3" json:"traces,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Aggregate) Reset() {
+	*x = Aggregate{}
+	mi := &file_veritrace_v1_audit_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Aggregate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Aggregate) ProtoMessage() {}
+
+func (x *Aggregate) ProtoReflect() protoreflect.Message {
+	mi := &file_veritrace_v1_audit_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Aggregate.ProtoReflect.Descriptor instead.
+func (*Aggregate) Descriptor() ([]byte, []int) {
+	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Aggregate) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Aggregate) GetSpans() uint64 {
+	if x != nil {
+		return x.Spans
+	}
+	return 0
+}
+
+func (x *Aggregate) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *Aggregate) GetErased() uint64 {
+	if x != nil {
+		return x.Erased
+	}
+	return 0
+}
+
+func (x *Aggregate) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *Aggregate) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *Aggregate) GetCost() []*Cost {
+	if x != nil {
+		return x.Cost
+	}
+	return nil
+}
+
+func (x *Aggregate) GetDurationMs() float64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *Aggregate) GetTraces() uint64 {
+	if x != nil {
+		return x.Traces
+	}
+	return 0
+}
+
+// TimeBucket is the figures of the spans appended in [start, start + width).
+type TimeBucket struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	Figures       *Aggregate             `protobuf:"bytes,2,opt,name=figures,proto3" json:"figures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimeBucket) Reset() {
+	*x = TimeBucket{}
+	mi := &file_veritrace_v1_audit_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimeBucket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimeBucket) ProtoMessage() {}
+
+func (x *TimeBucket) ProtoReflect() protoreflect.Message {
+	mi := &file_veritrace_v1_audit_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimeBucket.ProtoReflect.Descriptor instead.
+func (*TimeBucket) Descriptor() ([]byte, []int) {
+	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TimeBucket) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *TimeBucket) GetFigures() *Aggregate {
+	if x != nil {
+		return x.Figures
+	}
+	return nil
+}
+
+type AggregateTracesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Total         *Aggregate             `protobuf:"bytes,1,opt,name=total,proto3" json:"total,omitempty"`
+	BucketSeconds int64                  `protobuf:"varint,2,opt,name=bucket_seconds,json=bucketSeconds,proto3" json:"bucket_seconds,omitempty"`
+	// Every bucket of the range, in time order, empty ones included.
+	Buckets []*TimeBucket `protobuf:"bytes,3,rep,name=buckets,proto3" json:"buckets,omitempty"`
+	// Breakdowns, largest first (by spans); at most 50 groups each, the
+	// rest summed into a group with key "(other)".
+	ByModel           []*Aggregate `protobuf:"bytes,4,rep,name=by_model,json=byModel,proto3" json:"by_model,omitempty"`
+	ByKind            []*Aggregate `protobuf:"bytes,5,rep,name=by_kind,json=byKind,proto3" json:"by_kind,omitempty"`
+	ByPromptVersion   []*Aggregate `protobuf:"bytes,6,rep,name=by_prompt_version,json=byPromptVersion,proto3" json:"by_prompt_version,omitempty"`
+	ByPolicyVersion   []*Aggregate `protobuf:"bytes,7,rep,name=by_policy_version,json=byPolicyVersion,proto3" json:"by_policy_version,omitempty"`
+	ByPipelineVersion []*Aggregate `protobuf:"bytes,8,rep,name=by_pipeline_version,json=byPipelineVersion,proto3" json:"by_pipeline_version,omitempty"`
+	ByAttribute       []*Aggregate `protobuf:"bytes,9,rep,name=by_attribute,json=byAttribute,proto3" json:"by_attribute,omitempty"`
+	// False when the span limit was reached before the end of the range:
+	// the figures then cover the spans appended before `covered_until`.
+	Complete     bool                   `protobuf:"varint,10,opt,name=complete,proto3" json:"complete,omitempty"`
+	CoveredUntil *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=covered_until,json=coveredUntil,proto3" json:"covered_until,omitempty"`
+	// Span entries examined.
+	Scanned       uint64 `protobuf:"varint,12,opt,name=scanned,proto3" json:"scanned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AggregateTracesResponse) Reset() {
+	*x = AggregateTracesResponse{}
+	mi := &file_veritrace_v1_audit_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AggregateTracesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AggregateTracesResponse) ProtoMessage() {}
+
+func (x *AggregateTracesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_veritrace_v1_audit_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AggregateTracesResponse.ProtoReflect.Descriptor instead.
+func (*AggregateTracesResponse) Descriptor() ([]byte, []int) {
+	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AggregateTracesResponse) GetTotal() *Aggregate {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
+func (x *AggregateTracesResponse) GetBucketSeconds() int64 {
+	if x != nil {
+		return x.BucketSeconds
+	}
+	return 0
+}
+
+func (x *AggregateTracesResponse) GetBuckets() []*TimeBucket {
+	if x != nil {
+		return x.Buckets
+	}
+	return nil
+}
+
+func (x *AggregateTracesResponse) GetByModel() []*Aggregate {
+	if x != nil {
+		return x.ByModel
+	}
+	return nil
+}
+
+func (x *AggregateTracesResponse) GetByKind() []*Aggregate {
+	if x != nil {
+		return x.ByKind
+	}
+	return nil
+}
+
+func (x *AggregateTracesResponse) GetByPromptVersion() []*Aggregate {
+	if x != nil {
+		return x.ByPromptVersion
+	}
+	return nil
+}
+
+func (x *AggregateTracesResponse) GetByPolicyVersion() []*Aggregate {
+	if x != nil {
+		return x.ByPolicyVersion
+	}
+	return nil
+}
+
+func (x *AggregateTracesResponse) GetByPipelineVersion() []*Aggregate {
+	if x != nil {
+		return x.ByPipelineVersion
+	}
+	return nil
+}
+
+func (x *AggregateTracesResponse) GetByAttribute() []*Aggregate {
+	if x != nil {
+		return x.ByAttribute
+	}
+	return nil
+}
+
+func (x *AggregateTracesResponse) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+func (x *AggregateTracesResponse) GetCoveredUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CoveredUntil
+	}
+	return nil
+}
+
+func (x *AggregateTracesResponse) GetScanned() uint64 {
+	if x != nil {
+		return x.Scanned
+	}
+	return 0
 }
 
 var File_veritrace_v1_audit_proto protoreflect.FileDescriptor
@@ -644,7 +1261,7 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\verrors_only\x18\t \x01(\bR\n" +
 	"errorsOnly\",\n" +
 	"\x0fGetTraceRequest\x12\x19\n" +
-	"\btrace_id\x18\x01 \x01(\fR\atraceId\"\xb3\x02\n" +
+	"\btrace_id\x18\x01 \x01(\fR\atraceId\"\xa9\x03\n" +
 	"\bSpanNode\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x12;\n" +
@@ -654,22 +1271,47 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\x04kind\x18\x05 \x01(\x0e2\x16.veritrace.v1.SpanKindR\x04kind\x12&\n" +
 	"\x04span\x18\x06 \x01(\v2\x12.veritrace.v1.SpanR\x04span\x12\x16\n" +
 	"\x06erased\x18\a \x01(\bR\x06erased\x122\n" +
-	"\bchildren\x18\b \x03(\v2\x16.veritrace.v1.SpanNodeR\bchildren\"\x8e\x01\n" +
+	"\bchildren\x18\b \x03(\v2\x16.veritrace.v1.SpanNodeR\bchildren\x12\x1b\n" +
+	"\totlp_json\x18\t \x01(\tR\botlpJson\x12\x18\n" +
+	"\aattempt\x18\n" +
+	" \x01(\rR\aattempt\x12\x1a\n" +
+	"\battempts\x18\v \x01(\rR\battempts\x12!\n" +
+	"\fdecode_error\x18\f \x01(\tR\vdecodeError\"\x8e\x01\n" +
 	"\x10GetTraceResponse\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12,\n" +
 	"\x05roots\x18\x02 \x03(\v2\x16.veritrace.v1.SpanNodeR\x05roots\x121\n" +
-	"\bversions\x18\x03 \x03(\v2\x15.veritrace.v1.VersionR\bversions\"\x80\x01\n" +
+	"\bversions\x18\x03 \x03(\v2\x15.veritrace.v1.VersionR\bversions\"\xa7\x01\n" +
 	"\x12QueryTracesRequest\x12.\n" +
 	"\x05query\x18\x01 \x01(\v2\x18.veritrace.v1.TraceQueryR\x05query\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\x87\x01\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12%\n" +
+	"\x0ewith_summaries\x18\x04 \x01(\bR\rwithSummaries\":\n" +
+	"\x04Cost\x12\x1a\n" +
+	"\bcurrency\x18\x01 \x01(\tR\bcurrency\x12\x16\n" +
+	"\x06amount\x18\x02 \x01(\x01R\x06amount\"\x83\x03\n" +
+	"\n" +
+	"TraceStats\x12\x1b\n" +
+	"\troot_name\x18\x01 \x01(\tR\brootName\x12\x14\n" +
+	"\x05spans\x18\x02 \x01(\rR\x05spans\x12\x16\n" +
+	"\x06errors\x18\x03 \x01(\rR\x06errors\x12\x16\n" +
+	"\x06erased\x18\x04 \x01(\rR\x06erased\x129\n" +
+	"\n" +
+	"start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x16\n" +
+	"\x06models\x18\a \x03(\tR\x06models\x12!\n" +
+	"\finput_tokens\x18\b \x01(\x03R\vinputTokens\x12#\n" +
+	"\routput_tokens\x18\t \x01(\x03R\foutputTokens\x12&\n" +
+	"\x04cost\x18\n" +
+	" \x03(\v2\x12.veritrace.v1.CostR\x04cost\x12\x18\n" +
+	"\apartial\x18\v \x01(\bR\apartial\"\xb7\x01\n" +
 	"\fTraceSummary\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12\x1f\n" +
 	"\vfirst_index\x18\x02 \x01(\x04R\n" +
 	"firstIndex\x12;\n" +
 	"\vappended_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"appendedAt\"q\n" +
+	"appendedAt\x12.\n" +
+	"\x05stats\x18\x04 \x01(\v2\x18.veritrace.v1.TraceStatsR\x05stats\"q\n" +
 	"\x13QueryTracesResponse\x122\n" +
 	"\x06traces\x18\x01 \x03(\v2\x1a.veritrace.v1.TraceSummaryR\x06traces\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"s\n" +
@@ -677,11 +1319,45 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\bselector\x18\x01 \x01(\v2\x18.veritrace.v1.TraceQueryR\bselector\x12&\n" +
 	"\x0fknown_tree_size\x18\x02 \x01(\x04R\rknownTreeSize\",\n" +
 	"\x14ExportBundleResponse\x12\x14\n" +
-	"\x05chunk\x18\x01 \x01(\fR\x05chunk2\x95\x02\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"\x9d\x01\n" +
+	"\x16AggregateTracesRequest\x12.\n" +
+	"\x05query\x18\x01 \x01(\v2\x18.veritrace.v1.TraceQueryR\x05query\x12%\n" +
+	"\x0ebucket_seconds\x18\x02 \x01(\x03R\rbucketSeconds\x12,\n" +
+	"\x12group_by_attribute\x18\x03 \x01(\tR\x10groupByAttribute\"\x8c\x02\n" +
+	"\tAggregate\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05spans\x18\x02 \x01(\x04R\x05spans\x12\x16\n" +
+	"\x06errors\x18\x03 \x01(\x04R\x06errors\x12\x16\n" +
+	"\x06erased\x18\x04 \x01(\x04R\x06erased\x12!\n" +
+	"\finput_tokens\x18\x05 \x01(\x03R\vinputTokens\x12#\n" +
+	"\routput_tokens\x18\x06 \x01(\x03R\foutputTokens\x12&\n" +
+	"\x04cost\x18\a \x03(\v2\x12.veritrace.v1.CostR\x04cost\x12\x1f\n" +
+	"\vduration_ms\x18\b \x01(\x01R\n" +
+	"durationMs\x12\x16\n" +
+	"\x06traces\x18\t \x01(\x04R\x06traces\"q\n" +
+	"\n" +
+	"TimeBucket\x120\n" +
+	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x121\n" +
+	"\afigures\x18\x02 \x01(\v2\x17.veritrace.v1.AggregateR\afigures\"\x8f\x05\n" +
+	"\x17AggregateTracesResponse\x12-\n" +
+	"\x05total\x18\x01 \x01(\v2\x17.veritrace.v1.AggregateR\x05total\x12%\n" +
+	"\x0ebucket_seconds\x18\x02 \x01(\x03R\rbucketSeconds\x122\n" +
+	"\abuckets\x18\x03 \x03(\v2\x18.veritrace.v1.TimeBucketR\abuckets\x122\n" +
+	"\bby_model\x18\x04 \x03(\v2\x17.veritrace.v1.AggregateR\abyModel\x120\n" +
+	"\aby_kind\x18\x05 \x03(\v2\x17.veritrace.v1.AggregateR\x06byKind\x12C\n" +
+	"\x11by_prompt_version\x18\x06 \x03(\v2\x17.veritrace.v1.AggregateR\x0fbyPromptVersion\x12C\n" +
+	"\x11by_policy_version\x18\a \x03(\v2\x17.veritrace.v1.AggregateR\x0fbyPolicyVersion\x12G\n" +
+	"\x13by_pipeline_version\x18\b \x03(\v2\x17.veritrace.v1.AggregateR\x11byPipelineVersion\x12:\n" +
+	"\fby_attribute\x18\t \x03(\v2\x17.veritrace.v1.AggregateR\vbyAttribute\x12\x1a\n" +
+	"\bcomplete\x18\n" +
+	" \x01(\bR\bcomplete\x12?\n" +
+	"\rcovered_until\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\fcoveredUntil\x12\x18\n" +
+	"\ascanned\x18\f \x01(\x04R\ascanned2\xfa\x02\n" +
 	"\fAuditService\x12N\n" +
 	"\bGetTrace\x12\x1d.veritrace.v1.GetTraceRequest\x1a\x1e.veritrace.v1.GetTraceResponse\"\x03\x90\x02\x01\x12W\n" +
 	"\vQueryTraces\x12 .veritrace.v1.QueryTracesRequest\x1a!.veritrace.v1.QueryTracesResponse\"\x03\x90\x02\x01\x12\\\n" +
-	"\fExportBundle\x12!.veritrace.v1.ExportBundleRequest\x1a\".veritrace.v1.ExportBundleResponse\"\x03\x90\x02\x010\x01B=Z;github.com/veritrace/veritrace/gen/veritrace/v1;veritracev1b\x06proto3"
+	"\fExportBundle\x12!.veritrace.v1.ExportBundleRequest\x1a\".veritrace.v1.ExportBundleResponse\"\x03\x90\x02\x010\x01\x12c\n" +
+	"\x0fAggregateTraces\x12$.veritrace.v1.AggregateTracesRequest\x1a%.veritrace.v1.AggregateTracesResponse\"\x03\x90\x02\x01B=Z;github.com/veritrace/veritrace/gen/veritrace/v1;veritracev1b\x06proto3"
 
 var (
 	file_veritrace_v1_audit_proto_rawDescOnce sync.Once
@@ -695,47 +1371,72 @@ func file_veritrace_v1_audit_proto_rawDescGZIP() []byte {
 	return file_veritrace_v1_audit_proto_rawDescData
 }
 
-var file_veritrace_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_veritrace_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_veritrace_v1_audit_proto_goTypes = []any{
-	(*TraceQuery)(nil),            // 0: veritrace.v1.TraceQuery
-	(*GetTraceRequest)(nil),       // 1: veritrace.v1.GetTraceRequest
-	(*SpanNode)(nil),              // 2: veritrace.v1.SpanNode
-	(*GetTraceResponse)(nil),      // 3: veritrace.v1.GetTraceResponse
-	(*QueryTracesRequest)(nil),    // 4: veritrace.v1.QueryTracesRequest
-	(*TraceSummary)(nil),          // 5: veritrace.v1.TraceSummary
-	(*QueryTracesResponse)(nil),   // 6: veritrace.v1.QueryTracesResponse
-	(*ExportBundleRequest)(nil),   // 7: veritrace.v1.ExportBundleRequest
-	(*ExportBundleResponse)(nil),  // 8: veritrace.v1.ExportBundleResponse
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(SpanKind)(0),                 // 10: veritrace.v1.SpanKind
-	(*Span)(nil),                  // 11: veritrace.v1.Span
-	(*Version)(nil),               // 12: veritrace.v1.Version
+	(*TraceQuery)(nil),              // 0: veritrace.v1.TraceQuery
+	(*GetTraceRequest)(nil),         // 1: veritrace.v1.GetTraceRequest
+	(*SpanNode)(nil),                // 2: veritrace.v1.SpanNode
+	(*GetTraceResponse)(nil),        // 3: veritrace.v1.GetTraceResponse
+	(*QueryTracesRequest)(nil),      // 4: veritrace.v1.QueryTracesRequest
+	(*Cost)(nil),                    // 5: veritrace.v1.Cost
+	(*TraceStats)(nil),              // 6: veritrace.v1.TraceStats
+	(*TraceSummary)(nil),            // 7: veritrace.v1.TraceSummary
+	(*QueryTracesResponse)(nil),     // 8: veritrace.v1.QueryTracesResponse
+	(*ExportBundleRequest)(nil),     // 9: veritrace.v1.ExportBundleRequest
+	(*ExportBundleResponse)(nil),    // 10: veritrace.v1.ExportBundleResponse
+	(*AggregateTracesRequest)(nil),  // 11: veritrace.v1.AggregateTracesRequest
+	(*Aggregate)(nil),               // 12: veritrace.v1.Aggregate
+	(*TimeBucket)(nil),              // 13: veritrace.v1.TimeBucket
+	(*AggregateTracesResponse)(nil), // 14: veritrace.v1.AggregateTracesResponse
+	(*timestamppb.Timestamp)(nil),   // 15: google.protobuf.Timestamp
+	(SpanKind)(0),                   // 16: veritrace.v1.SpanKind
+	(*Span)(nil),                    // 17: veritrace.v1.Span
+	(*Version)(nil),                 // 18: veritrace.v1.Version
 }
 var file_veritrace_v1_audit_proto_depIdxs = []int32{
-	9,  // 0: veritrace.v1.TraceQuery.from:type_name -> google.protobuf.Timestamp
-	9,  // 1: veritrace.v1.TraceQuery.to:type_name -> google.protobuf.Timestamp
-	10, // 2: veritrace.v1.TraceQuery.kind:type_name -> veritrace.v1.SpanKind
-	9,  // 3: veritrace.v1.SpanNode.appended_at:type_name -> google.protobuf.Timestamp
-	10, // 4: veritrace.v1.SpanNode.kind:type_name -> veritrace.v1.SpanKind
-	11, // 5: veritrace.v1.SpanNode.span:type_name -> veritrace.v1.Span
+	15, // 0: veritrace.v1.TraceQuery.from:type_name -> google.protobuf.Timestamp
+	15, // 1: veritrace.v1.TraceQuery.to:type_name -> google.protobuf.Timestamp
+	16, // 2: veritrace.v1.TraceQuery.kind:type_name -> veritrace.v1.SpanKind
+	15, // 3: veritrace.v1.SpanNode.appended_at:type_name -> google.protobuf.Timestamp
+	16, // 4: veritrace.v1.SpanNode.kind:type_name -> veritrace.v1.SpanKind
+	17, // 5: veritrace.v1.SpanNode.span:type_name -> veritrace.v1.Span
 	2,  // 6: veritrace.v1.SpanNode.children:type_name -> veritrace.v1.SpanNode
 	2,  // 7: veritrace.v1.GetTraceResponse.roots:type_name -> veritrace.v1.SpanNode
-	12, // 8: veritrace.v1.GetTraceResponse.versions:type_name -> veritrace.v1.Version
+	18, // 8: veritrace.v1.GetTraceResponse.versions:type_name -> veritrace.v1.Version
 	0,  // 9: veritrace.v1.QueryTracesRequest.query:type_name -> veritrace.v1.TraceQuery
-	9,  // 10: veritrace.v1.TraceSummary.appended_at:type_name -> google.protobuf.Timestamp
-	5,  // 11: veritrace.v1.QueryTracesResponse.traces:type_name -> veritrace.v1.TraceSummary
-	0,  // 12: veritrace.v1.ExportBundleRequest.selector:type_name -> veritrace.v1.TraceQuery
-	1,  // 13: veritrace.v1.AuditService.GetTrace:input_type -> veritrace.v1.GetTraceRequest
-	4,  // 14: veritrace.v1.AuditService.QueryTraces:input_type -> veritrace.v1.QueryTracesRequest
-	7,  // 15: veritrace.v1.AuditService.ExportBundle:input_type -> veritrace.v1.ExportBundleRequest
-	3,  // 16: veritrace.v1.AuditService.GetTrace:output_type -> veritrace.v1.GetTraceResponse
-	6,  // 17: veritrace.v1.AuditService.QueryTraces:output_type -> veritrace.v1.QueryTracesResponse
-	8,  // 18: veritrace.v1.AuditService.ExportBundle:output_type -> veritrace.v1.ExportBundleResponse
-	16, // [16:19] is the sub-list for method output_type
-	13, // [13:16] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	15, // 10: veritrace.v1.TraceStats.start_time:type_name -> google.protobuf.Timestamp
+	15, // 11: veritrace.v1.TraceStats.end_time:type_name -> google.protobuf.Timestamp
+	5,  // 12: veritrace.v1.TraceStats.cost:type_name -> veritrace.v1.Cost
+	15, // 13: veritrace.v1.TraceSummary.appended_at:type_name -> google.protobuf.Timestamp
+	6,  // 14: veritrace.v1.TraceSummary.stats:type_name -> veritrace.v1.TraceStats
+	7,  // 15: veritrace.v1.QueryTracesResponse.traces:type_name -> veritrace.v1.TraceSummary
+	0,  // 16: veritrace.v1.ExportBundleRequest.selector:type_name -> veritrace.v1.TraceQuery
+	0,  // 17: veritrace.v1.AggregateTracesRequest.query:type_name -> veritrace.v1.TraceQuery
+	5,  // 18: veritrace.v1.Aggregate.cost:type_name -> veritrace.v1.Cost
+	15, // 19: veritrace.v1.TimeBucket.start:type_name -> google.protobuf.Timestamp
+	12, // 20: veritrace.v1.TimeBucket.figures:type_name -> veritrace.v1.Aggregate
+	12, // 21: veritrace.v1.AggregateTracesResponse.total:type_name -> veritrace.v1.Aggregate
+	13, // 22: veritrace.v1.AggregateTracesResponse.buckets:type_name -> veritrace.v1.TimeBucket
+	12, // 23: veritrace.v1.AggregateTracesResponse.by_model:type_name -> veritrace.v1.Aggregate
+	12, // 24: veritrace.v1.AggregateTracesResponse.by_kind:type_name -> veritrace.v1.Aggregate
+	12, // 25: veritrace.v1.AggregateTracesResponse.by_prompt_version:type_name -> veritrace.v1.Aggregate
+	12, // 26: veritrace.v1.AggregateTracesResponse.by_policy_version:type_name -> veritrace.v1.Aggregate
+	12, // 27: veritrace.v1.AggregateTracesResponse.by_pipeline_version:type_name -> veritrace.v1.Aggregate
+	12, // 28: veritrace.v1.AggregateTracesResponse.by_attribute:type_name -> veritrace.v1.Aggregate
+	15, // 29: veritrace.v1.AggregateTracesResponse.covered_until:type_name -> google.protobuf.Timestamp
+	1,  // 30: veritrace.v1.AuditService.GetTrace:input_type -> veritrace.v1.GetTraceRequest
+	4,  // 31: veritrace.v1.AuditService.QueryTraces:input_type -> veritrace.v1.QueryTracesRequest
+	9,  // 32: veritrace.v1.AuditService.ExportBundle:input_type -> veritrace.v1.ExportBundleRequest
+	11, // 33: veritrace.v1.AuditService.AggregateTraces:input_type -> veritrace.v1.AggregateTracesRequest
+	3,  // 34: veritrace.v1.AuditService.GetTrace:output_type -> veritrace.v1.GetTraceResponse
+	8,  // 35: veritrace.v1.AuditService.QueryTraces:output_type -> veritrace.v1.QueryTracesResponse
+	10, // 36: veritrace.v1.AuditService.ExportBundle:output_type -> veritrace.v1.ExportBundleResponse
+	14, // 37: veritrace.v1.AuditService.AggregateTraces:output_type -> veritrace.v1.AggregateTracesResponse
+	34, // [34:38] is the sub-list for method output_type
+	30, // [30:34] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_veritrace_v1_audit_proto_init() }
@@ -751,7 +1452,7 @@ func file_veritrace_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_veritrace_v1_audit_proto_rawDesc), len(file_veritrace_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

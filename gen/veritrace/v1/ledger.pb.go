@@ -728,8 +728,16 @@ type Entry struct {
 	Erased bool `protobuf:"varint,9,opt,name=erased,proto3" json:"erased,omitempty"`
 	// The tombstone entry that names this entry, once written.
 	ErasedByTombstone *uint64 `protobuf:"varint,10,opt,name=erased_by_tombstone,json=erasedByTombstone,proto3,oneof" json:"erased_by_tombstone,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// For a span ingested over OTLP: span.otlp rendered as OTLP JSON (hex
+	// trace and span ids), for reading. The payload bytes are authoritative.
+	OtlpJson string `protobuf:"bytes,12,opt,name=otlp_json,json=otlpJson,proto3" json:"otlp_json,omitempty"`
+	// Set when the payload is present but cannot be shown decoded: it does
+	// not parse as its kind's message, or has no lossless JSON form
+	// (docs/FORMAT.md, "Decodable payloads"). record is then unset; payload
+	// and salt are still given.
+	DecodeError   string `protobuf:"bytes,13,opt,name=decode_error,json=decodeError,proto3" json:"decode_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Entry) Reset() {
@@ -852,6 +860,20 @@ func (x *Entry) GetErasedByTombstone() uint64 {
 		return *x.ErasedByTombstone
 	}
 	return 0
+}
+
+func (x *Entry) GetOtlpJson() string {
+	if x != nil {
+		return x.OtlpJson
+	}
+	return ""
+}
+
+func (x *Entry) GetDecodeError() string {
+	if x != nil {
+		return x.DecodeError
+	}
+	return ""
 }
 
 type isEntry_Record interface {
@@ -1194,7 +1216,7 @@ const file_veritrace_v1_ledger_proto_rawDesc = "" +
 	"\x0eparent_span_id\x18\f \x01(\fR\fparentSpanId\x123\n" +
 	"\tspan_kind\x18\r \x01(\x0e2\x16.veritrace.v1.SpanKindR\bspanKind\x12<\n" +
 	"\fversion_kind\x18\x0e \x01(\x0e2\x19.veritrace.v1.VersionKindR\vversionKind\x12B\n" +
-	"\x0eaccess_outcome\x18\x0f \x01(\x0e2\x1b.veritrace.v1.AccessOutcomeR\raccessOutcome\"\xcd\x03\n" +
+	"\x0eaccess_outcome\x18\x0f \x01(\x0e2\x1b.veritrace.v1.AccessOutcomeR\raccessOutcome\"\x8d\x04\n" +
 	"\x05Entry\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x19.veritrace.v1.EntryHeaderR\x06header\x12!\n" +
 	"\fheader_bytes\x18\x02 \x01(\fR\vheaderBytes\x12\x1b\n" +
@@ -1208,7 +1230,9 @@ const file_veritrace_v1_ledger_proto_rawDesc = "" +
 	"recordJson\x12\x16\n" +
 	"\x06erased\x18\t \x01(\bR\x06erased\x123\n" +
 	"\x13erased_by_tombstone\x18\n" +
-	" \x01(\x04H\x01R\x11erasedByTombstone\x88\x01\x01B\b\n" +
+	" \x01(\x04H\x01R\x11erasedByTombstone\x88\x01\x01\x12\x1b\n" +
+	"\totlp_json\x18\f \x01(\tR\botlpJson\x12!\n" +
+	"\fdecode_error\x18\r \x01(\tR\vdecodeErrorB\b\n" +
 	"\x06recordB\x16\n" +
 	"\x14_erased_by_tombstone\"'\n" +
 	"\x0fGetEntryRequest\x12\x14\n" +

@@ -1193,8 +1193,10 @@ type Erasure struct {
 	// (a signed note), once done.
 	Receipt          string `protobuf:"bytes,13,opt,name=receipt,proto3" json:"receipt,omitempty"`
 	ReceiptSignature string `protobuf:"bytes,14,opt,name=receipt_signature,json=receiptSignature,proto3" json:"receipt_signature,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// "erasure" for a request, "expiry" for a sweep.
+	Kind          string `protobuf:"bytes,15,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Erasure) Reset() {
@@ -1321,6 +1323,13 @@ func (x *Erasure) GetReceipt() string {
 func (x *Erasure) GetReceiptSignature() string {
 	if x != nil {
 		return x.ReceiptSignature
+	}
+	return ""
+}
+
+func (x *Erasure) GetKind() string {
+	if x != nil {
+		return x.Kind
 	}
 	return ""
 }
@@ -1457,6 +1466,95 @@ func (x *GetErasureResponse) GetErasure() *Erasure {
 	return nil
 }
 
+type ListErasuresRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 1000; 0 means 100.
+	PageSize      int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListErasuresRequest) Reset() {
+	*x = ListErasuresRequest{}
+	mi := &file_veritrace_v1_retention_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListErasuresRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListErasuresRequest) ProtoMessage() {}
+
+func (x *ListErasuresRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_veritrace_v1_retention_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListErasuresRequest.ProtoReflect.Descriptor instead.
+func (*ListErasuresRequest) Descriptor() ([]byte, []int) {
+	return file_veritrace_v1_retention_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListErasuresRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+type ListErasuresResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Erasures      []*Erasure             `protobuf:"bytes,1,rep,name=erasures,proto3" json:"erasures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListErasuresResponse) Reset() {
+	*x = ListErasuresResponse{}
+	mi := &file_veritrace_v1_retention_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListErasuresResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListErasuresResponse) ProtoMessage() {}
+
+func (x *ListErasuresResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_veritrace_v1_retention_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListErasuresResponse.ProtoReflect.Descriptor instead.
+func (*ListErasuresResponse) Descriptor() ([]byte, []int) {
+	return file_veritrace_v1_retention_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListErasuresResponse) GetErasures() []*Erasure {
+	if x != nil {
+		return x.Erasures
+	}
+	return nil
+}
+
 type SweepRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1465,7 +1563,7 @@ type SweepRequest struct {
 
 func (x *SweepRequest) Reset() {
 	*x = SweepRequest{}
-	mi := &file_veritrace_v1_retention_proto_msgTypes[21]
+	mi := &file_veritrace_v1_retention_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1575,7 @@ func (x *SweepRequest) String() string {
 func (*SweepRequest) ProtoMessage() {}
 
 func (x *SweepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_veritrace_v1_retention_proto_msgTypes[21]
+	mi := &file_veritrace_v1_retention_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1588,7 @@ func (x *SweepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SweepRequest.ProtoReflect.Descriptor instead.
 func (*SweepRequest) Descriptor() ([]byte, []int) {
-	return file_veritrace_v1_retention_proto_rawDescGZIP(), []int{21}
+	return file_veritrace_v1_retention_proto_rawDescGZIP(), []int{23}
 }
 
 type SweepResponse struct {
@@ -1504,7 +1602,7 @@ type SweepResponse struct {
 
 func (x *SweepResponse) Reset() {
 	*x = SweepResponse{}
-	mi := &file_veritrace_v1_retention_proto_msgTypes[22]
+	mi := &file_veritrace_v1_retention_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1614,7 @@ func (x *SweepResponse) String() string {
 func (*SweepResponse) ProtoMessage() {}
 
 func (x *SweepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_veritrace_v1_retention_proto_msgTypes[22]
+	mi := &file_veritrace_v1_retention_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1627,7 @@ func (x *SweepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SweepResponse.ProtoReflect.Descriptor instead.
 func (*SweepResponse) Descriptor() ([]byte, []int) {
-	return file_veritrace_v1_retention_proto_rawDescGZIP(), []int{22}
+	return file_veritrace_v1_retention_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SweepResponse) GetExpired() uint64 {
@@ -1648,7 +1746,7 @@ const file_veritrace_v1_retention_proto_rawDesc = "" +
 	"\tHeldEntry\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x17\n" +
 	"\ahold_id\x18\x02 \x01(\tR\x06holdId\x12\x19\n" +
-	"\bcase_ref\x18\x03 \x01(\tR\acaseRef\"\x9a\x04\n" +
+	"\bcase_ref\x18\x03 \x01(\tR\acaseRef\"\xae\x04\n" +
 	"\aErasure\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x14\n" +
@@ -1666,7 +1764,8 @@ const file_veritrace_v1_retention_proto_rawDesc = "" +
 	"\x04held\x18\v \x03(\v2\x17.veritrace.v1.HeldEntryR\x04held\x12,\n" +
 	"\x0ftombstone_index\x18\f \x01(\x04H\x00R\x0etombstoneIndex\x88\x01\x01\x12\x18\n" +
 	"\areceipt\x18\r \x01(\tR\areceipt\x12+\n" +
-	"\x11receipt_signature\x18\x0e \x01(\tR\x10receiptSignatureB\x12\n" +
+	"\x11receipt_signature\x18\x0e \x01(\tR\x10receiptSignature\x12\x12\n" +
+	"\x04kind\x18\x0f \x01(\tR\x04kindB\x12\n" +
 	"\x10_tombstone_index\"@\n" +
 	"\rEraseResponse\x12/\n" +
 	"\aerasure\x18\x01 \x01(\v2\x15.veritrace.v1.ErasureR\aerasure\"2\n" +
@@ -1674,7 +1773,11 @@ const file_veritrace_v1_retention_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\"E\n" +
 	"\x12GetErasureResponse\x12/\n" +
-	"\aerasure\x18\x01 \x01(\v2\x15.veritrace.v1.ErasureR\aerasure\"\x0e\n" +
+	"\aerasure\x18\x01 \x01(\v2\x15.veritrace.v1.ErasureR\aerasure\"2\n" +
+	"\x13ListErasuresRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\"I\n" +
+	"\x14ListErasuresResponse\x121\n" +
+	"\berasures\x18\x01 \x03(\v2\x15.veritrace.v1.ErasureR\berasures\"\x0e\n" +
 	"\fSweepRequest\"\x7f\n" +
 	"\rSweepResponse\x12\x18\n" +
 	"\aexpired\x18\x01 \x01(\x04R\aexpired\x12\x12\n" +
@@ -1684,7 +1787,7 @@ const file_veritrace_v1_retention_proto_rawDesc = "" +
 	"\rRetentionMode\x12\x1e\n" +
 	"\x1aRETENTION_MODE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19RETENTION_MODE_GOVERNANCE\x10\x01\x12\x1d\n" +
-	"\x19RETENTION_MODE_COMPLIANCE\x10\x022\x99\x05\n" +
+	"\x19RETENTION_MODE_COMPLIANCE\x10\x022\xf5\x05\n" +
 	"\x10RetentionService\x12Z\n" +
 	"\fGetRetention\x12!.veritrace.v1.GetRetentionRequest\x1a\".veritrace.v1.GetRetentionResponse\"\x03\x90\x02\x01\x12U\n" +
 	"\fSetRetention\x12!.veritrace.v1.SetRetentionRequest\x1a\".veritrace.v1.SetRetentionResponse\x12L\n" +
@@ -1693,7 +1796,8 @@ const file_veritrace_v1_retention_proto_rawDesc = "" +
 	"\tListHolds\x12\x1e.veritrace.v1.ListHoldsRequest\x1a\x1f.veritrace.v1.ListHoldsResponse\"\x03\x90\x02\x01\x12E\n" +
 	"\x05Erase\x12\x1a.veritrace.v1.EraseRequest\x1a\x1b.veritrace.v1.EraseResponse\"\x03\x90\x02\x02\x12T\n" +
 	"\n" +
-	"GetErasure\x12\x1f.veritrace.v1.GetErasureRequest\x1a .veritrace.v1.GetErasureResponse\"\x03\x90\x02\x01\x12@\n" +
+	"GetErasure\x12\x1f.veritrace.v1.GetErasureRequest\x1a .veritrace.v1.GetErasureResponse\"\x03\x90\x02\x01\x12Z\n" +
+	"\fListErasures\x12!.veritrace.v1.ListErasuresRequest\x1a\".veritrace.v1.ListErasuresResponse\"\x03\x90\x02\x01\x12@\n" +
 	"\x05Sweep\x12\x1a.veritrace.v1.SweepRequest\x1a\x1b.veritrace.v1.SweepResponseB=Z;github.com/veritrace/veritrace/gen/veritrace/v1;veritracev1b\x06proto3"
 
 var (
@@ -1709,7 +1813,7 @@ func file_veritrace_v1_retention_proto_rawDescGZIP() []byte {
 }
 
 var file_veritrace_v1_retention_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_veritrace_v1_retention_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_veritrace_v1_retention_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_veritrace_v1_retention_proto_goTypes = []any{
 	(RetentionMode)(0),            // 0: veritrace.v1.RetentionMode
 	(*RuleMatch)(nil),             // 1: veritrace.v1.RuleMatch
@@ -1733,58 +1837,63 @@ var file_veritrace_v1_retention_proto_goTypes = []any{
 	(*EraseResponse)(nil),         // 19: veritrace.v1.EraseResponse
 	(*GetErasureRequest)(nil),     // 20: veritrace.v1.GetErasureRequest
 	(*GetErasureResponse)(nil),    // 21: veritrace.v1.GetErasureResponse
-	(*SweepRequest)(nil),          // 22: veritrace.v1.SweepRequest
-	(*SweepResponse)(nil),         // 23: veritrace.v1.SweepResponse
-	nil,                           // 24: veritrace.v1.RuleMatch.AttributesEntry
-	(SpanKind)(0),                 // 25: veritrace.v1.SpanKind
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*ListErasuresRequest)(nil),   // 22: veritrace.v1.ListErasuresRequest
+	(*ListErasuresResponse)(nil),  // 23: veritrace.v1.ListErasuresResponse
+	(*SweepRequest)(nil),          // 24: veritrace.v1.SweepRequest
+	(*SweepResponse)(nil),         // 25: veritrace.v1.SweepResponse
+	nil,                           // 26: veritrace.v1.RuleMatch.AttributesEntry
+	(SpanKind)(0),                 // 27: veritrace.v1.SpanKind
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
 }
 var file_veritrace_v1_retention_proto_depIdxs = []int32{
-	25, // 0: veritrace.v1.RuleMatch.kinds:type_name -> veritrace.v1.SpanKind
-	24, // 1: veritrace.v1.RuleMatch.attributes:type_name -> veritrace.v1.RuleMatch.AttributesEntry
+	27, // 0: veritrace.v1.RuleMatch.kinds:type_name -> veritrace.v1.SpanKind
+	26, // 1: veritrace.v1.RuleMatch.attributes:type_name -> veritrace.v1.RuleMatch.AttributesEntry
 	0,  // 2: veritrace.v1.RetentionRule.mode:type_name -> veritrace.v1.RetentionMode
 	1,  // 3: veritrace.v1.RetentionRule.match:type_name -> veritrace.v1.RuleMatch
 	2,  // 4: veritrace.v1.RetentionPolicy.default_rule:type_name -> veritrace.v1.RetentionRule
 	2,  // 5: veritrace.v1.RetentionPolicy.rules:type_name -> veritrace.v1.RetentionRule
-	26, // 6: veritrace.v1.RetentionPolicy.updated_at:type_name -> google.protobuf.Timestamp
+	28, // 6: veritrace.v1.RetentionPolicy.updated_at:type_name -> google.protobuf.Timestamp
 	3,  // 7: veritrace.v1.GetRetentionResponse.policy:type_name -> veritrace.v1.RetentionPolicy
 	3,  // 8: veritrace.v1.SetRetentionRequest.policy:type_name -> veritrace.v1.RetentionPolicy
 	3,  // 9: veritrace.v1.SetRetentionResponse.policy:type_name -> veritrace.v1.RetentionPolicy
-	26, // 10: veritrace.v1.HoldScope.from:type_name -> google.protobuf.Timestamp
-	26, // 11: veritrace.v1.HoldScope.to:type_name -> google.protobuf.Timestamp
+	28, // 10: veritrace.v1.HoldScope.from:type_name -> google.protobuf.Timestamp
+	28, // 11: veritrace.v1.HoldScope.to:type_name -> google.protobuf.Timestamp
 	8,  // 12: veritrace.v1.Hold.scope:type_name -> veritrace.v1.HoldScope
-	26, // 13: veritrace.v1.Hold.placed_at:type_name -> google.protobuf.Timestamp
-	26, // 14: veritrace.v1.Hold.released_at:type_name -> google.protobuf.Timestamp
+	28, // 13: veritrace.v1.Hold.placed_at:type_name -> google.protobuf.Timestamp
+	28, // 14: veritrace.v1.Hold.released_at:type_name -> google.protobuf.Timestamp
 	8,  // 15: veritrace.v1.PlaceHoldRequest.scope:type_name -> veritrace.v1.HoldScope
 	9,  // 16: veritrace.v1.PlaceHoldResponse.hold:type_name -> veritrace.v1.Hold
 	9,  // 17: veritrace.v1.ReleaseHoldResponse.hold:type_name -> veritrace.v1.Hold
 	9,  // 18: veritrace.v1.ListHoldsResponse.holds:type_name -> veritrace.v1.Hold
-	26, // 19: veritrace.v1.Erasure.requested_at:type_name -> google.protobuf.Timestamp
-	26, // 20: veritrace.v1.Erasure.completed_at:type_name -> google.protobuf.Timestamp
+	28, // 19: veritrace.v1.Erasure.requested_at:type_name -> google.protobuf.Timestamp
+	28, // 20: veritrace.v1.Erasure.completed_at:type_name -> google.protobuf.Timestamp
 	17, // 21: veritrace.v1.Erasure.held:type_name -> veritrace.v1.HeldEntry
 	18, // 22: veritrace.v1.EraseResponse.erasure:type_name -> veritrace.v1.Erasure
 	18, // 23: veritrace.v1.GetErasureResponse.erasure:type_name -> veritrace.v1.Erasure
-	4,  // 24: veritrace.v1.RetentionService.GetRetention:input_type -> veritrace.v1.GetRetentionRequest
-	6,  // 25: veritrace.v1.RetentionService.SetRetention:input_type -> veritrace.v1.SetRetentionRequest
-	10, // 26: veritrace.v1.RetentionService.PlaceHold:input_type -> veritrace.v1.PlaceHoldRequest
-	12, // 27: veritrace.v1.RetentionService.ReleaseHold:input_type -> veritrace.v1.ReleaseHoldRequest
-	14, // 28: veritrace.v1.RetentionService.ListHolds:input_type -> veritrace.v1.ListHoldsRequest
-	16, // 29: veritrace.v1.RetentionService.Erase:input_type -> veritrace.v1.EraseRequest
-	20, // 30: veritrace.v1.RetentionService.GetErasure:input_type -> veritrace.v1.GetErasureRequest
-	22, // 31: veritrace.v1.RetentionService.Sweep:input_type -> veritrace.v1.SweepRequest
-	5,  // 32: veritrace.v1.RetentionService.GetRetention:output_type -> veritrace.v1.GetRetentionResponse
-	7,  // 33: veritrace.v1.RetentionService.SetRetention:output_type -> veritrace.v1.SetRetentionResponse
-	11, // 34: veritrace.v1.RetentionService.PlaceHold:output_type -> veritrace.v1.PlaceHoldResponse
-	13, // 35: veritrace.v1.RetentionService.ReleaseHold:output_type -> veritrace.v1.ReleaseHoldResponse
-	15, // 36: veritrace.v1.RetentionService.ListHolds:output_type -> veritrace.v1.ListHoldsResponse
-	19, // 37: veritrace.v1.RetentionService.Erase:output_type -> veritrace.v1.EraseResponse
-	21, // 38: veritrace.v1.RetentionService.GetErasure:output_type -> veritrace.v1.GetErasureResponse
-	23, // 39: veritrace.v1.RetentionService.Sweep:output_type -> veritrace.v1.SweepResponse
-	32, // [32:40] is the sub-list for method output_type
-	24, // [24:32] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	18, // 24: veritrace.v1.ListErasuresResponse.erasures:type_name -> veritrace.v1.Erasure
+	4,  // 25: veritrace.v1.RetentionService.GetRetention:input_type -> veritrace.v1.GetRetentionRequest
+	6,  // 26: veritrace.v1.RetentionService.SetRetention:input_type -> veritrace.v1.SetRetentionRequest
+	10, // 27: veritrace.v1.RetentionService.PlaceHold:input_type -> veritrace.v1.PlaceHoldRequest
+	12, // 28: veritrace.v1.RetentionService.ReleaseHold:input_type -> veritrace.v1.ReleaseHoldRequest
+	14, // 29: veritrace.v1.RetentionService.ListHolds:input_type -> veritrace.v1.ListHoldsRequest
+	16, // 30: veritrace.v1.RetentionService.Erase:input_type -> veritrace.v1.EraseRequest
+	20, // 31: veritrace.v1.RetentionService.GetErasure:input_type -> veritrace.v1.GetErasureRequest
+	22, // 32: veritrace.v1.RetentionService.ListErasures:input_type -> veritrace.v1.ListErasuresRequest
+	24, // 33: veritrace.v1.RetentionService.Sweep:input_type -> veritrace.v1.SweepRequest
+	5,  // 34: veritrace.v1.RetentionService.GetRetention:output_type -> veritrace.v1.GetRetentionResponse
+	7,  // 35: veritrace.v1.RetentionService.SetRetention:output_type -> veritrace.v1.SetRetentionResponse
+	11, // 36: veritrace.v1.RetentionService.PlaceHold:output_type -> veritrace.v1.PlaceHoldResponse
+	13, // 37: veritrace.v1.RetentionService.ReleaseHold:output_type -> veritrace.v1.ReleaseHoldResponse
+	15, // 38: veritrace.v1.RetentionService.ListHolds:output_type -> veritrace.v1.ListHoldsResponse
+	19, // 39: veritrace.v1.RetentionService.Erase:output_type -> veritrace.v1.EraseResponse
+	21, // 40: veritrace.v1.RetentionService.GetErasure:output_type -> veritrace.v1.GetErasureResponse
+	23, // 41: veritrace.v1.RetentionService.ListErasures:output_type -> veritrace.v1.ListErasuresResponse
+	25, // 42: veritrace.v1.RetentionService.Sweep:output_type -> veritrace.v1.SweepResponse
+	34, // [34:43] is the sub-list for method output_type
+	25, // [25:34] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_veritrace_v1_retention_proto_init() }
@@ -1795,14 +1904,14 @@ func file_veritrace_v1_retention_proto_init() {
 	file_veritrace_v1_span_proto_init()
 	file_veritrace_v1_retention_proto_msgTypes[0].OneofWrappers = []any{}
 	file_veritrace_v1_retention_proto_msgTypes[17].OneofWrappers = []any{}
-	file_veritrace_v1_retention_proto_msgTypes[22].OneofWrappers = []any{}
+	file_veritrace_v1_retention_proto_msgTypes[24].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_veritrace_v1_retention_proto_rawDesc), len(file_veritrace_v1_retention_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1326,7 +1326,10 @@ type Span struct {
 	Versions  *VersionRefs `protobuf:"bytes,14,opt,name=versions,proto3" json:"versions,omitempty"`
 	// Everything else, keyed by OpenTelemetry GenAI attribute names where one
 	// exists (e.g. "gen_ai.agent.name").
-	Attributes    map[string]*structpb.Value `protobuf:"bytes,15,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Attributes map[string]*structpb.Value `protobuf:"bytes,15,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// For spans ingested over OTLP: what the exporter sent (docs/OTLP.md).
+	// The fields above are the normalised form derived from it.
+	Otlp          *OtlpSource `protobuf:"bytes,16,opt,name=otlp,proto3" json:"otlp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1466,6 +1469,75 @@ func (x *Span) GetAttributes() map[string]*structpb.Value {
 	return nil
 }
 
+func (x *Span) GetOtlp() *OtlpSource {
+	if x != nil {
+		return x.Otlp
+	}
+	return nil
+}
+
+// OtlpSource is what an OpenTelemetry exporter sent, as received: the
+// decoded OTLP message re-encoded deterministically (OTLP protobuf), so that
+// the signed log covers exactly what the application sent and an exporter's
+// retry of the same data yields the same bytes. Exactly one field is set.
+type OtlpSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An opentelemetry.proto.trace.v1.ResourceSpans holding exactly this span
+	// in one ScopeSpans, with its resource, instrumentation scope and schema
+	// URLs: attributes, events, links and status as received.
+	ResourceSpans []byte `protobuf:"bytes,1,opt,name=resource_spans,json=resourceSpans,proto3" json:"resource_spans,omitempty"`
+	// An opentelemetry.proto.logs.v1.ResourceLogs holding exactly one log
+	// record in one ScopeLogs, with its resource and scope: an event (such as
+	// a GenAI content event) attached to the span named by parent_span_id.
+	ResourceLogs  []byte `protobuf:"bytes,2,opt,name=resource_logs,json=resourceLogs,proto3" json:"resource_logs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OtlpSource) Reset() {
+	*x = OtlpSource{}
+	mi := &file_veritrace_v1_span_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OtlpSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OtlpSource) ProtoMessage() {}
+
+func (x *OtlpSource) ProtoReflect() protoreflect.Message {
+	mi := &file_veritrace_v1_span_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OtlpSource.ProtoReflect.Descriptor instead.
+func (*OtlpSource) Descriptor() ([]byte, []int) {
+	return file_veritrace_v1_span_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *OtlpSource) GetResourceSpans() []byte {
+	if x != nil {
+		return x.ResourceSpans
+	}
+	return nil
+}
+
+func (x *OtlpSource) GetResourceLogs() []byte {
+	if x != nil {
+		return x.ResourceLogs
+	}
+	return nil
+}
+
 var File_veritrace_v1_span_proto protoreflect.FileDescriptor
 
 const file_veritrace_v1_span_proto_rawDesc = "" +
@@ -1554,7 +1626,7 @@ const file_veritrace_v1_span_proto_rawDesc = "" +
 	"\vVersionRefs\x12\x16\n" +
 	"\x06prompt\x18\x01 \x01(\tR\x06prompt\x12\x16\n" +
 	"\x06policy\x18\x02 \x01(\tR\x06policy\x12\x1a\n" +
-	"\bpipeline\x18\x03 \x01(\tR\bpipeline\"\xd7\x05\n" +
+	"\bpipeline\x18\x03 \x01(\tR\bpipeline\"\x85\x06\n" +
 	"\x04Span\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12\x17\n" +
 	"\aspan_id\x18\x02 \x01(\fR\x06spanId\x12$\n" +
@@ -1576,10 +1648,15 @@ const file_veritrace_v1_span_proto_rawDesc = "" +
 	"\bversions\x18\x0e \x01(\v2\x19.veritrace.v1.VersionRefsR\bversions\x12B\n" +
 	"\n" +
 	"attributes\x18\x0f \x03(\v2\".veritrace.v1.Span.AttributesEntryR\n" +
-	"attributes\x1aU\n" +
+	"attributes\x12,\n" +
+	"\x04otlp\x18\x10 \x01(\v2\x18.veritrace.v1.OtlpSourceR\x04otlp\x1aU\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
-	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value:\x028\x01*\xdd\x01\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value:\x028\x01\"X\n" +
+	"\n" +
+	"OtlpSource\x12%\n" +
+	"\x0eresource_spans\x18\x01 \x01(\fR\rresourceSpans\x12#\n" +
+	"\rresource_logs\x18\x02 \x01(\fR\fresourceLogs*\xdd\x01\n" +
 	"\bSpanKind\x12\x19\n" +
 	"\x15SPAN_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SPAN_KIND_GENERATION\x10\x01\x12\x17\n" +
@@ -1615,7 +1692,7 @@ func file_veritrace_v1_span_proto_rawDescGZIP() []byte {
 }
 
 var file_veritrace_v1_span_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_veritrace_v1_span_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_veritrace_v1_span_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_veritrace_v1_span_proto_goTypes = []any{
 	(SpanKind)(0),                 // 0: veritrace.v1.SpanKind
 	(StatusCode)(0),               // 1: veritrace.v1.StatusCode
@@ -1635,9 +1712,10 @@ var file_veritrace_v1_span_proto_goTypes = []any{
 	(*Content)(nil),               // 15: veritrace.v1.Content
 	(*VersionRefs)(nil),           // 16: veritrace.v1.VersionRefs
 	(*Span)(nil),                  // 17: veritrace.v1.Span
-	nil,                           // 18: veritrace.v1.Span.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*structpb.Value)(nil),        // 20: google.protobuf.Value
+	(*OtlpSource)(nil),            // 18: veritrace.v1.OtlpSource
+	nil,                           // 19: veritrace.v1.Span.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*structpb.Value)(nil),        // 21: google.protobuf.Value
 }
 var file_veritrace_v1_span_proto_depIdxs = []int32{
 	1,  // 0: veritrace.v1.Status.code:type_name -> veritrace.v1.StatusCode
@@ -1653,20 +1731,21 @@ var file_veritrace_v1_span_proto_depIdxs = []int32{
 	13, // 10: veritrace.v1.Content.tool_call:type_name -> veritrace.v1.ToolCall
 	14, // 11: veritrace.v1.Content.guardrail:type_name -> veritrace.v1.Guardrail
 	0,  // 12: veritrace.v1.Span.kind:type_name -> veritrace.v1.SpanKind
-	19, // 13: veritrace.v1.Span.start_time:type_name -> google.protobuf.Timestamp
-	19, // 14: veritrace.v1.Span.end_time:type_name -> google.protobuf.Timestamp
+	20, // 13: veritrace.v1.Span.start_time:type_name -> google.protobuf.Timestamp
+	20, // 14: veritrace.v1.Span.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 15: veritrace.v1.Span.status:type_name -> veritrace.v1.Status
 	4,  // 16: veritrace.v1.Span.model:type_name -> veritrace.v1.Model
 	5,  // 17: veritrace.v1.Span.usage:type_name -> veritrace.v1.Usage
 	15, // 18: veritrace.v1.Span.content:type_name -> veritrace.v1.Content
 	16, // 19: veritrace.v1.Span.versions:type_name -> veritrace.v1.VersionRefs
-	18, // 20: veritrace.v1.Span.attributes:type_name -> veritrace.v1.Span.AttributesEntry
-	20, // 21: veritrace.v1.Span.AttributesEntry.value:type_name -> google.protobuf.Value
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	19, // 20: veritrace.v1.Span.attributes:type_name -> veritrace.v1.Span.AttributesEntry
+	18, // 21: veritrace.v1.Span.otlp:type_name -> veritrace.v1.OtlpSource
+	21, // 22: veritrace.v1.Span.AttributesEntry.value:type_name -> google.protobuf.Value
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_veritrace_v1_span_proto_init() }
@@ -1689,7 +1768,7 @@ func file_veritrace_v1_span_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_veritrace_v1_span_proto_rawDesc), len(file_veritrace_v1_span_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -95,8 +95,12 @@ type Version struct {
 	// Media type of content, e.g. "text/plain", "application/json".
 	MediaType string `protobuf:"bytes,6,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
 	// Ledger index of the version entry.
-	Index         uint64                 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
-	RegisteredAt  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	Index        uint64                 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
+	RegisteredAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	// Set in answers when the version entry's payload cannot be decoded
+	// (docs/FORMAT.md, "Decodable payloads"): only id, kind, index and
+	// registered_at are set then. Never set in a stored payload.
+	DecodeError   string `protobuf:"bytes,9,opt,name=decode_error,json=decodeError,proto3" json:"decode_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -187,11 +191,18 @@ func (x *Version) GetRegisteredAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Version) GetDecodeError() string {
+	if x != nil {
+		return x.DecodeError
+	}
+	return ""
+}
+
 var File_veritrace_v1_version_proto protoreflect.FileDescriptor
 
 const file_veritrace_v1_version_proto_rawDesc = "" +
 	"\n" +
-	"\x1averitrace/v1/version.proto\x12\fveritrace.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x02\n" +
+	"\x1averitrace/v1/version.proto\x12\fveritrace.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x02\n" +
 	"\aVersion\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12-\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x19.veritrace.v1.VersionKindR\x04kind\x12\x12\n" +
@@ -201,7 +212,8 @@ const file_veritrace_v1_version_proto_rawDesc = "" +
 	"\n" +
 	"media_type\x18\x06 \x01(\tR\tmediaType\x12\x14\n" +
 	"\x05index\x18\a \x01(\x04R\x05index\x12?\n" +
-	"\rregistered_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt*x\n" +
+	"\rregistered_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\x12!\n" +
+	"\fdecode_error\x18\t \x01(\tR\vdecodeError*x\n" +
 	"\vVersionKind\x12\x1c\n" +
 	"\x18VERSION_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13VERSION_KIND_PROMPT\x10\x01\x12\x17\n" +

@@ -7,11 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
@@ -56,43 +60,17 @@ var rules = map[string]rule{
 	veritracev1connect.AdminServiceListKeysProcedure:             {perm: policy.ManageKeys},
 	veritracev1connect.AdminServiceRevokeKeyProcedure:            {perm: policy.ManageKeys, record: true, target: revokeKeyTarget},
 	veritracev1connect.AdminServiceCreateTenantProcedure:         {perm: policy.ManageTenants, record: true, target: createTenantTarget},
-	veritracev1connect.AdminServiceListTenantsProcedure:          {perm: policy.ManageTenants},
+	veritracev1connect.AdminServiceListTenantsProcedure:          {perm: policy.ListTenants},
+	veritracev1connect.AuditServiceAggregateTracesProcedure:      {perm: policy.ReadEntries, record: true, target: aggregateTarget},
+	veritracev1connect.IdentityServiceWhoAmIProcedure:            {perm: policy.ReadOwnKey},
+	veritracev1connect.RetentionServiceListErasuresProcedure:     {perm: policy.EraseData, record: true},
+	// OpenTelemetry ingest: gRPC procedures and OTLP/HTTP paths. Like
+	// AppendSpans, appends are entries themselves and are not recorded again.
+	otlp.TraceExportProcedure: {perm: policy.AppendSpans},
+	otlp.LogsExportProcedure:  {perm: policy.AppendSpans},
+	otlp.TracesPath:           {perm: policy.AppendSpans},
+	otlp.LogsPath:             {perm: policy.AppendSpans},
 }
-
-func versionTarget(m any) string { return "version " + m.(*v1.GetVersionRequest).GetId() }
-func entryTarget(m any) string   { return fmt.Sprintf("entry %d", m.(*v1.GetEntryRequest).GetIndex()) }
-func accessLogTarget(m any) string {
-	return fmt.Sprintf("access log from %d", m.(*v1.ListAccessLogRequest).GetFromIndex())
-}
-func createKeyTarget(m any) string {
-	r := m.(*v1.CreateKeyRequest)
-	return fmt.Sprintf("new %s key for %v", roleName(r.GetRole()), r.GetTenants())
-}
-func traceTarget(m any) string { return fmt.Sprintf("trace %x", m.(*v1.GetTraceRequest).GetTraceId()) }
-func queryTarget(m any) string {
-	return "query " + describeQuery(m.(*v1.QueryTracesRequest).GetQuery())
-}
-func exportTarget(m any) string {
-	return "export " + describeQuery(m.(*v1.ExportBundleRequest).GetSelector())
-}
-func holdTarget(m any) string {
-	r := m.(*v1.PlaceHoldRequest)
-	return "hold for case " + truncate(r.GetCaseRef())
-}
-func releaseTarget(m any) string { return "hold " + m.(*v1.ReleaseHoldRequest).GetHoldId() }
-func eraseTarget(m any) string {
-	r := m.(*v1.EraseRequest)
-	what := "erasure " + truncate(r.GetRequestId())
-	if r.GetDryRun() {
-		what = "dry run of " + what
-	}
-	return what
-}
-func erasureTarget(m any) string {
-	return "erasure " + truncate(m.(*v1.GetErasureRequest).GetRequestId())
-}
-func revokeKeyTarget(m any) string    { return "key " + m.(*v1.RevokeKeyRequest).GetId() }
-func createTenantTarget(m any) string { return "tenant " + m.(*v1.CreateTenantRequest).GetName() }
 
 type ctxKey int
 
@@ -139,9 +117,21 @@ func principalFrom(ctx context.Context) (*policy.Principal, string) {
 // authInterceptor authenticates every call, authorises it from the rules
 // table, and records it in the access log before the answer is sent.
 type authInterceptor struct {
-	l   *ledger.Ledger
-	log *slog.Logger
-	now func() time.Time
+	l        *ledger.Ledger
+	log      *slog.Logger
+	now      func() time.Time
+	limiter  *failureLimiter
+	refusals *refusals
+}
+
+// newAuthInterceptor makes the interceptor of NewHandler; opts are taken as
+// they are (NewHandler fills in defaults: a zero RefusalPeriod here records
+// every refusal on its own).
+func newAuthInterceptor(l *ledger.Ledger, opts Options) *authInterceptor {
+	a := &authInterceptor{l: l, log: opts.Logger, now: opts.Now,
+		limiter: newFailureLimiter(opts.AuthFailureBurst, opts.AuthFailureRate)}
+	a.refusals = &refusals{period: opts.RefusalPeriod, now: opts.Now, write: a.write, log: opts.Logger, bursts: map[burstKey]*burst{}}
+	return a
 }
 
 // call is one request on its way through the interceptor.
@@ -162,32 +152,35 @@ func (a *authInterceptor) admit(ctx context.Context, c call) (context.Context, *
 		ev.deny(connect.CodePermissionDenied, "procedure is not in the access table")
 		return nil, ev, a.refuse(ctx, ev, ledger.SystemTenant)
 	}
+	// A header that cannot name a tenant is refused before anything else,
+	// and not recorded: it names nothing to record.
+	tenant := c.header.Get(TenantHeader)
+	if tenant != "" {
+		if err := format.ValidateTenant(tenant); err != nil {
+			return nil, nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s header: %v", TenantHeader, err))
+		}
+	}
 	ti, _ := ctx.Value(transportKey).(transportInfo)
 	if !ti.keysAllowed {
-		ev.deny(connect.CodeUnauthenticated, "API keys are accepted only over TLS or from loopback (see --allow-plaintext-keys)")
-		return nil, ev, a.refuse(ctx, ev, ledger.SystemTenant)
+		return nil, ev, a.refuseUnauthenticated(ctx, ev, "API keys are accepted only over TLS or from loopback (see --allow-plaintext-keys)")
 	}
 	p, keyID, err := authenticate(ctx, a.l, c.header.Get("Authorization"), ev.time)
 	ev.keyID = keyID
 	var ae *authError
 	switch {
 	case errors.As(err, &ae):
-		ev.deny(connect.CodeUnauthenticated, ae.msg)
-		return nil, ev, a.refuse(ctx, ev, ledger.SystemTenant)
+		ev.keyKnown = ae.keyKnown
+		return nil, ev, a.refuseUnauthenticated(ctx, ev, ae.msg)
 	case err != nil:
 		return nil, ev, toConnect(ctx, a.log, c.procedure, err, nil)
 	}
-	ev.role = p.Role
-	tenant := c.header.Get(TenantHeader)
+	ev.role, ev.keyKnown = p.Role, true
 	if tenant == "" {
 		tenant = p.DefaultTenant(ledger.DefaultTenant)
 	}
 	ev.tenant = tenant
 	if r.target != nil && c.msg != nil {
 		ev.target = r.target(c.msg)
-	}
-	if err := format.ValidateTenant(tenant); err != nil {
-		return nil, ev, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s header: %v", TenantHeader, err))
 	}
 	if err := policy.Decide(p, r.perm, tenant); err != nil {
 		msg := err.Error()
@@ -215,29 +208,67 @@ func (a *authInterceptor) logTenant(ctx context.Context, perm policy.Permission,
 	return tenant
 }
 
-// refuse records a denial and returns the error for the client. If the
-// denial cannot be recorded the client gets Unavailable instead: nothing is
-// answered unrecorded.
+// refuse records (or counts, see refusals) a denial and returns the error
+// for the client. If the denial cannot be recorded the client gets
+// Unavailable instead: nothing is answered unrecorded.
 func (a *authInterceptor) refuse(ctx context.Context, ev *accessEvent, logTenant string) error {
-	if err := a.record(ctx, ev, logTenant); err != nil {
+	if err := a.refusals.refuse(ctx, ev, logTenant, true); err != nil {
 		return err
 	}
 	return connect.NewError(ev.code, errors.New(ev.reason))
 }
 
-func (a *authInterceptor) record(ctx context.Context, ev *accessEvent, logTenant string) error {
-	payload, err := marshal.Marshal(ev.proto())
-	if err != nil {
-		return toConnect(ctx, a.log, ev.procedure, err, nil)
+// refuseUnauthenticated refuses a request that failed authentication.
+// Once its peer has failed too often (failureLimiter) it is answered
+// resource_exhausted with a Retry-After hint, and counted in its burst
+// without a record of its own.
+func (a *authInterceptor) refuseUnauthenticated(ctx context.Context, ev *accessEvent, reason string) error {
+	ev.deny(connect.CodeUnauthenticated, reason)
+	wait := a.limiter.fail(peerKey(ev.peer), ev.time)
+	if wait == 0 {
+		return a.refuse(ctx, ev, ledger.SystemTenant)
 	}
-	// The record must be durable before the answer goes out, even if the
-	// client has gone away.
-	rec := ledger.Record{Kind: format.KindAccess, SubKind: uint8(ev.outcome), RetentionClass: accessRetentionClass, Payload: payload}
+	secs := int64((wait + time.Second - 1) / time.Second)
+	ev.deny(connect.CodeResourceExhausted, fmt.Sprintf("too many failed authentications from this address; retry in %ds", secs))
+	if err := a.refusals.refuse(ctx, ev, ledger.SystemTenant, false); err != nil {
+		return err
+	}
+	cerr := connect.NewError(connect.CodeResourceExhausted, errors.New(ev.reason))
+	cerr.Meta().Set("Retry-After", strconv.FormatInt(secs, 10))
+	if d, err := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)}); err == nil {
+		cerr.AddDetail(d)
+	}
+	return cerr
+}
+
+// record records an access (allowed or failed) in a log, durably.
+func (a *authInterceptor) record(ctx context.Context, ev *accessEvent, logTenant string) error {
+	return a.write(ctx, ev.proto(), logTenant)
+}
+
+// write appends an access record to a log and returns once it is durable,
+// even if the client has gone away meanwhile.
+func (a *authInterceptor) write(ctx context.Context, r *v1.AccessRecord, logTenant string) error {
+	payload, err := marshal.Marshal(r)
+	if err != nil {
+		return toConnect(ctx, a.log, r.GetProcedure(), err, nil)
+	}
+	rec := ledger.Record{Kind: format.KindAccess, SubKind: uint8(r.GetOutcome()), RetentionClass: accessRetentionClass, Payload: payload}
 	if _, err := a.l.Append(context.WithoutCancel(ctx), logTenant, []ledger.Record{rec}); err != nil {
-		a.log.ErrorContext(ctx, "record access", "procedure", ev.procedure, "err", err)
+		a.log.ErrorContext(ctx, "record access", "procedure", r.GetProcedure(), "log", logTenant, "err", err)
 		return connect.NewError(connect.CodeUnavailable, errors.New("the access log could not be written; the request was not answered"))
 	}
 	return nil
+}
+
+// errorMessage is what an access record says of a failed call: the
+// message the client got, without the code (recorded on its own).
+func errorMessage(err error) string {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce.Message()
+	}
+	return err.Error()
 }
 
 // accessRetentionClass keeps access records apart from trace data.
@@ -258,7 +289,7 @@ func (a *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if err != nil {
 			ev.outcome = format.AccessFailed
 			ev.code = connect.CodeOf(err)
-			ev.reason = err.Error()
+			ev.reason = errorMessage(err)
 		}
 		_, tenant := principalFrom(ctx)
 		if rerr := a.record(ctx, ev, a.logTenant(ctx, r.perm, tenant)); rerr != nil {
@@ -298,7 +329,7 @@ func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 		err = next(ctx, rc)
 		if err != nil && rc.recorded {
 			failed := *ev
-			failed.outcome, failed.code, failed.reason = format.AccessFailed, connect.CodeOf(err), err.Error()
+			failed.outcome, failed.code, failed.reason = format.AccessFailed, connect.CodeOf(err), errorMessage(err)
 			if rerr := a.record(ctx, &failed, logTenant); rerr != nil {
 				return rerr
 			}
@@ -328,10 +359,22 @@ func (c *recordingConn) Receive(msg any) error {
 // accessEvent is an access being recorded.
 type accessEvent struct {
 	keyID, procedure, tenant, target, peer, reason string
-	role                                           policy.Role
-	outcome                                        format.AccessOutcome
-	code                                           connect.Code
-	time                                           time.Time
+	// keyKnown: keyID names a stored key (authenticated, or revoked,
+	// expired, wrong secret); otherwise it is whatever the client sent.
+	keyKnown bool
+	role     policy.Role
+	outcome  format.AccessOutcome
+	code     connect.Code
+	time     time.Time
+}
+
+// burstKeyID is the key id refusals are coalesced by: ids the client made
+// up all count as none, so that inventing ids opens no new bursts.
+func (e *accessEvent) burstKeyID() string {
+	if e.keyKnown {
+		return e.keyID
+	}
+	return ""
 }
 
 func (e *accessEvent) deny(code connect.Code, reason string) {
@@ -340,8 +383,10 @@ func (e *accessEvent) deny(code connect.Code, reason string) {
 
 func (e *accessEvent) proto() *v1.AccessRecord {
 	r := &v1.AccessRecord{
-		KeyId: e.keyID, Role: roleProto(e.role), Procedure: e.procedure, Tenant: e.tenant, Target: e.target,
-		Outcome: v1.AccessOutcome(e.outcome), Reason: e.reason, Peer: e.peer, Time: timestamppb.New(e.time),
+		KeyId: logText(e.keyID, maxKeyIDBytes), Role: roleProto(e.role), Procedure: logText(e.procedure, maxProcedureBytes),
+		Tenant: logText(e.tenant, maxTenantBytes), Target: logText(e.target, maxTargetBytes),
+		Outcome: v1.AccessOutcome(e.outcome), Reason: logText(e.reason, maxReasonBytes), Peer: logText(e.peer, maxPeerBytes),
+		Time: timestamppb.New(e.time),
 	}
 	if e.code != 0 {
 		r.Code = e.code.String()

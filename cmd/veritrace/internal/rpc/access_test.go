@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
@@ -126,6 +127,35 @@ func procedureCalls(n *int) map[string]func(ctx context.Context, c clients) erro
 			_, err := c.admin.ListTenants(ctx, connect.NewRequest(&v1.ListTenantsRequest{}))
 			return err
 		},
+		veritracev1connect.AuditServiceAggregateTracesProcedure: func(ctx context.Context, c clients) error {
+			now := time.Now()
+			_, err := c.audit.AggregateTraces(ctx, connect.NewRequest(&v1.AggregateTracesRequest{Query: &v1.TraceQuery{From: timestamppb.New(now.Add(-time.Hour)), To: timestamppb.New(now)}}))
+			return err
+		},
+		veritracev1connect.RetentionServiceListErasuresProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.retention.ListErasures(ctx, connect.NewRequest(&v1.ListErasuresRequest{}))
+			return err
+		},
+		veritracev1connect.IdentityServiceWhoAmIProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.identity.WhoAmI(ctx, connect.NewRequest(&v1.WhoAmIRequest{}))
+			return err
+		},
+		otlp.TraceExportProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(next()))))
+			return err
+		},
+		otlp.LogsExportProcedure: func(ctx context.Context, c clients) error {
+			_, err := c.otlp.logs.CallUnary(ctx, connect.NewRequest(otlpLogs(otlpLogRecord(next()))))
+			return err
+		},
+		otlp.TracesPath: func(ctx context.Context, c clients) error {
+			_, _, err := c.otlp.post(ctx, otlp.TracesPath, otlp.ContentProtobuf, mustMarshal(otlpExport(otlpSpan(next()))))
+			return err
+		},
+		otlp.LogsPath: func(ctx context.Context, c clients) error {
+			_, _, err := c.otlp.post(ctx, otlp.LogsPath, otlp.ContentJSON, []byte(`{"resourceLogs":[]}`))
+			return err
+		},
 	}
 }
 
@@ -137,7 +167,9 @@ func isAuthCode(c connect.Code) bool {
 // foreign tenant, and with no key, a malformed, unknown, revoked and
 // expired key, over Connect and gRPC, and checks the code.
 func TestAccessMatrix(t *testing.T) {
-	s := startServer(t, 0)
+	// Every unauthenticated call answers unauthenticated: the limiter of
+	// failed authentications is tested in TestUnauthenticatedRateLimited.
+	s := startServerWith(t, Options{AuthFailureBurst: 1 << 20})
 	ctx := context.Background()
 	s.tenant(t, "acme")
 	s.tenant(t, "globex")
@@ -337,6 +369,7 @@ func TestPlaintextKeysRefused(t *testing.T) {
 	token := s.key(t, policy.Auditor, "default")
 	for _, allow := range []bool{false, true} {
 		h := NewHandler(s.l, Options{AllowPlaintextKeys: allow})
+		defer h.Close(context.Background())
 		req := httptest.NewRequest(http.MethodPost, "/veritrace.v1.LedgerService/GetCheckpoint", strings.NewReader("{}"))
 		req.RemoteAddr = "192.0.2.10:40000" // TEST-NET-1; no traffic is sent
 		req.Header.Set("Content-Type", "application/json")

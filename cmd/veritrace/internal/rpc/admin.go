@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -67,7 +68,11 @@ func (s *adminService) CreateKey(ctx context.Context, req *connect.Request[v1.Cr
 	}
 	tenants := req.Msg.GetTenants()
 	if err := policy.ValidateBinding(tenants); err != nil {
-		return nil, invalid("tenants", "%v", err)
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if !caller.Covers(tenants) {
+		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
+			"tenants: this admin key is bound to %s and may create keys only for those tenants, never for \"*\"", strings.Join(caller.Tenants, ",")))
 	}
 	known := s.l.Tenants()
 	for i, t := range tenants {
@@ -94,14 +99,19 @@ func (s *adminService) CreateKey(ctx context.Context, req *connect.Request[v1.Cr
 	return connect.NewResponse(&v1.CreateKeyResponse{Key: apiKeyProto(rec), Token: token}), nil
 }
 
+// ListKeys lists the keys the caller covers: every key for an admin bound
+// to "*", else the keys bound only to the caller's tenants.
 func (s *adminService) ListKeys(ctx context.Context, _ *connect.Request[v1.ListKeysRequest]) (*connect.Response[v1.ListKeysResponse], error) {
+	caller, _ := principalFrom(ctx)
 	keys, err := s.l.ListAPIKeys(ctx)
 	if err != nil {
 		return nil, s.fail(ctx, veritracev1connect.AdminServiceListKeysProcedure, err, nil)
 	}
 	resp := &v1.ListKeysResponse{}
 	for _, k := range keys {
-		resp.Keys = append(resp.Keys, apiKeyProto(k))
+		if caller.Covers(k.Tenants) {
+			resp.Keys = append(resp.Keys, apiKeyProto(k))
+		}
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -114,8 +124,19 @@ func (s *adminService) RevokeKey(ctx context.Context, req *connect.Request[v1.Re
 	} else {
 		copy(id[:], b)
 	}
-	k, err := s.l.RevokeAPIKey(ctx, id, s.now())
-	if err != nil {
+	// A key the caller does not cover is answered like one that does not
+	// exist.
+	notFound := connect.NewError(connect.CodeNotFound, fmt.Errorf("id: no API key %x", id))
+	k, err := s.l.GetAPIKey(ctx, id)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return nil, notFound
+	case err != nil:
+		return nil, s.fail(ctx, veritracev1connect.AdminServiceRevokeKeyProcedure, err, nil)
+	case !caller.Covers(k.Tenants):
+		return nil, notFound
+	}
+	if k, err = s.l.RevokeAPIKey(ctx, id, s.now()); err != nil {
 		return nil, s.fail(ctx, veritracev1connect.AdminServiceRevokeKeyProcedure, err, nil)
 	}
 	s.log.InfoContext(ctx, "API key revoked", "key_id", req.Msg.GetId(), "by", caller.KeyID)
@@ -137,19 +158,20 @@ func (s *adminService) CreateTenant(ctx context.Context, req *connect.Request[v1
 	return connect.NewResponse(&v1.CreateTenantResponse{Name: name, Created: created}), nil
 }
 
+// ListTenants lists every tenant to an admin bound to "*", else the
+// caller's own tenants.
 func (s *adminService) ListTenants(ctx context.Context, _ *connect.Request[v1.ListTenantsRequest]) (*connect.Response[v1.ListTenantsResponse], error) {
-	return connect.NewResponse(&v1.ListTenantsResponse{Tenants: s.l.Tenants()}), nil
+	caller, _ := principalFrom(ctx)
+	tenants := slices.DeleteFunc(s.l.Tenants(), func(t string) bool { return !caller.BoundTo(t) })
+	return connect.NewResponse(&v1.ListTenantsResponse{Tenants: tenants}), nil
 }
 
 func (s *ledgerService) ListAccessLog(ctx context.Context, req *connect.Request[v1.ListAccessLogRequest]) (*connect.Response[v1.ListAccessLogResponse], error) {
 	const proc = veritracev1connect.LedgerServiceListAccessLogProcedure
 	_, tenant := principalFrom(ctx)
-	size := int(req.Msg.GetPageSize())
-	switch {
-	case size < 0 || size > 1000:
-		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
-	case size == 0:
-		size = 100
+	size, err := pageSize(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	es, next, err := s.l.EntriesOfKind(ctx, tenant, format.KindAccess, req.Msg.GetFromIndex(), size)
 	if err != nil {

@@ -8,15 +8,17 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit"
 	"github.com/veritrace/veritrace/audit/bundle"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
+	"github.com/veritrace/veritrace/ledger/format"
 )
 
 type auditService struct {
@@ -104,12 +106,14 @@ func toQuery(field string, q *v1.TraceQuery) (audit.Query, bundle.Selector, erro
 			return out, sel, invalid(field+".version_id", "%v", err)
 		}
 		out.VersionID = id
+		sel.VersionID = q.GetVersionId()
 	}
 	if k := q.GetKind(); k < 0 || k > v1.SpanKind_SPAN_KIND_OTHER {
 		return out, sel, invalid(field+".kind", "unknown span kind %d", k)
 	}
 	out.Kind = uint8(q.GetKind())
 	out.ErrorsOnly = q.GetErrorsOnly()
+	sel.Kind, sel.Model, sel.ErrorsOnly = bundle.SpanKindName(out.Kind), out.Model, out.ErrorsOnly
 	return out, sel, nil
 }
 
@@ -122,6 +126,9 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 	var trace [16]byte
 	copy(trace[:], req.Msg.GetTraceId())
 	p, err := s.search.DecisionPath(ctx, tenant, trace)
+	if errors.Is(err, audit.ErrTraceTooLarge) {
+		return nil, connect.NewError(connect.CodeResourceExhausted, err)
+	}
 	if err != nil {
 		return nil, s.fail(ctx, proc, err, nil)
 	}
@@ -134,9 +141,15 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 		n := &v1.SpanNode{Index: h.Index, LeafHash: e.LeafHash[:], AppendedAt: timestamppb.New(h.AppendedAt),
 			SpanId: h.SpanID[:], Kind: v1.SpanKind(h.SubKind), Erased: e.Erased}
 		if !e.Erased {
-			n.Span = &v1.Span{}
-			if err := proto.Unmarshal(e.Payload, n.Span); err != nil {
-				return nil, s.fail(ctx, proc, fmt.Errorf("decode span entry %d: %w", h.Index, err), nil)
+			if m, err := bundle.ParsePayload(format.KindSpan, e.Payload); err != nil {
+				n.DecodeError = err.Error()
+			} else {
+				n.Span = m.(*v1.Span)
+				// A rendering aid: a source that does not render leaves it
+				// empty rather than failing the whole answer.
+				if j, err := otlp.SourceJSON(n.Span.GetOtlp()); err == nil {
+					n.OtlpJson = j
+				}
 			}
 		}
 		nodes[h.SpanID] = n
@@ -157,6 +170,21 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 			resp.Roots = append(resp.Roots, n)
 		}
 	}
+	// Retries and fallbacks: sibling model calls, every one but the last
+	// failed, are attempts at one step.
+	markAttempts := func(ns []*v1.SpanNode) {
+		in := make([]bundle.AttemptSpan, len(ns))
+		for i, n := range ns {
+			in[i] = bundle.AttemptSpan{Kind: n.Kind, Start: time.Unix(0, start(n)), Error: n.GetSpan().GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR}
+		}
+		for i, a := range bundle.Attempts(in) {
+			ns[i].Attempt, ns[i].Attempts = uint32(a.N), uint32(a.Of)
+		}
+	}
+	markAttempts(resp.Roots)
+	for _, n := range order {
+		markAttempts(n.Children)
+	}
 	for _, e := range p.Versions {
 		v, err := decodeVersion(e)
 		if err != nil {
@@ -173,12 +201,12 @@ func (s *auditService) QueryTraces(ctx context.Context, req *connect.Request[v1.
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.Msg.GetPageSize())
-	switch {
-	case size < 0 || size > 1000:
-		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
-	case size == 0:
-		size = 100
+	size, err := pageSize(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	if req.Msg.GetWithSummaries() && size > maxSummaryPage {
+		return nil, invalid("page_size", "at most %d with summaries, got %d", maxSummaryPage, size)
 	}
 	var cursor uint64
 	if t := req.Msg.GetPageToken(); t != "" {
@@ -195,6 +223,11 @@ func (s *auditService) QueryTraces(ctx context.Context, req *connect.Request[v1.
 	resp := &v1.QueryTracesResponse{}
 	for _, h := range hits {
 		resp.Traces = append(resp.Traces, &v1.TraceSummary{TraceId: h.TraceID[:], FirstIndex: h.FirstIndex, AppendedAt: timestamppb.New(h.AppendedAt)})
+	}
+	if req.Msg.GetWithSummaries() {
+		if err := s.summaries(ctx, tenant, resp.Traces); err != nil {
+			return nil, s.fail(ctx, veritracev1connect.AuditServiceQueryTracesProcedure, err, nil)
+		}
 	}
 	if next != 0 {
 		resp.NextPageToken = base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, next))
@@ -238,18 +271,20 @@ func (c *chunkSender) flush() error {
 func (s *auditService) ExportBundle(ctx context.Context, req *connect.Request[v1.ExportBundleRequest], stream *connect.ServerStream[v1.ExportBundleResponse]) error {
 	const proc = veritracev1connect.AuditServiceExportBundleProcedure
 	_, tenant := principalFrom(ctx)
-	sq := req.Msg.GetSelector()
-	if len(sq.GetTraceId()) == 0 && sq.GetSessionId() == "" && sq.GetSubjectId() == "" && sq.GetFrom() == nil && sq.GetTo() == nil {
-		return invalid("selector", "name a trace_id, session_id, subject_id or a time range (from, to)")
-	}
-	q, sel, err := toQuery("selector", sq)
+	q, sel, err := toQuery("selector", req.Msg.GetSelector())
 	if err != nil {
 		return err
 	}
+	if sel == (bundle.Selector{}) {
+		return invalid("selector", "name at least one condition: trace_id, session_id, subject_id, from, to, version_id, kind, model or errors_only")
+	}
 	out := &chunkSender{stream: stream, buf: make([]byte, 0, exportChunk)}
 	_, err = s.export.Export(ctx, audit.ExportRequest{Tenant: tenant, Selector: sel, Query: q, KnownSize: req.Msg.GetKnownTreeSize()}, out)
-	if errors.Is(err, audit.ErrNothingSelected) {
+	switch {
+	case errors.Is(err, audit.ErrNothingSelected):
 		return connect.NewError(connect.CodeNotFound, fmt.Errorf("selector: %v", err))
+	case errors.Is(err, audit.ErrErasureInProgress):
+		return connect.NewError(connect.CodeUnavailable, audit.ErrErasureInProgress)
 	}
 	if err != nil {
 		return s.fail(ctx, proc, err, nil)

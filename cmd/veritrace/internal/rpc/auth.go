@@ -60,7 +60,12 @@ func parseToken(token string) (id [8]byte, secret []byte, err error) {
 
 // authError is why a request is not authenticated. Its text goes to the
 // client and to the access log; it never holds the secret.
-type authError struct{ msg string }
+type authError struct {
+	msg string
+	// keyKnown: the token names a stored key (its secret was wrong, or it
+	// was revoked or expired).
+	keyKnown bool
+}
 
 func (e *authError) Error() string { return e.msg }
 
@@ -68,32 +73,32 @@ func (e *authError) Error() string { return e.msg }
 func authenticate(ctx context.Context, l *ledger.Ledger, header string, now time.Time) (*policy.Principal, string, error) {
 	token, ok := strings.CutPrefix(header, "Bearer ")
 	if header == "" {
-		return nil, "", &authError{"missing API key: send \"Authorization: Bearer vtk_...\""}
+		return nil, "", &authError{msg: "missing API key: send \"Authorization: Bearer vtk_...\""}
 	}
 	if !ok {
-		return nil, "", &authError{errBadToken.Error()}
+		return nil, "", &authError{msg: errBadToken.Error()}
 	}
 	id, secret, err := parseToken(strings.TrimSpace(token))
 	if err != nil {
-		return nil, "", &authError{err.Error()}
+		return nil, "", &authError{msg: err.Error()}
 	}
 	keyID := hex.EncodeToString(id[:])
 	k, err := l.GetAPIKey(ctx, id)
 	if errors.Is(err, ledger.ErrNotFound) {
-		return nil, keyID, &authError{"invalid API key"}
+		return nil, keyID, &authError{msg: "invalid API key"}
 	}
 	if err != nil {
 		return nil, keyID, err
 	}
 	sum := sha256.Sum256(secret)
 	if subtle.ConstantTimeCompare(sum[:], k.SecretHash[:]) != 1 {
-		return nil, keyID, &authError{"invalid API key"}
+		return nil, keyID, &authError{msg: "invalid API key", keyKnown: true}
 	}
 	if !k.RevokedAt.IsZero() {
-		return nil, keyID, &authError{"API key " + keyID + " was revoked"}
+		return nil, keyID, &authError{msg: "API key " + keyID + " was revoked", keyKnown: true}
 	}
 	if !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) {
-		return nil, keyID, &authError{"API key " + keyID + " expired at " + k.ExpiresAt.Format(time.RFC3339)}
+		return nil, keyID, &authError{msg: "API key " + keyID + " expired at " + k.ExpiresAt.Format(time.RFC3339), keyKnown: true}
 	}
 	role, err := policy.ParseRole(k.Role)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/policy"
 )
@@ -23,6 +24,9 @@ func TestEmptyRequests(t *testing.T) {
 		for proc := range rules {
 			if proc == veritracev1connect.AuditServiceExportBundleProcedure {
 				continue // a stream: covered by TestAuditService
+			}
+			if proc == otlp.TracesPath || proc == otlp.LogsPath {
+				continue // OTLP/HTTP, not Connect: covered by TestOTLPBadInput
 			}
 			c := connect.NewClient[emptypb.Empty, emptypb.Empty](http.DefaultClient, s.url+proc, connect.WithInterceptors(ClientHeaders("", token)))
 			_, err := c.CallUnary(ctx, connect.NewRequest(&emptypb.Empty{}))

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,8 @@ func (s *retentionService) fail(ctx context.Context, proc string, err error) err
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	case errors.Is(err, retention.ErrNothingToErase):
 		return connect.NewError(connect.CodeNotFound, err)
+	case errors.Is(err, retention.ErrRequestIDReused):
+		return connect.NewError(connect.CodeAlreadyExists, err)
 	}
 	return s.service.fail(ctx, proc, err, nil)
 }
@@ -54,7 +57,13 @@ func ruleFromProto(field string, r *v1.RetentionRule) (retention.Rule, error) {
 	out := retention.Rule{Class: r.GetClass(), Days: int(r.GetDays()), Mode: mode}
 	if m := r.GetMatch(); m != nil { // a rule without match matches every span
 		out.Match = retention.Match{Errors: m.Errors, Attributes: m.GetAttributes()}
-		for _, k := range m.GetKinds() {
+		if len(m.GetKinds()) > 8 {
+			return retention.Rule{}, invalid(field+".match.kinds", "at most the 8 span kinds, got %d", len(m.GetKinds()))
+		}
+		for i, k := range m.GetKinds() {
+			if k < v1.SpanKind_SPAN_KIND_GENERATION || k > v1.SpanKind_SPAN_KIND_OTHER {
+				return retention.Rule{}, invalid(fmt.Sprintf("%s.match.kinds[%d]", field, i), "unknown span kind %d", k)
+			}
 			out.Match.Kinds = append(out.Match.Kinds, uint8(k))
 		}
 	}
@@ -105,6 +114,9 @@ func (s *retentionService) SetRetention(ctx context.Context, req *connect.Reques
 	}
 	if err := checkString("reason", req.Msg.GetReason(), false); err != nil {
 		return nil, err
+	}
+	if n := len(in.GetRules()); n > retention.MaxRules {
+		return nil, invalid("policy.rules", "%d rules, at most %d", n, retention.MaxRules)
 	}
 	p := retention.Policy{HighRisk: in.GetHighRisk(), FloorDays: int(in.GetFloorDays())}
 	var err error
@@ -209,7 +221,7 @@ func (s *retentionService) ListHolds(ctx context.Context, req *connect.Request[v
 func erasureProto(e *retention.Erasure) *v1.Erasure {
 	out := &v1.Erasure{RequestId: e.ID, State: e.State, Selector: e.Selector, LegalBasis: e.LegalBasis, Ticket: e.Ticket,
 		Reason: e.Reason, RequestedBy: e.RequestedBy, RequestedAt: timestamppb.New(e.RequestedAt), Erased: e.Erase,
-		TombstoneIndex: e.Tombstone, Receipt: string(e.Receipt), ReceiptSignature: e.ReceiptSig}
+		TombstoneIndex: e.Tombstone, Receipt: string(e.Receipt), ReceiptSignature: e.ReceiptSig, Kind: cmp.Or(e.Kind, "erasure")}
 	if !e.CompletedAt.IsZero() {
 		out.CompletedAt = timestamppb.New(e.CompletedAt)
 	}

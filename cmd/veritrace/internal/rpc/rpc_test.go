@@ -31,6 +31,7 @@ import (
 type testServer struct {
 	url  string
 	l    *ledger.Ledger
+	h    *Handler
 	logs *syncBuffer // everything the server logged
 	now  time.Time
 }
@@ -55,7 +56,15 @@ func (s *syncBuffer) String() string {
 
 // startServer runs the real handler on a loopback listener with HTTP/1.1
 // and h2c, like `veritrace serve`, logging at debug level into ts.logs.
-func startServer(t *testing.T, maxBytes int, opts ...func(*ledger.Options)) *testServer {
+func startServer(t testing.TB, maxBytes int, opts ...func(*ledger.Options)) *testServer {
+	t.Helper()
+	return startServerWith(t, Options{MaxRequestBytes: maxBytes}, opts...)
+}
+
+// startServerWith is startServer with handler options (the logger is the
+// test server's). The handler is closed, writing its refusal summaries,
+// before the ledger.
+func startServerWith(t testing.TB, opts Options, ledgerOpts ...func(*ledger.Options)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	keys, _, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: dir})
@@ -65,7 +74,7 @@ func startServer(t *testing.T, maxBytes int, opts ...func(*ledger.Options)) *tes
 	ts := &testServer{logs: &syncBuffer{}, now: time.Now()}
 	log := slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	lopts := ledger.Options{Dir: dir, Keys: keys, Logger: log, CheckpointInterval: 50 * time.Millisecond}
-	for _, o := range opts {
+	for _, o := range ledgerOpts {
 		o(&lopts)
 	}
 	l, err := ledger.Open(context.Background(), lopts)
@@ -76,15 +85,20 @@ func startServer(t *testing.T, maxBytes int, opts ...func(*ledger.Options)) *tes
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: NewHandler(l, Options{MaxRequestBytes: maxBytes, Logger: log}), Protocols: new(http.Protocols)}
+	opts.Logger = log
+	h := NewHandler(l, opts)
+	srv := &http.Server{Handler: h, Protocols: new(http.Protocols)}
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		srv.Shutdown(context.Background())
+		if err := h.Close(context.Background()); err != nil {
+			t.Errorf("Handler.Close() = %v", err)
+		}
 		l.Close()
 	})
-	ts.url, ts.l = "http://"+ln.Addr().String(), l
+	ts.url, ts.l, ts.h = "http://"+ln.Addr().String(), l, h
 	return ts
 }
 
@@ -97,7 +111,7 @@ func (s *testServer) tenant(t *testing.T, name string) {
 }
 
 // key creates an API key directly in the ledger and returns its token.
-func (s *testServer) key(t *testing.T, role policy.Role, tenants ...string) string {
+func (s *testServer) key(t testing.TB, role policy.Role, tenants ...string) string {
 	t.Helper()
 	token, rec := NewKey(role, tenants, "test "+string(role), time.Time{}, "", s.now)
 	if err := s.l.PutAPIKey(context.Background(), rec); err != nil {
@@ -112,19 +126,25 @@ type clients struct {
 	audit     veritracev1connect.AuditServiceClient
 	retention veritracev1connect.RetentionServiceClient
 	admin     veritracev1connect.AdminServiceClient
+	identity  veritracev1connect.IdentityServiceClient
+	otlp      otlpClients
 }
 
-// clients returns the generated clients speaking protocol ("connect" or
-// "grpc"), sending the token and, unless empty, the tenant header.
+// clients returns the generated clients speaking protocol ("connect",
+// "grpc", or "json": Connect with JSON), sending the token and, unless
+// empty, the tenant header.
 func (s *testServer) clients(protocol, tenant, token string) clients {
 	t := &http.Transport{Protocols: new(http.Protocols)}
 	t.Protocols.SetHTTP1(true)
 	t.Protocols.SetUnencryptedHTTP2(true)
 	hc := &http.Client{Transport: t}
 	var opts []connect.ClientOption
-	if protocol == "grpc" {
+	switch protocol {
+	case "grpc":
 		t.Protocols.SetHTTP1(false)
 		opts = append(opts, connect.WithGRPC())
+	case "json":
+		opts = append(opts, connect.WithProtoJSON())
 	}
 	opts = append(opts, connect.WithInterceptors(ClientHeaders(tenant, token)))
 	return clients{
@@ -133,6 +153,8 @@ func (s *testServer) clients(protocol, tenant, token string) clients {
 		audit:     veritracev1connect.NewAuditServiceClient(hc, s.url, opts...),
 		retention: veritracev1connect.NewRetentionServiceClient(hc, s.url, opts...),
 		admin:     veritracev1connect.NewAdminServiceClient(hc, s.url, opts...),
+		identity:  veritracev1connect.NewIdentityServiceClient(hc, s.url, opts...),
+		otlp:      newOTLPClients(hc, s.url, tenant, token, opts...),
 	}
 }
 
@@ -282,7 +304,7 @@ func TestBadInput(t *testing.T) {
 			{"unknown status", mod(func(s *v1.Span) { s.Status.Code = 7 }), connect.CodeInvalidArgument, "spans[1].status.code"},
 			{"negative tokens", mod(func(s *v1.Span) { s.Usage.InputTokens = -1 }), connect.CodeInvalidArgument, "spans[1].usage"},
 			{"document without id", mod(func(s *v1.Span) { s.Content.Retrieval.Documents[0].Id = "" }), connect.CodeInvalidArgument, "spans[1].content.retrieval.documents[0].id"},
-			{"NaN attribute", mod(func(s *v1.Span) { s.Attributes["x"] = structpb.NewNumberValue(math.NaN()) }), connect.CodeInvalidArgument, "spans[1].attributes[x]"},
+			{"NaN attribute", mod(func(s *v1.Span) { s.Attributes["x"] = structpb.NewNumberValue(math.NaN()) }), connect.CodeInvalidArgument, `spans[1].attributes["x"]`},
 			{"oversize request", mod(func(s *v1.Span) { s.Content.SystemInstructions = strings.Repeat("x", 70<<10) }), connect.CodeResourceExhausted, ""},
 		}
 		for _, tt := range tests {
@@ -382,7 +404,7 @@ func FuzzSpanRecord(f *testing.F) {
 		if err := proto.Unmarshal(b, sp); err != nil {
 			return
 		}
-		r, err := spanRecord("spans[0]", sp)
+		r, err := spanRecord("spans[0]", sp, maxSpanBytes)
 		if err != nil {
 			var ce *connect.Error
 			if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,10 +15,11 @@ import (
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"golang.org/x/mod/sumdb/tlog"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit"
+	"github.com/veritrace/veritrace/audit/bundle"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
@@ -42,18 +44,34 @@ type Options struct {
 	Logger             *slog.Logger
 	// Now is the clock (key expiry, access records). Default time.Now.
 	Now func() time.Time
+	// RefusalPeriod is how long refused requests of one burst (one peer,
+	// one key) are counted before a summary is written to the access log
+	// (docs/ACCESS.md). Default DefaultRefusalPeriod; negative: every
+	// refusal is recorded on its own.
+	RefusalPeriod time.Duration
+	// AuthFailureBurst and AuthFailureRate limit, per peer, the requests
+	// that fail authentication before the peer is answered
+	// resource_exhausted (defaults DefaultAuthFailureBurst and
+	// DefaultAuthFailureRate per second).
+	AuthFailureBurst int
+	AuthFailureRate  float64
 	// Retention classifies appended spans and serves RetentionService.
 	// Default: a retention.Service over the ledger, without background
 	// sweeps (the caller runs those).
 	Retention *retention.Service
+	// OTLP configures OpenTelemetry ingest.
+	OTLP OTLPOptions
+	// otlpAppend replaces the ledger's Append for OTLP ingest, for tests
+	// that inject storage faults.
+	otlpAppend func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error)
 }
 
-// NewHandler returns the HTTP handler serving IngestService and
-// LedgerService over Connect, gRPC and gRPC-Web, the gRPC health check and
-// gRPC reflection.
-func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
+func (opts *Options) defaults(l *ledger.Ledger) {
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if opts.OTLP.MaxBytes <= 0 {
+		opts.OTLP.MaxBytes = otlp.DefaultMaxBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -61,33 +79,108 @@ func NewHandler(l *ledger.Ledger, opts Options) http.Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.RefusalPeriod == 0 {
+		opts.RefusalPeriod = DefaultRefusalPeriod
+	}
 	if opts.Retention == nil {
 		opts.Retention = &retention.Service{L: l, SessionField: audit.FieldSession, Now: opts.Now, Log: opts.Logger}
 	}
-	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention}
-	handlerOpts := []connect.HandlerOption{
-		connect.WithReadMaxBytes(opts.MaxRequestBytes),
+}
+
+// handlerOptions are the options of every Connect handler: the read limit,
+// panic recovery and the auth interceptor.
+func handlerOptions(opts Options, auth *authInterceptor, readMax int) []connect.HandlerOption {
+	return []connect.HandlerOption{
+		connect.WithReadMaxBytes(readMax),
 		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
 			opts.Logger.ErrorContext(ctx, "handler panic", "procedure", spec.Procedure, "panic", fmt.Sprint(p))
 			return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error"))
 		}),
-		connect.WithInterceptors(&authInterceptor{l: l, log: opts.Logger, now: opts.Now}),
+		connect.WithInterceptors(auth),
 	}
+}
+
+// mountOTLP serves OpenTelemetry ingest on mux: the OTLP gRPC services and
+// OTLP/HTTP (docs/OTLP.md), through the same keys, rules and append path
+// as the Connect API.
+func mountOTLP(mux *http.ServeMux, s *service, auth *authInterceptor, opts Options) {
+	b := &otlpBackend{service: s, auth: auth, opts: opts.OTLP, append: opts.otlpAppend}
+	if b.append == nil {
+		b.append = s.l.Append
+	}
+	for path, h := range otlp.NewGRPCHandlers(b, handlerOptions(opts, auth, opts.OTLP.MaxBytes)...) {
+		mux.Handle(path, h)
+	}
+	h := otlp.NewHTTPHandler(b, int64(opts.OTLP.MaxBytes), opts.Logger)
+	mux.Handle(otlp.TracesPath, h)
+	mux.Handle(otlp.LogsPath, h)
+}
+
+// Handler serves the API. Close it after the HTTP servers using it (and its
+// OTLP handler) have stopped and before the ledger is closed.
+type Handler struct {
+	http.Handler
+	s    *service
+	auth *authInterceptor
+	opts Options
+}
+
+// Close writes the access log's pending refusal summaries (docs/ACCESS.md).
+// Requests that still arrive are recorded one by one.
+func (h *Handler) Close(ctx context.Context) error { return h.auth.refusals.close(ctx) }
+
+// OTLPHandler returns a handler serving only OpenTelemetry ingest (OTLP
+// gRPC and OTLP/HTTP), for dedicated listeners such as the SDKs' default
+// ports 4317 and 4318. It shares h's access recording: the same refusal
+// bursts and limiter of failed authentications, closed by h.Close.
+func (h *Handler) OTLPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mountOTLP(mux, h.s, h.auth, h.opts)
+	return withTransport(mux, h.opts.AllowPlaintextKeys)
+}
+
+// NewHandler returns the HTTP handler serving the Veritrace services over
+// Connect, gRPC and gRPC-Web, the gRPC health check, gRPC reflection, and
+// OpenTelemetry ingest (OTLP gRPC and OTLP/HTTP).
+func NewHandler(l *ledger.Ledger, opts Options) *Handler {
+	opts.defaults(l)
+	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention}
+	auth := newAuthInterceptor(l, opts)
+	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()
 	mux.Handle(veritracev1connect.NewIngestServiceHandler(&ingestService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewLedgerServiceHandler(&ledgerService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewAdminServiceHandler(&adminService{s}, handlerOpts...))
-	mux.Handle(veritracev1connect.NewAuditServiceHandler(newAuditService(s), handlerOpts...))
+	mux.Handle(auditHandler(newAuditService(s), handlerOpts))
 	mux.Handle(veritracev1connect.NewRetentionServiceHandler(&retentionService{service: s, r: opts.Retention}, handlerOpts...))
+	mux.Handle(veritracev1connect.NewIdentityServiceHandler(&identityService{s}, handlerOpts...))
 	// Health and reflection stay open: they reveal nothing the published
 	// protos do not (docs/ACCESS.md).
 	names := []string{veritracev1connect.IngestServiceName, veritracev1connect.LedgerServiceName,
-		veritracev1connect.AuditServiceName, veritracev1connect.RetentionServiceName, veritracev1connect.AdminServiceName}
+		veritracev1connect.AuditServiceName, veritracev1connect.RetentionServiceName, veritracev1connect.AdminServiceName,
+		veritracev1connect.IdentityServiceName}
 	mux.Handle(grpchealth.NewHandler(&healthChecker{l: l, services: names}))
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	return withTransport(mux, opts.AllowPlaintextKeys)
+	mountOTLP(mux, s, auth, opts)
+	return &Handler{Handler: withTransport(mux, opts.AllowPlaintextKeys), s: s, auth: auth, opts: opts}
+}
+
+// auditHandler serves AuditService. ExportBundle streams a zip file, which
+// is compressed already: its handler offers no gzip, so that Connect does
+// not compress it again (a fifth of an export's time) for clients that
+// accept gzip. The other procedures keep it.
+func auditHandler(svc *auditService, opts []connect.HandlerOption) (string, http.Handler) {
+	path, h := veritracev1connect.NewAuditServiceHandler(svc, opts...)
+	_, export := veritracev1connect.NewAuditServiceHandler(svc, append(slices.Clone(opts), connect.WithCompression("gzip", nil, nil))...)
+	return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == veritracev1connect.AuditServiceExportBundleProcedure {
+			export.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // healthChecker answers the gRPC health check from the ledger's state: a
@@ -120,6 +213,21 @@ type service struct {
 	retention *retention.Service
 }
 
+// prepareSpan is the path of every ingested span, native or OTLP: it
+// validates the span (field is its path in the request, for errors) and
+// makes its ledger record, with the retention class of the rules in force
+// now. Its errors are Connect errors.
+func (s *service) prepareSpan(ctx context.Context, procedure, tenant, field string, sp *v1.Span, maxBytes int) (ledger.Record, error) {
+	rec, err := spanRecord(field, sp, maxBytes)
+	if err != nil {
+		return rec, err
+	}
+	if rec.RetentionClass, err = spanClass(ctx, s.retention, tenant, sp); err != nil {
+		return rec, s.fail(ctx, procedure, err, nil)
+	}
+	return rec, nil
+}
+
 func (s *service) fail(ctx context.Context, procedure string, err error, name recordNamer) error {
 	return toConnect(ctx, s.log, procedure, err, name)
 }
@@ -149,12 +257,8 @@ func (s *ingestService) AppendSpans(ctx context.Context, req *connect.Request[v1
 	recs := make([]ledger.Record, len(spans))
 	var err error
 	for i, sp := range spans {
-		if recs[i], err = spanRecord(fmt.Sprintf("spans[%d]", i), sp); err != nil {
+		if recs[i], err = s.prepareSpan(ctx, proc, tenant, fmt.Sprintf("spans[%d]", i), sp, maxSpanBytes); err != nil {
 			return nil, err
-		}
-		// The retention class is fixed now, from the rules in force.
-		if recs[i].RetentionClass, err = spanClass(ctx, s.retention, tenant, sp); err != nil {
-			return nil, s.fail(ctx, proc, err, nil)
 		}
 	}
 	receipts, err := s.l.Append(ctx, tenant, recs)
@@ -229,12 +333,9 @@ func (s *ingestService) ListVersions(ctx context.Context, req *connect.Request[v
 	if req.Msg.GetName() != "" && k == v1.VersionKind_VERSION_KIND_UNSPECIFIED {
 		return nil, invalid("kind", "required when name is given")
 	}
-	size := int(req.Msg.GetPageSize())
-	switch {
-	case size < 0 || size > 1000:
-		return nil, invalid("page_size", "must be 0 to 1000, got %d", size)
-	case size == 0:
-		size = 100
+	size, err := pageSize(req.Msg.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	var after []byte
 	if t := req.Msg.GetPageToken(); t != "" {
@@ -259,19 +360,52 @@ func (s *ingestService) ListVersions(ctx context.Context, req *connect.Request[v
 	return connect.NewResponse(resp), nil
 }
 
+// decodeVersion returns a version entry as a Version. A payload that
+// cannot be decoded gives a Version with the header's facts and
+// DecodeError set; only an erased payload is an error.
 func decodeVersion(e *ledger.Entry) (*v1.Version, error) {
 	if e.Erased {
 		return nil, fmt.Errorf("version entry %d: %w", e.Header.Index, ledger.ErrKeyDestroyed)
 	}
+	k := format.VersionKind(e.Header.SubKind)
 	v := &v1.Version{}
-	if err := proto.Unmarshal(e.Payload, v); err != nil {
-		return nil, fmt.Errorf("decode version entry %d: %w", e.Header.Index, err)
+	if m, err := bundle.ParsePayload(format.KindVersion, e.Payload); err != nil {
+		v.Kind, v.DecodeError = v1.VersionKind(k), err.Error()
+	} else {
+		v = m.(*v1.Version)
 	}
-	id := e.Header.Refs.Ref(format.VersionKind(e.Header.SubKind))
+	id := e.Header.Refs.Ref(k)
 	v.Id = hex.EncodeToString(id[:])
 	v.Index = e.Header.Index
 	v.RegisteredAt = timestamppb.New(e.Header.AppendedAt)
 	return v, nil
+}
+
+// entryRecord decodes an entry's payload for an answer: a Span, Version
+// or AccessRecord, or the JSON text of a tombstone, retention or hold
+// entry. A payload that is not decodable (bundle.DecodePayload's rules,
+// which every reader and the bundle verifier share) gives nil and an
+// error saying why, so that it is shown as such in every encoding.
+func entryRecord(e *ledger.Entry) (any, error) {
+	switch k := e.Header.Kind; k {
+	case format.KindVersion:
+		v, err := decodeVersion(e)
+		if err != nil || v.DecodeError != "" {
+			return nil, errors.New(v.GetDecodeError())
+		}
+		return v, nil
+	case format.KindSpan, format.KindAccess:
+		m, err := bundle.ParsePayload(k, e.Payload)
+		if err != nil {
+			return nil, err
+		}
+		return m, nil
+	default:
+		if _, err := bundle.DecodePayload(k, e.Payload); err != nil {
+			return nil, err
+		}
+		return string(e.Payload), nil
+	}
 }
 
 type ledgerService struct{ *service }
@@ -345,27 +479,23 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 		msg.Header.AccessOutcome = v1.AccessOutcome(h.SubKind)
 	}
 	if !e.Erased {
-		switch h.Kind {
-		case format.KindSpan:
-			sp := &v1.Span{}
-			if err := proto.Unmarshal(e.Payload, sp); err != nil {
-				return nil, s.fail(ctx, proc, fmt.Errorf("decode span entry %d: %w", h.Index, err), nil)
+		record, err := entryRecord(e)
+		if err != nil {
+			msg.DecodeError = err.Error()
+		}
+		switch r := record.(type) {
+		case *v1.Span:
+			msg.Record = &v1.Entry_Span{Span: r}
+			// A rendering aid: a source that does not render leaves it empty.
+			if j, err := otlp.SourceJSON(r.GetOtlp()); err == nil {
+				msg.OtlpJson = j
 			}
-			msg.Record = &v1.Entry_Span{Span: sp}
-		case format.KindVersion:
-			v, err := decodeVersion(e)
-			if err != nil {
-				return nil, s.fail(ctx, proc, err, nil)
-			}
-			msg.Record = &v1.Entry_Version{Version: v}
-		case format.KindAccess:
-			a := &v1.AccessRecord{}
-			if err := proto.Unmarshal(e.Payload, a); err != nil {
-				return nil, s.fail(ctx, proc, fmt.Errorf("decode access entry %d: %w", h.Index, err), nil)
-			}
-			msg.Record = &v1.Entry_Access{Access: a}
-		default: // tombstone, retention and hold entries carry JSON
-			msg.Record = &v1.Entry_RecordJson{RecordJson: string(e.Payload)}
+		case *v1.Version:
+			msg.Record = &v1.Entry_Version{Version: r}
+		case *v1.AccessRecord:
+			msg.Record = &v1.Entry_Access{Access: r}
+		case string:
+			msg.Record = &v1.Entry_RecordJson{RecordJson: r}
 		}
 	}
 	return connect.NewResponse(&v1.GetEntryResponse{Entry: msg}), nil

@@ -36,7 +36,7 @@ func TestStreamingAuth(t *testing.T) {
 		}
 		return nil
 	}
-	auth := connect.WithInterceptors(&authInterceptor{l: s.l, log: slog.New(slog.DiscardHandler), now: time.Now})
+	auth := connect.WithInterceptors(newAuthInterceptor(s.l, Options{Logger: slog.New(slog.DiscardHandler), Now: time.Now}))
 	mux := http.NewServeMux()
 	mux.Handle(listed, connect.NewServerStreamHandler(listed, stream, auth))
 	mux.Handle(unlisted, connect.NewServerStreamHandler(unlisted, stream, auth))

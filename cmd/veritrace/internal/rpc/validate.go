@@ -2,14 +2,15 @@ package rpc
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/veritrace/veritrace/audit"
+	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
@@ -17,17 +18,22 @@ import (
 
 // Limits of request fields.
 const (
-	maxSpanBytes    = 1 << 20 // encoded size of one span
-	maxVersionBytes = 1 << 20 // content of one version
-	maxShortString  = 1024    // names, ids, labels, roles, models
-	maxAttributes   = 256
+	maxSpanBytes = 1 << 20 // encoded size of one span
+	// maxOTLPSpanBytes is the encoded size of one span ingested over OTLP:
+	// it holds the span as received and its normalised form, which repeats
+	// the content.
+	maxOTLPSpanBytes = 2 * maxSpanBytes
+	maxVersionBytes  = 1 << 20 // content of one version
+	maxShortString   = 1024    // names, ids, labels, roles, models
+	maxAttributes    = 256
 )
 
 var marshal = proto.MarshalOptions{Deterministic: true}
 
-// spanRecord validates a span and turns it into a ledger record. field is
-// the span's path in the request, e.g. "spans[2]".
-func spanRecord(field string, s *v1.Span) (ledger.Record, error) {
+// spanRecord validates a span and turns it into a ledger record of at most
+// maxBytes of payload. field is the span's path in the request, e.g.
+// "spans[2]".
+func spanRecord(field string, s *v1.Span, maxBytes int) (ledger.Record, error) {
 	var r ledger.Record
 	if err := validateSpan(field, s); err != nil {
 		return r, err
@@ -36,8 +42,8 @@ func spanRecord(field string, s *v1.Span) (ledger.Record, error) {
 	if err != nil {
 		return r, invalid(field, "%v", err)
 	}
-	if len(payload) > maxSpanBytes {
-		return r, invalid(field, "span of %d bytes exceeds the limit of %d bytes", len(payload), maxSpanBytes)
+	if len(payload) > maxBytes {
+		return r, invalid(field, "span of %d bytes exceeds the limit of %d bytes", len(payload), maxBytes)
 	}
 	r = ledger.Record{
 		Kind:    format.KindSpan,
@@ -156,40 +162,24 @@ func validateSpan(f string, s *v1.Span) error {
 	if len(s.GetAttributes()) > maxAttributes {
 		return invalid(f+".attributes", "%d attributes, at most %d", len(s.GetAttributes()), maxAttributes)
 	}
-	for k, v := range s.GetAttributes() {
+	for k := range s.GetAttributes() {
 		if err := checkString(f+".attributes", k, true); err != nil {
 			return invalid(f+".attributes", "attribute name %q: empty or too long", truncate(k))
 		}
-		if !finiteValue(v, 0) {
-			return invalid(f+".attributes["+truncate(k)+"]", "numbers must be finite and values nested at most 32 deep")
+	}
+	// What is stored must have a lossless JSON form, so that every reader
+	// and every evidence bundle can show it: no unknown fields (binary
+	// requests keep them; JSON requests drop them in the codec), every
+	// attribute value of a known kind, finite and nested at most
+	// bundle.MaxValueDepth deep.
+	if err := bundle.CheckMessage(s); err != nil {
+		var pe *bundle.PayloadError
+		if errors.As(err, &pe) && pe.Path != "" {
+			return invalid(f+"."+pe.Path, "%s", pe.Reason)
 		}
+		return invalid(f, "%v", err)
 	}
 	return nil
-}
-
-// finiteValue reports whether a JSON-like value holds only finite numbers
-// and nests at most 32 deep.
-func finiteValue(v *structpb.Value, depth int) bool {
-	if depth > 32 {
-		return false
-	}
-	switch k := v.GetKind().(type) {
-	case *structpb.Value_NumberValue:
-		return finite(k.NumberValue)
-	case *structpb.Value_ListValue:
-		for _, e := range k.ListValue.GetValues() {
-			if !finiteValue(e, depth+1) {
-				return false
-			}
-		}
-	case *structpb.Value_StructValue:
-		for _, e := range k.StructValue.GetFields() {
-			if !finiteValue(e, depth+1) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func checkID(field string, b []byte, size int, required bool) error {
@@ -217,6 +207,17 @@ func checkString(field, s string, required bool) error {
 		return invalid(field, "not valid UTF-8")
 	}
 	return nil
+}
+
+// pageSize validates a page_size field: 1 to 1000, or 0 for 100.
+func pageSize(n int32) (int, error) {
+	switch {
+	case n < 0 || n > 1000:
+		return 0, invalid("page_size", "must be 0 to 1000, got %d", n)
+	case n == 0:
+		return 100, nil
+	}
+	return int(n), nil
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

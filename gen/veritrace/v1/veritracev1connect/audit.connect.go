@@ -41,6 +41,9 @@ const (
 	// AuditServiceExportBundleProcedure is the fully-qualified name of the AuditService's ExportBundle
 	// RPC.
 	AuditServiceExportBundleProcedure = "/veritrace.v1.AuditService/ExportBundle"
+	// AuditServiceAggregateTracesProcedure is the fully-qualified name of the AuditService's
+	// AggregateTraces RPC.
+	AuditServiceAggregateTracesProcedure = "/veritrace.v1.AuditService/AggregateTraces"
 )
 
 // AuditServiceClient is a client for the veritrace.v1.AuditService service.
@@ -55,6 +58,12 @@ type AuditServiceClient interface {
 	// ExportBundle streams a signed evidence bundle (a zip file,
 	// docs/BUNDLE.md) of every trace the selector matches, in chunks.
 	ExportBundle(context.Context, *connect.Request[v1.ExportBundleRequest]) (*connect.ServerStreamForClient[v1.ExportBundleResponse], error)
+	// AggregateTraces summarises the spans a query matches: volume, errors,
+	// tokens, cost and duration, over time and per model, span kind, version
+	// and attribute value. It reads the payloads of at most 100,000 spans per
+	// call, in ledger order; `complete` says whether it reached the end of
+	// the range.
+	AggregateTraces(context.Context, *connect.Request[v1.AggregateTracesRequest]) (*connect.Response[v1.AggregateTracesResponse], error)
 }
 
 // NewAuditServiceClient constructs a client for the veritrace.v1.AuditService service. By default,
@@ -89,14 +98,22 @@ func NewAuditServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		aggregateTraces: connect.NewClient[v1.AggregateTracesRequest, v1.AggregateTracesResponse](
+			httpClient,
+			baseURL+AuditServiceAggregateTracesProcedure,
+			connect.WithSchema(auditServiceMethods.ByName("AggregateTraces")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // auditServiceClient implements AuditServiceClient.
 type auditServiceClient struct {
-	getTrace     *connect.Client[v1.GetTraceRequest, v1.GetTraceResponse]
-	queryTraces  *connect.Client[v1.QueryTracesRequest, v1.QueryTracesResponse]
-	exportBundle *connect.Client[v1.ExportBundleRequest, v1.ExportBundleResponse]
+	getTrace        *connect.Client[v1.GetTraceRequest, v1.GetTraceResponse]
+	queryTraces     *connect.Client[v1.QueryTracesRequest, v1.QueryTracesResponse]
+	exportBundle    *connect.Client[v1.ExportBundleRequest, v1.ExportBundleResponse]
+	aggregateTraces *connect.Client[v1.AggregateTracesRequest, v1.AggregateTracesResponse]
 }
 
 // GetTrace calls veritrace.v1.AuditService.GetTrace.
@@ -114,6 +131,11 @@ func (c *auditServiceClient) ExportBundle(ctx context.Context, req *connect.Requ
 	return c.exportBundle.CallServerStream(ctx, req)
 }
 
+// AggregateTraces calls veritrace.v1.AuditService.AggregateTraces.
+func (c *auditServiceClient) AggregateTraces(ctx context.Context, req *connect.Request[v1.AggregateTracesRequest]) (*connect.Response[v1.AggregateTracesResponse], error) {
+	return c.aggregateTraces.CallUnary(ctx, req)
+}
+
 // AuditServiceHandler is an implementation of the veritrace.v1.AuditService service.
 type AuditServiceHandler interface {
 	// GetTrace returns the decision path of one trace: its spans as a tree,
@@ -126,6 +148,12 @@ type AuditServiceHandler interface {
 	// ExportBundle streams a signed evidence bundle (a zip file,
 	// docs/BUNDLE.md) of every trace the selector matches, in chunks.
 	ExportBundle(context.Context, *connect.Request[v1.ExportBundleRequest], *connect.ServerStream[v1.ExportBundleResponse]) error
+	// AggregateTraces summarises the spans a query matches: volume, errors,
+	// tokens, cost and duration, over time and per model, span kind, version
+	// and attribute value. It reads the payloads of at most 100,000 spans per
+	// call, in ledger order; `complete` says whether it reached the end of
+	// the range.
+	AggregateTraces(context.Context, *connect.Request[v1.AggregateTracesRequest]) (*connect.Response[v1.AggregateTracesResponse], error)
 }
 
 // NewAuditServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -156,6 +184,13 @@ func NewAuditServiceHandler(svc AuditServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	auditServiceAggregateTracesHandler := connect.NewUnaryHandler(
+		AuditServiceAggregateTracesProcedure,
+		svc.AggregateTraces,
+		connect.WithSchema(auditServiceMethods.ByName("AggregateTraces")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/veritrace.v1.AuditService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AuditServiceGetTraceProcedure:
@@ -164,6 +199,8 @@ func NewAuditServiceHandler(svc AuditServiceHandler, opts ...connect.HandlerOpti
 			auditServiceQueryTracesHandler.ServeHTTP(w, r)
 		case AuditServiceExportBundleProcedure:
 			auditServiceExportBundleHandler.ServeHTTP(w, r)
+		case AuditServiceAggregateTracesProcedure:
+			auditServiceAggregateTracesHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -183,4 +220,8 @@ func (UnimplementedAuditServiceHandler) QueryTraces(context.Context, *connect.Re
 
 func (UnimplementedAuditServiceHandler) ExportBundle(context.Context, *connect.Request[v1.ExportBundleRequest], *connect.ServerStream[v1.ExportBundleResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("veritrace.v1.AuditService.ExportBundle is not implemented"))
+}
+
+func (UnimplementedAuditServiceHandler) AggregateTraces(context.Context, *connect.Request[v1.AggregateTracesRequest]) (*connect.Response[v1.AggregateTracesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("veritrace.v1.AuditService.AggregateTraces is not implemented"))
 }

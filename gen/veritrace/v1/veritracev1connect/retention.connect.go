@@ -53,6 +53,9 @@ const (
 	// RetentionServiceGetErasureProcedure is the fully-qualified name of the RetentionService's
 	// GetErasure RPC.
 	RetentionServiceGetErasureProcedure = "/veritrace.v1.RetentionService/GetErasure"
+	// RetentionServiceListErasuresProcedure is the fully-qualified name of the RetentionService's
+	// ListErasures RPC.
+	RetentionServiceListErasuresProcedure = "/veritrace.v1.RetentionService/ListErasures"
 	// RetentionServiceSweepProcedure is the fully-qualified name of the RetentionService's Sweep RPC.
 	RetentionServiceSweepProcedure = "/veritrace.v1.RetentionService/Sweep"
 )
@@ -74,6 +77,9 @@ type RetentionServiceClient interface {
 	Erase(context.Context, *connect.Request[v1.EraseRequest]) (*connect.Response[v1.EraseResponse], error)
 	// GetErasure returns an erasure request's state and receipt.
 	GetErasure(context.Context, *connect.Request[v1.GetErasureRequest]) (*connect.Response[v1.GetErasureResponse], error)
+	// ListErasures lists executed erasure requests and expiry sweeps, the
+	// most recent first (dry runs change nothing and are not kept).
+	ListErasures(context.Context, *connect.Request[v1.ListErasuresRequest]) (*connect.Response[v1.ListErasuresResponse], error)
 	// Sweep expires the payloads whose retention period has passed, now.
 	Sweep(context.Context, *connect.Request[v1.SweepRequest]) (*connect.Response[v1.SweepResponse], error)
 }
@@ -135,6 +141,13 @@ func NewRetentionServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		listErasures: connect.NewClient[v1.ListErasuresRequest, v1.ListErasuresResponse](
+			httpClient,
+			baseURL+RetentionServiceListErasuresProcedure,
+			connect.WithSchema(retentionServiceMethods.ByName("ListErasures")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 		sweep: connect.NewClient[v1.SweepRequest, v1.SweepResponse](
 			httpClient,
 			baseURL+RetentionServiceSweepProcedure,
@@ -153,6 +166,7 @@ type retentionServiceClient struct {
 	listHolds    *connect.Client[v1.ListHoldsRequest, v1.ListHoldsResponse]
 	erase        *connect.Client[v1.EraseRequest, v1.EraseResponse]
 	getErasure   *connect.Client[v1.GetErasureRequest, v1.GetErasureResponse]
+	listErasures *connect.Client[v1.ListErasuresRequest, v1.ListErasuresResponse]
 	sweep        *connect.Client[v1.SweepRequest, v1.SweepResponse]
 }
 
@@ -191,6 +205,11 @@ func (c *retentionServiceClient) GetErasure(ctx context.Context, req *connect.Re
 	return c.getErasure.CallUnary(ctx, req)
 }
 
+// ListErasures calls veritrace.v1.RetentionService.ListErasures.
+func (c *retentionServiceClient) ListErasures(ctx context.Context, req *connect.Request[v1.ListErasuresRequest]) (*connect.Response[v1.ListErasuresResponse], error) {
+	return c.listErasures.CallUnary(ctx, req)
+}
+
 // Sweep calls veritrace.v1.RetentionService.Sweep.
 func (c *retentionServiceClient) Sweep(ctx context.Context, req *connect.Request[v1.SweepRequest]) (*connect.Response[v1.SweepResponse], error) {
 	return c.sweep.CallUnary(ctx, req)
@@ -213,6 +232,9 @@ type RetentionServiceHandler interface {
 	Erase(context.Context, *connect.Request[v1.EraseRequest]) (*connect.Response[v1.EraseResponse], error)
 	// GetErasure returns an erasure request's state and receipt.
 	GetErasure(context.Context, *connect.Request[v1.GetErasureRequest]) (*connect.Response[v1.GetErasureResponse], error)
+	// ListErasures lists executed erasure requests and expiry sweeps, the
+	// most recent first (dry runs change nothing and are not kept).
+	ListErasures(context.Context, *connect.Request[v1.ListErasuresRequest]) (*connect.Response[v1.ListErasuresResponse], error)
 	// Sweep expires the payloads whose retention period has passed, now.
 	Sweep(context.Context, *connect.Request[v1.SweepRequest]) (*connect.Response[v1.SweepResponse], error)
 }
@@ -270,6 +292,13 @@ func NewRetentionServiceHandler(svc RetentionServiceHandler, opts ...connect.Han
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	retentionServiceListErasuresHandler := connect.NewUnaryHandler(
+		RetentionServiceListErasuresProcedure,
+		svc.ListErasures,
+		connect.WithSchema(retentionServiceMethods.ByName("ListErasures")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	retentionServiceSweepHandler := connect.NewUnaryHandler(
 		RetentionServiceSweepProcedure,
 		svc.Sweep,
@@ -292,6 +321,8 @@ func NewRetentionServiceHandler(svc RetentionServiceHandler, opts ...connect.Han
 			retentionServiceEraseHandler.ServeHTTP(w, r)
 		case RetentionServiceGetErasureProcedure:
 			retentionServiceGetErasureHandler.ServeHTTP(w, r)
+		case RetentionServiceListErasuresProcedure:
+			retentionServiceListErasuresHandler.ServeHTTP(w, r)
 		case RetentionServiceSweepProcedure:
 			retentionServiceSweepHandler.ServeHTTP(w, r)
 		default:
@@ -329,6 +360,10 @@ func (UnimplementedRetentionServiceHandler) Erase(context.Context, *connect.Requ
 
 func (UnimplementedRetentionServiceHandler) GetErasure(context.Context, *connect.Request[v1.GetErasureRequest]) (*connect.Response[v1.GetErasureResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("veritrace.v1.RetentionService.GetErasure is not implemented"))
+}
+
+func (UnimplementedRetentionServiceHandler) ListErasures(context.Context, *connect.Request[v1.ListErasuresRequest]) (*connect.Response[v1.ListErasuresResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("veritrace.v1.RetentionService.ListErasures is not implemented"))
 }
 
 func (UnimplementedRetentionServiceHandler) Sweep(context.Context, *connect.Request[v1.SweepRequest]) (*connect.Response[v1.SweepResponse], error) {

@@ -1,0 +1,111 @@
+package bundle
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"strconv"
+
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// PreparedEntry is an entry file ready to be added to a bundle: encoded,
+// hashed and compressed. Prepare does the work of AddEntry that needs no
+// order, so that callers can prepare entries on several goroutines and add
+// them in order with AddPrepared.
+type PreparedEntry struct {
+	Index      uint64
+	Kind       format.Kind
+	compressed []byte
+	sha256     [32]byte
+	crc32      uint32
+	size       int // uncompressed
+}
+
+// Size is the entry file's size, uncompressed.
+func (p *PreparedEntry) Size() int { return p.size }
+
+// Prepare fills e.Decoded (or e.Undecodable) from the payload and
+// encodes, hashes and compresses e's entry file. It is safe for
+// concurrent use.
+func (w *Writer) Prepare(e *Entry) (*PreparedEntry, error) {
+	h, err := format.ParseHeader(e.Header)
+	if err != nil {
+		return nil, fmt.Errorf("entry %d: %w", e.Index, err)
+	}
+	e.Decoded, e.Undecodable = nil, ""
+	if !e.Erased {
+		if e.Decoded, err = DecodePayload(h.Kind, e.Payload); err != nil {
+			e.Undecodable = err.Error()
+		}
+	}
+	b := appendEntryJSON(make([]byte, 0, 512+2*len(e.Payload)+len(e.Decoded)+67*len(e.InclusionProof)), e)
+	b = append(b, '\n')
+	if len(b) > MaxEntryFileBytes {
+		return nil, fmt.Errorf("%w: entry %d's file would be %d bytes, more than %d", ErrTooLarge, e.Index, len(b), MaxEntryFileBytes)
+	}
+	p := &PreparedEntry{Index: e.Index, Kind: h.Kind, sha256: sha256.Sum256(b), crc32: crc32.ChecksumIEEE(b), size: len(b)}
+	var out bytes.Buffer
+	out.Grow(len(b)/2 + 64)
+	fw := huffmanOnly.get(&out)
+	if _, err := fw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := fw.Close(); err != nil {
+		return nil, err
+	}
+	p.compressed = out.Bytes()
+	return p, nil
+}
+
+// appendEntryJSON appends e as one line of JSON, as encoding/json would
+// write it (the same members, omitted when empty), without reflection.
+func appendEntryJSON(b []byte, e *Entry) []byte {
+	b = append(b, `{"index":`...)
+	b = strconv.AppendUint(b, e.Index, 10)
+	b = appendBase64Member(b, "header", e.Header)
+	b = append(b, `,"leaf_hash":"`...)
+	b = hex.AppendEncode(b, e.LeafHash[:])
+	b = append(b, '"')
+	if len(e.Payload) > 0 {
+		b = appendBase64Member(b, "payload", e.Payload)
+	}
+	if len(e.Salt) > 0 {
+		b = appendBase64Member(b, "salt", e.Salt)
+	}
+	if e.Erased {
+		b = append(b, `,"erased":true`...)
+	}
+	b = append(b, `,"inclusion_proof":[`...)
+	for i, h := range e.InclusionProof {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = hex.AppendEncode(b, h[:])
+		b = append(b, '"')
+	}
+	b = append(b, ']')
+	if len(e.Decoded) > 0 {
+		b = append(b, `,"decoded":`...)
+		b = append(b, e.Decoded...) // JSON from protojson or json.Compact
+	}
+	if e.Undecodable != "" {
+		s, _ := json.Marshal(e.Undecodable)
+		b = append(b, `,"undecodable":`...)
+		b = append(b, s...)
+	}
+	return append(b, '}')
+}
+
+func appendBase64Member(b []byte, name string, v []byte) []byte {
+	b = append(b, `,"`...)
+	b = append(b, name...)
+	b = append(b, `":"`...)
+	b = base64.StdEncoding.AppendEncode(b, v)
+	return append(b, '"')
+}

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestArgumentOrder: the bundle may come before or after the flags, as
+// with "veritrace verify".
+func TestArgumentOrder(t *testing.T) {
+	const zip, pub = "../../audit/bundle/testdata/golden.zip", "../../audit/bundle/testdata/golden.pub"
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{zip, "--key", pub}, 0, "VERIFIED"},
+		{[]string{"--key", pub, zip}, 0, "VERIFIED"},
+		{[]string{"--key=" + pub, zip, "--pinned-checkpoint", ""}, 0, "VERIFIED"},
+		{[]string{zip}, 2, "usage: veritrace-verify BUNDLE.zip --key log.pub"},
+		{[]string{zip, zip, "--key", pub}, 2, "usage"},
+		{[]string{"--key", pub, "no-such.zip"}, 2, "no-such.zip"},
+		{[]string{"-h"}, 0, "usage"},
+	} {
+		var out strings.Builder
+		if code := run(tc.args, &out, &out); code != tc.code || !strings.Contains(out.String(), tc.out) {
+			t.Errorf("veritrace-verify %s = %d:\n%s\nwant %d and %q", strings.Join(tc.args, " "), code, out.String(), tc.code, tc.out)
+		}
+	}
+}

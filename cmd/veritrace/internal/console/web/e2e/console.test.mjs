@@ -1,0 +1,539 @@
+// End-to-end tests of the web console: a real `veritrace serve` on a free
+// loopback port (or VERITRACE_E2E_ADDR) with a fresh data directory, Debian's chromium driven by
+// playwright-core. Run by `.ci/console e2e` (which builds the binary and
+// sets VERITRACE_BIN); screenshots go to e2e/screenshots/ (git-ignored).
+// @ts-check
+
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash, generateKeyPairSync } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { chromium } from "playwright-core";
+
+const BIN = process.env.VERITRACE_BIN ?? "";
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const ADDR = process.env.VERITRACE_E2E_ADDR ?? "127.0.0.1:0";
+/** The server's base URL, read from its "serving" log line once it listens. */
+let BASE = "";
+const SHOTS = new URL("./screenshots/", import.meta.url).pathname;
+
+/** @type {import("node:child_process").ChildProcess | undefined} */
+let server;
+/** @type {import("playwright-core").BrowserContext} */
+let browser;
+let dataDir = "";
+let profileDir = "";
+let serverLog = "";
+/** @type {Record<string, string>} */
+const tokens = {};
+let logPub = "";
+/** @type {string[]} */
+const pageErrors = [];
+/** @type {string[]} */
+const foreignRequests = [];
+
+/** A valid note verifier key with the log key's name but another Ed25519 key. */
+function impostorKey(name) {
+  const { publicKey } = generateKeyPairSync("ed25519");
+  const pub = Buffer.from(publicKey.export({ format: "jwk" }).x ?? "", "base64url");
+  const key = Buffer.concat([Buffer.from([1]), pub]);
+  const hash = createHash("sha256").update(Buffer.concat([Buffer.from(name + "\n"), key])).digest().subarray(0, 4).toString("hex");
+  return `${name}+${hash}+${key.toString("base64")}`;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Calls the API as a client would (Connect protocol, JSON). */
+async function rpc(token, method, body, tenant) {
+  const headers = { "Content-Type": "application/json", Authorization: `Bearer ${token}` };
+  if (tenant) headers["Veritrace-Tenant"] = tenant;
+  const r = await fetch(`${BASE}/veritrace.v1.${method}`, { method: "POST", headers, body: JSON.stringify(body) });
+  const j = await r.json();
+  if (!r.ok) throw new Error(`${method}: ${r.status} ${JSON.stringify(j)}`);
+  return j;
+}
+
+const b64 = (bytes) => Buffer.from(bytes).toString("base64");
+const traceId = (n) => Array(16).fill(n);
+const spanId = (t, n) => [0, 0, 0, 0, 0, 0, t, n];
+const hexId = (n) => Buffer.from(traceId(n)).toString("hex");
+
+/** A decision path with every kind of content the trace view shows. */
+function traces(versions) {
+  const t0 = Date.now() - 60_000;
+  const at = (ms) => new Date(t0 + ms).toISOString();
+  const span = (t, n, parent, kind, name, start, end, extra = {}) => ({
+    traceId: b64(traceId(t)), spanId: b64(spanId(t, n)), ...(parent ? { parentSpanId: b64(spanId(t, parent)) } : {}),
+    name, kind, startTime: at(start), endTime: at(end), status: { code: "STATUS_CODE_OK" }, ...extra,
+  });
+  const who = (subject, session) => ({ subjectId: subject, sessionId: session });
+  const refs = { versions: { prompt: versions.prompt, policy: versions.policy, pipeline: versions.pipeline } };
+  const usage = (i, o, c) => ({ usage: { inputTokens: String(i), outputTokens: String(o), cost: c, currency: "USD" } });
+  const gen = (model, q, a) => ({
+    model: { provider: model.startsWith("gpt") ? "openai" : "anthropic", requestModel: model, responseModel: model, temperature: 0.2, maxTokens: "512" },
+    content: {
+      systemInstructions: "Answer from the refund policy only.",
+      inputMessages: [{ role: "user", parts: [{ text: q }] }],
+      outputMessages: a ? [{ role: "assistant", finishReason: "stop", parts: [{ text: a }] }] : [],
+    },
+  });
+  const out = [];
+  // Trace 1: customer-42 asks for a refund: retrieval, a failed call, a fallback, a tool, a guardrail.
+  out.push(
+    span(1, 1, 0, "SPAN_KIND_AGENT", "invoke_agent support", 0, 4200, { ...who("customer-42", "session-a"), attributes: { "deployment.environment": "prod" } }),
+    span(1, 2, 1, "SPAN_KIND_RETRIEVAL", "retrieval kb", 50, 300, {
+      ...who("customer-42", "session-a"), ...refs,
+      content: { retrieval: { dataSource: "kb", query: "refund policy", documents: [{ id: "refunds.md#2", sourceUri: "s3://kb/refunds.md", version: "7", contentDigest: "sha256:" + "0f".repeat(32), score: 0.87, text: "Refunds within 30 days of delivery." }] } },
+      attributes: { "deployment.environment": "prod" },
+    }),
+    span(1, 3, 1, "SPAN_KIND_GENERATION", "chat gpt-4o", 320, 1500, {
+      ...who("customer-42", "session-a"), ...refs, ...gen("gpt-4o", "Can I get a refund for order A-1?", ""), ...usage(812, 0, 0.002),
+      status: { code: "STATUS_CODE_ERROR", message: "upstream timeout after 1s" }, attributes: { "deployment.environment": "prod" },
+    }),
+    span(1, 4, 1, "SPAN_KIND_GENERATION", "chat claude-sonnet", 1520, 2900, {
+      ...who("customer-42", "session-a"), ...refs, ...gen("claude-sonnet", "Can I get a refund for order A-1?", "Yes: order A-1 shipped 12 days ago, within the 30-day window."), ...usage(830, 64, 0.0041),
+      attributes: { "deployment.environment": "prod" },
+    }),
+    span(1, 5, 1, "SPAN_KIND_TOOL", "execute_tool lookup_order", 2950, 3300, {
+      ...who("customer-42", "session-a"),
+      content: { toolCall: { name: "lookup_order", callId: "call-1", type: "function", arguments: '{"order":"A-1"}', result: '{"status":"shipped","days":12}' } },
+    }),
+    span(1, 6, 1, "SPAN_KIND_GUARDRAIL", "guardrail pii", 3350, 3500, {
+      ...who("customer-42", "session-a"), content: { guardrail: { name: "pii-mask", outcome: "GUARDRAIL_OUTCOME_MODIFIED", detail: "email address masked" } },
+    }),
+  );
+  // Trace 2: customer-42 again, a plain answer.
+  out.push(span(2, 1, 0, "SPAN_KIND_GENERATION", "chat gpt-4o", 5000, 6100, { ...who("customer-42", "session-b"), ...refs, ...gen("gpt-4o", "Where is my parcel?", "It arrives tomorrow."), ...usage(400, 20, 0.0012), attributes: { "deployment.environment": "staging" } }));
+  // Trace 3: customer-7, to be held and then erased.
+  out.push(
+    span(3, 1, 0, "SPAN_KIND_AGENT", "invoke_agent support", 7000, 8000, who("customer-7", "session-c")),
+    span(3, 2, 1, "SPAN_KIND_GENERATION", "chat gpt-4o", 7100, 7900, { ...who("customer-7", "session-c"), ...refs, ...gen("gpt-4o", "Delete my data, please.", "We will."), ...usage(300, 10, 0.0009) }),
+  );
+  return out;
+}
+
+before(async () => {
+  assert.ok(BIN, "set VERITRACE_BIN to a built veritrace binary (.ci/console e2e does)");
+  mkdirSync(SHOTS, { recursive: true });
+  dataDir = mkdtempSync(join(tmpdir(), "veritrace-e2e-data-"));
+  profileDir = mkdtempSync(join(tmpdir(), "veritrace-e2e-chromium-"));
+  server = spawn(BIN, ["serve", "--data", dataDir, "--listen", ADDR, "--log-level", "info", "--sweep-interval", "0"], { stdio: ["ignore", "ignore", "pipe"] });
+  server.stderr?.on("data", (d) => (serverLog += d));
+  for (let i = 0; ; i++) {
+    const m = /msg=serving addr=(http:\/\/[0-9.:]+)/.exec(serverLog);
+    if (m) BASE = m[1];
+    try {
+      if (BASE && (await fetch(`${BASE}/ui/`)).ok) break;
+    } catch {}
+    if (i > 300 || server.exitCode !== null) throw new Error(`the server did not start:\n${serverLog}`);
+    await sleep(100);
+  }
+  const admin = readFileSync(join(dataDir, "admin.key"), "utf8").trim();
+  logPub = readFileSync(join(dataDir, "log.pub"), "utf8").trim();
+  tokens.admin = admin;
+  for (const [name, role] of [["auditor", "ROLE_AUDITOR"], ["compliance", "ROLE_COMPLIANCE_OFFICER"], ["ingester", "ROLE_INGESTER"]]) {
+    tokens[name] = (await rpc(admin, "AdminService/CreateKey", { role, tenants: ["default"], label: `e2e ${name}` })).token;
+  }
+  const versions = {};
+  for (const [kind, name, label, content] of [
+    ["VERSION_KIND_PROMPT", "support-answer", "v3", "You are a support agent. Cite the refund policy."],
+    ["VERSION_KIND_POLICY", "refunds", "2026-11", "Refunds are granted within 30 days of delivery."],
+    ["VERSION_KIND_PIPELINE", "rag", "7", '{"retriever":"kb","k":4,"fallback":"claude-sonnet"}'],
+  ]) {
+    const r = await rpc(tokens.ingester, "IngestService/RegisterVersion", { kind, name, label, content: b64(Buffer.from(content)), mediaType: kind.endsWith("PIPELINE") ? "application/json" : "text/plain" });
+    versions[kind.replace("VERSION_KIND_", "").toLowerCase()] = r.id;
+  }
+  await rpc(tokens.ingester, "IngestService/AppendSpans", { spans: traces(versions), waitCheckpoint: true });
+  browser = await chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    acceptDownloads: true,
+    viewport: { width: 1360, height: 900 },
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  browser.on("page", watch);
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+  if (server && server.exitCode === null) await new Promise((r) => server?.once("exit", r));
+  rmSync(dataDir, { recursive: true, force: true });
+  rmSync(profileDir, { recursive: true, force: true });
+});
+
+/** Records script errors, CSP violations and any request that leaves the server's origin. */
+function watch(page) {
+  page.on("pageerror", (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+  page.on("console", (m) => {
+    // Refused RPCs show up as failed resource loads: those are expected.
+    if (m.type() === "error" && !/Failed to load resource: the server responded with a status of (403|404|400|401)/.test(m.text())) pageErrors.push(`${page.url()}: ${m.text()}`);
+  });
+  page.on("request", (r) => {
+    const u = r.url();
+    if (!u.startsWith(BASE + "/") && !u.startsWith("blob:") && !u.startsWith("data:")) foreignRequests.push(u);
+  });
+}
+
+async function signIn(role) {
+  const page = await browser.newPage();
+  const resp = await page.goto(`${BASE}/ui/`);
+  assert.equal(resp?.status(), 200);
+  await page.getByTestId("api-key").fill(tokens[role]);
+  await page.getByTestId("sign-in").click();
+  await page.getByTestId("who").waitFor();
+  return page;
+}
+
+async function navLinks(page) {
+  return (await page.locator("nav.nav a").allTextContents()).map((s) => s.trim());
+}
+
+const shot = (page, name) => page.screenshot({ path: join(SHOTS, name + ".png"), fullPage: true });
+
+describe("the web console", () => {
+  test("is served by the binary with strict security headers and nothing from elsewhere", async () => {
+    for (const path of ["/ui/", "/ui/traces/" + hexId(1), "/ui/favicon.svg"]) {
+      const r = await fetch(BASE + path);
+      assert.equal(r.status, 200, path);
+      const csp = r.headers.get("content-security-policy") ?? "";
+      for (const d of ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "object-src 'none'", "base-uri 'none'"]) {
+        assert.ok(csp.includes(d), `${path}: CSP lacks ${d}: ${csp}`);
+      }
+      assert.ok(!csp.includes("unsafe-inline") && !csp.includes("unsafe-eval"), csp);
+      assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+      assert.equal(r.headers.get("x-frame-options"), "DENY");
+      assert.equal(r.headers.get("referrer-policy"), "no-referrer");
+      assert.equal(r.headers.get("set-cookie"), null);
+    }
+    const index = await (await fetch(BASE + "/ui/")).text();
+    assert.ok(!/<script>(?!<\/script>)|<script [^>]*>[^<]/.test(index), "inline script in index.html");
+    assert.ok(!/https?:\/\//.test(index), "index.html names another origin");
+    const root = await fetch(BASE + "/", { redirect: "manual" });
+    assert.equal(root.status, 302);
+    assert.equal(root.headers.get("location"), "/ui/");
+    assert.equal((await fetch(BASE + "/ui/assets/missing.js")).status, 404);
+    assert.equal((await fetch(BASE + "/ui/", { method: "POST" })).status, 405);
+  });
+
+  test("signs in as each role and shows only what the role may do", async () => {
+    const expect = {
+      auditor: { role: "auditor", has: ["Overview", "Traces", "Access log", "Verify a bundle"], lacks: ["Retention", "Legal holds", "Erasure", "API keys", "Tenants"] },
+      compliance: { role: "compliance officer", has: ["Overview", "Traces", "Access log", "Retention", "Legal holds", "Erasure"], lacks: ["API keys", "Tenants"] },
+      admin: { role: "admin", has: ["Access log", "API keys", "Tenants", "Verify a bundle"], lacks: ["Overview", "Traces", "Erasure", "Legal holds", "Retention"] },
+      ingester: { role: "ingester", has: ["Verify a bundle"], lacks: ["Overview", "Traces", "Access log", "Erasure", "API keys"] },
+    };
+    for (const [name, want] of Object.entries(expect)) {
+      const page = await signIn(name);
+      assert.equal((await page.locator(".who .role").textContent())?.trim(), want.role);
+      const links = await navLinks(page);
+      for (const l of want.has) assert.ok(links.includes(l), `${name} lacks ${l}: ${links}`);
+      for (const l of want.lacks) assert.ok(!links.includes(l), `${name} sees ${l}`);
+      // The key is in this tab's session storage only: not in the URL, a cookie or local storage.
+      assert.ok(!page.url().includes(tokens[name]));
+      assert.equal(await page.evaluate(() => sessionStorage.getItem("veritrace.apiKey")), tokens[name]);
+      assert.ok(!(await page.evaluate(() => JSON.stringify(localStorage))).includes("vtk_"));
+      assert.equal((await browser.cookies(BASE)).length, 0);
+      await shot(page, `signed-in-${name}`);
+      // A new tab starts signed out.
+      const other = await browser.newPage();
+      await other.goto(`${BASE}/ui/`);
+      await other.getByTestId("api-key").waitFor();
+      await other.close();
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByTestId("api-key").waitFor();
+      assert.equal(await page.evaluate(() => sessionStorage.getItem("veritrace.apiKey")), null);
+      await page.close();
+    }
+    const page = await browser.newPage();
+    await page.goto(`${BASE}/ui/`);
+    await page.getByTestId("api-key").fill("vtk_0000000000000000_" + "A".repeat(43));
+    await page.getByTestId("sign-in").click();
+    await page.getByText("unauthenticated: invalid API key").waitFor();
+    await page.close();
+  });
+
+  test("an auditor searches, opens a trace and sees its decision path", async () => {
+    const page = await signIn("auditor");
+    await page.getByRole("link", { name: "Traces" }).click();
+    await page.locator('input[name="subject"]').fill("customer-42");
+    await page.getByTestId("search").click();
+    await page.getByTestId("trace-row").first().waitFor();
+    assert.equal(await page.getByTestId("trace-row").count(), 2);
+    const first = page.getByTestId("trace-row").first();
+    assert.ok((await first.textContent())?.includes("invoke_agent support"));
+    assert.ok((await first.textContent())?.includes("1 error"));
+    await shot(page, "search");
+    // Other conditions: errors only, a model, a span kind.
+    await page.locator('input[name="errors"]').check();
+    await page.getByTestId("search").click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="trace-row"]').length === 1);
+    await page.locator('input[name="errors"]').uncheck();
+    await page.locator('input[name="model"]').fill("claude-sonnet");
+    await page.getByTestId("search").click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="trace-row"]').length === 1);
+    await page.locator('input[name="model"]').fill("");
+    await page.getByTestId("search").click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="trace-row"]').length === 2);
+    await page.getByTestId("trace-row").first().click();
+    await page.getByTestId("waterfall").waitFor();
+    assert.equal(await page.getByTestId("trace-id").textContent(), hexId(1));
+    assert.equal(await page.getByTestId("span-row").count(), 6);
+    const wf = await page.getByTestId("waterfall").textContent();
+    assert.ok(wf?.includes("failed attempt") && wf.includes("fallback"), `retries and fallbacks are marked: ${wf}`);
+    await page.getByTestId("span-row").filter({ hasText: "chat claude-sonnet" }).click();
+    const detail = page.getByTestId("span-detail");
+    for (const s of ["claude-sonnet", "Temperature", "0.2", "830", "0.0041 USD", "within the 30-day window", "Answer from the refund policy only.", "support-answer v3", "refunds 2026-11"]) {
+      assert.ok((await detail.textContent())?.includes(s), `span detail lacks ${s}`);
+    }
+    await page.getByTestId("span-row").filter({ hasText: "retrieval kb" }).click();
+    assert.ok((await page.getByTestId("retrieval").textContent())?.includes("s3://kb/refunds.md"));
+    await page.getByTestId("span-row").filter({ hasText: "execute_tool" }).click();
+    assert.ok((await page.getByTestId("tool-call").textContent())?.includes('{"status":"shipped","days":12}'));
+    await page.getByTestId("span-row").filter({ hasText: "guardrail pii" }).click();
+    assert.ok((await page.getByTestId("guardrail").textContent())?.includes("modified"));
+    await page.getByTestId("tree-tab").click();
+    assert.equal(await page.getByTestId("tree").locator("li").count(), 6);
+    const versions = await page.getByTestId("versions").textContent();
+    assert.ok(versions?.includes("support-answer") && versions.includes("refunds") && versions.includes("rag"));
+    await page.getByTestId("versions").locator("summary").first().click();
+    assert.ok((await page.getByTestId("versions").textContent())?.includes("Cite the refund policy"));
+    await page.getByRole("tab", { name: "Waterfall" }).click();
+    await page.getByTestId("span-row").filter({ hasText: "chat claude-sonnet" }).click();
+    await shot(page, "trace");
+    await page.screenshot({ path: join(SHOTS, "readme.png") }); // the viewport: docs/console.png
+    await page.close();
+  });
+
+  test("an auditor verifies a trace in the browser, and a tampered proof or a wrong key fails", async () => {
+    const page = await signIn("auditor");
+    await page.goto(`${BASE}/ui/traces/${hexId(1)}`);
+    await page.getByTestId("waterfall").waitFor();
+    await page.getByTestId("log-key").fill(logPub);
+    await page.getByTestId("verify").click();
+    await page.getByTestId("verify-result").waitFor();
+    assert.ok(await page.getByTestId("verified").isVisible(), await page.getByTestId("verify-result").textContent());
+    const checks = page.getByTestId("checks").locator("li[data-check]");
+    assert.ok((await checks.count()) >= 8);
+    assert.equal(await page.locator('li[data-check][data-ok="false"]').count(), 0);
+    assert.ok((await page.locator('li[data-check="inclusion proofs"]').textContent())?.includes("9 ok"), "6 spans and 3 versions proved");
+    await shot(page, "verified");
+    await page.getByTestId("pin-checkpoint").click();
+
+    // A server that lies about one proof hash is caught.
+    await page.route("**/veritrace.v1.LedgerService/GetInclusionProof", async (route) => {
+      const resp = await route.fetch();
+      const body = await resp.json();
+      const h = Buffer.from(body.proof.hashes[0], "base64");
+      h[0] ^= 1;
+      body.proof.hashes[0] = h.toString("base64");
+      await route.fulfill({ response: resp, json: body });
+    });
+    await page.getByTestId("verify").click();
+    await page.getByTestId("not-verified").waitFor();
+    assert.equal(await page.locator('li[data-check="inclusion proofs"]').getAttribute("data-ok"), "false");
+    assert.equal(await page.locator('li[data-check="checkpoint signature"]').getAttribute("data-ok"), "true");
+    await shot(page, "tampered-proof");
+    await page.unroute("**/veritrace.v1.LedgerService/GetInclusionProof");
+
+    // So is a span whose content differs from what was recorded.
+    await page.route("**/veritrace.v1.AuditService/GetTrace", async (route) => {
+      const resp = await route.fetch();
+      const body = await resp.json();
+      body.roots[0].span.name = "something else";
+      await route.fulfill({ response: resp, json: body });
+    });
+    await page.reload();
+    await page.getByTestId("waterfall").waitFor();
+    await page.getByTestId("log-key").fill(logPub);
+    await page.getByTestId("verify").click();
+    await page.getByTestId("not-verified").waitFor();
+    assert.equal(await page.locator('li[data-check="content shown = content recorded"]').getAttribute("data-ok"), "false");
+    await page.unroute("**/veritrace.v1.AuditService/GetTrace");
+
+    // A checkpoint signed by another key does not verify.
+    await page.reload();
+    await page.getByTestId("waterfall").waitFor();
+    await page.getByTestId("log-key").fill(impostorKey(logPub.split("+")[0]));
+    await page.getByTestId("verify").click();
+    await page.getByTestId("not-verified").waitFor();
+    assert.equal(await page.locator('li[data-check="checkpoint signature"]').getAttribute("data-ok"), "false");
+    await page.getByTestId("log-key").fill(logPub);
+    await page.getByTestId("verify").click();
+    await page.getByTestId("verified").waitFor();
+    // With the checkpoint pinned, the log is also checked to have only grown.
+    assert.equal(await page.locator('li[data-check="consistency with the pinned checkpoint"]').getAttribute("data-ok"), "true");
+    await page.close();
+  });
+
+  test("an auditor exports a bundle and verifies it offline in the browser; a damaged one fails", async () => {
+    const page = await signIn("auditor");
+    await page.goto(`${BASE}/ui/traces/${hexId(1)}`);
+    await page.getByTestId("waterfall").waitFor();
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("export-trace").click()]);
+    const file = join(dataDir, "..", `e2e-bundle-${process.pid}.zip`);
+    await download.saveAs(file);
+    await page.getByTestId("exported").waitFor();
+    // The Go verifier agrees.
+    const keyFile = join(dataDir, "log.pub");
+    const go = spawnSync(BIN, ["verify", file, "--key", keyFile], { encoding: "utf8" });
+    assert.equal(go.status, 0, go.stdout + go.stderr);
+    // In the browser, from the file, with no server involved.
+    const offline = await browser.newPage();
+    await offline.goto(`${BASE}/ui/verify`);
+    await offline.getByTestId("bundle-file").setInputFiles(file);
+    await offline.getByTestId("bundle-name").waitFor();
+    await offline.getByTestId("bundle-key").fill(logPub);
+    let requests = 0;
+    offline.on("request", () => requests++);
+    await offline.getByTestId("verify-bundle").click();
+    await offline.getByTestId("bundle-verified").waitFor();
+    assert.equal(requests, 0, "verifying a bundle sends nothing");
+    assert.equal(await offline.locator('li[data-check][data-ok="false"]').count(), 0);
+    // The 13 checks of docs/BUNDLE.md, and the consistency proof the export carries.
+    assert.equal(await offline.locator("li[data-check]").count(), 14);
+    await shot(offline, "bundle-verified");
+    // One changed byte in an entry's compressed data: the bundle no longer verifies.
+    const bytes = readFileSync(file);
+    const at = bytes.indexOf(Buffer.from("entries/")) + 60;
+    bytes[at] ^= 0x20;
+    const bad = file.replace(".zip", "-damaged.zip");
+    writeFileSync(bad, bytes);
+    await offline.getByTestId("bundle-file").setInputFiles(bad);
+    await offline.getByTestId("verify-bundle").click();
+    await offline.getByTestId("bundle-not-verified").waitFor();
+    await shot(offline, "bundle-damaged");
+    await offline.close();
+    rmSync(file);
+    rmSync(bad);
+    // The export is in the access log.
+    const log = await rpc(tokens.auditor, "LedgerService/ListAccessLog", { pageSize: 1000 });
+    assert.ok(log.entries.some((e) => e.record.procedure.endsWith("/ExportBundle") && e.record.target.includes(hexId(1))), "export recorded");
+    await page.close();
+  });
+
+  test("a compliance officer places a hold, runs a dry run, releases the hold and erases", async () => {
+    const page = await signIn("compliance");
+    await page.getByRole("link", { name: "Legal holds" }).click();
+    await page.locator('input[name="scope-value"]').fill("customer-7");
+    await page.locator('input[name="case"]').fill("CASE-7");
+    await page.locator('input[name="reason"]').fill("pending litigation");
+    await page.getByTestId("place-hold").click();
+    await page.getByTestId("hold-placed").waitFor();
+    await page.getByTestId("hold-row").first().waitFor();
+    assert.ok((await page.getByTestId("holds").textContent())?.includes("subject customer-7"));
+    await shot(page, "holds");
+
+    await page.getByRole("link", { name: "Erasure" }).click();
+    await page.locator('input[name="erase-value"]').fill("customer-7");
+    await page.locator('input[name="erase-reason"]').fill("subject request");
+    await page.locator('input[name="ticket"]').fill("DSR-118");
+    await page.getByTestId("dry-run").click();
+    await page.getByTestId("dry-run-result").waitFor();
+    const held = await page.getByTestId("dry-run-result").textContent();
+    assert.ok(held?.includes("Would erase 0 entries") && held.includes("2 held"), held ?? "");
+    assert.equal(await page.getByTestId("execute-erasure").count(), 0, "nothing to erase while held");
+
+    await page.getByRole("link", { name: "Legal holds" }).click();
+    await page.getByTestId("release").click();
+    await page.locator('input[name="release-reason"]').fill("case closed");
+    await page.getByTestId("confirm-release").click();
+    await page.getByText("No active holds.").waitFor();
+
+    await page.getByRole("link", { name: "Erasure" }).click();
+    await page.locator('input[name="erase-value"]').fill("customer-7");
+    await page.locator('input[name="erase-reason"]').fill("subject request");
+    await page.getByTestId("dry-run").click();
+    await page.getByText("Would erase 2 entries").waitFor();
+    await shot(page, "erasure-dry-run");
+    assert.ok(await page.getByTestId("execute-erasure").isDisabled(), "erasing needs the confirmation");
+    await page.getByTestId("confirm-erasure").check();
+    await page.getByTestId("execute-erasure").click();
+    await page.getByTestId("erasure-done").waitFor();
+    const receipt = JSON.parse((await page.getByTestId("receipt").textContent()) ?? "{}");
+    assert.equal(receipt.erased.length, 2);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("download-receipt").click()]);
+    const saved = JSON.parse(readFileSync((await download.path()) ?? "", "utf8"));
+    assert.ok(saved.signature.includes("\u2014 "), "the receipt carries its signed note");
+    assert.equal(saved.receipt.erased.length, 2);
+    await page.getByTestId("erasure-row").first().waitFor();
+    assert.ok((await page.getByTestId("erasure-history").textContent())?.includes("done"));
+    await shot(page, "erasure-done");
+    await page.close();
+
+    // The auditor now sees the trace's spans as erased, and the trace still verifies.
+    const aud = await signIn("auditor");
+    await aud.goto(`${BASE}/ui/traces/${hexId(3)}`);
+    await aud.getByTestId("waterfall").waitFor();
+    assert.equal(await aud.getByTestId("span-erased").count(), 1);
+    await aud.getByTestId("log-key").fill(logPub);
+    await aud.getByTestId("verify").click();
+    await aud.getByTestId("verified").waitFor();
+    await aud.close();
+  });
+
+  test("a role without a right neither sees nor reaches it", async () => {
+    const page = await signIn("auditor");
+    for (const path of ["erasure", "holds", "retention", "keys", "tenants"]) {
+      await page.goto(`${BASE}/ui/${path}`);
+      await page.getByTestId("forbidden").waitFor();
+    }
+    // Calling the RPC from the page with the auditor's key is refused by the server, and recorded.
+    const status = await page.evaluate(async () => {
+      const r = await fetch("/veritrace.v1.RetentionService/Erase", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Authorization: "Bearer " + sessionStorage.getItem("veritrace.apiKey") },
+        body: JSON.stringify({ requestId: "x", subjectId: "customer-42", legalBasis: "x", reason: "x" }),
+      });
+      return [r.status, (await r.json()).code];
+    });
+    assert.deepEqual(status, [403, "permission_denied"]);
+    await page.goto(`${BASE}/ui/access-log`);
+    await page.getByTestId("access-row").first().waitFor();
+    await page.getByTestId("outcome-filter").selectOption({ label: "denied" });
+    const denied = await page.getByTestId("access-log").textContent();
+    assert.ok(denied?.includes("RetentionService/Erase") && denied.includes("permission_denied"), denied ?? "");
+    await page.getByTestId("outcome-filter").selectOption({ label: "all" });
+    await shot(page, "access-log");
+    await page.close();
+
+    const admin = await signIn("admin");
+    await admin.goto(`${BASE}/ui/traces`);
+    await admin.getByTestId("forbidden").waitFor();
+    await admin.goto(`${BASE}/ui/traces/${hexId(1)}`);
+    await admin.getByTestId("forbidden").waitFor();
+    await admin.getByRole("link", { name: "API keys" }).click();
+    await admin.getByTestId("key-row").first().waitFor();
+    assert.ok((await admin.getByTestId("keys").textContent())?.includes("e2e auditor"));
+    await admin.close();
+
+    const ing = await signIn("ingester");
+    await ing.goto(`${BASE}/ui/access-log`);
+    await ing.getByTestId("forbidden").waitFor();
+    await ing.close();
+  });
+
+  test("the overview charts volume, errors, tokens and cost", async () => {
+    const page = await signIn("auditor");
+    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByTestId("totals").waitFor();
+    const totals = await page.getByTestId("totals").textContent();
+    assert.ok(totals?.includes("Traces3") && totals.includes("Spans9"), totals ?? "");
+    assert.ok((await page.getByTestId("chart-volume").locator("rect").count()) > 0);
+    assert.ok((await page.getByTestId("by-model").textContent())?.includes("claude-sonnet"));
+    await page.getByTestId("group-attr").fill("deployment.environment");
+    await page.getByRole("button", { name: "Update" }).click();
+    await page.getByTestId("by-attribute").waitFor();
+    assert.ok((await page.getByTestId("by-attribute").textContent())?.includes("staging"));
+    await shot(page, "overview");
+    await page.close();
+  });
+
+  test("no script error, no CSP violation, no request to another origin", () => {
+    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(foreignRequests, []);
+  });
+});

@@ -1,0 +1,71 @@
+// Formatting for people. Times are shown in UTC with an explicit "Z", as
+// the ledger records them.
+
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { toHex } from "./verify/bytes";
+import type { Cost } from "./gen/veritrace/v1/audit_pb";
+import { Role } from "./gen/veritrace/v1/admin_pb";
+import { SpanKind } from "./gen/veritrace/v1/span_pb";
+
+export const roleNames: Record<number, string> = {
+  [Role.INGESTER]: "ingester",
+  [Role.AUDITOR]: "auditor",
+  [Role.COMPLIANCE_OFFICER]: "compliance officer",
+  [Role.ADMIN]: "admin",
+};
+
+export function hex(b: Uint8Array | undefined): string {
+  return b ? toHex(b) : "";
+}
+
+export function time(t: Timestamp | undefined): string {
+  if (!t) return "";
+  return timestampDate(t).toISOString().replace(".000Z", "Z");
+}
+
+export function ms(t: Timestamp | undefined): number | undefined {
+  return t ? Number(t.seconds) * 1000 + t.nanos / 1e6 : undefined;
+}
+
+export function duration(msecs: number | undefined): string {
+  if (msecs === undefined || !isFinite(msecs)) return "";
+  if (msecs < 1) return `${Math.round(msecs * 1000)} µs`;
+  if (msecs < 1000) return `${Math.round(msecs)} ms`;
+  if (msecs < 60_000) return `${(msecs / 1000).toFixed(2)} s`;
+  return `${Math.floor(msecs / 60_000)} min ${Math.round((msecs % 60_000) / 1000)} s`;
+}
+
+export function num(n: number | bigint | undefined): string {
+  if (n === undefined) return "";
+  return Number(n).toLocaleString("en-US");
+}
+
+export function costs(cs: Cost[] | undefined): string {
+  if (!cs || cs.length === 0) return "";
+  return cs.map((c) => money(c.amount, c.currency)).join(" + ");
+}
+
+export function money(amount: number, currency: string): string {
+  const digits = amount !== 0 && Math.abs(amount) < 0.01 ? 4 : 2;
+  return `${amount.toFixed(digits)}${currency ? " " + currency : ""}`;
+}
+
+export function kindName(k: SpanKind | number): string {
+  const n = SpanKind[k as SpanKind];
+  return n ? n.toLowerCase() : String(k);
+}
+
+export function enumName(s: string | undefined, prefix: string): string {
+  return (s ?? "").replace(prefix, "").toLowerCase().replace(/_/g, " ");
+}
+
+/** The first 8 hex digits of an id, for tables; the whole id goes in a title. */
+export function short(h: string, n = 8): string {
+  return h.length > n ? h.slice(0, n) + "…" : h;
+}
+
+export function bytesSize(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1 << 20)).toFixed(1)} MiB`;
+}

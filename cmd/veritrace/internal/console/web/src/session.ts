@@ -1,0 +1,28 @@
+// What the console keeps in the browser. The API key lives only in this
+// tab's session storage (gone when the tab closes; never in a URL, a cookie
+// or local storage). The log's public key and pinned checkpoints are not
+// secret and persist in local storage, so that an auditor pins them once.
+
+const API_KEY = "veritrace.apiKey";
+const TENANT = "veritrace.tenant";
+const LOG_KEY = "veritrace.pinnedLogKey";
+const CHECKPOINT = "veritrace.pinnedCheckpoint:";
+
+export const session = {
+  apiKey: (): string | null => sessionStorage.getItem(API_KEY),
+  setApiKey: (k: string) => sessionStorage.setItem(API_KEY, k),
+  tenant: (): string | null => sessionStorage.getItem(TENANT),
+  setTenant: (t: string) => sessionStorage.setItem(TENANT, t),
+  signOut: () => {
+    sessionStorage.removeItem(API_KEY);
+    sessionStorage.removeItem(TENANT);
+  },
+};
+
+export const pins = {
+  logKey: (): string => localStorage.getItem(LOG_KEY) ?? "",
+  setLogKey: (k: string) => (k ? localStorage.setItem(LOG_KEY, k.trim()) : localStorage.removeItem(LOG_KEY)),
+  checkpoint: (origin: string): string | null => localStorage.getItem(CHECKPOINT + origin),
+  setCheckpoint: (origin: string, note: string) => localStorage.setItem(CHECKPOINT + origin, note),
+  clearCheckpoint: (origin: string) => localStorage.removeItem(CHECKPOINT + origin),
+};

@@ -1,0 +1,231 @@
+// Erasure requests: a dry run first, then the erasure itself (crypto-
+// shredding and a tombstone), the signed receipt to download and check,
+// and the history of past requests.
+
+import { useEffect, useState } from "preact/hooks";
+import { useCtx } from "../context";
+import type { Erasure } from "../gen/veritrace/v1/retention_pb";
+import { time } from "../format";
+import { pins } from "../session";
+import { equal, fromHex, sha256, utf8 } from "../verify/bytes";
+import { openNote, parseDigestBody, parseVerifierKey } from "../verify/note";
+import { Badge, ErrorBox, Field, KV, Notice, Page, Panel, Pre, download, useAction } from "../ui";
+
+type Selector = "subject" | "session" | "traces";
+
+function newRequestId(): string {
+  const r = new Uint8Array(4);
+  crypto.getRandomValues(r);
+  return "dsr-" + new Date().toISOString().slice(0, 10) + "-" + [...r].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Checks an erasure receipt's signature with the pinned log key. */
+async function checkReceipt(er: Erasure): Promise<string> {
+  const keyText = pins.logKey();
+  if (!keyText) return "Pin the log's public key (on a trace's verify panel) to check receipts in the browser.";
+  const key = await parseVerifierKey(keyText);
+  const n = await openNote(er.receiptSignature, key);
+  const body = parseDigestBody(n.text, true);
+  const receipt = JSON.parse(er.receipt) as { origin?: string };
+  if (!equal(body.digest, await sha256(utf8.encode(er.receipt)))) throw new Error("the signature is for another receipt");
+  if (body.origin !== receipt.origin) throw new Error(`the signature names ${body.origin}, the receipt ${receipt.origin}`);
+  return `Receipt signature verified with ${key.name} for ${body.origin}.`;
+}
+
+export function ErasureView() {
+  const { api, tenant } = useCtx();
+  const [selector, setSelector] = useState<Selector>("subject");
+  const [value, setValue] = useState("");
+  const [legalBasis, setLegalBasis] = useState("GDPR Art. 17(1)(a)");
+  const [ticket, setTicket] = useState("");
+  const [reason, setReason] = useState("");
+  const [requestId, setRequestId] = useState(newRequestId());
+  const [dry, setDry] = useState<{ er: Erasure; params: string } | null>(null);
+  const [confirm, setConfirm] = useState(false);
+  const [done, setDone] = useState<Erasure | null>(null);
+  const [history, setHistory] = useState<Erasure[] | null>(null);
+  const params = JSON.stringify([selector, value.trim(), legalBasis.trim(), ticket.trim(), reason.trim(), requestId]);
+  const request = (dryRun: boolean) => {
+    const v = value.trim();
+    const traceIds = selector === "traces" ? v.split(/[\s,]+/).filter(Boolean).map((t) => {
+      if (!/^[0-9a-f]{32}$/.test(t)) throw new Error(`trace id ${t}: 32 lowercase hex digits`);
+      return fromHex(t);
+    }) : [];
+    return {
+      requestId, dryRun, legalBasis: legalBasis.trim(), ticket: ticket.trim(), reason: reason.trim(),
+      subjectId: selector === "subject" ? v : "", sessionId: selector === "session" ? v : "", traceIds,
+    };
+  };
+  const loadHistory = useAction(async () => setHistory((await api.retention.listErasures({ pageSize: 100 })).erasures));
+  useEffect(() => {
+    loadHistory.run();
+  }, []);
+  const dryRun = useAction(async () => {
+    setDone(null);
+    setConfirm(false);
+    const r = await api.retention.erase(request(true));
+    setDry({ er: r.erasure!, params });
+  });
+  const execute = useAction(async () => {
+    const r = await api.retention.erase(request(false));
+    setDone(r.erasure!);
+    setDry(null);
+    setConfirm(false);
+    setRequestId(newRequestId());
+    await loadHistory.run();
+  });
+  const dryValid = dry && dry.params === params;
+  return (
+    <Page title={`Erasure · ${tenant}`}>
+      <form
+        class="panel filters"
+        onSubmit={(e) => {
+          e.preventDefault();
+          dryRun.run();
+        }}
+        data-testid="erasure-form"
+      >
+        <h2 class="full">New erasure request</h2>
+        <Field label="Erase">
+          <select value={selector} onChange={(e) => setSelector(e.currentTarget.value as Selector)} name="selector">
+            <option value="subject">a data subject's payloads</option>
+            <option value="session">a session's payloads</option>
+            <option value="traces">traces' payloads</option>
+          </select>
+        </Field>
+        <Field label={selector === "traces" ? "Trace ids (comma or space separated)" : selector === "subject" ? "Subject id" : "Session id"} wide={selector === "traces"}>
+          <input value={value} onInput={(e) => setValue(e.currentTarget.value)} name="erase-value" required />
+        </Field>
+        <Field label="Legal basis">
+          <input value={legalBasis} onInput={(e) => setLegalBasis(e.currentTarget.value)} name="legal-basis" required />
+        </Field>
+        <Field label="Ticket (optional)">
+          <input value={ticket} onInput={(e) => setTicket(e.currentTarget.value)} name="ticket" placeholder="DSR-118" />
+        </Field>
+        <Field label="Reason" wide>
+          <input value={reason} onInput={(e) => setReason(e.currentTarget.value)} name="erase-reason" required placeholder="subject request" />
+        </Field>
+        <Field label="Request id" hint="makes the request idempotent: sending it again returns the same outcome">
+          <input value={requestId} onInput={(e) => setRequestId(e.currentTarget.value)} name="request-id" required />
+        </Field>
+        <div class="buttons">
+          <button type="submit" class="primary" disabled={dryRun.busy} data-testid="dry-run">
+            {dryRun.busy ? "Running…" : "Dry run"}
+          </button>
+        </div>
+      </form>
+      <ErrorBox error={dryRun.error} />
+      {dry && (
+        <Panel title="Dry run" testid="dry-run-result">
+          <Notice kind={dry.er.erased.length ? "warn" : "info"}>
+            Would erase {dry.er.erased.length} entr{dry.er.erased.length === 1 ? "y" : "ies"}
+            {dry.er.held.length ? `; ${dry.er.held.length} held by legal holds and kept` : ""}. Nothing was changed.
+          </Notice>
+          <KV
+            rows={[
+              ["Entries to erase", dry.er.erased.map(String).join(", ")],
+              ["Held", dry.er.held.map((h) => `entry ${h.index} (hold ${h.holdId}, case ${h.caseRef})`).join("; ")],
+            ]}
+          />
+          {dryValid && dry.er.erased.length > 0 && (
+            <>
+              <label class="check">
+                <input type="checkbox" checked={confirm} onChange={(e) => setConfirm(e.currentTarget.checked)} data-testid="confirm-erasure" /> I understand that erasing destroys these
+                payloads' keys for good: no backup brings them back.
+              </label>
+              <div class="buttons">
+                <button class="danger" disabled={!confirm || execute.busy} onClick={() => execute.run()} data-testid="execute-erasure">
+                  {execute.busy ? "Erasing…" : `Erase ${dry.er.erased.length} entries`}
+                </button>
+              </div>
+            </>
+          )}
+          {!dryValid && <Notice kind="warn">The request changed since this dry run: run it again before erasing.</Notice>}
+          <ErrorBox error={execute.error} />
+        </Panel>
+      )}
+      {done && <ErasureDetail er={done} title="Erasure done" testid="erasure-done" />}
+      <Panel title="Past requests" testid="erasure-history">
+        <ErrorBox error={loadHistory.error} />
+        {history && history.length === 0 && <Notice>No erasure request or sweep yet.</Notice>}
+        {history && history.length > 0 && (
+          <table class="grid">
+            <thead>
+              <tr>
+                <th>Request</th>
+                <th>Kind</th>
+                <th>State</th>
+                <th>Selector</th>
+                <th>Legal basis</th>
+                <th>Ticket</th>
+                <th>Requested</th>
+                <th>Completed</th>
+                <th class="num">Erased</th>
+                <th class="num">Held</th>
+                <th>Receipt</th>
+              </tr>
+            </thead>
+            <tbody>
+              {history.map((e) => (
+                <tr data-testid="erasure-row">
+                  <td>
+                    <code>{e.requestId}</code>
+                  </td>
+                  <td>{e.kind}</td>
+                  <td>
+                    <Badge tone={e.state === "done" ? "ok" : "warn"}>{e.state}</Badge>
+                  </td>
+                  <td>{e.selector}</td>
+                  <td>{e.legalBasis}</td>
+                  <td>{e.ticket}</td>
+                  <td>{time(e.requestedAt)}</td>
+                  <td>{time(e.completedAt)}</td>
+                  <td class="num">{e.erased.length}</td>
+                  <td class="num">{e.held.length}</td>
+                  <td>{e.receipt && <button onClick={() => downloadReceipt(e)}>Download</button>}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Panel>
+    </Page>
+  );
+}
+
+function downloadReceipt(er: Erasure) {
+  const doc = { receipt: JSON.parse(er.receipt), receipt_json: er.receipt, signature: er.receiptSignature };
+  download(JSON.stringify(doc, null, 2) + "\n", `erasure-receipt-${er.requestId}.json`, "application/json");
+}
+
+function ErasureDetail(props: { er: Erasure; title: string; testid?: string }) {
+  const er = props.er;
+  const [check, setCheck] = useState("");
+  const verify = useAction(async () => setCheck(await checkReceipt(er)));
+  return (
+    <Panel title={props.title} testid={props.testid}>
+      <Notice kind="ok">
+        Erased {er.erased.length} entries; tombstone at ledger entry {er.tombstoneIndex?.toString()}; {er.held.length} held.
+      </Notice>
+      <KV
+        rows={[
+          ["Request", er.requestId],
+          ["State", er.state],
+          ["Erased entries", er.erased.map(String).join(", ")],
+          ["Completed", time(er.completedAt)],
+        ]}
+      />
+      <h3>Signed receipt</h3>
+      <Pre text={JSON.stringify(JSON.parse(er.receipt), null, 2)} testid="receipt" />
+      <Pre text={er.receiptSignature} />
+      <div class="buttons">
+        <button onClick={() => downloadReceipt(er)} data-testid="download-receipt">
+          Download receipt
+        </button>
+        <button onClick={() => verify.run()}>Check its signature</button>
+      </div>
+      {check && <Notice kind="ok">{check}</Notice>}
+      <ErrorBox error={verify.error} />
+    </Panel>
+  );
+}

@@ -1,0 +1,191 @@
+// Legal holds: place, release, list. A held entry is neither erased nor
+// expired until the hold is released; every call is recorded.
+
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { useEffect, useState } from "preact/hooks";
+import { useCtx } from "../context";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { Hold, HoldScope, HoldScopeSchema } from "../gen/veritrace/v1/retention_pb";
+import { hex, time } from "../format";
+import { fromHex } from "../verify/bytes";
+import { Badge, ErrorBox, Field, Id, Notice, Page, Panel, useAction } from "../ui";
+
+type ScopeKind = "subject" | "session" | "trace" | "range" | "tenant";
+
+export function scopeText(s?: HoldScope): string {
+  if (!s) return "";
+  if (s.tenant) return "the whole tenant";
+  if (s.subjectId) return `subject ${s.subjectId}`;
+  if (s.sessionId) return `session ${s.sessionId}`;
+  if (s.traceId.length) return `trace ${hex(s.traceId)}`;
+  if (s.from || s.to) return `entries appended ${s.from ? "from " + time(s.from) : ""} ${s.to ? "until " + time(s.to) : ""}`;
+  return "";
+}
+
+export function HoldsView() {
+  const { api, tenant } = useCtx();
+  const [holds, setHolds] = useState<Hold[] | null>(null);
+  const [all, setAll] = useState(false);
+  const [kind, setKind] = useState<ScopeKind>("subject");
+  const [value, setValue] = useState("");
+  const [from, setFrom] = useState("");
+  const [to, setTo] = useState("");
+  const [caseRef, setCaseRef] = useState("");
+  const [reason, setReason] = useState("");
+  const [placed, setPlaced] = useState("");
+  const [releasing, setReleasing] = useState<string | null>(null);
+  const [releaseReason, setReleaseReason] = useState("");
+  const load = useAction(async () => setHolds((await api.retention.listHolds({ all })).holds));
+  useEffect(() => {
+    load.run();
+  }, [all]);
+  const place = useAction(async () => {
+    const scope: MessageInitShape<typeof HoldScopeSchema> = {};
+    const v = value.trim();
+    if (kind === "subject") scope.subjectId = v;
+    if (kind === "session") scope.sessionId = v;
+    if (kind === "trace") {
+      if (!/^[0-9a-f]{32}$/.test(v)) throw new Error("trace id: 32 lowercase hex digits");
+      scope.traceId = fromHex(v);
+    }
+    if (kind === "tenant") scope.tenant = true;
+    if (kind === "range") {
+      if (from) scope.from = timestampFromDate(new Date(from + ":00Z"));
+      if (to) scope.to = timestampFromDate(new Date(to + ":00Z"));
+    }
+    const r = await api.retention.placeHold({ scope, caseRef: caseRef.trim(), reason: reason.trim() });
+    setPlaced(`Hold ${r.hold?.id} placed for case ${r.hold?.caseRef} (ledger entry ${r.index}).`);
+    setValue("");
+    setCaseRef("");
+    setReason("");
+    await load.run();
+  });
+  const release = useAction(async (id: string) => {
+    await api.retention.releaseHold({ holdId: id, reason: releaseReason.trim() });
+    setReleasing(null);
+    setReleaseReason("");
+    await load.run();
+  });
+  return (
+    <Page title={`Legal holds · ${tenant}`}>
+      <form
+        class="panel filters"
+        onSubmit={(e) => {
+          e.preventDefault();
+          place.run();
+        }}
+        data-testid="hold-form"
+      >
+        <h2 class="full">Place a hold</h2>
+        <Field label="Covers">
+          <select value={kind} onChange={(e) => setKind(e.currentTarget.value as ScopeKind)} name="scope">
+            <option value="subject">a data subject</option>
+            <option value="session">a session</option>
+            <option value="trace">a trace</option>
+            <option value="range">a time range</option>
+            <option value="tenant">the whole tenant</option>
+          </select>
+        </Field>
+        {(kind === "subject" || kind === "session" || kind === "trace") && (
+          <Field label={kind === "trace" ? "Trace id" : kind === "subject" ? "Subject id" : "Session id"}>
+            <input value={value} onInput={(e) => setValue(e.currentTarget.value)} name="scope-value" required />
+          </Field>
+        )}
+        {kind === "range" && (
+          <>
+            <Field label="From (UTC)">
+              <input type="datetime-local" value={from} onInput={(e) => setFrom(e.currentTarget.value)} />
+            </Field>
+            <Field label="To (UTC)">
+              <input type="datetime-local" value={to} onInput={(e) => setTo(e.currentTarget.value)} />
+            </Field>
+          </>
+        )}
+        <Field label="Case reference">
+          <input value={caseRef} onInput={(e) => setCaseRef(e.currentTarget.value)} name="case" required placeholder="CASE-7" />
+        </Field>
+        <Field label="Reason" wide>
+          <input value={reason} onInput={(e) => setReason(e.currentTarget.value)} name="reason" required placeholder="pending litigation" />
+        </Field>
+        <div class="buttons">
+          <button type="submit" class="primary" disabled={place.busy} data-testid="place-hold">
+            Place hold
+          </button>
+        </div>
+      </form>
+      <ErrorBox error={place.error} />
+      {placed && <Notice kind="ok" testid="hold-placed">{placed}</Notice>}
+      <Panel title="Holds" testid="holds">
+        <label class="check">
+          <input type="checkbox" checked={all} onChange={(e) => setAll(e.currentTarget.checked)} /> include released holds
+        </label>
+        <ErrorBox error={load.error} />
+        {holds && holds.length === 0 && <Notice>No {all ? "" : "active "}holds.</Notice>}
+        {holds && holds.length > 0 && (
+          <table class="grid">
+            <thead>
+              <tr>
+                <th>Hold</th>
+                <th>Case</th>
+                <th>Covers</th>
+                <th>Reason</th>
+                <th>Placed</th>
+                <th>State</th>
+                <th />
+              </tr>
+            </thead>
+            <tbody>
+              {holds.map((h) => (
+                <tr data-testid="hold-row">
+                  <td>
+                    <Id value={h.id} />
+                  </td>
+                  <td>{h.caseRef}</td>
+                  <td>{scopeText(h.scope)}</td>
+                  <td class="wrap">{h.reason}</td>
+                  <td>
+                    {time(h.placedAt)} <span class="muted">by {h.placedBy}</span>
+                  </td>
+                  <td>
+                    {h.releasedAt ? (
+                      <span>
+                        <Badge tone="muted">released</Badge> {time(h.releasedAt)}: {h.releaseReason}
+                      </span>
+                    ) : (
+                      <Badge tone="warn">active</Badge>
+                    )}
+                  </td>
+                  <td>
+                    {!h.releasedAt &&
+                      (releasing === h.id ? (
+                        <form
+                          class="inline"
+                          onSubmit={(e) => {
+                            e.preventDefault();
+                            release.run(h.id);
+                          }}
+                        >
+                          <input value={releaseReason} onInput={(e) => setReleaseReason(e.currentTarget.value)} placeholder="reason" required name="release-reason" />
+                          <button type="submit" disabled={release.busy} data-testid="confirm-release">
+                            Release
+                          </button>
+                          <button type="button" onClick={() => setReleasing(null)}>
+                            Cancel
+                          </button>
+                        </form>
+                      ) : (
+                        <button onClick={() => setReleasing(h.id)} data-testid="release">
+                          Release…
+                        </button>
+                      ))}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+        <ErrorBox error={release.error} />
+      </Panel>
+    </Page>
+  );
+}

@@ -1,0 +1,181 @@
+// Command otel-agent is a small support agent instrumented with the
+// OpenTelemetry Go SDK, following the GenAI semantic conventions, that
+// sends its traces to Veritrace over OTLP. The model and the tools are
+// stand-ins (no network calls besides the export), so it runs anywhere:
+//
+//	VERITRACE_API_KEY=$(cat app.key) go run ./examples/otel-agent -endpoint 127.0.0.1:7070
+//
+// It answers one customer question: it retrieves documents, calls a model
+// that is rate limited and falls back to a second model, looks up an order
+// with a tool, and prints the trace id to read back with
+// `veritrace trace ID`. See docs/OTLP.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+)
+
+func main() {
+	endpoint := flag.String("endpoint", "127.0.0.1:7070", "Veritrace host:port (the main port, or --otlp-grpc-listen / --otlp-http-listen)")
+	protocol := flag.String("protocol", "grpc", "grpc or http")
+	insecure := flag.Bool("insecure", true, "plaintext (loopback only; use TLS elsewhere)")
+	tenant := flag.String("tenant", "", "Veritrace tenant (default: the key's only tenant)")
+	flag.Parse()
+	if err := run(*endpoint, *protocol, *insecure, *tenant); err != nil {
+		fmt.Fprintln(os.Stderr, "otel-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(endpoint, protocol string, insecure bool, tenant string) error {
+	token := strings.TrimSpace(os.Getenv("VERITRACE_API_KEY"))
+	if token == "" {
+		return errors.New("set VERITRACE_API_KEY to an ingester key")
+	}
+	headers := map[string]string{"Authorization": "Bearer " + token}
+	if tenant != "" {
+		headers["Veritrace-Tenant"] = tenant
+	}
+	ctx := context.Background()
+	var exp sdktrace.SpanExporter
+	var err error
+	switch protocol {
+	case "grpc":
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(endpoint), otlptracegrpc.WithHeaders(headers), otlptracegrpc.WithCompressor("gzip")}
+		if insecure {
+			opts = append(opts, otlptracegrpc.WithInsecure())
+		}
+		exp, err = otlptracegrpc.New(ctx, opts...)
+	case "http":
+		opts := []otlptracehttp.Option{otlptracehttp.WithEndpoint(endpoint), otlptracehttp.WithHeaders(headers), otlptracehttp.WithCompression(otlptracehttp.GzipCompression)}
+		if insecure {
+			opts = append(opts, otlptracehttp.WithInsecure())
+		}
+		exp, err = otlptracehttp.New(ctx, opts...)
+	default:
+		return fmt.Errorf("unknown -protocol %q", protocol)
+	}
+	if err != nil {
+		return err
+	}
+	// A synchronous processor, so that an export error reaches us; a real
+	// service uses sdktrace.WithBatcher.
+	errs := &exportErrors{SpanExporter: exp}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(errs),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "support-agent"), attribute.String("service.version", "1.0.0"))))
+	a := &agent{tracer: tp.Tracer("example.com/support-agent")}
+	traceID := a.answer(ctx, "customer-42", "session-7", "Where is my refund for order A-17?")
+	if err := tp.Shutdown(ctx); err != nil {
+		return err
+	}
+	if errs.err != nil {
+		return fmt.Errorf("export: %w", errs.err)
+	}
+	fmt.Printf("sent trace %s\nread it back with: veritrace trace %s\n", traceID, traceID)
+	return nil
+}
+
+// exportErrors keeps the first export error.
+type exportErrors struct {
+	sdktrace.SpanExporter
+	err error
+}
+
+func (e *exportErrors) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	err := e.SpanExporter.ExportSpans(ctx, spans)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return err
+}
+
+type agent struct{ tracer trace.Tracer }
+
+// answer handles one question as an agent step with its retrieval, model
+// calls and tool call as child spans, and returns the trace id.
+func (a *agent) answer(ctx context.Context, user, session, question string) trace.TraceID {
+	ctx, span := a.tracer.Start(ctx, "invoke_agent support", trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "invoke_agent"),
+		attribute.String("gen_ai.agent.name", "support"),
+		attribute.String("user.id", user),
+		attribute.String("session.id", session),
+	))
+	defer span.End()
+	docs := a.retrieve(ctx, user, question)
+	// The first model is rate limited; the agent falls back to another.
+	if _, err := a.chat(ctx, user, "gpt-4o", question, docs); err != nil {
+		a.chat(ctx, user, "gpt-4o-mini", question, docs)
+	}
+	a.lookupOrder(ctx, user, "A-17")
+	return span.SpanContext().TraceID()
+}
+
+func (a *agent) retrieve(ctx context.Context, user, query string) string {
+	_, span := a.tracer.Start(ctx, "retrieval kb", trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "retrieval"),
+		attribute.String("gen_ai.data_source.id", "kb"),
+		attribute.String("gen_ai.retrieval.query.text", query),
+		attribute.String("gen_ai.retrieval.documents", `[{"id":"refunds#3","score":0.91,"source_uri":"s3://kb/policies/refunds.md","version":"3","content_digest":"sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"}]`),
+		attribute.String("user.id", user),
+	))
+	defer span.End()
+	return "Refunds are paid within 5 days of approval."
+}
+
+func (a *agent) chat(ctx context.Context, user, model, question, context string) (string, error) {
+	_, span := a.tracer.Start(ctx, "chat "+model, trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "chat"),
+		attribute.String("gen_ai.provider.name", "openai"),
+		attribute.String("gen_ai.request.model", model),
+		attribute.Float64("gen_ai.request.temperature", 0.2),
+		attribute.String("gen_ai.system_instructions", `[{"type":"text","content":"You are a helpful support agent. Answer from the context."}]`),
+		attribute.String("gen_ai.input.messages", fmt.Sprintf(`[{"role":"user","parts":[{"type":"text","content":%q}]}]`, question+"\n\ncontext: "+context)),
+		attribute.String("veritrace.prompt.name", "support-answer"),
+		attribute.String("veritrace.prompt.label", "v1"),
+		attribute.String("user.id", user),
+	))
+	defer span.End()
+	if model == "gpt-4o" {
+		err := errors.New("429 Too Many Requests: rate limit reached")
+		span.RecordError(err, trace.WithAttributes(attribute.String("exception.type", "RateLimitError")))
+		span.SetAttributes(attribute.String("error.type", "RateLimitError"))
+		span.SetStatus(codes.Error, err.Error())
+		return "", err
+	}
+	time.Sleep(20 * time.Millisecond) // the stand-in model thinks
+	answer := "Your refund for order A-17 was approved; it is paid within 5 days."
+	span.SetAttributes(
+		attribute.String("gen_ai.response.model", model+"-2024-07-18"),
+		attribute.StringSlice("gen_ai.response.finish_reasons", []string{"stop"}),
+		attribute.Int("gen_ai.usage.input_tokens", 96),
+		attribute.Int("gen_ai.usage.output_tokens", 21),
+		attribute.String("gen_ai.output.messages", fmt.Sprintf(`[{"role":"assistant","parts":[{"type":"text","content":%q}],"finish_reason":"stop"}]`, answer)),
+	)
+	return answer, nil
+}
+
+func (a *agent) lookupOrder(ctx context.Context, user, order string) {
+	_, span := a.tracer.Start(ctx, "execute_tool lookup_order", trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "execute_tool"),
+		attribute.String("gen_ai.tool.name", "lookup_order"),
+		attribute.String("gen_ai.tool.type", "function"),
+		attribute.String("gen_ai.tool.call.arguments", fmt.Sprintf(`{"order":%q}`, order)),
+		attribute.String("gen_ai.tool.call.result", `{"status":"refund approved"}`),
+		attribute.String("user.id", user),
+	))
+	span.End()
+}
