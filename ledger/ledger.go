@@ -218,6 +218,9 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 // openDB opens a database for writing and checks (or migrates) its
 // format with check.
 func openDB(dir string, key []byte, log *slog.Logger, check func(*badger.DB) error) (*badger.DB, error) {
+	if err := removeEmptyLogFiles(dir, log); err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
 	db, err := badger.Open(badgerOptions(dir, key, log))
 	if err != nil {
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
@@ -232,17 +235,73 @@ func openDB(dir string, key []byte, log *slog.Logger, check func(*badger.DB) err
 	return db, nil
 }
 
+// emptyLogFiles lists the memtable (.mem) and value-log (.vlog) files of a
+// Badger directory that are empty. A crash between Badger creating such a
+// file and sizing it leaves one; it holds nothing, but Badger v4 refuses
+// to open the directory while it is there (dgraph-io/badger#2207).
+func emptyLogFiles(dir string) ([]string, error) {
+	des, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, de := range des {
+		if !de.Type().IsRegular() || (!strings.HasSuffix(de.Name(), ".mem") && !strings.HasSuffix(de.Name(), ".vlog")) {
+			continue
+		}
+		fi, err := de.Info()
+		if err != nil {
+			return nil, err
+		}
+		if fi.Size() == 0 {
+			out = append(out, filepath.Join(dir, de.Name()))
+		}
+	}
+	return out, nil
+}
+
+// removeEmptyLogFiles removes the empty memtable and value-log files a
+// crash left (emptyLogFiles), so that Badger opens the directory, and
+// makes the removal durable.
+func removeEmptyLogFiles(dir string, log *slog.Logger) error {
+	empty, err := emptyLogFiles(dir)
+	if err != nil || len(empty) == 0 {
+		return err
+	}
+	for _, f := range empty {
+		log.Warn("removing an empty log file a crash left (it holds nothing)", "file", f)
+		if err := os.Remove(f); err != nil {
+			return err
+		}
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 // openDBReadOnly opens a database for reading only: nothing in its
 // directory is created or changed. It refuses an unknown format version.
 func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error) {
 	if !exists(dir) {
 		return nil, fmt.Errorf("open %s: %w", dir, os.ErrNotExist)
 	}
+	notClean := fmt.Errorf("%w: %s was not closed cleanly (a crash or kill) and must be recovered before it can be read without changing it: start the server on it once and stop it", ErrNotClosedCleanly, dir)
+	if empty, err := emptyLogFiles(dir); err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	} else if len(empty) > 0 {
+		return nil, notClean
+	}
 	db, err := badger.Open(badgerOptions(dir, key, log).WithReadOnly(true))
 	if err != nil {
 		// Badger wraps this one without %w.
 		if errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()) {
-			return nil, fmt.Errorf("%w: %s was not closed cleanly (a crash or kill) and must be recovered before it can be read without changing it: start the server on it once and stop it", ErrNotClosedCleanly, dir)
+			return nil, notClean
 		}
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
 			return nil, fmt.Errorf("open %s: %w: the master key is not the one this data was written with", dir, ErrKeyMismatch)
