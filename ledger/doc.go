@@ -29,10 +29,16 @@
 //   - No entry is ever committed under a retired data key: retirement is a
 //     durable marker in the log database, written and checked by the
 //     writer in its commit transactions (a record sealed under a retired
-//     key is re-sealed under a live one). Destroyed key material is dropped
+//     key is re-sealed under a live one). Each group reads the retirement
+//     epoch, which every marker-writing transaction advances, and the
+//     markers it has not read since the epoch last moved. Destroyed key material is dropped
 //     from the key store's files (one DropPrefix per erasure or sweep).
 //   - A failed commit or key flush fails the ledger: every later write
 //     fails with ErrFailed until it is reopened, which recovers from disk.
+//   - A kill at any moment leaves a directory Open recovers: Badger
+//     replays its write-ahead logs, and Open first removes the empty
+//     memtable and value-log files a kill can leave, which Badger v4
+//     would refuse.
 //   - Below the disk space reserve (Options.MinFreeBytes) appends fail with
 //     ErrNoSpace before the disk fills; reads go on.
 //
