@@ -587,7 +587,7 @@ func TestCrashDuringSweep(t *testing.T) {
 			_, err := co.Sweep(ctx, connect.NewRequest(&v1.SweepRequest{}))
 			swept <- err
 		}()
-		time.Sleep(time.Duration(rand.IntN(1500)) * time.Millisecond)
+		time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
 		c.cmd.Process.Signal(syscall.SIGKILL)
 		c.cmd.Wait()
 		acked := append(apps.halt(), old...)
