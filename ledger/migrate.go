@@ -123,13 +123,7 @@ func migrateKeysV1(db *badger.DB, log *slog.Logger) error {
 		return nil
 	})
 	if err == nil {
-		err = wb.Flush()
-	}
-	if err == nil {
-		err = db.DropPrefix([]byte{nsKeyScopeV1}, []byte{nsDataKeyV1})
-	}
-	if err == nil {
-		err = setFormat(db, keyFormatVersion, 1)
+		err = finishMigration(db, wb, keyFormatVersion, nsKeyScopeV1, nsDataKeyV1)
 	}
 	if err != nil {
 		return fmt.Errorf("migrate the key database from format 1 to %d: %w", keyFormatVersion, err)
@@ -208,17 +202,29 @@ func migrateLogV1(db *badger.DB, log *slog.Logger) error {
 		return nil
 	})
 	if err == nil {
-		err = wb.Flush()
-	}
-	if err == nil {
-		err = db.DropPrefix([]byte{nsHeaderV1}, []byte{nsHashV1})
-	}
-	if err == nil {
-		err = setFormat(db, logFormatVersion, 1)
+		err = finishMigration(db, wb, logFormatVersion, nsHeaderV1, nsHashV1)
 	}
 	if err != nil {
 		return fmt.Errorf("migrate the log database from format 1 to %d: %w", logFormatVersion, err)
 	}
 	log.Info("migrated the log database to its new format", "from", 1, "to", logFormatVersion, "entries", n)
 	return nil
+}
+
+// finishMigration ends a migration from format 1 whose new records are in
+// wb: it flushes them (synced), drops every record under the old layout's
+// namespaces from memory and files with one DropPrefix, and sets the
+// format version, each step only once the one before succeeded.
+func finishMigration(db *badger.DB, wb *badger.WriteBatch, version uint32, oldNamespaces ...byte) error {
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	prefixes := make([][]byte, len(oldNamespaces))
+	for i, ns := range oldNamespaces {
+		prefixes[i] = []byte{ns}
+	}
+	if err := db.DropPrefix(prefixes...); err != nil {
+		return err
+	}
+	return setFormat(db, version, 1)
 }

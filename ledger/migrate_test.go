@@ -16,14 +16,20 @@ import (
 	"github.com/veritrace/veritrace/ledger/format"
 )
 
-func rawKeyDB(t *testing.T, dir string) *badger.DB {
+// rawDB opens one of a data directory's databases (KeyDir, LogDir) as it
+// is, without checking or migrating its format.
+func rawDB(t *testing.T, dir, sub string) *badger.DB {
 	t.Helper()
-	db, err := openDB(filepath.Join(dir, KeyDir), deriveKey(testKeys(t, dir).Master, infoBadger), slog.New(slog.DiscardHandler), func(*badger.DB) error { return nil })
+	db, err := openDB(filepath.Join(dir, sub), deriveKey(testKeys(t, dir).Master, infoBadger), slog.New(slog.DiscardHandler), func(*badger.DB) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	return db
 }
+
+func rawKeyDB(t *testing.T, dir string) *badger.DB { return rawDB(t, dir, KeyDir) }
+
+func rawLogDB(t *testing.T, dir string) *badger.DB { return rawDB(t, dir, LogDir) }
 
 // countAllVersions counts every version, deleted ones too, of the keys
 // under the prefixes.
@@ -41,6 +47,36 @@ func countAllVersions(t *testing.T, db *badger.DB, prefixes ...[]byte) int {
 		return nil
 	})
 	return n
+}
+
+// appendPayloads appends n spans of four subjects (none for those
+// noSubject picks) and returns their payloads, index by index.
+func appendPayloads(t *testing.T, l *Ledger, n int, noSubject func(int) bool) []string {
+	t.Helper()
+	var want []string
+	for i := 0; i < n; i++ {
+		r := subjectSpan(i, fmt.Sprint("subject-", i%4), fmt.Sprint("payload ", i))
+		if noSubject(i) {
+			r.Subject = ""
+		}
+		mustAppend(t, l, "default", r)
+		want = append(want, string(r.Payload))
+	}
+	return want
+}
+
+// checkMigrated checks that entry i of a reopened ledger reads want[i],
+// appends one more span and returns want with its payload.
+func checkMigrated(t *testing.T, l *Ledger, round int, want []string) []string {
+	t.Helper()
+	for i, w := range want {
+		e, err := l.GetEntry(context.Background(), "default", uint64(i))
+		if err != nil || e.Erased || string(e.Payload) != w {
+			t.Fatalf("round %d: entry %d after migration = %+v, %v", round, i, e, err)
+		}
+	}
+	mustAppend(t, l, "default", subjectSpan(100+round, "subject-1", "after"))
+	return append(want, "after")
 }
 
 // writeV1 rewrites a format-2 key database in the format-1 layout, as the
@@ -85,18 +121,9 @@ func writeV1(t *testing.T, db *badger.DB) int {
 // open: every payload reads as before, no format-1 record is left in any
 // version, and the migration is idempotent.
 func TestMigrateKeysV1(t *testing.T) {
-	ctx := context.Background()
 	dir := t.TempDir()
 	l := openTest(t, dir)
-	var want []string
-	for i := 0; i < 12; i++ {
-		r := subjectSpan(i, fmt.Sprint("subject-", i%4), fmt.Sprint("payload ", i))
-		if i%5 == 0 {
-			r.Subject = ""
-		}
-		mustAppend(t, l, "default", r)
-		want = append(want, string(r.Payload))
-	}
+	want := appendPayloads(t, l, 12, func(i int) bool { return i%5 == 0 })
 	l.Close()
 	db := rawKeyDB(t, dir)
 	n := writeV1(t, db)
@@ -107,14 +134,7 @@ func TestMigrateKeysV1(t *testing.T) {
 
 	for round := 0; round < 2; round++ {
 		l = openTest(t, dir)
-		for i, w := range want {
-			e, err := l.GetEntry(ctx, "default", uint64(i))
-			if err != nil || e.Erased || string(e.Payload) != w {
-				t.Fatalf("round %d: entry %d after migration = %+v, %v", round, i, e, err)
-			}
-		}
-		mustAppend(t, l, "default", subjectSpan(100+round, "subject-1", "after"))
-		want = append(want, "after")
+		want = checkMigrated(t, l, round, want)
 		l.Close()
 		db = rawKeyDB(t, dir)
 		if v, _ := readFormat(db); v != keyFormatVersion {
@@ -175,15 +195,6 @@ func TestShredBucketIsPhysical(t *testing.T) {
 	}
 }
 
-func rawLogDB(t *testing.T, dir string) *badger.DB {
-	t.Helper()
-	db, err := openDB(filepath.Join(dir, LogDir), deriveKey(testKeys(t, dir).Master, infoBadger), slog.New(slog.DiscardHandler), func(*badger.DB) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
-
 // writeLogV1 rewrites a format-2 log database in the format-1 layout, as
 // the previous build wrote it: each header and each stored tree hash
 // (leaf hashes included) under a key of its own. It returns the number of
@@ -236,12 +247,7 @@ func TestMigrateLogV1(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	l := openTest(t, dir)
-	var want []string
-	for i := 0; i < 37; i++ {
-		r := subjectSpan(i, fmt.Sprint("subject-", i%4), fmt.Sprint("payload ", i))
-		mustAppend(t, l, "default", r)
-		want = append(want, string(r.Payload))
-	}
+	want := appendPayloads(t, l, 37, func(int) bool { return false })
 	old, err := l.Checkpoint(ctx, "default", true)
 	if err != nil {
 		t.Fatal(err)
@@ -259,14 +265,7 @@ func TestMigrateLogV1(t *testing.T) {
 
 	for round := 0; round < 3; round++ {
 		l = openTest(t, dir)
-		for i, w := range want {
-			e, err := l.GetEntry(ctx, "default", uint64(i))
-			if err != nil || e.Erased || string(e.Payload) != w {
-				t.Fatalf("round %d: entry %d after migration = %+v, %v", round, i, e, err)
-			}
-		}
-		mustAppend(t, l, "default", subjectSpan(100+round, "subject-1", "after"))
-		want = append(want, "after")
+		want = checkMigrated(t, l, round, want)
 		cp, err := l.Checkpoint(ctx, "default", true)
 		if err != nil {
 			t.Fatalf("round %d: Checkpoint() = %v", round, err)

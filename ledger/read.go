@@ -242,31 +242,44 @@ func (l *Ledger) LeafHashes(ctx context.Context, tenant string, idxs []uint64) (
 	}
 	size := l.committedSize(tid)
 	out := make([]tlog.Hash, 0, len(idxs))
+	err = l.viewChunks(ctx, idxs, func(txn *badger.Txn, i uint64) error {
+		if i >= size {
+			return fmt.Errorf("entry %d: %w", i, ErrNotFound)
+		}
+		hb, _, err := readRecord(txn, tid, i)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("entry %d: %w", i, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("read entry %d: %w", i, err)
+		}
+		out = append(out, format.LeafHash(hb))
+		return nil
+	})
+	return out, err
+}
+
+// viewChunks calls fn for each index, in read transactions of up to 1024
+// indexes, checking ctx between them: long reads never hold one snapshot
+// (and the versions it pins) for long.
+func (l *Ledger) viewChunks(ctx context.Context, idxs []uint64, fn func(txn *badger.Txn, i uint64) error) error {
 	for len(idxs) > 0 {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		chunk := idxs[:min(len(idxs), 1024)]
 		idxs = idxs[len(chunk):]
 		err := l.db.View(func(txn *badger.Txn) error {
 			for _, i := range chunk {
-				if i >= size {
-					return fmt.Errorf("entry %d: %w", i, ErrNotFound)
+				if err := fn(txn, i); err != nil {
+					return err
 				}
-				hb, _, err := readRecord(txn, tid, i)
-				if errors.Is(err, badger.ErrKeyNotFound) {
-					return fmt.Errorf("entry %d: %w", i, ErrNotFound)
-				}
-				if err != nil {
-					return fmt.Errorf("read entry %d: %w", i, err)
-				}
-				out = append(out, format.LeafHash(hb))
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }

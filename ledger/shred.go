@@ -278,29 +278,14 @@ func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, ke
 	slices.Sort(cands)
 	cands = slices.Compact(cands)
 	var out []KeyedEntry
-	for len(cands) > 0 {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	err := l.viewChunks(ctx, cands, func(txn *badger.Txn, i uint64) error {
+		id, ok, err := envelopeKeyOf(txn, tid, i)
+		if k := want[id]; ok && k != nil {
+			out = append(out, KeyedEntry{Index: i, Key: k})
 		}
-		chunk := cands[:min(len(cands), 1024)]
-		cands = cands[len(chunk):]
-		err := l.db.View(func(txn *badger.Txn) error {
-			for _, i := range chunk {
-				id, ok, err := envelopeKeyOf(txn, tid, i)
-				if err != nil {
-					return err
-				}
-				if k := want[id]; ok && k != nil {
-					out = append(out, KeyedEntry{Index: i, Key: k})
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+		return err
+	})
+	return out, err
 }
 
 // KeyedEntry is an entry and the data key it is sealed under.

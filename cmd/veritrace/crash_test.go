@@ -120,6 +120,26 @@ func startChildAt(t *testing.T, dir string, offset time.Duration, flags ...strin
 	return nil
 }
 
+// stop stops the child server gracefully and waits for it.
+func (c *child) stop(t *testing.T) {
+	t.Helper()
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("graceful shutdown: %v\n%s", err, c.log.String())
+	}
+}
+
+// verifyLog runs verify-log on a stopped server's data directory and
+// returns its output.
+func verifyLog(t *testing.T, dir, what string) string {
+	t.Helper()
+	var out strings.Builder
+	if err := run(context.Background(), []string{"verify-log", "--data", dir}, &out); err != nil {
+		t.Fatalf("%s: verify-log: %v\n%s", what, err, out.String())
+	}
+	return out.String()
+}
+
 type ack struct {
 	index        uint64
 	trace, spanB []byte
@@ -138,7 +158,8 @@ func TestCrashRecovery(t *testing.T) {
 	for cycle := 0; cycle < *crashCycles; cycle++ {
 		c := startChild(t, dir)
 		if cycle == 0 {
-			appToken, auditorToken = crashTestKeys(t, c.addr, dir)
+			tokens := crashRoles(t, c.addr, dir, v1.Role_ROLE_INGESTER, v1.Role_ROLE_AUDITOR)
+			appToken, auditorToken = tokens[v1.Role_ROLE_INGESTER], tokens[v1.Role_ROLE_AUDITOR]
 		}
 		ingest := (&clientFlags{addr: c.addr, token: appToken}).ingest()
 		lc := (&clientFlags{addr: c.addr, token: auditorToken}).ledger()
@@ -247,37 +268,10 @@ func TestCrashRecovery(t *testing.T) {
 
 	// A last clean start and stop, then the offline verifier.
 	c := startChild(t, dir)
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	if err := c.cmd.Wait(); err != nil {
-		t.Fatalf("graceful shutdown: %v", err)
+	c.stop(t)
+	if out := verifyLog(t, dir, "after the crashes"); !strings.Contains(out, "ok    tenant default") {
+		t.Errorf("verify-log output: %s", out)
 	}
-	var out strings.Builder
-	if err := run(ctx, []string{"verify-log", "--data", dir}, &out); err != nil {
-		t.Fatalf("verify-log after crashes: %v\n%s", err, out.String())
-	}
-	if !strings.Contains(out.String(), "ok    tenant default") {
-		t.Errorf("verify-log output: %s", out.String())
-	}
-}
-
-// crashTestKeys creates an ingester and an auditor key with the bootstrap
-// admin key the first start wrote.
-func crashTestKeys(t *testing.T, addr, dir string) (app, auditor string) {
-	t.Helper()
-	admin, err := os.ReadFile(filepath.Join(dir, AdminKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ac := (&clientFlags{addr: addr, token: strings.TrimSpace(string(admin))}).admin()
-	tokens := map[v1.Role]string{}
-	for _, role := range []v1.Role{v1.Role_ROLE_INGESTER, v1.Role_ROLE_AUDITOR} {
-		resp, err := ac.CreateKey(context.Background(), connect.NewRequest(&v1.CreateKeyRequest{Role: role, Tenants: []string{"default"}}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tokens[role] = resp.Msg.GetToken()
-	}
-	return tokens[v1.Role_ROLE_INGESTER], tokens[v1.Role_ROLE_AUDITOR]
 }
 
 // TestCrashDuringErasure kills the server at random moments of an erasure
@@ -358,14 +352,8 @@ func TestCrashDuringErasure(t *testing.T) {
 		case done && (st.Msg.GetErasure().GetState() != "done" || st.Msg.GetErasure().GetTombstoneIndex() == 0):
 			t.Fatalf("cycle %d: erasure after restart: %v", cycle, st.Msg.GetErasure())
 		}
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		if err := c.cmd.Wait(); err != nil {
-			t.Fatal(err)
-		}
-		var out strings.Builder
-		if err := run(ctx, []string{"verify-log", "--data", dir}, &out); err != nil {
-			t.Fatalf("cycle %d: verify-log: %v\n%s", cycle, err, out.String())
-		}
+		c.stop(t)
+		verifyLog(t, dir, fmt.Sprint("cycle ", cycle))
 		erased := checkErasures(t, dir, append(acked, pre...))
 		erasedCount := 0
 		for _, i := range victim {
@@ -570,10 +558,7 @@ func TestCrashDuringSweep(t *testing.T) {
 		if _, err := co.PlaceHold(ctx, connect.NewRequest(&v1.PlaceHoldRequest{Scope: &v1.HoldScope{SubjectId: "old-7"}, CaseRef: "case-1", Reason: "crash test"})); err != nil {
 			t.Fatal(err)
 		}
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		if err := c.cmd.Wait(); err != nil {
-			t.Fatal(err)
-		}
+		c.stop(t)
 
 		// 200 days later: sweep while clients append, and kill.
 		c = startChildAt(t, dir, later)
@@ -599,10 +584,7 @@ func TestCrashDuringSweep(t *testing.T) {
 			resumed++
 		}
 		t.Logf("cycle %d: the sweep had finished before the kill: %v; the restart resumed one: %v", cycle, finished, resume)
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		if err := c.cmd.Wait(); err != nil {
-			t.Fatal(err)
-		}
+		c.stop(t)
 		checkErasures(t, dir, acked) // as Resume left it
 
 		c = startChildAt(t, dir, later)
@@ -610,14 +592,8 @@ func TestCrashDuringSweep(t *testing.T) {
 		if _, err := co.Sweep(ctx, connect.NewRequest(&v1.SweepRequest{})); err != nil {
 			t.Fatalf("cycle %d: sweep after the restart: %v", cycle, err)
 		}
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		if err := c.cmd.Wait(); err != nil {
-			t.Fatal(err)
-		}
-		var out strings.Builder
-		if err := run(ctx, []string{"verify-log", "--data", dir}, &out); err != nil {
-			t.Fatalf("cycle %d: verify-log: %v\n%s", cycle, err, out.String())
-		}
+		c.stop(t)
+		verifyLog(t, dir, fmt.Sprint("cycle ", cycle))
 		erased := checkErasures(t, dir, acked)
 		for _, a := range old {
 			if held := oldSubject[a.index] == "old-7"; erased[a.index] == held {
