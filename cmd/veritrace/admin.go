@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -219,8 +220,13 @@ func describeSummary(s *v1.RefusalSummary) string {
 		}
 		return out
 	}
-	return fmt.Sprintf("summary: %d more refused from %s to %s; codes %s; procedures %s; tenants %s; peers %s",
+	// Targets are free text (a subject id may hold a comma): quoted.
+	targets := make([]string, len(s.GetTargets()))
+	for i, t := range s.GetTargets() {
+		targets[i] = strconv.Quote(t)
+	}
+	return fmt.Sprintf("summary: %d more refused from %s to %s; codes %s; procedures %s; tenants %s; peers %s; keys %s; targets %s",
 		s.GetCount(), s.GetFirstTime().AsTime().Format(time.RFC3339Nano), s.GetLastTime().AsTime().Format(time.RFC3339Nano),
 		list(s.GetCodes(), 0), list(s.GetProcedures(), s.GetOtherProcedures()), list(s.GetTenants(), s.GetOtherTenants()),
-		list(s.GetPeers(), s.GetOtherPeers()))
+		list(s.GetPeers(), s.GetOtherPeers()), list(s.GetKeyIds(), s.GetOtherKeyIds()), list(targets, s.GetOtherTargets()))
 }

@@ -102,7 +102,9 @@ type AccessRecord struct {
 	Time *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=time,proto3" json:"time,omitempty"`
 	// Set when the record stands for several refused requests that were not
 	// recorded one by one (docs/ACCESS.md, "Refusals"). Outcome is then
-	// DENIED, and key_id, role and peer are those of the burst it closes.
+	// DENIED; key_id and role are those of its burst's key (empty when the
+	// burst is not one key's), peer its burst's peer (empty for a log's
+	// overflow burst), and time when the summary was written.
 	Summary       *RefusalSummary `protobuf:"bytes,11,opt,name=summary,proto3" json:"summary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -215,10 +217,13 @@ func (x *AccessRecord) GetSummary() *RefusalSummary {
 	return nil
 }
 
-// RefusalSummary counts refused requests of one burst: from one peer (an
-// IPv4 address or an IPv6 /64), with one key id (or none), recorded in one
-// log. The burst's first refusal is recorded on its own; a summary is
-// written for every period in which more came.
+// RefusalSummary counts refused requests of one burst, recorded in one
+// log: those of one peer (an IPv4 address or an IPv6 /64) with one key
+// bound to the log's tenant (key_id is then set), or those of one peer
+// with any other key or none (key_id empty), or, once the log's share of
+// the server's table of bursts is full, those of any peer (key_id and peer
+// empty). The burst's first refusal is recorded on its own; a summary is
+// written for every period in which more came (docs/ACCESS.md, "Refusals").
 type RefusalSummary struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// How many refused requests the summary stands for.
@@ -243,8 +248,19 @@ type RefusalSummary struct {
 	// full. One peer, unless the server's table of bursts was full and
 	// refusals from several peers were counted together (key_id and peer
 	// are then empty).
-	Peers         []string `protobuf:"bytes,9,rep,name=peers,proto3" json:"peers,omitempty"`
-	OtherPeers    uint32   `protobuf:"varint,10,opt,name=other_peers,json=otherPeers,proto3" json:"other_peers,omitempty"`
+	Peers      []string `protobuf:"bytes,9,rep,name=peers,proto3" json:"peers,omitempty"`
+	OtherPeers uint32   `protobuf:"varint,10,opt,name=other_peers,json=otherPeers,proto3" json:"other_peers,omitempty"`
+	// The ids of the keys whose secret the refused requests presented
+	// (authenticated keys, and revoked or expired ones), sorted, at most 8;
+	// other_key_ids counts the refusals whose key found the list full.
+	// Made-up ids and ids sent with a wrong secret are not listed.
+	KeyIds      []string `protobuf:"bytes,11,rep,name=key_ids,json=keyIds,proto3" json:"key_ids,omitempty"`
+	OtherKeyIds uint32   `protobuf:"varint,12,opt,name=other_key_ids,json=otherKeyIds,proto3" json:"other_key_ids,omitempty"`
+	// The targets of the refused requests (as in AccessRecord.target),
+	// sorted, at most 8; other_targets counts the refusals whose target found
+	// the list full. Requests that were not authenticated have no target.
+	Targets       []string `protobuf:"bytes,13,rep,name=targets,proto3" json:"targets,omitempty"`
+	OtherTargets  uint32   `protobuf:"varint,14,opt,name=other_targets,json=otherTargets,proto3" json:"other_targets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -349,6 +365,34 @@ func (x *RefusalSummary) GetOtherPeers() uint32 {
 	return 0
 }
 
+func (x *RefusalSummary) GetKeyIds() []string {
+	if x != nil {
+		return x.KeyIds
+	}
+	return nil
+}
+
+func (x *RefusalSummary) GetOtherKeyIds() uint32 {
+	if x != nil {
+		return x.OtherKeyIds
+	}
+	return 0
+}
+
+func (x *RefusalSummary) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *RefusalSummary) GetOtherTargets() uint32 {
+	if x != nil {
+		return x.OtherTargets
+	}
+	return 0
+}
+
 var File_veritrace_v1_access_proto protoreflect.FileDescriptor
 
 const file_veritrace_v1_access_proto_rawDesc = "" +
@@ -366,7 +410,7 @@ const file_veritrace_v1_access_proto_rawDesc = "" +
 	"\x04peer\x18\t \x01(\tR\x04peer\x12.\n" +
 	"\x04time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x126\n" +
-	"\asummary\x18\v \x01(\v2\x1c.veritrace.v1.RefusalSummaryR\asummary\"\xf1\x02\n" +
+	"\asummary\x18\v \x01(\v2\x1c.veritrace.v1.RefusalSummaryR\asummary\"\xed\x03\n" +
 	"\x0eRefusalSummary\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\x129\n" +
 	"\n" +
@@ -382,7 +426,11 @@ const file_veritrace_v1_access_proto_rawDesc = "" +
 	"\x05peers\x18\t \x03(\tR\x05peers\x12\x1f\n" +
 	"\vother_peers\x18\n" +
 	" \x01(\rR\n" +
-	"otherPeers*\x81\x01\n" +
+	"otherPeers\x12\x17\n" +
+	"\akey_ids\x18\v \x03(\tR\x06keyIds\x12\"\n" +
+	"\rother_key_ids\x18\f \x01(\rR\votherKeyIds\x12\x18\n" +
+	"\atargets\x18\r \x03(\tR\atargets\x12#\n" +
+	"\rother_targets\x18\x0e \x01(\rR\fotherTargets*\x81\x01\n" +
 	"\rAccessOutcome\x12\x1e\n" +
 	"\x1aACCESS_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ACCESS_OUTCOME_ALLOWED\x10\x01\x12\x19\n" +

@@ -199,8 +199,9 @@ func TestRefusalsCoalesced(t *testing.T) {
 				continue
 			}
 			accounted += int(sum.GetCount())
-			summaries = append(summaries, fmt.Sprintf("%s: %d from %v key %s role %s codes %v procedures %v tenants %v peer %s",
-				tenant, sum.GetCount(), sum.GetPeers(), r.GetKeyId(), r.GetRole(), sum.GetCodes(), sum.GetProcedures(), sum.GetTenants(), r.GetPeer()))
+			summaries = append(summaries, fmt.Sprintf("%s: %d from %v key %q role %s codes %v procedures %v tenants %v peer %s keys %v targets %v and %d more",
+				tenant, sum.GetCount(), sum.GetPeers(), r.GetKeyId(), r.GetRole(), sum.GetCodes(), sum.GetProcedures(), sum.GetTenants(), r.GetPeer(),
+				sum.GetKeyIds(), sum.GetTargets(), sum.GetOtherTargets()))
 			if r.GetOutcome() != v1.AccessOutcome_ACCESS_OUTCOME_DENIED || !sum.GetFirstTime().AsTime().Equal(clk.now()) || !sum.GetLastTime().AsTime().Equal(clk.now()) {
 				t.Errorf("summary %v: want outcome denied, first and last time %v", r, clk.now())
 			}
@@ -208,9 +209,13 @@ func TestRefusalsCoalesced(t *testing.T) {
 	}
 	slices.Sort(summaries)
 	id := fmt.Sprintf("%x", ingID)
+	// The key is not bound to globex, so its refusals there are the
+	// peer's, the summary naming the key; a wrong secret proves no key.
 	wantSummaries := []string{
-		"globex: 99 from [127.0.0.1] key " + id + " role ROLE_INGESTER codes [permission_denied] procedures [/veritrace.v1.LedgerService/GetEntry] tenants [globex] peer 127.0.0.1",
-		"system: 99 from [127.0.0.1] key " + id + " role ROLE_UNSPECIFIED codes [resource_exhausted unauthenticated] procedures [/veritrace.v1.LedgerService/GetEntry] tenants [] peer 127.0.0.1",
+		"globex: 99 from [127.0.0.1] key \"\" role ROLE_UNSPECIFIED codes [permission_denied] procedures [/veritrace.v1.LedgerService/GetEntry] tenants [globex] peer 127.0.0.1" +
+			" keys [" + id + "] targets [entry 1 entry 2 entry 3 entry 4 entry 5 entry 6 entry 7 entry 8] and 91 more",
+		"system: 99 from [127.0.0.1] key \"\" role ROLE_UNSPECIFIED codes [resource_exhausted unauthenticated] procedures [/veritrace.v1.LedgerService/GetEntry] tenants [] peer 127.0.0.1" +
+			" keys [] targets [] and 0 more",
 	}
 	if diff := cmp.Diff(wantSummaries, summaries); diff != "" {
 		t.Errorf("summaries (-want +got):\n%s", diff)

@@ -12,6 +12,9 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -140,6 +143,10 @@ type call struct {
 	header    http.Header
 	peer      string
 	msg       any // nil for streams
+	// read, for a stream, reads its first request message once the key is
+	// authenticated, so that the decision is recorded with its target. It
+	// returns nil if the message could not be read.
+	read func() any
 }
 
 // admit authenticates and authorises a call. On success it returns the
@@ -179,6 +186,9 @@ func (a *authInterceptor) admit(ctx context.Context, c call) (context.Context, *
 		tenant = p.DefaultTenant(ledger.DefaultTenant)
 	}
 	ev.tenant = tenant
+	if c.msg == nil && c.read != nil {
+		c.msg = c.read()
+	}
 	if r.target != nil && c.msg != nil {
 		ev.target = r.target(c.msg)
 	}
@@ -189,7 +199,9 @@ func (a *authInterceptor) admit(ctx context.Context, c call) (context.Context, *
 			msg = fmt.Sprintf("this API key may not access tenant %q", tenant)
 		}
 		ev.deny(connect.CodePermissionDenied, msg)
-		return nil, ev, a.refuse(ctx, ev, a.logTenant(ctx, r.perm, tenant))
+		log := a.logTenant(ctx, r.perm, tenant)
+		ev.keyBound = p.BoundTo(log)
+		return nil, ev, a.refuse(ctx, ev, log)
 	}
 	ctx = context.WithValue(ctx, principalKey, p)
 	ctx = context.WithValue(ctx, tenantKey, tenant)
@@ -303,31 +315,47 @@ func (a *authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) 
 	return next
 }
 
-// WrapStreamingHandler admits a stream like a unary call. When its rule
-// says so, the stream is recorded as soon as its first request message is
-// read (so that the target is known), which is before the handler can send
-// anything; if the stream then fails, the failure is recorded too.
+// WrapStreamingHandler admits a stream like a unary call. The first
+// request message of a server stream (ExportBundle) is read once the key is
+// authenticated and before the decision, within the handler's read limit,
+// so that a refusal is recorded with its target; the handler then receives
+// that message as if it read it itself. When its rule says so, an allowed
+// stream is recorded as soon as the handler has its first request message,
+// which is before it can send anything; if the stream then fails, the
+// failure is recorded too.
 func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		c := call{procedure: conn.Spec().Procedure, header: conn.RequestHeader(), peer: conn.Peer().Addr}
+		sc := &streamConn{StreamingHandlerConn: conn}
+		if conn.Spec().StreamType == connect.StreamTypeServer {
+			if m := newRequest(conn.Spec()); m != nil {
+				c.read = func() any {
+					sc.replay, sc.first = true, m
+					if sc.firstErr = conn.Receive(m); sc.firstErr != nil {
+						return nil
+					}
+					return m
+				}
+			}
+		}
 		ctx, ev, err := a.admit(ctx, c)
 		if err != nil {
 			return err
 		}
 		r := rules[c.procedure]
 		if !r.record {
-			return next(ctx, conn)
+			return next(ctx, sc)
 		}
 		_, tenant := principalFrom(ctx)
 		logTenant := a.logTenant(ctx, r.perm, tenant)
-		rc := &recordingConn{StreamingHandlerConn: conn, record: func(msg any) error {
-			if r.target != nil {
+		sc.record = func(msg any) error {
+			if r.target != nil && ev.target == "" {
 				ev.target = r.target(msg)
 			}
 			return a.record(ctx, ev, logTenant)
-		}}
-		err = next(ctx, rc)
-		if err != nil && rc.recorded {
+		}
+		err = next(ctx, sc)
+		if err != nil && sc.recorded {
 			failed := *ev
 			failed.outcome, failed.code, failed.reason = format.AccessFailed, connect.CodeOf(err), errorMessage(err)
 			if rerr := a.record(ctx, &failed, logTenant); rerr != nil {
@@ -338,18 +366,49 @@ func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 	}
 }
 
-// recordingConn records a stream on its first received message.
-type recordingConn struct {
+// newRequest returns an empty request message of a procedure, from its
+// schema; nil if the procedure has none.
+func newRequest(spec connect.Spec) proto.Message {
+	md, ok := spec.Schema.(protoreflect.MethodDescriptor)
+	if !ok {
+		return nil
+	}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
+	if err != nil {
+		return nil
+	}
+	return mt.New().Interface()
+}
+
+// streamConn is a stream as its handler sees it: its first Receive returns
+// the request message the interceptor read before deciding, if it read one
+// (or the error it got), and the access is recorded on the first message
+// the handler receives.
+type streamConn struct {
 	connect.StreamingHandlerConn
-	record   func(msg any) error
+	replay   bool // first and firstErr are still to be handed to the handler
+	first    proto.Message
+	firstErr error
+	record   func(msg any) error // nil: the stream is not recorded
 	recorded bool
 }
 
-func (c *recordingConn) Receive(msg any) error {
-	if err := c.StreamingHandlerConn.Receive(msg); err != nil {
+func (c *streamConn) Receive(msg any) error {
+	if c.replay {
+		c.replay = false
+		if c.firstErr != nil {
+			return c.firstErr
+		}
+		m, ok := msg.(proto.Message)
+		if !ok || m.ProtoReflect().Descriptor() != c.first.ProtoReflect().Descriptor() {
+			return fmt.Errorf("receive %T: the request read is a %T", msg, c.first)
+		}
+		proto.Reset(m)
+		proto.Merge(m, c.first)
+	} else if err := c.StreamingHandlerConn.Receive(msg); err != nil {
 		return err
 	}
-	if c.recorded {
+	if c.record == nil || c.recorded {
 		return nil
 	}
 	c.recorded = true
@@ -359,19 +418,27 @@ func (c *recordingConn) Receive(msg any) error {
 // accessEvent is an access being recorded.
 type accessEvent struct {
 	keyID, procedure, tenant, target, peer, reason string
-	// keyKnown: keyID names a stored key (authenticated, or revoked,
-	// expired, wrong secret); otherwise it is whatever the client sent.
+	// keyKnown: the request presented the secret of the stored key keyID
+	// (authenticated, or revoked or expired); otherwise keyID is whatever
+	// the client sent, if anything.
 	keyKnown bool
+	// keyBound: the key authenticated and is bound to the tenant of the log
+	// its refusal is recorded in (a key bound to every tenant is bound to
+	// the system log too).
+	keyBound bool
 	role     policy.Role
 	outcome  format.AccessOutcome
 	code     connect.Code
 	time     time.Time
 }
 
-// burstKeyID is the key id refusals are coalesced by: ids the client made
-// up all count as none, so that inventing ids opens no new bursts.
+// burstKeyID is the key id refusals are coalesced by: a key has bursts of
+// its own only in the logs of the tenants it is bound to. Elsewhere the
+// refusals of one peer share a burst whatever key they carried (the
+// summaries list the keys), so that neither inventing key ids nor minting
+// keys opens new bursts in another tenant's log.
 func (e *accessEvent) burstKeyID() string {
-	if e.keyKnown {
+	if e.keyBound {
 		return e.keyID
 	}
 	return ""

@@ -138,13 +138,13 @@ func TestAuditService(t *testing.T) {
 				}
 			}
 			// An authorised export is recorded before its first byte, and
-			// again if it fails; a refused one before its request is read,
-			// so without a target.
+			// again if it fails; a refused one with what it asked for (its
+			// request is read before the decision).
 			want := "[ACCESS_OUTCOME_ALLOWED export subject=customer-42" +
 				" ACCESS_OUTCOME_ALLOWED export (everything) ACCESS_OUTCOME_FAILED export (everything)" +
 				" ACCESS_OUTCOME_ALLOWED export subject=nobody ACCESS_OUTCOME_FAILED export subject=nobody" +
 				" ACCESS_OUTCOME_ALLOWED export subject=customer-42 ACCESS_OUTCOME_FAILED export subject=customer-42" +
-				" ACCESS_OUTCOME_DENIED ]"
+				" ACCESS_OUTCOME_DENIED export subject=customer-42]"
 			if fmt.Sprint(exports) != want {
 				t.Errorf("export access records = %v\nwant %s", exports, want)
 			}

@@ -62,8 +62,8 @@ func parseToken(token string) (id [8]byte, secret []byte, err error) {
 // client and to the access log; it never holds the secret.
 type authError struct {
 	msg string
-	// keyKnown: the token names a stored key (its secret was wrong, or it
-	// was revoked or expired).
+	// keyKnown: the token presented the secret of a stored key that was
+	// revoked or expired. A wrong secret proves nothing of who sent it.
 	keyKnown bool
 }
 
@@ -92,7 +92,7 @@ func authenticate(ctx context.Context, l *ledger.Ledger, header string, now time
 	}
 	sum := sha256.Sum256(secret)
 	if subtle.ConstantTimeCompare(sum[:], k.SecretHash[:]) != 1 {
-		return nil, keyID, &authError{msg: "invalid API key", keyKnown: true}
+		return nil, keyID, &authError{msg: "invalid API key"}
 	}
 	if !k.RevokedAt.IsZero() {
 		return nil, keyID, &authError{msg: "API key " + keyID + " was revoked", keyKnown: true}

@@ -21,6 +21,11 @@ import (
 //   - denied/each-recorded: refusals recorded one by one (RefusalPeriod < 0),
 //     the behaviour before bursts.
 //
+// The other-tenant cases use an auditor key bound to acme naming default:
+// its refusals are its peer's burst in default's log, whose summaries list
+// keys and targets; export-denied reads each ExportBundle request before
+// refusing it, so that its target is recorded.
+//
 // Run: go test -run '^$' -bench RefusedRequests -benchtime 5000x ./cmd/veritrace/internal/rpc/
 func BenchmarkRefusedRequests(b *testing.B) {
 	getEntry := func(c clients) error {
@@ -31,27 +36,49 @@ func BenchmarkRefusedRequests(b *testing.B) {
 		_, err := c.ledger.GetCheckpoint(context.Background(), connect.NewRequest(&v1.GetCheckpointRequest{}))
 		return err
 	}
+	export := func(c clients) error {
+		st, err := c.audit.ExportBundle(context.Background(), connect.NewRequest(&v1.ExportBundleRequest{Selector: &v1.TraceQuery{SubjectId: "customer-42"}}))
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for st.Receive() {
+		}
+		return st.Err()
+	}
+	denied := []connect.Code{connect.CodePermissionDenied}
 	for _, bc := range []struct {
-		name  string
-		opts  Options
-		role  policy.Role
-		wrong bool // send the key with a wrong secret
-		call  func(clients) error
-		want  []connect.Code // none: success
+		name      string
+		opts      Options
+		role      policy.Role
+		keyTenant string // the tenant the key is bound to (default: default)
+		wrong     bool   // send the key with a wrong secret
+		call      func(clients) error
+		want      []connect.Code // none: success
 	}{
-		{"allowed", Options{}, policy.Auditor, false, getCheckpoint, nil},
-		{"denied/each-recorded", Options{RefusalPeriod: -1}, policy.Ingester, false, getEntry, []connect.Code{connect.CodePermissionDenied}},
-		{"denied/coalesced", Options{}, policy.Ingester, false, getEntry, []connect.Code{connect.CodePermissionDenied}},
-		{"unauthenticated/each-recorded", Options{RefusalPeriod: -1, AuthFailureBurst: 1 << 30}, policy.Ingester, true, getEntry, []connect.Code{connect.CodeUnauthenticated}},
-		{"unauthenticated/coalesced+limited", Options{}, policy.Ingester, true, getEntry, []connect.Code{connect.CodeUnauthenticated, connect.CodeResourceExhausted}},
+		{"allowed", Options{}, policy.Auditor, "", false, getCheckpoint, nil},
+		{"denied/each-recorded", Options{RefusalPeriod: -1}, policy.Ingester, "", false, getEntry, denied},
+		{"denied/coalesced", Options{}, policy.Ingester, "", false, getEntry, denied},
+		{"denied/other-tenant/coalesced", Options{}, policy.Auditor, "acme", false, getEntry, denied},
+		{"export-denied/other-tenant/each-recorded", Options{RefusalPeriod: -1}, policy.Auditor, "acme", false, export, denied},
+		{"export-denied/other-tenant/coalesced", Options{}, policy.Auditor, "acme", false, export, denied},
+		{"unauthenticated/each-recorded", Options{RefusalPeriod: -1, AuthFailureBurst: 1 << 30}, policy.Ingester, "", true, getEntry, []connect.Code{connect.CodeUnauthenticated}},
+		{"unauthenticated/coalesced+limited", Options{}, policy.Ingester, "", true, getEntry, []connect.Code{connect.CodeUnauthenticated, connect.CodeResourceExhausted}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			s := startServerWith(b, bc.opts)
-			token := s.key(b, bc.role, "default")
+			keyTenant := "default"
+			if bc.keyTenant != "" {
+				keyTenant = bc.keyTenant
+				if _, err := s.l.CreateTenant(context.Background(), keyTenant); err != nil {
+					b.Fatal(err)
+				}
+			}
+			token := s.key(b, bc.role, keyTenant)
 			if bc.wrong {
 				token = token[:len(token)-43] + strings.Repeat("A", 43)
 			}
-			c := s.clients("connect", "", token)
+			c := s.clients("connect", "default", token)
 			before, _ := s.l.Size(context.Background(), "default")
 			sysBefore, _ := s.l.Size(context.Background(), "system")
 			var errs atomic.Int64

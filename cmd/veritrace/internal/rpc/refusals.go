@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -20,14 +21,24 @@ import (
 // their summary is written to the access log.
 const DefaultRefusalPeriod = time.Minute
 
-// Bounds of the refusal bursts kept in memory.
+// Bounds of the refusal bursts kept in memory (docs/ACCESS.md,
+// "Refusals").
 const (
-	maxBursts          = 1024 // open bursts; further ones share an overflow burst per log
-	maxSummaryProcs    = 16
-	maxSummaryTenants  = 8
-	maxSummaryPeers    = 8
-	maxSummaryCodes    = 8
-	overflowBurstField = "*"
+	// maxBurstsPerLog is the share of the table one log may hold: further
+	// refusals that would open a burst in that log are counted in its
+	// overflow burst, so that noise in one log (the system log above all)
+	// never takes another log's room.
+	maxBurstsPerLog = 16
+	// maxBursts bounds the table's memory: open bursts of every log
+	// together, overflow bursts apart (at most one per log, and logs are
+	// tenants an admin created).
+	maxBursts         = 4096
+	maxSummaryProcs   = 16
+	maxSummaryTenants = 8
+	maxSummaryPeers   = 8
+	maxSummaryCodes   = 8
+	maxSummaryKeys    = 8
+	maxSummaryTargets = 8
 )
 
 // refusals coalesces refused requests into bursts, so that a client
@@ -35,36 +46,58 @@ const (
 // burst and period instead of one fsynced append per request
 // (docs/ACCESS.md, "Refusals").
 //
-// A burst is the refusals of one peer (peerKey), with one key id (or none),
-// recorded in one log. Its first refusal is recorded on its own, durably,
-// before it is answered; later ones are counted and answered at once. Every
-// period, a burst that counted any writes a summary record (durable, in the
-// same log) and goes on; one that counted none is over, and the next
-// refusal opens a new burst with a record of its own. Close writes the
-// summaries of every burst. A crash loses at most the counts of the
-// current period: each burst's first refusal is already in the log.
+// A burst is the refusals of one peer (peerKey) recorded in one log: with
+// one key, when that key is bound to the log's tenant; else with any key or
+// none (accessEvent.burstKeyID). Its first refusal is recorded on its own,
+// durably, before it is answered; later ones are counted and answered at
+// once. Every period, a burst that counted any writes a summary record
+// (durable, in the same log) and goes on; one that counted none is over,
+// and the next refusal opens a new burst with a record of its own. Close
+// writes the summaries of every burst. A crash loses at most the counts of
+// the current period: each burst's first refusal is already in the log.
 //
-// The table holds at most maxBursts bursts; when it is full, refusals that
-// would open a new burst are counted in one overflow burst of their log
-// (key and peer "*"), whose summaries list the peers it saw.
+// A log holds at most maxBurstsPerLog bursts, and the table maxBursts in
+// all; refusals that would open a burst beyond either bound go to their
+// log's overflow burst (key and peer empty), a burst like the others whose
+// summaries list the peers, keys and targets they saw. Each of a log's at
+// most maxBurstsPerLog+1 bursts writes a record (its opening or a summary)
+// at most once a period, and a burst that ends frees its place only at the
+// end of a quiet period, so a log gets at most maxBurstsPerLog+1 records in
+// any period, give or take how late timers fire, and never twice that
+// (TestRefusalWorstCasePerLog).
 type refusals struct {
 	period time.Duration // <= 0: every refusal is recorded on its own
 	now    func() time.Time
 	write  func(ctx context.Context, rec *v1.AccessRecord, log string) error
 	log    *slog.Logger
 
+	// afterFunc starts a burst's timer; nil: time.AfterFunc.
+	afterFunc func(time.Duration, func()) refusalTimer
+
 	mu       sync.Mutex
 	closed   bool
 	bursts   map[burstKey]*burst
+	perLog   map[string]int // open bursts of each log, overflow bursts apart
+	open     int            // open bursts of every log, overflow bursts apart
 	inflight sync.WaitGroup // summaries being written by timers
 }
 
-type burstKey struct{ log, peer, key string }
+// burstKey names a burst. An overflow burst has no peer and no key.
+type burstKey struct {
+	log, peer, key string
+	overflow       bool
+}
+
+// refusalTimer is what refusals needs of a *time.Timer.
+type refusalTimer interface {
+	Stop() bool
+	Reset(time.Duration) bool
+}
 
 type burst struct {
 	key   burstKey
-	role  policy.Role
-	timer *time.Timer
+	role  policy.Role // the key's role when the burst is one key's, else none
+	timer refusalTimer
 	// opening is closed once the burst's first refusal is recorded; openErr
 	// says whether that failed. Nil for bursts opened without a record.
 	opening chan struct{}
@@ -78,6 +111,7 @@ type tally struct {
 	first, last    time.Time
 	procs, tenants boundedSet
 	peers, codes   boundedSet
+	keys, targets  boundedSet
 }
 
 // boundedSet holds at most max distinct strings and counts the additions
@@ -114,6 +148,12 @@ func (t *tally) add(ev *accessEvent, peer string) {
 	}
 	t.peers.add(peer, maxSummaryPeers)
 	t.codes.add(ev.code.String(), maxSummaryCodes)
+	if ev.keyKnown {
+		t.keys.add(logText(ev.keyID, maxKeyIDBytes), maxSummaryKeys)
+	}
+	if ev.target != "" {
+		t.targets.add(logText(ev.target, maxTargetBytes), maxSummaryTargets)
+	}
 }
 
 // merge adds another tally's counts (a summary that could not be written).
@@ -131,7 +171,8 @@ func (t *tally) merge(o tally) {
 	for _, m := range []struct {
 		dst, src *boundedSet
 		max      int
-	}{{&t.procs, &o.procs, maxSummaryProcs}, {&t.tenants, &o.tenants, maxSummaryTenants}, {&t.peers, &o.peers, maxSummaryPeers}, {&t.codes, &o.codes, maxSummaryCodes}} {
+	}{{&t.procs, &o.procs, maxSummaryProcs}, {&t.tenants, &o.tenants, maxSummaryTenants}, {&t.peers, &o.peers, maxSummaryPeers},
+		{&t.codes, &o.codes, maxSummaryCodes}, {&t.keys, &o.keys, maxSummaryKeys}, {&t.targets, &o.targets, maxSummaryTargets}} {
 		for _, v := range m.src.items {
 			m.dst.add(v, m.max)
 		}
@@ -147,12 +188,8 @@ func sorted(s []string) []string {
 
 // record is the summary record of a burst's tally, written at now.
 func (b *burst) record(t tally, now time.Time) *v1.AccessRecord {
-	key, peer := b.key.key, b.key.peer
-	if peer == overflowBurstField {
-		key, peer = "", ""
-	}
 	return &v1.AccessRecord{
-		KeyId: key, Role: roleProto(b.role), Outcome: v1.AccessOutcome(format.AccessDenied), Peer: peer,
+		KeyId: logText(b.key.key, maxKeyIDBytes), Role: roleProto(b.role), Outcome: v1.AccessOutcome(format.AccessDenied), Peer: b.key.peer,
 		Reason: "refused requests counted together (docs/ACCESS.md, Refusals)", Time: timestamppb.New(now),
 		Summary: &v1.RefusalSummary{
 			Count: t.n, FirstTime: timestamppb.New(t.first), LastTime: timestamppb.New(t.last),
@@ -160,6 +197,8 @@ func (b *burst) record(t tally, now time.Time) *v1.AccessRecord {
 			Codes:   sorted(t.codes.items),
 			Tenants: sorted(t.tenants.items), OtherTenants: t.tenants.others,
 			Peers: sorted(t.peers.items), OtherPeers: t.peers.others,
+			KeyIds: sorted(t.keys.items), OtherKeyIds: t.keys.others,
+			Targets: sorted(t.targets.items), OtherTargets: t.targets.others,
 		},
 	}
 }
@@ -180,17 +219,21 @@ func (r *refusals) refuse(ctx context.Context, ev *accessEvent, log string, open
 		return r.write(ctx, ev.proto(), log)
 	}
 	b := r.bursts[key]
-	if b == nil && len(r.bursts) >= maxBursts {
-		key = burstKey{log: log, peer: overflowBurstField, key: overflowBurstField}
-		b, open = r.bursts[key], false
+	if b == nil && (r.open >= maxBursts || r.perLog[log] >= maxBurstsPerLog) {
+		key = burstKey{log: log, overflow: true}
+		b = r.bursts[key]
 	}
 	if b == nil {
-		b = &burst{key: key, role: ev.role}
-		if key.peer == overflowBurstField {
-			b.role = ""
+		b = &burst{key: key}
+		if key.key != "" {
+			b.role = ev.role
 		}
-		r.bursts[key] = b
-		b.timer = time.AfterFunc(r.period, func() { r.flush(key) })
+		r.add(b)
+		after := r.afterFunc
+		if after == nil {
+			after = func(d time.Duration, f func()) refusalTimer { return time.AfterFunc(d, f) }
+		}
+		b.timer = after(r.period, func() { r.flush(b) })
 		if open {
 			b.opening = make(chan struct{})
 			r.mu.Unlock()
@@ -200,7 +243,7 @@ func (r *refusals) refuse(ctx context.Context, ev *accessEvent, log string, open
 			close(b.opening)
 			if err != nil && r.bursts[key] == b {
 				b.timer.Stop()
-				delete(r.bursts, key)
+				r.remove(b)
 			}
 			r.mu.Unlock()
 			return err
@@ -217,17 +260,45 @@ func (r *refusals) refuse(ctx context.Context, ev *accessEvent, log string, open
 	return nil
 }
 
+// add puts a new burst in the table. r.mu is held.
+func (r *refusals) add(b *burst) {
+	if r.bursts == nil {
+		r.bursts = map[burstKey]*burst{}
+	}
+	r.bursts[b.key] = b
+	if b.key.overflow {
+		return
+	}
+	if r.perLog == nil {
+		r.perLog = map[string]int{}
+	}
+	r.perLog[b.key.log]++
+	r.open++
+}
+
+// remove takes a burst out of the table. r.mu is held.
+func (r *refusals) remove(b *burst) {
+	delete(r.bursts, b.key)
+	if b.key.overflow {
+		return
+	}
+	r.open--
+	if r.perLog[b.key.log]--; r.perLog[b.key.log] <= 0 {
+		delete(r.perLog, b.key.log)
+	}
+}
+
 // flush ends a burst's period: it writes the burst's summary if it counted
-// refusals, else the burst is over.
-func (r *refusals) flush(key burstKey) {
+// refusals, else the burst is over. A burst no longer in the table (its
+// timer fired as it was removed) is left alone.
+func (r *refusals) flush(b *burst) {
 	r.mu.Lock()
-	b := r.bursts[key]
-	if r.closed || b == nil {
+	if r.closed || b == nil || r.bursts[b.key] != b {
 		r.mu.Unlock()
 		return
 	}
 	if b.t.n == 0 {
-		delete(r.bursts, key)
+		r.remove(b)
 		r.mu.Unlock()
 		return
 	}
@@ -237,8 +308,8 @@ func (r *refusals) flush(key burstKey) {
 	r.inflight.Add(1)
 	r.mu.Unlock()
 	defer r.inflight.Done()
-	if err := r.write(context.Background(), b.record(t, r.now()), key.log); err != nil {
-		r.log.Error("record refusal summary; retrying next period", "log", key.log, "refusals", t.n, "err", err)
+	if err := r.write(context.Background(), b.record(t, r.now()), b.key.log); err != nil {
+		r.log.Error("record refusal summary; retrying next period", "log", b.key.log, "refusals", t.n, "err", err)
 		r.mu.Lock()
 		b.t.merge(t)
 		r.mu.Unlock()
@@ -254,24 +325,25 @@ func (r *refusals) close(ctx context.Context) error {
 		return nil
 	}
 	r.closed = true
-	type pending struct {
-		b *burst
-		t tally
-	}
-	var todo []pending
-	for _, b := range r.bursts {
+	bursts := slices.Collect(maps.Values(r.bursts))
+	for _, b := range bursts {
 		b.timer.Stop()
-		if b.t.n > 0 {
-			todo = append(todo, pending{b, b.t})
-		}
 	}
-	r.bursts = nil
+	r.bursts, r.perLog, r.open = nil, nil, 0
 	r.mu.Unlock()
+	// Summaries being written may fail and give their counts back.
 	r.inflight.Wait()
 	var errs []error
-	for _, p := range todo {
-		if err := r.write(ctx, p.b.record(p.t, r.now()), p.b.key.log); err != nil {
-			errs = append(errs, fmt.Errorf("summary of %d refusals in the %s access log: %w", p.t.n, p.b.key.log, err))
+	for _, b := range bursts {
+		r.mu.Lock()
+		t := b.t
+		b.t = tally{}
+		r.mu.Unlock()
+		if t.n == 0 {
+			continue
+		}
+		if err := r.write(ctx, b.record(t, r.now()), b.key.log); err != nil {
+			errs = append(errs, fmt.Errorf("summary of %d refusals in the %s access log: %w", t.n, b.key.log, err))
 		}
 	}
 	return errors.Join(errs...)

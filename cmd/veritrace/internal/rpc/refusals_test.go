@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/policy"
 )
 
 // fakeLog is the tiny stand-in for the ledger that refusals writes to.
@@ -50,7 +54,7 @@ func newTestRefusals(f *fakeLog, clk *clock) *refusals {
 }
 
 func refusal(clk *clock, peer, key string) *accessEvent {
-	ev := &accessEvent{procedure: "/veritrace.v1.LedgerService/GetEntry", peer: peer, keyID: key, keyKnown: key != "", time: clk.now(), tenant: "acme"}
+	ev := &accessEvent{procedure: "/veritrace.v1.LedgerService/GetEntry", peer: peer, keyID: key, keyKnown: key != "", keyBound: key != "", time: clk.now(), tenant: "acme"}
 	ev.deny(connect.CodePermissionDenied, "no")
 	return ev
 }
@@ -83,7 +87,7 @@ func TestRefusalBursts(t *testing.T) {
 	if got := f.taken(); len(got) != 1 || got[0].GetSummary() != nil {
 		t.Fatalf("after 5 refusals: %v, want the first on its own", got)
 	}
-	r.flush(key)
+	r.flush(r.bursts[key])
 	got := f.taken()
 	if len(got) != 1 || got[0].GetSummary().GetCount() != 4 || got[0].GetPeer() != "192.0.2.1" || got[0].GetKeyId() != "k1" ||
 		got[0].GetSummary().GetFirstTime().AsTime().Sub(got[0].GetSummary().GetLastTime().AsTime()) != -3*time.Second {
@@ -91,7 +95,7 @@ func TestRefusalBursts(t *testing.T) {
 	}
 	// A period without refusals ends the burst; the next refusal opens a
 	// new one, recorded on its own.
-	r.flush(key)
+	r.flush(r.bursts[key])
 	if got := f.taken(); len(got) != 0 {
 		t.Fatalf("quiet period wrote %v", got)
 	}
@@ -104,10 +108,10 @@ func TestRefusalBursts(t *testing.T) {
 	// A summary that cannot be written is kept for the next period.
 	r.refuse(ctx, refusal(clk, "192.0.2.1:5001", "k1"), "acme", true)
 	f.fail = errors.New("disk full")
-	r.flush(key)
+	r.flush(r.bursts[key])
 	r.refuse(ctx, refusal(clk, "192.0.2.1:5002", "k1"), "acme", true)
 	f.fail = nil
-	r.flush(key)
+	r.flush(r.bursts[key])
 	if got := f.taken(); len(got) != 1 || got[0].GetSummary().GetCount() != 2 {
 		t.Fatalf("after a failed summary: %v, want one summary of 2", got)
 	}
@@ -162,36 +166,75 @@ func TestRefusalOpeningFails(t *testing.T) {
 	}
 }
 
-// TestRefusalTableBounded: peers beyond the table's bound are counted in
-// one overflow burst per log, whose summary lists some of them.
+// TestRefusalTableBounded: a log holds at most maxBurstsPerLog bursts;
+// peers beyond that share its overflow burst (opened with a record like any
+// burst), whose summary lists some of them, and take nothing from another
+// log. When the whole table is full, a log's new bursts go to its overflow
+// burst, which still names the keys and targets it saw.
 func TestRefusalTableBounded(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	f := &fakeLog{}
-	r := newTestRefusals(f, clk)
+	f := &logsByName{}
+	r := &refusals{period: time.Hour, now: clk.now, write: f.write, log: slog.New(slog.DiscardHandler)}
 	const extra = 50
-	for i := 0; i < maxBursts+extra; i++ {
+	for i := 0; i < maxBurstsPerLog+extra; i++ {
 		peer := fmt.Sprintf("10.%d.%d.%d:1234", i>>16&0xff, i>>8&0xff, i&0xff)
 		if err := r.refuse(ctx, refusal(clk, peer, ""), "system", true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := len(r.bursts); n != maxBursts+1 {
-		t.Errorf("%d bursts open, want %d and the overflow", n, maxBursts)
+	if n := len(r.bursts); n != maxBurstsPerLog+1 {
+		t.Errorf("%d bursts open, want %d and the overflow", n, maxBurstsPerLog)
 	}
-	if ind := len(f.taken()); ind != maxBursts {
-		t.Errorf("%d records of their own, want %d", ind, maxBursts)
+	if ind := len(f.of("system")); ind != maxBurstsPerLog+1 {
+		t.Errorf("%d records of their own, want %d and the overflow's first", ind, maxBurstsPerLog)
+	}
+	// Another log still has its own room.
+	if err := r.refuse(ctx, refusal(clk, "192.0.2.9:1", "5eed5eed5eed5eed"), "acme", true); err != nil {
+		t.Fatal(err)
+	}
+	if rs := f.of("acme"); len(rs) != 1 || rs[0].GetKeyId() != "5eed5eed5eed5eed" || rs[0].GetSummary() != nil {
+		t.Errorf("acme's log after system's filled its share: %v, want the refusal on its own", rs)
 	}
 	if err := r.close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got := f.taken()
+	got := f.of("system")[maxBurstsPerLog+1:]
 	if len(got) != 1 {
-		t.Fatalf("close wrote %d summaries, want the overflow's", len(got))
+		t.Fatalf("close wrote %d summaries in the system log, want the overflow's", len(got))
 	}
 	sum := got[0].GetSummary()
-	if sum.GetCount() != extra || len(sum.GetPeers()) != maxSummaryPeers || sum.GetOtherPeers() != extra-maxSummaryPeers || got[0].GetPeer() != "" || got[0].GetKeyId() != "" {
+	if sum.GetCount() != extra-1 || len(sum.GetPeers()) != maxSummaryPeers || sum.GetOtherPeers() != extra-1-maxSummaryPeers || got[0].GetPeer() != "" || got[0].GetKeyId() != "" {
 		t.Errorf("overflow summary = %v", got[0])
+	}
+
+	// The whole table: every log at its share, until maxBursts.
+	f = &logsByName{}
+	r = &refusals{period: time.Hour, now: clk.now, write: f.write, log: slog.New(slog.DiscardHandler)}
+	for i := 0; i < maxBursts; i++ {
+		log := fmt.Sprint("t", i/maxBurstsPerLog)
+		if err := r.refuse(ctx, refusal(clk, fmt.Sprintf("10.0.%d.%d:1", i>>8&0xff, i&0xff), ""), log, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	probe := refusal(clk, "198.51.100.7:5000", "5eed5eed5eed5eed")
+	probe.keyBound, probe.target = false, "export subject=ceo"
+	for i := 0; i < 2; i++ {
+		if err := r.refuse(ctx, probe, "acme", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, open := len(r.bursts), r.open; n != maxBursts+1 || open != maxBursts {
+		t.Errorf("%d bursts in the table (%d open), want %d open and acme's overflow", n, open, maxBursts)
+	}
+	if err := r.close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rs := f.of("acme")
+	if len(rs) != 2 || rs[0].GetKeyId() != probe.keyID || rs[0].GetTarget() != probe.target || rs[1].GetSummary().GetCount() != 1 ||
+		!slices.Equal(rs[1].GetSummary().GetKeyIds(), []string{probe.keyID}) || !slices.Equal(rs[1].GetSummary().GetTargets(), []string{probe.target}) ||
+		!slices.Equal(rs[1].GetSummary().GetPeers(), []string{"198.51.100.7"}) || rs[1].GetKeyId() != "" || rs[1].GetPeer() != "" {
+		t.Errorf("acme's log once the table was full: %v, want the overflow's first refusal and a summary naming the key, its target and its peer", rs)
 	}
 }
 
@@ -257,30 +300,244 @@ func TestPeerKey(t *testing.T) {
 	}
 }
 
-// TestRefusalSummaryBounded: a summary stays small however many distinct
-// and long procedures, tenants and peers its refusals had.
-func TestRefusalSummaryBounded(t *testing.T) {
+// The most an access record's payload can be: a record of its own, and a
+// refusal summary (docs/ACCESS.md).
+const (
+	maxAccessRecordBytes  = 1024
+	maxSummaryRecordBytes = 5 * 1024
+)
+
+// worstRefusal is a refusal whose every string is as long as a record lets
+// it be once escaped (a NUL becomes four bytes), and distinct for each i.
+func worstRefusal(clk *clock, i int) *accessEvent {
+	long := func(prefix string) string { return fmt.Sprintf("%s%d", prefix, i) + strings.Repeat("\x00", 1000) }
+	ev := &accessEvent{procedure: long("/p"), peer: long("peer"), keyID: fmt.Sprintf("%016x", i), keyKnown: true, keyBound: i%2 == 0,
+		tenant: long("t"), target: long("target "), role: policy.ComplianceOfficer, time: clk.now()}
+	ev.deny(connect.Code(16-i%16), long("reason ")) // the longest names first
+	return ev
+}
+
+// TestRefusalRecordSizes: a record of its own and a summary stay within
+// their documented bounds however many distinct and long procedures,
+// tenants, peers, keys and targets their refusals had.
+func TestRefusalRecordSizes(t *testing.T) {
+	clk := newClock()
+	if n := proto.Size(worstRefusal(clk, 1).proto()); n > maxAccessRecordBytes {
+		t.Errorf("a refusal's own record is %d bytes, want at most %d", n, maxAccessRecordBytes)
+	}
+	b := &burst{key: burstKey{log: "acme", peer: peerKey(strings.Repeat("\x01", 100)), key: "0123456789abcdef"}, role: policy.ComplianceOfficer}
+	var tl tally
+	for i := 0; i < 100; i++ {
+		tl.add(worstRefusal(clk, i), peerKey(fmt.Sprintf("%d%s", i, strings.Repeat("\x02", 100))))
+	}
+	tl.n = ^uint64(0)
+	for _, set := range []*boundedSet{&tl.procs, &tl.tenants, &tl.peers, &tl.codes, &tl.keys, &tl.targets} {
+		set.others = ^uint32(0)
+	}
+	rec := b.record(tl, clk.now())
+	sum := rec.GetSummary()
+	if len(sum.GetProcedures()) != maxSummaryProcs || len(sum.GetTenants()) != maxSummaryTenants || len(sum.GetPeers()) != maxSummaryPeers ||
+		len(sum.GetCodes()) != maxSummaryCodes || len(sum.GetKeyIds()) != maxSummaryKeys || len(sum.GetTargets()) != maxSummaryTargets {
+		t.Fatalf("the summary's lists are not full: %v", sum)
+	}
+	if n := proto.Size(rec); n > maxSummaryRecordBytes {
+		t.Errorf("a summary with every list full is %d bytes, want at most %d", n, maxSummaryRecordBytes)
+	}
+	t.Logf("largest record of its own %d bytes, largest summary %d bytes", proto.Size(worstRefusal(clk, 1).proto()), proto.Size(rec))
+}
+
+// fakeTimers runs the refusal timers on a test's clock.
+type fakeTimers struct {
+	clk *clock
+	ts  []*fakeTimer
+}
+
+type fakeTimer struct {
+	ft     *fakeTimers
+	due    time.Time
+	f      func()
+	active bool
+}
+
+func (ft *fakeTimers) after(d time.Duration, f func()) refusalTimer {
+	t := &fakeTimer{ft: ft, due: ft.clk.now().Add(d), f: f, active: true}
+	ft.ts = append(ft.ts, t)
+	return t
+}
+
+func (t *fakeTimer) Stop() bool { was := t.active; t.active = false; return was }
+func (t *fakeTimer) Reset(d time.Duration) bool {
+	was := t.active
+	t.due, t.active = t.ft.clk.now().Add(d), true
+	return was
+}
+
+// fire runs the timers that are due, earliest first.
+func (ft *fakeTimers) fire() {
+	for {
+		var next *fakeTimer
+		for _, t := range ft.ts {
+			if t.active && !t.due.After(ft.clk.now()) && (next == nil || t.due.Before(next.due)) {
+				next = t
+			}
+		}
+		if next == nil {
+			break
+		}
+		next.active = false
+		next.f()
+	}
+	ft.ts = slices.DeleteFunc(ft.ts, func(t *fakeTimer) bool { return !t.active })
+}
+
+// TestRefusalWorstCasePerLog: whatever the refusals, one log gets at most
+// maxBurstsPerLog+1 records in any period (one per burst it may hold: its
+// share of the table and its overflow burst), so at most that many times
+// the largest summary in bytes, and never twice as many in a closed window
+// of one period (docs/ACCESS.md, "Refusals": 17 records and 85 KiB a
+// minute). The adversary: 60 peers, each refused every second for a while
+// (some with keys bound to the log, some with other keys), then quiet for a
+// while, so that bursts keep ending and opening, with every string as long
+// as a record allows; meanwhile the system log is flooded too. Timers run
+// on the test's clock. Every refusal is accounted for once the summaries
+// are written.
+func TestRefusalWorstCasePerLog(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	ft := &fakeTimers{clk: clk}
+	type write struct {
+		at   time.Time
+		size int
+		n    uint64
+	}
+	var mu sync.Mutex
+	writes := map[string][]write{}
+	r := &refusals{period: time.Minute, now: clk.now, log: slog.New(slog.DiscardHandler), afterFunc: ft.after,
+		write: func(_ context.Context, rec *v1.AccessRecord, log string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			n := uint64(1)
+			if rec.GetSummary() != nil {
+				n = rec.GetSummary().GetCount()
+			}
+			writes[log] = append(writes[log], write{clk.now(), proto.Size(rec), n})
+			return nil
+		}}
+	rng := rand.New(rand.NewPCG(9, 7))
+	const peers, minutes = 60, 15
+	quietUntil := make([]time.Time, peers)
+	activeUntil := make([]time.Time, peers)
+	sent := map[string]uint64{}
+	for step := 0; step < minutes*60; step++ {
+		clk.advance(time.Second)
+		ft.fire()
+		for p := 0; p < peers; p++ {
+			now := clk.now()
+			if now.Before(quietUntil[p]) {
+				continue
+			}
+			if !now.Before(activeUntil[p]) {
+				// A new phase: active for 1 s to 2 min, then quiet for 1 to 2 min.
+				activeUntil[p] = now.Add(time.Duration(1+rng.IntN(120)) * time.Second)
+				quietUntil[p] = activeUntil[p].Add(time.Duration(60+rng.IntN(60)) * time.Second)
+			}
+			for _, log := range []string{"acme", "system"} {
+				ev := worstRefusal(clk, rng.IntN(1000))
+				ev.peer = fmt.Sprintf("192.0.2.%d:%d", p, 1000+step)
+				ev.keyBound = log == "acme" && p%3 == 0
+				if err := r.refuse(ctx, ev, log, p%5 != 0); err != nil {
+					t.Fatal(err)
+				}
+				sent[log]++
+			}
+		}
+	}
+	mu.Lock()
+	acme := slices.Clone(writes["acme"])
+	mu.Unlock()
+	most, mostClosed, mostBytes := 0, 0, 0
+	for i, w := range acme {
+		n, closed, bytes := 0, 0, 0
+		for _, o := range acme[i:] {
+			if o.at.Before(w.at.Add(r.period)) {
+				n++
+				bytes += o.size
+			}
+			if !o.at.After(w.at.Add(r.period)) {
+				closed++
+			}
+		}
+		most, mostClosed, mostBytes = max(most, n), max(mostClosed, closed), max(mostBytes, bytes)
+	}
+	t.Logf("acme: %d records in %d minutes; at most %d records (%d bytes) in a minute, %d in a closed minute", len(acme), minutes, most, mostBytes, mostClosed)
+	if most > maxBurstsPerLog+1 || mostBytes > (maxBurstsPerLog+1)*maxSummaryRecordBytes || mostClosed > 2*(maxBurstsPerLog+1) {
+		t.Errorf("acme's log got %d records (%d bytes) in a minute and %d in a closed minute; want at most %d (%d bytes) and %d",
+			most, mostBytes, mostClosed, maxBurstsPerLog+1, (maxBurstsPerLog+1)*maxSummaryRecordBytes, 2*(maxBurstsPerLog+1))
+	}
+	if most < maxBurstsPerLog {
+		t.Errorf("the adversary got at most %d records a minute into acme's log: too weak to show the bound", most)
+	}
+	if err := r.close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for log, n := range sent {
+		var accounted uint64
+		for _, w := range writes[log] {
+			accounted += w.n
+		}
+		if accounted != n {
+			t.Errorf("the %s log accounts for %d refusals, want %d", log, accounted, n)
+		}
+	}
+}
+
+// TestRefusalCloseKeepsFailedSummary: a summary that fails while the
+// server shuts down gives its counts back, and Close writes them.
+func TestRefusalCloseKeepsFailedSummary(t *testing.T) {
+	ctx := context.Background()
 	clk := newClock()
 	f := &fakeLog{}
+	release, writing := make(chan struct{}), make(chan struct{})
+	var calls int
 	r := newTestRefusals(f, clk)
-	for i := 0; i < maxBursts; i++ { // fill the table so that peers share the overflow burst
-		r.bursts[burstKey{log: "x", peer: fmt.Sprint(i)}] = &burst{timer: time.NewTimer(time.Hour)}
-	}
-	for i := 0; i < 100; i++ {
-		ev := refusal(clk, fmt.Sprintf("[2001:db8:%x::1]:1", i), "")
-		ev.procedure = fmt.Sprintf("/%0200d", i)
-		ev.tenant = fmt.Sprintf("t%062d", i)
-		ev.code = connect.Code(i%16 + 1)
-		r.refuse(context.Background(), ev, "system", true)
-	}
-	r.close(context.Background())
-	got := f.taken()
-	if len(got) != 1 || got[0].GetSummary().GetCount() != 100 {
-		t.Fatalf("close wrote %d records, want the overflow burst's summary of 100", len(got))
-	}
-	for _, rec := range got {
-		if n := proto.Size(rec); n > 4096 {
-			t.Errorf("summary of %d refusals is %d bytes", rec.GetSummary().GetCount(), n)
+	r.write = func(ctx context.Context, rec *v1.AccessRecord, log string) error {
+		f.mu.Lock()
+		calls++
+		second := calls == 2
+		f.mu.Unlock()
+		if second { // the first summary: held, then failed
+			close(writing)
+			<-release
+			return errors.New("disk full")
 		}
+		return f.write(ctx, rec, log)
+	}
+	for i := 0; i < 3; i++ {
+		if err := r.refuse(ctx, refusal(clk, "192.0.2.1:4000", "k1"), "acme", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := r.bursts[burstKey{log: "acme", peer: "192.0.2.1", key: "k1"}]
+	go r.flush(b)
+	<-writing
+	closed := make(chan error)
+	go func() { closed <- r.close(ctx) }()
+	for { // Close has begun
+		r.mu.Lock()
+		c := r.closed
+		r.mu.Unlock()
+		if c {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if ind, sum := summaryCounts(f.taken()); ind != 1 || sum != 2 {
+		t.Errorf("after a summary failed during Close: %d records of their own and %d refusals summarised, want 1 and 2", ind, sum)
 	}
 }

@@ -3,15 +3,20 @@ package rpc
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/policy"
 )
 
@@ -85,5 +90,63 @@ func TestStreamingAuth(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code() != tc.code {
 			t.Errorf("%s: stream error %v, want %v", name, err, tc.code)
 		}
+	}
+}
+
+// TestRefusedExportRequestRead: a server stream's request is read after
+// authentication and before the decision, within the read limit. A refused
+// export is recorded with its target over every protocol; one whose request
+// is over the limit is still refused, without a target; an allowed one over
+// the limit fails as before, unrecorded; and a request that does not
+// authenticate is answered without its body being read at all.
+func TestRefusedExportRequestRead(t *testing.T) {
+	s := startServerWith(t, Options{MaxRequestBytes: 1024, RefusalPeriod: -1}) // every refusal recorded on its own
+	ctx := context.Background()
+	s.tenant(t, "acme")
+	s.tenant(t, "globex")
+	foreign := s.key(t, policy.Auditor, "acme")
+	own := s.key(t, policy.Auditor, "globex")
+	for _, protocol := range []string{"connect", "grpc", "json"} {
+		_, err := readBundle(ctx, s.clients(protocol, "globex", foreign), &v1.TraceQuery{SubjectId: "ceo-" + protocol}, 0)
+		wantCode(t, "ExportBundle(globex) with an acme key over "+protocol, err, connect.CodePermissionDenied, "")
+	}
+	huge := &v1.TraceQuery{SubjectId: strings.Repeat("x", 2000)}
+	_, err := readBundle(ctx, s.clients("connect", "globex", foreign), huge, 0)
+	wantCode(t, "ExportBundle(globex, over the read limit) with an acme key", err, connect.CodePermissionDenied, "")
+	_, err = readBundle(ctx, s.clients("connect", "globex", own), huge, 0)
+	wantCode(t, "ExportBundle(globex, over the read limit) with a globex key", err, connect.CodeResourceExhausted, "")
+	var got []string
+	for _, r := range s.accessRecords(t, "globex") {
+		got = append(got, fmt.Sprintf("%s %q", r.GetOutcome(), r.GetTarget()))
+	}
+	want := []string{`ACCESS_OUTCOME_DENIED "export subject=ceo-connect"`, `ACCESS_OUTCOME_DENIED "export subject=ceo-grpc"`,
+		`ACCESS_OUTCOME_DENIED "export subject=ceo-json"`, `ACCESS_OUTCOME_DENIED ""`}
+	if !slices.Equal(got, want) {
+		t.Errorf("globex's access log = %v, want %v", got, want)
+	}
+
+	// No key, and a body that never comes: the answer does not wait for it
+	// (over HTTP/2: an HTTP/1.1 server reads a little of an unread body
+	// before it answers, whatever the handler does).
+	body, w := io.Pipe()
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url+veritracev1connect.AuditServiceExportBundleProcedure, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/connect+proto")
+	req.Header.Set("Veritrace-Tenant", "globex")
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatalf("an unauthenticated export whose body never comes was not answered: %v", err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); !strings.Contains(string(b), `"unauthenticated"`) {
+		t.Errorf("unauthenticated export answered %s %q, want the error unauthenticated", resp.Status, b)
 	}
 }

@@ -3,6 +3,7 @@
 
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { toHex } from "./verify/bytes";
+import type { RefusalSummary } from "./gen/veritrace/v1/access_pb";
 import type { Cost } from "./gen/veritrace/v1/audit_pb";
 import { Role } from "./gen/veritrace/v1/admin_pb";
 import { SpanKind } from "./gen/veritrace/v1/span_pb";
@@ -68,4 +69,19 @@ export function bytesSize(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+/**
+ * A refusal summary of the access log on one line (docs/ACCESS.md,
+ * "Refusals"): how many refusals it stands for, when, and every list, each
+ * with the count of what did not fit. Targets are free text, so quoted.
+ */
+export function refusalSummary(s: RefusalSummary): string {
+  const list = (items: string[], others: number) => (items.join(", ") || "-") + (others > 0 ? ` and ${others} more` : "");
+  return (
+    `${num(s.count)} more refused from ${time(s.firstTime)} to ${time(s.lastTime)}; ` +
+    `keys ${list(s.keyIds, s.otherKeyIds)}; targets ${list(s.targets.map((t) => JSON.stringify(t)), s.otherTargets)}; ` +
+    `procedures ${list(s.procedures.map((p) => p.replace("/veritrace.v1.", "")), s.otherProcedures)}; codes ${list(s.codes, 0)}; ` +
+    `tenants ${list(s.tenants, s.otherTenants)}; peers ${list(s.peers, s.otherPeers)}`
+  );
 }

@@ -6,7 +6,7 @@ import { useCtx } from "../context";
 import { AccessOutcome } from "../gen/veritrace/v1/access_pb";
 import type { AccessEntry } from "../gen/veritrace/v1/ledger_pb";
 import { Role } from "../gen/veritrace/v1/admin_pb";
-import { enumName, time } from "../format";
+import { enumName, refusalSummary, time } from "../format";
 import { Badge, ErrorBox, Id, Notice, Page, Panel, useAction } from "../ui";
 
 export function AccessLogView() {
@@ -30,7 +30,8 @@ export function AccessLogView() {
       <Panel testid="access-log">
         <p class="muted">
           Every read of payloads, every export, every retention, hold and erasure call and every refused request, appended to the ledger
-          before the answer was sent. Your reading this page is recorded too.
+          before the answer was sent; refusals after the first of a burst are counted in a summary a minute, naming the keys and targets
+          refused. Your reading this page is recorded too.
         </p>
         <div class="toolbar">
           <label>
@@ -78,7 +79,7 @@ export function AccessLogView() {
                     <td>
                       <code>{r.procedure.replace("/veritrace.v1.", "")}</code>
                     </td>
-                    <td class="wrap">{r.target}</td>
+                    <td class="wrap">{r.summary ? <span data-testid="refusal-summary">{refusalSummary(r.summary)}</span> : r.target}</td>
                     <td class="wrap">{r.code ? `${r.code}: ${r.reason}` : r.reason}</td>
                     <td>{r.peer}</td>
                   </tr>

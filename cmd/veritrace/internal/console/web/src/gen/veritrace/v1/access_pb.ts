@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file veritrace/v1/access.proto.
  */
 export const file_veritrace_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("Chl2ZXJpdHJhY2UvdjEvYWNjZXNzLnByb3RvEgx2ZXJpdHJhY2UudjEipgIKDEFjY2Vzc1JlY29yZBIOCgZrZXlfaWQYASABKAkSIAoEcm9sZRgCIAEoDjISLnZlcml0cmFjZS52MS5Sb2xlEhEKCXByb2NlZHVyZRgDIAEoCRIOCgZ0ZW5hbnQYBCABKAkSDgoGdGFyZ2V0GAUgASgJEiwKB291dGNvbWUYBiABKA4yGy52ZXJpdHJhY2UudjEuQWNjZXNzT3V0Y29tZRIMCgRjb2RlGAcgASgJEg4KBnJlYXNvbhgIIAEoCRIMCgRwZWVyGAkgASgJEigKBHRpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB3N1bW1hcnkYCyABKAsyHC52ZXJpdHJhY2UudjEuUmVmdXNhbFN1bW1hcnkihwIKDlJlZnVzYWxTdW1tYXJ5Eg0KBWNvdW50GAEgASgEEi4KCmZpcnN0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWxhc3RfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvY2VkdXJlcxgEIAMoCRIYChBvdGhlcl9wcm9jZWR1cmVzGAUgASgNEg0KBWNvZGVzGAYgAygJEg8KB3RlbmFudHMYByADKAkSFQoNb3RoZXJfdGVuYW50cxgIIAEoDRINCgVwZWVycxgJIAMoCRITCgtvdGhlcl9wZWVycxgKIAEoDSqBAQoNQWNjZXNzT3V0Y29tZRIeChpBQ0NFU1NfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhoKFkFDQ0VTU19PVVRDT01FX0FMTE9XRUQQARIZChVBQ0NFU1NfT1VUQ09NRV9ERU5JRUQQAhIZChVBQ0NFU1NfT1VUQ09NRV9GQUlMRUQQA0I9WjtnaXRodWIuY29tL3Zlcml0cmFjZS92ZXJpdHJhY2UvZ2VuL3Zlcml0cmFjZS92MTt2ZXJpdHJhY2V2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_veritrace_v1_admin]);
+  fileDesc("Chl2ZXJpdHJhY2UvdjEvYWNjZXNzLnByb3RvEgx2ZXJpdHJhY2UudjEipgIKDEFjY2Vzc1JlY29yZBIOCgZrZXlfaWQYASABKAkSIAoEcm9sZRgCIAEoDjISLnZlcml0cmFjZS52MS5Sb2xlEhEKCXByb2NlZHVyZRgDIAEoCRIOCgZ0ZW5hbnQYBCABKAkSDgoGdGFyZ2V0GAUgASgJEiwKB291dGNvbWUYBiABKA4yGy52ZXJpdHJhY2UudjEuQWNjZXNzT3V0Y29tZRIMCgRjb2RlGAcgASgJEg4KBnJlYXNvbhgIIAEoCRIMCgRwZWVyGAkgASgJEigKBHRpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KB3N1bW1hcnkYCyABKAsyHC52ZXJpdHJhY2UudjEuUmVmdXNhbFN1bW1hcnki1wIKDlJlZnVzYWxTdW1tYXJ5Eg0KBWNvdW50GAEgASgEEi4KCmZpcnN0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWxhc3RfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvY2VkdXJlcxgEIAMoCRIYChBvdGhlcl9wcm9jZWR1cmVzGAUgASgNEg0KBWNvZGVzGAYgAygJEg8KB3RlbmFudHMYByADKAkSFQoNb3RoZXJfdGVuYW50cxgIIAEoDRINCgVwZWVycxgJIAMoCRITCgtvdGhlcl9wZWVycxgKIAEoDRIPCgdrZXlfaWRzGAsgAygJEhUKDW90aGVyX2tleV9pZHMYDCABKA0SDwoHdGFyZ2V0cxgNIAMoCRIVCg1vdGhlcl90YXJnZXRzGA4gASgNKoEBCg1BY2Nlc3NPdXRjb21lEh4KGkFDQ0VTU19PVVRDT01FX1VOU1BFQ0lGSUVEEAASGgoWQUNDRVNTX09VVENPTUVfQUxMT1dFRBABEhkKFUFDQ0VTU19PVVRDT01FX0RFTklFRBACEhkKFUFDQ0VTU19PVVRDT01FX0ZBSUxFRBADQj1aO2dpdGh1Yi5jb20vdmVyaXRyYWNlL3Zlcml0cmFjZS9nZW4vdmVyaXRyYWNlL3YxO3Zlcml0cmFjZXYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_veritrace_v1_admin]);
 
 /**
  * AccessRecord is the payload of an access-log entry. It holds no secret
@@ -92,7 +92,9 @@ export type AccessRecord = Message<"veritrace.v1.AccessRecord"> & {
   /**
    * Set when the record stands for several refused requests that were not
    * recorded one by one (docs/ACCESS.md, "Refusals"). Outcome is then
-   * DENIED, and key_id, role and peer are those of the burst it closes.
+   * DENIED; key_id and role are those of its burst's key (empty when the
+   * burst is not one key's), peer its burst's peer (empty for a log's
+   * overflow burst), and time when the summary was written.
    *
    * @generated from field: veritrace.v1.RefusalSummary summary = 11;
    */
@@ -107,10 +109,13 @@ export const AccessRecordSchema: GenMessage<AccessRecord> = /*@__PURE__*/
   messageDesc(file_veritrace_v1_access, 0);
 
 /**
- * RefusalSummary counts refused requests of one burst: from one peer (an
- * IPv4 address or an IPv6 /64), with one key id (or none), recorded in one
- * log. The burst's first refusal is recorded on its own; a summary is
- * written for every period in which more came.
+ * RefusalSummary counts refused requests of one burst, recorded in one
+ * log: those of one peer (an IPv4 address or an IPv6 /64) with one key
+ * bound to the log's tenant (key_id is then set), or those of one peer
+ * with any other key or none (key_id empty), or, once the log's share of
+ * the server's table of bursts is full, those of any peer (key_id and peer
+ * empty). The burst's first refusal is recorded on its own; a summary is
+ * written for every period in which more came (docs/ACCESS.md, "Refusals").
  *
  * @generated from message veritrace.v1.RefusalSummary
  */
@@ -184,6 +189,35 @@ export type RefusalSummary = Message<"veritrace.v1.RefusalSummary"> & {
    * @generated from field: uint32 other_peers = 10;
    */
   otherPeers: number;
+
+  /**
+   * The ids of the keys whose secret the refused requests presented
+   * (authenticated keys, and revoked or expired ones), sorted, at most 8;
+   * other_key_ids counts the refusals whose key found the list full.
+   * Made-up ids and ids sent with a wrong secret are not listed.
+   *
+   * @generated from field: repeated string key_ids = 11;
+   */
+  keyIds: string[];
+
+  /**
+   * @generated from field: uint32 other_key_ids = 12;
+   */
+  otherKeyIds: number;
+
+  /**
+   * The targets of the refused requests (as in AccessRecord.target),
+   * sorted, at most 8; other_targets counts the refusals whose target found
+   * the list full. Requests that were not authenticated have no target.
+   *
+   * @generated from field: repeated string targets = 13;
+   */
+  targets: string[];
+
+  /**
+   * @generated from field: uint32 other_targets = 14;
+   */
+  otherTargets: number;
 };
 
 /**
