@@ -27,6 +27,10 @@ type SpanFigures struct {
 	// HasAttribute says whether the span has it.
 	Attribute    string
 	HasAttribute bool
+	// NotASpan: the entry is a span entry that records no step of the trace
+	// (an OpenTelemetry resource entry, docs/OTLP.md); aggregates and
+	// summaries leave it out.
+	NotASpan bool
 }
 
 // FiguresFunc decodes the figures of a span entry's payload.
@@ -189,6 +193,9 @@ func (s *Searcher) Aggregate(ctx context.Context, req AggregateRequest) (*Aggreg
 			if sf, err = req.Figures(e.Payload); err != nil {
 				return false, fmt.Errorf("span entry %d: %w", h.Index, err)
 			}
+		}
+		if sf.NotASpan {
+			return true, nil
 		}
 		out.Total.add(h.TraceID, &sf, e.Erased)
 		if b := int(h.AppendedAt.Sub(start) / req.Bucket); b >= 0 && b < n {
@@ -363,6 +370,9 @@ func (s *Searcher) Summarize(ctx context.Context, tenant string, trace [16]byte,
 			if sf, err = figures(e.Payload); err != nil {
 				return nil, fmt.Errorf("span entry %d: %w", idx, err)
 			}
+		}
+		if sf.NotASpan {
+			continue
 		}
 		out.add(trace, &sf, e.Erased)
 		start := sf.Start

@@ -32,7 +32,7 @@ func (l *Ledger) PutAPIKey(ctx context.Context, k *APIKey) error {
 	if err != nil {
 		return err
 	}
-	return l.db.Update(func(txn *badger.Txn) error {
+	return l.update("store API key", func(txn *badger.Txn) error {
 		if _, err := txn.Get(apiKeyKey(k.ID)); err == nil {
 			return fmt.Errorf("API key %x: %w", k.ID, ErrAlreadyExists)
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
@@ -83,7 +83,7 @@ func (l *Ledger) ListAPIKeys(ctx context.Context) ([]*APIKey, error) {
 // key keeps the first time. ErrNotFound if there is no such key.
 func (l *Ledger) RevokeAPIKey(ctx context.Context, id [8]byte, at time.Time) (*APIKey, error) {
 	var k *APIKey
-	err := l.db.Update(func(txn *badger.Txn) error {
+	err := l.update("revoke API key", func(txn *badger.Txn) error {
 		item, err := txn.Get(apiKeyKey(id))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return fmt.Errorf("API key %x: %w", id, ErrNotFound)

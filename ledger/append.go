@@ -106,11 +106,29 @@ type appendReq struct {
 	retire     *retirement
 	cost       txnCost // what the request adds to a group's transaction
 	done       chan appendResult
+	// waitKeys: the writer must look its scope's key up in the key
+	// database, which waits while a DropPrefix runs (sealForCommit).
+	waitKeys bool
 }
 
 type appendResult struct {
 	receipts []Receipt
 	err      error
+	deferred bool // set aside unanswered: it needs a new key while a DropPrefix runs
+}
+
+// needsNewKey reports whether a request's records are sealed under a data
+// key that is not stored yet, or need a key looked up in the key database.
+func (r *appendReq) needsNewKey() bool {
+	if r.waitKeys {
+		return true
+	}
+	for i := range r.prep {
+		if r.prep[i].key.pending() {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Record) validate() error {
@@ -203,7 +221,7 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 	if err := l.space.check(l.now(), critical(recs)); err != nil {
 		return nil, err
 	}
-	day := uint32(l.now().Unix() / 86400)
+	day := l.appendDay(tid)
 	req := &appendReq{tenant: tid, tenantName: tenant, recs: recs, prep: make([]prepared, len(recs)), done: make(chan appendResult, 1)}
 	for i := range recs {
 		r := &recs[i]
@@ -235,10 +253,20 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 		req.prep[i] = prepared{commitment: c, envelope: seal(dk, tid, c, salt, r.Payload, terms), terms: terms, salt: salt, key: dk, scope: scope}
 		req.cost.record(tenant, r, &req.prep[i])
 	}
+	// New data keys are stored by the writer before it commits the group.
+	var newKeys map[*dataKey]bool
+	for i := range req.prep {
+		if k := req.prep[i].key; k.pending() && !newKeys[k] {
+			if newKeys == nil {
+				newKeys = make(map[*dataKey]bool)
+			}
+			newKeys[k] = true
+			req.cost.dataKey(k.sc)
+		}
+	}
 	req.cost.treeSize()
-	if !req.cost.fits(l.txnLimit) {
-		return nil, fmt.Errorf("%w: a batch of %d records needs %d keys and %d bytes of one storage transaction, more than its limit of %d keys and %d bytes; split it",
-			ErrInvalid, len(recs), req.cost.keys, req.cost.bytes, l.txnLimit.keys, l.txnLimit.bytes)
+	if err := req.cost.within(l.txnLimit); err != nil {
+		return nil, fmt.Errorf("%w: a batch of %d records %v; split it", ErrInvalid, len(recs), err)
 	}
 	return l.submit(ctx, req)
 }

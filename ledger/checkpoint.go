@@ -122,7 +122,7 @@ func (l *Ledger) sign(tid uint32, tenant string, mode signMode) (*Checkpoint, er
 	}
 	// A checkpoint need not be durable before it is handed out: it only
 	// covers committed entries, and Ed25519 signs the same body the same way.
-	if err := l.db.Update(func(txn *badger.Txn) error {
+	if err := l.update("store checkpoint", func(txn *badger.Txn) error {
 		return txn.Set(checkpointKey(tid, size), msg)
 	}); err != nil {
 		return nil, fmt.Errorf("store checkpoint: %w", err)

@@ -76,10 +76,36 @@ var ErrNoSpace = errors.New("disk space below the reserve")
 // filesystem is below the reserve (Options.MinFreeBytes).
 type SpaceError struct {
 	Free, Required uint64 // bytes
+	Err            error  // set when the free space cannot be read
 }
 
 func (e *SpaceError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("the free disk space cannot be read, so the reserve of %d bytes cannot be kept; appends are refused until it can be read", e.Required)
+	}
 	return fmt.Sprintf("disk space below the reserve: %d bytes free, %d required", e.Free, e.Required)
 }
 
 func (e *SpaceError) Unwrap() error { return ErrNoSpace }
+
+// ErrBucketExpired: a record's expiry bucket (the data keys of its tenant,
+// day and retention class) was retired by a sweep before it could be
+// committed; see BucketExpiredError.
+var ErrBucketExpired = errors.New("expiry bucket already expired")
+
+// BucketExpiredError refuses a record of a day whose expiry bucket a sweep
+// has expired. Records are sealed under a key of their appended_at day,
+// which never goes back; this happens only when a sweep ran while the
+// clock was far ahead and the clock was then set back. Records of that
+// day and class cannot be stored until the clock passes it.
+type BucketExpiredError struct {
+	Day   uint32 // days since 1970-01-01 UTC
+	Class string
+}
+
+func (e *BucketExpiredError) Error() string {
+	return fmt.Sprintf("the retention class %s of day %s was already expired by a sweep (the server clock is behind the time of that sweep); such records cannot be stored until the clock passes that day",
+		e.Class, dayStart(int64(e.Day)).Format("2006-01-02"))
+}
+
+func (e *BucketExpiredError) Unwrap() error { return ErrBucketExpired }

@@ -89,81 +89,105 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// CheckDataDir reports whether dir is a wholly new data directory: none of
-// ledger/, keys/, master.key, log.key, log.pub and admin.key exists in it
-// (key files given by explicit paths must exist either way). A directory
-// that is not new must hold ledger/, keys/ and both key files; otherwise
-// CheckDataDir returns ErrIncomplete naming every missing piece.
-func CheckDataDir(p KeyPaths) (fresh bool, err error) {
+// CreatingFile marks a data directory whose creation has not finished. A
+// first start writes it (durably) before anything else, then the key
+// files, then the two databases, and Open removes it once both are set
+// up. A start that finds it finishes the creation: it keeps what the
+// interrupted one made and makes what is missing. Nothing is stored in a
+// ledger before its creation finished, so nothing can be lost by that.
+const CreatingFile = "creating"
+
+const creatingText = "This data directory is being created by veritrace; a start that finds this file finishes the creation.\n"
+
+// CheckDataDir reports whether keys may be generated in p.Dir: for a
+// wholly new data directory (none of ledger/, keys/, master.key, log.key,
+// log.pub and admin.key exists in it) or one whose creation was
+// interrupted (CreatingFile). Key files given by explicit paths must
+// exist either way. A directory whose creation finished must hold
+// ledger/, keys/ and both key files; otherwise CheckDataDir returns
+// ErrIncomplete naming every missing piece. So must a directory being
+// created that holds a database: its key files were made before it.
+func CheckDataDir(p KeyPaths) (create bool, err error) {
 	var present []string
 	for _, name := range []string{LogDir, KeyDir, MasterKeyFile, SigningKeyFile, VerifierKeyFile, AdminKeyFile} {
 		if exists(filepath.Join(p.Dir, name)) {
 			present = append(present, name)
 		}
 	}
+	creating := exists(filepath.Join(p.Dir, CreatingFile))
 	var missing []string
 	for _, path := range []string{p.MasterKey, p.SigningKey} {
 		if path != "" && !exists(path) {
 			missing = append(missing, path)
 		}
 	}
-	if len(present) > 0 {
-		for _, w := range []struct{ path, what string }{
-			{filepath.Join(p.Dir, LogDir), "the log database"},
-			{filepath.Join(p.Dir, KeyDir), "the data keys"},
-			{p.master(), "the master key"},
-			{p.signing(), "the log signing key"},
+	hasDB := exists(filepath.Join(p.Dir, LogDir)) || exists(filepath.Join(p.Dir, KeyDir))
+	if len(present) > 0 && !creating || creating && hasDB {
+		for _, w := range []struct {
+			path, what string
+			needed     bool
+		}{
+			{filepath.Join(p.Dir, LogDir), "the log database", !creating},
+			{filepath.Join(p.Dir, KeyDir), "the data keys", !creating},
+			{p.master(), "the master key", true},
+			{p.signing(), "the log signing key", true},
 		} {
-			if !exists(w.path) {
+			if w.needed && !exists(w.path) {
 				missing = append(missing, fmt.Sprintf("%s (%s)", w.path, w.what))
 			}
 		}
 	}
 	if len(missing) > 0 {
-		return false, fmt.Errorf("%w: %s is missing %s; nothing was created or changed. Restore what is missing from a backup, or point --data at an empty directory to start a new ledger",
+		return false, fmt.Errorf("%w: %s is missing %s; nothing was created or changed. The directory's creation had finished (or its databases were made), so what is missing was lost: restore it from a backup, or point --data at an empty directory to start a new ledger",
 			ErrIncomplete, p.Dir, strings.Join(missing, ", "))
 	}
-	return len(present) == 0, nil
+	return len(present) == 0 || creating, nil
 }
 
 // LoadOrCreateKeys loads the master key and the log signing key. Keys are
-// generated only for a wholly new data directory (CheckDataDir): the
-// default-path key files are then written with mode 0600 (the signing key
-// named "veritrace-" and 8 random hex digits), with the verifier key beside
-// them in log.pub. A directory that is not new must have every piece, else
-// ErrIncomplete names what is missing and nothing is changed. Key files
-// readable or writable by group or others are refused with
-// ErrKeyPermissions. The returned bool reports whether keys were generated.
+// generated only for a wholly new data directory, or one whose creation
+// was interrupted (CheckDataDir): the data directory is first marked as
+// being created (CreatingFile), then each default-path key file that is
+// missing is written, whole or not at all, with mode 0600 (the signing
+// key named "veritrace-" and 8 random hex digits), with the verifier key
+// beside them in log.pub; the directory is synced after each. A directory
+// that is not new must have every piece, else ErrIncomplete names what is
+// missing and nothing is changed. Key files readable or writable by group
+// or others are refused with ErrKeyPermissions. The returned bool reports
+// whether keys were generated.
 func LoadOrCreateKeys(p KeyPaths) (*Keys, bool, error) {
-	fresh, err := CheckDataDir(p)
+	create, err := CheckDataDir(p)
 	if err != nil {
 		return nil, false, err
 	}
 	created := false
-	if fresh {
+	if create {
 		if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 			return nil, false, fmt.Errorf("create data directory: %w", err)
 		}
-		if p.MasterKey == "" {
+		marker := filepath.Join(p.Dir, CreatingFile)
+		if !exists(marker) {
+			if err := writeFileDurably(marker, []byte(creatingText), 0o600, false); err != nil {
+				return nil, false, fmt.Errorf("mark the data directory as being created: %w", err)
+			}
+		}
+		if p.MasterKey == "" && !exists(p.master()) {
 			master := make([]byte, MasterKeySize)
 			rand.Read(master)
-			if err := writeKeyFile(p.master(), base64.StdEncoding.EncodeToString(master)+"\n"); err != nil {
-				return nil, false, err
+			if err := writeFileDurably(p.master(), []byte(base64.StdEncoding.EncodeToString(master)+"\n"), 0o600, false); err != nil {
+				return nil, false, fmt.Errorf("create key file: %w", err)
 			}
 			created = true
 		}
-		if p.SigningKey == "" {
+		if p.SigningKey == "" && !exists(p.signing()) {
 			var suffix [4]byte
 			rand.Read(suffix[:])
-			s, v, err := note.GenerateKey(rand.Reader, "veritrace-"+hex.EncodeToString(suffix[:]))
+			s, _, err := note.GenerateKey(rand.Reader, "veritrace-"+hex.EncodeToString(suffix[:]))
 			if err == nil {
-				err = writeKeyFile(p.signing(), s+"\n")
-			}
-			if err == nil {
-				err = os.WriteFile(filepath.Join(p.Dir, VerifierKeyFile), []byte(v+"\n"), 0o644)
+				err = writeFileDurably(p.signing(), []byte(s+"\n"), 0o600, false)
 			}
 			if err != nil {
-				return nil, false, err
+				return nil, false, fmt.Errorf("create key file: %w", err)
 			}
 			created = true
 		}
@@ -180,7 +204,30 @@ func LoadOrCreateKeys(p KeyPaths) (*Keys, bool, error) {
 	if _, _, err := parseSigningKey(k.SigningKey); err != nil {
 		return nil, false, fmt.Errorf("%s: %w", p.signing(), err)
 	}
+	if create && p.SigningKey == "" {
+		// log.pub is the signing key's verifier key: (re)written whole.
+		vkey, err := k.VerifierKey()
+		if err == nil {
+			err = writeFileDurably(filepath.Join(p.Dir, VerifierKeyFile), []byte(vkey+"\n"), 0o644, true)
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("write %s: %w", VerifierKeyFile, err)
+		}
+	}
 	return k, created, nil
+}
+
+// finishCreation removes the creating marker of a data directory, if
+// there is one, durably.
+func finishCreation(dir string) error {
+	marker := filepath.Join(dir, CreatingFile)
+	if !exists(marker) {
+		return nil
+	}
+	if err := os.Remove(marker); err != nil {
+		return fmt.Errorf("finish the data directory's creation: %w", err)
+	}
+	return syncDir(dir)
 }
 
 // ReadMasterKey reads a master key file: MasterKeySize bytes in base64,
@@ -210,18 +257,44 @@ func readKeyFile(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-func writeKeyFile(path, content string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+// writeFileDurably writes a file whole or not at all: the content goes to
+// path+".tmp", which is synced and then linked to path (replacing it only
+// with replace; else the link fails if path exists), and the directory is
+// synced, so that once it returns the file survives a crash, and a crash
+// before leaves no partial file at path.
+func writeFileDurably(path string, content []byte, mode os.FileMode, replace bool) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
-		return fmt.Errorf("create key file: %w", err)
+		return err
 	}
-	if _, err := f.WriteString(content); err != nil {
-		f.Close()
-		return fmt.Errorf("write key file %s: %w", path, err)
+	_, err = f.Write(content)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync key file %s: %w", path, err)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return f.Close()
+	if err == nil {
+		if replace {
+			err = os.Rename(tmp, path)
+		} else if err = os.Link(tmp, path); err == nil {
+			err = os.Remove(tmp)
+		}
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
 }
+
+// WriteFileDurably is writeFileDurably for the server's own files in the
+// data directory (the bootstrap admin key).
+func WriteFileDurably(path string, content []byte, mode os.FileMode, replace bool) error {
+	return writeFileDurably(path, content, mode, replace)
+}
+
+// syncDir makes a directory's entries durable (a file created, linked,
+// renamed or removed in it). Tests replace it to observe the syncs.
+var syncDir = syncDirectory

@@ -26,7 +26,8 @@ const (
 	nsErasedBy   = 0x19 // nsErasedBy | tenant | index -> index (u64) of the tombstone that names the entry
 	nsState      = 0x1a // nsState | tenant | name -> state record of the retention package
 	nsRetired    = 0x1b // retirement markers, see retiredKeyKey and retiredBucketKey
-	nsEntry      = 0x1c // nsEntry | tenant | index (u64)       -> entry record: canonical header || the tree hashes the entry completes (record.go)
+	nsDaySealed  = 0x1c // nsDaySealed | tenant -> u64 index: entries from it on are sealed under keys of their appended_at day
+	nsEntry      = 0x1d // nsEntry | tenant | index (u64)       -> entry record: canonical header || the tree hashes the entry completes (record.go)
 	nsAPIKey     = 0x30 // nsAPIKey | key id (8)                -> API key record (JSON)
 )
 

@@ -67,16 +67,25 @@ type keyStore struct {
 	pseudoKey []byte
 	macs      sync.Pool // of keyed HMAC-SHA256 states (termMAC)
 	maxCached int       // cache bound; tests lower it
+	gate      *gate
+	// commitHook, set by tests, replaces the commit of key-database
+	// transactions; beforeDrop runs before a DropPrefix takes dropMu (an
+	// error stops the drop, as a kill would).
+	commitHook func(txn *badger.Txn) error
+	beforeDrop func() error
+	beforeRead func() // runs before a key lookup reads the key database
 
-	flushMu sync.Mutex   // one flush at a time
-	dropMu  sync.RWMutex // writes (R) wait while a DropPrefix (W) blocks the database's writes
-	mu      sync.RWMutex
-	scopes  map[keyScope]*dataKey
-	ids     map[[16]byte]*dataKey
-	pending map[keyScope]*dataKey
+	txnLimit txnCost      // budget of one key-database transaction
+	flushMu  sync.Mutex   // one flush at a time
+	dropMu   dropGate     // writes (R) wait while a DropPrefix (W) blocks the database's writes
+	mu       sync.RWMutex // guards the maps and forgets; lookups of cached keys take it for reading
+	scopes   map[keyScope]*dataKey
+	ids      map[[16]byte]*dataKey
+	pending  map[keyScope]*dataKey
+	forgets  uint64 // counts forget calls: a lookup that raced one reads again
 }
 
-func newKeyStore(db *badger.DB, master []byte) (*keyStore, error) {
+func newKeyStore(db *badger.DB, master []byte, g *gate) (*keyStore, error) {
 	kek, err := chacha20poly1305.NewX(deriveKey(master, infoKEK))
 	if err != nil {
 		return nil, err
@@ -86,6 +95,8 @@ func newKeyStore(db *badger.DB, master []byte) (*keyStore, error) {
 		kek:       kek,
 		pseudoKey: deriveKey(master, infoPseudonym),
 		maxCached: maxCachedKeys,
+		gate:      g,
+		txnLimit:  txnLimitOf(db),
 		scopes:    make(map[keyScope]*dataKey),
 		ids:       make(map[[16]byte]*dataKey),
 		pending:   make(map[keyScope]*dataKey),
@@ -121,36 +132,74 @@ func (ks *keyStore) cache(s keyScope, dk *dataKey) {
 
 // forScope returns the data key of a scope, creating a pending one if the
 // scope has none. The key may be retired by the time the writer commits
-// what it seals; the writer then re-seals (resealRetired).
-// Appends call it for every record: cached scopes take a read lock only,
-// and the key database is read without holding the lock.
+// what it seals; the writer then re-seals (sealForCommit). Appends call
+// it for every record: a cached scope takes a read lock only, and the key
+// database is read without holding mu, so that no append waits for
+// another's lookup (which a DropPrefix holds up while it flushes the key
+// store's memtable).
 func (ks *keyStore) forScope(s keyScope) (*dataKey, error) {
+	if dk := ks.cached(s); dk != nil {
+		return dk, nil
+	}
+	for {
+		ks.mu.Lock()
+		if dk := ks.scopes[s]; dk != nil {
+			ks.mu.Unlock()
+			return dk, nil
+		}
+		if dk := ks.pending[s]; dk != nil {
+			ks.mu.Unlock()
+			return dk, nil
+		}
+		gen := ks.forgets
+		ks.mu.Unlock()
+		stored, err := ks.storedScopeKey(s)
+		if err != nil {
+			return nil, err
+		}
+		ks.mu.Lock()
+		if ks.forgets != gen {
+			ks.mu.Unlock()
+			continue // keys were destroyed meanwhile: what was read may be one
+		}
+		dk := ks.scopes[s]
+		if dk == nil {
+			dk = ks.pending[s]
+		}
+		if dk == nil && stored != nil {
+			ks.cache(s, stored)
+			dk = stored
+		}
+		if dk == nil {
+			dk, err = ks.newKeyLocked(s)
+		}
+		ks.mu.Unlock()
+		return dk, err
+	}
+}
+
+// cached returns a scope's cached or pending key, or nil.
+func (ks *keyStore) cached(s keyScope) *dataKey {
 	ks.mu.RLock()
-	dk := ks.scopes[s]
-	if dk == nil {
-		dk = ks.pending[s]
-	}
-	ks.mu.RUnlock()
-	if dk != nil {
-		return dk, nil
-	}
-	stored, err := ks.storedScopeKey(s)
-	if err != nil {
-		return nil, err
-	}
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
+	defer ks.mu.RUnlock()
 	if dk := ks.scopes[s]; dk != nil {
-		return dk, nil
+		return dk
 	}
-	if dk := ks.pending[s]; dk != nil {
-		return dk, nil
+	return ks.pending[s]
+}
+
+// forScopeNoWait is forScope for the writer: when the scope's key is not
+// cached and a DropPrefix runs (a lookup would wait for it), it returns
+// false and does nothing.
+func (ks *keyStore) forScopeNoWait(s keyScope) (*dataKey, bool, error) {
+	if dk := ks.cached(s); dk != nil {
+		return dk, true, nil
 	}
-	if stored != nil {
-		ks.cache(s, stored)
-		return stored, nil
+	if ks.dropMu.running() {
+		return nil, false, nil
 	}
-	return ks.newKeyLocked(s)
+	dk, err := ks.forScope(s)
+	return dk, err == nil, err
 }
 
 // fresh makes a new pending key the scope's key, replacing a retired one.
@@ -187,6 +236,9 @@ func (ks *keyStore) evict(r *retirement) {
 // storedScopeKey reads a scope's current key from the key database: nil
 // if the scope has none.
 func (ks *keyStore) storedScopeKey(s keyScope) (*dataKey, error) {
+	if ks.beforeRead != nil {
+		ks.beforeRead()
+	}
 	var dk *dataKey
 	err := ks.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(keyScopeKey(s))
@@ -223,54 +275,66 @@ func (ks *keyStore) newKeyLocked(s keyScope) (*dataKey, error) {
 		return nil, err
 	}
 	dk := &dataKey{id: uuid.New(), aead: aead, raw: raw, sc: s}
-	ks.pending[s] = dk
+	// The pending map only lets concurrent appends of a scope share its new
+	// key; the requests sealed under a key carry it to the writer, which
+	// stores it. A key evicted here (its requests failed or gave up, and
+	// no append of its scope came since) is simply never stored.
+	putBounded(ks.pending, ks.maxCached, s, dk)
 	return dk, nil
 }
 
-// byID returns a data key by id: ErrKeyDestroyed when it is gone.
+// byID returns a data key by id: ErrKeyDestroyed when it is gone. Like
+// forScope, it reads the key database without holding mu.
 func (ks *keyStore) byID(id [16]byte) (*dataKey, error) {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	if dk := ks.ids[id]; dk != nil {
-		return dk, nil
-	}
-	for _, dk := range ks.pending {
-		if dk.id == id {
+	for {
+		ks.mu.Lock()
+		if dk := ks.ids[id]; dk != nil {
+			ks.mu.Unlock()
 			return dk, nil
 		}
+		for _, dk := range ks.pending {
+			if dk.id == id {
+				ks.mu.Unlock()
+				return dk, nil
+			}
+		}
+		gen := ks.forgets
+		ks.mu.Unlock()
+		if ks.beforeRead != nil {
+			ks.beforeRead()
+		}
+		var dk *dataKey
+		err := ks.db.View(func(txn *badger.Txn) error {
+			var err error
+			dk, err = ks.load(txn, id)
+			return err
+		})
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, ErrKeyDestroyed
+		}
+		if err != nil {
+			return nil, err
+		}
+		ks.mu.Lock()
+		if ks.forgets != gen {
+			ks.mu.Unlock()
+			continue // keys were destroyed meanwhile: this may be one
+		}
+		putBounded(ks.ids, ks.maxCached, id, dk)
+		ks.mu.Unlock()
+		return dk, nil
 	}
-	var dk *dataKey
-	err := ks.db.View(func(txn *badger.Txn) error {
-		var err error
-		dk, err = ks.load(txn, id)
-		return err
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, ErrKeyDestroyed
-	}
-	if err != nil {
-		return nil, err
-	}
-	putBounded(ks.ids, ks.maxCached, id, dk)
-	return dk, nil
 }
 
 // load reads a data key: its location, then its material. A key whose
 // material is gone (destroyed) is badger.ErrKeyNotFound.
 func (ks *keyStore) load(txn *badger.Txn, id [16]byte) (*dataKey, error) {
-	item, err := txn.Get(keyLocationKey(id))
+	ref, err := keyLocation(txn, id)
 	if err != nil {
 		return nil, err
 	}
-	mkey, err := item.ValueCopy(nil)
+	item, err := txn.Get(keyMaterialKey(ref.scope(), id))
 	if err != nil {
-		return nil, err
-	}
-	ref, err := parseKeyMaterialKey(mkey)
-	if err != nil || ref.ID != id {
-		return nil, fmt.Errorf("location of data key %x: %v", id, err)
-	}
-	if item, err = txn.Get(mkey); err != nil {
 		return nil, err
 	}
 	wrapped, err := item.ValueCopy(nil)
@@ -308,61 +372,23 @@ func (ks *keyStore) wrap(dk *dataKey) []byte {
 	return ks.kek.Seal(nonce, nonce, dk.raw, append([]byte(wrapAD), dk.id[:]...))
 }
 
-// flush makes every pending key durable in one fsynced transaction. The
-// writer calls it before each commit; Shred before it re-seals. It waits
-// while a DropPrefix blocks the key database's writes, and retries
+// flush makes the given keys durable, those of them still pending. Shred
+// calls it before it re-seals under a fresh key. It waits while a
+// DropPrefix blocks the key database's writes, and retries
 // ErrBlockedWrites with a short backoff until quit is closed.
-func (ks *keyStore) flush(quit <-chan struct{}) error {
-	ks.flushMu.Lock()
-	defer ks.flushMu.Unlock()
-	ks.mu.Lock()
-	if len(ks.pending) == 0 {
-		ks.mu.Unlock()
-		return nil
-	}
-	batch := make(map[keyScope]*dataKey, len(ks.pending))
-	for s, dk := range ks.pending {
-		batch[s] = dk
-	}
-	ks.mu.Unlock()
-
-	err := ks.update(quit, func(txn *badger.Txn) error {
-		for s, dk := range batch {
-			mkey := keyMaterialKey(s, dk.id)
-			if err := txn.Set(mkey, ks.wrap(dk)); err != nil {
-				return err
-			}
-			if err := txn.Set(keyLocationKey(dk.id), mkey); err != nil {
-				return err
-			}
-			if err := txn.Set(keyScopeKey(s), dk.id[:]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store data keys: %w", err)
-	}
-	ks.mu.Lock()
-	for s, dk := range batch {
-		delete(ks.pending, s)
-		dk.raw = nil
-		dk.stored.Store(true)
-		ks.cache(s, dk)
-	}
-	ks.mu.Unlock()
-	return nil
+func (ks *keyStore) flush(quit <-chan struct{}, keys []*dataKey) error {
+	return ks.unblocked(quit, func() error { return ks.store(keys) })
 }
 
-// update runs a write transaction on the key database, never while a
-// DropPrefix blocks its writes, retrying ErrBlockedWrites (from a drop
-// outside the gate) with a backoff until quit is closed.
-func (ks *keyStore) update(quit <-chan struct{}, fn func(txn *badger.Txn) error) error {
+// unblocked runs a write of the key database with dropMu held for
+// reading, so never while a DropPrefix blocks its writes, and retries
+// ErrBlockedWrites (from a drop outside the gate) with a backoff until
+// quit is closed.
+func (ks *keyStore) unblocked(quit <-chan struct{}, write func() error) error {
 	backoff := time.Millisecond
 	for {
 		ks.dropMu.RLock()
-		err := ks.db.Update(fn)
+		err := write()
 		ks.dropMu.RUnlock()
 		if !errors.Is(err, badger.ErrBlockedWrites) {
 			return err
@@ -376,14 +402,194 @@ func (ks *keyStore) update(quit <-chan struct{}, fn func(txn *badger.Txn) error)
 	}
 }
 
+// tryFlush is the writer's flush: it never waits for a DropPrefix. While
+// one runs (or waits to run) it writes nothing and returns false; the
+// writer then sets aside the requests that need a new key until the drop
+// ends (dropMu.ended) and commits the others.
+func (ks *keyStore) tryFlush(keys []*dataKey) (bool, error) {
+	if !ks.dropMu.TryRLock() {
+		return false, nil
+	}
+	err := ks.store(keys)
+	ks.dropMu.RUnlock()
+	if errors.Is(err, badger.ErrBlockedWrites) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// store writes the keys still pending among keys, with their location and
+// scope records, in fsynced transactions that fit the key database's
+// limits, then marks them stored. The caller holds dropMu for reading.
+// Only what the caller needs is written: the keys of the entries it is
+// about to commit.
+func (ks *keyStore) store(keys []*dataKey) error {
+	ks.flushMu.Lock()
+	defer ks.flushMu.Unlock()
+	var batch []*dataKey
+	var cost txnCost
+	seen := make(map[*dataKey]bool, len(keys))
+	for _, dk := range keys {
+		if !dk.pending() || seen[dk] {
+			continue
+		}
+		seen[dk] = true
+		var c txnCost
+		c.dataKey(dk.sc)
+		next := cost
+		next.add(c)
+		if len(batch) > 0 && !next.fits(ks.txnLimit) {
+			if err := ks.storeBatch(batch); err != nil {
+				return err
+			}
+			batch, next = nil, c
+		}
+		batch, cost = append(batch, dk), next
+	}
+	return ks.storeBatch(batch)
+}
+
+// storeBatch stores keys in one transaction. Badger refusing it as too big
+// (nothing written: the estimate was low) splits it in halves.
+func (ks *keyStore) storeBatch(batch []*dataKey) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	err := ks.write("store data keys", func(txn *badger.Txn) error {
+		for _, dk := range batch {
+			mkey := keyMaterialKey(dk.sc, dk.id)
+			if err := txn.Set(mkey, ks.wrap(dk)); err != nil {
+				return err
+			}
+			if err := txn.Set(keyLocationKey(dk.id), mkey); err != nil {
+				return err
+			}
+			if err := txn.Set(keyScopeKey(dk.sc), dk.id[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, badger.ErrTxnTooBig) && len(batch) > 1 {
+		h := len(batch) / 2
+		if err := ks.storeBatch(batch[:h]); err != nil {
+			return err
+		}
+		return ks.storeBatch(batch[h:])
+	}
+	if err != nil {
+		return fmt.Errorf("store data keys: %w", err)
+	}
+	ks.mu.Lock()
+	for _, dk := range batch {
+		if ks.pending[dk.sc] == dk {
+			delete(ks.pending, dk.sc)
+		}
+		dk.raw = nil
+		dk.stored.Store(true)
+		ks.cache(dk.sc, dk)
+	}
+	ks.mu.Unlock()
+	return nil
+}
+
+// dropGate holds the key database's writes back while a DropPrefix blocks
+// them: writers take it for reading, a drop for writing. Unlike a bare
+// RWMutex it tells when the drops under way have ended (ended), so that
+// the writer can set aside what needs the key database and come back to
+// it without polling.
+type dropGate struct {
+	mu    sync.RWMutex
+	m     sync.Mutex
+	drops int           // drops holding or waiting for mu
+	done  chan struct{} // closed when drops returns to 0
+}
+
+func (d *dropGate) Lock() {
+	d.m.Lock()
+	if d.drops == 0 {
+		d.done = make(chan struct{})
+	}
+	d.drops++
+	d.m.Unlock()
+	d.mu.Lock()
+}
+
+func (d *dropGate) Unlock() {
+	d.mu.Unlock()
+	d.m.Lock()
+	if d.drops--; d.drops == 0 {
+		close(d.done)
+		d.done = nil
+	}
+	d.m.Unlock()
+}
+
+func (d *dropGate) RLock()         { d.mu.RLock() }
+func (d *dropGate) RUnlock()       { d.mu.RUnlock() }
+func (d *dropGate) TryRLock() bool { return d.mu.TryRLock() }
+
+// running reports whether a drop holds or waits for the gate.
+func (d *dropGate) running() bool {
+	d.m.Lock()
+	defer d.m.Unlock()
+	return d.drops > 0
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// ended returns a channel closed once no drop holds or waits for the gate.
+func (d *dropGate) ended() <-chan struct{} {
+	d.m.Lock()
+	defer d.m.Unlock()
+	if d.done == nil {
+		return closedChan
+	}
+	return d.done
+}
+
+// update runs a write transaction on the key database (write), never
+// while a DropPrefix blocks its writes (unblocked).
+func (ks *keyStore) update(quit <-chan struct{}, what string, fn func(txn *badger.Txn) error) error {
+	return ks.unblocked(quit, func() error { return ks.write(what, fn) })
+}
+
+// write runs fn in one write transaction of the key database and commits
+// it, behind the failure gate. The caller holds dropMu for reading.
+func (ks *keyStore) write(what string, fn func(txn *badger.Txn) error) error {
+	if err := ks.gate.failure(); err != nil {
+		return err
+	}
+	txn := ks.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := fn(txn); err != nil {
+		return err
+	}
+	var err error
+	if ks.commitHook != nil {
+		err = ks.commitHook(txn)
+	} else {
+		err = txn.Commit()
+	}
+	return ks.gate.commitErr(what, err)
+}
+
 // dropPrefix drops key-database prefixes from memory and files with one
 // DropPrefix call, holding writes back meanwhile.
 func (ks *keyStore) dropPrefix(prefixes ...[]byte) error {
 	if len(prefixes) == 0 {
 		return nil
 	}
+	if ks.beforeDrop != nil {
+		if err := ks.beforeDrop(); err != nil {
+			return err
+		}
+	}
 	ks.dropMu.Lock()
 	defer ks.dropMu.Unlock()
+	if err := ks.gate.failure(); err != nil {
+		return err
+	}
 	return ks.db.DropPrefix(prefixes...)
 }
 
@@ -396,7 +602,7 @@ func (ks *keyStore) unscope(quit <-chan struct{}, k *KeyRef) error {
 		delete(ks.scopes, s)
 	}
 	ks.mu.Unlock()
-	return ks.update(quit, func(txn *badger.Txn) error {
+	return ks.update(quit, "unset a retired key's scope", func(txn *badger.Txn) error {
 		item, err := txn.Get(keyScopeKey(s))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -414,15 +620,21 @@ func (ks *keyStore) unscope(quit <-chan struct{}, k *KeyRef) error {
 }
 
 // destroy destroys data keys: the exact keys given and every key of the
-// buckets given. Their material is dropped from memory and from the key
-// store's files with one DropPrefix call (one memtable flush and one pass
-// over the tables, while the store's writes wait); then their index
-// records (location, scope) are deleted. Material is dropped first: a
-// Delete before DropPrefix would hide the keys from DropPrefix, which only
-// drops prefixes that hold live keys, and leave the material in the files.
-// After a crash between the two steps, the index records left point at no
-// material: the keys read as destroyed, and destroying them again removes
-// the records. It returns the keys destroyed.
+// buckets given (found by their material). First their index records
+// (location, and scope where it still names them) are deleted, in bounded
+// transactions, and they are evicted from the cache, so that no read finds
+// them any more; then their material is dropped from memory and from the
+// key store's files with one DropPrefix call (one memtable flush and one
+// pass over the tables, while the store's writes wait). Material is
+// dropped, never deleted: DropPrefix skips prefixes that hold no live key,
+// so deleted material would stay in the files until some compaction.
+//
+// Every step is idempotent and needs nothing but the refs of the exact
+// keys and the buckets (an erasure plan keeps both): after a crash between
+// the two steps, destroying again finds the buckets' keys by their
+// material, deletes their (gone) index records again and drops the
+// material; after the drop, nothing is left to find. It returns the keys
+// destroyed.
 func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Bucket) ([]*KeyRef, error) {
 	refs := append([]*KeyRef(nil), exact...)
 	var prefixes [][]byte
@@ -433,6 +645,7 @@ func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Buc
 		for _, b := range buckets {
 			p := bucketPrefix(nsKeyMaterial, b)
 			prefixes = append(prefixes, p)
+			seen := map[[16]byte]bool{}
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
 			for it.Rewind(); it.Valid(); it.Next() {
 				k, err := parseKeyMaterialKey(it.Item().KeyCopy(nil))
@@ -441,6 +654,35 @@ func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Buc
 					return err
 				}
 				refs = append(refs, k)
+				seen[k.ID] = true
+			}
+			it.Close()
+			// The bucket's scope records name its current keys, also once
+			// their material is gone (a crash of an earlier build between
+			// its drop and its index cleanup).
+			sp := bucketPrefix(nsKeyScope, b)
+			it = txn.NewIterator(badger.IteratorOptions{Prefix: sp, PrefetchValues: true})
+			for it.Rewind(); it.Valid(); it.Next() {
+				key := it.Item().Key()
+				if len(key) != len(sp)+termMACSize {
+					it.Close()
+					return fmt.Errorf("malformed key scope record %x", key)
+				}
+				k := &KeyRef{Tenant: b.Tenant, Day: b.Day, Class: b.Class}
+				copy(k.Pseudonym[:], key[len(sp):])
+				if err := it.Item().Value(func(v []byte) error {
+					if len(v) != 16 {
+						return fmt.Errorf("key scope entry of %d bytes", len(v))
+					}
+					copy(k.ID[:], v)
+					return nil
+				}); err != nil {
+					it.Close()
+					return err
+				}
+				if !seen[k.ID] {
+					refs = append(refs, k)
+				}
 			}
 			it.Close()
 		}
@@ -449,22 +691,10 @@ func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Buc
 	if err != nil {
 		return nil, err
 	}
-	ks.mu.Lock()
-	for _, k := range refs {
-		delete(ks.ids, k.ID)
-		if d := ks.scopes[k.scope()]; d != nil && d.id == k.ID {
-			delete(ks.scopes, k.scope())
-		}
-	}
-	ks.mu.Unlock()
-	if err := ks.dropPrefix(prefixes...); err != nil {
-		return nil, fmt.Errorf("destroy data keys: %w", err)
-	}
-	all := refs
-	for len(refs) > 0 {
-		chunk := refs[:min(len(refs), 1000)]
-		refs = refs[len(chunk):]
-		err := ks.update(quit, func(txn *badger.Txn) error {
+	for rest := refs; len(rest) > 0; {
+		chunk := rest[:min(len(rest), 1000)]
+		rest = rest[len(chunk):]
+		err := ks.update(quit, "delete index records of destroyed keys", func(txn *badger.Txn) error {
 			for _, k := range chunk {
 				if err := txn.Delete(keyLocationKey(k.ID)); err != nil {
 					return err
@@ -491,5 +721,26 @@ func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Buc
 			return nil, fmt.Errorf("delete index records of destroyed keys: %w", err)
 		}
 	}
-	return all, nil
+	// A read from now on finds no location: the keys read as destroyed
+	// and are not cached again (byID reads and caches under mu).
+	ks.forget(refs)
+	if err := ks.dropPrefix(prefixes...); err != nil {
+		return nil, fmt.Errorf("destroy data keys: %w", err)
+	}
+	ks.forget(refs)
+	return refs, nil
+}
+
+// forget evicts keys from the cache, and makes lookups that read the key
+// database meanwhile (and may have read one of them) read again.
+func (ks *keyStore) forget(refs []*KeyRef) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	ks.forgets++
+	for _, k := range refs {
+		delete(ks.ids, k.ID)
+		if d := ks.scopes[k.scope()]; d != nil && d.id == k.ID {
+			delete(ks.scopes, k.scope())
+		}
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -70,9 +69,15 @@ type Ledger struct {
 	tenantMu sync.Mutex
 	tenants  map[string]uint32
 
-	// committed tree sizes, published by the writer after each commit.
+	// committed tree sizes, and the day of the last committed appended_at,
+	// published by the writer after each commit.
 	stateMu   sync.RWMutex
 	committed map[uint32]uint64
+	lastDay   map[uint32]uint32
+	// daySealed[tenant]: the first index from which every entry is sealed
+	// under a data key of its appended_at day (nsDaySealed); entries below
+	// were appended by an earlier build.
+	daySealed map[uint32]uint64
 
 	reqs     chan *appendReq
 	txnLimit txnCost // budget of one group's transaction
@@ -81,7 +86,7 @@ type Ledger struct {
 	wg       sync.WaitGroup
 	closeMu  sync.RWMutex
 	closed   bool
-	failed   atomic.Pointer[failure]
+	gate     *gate // the failed state (health.go)
 	space    *spaceGuard
 
 	cpMu   sync.Mutex
@@ -161,9 +166,11 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	// Badger creates missing directories: a log without its key database (or
-	// the reverse) must be refused before it does.
+	// the reverse) must be refused before it does, unless the directory's
+	// creation was interrupted (CreatingFile) between the two.
 	logDir, keyDir := filepath.Join(opts.Dir, LogDir), filepath.Join(opts.Dir, KeyDir)
-	if hasLog, hasKeys := exists(logDir), exists(keyDir); hasLog != hasKeys {
+	creating := exists(filepath.Join(opts.Dir, CreatingFile))
+	if hasLog, hasKeys := exists(logDir), exists(keyDir); hasLog != hasKeys && !creating {
 		missing := keyDir + " (the data keys)"
 		if !hasLog {
 			missing = logDir + " (the log database)"
@@ -183,18 +190,21 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		db.Close()
 		return nil, err
 	}
-	ks, err := newKeyStore(keysDB, opts.Keys.Master)
+	g := &gate{log: opts.Logger}
+	ks, err := newKeyStore(keysDB, opts.Keys.Master, g)
 	if err != nil {
 		db.Close()
 		keysDB.Close()
 		return nil, err
 	}
 	l := &Ledger{
-		db: db, keys: ks, keysDB: keysDB,
+		db: db, keys: ks, keysDB: keysDB, gate: g,
 		signer: signer, verifier: verifier, vkey: vkey, name: signer.Name(),
 		log: opts.Logger, now: opts.Now, interval: opts.CheckpointInterval,
 		tenants:   make(map[string]uint32),
 		committed: make(map[uint32]uint64),
+		lastDay:   make(map[uint32]uint32),
+		daySealed: make(map[uint32]uint64),
 		reqs:      make(chan *appendReq, 1024),
 		txnLimit:  txnLimitOf(db),
 		stop:      make(chan struct{}),
@@ -204,6 +214,13 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		gcReq:     make(chan struct{}, 1),
 	}
 	if err := l.load(ctx); err != nil {
+		db.Close()
+		keysDB.Close()
+		return nil, err
+	}
+	// Both databases are set up (formats, verifier key, tenants: durable):
+	// the directory's creation, if it was one, is done.
+	if err := finishCreation(opts.Dir); err != nil {
 		db.Close()
 		keysDB.Close()
 		return nil, err
@@ -350,7 +367,7 @@ func checkFormat(db *badger.DB, log *slog.Logger) error {
 // load checks the signing key against the data, creates the default
 // tenant, and reads every tenant's tree size and latest checkpoint.
 func (l *Ledger) load(ctx context.Context) error {
-	err := l.db.Update(func(txn *badger.Txn) error {
+	err := l.update("store the verifier key", func(txn *badger.Txn) error {
 		item, err := txn.Get(metaVerifier)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return txn.Set(metaVerifier, []byte(l.vkey))
@@ -370,6 +387,7 @@ func (l *Ledger) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	unsealed := map[uint32]uint64{}
 	err = l.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsTenantName}})
 		defer it.Close()
@@ -386,6 +404,22 @@ func (l *Ledger) load(ctx context.Context) error {
 				return err
 			}
 			l.committed[id] = size
+			st, err := l.loadState(txn, id)
+			if err != nil {
+				return err
+			}
+			if size > 0 {
+				l.lastDay[id] = dayOf(st.time)
+			}
+			from, ok, err := readU64(txn, tenantKey(nsDaySealed, id))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				from = size // a log of an earlier build: its entries so far are not
+				unsealed[id] = size
+			}
+			l.daySealed[id] = from
 			cp, err := readLatestCheckpoint(txn, id)
 			if err != nil {
 				return err
@@ -398,6 +432,18 @@ func (l *Ledger) load(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("load tenants: %w", err)
+	}
+	if len(unsealed) > 0 {
+		if err := l.update("mark where entries are sealed by day", func(txn *badger.Txn) error {
+			for id, from := range unsealed {
+				if err := txn.Set(tenantKey(nsDaySealed, id), binary.BigEndian.AppendUint64(nil, from)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
 	}
 	for _, t := range []string{DefaultTenant, SystemTenant} {
 		if _, err := l.tenantID(ctx, t, true); err != nil {
@@ -423,22 +469,31 @@ func (l *Ledger) CreateTenant(ctx context.Context, name string) (bool, error) {
 }
 
 func readTreeSize(txn *badger.Txn, tenant uint32) (uint64, error) {
-	item, err := txn.Get(treeSizeKey(tenant))
+	size, _, err := readU64(txn, treeSizeKey(tenant))
+	if err != nil {
+		return 0, fmt.Errorf("tree size: %w", err)
+	}
+	return size, nil
+}
+
+// readU64 reads a u64 value; false if the key is not set.
+func readU64(txn *badger.Txn, key []byte) (uint64, bool, error) {
+	item, err := txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	var size uint64
-	err = item.Value(func(v []byte) error {
-		if len(v) != 8 {
-			return fmt.Errorf("tree size of %d bytes", len(v))
+	var v uint64
+	err = item.Value(func(b []byte) error {
+		if len(b) != 8 {
+			return fmt.Errorf("value of %d bytes, want 8", len(b))
 		}
-		size = binary.BigEndian.Uint64(v)
+		v = binary.BigEndian.Uint64(b)
 		return nil
 	})
-	return size, err
+	return v, err == nil, err
 }
 
 // tenantID returns a tenant's id. With create, a missing tenant is
@@ -456,7 +511,7 @@ func (l *Ledger) tenantID(ctx context.Context, name string, create bool) (uint32
 		return 0, fmt.Errorf("tenant %q: %w", name, ErrNotFound)
 	}
 	var id uint32
-	err := l.db.Update(func(txn *badger.Txn) error {
+	err := l.update("create tenant", func(txn *badger.Txn) error {
 		id = 1
 		item, err := txn.Get(metaNextTenant)
 		if err == nil {
@@ -474,6 +529,9 @@ func (l *Ledger) tenantID(ctx context.Context, name string, create bool) (uint32
 		if err := txn.Set(tenantIDKey(id), []byte(name)); err != nil {
 			return err
 		}
+		if err := txn.Set(tenantKey(nsDaySealed, id), binary.BigEndian.AppendUint64(nil, 0)); err != nil {
+			return err
+		}
 		return txn.Set(tenantNameKey(name), binary.BigEndian.AppendUint32(nil, id))
 	})
 	if err != nil {
@@ -482,6 +540,7 @@ func (l *Ledger) tenantID(ctx context.Context, name string, create bool) (uint32
 	l.tenants[name] = id
 	l.stateMu.Lock()
 	l.committed[id] = 0
+	l.daySealed[id] = 0
 	l.stateMu.Unlock()
 	l.log.InfoContext(ctx, "tenant created", "tenant", name)
 	return id, nil
@@ -506,6 +565,17 @@ func (l *Ledger) Size(ctx context.Context, tenant string) (uint64, error) {
 		return 0, err
 	}
 	return l.committedSize(id), nil
+}
+
+// appendDay is the day of the data keys an append seals under: today, or
+// the day of the tenant's last appended_at if the clock is behind it
+// (appended_at never goes back, and the writer commits every entry under a
+// key of its appended_at day).
+func (l *Ledger) appendDay(id uint32) uint32 {
+	day := dayOf(l.now())
+	l.stateMu.RLock()
+	defer l.stateMu.RUnlock()
+	return max(day, l.lastDay[id])
 }
 
 func (l *Ledger) committedSize(id uint32) uint64 {

@@ -66,7 +66,11 @@ func setFormat(db *badger.DB, v, was uint32) error {
 //     crash writes the same records;
 //  2. one DropPrefix removes every format-1 record from memory and files,
 //     so no copy of key material stays outside the bucket layout (a later
-//     destruction could not reach it);
+//     destruction could not reach it). Badger's DropPrefix skips a prefix
+//     that holds no live key, leaving the older versions of deleted keys
+//     (the material of keys the previous build destroyed) in the files:
+//     so a live placeholder key, the bare namespace byte, is first set
+//     under each prefix, and dropped with it;
 //  3. the format version is set to 2.
 //
 // A crash before 3 leaves format 1, and the next open starts again at 1:
@@ -81,6 +85,9 @@ func migrateKeysV1(db *badger.DB, log *slog.Logger) error {
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
+			if len(item.Key()) == 1 {
+				continue // the placeholder of step 2, left by a crash
+			}
 			if len(item.Key()) != 17 {
 				return fmt.Errorf("malformed format-1 data key record %x", item.Key())
 			}
@@ -108,6 +115,9 @@ func migrateKeysV1(db *badger.DB, log *slog.Logger) error {
 		it = txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsKeyScopeV1}, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
+			if len(it.Item().Key()) == 1 {
+				continue // the placeholder of step 2, left by a crash
+			}
 			k, err := parseScopeKeyV1(it.Item().KeyCopy(nil))
 			if err != nil {
 				return err
@@ -152,7 +162,8 @@ func parseScopeKeyV1(b []byte) (*KeyRef, error) {
 //  1. every entry record is written from the format-1 header and hashes,
 //     in synced batches; rewriting them after a crash writes the same
 //     records;
-//  2. one DropPrefix removes every format-1 header and tree hash;
+//  2. one DropPrefix removes every format-1 header and tree hash (with
+//     placeholders, as in migrateKeysV1);
 //  3. the format version is set to 2.
 //
 // A crash before 3 leaves format 1, and the next open starts again: before
@@ -169,6 +180,9 @@ func migrateLogV1(db *badger.DB, log *slog.Logger) error {
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			key := it.Item().Key()
+			if len(key) == 1 {
+				continue // the placeholder of step 2, left by a crash
+			}
 			if len(key) != 1+4+8 {
 				return fmt.Errorf("malformed format-1 header key %x", key)
 			}
@@ -214,7 +228,12 @@ func migrateLogV1(db *badger.DB, log *slog.Logger) error {
 // finishMigration ends a migration from format 1 whose new records are in
 // wb: it flushes them (synced), drops every record under the old layout's
 // namespaces from memory and files with one DropPrefix, and sets the
-// format version, each step only once the one before succeeded.
+// format version, each step only once the one before succeeded. Badger's
+// DropPrefix skips a prefix that holds no live key, which would leave the
+// older versions of deleted keys in the files (in the key database, the
+// material of keys the previous build destroyed): so a live placeholder,
+// the bare namespace byte, is first set under each old namespace and
+// dropped with it. The migrations skip a placeholder a crash left.
 func finishMigration(db *badger.DB, wb *badger.WriteBatch, version uint32, oldNamespaces ...byte) error {
 	if err := wb.Flush(); err != nil {
 		return err
@@ -222,6 +241,17 @@ func finishMigration(db *badger.DB, wb *badger.WriteBatch, version uint32, oldNa
 	prefixes := make([][]byte, len(oldNamespaces))
 	for i, ns := range oldNamespaces {
 		prefixes[i] = []byte{ns}
+	}
+	err := db.Update(func(txn *badger.Txn) error {
+		for _, p := range prefixes {
+			if err := txn.Set(p, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := db.DropPrefix(prefixes...); err != nil {
 		return err

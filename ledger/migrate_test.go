@@ -324,3 +324,188 @@ func TestMigrateLogV1(t *testing.T) {
 		db.Close()
 	}
 }
+
+// A format-1 key database whose keys were all deleted (destroyed by the
+// previous build) still holds their material in older versions until a
+// compaction. The migration's DropPrefix must drop those too: Badger's
+// DropPrefix skips a prefix with no live key.
+func TestMigrateKeysV1DropsDeletedRecords(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	for i := 0; i < 3; i++ {
+		mustAppend(t, l, "default", subjectSpan(i, fmt.Sprint("subject-", i), "p"))
+	}
+	l.Close()
+	db := rawKeyDB(t, dir)
+	writeV1(t, db)
+	// The previous build destroyed them all: Delete, no compaction since.
+	if err := db.Update(func(txn *badger.Txn) error {
+		for _, p := range [][]byte{{nsDataKeyV1}, {nsKeyScopeV1}} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+			var keys [][]byte
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			it.Close()
+			for _, k := range keys {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if c := countAllVersions(t, db, []byte{nsDataKeyV1}); c == 0 {
+		t.Fatal("no version of the deleted format-1 keys to begin with")
+	}
+	// A crash after the migration set its placeholders, before its drop.
+	if err := db.Update(func(txn *badger.Txn) error {
+		return errors.Join(txn.Set([]byte{nsKeyScopeV1}, nil), txn.Set([]byte{nsDataKeyV1}, nil))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	openTest(t, dir).Close() // migrates
+	db = rawKeyDB(t, dir)
+	defer db.Close()
+	if c := countAllVersions(t, db, []byte{nsKeyScopeV1}, []byte{nsDataKeyV1}); c != 0 {
+		t.Errorf("%d versions of deleted format-1 records (key material among them) left after the migration", c)
+	}
+}
+
+// Every data directory an earlier build may have left is opened, each
+// migration finished where a kill stopped it: a format-1 log with the
+// day marks (0x1c) of the build that seals by day, or without them (a
+// build before), beside a key database of format 2 or 1. After the open
+// both databases are of the current formats with no format-1 record
+// left, every entry reads as before, the day marks are kept (or set to
+// the tree size where there were none, so the sweep still reads a day
+// either side for those entries), a bucket's retirement lists every entry
+// under it, and verify-log finds nothing.
+func TestMigrateEveryEarlierFormat(t *testing.T) {
+	ctx := context.Background()
+	const n = 37
+	for _, tc := range []struct {
+		name     string
+		dayMarks bool // the format-1 log has 0x1c marks
+		keysV1   bool
+		killed   func(t *testing.T, dir string) // what a kill during the first open left
+	}{
+		{name: "log v1 with day marks, keys v2", dayMarks: true},
+		{name: "log v1 without day marks, keys v1", keysV1: true},
+		{name: "killed after the log's migration, before the keys'", keysV1: true, killed: func(t *testing.T, dir string) {
+			db, err := openDB(filepath.Join(dir, LogDir), deriveKey(testKeys(t, dir).Master, infoBadger), slog.New(slog.DiscardHandler), func(db *badger.DB) error { return checkFormat(db, slog.New(slog.DiscardHandler)) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+		}},
+		{name: "killed after the log migration's placeholders, before its drop", dayMarks: true, keysV1: true, killed: func(t *testing.T, dir string) {
+			db := rawLogDB(t, dir)
+			defer db.Close()
+			// Step 1 done (entry records written), placeholders set.
+			if err := db.Update(func(txn *badger.Txn) error {
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsHeaderV1}, PrefetchValues: true})
+				defer it.Close()
+				for it.Rewind(); it.Valid(); it.Next() {
+					k := it.Item().Key()
+					tenant, index := binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint64(k[5:])
+					hb, _ := it.Item().ValueCopy(nil)
+					var hs []byte
+					for level := 1; level <= completedLevels(index); level++ {
+						item, err := txn.Get(tenantIndexKey(nsHashV1, tenant, uint64(tlog.StoredHashIndex(level, int64(index+1)>>level-1))))
+						if err != nil {
+							return err
+						}
+						h, _ := item.ValueCopy(nil)
+						hs = append(hs, h...)
+					}
+					if err := txn.Set(entryKey(tenant, index), append(hb, hs...)); err != nil {
+						return err
+					}
+				}
+				return errors.Join(txn.Set([]byte{nsHeaderV1}, nil), txn.Set([]byte{nsHashV1}, nil))
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := openTest(t, dir)
+			want := appendPayloads(t, l, n, func(i int) bool { return i%5 == 0 })
+			vkey := l.VerifierKey()
+			l.Close()
+			db := rawLogDB(t, dir)
+			writeLogV1(t, db)
+			if !tc.dayMarks {
+				if err := db.Update(func(txn *badger.Txn) error {
+					for _, id := range []uint32{1, 2} {
+						if err := txn.Delete(tenantKey(nsDaySealed, id)); err != nil {
+							return err
+						}
+					}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			db.Close()
+			if tc.keysV1 {
+				db := rawKeyDB(t, dir)
+				writeV1(t, db)
+				db.Close()
+			}
+			if tc.killed != nil {
+				tc.killed(t, dir)
+			}
+
+			l = openTest(t, dir)
+			want = checkMigrated(t, l, 0, want)
+			wantMark := uint64(0)
+			if !tc.dayMarks {
+				wantMark = n
+			}
+			l.stateMu.RLock()
+			mark := l.daySealed[1]
+			l.stateMu.RUnlock()
+			if mark != wantMark {
+				t.Errorf("day mark of the default tenant = %d, want %d", mark, wantMark)
+			}
+			buckets, err := l.Buckets(ctx, "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			under, err := l.RetireBuckets(ctx, "default", buckets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(under) != len(want) {
+				t.Errorf("RetireBuckets(every bucket) lists %d entries, want all %d", len(under), len(want))
+			}
+			l.Close()
+
+			for sub, v := range map[string]uint32{LogDir: logFormatVersion, KeyDir: keyFormatVersion} {
+				db := rawDB(t, dir, sub)
+				if got, _ := readFormat(db); got != v {
+					t.Errorf("%s: format %d, want %d", sub, got, v)
+				}
+				if c := countAllVersions(t, db, []byte{nsHeaderV1}, []byte{nsHashV1}, []byte{nsKeyScopeV1}, []byte{nsDataKeyV1}); c != 0 {
+					t.Errorf("%s: %d format-1 records (all versions) left", sub, c)
+				}
+				db.Close()
+			}
+			res, err := VerifyDir(ctx, dir, testKeys(t, dir).Master, vkey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res {
+				if len(r.Problems) > 0 {
+					t.Errorf("VerifyDir(%s) = %v", r.Tenant, r.Problems)
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/veritrace/veritrace/ledger/format"
 )
 
 // Shredding: payloads are erased by destroying the data keys they were
@@ -35,6 +38,55 @@ func (k *KeyRef) scope() keyScope {
 
 // Bucket returns the key's expiry bucket.
 func (k *KeyRef) Bucket() Bucket { return k.scope().bucket() }
+
+// MarshalText encodes the ref as the hex of its key material's key in the
+// key database (docs/FORMAT.md §6), for plans that must find the key's
+// material after its index records are gone.
+func (k *KeyRef) MarshalText() ([]byte, error) {
+	return []byte(hex.EncodeToString(keyMaterialKey(k.scope(), k.ID))), nil
+}
+
+// UnmarshalText decodes MarshalText's form.
+func (k *KeyRef) UnmarshalText(b []byte) error {
+	raw, err := hex.DecodeString(string(b))
+	if err != nil {
+		return fmt.Errorf("key ref: %w", err)
+	}
+	r, err := parseKeyMaterialKey(raw)
+	if err != nil {
+		return err
+	}
+	*k = *r
+	return nil
+}
+
+// KeyLocation returns a data key's ref from its location record, whether
+// or not its material is still there; ErrNotFound once destroying it
+// removed the record (or if there never was one).
+func (l *Ledger) KeyLocation(id [16]byte) (*KeyRef, error) {
+	var k *KeyRef
+	err := l.keysDB.View(func(txn *badger.Txn) error {
+		var err error
+		k, err = keyLocation(txn, id)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("data key %x: %w", id, ErrNotFound)
+		}
+		return err
+	})
+	return k, err
+}
+
+// ExpiryBucket names a tenant's expiry bucket of a day and class.
+func (l *Ledger) ExpiryBucket(ctx context.Context, tenant string, day uint32, class string) (Bucket, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return Bucket{}, err
+	}
+	if err := format.ValidateRetentionClass(class); err != nil {
+		return Bucket{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return Bucket{Tenant: tid, Day: day, Class: class}, nil
+}
 
 // EntryIndexes returns the indexes of a tenant's entries carrying the term,
 // below size (0: all).
@@ -113,25 +165,17 @@ func envelopeKeyOf(txn *badger.Txn, tid uint32, idx uint64) ([16]byte, bool, err
 }
 
 // keyRef reads a data key's scope from the key store: ErrKeyDestroyed
-// when its material is gone.
+// when its location or its material is gone.
 func (l *Ledger) keyRef(id [16]byte) (*KeyRef, error) {
 	var k *KeyRef
 	err := l.keysDB.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(keyLocationKey(id))
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		var err error
+		if k, err = keyLocation(txn, id); errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrKeyDestroyed
-		}
-		if err != nil {
+		} else if err != nil {
 			return err
 		}
-		mkey, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		if k, err = parseKeyMaterialKey(mkey); err != nil {
-			return err
-		}
-		if _, err := txn.Get(mkey); errors.Is(err, badger.ErrKeyNotFound) {
+		if _, err := txn.Get(keyMaterialKey(k.scope(), k.ID)); errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrKeyDestroyed
 		} else if err != nil {
 			return err
@@ -142,6 +186,24 @@ func (l *Ledger) keyRef(id [16]byte) (*KeyRef, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// keyLocation reads a data key's location record: badger.ErrKeyNotFound
+// if there is none.
+func keyLocation(txn *badger.Txn, id [16]byte) (*KeyRef, error) {
+	item, err := txn.Get(keyLocationKey(id))
+	if err != nil {
+		return nil, err
+	}
+	mkey, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, err
+	}
+	k, err := parseKeyMaterialKey(mkey)
+	if err == nil && k.ID != id {
+		err = fmt.Errorf("location of data key %x names key %x", id, k.ID)
+	}
+	return k, err
 }
 
 // Keys returns every live data key of a tenant.
@@ -193,8 +255,8 @@ func (l *Ledger) Buckets(ctx context.Context, tenant string) ([]Bucket, error) {
 }
 
 // EntriesUnder returns the indexes of the entries sealed under a key, in
-// order: the subject's entries for a subject key, the entries appended
-// within a day of the key's day for a key without subject.
+// order: found among the subject's entries for a subject key, among the
+// entries appended on the key's day for a key without subject.
 func (l *Ledger) EntriesUnder(ctx context.Context, tenant string, k *KeyRef) ([]uint64, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
@@ -214,13 +276,18 @@ func indexesOf(es []KeyedEntry) []uint64 {
 
 // entriesUnder returns, in index order, the entries sealed under any of
 // the keys or under any live key of the buckets, with the key each is
-// sealed under. The keys of the buckets are read from the key store with
-// one prefix scan per bucket (no lookup per key). The candidates are read
-// by index range: a subject key's entries through its subject term, a key
-// without subject's and a bucket's by the index range of the day (a key's
-// day is the day its payloads were sealed; appended_at is at most moments
-// later, so a day either side bounds them), in transactions of 1024
-// entries, checking ctx between them.
+// sealed under: complete once they are retired. The keys of the buckets
+// are read from the key store with one prefix scan per bucket (no lookup
+// per key). The candidates are a subject key's entries (its subject term)
+// and, for a key without subject and a bucket, the entries appended on
+// the key's day: the writer commits every entry under a key of its
+// appended_at day (sealForCommit), and appended_at never decreases, so
+// that index range holds them all. Entries an earlier build appended
+// (below daySealed) were sealed under a key of the clock's day at Append,
+// which could differ from their appended_at day: for those a day either
+// side is read too. Each candidate's envelope names its key; candidates
+// are read in transactions of 1024 entries (viewChunks), checking ctx
+// between them.
 func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, keys []*KeyRef, buckets []Bucket) ([]KeyedEntry, error) {
 	want := make(map[[16]byte]*KeyRef, len(keys))
 	type span struct{ lo, hi uint64 }
@@ -262,13 +329,24 @@ func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, ke
 			return nil, err
 		}
 	}
+	l.stateMu.RLock()
+	legacy := l.daySealed[tid]
+	l.stateMu.RUnlock()
 	for d := range days {
-		lo, err1 := l.indexAtDay(ctx, tenant, int64(d)-1)
-		hi, err2 := l.indexAtDay(ctx, tenant, int64(d)+2)
+		lo, err1 := l.indexAtDay(ctx, tenant, int64(d))
+		hi, err2 := l.indexAtDay(ctx, tenant, int64(d)+1)
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
 		ranges = append(ranges, span{lo, hi})
+		if legacy > 0 {
+			lo, err1 := l.indexAtDay(ctx, tenant, int64(d)-1)
+			hi, err2 := l.indexAtDay(ctx, tenant, int64(d)+2)
+			if err := errors.Join(err1, err2); err != nil {
+				return nil, err
+			}
+			ranges = append(ranges, span{lo, min(hi, legacy)})
+		}
 	}
 	for _, r := range ranges {
 		for i := r.lo; i < r.hi; i++ {
@@ -339,16 +417,17 @@ type Erased struct {
 // given. Every entry sealed under them whose index is in erase loses its
 // payload and index terms; every other entry under them is first re-sealed
 // under a fresh key of its scope. Shred is idempotent: after a crash,
-// calling it again with the same arguments finishes the work. It returns
-// the entries erased by this call.
+// calling it again with the same arguments finishes the work, keys already
+// destroyed included (their index records are removed if a crash left
+// them). It returns the entries erased by this call.
 //
 // The steps, each idempotent (a later task drives them one by one):
 //  1. retire the keys and buckets through the writer (durable marks checked
 //     in every commit), so no entry is committed under them afterwards;
 //  2. list the entries under them, complete because of 1;
 //  3. re-seal those to keep, drop the payloads and index terms of the rest;
-//  4. destroy the keys: one DropPrefix over their material, then their
-//     index records.
+//  4. destroy the keys: their index records, then one DropPrefix over
+//     their material.
 func (l *Ledger) Shred(ctx context.Context, tenant string, keys []*KeyRef, buckets []Bucket, erase map[uint64]bool) ([]Erased, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
@@ -446,7 +525,7 @@ func (l *Ledger) reseal(ctx context.Context, tid uint32, idxs []uint64) error {
 		return nil
 	}
 	fresh := map[keyScope]*dataKey{}
-	return l.inChunks(idxs, func(txn *badger.Txn, i uint64) error {
+	return l.inChunks("re-seal entries", idxs, func(txn *badger.Txn, i uint64) error {
 		e, err := l.readEntry(txn, tid, i)
 		if err != nil || e.Erased {
 			return err
@@ -465,7 +544,7 @@ func (l *Ledger) reseal(ctx context.Context, tid uint32, idxs []uint64) error {
 			if dk, err = l.keys.fresh(s); err != nil {
 				return err
 			}
-			if err := l.keys.flush(l.quit); err != nil {
+			if err := l.keys.flush(l.quit, []*dataKey{dk}); err != nil {
 				return err
 			}
 			fresh[s] = dk
@@ -481,7 +560,7 @@ func (l *Ledger) reseal(ctx context.Context, tid uint32, idxs []uint64) error {
 // dropPayloads deletes the payloads of idxs and their index terms.
 func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
 	var out []Erased
-	err := l.inChunks(idxs, func(txn *badger.Txn, i uint64) error {
+	err := l.inChunks("delete payloads", idxs, func(txn *badger.Txn, i uint64) error {
 		terms, ok, err := envelopeTerms(txn, tid, i)
 		if err != nil || !ok {
 			return err
@@ -506,10 +585,12 @@ func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
 
 // inChunks calls fn for each index, in write transactions of up to 1024
 // indexes: few synced commits, each holding the log's writes back
-// briefly. fn's writes must be idempotent: when Badger finds a transaction
-// too big, it is committed as far as it got, and the index fn was at is
-// done again, whole, in the next one.
-func (l *Ledger) inChunks(idxs []uint64, fn func(txn *badger.Txn, i uint64) error) error {
+// briefly. Each transaction is behind the failure gate and its commit is
+// classified like every other (Ledger.commit): one whose outcome is
+// unknown fails the ledger. fn's writes must be idempotent: when Badger
+// finds a transaction too big, it is committed as far as it got, and the
+// index fn was at is done again, whole, in the next one.
+func (l *Ledger) inChunks(what string, idxs []uint64, fn func(txn *badger.Txn, i uint64) error) error {
 	const chunk = 1024
 	for len(idxs) > 0 {
 		if err := l.failure(); err != nil {
@@ -527,7 +608,7 @@ func (l *Ledger) inChunks(idxs []uint64, fn func(txn *badger.Txn, i uint64) erro
 			err = nil
 		}
 		if err == nil {
-			err = txn.Commit()
+			err = l.commit(what, txn)
 		}
 		txn.Discard()
 		if err != nil {
@@ -566,14 +647,10 @@ func (l *Ledger) MarkErased(ctx context.Context, tenant string, idxs []uint64, t
 	if err != nil {
 		return err
 	}
-	wb := l.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, i := range idxs {
-		if err := wb.Set(tenantIndexKey(nsErasedBy, tid, i), binary.BigEndian.AppendUint64(nil, tombstone)); err != nil {
-			return err
-		}
-	}
-	return wb.Flush()
+	v := binary.BigEndian.AppendUint64(nil, tombstone)
+	return l.inChunks("mark erased entries", idxs, func(txn *badger.Txn, i uint64) error {
+		return txn.Set(tenantIndexKey(nsErasedBy, tid, i), v)
+	})
 }
 
 // RequestValueLogGC asks the ledger's background goroutine to rewrite the
@@ -587,13 +664,8 @@ func (l *Ledger) RequestValueLogGC() {
 	}
 }
 
-// valueLogGC serves RequestValueLogGC until the ledger closes: it
-// rewrites the log database's value-log files that are at least half
-// garbage (erased and expired payloads), one file at a time, and after
-// each pauses twice as long as the rewrite took, so that reclaiming the
-// space of a large sweep takes at most a third of the time of the write
-// path it shares with appends. It stops between files when the ledger
-// closes.
+// valueLogGC serves RequestValueLogGC until the ledger closes
+// (runValueLogGC).
 func (l *Ledger) valueLogGC() {
 	defer l.wg.Done()
 	for {
@@ -602,24 +674,45 @@ func (l *Ledger) valueLogGC() {
 			return
 		case <-l.gcReq:
 		}
-		n := 0
-		for ; n < 1000; n++ {
-			t0 := time.Now()
-			if err := l.db.RunValueLogGC(0.5); err != nil {
-				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-					l.log.Warn("value log GC", "err", err)
-				}
-				break
-			}
-			select {
-			case <-l.stop:
-				l.log.Info("value log GC stopped by close", "files_rewritten", n+1)
-				return
-			case <-time.After(2 * time.Since(t0)):
-			}
-		}
+		n, err := l.runValueLogGC()
 		if n > 0 {
 			l.log.Info("value log GC", "files_rewritten", n)
 		}
+		if err != nil && !errors.Is(err, ErrFailed) {
+			l.log.Error("value log GC", "err", err)
+		}
 	}
+}
+
+// runValueLogGC rewrites the log database's value-log files that are at
+// least half garbage (erased and expired payloads), one file at a time,
+// and after each pauses twice as long as the rewrite took, so that
+// reclaiming the space of a large sweep takes at most a third of the time
+// of the write path it shares with appends. It stops between files when
+// the ledger closes. A rewrite writes to the log database, so it is behind
+// the failure gate, and a rewrite that fails (other than finding nothing
+// to rewrite) fails the ledger. It returns the number of files rewritten.
+func (l *Ledger) runValueLogGC() (int, error) {
+	n := 0
+	for n < 1000 {
+		if err := l.failure(); err != nil {
+			return n, err
+		}
+		t0 := time.Now()
+		err := l.db.RunValueLogGC(0.5)
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			return n, nil
+		default:
+			return n, l.fail(fmt.Errorf("value log GC: %w", err))
+		}
+		select {
+		case <-l.stop:
+			return n, nil
+		case <-time.After(2 * time.Since(t0)):
+		}
+	}
+	return n, nil
 }

@@ -19,10 +19,7 @@ func (l *Ledger) PutState(ctx context.Context, tenant, name string, value []byte
 	if err != nil {
 		return err
 	}
-	if err := l.failure(); err != nil {
-		return err
-	}
-	return l.db.Update(func(txn *badger.Txn) error {
+	return l.update("store state", func(txn *badger.Txn) error {
 		return txn.Set(append(tenantKey(nsState, tid), name...), value)
 	})
 }

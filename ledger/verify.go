@@ -1,11 +1,12 @@
 package ledger
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/bits"
 	"path/filepath"
 	"runtime/debug"
 	"sort"
@@ -36,13 +37,14 @@ type TenantResult struct {
 	Root        tlog.Hash // recomputed from the headers
 	Checkpoints int       // signed checkpoints checked
 	Latest      *Checkpoint
-	Problems    []Problem // in index order
+	Problems    []Problem // in index order; at most 1,000
+	Omitted     int       // problems found beyond those listed
 }
 
 // VerifyDir checks every tenant's log in a data directory without the data
-// keys: it re-reads every header, checks its encoding, index, tenant and
-// hash chain, recomputes every leaf and tree hash and compares them with the
-// stored ones, and checks every stored checkpoint's signature and root
+// keys: it re-reads every entry record, checks its header's encoding,
+// index, tenant and hash chain, recomputes every leaf and tree hash and
+// compares the tree hashes with those the records store, and checks every stored checkpoint's signature and root
 // against the recomputed tree. It opens the log database read-only and
 // changes nothing; the directory must not be in use by a server.
 // verifierKey is the note verifier key of the log. A fault while reading
@@ -124,161 +126,260 @@ func verifyDir(ctx context.Context, dir string, master []byte, verifierKey strin
 	return results, err
 }
 
+// maxProblems is the most problems VerifyDir lists per tenant; the rest
+// are counted (TenantResult.Omitted).
+const maxProblems = 1000
+
+// verifyTenant checks one tenant's log in one pass over its entry records
+// (header and the tree hashes its append completed), with its checkpoints
+// read alongside, in index order. It keeps only the tree's right frontier
+// (at most 64 hashes), so its memory does not grow with the log, and its
+// work is bounded by the records actually stored, whatever the stored
+// tree size says: a run of missing entries is one problem, folded into the
+// tree as complete subtrees of zero leaf hashes (at most 64 steps a run).
 func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*TenantResult, error) {
 	size, err := readTreeSize(txn, tid)
 	if err != nil {
 		return nil, err
 	}
-	res := &TenantResult{Tenant: name, Size: size}
-	bad := func(i uint64, format string, args ...any) {
-		res.Problems = append(res.Problems, Problem{Tenant: name, Index: i, Detail: fmt.Sprintf(format, args...)})
+	t := &tenantCheck{res: &TenantResult{Tenant: name, Size: size}, v: v, size: size, first: math.MaxUint64}
+	t.cps = txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsCheckpoint, tid), PrefetchValues: true})
+	defer t.cps.Close()
+	t.cps.Rewind()
+	if err := t.checkpoints(); err != nil { // those of the empty tree
+		return nil, err
 	}
 
-	// Recompute every tree hash from the headers alone.
-	hashes := make([]tlog.Hash, 0, tlog.StoredHashCount(int64(size)))
-	mem := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(idx))
-		for i, x := range idx {
-			out[i] = hashes[x]
-		}
-		return out, nil
-	})
 	var prev tlog.Hash
 	var prevHeader *format.Header
-	// Stored tree hashes (in the entry records) that differ from the ones
-	// recomputed from the headers.
-	type node struct {
-		level int
-		n     int64
-	}
-	var interior []node
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsEntry, tid), PrefetchValues: true})
-	next := uint64(0)
-	for it.Rewind(); it.Valid(); it.Next() {
-		i := binary.BigEndian.Uint64(it.Item().Key()[5:])
+	linked := true // prev is the leaf hash of a readable entry before this one (or none)
+	var out []tlog.Hash
+	entries := txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsEntry, tid), PrefetchValues: true})
+	defer entries.Close()
+	for entries.Rewind(); entries.Valid(); entries.Next() {
+		i := binary.BigEndian.Uint64(entries.Item().Key()[5:])
 		if i >= size {
-			bad(i, "entry stored beyond the tree size %d", size)
+			n := 0
+			for ; entries.Valid(); entries.Next() {
+				n++
+			}
+			t.bad(i, 1, "%d entry records stored beyond the tree size %d, the first at index %d", n, size, i)
 			break
 		}
-		for ; next < i; next++ {
-			bad(next, "header missing")
-			hs, _ := tlog.StoredHashesForRecordHash(int64(next), tlog.Hash{}, mem)
-			hashes = append(hashes, hs...)
-			prev = tlog.Hash{}
-		}
-		v, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			it.Close()
-			return nil, err
-		}
-		hb, stored, err := splitEntryRecord(i, v)
-		if err != nil {
-			bad(i, "%v", err)
-			hb, stored = v, nil
-		}
-		leaf := format.LeafHash(hb)
-		h, err := format.ParseHeader(hb)
-		switch {
-		case err != nil:
-			bad(i, "%v", err)
-		case h.Index != i:
-			bad(i, "header says index %d", h.Index)
-		case h.Tenant != name:
-			bad(i, "header says tenant %q", h.Tenant)
-		case h.PrevLeafHash != prev:
-			bad(i, "hash chain broken: previous leaf hash is %x, header says %x", prev[:], h.PrevLeafHash[:])
-		case prevHeader != nil && h.AppendedAt.Before(prevHeader.AppendedAt):
-			bad(i, "appended_at %s is before the previous entry's %s", h.AppendedAt, prevHeader.AppendedAt)
-		}
-		prevHeader = h
-		hs, err := tlog.StoredHashesForRecordHash(int64(i), leaf, mem)
-		if err != nil {
-			it.Close()
-			return nil, err
-		}
-		hashes = append(hashes, hs...)
-		// hs[level] is the hash of the subtree of 2^level leaves ending at
-		// entry i; the record stores those of level 1 up.
-		for level := 1; level < len(hs) && stored != nil; level++ {
-			if !bytes.Equal(stored[(level-1)*tlog.HashSize:level*tlog.HashSize], hs[level][:]) {
-				interior = append(interior, node{level, int64(i+1)>>level - 1})
+		afterGap := i > t.st.size
+		if afterGap {
+			if err := t.gap(i); err != nil {
+				return nil, err
 			}
 		}
-		prev = leaf
-		next = i + 1
-	}
-	it.Close()
-	for ; next < size; next++ {
-		bad(next, "header missing")
-		hs, _ := tlog.StoredHashesForRecordHash(int64(next), tlog.Hash{}, mem)
-		hashes = append(hashes, hs...)
-	}
-
-	// A stored tree hash that differs only because a header below it does
-	// is not reported again.
-	for _, nd := range interior {
-		lo, hi := uint64(nd.n)<<nd.level, uint64(nd.n+1)<<nd.level
-		explained := false
-		for _, p := range res.Problems {
-			explained = explained || (p.Index >= lo && p.Index < hi)
-		}
-		if !explained {
-			// Named at the entry whose record holds it.
-			bad(hi-1, "stored tree hash (level %d, entries %d-%d) differs from the one recomputed from the headers", nd.level, lo, hi-1)
-		}
-	}
-	if size > 0 {
-		res.Root, _ = tlog.TreeHash(int64(size), mem)
-	} else {
-		res.Root = format.EmptyRoot
-	}
-
-	// Check every signed checkpoint against the recomputed tree.
-	it = txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsCheckpoint, tid), PrefetchValues: true})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		at := binary.BigEndian.Uint64(it.Item().Key()[5:])
-		msg, err := it.Item().ValueCopy(nil)
+		rec, err := entries.Item().ValueCopy(nil)
 		if err != nil {
 			return nil, err
 		}
-		res.Checkpoints++
-		cp, err := format.OpenCheckpoint(msg, v)
-		if err != nil {
-			bad(at, "checkpoint of size %d: %v", at, err)
-			continue
+		hb, stored, err := splitEntryRecord(i, rec)
+		var h *format.Header
+		if err == nil {
+			h, err = format.ParseHeader(hb)
+		} else {
+			hb, stored = rec, nil
 		}
-		want := format.EmptyRoot
+		leaf := format.LeafHash(hb)
 		switch {
-		case cp.Size != at:
-			bad(at, "checkpoint stored at size %d says size %d", at, cp.Size)
-			continue
-		case cp.Origin != v.Name()+"/"+name:
-			bad(at, "checkpoint origin %q, want %q", cp.Origin, v.Name()+"/"+name)
-		case cp.Size > size:
-			bad(size, "checkpoint of size %d is beyond the tree size %d: entries were removed", cp.Size, size)
-			continue
+		case err != nil:
+			t.bad(i, 1, "%v", err)
+		case h.Index != i:
+			t.bad(i, 1, "header says index %d", h.Index)
+		case h.Tenant != name:
+			t.bad(i, 1, "header says tenant %q", h.Tenant)
+		case h.PrevLeafHash != prev && i == 0:
+			t.bad(i, 1, "hash chain broken: the first entry's previous leaf hash is %x, not zero", h.PrevLeafHash[:])
+		case h.PrevLeafHash != prev && linked && !afterGap:
+			// After a gap or an unreadable record the link cannot be
+			// checked. Either header may have been changed: the problem is
+			// named at the first.
+			t.bad(i-1, 2, "hash chain broken between entries %d and %d: the header of %d hashes to %x, the header of %d says %x", i-1, i, i-1, prev[:], i, h.PrevLeafHash[:])
+		case prevHeader != nil && h.AppendedAt.Before(prevHeader.AppendedAt):
+			t.bad(i, 1, "appended_at %s is before the previous entry's %s", h.AppendedAt, prevHeader.AppendedAt)
 		}
-		if cp.Size > 0 {
-			want, _ = tlog.TreeHash(int64(cp.Size), mem)
+		prevHeader, linked = h, err == nil
+		out = t.st.push(leaf, out[:0])
+		t.compare(i, out, stored)
+		prev = leaf
+		if err := t.checkpoints(); err != nil {
+			return nil, err
 		}
-		if want != cp.Root {
-			bad(firstProblem(res.Problems, cp.Size), "signed checkpoint of size %d does not match the tree recomputed from the headers", cp.Size)
-		}
-		res.Latest = cp
 	}
-	sort.SliceStable(res.Problems, func(i, j int) bool { return res.Problems[i].Index < res.Problems[j].Index })
-	return res, nil
+	if t.st.size < size {
+		if err := t.gap(size); err != nil {
+			return nil, err
+		}
+	}
+	t.res.Root = t.st.root()
+	if err := t.checkpoints(); err != nil { // those beyond the tree
+		return nil, err
+	}
+	sort.SliceStable(t.res.Problems, func(i, j int) bool { return t.res.Problems[i].Index < t.res.Problems[j].Index })
+	return t.res, nil
 }
 
-// firstProblem names the entry a checkpoint mismatch is blamed on: the
-// first problem already found below size, else the checkpoint's last entry.
-func firstProblem(ps []Problem, size uint64) uint64 {
-	best := size - 1
-	for _, p := range ps {
-		if p.Index < best {
-			best = p.Index
+// tenantCheck is the state of one tenant's verification: the tree rebuilt
+// so far and the checkpoints not yet compared with it.
+type tenantCheck struct {
+	res  *TenantResult
+	v    note.Verifier
+	size uint64 // the stored tree size
+	st   logState
+	cps  *badger.Iterator // checkpoints, at the next to check
+	// dirtyUntil: entries below it may have a problem reported already (a
+	// stored interior hash over them is then not reported again).
+	dirtyUntil uint64
+	first      uint64 // the lowest index a problem names
+}
+
+// bad records a problem at index i that affects the n entries from i.
+func (t *tenantCheck) bad(i, n uint64, format string, args ...any) {
+	if len(t.res.Problems) < maxProblems {
+		t.res.Problems = append(t.res.Problems, Problem{Tenant: t.res.Tenant, Index: i, Detail: fmt.Sprintf(format, args...)})
+	} else {
+		t.res.Omitted++
+	}
+	if n > 0 {
+		t.dirtyUntil = max(t.dirtyUntil, i+n)
+	}
+	t.first = min(t.first, i)
+}
+
+// compare compares the tree hashes entry i's append completed, recomputed
+// (added[level], level 1 up; added[0] is its leaf hash), with those its
+// record stores (nil when the record could not be split). A stored hash
+// that differs only because an entry below it has a problem already is
+// not reported again.
+func (t *tenantCheck) compare(i uint64, added []tlog.Hash, stored []byte) {
+	for level := 1; level < len(added) && len(stored) >= level*tlog.HashSize; level++ {
+		if tlog.Hash(stored[(level-1)*tlog.HashSize:level*tlog.HashSize]) == added[level] {
+			continue
+		}
+		// Named at the entry whose record holds it, and reported once per
+		// record: either that record was changed (its header or its stored
+		// hashes) or, if an entry below already has a problem, nothing
+		// more is reported.
+		lo := i + 1 - uint64(1)<<level
+		if t.dirtyUntil <= lo {
+			t.bad(i, 1, "stored tree hash (level %d, entries %d-%d, in the record of entry %d) differs from the one recomputed from the headers", level, lo, i, i)
 		}
 	}
-	return best
+}
+
+// zeroSubtrees[k] is the hash of a complete subtree of 2^k zero leaf
+// hashes: what missing entries count as.
+var zeroSubtrees = func() (z [64]tlog.Hash) {
+	for k := 1; k < 64; k++ {
+		z[k] = tlog.NodeHash(z[k-1], z[k-1])
+	}
+	return z
+}()
+
+// gap reports the entry records missing from the tree's size up to end,
+// and folds them in as zero leaf hashes (complete subtrees, stopping at
+// every checkpoint size on the way to check it).
+func (t *tenantCheck) gap(end uint64) error {
+	if end-t.st.size == 1 {
+		t.bad(t.st.size, 1, "entry record missing")
+	} else {
+		t.bad(t.st.size, end-t.st.size, "entry records %d to %d missing", t.st.size, end-1)
+	}
+	for t.st.size < end {
+		stop := end
+		if at, ok := t.nextCheckpoint(); ok && at > t.st.size && at < stop {
+			stop = at
+		}
+		for t.st.size < stop {
+			k := min(bits.TrailingZeros64(t.st.size), bits.Len64(stop-t.st.size)-1)
+			t.st.pushSubtree(k, zeroSubtrees[k])
+		}
+		if err := t.checkpoints(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nextCheckpoint returns the size the next checkpoint is stored at.
+func (t *tenantCheck) nextCheckpoint() (uint64, bool) {
+	if !t.cps.Valid() {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(t.cps.Item().Key()[5:]), true
+}
+
+// checkpoints checks the stored checkpoints of the tree's current size
+// against its root; at the end (size reached), also those beyond it.
+func (t *tenantCheck) checkpoints() error {
+	for {
+		at, ok := t.nextCheckpoint()
+		if !ok || (at > t.st.size && t.st.size < t.size) {
+			return nil
+		}
+		msg, err := t.cps.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		t.cps.Next()
+		t.res.Checkpoints++
+		cp, err := format.OpenCheckpoint(msg, t.v)
+		if err != nil {
+			t.bad(at, 0, "checkpoint of size %d: %v", at, err)
+			continue
+		}
+		switch {
+		case cp.Size != at:
+			t.bad(at, 0, "checkpoint stored at size %d says size %d", at, cp.Size)
+			continue
+		case cp.Origin != t.v.Name()+"/"+t.res.Tenant:
+			t.bad(at, 0, "checkpoint origin %q, want %q", cp.Origin, t.v.Name()+"/"+t.res.Tenant)
+		case cp.Size > t.size:
+			t.bad(t.size, 0, "checkpoint of size %d is beyond the tree size %d: entries were removed", cp.Size, t.size)
+			continue
+		}
+		if t.st.root() != cp.Root {
+			blame := cp.Size - 1
+			if t.first < blame {
+				blame = t.first
+			}
+			t.bad(blame, 0, "signed checkpoint of size %d does not match the tree recomputed from the headers", cp.Size)
+		}
+		t.res.Latest = cp
+	}
+}
+
+// pushSubtree appends a complete subtree of 2^level leaves whose hash is
+// h; the tree's size must be a multiple of 2^level.
+func (s *logState) pushSubtree(level int, h tlog.Hash) {
+	n := uint64(1) << level
+	for ; s.size>>level&1 == 1; level++ {
+		h = tlog.NodeHash(s.frontier[level], h)
+	}
+	s.frontier[level] = h
+	s.size += n
+}
+
+// root is the RFC 6962 root of the tree: its frontier's subtrees combined
+// from the smallest up.
+func (s *logState) root() tlog.Hash {
+	if s.size == 0 {
+		return format.EmptyRoot
+	}
+	var r tlog.Hash
+	started := false
+	for level := 0; level < 64; level++ {
+		if s.size>>level&1 == 0 {
+			continue
+		}
+		if !started {
+			r, started = s.frontier[level], true
+		} else {
+			r = tlog.NodeHash(s.frontier[level], r)
+		}
+	}
+	return r
 }

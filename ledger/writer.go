@@ -83,19 +83,33 @@ func (l *Ledger) loadState(txn *badger.Txn, tenant uint32) (*logState, error) {
 func (l *Ledger) writer() {
 	defer l.wg.Done()
 	states := make(map[uint32]*logState)
-	var carry *appendReq
+	// backlog: requests taken from the queue and not yet committed, in
+	// order. deferred: requests that need a new data key, set aside while a
+	// DropPrefix blocks the key store's writes (keyStore.tryFlush); they
+	// go first once it ends, and no other request waits for it.
+	var backlog, deferred []*appendReq
 	for {
-		first := carry
-		carry = nil
-		if first == nil {
+		if len(backlog) == 0 {
+			var dropEnded <-chan struct{}
+			if len(deferred) > 0 {
+				dropEnded = l.keys.dropMu.ended()
+			}
 			select {
-			case first = <-l.reqs:
+			case r := <-l.reqs:
+				backlog = append(backlog, r)
+			case <-dropEnded:
+				backlog, deferred = deferred, nil
 			case <-l.stop:
 				// Close holds closeMu, so no Append is sending: drain and exit.
 				select {
-				case first = <-l.reqs:
+				case r := <-l.reqs:
+					backlog = append(backlog, r)
 				default:
-					return
+					if len(deferred) == 0 {
+						return
+					}
+					<-l.keys.dropMu.ended()
+					backlog, deferred = deferred, nil
 				}
 			}
 		}
@@ -103,30 +117,40 @@ func (l *Ledger) writer() {
 			l.hooks.beforeGroup()
 		}
 		var group []*appendReq
-		group, carry = l.gather(first)
-		l.commitGroup(states, group)
+		group, backlog = l.gather(backlog)
+		deferred = append(deferred, l.commitGroup(states, group)...)
 	}
 }
 
-// gather takes the requests waiting behind first, in order, while they fit
-// in one transaction. The first that does not fit is returned as carry and
-// starts the next group, so requests are committed in the order queued.
-func (l *Ledger) gather(first *appendReq) (group []*appendReq, carry *appendReq) {
-	group = []*appendReq{first}
-	cost := first.cost
+// gather takes the requests of the backlog, then those waiting in the
+// queue, in order, while they fit in one transaction. The first that does
+// not fit stays at the head of the backlog and starts the next group, so
+// requests are committed in the order queued (but for those set aside
+// during a DropPrefix).
+func (l *Ledger) gather(backlog []*appendReq) (group, rest []*appendReq) {
+	group = []*appendReq{backlog[0]}
+	cost := backlog[0].cost
+	backlog = backlog[1:]
 	for {
-		select {
-		case r := <-l.reqs:
-			next := cost
-			next.add(r.cost)
-			if !next.fits(l.txnLimit) {
-				return group, r
+		var r *appendReq
+		if len(backlog) > 0 {
+			r = backlog[0]
+		} else {
+			select {
+			case r = <-l.reqs:
+			default:
+				return group, nil
 			}
-			group = append(group, r)
-			cost = next
-		default:
-			return group, nil
+			backlog = append(backlog, r)
 		}
+		next := cost
+		next.add(r.cost)
+		if !next.fits(l.txnLimit) {
+			return group, backlog
+		}
+		group = append(group, r)
+		cost = next
+		backlog = backlog[1:]
 	}
 }
 
@@ -135,10 +159,16 @@ func (l *Ledger) gather(first *appendReq) (group []*appendReq, carry *appendReq)
 // error; a storage error before the commit fails the requests of that
 // transaction and nothing is written; a transaction that turns out too
 // big is split and retried; a failed commit fails the ledger (ErrFailed).
-func (l *Ledger) commitGroup(states map[uint32]*logState, group []*appendReq) {
+// The requests it returns were set aside, unanswered, because they need a
+// new data key while a DropPrefix blocks the key store (errKeysBlocked).
+func (l *Ledger) commitGroup(states map[uint32]*logState, group []*appendReq) (deferred []*appendReq) {
 	res := make([]appendResult, len(group))
 	defer func() {
 		for i, r := range group {
+			if res[i].deferred {
+				deferred = append(deferred, r)
+				continue
+			}
 			r.done <- res[i] // buffered, and sent to exactly once
 		}
 	}()
@@ -167,13 +197,39 @@ func (l *Ledger) commitGroup(states map[uint32]*logState, group []*appendReq) {
 	for j, i := range pos {
 		res[i] = out[j]
 	}
+	return
 }
+
+// errKeysBlocked: the group needs new data keys stored while a DropPrefix
+// blocks the key store's writes. Nothing was written.
+var errKeysBlocked = errors.New("the key store's writes are blocked by a DropPrefix")
 
 // commitParts commits reqs in one transaction, or, if that is too big for
 // Badger, in two halves, recursively. A single request too big fails with
 // ErrInvalid.
 func (l *Ledger) commitParts(states map[uint32]*logState, reqs []*appendReq, res []appendResult) {
 	err := l.commitOnce(states, reqs, res)
+	if errors.Is(err, errKeysBlocked) {
+		// Set aside the requests that need a new key; commit the others now.
+		var now []*appendReq
+		var pos []int
+		for i, r := range reqs {
+			if r.needsNewKey() {
+				res[i] = appendResult{deferred: true}
+				continue
+			}
+			now = append(now, r)
+			pos = append(pos, i)
+		}
+		out := make([]appendResult, len(now))
+		if len(now) > 0 {
+			l.commitParts(states, now, out)
+		}
+		for j, i := range pos {
+			res[i] = out[j]
+		}
+		return
+	}
 	if !errors.Is(err, badger.ErrTxnTooBig) {
 		if err != nil {
 			for i := range res {
@@ -200,8 +256,8 @@ type groupTxn struct {
 	base    map[uint32]*logState
 	states  map[uint32]*logState
 	now     time.Time
-	day     uint32
 	retired retiredSet
+	newKeys []*dataKey  // pending keys the new entries are sealed under
 	hashes  []tlog.Hash // scratch
 }
 
@@ -247,7 +303,7 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 		return err
 	}
 	g := &groupTxn{l: l, txn: txn, base: states, states: make(map[uint32]*logState), now: now,
-		day: uint32(now.Unix() / 86400), retired: retired}
+		retired: retired}
 	out := make([]appendResult, len(reqs))
 	writes := false
 	// Retirements first: they bind every record of the group.
@@ -279,16 +335,26 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 		if req.recs == nil {
 			continue
 		}
-		if err := l.resealRetired(g, req); err != nil {
-			return err
-		}
 		st, err := g.state(req.tenant)
 		if err != nil {
 			return err
 		}
+		// appended_at never goes back, whatever the clock does; the
+		// records are sealed under keys of its day.
+		at := g.now
+		if st.time.After(at) {
+			at = st.time
+		}
+		if err := l.sealForCommit(g, req, dayOf(at)); err != nil {
+			if errors.Is(err, ErrBucketExpired) {
+				out[i].err = err
+				continue
+			}
+			return err // errKeysBlocked sets the request aside (commitParts)
+		}
 		// Work on a copy so that a failing request leaves the state as it was.
 		next := *st
-		receipts, err := l.appendOne(g, &next, req)
+		receipts, err := l.appendOne(g, &next, req, at)
 		var re *RecordError
 		if errors.As(err, &re) {
 			out[i].err = err
@@ -310,22 +376,27 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 		}
 	}
 	if writes {
-		// Data keys are durable before the entries sealed under them.
-		if err := l.keys.flush(l.stop); err != nil {
-			return l.fail(fmt.Errorf("store data keys: %w", err))
+		// Data keys are durable before the entries sealed under them: the
+		// group stores those of its new entries that are still pending, and
+		// never waits for a DropPrefix to do so.
+		if len(g.newKeys) > 0 {
+			ok, err := l.keys.tryFlush(g.newKeys)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errKeysBlocked
+			}
 		}
-		commit := txn.Commit
-		if l.hooks.commit != nil {
-			commit = func() error { return l.hooks.commit(txn) }
-		}
-		if err := commit(); err != nil {
-			return l.fail(fmt.Errorf("commit: %w", err))
+		if err := l.commit("commit", txn); err != nil {
+			return err
 		}
 	}
 	g.retired.committed()
 	l.stateMu.Lock()
 	for tenant := range touched {
 		l.committed[tenant] = g.states[tenant].size
+		l.lastDay[tenant] = dayOf(g.states[tenant].time)
 	}
 	l.stateMu.Unlock()
 	for tenant, s := range g.states {
@@ -343,9 +414,10 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 }
 
 // appendOne checks one request against the log and, if it is valid, adds
-// its writes to the transaction and advances st. Validation failures are
-// returned as *RecordError before anything is written.
-func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq) ([]Receipt, error) {
+// its writes to the transaction, appended at now, and advances st.
+// Validation failures are returned as *RecordError before anything is
+// written.
+func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.Time) ([]Receipt, error) {
 	txn := g.txn
 	receipts := make([]Receipt, len(req.recs))
 	fresh := make([]bool, len(req.recs))
@@ -390,10 +462,6 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq) ([]Receipt
 		fresh[i] = true
 	}
 
-	now := g.now
-	if st.time.After(now) {
-		now = st.time // appended_at never goes back, whatever the clock does
-	}
 	for i := range req.recs {
 		if !fresh[i] {
 			continue
@@ -418,6 +486,9 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq) ([]Receipt
 		}
 		if err := g.set(payloadKey(req.tenant, index), req.prep[i].envelope); err != nil {
 			return nil, err
+		}
+		if k := req.prep[i].key; k.pending() {
+			g.newKeys = append(g.newKeys, k)
 		}
 		if id, ok := r.identity(); ok {
 			if err := g.set(identityKey(req.tenant, r.Kind, id), append(idx, r.SubKind)); err != nil {
@@ -481,10 +552,24 @@ func (c txnCost) fits(limit txnCost) bool {
 	return c.keys <= limit.keys && c.bytes <= limit.bytes && c.values <= limit.values
 }
 
+// within says which limit of one storage transaction c exceeds, if any.
+func (c txnCost) within(limit txnCost) error {
+	switch {
+	case c.keys > limit.keys:
+		return fmt.Errorf("needs %d keys of one storage transaction, more than its limit of %d", c.keys, limit.keys)
+	case c.bytes > limit.bytes:
+		return fmt.Errorf("needs %d bytes of one storage transaction, more than its limit of %d", c.bytes, limit.bytes)
+	case c.values > limit.values:
+		return fmt.Errorf("holds %d bytes of payloads, more than the limit of %d for one storage transaction", c.values, limit.values)
+	}
+	return nil
+}
+
 // Key sizes of the layout (keys.go).
 const (
 	tenantIndexKeySize = 1 + 4 + 8
 	identityKeySize    = 1 + 4 + 1 + 32
+	kindIndexKeySize   = 1 + 4 + 1 + 8
 	termKeySize        = 1 + 4 + 1 + termMACSize + 8
 )
 
@@ -504,7 +589,7 @@ func (c *txnCost) record(tenant string, r *Record, p *prepared) {
 		c.set(identityKeySize, 9)
 	}
 	if r.Kind != format.KindSpan {
-		c.set(tenantIndexKeySize, 0)
+		c.set(kindIndexKeySize, 0)
 	}
 	for range p.terms {
 		c.set(termKeySize, 0)
@@ -512,6 +597,18 @@ func (c *txnCost) record(tenant string, r *Record, p *prepared) {
 	if r.Version != nil {
 		c.set(1+4+1+len(r.Version.Name)+1+len(r.Version.Label), 40)
 	}
+}
+
+// dataKey adds what storing a new data key writes to the key database
+// (keyStore.storeBatch): its material, location and scope records. The
+// writer stores a group's new keys before it commits the group, so a
+// request counts its new keys in its cost: a group's keys then fit in one
+// key-database transaction (both databases have the same limits).
+func (c *txnCost) dataKey(s keyScope) {
+	material := 1 + 4 + 4 + 1 + len(s.class) + termMACSize + 16
+	c.set(material, wrappedKeySize)
+	c.set(1+16, material)
+	c.set(material-16, 16)
 }
 
 // treeSize adds, once per request, the tree size key and the tree hashes
@@ -653,10 +750,11 @@ func (s *retiredSet) marked(key []byte) (bool, error) {
 }
 
 // key reports whether dk, or its expiry bucket, is retired. A pending key
-// (not yet stored) has never been retired.
+// (not stored yet, so no entry is sealed under it and no erasure can name
+// it) has no marker of its own, but its bucket may be retired.
 func (s *retiredSet) key(dk *dataKey, scope keyScope) (bool, error) {
 	if dk.pending() {
-		return false, nil
+		return s.bucket(scope.bucket())
 	}
 	if s.keys[dk.id] {
 		return true, nil
@@ -691,30 +789,47 @@ func (s *retiredSet) bucket(b Bucket) (bool, error) {
 	return r, nil
 }
 
-// resealRetired re-seals the records of req whose data key is retired
-// under the live key of their scope on the group's day, so that no entry
-// is ever committed under a retired (and perhaps destroyed) key.
-func (l *Ledger) resealRetired(g *groupTxn, req *appendReq) error {
+// sealForCommit makes sure every record of req is sealed under a live
+// data key of its scope on day, the day of the request's appended_at: a
+// record sealed under a retired key (or a key of a retired bucket), or
+// under a key of another day (the request crossed midnight in the queue,
+// or the clock is behind the log's appended_at), is re-sealed under the
+// scope's key of that day (a new key if need be). So no entry is ever
+// committed under a retired key, and every entry is sealed under a key of
+// its appended_at day, which is what lets a sweep find a bucket's entries
+// by day. If the bucket of that day is retired (a sweep expired it under a
+// clock that was ahead), the request fails alone with *BucketExpiredError.
+// If the scope's key is not cached while a DropPrefix runs, it returns
+// errKeysBlocked, the request marked to be set aside until the drop ends.
+func (l *Ledger) sealForCommit(g *groupTxn, req *appendReq, day uint32) error {
+	req.waitKeys = false
 	for i := range req.prep {
 		p := &req.prep[i]
-		retired, err := g.retired.key(p.key, p.scope)
-		if err != nil {
-			return err
-		}
-		if !retired {
-			continue
+		if p.scope.day == day {
+			retired, err := g.retired.key(p.key, p.scope)
+			if err != nil {
+				return err
+			}
+			if !retired {
+				continue
+			}
 		}
 		scope := p.scope
-		scope.day = g.day
-		if r, err := g.retired.bucket(scope.bucket()); err != nil || r {
-			if err == nil {
-				err = fmt.Errorf("the expiry bucket of day %d is retired", scope.day)
-			}
+		scope.day = day
+		if r, err := g.retired.bucket(scope.bucket()); err != nil {
 			return err
+		} else if r {
+			return &BucketExpiredError{Day: day, Class: scope.class}
 		}
-		dk, err := l.keys.forScope(scope)
+		// While a DropPrefix runs, a lookup in the key database waits for
+		// it: the request is set aside like one that needs a new key.
+		dk, ok, err := l.keys.forScopeNoWait(scope)
 		if err != nil {
 			return err
+		}
+		if !ok {
+			req.waitKeys = true
+			return errKeysBlocked
 		}
 		if r, err := g.retired.key(dk, scope); err != nil {
 			return err
@@ -728,6 +843,9 @@ func (l *Ledger) resealRetired(g *groupTxn, req *appendReq) error {
 	}
 	return nil
 }
+
+// dayOf is the day (since 1970-01-01 UTC) of t: the day of a data key.
+func dayOf(t time.Time) uint32 { return uint32(t.Unix() / 86400) }
 
 // existing looks for a record with r's identity (and, for a version, its
 // name and label). It returns the original receipt when the payload is

@@ -274,16 +274,21 @@ func TestValidConcurrentLoadIsNeverRefused(t *testing.T) {
 
 // The writer's Merkle frontier yields the stored hashes tlog computes from
 // the stored tree.
+// memHashes reads tree hashes from a slice.
+func memHashes(stored *[]tlog.Hash) tlog.HashReaderFunc {
+	return func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = (*stored)[x]
+		}
+		return out, nil
+	}
+}
+
 func TestFrontierMatchesTlog(t *testing.T) {
 	var st logState
 	var stored []tlog.Hash
-	r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(idx))
-		for i, x := range idx {
-			out[i] = stored[x]
-		}
-		return out, nil
-	})
+	r := memHashes(&stored)
 	for n := int64(0); n < 2000; n++ {
 		leaf := tlog.RecordHash([]byte(fmt.Sprint(n)))
 		want, err := tlog.StoredHashesForRecordHash(n, leaf, r)

@@ -56,6 +56,11 @@ type Erasure struct {
 	// Held lists the entries selected but kept by a hold.
 	Held []format.HeldEntry `json:"held,omitempty"`
 	Keys []string           `json:"keys"` // data key ids (hex) to destroy
+	// KeyRefs are the same keys with their scopes (ledger.KeyRef's text
+	// form), kept while the plan executes so that an interrupted plan can
+	// finish destroying them after their index records are gone; cleared
+	// once done, since they hold the subject's pseudonym.
+	KeyRefs []*ledger.KeyRef `json:"key_refs,omitempty"`
 	// Buckets are the expiry buckets a sweep destroys whole, as "day/class"
 	// (day: days since 1970-01-01 UTC).
 	Buckets []string `json:"buckets,omitempty"`
@@ -249,12 +254,14 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 			needed[id] = true
 		}
 	}
-	for id := range keys {
+	for id, k := range keys {
 		if needed[id] {
 			er.Keys = append(er.Keys, hex.EncodeToString(id[:]))
+			er.KeyRefs = append(er.KeyRefs, k)
 		}
 	}
 	sort.Strings(er.Keys)
+	sort.Slice(er.KeyRefs, func(i, j int) bool { return bytes.Compare(er.KeyRefs[i].ID[:], er.KeyRefs[j].ID[:]) < 0 })
 	if req.DryRun {
 		er.State = "dry-run"
 		return er, nil
@@ -287,38 +294,43 @@ var testHookAfterTombstonePart func(part int) error
 // its tombstone.
 func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	ctx = context.WithoutCancel(ctx)
-	var keys []*ledger.KeyRef
-	for _, h := range er.Keys {
-		var id [16]byte
-		hex.Decode(id[:], []byte(h))
-		k, err := s.L.KeyByID(id)
-		if errors.Is(err, ledger.ErrKeyDestroyed) {
-			continue // destroyed before an interruption
+	// Every key and bucket of the plan goes to Shred, those destroyed
+	// before an interruption too: destroying again removes what a crash
+	// left of them (index records, or material).
+	keys := er.KeyRefs
+	if len(keys) == 0 && len(er.Keys) > 0 {
+		// A plan of an earlier build names keys by id only: find them by
+		// their location records (gone only once fully destroyed).
+		for _, h := range er.Keys {
+			var id [16]byte
+			if _, err := hex.Decode(id[:], []byte(h)); err != nil {
+				return fmt.Errorf("erasure %s: key id %q: %w", er.ID, h, err)
+			}
+			k, err := s.L.KeyLocation(id)
+			if errors.Is(err, ledger.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			keys = append(keys, k)
 		}
-		if err != nil {
-			return err
-		}
-		keys = append(keys, k)
 	}
 	erase := map[uint64]bool{}
 	for _, i := range er.Erase {
 		erase[i] = true
 	}
 	var buckets []ledger.Bucket
-	if len(er.Buckets) > 0 {
-		want := map[string]bool{}
-		for _, b := range er.Buckets {
-			want[b] = true
+	for _, name := range er.Buckets {
+		day, class, ok := parseBucketName(name)
+		if !ok {
+			return fmt.Errorf("erasure %s: malformed bucket %q", er.ID, name)
 		}
-		live, err := s.L.Buckets(ctx, er.Tenant)
+		b, err := s.L.ExpiryBucket(ctx, er.Tenant, day, class)
 		if err != nil {
 			return err
 		}
-		for _, b := range live {
-			if want[bucketName(b)] {
-				buckets = append(buckets, b) // those gone were destroyed before an interruption
-			}
-		}
+		buckets = append(buckets, b)
 	}
 	if _, err := s.L.Shred(ctx, er.Tenant, keys, buckets, erase); err != nil {
 		return fmt.Errorf("erasure %s: %w", er.ID, err)
@@ -334,6 +346,7 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	}
 	idx := idxs[0]
 	er.Tombstones = idxs
+	er.KeyRefs = nil // the keys are destroyed: keep no pseudonym
 	if er.Kind == "expiry" {
 		er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
 		s.log().InfoContext(ctx, "sweep", "tenant", er.Tenant, "expired", len(er.Erase), "held", len(er.Held), "tombstone", idx)

@@ -1,10 +1,12 @@
 package retention
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +24,16 @@ type SweepResult struct {
 }
 
 func bucketName(b ledger.Bucket) string { return fmt.Sprintf("%d/%s", b.Day, b.Class) }
+
+// parseBucketName parses bucketName's "day/class".
+func parseBucketName(name string) (day uint32, class string, ok bool) {
+	d, class, ok := strings.Cut(name, "/")
+	if !ok {
+		return 0, "", false
+	}
+	n, err := strconv.ParseUint(d, 10, 32)
+	return uint32(n), class, err == nil && class != ""
+}
 
 // Sweep expires the payloads of a tenant whose retention period has passed.
 // Data keys are laid out by expiry bucket (day, class), so a sweep works on
@@ -96,6 +108,7 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 	res.Held = len(held)
 	var whole []ledger.Bucket
 	var exact []string
+	var exactRefs []*ledger.KeyRef
 	for _, b := range expired {
 		if !heldBucket[b] {
 			whole = append(whole, b)
@@ -106,19 +119,21 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 		// re-seal the same entries under a new key of the same scope.
 		if heldBucket[k.ref.Bucket()] && k.gone > 0 {
 			exact = append(exact, hex.EncodeToString(id[:]))
+			exactRefs = append(exactRefs, k.ref)
 		}
 	}
 	if len(ids) == 0 && len(whole) == 0 && len(exact) == 0 {
 		return res, nil
 	}
 	slices.Sort(exact)
+	slices.SortFunc(exactRefs, func(a, b *ledger.KeyRef) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	var why []string
 	for c, d := range classes {
 		why = append(why, fmt.Sprintf("class %s: %d days", c, d))
 	}
 	slices.Sort(why)
 	er := &Erasure{ID: "sweep-" + uuid.NewString(), Kind: "expiry", Tenant: tenant, State: "executing", Selector: "expiry",
-		Reason: fmt.Sprintf("retention period ended (%s)", strings.Join(why, "; ")), RequestedAt: s.now(), Erase: ids, Held: held, Keys: exact}
+		Reason: fmt.Sprintf("retention period ended (%s)", strings.Join(why, "; ")), RequestedAt: s.now(), Erase: ids, Held: held, Keys: exact, KeyRefs: exactRefs}
 	for _, b := range whole {
 		er.Buckets = append(er.Buckets, bucketName(b))
 	}

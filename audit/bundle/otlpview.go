@@ -11,30 +11,34 @@ import (
 	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
 	logs "go.opentelemetry.io/proto/slim/otlp/logs/v1"
 	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 )
 
 // otlpText renders a span's OTLP source (the span or log record as the
-// exporter sent it, with its resource and scope) as text for the report:
-// every attribute and event, ids in hex. "" when the span has none.
-func otlpText(src *v1.OtlpSource) string {
+// exporter sent it, with its resource and scope: resourceScope holds those
+// of a span that refers to a resource entry, see OTLPMessage) as text for
+// the report: every attribute and event, ids in hex, every string the
+// sender chose quoted. "" when the span has none.
+func otlpText(src *v1.OtlpSource, resourceScope []byte) string {
 	var b strings.Builder
-	switch {
-	case len(src.GetResourceSpans()) > 0:
-		rs := &trace.ResourceSpans{}
-		if err := proto.Unmarshal(src.GetResourceSpans(), rs); err != nil {
-			return "(undecodable OTLP source: " + err.Error() + ")"
-		}
+	m, err := OTLPMessage(src, resourceScope)
+	if err != nil {
+		return "(undecodable OTLP source: " + err.Error() + ")"
+	}
+	if f := FormOf(src); (f == OTLPSpan || f == OTLPLogRecord) && resourceScope == nil {
+		b.WriteString("(its resource and scope are not in this bundle: their entry was erased)\n")
+	}
+	switch rs := m.(type) {
+	case *trace.ResourceSpans:
 		writeAttrs(&b, "resource", rs.GetResource().GetAttributes())
 		for _, ss := range rs.GetScopeSpans() {
-			fmt.Fprintf(&b, "scope: %s %s\n", ss.GetScope().GetName(), ss.GetScope().GetVersion())
+			fmt.Fprintf(&b, "scope: %q version %q\n", ss.GetScope().GetName(), ss.GetScope().GetVersion())
 			for _, sp := range ss.GetSpans() {
 				fmt.Fprintf(&b, "span: %q kind %s trace_id %x span_id %x parent %x\n", sp.GetName(), sp.GetKind(), sp.GetTraceId(), sp.GetSpanId(), sp.GetParentSpanId())
 				fmt.Fprintf(&b, "time: %s to %s\n", nanoTime(sp.GetStartTimeUnixNano()), nanoTime(sp.GetEndTimeUnixNano()))
 				if st := sp.GetStatus(); st != nil {
-					fmt.Fprintf(&b, "status: %s %s\n", st.GetCode(), st.GetMessage())
+					fmt.Fprintf(&b, "status: %s %q\n", st.GetCode(), st.GetMessage())
 				}
 				writeAttrs(&b, "attributes", sp.GetAttributes())
 				for _, e := range sp.GetEvents() {
@@ -46,14 +50,11 @@ func otlpText(src *v1.OtlpSource) string {
 				}
 			}
 		}
-	case len(src.GetResourceLogs()) > 0:
-		rl := &logs.ResourceLogs{}
-		if err := proto.Unmarshal(src.GetResourceLogs(), rl); err != nil {
-			return "(undecodable OTLP source: " + err.Error() + ")"
-		}
+	case *logs.ResourceLogs:
+		rl := rs
 		writeAttrs(&b, "resource", rl.GetResource().GetAttributes())
 		for _, sl := range rl.GetScopeLogs() {
-			fmt.Fprintf(&b, "scope: %s %s\n", sl.GetScope().GetName(), sl.GetScope().GetVersion())
+			fmt.Fprintf(&b, "scope: %q version %q\n", sl.GetScope().GetName(), sl.GetScope().GetVersion())
 			for _, lr := range sl.GetLogRecords() {
 				fmt.Fprintf(&b, "log record: event %q at %s, severity %s, trace_id %x span_id %x\n", lr.GetEventName(), nanoTime(lr.GetTimeUnixNano()),
 					lr.GetSeverityNumber(), lr.GetTraceId(), lr.GetSpanId())
@@ -71,7 +72,9 @@ func nanoTime(n uint64) string {
 	if n == 0 {
 		return "(unset)"
 	}
-	return time.Unix(0, int64(n)).UTC().Format(time.RFC3339Nano)
+	// OTLP times are unsigned: from 2^63 ns (2262) on they do not fit an
+	// int64 of nanoseconds.
+	return time.Unix(int64(n/1e9), int64(n%1e9)).UTC().Format(time.RFC3339Nano)
 }
 
 func writeAttrs(b *strings.Builder, title string, kvs []*common.KeyValue) {
@@ -80,7 +83,7 @@ func writeAttrs(b *strings.Builder, title string, kvs []*common.KeyValue) {
 	}
 	fmt.Fprintf(b, "%s:\n", title)
 	for _, kv := range kvs {
-		fmt.Fprintf(b, "  %s = %s\n", kv.GetKey(), anyValueText(kv.GetValue(), 0))
+		fmt.Fprintf(b, "  %q = %s\n", kv.GetKey(), anyValueText(kv.GetValue(), 0))
 	}
 }
 
@@ -111,7 +114,7 @@ func anyValueText(v *common.AnyValue, depth int) string {
 	case *common.AnyValue_KvlistValue:
 		var parts []string
 		for _, kv := range x.KvlistValue.GetValues() {
-			parts = append(parts, kv.GetKey()+": "+anyValueText(kv.GetValue(), depth+1))
+			parts = append(parts, strconv.Quote(kv.GetKey())+": "+anyValueText(kv.GetValue(), depth+1))
 		}
 		return "{" + strings.Join(parts, ", ") + "}"
 	}

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"html/template"
@@ -173,7 +174,7 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 		attempt     Attempt
 	}
 	nodes := map[[8]byte]*node{}
-	var all []*node
+	var parsed []*node
 	for _, e := range entries {
 		h, err := format.ParseHeader(e.Header)
 		if err != nil {
@@ -187,8 +188,35 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 				n.span = m.(*v1.Span)
 			}
 		}
-		nodes[h.SpanID] = n
+		parsed = append(parsed, n)
+	}
+	// OTLP resource entries are shown within the spans that refer to them
+	// ("as received"), not as spans.
+	resources := map[[32]byte][]byte{}
+	resourceIDs := map[[8]byte]bool{}
+	for _, n := range parsed {
+		src := n.span.GetOtlp()
+		switch FormOf(src) {
+		case OTLPResource:
+			resources[sha256.Sum256(src.GetResourceScope())] = src.GetResourceScope()
+			resourceIDs[n.h.SpanID] = true
+		case OTLPSpan, OTLPLogRecord:
+			resourceIDs[ResourceEntrySpanID(trace[:], src.GetResourceScopeSha256())] = true
+		}
+	}
+	var all []*node
+	for _, n := range parsed {
+		if resourceIDs[n.h.SpanID] {
+			continue
+		}
+		nodes[n.h.SpanID] = n
 		all = append(all, n)
+	}
+	resourceOf := func(src *v1.OtlpSource) []byte {
+		if len(src.GetResourceScopeSha256()) != sha256.Size {
+			return nil
+		}
+		return resources[[32]byte(src.GetResourceScopeSha256())]
 	}
 	start := func(n *node) time.Time {
 		if n.span.GetStartTime() != nil {
@@ -240,7 +268,7 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 	var costs []string
 	var walk func(n *node, depth int)
 	walk = func(n *node, depth int) {
-		sv := r.spanView(n.e, n.h, n.span, n.undecodable)
+		sv := r.spanView(n.e, n.h, n.span, n.undecodable, resourceOf(n.span.GetOtlp()))
 		sv.Depth, sv.Indent = depth, depth*16
 		sv.Attempt, sv.Attempts = n.attempt.N, n.attempt.Of
 		if total > 0 {
@@ -267,7 +295,7 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 	r.err = reportTmpl.ExecuteTemplate(r.w, "trace", tv)
 }
 
-func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span, undecodable string) spanView {
+func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span, undecodable string, resourceScope []byte) spanView {
 	sv := spanView{Index: h.Index, Erased: e.Erased, Kind: strings.ToLower(strings.TrimPrefix(v1.SpanKind(h.SubKind).String(), "SPAN_KIND_"))}
 	for k := format.VersionPrompt; k <= format.VersionPipeline; k++ {
 		id := h.Refs.Ref(k)
@@ -339,7 +367,7 @@ func (r *ReportWriter) spanView(e *Entry, h *format.Header, s *v1.Span, undecoda
 	if tc := c.GetToolCall(); tc != nil {
 		sv.Tool = &toolView{Name: clip(tc.GetName()), CallID: clip(tc.GetCallId()), Type: clip(tc.GetType()), Arguments: clip(tc.GetArguments()), Result: clip(tc.GetResult())}
 	}
-	sv.OTLP = clipTo(otlpText(s.GetOtlp()), 8*maxViewText)
+	sv.OTLP = clipTo(otlpText(s.GetOtlp(), resourceScope), 8*maxViewText)
 	if g := c.GetGuardrail(); g != nil {
 		sv.Guardrail, sv.GuardrailDetail = clip(g.GetName()), clip(g.GetDetail())
 		sv.GuardrailOutcome = strings.ToLower(strings.TrimPrefix(g.GetOutcome().String(), "GUARDRAIL_OUTCOME_"))
@@ -444,7 +472,7 @@ cannot prove that a trace has no other spans.</p>
 <table>
 <tr><th style="width:34%">Step</th><th>Kind</th><th>Model</th><th>Tokens in/out</th><th>Duration</th><th style="width:24%">Timeline</th></tr>
 {{range .Spans}}<tr class="k-{{.Kind}}">
-<td><span style="padding-left:{{.Indent}}px">{{if or .Erased .Undecodable}}<i>{{.Name}}</i>{{else}}{{.Name}}{{end}}</span>{{if .Error}} <span class="err">error</span>{{end}}{{if .Attempts}} <span class="tag">attempt {{.Attempt}} of {{.Attempts}}</span>{{end}} <span class="muted">#{{.Index}}</span></td>
+<td><span style="padding-left:{{.Indent}}px">{{if or .Erased .Undecodable}}<i>{{.Name}}</i>{{else}}{{.Name}}{{end}}</span>{{if .Error}} <span class="err">error</span>{{end}}{{if .Attempts}} <span class="tag" title="inferred from the spans, which do not say: sibling model calls in order of start, every one but the last failed">likely attempt {{.Attempt}} of {{.Attempts}}</span>{{end}} <span class="muted">#{{.Index}}</span></td>
 <td><span class="tag">{{.Kind}}</span></td>
 <td>{{if .Model}}{{.Provider}} {{.Model}}{{if .Params}}<div class="muted">{{.Params}}</div>{{end}}{{end}}</td>
 <td>{{if or .InTokens .OutTokens}}{{.InTokens}} / {{.OutTokens}}{{end}}{{if .Cost}}<div class="muted">{{.Cost}}</div>{{end}}</td>

@@ -39,6 +39,7 @@ const (
 	CheckReferences  = "version references"
 	CheckErasures    = "erasures"
 	CheckTraces      = "traces"
+	CheckOTLP        = "OTLP sources"
 	CheckPinned      = "pinned checkpoint"
 	CheckConsistency = "consistency proof"
 
@@ -216,7 +217,7 @@ func Verify(r io.ReaderAt, size int64, key note.Verifier, pinned []byte) *Report
 	v := &verifier{rep: &Report{}, checks: map[string]*Check{}, key: key}
 	for _, name := range []string{CheckSignature, CheckManifest, CheckFiles, CheckCheckpoint, CheckHeaders,
 		CheckCommitments, CheckLeafHashes, CheckInclusion, CheckDecoded, CheckIdentity, CheckReferences,
-		CheckErasures, CheckTraces} {
+		CheckErasures, CheckTraces, CheckOTLP} {
 		v.check(name)
 	}
 	if pinned != nil {
@@ -629,6 +630,11 @@ type entryResult struct {
 	erased bool
 	// Of a tombstone whose payload parsed: the entries it names.
 	names []format.TombstoneEntry
+	// Of a span ingested over OTLP whose source passed its own checks:
+	// the resource entry it refers to (otlpRef), or, for a resource entry,
+	// the SHA-256 of what it holds (otlpResource).
+	otlpRef, otlpResource []byte
+	otlpPassed            bool
 }
 
 func (r *entryResult) fail(check, format string, args ...any) {
@@ -776,6 +782,67 @@ func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *en
 		return
 	}
 	res.passed[ecIdentity] = true
+	if sp, ok := msg.(*v1.Span); ok {
+		if why := checkOTLPSource(h, sp.GetOtlp(), res); why != "" {
+			res.fail(CheckOTLP, "entry %d: %s", h.Index, why)
+		}
+	}
+}
+
+// checkOTLPSource checks a span entry's OTLP source against its header
+// (docs/BUNDLE.md, check "OTLP sources"): the item's own ids are the
+// header's, and a log record's or resource entry's span id is the one
+// derived from what it holds. It records what the check across entries
+// needs, and says what is wrong ("" when nothing is).
+func checkOTLPSource(h *format.Header, src *v1.OtlpSource, res *entryResult) string {
+	form := FormOf(src)
+	switch form {
+	case OTLPNone:
+		return ""
+	case OTLPLegacy:
+		res.otlpPassed = true
+		return ""
+	case OTLPMixed:
+		return "its OTLP source sets fields of more than one form"
+	case OTLPResource:
+		sum := sha256.Sum256(src.GetResourceScope())
+		if err := resourceScopeShape(src.GetResourceScope()); err != nil {
+			return err.Error()
+		}
+		if want := ResourceEntrySpanID(h.TraceID[:], sum[:]); h.SpanID != want || h.ParentSpanID != [8]byte{} || h.SubKind != uint8(v1.SpanKind_SPAN_KIND_OTHER) {
+			return fmt.Sprintf("a resource entry must be a root of kind OTHER with span id %x (derived from its trace and content)", want)
+		}
+		res.otlpResource, res.otlpPassed = sum[:], true
+		return ""
+	}
+	ref := src.GetResourceScopeSha256()
+	if len(ref) != sha256.Size {
+		return fmt.Sprintf("resource_scope_sha256 is %d bytes, not 32", len(ref))
+	}
+	if form == OTLPSpan {
+		ids, err := wireBytesFields(src.GetSpan(), 1, 2, 4) // trace_id, span_id, parent_span_id
+		if err != nil {
+			return fmt.Sprintf("the OTLP span does not parse: %v", err)
+		}
+		var parent [8]byte
+		copy(parent[:], ids[2])
+		if !bytes.Equal(ids[0], h.TraceID[:]) || !bytes.Equal(ids[1], h.SpanID[:]) || len(ids[2]) != 0 && len(ids[2]) != 8 || parent != h.ParentSpanID {
+			return fmt.Sprintf("the OTLP span's ids %x, %x, %x are not the header's", ids[0], ids[1], ids[2])
+		}
+	} else {
+		ids, err := wireBytesFields(src.GetLogRecord(), 9, 10) // trace_id, span_id
+		if err != nil {
+			return fmt.Sprintf("the OTLP log record does not parse: %v", err)
+		}
+		if !bytes.Equal(ids[0], h.TraceID[:]) || !bytes.Equal(ids[1], h.ParentSpanID[:]) {
+			return fmt.Sprintf("the OTLP log record's trace and span ids %x, %x are not the header's trace and parent span ids", ids[0], ids[1])
+		}
+		if want := LogEntrySpanID(ref, src.GetLogRecord()); h.SpanID != want {
+			return fmt.Sprintf("a log record's span id must be %x (derived from its content), not %x", want, h.SpanID)
+		}
+	}
+	res.otlpRef, res.otlpPassed = ref, true
+	return ""
 }
 
 // checkDecodedForm checks an entry's decoded form: present and equal to
@@ -978,6 +1045,46 @@ func (v *verifier) crossChecks(m *Manifest, results []entryResult) {
 			v.fail(CheckTraces, "trace %s is listed, but the bundle holds none of its spans", t)
 		} else {
 			v.pass(CheckTraces)
+		}
+	}
+	v.crossCheckOTLP(results)
+}
+
+// crossCheckOTLP checks that every OTLP span and log record of the bundle
+// has the resource entry it refers to: in the same trace, with the derived
+// span id, holding exactly the bytes of the digest, or erased (its payload
+// gone with the trace's subject or its retention period).
+func (v *verifier) crossCheckOTLP(results []entryResult) {
+	type key struct {
+		trace [16]byte
+		span  [8]byte
+	}
+	byID := map[key]*entryResult{}
+	for i := range results {
+		if r := &results[i]; r.header != nil && r.header.Kind == format.KindSpan {
+			byID[key{r.header.TraceID, r.header.SpanID}] = r
+		}
+	}
+	for i := range results {
+		r := &results[i]
+		if !r.otlpPassed {
+			continue
+		}
+		if r.otlpRef == nil {
+			v.pass(CheckOTLP)
+			continue
+		}
+		h := r.header
+		res := byID[key{h.TraceID, ResourceEntrySpanID(h.TraceID[:], r.otlpRef)}]
+		switch {
+		case res == nil:
+			v.fail(CheckOTLP, "entry %d refers to the resource entry of its trace holding %x, which the bundle does not hold", h.Index, r.otlpRef[:8])
+		case res.erased:
+			v.pass(CheckOTLP)
+		case !bytes.Equal(res.otlpResource, r.otlpRef):
+			v.fail(CheckOTLP, "entry %d refers to resource entry %d for content %x, which holds other content", h.Index, res.header.Index, r.otlpRef[:8])
+		default:
+			v.pass(CheckOTLP)
 		}
 	}
 }

@@ -14,7 +14,6 @@ import (
 	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
 	resource "go.opentelemetry.io/proto/slim/otlp/resource/v1"
 	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
@@ -112,24 +111,7 @@ func (e *httpStatusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.s
 
 // otlpJSONIDs renders an export as OTLP JSON.
 func otlpJSONIDs(req *coltrace.ExportTraceServiceRequest) ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(`{"resourceSpans":[`)
-	for i, rs := range req.GetResourceSpans() {
-		src, err := proto.Marshal(rs)
-		if err != nil {
-			return nil, err
-		}
-		j, err := otlp.SourceJSON(&v1.OtlpSource{ResourceSpans: src})
-		if err != nil {
-			return nil, err
-		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(j)
-	}
-	b.WriteString(`]}`)
-	return b.Bytes(), nil
+	return []byte(otlp.JSON(req)), nil
 }
 
 // benchOTLPExport makes an OTLP export of n GenAI spans carrying what

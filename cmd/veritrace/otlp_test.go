@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -157,6 +158,10 @@ func (s *otlpSession) checkTrace(t *testing.T, traceID string, spans int, subjec
 	if err := run(context.Background(), []string{"verify", bundle, "--key", filepath.Join(s.dir, "log.pub")}, &out); err != nil || !strings.Contains(out.String(), "VERIFIED") {
 		t.Fatalf("verify: %v\n%s", err, out.String())
 	}
+	// Every span's source, and the trace's resource entry, were checked.
+	if want := fmt.Sprintf("ok    OTLP sources (%d)", spans+1); !strings.Contains(out.String(), want) {
+		t.Errorf("verify does not say %q:\n%s", want, out.String())
+	}
 	// The report shows the fallback as attempts and each span as received.
 	zr, err := zip.OpenReader(bundle)
 	if err != nil {
@@ -171,7 +176,7 @@ func (s *otlpSession) checkTrace(t *testing.T, traceID string, spans int, subjec
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"attempt 1 of 2", "attempt 2 of 2", "as received over OpenTelemetry (OTLP)", "gen_ai.request.model = &#34;gpt-4o&#34;"} {
+	for _, want := range []string{"likely attempt 1 of 2", "likely attempt 2 of 2", "as received over OpenTelemetry (OTLP)", "&#34;gen_ai.request.model&#34; = &#34;gpt-4o&#34;", "resource:\n  &#34;service.name&#34; = &#34;"} {
 		if !strings.Contains(string(report), want) {
 			t.Errorf("report.html does not show %q", want)
 		}
@@ -249,22 +254,22 @@ func (s *otlpSession) size(t *testing.T) uint64 {
 	return resp.Msg.Checkpoint.Size
 }
 
-// TestOTLPNodeExporter sends an agent trace with OpenTelemetry JS and its
-// OTLP/HTTP JSON exporter (@opentelemetry/exporter-trace-otlp-http from the
-// npm registry, installed with `npm ci` from testdata/otlp-node's lockfile),
-// run by Node, and reads it back.
-func TestOTLPNodeExporter(t *testing.T) {
+// runNodeScript installs testdata/otlp-node (npm ci from its lockfile, into
+// a copy, leaving the source tree clean), starts a session and runs one of
+// the scripts with Node against its OTLP/HTTP listener and app key; it
+// returns the session and what the script printed.
+func runNodeScript(t *testing.T, script string) (*otlpSession, []byte) {
+	t.Helper()
 	node, nerr := exec.LookPath("node")
 	npm, perr := exec.LookPath("npm")
 	if nerr != nil || perr != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("CI must run the Node exporter test: node %v, npm %v", nerr, perr)
+			t.Fatalf("CI must run the Node exporter tests: node %v, npm %v", nerr, perr)
 		}
-		t.Skip("node and npm are needed for the Node exporter test")
+		t.Skip("node and npm are needed for the Node exporter tests")
 	}
-	// Install into a copy, leaving the source tree clean.
 	dir := t.TempDir()
-	for _, f := range []string{"package.json", "package-lock.json", "send.mjs"} {
+	for _, f := range []string{"package.json", "package-lock.json", "exporter.mjs", script} {
 		b, err := os.ReadFile(filepath.Join("testdata", "otlp-node", f))
 		if err != nil {
 			t.Fatal(err)
@@ -281,17 +286,26 @@ func TestOTLPNodeExporter(t *testing.T) {
 		t.Fatalf("npm ci: %v\n%s", err, out)
 	}
 	s := startOTLPSession(t)
-	send := exec.CommandContext(ctx, node, "send.mjs")
+	send := exec.CommandContext(ctx, node, script)
 	send.Dir = dir
 	send.Env = append(os.Environ(), "VERITRACE_OTLP_TRACES_URL=http://"+s.httpAddr+"/v1/traces", "VERITRACE_API_KEY="+s.app)
 	out, err := send.Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			t.Fatalf("node send.mjs: %v\n%s", err, ee.Stderr)
+			t.Fatalf("node %s: %v\n%s", script, err, ee.Stderr)
 		}
 		t.Fatal(err)
 	}
+	return s, out
+}
+
+// TestOTLPNodeExporter sends an agent trace with OpenTelemetry JS and its
+// OTLP/HTTP JSON exporter (@opentelemetry/exporter-trace-otlp-http from the
+// npm registry, installed with `npm ci` from testdata/otlp-node's lockfile),
+// run by Node, and reads it back.
+func TestOTLPNodeExporter(t *testing.T) {
+	s, out := runNodeScript(t, "send.mjs")
 	traceID := strings.TrimSpace(string(out))
 	if len(traceID) != 32 {
 		t.Fatalf("node printed %q, want a trace id", out)

@@ -48,10 +48,12 @@ func runVerifyLog(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "FAIL  tenant %s: %d entries, first bad index %d\n", r.Tenant, r.Size, r.Problems[0].Index)
 		for i, p := range r.Problems {
 			if i == 20 {
-				fmt.Fprintf(stdout, "      ... %d more\n", len(r.Problems)-20)
 				break
 			}
 			fmt.Fprintf(stdout, "      index %d: %s\n", p.Index, p.Detail)
+		}
+		if more := len(r.Problems) + r.Omitted - 20; more > 0 {
+			fmt.Fprintf(stdout, "      ... %d more\n", more)
 		}
 	}
 	if failed > 0 {

@@ -85,19 +85,39 @@ func run(endpoint, protocol string, insecure bool, tenant string) error {
 	if errs.err != nil {
 		return fmt.Errorf("export: %w", errs.err)
 	}
+	for _, w := range errs.warnings {
+		fmt.Fprintln(os.Stderr, "otel-agent: every span was stored, with a note from Veritrace:", w)
+	}
+	if len(errs.warnings) > 0 {
+		fmt.Fprintln(os.Stderr, "otel-agent: to make the prompt reference verified, register it first (docs/OTLP.md, Versions):\n"+
+			"  veritrace version register --kind prompt --name support-answer --label v1 prompt.txt")
+	}
 	fmt.Printf("sent trace %s\nread it back with: veritrace trace %s\n", traceID, traceID)
 	return nil
 }
 
-// exportErrors keeps the first export error.
+// exportErrors keeps the first export error. A partial success that
+// rejected no span (Veritrace's note that a version reference names no
+// registered version, recorded as unverified) is kept as a warning: the
+// Go SDK returns every partial success as an error, but nothing was lost.
 type exportErrors struct {
 	sdktrace.SpanExporter
-	err error
+	err      error
+	warnings []string
 }
 
 func (e *exportErrors) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	err := e.SpanExporter.ExportSpans(ctx, spans)
-	if err != nil && e.err == nil {
+	if err == nil {
+		return nil
+	}
+	// The SDK's partial success error type is internal; its text ends with
+	// the count of rejected spans.
+	if msg := err.Error(); strings.Contains(msg, "OTLP partial success") && strings.HasSuffix(msg, "(0 spans rejected)") {
+		e.warnings = append(e.warnings, msg)
+		return nil
+	}
+	if e.err == nil {
 		e.err = err
 	}
 	return err

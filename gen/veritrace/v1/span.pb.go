@@ -1476,20 +1476,41 @@ func (x *Span) GetOtlp() *OtlpSource {
 	return nil
 }
 
-// OtlpSource is what an OpenTelemetry exporter sent, as received: the
-// decoded OTLP message re-encoded deterministically (OTLP protobuf), so that
-// the signed log covers exactly what the application sent and an exporter's
-// retry of the same data yields the same bytes. Exactly one field is set.
+// OtlpSource is what an OpenTelemetry exporter sent, as received
+// (docs/OTLP.md, docs/FORMAT.md section 2.2). A span entry holds the span's
+// own bytes and the digest of its resource and instrumentation scope,
+// which are stored once per trace in an entry of their own (a resource
+// entry), so that a large resource shared by many spans is stored once.
+// Exactly one of these forms is set:
+//   - span and resource_scope_sha256: a span;
+//   - log_record and resource_scope_sha256: a log record (an event of the
+//     span named by parent_span_id);
+//   - resource_scope: a resource entry;
+//   - resource_spans or resource_logs: the form written before resource
+//     entries existed (format 1), the item with its resource and scope.
 type OtlpSource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// An opentelemetry.proto.trace.v1.ResourceSpans holding exactly this span
-	// in one ScopeSpans, with its resource, instrumentation scope and schema
-	// URLs: attributes, events, links and status as received.
+	// Format 1: an opentelemetry.proto.trace.v1.ResourceSpans holding exactly
+	// this span in one ScopeSpans, with its resource, instrumentation scope
+	// and schema URLs, deterministically encoded.
 	ResourceSpans []byte `protobuf:"bytes,1,opt,name=resource_spans,json=resourceSpans,proto3" json:"resource_spans,omitempty"`
-	// An opentelemetry.proto.logs.v1.ResourceLogs holding exactly one log
-	// record in one ScopeLogs, with its resource and scope: an event (such as
-	// a GenAI content event) attached to the span named by parent_span_id.
-	ResourceLogs  []byte `protobuf:"bytes,2,opt,name=resource_logs,json=resourceLogs,proto3" json:"resource_logs,omitempty"`
+	// Format 1: an opentelemetry.proto.logs.v1.ResourceLogs holding exactly
+	// one log record in one ScopeLogs, with its resource and scope.
+	ResourceLogs []byte `protobuf:"bytes,2,opt,name=resource_logs,json=resourceLogs,proto3" json:"resource_logs,omitempty"`
+	// An opentelemetry.proto.trace.v1.Span: the span's bytes exactly as they
+	// arrived in an OTLP protobuf request, or its deterministic protobuf
+	// encoding when it arrived as OTLP JSON.
+	Span []byte `protobuf:"bytes,3,opt,name=span,proto3" json:"span,omitempty"`
+	// An opentelemetry.proto.logs.v1.LogRecord, likewise.
+	LogRecord []byte `protobuf:"bytes,4,opt,name=log_record,json=logRecord,proto3" json:"log_record,omitempty"`
+	// SHA-256 of the resource_scope bytes of the resource entry, in the same
+	// trace, that holds this item's resource and scope.
+	ResourceScopeSha256 []byte `protobuf:"bytes,5,opt,name=resource_scope_sha256,json=resourceScopeSha256,proto3" json:"resource_scope_sha256,omitempty"`
+	// On a resource entry: an opentelemetry.proto.trace.v1.ResourceSpans
+	// (whose wire format is that of a logs.v1.ResourceLogs) with the
+	// resource and its schema URL and exactly one ScopeSpans, holding the
+	// scope and its schema URL and no spans.
+	ResourceScope []byte `protobuf:"bytes,6,opt,name=resource_scope,json=resourceScope,proto3" json:"resource_scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1534,6 +1555,34 @@ func (x *OtlpSource) GetResourceSpans() []byte {
 func (x *OtlpSource) GetResourceLogs() []byte {
 	if x != nil {
 		return x.ResourceLogs
+	}
+	return nil
+}
+
+func (x *OtlpSource) GetSpan() []byte {
+	if x != nil {
+		return x.Span
+	}
+	return nil
+}
+
+func (x *OtlpSource) GetLogRecord() []byte {
+	if x != nil {
+		return x.LogRecord
+	}
+	return nil
+}
+
+func (x *OtlpSource) GetResourceScopeSha256() []byte {
+	if x != nil {
+		return x.ResourceScopeSha256
+	}
+	return nil
+}
+
+func (x *OtlpSource) GetResourceScope() []byte {
+	if x != nil {
+		return x.ResourceScope
 	}
 	return nil
 }
@@ -1652,11 +1701,16 @@ const file_veritrace_v1_span_proto_rawDesc = "" +
 	"\x04otlp\x18\x10 \x01(\v2\x18.veritrace.v1.OtlpSourceR\x04otlp\x1aU\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
-	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value:\x028\x01\"X\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value:\x028\x01\"\xe6\x01\n" +
 	"\n" +
 	"OtlpSource\x12%\n" +
 	"\x0eresource_spans\x18\x01 \x01(\fR\rresourceSpans\x12#\n" +
-	"\rresource_logs\x18\x02 \x01(\fR\fresourceLogs*\xdd\x01\n" +
+	"\rresource_logs\x18\x02 \x01(\fR\fresourceLogs\x12\x12\n" +
+	"\x04span\x18\x03 \x01(\fR\x04span\x12\x1d\n" +
+	"\n" +
+	"log_record\x18\x04 \x01(\fR\tlogRecord\x122\n" +
+	"\x15resource_scope_sha256\x18\x05 \x01(\fR\x13resourceScopeSha256\x12%\n" +
+	"\x0eresource_scope\x18\x06 \x01(\fR\rresourceScope*\xdd\x01\n" +
 	"\bSpanKind\x12\x19\n" +
 	"\x15SPAN_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SPAN_KIND_GENERATION\x10\x01\x12\x17\n" +

@@ -41,6 +41,12 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/go-cmp/cmp"
+	collogs "go.opentelemetry.io/proto/slim/otlp/collector/logs/v1"
+	coltrace "go.opentelemetry.io/proto/slim/otlp/collector/trace/v1"
+	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
+	ologs "go.opentelemetry.io/proto/slim/otlp/logs/v1"
+	oresource "go.opentelemetry.io/proto/slim/otlp/resource/v1"
+	otrace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/proto"
@@ -48,6 +54,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit/bundle"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
@@ -701,6 +708,14 @@ func makeBundles(t *testing.T) {
 	}
 	appendTrace(2)
 	appendTrace(3)
+	// Trace 4 arrives over OpenTelemetry: two spans and an event, under
+	// one resource and scope, so that the bundle holds a resource entry.
+	otlpToken, otlpKey := rpc.NewKey(policy.Ingester, []string{"default"}, "vectors otlp", time.Time{}, "", time.Now())
+	if err := l.PutAPIKey(ctx, otlpKey); err != nil {
+		t.Fatal(err)
+	}
+	postOTLP(t, url+otlp.TracesPath, otlpToken, otlpVectorTraces())
+	postOTLP(t, url+otlp.LogsPath, otlpToken, otlpVectorLogs())
 	export := func(trace byte, known uint64) []byte {
 		st, err := aud.ExportBundle(ctx, connect.NewRequest(&v1.ExportBundleRequest{Selector: &v1.TraceQuery{TraceId: bytes.Repeat([]byte{trace}, 16)}, KnownTreeSize: known}))
 		if err != nil {
@@ -716,6 +731,7 @@ func makeBundles(t *testing.T) {
 		return buf.Bytes()
 	}
 	valid := export(1, pinned.Msg.GetCheckpoint().GetSize())
+	otlpValid := export(4, 0)
 	if _, err := ret.Erase(ctx, connect.NewRequest(&v1.EraseRequest{RequestId: "dsr-1", TraceIds: [][]byte{bytes.Repeat([]byte{3}, 16)}, LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"})); err != nil {
 		t.Fatal(err)
 	}
@@ -738,7 +754,13 @@ func makeBundles(t *testing.T) {
 		"log.pub": []byte(l.VerifierKey() + "\n"), "impostor.pub": []byte(otherKey + "\n"),
 		"pinned.txt": []byte(pinned.Msg.GetCheckpoint().GetNote()), "newer.txt": []byte(newer.Msg.GetCheckpoint().GetNote()),
 		"valid.zip": valid, "erased.zip": erased, "not-a-zip.zip": []byte("PK\x03\x04 this is not a zip file"),
+		"otlp.zip": otlpValid,
 	}
+	// The OTLP bundle without its resource entry, manifest and signature
+	// made anew: only the check of OTLP sources can tell.
+	files["otlp-resource-missing-resigned.zip"] = dropEntry(t, otlpValid, signer, func(c []byte) bool {
+		return bytes.Contains(c, []byte(`"resourceScope"`))
+	})
 	firstSpan := bundle.EntryFile(3) // the agent span of trace 1 (entries 0-2 are versions)
 	files["decoded-changed.zip"] = rezip(t, valid, func(name string, c []byte) []byte {
 		if name == firstSpan {
@@ -809,20 +831,114 @@ func makeBundles(t *testing.T) {
 		{Name: "decoded content changed, re-signed", File: "decoded-changed-resigned.zip", Key: "log.pub"},
 		{Name: "version missing, re-signed", File: "version-missing-resigned.zip", Key: "log.pub"},
 		{Name: "tombstone missing, re-signed", File: "tombstone-missing-resigned.zip", Key: "log.pub"},
+		{Name: "OpenTelemetry trace", File: "otlp.zip", Key: "log.pub"},
+		{Name: "OpenTelemetry trace without its resource entry, re-signed", File: "otlp-resource-missing-resigned.zip", Key: "log.pub"},
 	}
 	for i := range cases {
 		cases[i] = verdict(t, cases[i])
 	}
-	if !cases[0].OK || !cases[1].OK || !cases[4].OK || cases[2].OK || cases[3].OK {
-		t.Fatalf("unexpected verdicts on the valid bundles: %+v", cases[:5])
+	otlpCases := cases[len(cases)-2:]
+	if !cases[0].OK || !cases[1].OK || !cases[4].OK || cases[2].OK || cases[3].OK || !otlpCases[0].OK {
+		t.Fatalf("unexpected verdicts on the valid bundles: %+v %+v", cases[:5], otlpCases[0])
 	}
-	for _, c := range cases[5:] {
+	for _, c := range append(cases[5:len(cases)-2:len(cases)-2], otlpCases[1]) {
 		if c.OK {
 			t.Fatalf("tampered bundle %s verifies", c.Name)
+		}
+	}
+	for _, ch := range otlpCases[1].Checks {
+		if (ch.Failed > 0) != (ch.Name == bundle.CheckOTLP) {
+			t.Fatalf("the OTLP bundle without its resource entry: check %s failed %d times; want only %s to fail", ch.Name, ch.Failed, bundle.CheckOTLP)
 		}
 	}
 	b, _ := json.MarshalIndent(cases, "", " ")
 	if err := os.WriteFile(bundlesFile, append(b, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// otlpVectorTraces is an OTLP export of two GenAI spans of trace 4.
+func otlpVectorTraces() *coltrace.ExportTraceServiceRequest {
+	str := func(k, v string) *common.KeyValue {
+		return &common.KeyValue{Key: k, Value: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: v}}}
+	}
+	start := uint64(time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC).UnixNano())
+	traceID := bytes.Repeat([]byte{4}, 16)
+	return &coltrace.ExportTraceServiceRequest{ResourceSpans: []*otrace.ResourceSpans{{
+		Resource: &oresource.Resource{Attributes: []*common.KeyValue{str("service.name", "support-agent"), str("deployment.environment", "prod")}},
+		ScopeSpans: []*otrace.ScopeSpans{{Scope: &common.InstrumentationScope{Name: "vectors", Version: "1"}, Spans: []*otrace.Span{
+			{TraceId: traceID, SpanId: []byte{4, 0, 0, 0, 0, 0, 0, 1}, Name: "invoke_agent support", StartTimeUnixNano: start, EndTimeUnixNano: start + 2e9,
+				Attributes: []*common.KeyValue{str("gen_ai.operation.name", "invoke_agent"), str("user.id", "customer-4")}},
+			{TraceId: traceID, SpanId: []byte{4, 0, 0, 0, 0, 0, 0, 2}, ParentSpanId: []byte{4, 0, 0, 0, 0, 0, 0, 1}, Name: "chat gpt-4o",
+				StartTimeUnixNano: start + 1e8, EndTimeUnixNano: start + 1e9, Kind: otrace.Span_SPAN_KIND_CLIENT,
+				Attributes: []*common.KeyValue{str("gen_ai.operation.name", "chat"), str("gen_ai.request.model", "gpt-4o"),
+					str("gen_ai.input.messages", `[{"role":"user","parts":[{"type":"text","content":"Where is my refund?"}]}]`)}},
+		}}},
+	}}}
+}
+
+// otlpVectorLogs is an OTLP export of one GenAI event of the chat span.
+func otlpVectorLogs() *collogs.ExportLogsServiceRequest {
+	tr := otlpVectorTraces().ResourceSpans[0]
+	chat := tr.ScopeSpans[0].Spans[1]
+	return &collogs.ExportLogsServiceRequest{ResourceLogs: []*ologs.ResourceLogs{{
+		Resource: tr.Resource,
+		ScopeLogs: []*ologs.ScopeLogs{{Scope: tr.ScopeSpans[0].Scope, LogRecords: []*ologs.LogRecord{{
+			TimeUnixNano: chat.EndTimeUnixNano, TraceId: chat.TraceId, SpanId: chat.SpanId, EventName: "gen_ai.client.inference.operation.details",
+			Attributes: []*common.KeyValue{{Key: "gen_ai.output.messages", Value: &common.AnyValue{Value: &common.AnyValue_StringValue{
+				StringValue: `[{"role":"assistant","parts":[{"type":"text","content":"It was paid today."}],"finish_reason":"stop"}]`}}}},
+		}}}},
+	}}}
+}
+
+// postOTLP sends an OTLP/HTTP protobuf export and fails unless every item
+// was taken.
+func postOTLP(t *testing.T, url, token string, m proto.Message) {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+	req.Header.Set("Content-Type", otlp.ContentProtobuf)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || bytes.Contains(body, []byte("rejected")) {
+		t.Fatalf("OTLP export to %s = %d %q", url, resp.StatusCode, body)
+	}
+}
+
+// dropEntry removes from a bundle the entry file whose content matches,
+// and its place in the manifest, and signs the manifest anew.
+func dropEntry(t *testing.T, b []byte, signer note.Signer, match func(content []byte) bool) []byte {
+	t.Helper()
+	var dropped string
+	edited := rezip(t, b, func(name string, c []byte) []byte {
+		if strings.HasPrefix(name, "entries/") && match(c) {
+			dropped = name
+			return nil
+		}
+		return c
+	}, nil)
+	if dropped == "" {
+		t.Fatal("dropEntry: no entry matches")
+	}
+	edited = rezip(t, edited, func(name string, c []byte) []byte {
+		if name != bundle.ManifestFile {
+			return c
+		}
+		var m bundle.Manifest
+		if err := json.Unmarshal(c, &m); err != nil {
+			t.Fatal(err)
+		}
+		m.Entries = slices.DeleteFunc(m.Entries, func(e bundle.EntryRef) bool { return e.File == dropped })
+		out, _ := json.MarshalIndent(&m, "", "  ")
+		return out
+	}, nil)
+	return resign(t, edited, signer, func(_ string, c []byte) []byte { return c })
 }

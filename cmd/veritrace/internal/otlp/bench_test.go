@@ -11,8 +11,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	coltrace "go.opentelemetry.io/proto/slim/otlp/collector/trace/v1"
-
-	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 )
 
 // benchExport is an export of n GenAI chat spans of about 2 KiB each, like
@@ -42,45 +40,32 @@ func benchExport(n int) *trace.ResourceSpans {
 // included.
 func BenchmarkMapSpan(b *testing.B) {
 	rs := benchExport(1)
-	ss, sp := rs.ScopeSpans[0], rs.ScopeSpans[0].Spans[0]
+	_, g := mapOne(b, rs, rs.ScopeSpans[0], rs.ScopeSpans[0].Spans[0])
 	b.ReportAllocs()
 	for b.Loop() {
-		m, err := MapSpan(rs, ss, sp, Config{})
-		if err != nil {
-			b.Fatal(err)
-		}
+		m := MapSpan(g, g.Items[0], Config{})
 		if _, err := deterministic.Marshal(m.Span); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-// BenchmarkUnmarshalTraces: decoding a 100-span export.
-func BenchmarkUnmarshalTraces(b *testing.B) {
+// BenchmarkDecode: splitting and decoding a 100-span export.
+func BenchmarkDecode(b *testing.B) {
 	for _, ct := range []string{ContentProtobuf, ContentJSON} {
 		b.Run(ct, func(b *testing.B) {
-			body, _ := proto.Marshal(&traceRequest{ResourceSpans: []*trace.ResourceSpans{benchExport(100)}})
+			req := &coltrace.ExportTraceServiceRequest{ResourceSpans: []*trace.ResourceSpans{benchExport(100)}}
+			body, _ := proto.Marshal(req)
 			if ct == ContentJSON {
-				src, _ := proto.Marshal(benchExport(100))
-				j, err := sourceJSONBytes(src)
-				if err != nil {
-					b.Fatal(err)
-				}
-				body = []byte(`{"resourceSpans":[` + j + `]}`)
+				body = []byte(JSON(req))
 			}
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := UnmarshalTraces(ct, body); err != nil {
+				if _, err := Decode(Traces, ct, body); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 	}
-}
-
-type traceRequest = coltrace.ExportTraceServiceRequest
-
-func sourceJSONBytes(src []byte) (string, error) {
-	return SourceJSON(&v1.OtlpSource{ResourceSpans: src})
 }

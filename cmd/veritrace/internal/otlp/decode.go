@@ -12,8 +12,6 @@ import (
 	"net/http"
 	"strings"
 
-	collogs "go.opentelemetry.io/proto/slim/otlp/collector/logs/v1"
-	coltrace "go.opentelemetry.io/proto/slim/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -34,6 +32,10 @@ var (
 	ErrUnsupportedMediaType = errors.New("unsupported content type: OTLP/HTTP takes application/x-protobuf or application/json")
 	ErrUnsupportedEncoding  = errors.New("unsupported Content-Encoding: OTLP/HTTP takes gzip or none")
 	ErrTooLarge             = errors.New("request body too large")
+	// ErrExpandsTooFar is the cause of refusing an export whose entries
+	// would take more than the backend's limit: answered like a body over
+	// the limit (413, RESOURCE_EXHAUSTED), and not retried.
+	ErrExpandsTooFar = errors.New("export too large once stored")
 )
 
 // BadDataError is a body that is not a valid OTLP message. Its text names
@@ -104,63 +106,6 @@ func readError(err error, what string) error {
 	return fmt.Errorf("read %s: %w", what, err)
 }
 
-// UnmarshalTraces decodes an ExportTraceServiceRequest in the given
-// content type.
-func UnmarshalTraces(contentType string, body []byte) (*coltrace.ExportTraceServiceRequest, error) {
-	req := &coltrace.ExportTraceServiceRequest{}
-	if err := unmarshal(contentType, body, req); err != nil || contentType != ContentJSON {
-		return req, err
-	}
-	for i, rs := range req.GetResourceSpans() {
-		for j, ss := range rs.GetScopeSpans() {
-			for k, sp := range ss.GetSpans() {
-				at := fmt.Sprintf("resourceSpans[%d].scopeSpans[%d].spans[%d].", i, j, k)
-				if err := hexIDs(at, &sp.TraceId, &sp.SpanId, &sp.ParentSpanId); err != nil {
-					return nil, err
-				}
-				for l, link := range sp.GetLinks() {
-					if err := hexIDs(fmt.Sprintf("%slinks[%d].", at, l), &link.TraceId, &link.SpanId, nil); err != nil {
-						return nil, err
-					}
-				}
-			}
-		}
-	}
-	return req, nil
-}
-
-// UnmarshalLogs decodes an ExportLogsServiceRequest in the given content
-// type.
-func UnmarshalLogs(contentType string, body []byte) (*collogs.ExportLogsServiceRequest, error) {
-	req := &collogs.ExportLogsServiceRequest{}
-	if err := unmarshal(contentType, body, req); err != nil || contentType != ContentJSON {
-		return req, err
-	}
-	for i, rl := range req.GetResourceLogs() {
-		for j, sl := range rl.GetScopeLogs() {
-			for k, lr := range sl.GetLogRecords() {
-				if err := hexIDs(fmt.Sprintf("resourceLogs[%d].scopeLogs[%d].logRecords[%d].", i, j, k), &lr.TraceId, &lr.SpanId, nil); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	return req, nil
-}
-
-func unmarshal(contentType string, body []byte, m proto.Message) error {
-	if contentType == ContentProtobuf {
-		if err := proto.Unmarshal(body, m); err != nil {
-			return badData("not a valid OTLP protobuf message: %v", err)
-		}
-		return nil
-	}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, m); err != nil {
-		return badData("not a valid OTLP JSON message: %v", err)
-	}
-	return nil
-}
-
 // hexIDs turns the ids of a span (or link, or log record) that protojson
 // decoded from OTLP JSON back into what the sender meant.
 //
@@ -206,25 +151,3 @@ func Marshal(contentType string, m proto.Message) ([]byte, error) {
 	}
 	return proto.Marshal(m)
 }
-
-// idPath describes where ids sit in an OTLP JSON document (for rendering
-// sources as OTLP JSON): at a key (lowerCamelCase, as protojson writes
-// it), the size of the id in bytes, or the nested paths below it.
-type idPath struct {
-	key      string
-	size     int // > 0: a hex id of this many bytes
-	children []idPath
-}
-
-var traceIDPaths = idPath{children: []idPath{{key: "resourceSpans", children: []idPath{
-	{key: "scopeSpans", children: []idPath{{key: "spans", children: []idPath{
-		{key: "traceId", size: 16}, {key: "spanId", size: 8}, {key: "parentSpanId", size: 8},
-		{key: "links", children: []idPath{{key: "traceId", size: 16}, {key: "spanId", size: 8}}},
-	}}}},
-}}}}
-
-var logIDPaths = idPath{children: []idPath{{key: "resourceLogs", children: []idPath{
-	{key: "scopeLogs", children: []idPath{{key: "logRecords", children: []idPath{
-		{key: "traceId", size: 16}, {key: "spanId", size: 8},
-	}}}},
-}}}}

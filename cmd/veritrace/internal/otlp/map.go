@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 )
 
@@ -61,6 +61,47 @@ type Mapped struct {
 	// Refs are the version references found, to be resolved by the caller
 	// into Span.Versions.
 	Refs []VersionRef
+	// FullSubject is the subject as sent, when Span.SubjectId had to be
+	// clipped; it still chooses the data key and the subject index term.
+	FullSubject string
+}
+
+// SetAttribute sets one of the attributes the ingest adds to a mapped
+// span (veritrace.*). When the span then holds more than MaxAttributes, it
+// makes room deterministically, so that a retry maps the same: the last
+// free attributes in key order go (the source keeps them) and AttrOmitted
+// counts them.
+func (m *Mapped) SetAttribute(key string, v *structpb.Value) {
+	s := m.Span
+	if s.Attributes == nil {
+		s.Attributes = map[string]*structpb.Value{}
+	}
+	s.Attributes[key] = v
+	omitted := int(s.Attributes[AttrOmitted].GetNumberValue())
+	dropped := 0
+	for {
+		n := len(s.Attributes)
+		if dropped > 0 && s.Attributes[AttrOmitted] == nil {
+			n++
+		}
+		if n <= MaxAttributes {
+			break
+		}
+		last := ""
+		for k := range s.Attributes {
+			if !strings.HasPrefix(k, "veritrace.otlp.") && !strings.HasPrefix(k, "veritrace.versions.") && k > last {
+				last = k
+			}
+		}
+		if last == "" {
+			break
+		}
+		delete(s.Attributes, last)
+		dropped++
+	}
+	if dropped > 0 {
+		s.Attributes[AttrOmitted] = structpb.NewNumberValue(float64(omitted + dropped))
+	}
 }
 
 // MaxAttributes is the most free attributes a mapped span carries (the
@@ -74,43 +115,46 @@ const AttrOmitted = "veritrace.otlp.attributes_omitted"
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
-// MapSpan maps one OTLP span, with the resource and scope it came under,
-// to a Veritrace span. It is pure: the same input gives the same span and
-// the same source bytes.
-func MapSpan(rs *trace.ResourceSpans, ss *trace.ScopeSpans, sp *trace.Span, cfg Config) (*Mapped, error) {
-	src, err := deterministic.Marshal(&trace.ResourceSpans{
-		Resource: rs.GetResource(), SchemaUrl: rs.GetSchemaUrl(),
-		ScopeSpans: []*trace.ScopeSpans{{Scope: ss.GetScope(), SchemaUrl: ss.GetSchemaUrl(), Spans: []*trace.Span{sp}}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encode OTLP source: %w", err)
-	}
+// AttrAdjusted lists, on a mapped span, what the ingest changed in the
+// normalised form to keep the span rather than refuse it: strings whose
+// invalid UTF-8 was replaced, fields clipped or dropped (docs/OTLP.md).
+// The OTLP source keeps what was received.
+const AttrAdjusted = "veritrace.otlp.adjusted"
+
+// adjustedUTF8 is AttrAdjusted's note for replaced invalid UTF-8.
+const adjustedUTF8 = "strings that were not valid UTF-8 (or held lone UTF-16 surrogates) were read with U+FFFD in their place"
+
+// MapSpan maps one OTLP span of an export, with the resource and scope of
+// its group, to a Veritrace span whose source is the span's bytes and the
+// digest of its group's resource and scope (stored once per trace, in the
+// entry ResourceEntry makes). It is pure: the same item and group give the
+// same span and the same source bytes.
+func MapSpan(g *Group, it *Item, cfg Config) *Mapped {
+	sp := it.Span
 	a := newAttrs(sp.GetAttributes())
 	out := &v1.Span{
 		TraceId: sp.GetTraceId(), SpanId: sp.GetSpanId(), ParentSpanId: sp.GetParentSpanId(),
 		Name:      sp.GetName(),
 		StartTime: nanos(sp.GetStartTimeUnixNano()), EndTime: nanos(sp.GetEndTimeUnixNano()),
-		Otlp: &v1.OtlpSource{ResourceSpans: src},
+		Otlp: &v1.OtlpSource{Span: it.Raw, ResourceScopeSha256: g.Digest[:]},
 	}
 	out.Kind = spanKind(a, sp.GetName())
 	out.Status = spanStatus(a, sp)
 	m := &Mapped{Span: out}
-	mapCommon(m, a, rs.GetResource(), cfg, spanEvents(sp.GetEvents()))
-	return m, nil
+	mapCommon(m, a, g.Resource, cfg, spanEvents(sp.GetEvents()))
+	if it.Fixed || g.Fixed {
+		m.Adjust(adjustedUTF8)
+	}
+	return m
 }
 
 // MapLogRecord maps one OTLP log record attached to a span (an event such
 // as gen_ai.client.inference.operation.details) to a Veritrace span entry
 // of kind OTHER whose parent is that span: its span id is derived from the
-// record's source bytes (EventSpanID), so a retried record is a duplicate.
-func MapLogRecord(rl *logs.ResourceLogs, sl *logs.ScopeLogs, lr *logs.LogRecord, cfg Config) (*Mapped, error) {
-	src, err := deterministic.Marshal(&logs.ResourceLogs{
-		Resource: rl.GetResource(), SchemaUrl: rl.GetSchemaUrl(),
-		ScopeLogs: []*logs.ScopeLogs{{Scope: sl.GetScope(), SchemaUrl: sl.GetSchemaUrl(), LogRecords: []*logs.LogRecord{lr}}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encode OTLP source: %w", err)
-	}
+// record's bytes and its resource and scope (bundle.LogEntrySpanID), so a
+// retried record is a duplicate.
+func MapLogRecord(g *Group, it *Item, cfg Config) *Mapped {
+	lr := it.Log
 	a := newAttrs(lr.GetAttributes())
 	name := lr.GetEventName()
 	if name == "" {
@@ -124,34 +168,46 @@ func MapLogRecord(rl *logs.ResourceLogs, sl *logs.ScopeLogs, lr *logs.LogRecord,
 	if t == 0 {
 		t = lr.GetObservedTimeUnixNano()
 	}
-	id := EventSpanID(src)
+	id := bundle.LogEntrySpanID(g.Digest[:], it.Raw)
 	out := &v1.Span{
 		TraceId: lr.GetTraceId(), SpanId: id[:], ParentSpanId: lr.GetSpanId(),
 		Name: name, Kind: v1.SpanKind_SPAN_KIND_OTHER, StartTime: nanos(t), EndTime: nanos(t),
-		Otlp: &v1.OtlpSource{ResourceLogs: src},
+		Otlp: &v1.OtlpSource{LogRecord: it.Raw, ResourceScopeSha256: g.Digest[:]},
 	}
 	if lr.GetSeverityNumber() >= logs.SeverityNumber_SEVERITY_NUMBER_ERROR {
-		out.Status = &v1.Status{Code: v1.StatusCode_STATUS_CODE_ERROR, Message: lr.GetSeverityText()}
+		out.Status = &v1.Status{Code: v1.StatusCode_STATUS_CODE_ERROR, Message: clip(lr.GetSeverityText(), 1024)}
 	}
 	m := &Mapped{Span: out}
 	ev := &event{name: name, a: a, body: plain(lr.GetBody())}
-	mapCommon(m, a, rl.GetResource(), cfg, []*event{ev})
-	return m, nil
+	mapCommon(m, a, g.Resource, cfg, []*event{ev})
+	if it.Fixed || g.Fixed {
+		m.Adjust(adjustedUTF8)
+	}
+	return m
 }
 
-// EventSpanID is the span id of a log record's entry: the first 8 bytes of
-// SHA-256("veritrace/otlp/log/v1" || 0x00 || source), with the last byte
-// set to 1 if they are all zero.
-func EventSpanID(source []byte) [8]byte {
-	h := sha256.New()
-	h.Write([]byte("veritrace/otlp/log/v1\x00"))
-	h.Write(source)
-	var id [8]byte
-	copy(id[:], h.Sum(nil))
-	if id == ([8]byte{}) {
-		id[7] = 1
+// ResourceEntry is the span of the resource entry, in trace traceID, that
+// holds a group's resource and scope: kind OTHER, named
+// bundle.ResourceEntryName, with no times, parent or content, its span id
+// bundle.ResourceEntrySpanID. Spans and log records of the trace under the
+// group refer to it by its digest.
+func ResourceEntry(traceID []byte, g *Group) *v1.Span {
+	id := bundle.ResourceEntrySpanID(traceID, g.Digest[:])
+	return &v1.Span{
+		TraceId: traceID, SpanId: id[:], Name: bundle.ResourceEntryName, Kind: v1.SpanKind_SPAN_KIND_OTHER,
+		Otlp: &v1.OtlpSource{ResourceScope: g.ResourceScope},
 	}
-	return id
+}
+
+// Adjust records, in the attribute AttrAdjusted, a change the ingest made
+// to the normalised span.
+func (m *Mapped) Adjust(note string) {
+	l := m.Span.GetAttributes()[AttrAdjusted].GetListValue()
+	if l == nil {
+		l = &structpb.ListValue{}
+		m.SetAttribute(AttrAdjusted, structpb.NewListValue(l))
+	}
+	l.Values = append(l.Values, structpb.NewStringValue(note))
 }
 
 func nanos(n uint64) *timestamppb.Timestamp {
@@ -181,6 +237,17 @@ func spanEvents(evs []*trace.Span_Event) []*event {
 func mapCommon(m *Mapped, a *attrs, res *resource.Resource, cfg Config, events []*event) {
 	s := m.Span
 	ra := newAttrs(res.GetAttributes())
+	s.SubjectId, s.SessionId = principal(a, ra, cfg)
+	s.Model = mapModel(a)
+	s.Usage = mapUsage(a)
+	s.Content = mapContent(s.GetKind(), s.GetName(), s.GetStatus(), a, events)
+	m.Refs = versionRefs(a)
+	s.Attributes = freeAttributes(a, ra)
+}
+
+// principal returns the subject and session named by an item's
+// attributes a, else by its resource's ra, and marks the item's keys used.
+func principal(a, ra *attrs, cfg Config) (subject, session string) {
 	subjectKeys, sessionKeys := cfg.SubjectAttributes, cfg.SessionAttributes
 	if subjectKeys == nil {
 		subjectKeys = DefaultSubjectAttributes
@@ -189,19 +256,57 @@ func mapCommon(m *Mapped, a *attrs, res *resource.Resource, cfg Config, events [
 		sessionKeys = DefaultSessionAttributes
 	}
 	var k string
-	if s.SubjectId, k = a.str(subjectKeys...); s.SubjectId == "" {
-		s.SubjectId, _ = ra.str(subjectKeys...)
+	if subject, k = a.str(subjectKeys...); subject == "" {
+		subject, _ = ra.str(subjectKeys...)
 	}
 	a.use(k)
-	if s.SessionId, k = a.str(sessionKeys...); s.SessionId == "" {
-		s.SessionId, _ = ra.str(sessionKeys...)
+	if session, k = a.str(sessionKeys...); session == "" {
+		session, _ = ra.str(sessionKeys...)
 	}
 	a.use(k)
-	s.Model = mapModel(a)
-	s.Usage = mapUsage(a)
-	s.Content = mapContent(s.GetKind(), s.GetName(), s.GetStatus(), a, events)
-	m.Refs = versionRefs(a)
-	s.Attributes = freeAttributes(a, ra)
+	return subject, session
+}
+
+// Principal returns the subject and session an item names itself, as
+// MapSpan and MapLogRecord map them: from its attributes, else its
+// resource's. It is cheap: the ingest learns a trace's subject from it
+// before mapping the trace's items.
+func (g *Group) Principal(it *Item, cfg Config) (subject, session string) {
+	return principal(newAttrs(it.attributes()), newAttrs(g.Resource.GetAttributes()), cfg)
+}
+
+func (it *Item) attributes() []*common.KeyValue {
+	if it.Log != nil {
+		return it.Log.GetAttributes()
+	}
+	return it.Span.GetAttributes()
+}
+
+// TraceID returns the item's trace id as sent.
+func (it *Item) TraceID() []byte {
+	if it.Log != nil {
+		return it.Log.GetTraceId()
+	}
+	return it.Span.GetTraceId()
+}
+
+// RetentionAttributes returns the string-valued attributes that retention
+// rules match an item against: every attribute of the item as received
+// (not only those kept in the normalised span, which holds at most
+// MaxAttributes), and its resource's attributes for keys the item does
+// not have (docs/RETENTION.md, docs/OTLP.md).
+func (g *Group) RetentionAttributes(it *Item) map[string]string {
+	out := map[string]string{}
+	for _, kvs := range [][]*common.KeyValue{it.attributes(), g.Resource.GetAttributes()} {
+		for _, kv := range kvs {
+			if sv, ok := kv.GetValue().GetValue().(*common.AnyValue_StringValue); ok {
+				if _, dup := out[kv.GetKey()]; !dup {
+					out[kv.GetKey()] = sv.StringValue
+				}
+			}
+		}
+	}
+	return out
 }
 
 // spanKind decides the Veritrace span kind, in layers: current GenAI
@@ -437,7 +542,24 @@ func mapContent(kind v1.SpanKind, name string, st *v1.Status, a *attrs, events [
 			if v, _ := e.a.structured("gen_ai.output.messages"); v != nil && len(c.OutputMessages) == 0 {
 				c.OutputMessages = messages(v, "assistant")
 			}
+		case "gen_ai.content.prompt": // deprecated (semantic conventions 1.26, 1.27)
+			if v, _ := e.a.structured("gen_ai.prompt"); v != nil && len(c.InputMessages) == 0 {
+				c.InputMessages = messages(v, "user")
+			}
+		case "gen_ai.content.completion":
+			if v, _ := e.a.structured("gen_ai.completion"); v != nil && len(c.OutputMessages) == 0 {
+				c.OutputMessages = messages(v, "assistant")
+			}
 		}
+	}
+	// Deprecated: the whole prompt or completion as one span attribute.
+	if v, k := a.structured("gen_ai.prompt"); v != nil && len(c.InputMessages) == 0 {
+		c.InputMessages = messages(v, "user")
+		a.use(k)
+	}
+	if v, k := a.structured("gen_ai.completion"); v != nil && len(c.OutputMessages) == 0 {
+		c.OutputMessages = messages(v, "assistant")
+		a.use(k)
 	}
 	if len(c.InputMessages) == 0 {
 		c.InputMessages = flatMessages(a, "gen_ai.prompt", "")
@@ -942,8 +1064,20 @@ func isVersionID(s string) bool {
 	return err == nil && strings.ToLower(s) == s
 }
 
+// ResourceAttributes are the resource attributes a mapped span carries
+// among its free attributes (when it has none of that key), so that
+// queries and aggregates can group by them: service and deployment. A
+// value is copied only when it is a scalar of at most maxResourceValue
+// bytes: a resource is stored once per trace, and its copies must stay
+// small. Every resource attribute stays in the source, and retention
+// rules see them all.
+var ResourceAttributes = []string{"service.name", "service.version", "service.namespace", "deployment.environment", "deployment.environment.name"}
+
+// maxResourceValue bounds a resource attribute copied into a span.
+const maxResourceValue = 256
+
 // freeAttributes are the span's attributes not mapped into structured
-// fields, plus the resource's service name and version, at most
+// fields, plus the resource attributes of ResourceAttributes, at most
 // MaxAttributes (in key order; AttrOmitted counts the rest).
 func freeAttributes(a, ra *attrs) map[string]*structpb.Value {
 	var keys []string
@@ -954,8 +1088,8 @@ func freeAttributes(a, ra *attrs) map[string]*structpb.Value {
 	}
 	sort.Strings(keys)
 	out := map[string]*structpb.Value{}
-	for _, k := range []string{"service.name", "service.version"} {
-		if v, ok := ra.m[k]; ok && a.m[k] == nil {
+	for _, k := range ResourceAttributes {
+		if v, ok := ra.m[k]; ok && a.m[k] == nil && len(scalarText(v)) > 0 && len(scalarText(v)) <= maxResourceValue {
 			out[k] = toValue(v, 0)
 		}
 	}

@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/audit/bundle"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden mapping files")
@@ -62,37 +62,40 @@ func TestMappingGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			req, err := UnmarshalTraces(ContentJSON, body)
+			ex, err := Decode(Traces, ContentJSON, body)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var got bytes.Buffer
-			for _, rs := range req.ResourceSpans {
-				for _, ss := range rs.ScopeSpans {
-					for _, sp := range ss.Spans {
-						m, err := MapSpan(rs, ss, sp, Config{})
-						if err != nil {
-							t.Fatal(err)
-						}
-						// The source is the span as received.
-						src := m.Span.GetOtlp().GetResourceSpans()
-						back := &trace.ResourceSpans{}
-						if err := proto.Unmarshal(src, back); err != nil {
-							t.Fatal(err)
-						}
-						if !proto.Equal(back.ScopeSpans[0].Spans[0], sp) || !proto.Equal(back.Resource, rs.Resource) || !proto.Equal(back.ScopeSpans[0].Scope, ss.Scope) {
-							t.Fatalf("source %v is not the span as received", back)
-						}
-						again, err := MapSpan(rs, ss, sp, Config{})
-						if err != nil || !bytes.Equal(again.Span.GetOtlp().GetResourceSpans(), src) {
-							t.Fatalf("mapping the same span twice gave different source bytes")
-						}
-						m.Span.Otlp = nil
-						got.Write(stable(t, m.Span))
-						for _, r := range m.Refs {
-							b, _ := json.Marshal(r)
-							got.Write(append(b, '\n'))
-						}
+			for _, g := range ex.Groups {
+				for _, it := range g.Items {
+					if g.Err != nil || it.Err != nil {
+						t.Fatalf("decode: %v %v", g.Err, it.Err)
+					}
+					m := MapSpan(g, it, Config{})
+					// The source is the span as received, and its resource
+					// and scope are those of the resource entry it names.
+					src := m.Span.GetOtlp()
+					back := &trace.Span{}
+					if err := proto.Unmarshal(src.GetSpan(), back); err != nil {
+						t.Fatal(err)
+					}
+					if !proto.Equal(back, it.Span) || !bytes.Equal(src.GetResourceScopeSha256(), g.Digest[:]) {
+						t.Fatalf("source %v is not the span as received", back)
+					}
+					rs, _, err := bundle.ResourceScope(g.ResourceScope)
+					if err != nil || !proto.Equal(rs.Resource, g.Resource) || !proto.Equal(rs.ScopeSpans[0].Scope, g.Scope) {
+						t.Fatalf("resource entry %v, %v does not hold the resource and scope", rs, err)
+					}
+					again := MapSpan(g, it, Config{})
+					if !proto.Equal(again.Span.GetOtlp(), src) {
+						t.Fatalf("mapping the same span twice gave different source bytes")
+					}
+					m.Span.Otlp = nil
+					got.Write(stable(t, m.Span))
+					for _, r := range m.Refs {
+						b, _ := json.Marshal(r)
+						got.Write(append(b, '\n'))
 					}
 				}
 			}
@@ -127,11 +130,7 @@ func TestJSONHexIDs(t *testing.T) {
 	if got := stock.ResourceSpans[0].ScopeSpans[0].Spans[0].TraceId; bytes.Equal(got, wantTrace) || len(got) == 16 {
 		t.Fatalf("stock protojson decoded the trace id right (%x): the premise of this test is wrong", got)
 	}
-	req, err := UnmarshalTraces(ContentJSON, []byte(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp := req.ResourceSpans[0].ScopeSpans[0].Spans[0]
+	sp := decodeJSONSpan(t, body)
 	if !bytes.Equal(sp.TraceId, wantTrace) || !bytes.Equal(sp.SpanId, []byte{0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74}) || len(sp.ParentSpanId) != 0 {
 		t.Errorf("ids = %x %x %x", sp.TraceId, sp.SpanId, sp.ParentSpanId)
 	}
@@ -152,11 +151,7 @@ func TestJSONHexIDs(t *testing.T) {
 			th, sh = strings.ToUpper(th), strings.ToUpper(sh)
 		}
 		body := `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"` + th + `","spanId":"` + sh + `"}]}]}]}`
-		req, err := UnmarshalTraces(ContentJSON, []byte(body))
-		if err != nil {
-			t.Fatalf("UnmarshalTraces(%s) = %v", body, err)
-		}
-		if sp := req.ResourceSpans[0].ScopeSpans[0].Spans[0]; !bytes.Equal(sp.TraceId, tid[:]) || !bytes.Equal(sp.SpanId, sid[:]) {
+		if sp := decodeJSONSpan(t, body); !bytes.Equal(sp.TraceId, tid[:]) || !bytes.Equal(sp.SpanId, sid[:]) {
 			t.Fatalf("ids %s %s decoded to %x %x", th, sh, sp.TraceId, sp.SpanId)
 		}
 	}
@@ -168,11 +163,28 @@ func TestJSONHexIDs(t *testing.T) {
 		`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc6zz"}]}]}]}`,
 		`{"resourceSpans":[{"scopeSpans":[{"spans":[{"links":[{"spanId":"W46/95gDgQM="}]}]}]}]}`,
 	} {
+		// A bad id costs its span only (the export's other spans are
+		// kept), refused as bad data.
+		ex, err := Decode(Traces, ContentJSON, []byte(bad))
 		var bd *BadDataError
-		if _, err := UnmarshalTraces(ContentJSON, []byte(bad)); !errorsAs(err, &bd) {
-			t.Errorf("UnmarshalTraces(%s) = %v, want a BadDataError", bad, err)
+		if err != nil || !errorsAs(ex.Groups[0].Items[0].Err, &bd) {
+			t.Errorf("Decode(%s) = %v; want its span refused with a BadDataError", bad, err)
 		}
 	}
+}
+
+// decodeJSONSpan decodes an OTLP JSON export of one span.
+func decodeJSONSpan(t *testing.T, body string) *trace.Span {
+	t.Helper()
+	ex, err := Decode(Traces, ContentJSON, []byte(body))
+	if err != nil {
+		t.Fatalf("Decode(%s) = %v", body, err)
+	}
+	it := ex.Groups[0].Items[0]
+	if it.Err != nil {
+		t.Fatalf("Decode(%s): %v", body, it.Err)
+	}
+	return it.Span
 }
 
 func errorsAs(err error, target **BadDataError) bool {
@@ -239,15 +251,15 @@ func TestMediaType(t *testing.T) {
 	}
 }
 
-// FuzzUnmarshalTraces: no input crashes the decoders or the mapping.
+// FuzzUnmarshalTraces: no input crashes the decoder or the mapping, and
+// every span that decodes renders as OTLP JSON.
 func FuzzUnmarshalTraces(f *testing.F) {
 	files, _ := filepath.Glob("testdata/mapping/*.json")
 	for _, file := range files {
 		if b, err := os.ReadFile(file); err == nil && !strings.HasSuffix(file, ".golden.json") {
 			f.Add(b, true)
-			if req, err := UnmarshalTraces(ContentJSON, b); err == nil {
-				pb, _ := proto.Marshal(req)
-				f.Add(pb, false)
+			if ex, err := Decode(Traces, ContentJSON, b); err == nil {
+				f.Add(exportProto(ex), false)
 			}
 		}
 	}
@@ -256,24 +268,44 @@ func FuzzUnmarshalTraces(f *testing.F) {
 		if isJSON {
 			ct = ContentJSON
 		}
-		req, err := UnmarshalTraces(ct, body)
+		ex, err := Decode(Traces, ct, body)
 		if err != nil {
 			return
 		}
-		for _, rs := range req.ResourceSpans {
-			for _, ss := range rs.ScopeSpans {
-				for _, sp := range ss.Spans {
-					m, err := MapSpan(rs, ss, sp, Config{})
-					if err != nil {
-						t.Fatal(err)
-					}
-					if _, err := SourceJSON(m.Span.Otlp); err != nil {
-						t.Fatal(err)
-					}
+		for _, g := range ex.Groups {
+			for _, it := range g.Items {
+				if g.Err != nil || it.Err != nil {
+					continue
+				}
+				m := MapSpan(g, it, Config{})
+				if _, err := SourceJSON(m.Span.Otlp, g.ResourceScope); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := SourceJSON(ResourceEntry(it.TraceID(), g).GetOtlp(), nil); err != nil {
+					t.Fatal(err)
 				}
 			}
 		}
 	})
+}
+
+// exportProto re-encodes a decoded export as an ExportTraceServiceRequest.
+func exportProto(ex *Export) []byte {
+	var out []byte
+	for _, g := range ex.Groups {
+		rs, _, err := bundle.ResourceScope(g.ResourceScope)
+		if err != nil {
+			continue
+		}
+		for _, it := range g.Items {
+			if it.Span != nil {
+				rs.ScopeSpans[0].Spans = append(rs.ScopeSpans[0].Spans, it.Span)
+			}
+		}
+		b, _ := proto.Marshal(&coltrace.ExportTraceServiceRequest{ResourceSpans: []*trace.ResourceSpans{rs}})
+		out = append(out, b...)
+	}
+	return out
 }
 
 // FuzzUnmarshalLogs: likewise for logs.
@@ -284,20 +316,20 @@ func FuzzUnmarshalLogs(f *testing.F) {
 		if isJSON {
 			ct = ContentJSON
 		}
-		req, err := UnmarshalLogs(ct, body)
+		ex, err := Decode(Logs, ct, body)
 		if err != nil {
 			return
 		}
-		for _, rl := range req.ResourceLogs {
-			for _, sl := range rl.ScopeLogs {
-				for _, lr := range sl.LogRecords {
-					if _, err := MapLogRecord(rl, sl, lr, Config{}); err != nil {
-						t.Fatal(err)
-					}
+		for _, g := range ex.Groups {
+			for _, it := range g.Items {
+				if g.Err != nil || it.Err != nil {
+					continue
+				}
+				m := MapLogRecord(g, it, Config{})
+				if _, err := SourceJSON(m.Span.Otlp, g.ResourceScope); err != nil {
+					t.Fatal(err)
 				}
 			}
 		}
 	})
 }
-
-var _ = v1.Span{}

@@ -3,14 +3,17 @@ package otlp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"connectrpc.com/connect"
 	collogs "go.opentelemetry.io/proto/slim/otlp/collector/logs/v1"
 	coltrace "go.opentelemetry.io/proto/slim/otlp/collector/trace/v1"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -34,8 +37,59 @@ type Backend interface {
 	// Admit authenticates and authorises an OTLP/HTTP request to path
 	// (TracesPath or LogsPath) and returns the context to handle it in.
 	Admit(r *http.Request, path string) (context.Context, error)
-	ExportTraces(ctx context.Context, req *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error)
-	ExportLogs(ctx context.Context, req *collogs.ExportLogsServiceRequest) (*collogs.ExportLogsServiceResponse, error)
+	// Begin takes room to read and handle one more export (so that the
+	// exports in progress bound the memory they hold) and returns the
+	// function that gives it back; without room it fails at once.
+	Begin(ctx context.Context) (release func(), err error)
+	// Export appends an export's items (Decode) and says which it rejected.
+	ExportTraces(ctx context.Context, ex *Export) (*coltrace.ExportTraceServiceResponse, error)
+	ExportLogs(ctx context.Context, ex *Export) (*collogs.ExportLogsServiceResponse, error)
+}
+
+// rawRequest is an export request's bytes: the handlers split it item by
+// item themselves (Decode), so that a bad item costs only itself, where a
+// codec would refuse the whole request.
+type rawRequest struct{ body []byte }
+
+// rawCodec reads requests as their bytes and writes responses as protobuf
+// or, for the Connect protocol's JSON, proto JSON. A JSON request is read
+// as OTLP JSON (hex ids).
+type rawCodec struct{ name string }
+
+func (c rawCodec) Name() string { return c.name }
+
+func (c rawCodec) Marshal(m any) ([]byte, error) {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("cannot marshal %T", m)
+	}
+	if c.name == "json" {
+		return protojson.Marshal(pm)
+	}
+	return proto.Marshal(pm)
+}
+
+func (c rawCodec) Unmarshal(b []byte, m any) error {
+	switch x := m.(type) {
+	case *rawRequest:
+		x.body = append([]byte(nil), b...)
+		return nil
+	case proto.Message:
+		if c.name == "json" {
+			return protojson.Unmarshal(b, x)
+		}
+		return proto.Unmarshal(b, x)
+	}
+	return fmt.Errorf("cannot unmarshal into %T", m)
+}
+
+// requestContentType is the OTLP content type of a gRPC, gRPC-Web or
+// Connect request, from its codec.
+func requestContentType(h http.Header) string {
+	if strings.Contains(h.Get("Content-Type"), "json") {
+		return ContentJSON
+	}
+	return ContentProtobuf
 }
 
 // NewGRPCHandlers returns the handlers of the OTLP gRPC services
@@ -43,18 +97,27 @@ type Backend interface {
 // gRPC (and Connect and gRPC-Web), with gzip. The options should carry the
 // authentication interceptor and the read limit.
 func NewGRPCHandlers(b Backend, opts ...connect.HandlerOption) map[string]http.Handler {
+	opts = append(opts, connect.WithCodec(rawCodec{"proto"}), connect.WithCodec(rawCodec{"json"}))
 	return map[string]http.Handler{
 		TraceExportProcedure: connect.NewUnaryHandler(TraceExportProcedure,
-			func(ctx context.Context, req *connect.Request[coltrace.ExportTraceServiceRequest]) (*connect.Response[coltrace.ExportTraceServiceResponse], error) {
-				resp, err := b.ExportTraces(ctx, req.Msg)
+			func(ctx context.Context, req *connect.Request[rawRequest]) (*connect.Response[coltrace.ExportTraceServiceResponse], error) {
+				ex, err := Decode(Traces, requestContentType(req.Header()), req.Msg.body)
+				if err != nil {
+					return nil, connect.NewError(connect.CodeInvalidArgument, err)
+				}
+				resp, err := b.ExportTraces(ctx, ex)
 				if err != nil {
 					return nil, grpcError(err)
 				}
 				return connect.NewResponse(resp), nil
 			}, opts...),
 		LogsExportProcedure: connect.NewUnaryHandler(LogsExportProcedure,
-			func(ctx context.Context, req *connect.Request[collogs.ExportLogsServiceRequest]) (*connect.Response[collogs.ExportLogsServiceResponse], error) {
-				resp, err := b.ExportLogs(ctx, req.Msg)
+			func(ctx context.Context, req *connect.Request[rawRequest]) (*connect.Response[collogs.ExportLogsServiceResponse], error) {
+				ex, err := Decode(Logs, requestContentType(req.Header()), req.Msg.body)
+				if err != nil {
+					return nil, connect.NewError(connect.CodeInvalidArgument, err)
+				}
+				resp, err := b.ExportLogs(ctx, ex)
 				if err != nil {
 					return nil, grpcError(err)
 				}
@@ -66,7 +129,7 @@ func NewGRPCHandlers(b Backend, opts ...connect.HandlerOption) map[string]http.H
 // grpcError makes an overload retryable for OTLP gRPC exporters: they
 // retry UNAVAILABLE, but RESOURCE_EXHAUSTED only with RetryInfo.
 func grpcError(err error) error {
-	if connect.CodeOf(err) == connect.CodeResourceExhausted {
+	if connect.CodeOf(err) == connect.CodeResourceExhausted && !errors.Is(err, ErrExpandsTooFar) {
 		return connect.NewError(connect.CodeUnavailable, errors.New(errMessage(err)))
 	}
 	return err
@@ -95,18 +158,34 @@ type httpHandler struct {
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		// A panic costs its request, never the server, and is answered
+		// like the gRPC handlers' (connect.WithRecover): an internal error.
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.log.ErrorContext(r.Context(), "OTLP/HTTP handler panic", "path", r.URL.Path, "panic", fmt.Sprint(p))
+			h.status(w, ContentJSON, http.StatusInternalServerError, connect.CodeInternal, "internal error")
+		}
+	}()
 	if r.URL.Path != TracesPath && r.URL.Path != LogsPath {
 		http.NotFound(w, r)
 		return
 	}
+	// Every error answer is a google.rpc.Status (OTLP/HTTP), in the
+	// request's content type, or in JSON when that is not an OTLP one.
+	ct, ctErr := MediaType(r.Header.Get("Content-Type"))
+	if ctErr != nil {
+		ct = ContentJSON
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "OTLP/HTTP takes POST", http.StatusMethodNotAllowed)
+		h.status(w, ct, http.StatusMethodNotAllowed, connect.CodeUnimplemented, "OTLP/HTTP takes POST, not "+r.Method)
 		return
 	}
-	ct, err := MediaType(r.Header.Get("Content-Type"))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
+	if ctErr != nil {
+		h.status(w, ct, http.StatusUnsupportedMediaType, connect.CodeInvalidArgument, ctErr.Error())
 		return
 	}
 	// Authenticate before reading the body: an unauthenticated caller
@@ -116,6 +195,12 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, ct, err)
 		return
 	}
+	release, err := h.b.Begin(ctx)
+	if err != nil {
+		h.fail(w, ct, err)
+		return
+	}
+	defer release()
 	body, err := ReadBody(r, h.max)
 	var bad *BadDataError
 	switch {
@@ -124,7 +209,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"request body exceeds "+strconv.FormatInt(h.max, 10)+" bytes after decompression")
 		return
 	case errors.Is(err, ErrUnsupportedEncoding):
-		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
+		h.status(w, ct, http.StatusUnsupportedMediaType, connect.CodeInvalidArgument, err.Error())
 		return
 	case errors.As(err, &bad):
 		h.status(w, ct, http.StatusBadRequest, connect.CodeInvalidArgument, bad.Msg)
@@ -134,36 +219,29 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.status(w, ct, http.StatusBadRequest, connect.CodeInvalidArgument, "could not read the request body")
 		return
 	}
+	signal := Traces
+	if r.URL.Path == LogsPath {
+		signal = Logs
+	}
+	ex, err := Decode(signal, ct, body)
+	if err != nil {
+		h.fail(w, ct, err)
+		return
+	}
 	var resp proto.Message
-	if r.URL.Path == TracesPath {
-		req, err := UnmarshalTraces(ct, body)
-		if err != nil {
-			h.fail(w, ct, err)
-			return
-		}
-		tr, err := h.b.ExportTraces(ctx, req)
-		if err != nil {
-			h.fail(w, ct, err)
-			return
-		}
-		resp = tr
+	if signal == Traces {
+		resp, err = h.b.ExportTraces(ctx, ex)
 	} else {
-		req, err := UnmarshalLogs(ct, body)
-		if err != nil {
-			h.fail(w, ct, err)
-			return
-		}
-		lr, err := h.b.ExportLogs(ctx, req)
-		if err != nil {
-			h.fail(w, ct, err)
-			return
-		}
-		resp = lr
+		resp, err = h.b.ExportLogs(ctx, ex)
+	}
+	if err != nil {
+		h.fail(w, ct, err)
+		return
 	}
 	out, err := Marshal(ct, resp)
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "encode OTLP response", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		h.status(w, ct, http.StatusInternalServerError, connect.CodeInternal, "internal error")
 		return
 	}
 	w.Header().Set("Content-Type", ct)
@@ -179,7 +257,18 @@ func (h *httpHandler) fail(w http.ResponseWriter, ct string, err error) {
 		h.status(w, ct, http.StatusBadRequest, connect.CodeInvalidArgument, bad.Msg)
 		return
 	}
+	if errors.Is(err, ErrExpandsTooFar) {
+		h.status(w, ct, http.StatusRequestEntityTooLarge, connect.CodeResourceExhausted, errMessage(err))
+		return
+	}
 	code := connect.CodeOf(err)
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		// The limiter of failed authentications says how long to wait.
+		if ra := ce.Meta().Get("Retry-After"); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
+	}
 	h.status(w, ct, HTTPStatus(code), code, errMessage(err))
 }
 
@@ -209,7 +298,7 @@ func (h *httpHandler) status(w http.ResponseWriter, ct string, httpStatus int, c
 		http.Error(w, msg, httpStatus)
 		return
 	}
-	if httpStatus == http.StatusTooManyRequests || httpStatus == http.StatusServiceUnavailable {
+	if (httpStatus == http.StatusTooManyRequests || httpStatus == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 	}
 	w.Header().Set("Content-Type", ct)

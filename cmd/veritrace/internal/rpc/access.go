@@ -81,6 +81,7 @@ const (
 	principalKey ctxKey = iota
 	tenantKey
 	transportKey
+	authenticatedKey
 )
 
 // transportInfo is what the HTTP layer knows of a request.
@@ -159,29 +160,11 @@ func (a *authInterceptor) admit(ctx context.Context, c call) (context.Context, *
 		ev.deny(connect.CodePermissionDenied, "procedure is not in the access table")
 		return nil, ev, a.refuse(ctx, ev, ledger.SystemTenant)
 	}
-	// A header that cannot name a tenant is refused before anything else,
-	// and not recorded: it names nothing to record.
+	p, err := a.authenticate(ctx, c, ev)
+	if err != nil {
+		return nil, ev, err
+	}
 	tenant := c.header.Get(TenantHeader)
-	if tenant != "" {
-		if err := format.ValidateTenant(tenant); err != nil {
-			return nil, nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s header: %v", TenantHeader, err))
-		}
-	}
-	ti, _ := ctx.Value(transportKey).(transportInfo)
-	if !ti.keysAllowed {
-		return nil, ev, a.refuseUnauthenticated(ctx, ev, "API keys are accepted only over TLS or from loopback (see --allow-plaintext-keys)")
-	}
-	p, keyID, err := authenticate(ctx, a.l, c.header.Get("Authorization"), ev.time)
-	ev.keyID = keyID
-	var ae *authError
-	switch {
-	case errors.As(err, &ae):
-		ev.keyKnown = ae.keyKnown
-		return nil, ev, a.refuseUnauthenticated(ctx, ev, ae.msg)
-	case err != nil:
-		return nil, ev, toConnect(ctx, a.log, c.procedure, err, nil)
-	}
-	ev.role, ev.keyKnown = p.Role, true
 	if tenant == "" {
 		tenant = p.DefaultTenant(ledger.DefaultTenant)
 	}
@@ -206,6 +189,41 @@ func (a *authInterceptor) admit(ctx context.Context, c call) (context.Context, *
 	ctx = context.WithValue(ctx, principalKey, p)
 	ctx = context.WithValue(ctx, tenantKey, tenant)
 	return ctx, ev, nil
+}
+
+// authenticate is the first half of admit: a malformed tenant header is
+// refused (unrecorded), then the API key is checked, and a failure is
+// refused as unauthenticated (recorded, and counted by the limiter of
+// failed authentications). The front handler (frontHandler) runs it before
+// a request's body is read; the interceptor then reuses its result.
+func (a *authInterceptor) authenticate(ctx context.Context, c call, ev *accessEvent) (*policy.Principal, error) {
+	// A header that cannot name a tenant is refused before anything else,
+	// and not recorded: it names nothing to record.
+	if tenant := c.header.Get(TenantHeader); tenant != "" {
+		if err := format.ValidateTenant(tenant); err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s header: %v", TenantHeader, err))
+		}
+	}
+	if au, ok := ctx.Value(authenticatedKey).(*authenticated); ok && au.header == c.header.Get("Authorization") {
+		ev.keyID, ev.role, ev.keyKnown = au.keyID, au.p.Role, true
+		return au.p, nil
+	}
+	ti, _ := ctx.Value(transportKey).(transportInfo)
+	if !ti.keysAllowed {
+		return nil, a.refuseUnauthenticated(ctx, ev, "API keys are accepted only over TLS or from loopback (see --allow-plaintext-keys)")
+	}
+	p, keyID, err := authenticate(ctx, a.l, c.header.Get("Authorization"), ev.time)
+	ev.keyID = keyID
+	var ae *authError
+	switch {
+	case errors.As(err, &ae):
+		ev.keyKnown = ae.keyKnown
+		return nil, a.refuseUnauthenticated(ctx, ev, ae.msg)
+	case err != nil:
+		return nil, toConnect(ctx, a.log, c.procedure, err, nil)
+	}
+	ev.role, ev.keyKnown = p.Role, true
+	return p, nil
 }
 
 // logTenant is the log an access is recorded in: the tenant's own when the

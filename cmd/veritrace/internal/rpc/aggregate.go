@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit"
+	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 )
@@ -34,6 +35,7 @@ func spanFigures(attr string) audit.FiguresFunc {
 			return audit.SpanFigures{}, err
 		}
 		f := audit.SpanFigures{
+			NotASpan:     bundle.FormOf(sp.GetOtlp()) == bundle.OTLPResource,
 			Name:         sp.GetName(),
 			Model:        cmp.Or(sp.GetModel().GetRequestModel(), sp.GetModel().GetResponseModel()),
 			Error:        sp.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR,

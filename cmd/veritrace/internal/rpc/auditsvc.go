@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
+	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
 )
 
@@ -136,20 +138,37 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 	nodes := map[[8]byte]*v1.SpanNode{}
 	var order []*v1.SpanNode
 	parents := map[*v1.SpanNode][8]byte{}
-	for _, e := range p.Spans {
+	spans := make([]*v1.Span, len(p.Spans))
+	decodeErrs := make([]error, len(p.Spans))
+	for i, e := range p.Spans {
+		if !e.Erased {
+			m, err := bundle.ParsePayload(format.KindSpan, e.Payload)
+			if err == nil {
+				spans[i] = m.(*v1.Span)
+			}
+			decodeErrs[i] = err
+		}
+	}
+	// OTLP resource entries hold the resource and scope of the trace's
+	// spans as received: shown within each span's otlp_json, not as spans.
+	res := otlpResources(trace, p.Spans, spans)
+	for i, e := range p.Spans {
 		h := e.Header
+		if res.entries[h.SpanID] {
+			continue
+		}
 		n := &v1.SpanNode{Index: h.Index, LeafHash: e.LeafHash[:], AppendedAt: timestamppb.New(h.AppendedAt),
 			SpanId: h.SpanID[:], Kind: v1.SpanKind(h.SubKind), Erased: e.Erased}
-		if !e.Erased {
-			if m, err := bundle.ParsePayload(format.KindSpan, e.Payload); err != nil {
-				n.DecodeError = err.Error()
-			} else {
-				n.Span = m.(*v1.Span)
-				// A rendering aid: a source that does not render leaves it
-				// empty rather than failing the whole answer.
-				if j, err := otlp.SourceJSON(n.Span.GetOtlp()); err == nil {
-					n.OtlpJson = j
-				}
+		switch {
+		case e.Erased:
+		case decodeErrs[i] != nil:
+			n.DecodeError = decodeErrs[i].Error()
+		default:
+			n.Span = spans[i]
+			// A rendering aid: a source that does not render leaves it
+			// empty rather than failing the whole answer.
+			if j, err := otlp.SourceJSON(n.Span.GetOtlp(), res.of(n.Span.GetOtlp())); err == nil {
+				n.OtlpJson = j
 			}
 		}
 		nodes[h.SpanID] = n
@@ -290,4 +309,39 @@ func (s *auditService) ExportBundle(ctx context.Context, req *connect.Request[v1
 		return s.fail(ctx, proc, err, nil)
 	}
 	return out.flush()
+}
+
+// traceResources are the OTLP resource entries of a trace: their span ids,
+// and their resource_scope bytes by SHA-256.
+type traceResources struct {
+	entries map[[8]byte]bool
+	bytes   map[[32]byte][]byte
+}
+
+// otlpResources finds a trace's resource entries among its entries (spans
+// holds their decoded payloads, nil when erased or undecodable): those
+// whose payload is one, and erased entries whose span id is that of the
+// resource entry a span of the trace refers to.
+func otlpResources(trace [16]byte, entries []*ledger.Entry, spans []*v1.Span) traceResources {
+	r := traceResources{entries: map[[8]byte]bool{}, bytes: map[[32]byte][]byte{}}
+	for i, e := range entries {
+		src := spans[i].GetOtlp()
+		switch bundle.FormOf(src) {
+		case bundle.OTLPResource:
+			r.entries[e.Header.SpanID] = true
+			r.bytes[sha256.Sum256(src.GetResourceScope())] = src.GetResourceScope()
+		case bundle.OTLPSpan, bundle.OTLPLogRecord:
+			r.entries[bundle.ResourceEntrySpanID(trace[:], src.GetResourceScopeSha256())] = true
+		}
+	}
+	return r
+}
+
+// of returns the resource_scope a span's source refers to, nil when the
+// trace's entries do not hold it.
+func (r traceResources) of(src *v1.OtlpSource) []byte {
+	if len(src.GetResourceScopeSha256()) != sha256.Size {
+		return nil
+	}
+	return r.bytes[[32]byte(src.GetResourceScopeSha256())]
 }

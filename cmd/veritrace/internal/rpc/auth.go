@@ -108,29 +108,21 @@ func authenticate(ctx context.Context, l *ledger.Ledger, header string, now time
 }
 
 // Bootstrap creates the first admin key when the ledger has none: bound to
-// every tenant, its token written to path with mode 0600 (the file must
-// not exist). It returns the key id, or "" when keys exist already.
+// every tenant, its token written to path with mode 0600 and synced before
+// the key's record is stored. It returns the key id, or "" when keys exist
+// already. A file at path while the ledger holds no key at all was left by
+// a first start killed before it stored the key's record: its token was
+// never valid, and it is replaced.
 func Bootstrap(ctx context.Context, l *ledger.Ledger, path string, now time.Time) (string, error) {
 	keys, err := l.ListAPIKeys(ctx)
 	if err != nil || len(keys) > 0 {
 		return "", err
 	}
 	token, rec := NewKey(policy.Admin, []string{policy.AllTenants}, "bootstrap admin", time.Time{}, "", now)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := ledger.WriteFileDurably(path, []byte(token+"\n"), 0o600, true); err != nil {
 		return "", fmt.Errorf("write bootstrap admin key: %w", err)
 	}
-	_, err = f.WriteString(token + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = l.PutAPIKey(ctx, rec)
-	}
-	if err != nil {
+	if err := l.PutAPIKey(ctx, rec); err != nil {
 		os.Remove(path)
 		return "", fmt.Errorf("bootstrap admin key: %w", err)
 	}

@@ -54,6 +54,8 @@ func toConnect(ctx context.Context, log *slog.Logger, procedure string, err erro
 	switch {
 	case errors.As(err, &space):
 		return connect.NewError(connect.CodeResourceExhausted, space)
+	case errors.Is(err, ledger.ErrBucketExpired):
+		return connect.NewError(connect.CodeFailedPrecondition, err)
 	case errors.Is(err, ledger.ErrFailed):
 		// The ledger logged the cause once; the client learns what to expect.
 		return connect.NewError(connect.CodeUnavailable, errors.New("the ledger stopped accepting writes after a storage failure and must be restarted by its operator; retrying after that is safe"))

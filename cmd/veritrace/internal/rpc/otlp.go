@@ -1,10 +1,13 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -13,10 +16,13 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/veritrace/veritrace/audit"
+	"github.com/veritrace/veritrace/audit/bundle"
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
+	"github.com/veritrace/veritrace/retention"
 )
 
 // OTLPOptions configure OpenTelemetry ingest (docs/OTLP.md).
@@ -24,6 +30,14 @@ type OTLPOptions struct {
 	// MaxBytes limits an OTLP request after decompression (default
 	// otlp.DefaultMaxBytes).
 	MaxBytes int
+	// MaxExpandedBytes limits what one export may add to the log: the
+	// payloads of its entries, its resource entries included (default 4 ×
+	// MaxBytes). An export past it is refused (413, RESOURCE_EXHAUSTED).
+	MaxExpandedBytes int
+	// MaxConcurrent bounds the exports read and handled at once (default
+	// 64); more are refused, retryably, before their body is read. With
+	// MaxBytes and the batch size it bounds the memory exports hold.
+	MaxConcurrent int
 	// Default is the mapping configuration of tenants not in Tenants.
 	Default otlp.Config
 	// Tenants holds per-tenant mapping configuration.
@@ -57,6 +71,34 @@ type otlpBackend struct {
 func (b *otlpBackend) Admit(r *http.Request, path string) (context.Context, error) {
 	ctx, _, err := b.auth.admit(r.Context(), call{procedure: path, header: r.Header, peer: r.RemoteAddr})
 	return ctx, err
+}
+
+// Begin takes one of the service's export slots, or refuses the export at
+// once, retryably (UNAVAILABLE, 503 with Retry-After), when every slot is
+// taken. It never waits: an HTTP/2 stream waiting unread would hold its
+// connection's flow-control window, which the streams in progress on the
+// same connection need to finish (a load test found that deadlock).
+func (b *otlpBackend) Begin(context.Context) (func(), error) {
+	select {
+	case b.otlpSlots <- struct{}{}:
+		return func() { <-b.otlpSlots }, nil
+	default:
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%d exports are in progress, the most this server takes at once; retry", cap(b.otlpSlots)))
+	}
+}
+
+// limit makes an OTLP gRPC handler take an export slot before connect-go
+// reads the request (the front handler has authenticated it).
+func (b *otlpBackend) limit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		release, err := b.Begin(r.Context())
+		if err != nil {
+			connect.NewErrorWriter().Write(w, r, err)
+			return
+		}
+		defer release()
+		next.ServeHTTP(w, r)
+	})
 }
 
 // rejections collects why items of an export were not accepted, for
@@ -96,30 +138,8 @@ func (r *rejections) message(what string) string {
 	return b.String()
 }
 
-// pending is a mapped item on its way to the ledger.
-type pending struct {
-	field string
-	span  *v1.Span
-	rec   ledger.Record
-}
-
-func (b *otlpBackend) ExportTraces(ctx context.Context, req *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error) {
-	rej, err := b.ingest(ctx, otlp.TraceExportProcedure, func(cfg otlp.Config, _ *rejections, add addFunc) error {
-		for i, rs := range req.GetResourceSpans() {
-			for j, ss := range rs.GetScopeSpans() {
-				for k, sp := range ss.GetSpans() {
-					m, err := otlp.MapSpan(rs, ss, sp, cfg)
-					if err != nil {
-						return err
-					}
-					if err := add(fmt.Sprintf("resourceSpans[%d].scopeSpans[%d].spans[%d]", i, j, k), m); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		return nil
-	})
+func (b *otlpBackend) ExportTraces(ctx context.Context, ex *otlp.Export) (*coltrace.ExportTraceServiceResponse, error) {
+	rej, err := b.ingest(ctx, otlp.TraceExportProcedure, ex)
 	if err != nil {
 		return nil, err
 	}
@@ -130,37 +150,8 @@ func (b *otlpBackend) ExportTraces(ctx context.Context, req *coltrace.ExportTrac
 	return resp, nil
 }
 
-func (b *otlpBackend) ExportLogs(ctx context.Context, req *collogs.ExportLogsServiceRequest) (*collogs.ExportLogsServiceResponse, error) {
-	_, tenant := principalFrom(ctx)
-	subjects := &subjectLookup{s: b.service, tenant: tenant, cache: map[[24]byte]string{}}
-	rej, err := b.ingest(ctx, otlp.LogsExportProcedure, func(cfg otlp.Config, rej *rejections, add addFunc) error {
-		for i, rl := range req.GetResourceLogs() {
-			for j, sl := range rl.GetScopeLogs() {
-				for k, lr := range sl.GetLogRecords() {
-					field := fmt.Sprintf("resourceLogs[%d].scopeLogs[%d].logRecords[%d]", i, j, k)
-					if len(lr.GetTraceId()) == 0 || len(lr.GetSpanId()) == 0 {
-						rej.add(true, field+": has no trace_id and span_id; Veritrace keeps log records only as events of a span")
-						continue
-					}
-					m, err := otlp.MapLogRecord(rl, sl, lr, cfg)
-					if err != nil {
-						return err
-					}
-					if m.Span.SubjectId == "" {
-						// Sealed with its span: under the span's subject when the
-						// span is in the ledger already.
-						if m.Span.SubjectId, err = subjects.of(ctx, lr.GetTraceId(), lr.GetSpanId()); err != nil {
-							return err
-						}
-					}
-					if err := add(field, m); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		return nil
-	})
+func (b *otlpBackend) ExportLogs(ctx context.Context, ex *otlp.Export) (*collogs.ExportLogsServiceResponse, error) {
+	rej, err := b.ingest(ctx, otlp.LogsExportProcedure, ex)
 	if err != nil {
 		return nil, err
 	}
@@ -171,48 +162,282 @@ func (b *otlpBackend) ExportLogs(ctx context.Context, req *collogs.ExportLogsSer
 	return resp, nil
 }
 
-// addFunc takes one mapped item of an export, with its path in the
-// request.
-type addFunc func(field string, m *otlp.Mapped) error
+// Limits of an export's work.
+const (
+	// maxSubjectProbe bounds the payloads of a trace read to find its
+	// subject, once per trace and export.
+	maxSubjectProbe = 64
+	// maxBatchBytes bounds the payload bytes of one ledger batch (and so
+	// what an export holds in memory beside its request).
+	maxBatchBytes = 32 << 20
+	// maxAppendAttempts bounds the appends of one batch: each retry drops
+	// a record that a concurrent request made conflict.
+	maxAppendAttempts = 4
+)
 
-// ingest runs an export: mapItems maps each item of the request and hands
-// it to add, which resolves, validates and collects it; then the accepted
-// items are appended. It returns what was rejected, or the error that
-// fails the whole export.
-func (b *otlpBackend) ingest(ctx context.Context, proc string, mapItems func(otlp.Config, *rejections, addFunc) error) (*rejections, error) {
-	_, tenant := principalFrom(ctx)
-	rej := &rejections{}
-	refs := &versionResolver{l: b.l, tenant: tenant, cache: map[refKey]string{}}
-	var items []pending
-	err := mapItems(b.opts.config(tenant), rej, func(field string, m *otlp.Mapped) error {
-		p, err := b.prepareOTLP(ctx, proc, tenant, field, m, refs, rej)
-		if p != nil {
-			items = append(items, *p)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, b.fail(ctx, proc, err, nil)
-	}
-	if err := b.appendOTLP(ctx, proc, tenant, items, rej); err != nil {
-		return nil, err
-	}
-	return rej, nil
+// ingestion is one export on its way to the ledger. Its items are mapped in
+// request order and appended in batches as they are mapped; each trace of
+// the export is looked up in the ledger at most once (its span identities,
+// and, when an item names no subject, the subject of the trace).
+type ingestion struct {
+	b            *otlpBackend
+	ctx          context.Context
+	proc, tenant string
+	cfg          otlp.Config
+	ex           *otlp.Export
+	rej          *rejections
+	refs         *versionResolver
+	size         uint64 // the log's size when the export began (0: not read)
+	traces       map[[16]byte]*traceState
+	policy       *retention.Policy
+	// seen holds the identity of every record this export appends, with
+	// the SHA-256 of its payload.
+	seen        map[[24]byte][32]byte
+	expanded    int // payload bytes appended so far
+	maxExpanded int
+	batch       []pendingRecord
+	batchBytes  int
 }
 
-// prepareOTLP resolves a mapped span's version references and validates
-// it. A span that cannot be accepted is counted in rej and nil returned;
-// an error is returned only when the export as a whole must fail.
-func (b *otlpBackend) prepareOTLP(ctx context.Context, proc, tenant, field string, m *otlp.Mapped, refs *versionResolver, rej *rejections) (*pending, error) {
+// traceState is what an export knows of one of its traces.
+type traceState struct {
+	id [16]byte
+	// subject and session are the first named by an item of the export,
+	// else (probed) by a span of the trace in the ledger.
+	subject, session string
+	probed           bool
+	// existing maps the span ids of the trace's entries in the ledger
+	// (loaded) to their headers.
+	loaded    bool
+	existing  map[[8]byte]*format.Header
+	resources map[[32]byte]*resourceState
+}
+
+// resourceState is a resource entry of a trace, for one group's resource
+// and scope.
+type resourceState struct {
+	g      *otlp.Group
+	spanID [8]byte
+	// stored: the entry is in the log (or was, and was erased), or in a
+	// batch of this export.
+	stored bool
+	// bad, when set, is why items under it are rejected.
+	bad string
+}
+
+// pendingRecord is a record of the current batch.
+type pendingRecord struct {
+	field string // the item's path in the request; "" for a resource entry
+	rec   ledger.Record
+	trace *traceState
+	// res is the resource entry the record is, or the item refers to.
+	res *resourceState
+}
+
+// ErrExportTooLarge is the cause of refusing an export whose entries would
+// pass OTLPOptions.MaxExpandedBytes.
+var ErrExportTooLarge = otlp.ErrExpandsTooFar
+
+func (b *otlpBackend) ingest(ctx context.Context, proc string, ex *otlp.Export) (*rejections, error) {
+	_, tenant := principalFrom(ctx)
+	in := &ingestion{
+		b: b, ctx: ctx, proc: proc, tenant: tenant, cfg: b.opts.config(tenant), ex: ex, rej: &rejections{},
+		refs:   &versionResolver{l: b.l, tenant: tenant, cache: map[refKey]string{}},
+		traces: map[[16]byte]*traceState{}, seen: map[[24]byte][32]byte{},
+		maxExpanded: b.opts.MaxExpandedBytes,
+	}
+	if err := in.survey(); err != nil {
+		return nil, err
+	}
+	for _, g := range ex.Groups {
+		for i, it := range g.Items {
+			if err := in.add(g, ex.ItemPath(g, i), it); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := in.flush(); err != nil {
+		return nil, err
+	}
+	return in.rej, nil
+}
+
+// survey reads what the export says of its traces before any item is
+// mapped: the subject and session each trace's items name, and what the
+// export would add to the log at least (its items, and each resource and
+// scope once per trace), which must not pass the limit.
+func (in *ingestion) survey() error {
+	type pair struct {
+		trace  [16]byte
+		digest [32]byte
+	}
+	pairs := map[pair]bool{}
+	least := 0
+	for _, g := range in.ex.Groups {
+		if g.Err != nil {
+			continue
+		}
+		for _, it := range g.Items {
+			if it.Err != nil || len(it.TraceID()) != 16 {
+				continue
+			}
+			ts := in.trace(it.TraceID())
+			if ts.subject == "" || ts.session == "" {
+				subject, session := g.Principal(it, in.cfg)
+				if ts.subject == "" {
+					ts.subject = subject
+				}
+				if ts.session == "" {
+					ts.session = session
+				}
+			}
+			if p := (pair{ts.id, g.Digest}); !pairs[p] {
+				pairs[p] = true
+				least += len(g.ResourceScope)
+			}
+			least += len(it.Raw)
+		}
+	}
+	if least > in.maxExpanded {
+		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+			"%w: this export would add at least %d bytes to the log (its items, and each resource and scope once per trace), more than the limit of %d; send fewer traces per export, or a smaller resource",
+			ErrExportTooLarge, least, in.maxExpanded))
+	}
+	return nil
+}
+
+func (in *ingestion) trace(id []byte) *traceState {
+	var k [16]byte
+	copy(k[:], id)
+	ts := in.traces[k]
+	if ts == nil {
+		ts = &traceState{id: k, resources: map[[32]byte]*resourceState{}}
+		in.traces[k] = ts
+	}
+	return ts
+}
+
+// add maps one item, and queues it (after its trace's resource entry, the
+// first time) or rejects it.
+func (in *ingestion) add(g *otlp.Group, field string, it *otlp.Item) error {
+	switch {
+	case g.Err != nil:
+		in.rej.add(true, fmt.Sprintf("%s: %v", field, g.Err))
+		return nil
+	case it.Err != nil:
+		in.rej.add(true, fmt.Sprintf("%s: %v", field, it.Err))
+		return nil
+	case it.Log != nil && (len(it.Log.GetTraceId()) == 0 || len(it.Log.GetSpanId()) == 0):
+		in.rej.add(true, field+": has no trace_id and span_id; Veritrace keeps log records only as events of a span")
+		return nil
+	}
+	var m *otlp.Mapped
+	if it.Log != nil {
+		m = otlp.MapLogRecord(g, it, in.cfg)
+	} else {
+		m = otlp.MapSpan(g, it, in.cfg)
+	}
+	if err := in.resolveVersions(field, m); err != nil {
+		return err
+	}
+	lenientOTLP(m)
+	rec, err := spanRecord(field, m.Span, maxOTLPSpanBytes)
+	if connect.CodeOf(err) == connect.CodeInvalidArgument {
+		in.rej.add(true, errMessage(err))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ts := in.trace(m.Span.GetTraceId())
+	// Sealed with its trace: an item that names no subject inherits the
+	// trace's, which chooses its data key and its subject index term,
+	// never its payload (docs/OTLP.md, "Subjects").
+	subject, session, err := in.traceSubject(ts)
+	if err != nil {
+		return err
+	}
+	rec.Subject = m.Span.GetSubjectId()
+	if m.FullSubject != "" {
+		rec.Subject = m.FullSubject // the payload's is clipped
+	}
+	if rec.Subject == "" {
+		rec.Subject = subject
+	}
+	if m.Span.GetSessionId() == "" && session != "" {
+		rec.Terms = append(rec.Terms, ledger.Term{Field: audit.FieldSession, Value: []byte(session)})
+	}
+	if rec.RetentionClass, err = in.classOf(g, it, m.Span, ts); err != nil {
+		return err
+	}
+	dup, why, err := in.identity(ts, &rec)
+	if err != nil {
+		return err
+	}
+	if why != "" {
+		in.rej.add(true, fmt.Sprintf("%s (trace_id %x, span_id %x): %s", field, rec.TraceID, rec.SpanID, why))
+		return nil
+	}
+	if dup {
+		return nil // appended before: a retry adds nothing
+	}
+	res, err := in.resource(ts, g)
+	if err != nil {
+		return err
+	}
+	if res.bad != "" {
+		delete(in.seen, identityKey(&rec))
+		in.rej.add(true, fmt.Sprintf("%s: %s", field, res.bad))
+		return nil
+	}
+	if in.expanded+len(rec.Payload) > in.maxExpanded {
+		delete(in.seen, identityKey(&rec))
+		in.rej.add(true, fmt.Sprintf("%s: not appended: the export's entries passed the limit of %d bytes", field, in.maxExpanded))
+		return nil
+	}
+	if !res.stored {
+		if err := in.queueResource(ts, res, subject, session); err != nil {
+			return err
+		}
+		if res.bad != "" {
+			delete(in.seen, identityKey(&rec))
+			in.rej.add(true, fmt.Sprintf("%s: %s", field, res.bad))
+			return nil
+		}
+	}
+	in.queue(pendingRecord{field: field, rec: rec, trace: ts, res: res})
+	if len(in.batch) >= ledger.MaxBatch-1 || in.batchBytes >= maxBatchBytes {
+		return in.flush()
+	}
+	return nil
+}
+
+func (in *ingestion) queue(p pendingRecord) {
+	in.batch = append(in.batch, p)
+	in.batchBytes += len(p.rec.Payload)
+	in.expanded += len(p.rec.Payload)
+}
+
+func identityKey(r *ledger.Record) [24]byte {
+	var k [24]byte
+	copy(k[:16], r.TraceID[:])
+	copy(k[16:], r.SpanID[:])
+	return k
+}
+
+// resolveVersions resolves a mapped span's version references. A
+// reference that names no registered version is recorded as unverified
+// and named in the partial success; the span is kept.
+func (in *ingestion) resolveVersions(field string, m *otlp.Mapped) error {
 	var unverified []string
 	for _, ref := range m.Refs {
-		id, why, err := refs.resolve(ctx, ref)
+		id, why, err := in.refs.resolve(in.ctx, ref)
 		if err != nil {
-			return nil, b.fail(ctx, proc, err, nil)
+			return in.b.fail(in.ctx, in.proc, err, nil)
 		}
 		if id == "" {
 			unverified = append(unverified, why)
-			rej.add(false, fmt.Sprintf("%s: %s (%s); recorded as unverified, not as a version reference", field, why, strings.Join(ref.Attributes, ", ")))
+			in.rej.add(false, fmt.Sprintf("%s: %s (%s); recorded as unverified, not as a version reference", field, why, strings.Join(ref.Attributes, ", ")))
 			continue
 		}
 		if m.Span.Versions == nil {
@@ -228,80 +453,302 @@ func (b *otlpBackend) prepareOTLP(ctx context.Context, proc, tenant, field strin
 		}
 	}
 	if len(unverified) > 0 {
-		if m.Span.Attributes == nil {
-			m.Span.Attributes = map[string]*structpb.Value{}
-		}
 		l := &structpb.ListValue{}
 		for _, u := range unverified {
 			l.Values = append(l.Values, structpb.NewStringValue(u))
 		}
-		m.Span.Attributes[AttrUnverifiedVersions] = structpb.NewListValue(l)
-		if len(m.Span.Attributes) > otlp.MaxAttributes {
-			// Make room, deterministically (a retry must map the same): the
-			// last free attribute in key order goes; the source keeps it.
-			last := ""
-			for k := range m.Span.Attributes {
-				if k != AttrUnverifiedVersions && k != otlp.AttrOmitted && k > last {
-					last = k
-				}
-			}
-			delete(m.Span.Attributes, last)
-			omitted := m.Span.Attributes[otlp.AttrOmitted].GetNumberValue()
-			m.Span.Attributes[otlp.AttrOmitted] = structpb.NewNumberValue(omitted + 1)
-		}
+		m.SetAttribute(AttrUnverifiedVersions, structpb.NewListValue(l))
 	}
-	rec, err := b.prepareSpan(ctx, proc, tenant, field, m.Span, maxOTLPSpanBytes)
-	if connect.CodeOf(err) == connect.CodeInvalidArgument {
-		rej.add(true, errMessage(err))
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &pending{field: field, span: m.Span, rec: rec}, nil
+	return nil
 }
 
+// classOf is an item's retention class. A span's is its own under the
+// tenant's rules, matched against every string attribute it was sent with
+// (and its resource's). A log record's is its span's when that span is in
+// the log: an event is retained with the span it belongs to.
+func (in *ingestion) classOf(g *otlp.Group, it *otlp.Item, sp *v1.Span, ts *traceState) (string, error) {
+	if it.Log != nil && len(sp.GetParentSpanId()) == 8 {
+		if err := in.loadTrace(ts); err != nil {
+			return "", err
+		}
+		if h := ts.existing[[8]byte(sp.GetParentSpanId())]; h != nil {
+			return h.RetentionClass, nil
+		}
+	}
+	class, err := in.b.retention.ClassOf(in.ctx, in.tenant, retention.SpanFacts{
+		Kind: uint8(sp.GetKind()), Error: sp.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR, Attributes: g.RetentionAttributes(it),
+	})
+	if err != nil {
+		return "", in.b.fail(in.ctx, in.proc, err, nil)
+	}
+	return class, nil
+}
+
+// loadTrace reads the span identities of a trace's entries in the log,
+// once per export.
+func (in *ingestion) loadTrace(ts *traceState) error {
+	if ts.loaded {
+		return nil
+	}
+	ctx, l := in.ctx, in.b.l
+	if in.size == 0 {
+		size, err := l.Size(ctx, in.tenant)
+		if err != nil {
+			return in.b.fail(ctx, in.proc, err, nil)
+		}
+		in.size = max(size, 1)
+	}
+	idxs, err := l.SpansOfTrace(ctx, in.tenant, ts.id, in.size)
+	if err != nil {
+		return in.b.fail(ctx, in.proc, err, nil)
+	}
+	hs, err := l.Headers(ctx, in.tenant, idxs)
+	if err != nil {
+		return in.b.fail(ctx, in.proc, err, nil)
+	}
+	ts.existing = make(map[[8]byte]*format.Header, len(hs))
+	for _, h := range hs {
+		ts.existing[h.SpanID] = h
+	}
+	ts.loaded = true
+	return nil
+}
+
+// traceSubject returns the subject and session of a trace: those its
+// items in the export name, else those of a span of the trace already in
+// the log (roots first, at most maxSubjectProbe payloads read, once per
+// export). "" when neither names one.
+func (in *ingestion) traceSubject(ts *traceState) (string, string, error) {
+	if ts.subject != "" || ts.probed {
+		return ts.subject, ts.session, nil
+	}
+	ts.probed = true
+	if err := in.loadTrace(ts); err != nil {
+		return "", "", err
+	}
+	hs := make([]*format.Header, 0, len(ts.existing))
+	for _, h := range ts.existing {
+		hs = append(hs, h)
+	}
+	sort.Slice(hs, func(i, j int) bool {
+		ri, rj := hs[i].ParentSpanID == [8]byte{}, hs[j].ParentSpanID == [8]byte{}
+		if ri != rj {
+			return ri
+		}
+		return hs[i].Index < hs[j].Index
+	})
+	for _, h := range hs[:min(len(hs), maxSubjectProbe)] {
+		e, err := in.b.l.GetEntry(in.ctx, in.tenant, h.Index)
+		if err != nil {
+			return "", "", in.b.fail(in.ctx, in.proc, err, nil)
+		}
+		sp := &v1.Span{}
+		if e.Erased || proto.Unmarshal(e.Payload, sp) != nil {
+			continue
+		}
+		if ts.session == "" {
+			ts.session = sp.GetSessionId()
+		}
+		if sp.GetSubjectId() != "" {
+			ts.subject = sp.GetSubjectId()
+			break
+		}
+	}
+	return ts.subject, ts.session, nil
+}
+
+// identity checks a record against the log and the export before it is
+// sealed: dup when the same record was appended before (a retry), why
+// when its identity is taken by other content.
+func (in *ingestion) identity(ts *traceState, rec *ledger.Record) (dup bool, why string, err error) {
+	key := identityKey(rec)
+	sum := sha256.Sum256(rec.Payload)
+	if prev, ok := in.seen[key]; ok {
+		if prev == sum {
+			return true, "", nil
+		}
+		return false, "another item of this export has the same trace_id and span_id with different content", nil
+	}
+	same, erased, idx, found, err := in.existing(ts, rec.SpanID, rec.Payload)
+	switch {
+	case err != nil:
+		return false, "", err
+	case found && same:
+		in.seen[key] = sum
+		return true, "", nil
+	case found && erased:
+		return false, fmt.Sprintf("a span with the same identity was appended at index %d and has been erased", idx), nil
+	case found:
+		return false, fmt.Sprintf("a span with the same identity exists at index %d with different content", idx), nil
+	}
+	in.seen[key] = sum
+	return false, "", nil
+}
+
+// existing compares a payload with the log's entry of that span id in the
+// trace, if there is one. An erased entry is never the same.
+func (in *ingestion) existing(ts *traceState, spanID [8]byte, payload []byte) (same, erased bool, index uint64, found bool, err error) {
+	if err := in.loadTrace(ts); err != nil {
+		return false, false, 0, false, err
+	}
+	h := ts.existing[spanID]
+	if h == nil {
+		return false, false, 0, false, nil
+	}
+	e, err := in.b.l.GetEntry(in.ctx, in.tenant, h.Index)
+	if err != nil {
+		return false, false, 0, false, in.b.fail(in.ctx, in.proc, err, nil)
+	}
+	return !e.Erased && bytes.Equal(e.Payload, payload), e.Erased, h.Index, true, nil
+}
+
+// resource returns the state of the trace's resource entry for a group.
+func (in *ingestion) resource(ts *traceState, g *otlp.Group) (*resourceState, error) {
+	if rs := ts.resources[g.Digest]; rs != nil {
+		return rs, nil
+	}
+	rs := &resourceState{g: g, spanID: resourceEntryID(ts.id, g)}
+	ts.resources[g.Digest] = rs
+	if err := in.loadTrace(ts); err != nil {
+		return nil, err
+	}
+	if h := ts.existing[rs.spanID]; h != nil {
+		e, err := in.b.l.GetEntry(in.ctx, in.tenant, h.Index)
+		if err != nil {
+			return nil, in.b.fail(in.ctx, in.proc, err, nil)
+		}
+		// An erased resource entry stays what its items refer to.
+		sp := &v1.Span{}
+		if e.Erased || (proto.Unmarshal(e.Payload, sp) == nil && bytes.Equal(sp.GetOtlp().GetResourceScope(), g.ResourceScope)) {
+			rs.stored = true
+		} else {
+			rs.bad = fmt.Sprintf("the identity of its trace's resource entry (span_id %x) is taken by entry %d", rs.spanID, h.Index)
+		}
+	}
+	return rs, nil
+}
+
+func resourceEntryID(trace [16]byte, g *otlp.Group) [8]byte {
+	return bundle.ResourceEntrySpanID(trace[:], g.Digest[:])
+}
+
+// queueResource queues a trace's resource entry for a group, sealed with
+// the trace's subject; its retention class is set when its batch is
+// appended (the longest-kept class of the items that refer to it).
+func (in *ingestion) queueResource(ts *traceState, rs *resourceState, subject, session string) error {
+	sp := otlp.ResourceEntry(ts.id[:], rs.g)
+	payload, err := marshal.Marshal(sp)
+	if err != nil {
+		return in.b.fail(in.ctx, in.proc, err, nil)
+	}
+	if len(payload) > maxOTLPSpanBytes {
+		rs.bad = fmt.Sprintf("its resource and scope take %d bytes, more than the limit of %d", len(payload), maxOTLPSpanBytes)
+		return nil
+	}
+	rec := ledger.Record{Kind: format.KindSpan, SubKind: uint8(sp.GetKind()), Subject: subject, Payload: payload}
+	copy(rec.TraceID[:], sp.GetTraceId())
+	copy(rec.SpanID[:], sp.GetSpanId())
+	if session != "" {
+		rec.Terms = []ledger.Term{{Field: audit.FieldSession, Value: []byte(session)}}
+	}
+	in.seen[identityKey(&rec)] = sha256.Sum256(payload)
+	rs.stored = true
+	in.queue(pendingRecord{rec: rec, trace: ts, res: rs})
+	return nil
+}
+
+// flush appends the batch. A record the ledger refuses for its own content
+// (its identity taken meanwhile by a concurrent request; a version
+// reference that vanished) is rejected with the items that depend on it,
+// and the rest appended again, at most maxAppendAttempts times; any other
+// error fails the export, which the exporter retries (what was appended is
+// then recognised as duplicates).
+func (in *ingestion) flush() error {
+	if err := in.setResourceClasses(); err != nil {
+		return err
+	}
+	for attempt := 1; len(in.batch) > 0; attempt++ {
+		recs := make([]ledger.Record, len(in.batch))
+		for i := range in.batch {
+			recs[i] = in.batch[i].rec
+		}
+		_, err := in.b.append(in.ctx, in.tenant, recs)
+		if err == nil {
+			break
+		}
+		var re *ledger.RecordError
+		if !errors.As(err, &re) || re.Record >= len(in.batch) || attempt >= maxAppendAttempts {
+			return in.b.fail(in.ctx, in.proc, err, nil)
+		}
+		bad := in.batch[re.Record]
+		cerr := toConnect(in.ctx, in.b.log, in.proc, err, func(int) (string, string) {
+			if bad.field == "" {
+				return "resource entry", fmt.Sprintf("trace_id %x, span_id %x", bad.rec.TraceID, bad.rec.SpanID)
+			}
+			return bad.field, fmt.Sprintf("trace_id %x, span_id %x", bad.rec.TraceID, bad.rec.SpanID)
+		})
+		switch connect.CodeOf(cerr) {
+		case connect.CodeAlreadyExists, connect.CodeFailedPrecondition, connect.CodeInvalidArgument:
+		default:
+			return in.b.fail(in.ctx, in.proc, err, nil)
+		}
+		keep := in.batch[:0]
+		for i, p := range in.batch {
+			switch {
+			case i == re.Record && p.field == "":
+				p.res.bad = fmt.Sprintf("its trace's resource entry could not be appended: %s", errMessage(cerr))
+			case i == re.Record:
+				in.rej.add(true, errMessage(cerr))
+			case p.field != "" && p.res == bad.res && bad.field == "":
+				in.rej.add(true, fmt.Sprintf("%s: %s", p.field, bad.res.bad))
+			default:
+				keep = append(keep, p)
+			}
+		}
+		in.batch = keep
+	}
+	in.batch, in.batchBytes = in.batch[:0], 0
+	return nil
+}
+
+// setResourceClasses gives each resource entry of the batch the retention
+// class, among those of the items in the batch that refer to it, that the
+// tenant's policy keeps longest: the resource and scope must stay as long
+// as any of their spans.
+func (in *ingestion) setResourceClasses() error {
+	for i := range in.batch {
+		p := &in.batch[i]
+		if p.field != "" {
+			continue
+		}
+		best, bestDays := "", -1
+		for _, q := range in.batch {
+			if q.field == "" || q.res != p.res {
+				continue
+			}
+			if in.policy == nil {
+				pol, err := in.b.retention.Policy(in.ctx, in.tenant)
+				if err != nil {
+					return in.b.fail(in.ctx, in.proc, err, nil)
+				}
+				in.policy = pol
+			}
+			if days, _ := in.policy.Days(q.rec.RetentionClass); days > bestDays {
+				best, bestDays = q.rec.RetentionClass, days
+			}
+		}
+		p.rec.RetentionClass = best
+	}
+	return nil
+}
+
+// errMessage is the text of an error for a client, without its code.
 func errMessage(err error) string {
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		return ce.Message()
 	}
 	return err.Error()
-}
-
-// appendOTLP appends the accepted items in ledger batches of at most
-// ledger.MaxBatch, each atomic. A span refused by the ledger for its own
-// content (same ids, different content; a version reference that vanished)
-// is rejected and the rest of its batch appended; any other error fails
-// the export, which the exporter retries: spans already appended are then
-// duplicates.
-func (b *otlpBackend) appendOTLP(ctx context.Context, proc, tenant string, items []pending, rej *rejections) error {
-	for len(items) > 0 {
-		n := min(len(items), ledger.MaxBatch)
-		batch := items[:n]
-		recs := make([]ledger.Record, len(batch))
-		for i := range batch {
-			recs[i] = batch[i].rec
-		}
-		_, err := b.append(ctx, tenant, recs)
-		var re *ledger.RecordError
-		if errors.As(err, &re) && re.Record < len(batch) {
-			cerr := toConnect(ctx, b.log, proc, err, func(i int) (string, string) {
-				return batch[i].field, fmt.Sprintf("trace_id %x, span_id %x", batch[i].span.GetTraceId(), batch[i].span.GetSpanId())
-			})
-			switch connect.CodeOf(cerr) {
-			case connect.CodeAlreadyExists, connect.CodeFailedPrecondition, connect.CodeInvalidArgument:
-				rej.add(true, errMessage(cerr))
-				items = append(items[:re.Record:re.Record], items[re.Record+1:]...)
-				continue
-			}
-		}
-		if err != nil {
-			return b.fail(ctx, proc, err, nil)
-		}
-		items = items[n:]
-	}
-	return nil
 }
 
 // versionResolver resolves version references against the tenant's
@@ -357,17 +804,28 @@ func (r *versionResolver) resolve(ctx context.Context, ref otlp.VersionRef) (id,
 	return id, "", nil
 }
 
-// byName finds a registered version by kind, name and label.
+// byName finds a registered version by kind, name and label: it seeks the
+// tenant's version index to just before the label, so that it reads the
+// label's entry (and, at most, entries of labels that sort between).
 func (r *versionResolver) byName(ctx context.Context, kind format.VersionKind, name, label string) (string, bool, error) {
-	var after []byte
+	// ListVersions continues after the index key (kind, name, 0, after);
+	// the greatest key below (kind, name, 0, label) starts with this.
+	after := append(append([]byte{byte(kind)}, name...), 0)
+	after = append(after, label[:len(label)-1]...)
+	if c := label[len(label)-1]; c > 0 {
+		after = append(after, c-1)
+	}
 	for {
-		vs, next, err := r.l.ListVersions(ctx, r.tenant, kind, name, after, 1000)
+		vs, next, err := r.l.ListVersions(ctx, r.tenant, kind, name, after, 16)
 		if err != nil {
 			return "", false, err
 		}
 		for _, v := range vs {
-			if v.Label == label {
+			switch {
+			case v.Label == label:
 				return fmt.Sprintf("%x", v.ID), true, nil
+			case v.Label > label:
+				return "", false, nil
 			}
 		}
 		if next == nil {
@@ -375,57 +833,4 @@ func (r *versionResolver) byName(ctx context.Context, kind format.VersionKind, n
 		}
 		after = next
 	}
-}
-
-// subjectLookup finds the subject of a span already in the ledger, so
-// that its events are sealed under the same subject's keys.
-type subjectLookup struct {
-	s      *service
-	tenant string
-	cache  map[[24]byte]string
-}
-
-func (sl *subjectLookup) of(ctx context.Context, traceID, spanID []byte) (string, error) {
-	var key [24]byte
-	if len(traceID) != 16 || len(spanID) != 8 {
-		return "", nil // validation names the bad id
-	}
-	copy(key[:16], traceID)
-	copy(key[16:], spanID)
-	if s, ok := sl.cache[key]; ok {
-		return s, nil
-	}
-	var trace [16]byte
-	copy(trace[:], traceID)
-	size, err := sl.s.l.Size(ctx, sl.tenant)
-	if err != nil {
-		return "", err
-	}
-	idxs, err := sl.s.l.SpansOfTrace(ctx, sl.tenant, trace, size)
-	if err != nil {
-		return "", err
-	}
-	subject := ""
-	for _, idx := range idxs {
-		h, err := sl.s.l.Header(ctx, sl.tenant, idx)
-		if err != nil {
-			return "", err
-		}
-		if string(h.SpanID[:]) != string(spanID) {
-			continue
-		}
-		e, err := sl.s.l.GetEntry(ctx, sl.tenant, idx)
-		if err != nil {
-			return "", err
-		}
-		if !e.Erased {
-			sp := &v1.Span{}
-			if err := proto.Unmarshal(e.Payload, sp); err == nil {
-				subject = sp.GetSubjectId()
-			}
-		}
-		break
-	}
-	sl.cache[key] = subject
-	return subject, nil
 }

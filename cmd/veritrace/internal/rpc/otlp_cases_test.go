@@ -11,13 +11,17 @@ import (
 
 	"connectrpc.com/connect"
 	collogs "go.opentelemetry.io/proto/slim/otlp/collector/logs/v1"
+	coltrace "go.opentelemetry.io/proto/slim/otlp/collector/trace/v1"
 	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
 	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/veritrace/veritrace/audit/bundle"
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
 	"github.com/veritrace/veritrace/policy"
 )
 
@@ -31,6 +35,9 @@ func (rawCodec) Marshal(m any) ([]byte, error) {
 	return m.(*rawMsg).b, nil
 }
 func (rawCodec) Unmarshal(b []byte, m any) error {
+	if pm, ok := m.(proto.Message); ok { // error details
+		return proto.Unmarshal(b, pm)
+	}
 	m.(*rawMsg).b = append([]byte(nil), b...)
 	return nil
 }
@@ -72,8 +79,6 @@ func TestOTLPBadInput(t *testing.T) {
 		{"garbage protobuf", ing.otlp, "", otlp.ContentProtobuf, []byte("\xff\xff\xff garbage"), nil, 400, connect.CodeInvalidArgument, "not a valid OTLP protobuf"},
 		{"garbage JSON", ing.otlp, "", otlp.ContentJSON, []byte(`{"resourceSpans": [`), nil, 400, connect.CodeInvalidArgument, "not a valid OTLP JSON"},
 		{"JSON of the wrong shape", ing.otlp, "", otlp.ContentJSON, []byte(`{"resourceSpans": {"x": 1}}`), nil, 400, connect.CodeInvalidArgument, "not a valid OTLP JSON"},
-		{"bad hex trace id", ing.otlp, "", otlp.ContentJSON, badHex, nil, 400, connect.CodeInvalidArgument, "resourceSpans[0].scopeSpans[0].spans[0].traceId: must be 32 hex digits"},
-		{"base64 span id", ing.otlp, "", otlp.ContentJSON, b64, nil, 400, connect.CodeInvalidArgument, "spanId: must be 16 hex digits"},
 		{"wrong content type", ing.otlp, "", "text/plain", good, nil, 415, connect.CodeUnknown, ""},
 		{"no content type", ing.otlp, "", "", good, nil, 415, connect.CodeUnknown, ""},
 		{"unsupported encoding", ing.otlp, "", otlp.ContentProtobuf, good, []string{"Content-Encoding", "br"}, 415, connect.CodeUnknown, ""},
@@ -107,6 +112,23 @@ func TestOTLPBadInput(t *testing.T) {
 				t.Errorf("answer = %v, want %v naming %q", err, tc.code, tc.msgSubstring)
 			}
 		})
+	}
+	// A bad id costs only its span: named in partial_success, the rest of
+	// the export (here, nothing) appended.
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want string
+	}{
+		{"bad hex trace id", badHex, "resourceSpans[0].scopeSpans[0].spans[0].traceId: must be 32 hex digits"},
+		{"base64 span id", b64, "resourceSpans[0].scopeSpans[0].spans[0].spanId: must be 16 hex digits"},
+	} {
+		status, body, err := ing.otlp.post(ctx, otlp.TracesPath, otlp.ContentJSON, tc.body)
+		resp := &coltrace.ExportTraceServiceResponse{}
+		if err != nil || protojson.Unmarshal(body, resp) != nil || resp.GetPartialSuccess().GetRejectedSpans() != 1 ||
+			!strings.Contains(resp.GetPartialSuccess().GetErrorMessage(), tc.want) {
+			t.Errorf("%s: %d %v %v; want 200 with the span rejected naming %q", tc.name, status, resp, err, tc.want)
+		}
 	}
 	// gRPC: the same classes where gRPC has them.
 	tr := &http.Transport{Protocols: new(http.Protocols)}
@@ -187,8 +209,8 @@ func TestOTLPPartialSuccess(t *testing.T) {
 			t.Errorf("error_message %q does not say %q", ps.GetErrorMessage(), want)
 		}
 	}
-	if size, _ := s.l.Size(ctx, "default"); size != 2 {
-		t.Errorf("log size = %d, want the 2 good spans", size)
+	if items, _ := otlpEntries(t, s.l, "default"); items != 2 {
+		t.Errorf("%d spans in the log, want the 2 good spans", items)
 	}
 	// Same ids, other content: rejected as a conflict, the rest appended.
 	changed := otlpSpan(1)
@@ -200,8 +222,8 @@ func TestOTLPPartialSuccess(t *testing.T) {
 	if ps := resp.Msg.GetPartialSuccess(); ps.GetRejectedSpans() != 1 || !strings.Contains(ps.GetErrorMessage(), "same identity exists") {
 		t.Errorf("conflict: partial success %v, want 1 span rejected as a conflict", ps)
 	}
-	if size, _ := s.l.Size(ctx, "default"); size != 3 {
-		t.Errorf("log size = %d, want 3", size)
+	if items, _ := otlpEntries(t, s.l, "default"); items != 3 {
+		t.Errorf("%d spans in the log, want 3", items)
 	}
 }
 
@@ -221,8 +243,8 @@ func TestOTLPLargeExport(t *testing.T) {
 		if err != nil || resp.Msg.GetPartialSuccess() != nil {
 			t.Fatalf("export = %v, %v", resp, err)
 		}
-		if size, _ := s.l.Size(ctx, "default"); size != 1500 {
-			t.Fatalf("log size = %d, want 1500", size)
+		if items, resources := otlpEntries(t, s.l, "default"); items != 1500 || resources != 15 {
+			t.Fatalf("the log holds %d spans and %d resource entries, want 1500 and one for each of the 15 traces", items, resources)
 		}
 	}
 }
@@ -351,16 +373,19 @@ func TestOTLPLogs(t *testing.T) {
 			t.Errorf("partial success = %d, %q; want the orphan record rejected", rejected, msg)
 		}
 	}
-	if size, _ := s.l.Size(ctx, "default"); size != 2 {
-		t.Errorf("log size = %d, want the span and one event", size)
+	if items, _ := otlpEntries(t, s.l, "default"); items != 2 {
+		t.Errorf("%d spans and events in the log, want the span and one event", items)
 	}
 	tr := readTrace(t, aud, sp.TraceId)
 	if len(tr.Roots) != 1 || len(tr.Roots[0].Children) != 1 {
 		t.Fatalf("GetTrace = %v, want the span with its event as a child", tr)
 	}
 	ev := tr.Roots[0].Children[0]
-	if ev.GetSpan().GetName() != "gen_ai.client.inference.operation.details" || len(ev.GetSpan().GetOtlp().GetResourceLogs()) == 0 ||
-		ev.GetSpan().GetContent().GetOutputMessages()[0].GetParts()[0].GetText() != "it is on its way" || ev.GetSpan().GetSubjectId() != "customer-42" {
+	// The event names no subject itself: its payload says none (it must
+	// map the same whatever the log holds, for retries), and it is sealed
+	// under its trace's subject, which the erasure below shows.
+	if ev.GetSpan().GetName() != "gen_ai.client.inference.operation.details" || len(ev.GetSpan().GetOtlp().GetLogRecord()) == 0 ||
+		ev.GetSpan().GetContent().GetOutputMessages()[0].GetParts()[0].GetText() != "it is on its way" || ev.GetSpan().GetSubjectId() != "" {
 		t.Errorf("event = %v", ev.GetSpan())
 	}
 	if _, err := co.retention.Erase(ctx, connect.NewRequest(&v1.EraseRequest{RequestId: "dsr-1", SubjectId: "customer-42", LegalBasis: "GDPR Art. 17", Reason: "request"})); err != nil {
@@ -452,4 +477,32 @@ func TestOTLPOverload(t *testing.T) {
 			}
 		})
 	}
+}
+
+// otlpEntries counts a tenant's span entries: OTLP spans and events
+// (items), and resource entries (docs/OTLP.md). Erased entries count as
+// items.
+func otlpEntries(t *testing.T, l *ledger.Ledger, tenant string) (items, resources int) {
+	t.Helper()
+	ctx := context.Background()
+	size, err := l.Size(ctx, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range size {
+		e, err := l.GetEntry(ctx, tenant, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Header.Kind != format.KindSpan {
+			continue
+		}
+		sp := &v1.Span{}
+		if !e.Erased && proto.Unmarshal(e.Payload, sp) == nil && bundle.FormOf(sp.GetOtlp()) == bundle.OTLPResource {
+			resources++
+		} else {
+			items++
+		}
+	}
+	return items, resources
 }

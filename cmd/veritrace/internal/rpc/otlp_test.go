@@ -189,19 +189,7 @@ func gz(b []byte) []byte {
 // into hex, as OTLP JSON exporters send them.
 func otlpJSON(t *testing.T, req *coltrace.ExportTraceServiceRequest) []byte {
 	t.Helper()
-	var parts []string
-	for _, rs := range req.GetResourceSpans() {
-		src, err := proto.Marshal(rs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		j, err := otlp.SourceJSON(&v1.OtlpSource{ResourceSpans: src})
-		if err != nil {
-			t.Fatal(err)
-		}
-		parts = append(parts, j)
-	}
-	return []byte(`{"resourceSpans":[` + strings.Join(parts, ",") + `]}`)
+	return []byte(otlp.JSON(req))
 }
 
 // trace reads a trace back as an auditor.
@@ -320,12 +308,17 @@ func TestOTLPIngest(t *testing.T) {
 				sp.GetUsage().GetInputTokens() != 120 || sp.GetContent().GetInputMessages()[0].GetParts()[0].GetText() != "where is my refund?" {
 				t.Errorf("mapped span = %v", sp)
 			}
-			got := &trace.ResourceSpans{}
-			if err := proto.Unmarshal(sp.GetOtlp().GetResourceSpans(), got); err != nil {
-				t.Fatal(err)
+			// The source is the span as sent; otlp_json shows it under its
+			// resource and scope, which the trace's resource entry holds.
+			got := &trace.Span{}
+			if err := proto.Unmarshal(sp.GetOtlp().GetSpan(), got); err != nil || !proto.Equal(got, child) {
+				t.Errorf("stored source = %v (%v), want the span as sent %v", got, err, child)
 			}
-			if !proto.Equal(got.ScopeSpans[0].Spans[0], child) || !proto.Equal(got.Resource, req.ResourceSpans[0].Resource) {
-				t.Errorf("stored source = %v, want the span as sent %v", got, child)
+			shown, err := otlp.Decode(otlp.Traces, otlp.ContentJSON, []byte(`{"resourceSpans":[`+ch.GetOtlpJson()+`]}`))
+			if err != nil || len(shown.Groups) != 1 || len(shown.Groups[0].Items) != 1 ||
+				!proto.Equal(shown.Groups[0].Resource, req.ResourceSpans[0].Resource) || !proto.Equal(shown.Groups[0].Scope, req.ResourceSpans[0].ScopeSpans[0].Scope) ||
+				!proto.Equal(shown.Groups[0].Items[0].Span, child) {
+				t.Errorf("otlp_json does not show the span as sent with its resource and scope (%v):\n%s", err, ch.GetOtlpJson())
 			}
 			if !strings.Contains(ch.GetOtlpJson(), `"traceId": "`+hex.EncodeToString(child.TraceId)+`"`) {
 				t.Errorf("otlp_json does not show the hex trace id: %s", ch.GetOtlpJson())
@@ -334,7 +327,7 @@ func TestOTLPIngest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e.Msg.Entry.GetOtlpJson() != ch.GetOtlpJson() || !bytes.Equal(e.Msg.Entry.GetSpan().GetOtlp().GetResourceSpans(), sp.GetOtlp().GetResourceSpans()) {
+			if e.Msg.Entry.GetOtlpJson() != ch.GetOtlpJson() || !proto.Equal(e.Msg.Entry.GetSpan().GetOtlp(), sp.GetOtlp()) {
 				t.Errorf("GetEntry does not show the OTLP source")
 			}
 		})

@@ -1,7 +1,9 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -15,6 +17,7 @@ import (
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit"
@@ -30,6 +33,9 @@ import (
 // TenantHeader names the tenant of a request. Without it, a key bound to
 // one tenant acts on that tenant, any other key on "default".
 const TenantHeader = "Veritrace-Tenant"
+
+// DefaultOTLPMaxConcurrent is the default of OTLPOptions.MaxConcurrent.
+const DefaultOTLPMaxConcurrent = 64
 
 // DefaultMaxRequestBytes is the default limit on a request message.
 const DefaultMaxRequestBytes = 4 << 20
@@ -73,6 +79,12 @@ func (opts *Options) defaults(l *ledger.Ledger) {
 	if opts.OTLP.MaxBytes <= 0 {
 		opts.OTLP.MaxBytes = otlp.DefaultMaxBytes
 	}
+	if opts.OTLP.MaxConcurrent <= 0 {
+		opts.OTLP.MaxConcurrent = DefaultOTLPMaxConcurrent
+	}
+	if opts.OTLP.MaxExpandedBytes <= 0 {
+		opts.OTLP.MaxExpandedBytes = 4 * opts.OTLP.MaxBytes
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -92,6 +104,7 @@ func (opts *Options) defaults(l *ledger.Ledger) {
 func handlerOptions(opts Options, auth *authInterceptor, readMax int) []connect.HandlerOption {
 	return []connect.HandlerOption{
 		connect.WithReadMaxBytes(readMax),
+		gzipOption(readMax),
 		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
 			opts.Logger.ErrorContext(ctx, "handler panic", "procedure", spec.Procedure, "panic", fmt.Sprint(p))
 			return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error"))
@@ -109,7 +122,7 @@ func mountOTLP(mux *http.ServeMux, s *service, auth *authInterceptor, opts Optio
 		b.append = s.l.Append
 	}
 	for path, h := range otlp.NewGRPCHandlers(b, handlerOptions(opts, auth, opts.OTLP.MaxBytes)...) {
-		mux.Handle(path, h)
+		mux.Handle(path, b.limit(h))
 	}
 	h := otlp.NewHTTPHandler(b, int64(opts.OTLP.MaxBytes), opts.Logger)
 	mux.Handle(otlp.TracesPath, h)
@@ -136,7 +149,7 @@ func (h *Handler) Close(ctx context.Context) error { return h.auth.refusals.clos
 func (h *Handler) OTLPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mountOTLP(mux, h.s, h.auth, h.opts)
-	return withTransport(mux, h.opts.AllowPlaintextKeys)
+	return withTransport(h.auth.frontHandler(mux), h.opts.AllowPlaintextKeys)
 }
 
 // NewHandler returns the HTTP handler serving the Veritrace services over
@@ -144,7 +157,7 @@ func (h *Handler) OTLPHandler() http.Handler {
 // OpenTelemetry ingest (OTLP gRPC and OTLP/HTTP).
 func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	opts.defaults(l)
-	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention}
+	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention, otlpSlots: make(chan struct{}, opts.OTLP.MaxConcurrent)}
 	auth := newAuthInterceptor(l, opts)
 	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()
@@ -164,7 +177,7 @@ func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mountOTLP(mux, s, auth, opts)
-	return &Handler{Handler: withTransport(mux, opts.AllowPlaintextKeys), s: s, auth: auth, opts: opts}
+	return &Handler{Handler: withTransport(auth.frontHandler(mux), opts.AllowPlaintextKeys), s: s, auth: auth, opts: opts}
 }
 
 // auditHandler serves AuditService. ExportBundle streams a zip file, which
@@ -211,6 +224,9 @@ type service struct {
 	log       *slog.Logger
 	now       func() time.Time
 	retention *retention.Service
+	// otlpSlots holds a token for each OTLP export being read or handled,
+	// on every listener (OTLPOptions.MaxConcurrent).
+	otlpSlots chan struct{}
 }
 
 // prepareSpan is the path of every ingested span, native or OTLP: it
@@ -487,7 +503,7 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 		case *v1.Span:
 			msg.Record = &v1.Entry_Span{Span: r}
 			// A rendering aid: a source that does not render leaves it empty.
-			if j, err := otlp.SourceJSON(r.GetOtlp()); err == nil {
+			if j, err := otlp.SourceJSON(r.GetOtlp(), s.resourceScopeOf(ctx, tenant, h, r.GetOtlp())); err == nil {
 				msg.OtlpJson = j
 			}
 		case *v1.Version:
@@ -499,4 +515,46 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 		}
 	}
 	return connect.NewResponse(&v1.GetEntryResponse{Entry: msg}), nil
+}
+
+// resourceScopeOf returns the resource and scope an OTLP span or log
+// record entry refers to: the resource_scope of the resource entry of its
+// trace (docs/OTLP.md), nil when it is not there (erased) or the entry has
+// none. A rendering aid: a failure to read it leaves it out.
+func (s *service) resourceScopeOf(ctx context.Context, tenant string, h *format.Header, src *v1.OtlpSource) []byte {
+	if f := bundle.FormOf(src); f != bundle.OTLPSpan && f != bundle.OTLPLogRecord {
+		return nil
+	}
+	want := bundle.ResourceEntrySpanID(h.TraceID[:], src.GetResourceScopeSha256())
+	size, err := s.l.Size(ctx, tenant)
+	if err != nil {
+		return nil
+	}
+	idxs, err := s.l.SpansOfTrace(ctx, tenant, h.TraceID, size)
+	if err != nil {
+		return nil
+	}
+	hs, err := s.l.Headers(ctx, tenant, idxs)
+	if err != nil {
+		return nil
+	}
+	for _, rh := range hs {
+		if rh.SpanID != want {
+			continue
+		}
+		e, err := s.l.GetEntry(ctx, tenant, rh.Index)
+		if err != nil || e.Erased {
+			return nil
+		}
+		sp := &v1.Span{}
+		if proto.Unmarshal(e.Payload, sp) != nil {
+			return nil
+		}
+		b := sp.GetOtlp().GetResourceScope()
+		if sum := sha256.Sum256(b); !bytes.Equal(sum[:], src.GetResourceScopeSha256()) {
+			return nil
+		}
+		return b
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/veritrace/veritrace/audit"
 	"github.com/veritrace/veritrace/audit/bundle"
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
@@ -292,3 +293,65 @@ func versionRecord(req *v1.RegisterVersionRequest) (ledger.Record, [32]byte, err
 // versionRetentionClass keeps registered versions apart from trace data:
 // they are the record of what was in force and are not personal data.
 const versionRetentionClass = "versions"
+
+// lenientOTLP adjusts a span mapped from OTLP where a native span would
+// be refused for an optional field, so that the span is kept: an exporter
+// does not retry a partial success, and a compliance record should hold
+// what happened. Each change is noted in the attribute otlp.AttrAdjusted;
+// the OTLP source keeps what was sent. What still refuses a span (ids,
+// name, times, size) is what no record can do without (docs/OTLP.md).
+func lenientOTLP(m *otlp.Mapped) {
+	s := m.Span
+	clipField := func(what string, v *string) {
+		if len(*v) > maxShortString {
+			m.Adjust(fmt.Sprintf("%s clipped from %d to %d bytes", what, len(*v), maxShortString))
+			*v = clipUTF8(*v, maxShortString)
+		}
+	}
+	clipField("name", &s.Name)
+	clipField("session_id", &s.SessionId)
+	if len(s.SubjectId) > maxShortString {
+		m.FullSubject = s.SubjectId
+		clipField("subject_id", &s.SubjectId)
+	}
+	for k := range s.Attributes {
+		if len(k) > maxShortString {
+			delete(s.Attributes, k)
+			m.Adjust(fmt.Sprintf("an attribute whose key is %d bytes (more than %d) left out", len(k), maxShortString))
+		}
+	}
+	if u := s.GetUsage(); u != nil {
+		if u.InputTokens < 0 {
+			m.Adjust(fmt.Sprintf("usage.input_tokens %d left out: negative", u.InputTokens))
+			u.InputTokens = 0
+		}
+		if u.OutputTokens < 0 {
+			m.Adjust(fmt.Sprintf("usage.output_tokens %d left out: negative", u.OutputTokens))
+			u.OutputTokens = 0
+		}
+		if !finite(u.Cost) || u.Cost < 0 {
+			m.Adjust(fmt.Sprintf("usage.cost %g left out: not a finite, non-negative number", u.Cost))
+			u.Cost, u.Currency = 0, ""
+		}
+	}
+	if md := s.GetModel(); md != nil {
+		if md.MaxTokens != nil && *md.MaxTokens < 0 {
+			m.Adjust(fmt.Sprintf("model.max_tokens %d left out: negative", *md.MaxTokens))
+			md.MaxTokens = nil
+		}
+	}
+	for i, d := range s.GetContent().GetRetrieval().GetDocuments() {
+		clipField(fmt.Sprintf("content.retrieval.documents[%d].id", i), &d.Id)
+	}
+}
+
+// clipUTF8 cuts s to at most n bytes at a character boundary.
+func clipUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

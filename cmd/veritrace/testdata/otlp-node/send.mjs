@@ -2,7 +2,7 @@
 // its OTLP/HTTP JSON exporter, then prints the trace id. Fails (exit 1) if
 // any export fails.
 import { context, trace, SpanStatusCode } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { collectingExporter } from './exporter.mjs';
 import { TracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 
@@ -13,17 +13,7 @@ if (!url || !token) {
   process.exit(2);
 }
 const failures = [];
-const inner = new OTLPTraceExporter({ url, headers: { Authorization: `Bearer ${token}` } });
-const exporter = {
-  export(spans, done) {
-    inner.export(spans, (result) => {
-      if (result.code !== 0) failures.push(String(result.error));
-      done(result);
-    });
-  },
-  shutdown() { return inner.shutdown(); },
-  forceFlush() { return inner.forceFlush(); },
-};
+const exporter = collectingExporter(url, token, failures);
 const provider = new TracerProvider({
   resource: resourceFromAttributes({ 'service.name': 'node-support-agent' }),
   spanProcessors: [new SimpleSpanProcessor({ exporter })],

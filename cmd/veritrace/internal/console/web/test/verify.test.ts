@@ -4,12 +4,13 @@
 
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { fromBase64, fromHex, toHex } from "../src/verify/bytes";
+import { fromBase64, fromHex, sha256, toHex, utf8 } from "../src/verify/bytes";
 import { reportOK, verifyBundle } from "../src/verify/bundle";
 import { listZip, readZipFile } from "../src/verify/zip";
 import { commitment, parseHeader, versionId } from "../src/verify/header";
 import { leafHash, treeHash, verifyConsistency, verifyInclusion } from "../src/verify/merkle";
 import { openCheckpoint, openNote, parseCheckpointBody, parseVerifierKey } from "../src/verify/note";
+import { checkOtlpSource, logEntrySpanId, resourceEntrySpanId } from "../src/verify/otlp";
 
 const testdata = new URL("../testdata/", import.meta.url);
 const vectors = JSON.parse(readFileSync(new URL("vectors.json", testdata), "utf8"));
@@ -125,6 +126,24 @@ describe("entry format", () => {
   it("computes commitments and version ids", async () => {
     for (const c of f.commitments) expect(toHex(await commitment(fromHex(c.Salt), fromHex(c.Payload)))).toBe(c.Commitment);
     for (const v of f.version_ids) expect(await versionId(v.kind, v.name, v.label, v.media_type, fromHex(v.content))).toBe(v.id);
+  });
+});
+
+describe("OTLP sources", () => {
+  it("derives span ids as Go does (audit/bundle ExampleResourceEntrySpanID)", async () => {
+    const digest = await sha256(utf8.encode("resource and scope"));
+    expect(toHex(await resourceEntrySpanId(new Uint8Array(16).fill(0x11), digest))).toBe("6e458c9821140056");
+    expect(toHex(await logEntrySpanId(digest, utf8.encode("log record")))).toBe("fccf7328dbe92dd7");
+  });
+  it("refuses a span whose source names other ids, and a source of two forms", async () => {
+    const trace = new Uint8Array(16).fill(1);
+    const span = new Uint8Array([0x0a, 16, ...trace, 0x12, 8, 2, 2, 2, 2, 2, 2, 2, 2]); // trace_id, span_id
+    const h = { traceId: trace, spanId: new Uint8Array(8).fill(2), parentSpanId: new Uint8Array(8), subKind: 1 };
+    const ref = new Uint8Array(32);
+    expect(await checkOtlpSource(h, { span, resourceScopeSha256: ref }, { passed: false })).toBe("");
+    expect(await checkOtlpSource({ ...h, spanId: new Uint8Array(8).fill(3) }, { span, resourceScopeSha256: ref }, { passed: false })).toMatch(/not the header's/);
+    expect(await checkOtlpSource(h, { span, resourceScopeSha256: ref, resourceScope: new Uint8Array([0x12, 0]) }, { passed: false })).toMatch(/more than one form/);
+    expect(await checkOtlpSource(h, { span: new Uint8Array([0x0c]), resourceScopeSha256: ref }, { passed: false })).toMatch(/does not parse/);
   });
 });
 

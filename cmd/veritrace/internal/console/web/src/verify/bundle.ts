@@ -12,6 +12,7 @@ import { KIND_SPAN, KIND_TOMBSTONE, KIND_VERSION, isZero, parseHeader, commitmen
 import { compact, rawMember } from "./json";
 import { leafHash, verifyConsistency, verifyInclusion } from "./merkle";
 import { NoteError, openCheckpoint, openNote, parseDigestBody, type Checkpoint, type VerifierKey } from "./note";
+import { checkOtlpSource, crossCheckOtlp, type OtlpFacts, type OtlpSource } from "./otlp";
 import { listZip, readZipFile, type ZipFile } from "./zip";
 
 export const Checks = {
@@ -28,6 +29,7 @@ export const Checks = {
   references: "version references",
   erasures: "erasures",
   traces: "traces",
+  otlp: "OTLP sources",
   pinned: "pinned checkpoint",
   consistency: "consistency proof",
 } as const;
@@ -410,6 +412,7 @@ interface EntryResult {
   leaf?: Uint8Array;
   erased: boolean;
   names: { index: number; leaf_hash: string }[];
+  otlp: OtlpFacts;
 }
 
 /**
@@ -420,7 +423,7 @@ interface EntryResult {
 export async function verifyBundle(zipBytes: Uint8Array, key: VerifierKey, pinned?: string): Promise<Report> {
   const v = new Verifier();
   for (const name of [Checks.signature, Checks.manifest, Checks.files, Checks.checkpoint, Checks.headers, Checks.commitments,
-    Checks.leafHashes, Checks.inclusion, Checks.decoded, Checks.identity, Checks.references, Checks.erasures, Checks.traces]) {
+    Checks.leafHashes, Checks.inclusion, Checks.decoded, Checks.identity, Checks.references, Checks.erasures, Checks.traces, Checks.otlp]) {
     v.check(name);
   }
   if (pinned !== undefined) {
@@ -551,6 +554,9 @@ async function run(v: Verifier, zipBytes: Uint8Array, key: VerifierKey, pinned?:
     for (const c of ENTRY_CHECKS) if (r.passed.has(c)) v.pass(c);
   }
   crossChecks(v, m, results);
+  await crossCheckOtlp(
+    results.flatMap((r) => (r.header && r.header.kind === KIND_SPAN ? [{ index: r.header.index, header: r.header, erased: r.erased, facts: r.otlp }] : [])),
+    () => v.pass(Checks.otlp), (msg) => v.fail(Checks.otlp, msg));
 
   // The other files.
   try {
@@ -585,7 +591,7 @@ async function run(v: Verifier, zipBytes: Uint8Array, key: VerifierKey, pinned?:
 
 async function checkEntry(m: Manifest, ref: { index: number; kind: string; file: string }, cp: Checkpoint | undefined,
   read: (n: string) => Promise<Uint8Array>, digest: (name: string, b: Uint8Array, t: { pass: (c: string) => void; fail: (c: string, m: string) => void }) => Promise<void>): Promise<EntryResult> {
-  const r: EntryResult = { passed: new Set(), fails: [], notes: [], erased: false, names: [] };
+  const r: EntryResult = { passed: new Set(), fails: [], notes: [], erased: false, names: [], otlp: { passed: false } };
   const fail = (c: string, msg: string) => void r.fails.push([c, msg]);
   let b: Uint8Array;
   try {
@@ -728,8 +734,15 @@ async function checkPayload(m: Manifest, h: Header, e: EntryFile, payload: Uint8
     return;
   }
   const why = await headerMismatch(h, msg);
-  if (why) fail(Checks.identity, `entry ${h.index}: ${why}`);
-  else r.passed.add(Checks.identity);
+  if (why) {
+    fail(Checks.identity, `entry ${h.index}: ${why}`);
+    return;
+  }
+  r.passed.add(Checks.identity);
+  if (h.kind === KIND_SPAN) {
+    const otlp = await checkOtlpSource(h, msg.otlp as OtlpSource | undefined, r.otlp);
+    if (otlp) fail(Checks.otlp, `entry ${h.index}: ${otlp}`);
+  }
 }
 
 const VERSION_KINDS = ["prompt", "policy", "pipeline"];
