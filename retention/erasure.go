@@ -702,13 +702,12 @@ func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless 
 	for j, te := range ts.Erased {
 		idxs[j] = te.Index
 	}
-	hs, err := s.L.Headers(ctx, er.Tenant, idxs)
+	leaves, err := s.L.LeafHashes(ctx, er.Tenant, idxs)
 	if err != nil {
 		return 0, err
 	}
 	named := make([]format.TombstoneEntry, len(ts.Erased))
-	for j, h := range hs {
-		leaf := format.LeafHash(h.Marshal())
+	for j, leaf := range leaves {
 		named[j] = format.TombstoneEntry{Index: idxs[j], LeafHash: hex.EncodeToString(leaf[:])}
 	}
 	ts.Erased = named
@@ -736,18 +735,13 @@ func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless 
 // leafHashes returns the entries a plan erased with their leaf hashes, as
 // the receipt names them.
 func (s *Service) leafHashes(ctx context.Context, er *Erasure) ([]format.TombstoneEntry, error) {
-	out := []format.TombstoneEntry{}
-	for rest := er.Erase; len(rest) > 0; {
-		chunk := rest[:min(len(rest), format.MaxTombstoneNames)]
-		rest = rest[len(chunk):]
-		hs, err := s.L.Headers(ctx, er.Tenant, chunk)
-		if err != nil {
-			return nil, err
-		}
-		for j, h := range hs {
-			leaf := format.LeafHash(h.Marshal())
-			out = append(out, format.TombstoneEntry{Index: chunk[j], LeafHash: hex.EncodeToString(leaf[:])})
-		}
+	leaves, err := s.L.LeafHashes(ctx, er.Tenant, er.Erase)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]format.TombstoneEntry, len(leaves))
+	for j, leaf := range leaves {
+		out[j] = format.TombstoneEntry{Index: er.Erase[j], LeafHash: hex.EncodeToString(leaf[:])}
 	}
 	return out, nil
 }
