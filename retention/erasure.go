@@ -843,6 +843,7 @@ func (s *Service) Resume(ctx context.Context) error {
 		s.unfinished = append(slices.Clone(stuck), pending[i+1:]...)
 		s.mu.Unlock()
 	}
+	s.log().InfoContext(ctx, "resumed interrupted erasures and sweeps", "resumed", len(todo), "unfinished", len(stuck))
 	return nil
 }
 
