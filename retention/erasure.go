@@ -294,17 +294,13 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 		RequestedBy: req.RequestedBy, RequestedAt: s.now(), State: "executing"}
 	var targets []uint64
 	var err error
-	pseudonym := ""
+	var ref ledger.TermRef
 	if value != "" {
-		// The id's pseudonym key names it in the request's digest; the
-		// erasure destroys it unless a hold keeps some of its entries.
-		k, err := s.pseudonymKey(ctx, tenant, field, value, true)
-		if err != nil {
+		if ref, err = s.L.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)}); err != nil {
 			return nil, err
 		}
-		pseudonym, er.SelectorRef = k.Pseudonym(value), k.Ref.String()
-		targets, err = s.L.EntriesWith(ctx, tenant, k.Ref)
-		if err != nil {
+		er.SelectorRef = ref.String()
+		if targets, err = s.L.EntriesWith(ctx, tenant, ref); err != nil {
 			return nil, err
 		}
 	} else {
@@ -320,9 +316,6 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 			targets = append(targets, idxs...)
 		}
 	}
-	requestKey := make([]byte, 32)
-	rand.Read(requestKey)
-	er.RequestKey, er.RequestMAC = hex.EncodeToString(requestKey), hex.EncodeToString(requestMAC(requestKey, req, pseudonym))
 	_, live, err := s.L.KeysOf(ctx, tenant, targets)
 	if err != nil {
 		return nil, err
@@ -330,6 +323,20 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	if len(live) == 0 {
 		return nil, fmt.Errorf("%s: %w", er.Selector, ErrNothingToErase)
 	}
+	pseudonym := ""
+	if value != "" {
+		// The id's pseudonym key names it in the request's digest; the
+		// erasure destroys it unless a hold keeps some of its entries.
+		// Made only for an id with something to erase.
+		k, err := s.L.PseudonymKey(ctx, tenant, ref, true)
+		if err != nil {
+			return nil, err
+		}
+		pseudonym = k.Pseudonym(value)
+	}
+	requestKey := make([]byte, 32)
+	rand.Read(requestKey)
+	er.RequestKey, er.RequestMAC = hex.EncodeToString(requestKey), hex.EncodeToString(requestMAC(requestKey, req, pseudonym))
 	er.Erase = live
 	if _, err := s.planErasure(ctx, er); err != nil {
 		return nil, err
