@@ -308,3 +308,32 @@ func TestCrashBetweenHoldStateAndHoldEntry(t *testing.T) {
 		t.Errorf("erased = %v, held %v; want both held", got, er.Held)
 	}
 }
+
+// A plan that cannot be finished never stops Resume (nor the server's
+// start): it is logged, listed by Unfinished (the health check reports it)
+// and finished by a later Resume.
+func TestResumeListsWhatItCannotFinish(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	idxs := e.spans(t, "x", "s", 1, 2, false, "x")
+	testHookAfterTombstone = func() error { return errors.New("killed") }
+	t.Cleanup(func() { testHookAfterTombstone = nil })
+	if _, err := e.s.Erase(ctx, "default", ErasureRequest{ID: "r1", Subject: "x", LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"}); err == nil {
+		t.Fatal("Erase() with a kill after its tombstone = nil")
+	}
+	e.l.Close()
+	e.open(t)
+	if err := e.s.Resume(ctx); err != nil {
+		t.Fatalf("Resume() = %v, want nil: a plan it cannot finish must not stop the start", err)
+	}
+	if got := e.s.Unfinished(); len(got) != 1 || got[0] != "default/r1" {
+		t.Fatalf("Unfinished() = %v, want [default/r1]", got)
+	}
+	testHookAfterTombstone = nil
+	if err := e.s.Resume(ctx); err != nil || len(e.s.Unfinished()) != 0 {
+		t.Fatalf("Resume() again = %v, unfinished %v", err, e.s.Unfinished())
+	}
+	if got := e.erased(t, idxs); !got[0] || !got[1] {
+		t.Errorf("erased = %v after the second Resume", got)
+	}
+}
