@@ -200,46 +200,6 @@ func (l *Ledger) PseudonymKey(ctx context.Context, tenant string, r TermRef, cre
 	}
 }
 
-// DestroyPseudonymKeys destroys the pseudonym keys of a tenant's term
-// refs, those that exist: their material is dropped from memory and from
-// the key database's files with one DropPrefix call, as data keys are.
-// Destroying a key that is gone does nothing.
-func (l *Ledger) DestroyPseudonymKeys(ctx context.Context, tenant string, refs []TermRef) error {
-	tid, err := l.tenantID(ctx, tenant, false)
-	if err != nil {
-		return err
-	}
-	if err := l.failure(); err != nil {
-		return err
-	}
-	var prefixes [][]byte
-	err = l.keysDB.View(func(txn *badger.Txn) error {
-		for _, r := range refs {
-			key := pseudonymKeyKey(tid, r)
-			if _, err := txn.Get(key); errors.Is(err, badger.ErrKeyNotFound) {
-				continue
-			} else if err != nil {
-				return err
-			}
-			prefixes = append(prefixes, key)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	// Dropped in bounded calls: each DropPrefix holds the key database's
-	// writes while it flushes and rewrites.
-	for len(prefixes) > 0 {
-		n := min(len(prefixes), 1000)
-		if err := l.keys.dropPrefix(prefixes[:n]...); err != nil {
-			return fmt.Errorf("destroy pseudonym keys: %w", err)
-		}
-		prefixes = prefixes[n:]
-	}
-	return nil
-}
-
 func (ks *keyStore) wrapPseudonym(key, raw []byte) []byte {
 	nonce := make([]byte, chacha20poly1305.NonceSizeX, chacha20poly1305.NonceSizeX+len(raw)+chacha20poly1305.Overhead)
 	rand.Read(nonce)

@@ -510,10 +510,18 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 		}
 		buckets = append(buckets, b)
 	}
-	if _, err := s.L.Shred(ctx, er.Tenant, keys, buckets, erase); err != nil {
+	pseudonyms := make([]ledger.TermRef, 0, len(er.Pseudonyms))
+	for _, t := range er.Pseudonyms {
+		r, err := ledger.ParseTermRef(t)
+		if err != nil {
+			return fmt.Errorf("erasure %s: %w", er.ID, err)
+		}
+		pseudonyms = append(pseudonyms, r)
+	}
+	if _, err := s.L.Shred(ctx, er.Tenant, keys, buckets, erase, pseudonyms...); err != nil {
 		return fmt.Errorf("erasure %s: %w", er.ID, err)
 	}
-	if err := s.destroyPseudonyms(ctx, er); err != nil {
+	if err := s.scrubHolds(ctx, er); err != nil {
 		return fmt.Errorf("erasure %s: %w", er.ID, err)
 	}
 	if testHookAfterShred != nil {
@@ -753,26 +761,17 @@ func (s *Service) leafHashes(ctx context.Context, er *Erasure) ([]format.Tombsto
 	return out, nil
 }
 
-// destroyPseudonyms destroys the plan's pseudonym keys, then removes their
-// index terms from the holds that name them (released holds: a hold in
-// force keeps its entries, and so its key, from being erased). Both steps
-// are idempotent.
-func (s *Service) destroyPseudonyms(ctx context.Context, er *Erasure) error {
+// scrubHolds removes, from the holds that name them, the index terms of
+// the pseudonym keys the plan destroyed (Shred destroys the keys with the
+// data keys): released holds, since a hold in force keeps its entries,
+// and so its key, from being erased. Idempotent.
+func (s *Service) scrubHolds(ctx context.Context, er *Erasure) error {
 	if len(er.Pseudonyms) == 0 {
 		return nil
 	}
-	refs := make([]ledger.TermRef, 0, len(er.Pseudonyms))
 	gone := map[string]bool{}
 	for _, t := range er.Pseudonyms {
-		r, err := ledger.ParseTermRef(t)
-		if err != nil {
-			return err
-		}
-		refs = append(refs, r)
 		gone[t] = true
-	}
-	if err := s.L.DestroyPseudonymKeys(ctx, er.Tenant, refs); err != nil {
-		return err
 	}
 	hs, err := s.stored(ctx, er.Tenant, true)
 	if err != nil {
