@@ -97,6 +97,9 @@ type Erasure struct {
 	// HoldsAt is the size of the log read before the plan read the holds:
 	// the plan commits only if no hold entry is at that index or later.
 	HoldsAt *uint64 `json:"holds_at,omitempty"`
+	// leaves are the erased entries with their leaf hashes, as the
+	// tombstone parts appended by this process name them (for the receipt).
+	leaves []format.TombstoneEntry
 }
 
 // Receipt is what an erasure receipt says; the log key signs its JSON
@@ -550,9 +553,15 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 		s.finished(er)
 		return nil
 	}
-	erased, err := s.leafHashes(ctx, er)
-	if err != nil {
-		return err
+	erased := er.leaves
+	if len(erased) != len(er.Erase) { // an older plan's tombstones
+		var err error
+		if erased, err = s.leafHashes(ctx, er); err != nil {
+			return err
+		}
+	}
+	if erased == nil {
+		erased = []format.TombstoneEntry{}
 	}
 	cp, err := s.L.Checkpoint(ctx, er.Tenant, true)
 	if err != nil {
@@ -589,15 +598,18 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 		if _, found, err := s.L.IdentityIndex(ctx, er.Tenant, format.KindTombstone, first); err != nil {
 			return err
 		} else if found {
-			// Committed before an interruption, from the plan as persisted.
+			// Committed before an interruption, from the plan as persisted:
+			// every part is appended again below (appending nothing twice).
 			break
 		}
 		if er.HoldsAt == nil {
 			// A plan of an earlier build, which destroyed keys before
 			// writing its tombstone: it is finished as it was made.
-			if _, err := s.appendPart(ctx, er, 1, nil); err != nil {
+			idx, named, err := s.appendPart(ctx, er, 1, nil)
+			if err != nil {
 				return err
 			}
+			er.Tombstones, er.leaves = []uint64{idx}, named
 			break
 		}
 		if attempt > 0 {
@@ -619,7 +631,7 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 				return err
 			}
 		}
-		_, err := s.appendPart(ctx, er, 1, &ledger.Unless{Kind: format.KindHold, From: *er.HoldsAt})
+		idx, named, err := s.appendPart(ctx, er, 1, &ledger.Unless{Kind: format.KindHold, From: *er.HoldsAt})
 		if errors.Is(err, ledger.ErrPrecondition) {
 			if attempt+1 >= maxReplans {
 				return fmt.Errorf("%s %s: %w", er.what(), er.ID, ErrHoldsChanging)
@@ -630,23 +642,30 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 		if err != nil {
 			return err
 		}
+		er.Tombstones, er.leaves = []uint64{idx}, named
 		break
 	}
+	if len(er.Tombstones) == 1 && testHookAfterTombstonePart != nil {
+		if err := testHookAfterTombstonePart(1); err != nil {
+			return err
+		}
+	}
+	// The plan records the parts' indexes once done: until then, a resumed
+	// plan appends its parts again, which appends nothing twice.
 	parts := splitTombstone(er.tombstone())
-	er.Tombstones = nil
-	for p := range parts {
-		idx, err := s.appendPart(ctx, er, p+1, nil)
+	for p := len(er.Tombstones); p < len(parts); p++ {
+		idx, named, err := s.appendPart(ctx, er, p+1, nil)
 		if err != nil {
 			return err
 		}
-		er.Tombstones = append(er.Tombstones, idx)
+		er.Tombstones, er.leaves = append(er.Tombstones, idx), append(er.leaves, named...)
 		if testHookAfterTombstonePart != nil {
 			if err := testHookAfterTombstonePart(p + 1); err != nil {
 				return err
 			}
 		}
 	}
-	return s.putErasure(ctx, er)
+	return nil
 }
 
 func (er *Erasure) what() string {
@@ -710,7 +729,7 @@ func splitTombstone(all *format.Tombstone) []*format.Tombstone {
 // appendPart appends part (from 1) of a plan's tombstone, with the leaf
 // hashes of the entries it names as erased, under the precondition unless
 // if not nil. It returns the part's index.
-func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless *ledger.Unless) (uint64, error) {
+func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless *ledger.Unless) (uint64, []format.TombstoneEntry, error) {
 	parts := splitTombstone(er.tombstone())
 	ts := parts[part-1]
 	idxs := make([]uint64, len(ts.Erased))
@@ -719,7 +738,7 @@ func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless 
 	}
 	leaves, err := s.L.LeafHashes(ctx, er.Tenant, idxs)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	named := make([]format.TombstoneEntry, len(ts.Erased))
 	for j, leaf := range leaves {
@@ -732,7 +751,7 @@ func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless 
 	}
 	payload, err := json.Marshal(ts)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	rec := []ledger.Record{{Kind: format.KindTombstone, SubKind: sub, ID: er.partID(part), RetentionClass: RecordsClass, Payload: payload}}
 	var rs []ledger.Receipt
@@ -742,9 +761,9 @@ func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless 
 		rs, err = s.L.Append(ctx, er.Tenant, rec)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: tombstone %d of %d: %w", ts.Reason, er.ID, part, len(parts), err)
+		return 0, nil, fmt.Errorf("%s %s: tombstone %d of %d: %w", ts.Reason, er.ID, part, len(parts), err)
 	}
-	return rs[0].Index, nil
+	return rs[0].Index, named, nil
 }
 
 // leafHashes returns the entries a plan erased with their leaf hashes, as
