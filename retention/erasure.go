@@ -190,11 +190,11 @@ func selectorOf(req ErasureRequest) string {
 // pseudonym is the pseudonym of req's subject or session id under its key
 // as it is now ("" if it has none: never made, or destroyed by this
 // erasure). A sweep's plan never matches an erasure request. Once an
-// erasure is done its subject's pseudonym key is gone: a request whose id
-// has no key then matches on everything but the id, which nothing kept
-// can be compared with (that is what erasure is); one whose id has a key
-// (another subject with data, or the same one with data again since)
-// does not match.
+// erasure has destroyed its subject's pseudonym key (done, or interrupted
+// after its keys were destroyed), a request whose id has no key matches
+// on everything but the id, which nothing kept can be compared with (that
+// is what erasure is); one whose id has a key (another subject with data,
+// or the same one with data again since) does not match.
 func (er *Erasure) sameRequest(req ErasureRequest, pseudonym string) bool {
 	switch {
 	case er.Kind != "":
@@ -208,7 +208,7 @@ func (er *Erasure) sameRequest(req ErasureRequest, pseudonym string) bool {
 		if hmac.Equal(requestMAC(key, req, pseudonym), want) {
 			return true
 		}
-		return er.State == "done" && pseudonym == "" && selectorOf(req) != "traces" && er.Selector == selectorOf(req) &&
+		return pseudonym == "" && selectorOf(req) != "traces" && er.Selector == selectorOf(req) &&
 			er.LegalBasis == req.LegalBasis && er.Ticket == req.Ticket && er.Reason == req.Reason
 	case er.RequestDigest != "":
 		key, err1 := hex.DecodeString(er.DigestKey)
