@@ -66,47 +66,68 @@ func (l *Ledger) EntriesWith(ctx context.Context, tenant string, r TermRef) ([]u
 	return l.postings(tid, termPrefixKey(tid, r.Field, r.MAC))
 }
 
-// TermsOf returns the distinct refs of field that the envelopes of the
-// given entries list (entries without a payload list none), sorted. An
-// erasure collects the sessions of a subject's entries with it, before it
-// drops their payloads.
-func (l *Ledger) TermsOf(ctx context.Context, tenant string, idxs []uint64, field uint8) ([]TermRef, error) {
+// KeysAndTermsOf returns the live data keys the given entries are sealed
+// under (as KeysOf) and the distinct refs of field that their envelopes
+// list, sorted, in one pass over the envelopes, in read transactions of up
+// to 1024 entries. Entries without a payload list nothing. An erasure
+// collects the sessions of a subject's entries with it before it drops
+// their payloads.
+func (l *Ledger) KeysAndTermsOf(ctx context.Context, tenant string, idxs []uint64, field uint8) (map[[16]byte]*KeyRef, []TermRef, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	keys := map[[16]byte]*KeyRef{}
+	gone := map[[16]byte]bool{}
 	seen := map[TermRef]bool{}
-	for rest := idxs; len(rest) > 0; {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	err = l.viewChunks(ctx, idxs, func(txn *badger.Txn, i uint64) error {
+		item, err := txn.Get(payloadKey(tid, i))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
 		}
-		chunk := rest[:min(len(rest), 1024)]
-		rest = rest[len(chunk):]
-		if err := l.db.View(func(txn *badger.Txn) error {
-			for _, i := range chunk {
-				terms, _, err := envelopeTerms(txn, tid, i)
-				if err != nil {
-					return err
-				}
-				for _, t := range terms {
-					if t[0] == field {
-						r := TermRef{Field: field}
-						copy(r.MAC[:], t[1:])
-						seen[r] = true
-					}
+		if err != nil {
+			return err
+		}
+		var id [16]byte
+		if err := item.Value(func(v []byte) error {
+			ev, err := parseEnvelope(v)
+			if err != nil {
+				return err
+			}
+			id = ev.keyID()
+			for _, t := range ev.terms() {
+				if t[0] == field {
+					r := TermRef{Field: field}
+					copy(r.MAC[:], t[1:])
+					seen[r] = true
 				}
 			}
 			return nil
 		}); err != nil {
-			return nil, err
+			return err
 		}
+		if keys[id] == nil && !gone[id] {
+			k, err := l.keyRef(id)
+			if errors.Is(err, ErrKeyDestroyed) {
+				gone[id] = true
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			keys[id] = k
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	out := make([]TermRef, 0, len(seen))
 	for r := range seen {
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b TermRef) int { return compareRefs(a, b) })
-	return out, nil
+	slices.SortFunc(out, compareRefs)
+	return keys, out, nil
 }
 
 func compareRefs(a, b TermRef) int {

@@ -374,8 +374,11 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 		er.Erase = append(er.Erase, i)
 	}
 	er.Keys, er.KeyRefs, er.Pseudonyms = nil, nil, nil
+	if er.SelectorRef != "" && len(er.Held) == 0 {
+		er.Pseudonyms = append(er.Pseudonyms, er.SelectorRef)
+	}
 	if len(er.Erase) > 0 {
-		keys, _, err := s.L.KeysOf(ctx, er.Tenant, er.Erase)
+		keys, sessions, err := s.L.KeysAndTermsOf(ctx, er.Tenant, er.Erase, s.SessionField)
 		if err != nil {
 			return 0, err
 		}
@@ -383,21 +386,14 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 			er.Keys = append(er.Keys, hex.EncodeToString(id[:]))
 			er.KeyRefs = append(er.KeyRefs, k)
 		}
+		if er.Selector == "subject" {
+			for _, r := range sessions {
+				er.Pseudonyms = append(er.Pseudonyms, r.String())
+			}
+		}
 	}
 	sort.Strings(er.Keys)
 	sort.Slice(er.KeyRefs, func(i, j int) bool { return bytes.Compare(er.KeyRefs[i].ID[:], er.KeyRefs[j].ID[:]) < 0 })
-	if er.SelectorRef != "" && len(er.Held) == 0 {
-		er.Pseudonyms = append(er.Pseudonyms, er.SelectorRef)
-	}
-	if er.Selector == "subject" && len(er.Erase) > 0 {
-		refs, err := s.L.TermsOf(ctx, er.Tenant, er.Erase, s.SessionField)
-		if err != nil {
-			return 0, err
-		}
-		for _, r := range refs {
-			er.Pseudonyms = append(er.Pseudonyms, r.String())
-		}
-	}
 	return size, nil
 }
 
