@@ -173,11 +173,20 @@ export async function verifyTrace(api: Api, tenant: string, trace: GetTraceRespo
     const h = await checkEntry(n.index, KIND_SPAN, what, n.leafHash, n.appendedAt,
       (h) => (!equal(h.traceId, trace.traceId) ? "the header names another trace" : !equal(h.spanId, n.spanId) ? "the header names another span" : h.subKind !== n.kind ? "the header names another span kind" : null),
       (payload) => {
+        if (!n.span && n.decodeError) {
+          // Nothing of it is shown: the payload must indeed not decode.
+          try {
+            fromBinary(SpanSchema, payload);
+          } catch {
+            return null;
+          }
+          return `shown as undecodable (${n.decodeError}), but its payload decodes`;
+        }
         const recorded = fromBinary(SpanSchema, payload);
         if (!n.span) return "shown as erased, but its payload is there";
         return equals(SpanSchema, recorded, n.span) ? null : "what is shown differs from the recorded payload";
       },
-      n.erased || !n.span);
+      n.erased || (!n.span && !n.decodeError));
     if (h) h.refs.forEach((r, k) => !isZero(r) && refs.push({ what, id: toHex(r), kind: k + 1 }));
   });
 
