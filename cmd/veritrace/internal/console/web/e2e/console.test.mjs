@@ -617,10 +617,7 @@ describe("attacks on the console, and what users expect of it", () => {
     assert.equal(await page.locator('[href^="javascript:"], [src^="javascript:"]').count(), 0, "no javascript: URL");
     assert.equal(await page.evaluate(() => /** @type {any} */ (window).__pwned), undefined);
     await page.close();
-    const co = await browser.newPage();
-    await co.goto(`${BASE}/ui/`);
-    await co.getByTestId("api-key").fill(tokens.acmeCompliance);
-    await co.getByTestId("sign-in").click();
+    const co = await signIn("acmeCompliance");
     await co.getByRole("link", { name: "Legal holds" }).click();
     await co.getByTestId("hold-row").first().waitFor();
     assert.ok((await co.getByTestId("holds").textContent())?.includes(EVIL));
@@ -819,10 +816,7 @@ describe("attacks on the console, and what users expect of it", () => {
     for (let i = 0; i < 105; i++) {
       await rpc(tokens.acmeCompliance, "RetentionService/Erase", { requestId: `e2e-bulk-${String(i).padStart(3, "0")}`, subjectId: `gone-${i}`, legalBasis: "GDPR Art. 17(1)(a)", reason: "e2e" }, ACME);
     }
-    const page = await browser.newPage();
-    await page.goto(`${BASE}/ui/`);
-    await page.getByTestId("api-key").fill(tokens.acmeCompliance);
-    await page.getByTestId("sign-in").click();
+    const page = await signIn("acmeCompliance");
     await page.getByRole("link", { name: "Erasure" }).click();
     await page.getByTestId("erasure-row").first().waitFor();
     const seen = new Set(await page.getByTestId("erasure-row").locator("code").allTextContents());
@@ -870,10 +864,7 @@ describe("attacks on the console, and what users expect of it", () => {
   });
 
   test("a compliance officer shortens a rule with a reason and sweeps now", async () => {
-    const page = await browser.newPage();
-    await page.goto(`${BASE}/ui/`);
-    await page.getByTestId("api-key").fill(tokens.acmeCompliance);
-    await page.getByTestId("sign-in").click();
+    const page = await signIn("acmeCompliance");
     await page.getByRole("link", { name: "Retention" }).click();
     await page.getByTestId("retention-policy").waitFor();
     const before = Number(await page.locator('input[name="default-days"]').inputValue());
