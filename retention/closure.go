@@ -82,8 +82,15 @@ func (s *Service) closeTraces(ctx context.Context, tenant string, req ErasureReq
 	if len(traces) == 0 {
 		return nil
 	}
+	if testHookBeforeClose != nil {
+		testHookBeforeClose()
+	}
 	return s.L.CloseTraces(ctx, tenant, traces, req.ID)
 }
+
+// testHookBeforeClose, when set by tests, runs after closeTraces selected
+// the traces and before they are closed.
+var testHookBeforeClose func()
 
 // holdCovers returns the entries a subject or session hold covers (the
 // same closure an erasure selects), or a trace hold's.
