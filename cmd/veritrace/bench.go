@@ -28,6 +28,7 @@ type benchConfig struct {
 	maxReqs   int // per client; 0: until duration
 	spanBytes int
 	mode      string // native, otlp-grpc, otlp-http, otlp-http-json
+	noSubject bool   // spans name no end user
 }
 
 func runBench(ctx context.Context, args []string, stdout io.Writer) error {
@@ -43,6 +44,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&c.maxReqs, "requests", 0, "stop each client after this many requests (0: run for --duration)")
 	fs.IntVar(&c.spanBytes, "span-bytes", 2048, "approximate encoded size of each span")
 	fs.StringVar(&c.mode, "mode", "native", "what to do: send spans natively (AppendSpans), as otlp-grpc, otlp-http (protobuf) or otlp-http-json (OpenTelemetry exports of the same spans), or export the selector given by --subject, --trace, ... (an auditor's key)")
+	fs.BoolVar(&c.noSubject, "no-subject", false, "spans name no end user (an app that sets no user.id): each trace's spans are sealed under a key of the trace")
 	allowRemote := fs.Bool("allow-remote", false, "allow a target that is not a loopback address")
 	if _, err := parseFlags(fs, args, 0, ""); err != nil {
 		return err
@@ -116,6 +118,9 @@ func (r benchResult) spansPerSec() float64 { return float64(r.spans) / r.elapsed
 
 func bench(ctx context.Context, cf clientFlags, c benchConfig) (benchResult, error) {
 	send, err := benchSender(cf, c.mode)
+	if build := send.build; c.noSubject && err == nil {
+		send.build = func(first uint64, n int, text string) any { return withoutSubjects(build(first, n, text)) }
+	}
 	if err != nil {
 		return benchResult{}, err
 	}

@@ -713,6 +713,7 @@ func (in *ingestion) flush() error {
 		for i, p := range in.batch {
 			switch {
 			case closed && p.rec.TraceID == tc.Trace:
+				p.trace.closed, p.trace.closedBy = true, tc.By // its later items too
 				if p.field != "" {
 					in.rej.add(true, fmt.Sprintf("%s: %v", p.field, tc))
 				}
