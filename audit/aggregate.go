@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
 )
 
@@ -33,7 +34,10 @@ type SpanFigures struct {
 	NotASpan bool
 }
 
-// FiguresFunc decodes the figures of a span entry's payload.
+// FiguresFunc decodes the figures of a span entry's payload. An error
+// means the payload cannot be read (it is not a span): the span is then
+// counted as undecodable, never an error of the whole aggregate or
+// summary (a ledger holds whatever was appended before ingest refused it).
 type FiguresFunc func(payload []byte) (SpanFigures, error)
 
 // Limits of aggregates. Every aggregate reads at most MaxAggregateSpans
@@ -48,14 +52,40 @@ const (
 
 // Group keys with a meaning of their own.
 const (
-	OtherGroup  = "(other)"  // the groups beyond MaxAggregateGroups, summed
-	ErasedGroup = "(erased)" // spans whose payload was erased, in breakdowns that need the payload
+	OtherGroup       = "(other)"       // the groups beyond MaxAggregateGroups, summed
+	ErasedGroup      = "(erased)"      // spans whose payload was erased, in breakdowns that need the payload
+	UndecodableGroup = "(undecodable)" // spans whose payload cannot be read, likewise
 )
+
+// payloadState is whether a span's figures could be read.
+type payloadState uint8
+
+const (
+	readable payloadState = iota
+	erased
+	undecodable
+)
+
+// figuresOf reads a span entry's figures, or says why there are none.
+func figuresOf(figures FiguresFunc, e *ledger.Entry) (SpanFigures, payloadState) {
+	if e.Erased {
+		return SpanFigures{}, erased
+	}
+	sf, err := figures(e.Payload)
+	if err != nil {
+		return SpanFigures{}, undecodable
+	}
+	return sf, readable
+}
 
 // Figures are the sums over a group of spans.
 type Figures struct {
-	Key                       string
-	Spans, Errors, Erased     uint64
+	Key                   string
+	Spans, Errors, Erased uint64
+	// Undecodable counts spans whose payload is present but cannot be read
+	// (FiguresFunc failed): like erased ones, they count in Spans and add
+	// nothing else.
+	Undecodable               uint64
 	InputTokens, OutputTokens int64
 	Cost                      map[string]float64 // by currency ("" when the span did not say)
 	DurationMs                float64
@@ -65,7 +95,7 @@ type Figures struct {
 	traces map[[16]byte]struct{}
 }
 
-func (f *Figures) add(trace [16]byte, sf *SpanFigures, erased bool) {
+func (f *Figures) add(trace [16]byte, sf *SpanFigures, state payloadState) {
 	f.Spans++
 	if f.traces != nil {
 		if _, ok := f.traces[trace]; !ok {
@@ -73,8 +103,12 @@ func (f *Figures) add(trace [16]byte, sf *SpanFigures, erased bool) {
 			f.Traces++
 		}
 	}
-	if erased {
+	switch state {
+	case erased:
 		f.Erased++
+		return
+	case undecodable:
+		f.Undecodable++
 		return
 	}
 	if sf.Error {
@@ -97,6 +131,7 @@ func (f *Figures) merge(o *Figures) {
 	f.Spans += o.Spans
 	f.Errors += o.Errors
 	f.Erased += o.Erased
+	f.Undecodable += o.Undecodable
 	f.InputTokens += o.InputTokens
 	f.OutputTokens += o.OutputTokens
 	f.DurationMs += o.DurationMs
@@ -166,13 +201,13 @@ func (s *Searcher) Aggregate(ctx context.Context, req AggregateRequest) (*Aggreg
 		out.Buckets[i].traces = map[[16]byte]struct{}{}
 	}
 	groups := [6]map[string]*Figures{{}, {}, {}, {}, {}, {}} // model, kind, prompt, policy, pipeline, attribute
-	add := func(g int, key string, trace [16]byte, sf *SpanFigures, erased bool) {
+	add := func(g int, key string, trace [16]byte, sf *SpanFigures, state payloadState) {
 		f := groups[g][key]
 		if f == nil {
 			f = &Figures{Key: key}
 			groups[g][key] = f
 		}
-		f.add(trace, sf, erased)
+		f.add(trace, sf, state)
 	}
 	limit := req.Limit
 	if limit == 0 || limit > MaxAggregateSpans {
@@ -188,32 +223,30 @@ func (s *Searcher) Aggregate(ctx context.Context, req AggregateRequest) (*Aggreg
 		if err != nil {
 			return false, err
 		}
-		var sf SpanFigures
-		if !e.Erased {
-			if sf, err = req.Figures(e.Payload); err != nil {
-				return false, fmt.Errorf("span entry %d: %w", h.Index, err)
-			}
-		}
+		sf, state := figuresOf(req.Figures, e)
 		if sf.NotASpan {
 			return true, nil
 		}
-		out.Total.add(h.TraceID, &sf, e.Erased)
+		out.Total.add(h.TraceID, &sf, state)
 		if b := int(h.AppendedAt.Sub(start) / req.Bucket); b >= 0 && b < n {
-			out.Buckets[b].add(h.TraceID, &sf, e.Erased)
+			out.Buckets[b].add(h.TraceID, &sf, state)
 		}
 		model, attr := sf.Model, sf.Attribute
-		if e.Erased {
+		switch state {
+		case erased:
 			model, attr = ErasedGroup, ErasedGroup
+		case undecodable:
+			model, attr = UndecodableGroup, UndecodableGroup
 		}
-		add(0, model, h.TraceID, &sf, e.Erased)
-		add(1, strconv.Itoa(int(h.SubKind)), h.TraceID, &sf, e.Erased)
+		add(0, model, h.TraceID, &sf, state)
+		add(1, strconv.Itoa(int(h.SubKind)), h.TraceID, &sf, state)
 		for k := range 3 {
 			if id := h.Refs[k]; id != ([32]byte{}) {
-				add(2+k, fmt.Sprintf("%x", id), h.TraceID, &sf, e.Erased)
+				add(2+k, fmt.Sprintf("%x", id), h.TraceID, &sf, state)
 			}
 		}
-		if e.Erased || sf.HasAttribute {
-			add(5, attr, h.TraceID, &sf, e.Erased)
+		if state != readable || sf.HasAttribute {
+			add(5, attr, h.TraceID, &sf, state)
 		}
 		return true, nil
 	})
@@ -365,16 +398,11 @@ func (s *Searcher) Summarize(ctx context.Context, tenant string, trace [16]byte,
 		if err != nil {
 			return nil, err
 		}
-		var sf SpanFigures
-		if !e.Erased {
-			if sf, err = figures(e.Payload); err != nil {
-				return nil, fmt.Errorf("span entry %d: %w", idx, err)
-			}
-		}
+		sf, state := figuresOf(figures, e)
 		if sf.NotASpan {
 			continue
 		}
-		out.add(trace, &sf, e.Erased)
+		out.add(trace, &sf, state)
 		start := sf.Start
 		if start.IsZero() {
 			start = e.Header.AppendedAt

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/retention"
 )
 
@@ -188,5 +189,36 @@ func TestSummarize(t *testing.T) {
 	if sum.RootName != "step 1" || sum.Spans != 3 || sum.Errors != 1 || sum.InputTokens != 300 || sum.Partial ||
 		fmt.Sprint(sum.Models) != "[gpt-4o]" || sum.End.Sub(sum.Start) != 2500*time.Millisecond {
 		t.Errorf("summary of trace 1 = %+v", sum)
+	}
+}
+
+// TestAggregateCountsUndecodableSpans (issue 9 review, defect 8): a span
+// whose payload is not a span (appended before ingest refused such spans)
+// is counted as undecodable in aggregates and summaries, never an error of
+// the whole answer.
+func TestAggregateCountsUndecodableSpans(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.seed(t)
+	bad := spanSpec{trace: 1, span: 9, kind: v1.SpanKind_SPAN_KIND_TOOL, subject: "alice"}.record()
+	bad.Payload = []byte("\xffnot protobuf")
+	if _, err := f.l.Append(ctx, "default", []ledger.Record{bad}); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := f.l.Header(ctx, "default", 0)
+	a, err := f.x.S.Aggregate(ctx, AggregateRequest{Tenant: "default", Query: Query{From: first.AppendedAt.Add(-time.Hour), To: first.AppendedAt.Add(time.Hour)},
+		Bucket: time.Hour, Figures: testFigures})
+	if err != nil {
+		t.Fatalf("Aggregate over an undecodable span = %v", err)
+	}
+	if a.Total.Spans != 7 || a.Total.Undecodable != 1 || a.Total.Errors != 1 {
+		t.Errorf("total: %d spans, %d undecodable, %d errors; want 7, 1, 1", a.Total.Spans, a.Total.Undecodable, a.Total.Errors)
+	}
+	if got := groups(a.ByModel); !strings.Contains(got, UndecodableGroup+":1/0/0") {
+		t.Errorf("by model: %s; want a group %s", got, UndecodableGroup)
+	}
+	sum, err := f.x.S.Summarize(ctx, "default", traceID(1), 0, testFigures)
+	if err != nil || sum.Spans != 4 || sum.Undecodable != 1 {
+		t.Errorf("Summarize(trace 1) = %+v, %v; want 4 spans, 1 undecodable", sum, err)
 	}
 }

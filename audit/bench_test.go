@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -123,6 +125,64 @@ func BenchmarkExport(b *testing.B) {
 	})
 }
 
+// BenchmarkExportBigSpans exports one trace of 64 spans of 1 MiB of text
+// each: the report shows every span, so its memory is what the report
+// keeps of a trace (issue 9 review: it once held every payload).
+//
+//	go test -run '^$' -bench ExportBigSpans -benchtime 3x ./audit/
+func BenchmarkExportBigSpans(b *testing.B) {
+	f := newFixture(b)
+	ctx := context.Background()
+	const spans, spanBytes = 64, 1 << 20
+	text := strings.Repeat("the quick brown fox jumps over the lazy dog. ", spanBytes/45)
+	for sp := 1; sp <= spans; sp++ {
+		r := spanSpec{trace: 9, span: byte(sp), kind: v1.SpanKind_SPAN_KIND_GENERATION, subject: "big", parent: 1}.record()
+		if sp == 1 {
+			r.ParentSpanID = [8]byte{}
+		}
+		msg := &v1.Span{}
+		if err := proto.Unmarshal(r.Payload, msg); err != nil {
+			b.Fatal(err)
+		}
+		msg.ParentSpanId = r.ParentSpanID[:]
+		if sp == 1 {
+			msg.ParentSpanId = nil
+		}
+		msg.Content.OutputMessages = []*v1.Message{{Role: "assistant", Parts: []*v1.MessagePart{{Part: &v1.MessagePart_Text{Text: text}}}}}
+		r.Payload, _ = proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+		if _, err := f.l.Append(ctx, "default", []ledger.Record{r}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("bundle-64-spans-of-1MiB", func(b *testing.B) {
+		var n int64
+		heap := peakHeap(func() {
+			for i := 0; i < b.N; i++ {
+				cw := &countingWriter{}
+				if _, err := f.x.Export(ctx, ExportRequest{Tenant: "default", Query: Query{TraceID: traceID(9)}, Selector: bundle.Selector{TraceID: strings.Repeat("09", 16)}}, cw); err != nil {
+					b.Fatal(err)
+				}
+				n = cw.n
+			}
+		})
+		b.ReportMetric(heap, "peak-heap-MB")
+		b.ReportMetric(float64(n)/(1<<20), "bundle-MB")
+	})
+	// The baseline: reading the trace's entries one at a time, holding none.
+	b.Run("baseline-read-64-entries", func(b *testing.B) {
+		heap := peakHeap(func() {
+			for i := 0; i < b.N; i++ {
+				for idx := uint64(0); idx < spans; idx++ {
+					if _, err := f.l.GetEntry(ctx, "default", idx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+		b.ReportMetric(heap, "peak-heap-MB")
+	})
+}
+
 type countingWriter struct{ n int64 }
 
 func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
@@ -130,7 +190,7 @@ func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); re
 func BenchmarkVerify(b *testing.B) {
 	f := benchFixture(b)
 	var buf bytes.Buffer
-	if _, err := f.x.Export(context.Background(), ExportRequest{Tenant: "default", Query: Query{SubjectID: "bench-user"}}, &buf); err != nil {
+	if _, err := f.x.Export(context.Background(), ExportRequest{Tenant: "default", Query: Query{SubjectID: "bench-user"}, Selector: bundle.Selector{SubjectID: "bench-user"}}, &buf); err != nil {
 		b.Fatal(err)
 	}
 	data := buf.Bytes()
@@ -192,4 +252,100 @@ func BenchmarkVerify(b *testing.B) {
 		}
 		b.ReportMetric(float64(files*b.N)/b.Elapsed().Seconds(), "files/s")
 	})
+}
+
+// BenchmarkExportDayRange measures what completeness costs a time-range
+// export (format 3's range.bin): one day of 100,000 spans of about 1.2 KiB
+// (10,000 traces of an agent span and nine generations, the last a tool
+// call in a tenth of them), exported whole and for the tool calls (1,000
+// traces, and the headers of the whole day). It reports the bundle's size and
+// the share of it range.bin takes (compressed).
+//
+//	go test -run '^$' -bench ExportDayRange -benchtime 1x ./audit/
+func BenchmarkExportDayRange(b *testing.B) {
+	const traces, perTrace = 10_000, 10
+	f := newFixture(b)
+	ctx := context.Background()
+	text := strings.Repeat("a sentence of a prompt or an answer, ", 24) // ~900 bytes
+	for t := 0; t < traces; t += 100 {
+		var recs []ledger.Record
+		for tr := t; tr < t+100; tr++ {
+			for sp := 1; sp <= perTrace; sp++ {
+				kind := v1.SpanKind_SPAN_KIND_GENERATION
+				switch sp {
+				case 1:
+					kind = v1.SpanKind_SPAN_KIND_AGENT
+				case perTrace:
+					if tr%10 == 0 { // a tenth of the traces call a tool
+						kind = v1.SpanKind_SPAN_KIND_TOOL
+					}
+				}
+				spec := spanSpec{trace: 1, span: byte(sp), kind: kind, subject: fmt.Sprint("user-", tr%500), sess: fmt.Sprint("s-", tr), model: "gpt-4o"}
+				if sp > 1 {
+					spec.parent = 1
+				}
+				r := spec.record()
+				r.TraceID[0], r.TraceID[1], r.TraceID[2] = byte(tr>>16)+1, byte(tr>>8), byte(tr)
+				msg := &v1.Span{}
+				if err := proto.Unmarshal(r.Payload, msg); err != nil {
+					b.Fatal(err)
+				}
+				msg.TraceId = r.TraceID[:]
+				msg.Content.OutputMessages = []*v1.Message{{Role: "assistant", Parts: []*v1.MessagePart{{Part: &v1.MessagePart_Text{Text: text}}}}}
+				r.Payload, _ = proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+				recs = append(recs, r)
+			}
+		}
+		if _, err := f.l.Append(ctx, "default", recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	first, err := f.l.Header(ctx, "default", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	day := Query{From: first.AppendedAt, To: first.AppendedAt.Add(24 * time.Hour)}
+	tools := day
+	tools.Kind = uint8(v1.SpanKind_SPAN_KIND_TOOL)
+	for _, c := range []struct {
+		name string
+		q    Query
+	}{{"every-trace-of-the-day", day}, {"tool-spans-of-the-day", tools}} {
+		b.Run(c.name, func(b *testing.B) {
+			var out bytes.Buffer
+			var spans int
+			for i := 0; i < b.N; i++ {
+				out.Reset()
+				m, err := f.x.Export(ctx, ExportRequest{Tenant: "default", Query: c.q, Selector: selectorOf(c.q)}, &out)
+				if err != nil {
+					b.Fatal(err)
+				}
+				spans = len(m.Entries)
+			}
+			zr, err := zip.NewReader(bytes.NewReader(out.Bytes()), int64(out.Len()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var rangeBytes, rangeRaw uint64
+			for _, zf := range zr.File {
+				if zf.Name == bundle.RangeFile {
+					rangeBytes, rangeRaw = zf.CompressedSize64, zf.UncompressedSize64
+				}
+			}
+			if rangeBytes == 0 {
+				b.Fatal("no range.bin")
+			}
+			// Verifying it, range included (informational: one run).
+			start := time.Now()
+			if rep := bundle.Verify(bytes.NewReader(out.Bytes()), int64(out.Len()), f.verifier(b), nil); !rep.OK() {
+				b.Fatal(rep.Failed())
+			}
+			b.ReportMetric(time.Since(start).Seconds(), "verify-s")
+			b.ReportMetric(float64(out.Len())/(1<<20), "bundle-MB")
+			b.ReportMetric(float64(rangeBytes)/(1<<20), "range-MB")
+			b.ReportMetric(float64(rangeRaw)/(1<<20), "range-raw-MB")
+			b.ReportMetric(100*float64(rangeBytes)/float64(out.Len()), "range-%")
+			b.ReportMetric(float64(spans*b.N)/b.Elapsed().Seconds(), "entries/s")
+		})
+	}
 }

@@ -28,6 +28,10 @@ var ErrErasureInProgress = errors.New("an erasure of entries of this selection i
 // MaxExportTraces bounds the traces one bundle holds.
 const MaxExportTraces = 100_000
 
+// maxBundleSpans is the most spans a bundle holds (bundle.MaxEntries);
+// tests lower it.
+var maxBundleSpans = bundle.MaxEntries
+
 // Path is a trace's decision path: its span entries in index order and the
 // version entries they reference.
 type Path struct {
@@ -146,15 +150,19 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 		if spans[i], err = x.S.TraceSpans(ctx, req.Tenant, t, cp.Size); err != nil {
 			return nil, err
 		}
-		if total += len(spans[i]); total > bundle.MaxEntries {
-			return nil, fmt.Errorf("%w: the selector matches more than %d spans, more than a bundle holds; narrow it", ledger.ErrInvalid, bundle.MaxEntries)
+		if len(spans[i]) > maxBundleSpans {
+			return nil, fmt.Errorf("%w: trace %x has %d spans, more than a bundle holds (%d); a bundle holds whole traces, so no selector can export this one",
+				ledger.ErrInvalid, t, len(spans[i]), maxBundleSpans)
+		}
+		if total += len(spans[i]); total > maxBundleSpans {
+			return nil, fmt.Errorf("%w: the selector's first %d traces hold %d spans, more than a bundle holds (%d); narrow it", ledger.ErrInvalid, i+1, total, maxBundleSpans)
 		}
 	}
 	bw := bundle.NewWriter(w, bundle.Manifest{
 		Origin: cp.Origin, Tenant: req.Tenant, LogKey: l.VerifierKey(), CreatedAt: x.Now().UTC(),
 		Selector: req.Selector, TreeSize: cp.Size,
 	})
-	ew := &entryWriter{ctx: ctx, l: l, tenant: req.Tenant, size: cp.Size, bw: bw, batch: maxExportBatch}
+	ew := &entryWriter{ctx: ctx, l: l, tenant: req.Tenant, size: cp.Size, bw: bw, batch: firstExportBatch}
 
 	// The spans, trace by trace; what they reference is gathered as they go.
 	refs := map[[32]byte]bool{}
@@ -206,6 +214,11 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 	if err := ew.write(tombstoneIdxs, nil); err != nil {
 		return nil, err
 	}
+	if req.Selector.IsTimeRange() {
+		if err := x.addRange(ctx, req, cp, bw); err != nil {
+			return nil, err
+		}
+	}
 	if err := bw.AddCheckpoint(cp.Note); err != nil {
 		return nil, err
 	}
@@ -219,7 +232,8 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 		}
 	}
 	// The report reads again the spans it shows (at most
-	// bundle.MaxReportSpans), one trace at a time.
+	// bundle.MaxReportSpans), one at a time: it keeps a clipped view of
+	// each, never the payloads of a whole trace.
 	err = bw.AddReport(func(out io.Writer) error {
 		rw := bundle.NewReportWriter(out, bundle.ReportInfo{
 			Origin: cp.Origin, Tenant: req.Tenant, LogKey: l.VerifierKey(), TreeSize: cp.Size,
@@ -230,14 +244,14 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 				rw.Omitted(t)
 				continue
 			}
-			var es []*bundle.Entry
+			tb := rw.StartTrace(t)
 			if err := l.ReadEntries(ctx, req.Tenant, spans[ti], func(e *ledger.Entry) error {
-				es = append(es, &bundle.Entry{Index: e.Header.Index, Header: e.HeaderBytes, Payload: e.Payload, Erased: e.Erased})
+				tb.Add(&bundle.Entry{Index: e.Header.Index, Header: e.HeaderBytes, Payload: e.Payload, Erased: e.Erased})
 				return nil
 			}); err != nil {
 				return err
 			}
-			rw.Trace(t, es)
+			tb.Close()
 		}
 		return rw.Close()
 	})
@@ -248,12 +262,79 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 	return bw.Manifest(), err
 }
 
-// maxExportBatch bounds the entries an export reads and prepares at once;
-// maxBatchBytes bounds their files' bytes: a batch that had more halves the
-// next one.
+// rangeBatch is the headers a time range's export reads at once.
+const rangeBatch = 4096
+
+// addRange writes the range of a time-range export (docs/BUNDLE.md,
+// format 3): the header of every entry appended in [from, to) and of the
+// entries just before and after, and the inclusion proof of the last, so
+// that a verifier can check that the bundle holds every trace of the range.
+// Appended_at never decreases along a log, so the range is the indices
+// [IndexAt(from), IndexAt(to)).
+func (x *Exporter) addRange(ctx context.Context, req ExportRequest, cp *ledger.Checkpoint, bw *bundle.Writer) error {
+	l := x.S.L
+	first, end := uint64(0), cp.Size
+	if !req.Selector.From.IsZero() {
+		i, err := l.IndexAt(ctx, req.Tenant, req.Selector.From)
+		if err != nil {
+			return err
+		}
+		first = min(i, cp.Size)
+	}
+	if !req.Selector.To.IsZero() {
+		i, err := l.IndexAt(ctx, req.Tenant, req.Selector.To)
+		if err != nil {
+			return err
+		}
+		end = min(i, cp.Size)
+	}
+	if first >= end { // no trace was selected, so this is not expected
+		return fmt.Errorf("the time range holds no entry below size %d: %w", cp.Size, ErrNothingSelected)
+	}
+	start, stop := first, end
+	if start > 0 {
+		start--
+	}
+	if stop < cp.Size {
+		stop++
+	}
+	if stop-start > bundle.MaxRangeHeaders {
+		return fmt.Errorf("%w: the time range holds %d entries, more than a bundle shows complete (%d)", bundle.ErrTooLarge, end-first, bundle.MaxRangeHeaders-2)
+	}
+	proof, _, _, err := l.InclusionProof(ctx, req.Tenant, stop-1, cp.Size)
+	if err != nil {
+		return err
+	}
+	return bw.AddRange(bundle.Range{First: first, End: end, Proof: hexes(proof)}, func(add func([]byte) error) error {
+		idxs := make([]uint64, 0, rangeBatch)
+		for i := start; i < stop; {
+			idxs = idxs[:0]
+			for ; i < stop && len(idxs) < rangeBatch; i++ {
+				idxs = append(idxs, i)
+			}
+			hs, err := l.Headers(ctx, req.Tenant, idxs)
+			if err != nil {
+				return err
+			}
+			for _, h := range hs {
+				if err := add(h.Marshal()); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// maxExportBatch bounds the entries an export reads and prepares at once,
+// and maxBatchBytes their files' bytes: each batch after the first (of
+// firstExportBatch entries) holds as many entries as fit maxBatchBytes at
+// the mean size of the previous batch's files. So a trace of 2 MiB spans
+// is read a few spans at a time, and one of small spans 256 at a time.
 const (
-	maxExportBatch = 256
-	maxBatchBytes  = 32 << 20
+	firstExportBatch = 8
+	maxExportBatch   = 256
+	maxBatchBytes    = 8 << 20
 )
 
 // entryWriter writes entry files to a bundle in batches: each batch is
@@ -292,11 +373,7 @@ func (w *entryWriter) write(idxs []uint64, seen func(*ledger.Entry) error) error
 			}
 			bytes += files[i].Size()
 		}
-		if bytes > maxBatchBytes {
-			w.batch = max(1, w.batch/2)
-		} else if w.batch < maxExportBatch {
-			w.batch = min(maxExportBatch, 2*w.batch)
-		}
+		w.batch = max(1, min(maxExportBatch, maxBatchBytes/max(1, bytes/n)))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -115,8 +116,10 @@ type Searcher struct {
 // cursor.
 const maxScan = 50_000
 
-// ErrBadCursor is returned for a cursor that does not belong to the query.
-var ErrBadCursor = errors.New("bad cursor")
+// ErrBadCursor is returned for a cursor beyond the log's size, which no
+// page of this log returned. A cursor is the index to scan from next, and
+// holds nothing else: any index of the log is a valid place to continue.
+var ErrBadCursor = errors.New("bad cursor: beyond the log")
 
 // Traces returns up to limit traces matching q, in order of their first
 // matching span, starting at cursor (0: the beginning), and the cursor to
@@ -137,6 +140,9 @@ func (s *Searcher) Traces(ctx context.Context, tenant string, q Query, cursor ui
 		if size, err = s.L.Size(ctx, tenant); err != nil {
 			return nil, 0, err
 		}
+	}
+	if cursor > size {
+		return nil, 0, fmt.Errorf("%w: cursor %d, size %d", ErrBadCursor, cursor, size)
 	}
 	lo, hi := uint64(0), size
 	if !q.From.IsZero() {

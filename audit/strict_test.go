@@ -236,6 +236,15 @@ func TestVerifierBoundsWork(t *testing.T) {
 			}
 			return c
 		}, nil, nil)},
+		// Whitespace after the object is valid JSON; a megabyte of it
+		// deflates to a few kilobytes, more than a Huffman-only entry file
+		// ever expands: refused from the zip directory.
+		{"entry file that expands more than an entry file can", bundle.CheckFiles, "more than an entry file expands", f.resign(t, good, func(name string, c []byte) []byte {
+			if name == span {
+				return append(slices.Clip(c), bytes.Repeat([]byte(" "), 1<<20)...)
+			}
+			return c
+		}, nil, nil)},
 		{"inclusion proof too long", bundle.CheckHeaders, "inclusion proof of 65 hashes", f.resign(t, good, func(name string, c []byte) []byte {
 			if name == span {
 				return editEntry(t, c, func(e *bundle.Entry) {

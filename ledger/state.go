@@ -70,3 +70,41 @@ func (l *Ledger) ListState(ctx context.Context, tenant, prefix string) ([]string
 	})
 	return names, values, err
 }
+
+// ListStatePage returns, in name order, the names and values of at most
+// limit of a tenant's state records whose names start with prefix and sort
+// after `after` (from the first when after is empty). It reads only those.
+func (l *Ledger) ListStatePage(ctx context.Context, tenant, prefix, after string, limit int) ([]string, [][]byte, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	base := tenantKey(nsState, tid)
+	start := append(append([]byte{}, base...), prefix...)
+	if after != "" {
+		start = append(append([]byte{}, base...), after...)
+	}
+	var names []string
+	var values [][]byte
+	err = l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: append(append([]byte{}, base...), prefix...), PrefetchValues: true, PrefetchSize: min(limit, 100)})
+		defer it.Close()
+		for it.Seek(start); it.Valid() && len(names) < limit; it.Next() {
+			name := string(it.Item().Key()[len(base):])
+			if name == after {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			names = append(names, name)
+			values = append(values, v)
+		}
+		return nil
+	})
+	return names, values, err
+}

@@ -32,7 +32,7 @@ func TestAttackSweepIDReusedForErasure(t *testing.T) {
 	if r, err := e.s.Sweep(ctx, "default"); err != nil || r.Erased != 2 {
 		t.Fatalf("Sweep() = %+v, %v", r, err)
 	}
-	ers, err := e.s.Erasures(ctx, "default", 10)
+	ers, _, err := e.s.Erasures(ctx, "default", "", 10)
 	if err != nil || len(ers) != 1 || ers[0].Kind != "expiry" {
 		t.Fatalf("Erasures() = %v, %v; want the sweep", ers, err)
 	}

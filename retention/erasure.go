@@ -270,7 +270,10 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 	if err != nil {
 		return err
 	}
-	return s.L.PutState(ctx, er.Tenant, stateErasure+er.ID, b)
+	if err := s.L.PutState(ctx, er.Tenant, stateErasure+er.ID, b); err != nil {
+		return err
+	}
+	return s.indexErasure(ctx, er) // after the plan; Resume repairs a crash between
 }
 
 // testHookAfterShred, when set by tests, runs after the keys of an erasure
@@ -452,6 +455,12 @@ func (s *Service) Resume(ctx context.Context) error {
 				return err
 			}
 			if er.State != "executing" {
+				// The list's summary of a finished request: written after
+				// the plan, so a crash between them leaves it missing or
+				// stale (list.go).
+				if err := s.indexErasure(ctx, er); err != nil {
+					return err
+				}
 				continue
 			}
 			s.log().WarnContext(ctx, "resuming an interrupted erasure or sweep", "tenant", tenant, "id", er.ID, "kind", er.Kind)

@@ -10,7 +10,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// golden reads a golden bundle ("golden" or "golden-v1") and its key.
+// golden reads a golden bundle ("golden", "golden-v2" or "golden-v1") and
+// its key.
 func golden(t testing.TB, name string) ([]byte, note.Verifier) {
 	t.Helper()
 	b, err := os.ReadFile("testdata/" + name + ".zip")
@@ -30,21 +31,30 @@ func golden(t testing.TB, name string) ([]byte, note.Verifier) {
 
 // TestGoldenBundleVerifies pins the format: bundles written by earlier
 // builds (regenerate golden.zip with `go test ./audit -run Golden -update`)
-// must keep verifying. golden-v1.zip is a format 1 bundle.
+// must keep verifying. golden-v2.zip and golden-v1.zip are bundles of
+// formats 2 and 1.
 func TestGoldenBundleVerifies(t *testing.T) {
-	pinned, err := os.ReadFile("testdata/golden-pinned.txt")
-	if err != nil {
-		t.Fatal(err)
+	read := func(name string) []byte {
+		b, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
+	pinned, pinnedV2 := read("golden-pinned.txt"), read("golden-v2-pinned.txt")
 	for _, tt := range []struct {
 		name            string
 		pinned          []byte
 		entries, traces int
 		want            []string
 	}{
-		{"golden", nil, 10, 4, []string{"ok    erasures (1)", "ok    consistency proof (1)", "note: entry 9 has no decoded form: attributes[\"legacy.value\"]: google.protobuf.Value has no kind"}},
+		{"golden", nil, 10, 4, []string{"ok    erasures (1)", "ok    consistency proof (1)", "ok    selector (4)", "ok    time range (8)",
+			"note: entry 9 has no decoded form: attributes[\"legacy.value\"]: google.protobuf.Value has no kind"}},
 		{"golden", pinned, 10, 4, []string{"ok    pinned checkpoint (1)", "ok    consistency proof (2)"}},
-		{"golden-v1", nil, 4, 1, []string{"ok    header matches payload (4)"}},
+		{"golden-v2", nil, 10, 4, []string{"ok    erasures (1)", "ok    consistency proof (1)", "ok    selector (4)",
+			"note: a veritrace-bundle/v2 bundle does not show that its time range is complete"}},
+		{"golden-v2", pinnedV2, 10, 4, []string{"ok    pinned checkpoint (1)", "ok    consistency proof (2)"}},
+		{"golden-v1", nil, 4, 1, []string{"ok    header matches payload (4)", "ok    selector (1)", "note: the selector is not a time range"}},
 	} {
 		b, v := golden(t, tt.name)
 		rep := Verify(bytes.NewReader(b), int64(len(b)), v, tt.pinned)

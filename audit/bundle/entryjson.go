@@ -6,94 +6,86 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
+// The JSON files of a bundle are read strictly (docs/BUNDLE.md): UTF-8
+// throughout, strings without unpaired surrogate escapes, each member of
+// an object named exactly as the format names it and at most once, none
+// the format does not define, each of its type (null is no member's
+// value), integers in plain decimal from 0 to MaxJSONInt, and nothing
+// after the value but whitespace. encoding/json is looser on every one of
+// these points (case-insensitive names, a later member overriding an
+// earlier one, invalid UTF-8 replaced, null for anything), so a verifier
+// built on it would read some bundles differently from one that follows
+// the format.
+
+// MaxJSONInt is the largest integer the JSON files of a bundle hold,
+// 2^53 - 1, so that a verifier that reads numbers as IEEE 754 doubles (a
+// browser) reads every one exactly.
+const MaxJSONInt = 1<<53 - 1
+
 // parseEntry decodes an entry file (one JSON object, docs/BUNDLE.md)
-// strictly: each member at most once, none the format does not define,
-// each of its type, nothing after the object but whitespace. It accepts
-// what encoding/json would decode into an Entry with unknown fields
-// disallowed, except duplicate members, and does so several times faster
-// (FuzzParseEntry compares the two).
+// strictly. It accepts only what encoding/json would decode into an Entry
+// with unknown fields disallowed, with the same result (FuzzParseEntry
+// compares the two), and refuses more, and does so several times faster.
 func parseEntry(b []byte, e *Entry) error {
 	p := &jsonParser{b: b}
 	*e = Entry{}
+	var have [4]bool // the required members: index, header, leaf_hash, inclusion_proof
 	p.ws()
-	if !p.eat('{') {
-		return p.errorf("want an object")
-	}
-	seen := 0
-	p.ws()
-	if p.eat('}') {
-		return p.end()
-	}
-	for {
-		p.ws()
-		key, err := p.str()
-		if err != nil {
-			return err
-		}
-		p.ws()
-		if !p.eat(':') {
-			return p.errorf("want ':' after %q", key)
-		}
-		p.ws()
-		bit := 0
+	err := p.object(func(key string) (err error) {
 		switch key {
 		case "index":
-			bit = 1
-			if !p.null() {
-				e.Index, err = p.uint()
-			}
+			have[0] = true
+			e.Index, err = p.uint()
 		case "header":
-			bit = 2
+			have[1] = true
 			e.Header, err = p.base64()
 		case "leaf_hash":
-			bit = 4
+			have[2] = true
 			err = p.hash((*[32]byte)(&e.LeafHash))
 		case "payload":
-			bit = 8
 			e.Payload, err = p.base64()
 		case "salt":
-			bit = 16
 			e.Salt, err = p.base64()
 		case "erased":
-			bit = 32
-			e.Erased, err = p.bool()
+			// Present only when true (docs/BUNDLE.md).
+			if !p.literal("true") {
+				return p.errorf("want true")
+			}
+			e.Erased = true
 		case "inclusion_proof":
-			bit = 64
-			e.InclusionProof, err = p.hashes()
+			have[3] = true
+			e.InclusionProof, err = p.hashes(MaxInclusionHashes)
 		case "decoded":
-			bit = 128
-			e.Decoded, err = p.value() // null too, as encoding/json keeps it
+			e.Decoded, err = p.value() // any JSON value
 		case "undecodable":
-			bit = 256
-			e.Undecodable, err = p.nullableStr()
+			e.Undecodable, err = p.str()
 		default:
 			return p.errorf("unknown field %q", key)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", key, err)
 		}
-		if seen&bit != 0 {
-			return p.errorf("field %q appears twice", key)
-		}
-		seen |= bit
-		p.ws()
-		if p.eat('}') {
-			return p.end()
-		}
-		if !p.eat(',') {
-			return p.errorf("want ',' or '}'")
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, name := range []string{"index", "header", "leaf_hash", "inclusion_proof"} {
+		if !have[i] {
+			return fmt.Errorf("member %q is missing", name)
 		}
 	}
+	return p.end()
 }
 
 type jsonParser struct {
-	b      []byte
-	i      int
-	unique bool // skip refuses an object naming a member twice
+	b []byte
+	i int
 }
 
 func (p *jsonParser) errorf(format string, args ...any) error {
@@ -127,12 +119,97 @@ func (p *jsonParser) end() error {
 	return nil
 }
 
-func (p *jsonParser) null() bool {
-	if len(p.b)-p.i >= 4 && string(p.b[p.i:p.i+4]) == "null" {
-		p.i += 4
+// literal consumes word (true, false or null) if it is next.
+func (p *jsonParser) literal(word string) bool {
+	if len(p.b)-p.i >= len(word) && string(p.b[p.i:p.i+len(word)]) == word {
+		p.i += len(word)
 		return true
 	}
 	return false
+}
+
+// object parses a JSON object, calling member with each member's name
+// (unescaped, compared exactly) when p is at its value; member parses the
+// value or returns an error, which object returns as it is (callers name
+// the member, once, where a path helps). A name given twice is refused.
+func (p *jsonParser) object(member func(name string) error) error {
+	if !p.eat('{') {
+		return p.errorf("want an object")
+	}
+	p.ws()
+	if p.eat('}') {
+		return nil
+	}
+	var few [16]string // the names seen, while they are few
+	var many map[string]bool
+	n := 0
+	for {
+		p.ws()
+		name, err := p.str()
+		if err != nil {
+			return err
+		}
+		if n < len(few) {
+			for _, s := range few[:n] {
+				if s == name {
+					return p.errorf("member %q appears twice", name)
+				}
+			}
+			few[n] = name
+		} else {
+			if many == nil {
+				many = make(map[string]bool, 2*len(few))
+				for _, s := range few {
+					many[s] = true
+				}
+			}
+			if many[name] {
+				return p.errorf("member %q appears twice", name)
+			}
+			many[name] = true
+		}
+		n++
+		p.ws()
+		if !p.eat(':') {
+			return p.errorf("want ':' after %q", name)
+		}
+		p.ws()
+		if err := member(name); err != nil {
+			return err
+		}
+		p.ws()
+		if p.eat('}') {
+			return nil
+		}
+		if !p.eat(',') {
+			return p.errorf("want ',' or '}'")
+		}
+	}
+}
+
+// array parses a JSON array, calling elem with each element's position
+// when p is at it.
+func (p *jsonParser) array(elem func(i int) error) error {
+	if !p.eat('[') {
+		return p.errorf("want an array")
+	}
+	p.ws()
+	if p.eat(']') {
+		return nil
+	}
+	for i := 0; ; i++ {
+		p.ws()
+		if err := elem(i); err != nil {
+			return err
+		}
+		p.ws()
+		if p.eat(']') {
+			return nil
+		}
+		if !p.eat(',') {
+			return p.errorf("want ',' or ']'")
+		}
+	}
 }
 
 // str parses a JSON string.
@@ -148,7 +225,7 @@ func (p *jsonParser) str() (string, error) {
 			s := p.b[start:p.i]
 			p.i++
 			if !utf8.Valid(s) {
-				return string([]rune(string(s))), nil // as encoding/json: invalid bytes become U+FFFD
+				return "", p.errorf("invalid UTF-8 in a string")
 			}
 			return string(s), nil
 		case c == '\\':
@@ -170,7 +247,7 @@ func (p *jsonParser) strSlow(start int) (string, error) {
 		case c == '"':
 			p.i++
 			if !utf8.Valid(out) {
-				return string([]rune(string(out))), nil
+				return "", p.errorf("invalid UTF-8 in a string")
 			}
 			return string(out), nil
 		case c < 0x20:
@@ -205,21 +282,20 @@ func (p *jsonParser) strSlow(start int) (string, error) {
 				return "", p.errorf("bad \\u escape")
 			}
 			if utf16.IsSurrogate(r) {
+				// Only a pair of escapes makes a character; an unpaired one
+				// is refused (encoding/json would read U+FFFD, a browser a
+				// lone UTF-16 unit).
 				r2 := rune(-1)
 				if len(p.b)-p.i >= 2 && p.b[p.i] == '\\' && p.b[p.i+1] == 'u' {
-					save := p.i
 					p.i += 2
 					var ok2 bool
 					if r2, ok2 = p.hex4(); !ok2 {
 						return "", p.errorf("bad \\u escape")
 					}
-					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-						out = utf8.AppendRune(out, d)
-						continue
-					}
-					p.i = save
 				}
-				r = utf8.RuneError
+				if r = utf16.DecodeRune(r, r2); r == utf8.RuneError {
+					return "", p.errorf("unpaired surrogate escape in a string")
+				}
 			}
 			out = utf8.AppendRune(out, r)
 		default:
@@ -241,15 +317,8 @@ func (p *jsonParser) hex4() (rune, bool) {
 	return rune(v), true
 }
 
-// nullableStr parses a string or null ("").
-func (p *jsonParser) nullableStr() (string, error) {
-	if p.null() {
-		return "", nil
-	}
-	return p.str()
-}
-
-// uint parses a non-negative integer that fits a uint64.
+// uint parses a non-negative integer in plain decimal, at most
+// MaxJSONInt.
 func (p *jsonParser) uint() (uint64, error) {
 	start := p.i
 	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
@@ -262,35 +331,38 @@ func (p *jsonParser) uint() (uint64, error) {
 	if digits == "" || (len(digits) > 1 && digits[0] == '0') {
 		return 0, p.errorf("want an unsigned integer")
 	}
-	return strconv.ParseUint(digits, 10, 64)
+	n, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil || n > MaxJSONInt {
+		return 0, p.errorf("integer %s is more than %d", digits, uint64(MaxJSONInt))
+	}
+	return n, nil
 }
 
+// bool parses true or false.
 func (p *jsonParser) bool() (bool, error) {
 	switch {
-	case len(p.b)-p.i >= 4 && string(p.b[p.i:p.i+4]) == "true":
-		p.i += 4
+	case p.literal("true"):
 		return true, nil
-	case len(p.b)-p.i >= 5 && string(p.b[p.i:p.i+5]) == "false":
-		p.i += 5
-		return false, nil
-	case p.null():
+	case p.literal("false"):
 		return false, nil
 	}
 	return false, p.errorf("want true or false")
 }
 
-// base64 parses a string of standard base64 (as encoding/json decodes
-// []byte), or null.
+// base64 parses a string of standard base64 with padding in its one
+// canonical spelling: no line breaks (which encoding/json would skip) and
+// the unused bits of the last character zero (RFC 4648 §3.5), so that one
+// byte string has one text and every verifier reads the same bytes.
 func (p *jsonParser) base64() ([]byte, error) {
-	if p.null() {
-		return nil, nil
-	}
 	s, err := p.str()
 	if err != nil {
 		return nil, err
 	}
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("a line break in base64")
+	}
 	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
-	n, err := base64.StdEncoding.Decode(out, []byte(s))
+	n, err := base64.StdEncoding.Strict().Decode(out, []byte(s))
 	if err != nil {
 		return nil, err
 	}
@@ -312,53 +384,27 @@ func (p *jsonParser) hash(out *[32]byte) error {
 	return nil
 }
 
-// hashes parses an array of hashes, or null.
-func (p *jsonParser) hashes() ([]Hex, error) {
-	if p.null() {
-		return nil, nil
-	}
-	if !p.eat('[') {
-		return nil, p.errorf("want an array")
-	}
+// hashes parses an array of hashes, refusing more than max+1 of them
+// (the caller names what more than max means).
+func (p *jsonParser) hashes(max int) ([]Hex, error) {
 	out := []Hex{}
-	p.ws()
-	if p.eat(']') {
-		return out, nil
-	}
-	for {
-		p.ws()
+	err := p.array(func(i int) error {
+		if i > max {
+			return errors.New("too many hashes")
+		}
 		var h Hex
 		if err := p.hash((*[32]byte)(&h)); err != nil {
-			return nil, err
+			return err
 		}
 		out = append(out, h)
-		if len(out) > MaxInclusionHashes+1 {
-			return nil, errors.New("too many hashes")
-		}
-		p.ws()
-		if p.eat(']') {
-			return out, nil
-		}
-		if !p.eat(',') {
-			return nil, p.errorf("want ',' or ']'")
-		}
-	}
+		return nil
+	})
+	return out, err
 }
 
 // maxValueNesting bounds the nesting of a JSON value, as encoding/json's
 // own limit does.
 const maxValueNesting = 10000
-
-// noDuplicateMembers checks that b is one JSON value, followed by nothing
-// but whitespace, in which no object names a member twice.
-func noDuplicateMembers(b []byte) error {
-	p := &jsonParser{b: b, unique: true}
-	p.ws()
-	if err := p.skip(0); err != nil {
-		return err
-	}
-	return p.end()
-}
 
 // value checks one JSON value's syntax and returns its bytes.
 func (p *jsonParser) value() ([]byte, error) {
@@ -378,62 +424,9 @@ func (p *jsonParser) skip(depth int) error {
 	}
 	switch c := p.b[p.i]; {
 	case c == '{':
-		p.i++
-		p.ws()
-		if p.eat('}') {
-			return nil
-		}
-		var names map[string]bool
-		if p.unique {
-			names = map[string]bool{}
-		}
-		for {
-			p.ws()
-			name, err := p.str()
-			if err != nil {
-				return err
-			}
-			if names != nil {
-				if names[name] {
-					return p.errorf("member %q appears twice", name)
-				}
-				names[name] = true
-			}
-			p.ws()
-			if !p.eat(':') {
-				return p.errorf("want ':'")
-			}
-			p.ws()
-			if err := p.skip(depth + 1); err != nil {
-				return err
-			}
-			p.ws()
-			if p.eat('}') {
-				return nil
-			}
-			if !p.eat(',') {
-				return p.errorf("want ',' or '}'")
-			}
-		}
+		return p.object(func(string) error { return p.skip(depth + 1) })
 	case c == '[':
-		p.i++
-		p.ws()
-		if p.eat(']') {
-			return nil
-		}
-		for {
-			p.ws()
-			if err := p.skip(depth + 1); err != nil {
-				return err
-			}
-			p.ws()
-			if p.eat(']') {
-				return nil
-			}
-			if !p.eat(',') {
-				return p.errorf("want ',' or ']'")
-			}
-		}
+		return p.array(func(int) error { return p.skip(depth + 1) })
 	case c == '"':
 		_, err := p.str()
 		return err
@@ -441,7 +434,7 @@ func (p *jsonParser) skip(depth int) error {
 		_, err := p.bool()
 		return err
 	case c == 'n':
-		if p.null() {
+		if p.literal("null") {
 			return nil
 		}
 	case c == '-' || c >= '0' && c <= '9':
@@ -480,4 +473,15 @@ func (p *jsonParser) digits() bool {
 		p.i++
 	}
 	return p.i > start
+}
+
+// ParseEntry reads an entry file strictly, as the verifier does
+// (docs/BUNDLE.md): for tools that read bundles, and for the console's
+// tests, which check that the browser verifier reads entry files alike.
+func ParseEntry(b []byte) (*Entry, error) {
+	e := &Entry{}
+	if err := parseEntry(b, e); err != nil {
+		return nil, err
+	}
+	return e, nil
 }

@@ -10,9 +10,12 @@ import (
 )
 
 // Format is the value of Manifest.Format for the bundles this package
-// writes. FormatV1 bundles, written before format 2, still verify.
+// writes. Bundles of the earlier formats still verify: FormatV2 ones lack
+// only the range of a time-range export (so they cannot show that it is
+// complete), FormatV1 ones more (docs/BUNDLE.md).
 const (
-	Format   = "veritrace-bundle/v2"
+	Format   = "veritrace-bundle/v3"
+	FormatV2 = "veritrace-bundle/v2"
 	FormatV1 = "veritrace-bundle/v1"
 )
 
@@ -41,6 +44,11 @@ const (
 	// tree) and a consistency proof (at most 128).
 	MaxInclusionHashes   = 64
 	MaxConsistencyHashes = 128
+	// MaxRangeHeaders bounds the headers of range.bin (the entries of a
+	// time range, and one on each side), and MaxRangeFileBytes its size:
+	// a header is at most 308 bytes, plus 2 of length.
+	MaxRangeHeaders   = 10_000_000
+	MaxRangeFileBytes = MaxRangeHeaders * 310
 )
 
 // Names of the fixed files of a bundle.
@@ -50,6 +58,7 @@ const (
 	CheckpointFile  = "checkpoint.txt"
 	ConsistencyFile = "consistency.json"
 	ReportFile      = "report.html"
+	RangeFile       = "range.bin"
 	EntryDir        = "entries/"
 )
 
@@ -69,7 +78,31 @@ type Manifest struct {
 	Traces      []string     `json:"traces"`    // hex trace ids, in order
 	Entries     []EntryRef   `json:"entries"`
 	Consistency *Consistency `json:"consistency,omitempty"`
+	Range       *Range       `json:"range,omitempty"` // format 3: a time range's headers
 	Files       []FileDigest `json:"files"`
+}
+
+// Range (format 3) is present when the selector is a time range (from,
+// to, or both) whose other conditions all lie in the headers (trace,
+// version, kind): RangeFile then holds the header of every entry from
+// First-1 (when First > 0) to End (when End < the tree size), so that a
+// verifier can check that the bundle holds every trace of the range. The
+// entries of the range are [First, End); Proof proves the last header of
+// the file in the tree of the bundle's checkpoint, and through the hash
+// chain every header before it.
+type Range struct {
+	First uint64 `json:"first"`
+	End   uint64 `json:"end"`
+	File  string `json:"file"`
+	Proof []Hex  `json:"proof"`
+}
+
+// IsTimeRange reports whether a format 3 bundle of the selector carries
+// a Range: when the selector has from or to and no condition that only a
+// payload can show (session, subject, model, errors only), which headers
+// cannot prove complete.
+func (s *Selector) IsTimeRange() bool {
+	return (!s.From.IsZero() || !s.To.IsZero()) && !s.hasPayloadConditions()
 }
 
 // Selector is what the auditor asked to export: every condition given.

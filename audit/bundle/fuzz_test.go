@@ -6,14 +6,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/veritrace/veritrace/ledger/format"
@@ -389,6 +393,68 @@ func FuzzParseEntry(f *testing.F) {
 		sj, _ := json.Marshal(&slow)
 		if !bytes.Equal(fj, sj) || !bytes.Equal(fast.Decoded, slow.Decoded) {
 			t.Fatalf("parseEntry and encoding/json differ on %q:\n%s\n%s", b, fj, sj)
+		}
+	})
+}
+
+// strictJSON decodes one JSON value into out, refusing unknown fields and
+// trailing data.
+func strictJSON(b []byte, out any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the JSON value")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
+
+// FuzzParseManifest checks the verifier's manifest parser against
+// encoding/json, as FuzzParseEntry does: whatever parseManifest accepts,
+// encoding/json accepts with the same result (times compared as instants).
+func FuzzParseManifest(f *testing.F) {
+	fb := newFuzzBundle(f)
+	f.Add(fb.parts[ManifestFile])
+	f.Add([]byte(`{"format":"f","origin":"o","tenant":"t","log_key":"k","created_at":"2026-11-21T09:00:05.5+01:00","selector":{"from":"0001-01-01T00:00:00Z","errors_only":true},"tree_size":9007199254740991,"traces":[],"entries":[{"index":0,"kind":"span","file":"x"}],"files":[],"consistency":{"old_size":1,"file":"consistency.json"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast, slow Manifest
+		if err := parseManifest(b, &fast); err != nil {
+			return
+		}
+		if err := strictJSON(b, &slow); err != nil {
+			t.Fatalf("parseManifest accepts what encoding/json refuses (%v): %q", err, b)
+		}
+		for _, tm := range []struct{ a, b *time.Time }{{&fast.CreatedAt, &slow.CreatedAt}, {&fast.Selector.From, &slow.Selector.From}, {&fast.Selector.To, &slow.Selector.To}} {
+			if !tm.a.Equal(*tm.b) {
+				t.Fatalf("parseManifest and encoding/json read %q differently: %v, %v", b, *tm.a, *tm.b)
+			}
+			*tm.a, *tm.b = time.Time{}, time.Time{}
+		}
+		if diff := cmp.Diff(slow, fast, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("parseManifest and encoding/json differ on %q (-json +strict):\n%s", b, diff)
+		}
+	})
+}
+
+// FuzzParseConsistency: the same for consistency.json.
+func FuzzParseConsistency(f *testing.F) {
+	fb := newFuzzBundle(f)
+	f.Add(fb.parts[ConsistencyFile])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast, slow ConsistencyProof
+		if err := parseConsistency(b, &fast); err != nil {
+			return
+		}
+		if err := strictJSON(b, &slow); err != nil {
+			t.Fatalf("parseConsistency accepts what encoding/json refuses (%v): %q", err, b)
+		}
+		if diff := cmp.Diff(slow, fast, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("parseConsistency and encoding/json differ on %q (-json +strict):\n%s", b, diff)
 		}
 	})
 }

@@ -156,124 +156,176 @@ func (r *ReportWriter) Omitted(trace [16]byte) {
 
 // Trace adds one trace's decision path; entries are its span entries.
 func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
-	if r.err != nil {
-		return
-	}
-	tv := traceView{ID: hex.EncodeToString(trace[:])}
 	if !r.Fits(len(entries)) {
 		r.Omitted(trace)
 		return
 	}
-	r.shown += len(entries)
-	type node struct {
-		e           *Entry
-		h           *format.Header
-		span        *v1.Span
-		undecodable string // why the payload has no decoded form
-		children    []*node
-		attempt     Attempt
-	}
-	nodes := map[[8]byte]*node{}
-	var parsed []*node
+	tb := r.StartTrace(trace)
 	for _, e := range entries {
-		h, err := format.ParseHeader(e.Header)
-		if err != nil {
+		tb.Add(e)
+	}
+	tb.Close()
+}
+
+// TraceBuilder gathers the spans of one trace for the report. It keeps of
+// each span only its header and its view, whose texts are clipped, never
+// its payload: a trace of big spans costs the report the views alone. An
+// OpenTelemetry span is shown with its resource and scope, which its
+// trace's resource entry holds: the builder keeps each resource entry's
+// bytes, and the source of a span only while its resource entry has not
+// been added yet (resource entries are appended before the spans that
+// refer to them).
+type TraceBuilder struct {
+	r     *ReportWriter
+	trace [16]byte
+	added int
+	nodes map[[8]byte]*reportNode
+	all   []*reportNode
+	// OTLP resource entries are shown within the spans that refer to
+	// them ("as received"), not as spans: resources holds their
+	// resource_scope by its SHA-256, resourceIDs the span ids of resource
+	// entries, added or referred to.
+	resources   map[[32]byte][]byte
+	resourceIDs map[[8]byte]bool
+}
+
+type reportNode struct {
+	h          *format.Header
+	view       spanView
+	start, end time.Time
+	err        bool
+	children   []*reportNode
+	attempt    Attempt
+	// otlp is the source of an OpenTelemetry span whose resource entry
+	// was not yet added: its view's OTLP text is written at Close.
+	otlp *v1.OtlpSource
+}
+
+// StartTrace starts one trace's decision path: Add each of its span
+// entries (at most what Fits allowed), then Close.
+func (r *ReportWriter) StartTrace(trace [16]byte) *TraceBuilder {
+	return &TraceBuilder{r: r, trace: trace, nodes: map[[8]byte]*reportNode{},
+		resources: map[[32]byte][]byte{}, resourceIDs: map[[8]byte]bool{}}
+}
+
+// Add adds a span entry; the entry is not kept.
+func (b *TraceBuilder) Add(e *Entry) {
+	h, err := format.ParseHeader(e.Header)
+	if err != nil || b.r.err != nil {
+		return
+	}
+	b.added++
+	sp, undecodable := &v1.Span{}, ""
+	if !e.Erased {
+		if m, err := ParsePayload(format.KindSpan, e.Payload); err != nil {
+			undecodable = err.Error()
+		} else {
+			sp = m.(*v1.Span)
+		}
+	}
+	src := sp.GetOtlp()
+	var resourceScope []byte
+	switch FormOf(src) {
+	case OTLPResource:
+		b.resources[sha256.Sum256(src.GetResourceScope())] = src.GetResourceScope()
+		b.resourceIDs[h.SpanID] = true
+		return
+	case OTLPSpan, OTLPLogRecord:
+		b.resourceIDs[ResourceEntrySpanID(b.trace[:], src.GetResourceScopeSha256())] = true
+		resourceScope = b.resourceOf(src)
+	}
+	n := &reportNode{h: h, view: b.r.spanView(e, h, sp, undecodable, resourceScope), start: h.AppendedAt, end: h.AppendedAt,
+		err: sp.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR}
+	if f := FormOf(src); (f == OTLPSpan || f == OTLPLogRecord) && resourceScope == nil {
+		n.otlp = src
+	}
+	if sp.GetStartTime() != nil {
+		n.start = sp.GetStartTime().AsTime()
+	}
+	if sp.GetEndTime() != nil {
+		n.end = sp.GetEndTime().AsTime()
+	}
+	b.nodes[h.SpanID] = n
+	b.all = append(b.all, n)
+}
+
+// resourceOf returns the resource_scope a span's source refers to, nil if
+// its resource entry was not added.
+func (b *TraceBuilder) resourceOf(src *v1.OtlpSource) []byte {
+	if len(src.GetResourceScopeSha256()) != sha256.Size {
+		return nil
+	}
+	return b.resources[[32]byte(src.GetResourceScopeSha256())]
+}
+
+// Close lays the trace out and writes it.
+func (b *TraceBuilder) Close() {
+	r := b.r
+	if r.err != nil {
+		return
+	}
+	r.shown += b.added
+	// A span id some span refers to as its resource entry's is not shown
+	// as a span, whatever the order of the entries: an erased resource
+	// entry has no source to tell what it is.
+	all := b.all[:0]
+	for _, n := range b.all {
+		if b.resourceIDs[n.h.SpanID] {
+			delete(b.nodes, n.h.SpanID)
 			continue
 		}
-		n := &node{e: e, h: h, span: &v1.Span{}}
-		if !e.Erased {
-			if m, err := ParsePayload(format.KindSpan, e.Payload); err != nil {
-				n.undecodable = err.Error()
-			} else {
-				n.span = m.(*v1.Span)
-			}
+		if n.otlp != nil {
+			n.view.OTLP = clipTo(otlpText(n.otlp, b.resourceOf(n.otlp)), 8*maxViewText)
+			n.otlp = nil
 		}
-		parsed = append(parsed, n)
-	}
-	// OTLP resource entries are shown within the spans that refer to them
-	// ("as received"), not as spans.
-	resources := map[[32]byte][]byte{}
-	resourceIDs := map[[8]byte]bool{}
-	for _, n := range parsed {
-		src := n.span.GetOtlp()
-		switch FormOf(src) {
-		case OTLPResource:
-			resources[sha256.Sum256(src.GetResourceScope())] = src.GetResourceScope()
-			resourceIDs[n.h.SpanID] = true
-		case OTLPSpan, OTLPLogRecord:
-			resourceIDs[ResourceEntrySpanID(trace[:], src.GetResourceScopeSha256())] = true
-		}
-	}
-	var all []*node
-	for _, n := range parsed {
-		if resourceIDs[n.h.SpanID] {
-			continue
-		}
-		nodes[n.h.SpanID] = n
 		all = append(all, n)
 	}
-	resourceOf := func(src *v1.OtlpSource) []byte {
-		if len(src.GetResourceScopeSha256()) != sha256.Size {
-			return nil
-		}
-		return resources[[32]byte(src.GetResourceScopeSha256())]
+	b.all = all
+	if len(b.all) == 0 {
+		return
 	}
-	start := func(n *node) time.Time {
-		if n.span.GetStartTime() != nil {
-			return n.span.GetStartTime().AsTime()
-		}
-		return n.h.AppendedAt
-	}
-	end := func(n *node) time.Time {
-		if n.span.GetEndTime() != nil {
-			return n.span.GetEndTime().AsTime()
-		}
-		return n.h.AppendedAt
-	}
-	var roots []*node
-	for _, n := range all {
-		if p := nodes[n.h.ParentSpanID]; p != nil && n.h.ParentSpanID != ([8]byte{}) && p != n {
+	tv := traceView{ID: hex.EncodeToString(b.trace[:])}
+	var roots []*reportNode
+	for _, n := range b.all {
+		if p := b.nodes[n.h.ParentSpanID]; p != nil && n.h.ParentSpanID != ([8]byte{}) && p != n {
 			p.children = append(p.children, n)
 		} else {
 			roots = append(roots, n)
 		}
 	}
-	if len(all) == 0 {
-		return
-	}
-	t0, t1 := start(all[0]), end(all[0])
-	for _, n := range all {
-		if s := start(n); s.Before(t0) {
-			t0 = s
+	t0, t1 := b.all[0].start, b.all[0].end
+	for _, n := range b.all {
+		if n.start.Before(t0) {
+			t0 = n.start
 		}
-		if e := end(n); e.After(t1) {
-			t1 = e
+		if n.end.After(t1) {
+			t1 = n.end
 		}
 	}
-	markAttempts := func(ns []*node) {
+	markAttempts := func(ns []*reportNode) {
 		in := make([]AttemptSpan, len(ns))
 		for i, n := range ns {
-			in[i] = AttemptSpan{Kind: v1.SpanKind(n.h.SubKind), Start: start(n), Error: n.span.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR}
+			in[i] = AttemptSpan{Kind: v1.SpanKind(n.h.SubKind), Start: n.start, Error: n.err}
 		}
 		for i, a := range Attempts(in) {
 			ns[i].attempt = a
 		}
 	}
 	markAttempts(roots)
-	for _, n := range all {
+	for _, n := range b.all {
 		markAttempts(n.children)
 	}
 	total := t1.Sub(t0)
 	tv.Start, tv.Duration = t0.UTC().Format(time.RFC3339Nano), total.String()
 	var costs []string
-	var walk func(n *node, depth int)
-	walk = func(n *node, depth int) {
-		sv := r.spanView(n.e, n.h, n.span, n.undecodable, resourceOf(n.span.GetOtlp()))
+	var walk func(n *reportNode, depth int)
+	walk = func(n *reportNode, depth int) {
+		sv := n.view
 		sv.Depth, sv.Indent = depth, depth*16
 		sv.Attempt, sv.Attempts = n.attempt.N, n.attempt.Of
 		if total > 0 {
-			sv.OffsetPct = float64(start(n).Sub(t0)) / float64(total) * 100
-			sv.WidthPct = max(float64(end(n).Sub(start(n)))/float64(total)*100, 0.5)
+			sv.OffsetPct = float64(n.start.Sub(t0)) / float64(total) * 100
+			sv.WidthPct = max(float64(n.end.Sub(n.start))/float64(total)*100, 0.5)
 		} else {
 			sv.WidthPct = 100
 		}
@@ -282,12 +334,12 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 			costs = append(costs, sv.Cost)
 		}
 		tv.Spans = append(tv.Spans, sv)
-		sort.Slice(n.children, func(i, j int) bool { return start(n.children[i]).Before(start(n.children[j])) })
+		sort.Slice(n.children, func(i, j int) bool { return n.children[i].start.Before(n.children[j].start) })
 		for _, c := range n.children {
 			walk(c, depth+1)
 		}
 	}
-	sort.Slice(roots, func(i, j int) bool { return start(roots[i]).Before(start(roots[j])) })
+	sort.Slice(roots, func(i, j int) bool { return roots[i].start.Before(roots[j].start) })
 	for _, n := range roots {
 		walk(n, 0)
 	}

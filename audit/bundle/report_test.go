@@ -2,9 +2,13 @@ package bundle
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"strings"
 	"testing"
 
+	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
+	resource "go.opentelemetry.io/proto/slim/otlp/resource/v1"
+	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
@@ -47,5 +51,72 @@ func TestReportIsBounded(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report does not say %q", want)
 		}
+	}
+}
+
+// TestReportShowsOTLPResourceWithinSpans: an OpenTelemetry span is shown
+// with the resource and scope its trace's resource entry holds, whichever
+// of the two the report is given first, and the resource entry is not
+// shown as a span; an erased resource entry is not shown either, and the
+// span says its resource is not in the bundle.
+func TestReportShowsOTLPResourceWithinSpans(t *testing.T) {
+	traceID := [16]byte{7}
+	rsc, err := proto.Marshal(&trace.ResourceSpans{
+		Resource:   &resource.Resource{Attributes: []*common.KeyValue{{Key: "service.name", Value: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: "support-bot"}}}}},
+		ScopeSpans: []*trace.ScopeSpans{{Scope: &common.InstrumentationScope{Name: "app"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256(rsc)
+	resID := ResourceEntrySpanID(traceID[:], digest[:])
+	entry := func(i uint64, spanID [8]byte, kind v1.SpanKind, sp *v1.Span, erased bool) *Entry {
+		h := format.Header{Kind: format.KindSpan, SubKind: uint8(kind), Tenant: "default", Index: i, RetentionClass: "default", TraceID: traceID, SpanID: spanID}
+		e := &Entry{Index: i, Header: h.Marshal(), Erased: erased}
+		if !erased {
+			e.Payload, _ = proto.Marshal(sp)
+		}
+		return e
+	}
+	resEntry := func(erased bool) *Entry {
+		return entry(0, resID, v1.SpanKind_SPAN_KIND_OTHER, &v1.Span{Name: "otlp.resource_scope", Otlp: &v1.OtlpSource{ResourceScope: rsc}}, erased)
+	}
+	otlpSpan, err := proto.Marshal(&trace.Span{TraceId: traceID[:], SpanId: []byte{0, 0, 0, 0, 0, 0, 0, 1}, Name: "chat gpt-4o"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	span := entry(1, [8]byte{7: 1}, v1.SpanKind_SPAN_KIND_GENERATION,
+		&v1.Span{Name: "chat gpt-4o", Otlp: &v1.OtlpSource{Span: otlpSpan, ResourceScopeSha256: digest[:]}}, false)
+	for _, c := range []struct {
+		name    string
+		entries []*Entry
+		want    []string
+		not     []string
+	}{
+		{"resource entry first", []*Entry{resEntry(false), span}, []string{"support-bot"}, []string{"otlp.resource_scope", "not in this bundle"}},
+		{"resource entry last", []*Entry{span, resEntry(false)}, []string{"support-bot"}, []string{"otlp.resource_scope", "not in this bundle"}},
+		{"resource entry erased", []*Entry{resEntry(true), span}, []string{"not in this bundle"}, []string{"support-bot", "(payload erased)"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			rw := NewReportWriter(&out, ReportInfo{Tenant: "default"}, nil)
+			rw.Trace(traceID, c.entries)
+			if err := rw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("the report does not show %q", w)
+				}
+			}
+			for _, w := range c.not {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("the report shows %q", w)
+				}
+			}
+			if n := strings.Count(out.String(), "chat gpt-4o</"); n != 1 {
+				t.Errorf("the span is shown %d times, want once", n)
+			}
+		})
 	}
 }

@@ -217,7 +217,7 @@ func Verify(r io.ReaderAt, size int64, key note.Verifier, pinned []byte) *Report
 	v := &verifier{rep: &Report{}, checks: map[string]*Check{}, key: key}
 	for _, name := range []string{CheckSignature, CheckManifest, CheckFiles, CheckCheckpoint, CheckHeaders,
 		CheckCommitments, CheckLeafHashes, CheckInclusion, CheckDecoded, CheckIdentity, CheckReferences,
-		CheckErasures, CheckTraces, CheckOTLP} {
+		CheckErasures, CheckTraces, CheckOTLP, CheckSelector, CheckRange} {
 		v.check(name)
 	}
 	if pinned != nil {
@@ -226,59 +226,6 @@ func Verify(r io.ReaderAt, size int64, key note.Verifier, pinned []byte) *Report
 	}
 	v.run(r, size, pinned)
 	return v.rep
-}
-
-// readFile reads a file of the bundle, at most max bytes, and returns its
-// bytes and SHA-256.
-func (v *verifier) readFile(name string, max int64) ([]byte, [32]byte, error) {
-	f := v.files[name]
-	if f == nil {
-		return nil, [32]byte{}, fmt.Errorf("%s is missing", name)
-	}
-	if f.UncompressedSize64 > uint64(max) {
-		return nil, [32]byte{}, fmt.Errorf("%s: %d bytes, more than the limit of %d", name, f.UncompressedSize64, max)
-	}
-	rc, err := f.Open()
-	if err != nil {
-		return nil, [32]byte{}, fmt.Errorf("%s: %v", name, err)
-	}
-	defer rc.Close()
-	buf := bytes.NewBuffer(make([]byte, 0, f.UncompressedSize64))
-	if _, err := io.Copy(buf, io.LimitReader(rc, max+1)); err != nil {
-		return nil, [32]byte{}, fmt.Errorf("%s: %v", name, err)
-	}
-	if int64(buf.Len()) > max {
-		return nil, [32]byte{}, fmt.Errorf("%s: more than the limit of %d bytes", name, max)
-	}
-	return buf.Bytes(), sha256.Sum256(buf.Bytes()), nil
-}
-
-// hashFile returns the SHA-256 of a file of the bundle, reading at most
-// max bytes and holding none of them.
-func (v *verifier) hashFile(name string, max int64) ([32]byte, error) {
-	var sum [32]byte
-	f := v.files[name]
-	if f == nil {
-		return sum, fmt.Errorf("%s is missing", name)
-	}
-	if f.UncompressedSize64 > uint64(max) {
-		return sum, fmt.Errorf("%s: %d bytes, more than the limit of %d", name, f.UncompressedSize64, max)
-	}
-	rc, err := f.Open()
-	if err != nil {
-		return sum, fmt.Errorf("%s: %v", name, err)
-	}
-	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(rc, max+1))
-	if err != nil {
-		return sum, fmt.Errorf("%s: %v", name, err)
-	}
-	if n > max {
-		return sum, fmt.Errorf("%s: more than the limit of %d bytes", name, max)
-	}
-	h.Sum(sum[:0])
-	return sum, nil
 }
 
 func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
@@ -342,7 +289,7 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 
 	// The checkpoint.
 	var cp *format.Checkpoint
-	if b, sum, err := v.readFile(CheckpointFile, MaxSmallFileBytes); err != nil {
+	if b, sum, err := v.readFile(CheckpointFile, MaxSmallFileBytes, false); err != nil {
 		v.fail(CheckFiles, "%v", err)
 		v.fail(CheckCheckpoint, "%v", err)
 	} else {
@@ -378,21 +325,23 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 		}
 	}
 	v.crossChecks(m, results)
+	v.checkSelectorHolds(m, results)
+	v.checkTimeRange(m, cp, results)
 
 	// The other files.
-	if report, err := v.hashFile(ReportFile, MaxReportBytes); err != nil {
+	if report, err := v.hashFile(ReportFile, MaxReportBytes, false); err != nil {
 		v.fail(CheckFiles, "%v", err)
 	} else {
 		digest(ReportFile, report)
 	}
 	var cons *ConsistencyProof
 	if m.Consistency != nil {
-		if b, sum, err := v.readFile(ConsistencyFile, MaxSmallFileBytes); err != nil {
+		if b, sum, err := v.readFile(ConsistencyFile, MaxSmallFileBytes, false); err != nil {
 			v.fail(CheckFiles, "%v", err)
 		} else {
 			digest(ConsistencyFile, sum)
 			cons = &ConsistencyProof{}
-			if err := strictJSON(b, cons); err != nil {
+			if err := parseConsistency(b, cons); err != nil {
 				cons = nil
 				v.fail(CheckConsistency, "%s is not a consistency proof: %v", ConsistencyFile, err)
 			}
@@ -404,7 +353,7 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 // signedManifest reads manifest.json and checks its signature; it parses
 // the manifest only once the signature holds.
 func (v *verifier) signedManifest() (*Manifest, bool) {
-	sig, _, err := v.readFile(SignatureFile, MaxSmallFileBytes)
+	sig, _, err := v.readFile(SignatureFile, MaxSmallFileBytes, false)
 	if err != nil {
 		v.fail(CheckSignature, "%v", err)
 		v.skipAll("the manifest's signature could not be read")
@@ -422,7 +371,11 @@ func (v *verifier) signedManifest() (*Manifest, bool) {
 		v.skipAll("the manifest is not signed by the key")
 		return nil, false
 	}
-	mb, digest, err := v.readFile(ManifestFile, MaxManifestBytes)
+	// The manifest is hashed as it streams, and read into memory only once
+	// it is the signed one: any bundle's manifest.sig verifies with the
+	// key, so a signature alone proves nothing about the size of what
+	// comes with it.
+	digest, err := v.hashFile(ManifestFile, MaxManifestBytes, false)
 	if err != nil {
 		v.fail(CheckSignature, "%v", err)
 		v.skipAll("the manifest could not be read")
@@ -433,14 +386,19 @@ func (v *verifier) signedManifest() (*Manifest, bool) {
 		v.skipAll("the manifest is not signed by the key")
 		return nil, false
 	}
-	m := &Manifest{}
-	if err := noDuplicateMembers(mb); err != nil {
-		v.pass(CheckSignature)
-		v.fail(CheckManifest, "manifest.json: %v", err)
+	mb, digest, err := v.readFile(ManifestFile, MaxManifestBytes, false)
+	if err != nil {
+		v.fail(CheckSignature, "%v", err)
 		v.skipAll("the manifest could not be read")
 		return nil, false
 	}
-	if err := strictJSON(mb, m); err != nil {
+	if digest != want { // the file changed while it was read
+		v.fail(CheckSignature, "the signature is for another manifest (signed %x)", want[:8])
+		v.skipAll("the manifest is not signed by the key")
+		return nil, false
+	}
+	m := &Manifest{}
+	if err := parseManifest(mb, m); err != nil {
 		v.pass(CheckSignature)
 		v.fail(CheckManifest, "manifest.json does not parse: %v", err)
 		v.skipAll("the manifest could not be read")
@@ -455,23 +413,6 @@ func (v *verifier) signedManifest() (*Manifest, bool) {
 	return m, true
 }
 
-// strictJSON decodes one JSON value into out, refusing unknown fields and
-// trailing data.
-func strictJSON(b []byte, out any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(out); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("data after the JSON value")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON value")
-	}
-	return nil
-}
-
 // checkManifest checks the manifest's structure: what it lists, once each,
 // and nothing a bundle does not hold.
 func (v *verifier) checkManifest(m *Manifest) bool {
@@ -479,8 +420,8 @@ func (v *verifier) checkManifest(m *Manifest) bool {
 		v.fail(CheckManifest, format, args...)
 		return false
 	}
-	if m.Format != Format && m.Format != FormatV1 {
-		return bad("format %q, want %q or %q", m.Format, Format, FormatV1)
+	if m.Format != Format && m.Format != FormatV2 && m.Format != FormatV1 {
+		return bad("format %q, want %q, %q or %q", m.Format, Format, FormatV2, FormatV1)
 	}
 	tenant, ok := strings.CutPrefix(m.Origin, v.key.Name()+"/")
 	if !ok || m.Tenant != tenant || format.ValidateTenant(tenant) != nil {
@@ -531,13 +472,26 @@ func (v *verifier) checkManifest(m *Manifest) bool {
 		}
 		want[ConsistencyFile] = true
 	}
+	if r := m.Range; r != nil {
+		switch {
+		case m.Format != Format:
+			return bad("range: not part of %s", m.Format)
+		case !m.Selector.IsTimeRange():
+			return bad("range: the selector is not a time range whose other conditions lie in the headers")
+		case r.File != RangeFile || r.First >= r.End || r.End > m.TreeSize:
+			return bad("range: file %q of entries [%d, %d); want %q of a range in [0, %d) holding at least one entry", r.File, r.First, r.End, RangeFile, m.TreeSize)
+		case len(r.Proof) > MaxInclusionHashes:
+			return bad("range: an inclusion proof of %d hashes", len(r.Proof))
+		}
+		want[RangeFile] = true
+	}
 	names := make(map[string]bool, len(m.Files))
 	for _, fd := range m.Files {
 		switch {
 		case names[fd.Name]:
 			return bad("file %q is listed twice", fd.Name)
 		case !want[fd.Name]:
-			return bad("file %q is listed but is not an entry file, %s, %s or %s", fd.Name, CheckpointFile, ReportFile, ConsistencyFile)
+			return bad("file %q is listed but is not an entry file, %s, %s, %s or %s", fd.Name, CheckpointFile, ReportFile, ConsistencyFile, RangeFile)
 		case !isHex(fd.SHA256, 32):
 			return bad("file %q: SHA-256 %q is not 64 lowercase hex digits", fd.Name, fd.SHA256)
 		}
@@ -588,6 +542,9 @@ func checkSelector(m *Manifest) error {
 	if !s.From.IsZero() && !s.To.IsZero() && !s.From.Before(s.To) {
 		return errors.New("from is not before to")
 	}
+	if s == (Selector{}) {
+		return errors.New("it names no condition; an export names at least one")
+	}
 	return nil
 }
 
@@ -628,6 +585,9 @@ type entryResult struct {
 	header *format.Header
 	leaf   tlog.Hash
 	erased bool
+	// Of a span whose payload parsed: what it says of the selector's
+	// payload conditions.
+	payload payloadMatch
 	// Of a tombstone whose payload parsed: the entries it names.
 	names []format.TombstoneEntry
 	// Of a span ingested over OTLP whose source passed its own checks:
@@ -667,7 +627,7 @@ func (v *verifier) entries(m *Manifest, cp *format.Checkpoint) []entryResult {
 // entry checks one entry file. It may run on any goroutine: it reads v's
 // files and key only.
 func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, res *entryResult) {
-	b, sum, err := v.readFile(ref.File, MaxEntryFileBytes)
+	b, sum, err := v.readFile(ref.File, MaxEntryFileBytes, true)
 	if err != nil {
 		res.fail(CheckFiles, "%v", err)
 		res.fail(CheckHeaders, "entry %d: %v", ref.Index, err)
@@ -748,8 +708,8 @@ func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *en
 			return json.Compact(&got, e.Decoded) == nil && bytes.Equal(want, got.Bytes())
 		})
 		if h.Kind == format.KindTombstone {
-			var ts format.Tombstone // members added later are ignored
-			if err := json.Unmarshal(e.Payload, &ts); err != nil {
+			ts, err := parseTombstone(e.Payload)
+			if err != nil {
 				res.fail(CheckIdentity, "tombstone %d: the payload is not a tombstone: %v", h.Index, err)
 				return
 			}
@@ -776,6 +736,9 @@ func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *en
 	if msg == nil {
 		res.fail(CheckIdentity, "entry %d: %v", h.Index, err)
 		return
+	}
+	if sp, ok := msg.(*v1.Span); ok {
+		res.payload = m.Selector.matchPayload(sp)
 	}
 	if why := headerMismatch(h, msg); why != "" {
 		res.fail(CheckIdentity, "entry %d: %s", h.Index, why)
@@ -957,7 +920,7 @@ func (v *verifier) crossChecks(m *Manifest, results []entryResult) {
 		kind format.VersionKind
 		id   [32]byte
 	}
-	versions := map[versionRef]bool{}
+	versions := map[versionRef]uint64{} // the version entries: their index
 	referenced := map[versionRef]bool{}
 	named := map[uint64]string{} // entries named by a tombstone: their leaf hash, hex
 	spans := map[string]int{}
@@ -967,7 +930,7 @@ func (v *verifier) crossChecks(m *Manifest, results []entryResult) {
 		case h == nil:
 		case h.Kind == format.KindVersion:
 			k := format.VersionKind(h.SubKind)
-			versions[versionRef{k, h.Refs.Ref(k)}] = true
+			versions[versionRef{k, h.Refs.Ref(k)}] = h.Index
 		case h.Kind == format.KindTombstone:
 			for _, te := range r.names {
 				named[te.Index] = te.LeafHash
@@ -995,13 +958,16 @@ func (v *verifier) crossChecks(m *Manifest, results []entryResult) {
 			spans[trace]++
 			for k := format.VersionPrompt; k <= format.VersionPipeline; k++ {
 				id := h.Refs.Ref(k)
+				at, ok := versions[versionRef{k, id}]
 				switch {
 				case id == [32]byte{}:
-				case versions[versionRef{k, id}]:
+				case !ok:
+					v.fail(CheckReferences, "entry %d references %s version %x, which the bundle does not hold", h.Index, k, id[:8])
+				case at > h.Index:
+					v.fail(CheckReferences, "entry %d references %s version %x, which was registered after it (entry %d)", h.Index, k, id[:8], at)
+				default:
 					referenced[versionRef{k, id}] = true
 					v.pass(CheckReferences)
-				default:
-					v.fail(CheckReferences, "entry %d references %s version %x, which the bundle does not hold", h.Index, k, id[:8])
 				}
 			}
 		}

@@ -2,14 +2,17 @@ package bundle
 
 import (
 	"archive/zip"
+	"bufio"
 	"compress/flate"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"sync"
 )
 
@@ -21,16 +24,22 @@ type Writer struct {
 	zw      *zip.Writer
 	m       Manifest
 	written int64 // uncompressed bytes of the files so far
+	huffman bool  // the file being created is compressed Huffman-only
 }
 
 // NewWriter starts a bundle. m must have Origin, Tenant, LogKey,
 // CreatedAt, Selector and TreeSize set.
 func NewWriter(w io.Writer, m Manifest) *Writer {
 	m.Format = Format
-	m.Entries, m.Files, m.Traces = nil, nil, nil
-	zw := zip.NewWriter(w)
-	zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) { return bestSpeed.get(out), nil })
-	return &Writer{zw: zw, m: m}
+	m.Entries, m.Files, m.Traces, m.Range = nil, nil, nil, nil
+	bw := &Writer{zw: zip.NewWriter(w), m: m}
+	bw.zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
+		if bw.huffman {
+			return huffmanOnly.get(out), nil
+		}
+		return bestSpeed.get(out), nil
+	})
+	return bw
 }
 
 // Compressors, pooled: each holds about a megabyte. Entry files are small
@@ -138,6 +147,44 @@ func (w *Writer) AddPrepared(p *PreparedEntry) error {
 	}
 	w.m.Entries = append(w.m.Entries, EntryRef{Index: p.Index, Kind: p.Kind.String(), File: name})
 	w.m.Files = append(w.m.Files, FileDigest{Name: name, SHA256: hex.EncodeToString(p.sha256[:])})
+	return nil
+}
+
+// AddRange writes range.bin (format 3, docs/BUNDLE.md): headers calls add
+// with the canonical header of every entry from r.First-1 (when r.First >
+// 0) to r.End (when r.End is below the tree size), in index order. r.Proof
+// must prove the last of them in the tree of the bundle's checkpoint. The
+// file is compressed Huffman-only, as entry files are, so that it
+// expands at most MaxExpansion times.
+func (w *Writer) AddRange(r Range, headers func(add func(header []byte) error) error) error {
+	r.File = RangeFile
+	w.huffman = true
+	defer func() { w.huffman = false }()
+	n := 0
+	err := w.file(RangeFile, func(out io.Writer) error {
+		bw := bufio.NewWriterSize(out, 64<<10)
+		err := headers(func(h []byte) error {
+			if n++; n > MaxRangeHeaders {
+				return fmt.Errorf("%w: a time range of more than %d entries", ErrTooLarge, MaxRangeHeaders)
+			}
+			if len(h) > math.MaxUint16 {
+				return fmt.Errorf("a header of %d bytes", len(h))
+			}
+			var l [2]byte
+			binary.BigEndian.PutUint16(l[:], uint16(len(h)))
+			bw.Write(l[:])
+			_, err := bw.Write(h)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
+	if err != nil {
+		return err
+	}
+	w.m.Range = &r
 	return nil
 }
 

@@ -1,13 +1,60 @@
 package main
 
 import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
 )
+
+// accessLogOf appends one access record holding payload to a new data
+// directory, serves it and returns what `veritrace access-log` prints.
+func accessLogOf(t *testing.T, payload []byte) string {
+	t.Helper()
+	t.Setenv("VERITRACE_API_KEY", "")
+	t.Setenv("VERITRACE_API_KEY_FILE", "")
+	data := filepath.Join(t.TempDir(), "data")
+	keys, _, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, ledger.Options{Dir: data, Keys: keys, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, ledger.DefaultTenant, []ledger.Record{{Kind: format.KindAccess, SubKind: uint8(format.AccessAllowed), RetentionClass: "access", Payload: payload}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	addr, stop := startServe(t, serveConfig{DataDir: data})
+	defer stop()
+	var out strings.Builder
+	if err := run(ctx, []string{"access-log", "--addr", "http://" + addr, "--api-key-file", filepath.Join(data, "admin.key")}, &out); err != nil {
+		t.Fatalf("access-log = %v", err)
+	}
+	return out.String()
+}
+
+// TestAccessLogShowsAnUndecodableRecord: an access record that is not
+// protobuf (the log keeps whatever was appended) is printed as such, on
+// its own line, and the rest of the log still is.
+func TestAccessLogShowsAnUndecodableRecord(t *testing.T) {
+	out := accessLogOf(t, []byte("\xff\x1b[2Jnot protobuf"))
+	if !strings.HasPrefix(out, "0\tundecodable: does not parse as veritrace.v1.AccessRecord") || strings.Contains(out, "\x1b") {
+		t.Errorf("access-log printed:\n%q", out)
+	}
+}
 
 // TestDescribeSummary: `veritrace access-log` prints every list of a
 // refusal summary, with the count of what did not fit.

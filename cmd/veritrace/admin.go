@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 )
 
@@ -185,20 +186,31 @@ func runAccessLog(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		for _, e := range resp.Msg.GetEntries() {
+			switch {
+			case e.GetDecodeError() != "":
+				fmt.Fprintf(stdout, "%d\tundecodable: %s\n", e.GetIndex(), bundle.Printable(e.GetDecodeError()))
+				continue
+			case e.GetRecord() == nil:
+				fmt.Fprintf(stdout, "%d\terased\n", e.GetIndex())
+				continue
+			}
 			r := e.GetRecord()
 			key := r.GetKeyId()
 			if key == "" {
 				key = "-"
 			}
+			// A record's strings are printed escaped (bundle.Printable): records
+			// written before the server bounded and escaped them are kept for
+			// years, and none may drive the terminal or forge a line.
 			fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\t%s", e.GetIndex(), r.GetTime().AsTime().Format(time.RFC3339Nano),
-				enumWord(r.GetOutcome(), "ACCESS_OUTCOME_"), key, shortRole(r.GetRole()))
+				enumWord(r.GetOutcome(), "ACCESS_OUTCOME_"), bundle.Printable(key), shortRole(r.GetRole()))
 			if sum := r.GetSummary(); sum != nil {
-				fmt.Fprintf(stdout, "\t%s\n", describeSummary(sum))
+				fmt.Fprintf(stdout, "\t%s\n", bundle.Printable(describeSummary(sum)))
 				continue
 			}
-			fmt.Fprintf(stdout, "\t%s\t%s\t%s", r.GetProcedure(), r.GetTenant(), r.GetTarget())
+			fmt.Fprintf(stdout, "\t%s\t%s\t%s", bundle.Printable(r.GetProcedure()), bundle.Printable(r.GetTenant()), bundle.Printable(r.GetTarget()))
 			if r.GetCode() != "" {
-				fmt.Fprintf(stdout, "\t%s: %s", r.GetCode(), r.GetReason())
+				fmt.Fprintf(stdout, "\t%s: %s", bundle.Printable(r.GetCode()), bundle.Printable(r.GetReason()))
 			}
 			fmt.Fprintln(stdout)
 		}

@@ -139,8 +139,15 @@ func runExport(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Write next to the destination and rename at the end, so that a failed
-	// export leaves no partial bundle behind.
+	// Refuse an existing file before asking for the export; publish below
+	// refuses one created meanwhile.
+	if _, err := os.Lstat(*out); err == nil {
+		return fmt.Errorf("%s exists; not overwriting it", *out)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	// Write next to the destination and publish it at the end, so that a
+	// failed export leaves no partial bundle behind.
 	tmp, err := os.CreateTemp(filepath.Dir(*out), ".veritrace-export-*")
 	if err != nil {
 		return err
@@ -167,14 +174,43 @@ func runExport(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*out); err == nil {
-		return fmt.Errorf("%s exists; not overwriting it", *out)
-	}
-	if err := os.Rename(tmp.Name(), *out); err != nil {
+	if err := publish(tmp.Name(), *out); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d bytes); verify it with: veritrace verify %s --key veritrace-data/log.pub\n"+
 		"(the log's public key: DATA/log.pub on the server, by default veritrace-data/log.pub; auditors get it out of band)\n", *out, n, *out)
+	return nil
+}
+
+// publish gives the complete file tmp the name dst, failing if dst exists,
+// whenever it was created: a hard link is created atomically or not at all
+// (a rename would replace a file created during the download). Where the
+// file system has no hard links, dst is created exclusively and filled
+// with a copy. tmp is left for the caller to remove.
+func publish(tmp, dst string) error {
+	err := os.Link(tmp, dst)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrExist):
+		return fmt.Errorf("%s exists; not overwriting it", dst)
+	}
+	in, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s exists; not overwriting it", dst)
+	} else if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if err = errors.Join(err, out.Sync(), out.Close()); err != nil {
+		os.Remove(dst) // ours: created exclusively above
+		return err
+	}
 	return nil
 }
 

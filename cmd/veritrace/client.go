@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/veritrace/veritrace/audit/bundle"
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
@@ -287,7 +288,7 @@ func runVersion(ctx context.Context, args []string, stdout io.Writer) error {
 				return err
 			}
 			for _, v := range resp.Msg.GetVersions() {
-				fmt.Fprintf(stdout, "%s\t%-8s\t%s\t%s\tindex %d\n", v.GetId(), enumWord(v.GetKind(), "VERSION_KIND_"), v.GetName(), v.GetLabel(), v.GetIndex())
+				fmt.Fprintf(stdout, "%s\t%-8s\t%s\t%s\tindex %d\n", v.GetId(), enumWord(v.GetKind(), "VERSION_KIND_"), bundle.Printable(v.GetName()), bundle.Printable(v.GetLabel()), v.GetIndex())
 			}
 			if token = resp.Msg.GetNextPageToken(); token == "" {
 				return nil

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 )
 
@@ -50,13 +51,22 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	e := resp.Msg.GetErasure()
+	// The answer lists the first entries of each list; the counts are the
+	// lists' lengths (GetErasure pages through them).
+	listed := fmt.Sprint(e.GetErased())
+	if n := uint64(len(e.GetErased())); n < e.GetErasedCount() {
+		listed = fmt.Sprintf("%s (the first %d)", listed, n)
+	}
 	if e.GetState() == "dry-run" {
-		fmt.Fprintf(stdout, "dry run %s: would erase %d entries %v; %d held\n", e.GetRequestId(), len(e.GetErased()), e.GetErased(), len(e.GetHeld()))
+		fmt.Fprintf(stdout, "dry run %s: would erase %d entries %s; %d held\n", e.GetRequestId(), e.GetErasedCount(), listed, e.GetHeldCount())
 	} else {
-		fmt.Fprintf(stdout, "erasure %s %s: erased %d entries %v; tombstone at index %d; %d held\n", e.GetRequestId(), e.GetState(), len(e.GetErased()), e.GetErased(), e.GetTombstoneIndex(), len(e.GetHeld()))
+		fmt.Fprintf(stdout, "erasure %s %s: erased %d entries %s; tombstone at index %d; %d held\n", e.GetRequestId(), e.GetState(), e.GetErasedCount(), listed, e.GetTombstoneIndex(), e.GetHeldCount())
 	}
 	for _, h := range e.GetHeld() {
-		fmt.Fprintf(stdout, "  held: entry %d by hold %s (case %s)\n", h.GetIndex(), h.GetHoldId(), h.GetCaseRef())
+		fmt.Fprintf(stdout, "  held: entry %d by hold %s (case %s)\n", h.GetIndex(), bundle.Printable(h.GetHoldId()), bundle.Printable(h.GetCaseRef()))
+	}
+	if n := uint64(len(e.GetHeld())); n < e.GetHeldCount() {
+		fmt.Fprintf(stdout, "  ... and %d more held\n", e.GetHeldCount()-n)
 	}
 	if *receipt != "" && e.GetReceipt() != "" {
 		if err := os.WriteFile(*receipt, []byte(e.GetReceipt()+"\n"+e.GetReceiptSignature()), 0o600); err != nil {
@@ -71,11 +81,13 @@ func runErasure(ctx context.Context, args []string, stdout io.Writer) error {
 	var cf clientFlags
 	fs := flag.NewFlagSet("erasure", flag.ContinueOnError)
 	cf.register(fs)
+	from := fs.Uint64("from", 0, "position in the lists of erased and held entries to show from (the answer's next_from)")
+	pageSize := fs.Int("page-size", 0, "entries of each list to show, 1 to 10000 (default 1000)")
 	rest, err := parseFlags(fs, args, 1, "REQUEST_ID")
 	if err != nil {
 		return err
 	}
-	resp, err := cf.retention().GetErasure(ctx, connect.NewRequest(&v1.GetErasureRequest{RequestId: rest[0]}))
+	resp, err := cf.retention().GetErasure(ctx, connect.NewRequest(&v1.GetErasureRequest{RequestId: rest[0], From: *from, PageSize: int32(*pageSize)}))
 	if err != nil {
 		return err
 	}
@@ -165,7 +177,7 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 			if h.GetReleasedAt() != nil {
 				state = "released " + h.GetReleasedAt().AsTime().Format(time.RFC3339)
 			}
-			fmt.Fprintf(stdout, "%s\t%s\tcase %s\t%s\t%q\n", h.GetId(), what, h.GetCaseRef(), state, h.GetReason())
+			fmt.Fprintf(stdout, "%s\t%s\tcase %s\t%s\t%q\n", h.GetId(), what, bundle.Printable(h.GetCaseRef()), state, h.GetReason())
 		}
 		return nil
 	}

@@ -389,7 +389,10 @@ type QueryTracesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Query *TraceQuery            `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
 	// 1 to 1000; 0 means 100.
-	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The previous page's next_page_token: the ledger index to scan from
+	// next, and nothing else. A token beyond the log is refused
+	// (invalid_argument).
 	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Return a summary of each trace (TraceSummary.stats). With summaries a
 	// page holds at most 100 traces, and each summary reads at most 500
@@ -529,7 +532,10 @@ type TraceStats struct {
 	OutputTokens int64    `protobuf:"varint,9,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
 	Cost         []*Cost  `protobuf:"bytes,10,rep,name=cost,proto3" json:"cost,omitempty"`
 	// The trace has more spans than were read; the figures cover the first.
-	Partial       bool `protobuf:"varint,11,opt,name=partial,proto3" json:"partial,omitempty"`
+	Partial bool `protobuf:"varint,11,opt,name=partial,proto3" json:"partial,omitempty"`
+	// Spans whose payload is present but does not parse as a span: counted
+	// in spans, adding nothing else.
+	Undecodable   uint32 `protobuf:"varint,12,opt,name=undecodable,proto3" json:"undecodable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -639,6 +645,13 @@ func (x *TraceStats) GetPartial() bool {
 		return x.Partial
 	}
 	return false
+}
+
+func (x *TraceStats) GetUndecodable() uint32 {
+	if x != nil {
+		return x.Undecodable
+	}
+	return 0
 }
 
 // TraceSummary is a trace found by a query.
@@ -951,7 +964,12 @@ type Aggregate struct {
 	// Sum of the spans' durations (end - start) in milliseconds.
 	DurationMs float64 `protobuf:"fixed64,8,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
 	// Distinct traces (set only in `total` and in time buckets).
-	Traces        uint64 `protobuf:"varint,9,opt,name=traces,proto3" json:"traces,omitempty"`
+	Traces uint64 `protobuf:"varint,9,opt,name=traces,proto3" json:"traces,omitempty"`
+	// Spans whose payload is present but does not parse as a span (appended
+	// before ingest refused such spans): counted in spans, like erased ones,
+	// adding nothing else; grouped as "(undecodable)" where a breakdown needs
+	// the payload.
+	Undecodable   uint64 `protobuf:"varint,10,opt,name=undecodable,proto3" json:"undecodable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1045,6 +1063,13 @@ func (x *Aggregate) GetDurationMs() float64 {
 func (x *Aggregate) GetTraces() uint64 {
 	if x != nil {
 		return x.Traces
+	}
+	return 0
+}
+
+func (x *Aggregate) GetUndecodable() uint64 {
+	if x != nil {
+		return x.Undecodable
 	}
 	return 0
 }
@@ -1289,7 +1314,7 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\x0ewith_summaries\x18\x04 \x01(\bR\rwithSummaries\":\n" +
 	"\x04Cost\x12\x1a\n" +
 	"\bcurrency\x18\x01 \x01(\tR\bcurrency\x12\x16\n" +
-	"\x06amount\x18\x02 \x01(\x01R\x06amount\"\x83\x03\n" +
+	"\x06amount\x18\x02 \x01(\x01R\x06amount\"\xa5\x03\n" +
 	"\n" +
 	"TraceStats\x12\x1b\n" +
 	"\troot_name\x18\x01 \x01(\tR\brootName\x12\x14\n" +
@@ -1304,7 +1329,8 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\routput_tokens\x18\t \x01(\x03R\foutputTokens\x12&\n" +
 	"\x04cost\x18\n" +
 	" \x03(\v2\x12.veritrace.v1.CostR\x04cost\x12\x18\n" +
-	"\apartial\x18\v \x01(\bR\apartial\"\xb7\x01\n" +
+	"\apartial\x18\v \x01(\bR\apartial\x12 \n" +
+	"\vundecodable\x18\f \x01(\rR\vundecodable\"\xb7\x01\n" +
 	"\fTraceSummary\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12\x1f\n" +
 	"\vfirst_index\x18\x02 \x01(\x04R\n" +
@@ -1323,7 +1349,7 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\x16AggregateTracesRequest\x12.\n" +
 	"\x05query\x18\x01 \x01(\v2\x18.veritrace.v1.TraceQueryR\x05query\x12%\n" +
 	"\x0ebucket_seconds\x18\x02 \x01(\x03R\rbucketSeconds\x12,\n" +
-	"\x12group_by_attribute\x18\x03 \x01(\tR\x10groupByAttribute\"\x8c\x02\n" +
+	"\x12group_by_attribute\x18\x03 \x01(\tR\x10groupByAttribute\"\xae\x02\n" +
 	"\tAggregate\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05spans\x18\x02 \x01(\x04R\x05spans\x12\x16\n" +
@@ -1334,7 +1360,9 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\x04cost\x18\a \x03(\v2\x12.veritrace.v1.CostR\x04cost\x12\x1f\n" +
 	"\vduration_ms\x18\b \x01(\x01R\n" +
 	"durationMs\x12\x16\n" +
-	"\x06traces\x18\t \x01(\x04R\x06traces\"q\n" +
+	"\x06traces\x18\t \x01(\x04R\x06traces\x12 \n" +
+	"\vundecodable\x18\n" +
+	" \x01(\x04R\vundecodable\"q\n" +
 	"\n" +
 	"TimeBucket\x120\n" +
 	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x121\n" +

@@ -1050,10 +1050,16 @@ func (x *ListAccessLogRequest) GetPageSize() int32 {
 
 // AccessEntry is one access-log entry.
 type AccessEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	LeafHash      []byte                 `protobuf:"bytes,2,opt,name=leaf_hash,json=leafHash,proto3" json:"leaf_hash,omitempty"`
-	Record        *AccessRecord          `protobuf:"bytes,3,opt,name=record,proto3" json:"record,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Index    uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	LeafHash []byte                 `protobuf:"bytes,2,opt,name=leaf_hash,json=leafHash,proto3" json:"leaf_hash,omitempty"`
+	// Unset when the payload was erased (expired) or cannot be decoded.
+	Record *AccessRecord `protobuf:"bytes,3,opt,name=record,proto3" json:"record,omitempty"`
+	// Set when the payload is present but cannot be shown decoded: it does
+	// not parse as an AccessRecord, or has no lossless JSON form (a time out
+	// of range; docs/FORMAT.md, "Decodable payloads"). GetEntry gives its
+	// bytes.
+	DecodeError   string `protobuf:"bytes,4,opt,name=decode_error,json=decodeError,proto3" json:"decode_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1107,6 +1113,13 @@ func (x *AccessEntry) GetRecord() *AccessRecord {
 		return x.Record
 	}
 	return nil
+}
+
+func (x *AccessEntry) GetDecodeError() string {
+	if x != nil {
+		return x.DecodeError
+	}
+	return ""
 }
 
 type ListAccessLogResponse struct {
@@ -1242,11 +1255,12 @@ const file_veritrace_v1_ledger_proto_rawDesc = "" +
 	"\x14ListAccessLogRequest\x12\x1d\n" +
 	"\n" +
 	"from_index\x18\x01 \x01(\x04R\tfromIndex\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"t\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"\x97\x01\n" +
 	"\vAccessEntry\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x122\n" +
-	"\x06record\x18\x03 \x01(\v2\x1a.veritrace.v1.AccessRecordR\x06record\"k\n" +
+	"\x06record\x18\x03 \x01(\v2\x1a.veritrace.v1.AccessRecordR\x06record\x12!\n" +
+	"\fdecode_error\x18\x04 \x01(\tR\vdecodeError\"k\n" +
 	"\x15ListAccessLogResponse\x123\n" +
 	"\aentries\x18\x01 \x03(\v2\x19.veritrace.v1.AccessEntryR\aentries\x12\x1d\n" +
 	"\n" +

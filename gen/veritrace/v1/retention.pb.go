@@ -1185,7 +1185,10 @@ type Erasure struct {
 	RequestedBy string                 `protobuf:"bytes,7,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	RequestedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
 	CompletedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
-	// Entries erased (or, in a dry run, to be erased).
+	// Entries erased (or, in a dry run, to be erased), and the entries the
+	// request selected but legal holds kept: one page of each (Erase: the
+	// first 1000; GetErasure: the page asked for; ListErasures: none). Their
+	// lengths are erased_count and held_count.
 	Erased         []uint64     `protobuf:"varint,10,rep,packed,name=erased,proto3" json:"erased,omitempty"`
 	Held           []*HeldEntry `protobuf:"bytes,11,rep,name=held,proto3" json:"held,omitempty"`
 	TombstoneIndex *uint64      `protobuf:"varint,12,opt,name=tombstone_index,json=tombstoneIndex,proto3,oneof" json:"tombstone_index,omitempty"`
@@ -1194,7 +1197,10 @@ type Erasure struct {
 	Receipt          string `protobuf:"bytes,13,opt,name=receipt,proto3" json:"receipt,omitempty"`
 	ReceiptSignature string `protobuf:"bytes,14,opt,name=receipt_signature,json=receiptSignature,proto3" json:"receipt_signature,omitempty"`
 	// "erasure" for a request, "expiry" for a sweep.
-	Kind          string `protobuf:"bytes,15,opt,name=kind,proto3" json:"kind,omitempty"`
+	Kind string `protobuf:"bytes,15,opt,name=kind,proto3" json:"kind,omitempty"`
+	// How many entries were erased and held in all.
+	ErasedCount   uint64 `protobuf:"varint,16,opt,name=erased_count,json=erasedCount,proto3" json:"erased_count,omitempty"`
+	HeldCount     uint64 `protobuf:"varint,17,opt,name=held_count,json=heldCount,proto3" json:"held_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1334,6 +1340,20 @@ func (x *Erasure) GetKind() string {
 	return ""
 }
 
+func (x *Erasure) GetErasedCount() uint64 {
+	if x != nil {
+		return x.ErasedCount
+	}
+	return 0
+}
+
+func (x *Erasure) GetHeldCount() uint64 {
+	if x != nil {
+		return x.HeldCount
+	}
+	return 0
+}
+
 type EraseResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Erasure       *Erasure               `protobuf:"bytes,1,opt,name=erasure,proto3" json:"erasure,omitempty"`
@@ -1379,8 +1399,12 @@ func (x *EraseResponse) GetErasure() *Erasure {
 }
 
 type GetErasureRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The page of the erased and held lists to return: from this position
+	// (0: the first), page_size of each (1 to 10000; 0 means 1000).
+	From          uint64 `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1422,9 +1446,25 @@ func (x *GetErasureRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *GetErasureRequest) GetFrom() uint64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *GetErasureRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
 type GetErasureResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Erasure       *Erasure               `protobuf:"bytes,1,opt,name=erasure,proto3" json:"erasure,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Erasure *Erasure               `protobuf:"bytes,1,opt,name=erasure,proto3" json:"erasure,omitempty"`
+	// When set, more of the erased or held lists follow from this position.
+	NextFrom      uint64 `protobuf:"varint,2,opt,name=next_from,json=nextFrom,proto3" json:"next_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1466,10 +1506,19 @@ func (x *GetErasureResponse) GetErasure() *Erasure {
 	return nil
 }
 
+func (x *GetErasureResponse) GetNextFrom() uint64 {
+	if x != nil {
+		return x.NextFrom
+	}
+	return 0
+}
+
 type ListErasuresRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 1 to 1000; 0 means 100.
-	PageSize      int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The previous page's next_page_token.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1511,9 +1560,21 @@ func (x *ListErasuresRequest) GetPageSize() int32 {
 	return 0
 }
 
+func (x *ListErasuresRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListErasuresResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Erasures      []*Erasure             `protobuf:"bytes,1,rep,name=erasures,proto3" json:"erasures,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first, each without its lists of entries and its receipt
+	// (GetErasure gives them); erased_count and held_count say how long the
+	// lists are.
+	Erasures []*Erasure `protobuf:"bytes,1,rep,name=erasures,proto3" json:"erasures,omitempty"`
+	// Set when more erasures follow.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1553,6 +1614,13 @@ func (x *ListErasuresResponse) GetErasures() []*Erasure {
 		return x.Erasures
 	}
 	return nil
+}
+
+func (x *ListErasuresResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type SweepRequest struct {
@@ -1746,7 +1814,7 @@ const file_veritrace_v1_retention_proto_rawDesc = "" +
 	"\tHeldEntry\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x17\n" +
 	"\ahold_id\x18\x02 \x01(\tR\x06holdId\x12\x19\n" +
-	"\bcase_ref\x18\x03 \x01(\tR\acaseRef\"\xae\x04\n" +
+	"\bcase_ref\x18\x03 \x01(\tR\acaseRef\"\xf0\x04\n" +
 	"\aErasure\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x14\n" +
@@ -1765,19 +1833,28 @@ const file_veritrace_v1_retention_proto_rawDesc = "" +
 	"\x0ftombstone_index\x18\f \x01(\x04H\x00R\x0etombstoneIndex\x88\x01\x01\x12\x18\n" +
 	"\areceipt\x18\r \x01(\tR\areceipt\x12+\n" +
 	"\x11receipt_signature\x18\x0e \x01(\tR\x10receiptSignature\x12\x12\n" +
-	"\x04kind\x18\x0f \x01(\tR\x04kindB\x12\n" +
+	"\x04kind\x18\x0f \x01(\tR\x04kind\x12!\n" +
+	"\ferased_count\x18\x10 \x01(\x04R\verasedCount\x12\x1d\n" +
+	"\n" +
+	"held_count\x18\x11 \x01(\x04R\theldCountB\x12\n" +
 	"\x10_tombstone_index\"@\n" +
 	"\rEraseResponse\x12/\n" +
-	"\aerasure\x18\x01 \x01(\v2\x15.veritrace.v1.ErasureR\aerasure\"2\n" +
+	"\aerasure\x18\x01 \x01(\v2\x15.veritrace.v1.ErasureR\aerasure\"c\n" +
 	"\x11GetErasureRequest\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\"E\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x04R\x04from\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\"b\n" +
 	"\x12GetErasureResponse\x12/\n" +
-	"\aerasure\x18\x01 \x01(\v2\x15.veritrace.v1.ErasureR\aerasure\"2\n" +
+	"\aerasure\x18\x01 \x01(\v2\x15.veritrace.v1.ErasureR\aerasure\x12\x1b\n" +
+	"\tnext_from\x18\x02 \x01(\x04R\bnextFrom\"Q\n" +
 	"\x13ListErasuresRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\"I\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"q\n" +
 	"\x14ListErasuresResponse\x121\n" +
-	"\berasures\x18\x01 \x03(\v2\x15.veritrace.v1.ErasureR\berasures\"\x0e\n" +
+	"\berasures\x18\x01 \x03(\v2\x15.veritrace.v1.ErasureR\berasures\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x0e\n" +
 	"\fSweepRequest\"\x7f\n" +
 	"\rSweepResponse\x12\x18\n" +
 	"\aexpired\x18\x01 \x01(\x04R\aexpired\x12\x12\n" +

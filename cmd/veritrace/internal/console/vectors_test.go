@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -394,14 +395,70 @@ func makeFormat(t *testing.T) formatVectors {
 	return fv
 }
 
+// strictVector is a text and what the Go verifier makes of it: an entry
+// file it accepts or refuses, or a time and its nanoseconds ("" when
+// refused).
+type strictVector struct {
+	Text  string `json:"text"`
+	OK    bool   `json:"ok"`
+	Nanos string `json:"nanos,omitempty"`
+}
+
+// makeStrict gives the Go verifier's reading of entry files and times at
+// the edges of the strict JSON rules (docs/BUNDLE.md), which the browser
+// verifier must read alike.
+func makeStrict(t *testing.T) (entries, times []strictVector) {
+	leaf := `"leaf_hash":"` + strings.Repeat("ab", 32) + `"`
+	entry := func(members string) string {
+		return `{"index":1,"header":"AQ==",` + leaf + `,"inclusion_proof":[]` + members + `}`
+	}
+	for _, text := range []string{
+		entry(""), entry(`,"erased":true`), entry(`,"erased":false`), entry(`,"undecodable":null`), entry(`,"index":1`),
+		strings.Replace(entry(""), `"index"`, `"INDEX"`, 1), strings.Replace(entry(""), `"index":1`, `"index":null`, 1),
+		strings.Replace(entry(""), `"index":1`, `"index":9007199254740991`, 1), strings.Replace(entry(""), `"index":1`, `"index":9007199254740992`, 1),
+		strings.Replace(entry(""), `"index":1`, `"index":1.0`, 1), strings.Replace(entry(""), `"index":1`, `"index":1e0`, 1),
+		strings.Replace(entry(""), `"index":1`, `"index":-0`, 1), strings.Replace(entry(""), `"index":1`, `"index":01`, 1),
+		strings.Replace(entry(""), `"header":"AQ=="`, `"header":"AR=="`, 1), strings.Replace(entry(""), `"header":"AQ=="`, `"header":"AQ\n=="`, 1),
+		strings.Replace(entry(""), `"header":"AQ=="`, `"h\u0065ader":"AQ=="`, 1),
+		entry(`,"undecodable":"\ud800x"`), entry(`,"undecodable":"\udc00\ud800"`), entry(`,"undecodable":"\ud83d\ude00"`),
+		entry(`,"decoded":{"a":{"b":1,"b":2}}`), entry(`,"decoded":null`), entry(`,"decoded":[1,{"x":"ſ"}]`),
+		entry("") + " \n", entry("") + "x", `{"index":1,"header":"AQ==",` + leaf + `}`,
+		strings.Replace(entry(""), `"inclusion_proof":[]`, `"inclusion_proof":null`, 1),
+		strings.Replace(entry(""), `"inclusion_proof":[]`, `"inclusion_proof":["`+strings.Repeat("AB", 32)+`"]`, 1),
+	} {
+		_, err := bundle.ParseEntry([]byte(text))
+		entries = append(entries, strictVector{Text: text, OK: err == nil})
+	}
+	for _, text := range []string{
+		"2026-11-21T09:00:05Z", "2026-11-21T09:00:05.000000001Z", "2026-11-21T09:00:05.5+01:30", "2026-11-21T00:00:00-23:59",
+		"2024-02-29T00:00:00Z", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "1969-12-31T23:59:59.1Z",
+		"2025-02-29T00:00:00Z", "2026-11-21T24:00:00Z", "2026-11-21T23:59:60Z", "2026-11-21t09:00:05Z", "2026-11-21T09:00:05z",
+		"2026-11-21 09:00:05Z", "2026-11-21T09:00:05", "2026-11-21T09:00:05.Z", "2026-11-21T09:00:05.1234567890Z",
+		"2026-11-21T09:00:05+0100", "2026-11-21T09:00:05+24:00", "2026-1-21T09:00:05Z", "+2026-11-21T09:00:05Z",
+	} {
+		v := strictVector{Text: text}
+		if tm, err := bundle.ParseTime(text); err == nil {
+			v.OK = true
+			// Nanoseconds since the epoch, exactly (UnixNano overflows
+			// beyond 2262): seconds and nanoseconds in big arithmetic.
+			n := new(big.Int).Mul(big.NewInt(tm.Unix()), big.NewInt(1e9))
+			v.Nanos = n.Add(n, big.NewInt(int64(tm.Nanosecond()))).String()
+		}
+		times = append(times, v)
+	}
+	return entries, times
+}
+
 // vectors is the content of vectors.json.
 type vectors struct {
 	Comment        string        `json:"comment"`
 	Merkle         merkleVectors `json:"merkle"`
 	Notes          noteVectors   `json:"notes"`
 	Checkpoints    []checkpointVector
-	BadCheckpoints []noteVector  `json:"bad_checkpoint_bodies"`
-	Format         formatVectors `json:"format"`
+	BadCheckpoints []noteVector   `json:"bad_checkpoint_bodies"`
+	Format         formatVectors  `json:"format"`
+	EntryFiles     []strictVector `json:"entry_files"`
+	Times          []strictVector `json:"times"`
 }
 
 func makeVectors(t *testing.T) []byte {
@@ -409,6 +466,7 @@ func makeVectors(t *testing.T) []byte {
 	v.Merkle = makeMerkle(t)
 	v.Notes, v.Checkpoints, v.BadCheckpoints = makeNotes(t, v.Merkle)
 	v.Format = makeFormat(t)
+	v.EntryFiles, v.Times = makeStrict(t)
 	b, err := json.MarshalIndent(v, "", " ")
 	if err != nil {
 		t.Fatal(err)
@@ -549,6 +607,15 @@ func rezip(t *testing.T, b []byte, edit func(name string, content []byte) []byte
 // and signs it again with the log key: a bundle made by someone holding
 // the key, whose content no longer matches the log.
 func resign(t *testing.T, b []byte, signer note.Signer, edit func(name string, content []byte) []byte) []byte {
+	return resignManifest(t, b, signer, edit, nil)
+}
+
+// resignManifest is resign that also changes the manifest (before its
+// digests are fixed): a lie about what the bundle holds.
+func resignManifest(t *testing.T, b []byte, signer note.Signer, edit func(name string, content []byte) []byte, change func(m *bundle.Manifest)) []byte {
+	if edit == nil {
+		edit = func(_ string, c []byte) []byte { return c }
+	}
 	edited := rezip(t, b, edit, nil)
 	zr, _ := zip.NewReader(bytes.NewReader(edited), int64(len(edited)))
 	sums := map[string]string{}
@@ -575,6 +642,9 @@ func resign(t *testing.T, b []byte, signer note.Signer, edit func(name string, c
 			}
 		}
 		m.Files = files
+		if change != nil {
+			change(&m)
+		}
 		manifest, _ = json.MarshalIndent(&m, "", "  ")
 		return manifest
 	}, nil)
@@ -586,6 +656,26 @@ func resign(t *testing.T, b []byte, signer note.Signer, edit func(name string, c
 	return rezip(t, edited, func(name string, c []byte) []byte {
 		if name == bundle.SignatureFile {
 			return []byte(sign(t, format.BundleSignatureBody(origin, digest), signer))
+		}
+		return c
+	}, nil)
+}
+
+// resignRaw replaces manifest.json's bytes and signs them again.
+func resignRaw(t *testing.T, b []byte, signer note.Signer, edit func(manifest []byte) []byte) []byte {
+	var manifest []byte
+	out := rezip(t, b, func(name string, c []byte) []byte {
+		if name == bundle.ManifestFile {
+			manifest = edit(c)
+			return manifest
+		}
+		return c
+	}, nil)
+	var m bundle.Manifest
+	json.Unmarshal(manifest, &m)
+	return rezip(t, out, func(name string, c []byte) []byte {
+		if name == bundle.SignatureFile {
+			return []byte(sign(t, format.BundleSignatureBody(m.Origin, sha256.Sum256(manifest)), signer))
 		}
 		return c
 	}, nil)
@@ -706,18 +796,11 @@ func makeBundles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mid := time.Now() // traces 2 and 3 are appended after it
 	appendTrace(2)
 	appendTrace(3)
-	// Trace 4 arrives over OpenTelemetry: two spans and an event, under
-	// one resource and scope, so that the bundle holds a resource entry.
-	otlpToken, otlpKey := rpc.NewKey(policy.Ingester, []string{"default"}, "vectors otlp", time.Time{}, "", time.Now())
-	if err := l.PutAPIKey(ctx, otlpKey); err != nil {
-		t.Fatal(err)
-	}
-	postOTLP(t, url+otlp.TracesPath, otlpToken, otlpVectorTraces())
-	postOTLP(t, url+otlp.LogsPath, otlpToken, otlpVectorLogs())
-	export := func(trace byte, known uint64) []byte {
-		st, err := aud.ExportBundle(ctx, connect.NewRequest(&v1.ExportBundleRequest{Selector: &v1.TraceQuery{TraceId: bytes.Repeat([]byte{trace}, 16)}, KnownTreeSize: known}))
+	exportQuery := func(q *v1.TraceQuery, known uint64) []byte {
+		st, err := aud.ExportBundle(ctx, connect.NewRequest(&v1.ExportBundleRequest{Selector: q, KnownTreeSize: known}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -729,6 +812,19 @@ func makeBundles(t *testing.T) {
 			t.Fatal(err)
 		}
 		return buf.Bytes()
+	}
+	// The time range holds traces 2 and 3 (format 3, range.bin).
+	timeRange := exportQuery(&v1.TraceQuery{From: timestamppb.New(mid)}, 0)
+	// Trace 4 arrives over OpenTelemetry: two spans and an event, under
+	// one resource and scope, so that the bundle holds a resource entry.
+	otlpToken, otlpKey := rpc.NewKey(policy.Ingester, []string{"default"}, "vectors otlp", time.Time{}, "", time.Now())
+	if err := l.PutAPIKey(ctx, otlpKey); err != nil {
+		t.Fatal(err)
+	}
+	postOTLP(t, url+otlp.TracesPath, otlpToken, otlpVectorTraces())
+	postOTLP(t, url+otlp.LogsPath, otlpToken, otlpVectorLogs())
+	export := func(trace byte, known uint64) []byte {
+		return exportQuery(&v1.TraceQuery{TraceId: bytes.Repeat([]byte{trace}, 16)}, known)
 	}
 	valid := export(1, pinned.Msg.GetCheckpoint().GetSize())
 	otlpValid := export(4, 0)
@@ -812,6 +908,45 @@ func makeBundles(t *testing.T) {
 		}
 		return c
 	})
+	// Format 3 and the checks of issue 9's review: the time range and
+	// selector checks, the strict manifest, the bound on expansion.
+	files["time-range.zip"] = timeRange
+	trace3 := strings.Repeat("03", 16)
+	files["time-range-trace-left-out-resigned.zip"] = resignManifest(t, timeRange, signer, func(name string, c []byte) []byte {
+		if strings.HasPrefix(name, bundle.EntryDir) && bytes.Contains(c, []byte(`"traceId":"AwMDAwMDAwMDAwMDAwMDAw=="`)) {
+			return nil
+		}
+		return c
+	}, func(m *bundle.Manifest) {
+		m.Traces = slices.DeleteFunc(m.Traces, func(s string) bool { return s == trace3 })
+		var keep []bundle.EntryRef
+		for _, e := range m.Entries {
+			for _, fd := range m.Files {
+				if fd.Name == e.File {
+					keep = append(keep, e)
+				}
+			}
+		}
+		m.Entries = keep
+	})
+	files["time-range-as-format-2-resigned.zip"] = resignManifest(t, timeRange, signer, func(name string, c []byte) []byte {
+		if name == bundle.RangeFile {
+			return nil
+		}
+		return c
+	}, func(m *bundle.Manifest) { m.Format, m.Range = bundle.FormatV2, nil })
+	files["selector-relabeled-resigned.zip"] = resignManifest(t, valid, signer, nil, func(m *bundle.Manifest) {
+		m.Selector = bundle.Selector{SubjectID: "customer-2"}
+	})
+	files["manifest-member-upper-case-resigned.zip"] = resignRaw(t, valid, signer, func(mb []byte) []byte {
+		return bytes.Replace(mb, []byte(`"tree_size"`), []byte(`"TREE_SIZE"`), 1)
+	})
+	files["entry-file-padded-resigned.zip"] = resign(t, valid, signer, func(name string, c []byte) []byte {
+		if name == firstSpan {
+			return append(slices.Clip(c), bytes.Repeat([]byte(" "), 1<<20)...)
+		}
+		return c
+	})
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(bundlesDir, name), b, 0o644); err != nil {
 			t.Fatal(err)
@@ -831,22 +966,34 @@ func makeBundles(t *testing.T) {
 		{Name: "decoded content changed, re-signed", File: "decoded-changed-resigned.zip", Key: "log.pub"},
 		{Name: "version missing, re-signed", File: "version-missing-resigned.zip", Key: "log.pub"},
 		{Name: "tombstone missing, re-signed", File: "tombstone-missing-resigned.zip", Key: "log.pub"},
+		{Name: "time range with its headers", File: "time-range.zip", Key: "log.pub"},
+		{Name: "time range as format 2, re-signed (verifies, with a note)", File: "time-range-as-format-2-resigned.zip", Key: "log.pub"},
+		{Name: "time range, a trace left out, re-signed", File: "time-range-trace-left-out-resigned.zip", Key: "log.pub"},
+		{Name: "selector relabeled, re-signed", File: "selector-relabeled-resigned.zip", Key: "log.pub"},
+		{Name: "manifest member in upper case, re-signed", File: "manifest-member-upper-case-resigned.zip", Key: "log.pub"},
+		{Name: "entry file padded with whitespace, re-signed", File: "entry-file-padded-resigned.zip", Key: "log.pub"},
 		{Name: "OpenTelemetry trace", File: "otlp.zip", Key: "log.pub"},
 		{Name: "OpenTelemetry trace without its resource entry, re-signed", File: "otlp-resource-missing-resigned.zip", Key: "log.pub"},
 	}
 	for i := range cases {
 		cases[i] = verdict(t, cases[i])
 	}
-	otlpCases := cases[len(cases)-2:]
-	if !cases[0].OK || !cases[1].OK || !cases[4].OK || cases[2].OK || cases[3].OK || !otlpCases[0].OK {
-		t.Fatalf("unexpected verdicts on the valid bundles: %+v %+v", cases[:5], otlpCases[0])
+	// The bundles that verify; every other one must not. The first five
+	// cases are valid bundles: the third is checked against a pinned
+	// checkpoint newer than its own, the fourth with a key that did not
+	// sign it, and both must fail.
+	verifies := map[string]bool{"valid.zip": true, "erased.zip": true, "time-range.zip": true,
+		"time-range-as-format-2-resigned.zip": true, "otlp.zip": true}
+	if !cases[0].OK || !cases[1].OK || !cases[4].OK || cases[2].OK || cases[3].OK {
+		t.Fatalf("unexpected verdicts on the valid bundles: %+v", cases[:5])
 	}
-	for _, c := range append(cases[5:len(cases)-2:len(cases)-2], otlpCases[1]) {
-		if c.OK {
-			t.Fatalf("tampered bundle %s verifies", c.Name)
+	otlpMissing := cases[len(cases)-1]
+	for _, c := range cases[5:] {
+		if c.OK != verifies[c.File] {
+			t.Fatalf("bundle %s: verifies %v, want %v", c.Name, c.OK, verifies[c.File])
 		}
 	}
-	for _, ch := range otlpCases[1].Checks {
+	for _, ch := range otlpMissing.Checks {
 		if (ch.Failed > 0) != (ch.Name == bundle.CheckOTLP) {
 			t.Fatalf("the OTLP bundle without its resource entry: check %s failed %d times; want only %s to fail", ch.Name, ch.Failed, bundle.CheckOTLP)
 		}

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/ledger"
@@ -179,13 +179,17 @@ func (s *ledgerService) ListAccessLog(ctx context.Context, req *connect.Request[
 	}
 	resp := &v1.ListAccessLogResponse{NextIndex: next}
 	for _, e := range es {
-		rec := &v1.AccessRecord{}
+		ae := &v1.AccessEntry{Index: e.Header.Index, LeafHash: e.LeafHash[:]}
 		if !e.Erased {
-			if err := proto.Unmarshal(e.Payload, rec); err != nil {
-				return nil, s.fail(ctx, proc, fmt.Errorf("decode access entry %d: %w", e.Header.Index, err), nil)
+			// One undecodable record is shown as such, never an error of the
+			// page: the log holds whatever was appended (docs/FORMAT.md).
+			if m, err := bundle.ParsePayload(format.KindAccess, e.Payload); err != nil {
+				ae.DecodeError = err.Error()
+			} else {
+				ae.Record = m.(*v1.AccessRecord)
 			}
 		}
-		resp.Entries = append(resp.Entries, &v1.AccessEntry{Index: e.Header.Index, LeafHash: e.LeafHash[:], Record: rec})
+		resp.Entries = append(resp.Entries, ae)
 	}
 	return connect.NewResponse(resp), nil
 }

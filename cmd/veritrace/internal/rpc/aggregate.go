@@ -168,7 +168,7 @@ func groupsProto(gs []audit.Figures, key func(string) string) []*v1.Aggregate {
 
 func figuresProto(f *audit.Figures) *v1.Aggregate {
 	return &v1.Aggregate{
-		Key: f.Key, Spans: f.Spans, Errors: f.Errors, Erased: f.Erased, InputTokens: f.InputTokens,
+		Key: f.Key, Spans: f.Spans, Errors: f.Errors, Erased: f.Erased, Undecodable: f.Undecodable, InputTokens: f.InputTokens,
 		OutputTokens: f.OutputTokens, Cost: costProto(f.Cost), DurationMs: f.DurationMs, Traces: f.Traces,
 	}
 }
@@ -201,7 +201,7 @@ func (s *auditService) summaries(ctx context.Context, tenant string, traces []*v
 		st := &v1.TraceStats{
 			RootName: sum.RootName, Spans: uint32(sum.Spans), Errors: uint32(sum.Errors), Erased: uint32(sum.Erased),
 			Models: sum.Models, InputTokens: sum.InputTokens, OutputTokens: sum.OutputTokens, Cost: costProto(sum.Cost),
-			Partial: sum.Partial,
+			Partial: sum.Partial, Undecodable: uint32(sum.Undecodable),
 		}
 		if !sum.Start.IsZero() {
 			st.StartTime = timestamppb.New(sum.Start)

@@ -236,6 +236,9 @@ func (s *auditService) QueryTraces(ctx context.Context, req *connect.Request[v1.
 		cursor = binary.BigEndian.Uint64(b)
 	}
 	hits, next, err := s.search.Traces(ctx, tenant, q, cursor, size, 0)
+	if errors.Is(err, audit.ErrBadCursor) {
+		return nil, invalid("page_token", "not a token returned by QueryTraces: it points beyond the log")
+	}
 	if err != nil {
 		return nil, s.fail(ctx, veritracev1connect.AuditServiceQueryTracesProcedure, err, nil)
 	}

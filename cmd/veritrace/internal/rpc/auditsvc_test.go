@@ -3,6 +3,8 @@ package rpc
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
@@ -97,6 +99,10 @@ func TestAuditService(t *testing.T) {
 			wantCode(t, "QueryTraces(bad version)", err, connect.CodeInvalidArgument, "query.version_id")
 			_, err = aud.audit.QueryTraces(ctx, connect.NewRequest(&v1.QueryTracesRequest{PageToken: "%%"}))
 			wantCode(t, "QueryTraces(bad token)", err, connect.CodeInvalidArgument, "page_token")
+			// A token is a bare index; one beyond the log no page returned.
+			beyond := base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, 1<<40))
+			_, err = aud.audit.QueryTraces(ctx, connect.NewRequest(&v1.QueryTracesRequest{PageToken: beyond}))
+			wantCode(t, "QueryTraces(token beyond the log)", err, connect.CodeInvalidArgument, "page_token")
 
 			cp, err := aud.ledger.GetCheckpoint(ctx, connect.NewRequest(&v1.GetCheckpointRequest{Fresh: true}))
 			if err != nil {

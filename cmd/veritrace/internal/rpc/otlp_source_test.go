@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -11,9 +12,11 @@ import (
 	"connectrpc.com/connect"
 	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
 	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
+	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit"
+	"github.com/veritrace/veritrace/audit/bundle"
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger"
@@ -198,6 +201,48 @@ func TestOTLPResourceEntriesAreNotSpans(t *testing.T) {
 	tr := readTrace(t, aud, parent.TraceId)
 	if n := len(flatten(tr.Roots)); n != 2 || len(tr.Roots) != 1 {
 		t.Errorf("GetTrace shows %d nodes under %d roots, want the 2 spans under 1 root", n, len(tr.Roots))
+	}
+}
+
+// TestOTLPTimeRangeBundle: a time-range export (format 3) of a trace
+// ingested over OpenTelemetry holds its spans, its event and its resource
+// entry; the verifier passes both the OTLP sources and the time range, and
+// the report shows the spans with their resource, not the resource entry
+// as a span.
+func TestOTLPTimeRangeBundle(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	aud := s.clients("connect", "", s.key(t, policy.Auditor, "default"))
+	from := time.Now().Add(-time.Minute)
+	parent, child := otlpSpan(1), otlpSpan(2)
+	child.ParentSpanId = parent.SpanId
+	if _, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(parent, child))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ing.otlp.logs.CallUnary(ctx, connect.NewRequest(otlpLogs(otlpLogRecord(2)))); err != nil {
+		t.Fatal(err)
+	}
+	b, err := readBundle(ctx, aud, &v1.TraceQuery{From: timestamppb.New(from)}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := note.NewVerifier(s.l.VerifierKey())
+	rep := bundle.Verify(bytes.NewReader(b), int64(len(b)), key, nil)
+	if !rep.OK() {
+		t.Fatalf("the bundle does not verify: %v", rep.Failed())
+	}
+	passed := map[string]int{}
+	for _, c := range rep.Checks {
+		passed[c.Name] = c.Passed
+	}
+	// Two spans, one event and one resource entry.
+	if passed[bundle.CheckOTLP] != 4 || passed[bundle.CheckRange] == 0 {
+		t.Errorf("checks passed: OTLP sources %d, time range %d; want 4 and the range's entries", passed[bundle.CheckOTLP], passed[bundle.CheckRange])
+	}
+	report := zipFile(t, b, bundle.ReportFile)
+	if !strings.Contains(report, "support-bot") || strings.Contains(report, "otlp.resource_scope") || strings.Contains(report, "not in this bundle") {
+		t.Errorf("report.html does not show the spans with their resource and scope alone:\n%s", report)
 	}
 }
 

@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
-	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/retention"
 )
 
@@ -218,19 +216,6 @@ func (s *retentionService) ListHolds(ctx context.Context, req *connect.Request[v
 	return connect.NewResponse(resp), nil
 }
 
-func erasureProto(e *retention.Erasure) *v1.Erasure {
-	out := &v1.Erasure{RequestId: e.ID, State: e.State, Selector: e.Selector, LegalBasis: e.LegalBasis, Ticket: e.Ticket,
-		Reason: e.Reason, RequestedBy: e.RequestedBy, RequestedAt: timestamppb.New(e.RequestedAt), Erased: e.Erase,
-		TombstoneIndex: e.Tombstone, Receipt: string(e.Receipt), ReceiptSignature: e.ReceiptSig, Kind: cmp.Or(e.Kind, "erasure")}
-	if !e.CompletedAt.IsZero() {
-		out.CompletedAt = timestamppb.New(e.CompletedAt)
-	}
-	for _, h := range e.Held {
-		out.Held = append(out.Held, &v1.HeldEntry{Index: h.Index, HoldId: h.HoldID, CaseRef: h.CaseRef})
-	}
-	return out
-}
-
 func (s *retentionService) Erase(ctx context.Context, req *connect.Request[v1.EraseRequest]) (*connect.Response[v1.EraseResponse], error) {
 	_, tenant := principalFrom(ctx)
 	m := req.Msg
@@ -256,19 +241,7 @@ func (s *retentionService) Erase(ctx context.Context, req *connect.Request[v1.Er
 	if err != nil {
 		return nil, s.fail(ctx, veritracev1connect.RetentionServiceEraseProcedure, err)
 	}
-	return connect.NewResponse(&v1.EraseResponse{Erasure: erasureProto(er)}), nil
-}
-
-func (s *retentionService) GetErasure(ctx context.Context, req *connect.Request[v1.GetErasureRequest]) (*connect.Response[v1.GetErasureResponse], error) {
-	_, tenant := principalFrom(ctx)
-	er, err := s.r.ErasureStatus(ctx, tenant, req.Msg.GetRequestId())
-	if errors.Is(err, ledger.ErrNotFound) {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("request_id: no erasure request %q", req.Msg.GetRequestId()))
-	}
-	if err != nil {
-		return nil, s.fail(ctx, veritracev1connect.RetentionServiceGetErasureProcedure, err)
-	}
-	return connect.NewResponse(&v1.GetErasureResponse{Erasure: erasureProto(er)}), nil
+	return connect.NewResponse(&v1.EraseResponse{Erasure: erasureProto(er, 0, erasePageEntries)}), nil
 }
 
 func (s *retentionService) Sweep(ctx context.Context, _ *connect.Request[v1.SweepRequest]) (*connect.Response[v1.SweepResponse], error) {

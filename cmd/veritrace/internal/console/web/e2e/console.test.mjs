@@ -393,8 +393,8 @@ describe("the web console", () => {
     await offline.getByTestId("bundle-verified").waitFor();
     assert.equal(requests, 0, "verifying a bundle sends nothing");
     assert.equal(await offline.locator('li[data-check][data-ok="false"]').count(), 0);
-    // The 14 checks of docs/BUNDLE.md, and the consistency proof the export carries.
-    assert.equal(await offline.locator("li[data-check]").count(), 15);
+    // The 16 checks of docs/BUNDLE.md, and the consistency proof the export carries.
+    assert.equal(await offline.locator("li[data-check]").count(), 17);
     await shot(offline, "bundle-verified");
     // One changed byte in an entry's compressed data: the bundle no longer verifies.
     const bytes = readFileSync(file);

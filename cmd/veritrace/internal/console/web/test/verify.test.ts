@@ -5,7 +5,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { fromBase64, fromHex, sha256, toHex, utf8 } from "../src/verify/bytes";
-import { reportOK, verifyBundle } from "../src/verify/bundle";
+import { parseEntry, reportOK, verifyBundle } from "../src/verify/bundle";
+import { parseTime } from "../src/verify/strictjson";
 import { listZip, readZipFile } from "../src/verify/zip";
 import { commitment, parseHeader, versionId } from "../src/verify/header";
 import { leafHash, treeHash, verifyConsistency, verifyInclusion } from "../src/verify/merkle";
@@ -126,6 +127,26 @@ describe("entry format", () => {
   it("computes commitments and version ids", async () => {
     for (const c of f.commitments) expect(toHex(await commitment(fromHex(c.Salt), fromHex(c.Payload)))).toBe(c.Commitment);
     for (const v of f.version_ids) expect(await versionId(v.kind, v.name, v.label, v.media_type, fromHex(v.content))).toBe(v.id);
+  });
+});
+
+describe("strict JSON", () => {
+  it("reads entry files as the Go verifier does", () => {
+    for (const v of vectors.entry_files) {
+      let ok = true;
+      try {
+        parseEntry(v.text);
+      } catch {
+        ok = false;
+      }
+      expect(ok, v.text).toBe(v.ok);
+    }
+  });
+  it("reads times as the Go verifier does", () => {
+    for (const v of vectors.times) {
+      if (v.ok) expect(parseTime(v.text).toString(), v.text).toBe(v.nanos);
+      else expect(() => parseTime(v.text), v.text).toThrow();
+    }
   });
 });
 

@@ -5,11 +5,12 @@
 // server.
 
 import { equals, fromBinary, fromJsonString, type DescMessage } from "@bufbuild/protobuf";
-import { SpanSchema } from "../gen/veritrace/v1/span_pb";
+import { SpanSchema, StatusCode } from "../gen/veritrace/v1/span_pb";
 import { VersionSchema } from "../gen/veritrace/v1/version_pb";
 import { equal, fromBase64, fromHex, sha256, toHex, utf8Decoder } from "./bytes";
 import { KIND_SPAN, KIND_TOMBSTONE, KIND_VERSION, isZero, parseHeader, commitment, validName, versionId, type Header } from "./header";
 import { compact, rawMember } from "./json";
+import { arrayOf, checkMembers, objectOf, parseStrict, parseTime, stringOf, uintOf, type JObject, type JValue } from "./strictjson";
 import { leafHash, verifyConsistency, verifyInclusion } from "./merkle";
 import { NoteError, openCheckpoint, openNote, parseDigestBody, type Checkpoint, type VerifierKey } from "./note";
 import { checkOtlpSource, crossCheckOtlp, type OtlpFacts, type OtlpSource } from "./otlp";
@@ -30,18 +31,28 @@ export const Checks = {
   erasures: "erasures",
   traces: "traces",
   otlp: "OTLP sources",
+  selector: "selector",
+  timeRange: "time range",
   pinned: "pinned checkpoint",
   consistency: "consistency proof",
 } as const;
 
 const MAX_FAILURES = 20;
-const FORMAT = "veritrace-bundle/v2";
+const FORMAT = "veritrace-bundle/v3";
+const FORMAT_V2 = "veritrace-bundle/v2";
 const FORMAT_V1 = "veritrace-bundle/v1";
 const MANIFEST = "manifest.json";
 const SIGNATURE = "manifest.sig";
 const CHECKPOINT = "checkpoint.txt";
 const CONSISTENCY = "consistency.json";
 const REPORT = "report.html";
+const RANGE = "range.bin";
+const MAX_RANGE_HEADERS = 10_000_000;
+// An entry file or range.bin expands at most 8 times its compressed size
+// plus 1024 bytes (they are deflated Huffman-only); checked before reading.
+const MAX_EXPANSION = 8;
+const EXPANSION_SLACK = 1024;
+const MAX_HEADER_BYTES = 213 + 63 + 32;
 const MAX_ENTRIES = 1_000_000;
 const MAX_INCLUSION_HASHES = 64;
 const MAX_CONSISTENCY_HASHES = 128;
@@ -87,7 +98,12 @@ export interface Manifest {
   traces: string[];
   entries: { index: number; kind: string; file: string }[];
   consistency?: { old_size: number; file: string } | null;
+  /** Format 3, a time-range export: its range and the proof of range.bin's last header. */
+  range?: { first: number; end: number; file: string; proof: Uint8Array[] };
   files: { name: string; sha256: string }[];
+  /** The selector's from and to, in nanoseconds since the epoch. */
+  from?: bigint;
+  to?: bigint;
 }
 
 class Verifier {
@@ -128,11 +144,6 @@ function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** A non-negative integer JSON number, as Go decodes into uint64. */
-function isUint(v: unknown): v is number {
-  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
-}
-
 function isString(v: unknown): v is string {
   return typeof v === "string";
 }
@@ -140,112 +151,84 @@ function isString(v: unknown): v is string {
 type Obj = Record<string, unknown>;
 const isObj = (x: unknown): x is Obj => typeof x === "object" && x !== null && !Array.isArray(x);
 
-/** JSON.parse, refusing an object that names a member twice (JSON.parse keeps the last; another verifier might keep the first). */
-function parseNoDuplicates(text: string): unknown {
-  let i = 0;
-  const ws = () => {
-    while (i < text.length && " \t\n\r".includes(text[i])) i++;
-  };
-  const str = (): string => {
-    const start = i;
-    if (text[i] !== '"') throw new SyntaxError("want a string");
-    for (i++; i < text.length; i++) {
-      if (text[i] === "\\") i++;
-      else if (text[i] === '"') {
-        i++;
-        return JSON.parse(text.slice(start, i)) as string;
-      }
-    }
-    throw new SyntaxError("unterminated string");
-  };
-  const value = (depth: number): void => {
-    if (depth > 10000) throw new SyntaxError("nested too deep");
-    ws();
-    if (text[i] === "{") {
-      i++;
-      const names = new Set<string>();
-      ws();
-      if (text[i] === "}") return void i++;
-      for (;;) {
-        ws();
-        const name = str();
-        if (names.has(name)) throw new SyntaxError(`member ${JSON.stringify(name)} appears twice`);
-        names.add(name);
-        ws();
-        if (text[i++] !== ":") throw new SyntaxError("want ':'");
-        value(depth + 1);
-        ws();
-        if (text[i] === "}") return void i++;
-        if (text[i++] !== ",") throw new SyntaxError("want ',' or '}'");
-      }
-    } else if (text[i] === "[") {
-      i++;
-      ws();
-      if (text[i] === "]") return void i++;
-      for (;;) {
-        value(depth + 1);
-        ws();
-        if (text[i] === "]") return void i++;
-        if (text[i++] !== ",") throw new SyntaxError("want ',' or ']'");
-      }
-    } else if (text[i] === '"') {
-      str();
-    } else {
-      const m = /^(-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?|true|false|null)/.exec(text.slice(i, i + 400));
-      if (!m) throw new SyntaxError("want a value");
-      i += m[0].length;
-    }
-  };
-  value(0);
-  ws();
-  if (i !== text.length) throw new SyntaxError("data after the JSON value");
-  return JSON.parse(text);
-}
-
-/** Refuses members other than those allowed, as Go's DisallowUnknownFields does. */
-function onlyMembers(o: Obj, allowed: string[], what: string): void {
-  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new Error(`json: unknown field ${JSON.stringify(k)} in ${what}`);
-}
-
 const SELECTOR_V1 = ["trace_id", "session_id", "subject_id", "from", "to"];
 const SELECTOR = [...SELECTOR_V1, "version_id", "kind", "model", "errors_only"];
+const PAYLOAD_CONDITIONS = ["session_id", "subject_id", "model", "errors_only"];
 
-/** Parses manifest.json strictly: the members of docs/BUNDLE.md only, each of its type. */
+/** Parses the selector: a member present is a condition (a string is never empty, errors_only is true). */
+function parseSelector(o: JObject): { sel: Record<string, unknown>; from?: bigint; to?: bigint } {
+  checkMembers(o, SELECTOR, [], "selector");
+  const sel: Record<string, unknown> = {};
+  let from: bigint | undefined;
+  let to: bigint | undefined;
+  for (const [k, v] of o) {
+    if (k === "errors_only") {
+      if (v !== true) throw new Error("selector: errors_only: want true");
+      sel[k] = true;
+      continue;
+    }
+    const s = stringOf(v, `selector: ${k}`);
+    if (s === "") throw new Error(`selector: ${k}: empty; a condition not given is absent`);
+    if (k === "from") from = parseTime(s);
+    if (k === "to") to = parseTime(s);
+    sel[k] = s;
+  }
+  return { sel, from, to };
+}
+
+/** True when a format 3 bundle of the selector carries a range: from or to, and no payload condition. */
+function isTimeRange(sel: Record<string, unknown>): boolean {
+  return ("from" in sel || "to" in sel) && !PAYLOAD_CONDITIONS.some((k) => k in sel);
+}
+
+function hashesOf(v: JValue | undefined, max: number, what: string): Uint8Array[] {
+  const a = arrayOf(v, what);
+  if (a.length > max + 1) throw new Error(`${what}: too many hashes`);
+  return a.map((p, i) => jsonHash(p, `${what}[${i}]`));
+}
+
+/** Parses manifest.json strictly: the members of docs/BUNDLE.md, each of its type, every one but consistency and range present. */
 function parseManifest(text: string): Manifest {
-  const m = parseNoDuplicates(text);
-  if (!isObj(m)) throw new Error("not an object");
-  onlyMembers(m, ["format", "origin", "tenant", "log_key", "created_at", "selector", "tree_size", "traces", "entries", "consistency", "files"], "manifest");
-  const str = (o: Obj, k: string) => {
-    if (o[k] !== undefined && o[k] !== null && !isString(o[k])) throw new Error(`${k} is not a string`);
+  const m = objectOf(parseStrict(text), "manifest");
+  checkMembers(m, ["format", "origin", "tenant", "log_key", "created_at", "selector", "tree_size", "traces", "entries", "consistency", "range", "files"],
+    ["format", "origin", "tenant", "log_key", "created_at", "selector", "tree_size", "traces", "entries", "files"], "manifest");
+  const createdAt = stringOf(m.get("created_at"), "created_at");
+  parseTime(createdAt);
+  const { sel, from, to } = parseSelector(objectOf(m.get("selector"), "selector"));
+  const traces = arrayOf(m.get("traces"), "traces");
+  if (traces.length > MAX_ENTRIES) throw new Error(`traces: more than ${MAX_ENTRIES}`);
+  const entries = arrayOf(m.get("entries"), "entries");
+  if (entries.length > MAX_ENTRIES) throw new Error(`entries: more than ${MAX_ENTRIES}`);
+  const files = arrayOf(m.get("files"), "files");
+  if (files.length > MAX_ENTRIES + 4) throw new Error(`files: more than ${MAX_ENTRIES + 4}`);
+  const out: Manifest = {
+    format: stringOf(m.get("format"), "format"), origin: stringOf(m.get("origin"), "origin"), tenant: stringOf(m.get("tenant"), "tenant"),
+    log_key: stringOf(m.get("log_key"), "log_key"), created_at: createdAt, selector: sel, from, to,
+    tree_size: uintOf(m.get("tree_size"), "tree_size"),
+    traces: traces.map((t, i) => stringOf(t, `traces[${i}]`)),
+    entries: entries.map((x, i) => {
+      const e = objectOf(x, `entries[${i}]`);
+      checkMembers(e, ["index", "kind", "file"], ["index", "kind", "file"], `entries[${i}]`);
+      return { index: uintOf(e.get("index"), `entries[${i}].index`), kind: stringOf(e.get("kind"), `entries[${i}].kind`), file: stringOf(e.get("file"), `entries[${i}].file`) };
+    }),
+    files: files.map((x, i) => {
+      const f = objectOf(x, `files[${i}]`);
+      checkMembers(f, ["name", "sha256"], ["name", "sha256"], `files[${i}]`);
+      return { name: stringOf(f.get("name"), `files[${i}].name`), sha256: stringOf(f.get("sha256"), `files[${i}].sha256`) };
+    }),
   };
-  ["format", "origin", "tenant", "log_key", "created_at"].forEach((k) => str(m, k));
-  if (m.tree_size !== undefined && m.tree_size !== null && !isUint(m.tree_size)) throw new Error("tree_size is not an unsigned integer");
-  const arr = (k: string, item: (x: unknown) => boolean) => {
-    const v = m[k];
-    if (v === undefined || v === null) return;
-    if (!Array.isArray(v) || !v.every(item)) throw new Error(`${k} is malformed`);
-  };
-  arr("traces", isString);
-  arr("entries", (x) => isObj(x) && (onlyMembers(x, ["index", "kind", "file"], "entries"), true) && (x.index === undefined || isUint(x.index)) && (x.kind === undefined || isString(x.kind)) && (x.file === undefined || isString(x.file)));
-  arr("files", (x) => isObj(x) && (onlyMembers(x, ["name", "sha256"], "files"), true) && (x.name === undefined || isString(x.name)) && (x.sha256 === undefined || isString(x.sha256)));
-  if (m.consistency !== undefined && m.consistency !== null) {
-    const c = m.consistency;
-    if (!isObj(c) || (c.old_size !== undefined && !isUint(c.old_size)) || (c.file !== undefined && !isString(c.file))) throw new Error("consistency is malformed");
-    onlyMembers(c, ["old_size", "file"], "consistency");
+  if (m.has("consistency")) {
+    const c = objectOf(m.get("consistency"), "consistency");
+    checkMembers(c, ["old_size", "file"], ["old_size", "file"], "consistency");
+    out.consistency = { old_size: uintOf(c.get("old_size"), "consistency.old_size"), file: stringOf(c.get("file"), "consistency.file") };
   }
-  if (m.selector !== undefined && m.selector !== null) {
-    if (!isObj(m.selector)) throw new Error("selector is not an object");
-    onlyMembers(m.selector, SELECTOR, "selector");
+  if (m.has("range")) {
+    const r = objectOf(m.get("range"), "range");
+    checkMembers(r, ["first", "end", "file", "proof"], ["first", "end", "file", "proof"], "range");
+    out.range = { first: uintOf(r.get("first"), "range.first"), end: uintOf(r.get("end"), "range.end"), file: stringOf(r.get("file"), "range.file"),
+      proof: hashesOf(r.get("proof"), MAX_INCLUSION_HASHES, "range.proof") };
   }
-  return {
-    format: (m.format as string) ?? "", origin: (m.origin as string) ?? "", tenant: (m.tenant as string) ?? "",
-    log_key: (m.log_key as string) ?? "", created_at: String(m.created_at ?? ""),
-    selector: (isObj(m.selector) ? m.selector : {}) as Record<string, unknown>, tree_size: (m.tree_size as number) ?? 0,
-    traces: (m.traces as string[]) ?? [],
-    entries: ((m.entries as Obj[]) ?? []).map((e) => ({ index: (e.index as number) ?? 0, kind: (e.kind as string) ?? "", file: (e.file as string) ?? "" })),
-    consistency: isObj(m.consistency) ? { old_size: (m.consistency.old_size as number) ?? 0, file: (m.consistency.file as string) ?? "" } : undefined,
-    files: ((m.files as Obj[]) ?? []).map((f) => ({ name: (f.name as string) ?? "", sha256: (f.sha256 as string) ?? "" })),
-  };
+  return out;
 }
 
 const isHex = (s: unknown, n: number): boolean => isString(s) && s.length === 2 * n && /^[0-9a-f]*$/.test(s);
@@ -253,7 +236,7 @@ const SPAN_KINDS = ["generation", "embedding", "retrieval", "tool", "agent", "ch
 
 /** The manifest's structure (check 2 of docs/BUNDLE.md); returns why it is not valid, or "". */
 function manifestProblem(m: Manifest, key: VerifierKey): string {
-  if (m.format !== FORMAT && m.format !== FORMAT_V1) return `format ${JSON.stringify(m.format)}, want ${JSON.stringify(FORMAT)} or ${JSON.stringify(FORMAT_V1)}`;
+  if (m.format !== FORMAT && m.format !== FORMAT_V2 && m.format !== FORMAT_V1) return `format ${JSON.stringify(m.format)}, want ${JSON.stringify(FORMAT)}, ${JSON.stringify(FORMAT_V2)} or ${JSON.stringify(FORMAT_V1)}`;
   const prefix = key.name + "/";
   if (!m.origin.startsWith(prefix) || m.tenant !== m.origin.slice(prefix.length) || !validName(m.tenant, 63)) {
     return `origin ${JSON.stringify(m.origin)} and tenant ${JSON.stringify(m.tenant)}: the origin must be ${key.name}/<tenant>`;
@@ -264,6 +247,8 @@ function manifestProblem(m: Manifest, key: VerifierKey): string {
   if (s.trace_id !== undefined && !isHex(s.trace_id, 16)) return "selector: trace_id is not 32 lowercase hex digits";
   if (s.version_id !== undefined && !isHex(s.version_id, 32)) return "selector: version_id is not 64 lowercase hex digits";
   if (s.kind !== undefined && !SPAN_KINDS.includes(s.kind as string)) return "selector: kind is not a span kind";
+  if (m.from !== undefined && m.to !== undefined && m.from >= m.to) return "selector: from is not before to";
+  if (Object.keys(s).length === 0) return "selector: it names no condition; an export names at least one";
   if (m.entries.length === 0 || m.entries.length > MAX_ENTRIES) return `${m.entries.length} entries; a bundle holds 1 to ${MAX_ENTRIES}`;
   if (m.traces.length === 0 || m.traces.length > MAX_ENTRIES) return `${m.traces.length} traces; a bundle holds 1 to ${MAX_ENTRIES}`;
   const traces = new Set<string>();
@@ -287,10 +272,18 @@ function manifestProblem(m: Manifest, key: VerifierKey): string {
     if (c.file !== CONSISTENCY || c.old_size === 0 || c.old_size > m.tree_size) return `consistency: file ${JSON.stringify(c.file)} from size ${c.old_size}`;
     want.add(CONSISTENCY);
   }
+  if (m.range) {
+    const r = m.range;
+    if (m.format !== FORMAT) return `range: not part of ${m.format}`;
+    if (!isTimeRange(s)) return "range: the selector is not a time range whose other conditions lie in the headers";
+    if (r.file !== RANGE || r.first >= r.end || r.end > m.tree_size) return `range: file ${JSON.stringify(r.file)} of entries [${r.first}, ${r.end})`;
+    if (r.proof.length > MAX_INCLUSION_HASHES) return `range: an inclusion proof of ${r.proof.length} hashes`;
+    want.add(RANGE);
+  }
   const names = new Set<string>();
   for (const f of m.files) {
     if (names.has(f.name)) return `file ${JSON.stringify(f.name)} is listed twice`;
-    if (!want.has(f.name)) return `file ${JSON.stringify(f.name)} is listed but is not an entry file, ${CHECKPOINT}, ${REPORT} or ${CONSISTENCY}`;
+    if (!want.has(f.name)) return `file ${JSON.stringify(f.name)} is listed but is not an entry file, ${CHECKPOINT}, ${REPORT}, ${CONSISTENCY} or ${RANGE}`;
     if (!isHex(f.sha256, 32)) return `file ${JSON.stringify(f.name)}: SHA-256 is not 64 lowercase hex digits`;
     names.add(f.name);
   }
@@ -315,39 +308,53 @@ interface EntryFile {
   undecodable?: string;
 }
 
-function jsonBytes(v: unknown, what: string): Uint8Array | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (!isString(v)) throw new Error(`${what} is not base64`);
-  return fromBase64(v.replace(/[\r\n]/g, ""));
+/** base64 in its canonical spelling (no line breaks, zero padding bits), as the Go verifier reads it. */
+function jsonBytes(v: JValue | undefined, what: string): Uint8Array {
+  return fromBase64(stringOf(v, what));
 }
 
-function jsonHash(v: unknown, what: string): Uint8Array {
-  if (!isString(v)) throw new Error(`${what} is not hex`);
-  const b = fromHex(v);
+function jsonHash(v: JValue | undefined, what: string): Uint8Array {
+  const b = fromHex(stringOf(v, what));
   if (b.length !== 32) throw new Error(`${what}: want 32 bytes of hex`);
   return b;
 }
 
-function parseEntry(text: string): EntryFile {
-  const e = parseNoDuplicates(text);
-  if (!isObj(e)) throw new Error("not an object");
-  onlyMembers(e, ["index", "header", "leaf_hash", "payload", "salt", "erased", "inclusion_proof", "decoded", "undecodable"], "entry file");
-  if (e.index !== undefined && e.index !== null && !isUint(e.index)) throw new Error("index is not an unsigned integer");
-  if (e.erased !== undefined && e.erased !== null && typeof e.erased !== "boolean") throw new Error("erased is not a boolean");
-  if (e.undecodable !== undefined && e.undecodable !== null && !isString(e.undecodable)) throw new Error("undecodable is not a string");
-  const proof = e.inclusion_proof ?? [];
-  if (!Array.isArray(proof)) throw new Error("inclusion_proof is not a list");
+/** Parses an entry file strictly (docs/BUNDLE.md): index, header, leaf_hash and inclusion_proof present; erased only as true. */
+export function parseEntry(text: string): EntryFile {
+  const e = objectOf(parseStrict(text), "entry file");
+  checkMembers(e, ["index", "header", "leaf_hash", "payload", "salt", "erased", "inclusion_proof", "decoded", "undecodable"],
+    ["index", "header", "leaf_hash", "inclusion_proof"], "entry file");
+  if (e.has("erased") && e.get("erased") !== true) throw new Error("erased: want true");
   return {
-    index: (e.index as number) ?? 0,
-    header: jsonBytes(e.header, "header") ?? new Uint8Array(0),
-    leafHash: e.leaf_hash === undefined ? new Uint8Array(32) : jsonHash(e.leaf_hash, "leaf_hash"),
-    payload: jsonBytes(e.payload, "payload"),
-    salt: jsonBytes(e.salt, "salt"),
-    erased: e.erased === true,
-    inclusionProof: proof.map((p, i) => jsonHash(p, `inclusion_proof[${i}]`)),
-    decodedRaw: rawMember(text, "decoded"),
-    undecodable: (e.undecodable as string | null) ?? undefined,
+    index: uintOf(e.get("index"), "index"),
+    header: jsonBytes(e.get("header"), "header"),
+    leafHash: jsonHash(e.get("leaf_hash"), "leaf_hash"),
+    payload: e.has("payload") ? jsonBytes(e.get("payload"), "payload") : undefined,
+    salt: e.has("salt") ? jsonBytes(e.get("salt"), "salt") : undefined,
+    erased: e.has("erased"),
+    inclusionProof: hashesOf(e.get("inclusion_proof"), MAX_INCLUSION_HASHES, "inclusion_proof"),
+    decodedRaw: e.has("decoded") ? rawMember(text, "decoded") : undefined,
+    undecodable: e.has("undecodable") ? stringOf(e.get("undecodable"), "undecodable") : undefined,
   };
+}
+
+/**
+ * Reads what the verifier needs of a tombstone's payload (docs/FORMAT.md
+ * §2.2, docs/BUNDLE.md check 10): reason (a string) and erased (an array,
+ * or null for none, of objects with an integer index and a string
+ * leaf_hash), by their exact names; other members are ignored once parsed.
+ */
+function parseTombstone(payload: Uint8Array): { reason: string; erased: { index: number; leaf_hash: string }[] } {
+  const t = objectOf(parseStrict(utf8Decoder.decode(payload)), "tombstone");
+  if (!t.has("reason") || !t.has("erased")) throw new Error("tombstone: reason or erased is missing");
+  const reason = stringOf(t.get("reason"), "reason");
+  const erasedV = t.get("erased");
+  const erased = erasedV === null ? [] : arrayOf(erasedV, "erased").map((x, i) => {
+    const o = objectOf(x, `erased[${i}]`);
+    if (!o.has("index") || !o.has("leaf_hash")) throw new Error(`erased[${i}]: index or leaf_hash is missing`);
+    return { index: uintOf(o.get("index"), `erased[${i}].index`), leaf_hash: stringOf(o.get("leaf_hash"), `erased[${i}].leaf_hash`) };
+  });
+  return { reason, erased };
 }
 
 /**
@@ -412,7 +419,34 @@ interface EntryResult {
   leaf?: Uint8Array;
   erased: boolean;
   names: { index: number; leaf_hash: string }[];
+  /** Of a span whose payload parsed: what it says of the selector's payload conditions. */
+  payload: number;
   otlp: OtlpFacts;
+}
+
+const PAYLOAD_UNKNOWN = 0; // erased, or not a span: the bundle cannot tell
+const PAYLOAD_NO = 1;
+const PAYLOAD_YES = 2;
+
+/** A span payload against the selector's payload conditions (session, subject, model, errors only). */
+function matchPayload(s: Record<string, unknown>, sp: Obj): boolean {
+  const model = (sp.model ?? {}) as Obj;
+  const status = (sp.status ?? {}) as Obj;
+  return (s.session_id === undefined || sp.sessionId === s.session_id) &&
+    (s.subject_id === undefined || sp.subjectId === s.subject_id) &&
+    (s.model === undefined || model.requestModel === s.model || model.responseModel === s.model) &&
+    (s.errors_only === undefined || status.code === StatusCode.ERROR);
+}
+
+/** A span header against the selector's header conditions (trace, time, kind, version). */
+function matchHeader(m: Manifest, h: Header): boolean {
+  const s = m.selector;
+  if (s.trace_id !== undefined && toHex(h.traceId) !== s.trace_id) return false;
+  if (m.from !== undefined && h.appendedAtNanos < m.from) return false;
+  if (m.to !== undefined && h.appendedAtNanos >= m.to) return false;
+  if (s.kind !== undefined && SPAN_KINDS[h.subKind - 1] !== s.kind) return false;
+  if (s.version_id !== undefined && !h.refs.some((r) => toHex(r) === s.version_id)) return false;
+  return true;
 }
 
 /**
@@ -423,7 +457,8 @@ interface EntryResult {
 export async function verifyBundle(zipBytes: Uint8Array, key: VerifierKey, pinned?: string): Promise<Report> {
   const v = new Verifier();
   for (const name of [Checks.signature, Checks.manifest, Checks.files, Checks.checkpoint, Checks.headers, Checks.commitments,
-    Checks.leafHashes, Checks.inclusion, Checks.decoded, Checks.identity, Checks.references, Checks.erasures, Checks.traces, Checks.otlp]) {
+    Checks.leafHashes, Checks.inclusion, Checks.decoded, Checks.identity, Checks.references, Checks.erasures, Checks.traces, Checks.otlp,
+    Checks.selector, Checks.timeRange]) {
     v.check(name);
   }
   if (pinned !== undefined) {
@@ -451,9 +486,14 @@ async function run(v: Verifier, zipBytes: Uint8Array, key: VerifierKey, pinned?:
     }
     files.set(f.name, f);
   }
-  const read = async (name: string): Promise<Uint8Array> => {
+  // bounded: an entry file or range.bin, refused from the directory when it
+  // would expand more than a Huffman-only file can.
+  const read = async (name: string, bounded = false): Promise<Uint8Array> => {
     const f = files.get(name);
     if (!f) throw new Error(`${name} is missing`);
+    if (bounded && f.size > MAX_EXPANSION * f.compressedSize + EXPANSION_SLACK) {
+      throw new Error(`${name}: ${f.size} bytes compressed to ${f.compressedSize}, more than an entry file expands (${MAX_EXPANSION} times, plus ${EXPANSION_SLACK} bytes)`);
+    }
     return readZipFile(zipBytes, f);
   };
   const readText = async (name: string) => utf8Decoder.decode(await read(name));
@@ -557,6 +597,8 @@ async function run(v: Verifier, zipBytes: Uint8Array, key: VerifierKey, pinned?:
   await crossCheckOtlp(
     results.flatMap((r) => (r.header && r.header.kind === KIND_SPAN ? [{ index: r.header.index, header: r.header, erased: r.erased, facts: r.otlp }] : [])),
     () => v.pass(Checks.otlp), (msg) => v.fail(Checks.otlp, msg));
+  checkSelectorHolds(v, m, results);
+  await checkTimeRange(v, m, cp, results, files, read, listed);
 
   // The other files.
   try {
@@ -570,14 +612,12 @@ async function run(v: Verifier, zipBytes: Uint8Array, key: VerifierKey, pinned?:
       const b = await read(CONSISTENCY);
       await digest(CONSISTENCY, b);
       try {
-        const c = parseNoDuplicates(utf8Decoder.decode(b));
-        if (!isObj(c)) throw new Error("not an object");
-        onlyMembers(c, ["old_size", "new_size", "proof", "old_checkpoint"], CONSISTENCY);
-        if (!isUint(c.old_size) || !isUint(c.new_size)) throw new Error("sizes are not unsigned integers");
-        if (c.old_checkpoint !== undefined && c.old_checkpoint !== null && !isString(c.old_checkpoint)) throw new Error("old_checkpoint is not a string");
+        const c = objectOf(parseStrict(utf8Decoder.decode(b)), CONSISTENCY);
+        checkMembers(c, ["old_size", "new_size", "proof", "old_checkpoint"], ["old_size", "new_size", "proof"], CONSISTENCY);
         cons = {
-          old_size: c.old_size, new_size: c.new_size, proof: ((c.proof ?? []) as unknown[]).map((p, i) => jsonHash(p, `proof[${i}]`)),
-          old_checkpoint: (c.old_checkpoint as string | null) ?? undefined,
+          old_size: uintOf(c.get("old_size"), "old_size"), new_size: uintOf(c.get("new_size"), "new_size"),
+          proof: hashesOf(c.get("proof"), MAX_CONSISTENCY_HASHES, "proof"),
+          old_checkpoint: c.has("old_checkpoint") ? stringOf(c.get("old_checkpoint"), "old_checkpoint") : undefined,
         };
       } catch (e) {
         v.fail(Checks.consistency, `${CONSISTENCY} is not a consistency proof: ${errText(e)}`);
@@ -590,12 +630,12 @@ async function run(v: Verifier, zipBytes: Uint8Array, key: VerifierKey, pinned?:
 }
 
 async function checkEntry(m: Manifest, ref: { index: number; kind: string; file: string }, cp: Checkpoint | undefined,
-  read: (n: string) => Promise<Uint8Array>, digest: (name: string, b: Uint8Array, t: { pass: (c: string) => void; fail: (c: string, m: string) => void }) => Promise<void>): Promise<EntryResult> {
-  const r: EntryResult = { passed: new Set(), fails: [], notes: [], erased: false, names: [], otlp: { passed: false } };
+  read: (n: string, bounded: boolean) => Promise<Uint8Array>, digest: (name: string, b: Uint8Array, t: { pass: (c: string) => void; fail: (c: string, m: string) => void }) => Promise<void>): Promise<EntryResult> {
+  const r: EntryResult = { passed: new Set(), fails: [], notes: [], erased: false, names: [], payload: PAYLOAD_UNKNOWN, otlp: { passed: false } };
   const fail = (c: string, msg: string) => void r.fails.push([c, msg]);
   let b: Uint8Array;
   try {
-    b = await read(ref.file);
+    b = await read(ref.file, true);
   } catch (e) {
     fail(Checks.files, errText(e));
     fail(Checks.headers, `entry ${ref.index}: ${errText(e)}`);
@@ -695,11 +735,9 @@ async function checkPayload(m: Manifest, h: Header, e: EntryFile, payload: Uint8
       }
     });
     if (h.kind === KIND_TOMBSTONE) {
-      let ts: Obj;
+      let ts: { reason: string; erased: { index: number; leaf_hash: string }[] };
       try {
-        const t = JSON.parse(utf8Decoder.decode(payload));
-        if (!isObj(t)) throw new Error("not an object");
-        ts = t;
+        ts = parseTombstone(payload);
       } catch (err) {
         fail(Checks.identity, `tombstone ${h.index}: the payload is not a tombstone: ${errText(err)}`);
         return;
@@ -708,7 +746,7 @@ async function checkPayload(m: Manifest, h: Header, e: EntryFile, payload: Uint8
         fail(Checks.identity, `tombstone ${h.index}: reason ${JSON.stringify(ts.reason)}, the header's sub-kind ${h.subKind}`);
         return;
       }
-      r.names = Array.isArray(ts.erased) ? (ts.erased as { index: number; leaf_hash: string }[]) : [];
+      r.names = ts.erased;
     }
     r.passed.add(Checks.identity);
     return;
@@ -733,6 +771,7 @@ async function checkPayload(m: Manifest, h: Header, e: EntryFile, payload: Uint8
     fail(Checks.identity, `entry ${h.index}: ${problem}`);
     return;
   }
+  if (h.kind === KIND_SPAN) r.payload = matchPayload(m.selector, msg) ? PAYLOAD_YES : PAYLOAD_NO;
   const why = await headerMismatch(h, msg);
   if (why) {
     fail(Checks.identity, `entry ${h.index}: ${why}`);
@@ -777,13 +816,13 @@ async function headerMismatch(h: Header, msg: Obj): Promise<string> {
 
 /** Version references, erasures and traces: every entry is in the bundle for a reason. */
 function crossChecks(v: Verifier, m: Manifest, results: EntryResult[]): void {
-  const versions = new Set<string>();
+  const versions = new Map<string, bigint>(); // the version entries: their index
   const referenced = new Set<string>();
   const named = new Map<bigint, string>();
   for (const r of results) {
     const h = r.header;
     if (!h) continue;
-    if (h.kind === KIND_VERSION) versions.add(`${h.subKind}:${toHex(h.refs[h.subKind - 1])}`);
+    if (h.kind === KIND_VERSION) versions.set(`${h.subKind}:${toHex(h.refs[h.subKind - 1])}`, h.index);
     if (h.kind === KIND_TOMBSTONE) for (const te of r.names) named.set(BigInt(te.index), String(te.leaf_hash));
   }
   const listed = new Set(m.traces);
@@ -799,11 +838,14 @@ function crossChecks(v: Verifier, m: Manifest, results: EntryResult[]): void {
       h.refs.forEach((id, i) => {
         if (isZero(id)) return;
         const ref = `${i + 1}:${toHex(id)}`;
-        if (versions.has(ref)) {
+        const at = versions.get(ref);
+        if (at === undefined) {
+          v.fail(Checks.references, `entry ${h.index} references ${VERSION_KINDS[i]} version ${toHex(id.slice(0, 8))}, which the bundle does not hold`);
+        } else if (at > h.index) {
+          v.fail(Checks.references, `entry ${h.index} references ${VERSION_KINDS[i]} version ${toHex(id.slice(0, 8))}, which was registered after it (entry ${at})`);
+        } else {
           referenced.add(ref);
           v.pass(Checks.references);
-        } else {
-          v.fail(Checks.references, `entry ${h.index} references ${VERSION_KINDS[i]} version ${toHex(id.slice(0, 8))}, which the bundle does not hold`);
         }
       });
     }
@@ -832,6 +874,151 @@ function crossChecks(v: Verifier, m: Manifest, results: EntryResult[]): void {
   for (const t of m.traces) {
     if (!spans.get(t)) v.fail(Checks.traces, `trace ${t} is listed, but the bundle holds none of its spans`);
     else v.pass(Checks.traces);
+  }
+}
+
+/** The selector check: every listed trace has a span entry that satisfies every condition. */
+function checkSelectorHolds(v: Verifier, m: Manifest, results: EntryResult[]): void {
+  const s = m.selector;
+  const payload = PAYLOAD_CONDITIONS.some((k) => k in s);
+  const state = new Map<string, number>(); // 1: unknown, 2: matched
+  for (const r of results) {
+    const h = r.header;
+    if (!h || h.kind !== KIND_SPAN || !matchHeader(m, h)) continue;
+    const trace = toHex(h.traceId);
+    if (!payload || r.payload === PAYLOAD_YES) state.set(trace, 2);
+    else if (r.payload === PAYLOAD_UNKNOWN && !state.has(trace)) state.set(trace, 1);
+  }
+  const conditions = PAYLOAD_CONDITIONS.filter((k) => k in s).join(", ");
+  for (const t of m.traces) {
+    const st = state.get(t);
+    if (st === 2) v.pass(Checks.selector);
+    else if (st === 1) {
+      v.pass(Checks.selector);
+      v.note(Checks.selector, `trace ${t}: only spans whose payload the bundle does not hold or cannot read (erased, or not a span) can satisfy ${conditions} of the selector; the bundle cannot show that they did`);
+    } else v.fail(Checks.selector, `trace ${t}: no span of it in the bundle satisfies the selector`);
+  }
+}
+
+/**
+ * The time range check (docs/BUNDLE.md): range.bin holds the headers of the
+ * range and of one entry on each side, chained and anchored by an inclusion
+ * proof; every span of the range that satisfies the selector belongs to a
+ * listed trace, and every span of the range of a listed trace is in the
+ * bundle. Other bundles pass with a note of what they cannot show.
+ */
+async function checkTimeRange(v: Verifier, m: Manifest, cp: Checkpoint | undefined, results: EntryResult[], files: Map<string, ZipFile>,
+  read: (name: string, bounded: boolean) => Promise<Uint8Array>, listed: Map<string, string>): Promise<void> {
+  const s = m.selector;
+  const r = m.range;
+  const timeRange = isTimeRange(s);
+  if (!r) {
+    if (timeRange && m.format === FORMAT) v.fail(Checks.timeRange, `the selector is a time range, but the bundle holds no ${RANGE} to show that it is complete`);
+    else if (timeRange) v.note(Checks.timeRange, `a ${m.format} bundle does not show that its time range is complete: another trace of the range may match the selector`);
+    else if ("from" in s || "to" in s) v.note(Checks.timeRange, `the selector has conditions (${PAYLOAD_CONDITIONS.filter((k) => k in s).join(", ")}) that only payloads show: the bundle does not show that no other trace of the time range matches it`);
+    else v.note(Checks.timeRange, "the selector is not a time range: the bundle does not show that no other trace matches it");
+    return;
+  }
+  if (!cp) {
+    v.skip(Checks.timeRange, "no valid checkpoint to prove the range against");
+    return;
+  }
+  const inBundle = new Map<bigint, EntryResult>();
+  for (const e of results) if (e.header) inBundle.set(e.header.index, e);
+  const traces = new Set(m.traces);
+  const size = BigInt(m.tree_size);
+  const first = BigInt(r.first);
+  const end = BigInt(r.end);
+  const start = first > 0n ? first - 1n : first;
+  const stop = end < size ? end + 1n : end;
+  if (stop - start > BigInt(MAX_RANGE_HEADERS)) {
+    v.fail(Checks.timeRange, `the range holds ${stop - start} headers, more than the limit of ${MAX_RANGE_HEADERS}`);
+    return;
+  }
+  let b: Uint8Array;
+  try {
+    if (!files.has(RANGE)) throw new Error(`${RANGE} is missing`);
+    b = await read(RANGE, true);
+  } catch (e) {
+    v.fail(Checks.files, errText(e));
+    v.fail(Checks.timeRange, errText(e));
+    return;
+  }
+  const fmt = (ns: bigint) => `${ns}ns`;
+  let off = 0;
+  let prev: Header | undefined;
+  let prevLeaf: Uint8Array = new Uint8Array(32);
+  for (let i = start; i < stop; i++) {
+    if (off + 2 > b.length) {
+      v.fail(Checks.timeRange, `${RANGE} ends at entry ${i}; want the headers of entries ${start} to ${stop - 1n}`);
+      return;
+    }
+    const n = (b[off] << 8) | b[off + 1];
+    off += 2;
+    if (n > MAX_HEADER_BYTES) {
+      v.fail(Checks.timeRange, `${RANGE}: entry ${i}: a header of ${n} bytes`);
+      return;
+    }
+    if (off + n > b.length) {
+      v.fail(Checks.timeRange, `${RANGE} ends inside the header of entry ${i}`);
+      return;
+    }
+    const hb = b.subarray(off, off + n);
+    off += n;
+    let h: Header;
+    try {
+      h = parseHeader(hb);
+    } catch (e) {
+      v.fail(Checks.timeRange, `${RANGE}: entry ${i}: ${errText(e)}`);
+      return;
+    }
+    const leaf = await leafHash(hb);
+    if (h.index !== i || h.tenant !== m.tenant) {
+      v.fail(Checks.timeRange, `${RANGE}: the header for entry ${i} says entry ${h.index} of tenant ${JSON.stringify(h.tenant)}`);
+      return;
+    }
+    if (i === 0n && !isZero(h.prevLeafHash)) {
+      v.fail(Checks.timeRange, `${RANGE}: entry 0 names a previous leaf`);
+      return;
+    }
+    if (prev && !equal(h.prevLeafHash, prevLeaf)) {
+      v.fail(Checks.timeRange, `${RANGE}: the hash chain breaks at entry ${i}: its previous leaf hash is not entry ${i - 1n}'s`);
+      return;
+    }
+    if (prev && h.appendedAtNanos < prev.appendedAtNanos) {
+      v.fail(Checks.timeRange, `${RANGE}: entry ${i} was appended before entry ${i - 1n}; appended_at never decreases along a log`);
+      return;
+    }
+    const own = inBundle.get(i);
+    if (own && own.leaf && !equal(own.leaf, leaf)) v.fail(Checks.timeRange, `entry ${i}: the header in ${RANGE} is not the one of its entry file`);
+    if (i < first) {
+      if (m.from === undefined || h.appendedAtNanos >= m.from) v.fail(Checks.timeRange, `entry ${i}, before the range, was appended at ${fmt(h.appendedAtNanos)}, not before from`);
+    } else if (i >= end) {
+      if (m.to === undefined || h.appendedAtNanos < m.to) v.fail(Checks.timeRange, `entry ${i}, after the range, was appended at ${fmt(h.appendedAtNanos)}, not at or after to`);
+    } else if ((m.from !== undefined && h.appendedAtNanos < m.from) || (m.to !== undefined && h.appendedAtNanos >= m.to)) {
+      v.fail(Checks.timeRange, `entry ${i}, in the range, was appended at ${fmt(h.appendedAtNanos)}, outside [from, to)`);
+    } else if (h.kind !== KIND_SPAN) {
+      v.pass(Checks.timeRange);
+    } else {
+      const trace = toHex(h.traceId);
+      if (traces.has(trace) && !own) v.fail(Checks.timeRange, `span entry ${i} of trace ${trace} lies in the range, but the bundle does not hold it`);
+      else if (!traces.has(trace) && matchHeader(m, h)) v.fail(Checks.timeRange, `span entry ${i} of trace ${trace} lies in the range and satisfies the selector, but the trace is not listed`);
+      else v.pass(Checks.timeRange);
+    }
+    prev = h;
+    prevLeaf = leaf;
+  }
+  if (off !== b.length) {
+    v.fail(Checks.timeRange, `${RANGE} holds more than the headers of entries ${start} to ${stop - 1n}`);
+    return;
+  }
+  const sum = toHex(await sha256(b));
+  if (sum !== listed.get(RANGE)) v.fail(Checks.files, `${RANGE}: SHA-256 ${sum.slice(0, 16)}, the manifest says ${JSON.stringify((listed.get(RANGE) ?? "").slice(0, 16))}`);
+  else v.pass(Checks.files);
+  try {
+    await verifyInclusion(stop - 1n, cp.size, prevLeaf, r.proof, cp.root);
+  } catch (e) {
+    v.fail(Checks.timeRange, `the last header of ${RANGE} (entry ${stop - 1n}) is not proved in the tree of size ${cp.size}: ${errText(e)}`);
   }
 }
 

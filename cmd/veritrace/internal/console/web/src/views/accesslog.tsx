@@ -66,7 +66,18 @@ export function AccessLogView() {
             </thead>
             <tbody>
               {shown.map((e) => {
-                const r = e.record!;
+                const r = e.record;
+                if (!r) {
+                  // An erased (expired) record, or one that cannot be decoded: shown as such.
+                  return (
+                    <tr data-testid="access-row">
+                      <td class="num">{e.index.toString()}</td>
+                      <td colSpan={8} class="wrap">
+                        {e.decodeError ? <Badge tone="warn">undecodable</Badge> : <Badge tone="muted">erased</Badge>} {e.decodeError}
+                      </td>
+                    </tr>
+                  );
+                }
                 return (
                   <tr data-testid="access-row">
                     <td class="num">{e.index.toString()}</td>

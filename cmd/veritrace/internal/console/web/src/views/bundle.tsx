@@ -38,8 +38,9 @@ export function BundleView() {
           The bundle is read and checked in this browser only; nothing is uploaded. The checks are those of <code>veritrace verify</code> (docs/BUNDLE.md):
           the manifest's signature by the log key (first: nothing else is read without it), the manifest's structure, every file's digest, the
           checkpoint's signature, each entry's header, leaf hash, payload commitment, inclusion proof and decoded content, that each header's ids
-          and version references are its payload's, version references, erasures and traces, the consistency proof the bundle carries and, with
-          a checkpoint you pinned earlier, that the log only grew since.
+          and version references are its payload's, version references, erasures and traces, that every trace satisfies the selector, that a
+          time-range bundle holds every trace of its range, the consistency proof the bundle carries and, with a checkpoint you pinned earlier,
+          that the log only grew since.
         </p>
         <Field label="Bundle (.zip)">
           <input type="file" accept=".zip,application/zip" onChange={(e) => choose.run(e.currentTarget.files?.[0])} data-testid="bundle-file" />

@@ -57,6 +57,8 @@ export function ErasureView() {
     };
   };
   const loadHistory = useAction(async () => setHistory((await api.retention.listErasures({ pageSize: 100 })).erasures));
+  // The list carries no receipts: fetch the request's own.
+  const fetchReceipt = useAction(async (requestId: string) => downloadReceipt((await api.retention.getErasure({ requestId, pageSize: 1 })).erasure!));
   useEffect(() => {
     loadHistory.run();
   }, []);
@@ -117,17 +119,17 @@ export function ErasureView() {
       <ErrorBox error={dryRun.error} />
       {dry && (
         <Panel title="Dry run" testid="dry-run-result">
-          <Notice kind={dry.er.erased.length ? "warn" : "info"}>
-            Would erase {dry.er.erased.length} entr{dry.er.erased.length === 1 ? "y" : "ies"}
-            {dry.er.held.length ? `; ${dry.er.held.length} held by legal holds and kept` : ""}. Nothing was changed.
+          <Notice kind={dry.er.erasedCount ? "warn" : "info"}>
+            Would erase {dry.er.erasedCount.toString()} entr{dry.er.erasedCount === 1n ? "y" : "ies"}
+            {dry.er.heldCount ? `; ${dry.er.heldCount} held by legal holds and kept` : ""}. Nothing was changed.
           </Notice>
           <KV
             rows={[
-              ["Entries to erase", dry.er.erased.map(String).join(", ")],
-              ["Held", dry.er.held.map((h) => `entry ${h.index} (hold ${h.holdId}, case ${h.caseRef})`).join("; ")],
+              ["Entries to erase", listed(dry.er.erased.map(String), dry.er.erasedCount)],
+              ["Held", listed(dry.er.held.map((h) => `entry ${h.index} (hold ${h.holdId}, case ${h.caseRef})`), dry.er.heldCount, "; ")],
             ]}
           />
-          {dryValid && dry.er.erased.length > 0 && (
+          {dryValid && dry.er.erasedCount > 0n && (
             <>
               <label class="check">
                 <input type="checkbox" checked={confirm} onChange={(e) => setConfirm(e.currentTarget.checked)} data-testid="confirm-erasure" /> I understand that erasing destroys these
@@ -135,7 +137,7 @@ export function ErasureView() {
               </label>
               <div class="buttons">
                 <button class="danger" disabled={!confirm || execute.busy} onClick={() => execute.run()} data-testid="execute-erasure">
-                  {execute.busy ? "Erasing…" : `Erase ${dry.er.erased.length} entries`}
+                  {execute.busy ? "Erasing…" : `Erase ${dry.er.erasedCount} entries`}
                 </button>
               </div>
             </>
@@ -147,6 +149,7 @@ export function ErasureView() {
       {done && <ErasureDetail er={done} title="Erasure done" testid="erasure-done" />}
       <Panel title="Past requests" testid="erasure-history">
         <ErrorBox error={loadHistory.error} />
+        <ErrorBox error={fetchReceipt.error} />
         {history && history.length === 0 && <Notice>No erasure request or sweep yet.</Notice>}
         {history && history.length > 0 && (
           <table class="grid">
@@ -180,9 +183,9 @@ export function ErasureView() {
                   <td>{e.ticket}</td>
                   <td>{time(e.requestedAt)}</td>
                   <td>{time(e.completedAt)}</td>
-                  <td class="num">{e.erased.length}</td>
-                  <td class="num">{e.held.length}</td>
-                  <td>{e.receipt && <button onClick={() => downloadReceipt(e)}>Download</button>}</td>
+                  <td class="num">{e.erasedCount.toString()}</td>
+                  <td class="num">{e.heldCount.toString()}</td>
+                  <td>{e.state === "done" && e.kind === "erasure" && <button onClick={() => fetchReceipt.run(e.requestId)}>Download</button>}</td>
                 </tr>
               ))}
             </tbody>
@@ -191,6 +194,12 @@ export function ErasureView() {
       </Panel>
     </Page>
   );
+}
+
+/** A page of a list, saying how much of it is shown. */
+function listed(items: string[], count: bigint, sep = ", "): string {
+  const shown = items.join(sep);
+  return BigInt(items.length) < count ? `${shown} … (the first ${items.length} of ${count})` : shown;
 }
 
 function downloadReceipt(er: Erasure) {
@@ -205,13 +214,13 @@ function ErasureDetail(props: { er: Erasure; title: string; testid?: string }) {
   return (
     <Panel title={props.title} testid={props.testid}>
       <Notice kind="ok">
-        Erased {er.erased.length} entries; tombstone at ledger entry {er.tombstoneIndex?.toString()}; {er.held.length} held.
+        Erased {er.erasedCount.toString()} entries; tombstone at ledger entry {er.tombstoneIndex?.toString()}; {er.heldCount.toString()} held.
       </Notice>
       <KV
         rows={[
           ["Request", er.requestId],
           ["State", er.state],
-          ["Erased entries", er.erased.map(String).join(", ")],
+          ["Erased entries", listed(er.erased.map(String), er.erasedCount)],
           ["Completed", time(er.completedAt)],
         ]}
       />

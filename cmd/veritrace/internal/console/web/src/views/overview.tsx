@@ -83,6 +83,7 @@ export function OverviewView() {
             <Tile label="Tokens" value={num(agg.total.inputTokens + agg.total.outputTokens)} sub={`${num(agg.total.inputTokens)} in / ${num(agg.total.outputTokens)} out`} />
             <Tile label="Cost" value={costs(agg.total.cost) || "0"} />
             <Tile label="Erased spans" value={num(agg.total.erased)} />
+            {agg.total.undecodable > 0n && <Tile label="Undecodable spans" value={num(agg.total.undecodable)} sub="payload not a span" />}
           </div>
           <div class="charts">
             <Panel title="Spans and errors">
@@ -95,7 +96,7 @@ export function OverviewView() {
               <BarChart agg={agg} series={[(a) => a.cost.find((c) => c.currency === currency)?.amount ?? 0]} names={["cost"]} fmt={(n) => money(n, "")} testid="chart-cost" />
             </Panel>
             <Panel title="Mean span duration">
-              <BarChart agg={agg} series={[(a) => (a.spans - a.erased > 0n ? a.durationMs / Number(a.spans - a.erased) : 0)]} names={["mean"]} fmt={(n) => duration(n)} testid="chart-latency" />
+              <BarChart agg={agg} series={[(a) => (a.spans - a.erased - a.undecodable > 0n ? a.durationMs / Number(a.spans - a.erased - a.undecodable) : 0)]} names={["mean"]} fmt={(n) => duration(n)} testid="chart-latency" />
             </Panel>
           </div>
           <div class="charts">
@@ -220,7 +221,7 @@ function Breakdown(props: { title: string; groups: Aggregate[]; label: (k: strin
               <td class="num">{num(g.errors)}</td>
               <td class="num">{num(g.inputTokens + g.outputTokens)}</td>
               <td class="num">{costs(g.cost)}</td>
-              <td class="num">{g.spans - g.erased > 0n ? duration(g.durationMs / Number(g.spans - g.erased)) : ""}</td>
+              <td class="num">{g.spans - g.erased - g.undecodable > 0n ? duration(g.durationMs / Number(g.spans - g.erased - g.undecodable)) : ""}</td>
             </tr>
           ))}
         </tbody>

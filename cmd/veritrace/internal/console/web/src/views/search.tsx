@@ -196,6 +196,7 @@ export function SearchView() {
                       <td>
                         {s && s.errors > 0 ? <Badge tone="bad">{s.errors} error{s.errors > 1 ? "s" : ""}</Badge> : <Badge tone="ok">ok</Badge>}
                         {s && s.erased > 0 && <Badge tone="muted">{s.erased} erased</Badge>}
+                        {s && s.undecodable > 0 && <Badge tone="warn">{s.undecodable} undecodable</Badge>}
                       </td>
                     </tr>
                   );

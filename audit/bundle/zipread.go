@@ -1,0 +1,88 @@
+package bundle
+
+import (
+	"archive/zip"
+	"crypto/sha256"
+	"fmt"
+	"io"
+)
+
+// Entry files are written Huffman-only (Writer.Prepare): every byte of
+// content costs at least one bit, so an honest entry file expands at most
+// 8-fold. The verifier refuses an entry file that would expand more than
+// MaxExpansion times its compressed size plus expansionSlack bytes before
+// it reads a byte of it, so that the work a bundle can demand is bounded
+// by its own size: a few megabytes of zip cannot make it inflate and hash
+// gigabytes.
+const (
+	MaxExpansion   = 8
+	expansionSlack = 1024
+)
+
+// open checks a file's sizes in the zip's directory against max (and,
+// when bounded, against MaxExpansion) and opens it.
+func (v *verifier) open(name string, max int64, bounded bool) (*zip.File, io.ReadCloser, error) {
+	f := v.files[name]
+	if f == nil {
+		return nil, nil, fmt.Errorf("%s is missing", name)
+	}
+	if f.UncompressedSize64 > uint64(max) {
+		return nil, nil, fmt.Errorf("%s: %d bytes, more than the limit of %d", name, f.UncompressedSize64, max)
+	}
+	if bounded && f.UncompressedSize64 > MaxExpansion*f.CompressedSize64+expansionSlack {
+		return nil, nil, fmt.Errorf("%s: %d bytes compressed to %d, more than an entry file expands (%d times, plus %d bytes)",
+			name, f.UncompressedSize64, f.CompressedSize64, MaxExpansion, expansionSlack)
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", name, err)
+	}
+	return f, rc, nil
+}
+
+// readFile reads a file of the bundle, at most max bytes, and returns its
+// bytes and SHA-256. It allocates the size the zip's directory declares,
+// once (the zip reader fails a file that is longer or shorter than that,
+// or whose CRC differs).
+func (v *verifier) readFile(name string, max int64, bounded bool) ([]byte, [32]byte, error) {
+	f, rc, err := v.open(name, max, bounded)
+	if err != nil {
+		return nil, [32]byte{}, err
+	}
+	defer rc.Close()
+	buf := make([]byte, f.UncompressedSize64)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		return nil, [32]byte{}, fmt.Errorf("%s: %v", name, err)
+	}
+	// One more read reaches the end, where the zip reader checks the CRC
+	// and that nothing follows.
+	var one [1]byte
+	if n, err := rc.Read(one[:]); n != 0 || err != io.EOF {
+		if err == nil || err == io.EOF {
+			err = fmt.Errorf("longer than the %d bytes declared", f.UncompressedSize64)
+		}
+		return nil, [32]byte{}, fmt.Errorf("%s: %v", name, err)
+	}
+	return buf, sha256.Sum256(buf), nil
+}
+
+// hashFile returns the SHA-256 of a file of the bundle, reading at most
+// max bytes and holding none of them.
+func (v *verifier) hashFile(name string, max int64, bounded bool) ([32]byte, error) {
+	var sum [32]byte
+	_, rc, err := v.open(name, max, bounded)
+	if err != nil {
+		return sum, err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(rc, max+1))
+	if err != nil {
+		return sum, fmt.Errorf("%s: %v", name, err)
+	}
+	if n > max {
+		return sum, fmt.Errorf("%s: more than the limit of %d bytes", name, max)
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}
