@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -72,9 +73,10 @@ const closureChunk = 1024
 // is left out. Entries already erased are left out. It returns the indexes
 // in order, and the trace of every span among them.
 //
-// Its work is one header read per entry carrying t, one identity-index
-// scan per trace and one envelope read per span of those traces, in read
-// transactions of at most 1024 reads, checking ctx between them.
+// Its work is one header read per entry carrying t, one scan of the span
+// identity index per trace and one envelope read per other span of those
+// traces, in read transactions of at most 1024 entries or traces, checking
+// ctx between them.
 func (l *Ledger) Closure(ctx context.Context, tenant string, t Term) ([]uint64, map[uint64][16]byte, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
@@ -114,32 +116,65 @@ func (l *Ledger) Closure(ctx context.Context, tenant string, t Term) ([]uint64, 
 	want := l.termRef(tid, t)
 	out := slices.Clone(direct)
 	size := l.committedSize(tid)
-	for _, tr := range traces {
-		spans, err := l.SpansOfTrace(ctx, tenant, tr, size)
-		if err != nil {
+	// The traces' other spans (the span identity index), then their
+	// envelopes.
+	type piece struct {
+		index uint64
+		trace [16]byte
+	}
+	var pieces []piece
+	for chunk := range slices.Chunk(traces, closureChunk) {
+		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		spans = slices.DeleteFunc(spans, func(i uint64) bool { _, ok := traceOf[i]; return ok })
-		for chunk := range slices.Chunk(spans, closureChunk) {
-			if err := ctx.Err(); err != nil {
-				return nil, nil, err
-			}
-			if err := l.db.View(func(txn *badger.Txn) error {
-				for _, i := range chunk {
-					terms, live, err := envelopeTerms(txn, tid, i)
+		if err := l.db.View(func(txn *badger.Txn) error {
+			for _, tr := range chunk {
+				var id [32]byte
+				copy(id[:], tr[:])
+				prefix := identityKey(tid, format.KindSpan, id)[:len(tenantKey(nsIdentity, tid))+1+16]
+				// A prefix iterator reads only the tables that may hold it.
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+				for it.Rewind(); it.Valid(); it.Next() {
+					v, err := it.Item().ValueCopy(nil)
+					if err == nil && len(v) != 9 {
+						err = fmt.Errorf("identity entry of %d bytes", len(v))
+					}
 					if err != nil {
+						it.Close()
 						return err
 					}
-					if !live || slices.ContainsFunc(terms, func(r [termRefSize]byte) bool { return r[0] == t.Field && r != want }) {
-						continue
+					if i := binary.BigEndian.Uint64(v); i < size {
+						if _, ok := traceOf[i]; !ok {
+							pieces = append(pieces, piece{i, tr})
+						}
 					}
-					out = append(out, i)
-					traceOf[i] = tr
 				}
-				return nil
-			}); err != nil {
-				return nil, nil, err
+				it.Close()
 			}
+			return nil
+		}); err != nil {
+			return nil, nil, err
+		}
+	}
+	for chunk := range slices.Chunk(pieces, closureChunk) {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if err := l.db.View(func(txn *badger.Txn) error {
+			for _, p := range chunk {
+				terms, live, err := envelopeTerms(txn, tid, p.index)
+				if err != nil {
+					return err
+				}
+				if !live || slices.ContainsFunc(terms, func(r [termRefSize]byte) bool { return r[0] == t.Field && r != want }) {
+					continue
+				}
+				out = append(out, p.index)
+				traceOf[p.index] = p.trace
+			}
+			return nil
+		}); err != nil {
+			return nil, nil, err
 		}
 	}
 	slices.Sort(out)
