@@ -22,7 +22,7 @@ type Checkpoint = format.Checkpoint
 var ErrInconsistent = errors.New("stored tree inconsistent with a signed checkpoint")
 
 // checkpointer signs a checkpoint of every tenant whose log grew, once per
-// interval, and runs requested value-log GCs, until the ledger closes.
+// interval, until the ledger closes.
 func (l *Ledger) checkpointer() {
 	defer l.wg.Done()
 	t := time.NewTicker(l.interval)
@@ -33,14 +33,6 @@ func (l *Ledger) checkpointer() {
 			return
 		case <-t.C:
 			l.signDue(context.Background())
-		case <-l.gcReq:
-			n, err := l.runValueLogGC()
-			if n > 0 {
-				l.log.Info("value log GC", "files_rewritten", n)
-			}
-			if err != nil && !errors.Is(err, ErrFailed) {
-				l.log.Error("value log GC", "err", err)
-			}
 		}
 	}
 }

@@ -30,13 +30,20 @@
 //     key (stored or not yet) of a retired expiry bucket: retirement is a
 //     durable marker in the log database, written and checked by the
 //     writer in its commit transactions (a record sealed under a retired
-//     key is re-sealed under a live one). Every entry is sealed under a key
-//     of its appended_at day, so an expiry bucket's entries are found by
-//     its day. Destroyed key material is dropped from the key store's files
-//     (one DropPrefix per erasure or sweep).
+//     key is re-sealed under a live one). Each group reads the retirement
+//     epoch, which every marker-writing transaction advances, and the
+//     markers it has not read since the epoch last moved. Every entry is
+//     sealed under a key of its appended_at day, so an expiry bucket's
+//     entries are found by its day. Destroyed key material is dropped from
+//     the key store's files (one DropPrefix per erasure or sweep).
 //   - A commit whose outcome is unknown, in either database and by any
 //     writer, fails the ledger: every later write fails with ErrFailed
 //     until it is reopened, which recovers from disk.
+//   - A kill at any moment leaves a directory Open recovers: Badger
+//     replays its write-ahead logs, and Open first removes the empty
+//     memtable and value-log files a kill can leave, which Badger v4
+//     would refuse; a kill during the very first start leaves a
+//     "creating" marker, and the next Open finishes the creation.
 //   - Below the disk space reserve (Options.MinFreeBytes) appends fail with
 //     ErrNoSpace before the disk fills; reads go on.
 //

@@ -5,12 +5,14 @@ package ledger
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A read of a memory-mapped file that was truncated underneath raises
@@ -110,5 +112,51 @@ func TestVerifyDirAfterCrash(t *testing.T) {
 	}
 	if res[0].Size != 2 || len(res[0].Problems) > 0 {
 		t.Errorf("VerifyDir after a crash = %+v", res[0])
+	}
+}
+
+// A kill between Badger creating a new memtable (or value-log) file and
+// sizing it leaves the file empty; Badger v4 then refuses to open the
+// directory ("while opening memtables ... Create a new file", upstream
+// issue dgraph-io/badger#2207), which the crash test met after a kill
+// during an erasure. Open removes such empty files (they hold nothing)
+// and starts; verify-log, which changes nothing, says to start the server
+// once.
+func TestOpenAfterCrashLeftEmptyLogFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	want := mustAppend(t, l, "default", span(1, "before the crash"))
+	vkey := l.VerifierKey()
+	l.Close()
+	empty := []string{
+		filepath.Join(dir, LogDir, "00099.mem"), filepath.Join(dir, KeyDir, "00099.mem"),
+		filepath.Join(dir, LogDir, "000099.vlog"), filepath.Join(dir, KeyDir, "000099.vlog"),
+	}
+	for _, f := range empty {
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := dirListing(t, dir)
+	if _, err := VerifyDir(ctx, dir, testKeys(t, dir).Master, vkey); !errors.Is(err, ErrNotClosedCleanly) || !strings.Contains(err.Error(), "start the server on it once") {
+		t.Errorf("VerifyDir(empty log files) = %v, want ErrNotClosedCleanly", err)
+	}
+	if after := dirListing(t, dir); after != before {
+		t.Errorf("VerifyDir changed the directory:\n%s\n----\n%s", before, after)
+	}
+	l, err := Open(ctx, Options{Dir: dir, Keys: testKeys(t, dir), Logger: slog.New(slog.DiscardHandler), CheckpointInterval: time.Hour})
+	if err != nil {
+		t.Fatalf("Open(after a crash left empty log files) = %v", err)
+	}
+	e, err := l.GetEntry(ctx, "default", want[0].Index)
+	if err != nil || string(e.Payload) != "before the crash" {
+		t.Errorf("GetEntry(%d) = %+v, %v", want[0].Index, e, err)
+	}
+	mustAppend(t, l, "default", span(2, "after"))
+	l.Close()
+	res, err := VerifyDir(ctx, dir, testKeys(t, dir).Master, vkey)
+	if err != nil || len(res[0].Problems) > 0 || res[0].Size != 2 {
+		t.Errorf("VerifyDir after the restart = %+v, %v", res, err)
 	}
 }

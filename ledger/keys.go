@@ -16,9 +16,7 @@ const (
 	nsMeta       = 0x00 // nsMeta | name                        -> value (see meta* below)
 	nsTenantName = 0x01 // nsTenantName | tenant name           -> tenant id (u32)
 	nsTenantID   = 0x02 // nsTenantID | tenant id (u32)         -> tenant name
-	nsHeader     = 0x10 // nsHeader | tenant | index (u64)      -> canonical header bytes
 	nsPayload    = 0x11 // nsPayload | tenant | index           -> sealed payload envelope
-	nsHash       = 0x12 // nsHash | tenant | stored index (u64) -> tree hash (32 bytes)
 	nsTreeSize   = 0x13 // nsTreeSize | tenant                  -> tree size (u64)
 	nsCheckpoint = 0x14 // nsCheckpoint | tenant | size (u64)   -> signed checkpoint note
 	nsIdentity   = 0x15 // nsIdentity | tenant | kind (u8) | identity (32 bytes) -> index (u64)
@@ -29,8 +27,16 @@ const (
 	nsState      = 0x1a // nsState | tenant | name -> state record of the retention package
 	nsRetired    = 0x1b // retirement markers, see retiredKeyKey and retiredBucketKey
 	nsDaySealed  = 0x1c // nsDaySealed | tenant -> u64 index: entries from it on are sealed under keys of their appended_at day
-	nsClosed     = 0x1d // nsClosed | tenant | trace id (16) -> erasure request id: the trace was erased, no later span is accepted
+	nsEntry      = 0x1d // nsEntry | tenant | index (u64)       -> entry record: canonical header || the tree hashes the entry completes (record.go)
+	nsClosed     = 0x1e // nsClosed | tenant | trace id (16) -> erasure request id: the trace was erased, no later span is accepted
 	nsAPIKey     = 0x30 // nsAPIKey | key id (8)                -> API key record (JSON)
+)
+
+// Log database format 1, read only to migrate it (migrate.go): a header
+// and each tree hash had a key of their own.
+const (
+	nsHeaderV1 = 0x10 // nsHeaderV1 | tenant | index (u64)      -> canonical header bytes
+	nsHashV1   = 0x12 // nsHashV1 | tenant | stored index (u64) -> tree hash (32 bytes)
 )
 
 // Key database (DIR/keys), format 2. Key material lives only under
@@ -52,7 +58,7 @@ const (
 
 // Format versions of the two databases (metaFormat).
 const (
-	logFormatVersion = 1 // the log database; format.FormatVersion is that of headers
+	logFormatVersion = 2 // the log database; format.FormatVersion is that of headers
 	keyFormatVersion = 2
 )
 
@@ -61,6 +67,9 @@ var (
 	metaFormat     = []byte{nsMeta, 'f', 'o', 'r', 'm', 'a', 't'}                          // u32 format version
 	metaVerifier   = []byte{nsMeta, 'v', 'e', 'r', 'i', 'f', 'i', 'e', 'r'}                // note verifier key text
 	metaNextTenant = []byte{nsMeta, 'n', 'e', 'x', 't', '-', 't', 'e', 'n', 'a', 'n', 't'} // u32
+	// metaRetireEpoch (log database) counts the group transactions that
+	// wrote retirement markers: u64, absent before the first.
+	metaRetireEpoch = []byte{nsMeta, 'r', 'e', 't', 'i', 'r', 'e', '-', 'e', 'p', 'o', 'c', 'h'}
 )
 
 func tenantNameKey(name string) []byte {
@@ -81,12 +90,9 @@ func tenantIndexKey(ns byte, tenant uint32, i uint64) []byte {
 	return binary.BigEndian.AppendUint64(tenantKey(ns, tenant), i)
 }
 
-func headerKey(tenant uint32, index uint64) []byte  { return tenantIndexKey(nsHeader, tenant, index) }
+func entryKey(tenant uint32, index uint64) []byte   { return tenantIndexKey(nsEntry, tenant, index) }
 func payloadKey(tenant uint32, index uint64) []byte { return tenantIndexKey(nsPayload, tenant, index) }
-func hashKey(tenant uint32, stored int64) []byte {
-	return tenantIndexKey(nsHash, tenant, uint64(stored))
-}
-func treeSizeKey(tenant uint32) []byte { return tenantKey(nsTreeSize, tenant) }
+func treeSizeKey(tenant uint32) []byte              { return tenantKey(nsTreeSize, tenant) }
 func checkpointKey(tenant uint32, size uint64) []byte {
 	return tenantIndexKey(nsCheckpoint, tenant, size)
 }

@@ -65,7 +65,8 @@ type keyStore struct {
 	db        *badger.DB
 	kek       cipher.AEAD
 	pseudoKey []byte
-	maxCached int // cache bound; tests lower it
+	macs      sync.Pool // of keyed HMAC-SHA256 states (termMAC)
+	maxCached int       // cache bound; tests lower it
 	gate      *gate
 	// commitHook, set by tests, replaces the commit of key-database
 	// transactions; beforeDrop runs before a DropPrefix takes dropMu (an
@@ -74,10 +75,10 @@ type keyStore struct {
 	beforeDrop func() error
 	beforeRead func() // runs before a key lookup reads the key database
 
-	txnLimit txnCost    // budget of one key-database transaction
-	flushMu  sync.Mutex // one flush at a time
-	dropMu   dropGate   // writes (R) wait while a DropPrefix (W) blocks the database's writes
-	mu       sync.Mutex
+	txnLimit txnCost      // budget of one key-database transaction
+	flushMu  sync.Mutex   // one flush at a time
+	dropMu   dropGate     // writes (R) wait while a DropPrefix (W) blocks the database's writes
+	mu       sync.RWMutex // guards the maps and forgets; lookups of cached keys take it for reading
 	scopes   map[keyScope]*dataKey
 	ids      map[[16]byte]*dataKey
 	pending  map[keyScope]*dataKey
@@ -131,11 +132,15 @@ func (ks *keyStore) cache(s keyScope, dk *dataKey) {
 
 // forScope returns the data key of a scope, creating a pending one if the
 // scope has none. The key may be retired by the time the writer commits
-// what it seals; the writer then re-seals (sealForCommit). The key
+// what it seals; the writer then re-seals (sealForCommit). Appends call
+// it for every record: a cached scope takes a read lock only, and the key
 // database is read without holding mu, so that no append waits for
 // another's lookup (which a DropPrefix holds up while it flushes the key
 // store's memtable).
 func (ks *keyStore) forScope(s keyScope) (*dataKey, error) {
+	if dk := ks.cached(s); dk != nil {
+		return dk, nil
+	}
 	for {
 		ks.mu.Lock()
 		if dk := ks.scopes[s]; dk != nil {
@@ -173,17 +178,21 @@ func (ks *keyStore) forScope(s keyScope) (*dataKey, error) {
 	}
 }
 
+// cached returns a scope's cached or pending key, or nil.
+func (ks *keyStore) cached(s keyScope) *dataKey {
+	ks.mu.RLock()
+	defer ks.mu.RUnlock()
+	if dk := ks.scopes[s]; dk != nil {
+		return dk
+	}
+	return ks.pending[s]
+}
+
 // forScopeNoWait is forScope for the writer: when the scope's key is not
 // cached and a DropPrefix runs (a lookup would wait for it), it returns
 // false and does nothing.
 func (ks *keyStore) forScopeNoWait(s keyScope) (*dataKey, bool, error) {
-	ks.mu.Lock()
-	dk := ks.scopes[s]
-	if dk == nil {
-		dk = ks.pending[s]
-	}
-	ks.mu.Unlock()
-	if dk != nil {
+	if dk := ks.cached(s); dk != nil {
 		return dk, true, nil
 	}
 	if ks.dropMu.running() {

@@ -16,7 +16,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/veritrace/veritrace/ledger/format"
 )
@@ -93,8 +92,10 @@ type Ledger struct {
 	cpMu   sync.Mutex
 	latest map[uint32]*Checkpoint
 
+	retiredCache retiredCache // the writer's, see retiredCache
+
 	shredMu sync.Mutex    // one Shred at a time
-	gcReq   chan struct{} // value-log GC requests, served by the checkpointer
+	gcReq   chan struct{} // value-log GC requests, served by valueLogGC
 
 	hooks testHooks
 }
@@ -180,7 +181,7 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	bkey := deriveKey(opts.Keys.Master, infoBadger)
-	db, err := openDB(filepath.Join(opts.Dir, LogDir), bkey, opts.Logger, checkFormat)
+	db, err := openDB(filepath.Join(opts.Dir, LogDir), bkey, opts.Logger, func(db *badger.DB) error { return checkFormat(db, opts.Logger) })
 	if err != nil {
 		return nil, err
 	}
@@ -224,15 +225,19 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		keysDB.Close()
 		return nil, err
 	}
-	l.wg.Add(2)
+	l.wg.Add(3)
 	go l.writer()
 	go l.checkpointer()
+	go l.valueLogGC()
 	return l, nil
 }
 
 // openDB opens a database for writing and checks (or migrates) its
 // format with check.
 func openDB(dir string, key []byte, log *slog.Logger, check func(*badger.DB) error) (*badger.DB, error) {
+	if err := removeEmptyLogFiles(dir, log); err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
 	db, err := badger.Open(badgerOptions(dir, key, log))
 	if err != nil {
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
@@ -247,17 +252,73 @@ func openDB(dir string, key []byte, log *slog.Logger, check func(*badger.DB) err
 	return db, nil
 }
 
+// emptyLogFiles lists the memtable (.mem) and value-log (.vlog) files of a
+// Badger directory that are empty. A crash between Badger creating such a
+// file and sizing it leaves one; it holds nothing, but Badger v4 refuses
+// to open the directory while it is there (dgraph-io/badger#2207).
+func emptyLogFiles(dir string) ([]string, error) {
+	des, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, de := range des {
+		if !de.Type().IsRegular() || (!strings.HasSuffix(de.Name(), ".mem") && !strings.HasSuffix(de.Name(), ".vlog")) {
+			continue
+		}
+		fi, err := de.Info()
+		if err != nil {
+			return nil, err
+		}
+		if fi.Size() == 0 {
+			out = append(out, filepath.Join(dir, de.Name()))
+		}
+	}
+	return out, nil
+}
+
+// removeEmptyLogFiles removes the empty memtable and value-log files a
+// crash left (emptyLogFiles), so that Badger opens the directory, and
+// makes the removal durable.
+func removeEmptyLogFiles(dir string, log *slog.Logger) error {
+	empty, err := emptyLogFiles(dir)
+	if err != nil || len(empty) == 0 {
+		return err
+	}
+	for _, f := range empty {
+		log.Warn("removing an empty log file a crash left (it holds nothing)", "file", f)
+		if err := os.Remove(f); err != nil {
+			return err
+		}
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 // openDBReadOnly opens a database for reading only: nothing in its
 // directory is created or changed. It refuses an unknown format version.
 func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error) {
 	if !exists(dir) {
 		return nil, fmt.Errorf("open %s: %w", dir, os.ErrNotExist)
 	}
+	notClean := fmt.Errorf("%w: %s was not closed cleanly (a crash or kill) and must be recovered before it can be read without changing it: start the server on it once and stop it", ErrNotClosedCleanly, dir)
+	if empty, err := emptyLogFiles(dir); err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	} else if len(empty) > 0 {
+		return nil, notClean
+	}
 	db, err := badger.Open(badgerOptions(dir, key, log).WithReadOnly(true))
 	if err != nil {
 		// Badger wraps this one without %w.
 		if errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()) {
-			return nil, fmt.Errorf("%w: %s was not closed cleanly (a crash or kill) and must be recovered before it can be read without changing it: start the server on it once and stop it", ErrNotClosedCleanly, dir)
+			return nil, notClean
 		}
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
 			return nil, fmt.Errorf("open %s: %w: the master key is not the one this data was written with", dir, ErrKeyMismatch)
@@ -273,6 +334,9 @@ func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error
 		if err != nil {
 			return err
 		}
+		if len(v) == 4 && binary.BigEndian.Uint32(v) == 1 {
+			return fmt.Errorf("%w: found 1, this build reads %d: a read-only open does not migrate it: start the server on it once, which does", ErrUnknownFormat, logFormatVersion)
+		}
 		if len(v) != 4 || binary.BigEndian.Uint32(v) != logFormatVersion {
 			return fmt.Errorf("%w: found %x, this build reads %d", ErrUnknownFormat, v, logFormatVersion)
 		}
@@ -285,17 +349,19 @@ func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error
 	return db, nil
 }
 
-// checkFormat writes the format version into a new log database and
-// refuses an existing one of another version.
-func checkFormat(db *badger.DB) error {
+// checkFormat writes the format version into a new log database, migrates
+// one of format 1 (migrateLogV1) and refuses any other version.
+func checkFormat(db *badger.DB, log *slog.Logger) error {
 	v, err := readFormat(db)
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
+	case v == 1:
+		return migrateLogV1(db, log)
+	case v == 0 || v == logFormatVersion:
+		return setFormat(db, logFormatVersion, v)
 	}
-	if v != 0 && v != logFormatVersion {
-		return fmt.Errorf("%w: log database format %d, this build reads %d", ErrUnknownFormat, v, logFormatVersion)
-	}
-	return setFormat(db, logFormatVersion, v)
+	return fmt.Errorf("%w: log database format %d, this build reads %d", ErrUnknownFormat, v, logFormatVersion)
 }
 
 // load checks the signing key against the data, creates the default
@@ -541,29 +607,6 @@ func (l *Ledger) Close() error {
 	l.signDue(context.Background())
 	close(l.quit)
 	return errors.Join(l.db.Close(), l.keysDB.Close())
-}
-
-// hashReader reads tree hashes of a tenant inside a read transaction.
-func hashReader(txn *badger.Txn, tenant uint32) tlog.HashReaderFunc {
-	return func(indexes []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(indexes))
-		for i, x := range indexes {
-			item, err := txn.Get(hashKey(tenant, x))
-			if err != nil {
-				return nil, fmt.Errorf("read tree hash %d: %w", x, err)
-			}
-			if err := item.Value(func(v []byte) error {
-				if len(v) != tlog.HashSize {
-					return fmt.Errorf("tree hash %d of %d bytes", x, len(v))
-				}
-				copy(out[i][:], v)
-				return nil
-			}); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
-	}
 }
 
 // badgerLogger sends Badger's warnings and errors to slog and drops its

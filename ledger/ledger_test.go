@@ -310,18 +310,19 @@ func TestVerifyDirNamesTamperedIndex(t *testing.T) {
 	}
 
 	// Flip one byte of header 7 (its appended_at) behind the ledger's back.
-	db, err := openDB(filepath.Join(dir, LogDir), deriveKey(keys.Master, infoBadger), slog.New(slog.DiscardHandler), checkFormat)
+	db, err := openDB(filepath.Join(dir, LogDir), deriveKey(keys.Master, infoBadger), slog.New(slog.DiscardHandler), func(*badger.DB) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = db.Update(func(txn *badger.Txn) error {
-		item, err := txn.Get(headerKey(1, 7))
+		item, err := txn.Get(entryKey(1, 7))
 		if err != nil {
 			return err
 		}
 		b, _ := item.ValueCopy(nil)
-		b[len(b)-70] ^= 0x01
-		return txn.Set(headerKey(1, 7), b)
+		hb, _, _ := splitEntryRecord(7, b)
+		hb[len(hb)-70] ^= 0x01
+		return txn.Set(entryKey(1, 7), b)
 	})
 	db.Close()
 	if err != nil {
@@ -474,7 +475,14 @@ func TestCheckpointsStayConsistent(t *testing.T) {
 	// Tamper with the stored hash of entries 0-31, which the root of the
 	// last checkpoint (size 35) is made of: the log must refuse to sign again.
 	l.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(hashKey(1, tlog.StoredHashIndex(5, 0)), make([]byte, 32))
+		// Entry 31 completed it: the last of the five hashes its record holds.
+		item, err := txn.Get(entryKey(1, 31))
+		if err != nil {
+			return err
+		}
+		b, _ := item.ValueCopy(nil)
+		copy(b[len(b)-32:], make([]byte, 32))
+		return txn.Set(entryKey(1, 31), b)
 	})
 	mustAppend(t, l, "default", span(99, "x"))
 	if _, err := l.Checkpoint(ctx, "default", true); !errors.Is(err, ErrInconsistent) {
@@ -582,5 +590,28 @@ func TestAPIKeys(t *testing.T) {
 	}
 	if ks, err := l.ListAPIKeys(ctx); err != nil || len(ks) != 1 {
 		t.Errorf("ListAPIKeys() = %v, %v", ks, err)
+	}
+}
+
+func TestLeafHashes(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	for i := 0; i < 9; i++ {
+		mustAppend(t, l, "default", span(i, fmt.Sprint("p", i)))
+	}
+	idxs := []uint64{8, 0, 3, 3, 7}
+	hs, err := l.LeafHashes(ctx, "default", idxs)
+	if err != nil || len(hs) != len(idxs) {
+		t.Fatalf("LeafHashes(%v) = %d hashes, %v", idxs, len(hs), err)
+	}
+	for j, i := range idxs {
+		e, err := l.GetEntry(ctx, "default", i)
+		if err != nil || e.LeafHash != hs[j] {
+			t.Errorf("LeafHashes: entry %d = %x, GetEntry says %x (%v)", i, hs[j], e.LeafHash, err)
+		}
+	}
+	if _, err := l.LeafHashes(ctx, "default", []uint64{2, 9}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("LeafHashes(beyond the log) = %v, want ErrNotFound", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/dgraph-io/badger/v4"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // checkKeyFormat brings the key database to keyFormatVersion: a new
@@ -132,21 +133,7 @@ func migrateKeysV1(db *badger.DB, log *slog.Logger) error {
 		return nil
 	})
 	if err == nil {
-		err = wb.Flush()
-	}
-	if err == nil {
-		err = db.Update(func(txn *badger.Txn) error {
-			if err := txn.Set([]byte{nsKeyScopeV1}, nil); err != nil {
-				return err
-			}
-			return txn.Set([]byte{nsDataKeyV1}, nil)
-		})
-	}
-	if err == nil {
-		err = db.DropPrefix([]byte{nsKeyScopeV1}, []byte{nsDataKeyV1})
-	}
-	if err == nil {
-		err = setFormat(db, keyFormatVersion, 1)
+		err = finishMigration(db, wb, keyFormatVersion, nsKeyScopeV1, nsDataKeyV1)
 	}
 	if err != nil {
 		return fmt.Errorf("migrate the key database from format 1 to %d: %w", keyFormatVersion, err)
@@ -165,4 +152,109 @@ func parseScopeKeyV1(b []byte) (*KeyRef, error) {
 	k := &KeyRef{Tenant: binary.BigEndian.Uint32(b[1:]), Day: binary.BigEndian.Uint32(b[5+termMACSize:]), Class: string(b[fixed:])}
 	copy(k.Pseudonym[:], b[5:])
 	return k, nil
+}
+
+// migrateLogV1 converts a log database of format 1, where each header
+// (nsHeaderV1) and each stored tree hash (nsHashV1) had a key of its own,
+// to format 2, where one entry record (nsEntry) holds an entry's header
+// and the tree hashes its append completed (record.go). Like
+// migrateKeysV1 it is crash-safe and idempotent:
+//  1. every entry record is written from the format-1 header and hashes,
+//     in synced batches; rewriting them after a crash writes the same
+//     records;
+//  2. one DropPrefix removes every format-1 header and tree hash (with
+//     placeholders, as in migrateKeysV1);
+//  3. the format version is set to 2.
+//
+// A crash before 3 leaves format 1, and the next open starts again: before
+// 2 the format-1 records are all there, after it step 1 finds none. A tree
+// hash missing from a format-1 log stops the migration (and the open): the
+// previous build's verify-log names the damage.
+func migrateLogV1(db *badger.DB, log *slog.Logger) error {
+	log.Info("migrating the log database to its new format; this reads and rewrites every header once", "from", 1, "to", logFormatVersion)
+	wb := db.NewWriteBatch()
+	defer wb.Cancel()
+	n := 0
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsHeaderV1}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := it.Item().Key()
+			if len(key) == 1 {
+				continue // the placeholder of step 2, left by a crash
+			}
+			if len(key) != 1+4+8 {
+				return fmt.Errorf("malformed format-1 header key %x", key)
+			}
+			tenant, index := binary.BigEndian.Uint32(key[1:]), binary.BigEndian.Uint64(key[5:])
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			for level := 1; level <= completedLevels(index); level++ {
+				x := tlog.StoredHashIndex(level, int64(index+1)>>level-1)
+				item, err := txn.Get(tenantIndexKey(nsHashV1, tenant, uint64(x)))
+				if err != nil {
+					return fmt.Errorf("tenant %d: tree hash %d (level %d) of entry %d: %w", tenant, x, level, index, err)
+				}
+				h, err := item.ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				if len(h) != tlog.HashSize {
+					return fmt.Errorf("tenant %d: tree hash %d of %d bytes", tenant, x, len(h))
+				}
+				v = append(v, h...)
+			}
+			if err := wb.Set(entryKey(tenant, index), v); err != nil {
+				return err
+			}
+			if n++; n%100_000 == 0 {
+				log.Info("migrating the log database", "entries", n)
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = finishMigration(db, wb, logFormatVersion, nsHeaderV1, nsHashV1)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate the log database from format 1 to %d: %w", logFormatVersion, err)
+	}
+	log.Info("migrated the log database to its new format", "from", 1, "to", logFormatVersion, "entries", n)
+	return nil
+}
+
+// finishMigration ends a migration from format 1 whose new records are in
+// wb: it flushes them (synced), drops every record under the old layout's
+// namespaces from memory and files with one DropPrefix, and sets the
+// format version, each step only once the one before succeeded. Badger's
+// DropPrefix skips a prefix that holds no live key, which would leave the
+// older versions of deleted keys in the files (in the key database, the
+// material of keys the previous build destroyed): so a live placeholder,
+// the bare namespace byte, is first set under each old namespace and
+// dropped with it. The migrations skip a placeholder a crash left.
+func finishMigration(db *badger.DB, wb *badger.WriteBatch, version uint32, oldNamespaces ...byte) error {
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	prefixes := make([][]byte, len(oldNamespaces))
+	for i, ns := range oldNamespaces {
+		prefixes[i] = []byte{ns}
+	}
+	err := db.Update(func(txn *badger.Txn) error {
+		for _, p := range prefixes {
+			if err := txn.Set(p, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := db.DropPrefix(prefixes...); err != nil {
+		return err
+	}
+	return setFormat(db, version, 1)
 }

@@ -49,14 +49,10 @@ func (l *Ledger) GetEntry(ctx context.Context, tenant string, index uint64) (*En
 // readEntry reads and decrypts an entry. It checks that the payload
 // matches the header's commitment.
 func (l *Ledger) readEntry(txn *badger.Txn, tenant uint32, index uint64) (*Entry, error) {
-	item, err := txn.Get(headerKey(tenant, index))
+	hb, _, err := readRecord(txn, tenant, index)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, fmt.Errorf("entry %d: %w", index, ErrNotFound)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read entry %d: %w", index, err)
-	}
-	hb, err := item.ValueCopy(nil)
 	if err != nil {
 		return nil, fmt.Errorf("read entry %d: %w", index, err)
 	}
@@ -72,7 +68,7 @@ func (l *Ledger) readEntry(txn *badger.Txn, tenant uint32, index uint64) (*Entry
 		}
 		e.ErasedBy = &by
 	}
-	item, err = txn.Get(payloadKey(tenant, index))
+	item, err := txn.Get(payloadKey(tenant, index))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		e.Erased = true
 		return e, nil
@@ -234,4 +230,56 @@ func (l *Ledger) EntriesOfKind(ctx context.Context, tenant string, kind format.K
 		return nil
 	})
 	return out, next, err
+}
+
+// LeafHashes returns the leaf hashes of entries idxs of a tenant's log, in
+// the order given, reading their records 1024 to a transaction.
+// ErrNotFound if one does not exist.
+func (l *Ledger) LeafHashes(ctx context.Context, tenant string, idxs []uint64) ([]tlog.Hash, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	size := l.committedSize(tid)
+	out := make([]tlog.Hash, 0, len(idxs))
+	err = l.viewChunks(ctx, idxs, func(txn *badger.Txn, i uint64) error {
+		if i >= size {
+			return fmt.Errorf("entry %d: %w", i, ErrNotFound)
+		}
+		hb, _, err := readRecord(txn, tid, i)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("entry %d: %w", i, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("read entry %d: %w", i, err)
+		}
+		out = append(out, format.LeafHash(hb))
+		return nil
+	})
+	return out, err
+}
+
+// viewChunks calls fn for each index, in read transactions of up to 1024
+// indexes, checking ctx between them: long reads never hold one snapshot
+// (and the versions it pins) for long.
+func (l *Ledger) viewChunks(ctx context.Context, idxs []uint64, fn func(txn *badger.Txn, i uint64) error) error {
+	for len(idxs) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		chunk := idxs[:min(len(idxs), 1024)]
+		idxs = idxs[len(chunk):]
+		err := l.db.View(func(txn *badger.Txn) error {
+			for _, i := range chunk {
+				if err := fn(txn, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,11 +1,17 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // subjectKeys returns the data keys a subject's entries are sealed under.
@@ -155,4 +161,66 @@ func TestKeyCacheOverflowNeverCommitsUnderDestroyedKey(t *testing.T) {
 		}
 	}
 	checkNotErasedUnasked(t, l, erase)
+}
+
+// The writer caches what it read of retirement markers, and drops the
+// cache when the retirement epoch moves: a marker written by any
+// transaction that advances the epoch (here: as another node sharing the
+// database would, outside this writer) binds the next group.
+func TestRetirementEpochInvalidatesTheWritersCache(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	mustAppend(t, l, "default", subjectSpan(1, "dave", "one"))
+	mustAppend(t, l, "default", subjectSpan(2, "dave", "two")) // the key's answer is cached
+	keys, _ := subjectKeys(t, l, "dave")
+	if len(keys) != 1 {
+		t.Fatalf("dave has %d keys, want 1", len(keys))
+	}
+	err := l.db.Update(func(txn *badger.Txn) error {
+		var epoch uint64
+		if item, err := txn.Get(metaRetireEpoch); err == nil {
+			v, _ := item.ValueCopy(nil)
+			epoch = binary.BigEndian.Uint64(v)
+		}
+		if err := txn.Set(retiredKeyKey(keys[0].ID), nil); err != nil {
+			return err
+		}
+		return txn.Set(metaRetireEpoch, binary.BigEndian.AppendUint64(nil, epoch+1))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := mustAppend(t, l, "default", subjectSpan(3, "dave", "three"))
+	var id [16]byte
+	err = l.db.View(func(txn *badger.Txn) error {
+		id, _, err = envelopeKeyOf(txn, 1, rs[0].Index)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id == keys[0].ID {
+		t.Errorf("entry %d was committed under key %x, retired before its group", rs[0].Index, id)
+	}
+	e, err := l.GetEntry(ctx, "default", rs[0].Index)
+	if err != nil || e.Erased || string(e.Payload) != "three" {
+		t.Errorf("GetEntry(%d) = %+v, %v", rs[0].Index, e, err)
+	}
+}
+
+// termMAC's pooled HMAC states give what a fresh HMAC gives, call after
+// call.
+func TestTermMACPooled(t *testing.T) {
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	for i, v := range []string{"alice", "", "alice", "a much longer session identifier than the block size of sha-256 ......................."} {
+		m := hmac.New(sha256.New, l.keys.pseudoKey)
+		m.Write([]byte{0, 0, 0, 7, 2})
+		m.Write([]byte(v))
+		want := m.Sum(nil)[:termMACSize]
+		if got := l.keys.termMAC(7, 2, []byte(v)); !bytes.Equal(got[:], want) {
+			t.Errorf("call %d: termMAC(7, 2, %q) = %x, want %x", i, v, got, want)
+		}
+	}
 }

@@ -262,28 +262,40 @@ func (l *Ledger) EntriesUnder(ctx context.Context, tenant string, k *KeyRef) ([]
 	if err != nil {
 		return nil, err
 	}
-	return l.entriesUnder(ctx, tid, tenant, []*KeyRef{k}, nil)
+	es, err := l.entriesUnder(ctx, tid, tenant, []*KeyRef{k}, nil)
+	return indexesOf(es), err
+}
+
+func indexesOf(es []KeyedEntry) []uint64 {
+	out := make([]uint64, len(es))
+	for i, e := range es {
+		out[i] = e.Index
+	}
+	return out
 }
 
 // entriesUnder returns, in index order, the entries sealed under any of
-// the keys or under any key of the buckets: complete once they are retired.
-// The candidates are a subject key's entries (its subject term) and, for a
-// key without subject and a bucket, the entries appended on the key's day:
-// the writer commits every entry under a key of its appended_at day
-// (sealForCommit), and appended_at never decreases, so that index range
-// holds them all. Entries an earlier build appended (below daySealed) were
-// sealed under a key of the clock's day at Append, which could differ
-// from their appended_at day: for those a day either side is read too.
-// Each candidate's envelope names its key; candidates are read in
-// transactions of 1024 entries, checking ctx between them.
-func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, keys []*KeyRef, buckets []Bucket) ([]uint64, error) {
-	want := make(map[[16]byte]bool, len(keys))
+// the keys or under any live key of the buckets, with the key each is
+// sealed under: complete once they are retired. The keys of the buckets
+// are read from the key store with one prefix scan per bucket (no lookup
+// per key). The candidates are a subject key's entries (its subject term)
+// and, for a key without subject and a bucket, the entries appended on
+// the key's day: the writer commits every entry under a key of its
+// appended_at day (sealForCommit), and appended_at never decreases, so
+// that index range holds them all. Entries an earlier build appended
+// (below daySealed) were sealed under a key of the clock's day at Append,
+// which could differ from their appended_at day: for those a day either
+// side is read too. Each candidate's envelope names its key; candidates
+// are read in transactions of 1024 entries (viewChunks), checking ctx
+// between them.
+func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, keys []*KeyRef, buckets []Bucket) ([]KeyedEntry, error) {
+	want := make(map[[16]byte]*KeyRef, len(keys))
 	type span struct{ lo, hi uint64 }
 	var ranges []span
 	days := map[uint32]bool{}
 	var cands []uint64
 	for _, k := range keys {
-		want[k.ID] = true
+		want[k.ID] = k
 		if k.Pseudonym != ([termMACSize]byte{}) {
 			// A subject's key, or a trace's (its pseudonym is the MAC of
 			// the subject's or of the trace's term: closure.go).
@@ -298,10 +310,28 @@ func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, ke
 			days[k.Day] = true
 		}
 	}
-	inBucket := make(map[Bucket]bool, len(buckets))
-	for _, b := range buckets {
-		inBucket[b] = true
-		days[b.Day] = true
+	if len(buckets) > 0 {
+		err := l.keysDB.View(func(txn *badger.Txn) error {
+			for _, b := range buckets {
+				days[b.Day] = true
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: bucketPrefix(nsKeyMaterial, b)})
+				for it.Rewind(); it.Valid(); it.Next() {
+					k, err := parseKeyMaterialKey(it.Item().KeyCopy(nil))
+					if err != nil {
+						it.Close()
+						return err
+					}
+					if want[k.ID] == nil {
+						want[k.ID] = k
+					}
+				}
+				it.Close()
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	l.stateMu.RLock()
 	legacy := l.daySealed[tid]
@@ -329,52 +359,15 @@ func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, ke
 	}
 	slices.Sort(cands)
 	cands = slices.Compact(cands)
-	// A key's bucket, looked up once per key (nil: destroyed).
-	bucketOf := map[[16]byte]*Bucket{}
-	var out []uint64
-	for len(cands) > 0 {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	var out []KeyedEntry
+	err := l.viewChunks(ctx, cands, func(txn *badger.Txn, i uint64) error {
+		id, ok, err := envelopeKeyOf(txn, tid, i)
+		if k := want[id]; ok && k != nil {
+			out = append(out, KeyedEntry{Index: i, Key: k})
 		}
-		chunk := cands[:min(len(cands), 1024)]
-		cands = cands[len(chunk):]
-		err := l.db.View(func(txn *badger.Txn) error {
-			for _, i := range chunk {
-				id, ok, err := envelopeKeyOf(txn, tid, i)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					continue
-				}
-				if want[id] {
-					out = append(out, i)
-					continue
-				}
-				if len(inBucket) == 0 {
-					continue
-				}
-				b, seen := bucketOf[id]
-				if !seen {
-					if k, err := l.keyRef(id); err == nil {
-						kb := k.Bucket()
-						b = &kb
-					} else if !errors.Is(err, ErrKeyDestroyed) {
-						return err
-					}
-					bucketOf[id] = b
-				}
-				if b != nil && inBucket[*b] {
-					out = append(out, i)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+		return err
+	})
+	return out, err
 }
 
 // KeyedEntry is an entry and the data key it is sealed under.
@@ -395,30 +388,7 @@ func (l *Ledger) RetireBuckets(ctx context.Context, tenant string, buckets []Buc
 	if err := l.retire(ctx, &retirement{buckets: slices.Clone(buckets)}); err != nil {
 		return nil, fmt.Errorf("retire expiry buckets: %w", err)
 	}
-	idxs, err := l.entriesUnder(ctx, tid, tenant, nil, buckets)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]KeyedEntry, 0, len(idxs))
-	refs := map[[16]byte]*KeyRef{}
-	err = l.db.View(func(txn *badger.Txn) error {
-		for _, i := range idxs {
-			id, ok, err := envelopeKeyOf(txn, tid, i)
-			if err != nil || !ok {
-				return err
-			}
-			k := refs[id]
-			if k == nil {
-				if k, err = l.keyRef(id); err != nil {
-					return err
-				}
-				refs[id] = k
-			}
-			out = append(out, KeyedEntry{Index: i, Key: k})
-		}
-		return nil
-	})
-	return out, err
+	return l.entriesUnder(ctx, tid, tenant, nil, buckets)
 }
 
 // postings returns every index of a term prefix.
@@ -492,12 +462,12 @@ func (l *Ledger) Shred(ctx context.Context, tenant string, keys []*KeyRef, bucke
 			return nil, err
 		}
 	}
-	idxs, err := l.entriesUnder(ctx, tid, tenant, keys, buckets)
+	under, err := l.entriesUnder(ctx, tid, tenant, keys, buckets)
 	if err != nil {
 		return nil, err
 	}
 	var keep, drop []uint64
-	for _, i := range idxs {
+	for _, i := range indexesOf(under) {
 		if erase[i] {
 			drop = append(drop, i)
 		} else {
@@ -617,22 +587,38 @@ func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
 	return out, err
 }
 
-// inChunks calls fn for each index, 256 to a transaction.
+// inChunks calls fn for each index, in write transactions of up to 1024
+// indexes: few synced commits, each holding the log's writes back
+// briefly. Each transaction is behind the failure gate and its commit is
+// classified like every other (Ledger.commit): one whose outcome is
+// unknown fails the ledger. fn's writes must be idempotent: when Badger
+// finds a transaction too big, it is committed as far as it got, and the
+// index fn was at is done again, whole, in the next one.
 func (l *Ledger) inChunks(what string, idxs []uint64, fn func(txn *badger.Txn, i uint64) error) error {
-	const chunk = 256
+	const chunk = 1024
 	for len(idxs) > 0 {
-		batch := idxs[:min(chunk, len(idxs))]
-		idxs = idxs[len(batch):]
-		if err := l.update(what, func(txn *badger.Txn) error {
-			for _, i := range batch {
-				if err := fn(txn, i); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
+		if err := l.failure(); err != nil {
 			return err
 		}
+		txn := l.db.NewTransaction(true)
+		n := 0
+		var err error
+		for ; n < len(idxs) && n < chunk; n++ {
+			if err = fn(txn, idxs[n]); err != nil {
+				break
+			}
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
+			err = nil
+		}
+		if err == nil {
+			err = l.commit(what, txn)
+		}
+		txn.Discard()
+		if err != nil {
+			return err
+		}
+		idxs = idxs[n:]
 	}
 	return nil
 }
@@ -682,16 +668,41 @@ func (l *Ledger) RequestValueLogGC() {
 	}
 }
 
-// runValueLogGC rewrites value-log files until none is half garbage. A
-// rewrite writes to the log database, so it is behind the failure gate,
-// and a rewrite that fails (other than finding nothing to rewrite) fails
-// the ledger.
+// valueLogGC serves RequestValueLogGC until the ledger closes
+// (runValueLogGC).
+func (l *Ledger) valueLogGC() {
+	defer l.wg.Done()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.gcReq:
+		}
+		n, err := l.runValueLogGC()
+		if n > 0 {
+			l.log.Info("value log GC", "files_rewritten", n)
+		}
+		if err != nil && !errors.Is(err, ErrFailed) {
+			l.log.Error("value log GC", "err", err)
+		}
+	}
+}
+
+// runValueLogGC rewrites the log database's value-log files that are at
+// least half garbage (erased and expired payloads), one file at a time,
+// and after each pauses twice as long as the rewrite took, so that
+// reclaiming the space of a large sweep takes at most a third of the time
+// of the write path it shares with appends. It stops between files when
+// the ledger closes. A rewrite writes to the log database, so it is behind
+// the failure gate, and a rewrite that fails (other than finding nothing
+// to rewrite) fails the ledger. It returns the number of files rewritten.
 func (l *Ledger) runValueLogGC() (int, error) {
 	n := 0
 	for n < 1000 {
 		if err := l.failure(); err != nil {
 			return n, err
 		}
+		t0 := time.Now()
 		err := l.db.RunValueLogGC(0.5)
 		switch {
 		case err == nil:
@@ -700,6 +711,11 @@ func (l *Ledger) runValueLogGC() (int, error) {
 			return n, nil
 		default:
 			return n, l.fail(fmt.Errorf("value log GC: %w", err))
+		}
+		select {
+		case <-l.stop:
+			return n, nil
+		case <-time.After(2 * time.Since(t0)):
 		}
 	}
 	return n, nil

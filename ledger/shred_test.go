@@ -169,3 +169,51 @@ func TestShredWhileAppending(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Shred deletes payloads and index terms in transactions of up to 1024
+// entries; entries with many terms fill a transaction before that, and
+// the rest goes on in the next one. Every term key of every erased entry
+// is gone, every kept entry keeps its terms and payload.
+func TestShredEntriesWithManyTerms(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	terms := make([]Term, MaxTerms)
+	for i := range terms {
+		terms[i] = Term{Field: 9, Value: []byte(fmt.Sprint("term-", i))}
+	}
+	const n = 1500
+	erase := map[uint64]bool{}
+	for done := 0; done < n; done += 250 {
+		recs := make([]Record, 250)
+		for i := range recs {
+			recs[i] = subjectSpan(done+i, "many", fmt.Sprint("payload ", done+i))
+			recs[i].Terms = terms
+		}
+		for _, r := range mustAppend(t, l, "default", recs...) {
+			if r.Index%7 != 0 {
+				erase[r.Index] = true
+			}
+		}
+	}
+	keys, _ := subjectKeys(t, l, "many")
+	erased, err := l.Shred(ctx, "default", keys, nil, erase)
+	if err != nil || len(erased) != len(erase) {
+		t.Fatalf("Shred() = %d erased, %v; want %d", len(erased), err, len(erase))
+	}
+	for _, tm := range []Term{terms[0], terms[MaxTerms-1], {Field: SubjectField, Value: []byte("many")}} {
+		idxs, err := l.EntryIndexes(ctx, "default", tm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range idxs {
+			if erase[i] {
+				t.Fatalf("term %d/%s still lists erased entry %d", tm.Field, tm.Value, i)
+			}
+		}
+		if want := n - len(erase); len(idxs) != want {
+			t.Errorf("term %d/%s lists %d entries, want the %d kept", tm.Field, tm.Value, len(idxs), want)
+		}
+	}
+	checkNotErasedUnasked(t, l, erase)
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"sort"
 	"time"
 
@@ -37,16 +38,24 @@ const SubjectField uint8 = 3
 const MaxTerms = 64
 
 // termMAC is HMAC-SHA256(pseudonym key, u32 tenant || field || value),
-// truncated to 16 bytes.
+// truncated to 16 bytes. Keyed HMAC states are pooled: appends compute
+// one per index term.
 func (ks *keyStore) termMAC(tenant uint32, field uint8, value []byte) [termMACSize]byte {
-	m := hmac.New(sha256.New, ks.pseudoKey)
+	m, _ := ks.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, ks.pseudoKey)
+	}
+	m.Reset()
 	var b [5]byte
 	binary.BigEndian.PutUint32(b[:], tenant)
 	b[4] = field
 	m.Write(b[:])
 	m.Write(value)
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	ks.macs.Put(m)
 	var out [termMACSize]byte
-	copy(out[:], m.Sum(nil))
+	copy(out[:], sum[:])
 	return out
 }
 
@@ -132,13 +141,16 @@ func (l *Ledger) Header(ctx context.Context, tenant string, index uint64) (*form
 }
 
 func readHeader(txn *badger.Txn, tid uint32, index uint64) (*format.Header, error) {
-	item, err := txn.Get(headerKey(tid, index))
+	item, err := txn.Get(entryKey(tid, index))
 	if err != nil {
 		return nil, fmt.Errorf("read header %d: %w", index, err)
 	}
 	var h *format.Header
 	err = item.Value(func(v []byte) error {
-		h, err = format.ParseHeader(v)
+		hb, _, err := splitEntryRecord(index, v)
+		if err == nil {
+			h, err = format.ParseHeader(hb)
+		}
 		return err
 	})
 	return h, err

@@ -42,9 +42,9 @@ type TenantResult struct {
 }
 
 // VerifyDir checks every tenant's log in a data directory without the data
-// keys: it re-reads every header, checks its encoding, index, tenant and
-// hash chain, recomputes every leaf and tree hash and compares them with the
-// stored ones, and checks every stored checkpoint's signature and root
+// keys: it re-reads every entry record, checks its header's encoding,
+// index, tenant and hash chain, recomputes every leaf and tree hash and
+// compares the tree hashes with those the records store, and checks every stored checkpoint's signature and root
 // against the recomputed tree. It opens the log database read-only and
 // changes nothing; the directory must not be in use by a server.
 // verifierKey is the note verifier key of the log. A fault while reading
@@ -130,22 +130,19 @@ func verifyDir(ctx context.Context, dir string, master []byte, verifierKey strin
 // are counted (TenantResult.Omitted).
 const maxProblems = 1000
 
-// verifyTenant checks one tenant's log in one pass over its headers, with
-// its stored tree hashes and its checkpoints read alongside, in index
-// order. It keeps only the tree's right frontier (at most 64 hashes), so
-// its memory does not grow with the log, and its work is bounded by the
-// records actually stored, whatever the stored tree size says: a run of
-// missing headers is one problem, folded into the tree as complete
-// subtrees of zero leaf hashes (at most 64 steps a run).
+// verifyTenant checks one tenant's log in one pass over its entry records
+// (header and the tree hashes its append completed), with its checkpoints
+// read alongside, in index order. It keeps only the tree's right frontier
+// (at most 64 hashes), so its memory does not grow with the log, and its
+// work is bounded by the records actually stored, whatever the stored
+// tree size says: a run of missing entries is one problem, folded into the
+// tree as complete subtrees of zero leaf hashes (at most 64 steps a run).
 func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*TenantResult, error) {
 	size, err := readTreeSize(txn, tid)
 	if err != nil {
 		return nil, err
 	}
-	t := &tenantCheck{res: &TenantResult{Tenant: name, Size: size}, v: v, tid: tid, size: size, first: math.MaxUint64}
-	t.hashes = txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsHash, tid), PrefetchValues: true})
-	defer t.hashes.Close()
-	t.hashes.Rewind()
+	t := &tenantCheck{res: &TenantResult{Tenant: name, Size: size}, v: v, size: size, first: math.MaxUint64}
 	t.cps = txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsCheckpoint, tid), PrefetchValues: true})
 	defer t.cps.Close()
 	t.cps.Rewind()
@@ -155,13 +152,18 @@ func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*T
 
 	var prev tlog.Hash
 	var prevHeader *format.Header
+	linked := true // prev is the leaf hash of a readable entry before this one (or none)
 	var out []tlog.Hash
-	headers := txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsHeader, tid), PrefetchValues: true})
-	defer headers.Close()
-	for headers.Rewind(); headers.Valid(); headers.Next() {
-		i := binary.BigEndian.Uint64(headers.Item().Key()[5:])
+	entries := txn.NewIterator(badger.IteratorOptions{Prefix: tenantKey(nsEntry, tid), PrefetchValues: true})
+	defer entries.Close()
+	for entries.Rewind(); entries.Valid(); entries.Next() {
+		i := binary.BigEndian.Uint64(entries.Item().Key()[5:])
 		if i >= size {
-			t.bad(i, 1, "header stored beyond the tree size %d", size)
+			n := 0
+			for ; entries.Valid(); entries.Next() {
+				n++
+			}
+			t.bad(i, 1, "%d entry records stored beyond the tree size %d, the first at index %d", n, size, i)
 			break
 		}
 		afterGap := i > t.st.size
@@ -170,12 +172,18 @@ func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*T
 				return nil, err
 			}
 		}
-		hb, err := headers.Item().ValueCopy(nil)
+		rec, err := entries.Item().ValueCopy(nil)
 		if err != nil {
 			return nil, err
 		}
+		hb, stored, err := splitEntryRecord(i, rec)
+		var h *format.Header
+		if err == nil {
+			h, err = format.ParseHeader(hb)
+		} else {
+			hb, stored = rec, nil
+		}
 		leaf := format.LeafHash(hb)
-		h, err := format.ParseHeader(hb)
 		switch {
 		case err != nil:
 			t.bad(i, 1, "%v", err)
@@ -183,17 +191,19 @@ func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*T
 			t.bad(i, 1, "header says index %d", h.Index)
 		case h.Tenant != name:
 			t.bad(i, 1, "header says tenant %q", h.Tenant)
-		case h.PrevLeafHash != prev && !afterGap: // after a gap the link cannot be checked
-			t.bad(i, 1, "hash chain broken: previous leaf hash is %x, header says %x", prev[:], h.PrevLeafHash[:])
+		case h.PrevLeafHash != prev && i == 0:
+			t.bad(i, 1, "hash chain broken: the first entry's previous leaf hash is %x, not zero", h.PrevLeafHash[:])
+		case h.PrevLeafHash != prev && linked && !afterGap:
+			// After a gap or an unreadable record the link cannot be
+			// checked. Either header may have been changed: the problem is
+			// named at the first.
+			t.bad(i-1, 2, "hash chain broken between entries %d and %d: the header of %d hashes to %x, the header of %d says %x", i-1, i, i-1, prev[:], i, h.PrevLeafHash[:])
 		case prevHeader != nil && h.AppendedAt.Before(prevHeader.AppendedAt):
 			t.bad(i, 1, "appended_at %s is before the previous entry's %s", h.AppendedAt, prevHeader.AppendedAt)
 		}
-		prevHeader = h
-		base := tlog.StoredHashIndex(0, int64(i))
+		prevHeader, linked = h, err == nil
 		out = t.st.push(leaf, out[:0])
-		if err := t.compare(base, out); err != nil {
-			return nil, err
-		}
+		t.compare(i, out, stored)
 		prev = leaf
 		if err := t.checkpoints(); err != nil {
 			return nil, err
@@ -204,18 +214,6 @@ func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*T
 			return nil, err
 		}
 	}
-	if t.missing > 0 {
-		t.bad(t.firstMissing, 0, "%d tree hashes missing, the first of entry %d", t.missing, t.firstMissing)
-	}
-	end, beyond := tlog.StoredHashCount(int64(size)), 0
-	for ; t.hashes.Valid(); t.hashes.Next() {
-		if int64(binary.BigEndian.Uint64(t.hashes.Item().Key()[5:])) >= end {
-			beyond++
-		}
-	}
-	if beyond > 0 {
-		t.bad(size, 0, "%d tree hashes stored beyond the tree of size %d", beyond, size)
-	}
 	t.res.Root = t.st.root()
 	if err := t.checkpoints(); err != nil { // those beyond the tree
 		return nil, err
@@ -225,21 +223,17 @@ func verifyTenant(txn *badger.Txn, tid uint32, name string, v note.Verifier) (*T
 }
 
 // tenantCheck is the state of one tenant's verification: the tree rebuilt
-// so far and the stored hashes and checkpoints not yet compared with it.
+// so far and the checkpoints not yet compared with it.
 type tenantCheck struct {
-	res    *TenantResult
-	v      note.Verifier
-	tid    uint32
-	size   uint64 // the stored tree size
-	st     logState
-	hashes *badger.Iterator // stored tree hashes, at the next to compare
-	cps    *badger.Iterator // checkpoints, at the next to check
+	res  *TenantResult
+	v    note.Verifier
+	size uint64 // the stored tree size
+	st   logState
+	cps  *badger.Iterator // checkpoints, at the next to check
 	// dirtyUntil: entries below it may have a problem reported already (a
 	// stored interior hash over them is then not reported again).
-	dirtyUntil   uint64
-	first        uint64 // the lowest index a problem names
-	missing      int    // stored hashes missing
-	firstMissing uint64
+	dirtyUntil uint64
+	first      uint64 // the lowest index a problem names
 }
 
 // bad records a problem at index i that affects the n entries from i.
@@ -255,53 +249,29 @@ func (t *tenantCheck) bad(i, n uint64, format string, args ...any) {
 	t.first = min(t.first, i)
 }
 
-// compare compares the hashes an entry added to the tree (stored indexes
-// from base) with the stored ones. A stored interior hash that differs
-// only because an entry below it has a problem already is not reported
-// again.
-func (t *tenantCheck) compare(base int64, added []tlog.Hash) error {
-	for k, want := range added {
-		x := base + int64(k)
-		for t.hashes.Valid() && int64(binary.BigEndian.Uint64(t.hashes.Item().Key()[5:])) < x {
-			t.hashes.Next()
-		}
-		if !t.hashes.Valid() || int64(binary.BigEndian.Uint64(t.hashes.Item().Key()[5:])) != x {
-			level, n := tlog.SplitStoredHashIndex(x)
-			if t.missing == 0 {
-				t.firstMissing = uint64(n+1)<<level - 1
-			}
-			t.missing++
+// compare compares the tree hashes entry i's append completed, recomputed
+// (added[level], level 1 up; added[0] is its leaf hash), with those its
+// record stores (nil when the record could not be split). A stored hash
+// that differs only because an entry below it has a problem already is
+// not reported again.
+func (t *tenantCheck) compare(i uint64, added []tlog.Hash, stored []byte) {
+	for level := 1; level < len(added) && len(stored) >= level*tlog.HashSize; level++ {
+		if tlog.Hash(stored[(level-1)*tlog.HashSize:level*tlog.HashSize]) == added[level] {
 			continue
 		}
-		var got tlog.Hash
-		err := t.hashes.Item().Value(func(b []byte) error {
-			if len(b) != tlog.HashSize {
-				return fmt.Errorf("tree hash %d of %d bytes", x, len(b))
-			}
-			copy(got[:], b)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		t.hashes.Next()
-		if got == want {
-			continue
-		}
-		level, n := tlog.SplitStoredHashIndex(x)
-		lo, hi := uint64(n)<<level, uint64(n+1)<<level
-		switch {
-		case level == 0:
-			t.bad(lo, 1, "stored leaf hash differs from the hash of the stored header")
-		case t.dirtyUntil <= lo:
-			t.bad(lo, 0, "stored tree hash (level %d, entries %d-%d) differs from the one recomputed from the headers", level, lo, hi-1)
+		// Named at the entry whose record holds it, and reported once per
+		// record: either that record was changed (its header or its stored
+		// hashes) or, if an entry below already has a problem, nothing
+		// more is reported.
+		lo := i + 1 - uint64(1)<<level
+		if t.dirtyUntil <= lo {
+			t.bad(i, 1, "stored tree hash (level %d, entries %d-%d, in the record of entry %d) differs from the one recomputed from the headers", level, lo, i, i)
 		}
 	}
-	return nil
 }
 
 // zeroSubtrees[k] is the hash of a complete subtree of 2^k zero leaf
-// hashes: what missing headers count as.
+// hashes: what missing entries count as.
 var zeroSubtrees = func() (z [64]tlog.Hash) {
 	for k := 1; k < 64; k++ {
 		z[k] = tlog.NodeHash(z[k-1], z[k-1])
@@ -309,14 +279,14 @@ var zeroSubtrees = func() (z [64]tlog.Hash) {
 	return z
 }()
 
-// gap reports the headers missing from the tree's size up to end, folds
-// them in as zero leaf hashes (complete subtrees, stopping at every
-// checkpoint size on the way to check it), and skips their stored hashes.
+// gap reports the entry records missing from the tree's size up to end,
+// and folds them in as zero leaf hashes (complete subtrees, stopping at
+// every checkpoint size on the way to check it).
 func (t *tenantCheck) gap(end uint64) error {
 	if end-t.st.size == 1 {
-		t.bad(t.st.size, 1, "header missing")
+		t.bad(t.st.size, 1, "entry record missing")
 	} else {
-		t.bad(t.st.size, end-t.st.size, "headers %d to %d missing", t.st.size, end-1)
+		t.bad(t.st.size, end-t.st.size, "entry records %d to %d missing", t.st.size, end-1)
 	}
 	for t.st.size < end {
 		stop := end
@@ -331,7 +301,6 @@ func (t *tenantCheck) gap(end uint64) error {
 			return err
 		}
 	}
-	t.hashes.Seek(hashKey(t.tid, tlog.StoredHashIndex(0, int64(end))))
 	return nil
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -93,11 +91,8 @@ func tamperedLog(t *testing.T, tamper func(txn *badger.Txn) error) TenantResult 
 	l.Close()
 	keys := testKeys(t, dir)
 	if tamper != nil {
-		db, err := openDB(filepath.Join(dir, LogDir), deriveKey(keys.Master, infoBadger), slog.New(slog.DiscardHandler), checkFormat)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = db.Update(tamper)
+		db := rawLogDB(t, dir)
+		err := db.Update(tamper)
 		db.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -121,28 +116,44 @@ func TestVerifyDirFindsTampering(t *testing.T) {
 		first  uint64 // index of the first problem
 		detail string // in one of the problems
 	}{
-		{"header deleted", func(txn *badger.Txn) error { return txn.Delete(headerKey(1, 9)) }, 9, "header missing"},
-		{"headers deleted", func(txn *badger.Txn) error {
+		{"entry deleted", func(txn *badger.Txn) error { return txn.Delete(entryKey(1, 9)) }, 9, "entry record missing"},
+		{"entries deleted", func(txn *badger.Txn) error {
 			for i := uint64(20); i < 30; i++ {
-				if err := txn.Delete(headerKey(1, i)); err != nil {
+				if err := txn.Delete(entryKey(1, i)); err != nil {
 					return err
 				}
 			}
 			return nil
-		}, 20, "headers 20 to 29 missing"},
-		{"tree hash deleted", func(txn *badger.Txn) error { return txn.Delete(hashKey(1, tlog.StoredHashIndex(2, 3))) }, 15, "1 tree hashes missing"},
-		{"interior tree hash changed", func(txn *badger.Txn) error {
-			return txn.Set(hashKey(1, tlog.StoredHashIndex(1, 6)), make([]byte, 32))
-		}, 12, "stored tree hash (level 1, entries 12-13)"},
-		{"leaf hash changed", func(txn *badger.Txn) error {
-			return txn.Set(hashKey(1, tlog.StoredHashIndex(0, 30)), make([]byte, 32))
-		}, 30, "stored leaf hash differs"},
-		{"tree size grown", setSize(40), 37, "headers 37 to 39 missing"},
-		{"tree size shrunk", setSize(30), 30, "header stored beyond the tree size 30"},
-		{"tree size 2^40", setSize(1 << 40), 37, fmt.Sprintf("headers 37 to %d missing", uint64(1)<<40-1)},
-		{"hash stored beyond the tree", func(txn *badger.Txn) error {
-			return txn.Set(hashKey(1, tlog.StoredHashCount(37)+1), make([]byte, 32))
-		}, 37, "stored beyond the tree"},
+		}, 20, "entry records 20 to 29 missing"},
+		{"tree hash in a record changed", func(txn *badger.Txn) error {
+			// Entry 13 completes the subtree of entries 12-13 (level 1).
+			return editRecord(txn, 13, func(v []byte) []byte { copy(v[len(v)-32:], make([]byte, 32)); return v })
+		}, 13, "stored tree hash (level 1, entries 12-13, in the record of entry 13)"},
+		{"higher tree hash in a record changed", func(txn *badger.Txn) error {
+			// Entry 15 completes levels 1 to 4; level 3 is entries 8-15.
+			return editRecord(txn, 15, func(v []byte) []byte { v[len(v)-2*32] ^= 1; return v })
+		}, 15, "stored tree hash (level 3, entries 8-15, in the record of entry 15)"},
+		{"record truncated", func(txn *badger.Txn) error {
+			return editRecord(txn, 15, func(v []byte) []byte { return v[:100] })
+		}, 15, "too short for its 4 tree hashes"},
+		{"header changed", func(txn *badger.Txn) error {
+			return editRecord(txn, 30, func(v []byte) []byte {
+				hb, _, _ := splitEntryRecord(30, v)
+				hb[len(hb)-70] ^= 1
+				return v
+			})
+		}, 30, "hash chain broken between entries 30 and 31"},
+		{"tree size grown", setSize(40), 37, "entry records 37 to 39 missing"},
+		{"tree size shrunk", setSize(30), 30, "7 entry records stored beyond the tree size 30, the first at index 30"},
+		{"tree size 2^40", setSize(1 << 40), 37, fmt.Sprintf("entry records 37 to %d missing", uint64(1)<<40-1)},
+		{"entry stored beyond the tree", func(txn *badger.Txn) error {
+			item, err := txn.Get(entryKey(1, 4))
+			if err != nil {
+				return err
+			}
+			v, _ := item.ValueCopy(nil)
+			return txn.Set(entryKey(1, 40), v)
+		}, 40, "1 entry records stored beyond the tree size 37"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tamperedLog(t, tc.tamper)
@@ -170,4 +181,18 @@ func TestVerifyDirFindsTampering(t *testing.T) {
 			t.Errorf("VerifyDir(clean) = %+v", r)
 		}
 	})
+}
+
+// editRecord replaces entry i's record (default tenant) with what edit
+// makes of it.
+func editRecord(txn *badger.Txn, i uint64, edit func([]byte) []byte) error {
+	item, err := txn.Get(entryKey(1, i))
+	if err != nil {
+		return err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return err
+	}
+	return txn.Set(entryKey(1, i), edit(v))
 }

@@ -52,13 +52,9 @@ func (l *Ledger) loadState(txn *badger.Txn, tenant uint32) (*logState, error) {
 	if s.size == 0 {
 		return s, nil
 	}
-	item, err := txn.Get(headerKey(tenant, s.size-1))
+	hb, _, err := readRecord(txn, tenant, s.size-1)
 	if err != nil {
 		return nil, fmt.Errorf("read last header: %w", err)
-	}
-	hb, err := item.ValueCopy(nil)
-	if err != nil {
-		return nil, err
 	}
 	h, err := format.ParseHeader(hb)
 	if err != nil {
@@ -303,8 +299,12 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
 	now := l.now().UTC()
+	retired, err := newRetiredSet(txn, &l.retiredCache)
+	if err != nil {
+		return err
+	}
 	g := &groupTxn{l: l, txn: txn, base: states, states: make(map[uint32]*logState), now: now,
-		retired: retiredSet{txn: txn}, closed: closedSet{txn: txn}}
+		retired: retired, closed: closedSet{txn: txn}}
 	out := make([]appendResult, len(reqs))
 	writes := false
 	// Retirements first: they bind every record of the group.
@@ -325,6 +325,11 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 			g.retired.addBucket(b)
 		}
 		writes = true
+	}
+	if g.retired.wrote() {
+		if err := g.set(metaRetireEpoch, g.retired.nextEpoch()); err != nil {
+			return err
+		}
 	}
 	// So do trace closings (closure.go).
 	for _, r := range reqs {
@@ -400,6 +405,7 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 			return err
 		}
 	}
+	g.retired.committed()
 	l.stateMu.Lock()
 	for tenant := range touched {
 		l.committed[tenant] = g.states[tenant].size
@@ -495,15 +501,9 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 		hb := h.Marshal()
 		leaf := format.LeafHash(hb)
 		index := st.size
-		base := tlog.StoredHashIndex(0, int64(index))
 		g.hashes = st.push(leaf, g.hashes[:0])
-		for k, hv := range g.hashes {
-			if err := g.set(hashKey(req.tenant, base+int64(k)), hv[:]); err != nil {
-				return nil, err
-			}
-		}
 		idx := binary.BigEndian.AppendUint64(nil, index)
-		if err := g.set(headerKey(req.tenant, index), hb); err != nil {
+		if err := g.set(entryKey(req.tenant, index), entryRecord(hb, g.hashes)); err != nil {
 			return nil, err
 		}
 		if err := g.set(payloadKey(req.tenant, index), req.prep[i].envelope); err != nil {
@@ -595,19 +595,18 @@ const (
 	termKeySize        = 1 + 4 + 1 + termMACSize + 8
 )
 
-// record adds what the writer sets for a new record: header, envelope, its
-// tree hashes, identity, kind index, index terms and version name. Tree
-// hashes are at most two per record plus one per level of the tree, which
-// treeSize adds once per request.
+// record adds what the writer sets for a new record: its entry record
+// (header and the tree hashes it completes, one on average), envelope,
+// identity, kind index, index terms and version name. The tree hashes a
+// request's records complete are at most one per record plus one per
+// level of the tree, which treeSize adds once per request.
 func (c *txnCost) record(tenant string, r *Record, p *prepared) {
 	class := r.RetentionClass
 	if class == "" {
 		class = DefaultRetentionClass
 	}
-	c.set(tenantIndexKeySize, format.HeaderSize(len(tenant), len(class)))
+	c.set(tenantIndexKeySize, format.HeaderSize(len(tenant), len(class))+tlog.HashSize)
 	c.set(tenantIndexKeySize, len(p.envelope))
-	c.set(tenantIndexKeySize, tlog.HashSize)
-	c.set(tenantIndexKeySize, tlog.HashSize)
 	if _, ok := r.identity(); ok {
 		c.set(identityKeySize, 9)
 	}
@@ -635,12 +634,11 @@ func (c *txnCost) dataKey(s keyScope) {
 }
 
 // treeSize adds, once per request, the tree size key and the tree hashes
-// of completed subtrees beyond two per record (at most one per level).
+// its records complete beyond one each (at most one per level).
 func (c *txnCost) treeSize() {
 	c.set(1+4, 8)
-	for range 64 {
-		c.set(tenantIndexKeySize, tlog.HashSize)
-	}
+	c.bytes += 64 * tlog.HashSize
+	c.values += 64 * tlog.HashSize
 }
 
 // txnLimit is the budget of a group's transaction: 90% of Badger's limits
@@ -665,15 +663,69 @@ func (r *retirement) cost() txnCost {
 	for _, b := range r.buckets {
 		c.set(len(retiredBucketKey(b)), 0)
 	}
+	c.set(len(metaRetireEpoch), 8)
 	return c
 }
 
-// retiredSet answers, within one group transaction, whether a data key or
-// a bucket is retired: one Get per distinct key and bucket.
-type retiredSet struct {
-	txn     *badger.Txn
+// retiredCache holds the writer's answers to "is there a retirement marker
+// for this data key (or bucket)?", as read from the log database at one
+// retirement epoch (metaRetireEpoch). Every transaction that writes
+// markers also advances the epoch, so the answers stay true exactly as
+// long as the epoch read in a group's own transaction is the cache's: each
+// group reads that one key and drops the cache when it moved. The safety
+// property stays in the database, checked in the commit transaction; the
+// cache only saves a Get per distinct key and group. Owned by the writer
+// goroutine.
+type retiredCache struct {
+	epoch   uint64
 	keys    map[[16]byte]bool
 	buckets map[string]bool
+}
+
+func (c *retiredCache) reset(epoch uint64) {
+	c.epoch = epoch
+	c.keys = make(map[[16]byte]bool)
+	c.buckets = make(map[string]bool)
+}
+
+// retiredSet answers, within one group transaction, whether a data key or
+// a bucket is retired: from the markers the transaction writes, then the
+// writer's cache (valid at the transaction's epoch), then one Get per key
+// or bucket not cached.
+type retiredSet struct {
+	txn   *badger.Txn
+	cache *retiredCache
+	epoch uint64 // read in txn
+	// Markers written by this transaction; the cache takes them once it
+	// commits.
+	keys    map[[16]byte]bool
+	buckets map[string]bool
+}
+
+// newRetiredSet reads the retirement epoch in txn and drops the cache if
+// the epoch moved since the cache was filled.
+func newRetiredSet(txn *badger.Txn, cache *retiredCache) (retiredSet, error) {
+	var epoch uint64
+	item, err := txn.Get(metaRetireEpoch)
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+	case err != nil:
+		return retiredSet{}, fmt.Errorf("read retirement epoch: %w", err)
+	default:
+		if err := item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("retirement epoch of %d bytes", len(v))
+			}
+			epoch = binary.BigEndian.Uint64(v)
+			return nil
+		}); err != nil {
+			return retiredSet{}, err
+		}
+	}
+	if cache.keys == nil || cache.epoch != epoch || len(cache.keys)+len(cache.buckets) > maxCachedKeys {
+		cache.reset(epoch)
+	}
+	return retiredSet{txn: txn, cache: cache, epoch: epoch}, nil
 }
 
 func (s *retiredSet) addKey(id [16]byte) {
@@ -688,6 +740,27 @@ func (s *retiredSet) addBucket(b Bucket) {
 		s.buckets = make(map[string]bool)
 	}
 	s.buckets[string(retiredBucketKey(b))] = true
+}
+
+// wrote reports whether the transaction writes markers; nextEpoch is the
+// value it must store then.
+func (s *retiredSet) wrote() bool { return len(s.keys)+len(s.buckets) > 0 }
+
+func (s *retiredSet) nextEpoch() []byte { return binary.BigEndian.AppendUint64(nil, s.epoch+1) }
+
+// committed moves the transaction's markers into the cache, at the epoch
+// the transaction stored. Call it only once the transaction committed.
+func (s *retiredSet) committed() {
+	if !s.wrote() {
+		return
+	}
+	s.cache.epoch = s.epoch + 1
+	for id := range s.keys {
+		s.cache.keys[id] = true
+	}
+	for b := range s.buckets {
+		s.cache.buckets[b] = true
+	}
 }
 
 func (s *retiredSet) marked(key []byte) (bool, error) {
@@ -705,13 +778,16 @@ func (s *retiredSet) key(dk *dataKey, scope keyScope) (bool, error) {
 	if dk.pending() {
 		return s.bucket(scope.bucket())
 	}
-	r, ok := s.keys[dk.id]
+	if s.keys[dk.id] {
+		return true, nil
+	}
+	r, ok := s.cache.keys[dk.id]
 	if !ok {
 		var err error
 		if r, err = s.marked(retiredKeyKey(dk.id)); err != nil {
 			return false, err
 		}
-		s.addKeyValue(dk.id, r)
+		s.cache.keys[dk.id] = r
 	}
 	if r {
 		return true, nil
@@ -719,25 +795,18 @@ func (s *retiredSet) key(dk *dataKey, scope keyScope) (bool, error) {
 	return s.bucket(scope.bucket())
 }
 
-func (s *retiredSet) addKeyValue(id [16]byte, r bool) {
-	if s.keys == nil {
-		s.keys = make(map[[16]byte]bool)
-	}
-	s.keys[id] = r
-}
-
 func (s *retiredSet) bucket(b Bucket) (bool, error) {
 	k := string(retiredBucketKey(b))
-	r, ok := s.buckets[k]
+	if s.buckets[k] {
+		return true, nil
+	}
+	r, ok := s.cache.buckets[k]
 	if !ok {
 		var err error
 		if r, err = s.marked([]byte(k)); err != nil {
 			return false, err
 		}
-		if s.buckets == nil {
-			s.buckets = make(map[string]bool)
-		}
-		s.buckets[k] = r
+		s.cache.buckets[k] = r
 	}
 	return r, nil
 }

@@ -91,7 +91,7 @@ func TestWriterAnswersEveryRequestOnce(t *testing.T) {
 	g := newWriterGate(l)
 	var failB atomic.Bool
 	l.hooks.set = func(key, _ []byte) error {
-		if failB.Load() && key[0] == nsHeader && binary.BigEndian.Uint64(key[5:]) == 2 {
+		if failB.Load() && key[0] == nsEntry && binary.BigEndian.Uint64(key[5:]) == 2 {
 			return errors.New("injected storage error")
 		}
 		return nil

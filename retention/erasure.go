@@ -388,12 +388,12 @@ func (s *Service) writeTombstones(ctx context.Context, er *Erasure) (*format.Tom
 	if er.Kind == "expiry" {
 		all.Reason, sub = "expiry", format.TombstoneExpiry
 	}
-	for _, i := range er.Erase {
-		e, err := s.L.GetEntry(ctx, er.Tenant, i)
-		if err != nil {
-			return nil, nil, err
-		}
-		all.Erased = append(all.Erased, format.TombstoneEntry{Index: i, LeafHash: hex.EncodeToString(e.LeafHash[:])})
+	leaves, err := s.L.LeafHashes(ctx, er.Tenant, er.Erase)
+	if err != nil {
+		return nil, nil, err
+	}
+	for j, i := range er.Erase {
+		all.Erased = append(all.Erased, format.TombstoneEntry{Index: i, LeafHash: hex.EncodeToString(leaves[j][:])})
 	}
 	names := len(all.Erased) + len(all.Held)
 	parts := max(1, (names+format.MaxTombstoneNames-1)/format.MaxTombstoneNames)

@@ -95,11 +95,20 @@ func benchSender(cf clientFlags, mode string) (benchRequests, error) {
 		defer resp.Body.Close()
 		out, _ := io.ReadAll(resp.Body)
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("HTTP %d: %s", resp.StatusCode, out)
+			return &httpStatusError{status: resp.StatusCode, body: string(out)}
 		}
 		return nil
 	}}, nil
 }
+
+// httpStatusError is an OTLP/HTTP export answered with another status
+// than 200.
+type httpStatusError struct {
+	status int
+	body   string
+}
+
+func (e *httpStatusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.body) }
 
 // otlpJSONIDs renders an export as OTLP JSON.
 func otlpJSONIDs(req *coltrace.ExportTraceServiceRequest) ([]byte, error) {

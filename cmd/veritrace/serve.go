@@ -15,6 +15,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/veritrace/veritrace/audit"
@@ -148,7 +149,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.StringVar(&c.OTLPHTTPListen, "otlp-http-listen", os.Getenv("VERITRACE_OTLP_HTTP_LISTEN"), "also serve OpenTelemetry ingest on this address (the SDKs' HTTP default is 4318)")
 	fs.IntVar(&c.OTLPMaxBytes, "otlp-max-bytes", otlp.DefaultMaxBytes, "largest OTLP request accepted, after decompression")
 	fs.StringVar(&c.OTLPConfigFile, "otlp-config", os.Getenv("VERITRACE_OTLP_CONFIG"), "JSON file of per-tenant OTLP mapping settings (subject and session attributes; docs/OTLP.md)")
-	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off by default")
+	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof: CPU, heap, mutex, block) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -160,6 +161,11 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	return serve(ctx, c, log)
 }
+
+// clock is the server's clock: of the ledger (appended_at, expiry days),
+// retention and the RPC layer. Tests of the server process shift it to
+// reach retention periods; nothing else changes it.
+var clock = time.Now
 
 // serve runs the server until ctx ends, then shuts down gracefully: it
 // stops accepting, lets in-flight requests (appends included) finish, and
@@ -186,18 +192,18 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	if reserve == 0 {
 		reserve = -1 // no reserve
 	}
-	l, err := ledger.Open(ctx, ledger.Options{Dir: c.DataDir, Keys: keys, CheckpointInterval: c.CheckpointInterval, Logger: log, MinFreeBytes: reserve})
+	l, err := ledger.Open(ctx, ledger.Options{Dir: c.DataDir, Keys: keys, CheckpointInterval: c.CheckpointInterval, Logger: log, MinFreeBytes: reserve, Now: clock})
 	if err != nil {
 		return err
 	}
 	adminFile := filepath.Join(c.DataDir, AdminKeyFile)
-	if id, err := rpc.Bootstrap(ctx, l, adminFile, time.Now()); err != nil {
+	if id, err := rpc.Bootstrap(ctx, l, adminFile, clock()); err != nil {
 		l.Close()
 		return err
 	} else if id != "" {
 		log.Info("created the first admin key", "key_id", id, "token_file", adminFile)
 	}
-	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log}
+	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log, Now: clock}
 	// Erasures a crash interrupted are finished before anything is served.
 	if err := ret.Resume(ctx); err != nil {
 		l.Close()
@@ -222,7 +228,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 			ret.Run(sweepCtx, c.SweepInterval)
 		}
 	}()
-	opts := rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret, OTLP: otlpOpts}
+	opts := rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret, OTLP: otlpOpts, Now: clock}
 	type listener struct {
 		name string
 		ln   net.Listener
@@ -349,9 +355,21 @@ func loadTLS(certFile, keyFile string, now time.Time) (tls.Certificate, error) {
 	return cert, nil
 }
 
+// Sampling rates of the mutex and block profiles while --pprof-listen is
+// set: one contention event in 10, one blocking event per 100 µs spent
+// blocked. Both are off (Go's default) without it.
+const (
+	pprofMutexFraction = 10
+	pprofBlockRate     = int(100 * time.Microsecond)
+)
+
 // servePprof serves Go's profiling endpoints on their own listener, apart
-// from the API, for operators measuring a live server.
+// from the API, for operators measuring a live server: CPU, heap, and
+// mutex and block profiles (/debug/pprof/mutex, /debug/pprof/block, with
+// ?seconds=N for the contention of the last N seconds).
 func servePprof(addr string, log *slog.Logger) {
+	runtime.SetMutexProfileFraction(pprofMutexFraction)
+	runtime.SetBlockProfileRate(pprofBlockRate)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

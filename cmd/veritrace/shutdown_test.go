@@ -24,7 +24,7 @@ func TestShutdownIsBoundedWhenTheDataDirIsGone(t *testing.T) {
 	}
 	dir := t.TempDir()
 	c := startChild(t, dir, "--shutdown-timeout 2s")
-	app, _ := crashTestKeys(t, c.addr, dir)
+	app := crashRoles(t, c.addr, dir, v1.Role_ROLE_INGESTER)[v1.Role_ROLE_INGESTER]
 	ingest := (&clientFlags{addr: c.addr, token: app}).ingest()
 	batch := []*v1.Span{benchSpan(1, "before the directory went away"), benchSpan(2, "x")}
 	if _, err := ingest.AppendSpans(context.Background(), connect.NewRequest(&v1.AppendSpansRequest{Spans: batch})); err != nil {
