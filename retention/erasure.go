@@ -295,7 +295,6 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 
 	er := &Erasure{ID: req.ID, Tenant: tenant, Selector: selectorOf(req), LegalBasis: req.LegalBasis, Ticket: req.Ticket, Reason: req.Reason,
 		RequestedBy: req.RequestedBy, RequestedAt: s.now(), State: "executing"}
-	var targets []uint64
 	var err error
 	var ref ledger.TermRef
 	if value != "" {
@@ -303,21 +302,17 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 			return nil, err
 		}
 		er.SelectorRef = ref.String()
-		if targets, err = s.L.EntriesWith(ctx, tenant, ref); err != nil {
+	}
+	// The subject's (session's) whole traces; closed first, so that no
+	// piece of them arriving meanwhile escapes the plan (closure.go).
+	if !req.DryRun {
+		if err := s.closeTraces(ctx, tenant, req); err != nil {
 			return nil, err
 		}
-	} else {
-		size, serr := s.L.Size(ctx, tenant)
-		if serr != nil {
-			return nil, serr
-		}
-		for _, t := range req.TraceIDs {
-			idxs, terr := s.L.SpansOfTrace(ctx, tenant, t, size)
-			if terr != nil {
-				return nil, terr
-			}
-			targets = append(targets, idxs...)
-		}
+	}
+	targets, _, err := s.selectEntries(ctx, tenant, req)
+	if err != nil {
+		return nil, err
 	}
 	_, live, err := s.L.KeysOf(ctx, tenant, targets)
 	if err != nil {

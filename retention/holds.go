@@ -287,21 +287,15 @@ func (s *Service) held(ctx context.Context, tenant string, cands []uint64) (map[
 			covered = func(uint64) bool { return true }
 		case sc.Kind != "" || sc.Subject != "" || sc.Session != "" || sc.TraceID != "":
 			var idxs []uint64
-			switch {
-			case sc.Kind != "":
+			if sc.Kind != "" {
 				ref, perr := ledger.ParseTermRef(sc.Term)
 				if perr != nil {
 					return nil, 0, fmt.Errorf("hold %s: %w", h.ID, perr)
 				}
-				idxs, err = s.L.EntriesWith(ctx, tenant, ref)
-			case sc.Subject != "": // stored by an earlier build
-				idxs, err = s.L.EntryIndexes(ctx, tenant, ledger.Term{Field: ledger.SubjectField, Value: []byte(sc.Subject)})
-			case sc.Session != "":
-				idxs, err = s.L.EntryIndexes(ctx, tenant, ledger.Term{Field: s.SessionField, Value: []byte(sc.Session)})
-			default:
-				var t [16]byte
-				hex.Decode(t[:], []byte(sc.TraceID))
-				idxs, err = s.L.SpansOfTrace(ctx, tenant, t, size)
+				idxs, _, err = s.L.ClosureOf(ctx, tenant, ref) // whole traces (closure.go)
+			} else {
+				// A trace, or a subject or session stored by an earlier build.
+				idxs, err = s.holdCovers(ctx, tenant, sc, size)
 			}
 			if err != nil {
 				return nil, 0, err
