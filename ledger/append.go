@@ -110,6 +110,17 @@ type appendReq struct {
 	// waitKeys: the writer must look its scope's key up in the key
 	// database, which waits while a DropPrefix runs (sealForCommit).
 	waitKeys bool
+	unless   *Unless // a precondition checked in the commit transaction
+}
+
+// Unless is a durable precondition of an append (AppendUnless): the
+// records are committed only if no entry of Kind has been appended to the
+// tenant's log at index From or later. The writer checks it inside the
+// transaction that would commit the records (one seek in the kind index),
+// so it holds whatever process appended that entry.
+type Unless struct {
+	Kind format.Kind // not KindSpan: spans are not in the kind index
+	From uint64
 }
 
 type appendResult struct {
@@ -202,6 +213,24 @@ func (r *Record) validate() error {
 // If ctx ends before the writer answers, Append returns ctx.Err() and the
 // records may or may not have been appended; appending them again is safe.
 func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Receipt, error) {
+	return l.appendRecords(ctx, tenant, recs, nil)
+}
+
+// AppendUnless is Append with a precondition: if an entry of u.Kind was
+// appended at index u.From or later, nothing is written and it fails with
+// a *RecordError wrapping ErrPrecondition. Records whose identity exists
+// already (Duplicate receipts) are not new and do not check it: an append
+// that committed before stays committed. Erasures and sweeps commit their
+// first tombstone with it, so that a hold entry appended after they read
+// the holds makes them plan again.
+func (l *Ledger) AppendUnless(ctx context.Context, tenant string, recs []Record, u Unless) ([]Receipt, error) {
+	if u.Kind == format.KindSpan {
+		return nil, fmt.Errorf("%w: span entries are not in the kind index", ErrInvalid)
+	}
+	return l.appendRecords(ctx, tenant, recs, &u)
+}
+
+func (l *Ledger) appendRecords(ctx context.Context, tenant string, recs []Record, unless *Unless) ([]Receipt, error) {
 	if len(recs) == 0 || len(recs) > MaxBatch {
 		return nil, fmt.Errorf("%w: a batch holds 1 to %d records, got %d", ErrInvalid, MaxBatch, len(recs))
 	}
@@ -226,7 +255,7 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 		return nil, err
 	}
 	day := l.appendDay(tid)
-	req := &appendReq{tenant: tid, tenantName: tenant, recs: recs, prep: make([]prepared, len(recs)), done: make(chan appendResult, 1)}
+	req := &appendReq{tenant: tid, tenantName: tenant, recs: recs, prep: make([]prepared, len(recs)), done: make(chan appendResult, 1), unless: unless}
 	for i := range recs {
 		r := &recs[i]
 		class := r.RetentionClass

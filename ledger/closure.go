@@ -78,11 +78,21 @@ const closureChunk = 1024
 // traces, in read transactions of at most 1024 entries or traces, checking
 // ctx between them.
 func (l *Ledger) Closure(ctx context.Context, tenant string, t Term) ([]uint64, map[uint64][16]byte, error) {
+	r, err := l.TermRefOf(ctx, tenant, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l.ClosureOf(ctx, tenant, r)
+}
+
+// ClosureOf is Closure of a term given by its ref (field and MAC): what a
+// hold that keeps only its subject's index term covers.
+func (l *Ledger) ClosureOf(ctx context.Context, tenant string, r TermRef) ([]uint64, map[uint64][16]byte, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	direct, err := l.EntryIndexes(ctx, tenant, t)
+	direct, err := l.EntriesWith(ctx, tenant, r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -113,7 +123,9 @@ func (l *Ledger) Closure(ctx context.Context, tenant string, t Term) ([]uint64, 
 			return nil, nil, err
 		}
 	}
-	want := l.termRef(tid, t)
+	var want [termRefSize]byte
+	want[0] = r.Field
+	copy(want[1:], r.MAC[:])
 	out := slices.Clone(direct)
 	size := l.committedSize(tid)
 	// The traces' other spans (the span identity index), then their
@@ -166,7 +178,7 @@ func (l *Ledger) Closure(ctx context.Context, tenant string, t Term) ([]uint64, 
 				if err != nil {
 					return err
 				}
-				if !live || slices.ContainsFunc(terms, func(r [termRefSize]byte) bool { return r[0] == t.Field && r != want }) {
+				if !live || slices.ContainsFunc(terms, func(r [termRefSize]byte) bool { return r[0] == want[0] && r != want }) {
 					continue
 				}
 				out = append(out, p.index)

@@ -19,6 +19,9 @@ var (
 	ErrInvalid = errors.New("invalid argument")
 	// ErrKeyDestroyed: the payload's data key was destroyed (erased).
 	ErrKeyDestroyed = errors.New("data key destroyed")
+	// ErrPrecondition: an AppendUnless whose precondition failed; nothing
+	// was written.
+	ErrPrecondition = errors.New("append precondition failed")
 	// ErrClosed: the ledger is closed or closing.
 	ErrClosed = errors.New("ledger closed")
 	// ErrUnknownFormat: the data directory holds an unknown format version.

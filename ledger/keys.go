@@ -47,6 +47,7 @@ const (
 	nsKeyMaterial = 0x22 // nsKeyMaterial | bucket | subject pseudonym (16) | key id (16) -> wrapped data key (72)
 	nsKeyLocation = 0x23 // nsKeyLocation | key id (16) -> the key's nsKeyMaterial key
 	nsKeyScope    = 0x24 // nsKeyScope | bucket | subject pseudonym (16) -> key id (16): the scope's current key
+	nsPseudonym   = 0x25 // nsPseudonym | tenant | field (u8) | value MAC (16) -> wrapped pseudonym key (72); see pseudonyms.go
 	// where bucket = tenant (u32) | day (u32) | len(class) (u8) | class
 )
 
@@ -148,6 +149,12 @@ func keyScopeKey(s keyScope) []byte {
 func keyMaterialKey(s keyScope, id [16]byte) []byte {
 	k := append(bucketPrefix(nsKeyMaterial, s.bucket()), s.pseudonym[:]...)
 	return append(k, id[:]...)
+}
+
+// pseudonymKeyKey is where the pseudonym key of a tenant's term lives.
+func pseudonymKeyKey(tenant uint32, r TermRef) []byte {
+	k := append(tenantKey(nsPseudonym, tenant), r.Field)
+	return append(k, r.MAC[:]...)
 }
 
 func keyLocationKey(id [16]byte) []byte {

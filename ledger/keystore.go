@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -635,9 +636,11 @@ func (ks *keyStore) unscope(quit <-chan struct{}, k *KeyRef) error {
 // material, deletes their (gone) index records again and drops the
 // material; after the drop, nothing is left to find. It returns the keys
 // destroyed.
-func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Bucket) ([]*KeyRef, error) {
+// The prefixes in also (pseudonym keys: pseudonyms.go) are dropped in the
+// same call.
+func (ks *keyStore) destroy(quit <-chan struct{}, exact []*KeyRef, buckets []Bucket, also ...[]byte) ([]*KeyRef, error) {
 	refs := append([]*KeyRef(nil), exact...)
-	var prefixes [][]byte
+	prefixes := slices.Clone(also)
 	for _, k := range exact {
 		prefixes = append(prefixes, keyMaterialKey(k.scope(), k.ID))
 	}

@@ -232,6 +232,24 @@ func (l *Ledger) EntriesOfKind(ctx context.Context, tenant string, kind format.K
 	return out, next, err
 }
 
+// IdentityIndex returns the index of the entry of kind with identity id
+// (Record.ID for tombstone, retention and hold records), and whether there
+// is one.
+func (l *Ledger) IdentityIndex(ctx context.Context, tenant string, kind format.Kind, id [32]byte) (uint64, bool, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return 0, false, err
+	}
+	var idx uint64
+	var found bool
+	err = l.db.View(func(txn *badger.Txn) error {
+		var err error
+		idx, _, found, err = lookupIdentity(txn, tid, kind, id)
+		return err
+	})
+	return idx, found, err
+}
+
 // LeafHashes returns the leaf hashes of entries idxs of a tenant's log, in
 // the order given, reading their records 1024 to a transaction.
 // ErrNotFound if one does not exist.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -484,6 +485,11 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 		fresh[i] = true
 	}
 
+	if req.unless != nil && slices.Contains(fresh, true) {
+		if err := checkUnless(txn, req.tenant, req.unless); err != nil {
+			return nil, err
+		}
+	}
 	for i := range req.recs {
 		if !fresh[i] {
 			continue
@@ -543,6 +549,22 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 		receipts[i].Duplicate = true
 	}
 	return receipts, nil
+}
+
+// checkUnless fails with a *RecordError wrapping ErrPrecondition if an
+// entry of u.Kind is at index u.From or later in the tenant's log, the
+// entries of this transaction so far included (a read-write transaction's
+// iterator sees its own writes).
+func checkUnless(txn *badger.Txn, tenant uint32, u *Unless) error {
+	prefix := kindIndexPrefix(tenant, u.Kind)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	it.Seek(kindIndexKey(tenant, u.Kind, u.From))
+	if it.Valid() {
+		at := binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
+		return &RecordError{Record: 0, Err: fmt.Errorf("%w: a %s entry was appended at %d, not before %d", ErrPrecondition, u.Kind, at, u.From)}
+	}
+	return nil
 }
 
 // txnCost is what a request adds to a Badger write transaction, counted as

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"strconv"
 	"testing"
+
+	"github.com/veritrace/veritrace/ledger"
 )
 
 // TestAttackSweepIDReusedForErasure (issue 9, item 9: "Reusing an erasure
@@ -20,7 +22,6 @@ import (
 // plan, state "done", its expired entries as "erased", and no error:
 // alice's data is not erased, and the caller is told it was.
 func TestAttackSweepIDReusedForErasure(t *testing.T) {
-	t.Skip("issue 9: an erasure with a sweep's id answers done (defect 1), fixed by a later engineer")
 	ctx := context.Background()
 	e := newEnv(t)
 	if _, _, err := e.s.SetPolicy(ctx, "default", Policy{FloorDays: 30, Default: Rule{Class: DefaultClass, Days: 30, Mode: Governance}}, "co-key", "short"); err != nil {
@@ -62,7 +63,6 @@ func TestAttackSweepIDReusedForErasure(t *testing.T) {
 // (Related to issue 9 item 2, erasure leaving nothing that identifies the
 // subject.)
 func TestAttackRequestDigestConfirmsAGuess(t *testing.T) {
-	t.Skip("issue 9: the stored request digest confirms a guessed subject (defect 11), fixed by a later engineer")
 	ctx := context.Background()
 	e := newEnv(t)
 	e.spans(t, "customer-4711", "", 1, 1, false, "x")
@@ -78,12 +78,23 @@ func TestAttackRequestDigestConfirmsAGuess(t *testing.T) {
 	if err := json.Unmarshal(b, &plan); err != nil {
 		t.Fatal(err)
 	}
-	key, _ := hex.DecodeString(plan.DigestKey)
-	want, _ := hex.DecodeString(plan.RequestDigest)
+	if plan.DigestKey != "" || plan.RequestDigest != "" {
+		t.Errorf("the plan keeps a digest over the subject id itself: digest_key %q, request_digest %q", plan.DigestKey, plan.RequestDigest)
+	}
+	// What the plan keeps now: a MAC of the request with the subject's
+	// pseudonym in place of its id. The pseudonym needs the subject's
+	// pseudonym key, which the erasure destroyed; a guesser holding the plan
+	// (and the server's master key) has only the guess itself to try.
+	key, _ := hex.DecodeString(plan.RequestKey)
+	want, _ := hex.DecodeString(plan.RequestMAC)
 	for i := 4700; i < 4800; i++ {
 		guess := req
 		guess.Subject = "customer-" + strconv.Itoa(i)
-		if hmac.Equal(requestDigest(key, guess), want) {
+		pseudonym := guess.Subject
+		if k, err := e.s.pseudonymKey(ctx, "default", ledger.SubjectField, guess.Subject, false); err == nil {
+			pseudonym = k.Pseudonym(guess.Subject)
+		}
+		if hmac.Equal(requestMAC(key, guess, pseudonym), want) || hmac.Equal(requestDigestV1(key, guess), want) {
 			t.Errorf("the stored erasure plan confirms the guessed subject id %q after %d guesses", guess.Subject, i-4700+1)
 			return
 		}

@@ -134,7 +134,6 @@ func TestSweepAfterClockStepBackKeepsHeldEntriesAndNamesErased(t *testing.T) {
 // that follows its hold check, and waits for it at most 500 ms so that a
 // fix that makes PlaceHold wait for the sweep passes.
 func TestHoldAcknowledgedDuringASweepIsHonoured(t *testing.T) {
-	t.Skip("issue 9: a hold acknowledged during a sweep does not stop it, fixed by a later engineer (holds during sweeps)")
 	ctx := context.Background()
 	e := newEnv(t)
 	x := e.appendSubject(t, "x", 1, 1)

@@ -62,7 +62,7 @@ func (s *Service) closeTraces(ctx context.Context, tenant string, req ErasureReq
 	if err != nil || len(live) == 0 {
 		return err
 	}
-	held, err := s.held(ctx, tenant, live)
+	held, _, err := s.held(ctx, tenant, live)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
 	"sort"
 	"strconv"
@@ -71,12 +72,34 @@ type Erasure struct {
 	// Receipt and ReceiptSig are set once done.
 	Receipt    json.RawMessage `json:"receipt,omitempty"`
 	ReceiptSig string          `json:"receipt_sig,omitempty"`
-	// RequestDigest is a keyed digest of what the request asked (see
-	// requestDigest), under DigestKey, random per plan: a request id reused
-	// for a different request is refused. Empty for sweeps and for plans
-	// stored before digests were kept.
+	// RequestMAC is a keyed digest of what the request asked (requestMAC)
+	// under RequestKey, random per plan, in which the subject or session id
+	// is present only as its pseudonym: a request id reused for a
+	// different request is refused, and once the erasure has destroyed the
+	// pseudonym key nothing can confirm a guessed id against it. Empty for
+	// sweeps.
+	RequestMAC string `json:"request_mac,omitempty"`
+	RequestKey string `json:"request_key,omitempty"`
+	// RequestDigest and DigestKey are what plans of an earlier build kept
+	// instead (requestDigestV1, over the id itself); never written now.
 	RequestDigest string `json:"request_digest,omitempty"`
 	DigestKey     string `json:"digest_key,omitempty"`
+	// SelectorRef is the index term (ledger.TermRef text) of the subject or
+	// session erased; Pseudonyms the pseudonym keys to destroy (that of
+	// the selector unless a hold kept some of its entries, and for a
+	// subject those of the sessions of its erased entries). Both are kept
+	// while the plan executes and cleared once done.
+	SelectorRef string   `json:"selector_ref,omitempty"`
+	Pseudonyms  []string `json:"pseudonyms,omitempty"`
+	// Expired are the expiry buckets a sweep retired, as "day/class": its
+	// plan is made again from them if a hold is placed before it commits.
+	Expired []string `json:"expired,omitempty"`
+	// HoldsAt is the size of the log read before the plan read the holds:
+	// the plan commits only if no hold entry is at that index or later.
+	HoldsAt *uint64 `json:"holds_at,omitempty"`
+	// leaves are the erased entries with their leaf hashes, as the
+	// tombstone parts appended by this process name them (for the receipt).
+	leaves []format.TombstoneEntry
 }
 
 // Receipt is what an erasure receipt says; the log key signs its JSON
@@ -105,13 +128,29 @@ type Receipt struct {
 // ErrRequestIDReused: the request id names an earlier, different request.
 var ErrRequestIDReused = errors.New("request_id already names a different erasure request")
 
-// requestDigest is HMAC-SHA256, under key, of everything an erasure request
-// asks: the selector and its value (trace ids as a set), the legal basis,
-// the ticket and the reason; not who asks, nor whether it is a dry run.
-// Two requests with the same id are the same request exactly when their
-// digests are equal. The plan keeps the digest instead of the subject or
-// session id it was computed from.
-func requestDigest(key []byte, req ErasureRequest) []byte {
+// requestMAC is HMAC-SHA256, under key, of everything an erasure request
+// asks, with the subject or session id replaced by its pseudonym: the
+// selector, the pseudonym, the trace ids as a set, the legal basis, the
+// ticket and the reason; not who asks, nor whether it is a dry run.
+func requestMAC(key []byte, req ErasureRequest, pseudonym string) []byte {
+	m := hmac.New(sha256.New, key)
+	field := func(b []byte) {
+		m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(b))))
+		m.Write(b)
+	}
+	field([]byte("veritrace erasure request v2"))
+	field([]byte(selectorOf(req)))
+	field([]byte(pseudonym))
+	writeTraces(m, req.TraceIDs)
+	field([]byte(req.LegalBasis))
+	field([]byte(req.Ticket))
+	field([]byte(req.Reason))
+	return m.Sum(nil)
+}
+
+// requestDigestV1 is the digest plans of an earlier build kept, over the
+// subject or session id itself; only compared, never made.
+func requestDigestV1(key []byte, req ErasureRequest) []byte {
 	m := hmac.New(sha256.New, key)
 	field := func(b []byte) {
 		m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(b))))
@@ -120,28 +159,63 @@ func requestDigest(key []byte, req ErasureRequest) []byte {
 	field([]byte("veritrace erasure request v1"))
 	field([]byte(req.Subject))
 	field([]byte(req.Session))
-	traces := slices.Clone(req.TraceIDs)
-	slices.SortFunc(traces, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
-	traces = slices.Compact(traces)
-	m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(traces))))
-	for _, t := range traces {
-		m.Write(t[:])
-	}
+	writeTraces(m, req.TraceIDs)
 	field([]byte(req.LegalBasis))
 	field([]byte(req.Ticket))
 	field([]byte(req.Reason))
 	return m.Sum(nil)
 }
 
-// sameRequest reports whether req is the request the plan was made for.
-// Plans stored before digests were kept match any request with their id.
-func (er *Erasure) sameRequest(req ErasureRequest) bool {
-	if er.RequestDigest == "" {
-		return true
+func writeTraces(m hash.Hash, ids [][16]byte) {
+	traces := slices.Clone(ids)
+	slices.SortFunc(traces, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+	traces = slices.Compact(traces)
+	m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(traces))))
+	for _, t := range traces {
+		m.Write(t[:])
 	}
-	key, err1 := hex.DecodeString(er.DigestKey)
-	want, err2 := hex.DecodeString(er.RequestDigest)
-	return err1 == nil && err2 == nil && hmac.Equal(requestDigest(key, req), want)
+}
+
+func selectorOf(req ErasureRequest) string {
+	switch {
+	case req.Subject != "":
+		return "subject"
+	case req.Session != "":
+		return "session"
+	}
+	return "traces"
+}
+
+// sameRequest reports whether req is the request the plan was made for.
+// pseudonym is the pseudonym of req's subject or session id under its key
+// as it is now ("" if it has none: never made, or destroyed by this
+// erasure). A sweep's plan never matches an erasure request. Once an
+// erasure has destroyed its subject's pseudonym key (done, or interrupted
+// after its keys were destroyed), a request whose id has no key matches
+// on everything but the id, which nothing kept can be compared with (that
+// is what erasure is); one whose id has a key (another subject with data,
+// or the same one with data again since) does not match.
+func (er *Erasure) sameRequest(req ErasureRequest, pseudonym string) bool {
+	switch {
+	case er.Kind != "":
+		return false
+	case er.RequestMAC != "":
+		key, err1 := hex.DecodeString(er.RequestKey)
+		want, err2 := hex.DecodeString(er.RequestMAC)
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		if hmac.Equal(requestMAC(key, req, pseudonym), want) {
+			return true
+		}
+		return pseudonym == "" && selectorOf(req) != "traces" && er.Selector == selectorOf(req) &&
+			er.LegalBasis == req.LegalBasis && er.Ticket == req.Ticket && er.Reason == req.Reason
+	case er.RequestDigest != "":
+		key, err1 := hex.DecodeString(er.DigestKey)
+		want, err2 := hex.DecodeString(er.RequestDigest)
+		return err1 == nil && err2 == nil && hmac.Equal(requestDigestV1(key, req), want)
+	}
+	return true // stored before digests were kept
 }
 
 func validRequestID(id string) bool {
@@ -159,7 +233,7 @@ func validRequestID(id string) bool {
 // Erase carries out (or, with DryRun, plans) an erasure request. Entries
 // covered by a legal hold are not erased; the outcome lists them with the
 // hold. A request with the ID of an earlier one returns its outcome if it
-// asks the same (requestDigest), else ErrRequestIDReused; one interrupted
+// asks the same (sameRequest), else ErrRequestIDReused; one interrupted
 // by a crash is finished by Resume or by asking again.
 func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) (*Erasure, error) {
 	if !validRequestID(req.ID) {
@@ -179,13 +253,37 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	}
 	s.work.Lock()
 	defer s.work.Unlock()
+	value, field := req.Subject, ledger.SubjectField
+	if req.Session != "" {
+		value, field = req.Session, s.SessionField
+	}
 	if b, err := s.L.GetState(ctx, tenant, stateErasure+req.ID); err == nil {
 		er := &Erasure{}
 		if err := json.Unmarshal(b, er); err != nil {
 			return nil, err
 		}
-		if !er.sameRequest(req) {
-			return nil, fmt.Errorf("%w: %q was used for an erasure requested at %s; use a new request id", ErrRequestIDReused, req.ID, er.RequestedAt.Format(time.RFC3339))
+		pseudonym := ""
+		if value != "" {
+			// Pseudonym keys are made when first needed: an id with data
+			// and no key yet gets one here, so that it is told apart from
+			// the erased one (whose key is gone, with all its entries).
+			ref, err := s.L.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
+			if err != nil {
+				return nil, err
+			}
+			idxs, err := s.L.EntriesWith(ctx, tenant, ref)
+			if err != nil {
+				return nil, err
+			}
+			k, err := s.L.PseudonymKey(ctx, tenant, ref, len(idxs) > 0)
+			if err == nil {
+				pseudonym = k.Pseudonym(value)
+			} else if !errors.Is(err, ledger.ErrNotFound) {
+				return nil, err
+			}
+		}
+		if !er.sameRequest(req, pseudonym) {
+			return nil, fmt.Errorf("%w: %q was used for an erasure or sweep requested at %s; use a new request id", ErrRequestIDReused, req.ID, er.RequestedAt.Format(time.RFC3339))
 		}
 		if er.State == "executing" {
 			return er, s.complete(ctx, er)
@@ -195,18 +293,15 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 		return nil, err
 	}
 
-	er := &Erasure{ID: req.ID, Tenant: tenant, LegalBasis: req.LegalBasis, Ticket: req.Ticket, Reason: req.Reason,
+	er := &Erasure{ID: req.ID, Tenant: tenant, Selector: selectorOf(req), LegalBasis: req.LegalBasis, Ticket: req.Ticket, Reason: req.Reason,
 		RequestedBy: req.RequestedBy, RequestedAt: s.now(), State: "executing"}
-	digestKey := make([]byte, 32)
-	rand.Read(digestKey)
-	er.DigestKey, er.RequestDigest = hex.EncodeToString(digestKey), hex.EncodeToString(requestDigest(digestKey, req))
-	switch {
-	case req.Subject != "":
-		er.Selector = "subject"
-	case req.Session != "":
-		er.Selector = "session"
-	default:
-		er.Selector = "traces"
+	var err error
+	var ref ledger.TermRef
+	if value != "" {
+		if ref, err = s.L.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)}); err != nil {
+			return nil, err
+		}
+		er.SelectorRef = ref.String()
 	}
 	// The subject's (session's) whole traces; closed first, so that no
 	// piece of them arriving meanwhile escapes the plan (closure.go).
@@ -219,42 +314,31 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	if err != nil {
 		return nil, err
 	}
-	keys, live, err := s.L.KeysOf(ctx, tenant, targets)
+	_, live, err := s.L.KeysOf(ctx, tenant, targets)
 	if err != nil {
 		return nil, err
 	}
 	if len(live) == 0 {
 		return nil, fmt.Errorf("%s: %w", er.Selector, ErrNothingToErase)
 	}
-	held, err := s.held(ctx, tenant, live)
-	if err != nil {
-		return nil, err
-	}
-	needed := map[[16]byte]bool{}
-	for _, i := range live {
-		if h := held[i]; h != nil {
-			er.Held = append(er.Held, format.HeldEntry{Index: i, HoldID: h.ID, CaseRef: h.CaseRef})
-			continue
-		}
-		er.Erase = append(er.Erase, i)
-	}
-	if len(er.Erase) > 0 {
-		k2, _, err := s.L.KeysOf(ctx, tenant, er.Erase)
+	pseudonym := ""
+	if value != "" {
+		// The id's pseudonym key names it in the request's digest; the
+		// erasure destroys it unless a hold keeps some of its entries.
+		// Made only for an id with something to erase.
+		k, err := s.L.PseudonymKey(ctx, tenant, ref, true)
 		if err != nil {
 			return nil, err
 		}
-		for id := range k2 {
-			needed[id] = true
-		}
+		pseudonym = k.Pseudonym(value)
 	}
-	for id, k := range keys {
-		if needed[id] {
-			er.Keys = append(er.Keys, hex.EncodeToString(id[:]))
-			er.KeyRefs = append(er.KeyRefs, k)
-		}
+	requestKey := make([]byte, 32)
+	rand.Read(requestKey)
+	er.RequestKey, er.RequestMAC = hex.EncodeToString(requestKey), hex.EncodeToString(requestMAC(requestKey, req, pseudonym))
+	er.Erase = live
+	if _, err := s.planErasure(ctx, er); err != nil {
+		return nil, err
 	}
-	sort.Strings(er.Keys)
-	sort.Slice(er.KeyRefs, func(i, j int) bool { return bytes.Compare(er.KeyRefs[i].ID[:], er.KeyRefs[j].ID[:]) < 0 })
 	if req.DryRun {
 		er.State = "dry-run"
 		return er, nil
@@ -263,6 +347,59 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 		return nil, err
 	}
 	return er, s.complete(ctx, er)
+}
+
+// planErasure decides, for the entries an erasure selected (those of its
+// plan, erased or held), which a hold in force keeps and which are erased,
+// the data keys to destroy and the pseudonym keys. It returns the size of
+// the log read before the holds (held).
+func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) {
+	cands := selected(er)
+	held, size, err := s.held(ctx, er.Tenant, cands)
+	if err != nil {
+		return 0, err
+	}
+	er.HoldsAt = &size
+	er.Erase, er.Held = nil, nil
+	for _, i := range cands {
+		if h := held[i]; h != nil {
+			er.Held = append(er.Held, format.HeldEntry{Index: i, HoldID: h.ID, CaseRef: h.CaseRef})
+			continue
+		}
+		er.Erase = append(er.Erase, i)
+	}
+	er.Keys, er.KeyRefs, er.Pseudonyms = nil, nil, nil
+	if er.SelectorRef != "" && len(er.Held) == 0 {
+		er.Pseudonyms = append(er.Pseudonyms, er.SelectorRef)
+	}
+	if len(er.Erase) > 0 {
+		keys, sessions, err := s.L.KeysAndTermsOf(ctx, er.Tenant, er.Erase, s.SessionField)
+		if err != nil {
+			return 0, err
+		}
+		for id, k := range keys {
+			er.Keys = append(er.Keys, hex.EncodeToString(id[:]))
+			er.KeyRefs = append(er.KeyRefs, k)
+		}
+		if er.Selector == "subject" {
+			for _, r := range sessions {
+				er.Pseudonyms = append(er.Pseudonyms, r.String())
+			}
+		}
+	}
+	sort.Strings(er.Keys)
+	sort.Slice(er.KeyRefs, func(i, j int) bool { return bytes.Compare(er.KeyRefs[i].ID[:], er.KeyRefs[j].ID[:]) < 0 })
+	return size, nil
+}
+
+// selected returns the entries a plan selected, erased or held, in order.
+func selected(er *Erasure) []uint64 {
+	out := slices.Clone(er.Erase)
+	for _, h := range er.Held {
+		out = append(out, h.Index)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
@@ -276,20 +413,59 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 	return s.indexErasure(ctx, er) // after the plan; Resume repairs a crash between
 }
 
-// testHookAfterShred, when set by tests, runs after the keys of an erasure
-// are destroyed and before its tombstone is appended.
-var testHookAfterShred func() error
+// Test hooks, set by tests: testHookBeforeCommit runs after a plan is made
+// and persisted, before its first tombstone is appended (attempt counts
+// from 0); testHookAfterTombstone after the tombstones are appended, before
+// any key is destroyed; testHookAfterShred after the keys are destroyed,
+// before the plan is marked done; testHookAfterTombstonePart after each
+// part of a tombstone is appended.
+var (
+	testHookBeforeCommit       func(er *Erasure, attempt int) error
+	testHookAfterTombstone     func() error
+	testHookAfterShred         func() error
+	testHookAfterTombstonePart func(part int) error
+)
 
-// testHookAfterTombstonePart, when set by tests, runs after each part of a
-// tombstone is appended.
-var testHookAfterTombstonePart func(part int) error
+// maxReplans bounds how often a plan is made again because a hold was
+// placed between its planning and its commit.
+const maxReplans = 8
 
-// complete carries out a persisted erasure or sweep plan. Every step is
-// idempotent, so that an interrupted one can be completed by running it
-// again. It is not cancelled by ctx: once keys may be destroyed, it runs to
-// its tombstone.
+// ErrHoldsChanging: holds kept being placed while an erasure or sweep was
+// about to commit; it was not carried out (and is finished later, by
+// Resume or by asking again).
+var ErrHoldsChanging = errors.New("legal holds were placed while the erasure was committing, again and again")
+
+// complete carries out a persisted erasure or sweep plan, tombstone first:
+//
+//  1. commit: the first tombstone part is appended only if no hold entry
+//     was appended since the plan read the holds (ledger.AppendUnless);
+//     if one was, the plan is made again with the new holds, persisted,
+//     and tried again. The tombstones name exactly the entries to erase
+//     and those the holds keep; nothing has been destroyed yet.
+//  2. the other tombstone parts (if any), each of at most
+//     format.MaxTombstoneNames entries;
+//  3. Shred: the kept entries under the keys to destroy are re-sealed, the
+//     erased ones lose their payloads and index terms, the keys are
+//     destroyed; then the pseudonym keys, and what holds kept of them;
+//  4. the erased entries are marked with their tombstone part, the
+//     receipt signed, the plan marked done (keeping no index term).
+//
+// Every step is idempotent, so that an interrupted plan is completed by
+// running it again (Resume): a plan whose first tombstone exists is past
+// step 1 and is never planned again. It is not cancelled by ctx: once its
+// tombstone is written, it runs to the end.
 func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	ctx = context.WithoutCancel(ctx)
+	if len(er.Tombstones) == 0 {
+		if err := s.commitPlan(ctx, er); err != nil {
+			return err
+		}
+	}
+	if testHookAfterTombstone != nil {
+		if err := testHookAfterTombstone(); err != nil {
+			return err
+		}
+	}
 	// Every key and bucket of the plan goes to Shred, those destroyed
 	// before an interruption too: destroying again removes what a crash
 	// left of them (index records, or material).
@@ -328,7 +504,18 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 		}
 		buckets = append(buckets, b)
 	}
-	if _, err := s.L.Shred(ctx, er.Tenant, keys, buckets, erase); err != nil {
+	pseudonyms := make([]ledger.TermRef, 0, len(er.Pseudonyms))
+	for _, t := range er.Pseudonyms {
+		r, err := ledger.ParseTermRef(t)
+		if err != nil {
+			return fmt.Errorf("erasure %s: %w", er.ID, err)
+		}
+		pseudonyms = append(pseudonyms, r)
+	}
+	if _, err := s.L.Shred(ctx, er.Tenant, keys, buckets, erase, pseudonyms...); err != nil {
+		return fmt.Errorf("erasure %s: %w", er.ID, err)
+	}
+	if err := s.scrubHolds(ctx, er); err != nil {
 		return fmt.Errorf("erasure %s: %w", er.ID, err)
 	}
 	if testHookAfterShred != nil {
@@ -336,17 +523,36 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 			return err
 		}
 	}
-	ts, idxs, err := s.writeTombstones(ctx, er)
-	if err != nil {
-		return err
+	parts := splitTombstone(er.tombstone())
+	for p, part := range parts {
+		marked := make([]uint64, len(part.Erased))
+		for j, te := range part.Erased {
+			marked[j] = te.Index
+		}
+		if err := s.L.MarkErased(ctx, er.Tenant, marked, er.Tombstones[p]); err != nil {
+			return err
+		}
 	}
-	idx := idxs[0]
-	er.Tombstones = idxs
-	er.KeyRefs = nil // the keys are destroyed: keep no pseudonym
+	idx := er.Tombstones[0]
+	er.KeyRefs, er.SelectorRef, er.Pseudonyms = nil, "", nil // destroyed: keep no index term
 	if er.Kind == "expiry" {
 		er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
 		s.log().InfoContext(ctx, "sweep", "tenant", er.Tenant, "expired", len(er.Erase), "held", len(er.Held), "tombstone", idx)
-		return s.putErasure(ctx, er)
+		if err := s.putErasure(ctx, er); err != nil {
+			return err
+		}
+		s.finished(er)
+		return nil
+	}
+	erased := er.leaves
+	if len(erased) != len(er.Erase) { // an older plan's tombstones
+		var err error
+		if erased, err = s.leafHashes(ctx, er); err != nil {
+			return err
+		}
+	}
+	if erased == nil {
+		erased = []format.TombstoneEntry{}
 	}
 	cp, err := s.L.Checkpoint(ctx, er.Tenant, true)
 	if err != nil {
@@ -355,10 +561,7 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
 	rc := Receipt{Format: "veritrace-erasure-receipt/v1", RequestID: er.ID, Origin: cp.Origin, Tenant: er.Tenant, Selector: er.Selector,
 		LegalBasis: er.LegalBasis, Ticket: er.Ticket, RequestedBy: er.RequestedBy, RequestedAt: er.RequestedAt,
-		CompletedAt: er.CompletedAt, Erased: ts.Erased, Held: er.Held, Tombstone: idx, Tombstones: idxs, Checkpoint: string(cp.Note)}
-	if rc.Erased == nil {
-		rc.Erased = []format.TombstoneEntry{}
-	}
+		CompletedAt: er.CompletedAt, Erased: erased, Held: er.Held, Tombstone: idx, Tombstones: er.Tombstones, Checkpoint: string(cp.Note)}
 	if er.Receipt, err = json.Marshal(&rc); err != nil {
 		return err
 	}
@@ -370,64 +573,229 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	if err := s.putErasure(ctx, er); err != nil {
 		return err
 	}
+	s.finished(er)
 	s.log().InfoContext(ctx, "erasure done", "tenant", er.Tenant, "request_id", er.ID, "erased", len(er.Erase), "held", len(er.Held), "tombstone", idx)
 	s.L.RequestValueLogGC()
 	return nil
 }
 
-// writeTombstones appends the tombstones of a carried-out plan, parts of at
-// most format.MaxTombstoneNames entries each, and marks each erased entry
-// with the part that names it. It returns the whole tombstone (every part's
-// lists together) and the parts' indexes. Each part has an identity of its
-// own and the same content every time, so that writing them again after an
-// interruption appends nothing twice.
-func (s *Service) writeTombstones(ctx context.Context, er *Erasure) (*format.Tombstone, []uint64, error) {
-	all := &format.Tombstone{Reason: "erasure", RequestID: er.ID, LegalBasis: er.LegalBasis, Ticket: er.Ticket,
-		Why: er.Reason, RequestedBy: er.RequestedBy, Held: er.Held}
-	sub := format.TombstoneErasure
+// commitPlan is complete's first two steps: it appends the plan's
+// tombstones, the first under the condition that no hold entry came since
+// the plan read the holds, planning again (at most maxReplans times)
+// while one did. It records the tombstones' indexes in the plan.
+func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
+	for attempt := 0; ; attempt++ {
+		first := er.partID(1)
+		if _, found, err := s.L.IdentityIndex(ctx, er.Tenant, format.KindTombstone, first); err != nil {
+			return err
+		} else if found {
+			// Committed before an interruption, from the plan as persisted:
+			// every part is appended again below (appending nothing twice).
+			break
+		}
+		if er.HoldsAt == nil {
+			// A plan of an earlier build, which destroyed keys before
+			// writing its tombstone: it is finished as it was made.
+			idx, named, err := s.appendPart(ctx, er, 1, nil)
+			if err != nil {
+				return err
+			}
+			er.Tombstones, er.leaves = []uint64{idx}, named
+			break
+		}
+		if attempt > 0 {
+			var err error
+			if er.Kind == "expiry" {
+				_, err = s.planSweep(ctx, er)
+			} else {
+				_, err = s.planErasure(ctx, er)
+			}
+			if err != nil {
+				return err
+			}
+			if err := s.putErasure(ctx, er); err != nil {
+				return err
+			}
+		}
+		if testHookBeforeCommit != nil {
+			if err := testHookBeforeCommit(er, attempt); err != nil {
+				return err
+			}
+		}
+		idx, named, err := s.appendPart(ctx, er, 1, &ledger.Unless{Kind: format.KindHold, From: *er.HoldsAt})
+		if errors.Is(err, ledger.ErrPrecondition) {
+			if attempt+1 >= maxReplans {
+				return fmt.Errorf("%s %s: %w", er.what(), er.ID, ErrHoldsChanging)
+			}
+			s.log().InfoContext(ctx, "a hold was placed while committing: planning again", "tenant", er.Tenant, "kind", er.what(), "attempt", attempt+1)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		er.Tombstones, er.leaves = []uint64{idx}, named
+		break
+	}
+	if len(er.Tombstones) == 1 && testHookAfterTombstonePart != nil {
+		if err := testHookAfterTombstonePart(1); err != nil {
+			return err
+		}
+	}
+	// The plan records the parts' indexes once done: until then, a resumed
+	// plan appends its parts again, which appends nothing twice.
+	parts := splitTombstone(er.tombstone())
+	for p := len(er.Tombstones); p < len(parts); p++ {
+		idx, named, err := s.appendPart(ctx, er, p+1, nil)
+		if err != nil {
+			return err
+		}
+		er.Tombstones, er.leaves = append(er.Tombstones, idx), append(er.leaves, named...)
+		if testHookAfterTombstonePart != nil {
+			if err := testHookAfterTombstonePart(p + 1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (er *Erasure) what() string {
 	if er.Kind == "expiry" {
-		all.Reason, sub = "expiry", format.TombstoneExpiry
+		return "sweep"
 	}
-	leaves, err := s.L.LeafHashes(ctx, er.Tenant, er.Erase)
-	if err != nil {
-		return nil, nil, err
+	return "erasure"
+}
+
+// partID is the identity of a tombstone part: the same every time, so that
+// appending it again after an interruption appends nothing twice.
+func (er *Erasure) partID(part int) [32]byte {
+	reason := "erasure"
+	if er.Kind == "expiry" {
+		reason = "expiry"
 	}
-	for j, i := range er.Erase {
-		all.Erased = append(all.Erased, format.TombstoneEntry{Index: i, LeafHash: hex.EncodeToString(leaves[j][:])})
+	return recordID(reason, er.Tenant, er.ID, "part", strconv.Itoa(part))
+}
+
+// tombstone is the whole tombstone of a plan: every part's lists together.
+// Entries are named by index only here; leaf hashes are added per part.
+func (er *Erasure) tombstone() *format.Tombstone {
+	ts := &format.Tombstone{Reason: "erasure", RequestID: er.ID, LegalBasis: er.LegalBasis, Ticket: er.Ticket,
+		Why: er.Reason, RequestedBy: er.RequestedBy, Held: er.Held}
+	if er.Kind == "expiry" {
+		ts.Reason = "expiry"
 	}
+	for _, i := range er.Erase {
+		ts.Erased = append(ts.Erased, format.TombstoneEntry{Index: i})
+	}
+	return ts
+}
+
+// splitTombstone splits a plan's tombstone into parts of at most
+// format.MaxTombstoneNames entries: erased entries first, then held ones,
+// in the plan's order; each part numbered, with the plan's other fields.
+// The split depends on the lists only, so that it is the same every time.
+func splitTombstone(all *format.Tombstone) []*format.Tombstone {
 	names := len(all.Erased) + len(all.Held)
-	parts := max(1, (names+format.MaxTombstoneNames-1)/format.MaxTombstoneNames)
-	var idxs []uint64
+	n := max(1, (names+format.MaxTombstoneNames-1)/format.MaxTombstoneNames)
+	out := make([]*format.Tombstone, 0, n)
 	erased, held := all.Erased, all.Held
-	for part := 1; part <= parts; part++ {
+	for part := 1; part <= n; part++ {
 		ts := *all
-		ts.Part, ts.Parts = part, parts
-		n := min(len(erased), format.MaxTombstoneNames)
-		ts.Erased, erased = erased[:n], erased[n:]
-		m := min(len(held), format.MaxTombstoneNames-n)
+		ts.Part, ts.Parts = part, n
+		k := min(len(erased), format.MaxTombstoneNames)
+		ts.Erased, erased = erased[:k], erased[k:]
+		m := min(len(held), format.MaxTombstoneNames-k)
 		ts.Held, held = held[:m], held[m:]
 		if ts.Erased == nil {
 			ts.Erased = []format.TombstoneEntry{}
 		}
-		idx, err := s.appendRecord(ctx, er.Tenant, format.KindTombstone, sub, recordID(ts.Reason, er.Tenant, er.ID, "part", strconv.Itoa(part)), &ts)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s %s: tombstone %d of %d: %w", ts.Reason, er.ID, part, parts, err)
+		if len(ts.Held) == 0 {
+			ts.Held = nil
 		}
-		marked := make([]uint64, len(ts.Erased))
-		for j, te := range ts.Erased {
-			marked[j] = te.Index
-		}
-		if err := s.L.MarkErased(ctx, er.Tenant, marked, idx); err != nil {
-			return nil, nil, err
-		}
-		idxs = append(idxs, idx)
-		if testHookAfterTombstonePart != nil {
-			if err := testHookAfterTombstonePart(part); err != nil {
-				return nil, nil, err
+		out = append(out, &ts)
+	}
+	return out
+}
+
+// appendPart appends part (from 1) of a plan's tombstone, with the leaf
+// hashes of the entries it names as erased, under the precondition unless
+// if not nil. It returns the part's index.
+func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless *ledger.Unless) (uint64, []format.TombstoneEntry, error) {
+	parts := splitTombstone(er.tombstone())
+	ts := parts[part-1]
+	idxs := make([]uint64, len(ts.Erased))
+	for j, te := range ts.Erased {
+		idxs[j] = te.Index
+	}
+	leaves, err := s.L.LeafHashes(ctx, er.Tenant, idxs)
+	if err != nil {
+		return 0, nil, err
+	}
+	named := make([]format.TombstoneEntry, len(ts.Erased))
+	for j, leaf := range leaves {
+		named[j] = format.TombstoneEntry{Index: idxs[j], LeafHash: hex.EncodeToString(leaf[:])}
+	}
+	ts.Erased = named
+	sub := format.TombstoneErasure
+	if er.Kind == "expiry" {
+		sub = format.TombstoneExpiry
+	}
+	payload, err := json.Marshal(ts)
+	if err != nil {
+		return 0, nil, err
+	}
+	rec := []ledger.Record{{Kind: format.KindTombstone, SubKind: sub, ID: er.partID(part), RetentionClass: RecordsClass, Payload: payload}}
+	var rs []ledger.Receipt
+	if unless != nil {
+		rs, err = s.L.AppendUnless(ctx, er.Tenant, rec, *unless)
+	} else {
+		rs, err = s.L.Append(ctx, er.Tenant, rec)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: tombstone %d of %d: %w", ts.Reason, er.ID, part, len(parts), err)
+	}
+	return rs[0].Index, named, nil
+}
+
+// leafHashes returns the entries a plan erased with their leaf hashes, as
+// the receipt names them.
+func (s *Service) leafHashes(ctx context.Context, er *Erasure) ([]format.TombstoneEntry, error) {
+	leaves, err := s.L.LeafHashes(ctx, er.Tenant, er.Erase)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]format.TombstoneEntry, len(leaves))
+	for j, leaf := range leaves {
+		out[j] = format.TombstoneEntry{Index: er.Erase[j], LeafHash: hex.EncodeToString(leaf[:])}
+	}
+	return out, nil
+}
+
+// scrubHolds removes, from the holds that name them, the index terms of
+// the pseudonym keys the plan destroyed (Shred destroys the keys with the
+// data keys): released holds, since a hold in force keeps its entries,
+// and so its key, from being erased. Idempotent.
+func (s *Service) scrubHolds(ctx context.Context, er *Erasure) error {
+	if len(er.Pseudonyms) == 0 {
+		return nil
+	}
+	gone := map[string]bool{}
+	for _, t := range er.Pseudonyms {
+		gone[t] = true
+	}
+	hs, err := s.stored(ctx, er.Tenant, true)
+	if err != nil {
+		return err
+	}
+	for _, h := range hs {
+		if h.Scope.Term != "" && gone[h.Scope.Term] {
+			h.Scope.Term = ""
+			if err := s.putHold(ctx, er.Tenant, h); err != nil {
+				return err
 			}
 		}
 	}
-	return all, idxs, nil
+	return nil
 }
 
 // ErasureStatus returns an erasure request's state and, once done, its
@@ -441,9 +809,13 @@ func (s *Service) ErasureStatus(ctx context.Context, tenant, id string) (*Erasur
 	return er, json.Unmarshal(b, er)
 }
 
-// Resume finishes every erasure a crash interrupted. Call it after opening
-// the ledger, before serving.
+// Resume finishes every erasure and sweep a crash interrupted. It never
+// stops the server from serving: a plan it cannot finish is logged, kept
+// "executing" (asking again, or the next start, tries again) and listed by
+// Unfinished, which the server's health reports, as are the plans still
+// to be resumed. It returns an error only if the plans cannot be read.
 func (s *Service) Resume(ctx context.Context) error {
+	var todo []*Erasure
 	for _, tenant := range s.L.Tenants() {
 		_, values, err := s.L.ListState(ctx, tenant, stateErasure)
 		if err != nil {
@@ -452,7 +824,7 @@ func (s *Service) Resume(ctx context.Context) error {
 		for _, v := range values {
 			er := &Erasure{}
 			if err := json.Unmarshal(v, er); err != nil {
-				return err
+				return fmt.Errorf("erasure plan of %s: %w", tenant, err)
 			}
 			if er.State != "executing" {
 				// The list's summary of a finished request: written after
@@ -463,14 +835,45 @@ func (s *Service) Resume(ctx context.Context) error {
 				}
 				continue
 			}
-			s.log().WarnContext(ctx, "resuming an interrupted erasure or sweep", "tenant", tenant, "id", er.ID, "kind", er.Kind)
-			s.work.Lock()
-			err := s.complete(ctx, er)
-			s.work.Unlock()
-			if err != nil {
-				return err
-			}
+			todo = append(todo, er)
 		}
 	}
+	pending := make([]string, len(todo))
+	for i, er := range todo {
+		pending[i] = er.Tenant + "/" + er.ID
+	}
+	s.mu.Lock()
+	s.unfinished = pending
+	s.mu.Unlock()
+	var stuck []string
+	for i, er := range todo {
+		s.log().WarnContext(ctx, "resuming an interrupted erasure or sweep", "tenant", er.Tenant, "id", er.ID, "kind", er.what())
+		s.work.Lock()
+		err := s.complete(ctx, er)
+		s.work.Unlock()
+		if err != nil {
+			s.log().ErrorContext(ctx, "an interrupted erasure or sweep could not be finished", "tenant", er.Tenant, "id", er.ID, "kind", er.what(), "err", err)
+			stuck = append(stuck, pending[i])
+		}
+		s.mu.Lock()
+		s.unfinished = append(slices.Clone(stuck), pending[i+1:]...)
+		s.mu.Unlock()
+	}
+	s.log().InfoContext(ctx, "resumed interrupted erasures and sweeps", "resumed", len(todo), "unfinished", len(stuck))
 	return nil
+}
+
+// finished drops a plan done from Unfinished.
+func (s *Service) finished(er *Erasure) {
+	s.mu.Lock()
+	s.unfinished = slices.DeleteFunc(s.unfinished, func(n string) bool { return n == er.Tenant+"/"+er.ID })
+	s.mu.Unlock()
+}
+
+// Unfinished lists the plans ("tenant/id") that Resume has still to
+// finish or could not finish.
+func (s *Service) Unfinished() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.unfinished)
 }

@@ -9,17 +9,55 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
 )
 
-// HoldScope says what a hold covers: exactly one of its fields is set.
+// HoldScope says what a hold covers: exactly one of Tenant, Subject,
+// Session, TraceID and the time range is set when a hold is placed.
+//
+// A subject or session id is never stored in the clear: the hold's state
+// record keeps it sealed under the id's pseudonym key (Sealed), with its
+// index term (Term) while the hold is in force, and the hold's log entries
+// name it by its pseudonym only (docs/RETENTION.md). Once an erasure has
+// destroyed the pseudonym key, nothing links the hold to the id.
 type HoldScope struct {
-	Tenant  bool      `json:"tenant,omitempty"`
-	Subject string    `json:"subject,omitempty"`
-	Session string    `json:"session,omitempty"`
-	TraceID string    `json:"trace_id,omitempty"` // 32 hex digits
-	From    time.Time `json:"from,omitzero"`      // appended_at in [From, To)
-	To      time.Time `json:"to,omitzero"`
+	Tenant bool `json:"tenant,omitempty"`
+	// Subject and Session: the id the hold is placed with, and what Holds
+	// shows while the pseudonym key exists. Never written by this version;
+	// holds stored by earlier builds have them (see migrateHold).
+	Subject string `json:"subject,omitempty"`
+	Session string `json:"session,omitempty"`
+	// Pseudonym names the subject or session as the access log does.
+	Pseudonym string    `json:"pseudonym,omitempty"`
+	TraceID   string    `json:"trace_id,omitempty"` // 32 hex digits
+	From      time.Time `json:"from,omitzero"`      // appended_at in [From, To)
+	To        time.Time `json:"to,omitzero"`
+	// Kind says which id Pseudonym names: "subject" or "session".
+	Kind string `json:"kind,omitempty"`
+	// Sealed is the id sealed under its pseudonym key (state only).
+	Sealed []byte `json:"sealed,omitempty"`
+	// Term is the id's index term (ledger.TermRef's text), kept in the
+	// state so that erasures and sweeps find what the hold covers and Holds
+	// finds the pseudonym key; the erasure that destroys that key removes
+	// it (scrubHolds).
+	Term string `json:"term,omitempty"`
+	// Erased: the id's pseudonym key is gone (the subject or session was
+	// erased); only the pseudonym remains. Set by Holds, never stored.
+	Erased bool `json:"-"`
+}
+
+// forLog is the scope as a hold entry records it: the pseudonym, never
+// the id, its sealed form or its index term.
+func (h HoldScope) forLog() HoldScope {
+	h.Subject, h.Session, h.Sealed, h.Term = "", "", nil, ""
+	return h
+}
+
+// forState is the scope as the hold's state record keeps it.
+func (h HoldScope) forState() HoldScope {
+	h.Subject, h.Session = "", ""
+	return h
 }
 
 func (h *HoldScope) validate() error {
@@ -60,9 +98,12 @@ type Hold struct {
 // Active reports whether the hold is in force.
 func (h *Hold) Active() bool { return h.ReleasedAt.IsZero() }
 
-// PlaceHold places a hold. It is in force as soon as it is stored, before
-// its ledger entry is appended: a crash between the two leaves data held,
-// never unprotected.
+// PlaceHold places a hold. Its state is stored first, so that a crash
+// leaves data held, never unprotected; the hold is acknowledged once its
+// hold entry is appended (fsynced) to the tenant's log. Every erasure or
+// sweep whose tombstone is appended after that entry honours it: each
+// commits only if no hold entry was appended since it read the holds
+// (ledger.AppendOptions.NoKindSince), else it plans again.
 func (s *Service) PlaceHold(ctx context.Context, tenant string, scope HoldScope, caseRef, reason, by string) (*Hold, uint64, error) {
 	if err := scope.validate(); err != nil {
 		return nil, 0, err
@@ -70,12 +111,49 @@ func (s *Service) PlaceHold(ctx context.Context, tenant string, scope HoldScope,
 	if caseRef == "" || reason == "" {
 		return nil, 0, fmt.Errorf("%w: a hold needs a case reference and a reason", ErrNoReason)
 	}
+	scope.Pseudonym, scope.Kind, scope.Sealed, scope.Term, scope.Erased = "", "", nil, "", false
+	if value, field, kind := s.holdID(scope); kind != "" {
+		k, err := s.pseudonymKey(ctx, tenant, field, value, true)
+		if err != nil {
+			return nil, 0, err
+		}
+		scope.Kind, scope.Pseudonym, scope.Sealed, scope.Term = kind, k.Pseudonym(value), k.Seal([]byte(value)), k.Ref.String()
+	}
 	h := &Hold{ID: uuid.NewString(), Scope: scope, CaseRef: caseRef, Reason: reason, PlacedBy: by, PlacedAt: s.now()}
 	if err := s.putHold(ctx, tenant, h); err != nil {
 		return nil, 0, err
 	}
-	idx, err := s.appendRecord(ctx, tenant, format.KindHold, format.HoldPlaced, recordID("hold", h.ID, "placed"), h)
+	idx, err := s.appendRecord(ctx, tenant, format.KindHold, format.HoldPlaced, recordID("hold", h.ID, "placed"), h.forLog())
 	return h, idx, err
+}
+
+// holdID returns the subject or session id a scope names, its index
+// field, and "subject" or "session"; kind "" if it names neither.
+func (s *Service) holdID(sc HoldScope) (value string, field uint8, kind string) {
+	switch {
+	case sc.Subject != "":
+		return sc.Subject, ledger.SubjectField, "subject"
+	case sc.Session != "":
+		return sc.Session, s.SessionField, "session"
+	}
+	return "", 0, ""
+}
+
+// pseudonymKey returns the pseudonym key of a tenant's subject or session
+// id, made first if create and there is none.
+func (s *Service) pseudonymKey(ctx context.Context, tenant string, field uint8, value string, create bool) (*ledger.PseudonymKey, error) {
+	ref, err := s.L.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
+	if err != nil {
+		return nil, err
+	}
+	return s.L.PseudonymKey(ctx, tenant, ref, create)
+}
+
+// forLog is the hold as its log entries record it.
+func (h *Hold) forLog() *Hold {
+	c := *h
+	c.Scope = h.Scope.forLog()
+	return &c
 }
 
 // ReleaseHold releases a hold, with a reason.
@@ -85,35 +163,90 @@ func (s *Service) ReleaseHold(ctx context.Context, tenant, id, reason, by string
 	}
 	s.work.Lock() // not while an erasure or sweep is deciding what is held
 	defer s.work.Unlock()
-	b, err := s.L.GetState(ctx, tenant, stateHold+id)
+	h, err := s.hold(ctx, tenant, id)
 	if err != nil {
-		return nil, 0, err
-	}
-	h := &Hold{}
-	if err := json.Unmarshal(b, h); err != nil {
 		return nil, 0, err
 	}
 	if !h.Active() {
-		return h, 0, ErrHoldReleased
+		return s.view(ctx, tenant, h), 0, ErrHoldReleased
 	}
 	h.ReleasedBy, h.ReleasedAt, h.ReleaseReason = by, s.now(), reason
-	idx, err := s.appendRecord(ctx, tenant, format.KindHold, format.HoldReleased, recordID("hold", h.ID, "released"), h)
+	idx, err := s.appendRecord(ctx, tenant, format.KindHold, format.HoldReleased, recordID("hold", h.ID, "released"), h.forLog())
 	if err != nil {
 		return nil, 0, err
 	}
-	return h, idx, s.putHold(ctx, tenant, h)
+	if err := s.putHold(ctx, tenant, h); err != nil {
+		return nil, 0, err
+	}
+	return s.view(ctx, tenant, h), idx, nil
+}
+
+// hold reads a hold's state record.
+func (s *Service) hold(ctx context.Context, tenant, id string) (*Hold, error) {
+	b, err := s.L.GetState(ctx, tenant, stateHold+id)
+	if err != nil {
+		return nil, err
+	}
+	h := &Hold{}
+	if err := json.Unmarshal(b, h); err != nil {
+		return nil, fmt.Errorf("hold %s: %w", id, err)
+	}
+	return h, nil
 }
 
 func (s *Service) putHold(ctx context.Context, tenant string, h *Hold) error {
-	b, err := json.Marshal(h)
+	c := *h
+	c.Scope = h.Scope.forState()
+	b, err := json.Marshal(&c)
 	if err != nil {
 		return err
 	}
 	return s.L.PutState(ctx, tenant, stateHold+h.ID, b)
 }
 
+// view returns the hold as callers see it: the subject or session id
+// opened from its sealed form while its pseudonym key exists, Erased once
+// it is gone; never the index term or the sealed form.
+func (s *Service) view(ctx context.Context, tenant string, h *Hold) *Hold {
+	c := *h
+	sc := &c.Scope
+	if sc.Kind != "" && sc.Subject == "" && sc.Session == "" {
+		var value string
+		if ref, err := ledger.ParseTermRef(sc.Term); sc.Term != "" && err == nil {
+			if k, err := s.L.PseudonymKey(ctx, tenant, ref, false); err == nil {
+				if b, err := k.Open(sc.Sealed); err == nil {
+					value = string(b)
+				}
+			}
+		}
+		if value == "" {
+			sc.Erased = true
+		} else if sc.Kind == "subject" {
+			sc.Subject = value
+		} else {
+			sc.Session = value
+		}
+	}
+	sc.Sealed, sc.Term = nil, ""
+	return &c
+}
+
 // Holds lists a tenant's holds, released ones too if all.
 func (s *Service) Holds(ctx context.Context, tenant string, all bool) ([]*Hold, error) {
+	hs, err := s.stored(ctx, tenant, all)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Hold, len(hs))
+	for i, h := range hs {
+		out[i] = s.view(ctx, tenant, h)
+	}
+	return out, nil
+}
+
+// stored lists a tenant's hold records as stored, released ones too if
+// all, in the order they were placed.
+func (s *Service) stored(ctx context.Context, tenant string, all bool) ([]*Hold, error) {
 	_, values, err := s.L.ListState(ctx, tenant, stateHold)
 	if err != nil {
 		return nil, err
@@ -133,15 +266,17 @@ func (s *Service) Holds(ctx context.Context, tenant string, all bool) ([]*Hold, 
 }
 
 // held returns, for the candidates, the active hold covering each one that
-// is held.
-func (s *Service) held(ctx context.Context, tenant string, cands []uint64) (map[uint64]*Hold, error) {
-	holds, err := s.Holds(ctx, tenant, false)
-	if err != nil || len(holds) == 0 {
-		return nil, err
-	}
+// is held, and the size of the tenant's log read before the holds were: a
+// hold entry at that index or later is a hold this answer may not know
+// (ledger.AppendOptions.NoKindSince).
+func (s *Service) held(ctx context.Context, tenant string, cands []uint64) (map[uint64]*Hold, uint64, error) {
 	size, err := s.L.Size(ctx, tenant)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	holds, err := s.stored(ctx, tenant, false)
+	if err != nil || len(holds) == 0 {
+		return nil, size, err
 	}
 	out := map[uint64]*Hold{}
 	for _, h := range holds {
@@ -150,10 +285,20 @@ func (s *Service) held(ctx context.Context, tenant string, cands []uint64) (map[
 		switch {
 		case sc.Tenant:
 			covered = func(uint64) bool { return true }
-		case sc.Subject != "" || sc.Session != "" || sc.TraceID != "":
-			idxs, err := s.holdCovers(ctx, tenant, sc, size) // whole traces (closure.go)
+		case sc.Kind != "" || sc.Subject != "" || sc.Session != "" || sc.TraceID != "":
+			var idxs []uint64
+			if sc.Kind != "" {
+				ref, perr := ledger.ParseTermRef(sc.Term)
+				if perr != nil {
+					return nil, 0, fmt.Errorf("hold %s: %w", h.ID, perr)
+				}
+				idxs, _, err = s.L.ClosureOf(ctx, tenant, ref) // whole traces (closure.go)
+			} else {
+				// A trace, or a subject or session stored by an earlier build.
+				idxs, err = s.holdCovers(ctx, tenant, sc, size)
+			}
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			set := map[uint64]bool{}
 			for _, i := range idxs {
@@ -164,12 +309,12 @@ func (s *Service) held(ctx context.Context, tenant string, cands []uint64) (map[
 			lo, hi := uint64(0), size
 			if !sc.From.IsZero() {
 				if lo, err = s.L.IndexAt(ctx, tenant, sc.From); err != nil {
-					return nil, err
+					return nil, 0, err
 				}
 			}
 			if !sc.To.IsZero() {
 				if hi, err = s.L.IndexAt(ctx, tenant, sc.To); err != nil {
-					return nil, err
+					return nil, 0, err
 				}
 			}
 			covered = func(i uint64) bool { return i >= lo && i < hi }
@@ -180,5 +325,5 @@ func (s *Service) held(ctx context.Context, tenant string, cands []uint64) (map[
 			}
 		}
 	}
-	return out, nil
+	return out, size, nil
 }

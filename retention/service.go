@@ -43,6 +43,8 @@ type Service struct {
 	mu       sync.Mutex
 	policies map[string]*Policy
 	work     sync.Mutex // one erasure or sweep at a time
+	// unfinished: plans the last Resume could not finish (Unfinished).
+	unfinished []string
 }
 
 func (s *Service) now() time.Time {

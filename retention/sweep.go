@@ -70,72 +70,22 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 	if len(expired) == 0 {
 		return res, nil
 	}
-	entries, err := s.L.RetireBuckets(ctx, tenant, expired)
-	if err != nil {
-		return nil, err
-	}
-	idxs := make([]uint64, len(entries))
-	for i, e := range entries {
-		idxs[i] = e.Index
-	}
-	hs, err := s.held(ctx, tenant, idxs)
-	if err != nil {
-		return nil, err
-	}
-	type keyState struct {
-		ref        *ledger.KeyRef
-		kept, gone int
-	}
-	keys := map[[16]byte]*keyState{}
-	heldBucket := map[ledger.Bucket]bool{}
-	var ids []uint64
-	var held []format.HeldEntry
-	for _, e := range entries {
-		k := keys[e.Key.ID]
-		if k == nil {
-			k = &keyState{ref: e.Key}
-			keys[e.Key.ID] = k
-		}
-		if h := hs[e.Index]; h != nil {
-			held = append(held, format.HeldEntry{Index: e.Index, HoldID: h.ID, CaseRef: h.CaseRef})
-			heldBucket[e.Key.Bucket()] = true
-			k.kept++
-		} else {
-			ids = append(ids, e.Index)
-			k.gone++
-		}
-	}
-	res.Held = len(held)
-	var whole []ledger.Bucket
-	var exact []string
-	var exactRefs []*ledger.KeyRef
-	for _, b := range expired {
-		if !heldBucket[b] {
-			whole = append(whole, b)
-		}
-	}
-	for id, k := range keys {
-		// A key whose entries are all held stays: destroying it would only
-		// re-seal the same entries under a new key of the same scope.
-		if heldBucket[k.ref.Bucket()] && k.gone > 0 {
-			exact = append(exact, hex.EncodeToString(id[:]))
-			exactRefs = append(exactRefs, k.ref)
-		}
-	}
-	if len(ids) == 0 && len(whole) == 0 && len(exact) == 0 {
-		return res, nil
-	}
-	slices.Sort(exact)
-	slices.SortFunc(exactRefs, func(a, b *ledger.KeyRef) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	var why []string
 	for c, d := range classes {
 		why = append(why, fmt.Sprintf("class %s: %d days", c, d))
 	}
 	slices.Sort(why)
 	er := &Erasure{ID: "sweep-" + uuid.NewString(), Kind: "expiry", Tenant: tenant, State: "executing", Selector: "expiry",
-		Reason: fmt.Sprintf("retention period ended (%s)", strings.Join(why, "; ")), RequestedAt: s.now(), Erase: ids, Held: held, Keys: exact, KeyRefs: exactRefs}
-	for _, b := range whole {
-		er.Buckets = append(er.Buckets, bucketName(b))
+		Reason: fmt.Sprintf("retention period ended (%s)", strings.Join(why, "; ")), RequestedAt: s.now()}
+	for _, b := range expired {
+		er.Expired = append(er.Expired, bucketName(b))
+	}
+	if _, err := s.planSweep(ctx, er); err != nil {
+		return nil, err
+	}
+	if len(er.Erase) == 0 && len(er.Buckets) == 0 && len(er.Keys) == 0 {
+		res.Held = len(er.Held)
+		return res, nil
 	}
 	if err := s.putErasure(ctx, er); err != nil {
 		return nil, err
@@ -143,9 +93,80 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 	if err := s.complete(ctx, er); err != nil {
 		return nil, err
 	}
-	res.Erased, res.Tombstone = len(ids), er.Tombstone
+	res.Erased, res.Held, res.Tombstone = len(er.Erase), len(er.Held), er.Tombstone
 	s.L.RequestValueLogGC()
 	return res, nil
+}
+
+// planSweep makes (or makes again) a sweep's plan from its expired
+// buckets: it retires them (again: harmless), lists the entries under
+// them and decides with the holds in force which are erased and which
+// kept, which buckets are destroyed whole and which keys one by one. It
+// returns the size of the log read before the holds (held).
+func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
+	var expired []ledger.Bucket
+	for _, name := range er.Expired {
+		day, class, ok := parseBucketName(name)
+		if !ok {
+			return 0, fmt.Errorf("sweep %s: malformed bucket %q", er.ID, name)
+		}
+		b, err := s.L.ExpiryBucket(ctx, er.Tenant, day, class)
+		if err != nil {
+			return 0, err
+		}
+		expired = append(expired, b)
+	}
+	entries, err := s.L.RetireBuckets(ctx, er.Tenant, expired)
+	if err != nil {
+		return 0, err
+	}
+	idxs := make([]uint64, len(entries))
+	for i, e := range entries {
+		idxs[i] = e.Index
+	}
+	hs, size, err := s.held(ctx, er.Tenant, idxs)
+	if err != nil {
+		return 0, err
+	}
+	er.HoldsAt = &size
+	type keyState struct {
+		ref        *ledger.KeyRef
+		kept, gone int
+	}
+	keys := map[[16]byte]*keyState{}
+	heldBucket := map[ledger.Bucket]bool{}
+	er.Erase, er.Held, er.Keys, er.KeyRefs, er.Buckets = nil, nil, nil, nil, nil
+	for _, e := range entries {
+		k := keys[e.Key.ID]
+		if k == nil {
+			k = &keyState{ref: e.Key}
+			keys[e.Key.ID] = k
+		}
+		if h := hs[e.Index]; h != nil {
+			er.Held = append(er.Held, format.HeldEntry{Index: e.Index, HoldID: h.ID, CaseRef: h.CaseRef})
+			heldBucket[e.Key.Bucket()] = true
+			k.kept++
+		} else {
+			er.Erase = append(er.Erase, e.Index)
+			k.gone++
+		}
+	}
+	for _, b := range expired {
+		if !heldBucket[b] {
+			er.Buckets = append(er.Buckets, bucketName(b))
+		}
+	}
+	for id, k := range keys {
+		// A key whose entries are all held stays: destroying it would only
+		// re-seal the same entries under a new key of the same scope.
+		if heldBucket[k.ref.Bucket()] && k.gone > 0 {
+			er.Keys = append(er.Keys, hex.EncodeToString(id[:]))
+			er.KeyRefs = append(er.KeyRefs, k.ref)
+		}
+	}
+	slices.Sort(er.Keys)
+	slices.SortFunc(er.KeyRefs, func(a, b *ledger.KeyRef) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	return size, nil
 }
 
 // SweepAll sweeps every tenant.

@@ -176,12 +176,14 @@ func runAccessLog(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("access-log", flag.ContinueOnError)
 	cf.register(fs)
 	from := fs.Uint64("from", 0, "first ledger index")
+	subject := fs.String("subject", "", "only records that concern this data subject (named by its pseudonym)")
+	session := fs.String("session", "", "only records that concern this session (named by its pseudonym)")
 	if _, err := parseFlags(fs, args, 0, ""); err != nil {
 		return err
 	}
 	lc := cf.ledger()
 	for next := *from; ; {
-		resp, err := lc.ListAccessLog(ctx, connect.NewRequest(&v1.ListAccessLogRequest{FromIndex: next, PageSize: 1000}))
+		resp, err := lc.ListAccessLog(ctx, connect.NewRequest(&v1.ListAccessLogRequest{FromIndex: next, PageSize: 1000, SubjectId: *subject, SessionId: *session}))
 		if err != nil {
 			return err
 		}

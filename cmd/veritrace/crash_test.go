@@ -88,6 +88,19 @@ func startChild(t *testing.T, dir string, flags ...string) *child {
 	return startChildAt(t, dir, 0, flags...)
 }
 
+// waitResumed waits until the child has resumed the erasures and sweeps
+// a kill interrupted (it does so while it serves).
+func (c *child) waitResumed(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(c.log.String(), "resumed interrupted erasures and sweeps") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the child did not resume its interrupted erasures and sweeps:\n%s", c.log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // startChildAt starts the child server with its clock moved by offset.
 func startChildAt(t *testing.T, dir string, offset time.Duration, flags ...string) *child {
 	t.Helper()
@@ -341,7 +354,8 @@ func TestCrashDuringErasure(t *testing.T) {
 		c.cmd.Wait()
 		acked := apps.halt()
 
-		c = startChild(t, dir) // finishes an interrupted erasure before serving
+		c = startChild(t, dir) // finishes an interrupted erasure while it serves
+		c.waitResumed(t)
 		resumedLog := c.log
 		co = (&clientFlags{addr: c.addr, token: tokens[v1.Role_ROLE_COMPLIANCE_OFFICER]}).retention()
 		st, err := co.GetErasure(ctx, connect.NewRequest(&v1.GetErasureRequest{RequestId: "crash-erase"}))
@@ -578,7 +592,8 @@ func TestCrashDuringSweep(t *testing.T) {
 		acked := append(apps.halt(), old...)
 		finished := <-swept == nil
 
-		c = startChildAt(t, dir, later) // finishes an interrupted sweep before serving
+		c = startChildAt(t, dir, later) // finishes an interrupted sweep while it serves
+		c.waitResumed(t)
 		resume := strings.Contains(c.log.String(), "resuming an interrupted erasure or sweep")
 		if resume {
 			resumed++

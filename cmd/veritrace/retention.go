@@ -165,9 +165,11 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 			what := "tenant"
 			switch {
 			case sc.GetSubjectId() != "":
-				what = "subject " + sc.GetSubjectId()
+				what = "subject " + sc.GetSubjectId() + " (pseudonym:" + sc.GetPseudonym() + ")"
 			case sc.GetSessionId() != "":
-				what = "session " + sc.GetSessionId()
+				what = "session " + sc.GetSessionId() + " (pseudonym:" + sc.GetPseudonym() + ")"
+			case sc.GetErased():
+				what = "erased subject or session (pseudonym:" + sc.GetPseudonym() + ")"
 			case len(sc.GetTraceId()) > 0:
 				what = fmt.Sprintf("trace %x", sc.GetTraceId())
 			case sc.GetFrom() != nil || sc.GetTo() != nil:

@@ -204,11 +204,6 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		log.Info("created the first admin key", "key_id", id, "token_file", adminFile)
 	}
 	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log, Now: clock}
-	// Erasures a crash interrupted are finished before anything is served.
-	if err := ret.Resume(ctx); err != nil {
-		l.Close()
-		return fmt.Errorf("resume erasures: %w", err)
-	}
 	otlpOpts, err := loadOTLPConfig(c.OTLPConfigFile)
 	if err != nil {
 		l.Close()
@@ -224,6 +219,13 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	sweeps := make(chan struct{})
 	go func() {
 		defer close(sweeps)
+		// Erasures and sweeps a crash interrupted are finished while the
+		// server serves: one that cannot be finished is logged and kept
+		// for the next start, and RetentionService reports NOT_SERVING
+		// meanwhile; it never keeps the server from starting.
+		if err := ret.Resume(sweepCtx); err != nil && sweepCtx.Err() == nil {
+			log.Error("resume erasures", "err", err)
+		}
 		if c.SweepInterval > 0 {
 			ret.Run(sweepCtx, c.SweepInterval)
 		}

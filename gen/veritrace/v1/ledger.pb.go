@@ -999,7 +999,14 @@ type ListAccessLogRequest struct {
 	// First ledger index to consider.
 	FromIndex uint64 `protobuf:"varint,1,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
 	// 1 to 1000; 0 means 100.
-	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Only records that concern this subject (or session): those whose
+	// target names its pseudonym, computed by the server while the
+	// subject's pseudonym key exists (docs/ACCESS.md). At most one of the
+	// two. A filtered page reads at most 10,000 access records; next_index
+	// continues the scan.
+	SubjectId     string `protobuf:"bytes,3,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	SessionId     string `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1046,6 +1053,20 @@ func (x *ListAccessLogRequest) GetPageSize() int32 {
 		return x.PageSize
 	}
 	return 0
+}
+
+func (x *ListAccessLogRequest) GetSubjectId() string {
+	if x != nil {
+		return x.SubjectId
+	}
+	return ""
+}
+
+func (x *ListAccessLogRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
 }
 
 // AccessEntry is one access-log entry.
@@ -1251,11 +1272,15 @@ const file_veritrace_v1_ledger_proto_rawDesc = "" +
 	"\x0fGetEntryRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"=\n" +
 	"\x10GetEntryResponse\x12)\n" +
-	"\x05entry\x18\x01 \x01(\v2\x13.veritrace.v1.EntryR\x05entry\"R\n" +
+	"\x05entry\x18\x01 \x01(\v2\x13.veritrace.v1.EntryR\x05entry\"\x90\x01\n" +
 	"\x14ListAccessLogRequest\x12\x1d\n" +
 	"\n" +
 	"from_index\x18\x01 \x01(\x04R\tfromIndex\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"\x97\x01\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"subject_id\x18\x03 \x01(\tR\tsubjectId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x04 \x01(\tR\tsessionId\"\x97\x01\n" +
 	"\vAccessEntry\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x122\n" +

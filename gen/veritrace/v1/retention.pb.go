@@ -508,8 +508,15 @@ type HoldScope struct {
 	// 16 bytes.
 	TraceId []byte `protobuf:"bytes,4,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	// Entries appended in [from, to).
-	From          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
-	To            *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=to,proto3" json:"to,omitempty"`
+	From *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=from,proto3" json:"from,omitempty"`
+	To   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=to,proto3" json:"to,omitempty"`
+	// In answers: the subject's or session's pseudonym, as the access log
+	// names it (docs/ACCESS.md). The id itself is shown in subject_id or
+	// session_id while the pseudonym key exists.
+	Pseudonym string `protobuf:"bytes,7,opt,name=pseudonym,proto3" json:"pseudonym,omitempty"`
+	// In answers: the subject or session was erased since the hold was
+	// placed; only its pseudonym remains.
+	Erased        bool `protobuf:"varint,8,opt,name=erased,proto3" json:"erased,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -584,6 +591,20 @@ func (x *HoldScope) GetTo() *timestamppb.Timestamp {
 		return x.To
 	}
 	return nil
+}
+
+func (x *HoldScope) GetPseudonym() string {
+	if x != nil {
+		return x.Pseudonym
+	}
+	return ""
+}
+
+func (x *HoldScope) GetErased() bool {
+	if x != nil {
+		return x.Erased
+	}
+	return false
 }
 
 // Hold is a legal hold: covered entries are neither expired nor erased.
@@ -1759,7 +1780,7 @@ const file_veritrace_v1_retention_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"c\n" +
 	"\x14SetRetentionResponse\x125\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1d.veritrace.v1.RetentionPolicyR\x06policy\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"\xd8\x01\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\x8e\x02\n" +
 	"\tHoldScope\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\bR\x06tenant\x12\x1d\n" +
 	"\n" +
@@ -1768,7 +1789,9 @@ const file_veritrace_v1_retention_proto_rawDesc = "" +
 	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x19\n" +
 	"\btrace_id\x18\x04 \x01(\fR\atraceId\x12.\n" +
 	"\x04from\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
-	"\x02to\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\xd3\x02\n" +
+	"\x02to\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x1c\n" +
+	"\tpseudonym\x18\a \x01(\tR\tpseudonym\x12\x16\n" +
+	"\x06erased\x18\b \x01(\bR\x06erased\"\xd3\x02\n" +
 	"\x04Hold\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12-\n" +
 	"\x05scope\x18\x02 \x01(\v2\x17.veritrace.v1.HoldScopeR\x05scope\x12\x19\n" +

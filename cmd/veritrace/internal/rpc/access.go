@@ -33,7 +33,7 @@ type rule struct {
 	// payloads, exports, key and tenant changes). Denied calls always are.
 	record bool
 	// target names what a call accesses, for the access log.
-	target func(msg any) string
+	target func(msg any, n namer) string
 }
 
 // rules is the single table of who may call what. A procedure missing from
@@ -172,10 +172,11 @@ func (a *authInterceptor) admit(ctx context.Context, c call) (context.Context, *
 	if c.msg == nil && c.read != nil {
 		c.msg = c.read()
 	}
+	err = policy.Decide(p, r.perm, tenant)
 	if r.target != nil && c.msg != nil {
-		ev.target = r.target(c.msg)
+		ev.target = r.target(c.msg, a.namer(ctx, tenant))
 	}
-	if err := policy.Decide(p, r.perm, tenant); err != nil {
+	if err != nil {
 		msg := err.Error()
 		if errors.Is(err, policy.ErrTenantDenied) {
 			// Same words whether or not the tenant exists.
@@ -291,6 +292,38 @@ func (a *authInterceptor) write(ctx context.Context, r *v1.AccessRecord, logTena
 	return nil
 }
 
+// namer names subject and session ids in a tenant by their pseudonyms,
+// for access-log targets, never by the ids. An id with entries in the
+// tenant gets its pseudonym key when it is first named (one key-database
+// write per id with data, whoever asks, allowed or refused); an id with
+// no entries and no key is named "pseudonym:none", so that ids a caller
+// invents write nothing; one whose key cannot be read,
+// "pseudonym:unavailable".
+func (a *authInterceptor) namer(ctx context.Context, tenant string) namer {
+	return func(field uint8, value string) string {
+		ctx := context.WithoutCancel(ctx)
+		ref, err := a.l.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
+		if err != nil {
+			return "pseudonym:none"
+		}
+		k, err := a.l.PseudonymKey(ctx, tenant, ref, false)
+		if errors.Is(err, ledger.ErrNotFound) {
+			var ps []uint64
+			if ps, _, err = a.l.Postings(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)}, 0, 1); err == nil {
+				if len(ps) == 0 {
+					return "pseudonym:none"
+				}
+				k, err = a.l.PseudonymKey(ctx, tenant, ref, true)
+			}
+		}
+		if err != nil {
+			a.log.WarnContext(ctx, "pseudonym key", "tenant", tenant, "err", err)
+			return "pseudonym:unavailable"
+		}
+		return "pseudonym:" + k.Pseudonym(value)
+	}
+}
+
 // errorMessage is what an access record says of a failed call: the
 // message the client got, without the code (recorded on its own).
 func errorMessage(err error) string {
@@ -368,7 +401,7 @@ func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 		logTenant := a.logTenant(ctx, r.perm, tenant)
 		sc.record = func(msg any) error {
 			if r.target != nil && ev.target == "" {
-				ev.target = r.target(msg)
+				ev.target = r.target(msg, a.namer(ctx, tenant))
 			}
 			return a.record(ctx, ev, logTenant)
 		}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/audit"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
@@ -229,13 +230,23 @@ func TestAttackRefusedExportRecordsNoTarget(t *testing.T) {
 	s.tenant(t, "acme")
 	s.tenant(t, "globex")
 	c := s.clients("connect", "globex", s.key(t, policy.Auditor, "acme"))
+	// globex holds data of its CEO: the refusal names the CEO by the
+	// pseudonym the auditors of globex can look up (issue 9 item 2: never
+	// by the id).
+	g := s.clients("connect", "globex", s.key(t, policy.Ingester, "globex"))
+	sp := testSpan(0)
+	sp.SubjectId = "ceo-of-globex"
+	if _, err := g.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{sp}})); err != nil {
+		t.Fatal(err)
+	}
 	_, err := readBundle(ctx, c, &v1.TraceQuery{SubjectId: "ceo-of-globex"}, 0)
 	wantCode(t, "ExportBundle(globex) with an acme key", err, connect.CodePermissionDenied, "")
 	rs := s.accessRecords(t, "globex")
 	if len(rs) != 1 {
 		t.Fatalf("globex's access log holds %d records, want the refusal: %v", len(rs), rs)
 	}
-	if !strings.Contains(rs[0].GetTarget(), "ceo-of-globex") {
-		t.Errorf("the refused export is recorded with target %q; want what it tried to export (subject=ceo-of-globex)", rs[0].GetTarget())
+	want := "export subject=" + s.pseudonym(t, "globex", audit.FieldSubject, "ceo-of-globex")
+	if rs[0].GetTarget() != want || strings.Contains(rs[0].GetTarget(), "ceo-of-globex") {
+		t.Errorf("the refused export is recorded with target %q; want what it tried to export (%s)", rs[0].GetTarget(), want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/veritrace/veritrace/audit"
 	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
@@ -173,23 +174,90 @@ func (s *ledgerService) ListAccessLog(ctx context.Context, req *connect.Request[
 	if err != nil {
 		return nil, err
 	}
-	es, next, err := s.l.EntriesOfKind(ctx, tenant, format.KindAccess, req.Msg.GetFromIndex(), size)
+	want, none, err := s.concerning(ctx, tenant, req.Msg)
 	if err != nil {
 		return nil, s.fail(ctx, proc, err, nil)
 	}
-	resp := &v1.ListAccessLogResponse{NextIndex: next}
-	for _, e := range es {
-		ae := &v1.AccessEntry{Index: e.Header.Index, LeafHash: e.LeafHash[:]}
-		if !e.Erased {
-			// One undecodable record is shown as such, never an error of the
-			// page: the log holds whatever was appended (docs/FORMAT.md).
-			if m, err := bundle.ParsePayload(format.KindAccess, e.Payload); err != nil {
-				ae.DecodeError = err.Error()
-			} else {
-				ae.Record = m.(*v1.AccessRecord)
+	resp := &v1.ListAccessLogResponse{}
+	if none {
+		return connect.NewResponse(resp), nil
+	}
+	from, scanned := req.Msg.GetFromIndex(), 0
+	for {
+		limit := size
+		if want != "" {
+			limit = min(1000, maxFilteredScan-scanned)
+		}
+		es, next, err := s.l.EntriesOfKind(ctx, tenant, format.KindAccess, from, limit)
+		if err != nil {
+			return nil, s.fail(ctx, proc, err, nil)
+		}
+		scanned += len(es)
+		for k, e := range es {
+			ae := &v1.AccessEntry{Index: e.Header.Index, LeafHash: e.LeafHash[:]}
+			if !e.Erased {
+				// One undecodable record is shown as such, never an error of
+				// the page: the log holds whatever was appended
+				// (docs/FORMAT.md).
+				if m, err := bundle.ParsePayload(format.KindAccess, e.Payload); err != nil {
+					ae.DecodeError = err.Error()
+				} else {
+					ae.Record = m.(*v1.AccessRecord)
+				}
+			}
+			if want != "" && !strings.Contains(ae.GetRecord().GetTarget()+" ", want+" ") {
+				continue
+			}
+			resp.Entries = append(resp.Entries, ae)
+			if len(resp.Entries) == size && want != "" {
+				if k+1 < len(es) {
+					next = es[k+1].Header.Index
+				}
+				resp.NextIndex = next
+				return connect.NewResponse(resp), nil
 			}
 		}
-		resp.Entries = append(resp.Entries, ae)
+		resp.NextIndex = next
+		if want == "" || next == 0 || scanned >= maxFilteredScan {
+			return connect.NewResponse(resp), nil
+		}
+		from = next
 	}
-	return connect.NewResponse(resp), nil
+}
+
+// maxFilteredScan bounds the access records one filtered ListAccessLog page
+// reads.
+const maxFilteredScan = 10000
+
+// concerning returns the text by which access-log targets name the subject
+// or session a ListAccessLog request filters by ("" for none): its
+// pseudonym, looked up (never made) in the tenant. An id without a
+// pseudonym key (never named in a record, or erased) matches nothing.
+func (s *ledgerService) concerning(ctx context.Context, tenant string, m *v1.ListAccessLogRequest) (want string, none bool, err error) {
+	subject, session := m.GetSubjectId(), m.GetSessionId()
+	if subject != "" && session != "" {
+		return "", false, invalid("session_id", "filter by a subject or a session, not both")
+	}
+	field, value, name := audit.FieldSubject, subject, "subject"
+	if session != "" {
+		field, value, name = audit.FieldSession, session, "session"
+	}
+	if value == "" {
+		return "", false, nil
+	}
+	if err := checkString(name+"_id", value, true); err != nil {
+		return "", false, err
+	}
+	ref, err := s.l.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
+	if err != nil {
+		return "", false, err
+	}
+	k, err := s.l.PseudonymKey(ctx, tenant, ref, false)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return "", true, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return name + "=pseudonym:" + k.Pseudonym(value), false, nil
 }

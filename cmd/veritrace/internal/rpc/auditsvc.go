@@ -35,14 +35,23 @@ func newAuditService(s *service) *auditService {
 }
 
 // describeQuery names a query in the access log. Subject and session ids
-// are personal data, but the access log is sealed like every payload and
-// an auditor must be able to see whose data was searched.
-func describeQuery(q *v1.TraceQuery) string {
+// are personal data, kept for years in the access log, which erasure does
+// not touch: they are named by their pseudonyms (n), so that an auditor
+// can still find whose data was searched while the subject exists
+// (ListAccessLog by subject) and nothing links the record to the id once
+// the subject is erased.
+func describeQuery(q *v1.TraceQuery, n namer) string {
 	var parts []string
 	if len(q.GetTraceId()) > 0 {
 		parts = append(parts, fmt.Sprintf("trace=%x", q.GetTraceId()))
 	}
-	for name, v := range map[string]string{"session": q.GetSessionId(), "subject": q.GetSubjectId(), "version": q.GetVersionId(), "model": q.GetModel()} {
+	if v := q.GetSessionId(); v != "" {
+		parts = append(parts, "session="+n(audit.FieldSession, v))
+	}
+	if v := q.GetSubjectId(); v != "" {
+		parts = append(parts, "subject="+n(audit.FieldSubject, v))
+	}
+	for name, v := range map[string]string{"version": q.GetVersionId(), "model": q.GetModel()} {
 		if v != "" {
 			parts = append(parts, name+"="+truncate(v))
 		}

@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/veritrace/veritrace/audit"
 	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/policy"
@@ -146,11 +147,17 @@ func TestAuditService(t *testing.T) {
 			// An authorised export is recorded before its first byte, and
 			// again if it fails; a refused one with what it asked for (its
 			// request is read before the decision).
-			want := "[ACCESS_OUTCOME_ALLOWED export subject=customer-42" +
+			// Subjects are named by their pseudonyms; one without data by
+			// none.
+			c42 := s.pseudonym(t, tenant, audit.FieldSubject, "customer-42")
+			if !strings.HasPrefix(c42, "pseudonym:") || c42 == "pseudonym:none" || strings.Contains(fmt.Sprint(exports), "customer-42") {
+				t.Errorf("customer-42 is named %q; export records %v", c42, exports)
+			}
+			want := "[ACCESS_OUTCOME_ALLOWED export subject=" + c42 +
 				" ACCESS_OUTCOME_ALLOWED export (everything) ACCESS_OUTCOME_FAILED export (everything)" +
-				" ACCESS_OUTCOME_ALLOWED export subject=nobody ACCESS_OUTCOME_FAILED export subject=nobody" +
-				" ACCESS_OUTCOME_ALLOWED export subject=customer-42 ACCESS_OUTCOME_FAILED export subject=customer-42" +
-				" ACCESS_OUTCOME_DENIED export subject=customer-42]"
+				" ACCESS_OUTCOME_ALLOWED export subject=pseudonym:none ACCESS_OUTCOME_FAILED export subject=pseudonym:none" +
+				" ACCESS_OUTCOME_ALLOWED export subject=" + c42 + " ACCESS_OUTCOME_FAILED export subject=" + c42 +
+				" ACCESS_OUTCOME_DENIED export subject=" + c42 + "]"
 			if fmt.Sprint(exports) != want {
 				t.Errorf("export access records = %v\nwant %s", exports, want)
 			}

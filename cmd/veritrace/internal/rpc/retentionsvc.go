@@ -30,6 +30,8 @@ func (s *retentionService) fail(ctx context.Context, proc string, err error) err
 		return connect.NewError(connect.CodeNotFound, err)
 	case errors.Is(err, retention.ErrRequestIDReused):
 		return connect.NewError(connect.CodeAlreadyExists, err)
+	case errors.Is(err, retention.ErrHoldsChanging):
+		return connect.NewError(connect.CodeAborted, err)
 	}
 	return s.service.fail(ctx, proc, err, nil)
 }
@@ -142,7 +144,8 @@ func (s *retentionService) SetRetention(ctx context.Context, req *connect.Reques
 func holdProto(h *retention.Hold) *v1.Hold {
 	out := &v1.Hold{Id: h.ID, CaseRef: h.CaseRef, Reason: h.Reason, PlacedBy: h.PlacedBy, PlacedAt: timestamppb.New(h.PlacedAt),
 		ReleasedBy: h.ReleasedBy, ReleaseReason: h.ReleaseReason,
-		Scope: &v1.HoldScope{Tenant: h.Scope.Tenant, SubjectId: h.Scope.Subject, SessionId: h.Scope.Session}}
+		Scope: &v1.HoldScope{Tenant: h.Scope.Tenant, SubjectId: h.Scope.Subject, SessionId: h.Scope.Session,
+			Pseudonym: h.Scope.Pseudonym, Erased: h.Scope.Erased}}
 	if h.Scope.TraceID != "" {
 		fmt.Sscanf(h.Scope.TraceID, "%x", &out.Scope.TraceId)
 	}

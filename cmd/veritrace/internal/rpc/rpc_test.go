@@ -32,7 +32,10 @@ type testServer struct {
 	url  string
 	l    *ledger.Ledger
 	h    *Handler
-	logs *syncBuffer // everything the server logged
+	dir  string       // the data directory
+	keys *ledger.Keys // its keys
+	stop func()       // stops the server and closes the ledger (once)
+	logs *syncBuffer  // everything the server logged
 	now  time.Time
 }
 
@@ -91,14 +94,18 @@ func startServerWith(t testing.TB, opts Options, ledgerOpts ...func(*ledger.Opti
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go srv.Serve(ln)
-	t.Cleanup(func() {
-		srv.Shutdown(context.Background())
-		if err := h.Close(context.Background()); err != nil {
-			t.Errorf("Handler.Close() = %v", err)
-		}
-		l.Close()
-	})
-	ts.url, ts.l, ts.h = "http://"+ln.Addr().String(), l, h
+	var once sync.Once
+	ts.stop = func() {
+		once.Do(func() {
+			srv.Shutdown(context.Background())
+			if err := h.Close(context.Background()); err != nil {
+				t.Errorf("Handler.Close() = %v", err)
+			}
+			l.Close()
+		})
+	}
+	t.Cleanup(ts.stop)
+	ts.url, ts.l, ts.h, ts.dir, ts.keys = "http://"+ln.Addr().String(), l, h, dir, keys
 	return ts
 }
 
@@ -417,4 +424,24 @@ func FuzzSpanRecord(f *testing.F) {
 			t.Fatalf("payload does not decode to the span: %v", err)
 		}
 	})
+}
+
+// pseudonym is how access-log targets name a subject (or, with
+// audit.FieldSession, a session) of a tenant: "pseudonym:" and its
+// pseudonym while its key exists, "pseudonym:none" without one.
+func (ts *testServer) pseudonym(t testing.TB, tenant string, field uint8, value string) string {
+	t.Helper()
+	ctx := context.Background()
+	ref, err := ts.l.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ts.l.PseudonymKey(ctx, tenant, ref, false)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return "pseudonym:none"
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "pseudonym:" + k.Pseudonym(value)
 }

@@ -172,7 +172,7 @@ func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	names := []string{veritracev1connect.IngestServiceName, veritracev1connect.LedgerServiceName,
 		veritracev1connect.AuditServiceName, veritracev1connect.RetentionServiceName, veritracev1connect.AdminServiceName,
 		veritracev1connect.IdentityServiceName}
-	mux.Handle(grpchealth.NewHandler(&healthChecker{l: l, services: names}))
+	mux.Handle(grpchealth.NewHandler(&healthChecker{l: l, r: opts.Retention, services: names}))
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
@@ -198,9 +198,12 @@ func auditHandler(svc *auditService, opts []connect.HandlerOption) (string, http
 
 // healthChecker answers the gRPC health check from the ledger's state: a
 // failed ledger serves nothing; below the disk space reserve IngestService
-// (and the server as a whole) is NOT_SERVING while reads go on.
+// (and the server as a whole) is NOT_SERVING while reads go on. While an
+// erasure or sweep that start-up could not finish waits (Resume logged
+// it), RetentionService is NOT_SERVING and the rest serves.
 type healthChecker struct {
 	l        *ledger.Ledger
+	r        *retention.Service
 	services []string
 }
 
@@ -214,6 +217,8 @@ func (c *healthChecker) Check(_ context.Context, req *grpchealth.CheckRequest) (
 	case h.Failed != nil:
 		status = grpchealth.StatusNotServing
 	case h.LowSpace && (req.Service == "" || req.Service == veritracev1connect.IngestServiceName):
+		status = grpchealth.StatusNotServing
+	case req.Service == veritracev1connect.RetentionServiceName && c.r != nil && len(c.r.Unfinished()) > 0:
 		status = grpchealth.StatusNotServing
 	}
 	return &grpchealth.CheckResponse{Status: status}, nil

@@ -7,6 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/veritrace/veritrace/audit"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger/format"
 )
@@ -78,15 +79,26 @@ func clipHex(b []byte) string {
 }
 
 // Targets name what a call accesses, for the access log. They are computed
-// once a key is authenticated, whether or not the call is then allowed;
-// accessEvent.proto bounds and escapes them.
+// once a key is authenticated and the call decided, whether or not it is
+// allowed; accessEvent.proto bounds and escapes them. A subject or session
+// id is never recorded: a target names it by its pseudonym (namer).
 
-func versionTarget(m any) string { return "version " + clip(m.(*v1.GetVersionRequest).GetId()) }
-func entryTarget(m any) string   { return fmt.Sprintf("entry %d", m.(*v1.GetEntryRequest).GetIndex()) }
-func accessLogTarget(m any) string {
-	return fmt.Sprintf("access log from %d", m.(*v1.ListAccessLogRequest).GetFromIndex())
+// namer returns the text a target names a subject or session id by:
+// "pseudonym:" and its pseudonym (ledger.PseudonymKey) in the call's
+// tenant.
+type namer func(field uint8, value string) string
+
+func versionTarget(m any, _ namer) string {
+	return "version " + clip(m.(*v1.GetVersionRequest).GetId())
 }
-func createKeyTarget(m any) string {
+func entryTarget(m any, _ namer) string {
+	return fmt.Sprintf("entry %d", m.(*v1.GetEntryRequest).GetIndex())
+}
+func accessLogTarget(m any, n namer) string {
+	r := m.(*v1.ListAccessLogRequest)
+	return fmt.Sprintf("access log from %d", r.GetFromIndex()) + named(r.GetSubjectId(), r.GetSessionId(), n)
+}
+func createKeyTarget(m any, _ namer) string {
 	r := m.(*v1.CreateKeyRequest)
 	tenants := r.GetTenants()
 	more := ""
@@ -99,35 +111,56 @@ func createKeyTarget(m any) string {
 	}
 	return fmt.Sprintf("new %s key for %s%s", roleName(r.GetRole()), strings.Join(clipped, ","), more)
 }
-func traceTarget(m any) string { return "trace " + clipHex(m.(*v1.GetTraceRequest).GetTraceId()) }
-func queryTarget(m any) string {
-	return "query " + describeQuery(m.(*v1.QueryTracesRequest).GetQuery())
+func traceTarget(m any, _ namer) string {
+	return "trace " + clipHex(m.(*v1.GetTraceRequest).GetTraceId())
 }
-func aggregateTarget(m any) string {
+func queryTarget(m any, n namer) string {
+	return "query " + describeQuery(m.(*v1.QueryTracesRequest).GetQuery(), n)
+}
+func aggregateTarget(m any, n namer) string {
 	r := m.(*v1.AggregateTracesRequest)
-	what := "aggregate " + describeQuery(r.GetQuery())
+	what := "aggregate " + describeQuery(r.GetQuery(), n)
 	if a := r.GetGroupByAttribute(); a != "" {
 		what += " by " + clip(a)
 	}
 	return what
 }
-func exportTarget(m any) string {
-	return "export " + describeQuery(m.(*v1.ExportBundleRequest).GetSelector())
+func exportTarget(m any, n namer) string {
+	return "export " + describeQuery(m.(*v1.ExportBundleRequest).GetSelector(), n)
 }
-func holdTarget(m any) string {
-	return "hold for case " + clip(m.(*v1.PlaceHoldRequest).GetCaseRef())
+func holdTarget(m any, n namer) string {
+	r := m.(*v1.PlaceHoldRequest)
+	return "hold for case " + clip(r.GetCaseRef()) + named(r.GetScope().GetSubjectId(), r.GetScope().GetSessionId(), n)
 }
-func releaseTarget(m any) string { return "hold " + clip(m.(*v1.ReleaseHoldRequest).GetHoldId()) }
-func eraseTarget(m any) string {
+
+// named is " subject=<name>" or " session=<name>" for the id a hold or
+// erasure names, "" if it names neither.
+func named(subject, session string, n namer) string {
+	switch {
+	case subject != "":
+		return " subject=" + n(audit.FieldSubject, subject)
+	case session != "":
+		return " session=" + n(audit.FieldSession, session)
+	}
+	return ""
+}
+func releaseTarget(m any, _ namer) string {
+	return "hold " + clip(m.(*v1.ReleaseHoldRequest).GetHoldId())
+}
+func eraseTarget(m any, _ namer) string {
 	r := m.(*v1.EraseRequest)
+	// Not the subject's pseudonym: the erasure destroys its key, and
+	// naming it would make one for an id erased before.
 	what := "erasure " + clip(r.GetRequestId())
 	if r.GetDryRun() {
 		what = "dry run of " + what
 	}
 	return what
 }
-func erasureTarget(m any) string {
+func erasureTarget(m any, _ namer) string {
 	return "erasure " + clip(m.(*v1.GetErasureRequest).GetRequestId())
 }
-func revokeKeyTarget(m any) string    { return "key " + clip(m.(*v1.RevokeKeyRequest).GetId()) }
-func createTenantTarget(m any) string { return "tenant " + clip(m.(*v1.CreateTenantRequest).GetName()) }
+func revokeKeyTarget(m any, _ namer) string { return "key " + clip(m.(*v1.RevokeKeyRequest).GetId()) }
+func createTenantTarget(m any, _ namer) string {
+	return "tenant " + clip(m.(*v1.CreateTenantRequest).GetName())
+}
