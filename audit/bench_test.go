@@ -97,7 +97,9 @@ func BenchmarkExport(b *testing.B) {
 	size, _ := f.l.Size(ctx, "default")
 	b.Run("bundle-10k-spans", func(b *testing.B) {
 		var n int64
+		var cpu time.Duration
 		heap := peakHeap(func() {
+			cpu0 := processCPU()
 			for i := 0; i < b.N; i++ {
 				cw := &countingWriter{}
 				if _, err := f.x.Export(ctx, ExportRequest{Tenant: "default", Query: Query{SubjectID: "bench-user"}, Selector: bundle.Selector{SubjectID: "bench-user"}}, cw); err != nil {
@@ -105,13 +107,18 @@ func BenchmarkExport(b *testing.B) {
 				}
 				n = cw.n
 			}
+			cpu = processCPU() - cpu0
 		})
+		spans := float64(benchTraces * benchSpansPerTrace * b.N)
 		b.ReportMetric(heap, "peak-heap-MB")
 		b.ReportMetric(float64(n)/(1<<20), "bundle-MB")
-		b.ReportMetric(float64(benchTraces*benchSpansPerTrace*b.N)/b.Elapsed().Seconds(), "spans/s")
+		b.ReportMetric(spans/b.Elapsed().Seconds(), "spans/s")
+		b.ReportMetric(float64(cpu.Microseconds())/spans, "cpu-µs/span")
 	})
 	b.Run("baseline-read-10k-entries", func(b *testing.B) {
+		var cpu time.Duration
 		heap := peakHeap(func() {
+			cpu0 := processCPU()
 			for i := 0; i < b.N; i++ {
 				for idx := uint64(0); idx < size; idx++ {
 					if _, err := f.l.GetEntry(ctx, "default", idx); err != nil {
@@ -119,9 +126,11 @@ func BenchmarkExport(b *testing.B) {
 					}
 				}
 			}
+			cpu = processCPU() - cpu0
 		})
 		b.ReportMetric(heap, "peak-heap-MB")
 		b.ReportMetric(float64(size*uint64(b.N))/b.Elapsed().Seconds(), "spans/s")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(size*uint64(b.N)), "cpu-µs/span")
 	})
 }
 
@@ -197,7 +206,9 @@ func BenchmarkVerify(b *testing.B) {
 	key := f.verifier(b)
 	b.Run("verify-10k-spans", func(b *testing.B) {
 		var entries int
+		var cpu time.Duration
 		heap := peakHeap(func() {
+			cpu0 := processCPU()
 			for i := 0; i < b.N; i++ {
 				rep := bundle.Verify(bytes.NewReader(data), int64(len(data)), key, nil)
 				if !rep.OK() {
@@ -205,14 +216,17 @@ func BenchmarkVerify(b *testing.B) {
 				}
 				entries = rep.Entries
 			}
+			cpu = processCPU() - cpu0
 		})
 		b.ReportMetric(heap, "peak-heap-MB")
 		b.ReportMetric(float64(entries*b.N)/b.Elapsed().Seconds(), "entries/s")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(entries*b.N), "cpu-µs/entry")
 	})
 	// The baselines: unzipping and hashing every file, as the verifier must
 	// at least, on one goroutine and on GOMAXPROCS (as the verifier runs).
 	b.Run("baseline-unzip-and-hash", func(b *testing.B) {
 		var files int
+		cpu0 := processCPU()
 		for i := 0; i < b.N; i++ {
 			zr, _ := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 			files = len(zr.File)
@@ -224,9 +238,11 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(files*b.N)/b.Elapsed().Seconds(), "files/s")
+		b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(files*b.N), "cpu-µs/file")
 	})
 	b.Run("baseline-unzip-and-hash-parallel", func(b *testing.B) {
 		var files int
+		cpu0 := processCPU()
 		for i := 0; i < b.N; i++ {
 			zr, _ := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 			files = len(zr.File)
@@ -251,6 +267,7 @@ func BenchmarkVerify(b *testing.B) {
 			wg.Wait()
 		}
 		b.ReportMetric(float64(files*b.N)/b.Elapsed().Seconds(), "files/s")
+		b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(files*b.N), "cpu-µs/file")
 	})
 }
 
@@ -314,6 +331,7 @@ func BenchmarkExportDayRange(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			var out bytes.Buffer
 			var spans int
+			cpu0 := processCPU()
 			for i := 0; i < b.N; i++ {
 				out.Reset()
 				m, err := f.x.Export(ctx, ExportRequest{Tenant: "default", Query: c.q, Selector: selectorOf(c.q)}, &out)
@@ -322,6 +340,7 @@ func BenchmarkExportDayRange(b *testing.B) {
 				}
 				spans = len(m.Entries)
 			}
+			cpu := processCPU() - cpu0
 			zr, err := zip.NewReader(bytes.NewReader(out.Bytes()), int64(out.Len()))
 			if err != nil {
 				b.Fatal(err)
@@ -346,6 +365,7 @@ func BenchmarkExportDayRange(b *testing.B) {
 			b.ReportMetric(float64(rangeRaw)/(1<<20), "range-raw-MB")
 			b.ReportMetric(100*float64(rangeBytes)/float64(out.Len()), "range-%")
 			b.ReportMetric(float64(spans*b.N)/b.Elapsed().Seconds(), "entries/s")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(spans*b.N), "cpu-µs/entry")
 		})
 	}
 }

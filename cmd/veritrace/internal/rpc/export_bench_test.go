@@ -47,15 +47,20 @@ func BenchmarkExportBundle(b *testing.B) {
 	sel := &v1.TraceQuery{SubjectId: "bench-subject"}
 	run := func(b *testing.B, export func() (int64, error)) {
 		var n int64
+		var cpu time.Duration
 		heap := peakHeap(func() {
+			cpu0 := processCPU()
 			for i := 0; i < b.N; i++ {
 				var err error
 				if n, err = export(); err != nil {
 					b.Fatal(err)
 				}
 			}
+			cpu = processCPU() - cpu0
 		})
 		b.ReportMetric(float64(traces*perTrace*b.N)/b.Elapsed().Seconds(), "spans/s")
+		// Server and client share the process: this is both sides' CPU.
+		b.ReportMetric(float64(cpu.Microseconds())/float64(traces*perTrace*b.N), "cpu-µs/span")
 		b.ReportMetric(heap, "peak-heap-MB")
 		b.ReportMetric(float64(n)/(1<<20), "bundle-MB")
 		b.ReportMetric(0, "errors")
