@@ -20,10 +20,10 @@ func TestEqualCompact(t *testing.T) {
 	}{
 		{`{"a":1}`, `{"a":1}`, true},
 		{`{"a": 1, "b":[1, 2]}`, "{ \"a\":1,\n\t\"b\" : [ 1 ,2 ] }\r\n", true},
-		{`{"a":"x y"}`, `{"a":"x  y"}`, false},    // space inside a string counts
-		{`{"a":"x y"}`, `{"a":"xy"}`, false},      // and may not be dropped
-		{`{"a":"x\" y"}`, `{"a":"x\"y"}`, false},  // an escaped quote does not end it
-		{`{"a":"x\\"}`, `{"a":"x\\" }`, true},     // an escaped backslash does not escape the quote
+		{`{"a":"x y"}`, `{"a":"x  y"}`, false},   // space inside a string counts
+		{`{"a":"x y"}`, `{"a":"xy"}`, false},     // and may not be dropped
+		{`{"a":"x\" y"}`, `{"a":"x\"y"}`, false}, // an escaped quote does not end it
+		{`{"a":"x\\"}`, `{"a":"x\\" }`, true},    // an escaped backslash does not escape the quote
 		{`{"a":"x\\", "b":1}`, `{"a":"x\\","b":1}`, true},
 		{`{"a":1}`, `{"a":1,"b":2}`, false},
 		{`{"a":1}`, `{"a":1} `, true},
