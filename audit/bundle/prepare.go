@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"strconv"
+	"sync"
 
 	"github.com/veritrace/veritrace/ledger/format"
 )
@@ -43,14 +44,21 @@ func (w *Writer) Prepare(e *Entry) (*PreparedEntry, error) {
 			e.Undecodable = err.Error()
 		}
 	}
-	b := appendEntryJSON(make([]byte, 0, 512+2*len(e.Payload)+len(e.Decoded)+67*len(e.InclusionProof)), e)
+	buf := entryBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxPooledEntryBuf {
+			entryBufs.Put(buf)
+		}
+	}()
+	b := appendEntryJSON((*buf)[:0], e)
 	b = append(b, '\n')
+	*buf = b
 	if len(b) > MaxEntryFileBytes {
 		return nil, fmt.Errorf("%w: entry %d's file would be %d bytes, more than %d", ErrTooLarge, e.Index, len(b), MaxEntryFileBytes)
 	}
 	p := &PreparedEntry{Index: e.Index, Kind: h.Kind, sha256: sha256.Sum256(b), crc32: crc32.ChecksumIEEE(b), size: len(b)}
 	var out bytes.Buffer
-	out.Grow(len(b)/2 + 64)
+	out.Grow(len(b)*4/5 + 64) // Huffman-only takes entry files to about 70%
 	fw := huffmanOnly.get(&out)
 	if _, err := fw.Write(b); err != nil {
 		return nil, err
@@ -61,6 +69,13 @@ func (w *Writer) Prepare(e *Entry) (*PreparedEntry, error) {
 	p.compressed = out.Bytes()
 	return p, nil
 }
+
+// entryBufs holds the buffers entry files are encoded in before they are
+// compressed; a buffer that grew past maxPooledEntryBuf (a big span) is
+// left to the garbage collector.
+var entryBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledEntryBuf = 64 << 10
 
 // appendEntryJSON appends e as one line of JSON, as encoding/json would
 // write it (the same members, omitted when empty), without reflection.
