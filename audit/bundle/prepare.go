@@ -57,8 +57,21 @@ func (w *Writer) Prepare(e *Entry) (*PreparedEntry, error) {
 		return nil, fmt.Errorf("%w: entry %d's file would be %d bytes, more than %d", ErrTooLarge, e.Index, len(b), MaxEntryFileBytes)
 	}
 	p := &PreparedEntry{Index: e.Index, Kind: h.Kind, sha256: sha256.Sum256(b), crc32: crc32.ChecksumIEEE(b), size: len(b)}
+	if p.compressed, err = compressEntryFile(b); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// compressEntryFile compresses an entry file Huffman-only: with the code
+// shared by entry files (huffman.go), or, for a file unlike the others,
+// with a code of its own.
+func compressEntryFile(b []byte) ([]byte, error) {
+	if bits := entryCode.bits(b); bits <= int(entryCodeMaxRatio*8*float64(len(b))) {
+		return entryCode.encode(make([]byte, 0, bits/8+8), b), nil
+	}
 	var out bytes.Buffer
-	out.Grow(len(b)*4/5 + 64) // Huffman-only takes entry files to about 70%
+	out.Grow(len(b)*4/5 + 64)
 	fw := huffmanOnly.get(&out)
 	if _, err := fw.Write(b); err != nil {
 		return nil, err
@@ -66,8 +79,7 @@ func (w *Writer) Prepare(e *Entry) (*PreparedEntry, error) {
 	if err := fw.Close(); err != nil {
 		return nil, err
 	}
-	p.compressed = out.Bytes()
-	return p, nil
+	return out.Bytes(), nil
 }
 
 // entryBufs holds the buffers entry files are encoded in before they are
