@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/policy"
@@ -61,5 +62,58 @@ func TestAttack11AdminLearnsWhichSubjectsHaveData(t *testing.T) {
 			t.Errorf("DEFECT: the admin's own refused queries are recorded as %q: `pseudonym:none` against a real pseudonym tells it which guessed id has data", targets)
 			break
 		}
+	}
+}
+
+// Attack 11, bounds. The erasure receipt repeats each held entry's hold
+// case reference (up to 1,024 bytes, which JSON escapes up to six-fold:
+// `<` is \u003c), and Erase and GetErasure answer the whole receipt (their
+// erased and held lists are paged to 1,000, the receipt is not): a
+// subject of 2,000 entries under one hold with such a case reference
+// gives an answer of over 12 MB, above the 4 MiB a gRPC client takes by
+// default; the plan record keeps it (and the held list again) too. The
+// answer grows with the entries, unbounded.
+func TestAttack11ErasureAnswerGrowsWithHeldEntries(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	app := s.clients("connect", "", s.key(t, policy.Ingester, "default"))
+	co := s.clients("connect", "", s.key(t, policy.ComplianceOfficer, "default"))
+	const entries = 2000
+	for b := range entries / 1000 {
+		var spans []*v1.Span
+		for i := range 1000 {
+			sp := testSpan(1)
+			sp.SubjectId, sp.SessionId = "big", ""
+			sp.TraceId = []byte{15: byte(b), 14: byte(i >> 8), 13: byte(i), 0: 1}
+			spans = append(spans, sp)
+		}
+		if _, err := app.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: spans})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := co.retention.PlaceHold(ctx, connect.NewRequest(&v1.PlaceHoldRequest{Scope: &v1.HoldScope{SubjectId: "big"},
+		CaseRef: strings.Repeat("<", maxShortString), Reason: "litigation"})); err != nil {
+		t.Fatal(err)
+	}
+	er, err := co.retention.Erase(ctx, connect.NewRequest(&v1.EraseRequest{RequestId: "dsr-big", SubjectId: "big", LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := er.Msg.GetErasure().GetHeldCount(); n != entries {
+		t.Fatalf("held %d, want %d", n, entries)
+	}
+	const grpcDefault = 4 << 20
+	size := proto.Size(er.Msg)
+	t.Logf("Erase answer: %d bytes for %d held entries (receipt %d bytes)", size, entries, len(er.Msg.GetErasure().GetReceipt()))
+	if size > grpcDefault {
+		t.Errorf("DEFECT: the Erase answer for %d held entries is %d bytes (receipt %d bytes), over a gRPC client's default 4 MiB: the receipt is not paged and repeats the case reference per held entry", entries, size, len(er.Msg.GetErasure().GetReceipt()))
+	}
+
+	ge, err := co.retention.GetErasure(ctx, connect.NewRequest(&v1.GetErasureRequest{RequestId: "dsr-big"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size := proto.Size(ge.Msg); size > grpcDefault {
+		t.Errorf("DEFECT: GetErasure answers %d bytes for one erasure of %d held entries", size, entries)
 	}
 }
