@@ -303,13 +303,8 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 		}
 		er.SelectorRef = ref.String()
 	}
-	// The subject's (session's) whole traces; closed first, so that no
-	// piece of them arriving meanwhile escapes the plan (closure.go).
-	if !req.DryRun {
-		if err := s.closeTraces(ctx, tenant, req); err != nil {
-			return nil, err
-		}
-	}
+	// The subject's (session's) whole traces: complete closes them once
+	// the plan is stored, then selects again (closure.go).
 	targets, _, err := s.selectEntries(ctx, tenant, req)
 	if err != nil {
 		return nil, err
@@ -382,8 +377,28 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 			er.KeyRefs = append(er.KeyRefs, k)
 		}
 		if er.Selector == "subject" {
+			// A session's pseudonym key goes only with its last live
+			// entry: a session shared with another subject keeps its
+			// pseudonym (and its holds their term) while that subject's
+			// entries of it live.
+			erased := map[uint64]bool{}
+			for _, i := range er.Erase {
+				erased[i] = true
+			}
 			for _, r := range sessions {
-				er.Pseudonyms = append(er.Pseudonyms, r.String())
+				idxs, err := s.L.EntriesWith(ctx, er.Tenant, r)
+				if err != nil {
+					return 0, err
+				}
+				others := slices.DeleteFunc(idxs, func(i uint64) bool { return erased[i] })
+				if len(others) > 0 {
+					if _, others, err = s.L.KeysOf(ctx, er.Tenant, others); err != nil {
+						return 0, err
+					}
+				}
+				if len(others) == 0 {
+					er.Pseudonyms = append(er.Pseudonyms, r.String())
+				}
 			}
 		}
 	}
@@ -615,6 +630,19 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 			}
 			if err := s.putErasure(ctx, er); err != nil {
 				return err
+			}
+		}
+		if er.Kind == "" {
+			// Closed from the stored plan, and stored again if closing
+			// found pieces that arrived before it (closure.go).
+			changed, err := s.closeTraces(ctx, er)
+			if err != nil {
+				return err
+			}
+			if changed {
+				if err := s.putErasure(ctx, er); err != nil {
+					return err
+				}
 			}
 		}
 		if testHookBeforeCommit != nil {
