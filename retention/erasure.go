@@ -341,7 +341,17 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	if err := s.putErasure(ctx, er); err != nil {
 		return nil, err
 	}
-	return er, s.complete(ctx, er)
+	if err := s.complete(ctx, er); err != nil {
+		// Stored and unfinished (its traces may be closed already): the
+		// health check lists it until asking again, or Resume, finishes it.
+		s.mu.Lock()
+		if !slices.Contains(s.unfinished, tenant+"/"+er.ID) {
+			s.unfinished = append(s.unfinished, tenant+"/"+er.ID)
+		}
+		s.mu.Unlock()
+		return er, err
+	}
+	return er, nil
 }
 
 // planErasure decides, for the entries an erasure selected (those of its
