@@ -331,15 +331,18 @@ func (a *authInterceptor) pseudonymOf(ctx context.Context, tenant string, field 
 	if allowed {
 		k, err := a.l.PseudonymKey(ctx, tenant, ref, false)
 		if errors.Is(err, ledger.ErrNotFound) {
-			var ps []uint64
-			if ps, _, err = a.l.Postings(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)}, 0, 1); err == nil && len(ps) > 0 {
+			ps, _, perr := a.l.Postings(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)}, 0, 1)
+			switch {
+			case perr != nil:
+				return "", perr
+			case len(ps) > 0:
 				k, err = a.l.PseudonymKey(ctx, tenant, ref, true)
 			}
 		}
-		if err == nil {
+		switch {
+		case err == nil:
 			return k.Pseudonym(value), nil
-		}
-		if !errors.Is(err, ledger.ErrNotFound) {
+		case !errors.Is(err, ledger.ErrNotFound):
 			return "", err
 		}
 	}
