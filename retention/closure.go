@@ -105,13 +105,14 @@ func (s *Service) closeTraces(ctx context.Context, er *Erasure) (bool, error) {
 				return false, err
 			}
 		}
-		if len(shut) > 0 {
-			if testHookBeforeClose != nil && round == 0 {
-				testHookBeforeClose()
-			}
-			if err := s.L.CloseTraces(ctx, er.Tenant, shut, er.ID); err != nil {
-				return false, err
-			}
+		if len(shut) == 0 {
+			return changed, nil // nothing closed: nothing to select again
+		}
+		if testHookBeforeClose != nil && round == 0 {
+			testHookBeforeClose()
+		}
+		if err := s.L.CloseTraces(ctx, er.Tenant, shut, er.ID); err != nil {
+			return false, err
 		}
 	}
 	return changed, nil
@@ -184,13 +185,9 @@ func (s *Service) tracesToClose(ctx context.Context, er *Erasure, traceOf map[ui
 			if err != nil {
 				return nil, nil, err
 			}
-			others := slices.DeleteFunc(all, func(i uint64) bool { return in[i] })
-			if len(others) > 0 {
-				if _, others, err = s.L.KeysOf(ctx, er.Tenant, others); err != nil {
-					return nil, nil, err
-				}
+			if kept[t], err = s.liveOutside(ctx, er.Tenant, all, in); err != nil {
+				return nil, nil, err
 			}
-			kept[t] = len(others) > 0
 		}
 		if kept[t] {
 			open = append(open, t)
@@ -204,6 +201,17 @@ func (s *Service) tracesToClose(ctx context.Context, er *Erasure, traceOf map[ui
 		}
 	}
 	return shut, open, nil
+}
+
+// liveOutside reports whether any of idxs that is not in skip is live
+// (its payload not erased).
+func (s *Service) liveOutside(ctx context.Context, tenant string, idxs []uint64, skip map[uint64]bool) (bool, error) {
+	others := slices.DeleteFunc(idxs, func(i uint64) bool { return skip[i] })
+	if len(others) == 0 {
+		return false, nil
+	}
+	_, live, err := s.L.KeysOf(ctx, tenant, others)
+	return len(live) > 0, err
 }
 
 // testHookBeforeClose, when set by tests, runs after closeTraces selected

@@ -400,13 +400,11 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 				if err != nil {
 					return 0, err
 				}
-				others := slices.DeleteFunc(idxs, func(i uint64) bool { return erased[i] })
-				if len(others) > 0 {
-					if _, others, err = s.L.KeysOf(ctx, er.Tenant, others); err != nil {
-						return 0, err
-					}
+				live, err := s.liveOutside(ctx, er.Tenant, idxs, erased)
+				if err != nil {
+					return 0, err
 				}
-				if len(others) == 0 {
+				if !live {
 					er.Pseudonyms = append(er.Pseudonyms, r.String())
 				}
 			}
