@@ -88,8 +88,11 @@ func BenchmarkAppend(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			l := openTest(b, b.TempDir())
 			defer l.Close()
+			var groups atomic.Int64
+			l.hooks.beforeGroup = func() { groups.Add(1) }
 			payload := benchPayload()
 			ctx := context.Background()
+			defer reportGroups(b, &groups)
 			runWriters(b, func(n uint64) error {
 				r := Record{Kind: format.KindSpan, SubKind: 1, Subject: fmt.Sprint("user-", n%1000), Payload: payload}
 				binary.BigEndian.PutUint64(r.TraceID[:], n)
@@ -109,6 +112,14 @@ func BenchmarkAppend(b *testing.B) {
 // version: audit.SpanTerms).
 func benchTerms(subject string) []Term {
 	return []Term{{2, []byte("session-" + subject)}, {5, []byte("gpt-4o")}, {4, make([]byte, 32)}}
+}
+
+// reportGroups reports the mean number of entries per group commit (one
+// fsync each): fewer entries per group cost more fsyncs per entry.
+func reportGroups(b *testing.B, groups *atomic.Int64) {
+	if n := groups.Load(); n > 0 {
+		b.ReportMetric(float64(b.N)/float64(n), "entries/group")
+	}
 }
 
 func openBaselineDB(b *testing.B) *badger.DB {
@@ -145,8 +156,11 @@ func BenchmarkBadgerBaseline(b *testing.B) {
 			done chan error
 		}
 		reqs := make(chan req, 1024)
+		var groups atomic.Int64
+		defer reportGroups(b, &groups)
 		go func() {
 			for r := range reqs {
+				groups.Add(1)
 				group := []req{r}
 			gather:
 				for len(group) < 4096 {

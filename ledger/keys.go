@@ -79,8 +79,12 @@ func tenantIDKey(id uint32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{nsTenantID}, id)
 }
 
-func tenantKey(ns byte, tenant uint32) []byte {
-	k := make([]byte, 1, 13)
+func tenantKey(ns byte, tenant uint32) []byte { return tenantKeyRoom(ns, tenant, 8) }
+
+// tenantKeyRoom is tenantKey with room for n more bytes, so that a key is
+// built in one allocation (the writer builds several per entry).
+func tenantKeyRoom(ns byte, tenant uint32, n int) []byte {
+	k := make([]byte, 1, 1+4+n)
 	k[0] = ns
 	return binary.BigEndian.AppendUint32(k, tenant)
 }
@@ -97,12 +101,12 @@ func checkpointKey(tenant uint32, size uint64) []byte {
 }
 
 func identityKey(tenant uint32, kind format.Kind, id [32]byte) []byte {
-	k := append(tenantKey(nsIdentity, tenant), byte(kind))
+	k := append(tenantKeyRoom(nsIdentity, tenant, 1+32), byte(kind))
 	return append(k, id[:]...)
 }
 
 func kindIndexPrefix(tenant uint32, kind format.Kind) []byte {
-	return append(tenantKey(nsKindIndex, tenant), byte(kind))
+	return append(tenantKeyRoom(nsKindIndex, tenant, 1+8), byte(kind))
 }
 
 func kindIndexKey(tenant uint32, kind format.Kind, index uint64) []byte {
@@ -110,7 +114,7 @@ func kindIndexKey(tenant uint32, kind format.Kind, index uint64) []byte {
 }
 
 func termPrefixKey(tenant uint32, field uint8, mac [termMACSize]byte) []byte {
-	k := append(tenantKey(nsTerm, tenant), field)
+	k := append(tenantKeyRoom(nsTerm, tenant, 1+termMACSize+8), field) // room for an index
 	return append(k, mac[:]...)
 }
 

@@ -476,12 +476,11 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 			AppendedAt: now, TraceID: r.TraceID, SpanID: r.SpanID, ParentSpanID: r.ParentSpanID,
 			Refs: r.Refs, RetentionClass: class, PrevLeafHash: st.last, Commitment: req.prep[i].commitment,
 		}
-		hb := h.Marshal()
-		leaf := format.LeafHash(hb)
+		rec := entryRecord(&h)
+		leaf := format.LeafHash(rec)
 		index := st.size
 		g.hashes = st.push(leaf, g.hashes[:0])
-		idx := binary.BigEndian.AppendUint64(nil, index)
-		if err := g.set(entryKey(req.tenant, index), entryRecord(hb, g.hashes)); err != nil {
+		if err := g.set(entryKey(req.tenant, index), addHashes(rec, g.hashes)); err != nil {
 			return nil, err
 		}
 		if err := g.set(payloadKey(req.tenant, index), req.prep[i].envelope); err != nil {
@@ -491,7 +490,7 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 			g.newKeys = append(g.newKeys, k)
 		}
 		if id, ok := r.identity(); ok {
-			if err := g.set(identityKey(req.tenant, r.Kind, id), append(idx, r.SubKind)); err != nil {
+			if err := g.set(identityKey(req.tenant, r.Kind, id), identityValue(index, r.SubKind)); err != nil {
 				return nil, err
 			}
 		}
@@ -507,7 +506,7 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 		}
 		if r.Kind == format.KindVersion {
 			vid, _ := r.identity()
-			if err := g.set(versionNameKey(req.tenant, format.VersionKind(r.SubKind), r.Version.Name, r.Version.Label), append(vid[:], idx...)); err != nil {
+			if err := g.set(versionNameKey(req.tenant, format.VersionKind(r.SubKind), r.Version.Name, r.Version.Label), binary.BigEndian.AppendUint64(vid[:], index)); err != nil {
 				return nil, err
 			}
 		}
@@ -918,6 +917,15 @@ func (l *Ledger) checkRefs(txn *badger.Txn, req *appendReq, i int) error {
 		}
 	}
 	return nil
+}
+
+// identityValue is an identity record's value: the entry's index and its
+// sub-kind.
+func identityValue(index uint64, subKind uint8) []byte {
+	v := make([]byte, 9)
+	binary.BigEndian.PutUint64(v, index)
+	v[8] = subKind
+	return v
 }
 
 func lookupIdentity(txn *badger.Txn, tenant uint32, kind format.Kind, id [32]byte) (index uint64, subKind uint8, found bool, err error) {
