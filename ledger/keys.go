@@ -22,7 +22,7 @@ const (
 	nsIdentity   = 0x15 // nsIdentity | tenant | kind (u8) | identity (32 bytes) -> index (u64)
 	nsVersion    = 0x16 // nsVersion | tenant | version kind (u8) | name 0x00 label -> id (32) | index (u64)
 	nsKindIndex  = 0x17 // nsKindIndex | tenant | kind (u8) | index -> empty; entries of every kind but spans
-	nsTerm       = 0x18 // nsTerm | tenant | field (u8) | value MAC (16) | index -> empty; secondary index terms
+	nsTerm       = 0x18 // nsTerm | tenant | field (u8) | value MAC (16) | index K -> posting block: entries up to K carrying the term (terms.go)
 	nsErasedBy   = 0x19 // nsErasedBy | tenant | index -> index (u64) of the tombstone that names the entry
 	nsState      = 0x1a // nsState | tenant | name -> state record of the retention package
 	nsRetired    = 0x1b // retirement markers, see retiredKeyKey and retiredBucketKey
@@ -57,7 +57,10 @@ const (
 
 // Format versions of the two databases (metaFormat).
 const (
-	logFormatVersion = 2 // the log database; format.FormatVersion is that of headers
+	// The log database; format.FormatVersion is that of headers. Format 3
+	// stores index terms in posting blocks; a format-2 database is one
+	// whose blocks all hold one entry, so it is read as it is.
+	logFormatVersion = 3
 	keyFormatVersion = 2
 )
 

@@ -394,7 +394,11 @@ func (l *Ledger) postings(tid uint32, prefix []byte) ([]uint64, error) {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			out = append(out, binary.BigEndian.Uint64(it.Item().Key()[len(prefix):]))
+			_, entries, err := blockEntries(prefix, it.Item())
+			if err != nil {
+				return err
+			}
+			out = append(out, entries...)
 		}
 		return nil
 	})
@@ -557,16 +561,35 @@ func (l *Ledger) reseal(ctx context.Context, tid uint32, idxs []uint64) error {
 	})
 }
 
-// dropPayloads deletes the payloads of idxs and their index terms.
+// dropPayloads deletes the payloads of idxs and removes them from their
+// index terms' posting blocks. The blocks are located in a read
+// transaction opened with each write transaction (a write transaction's
+// own iterators would sort its pending writes at every seek); their
+// values are read and rewritten in the write transaction. Callers hold
+// shredMu: a block may hold other erasures' entries.
 func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
 	var out []Erased
+	var cur, snap *badger.Txn
+	var find *badger.Iterator
+	closeSnap := func() {
+		if snap != nil {
+			find.Close()
+			snap.Discard()
+		}
+	}
+	defer closeSnap()
 	err := l.inChunks("delete payloads", idxs, func(txn *badger.Txn, i uint64) error {
 		terms, ok, err := envelopeTerms(txn, tid, i)
 		if err != nil || !ok {
 			return err
 		}
+		if txn != cur {
+			closeSnap()
+			cur, snap = txn, l.db.NewTransaction(false)
+			find = snap.NewIterator(badger.IteratorOptions{})
+		}
 		for _, t := range terms {
-			if err := txn.Delete(termRefKey(tid, t, i)); err != nil {
+			if err := removeTerm(txn, find, tid, t, i); err != nil {
 				return err
 			}
 		}

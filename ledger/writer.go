@@ -251,14 +251,15 @@ func (l *Ledger) commitParts(states map[uint32]*logState, reqs []*appendReq, res
 // groupTxn is one attempt at committing requests: a write transaction and
 // copies of the log states it advances, applied only once it commits.
 type groupTxn struct {
-	l       *Ledger
-	txn     *badger.Txn
-	base    map[uint32]*logState
-	states  map[uint32]*logState
-	now     time.Time
-	retired retiredSet
-	newKeys []*dataKey  // pending keys the new entries are sealed under
-	hashes  []tlog.Hash // scratch
+	l        *Ledger
+	txn      *badger.Txn
+	base     map[uint32]*logState
+	states   map[uint32]*logState
+	now      time.Time
+	retired  retiredSet
+	newKeys  []*dataKey // pending keys the new entries are sealed under
+	postings postingBlocks
+	hashes   []tlog.Hash // scratch
 }
 
 func (g *groupTxn) state(tenant uint32) (*logState, error) {
@@ -303,7 +304,7 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 		return err
 	}
 	g := &groupTxn{l: l, txn: txn, base: states, states: make(map[uint32]*logState), now: now,
-		retired: retired}
+		retired: retired, postings: make(postingBlocks)}
 	out := make([]appendResult, len(reqs))
 	writes := false
 	// Retirements first: they bind every record of the group.
@@ -369,6 +370,13 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 		}
 		*st = next
 		out[i].receipts = receipts
+	}
+	// One posting block per term: the group's entries that carry it.
+	for k, entries := range g.postings {
+		last := entries[len(entries)-1]
+		if err := g.set(binary.BigEndian.AppendUint64(termRefPrefix(k.tenant, k.ref), last), encodeBlock(last, entries)); err != nil {
+			return err
+		}
 	}
 	for tenant := range touched {
 		if err := g.set(treeSizeKey(tenant), binary.BigEndian.AppendUint64(nil, g.states[tenant].size)); err != nil {
@@ -500,9 +508,7 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 			}
 		}
 		for _, t := range req.prep[i].terms {
-			if err := g.set(termRefKey(req.tenant, t, index), nil); err != nil {
-				return nil, err
-			}
+			g.postings.add(req.tenant, t, index)
 		}
 		if r.Kind == format.KindVersion {
 			vid, _ := r.identity()
@@ -591,7 +597,8 @@ func (c *txnCost) record(tenant string, r *Record, p *prepared) {
 		c.set(kindIndexKeySize, 0)
 	}
 	for range p.terms {
-		c.set(termKeySize, 0)
+		// At most a posting block of its own, or one gap in another's.
+		c.set(termKeySize, binary.MaxVarintLen64)
 	}
 	if r.Version != nil {
 		c.set(1+4+1+len(r.Version.Name)+1+len(r.Version.Label), 40)
