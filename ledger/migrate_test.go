@@ -475,6 +475,13 @@ func TestMigrateEveryEarlierFormat(t *testing.T) {
 			if tc.killed != nil {
 				tc.killed(t, dir)
 			}
+			if tc.logV2 {
+				// verify-log reads format 2 as it is, read-only.
+				res, err := VerifyDir(ctx, dir, testKeys(t, dir).Master, vkey)
+				if err != nil || len(res) == 0 || len(res[0].Problems) > 0 {
+					t.Errorf("VerifyDir(format 2) = %+v, %v", res, err)
+				}
+			}
 
 			l = openTest(t, dir)
 			want = checkMigrated(t, l, 0, want)
