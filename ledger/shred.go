@@ -564,32 +564,32 @@ func (l *Ledger) reseal(ctx context.Context, tid uint32, idxs []uint64) error {
 // dropPayloads deletes the payloads of idxs and removes them from their
 // index terms' posting blocks. The blocks are located in a read
 // transaction opened with each write transaction (a write transaction's
-// own iterators would sort its pending writes at every seek); their
-// values are read and rewritten in the write transaction. Callers hold
+// own iterators would sort its pending writes at every seek), and read
+// and rewritten in the write transaction (termRemover). Callers hold
 // shredMu: a block may hold other erasures' entries.
 func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
 	var out []Erased
-	var cur, snap *badger.Txn
-	var find *badger.Iterator
+	var snap *badger.Txn
+	var terms termRemover
 	closeSnap := func() {
 		if snap != nil {
-			find.Close()
+			terms.find.Close()
 			snap.Discard()
 		}
 	}
 	defer closeSnap()
 	err := l.inChunks("delete payloads", idxs, func(txn *badger.Txn, i uint64) error {
-		terms, ok, err := envelopeTerms(txn, tid, i)
+		refs, ok, err := envelopeTerms(txn, tid, i)
 		if err != nil || !ok {
 			return err
 		}
-		if txn != cur {
+		if txn != terms.txn {
 			closeSnap()
-			cur, snap = txn, l.db.NewTransaction(false)
-			find = snap.NewIterator(badger.IteratorOptions{})
+			snap = l.db.NewTransaction(false)
+			terms = termRemover{txn: txn, find: snap.NewIterator(badger.IteratorOptions{}), blocks: map[string][]uint64{}}
 		}
-		for _, t := range terms {
-			if err := removeTerm(txn, find, tid, t, i); err != nil {
+		for _, t := range refs {
+			if err := terms.remove(tid, t, i); err != nil {
 				return err
 			}
 		}

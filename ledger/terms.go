@@ -144,19 +144,22 @@ func blockEntries(prefix []byte, item *badger.Item) (uint64, []uint64, error) {
 
 // blockAt seeks it to the block of prefix that may hold entry index: the
 // first at or after prefix || index. ok is false if there is none.
-func blockAt(it *badger.Iterator, prefix []byte, index uint64) (k uint64, entries []uint64, ok bool, err error) {
+func blockAt(it *badger.Iterator, prefix []byte, index uint64) (k uint64, item *badger.Item, ok bool) {
 	it.Seek(binary.BigEndian.AppendUint64(prefix[:len(prefix):len(prefix)], index))
-	if !it.ValidForPrefix(prefix) {
-		return 0, nil, false, nil
+	if !it.ValidForPrefix(prefix) || len(it.Item().Key()) != len(prefix)+8 {
+		return 0, nil, false
 	}
-	k, entries, err = blockEntries(prefix, it.Item())
-	return k, entries, err == nil, err
+	return binary.BigEndian.Uint64(it.Item().Key()[len(prefix):]), it.Item(), true
 }
 
 // blockHas reports whether the term of prefix has entry index.
 func blockHas(it *badger.Iterator, prefix []byte, index uint64) (bool, error) {
-	_, entries, ok, err := blockAt(it, prefix, index)
+	_, item, ok := blockAt(it, prefix, index)
 	if !ok {
+		return false, nil
+	}
+	_, entries, err := blockEntries(prefix, item)
+	if err != nil {
 		return false, err
 	}
 	_, found := slices.BinarySearch(entries, index)
@@ -182,37 +185,49 @@ func (p postingBlocks) add(tenant uint32, ref [termRefSize]byte, index uint64) {
 	p[k] = append(p[k], index)
 }
 
-// removeTerm removes entry index from the term's block in txn: find is an
-// iterator over the committed database (a read transaction's), used only
-// to locate the block, whose current value is read in txn. Entries already
+// termRemover removes entries from their posting blocks in one write
+// transaction. It locates a block with find, an iterator over the
+// committed database (a read transaction's), and reads its value once in
+// the write transaction, keeping the entries it leaves in blocks: so
+// erasing n entries of a block reads it once, not n times. Entries already
 // removed are skipped, so a retry does nothing more.
-func removeTerm(txn *badger.Txn, find *badger.Iterator, tenant uint32, ref [termRefSize]byte, index uint64) error {
+type termRemover struct {
+	txn    *badger.Txn
+	find   *badger.Iterator
+	blocks map[string][]uint64 // block key -> its entries as txn holds them
+}
+
+func (r *termRemover) remove(tenant uint32, ref [termRefSize]byte, index uint64) error {
 	prefix := termRefPrefix(tenant, ref)
-	k, _, ok, err := blockAt(find, prefix, index)
-	if err != nil || !ok {
-		return err
+	k, _, ok := blockAt(r.find, prefix, index)
+	if !ok {
+		return nil
 	}
 	key := binary.BigEndian.AppendUint64(prefix, k)
-	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil // emptied and deleted earlier in txn
-	}
-	if err != nil {
-		return err
-	}
-	_, entries, err := blockEntries(prefix, item)
-	if err != nil {
-		return err
+	entries, read := r.blocks[string(key)]
+	if !read {
+		item, err := r.txn.Get(key)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound): // no entries left
+		case err != nil:
+			return err
+		default:
+			if _, entries, err = blockEntries(prefix, item); err != nil {
+				return err
+			}
+		}
 	}
 	j, found := slices.BinarySearch(entries, index)
 	if !found {
+		r.blocks[string(key)] = entries
 		return nil
 	}
 	entries = slices.Delete(entries, j, j+1)
+	r.blocks[string(key)] = entries
 	if len(entries) == 0 {
-		return txn.Delete(key)
+		return r.txn.Delete(key)
 	}
-	return txn.Set(key, encodeBlock(k, entries))
+	return r.txn.Set(key, encodeBlock(k, entries))
 }
 
 // Postings returns up to limit indexes of entries carrying the term, in
