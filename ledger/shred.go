@@ -586,7 +586,7 @@ func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
 		if txn != terms.txn {
 			closeSnap()
 			snap = l.db.NewTransaction(false)
-			terms = termRemover{txn: txn, find: snap.NewIterator(badger.IteratorOptions{}), blocks: map[string][]uint64{}}
+			terms = termRemover{txn: txn, find: snap.NewIterator(badger.IteratorOptions{}), blocks: map[string][]uint64{}, ranges: map[string][2]uint64{}}
 		}
 		for _, t := range refs {
 			if err := terms.remove(tid, t, i); err != nil {

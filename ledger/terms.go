@@ -186,48 +186,74 @@ func (p postingBlocks) add(tenant uint32, ref [termRefSize]byte, index uint64) {
 }
 
 // termRemover removes entries from their posting blocks in one write
-// transaction. It locates a block with find, an iterator over the
-// committed database (a read transaction's), and reads its value once in
-// the write transaction, keeping the entries it leaves in blocks: so
-// erasing n entries of a block reads it once, not n times. Entries already
-// removed are skipped, so a retry does nothing more.
+// transaction. The block of entry i is the block read last for the term
+// if i is within its range; else the block whose key ends in i, if there
+// is one (a block of one entry, or i is its K); else the first at or
+// after prefix || i, found by a seek of find, an iterator over the
+// committed database (a read transaction's: a write transaction's own
+// iterators sort its pending writes at every seek).
+// Each block is read once in the write transaction, which then holds its
+// entries as they are left: erasing n entries of a block reads it once.
+// Entries already removed are skipped, so a retry does nothing more.
 type termRemover struct {
 	txn    *badger.Txn
 	find   *badger.Iterator
-	blocks map[string][]uint64 // block key -> its entries as txn holds them
+	blocks map[string][]uint64  // block key -> its entries as txn holds them
+	ranges map[string][2]uint64 // term prefix -> the last block read: its smallest entry then, K
 }
 
 func (r *termRemover) remove(tenant uint32, ref [termRefSize]byte, index uint64) error {
 	prefix := termRefPrefix(tenant, ref)
-	k, _, ok := blockAt(r.find, prefix, index)
-	if !ok {
-		return nil
+	k := index
+	if rg, ok := r.ranges[string(prefix)]; ok && rg[0] <= index && index <= rg[1] {
+		k = rg[1]
 	}
-	key := binary.BigEndian.AppendUint64(prefix, k)
-	entries, read := r.blocks[string(key)]
-	if !read {
-		item, err := r.txn.Get(key)
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound): // no entries left
-		case err != nil:
+	entries, found, err := r.block(prefix, k)
+	if err != nil {
+		return err
+	}
+	if !found && k == index {
+		var ok bool
+		if k, _, ok = blockAt(r.find, prefix, index); !ok {
+			return nil
+		}
+		if entries, found, err = r.block(prefix, k); err != nil || !found {
 			return err
-		default:
-			if _, entries, err = blockEntries(prefix, item); err != nil {
-				return err
-			}
 		}
 	}
 	j, found := slices.BinarySearch(entries, index)
 	if !found {
-		r.blocks[string(key)] = entries
 		return nil
 	}
 	entries = slices.Delete(entries, j, j+1)
+	key := binary.BigEndian.AppendUint64(prefix, k)
 	r.blocks[string(key)] = entries
 	if len(entries) == 0 {
 		return r.txn.Delete(key)
 	}
 	return r.txn.Set(key, encodeBlock(k, entries))
+}
+
+// block returns the entries of block k of prefix as the write transaction
+// holds them; found is false if it holds none.
+func (r *termRemover) block(prefix []byte, k uint64) (entries []uint64, found bool, err error) {
+	key := binary.BigEndian.AppendUint64(prefix[:len(prefix):len(prefix)], k)
+	if entries, ok := r.blocks[string(key)]; ok {
+		return entries, len(entries) > 0, nil
+	}
+	item, err := r.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if _, entries, err = blockEntries(prefix, item); err != nil {
+		return nil, false, err
+	}
+	r.blocks[string(key)] = entries
+	r.ranges[string(prefix)] = [2]uint64{entries[0], k}
+	return entries, true, nil
 }
 
 // Postings returns up to limit indexes of entries carrying the term, in

@@ -220,3 +220,47 @@ func writeTermsV2(t *testing.T, db *badger.DB) {
 		t.Fatal(err)
 	}
 }
+
+// An erasure of more entries than one of its transactions holds (1,024)
+// finds a block that an earlier transaction of it left partly erased.
+func TestPostingBlocksErasedAcrossTransactions(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	model := Term{Field: 5, Value: []byte("model-a")}
+	for _, n := range []int{1000, 100} { // blocks of entries 0-999 and 1000-1099
+		recs := make([]Record, n)
+		for i := range recs {
+			recs[i] = subjectSpan(i+1000*(n/1000), "carol", "p")
+			recs[i].SpanID[2] = byte(n)
+			recs[i].Terms = []Term{model}
+		}
+		mustAppend(t, l, "default", recs...)
+	}
+	mustAppend(t, l, "default", func() Record { r := subjectSpan(5000, "dave", "q"); r.Terms = []Term{model}; return r }())
+	idxs, err := l.EntryIndexes(ctx, "default", Term{Field: SubjectField, Value: []byte("carol")})
+	if err != nil || len(idxs) != 1100 {
+		t.Fatalf("EntryIndexes(carol) = %d entries, %v; want 1100", len(idxs), err)
+	}
+	keys, _, err := l.KeysOf(ctx, "default", idxs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []*KeyRef
+	for _, k := range keys {
+		refs = append(refs, k)
+	}
+	erase := map[uint64]bool{}
+	for _, i := range idxs {
+		erase[i] = true
+	}
+	if erased, err := l.Shred(ctx, "default", refs, nil, erase); err != nil || len(erased) != 1100 {
+		t.Fatalf("Shred(carol) = %d erased, %v; want 1100", len(erased), err)
+	}
+	if got, _, err := l.Postings(ctx, "default", model, 0, 2000); err != nil || !slices.Equal(got, []uint64{1100}) {
+		t.Errorf("Postings(model) after erasing carol = %v, %v; want only dave's entry 1100", got, err)
+	}
+	if blocks := termBlocks(t, l); len(blocks) != 2 {
+		t.Errorf("posting blocks left: %v; want dave's model and subject blocks", blocks)
+	}
+}
