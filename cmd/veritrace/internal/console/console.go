@@ -148,8 +148,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // WithConsole serves the console under Prefix, redirects "/" to it, and
-// sends every other request to api. Every response of the console's, the
-// mux's redirects included, carries the security headers.
+// sends every other request to api. Every response carries the security
+// headers: the console's, the mux's redirects, and the API's (a 404 of a
+// path a browser was led to, say, is a document of this origin too). The
+// API's answers hold personal data: they are also marked Cache-Control:
+// no-store, unless a handler says otherwise.
 func WithConsole(api http.Handler) http.Handler {
 	return withConsole(api, Handler())
 }
@@ -160,8 +163,9 @@ func withConsole(api, ui http.Handler) http.Handler {
 	mux.Handle(Prefix, ui)
 	mux.Handle("GET /{$}", http.RedirectHandler(Prefix, http.StatusFound))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, strings.TrimSuffix(Prefix, "/")) {
-			setSecurityHeaders(w, r)
+		setSecurityHeaders(w, r)
+		if !strings.HasPrefix(r.URL.Path, Prefix) && r.URL.Path != "/" {
+			w.Header().Set("Cache-Control", "no-store")
 		}
 		mux.ServeHTTP(w, r)
 	})

@@ -43,6 +43,11 @@ func TestHandler(t *testing.T) {
 		{"POST", "/ui/", 405, "", "", ""},                                    // the console only reads
 		{"GET", "/veritrace.v1.LedgerService/GetEntry", 200, "", "api ", ""}, // everything else is the API
 		{"GET", "/", 302, "", "", ""},
+		{"GET", "/ui", 307, "", "", ""},                                            // the mux's redirect to /ui/
+		{"GET", "/x/../ui/", 307, "", "", ""},                                      // cleaned by the mux
+		{"GET", "/etc/passwd", 200, "", "api ", ""},                                // what a client makes of /ui/%2e%2e/%2e%2e/etc/passwd
+		{"POST", "/veritrace.v1.AuditService/GetTrace", 200, "", "api ", ""},       // an API answer
+		{"GET", "/ui/assets/missing.js", 404, "text/plain; charset=utf-8", "", ""}, // a 404 of the console's
 	} {
 		req := httptest.NewRequest(tc.method, tc.path, nil)
 		w := httptest.NewRecorder()
@@ -62,12 +67,18 @@ func TestHandler(t *testing.T) {
 		if tc.cache != "" && res.Header.Get("Cache-Control") != tc.cache {
 			t.Errorf("%s %s: Cache-Control %q, want %q", tc.method, tc.path, res.Header.Get("Cache-Control"), tc.cache)
 		}
-		if strings.HasPrefix(tc.path, Prefix) || tc.path == "/" {
+		// Every answer carries the headers: the console's, the mux's
+		// redirects, and the API's (whose answers hold personal data: never
+		// cached either).
+		{
 			for k, v := range securityHeaders {
 				if res.Header.Get(k) != v {
 					t.Errorf("%s %s: %s = %q, want %q", tc.method, tc.path, k, res.Header.Get(k), v)
 				}
 			}
+		}
+		if !strings.HasPrefix(tc.path, Prefix) && tc.path != "/" && res.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s %s: Cache-Control %q, want no-store", tc.method, tc.path, res.Header.Get("Cache-Control"))
 		}
 		if tc.path == "/" && res.Header.Get("Location") != Prefix {
 			t.Errorf("GET / redirects to %q, want %s", res.Header.Get("Location"), Prefix)

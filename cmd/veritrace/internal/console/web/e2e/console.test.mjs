@@ -538,3 +538,353 @@ describe("the web console", () => {
     assert.deepEqual(foreignRequests, []);
   });
 });
+
+// The second round: an outside reviewer's attacks (hostile content, a
+// lying server, stale data across tenants and sign-outs, a revoked key)
+// and the rest of the issue (admin and retention pages, pagination, a
+// trace of more than 500 spans, past erasures). Its data lives in a second
+// tenant, "acme", so the tests above see only their own.
+describe("attacks on the console, and what users expect of it", () => {
+  const ACME = "acme";
+  const EVIL = `<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script>`;
+  const EVIL_URL = "javascript:window.__pwned=1";
+  const BIG = 600; // spans in one trace: more than the 500 a summary reads
+  const bigTrace = Array(16).fill(0x50);
+  const evilTrace = Array(16).fill(0x66);
+  const bulkTrace = (n) => [0x70, ...Array(13).fill(0), n >> 8, n & 255];
+  const hex = (b) => Buffer.from(b).toString("hex");
+
+  before(async () => {
+    await rpc(tokens.admin, "AdminService/CreateTenant", { name: ACME });
+    tokens.multi = (await rpc(tokens.admin, "AdminService/CreateKey", { role: "ROLE_AUDITOR", tenants: ["default", ACME], label: "e2e two tenants" })).token;
+    tokens.acmeCompliance = (await rpc(tokens.admin, "AdminService/CreateKey", { role: "ROLE_COMPLIANCE_OFFICER", tenants: [ACME], label: "e2e acme compliance" })).token;
+    const ingest = (await rpc(tokens.admin, "AdminService/CreateKey", { role: "ROLE_INGESTER", tenants: [ACME], label: "e2e acme ingester" })).token;
+    const t0 = Date.now() - 120_000;
+    const at = (ms) => new Date(t0 + ms).toISOString();
+    const version = await rpc(ingest, "IngestService/RegisterVersion", { kind: "VERSION_KIND_PROMPT", name: EVIL, label: EVIL, content: b64(Buffer.from(EVIL)), mediaType: "text/html" }, ACME);
+    // A trace whose every string is hostile.
+    const evil = {
+      traceId: b64(evilTrace), spanId: b64([6, 6, 6, 6, 6, 6, 6, 1]), name: EVIL, kind: "SPAN_KIND_GENERATION", startTime: at(0), endTime: at(100),
+      subjectId: EVIL, sessionId: EVIL, status: { code: "STATUS_CODE_ERROR", message: EVIL }, attributes: { [EVIL]: EVIL, "url.full": EVIL_URL },
+      versions: { prompt: version.id },
+      model: { provider: EVIL, requestModel: EVIL, stopSequences: [EVIL] },
+      content: {
+        systemInstructions: EVIL,
+        inputMessages: [{ role: EVIL, parts: [{ text: EVIL }, { uri: EVIL_URL }, { toolCall: { name: EVIL, id: EVIL, arguments: EVIL } }] }],
+        outputMessages: [{ role: "assistant", finishReason: EVIL, parts: [{ toolCallResponse: { id: EVIL, result: EVIL } }] }],
+      },
+    };
+    const evilDocs = { ...evil, spanId: b64([6, 6, 6, 6, 6, 6, 6, 2]), parentSpanId: evil.spanId, kind: "SPAN_KIND_RETRIEVAL", content: { retrieval: { dataSource: EVIL, query: EVIL, documents: [{ id: EVIL, sourceUri: EVIL_URL, version: EVIL, text: EVIL, score: 1 }] } } };
+    const evilTool = { ...evil, spanId: b64([6, 6, 6, 6, 6, 6, 6, 3]), parentSpanId: evil.spanId, kind: "SPAN_KIND_TOOL", content: { toolCall: { name: EVIL, callId: EVIL, type: EVIL, arguments: EVIL, result: EVIL } } };
+    const evilGuard = { ...evil, spanId: b64([6, 6, 6, 6, 6, 6, 6, 4]), parentSpanId: evil.spanId, kind: "SPAN_KIND_GUARDRAIL", content: { guardrail: { name: EVIL, outcome: "GUARDRAIL_OUTCOME_BLOCKED", detail: EVIL } } };
+    await rpc(ingest, "IngestService/AppendSpans", { spans: [evil, evilDocs, evilTool, evilGuard] }, ACME);
+    // A trace of BIG spans, appended in pages of at most 1000.
+    const big = [];
+    for (let i = 0; i < BIG; i++) {
+      big.push({
+        traceId: b64(bigTrace), spanId: b64([5, 0, 0, 0, 0, 0, i >> 8, i & 255]), ...(i ? { parentSpanId: b64([5, 0, 0, 0, 0, 0, 0, 0]) } : {}),
+        name: i ? `step ${i}` : "batch job", kind: i ? "SPAN_KIND_TOOL" : "SPAN_KIND_AGENT", startTime: at(1000 + i), endTime: at(1001 + i), subjectId: "batch", sessionId: "batch",
+      });
+    }
+    await rpc(ingest, "IngestService/AppendSpans", { spans: big }, ACME);
+    // 30 traces of one subject: more than a page of search results.
+    const bulk = [];
+    for (let i = 0; i < 30; i++) bulk.push({ traceId: b64(bulkTrace(i)), spanId: b64([7, 0, 0, 0, 0, 0, 0, i]), name: `bulk ${i}`, kind: "SPAN_KIND_GENERATION", startTime: at(5000 + i), endTime: at(5001 + i), subjectId: "bulk-subject", sessionId: `bulk-${i}` });
+    // 105 subjects, each to be erased: more than a page of past erasures.
+    for (let i = 0; i < 105; i++) bulk.push({ traceId: b64([0x71, ...Array(13).fill(0), i >> 8, i & 255]), spanId: b64([7, 1, 0, 0, 0, 0, 0, i]), name: `gone ${i}`, kind: "SPAN_KIND_GENERATION", startTime: at(6000 + i), endTime: at(6001 + i), subjectId: `gone-${i}`, sessionId: `gone-${i}` });
+    await rpc(ingest, "IngestService/AppendSpans", { spans: bulk, waitCheckpoint: true }, ACME);
+  });
+
+  test("hostile strings in spans, versions, holds and erasures are shown as text and never run", async () => {
+    await rpc(tokens.acmeCompliance, "RetentionService/PlaceHold", { scope: { subjectId: "nobody" }, caseRef: EVIL, reason: EVIL }, ACME);
+    const page = await signIn("multi");
+    const dialogs = [];
+    page.on("dialog", (d) => {
+      dialogs.push(d.message());
+      d.dismiss();
+    });
+    await page.getByTestId("tenant-select").selectOption(ACME);
+    await page.goto(`${BASE}/ui/traces/${hex(evilTrace)}`);
+    await page.getByTestId("waterfall").waitFor();
+    for (const row of await page.getByTestId("span-row").all()) {
+      await row.click();
+      assert.ok((await page.getByTestId("span-detail").textContent())?.includes(EVIL), "the hostile text is shown as text");
+    }
+    await page.getByTestId("versions").locator("summary").first().click();
+    await page.getByTestId("tree-tab").click();
+    await shot(page, "hostile-trace");
+    assert.equal(await page.locator("main img, main script, main iframe, main object, main embed").count(), 0, "no element made from data");
+    assert.equal(await page.locator('[href^="javascript:"], [src^="javascript:"]').count(), 0, "no javascript: URL");
+    assert.equal(await page.evaluate(() => /** @type {any} */ (window).__pwned), undefined);
+    await page.close();
+    const co = await signIn("acmeCompliance");
+    await co.getByRole("link", { name: "Legal holds" }).click();
+    await co.getByTestId("hold-row").first().waitFor();
+    assert.ok((await co.getByTestId("holds").textContent())?.includes(EVIL));
+    assert.equal(await co.locator("main img, main script").count(), 0);
+    assert.equal(await co.evaluate(() => /** @type {any} */ (window).__pwned), undefined);
+    await co.close();
+    assert.deepEqual(dialogs, []);
+  });
+
+  test("every answer of the server carries the security headers, and none of the API's is cached or sniffed", async () => {
+    const cases = [
+      ["HEAD", "/ui/"],
+      ["GET", "/ui"],
+      ["GET", "/ui/assets/missing.js"],
+      ["GET", "/ui/%2e%2e/%2e%2e/etc/passwd"],
+      ["GET", "/x/../ui/"],
+      ["GET", "//ui/"],
+      ["PUT", "/ui/index.html"],
+    ];
+    for (const [method, path] of cases) {
+      const r = await fetch(BASE + path, { method, redirect: "manual" });
+      assert.ok(r.status !== 200 || (await r.text()).length === 0 || method === "HEAD" || r.headers.get("content-type")?.startsWith("text/html"), `${method} ${path}`);
+      for (const h of ["content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy"]) assert.ok(r.headers.get(h), `${method} ${path} (${r.status}) lacks ${h}`);
+    }
+    // The API's answers hold personal data: never cached, never sniffed, never framed.
+    for (const [token, method] of [[tokens.auditor, "LedgerService/ListAccessLog"], ["", "LedgerService/ListAccessLog"], [tokens.auditor, "AuditService/GetTrace"]]) {
+      const headers = { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) };
+      const r = await fetch(`${BASE}/veritrace.v1.${method}`, { method: "POST", headers, body: JSON.stringify(method.endsWith("GetTrace") ? { traceId: b64(traceId(1)) } : {}) });
+      assert.equal(r.headers.get("cache-control"), "no-store", `${method} (${r.status})`);
+      assert.equal(r.headers.get("x-content-type-options"), "nosniff", `${method} (${r.status})`);
+      assert.ok(r.headers.get("content-security-policy")?.includes("frame-ancestors 'none'"), `${method} (${r.status})`);
+    }
+  });
+
+  test("a key bound to two tenants switches tenant without showing the other tenant's data", async () => {
+    const page = await signIn("multi");
+    assert.equal(await page.getByTestId("tenant-select").inputValue(), "default");
+    await page.getByRole("link", { name: "Traces" }).click();
+    await page.locator('input[name="subject"]').fill("customer-42");
+    await page.getByTestId("search").click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="trace-row"]').length === 2);
+    // The default tenant's answer is slow; the user switches to acme before it comes.
+    await page.route("**/veritrace.v1.AuditService/QueryTraces", async (route) => {
+      const tenant = route.request().headers()["veritrace-tenant"];
+      const resp = await route.fetch();
+      if (tenant === "default") await sleep(1500);
+      await route.fulfill({ response: resp });
+    });
+    await page.getByTestId("search").click();
+    await page.getByTestId("tenant-select").selectOption(ACME);
+    await sleep(2000);
+    assert.equal(await page.getByTestId("trace-row").count(), 0, "acme has no trace of customer-42: the default tenant's rows are not shown under acme");
+    assert.ok(!(await page.locator("main").textContent())?.includes("invoke_agent support"));
+    await page.unroute("**/veritrace.v1.AuditService/QueryTraces");
+    // A trace of the default tenant, opened under acme, is not found there.
+    await page.goto(`${BASE}/ui/traces/${hexId(1)}`);
+    await page.getByText("not_found").waitFor();
+    assert.equal(await page.getByTestId("tenant-select").inputValue(), ACME, "the tenant chosen stays chosen in this tab");
+    await page.close();
+  });
+
+  test("signing out forgets everything: filters, results and the last bundle", async () => {
+    const page = await signIn("auditor");
+    await page.getByRole("link", { name: "Traces" }).click();
+    await page.locator('input[name="subject"]').fill("customer-42");
+    await page.getByTestId("search").click();
+    await page.getByTestId("trace-row").first().waitFor();
+    await Promise.all([page.waitForEvent("download"), page.getByTestId("export").click()]);
+    await page.getByTestId("exported").waitFor();
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByTestId("api-key").waitFor();
+    // Before anyone signs in again, the verify page holds no bundle of the last user's.
+    await page.getByRole("link", { name: "verify it in this browser" }).click();
+    await page.getByTestId("bundle-key").waitFor();
+    assert.equal(await page.getByTestId("bundle-name").count(), 0, "the last user's bundle is still in memory");
+    // The next user of the tab sees none of the last one's filters or results.
+    await page.goto(`${BASE}/ui/`);
+    await page.getByTestId("api-key").fill(tokens.compliance);
+    await page.getByTestId("sign-in").click();
+    await page.getByRole("link", { name: "Traces" }).click();
+    await page.getByTestId("search-form").waitFor();
+    assert.equal(await page.locator('input[name="subject"]').inputValue(), "", "the last user's subject filter");
+    assert.equal(await page.getByTestId("results").count(), 0, "the last user's results");
+    await page.close();
+  });
+
+  test("a key revoked while signed in is signed out at its next request", async () => {
+    const created = await rpc(tokens.admin, "AdminService/CreateKey", { role: "ROLE_AUDITOR", tenants: ["default"], label: "e2e soon revoked" });
+    tokens.revoked = created.token;
+    const page = await signIn("revoked");
+    await page.getByRole("link", { name: "Traces" }).click();
+    await page.getByTestId("search-form").waitFor();
+    await rpc(tokens.admin, "AdminService/RevokeKey", { id: created.key.id });
+    await page.locator('input[name="subject"]').fill("customer-42");
+    await page.getByTestId("search").click();
+    await page.getByTestId("api-key").waitFor({ timeout: 5000 });
+    assert.ok((await page.locator(".signin").textContent())?.includes("unauthenticated"), "says why");
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("veritrace.apiKey")), null);
+    await page.close();
+  });
+
+  test("a server that lies about entries, proofs, checkpoints or times is caught", async () => {
+    const page = await signIn("auditor");
+    await page.goto(`${BASE}/ui/traces/${hexId(2)}`);
+    await page.getByTestId("waterfall").waitFor();
+    const verify = async () => {
+      await page.getByTestId("log-key").fill(logPub);
+      await page.getByTestId("verify").click();
+      await page.locator('[data-testid="verify-result"], [data-testid="verify-panel"] [role="alert"]').first().waitFor();
+      return page.getByTestId("verify-panel").textContent();
+    };
+    const failed = async (check) => {
+      const text = await verify();
+      assert.ok(await page.getByTestId("not-verified").isVisible(), `${check}: ${text}`);
+      assert.equal(await page.locator(`li[data-check="${check}"]`).getAttribute("data-ok"), "false", check);
+    };
+    const lie = async (method, edit, check) => {
+      await page.route(`**/veritrace.v1.${method}`, async (route) => {
+        const req = route.request().postDataJSON();
+        const resp = await route.fetch({ postData: JSON.stringify(edit.req ? edit.req(req) : req) });
+        const body = await resp.json();
+        await route.fulfill({ response: resp, json: edit.resp ? edit.resp(body) : body });
+      });
+      await page.reload();
+      await page.getByTestId("waterfall").waitFor();
+      await failed(check);
+      await page.unroute(`**/veritrace.v1.${method}`);
+    };
+    // Another entry (of trace 1) for the span of trace 2.
+    await lie("LedgerService/GetEntry", { req: (r) => ({ ...r, index: "3" }) }, "entry headers");
+    // The proof of another index.
+    await lie("LedgerService/GetInclusionProof", { req: (r) => ({ ...r, index: String(Number(r.index ?? 0) ^ 1) }) }, "inclusion proofs");
+    // Acme's checkpoint, signed by the same key.
+    const acme = await rpc(tokens.multi, "LedgerService/GetCheckpoint", { fresh: true }, ACME);
+    await lie("LedgerService/GetCheckpoint", { resp: () => acme }, "checkpoint signature");
+    // The time an entry was appended, shown on the page.
+    await lie("AuditService/GetTrace", { resp: (b) => ((b.roots[0].appendedAt = "2020-01-01T00:00:00Z"), b) }, "entry headers");
+    // The time a version was registered.
+    await lie("AuditService/GetTrace", { resp: (b) => ((b.versions[0].registeredAt = "2020-01-01T00:00:00Z"), b) }, "entry headers");
+    await page.reload();
+    await page.getByTestId("waterfall").waitFor();
+    await verify();
+    await page.getByTestId("verified").waitFor();
+    await page.close();
+  });
+
+  test(`a trace of ${BIG} spans is shown whole and verified in the browser`, async () => {
+    const page = await signIn("multi");
+    await page.getByTestId("tenant-select").selectOption(ACME);
+    await page.getByRole("link", { name: "Traces" }).click();
+    await page.locator('input[name="subject"]').fill("batch");
+    await page.getByTestId("search").click();
+    await page.getByTestId("trace-row").first().waitFor();
+    assert.ok((await page.getByTestId("trace-row").first().textContent())?.includes("500+"), "the summary says it read 500 spans of more");
+    await page.getByTestId("trace-row").first().click();
+    await page.getByTestId("waterfall").waitFor();
+    assert.equal(await page.getByTestId("span-row").count(), BIG);
+    await page.getByTestId("log-key").fill(logPub);
+    await page.getByTestId("verify").click();
+    await page.getByTestId("verify-result").waitFor({ timeout: 120_000 });
+    assert.ok(await page.getByTestId("verified").isVisible(), await page.getByTestId("verify-result").textContent());
+    assert.ok((await page.locator('li[data-check="inclusion proofs"]').textContent())?.includes(`${BIG} ok`));
+    await shot(page, "big-trace-verified");
+    await page.close();
+  });
+
+  test("search results and the access log page forward and back", async () => {
+    const page = await signIn("multi");
+    await page.getByTestId("tenant-select").selectOption(ACME);
+    await page.getByRole("link", { name: "Traces" }).click();
+    await page.locator('input[name="subject"]').fill("bulk-subject");
+    await page.getByTestId("search").click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="trace-row"]').length === 25);
+    const first = await page.getByTestId("trace-row").first().textContent();
+    await page.getByTestId("next-page").click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="trace-row"]').length === 5);
+    assert.ok(await page.getByTestId("next-page").isDisabled(), "no page after the last");
+    await page.getByRole("button", { name: "← Previous" }).click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="trace-row"]').length === 25);
+    assert.equal(await page.getByTestId("trace-row").first().textContent(), first);
+    // The access log of acme: the verification above read 600 entries, more than a page.
+    await page.getByRole("link", { name: "Access log" }).click();
+    await page.getByTestId("access-row").first().waitFor();
+    const firstPage = await page.getByTestId("access-row").allTextContents();
+    assert.equal(firstPage.length, 100);
+    await page.getByRole("button", { name: "Later →" }).click();
+    await page.waitForFunction((f) => document.querySelector('[data-testid="access-row"]')?.textContent !== f, firstPage[0]);
+    const second = await page.getByTestId("access-row").allTextContents();
+    assert.ok(parseInt(second[0]) > parseInt(firstPage[99]), `page 2 starts at ${parseInt(second[0])}, after page 1's last ${parseInt(firstPage[99])}`);
+    await page.getByRole("button", { name: "← Earlier" }).click();
+    await page.waitForFunction((f) => document.querySelector('[data-testid="access-row"]')?.textContent === f, firstPage[0]);
+    await page.close();
+  });
+
+  test("past erasure requests page, and a past receipt downloads and verifies", async () => {
+    for (let i = 0; i < 105; i++) {
+      await rpc(tokens.acmeCompliance, "RetentionService/Erase", { requestId: `e2e-bulk-${String(i).padStart(3, "0")}`, subjectId: `gone-${i}`, legalBasis: "GDPR Art. 17(1)(a)", reason: "e2e" }, ACME);
+    }
+    const page = await signIn("acmeCompliance");
+    await page.getByRole("link", { name: "Erasure" }).click();
+    await page.getByTestId("erasure-row").first().waitFor();
+    const seen = new Set(await page.getByTestId("erasure-row").locator("code").allTextContents());
+    await page.getByTestId("erasures-next").click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="erasure-row"]').length < 100);
+    for (const id of await page.getByTestId("erasure-row").locator("code").allTextContents()) seen.add(id);
+    assert.equal(seen.size, 105, "every request, on one page or the next");
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("erasure-row").first().getByRole("button", { name: "Download" }).click()]);
+    const saved = JSON.parse(readFileSync((await download.path()) ?? "", "utf8"));
+    assert.ok(saved.signature.includes("\u2014 ") && saved.receipt.request_id, "a receipt with its signed note");
+    await page.close();
+  });
+
+  test("an admin creates a key (its token shown once) and revokes it, and creates a tenant", async () => {
+    const page = await signIn("admin");
+    await page.getByRole("link", { name: "API keys" }).click();
+    await page.getByTestId("key-row").first().waitFor();
+    await page.locator('select[name="role"]').selectOption({ label: "auditor" });
+    await page.locator('input[name="key-tenants"]').fill(ACME);
+    await page.locator('input[name="label"]').fill("e2e made in the console");
+    await page.getByTestId("create-key").click();
+    const token = (await page.getByTestId("new-token").locator("pre").textContent())?.trim() ?? "";
+    assert.match(token, /^vtk_/);
+    await page.getByTestId("keys").getByText("e2e made in the console").waitFor();
+    const who = await rpc(token, "IdentityService/WhoAmI", {});
+    assert.deepEqual(who.tenants, [ACME]);
+    // Shown once: gone when the page is left, and in no storage.
+    await page.getByRole("link", { name: "Tenants" }).click();
+    await page.getByRole("link", { name: "API keys" }).click();
+    await page.getByTestId("key-row").first().waitFor();
+    assert.equal(await page.getByTestId("new-token").count(), 0);
+    assert.ok(!(await page.content()).includes(token));
+    assert.ok(!(await page.evaluate(() => JSON.stringify(sessionStorage) + JSON.stringify(localStorage))).includes(token));
+    const row = page.getByTestId("key-row").filter({ hasText: "e2e made in the console" });
+    await row.getByRole("button", { name: "Revoke" }).click();
+    await row.getByText("revoked").waitFor();
+    await assert.rejects(rpc(token, "IdentityService/WhoAmI", {}), /401/);
+    await shot(page, "keys");
+    await page.getByRole("link", { name: "Tenants" }).click();
+    await page.locator('input[name="tenant-name"]').fill("e2e-new");
+    await page.getByRole("button", { name: "Create tenant" }).click();
+    await page.getByText("Tenant e2e-new created.").waitFor();
+    // The list is read again after the message: wait for it, not for the old list.
+    await page.getByTestId("tenants").getByText("e2e-new").waitFor();
+    await page.close();
+  });
+
+  test("a compliance officer shortens a rule with a reason and sweeps now", async () => {
+    const page = await signIn("acmeCompliance");
+    await page.getByRole("link", { name: "Retention" }).click();
+    await page.getByTestId("retention-policy").waitFor();
+    const before = Number(await page.locator('input[name="default-days"]').inputValue());
+    await page.locator('input[name="default-days"]').fill(String(before - 1));
+    await page.getByTestId("save-retention").click();
+    await page.getByTestId("retention-edit").getByRole("alert").waitFor(); // shorter needs a reason
+    await page.locator('input[name="retention-reason"]').fill("e2e: shorter by a day");
+    await page.getByTestId("save-retention").click();
+    await page.getByText(/Saved revision \d+/).waitFor();
+    assert.ok((await page.getByTestId("retention-policy").textContent())?.includes(`${before - 1} days`));
+    assert.ok((await page.getByTestId("retention-policy").textContent())?.includes("e2e: shorter by a day"));
+    await page.getByTestId("sweep").click();
+    await page.getByText(/Expired \d+ entries/).waitFor();
+    await shot(page, "retention");
+    await page.close();
+  });
+
+  test("still no script error, no CSP violation, no request to another origin", () => {
+    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(foreignRequests, []);
+  });
+});

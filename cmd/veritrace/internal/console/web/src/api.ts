@@ -21,11 +21,21 @@ export interface Api {
   identity: Client<typeof IdentityService>;
 }
 
-export function makeApi(apiKey: string, tenant?: string): Api {
-  const headers: Interceptor = (next) => (req) => {
+/**
+ * Clients that authenticate with apiKey on tenant. onUnauthenticated is
+ * called when the server no longer accepts the key (revoked or expired
+ * while signed in), before the error reaches the caller.
+ */
+export function makeApi(apiKey: string, tenant?: string, onUnauthenticated?: (e: ConnectError) => void): Api {
+  const headers: Interceptor = (next) => async (req) => {
     req.header.set("Authorization", "Bearer " + apiKey);
     if (tenant) req.header.set("Veritrace-Tenant", tenant);
-    return next(req);
+    try {
+      return await next(req);
+    } catch (e) {
+      if (onUnauthenticated && isUnauthenticated(e)) onUnauthenticated(e as ConnectError);
+      throw e;
+    }
   };
   const transport = createConnectTransport({
     baseUrl: location.origin,

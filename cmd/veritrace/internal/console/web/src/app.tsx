@@ -97,7 +97,14 @@ export function App() {
 
   const ctx: Ctx | null = useMemo(() => {
     if (!apiKey || !me) return null;
-    return { api: makeApi(apiKey, tenant), me, tenant, can: (p: Permission) => me.permissions.includes(p) };
+    // A key revoked or expired while signed in ends the session at its next request.
+    const lost = (e: unknown) => {
+      session.signOut();
+      setApiKey(null);
+      setMe(null);
+      setError(e);
+    };
+    return { api: makeApi(apiKey, tenant, lost), me, tenant, can: (p: Permission) => me.permissions.includes(p) };
   }, [apiKey, me, tenant]);
 
   const signIn = (key: string, w: WhoAmIResponse) => {
@@ -112,6 +119,8 @@ export function App() {
     session.signOut();
     setApiKey(null);
     setMe(null);
+    setTenant("");
+    setError(null);
     navigate("/");
   };
 

@@ -9,7 +9,7 @@ import { useState } from "preact/hooks";
 import { TraceQuerySchema } from "./gen/veritrace/v1/audit_pb";
 
 export type QueryInit = MessageInitShape<typeof TraceQuerySchema>;
-import { pins } from "./session";
+import { forgetOnSignOut, pins } from "./session";
 import { concat } from "./verify/bytes";
 import { parseCheckpointBody } from "./verify/note";
 import { useCtx } from "./context";
@@ -18,6 +18,7 @@ import { linkClick } from "./router";
 import { ErrorBox, Notice, Panel, download, useAction } from "./ui";
 
 export let lastBundle: { name: string; bytes: Uint8Array } | null = null;
+forgetOnSignOut(() => (lastBundle = null));
 
 /** The size of the checkpoint pinned for this tenant's log, if any, so that the bundle carries a consistency proof from it. */
 export function pinnedSize(origin: string): bigint {

@@ -8,6 +8,16 @@ const TENANT = "veritrace.tenant";
 const LOG_KEY = "veritrace.pinnedLogKey";
 const CHECKPOINT = "veritrace.pinnedCheckpoint:";
 
+// What the console holds in memory for the user signed in (search filters,
+// the last bundle exported) registers here to be forgotten at sign-out, so
+// that the next user of the tab finds none of it.
+const forgetters = new Set<() => void>();
+
+/** Registers fn to run when the user signs out (or the key stops working). */
+export function forgetOnSignOut(fn: () => void): void {
+  forgetters.add(fn);
+}
+
 export const session = {
   apiKey: (): string | null => sessionStorage.getItem(API_KEY),
   setApiKey: (k: string) => sessionStorage.setItem(API_KEY, k),
@@ -16,6 +26,7 @@ export const session = {
   signOut: () => {
     sessionStorage.removeItem(API_KEY);
     sessionStorage.removeItem(TENANT);
+    forgetters.forEach((f) => f());
   },
 };
 

@@ -13,6 +13,9 @@ import { Badge, ErrorBox, Field, KV, Notice, Page, Panel, Pre, download, useActi
 
 type Selector = "subject" | "session" | "traces";
 
+/** Past requests shown a page. */
+const HISTORY_PAGE = 100;
+
 function newRequestId(): string {
   const r = new Uint8Array(4);
   crypto.getRandomValues(r);
@@ -44,6 +47,8 @@ export function ErasureView() {
   const [confirm, setConfirm] = useState(false);
   const [done, setDone] = useState<Erasure | null>(null);
   const [history, setHistory] = useState<Erasure[] | null>(null);
+  const [pages, setPages] = useState<string[]>([""]); // page tokens of past requests; pages[i] starts page i
+  const [page, setPage] = useState(0);
   const params = JSON.stringify([selector, value.trim(), legalBasis.trim(), ticket.trim(), reason.trim(), requestId]);
   const request = (dryRun: boolean) => {
     const v = value.trim();
@@ -56,11 +61,21 @@ export function ErasureView() {
       subjectId: selector === "subject" ? v : "", sessionId: selector === "session" ? v : "", traceIds,
     };
   };
-  const loadHistory = useAction(async () => setHistory((await api.retention.listErasures({ pageSize: 100 })).erasures));
+  // Past requests, newest first, a page at a time.
+  const loadHistory = useAction(async (at: number = page) => {
+    const r = await api.retention.listErasures({ pageSize: HISTORY_PAGE, pageToken: pages[at] ?? "" });
+    setHistory(r.erasures);
+    setPage(at);
+    setPages((ps) => {
+      const next = ps.slice(0, at + 1);
+      if (r.nextPageToken) next[at + 1] = r.nextPageToken;
+      return next;
+    });
+  });
   // The list carries no receipts: fetch the request's own.
   const fetchReceipt = useAction(async (requestId: string) => downloadReceipt((await api.retention.getErasure({ requestId, pageSize: 1 })).erasure!));
   useEffect(() => {
-    loadHistory.run();
+    loadHistory.run(0);
   }, []);
   const dryRun = useAction(async () => {
     setDone(null);
@@ -74,7 +89,7 @@ export function ErasureView() {
     setDry(null);
     setConfirm(false);
     setRequestId(newRequestId());
-    await loadHistory.run();
+    await loadHistory.run(0);
   });
   const dryValid = dry && dry.params === params;
   return (
@@ -190,6 +205,17 @@ export function ErasureView() {
               ))}
             </tbody>
           </table>
+        )}
+        {(page > 0 || pages[page + 1]) && (
+          <div class="pager">
+            <button disabled={page === 0 || loadHistory.busy} onClick={() => loadHistory.run(page - 1)}>
+              ← Newer
+            </button>
+            <span>page {page + 1}</span>
+            <button disabled={!pages[page + 1] || loadHistory.busy} onClick={() => loadHistory.run(page + 1)} data-testid="erasures-next">
+              Older →
+            </button>
+          </div>
         )}
       </Panel>
     </Page>

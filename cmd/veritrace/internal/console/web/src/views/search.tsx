@@ -11,6 +11,7 @@ import { SpanKind } from "../gen/veritrace/v1/span_pb";
 import { VersionKind, type Version } from "../gen/veritrace/v1/version_pb";
 import { costs, duration, hex, kindName, ms, num, time } from "../format";
 import { linkClick, navigate } from "../router";
+import { forgetOnSignOut } from "../session";
 import { fromHex } from "../verify/bytes";
 import { Badge, ErrorBox, Field, Id, Notice, Page, Panel, useAction } from "../ui";
 
@@ -29,7 +30,9 @@ interface Filters {
 const empty: Filters = { traceId: "", subject: "", session: "", from: "", to: "", model: "", version: "", kind: "", errors: false };
 
 // Filters and results survive navigating to a trace and back (in memory only).
-let saved: { filters: Filters; query: QueryInit | null; pages: string[]; page: number } = { filters: empty, query: null, pages: [""], page: 0 };
+const fresh = { filters: empty, query: null, pages: [""], page: 0 };
+let saved: { filters: Filters; query: QueryInit | null; pages: string[]; page: number } = fresh;
+forgetOnSignOut(() => (saved = fresh));
 
 function utc(v: string) {
   return v ? timestampFromDate(new Date(v + (v.length === 16 ? ":00Z" : "Z"))) : undefined;

@@ -160,7 +160,7 @@ function Waterfall(props: { rows: Row[]; t0: number; total: number; selected: Sp
           <div class={"wf-row" + (props.selected === r.node ? " selected" : "")} onClick={() => props.onSelect(r.node)} data-testid="span-row">
             <div class="wf-name" style={{ paddingLeft: `${r.depth * 14 + 4}px` }} title={s?.name}>
               <Badge tone={kindTone(r.node.kind)}>{kindName(r.node.kind)}</Badge>
-              {r.attempt && <Badge tone={r.attempt === "failed attempt" ? "bad" : "warn"}>{r.attempt}</Badge>} {r.node.erased ? <em>erased</em> : s?.name}
+              {r.attempt && <Badge tone={r.attempt === "failed attempt" ? "bad" : "warn"}>{r.attempt}</Badge>} {r.node.erased ? <em>erased</em> : r.node.decodeError ? <em>undecodable</em> : s?.name}
             </div>
             <div class="wf-track">
               <div class={"wf-bar " + kindTone(r.node.kind) + (isError(s) ? " err" : "")} style={{ left: `${left}%`, width: `${width}%` }} />
@@ -263,6 +263,17 @@ function SpanDetail(props: { node: SpanNode; versions: Version[]; attempt?: stri
       ]}
     />
   );
+  if (!s && node.decodeError) {
+    return (
+      <div data-testid="span-undecodable">
+        <h2>
+          <Badge tone={kindTone(node.kind)}>{kindName(node.kind)}</Badge> undecodable span
+        </h2>
+        <Notice kind="warn">This span's payload is recorded but cannot be shown decoded: {node.decodeError}. GetEntry gives its bytes.</Notice>
+        {head}
+      </div>
+    );
+  }
   if (!s) {
     return (
       <div data-testid="span-erased">
