@@ -186,20 +186,29 @@ func (p postingBlocks) add(tenant uint32, ref [termRefSize]byte, index uint64) {
 }
 
 // termRemover removes entries from their posting blocks in one write
-// transaction. The block of entry i is the block read last for the term
-// if i is within its range; else the block whose key ends in i, if there
-// is one (a block of one entry, or i is its K); else the first at or
-// after prefix || i, found by a seek of find, an iterator over the
-// committed database (a read transaction's: a write transaction's own
-// iterators sort its pending writes at every seek).
-// Each block is read once in the write transaction, which then holds its
-// entries as they are left: erasing n entries of a block reads it once.
-// Entries already removed are skipped, so a retry does nothing more.
+// transaction: remove notes a removal, write stores each changed block
+// once. The block of entry i is the block read last for the term if i is
+// within its range; else the block whose key ends in i, if there is one
+// (a block of one entry, or i is its K); else the first at or after
+// prefix || i, found by a seek of find, an iterator over the committed
+// database. Each block is read once in the write transaction. Entries
+// removed already are skipped, so a retry does nothing more.
 type termRemover struct {
 	txn    *badger.Txn
 	find   *badger.Iterator
-	blocks map[string][]uint64  // block key -> its entries as txn holds them
+	blocks map[string]*heldBlock
 	ranges map[string][2]uint64 // term prefix -> the last block read: its smallest entry then, K
+}
+
+// heldBlock is a block as the transaction holds it.
+type heldBlock struct {
+	k       uint64
+	entries []uint64
+	changed bool
+}
+
+func newTermRemover(txn *badger.Txn, find *badger.Iterator) *termRemover {
+	return &termRemover{txn: txn, find: find, blocks: map[string]*heldBlock{}, ranges: map[string][2]uint64{}}
 }
 
 func (r *termRemover) remove(tenant uint32, ref [termRefSize]byte, index uint64) error {
@@ -208,52 +217,69 @@ func (r *termRemover) remove(tenant uint32, ref [termRefSize]byte, index uint64)
 	if rg, ok := r.ranges[string(prefix)]; ok && rg[0] <= index && index <= rg[1] {
 		k = rg[1]
 	}
-	entries, found, err := r.block(prefix, k)
+	b, err := r.block(prefix, k)
 	if err != nil {
 		return err
 	}
-	if !found && k == index {
+	if b == nil && k == index {
 		var ok bool
 		if k, _, ok = blockAt(r.find, prefix, index); !ok {
 			return nil
 		}
-		if entries, found, err = r.block(prefix, k); err != nil || !found {
+		if b, err = r.block(prefix, k); err != nil || b == nil {
 			return err
 		}
 	}
-	j, found := slices.BinarySearch(entries, index)
-	if !found {
+	if b == nil {
 		return nil
 	}
-	entries = slices.Delete(entries, j, j+1)
-	key := binary.BigEndian.AppendUint64(prefix, k)
-	r.blocks[string(key)] = entries
-	if len(entries) == 0 {
-		return r.txn.Delete(key)
+	if j, found := slices.BinarySearch(b.entries, index); found {
+		b.entries = slices.Delete(b.entries, j, j+1)
+		b.changed = true
 	}
-	return r.txn.Set(key, encodeBlock(k, entries))
+	return nil
 }
 
-// block returns the entries of block k of prefix as the write transaction
-// holds them; found is false if it holds none.
-func (r *termRemover) block(prefix []byte, k uint64) (entries []uint64, found bool, err error) {
+// block returns block k of prefix as the transaction holds it, nil if
+// there is no such block.
+func (r *termRemover) block(prefix []byte, k uint64) (*heldBlock, error) {
 	key := binary.BigEndian.AppendUint64(prefix[:len(prefix):len(prefix)], k)
-	if entries, ok := r.blocks[string(key)]; ok {
-		return entries, len(entries) > 0, nil
+	if b, ok := r.blocks[string(key)]; ok {
+		return b, nil
 	}
 	item, err := r.txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	if _, entries, err = blockEntries(prefix, item); err != nil {
-		return nil, false, err
+	_, entries, err := blockEntries(prefix, item)
+	if err != nil {
+		return nil, err
 	}
-	r.blocks[string(key)] = entries
+	b := &heldBlock{k: k, entries: entries}
+	r.blocks[string(key)] = b
 	r.ranges[string(prefix)] = [2]uint64{entries[0], k}
-	return entries, true, nil
+	return b, nil
+}
+
+// write stores the blocks remove changed, deleting those left empty.
+func (r *termRemover) write() error {
+	for key, b := range r.blocks {
+		var err error
+		switch {
+		case !b.changed:
+		case len(b.entries) == 0:
+			err = r.txn.Delete([]byte(key))
+		default:
+			err = r.txn.Set([]byte(key), encodeBlock(b.k, b.entries))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Postings returns up to limit indexes of entries carrying the term, in
