@@ -104,7 +104,8 @@ type appendReq struct {
 	recs       []Record
 	prep       []prepared
 	retire     *retirement
-	cost       txnCost // what the request adds to a group's transaction
+	closing    *closing // a control request: close traces (closure.go)
+	cost       txnCost  // what the request adds to a group's transaction
 	done       chan appendResult
 	// waitKeys: the writer must look its scope's key up in the key
 	// database, which waits while a DropPrefix runs (sealForCommit).
@@ -179,6 +180,9 @@ func (r *Record) validate() error {
 		if t.Field == SubjectField {
 			return errors.New("the subject index term is the ledger's: set Subject instead")
 		}
+		if t.Field == TraceField {
+			return errors.New("the trace index term is the ledger's")
+		}
 	}
 	return nil
 }
@@ -229,20 +233,25 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 		if class == "" {
 			class = DefaultRetentionClass
 		}
-		pseudonym := l.keys.pseudonym(tid, r.Subject)
-		scope := keyScope{tenant: tid, pseudonym: pseudonym, day: day, class: class}
-		dk, err := l.keys.forScope(scope)
-		if err != nil {
-			return nil, err
-		}
 		// Index term MACs are computed here, in parallel, not in the writer.
-		// The subject's term MAC is its pseudonym.
+		// The subject's term MAC is its pseudonym; a span that names no
+		// subject is sealed under a key of its trace (closure.go).
 		terms := make([][termRefSize]byte, 0, len(r.Terms)+1)
+		pseudonym := l.keys.pseudonym(tid, r.Subject)
 		if r.Subject != "" {
 			var ref [termRefSize]byte
 			ref[0] = SubjectField
 			copy(ref[1:], pseudonym[:])
 			terms = append(terms, ref)
+		} else if r.Kind == format.KindSpan {
+			var ref [termRefSize]byte
+			pseudonym, ref = l.traceScope(tid, r.TraceID)
+			terms = append(terms, ref)
+		}
+		scope := keyScope{tenant: tid, pseudonym: pseudonym, day: day, class: class}
+		dk, err := l.keys.forScope(scope)
+		if err != nil {
+			return nil, err
 		}
 		for _, t := range r.Terms {
 			terms = append(terms, l.termRef(tid, t))

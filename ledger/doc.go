@@ -5,7 +5,9 @@
 // hashed into an RFC 6962 Merkle tree (leaf hash = SHA-256(0x00 || header))
 // and into a hash chain (each header holds the previous entry's leaf hash).
 // The payload is sealed with XChaCha20-Poly1305 under a random data key of
-// its (tenant, subject, retention class, day) scope; the header commits to
+// its (tenant, subject, retention class, day) scope (a span that names no
+// subject: its trace's, so that erasing a trace destroys no key another
+// trace's entries are sealed under); the header commits to
 // it with a salted SHA-256 whose salt is sealed with it. Data keys live in a
 // key store beside the log, wrapped by a key-encryption key, so that
 // destroying them erases payloads (crypto-shredding) while every header,
@@ -36,6 +38,10 @@
 //     sealed under a key of its appended_at day, so an expiry bucket's
 //     entries are found by its day. Destroyed key material is dropped from
 //     the key store's files (one DropPrefix per erasure or sweep).
+//   - No span of a closed trace (CloseTraces: an erasure erased it) is
+//     committed after the close: the mark is durable state in the log
+//     database, written through the writer and read by it in every group
+//     that holds a new span of the trace.
 //   - A commit whose outcome is unknown, in either database and by any
 //     writer, fails the ledger: every later write fails with ErrFailed
 //     until it is reopened, which recovers from disk.

@@ -28,6 +28,7 @@ const (
 	nsRetired    = 0x1b // retirement markers, see retiredKeyKey and retiredBucketKey
 	nsDaySealed  = 0x1c // nsDaySealed | tenant -> u64 index: entries from it on are sealed under keys of their appended_at day
 	nsEntry      = 0x1d // nsEntry | tenant | index (u64)       -> entry record: canonical header || the tree hashes the entry completes (record.go)
+	nsClosed     = 0x1e // nsClosed | tenant | trace id (16) -> erasure request id: the trace was erased, no later span is accepted
 	nsAPIKey     = 0x30 // nsAPIKey | key id (8)                -> API key record (JSON)
 )
 
@@ -181,6 +182,11 @@ const (
 
 func retiredKeyKey(id [16]byte) []byte {
 	return append([]byte{nsRetired, retiredKey}, id[:]...)
+}
+
+// closedTraceKey marks a trace closed by an erasure (closure.go).
+func closedTraceKey(tenant uint32, trace [16]byte) []byte {
+	return append(tenantKey(nsClosed, tenant), trace[:]...)
 }
 
 // retiredKeyKey marks a data key retired: nsRetired | 0x01 | key id (16).

@@ -17,6 +17,7 @@ func Example_keyLayout() {
 	fmt.Printf("bucket   %x\n", bucketPrefix(nsKeyMaterial, s.bucket()))
 	fmt.Printf("retired  %x\n", retiredKeyKey(id))
 	fmt.Printf("retired  %x\n", retiredBucketKey(s.bucket()))
+	fmt.Printf("closed   %x\n", closedTraceKey(1, [16]byte{0x0f: 0x0e}))
 	// Output:
 	// material 220000000100004e200764656661756c74aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01010101010101010101010101010101
 	// scope    240000000100004e200764656661756c74aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
@@ -24,4 +25,5 @@ func Example_keyLayout() {
 	// bucket   220000000100004e200764656661756c74
 	// retired  1b0101010101010101010101010101010101
 	// retired  1b020000000100004e200764656661756c74
+	// closed   1e000000010000000000000000000000000000000e
 }

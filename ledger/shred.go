@@ -297,11 +297,15 @@ func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, ke
 	for _, k := range keys {
 		want[k.ID] = k
 		if k.Pseudonym != ([termMACSize]byte{}) {
-			ps, err := l.postings(tid, termPrefixKey(tid, SubjectField, k.Pseudonym))
-			if err != nil {
-				return nil, err
+			// A subject's key, or a trace's (its pseudonym is the MAC of
+			// the subject's or of the trace's term: closure.go).
+			for _, f := range []uint8{SubjectField, TraceField} {
+				ps, err := l.postings(tid, termPrefixKey(tid, f, k.Pseudonym))
+				if err != nil {
+					return nil, err
+				}
+				cands = append(cands, ps...)
 			}
-			cands = append(cands, ps...)
 		} else {
 			days[k.Day] = true
 		}

@@ -257,6 +257,7 @@ type groupTxn struct {
 	states   map[uint32]*logState
 	now      time.Time
 	retired  retiredSet
+	closed   closedSet
 	newKeys  []*dataKey // pending keys the new entries are sealed under
 	postings postingBlocks
 	hashes   []tlog.Hash // scratch
@@ -304,7 +305,7 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 		return err
 	}
 	g := &groupTxn{l: l, txn: txn, base: states, states: make(map[uint32]*logState), now: now,
-		retired: retired, postings: make(postingBlocks)}
+		retired: retired, closed: closedSet{txn: txn}, postings: make(postingBlocks)}
 	out := make([]appendResult, len(reqs))
 	writes := false
 	// Retirements first: they bind every record of the group.
@@ -329,6 +330,18 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 	if g.retired.wrote() {
 		if err := g.set(metaRetireEpoch, g.retired.nextEpoch()); err != nil {
 			return err
+		}
+	}
+	// So do trace closings (closure.go).
+	for _, r := range reqs {
+		if c := r.closing; c != nil {
+			for _, tr := range c.traces {
+				if err := g.set(closedTraceKey(c.tenant, tr), []byte(c.by)); err != nil {
+					return err
+				}
+			}
+			g.closed.add(c)
+			writes = true
 		}
 	}
 	touched := make(map[uint32]bool)
@@ -463,6 +476,15 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 		if found {
 			receipts[i] = rec
 			continue
+		}
+		if r.Kind == format.KindSpan {
+			if err := g.closed.check(req.tenant, r.TraceID); err != nil {
+				var tc *TraceClosedError
+				if errors.As(err, &tc) {
+					return nil, &RecordError{Record: i, Err: err}
+				}
+				return nil, err
+			}
 		}
 		if err := l.checkRefs(txn, req, i); err != nil {
 			return nil, err

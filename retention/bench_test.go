@@ -17,7 +17,8 @@ import (
 // BenchmarkErase erases a subject with 10,000 entries (2 KiB payloads) that
 // share their keys with nobody, and a session of 1,000 entries whose keys
 // also hold 9,000 entries of the same subject that must be re-sealed.
-// Baseline: reading and decrypting the same 10,000 entries.
+// Baseline: reading and decrypting the same 10,000 entries. And a
+// subject's 1,000 traces of 10 entries, 9 of which name no subject.
 //
 //	go test -run '^$' -bench Erase -benchtime 3x ./retention/
 func BenchmarkErase(b *testing.B) {
@@ -65,6 +66,35 @@ func BenchmarkErase(b *testing.B) {
 			er, err := e.s.Erase(ctx, "default", ErasureRequest{ID: "b", Session: "s3", LegalBasis: "x", Reason: "y"})
 			if err != nil || len(er.Erase) != 1000 {
 				b.Fatal(err)
+			}
+		}
+	})
+	// Whole traces: 1,000 traces of the subject, each a span naming it and
+	// 9 pieces naming no subject (events, children: trace keys).
+	b.Run("subject-1k-traces-10k-entries", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			e := newEnvB(b)
+			for n := 0; n < 10_000; n += 1000 {
+				recs := make([]ledger.Record, 1000)
+				for j := range recs {
+					spanSeq++
+					r := ledger.Record{Kind: format.KindSpan, SubKind: 1, Payload: payload}
+					if j%10 == 0 {
+						r.Subject = "subject"
+					}
+					r.TraceID[0], r.TraceID[1], r.TraceID[2] = 8, byte((n+j)/10>>8), byte((n+j)/10)
+					r.SpanID[0], r.SpanID[1], r.SpanID[7] = byte(spanSeq>>16), byte(spanSeq>>8), byte(spanSeq)
+					recs[j] = r
+				}
+				if _, err := e.l.Append(ctx, "default", recs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StartTimer()
+			er, err := e.s.Erase(ctx, "default", ErasureRequest{ID: "b", Subject: "subject", LegalBasis: "x", Reason: "y"})
+			if err != nil || len(er.Erase) != 10_000 {
+				b.Fatalf("Erase = %d entries, %v", len(er.Erase), err)
 			}
 		}
 	})

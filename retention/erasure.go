@@ -200,29 +200,22 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	digestKey := make([]byte, 32)
 	rand.Read(digestKey)
 	er.DigestKey, er.RequestDigest = hex.EncodeToString(digestKey), hex.EncodeToString(requestDigest(digestKey, req))
-	var targets []uint64
-	var err error
 	switch {
 	case req.Subject != "":
 		er.Selector = "subject"
-		targets, err = s.L.EntryIndexes(ctx, tenant, ledger.Term{Field: ledger.SubjectField, Value: []byte(req.Subject)})
 	case req.Session != "":
 		er.Selector = "session"
-		targets, err = s.L.EntryIndexes(ctx, tenant, ledger.Term{Field: s.SessionField, Value: []byte(req.Session)})
 	default:
 		er.Selector = "traces"
-		size, serr := s.L.Size(ctx, tenant)
-		if serr != nil {
-			return nil, serr
-		}
-		for _, t := range req.TraceIDs {
-			idxs, terr := s.L.SpansOfTrace(ctx, tenant, t, size)
-			if terr != nil {
-				return nil, terr
-			}
-			targets = append(targets, idxs...)
+	}
+	// The subject's (session's) whole traces; closed first, so that no
+	// piece of them arriving meanwhile escapes the plan (closure.go).
+	if !req.DryRun {
+		if err := s.closeTraces(ctx, tenant, req); err != nil {
+			return nil, err
 		}
 	}
+	targets, _, err := s.selectEntries(ctx, tenant, req)
 	if err != nil {
 		return nil, err
 	}

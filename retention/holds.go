@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
 )
 
@@ -152,17 +151,7 @@ func (s *Service) held(ctx context.Context, tenant string, cands []uint64) (map[
 		case sc.Tenant:
 			covered = func(uint64) bool { return true }
 		case sc.Subject != "" || sc.Session != "" || sc.TraceID != "":
-			var idxs []uint64
-			switch {
-			case sc.Subject != "":
-				idxs, err = s.L.EntryIndexes(ctx, tenant, ledger.Term{Field: ledger.SubjectField, Value: []byte(sc.Subject)})
-			case sc.Session != "":
-				idxs, err = s.L.EntryIndexes(ctx, tenant, ledger.Term{Field: s.SessionField, Value: []byte(sc.Session)})
-			default:
-				var t [16]byte
-				hex.Decode(t[:], []byte(sc.TraceID))
-				idxs, err = s.L.SpansOfTrace(ctx, tenant, t, size)
-			}
+			idxs, err := s.holdCovers(ctx, tenant, sc, size) // whole traces (closure.go)
 			if err != nil {
 				return nil, err
 			}

@@ -45,6 +45,7 @@ type benchConfig struct {
 	spanBytes int
 	timeout   time.Duration // per request
 	mode      string        // native, otlp-grpc, otlp-http, otlp-http-json, export
+	noSubject bool          // spans name no end user
 }
 
 // batchMix is a distribution of batch sizes: "100", or weighted sizes
@@ -105,6 +106,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&c.spanBytes, "span-bytes", 2048, "approximate encoded size of each span")
 	fs.DurationVar(&c.timeout, "timeout", time.Minute, "per-request timeout")
 	fs.StringVar(&c.mode, "mode", "native", "what to do: send spans natively (AppendSpans), as otlp-grpc, otlp-http (protobuf) or otlp-http-json (OpenTelemetry exports of the same spans), or export the selector given by --subject, --trace, ... (an auditor's key)")
+	fs.BoolVar(&c.noSubject, "no-subject", false, "spans name no end user (an app that sets no user.id): each trace's spans are sealed under a key of the trace")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	allowRemote := fs.Bool("allow-remote", false, "allow a target that is not a loopback address")
 	if _, err := parseFlags(fs, args, 0, ""); err != nil {
@@ -306,6 +308,9 @@ func bench(ctx context.Context, cf clientFlags, c benchConfig) (*benchResult, er
 		var err error
 		if senders[i], err = benchSender(tcf, c.mode); err != nil {
 			return nil, err
+		}
+		if build := senders[i].build; c.noSubject {
+			senders[i].build = func(first uint64, n int, text string) any { return withoutSubjects(build(first, n, text)) }
 		}
 	}
 	// No new request starts after the deadline; requests under way finish,

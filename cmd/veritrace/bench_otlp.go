@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -146,4 +147,24 @@ func benchOTLPExport(first uint64, n int, text string) any {
 		Resource:   &resource.Resource{Attributes: []*common.KeyValue{str("service.name", "veritrace-bench")}},
 		ScopeSpans: []*trace.ScopeSpans{{Scope: &common.InstrumentationScope{Name: "veritrace-bench"}, Spans: spans}},
 	}}}
+}
+
+// withoutSubjects removes the end user from a request's spans (bench
+// --no-subject).
+func withoutSubjects(req any) any {
+	switch r := req.(type) {
+	case *v1.AppendSpansRequest:
+		for _, sp := range r.Spans {
+			sp.SubjectId = ""
+		}
+	case *coltrace.ExportTraceServiceRequest:
+		for _, rs := range r.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				for _, sp := range ss.GetSpans() {
+					sp.Attributes = slices.DeleteFunc(sp.Attributes, func(kv *common.KeyValue) bool { return kv.GetKey() == "user.id" })
+				}
+			}
+		}
+	}
+	return req
 }

@@ -313,16 +313,19 @@ func TestOTLPNodeExporter(t *testing.T) {
 	s.checkTrace(t, traceID, 3, "node-user-1")
 }
 
-// TestBenchModes runs the load generator briefly in every mode against a
-// real server: each must finish with zero errors.
+// TestBenchModes runs the load generator briefly in every mode, with and
+// without subjects, against a real server: each must finish with zero
+// errors.
 func TestBenchModes(t *testing.T) {
 	s := startOTLPSession(t)
 	for _, mode := range []string{"native", "otlp-grpc", "otlp-http", "otlp-http-json"} {
-		var out strings.Builder
-		err := run(context.Background(), []string{"bench", "--addr", s.url, "--api-key-file", s.appFile, "--mode", mode,
-			"--clients", "2", "--batch", "20", "--requests", "2", "--span-bytes", "512"}, &out)
-		if err != nil || !strings.Contains(out.String(), "requests=4 spans=80 errors=0") {
-			t.Errorf("bench --mode %s: %v\n%s", mode, err, out.String())
+		for _, extra := range [][]string{nil, {"--no-subject"}} {
+			var out strings.Builder
+			err := run(context.Background(), append([]string{"bench", "--addr", s.url, "--api-key-file", s.appFile, "--mode", mode,
+				"--clients", "2", "--batch", "20", "--requests", "2", "--span-bytes", "512"}, extra...), &out)
+			if err != nil || !strings.Contains(out.String(), "requests=4 spans=80 errors=0") {
+				t.Errorf("bench --mode %s %v: %v\n%s", mode, extra, err, out.String())
+			}
 		}
 	}
 }

@@ -46,6 +46,8 @@ func toConnect(ctx context.Context, log *slog.Logger, procedure string, err erro
 			return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s.versions.%s: %s version %x is not registered in this tenant; register it with RegisterVersion first", field, mv.Kind, mv.Kind, mv.ID))
 		case errors.As(re.Err, &conflict):
 			return connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("%s (%s): %v", field, ids, conflict))
+		case errors.Is(re.Err, ledger.ErrTraceClosed):
+			return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s (%s): %v", field, ids, re.Err))
 		case errors.Is(re.Err, ledger.ErrInvalid):
 			return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: %v", field, re.Err))
 		}
@@ -54,7 +56,7 @@ func toConnect(ctx context.Context, log *slog.Logger, procedure string, err erro
 	switch {
 	case errors.As(err, &space):
 		return connect.NewError(connect.CodeResourceExhausted, space)
-	case errors.Is(err, ledger.ErrBucketExpired):
+	case errors.Is(err, ledger.ErrBucketExpired), errors.Is(err, ledger.ErrTraceClosed):
 		return connect.NewError(connect.CodeFailedPrecondition, err)
 	case errors.Is(err, ledger.ErrFailed):
 		// The ledger logged the cause once; the client learns what to expect.

@@ -208,8 +208,12 @@ type traceState struct {
 	probed           bool
 	// existing maps the span ids of the trace's entries in the ledger
 	// (loaded) to their headers.
-	loaded    bool
-	existing  map[[8]byte]*format.Header
+	loaded   bool
+	existing map[[8]byte]*format.Header
+	// closedBy is the erasure request that closed the trace (loaded):
+	// its items are refused.
+	closedBy  string
+	closed    bool
 	resources map[[32]byte]*resourceState
 }
 
@@ -350,6 +354,13 @@ func (in *ingestion) add(g *otlp.Group, field string, it *otlp.Item) error {
 		return err
 	}
 	ts := in.trace(m.Span.GetTraceId())
+	if err := in.loadTrace(ts); err != nil {
+		return err
+	}
+	if ts.closed {
+		in.rej.add(true, fmt.Sprintf("%s: %v", field, &ledger.TraceClosedError{Trace: ts.id, By: ts.closedBy}))
+		return nil
+	}
 	// Sealed with its trace: an item that names no subject inherits the
 	// trace's, which chooses its data key and its subject index term,
 	// never its payload (docs/OTLP.md, "Subjects").
@@ -504,6 +515,9 @@ func (in *ingestion) loadTrace(ts *traceState) error {
 	}
 	hs, err := l.Headers(ctx, in.tenant, idxs)
 	if err != nil {
+		return in.b.fail(ctx, in.proc, err, nil)
+	}
+	if ts.closedBy, ts.closed, err = l.ClosedBy(ctx, in.tenant, ts.id); err != nil {
 		return in.b.fail(ctx, in.proc, err, nil)
 	}
 	ts.existing = make(map[[8]byte]*format.Header, len(hs))
@@ -681,6 +695,9 @@ func (in *ingestion) flush() error {
 			return in.b.fail(in.ctx, in.proc, err, nil)
 		}
 		bad := in.batch[re.Record]
+		// An erasure closed a trace meanwhile: every record of it goes.
+		var tc *ledger.TraceClosedError
+		closed := errors.As(re.Err, &tc)
 		cerr := toConnect(in.ctx, in.b.log, in.proc, err, func(int) (string, string) {
 			if bad.field == "" {
 				return "resource entry", fmt.Sprintf("trace_id %x, span_id %x", bad.rec.TraceID, bad.rec.SpanID)
@@ -695,6 +712,11 @@ func (in *ingestion) flush() error {
 		keep := in.batch[:0]
 		for i, p := range in.batch {
 			switch {
+			case closed && p.rec.TraceID == tc.Trace:
+				p.trace.closed, p.trace.closedBy = true, tc.By // its later items too
+				if p.field != "" {
+					in.rej.add(true, fmt.Sprintf("%s: %v", p.field, tc))
+				}
 			case i == re.Record && p.field == "":
 				p.res.bad = fmt.Sprintf("its trace's resource entry could not be appended: %s", errMessage(cerr))
 			case i == re.Record:

@@ -189,7 +189,6 @@ func erase(t *testing.T, s *testServer, id, subject string) {
 // nothing names the subject until after the event is stored, so only
 // erasure by trace closure can take it.
 func TestAttackOTLPLogBeforeItsSpanSurvivesErasure(t *testing.T) {
-	t.Skip("trace-closure erasure: issue 9 holds/erasure engineer")
 	s := startServer(t, 0)
 	ctx := context.Background()
 	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
@@ -231,7 +230,6 @@ func TestAttackOTLPLogBeforeItsSpanSurvivesErasure(t *testing.T) {
 // in the same export (TestOTLPSubjectInherited); exported alone before
 // the parent, as here, only erasure by trace closure can take it.
 func TestAttackOTLPLiteLLMRawRequestSurvivesErasure(t *testing.T) {
-	t.Skip("trace-closure erasure: issue 9 holds/erasure engineer")
 	s := startServer(t, 0)
 	ctx := context.Background()
 	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))

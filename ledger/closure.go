@@ -1,0 +1,305 @@
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// Trace closure: erasure and holds by subject (or session) cover the
+// subject's whole traces, pieces that name no subject included, however
+// late or out of order they arrive (docs/RETENTION.md, "Traces").
+//
+// A span record that names no subject is sealed under a data key of its own
+// trace: the scope's pseudonym is the MAC of the record's TraceField index
+// term (its trace id), which the ledger adds itself, as it adds the subject
+// term of a record with a subject. Such a key holds the unattributed pieces
+// of one trace, day and class only, so an erasure that takes them destroys
+// it whole and re-seals nothing of another trace.
+//
+// An erasure closes the traces it erases (CloseTraces): a durable mark per
+// trace in the log database, written through the writer and checked by it
+// in every later group, so that no span of an erased trace is committed
+// after it, whichever node or process appends it.
+
+// TraceField is the index field of a span record that names no subject:
+// its value is the trace id (16 bytes) and its MAC is the pseudonym of the
+// record's key scope. The ledger adds it; a Record may not carry it.
+const TraceField uint8 = 7
+
+// ErrTraceClosed: a span of a trace that an erasure closed; see
+// TraceClosedError.
+var ErrTraceClosed = errors.New("trace erased")
+
+// TraceClosedError is the cause of a RecordError for a span of a trace an
+// erasure closed: the trace's data was erased and later pieces of it are
+// refused, never stored.
+type TraceClosedError struct {
+	Trace [16]byte
+	By    string // the erasure request id
+}
+
+func (e *TraceClosedError) Error() string {
+	return fmt.Sprintf("trace %x was erased by erasure request %q; later spans of an erased trace are not accepted", e.Trace, e.By)
+}
+
+func (e *TraceClosedError) Unwrap() error { return ErrTraceClosed }
+
+// traceScope returns the key scope pseudonym of a span record that names
+// no subject, and its TraceField term reference.
+func (l *Ledger) traceScope(tid uint32, trace [16]byte) ([termMACSize]byte, [termRefSize]byte) {
+	mac := l.keys.termMAC(tid, TraceField, trace[:])
+	var ref [termRefSize]byte
+	ref[0] = TraceField
+	copy(ref[1:], mac[:])
+	return mac, ref
+}
+
+// closureChunk is the most reads of one read transaction of Closure.
+const closureChunk = 1024
+
+// Closure returns what an erasure or a hold selecting by term t (a subject
+// or a session) covers: every entry carrying t and, for every trace one of
+// them is a span of, each span entry of the trace that carries no term of
+// t's field (a piece that names no subject, or no session: an OTLP log
+// event, a child span, a trace's resource entry). A span of the trace
+// naming another value of the field is that subject's (or session's) and
+// is left out. Entries already erased are left out. It returns the indexes
+// in order, and the trace of every span among them.
+//
+// Its work is one header read per entry carrying t, one scan of the span
+// identity index per trace and one envelope read per other span of those
+// traces, in read transactions of at most 1024 entries or traces, checking
+// ctx between them.
+func (l *Ledger) Closure(ctx context.Context, tenant string, t Term) ([]uint64, map[uint64][16]byte, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	direct, err := l.EntryIndexes(ctx, tenant, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	traceOf := make(map[uint64][16]byte, len(direct))
+	var traces [][16]byte
+	seen := map[[16]byte]bool{}
+	for chunk := range slices.Chunk(direct, closureChunk) {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if err := l.db.View(func(txn *badger.Txn) error {
+			for _, i := range chunk {
+				h, err := readHeader(txn, tid, i)
+				if err != nil {
+					return err
+				}
+				if h.Kind != format.KindSpan {
+					continue
+				}
+				traceOf[i] = h.TraceID
+				if !seen[h.TraceID] {
+					seen[h.TraceID] = true
+					traces = append(traces, h.TraceID)
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, nil, err
+		}
+	}
+	want := l.termRef(tid, t)
+	out := slices.Clone(direct)
+	size := l.committedSize(tid)
+	// The traces' other spans (the span identity index), then their
+	// envelopes.
+	type piece struct {
+		index uint64
+		trace [16]byte
+	}
+	var pieces []piece
+	for chunk := range slices.Chunk(traces, closureChunk) {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if err := l.db.View(func(txn *badger.Txn) error {
+			for _, tr := range chunk {
+				var id [32]byte
+				copy(id[:], tr[:])
+				prefix := identityKey(tid, format.KindSpan, id)[:len(tenantKey(nsIdentity, tid))+1+16]
+				// A prefix iterator reads only the tables that may hold it.
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
+				for it.Rewind(); it.Valid(); it.Next() {
+					v, err := it.Item().ValueCopy(nil)
+					if err == nil && len(v) != 9 {
+						err = fmt.Errorf("identity entry of %d bytes", len(v))
+					}
+					if err != nil {
+						it.Close()
+						return err
+					}
+					if i := binary.BigEndian.Uint64(v); i < size {
+						if _, ok := traceOf[i]; !ok {
+							pieces = append(pieces, piece{i, tr})
+						}
+					}
+				}
+				it.Close()
+			}
+			return nil
+		}); err != nil {
+			return nil, nil, err
+		}
+	}
+	for chunk := range slices.Chunk(pieces, closureChunk) {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if err := l.db.View(func(txn *badger.Txn) error {
+			for _, p := range chunk {
+				terms, live, err := envelopeTerms(txn, tid, p.index)
+				if err != nil {
+					return err
+				}
+				if !live || slices.ContainsFunc(terms, func(r [termRefSize]byte) bool { return r[0] == t.Field && r != want }) {
+					continue
+				}
+				out = append(out, p.index)
+				traceOf[p.index] = p.trace
+			}
+			return nil
+		}); err != nil {
+			return nil, nil, err
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), traceOf, nil
+}
+
+// closing is a control request: close traces of a tenant (CloseTraces).
+type closing struct {
+	tenant uint32
+	traces [][16]byte
+	by     string
+}
+
+func (c *closing) cost() txnCost {
+	var t txnCost
+	for _, tr := range c.traces {
+		t.set(len(closedTraceKey(c.tenant, tr)), len(c.by))
+	}
+	return t
+}
+
+// CloseTraces closes traces of a tenant for the erasure request by (its
+// id): from the commit of the marks on, Append refuses every new span of
+// them with a *RecordError wrapping a *TraceClosedError. The marks go
+// through the writer, so that they are ordered with every commit: a span
+// of a closed trace was either committed before its mark, and a selection
+// made after CloseTraces returns finds it, or it is refused. The marks are
+// durable when it returns. Closing a trace again is harmless.
+func (l *Ledger) CloseTraces(ctx context.Context, tenant string, traces [][16]byte, by string) error {
+	if by == "" {
+		return fmt.Errorf("%w: closing traces needs the erasure request's id", ErrInvalid)
+	}
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return err
+	}
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed {
+		return ErrClosed
+	}
+	for part := range slices.Chunk(traces, retireChunk) {
+		if err := l.failure(); err != nil {
+			return err
+		}
+		c := &closing{tenant: tid, traces: part, by: by}
+		req := &appendReq{closing: c, cost: c.cost(), done: make(chan appendResult, 1)}
+		if _, err := l.submit(ctx, req); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ClosedBy returns the id of the erasure request that closed a trace, and
+// whether one did.
+func (l *Ledger) ClosedBy(ctx context.Context, tenant string, trace [16]byte) (string, bool, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return "", false, err
+	}
+	var by string
+	var found bool
+	err = l.db.View(func(txn *badger.Txn) error {
+		by, found, err = closedMark(txn, tid, trace)
+		return err
+	})
+	return by, found, err
+}
+
+func closedMark(txn *badger.Txn, tid uint32, trace [16]byte) (string, bool, error) {
+	item, err := txn.Get(closedTraceKey(tid, trace))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read the closed mark of trace %x: %w", trace, err)
+	}
+	v, err := item.ValueCopy(nil)
+	return string(v), true, err
+}
+
+// closedSet answers, within one group transaction, whether a trace is
+// closed: one Get per distinct trace of the group's spans.
+type closedSet struct {
+	txn   *badger.Txn
+	marks map[closedID]closedState
+}
+
+type closedID struct {
+	tenant uint32
+	trace  [16]byte
+}
+
+type closedState struct {
+	closed bool
+	by     string
+}
+
+func (s *closedSet) add(c *closing) {
+	if s.marks == nil {
+		s.marks = map[closedID]closedState{}
+	}
+	for _, tr := range c.traces {
+		s.marks[closedID{c.tenant, tr}] = closedState{true, c.by}
+	}
+}
+
+// check returns a *TraceClosedError if the trace is closed.
+func (s *closedSet) check(tenant uint32, trace [16]byte) error {
+	id := closedID{tenant, trace}
+	st, ok := s.marks[id]
+	if !ok {
+		by, closed, err := closedMark(s.txn, tenant, trace)
+		if err != nil {
+			return err
+		}
+		st = closedState{closed, by}
+		if s.marks == nil {
+			s.marks = map[closedID]closedState{}
+		}
+		s.marks[id] = st
+	}
+	if st.closed {
+		return &TraceClosedError{Trace: trace, By: st.by}
+	}
+	return nil
+}
