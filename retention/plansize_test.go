@@ -2,11 +2,15 @@ package retention
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
@@ -88,6 +92,9 @@ func TestErasurePlanRecordsAreBounded(t *testing.T) {
 	if name, largest, total := e.stateSizes(t); largest > maxPlanRecordBytes {
 		t.Errorf("state record %q is %d bytes (all state records: %d), want at most %d", name, largest, total, maxPlanRecordBytes)
 	}
+	if parts := receiptTombstones(t, e, er); len(parts) != 4 {
+		t.Errorf("the receipt names %d tombstone parts, want 4", len(parts))
+	}
 	if len(er.Receipt) > maxReceiptBytes {
 		t.Errorf("the receipt is %d bytes, want at most %d", len(er.Receipt), maxReceiptBytes)
 	}
@@ -119,4 +126,49 @@ func BenchmarkPlanAtRealSizes(b *testing.B) {
 		b.ReportMetric(float64(len(er.Receipt)), "receipt-bytes")
 		b.ReportMetric(float64(len(er.Held)), "held")
 	}
+}
+
+// receiptTombstones checks an erasure's receipt (format v2) against the
+// log: its signature by the log key, each tombstone part it names (index
+// and leaf hash, part number, request id) and its counts against what the
+// parts name; it returns the parts.
+func receiptTombstones(t *testing.T, e *env, er *Erasure) []format.Tombstone {
+	t.Helper()
+	ctx := context.Background()
+	v, _ := note.NewVerifier(e.l.VerifierKey())
+	n, err := note.Open([]byte(er.ReceiptSig), note.VerifierList(v))
+	if err != nil || n.Text != format.ReceiptSignatureBody(e.l.Origin("default"), sha256.Sum256(er.Receipt)) {
+		t.Fatalf("receipt signature: %v", err)
+	}
+	var rc Receipt
+	if err := json.Unmarshal(er.Receipt, &rc); err != nil || rc.Format != ReceiptFormat {
+		t.Fatalf("receipt %.200s: %v", er.Receipt, err)
+	}
+	if len(rc.Tombstones) != len(er.Tombstones) {
+		t.Fatalf("the receipt names %d tombstones, the plan %d", len(rc.Tombstones), len(er.Tombstones))
+	}
+	var out []format.Tombstone
+	var erased, held uint64
+	for k, rt := range rc.Tombstones {
+		en, err := e.l.GetEntry(ctx, "default", rt.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ts format.Tombstone
+		if err := json.Unmarshal(en.Payload, &ts); err != nil {
+			t.Fatal(err)
+		}
+		if hex.EncodeToString(en.LeafHash[:]) != rt.LeafHash || rt.Index != er.Tombstones[k] || ts.RequestID != er.ID || ts.Part != k+1 || ts.Parts != len(rc.Tombstones) {
+			t.Fatalf("receipt tombstone %d = %+v; the log has entry %d (leaf %x), part %d of %d of %q", k, rt, rt.Index, en.LeafHash, ts.Part, ts.Parts, ts.RequestID)
+		}
+		erased, held = erased+uint64(len(ts.Erased)), held+uint64(len(ts.Held))
+		out = append(out, ts)
+	}
+	if erased != rc.ErasedCount || held != rc.HeldCount {
+		t.Fatalf("the receipt counts %d erased and %d held; its tombstones name %d and %d", rc.ErasedCount, rc.HeldCount, erased, held)
+	}
+	if _, err := format.OpenCheckpoint([]byte(rc.Checkpoint), v); err != nil {
+		t.Fatalf("receipt checkpoint: %v", err)
+	}
+	return out
 }
