@@ -801,6 +801,7 @@ func (s *Service) ErasureStatus(ctx context.Context, tenant, id string) (*Erasur
 // to be resumed. It returns an error only if the plans cannot be read.
 func (s *Service) Resume(ctx context.Context) error {
 	var todo []*Erasure
+	var unreadable []string
 	for _, tenant := range s.L.Tenants() {
 		_, values, err := s.L.ListState(ctx, tenant, stateErasure)
 		if err != nil {
@@ -821,7 +822,9 @@ func (s *Service) Resume(ctx context.Context) error {
 				continue
 			}
 			if err := s.loadLists(ctx, er); err != nil {
-				return err
+				s.log().ErrorContext(ctx, "an interrupted erasure or sweep could not be read", "tenant", er.Tenant, "id", er.ID, "err", err)
+				unreadable = append(unreadable, er.Tenant+"/"+er.ID)
+				continue
 			}
 			todo = append(todo, er)
 		}
@@ -837,9 +840,9 @@ func (s *Service) Resume(ctx context.Context) error {
 		pending[i] = er.Tenant + "/" + er.ID
 	}
 	s.mu.Lock()
-	s.unfinished = pending
+	s.unfinished = append(slices.Clone(unreadable), pending...)
 	s.mu.Unlock()
-	var stuck []string
+	stuck := unreadable
 	for i, er := range todo {
 		s.log().WarnContext(ctx, "resuming an interrupted erasure or sweep", "tenant", er.Tenant, "id", er.ID, "kind", er.what())
 		s.work.Lock()
