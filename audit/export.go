@@ -331,16 +331,19 @@ func (x *Exporter) addRange(ctx context.Context, req ExportRequest, cp *ledger.C
 // firstExportBatch entries) holds as many entries as fit maxBatchBytes at
 // the mean size of the previous batch's files. So a trace of 2 MiB spans
 // is read a few spans at a time, and one of small spans 256 at a time.
+// Two batches are in memory at once: one being added to the bundle while
+// the next is prepared.
 const (
 	firstExportBatch = 8
 	maxExportBatch   = 256
-	maxBatchBytes    = 8 << 20
+	maxBatchBytes    = 4 << 20
 )
 
 // entryWriter writes entry files to a bundle in batches: each batch is
 // split among GOMAXPROCS goroutines, each of which reads its entries and
 // their inclusion proofs in one read transaction and encodes, hashes and
-// compresses their files; then the files are added in order.
+// compresses their files; then the files are added in order, while the
+// next batch is prepared.
 type entryWriter struct {
 	ctx    context.Context
 	l      *ledger.Ledger
@@ -350,36 +353,77 @@ type entryWriter struct {
 	batch  int
 }
 
+// preparedBatch is a batch of entries read and prepared, or why not.
+type preparedBatch struct {
+	entries []*ledger.Entry
+	files   []*bundle.PreparedEntry
+	err     error
+}
+
 // write adds the entries idxs to the bundle in order, calling seen (if not
-// nil) with each entry, in order, before its file is added.
+// nil) with each entry, in order, before its file is added. One goroutine
+// prepares the batches while this one adds them; it has returned when
+// write returns.
 func (w *entryWriter) write(idxs []uint64, seen func(*ledger.Entry) error) error {
-	for len(idxs) > 0 {
-		n := min(len(idxs), w.batch)
-		batch := idxs[:n]
-		idxs = idxs[n:]
-		entries, files, err := w.prepare(batch)
-		if err != nil {
-			return err
+	if len(idxs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(w.ctx)
+	defer cancel()
+	batches := make(chan preparedBatch) // unbuffered: at most one batch waits
+	go func() {
+		defer close(batches)
+		for len(idxs) > 0 {
+			n := min(len(idxs), w.batch)
+			batch := idxs[:n]
+			idxs = idxs[n:]
+			entries, files, err := w.prepare(ctx, batch)
+			select {
+			case batches <- preparedBatch{entries, files, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+			bytes := 0
+			for _, f := range files {
+				bytes += f.Size()
+			}
+			w.batch = max(1, min(maxExportBatch, maxBatchBytes/max(1, bytes/n)))
 		}
-		bytes := 0
-		for i := range batch {
+	}()
+	err := w.add(ctx, batches, seen)
+	cancel()
+	for range batches { // let the preparing goroutine finish
+	}
+	return err
+}
+
+// add adds the prepared batches' files in order until the first error.
+// The preparing goroutine stops without a batch when ctx is done, so the
+// batches' end is a success only while ctx is not.
+func (w *entryWriter) add(ctx context.Context, batches <-chan preparedBatch, seen func(*ledger.Entry) error) error {
+	for b := range batches {
+		if b.err != nil {
+			return b.err
+		}
+		for i, f := range b.files {
 			if seen != nil {
-				if err := seen(entries[i]); err != nil {
+				if err := seen(b.entries[i]); err != nil {
 					return err
 				}
 			}
-			if err := w.bw.AddPrepared(files[i]); err != nil {
+			if err := w.bw.AddPrepared(f); err != nil {
 				return err
 			}
-			bytes += files[i].Size()
 		}
-		w.batch = max(1, min(maxExportBatch, maxBatchBytes/max(1, bytes/n)))
 	}
-	return nil
+	return ctx.Err()
 }
 
 // prepare reads and prepares a batch of entries on GOMAXPROCS goroutines.
-func (w *entryWriter) prepare(idxs []uint64) ([]*ledger.Entry, []*bundle.PreparedEntry, error) {
+func (w *entryWriter) prepare(ctx context.Context, idxs []uint64) ([]*ledger.Entry, []*bundle.PreparedEntry, error) {
 	entries := make([]*ledger.Entry, len(idxs))
 	files := make([]*bundle.PreparedEntry, len(idxs))
 	workers := min(runtime.GOMAXPROCS(0), len(idxs))
@@ -394,16 +438,16 @@ func (w *entryWriter) prepare(idxs []uint64) ([]*ledger.Entry, []*bundle.Prepare
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[k] = w.prepareRange(idxs[lo:hi], entries[lo:hi], files[lo:hi])
+			errs[k] = w.prepareRange(ctx, idxs[lo:hi], entries[lo:hi], files[lo:hi])
 		}()
 	}
 	wg.Wait()
 	return entries, files, errors.Join(errs...)
 }
 
-func (w *entryWriter) prepareRange(idxs []uint64, entries []*ledger.Entry, files []*bundle.PreparedEntry) error {
+func (w *entryWriter) prepareRange(ctx context.Context, idxs []uint64, entries []*ledger.Entry, files []*bundle.PreparedEntry) error {
 	n := 0
-	if err := w.l.ReadEntries(w.ctx, w.tenant, idxs, func(e *ledger.Entry) error {
+	if err := w.l.ReadEntries(ctx, w.tenant, idxs, func(e *ledger.Entry) error {
 		entries[n] = e
 		n++
 		return nil
@@ -411,7 +455,7 @@ func (w *entryWriter) prepareRange(idxs []uint64, entries []*ledger.Entry, files
 		return err
 	}
 	n = 0
-	return w.l.InclusionProofs(w.ctx, w.tenant, idxs, w.size, func(_ uint64, proof tlog.RecordProof, leaf tlog.Hash) error {
+	return w.l.InclusionProofs(ctx, w.tenant, idxs, w.size, func(_ uint64, proof tlog.RecordProof, leaf tlog.Hash) error {
 		e := entries[n]
 		be := &bundle.Entry{Index: e.Header.Index, Header: e.HeaderBytes, LeafHash: bundle.Hex(leaf),
 			Payload: e.Payload, Salt: e.Salt, Erased: e.Erased, InclusionProof: hexes(proof)}

@@ -146,3 +146,29 @@ func TestExportAndQueryStopWhenTheCallerGivesUp(t *testing.T) {
 		t.Errorf("Traces() after the caller gave up = %v, want context.Canceled", err)
 	}
 }
+
+// TestExportCanceledAtAnyBatchFails: entry files are prepared on one
+// goroutine while another adds them; a caller that gives up while they
+// are written gets context.Canceled, never a signed bundle that lacks
+// entries. The trace is too big for the report, which would read its
+// entries again (and see the cancellation itself), and references no
+// version.
+func TestExportCanceledAtAnyBatchFails(t *testing.T) {
+	f := newFixture(t)
+	f.appendTrace(t, traceID(4), bundle.MaxReportSpans+100) // about 2.5 MB of entry files
+	for _, after := range []int{1, 64 << 10, 512 << 10, 1 << 20} {
+		for try := 0; try < 2; try++ {
+			ctx, cancel := context.WithCancel(context.Background())
+			w := &cancelingWriter{n: after, cancel: cancel}
+			m, err := f.x.Export(ctx, ExportRequest{Tenant: "default", Query: Query{TraceID: traceID(4)}}, w)
+			cancel()
+			if !errors.Is(err, context.Canceled) {
+				entries := -1
+				if m != nil {
+					entries = len(m.Entries)
+				}
+				t.Fatalf("Export() canceled after %d bytes = %v (%d entries), want context.Canceled", after, err, entries)
+			}
+		}
+	}
+}

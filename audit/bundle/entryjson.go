@@ -1,12 +1,12 @@
 package bundle
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -214,8 +214,16 @@ func (p *jsonParser) array(elem func(i int) error) error {
 
 // str parses a JSON string.
 func (p *jsonParser) str() (string, error) {
+	b, err := p.strBytes()
+	return string(b), err
+}
+
+// strBytes parses a JSON string and returns its bytes, unescaped: a slice
+// of p.b when it holds no escape (callers must not keep or change it),
+// else a copy.
+func (p *jsonParser) strBytes() ([]byte, error) {
 	if !p.eat('"') {
-		return "", p.errorf("want a string")
+		return nil, p.errorf("want a string")
 	}
 	start := p.i
 	for p.i < len(p.b) {
@@ -225,21 +233,21 @@ func (p *jsonParser) str() (string, error) {
 			s := p.b[start:p.i]
 			p.i++
 			if !utf8.Valid(s) {
-				return "", p.errorf("invalid UTF-8 in a string")
+				return nil, p.errorf("invalid UTF-8 in a string")
 			}
-			return string(s), nil
+			return s, nil
 		case c == '\\':
 			return p.strSlow(start)
 		case c < 0x20:
-			return "", p.errorf("control character in a string")
+			return nil, p.errorf("control character in a string")
 		}
 		p.i++
 	}
-	return "", p.errorf("unterminated string")
+	return nil, p.errorf("unterminated string")
 }
 
 // strSlow parses the rest of a string that holds escapes.
-func (p *jsonParser) strSlow(start int) (string, error) {
+func (p *jsonParser) strSlow(start int) ([]byte, error) {
 	out := append([]byte{}, p.b[start:p.i]...)
 	for p.i < len(p.b) {
 		c := p.b[p.i]
@@ -247,11 +255,11 @@ func (p *jsonParser) strSlow(start int) (string, error) {
 		case c == '"':
 			p.i++
 			if !utf8.Valid(out) {
-				return "", p.errorf("invalid UTF-8 in a string")
+				return nil, p.errorf("invalid UTF-8 in a string")
 			}
-			return string(out), nil
+			return out, nil
 		case c < 0x20:
-			return "", p.errorf("control character in a string")
+			return nil, p.errorf("control character in a string")
 		case c != '\\':
 			out = append(out, c)
 			p.i++
@@ -279,7 +287,7 @@ func (p *jsonParser) strSlow(start int) (string, error) {
 		case 'u':
 			r, ok := p.hex4()
 			if !ok {
-				return "", p.errorf("bad \\u escape")
+				return nil, p.errorf("bad \\u escape")
 			}
 			if utf16.IsSurrogate(r) {
 				// Only a pair of escapes makes a character; an unpaired one
@@ -290,19 +298,19 @@ func (p *jsonParser) strSlow(start int) (string, error) {
 					p.i += 2
 					var ok2 bool
 					if r2, ok2 = p.hex4(); !ok2 {
-						return "", p.errorf("bad \\u escape")
+						return nil, p.errorf("bad \\u escape")
 					}
 				}
 				if r = utf16.DecodeRune(r, r2); r == utf8.RuneError {
-					return "", p.errorf("unpaired surrogate escape in a string")
+					return nil, p.errorf("unpaired surrogate escape in a string")
 				}
 			}
 			out = utf8.AppendRune(out, r)
 		default:
-			return "", p.errorf("bad escape \\%c", esc)
+			return nil, p.errorf("bad escape \\%c", esc)
 		}
 	}
-	return "", p.errorf("unterminated string")
+	return nil, p.errorf("unterminated string")
 }
 
 func (p *jsonParser) hex4() (rune, bool) {
@@ -354,15 +362,15 @@ func (p *jsonParser) bool() (bool, error) {
 // the unused bits of the last character zero (RFC 4648 §3.5), so that one
 // byte string has one text and every verifier reads the same bytes.
 func (p *jsonParser) base64() ([]byte, error) {
-	s, err := p.str()
+	s, err := p.strBytes()
 	if err != nil {
 		return nil, err
 	}
-	if strings.ContainsAny(s, "\r\n") {
+	if bytes.ContainsAny(s, "\r\n") {
 		return nil, errors.New("a line break in base64")
 	}
 	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
-	n, err := base64.StdEncoding.Strict().Decode(out, []byte(s))
+	n, err := base64.StdEncoding.Strict().Decode(out, s)
 	if err != nil {
 		return nil, err
 	}
@@ -371,14 +379,14 @@ func (p *jsonParser) base64() ([]byte, error) {
 
 // hash parses 64 hex digits (either case, as Hex.UnmarshalJSON).
 func (p *jsonParser) hash(out *[32]byte) error {
-	s, err := p.str()
+	s, err := p.strBytes()
 	if err != nil {
 		return err
 	}
 	if len(s) != 64 {
 		return fmt.Errorf("want 32 bytes of hex, got %q", s)
 	}
-	if _, err := hex.Decode(out[:], []byte(s)); err != nil {
+	if _, err := hex.Decode(out[:], s); err != nil {
 		return fmt.Errorf("want 32 bytes of hex, got %q", s)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"strconv"
+	"sync"
 
 	"github.com/veritrace/veritrace/ledger/format"
 )
@@ -43,14 +44,34 @@ func (w *Writer) Prepare(e *Entry) (*PreparedEntry, error) {
 			e.Undecodable = err.Error()
 		}
 	}
-	b := appendEntryJSON(make([]byte, 0, 512+2*len(e.Payload)+len(e.Decoded)+67*len(e.InclusionProof)), e)
+	buf := entryBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxPooledEntryBuf {
+			entryBufs.Put(buf)
+		}
+	}()
+	b := appendEntryJSON((*buf)[:0], e)
 	b = append(b, '\n')
+	*buf = b
 	if len(b) > MaxEntryFileBytes {
 		return nil, fmt.Errorf("%w: entry %d's file would be %d bytes, more than %d", ErrTooLarge, e.Index, len(b), MaxEntryFileBytes)
 	}
 	p := &PreparedEntry{Index: e.Index, Kind: h.Kind, sha256: sha256.Sum256(b), crc32: crc32.ChecksumIEEE(b), size: len(b)}
+	if p.compressed, err = compressEntryFile(b); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// compressEntryFile compresses an entry file Huffman-only: with the code
+// shared by entry files (huffman.go), or, for a file unlike the others,
+// with a code of its own.
+func compressEntryFile(b []byte) ([]byte, error) {
+	if bits := entryCode.bits(b); bits <= int(entryCodeMaxRatio*8*float64(len(b))) {
+		return entryCode.encode(make([]byte, 0, bits/8+8), b), nil
+	}
 	var out bytes.Buffer
-	out.Grow(len(b)/2 + 64)
+	out.Grow(len(b)*4/5 + 64)
 	fw := huffmanOnly.get(&out)
 	if _, err := fw.Write(b); err != nil {
 		return nil, err
@@ -58,9 +79,15 @@ func (w *Writer) Prepare(e *Entry) (*PreparedEntry, error) {
 	if err := fw.Close(); err != nil {
 		return nil, err
 	}
-	p.compressed = out.Bytes()
-	return p, nil
+	return out.Bytes(), nil
 }
+
+// entryBufs holds the buffers entry files are encoded in before they are
+// compressed; a buffer that grew past maxPooledEntryBuf (a big span) is
+// left to the garbage collector.
+var entryBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledEntryBuf = 64 << 10
 
 // appendEntryJSON appends e as one line of JSON, as encoding/json would
 // write it (the same members, omitted when empty), without reflection.

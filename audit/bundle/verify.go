@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -235,6 +234,7 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 		v.skipAll("the bundle could not be opened")
 		return
 	}
+	zr.RegisterDecompressor(zip.Deflate, newInflater)
 	if len(zr.File) > MaxEntries+6 {
 		v.fail(CheckFiles, "%d files, more than a bundle may hold", len(zr.File))
 		v.skipAll("the bundle holds too many files")
@@ -703,10 +703,7 @@ func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, res *
 func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *entryResult) {
 	if jsonPayload(h.Kind) {
 		want, err := DecodePayload(h.Kind, e.Payload)
-		v.checkDecodedForm(m, h, e, res, err, func() bool {
-			var got bytes.Buffer
-			return json.Compact(&got, e.Decoded) == nil && bytes.Equal(want, got.Bytes())
-		})
+		v.checkDecodedForm(m, h, e, res, err, func() bool { return equalCompact(want, e.Decoded) })
 		if h.Kind == format.KindTombstone {
 			ts, err := parseTombstone(e.Payload)
 			if err != nil {
@@ -838,17 +835,46 @@ func sameJSON(msg proto.Message, decoded []byte) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var a, b bytes.Buffer
-	a.Grow(len(want))
-	b.Grow(len(decoded))
-	if err := json.Compact(&a, want); err != nil {
-		return false, err
-	}
-	if err := json.Compact(&b, decoded); err != nil {
-		return false, err
-	}
-	return bytes.Equal(a.Bytes(), b.Bytes()), nil
+	return equalCompact(want, decoded), nil
 }
+
+// equalCompact reports whether two JSON texts are the same bytes once the
+// white space outside strings (space, tab, line feed, carriage return) is
+// removed from both: what comparing their json.Compact forms reports,
+// without building them. Both must be valid JSON.
+func equalCompact(a, b []byte) bool {
+	i, j := 0, 0
+	inString, escaped := false, false
+	for {
+		if !inString {
+			for i < len(a) && isJSONSpace(a[i]) {
+				i++
+			}
+			for j < len(b) && isJSONSpace(b[j]) {
+				j++
+			}
+		}
+		if i == len(a) || j == len(b) {
+			return i == len(a) && j == len(b)
+		}
+		c := a[i]
+		if c != b[j] {
+			return false
+		}
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		}
+		i++
+		j++
+	}
+}
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // headerMismatch compares the ids, kind and version references of a span
 // or version entry's header with its payload's, and says how they differ
