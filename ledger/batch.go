@@ -2,8 +2,6 @@ package ledger
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -87,6 +85,11 @@ func (l *Ledger) HaveTerms(ctx context.Context, tenant string, terms []Term, idx
 	}
 	out := make([]bool, len(idxs))
 	err = l.db.View(func(txn *badger.Txn) error {
+		its := make([]*badger.Iterator, len(prefixes))
+		for j, p := range prefixes {
+			its[j] = txn.NewIterator(badger.IteratorOptions{Prefix: p})
+			defer its[j].Close()
+		}
 		for n, i := range idxs {
 			if n%1024 == 0 {
 				if err := ctx.Err(); err != nil {
@@ -94,14 +97,14 @@ func (l *Ledger) HaveTerms(ctx context.Context, tenant string, terms []Term, idx
 				}
 			}
 			out[n] = true
-			for _, p := range prefixes {
-				_, err := txn.Get(binary.BigEndian.AppendUint64(p, i))
-				if errors.Is(err, badger.ErrKeyNotFound) {
-					out[n] = false
-					break
-				}
+			for j, p := range prefixes {
+				ok, err := blockHas(its[j], p, i)
 				if err != nil {
 					return err
+				}
+				if !ok {
+					out[n] = false
+					break
 				}
 			}
 		}

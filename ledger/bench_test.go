@@ -40,7 +40,13 @@ func benchPayload() []byte {
 // reports entries/s and the process's CPU time (user and system, every
 // goroutine including Badger's) per entry, which varies less than
 // throughput on a shared machine.
-func runWriters(b *testing.B, op func(n uint64) error) {
+func runWriters(b *testing.B, op func(n uint64) error) { runBatches(b, 1, op) }
+
+// runBatches is runWriters for operations that append batch entries each:
+// op(n) appends entries (n-1)·batch+1 to n·batch, and b.N entries in all
+// (rounded up to whole batches) are reported.
+func runBatches(b *testing.B, batch int, op func(n uint64) error) {
+	ops := uint64((b.N + batch - 1) / batch)
 	var next atomic.Uint64
 	var wg sync.WaitGroup
 	errs := make(chan error, benchWriters)
@@ -54,7 +60,7 @@ func runWriters(b *testing.B, op func(n uint64) error) {
 			defer wg.Done()
 			for {
 				n := next.Add(1)
-				if n > uint64(b.N) {
+				if n > ops {
 					return
 				}
 				if err := op(n); err != nil {
@@ -66,8 +72,9 @@ func runWriters(b *testing.B, op func(n uint64) error) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
-	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/entry")
+	entries := float64(ops) * float64(batch)
+	b.ReportMetric(entries/time.Since(start).Seconds(), "entries/s")
+	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/1e3/entries, "cpu-µs/entry")
 	select {
 	case err := <-errs:
 		b.Fatal(err)
@@ -86,8 +93,11 @@ func BenchmarkAppend(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			l := openTest(b, b.TempDir())
 			defer l.Close()
+			var groups atomic.Int64
+			l.hooks.beforeGroup = func() { groups.Add(1) }
 			payload := benchPayload()
 			ctx := context.Background()
+			defer reportGroups(b, &groups)
 			runWriters(b, func(n uint64) error {
 				r := Record{Kind: format.KindSpan, SubKind: 1, Subject: fmt.Sprint("user-", n%1000), Payload: payload}
 				binary.BigEndian.PutUint64(r.TraceID[:], n)
@@ -106,11 +116,47 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendTraces: 64 concurrent appenders of batches of 20 2 KiB
+// spans, each batch one trace of one subject and session with the four
+// terms of BenchmarkAppend/four-terms (what an app's exporter sends: the
+// spans of a trace together). Compare with BenchmarkBadgerBaseline/grouped
+// per entry.
+func BenchmarkAppendTraces(b *testing.B) {
+	const batch = 20
+	l := openTest(b, b.TempDir())
+	defer l.Close()
+	var groups atomic.Int64
+	l.hooks.beforeGroup = func() { groups.Add(1) }
+	payload := benchPayload()
+	ctx := context.Background()
+	runBatches(b, batch, func(n uint64) error {
+		subject := fmt.Sprint("user-", n%1000)
+		recs := make([]Record, batch)
+		for i := range recs {
+			r := &recs[i]
+			*r = Record{Kind: format.KindSpan, SubKind: 1, Subject: subject, Payload: payload, Terms: benchTerms(subject)}
+			binary.BigEndian.PutUint64(r.TraceID[:], n)
+			binary.BigEndian.PutUint64(r.SpanID[:], uint64(i+1))
+		}
+		_, err := l.Append(ctx, "default", recs)
+		return err
+	})
+	reportGroups(b, &groups)
+}
+
 // benchTerms are the index terms a typical span carries besides its
 // subject, which the ledger indexes itself (session, model, prompt
 // version: audit.SpanTerms).
 func benchTerms(subject string) []Term {
 	return []Term{{2, []byte("session-" + subject)}, {5, []byte("gpt-4o")}, {4, make([]byte, 32)}}
+}
+
+// reportGroups reports the mean number of entries per group commit (one
+// fsync each): fewer entries per group cost more fsyncs per entry.
+func reportGroups(b *testing.B, groups *atomic.Int64) {
+	if n := groups.Load(); n > 0 {
+		b.ReportMetric(float64(b.N)/float64(n), "entries/group")
+	}
 }
 
 func openBaselineDB(b *testing.B) *badger.DB {
@@ -147,8 +193,11 @@ func BenchmarkBadgerBaseline(b *testing.B) {
 			done chan error
 		}
 		reqs := make(chan req, 1024)
+		var groups atomic.Int64
+		defer reportGroups(b, &groups)
 		go func() {
 			for r := range reqs {
+				groups.Add(1)
 				group := []req{r}
 			gather:
 				for len(group) < 4096 {

@@ -105,14 +105,16 @@ func seal(dk *dataKey, tenant uint32, commitment [32]byte, salt, payload []byte,
 	for i, t := range terms {
 		copy(out[18+i*termRefSize:], t[:])
 	}
-	nonce := make([]byte, chacha20poly1305.NonceSizeX)
+	out = out[:head+chacha20poly1305.NonceSizeX]
+	nonce := out[head:]
 	if _, err := rand.Read(nonce); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
-	out = append(out, nonce...)
-	plain := make([]byte, 0, len(salt)+len(payload))
-	plain = append(append(plain, salt...), payload...)
-	return dk.aead.Seal(out, nonce, plain, envelopeAdditionalData(tenant, commitment))
+	// salt || payload is encrypted in place, in out's tail: no copy of the
+	// plaintext of its own (Seal allows dst to be plaintext[:0]).
+	plain := append(append(out[len(out):], salt...), payload...)
+	sealed := dk.aead.Seal(plain[:0], nonce, plain, envelopeAdditionalData(tenant, commitment))
+	return out[:len(out)+len(sealed)]
 }
 
 // open decrypts a sealed payload and returns its salt and payload.

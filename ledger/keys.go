@@ -22,7 +22,7 @@ const (
 	nsIdentity   = 0x15 // nsIdentity | tenant | kind (u8) | identity (32 bytes) -> index (u64)
 	nsVersion    = 0x16 // nsVersion | tenant | version kind (u8) | name 0x00 label -> id (32) | index (u64)
 	nsKindIndex  = 0x17 // nsKindIndex | tenant | kind (u8) | index -> empty; entries of every kind but spans
-	nsTerm       = 0x18 // nsTerm | tenant | field (u8) | value MAC (16) | index -> empty; secondary index terms
+	nsTerm       = 0x18 // nsTerm | tenant | field (u8) | value MAC (16) | index K -> posting block: entries up to K carrying the term (terms.go)
 	nsErasedBy   = 0x19 // nsErasedBy | tenant | index -> index (u64) of the tombstone that names the entry
 	nsState      = 0x1a // nsState | tenant | name -> state record of the retention package
 	nsRetired    = 0x1b // retirement markers, see retiredKeyKey and retiredBucketKey
@@ -59,7 +59,10 @@ const (
 
 // Format versions of the two databases (metaFormat).
 const (
-	logFormatVersion = 2 // the log database; format.FormatVersion is that of headers
+	// The log database; format.FormatVersion is that of headers. Format 3
+	// stores index terms in posting blocks; a format-2 database is one
+	// whose blocks all hold one entry, so it is read as it is.
+	logFormatVersion = 3
 	keyFormatVersion = 2
 )
 
@@ -81,8 +84,12 @@ func tenantIDKey(id uint32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{nsTenantID}, id)
 }
 
-func tenantKey(ns byte, tenant uint32) []byte {
-	k := make([]byte, 1, 13)
+func tenantKey(ns byte, tenant uint32) []byte { return tenantKeyRoom(ns, tenant, 8) }
+
+// tenantKeyRoom is tenantKey with room for n more bytes, so that a key is
+// built in one allocation (the writer builds several per entry).
+func tenantKeyRoom(ns byte, tenant uint32, n int) []byte {
+	k := make([]byte, 1, 1+4+n)
 	k[0] = ns
 	return binary.BigEndian.AppendUint32(k, tenant)
 }
@@ -99,12 +106,12 @@ func checkpointKey(tenant uint32, size uint64) []byte {
 }
 
 func identityKey(tenant uint32, kind format.Kind, id [32]byte) []byte {
-	k := append(tenantKey(nsIdentity, tenant), byte(kind))
+	k := append(tenantKeyRoom(nsIdentity, tenant, 1+32), byte(kind))
 	return append(k, id[:]...)
 }
 
 func kindIndexPrefix(tenant uint32, kind format.Kind) []byte {
-	return append(tenantKey(nsKindIndex, tenant), byte(kind))
+	return append(tenantKeyRoom(nsKindIndex, tenant, 1+8), byte(kind))
 }
 
 func kindIndexKey(tenant uint32, kind format.Kind, index uint64) []byte {
@@ -112,7 +119,7 @@ func kindIndexKey(tenant uint32, kind format.Kind, index uint64) []byte {
 }
 
 func termPrefixKey(tenant uint32, field uint8, mac [termMACSize]byte) []byte {
-	k := append(tenantKey(nsTerm, tenant), field)
+	k := append(tenantKeyRoom(nsTerm, tenant, 1+termMACSize+8), field) // room for an index
 	return append(k, mac[:]...)
 }
 

@@ -337,7 +337,7 @@ func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error
 		if len(v) == 4 && binary.BigEndian.Uint32(v) == 1 {
 			return fmt.Errorf("%w: found 1, this build reads %d: a read-only open does not migrate it: start the server on it once, which does", ErrUnknownFormat, logFormatVersion)
 		}
-		if len(v) != 4 || binary.BigEndian.Uint32(v) != logFormatVersion {
+		if len(v) != 4 || (binary.BigEndian.Uint32(v) != logFormatVersion && binary.BigEndian.Uint32(v) != 2) {
 			return fmt.Errorf("%w: found %x, this build reads %d", ErrUnknownFormat, v, logFormatVersion)
 		}
 		return nil
@@ -350,7 +350,8 @@ func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error
 }
 
 // checkFormat writes the format version into a new log database, migrates
-// one of format 1 (migrateLogV1) and refuses any other version.
+// one of format 1 (migrateLogV1) and refuses any other version. Format 2
+// needs no rewriting: its index term keys are posting blocks of one entry.
 func checkFormat(db *badger.DB, log *slog.Logger) error {
 	v, err := readFormat(db)
 	switch {
@@ -358,7 +359,7 @@ func checkFormat(db *badger.DB, log *slog.Logger) error {
 		return err
 	case v == 1:
 		return migrateLogV1(db, log)
-	case v == 0 || v == logFormatVersion:
+	case v == 0 || v == 2 || v == logFormatVersion:
 		return setFormat(db, logFormatVersion, v)
 	}
 	return fmt.Errorf("%w: log database format %d, this build reads %d", ErrUnknownFormat, v, logFormatVersion)

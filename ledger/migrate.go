@@ -156,15 +156,16 @@ func parseScopeKeyV1(b []byte) (*KeyRef, error) {
 
 // migrateLogV1 converts a log database of format 1, where each header
 // (nsHeaderV1) and each stored tree hash (nsHashV1) had a key of its own,
-// to format 2, where one entry record (nsEntry) holds an entry's header
-// and the tree hashes its append completed (record.go). Like
+// to the current format (3), where one entry record (nsEntry) holds an
+// entry's header and the tree hashes its append completed (record.go);
+// its index term keys are posting blocks of one entry already. Like
 // migrateKeysV1 it is crash-safe and idempotent:
 //  1. every entry record is written from the format-1 header and hashes,
 //     in synced batches; rewriting them after a crash writes the same
 //     records;
 //  2. one DropPrefix removes every format-1 header and tree hash (with
 //     placeholders, as in migrateKeysV1);
-//  3. the format version is set to 2.
+//  3. the format version is set to logFormatVersion.
 //
 // A crash before 3 leaves format 1, and the next open starts again: before
 // 2 the format-1 records are all there, after it step 1 finds none. A tree

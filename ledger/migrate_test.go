@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -195,12 +196,13 @@ func TestShredBucketIsPhysical(t *testing.T) {
 	}
 }
 
-// writeLogV1 rewrites a format-2 log database in the format-1 layout, as
-// the previous build wrote it: each header and each stored tree hash
-// (leaf hashes included) under a key of its own. It returns the number of
-// entries.
+// writeLogV1 rewrites a log database in the format-1 layout, as the
+// build before format 2 wrote it: each header and each stored tree hash
+// (leaf hashes included) under a key of its own, a key per index term
+// and entry. It returns the number of entries.
 func writeLogV1(t *testing.T, db *badger.DB) int {
 	t.Helper()
+	writeTermsV2(t, db)
 	n := 0
 	err := db.Update(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsEntry}, PrefetchValues: true})
@@ -380,7 +382,8 @@ func TestMigrateKeysV1DropsDeletedRecords(t *testing.T) {
 // day marks (0x1c) of the build that seals by day, or without them (a
 // build before), beside a key database of format 2 or 1. After the open
 // both databases are of the current formats with no format-1 record
-// left, every entry reads as before, the day marks are kept (or set to
+// left, every entry reads as before, the index terms find the entries
+// they found before (formats 1 and 2 have a key per term and entry), the day marks are kept (or set to
 // the tree size where there were none, so the sweep still reads a day
 // either side for those entries), a bucket's retirement lists every entry
 // under it, and verify-log finds nothing.
@@ -390,9 +393,11 @@ func TestMigrateEveryEarlierFormat(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		dayMarks bool // the format-1 log has 0x1c marks
+		logV2    bool // a format-2 log (index terms a key per entry) instead of format 1
 		keysV1   bool
 		killed   func(t *testing.T, dir string) // what a kill during the first open left
 	}{
+		{name: "log v2, keys v2", logV2: true, dayMarks: true},
 		{name: "log v1 with day marks, keys v2", dayMarks: true},
 		{name: "log v1 without day marks, keys v1", keysV1: true},
 		{name: "killed after the log's migration, before the keys'", keysV1: true, killed: func(t *testing.T, dir string) {
@@ -439,7 +444,16 @@ func TestMigrateEveryEarlierFormat(t *testing.T) {
 			vkey := l.VerifierKey()
 			l.Close()
 			db := rawLogDB(t, dir)
-			writeLogV1(t, db)
+			if tc.logV2 {
+				writeTermsV2(t, db)
+				if err := db.Update(func(txn *badger.Txn) error {
+					return txn.Set(metaFormat, binary.BigEndian.AppendUint32(nil, 2))
+				}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				writeLogV1(t, db)
+			}
 			if !tc.dayMarks {
 				if err := db.Update(func(txn *badger.Txn) error {
 					for _, id := range []uint32{1, 2} {
@@ -461,9 +475,31 @@ func TestMigrateEveryEarlierFormat(t *testing.T) {
 			if tc.killed != nil {
 				tc.killed(t, dir)
 			}
+			if tc.logV2 {
+				// verify-log reads format 2 as it is, read-only.
+				res, err := VerifyDir(ctx, dir, testKeys(t, dir).Master, vkey)
+				if err != nil || len(res) == 0 || len(res[0].Problems) > 0 {
+					t.Errorf("VerifyDir(format 2) = %+v, %v", res, err)
+				}
+			}
 
 			l = openTest(t, dir)
 			want = checkMigrated(t, l, 0, want)
+			for k := range 4 {
+				var wantIdx []uint64
+				for i := range n {
+					if i%4 == k && i%5 != 0 {
+						wantIdx = append(wantIdx, uint64(i))
+					}
+				}
+				if k == 1 {
+					wantIdx = append(wantIdx, n) // checkMigrated's append
+				}
+				got, err := l.EntryIndexes(ctx, "default", Term{Field: SubjectField, Value: []byte(fmt.Sprint("subject-", k))})
+				if err != nil || !slices.Equal(got, wantIdx) {
+					t.Errorf("EntryIndexes(subject-%d) after migration = %v, %v; want %v", k, got, err, wantIdx)
+				}
+			}
 			wantMark := uint64(0)
 			if !tc.dayMarks {
 				wantMark = n

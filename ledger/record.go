@@ -24,16 +24,21 @@ import (
 // completes: the trailing one bits of index.
 func completedLevels(index uint64) int { return bits.TrailingZeros64(^index) }
 
-// entryRecord returns the stored value of an entry: header, then the
-// stored hashes the append produced above the leaf (hashes[0] is the
-// leaf's and is left out).
-func entryRecord(header []byte, hashes []tlog.Hash) []byte {
-	v := make([]byte, 0, len(header)+tlog.HashSize*(len(hashes)-1))
-	v = append(v, header...)
+// entryRecord starts the stored value of entry h.Index: its header, in a
+// buffer with room for the tree hashes its append completes (addHashes),
+// so that the record is one allocation.
+func entryRecord(h *format.Header) []byte {
+	n := format.HeaderSize(len(h.Tenant), len(h.RetentionClass)) + tlog.HashSize*completedLevels(h.Index)
+	return h.AppendMarshal(make([]byte, 0, n))
+}
+
+// addHashes appends to an entry record the stored hashes the append
+// produced above the leaf (hashes[0] is the leaf's and is left out).
+func addHashes(record []byte, hashes []tlog.Hash) []byte {
 	for _, h := range hashes[1:] {
-		v = append(v, h[:]...)
+		record = append(record, h[:]...)
 	}
-	return v
+	return record
 }
 
 // splitEntryRecord splits the record of entry index into its header and

@@ -398,7 +398,11 @@ func (l *Ledger) postings(tid uint32, prefix []byte) ([]uint64, error) {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			out = append(out, binary.BigEndian.Uint64(it.Item().Key()[len(prefix):]))
+			_, entries, err := blockEntries(prefix, it.Item())
+			if err != nil {
+				return err
+			}
+			out = append(out, entries...)
 		}
 		return nil
 	})
@@ -568,30 +572,77 @@ func (l *Ledger) reseal(ctx context.Context, tid uint32, idxs []uint64) error {
 	})
 }
 
-// dropPayloads deletes the payloads of idxs and their index terms.
+// dropPayloads deletes the payloads of idxs and removes them from their
+// index terms' posting blocks, in write transactions of up to 1,024
+// entries: few synced commits, each holding the log's writes back
+// briefly. A transaction Badger finds too big is discarded whole and its
+// entries done again in halves. Callers hold shredMu: a block may hold
+// other erasures' entries.
 func (l *Ledger) dropPayloads(tid uint32, idxs []uint64) ([]Erased, error) {
 	var out []Erased
-	err := l.inChunks("delete payloads", idxs, func(txn *badger.Txn, i uint64) error {
-		terms, ok, err := envelopeTerms(txn, tid, i)
-		if err != nil || !ok {
-			return err
+	n := 1024
+	for len(idxs) > 0 {
+		if err := l.failure(); err != nil {
+			return out, err
 		}
-		for _, t := range terms {
-			if err := txn.Delete(termRefKey(tid, t, i)); err != nil {
-				return err
+		n = min(n, len(idxs))
+		erased, err := l.dropChunk(tid, idxs[:n])
+		if errors.Is(err, badger.ErrTxnTooBig) && n > 1 {
+			n /= 2
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, erased...)
+		idxs = idxs[n:]
+	}
+	return out, nil
+}
+
+// dropChunk is one transaction of dropPayloads. Each posting block it
+// changes is read and written once (termRemover), located in a read
+// transaction's snapshot (a write transaction's own iterators would sort
+// its pending writes at every seek). Its commit is classified like every
+// other (Ledger.commit); before it, nothing is written.
+func (l *Ledger) dropChunk(tid uint32, idxs []uint64) ([]Erased, error) {
+	txn := l.db.NewTransaction(true)
+	defer txn.Discard()
+	snap := l.db.NewTransaction(false)
+	defer snap.Discard()
+	find := snap.NewIterator(badger.IteratorOptions{})
+	defer find.Close()
+	terms := newTermRemover(txn, find)
+	var out []Erased
+	for _, i := range idxs {
+		refs, ok, err := envelopeTerms(txn, tid, i)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue // erased already
+		}
+		for _, t := range refs {
+			if err := terms.remove(tid, t, i); err != nil {
+				return nil, err
 			}
 		}
 		if err := txn.Delete(payloadKey(tid, i)); err != nil {
-			return err
+			return nil, err
 		}
 		hs, err := hashReader(txn, tid).ReadHashes([]int64{tlog.StoredHashIndex(0, int64(i))})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		out = append(out, Erased{Index: i, LeafHash: hs[0]})
-		return nil
-	})
-	return out, err
+	}
+	if err := terms.write(); err != nil {
+		return nil, err
+	}
+	if err := l.commit("delete payloads", txn); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // inChunks calls fn for each index, in write transactions of up to 1024

@@ -108,3 +108,94 @@ func (l *Ledger) ListStatePage(ctx context.Context, tenant, prefix, after string
 	})
 	return names, values, err
 }
+
+// maxStateBatchBytes bounds the values PutStates writes in one
+// transaction; a record above it is written alone.
+const maxStateBatchBytes = 4 << 20
+
+// PutStates stores several state records of a tenant, durably, in
+// transactions of at most maxStateBatchBytes of values (one record alone
+// when it is larger), in order: a crash leaves a prefix of them stored.
+// names and values have the same length.
+func (l *Ledger) PutStates(ctx context.Context, tenant string, names []string, values [][]byte) error {
+	if len(names) != len(values) {
+		return fmt.Errorf("store states: %d names, %d values", len(names), len(values))
+	}
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(names); {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		j, size := i, 0
+		for j < len(names) && (j == i || size+len(values[j]) <= maxStateBatchBytes) {
+			size += len(values[j])
+			j++
+		}
+		err := l.update("store states", func(txn *badger.Txn) error {
+			for k := i; k < j; k++ {
+				if err := txn.Set(append(tenantKey(nsState, tid), names[k]...), values[k]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// StateNames returns the names of a tenant's state records whose names
+// start with prefix, in name order, reading no value.
+func (l *Ledger) StateNames(ctx context.Context, tenant, prefix string) ([]string, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	base := tenantKey(nsState, tid)
+	var names []string
+	err = l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: append(append([]byte{}, base...), prefix...)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			names = append(names, string(it.Item().Key()[len(base):]))
+		}
+		return nil
+	})
+	return names, err
+}
+
+// maxStateDeletes bounds the records DeleteStates deletes in one
+// transaction.
+const maxStateDeletes = 1000
+
+// DeleteStates deletes state records of a tenant by name, durably, in
+// transactions of at most maxStateDeletes records. Deleting a record that
+// does not exist is not an error.
+func (l *Ledger) DeleteStates(ctx context.Context, tenant string, names []string) error {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return err
+	}
+	for len(names) > 0 {
+		n := min(len(names), maxStateDeletes)
+		err := l.update("delete states", func(txn *badger.Txn) error {
+			for _, name := range names[:n] {
+				if err := txn.Delete(append(tenantKey(nsState, tid), name...)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		names = names[n:]
+	}
+	return nil
+}

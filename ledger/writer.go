@@ -252,15 +252,16 @@ func (l *Ledger) commitParts(states map[uint32]*logState, reqs []*appendReq, res
 // groupTxn is one attempt at committing requests: a write transaction and
 // copies of the log states it advances, applied only once it commits.
 type groupTxn struct {
-	l       *Ledger
-	txn     *badger.Txn
-	base    map[uint32]*logState
-	states  map[uint32]*logState
-	now     time.Time
-	retired retiredSet
-	closed  closedSet
-	newKeys []*dataKey  // pending keys the new entries are sealed under
-	hashes  []tlog.Hash // scratch
+	l        *Ledger
+	txn      *badger.Txn
+	base     map[uint32]*logState
+	states   map[uint32]*logState
+	now      time.Time
+	retired  retiredSet
+	closed   closedSet
+	newKeys  []*dataKey // pending keys the new entries are sealed under
+	postings postingBlocks
+	hashes   []tlog.Hash // scratch
 }
 
 func (g *groupTxn) state(tenant uint32) (*logState, error) {
@@ -305,7 +306,7 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 		return err
 	}
 	g := &groupTxn{l: l, txn: txn, base: states, states: make(map[uint32]*logState), now: now,
-		retired: retired, closed: closedSet{txn: txn}}
+		retired: retired, closed: closedSet{txn: txn}, postings: make(postingBlocks)}
 	out := make([]appendResult, len(reqs))
 	writes := false
 	// Retirements first: they bind every record of the group.
@@ -380,6 +381,13 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 		}
 		*st = next
 		out[i].receipts = receipts
+	}
+	// One posting block per term: the group's entries that carry it.
+	for k, entries := range g.postings {
+		last := entries[len(entries)-1]
+		if err := g.set(binary.BigEndian.AppendUint64(termRefPrefix(k.tenant, k.ref), last), encodeBlock(last, entries)); err != nil {
+			return err
+		}
 	}
 	for tenant := range touched {
 		if err := g.set(treeSizeKey(tenant), binary.BigEndian.AppendUint64(nil, g.states[tenant].size)); err != nil {
@@ -501,12 +509,11 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 			AppendedAt: now, TraceID: r.TraceID, SpanID: r.SpanID, ParentSpanID: r.ParentSpanID,
 			Refs: r.Refs, RetentionClass: class, PrevLeafHash: st.last, Commitment: req.prep[i].commitment,
 		}
-		hb := h.Marshal()
-		leaf := format.LeafHash(hb)
+		rec := entryRecord(&h)
+		leaf := format.LeafHash(rec)
 		index := st.size
 		g.hashes = st.push(leaf, g.hashes[:0])
-		idx := binary.BigEndian.AppendUint64(nil, index)
-		if err := g.set(entryKey(req.tenant, index), entryRecord(hb, g.hashes)); err != nil {
+		if err := g.set(entryKey(req.tenant, index), addHashes(rec, g.hashes)); err != nil {
 			return nil, err
 		}
 		if err := g.set(payloadKey(req.tenant, index), req.prep[i].envelope); err != nil {
@@ -516,7 +523,7 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 			g.newKeys = append(g.newKeys, k)
 		}
 		if id, ok := r.identity(); ok {
-			if err := g.set(identityKey(req.tenant, r.Kind, id), append(idx, r.SubKind)); err != nil {
+			if err := g.set(identityKey(req.tenant, r.Kind, id), identityValue(index, r.SubKind)); err != nil {
 				return nil, err
 			}
 		}
@@ -526,13 +533,11 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 			}
 		}
 		for _, t := range req.prep[i].terms {
-			if err := g.set(termRefKey(req.tenant, t, index), nil); err != nil {
-				return nil, err
-			}
+			g.postings.add(req.tenant, t, index)
 		}
 		if r.Kind == format.KindVersion {
 			vid, _ := r.identity()
-			if err := g.set(versionNameKey(req.tenant, format.VersionKind(r.SubKind), r.Version.Name, r.Version.Label), append(vid[:], idx...)); err != nil {
+			if err := g.set(versionNameKey(req.tenant, format.VersionKind(r.SubKind), r.Version.Name, r.Version.Label), binary.BigEndian.AppendUint64(vid[:], index)); err != nil {
 				return nil, err
 			}
 		}
@@ -633,7 +638,8 @@ func (c *txnCost) record(tenant string, r *Record, p *prepared) {
 		c.set(kindIndexKeySize, 0)
 	}
 	for range p.terms {
-		c.set(termKeySize, 0)
+		// At most a posting block of its own, or one gap in another's.
+		c.set(termKeySize, binary.MaxVarintLen64)
 	}
 	if r.Version != nil {
 		c.set(1+4+1+len(r.Version.Name)+1+len(r.Version.Label), 40)
@@ -959,6 +965,15 @@ func (l *Ledger) checkRefs(txn *badger.Txn, req *appendReq, i int) error {
 		}
 	}
 	return nil
+}
+
+// identityValue is an identity record's value: the entry's index and its
+// sub-kind.
+func identityValue(index uint64, subKind uint8) []byte {
+	v := make([]byte, 9)
+	binary.BigEndian.PutUint64(v, index)
+	v[8] = subKind
+	return v
 }
 
 func lookupIdentity(txn *badger.Txn, tenant uint32, kind format.Kind, id [32]byte) (index uint64, subKind uint8, found bool, err error) {

@@ -97,32 +97,51 @@ type Erasure struct {
 	// HoldsAt is the size of the log read before the plan read the holds:
 	// the plan commits only if no hold entry is at that index or later.
 	HoldsAt *uint64 `json:"holds_at,omitempty"`
-	// leaves are the erased entries with their leaf hashes, as the
-	// tombstone parts appended by this process name them (for the receipt).
-	leaves []format.TombstoneEntry
+	// Lists: the plan's lists (Erase, Held, Keys, KeyRefs, Pseudonyms,
+	// Buckets, Expired) are stored in chunks beside its header, which
+	// holds none of them (plan.go). Absent in plans of earlier builds,
+	// which hold their lists.
+	Lists *PlanLists `json:"lists,omitempty"`
 }
 
+// ReceiptFormat is the format of the receipts this build signs.
+const ReceiptFormat = "veritrace-erasure-receipt/v2"
+
 // Receipt is what an erasure receipt says; the log key signs its JSON
-// (format.ReceiptSignatureBody).
+// (format.ReceiptSignatureBody). It names the tombstone parts of the
+// request by index and leaf hash: they, in the log, name every erased
+// entry (with its leaf hash) and every held one (with its hold and case
+// reference), so the receipt grows by one part per
+// format.MaxTombstoneNames entries, not with every entry
+// (docs/RETENTION.md). Receipts of earlier builds
+// ("veritrace-erasure-receipt/v1") listed the entries themselves; they
+// are kept as they were signed.
 type Receipt struct {
-	Format      string                  `json:"format"` // "veritrace-erasure-receipt/v1"
-	RequestID   string                  `json:"request_id"`
-	Origin      string                  `json:"origin"`
-	Tenant      string                  `json:"tenant"`
-	Selector    string                  `json:"selector"`
-	LegalBasis  string                  `json:"legal_basis"`
-	Ticket      string                  `json:"ticket,omitempty"`
-	RequestedBy string                  `json:"requested_by,omitempty"`
-	RequestedAt time.Time               `json:"requested_at"`
-	CompletedAt time.Time               `json:"completed_at"`
-	Erased      []format.TombstoneEntry `json:"erased"`
-	Held        []format.HeldEntry      `json:"held,omitempty"`
-	// Tombstone is the first tombstone's index, Tombstones every one's: a
-	// request naming more than format.MaxTombstoneNames entries has several.
-	Tombstone  uint64   `json:"tombstone_index"`
-	Tombstones []uint64 `json:"tombstone_indexes"`
-	// Checkpoint is the signed checkpoint after the tombstone was appended.
+	Format      string    `json:"format"` // ReceiptFormat
+	RequestID   string    `json:"request_id"`
+	Origin      string    `json:"origin"`
+	Tenant      string    `json:"tenant"`
+	Selector    string    `json:"selector"`
+	LegalBasis  string    `json:"legal_basis"`
+	Ticket      string    `json:"ticket,omitempty"`
+	RequestedBy string    `json:"requested_by,omitempty"`
+	RequestedAt time.Time `json:"requested_at"`
+	CompletedAt time.Time `json:"completed_at"`
+	// ErasedCount and HeldCount are the numbers of entries the tombstone
+	// parts name as erased and as held.
+	ErasedCount uint64 `json:"erased_count"`
+	HeldCount   uint64 `json:"held_count"`
+	// Tombstones are the request's tombstone parts, part 1 first.
+	Tombstones []ReceiptTombstone `json:"tombstones"`
+	// Checkpoint is the signed checkpoint after the tombstones were
+	// appended.
 	Checkpoint string `json:"checkpoint"`
+}
+
+// ReceiptTombstone names one tombstone part in a receipt.
+type ReceiptTombstone struct {
+	Index    uint64 `json:"index"`
+	LeafHash string `json:"leaf_hash"` // hex
 }
 
 // ErrRequestIDReused: the request id names an earlier, different request.
@@ -257,11 +276,7 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	if req.Session != "" {
 		value, field = req.Session, s.SessionField
 	}
-	if b, err := s.L.GetState(ctx, tenant, stateErasure+req.ID); err == nil {
-		er := &Erasure{}
-		if err := json.Unmarshal(b, er); err != nil {
-			return nil, err
-		}
+	if er, err := s.getErasure(ctx, tenant, req.ID, false); err == nil {
 		pseudonym := ""
 		if value != "" {
 			// Pseudonym keys are made when first needed: an id with data
@@ -425,24 +440,15 @@ func selected(er *Erasure) []uint64 {
 	return slices.Compact(out)
 }
 
-func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
-	b, err := json.Marshal(er)
-	if err != nil {
-		return err
-	}
-	if err := s.L.PutState(ctx, er.Tenant, stateErasure+er.ID, b); err != nil {
-		return err
-	}
-	return s.indexErasure(ctx, er) // after the plan; Resume repairs a crash between
-}
-
 // Test hooks, set by tests: testHookBeforeCommit runs after a plan is made
 // and persisted, before its first tombstone is appended (attempt counts
 // from 0); testHookAfterTombstone after the tombstones are appended, before
 // any key is destroyed; testHookAfterShred after the keys are destroyed,
 // before the plan is marked done; testHookAfterTombstonePart after each
-// part of a tombstone is appended.
+// part of a tombstone is appended; testHookPlanChunks after each step of
+// storing a plan's chunks.
 var (
+	testHookPlanChunks         func(er *Erasure) error
 	testHookBeforeCommit       func(er *Erasure, attempt int) error
 	testHookAfterTombstone     func() error
 	testHookAfterShred         func() error
@@ -567,24 +573,22 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 		s.finished(er)
 		return nil
 	}
-	erased := er.leaves
-	if len(erased) != len(er.Erase) { // an older plan's tombstones
-		var err error
-		if erased, err = s.leafHashes(ctx, er); err != nil {
-			return err
-		}
+	leaves, err := s.L.LeafHashes(ctx, er.Tenant, er.Tombstones)
+	if err != nil {
+		return err
 	}
-	if erased == nil {
-		erased = []format.TombstoneEntry{}
+	named := make([]ReceiptTombstone, len(leaves))
+	for j, leaf := range leaves {
+		named[j] = ReceiptTombstone{Index: er.Tombstones[j], LeafHash: hex.EncodeToString(leaf[:])}
 	}
 	cp, err := s.L.Checkpoint(ctx, er.Tenant, true)
 	if err != nil {
 		return err
 	}
 	er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
-	rc := Receipt{Format: "veritrace-erasure-receipt/v1", RequestID: er.ID, Origin: cp.Origin, Tenant: er.Tenant, Selector: er.Selector,
+	rc := Receipt{Format: ReceiptFormat, RequestID: er.ID, Origin: cp.Origin, Tenant: er.Tenant, Selector: er.Selector,
 		LegalBasis: er.LegalBasis, Ticket: er.Ticket, RequestedBy: er.RequestedBy, RequestedAt: er.RequestedAt,
-		CompletedAt: er.CompletedAt, Erased: erased, Held: er.Held, Tombstone: idx, Tombstones: er.Tombstones, Checkpoint: string(cp.Note)}
+		CompletedAt: er.CompletedAt, ErasedCount: uint64(len(er.Erase)), HeldCount: uint64(len(er.Held)), Tombstones: named, Checkpoint: string(cp.Note)}
 	if er.Receipt, err = json.Marshal(&rc); err != nil {
 		return err
 	}
@@ -619,11 +623,11 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 		if er.HoldsAt == nil {
 			// A plan of an earlier build, which destroyed keys before
 			// writing its tombstone: it is finished as it was made.
-			idx, named, err := s.appendPart(ctx, er, 1, nil)
+			idx, err := s.appendPart(ctx, er, 1, nil)
 			if err != nil {
 				return err
 			}
-			er.Tombstones, er.leaves = []uint64{idx}, named
+			er.Tombstones = []uint64{idx}
 			break
 		}
 		if attempt > 0 {
@@ -658,7 +662,7 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 				return err
 			}
 		}
-		idx, named, err := s.appendPart(ctx, er, 1, &ledger.Unless{Kind: format.KindHold, From: *er.HoldsAt})
+		idx, err := s.appendPart(ctx, er, 1, &ledger.Unless{Kind: format.KindHold, From: *er.HoldsAt})
 		if errors.Is(err, ledger.ErrPrecondition) {
 			if attempt+1 >= maxReplans {
 				return fmt.Errorf("%s %s: %w", er.what(), er.ID, ErrHoldsChanging)
@@ -669,7 +673,7 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 		if err != nil {
 			return err
 		}
-		er.Tombstones, er.leaves = []uint64{idx}, named
+		er.Tombstones = []uint64{idx}
 		break
 	}
 	if len(er.Tombstones) == 1 && testHookAfterTombstonePart != nil {
@@ -681,11 +685,11 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 	// plan appends its parts again, which appends nothing twice.
 	parts := splitTombstone(er.tombstone())
 	for p := len(er.Tombstones); p < len(parts); p++ {
-		idx, named, err := s.appendPart(ctx, er, p+1, nil)
+		idx, err := s.appendPart(ctx, er, p+1, nil)
 		if err != nil {
 			return err
 		}
-		er.Tombstones, er.leaves = append(er.Tombstones, idx), append(er.leaves, named...)
+		er.Tombstones = append(er.Tombstones, idx)
 		if testHookAfterTombstonePart != nil {
 			if err := testHookAfterTombstonePart(p + 1); err != nil {
 				return err
@@ -756,7 +760,7 @@ func splitTombstone(all *format.Tombstone) []*format.Tombstone {
 // appendPart appends part (from 1) of a plan's tombstone, with the leaf
 // hashes of the entries it names as erased, under the precondition unless
 // if not nil. It returns the part's index.
-func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless *ledger.Unless) (uint64, []format.TombstoneEntry, error) {
+func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless *ledger.Unless) (uint64, error) {
 	parts := splitTombstone(er.tombstone())
 	ts := parts[part-1]
 	idxs := make([]uint64, len(ts.Erased))
@@ -765,7 +769,7 @@ func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless 
 	}
 	leaves, err := s.L.LeafHashes(ctx, er.Tenant, idxs)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	named := make([]format.TombstoneEntry, len(ts.Erased))
 	for j, leaf := range leaves {
@@ -778,7 +782,7 @@ func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless 
 	}
 	payload, err := json.Marshal(ts)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	rec := []ledger.Record{{Kind: format.KindTombstone, SubKind: sub, ID: er.partID(part), RetentionClass: RecordsClass, Payload: payload}}
 	var rs []ledger.Receipt
@@ -788,23 +792,9 @@ func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless 
 		rs, err = s.L.Append(ctx, er.Tenant, rec)
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: tombstone %d of %d: %w", ts.Reason, er.ID, part, len(parts), err)
+		return 0, fmt.Errorf("%s %s: tombstone %d of %d: %w", ts.Reason, er.ID, part, len(parts), err)
 	}
-	return rs[0].Index, named, nil
-}
-
-// leafHashes returns the entries a plan erased with their leaf hashes, as
-// the receipt names them.
-func (s *Service) leafHashes(ctx context.Context, er *Erasure) ([]format.TombstoneEntry, error) {
-	leaves, err := s.L.LeafHashes(ctx, er.Tenant, er.Erase)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]format.TombstoneEntry, len(leaves))
-	for j, leaf := range leaves {
-		out[j] = format.TombstoneEntry{Index: er.Erase[j], LeafHash: hex.EncodeToString(leaf[:])}
-	}
-	return out, nil
+	return rs[0].Index, nil
 }
 
 // scrubHolds removes, from the holds that name them, the index terms of
@@ -837,12 +827,7 @@ func (s *Service) scrubHolds(ctx context.Context, er *Erasure) error {
 // ErasureStatus returns an erasure request's state and, once done, its
 // signed receipt.
 func (s *Service) ErasureStatus(ctx context.Context, tenant, id string) (*Erasure, error) {
-	b, err := s.L.GetState(ctx, tenant, stateErasure+id)
-	if err != nil {
-		return nil, err
-	}
-	er := &Erasure{}
-	return er, json.Unmarshal(b, er)
+	return s.getErasure(ctx, tenant, id, false)
 }
 
 // Resume finishes every erasure and sweep a crash interrupted. It never
@@ -852,6 +837,7 @@ func (s *Service) ErasureStatus(ctx context.Context, tenant, id string) (*Erasur
 // to be resumed. It returns an error only if the plans cannot be read.
 func (s *Service) Resume(ctx context.Context) error {
 	var todo []*Erasure
+	var unreadable []string
 	for _, tenant := range s.L.Tenants() {
 		_, values, err := s.L.ListState(ctx, tenant, stateErasure)
 		if err != nil {
@@ -871,7 +857,18 @@ func (s *Service) Resume(ctx context.Context) error {
 				}
 				continue
 			}
+			if err := s.loadLists(ctx, er); err != nil {
+				s.log().ErrorContext(ctx, "an interrupted erasure or sweep could not be read", "tenant", er.Tenant, "id", er.ID, "err", err)
+				unreadable = append(unreadable, er.Tenant+"/"+er.ID)
+				continue
+			}
 			todo = append(todo, er)
+		}
+		s.work.Lock()
+		err = s.dropOrphanChunks(ctx, tenant)
+		s.work.Unlock()
+		if err != nil {
+			return err
 		}
 	}
 	pending := make([]string, len(todo))
@@ -879,9 +876,9 @@ func (s *Service) Resume(ctx context.Context) error {
 		pending[i] = er.Tenant + "/" + er.ID
 	}
 	s.mu.Lock()
-	s.unfinished = pending
+	s.unfinished = append(slices.Clone(unreadable), pending...)
 	s.mu.Unlock()
-	var stuck []string
+	stuck := unreadable
 	for i, er := range todo {
 		s.log().WarnContext(ctx, "resuming an interrupted erasure or sweep", "tenant", er.Tenant, "id", er.ID, "kind", er.what())
 		s.work.Lock()

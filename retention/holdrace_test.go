@@ -74,12 +74,10 @@ func checkOutcome(t *testing.T, e *env, er *Erasure, hold *Hold, holdIndex uint6
 	}
 	receiptHeld := map[uint64]string{}
 	if er.Kind == "" {
-		var rc Receipt
-		if err := json.Unmarshal(er.Receipt, &rc); err != nil {
-			t.Fatal(err)
-		}
-		for _, h := range rc.Held {
-			receiptHeld[h.Index] = h.HoldID
+		for _, ts := range receiptTombstones(t, e, er) {
+			for _, h := range ts.Held {
+				receiptHeld[h.Index] = h.HoldID
+			}
 		}
 	}
 	for _, i := range covered {

@@ -43,7 +43,7 @@ type ErasureSummary struct {
 func summaryOf(er *Erasure) *ErasureSummary {
 	return &ErasureSummary{ID: er.ID, Kind: er.Kind, State: er.State, Selector: er.Selector, LegalBasis: er.LegalBasis,
 		Ticket: er.Ticket, Reason: er.Reason, RequestedBy: er.RequestedBy, RequestedAt: er.RequestedAt,
-		CompletedAt: er.CompletedAt, Erased: len(er.Erase), Held: len(er.Held), Tombstone: er.Tombstone}
+		CompletedAt: er.CompletedAt, Erased: er.erasedCount(), Held: er.heldCount(), Tombstone: er.Tombstone}
 }
 
 // erasureAtName is the name of a request's record in the list.

@@ -81,4 +81,13 @@ func TestFinishedErasureKeepsNoKeyScopes(t *testing.T) {
 	if strings.Contains(string(b), "key_refs") {
 		t.Errorf("finished erasure plan = %s; want no key_refs", b)
 	}
+	names, err := e.l.StateNames(ctx, "default", statePlanPart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if strings.Contains(n, listKeyRefs) || strings.Contains(n, listPseudonyms) {
+			t.Errorf("finished erasure plan: state record %q is still stored", n)
+		}
+	}
 }

@@ -61,6 +61,16 @@ type child struct {
 	cmd  *exec.Cmd
 	addr string
 	log  *syncLog // everything the child logged
+	// drained is closed once the child's stderr has been read to its end.
+	drained chan struct{}
+}
+
+// wait waits for the child to exit, after its last log line has been read:
+// Wait closes the stderr pipe, so calling it first could lose the lines the
+// child wrote last (os/exec: Wait must follow every read from a pipe).
+func (c *child) wait() error {
+	<-c.drained
+	return c.cmd.Wait()
 }
 
 // syncLog collects a child's log lines.
@@ -119,12 +129,14 @@ func startChildAt(t *testing.T, dir string, offset time.Duration, flags ...strin
 	for sc.Scan() {
 		log.add(sc.Text())
 		if m := servingRE.FindStringSubmatch(sc.Text()); m != nil {
+			drained := make(chan struct{})
 			go func() {
+				defer close(drained)
 				for sc.Scan() {
 					log.add(sc.Text())
 				}
 			}()
-			return &child{cmd: cmd, addr: m[1], log: log}
+			return &child{cmd: cmd, addr: m[1], log: log, drained: drained}
 		}
 	}
 	cmd.Process.Kill()
@@ -137,7 +149,7 @@ func startChildAt(t *testing.T, dir string, offset time.Duration, flags ...strin
 func (c *child) stop(t *testing.T) {
 	t.Helper()
 	c.cmd.Process.Signal(syscall.SIGTERM)
-	if err := c.cmd.Wait(); err != nil {
+	if err := c.wait(); err != nil {
 		t.Fatalf("graceful shutdown: %v\n%s", err, c.log.String())
 	}
 }
@@ -270,7 +282,7 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		lastCP = cp
 		c.cmd.Process.Signal(syscall.SIGKILL)
-		c.cmd.Wait()
+		c.wait()
 		close(stop)
 		wg.Wait()
 		t.Logf("cycle %d: %d spans acknowledged so far", cycle, len(acked))
@@ -351,7 +363,7 @@ func TestCrashDuringErasure(t *testing.T) {
 		go co.Erase(ctx, connect.NewRequest(&v1.EraseRequest{RequestId: "crash-erase", SubjectId: "victim", LegalBasis: "GDPR Art. 17", Reason: "crash test"}))
 		time.Sleep(time.Duration(rand.IntN(150)) * time.Millisecond)
 		c.cmd.Process.Signal(syscall.SIGKILL)
-		c.cmd.Wait()
+		c.wait()
 		acked := apps.halt()
 
 		c = startChild(t, dir) // finishes an interrupted erasure while it serves
@@ -588,7 +600,7 @@ func TestCrashDuringSweep(t *testing.T) {
 		}()
 		time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
 		c.cmd.Process.Signal(syscall.SIGKILL)
-		c.cmd.Wait()
+		c.wait()
 		acked := append(apps.halt(), old...)
 		finished := <-swept == nil
 

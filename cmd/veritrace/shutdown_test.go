@@ -36,7 +36,7 @@ func TestShutdownIsBoundedWhenTheDataDirIsGone(t *testing.T) {
 	start := time.Now()
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
-	go func() { done <- c.cmd.Wait() }()
+	go func() { done <- c.wait() }()
 	select {
 	case err := <-done:
 		var ee *exec.ExitError

@@ -167,7 +167,11 @@ func HeaderSize(tenantLen, classLen int) int { return headerFixedLen + tenantLen
 // Marshal returns the canonical encoding of h (docs/FORMAT.md). It does not
 // validate h; Append only marshals headers it built itself.
 func (h *Header) Marshal() []byte {
-	b := make([]byte, 0, headerFixedLen+len(h.Tenant)+len(h.RetentionClass))
+	return h.AppendMarshal(make([]byte, 0, HeaderSize(len(h.Tenant), len(h.RetentionClass))))
+}
+
+// AppendMarshal appends the canonical encoding of h to b (as Marshal).
+func (h *Header) AppendMarshal(b []byte) []byte {
 	b = append(b, FormatVersion, byte(h.Kind), h.SubKind, byte(len(h.Tenant)))
 	b = append(b, h.Tenant...)
 	b = binary.BigEndian.AppendUint64(b, h.Index)

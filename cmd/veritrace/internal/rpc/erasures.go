@@ -72,38 +72,32 @@ func (s *retentionService) GetErasure(ctx context.Context, req *connect.Request[
 	case size < 0 || size > maxErasurePageSize:
 		return nil, invalid("page_size", "must be 1 to %d, got %d", maxErasurePageSize, size)
 	}
-	er, err := s.r.ErasureStatus(ctx, tenant, req.Msg.GetRequestId())
+	from := req.Msg.GetFrom()
+	er, erased, held, err := s.r.ErasurePage(ctx, tenant, req.Msg.GetRequestId(), from, size)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("request_id: no erasure request %q", req.Msg.GetRequestId()))
 	}
 	if err != nil {
 		return nil, s.fail(ctx, veritracev1connect.RetentionServiceGetErasureProcedure, err)
 	}
-	from := req.Msg.GetFrom()
-	resp := &v1.GetErasureResponse{Erasure: erasureProto(er, from, size)}
-	if end := from + uint64(size); end < uint64(max(len(er.Erase), len(er.Held))) {
+	resp := &v1.GetErasureResponse{Erasure: erasureProto(er, erased, held)}
+	if end := from + uint64(size); end < uint64(max(erased, held)) {
 		resp.NextFrom = end
 	}
 	return connect.NewResponse(resp), nil
 }
 
-// erasureProto is an erasure with the page [from, from+size) of its lists
-// of erased and held entries.
-func erasureProto(e *retention.Erasure, from uint64, size int) *v1.Erasure {
-	page := func(n int) (int, int) {
-		lo := int(min(from, uint64(n)))
-		return lo, min(n, lo+size)
-	}
-	lo, hi := page(len(e.Erase))
+// erasureProto is an erasure with the page of its lists of erased and held
+// entries it holds, and the lists' lengths.
+func erasureProto(e *retention.Erasure, erased, held int) *v1.Erasure {
 	out := &v1.Erasure{RequestId: e.ID, State: e.State, Selector: e.Selector, LegalBasis: e.LegalBasis, Ticket: e.Ticket,
-		Reason: e.Reason, RequestedBy: e.RequestedBy, RequestedAt: timestamppb.New(e.RequestedAt), Erased: e.Erase[lo:hi],
+		Reason: e.Reason, RequestedBy: e.RequestedBy, RequestedAt: timestamppb.New(e.RequestedAt), Erased: e.Erase,
 		TombstoneIndex: e.Tombstone, Receipt: string(e.Receipt), ReceiptSignature: e.ReceiptSig, Kind: cmp.Or(e.Kind, "erasure"),
-		ErasedCount: uint64(len(e.Erase)), HeldCount: uint64(len(e.Held))}
+		ErasedCount: uint64(erased), HeldCount: uint64(held)}
 	if !e.CompletedAt.IsZero() {
 		out.CompletedAt = timestamppb.New(e.CompletedAt)
 	}
-	lo, hi = page(len(e.Held))
-	for _, h := range e.Held[lo:hi] {
+	for _, h := range e.Held {
 		out.Held = append(out.Held, &v1.HeldEntry{Index: h.Index, HoldId: h.HoldID, CaseRef: h.CaseRef})
 	}
 	return out

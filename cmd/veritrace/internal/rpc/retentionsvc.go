@@ -244,7 +244,11 @@ func (s *retentionService) Erase(ctx context.Context, req *connect.Request[v1.Er
 	if err != nil {
 		return nil, s.fail(ctx, veritracev1connect.RetentionServiceEraseProcedure, err)
 	}
-	return connect.NewResponse(&v1.EraseResponse{Erasure: erasureProto(er, 0, erasePageEntries)}), nil
+	// The answer carries the first page of each list (Erase returns them
+	// whole, in memory) and the lists' lengths.
+	page := *er
+	page.Erase, page.Held = er.Erase[:min(len(er.Erase), erasePageEntries)], er.Held[:min(len(er.Held), erasePageEntries)]
+	return connect.NewResponse(&v1.EraseResponse{Erasure: erasureProto(&page, len(er.Erase), len(er.Held))}), nil
 }
 
 func (s *retentionService) Sweep(ctx context.Context, _ *connect.Request[v1.SweepRequest]) (*connect.Response[v1.SweepResponse], error) {

@@ -425,7 +425,42 @@ describe("the web console", () => {
     await page.getByTestId("hold-placed").waitFor();
     await page.getByTestId("hold-row").first().waitFor();
     assert.ok((await page.getByTestId("holds").textContent())?.includes("subject customer-7"));
+    // The hold shows the subject while it exists, with the pseudonym its ledger entry names it by.
+    const pseudonym = ((await page.getByTestId("hold-row").first().getByTestId("pseudonym").textContent()) ?? "").replace(/^pseudonym:/, "");
+    assert.match(pseudonym, /^[0-9a-f]{24}$/);
+    assert.ok((await page.getByTestId("hold-placed").textContent())?.includes(`pseudonym:${pseudonym}`));
+    await page.getByTestId("holds-pseudonym-help").waitFor();
     await shot(page, "holds");
+
+    // The access log filtered by that subject shows only the records that name its pseudonym.
+    const named = (t) => [...t.matchAll(/(?:subject|session)=pseudonym:([0-9a-f]{24}|none|unavailable)/g)].map((m) => m[1]);
+    const everything = (await rpc(tokens.compliance, "LedgerService/ListAccessLog", { pageSize: 1000 })).entries;
+    assert.ok(
+      everything.some((e) => named(e.record?.target ?? "").some((p) => p !== pseudonym)),
+      "the log names other subjects too (the auditor's searches for customer-42), or the filter below shows nothing",
+    );
+    await page.getByRole("link", { name: "Access log" }).click();
+    await page.getByTestId("access-row").first().waitFor();
+    await page.getByTestId("pseudonym-help").waitFor();
+    await page.locator('input[name="concerning-id"]').fill("customer-7");
+    await page.getByTestId("filter-concerning").click();
+    await page.getByTestId("concerning").waitFor();
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="access-row"]')].some((r) => r.textContent?.includes("hold for case CASE-7")));
+    const rows = await page.getByTestId("access-row").allTextContents();
+    for (const r of rows) assert.deepEqual([...new Set(named(r))], [pseudonym], `a record that does not concern customer-7: ${r}`);
+    assert.ok(!page.url().includes("customer-7"), `the filter is in the address: ${page.url()}`);
+    const stored = await page.evaluate(() => JSON.stringify([Object.entries(sessionStorage), Object.entries(localStorage)]));
+    assert.ok(!stored.includes("customer-7"), "the filter is in the browser's storage");
+    await shot(page, "access-log-subject");
+    await page.getByTestId("clear-concerning").click();
+    await page.getByTestId("concerning").waitFor({ state: "detached" });
+    await page.getByTestId("access-row").first().waitFor();
+    // A hold's "access records" opens the same filter.
+    await page.getByRole("link", { name: "Legal holds" }).click();
+    await page.getByTestId("hold-access-log").click();
+    await page.getByTestId("concerning").waitFor();
+    assert.equal(await page.locator('input[name="concerning-id"]').inputValue(), "customer-7");
+    assert.ok(!page.url().includes("customer-7"), `the filter is in the address: ${page.url()}`);
 
     await page.getByRole("link", { name: "Erasure" }).click();
     await page.locator('input[name="erase-value"]').fill("customer-7");
@@ -462,6 +497,23 @@ describe("the web console", () => {
     await page.getByTestId("erasure-row").first().waitFor();
     assert.ok((await page.getByTestId("erasure-history").textContent())?.includes("done"));
     await shot(page, "erasure-done");
+
+    // The released hold now names only an erased subject, by the same pseudonym.
+    await page.getByRole("link", { name: "Legal holds" }).click();
+    await page.getByText("No active holds.").waitFor();
+    await page.getByLabel("include released holds").check();
+    await page.getByTestId("hold-erased").waitFor();
+    const erased = (await page.getByTestId("hold-row").first().textContent()) ?? "";
+    assert.ok(erased.includes("erased subject") && erased.includes(`pseudonym:${pseudonym}`) && erased.includes("released"), erased);
+    assert.ok(!(await page.getByTestId("holds").textContent())?.includes("customer-7"), "the erased subject's id is still shown");
+    assert.equal(await page.getByTestId("hold-access-log").count(), 0, "an erased subject's records cannot be looked up");
+    await shot(page, "holds-erased");
+    // Nothing links the access records to customer-7 any more.
+    await page.getByRole("link", { name: "Access log" }).click();
+    await page.locator('input[name="concerning-id"]').fill("customer-7");
+    await page.getByTestId("filter-concerning").click();
+    await page.getByTestId("no-access-rows").waitFor();
+    assert.equal(await page.getByTestId("access-row").count(), 0);
     await page.close();
 
     // The auditor now sees the trace's spans as erased, and the trace still verifies.

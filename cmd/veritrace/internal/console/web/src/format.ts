@@ -85,3 +85,29 @@ export function refusalSummary(s: RefusalSummary): string {
     `tenants ${list(s.tenants, s.otherTenants)}; peers ${list(s.peers, s.otherPeers)}`
   );
 }
+
+/** A piece of an access-log target: plain text, or a subject or session named by its pseudonym. */
+export type TargetPart = string | { field: "subject" | "session"; pseudonym: string };
+
+// How targets name subjects and sessions (docs/ACCESS.md): "pseudonym:"
+// and 24 hex digits, or "none" (an id with no data in the tenant) or
+// "unavailable" (its key could not be read).
+const pseudonymRE = /\b(subject|session)=pseudonym:([0-9a-f]{24}|none|unavailable)\b/g;
+
+/**
+ * Splits an access-log target into text and the pseudonyms it names, so
+ * that the console can mark them and say what they are. Everything else
+ * stays text, as recorded.
+ */
+export function targetParts(target: string): TargetPart[] {
+  const parts: TargetPart[] = [];
+  let at = 0;
+  for (const m of target.matchAll(pseudonymRE)) {
+    const i = m.index ?? 0;
+    parts.push(target.slice(at, i + m[1].length + 1)); // up to "subject=" or "session="
+    parts.push({ field: m[1] as "subject" | "session", pseudonym: m[2] });
+    at = i + m[0].length;
+  }
+  if (at < target.length) parts.push(target.slice(at));
+  return parts;
+}

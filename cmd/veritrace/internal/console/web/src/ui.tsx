@@ -128,3 +128,25 @@ export function KV(props: { rows: [string, ComponentChildren][] }) {
     </dl>
   );
 }
+
+/** What a pseudonym is, for titles and explanations (docs/ACCESS.md, docs/RETENTION.md). */
+export const pseudonymHelp =
+  "A pseudonym names a data subject or a session in records kept for years (the access log, holds) instead of its id: " +
+  "a keyed MAC of the id under a key of that subject or session alone. While the subject exists, the server can tell " +
+  "which records concern it; its erasure destroys the key, and then nothing links the pseudonym to anyone.";
+
+/** A subject's or session's pseudonym as the access log and holds name it, explained on hover. */
+export function Pseudonym(props: { value: string }) {
+  const v = props.value;
+  const title =
+    v === "none"
+      ? "pseudonym:none: the id had no data in the tenant when this was recorded, so no pseudonym was made for it"
+      : v === "unavailable"
+        ? "pseudonym:unavailable: the id's pseudonym key could not be read when this was recorded"
+        : pseudonymHelp;
+  return (
+    <code class="pseudonym" title={title} data-testid="pseudonym">
+      pseudonym:{v}
+    </code>
+  );
+}

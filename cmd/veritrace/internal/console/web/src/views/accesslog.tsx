@@ -1,29 +1,81 @@
 // The tenant's access log: who read, exported, erased, or was refused.
-// It is itself in the ledger; reading it is recorded too.
+// It is itself in the ledger; reading it is recorded too. It can be
+// narrowed to the records that concern one subject or session: the server
+// computes the id's pseudonym and returns the records that name it. The id
+// is personal data, so the filter lives only in this page's memory (never
+// in the URL or storage) and is forgotten at sign-out.
 
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { useCtx } from "../context";
 import { AccessOutcome } from "../gen/veritrace/v1/access_pb";
 import type { AccessEntry } from "../gen/veritrace/v1/ledger_pb";
 import { Role } from "../gen/veritrace/v1/admin_pb";
-import { enumName, refusalSummary, time } from "../format";
-import { Badge, ErrorBox, Id, Notice, Page, Panel, useAction } from "../ui";
+import { enumName, refusalSummary, targetParts, time } from "../format";
+import { navigate } from "../router";
+import { forgetOnSignOut } from "../session";
+import { Badge, ErrorBox, Field, Id, Notice, Page, Panel, Pseudonym, pseudonymHelp, useAction } from "../ui";
+
+/** Whose records to show: a subject's or a session's, by its id. */
+export interface Concerning {
+  field: "subject" | "session";
+  id: string;
+}
+
+// A filter handed over by another page (a hold's "access records"), taken
+// once by the next access-log page; in memory only.
+let handedOver: Concerning | null = null;
+forgetOnSignOut(() => (handedOver = null));
+
+/** Opens the access log filtered to the records that concern a subject or session. */
+export function showAccessLogFor(c: Concerning) {
+  handedOver = c;
+  navigate("/access-log");
+}
+
+function Target(props: { target: string }) {
+  return (
+    <>
+      {targetParts(props.target).map((p) => (typeof p === "string" ? p : <Pseudonym value={p.pseudonym} />))}
+    </>
+  );
+}
 
 export function AccessLogView() {
   const { api, tenant } = useCtx();
+  const [concerning, setConcerning] = useState<Concerning | null>(() => {
+    const c = handedOver;
+    handedOver = null;
+    return c;
+  });
+  const [field, setField] = useState<"subject" | "session">(concerning?.field ?? "subject");
+  const [id, setId] = useState(concerning?.id ?? "");
   const [from, setFrom] = useState<bigint[]>([0n]); // start index of each page
   const [page, setPage] = useState(0);
   const [entries, setEntries] = useState<AccessEntry[] | null>(null);
   const [next, setNext] = useState<bigint>(0n);
   const [outcome, setOutcome] = useState<string>("");
+  const asked = useRef(0); // only the answer to the latest request is shown
   const load = useAction(async (start: bigint) => {
-    const r = await api.ledger.listAccessLog({ fromIndex: start, pageSize: 100 });
+    const n = ++asked.current;
+    const r = await api.ledger.listAccessLog({
+      fromIndex: start,
+      pageSize: 100,
+      subjectId: concerning?.field === "subject" ? concerning.id : "",
+      sessionId: concerning?.field === "session" ? concerning.id : "",
+    });
+    if (n !== asked.current) return;
     setEntries(r.entries);
     setNext(r.nextIndex);
   });
   useEffect(() => {
     load.run(from[page]);
-  }, [page]);
+  }, [page, concerning]);
+  const apply = (c: Concerning | null) => {
+    setEntries(null);
+    setFrom([0n]);
+    setPage(0);
+    setConcerning(c);
+  };
   const shown = (entries ?? []).filter((e) => !outcome || String(e.record?.outcome) === outcome);
   return (
     <Page title={`Access log · ${tenant}`}>
@@ -33,6 +85,53 @@ export function AccessLogView() {
           before the answer was sent; refusals after the first of a burst are counted in a summary a minute, naming the keys and targets
           refused. Your reading this page is recorded too.
         </p>
+        <p class="muted" data-testid="pseudonym-help">
+          Targets never name a data subject or a session by its id: they name it by a <code class="pseudonym">pseudonym:…</code>. {pseudonymHelp}{" "}
+          <code>pseudonym:none</code> names an id that had no data in the tenant when recorded.
+        </p>
+        <form
+          class="filters"
+          data-testid="concerning-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const v = id.trim();
+            apply(v ? { field, id: v } : null);
+          }}
+        >
+          <Field label="Concerning">
+            <select value={field} onChange={(e) => setField(e.currentTarget.value as "subject" | "session")} name="concerning">
+              <option value="subject">the data subject</option>
+              <option value="session">the session</option>
+            </select>
+          </Field>
+          <Field label={field === "subject" ? "Subject id" : "Session id"} hint="kept in this page only, never in the address or storage">
+            <input value={id} onInput={(e) => setId(e.currentTarget.value)} name="concerning-id" autocomplete="off" />
+          </Field>
+          <div class="buttons">
+            <button type="submit" class="primary" disabled={load.busy || !id.trim()} data-testid="filter-concerning">
+              Show its records
+            </button>
+            {concerning && (
+              <button
+                type="button"
+                onClick={() => {
+                  setId("");
+                  apply(null);
+                }}
+                data-testid="clear-concerning"
+              >
+                All records
+              </button>
+            )}
+          </div>
+        </form>
+        {concerning && (
+          <Notice testid="concerning">
+            Only the records that concern {concerning.field === "subject" ? "this data subject" : "this session"}: those whose target names its pseudonym,
+            which the server computes from the id. Records of an id with no data here, or of one erased since, cannot be found: after an
+            erasure nothing links its pseudonym to the id. This lookup is itself recorded, naming the pseudonym, never the id.
+          </Notice>
+        )}
         <div class="toolbar">
           <label>
             outcome{" "}
@@ -48,7 +147,15 @@ export function AccessLogView() {
           </button>
         </div>
         <ErrorBox error={load.error} />
-        {entries && shown.length === 0 && <Notice>No entries on this page.</Notice>}
+        {entries && shown.length === 0 && (
+          <Notice testid="no-access-rows">
+            {concerning
+              ? next
+                ? `No records concerning this ${concerning.field} among the entries scanned so far (up to entry ${(next - 1n).toString()}); Later → scans on.`
+                : `No records concerning this ${concerning.field}${page > 0 ? " after those shown earlier" : ""}.`
+              : "No entries on this page."}
+          </Notice>
+        )}
         {shown.length > 0 && (
           <table class="grid">
             <thead>
@@ -90,7 +197,7 @@ export function AccessLogView() {
                     <td>
                       <code>{r.procedure.replace("/veritrace.v1.", "")}</code>
                     </td>
-                    <td class="wrap">{r.summary ? <span data-testid="refusal-summary">{refusalSummary(r.summary)}</span> : r.target}</td>
+                    <td class="wrap">{r.summary ? <span data-testid="refusal-summary">{refusalSummary(r.summary)}</span> : <Target target={r.target} />}</td>
                     <td class="wrap">{r.code ? `${r.code}: ${r.reason}` : r.reason}</td>
                     <td>{r.peer}</td>
                   </tr>

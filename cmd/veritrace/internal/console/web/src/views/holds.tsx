@@ -8,22 +8,71 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { Hold, HoldScope, HoldScopeSchema } from "../gen/veritrace/v1/retention_pb";
 import { hex, time } from "../format";
 import { fromHex } from "../verify/bytes";
-import { Badge, ErrorBox, Field, Id, Notice, Page, Panel, useAction } from "../ui";
+import { Badge, ErrorBox, Field, Id, Notice, Page, Panel, Pseudonym, pseudonymHelp, useAction } from "../ui";
+import { showAccessLogFor, type Concerning } from "./accesslog";
 
 type ScopeKind = "subject" | "session" | "trace" | "range" | "tenant";
 
+/**
+ * What a hold covers, in words. A subject or session is named by its id
+ * while it exists (with the pseudonym that the hold's ledger entry and the
+ * access log name it by); once erased, by its pseudonym alone: the API
+ * does not say which of the two it was.
+ */
 export function scopeText(s?: HoldScope): string {
   if (!s) return "";
   if (s.tenant) return "the whole tenant";
   if (s.subjectId) return `subject ${s.subjectId}`;
   if (s.sessionId) return `session ${s.sessionId}`;
+  if (s.erased) return "erased subject or session";
   if (s.traceId.length) return `trace ${hex(s.traceId)}`;
   if (s.from || s.to) return `entries appended ${s.from ? "from " + time(s.from) : ""} ${s.to ? "until " + time(s.to) : ""}`;
   return "";
 }
 
+function Covers(props: { scope?: HoldScope; onAccessLog?: (c: Concerning) => void }) {
+  const s = props.scope;
+  if (!s) return null;
+  const id = s.subjectId || s.sessionId;
+  if (s.erased) {
+    return (
+      <span data-testid="hold-erased">
+        <Badge tone="muted" title="Erased since the hold was placed: its pseudonym key is destroyed, so its id can no longer be shown, and nothing links this pseudonym to it">
+          erased subject or session
+        </Badge>{" "}
+        {s.pseudonym && <Pseudonym value={s.pseudonym} />}
+      </span>
+    );
+  }
+  return (
+    <span>
+      {scopeText(s)}
+      {s.pseudonym && (
+        <>
+          {" "}
+          <Pseudonym value={s.pseudonym} />
+        </>
+      )}
+      {id && props.onAccessLog && (
+        <>
+          {" "}
+          <button
+            type="button"
+            class="link"
+            data-testid="hold-access-log"
+            title="The access-log records that name this pseudonym"
+            onClick={() => props.onAccessLog?.({ field: s.subjectId ? "subject" : "session", id })}
+          >
+            access records
+          </button>
+        </>
+      )}
+    </span>
+  );
+}
+
 export function HoldsView() {
-  const { api, tenant } = useCtx();
+  const { api, tenant, can } = useCtx();
   const [holds, setHolds] = useState<Hold[] | null>(null);
   const [all, setAll] = useState(false);
   const [kind, setKind] = useState<ScopeKind>("subject");
@@ -54,7 +103,8 @@ export function HoldsView() {
       if (to) scope.to = timestampFromDate(new Date(to + ":00Z"));
     }
     const r = await api.retention.placeHold({ scope, caseRef: caseRef.trim(), reason: reason.trim() });
-    setPlaced(`Hold ${r.hold?.id} placed for case ${r.hold?.caseRef} (ledger entry ${r.index}).`);
+    const ps = r.hold?.scope?.pseudonym;
+    setPlaced(`Hold ${r.hold?.id} placed for case ${r.hold?.caseRef} (ledger entry ${r.index}${ps ? `, which names the ${kind} by pseudonym:${ps}` : ""}).`);
     setValue("");
     setCaseRef("");
     setReason("");
@@ -141,7 +191,9 @@ export function HoldsView() {
                     <Id value={h.id} />
                   </td>
                   <td>{h.caseRef}</td>
-                  <td>{scopeText(h.scope)}</td>
+                  <td class="wrap">
+                    <Covers scope={h.scope} onAccessLog={can("read_access_log") ? showAccessLogFor : undefined} />
+                  </td>
                   <td class="wrap">{h.reason}</td>
                   <td>
                     {time(h.placedAt)} <span class="muted">by {h.placedBy}</span>
@@ -183,6 +235,13 @@ export function HoldsView() {
               ))}
             </tbody>
           </table>
+        )}
+        {holds?.some((h) => h.scope?.pseudonym) && (
+          <p class="muted" data-testid="holds-pseudonym-help">
+            A hold on a subject or session is recorded in the ledger under the id's pseudonym, never the id: the id is shown here only while
+            the subject or session exists. {pseudonymHelp} A hold in force keeps the subject's data and its pseudonym key; once the hold is
+            released and the subject erased, the hold shows only the pseudonym.
+          </p>
         )}
         <ErrorBox error={release.error} />
       </Panel>
