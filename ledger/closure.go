@@ -206,6 +206,29 @@ func takes(terms [][termRefSize]byte, want [termRefSize]byte) bool {
 	})
 }
 
+// NotTaken returns those of idxs that are live and that a closure by the
+// term ref r does not take (takes): spans naming another subject (or
+// session, or, for a session, a subject). An erasure keeps open a trace
+// that holds one. One envelope read per entry.
+func (l *Ledger) NotTaken(ctx context.Context, tenant string, r TermRef, idxs []uint64) ([]uint64, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	var want [termRefSize]byte
+	want[0] = r.Field
+	copy(want[1:], r.MAC[:])
+	var out []uint64
+	err = l.viewChunks(ctx, idxs, func(txn *badger.Txn, i uint64) error {
+		terms, live, err := envelopeTerms(txn, tid, i)
+		if err == nil && live && !takes(terms, want) {
+			out = append(out, i)
+		}
+		return err
+	})
+	return out, err
+}
+
 // closing is a control request: close traces of a tenant (CloseTraces),
 // or, with open, reopen those that by closed (OpenTraces).
 type closing struct {

@@ -64,20 +64,28 @@ func (s *Service) selectEntries(ctx context.Context, tenant string, req ErasureR
 func (s *Service) closeTraces(ctx context.Context, er *Erasure) (bool, error) {
 	changed := false
 	for round := 0; round < maxReplans; round++ {
-		sel, traceOf, err := s.reselect(ctx, er)
-		if err != nil {
-			return false, err
-		}
 		in := map[uint64]bool{}
 		for _, i := range selected(er) {
 			in[i] = true
 		}
+		// The selection the plan was just made from is closed first,
+		// without selecting again: the sooner the close, the fewer
+		// pieces race it.
+		var sel []uint64
+		if round > 0 || er.traceOf == nil {
+			var err error
+			if sel, er.traceOf, err = s.reselect(ctx, er); err != nil {
+				return false, err
+			}
+		}
+		traceOf := er.traceOf
 		var extra []uint64
 		for _, i := range sel {
 			if !in[i] {
 				extra = append(extra, i)
 			}
 		}
+		var err error
 		if len(extra) > 0 {
 			if _, extra, err = s.L.KeysOf(ctx, er.Tenant, extra); err != nil {
 				return false, err
@@ -185,7 +193,9 @@ func (s *Service) tracesToClose(ctx context.Context, er *Erasure, traceOf map[ui
 			if err != nil {
 				return nil, nil, err
 			}
-			if kept[t], err = s.liveOutside(ctx, er.Tenant, all, in); err != nil {
+			// Spans outside the plan: late pieces (closed with the trace)
+			// or another subject's (which keep it open).
+			if kept[t], err = s.othersIn(ctx, er, all, in); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -201,6 +211,25 @@ func (s *Service) tracesToClose(ctx context.Context, er *Erasure, traceOf map[ui
 		}
 	}
 	return shut, open, nil
+}
+
+// othersIn reports whether any of a trace's spans idxs outside the plan
+// (in) is live and not one its selector's closure takes: another
+// subject's or session's. A selection by trace takes every span.
+func (s *Service) othersIn(ctx context.Context, er *Erasure, idxs []uint64, in map[uint64]bool) (bool, error) {
+	if er.SelectorRef == "" {
+		return false, nil
+	}
+	r, err := ledger.ParseTermRef(er.SelectorRef)
+	if err != nil {
+		return false, err
+	}
+	others := slices.DeleteFunc(idxs, func(i uint64) bool { return in[i] })
+	if len(others) == 0 {
+		return false, nil
+	}
+	not, err := s.L.NotTaken(ctx, er.Tenant, r, others)
+	return len(not) > 0, err
 }
 
 // liveOutside reports whether any of idxs that is not in skip is live

@@ -20,7 +20,7 @@ func (e *env) piece(trace byte, text string) (uint64, error) {
 	spanSeq++
 	r := ledger.Record{Kind: format.KindSpan, SubKind: 1, Payload: []byte(fmt.Sprintf("%s piece %d", text, spanSeq))}
 	r.TraceID[0], r.TraceID[15] = trace, 1
-	r.SpanID[0], r.SpanID[6], r.SpanID[7] = 0xee, byte(spanSeq>>8), byte(spanSeq)
+	r.SpanID[0], r.SpanID[5], r.SpanID[6], r.SpanID[7] = 0xee, byte(spanSeq>>16), byte(spanSeq>>8), byte(spanSeq)
 	rs, err := e.l.Append(context.Background(), "default", []ledger.Record{r})
 	if err != nil {
 		return 0, err

@@ -102,6 +102,10 @@ type Erasure struct {
 	// holds none of them (plan.go). Absent in plans of earlier builds,
 	// which hold their lists.
 	Lists *PlanLists `json:"lists,omitempty"`
+	// traceOf is the trace of each span the plan selected, as the
+	// process that made (or last re-selected) it read them; never stored
+	// (closeTraces).
+	traceOf map[uint64][16]byte
 }
 
 // ReceiptFormat is the format of the receipts this build signs.
@@ -320,7 +324,7 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	}
 	// The subject's (session's) whole traces: complete closes them once
 	// the plan is stored, then selects again (closure.go).
-	targets, _, err := s.selectEntries(ctx, tenant, req)
+	targets, traceOf, err := s.selectEntries(ctx, tenant, req)
 	if err != nil {
 		return nil, err
 	}
@@ -331,6 +335,7 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	if len(live) == 0 {
 		return nil, fmt.Errorf("%s: %w", er.Selector, ErrNothingToErase)
 	}
+	er.traceOf = traceOf
 	pseudonym := ""
 	if value != "" {
 		// The id's pseudonym key names it in the request's digest; the
