@@ -489,11 +489,14 @@ describe("the web console", () => {
     await page.getByTestId("execute-erasure").click();
     await page.getByTestId("erasure-done").waitFor();
     const receipt = JSON.parse((await page.getByTestId("receipt").textContent()) ?? "{}");
-    assert.equal(receipt.erased.length, 2);
+    // Receipt format 2 counts the erased entries and names the tombstone parts that list them.
+    assert.equal(receipt.format, "veritrace-erasure-receipt/v2");
+    assert.equal(receipt.erased_count, 2);
+    assert.equal(receipt.tombstones.length, 1);
     const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("download-receipt").click()]);
     const saved = JSON.parse(readFileSync((await download.path()) ?? "", "utf8"));
     assert.ok(saved.signature.includes("\u2014 "), "the receipt carries its signed note");
-    assert.equal(saved.receipt.erased.length, 2);
+    assert.equal(saved.receipt.erased_count, 2);
     await page.getByTestId("erasure-row").first().waitFor();
     assert.ok((await page.getByTestId("erasure-history").textContent())?.includes("done"));
     await shot(page, "erasure-done");
