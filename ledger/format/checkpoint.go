@@ -144,11 +144,29 @@ type HeldEntry struct {
 	CaseRef string `json:"case_ref"`
 }
 
-const receiptTitle = "veritrace erasure receipt v1"
+// ReceiptSignatureTitle is the first line of a receipt signature body
+// (the signing scheme's version; a receipt's own is its format member).
+const ReceiptSignatureTitle = "veritrace erasure receipt v1"
+
+const receiptTitle = ReceiptSignatureTitle
 
 // ReceiptSignatureBody is the text the log key signs for an erasure
 // receipt: a title line, the origin, and the SHA-256 of the receipt JSON.
 // Like a bundle's, it can never pass for a checkpoint.
 func ReceiptSignatureBody(origin string, receiptSHA256 [32]byte) string {
 	return receiptTitle + "\n" + origin + "\n" + hex.EncodeToString(receiptSHA256[:]) + "\n"
+}
+
+// ParseReceiptSignatureBody parses a receipt signature body.
+func ParseReceiptSignatureBody(text string) (origin string, digest [32]byte, err error) {
+	lines := strings.Split(text, "\n")
+	if len(lines) != 4 || lines[0] != receiptTitle || lines[1] == "" || lines[3] != "" {
+		return "", digest, fmt.Errorf("not a receipt signature body: %q", text)
+	}
+	d, err := hex.DecodeString(lines[2])
+	if err != nil || len(d) != 32 || hex.EncodeToString(d) != lines[2] {
+		return "", digest, fmt.Errorf("bad receipt digest %q", lines[2])
+	}
+	copy(digest[:], d)
+	return lines[1], digest, nil
 }
