@@ -140,6 +140,11 @@ func TestWorkedSession(t *testing.T) {
 	if out = cli(auditor, "get", "2"); !strings.Contains(out, `"erased":true`) {
 		t.Errorf("get 2 after erasure:\n%s", out)
 	}
+	// The released hold names the erased subject by its pseudonym alone,
+	// and says it was a subject.
+	if out := runCLI("hold list", "--api-key-file", compliance, "--all"); !strings.Contains(out, holdID+"\terased subject (pseudonym:") || strings.Contains(out, "customer-42") {
+		t.Errorf("hold list --all after the erasure:\n%s", out)
+	}
 	// The receipt, checked offline (steps 1 and 2), against the server as
 	// the compliance officer and as an auditor, and against a bundle of the
 	// erased trace that proves the log grew from the receipt's checkpoint.
