@@ -360,11 +360,7 @@ func parseTombstone(b []byte) (*format.Tombstone, error) {
 			}
 			err = p.array(func(i int) error {
 				var he format.HeldEntry
-				err := p.fields(map[string]func() error{
-					"index":    func() (err error) { he.Index, err = p.uint(); return },
-					"hold_id":  func() (err error) { he.HoldID, err = p.str(); return },
-					"case_ref": func() (err error) { he.CaseRef, err = p.str(); return },
-				}, "index", "hold_id", "case_ref")
+				err := p.heldEntry(&he)
 				ts.Held = append(ts.Held, he)
 				return named(fmt.Sprintf("[%d]", i), err)
 			})
@@ -383,4 +379,14 @@ func parseTombstone(b []byte) (*format.Tombstone, error) {
 		return nil, err
 	}
 	return ts, nil
+}
+
+// heldEntry parses a held entry of a tombstone or a format 1 receipt:
+// index, hold_id and case_ref, no other member.
+func (p *jsonParser) heldEntry(he *format.HeldEntry) error {
+	return p.fields(map[string]func() error{
+		"index":    func() (err error) { he.Index, err = p.uint(); return },
+		"hold_id":  func() (err error) { he.HoldID, err = p.str(); return },
+		"case_ref": func() (err error) { he.CaseRef, err = p.str(); return },
+	}, "index", "hold_id", "case_ref")
 }

@@ -488,11 +488,7 @@ func parseReceipt(b []byte) (*Receipt, error) {
 					return fmt.Errorf("more than %d entries", MaxEntries)
 				}
 				var he format.HeldEntry
-				err := p.fields(map[string]func() error{
-					"index":    func() (err error) { he.Index, err = p.uint(); return },
-					"hold_id":  func() (err error) { he.HoldID, err = p.str(); return },
-					"case_ref": func() (err error) { he.CaseRef, err = p.str(); return },
-				}, "index", "hold_id", "case_ref")
+				err := p.heldEntry(&he)
 				rc.Held = append(rc.Held, he)
 				return named(fmt.Sprintf("[%d]", i), err)
 			})

@@ -173,6 +173,13 @@ func TestWorkedSession(t *testing.T) {
 	if out, err := verifyReceipt("--bundle", erasedBundle); err != nil || !strings.Contains(out, "ok    tombstone parts (1)") || !strings.Contains(out, "VERIFIED") {
 		t.Errorf("verify-receipt --bundle = %v\n%s", err, out)
 	}
+	// A bundle of a later tree without the consistency proof from the
+	// receipt's cannot vouch for the parts.
+	unlinked := filepath.Join(work, "unlinked.zip")
+	runCLI("export", "--api-key-file", auditor, "--trace", "000102030405060708090a0b0c0d0e0f", "-o", unlinked)
+	if out, err := verifyReceipt("--bundle", unlinked); err == nil || !strings.Contains(out, "FAIL  tombstone parts") || !strings.Contains(out, "export with --known-size "+rcSize) {
+		t.Errorf("verify-receipt --bundle without a consistency proof = %v\n%s", err, out)
+	}
 	// A receipt whose count was changed, signed by nobody: refused, and
 	// nothing from the file reaches the terminal unescaped.
 	tampered := filepath.Join(work, "tampered.txt")

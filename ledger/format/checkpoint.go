@@ -90,13 +90,19 @@ func BundleSignatureBody(origin string, manifestSHA256 [32]byte) string {
 
 // ParseBundleSignatureBody parses a bundle signature body.
 func ParseBundleSignatureBody(text string) (origin string, digest [32]byte, err error) {
+	return parseDigestBody(text, bundleTitle, "bundle", "manifest")
+}
+
+// parseDigestBody parses a signature body of three lines: title, origin
+// and a SHA-256 in lowercase hex.
+func parseDigestBody(text, title, what, of string) (origin string, digest [32]byte, err error) {
 	lines := strings.Split(text, "\n")
-	if len(lines) != 4 || lines[0] != bundleTitle || lines[1] == "" || lines[3] != "" {
-		return "", digest, fmt.Errorf("not a bundle signature body: %q", text)
+	if len(lines) != 4 || lines[0] != title || lines[1] == "" || lines[3] != "" {
+		return "", digest, fmt.Errorf("not a %s signature body: %q", what, text)
 	}
 	d, err := hex.DecodeString(lines[2])
 	if err != nil || len(d) != 32 || hex.EncodeToString(d) != lines[2] {
-		return "", digest, fmt.Errorf("bad manifest digest %q", lines[2])
+		return "", digest, fmt.Errorf("bad %s digest %q", of, lines[2])
 	}
 	copy(digest[:], d)
 	return lines[1], digest, nil
@@ -159,14 +165,5 @@ func ReceiptSignatureBody(origin string, receiptSHA256 [32]byte) string {
 
 // ParseReceiptSignatureBody parses a receipt signature body.
 func ParseReceiptSignatureBody(text string) (origin string, digest [32]byte, err error) {
-	lines := strings.Split(text, "\n")
-	if len(lines) != 4 || lines[0] != receiptTitle || lines[1] == "" || lines[3] != "" {
-		return "", digest, fmt.Errorf("not a receipt signature body: %q", text)
-	}
-	d, err := hex.DecodeString(lines[2])
-	if err != nil || len(d) != 32 || hex.EncodeToString(d) != lines[2] {
-		return "", digest, fmt.Errorf("bad receipt digest %q", lines[2])
-	}
-	copy(digest[:], d)
-	return lines[1], digest, nil
+	return parseDigestBody(text, receiptTitle, "receipt", "receipt")
 }
