@@ -296,13 +296,15 @@ func parseConsistency(b []byte, c *ConsistencyProof) error {
 	return p.end()
 }
 
-// parseTombstone reads what the verifier needs of a tombstone's payload
-// (docs/FORMAT.md §2.2): a JSON object whose reason is a string and whose
-// erased is an array (null read as empty) of objects with an index and a
-// leaf_hash string. Members are matched by their exact names, none may
-// appear twice, and members the verifier does not read (request_id,
-// held, and any added later) are ignored once their syntax is checked,
-// at any level.
+// parseTombstone reads what the verifiers of bundles and receipts need of
+// a tombstone's payload (docs/FORMAT.md §2.2): a JSON object whose reason
+// is a string and whose erased is an array (null read as empty) of objects
+// with an index and a leaf_hash string; request_id (a string), held (an
+// array of objects with an index, a hold_id and a case_ref) and part and
+// parts (integers) when present. Members are matched by their exact names,
+// none may appear twice, and members neither reads (legal_basis, ticket,
+// why, requested_by, and any added later) are ignored once their syntax is
+// checked, at any level.
 func parseTombstone(b []byte) (*format.Tombstone, error) {
 	p := &jsonParser{b: b}
 	ts := &format.Tombstone{}
@@ -340,6 +342,28 @@ func parseTombstone(b []byte) (*format.Tombstone, error) {
 				ts.Erased = append(ts.Erased, te)
 				return named(fmt.Sprintf("[%d]", i), err)
 			})
+		case "request_id":
+			ts.RequestID, err = p.str()
+		case "part", "parts":
+			var n uint64
+			if n, err = p.uint(); err == nil && n > MaxEntries {
+				err = fmt.Errorf("%d is more than %d", n, MaxEntries)
+			}
+			if key == "part" {
+				ts.Part = int(n)
+			} else {
+				ts.Parts = int(n)
+			}
+		case "held":
+			if p.literal("null") {
+				return nil
+			}
+			err = p.array(func(i int) error {
+				var he format.HeldEntry
+				err := p.heldEntry(&he)
+				ts.Held = append(ts.Held, he)
+				return named(fmt.Sprintf("[%d]", i), err)
+			})
 		default:
 			err = p.skip(0)
 		}
@@ -355,4 +379,14 @@ func parseTombstone(b []byte) (*format.Tombstone, error) {
 		return nil, err
 	}
 	return ts, nil
+}
+
+// heldEntry parses a held entry of a tombstone or a format 1 receipt:
+// index, hold_id and case_ref, no other member.
+func (p *jsonParser) heldEntry(he *format.HeldEntry) error {
+	return p.fields(map[string]func() error{
+		"index":    func() (err error) { he.Index, err = p.uint(); return },
+		"hold_id":  func() (err error) { he.HoldID, err = p.str(); return },
+		"case_ref": func() (err error) { he.CaseRef, err = p.str(); return },
+	}, "index", "hold_id", "case_ref")
 }

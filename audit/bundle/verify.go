@@ -101,28 +101,33 @@ func (r *Report) Write(w io.Writer) {
 		fmt.Fprintf(w, "bundle of %d entries (%d traces) from %s at tree size %d (%s)\n", r.Entries, r.Traces, Printable(r.Origin), r.TreeSize, Printable(r.Format))
 	}
 	for _, c := range r.Checks {
-		switch {
-		case c.Skipped != "":
-			fmt.Fprintf(w, "FAIL  %s: not checked: %s\n", c.Name, Printable(c.Skipped))
-		case c.failed == 0:
-			fmt.Fprintf(w, "ok    %s (%d)\n", c.Name, c.Passed)
-		default:
-			fmt.Fprintf(w, "FAIL  %s (%d ok, %d failed)\n", c.Name, c.Passed, c.failed)
-			for _, f := range c.Failures {
-				fmt.Fprintf(w, "        %s\n", Printable(f))
-			}
-			if c.failed > len(c.Failures) {
-				fmt.Fprintf(w, "        ... %d more\n", c.failed-len(c.Failures))
-			}
-		}
-		for _, n := range c.Notes {
-			fmt.Fprintf(w, "      note: %s\n", Printable(n))
-		}
+		writeCheck(w, c)
 	}
 	if r.OK() {
 		fmt.Fprintln(w, "VERIFIED: every check passed")
 	} else {
 		fmt.Fprintf(w, "NOT VERIFIED: %s failed\n", strings.Join(r.Failed(), ", "))
+	}
+}
+
+// writeCheck prints one check's verdict, its failures and notes, escaped.
+func writeCheck(w io.Writer, c *Check) {
+	switch {
+	case c.Skipped != "":
+		fmt.Fprintf(w, "FAIL  %s: not checked: %s\n", c.Name, Printable(c.Skipped))
+	case c.failed == 0:
+		fmt.Fprintf(w, "ok    %s (%d)\n", c.Name, c.Passed)
+	default:
+		fmt.Fprintf(w, "FAIL  %s (%d ok, %d failed)\n", c.Name, c.Passed, c.failed)
+		for _, f := range c.Failures {
+			fmt.Fprintf(w, "        %s\n", Printable(f))
+		}
+		if c.failed > len(c.Failures) {
+			fmt.Fprintf(w, "        ... %d more\n", c.failed-len(c.Failures))
+		}
+	}
+	for _, n := range c.Notes {
+		fmt.Fprintf(w, "      note: %s\n", Printable(n))
 	}
 }
 

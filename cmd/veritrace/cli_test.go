@@ -62,6 +62,7 @@ func clientCommands(t *testing.T, dir string) [][]string {
 		{"checkpoint"}, {"prove", "1"}, {"get", "1"}, {"trace", trace}, {"query", "--subject", "s"},
 		{"export", "--trace", trace, "-o", filepath.Join(dir, "x.zip")},
 		{"erase", "--subject", "s", "--legal-basis", "b", "--reason", "r"}, {"erasure", "id"},
+		{"verify-receipt", filepath.Join(dir, "receipt.txt"), "--key", filepath.Join(dir, "log.pub")}, // with --addr: checks on the server
 		{"hold", "place", "--subject", "s", "--case", "c", "--reason", "r"}, {"hold", "release", "h", "--reason", "r"}, {"hold", "list"},
 		{"retention", "show"}, {"retention", "set", "../../examples/prompt.txt"}, {"sweep"},
 		{"keys", "create", "--role", "auditor", "--tenants", "default"}, {"keys", "list"}, {"keys", "revoke", "0123456789abcdef"},

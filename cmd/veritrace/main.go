@@ -12,6 +12,7 @@
 //	veritrace query [flags]         find traces
 //	veritrace export [flags] -o F   export a signed evidence bundle
 //	veritrace verify F --key log.pub  verify a bundle offline
+//	veritrace verify-receipt R --key log.pub [--bundle F | --addr URL]  check an erasure receipt
 //	veritrace erase --subject ID --legal-basis B --reason R [--dry-run]
 //	veritrace hold place|release|list   legal holds
 //	veritrace retention show|set     retention policy
@@ -52,6 +53,7 @@ var commands = []command{
 	{"query", "find traces by session, subject, time, version, kind, model or error (auditor)", runQuery},
 	{"export", "export a signed evidence bundle (auditor)", runExport},
 	{"verify", "verify an evidence bundle offline with the log's public key", runVerify},
+	{"verify-receipt", "check an erasure receipt: offline, or its tombstone parts in a bundle or on the server", runVerifyReceipt},
 	{"erase", "erase a subject's, session's or traces' payloads (compliance officer)", runErase},
 	{"erasure", "show an erasure request's state and receipt", runErasure},
 	{"hold", "place, release or list legal holds (compliance officer)", runHold},
@@ -97,7 +99,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: veritrace COMMAND [flags]\n\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.usage)
+		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.usage)
 	}
 }
 

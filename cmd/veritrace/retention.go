@@ -169,7 +169,7 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 			case sc.GetSessionId() != "":
 				what = "session " + sc.GetSessionId() + " (pseudonym:" + sc.GetPseudonym() + ")"
 			case sc.GetErased():
-				what = "erased subject or session (pseudonym:" + sc.GetPseudonym() + ")"
+				what = erasedScope(sc.GetPseudonymKind()) + " (pseudonym:" + sc.GetPseudonym() + ")"
 			case len(sc.GetTraceId()) > 0:
 				what = fmt.Sprintf("trace %x", sc.GetTraceId())
 			case sc.GetFrom() != nil || sc.GetTo() != nil:
@@ -243,4 +243,15 @@ func runSweep(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "expired %d entries (%d held); tombstone at index %d\n", m.GetExpired(), m.GetHeld(), m.GetTombstoneIndex())
 	return nil
+}
+
+// erasedScope names an erased hold scope by its kind: "erased subject" or
+// "erased session" ("erased subject or session" from a server that does
+// not say).
+func erasedScope(kind string) string {
+	switch kind {
+	case "subject", "session":
+		return "erased " + kind
+	}
+	return "erased subject or session"
 }

@@ -140,6 +140,57 @@ func TestWorkedSession(t *testing.T) {
 	if out = cli(auditor, "get", "2"); !strings.Contains(out, `"erased":true`) {
 		t.Errorf("get 2 after erasure:\n%s", out)
 	}
+	// The released hold names the erased subject by its pseudonym alone,
+	// and says it was a subject.
+	if out := runCLI("hold list", "--api-key-file", compliance, "--all"); !strings.Contains(out, holdID+"\terased subject (pseudonym:") || strings.Contains(out, "customer-42") {
+		t.Errorf("hold list --all after the erasure:\n%s", out)
+	}
+	// The receipt, checked offline (steps 1 and 2), against the server as
+	// the compliance officer and as an auditor, and against a bundle of the
+	// erased trace that proves the log grew from the receipt's checkpoint.
+	logPub := filepath.Join(dir, "log.pub")
+	verifyReceipt := func(args ...string) (string, error) {
+		var out strings.Builder
+		err := run(context.Background(), append([]string{"verify-receipt", receipt, "--key", logPub}, args...), &out)
+		return out.String(), err
+	}
+	if out, err := verifyReceipt(); err != nil || !strings.Contains(out, "ok    receipt signature (1)") || !strings.Contains(out, "ok    receipt checkpoint (1)") ||
+		!strings.Contains(out, "--    tombstone parts: not checked") || !strings.Contains(out, "SIGNED:") {
+		t.Errorf("verify-receipt offline = %v\n%s", err, out)
+	}
+	for _, key := range []string{compliance, auditor} {
+		if out, err := verifyReceipt("--addr", url, "--api-key-file", key); err != nil || !strings.Contains(out, "ok    tombstone parts (1)") || !strings.Contains(out, "ok    counts (1)") || !strings.Contains(out, "VERIFIED: every check passed") {
+			t.Errorf("verify-receipt --addr (%s) = %v\n%s", filepath.Base(key), err, out)
+		}
+	}
+	rb, err := os.ReadFile(receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcSize := strings.Split(strings.SplitN(string(rb), `"checkpoint":"`, 2)[1], `\n`)[1]
+	erasedBundle := filepath.Join(work, "erased.zip")
+	runCLI("export", "--api-key-file", auditor, "--trace", "000102030405060708090a0b0c0d0e0f", "--known-size", rcSize, "-o", erasedBundle)
+	if out, err := verifyReceipt("--bundle", erasedBundle); err != nil || !strings.Contains(out, "ok    tombstone parts (1)") || !strings.Contains(out, "VERIFIED") {
+		t.Errorf("verify-receipt --bundle = %v\n%s", err, out)
+	}
+	// A bundle of a later tree without the consistency proof from the
+	// receipt's cannot vouch for the parts.
+	unlinked := filepath.Join(work, "unlinked.zip")
+	runCLI("export", "--api-key-file", auditor, "--trace", "000102030405060708090a0b0c0d0e0f", "-o", unlinked)
+	if out, err := verifyReceipt("--bundle", unlinked); err == nil || !strings.Contains(out, "FAIL  tombstone parts") || !strings.Contains(out, "export with --known-size "+rcSize) {
+		t.Errorf("verify-receipt --bundle without a consistency proof = %v\n%s", err, out)
+	}
+	// A receipt whose count was changed, signed by nobody: refused, and
+	// nothing from the file reaches the terminal unescaped.
+	tampered := filepath.Join(work, "tampered.txt")
+	if err := os.WriteFile(tampered, []byte(strings.Replace(string(rb), `"erased_count":2`, `"erased_count":1`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var tout strings.Builder
+	if err := run(context.Background(), []string{"verify-receipt", tampered, "--key", logPub, "--addr", url, "--api-key-file", auditor}, &tout); err == nil ||
+		!strings.Contains(tout.String(), "FAIL  receipt signature") || !strings.Contains(tout.String(), "the signature is for another receipt") {
+		t.Errorf("verify-receipt of a changed receipt = %v\n%s", err, tout.String())
+	}
 	cli(compliance, "sweep")
 	reused := append([]string{"erase", "--addr", url, "--api-key-file", compliance}, erase...)
 	reused = append(reused, "--ticket", "DSR-119", "--request-id", "dsr-118")

@@ -90,13 +90,19 @@ func BundleSignatureBody(origin string, manifestSHA256 [32]byte) string {
 
 // ParseBundleSignatureBody parses a bundle signature body.
 func ParseBundleSignatureBody(text string) (origin string, digest [32]byte, err error) {
+	return parseDigestBody(text, bundleTitle, "bundle", "manifest")
+}
+
+// parseDigestBody parses a signature body of three lines: title, origin
+// and a SHA-256 in lowercase hex.
+func parseDigestBody(text, title, what, of string) (origin string, digest [32]byte, err error) {
 	lines := strings.Split(text, "\n")
-	if len(lines) != 4 || lines[0] != bundleTitle || lines[1] == "" || lines[3] != "" {
-		return "", digest, fmt.Errorf("not a bundle signature body: %q", text)
+	if len(lines) != 4 || lines[0] != title || lines[1] == "" || lines[3] != "" {
+		return "", digest, fmt.Errorf("not a %s signature body: %q", what, text)
 	}
 	d, err := hex.DecodeString(lines[2])
 	if err != nil || len(d) != 32 || hex.EncodeToString(d) != lines[2] {
-		return "", digest, fmt.Errorf("bad manifest digest %q", lines[2])
+		return "", digest, fmt.Errorf("bad %s digest %q", of, lines[2])
 	}
 	copy(digest[:], d)
 	return lines[1], digest, nil
@@ -144,11 +150,20 @@ type HeldEntry struct {
 	CaseRef string `json:"case_ref"`
 }
 
-const receiptTitle = "veritrace erasure receipt v1"
+// ReceiptSignatureTitle is the first line of a receipt signature body
+// (the signing scheme's version; a receipt's own is its format member).
+const ReceiptSignatureTitle = "veritrace erasure receipt v1"
+
+const receiptTitle = ReceiptSignatureTitle
 
 // ReceiptSignatureBody is the text the log key signs for an erasure
 // receipt: a title line, the origin, and the SHA-256 of the receipt JSON.
 // Like a bundle's, it can never pass for a checkpoint.
 func ReceiptSignatureBody(origin string, receiptSHA256 [32]byte) string {
 	return receiptTitle + "\n" + origin + "\n" + hex.EncodeToString(receiptSHA256[:]) + "\n"
+}
+
+// ParseReceiptSignatureBody parses a receipt signature body.
+func ParseReceiptSignatureBody(text string) (origin string, digest [32]byte, err error) {
+	return parseDigestBody(text, receiptTitle, "receipt", "receipt")
 }

@@ -516,7 +516,11 @@ type HoldScope struct {
 	Pseudonym string `protobuf:"bytes,7,opt,name=pseudonym,proto3" json:"pseudonym,omitempty"`
 	// In answers: the subject or session was erased since the hold was
 	// placed; only its pseudonym remains.
-	Erased        bool `protobuf:"varint,8,opt,name=erased,proto3" json:"erased,omitempty"`
+	Erased bool `protobuf:"varint,8,opt,name=erased,proto3" json:"erased,omitempty"`
+	// In answers: which id the pseudonym names, "subject" or "session"
+	// (empty for other scopes). Not personal data: the hold's ledger entry
+	// records it too (docs/RETENTION.md).
+	PseudonymKind string `protobuf:"bytes,9,opt,name=pseudonym_kind,json=pseudonymKind,proto3" json:"pseudonym_kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -605,6 +609,13 @@ func (x *HoldScope) GetErased() bool {
 		return x.Erased
 	}
 	return false
+}
+
+func (x *HoldScope) GetPseudonymKind() string {
+	if x != nil {
+		return x.PseudonymKind
+	}
+	return ""
 }
 
 // Hold is a legal hold: covered entries are neither expired nor erased.
@@ -1780,7 +1791,7 @@ const file_veritrace_v1_retention_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"c\n" +
 	"\x14SetRetentionResponse\x125\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1d.veritrace.v1.RetentionPolicyR\x06policy\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"\x8e\x02\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\xb5\x02\n" +
 	"\tHoldScope\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\bR\x06tenant\x12\x1d\n" +
 	"\n" +
@@ -1791,7 +1802,8 @@ const file_veritrace_v1_retention_proto_rawDesc = "" +
 	"\x04from\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x1c\n" +
 	"\tpseudonym\x18\a \x01(\tR\tpseudonym\x12\x16\n" +
-	"\x06erased\x18\b \x01(\bR\x06erased\"\xd3\x02\n" +
+	"\x06erased\x18\b \x01(\bR\x06erased\x12%\n" +
+	"\x0epseudonym_kind\x18\t \x01(\tR\rpseudonymKind\"\xd3\x02\n" +
 	"\x04Hold\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12-\n" +
 	"\x05scope\x18\x02 \x01(\v2\x17.veritrace.v1.HoldScopeR\x05scope\x12\x19\n" +

@@ -145,7 +145,7 @@ func holdProto(h *retention.Hold) *v1.Hold {
 	out := &v1.Hold{Id: h.ID, CaseRef: h.CaseRef, Reason: h.Reason, PlacedBy: h.PlacedBy, PlacedAt: timestamppb.New(h.PlacedAt),
 		ReleasedBy: h.ReleasedBy, ReleaseReason: h.ReleaseReason,
 		Scope: &v1.HoldScope{Tenant: h.Scope.Tenant, SubjectId: h.Scope.Subject, SessionId: h.Scope.Session,
-			Pseudonym: h.Scope.Pseudonym, Erased: h.Scope.Erased}}
+			Pseudonym: h.Scope.Pseudonym, Erased: h.Scope.Erased, PseudonymKind: h.Scope.Kind}}
 	if h.Scope.TraceID != "" {
 		fmt.Sscanf(h.Scope.TraceID, "%x", &out.Scope.TraceId)
 	}

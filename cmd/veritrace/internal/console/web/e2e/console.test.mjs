@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { createHash, generateKeyPairSync } from "node:crypto";
+import { createHash, createPrivateKey, generateKeyPairSync, sign } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -42,6 +42,48 @@ function impostorKey(name) {
   const key = Buffer.concat([Buffer.from([1]), pub]);
   const hash = createHash("sha256").update(Buffer.concat([Buffer.from(name + "\n"), key])).digest().subarray(0, 4).toString("hex");
   return `${name}+${hash}+${key.toString("base64")}`;
+}
+
+/**
+ * Signs receiptJson as the log would (docs/FORMAT.md §5.5), with the log's
+ * own signing key from the server's data directory: what a server that
+ * lies about an erasure could hand out.
+ */
+function signReceiptWithLogKey(receiptJson, origin) {
+  const text = readFileSync(join(dataDir, "log.key"), "utf8").trim().slice("PRIVATE+KEY+".length);
+  const name = text.slice(0, text.indexOf("+"));
+  const hash = text.slice(name.length + 1, name.length + 9);
+  const seed = Buffer.from(text.slice(name.length + 10), "base64").subarray(1);
+  const key = createPrivateKey({ key: Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), seed]), format: "der", type: "pkcs8" });
+  const body = `veritrace erasure receipt v1\n${origin}\n${createHash("sha256").update(receiptJson).digest("hex")}\n`;
+  const sig = sign(null, Buffer.from(body), key);
+  return `${body}\n\u2014 ${name} ${Buffer.concat([Buffer.from(hash, "hex"), sig]).toString("base64")}\n`;
+}
+
+/**
+ * Serves GetErasure (or Erase) answers whose receipt was changed by edit
+ * and, when resign, signed again with the log key.
+ */
+async function tamperReceipts(page, method, edit, resign) {
+  await page.route(`**/veritrace.v1.RetentionService/${method}`, async (route) => {
+    const resp = await route.fetch();
+    const body = await resp.json();
+    const r = JSON.parse(body.erasure.receipt);
+    edit(r);
+    const changed = JSON.stringify(r);
+    body.erasure.receipt = changed;
+    if (resign) body.erasure.receiptSignature = signReceiptWithLogKey(changed, r.origin);
+    await route.fulfill({ response: resp, json: body });
+  });
+}
+
+/** The verdict of each receipt check shown, by name. */
+async function receiptChecks(panel) {
+  await panel.getByTestId("receipt-check").waitFor();
+  /** @type {Record<string, string>} */
+  const out = {};
+  for (const li of await panel.locator("li[data-check]").all()) out[(await li.getAttribute("data-check")) ?? ""] = (await li.getAttribute("data-ok")) ?? "";
+  return out;
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -489,11 +531,21 @@ describe("the web console", () => {
     await page.getByTestId("execute-erasure").click();
     await page.getByTestId("erasure-done").waitFor();
     const receipt = JSON.parse((await page.getByTestId("receipt").textContent()) ?? "{}");
-    assert.equal(receipt.erased.length, 2);
+    // Receipt format 2 counts the erased entries and names the tombstone parts that list them.
+    assert.equal(receipt.format, "veritrace-erasure-receipt/v2");
+    assert.equal(receipt.erased_count, 2);
+    assert.equal(receipt.tombstones.length, 1);
     const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("download-receipt").click()]);
     const saved = JSON.parse(readFileSync((await download.path()) ?? "", "utf8"));
     assert.ok(saved.signature.includes("\u2014 "), "the receipt carries its signed note");
-    assert.equal(saved.receipt.erased.length, 2);
+    assert.equal(saved.receipt.erased_count, 2);
+    // The receipt checks in the browser, parts and counts too, with the pinned log key.
+    await page.evaluate((k) => localStorage.setItem("veritrace.pinnedLogKey", k), logPub);
+    const done = page.getByTestId("erasure-done");
+    await done.getByTestId("check-receipt").click();
+    assert.deepEqual(await receiptChecks(done), { "receipt signature": "true", "receipt checkpoint": "true", "tombstone parts": "true", counts: "true" });
+    await done.getByTestId("receipt-verified").waitFor();
+    await shot(page, "erasure-receipt-verified");
     await page.getByTestId("erasure-row").first().waitFor();
     assert.ok((await page.getByTestId("erasure-history").textContent())?.includes("done"));
     await shot(page, "erasure-done");
@@ -504,7 +556,7 @@ describe("the web console", () => {
     await page.getByLabel("include released holds").check();
     await page.getByTestId("hold-erased").waitFor();
     const erased = (await page.getByTestId("hold-row").first().textContent()) ?? "";
-    assert.ok(erased.includes("erased subject") && erased.includes(`pseudonym:${pseudonym}`) && erased.includes("released"), erased);
+    assert.ok(erased.includes("erased subject") && !erased.includes("or session") && erased.includes(`pseudonym:${pseudonym}`) && erased.includes("released"), erased);
     assert.ok(!(await page.getByTestId("holds").textContent())?.includes("customer-7"), "the erased subject's id is still shown");
     assert.equal(await page.getByTestId("hold-access-log").count(), 0, "an erased subject's records cannot be looked up");
     await shot(page, "holds-erased");
@@ -879,6 +931,31 @@ describe("attacks on the console, and what users expect of it", () => {
     const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("erasure-row").first().getByRole("button", { name: "Download" }).click()]);
     const saved = JSON.parse(readFileSync((await download.path()) ?? "", "utf8"));
     assert.ok(saved.signature.includes("\u2014 ") && saved.receipt.request_id, "a receipt with its signed note");
+
+    // A past receipt checks in the browser: signature, checkpoint, its tombstone parts and counts.
+    await page.evaluate((k) => localStorage.setItem("veritrace.pinnedLogKey", k), logPub);
+    const check = async () => {
+      await page.getByTestId("erasure-row").first().getByTestId("open-receipt").click();
+      const panel = page.getByTestId("past-erasure");
+      await panel.getByTestId("check-receipt").click();
+      return receiptChecks(panel);
+    };
+    assert.deepEqual(await check(), { "receipt signature": "true", "receipt checkpoint": "true", "tombstone parts": "true", counts: "true" });
+    // A receipt whose count was changed and signed again with the log key
+    // (a server lying about an erasure) fails the counts, its parts hold.
+    await tamperReceipts(page, "GetErasure", (r) => r.erased_count++, true);
+    assert.deepEqual(await check(), { "receipt signature": "true", "receipt checkpoint": "true", "tombstone parts": "true", counts: "false" });
+    await page.getByTestId("receipt-not-verified").waitFor();
+    await shot(page, "erasure-receipt-tampered-count");
+    await page.unroute("**/veritrace.v1.RetentionService/GetErasure");
+    // One naming a part by another leaf hash fails the parts (and the counts are not checked).
+    await tamperReceipts(page, "GetErasure", (r) => (r.tombstones[0].leaf_hash = r.tombstones[0].leaf_hash.replace(/^./, (c) => (c === "0" ? "1" : "0"))), true);
+    assert.deepEqual(await check(), { "receipt signature": "true", "receipt checkpoint": "true", "tombstone parts": "false", counts: "false" });
+    await page.unroute("**/veritrace.v1.RetentionService/GetErasure");
+    // One changed and not signed again fails the signature.
+    await tamperReceipts(page, "GetErasure", (r) => r.held_count++, false);
+    assert.deepEqual(await check(), { "receipt signature": "false", "receipt checkpoint": "false", "tombstone parts": "false", counts: "false" });
+    await page.unroute("**/veritrace.v1.RetentionService/GetErasure");
     await page.close();
   });
 

@@ -7,8 +7,11 @@ import { useCtx } from "../context";
 import type { Erasure } from "../gen/veritrace/v1/retention_pb";
 import { time } from "../format";
 import { pins } from "../session";
-import { equal, fromHex, sha256, utf8 } from "../verify/bytes";
-import { openNote, parseDigestBody, parseVerifierKey } from "../verify/note";
+import type { Api } from "../api";
+import { fromHex } from "../verify/bytes";
+import { parseVerifierKey } from "../verify/note";
+import { checkReceipt, serverParts, type ReceiptVerification } from "../verify/receipt";
+import { CheckList } from "./trace";
 import { Badge, ErrorBox, Field, KV, Notice, Page, Panel, Pre, download, useAction } from "../ui";
 
 type Selector = "subject" | "session" | "traces";
@@ -22,17 +25,17 @@ function newRequestId(): string {
   return "dsr-" + new Date().toISOString().slice(0, 10) + "-" + [...r].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Checks an erasure receipt's signature with the pinned log key. */
-async function checkReceipt(er: Erasure): Promise<string> {
+/**
+ * Checks an erasure receipt in this browser with the pinned log key, as
+ * `veritrace verify-receipt --addr` does: the signature and checkpoint,
+ * then each tombstone part (GetEntry and an inclusion proof into the
+ * receipt's checkpoint) and the counts.
+ */
+async function verifyReceipt(api: Api, er: Erasure): Promise<ReceiptVerification> {
   const keyText = pins.logKey();
-  if (!keyText) return "Pin the log's public key (on a trace's verify panel) to check receipts in the browser.";
+  if (!keyText) throw new Error("Pin the log's public key (on a trace's verify panel) to check receipts in the browser.");
   const key = await parseVerifierKey(keyText);
-  const n = await openNote(er.receiptSignature, key);
-  const body = parseDigestBody(n.text, true);
-  const receipt = JSON.parse(er.receipt) as { origin?: string };
-  if (!equal(body.digest, await sha256(utf8.encode(er.receipt)))) throw new Error("the signature is for another receipt");
-  if (body.origin !== receipt.origin) throw new Error(`the signature names ${body.origin}, the receipt ${receipt.origin}`);
-  return `Receipt signature verified with ${key.name} for ${body.origin}.`;
+  return checkReceipt(er.receipt, er.receiptSignature, key, serverParts(api.ledger));
 }
 
 export function ErasureView() {
@@ -74,6 +77,11 @@ export function ErasureView() {
   });
   // The list carries no receipts: fetch the request's own.
   const fetchReceipt = useAction(async (requestId: string) => downloadReceipt((await api.retention.getErasure({ requestId, pageSize: 1 })).erasure!));
+  const [past, setPast] = useState<Erasure | null>(null);
+  const openPast = useAction(async (requestId: string) => {
+    setPast(null); // a fresh panel: no earlier check result stays on screen
+    setPast((await api.retention.getErasure({ requestId, pageSize: 1 })).erasure!);
+  });
   useEffect(() => {
     loadHistory.run(0);
   }, []);
@@ -165,6 +173,7 @@ export function ErasureView() {
       <Panel title="Past requests" testid="erasure-history">
         <ErrorBox error={loadHistory.error} />
         <ErrorBox error={fetchReceipt.error} />
+        <ErrorBox error={openPast.error} />
         {history && history.length === 0 && <Notice>No erasure request or sweep yet.</Notice>}
         {history && history.length > 0 && (
           <table class="grid">
@@ -200,7 +209,16 @@ export function ErasureView() {
                   <td>{time(e.completedAt)}</td>
                   <td class="num">{e.erasedCount.toString()}</td>
                   <td class="num">{e.heldCount.toString()}</td>
-                  <td>{e.state === "done" && e.kind === "erasure" && <button onClick={() => fetchReceipt.run(e.requestId)}>Download</button>}</td>
+                  <td>
+                    {e.state === "done" && e.kind === "erasure" && (
+                      <>
+                        <button onClick={() => fetchReceipt.run(e.requestId)}>Download</button>{" "}
+                        <button onClick={() => openPast.run(e.requestId)} data-testid="open-receipt">
+                          Check
+                        </button>
+                      </>
+                    )}
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -218,6 +236,7 @@ export function ErasureView() {
           </div>
         )}
       </Panel>
+      {past && <ErasureDetail er={past} title={`Request ${past.requestId}`} testid="past-erasure" />}
     </Page>
   );
 }
@@ -234,9 +253,13 @@ function downloadReceipt(er: Erasure) {
 }
 
 function ErasureDetail(props: { er: Erasure; title: string; testid?: string }) {
+  const { api } = useCtx();
   const er = props.er;
-  const [check, setCheck] = useState("");
-  const verify = useAction(async () => setCheck(await checkReceipt(er)));
+  const [check, setCheck] = useState<ReceiptVerification | null>(null);
+  const verify = useAction(async () => {
+    setCheck(null);
+    setCheck(await verifyReceipt(api, er));
+  });
   return (
     <Panel title={props.title} testid={props.testid}>
       <Notice kind="ok">
@@ -257,9 +280,25 @@ function ErasureDetail(props: { er: Erasure; title: string; testid?: string }) {
         <button onClick={() => downloadReceipt(er)} data-testid="download-receipt">
           Download receipt
         </button>
-        <button onClick={() => verify.run()}>Check its signature</button>
+        <button onClick={() => verify.run()} disabled={verify.busy} data-testid="check-receipt">
+          {verify.busy ? "Checking…" : "Check the receipt"}
+        </button>
       </div>
-      {check && <Notice kind="ok">{check}</Notice>}
+      <p class="muted">
+        Checks, in this browser with the pinned log key, the receipt's signature and checkpoint, then each tombstone part it names (fetched
+        with an inclusion proof into the receipt's checkpoint): that it is this request's, and that the parts name exactly the erased and held
+        entries the receipt counts. The same checks as <code>veritrace verify-receipt</code>.
+      </p>
+      {check && (
+        <div data-testid="receipt-check">
+          <Notice kind={check.ok ? "ok" : "bad"} testid={check.ok ? "receipt-verified" : "receipt-not-verified"}>
+            {check.ok
+              ? `VERIFIED: signed by the log key, and its ${check.receipt?.tombstones.length} tombstone part(s) name ${check.receipt?.erasedCount} erased and ${check.receipt?.heldCount} held entries.`
+              : `NOT VERIFIED: ${check.steps.filter((s) => s.failures.length || s.skipped).map((s) => s.name).join(", ")} failed.`}
+          </Notice>
+          <CheckList checks={check.steps.map((s) => ({ name: s.name, passed: s.passed, failures: s.failures, skipped: s.skipped ?? "" }))} />
+        </div>
+      )}
       <ErrorBox error={verify.error} />
     </Panel>
   );

@@ -16,18 +16,23 @@ type ScopeKind = "subject" | "session" | "trace" | "range" | "tenant";
 /**
  * What a hold covers, in words. A subject or session is named by its id
  * while it exists (with the pseudonym that the hold's ledger entry and the
- * access log name it by); once erased, by its pseudonym alone: the API
- * does not say which of the two it was.
+ * access log name it by); once erased, by its pseudonym alone, and
+ * whether it was a subject or a session (pseudonymKind).
  */
 export function scopeText(s?: HoldScope): string {
   if (!s) return "";
   if (s.tenant) return "the whole tenant";
   if (s.subjectId) return `subject ${s.subjectId}`;
   if (s.sessionId) return `session ${s.sessionId}`;
-  if (s.erased) return "erased subject or session";
+  if (s.erased) return erasedText(s);
   if (s.traceId.length) return `trace ${hex(s.traceId)}`;
   if (s.from || s.to) return `entries appended ${s.from ? "from " + time(s.from) : ""} ${s.to ? "until " + time(s.to) : ""}`;
   return "";
+}
+
+/** An erased scope, by its kind when the server says it. */
+function erasedText(s: HoldScope): string {
+  return s.pseudonymKind === "subject" || s.pseudonymKind === "session" ? `erased ${s.pseudonymKind}` : "erased subject or session";
 }
 
 function Covers(props: { scope?: HoldScope; onAccessLog?: (c: Concerning) => void }) {
@@ -38,7 +43,7 @@ function Covers(props: { scope?: HoldScope; onAccessLog?: (c: Concerning) => voi
     return (
       <span data-testid="hold-erased">
         <Badge tone="muted" title="Erased since the hold was placed: its pseudonym key is destroyed, so its id can no longer be shown, and nothing links this pseudonym to it">
-          erased subject or session
+          {erasedText(s)}
         </Badge>{" "}
         {s.pseudonym && <Pseudonym value={s.pseudonym} />}
       </span>

@@ -1,0 +1,113 @@
+package bundle
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// signedReceipt returns a receipt file for rc, signed by signer, whose
+// checkpoint is of an empty-rooted tree of the given size.
+func signedReceipt(t testing.TB, signer note.Signer, rc map[string]any) []byte {
+	t.Helper()
+	cp, err := note.Sign(&note.Note{Text: format.CheckpointBody("test/default", 10, tlog.Hash{1})}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc["checkpoint"] = string(cp)
+	b, err := json.Marshal(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := note.Sign(&note.Note{Text: format.ReceiptSignatureBody("test/default", sha256.Sum256(b))}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(append(b, '\n'), sig...)
+}
+
+func receiptKeys(t testing.TB) (note.Signer, note.Verifier) {
+	skey, vkey, err := note.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{9}, 64)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, v
+}
+
+func v2Receipt() map[string]any {
+	return map[string]any{"format": ReceiptFormatV2, "request_id": "r1", "origin": "test/default", "tenant": "default",
+		"selector": "subject", "legal_basis": "GDPR", "requested_at": "2026-01-01T00:00:00Z", "completed_at": "2026-01-01T00:00:01Z",
+		"erased_count": 2, "held_count": 0, "tombstones": []any{map[string]any{"index": 3, "leaf_hash": strings.Repeat("ab", 32)}}}
+}
+
+// TestCheckReceiptStrict: a receipt's signature is checked over its exact
+// bytes, its JSON strictly, and its checkpoint must cover its parts.
+func TestCheckReceiptStrict(t *testing.T) {
+	signer, verifier := receiptKeys(t)
+	good := signedReceipt(t, signer, v2Receipt())
+	if rep := CheckReceipt(good, verifier, nil); !rep.OK() || rep.PartsChecked || rep.Receipt == nil || rep.Receipt.ErasedCount != 2 {
+		var w strings.Builder
+		rep.Write(&w)
+		t.Fatalf("CheckReceipt(good, no parts) not OK:\n%s", w.String())
+	}
+	tests := []struct {
+		name, check string
+		file        func() []byte
+	}{
+		{"changed count, not re-signed", CheckReceiptSignature, func() []byte { return bytes.Replace(good, []byte(`"erased_count":2`), []byte(`"erased_count":1`), 1) }},
+		{"unknown member", CheckReceiptSignature, func() []byte { r := v2Receipt(); r["extra"] = 1; return signedReceipt(t, signer, r) }},
+		{"v1 member in v2", CheckReceiptSignature, func() []byte { r := v2Receipt(); r["erased"] = []any{}; return signedReceipt(t, signer, r) }},
+		{"unknown format", CheckReceiptSignature, func() []byte { r := v2Receipt(); r["format"] = "x"; return signedReceipt(t, signer, r) }},
+		{"no parts", CheckReceiptSignature, func() []byte { r := v2Receipt(); r["tombstones"] = []any{}; return signedReceipt(t, signer, r) }},
+		{"part past the checkpoint", CheckReceiptCheckpoint, func() []byte {
+			r := v2Receipt()
+			r["tombstones"] = []any{map[string]any{"index": 10, "leaf_hash": strings.Repeat("ab", 32)}}
+			return signedReceipt(t, signer, r)
+		}},
+		{"other origin", CheckReceiptSignature, func() []byte { r := v2Receipt(); r["origin"] = "other/default"; return signedReceipt(t, signer, r) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := CheckReceipt(tc.file(), verifier, nil)
+			var w strings.Builder
+			rep.Write(&w)
+			if rep.OK() || !strings.Contains(w.String(), "FAIL  "+tc.check) {
+				t.Errorf("CheckReceipt = OK %v, want %s to fail:\n%s", rep.OK(), tc.check, w.String())
+			}
+		})
+	}
+}
+
+// FuzzCheckReceipt: any receipt file is checked without a panic, within
+// its bounds, and one that is not the signed original is never OK.
+func FuzzCheckReceipt(f *testing.F) {
+	signer, verifier := receiptKeys(f)
+	good := signedReceipt(f, signer, v2Receipt())
+	f.Add(good)
+	f.Add([]byte(`{"receipt":{},"receipt_json":"{}","signature":"x"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rep := CheckReceipt(b, verifier, func(uint64, *format.Checkpoint) (*ReceiptPart, error) {
+			return &ReceiptPart{}, nil
+		})
+		var w strings.Builder
+		rep.Write(&w)
+		if rep.OK() {
+			t.Fatalf("CheckReceipt(%q) OK with no real tombstone", b)
+		}
+	})
+}
