@@ -39,14 +39,15 @@ var ErrTraceClosed = errors.New("trace erased")
 
 // TraceClosedError is the cause of a RecordError for a span of a trace an
 // erasure closed: the trace's data was erased and later pieces of it are
-// refused, never stored.
+// refused, never stored. It does not name the erasure request: the
+// ingesting app learns only that the trace was erased (a compliance
+// officer finds the request by ClosedBy, or by the erasure's receipt).
 type TraceClosedError struct {
 	Trace [16]byte
-	By    string // the erasure request id
 }
 
 func (e *TraceClosedError) Error() string {
-	return fmt.Sprintf("trace %x was erased by erasure request %q; later spans of an erased trace are not accepted", e.Trace, e.By)
+	return fmt.Sprintf("trace %x was erased; later spans of an erased trace are not accepted", e.Trace)
 }
 
 func (e *TraceClosedError) Unwrap() error { return ErrTraceClosed }
@@ -70,7 +71,8 @@ const closureChunk = 1024
 // t's field (a piece that names no subject, or no session: an OTLP log
 // event, a child span, a trace's resource entry). A span of the trace
 // naming another value of the field is that subject's (or session's) and
-// is left out. Entries already erased are left out. It returns the indexes
+// is left out, and so, in a closure by session, is a span naming a
+// subject (takes). Entries already erased are left out. It returns the indexes
 // in order, and the trace of every span among them.
 //
 // Its work is one header read per entry carrying t, one scan of the span
@@ -178,7 +180,7 @@ func (l *Ledger) ClosureOf(ctx context.Context, tenant string, r TermRef) ([]uin
 				if err != nil {
 					return err
 				}
-				if !live || slices.ContainsFunc(terms, func(r [termRefSize]byte) bool { return r[0] == want[0] && r != want }) {
+				if !live || !takes(terms, want) {
 					continue
 				}
 				out = append(out, p.index)
@@ -193,11 +195,47 @@ func (l *Ledger) ClosureOf(ctx context.Context, tenant string, r TermRef) ([]uin
 	return slices.Compact(out), traceOf, nil
 }
 
-// closing is a control request: close traces of a tenant (CloseTraces).
+// takes reports whether a closure by the term want takes a piece of one of
+// its traces that carries terms: a piece naming another value of want's
+// field is that subject's (session's), and a closure by session takes no
+// piece naming a subject, which is that subject's record (erased with the
+// subject, not on a request about a session).
+func takes(terms [][termRefSize]byte, want [termRefSize]byte) bool {
+	return !slices.ContainsFunc(terms, func(r [termRefSize]byte) bool {
+		return r[0] == want[0] && r != want || want[0] != SubjectField && r[0] == SubjectField
+	})
+}
+
+// NotTaken returns those of idxs that are live and that a closure by the
+// term ref r does not take (takes): spans naming another subject (or
+// session, or, for a session, a subject). An erasure keeps open a trace
+// that holds one. One envelope read per entry.
+func (l *Ledger) NotTaken(ctx context.Context, tenant string, r TermRef, idxs []uint64) ([]uint64, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	var want [termRefSize]byte
+	want[0] = r.Field
+	copy(want[1:], r.MAC[:])
+	var out []uint64
+	err = l.viewChunks(ctx, idxs, func(txn *badger.Txn, i uint64) error {
+		terms, live, err := envelopeTerms(txn, tid, i)
+		if err == nil && live && !takes(terms, want) {
+			out = append(out, i)
+		}
+		return err
+	})
+	return out, err
+}
+
+// closing is a control request: close traces of a tenant (CloseTraces),
+// or, with open, reopen those that by closed (OpenTraces).
 type closing struct {
 	tenant uint32
 	traces [][16]byte
 	by     string
+	open   bool
 }
 
 func (c *closing) cost() txnCost {
@@ -216,6 +254,10 @@ func (c *closing) cost() txnCost {
 // made after CloseTraces returns finds it, or it is refused. The marks are
 // durable when it returns. Closing a trace again is harmless.
 func (l *Ledger) CloseTraces(ctx context.Context, tenant string, traces [][16]byte, by string) error {
+	return l.closeTraces(ctx, tenant, traces, by, false)
+}
+
+func (l *Ledger) closeTraces(ctx context.Context, tenant string, traces [][16]byte, by string, open bool) error {
 	if by == "" {
 		return fmt.Errorf("%w: closing traces needs the erasure request's id", ErrInvalid)
 	}
@@ -232,13 +274,24 @@ func (l *Ledger) CloseTraces(ctx context.Context, tenant string, traces [][16]by
 		if err := l.failure(); err != nil {
 			return err
 		}
-		c := &closing{tenant: tid, traces: part, by: by}
+		c := &closing{tenant: tid, traces: part, by: by, open: open}
 		req := &appendReq{closing: c, cost: c.cost(), done: make(chan appendResult, 1)}
 		if _, err := l.submit(ctx, req); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// OpenTraces reopens the traces of a tenant that the erasure request by
+// closed and has not committed: an erasure that a hold stopped (it plans
+// again and keeps the traces' entries) reopens the traces it closed, so
+// that their later pieces are stored again (and held if the hold covers
+// them). A trace closed by another request, or not closed, is left as it
+// is. Like CloseTraces it goes through the writer and is durable when it
+// returns.
+func (l *Ledger) OpenTraces(ctx context.Context, tenant string, traces [][16]byte, by string) error {
+	return l.closeTraces(ctx, tenant, traces, by, true)
 }
 
 // ClosedBy returns the id of the erasure request that closed a trace, and
@@ -286,13 +339,39 @@ type closedState struct {
 	by     string
 }
 
-func (s *closedSet) add(c *closing) {
+// apply writes or deletes the marks of a closing in the group's
+// transaction (set, or the transaction's Delete) and records them: a
+// reopening deletes only the marks its request wrote.
+func (s *closedSet) apply(c *closing, set func(key, value []byte) error) error {
 	if s.marks == nil {
 		s.marks = map[closedID]closedState{}
 	}
 	for _, tr := range c.traces {
-		s.marks[closedID{c.tenant, tr}] = closedState{true, c.by}
+		id := closedID{c.tenant, tr}
+		if !c.open {
+			if err := set(closedTraceKey(c.tenant, tr), []byte(c.by)); err != nil {
+				return err
+			}
+			s.marks[id] = closedState{true, c.by}
+			continue
+		}
+		st, ok := s.marks[id]
+		if !ok {
+			by, closed, err := closedMark(s.txn, c.tenant, tr)
+			if err != nil {
+				return err
+			}
+			st = closedState{closed, by}
+		}
+		if st.closed && st.by == c.by {
+			if err := s.txn.Delete(closedTraceKey(c.tenant, tr)); err != nil {
+				return err
+			}
+			st = closedState{}
+		}
+		s.marks[id] = st
 	}
+	return nil
 }
 
 // check returns a *TraceClosedError if the trace is closed.
@@ -311,7 +390,7 @@ func (s *closedSet) check(tenant uint32, trace [16]byte) error {
 		s.marks[id] = st
 	}
 	if st.closed {
-		return &TraceClosedError{Trace: trace, By: st.by}
+		return &TraceClosedError{Trace: trace}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -34,8 +35,8 @@ func TestCloseTraces(t *testing.T) {
 		_, err := l.Append(ctx, "default", []Record{later})
 		var re *RecordError
 		var tc *TraceClosedError
-		if !errors.As(err, &re) || re.Record != 0 || !errors.As(err, &tc) || tc.By != "dsr-7" || tc.Trace != first.TraceID {
-			t.Errorf("restart %v: Append(a span of a closed trace) = %v, want a RecordError for record 0 wrapping a TraceClosedError by dsr-7", restart, err)
+		if !errors.As(err, &re) || re.Record != 0 || !errors.As(err, &tc) || strings.Contains(err.Error(), "dsr-7") || tc.Trace != first.TraceID {
+			t.Errorf("restart %v: Append(a span of a closed trace) = %v, want a RecordError for record 0 wrapping a TraceClosedError that does not name the request dsr-7", restart, err)
 		}
 		if got, err := l.Append(ctx, "default", []Record{first}); err != nil || !got[0].Duplicate || got[0].Index != rs[0].Index {
 			t.Errorf("restart %v: retry of a span committed before the close = %+v, %v; want its original receipt", restart, got, err)

@@ -19,9 +19,10 @@ const MasterKeySize = 32
 
 // Sub-keys derived from the master key with HKDF-SHA256 (no salt).
 const (
-	infoBadger    = "veritrace badger v1"            // Badger's own encryption at rest
-	infoKEK       = "veritrace kek v1"               // wraps data keys
-	infoPseudonym = "veritrace subject pseudonym v1" // HMAC key for subject pseudonyms
+	infoBadger    = "veritrace badger v1"             // Badger's own encryption at rest
+	infoKEK       = "veritrace kek v1"                // wraps data keys
+	infoPseudonym = "veritrace subject pseudonym v1"  // HMAC key for subject pseudonyms
+	infoStandIn   = "veritrace stand-in pseudonym v1" // HMAC key for pseudonyms of ids without a pseudonym key
 )
 
 func deriveKey(master []byte, info string) []byte {

@@ -66,6 +66,7 @@ type keyStore struct {
 	db        *badger.DB
 	kek       cipher.AEAD
 	pseudoKey []byte
+	standIn   []byte    // StandInPseudonym's key; never stored
 	macs      sync.Pool // of keyed HMAC-SHA256 states (termMAC)
 	maxCached int       // cache bound; tests lower it
 	gate      *gate
@@ -95,6 +96,7 @@ func newKeyStore(db *badger.DB, master []byte, g *gate) (*keyStore, error) {
 		db:        db,
 		kek:       kek,
 		pseudoKey: deriveKey(master, infoPseudonym),
+		standIn:   deriveKey(master, infoStandIn),
 		maxCached: maxCachedKeys,
 		gate:      g,
 		txnLimit:  txnLimitOf(db),

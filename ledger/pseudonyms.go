@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -219,6 +220,27 @@ func (l *Ledger) PseudonymKey(ctx context.Context, tenant string, r TermRef, cre
 			return nil, err
 		}
 	}
+}
+
+// StandInPseudonym returns the pseudonym that names a tenant's term ref
+// where its pseudonym key may not be read or made: an id without data (so
+// without a key), or any id in the target of a refused call. It is
+// HMAC-SHA256, under a key derived from the master key (never stored), of
+// the tenant's number, the field and the term's MAC, truncated to
+// PseudonymSize bytes in hex: it looks like any pseudonym, so that a
+// reader of the access log cannot tell an id with data from one without,
+// and it writes nothing. It is not destroyed by erasure: it never names
+// an id's data, only that the id was named (docs/ACCESS.md).
+func (l *Ledger) StandInPseudonym(ctx context.Context, tenant string, r TermRef) (string, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, l.keys.standIn)
+	m.Write(binary.BigEndian.AppendUint32(nil, tid))
+	m.Write([]byte{r.Field})
+	m.Write(r.MAC[:])
+	return hex.EncodeToString(m.Sum(nil)[:PseudonymSize]), nil
 }
 
 func (ks *keyStore) wrapPseudonym(key, raw []byte) []byte {

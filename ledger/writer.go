@@ -336,12 +336,9 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 	// So do trace closings (closure.go).
 	for _, r := range reqs {
 		if c := r.closing; c != nil {
-			for _, tr := range c.traces {
-				if err := g.set(closedTraceKey(c.tenant, tr), []byte(c.by)); err != nil {
-					return err
-				}
+			if err := g.closed.apply(c, g.set); err != nil {
+				return err
 			}
-			g.closed.add(c)
 			writes = true
 		}
 	}

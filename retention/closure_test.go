@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -19,7 +20,7 @@ func (e *env) piece(trace byte, text string) (uint64, error) {
 	spanSeq++
 	r := ledger.Record{Kind: format.KindSpan, SubKind: 1, Payload: []byte(fmt.Sprintf("%s piece %d", text, spanSeq))}
 	r.TraceID[0], r.TraceID[15] = trace, 1
-	r.SpanID[0], r.SpanID[6], r.SpanID[7] = 0xee, byte(spanSeq>>8), byte(spanSeq)
+	r.SpanID[0], r.SpanID[5], r.SpanID[6], r.SpanID[7] = 0xee, byte(spanSeq>>16), byte(spanSeq>>8), byte(spanSeq)
 	rs, err := e.l.Append(context.Background(), "default", []ledger.Record{r})
 	if err != nil {
 		return 0, err
@@ -61,8 +62,9 @@ func wantErased(t *testing.T, e *env, what string, idxs []uint64, want bool) {
 // piece of its traces that names no subject, sent before or after the
 // span that names it (an OpenTelemetry log event sent before its span, a
 // LiteLLM raw-request child), without re-sealing another trace's entries;
-// a piece naming another subject stays; the traces accept no later piece,
-// across a restart.
+// a piece naming another subject stays; the traces it erased whole accept
+// no later piece, across a restart, and the trace another subject's span
+// keeps stays open.
 func TestEraseSubjectTakesItsWholeTraces(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -99,12 +101,15 @@ func TestEraseSubjectTakesItsWholeTraces(t *testing.T) {
 			e.l.Close()
 			e.open(t)
 		}
-		for _, trace := range []byte{1, 3} {
-			_, err := e.piece(trace, "after the erasure")
-			var tc *ledger.TraceClosedError
-			if !errors.As(err, &tc) || tc.By != "dsr-1" {
-				t.Errorf("restart %v: a piece of erased trace %d = %v, want a TraceClosedError naming dsr-1", restart, trace, err)
-			}
+		_, err := e.piece(3, "after the erasure")
+		var tc *ledger.TraceClosedError
+		if !errors.As(err, &tc) || strings.Contains(err.Error(), "dsr-1") {
+			t.Errorf("restart %v: a piece of erased trace 3 = %v, want a TraceClosedError not naming the request dsr-1", restart, err)
+		}
+		// Trace 1 holds bob's span: it stays open, its later pieces are
+		// bob's trace's (attack 11 defect 2).
+		if _, err := e.piece(1, "after the erasure, bob's trace"); err != nil {
+			t.Errorf("restart %v: a piece of trace 1, which bob's live span keeps open = %v", restart, err)
 		}
 		if _, err := e.piece(2, "still open"); err != nil {
 			t.Errorf("restart %v: a piece of a trace not erased = %v", restart, err)

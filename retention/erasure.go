@@ -102,6 +102,10 @@ type Erasure struct {
 	// holds none of them (plan.go). Absent in plans of earlier builds,
 	// which hold their lists.
 	Lists *PlanLists `json:"lists,omitempty"`
+	// traceOf is the trace of each span the plan selected, as the
+	// process that made (or last re-selected) it read them; never stored
+	// (closeTraces).
+	traceOf map[uint64][16]byte
 }
 
 // ReceiptFormat is the format of the receipts this build signs.
@@ -318,14 +322,9 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 		}
 		er.SelectorRef = ref.String()
 	}
-	// The subject's (session's) whole traces; closed first, so that no
-	// piece of them arriving meanwhile escapes the plan (closure.go).
-	if !req.DryRun {
-		if err := s.closeTraces(ctx, tenant, req); err != nil {
-			return nil, err
-		}
-	}
-	targets, _, err := s.selectEntries(ctx, tenant, req)
+	// The subject's (session's) whole traces: complete closes them once
+	// the plan is stored, then selects again (closure.go).
+	targets, traceOf, err := s.selectEntries(ctx, tenant, req)
 	if err != nil {
 		return nil, err
 	}
@@ -336,6 +335,7 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	if len(live) == 0 {
 		return nil, fmt.Errorf("%s: %w", er.Selector, ErrNothingToErase)
 	}
+	er.traceOf = traceOf
 	pseudonym := ""
 	if value != "" {
 		// The id's pseudonym key names it in the request's digest; the
@@ -361,7 +361,17 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	if err := s.putErasure(ctx, er); err != nil {
 		return nil, err
 	}
-	return er, s.complete(ctx, er)
+	if err := s.complete(ctx, er); err != nil {
+		// Stored and unfinished (its traces may be closed already): the
+		// health check lists it until asking again, or Resume, finishes it.
+		s.mu.Lock()
+		if !slices.Contains(s.unfinished, tenant+"/"+er.ID) {
+			s.unfinished = append(s.unfinished, tenant+"/"+er.ID)
+		}
+		s.mu.Unlock()
+		return er, err
+	}
+	return er, nil
 }
 
 // planErasure decides, for the entries an erasure selected (those of its
@@ -397,8 +407,26 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 			er.KeyRefs = append(er.KeyRefs, k)
 		}
 		if er.Selector == "subject" {
+			// A session's pseudonym key goes only with its last live
+			// entry: a session shared with another subject keeps its
+			// pseudonym (and its holds their term) while that subject's
+			// entries of it live.
+			erased := map[uint64]bool{}
+			for _, i := range er.Erase {
+				erased[i] = true
+			}
 			for _, r := range sessions {
-				er.Pseudonyms = append(er.Pseudonyms, r.String())
+				idxs, err := s.L.EntriesWith(ctx, er.Tenant, r)
+				if err != nil {
+					return 0, err
+				}
+				live, err := s.liveOutside(ctx, er.Tenant, idxs, erased)
+				if err != nil {
+					return 0, err
+				}
+				if !live {
+					er.Pseudonyms = append(er.Pseudonyms, r.String())
+				}
 			}
 		}
 	}
@@ -619,6 +647,19 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 			}
 			if err := s.putErasure(ctx, er); err != nil {
 				return err
+			}
+		}
+		if er.Kind == "" {
+			// Closed from the stored plan, and stored again if closing
+			// found pieces that arrived before it (closure.go).
+			changed, err := s.closeTraces(ctx, er)
+			if err != nil {
+				return err
+			}
+			if changed {
+				if err := s.putErasure(ctx, er); err != nil {
+					return err
+				}
 			}
 		}
 		if testHookBeforeCommit != nil {

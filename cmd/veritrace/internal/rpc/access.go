@@ -34,6 +34,9 @@ type rule struct {
 	record bool
 	// target names what a call accesses, for the access log.
 	target func(msg any, n namer) string
+	// also, if set, returns a further permission the call's message needs
+	// ("" for none): decided with perm, before the target is named.
+	also func(msg any) policy.Permission
 }
 
 // rules is the single table of who may call what. A procedure missing from
@@ -47,7 +50,7 @@ var rules = map[string]rule{
 	veritracev1connect.LedgerServiceGetInclusionProofProcedure:   {perm: policy.ReadProofs},
 	veritracev1connect.LedgerServiceGetConsistencyProofProcedure: {perm: policy.ReadProofs},
 	veritracev1connect.LedgerServiceGetEntryProcedure:            {perm: policy.ReadEntries, record: true, target: entryTarget},
-	veritracev1connect.LedgerServiceListAccessLogProcedure:       {perm: policy.ReadAccessLog, record: true, target: accessLogTarget},
+	veritracev1connect.LedgerServiceListAccessLogProcedure:       {perm: policy.ReadAccessLog, record: true, target: accessLogTarget, also: accessLogFilterPerm},
 	veritracev1connect.AuditServiceGetTraceProcedure:             {perm: policy.ReadEntries, record: true, target: traceTarget},
 	veritracev1connect.AuditServiceQueryTracesProcedure:          {perm: policy.ReadEntries, record: true, target: queryTarget},
 	veritracev1connect.AuditServiceExportBundleProcedure:         {perm: policy.ExportEvidence, record: true, target: exportTarget},
@@ -173,8 +176,13 @@ func (a *authInterceptor) admit(ctx context.Context, c call) (context.Context, *
 		c.msg = c.read()
 	}
 	err = policy.Decide(p, r.perm, tenant)
+	if err == nil && r.also != nil && c.msg != nil {
+		if more := r.also(c.msg); more != "" {
+			err = policy.Decide(p, more, tenant)
+		}
+	}
 	if r.target != nil && c.msg != nil {
-		ev.target = r.target(c.msg, a.namer(ctx, tenant))
+		ev.target = r.target(c.msg, a.namer(ctx, tenant, err == nil))
 	}
 	if err != nil {
 		msg := err.Error()
@@ -293,35 +301,52 @@ func (a *authInterceptor) write(ctx context.Context, r *v1.AccessRecord, logTena
 }
 
 // namer names subject and session ids in a tenant by their pseudonyms,
-// for access-log targets, never by the ids. An id with entries in the
-// tenant gets its pseudonym key when it is first named (one key-database
-// write per id with data, whoever asks, allowed or refused); an id with
-// no entries and no key is named "pseudonym:none", so that ids a caller
-// invents write nothing; one whose key cannot be read,
+// for access-log targets, never by the ids (docs/ACCESS.md, "Pseudonyms").
+// In the target of an allowed call, an id with a pseudonym key is named by
+// its pseudonym, and an id with entries and no key yet gets its key (one
+// key-database write per id with data); an id without entries is named by
+// its stand-in (ledger.StandInPseudonym), which looks like any pseudonym
+// and writes nothing. In the target of a refused call every id is named by
+// its stand-in: a refused caller makes no key, and its own record does not
+// tell it whether the id it named has data, nor give it a pseudonym it
+// could find in other records. An id whose name cannot be computed is
 // "pseudonym:unavailable".
-func (a *authInterceptor) namer(ctx context.Context, tenant string) namer {
+func (a *authInterceptor) namer(ctx context.Context, tenant string, allowed bool) namer {
 	return func(field uint8, value string) string {
 		ctx := context.WithoutCancel(ctx)
-		ref, err := a.l.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
+		name, err := a.pseudonymOf(ctx, tenant, field, value, allowed)
 		if err != nil {
-			return "pseudonym:none"
+			a.log.WarnContext(ctx, "pseudonym", "tenant", tenant, "err", err)
+			return "pseudonym:unavailable"
 		}
+		return "pseudonym:" + name
+	}
+}
+
+func (a *authInterceptor) pseudonymOf(ctx context.Context, tenant string, field uint8, value string, allowed bool) (string, error) {
+	ref, err := a.l.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
+	if err != nil {
+		return "", err
+	}
+	if allowed {
 		k, err := a.l.PseudonymKey(ctx, tenant, ref, false)
 		if errors.Is(err, ledger.ErrNotFound) {
-			var ps []uint64
-			if ps, _, err = a.l.Postings(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)}, 0, 1); err == nil {
-				if len(ps) == 0 {
-					return "pseudonym:none"
-				}
+			ps, _, perr := a.l.Postings(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)}, 0, 1)
+			switch {
+			case perr != nil:
+				return "", perr
+			case len(ps) > 0:
 				k, err = a.l.PseudonymKey(ctx, tenant, ref, true)
 			}
 		}
-		if err != nil {
-			a.log.WarnContext(ctx, "pseudonym key", "tenant", tenant, "err", err)
-			return "pseudonym:unavailable"
+		switch {
+		case err == nil:
+			return k.Pseudonym(value), nil
+		case !errors.Is(err, ledger.ErrNotFound):
+			return "", err
 		}
-		return "pseudonym:" + k.Pseudonym(value)
 	}
+	return a.l.StandInPseudonym(ctx, tenant, ref)
 }
 
 // errorMessage is what an access record says of a failed call: the
@@ -401,7 +426,7 @@ func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 		logTenant := a.logTenant(ctx, r.perm, tenant)
 		sc.record = func(msg any) error {
 			if r.target != nil && ev.target == "" {
-				ev.target = r.target(msg, a.namer(ctx, tenant))
+				ev.target = r.target(msg, a.namer(ctx, tenant, true))
 			}
 			return a.record(ctx, ev, logTenant)
 		}

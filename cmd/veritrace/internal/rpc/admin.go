@@ -174,18 +174,15 @@ func (s *ledgerService) ListAccessLog(ctx context.Context, req *connect.Request[
 	if err != nil {
 		return nil, err
 	}
-	want, none, err := s.concerning(ctx, tenant, req.Msg)
+	want, err := s.concerning(ctx, tenant, req.Msg)
 	if err != nil {
 		return nil, s.fail(ctx, proc, err, nil)
 	}
 	resp := &v1.ListAccessLogResponse{}
-	if none {
-		return connect.NewResponse(resp), nil
-	}
 	from, scanned := req.Msg.GetFromIndex(), 0
 	for {
 		limit := size
-		if want != "" {
+		if want != nil {
 			limit = min(1000, maxFilteredScan-scanned)
 		}
 		es, next, err := s.l.EntriesOfKind(ctx, tenant, format.KindAccess, from, limit)
@@ -205,11 +202,11 @@ func (s *ledgerService) ListAccessLog(ctx context.Context, req *connect.Request[
 					ae.Record = m.(*v1.AccessRecord)
 				}
 			}
-			if want != "" && !strings.Contains(ae.GetRecord().GetTarget()+" ", want+" ") {
+			if want != nil && !slices.ContainsFunc(namedIn(ae.GetRecord().GetTarget()), func(n string) bool { return slices.Contains(want, n) }) {
 				continue
 			}
 			resp.Entries = append(resp.Entries, ae)
-			if len(resp.Entries) == size && want != "" {
+			if len(resp.Entries) == size && want != nil {
 				if k+1 < len(es) {
 					next = es[k+1].Header.Index
 				}
@@ -218,7 +215,7 @@ func (s *ledgerService) ListAccessLog(ctx context.Context, req *connect.Request[
 			}
 		}
 		resp.NextIndex = next
-		if want == "" || next == 0 || scanned >= maxFilteredScan {
+		if want == nil || next == 0 || scanned >= maxFilteredScan {
 			return connect.NewResponse(resp), nil
 		}
 		from = next
@@ -229,35 +226,92 @@ func (s *ledgerService) ListAccessLog(ctx context.Context, req *connect.Request[
 // reads.
 const maxFilteredScan = 10000
 
-// concerning returns the text by which access-log targets name the subject
-// or session a ListAccessLog request filters by ("" for none): its
-// pseudonym, looked up (never made) in the tenant. An id without a
-// pseudonym key (never named in a record, or erased) matches nothing.
-func (s *ledgerService) concerning(ctx context.Context, tenant string, m *v1.ListAccessLogRequest) (want string, none bool, err error) {
+// accessLogFilterPerm: filtering the access log by a subject or session id
+// needs read_entries besides read_access_log. The filter links an id a
+// caller knows to the pseudonyms of the records about it; a caller who may
+// not read the tenant's entries (an admin) must not learn by it which ids
+// the tenant's users searched, held or exported (docs/ACCESS.md).
+func accessLogFilterPerm(m any) policy.Permission {
+	r := m.(*v1.ListAccessLogRequest)
+	if r.GetSubjectId() != "" || r.GetSessionId() != "" {
+		return policy.ReadEntries
+	}
+	return ""
+}
+
+// concerning returns the names by which access-log targets name the
+// subject or session a ListAccessLog request filters by (none if it
+// filters by neither), as a target's structured field ("subject=" or
+// "session=" and "pseudonym:" and a pseudonym, namedIn): the id's
+// pseudonym if it has a pseudonym key (looked up, never made), and its
+// stand-in (ledger.StandInPseudonym), by which refused calls, and calls
+// made while the id had no data, name it.
+func (s *ledgerService) concerning(ctx context.Context, tenant string, m *v1.ListAccessLogRequest) ([]string, error) {
 	subject, session := m.GetSubjectId(), m.GetSessionId()
 	if subject != "" && session != "" {
-		return "", false, invalid("session_id", "filter by a subject or a session, not both")
+		return nil, invalid("session_id", "filter by a subject or a session, not both")
 	}
 	field, value, name := audit.FieldSubject, subject, "subject"
 	if session != "" {
 		field, value, name = audit.FieldSession, session, "session"
 	}
 	if value == "" {
-		return "", false, nil
+		return nil, nil
 	}
 	if err := checkString(name+"_id", value, true); err != nil {
-		return "", false, err
+		return nil, err
 	}
 	ref, err := s.l.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
 	if err != nil {
-		return "", false, err
+		return nil, err
 	}
+	standIn, err := s.l.StandInPseudonym(ctx, tenant, ref)
+	if err != nil {
+		return nil, err
+	}
+	want := []string{name + "=pseudonym:" + standIn}
 	k, err := s.l.PseudonymKey(ctx, tenant, ref, false)
 	if errors.Is(err, ledger.ErrNotFound) {
-		return "", true, nil
+		return want, nil
 	}
 	if err != nil {
-		return "", false, err
+		return nil, err
 	}
-	return name + "=pseudonym:" + k.Pseudonym(value), false, nil
+	return append(want, name+"=pseudonym:"+k.Pseudonym(value)), nil
+}
+
+// namedIn returns the structured names a target holds ("subject=..." and
+// "session=..." fields): those right after its verb ("query", "aggregate",
+// "export", "hold", "access log from N"), up to the first field that is
+// not a trace id or a name. Free text (a model, a case reference) comes
+// after them, so that nothing a caller writes can forge a name.
+func namedIn(target string) []string {
+	var rest string
+	switch {
+	case strings.HasPrefix(target, "access log from "):
+		n, r, _ := strings.Cut(strings.TrimPrefix(target, "access log from "), " ")
+		if n == "" || strings.Trim(n, "0123456789") != "" {
+			return nil
+		}
+		rest = r
+	default:
+		verb, r, _ := strings.Cut(target, " ")
+		switch verb {
+		case "query", "aggregate", "export", "hold":
+			rest = r
+		default:
+			return nil
+		}
+	}
+	var out []string
+	for _, f := range strings.Split(rest, " ") {
+		switch {
+		case strings.HasPrefix(f, "subject=pseudonym:"), strings.HasPrefix(f, "session=pseudonym:"):
+			out = append(out, f)
+		case strings.HasPrefix(f, "trace=") && strings.Trim(f[len("trace="):], "0123456789abcdef") == "":
+		default:
+			return out
+		}
+	}
+	return out
 }

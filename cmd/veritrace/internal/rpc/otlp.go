@@ -210,9 +210,8 @@ type traceState struct {
 	// (loaded) to their headers.
 	loaded   bool
 	existing map[[8]byte]*format.Header
-	// closedBy is the erasure request that closed the trace (loaded):
-	// its items are refused.
-	closedBy  string
+	// closed: an erasure closed the trace (loaded); its items are
+	// refused.
 	closed    bool
 	resources map[[32]byte]*resourceState
 }
@@ -358,7 +357,7 @@ func (in *ingestion) add(g *otlp.Group, field string, it *otlp.Item) error {
 		return err
 	}
 	if ts.closed {
-		in.rej.add(true, fmt.Sprintf("%s: %v", field, &ledger.TraceClosedError{Trace: ts.id, By: ts.closedBy}))
+		in.rej.add(true, fmt.Sprintf("%s: %v", field, &ledger.TraceClosedError{Trace: ts.id}))
 		return nil
 	}
 	// Sealed with its trace: an item that names no subject inherits the
@@ -517,7 +516,7 @@ func (in *ingestion) loadTrace(ts *traceState) error {
 	if err != nil {
 		return in.b.fail(ctx, in.proc, err, nil)
 	}
-	if ts.closedBy, ts.closed, err = l.ClosedBy(ctx, in.tenant, ts.id); err != nil {
+	if _, ts.closed, err = l.ClosedBy(ctx, in.tenant, ts.id); err != nil {
 		return in.b.fail(ctx, in.proc, err, nil)
 	}
 	ts.existing = make(map[[8]byte]*format.Header, len(hs))
@@ -713,7 +712,7 @@ func (in *ingestion) flush() error {
 		for i, p := range in.batch {
 			switch {
 			case closed && p.rec.TraceID == tc.Trace:
-				p.trace.closed, p.trace.closedBy = true, tc.By // its later items too
+				p.trace.closed = true // its later items too
 				if p.field != "" {
 					in.rej.add(true, fmt.Sprintf("%s: %v", p.field, tc))
 				}

@@ -426,9 +426,9 @@ func FuzzSpanRecord(f *testing.F) {
 	})
 }
 
-// pseudonym is how access-log targets name a subject (or, with
+// pseudonym is how the targets of allowed calls name a subject (or, with
 // audit.FieldSession, a session) of a tenant: "pseudonym:" and its
-// pseudonym while its key exists, "pseudonym:none" without one.
+// pseudonym while its key exists, its stand-in without one.
 func (ts *testServer) pseudonym(t testing.TB, tenant string, field uint8, value string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -438,10 +438,26 @@ func (ts *testServer) pseudonym(t testing.TB, tenant string, field uint8, value 
 	}
 	k, err := ts.l.PseudonymKey(ctx, tenant, ref, false)
 	if errors.Is(err, ledger.ErrNotFound) {
-		return "pseudonym:none"
+		return ts.standIn(t, tenant, field, value)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	return "pseudonym:" + k.Pseudonym(value)
+}
+
+// standIn is how targets name an id without a pseudonym key, and every id
+// in the target of a refused call: "pseudonym:" and its stand-in.
+func (ts *testServer) standIn(t testing.TB, tenant string, field uint8, value string) string {
+	t.Helper()
+	ctx := context.Background()
+	ref, err := ts.l.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ts.l.StandInPseudonym(ctx, tenant, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "pseudonym:" + p
 }

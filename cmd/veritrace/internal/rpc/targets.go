@@ -130,7 +130,8 @@ func exportTarget(m any, n namer) string {
 }
 func holdTarget(m any, n namer) string {
 	r := m.(*v1.PlaceHoldRequest)
-	return "hold for case " + clip(r.GetCaseRef()) + named(r.GetScope().GetSubjectId(), r.GetScope().GetSessionId(), n)
+	// The name first, the free text after it (namedIn).
+	return "hold" + named(r.GetScope().GetSubjectId(), r.GetScope().GetSessionId(), n) + " for case " + clip(r.GetCaseRef())
 }
 
 // named is " subject=<name>" or " session=<name>" for the id a hold or
