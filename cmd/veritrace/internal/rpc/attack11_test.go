@@ -80,7 +80,6 @@ func TestAttack11AdminLearnsWhichSubjectsHaveData(t *testing.T) {
 // default; the plan record keeps it (and the held list again) too. The
 // answer grows with the entries, unbounded.
 func TestAttack11ErasureAnswerGrowsWithHeldEntries(t *testing.T) {
-	t.Skip("issue 9: bounded receipts, fixed by plan2")
 	s := startServer(t, 0)
 	ctx := context.Background()
 	app := s.clients("connect", "", s.key(t, policy.Ingester, "default"))

@@ -140,7 +140,7 @@ export function Pseudonym(props: { value: string }) {
   const v = props.value;
   const title =
     v === "none"
-      ? "pseudonym:none: the id had no data in the tenant when this was recorded, so no pseudonym was made for it"
+      ? "pseudonym:none (records of earlier builds): the id had no data in the tenant when this was recorded"
       : v === "unavailable"
         ? "pseudonym:unavailable: the id's pseudonym key could not be read when this was recorded"
         : pseudonymHelp;

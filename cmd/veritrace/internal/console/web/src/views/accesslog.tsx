@@ -41,7 +41,7 @@ function Target(props: { target: string }) {
 }
 
 export function AccessLogView() {
-  const { api, tenant } = useCtx();
+  const { api, tenant, can } = useCtx();
   const [concerning, setConcerning] = useState<Concerning | null>(() => {
     const c = handedOver;
     handedOver = null;
@@ -87,8 +87,10 @@ export function AccessLogView() {
         </p>
         <p class="muted" data-testid="pseudonym-help">
           Targets never name a data subject or a session by its id: they name it by a <code class="pseudonym">pseudonym:…</code>. {pseudonymHelp}{" "}
-          <code>pseudonym:none</code> names an id that had no data in the tenant when recorded.
+          An id that had no pseudonym key when recorded (no data yet, or a refused request) is named by a stand-in of the same form,
+          so a record never tells whether an id had data; older records may read <code>pseudonym:none</code> instead.
         </p>
+        {can("read_entries") && (
         <form
           class="filters"
           data-testid="concerning-form"
@@ -125,6 +127,7 @@ export function AccessLogView() {
             )}
           </div>
         </form>
+        )}
         {concerning && (
           <Notice testid="concerning">
             Only the records that concern {concerning.field === "subject" ? "this data subject" : "this session"}: those whose target names its pseudonym,
