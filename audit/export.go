@@ -164,32 +164,36 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 	})
 	ew := &entryWriter{ctx: ctx, l: l, tenant: req.Tenant, size: cp.Size, bw: bw, batch: firstExportBatch}
 
-	// The spans, trace by trace; what they reference is gathered as they go.
+	// The spans, trace by trace, in one stream of batches (a batch may
+	// span traces: most traces are smaller than a batch); what they
+	// reference is gathered as they go.
 	refs := map[[32]byte]bool{}
 	var versionIDs [][32]byte
 	tombstones := map[uint64]bool{}
 	var tombstoneIdxs []uint64
+	all := make([]uint64, 0, total)
 	for ti, t := range traces {
 		bw.AddTrace(t)
-		err := ew.write(spans[ti], func(e *ledger.Entry) error {
-			if e.Erased && (e.ErasedBy == nil || *e.ErasedBy >= cp.Size) {
-				return fmt.Errorf("entry %d: %w", e.Header.Index, ErrErasureInProgress)
-			}
-			if e.ErasedBy != nil && !tombstones[*e.ErasedBy] {
-				tombstones[*e.ErasedBy] = true
-				tombstoneIdxs = append(tombstoneIdxs, *e.ErasedBy)
-			}
-			for _, r := range e.Header.Refs {
-				if r != ([32]byte{}) && !refs[r] {
-					refs[r] = true
-					versionIDs = append(versionIDs, r)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
+		all = append(all, spans[ti]...)
+	}
+	err = ew.write(all, func(e *ledger.Entry) error {
+		if e.Erased && (e.ErasedBy == nil || *e.ErasedBy >= cp.Size) {
+			return fmt.Errorf("entry %d: %w", e.Header.Index, ErrErasureInProgress)
 		}
+		if e.ErasedBy != nil && !tombstones[*e.ErasedBy] {
+			tombstones[*e.ErasedBy] = true
+			tombstoneIdxs = append(tombstoneIdxs, *e.ErasedBy)
+		}
+		for _, r := range e.Header.Refs {
+			if r != ([32]byte{}) && !refs[r] {
+				refs[r] = true
+				versionIDs = append(versionIDs, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	// The versions they reference, kept for the report.
 	var versionIdxs []uint64
