@@ -67,18 +67,12 @@ func payloadJSON(dst []byte, m proto.Message) ([]byte, error) {
 // in place.
 func compactJSON(b []byte) []byte {
 	out := b[:0]
-	inString, escaped := false, false
+	var st jsonStrings
 	for _, c := range b {
-		switch {
-		case escaped:
-			escaped = false
-		case inString && c == '\\':
-			escaped = true
-		case c == '"':
-			inString = !inString
-		case !inString && isJSONSpace(c):
+		if !st.in && isJSONSpace(c) {
 			continue
 		}
+		st.next(c)
 		out = append(out, c)
 	}
 	return out

@@ -846,9 +846,9 @@ var jsonBufs = sync.Pool{New: func() any { return new([]byte) }}
 // without building them. Both must be valid JSON.
 func equalCompact(a, b []byte) bool {
 	i, j := 0, 0
-	inString, escaped := false, false
+	var st jsonStrings
 	for {
-		if !inString {
+		if !st.in {
 			for i < len(a) && isJSONSpace(a[i]) {
 				i++
 			}
@@ -863,20 +863,29 @@ func equalCompact(a, b []byte) bool {
 		if c != b[j] {
 			return false
 		}
-		switch {
-		case escaped:
-			escaped = false
-		case inString && c == '\\':
-			escaped = true
-		case c == '"':
-			inString = !inString
-		}
+		st.next(c)
 		i++
 		j++
 	}
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// jsonStrings follows a valid JSON text byte by byte and tells whether the
+// next byte lies inside a string (where white space is significant).
+type jsonStrings struct{ in, escaped bool }
+
+// next takes the next byte of the text.
+func (s *jsonStrings) next(c byte) {
+	switch {
+	case s.escaped:
+		s.escaped = false
+	case s.in && c == '\\':
+		s.escaped = true
+	case c == '"':
+		s.in = !s.in
+	}
+}
 
 // headerMismatch compares the ids, kind and version references of a span
 // or version entry's header with its payload's, and says how they differ
