@@ -276,6 +276,12 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	}
 	s.work.Lock()
 	defer s.work.Unlock()
+	// The request id's lease, before it is looked up: of two requests with
+	// one id, on any nodes, one plans and the other waits for its outcome.
+	if err := s.acquire(ctx, tenant, req.ID); err != nil {
+		return nil, err
+	}
+	defer s.release(context.WithoutCancel(ctx), tenant, req.ID)
 	value, field := req.Subject, ledger.SubjectField
 	if req.Session != "" {
 		value, field = req.Session, s.SessionField
@@ -379,12 +385,17 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 // the data keys to destroy and the pseudonym keys. It returns the size of
 // the log read before the holds (held).
 func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) {
-	cands := selected(er)
-	held, size, err := s.held(ctx, er.Tenant, cands)
+	held, size, err := s.held(ctx, er.Tenant, selected(er))
 	if err != nil {
 		return 0, err
 	}
 	er.HoldsAt = &size
+	// Read after the log's size: entries another plan has committed to
+	// erase (its tombstone precedes size) or erased are not this plan's.
+	cands, err := s.unclaimed(ctx, er, selected(er))
+	if err != nil {
+		return 0, err
+	}
 	er.Erase, er.Held = nil, nil
 	for _, i := range cands {
 		if h := held[i]; h != nil {
@@ -460,14 +471,18 @@ var (
 	testHookAfterTombstonePart func(part int) error
 )
 
+// errNothingLeft: a sweep planned again has nothing left to do.
+var errNothingLeft = errors.New("nothing left to expire")
+
 // maxReplans bounds how often a plan is made again because a hold was
 // placed between its planning and its commit.
 const maxReplans = 8
 
-// ErrHoldsChanging: holds kept being placed while an erasure or sweep was
-// about to commit; it was not carried out (and is finished later, by
-// Resume or by asking again).
-var ErrHoldsChanging = errors.New("legal holds were placed while the erasure was committing, again and again")
+// ErrHoldsChanging: holds kept being placed or released, or other
+// erasures committed, while an erasure or sweep was about to commit; it
+// was not carried out (and is finished later, by Resume or by asking
+// again).
+var ErrHoldsChanging = errors.New("legal holds or other erasures kept changing while the erasure was committing")
 
 // complete carries out a persisted erasure or sweep plan, tombstone first:
 //
@@ -490,8 +505,23 @@ var ErrHoldsChanging = errors.New("legal holds were placed while the erasure was
 // tombstone is written, it runs to the end.
 func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	ctx = context.WithoutCancel(ctx)
+	if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
+		return err
+	}
 	if len(er.Tombstones) == 0 {
-		if err := s.commitPlan(ctx, er); err != nil {
+		err := s.commitPlan(ctx, er)
+		if errors.Is(err, errNothingLeft) {
+			// A sweep planned again after a policy change found nothing
+			// expired: done, with no tombstone.
+			er.State, er.CompletedAt = "done", s.now()
+			er.KeyRefs, er.SelectorRef, er.Pseudonyms = nil, "", nil
+			if err := s.putErasure(ctx, er); err != nil {
+				return err
+			}
+			s.finished(er)
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -645,6 +675,9 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 			if err != nil {
 				return err
 			}
+			if er.Kind == "expiry" && len(er.Erase) == 0 && len(er.Buckets) == 0 && len(er.Keys) == 0 && len(er.Pseudonyms) == 0 {
+				return errNothingLeft
+			}
 			if err := s.putErasure(ctx, er); err != nil {
 				return err
 			}
@@ -667,12 +700,22 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 				return err
 			}
 		}
-		idx, err := s.appendPart(ctx, er, 1, &ledger.Unless{Kind: format.KindHold, From: *er.HoldsAt})
+		// Committed only if no hold entry (placed or released), no other
+		// plan's tombstone and, for a sweep, no retention change came since
+		// the plan read them: whatever process appended it.
+		unless := &ledger.Unless{Kinds: []format.Kind{format.KindHold, format.KindTombstone}, From: *er.HoldsAt}
+		if er.Kind == "expiry" {
+			unless.Kinds = append(unless.Kinds, format.KindRetention)
+		}
+		if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
+			return err
+		}
+		idx, err := s.appendPart(ctx, er, 1, unless)
 		if errors.Is(err, ledger.ErrPrecondition) {
 			if attempt+1 >= maxReplans {
 				return fmt.Errorf("%s %s: %w", er.what(), er.ID, ErrHoldsChanging)
 			}
-			s.log().InfoContext(ctx, "a hold was placed while committing: planning again", "tenant", er.Tenant, "kind", er.what(), "attempt", attempt+1)
+			s.log().InfoContext(ctx, "a hold, another plan's tombstone or a retention change came while committing: planning again", "tenant", er.Tenant, "kind", er.what(), "attempt", attempt+1)
 			continue
 		}
 		if err != nil {
@@ -885,9 +928,26 @@ func (s *Service) Resume(ctx context.Context) error {
 	s.mu.Unlock()
 	stuck := unreadable
 	for i, er := range todo {
-		s.log().WarnContext(ctx, "resuming an interrupted erasure or sweep", "tenant", er.Tenant, "id", er.ID, "kind", er.what())
 		s.work.Lock()
-		err := s.complete(ctx, er)
+		err := s.acquire(ctx, er.Tenant, er.ID)
+		if errors.Is(err, ErrBusy) {
+			// Another node is carrying it out: it is that node's.
+			s.work.Unlock()
+			s.log().InfoContext(ctx, "an unfinished erasure or sweep is being carried out by another node", "tenant", er.Tenant, "id", er.ID, "kind", er.what())
+			s.mu.Lock()
+			s.unfinished = append(slices.Clone(stuck), pending[i+1:]...)
+			s.mu.Unlock()
+			continue
+		}
+		if err == nil {
+			s.log().WarnContext(ctx, "resuming an interrupted erasure or sweep", "tenant", er.Tenant, "id", er.ID, "kind", er.what())
+			// Read again under the lease: the plan may have changed since.
+			var cur *Erasure
+			if cur, err = s.getErasure(ctx, er.Tenant, er.ID, false); err == nil && cur.State == "executing" {
+				err = s.complete(ctx, cur)
+			}
+			s.release(ctx, er.Tenant, er.ID)
+		}
 		s.work.Unlock()
 		if err != nil {
 			s.log().ErrorContext(ctx, "an interrupted erasure or sweep could not be finished", "tenant", er.Tenant, "id", er.ID, "kind", er.what(), "err", err)
@@ -914,4 +974,46 @@ func (s *Service) Unfinished() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.unfinished)
+}
+
+// unclaimed returns those of the candidates that no other plan has
+// committed to erase and that still have their payloads. It reads the
+// stored plans being carried out (each writes its lists before its first
+// tombstone and is "executing" until its keys are destroyed), then the
+// candidates' keys: a plan that finishes between the two reads has
+// destroyed them. With the precondition on the first tombstone (no other
+// tombstone since the plan read the log's size), no entry is named erased
+// by two tombstones, whichever processes plan them.
+func (s *Service) unclaimed(ctx context.Context, er *Erasure, cands []uint64) ([]uint64, error) {
+	_, values, err := s.L.ListState(ctx, er.Tenant, stateErasure)
+	if err != nil {
+		return nil, err
+	}
+	claimed := map[uint64]bool{}
+	for _, v := range values {
+		o := &Erasure{}
+		if err := json.Unmarshal(v, o); err != nil {
+			return nil, fmt.Errorf("erasure plan of %s: %w", er.Tenant, err)
+		}
+		if o.State != "executing" || o.ID == er.ID {
+			continue
+		}
+		if _, found, err := s.L.IdentityIndex(ctx, o.Tenant, format.KindTombstone, o.partID(1)); err != nil {
+			return nil, err
+		} else if !found {
+			continue // not committed: if it commits after this plan read the size, this plan plans again
+		}
+		erase := o.Erase
+		if o.Lists != nil {
+			if erase, err = readList[uint64](ctx, s, o, listErase, 0, o.Lists.Erase); err != nil {
+				return nil, err
+			}
+		}
+		for _, i := range erase {
+			claimed[i] = true
+		}
+	}
+	out := slices.DeleteFunc(slices.Clone(cands), func(i uint64) bool { return claimed[i] })
+	_, live, err := s.L.KeysOf(ctx, er.Tenant, out)
+	return live, err
 }
