@@ -409,7 +409,7 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 		er.Pseudonyms = append(er.Pseudonyms, er.SelectorRef)
 	}
 	if len(er.Erase) > 0 {
-		keys, sessions, err := s.L.KeysAndTermsOf(ctx, er.Tenant, er.Erase, s.SessionField)
+		keys, ids, err := s.L.KeysAndTermsOf(ctx, er.Tenant, er.Erase, ledger.SubjectField, s.SessionField)
 		if err != nil {
 			return 0, err
 		}
@@ -417,29 +417,15 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 			er.Keys = append(er.Keys, hex.EncodeToString(id[:]))
 			er.KeyRefs = append(er.KeyRefs, k)
 		}
-		if er.Selector == "subject" {
-			// A session's pseudonym key goes only with its last live
-			// entry: a session shared with another subject keeps its
-			// pseudonym (and its holds their term) while that subject's
-			// entries of it live.
-			erased := map[uint64]bool{}
-			for _, i := range er.Erase {
-				erased[i] = true
-			}
-			for _, r := range sessions {
-				idxs, err := s.L.EntriesWith(ctx, er.Tenant, r)
-				if err != nil {
-					return 0, err
-				}
-				live, err := s.liveOutside(ctx, er.Tenant, idxs, erased)
-				if err != nil {
-					return 0, err
-				}
-				if !live {
-					er.Pseudonyms = append(er.Pseudonyms, r.String())
-				}
-			}
+		// The other subjects and sessions of the erased entries (a
+		// subject's sessions, a session's or a trace's subjects) lose
+		// their pseudonym keys with their last live entry.
+		ids = slices.DeleteFunc(ids, func(r ledger.TermRef) bool { return r.String() == er.SelectorRef })
+		gone, err := s.lastOf(ctx, er, ids)
+		if err != nil {
+			return 0, err
 		}
+		er.Pseudonyms = append(er.Pseudonyms, gone...)
 	}
 	sort.Strings(er.Keys)
 	sort.Slice(er.KeyRefs, func(i, j int) bool { return bytes.Compare(er.KeyRefs[i].ID[:], er.KeyRefs[j].ID[:]) < 0 })
@@ -568,8 +554,18 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 		}
 		buckets = append(buckets, b)
 	}
+	// A hold placed since the plan was made on a subject or session whose
+	// key the plan destroys keeps it (the hold names it by it); a hold in
+	// force on the erased selector keeps entries, so the plan holds none.
+	heldTerms, err := s.namedByHolds(ctx, er.Tenant)
+	if err != nil {
+		return err
+	}
 	pseudonyms := make([]ledger.TermRef, 0, len(er.Pseudonyms))
 	for _, t := range er.Pseudonyms {
+		if heldTerms[t] && t != er.SelectorRef {
+			continue
+		}
 		r, err := ledger.ParseTermRef(t)
 		if err != nil {
 			return fmt.Errorf("erasure %s: %w", er.ID, err)
@@ -862,6 +858,11 @@ func (s *Service) scrubHolds(ctx context.Context, er *Erasure) error {
 		return err
 	}
 	for _, h := range hs {
+		// Released holds only: a hold in force keeps its term, whose key
+		// complete did not destroy.
+		if h.Active() && h.Scope.Term != er.SelectorRef {
+			continue
+		}
 		if h.Scope.Term != "" && gone[h.Scope.Term] {
 			h.Scope.Term = ""
 			if err := s.putHold(ctx, er.Tenant, h); err != nil {
@@ -1016,4 +1017,62 @@ func (s *Service) unclaimed(ctx context.Context, er *Erasure, cands []uint64) ([
 	out := slices.DeleteFunc(slices.Clone(cands), func(i uint64) bool { return claimed[i] })
 	_, live, err := s.L.KeysOf(ctx, er.Tenant, out)
 	return live, err
+}
+
+// lastOf returns, of the subjects and sessions (index terms) of the
+// entries a plan erases, those whose pseudonym key exists and that are
+// left with no live entry and no hold in force naming them once the plan
+// is carried out: their pseudonym keys are destroyed with the plan's data
+// keys (docs/RETENTION.md, "Pseudonym keys"). A subject or session seen
+// again later gets a new key, so a new pseudonym.
+func (s *Service) lastOf(ctx context.Context, er *Erasure, ids []ledger.TermRef) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	named, err := s.namedByHolds(ctx, er.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	erased := map[uint64]bool{}
+	for _, i := range er.Erase {
+		erased[i] = true
+	}
+	var out []string
+	for _, r := range ids {
+		if named[r.String()] {
+			continue
+		}
+		if _, err := s.L.PseudonymKey(ctx, er.Tenant, r, false); errors.Is(err, ledger.ErrNotFound) {
+			continue // never made, or destroyed already
+		} else if err != nil {
+			return nil, err
+		}
+		idxs, err := s.L.EntriesWith(ctx, er.Tenant, r)
+		if err != nil {
+			return nil, err
+		}
+		live, err := s.liveOutside(ctx, er.Tenant, idxs, erased)
+		if err != nil {
+			return nil, err
+		}
+		if !live {
+			out = append(out, r.String())
+		}
+	}
+	return out, nil
+}
+
+// namedByHolds returns the index terms that holds in force name.
+func (s *Service) namedByHolds(ctx context.Context, tenant string) (map[string]bool, error) {
+	hs, err := s.stored(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, h := range hs {
+		if h.Scope.Term != "" {
+			out[h.Scope.Term] = true
+		}
+	}
+	return out, nil
 }

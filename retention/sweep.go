@@ -83,7 +83,7 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 	if _, err := s.planSweep(ctx, er); err != nil {
 		return nil, err
 	}
-	if len(er.Erase) == 0 && len(er.Buckets) == 0 && len(er.Keys) == 0 {
+	if len(er.Erase) == 0 && len(er.Buckets) == 0 && len(er.Keys) == 0 && len(er.Pseudonyms) == 0 {
 		res.Held = len(er.Held)
 		return res, nil
 	}
@@ -195,6 +195,18 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 	}
 	slices.Sort(er.Keys)
 	slices.SortFunc(er.KeyRefs, func(a, b *ledger.KeyRef) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	// Subjects and sessions whose last live entries expire lose their
+	// pseudonym keys with them (lastOf).
+	er.Pseudonyms = nil
+	if len(er.Erase) > 0 {
+		ids, err := s.L.TermsOf(ctx, er.Tenant, er.Erase, ledger.SubjectField, s.SessionField)
+		if err != nil {
+			return 0, err
+		}
+		if er.Pseudonyms, err = s.lastOf(ctx, er, ids); err != nil {
+			return 0, err
+		}
+	}
 	return size, nil
 }
 
