@@ -180,3 +180,35 @@ func (e *env) shortPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A sweep killed after its tombstone, before any key is destroyed, is
+// finished by the restart's Resume: the pseudonym keys it planned to
+// destroy are gone too.
+func TestSweepKilledBeforeShredDestroysPseudonymKeysOnResume(t *testing.T) {
+	t.Cleanup(func() { testHookAfterTombstone = nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	e.spans(t, "olga", "s-olga", 1, 2, false, "o")
+	ref := mustRef(t, e, "olga")
+	if _, err := e.l.PseudonymKey(ctx, "default", ref, true); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(61 * Day)
+	testHookAfterTombstone = func() error { return errKilled }
+	if _, err := e.s.Sweep(ctx, "default"); !errors.Is(err, errKilled) {
+		t.Fatalf("Sweep() = %v, want the kill", err)
+	}
+	testHookAfterTombstone = nil
+	if _, err := e.l.PseudonymKey(ctx, "default", ref, false); err != nil {
+		t.Fatalf("the pseudonym key is gone before the sweep was carried out: %v", err)
+	}
+	e.l.Close()
+	e.open(t)
+	if err := e.s.Resume(ctx); err != nil || len(e.s.Unfinished()) != 0 {
+		t.Fatalf("Resume() = %v, unfinished %v", err, e.s.Unfinished())
+	}
+	if _, err := e.l.PseudonymKey(ctx, "default", ref, false); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("PseudonymKey after the resumed sweep = %v, want ErrNotFound", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
@@ -309,3 +310,31 @@ func TestNodesOrphanChunksDuringPlanWrite(t *testing.T) {
 }
 
 var _ = ledger.ErrNotFound
+
+// A lease left by a process that died (no release): the same node's next
+// run takes it over at once; another node's lease is respected until it
+// ends, then taken over.
+func TestNodesLeaseOfADeadProcess(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.spans(t, "pia", "", 1, 3, false, "p")
+	dead := e.node("b")
+	if err := dead.acquire(ctx, "default", "pia-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.node("a").Erase(ctx, "default", eraseReq("pia-1", "pia")); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Erase() while node b holds the request's lease = %v, want ErrBusy", err)
+	}
+	// Node b restarts: a new run of the same node.
+	if _, err := e.node("b").Erase(ctx, "default", eraseReq("pia-1", "pia")); err != nil {
+		t.Fatalf("Erase() on node b's next run = %v", err)
+	}
+	e.spans(t, "quin", "", 2, 3, false, "q")
+	if err := dead.acquire(ctx, "default", "quin-1"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(leaseTTL + time.Second) // node b never came back
+	if _, err := e.node("a").Erase(ctx, "default", eraseReq("quin-1", "quin")); err != nil {
+		t.Fatalf("Erase() after node b's lease ended = %v", err)
+	}
+}
