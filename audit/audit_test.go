@@ -440,6 +440,48 @@ func TestGoldenBundle(t *testing.T) {
 	}
 }
 
+// TestGoldenReceipt regenerates, with -update, an erasure receipt and an
+// evidence bundle of the erased trace exported with --known-size set to
+// the receipt's tree size (golden-receipt.txt, golden-receipt.zip,
+// golden-receipt.pub under audit/bundle/testdata). audit/bundle's and
+// cmd/veritrace-verify's tests check them without a ledger.
+func TestGoldenReceipt(t *testing.T) {
+	if !*update {
+		t.Skip("run with -update to regenerate the golden receipt")
+	}
+	ctx := context.Background()
+	f := newFixture(t)
+	f.seed(t)
+	rs := &retention.Service{L: f.l, SessionField: FieldSession, Log: slog.New(slog.DiscardHandler)}
+	er, err := rs.Erase(ctx, "default", retention.ErasureRequest{ID: "golden-receipt", TraceIDs: [][16]byte{traceID(1)}, LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	receipt := []byte(string(er.Receipt) + "\n" + er.ReceiptSig)
+	var rc struct {
+		Checkpoint string `json:"checkpoint"`
+	}
+	if err := json.Unmarshal(er.Receipt, &rc); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := format.OpenCheckpoint([]byte(rc.Checkpoint), f.verifier(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A later entry, so that the bundle proves the log grew from the
+	// receipt's tree.
+	if _, err := f.l.Append(ctx, "default", []ledger.Record{spanSpec{trace: 9, span: 1, kind: v1.SpanKind_SPAN_KIND_GENERATION, subject: "dave"}.record()}); err != nil {
+		t.Fatal(err)
+	}
+	b := f.exportBundle(t, Query{TraceID: traceID(1)}, cp.Size)
+	dir := filepath.Join("bundle", "testdata")
+	for name, content := range map[string][]byte{"golden-receipt.txt": receipt, "golden-receipt.zip": b, "golden-receipt.pub": []byte(f.vkey + "\n")} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // withAttribute returns a span payload with one more attribute, encoded
 // as the ledger stores it.
 func withAttribute(t testing.TB, payload []byte, name string, v *structpb.Value) []byte {

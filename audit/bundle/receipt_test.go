@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -110,4 +111,33 @@ func FuzzCheckReceipt(f *testing.F) {
 			t.Fatalf("CheckReceipt(%q) OK with no real tombstone", b)
 		}
 	})
+}
+
+// TestGoldenReceiptFile: the receipt a server signed (regenerate with `go
+// test ./audit -run GoldenReceipt -update`) is checked from files alone:
+// its signature and checkpoint, then its tombstone parts in a bundle of
+// the erased trace; a bundle that does not hold them fails the parts.
+func TestGoldenReceiptFile(t *testing.T) {
+	const dir = "testdata/"
+	var out strings.Builder
+	rep, err := VerifyReceiptFile(dir+"golden-receipt.txt", dir+"golden-receipt.pub", "", &out)
+	if err != nil || !rep.OK() || rep.PartsChecked || !strings.Contains(out.String(), "SIGNED:") {
+		t.Fatalf("receipt alone = %v\n%s", err, out.String())
+	}
+	out.Reset()
+	rep, err = VerifyReceiptFile(dir+"golden-receipt.txt", dir+"golden-receipt.pub", dir+"golden-receipt.zip", &out)
+	if err != nil || !rep.OK() || !rep.PartsChecked || !strings.Contains(out.String(), "VERIFIED: every check passed") {
+		t.Fatalf("receipt with its bundle = %v\n%s", err, out.String())
+	}
+	out.Reset()
+	rep, err = VerifyReceiptFile(dir+"golden-receipt.txt", dir+"golden-receipt.pub", dir+"golden.zip", &out)
+	if err != nil || rep.OK() || !slices.Contains(rep.Failed(), CheckReceiptParts) {
+		t.Errorf("receipt with another log's bundle = %v, failed %v\n%s", err, rep.Failed(), out.String())
+	}
+	if rep, err := VerifyReceiptFile(dir+"golden-receipt.txt", dir+"golden.pub", "", &out); err != nil || !slices.Contains(rep.Failed(), CheckReceiptSignature) {
+		t.Errorf("receipt under another log's key = %v, failed %v", err, rep.Failed())
+	}
+	if _, err := VerifyReceiptFile(dir+"no-such.txt", dir+"golden-receipt.pub", "", &out); err == nil {
+		t.Error("a missing receipt file was read")
+	}
 }

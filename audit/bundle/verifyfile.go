@@ -14,13 +14,9 @@ import (
 // empty, against the signed checkpoint in it. It writes the report to w and
 // returns the report; err is for files that cannot be read.
 func VerifyFile(path, keyPath, pinnedPath string, w io.Writer) (*Report, error) {
-	kb, err := os.ReadFile(keyPath)
+	key, err := ReadVerifierKey(keyPath)
 	if err != nil {
-		return nil, fmt.Errorf("verifier key: %w", err)
-	}
-	key, err := note.NewVerifier(strings.TrimSpace(string(kb)))
-	if err != nil {
-		return nil, fmt.Errorf("verifier key %s: %w", keyPath, err)
+		return nil, err
 	}
 	var pinned []byte
 	if pinnedPath != "" {
@@ -40,4 +36,69 @@ func VerifyFile(path, keyPath, pinnedPath string, w io.Writer) (*Report, error) 
 	rep := Verify(f, fi.Size(), key, pinned)
 	rep.Write(w)
 	return rep, nil
+}
+
+// VerifyReceiptFile checks the erasure receipt at receiptPath with the
+// verifier key in keyPath (CheckReceipt): its signature and checkpoint
+// and, if bundlePath is not empty, each tombstone part it names against
+// the entries of that evidence bundle (BundleParts). It writes the report
+// to w and returns it; err is for files that cannot be read.
+func VerifyReceiptFile(receiptPath, keyPath, bundlePath string, w io.Writer) (*ReceiptReport, error) {
+	key, err := ReadVerifierKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	file, err := ReadReceiptFile(receiptPath)
+	if err != nil {
+		return nil, err
+	}
+	var parts PartSource
+	if bundlePath != "" {
+		f, err := os.Open(bundlePath)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		if parts, err = BundleParts(f, fi.Size()); err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", bundlePath, err)
+		}
+	}
+	rep := CheckReceipt(file, key, parts)
+	rep.Write(w)
+	return rep, nil
+}
+
+// ReadVerifierKey reads a note verifier key file (the log's log.pub).
+func ReadVerifierKey(path string) (note.Verifier, error) {
+	kb, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("verifier key: %w", err)
+	}
+	key, err := note.NewVerifier(strings.TrimSpace(string(kb)))
+	if err != nil {
+		return nil, fmt.Errorf("verifier key %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// ReadReceiptFile reads a receipt file, refusing one of more than
+// MaxReceiptBytes without reading it whole.
+func ReadReceiptFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxReceiptBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > MaxReceiptBytes {
+		return nil, fmt.Errorf("%s: more than %d bytes, more than a receipt file may hold", path, MaxReceiptBytes)
+	}
+	return b, nil
 }

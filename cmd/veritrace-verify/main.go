@@ -1,8 +1,13 @@
-// Command veritrace-verify verifies a Veritrace evidence bundle offline:
+// Command veritrace-verify verifies Veritrace evidence offline:
 //
 //	veritrace-verify BUNDLE.zip --key log.pub [--pinned-checkpoint FILE]
+//	veritrace-verify receipt RECEIPT --key log.pub [--bundle BUNDLE.zip]
 //
-// Flags may come before or after the bundle, as with "veritrace verify".
+// The first form verifies an evidence bundle (docs/BUNDLE.md); the second
+// an erasure receipt (docs/RETENTION.md, "The receipt"): its signature and
+// checkpoint, and, given an evidence bundle exported with --known-size set
+// to the receipt's tree size, each tombstone part it names and its counts.
+// Flags may come before or after the file, as with "veritrace verify".
 // It needs no server and no data directory, and is built from the bundle
 // package alone (no storage engine, no server code), so that an auditor
 // can read, build and run it on their own machine. It exits 0 only when
@@ -23,29 +28,21 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "receipt" {
+		return runReceipt(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("veritrace-verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	key := fs.String("key", "", "the log's verifier key file (log.pub), obtained from the operator out of band (required)")
 	pinned := fs.String("pinned-checkpoint", "", "a signed checkpoint of the same log you already hold; the bundle must prove the log only grew since")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: veritrace-verify BUNDLE.zip --key log.pub [--pinned-checkpoint FILE]")
+		fmt.Fprintln(fs.Output(), "       veritrace-verify receipt RECEIPT --key log.pub [--bundle BUNDLE.zip]")
 		fs.PrintDefaults()
 	}
-	// Flags before or after the bundle: parse, take the next argument,
-	// parse the rest.
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if err == flag.ErrHelp {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+	rest, code, ok := parse(fs, args)
+	if !ok {
+		return code
 	}
 	if *key == "" || len(rest) != 1 {
 		fs.Usage()
@@ -60,4 +57,52 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// runReceipt checks an erasure receipt.
+func runReceipt(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("veritrace-verify receipt", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	key := fs.String("key", "", "the log's verifier key file (log.pub), obtained from the operator out of band (required)")
+	bundlePath := fs.String("bundle", "", "check the tombstone parts in this evidence bundle (exported with --known-size set to the receipt's tree size)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: veritrace-verify receipt RECEIPT --key log.pub [--bundle BUNDLE.zip]")
+		fs.PrintDefaults()
+	}
+	rest, code, ok := parse(fs, args)
+	if !ok {
+		return code
+	}
+	if *key == "" || len(rest) != 1 {
+		fs.Usage()
+		return 2
+	}
+	rep, err := bundle.VerifyReceiptFile(rest[0], *key, *bundlePath, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "veritrace-verify receipt:", err)
+		return 2
+	}
+	if !rep.OK() {
+		return 1
+	}
+	return 0
+}
+
+// parse parses flags given before or after the positional arguments: it
+// parses, takes the next argument, and parses the rest. When it returns
+// ok false, the command exits with code (0 for -h).
+func parse(fs *flag.FlagSet, args []string) (rest []string, code int, ok bool) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return nil, 0, false
+			}
+			return nil, 2, false
+		}
+		if fs.NArg() == 0 {
+			return rest, 0, true
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }

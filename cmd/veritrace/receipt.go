@@ -6,11 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"connectrpc.com/connect"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/veritrace/veritrace/audit/bundle"
@@ -53,59 +51,32 @@ func runVerifyReceipt(ctx context.Context, args []string, stdout io.Writer) erro
 	if online && *bundlePath != "" {
 		return errors.New("verify-receipt: give --bundle or --addr, not both")
 	}
-	kb, err := os.ReadFile(*key)
-	if err != nil {
-		return fmt.Errorf("verifier key: %w", err)
+	if !online {
+		rep, err := bundle.VerifyReceiptFile(rest[0], *key, *bundlePath, stdout)
+		return receiptResult(rep, err)
 	}
-	verifier, err := note.NewVerifier(strings.TrimSpace(string(kb)))
-	if err != nil {
-		return fmt.Errorf("verifier key %s: %w", *key, err)
-	}
-	file, err := readReceiptFile(rest[0])
+	verifier, err := bundle.ReadVerifierKey(*key)
 	if err != nil {
 		return err
 	}
-	var parts bundle.PartSource
-	switch {
-	case *bundlePath != "":
-		f, err := os.Open(*bundlePath)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		if parts, err = bundle.BundleParts(f, fi.Size()); err != nil {
-			return fmt.Errorf("bundle %s: %w", *bundlePath, err)
-		}
-	case online:
-		parts = serverParts(ctx, &cf)
+	file, err := bundle.ReadReceiptFile(rest[0])
+	if err != nil {
+		return err
 	}
-	rep := bundle.CheckReceipt(file, verifier, parts)
+	rep := bundle.CheckReceipt(file, verifier, serverParts(ctx, &cf))
 	rep.Write(stdout)
+	return receiptResult(rep, nil)
+}
+
+// receiptResult is the command's error for a receipt check's report.
+func receiptResult(rep *bundle.ReceiptReport, err error) error {
+	if err != nil {
+		return err
+	}
 	if !rep.OK() {
 		return fmt.Errorf("receipt NOT verified: %s failed", strings.Join(rep.Failed(), ", "))
 	}
 	return nil
-}
-
-// readReceiptFile reads a receipt file, at most bundle.MaxReceiptBytes.
-func readReceiptFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, bundle.MaxReceiptBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(b) > bundle.MaxReceiptBytes {
-		return nil, fmt.Errorf("%s: more than %d bytes, more than a receipt file may hold", path, bundle.MaxReceiptBytes)
-	}
-	return b, nil
 }
 
 // serverParts fetches each tombstone part from the server: GetEntry, and
