@@ -126,30 +126,7 @@ func (s *Service) policy(ctx context.Context, tenant string) (*Policy, error) {
 	if p != nil {
 		return p, nil
 	}
-	b, err := s.L.GetState(ctx, tenant, statePolicy)
-	switch {
-	case errors.Is(err, ledger.ErrNotFound):
-		d := DefaultPolicy()
-		p = &d
-	case err != nil:
-		return nil, err
-	default:
-		p = &Policy{}
-		if err := json.Unmarshal(b, p); err != nil {
-			return nil, fmt.Errorf("retention policy of %s: %w", tenant, err)
-		}
-	}
-	s.mu.Lock()
-	if s.policies == nil {
-		s.policies = map[string]*Policy{}
-	}
-	if q := s.policies[tenant]; q != nil {
-		p = q // another caller loaded it first
-	} else {
-		s.policies[tenant] = p
-	}
-	s.mu.Unlock()
-	return p, nil
+	return s.currentPolicy(ctx, tenant)
 }
 
 // ClassOf returns the retention class of a span under the tenant's policy.
