@@ -392,8 +392,12 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 	er.HoldsAt = &size
 	// Read after the log's size: entries another plan has committed to
 	// erase (its tombstone precedes size) or erased are not this plan's.
-	cands, err := s.unclaimed(ctx, er, selected(er))
+	claimed, err := s.claimed(ctx, er)
 	if err != nil {
+		return 0, err
+	}
+	cands := slices.DeleteFunc(selected(er), func(i uint64) bool { return claimed[i] })
+	if _, cands, err = s.L.KeysOf(ctx, er.Tenant, cands); err != nil {
 		return 0, err
 	}
 	er.Erase, er.Held = nil, nil
@@ -977,20 +981,21 @@ func (s *Service) Unfinished() []string {
 	return slices.Clone(s.unfinished)
 }
 
-// unclaimed returns those of the candidates that no other plan has
-// committed to erase and that still have their payloads. It reads the
-// stored plans being carried out (each writes its lists before its first
-// tombstone and is "executing" until its keys are destroyed), then the
-// candidates' keys: a plan that finishes between the two reads has
-// destroyed them. With the precondition on the first tombstone (no other
-// tombstone since the plan read the log's size), no entry is named erased
-// by two tombstones, whichever processes plan them.
-func (s *Service) unclaimed(ctx context.Context, er *Erasure, cands []uint64) ([]uint64, error) {
+// claimed returns the entries other plans have committed to erase: those
+// of the stored plans being carried out (each writes its lists before its
+// first tombstone and is "executing" until its keys are destroyed) whose
+// first tombstone is in the log. A plan reads it after the log's size s
+// and before it reads which entries still have their payloads: a plan
+// that finishes between the two reads has destroyed its entries' keys,
+// and one that commits after s makes this plan's commit fail
+// (commitPlan). So no entry is named erased by two tombstones, whichever
+// processes plan them.
+func (s *Service) claimed(ctx context.Context, er *Erasure) (map[uint64]bool, error) {
 	_, values, err := s.L.ListState(ctx, er.Tenant, stateErasure)
 	if err != nil {
 		return nil, err
 	}
-	claimed := map[uint64]bool{}
+	out := map[uint64]bool{}
 	for _, v := range values {
 		o := &Erasure{}
 		if err := json.Unmarshal(v, o); err != nil {
@@ -1002,7 +1007,7 @@ func (s *Service) unclaimed(ctx context.Context, er *Erasure, cands []uint64) ([
 		if _, found, err := s.L.IdentityIndex(ctx, o.Tenant, format.KindTombstone, o.partID(1)); err != nil {
 			return nil, err
 		} else if !found {
-			continue // not committed: if it commits after this plan read the size, this plan plans again
+			continue // not committed: if it commits after s, this plan plans again
 		}
 		erase := o.Erase
 		if o.Lists != nil {
@@ -1011,12 +1016,10 @@ func (s *Service) unclaimed(ctx context.Context, er *Erasure, cands []uint64) ([
 			}
 		}
 		for _, i := range erase {
-			claimed[i] = true
+			out[i] = true
 		}
 	}
-	out := slices.DeleteFunc(slices.Clone(cands), func(i uint64) bool { return claimed[i] })
-	_, live, err := s.L.KeysOf(ctx, er.Tenant, out)
-	return live, err
+	return out, nil
 }
 
 // lastOf returns, of the subjects and sessions (index terms) of the

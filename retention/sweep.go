@@ -116,6 +116,14 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Entries another plan (an erasure) has committed to erase are named
+	// by its tombstone, not this one's; their keys go with the buckets.
+	// Read before the buckets' entries are listed: a plan finished
+	// since has destroyed its keys, and its entries are not listed.
+	claimed, err := s.claimed(ctx, er)
+	if err != nil {
+		return 0, err
+	}
 	now := s.now().Unix()
 	var expired []ledger.Bucket
 	for _, name := range er.Expired {
@@ -146,16 +154,7 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 	}
 	size := size0
 	er.HoldsAt = &size
-	// Entries another plan (an erasure) has committed to erase are named
-	// by its tombstone, not this one's; their keys go with the buckets.
-	live, err := s.unclaimed(ctx, er, idxs)
-	if err != nil {
-		return 0, err
-	}
-	mine := map[uint64]bool{}
-	for _, i := range live {
-		mine[i] = true
-	}
+
 	type keyState struct {
 		ref        *ledger.KeyRef
 		kept, gone int
@@ -173,7 +172,7 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 			er.Held = append(er.Held, format.HeldEntry{Index: e.Index, HoldID: h.ID, CaseRef: h.CaseRef})
 			heldBucket[e.Key.Bucket()] = true
 			k.kept++
-		} else if !mine[e.Index] {
+		} else if claimed[e.Index] {
 			k.gone++
 		} else {
 			er.Erase = append(er.Erase, e.Index)
