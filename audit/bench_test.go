@@ -225,6 +225,8 @@ func BenchmarkVerify(b *testing.B) {
 		b.ReportMetric(heap, "peak-heap-MB")
 		b.ReportMetric(float64(entries*b.N)/b.Elapsed().Seconds(), "entries/s")
 		b.ReportMetric(float64(cpu.Microseconds())/float64(entries*b.N), "cpu-µs/entry")
+		// The cores it kept busy: CPU time over wall time.
+		b.ReportMetric(cpu.Seconds()/b.Elapsed().Seconds(), "cores")
 	})
 	// The baselines: unzipping and hashing every file, as the verifier must
 	// at least, on one goroutine and on GOMAXPROCS (as the verifier runs),
@@ -272,8 +274,10 @@ func BenchmarkVerify(b *testing.B) {
 				close(next)
 				wg.Wait()
 			}
+			cpu := processCPU() - cpu0
 			b.ReportMetric(float64(files*b.N)/b.Elapsed().Seconds(), "files/s")
-			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(files*b.N), "cpu-µs/file")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(files*b.N), "cpu-µs/file")
+			b.ReportMetric(cpu.Seconds()/b.Elapsed().Seconds(), "cores")
 		})
 	}
 }

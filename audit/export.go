@@ -164,32 +164,36 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 	})
 	ew := &entryWriter{ctx: ctx, l: l, tenant: req.Tenant, size: cp.Size, bw: bw, batch: firstExportBatch}
 
-	// The spans, trace by trace; what they reference is gathered as they go.
+	// The spans, trace by trace, in one stream of batches (a batch may
+	// span traces: most traces are smaller than a batch); what they
+	// reference is gathered as they go.
 	refs := map[[32]byte]bool{}
 	var versionIDs [][32]byte
 	tombstones := map[uint64]bool{}
 	var tombstoneIdxs []uint64
+	all := make([]uint64, 0, total)
 	for ti, t := range traces {
 		bw.AddTrace(t)
-		err := ew.write(spans[ti], func(e *ledger.Entry) error {
-			if e.Erased && (e.ErasedBy == nil || *e.ErasedBy >= cp.Size) {
-				return fmt.Errorf("entry %d: %w", e.Header.Index, ErrErasureInProgress)
-			}
-			if e.ErasedBy != nil && !tombstones[*e.ErasedBy] {
-				tombstones[*e.ErasedBy] = true
-				tombstoneIdxs = append(tombstoneIdxs, *e.ErasedBy)
-			}
-			for _, r := range e.Header.Refs {
-				if r != ([32]byte{}) && !refs[r] {
-					refs[r] = true
-					versionIDs = append(versionIDs, r)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
+		all = append(all, spans[ti]...)
+	}
+	err = ew.write(all, func(e *ledger.Entry) error {
+		if e.Erased && (e.ErasedBy == nil || *e.ErasedBy >= cp.Size) {
+			return fmt.Errorf("entry %d: %w", e.Header.Index, ErrErasureInProgress)
 		}
+		if e.ErasedBy != nil && !tombstones[*e.ErasedBy] {
+			tombstones[*e.ErasedBy] = true
+			tombstoneIdxs = append(tombstoneIdxs, *e.ErasedBy)
+		}
+		for _, r := range e.Header.Refs {
+			if r != ([32]byte{}) && !refs[r] {
+				refs[r] = true
+				versionIDs = append(versionIDs, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	// The versions they reference, kept for the report.
 	var versionIdxs []uint64
@@ -232,26 +236,25 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 		}
 	}
 	// The report reads again the spans it shows (at most
-	// bundle.MaxReportSpans), one at a time: it keeps a clipped view of
-	// each, never the payloads of a whole trace.
+	// bundle.MaxReportSpans), a trace at a time on each of GOMAXPROCS
+	// goroutines: it keeps a clipped view of each, never the payloads of a
+	// whole trace.
 	err = bw.AddReport(func(out io.Writer) error {
 		rw := bundle.NewReportWriter(out, bundle.ReportInfo{
 			Origin: cp.Origin, Tenant: req.Tenant, LogKey: l.VerifierKey(), TreeSize: cp.Size,
 			Root: hex.EncodeToString(cp.Root[:]), CreatedAt: bw.Manifest().CreatedAt, Selector: req.Selector, Traces: len(traces),
 		}, versions)
-		for ti, t := range traces {
-			if !rw.Fits(len(spans[ti])) {
-				rw.Omitted(t)
-				continue
-			}
-			tb := rw.StartTrace(t)
-			if err := l.ReadEntries(ctx, req.Tenant, spans[ti], func(e *ledger.Entry) error {
-				tb.Add(&bundle.Entry{Index: e.Header.Index, Header: e.HeaderBytes, Payload: e.Payload, Erased: e.Erased})
+		sizes := make([]int, len(spans))
+		for ti := range spans {
+			sizes[ti] = len(spans[ti])
+		}
+		if err := rw.WriteTraces(traces, sizes, func(ti int, add func(*bundle.Entry)) error {
+			return l.ReadEntries(ctx, req.Tenant, spans[ti], func(e *ledger.Entry) error {
+				add(&bundle.Entry{Index: e.Header.Index, Header: e.HeaderBytes, Payload: e.Payload, Erased: e.Erased})
 				return nil
-			}); err != nil {
-				return err
-			}
-			tb.Close()
+			})
+		}); err != nil {
+			return err
 		}
 		return rw.Close()
 	})

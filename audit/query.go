@@ -197,23 +197,36 @@ func (s *Searcher) Traces(ctx context.Context, tenant string, q Query, cursor ui
 			cursor = hi
 			break
 		}
-		for _, idx := range cands {
-			if idx >= hi {
-				cursor = hi
-				break
+		// The candidates below hi are checked a chunk at a time, each
+		// chunk's headers and terms read in one transaction each (a small
+		// first chunk, so that a page of a few traces reads little more
+		// than it needs); the first term's postings need no second look.
+		end := sort.Search(len(cands), func(i int) bool { return cands[i] >= hi })
+		known := 0
+		if q.TraceID == ([16]byte{}) && len(terms) > 0 {
+			known = 1
+		}
+		var hs []*format.Header
+		var oks []bool
+		stopped := false
+		for n, idx := range cands[:end] {
+			if n == len(hs) {
+				chunk := cands[n:min(end, n+max(firstMatchChunk, n))]
+				h, ok, err := s.matchAll(ctx, tenant, q, terms[known:], chunk)
+				if err != nil {
+					return nil, 0, err
+				}
+				hs, oks = append(hs, h...), append(oks, ok...)
 			}
 			cursor = idx + 1
 			scanned++
-			h, ok, err := s.match(ctx, tenant, q, terms, idx)
-			if err != nil {
-				return nil, 0, err
-			}
-			if ok && !decided[h.TraceID] {
+			if h := hs[n]; oks[n] && !decided[h.TraceID] {
 				decided[h.TraceID] = true
 				// A trace matching before this call's start was returned by
 				// an earlier page.
 				earlier := false
 				if start > lo {
+					var err error
 					if earlier, err = s.matchesIn(ctx, tenant, q, terms, h.TraceID, lo, start); err != nil {
 						return nil, 0, err
 					}
@@ -223,14 +236,67 @@ func (s *Searcher) Traces(ctx context.Context, tenant string, q Query, cursor ui
 				}
 			}
 			if len(hits) == limit || scanned >= maxScan {
+				stopped = true
 				break
 			}
+		}
+		if !stopped && end < len(cands) { // a candidate at or past hi
+			cursor = hi
 		}
 	}
 	if cursor >= hi {
 		cursor = 0
 	}
 	return hits, cursor, nil
+}
+
+// firstMatchChunk is how many candidates Traces checks at first; each
+// chunk after it is as large as the candidates checked before it, up to
+// the 1,024 of a block.
+const firstMatchChunk = 64
+
+// matchAll checks the entries idxs (each below the committed size) against
+// the query as match does, but with their headers read in one transaction
+// and the terms in another; terms are those the entries are not known to
+// carry.
+func (s *Searcher) matchAll(ctx context.Context, tenant string, q Query, terms []ledger.Term, idxs []uint64) ([]*format.Header, []bool, error) {
+	s.work.Add(int64(len(idxs)))
+	hs, err := s.L.Headers(ctx, tenant, idxs)
+	if err != nil {
+		return nil, nil, err
+	}
+	oks := make([]bool, len(idxs))
+	var rest []uint64
+	var at []int
+	for i, h := range hs {
+		if headerMatches(q, h) {
+			rest = append(rest, idxs[i])
+			at = append(at, i)
+		}
+	}
+	have := make([]bool, len(rest))
+	if len(terms) == 0 {
+		for i := range have {
+			have[i] = true
+		}
+	} else if len(rest) > 0 {
+		if have, err = s.L.HaveTerms(ctx, tenant, terms, rest); err != nil {
+			return nil, nil, err
+		}
+	}
+	for j, i := range at {
+		oks[i] = have[j]
+	}
+	return hs, oks, nil
+}
+
+// headerMatches checks the query's conditions that lie in a header.
+func headerMatches(q Query, h *format.Header) bool {
+	if h.Kind != format.KindSpan || (q.Kind != 0 && h.SubKind != q.Kind) ||
+		(q.TraceID != ([16]byte{}) && h.TraceID != q.TraceID) {
+		return false
+	}
+	return !(!q.From.IsZero() && h.AppendedAt.Before(q.From)) && !(!q.To.IsZero() && !h.AppendedAt.Before(q.To))
 }
 
 // match checks one entry against the query.
@@ -240,11 +306,7 @@ func (s *Searcher) match(ctx context.Context, tenant string, q Query, terms []le
 	if err != nil {
 		return nil, false, err
 	}
-	if h.Kind != format.KindSpan || (q.Kind != 0 && h.SubKind != q.Kind) ||
-		(q.TraceID != ([16]byte{}) && h.TraceID != q.TraceID) {
-		return h, false, nil
-	}
-	if (!q.From.IsZero() && h.AppendedAt.Before(q.From)) || (!q.To.IsZero() && !h.AppendedAt.Before(q.To)) {
+	if !headerMatches(q, h) {
 		return h, false, nil
 	}
 	for _, t := range terms {

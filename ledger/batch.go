@@ -1,8 +1,11 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/mod/sumdb/tlog"
@@ -115,37 +118,46 @@ func (l *Ledger) HaveTerms(ctx context.Context, tenant string, terms []Term, idx
 
 // InclusionProofs proves the entries idxs in the tree of treeSize (a
 // committed size), in one read transaction, and calls fn with each proof
-// and leaf hash, in order. Each stored hash is read once per call: entries
-// close together share most of their audit paths.
+// and leaf hash, in order. It first lists the tree hashes every proof
+// needs, then reads the entry records holding them in key order with one
+// iterator, each once (entries close together share most of their audit
+// paths, and their records lie next to each other), then proves each
+// entry from what it read.
 func (l *Ledger) InclusionProofs(ctx context.Context, tenant string, idxs []uint64, treeSize uint64, fn func(index uint64, proof tlog.RecordProof, leaf tlog.Hash) error) error {
 	tid, size, err := l.proofSize(ctx, tenant, treeSize)
 	if err != nil {
 		return err
 	}
+	// The stored hashes the proofs read: ProveRecord asks for the same
+	// indexes whatever the hashes are.
+	need := map[int64]tlog.Hash{}
+	list := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		for _, x := range indexes {
+			need[x] = tlog.Hash{}
+		}
+		return make([]tlog.Hash, len(indexes)), nil
+	})
+	for _, i := range idxs {
+		if i >= size {
+			return fmt.Errorf("%w: index %d is not below tree size %d", ErrInvalid, i, size)
+		}
+		need[tlog.StoredHashIndex(0, int64(i))] = tlog.Hash{}
+		if _, err := tlog.ProveRecord(int64(size), int64(i), list); err != nil {
+			return err
+		}
+	}
 	return l.db.View(func(txn *badger.Txn) error {
-		read := hashReader(txn, tid)
-		cache := map[int64]tlog.Hash{}
+		if err := readStoredHashes(ctx, txn, tid, need); err != nil {
+			return err
+		}
 		r := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
 			out := make([]tlog.Hash, len(indexes))
-			var missing []int64
 			for i, x := range indexes {
-				h, ok := cache[x]
-				if !ok {
-					missing = append(missing, x)
+				h, ok := need[x]
+				if !ok { // not listed: ProveRecord asked for other hashes
+					return nil, fmt.Errorf("tree hash %d was not read", x)
 				}
 				out[i] = h
-			}
-			if len(missing) > 0 {
-				hs, err := read(missing)
-				if err != nil {
-					return nil, err
-				}
-				for i, x := range missing {
-					cache[x] = hs[i]
-				}
-				for i, x := range indexes {
-					out[i] = cache[x]
-				}
 			}
 			return out, nil
 		})
@@ -153,21 +165,73 @@ func (l *Ledger) InclusionProofs(ctx context.Context, tenant string, idxs []uint
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if i >= size {
-				return fmt.Errorf("%w: index %d is not below tree size %d", ErrInvalid, i, size)
-			}
-			leaf, err := r.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(i))})
-			if err != nil {
-				return err
-			}
+			leaf := need[tlog.StoredHashIndex(0, int64(i))]
 			proof, err := tlog.ProveRecord(int64(size), int64(i), r)
 			if err != nil {
 				return err
 			}
-			if err := fn(i, proof, leaf[0]); err != nil {
+			if err := fn(i, proof, leaf); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// readStoredHashes fills hashes (stored hash index: hash) from the entry
+// records of a tenant that hold them (hashReader's layout), reading the
+// records in key order with one iterator: the next record is reached by
+// stepping when it is close, by seeking when it is not.
+func readStoredHashes(ctx context.Context, txn *badger.Txn, tenant uint32, hashes map[int64]tlog.Hash) error {
+	byRecord := map[uint64][]int64{}
+	for x := range hashes {
+		if x < 0 {
+			return fmt.Errorf("tree hash %d: negative index", x)
+		}
+		level, n := tlog.SplitStoredHashIndex(x)
+		if level >= 64 || uint64(n+1) > (^uint64(0))>>level {
+			return fmt.Errorf("tree hash %d: out of range", x)
+		}
+		e := uint64(n+1)<<level - 1
+		byRecord[e] = append(byRecord[e], x)
+	}
+	records := slices.Sorted(maps.Keys(byRecord))
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: entryKey(tenant, 0)[:5]}) // values read only where needed
+	defer it.Close()
+	for n, e := range records {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		key := entryKey(tenant, e)
+		for step := 0; it.Valid() && step < 8 && bytes.Compare(it.Item().Key(), key) < 0; step++ {
+			it.Next()
+		}
+		if !it.Valid() || bytes.Compare(it.Item().Key(), key) < 0 {
+			it.Seek(key)
+		}
+		if !it.Valid() || !bytes.Equal(it.Item().Key(), key) {
+			return fmt.Errorf("read tree hashes: entry %d: %w", e, badger.ErrKeyNotFound)
+		}
+		err := it.Item().Value(func(v []byte) error {
+			header, hs, err := splitEntryRecord(e, v)
+			if err != nil {
+				return err
+			}
+			for _, x := range byRecord[e] {
+				level, _ := tlog.SplitStoredHashIndex(x)
+				if level == 0 {
+					hashes[x] = format.LeafHash(header)
+				} else {
+					hashes[x] = tlog.Hash(hs[(level-1)*tlog.HashSize:])
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read tree hashes: entry %d: %w", e, err)
+		}
+	}
+	return nil
 }

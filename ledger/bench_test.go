@@ -186,54 +186,113 @@ func BenchmarkBadgerBaseline(b *testing.B) {
 		})
 	})
 	b.Run("grouped", func(b *testing.B) {
-		db := openBaselineDB(b)
-		defer db.Close()
-		type req struct {
-			n    uint64
-			done chan error
+		groupedBaseline(b, func(txn *badger.Txn, n uint64) error {
+			return txn.Set(binary.BigEndian.AppendUint64([]byte{1}, n), payload)
+		}, nil)
+	})
+	// ledger-keys: the grouped baseline writing the keys the ledger writes
+	// for BenchmarkAppend/four-terms, with their sizes and no ledger work:
+	// per entry its entry record (header and one tree hash), envelope,
+	// identity, and the subject's and session's posting blocks (distinct
+	// per entry in that benchmark); per group the model's and prompt
+	// version's blocks and the tree size. What Badger alone costs for
+	// the ledger's layout: the ceiling of Append/four-terms.
+	b.Run("ledger-keys", func(b *testing.B) {
+		record := make([]byte, format.HeaderSize(len("default"), len("default"))+2*32)
+		rand.Read(record)
+		envelope := make([]byte, benchValueSize+90)
+		rand.Read(envelope)
+		term := func(field byte, n uint64) []byte {
+			k := make([]byte, 0, termKeySize)
+			k = append(k, nsTerm, 0, 0, 0, 1, field)
+			mac := make([]byte, termMACSize)
+			binary.BigEndian.PutUint64(mac, n%1000)
+			k = append(k, mac...)
+			return binary.BigEndian.AppendUint64(k, n)
 		}
-		reqs := make(chan req, 1024)
-		var groups atomic.Int64
-		defer reportGroups(b, &groups)
-		go func() {
-			for r := range reqs {
-				groups.Add(1)
-				group := []req{r}
-			gather:
-				for len(group) < 4096 {
-					select {
-					case r, ok := <-reqs:
-						if !ok {
-							break gather
-						}
-						group = append(group, r)
-					default:
-						break gather
-					}
-				}
-				txn := db.NewTransaction(true)
-				var err error
-				for _, r := range group {
-					if err = txn.Set(binary.BigEndian.AppendUint64([]byte{1}, r.n), payload); err != nil {
-						break
-					}
-				}
-				if err == nil {
-					err = txn.Commit()
-				}
-				txn.Discard()
-				for _, r := range group {
-					r.done <- err
+		groupedBaseline(b, func(txn *badger.Txn, n uint64) error {
+			var id [32]byte
+			binary.BigEndian.PutUint64(id[:], n)
+			binary.BigEndian.PutUint64(id[16:], n)
+			for _, kv := range [][2][]byte{
+				{entryKey(1, n), record},
+				{payloadKey(1, n), envelope},
+				{identityKey(1, format.KindSpan, id), identityValue(n, 1)},
+				{term(SubjectField, n), nil},
+				{term(2, n), nil},
+			} {
+				if err := txn.Set(kv[0], kv[1]); err != nil {
+					return err
 				}
 			}
-		}()
-		runWriters(b, func(n uint64) error {
-			done := make(chan error, 1)
-			reqs <- req{n, done}
-			return <-done
+			return nil
+		}, func(txn *badger.Txn, last uint64) error {
+			for _, k := range [][]byte{term(4, last), term(5, last)} {
+				if err := txn.Set(k, make([]byte, 40)); err != nil {
+					return err
+				}
+			}
+			return txn.Set(treeSizeKey(1), binary.BigEndian.AppendUint64(nil, last))
 		})
-		close(reqs)
 	})
+}
+
+// groupedBaseline runs 64 writers that hand entries to one committer,
+// which puts all waiting entries in one transaction (entry(n) for each,
+// then group(largest n), if not nil), as the ledger's writer does.
+func groupedBaseline(b *testing.B, entry func(txn *badger.Txn, n uint64) error, group func(txn *badger.Txn, last uint64) error) {
+	db := openBaselineDB(b)
+	defer db.Close()
+	type req struct {
+		n    uint64
+		done chan error
+	}
+	reqs := make(chan req, 1024)
+	var groups atomic.Int64
+	defer reportGroups(b, &groups)
+	go func() {
+		for r := range reqs {
+			groups.Add(1)
+			batch := []req{r}
+		gather:
+			for len(batch) < 4096 {
+				select {
+				case r, ok := <-reqs:
+					if !ok {
+						break gather
+					}
+					batch = append(batch, r)
+				default:
+					break gather
+				}
+			}
+			txn := db.NewTransaction(true)
+			var err error
+			var last uint64
+			for _, r := range batch {
+				if err = entry(txn, r.n); err != nil {
+					break
+				}
+				last = max(last, r.n)
+			}
+			if err == nil && group != nil {
+				err = group(txn, last)
+			}
+			if err == nil {
+				err = txn.Commit()
+			}
+			txn.Discard()
+			for _, r := range batch {
+				r.done <- err
+			}
+		}
+	}()
+	runWriters(b, func(n uint64) error {
+		done := make(chan error, 1)
+		reqs <- req{n, done}
+		return <-done
+	})
+	close(reqs)
 }
 
 // fillLedger appends n 2 KiB spans in batches of 1000.

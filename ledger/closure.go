@@ -243,6 +243,7 @@ func (c *closing) cost() txnCost {
 	for _, tr := range c.traces {
 		t.set(len(closedTraceKey(c.tenant, tr)), len(c.by))
 	}
+	t.set(len(metaClosedEpoch), 8)
 	return t
 }
 
@@ -322,11 +323,65 @@ func closedMark(txn *badger.Txn, tid uint32, trace [16]byte) (string, bool, erro
 	return string(v), true, err
 }
 
+// maxClosedCached bounds the closed marks the writer mirrors in memory
+// (closedCache); past it, it reads the mark of each trace instead. A
+// variable so that tests can take that path.
+var maxClosedCached = 1 << 16
+
+// closedCache mirrors every closed mark of the log database, of every
+// tenant, as of one closure epoch (metaClosedEpoch). Every transaction
+// that writes or deletes marks also advances the epoch, so the mirror is
+// exact exactly as long as the epoch read in a group's own transaction is
+// the mirror's: each group reads that one key, and the writer reads all
+// marks again when it moved. So a span's trace is checked against the
+// durable marks, in the commit transaction, without a Get per trace; with
+// more than maxClosedCached marks the writer reads each trace's mark
+// instead. Owned by the writer goroutine.
+type closedCache struct {
+	epoch  uint64
+	filled bool                // marks (or over) hold what the database held at epoch
+	over   bool                // more than maxClosedCached marks: read each trace's
+	marks  map[closedID]string // trace -> the erasure request that closed it
+}
+
+// fill reads every closed mark in txn, which must not have written any,
+// at epoch.
+func (c *closedCache) fill(txn *badger.Txn, epoch uint64) error {
+	c.epoch, c.filled, c.over, c.marks = epoch, true, false, make(map[closedID]string)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{nsClosed}, PrefetchValues: true, PrefetchSize: 100})
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) != 1+4+16 {
+			continue // no trace's mark: closedMark never reads it either
+		}
+		if len(c.marks) == maxClosedCached {
+			c.over, c.marks = true, nil
+			return nil
+		}
+		var id closedID
+		id.tenant = binary.BigEndian.Uint32(k[1:])
+		copy(id.trace[:], k[5:])
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("read the closed mark of trace %x: %w", id.trace, err)
+		}
+		c.marks[id] = string(v)
+	}
+	return nil
+}
+
 // closedSet answers, within one group transaction, whether a trace is
-// closed: one Get per distinct trace of the group's spans.
+// closed: from the marks the transaction writes, then the writer's
+// mirror of every mark (valid at the transaction's closure epoch), or,
+// past its bound, one Get per distinct trace of the group's spans.
 type closedSet struct {
 	txn   *badger.Txn
+	cache *closedCache
+	epoch uint64 // read in txn
 	marks map[closedID]closedState
+	// changed: the marks this transaction wrote or deleted, in order.
+	changed []closedID
 }
 
 type closedID struct {
@@ -339,55 +394,108 @@ type closedState struct {
 	by     string
 }
 
+// newClosedSet reads the closure epoch in txn and reads every mark again
+// if it moved since the cache was filled. Call it before txn writes.
+func newClosedSet(txn *badger.Txn, cache *closedCache) (closedSet, error) {
+	epoch, err := readEpoch(txn, metaClosedEpoch)
+	if err != nil {
+		return closedSet{}, err
+	}
+	if !cache.filled || cache.epoch != epoch {
+		if err := cache.fill(txn, epoch); err != nil {
+			cache.filled = false
+			return closedSet{}, err
+		}
+	}
+	return closedSet{txn: txn, cache: cache, epoch: epoch}, nil
+}
+
+// lookup returns the state of a trace's mark in the transaction.
+func (s *closedSet) lookup(id closedID) (closedState, error) {
+	if st, ok := s.marks[id]; ok {
+		return st, nil
+	}
+	var st closedState
+	if s.cache.over {
+		by, closed, err := closedMark(s.txn, id.tenant, id.trace)
+		if err != nil {
+			return closedState{}, err
+		}
+		st = closedState{closed, by}
+	} else {
+		st.by, st.closed = s.cache.marks[id]
+	}
+	if s.marks == nil {
+		s.marks = map[closedID]closedState{}
+	}
+	s.marks[id] = st
+	return st, nil
+}
+
 // apply writes or deletes the marks of a closing in the group's
 // transaction (set, or the transaction's Delete) and records them: a
 // reopening deletes only the marks its request wrote.
 func (s *closedSet) apply(c *closing, set func(key, value []byte) error) error {
-	if s.marks == nil {
-		s.marks = map[closedID]closedState{}
-	}
 	for _, tr := range c.traces {
 		id := closedID{c.tenant, tr}
-		if !c.open {
+		st, err := s.lookup(id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !c.open:
 			if err := set(closedTraceKey(c.tenant, tr), []byte(c.by)); err != nil {
 				return err
 			}
-			s.marks[id] = closedState{true, c.by}
-			continue
-		}
-		st, ok := s.marks[id]
-		if !ok {
-			by, closed, err := closedMark(s.txn, c.tenant, tr)
-			if err != nil {
-				return err
-			}
-			st = closedState{closed, by}
-		}
-		if st.closed && st.by == c.by {
+			st = closedState{true, c.by}
+		case st.closed && st.by == c.by:
 			if err := s.txn.Delete(closedTraceKey(c.tenant, tr)); err != nil {
 				return err
 			}
 			st = closedState{}
+		default:
+			continue
 		}
 		s.marks[id] = st
+		s.changed = append(s.changed, id)
 	}
 	return nil
 }
 
+// wrote reports whether the transaction writes or deletes marks;
+// nextEpoch is the value it must store then.
+func (s *closedSet) wrote() bool { return len(s.changed) > 0 }
+
+func (s *closedSet) nextEpoch() []byte { return binary.BigEndian.AppendUint64(nil, s.epoch+1) }
+
+// committed moves the transaction's marks into the cache, at the epoch
+// the transaction stored. Call it only once the transaction committed.
+func (s *closedSet) committed() {
+	if !s.wrote() {
+		return
+	}
+	c := s.cache
+	c.epoch = s.epoch + 1
+	if c.over {
+		return
+	}
+	for _, id := range s.changed {
+		if st := s.marks[id]; st.closed {
+			c.marks[id] = st.by
+		} else {
+			delete(c.marks, id)
+		}
+	}
+	if len(c.marks) > maxClosedCached {
+		c.over, c.marks = true, nil
+	}
+}
+
 // check returns a *TraceClosedError if the trace is closed.
 func (s *closedSet) check(tenant uint32, trace [16]byte) error {
-	id := closedID{tenant, trace}
-	st, ok := s.marks[id]
-	if !ok {
-		by, closed, err := closedMark(s.txn, tenant, trace)
-		if err != nil {
-			return err
-		}
-		st = closedState{closed, by}
-		if s.marks == nil {
-			s.marks = map[closedID]closedState{}
-		}
-		s.marks[id] = st
+	st, err := s.lookup(closedID{tenant, trace})
+	if err != nil {
+		return err
 	}
 	if st.closed {
 		return &TraceClosedError{Trace: trace}

@@ -74,6 +74,10 @@ var (
 	// metaRetireEpoch (log database) counts the group transactions that
 	// wrote retirement markers: u64, absent before the first.
 	metaRetireEpoch = []byte{nsMeta, 'r', 'e', 't', 'i', 'r', 'e', '-', 'e', 'p', 'o', 'c', 'h'}
+	// metaClosedEpoch (log database) counts the group transactions that
+	// wrote or deleted closed marks (nsClosed): u64, absent before the
+	// first.
+	metaClosedEpoch = []byte{nsMeta, 'c', 'l', 'o', 's', 'e', 'd', '-', 'e', 'p', 'o', 'c', 'h'}
 )
 
 func tenantNameKey(name string) []byte {

@@ -98,6 +98,7 @@ type Ledger struct {
 	latest map[uint32]*Checkpoint
 
 	retiredCache retiredCache // the writer's, see retiredCache
+	closedCache  closedCache  // the writer's, see closedCache
 
 	shredMu sync.Mutex    // one Shred at a time
 	gcReq   chan struct{} // value-log GC requests, served by valueLogGC

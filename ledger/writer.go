@@ -305,8 +305,12 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 	if err != nil {
 		return err
 	}
+	closed, err := newClosedSet(txn, &l.closedCache)
+	if err != nil {
+		return err
+	}
 	g := &groupTxn{l: l, txn: txn, base: states, states: make(map[uint32]*logState), now: now,
-		retired: retired, closed: closedSet{txn: txn}, postings: make(postingBlocks)}
+		retired: retired, closed: closed, postings: make(postingBlocks)}
 	out := make([]appendResult, len(reqs))
 	writes := false
 	// Retirements first: they bind every record of the group.
@@ -340,6 +344,11 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 				return err
 			}
 			writes = true
+		}
+	}
+	if g.closed.wrote() {
+		if err := g.set(metaClosedEpoch, g.closed.nextEpoch()); err != nil {
+			return err
 		}
 	}
 	touched := make(map[uint32]bool)
@@ -412,6 +421,7 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 		}
 	}
 	g.retired.committed()
+	g.closed.committed()
 	l.stateMu.Lock()
 	for tenant := range touched {
 		l.committed[tenant] = g.states[tenant].size
@@ -736,27 +746,36 @@ type retiredSet struct {
 // newRetiredSet reads the retirement epoch in txn and drops the cache if
 // the epoch moved since the cache was filled.
 func newRetiredSet(txn *badger.Txn, cache *retiredCache) (retiredSet, error) {
-	var epoch uint64
-	item, err := txn.Get(metaRetireEpoch)
-	switch {
-	case errors.Is(err, badger.ErrKeyNotFound):
-	case err != nil:
-		return retiredSet{}, fmt.Errorf("read retirement epoch: %w", err)
-	default:
-		if err := item.Value(func(v []byte) error {
-			if len(v) != 8 {
-				return fmt.Errorf("retirement epoch of %d bytes", len(v))
-			}
-			epoch = binary.BigEndian.Uint64(v)
-			return nil
-		}); err != nil {
-			return retiredSet{}, err
-		}
+	epoch, err := readEpoch(txn, metaRetireEpoch)
+	if err != nil {
+		return retiredSet{}, err
 	}
 	if cache.keys == nil || cache.epoch != epoch || len(cache.keys)+len(cache.buckets) > maxCachedKeys {
 		cache.reset(epoch)
 	}
 	return retiredSet{txn: txn, cache: cache, epoch: epoch}, nil
+}
+
+// readEpoch reads an epoch meta key (a u64, 0 while absent) in txn.
+func readEpoch(txn *badger.Txn, key []byte) (uint64, error) {
+	var epoch uint64
+	item, err := txn.Get(key)
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+	case err != nil:
+		return 0, fmt.Errorf("read %s: %w", key[1:], err)
+	default:
+		if err := item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("%s of %d bytes", key[1:], len(v))
+			}
+			epoch = binary.BigEndian.Uint64(v)
+			return nil
+		}); err != nil {
+			return 0, err
+		}
+	}
+	return epoch, nil
 }
 
 func (s *retiredSet) addKey(id [16]byte) {

@@ -110,15 +110,26 @@ func DecodePayload(k format.Kind, payload []byte) (json.RawMessage, error) {
 		}
 		return out.Bytes(), nil
 	}
-	m, err := ParsePayload(k, payload)
+	_, b, err := parsePayloadJSON(k, payload, nil)
 	if err != nil {
 		return nil, err
 	}
-	b, err := protojson.Marshal(m)
-	if err != nil { // CheckMessage passed, so this is not expected
-		return nil, &PayloadError{Reason: fmt.Sprintf("no proto JSON form: %v", err)}
-	}
 	return b, nil
+}
+
+// parsePayloadJSON is ParsePayload that also appends the payload's decoded
+// form to dst when it is decodable, walking the message once for both
+// (appendProtoJSON).
+func parsePayloadJSON(k format.Kind, payload, dst []byte) (proto.Message, []byte, error) {
+	m := NewPayloadMessage(k)
+	if m == nil {
+		return nil, dst, &PayloadError{Reason: fmt.Sprintf("%s entries carry no protobuf payload", k)}
+	}
+	if err := unmarshalPayload.Unmarshal(payload, m); err != nil {
+		return nil, dst, &PayloadError{Reason: fmt.Sprintf("does not parse as %s: %v", m.ProtoReflect().Descriptor().FullName(), err)}
+	}
+	b, err := payloadJSON(dst, m)
+	return m, b, err
 }
 
 // CheckMessage checks that m has a lossless proto JSON form (see

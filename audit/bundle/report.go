@@ -1,13 +1,16 @@
 package bundle
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -165,6 +168,89 @@ func (r *ReportWriter) Trace(trace [16]byte, entries []*Entry) {
 		tb.Add(e)
 	}
 	tb.Close()
+}
+
+// WriteTraces adds the decision paths of traces, in order, as Trace would
+// one after the other: a trace is shown in detail if it fits (by its
+// number of spans, sizes[i]) after the traces before it, and listed
+// otherwise. read(i, add) must call add with the span entries of trace i,
+// in order; it is called for the traces shown only, on up to GOMAXPROCS
+// goroutines at once, each trace laid out into its own buffer, and the
+// buffers written in order, at most 2·GOMAXPROCS of them held at a time.
+// The report's bytes are those of Trace. It returns read's first error in
+// trace order; every goroutine has ended when it returns.
+func (r *ReportWriter) WriteTraces(traces [][16]byte, sizes []int, read func(i int, add func(*Entry)) error) error {
+	type laidOut struct {
+		buf bytes.Buffer
+		err error
+	}
+	workers := runtime.GOMAXPROCS(0)
+	pending := make(chan chan *laidOut, workers) // in trace order
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(done)
+	wg.Add(1) // the producer too, so that its wg.Add calls precede Wait's end
+	go func() {
+		defer wg.Done()
+		defer close(pending)
+		shown := r.shown
+		sem := make(chan struct{}, workers)
+		for i, t := range traces {
+			if shown+sizes[i] > MaxReportSpans {
+				select {
+				case pending <- nil: // listed only
+					continue
+				case <-done:
+					return
+				}
+			}
+			shown += sizes[i]
+			out := make(chan *laidOut, 1)
+			select {
+			case pending <- out:
+			case <-done:
+				return
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-done:
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				lo := &laidOut{}
+				sub := &ReportWriter{w: &lo.buf, versions: r.versions}
+				tb := sub.StartTrace(t)
+				lo.err = read(i, tb.Add)
+				tb.Close()
+				if lo.err == nil {
+					lo.err = sub.err
+				}
+				out <- lo
+			}()
+		}
+	}()
+	i := 0
+	for out := range pending {
+		t := traces[i]
+		i++
+		if out == nil {
+			r.Omitted(t)
+			continue
+		}
+		lo := <-out
+		if lo.err != nil {
+			return lo.err
+		}
+		r.shown += sizes[i-1]
+		if r.err == nil {
+			_, r.err = r.w.Write(lo.buf.Bytes())
+		}
+	}
+	return r.err
 }
 
 // TraceBuilder gathers the spans of one trace for the report. It keeps of

@@ -3,7 +3,12 @@ package bundle
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 
 	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
@@ -118,5 +123,84 @@ func TestReportShowsOTLPResourceWithinSpans(t *testing.T) {
 				t.Errorf("the span is shown %d times, want once", n)
 			}
 		})
+	}
+}
+
+// TestWriteTracesIsTrace: WriteTraces, which lays traces out on several
+// goroutines, writes the bytes that Trace writes one trace after the other
+// (traces shown, then listed once MaxReportSpans is reached), and returns
+// the first error of read in trace order.
+func TestWriteTracesIsTrace(t *testing.T) {
+	var traces [][16]byte
+	var entries [][]*Entry
+	next := uint64(0)
+	for ti, n := range []int{3, 1, 700, 5, 900, 380, 2, 1, 40, 7} { // the ninth passes MaxReportSpans
+		tr := [16]byte{byte(ti + 1)}
+		traces = append(traces, tr)
+		var es []*Entry
+		for j := range n {
+			sp := &v1.Span{Name: "step " + strings.Repeat("é", j%5), Kind: v1.SpanKind(1 + j%8),
+				Content: &v1.Content{InputMessages: []*v1.Message{{Role: "user", Parts: []*v1.MessagePart{{Part: &v1.MessagePart_Text{Text: "q"}}}}}}}
+			payload, _ := proto.Marshal(sp)
+			h := format.Header{Kind: format.KindSpan, SubKind: uint8(sp.Kind), Tenant: "default", Index: next, RetentionClass: "default", TraceID: tr}
+			h.SpanID[6], h.SpanID[7] = byte(j>>8), byte(j+1)
+			if j > 0 {
+				h.ParentSpanID[7] = byte((j-1)/2 + 1)
+			}
+			es = append(es, &Entry{Index: next, Header: h.Marshal(), Payload: payload, Erased: j == 4})
+			next++
+		}
+		entries = append(entries, es)
+	}
+	var want bytes.Buffer
+	rw := NewReportWriter(&want, ReportInfo{Tenant: "default"}, nil)
+	for i, tr := range traces {
+		rw.Trace(tr, entries[i])
+	}
+	if err := rw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(want.String(), "more traces not shown") && !strings.Contains(want.String(), hex.EncodeToString(traces[8][:])) {
+		t.Fatal("the ninth trace is neither shown nor listed")
+	}
+	sizes := make([]int, len(traces))
+	for i := range entries {
+		sizes[i] = len(entries[i])
+	}
+	var got bytes.Buffer
+	rw = NewReportWriter(&got, ReportInfo{Tenant: "default"}, nil)
+	var mu sync.Mutex
+	read := map[int]bool{}
+	if err := rw.WriteTraces(traces, sizes, func(i int, add func(*Entry)) error {
+		mu.Lock()
+		read[i] = true
+		mu.Unlock()
+		for _, e := range entries[i] {
+			add(e)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Errorf("WriteTraces wrote %d bytes, Trace %d; they differ", got.Len(), want.Len())
+	}
+	if read[8] {
+		t.Error("WriteTraces read the entries of a trace it only lists")
+	}
+
+	boom := errors.New("read failed")
+	rw = NewReportWriter(io.Discard, ReportInfo{Tenant: "default"}, nil)
+	err := rw.WriteTraces(traces, sizes, func(i int, add func(*Entry)) error {
+		if i == 3 || i == 5 {
+			return fmt.Errorf("trace %d: %w", i, boom)
+		}
+		return nil
+	})
+	if err == nil || err.Error() != "trace 3: read failed" {
+		t.Errorf("WriteTraces with reads of traces 3 and 5 failing = %v, want trace 3's error", err)
 	}
 }

@@ -16,7 +16,6 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
@@ -724,17 +723,22 @@ func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *en
 		res.passed[ecIdentity] = true
 		return
 	}
-	msg, err := ParsePayload(h.Kind, e.Payload)
+	bp := jsonBufs.Get().(*[]byte)
+	msg, want, err := parsePayloadJSON(h.Kind, e.Payload, (*bp)[:0])
 	v.checkDecodedForm(m, h, e, res, err, func() bool {
 		// Fast path: a decoded form that is, but for white space, the proto
 		// JSON of the payload parses to a message equal to it (a decodable
 		// payload's JSON form is lossless). Otherwise parse and compare.
-		if same, err := sameJSON(msg, e.Decoded); err == nil && same {
+		if equalCompact(want, e.Decoded) {
 			return true
 		}
 		dec := NewPayloadMessage(h.Kind)
 		return unmarshalJSON.Unmarshal(e.Decoded, dec) == nil && proto.Equal(msg, dec)
 	})
+	if cap(want) <= 1<<20 { // a larger buffer is not kept
+		*bp = want[:0]
+	}
+	jsonBufs.Put(bp)
 	if msg == nil {
 		res.fail(CheckIdentity, "entry %d: %v", h.Index, err)
 		return
@@ -833,15 +837,8 @@ func (v *verifier) checkDecodedForm(m *Manifest, h *format.Header, e *Entry, res
 	}
 }
 
-// sameJSON reports whether decoded is msg's proto JSON, as this build
-// writes it, once insignificant white space is removed from both.
-func sameJSON(msg proto.Message, decoded []byte) (bool, error) {
-	want, err := protojson.Marshal(msg)
-	if err != nil {
-		return false, err
-	}
-	return equalCompact(want, decoded), nil
-}
+// jsonBufs are pooled buffers for the decoded forms the verifier renders.
+var jsonBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // equalCompact reports whether two JSON texts are the same bytes once the
 // white space outside strings (space, tab, line feed, carriage return) is
@@ -849,9 +846,9 @@ func sameJSON(msg proto.Message, decoded []byte) (bool, error) {
 // without building them. Both must be valid JSON.
 func equalCompact(a, b []byte) bool {
 	i, j := 0, 0
-	inString, escaped := false, false
+	var st jsonStrings
 	for {
-		if !inString {
+		if !st.in {
 			for i < len(a) && isJSONSpace(a[i]) {
 				i++
 			}
@@ -866,20 +863,29 @@ func equalCompact(a, b []byte) bool {
 		if c != b[j] {
 			return false
 		}
-		switch {
-		case escaped:
-			escaped = false
-		case inString && c == '\\':
-			escaped = true
-		case c == '"':
-			inString = !inString
-		}
+		st.next(c)
 		i++
 		j++
 	}
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// jsonStrings follows a valid JSON text byte by byte and tells whether the
+// next byte lies inside a string (where white space is significant).
+type jsonStrings struct{ in, escaped bool }
+
+// next takes the next byte of the text.
+func (s *jsonStrings) next(c byte) {
+	switch {
+	case s.escaped:
+		s.escaped = false
+	case s.in && c == '\\':
+		s.escaped = true
+	case c == '"':
+		s.in = !s.in
+	}
+}
 
 // headerMismatch compares the ids, kind and version references of a span
 // or version entry's header with its payload's, and says how they differ

@@ -309,9 +309,6 @@ func bench(ctx context.Context, cf clientFlags, c benchConfig) (*benchResult, er
 		if senders[i], err = benchSender(tcf, c.mode); err != nil {
 			return nil, err
 		}
-		if build := senders[i].build; c.noSubject {
-			senders[i].build = func(first uint64, n int, text string) any { return withoutSubjects(build(first, n, text)) }
-		}
 	}
 	// No new request starts after the deadline; requests under way finish,
 	// so that the run's end does not show up as failed requests.
@@ -339,13 +336,14 @@ func bench(ctx context.Context, cf clientFlags, c benchConfig) (*benchResult, er
 			rng := mrand.New(mrand.NewPCG(uint64(w), 0x5eed))
 			tenant := w % len(tenants)
 			send := senders[tenant]
+			fill := send.client(text, c.noSubject)
 			for i := 0; c.maxReqs == 0 || i < c.maxReqs; i++ {
 				if ctx.Err() != nil || time.Now().After(deadline) {
 					break
 				}
 				size := c.batches.pick(rng)
 				first := counter.Add(uint64(size)) - uint64(size) + 1
-				req := send.build(first, size, text)
+				req := fill(first, size)
 				t0 := time.Now()
 				rctx, cancel := context.WithTimeout(ctx, c.timeout)
 				err := send.send(rctx, req)
@@ -394,19 +392,50 @@ var benchRun = func() [8]byte {
 
 // benchSpan makes a GENERATION span of about the given size with unique ids.
 func benchSpan(n uint64, text string) *v1.Span {
-	trace := make([]byte, 16)
-	copy(trace, benchRun[:])
-	binary.BigEndian.PutUint64(trace[8:], n/8+1)
-	id := binary.BigEndian.AppendUint64(nil, n)
-	now := time.Now()
-	return &v1.Span{
-		TraceId: trace, SpanId: id, Name: "chat bench-model", Kind: v1.SpanKind_SPAN_KIND_GENERATION,
-		StartTime: timestamppb.New(now.Add(-time.Second)), EndTime: timestamppb.New(now),
-		SubjectId: fmt.Sprintf("bench-user-%d", n%1000), SessionId: fmt.Sprintf("session-%d", n/8),
+	sp := &v1.Span{
+		TraceId: make([]byte, 16), SpanId: make([]byte, 8), Name: "chat bench-model", Kind: v1.SpanKind_SPAN_KIND_GENERATION,
+		StartTime: &timestamppb.Timestamp{}, EndTime: &timestamppb.Timestamp{},
 		Model: &v1.Model{Provider: "bench", RequestModel: "bench-model"},
 		Usage: &v1.Usage{InputTokens: 500, OutputTokens: 120},
 		Content: &v1.Content{
 			InputMessages: []*v1.Message{{Role: "user", Parts: []*v1.MessagePart{{Part: &v1.MessagePart_Text{Text: text}}}}},
 		},
 	}
+	patchBenchSpan(sp, n, time.Now(), false)
+	return sp
 }
+
+// patchBenchSpan makes a span made by benchSpan span number n, ended at
+// now, in place: its ids, times, subject and session.
+func patchBenchSpan(sp *v1.Span, n uint64, now time.Time, noSubject bool) {
+	putBenchIDs(sp.TraceId, sp.SpanId, n)
+	start := now.Add(-time.Second)
+	sp.StartTime.Seconds, sp.StartTime.Nanos = start.Unix(), int32(start.Nanosecond())
+	sp.EndTime.Seconds, sp.EndTime.Nanos = now.Unix(), int32(now.Nanosecond())
+	sp.SubjectId, sp.SessionId = benchSubject(n), benchSession(n)
+	if noSubject {
+		sp.SubjectId = ""
+	}
+}
+
+// putBenchIDs writes the trace id (16 bytes) and span id (8 bytes) of
+// span n: traces of 8 spans, unique to this run.
+func putBenchIDs(trace, span []byte, n uint64) {
+	copy(trace, benchRun[:])
+	binary.BigEndian.PutUint64(trace[8:], n/8+1)
+	binary.BigEndian.PutUint64(span, n)
+}
+
+// benchSubjects are the end users of the load: span n is benchSubject(n).
+var benchSubjects = func() []string {
+	s := make([]string, 1000)
+	for i := range s {
+		s[i] = "bench-user-" + strconv.Itoa(i)
+	}
+	return s
+}()
+
+func benchSubject(n uint64) string { return benchSubjects[n%uint64(len(benchSubjects))] }
+
+// benchSession is span n's session: one a trace.
+func benchSession(n uint64) string { return "session-" + strconv.FormatUint(n/8, 10) }

@@ -3,11 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -15,6 +14,7 @@ import (
 	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
 	resource "go.opentelemetry.io/proto/slim/otlp/resource/v1"
 	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
@@ -22,10 +22,18 @@ import (
 )
 
 // benchRequests makes and sends the requests of one load-generator mode.
+//
+// Every mode costs the generator about the same (it shares the machine
+// with the server in a local run): each client builds its spans once, as
+// a template, and for each request only sets their ids, times, subjects
+// and sessions, then encodes the request (Connect and gRPC encode it
+// themselves; OTLP/HTTP into a reused buffer).
 type benchRequests struct {
-	// build makes a request of n spans numbered from first.
-	build func(first uint64, n int, text string) any
-	send  func(ctx context.Context, req any) error
+	// client returns a client's fill, which makes its request of n spans
+	// numbered from first, reusing the messages of its previous request
+	// (which must have been sent).
+	client func(text string, noSubject bool) (fill func(first uint64, n int) any)
+	send   func(ctx context.Context, req any) error
 }
 
 func benchSender(cf clientFlags, mode string) (benchRequests, error) {
@@ -33,12 +41,20 @@ func benchSender(cf clientFlags, mode string) (benchRequests, error) {
 	case "native":
 		client := cf.ingest()
 		return benchRequests{
-			build: func(first uint64, n int, text string) any {
-				req := &v1.AppendSpansRequest{Spans: make([]*v1.Span, n)}
-				for j := range req.Spans {
-					req.Spans[j] = benchSpan(first+uint64(j), text)
+			client: func(text string, noSubject bool) func(uint64, int) any {
+				req := &v1.AppendSpansRequest{}
+				var spans []*v1.Span
+				return func(first uint64, n int) any {
+					for len(spans) < n {
+						spans = append(spans, benchSpan(0, text))
+					}
+					now := time.Now()
+					for j, sp := range spans[:n] {
+						patchBenchSpan(sp, first+uint64(j), now, noSubject)
+					}
+					req.Spans = spans[:n]
+					return req
 				}
-				return req
 			},
 			send: func(ctx context.Context, req any) error {
 				_, err := client.AppendSpans(ctx, connect.NewRequest(req.(*v1.AppendSpansRequest)))
@@ -55,7 +71,7 @@ func benchSender(cf clientFlags, mode string) (benchRequests, error) {
 	if mode == "otlp-grpc" {
 		client := connect.NewClient[coltrace.ExportTraceServiceRequest, coltrace.ExportTraceServiceResponse](
 			hc, cf.addr+otlp.TraceExportProcedure, connect.WithGRPC(), connect.WithInterceptors(rpc.ClientHeaders(cf.tenant, token)))
-		return benchRequests{build: benchOTLPExport, send: func(ctx context.Context, req any) error {
+		return benchRequests{client: benchOTLPClient, send: func(ctx context.Context, req any) error {
 			resp, err := client.CallUnary(ctx, connect.NewRequest(req.(*coltrace.ExportTraceServiceRequest)))
 			if err == nil && resp.Msg.GetPartialSuccess().GetRejectedSpans() > 0 {
 				err = fmt.Errorf("partial success: %s", resp.Msg.GetPartialSuccess().GetErrorMessage())
@@ -67,17 +83,22 @@ func benchSender(cf clientFlags, mode string) (benchRequests, error) {
 	if mode == "otlp-http-json" {
 		ct = otlp.ContentJSON
 	}
-	return benchRequests{build: benchOTLPExport, send: func(ctx context.Context, req any) error {
-		body, err := otlp.Marshal(ct, req.(*coltrace.ExportTraceServiceRequest))
-		if err != nil {
-			return err
-		}
+	var bufs sync.Pool // *[]byte: the clients' protobuf bodies
+	return benchRequests{client: benchOTLPClient, send: func(ctx context.Context, req any) error {
+		var body []byte
 		if ct == otlp.ContentJSON {
-			// protojson writes ids in base64; OTLP JSON wants hex.
-			body, err = otlpJSONIDs(req.(*coltrace.ExportTraceServiceRequest))
-			if err != nil {
+			body = []byte(otlp.JSON(req.(*coltrace.ExportTraceServiceRequest)))
+		} else {
+			buf, _ := bufs.Get().(*[]byte)
+			if buf == nil {
+				buf = new([]byte)
+			}
+			defer bufs.Put(buf)
+			var err error
+			if *buf, err = (proto.MarshalOptions{}).MarshalAppend((*buf)[:0], req.(*coltrace.ExportTraceServiceRequest)); err != nil {
 				return err
 			}
+			body = *buf
 		}
 		hr, err := http.NewRequestWithContext(ctx, http.MethodPost, cf.addr+otlp.TracesPath, bytes.NewReader(body))
 		if err != nil {
@@ -110,14 +131,10 @@ type httpStatusError struct {
 
 func (e *httpStatusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.body) }
 
-// otlpJSONIDs renders an export as OTLP JSON.
-func otlpJSONIDs(req *coltrace.ExportTraceServiceRequest) ([]byte, error) {
-	return []byte(otlp.JSON(req)), nil
-}
-
-// benchOTLPExport makes an OTLP export of n GenAI spans carrying what
-// benchSpan carries, in current GenAI attributes.
-func benchOTLPExport(first uint64, n int, text string) any {
+// benchOTLPClient is a client's fill for the OTLP modes: an export of n
+// GenAI spans carrying what benchSpan carries, in current GenAI
+// attributes, under one resource and scope.
+func benchOTLPClient(text string, noSubject bool) func(first uint64, n int) any {
 	str := func(k, v string) *common.KeyValue {
 		return &common.KeyValue{Key: k, Value: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: v}}}
 	}
@@ -125,46 +142,44 @@ func benchOTLPExport(first uint64, n int, text string) any {
 		return &common.KeyValue{Key: k, Value: &common.AnyValue{Value: &common.AnyValue_IntValue{IntValue: v}}}
 	}
 	messages := `[{"role":"user","parts":[{"type":"text","content":"` + text + `"}]}]`
-	spans := make([]*trace.Span, n)
-	now := time.Now()
-	for j := range spans {
-		k := first + uint64(j)
-		tid := make([]byte, 16)
-		copy(tid, benchRun[:])
-		binary.BigEndian.PutUint64(tid[8:], k/8+1)
-		spans[j] = &trace.Span{
-			TraceId: tid, SpanId: binary.BigEndian.AppendUint64(nil, k), Name: "chat bench-model", Kind: trace.Span_SPAN_KIND_CLIENT,
-			StartTimeUnixNano: uint64(now.Add(-time.Second).UnixNano()), EndTimeUnixNano: uint64(now.UnixNano()),
-			Attributes: []*common.KeyValue{
+	type tmpl struct {
+		span             *trace.Span
+		subject, session *common.AnyValue_StringValue
+	}
+	var spans []tmpl
+	var all []*trace.Span
+	scope := &trace.ScopeSpans{Scope: &common.InstrumentationScope{Name: "veritrace-bench"}}
+	req := &coltrace.ExportTraceServiceRequest{ResourceSpans: []*trace.ResourceSpans{{
+		Resource:   &resource.Resource{Attributes: []*common.KeyValue{str("service.name", "veritrace-bench")}},
+		ScopeSpans: []*trace.ScopeSpans{scope},
+	}}}
+	return func(first uint64, n int) any {
+		for len(spans) < n {
+			t := tmpl{subject: &common.AnyValue_StringValue{}, session: &common.AnyValue_StringValue{}}
+			attrs := []*common.KeyValue{
 				str("gen_ai.operation.name", "chat"), str("gen_ai.provider.name", "bench"), str("gen_ai.request.model", "bench-model"),
 				num("gen_ai.usage.input_tokens", 500), num("gen_ai.usage.output_tokens", 120),
-				str("user.id", fmt.Sprintf("bench-user-%d", k%1000)), str("session.id", fmt.Sprintf("session-%d", k/8)),
-				str("gen_ai.input.messages", messages),
-			},
-		}
-	}
-	return &coltrace.ExportTraceServiceRequest{ResourceSpans: []*trace.ResourceSpans{{
-		Resource:   &resource.Resource{Attributes: []*common.KeyValue{str("service.name", "veritrace-bench")}},
-		ScopeSpans: []*trace.ScopeSpans{{Scope: &common.InstrumentationScope{Name: "veritrace-bench"}, Spans: spans}},
-	}}}
-}
-
-// withoutSubjects removes the end user from a request's spans (bench
-// --no-subject).
-func withoutSubjects(req any) any {
-	switch r := req.(type) {
-	case *v1.AppendSpansRequest:
-		for _, sp := range r.Spans {
-			sp.SubjectId = ""
-		}
-	case *coltrace.ExportTraceServiceRequest:
-		for _, rs := range r.GetResourceSpans() {
-			for _, ss := range rs.GetScopeSpans() {
-				for _, sp := range ss.GetSpans() {
-					sp.Attributes = slices.DeleteFunc(sp.Attributes, func(kv *common.KeyValue) bool { return kv.GetKey() == "user.id" })
-				}
 			}
+			if !noSubject {
+				attrs = append(attrs, &common.KeyValue{Key: "user.id", Value: &common.AnyValue{Value: t.subject}})
+			}
+			attrs = append(attrs, &common.KeyValue{Key: "session.id", Value: &common.AnyValue{Value: t.session}},
+				str("gen_ai.input.messages", messages))
+			t.span = &trace.Span{
+				TraceId: make([]byte, 16), SpanId: make([]byte, 8), Name: "chat bench-model", Kind: trace.Span_SPAN_KIND_CLIENT,
+				Attributes: attrs,
+			}
+			spans = append(spans, t)
+			all = append(all, t.span)
 		}
+		now := time.Now()
+		for j, t := range spans[:n] {
+			k := first + uint64(j)
+			putBenchIDs(t.span.TraceId, t.span.SpanId, k)
+			t.span.StartTimeUnixNano, t.span.EndTimeUnixNano = uint64(now.Add(-time.Second).UnixNano()), uint64(now.UnixNano())
+			t.subject.StringValue, t.session.StringValue = benchSubject(k), benchSession(k)
+		}
+		scope.Spans = all[:n]
+		return req
 	}
-	return req
 }

@@ -54,7 +54,7 @@ func TestBenchMixedLoad(t *testing.T) {
 	want := map[string]int64{}
 	for _, protocol := range []string{"connect", "grpc"} {
 		var out strings.Builder
-		args := []string{"bench", "--addr", url, "--api-key-file", app, "--clients", "6", "--requests", "4",
+		args := []string{"bench", "--addr", url, "--api-key-file", app, "--clients", "6", "--requests", "4", "--duration", "1h",
 			"--batch", "1:3,10:2,100:2,1000:1", "--tenants", strings.Join(tenants, ","), "--span-bytes", "512"}
 		if protocol == "grpc" {
 			args = append(args, "--grpc")

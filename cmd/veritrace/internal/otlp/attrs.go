@@ -195,8 +195,7 @@ func plainDepth(v *common.AnyValue, depth int) any {
 	case *common.AnyValue_StringValue:
 		s := strings.TrimSpace(x.StringValue)
 		if len(s) > 1 && (s[0] == '[' || s[0] == '{') {
-			var j any
-			if json.Unmarshal([]byte(s), &j) == nil {
+			if j, ok := readJSON(s); ok {
 				return j
 			}
 		}

@@ -1110,13 +1110,18 @@ func freeAttributes(a, ra *attrs) map[string]*structpb.Value {
 	return out
 }
 
+// contentPrefixes are further content attributes of contentKey.
+var contentPrefixes = []string{"retrieval.documents."}
+
 // contentKey reports content-bearing attributes that are mapped into
 // Content (when present) and never copied into free attributes: the
 // structured content holds them, the OTLP source holds them as sent.
 func contentKey(k string) bool {
-	for _, p := range append(append([]string{"retrieval.documents."}, inputKeys...), outputKeys...) {
-		if k == p || strings.HasPrefix(k, p+".") {
-			return true
+	for _, keys := range [][]string{contentPrefixes, inputKeys, outputKeys} {
+		for _, p := range keys {
+			if strings.HasPrefix(k, p) && (len(k) == len(p) || k[len(p)] == '.') {
+				return true
+			}
 		}
 	}
 	return false
