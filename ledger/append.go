@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -114,13 +115,14 @@ type appendReq struct {
 }
 
 // Unless is a durable precondition of an append (AppendUnless): the
-// records are committed only if no entry of Kind has been appended to the
-// tenant's log at index From or later. The writer checks it inside the
-// transaction that would commit the records (one seek in the kind index),
-// so it holds whatever process appended that entry.
+// records are committed only if no entry of any of Kinds has been
+// appended to the tenant's log at index From or later. The writer checks
+// it inside the transaction that would commit the records (one seek in
+// the kind index per kind), so it holds whatever process appended that
+// entry.
 type Unless struct {
-	Kind format.Kind // not KindSpan: spans are not in the kind index
-	From uint64
+	Kinds []format.Kind // not KindSpan: spans are not in the kind index
+	From  uint64
 }
 
 type appendResult struct {
@@ -216,7 +218,7 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 	return l.appendRecords(ctx, tenant, recs, nil)
 }
 
-// AppendUnless is Append with a precondition: if an entry of u.Kind was
+// AppendUnless is Append with a precondition: if an entry of one of u.Kinds was
 // appended at index u.From or later, nothing is written and it fails with
 // a *RecordError wrapping ErrPrecondition. Records whose identity exists
 // already (Duplicate receipts) are not new and do not check it: an append
@@ -224,8 +226,8 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 // first tombstone with it, so that a hold entry appended after they read
 // the holds makes them plan again.
 func (l *Ledger) AppendUnless(ctx context.Context, tenant string, recs []Record, u Unless) ([]Receipt, error) {
-	if u.Kind == format.KindSpan {
-		return nil, fmt.Errorf("%w: span entries are not in the kind index", ErrInvalid)
+	if len(u.Kinds) == 0 || slices.Contains(u.Kinds, format.KindSpan) {
+		return nil, fmt.Errorf("%w: a precondition names kinds other than span (spans are not in the kind index)", ErrInvalid)
 	}
 	return l.appendRecords(ctx, tenant, recs, &u)
 }

@@ -66,6 +66,11 @@ type Ledger struct {
 	now      func() time.Time
 	interval time.Duration
 
+	// recordsMu makes every write of state records atomic with the reads of
+	// UpdateState and PutStateIf (the log database runs without Badger's
+	// conflict detection: its one writer goroutine owns the log's keys).
+	recordsMu sync.Mutex
+
 	tenantMu sync.Mutex
 	tenants  map[string]uint32
 

@@ -68,12 +68,23 @@ func (l *Ledger) EntriesWith(ctx context.Context, tenant string, r TermRef) ([]u
 }
 
 // KeysAndTermsOf returns the live data keys the given entries are sealed
-// under (as KeysOf) and the distinct refs of field that their envelopes
-// list, sorted, in one pass over the envelopes, in read transactions of up
-// to 1024 entries. Entries without a payload list nothing. An erasure
-// collects the sessions of a subject's entries with it before it drops
-// their payloads.
-func (l *Ledger) KeysAndTermsOf(ctx context.Context, tenant string, idxs []uint64, field uint8) (map[[16]byte]*KeyRef, []TermRef, error) {
+// under (as KeysOf) and the distinct refs of the fields that their
+// envelopes list, sorted, in one pass over the envelopes, in read
+// transactions of up to 1024 entries. Entries without a payload list
+// nothing. An erasure collects the subjects and sessions of the entries
+// it erases with it before it drops their payloads.
+func (l *Ledger) KeysAndTermsOf(ctx context.Context, tenant string, idxs []uint64, fields ...uint8) (map[[16]byte]*KeyRef, []TermRef, error) {
+	return l.keysAndTerms(ctx, tenant, idxs, true, fields)
+}
+
+// TermsOf is KeysAndTermsOf without the keys: it looks up no key. A sweep
+// collects the subjects and sessions of what expires with it.
+func (l *Ledger) TermsOf(ctx context.Context, tenant string, idxs []uint64, fields ...uint8) ([]TermRef, error) {
+	_, refs, err := l.keysAndTerms(ctx, tenant, idxs, false, fields)
+	return refs, err
+}
+
+func (l *Ledger) keysAndTerms(ctx context.Context, tenant string, idxs []uint64, withKeys bool, fields []uint8) (map[[16]byte]*KeyRef, []TermRef, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
 		return nil, nil, err
@@ -97,8 +108,8 @@ func (l *Ledger) KeysAndTermsOf(ctx context.Context, tenant string, idxs []uint6
 			}
 			id = ev.keyID()
 			for _, t := range ev.terms() {
-				if t[0] == field {
-					r := TermRef{Field: field}
+				if slices.Contains(fields, t[0]) {
+					r := TermRef{Field: t[0]}
 					copy(r.MAC[:], t[1:])
 					seen[r] = true
 				}
@@ -107,7 +118,7 @@ func (l *Ledger) KeysAndTermsOf(ctx context.Context, tenant string, idxs []uint6
 		}); err != nil {
 			return err
 		}
-		if keys[id] == nil && !gone[id] {
+		if withKeys && keys[id] == nil && !gone[id] {
 			k, err := l.keyRef(id)
 			if errors.Is(err, ErrKeyDestroyed) {
 				gone[id] = true

@@ -19,6 +19,8 @@ func (l *Ledger) PutState(ctx context.Context, tenant, name string, value []byte
 	if err != nil {
 		return err
 	}
+	l.recordsMu.Lock()
+	defer l.recordsMu.Unlock()
 	return l.update("store state", func(txn *badger.Txn) error {
 		return txn.Set(append(tenantKey(nsState, tid), name...), value)
 	})
@@ -134,6 +136,7 @@ func (l *Ledger) PutStates(ctx context.Context, tenant string, names []string, v
 			size += len(values[j])
 			j++
 		}
+		l.recordsMu.Lock()
 		err := l.update("store states", func(txn *badger.Txn) error {
 			for k := i; k < j; k++ {
 				if err := txn.Set(append(tenantKey(nsState, tid), names[k]...), values[k]); err != nil {
@@ -142,6 +145,7 @@ func (l *Ledger) PutStates(ctx context.Context, tenant string, names []string, v
 			}
 			return nil
 		})
+		l.recordsMu.Unlock()
 		if err != nil {
 			return err
 		}
@@ -184,6 +188,7 @@ func (l *Ledger) DeleteStates(ctx context.Context, tenant string, names []string
 	}
 	for len(names) > 0 {
 		n := min(len(names), maxStateDeletes)
+		l.recordsMu.Lock()
 		err := l.update("delete states", func(txn *badger.Txn) error {
 			for _, name := range names[:n] {
 				if err := txn.Delete(append(tenantKey(nsState, tid), name...)); err != nil {
@@ -192,10 +197,79 @@ func (l *Ledger) DeleteStates(ctx context.Context, tenant string, names []string
 			}
 			return nil
 		})
+		l.recordsMu.Unlock()
 		if err != nil {
 			return err
 		}
 		names = names[n:]
 	}
 	return nil
+}
+
+// UpdateState reads a tenant's state record and replaces it with what fn
+// returns, atomically with respect to every other write of state records:
+// fn gets the stored value (nil if there is none) and returns the new
+// value, nil to delete the record, or an error to write nothing (returned
+// as is). Create-if-absent records, compare-and-swap and leases are made
+// with it. fn MUST NOT call the ledger. A backend shared by several
+// processes gives the same guarantee with its own transactions (a
+// conditional update).
+func (l *Ledger) UpdateState(ctx context.Context, tenant, name string, fn func(old []byte) ([]byte, error)) error {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return err
+	}
+	key := append(tenantKey(nsState, tid), name...)
+	l.recordsMu.Lock()
+	defer l.recordsMu.Unlock()
+	return l.update("update state", func(txn *badger.Txn) error {
+		old, err := getValue(txn, key)
+		if err != nil {
+			return err
+		}
+		v, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			return txn.Delete(key)
+		}
+		return txn.Set(key, v)
+	})
+}
+
+// PutStateIf stores a state record of a tenant, durably, only if check
+// accepts the value of the state record guard (nil if there is none), read
+// atomically with the write: a fence, so that a process that lost a lease
+// writes nothing under it. check's error is returned as is; check MUST NOT
+// call the ledger.
+func (l *Ledger) PutStateIf(ctx context.Context, tenant, name string, value []byte, guard string, check func(guardValue []byte) error) error {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return err
+	}
+	l.recordsMu.Lock()
+	defer l.recordsMu.Unlock()
+	return l.update("store state", func(txn *badger.Txn) error {
+		g, err := getValue(txn, append(tenantKey(nsState, tid), guard...))
+		if err != nil {
+			return err
+		}
+		if err := check(g); err != nil {
+			return err
+		}
+		return txn.Set(append(tenantKey(nsState, tid), name...), value)
+	})
+}
+
+// getValue returns a copy of a key's value, nil if there is none.
+func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
 }

@@ -568,13 +568,19 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 // entries of this transaction so far included (a read-write transaction's
 // iterator sees its own writes).
 func checkUnless(txn *badger.Txn, tenant uint32, u *Unless) error {
-	prefix := kindIndexPrefix(tenant, u.Kind)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-	defer it.Close()
-	it.Seek(kindIndexKey(tenant, u.Kind, u.From))
-	if it.Valid() {
-		at := binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
-		return &RecordError{Record: 0, Err: fmt.Errorf("%w: a %s entry was appended at %d, not before %d", ErrPrecondition, u.Kind, at, u.From)}
+	for _, kind := range u.Kinds {
+		prefix := kindIndexPrefix(tenant, kind)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		it.Seek(kindIndexKey(tenant, kind, u.From))
+		valid := it.Valid()
+		var at uint64
+		if valid {
+			at = binary.BigEndian.Uint64(it.Item().Key()[len(prefix):])
+		}
+		it.Close()
+		if valid {
+			return &RecordError{Record: 0, Err: fmt.Errorf("%w: a %s entry was appended at %d, not before %d", ErrPrecondition, kind, at, u.From)}
+		}
 	}
 	return nil
 }

@@ -276,6 +276,12 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	}
 	s.work.Lock()
 	defer s.work.Unlock()
+	// The request id's lease, before it is looked up: of two requests with
+	// one id, on any nodes, one plans and the other waits for its outcome.
+	if err := s.acquire(ctx, tenant, req.ID); err != nil {
+		return nil, err
+	}
+	defer s.release(context.WithoutCancel(ctx), tenant, req.ID)
 	value, field := req.Subject, ledger.SubjectField
 	if req.Session != "" {
 		value, field = req.Session, s.SessionField
@@ -379,12 +385,21 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 // the data keys to destroy and the pseudonym keys. It returns the size of
 // the log read before the holds (held).
 func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) {
-	cands := selected(er)
-	held, size, err := s.held(ctx, er.Tenant, cands)
+	held, size, err := s.held(ctx, er.Tenant, selected(er))
 	if err != nil {
 		return 0, err
 	}
 	er.HoldsAt = &size
+	// Read after the log's size: entries another plan has committed to
+	// erase (its tombstone precedes size) or erased are not this plan's.
+	claimed, err := s.claimed(ctx, er)
+	if err != nil {
+		return 0, err
+	}
+	cands := slices.DeleteFunc(selected(er), func(i uint64) bool { return claimed[i] })
+	if _, cands, err = s.L.KeysOf(ctx, er.Tenant, cands); err != nil {
+		return 0, err
+	}
 	er.Erase, er.Held = nil, nil
 	for _, i := range cands {
 		if h := held[i]; h != nil {
@@ -398,7 +413,7 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 		er.Pseudonyms = append(er.Pseudonyms, er.SelectorRef)
 	}
 	if len(er.Erase) > 0 {
-		keys, sessions, err := s.L.KeysAndTermsOf(ctx, er.Tenant, er.Erase, s.SessionField)
+		keys, ids, err := s.L.KeysAndTermsOf(ctx, er.Tenant, er.Erase, ledger.SubjectField, s.SessionField)
 		if err != nil {
 			return 0, err
 		}
@@ -406,29 +421,15 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 			er.Keys = append(er.Keys, hex.EncodeToString(id[:]))
 			er.KeyRefs = append(er.KeyRefs, k)
 		}
-		if er.Selector == "subject" {
-			// A session's pseudonym key goes only with its last live
-			// entry: a session shared with another subject keeps its
-			// pseudonym (and its holds their term) while that subject's
-			// entries of it live.
-			erased := map[uint64]bool{}
-			for _, i := range er.Erase {
-				erased[i] = true
-			}
-			for _, r := range sessions {
-				idxs, err := s.L.EntriesWith(ctx, er.Tenant, r)
-				if err != nil {
-					return 0, err
-				}
-				live, err := s.liveOutside(ctx, er.Tenant, idxs, erased)
-				if err != nil {
-					return 0, err
-				}
-				if !live {
-					er.Pseudonyms = append(er.Pseudonyms, r.String())
-				}
-			}
+		// The other subjects and sessions of the erased entries (a
+		// subject's sessions, a session's or a trace's subjects) lose
+		// their pseudonym keys with their last live entry.
+		ids = slices.DeleteFunc(ids, func(r ledger.TermRef) bool { return r.String() == er.SelectorRef })
+		gone, err := s.lastOf(ctx, er, ids)
+		if err != nil {
+			return 0, err
 		}
+		er.Pseudonyms = append(er.Pseudonyms, gone...)
 	}
 	sort.Strings(er.Keys)
 	sort.Slice(er.KeyRefs, func(i, j int) bool { return bytes.Compare(er.KeyRefs[i].ID[:], er.KeyRefs[j].ID[:]) < 0 })
@@ -460,14 +461,18 @@ var (
 	testHookAfterTombstonePart func(part int) error
 )
 
+// errNothingLeft: a sweep planned again has nothing left to do.
+var errNothingLeft = errors.New("nothing left to expire")
+
 // maxReplans bounds how often a plan is made again because a hold was
 // placed between its planning and its commit.
 const maxReplans = 8
 
-// ErrHoldsChanging: holds kept being placed while an erasure or sweep was
-// about to commit; it was not carried out (and is finished later, by
-// Resume or by asking again).
-var ErrHoldsChanging = errors.New("legal holds were placed while the erasure was committing, again and again")
+// ErrHoldsChanging: holds kept being placed or released, or other
+// erasures committed, while an erasure or sweep was about to commit; it
+// was not carried out (and is finished later, by Resume or by asking
+// again).
+var ErrHoldsChanging = errors.New("legal holds or other erasures kept changing while the erasure was committing")
 
 // complete carries out a persisted erasure or sweep plan, tombstone first:
 //
@@ -490,8 +495,23 @@ var ErrHoldsChanging = errors.New("legal holds were placed while the erasure was
 // tombstone is written, it runs to the end.
 func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	ctx = context.WithoutCancel(ctx)
+	if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
+		return err
+	}
 	if len(er.Tombstones) == 0 {
-		if err := s.commitPlan(ctx, er); err != nil {
+		err := s.commitPlan(ctx, er)
+		if errors.Is(err, errNothingLeft) {
+			// A sweep planned again after a policy change found nothing
+			// expired: done, with no tombstone.
+			er.State, er.CompletedAt = "done", s.now()
+			er.KeyRefs, er.SelectorRef, er.Pseudonyms = nil, "", nil
+			if err := s.putErasure(ctx, er); err != nil {
+				return err
+			}
+			s.finished(er)
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -538,8 +558,18 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 		}
 		buckets = append(buckets, b)
 	}
+	// A hold placed since the plan was made on a subject or session whose
+	// key the plan destroys keeps it (the hold names it by it); a hold in
+	// force on the erased selector keeps entries, so the plan holds none.
+	heldTerms, err := s.namedByHolds(ctx, er.Tenant)
+	if err != nil {
+		return err
+	}
 	pseudonyms := make([]ledger.TermRef, 0, len(er.Pseudonyms))
 	for _, t := range er.Pseudonyms {
+		if heldTerms[t] && t != er.SelectorRef {
+			continue
+		}
 		r, err := ledger.ParseTermRef(t)
 		if err != nil {
 			return fmt.Errorf("erasure %s: %w", er.ID, err)
@@ -645,6 +675,9 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 			if err != nil {
 				return err
 			}
+			if er.Kind == "expiry" && len(er.Erase) == 0 && len(er.Buckets) == 0 && len(er.Keys) == 0 && len(er.Pseudonyms) == 0 {
+				return errNothingLeft
+			}
 			if err := s.putErasure(ctx, er); err != nil {
 				return err
 			}
@@ -667,12 +700,22 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 				return err
 			}
 		}
-		idx, err := s.appendPart(ctx, er, 1, &ledger.Unless{Kind: format.KindHold, From: *er.HoldsAt})
+		// Committed only if no hold entry (placed or released), no other
+		// plan's tombstone and, for a sweep, no retention change came since
+		// the plan read them: whatever process appended it.
+		unless := &ledger.Unless{Kinds: []format.Kind{format.KindHold, format.KindTombstone}, From: *er.HoldsAt}
+		if er.Kind == "expiry" {
+			unless.Kinds = append(unless.Kinds, format.KindRetention)
+		}
+		if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
+			return err
+		}
+		idx, err := s.appendPart(ctx, er, 1, unless)
 		if errors.Is(err, ledger.ErrPrecondition) {
 			if attempt+1 >= maxReplans {
 				return fmt.Errorf("%s %s: %w", er.what(), er.ID, ErrHoldsChanging)
 			}
-			s.log().InfoContext(ctx, "a hold was placed while committing: planning again", "tenant", er.Tenant, "kind", er.what(), "attempt", attempt+1)
+			s.log().InfoContext(ctx, "a hold, another plan's tombstone or a retention change came while committing: planning again", "tenant", er.Tenant, "kind", er.what(), "attempt", attempt+1)
 			continue
 		}
 		if err != nil {
@@ -819,6 +862,11 @@ func (s *Service) scrubHolds(ctx context.Context, er *Erasure) error {
 		return err
 	}
 	for _, h := range hs {
+		// Released holds only: a hold in force keeps its term, whose key
+		// complete did not destroy.
+		if h.Active() && h.Scope.Term != er.SelectorRef {
+			continue
+		}
 		if h.Scope.Term != "" && gone[h.Scope.Term] {
 			h.Scope.Term = ""
 			if err := s.putHold(ctx, er.Tenant, h); err != nil {
@@ -885,9 +933,26 @@ func (s *Service) Resume(ctx context.Context) error {
 	s.mu.Unlock()
 	stuck := unreadable
 	for i, er := range todo {
-		s.log().WarnContext(ctx, "resuming an interrupted erasure or sweep", "tenant", er.Tenant, "id", er.ID, "kind", er.what())
 		s.work.Lock()
-		err := s.complete(ctx, er)
+		err := s.acquire(ctx, er.Tenant, er.ID)
+		if errors.Is(err, ErrBusy) {
+			// Another node is carrying it out: it is that node's.
+			s.work.Unlock()
+			s.log().InfoContext(ctx, "an unfinished erasure or sweep is being carried out by another node", "tenant", er.Tenant, "id", er.ID, "kind", er.what())
+			s.mu.Lock()
+			s.unfinished = append(slices.Clone(stuck), pending[i+1:]...)
+			s.mu.Unlock()
+			continue
+		}
+		if err == nil {
+			s.log().WarnContext(ctx, "resuming an interrupted erasure or sweep", "tenant", er.Tenant, "id", er.ID, "kind", er.what())
+			// Read again under the lease: the plan may have changed since.
+			var cur *Erasure
+			if cur, err = s.getErasure(ctx, er.Tenant, er.ID, false); err == nil && cur.State == "executing" {
+				err = s.complete(ctx, cur)
+			}
+			s.release(ctx, er.Tenant, er.ID)
+		}
 		s.work.Unlock()
 		if err != nil {
 			s.log().ErrorContext(ctx, "an interrupted erasure or sweep could not be finished", "tenant", er.Tenant, "id", er.ID, "kind", er.what(), "err", err)
@@ -914,4 +979,103 @@ func (s *Service) Unfinished() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.unfinished)
+}
+
+// claimed returns the entries other plans have committed to erase: those
+// of the stored plans being carried out (each writes its lists before its
+// first tombstone and is "executing" until its keys are destroyed) whose
+// first tombstone is in the log. A plan reads it after the log's size s
+// and before it reads which entries still have their payloads: a plan
+// that finishes between the two reads has destroyed its entries' keys,
+// and one that commits after s makes this plan's commit fail
+// (commitPlan). So no entry is named erased by two tombstones, whichever
+// processes plan them.
+func (s *Service) claimed(ctx context.Context, er *Erasure) (map[uint64]bool, error) {
+	_, values, err := s.L.ListState(ctx, er.Tenant, stateErasure)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint64]bool{}
+	for _, v := range values {
+		o := &Erasure{}
+		if err := json.Unmarshal(v, o); err != nil {
+			return nil, fmt.Errorf("erasure plan of %s: %w", er.Tenant, err)
+		}
+		if o.State != "executing" || o.ID == er.ID {
+			continue
+		}
+		if _, found, err := s.L.IdentityIndex(ctx, o.Tenant, format.KindTombstone, o.partID(1)); err != nil {
+			return nil, err
+		} else if !found {
+			continue // not committed: if it commits after s, this plan plans again
+		}
+		erase := o.Erase
+		if o.Lists != nil {
+			if erase, err = readList[uint64](ctx, s, o, listErase, 0, o.Lists.Erase); err != nil {
+				return nil, err
+			}
+		}
+		for _, i := range erase {
+			out[i] = true
+		}
+	}
+	return out, nil
+}
+
+// lastOf returns, of the subjects and sessions (index terms) of the
+// entries a plan erases, those whose pseudonym key exists and that are
+// left with no live entry and no hold in force naming them once the plan
+// is carried out: their pseudonym keys are destroyed with the plan's data
+// keys (docs/RETENTION.md, "Pseudonym keys"). A subject or session seen
+// again later gets a new key, so a new pseudonym.
+func (s *Service) lastOf(ctx context.Context, er *Erasure, ids []ledger.TermRef) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	named, err := s.namedByHolds(ctx, er.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	erased := map[uint64]bool{}
+	for _, i := range er.Erase {
+		erased[i] = true
+	}
+	var out []string
+	for _, r := range ids {
+		if named[r.String()] {
+			continue
+		}
+		if _, err := s.L.PseudonymKey(ctx, er.Tenant, r, false); errors.Is(err, ledger.ErrNotFound) {
+			continue // never made, or destroyed already
+		} else if err != nil {
+			return nil, err
+		}
+		idxs, err := s.L.EntriesWith(ctx, er.Tenant, r)
+		if err != nil {
+			return nil, err
+		}
+		live, err := s.liveOutside(ctx, er.Tenant, idxs, erased)
+		if err != nil {
+			return nil, err
+		}
+		if !live {
+			out = append(out, r.String())
+		}
+	}
+	return out, nil
+}
+
+// namedByHolds returns the index terms that holds in force name.
+func (s *Service) namedByHolds(ctx context.Context, tenant string) (map[string]bool, error) {
+	hs, err := s.stored(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, h := range hs {
+		if h.Scope.Term != "" {
+			out[h.Scope.Term] = true
+		}
+	}
+	return out, nil
 }

@@ -280,6 +280,13 @@ func (s *Service) held(ctx context.Context, tenant string, cands []uint64) (map[
 	}
 	out := map[uint64]*Hold{}
 	for _, h := range holds {
+		// A release is acknowledged once its entry is appended, before its
+		// state record says so (ReleaseHold): the log decides.
+		if _, released, err := s.L.IdentityIndex(ctx, tenant, format.KindHold, recordID("hold", h.ID, "released")); err != nil {
+			return nil, 0, err
+		} else if released {
+			continue
+		}
 		var covered func(uint64) bool
 		sc := h.Scope
 		switch {

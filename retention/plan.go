@@ -119,7 +119,12 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 	if err != nil {
 		return err
 	}
-	if err := s.L.PutState(ctx, er.Tenant, stateErasure+er.ID, b); err != nil {
+	// The header names the chunks: written only by the lease's holder
+	// (renewed here), checked in the same atomic write.
+	if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
+		return err
+	}
+	if err := s.L.PutStateIf(ctx, er.Tenant, stateErasure+er.ID, b, stateLease+er.ID, s.holding); err != nil {
 		return err
 	}
 	er.Lists = lists
@@ -283,11 +288,24 @@ func (s *Service) dropOrphanChunks(ctx context.Context, tenant string) error {
 		return err
 	}
 	gens := map[string]uint64{} // plan id -> its header's generation (0: none)
+	busy := map[string]bool{}   // plans another process is storing or carrying out
 	var stale []string
 	for _, n := range names {
 		id, _, _ := strings.Cut(strings.TrimPrefix(n, statePlanPart), "/")
+		if busy[id] {
+			continue
+		}
 		gen, seen := gens[id]
 		if !seen {
+			// Only with the plan's lease: another process may be storing
+			// its chunks before its header.
+			if err := s.acquire(ctx, tenant, id); errors.Is(err, ErrBusy) {
+				busy[id] = true
+				continue
+			} else if err != nil {
+				return err
+			}
+			defer s.release(ctx, tenant, id)
 			er, err := s.getErasure(ctx, tenant, id, true)
 			switch {
 			case errors.Is(err, ledger.ErrNotFound):

@@ -22,6 +22,9 @@ var (
 	ErrInvalid = errors.New("invalid request")
 	// ErrHoldReleased: the hold was released already.
 	ErrHoldReleased = errors.New("hold already released")
+	// ErrBusy: another process (node) is carrying out the same erasure
+	// request, or holds its plan's lease; asking again later is safe.
+	ErrBusy = errors.New("another node is carrying out this erasure request")
 )
 
 // Names of state records.
@@ -39,10 +42,22 @@ type Service struct {
 	SessionField uint8
 	Now          func() time.Time
 	Log          *slog.Logger
+	// Node names the process among those sharing the database: unique
+	// among the processes running at once, and the same after a restart
+	// (a restarted node takes over the leases of its previous run at
+	// Resume). "" is a node like any other name.
+	Node string
 
 	mu       sync.Mutex
 	policies map[string]*Policy
-	work     sync.Mutex // one erasure or sweep at a time
+	run      string // this value's run among the node's (lease.go)
+	// work runs one erasure, sweep, policy change or hold release at a
+	// time in this process: it saves work that would be refused, and
+	// guards nothing. What keeps them safe between processes is durable,
+	// checked where each write commits: plan leases (lease.go), the
+	// preconditions of a plan's first tombstone (commitPlan) and
+	// conditional state updates.
+	work sync.Mutex
 	// unfinished: plans the last Resume could not finish (Unfinished).
 	unfinished []string
 }
@@ -111,30 +126,7 @@ func (s *Service) policy(ctx context.Context, tenant string) (*Policy, error) {
 	if p != nil {
 		return p, nil
 	}
-	b, err := s.L.GetState(ctx, tenant, statePolicy)
-	switch {
-	case errors.Is(err, ledger.ErrNotFound):
-		d := DefaultPolicy()
-		p = &d
-	case err != nil:
-		return nil, err
-	default:
-		p = &Policy{}
-		if err := json.Unmarshal(b, p); err != nil {
-			return nil, fmt.Errorf("retention policy of %s: %w", tenant, err)
-		}
-	}
-	s.mu.Lock()
-	if s.policies == nil {
-		s.policies = map[string]*Policy{}
-	}
-	if q := s.policies[tenant]; q != nil {
-		p = q // another caller loaded it first
-	} else {
-		s.policies[tenant] = p
-	}
-	s.mu.Unlock()
-	return p, nil
+	return s.currentPolicy(ctx, tenant)
 }
 
 // ClassOf returns the retention class of a span under the tenant's policy.
@@ -153,26 +145,111 @@ func (s *Service) ClassOf(ctx context.Context, tenant string, f SpanFacts) (stri
 func (s *Service) SetPolicy(ctx context.Context, tenant string, next Policy, by, reason string) (*Policy, uint64, error) {
 	s.work.Lock()
 	defer s.work.Unlock()
-	old, err := s.Policy(ctx, tenant)
+	old, err := s.currentPolicy(ctx, tenant)
 	if err != nil {
 		return nil, 0, err
 	}
+	old = old.clone()
 	next = *next.clone() // the caller keeps its slices and maps
 	if err := Check(old, &next, reason); err != nil {
 		return nil, 0, err
 	}
 	next.Default.Class = DefaultClass
 	next.Revision, next.UpdatedBy, next.UpdatedAt, next.Reason = old.Revision+1, by, s.now(), reason
-	idx, err := s.appendRecord(ctx, tenant, format.KindRetention, format.RetentionRules, recordID("retention", tenant, fmt.Sprint(next.Revision)), &next)
+	// The revision's entry is the change: of two changes made from the
+	// same revision, on any nodes, the second appends nothing.
+	idx, err := s.appendRecord(ctx, tenant, format.KindRetention, format.RetentionRules, policyID(tenant, next.Revision), &next)
+	if errors.Is(err, ledger.ErrAlreadyExists) {
+		return nil, 0, fmt.Errorf("%w: revision %d was set meanwhile", ErrPolicyChanged, next.Revision)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
-	b, _ := json.Marshal(&next)
-	if err := s.L.PutState(ctx, tenant, statePolicy, b); err != nil {
+	if err := s.storePolicy(ctx, tenant, &next); err != nil {
 		return nil, 0, err
 	}
-	s.mu.Lock()
-	s.policies[tenant] = &next
-	s.mu.Unlock()
 	return next.clone(), idx, nil
+}
+
+// ErrPolicyChanged: the policy was changed by another request while this
+// one changed it; read it again and decide again.
+var ErrPolicyChanged = errors.New("the retention policy was changed meanwhile")
+
+// policyID is the identity of the retention entry of a policy revision.
+func policyID(tenant string, rev int) [32]byte {
+	return recordID("retention", tenant, fmt.Sprint(rev))
+}
+
+// storePolicy stores a policy as the tenant's state, unless the state
+// holds a later revision already, and caches it.
+func (s *Service) storePolicy(ctx context.Context, tenant string, p *Policy) error {
+	b, _ := json.Marshal(p)
+	err := s.L.UpdateState(ctx, tenant, statePolicy, func(old []byte) ([]byte, error) {
+		var cur Policy
+		if old != nil && json.Unmarshal(old, &cur) == nil && cur.Revision >= p.Revision {
+			return old, nil
+		}
+		return b, nil
+	})
+	if err != nil {
+		return err
+	}
+	s.cachePolicy(tenant, p)
+	return nil
+}
+
+// cachePolicy keeps p as the tenant's cached policy unless the cache
+// holds a later revision.
+func (s *Service) cachePolicy(tenant string, p *Policy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.policies == nil {
+		s.policies = map[string]*Policy{}
+	}
+	if q := s.policies[tenant]; q == nil || q.Revision < p.Revision {
+		s.policies[tenant] = p
+	}
+}
+
+// currentPolicy reads a tenant's policy from the database, not from this
+// process's cache: the state record, then any later revision the log
+// holds (set by another node, or appended by a change interrupted before
+// its state was stored). Sweeps and policy changes decide with it; the
+// cache it refreshes serves classification on the append path.
+func (s *Service) currentPolicy(ctx context.Context, tenant string) (*Policy, error) {
+	p := &Policy{}
+	b, err := s.L.GetState(ctx, tenant, statePolicy)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		d := DefaultPolicy()
+		p = &d
+	case err != nil:
+		return nil, err
+	default:
+		if err := json.Unmarshal(b, p); err != nil {
+			return nil, fmt.Errorf("retention policy of %s: %w", tenant, err)
+		}
+	}
+	for later := false; ; later = true {
+		idx, found, err := s.L.IdentityIndex(ctx, tenant, format.KindRetention, policyID(tenant, p.Revision+1))
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			if later {
+				return p, s.storePolicy(ctx, tenant, p)
+			}
+			s.cachePolicy(tenant, p)
+			return p, nil
+		}
+		en, err := s.L.GetEntry(ctx, tenant, idx)
+		if err != nil {
+			return nil, err
+		}
+		q := &Policy{}
+		if err := json.Unmarshal(en.Payload, q); err != nil {
+			return nil, fmt.Errorf("retention entry %d of %s: %w", idx, tenant, err)
+		}
+		p = q
+	}
 }

@@ -48,7 +48,7 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 	s.work.Lock()
 	defer s.work.Unlock()
 	res := &SweepResult{Tenant: tenant}
-	p, err := s.policy(ctx, tenant)
+	p, err := s.currentPolicy(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -83,10 +83,11 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 	if _, err := s.planSweep(ctx, er); err != nil {
 		return nil, err
 	}
-	if len(er.Erase) == 0 && len(er.Buckets) == 0 && len(er.Keys) == 0 {
+	if len(er.Erase) == 0 && len(er.Buckets) == 0 && len(er.Keys) == 0 && len(er.Pseudonyms) == 0 {
 		res.Held = len(er.Held)
 		return res, nil
 	}
+	defer s.release(context.WithoutCancel(ctx), tenant, er.ID)
 	if err := s.putErasure(ctx, er); err != nil {
 		return nil, err
 	}
@@ -104,11 +105,34 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 // kept, which buckets are destroyed whole and which keys one by one. It
 // returns the size of the log read before the holds (held).
 func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
+	// The log's size before the policy is read: the plan commits only if
+	// no retention entry is at that index or later (commitPlan), so that
+	// a sweep never erases under a policy superseded before it committed.
+	size0, err := s.L.Size(ctx, er.Tenant)
+	if err != nil {
+		return 0, err
+	}
+	p, err := s.currentPolicy(ctx, er.Tenant)
+	if err != nil {
+		return 0, err
+	}
+	// Entries another plan (an erasure) has committed to erase are named
+	// by its tombstone, not this one's; their keys go with the buckets.
+	// Read before the buckets' entries are listed: a plan finished
+	// since has destroyed its keys, and its entries are not listed.
+	claimed, err := s.claimed(ctx, er)
+	if err != nil {
+		return 0, err
+	}
+	now := s.now().Unix()
 	var expired []ledger.Bucket
 	for _, name := range er.Expired {
 		day, class, ok := parseBucketName(name)
 		if !ok {
 			return 0, fmt.Errorf("sweep %s: malformed bucket %q", er.ID, name)
+		}
+		if days, expires := p.Days(class); !expires || (int64(day)+1+int64(days))*86400 > now {
+			continue // kept longer by a policy set since the sweep began
 		}
 		b, err := s.L.ExpiryBucket(ctx, er.Tenant, day, class)
 		if err != nil {
@@ -124,11 +148,13 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 	for i, e := range entries {
 		idxs[i] = e.Index
 	}
-	hs, size, err := s.held(ctx, er.Tenant, idxs)
+	hs, _, err := s.held(ctx, er.Tenant, idxs)
 	if err != nil {
 		return 0, err
 	}
+	size := size0
 	er.HoldsAt = &size
+
 	type keyState struct {
 		ref        *ledger.KeyRef
 		kept, gone int
@@ -146,6 +172,8 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 			er.Held = append(er.Held, format.HeldEntry{Index: e.Index, HoldID: h.ID, CaseRef: h.CaseRef})
 			heldBucket[e.Key.Bucket()] = true
 			k.kept++
+		} else if claimed[e.Index] {
+			k.gone++
 		} else {
 			er.Erase = append(er.Erase, e.Index)
 			k.gone++
@@ -166,6 +194,18 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 	}
 	slices.Sort(er.Keys)
 	slices.SortFunc(er.KeyRefs, func(a, b *ledger.KeyRef) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	// Subjects and sessions whose last live entries expire lose their
+	// pseudonym keys with them (lastOf).
+	er.Pseudonyms = nil
+	if len(er.Erase) > 0 {
+		ids, err := s.L.TermsOf(ctx, er.Tenant, er.Erase, ledger.SubjectField, s.SessionField)
+		if err != nil {
+			return 0, err
+		}
+		if er.Pseudonyms, err = s.lastOf(ctx, er, ids); err != nil {
+			return 0, err
+		}
+	}
 	return size, nil
 }
 

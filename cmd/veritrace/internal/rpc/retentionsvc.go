@@ -30,7 +30,7 @@ func (s *retentionService) fail(ctx context.Context, proc string, err error) err
 		return connect.NewError(connect.CodeNotFound, err)
 	case errors.Is(err, retention.ErrRequestIDReused):
 		return connect.NewError(connect.CodeAlreadyExists, err)
-	case errors.Is(err, retention.ErrHoldsChanging):
+	case errors.Is(err, retention.ErrHoldsChanging), errors.Is(err, retention.ErrBusy), errors.Is(err, retention.ErrPolicyChanged):
 		return connect.NewError(connect.CodeAborted, err)
 	}
 	return s.service.fail(ctx, proc, err, nil)
