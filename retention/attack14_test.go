@@ -2,7 +2,9 @@ package retention
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -187,3 +189,134 @@ func TestAttack14LostLeaseRetakenAfterReleaseOverwritesReceipt(t *testing.T) {
 		t.Fatalf("DEFECT: the stored receipt is not the one node b returned (node a: %v)", errA)
 	}
 }
+
+// Two subjects share a session; each is erased, on its own node, and node
+// b's erasure plans while node a's is committed (its tombstone appended)
+// but not yet carried out. Node a planned while b's subject's entries of
+// the session were live, so it keeps the session's pseudonym key; node b
+// counts node a's committed entries as live (lastOf ignores the entries
+// other plans claimed), so it keeps it too. Both finish: the session has
+// no live entry left and its pseudonym key is never destroyed (no later
+// sweep or erasure has an entry of it to plan with), so every access
+// record and hold naming the session stays linkable to its id for good.
+func TestAttack14SharedSessionKeyOutlivesItsLastEntries(t *testing.T) {
+	t.Cleanup(func() { testHookAfterTombstone = nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	a, b := e.node("a"), e.node("b")
+	xs := e.spans(t, "xena", "s-shared", 1, 2, false, "x")
+	ys := e.spans(t, "yuri", "s-shared", 2, 2, false, "y")
+	sess, err := e.l.TermRefOf(ctx, "default", ledger.Term{Field: sessionField, Value: []byte("s-shared")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.l.PseudonymKey(ctx, "default", sess, true); err != nil { // an access named the session
+		t.Fatal(err)
+	}
+	var fired atomic.Bool
+	var errB error
+	testHookAfterTombstone = func() error {
+		if !fired.Swap(true) {
+			_, errB = b.Erase(ctx, "default", eraseReq("yuri-1", "yuri"))
+		}
+		return nil
+	}
+	_, errA := a.Erase(ctx, "default", eraseReq("xena-1", "xena"))
+	testHookAfterTombstone = nil
+	if errA != nil || errB != nil {
+		t.Fatalf("Erase() = %v (a), %v (b)", errA, errB)
+	}
+	for _, got := range [][]bool{e.erased(t, xs), e.erased(t, ys)} {
+		for _, g := range got {
+			if !g {
+				t.Fatalf("not every entry of the session was erased: %v %v", e.erased(t, xs), e.erased(t, ys))
+			}
+		}
+	}
+	if _, err := e.l.PseudonymKey(ctx, "default", sess, false); err == nil {
+		t.Fatal("DEFECT: every entry of the shared session is erased, yet its pseudonym key survives both erasures: " +
+			"node b's plan counted the entries node a had committed to erase as live (lastOf ignores claimed entries)")
+	} else if !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatal(err)
+	}
+	e.verify(t)
+}
+
+// Fencing covers the plan's header, not its chunks: putErasure writes the
+// chunks of generation Gen before it checks the lease. A node slow while
+// writing a plan's chunks (past its lease) and a node that takes the
+// request over (asked again; the header is not stored yet, so it plans
+// afresh) both write generation 1. The node that took over stores its
+// header and its tombstone and dies before destroying any key (a crash:
+// its lease stays); the slow node writes the rest of its chunks over the
+// new holder's, then is refused at the header. The stored plan is the new
+// holder's header over a mixture of both nodes' lists. Resumed, the plan
+// no longer matches its committed tombstone (the ledger refuses the part
+// as "same identity, different content"): the erasure is stuck for good,
+// its tombstone committed and its keys never destroyed.
+func TestAttack14StaleChunksOverwriteTheNewHoldersPlan(t *testing.T) {
+	old := planChunk
+	planChunk = 1
+	t.Cleanup(func() { planChunk, testHookPlanChunks, testHookAfterTombstone = old, nil, nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	a := e.node("a")
+	b := e.skewedNode("b", leaseTTL+time.Minute)
+	all := append(e.spans(t, "ugo", "", 1, 1, false, "u"), e.spans(t, "ugo", "", 2, 7, false, "u")...)
+	var trace1 [16]byte
+	trace1[0], trace1[15] = 1, 1
+	var steps atomic.Int32
+	var erB *Erasure
+	var errB, errH error
+	testHookPlanChunks = func(er *Erasure) error {
+		if steps.Add(1) != 1 {
+			return nil
+		}
+		// Node a has stored the first chunks of its plan and is slow. A
+		// hold is placed on ugo's first trace; node b takes the request
+		// over, plans with the hold, stores its plan and dies before its
+		// tombstone, holding the lease.
+		if _, _, errH = a.PlaceHold(ctx, "default", HoldScope{TraceID: hex.EncodeToString(trace1[:])}, "CASE-14", "litigation", "co"); errH != nil {
+			return nil
+		}
+		testHookAfterTombstone = func() error { return errKilled }
+		erB, errB = b.Erase(ctx, "default", eraseReq("ugo-1", "ugo"))
+		testHookAfterTombstone = nil
+		if err := b.acquire(ctx, "default", "ugo-1"); err != nil { // died: no release
+			errB = err
+		}
+		return nil
+	}
+	_, errA := a.Erase(ctx, "default", eraseReq("ugo-1", "ugo"))
+	testHookPlanChunks = nil
+	if errH != nil || !errors.Is(errB, errKilled) {
+		t.Fatalf("PlaceHold() = %v; node b's Erase() = %v, want the kill", errH, errB)
+	}
+	t.Logf("node a's Erase() = %v", errA)
+	stored, err := b.getErasure(ctx, "default", "ugo-1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixed := fmt.Sprint(stored.Erase) != fmt.Sprint(erB.Erase)
+	if mixed {
+		t.Errorf("DEFECT: the stored plan is node b's header over node a's stale chunks: it erases %v, node b planned %v (held %v)", stored.Erase, erB.Erase, erB.Held)
+	}
+	// Node b restarts and resumes its plan.
+	b2 := e.skewedNode("b", leaseTTL+time.Minute)
+	b2.Log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	if err := b2.Resume(ctx); err != nil || len(b2.Unfinished()) != 0 {
+		t.Fatalf("DEFECT: the resumed erasure cannot be finished from its stored (mixed) plan: Resume() = %v, unfinished %v; "+
+			"its tombstone is committed and its keys are not destroyed, so what the tombstone names erased stays readable until an operator intervenes", err, b2.Unfinished())
+	}
+	got := e.erased(t, all)
+	for i, g := range got[1:] {
+		if !g {
+			t.Fatalf("DEFECT: entry %d of the erased subject (not held) is still readable after the erasure was resumed and done: erased %v", all[i+1], got)
+		}
+	}
+	e.verify(t)
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
