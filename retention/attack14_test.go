@@ -1,6 +1,7 @@
 package retention
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/veritrace/veritrace/ledger"
 )
 
@@ -320,3 +322,103 @@ func TestAttack14StaleChunksOverwriteTheNewHoldersPlan(t *testing.T) {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// After a sweep expires all of a subject's data (with a hold placed on it
+// and released before), nothing in either database holds the subject's
+// or its session's id, nor the index terms (keyed MACs) that name them,
+// which the tenant's index key, still alive, would confirm a guessed id
+// against. Every key and value, every version, of the log and the key
+// databases is read (the files are encrypted at rest, so the raw bytes
+// tell nothing).
+func TestAttack14NothingNamesTheSubjectAfterItsDataExpires(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	const subject, session = "zelda-7f3c02", "sess-zelda-91ab"
+	e.spans(t, subject, session, 1, 2, false, "z")
+	ref := mustRef(t, e, subject)
+	sref, err := e.l.TermRefOf(ctx, "default", ledger.Term{Field: sessionField, Value: []byte(session)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := e.l.PseudonymKey(ctx, "default", ref, true) // an allowed access named her
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := k.Pseudonym(subject)
+	h, _, err := e.s.PlaceHold(ctx, "default", HoldScope{Subject: subject}, "CASE-Z", "litigation", "co")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.s.ReleaseHold(ctx, "default", h.ID, "closed", "co"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(61 * Day)
+	if res, err := e.s.Sweep(ctx, "default"); err != nil || res.Erased != 2 {
+		t.Fatalf("Sweep() = %+v, %v", res, err)
+	}
+	if _, err := e.l.PseudonymKey(ctx, "default", ref, false); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("PseudonymKey after the sweep = %v, want ErrNotFound", err)
+	}
+	needles := map[string][]byte{
+		"the subject id": []byte(subject), "the session id": []byte(session),
+		"the subject's index term": ref.MAC[:], "the subject's index term (text)": []byte(ref.String()),
+		"the session's index term": sref.MAC[:], "the session's index term (text)": []byte(sref.String()),
+	}
+	e.l.Close()
+	for _, dir := range []string{ledger.LogDir, ledger.KeyDir} {
+		db := rawDB(t, e.dir, dir, e.keys.Master)
+		pseudonymSeen := 0
+		db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{AllVersions: true})
+			defer it.Close()
+			var last []byte
+			for it.Rewind(); it.Valid(); it.Next() {
+				item := it.Item()
+				// Versions of a key come newest first: an older one is what
+				// a delete or an overwrite left in the files until
+				// compaction, readable by anyone holding the database key.
+				latest := !bytes.Equal(item.Key(), last)
+				last = item.KeyCopy(nil)
+				if item.IsDeletedOrExpired() {
+					continue
+				}
+				v, _ := item.ValueCopy(nil)
+				for what, n := range needles {
+					if !bytes.Contains(item.Key(), n) && !bytes.Contains(v, n) {
+						continue
+					}
+					if latest {
+						t.Errorf("DEFECT: after the sweep expired all of the subject's data, %s is still in a LIVE record of the %s database: %x", what, dir, item.Key())
+					} else {
+						t.Errorf("DEFECT: after the sweep expired all of the subject's data, %s is still in an older version (deleted or overwritten, not dropped) of record %x of the %s database", what, item.Key(), dir)
+					}
+				}
+				if bytes.Contains(v, []byte(old)) {
+					pseudonymSeen++
+				}
+			}
+			return nil
+		})
+		t.Logf("%s database: %d records name the old pseudonym (hold entries and records, by design)", dir, pseudonymSeen)
+		db.Close()
+	}
+	e.open(t)
+}
+
+// rawDB opens one of the ledger's Badger databases as Badger, with the
+// key derivation of docs/FORMAT.md, while the ledger is closed.
+func rawDB(t *testing.T, dir, name string, master []byte) *badger.DB {
+	t.Helper()
+	if name == ledger.KeyDir {
+		return rawKeyDB(t, dir, master)
+	}
+	kdb := rawKeyDB(t, dir, master) // for the key only
+	opts := kdb.Opts()
+	kdb.Close()
+	db, err := badger.Open(badger.DefaultOptions(dir + "/" + name).WithEncryptionKey(opts.EncryptionKey).WithIndexCacheSize(16 << 20).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
