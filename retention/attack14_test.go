@@ -422,3 +422,54 @@ func rawDB(t *testing.T, dir, name string, master []byte) *badger.DB {
 	}
 	return db
 }
+
+// A sweep killed after it destroyed its keys, before its plan was marked
+// done. The server restarts and serves while Resume runs: the subject
+// sends new data and an allowed access names her, which makes her a new
+// pseudonym key. Resume carries the plan out again and destroys the
+// pseudonym keys the plan lists, by index term: the subject's NEW key,
+// though she has a live entry (the plan read no live entry when it was
+// made, and nothing checks again).
+func TestAttack14ResumedSweepDestroysTheNewKeyOfASubjectSeenAgain(t *testing.T) {
+	t.Cleanup(func() { testHookAfterShred = nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	e.spans(t, "vera", "", 1, 2, false, "v")
+	ref := mustRef(t, e, "vera")
+	if _, err := e.l.PseudonymKey(ctx, "default", ref, true); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(61 * Day)
+	testHookAfterShred = func() error { return errKilled }
+	if _, err := e.s.Sweep(ctx, "default"); !errors.Is(err, errKilled) {
+		t.Fatalf("Sweep() = %v, want the kill", err)
+	}
+	testHookAfterShred = nil
+	e.l.Close()
+	e.open(t)
+	// Served before Resume reached the plan.
+	fresh := e.spans(t, "vera", "", 2, 1, false, "again")
+	k, err := e.l.PseudonymKey(ctx, "default", ref, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := k.Pseudonym("vera")
+	if err := e.s.Resume(ctx); err != nil || len(e.s.Unfinished()) != 0 {
+		t.Fatalf("Resume() = %v, unfinished %v", err, e.s.Unfinished())
+	}
+	if e.erased(t, fresh)[0] {
+		t.Fatal("the new span was erased")
+	}
+	k, err = e.l.PseudonymKey(ctx, "default", ref, false)
+	if errors.Is(err, ledger.ErrNotFound) {
+		t.Fatal("DEFECT: the resumed sweep destroyed the new pseudonym key of a subject seen again (new data, an access naming her) between the crash and Resume: " +
+			"she has a live entry, and the pseudonym the access log just named her by no longer links to her")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Pseudonym("vera") != p2 {
+		t.Fatal("DEFECT: the subject's pseudonym changed across Resume")
+	}
+}
