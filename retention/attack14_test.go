@@ -13,6 +13,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
 )
 
 // Attack 14: the multi-process erasure safety and pseudonym-key expiry
@@ -471,5 +472,53 @@ func TestAttack14ResumedSweepDestroysTheNewKeyOfASubjectSeenAgain(t *testing.T) 
 	}
 	if k.Pseudonym("vera") != p2 {
 		t.Fatal("DEFECT: the subject's pseudonym changed across Resume")
+	}
+}
+
+// Node b adds a compliance-mode rule keeping error spans six years. Node
+// a, which had classified a span before, keeps classifying from its
+// in-memory policy cache (policy() reads the database only on a miss), so
+// the error spans it appends get the default class, recorded in their
+// headers for good, and the next sweep (on any node) expires them after
+// the default 60 days: a compliance-mode retention broken because a
+// policy lived in one process's memory.
+func TestAttack14StalePolicyCacheClassifiesUnderASupersededPolicy(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	a, b := e.node("a"), e.node("b")
+	if _, err := a.ClassOf(ctx, "default", SpanFacts{Kind: 1}); err != nil { // node a serves appends
+		t.Fatal(err)
+	}
+	p, err := b.Policy(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	p.Rules = append(p.Rules, Rule{Class: "errors", Days: 2190, Mode: Compliance, Match: Match{Errors: &yes}})
+	if _, _, err := b.SetPolicy(ctx, "default", *p, "co", "AI Act: keep errors six years"); err != nil {
+		t.Fatal(err)
+	}
+	class, err := a.ClassOf(ctx, "default", SpanFacts{Kind: 1, Error: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if class != "errors" {
+		t.Errorf("DEFECT: node a classifies an error span as %q after node b set a compliance rule keeping errors 2190 days (node a's policy cache is never refreshed from the database on the append path)", class)
+	}
+	// What that does: the span appended with node a's class expires with
+	// the default rule.
+	r := ledger.Record{Kind: format.KindSpan, SubKind: 1, Subject: "wim", RetentionClass: class, Payload: []byte("error span")}
+	r.TraceID[0], r.TraceID[15], r.SpanID[0] = 0x14, 1, 1
+	rs, err := e.l.Append(ctx, "default", []ledger.Record{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(61 * Day)
+	if _, err := b.Sweep(ctx, "default"); err != nil {
+		t.Fatal(err)
+	}
+	if e.erased(t, []uint64{rs[0].Index})[0] {
+		t.Errorf("DEFECT: an error span appended after the compliance rule keeping errors 2190 days was set is expired after 61 days")
 	}
 }
