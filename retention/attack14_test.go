@@ -522,3 +522,45 @@ func TestAttack14StalePolicyCacheClassifiesUnderASupersededPolicy(t *testing.T) 
 		t.Errorf("DEFECT: an error span appended after the compliance rule keeping errors 2190 days was set is expired after 61 days")
 	}
 }
+
+// Two nodes sweep the same expired buckets: node b's sweep runs whole
+// while node a's plan is stored and not committed. Node a's commit is
+// refused (node b's tombstone came since it read the log) and it plans
+// again: every entry is named erased by exactly one tombstone, the ledger
+// verifies, and node a appends no tombstone naming nothing.
+func TestAttack14SweepRacesSweep(t *testing.T) {
+	t.Cleanup(func() { testHookBeforeCommit = nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	a, b := e.node("a"), e.node("b")
+	idxs := e.spans(t, "xavi", "s-xavi", 1, 3, false, "x")
+	e.clock.Add(61 * Day)
+	var fired atomic.Bool
+	var resB *SweepResult
+	var errB error
+	testHookBeforeCommit = func(er *Erasure, attempt int) error {
+		if !fired.Swap(true) {
+			resB, errB = b.Sweep(ctx, "default")
+		}
+		return nil
+	}
+	resA, errA := a.Sweep(ctx, "default")
+	testHookBeforeCommit = nil
+	if errA != nil || errB != nil {
+		t.Fatalf("Sweep() = %v (a), %v (b)", errA, errB)
+	}
+	t.Logf("node a: %+v; node b: %+v", resA, resB)
+	if got := fmt.Sprint(e.erased(t, idxs)); got != "[true true true]" {
+		t.Fatalf("erased: %s", got)
+	}
+	for i, by := range tombstoneNames(t, e) {
+		if len(by) != 1 {
+			t.Errorf("DEFECT: entry %d is named erased by %d tombstones %v", i, len(by), by)
+		}
+	}
+	if resA.Tombstone != nil && resA.Erased == 0 && resA.Held == 0 {
+		t.Errorf("DEFECT: node a's sweep, which found everything expired by node b, appended tombstone %d naming nothing", *resA.Tombstone)
+	}
+	e.verify(t)
+}
