@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestAttack12ReopenByLaterRequestDropsCommittedMark: docs/FORMAT.md says a
+// TestReopenByALaterRequestKeepsTheFirstMark: docs/FORMAT.md says a
 // reopening deletes only the marks its own request wrote ("a mark whose
 // value is another request's id is left") and that "marks of committed
 // erasures are never removed". But closing an already closed trace
@@ -16,7 +16,7 @@ import (
 // erasure's mark: the trace the first erasure erased whole takes late
 // pieces again. Two erasures close the same trace when they plan at the
 // same time over one trace (a subject's and a session's, say).
-func TestAttack12ReopenByLaterRequestDropsCommittedMark(t *testing.T) {
+func TestReopenByALaterRequestKeepsTheFirstMark(t *testing.T) {
 	l := openTest(t, t.TempDir())
 	defer l.Close()
 	ctx := context.Background()
@@ -43,6 +43,6 @@ func TestAttack12ReopenByLaterRequestDropsCommittedMark(t *testing.T) {
 	_, aerr := l.Append(ctx, "default", []Record{late})
 	var tc *TraceClosedError
 	if !closed || by != "dsr-a" || !errors.As(aerr, &tc) {
-		t.Errorf("DEFECT (closed mark overwritten, then removed by another request's reopening): after dsr-a closed the trace, dsr-b closed it and reopened it: ClosedBy = %q, closed %v; Append(a late piece) = %v; want the trace still closed by dsr-a and the piece refused", by, closed, aerr)
+		t.Errorf("after dsr-a closed the trace, dsr-b closed it and reopened it: ClosedBy = %q, closed %v; Append(a late piece) = %v; want the trace still closed by dsr-a and the piece refused", by, closed, aerr)
 	}
 }
