@@ -9,13 +9,12 @@ import (
 // TestReopenByALaterRequestKeepsTheFirstMark: docs/FORMAT.md says a
 // reopening deletes only the marks its own request wrote ("a mark whose
 // value is another request's id is left") and that "marks of committed
-// erasures are never removed". But closing an already closed trace
-// overwrites the mark with the second request's id (closedSet.apply, the
-// !c.open case, sets unconditionally), so when that second erasure is
-// stopped by a hold and reopens its traces, it deletes the first
-// erasure's mark: the trace the first erasure erased whole takes late
-// pieces again. Two erasures close the same trace when they plan at the
-// same time over one trace (a subject's and a session's, say).
+// erasures are never removed". Closing a trace closed already used to
+// overwrite the mark with the second request's id, so when that second
+// erasure was stopped by a hold and reopened its traces, it deleted the
+// first erasure's mark and the trace took late pieces again. Two
+// erasures close the same trace when they plan at the same time over one
+// trace (a subject's and a session's, say).
 func TestReopenByALaterRequestKeepsTheFirstMark(t *testing.T) {
 	l := openTest(t, t.TempDir())
 	defer l.Close()
