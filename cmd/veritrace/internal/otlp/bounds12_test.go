@@ -10,17 +10,13 @@ import (
 	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
 )
 
-// TestAttack12ContentKeyRetrievalDocuments: contentKey says content
-// attributes are "never copied into free attributes", and input.value,
-// gen_ai.input.messages and the rest are held back on every span. But
-// its prefix "retrieval.documents." is tested as k == p or a prefix
-// p+"." ("retrieval.documents.."), which no key has: the old code had
-// the same slip and the rewrite kept it "exactly". So an OpenInference
-// document's text (retrieval.documents.N.document.content) lands in the
-// span's free attributes whenever the retrieval mapping does not read it:
-// on a span of another kind, or when gen_ai.retrieval.documents is there
-// too.
-func TestAttack12ContentKeyRetrievalDocuments(t *testing.T) {
+// TestContentKeyRetrievalDocuments: content attributes are never copied
+// into free attributes (contentKey), retrieval.documents.N.* included:
+// an OpenInference document's text used to land in the span's free
+// attributes whenever the retrieval mapping did not read it (a span of
+// another kind, or gen_ai.retrieval.documents there too), because the
+// prefix was matched only as a whole segment ("retrieval.documents..").
+func TestContentKeyRetrievalDocuments(t *testing.T) {
 	const doc = "the patient's discharge letter"
 	for _, tc := range []struct {
 		name  string
@@ -38,21 +34,18 @@ func TestAttack12ContentKeyRetrievalDocuments(t *testing.T) {
 		m, _ := mapOne(t, &trace.ResourceSpans{Resource: &resource.Resource{}}, &trace.ScopeSpans{}, sp)
 		for k, v := range m.Span.GetAttributes() {
 			if strings.HasPrefix(k, "retrieval.documents.") {
-				t.Errorf("DEFECT (contentKey never matches retrieval.documents.*): %s: the content attribute %s = %q is copied into the free attributes", tc.name, k, v.GetStringValue())
+				t.Errorf("%s: the content attribute %s = %q is copied into the free attributes", tc.name, k, v.GetStringValue())
 			}
 		}
 	}
 }
 
-// TestAttack12JSONAttributeMemory: an untrusted sender's JSON string in a
-// content attribute is parsed whole (readJSON) into Go maps and slices.
-// A 4 MiB gen_ai.input.messages of empty objects makes MapSpan allocate
-// about 80 times its size (331 MB measured), and a request may be 16 MiB
-// (DefaultMaxBytes): over a gigabyte for one request, the parse tree live
-// at once, with nothing that yields no message at all. The mapping should
-// bound the work per attribute (a cap on elements or on parsed bytes, or
-// a streaming read of only the members it maps).
-func TestAttack12JSONAttributeMemory(t *testing.T) {
+// TestJSONAttributeMemoryIsBounded: an untrusted sender's JSON string in a
+// content attribute is parsed into Go maps and slices (readJSON) within a
+// memory budget: a 4 MiB gen_ai.input.messages of empty objects made
+// MapSpan allocate about 80 times its size (331 MB), and a request may be
+// 16 MiB. Over the budget the attribute is kept as the string it is.
+func TestJSONAttributeMemoryIsBounded(t *testing.T) {
 	const size = 4 << 20
 	s := "[" + strings.Repeat(`{},`, size/3) + "{}]"
 	sp := &trace.Span{
@@ -70,7 +63,7 @@ func TestAttack12JSONAttributeMemory(t *testing.T) {
 	// mapOne marshals and decodes the request itself: about 2 to 3 times
 	// its size. Allow 10 times.
 	if alloc > 10*uint64(len(s)) {
-		t.Errorf("DEFECT (unbounded JSON-in-attribute work): mapping one span with a %d-byte gen_ai.input.messages of empty objects allocated %d MB (%.0f times its size) and yielded %d input messages; want at most 10 times",
+		t.Errorf("mapping one span with a %d-byte gen_ai.input.messages of empty objects allocated %d MB (%.0f times its size) and yielded %d input messages; want at most 10 times",
 			len(s), alloc>>20, float64(alloc)/float64(len(s)), len(m.Span.GetContent().GetInputMessages()))
 	}
 }
