@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -8,15 +10,10 @@ import (
 	"testing"
 )
 
-// TestAttack12KeyFileUnbounded: the receipt file is read through a limit
-// (bundle.ReadReceiptFile, 64 MiB), but the verifier key file, which comes
-// to the auditor by the same untrusted channel, is read whole
-// (bundle.ReadVerifierKey: os.ReadFile), as is --pinned-checkpoint in the
-// bundle form. A "log.pub" that is a pipe or a huge file makes the
-// verifier read all of it into memory before it says the key is
-// malformed. A key is about a hundred bytes: the reader should stop after
-// a few KiB.
-func TestAttack12KeyFileUnbounded(t *testing.T) {
+// TestKeyFileIsBounded: the verifier key file comes to the auditor by an
+// untrusted channel; a "log.pub" that is a pipe or a huge file is refused
+// after a few KiB (a key is about a hundred bytes), not read whole.
+func TestKeyFileIsBounded(t *testing.T) {
 	const dir = "../../audit/bundle/testdata/"
 	fifo := filepath.Join(t.TempDir(), "log.pub")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -50,6 +47,6 @@ func TestAttack12KeyFileUnbounded(t *testing.T) {
 		t.Errorf("exit code %d for a malformed key, want 2:\n%s", code, out.String())
 	}
 	if n > 1<<20 {
-		t.Errorf("DEFECT (verifier key file read without a bound): veritrace-verify receipt read %d MiB of a key file before refusing it; want it to stop after a few KiB", n>>20)
+		t.Errorf("veritrace-verify receipt read %d MiB of a key file before refusing it; want it to stop after a few KiB", n>>20)
 	}
 }
