@@ -17,7 +17,8 @@ import (
 )
 
 // Attack 14: the multi-process erasure safety and pseudonym-key expiry
-// work (design9), attacked. Each test names the defect it shows.
+// work (design9), attacked. Tests named TestAttack14... show a defect
+// still open; the others guard a defect fixed since.
 
 // skewedNode returns another node over e's ledger whose clock runs ahead
 // of e's by skew (clock skew between nodes, or a node that looks at the
@@ -31,13 +32,13 @@ func (e *env) skewedNode(name string, skew time.Duration) *Service {
 // entries expire; a new span of the subject is appended (and read, so its
 // key is in use) after the sweep planned and before it commits. Nothing
 // makes the sweep plan again (its commit precondition watches holds,
-// tombstones and retention entries, not the subject's new data), so it
-// destroys the key of a subject that has a live entry: the pseudonym
-// changes under the live subject, and the access records written while it
-// had data no longer link to it. docs/RETENTION.md: "A subject that still
+// tombstones and retention entries, not the subject's new data): right
+// before it destroys keys it reads the subject's live entries again and
+// keeps the key of a subject that has one, so the pseudonym does not
+// change under a live subject. docs/RETENTION.md: "A subject that still
 // has live entries, or a hold in force, keeps its key and its pseudonym
 // however much of its data expires."
-func TestAttack14SweepDestroysKeyOfSubjectWithNewData(t *testing.T) {
+func TestSweepKeepsThePseudonymKeyOfASubjectWithNewData(t *testing.T) {
 	t.Cleanup(func() { testHookBeforeCommit = nil })
 	ctx := context.Background()
 	e := newEnv(t)
@@ -79,14 +80,14 @@ func TestAttack14SweepDestroysKeyOfSubjectWithNewData(t *testing.T) {
 	}
 	k, err := e.l.PseudonymKey(ctx, "default", ref, false)
 	if errors.Is(err, ledger.ErrNotFound) {
-		t.Fatalf("DEFECT: the sweep destroyed the pseudonym key of a subject that has a live entry (appended after the sweep planned, before its tombstone): " +
+		t.Fatalf("the sweep destroyed the pseudonym key of a subject that has a live entry (appended after the sweep planned, before its tombstone): " +
 			"the subject's pseudonym changes while it has data, and the access records naming it by its pseudonym no longer link to it")
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := k.Pseudonym("rosa"); got != before {
-		t.Fatalf("DEFECT: the live subject's pseudonym changed across the sweep")
+		t.Fatalf("the live subject's pseudonym changed across the sweep")
 	}
 }
 
@@ -197,12 +198,12 @@ func TestAttack14LostLeaseRetakenAfterReleaseOverwritesReceipt(t *testing.T) {
 // b's erasure plans while node a's is committed (its tombstone appended)
 // but not yet carried out. Node a planned while b's subject's entries of
 // the session were live, so it keeps the session's pseudonym key; node b
-// counts node a's committed entries as live (lastOf ignores the entries
-// other plans claimed), so it keeps it too. Both finish: the session has
-// no live entry left and its pseudonym key is never destroyed (no later
-// sweep or erasure has an entry of it to plan with), so every access
-// record and hold naming the session stays linkable to its id for good.
-func TestAttack14SharedSessionKeyOutlivesItsLastEntries(t *testing.T) {
+// must not count node a's committed entries as live (lastOf leaves out
+// the entries other plans claimed), so it destroys it. Were both to keep
+// it, the session's key would never be destroyed (no later sweep or
+// erasure has an entry of it to plan with) and every access record and
+// hold naming the session would stay linkable to its id for good.
+func TestSharedSessionKeyGoesWithItsLastEntries(t *testing.T) {
 	t.Cleanup(func() { testHookAfterTombstone = nil })
 	ctx := context.Background()
 	e := newEnv(t)
@@ -237,7 +238,7 @@ func TestAttack14SharedSessionKeyOutlivesItsLastEntries(t *testing.T) {
 		}
 	}
 	if _, err := e.l.PseudonymKey(ctx, "default", sess, false); err == nil {
-		t.Fatal("DEFECT: every entry of the shared session is erased, yet its pseudonym key survives both erasures: " +
+		t.Fatal("every entry of the shared session is erased, yet its pseudonym key survives both erasures: " +
 			"node b's plan counted the entries node a had committed to erase as live (lastOf ignores claimed entries)")
 	} else if !errors.Is(err, ledger.ErrNotFound) {
 		t.Fatal(err)
@@ -427,11 +428,10 @@ func rawDB(t *testing.T, dir, name string, master []byte) *badger.DB {
 // A sweep killed after it destroyed its keys, before its plan was marked
 // done. The server restarts and serves while Resume runs: the subject
 // sends new data and an allowed access names her, which makes her a new
-// pseudonym key. Resume carries the plan out again and destroys the
-// pseudonym keys the plan lists, by index term: the subject's NEW key,
-// though she has a live entry (the plan read no live entry when it was
-// made, and nothing checks again).
-func TestAttack14ResumedSweepDestroysTheNewKeyOfASubjectSeenAgain(t *testing.T) {
+// pseudonym key. Resume carries the plan out again: it must destroy only
+// the key the plan saw (by its stamp), never the subject's NEW key, and
+// no key of a subject with a live entry.
+func TestResumedSweepKeepsTheNewKeyOfASubjectSeenAgain(t *testing.T) {
 	t.Cleanup(func() { testHookAfterShred = nil })
 	ctx := context.Background()
 	e := newEnv(t)
@@ -464,14 +464,14 @@ func TestAttack14ResumedSweepDestroysTheNewKeyOfASubjectSeenAgain(t *testing.T) 
 	}
 	k, err = e.l.PseudonymKey(ctx, "default", ref, false)
 	if errors.Is(err, ledger.ErrNotFound) {
-		t.Fatal("DEFECT: the resumed sweep destroyed the new pseudonym key of a subject seen again (new data, an access naming her) between the crash and Resume: " +
+		t.Fatal("the resumed sweep destroyed the new pseudonym key of a subject seen again (new data, an access naming her) between the crash and Resume: " +
 			"she has a live entry, and the pseudonym the access log just named her by no longer links to her")
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	if k.Pseudonym("vera") != p2 {
-		t.Fatal("DEFECT: the subject's pseudonym changed across Resume")
+		t.Fatal("the subject's pseudonym changed across Resume")
 	}
 }
 

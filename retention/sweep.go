@@ -202,7 +202,7 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if er.Pseudonyms, err = s.lastOf(ctx, er, ids); err != nil {
+		if er.Pseudonyms, err = s.lastOf(ctx, er, ids, claimed); err != nil {
 			return 0, err
 		}
 	}
