@@ -99,13 +99,20 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 			return err
 		}
 	}
+	// Every chunk, like the header, is written only by the lease's holder
+	// (taken or renewed here), checked in the same atomic write: a
+	// process that lost the lease never writes over the chunks of the one
+	// that took it, though both may write the same generation.
+	if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
+		return err
+	}
+	fence := s.holding(er.Tenant, er.ID)
 	for len(names) > 0 {
 		// In steps, so that tests can interrupt the plan between them.
-		n := min(len(names), 4)
-		if err := s.L.PutStates(ctx, er.Tenant, names[:n], values[:n]); err != nil {
+		if err := s.L.PutStateIf(ctx, er.Tenant, names[0], values[0], stateLease+er.ID, fence); err != nil {
 			return err
 		}
-		names, values = names[n:], values[n:]
+		names, values = names[1:], values[1:]
 		if testHookPlanChunks != nil {
 			if err := testHookPlanChunks(er); err != nil {
 				return err
@@ -124,7 +131,7 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 	if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
 		return err
 	}
-	if err := s.L.PutStateIf(ctx, er.Tenant, stateErasure+er.ID, b, stateLease+er.ID, s.holding); err != nil {
+	if err := s.L.PutStateIf(ctx, er.Tenant, stateErasure+er.ID, b, stateLease+er.ID, s.holding(er.Tenant, er.ID)); err != nil {
 		return err
 	}
 	er.Lists = lists

@@ -51,6 +51,9 @@ type Service struct {
 	mu       sync.Mutex
 	policies map[string]*Policy
 	run      string // this value's run among the node's (lease.go)
+	// tokens: the fencing token of each lease this process holds, by
+	// "tenant/id" (lease.go); the leases themselves are durable.
+	tokens map[string]uint64
 	// work runs one erasure, sweep, policy change or hold release at a
 	// time in this process: it saves work that would be refused, and
 	// guards nothing. What keeps them safe between processes is durable,
