@@ -532,7 +532,7 @@ func TestAttack14StalePolicyCacheClassifiesUnderASupersededPolicy(t *testing.T) 
 // refused (node b's tombstone came since it read the log) and it plans
 // again: every entry is named erased by exactly one tombstone, the ledger
 // verifies, and node a appends no tombstone naming nothing.
-func TestAttack14SweepRacesSweep(t *testing.T) {
+func TestSweepRacesSweep(t *testing.T) {
 	t.Cleanup(func() { testHookBeforeCommit = nil })
 	ctx := context.Background()
 	e := newEnv(t)
@@ -560,11 +560,11 @@ func TestAttack14SweepRacesSweep(t *testing.T) {
 	}
 	for i, by := range tombstoneNames(t, e) {
 		if len(by) != 1 {
-			t.Errorf("DEFECT: entry %d is named erased by %d tombstones %v", i, len(by), by)
+			t.Errorf("entry %d is named erased by %d tombstones %v", i, len(by), by)
 		}
 	}
 	if resA.Tombstone != nil && resA.Erased == 0 && resA.Held == 0 {
-		t.Errorf("DEFECT: node a's sweep, which found everything expired by node b, appended tombstone %d naming nothing", *resA.Tombstone)
+		t.Errorf("node a's sweep, which found everything expired by node b, appended tombstone %d naming nothing", *resA.Tombstone)
 	}
 	e.verify(t)
 }
