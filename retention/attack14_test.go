@@ -480,13 +480,13 @@ func TestResumedSweepKeepsTheNewKeyOfASubjectSeenAgain(t *testing.T) {
 }
 
 // Node b adds a compliance-mode rule keeping error spans six years. Node
-// a, which had classified a span before, keeps classifying from its
-// in-memory policy cache (policy() reads the database only on a miss), so
-// the error spans it appends get the default class, recorded in their
-// headers for good, and the next sweep (on any node) expires them after
-// the default 60 days: a compliance-mode retention broken because a
-// policy lived in one process's memory.
-func TestAttack14StalePolicyCacheClassifiesUnderASupersededPolicy(t *testing.T) {
+// a, which had classified a span before (its policy is cached), must
+// classify the error spans it appends from then on under the new rule:
+// were it to keep classifying from its cache, they would get the default
+// class, recorded in their headers for good, and the next sweep (on any
+// node) would expire them after the default 60 days. The cache is checked
+// against the log at every call (Service.policy).
+func TestClassificationFollowsAPolicyAnotherNodeSet(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.shortPolicy(t)
@@ -508,7 +508,7 @@ func TestAttack14StalePolicyCacheClassifiesUnderASupersededPolicy(t *testing.T) 
 		t.Fatal(err)
 	}
 	if class != "errors" {
-		t.Errorf("DEFECT: node a classifies an error span as %q after node b set a compliance rule keeping errors 2190 days (node a's policy cache is never refreshed from the database on the append path)", class)
+		t.Errorf("node a classifies an error span as %q after node b set a compliance rule keeping errors 2190 days", class)
 	}
 	// What that does: the span appended with node a's class expires with
 	// the default rule.
@@ -523,7 +523,7 @@ func TestAttack14StalePolicyCacheClassifiesUnderASupersededPolicy(t *testing.T) 
 		t.Fatal(err)
 	}
 	if e.erased(t, []uint64{rs[0].Index})[0] {
-		t.Errorf("DEFECT: an error span appended after the compliance rule keeping errors 2190 days was set is expired after 61 days")
+		t.Errorf("an error span appended after the compliance rule keeping errors 2190 days was set is expired after 61 days")
 	}
 }
 
