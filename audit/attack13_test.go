@@ -178,3 +178,32 @@ func TestAttack13DecodedInt64AsLossyNumber(t *testing.T) {
 		t.Errorf("DEFECT decoded int64 as a lossy JSON number: the Go verifier passes a decoded form whose usage.inputTokens reads as %.0f in JSON (the payload holds 9007199254740993); the console's verifier refuses the same bundle (\"decoded content differs\")\n%s", asJSON.Decoded.Usage.InputTokens, out.String())
 	}
 }
+
+// TestAttack13DecodedInt64WithExponent: as above, a re-signed bundle whose
+// decoded form writes usage.outputTokens (20) as "2e1". protojson accepts
+// exponent notation in a quoted integer and the Go verifier passes the
+// bundle; the console's verifier (protobuf-es) refuses the string and
+// fails "decoded content": the verifiers disagree on the same bundle.
+func TestAttack13DecodedInt64WithExponent(t *testing.T) {
+	f := newFixture(t)
+	f.append(t, spanSpec{trace: 1, span: 1, kind: v1.SpanKind_SPAN_KIND_GENERATION, subject: "alice", model: "m"})
+	honest := f.exportBundle(t, Query{SubjectID: "alice"}, 0)
+	const canonical, exponent = `"outputTokens":"20"`, `"outputTokens":"2e1"`
+	edited := false
+	lying := f.resign(t, honest, func(name string, c []byte) []byte {
+		if bytes.Contains(c, []byte(canonical)) {
+			edited = true
+			return bytes.Replace(c, []byte(canonical), []byte(exponent), 1)
+		}
+		return c
+	}, nil, nil)
+	if !edited {
+		t.Fatal("no entry file holds " + canonical)
+	}
+	rep := bundle.Verify(bytes.NewReader(lying), int64(len(lying)), f.verifier(t), nil)
+	var out strings.Builder
+	rep.Write(&out)
+	if rep.OK() {
+		t.Errorf("DEFECT decoded int64 with an exponent: the Go verifier passes a decoded form with %s for the payload's 20; the console's verifier fails \"decoded content\" on the same bundle\n%s", exponent, out.String())
+	}
+}
