@@ -105,6 +105,8 @@ type ExportRequest struct {
 type Exporter struct {
 	S   *Searcher
 	Now func() time.Time
+	// onBatch, when not nil, sees each batch of entry files (tests).
+	onBatch func([]*bundle.PreparedEntry)
 }
 
 // Export writes the bundle for req to w as it goes, holding one trace at a
@@ -162,7 +164,7 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 		Origin: cp.Origin, Tenant: req.Tenant, LogKey: l.VerifierKey(), CreatedAt: x.Now().UTC(),
 		Selector: req.Selector, TreeSize: cp.Size,
 	})
-	ew := &entryWriter{ctx: ctx, l: l, tenant: req.Tenant, size: cp.Size, bw: bw, batch: firstExportBatch}
+	ew := &entryWriter{ctx: ctx, l: l, tenant: req.Tenant, size: cp.Size, bw: bw, batch: firstExportBatch, onBatch: x.onBatch}
 
 	// The spans, trace by trace, in one stream of batches (a batch may
 	// span traces: most traces are smaller than a batch); what they
@@ -339,8 +341,10 @@ func (x *Exporter) addRange(ctx context.Context, req ExportRequest, cp *ledger.C
 const (
 	firstExportBatch = 8
 	maxExportBatch   = 256
-	maxBatchBytes    = 4 << 20
 )
+
+// maxBatchBytes is a variable so that tests can lower it.
+var maxBatchBytes = 4 << 20
 
 // entryWriter writes entry files to a bundle in batches: each batch is
 // split among GOMAXPROCS goroutines, each of which reads its entries and
@@ -354,6 +358,9 @@ type entryWriter struct {
 	size   uint64 // the bundle's tree size
 	bw     *bundle.Writer
 	batch  int
+	// onBatch, when not nil, is called with each batch's files before
+	// they are added (tests).
+	onBatch func([]*bundle.PreparedEntry)
 }
 
 // preparedBatch is a batch of entries read and prepared, or why not.
@@ -410,6 +417,9 @@ func (w *entryWriter) add(ctx context.Context, batches <-chan preparedBatch, see
 	for b := range batches {
 		if b.err != nil {
 			return b.err
+		}
+		if w.onBatch != nil {
+			w.onBatch(b.files)
 		}
 		for i, f := range b.files {
 			if seen != nil {
