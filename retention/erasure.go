@@ -13,9 +13,9 @@ import (
 	"fmt"
 	"hash"
 	"slices"
-	"strings"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/veritrace/veritrace/ledger"
