@@ -434,7 +434,8 @@ func (s *closedSet) lookup(id closedID) (closedState, error) {
 
 // apply writes or deletes the marks of a closing in the group's
 // transaction (set, or the transaction's Delete) and records them: a
-// reopening deletes only the marks its request wrote.
+// closing leaves a mark that exists (another request's stays its own);
+// a reopening deletes only the marks its request wrote.
 func (s *closedSet) apply(c *closing, set func(key, value []byte) error) error {
 	for _, tr := range c.traces {
 		id := closedID{c.tenant, tr}
@@ -443,6 +444,11 @@ func (s *closedSet) apply(c *closing, set func(key, value []byte) error) error {
 			return err
 		}
 		switch {
+		case !c.open && st.closed:
+			// Closed already, by this request or another: a mark is
+			// the first closing request's and stays so, so that a later
+			// request's reopening cannot remove it.
+			continue
 		case !c.open:
 			if err := set(closedTraceKey(c.tenant, tr), []byte(c.by)); err != nil {
 				return err

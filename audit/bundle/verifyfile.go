@@ -20,7 +20,7 @@ func VerifyFile(path, keyPath, pinnedPath string, w io.Writer) (*Report, error) 
 	}
 	var pinned []byte
 	if pinnedPath != "" {
-		if pinned, err = os.ReadFile(pinnedPath); err != nil {
+		if pinned, err = readLimited(pinnedPath, MaxSmallFileBytes); err != nil {
 			return nil, fmt.Errorf("pinned checkpoint: %w", err)
 		}
 	}
@@ -74,7 +74,7 @@ func VerifyReceiptFile(receiptPath, keyPath, bundlePath string, w io.Writer) (*R
 
 // ReadVerifierKey reads a note verifier key file (the log's log.pub).
 func ReadVerifierKey(path string) (note.Verifier, error) {
-	kb, err := os.ReadFile(path)
+	kb, err := readLimited(path, maxVerifierKeyBytes)
 	if err != nil {
 		return nil, fmt.Errorf("verifier key: %w", err)
 	}
@@ -85,20 +85,30 @@ func ReadVerifierKey(path string) (note.Verifier, error) {
 	return key, nil
 }
 
+// maxVerifierKeyBytes bounds a verifier key file: a key is about a
+// hundred bytes.
+const maxVerifierKeyBytes = 4 << 10
+
 // ReadReceiptFile reads a receipt file, refusing one of more than
 // MaxReceiptBytes without reading it whole.
 func ReadReceiptFile(path string) ([]byte, error) {
+	return readLimited(path, MaxReceiptBytes)
+}
+
+// readLimited reads a file of at most max bytes, refusing a longer one
+// (or an endless pipe) after max+1 bytes.
+func readLimited(path string, max int) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxReceiptBytes+1))
+	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if len(b) > MaxReceiptBytes {
-		return nil, fmt.Errorf("%s: more than %d bytes, more than a receipt file may hold", path, MaxReceiptBytes)
+	if len(b) > max {
+		return nil, fmt.Errorf("%s: more than %d bytes, more than the file may hold", path, max)
 	}
 	return b, nil
 }

@@ -19,8 +19,21 @@ import (
 // strings (gen_ai.input.messages), and Unmarshal scans every string twice
 // and copies it. Strings without escapes or non-ASCII bytes here are
 // slices of s, not copies.
+//
+// Unlike Unmarshal it also fails when the Go values would take more than
+// about 4 times the text plus 1 MiB of memory (an estimate it keeps as it
+// reads): a sender's JSON string is untrusted, and a text of empty
+// objects or small numbers builds values of 40 to 80 times its size. Real
+// messages (mostly text) take far less; a string over the bound is kept
+// as the string it is.
 func readJSON(s string) (any, bool) {
-	p := jsonParser{s: s}
+	return readJSONWithin(s, 4*len(s)+1<<20)
+}
+
+// readJSONWithin is readJSON with a memory budget in bytes (the estimate
+// of jsonParser.spend).
+func readJSONWithin(s string, budget int) (any, bool) {
+	p := jsonParser{s: s, budget: budget}
 	v, ok := p.value(0)
 	if !ok {
 		return nil, false
@@ -33,8 +46,25 @@ func readJSON(s string) (any, bool) {
 const maxReadJSONDepth = 10000
 
 type jsonParser struct {
-	s string
-	i int
+	s      string
+	i      int
+	budget int // bytes the values may still take (estimated)
+}
+
+// Estimated bytes of the values built: a map and each member, a slice and
+// each element, a boxed number or string.
+const (
+	costObject  = 64
+	costMember  = 48
+	costArray   = 32
+	costElement = 16
+	costScalar  = 16
+)
+
+// spend takes n bytes from the budget and reports whether some is left.
+func (p *jsonParser) spend(n int) bool {
+	p.budget -= n
+	return p.budget >= 0
 }
 
 func (p *jsonParser) space() {
@@ -50,7 +80,7 @@ func (p *jsonParser) space() {
 
 func (p *jsonParser) value(depth int) (any, bool) {
 	p.space()
-	if p.i >= len(p.s) {
+	if p.i >= len(p.s) || !p.spend(costScalar) {
 		return nil, false
 	}
 	switch c := p.s[p.i]; {
@@ -83,6 +113,9 @@ func (p *jsonParser) value(depth int) (any, bool) {
 
 func (p *jsonParser) object(depth int) (any, bool) {
 	p.i++ // {
+	if !p.spend(costObject) {
+		return nil, false
+	}
 	m := map[string]any{}
 	p.space()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
@@ -107,6 +140,9 @@ func (p *jsonParser) object(depth int) (any, bool) {
 		if !ok {
 			return nil, false
 		}
+		if !p.spend(costMember) {
+			return nil, false
+		}
 		m[k.(string)] = v
 		if more, ok := p.next('}'); !ok {
 			return nil, false
@@ -118,6 +154,9 @@ func (p *jsonParser) object(depth int) (any, bool) {
 
 func (p *jsonParser) array(depth int) (any, bool) {
 	p.i++ // [
+	if !p.spend(costArray) {
+		return nil, false
+	}
 	a := make([]any, 0)
 	p.space()
 	if p.i < len(p.s) && p.s[p.i] == ']' {
@@ -127,6 +166,9 @@ func (p *jsonParser) array(depth int) (any, bool) {
 	for {
 		v, ok := p.value(depth)
 		if !ok {
+			return nil, false
+		}
+		if !p.spend(costElement) {
 			return nil, false
 		}
 		a = append(a, v)

@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ func checkReadJSON(t *testing.T, s string) {
 	t.Helper()
 	var want any
 	wantErr := json.Unmarshal([]byte(s), &want)
-	got, ok := readJSON(s)
+	got, ok := readJSONWithin(s, math.MaxInt)
 	if ok != (wantErr == nil) {
 		t.Fatalf("readJSON(%q) ok = %v, encoding/json error = %v", s, ok, wantErr)
 	}
@@ -42,7 +43,31 @@ func TestReadJSONAsEncodingJSON(t *testing.T) {
 	}
 }
 
-// FuzzReadJSON: readJSON reads every text exactly as encoding/json does.
+// TestReadJSONBudget: a text whose values would take far more memory than
+// the text (empty objects, small numbers) is not read past the budget; a
+// conversation of many short messages is.
+func TestReadJSONBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    string
+		ok   bool
+	}{
+		{"4 MiB of empty objects", "[" + strings.Repeat("{},", 4<<20/3) + "{}]", false},
+		{"4 MiB of zeros", "[" + strings.Repeat("0,", 2<<20) + "0]", false},
+		{"10,000 short messages", "[" + strings.Repeat(`{"role":"user","content":"hi"},`, 10000) + `{"role":"user","content":"hi"}]`, true},
+		{"a 4 MiB message", `[{"role":"user","parts":[{"type":"text","content":"` + strings.Repeat("x", 4<<20) + `"}]}]`, true},
+	} {
+		if _, ok := readJSON(tc.s); ok != tc.ok {
+			t.Errorf("%s: readJSON ok = %v, want %v", tc.name, ok, tc.ok)
+		}
+		if _, ok := readJSONWithin(tc.s, math.MaxInt); !ok {
+			t.Errorf("%s: not read without a budget", tc.name)
+		}
+	}
+}
+
+// FuzzReadJSON: readJSON reads every text exactly as encoding/json does
+// (without its memory budget, which texts this short never reach).
 func FuzzReadJSON(f *testing.F) {
 	for _, s := range jsonCases {
 		if len(s) < 1000 {

@@ -1110,14 +1110,20 @@ func freeAttributes(a, ra *attrs) map[string]*structpb.Value {
 	return out
 }
 
-// contentPrefixes are further content attributes of contentKey.
+// contentPrefixes are further content attributes of contentKey: every
+// attribute whose key starts with one.
 var contentPrefixes = []string{"retrieval.documents."}
 
 // contentKey reports content-bearing attributes that are mapped into
 // Content (when present) and never copied into free attributes: the
 // structured content holds them, the OTLP source holds them as sent.
 func contentKey(k string) bool {
-	for _, keys := range [][]string{contentPrefixes, inputKeys, outputKeys} {
+	for _, p := range contentPrefixes {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	for _, keys := range [][]string{inputKeys, outputKeys} {
 		for _, p := range keys {
 			if strings.HasPrefix(k, p) && (len(k) == len(p) || k[len(p)] == '.') {
 				return true
