@@ -124,7 +124,13 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 	if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
 		return err
 	}
-	if err := s.L.PutStateIf(ctx, er.Tenant, stateErasure+er.ID, b, stateLease+er.ID, s.holding); err != nil {
+	// The index of running plans changes in the same atomic write.
+	var running []byte
+	if er.State == "executing" {
+		running = []byte{}
+	}
+	if err := s.L.PutStatesIf(ctx, er.Tenant, []string{stateErasure + er.ID, stateRunning + er.ID}, [][]byte{b, running},
+		stateLease+er.ID, s.holding); err != nil {
 		return err
 	}
 	er.Lists = lists
