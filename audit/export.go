@@ -105,6 +105,8 @@ type ExportRequest struct {
 type Exporter struct {
 	S   *Searcher
 	Now func() time.Time
+	// onBatch, when not nil, sees each batch of entry files (tests).
+	onBatch func([]*bundle.PreparedEntry)
 }
 
 // Export writes the bundle for req to w as it goes, holding one trace at a
@@ -162,7 +164,7 @@ func (x *Exporter) export(ctx context.Context, req ExportRequest, w io.Writer) (
 		Origin: cp.Origin, Tenant: req.Tenant, LogKey: l.VerifierKey(), CreatedAt: x.Now().UTC(),
 		Selector: req.Selector, TreeSize: cp.Size,
 	})
-	ew := &entryWriter{ctx: ctx, l: l, tenant: req.Tenant, size: cp.Size, bw: bw, batch: firstExportBatch}
+	ew := &entryWriter{ctx: ctx, l: l, tenant: req.Tenant, size: cp.Size, bw: bw, batch: firstExportBatch, onBatch: x.onBatch}
 
 	// The spans, trace by trace, in one stream of batches (a batch may
 	// span traces: most traces are smaller than a batch); what they
@@ -330,17 +332,30 @@ func (x *Exporter) addRange(ctx context.Context, req ExportRequest, cp *ledger.C
 }
 
 // maxExportBatch bounds the entries an export reads and prepares at once,
-// and maxBatchBytes their files' bytes: each batch after the first (of
-// firstExportBatch entries) holds as many entries as fit maxBatchBytes at
-// the mean size of the previous batch's files. So a trace of 2 MiB spans
-// is read a few spans at a time, and one of small spans 256 at a time.
-// Two batches are in memory at once: one being added to the bundle while
-// the next is prepared.
+// and maxBatchBytes their entry files' bytes (uncompressed): a batch holds
+// at most maxExportBatch entries and maxBatchBytes of files, or is a
+// single entry whose file alone is larger. Two batches are in memory at
+// once: one being added to the bundle while the next is prepared.
+//
+// The bytes are enforced while a batch is prepared, not predicted: each
+// batch is planned at firstExportBatch entries (the first) or as many as
+// fit maxBatchBytes at the largest file of the previous batch, split among
+// GOMAXPROCS goroutines, each with its share of maxBatchBytes; a goroutine
+// stops reading entries once their payloads alone (a file holds its
+// payload in base64) pass its share, and stops preparing files once they
+// do. The batch is then the longest run of prepared entries from its start
+// that fits maxBatchBytes; what was read beyond it is read again for the
+// next batch. So a trace of 2 MiB spans is read one span at a time, one of
+// small spans 256 at a time, and small spans followed by large ones cost
+// one batch's worth of preparation that is thrown away, never memory in
+// proportion to the large ones.
 const (
 	firstExportBatch = 8
 	maxExportBatch   = 256
-	maxBatchBytes    = 4 << 20
 )
+
+// maxBatchBytes is a variable so that tests can lower it.
+var maxBatchBytes = 4 << 20
 
 // entryWriter writes entry files to a bundle in batches: each batch is
 // split among GOMAXPROCS goroutines, each of which reads its entries and
@@ -353,7 +368,10 @@ type entryWriter struct {
 	tenant string
 	size   uint64 // the bundle's tree size
 	bw     *bundle.Writer
-	batch  int
+	batch  int // the entries the next batch is planned at
+	// onBatch, when not nil, is called with each batch's files before
+	// they are added (tests).
+	onBatch func([]*bundle.PreparedEntry)
 }
 
 // preparedBatch is a batch of entries read and prepared, or why not.
@@ -377,10 +395,7 @@ func (w *entryWriter) write(idxs []uint64, seen func(*ledger.Entry) error) error
 	go func() {
 		defer close(batches)
 		for len(idxs) > 0 {
-			n := min(len(idxs), w.batch)
-			batch := idxs[:n]
-			idxs = idxs[n:]
-			entries, files, err := w.prepare(ctx, batch)
+			entries, files, err := w.prepare(ctx, idxs[:min(len(idxs), w.batch)])
 			select {
 			case batches <- preparedBatch{entries, files, err}:
 			case <-ctx.Done():
@@ -389,11 +404,12 @@ func (w *entryWriter) write(idxs []uint64, seen func(*ledger.Entry) error) error
 			if err != nil {
 				return
 			}
-			bytes := 0
+			idxs = idxs[len(files):]
+			largest := 1
 			for _, f := range files {
-				bytes += f.Size()
+				largest = max(largest, f.Size())
 			}
-			w.batch = max(1, min(maxExportBatch, maxBatchBytes/max(1, bytes/n)))
+			w.batch = max(1, min(maxExportBatch, maxBatchBytes/largest))
 		}
 	}()
 	err := w.add(ctx, batches, seen)
@@ -411,6 +427,9 @@ func (w *entryWriter) add(ctx context.Context, batches <-chan preparedBatch, see
 		if b.err != nil {
 			return b.err
 		}
+		if w.onBatch != nil {
+			w.onBatch(b.files)
+		}
 		for i, f := range b.files {
 			if seen != nil {
 				if err := seen(b.entries[i]); err != nil {
@@ -425,49 +444,117 @@ func (w *entryWriter) add(ctx context.Context, batches <-chan preparedBatch, see
 	return ctx.Err()
 }
 
-// prepare reads and prepares a batch of entries on GOMAXPROCS goroutines.
+// prepare reads and prepares a batch of at most the entries idxs on
+// GOMAXPROCS goroutines, each given a contiguous part of idxs and its
+// share of maxBatchBytes. It returns the longest run of prepared entries
+// from the start of idxs whose files fit maxBatchBytes (at least one
+// entry).
 func (w *entryWriter) prepare(ctx context.Context, idxs []uint64) ([]*ledger.Entry, []*bundle.PreparedEntry, error) {
 	entries := make([]*ledger.Entry, len(idxs))
 	files := make([]*bundle.PreparedEntry, len(idxs))
 	workers := min(runtime.GOMAXPROCS(0), len(idxs))
 	per := (len(idxs) + workers - 1) / workers
 	errs := make([]error, workers)
+	done := make([]int, workers) // entries prepared, from each part's start
 	var wg sync.WaitGroup
 	for k := range workers {
 		lo, hi := k*per, min(len(idxs), (k+1)*per)
 		if lo >= hi {
 			continue
 		}
+		// A share in proportion to the part: a batch planned at the
+		// previous batch's largest file then fits every part.
+		share := maxBatchBytes * (hi - lo) / len(idxs)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[k] = w.prepareRange(ctx, idxs[lo:hi], entries[lo:hi], files[lo:hi])
+			done[k], errs[k] = w.prepareRange(ctx, idxs[lo:hi], entries[lo:hi], files[lo:hi], share)
 		}()
 	}
 	wg.Wait()
-	return entries, files, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	// The run of prepared entries from the start, then what of it fits;
+	// what is left is dropped now, not kept while the batch waits.
+	n := batchEnd(files, done, per)
+	clear(entries[n:])
+	clear(files[n:])
+	return entries[:n], files[:n], nil
 }
 
-func (w *entryWriter) prepareRange(ctx context.Context, idxs []uint64, entries []*ledger.Entry, files []*bundle.PreparedEntry) error {
-	n := 0
-	if err := w.l.ReadEntries(ctx, w.tenant, idxs, func(e *ledger.Entry) error {
+// batchEnd returns how many of files, prepared in parts of per entries of
+// which done[k] each from the part's start, make a batch: the run of
+// prepared files from the start while they fit maxBatchBytes, at least one.
+func batchEnd(files []*bundle.PreparedEntry, done []int, per int) int {
+	n, bytes := 0, 0
+	for k, d := range done {
+		lo := k * per
+		if lo >= len(files) {
+			break
+		}
+		for _, f := range files[lo : lo+d] {
+			if n > 0 && bytes+f.Size() > maxBatchBytes {
+				return n
+			}
+			bytes += f.Size()
+			n++
+		}
+		if lo+d < min(len(files), lo+per) {
+			break
+		}
+	}
+	return n
+}
+
+// errShareFull stops a read or a preparation whose share of a batch's
+// bytes is full.
+var errShareFull = errors.New("share of the batch full")
+
+// prepareRange reads and prepares the entries idxs into entries and files,
+// in order, until their files would pass share bytes (but at least one),
+// and returns how many it prepared.
+func (w *entryWriter) prepareRange(ctx context.Context, idxs []uint64, entries []*ledger.Entry, files []*bundle.PreparedEntry, share int) (int, error) {
+	n, bytes := 0, 0
+	err := w.l.ReadEntries(ctx, w.tenant, idxs, func(e *ledger.Entry) error {
+		// A file holds its payload in base64: 4/3 of its bytes at least.
+		if n > 0 && bytes+base64Len(len(e.Payload)) > share {
+			return errShareFull
+		}
+		bytes += base64Len(len(e.Payload))
 		entries[n] = e
 		n++
 		return nil
-	}); err != nil {
-		return err
+	})
+	if err != nil && !errors.Is(err, errShareFull) {
+		return 0, err
 	}
-	n = 0
-	return w.l.InclusionProofs(ctx, w.tenant, idxs, w.size, func(_ uint64, proof tlog.RecordProof, leaf tlog.Hash) error {
+	read := n
+	n, bytes = 0, 0
+	err = w.l.InclusionProofs(ctx, w.tenant, idxs[:read], w.size, func(_ uint64, proof tlog.RecordProof, leaf tlog.Hash) error {
 		e := entries[n]
 		be := &bundle.Entry{Index: e.Header.Index, Header: e.HeaderBytes, LeafHash: bundle.Hex(leaf),
 			Payload: e.Payload, Salt: e.Salt, Erased: e.Erased, InclusionProof: hexes(proof)}
-		var err error
-		files[n], err = w.bw.Prepare(be)
+		f, err := w.bw.Prepare(be)
+		if err != nil {
+			return err
+		}
+		if n > 0 && bytes+f.Size() > share {
+			return errShareFull
+		}
+		bytes += f.Size()
+		files[n] = f
 		n++
-		return err
+		return nil
 	})
+	if err != nil && !errors.Is(err, errShareFull) {
+		return 0, err
+	}
+	return n, nil
 }
+
+// base64Len is the length of n bytes in padded base64.
+func base64Len(n int) int { return (n + 2) / 3 * 4 }
 
 // traces lists the traces a request selects, below size.
 func (x *Exporter) traces(ctx context.Context, req ExportRequest, size uint64) ([][16]byte, error) {

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -74,17 +75,64 @@ func (l *Ledger) EntriesWith(ctx context.Context, tenant string, r TermRef) ([]u
 // nothing. An erasure collects the subjects and sessions of the entries
 // it erases with it before it drops their payloads.
 func (l *Ledger) KeysAndTermsOf(ctx context.Context, tenant string, idxs []uint64, fields ...uint8) (map[[16]byte]*KeyRef, []TermRef, error) {
-	return l.keysAndTerms(ctx, tenant, idxs, true, fields)
+	return l.keysAndTerms(ctx, tenant, idxs, fields)
 }
 
-// TermsOf is KeysAndTermsOf without the keys: it looks up no key. A sweep
-// collects the subjects and sessions of what expires with it.
-func (l *Ledger) TermsOf(ctx context.Context, tenant string, idxs []uint64, fields ...uint8) ([]TermRef, error) {
-	_, refs, err := l.keysAndTerms(ctx, tenant, idxs, false, fields)
-	return refs, err
+// refsOf appends to dst the refs of the envelope's terms of the given
+// fields, in the envelope's order.
+func (e envelope) refsOf(dst []TermRef, fields []uint8) []TermRef {
+	for _, t := range e.terms() {
+		if slices.Contains(fields, t[0]) {
+			r := TermRef{Field: t[0]}
+			copy(r.MAC[:], t[1:])
+			dst = append(dst, r)
+		}
+	}
+	return dst
 }
 
-func (l *Ledger) keysAndTerms(ctx context.Context, tenant string, idxs []uint64, withKeys bool, fields []uint8) (map[[16]byte]*KeyRef, []TermRef, error) {
+// HavePseudonymKeys returns those of refs whose pseudonym key exists in
+// the tenant, sorted and without repeats, each with its key's stamp
+// (PseudonymKey.Stamp). It reads the key database with one iterator in
+// key order, seeking from ref to ref, and unwraps no key (the stamp is a
+// digest of the stored record); ctx is checked every 1024 refs. Plans use
+// it to tell which subjects and sessions have a pseudonym key to destroy,
+// and which key.
+func (l *Ledger) HavePseudonymKeys(ctx context.Context, tenant string, refs []TermRef) ([]PseudonymRef, error) {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return nil, err
+	}
+	refs = slices.Clone(refs)
+	slices.SortFunc(refs, compareRefs)
+	refs = slices.Compact(refs)
+	var out []PseudonymRef
+	err = l.keysDB.View(func(txn *badger.Txn) error {
+		prefix := tenantKey(nsPseudonym, tid)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for n, r := range refs {
+			if n%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			key := pseudonymKeyKey(tid, r)
+			it.Seek(key)
+			if it.Valid() && bytes.Equal(it.Item().Key(), key) {
+				wrapped, err := it.Item().ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				out = append(out, PseudonymRef{Ref: r, Stamp: pseudonymStamp(wrapped)})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (l *Ledger) keysAndTerms(ctx context.Context, tenant string, idxs []uint64, fields []uint8) (map[[16]byte]*KeyRef, []TermRef, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
 		return nil, nil, err
@@ -107,18 +155,14 @@ func (l *Ledger) keysAndTerms(ctx context.Context, tenant string, idxs []uint64,
 				return err
 			}
 			id = ev.keyID()
-			for _, t := range ev.terms() {
-				if slices.Contains(fields, t[0]) {
-					r := TermRef{Field: t[0]}
-					copy(r.MAC[:], t[1:])
-					seen[r] = true
-				}
+			for _, r := range ev.refsOf(nil, fields) {
+				seen[r] = true
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
-		if withKeys && keys[id] == nil && !gone[id] {
+		if keys[id] == nil && !gone[id] {
 			k, err := l.keyRef(id)
 			if errors.Is(err, ErrKeyDestroyed) {
 				gone[id] = true

@@ -285,10 +285,11 @@ func indexesOf(es []KeyedEntry) []uint64 {
 // that index range holds them all. Entries an earlier build appended
 // (below daySealed) were sealed under a key of the clock's day at Append,
 // which could differ from their appended_at day: for those a day either
-// side is read too. Each candidate's envelope names its key; candidates
-// are read in transactions of 1024 entries (viewChunks), checking ctx
-// between them.
-func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, keys []*KeyRef, buckets []Bucket) ([]KeyedEntry, error) {
+// side is read too. Each candidate's envelope names its key, and the
+// refs of its terms of the given fields, collected in the same read;
+// candidates are read in transactions of 1024 entries (viewChunks),
+// checking ctx between them.
+func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, keys []*KeyRef, buckets []Bucket, fields ...uint8) ([]KeyedEntry, error) {
 	want := make(map[[16]byte]*KeyRef, len(keys))
 	type span struct{ lo, hi uint64 }
 	var ranges []span
@@ -361,11 +362,25 @@ func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, ke
 	cands = slices.Compact(cands)
 	var out []KeyedEntry
 	err := l.viewChunks(ctx, cands, func(txn *badger.Txn, i uint64) error {
-		id, ok, err := envelopeKeyOf(txn, tid, i)
-		if k := want[id]; ok && k != nil {
-			out = append(out, KeyedEntry{Index: i, Key: k})
+		item, err := txn.Get(payloadKey(tid, i))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			ev, err := parseEnvelope(v)
+			if err != nil {
+				return err
+			}
+			k := want[ev.keyID()]
+			if k == nil {
+				return nil
+			}
+			out = append(out, KeyedEntry{Index: i, Key: k, Terms: ev.refsOf(nil, fields)})
+			return nil
+		})
 	})
 	return out, err
 }
@@ -374,13 +389,18 @@ func (l *Ledger) entriesUnder(ctx context.Context, tid uint32, tenant string, ke
 type KeyedEntry struct {
 	Index uint64
 	Key   *KeyRef
+	// Terms are the refs of the requested fields (RetireBuckets) that the
+	// entry's envelope lists, in its order.
+	Terms []TermRef
 }
 
 // RetireBuckets retires whole expiry buckets (through the writer, like
 // Shred's first step) and returns every entry sealed under their keys, in
-// index order, with its key: complete, since no entry is committed under
-// a retired bucket's keys afterwards. Sweeps use it to plan.
-func (l *Ledger) RetireBuckets(ctx context.Context, tenant string, buckets []Bucket) ([]KeyedEntry, error) {
+// index order, with its key and the refs of its terms of the given fields
+// (read from its envelope in the same pass): complete, since no entry is
+// committed under a retired bucket's keys afterwards. Sweeps use it to
+// plan, and the terms to find the subjects and sessions that expire.
+func (l *Ledger) RetireBuckets(ctx context.Context, tenant string, buckets []Bucket, fields ...uint8) ([]KeyedEntry, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
 		return nil, err
@@ -388,7 +408,7 @@ func (l *Ledger) RetireBuckets(ctx context.Context, tenant string, buckets []Buc
 	if err := l.retire(ctx, &retirement{buckets: slices.Clone(buckets)}); err != nil {
 		return nil, fmt.Errorf("retire expiry buckets: %w", err)
 	}
-	return l.entriesUnder(ctx, tid, tenant, nil, buckets)
+	return l.entriesUnder(ctx, tid, tenant, nil, buckets, fields...)
 }
 
 // postings returns every index of a term prefix.

@@ -244,6 +244,19 @@ func (l *Ledger) UpdateState(ctx context.Context, tenant, name string, fn func(o
 // writes nothing under it. check's error is returned as is; check MUST NOT
 // call the ledger.
 func (l *Ledger) PutStateIf(ctx context.Context, tenant, name string, value []byte, guard string, check func(guardValue []byte) error) error {
+	return l.PutStatesIf(ctx, tenant, []string{name}, [][]byte{value}, guard, check)
+}
+
+// maxStatesIf bounds the records PutStatesIf writes.
+const maxStatesIf = 16
+
+// PutStatesIf is PutStateIf for a few records (at most 16) written in one
+// transaction: all or none. A nil value deletes its record. A plan's
+// header and its entry in the index of running plans are written so.
+func (l *Ledger) PutStatesIf(ctx context.Context, tenant string, names []string, values [][]byte, guard string, check func(guardValue []byte) error) error {
+	if len(names) != len(values) || len(names) > maxStatesIf {
+		return fmt.Errorf("store states: %d names, %d values (at most %d)", len(names), len(values), maxStatesIf)
+	}
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
 		return err
@@ -258,7 +271,18 @@ func (l *Ledger) PutStateIf(ctx context.Context, tenant, name string, value []by
 		if err := check(g); err != nil {
 			return err
 		}
-		return txn.Set(append(tenantKey(nsState, tid), name...), value)
+		for i, name := range names {
+			key := append(tenantKey(nsState, tid), name...)
+			if values[i] == nil {
+				err = txn.Delete(key)
+			} else {
+				err = txn.Set(key, values[i])
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

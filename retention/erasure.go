@@ -417,7 +417,7 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 			return 0, err
 		}
 		if k, err := s.L.PseudonymKey(ctx, er.Tenant, r, false); err == nil {
-			er.Pseudonyms = append(er.Pseudonyms, pseudonymEntry(k))
+			er.Pseudonyms = append(er.Pseudonyms, pseudonymEntry(ledger.PseudonymRef{Ref: k.Ref, Stamp: k.Stamp}))
 		} else if !errors.Is(err, ledger.ErrNotFound) {
 			return 0, err
 		}
@@ -1006,18 +1006,29 @@ func (s *Service) Unfinished() []string {
 // and one that commits after s makes this plan's commit fail
 // (commitPlan). So no entry is named erased by two tombstones, whichever
 // processes plan them.
+// It reads the headers of the running plans only (runningPlans), not
+// those of every plan the tenant ever stored.
 func (s *Service) claimed(ctx context.Context, er *Erasure) (map[uint64]bool, error) {
-	_, values, err := s.L.ListState(ctx, er.Tenant, stateErasure)
+	ids, err := s.runningPlans(ctx, er.Tenant)
 	if err != nil {
 		return nil, err
 	}
 	out := map[uint64]bool{}
-	for _, v := range values {
-		o := &Erasure{}
-		if err := json.Unmarshal(v, o); err != nil {
+	var stale []string
+	for _, id := range ids {
+		if id == er.ID {
+			continue
+		}
+		o, err := s.getErasure(ctx, er.Tenant, id, true)
+		if errors.Is(err, ledger.ErrNotFound) {
+			continue
+		} else if err != nil {
 			return nil, fmt.Errorf("erasure plan of %s: %w", er.Tenant, err)
 		}
-		if o.State != "executing" || o.ID == er.ID {
+		if o.State != "executing" {
+			// Indexed by runningPlans's first pass while it finished: a
+			// finished plan never runs again.
+			stale = append(stale, stateRunning+id)
 			continue
 		}
 		if _, found, err := s.L.IdentityIndex(ctx, o.Tenant, format.KindTombstone, o.partID(1)); err != nil {
@@ -1035,7 +1046,59 @@ func (s *Service) claimed(ctx context.Context, er *Erasure) (map[uint64]bool, er
 			out[i] = true
 		}
 	}
+	if len(stale) > 0 {
+		if err := s.L.DeleteStates(ctx, er.Tenant, stale); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// Index of running plans: the state record "erasure-running/<id>" (empty)
+// exists while plan id is "executing". It is written and deleted in the
+// same atomic write as the plan's header (putErasure), so claimed reads
+// the headers of the running plans only. A tenant's index is built from
+// every header by the first reader of a build that keeps it, once
+// ("erasure-running-indexed" records that it was): plans stored by an
+// earlier build are in it from then on.
+const (
+	stateRunning        = "erasure-running/"
+	stateRunningIndexed = "erasure-running-indexed"
+)
+
+// runningPlans returns the ids of a tenant's running plans, in id order,
+// from the index (building it first if the tenant has none). It may list
+// a plan that finished while the index was built; its header says so.
+func (s *Service) runningPlans(ctx context.Context, tenant string) ([]string, error) {
+	if _, err := s.L.GetState(ctx, tenant, stateRunningIndexed); errors.Is(err, ledger.ErrNotFound) {
+		_, values, err := s.L.ListState(ctx, tenant, stateErasure)
+		if err != nil {
+			return nil, err
+		}
+		var names []string
+		var empty [][]byte
+		for _, v := range values {
+			o := &Erasure{}
+			if err := json.Unmarshal(v, o); err != nil {
+				return nil, fmt.Errorf("erasure plan of %s: %w", tenant, err)
+			}
+			if o.State == "executing" {
+				names, empty = append(names, stateRunning+o.ID), append(empty, []byte{})
+			}
+		}
+		// The mark last: a crash before it leaves the index to build again.
+		names, empty = append(names, stateRunningIndexed), append(empty, []byte{})
+		if err := s.L.PutStates(ctx, tenant, names, empty); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	names, err := s.L.StateNames(ctx, tenant, stateRunning)
+	for i, n := range names {
+		names[i] = strings.TrimPrefix(n, stateRunning)
+	}
+	return names, err
 }
 
 // lastOf returns, of the subjects and sessions (index terms) of the
@@ -1043,13 +1106,19 @@ func (s *Service) claimed(ctx context.Context, er *Erasure) (map[uint64]bool, er
 // left with no live entry and no hold in force naming them once the plan
 // is carried out: their pseudonym keys are destroyed with the plan's data
 // keys (docs/RETENTION.md, "Pseudonym keys"). A subject or session seen
-// again later gets a new key, so a new pseudonym.
-// Entries that other plans have committed to erase (claimed) are not live
-// either: of two erasures sharing a session, the second to plan destroys
-// its key. Each is listed with its key's stamp (pseudonymEntry).
+// again later gets a new key, so a new pseudonym. ids may repeat. Which
+// have a key is read with one pass over the key database in key order
+// (HavePseudonymKeys); only those are looked up in the index. Entries
+// that other plans have committed to erase (claimed) are not live either:
+// of two erasures sharing a session, the second to plan destroys its key.
+// Each is listed with its key's stamp (pseudonymEntry).
 func (s *Service) lastOf(ctx context.Context, er *Erasure, ids []ledger.TermRef, claimed map[uint64]bool) ([]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
+	}
+	have, err := s.L.HavePseudonymKeys(ctx, er.Tenant, ids)
+	if err != nil || len(have) == 0 {
+		return nil, err
 	}
 	named, err := s.namedByHolds(ctx, er.Tenant)
 	if err != nil {
@@ -1063,17 +1132,11 @@ func (s *Service) lastOf(ctx context.Context, er *Erasure, ids []ledger.TermRef,
 		gone[i] = true
 	}
 	var out []string
-	for _, r := range ids {
-		if named[r.String()] {
+	for _, k := range have {
+		if named[k.Ref.String()] {
 			continue
 		}
-		k, err := s.L.PseudonymKey(ctx, er.Tenant, r, false)
-		if errors.Is(err, ledger.ErrNotFound) {
-			continue // never made, or destroyed already
-		} else if err != nil {
-			return nil, err
-		}
-		idxs, err := s.L.EntriesWith(ctx, er.Tenant, r)
+		idxs, err := s.L.EntriesWith(ctx, er.Tenant, k.Ref)
 		if err != nil {
 			return nil, err
 		}
@@ -1092,7 +1155,7 @@ func (s *Service) lastOf(ctx context.Context, er *Erasure, ids []ledger.TermRef,
 // and the key's stamp (ledger.PseudonymKey.Stamp): only that key is
 // destroyed, never one made for the same id after the plan read it. Plans
 // of an earlier build list the ref alone.
-func pseudonymEntry(k *ledger.PseudonymKey) string { return k.Ref.String() + "/" + k.Stamp }
+func pseudonymEntry(k ledger.PseudonymRef) string { return k.Ref.String() + "/" + k.Stamp }
 
 // pseudonymTerm is the ref's text form of a pseudonymEntry.
 func pseudonymTerm(entry string) string {

@@ -30,6 +30,9 @@ const statePlanPart = "erasure-part/"
 // held entries with the longest case references is a few MiB.
 var planChunk = format.MaxTombstoneNames
 
+// planStepBytes bounds the chunks putErasure writes in one transaction.
+const planStepBytes = 4 << 20
+
 // PlanLists says where a stored plan's lists are: the generation of their
 // chunks, the chunk size they were written with, and each list's length.
 type PlanLists struct {
@@ -108,11 +111,17 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 	}
 	fence := s.holding(er.Tenant, er.ID)
 	for len(names) > 0 {
-		// In steps, so that tests can interrupt the plan between them.
-		if err := s.L.PutStateIf(ctx, er.Tenant, names[0], values[0], stateLease+er.ID, fence); err != nil {
+		// In steps of at most 4 chunks and planStepBytes (a larger chunk
+		// alone), each one transaction; tests interrupt the plan between.
+		n, size := 0, 0
+		for n < min(len(names), 4) && (n == 0 || size+len(values[n]) <= planStepBytes) {
+			size += len(values[n])
+			n++
+		}
+		if err := s.L.PutStatesIf(ctx, er.Tenant, names[:n], values[:n], stateLease+er.ID, fence); err != nil {
 			return err
 		}
-		names, values = names[1:], values[1:]
+		names, values = names[n:], values[n:]
 		if testHookPlanChunks != nil {
 			if err := testHookPlanChunks(er); err != nil {
 				return err
@@ -131,7 +140,13 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 	if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
 		return err
 	}
-	if err := s.L.PutStateIf(ctx, er.Tenant, stateErasure+er.ID, b, stateLease+er.ID, s.holding(er.Tenant, er.ID)); err != nil {
+	// The index of running plans changes in the same atomic write.
+	var running []byte
+	if er.State == "executing" {
+		running = []byte{}
+	}
+	if err := s.L.PutStatesIf(ctx, er.Tenant, []string{stateErasure + er.ID, stateRunning + er.ID}, [][]byte{b, running},
+		stateLease+er.ID, s.holding(er.Tenant, er.ID)); err != nil {
 		return err
 	}
 	er.Lists = lists

@@ -140,7 +140,9 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 		}
 		expired = append(expired, b)
 	}
-	entries, err := s.L.RetireBuckets(ctx, er.Tenant, expired)
+	// The subjects and sessions of the entries come in the same pass over
+	// their envelopes (lastOf decides whose pseudonym keys go).
+	entries, err := s.L.RetireBuckets(ctx, er.Tenant, expired, ledger.SubjectField, s.SessionField)
 	if err != nil {
 		return 0, err
 	}
@@ -161,6 +163,7 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 	}
 	keys := map[[16]byte]*keyState{}
 	heldBucket := map[ledger.Bucket]bool{}
+	var ids []ledger.TermRef
 	er.Erase, er.Held, er.Keys, er.KeyRefs, er.Buckets = nil, nil, nil, nil, nil
 	for _, e := range entries {
 		k := keys[e.Key.ID]
@@ -176,6 +179,7 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 			k.gone++
 		} else {
 			er.Erase = append(er.Erase, e.Index)
+			ids = append(ids, e.Terms...)
 			k.gone++
 		}
 	}
@@ -210,15 +214,8 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 	slices.SortFunc(er.KeyRefs, func(a, b *ledger.KeyRef) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	// Subjects and sessions whose last live entries expire lose their
 	// pseudonym keys with them (lastOf).
-	er.Pseudonyms = nil
-	if len(er.Erase) > 0 {
-		ids, err := s.L.TermsOf(ctx, er.Tenant, er.Erase, ledger.SubjectField, s.SessionField)
-		if err != nil {
-			return 0, err
-		}
-		if er.Pseudonyms, err = s.lastOf(ctx, er, ids, claimed); err != nil {
-			return 0, err
-		}
+	if er.Pseudonyms, err = s.lastOf(ctx, er, ids, claimed); err != nil {
+		return 0, err
 	}
 	return size, nil
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -41,10 +40,7 @@ const (
 	MaxNesting    = 128
 )
 
-var (
-	unmarshalPayload = proto.UnmarshalOptions{RecursionLimit: MaxNesting}
-	unmarshalJSON    = protojson.UnmarshalOptions{RecursionLimit: MaxNesting}
-)
+var unmarshalPayload = proto.UnmarshalOptions{RecursionLimit: MaxNesting}
 
 // PayloadError says where and why a payload is not decodable. Path is
 // the field path inside the message, e.g. `attributes["k"].list_value.values[2]`;

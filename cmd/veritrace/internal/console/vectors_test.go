@@ -29,7 +29,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/big"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -55,6 +57,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit/bundle"
+	"github.com/veritrace/veritrace/audit/bundle/bundletest"
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
@@ -455,10 +458,80 @@ type vectors struct {
 	Merkle         merkleVectors `json:"merkle"`
 	Notes          noteVectors   `json:"notes"`
 	Checkpoints    []checkpointVector
-	BadCheckpoints []noteVector   `json:"bad_checkpoint_bodies"`
-	Format         formatVectors  `json:"format"`
-	EntryFiles     []strictVector `json:"entry_files"`
-	Times          []strictVector `json:"times"`
+	BadCheckpoints []noteVector    `json:"bad_checkpoint_bodies"`
+	Format         formatVectors   `json:"format"`
+	EntryFiles     []strictVector  `json:"entry_files"`
+	Times          []strictVector  `json:"times"`
+	Decoded        []decodedVector `json:"decoded"`
+}
+
+// decodedVector is a span or version payload and the Go verifier's
+// reading of it (audit/bundle.DecodePayload): its decoded form, the
+// canonical proto JSON the console must write byte for byte, or why it
+// has none.
+type decodedVector struct {
+	Kind        format.Kind `json:"kind"`
+	Payload     []byte      `json:"payload"`
+	Decoded     string      `json:"decoded,omitempty"`
+	Undecodable string      `json:"undecodable,omitempty"`
+}
+
+// makeDecoded gives the decoded forms of spans and versions: the rich
+// spans of the bundles, spans at the edges of proto JSON (map and Struct
+// key order, -0, exponents, escapes, Timestamps), and random spans and
+// versions (bundletest.FillRandom), some of them not decodable.
+func makeDecoded(t *testing.T) []decodedVector {
+	var msgs []proto.Message
+	for i, k := range []v1.SpanKind{v1.SpanKind_SPAN_KIND_AGENT, v1.SpanKind_SPAN_KIND_RETRIEVAL, v1.SpanKind_SPAN_KIND_GENERATION, v1.SpanKind_SPAN_KIND_TOOL, v1.SpanKind_SPAN_KIND_GUARDRAIL} {
+		msgs = append(msgs, richSpan(1, byte(i+1), 1, k))
+	}
+	keys := []string{"10", "2", "b", "a", "", "é", "e\u0301", "😀", "\uffff", "\ue000", "<&>", "\u2028", "A", "1e3", "-1"}
+	attrs := map[string]*structpb.Value{}
+	fields := map[string]*structpb.Value{}
+	for i, k := range keys {
+		attrs[k] = structpb.NewNumberValue([]float64{0, math.Copysign(0, -1), 1e21, 1e-7, 1.5e-7, 123456789.125, 0.1, 5e-324, math.MaxFloat64, -2.5e-300, 1e20, 1e-6, 1.0 / 3, 9007199254740993, -1}[i])
+		fields[k] = structpb.NewStringValue("\x00\x1f\x7f\b\f\n\r\t\"\\/<>&\u2028\u2029😀\ufffd" + k)
+	}
+	attrs["nested"] = structpb.NewStructValue(&structpb.Struct{Fields: fields})
+	attrs["list"] = structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{structpb.NewNullValue(), structpb.NewBoolValue(false), structpb.NewNumberValue(math.Copysign(0, -1)), structpb.NewStructValue(&structpb.Struct{})}})
+	for _, ns := range []int{0, 1, 1_000, 1_000_000, 120_000_000, 999_999_999} {
+		msgs = append(msgs, &v1.Span{
+			TraceId: bytes.Repeat([]byte{7}, 16), SpanId: []byte{1, 2, 3, 4, 5, 6, 7, 8}, Name: "edges", Kind: v1.SpanKind(99),
+			StartTime: &timestamppb.Timestamp{Seconds: -62135596800, Nanos: int32(ns)}, EndTime: &timestamppb.Timestamp{Seconds: 253402300799, Nanos: int32(ns)},
+			Usage:      &v1.Usage{InputTokens: math.MaxInt64, OutputTokens: math.MinInt64, Cost: math.Copysign(0, -1)},
+			Model:      &v1.Model{Temperature: proto.Float64(0), TopP: proto.Float64(math.Copysign(0, -1)), MaxTokens: proto.Int64(0), Seed: proto.Int64(1<<53 + 1)},
+			Attributes: attrs,
+		})
+	}
+	msgs = append(msgs, &v1.Span{}, &v1.Version{}, &v1.Version{Kind: v1.VersionKind_VERSION_KIND_PIPELINE, Name: "rag", Label: "7", Content: []byte(`{"k":4}`), MediaType: "application/json", Index: math.MaxUint64})
+	r := rand.New(rand.NewPCG(13, 2))
+	for i := range 160 {
+		var m proto.Message = &v1.Span{}
+		if i%4 == 3 {
+			m = &v1.Version{}
+		}
+		bundletest.FillRandom(r, m.ProtoReflect(), 0)
+		msgs = append(msgs, m)
+	}
+	var out []decodedVector
+	for _, m := range msgs {
+		kind := format.KindSpan
+		if _, ok := m.(*v1.Version); ok {
+			kind = format.KindVersion
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := decodedVector{Kind: kind, Payload: b}
+		if d, err := bundle.DecodePayload(kind, b); err != nil {
+			v.Undecodable = err.Error()
+		} else {
+			v.Decoded = string(d)
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 func makeVectors(t *testing.T) []byte {
@@ -467,6 +540,7 @@ func makeVectors(t *testing.T) []byte {
 	v.Notes, v.Checkpoints, v.BadCheckpoints = makeNotes(t, v.Merkle)
 	v.Format = makeFormat(t)
 	v.EntryFiles, v.Times = makeStrict(t)
+	v.Decoded = makeDecoded(t)
 	b, err := json.MarshalIndent(v, "", " ")
 	if err != nil {
 		t.Fatal(err)
@@ -787,6 +861,10 @@ func makeBundles(t *testing.T) {
 			richSpan(trace, 5, 1, v1.SpanKind_SPAN_KIND_GUARDRAIL),
 		}
 		spans[2].Versions = proto.Clone(&refs).(*v1.VersionRefs)
+		if trace == 1 { // for the decoded-form cases: an int64 past 2^53, and text that HTML escaping changes
+			spans[2].Usage.InputTokens = 1<<53 + 1
+			spans[2].Content.SystemInstructions = "Answer from the <refund policy> & cite it."
+		}
 		if _, err := ing.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: spans})); err != nil {
 			t.Fatal(err)
 		}
@@ -864,6 +942,46 @@ func makeBundles(t *testing.T) {
 		}
 		return c
 	}, nil)
+	// Decoded forms that read as the payload in protojson but are not its
+	// canonical text (attack13 D2, D3), and the ones that are.
+	genSpan := bundle.EntryFile(5) // the generation span of trace 1
+	editDecoded := func(change func(d []byte) []byte) func(string, []byte) []byte {
+		return func(name string, c []byte) []byte {
+			if name != genSpan {
+				return c
+			}
+			var e struct {
+				Decoded json.RawMessage `json:"decoded"`
+			}
+			if err := json.Unmarshal(c, &e); err != nil {
+				t.Fatal(err)
+			}
+			d := change(slices.Clone(e.Decoded))
+			if bytes.Equal(d, e.Decoded) {
+				t.Fatalf("the edit leaves the decoded form of %s as it is", name)
+			}
+			return bytes.Replace(c, e.Decoded, d, 1)
+		}
+	}
+	replace := func(old, new string) func(d []byte) []byte {
+		return func(d []byte) []byte { return bytes.Replace(d, []byte(old), []byte(new), 1) }
+	}
+	htmlEscaped := func(d []byte) []byte {
+		var b bytes.Buffer
+		json.HTMLEscape(&b, d)
+		return b.Bytes()
+	}
+	files["decoded-int64-lossy-number-resigned.zip"] = resign(t, valid, signer, editDecoded(replace(`"inputTokens":"9007199254740993"`, `"inputTokens":9007199254740993`)))
+	files["decoded-int64-exponent-resigned.zip"] = resign(t, valid, signer, editDecoded(replace(`"outputTokens":"95"`, `"outputTokens":"9.5e1"`)))
+	files["decoded-indented-resigned.zip"] = resign(t, valid, signer, editDecoded(func(d []byte) []byte {
+		var b bytes.Buffer
+		if err := json.Indent(&b, d, "", "\t"); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}))
+	files["decoded-html-escaped-format-2-resigned.zip"] = resignManifest(t, valid, signer, editDecoded(htmlEscaped), func(m *bundle.Manifest) { m.Format = bundle.FormatV2 })
+	files["decoded-html-escaped-resigned.zip"] = resign(t, valid, signer, editDecoded(htmlEscaped))
 	files["extra-file.zip"] = rezip(t, valid, func(_ string, c []byte) []byte { return c }, map[string][]byte{"entries/readme.txt": []byte("not evidence")})
 	files["payload-changed-resigned.zip"] = resign(t, valid, signer, func(name string, c []byte) []byte {
 		if name == firstSpan {
@@ -964,6 +1082,11 @@ func makeBundles(t *testing.T) {
 		{Name: "payload changed, re-signed", File: "payload-changed-resigned.zip", Key: "log.pub"},
 		{Name: "proof changed, re-signed", File: "proof-changed-resigned.zip", Key: "log.pub", Pinned: "pinned.txt"},
 		{Name: "decoded content changed, re-signed", File: "decoded-changed-resigned.zip", Key: "log.pub"},
+		{Name: "decoded int64 as a JSON number past 2^53 (reads as another value), re-signed", File: "decoded-int64-lossy-number-resigned.zip", Key: "log.pub"},
+		{Name: "decoded int64 with an exponent, re-signed", File: "decoded-int64-exponent-resigned.zip", Key: "log.pub"},
+		{Name: "decoded form indented, re-signed (verifies)", File: "decoded-indented-resigned.zip", Key: "log.pub"},
+		{Name: "decoded form HTML-escaped in format 2, as encoding/json wrote it, re-signed (verifies)", File: "decoded-html-escaped-format-2-resigned.zip", Key: "log.pub"},
+		{Name: "decoded form HTML-escaped in format 3, re-signed", File: "decoded-html-escaped-resigned.zip", Key: "log.pub"},
 		{Name: "version missing, re-signed", File: "version-missing-resigned.zip", Key: "log.pub"},
 		{Name: "tombstone missing, re-signed", File: "tombstone-missing-resigned.zip", Key: "log.pub"},
 		{Name: "time range with its headers", File: "time-range.zip", Key: "log.pub"},
@@ -983,7 +1106,7 @@ func makeBundles(t *testing.T) {
 	// checkpoint newer than its own, the fourth with a key that did not
 	// sign it, and both must fail.
 	verifies := map[string]bool{"valid.zip": true, "erased.zip": true, "time-range.zip": true,
-		"time-range-as-format-2-resigned.zip": true, "otlp.zip": true}
+		"time-range-as-format-2-resigned.zip": true, "otlp.zip": true, "decoded-indented-resigned.zip": true, "decoded-html-escaped-format-2-resigned.zip": true}
 	if !cases[0].OK || !cases[1].OK || !cases[4].OK || cases[2].OK || cases[3].OK {
 		t.Fatalf("unexpected verdicts on the valid bundles: %+v", cases[:5])
 	}
@@ -991,6 +1114,16 @@ func makeBundles(t *testing.T) {
 	for _, c := range cases[5:] {
 		if c.OK != verifies[c.File] {
 			t.Fatalf("bundle %s: verifies %v, want %v", c.Name, c.OK, verifies[c.File])
+		}
+	}
+	for _, c := range cases {
+		if !strings.HasPrefix(c.File, "decoded-") || !strings.HasSuffix(c.File, "-resigned.zip") || c.OK {
+			continue
+		}
+		for _, ch := range c.Checks {
+			if (ch.Failed > 0) != (ch.Name == bundle.CheckDecoded) {
+				t.Fatalf("bundle %s: check %s failed %d times; want only %s to fail", c.Name, ch.Name, ch.Failed, bundle.CheckDecoded)
+			}
 		}
 	}
 	for _, ch := range otlpMissing.Checks {

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { fromBase64, fromHex, sha256, toHex, utf8 } from "../src/verify/bytes";
-import { parseEntry, reportOK, verifyBundle } from "../src/verify/bundle";
+import { decodePayload, parseEntry, reportOK, verifyBundle } from "../src/verify/bundle";
 import { parseTime } from "../src/verify/strictjson";
 import { listZip, readZipFile } from "../src/verify/zip";
 import { commitment, parseHeader, versionId } from "../src/verify/header";
@@ -165,6 +165,21 @@ describe("OTLP sources", () => {
     expect(await checkOtlpSource({ ...h, spanId: new Uint8Array(8).fill(3) }, { span, resourceScopeSha256: ref }, { passed: false })).toMatch(/not the header's/);
     expect(await checkOtlpSource(h, { span, resourceScopeSha256: ref, resourceScope: new Uint8Array([0x12, 0]) }, { passed: false })).toMatch(/more than one form/);
     expect(await checkOtlpSource(h, { span: new Uint8Array([0x0c]), resourceScopeSha256: ref }, { passed: false })).toMatch(/does not parse/);
+  });
+});
+
+describe("decoded forms", () => {
+  it("writes the canonical proto JSON of every payload byte for byte as Go does, and refuses the same ones", () => {
+    expect(vectors.decoded.length).toBeGreaterThan(100);
+    for (const [i, v] of vectors.decoded.entries()) {
+      const got = decodePayload(v.kind, fromBase64(v.payload));
+      if (v.undecodable) {
+        expect(got.problem, `vector ${i}: Go: ${v.undecodable}`).not.toBe("");
+      } else {
+        expect(got.problem, `vector ${i}`).toBe("");
+        expect(got.decoded, `vector ${i}`).toBe(v.decoded);
+      }
+    }
   });
 });
 

@@ -4,12 +4,13 @@
 // against a verifier key the auditor supplies. Nothing here talks to a
 // server.
 
-import { equals, fromBinary, fromJsonString, type DescMessage } from "@bufbuild/protobuf";
+import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import { SpanSchema, StatusCode } from "../gen/veritrace/v1/span_pb";
 import { VersionSchema } from "../gen/veritrace/v1/version_pb";
 import { equal, fromBase64, fromHex, sha256, toHex, utf8Decoder } from "./bytes";
 import { KIND_SPAN, KIND_TOMBSTONE, KIND_VERSION, isZero, parseHeader, commitment, validName, versionId, type Header } from "./header";
 import { compact, rawMember } from "./json";
+import { protoJSON } from "./protojson";
 import { arrayOf, checkMembers, objectOf, parseStrict, parseTime, stringOf, uintOf, type JObject, type JValue } from "./strictjson";
 import { leafHash, verifyConsistency, verifyInclusion } from "./merkle";
 import { NoteError, openCheckpoint, openNote, parseDigestBody, type Checkpoint, type VerifierKey } from "./note";
@@ -397,6 +398,56 @@ function decodableProblem(v: unknown, valueDepth = 0, depth = 0): string {
   return "";
 }
 
+/**
+ * A span or version payload parsed, with its decoded form (the canonical
+ * proto JSON, docs/FORMAT.md §2.5) when it is decodable, or why it is not.
+ * The Go verifier's is audit/bundle.DecodePayload.
+ */
+export function decodePayload(kind: number, payload: Uint8Array): { msg?: Obj; problem: string; decoded?: string } {
+  const schema: DescMessage = kind === KIND_SPAN ? SpanSchema : VersionSchema;
+  let msg: Obj;
+  try {
+    msg = fromBinary(schema, payload) as unknown as Obj;
+  } catch (err) {
+    return { problem: `does not parse as ${schema.typeName}: ${errText(err)}` };
+  }
+  const problem = decodableProblem(msg);
+  if (problem) return { msg, problem };
+  try {
+    return { msg, problem, decoded: protoJSON(schema, msg) };
+  } catch (err) {
+    return { msg, problem: errText(err) };
+  }
+}
+
+/**
+ * Whether an entry's decoded text is the payload's decoded form want (its
+ * compact text: the canonical proto JSON, or a JSON payload compacted), as
+ * check 9 of docs/BUNDLE.md requires: the same text once the white space
+ * outside strings is removed. Parsing the text and comparing messages would
+ * pass texts that ordinary JSON readers read as other values (an int64 as a
+ * number past 2^53) or that other proto JSON parsers read otherwise ("2e1"
+ * for 20), on which the Go verifier and this one could disagree. Bundles
+ * of formats 1 and 2 may also hold want HTML-escaped, as Go's encoding/json
+ * wrote entry files before format 3 (<, >, &, U+2028, U+2029 as \u003c,
+ * \u003e, \u0026, \u2028, \u2029).
+ */
+function decodedEqual(format: string, want: string | undefined, raw: string | undefined): boolean {
+  if (want === undefined || raw === undefined) return false;
+  let got: string;
+  try {
+    got = compact(raw);
+  } catch {
+    return false;
+  }
+  if (got === want) return true;
+  return (format === FORMAT_V1 || format === FORMAT_V2) && HTML_ESCAPED.test(want) && got === want.replace(HTML_ESCAPED_ALL, htmlEscape);
+}
+
+const HTML_ESCAPED = /[<>&\u2028\u2029]/;
+const HTML_ESCAPED_ALL = /[<>&\u2028\u2029]/g;
+const htmlEscape = (c: string) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0");
+
 /** Standard base64 (with padding) of a JSON payload's text, compacted; undefined when it is not UTF-8 JSON. */
 function compactJSON(payload: Uint8Array): string | undefined {
   try {
@@ -727,13 +778,7 @@ async function checkPayload(m: Manifest, h: Header, e: EntryFile, payload: Uint8
   };
   if (h.kind >= 4) {
     const want = compactJSON(payload);
-    decodedForm(want === undefined ? "not UTF-8 JSON" : "", () => {
-      try {
-        return compact(e.decodedRaw ?? "") === want;
-      } catch {
-        return false;
-      }
-    });
+    decodedForm(want === undefined ? "not UTF-8 JSON" : "", () => decodedEqual(m.format, want, e.decodedRaw));
     if (h.kind === KIND_TOMBSTONE) {
       let ts: { reason: string; erased: { index: number; leaf_hash: string }[] };
       try {
@@ -751,22 +796,8 @@ async function checkPayload(m: Manifest, h: Header, e: EntryFile, payload: Uint8
     r.passed.add(Checks.identity);
     return;
   }
-  const schema: DescMessage = h.kind === KIND_SPAN ? SpanSchema : VersionSchema;
-  let msg: Obj | undefined;
-  let problem = "";
-  try {
-    msg = fromBinary(schema, payload) as unknown as Obj;
-    problem = decodableProblem(msg);
-  } catch (err) {
-    problem = `does not parse as ${schema.typeName}: ${errText(err)}`;
-  }
-  decodedForm(problem, () => {
-    try {
-      return equals(schema, msg as never, fromJsonString(schema, e.decodedRaw ?? "") as never);
-    } catch {
-      return false;
-    }
-  });
+  const { msg, problem, decoded } = decodePayload(h.kind, payload);
+  decodedForm(problem, () => decodedEqual(m.format, decoded, e.decodedRaw));
   if (!msg) {
     fail(Checks.identity, `entry ${h.index}: ${problem}`);
     return;
