@@ -659,16 +659,11 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 			return err
 		} else if found {
 			// Committed before an interruption, from the plan as persisted:
-			// every part is appended again (appending nothing twice). The
-			// first too, so that a plan that is not the one committed (a
+			// every part is appended again below (appending nothing twice),
+			// the first too, so that a plan that is not the one committed (a
 			// process that lost the lease appended its own: docs/RETENTION.md,
 			// "Several processes over one database") is refused before it
 			// destroys anything.
-			idx, err := s.appendPart(ctx, er, 1, nil)
-			if err != nil {
-				return err
-			}
-			er.Tombstones = []uint64{idx}
 			break
 		}
 		if er.HoldsAt == nil {
