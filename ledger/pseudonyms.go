@@ -92,11 +92,13 @@ func (e envelope) refsOf(dst []TermRef, fields []uint8) []TermRef {
 }
 
 // HavePseudonymKeys returns those of refs whose pseudonym key exists in
-// the tenant, sorted and without repeats. It reads the key database with
-// one iterator in key order, seeking from ref to ref, and reads no key
-// material (keys only); ctx is checked every 1024 refs. Plans use it to
-// tell which subjects and sessions have a pseudonym key to destroy.
-func (l *Ledger) HavePseudonymKeys(ctx context.Context, tenant string, refs []TermRef) ([]TermRef, error) {
+// the tenant, sorted and without repeats, each with its key's stamp
+// (PseudonymKey.Stamp). It reads the key database with one iterator in
+// key order, seeking from ref to ref, and unwraps no key (the stamp is a
+// digest of the stored record); ctx is checked every 1024 refs. Plans use
+// it to tell which subjects and sessions have a pseudonym key to destroy,
+// and which key.
+func (l *Ledger) HavePseudonymKeys(ctx context.Context, tenant string, refs []TermRef) ([]PseudonymRef, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
 		return nil, err
@@ -104,7 +106,7 @@ func (l *Ledger) HavePseudonymKeys(ctx context.Context, tenant string, refs []Te
 	refs = slices.Clone(refs)
 	slices.SortFunc(refs, compareRefs)
 	refs = slices.Compact(refs)
-	var out []TermRef
+	var out []PseudonymRef
 	err = l.keysDB.View(func(txn *badger.Txn) error {
 		prefix := tenantKey(nsPseudonym, tid)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
@@ -118,7 +120,11 @@ func (l *Ledger) HavePseudonymKeys(ctx context.Context, tenant string, refs []Te
 			key := pseudonymKeyKey(tid, r)
 			it.Seek(key)
 			if it.Valid() && bytes.Equal(it.Item().Key(), key) {
-				out = append(out, r)
+				wrapped, err := it.Item().ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				out = append(out, PseudonymRef{Ref: r, Stamp: pseudonymStamp(wrapped)})
 			}
 		}
 		return nil
@@ -200,9 +206,31 @@ const (
 // the value by a pseudonym and seals what must be kept of it while it
 // exists.
 type PseudonymKey struct {
-	Ref  TermRef
-	raw  []byte
-	aead cipher.AEAD
+	Ref TermRef
+	// Stamp tells this key apart from every other key its ref has had or
+	// will have (a key made again after the ref's key was destroyed has
+	// another stamp): the first 16 bytes of SHA-256 over the key's stored
+	// record (wrapped under a random nonce), in hex. It says nothing about
+	// the key or the id. A plan records the stamp of each pseudonym key it
+	// is to destroy, and Shred destroys a key only if its stamp is still
+	// that one.
+	Stamp string
+	raw   []byte
+	aead  cipher.AEAD
+}
+
+// PseudonymRef names a pseudonym key to destroy: the key of Ref, only if
+// its stamp is Stamp. An empty Stamp (plans of an earlier build) names
+// whichever key Ref has.
+type PseudonymRef struct {
+	Ref   TermRef
+	Stamp string
+}
+
+// pseudonymStamp is PseudonymKey.Stamp of a stored (wrapped) key record.
+func pseudonymStamp(wrapped []byte) string {
+	h := sha256.Sum256(wrapped)
+	return hex.EncodeToString(h[:16])
 }
 
 // Pseudonym returns the value's pseudonym: HMAC-SHA256(key, tag || value)
@@ -327,5 +355,40 @@ func (ks *keyStore) loadPseudonym(key []byte, r TermRef) (*PseudonymKey, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &PseudonymKey{Ref: r, raw: raw, aead: aead}, nil
+	return &PseudonymKey{Ref: r, Stamp: pseudonymStamp(wrapped), raw: raw, aead: aead}, nil
+}
+
+// doomedPseudonyms returns the records of the pseudonym keys to destroy
+// of refs: those that exist and whose stamp is the one named. The caller
+// holds shredMu, which every destruction of a pseudonym key holds, and a
+// key is only ever made where none exists: so the keys it returns are
+// still those keys when the caller drops them, and a key made since a
+// plan read the stamp (the id seen again after its key was destroyed)
+// is never dropped by that plan.
+func (ks *keyStore) doomedPseudonyms(tid uint32, refs []PseudonymRef) ([][]byte, error) {
+	var out [][]byte
+	err := ks.db.View(func(txn *badger.Txn) error {
+		for _, p := range refs {
+			key := pseudonymKeyKey(tid, p.Ref)
+			item, err := txn.Get(key)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue // never made, or destroyed already
+			}
+			if err != nil {
+				return err
+			}
+			if p.Stamp != "" {
+				wrapped, err := item.ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				if pseudonymStamp(wrapped) != p.Stamp {
+					continue // another key, made since the plan read it
+				}
+			}
+			out = append(out, key)
+		}
+		return nil
+	})
+	return out, err
 }

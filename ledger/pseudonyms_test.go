@@ -11,7 +11,7 @@ import (
 )
 
 // HavePseudonymKeys answers, in one pass, what PseudonymKey answers ref by
-// ref: which refs have a key, in this tenant only.
+// ref: which refs have a key, in this tenant only, and its stamp.
 func TestHavePseudonymKeys(t *testing.T) {
 	ctx := context.Background()
 	l := openTest(t, t.TempDir())
@@ -40,15 +40,15 @@ func TestHavePseudonymKeys(t *testing.T) {
 			}
 		}
 	}
-	var want []TermRef
+	var want []PseudonymRef
 	for _, r := range refs {
-		if _, err := l.PseudonymKey(ctx, "default", r, false); err == nil {
-			want = append(want, r)
+		if k, err := l.PseudonymKey(ctx, "default", r, false); err == nil {
+			want = append(want, PseudonymRef{Ref: r, Stamp: k.Stamp})
 		} else if !errors.Is(err, ErrNotFound) {
 			t.Fatal(err)
 		}
 	}
-	slices.SortFunc(want, compareRefs)
+	slices.SortFunc(want, func(a, b PseudonymRef) int { return compareRefs(a.Ref, b.Ref) })
 	slices.Reverse(refs)
 	got, err := l.HavePseudonymKeys(ctx, "default", append(refs, refs[:7]...))
 	if err != nil {

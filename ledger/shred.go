@@ -449,8 +449,9 @@ type Erased struct {
 // destroyed included (their index records are removed if a crash left
 // them). It returns the entries erased by this call.
 //
-// The pseudonym keys of the term refs given (those that exist) are
-// destroyed with the data keys, in the same DropPrefix call.
+// The pseudonym keys named (those that exist and still have the stamp
+// named: PseudonymRef) are destroyed with the data keys, in the same
+// DropPrefix call.
 //
 // The steps, each idempotent (a later task drives them one by one):
 //  1. retire the keys and buckets through the writer (durable marks checked
@@ -459,7 +460,7 @@ type Erased struct {
 //  3. re-seal those to keep, drop the payloads and index terms of the rest;
 //  4. destroy the keys: their index records, then one DropPrefix over
 //     their material.
-func (l *Ledger) Shred(ctx context.Context, tenant string, keys []*KeyRef, buckets []Bucket, erase map[uint64]bool, pseudonyms ...TermRef) ([]Erased, error) {
+func (l *Ledger) Shred(ctx context.Context, tenant string, keys []*KeyRef, buckets []Bucket, erase map[uint64]bool, pseudonyms ...PseudonymRef) ([]Erased, error) {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
 		return nil, err
@@ -511,9 +512,9 @@ func (l *Ledger) Shred(ctx context.Context, tenant string, keys []*KeyRef, bucke
 	if err := l.failure(); err != nil {
 		return nil, err
 	}
-	var also [][]byte
-	for _, r := range pseudonyms {
-		also = append(also, pseudonymKeyKey(tid, r))
+	also, err := l.keys.doomedPseudonyms(tid, pseudonyms)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := l.keys.destroy(l.quit, keys, buckets, also...); err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -411,7 +412,15 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 	}
 	er.Keys, er.KeyRefs, er.Pseudonyms = nil, nil, nil
 	if er.SelectorRef != "" && len(er.Held) == 0 {
-		er.Pseudonyms = append(er.Pseudonyms, er.SelectorRef)
+		r, err := ledger.ParseTermRef(er.SelectorRef)
+		if err != nil {
+			return 0, err
+		}
+		if k, err := s.L.PseudonymKey(ctx, er.Tenant, r, false); err == nil {
+			er.Pseudonyms = append(er.Pseudonyms, pseudonymEntry(ledger.PseudonymRef{Ref: k.Ref, Stamp: k.Stamp}))
+		} else if !errors.Is(err, ledger.ErrNotFound) {
+			return 0, err
+		}
 	}
 	if len(er.Erase) > 0 {
 		keys, ids, err := s.L.KeysAndTermsOf(ctx, er.Tenant, er.Erase, ledger.SubjectField, s.SessionField)
@@ -426,7 +435,7 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 		// subject's sessions, a session's or a trace's subjects) lose
 		// their pseudonym keys with their last live entry.
 		ids = slices.DeleteFunc(ids, func(r ledger.TermRef) bool { return r.String() == er.SelectorRef })
-		gone, err := s.lastOf(ctx, er, ids)
+		gone, err := s.lastOf(ctx, er, ids, claimed)
 		if err != nil {
 			return 0, err
 		}
@@ -562,20 +571,14 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	// A hold placed since the plan was made on a subject or session whose
 	// key the plan destroys keeps it (the hold names it by it); a hold in
 	// force on the erased selector keeps entries, so the plan holds none.
-	heldTerms, err := s.namedByHolds(ctx, er.Tenant)
+	pseudonyms, err := s.doomedPseudonyms(ctx, er, erase)
 	if err != nil {
-		return err
+		return fmt.Errorf("erasure %s: %w", er.ID, err)
 	}
-	pseudonyms := make([]ledger.TermRef, 0, len(er.Pseudonyms))
-	for _, t := range er.Pseudonyms {
-		if heldTerms[t] && t != er.SelectorRef {
-			continue
-		}
-		r, err := ledger.ParseTermRef(t)
-		if err != nil {
-			return fmt.Errorf("erasure %s: %w", er.ID, err)
-		}
-		pseudonyms = append(pseudonyms, r)
+	// Fenced: a process that lost the plan's lease destroys nothing (see
+	// docs/RETENTION.md for what the check leaves open).
+	if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
+		return err
 	}
 	if _, err := s.L.Shred(ctx, er.Tenant, keys, buckets, erase, pseudonyms...); err != nil {
 		return fmt.Errorf("erasure %s: %w", er.ID, err)
@@ -587,6 +590,9 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 		if err := testHookAfterShred(); err != nil {
 			return err
 		}
+	}
+	if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
+		return err
 	}
 	parts := splitTombstone(er.tombstone())
 	for p, part := range parts {
@@ -653,7 +659,11 @@ func (s *Service) commitPlan(ctx context.Context, er *Erasure) error {
 			return err
 		} else if found {
 			// Committed before an interruption, from the plan as persisted:
-			// every part is appended again below (appending nothing twice).
+			// every part is appended again below (appending nothing twice),
+			// the first too, so that a plan that is not the one committed (a
+			// process that lost the lease appended its own: docs/RETENTION.md,
+			// "Several processes over one database") is refused before it
+			// destroys anything.
 			break
 		}
 		if er.HoldsAt == nil {
@@ -856,7 +866,7 @@ func (s *Service) scrubHolds(ctx context.Context, er *Erasure) error {
 	}
 	gone := map[string]bool{}
 	for _, t := range er.Pseudonyms {
-		gone[t] = true
+		gone[pseudonymTerm(t)] = true
 	}
 	hs, err := s.stored(ctx, er.Tenant, true)
 	if err != nil {
@@ -1093,39 +1103,108 @@ func (s *Service) runningPlans(ctx context.Context, tenant string) ([]string, er
 // keys (docs/RETENTION.md, "Pseudonym keys"). A subject or session seen
 // again later gets a new key, so a new pseudonym. ids may repeat. Which
 // have a key is read with one pass over the key database in key order
-// (HavePseudonymKeys); only those are looked up in the index.
-func (s *Service) lastOf(ctx context.Context, er *Erasure, ids []ledger.TermRef) ([]string, error) {
+// (HavePseudonymKeys); only those are looked up in the index. Entries
+// that other plans have committed to erase (claimed) are not live either:
+// of two erasures sharing a session, the second to plan destroys its key.
+// Each is listed with its key's stamp (pseudonymEntry).
+func (s *Service) lastOf(ctx context.Context, er *Erasure, ids []ledger.TermRef, claimed map[uint64]bool) ([]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	ids, err := s.L.HavePseudonymKeys(ctx, er.Tenant, ids)
-	if err != nil || len(ids) == 0 {
+	have, err := s.L.HavePseudonymKeys(ctx, er.Tenant, ids)
+	if err != nil || len(have) == 0 {
 		return nil, err
 	}
 	named, err := s.namedByHolds(ctx, er.Tenant)
 	if err != nil {
 		return nil, err
 	}
-	erased := map[uint64]bool{}
+	gone := maps.Clone(claimed)
+	if gone == nil {
+		gone = map[uint64]bool{}
+	}
 	for _, i := range er.Erase {
-		erased[i] = true
+		gone[i] = true
 	}
 	var out []string
-	for _, r := range ids {
-		if named[r.String()] {
+	for _, k := range have {
+		if named[k.Ref.String()] {
 			continue
 		}
-		idxs, err := s.L.EntriesWith(ctx, er.Tenant, r)
+		idxs, err := s.L.EntriesWith(ctx, er.Tenant, k.Ref)
 		if err != nil {
 			return nil, err
 		}
-		live, err := s.liveOutside(ctx, er.Tenant, idxs, erased)
+		live, err := s.liveOutside(ctx, er.Tenant, idxs, gone)
 		if err != nil {
 			return nil, err
 		}
 		if !live {
-			out = append(out, r.String())
+			out = append(out, pseudonymEntry(k))
 		}
+	}
+	return out, nil
+}
+
+// A plan lists each pseudonym key it destroys as its ref's text form, "/"
+// and the key's stamp (ledger.PseudonymKey.Stamp): only that key is
+// destroyed, never one made for the same id after the plan read it. Plans
+// of an earlier build list the ref alone.
+func pseudonymEntry(k ledger.PseudonymRef) string { return k.Ref.String() + "/" + k.Stamp }
+
+// pseudonymTerm is the ref's text form of a pseudonymEntry.
+func pseudonymTerm(entry string) string {
+	t, _, _ := strings.Cut(entry, "/")
+	return t
+}
+
+// doomedPseudonyms returns the pseudonym keys complete destroys of those
+// the plan lists, read right before Shred: not those of subjects and
+// sessions that a hold placed since the plan was made names (a hold in
+// force on the erased selector keeps entries, so the plan lists none),
+// nor, but for an erasure's selector, those that have a live entry
+// outside the plan and the entries other plans committed to erase (data
+// appended since the plan was made, or since a crash interrupted it). A
+// new entry appended between this check and the key's destruction is the
+// window docs/RETENTION.md ("Several processes over one database") names.
+func (s *Service) doomedPseudonyms(ctx context.Context, er *Erasure, erase map[uint64]bool) ([]ledger.PseudonymRef, error) {
+	if len(er.Pseudonyms) == 0 {
+		return nil, nil
+	}
+	heldTerms, err := s.namedByHolds(ctx, er.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	var gone map[uint64]bool
+	out := make([]ledger.PseudonymRef, 0, len(er.Pseudonyms))
+	for _, entry := range er.Pseudonyms {
+		t, stamp, _ := strings.Cut(entry, "/")
+		selector := t == er.SelectorRef && er.Kind == ""
+		if heldTerms[t] && !selector {
+			continue
+		}
+		r, err := ledger.ParseTermRef(t)
+		if err != nil {
+			return nil, err
+		}
+		if !selector {
+			if gone == nil {
+				if gone, err = s.claimed(ctx, er); err != nil {
+					return nil, err
+				}
+				maps.Copy(gone, erase)
+			}
+			idxs, err := s.L.EntriesWith(ctx, er.Tenant, r)
+			if err != nil {
+				return nil, err
+			}
+			if live, err := s.liveOutside(ctx, er.Tenant, idxs, gone); err != nil {
+				return nil, err
+			} else if live {
+				continue
+			}
+		}
+		out = append(out, ledger.PseudonymRef{Ref: r, Stamp: stamp})
 	}
 	return out, nil
 }

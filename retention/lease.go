@@ -14,14 +14,22 @@ import (
 // whichever node it runs on. Before it plans, stores, resumes or drops
 // the chunks of a plan, a process takes the plan's lease, the state record
 // "erasure-lease/<id>", with one atomic update (ledger.UpdateState): the
-// lease names the node and the run of the process that holds it and when
-// it ends. A lease is taken if there is none, if it has ended, or if it is
-// the same node's from an earlier run (a node is one process at a time:
-// its earlier run is over). Every write of the plan's header checks, in
-// the same atomic write, that the writer still holds the lease
-// (ledger.PutStateIf), so a process that lost it writes nothing more.
-// The lease of an erasure request is taken by its request id before the
-// request is looked up, so that two requests with one id never both plan.
+// lease names the node and the run of the process that holds it, when it
+// ends, and its fencing token. A lease is taken if there is none, if it
+// has ended (or was released), or if it is the same node's from an
+// earlier run (a node is one process at a time: its earlier run is over);
+// every taking raises the token by one, and the record is never deleted
+// (releasing ends it), so a token is never given twice for one plan. The
+// holder remembers its token and renews the lease only while the record
+// still carries it: a process that lost a lease never takes it again in
+// the same operation, even once it is released (the operation fails with
+// ErrBusy). Every write of a plan (its chunks and its header) checks, in
+// the same atomic write, that the record carries the writer's token
+// (ledger.PutStateIf), so a process that lost the lease writes nothing
+// more; destroying keys and marking entries erased check it right before
+// (docs/RETENTION.md, "Several processes over one database"). The lease
+// of an erasure request is taken by its request id before the request is
+// looked up, so that two requests with one id never both plan.
 const stateLease = "erasure-lease/"
 
 // leaseTTL is how long a lease lasts without being renewed; each step of
@@ -32,6 +40,9 @@ type lease struct {
 	Node  string    `json:"node"`
 	Run   string    `json:"run"`
 	Until time.Time `json:"until"`
+	// Token is the lease's fencing token: 1 when first taken, one more at
+	// every taking; 0 in leases of an earlier build.
+	Token uint64 `json:"token,omitempty"`
 }
 
 // run returns the id of this Service value's run, made once.
@@ -49,45 +60,91 @@ func (s *Service) runID() string {
 // errLeaseLost: a plan's lease is held by another process.
 var errLeaseLost = fmt.Errorf("%w: the plan's lease is held by another process", ErrBusy)
 
+// heldToken returns the token this process holds plan id's lease with (0:
+// none), and sets it to t unless t is nil (*t == 0: forget it).
+func (s *Service) heldToken(tenant, id string, t *uint64) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := tenant + "/" + id
+	old := s.tokens[k]
+	switch {
+	case t == nil:
+	case *t == 0:
+		delete(s.tokens, k)
+	default:
+		if s.tokens == nil {
+			s.tokens = map[string]uint64{}
+		}
+		s.tokens[k] = *t
+	}
+	return old
+}
+
 // acquire takes (or renews) the lease of plan id for this process; ErrBusy
-// if another process holds it.
+// if another process holds it, or took it since this process did.
 func (s *Service) acquire(ctx context.Context, tenant, id string) error {
 	run, now := s.runID(), s.now()
-	return s.L.UpdateState(ctx, tenant, stateLease+id, func(old []byte) ([]byte, error) {
+	mine := s.heldToken(tenant, id, nil)
+	var token uint64
+	err := s.L.UpdateState(ctx, tenant, stateLease+id, func(old []byte) ([]byte, error) {
+		var l lease
 		if old != nil {
-			var l lease
 			if err := json.Unmarshal(old, &l); err != nil {
 				return nil, fmt.Errorf("lease of %s: %w", id, err)
 			}
-			if l.Node != s.Node && now.Before(l.Until) {
+		}
+		switch {
+		case mine != 0:
+			// Renewed only if nobody took it since: never taken back.
+			if old == nil || l.Token != mine || l.Node != s.Node || l.Run != run {
 				return nil, errLeaseLost
 			}
+			token = mine
+		case old != nil && l.Node != s.Node && now.Before(l.Until):
+			return nil, errLeaseLost
+		default:
+			token = l.Token + 1
 		}
-		return json.Marshal(&lease{Node: s.Node, Run: run, Until: now.Add(leaseTTL)})
+		return json.Marshal(&lease{Node: s.Node, Run: run, Until: now.Add(leaseTTL), Token: token})
 	})
+	if err != nil {
+		return err
+	}
+	s.heldToken(tenant, id, &token)
+	return nil
 }
 
-// release gives up the lease of plan id if this process holds it.
+// release ends the lease of plan id if this process holds it, keeping its
+// token in the record, and forgets it.
 func (s *Service) release(ctx context.Context, tenant, id string) {
+	var none uint64
+	mine := s.heldToken(tenant, id, &none)
+	if mine == 0 {
+		return
+	}
 	run := s.runID()
 	err := s.L.UpdateState(ctx, tenant, stateLease+id, func(old []byte) ([]byte, error) {
 		var l lease
-		if old == nil || json.Unmarshal(old, &l) != nil || l.Node != s.Node || l.Run != run {
+		if old == nil || json.Unmarshal(old, &l) != nil || l.Node != s.Node || l.Run != run || l.Token != mine {
 			return old, nil // not ours: leave it
 		}
-		return nil, nil
+		l.Until = time.Time{}
+		return json.Marshal(&l)
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.log().WarnContext(ctx, "a plan's lease could not be released; it ends by itself", "tenant", tenant, "id", id, "err", err)
 	}
 }
 
-// holding checks, atomically with a write, that this process holds the
-// lease whose record is b.
-func (s *Service) holding(b []byte) error {
-	var l lease
-	if b == nil || json.Unmarshal(b, &l) != nil || l.Node != s.Node || l.Run != s.runID() {
-		return errLeaseLost
+// holding returns a check, made atomically with a write, that this
+// process holds plan id's lease, whose record is b.
+func (s *Service) holding(tenant, id string) func(b []byte) error {
+	mine, run := s.heldToken(tenant, id, nil), s.runID()
+	return func(b []byte) error {
+		var l lease
+		if mine == 0 || b == nil || json.Unmarshal(b, &l) != nil || l.Node != s.Node || l.Run != run || l.Token != mine {
+			return errLeaseLost
+		}
+		return nil
 	}
-	return nil
 }

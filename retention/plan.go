@@ -30,6 +30,9 @@ const statePlanPart = "erasure-part/"
 // held entries with the longest case references is a few MiB.
 var planChunk = format.MaxTombstoneNames
 
+// planStepBytes bounds the chunks putErasure writes in one transaction.
+const planStepBytes = 4 << 20
+
 // PlanLists says where a stored plan's lists are: the generation of their
 // chunks, the chunk size they were written with, and each list's length.
 type PlanLists struct {
@@ -99,10 +102,23 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 			return err
 		}
 	}
+	// Every chunk, like the header, is written only by the lease's holder
+	// (taken or renewed here), checked in the same atomic write: a
+	// process that lost the lease never writes over the chunks of the one
+	// that took it, though both may write the same generation.
+	if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
+		return err
+	}
+	fence := s.holding(er.Tenant, er.ID)
 	for len(names) > 0 {
-		// In steps, so that tests can interrupt the plan between them.
-		n := min(len(names), 4)
-		if err := s.L.PutStates(ctx, er.Tenant, names[:n], values[:n]); err != nil {
+		// In steps of at most 4 chunks and planStepBytes (a larger chunk
+		// alone), each one transaction; tests interrupt the plan between.
+		n, size := 0, 0
+		for n < min(len(names), 4) && (n == 0 || size+len(values[n]) <= planStepBytes) {
+			size += len(values[n])
+			n++
+		}
+		if err := s.L.PutStatesIf(ctx, er.Tenant, names[:n], values[:n], stateLease+er.ID, fence); err != nil {
 			return err
 		}
 		names, values = names[n:], values[n:]
@@ -130,7 +146,7 @@ func (s *Service) putErasure(ctx context.Context, er *Erasure) error {
 		running = []byte{}
 	}
 	if err := s.L.PutStatesIf(ctx, er.Tenant, []string{stateErasure + er.ID, stateRunning + er.ID}, [][]byte{b, running},
-		stateLease+er.ID, s.holding); err != nil {
+		stateLease+er.ID, s.holding(er.Tenant, er.ID)); err != nil {
 		return err
 	}
 	er.Lists = lists

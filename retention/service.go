@@ -49,8 +49,11 @@ type Service struct {
 	Node string
 
 	mu       sync.Mutex
-	policies map[string]*Policy
+	policies map[string]cachedPolicy
 	run      string // this value's run among the node's (lease.go)
+	// tokens: the fencing token of each lease this process holds, by
+	// "tenant/id" (lease.go); the leases themselves are durable.
+	tokens map[string]uint64
 	// work runs one erasure, sweep, policy change or hold release at a
 	// time in this process: it saves work that would be refused, and
 	// guards nothing. What keeps them safe between processes is durable,
@@ -119,12 +122,33 @@ func (s *Service) Policy(ctx context.Context, tenant string) (*Policy, error) {
 
 // policy returns the tenant's current policy snapshot, shared: callers
 // MUST NOT modify it. SetPolicy replaces a snapshot, never changes one.
+// The snapshot is this process's cache, checked against the database at
+// every call: if the tenant's log has not grown since it was last found
+// current, no node can have set a later revision (a revision is an entry
+// of the log); otherwise one lookup of the next revision's entry tells.
+// So classification follows a policy another node set from its first
+// call after the change, and a request that classifies many spans before
+// appending them pays the lookup once.
 func (s *Service) policy(ctx context.Context, tenant string) (*Policy, error) {
+	size, err := s.L.Size(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
-	p := s.policies[tenant]
+	c := s.policies[tenant]
 	s.mu.Unlock()
-	if p != nil {
-		return p, nil
+	if c.p != nil && c.at == size {
+		return c.p, nil
+	}
+	if c.p != nil {
+		_, found, err := s.L.IdentityIndex(ctx, tenant, format.KindRetention, policyID(tenant, c.p.Revision+1))
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			s.cachePolicy(tenant, c.p, size)
+			return c.p, nil
+		}
 	}
 	return s.currentPolicy(ctx, tenant)
 }
@@ -194,20 +218,27 @@ func (s *Service) storePolicy(ctx context.Context, tenant string, p *Policy) err
 	if err != nil {
 		return err
 	}
-	s.cachePolicy(tenant, p)
+	s.cachePolicy(tenant, p, 0)
 	return nil
 }
 
-// cachePolicy keeps p as the tenant's cached policy unless the cache
-// holds a later revision.
-func (s *Service) cachePolicy(tenant string, p *Policy) {
+// cachedPolicy is a tenant's cached policy and the size of its log read
+// before p was last found current (0: not checked yet).
+type cachedPolicy struct {
+	p  *Policy
+	at uint64
+}
+
+// cachePolicy keeps p as the tenant's cached policy, found current at log
+// size at, unless the cache holds a later revision.
+func (s *Service) cachePolicy(tenant string, p *Policy, at uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.policies == nil {
-		s.policies = map[string]*Policy{}
+		s.policies = map[string]cachedPolicy{}
 	}
-	if q := s.policies[tenant]; q == nil || q.Revision < p.Revision {
-		s.policies[tenant] = p
+	if q := s.policies[tenant]; q.p == nil || q.p.Revision < p.Revision || q.p.Revision == p.Revision && q.at < at {
+		s.policies[tenant] = cachedPolicy{p: p, at: at}
 	}
 }
 
@@ -217,6 +248,10 @@ func (s *Service) cachePolicy(tenant string, p *Policy) {
 // its state was stored). Sweeps and policy changes decide with it; the
 // cache it refreshes serves classification on the append path.
 func (s *Service) currentPolicy(ctx context.Context, tenant string) (*Policy, error) {
+	size, err := s.L.Size(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
 	p := &Policy{}
 	b, err := s.L.GetState(ctx, tenant, statePolicy)
 	switch {
@@ -239,7 +274,7 @@ func (s *Service) currentPolicy(ctx context.Context, tenant string) (*Policy, er
 			if later {
 				return p, s.storePolicy(ctx, tenant, p)
 			}
-			s.cachePolicy(tenant, p)
+			s.cachePolicy(tenant, p, size)
 			return p, nil
 		}
 		en, err := s.L.GetEntry(ctx, tenant, idx)

@@ -183,8 +183,22 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 			k.gone++
 		}
 	}
+	// A bucket with neither a live entry nor key material left (destroyed
+	// by another sweep since this one began) is not this plan's: a plan
+	// made again with nothing else to do ends with no tombstone.
+	live := map[string]bool{}
+	for _, e := range entries {
+		live[bucketName(e.Key.Bucket())] = true
+	}
+	have, err := s.L.Buckets(ctx, er.Tenant)
+	if err != nil {
+		return 0, err
+	}
+	for _, b := range have {
+		live[bucketName(b)] = true
+	}
 	for _, b := range expired {
-		if !heldBucket[b] {
+		if !heldBucket[b] && live[bucketName(b)] {
 			er.Buckets = append(er.Buckets, bucketName(b))
 		}
 	}
@@ -200,7 +214,7 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 	slices.SortFunc(er.KeyRefs, func(a, b *ledger.KeyRef) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	// Subjects and sessions whose last live entries expire lose their
 	// pseudonym keys with them (lastOf).
-	if er.Pseudonyms, err = s.lastOf(ctx, er, ids); err != nil {
+	if er.Pseudonyms, err = s.lastOf(ctx, er, ids, claimed); err != nil {
 		return 0, err
 	}
 	return size, nil
