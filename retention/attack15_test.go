@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/veritrace/veritrace/ledger"
 )
@@ -187,5 +189,65 @@ func TestAttack15ResumedPlanOfAnEarlierBuildDestroysTheNewKey(t *testing.T) {
 	}
 	if k.Pseudonym("olga") != p2 {
 		t.Fatal("the subject's pseudonym changed across Resume")
+	}
+}
+
+// Node b's sweep dies after its first tombstone (the process is gone: its
+// lease is left, not given up). Node a's Resume finds the plan's lease
+// held and leaves it to node b, dropping it from Unfinished. Node b never
+// comes back (scaled down, or its disk replaced). The lease ends; node a
+// goes on serving and sweeping: nothing on node a ever takes the plan
+// over (Resume runs at start only; a sweep's id is random, so nobody asks
+// again), its health check says SERVING, and the plan's pseudonym keys
+// and claimed entries wait for a restart of some node.
+func TestAttack15PlanOfADeadNodeIsNeverTakenOver(t *testing.T) {
+	t.Cleanup(func() { testHookAfterTombstone = nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	a, b := e.node("a"), e.node("b")
+	idxs := e.spans(t, "yann", "", 1, 3, false, "y")
+	ref := mustRef(t, e, "yann")
+	if _, err := e.l.PseudonymKey(ctx, "default", ref, true); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(61 * Day)
+	var id string
+	testHookAfterTombstone = func() error { return errKilled }
+	if _, err := b.Sweep(ctx, "default"); !errors.Is(err, errKilled) {
+		t.Fatalf("Sweep() = %v, want the kill", err)
+	}
+	testHookAfterTombstone = nil
+	ids, err := a.runningPlans(ctx, "default")
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("running plans %v, %v", ids, err)
+	}
+	id = ids[0]
+	// A killed process gives nothing up: its lease stays (Sweep's deferred
+	// release ran in this test; take it again as node b's).
+	if err := e.node("b").acquire(ctx, "default", id); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node a's Resume while node b's lease lasts: Unfinished() = %v", a.Unfinished())
+	e.clock.Add(leaseTTL + time.Minute) // node b never came back
+	for day := 0; day < 3; day++ {
+		e.clock.Add(Day)
+		if _, err := a.SweepAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err = a.runningPlans(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, keyErr := e.l.PseudonymKey(ctx, "default", ref, false)
+	t.Logf("three days of node a's sweeps after node b's lease ended: running %v, Unfinished() = %v, yann's pseudonym key still exists: %v, erased %v",
+		ids, a.Unfinished(), keyErr == nil, e.erased(t, idxs))
+	if slices.Contains(ids, id) && len(a.Unfinished()) == 0 {
+		t.Errorf("plan %s of a dead node is still executing long after its lease ended, and node a's Unfinished() is empty (health SERVING): "+
+			"no live node takes it over without a restart", id)
 	}
 }
