@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,5 +251,59 @@ func TestAttack15PlanOfADeadNodeIsNeverTakenOver(t *testing.T) {
 	if slices.Contains(ids, id) && len(a.Unfinished()) == 0 {
 		t.Errorf("plan %s of a dead node is still executing long after its lease ended, and node a's Unfinished() is empty (health SERVING): "+
 			"no live node takes it over without a restart", id)
+	}
+}
+
+// Node a plans while node b's erasure finishes. claimed reads a running
+// plan's header, then its erase list chunk by chunk, neither under that
+// plan's lease nor in one snapshot; node b's last write of its plan
+// writes the next generation's chunks and header, then deletes the
+// chunks of the generation node a is reading. Node a's plan fails ("chunk
+// ... is missing"): a sweep or erasure that fails for no fault of its
+// own, and if it is past its tombstone (claimed is read again right
+// before Shred), it is left unfinished.
+func TestAttack15ClaimedReadsAPlanThatFinishesUnderIt(t *testing.T) {
+	old := planChunk
+	planChunk = 1
+	t.Cleanup(func() { planChunk, testHookAfterTombstone = old, nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	a, b := e.node("a"), e.node("b")
+	errs := make(chan error, 1)
+	// A race of timing: tried a few times (each erasure finishing is one
+	// chance), stopping at the first failure.
+	for round := 0; round < 8 && len(errs) == 0; round++ {
+		subject := fmt.Sprintf("zoe%d", round)
+		e.spans(t, subject, "", byte(round+1), 400, false, "z")
+		var fired, stop atomic.Bool
+		done := make(chan struct{})
+		testHookAfterTombstone = func() error {
+			if fired.Swap(true) {
+				return nil
+			}
+			go func() {
+				defer close(done)
+				probe := &Erasure{ID: "probe", Tenant: "default"}
+				for n := 0; !stop.Load(); n++ {
+					if _, err := a.claimed(ctx, probe); err != nil {
+						errs <- fmt.Errorf("round %d, claimed read %d times: %w", round, n+1, err)
+						return
+					}
+				}
+			}()
+			return nil
+		}
+		_, err := b.Erase(ctx, "default", eraseReq(subject+"-1", subject))
+		stop.Store(true)
+		<-done
+		testHookAfterTombstone = nil
+		if err != nil {
+			t.Fatalf("node b's Erase() = %v", err)
+		}
+	}
+	select {
+	case err := <-errs:
+		t.Errorf("node a's plan, reading the plans claimed while node b's plan finished: %v", err)
+	default:
 	}
 }
