@@ -24,16 +24,12 @@ func VerifyFile(path, keyPath, pinnedPath string, w io.Writer) (*Report, error) 
 			return nil, fmt.Errorf("pinned checkpoint: %w", err)
 		}
 	}
-	f, err := os.Open(path)
+	f, size, err := openSized(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	rep := Verify(f, fi.Size(), key, pinned)
+	rep := Verify(f, size, key, pinned)
 	rep.Write(w)
 	return rep, nil
 }
@@ -54,22 +50,32 @@ func VerifyReceiptFile(receiptPath, keyPath, bundlePath string, w io.Writer) (*R
 	}
 	var parts PartSource
 	if bundlePath != "" {
-		f, err := os.Open(bundlePath)
+		f, size, err := openSized(bundlePath)
 		if err != nil {
 			return nil, err
 		}
 		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return nil, err
-		}
-		if parts, err = BundleParts(f, fi.Size()); err != nil {
+		if parts, err = BundleParts(f, size); err != nil {
 			return nil, fmt.Errorf("bundle %s: %w", bundlePath, err)
 		}
 	}
 	rep := CheckReceipt(file, key, parts)
 	rep.Write(w)
 	return rep, nil
+}
+
+// openSized opens a file and says its size.
+func openSized(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
 }
 
 // ReadVerifierKey reads a note verifier key file (the log's log.pub).

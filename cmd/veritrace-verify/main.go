@@ -29,44 +29,48 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "receipt" {
-		return runReceipt(args[1:], stdout, stderr)
+		return command{
+			name:  "veritrace-verify receipt",
+			usage: []string{"usage: veritrace-verify receipt RECEIPT --key log.pub [--bundle BUNDLE.zip]"},
+			flag:  "bundle", flagHelp: "check the tombstone parts in this evidence bundle (exported with --known-size set to the receipt's tree size)",
+			check: func(file, key, bundlePath string, w io.Writer) (bool, error) {
+				rep, err := bundle.VerifyReceiptFile(file, key, bundlePath, w)
+				return err == nil && rep.OK(), err
+			},
+		}.run(args[1:], stdout, stderr)
 	}
-	fs := flag.NewFlagSet("veritrace-verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	key := fs.String("key", "", "the log's verifier key file (log.pub), obtained from the operator out of band (required)")
-	pinned := fs.String("pinned-checkpoint", "", "a signed checkpoint of the same log you already hold; the bundle must prove the log only grew since")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: veritrace-verify BUNDLE.zip --key log.pub [--pinned-checkpoint FILE]")
-		fmt.Fprintln(fs.Output(), "       veritrace-verify receipt RECEIPT --key log.pub [--bundle BUNDLE.zip]")
-		fs.PrintDefaults()
-	}
-	rest, code, ok := parse(fs, args)
-	if !ok {
-		return code
-	}
-	if *key == "" || len(rest) != 1 {
-		fs.Usage()
-		return 2
-	}
-	rep, err := bundle.VerifyFile(rest[0], *key, *pinned, stdout)
-	if err != nil {
-		fmt.Fprintln(stderr, "veritrace-verify:", err)
-		return 2
-	}
-	if !rep.OK() {
-		return 1
-	}
-	return 0
+	return command{
+		name: "veritrace-verify",
+		usage: []string{"usage: veritrace-verify BUNDLE.zip --key log.pub [--pinned-checkpoint FILE]",
+			"       veritrace-verify receipt RECEIPT --key log.pub [--bundle BUNDLE.zip]"},
+		flag: "pinned-checkpoint", flagHelp: "a signed checkpoint of the same log you already hold; the bundle must prove the log only grew since",
+		check: func(file, key, pinned string, w io.Writer) (bool, error) {
+			rep, err := bundle.VerifyFile(file, key, pinned, w)
+			return err == nil && rep.OK(), err
+		},
+	}.run(args, stdout, stderr)
 }
 
-// runReceipt checks an erasure receipt.
-func runReceipt(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("veritrace-verify receipt", flag.ContinueOnError)
+// command is one form of the verifier: a file, --key and one optional
+// flag; check writes its report and says whether every check passed.
+type command struct {
+	name           string
+	usage          []string
+	flag, flagHelp string
+	check          func(file, key, flag string, w io.Writer) (bool, error)
+}
+
+// run parses the arguments and checks the file: exit 0 when every check
+// passes, 1 when one fails, 2 when it cannot run.
+func (c command) run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	key := fs.String("key", "", "the log's verifier key file (log.pub), obtained from the operator out of band (required)")
-	bundlePath := fs.String("bundle", "", "check the tombstone parts in this evidence bundle (exported with --known-size set to the receipt's tree size)")
+	extra := fs.String(c.flag, "", c.flagHelp)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: veritrace-verify receipt RECEIPT --key log.pub [--bundle BUNDLE.zip]")
+		for _, l := range c.usage {
+			fmt.Fprintln(fs.Output(), l)
+		}
 		fs.PrintDefaults()
 	}
 	rest, code, ok := parse(fs, args)
@@ -77,12 +81,12 @@ func runReceipt(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	rep, err := bundle.VerifyReceiptFile(rest[0], *key, *bundlePath, stdout)
+	passed, err := c.check(rest[0], *key, *extra, stdout)
 	if err != nil {
-		fmt.Fprintln(stderr, "veritrace-verify receipt:", err)
+		fmt.Fprintf(stderr, "%s: %v\n", c.name, err)
 		return 2
 	}
-	if !rep.OK() {
+	if !passed {
 		return 1
 	}
 	return 0
