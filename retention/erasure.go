@@ -372,11 +372,7 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	if err := s.complete(ctx, er); err != nil {
 		// Stored and unfinished (its traces may be closed already): the
 		// health check lists it until asking again, or Resume, finishes it.
-		s.mu.Lock()
-		if !slices.Contains(s.unfinished, tenant+"/"+er.ID) {
-			s.unfinished = append(s.unfinished, tenant+"/"+er.ID)
-		}
-		s.mu.Unlock()
+		s.markUnfinished(tenant, er.ID)
 		return er, err
 	}
 	return er, nil
@@ -982,6 +978,15 @@ func (s *Service) finished(er *Erasure) {
 	s.mu.Lock()
 	s.unfinished = slices.DeleteFunc(s.unfinished, func(n string) bool { return n == er.Tenant+"/"+er.ID })
 	s.mu.Unlock()
+}
+
+// markUnfinished lists plan id of tenant in Unfinished.
+func (s *Service) markUnfinished(tenant, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !slices.Contains(s.unfinished, tenant+"/"+id) {
+		s.unfinished = append(s.unfinished, tenant+"/"+id)
+	}
 }
 
 // Unfinished lists the plans ("tenant/id") that Resume has still to

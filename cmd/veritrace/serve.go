@@ -226,9 +226,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		if err := ret.Resume(sweepCtx); err != nil && sweepCtx.Err() == nil {
 			log.Error("resume erasures", "err", err)
 		}
-		if c.SweepInterval > 0 {
-			ret.Run(sweepCtx, c.SweepInterval)
-		}
+		// Run also takes over plans whose process died (their lease
+		// ended), with sweeps disabled too.
+		ret.Run(sweepCtx, c.SweepInterval)
 	}()
 	opts := rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret, OTLP: otlpOpts, Now: clock}
 	type listener struct {
