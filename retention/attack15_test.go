@@ -262,11 +262,10 @@ func TestPlanOfADeadNodeIsTakenOver(t *testing.T) {
 // plan's header, then its erase list chunk by chunk, neither under that
 // plan's lease nor in one snapshot; node b's last write of its plan
 // writes the next generation's chunks and header, then deletes the
-// chunks of the generation node a is reading. Node a's plan fails ("chunk
-// ... is missing"): a sweep or erasure that fails for no fault of its
-// own, and if it is past its tombstone (claimed is read again right
-// before Shred), it is left unfinished.
-func TestAttack15ClaimedReadsAPlanThatFinishesUnderIt(t *testing.T) {
+// chunks of the generation node a is reading. claimed reads the header
+// again (readPlan): the plan, now done, claims nothing. (Attack 15, defect
+// E: node a's plan failed, "chunk ... is missing".)
+func TestClaimedReadsAPlanThatFinishesUnderIt(t *testing.T) {
 	old := planChunk
 	planChunk = 1
 	t.Cleanup(func() { planChunk, testHookAfterTombstone = old, nil })

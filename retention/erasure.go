@@ -917,7 +917,28 @@ func (s *Service) Resume(ctx context.Context) error {
 				}
 				continue
 			}
-			if err := s.loadLists(ctx, er); err != nil {
+			err := s.loadLists(ctx, er)
+			if errors.Is(err, errChunkMissing) {
+				// Written meanwhile by the process that holds it (Resume
+				// reads without the lease): read it again.
+				var cur *Erasure
+				cur, err = s.readPlan(ctx, tenant, er.ID, func(o *Erasure) error {
+					if o.State != "executing" {
+						return nil
+					}
+					return s.loadLists(ctx, o)
+				})
+				if errors.Is(err, ledger.ErrNotFound) {
+					err = fmt.Errorf("erasure plan %s: its header is gone", er.ID)
+				}
+				if err == nil {
+					if cur.State != "executing" {
+						continue // finished meanwhile (its writer indexed it)
+					}
+					er = cur
+				}
+			}
+			if err != nil {
 				s.log().ErrorContext(ctx, "an interrupted erasure or sweep could not be read", "tenant", er.Tenant, "id", er.ID, "err", err)
 				unreadable = append(unreadable, er.Tenant+"/"+er.ID)
 				continue
@@ -1019,28 +1040,36 @@ func (s *Service) claimed(ctx context.Context, er *Erasure) (map[uint64]bool, er
 		if id == er.ID {
 			continue
 		}
-		o, err := s.getErasure(ctx, er.Tenant, id, true)
+		// Read without its lease: its holder may finish it, or write it
+		// again, meanwhile (readPlan reads it again).
+		var erase []uint64
+		o, err := s.readPlan(ctx, er.Tenant, id, func(o *Erasure) error {
+			erase = nil
+			if o.State != "executing" {
+				return nil
+			}
+			if _, found, err := s.L.IdentityIndex(ctx, o.Tenant, format.KindTombstone, o.partID(1)); err != nil || !found {
+				return err // not committed: if it commits after s, this plan plans again
+			}
+			erase = o.Erase
+			if o.Lists != nil {
+				var err error
+				erase, err = readList[uint64](ctx, s, o, listErase, 0, o.Lists.Erase)
+				return err
+			}
+			return nil
+		})
 		if errors.Is(err, ledger.ErrNotFound) {
 			continue
 		} else if err != nil {
 			return nil, fmt.Errorf("erasure plan of %s: %w", er.Tenant, err)
 		}
 		if o.State != "executing" {
-			// Indexed by runningPlans's first pass while it finished: a
-			// finished plan never runs again.
+			// Indexed by runningPlans's first pass while it finished, or
+			// finished while read: a finished plan never runs again, and
+			// its write deleted its index record (this is a no-op then).
 			stale = append(stale, stateRunning+id)
 			continue
-		}
-		if _, found, err := s.L.IdentityIndex(ctx, o.Tenant, format.KindTombstone, o.partID(1)); err != nil {
-			return nil, err
-		} else if !found {
-			continue // not committed: if it commits after s, this plan plans again
-		}
-		erase := o.Erase
-		if o.Lists != nil {
-			if erase, err = readList[uint64](ctx, s, o, listErase, 0, o.Lists.Erase); err != nil {
-				return nil, err
-			}
 		}
 		for _, i := range erase {
 			out[i] = true

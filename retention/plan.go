@@ -219,6 +219,40 @@ func (s *Service) loadLists(ctx context.Context, er *Erasure) error {
 	return err
 }
 
+// errChunkMissing: a chunk the header read names is not stored. Read
+// without the plan's lease, a plan another process has written since
+// (its next generation deletes the chunks of the one read) is read again
+// (readPlan).
+var errChunkMissing = errors.New("chunk is missing")
+
+// planReadTries bounds how often readPlan reads a plan that changes under
+// it.
+const planReadTries = 4
+
+// readPlan reads plan id's header, then with read what it needs of the
+// plan's lists. Read without the plan's lease, a plan its holder writes
+// meanwhile replaces the generation being read: then the header is read
+// again and read called again, at most planReadTries times in all; a
+// chunk missing from the generation the header still names is an error.
+// It returns ledger.ErrNotFound (wrapped) if the plan has no header;
+// read sees the plan in whatever state it is, finished too.
+func (s *Service) readPlan(ctx context.Context, tenant, id string, read func(*Erasure) error) (*Erasure, error) {
+	var gen uint64
+	for try := 1; ; try++ {
+		o, err := s.getErasure(ctx, tenant, id, true)
+		if err != nil {
+			return nil, err
+		}
+		if try > 1 && (o.Lists == nil || o.Lists.Gen == gen) {
+			return nil, fmt.Errorf("erasure plan %s: generation %d: %w", id, gen, errChunkMissing)
+		}
+		if err = read(o); !errors.Is(err, errChunkMissing) || try == planReadTries {
+			return o, err
+		}
+		gen = o.Lists.Gen
+	}
+}
+
 // readList reads the items [from, to) of one of a stored plan's lists,
 // reading only the chunks that hold them.
 func readList[T any](ctx context.Context, s *Service, er *Erasure, list string, from, to int) ([]T, error) {
@@ -233,7 +267,7 @@ func readList[T any](ctx context.Context, s *Service, er *Erasure, list string, 
 	for c := from / size; c*size < to; c++ {
 		b, err := s.L.GetState(ctx, er.Tenant, chunkName(er.ID, er.Lists.Gen, list, c))
 		if errors.Is(err, ledger.ErrNotFound) {
-			return nil, fmt.Errorf("erasure plan %s: chunk %d of its %s list is missing", er.ID, c, list)
+			return nil, fmt.Errorf("erasure plan %s: chunk %d of its %s list: %w", er.ID, c, list, errChunkMissing)
 		}
 		if err != nil {
 			return nil, err
