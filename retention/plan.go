@@ -337,44 +337,65 @@ func (s *Service) ErasurePage(ctx context.Context, tenant, id string, from uint6
 
 // dropOrphanChunks deletes the chunks of a tenant's plans that no header
 // names: a crash while a plan was first stored (no header), or between a
-// header and the deletion of its previous generation.
+// header and the deletion of its previous generation. A plan whose chunks
+// are all of its header's generation (every plan finished, or stored
+// whole) is read and nothing written: the lease is taken only for a plan
+// with other chunks, since another process may be storing its next
+// generation before its header.
 func (s *Service) dropOrphanChunks(ctx context.Context, tenant string) error {
 	names, err := s.L.StateNames(ctx, tenant, statePlanPart)
 	if err != nil {
 		return err
 	}
-	gens := map[string]uint64{} // plan id -> its header's generation (0: none)
-	busy := map[string]bool{}   // plans another process is storing or carrying out
-	var stale []string
+	byPlan := map[string][]string{}
+	var ids []string
 	for _, n := range names {
 		id, _, _ := strings.Cut(strings.TrimPrefix(n, statePlanPart), "/")
-		if busy[id] {
+		if byPlan[id] == nil {
+			ids = append(ids, id)
+		}
+		byPlan[id] = append(byPlan[id], n)
+	}
+	// stale returns the chunks of plan id its header (read now) does not
+	// name.
+	stale := func(id string) ([]string, error) {
+		var gen uint64 // 0: no header, or one of an earlier build
+		er, err := s.getErasure(ctx, tenant, id, true)
+		switch {
+		case errors.Is(err, ledger.ErrNotFound):
+		case err != nil:
+			return nil, err
+		case er.Lists != nil:
+			gen = er.Lists.Gen
+		}
+		var out []string
+		for _, n := range byPlan[id] {
+			if gen == 0 || !strings.HasPrefix(n, genPrefix(id, gen)) {
+				out = append(out, n)
+			}
+		}
+		return out, nil
+	}
+	for _, id := range ids {
+		if found, err := stale(id); err != nil || len(found) == 0 {
+			if err != nil {
+				return err
+			}
 			continue
 		}
-		gen, seen := gens[id]
-		if !seen {
-			// Only with the plan's lease: another process may be storing
-			// its chunks before its header.
-			if err := s.acquire(ctx, tenant, id); errors.Is(err, ErrBusy) {
-				busy[id] = true
-				continue
-			} else if err != nil {
-				return err
-			}
-			defer s.release(ctx, tenant, id)
-			er, err := s.getErasure(ctx, tenant, id, true)
-			switch {
-			case errors.Is(err, ledger.ErrNotFound):
-			case err != nil:
-				return err
-			case er.Lists != nil:
-				gen = er.Lists.Gen
-			}
-			gens[id] = gen
+		if err := s.acquire(ctx, tenant, id); errors.Is(err, ErrBusy) {
+			continue // another process is storing or carrying it out
+		} else if err != nil {
+			return err
 		}
-		if gen == 0 || !strings.HasPrefix(n, genPrefix(id, gen)) {
-			stale = append(stale, n)
+		found, err := stale(id) // again, under the lease
+		if err == nil {
+			err = s.L.DeleteStates(ctx, tenant, found)
+		}
+		s.release(ctx, tenant, id)
+		if err != nil {
+			return err
 		}
 	}
-	return s.L.DeleteStates(ctx, tenant, stale)
+	return nil
 }
