@@ -133,10 +133,10 @@ func TestResumeTakesNoLeaseOfAFinishedPlan(t *testing.T) {
 // The stamp exists so that such a plan never destroys a key made after it
 // read the key (docs/RETENTION.md, "Pseudonym keys": "seen again, e.g.
 // between a crash and Resume, is never destroyed by that plan"); with no
-// stamp, Shred destroys whichever key the ref has, and the selector's key
-// is destroyed whatever live entries it has: the subject's new pseudonym
-// changes again under its live data.
-func TestAttack15ResumedPlanOfAnEarlierBuildDestroysTheNewKey(t *testing.T) {
+// stamp, the selector's key is checked like any other: kept while the
+// subject has a live entry. (Attack 15, defect C: it was destroyed
+// whatever live entries the subject had.)
+func TestResumedPlanOfAnEarlierBuildKeepsTheNewKey(t *testing.T) {
 	t.Cleanup(func() { testHookAfterShred = nil })
 	ctx := context.Background()
 	e := newEnv(t)

@@ -1196,9 +1196,10 @@ func pseudonymTerm(entry string) string {
 // the plan lists, read right before Shred: not those of subjects and
 // sessions that a hold placed since the plan was made names (a hold in
 // force on the erased selector keeps entries, so the plan lists none),
-// nor, but for an erasure's selector, those that have a live entry
-// outside the plan and the entries other plans committed to erase (data
-// appended since the plan was made, or since a crash interrupted it). A
+// nor, but for an erasure's selector listed with its stamp, those that
+// have a live entry outside the plan and the entries other plans
+// committed to erase (data appended since the plan was made, or since a
+// crash interrupted it). A
 // new entry appended between this check and the key's destruction is the
 // window docs/RETENTION.md ("Several processes over one database") names.
 func (s *Service) doomedPseudonyms(ctx context.Context, er *Erasure, erase map[uint64]bool) ([]ledger.PseudonymRef, error) {
@@ -1213,7 +1214,11 @@ func (s *Service) doomedPseudonyms(ctx context.Context, er *Erasure, erase map[u
 	out := make([]ledger.PseudonymRef, 0, len(er.Pseudonyms))
 	for _, entry := range er.Pseudonyms {
 		t, stamp, _ := strings.Cut(entry, "/")
-		selector := t == er.SelectorRef && er.Kind == ""
+		// The selector's key is destroyed whatever the id's live entries:
+		// its stamp keeps a key made since (the id seen again) alive. A
+		// plan of an earlier build has no stamps: its selector's key is
+		// checked like the others, kept if the id has a live entry.
+		selector := t == er.SelectorRef && er.Kind == "" && stamp != ""
 		if heldTerms[t] && !selector {
 			continue
 		}
