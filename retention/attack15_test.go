@@ -308,3 +308,82 @@ func TestClaimedReadsAPlanThatFinishesUnderIt(t *testing.T) {
 	default:
 	}
 }
+
+// A sweep fails after its tombstone on a server whose periodic sweeps are
+// disabled (--sweep-interval 0): Run still takes its plan over once its
+// lease has ended, and Unfinished empties.
+func TestRunTakesOverWithSweepsDisabled(t *testing.T) {
+	old := takeOverEvery
+	takeOverEvery = time.Millisecond
+	t.Cleanup(func() { takeOverEvery, testHookAfterTombstone = old, nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	idxs := e.spans(t, "vera", "", 1, 2, false, "v")
+	e.clock.Add(61 * Day)
+	testHookAfterTombstone = func() error { return errKilled }
+	if _, err := e.s.Sweep(ctx, "default"); !errors.Is(err, errKilled) {
+		t.Fatalf("Sweep() = %v, want the kill", err)
+	}
+	testHookAfterTombstone = nil
+	if len(e.s.Unfinished()) != 1 {
+		t.Fatalf("Unfinished() = %v after the failed sweep, want its plan", e.s.Unfinished())
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() { defer close(ran); e.s.Run(runCtx, 0) }()
+	// Polled, not timed: the test fails only if Run never finishes it.
+	for len(e.s.Unfinished()) > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	<-ran
+	running, err := e.s.runningPlans(ctx, "default")
+	if err != nil || len(running) != 0 {
+		t.Errorf("running plans after Run took over: %v, %v; want none", running, err)
+	}
+	if erased := e.erased(t, idxs); slices.Contains(erased, false) {
+		t.Errorf("entries erased after Run took over: %v, want all", erased)
+	}
+	e.verify(t)
+}
+
+// readPlan reads a plan again when its holder writes a new generation
+// between the header read and the chunks' (the chunks read are deleted),
+// and fails, without reading forever, when a chunk of the generation the
+// header still names is missing.
+func TestReadPlanRereadsANewGeneration(t *testing.T) {
+	old := planChunk
+	planChunk = 1
+	t.Cleanup(func() { planChunk = old })
+	ctx := context.Background()
+	e := newEnv(t)
+	a, b := e.node("a"), e.node("b")
+	er := &Erasure{ID: "gen-test", Tenant: "default", State: "executing", Erase: []uint64{1, 2, 3}}
+	if err := b.putErasure(ctx, er); err != nil {
+		t.Fatal(err)
+	}
+	reads := 0
+	got, err := a.readPlan(ctx, "default", er.ID, func(o *Erasure) error {
+		reads++
+		if reads == 1 { // node b writes the plan again under node a's read
+			er.Erase = []uint64{4, 5}
+			if err := b.putErasure(ctx, er); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return a.loadLists(ctx, o)
+	})
+	if err != nil || reads != 2 || !slices.Equal(got.Erase, []uint64{4, 5}) {
+		t.Fatalf("readPlan() = %+v, %v after %d reads; want the second generation's list [4 5], read twice", got, err, reads)
+	}
+	// A chunk of the current generation lost: an error, after one re-read.
+	if err := e.l.DeleteStates(ctx, "default", []string{chunkName(er.ID, got.Lists.Gen, listErase, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	reads = 0
+	_, err = a.readPlan(ctx, "default", er.ID, func(o *Erasure) error { reads++; return a.loadLists(ctx, o) })
+	if !errors.Is(err, errChunkMissing) || reads != 1 {
+		t.Fatalf("readPlan() of a plan missing a chunk = %v after %d reads; want errChunkMissing after 1", err, reads)
+	}
+}

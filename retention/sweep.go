@@ -243,10 +243,10 @@ func (s *Service) SweepAll(ctx context.Context) ([]*SweepResult, error) {
 }
 
 // Run, until ctx ends, takes over the running plans whose lease has ended
-// (takeOver) every leaseTTL, and sweeps every interval (0: never). The
+// (takeOver) every takeOverEvery, and sweeps every interval (0: never). The
 // caller owns the goroutine Run blocks.
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
-	takeOvers := time.NewTicker(leaseTTL)
+	takeOvers := time.NewTicker(takeOverEvery)
 	defer takeOvers.Stop()
 	var sweeps <-chan time.Time
 	if interval > 0 {
@@ -269,6 +269,10 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
+
+// takeOverEvery is how often Run looks for plans whose lease has ended:
+// a lease's length, so a dead process's plan waits at most two.
+var takeOverEvery = leaseTTL
 
 // takeOver finishes every running plan (erasure or sweep, in the index of
 // running plans) whose lease has ended: one whose process failed, or died,
@@ -310,6 +314,14 @@ func (s *Service) takeOver(ctx context.Context) error {
 func (s *Service) finishPlan(ctx context.Context, tenant, id string) error {
 	s.work.Lock()
 	defer s.work.Unlock()
+	// Again under the lock: acquire takes a live lease of this node's,
+	// and one of this process's operations may have taken it since.
+	if ended, err := s.leaseEnded(ctx, tenant, id); err != nil || !ended {
+		if err == nil {
+			err = errLeaseLost
+		}
+		return err
+	}
 	if err := s.acquire(ctx, tenant, id); err != nil {
 		return err
 	}
