@@ -372,11 +372,7 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	if err := s.complete(ctx, er); err != nil {
 		// Stored and unfinished (its traces may be closed already): the
 		// health check lists it until asking again, or Resume, finishes it.
-		s.mu.Lock()
-		if !slices.Contains(s.unfinished, tenant+"/"+er.ID) {
-			s.unfinished = append(s.unfinished, tenant+"/"+er.ID)
-		}
-		s.mu.Unlock()
+		s.markUnfinished(tenant, er.ID)
 		return er, err
 	}
 	return er, nil
@@ -921,7 +917,28 @@ func (s *Service) Resume(ctx context.Context) error {
 				}
 				continue
 			}
-			if err := s.loadLists(ctx, er); err != nil {
+			err := s.loadLists(ctx, er)
+			if errors.Is(err, errChunkMissing) {
+				// Written meanwhile by the process that holds it (Resume
+				// reads without the lease): read it again.
+				var cur *Erasure
+				cur, err = s.readPlan(ctx, tenant, er.ID, func(o *Erasure) error {
+					if o.State != "executing" {
+						return nil
+					}
+					return s.loadLists(ctx, o)
+				})
+				if errors.Is(err, ledger.ErrNotFound) {
+					err = fmt.Errorf("erasure plan %s: its header is gone", er.ID)
+				}
+				if err == nil {
+					if cur.State != "executing" {
+						continue // finished meanwhile (its writer indexed it)
+					}
+					er = cur
+				}
+			}
+			if err != nil {
 				s.log().ErrorContext(ctx, "an interrupted erasure or sweep could not be read", "tenant", er.Tenant, "id", er.ID, "err", err)
 				unreadable = append(unreadable, er.Tenant+"/"+er.ID)
 				continue
@@ -984,6 +1001,15 @@ func (s *Service) finished(er *Erasure) {
 	s.mu.Unlock()
 }
 
+// markUnfinished lists plan id of tenant in Unfinished.
+func (s *Service) markUnfinished(tenant, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !slices.Contains(s.unfinished, tenant+"/"+id) {
+		s.unfinished = append(s.unfinished, tenant+"/"+id)
+	}
+}
+
 // Unfinished lists the plans ("tenant/id") that Resume has still to
 // finish or could not finish.
 func (s *Service) Unfinished() []string {
@@ -1014,28 +1040,36 @@ func (s *Service) claimed(ctx context.Context, er *Erasure) (map[uint64]bool, er
 		if id == er.ID {
 			continue
 		}
-		o, err := s.getErasure(ctx, er.Tenant, id, true)
+		// Read without its lease: its holder may finish it, or write it
+		// again, meanwhile (readPlan reads it again).
+		var erase []uint64
+		o, err := s.readPlan(ctx, er.Tenant, id, func(o *Erasure) error {
+			erase = nil
+			if o.State != "executing" {
+				return nil
+			}
+			if _, found, err := s.L.IdentityIndex(ctx, o.Tenant, format.KindTombstone, o.partID(1)); err != nil || !found {
+				return err // not committed: if it commits after s, this plan plans again
+			}
+			erase = o.Erase
+			if o.Lists != nil {
+				var err error
+				erase, err = readList[uint64](ctx, s, o, listErase, 0, o.Lists.Erase)
+				return err
+			}
+			return nil
+		})
 		if errors.Is(err, ledger.ErrNotFound) {
 			continue
 		} else if err != nil {
 			return nil, fmt.Errorf("erasure plan of %s: %w", er.Tenant, err)
 		}
 		if o.State != "executing" {
-			// Indexed by runningPlans's first pass while it finished: a
-			// finished plan never runs again.
+			// Indexed by runningPlans's first pass while it finished, or
+			// finished while read: a finished plan never runs again, and
+			// its write deleted its index record (this is a no-op then).
 			stale = append(stale, stateRunning+id)
 			continue
-		}
-		if _, found, err := s.L.IdentityIndex(ctx, o.Tenant, format.KindTombstone, o.partID(1)); err != nil {
-			return nil, err
-		} else if !found {
-			continue // not committed: if it commits after s, this plan plans again
-		}
-		erase := o.Erase
-		if o.Lists != nil {
-			if erase, err = readList[uint64](ctx, s, o, listErase, 0, o.Lists.Erase); err != nil {
-				return nil, err
-			}
 		}
 		for _, i := range erase {
 			out[i] = true
@@ -1162,9 +1196,10 @@ func pseudonymTerm(entry string) string {
 // the plan lists, read right before Shred: not those of subjects and
 // sessions that a hold placed since the plan was made names (a hold in
 // force on the erased selector keeps entries, so the plan lists none),
-// nor, but for an erasure's selector, those that have a live entry
-// outside the plan and the entries other plans committed to erase (data
-// appended since the plan was made, or since a crash interrupted it). A
+// nor, but for an erasure's selector listed with its stamp, those that
+// have a live entry outside the plan and the entries other plans
+// committed to erase (data appended since the plan was made, or since a
+// crash interrupted it). A
 // new entry appended between this check and the key's destruction is the
 // window docs/RETENTION.md ("Several processes over one database") names.
 func (s *Service) doomedPseudonyms(ctx context.Context, er *Erasure, erase map[uint64]bool) ([]ledger.PseudonymRef, error) {
@@ -1179,7 +1214,11 @@ func (s *Service) doomedPseudonyms(ctx context.Context, er *Erasure, erase map[u
 	out := make([]ledger.PseudonymRef, 0, len(er.Pseudonyms))
 	for _, entry := range er.Pseudonyms {
 		t, stamp, _ := strings.Cut(entry, "/")
-		selector := t == er.SelectorRef && er.Kind == ""
+		// The selector's key is destroyed whatever the id's live entries:
+		// its stamp keeps a key made since (the id seen again) alive. A
+		// plan of an earlier build has no stamps: its selector's key is
+		// checked like the others, kept if the id has a live entry.
+		selector := t == er.SelectorRef && er.Kind == "" && stamp != ""
 		if heldTerms[t] && !selector {
 			continue
 		}

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/veritrace/veritrace/ledger"
 )
 
 // Leases: an erasure or sweep plan is worked on by one process at a time,
@@ -147,4 +149,23 @@ func (s *Service) holding(tenant, id string) func(b []byte) error {
 		}
 		return nil
 	}
+}
+
+// leaseEnded reports whether plan id has no lease, or one that has ended
+// (released, or not renewed in time), and this process does not hold it.
+func (s *Service) leaseEnded(ctx context.Context, tenant, id string) (bool, error) {
+	if s.heldToken(tenant, id, nil) != 0 {
+		return false, nil
+	}
+	b, err := s.L.GetState(ctx, tenant, stateLease+id)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return true, nil
+	} else if err != nil {
+		return false, err
+	}
+	var l lease
+	if err := json.Unmarshal(b, &l); err != nil {
+		return false, fmt.Errorf("lease of %s: %w", id, err)
+	}
+	return !s.now().Before(l.Until), nil
 }

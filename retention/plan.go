@@ -219,6 +219,40 @@ func (s *Service) loadLists(ctx context.Context, er *Erasure) error {
 	return err
 }
 
+// errChunkMissing: a chunk the header read names is not stored. Read
+// without the plan's lease, a plan another process has written since
+// (its next generation deletes the chunks of the one read) is read again
+// (readPlan).
+var errChunkMissing = errors.New("chunk is missing")
+
+// planReadTries bounds how often readPlan reads a plan that changes under
+// it.
+const planReadTries = 4
+
+// readPlan reads plan id's header, then with read what it needs of the
+// plan's lists. Read without the plan's lease, a plan its holder writes
+// meanwhile replaces the generation being read: then the header is read
+// again and read called again, at most planReadTries times in all; a
+// chunk missing from the generation the header still names is an error.
+// It returns ledger.ErrNotFound (wrapped) if the plan has no header;
+// read sees the plan in whatever state it is, finished too.
+func (s *Service) readPlan(ctx context.Context, tenant, id string, read func(*Erasure) error) (*Erasure, error) {
+	var gen uint64
+	for try := 1; ; try++ {
+		o, err := s.getErasure(ctx, tenant, id, true)
+		if err != nil {
+			return nil, err
+		}
+		if try > 1 && (o.Lists == nil || o.Lists.Gen == gen) {
+			return nil, fmt.Errorf("erasure plan %s: generation %d: %w", id, gen, errChunkMissing)
+		}
+		if err = read(o); !errors.Is(err, errChunkMissing) || try == planReadTries {
+			return o, err
+		}
+		gen = o.Lists.Gen
+	}
+}
+
 // readList reads the items [from, to) of one of a stored plan's lists,
 // reading only the chunks that hold them.
 func readList[T any](ctx context.Context, s *Service, er *Erasure, list string, from, to int) ([]T, error) {
@@ -233,7 +267,7 @@ func readList[T any](ctx context.Context, s *Service, er *Erasure, list string, 
 	for c := from / size; c*size < to; c++ {
 		b, err := s.L.GetState(ctx, er.Tenant, chunkName(er.ID, er.Lists.Gen, list, c))
 		if errors.Is(err, ledger.ErrNotFound) {
-			return nil, fmt.Errorf("erasure plan %s: chunk %d of its %s list is missing", er.ID, c, list)
+			return nil, fmt.Errorf("erasure plan %s: chunk %d of its %s list: %w", er.ID, c, list, errChunkMissing)
 		}
 		if err != nil {
 			return nil, err
@@ -303,44 +337,65 @@ func (s *Service) ErasurePage(ctx context.Context, tenant, id string, from uint6
 
 // dropOrphanChunks deletes the chunks of a tenant's plans that no header
 // names: a crash while a plan was first stored (no header), or between a
-// header and the deletion of its previous generation.
+// header and the deletion of its previous generation. A plan whose chunks
+// are all of its header's generation (every plan finished, or stored
+// whole) is read and nothing written: the lease is taken only for a plan
+// with other chunks, since another process may be storing its next
+// generation before its header.
 func (s *Service) dropOrphanChunks(ctx context.Context, tenant string) error {
 	names, err := s.L.StateNames(ctx, tenant, statePlanPart)
 	if err != nil {
 		return err
 	}
-	gens := map[string]uint64{} // plan id -> its header's generation (0: none)
-	busy := map[string]bool{}   // plans another process is storing or carrying out
-	var stale []string
+	byPlan := map[string][]string{}
+	var ids []string
 	for _, n := range names {
 		id, _, _ := strings.Cut(strings.TrimPrefix(n, statePlanPart), "/")
-		if busy[id] {
+		if byPlan[id] == nil {
+			ids = append(ids, id)
+		}
+		byPlan[id] = append(byPlan[id], n)
+	}
+	// stale returns the chunks of plan id its header (read now) does not
+	// name.
+	stale := func(id string) ([]string, error) {
+		var gen uint64 // 0: no header, or one of an earlier build
+		er, err := s.getErasure(ctx, tenant, id, true)
+		switch {
+		case errors.Is(err, ledger.ErrNotFound):
+		case err != nil:
+			return nil, err
+		case er.Lists != nil:
+			gen = er.Lists.Gen
+		}
+		var out []string
+		for _, n := range byPlan[id] {
+			if gen == 0 || !strings.HasPrefix(n, genPrefix(id, gen)) {
+				out = append(out, n)
+			}
+		}
+		return out, nil
+	}
+	for _, id := range ids {
+		if found, err := stale(id); err != nil || len(found) == 0 {
+			if err != nil {
+				return err
+			}
 			continue
 		}
-		gen, seen := gens[id]
-		if !seen {
-			// Only with the plan's lease: another process may be storing
-			// its chunks before its header.
-			if err := s.acquire(ctx, tenant, id); errors.Is(err, ErrBusy) {
-				busy[id] = true
-				continue
-			} else if err != nil {
-				return err
-			}
-			defer s.release(ctx, tenant, id)
-			er, err := s.getErasure(ctx, tenant, id, true)
-			switch {
-			case errors.Is(err, ledger.ErrNotFound):
-			case err != nil:
-				return err
-			case er.Lists != nil:
-				gen = er.Lists.Gen
-			}
-			gens[id] = gen
+		if err := s.acquire(ctx, tenant, id); errors.Is(err, ErrBusy) {
+			continue // another process is storing or carrying it out
+		} else if err != nil {
+			return err
 		}
-		if gen == 0 || !strings.HasPrefix(n, genPrefix(id, gen)) {
-			stale = append(stale, n)
+		found, err := stale(id) // again, under the lease
+		if err == nil {
+			err = s.L.DeleteStates(ctx, tenant, found)
+		}
+		s.release(ctx, tenant, id)
+		if err != nil {
+			return err
 		}
 	}
-	return s.L.DeleteStates(ctx, tenant, stale)
+	return nil
 }

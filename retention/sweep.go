@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -92,6 +93,10 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 		return nil, err
 	}
 	if err := s.complete(ctx, er); err != nil {
+		// Stored and unfinished, perhaps past its first tombstone: the
+		// health check lists it until the periodic takeover (takeOver) or
+		// the next start finishes it.
+		s.markUnfinished(tenant, er.ID)
 		return nil, err
 	}
 	res.Erased, res.Held, res.Tombstone = len(er.Erase), len(er.Held), er.Tombstone
@@ -220,8 +225,12 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 	return size, nil
 }
 
-// SweepAll sweeps every tenant.
+// SweepAll first finishes the running plans whose lease has ended
+// (takeOver), then sweeps every tenant.
 func (s *Service) SweepAll(ctx context.Context) ([]*SweepResult, error) {
+	if err := s.takeOver(ctx); err != nil {
+		return nil, err
+	}
 	var out []*SweepResult
 	for _, t := range s.L.Tenants() {
 		r, err := s.Sweep(ctx, t)
@@ -233,18 +242,100 @@ func (s *Service) SweepAll(ctx context.Context) ([]*SweepResult, error) {
 	return out, nil
 }
 
-// Run sweeps every interval until ctx ends.
+// Run, until ctx ends, takes over the running plans whose lease has ended
+// (takeOver) every takeOverEvery, and sweeps every interval (0: never). The
+// caller owns the goroutine Run blocks.
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	takeOvers := time.NewTicker(takeOverEvery)
+	defer takeOvers.Stop()
+	var sweeps <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		sweeps = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-takeOvers.C:
+			if err := s.takeOver(ctx); err != nil && ctx.Err() == nil {
+				s.log().ErrorContext(ctx, "take over plans", "err", err)
+			}
+		case <-sweeps:
 			if _, err := s.SweepAll(ctx); err != nil && ctx.Err() == nil {
 				s.log().ErrorContext(ctx, "sweep", "err", err)
 			}
 		}
 	}
+}
+
+// takeOverEvery is how often Run looks for plans whose lease has ended:
+// a lease's length, so a dead process's plan waits at most two.
+var takeOverEvery = leaseTTL
+
+// takeOver finishes every running plan (erasure or sweep, in the index of
+// running plans) whose lease has ended: one whose process failed, or died,
+// mid-plan. A plan another process holds a live lease of is left to it;
+// a plan this process works on holds a live lease too. One it cannot
+// finish is logged and listed by Unfinished (the health check reports
+// it) until a later takeOver, asking again, or Resume finishes it. It
+// returns an error only if the running plans cannot be listed; its cost
+// is one read of the index per tenant and one of the lease per running
+// plan.
+func (s *Service) takeOver(ctx context.Context) error {
+	for _, tenant := range s.L.Tenants() {
+		ids, err := s.runningPlans(ctx, tenant)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if ended, err := s.leaseEnded(ctx, tenant, id); err != nil || !ended {
+				if err != nil {
+					s.log().ErrorContext(ctx, "the lease of a running erasure or sweep could not be read", "tenant", tenant, "id", id, "err", err)
+				}
+				continue
+			}
+			if err := s.finishPlan(ctx, tenant, id); err != nil && !errors.Is(err, ErrBusy) {
+				s.log().ErrorContext(ctx, "a running erasure or sweep whose lease ended could not be finished", "tenant", tenant, "id", id, "err", err)
+				s.markUnfinished(tenant, id)
+			}
+		}
+	}
+	return nil
+}
+
+// finishPlan takes plan id's lease, reads the plan again under it and
+// finishes it if it is still executing. ErrBusy: another process holds
+// the lease.
+func (s *Service) finishPlan(ctx context.Context, tenant, id string) error {
+	s.work.Lock()
+	defer s.work.Unlock()
+	// Again under the lock: acquire takes a live lease of this node's,
+	// and one of this process's operations may have taken it since.
+	if ended, err := s.leaseEnded(ctx, tenant, id); err != nil || !ended {
+		if err == nil {
+			err = errLeaseLost
+		}
+		return err
+	}
+	if err := s.acquire(ctx, tenant, id); err != nil {
+		return err
+	}
+	defer s.release(context.WithoutCancel(ctx), tenant, id)
+	er, err := s.getErasure(ctx, tenant, id, false)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil // not stored: nothing was done
+	} else if err != nil {
+		return err
+	}
+	if er.State != "executing" {
+		s.finished(er)
+		return nil
+	}
+	s.log().WarnContext(ctx, "taking over an erasure or sweep whose lease ended", "tenant", tenant, "id", id, "kind", er.what())
+	return s.complete(ctx, er)
 }

@@ -43,7 +43,7 @@ type serveConfig struct {
 	LogLevel           string        // debug, info, warn, error
 	PprofListen        string        // serve net/http/pprof on this address when set
 	AllowPlaintextKeys bool          // accept API keys over plaintext from non-loopback peers (behind a TLS proxy)
-	SweepInterval      time.Duration // how often expired payloads are swept (0: never; default 1h)
+	SweepInterval      time.Duration // how often expired payloads are swept (0: never; default 1h); plans whose lease ended are taken over every 10m regardless
 	MinFreeBytes       int64         // free disk space below which appends are refused (0: no reserve; default 1 GiB)
 	Console            bool          // serve the web console under /ui/ (default true)
 	OTLPGRPCListen     string        // also serve OTLP (gRPC and HTTP) on this address, e.g. 127.0.0.1:4317
@@ -142,7 +142,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&c.AllowPlaintextKeys, "allow-plaintext-keys", false, "accept API keys over plaintext HTTP from non-loopback addresses (only behind a proxy that terminates TLS)")
-	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Hour, "how often payloads past their retention are expired (0 disables; compliance officers can also sweep on demand)")
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Hour, "how often payloads past their retention are expired (0 disables; compliance officers can also sweep on demand; plans of a failed process are taken over every 10m either way)")
 	fs.Int64Var(&c.MinFreeBytes, "min-free-bytes", ledger.DefaultMinFreeBytes, "free disk space to keep on the data directory's filesystem: below it appends are refused (resource_exhausted) until space returns; 0 disables")
 	fs.BoolVar(&c.Console, "console", true, "serve the web console under /ui/ on the API's port")
 	fs.StringVar(&c.OTLPGRPCListen, "otlp-grpc-listen", os.Getenv("VERITRACE_OTLP_GRPC_LISTEN"), "also serve OpenTelemetry ingest on this address (the SDKs' gRPC default is 4317); the main port serves it too")
@@ -226,9 +226,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		if err := ret.Resume(sweepCtx); err != nil && sweepCtx.Err() == nil {
 			log.Error("resume erasures", "err", err)
 		}
-		if c.SweepInterval > 0 {
-			ret.Run(sweepCtx, c.SweepInterval)
-		}
+		// Run also takes over plans whose process died (their lease
+		// ended), with sweeps disabled too.
+		ret.Run(sweepCtx, c.SweepInterval)
 	}()
 	opts := rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret, OTLP: otlpOpts, Now: clock}
 	type listener struct {
