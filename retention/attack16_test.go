@@ -3,7 +3,10 @@ package retention
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
 	"testing"
+	"time"
 )
 
 // Attack 16: the periodic takeover of plans whose lease ended (fix 15),
@@ -56,5 +59,65 @@ func TestTakeOverLeavesAStaleRunningRecord(t *testing.T) {
 	t.Logf("after 3 takeovers: running plans %v, the finished plan's lease token %d -> %d, Unfinished() = %v", running, before, after, e.s.Unfinished())
 	if len(running) != 0 || after != before {
 		t.Errorf("a finished plan's stale running record: still indexed %v after 3 takeovers, its lease taken %d times; want the record dropped at the first and the lease of a finished plan never taken", running, after-before)
+	}
+}
+
+// Resume, at start, replaces the whole list Unfinished returns after each
+// plan it resumes: an erasure (or, since fix 15, a sweep) that fails on
+// the same server between two of Resume's plans lists itself
+// (markUnfinished) and Resume's next replacement drops it. The failed
+// plan is stored, executing, in the index of running plans, yet the
+// health check reports SERVING until a takeover, at least 10 minutes
+// later, finishes it (or fails again and lists it).
+func TestResumeDropsAPlanThatFailedMeanwhile(t *testing.T) {
+	t.Cleanup(func() { testHookAfterTombstone, testHookBeforeCommit = nil, nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	// Four erasures interrupted after their tombstones: Resume's work.
+	testHookAfterTombstone = func() error { return errKilled }
+	for _, who := range []string{"ann", "bob", "dan", "eve"} {
+		e.spans(t, who, "", byte(len(who)+int(who[0])), 2, false, who)
+		if _, err := e.s.Erase(ctx, "default", eraseReq(who+"-1", who)); !errors.Is(err, errKilled) {
+			t.Fatalf("Erase(%s) = %v, want the kill", who, err)
+		}
+	}
+	e.spans(t, "cat", "", 9, 2, false, "c")
+	e.l.Close()
+	e.open(t) // the restart
+	injected := errors.New("injected storage error")
+	testHookBeforeCommit = func(er *Erasure, _ int) error {
+		if er.ID == "cat-1" {
+			return injected
+		}
+		return nil
+	}
+	calls := 0
+	failed := make(chan error, 1)
+	testHookAfterTombstone = func() error {
+		calls++
+		if calls == 1 {
+			// A request arrives while Resume carries out its first plan;
+			// it waits for Resume's lock long enough to be handed it next.
+			go func() {
+				_, err := e.s.Erase(ctx, "default", eraseReq("cat-1", "cat"))
+				failed <- err
+			}()
+			time.Sleep(50 * time.Millisecond)
+		}
+		return nil
+	}
+	if err := e.s.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-failed; !errors.Is(err, injected) {
+		t.Fatalf("the request's Erase() = %v, want the injected error", err)
+	}
+	running, err := e.s.runningPlans(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after Resume: running plans %v, Unfinished() = %v", running, e.s.Unfinished())
+	if slices.Contains(running, "cat-1") && !slices.Contains(e.s.Unfinished(), "default/cat-1") {
+		t.Errorf("the erasure that failed during Resume is running (stored, executing) but not listed by Unfinished(): the health check says SERVING")
 	}
 }
