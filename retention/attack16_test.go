@@ -121,3 +121,41 @@ func TestResumeDropsAPlanThatFailedMeanwhile(t *testing.T) {
 		t.Errorf("the erasure that failed during Resume is running (stored, executing) but not listed by Unfinished(): the health check says SERVING")
 	}
 }
+
+// Node c's erasure fails after its tombstone (a storage error: node c is
+// alive, lists the plan in Unfinished, and gives its lease up). Node a's
+// periodic takeover finishes the plan. Node c's Unfinished keeps listing
+// it for as long as node c runs: its own takeovers read only the index of
+// running plans, which no longer names the plan, and nothing else drops
+// it. Node c's health check reports NOT_SERVING for a plan long done.
+func TestTakeOverElsewhereLeavesTheFailedNodeUnhealthy(t *testing.T) {
+	t.Cleanup(func() { testHookAfterTombstone = nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	a, c := e.node("a"), e.node("c")
+	idxs := e.spans(t, "fay", "", 1, 3, false, "f")
+	injected := errors.New("injected storage error")
+	testHookAfterTombstone = func() error { return injected }
+	if _, err := c.Erase(ctx, "default", eraseReq("fay-1", "fay")); !errors.Is(err, injected) {
+		t.Fatalf("node c's Erase() = %v, want the injected error", err)
+	}
+	testHookAfterTombstone = nil
+	t.Logf("after node c's failed erasure: node c's Unfinished() = %v", c.Unfinished())
+	if err := a.takeOver(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.ErasureStatus(ctx, "default", "fay-1")
+	if err != nil || st.State != "done" || slices.Contains(e.erased(t, idxs), false) {
+		t.Fatalf("node a's takeover: plan %+v, %v, erased %v; want it done", st, err, e.erased(t, idxs))
+	}
+	for i := 0; i < 3; i++ { // node c's periodic takeovers, 10 minutes apart
+		e.clock.Add(leaseTTL)
+		if err := c.takeOver(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("plan done by node a; after 3 of node c's takeovers, node c's Unfinished() = %v", c.Unfinished())
+	if len(c.Unfinished()) > 0 {
+		t.Errorf("node c's health lists %v, a plan node a finished: NOT_SERVING for as long as node c runs", c.Unfinished())
+	}
+}
