@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// Attack 16: the periodic takeover of plans whose lease ended (fix 15),
-// attacked.
+// The periodic takeover of plans whose lease ended, and the list the
+// health check reads (found by attack 16).
 
 // leaseToken returns the fencing token of plan id's lease (0: none).
 func leaseToken(t *testing.T, e *env, id string) uint64 {
@@ -26,14 +26,12 @@ func leaseToken(t *testing.T, e *env, id string) uint64 {
 	return l.Token
 }
 
-// A record of the index of running plans that names a finished plan (the
-// index built while another node's plan finished: runningPlans says it
-// may list one) is never deleted by takeOver: every takeOver, every 10
-// minutes for as long as the server runs, takes and gives up that
-// finished plan's lease (two fsynced writes, its token raised) and leaves
-// the record for the next. Only a plan being made (claimed) drops it, and
-// with sweeps disabled and no erasure asked that never happens.
-func TestTakeOverLeavesAStaleRunningRecord(t *testing.T) {
+// TestTakeOverDropsAStaleRunningRecord: a record of the index of running
+// plans that names a finished plan (the index built while a plan
+// finished) is dropped by takeOver, which reads the header first and takes
+// no lease of a plan done. Before, every takeOver took and gave up that
+// plan's lease (two fsynced writes) and left the record for the next.
+func TestTakeOverDropsAStaleRunningRecord(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.spans(t, "ada", "", 1, 2, false, "a")
@@ -62,14 +60,11 @@ func TestTakeOverLeavesAStaleRunningRecord(t *testing.T) {
 	}
 }
 
-// Resume, at start, replaces the whole list Unfinished returns after each
-// plan it resumes: an erasure (or, since fix 15, a sweep) that fails on
-// the same server between two of Resume's plans lists itself
-// (markUnfinished) and Resume's next replacement drops it. The failed
-// plan is stored, executing, in the index of running plans, yet the
-// health check reports SERVING until a takeover, at least 10 minutes
-// later, finishes it (or fails again and lists it).
-func TestResumeDropsAPlanThatFailedMeanwhile(t *testing.T) {
+// TestResumeKeepsListingAPlanThatFailedMeanwhile: Resume lists and
+// unlists its plans one by one; it used to replace the whole list after
+// each plan, dropping one that an erasure failing on the same server
+// listed meanwhile (the health check then said SERVING).
+func TestResumeKeepsListingAPlanThatFailedMeanwhile(t *testing.T) {
 	t.Cleanup(func() { testHookAfterTombstone, testHookBeforeCommit = nil, nil })
 	ctx := context.Background()
 	e := newEnv(t)
@@ -122,13 +117,11 @@ func TestResumeDropsAPlanThatFailedMeanwhile(t *testing.T) {
 	}
 }
 
-// Node c's erasure fails after its tombstone (a storage error: node c is
-// alive, lists the plan in Unfinished, and gives its lease up). Node a's
-// periodic takeover finishes the plan. Node c's Unfinished keeps listing
-// it for as long as node c runs: its own takeovers read only the index of
-// running plans, which no longer names the plan, and nothing else drops
-// it. Node c's health check reports NOT_SERVING for a plan long done.
-func TestTakeOverElsewhereLeavesTheFailedNodeUnhealthy(t *testing.T) {
+// TestTakeOverElsewhereClearsTheFailedNodesList: a node lists a plan that
+// failed on it; when another node takes it over and finishes it, the
+// first node's next takeOver unlists it (it stayed NOT_SERVING for as
+// long as it ran).
+func TestTakeOverElsewhereClearsTheFailedNodesList(t *testing.T) {
 	t.Cleanup(func() { testHookAfterTombstone = nil })
 	ctx := context.Background()
 	e := newEnv(t)
