@@ -956,9 +956,12 @@ func (s *Service) Resume(ctx context.Context) error {
 	for i, er := range todo {
 		pending[i] = er.Tenant + "/" + er.ID
 	}
-	s.mu.Lock()
-	s.unfinished = append(slices.Clone(unreadable), pending...)
-	s.mu.Unlock()
+	// Listed and unlisted one by one: an erasure or sweep that fails on
+	// this server while Resume runs lists its own plan meanwhile.
+	for _, n := range append(slices.Clone(unreadable), pending...) {
+		tenant, id, _ := strings.Cut(n, "/")
+		s.markUnfinished(tenant, id)
+	}
 	stuck := unreadable
 	for i, er := range todo {
 		s.work.Lock()
@@ -967,9 +970,7 @@ func (s *Service) Resume(ctx context.Context) error {
 			// Another node is carrying it out: it is that node's.
 			s.work.Unlock()
 			s.log().InfoContext(ctx, "an unfinished erasure or sweep is being carried out by another node", "tenant", er.Tenant, "id", er.ID, "kind", er.what())
-			s.mu.Lock()
-			s.unfinished = append(slices.Clone(stuck), pending[i+1:]...)
-			s.mu.Unlock()
+			s.finished(er)
 			continue
 		}
 		if err == nil {
@@ -985,19 +986,21 @@ func (s *Service) Resume(ctx context.Context) error {
 		if err != nil {
 			s.log().ErrorContext(ctx, "an interrupted erasure or sweep could not be finished", "tenant", er.Tenant, "id", er.ID, "kind", er.what(), "err", err)
 			stuck = append(stuck, pending[i])
+		} else {
+			s.finished(er)
 		}
-		s.mu.Lock()
-		s.unfinished = append(slices.Clone(stuck), pending[i+1:]...)
-		s.mu.Unlock()
 	}
 	s.log().InfoContext(ctx, "resumed interrupted erasures and sweeps", "resumed", len(todo), "unfinished", len(stuck))
 	return nil
 }
 
 // finished drops a plan done from Unfinished.
-func (s *Service) finished(er *Erasure) {
+func (s *Service) finished(er *Erasure) { s.unlist(er.Tenant, er.ID) }
+
+// unlist drops plan id of tenant from Unfinished.
+func (s *Service) unlist(tenant, id string) {
 	s.mu.Lock()
-	s.unfinished = slices.DeleteFunc(s.unfinished, func(n string) bool { return n == er.Tenant+"/"+er.ID })
+	s.unfinished = slices.DeleteFunc(s.unfinished, func(n string) bool { return n == tenant+"/"+id })
 	s.mu.Unlock()
 }
 

@@ -289,9 +289,21 @@ func (s *Service) takeOver(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		s.unlistDone(ctx, tenant, ids)
 		for _, id := range ids {
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			// The header first, without the lease: a plan done (its
+			// record stale, left by the index's first build) or never
+			// stored is not taken, and its record goes.
+			er, err := s.getErasure(ctx, tenant, id, false)
+			if errors.Is(err, ledger.ErrNotFound) || err == nil && er.State != "executing" {
+				if err := s.L.DeleteStates(ctx, tenant, []string{stateRunning + id}); err != nil {
+					s.log().ErrorContext(ctx, "the record of a finished erasure or sweep could not be dropped from the running plans", "tenant", tenant, "id", id, "err", err)
+				}
+				s.unlist(tenant, id)
+				continue
 			}
 			if ended, err := s.leaseEnded(ctx, tenant, id); err != nil || !ended {
 				if err != nil {
@@ -306,6 +318,22 @@ func (s *Service) takeOver(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// unlistDone drops from Unfinished the plans of tenant that are not
+// running (not in running) and whose header says they are done or is
+// gone: another process finished them, or a takeover here did.
+func (s *Service) unlistDone(ctx context.Context, tenant string, running []string) {
+	for _, n := range s.Unfinished() {
+		t, id, _ := strings.Cut(n, "/")
+		if t != tenant || slices.Contains(running, id) {
+			continue
+		}
+		er, err := s.getErasure(ctx, tenant, id, false)
+		if errors.Is(err, ledger.ErrNotFound) || err == nil && er.State != "executing" {
+			s.unlist(tenant, id)
+		}
+	}
 }
 
 // finishPlan takes plan id's lease, reads the plan again under it and
