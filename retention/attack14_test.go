@@ -456,29 +456,8 @@ func TestResumedSweepKeepsTheNewKeyOfASubjectSeenAgain(t *testing.T) {
 	e.l.Close()
 	e.open(t)
 	// Served before Resume reached the plan.
-	fresh := e.spans(t, "vera", "", 2, 1, false, "again")
-	k, err := e.l.PseudonymKey(ctx, "default", ref, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p2 := k.Pseudonym("vera")
-	if err := e.s.Resume(ctx); err != nil || len(e.s.Unfinished()) != 0 {
-		t.Fatalf("Resume() = %v, unfinished %v", err, e.s.Unfinished())
-	}
-	if e.erased(t, fresh)[0] {
-		t.Fatal("the new span was erased")
-	}
-	k, err = e.l.PseudonymKey(ctx, "default", ref, false)
-	if errors.Is(err, ledger.ErrNotFound) {
-		t.Fatal("the resumed sweep destroyed the new pseudonym key of a subject seen again (new data, an access naming her) between the crash and Resume: " +
-			"she has a live entry, and the pseudonym the access log just named her by no longer links to her")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k.Pseudonym("vera") != p2 {
-		t.Fatal("the subject's pseudonym changed across Resume")
-	}
+	e.resumeKeepsReturningSubject(t, ref, "vera", "the resumed sweep destroyed the new pseudonym key of a subject seen again (new data, an access naming her) between the crash and Resume: "+
+		"she has a live entry, and the pseudonym the access log just named her by no longer links to her")
 }
 
 // Node b adds a compliance-mode rule keeping error spans six years. Node
@@ -569,4 +548,36 @@ func TestSweepRacesSweep(t *testing.T) {
 		t.Errorf("node a's sweep, which found everything expired by node b, appended tombstone %d naming nothing", *resA.Tombstone)
 	}
 	e.verify(t)
+}
+
+// resumeKeepsReturningSubject: the subject comes back (a new span, an
+// access naming her, so a new pseudonym key) before Resume reaches an
+// interrupted plan; Resume must leave her new span and her new key, so
+// that the pseudonym the access log just named her by still links to her.
+// destroyed is the failure when the key is gone.
+func (e *env) resumeKeepsReturningSubject(t *testing.T, ref ledger.TermRef, subject, destroyed string) {
+	t.Helper()
+	ctx := context.Background()
+	fresh := e.spans(t, subject, "", 2, 1, false, "again")
+	k, err := e.l.PseudonymKey(ctx, "default", ref, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := k.Pseudonym(subject)
+	if err := e.s.Resume(ctx); err != nil || len(e.s.Unfinished()) != 0 {
+		t.Fatalf("Resume() = %v, unfinished %v", err, e.s.Unfinished())
+	}
+	if e.erased(t, fresh)[0] {
+		t.Fatal("the new span was erased")
+	}
+	k, err = e.l.PseudonymKey(ctx, "default", ref, false)
+	if errors.Is(err, ledger.ErrNotFound) {
+		t.Fatal(destroyed)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Pseudonym(subject) != p2 {
+		t.Fatal("the subject's pseudonym changed across Resume")
+	}
 }

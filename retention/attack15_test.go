@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/veritrace/veritrace/ledger"
 )
 
 // Attack 15: the fixes of attack 14 (fencing tokens, stamped pseudonym
@@ -173,29 +171,8 @@ func TestResumedPlanOfAnEarlierBuildKeepsTheNewKey(t *testing.T) {
 	e.l.Close()
 	e.open(t) // the new build starts
 	// Served before Resume reached the plan: olga is back.
-	fresh := e.spans(t, "olga", "", 2, 1, false, "again")
-	k, err := e.l.PseudonymKey(ctx, "default", ref, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p2 := k.Pseudonym("olga")
-	if err := e.s.Resume(ctx); err != nil || len(e.s.Unfinished()) != 0 {
-		t.Fatalf("Resume() = %v, unfinished %v", err, e.s.Unfinished())
-	}
-	if e.erased(t, fresh)[0] {
-		t.Fatal("the new span was erased")
-	}
-	k, err = e.l.PseudonymKey(ctx, "default", ref, false)
-	if errors.Is(err, ledger.ErrNotFound) {
-		t.Fatal("the resumed plan of an earlier build destroyed the new pseudonym key of its subject, seen again (a live entry, an access naming her) " +
-			"between the crash and Resume: the pseudonym the access log just named her by no longer links to her")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k.Pseudonym("olga") != p2 {
-		t.Fatal("the subject's pseudonym changed across Resume")
-	}
+	e.resumeKeepsReturningSubject(t, ref, "olga", "the resumed plan of an earlier build destroyed the new pseudonym key of its subject, seen again (a live entry, an access naming her) "+
+		"between the crash and Resume: the pseudonym the access log just named her by no longer links to her")
 }
 
 // Node b's sweep dies after its first tombstone (the process is gone: its
