@@ -127,8 +127,8 @@ func (s *Service) Policy(ctx context.Context, tenant string) (*Policy, error) {
 // current, no node can have set a later revision (a revision is an entry
 // of the log); otherwise one lookup of the next revision's entry tells.
 // So classification follows a policy another node set from its first
-// call after the change, and a request that classifies many spans before
-// appending them pays the lookup once.
+// call after the change; a request classifies all its spans with one
+// call (Classifier).
 func (s *Service) policy(ctx context.Context, tenant string) (*Policy, error) {
 	size, err := s.L.Size(ctx, tenant)
 	if err != nil {
@@ -156,11 +156,22 @@ func (s *Service) policy(ctx context.Context, tenant string) (*Policy, error) {
 // ClassOf returns the retention class of a span under the tenant's policy.
 // It reads the shared policy snapshot: no copy per span.
 func (s *Service) ClassOf(ctx context.Context, tenant string, f SpanFacts) (string, error) {
-	p, err := s.policy(ctx, tenant)
+	classify, err := s.Classifier(ctx, tenant)
 	if err != nil {
 		return "", err
 	}
-	return p.Classify(f), nil
+	return classify(f), nil
+}
+
+// Classifier returns the retention class of spans under the tenant's
+// policy in force now, for the spans of one request: the policy is read
+// (and checked against the database) once, not per span.
+func (s *Service) Classifier(ctx context.Context, tenant string) (func(SpanFacts) string, error) {
+	p, err := s.policy(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	return p.Classify, nil
 }
 
 // SetPolicy replaces a tenant's policy after Check. The change is appended

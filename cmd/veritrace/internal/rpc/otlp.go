@@ -190,6 +190,9 @@ type ingestion struct {
 	size         uint64 // the log's size when the export began (0: not read)
 	traces       map[[16]byte]*traceState
 	policy       *retention.Policy
+	// classify gives spans their retention class: the policy in force
+	// when the export's first span was classified, read once.
+	classify func(retention.SpanFacts) string
 	// seen holds the identity of every record this export appends, with
 	// the SHA-256 of its payload.
 	seen        map[[24]byte][32]byte
@@ -485,13 +488,16 @@ func (in *ingestion) classOf(g *otlp.Group, it *otlp.Item, sp *v1.Span, ts *trac
 			return h.RetentionClass, nil
 		}
 	}
-	class, err := in.b.retention.ClassOf(in.ctx, in.tenant, retention.SpanFacts{
-		Kind: uint8(sp.GetKind()), Error: sp.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR, Attributes: g.RetentionAttributes(it),
-	})
-	if err != nil {
-		return "", in.b.fail(in.ctx, in.proc, err, nil)
+	if in.classify == nil {
+		classify, err := in.b.retention.Classifier(in.ctx, in.tenant)
+		if err != nil {
+			return "", in.b.fail(in.ctx, in.proc, err, nil)
+		}
+		in.classify = classify
 	}
-	return class, nil
+	return in.classify(retention.SpanFacts{
+		Kind: uint8(sp.GetKind()), Error: sp.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR, Attributes: g.RetentionAttributes(it),
+	}), nil
 }
 
 // loadTrace reads the span identities of a trace's entries in the log,

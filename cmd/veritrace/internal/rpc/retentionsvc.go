@@ -260,13 +260,14 @@ func (s *retentionService) Sweep(ctx context.Context, _ *connect.Request[v1.Swee
 	return connect.NewResponse(&v1.SweepResponse{Expired: uint64(r.Erased), Held: uint64(r.Held), TombstoneIndex: r.Tombstone}), nil
 }
 
-// spanClass is the retention class of a span under its tenant's policy.
-func spanClass(ctx context.Context, r *retention.Service, tenant string, sp *v1.Span) (string, error) {
+// spanClass is the retention class of a span under classify, its tenant's
+// policy (retention.Service.Classifier).
+func spanClass(classify func(retention.SpanFacts) string, sp *v1.Span) string {
 	attrs := map[string]string{}
 	for k, v := range sp.GetAttributes() {
 		if sv, ok := v.GetKind().(*structpb.Value_StringValue); ok {
 			attrs[k] = sv.StringValue
 		}
 	}
-	return r.ClassOf(ctx, tenant, retention.SpanFacts{Kind: uint8(sp.GetKind()), Error: sp.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR, Attributes: attrs})
+	return classify(retention.SpanFacts{Kind: uint8(sp.GetKind()), Error: sp.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR, Attributes: attrs})
 }

@@ -236,16 +236,14 @@ type service struct {
 
 // prepareSpan is the path of every ingested span, native or OTLP: it
 // validates the span (field is its path in the request, for errors) and
-// makes its ledger record, with the retention class of the rules in force
-// now. Its errors are Connect errors.
-func (s *service) prepareSpan(ctx context.Context, procedure, tenant, field string, sp *v1.Span, maxBytes int) (ledger.Record, error) {
+// makes its ledger record, with the retention class classify (the rules
+// in force now) gives it. Its errors are Connect errors.
+func (s *service) prepareSpan(classify func(retention.SpanFacts) string, field string, sp *v1.Span, maxBytes int) (ledger.Record, error) {
 	rec, err := spanRecord(field, sp, maxBytes)
 	if err != nil {
 		return rec, err
 	}
-	if rec.RetentionClass, err = spanClass(ctx, s.retention, tenant, sp); err != nil {
-		return rec, s.fail(ctx, procedure, err, nil)
-	}
+	rec.RetentionClass = spanClass(classify, sp)
 	return rec, nil
 }
 
@@ -275,10 +273,13 @@ func (s *ingestService) AppendSpans(ctx context.Context, req *connect.Request[v1
 	if len(spans) == 0 || len(spans) > ledger.MaxBatch {
 		return nil, invalid("spans", "a batch holds 1 to %d spans, got %d", ledger.MaxBatch, len(spans))
 	}
+	classify, err := s.retention.Classifier(ctx, tenant)
+	if err != nil {
+		return nil, s.fail(ctx, proc, err, nil)
+	}
 	recs := make([]ledger.Record, len(spans))
-	var err error
 	for i, sp := range spans {
-		if recs[i], err = s.prepareSpan(ctx, proc, tenant, fmt.Sprintf("spans[%d]", i), sp, maxSpanBytes); err != nil {
+		if recs[i], err = s.prepareSpan(classify, fmt.Sprintf("spans[%d]", i), sp, maxSpanBytes); err != nil {
 			return nil, err
 		}
 	}
