@@ -47,7 +47,7 @@ type lease struct {
 	Token uint64 `json:"token,omitempty"`
 }
 
-// run returns the id of this Service value's run, made once.
+// runID returns the id of this Service value's run, made once.
 func (s *Service) runID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
