@@ -259,7 +259,8 @@ func validRequestID(id string) bool {
 // covered by a legal hold are not erased; the outcome lists them with the
 // hold. A request with the ID of an earlier one returns its outcome if it
 // asks the same (sameRequest), else ErrRequestIDReused; one interrupted
-// by a crash is finished by Resume or by asking again.
+// by a crash is finished by Resume or by asking again. It first finishes
+// the tenant's running plans whose lease ended (takeOverTenant).
 func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) (*Erasure, error) {
 	if !validRequestID(req.ID) {
 		return nil, fmt.Errorf("%w: request id must be 1 to 64 of A-Z a-z 0-9 - _ .", ErrInvalid)
@@ -275,6 +276,11 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	}
 	if req.LegalBasis == "" || req.Reason == "" {
 		return nil, fmt.Errorf("%w: an erasure needs a legal basis and a reason", ErrNoReason)
+	}
+	// The tenant's plans whose process failed are finished first, so that
+	// none holds entries of this request out of its plan, still readable.
+	if err := s.takeOverTenant(ctx, tenant); err != nil {
+		return nil, err
 	}
 	s.work.Lock()
 	defer s.work.Unlock()
