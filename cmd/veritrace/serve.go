@@ -52,6 +52,7 @@ type serveConfig struct {
 	OTLPConfigFile     string        // per-tenant OTLP mapping configuration (JSON, docs/OTLP.md)
 	MaxInflightBytes   int64         // bytes of appends read and handled at once (0: 64 × MaxRequestBytes)
 	MaxQueueWait       time.Duration // how long an append waits for room (0: as long as it lives; default 1m)
+	Node               string        // this process's name among those sharing the database (default: DATA/node)
 }
 
 // otlpConfigFile is the JSON of --otlp-config.
@@ -126,6 +127,9 @@ func (c *serveConfig) validate() error {
 	if most := int64(max(c.MaxRequestBytes, c.OTLPMaxBytes)); c.MaxInflightBytes > 0 && c.MaxInflightBytes < most {
 		return fmt.Errorf("--max-inflight-bytes %d is below the largest request (--max-request-bytes, --otlp-max-bytes: %d): such a request could never be handled", c.MaxInflightBytes, most)
 	}
+	if c.Node != "" && !validNodeName(c.Node) {
+		return fmt.Errorf("--node %q: a node name is 1 to %d of A-Z a-z 0-9 . _ -", c.Node, maxNodeName)
+	}
 	if c.MaxQueueWait < 0 {
 		return fmt.Errorf("--max-queue-wait %s is negative", c.MaxQueueWait)
 	}
@@ -162,6 +166,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.StringVar(&c.OTLPConfigFile, "otlp-config", os.Getenv("VERITRACE_OTLP_CONFIG"), "JSON file of per-tenant OTLP mapping settings (subject and session attributes; docs/OTLP.md)")
 	fs.Int64Var(&c.MaxInflightBytes, "max-inflight-bytes", 0, "bytes of append requests (AppendSpans, RegisterVersion, OTLP) read and handled at once, server-wide; more wait for room (0: 64 × --max-request-bytes, at least --otlp-max-bytes)")
 	fs.DurationVar(&c.MaxQueueWait, "max-queue-wait", rpc.DefaultMaxQueueWait, "how long an append waits for room under --max-inflight-bytes before it is refused (resource_exhausted); 0: as long as its client waits")
+	fs.StringVar(&c.Node, "node", os.Getenv("VERITRACE_NODE"), "this process's name among the processes sharing the database, in the leases of erasures and sweeps it works on (default: the name in DATA/node, made at the first start from the host name; two processes running at once must never share a name)")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof: CPU, heap, mutex, block) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -216,7 +221,15 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	} else if id != "" {
 		log.Info("created the first admin key", "key_id", id, "token_file", adminFile)
 	}
-	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log, Now: clock}
+	node, made, err := nodeName(c.Node, c.DataDir)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	if made {
+		log.Info("named this node", "node", node, "file", filepath.Join(c.DataDir, NodeFile))
+	}
+	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log, Now: clock, Node: node}
 	otlpOpts, err := loadOTLPConfig(c.OTLPConfigFile)
 	if err != nil {
 		l.Close()
@@ -286,7 +299,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	errc := make(chan error, len(listeners))
 	deadline := time.Now().Add(c.ShutdownTimeout)
 	for _, o := range listeners {
-		log.Info(o.name, "addr", scheme+"://"+o.ln.Addr().String(), "data", c.DataDir, "verifier_key", l.VerifierKey())
+		log.Info(o.name, "addr", scheme+"://"+o.ln.Addr().String(), "data", c.DataDir, "node", node, "verifier_key", l.VerifierKey())
 		go func() {
 			if c.TLSCert != "" {
 				errc <- o.srv.ServeTLS(o.ln, "", "") // the certificate loaded at start
