@@ -199,6 +199,17 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		}
 		certs = []tls.Certificate{cert}
 	}
+	// So are a bad node name and a bad --otlp-config: nothing below is
+	// created before every check that needs no disk change has passed.
+	node, nodeMissing, err := readNodeName(c.Node, c.DataDir)
+	if err != nil {
+		return err
+	}
+	otlpOpts, err := loadOTLPConfig(c.OTLPConfigFile)
+	if err != nil {
+		return err
+	}
+	otlpOpts.MaxBytes = c.OTLPMaxBytes
 	keys, created, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: c.DataDir, MasterKey: c.MasterKeyFile, SigningKey: c.SigningKeyFile})
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
@@ -221,26 +232,23 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	} else if id != "" {
 		log.Info("created the first admin key", "key_id", id, "token_file", adminFile)
 	}
-	node, made, err := nodeName(c.Node, c.DataDir)
-	if err != nil {
-		l.Close()
-		return err
-	}
-	if made {
-		log.Info("named this node", "node", node, "file", filepath.Join(c.DataDir, NodeFile))
-	}
-	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log, Now: clock, Node: node}
-	otlpOpts, err := loadOTLPConfig(c.OTLPConfigFile)
-	if err != nil {
-		l.Close()
-		return err
-	}
-	otlpOpts.MaxBytes = c.OTLPMaxBytes
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		l.Close()
 		return err
 	}
+	// A missing node file is made last, once start-up can no longer fail
+	// but for the extra listeners (the ledger's directory lock keeps a
+	// second process out meanwhile).
+	if nodeMissing {
+		if node, err = storeNodeName(c.DataDir); err != nil {
+			ln.Close()
+			l.Close()
+			return err
+		}
+		log.Info("named this node", "node", node, "file", filepath.Join(c.DataDir, NodeFile))
+	}
+	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log, Now: clock, Node: node}
 	sweepCtx, stopSweeps := context.WithCancel(context.Background())
 	sweeps := make(chan struct{})
 	go func() {
