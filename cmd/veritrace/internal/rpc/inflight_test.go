@@ -314,19 +314,6 @@ func bodyTimeoutServer(t *testing.T, timeout time.Duration) (*testServer, string
 	return s, s.key(t, policy.Ingester, "acme")
 }
 
-// eventually polls the bound's stats until ok holds, for at most a
-// generous 20 s.
-func eventually(t *testing.T, s *testServer, what string, ok func(InflightStats) bool) {
-	t.Helper()
-	for range 400 {
-		if ok(s.h.InflightStats()) {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("never %s: %+v", what, s.h.InflightStats())
-}
-
 // TestStalledBodyReleasesTheBound: an app sends appends whose
 // Content-Length is the largest request and never sends their bodies
 // (slowloris), over HTTP/1.1 and HTTP/2 (h2c), natively and over
@@ -355,7 +342,7 @@ func TestStalledBodyReleasesTheBound(t *testing.T) {
 			defer stop1()
 			defer stop2()
 			waitFor(t, s, "full", func(st InflightStats) bool { return st.HeldBytes == st.MaxBytes })
-			eventually(t, s, "released by the body timeout", func(st InflightStats) bool { return st.HeldBytes == 0 })
+			waitFor(t, s, "released by the body timeout (10 s)", func(st InflightStats) bool { return st.HeldBytes == 0 })
 			if _, err := other.ingest.AppendSpans(context.Background(), connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}})); err != nil {
 				t.Errorf("tenant beta's append after acme's bodies stalled: %v", err)
 			}
