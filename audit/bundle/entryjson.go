@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -226,24 +227,56 @@ func (p *jsonParser) strBytes() ([]byte, error) {
 		return nil, p.errorf("want a string")
 	}
 	start := p.i
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			s := p.b[start:p.i]
-			p.i++
-			if !utf8.Valid(s) {
-				return nil, p.errorf("invalid UTF-8 in a string")
-			}
-			return s, nil
-		case c == '\\':
-			return p.strSlow(start)
-		case c < 0x20:
-			return nil, p.errorf("control character in a string")
-		}
-		p.i++
+	// Without an escape the string ends at the next quote: find it and
+	// any backslash before it with the vectorised searches, then check
+	// the bytes between eight at a time for control characters.
+	end := bytes.IndexByte(p.b[start:], '"')
+	if end < 0 {
+		end = len(p.b) - start
 	}
-	return nil, p.errorf("unterminated string")
+	s := p.b[start : start+end]
+	if bs := bytes.IndexByte(s, '\\'); bs >= 0 {
+		s = s[:bs]
+	}
+	if hasControl(s) {
+		for p.i < start+len(s) && p.b[p.i] >= 0x20 {
+			p.i++
+		}
+		return nil, p.errorf("control character in a string")
+	}
+	p.i = start + len(s)
+	switch {
+	case p.i == len(p.b):
+		return nil, p.errorf("unterminated string")
+	case p.b[p.i] == '\\':
+		return p.strSlow(start)
+	}
+	p.i++ // the closing quote
+	if !utf8.Valid(s) {
+		return nil, p.errorf("invalid UTF-8 in a string")
+	}
+	return s, nil
+}
+
+// hasControl reports whether s holds a byte below 0x20, which JSON
+// strings may not hold unescaped.
+func hasControl(s []byte) bool {
+	const highs, below = 0x8080808080808080, 0x20 * 0x0101010101010101
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		// A byte below 0x20 borrows in x - 0x20 per byte with its top bit
+		// clear in x (the "hasless" test: exact for any bound up to 0x80).
+		x := binary.LittleEndian.Uint64(s[i:])
+		if (x-below)&^x&highs != 0 {
+			return true
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // strSlow parses the rest of a string that holds escapes.
@@ -395,7 +428,7 @@ func (p *jsonParser) hash(out *[32]byte) error {
 // hashes parses an array of hashes, refusing more than max+1 of them
 // (the caller names what more than max means).
 func (p *jsonParser) hashes(max int) ([]Hex, error) {
-	out := []Hex{}
+	out := make([]Hex, 0, 32) // a proof in a tree of up to 2^32 entries
 	err := p.array(func(i int) error {
 		if i > max {
 			return errors.New("too many hashes")
