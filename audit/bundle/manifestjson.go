@@ -125,19 +125,61 @@ func (p *jsonParser) fields(parse map[string]func() error, required ...string) e
 	return requiredMembers(seen, required...)
 }
 
+// entryRef and fileDigest read the manifest's most numerous objects (two
+// an entry) as fields does, with no map an object.
 func (p *jsonParser) entryRef(e *EntryRef) error {
-	return p.fields(map[string]func() error{
-		"index": func() (err error) { e.Index, err = p.uint(); return },
-		"kind":  func() (err error) { e.Kind, err = p.str(); return },
-		"file":  func() (err error) { e.File, err = p.str(); return },
-	}, "index", "kind", "file")
+	var seen [3]bool
+	err := p.object(func(key string) (err error) {
+		switch key {
+		case "index":
+			seen[0] = true
+			e.Index, err = p.uint()
+		case "kind":
+			seen[1] = true
+			e.Kind, err = p.str()
+		case "file":
+			seen[2] = true
+			e.File, err = p.str()
+		default:
+			return p.errorf("unknown field %q", key)
+		}
+		return named(key, err)
+	})
+	if err != nil {
+		return err
+	}
+	return requiredOf(seen[:], "index", "kind", "file")
 }
 
 func (p *jsonParser) fileDigest(fd *FileDigest) error {
-	return p.fields(map[string]func() error{
-		"name":   func() (err error) { fd.Name, err = p.str(); return },
-		"sha256": func() (err error) { fd.SHA256, err = p.str(); return },
-	}, "name", "sha256")
+	var seen [2]bool
+	err := p.object(func(key string) (err error) {
+		switch key {
+		case "name":
+			seen[0] = true
+			fd.Name, err = p.str()
+		case "sha256":
+			seen[1] = true
+			fd.SHA256, err = p.str()
+		default:
+			return p.errorf("unknown field %q", key)
+		}
+		return named(key, err)
+	})
+	if err != nil {
+		return err
+	}
+	return requiredOf(seen[:], "name", "sha256")
+}
+
+// requiredOf is requiredMembers for members tracked by position.
+func requiredOf(seen []bool, names ...string) error {
+	for i, n := range names {
+		if !seen[i] {
+			return fmt.Errorf("member %q is missing", n)
+		}
+	}
+	return nil
 }
 
 func (p *jsonParser) consistencyRef(c *Consistency) error {

@@ -313,7 +313,17 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 		v.skip(CheckInclusion, "no valid checkpoint to prove against")
 	}
 
-	// Every entry, in parallel; the results are merged in manifest order.
+	// Every entry, in parallel, with the report hashed beside them; the
+	// results are merged in manifest order.
+	type hashed struct {
+		sum [32]byte
+		err error
+	}
+	report := make(chan hashed, 1)
+	go func() {
+		sum, err := v.hashFile(ReportFile, MaxReportBytes, false)
+		report <- hashed{sum, err}
+	}()
 	results := v.entries(m, cp)
 	for i := range results {
 		res := &results[i]
@@ -334,10 +344,10 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 	v.checkTimeRange(m, cp, results)
 
 	// The other files.
-	if report, err := v.hashFile(ReportFile, MaxReportBytes, false); err != nil {
-		v.fail(CheckFiles, "%v", err)
+	if r := <-report; r.err != nil {
+		v.fail(CheckFiles, "%v", r.err)
 	} else {
-		digest(ReportFile, report)
+		digest(ReportFile, r.sum)
 	}
 	var cons *ConsistencyProof
 	if m.Consistency != nil {
@@ -376,30 +386,8 @@ func (v *verifier) signedManifest() (*Manifest, bool) {
 		v.skipAll("the manifest is not signed by the key")
 		return nil, false
 	}
-	// The manifest is hashed as it streams, and read into memory only once
-	// it is the signed one: any bundle's manifest.sig verifies with the
-	// key, so a signature alone proves nothing about the size of what
-	// comes with it.
-	digest, err := v.hashFile(ManifestFile, MaxManifestBytes, false)
-	if err != nil {
-		v.fail(CheckSignature, "%v", err)
-		v.skipAll("the manifest could not be read")
-		return nil, false
-	}
-	if digest != want {
-		v.fail(CheckSignature, "the signature is for another manifest (signed %x)", want[:8])
-		v.skipAll("the manifest is not signed by the key")
-		return nil, false
-	}
-	mb, digest, err := v.readFile(ManifestFile, MaxManifestBytes, false)
-	if err != nil {
-		v.fail(CheckSignature, "%v", err)
-		v.skipAll("the manifest could not be read")
-		return nil, false
-	}
-	if digest != want { // the file changed while it was read
-		v.fail(CheckSignature, "the signature is for another manifest (signed %x)", want[:8])
-		v.skipAll("the manifest is not signed by the key")
+	mb, ok := v.readManifest(want)
+	if !ok {
 		return nil, false
 	}
 	m := &Manifest{}
@@ -416,6 +404,43 @@ func (v *verifier) signedManifest() (*Manifest, bool) {
 	}
 	v.pass(CheckSignature)
 	return m, true
+}
+
+// readManifest reads manifest.json if its SHA-256 is want. A deflated
+// manifest is hashed as it streams, and read into memory only once it is
+// the signed one: any bundle's manifest.sig verifies with the key, so a
+// signature alone proves nothing about the size of what comes with it,
+// and a few kilobytes of deflate expand a thousandfold. A stored one (as
+// exporters write it) is no larger than the bundle itself: it is read
+// once.
+func (v *verifier) readManifest(want [32]byte) ([]byte, bool) {
+	unreadable := func(err error) ([]byte, bool) {
+		v.fail(CheckSignature, "%v", err)
+		v.skipAll("the manifest could not be read")
+		return nil, false
+	}
+	unsigned := func() ([]byte, bool) {
+		v.fail(CheckSignature, "the signature is for another manifest (signed %x)", want[:8])
+		v.skipAll("the manifest is not signed by the key")
+		return nil, false
+	}
+	if f := v.files[ManifestFile]; f == nil || f.Method != zip.Store {
+		digest, err := v.hashFile(ManifestFile, MaxManifestBytes, false)
+		if err != nil {
+			return unreadable(err)
+		}
+		if digest != want {
+			return unsigned()
+		}
+	}
+	mb, digest, err := v.readFile(ManifestFile, MaxManifestBytes, false)
+	if err != nil {
+		return unreadable(err)
+	}
+	if digest != want { // or, deflated, it changed while it was read
+		return unsigned()
+	}
+	return mb, true
 }
 
 // checkManifest checks the manifest's structure: what it lists, once each,
