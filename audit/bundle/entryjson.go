@@ -134,6 +134,51 @@ func (p *jsonParser) literal(word string) bool {
 // value or returns an error, which object returns as it is (callers name
 // the member, once, where a path helps). A name given twice is refused.
 func (p *jsonParser) object(member func(name string) error) error {
+	return p.members(func(name []byte) error { return member(memberName(name)) })
+}
+
+// memberName returns name as a string, without allocating for the names
+// and entry kinds the bundle's own files use.
+func memberName(name []byte) string {
+	switch string(name) { // compiled to comparisons, no conversion
+	case "index":
+		return "index"
+	case "header":
+		return "header"
+	case "leaf_hash":
+		return "leaf_hash"
+	case "payload":
+		return "payload"
+	case "salt":
+		return "salt"
+	case "erased":
+		return "erased"
+	case "inclusion_proof":
+		return "inclusion_proof"
+	case "decoded":
+		return "decoded"
+	case "undecodable":
+		return "undecodable"
+	case "kind":
+		return "kind"
+	case "file":
+		return "file"
+	case "name":
+		return "name"
+	case "sha256":
+		return "sha256"
+	case "span":
+		return "span"
+	case "version":
+		return "version"
+	case "tombstone":
+		return "tombstone"
+	}
+	return string(name)
+}
+
+// members is object with each name as bytes, valid while p.b is.
+func (p *jsonParser) members(member func(name []byte) error) error {
 	if !p.eat('{') {
 		return p.errorf("want an object")
 	}
@@ -141,18 +186,18 @@ func (p *jsonParser) object(member func(name string) error) error {
 	if p.eat('}') {
 		return nil
 	}
-	var few [16]string // the names seen, while they are few
+	var few [16][]byte // the names seen, while they are few
 	var many map[string]bool
 	n := 0
 	for {
 		p.ws()
-		name, err := p.str()
+		name, err := p.strBytes()
 		if err != nil {
 			return err
 		}
 		if n < len(few) {
 			for _, s := range few[:n] {
-				if s == name {
+				if bytes.Equal(s, name) {
 					return p.errorf("member %q appears twice", name)
 				}
 			}
@@ -161,13 +206,13 @@ func (p *jsonParser) object(member func(name string) error) error {
 			if many == nil {
 				many = make(map[string]bool, 2*len(few))
 				for _, s := range few {
-					many[s] = true
+					many[string(s)] = true
 				}
 			}
-			if many[name] {
+			if many[string(name)] {
 				return p.errorf("member %q appears twice", name)
 			}
-			many[name] = true
+			many[string(name)] = true
 		}
 		n++
 		p.ws()
@@ -465,11 +510,11 @@ func (p *jsonParser) skip(depth int) error {
 	}
 	switch c := p.b[p.i]; {
 	case c == '{':
-		return p.object(func(string) error { return p.skip(depth + 1) })
+		return p.members(func([]byte) error { return p.skip(depth + 1) })
 	case c == '[':
 		return p.array(func(int) error { return p.skip(depth + 1) })
 	case c == '"':
-		_, err := p.str()
+		_, err := p.strBytes()
 		return err
 	case c == 't' || c == 'f':
 		_, err := p.bool()

@@ -30,6 +30,15 @@ func named(name string, err error) error {
 	return nil
 }
 
+// at wraps an array element's error with its position, building no
+// text unless there is an error.
+func at(i int, err error) error {
+	if err != nil {
+		return fmt.Errorf("[%d]: %w", i, err)
+	}
+	return nil
+}
+
 // parseManifest decodes manifest.json strictly: every member but
 // consistency and range present, none other, each of its type.
 func parseManifest(b []byte, m *Manifest) error {
@@ -74,7 +83,7 @@ func parseManifest(b []byte, m *Manifest) error {
 				var e EntryRef
 				err := p.entryRef(&e)
 				m.Entries = append(m.Entries, e)
-				return named(fmt.Sprintf("[%d]", i), err)
+				return at(i, err)
 			})
 		case "consistency":
 			m.Consistency = &Consistency{}
@@ -91,7 +100,7 @@ func parseManifest(b []byte, m *Manifest) error {
 				var fd FileDigest
 				err := p.fileDigest(&fd)
 				m.Files = append(m.Files, fd)
-				return named(fmt.Sprintf("[%d]", i), err)
+				return at(i, err)
 			})
 		default:
 			return p.errorf("unknown field %q", key)
@@ -136,7 +145,9 @@ func (p *jsonParser) entryRef(e *EntryRef) error {
 			e.Index, err = p.uint()
 		case "kind":
 			seen[1] = true
-			e.Kind, err = p.str()
+			var kind []byte
+			kind, err = p.strBytes()
+			e.Kind = memberName(kind)
 		case "file":
 			seen[2] = true
 			e.File, err = p.str()
@@ -382,7 +393,7 @@ func parseTombstone(b []byte) (*format.Tombstone, error) {
 					err = requiredMembers(entrySeen, "index", "leaf_hash")
 				}
 				ts.Erased = append(ts.Erased, te)
-				return named(fmt.Sprintf("[%d]", i), err)
+				return at(i, err)
 			})
 		case "request_id":
 			ts.RequestID, err = p.str()
@@ -404,7 +415,7 @@ func parseTombstone(b []byte) (*format.Tombstone, error) {
 				var he format.HeldEntry
 				err := p.heldEntry(&he)
 				ts.Held = append(ts.Held, he)
-				return named(fmt.Sprintf("[%d]", i), err)
+				return at(i, err)
 			})
 		default:
 			err = p.skip(0)
