@@ -325,6 +325,7 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 		report <- hashed{sum, err}
 	}()
 	results := v.entries(m, cp)
+	var passed [len(entryChecks)]int
 	for i := range results {
 		res := &results[i]
 		for _, f := range res.fails {
@@ -333,11 +334,14 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 		for _, n := range res.notes {
 			v.note(n.check, "%s", n.msg)
 		}
-		for c := range res.passed {
-			if res.passed[c] {
-				v.pass(entryChecks[c])
+		for c, ok := range res.passed {
+			if ok {
+				passed[c]++
 			}
 		}
+	}
+	for c, n := range passed {
+		v.check(entryChecks[c]).Passed += n
 	}
 	v.crossChecks(m, results)
 	v.checkSelectorHolds(m, results)
@@ -591,7 +595,7 @@ func isHex(s string, n int) bool {
 }
 
 // The checks made entry by entry, in the order of entryResult.passed.
-var entryChecks = []string{CheckFiles, CheckHeaders, CheckLeafHashes, CheckCommitments, CheckInclusion, CheckDecoded, CheckIdentity}
+var entryChecks = [...]string{CheckFiles, CheckHeaders, CheckLeafHashes, CheckCommitments, CheckInclusion, CheckDecoded, CheckIdentity}
 
 const (
 	ecFiles = iota
@@ -608,7 +612,7 @@ type finding struct{ check, msg string }
 // entryResult is what checking one entry found, and what the checks
 // across entries need of it.
 type entryResult struct {
-	passed [7]bool
+	passed [len(entryChecks)]bool
 	fails  []finding
 	notes  []finding
 	// Known when the header parsed:
