@@ -3,10 +3,15 @@ package bundle
 import (
 	"archive/zip"
 	"bytes"
+	"crypto/sha256"
 	"hash/crc32"
 	"io"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/veritrace/veritrace/ledger/format"
 )
 
 // storedLog is a synthetic log of a version and two spans of one trace,
@@ -32,8 +37,8 @@ func methods(t *testing.T, b []byte) map[string]uint16 {
 	return m
 }
 
-// TestEntryFilesStoredOrDeflated: the Writer stores entry files and the
-// manifest (zip method 0) unless DeflateEntries is set, and the verifier
+// TestEntryFilesStoredOrDeflated: the Writer stores entry files (zip
+// method 0) unless DeflateEntries is set, and the verifier
 // accepts both forms, and every member of either form rewritten as the
 // other (docs/BUNDLE.md, "What an exporter writes").
 func TestEntryFilesStoredOrDeflated(t *testing.T) {
@@ -47,8 +52,8 @@ func TestEntryFilesStoredOrDeflated(t *testing.T) {
 		entryMethod uint16
 	}{{"stored", stored, zip.Store}, {"deflated", deflated, zip.Deflate}} {
 		m := methods(t, c.b)
-		if m[EntryFile(idxs[1])] != c.entryMethod || m[ManifestFile] != zip.Store || m[CheckpointFile] != zip.Deflate {
-			t.Errorf("%s bundle: methods %v, want entry files %d, the manifest stored, other files deflated", c.name, m, c.entryMethod)
+		if m[EntryFile(idxs[1])] != c.entryMethod || m[ManifestFile] != zip.Deflate || m[CheckpointFile] != zip.Deflate {
+			t.Errorf("%s bundle: methods %v, want entry files %d, other files deflated", c.name, m, c.entryMethod)
 		}
 		for _, as := range []uint16{zip.Store, zip.Deflate} {
 			b := rewriteMembers(t, c.b, func(string) uint16 { return as })
@@ -152,6 +157,114 @@ func rawMember(t *testing.T, b []byte, name string, method uint16, extra uint64)
 		rc.Close()
 		w, err := zw.CreateRaw(&zip.FileHeader{Name: name, Method: method, CRC32: crc32.ChecksumIEEE(content),
 			CompressedSize64: uint64(len(content)), UncompressedSize64: uint64(len(content)) + extra})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(content)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// TestManifestReadInOneOrTwoPasses: a manifest that deflates more than
+// manifestExpansion-fold is hashed before it is read (a foreign signature
+// beside a huge one costs no memory: TestAttackForeignSignatureBigManifest),
+// others are read once; either way a signed one verifies, and one that is
+// not the signed one fails the signature check.
+func TestManifestReadInOneOrTwoPasses(t *testing.T) {
+	l, sel, idxs := storedLog(t)
+	honest := l.bundle(sel, []byte{1}, idxs...)
+	mb := member(t, honest, ManifestFile)
+	padded := append(bytes.Clone(mb), bytes.Repeat([]byte(" "), 1<<20)...) // JSON may end in white space
+	for _, c := range []struct {
+		name    string
+		content []byte
+		method  uint16
+		resign  bool
+		ok      bool
+	}{
+		{"deflated, read once", mb, zip.Deflate, false, true},
+		{"stored, read once", mb, zip.Store, false, true},
+		{"deflated past the bound, hashed first", padded, zip.Deflate, true, true},
+		{"deflated past the bound, another manifest", padded, zip.Deflate, false, false},
+		{"stored, another manifest", padded, zip.Store, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := replaceMember(t, honest, ManifestFile, c.content, c.method)
+			if c.method == zip.Deflate && c.resign {
+				f := zipFile(t, b, ManifestFile)
+				if f.UncompressedSize64 <= manifestExpansion*f.CompressedSize64+expansionSlack {
+					t.Fatalf("the padded manifest expands only %d-fold", f.UncompressedSize64/f.CompressedSize64)
+				}
+			}
+			if c.resign {
+				sig, err := note.Sign(&note.Note{Text: format.BundleSignatureBody(synthOrigin, sha256.Sum256(c.content))}, l.signer)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b = replaceMember(t, b, SignatureFile, sig, zip.Deflate)
+			}
+			rep, out := l.verify(b)
+			if rep.OK() != c.ok {
+				t.Fatalf("verifies %v, want %v:\n%s", rep.OK(), c.ok, out)
+			}
+			if !c.ok && !strings.Contains(out, "the signature is for another manifest") {
+				t.Errorf("want the signature check to fail on another manifest, got:\n%s", out)
+			}
+		})
+	}
+}
+
+// member returns a zip member's content.
+func member(t *testing.T, b []byte, name string) []byte {
+	t.Helper()
+	rc, err := zipFile(t, b, name).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	c, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func zipFile(t *testing.T, b []byte, name string) *zip.File {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range zr.File {
+		if f.Name == name {
+			return f
+		}
+	}
+	t.Fatalf("no %s", name)
+	return nil
+}
+
+// replaceMember copies a zip with one member's content replaced, written
+// with method.
+func replaceMember(t *testing.T, b []byte, name string, content []byte, method uint16) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	zw := zip.NewWriter(&out)
+	for _, f := range zr.File {
+		if f.Name != name {
+			if err := zw.Copy(f); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: method})
 		if err != nil {
 			t.Fatal(err)
 		}

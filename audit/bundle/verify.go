@@ -410,13 +410,18 @@ func (v *verifier) signedManifest() (*Manifest, bool) {
 	return m, true
 }
 
-// readManifest reads manifest.json if its SHA-256 is want. A deflated
-// manifest is hashed as it streams, and read into memory only once it is
-// the signed one: any bundle's manifest.sig verifies with the key, so a
-// signature alone proves nothing about the size of what comes with it,
-// and a few kilobytes of deflate expand a thousandfold. A stored one (as
-// exporters write it) is no larger than the bundle itself: it is read
-// once.
+// manifestExpansion bounds the expansion of a manifest read in one pass.
+const manifestExpansion = 16
+
+// readManifest reads manifest.json if its SHA-256 is want. Any bundle's
+// manifest.sig verifies with the key, so a signature alone proves nothing
+// about the size of what comes with it, and a few kilobytes of deflate
+// expand a thousandfold: a manifest that expands more than
+// manifestExpansion times its compressed size (plus expansionSlack bytes)
+// is hashed as it streams, and read into memory only once it is the
+// signed one. Any other (stored, or deflated as exporters write it: about
+// 6-fold) is read, hashed and compared in one pass, in memory at most
+// manifestExpansion times its bytes in the bundle.
 func (v *verifier) readManifest(want [32]byte) ([]byte, bool) {
 	unreadable := func(err error) ([]byte, bool) {
 		v.fail(CheckSignature, "%v", err)
@@ -428,7 +433,7 @@ func (v *verifier) readManifest(want [32]byte) ([]byte, bool) {
 		v.skipAll("the manifest is not signed by the key")
 		return nil, false
 	}
-	if f := v.files[ManifestFile]; f == nil || f.Method != zip.Store {
+	if f := v.files[ManifestFile]; f == nil || f.UncompressedSize64 > manifestExpansion*f.CompressedSize64+expansionSlack {
 		digest, err := v.hashFile(ManifestFile, MaxManifestBytes, false)
 		if err != nil {
 			return unreadable(err)
@@ -441,7 +446,7 @@ func (v *verifier) readManifest(want [32]byte) ([]byte, bool) {
 	if err != nil {
 		return unreadable(err)
 	}
-	if digest != want { // or, deflated, it changed while it was read
+	if digest != want { // or, hashed first, it changed while it was read
 		return unsigned()
 	}
 	return mb, true

@@ -25,9 +25,8 @@ import (
 // Entry files are stored (zip method 0) unless DeflateEntries is set:
 // stored, they take about a third of a verifier's CPU less to read
 // (nothing to inflate) and the bundle about a third more room
-// (docs/BUNDLE.md, docs/PERFORMANCE.md). The manifest is stored too, so
-// that a verifier reads it once (it must hash a deflated one before it
-// reads it). Every other file is deflated. Verifiers read either form.
+// (docs/BUNDLE.md, docs/PERFORMANCE.md). Every other file is deflated.
+// Verifiers read either form.
 type Writer struct {
 	// DeflateEntries compresses entry files Huffman-only (huffman.go),
 	// as exporters did before entry files were stored. Set it before the
@@ -250,11 +249,10 @@ func (w *Writer) Close(sign func(manifestSHA256 [32]byte) ([]byte, error)) error
 		return fmt.Errorf("sign manifest: %w", err)
 	}
 	for _, f := range []struct {
-		name   string
-		b      []byte
-		method uint16
-	}{{ManifestFile, mb, zip.Store}, {SignatureFile, sig, zip.Deflate}} {
-		zf, err := w.zw.CreateHeader(&zip.FileHeader{Name: f.name, Method: f.method, Modified: w.m.CreatedAt})
+		name string
+		b    []byte
+	}{{ManifestFile, mb}, {SignatureFile, sig}} {
+		zf, err := w.zw.CreateHeader(&zip.FileHeader{Name: f.name, Method: zip.Deflate, Modified: w.m.CreatedAt})
 		if err != nil {
 			return err
 		}
