@@ -70,39 +70,6 @@ func TestEntryFilesStoredOrDeflated(t *testing.T) {
 	}
 }
 
-// rewriteMembers copies a zip, each member with the method method(name)
-// gives, its content unchanged (so the manifest's digests and signature
-// still hold).
-func rewriteMembers(t *testing.T, b []byte, method func(name string) uint16) []byte {
-	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	zw := zip.NewWriter(&out)
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		content, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: method(f.Name)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(content)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
-}
-
 // TestStoredMemberSizesMustAgree: a stored member's size in the zip's
 // directory and the bytes it has must be the same, and no method but
 // stored and deflated is read: the verifier refuses either before reading
@@ -130,42 +97,6 @@ func TestStoredMemberSizesMustAgree(t *testing.T) {
 			}
 		})
 	}
-}
-
-// rawMember copies a zip with one member written raw: its content stored
-// as it is, under the given method, its declared size changed by extra.
-func rawMember(t *testing.T, b []byte, name string, method uint16, extra uint64) []byte {
-	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	zw := zip.NewWriter(&out)
-	for _, f := range zr.File {
-		if f.Name != name {
-			if err := zw.Copy(f); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		content, _ := io.ReadAll(rc)
-		rc.Close()
-		w, err := zw.CreateRaw(&zip.FileHeader{Name: name, Method: method, CRC32: crc32.ChecksumIEEE(content),
-			CompressedSize64: uint64(len(content)), UncompressedSize64: uint64(len(content)) + extra})
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(content)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
 }
 
 // TestManifestReadInOneOrTwoPasses: a manifest that deflates more than
@@ -247,9 +178,9 @@ func zipFile(t *testing.T, b []byte, name string) *zip.File {
 	return nil
 }
 
-// replaceMember copies a zip with one member's content replaced, written
-// with method.
-func replaceMember(t *testing.T, b []byte, name string, content []byte, method uint16) []byte {
+// rewriteZip copies a zip; edit says how to write each member (nil: a
+// copy of it as it is) given its content.
+func rewriteZip(t *testing.T, b []byte, edit func(f *zip.File, content []byte) *zipEdit) []byte {
 	t.Helper()
 	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
@@ -258,20 +189,75 @@ func replaceMember(t *testing.T, b []byte, name string, content []byte, method u
 	var out bytes.Buffer
 	zw := zip.NewWriter(&out)
 	for _, f := range zr.File {
-		if f.Name != name {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		content, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := edit(f, content)
+		if e == nil {
 			if err := zw.Copy(f); err != nil {
 				t.Fatal(err)
 			}
 			continue
 		}
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: method})
+		create := zw.CreateHeader
+		if e.raw {
+			create = zw.CreateRaw
+		}
+		w, err := create(e.header)
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.Write(content)
+		w.Write(e.content)
 	}
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// zipEdit is how rewriteZip writes a member: with header, holding
+// content, raw (header's sizes and CRC-32 as they are, content not
+// compressed) or not.
+type zipEdit struct {
+	header  *zip.FileHeader
+	content []byte
+	raw     bool
+}
+
+// rewriteMembers copies a zip, each member with the method method(name)
+// gives, its content unchanged (so the manifest's digests and signature
+// still hold).
+func rewriteMembers(t *testing.T, b []byte, method func(name string) uint16) []byte {
+	return rewriteZip(t, b, func(f *zip.File, c []byte) *zipEdit {
+		return &zipEdit{header: &zip.FileHeader{Name: f.Name, Method: method(f.Name)}, content: c}
+	})
+}
+
+// rawMember copies a zip with one member written raw: its content stored
+// as it is, under the given method, its declared size changed by extra.
+func rawMember(t *testing.T, b []byte, name string, method uint16, extra uint64) []byte {
+	return rewriteZip(t, b, func(f *zip.File, c []byte) *zipEdit {
+		if f.Name != name {
+			return nil
+		}
+		return &zipEdit{raw: true, content: c, header: &zip.FileHeader{Name: name, Method: method, CRC32: crc32.ChecksumIEEE(c),
+			CompressedSize64: uint64(len(c)), UncompressedSize64: uint64(len(c)) + extra}}
+	})
+}
+
+// replaceMember copies a zip with one member's content replaced, written
+// with method.
+func replaceMember(t *testing.T, b []byte, name string, content []byte, method uint16) []byte {
+	return rewriteZip(t, b, func(f *zip.File, _ []byte) *zipEdit {
+		if f.Name != name {
+			return nil
+		}
+		return &zipEdit{header: &zip.FileHeader{Name: name, Method: method}, content: content}
+	})
 }
