@@ -672,6 +672,7 @@ func (v *verifier) entries(m *Manifest, cp *format.Checkpoint) []entryResult {
 // no part of it).
 type entryWork struct {
 	file  []byte           // the entry file's bytes
+	entry Entry            // the file parsed
 	proof tlog.RecordProof // its inclusion proof
 	path  *provenPath      // nil without a valid checkpoint
 }
@@ -695,8 +696,8 @@ func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, w *en
 	} else {
 		res.passed[ecFiles] = true
 	}
-	var e Entry
-	if err := parseEntry(b, &e); err != nil {
+	e := &w.entry
+	if err := parseEntry(b, e); err != nil {
 		res.fail(CheckHeaders, "entry %d: %s is not an entry file: %v", ref.Index, ref.File, err)
 		return
 	}
@@ -752,7 +753,7 @@ func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, w *en
 		return
 	}
 	res.passed[ecCommitment] = true
-	v.checkPayload(m, h, &e, res)
+	v.checkPayload(m, h, e, res)
 }
 
 // checkPayload runs the decoded-content and identity checks of an entry
