@@ -106,8 +106,10 @@ func (p *provenPath) shortcut(proof tlog.RecordProof, index uint64, leaf tlog.Ha
 	for s < depth && s < p.depth && lo[s+1] == p.lo[s+1] && hi[s+1] == p.hi[s+1] {
 		s++
 	}
+	var hash [MaxInclusionHashes + 1]tlog.Hash
 	h := leaf
 	for d := depth; d > s; d-- {
+		hash[d] = h
 		h = up(&lo, &hi, d, h, proof[depth-d])
 	}
 	if h != p.hash[s] {
@@ -119,10 +121,8 @@ func (p *provenPath) shortcut(proof tlog.RecordProof, index uint64, leaf tlog.Ha
 		}
 	}
 	// Remember the new lower part: its hashes are proven now.
-	h = leaf
 	for d := depth; d > s; d-- {
-		p.lo[d], p.hi[d], p.hash[d], p.sib[d] = lo[d], hi[d], h, proof[depth-d]
-		h = up(&lo, &hi, d, h, proof[depth-d])
+		p.lo[d], p.hi[d], p.hash[d], p.sib[d] = lo[d], hi[d], hash[d], proof[depth-d]
 	}
 	p.depth = depth
 	return true
