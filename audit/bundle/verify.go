@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -640,11 +641,16 @@ func (r *entryResult) fail(check, format string, args ...any) {
 	r.fails = append(r.fails, finding{check, fmt.Sprintf(format, args...)})
 }
 
-// entries checks every entry on GOMAXPROCS goroutines.
+// entryChunk is how many consecutive entries a goroutine takes at a time:
+// neighbours share most of their inclusion proofs (provenPath).
+const entryChunk = 16
+
+// entries checks every entry on GOMAXPROCS goroutines, each taking the
+// next entryChunk entries in manifest order.
 func (v *verifier) entries(m *Manifest, cp *format.Checkpoint) []entryResult {
 	results := make([]entryResult, len(m.Entries))
 	workers := min(runtime.GOMAXPROCS(0), len(m.Entries))
-	next := make(chan int, workers)
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -654,15 +660,17 @@ func (v *verifier) entries(m *Manifest, cp *format.Checkpoint) []entryResult {
 			if cp != nil {
 				w.path = newProvenPath(cp.Size, cp.Root)
 			}
-			for i := range next {
-				v.entry(m, m.Entries[i], cp, w, &results[i])
+			for {
+				start := int(next.Add(entryChunk)) - entryChunk
+				if start >= len(m.Entries) {
+					return
+				}
+				for i := start; i < min(start+entryChunk, len(m.Entries)); i++ {
+					v.entry(m, m.Entries[i], cp, w, &results[i])
+				}
 			}
 		}()
 	}
-	for i := range m.Entries {
-		next <- i
-	}
-	close(next)
 	wg.Wait()
 	return results
 }
