@@ -1,0 +1,180 @@
+package bundle
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// Attack 19 (a lying server holding the log key, or anyone with a genuine
+// manifest.sig, against the verifier's speed-ups of vfy50 and vfy15).
+
+// TestAttack19ForeignSignatureManifestUnder16Fold: the one-pass manifest
+// read (vfy50) reads manifest.json whole into memory before it knows that
+// it is the signed one whenever it expands at most 16-fold. Any bundle's
+// manifest.sig verifies with the key, so anyone (no key needed) can put a
+// genuine manifest.sig beside a manifest of random white space, deflated
+// about 4-fold: the verifier allocates its whole declared size (up to
+// MaxManifestBytes, 512 MiB, from a 32 MiB zip) and only then finds that
+// the signature is for another manifest. Before vfy50 the manifest was
+// hashed as it streamed and read only once its digest was the signed one,
+// so such a bundle cost no memory (TestAttackForeignSignatureBigManifest
+// covers only manifests past the 16-fold bound).
+func TestAttack19ForeignSignatureManifestUnder16Fold(t *testing.T) {
+	const size = 32 << 20
+	l, sel, idxs := storedLog(t)
+	honest := l.bundle(sel, []byte{1}, idxs...)
+	pad := make([]byte, size)
+	rng := rand.New(rand.NewPCG(19, 19))
+	for i := range pad {
+		pad[i] = " \t\r\n"[rng.IntN(4)] // two bits a byte: deflates about 4-fold
+	}
+	content := append(member(t, honest, ManifestFile), pad...)
+	evil := replaceMember(t, honest, ManifestFile, content, zip.Deflate)
+	f := zipFile(t, evil, ManifestFile)
+	if f.UncompressedSize64 > manifestExpansion*f.CompressedSize64+expansionSlack {
+		t.Fatalf("the padded manifest expands %d-fold, past the one-pass bound", f.UncompressedSize64/f.CompressedSize64)
+	}
+	pad, content = nil, nil
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	rep, out := l.verify(evil)
+	runtime.ReadMemStats(&after)
+	if rep.OK() || !strings.Contains(out, "the signature is for another manifest") {
+		t.Fatalf("want the signature check to fail, got:\n%s", out)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+		t.Errorf("a %d MiB bundle with a genuine signature of another manifest (%d MiB, deflated %d-fold) made the verifier allocate %d MiB before refusing it",
+			len(evil)>>20, f.UncompressedSize64>>20, f.UncompressedSize64/f.CompressedSize64, alloc>>20)
+	}
+}
+
+// attack19Case is a bundle crafted for the console's verifier, with the
+// Go verifier's verdict (cmd/veritrace/internal/console/web/test/
+// attack19.test.ts checks that the console gives the same).
+type attack19Case struct {
+	Name   string   `json:"name"`
+	File   string   `json:"file"`
+	OK     bool     `json:"ok"`
+	Failed []string `json:"failed"`
+}
+
+// attack19Dir is where the crafted bundles go for the console's tests.
+const attack19Dir = "../../cmd/veritrace/internal/console/web/testdata/attack19"
+
+// TestAttack19ZipContainers crafts bundles whose zip container the Go
+// verifier (archive/zip) and the console's (web/src/verify/zip.ts) read
+// differently, and checks the Go verdicts; with ATTACK19_WRITE=1 it writes
+// them, the Go verdicts and the key under attack19Dir for the console's
+// test, which fails on every case where the two disagree.
+func TestAttack19ZipContainers(t *testing.T) {
+	l, sel, idxs := storedLog(t)
+	honest := l.bundle(sel, []byte{1}, idxs...)
+	entry := EntryFile(idxs[1])
+
+	// A stored entry file with a data descriptor (flag 0x8) whose CRC-32
+	// is not the directory's: archive/zip reads the descriptor and
+	// refuses the file; zip.ts ignores descriptors.
+	badDescriptor := rewriteZip(t, honest, func(f *zip.File, c []byte) *zipEdit {
+		if f.Name != entry {
+			return nil
+		}
+		return &zipEdit{raw: true, content: c, header: &zip.FileHeader{Name: entry, Method: zip.Store, Flags: 0x8, CRC32: f.CRC32,
+			CompressedSize64: uint64(len(c)), UncompressedSize64: uint64(len(c))}}
+	})
+	var desc [8]byte
+	binary.LittleEndian.PutUint32(desc[:], 0x08074b50)
+	binary.LittleEndian.PutUint32(desc[4:], zipFile(t, honest, entry).CRC32)
+	at := bytes.Index(badDescriptor, desc[:])
+	if at < 0 {
+		t.Fatal("no data descriptor written")
+	}
+	badDescriptor[at+4] ^= 1
+
+	// The end of central directory record followed, as its comment, by a
+	// copy of itself whose own comment length runs past the end:
+	// archive/zip takes the last record, finds its comment truncated and
+	// refuses the zip; zip.ts takes the last record as it is.
+	n := len(honest)
+	eocd := bytes.Clone(honest[n-22:])
+	truncatedEnd := bytes.Clone(honest)
+	binary.LittleEndian.PutUint16(truncatedEnd[n-2:], 22)
+	binary.LittleEndian.PutUint16(eocd[20:], 0x100)
+	truncatedEnd = append(truncatedEnd, eocd...)
+
+	// Bytes before the zip (as a self-extracting archive has): archive/zip
+	// finds the directory where the end record says it ends and reads the
+	// files at offsets moved by the prefix; zip.ts reads the offsets as
+	// they are and finds no directory.
+	prefixed := append(bytes.Repeat([]byte{0}, 4096), honest...)
+
+	// A manifest of 64 MiB and one byte (white space after the JSON),
+	// deflated, signed with the log key: within the format's 512 MiB;
+	// zip.ts refuses any file past 64 MiB (MAX_FILE).
+	mb := append(member(t, honest, ManifestFile), bytes.Repeat([]byte(" "), 64<<20+1-len(member(t, honest, ManifestFile)))...)
+	bigManifest := replaceMember(t, honest, ManifestFile, mb, zip.Deflate)
+	sig, err := note.Sign(&note.Note{Text: format.BundleSignatureBody(synthOrigin, sha256.Sum256(mb))}, l.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bigManifest = replaceMember(t, bigManifest, SignatureFile, sig, zip.Deflate)
+	mb = nil
+
+	cases := []struct {
+		attack19Case
+		b []byte
+	}{
+		{attack19Case{Name: "honest synthetic bundle", File: "honest.zip", OK: true}, honest},
+		{attack19Case{Name: "stored entry file with a data descriptor whose CRC-32 differs", File: "bad-descriptor.zip"}, badDescriptor},
+		{attack19Case{Name: "end record followed by one with a truncated comment", File: "truncated-end.zip"}, truncatedEnd},
+		{attack19Case{Name: "4096 bytes before the zip", File: "prefixed.zip", OK: true}, prefixed},
+		{attack19Case{Name: "manifest of 64 MiB + 1 byte, deflated, re-signed", File: "big-manifest-resigned.zip", OK: true}, bigManifest},
+	}
+	var out []attack19Case
+	for _, c := range cases {
+		rep, text := l.verify(c.b)
+		if rep.OK() != c.OK {
+			t.Errorf("%s: the Go verifier says OK %v, want %v:\n%s", c.Name, rep.OK(), c.OK, text)
+		}
+		c.Failed = rep.Failed()
+		if c.Failed == nil {
+			c.Failed = []string{}
+		}
+		out = append(out, c.attack19Case)
+	}
+	if os.Getenv("ATTACK19_WRITE") == "" {
+		return
+	}
+	if err := os.MkdirAll(attack19Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, vkey, err := note.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{9}, 64)), "synth-log") // newSynthLog's key
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"synth.pub": []byte(vkey + "\n")}
+	for _, c := range cases {
+		files[c.File] = c.b
+	}
+	js, _ := json.MarshalIndent(out, "", " ")
+	files["cases.json"] = append(js, '\n')
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(attack19Dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
