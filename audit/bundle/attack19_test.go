@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -134,10 +137,24 @@ func TestAttack19ZipContainers(t *testing.T) {
 	bigManifest = replaceMember(t, bigManifest, SignatureFile, sig, zip.Deflate)
 	mb = nil
 
+	// An entry file and the manifest, each after a UTF-8 byte-order mark,
+	// the manifest's digests fixed and signed again: the Go parsers refuse
+	// a file that does not begin with "{" (after white space); the
+	// console's TextDecoder drops a leading byte-order mark.
+	bom := []byte("\xef\xbb\xbf")
+	ec := member(t, honest, entry)
+	ecBOM := append(bytes.Clone(bom), ec...)
+	oldSum, newSum := sha256.Sum256(ec), sha256.Sum256(ecBOM)
+	mBOM := bytes.Replace(member(t, honest, ManifestFile), []byte(hex.EncodeToString(oldSum[:])), []byte(hex.EncodeToString(newSum[:])), 1)
+	entryBOM := resignManifest19(t, l, replaceMember(t, honest, entry, ecBOM, zip.Store), mBOM)
+	manifestBOM := resignManifest19(t, l, honest, append(bytes.Clone(bom), member(t, honest, ManifestFile)...))
+
 	cases := []struct {
 		attack19Case
 		b []byte
 	}{
+		{attack19Case{Name: "entry file after a byte-order mark, re-signed", File: "entry-bom-resigned.zip"}, entryBOM},
+		{attack19Case{Name: "manifest after a byte-order mark, re-signed", File: "manifest-bom-resigned.zip"}, manifestBOM},
 		{attack19Case{Name: "honest synthetic bundle", File: "honest.zip", OK: true}, honest},
 		{attack19Case{Name: "stored entry file with a data descriptor whose CRC-32 differs", File: "bad-descriptor.zip"}, badDescriptor},
 		{attack19Case{Name: "end record followed by one with a truncated comment", File: "truncated-end.zip"}, truncatedEnd},
@@ -177,4 +194,116 @@ func TestAttack19ZipContainers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// attack19Entry is an entry file crafted for the JSON scanning of vfy50
+// (byte searches, the eight-bytes-at-a-time control check, hashes decoded
+// directly), with whether the Go parser accepts it.
+type attack19Entry struct {
+	Name  string `json:"name"`
+	File  []byte `json:"file"` // base64 in JSON
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// TestAttack19EntryJSON runs parseEntry on entry files with control
+// characters at every offset modulo 8 of a string, escapes next to
+// eight-byte boundaries, hashes in upper case, escaped, of 63 and 65
+// digits, invalid UTF-8 and the like, each checked against encoding/json's
+// verdict; with ATTACK19_WRITE=1 it writes them, with the Go verdicts, for
+// the console's parser (web/test/attack19.test.ts).
+func TestAttack19EntryJSON(t *testing.T) {
+	l, sel, idxs := storedLog(t)
+	honest := member(t, l.bundle(sel, []byte{1}, idxs...), EntryFile(idxs[1]))
+	var e Entry
+	if err := parseEntry(honest, &e); err != nil {
+		t.Fatal(err)
+	}
+	leaf := hex.EncodeToString(e.LeafHash[:])
+	replace := func(old, new string) []byte {
+		if !bytes.Contains(honest, []byte(old)) {
+			t.Fatalf("no %q", old)
+		}
+		return bytes.Replace(honest, []byte(old), []byte(new), 1)
+	}
+	var cases []attack19Entry
+	add := func(name string, b []byte) { cases = append(cases, attack19Entry{Name: name, File: b}) }
+	add("honest", honest)
+	und := func(s string) []byte { return replace(`"inclusion_proof"`, `"undecodable":"`+s+`","inclusion_proof"`) }
+	for off := range 17 {
+		for _, c := range []string{"\x00", "\x1f", "\x7f", "\x80", "\xff", "\\\"", "\\\\", "\\u0000", "\\u001f", "\\ud800", "\\ud83d\\ude00", "\t", "\\/"} {
+			add(fmt.Sprintf("undecodable with %q at offset %d", c, off), und(strings.Repeat("a", off)+c+"bcdefghijklmnop"))
+		}
+	}
+	for _, c := range []struct{ name, s string }{
+		{"upper case", strings.ToUpper(leaf)},
+		{"63 digits", leaf[:63]},
+		{"65 digits", leaf + "0"},
+		{"first digit escaped", `\u00` + hex.EncodeToString([]byte{leaf[0]}) + leaf[1:]},
+		{"last digit escaped", leaf[:63] + `\u00` + hex.EncodeToString([]byte{leaf[63]})},
+		{"a solidus escaped inside", leaf[:32] + `\/` + leaf[32:]},
+		{"a space inside", leaf[:32] + " " + leaf[33:]},
+		{"a NUL at the end", leaf[:63] + "\x00"},
+		{"g for the last digit", leaf[:63] + "g"},
+		{"a quote escaped at the end", leaf[:63] + `\"`},
+	} {
+		add("leaf_hash "+c.name, replace(`"leaf_hash":"`+leaf+`"`, `"leaf_hash":"`+c.s+`"`))
+	}
+	add("inclusion_proof null", replace(`"inclusion_proof":[`, `"inclusion_proof":null,"x":[`))
+	add("header with a line break", replace(`"header":"AQEB`, `"header":"AQ\nEB`))
+	add("header with an escaped line break", replace(`"header":"AQEB`, `"header":"AQ\\nEB`))
+	add("header with an escaped letter", replace(`"header":"AQEB`, `"header":"\u0041QEB`))
+	add("a member name escaped", replace(`"index"`, `"\u0069ndex"`))
+	add("a member twice", replace(`{"index":1,`, `{"index":1,"index":1,`))
+	add("a byte-order mark", append([]byte("\xef\xbb\xbf"), honest...))
+	add("decoded with invalid UTF-8", replace(`"inclusion_proof"`, "\"decoded\":\"\xc3\x28\",\"inclusion_proof\""))
+	add("decoded with a control character", replace(`"inclusion_proof"`, "\"decoded\":{\"a\":\"b\x01\"},\"inclusion_proof\""))
+	add("decoded with a lone surrogate escape", replace(`"inclusion_proof"`, `"decoded":"\ud800","inclusion_proof"`))
+	add("erased false", replace(`"inclusion_proof"`, `"erased":false,"inclusion_proof"`))
+	add("index as 1.0", replace(`"index":1,`, `"index":1.0,`))
+	add("index with a leading zero", replace(`"index":1,`, `"index":01,`))
+
+	for i := range cases {
+		c := &cases[i]
+		var e Entry
+		err := parseEntry(c.File, &e)
+		c.OK = err == nil
+		if err != nil {
+			c.Error = err.Error()
+		}
+		// encoding/json's verdict, where it has the same rules (it takes a
+		// member twice, a lone surrogate and "erased": false, which the
+		// strict parser refuses, and decoded's content is any value).
+		var std Entry
+		dec := json.NewDecoder(bytes.NewReader(c.File))
+		dec.DisallowUnknownFields()
+		stdErr := dec.Decode(&std)
+		if stdErr == nil && dec.More() {
+			stdErr = errors.New("data after the value")
+		}
+		if c.OK && stdErr != nil {
+			t.Errorf("%s: parseEntry accepts what encoding/json refuses (%v)", c.Name, stdErr)
+		}
+		if c.OK && (std.Index != e.Index || !bytes.Equal(std.Header, e.Header) || std.LeafHash != e.LeafHash || std.Undecodable != e.Undecodable || len(std.InclusionProof) != len(e.InclusionProof)) {
+			t.Errorf("%s: parseEntry and encoding/json read different entries", c.Name)
+		}
+	}
+	if os.Getenv("ATTACK19_WRITE") == "" {
+		return
+	}
+	js, _ := json.MarshalIndent(cases, "", " ")
+	if err := os.WriteFile(filepath.Join(attack19Dir, "entries.json"), append(js, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// resignManifest19 replaces a bundle's manifest.json with manifest and
+// signs it with the log key.
+func resignManifest19(t *testing.T, l *synthLog, b, manifest []byte) []byte {
+	t.Helper()
+	sig, err := note.Sign(&note.Note{Text: format.BundleSignatureBody(synthOrigin, sha256.Sum256(manifest))}, l.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return replaceMember(t, replaceMember(t, b, ManifestFile, manifest, zip.Deflate), SignatureFile, sig, zip.Deflate)
 }

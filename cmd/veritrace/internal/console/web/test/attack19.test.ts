@@ -6,7 +6,8 @@
 
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { reportOK, verifyBundle } from "../src/verify/bundle";
+import { parseEntry, reportOK, verifyBundle } from "../src/verify/bundle";
+import { fromBase64, utf8Decoder } from "../src/verify/bytes";
 import { parseVerifierKey } from "../src/verify/note";
 
 const dir = new URL("../testdata/attack19/", import.meta.url);
@@ -19,6 +20,23 @@ describe("attack 19: zip containers", () => {
       const rep = await verifyBundle(new Uint8Array(readFileSync(new URL(c.file, dir))), key);
       const failed = rep.checks.filter((x) => x.failed > 0 || x.skipped !== "").map((x) => `${x.name}: ${x.failures?.[0] ?? x.skipped ?? ""}`);
       expect(reportOK(rep), `the console's failures: ${failed.join("; ") || "none"}`).toBe(c.ok);
+    });
+  }
+});
+
+// Entry files for the JSON scanning of vfy50, with the Go parser's verdict
+// (TestAttack19EntryJSON).
+describe("attack 19: entry files", () => {
+  const entries: { name: string; file: string; ok: boolean; error?: string }[] = JSON.parse(readFileSync(new URL("entries.json", dir), "utf8"));
+  for (const c of entries) {
+    it(`parses as the Go verifier does (ok: ${c.ok}): ${c.name}`, () => {
+      let err = "";
+      try {
+        parseEntry(utf8Decoder.decode(fromBase64(c.file)));
+      } catch (e) {
+        err = String(e);
+      }
+      expect(err === "", `the console: ${err || "accepted"}; Go: ${c.error ?? "accepted"}`).toBe(c.ok);
     });
   }
 });
