@@ -3,12 +3,14 @@ package bundle
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -36,16 +38,26 @@ import (
 // so such a bundle cost no memory (TestAttackForeignSignatureBigManifest
 // covers only manifests past the 16-fold bound).
 func TestAttack19ForeignSignatureManifestUnder16Fold(t *testing.T) {
-	const size = 32 << 20
+	const size = 8 << 20
 	l, sel, idxs := storedLog(t)
 	honest := l.bundle(sel, []byte{1}, idxs...)
 	pad := make([]byte, size)
-	rng := rand.New(rand.NewPCG(19, 19))
-	for i := range pad {
-		pad[i] = " \t\r\n"[rng.IntN(4)] // two bits a byte: deflates about 4-fold
+	rand.NewChaCha8([32]byte{19}).Read(pad)
+	for i, c := range pad {
+		pad[i] = " \t\r\n"[c&3] // two bits a byte: deflates about 4-fold
 	}
 	content := append(member(t, honest, ManifestFile), pad...)
-	evil := replaceMember(t, honest, ManifestFile, content, zip.Deflate)
+	var deflated bytes.Buffer // Huffman only: fast, and about 4-fold here
+	fw, _ := flate.NewWriter(&deflated, flate.HuffmanOnly)
+	fw.Write(content)
+	fw.Close()
+	evil := rewriteZip(t, honest, func(f *zip.File, _ []byte) *zipEdit {
+		if f.Name != ManifestFile {
+			return nil
+		}
+		return &zipEdit{raw: true, content: deflated.Bytes(), header: &zip.FileHeader{Name: ManifestFile, Method: zip.Deflate,
+			CRC32: crc32.ChecksumIEEE(content), CompressedSize64: uint64(deflated.Len()), UncompressedSize64: uint64(len(content))}}
+	})
 	f := zipFile(t, evil, ManifestFile)
 	if f.UncompressedSize64 > manifestExpansion*f.CompressedSize64+expansionSlack {
 		t.Fatalf("the padded manifest expands %d-fold, past the one-pass bound", f.UncompressedSize64/f.CompressedSize64)
@@ -60,7 +72,7 @@ func TestAttack19ForeignSignatureManifestUnder16Fold(t *testing.T) {
 	if rep.OK() || !strings.Contains(out, "the signature is for another manifest") {
 		t.Fatalf("want the signature check to fail, got:\n%s", out)
 	}
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 2<<20 {
 		t.Errorf("a %d MiB bundle with a genuine signature of another manifest (%d MiB, deflated %d-fold) made the verifier allocate %d MiB before refusing it",
 			len(evil)>>20, f.UncompressedSize64>>20, f.UncompressedSize64/f.CompressedSize64, alloc>>20)
 	}
@@ -128,14 +140,13 @@ func TestAttack19ZipContainers(t *testing.T) {
 	// A manifest of 64 MiB and one byte (white space after the JSON),
 	// deflated, signed with the log key: within the format's 512 MiB;
 	// zip.ts refuses any file past 64 MiB (MAX_FILE).
-	mb := append(member(t, honest, ManifestFile), bytes.Repeat([]byte(" "), 64<<20+1-len(member(t, honest, ManifestFile)))...)
-	bigManifest := replaceMember(t, honest, ManifestFile, mb, zip.Deflate)
-	sig, err := note.Sign(&note.Note{Text: format.BundleSignatureBody(synthOrigin, sha256.Sum256(mb))}, l.signer)
-	if err != nil {
-		t.Fatal(err)
+	// (Made only when writing: it takes seconds under the race detector.)
+	var bigManifest []byte
+	write := os.Getenv("ATTACK19_WRITE") != ""
+	if write {
+		mb := append(member(t, honest, ManifestFile), bytes.Repeat([]byte(" "), 64<<20+1-len(member(t, honest, ManifestFile)))...)
+		bigManifest = resignManifest19(t, l, honest, mb)
 	}
-	bigManifest = replaceMember(t, bigManifest, SignatureFile, sig, zip.Deflate)
-	mb = nil
 
 	// An entry file and the manifest, each after a UTF-8 byte-order mark,
 	// the manifest's digests fixed and signed again: the Go parsers refuse
@@ -163,6 +174,9 @@ func TestAttack19ZipContainers(t *testing.T) {
 	}
 	var out []attack19Case
 	for _, c := range cases {
+		if c.b == nil { // not made
+			continue
+		}
 		rep, text := l.verify(c.b)
 		if rep.OK() != c.OK {
 			t.Errorf("%s: the Go verifier says OK %v, want %v:\n%s", c.Name, rep.OK(), c.OK, text)
@@ -173,7 +187,7 @@ func TestAttack19ZipContainers(t *testing.T) {
 		}
 		out = append(out, c.attack19Case)
 	}
-	if os.Getenv("ATTACK19_WRITE") == "" {
+	if !write {
 		return
 	}
 	if err := os.MkdirAll(attack19Dir, 0o755); err != nil {
