@@ -1,7 +1,7 @@
 // Attack 19: bundles whose zip container the Go verifier (archive/zip) and
 // this one (src/verify/zip.ts) read differently. They are crafted, and
-// the Go verdicts recorded, by TestAttack19ZipContainers in
-// audit/bundle/attack19_test.go (ATTACK19_WRITE=1); the console must give
+// the Go verdicts recorded, by TestZipQuirks in
+// audit/bundle/zipquirks_test.go (ZIPQUIRKS_WRITE=1); the console must give
 // the same verdict on each.
 
 import { readFileSync } from "node:fs";
@@ -10,7 +10,7 @@ import { parseEntry, reportOK, verifyBundle } from "../src/verify/bundle";
 import { fromBase64, utf8Decoder } from "../src/verify/bytes";
 import { parseVerifierKey } from "../src/verify/note";
 
-const dir = new URL("../testdata/attack19/", import.meta.url);
+const dir = new URL("../testdata/zipquirks/", import.meta.url);
 const cases: { name: string; file: string; ok: boolean; failed: string[] }[] = JSON.parse(readFileSync(new URL("cases.json", dir), "utf8"));
 
 describe("attack 19: zip containers", () => {
@@ -25,7 +25,7 @@ describe("attack 19: zip containers", () => {
 });
 
 // Entry files for the JSON scanning of vfy50, with the Go parser's verdict
-// (TestAttack19EntryJSON).
+// (TestEntryJSONVectors).
 describe("attack 19: entry files", () => {
   const entries: { name: string; file: string; ok: boolean; error?: string }[] = JSON.parse(readFileSync(new URL("entries.json", dir), "utf8"));
   for (const c of entries) {
