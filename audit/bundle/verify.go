@@ -163,6 +163,7 @@ type verifier struct {
 	checks map[string]*Check
 	key    note.Verifier
 	files  map[string]*zip.File
+	zip    io.ReaderAt // the bundle, for checkDescriptor
 	listed map[string]string // file name: SHA-256 (hex) the manifest lists
 }
 
@@ -235,6 +236,9 @@ func Verify(r io.ReaderAt, size int64, key note.Verifier, pinned []byte) *Report
 
 func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 	zr, err := zip.NewReader(r, size)
+	if err == nil {
+		err = checkContainer(r, size, zr)
+	}
 	if err != nil {
 		v.fail(CheckManifest, "not a zip file: %v", err)
 		v.skipAll("the bundle could not be opened")
@@ -247,6 +251,7 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 		return
 	}
 	v.files = make(map[string]*zip.File, len(zr.File))
+	v.zip = r
 	var total uint64
 	for _, f := range zr.File {
 		if v.files[f.Name] != nil {
