@@ -163,7 +163,7 @@ type verifier struct {
 	checks map[string]*Check
 	key    note.Verifier
 	files  map[string]*zip.File
-	zip    io.ReaderAt // the bundle, for checkDescriptor
+	zip    io.ReaderAt       // the bundle, for checkDescriptor
 	listed map[string]string // file name: SHA-256 (hex) the manifest lists
 }
 
