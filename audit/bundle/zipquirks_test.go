@@ -140,6 +140,22 @@ func TestZipQuirks(t *testing.T) {
 	// where the end record begins.
 	prefixed := append(bytes.Repeat([]byte{0}, 4096), honest...)
 
+	// Bytes after the end record's comment: archive/zip finds the record
+	// and ignores them; both verifiers refuse a comment that does not end
+	// the file.
+	trailing := append(bytes.Clone(honest), "trailing"...)
+
+	// A data descriptor with the right CRC-32 and a wrong size:
+	// archive/zip ignores the sizes; both verifiers refuse it.
+	badDescriptorSize := bytes.Clone(badDescriptor)
+	badDescriptorSize[at+4] ^= 1 // the CRC-32 right again
+	badDescriptorSize[at+12] ^= 1
+
+	// The honest bundle with a zip64 end record and locator, the end
+	// record's values set to the zip64 markers (as archive/zip's Writer
+	// writes a bundle of 65,535 files or more): both verifiers accept it.
+	zip64 := zip64End(t, honest)
+
 	// A manifest of 64 MiB and one byte (white space after the JSON),
 	// deflated, signed with the log key: within the format's 512 MiB;
 	// zip.ts refuses any file past 64 MiB (MAX_FILE).
@@ -173,6 +189,9 @@ func TestZipQuirks(t *testing.T) {
 		{zipQuirkCase{Name: "stored entry file with a data descriptor whose CRC-32 differs", File: "bad-descriptor.zip"}, badDescriptor},
 		{zipQuirkCase{Name: "end record followed by one with a truncated comment", File: "truncated-end.zip"}, truncatedEnd},
 		{zipQuirkCase{Name: "4096 bytes before the zip", File: "prefixed.zip"}, prefixed},
+		{zipQuirkCase{Name: "bytes after the end record", File: "trailing.zip"}, trailing},
+		{zipQuirkCase{Name: "stored entry file with a data descriptor whose size differs", File: "bad-descriptor-size.zip"}, badDescriptorSize},
+		{zipQuirkCase{Name: "zip64 end records", File: "zip64.zip", OK: true}, zip64},
 		{zipQuirkCase{Name: "manifest of 64 MiB + 1 byte, deflated, re-signed", File: "big-manifest-resigned.zip", OK: true}, bigManifest},
 	}
 	var out []zipQuirkCase
@@ -312,6 +331,44 @@ func TestEntryJSONVectors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(zipQuirksDir, "entries.json"), append(js, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// zip64End rewrites a zip's end (no comment) as archive/zip's Writer
+// writes it for a zip64 archive: a zip64 end record, its locator, and an
+// end record holding the zip64 markers.
+func zip64End(t *testing.T, b []byte) []byte {
+	t.Helper()
+	le := binary.LittleEndian
+	p := len(b) - 22
+	if le.Uint32(b[p:]) != 0x06054b50 {
+		t.Fatal("no end record where expected")
+	}
+	count, size, off := le.Uint16(b[p+10:]), le.Uint32(b[p+12:]), le.Uint32(b[p+16:])
+	out := bytes.Clone(b[:p])
+	rec := make([]byte, 56)
+	le.PutUint32(rec[0:], 0x06064b50)
+	le.PutUint64(rec[4:], 44)
+	le.PutUint16(rec[12:], 45)
+	le.PutUint16(rec[14:], 45)
+	le.PutUint64(rec[24:], uint64(count))
+	le.PutUint64(rec[32:], uint64(count))
+	le.PutUint64(rec[40:], uint64(size))
+	le.PutUint64(rec[48:], uint64(off))
+	loc := make([]byte, 20)
+	le.PutUint32(loc[0:], 0x07064b50)
+	le.PutUint64(loc[8:], uint64(p))
+	le.PutUint32(loc[16:], 1)
+	end := make([]byte, 22)
+	le.PutUint32(end[0:], 0x06054b50)
+	le.PutUint16(end[8:], 0xffff)
+	le.PutUint16(end[10:], 0xffff)
+	le.PutUint32(end[12:], 0xffffffff)
+	le.PutUint32(end[16:], 0xffffffff)
+	out = append(append(append(out, rec...), loc...), end...)
+	if zr, err := zip.NewReader(bytes.NewReader(out), int64(len(out))); err != nil || len(zr.File) != int(count) {
+		t.Fatalf("archive/zip does not read the zip64 end: %v", err)
+	}
+	return out
 }
 
 // resignManifest replaces a bundle's manifest.json with manifest and

@@ -1,6 +1,7 @@
-// Attack 19: bundles whose zip container the Go verifier (archive/zip) and
-// this one (src/verify/zip.ts) read differently. They are crafted, and
-// the Go verdicts recorded, by TestZipQuirks in
+// Bundles whose zip container the Go verifier (archive/zip and
+// audit/bundle/zipcheck.go) and this one (src/verify/zip.ts) once read
+// differently (review attack19). They are crafted, and the Go verdicts
+// recorded, by TestZipQuirks in
 // audit/bundle/zipquirks_test.go (ZIPQUIRKS_WRITE=1); the console must give
 // the same verdict on each.
 
@@ -13,7 +14,7 @@ import { parseVerifierKey } from "../src/verify/note";
 const dir = new URL("../testdata/zipquirks/", import.meta.url);
 const cases: { name: string; file: string; ok: boolean; failed: string[] }[] = JSON.parse(readFileSync(new URL("cases.json", dir), "utf8"));
 
-describe("attack 19: zip containers", () => {
+describe("zip containers read as the Go verifier reads them", () => {
   for (const c of cases) {
     it(`gives the Go verifier's verdict (ok: ${c.ok}): ${c.name}`, async () => {
       const key = await parseVerifierKey(readFileSync(new URL("synth.pub", dir), "utf8"));
@@ -26,7 +27,7 @@ describe("attack 19: zip containers", () => {
 
 // Entry files for the JSON scanning of vfy50, with the Go parser's verdict
 // (TestEntryJSONVectors).
-describe("attack 19: entry files", () => {
+describe("entry files parsed as the Go verifier parses them", () => {
   const entries: { name: string; file: string; ok: boolean; error?: string }[] = JSON.parse(readFileSync(new URL("entries.json", dir), "utf8"));
   for (const c of entries) {
     it(`parses as the Go verifier does (ok: ${c.ok}): ${c.name}`, () => {
