@@ -1,0 +1,150 @@
+package retention
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/veritrace/veritrace/ledger"
+)
+
+// An erasure never reports done while entries it selected are still
+// readable under another plan that claimed them (its tombstone is in the
+// log) and has not destroyed their keys: one another node is carrying
+// out, or one whose finishing failed here (docs/RETENTION.md, "What the
+// checks leave open").
+
+// readable reports, for each entry, whether the ledger still reads its
+// payload.
+func readable(t *testing.T, e *env, idxs []uint64) []bool {
+	t.Helper()
+	var out []bool
+	for _, i := range idxs {
+		en, err := e.l.GetEntry(context.Background(), "default", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, !en.Erased && en.Payload != nil)
+	}
+	return out
+}
+
+// checkRetried checks the outcome of a request asked again once the
+// plan it was refused beside is done: done, its receipt naming the
+// entries it erased (later), every entry of the subject erased, each
+// named by exactly one tombstone.
+func checkRetried(t *testing.T, e *env, er *Erasure, err error, earlier, later []uint64) {
+	t.Helper()
+	if err != nil || er.State != "done" {
+		t.Fatalf("Erase() asked again once the other plan was done = %+v, %v; want done", er, err)
+	}
+	var rc Receipt
+	if err := json.Unmarshal(er.Receipt, &rc); err != nil {
+		t.Fatal(err)
+	}
+	if rc.ErasedCount != uint64(len(later)) || !slices.Equal(er.Erase, later) {
+		t.Errorf("receipt: %d erased, plan erased %v; want %d, %v (the entries no other request erased)", rc.ErasedCount, er.Erase, len(later), later)
+	}
+	all := append(slices.Clone(earlier), later...)
+	if got := readable(t, e, all); slices.Contains(got, true) {
+		t.Errorf("readable after both erasures: %v", got)
+	}
+	names := tombstoneNames(t, e)
+	for _, i := range all {
+		if len(names[i]) != 1 {
+			t.Errorf("entry %d is named erased by %d tombstones %v", i, len(names[i]), names[i])
+		}
+	}
+}
+
+// checkBusy checks the refusal of an erasure beside another plan: ErrBusy
+// naming that plan's request id and no subject, and nothing stored.
+func checkBusy(t *testing.T, s *Service, err error, id, other, subject string) {
+	t.Helper()
+	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), other) || strings.Contains(err.Error(), subject) {
+		t.Fatalf("Erase(%s) beside the unfinished erasure %s = %v; want ErrBusy naming %s and not the subject", id, other, err, other)
+	}
+	if _, err := s.ErasureStatus(context.Background(), "default", id); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("ErasureStatus(%s) after the refusal = %v; want ErrNotFound (no plan written)", id, err)
+	}
+}
+
+// TestEraseBesideAnotherNodesPlanIsNotDone: node a's erasure of a subject
+// is past its tombstone and has not destroyed its keys; node b erases
+// the same subject (with entries appended since). Node b must not answer
+// done while node a's entries are readable.
+func TestEraseBesideAnotherNodesPlanIsNotDone(t *testing.T) {
+	t.Cleanup(func() { testHookAfterTombstone = nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	a, b := e.node("a"), e.node("b")
+	earlier := e.spans(t, "sam", "", 1, 3, false, "s")
+	var later []uint64
+	var erB *Erasure
+	var errB error
+	var whenDone []bool
+	fired := false
+	testHookAfterTombstone = func() error {
+		if fired {
+			return nil
+		}
+		fired = true
+		later = e.spans(t, "sam", "", 2, 2, false, "s")
+		erB, errB = b.Erase(ctx, "default", eraseReq("from-b", "sam"))
+		whenDone = readable(t, e, earlier)
+		return nil
+	}
+	if _, err := a.Erase(ctx, "default", eraseReq("from-a", "sam")); err != nil {
+		t.Fatalf("node a's Erase() = %v", err)
+	}
+	testHookAfterTombstone = nil
+	if errB == nil {
+		t.Fatalf("node b's Erase() answered %q (erased %d) while node a's entries %v were readable: %v", erB.State, len(erB.Erase), earlier, whenDone)
+	}
+	checkBusy(t, b, errB, "from-b", "from-a", "sam")
+	er, err := b.Erase(ctx, "default", eraseReq("from-b", "sam"))
+	checkRetried(t, e, er, err, earlier, later)
+	e.verify(t)
+}
+
+// TestEraseBesideAFailedPlanIsNotDone: one process; an erasure whose
+// finishing failed past its tombstone (listed unfinished), and failed
+// again when the next erasure took it over first. The next erasure of
+// the same subject must not answer done while its entries are readable.
+func TestEraseBesideAFailedPlanIsNotDone(t *testing.T) {
+	t.Cleanup(func() { testHookAfterTombstone = nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	earlier := e.spans(t, "tia", "", 1, 3, false, "t")
+	injected := errors.New("injected storage error")
+	calls := 0
+	testHookAfterTombstone = func() error {
+		calls++
+		if calls <= 2 { // the erasure, then its takeover by the next one
+			return injected
+		}
+		return nil
+	}
+	if _, err := e.s.Erase(ctx, "default", eraseReq("tia-1", "tia")); !errors.Is(err, injected) {
+		t.Fatalf("Erase(tia-1) = %v, want the injected error", err)
+	}
+	if got := e.s.Unfinished(); !slices.Equal(got, []string{"default/tia-1"}) {
+		t.Fatalf("Unfinished() = %v", got)
+	}
+	later := e.spans(t, "tia", "", 2, 2, false, "t")
+	er, err := e.s.Erase(ctx, "default", eraseReq("tia-2", "tia"))
+	if err == nil {
+		t.Fatalf("Erase(tia-2) answered %q (erased %d) beside the unfinished tia-1, whose entries are readable: %v", er.State, len(er.Erase), readable(t, e, earlier))
+	}
+	checkBusy(t, e.s, err, "tia-2", "tia-1", "tia")
+	testHookAfterTombstone = nil
+	er, err = e.s.Erase(ctx, "default", eraseReq("tia-2", "tia"))
+	checkRetried(t, e, er, err, earlier, later)
+	if got := e.s.Unfinished(); len(got) != 0 {
+		t.Errorf("Unfinished() after both finished = %v", got)
+	}
+	e.verify(t)
+}
