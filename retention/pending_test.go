@@ -81,7 +81,7 @@ func TestEraseBesideAnotherNodesPlanIsNotDone(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	a, b := e.node("a"), e.node("b")
-	earlier := e.spans(t, "sam", "", 1, 3, false, "s")
+	earlier := e.spans(t, "cust-8812", "", 1, 3, false, "s")
 	var later []uint64
 	var erB *Erasure
 	var errB error
@@ -92,20 +92,20 @@ func TestEraseBesideAnotherNodesPlanIsNotDone(t *testing.T) {
 			return nil
 		}
 		fired = true
-		later = e.spans(t, "sam", "", 2, 2, false, "s")
-		erB, errB = b.Erase(ctx, "default", eraseReq("from-b", "sam"))
+		later = e.spans(t, "cust-8812", "", 2, 2, false, "s")
+		erB, errB = b.Erase(ctx, "default", eraseReq("from-b", "cust-8812"))
 		whenDone = readable(t, e, earlier)
 		return nil
 	}
-	if _, err := a.Erase(ctx, "default", eraseReq("from-a", "sam")); err != nil {
+	if _, err := a.Erase(ctx, "default", eraseReq("from-a", "cust-8812")); err != nil {
 		t.Fatalf("node a's Erase() = %v", err)
 	}
 	testHookAfterTombstone = nil
 	if errB == nil {
 		t.Fatalf("node b's Erase() answered %q (erased %d) while node a's entries %v were readable: %v", erB.State, len(erB.Erase), earlier, whenDone)
 	}
-	checkBusy(t, b, errB, "from-b", "from-a", "sam")
-	er, err := b.Erase(ctx, "default", eraseReq("from-b", "sam"))
+	checkBusy(t, b, errB, "from-b", "from-a", "cust-8812")
+	er, err := b.Erase(ctx, "default", eraseReq("from-b", "cust-8812"))
 	checkRetried(t, e, er, err, earlier, later)
 	e.verify(t)
 }
@@ -118,7 +118,7 @@ func TestEraseBesideAFailedPlanIsNotDone(t *testing.T) {
 	t.Cleanup(func() { testHookAfterTombstone = nil })
 	ctx := context.Background()
 	e := newEnv(t)
-	earlier := e.spans(t, "tia", "", 1, 3, false, "t")
+	earlier := e.spans(t, "cust-9921", "", 1, 3, false, "t")
 	injected := errors.New("injected storage error")
 	calls := 0
 	testHookAfterTombstone = func() error {
@@ -128,20 +128,20 @@ func TestEraseBesideAFailedPlanIsNotDone(t *testing.T) {
 		}
 		return nil
 	}
-	if _, err := e.s.Erase(ctx, "default", eraseReq("tia-1", "tia")); !errors.Is(err, injected) {
-		t.Fatalf("Erase(tia-1) = %v, want the injected error", err)
+	if _, err := e.s.Erase(ctx, "default", eraseReq("first", "cust-9921")); !errors.Is(err, injected) {
+		t.Fatalf("Erase(first) = %v, want the injected error", err)
 	}
-	if got := e.s.Unfinished(); !slices.Equal(got, []string{"default/tia-1"}) {
+	if got := e.s.Unfinished(); !slices.Equal(got, []string{"default/first"}) {
 		t.Fatalf("Unfinished() = %v", got)
 	}
-	later := e.spans(t, "tia", "", 2, 2, false, "t")
-	er, err := e.s.Erase(ctx, "default", eraseReq("tia-2", "tia"))
+	later := e.spans(t, "cust-9921", "", 2, 2, false, "t")
+	er, err := e.s.Erase(ctx, "default", eraseReq("second", "cust-9921"))
 	if err == nil {
-		t.Fatalf("Erase(tia-2) answered %q (erased %d) beside the unfinished tia-1, whose entries are readable: %v", er.State, len(er.Erase), readable(t, e, earlier))
+		t.Fatalf("Erase(second) answered %q (erased %d) beside the unfinished first, whose entries are readable: %v", er.State, len(er.Erase), readable(t, e, earlier))
 	}
-	checkBusy(t, e.s, err, "tia-2", "tia-1", "tia")
+	checkBusy(t, e.s, err, "second", "first", "cust-9921")
 	testHookAfterTombstone = nil
-	er, err = e.s.Erase(ctx, "default", eraseReq("tia-2", "tia"))
+	er, err = e.s.Erase(ctx, "default", eraseReq("second", "cust-9921"))
 	checkRetried(t, e, er, err, earlier, later)
 	if got := e.s.Unfinished(); len(got) != 0 {
 		t.Errorf("Unfinished() after both finished = %v", got)
