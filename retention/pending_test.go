@@ -148,3 +148,52 @@ func TestEraseBesideAFailedPlanIsNotDone(t *testing.T) {
 	}
 	e.verify(t)
 }
+
+// TestEraseReplannedBesideAPlanCommittedMeanwhile: node b's plan is
+// stored; before it commits, node a's erasure of the same subject commits
+// its tombstone and then fails (its keys not destroyed). Node b's commit
+// is refused and it plans again beside node a's plan: it must not answer
+// done. Its plan stays stored, uncommitted and unlisted; asked again once
+// node a's plan can be finished, both are carried out (Erase takes the
+// plans whose lease ended over first).
+func TestEraseReplannedBesideAPlanCommittedMeanwhile(t *testing.T) {
+	t.Cleanup(func() { testHookAfterTombstone, testHookBeforeCommit = nil, nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	a, b := e.node("a"), e.node("b")
+	earlier := e.spans(t, "cust-4471", "", 1, 3, false, "c")
+	injected := errors.New("injected storage error")
+	var errA error
+	fired := false
+	testHookBeforeCommit = func(er *Erasure, attempt int) error {
+		if er.ID != "from-b" || fired {
+			return nil
+		}
+		fired = true
+		testHookAfterTombstone = func() error { testHookAfterTombstone = nil; return injected }
+		_, errA = a.Erase(ctx, "default", eraseReq("from-a", "cust-4471"))
+		return nil
+	}
+	_, err := b.Erase(ctx, "default", eraseReq("from-b", "cust-4471"))
+	testHookBeforeCommit = nil
+	if !errors.Is(errA, injected) {
+		t.Fatalf("node a's Erase() = %v, want the injected error", errA)
+	}
+	if err == nil {
+		t.Fatalf("node b's Erase() answered done beside from-a, whose entries are readable: %v", readable(t, e, earlier))
+	}
+	var busy *BusyError
+	if !errors.As(err, &busy) || busy.Plan != "from-a" || strings.Contains(err.Error(), "cust-4471") {
+		t.Fatalf("node b's Erase() = %v; want a BusyError naming from-a and not the subject", err)
+	}
+	if got := b.Unfinished(); len(got) != 0 {
+		t.Errorf("node b lists %v: a plan refused beside another is not a failure", got)
+	}
+	if st, err := b.ErasureStatus(ctx, "default", "from-b"); err != nil || st.State != "executing" || st.Tombstone != nil || len(st.Tombstones) != 0 {
+		t.Fatalf("from-b after the refusal: %+v, %v; want stored, executing, with no tombstone", st, err)
+	}
+	later := e.spans(t, "cust-4471", "", 2, 2, false, "c")
+	er, err := b.Erase(ctx, "default", eraseReq("from-b", "cust-4471"))
+	checkRetried(t, e, er, err, earlier, later)
+	e.verify(t)
+}
