@@ -205,7 +205,7 @@ func (p *jsonParser) rangeRef(r *Range) error {
 		"first": func() (err error) { r.First, err = p.uint(); return },
 		"end":   func() (err error) { r.End, err = p.uint(); return },
 		"file":  func() (err error) { r.File, err = p.str(); return },
-		"proof": func() (err error) { r.Proof, err = p.hashes(MaxInclusionHashes); return },
+		"proof": func() (err error) { r.Proof, err = p.hashes(nil, MaxInclusionHashes); return },
 	}, "first", "end", "file", "proof")
 }
 
@@ -340,7 +340,7 @@ func parseConsistency(b []byte, c *ConsistencyProof) error {
 	err := p.fields(map[string]func() error{
 		"old_size":       func() (err error) { c.OldSize, err = p.uint(); return },
 		"new_size":       func() (err error) { c.NewSize, err = p.uint(); return },
-		"proof":          func() (err error) { c.Proof, err = p.hashes(MaxConsistencyHashes); return },
+		"proof":          func() (err error) { c.Proof, err = p.hashes(nil, MaxConsistencyHashes); return },
 		"old_checkpoint": func() (err error) { c.OldCheckpoint, err = p.str(); return },
 	}, "old_size", "new_size", "proof")
 	if err != nil {

@@ -88,12 +88,22 @@ func (v *verifier) open(name string, max int64, bounded bool) (*zip.File, io.Rea
 // once (the zip reader fails a file that is longer or shorter than that,
 // or whose CRC differs).
 func (v *verifier) readFile(name string, max int64, bounded bool) ([]byte, [32]byte, error) {
+	return v.readFileInto(nil, name, max, bounded)
+}
+
+// readFileInto is readFile reading into buf's array when it is large
+// enough (the returned slice then shares it).
+func (v *verifier) readFileInto(buf []byte, name string, max int64, bounded bool) ([]byte, [32]byte, error) {
 	f, rc, err := v.open(name, max, bounded)
 	if err != nil {
 		return nil, [32]byte{}, err
 	}
 	defer rc.Close()
-	buf := make([]byte, f.UncompressedSize64)
+	if uint64(cap(buf)) >= f.UncompressedSize64 {
+		buf = buf[:f.UncompressedSize64]
+	} else {
+		buf = make([]byte, f.UncompressedSize64)
+	}
 	if _, err := io.ReadFull(rc, buf); err != nil {
 		return nil, [32]byte{}, fmt.Errorf("%s: %v", name, err)
 	}
