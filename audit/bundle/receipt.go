@@ -567,6 +567,9 @@ func parseReceipt(b []byte) (*Receipt, error) {
 // Verify; the source reads one entry file per call.
 func BundleParts(r io.ReaderAt, size int64) (PartSource, error) {
 	zr, err := zip.NewReader(r, size)
+	if err == nil {
+		err = checkContainer(r, size, zr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("not a zip file: %w", err)
 	}
@@ -574,7 +577,7 @@ func BundleParts(r io.ReaderAt, size int64) (PartSource, error) {
 		return nil, fmt.Errorf("%d files, more than a bundle may hold", len(zr.File))
 	}
 	zr.RegisterDecompressor(zip.Deflate, newInflater)
-	v := &verifier{files: make(map[string]*zip.File, len(zr.File))}
+	v := &verifier{files: make(map[string]*zip.File, len(zr.File)), zip: r}
 	for _, f := range zr.File {
 		if v.files[f.Name] != nil {
 			return nil, fmt.Errorf("%q appears twice", f.Name)

@@ -163,6 +163,7 @@ type verifier struct {
 	checks map[string]*Check
 	key    note.Verifier
 	files  map[string]*zip.File
+	zip    io.ReaderAt       // the bundle, for checkDescriptor
 	listed map[string]string // file name: SHA-256 (hex) the manifest lists
 }
 
@@ -235,6 +236,9 @@ func Verify(r io.ReaderAt, size int64, key note.Verifier, pinned []byte) *Report
 
 func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 	zr, err := zip.NewReader(r, size)
+	if err == nil {
+		err = checkContainer(r, size, zr)
+	}
 	if err != nil {
 		v.fail(CheckManifest, "not a zip file: %v", err)
 		v.skipAll("the bundle could not be opened")
@@ -247,6 +251,7 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 		return
 	}
 	v.files = make(map[string]*zip.File, len(zr.File))
+	v.zip = r
 	var total uint64
 	for _, f := range zr.File {
 		if v.files[f.Name] != nil {
@@ -411,18 +416,17 @@ func (v *verifier) signedManifest() (*Manifest, bool) {
 	return m, true
 }
 
-// manifestExpansion bounds the expansion of a manifest read in one pass.
-const manifestExpansion = 16
+// manifestOnePassBytes bounds a manifest read in one pass.
+const manifestOnePassBytes = 1 << 20
 
 // readManifest reads manifest.json if its SHA-256 is want. Any bundle's
 // manifest.sig verifies with the key, so a signature alone proves nothing
-// about the size of what comes with it, and a few kilobytes of deflate
-// expand a thousandfold: a manifest that expands more than
-// manifestExpansion times its compressed size (plus expansionSlack bytes)
-// is hashed as it streams, and read into memory only once it is the
-// signed one. Any other (stored, or deflated as exporters write it: about
-// 6-fold) is read, hashed and compared in one pass, in memory at most
-// manifestExpansion times its bytes in the bundle.
+// about the manifest that comes with it: a manifest that declares more
+// than manifestOnePassBytes is hashed as it streams, holding none of it,
+// and read into memory only once it is the signed one (a second pass).
+// A smaller one is read, hashed and compared in one pass. So a manifest
+// that is not the signed one costs at most manifestOnePassBytes of memory
+// however large it declares itself.
 func (v *verifier) readManifest(want [32]byte) ([]byte, bool) {
 	unreadable := func(err error) ([]byte, bool) {
 		v.fail(CheckSignature, "%v", err)
@@ -434,7 +438,7 @@ func (v *verifier) readManifest(want [32]byte) ([]byte, bool) {
 		v.skipAll("the manifest is not signed by the key")
 		return nil, false
 	}
-	if f := v.files[ManifestFile]; f == nil || f.UncompressedSize64 > manifestExpansion*f.CompressedSize64+expansionSlack {
+	if f := v.files[ManifestFile]; f == nil || f.UncompressedSize64 > manifestOnePassBytes {
 		digest, err := v.hashFile(ManifestFile, MaxManifestBytes, false)
 		if err != nil {
 			return unreadable(err)

@@ -76,6 +76,9 @@ func (v *verifier) open(name string, max int64, bounded bool) (*zip.File, io.Rea
 		return nil, nil, fmt.Errorf("%s: %d bytes compressed to %d, more than an entry file expands (%d times, plus %d bytes)",
 			name, f.UncompressedSize64, f.CompressedSize64, MaxExpansion, expansionSlack)
 	}
+	if err := checkDescriptor(v.zip, f); err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", name, err)
+	}
 	rc, err := f.Open()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %v", name, err)

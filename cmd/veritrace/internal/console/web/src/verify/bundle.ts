@@ -49,6 +49,33 @@ const CONSISTENCY = "consistency.json";
 const REPORT = "report.html";
 const RANGE = "range.bin";
 const MAX_RANGE_HEADERS = 10_000_000;
+// The format's limits on each file's size (docs/BUNDLE.md, the Go
+// verifier's Max*Bytes), checked from the directory before reading.
+const MAX_MANIFEST_BYTES = 512 << 20;
+const MAX_ENTRY_FILE_BYTES = 32 << 20;
+const MAX_REPORT_BYTES = 256 << 20;
+const MAX_SMALL_FILE_BYTES = 64 << 10;
+const MAX_RANGE_FILE_BYTES = MAX_RANGE_HEADERS * 310;
+// All files together, uncompressed.
+const MAX_BUNDLE_BYTES = 32 * 2 ** 30;
+
+/** The most bytes the named file of a bundle may hold. */
+function maxBytes(name: string): number {
+  switch (name) {
+    case MANIFEST:
+      return MAX_MANIFEST_BYTES;
+    case SIGNATURE:
+    case CHECKPOINT:
+    case CONSISTENCY:
+      return MAX_SMALL_FILE_BYTES;
+    case REPORT:
+      return MAX_REPORT_BYTES;
+    case RANGE:
+      return MAX_RANGE_FILE_BYTES;
+    default:
+      return MAX_ENTRY_FILE_BYTES;
+  }
+}
 // An entry file or range.bin expands at most 8 times its compressed size
 // plus 1024 bytes (they are deflated Huffman-only); checked before reading.
 const MAX_EXPANSION = 8;
@@ -530,12 +557,19 @@ async function run(v: Verifier, zipBytes: Uint8Array, key: VerifierKey, pinned?:
     return;
   }
   const files = new Map<string, ZipFile>();
+  let total = 0;
   for (const f of list) {
     if (files.has(f.name)) {
       v.fail(Checks.files, `${JSON.stringify(f.name)} appears twice`);
       continue;
     }
     files.set(f.name, f);
+    total += f.size;
+  }
+  if (total > MAX_BUNDLE_BYTES) {
+    v.fail(Checks.files, `${total} bytes uncompressed, more than the limit of ${MAX_BUNDLE_BYTES}`);
+    v.skipAll("the bundle is too large");
+    return;
   }
   // bounded: an entry file or range.bin, refused from the directory when it
   // would expand more than a Huffman-only file can.
@@ -545,7 +579,7 @@ async function run(v: Verifier, zipBytes: Uint8Array, key: VerifierKey, pinned?:
     if (bounded && f.size > MAX_EXPANSION * f.compressedSize + EXPANSION_SLACK) {
       throw new Error(`${name}: ${f.size} bytes compressed to ${f.compressedSize}, more than an entry file expands (${MAX_EXPANSION} times, plus ${EXPANSION_SLACK} bytes)`);
     }
-    return readZipFile(zipBytes, f);
+    return readZipFile(zipBytes, f, maxBytes(name));
   };
   const readText = async (name: string) => utf8Decoder.decode(await read(name));
 
@@ -1124,5 +1158,5 @@ async function checkConsistency(v: Verifier, m: Manifest, cp: Checkpoint | undef
 export async function readBundleFile(zipBytes: Uint8Array, name: string): Promise<Uint8Array> {
   const f = listZip(zipBytes).find((x) => x.name === name);
   if (!f) throw new Error(`${name} is not in the bundle`);
-  return readZipFile(zipBytes, f);
+  return readZipFile(zipBytes, f, maxBytes(name));
 }

@@ -99,7 +99,9 @@ export function equal(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 export const utf8 = new TextEncoder();
-export const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+// Strict: invalid UTF-8 throws, and a byte-order mark is kept (so the
+// strict JSON parser refuses it, as the Go verifier does).
+export const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** SHA-256 with WebCrypto. */
 export async function sha256(...parts: Uint8Array[]): Promise<Uint8Array> {
