@@ -1,0 +1,306 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// heldCommits holds every group's commit until the test releases it, so
+// that requests queued meanwhile are built into the next group while one
+// commits (pipeline.go).
+type heldCommits struct {
+	started    chan struct{} // a group was begun (hooks.beforeGroup)
+	committing chan struct{} // a group's commit is held
+	release    chan error    // nil: commit it; else fail it after writing it
+	dropped    chan error    // a group built against a commit was dropped
+	freed      chan struct{} // closed: commits are no longer held
+	free       sync.Once
+}
+
+func holdCommits(l *Ledger) *heldCommits {
+	h := &heldCommits{started: make(chan struct{}, 64), committing: make(chan struct{}, 64), release: make(chan error), dropped: make(chan error, 64), freed: make(chan struct{})}
+	l.hooks.beforeGroup = func() { h.started <- struct{}{} }
+	l.hooks.dropped = func(err error) { h.dropped <- err }
+	l.hooks.commit = func(txn *badger.Txn) error {
+		var err error
+		select {
+		case <-h.freed:
+		default:
+			h.committing <- struct{}{}
+			select {
+			case err = <-h.release:
+			case <-h.freed:
+			}
+		}
+		if cerr := txn.Commit(); cerr != nil {
+			return cerr
+		}
+		return err // as a failed sync: written, but not known durable
+	}
+	return h
+}
+
+// wasDropped checks that a group built while another committed was
+// dropped as stale (and so built again after that commit).
+func (h *heldCommits) wasDropped(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-h.dropped:
+		if !errors.Is(err, errStale) {
+			t.Errorf("dropped build: %v, want errStale", err)
+		}
+	default:
+		t.Error("no group built during the commit was dropped: it was built on a snapshot without the committing group's writes")
+	}
+}
+
+// letGo stops holding commits (those of Close's checkpoint included).
+func (h *heldCommits) letGo() { h.free.Do(func() { close(h.freed) }) }
+
+type appended struct {
+	rs  []Receipt
+	err error
+}
+
+func appendAsync(ctx context.Context, l *Ledger, recs ...Record) <-chan appended {
+	c := make(chan appended, 1)
+	go func() {
+		rs, err := l.Append(ctx, "default", recs)
+		c <- appended{rs, err}
+	}()
+	return c
+}
+
+// first starts an append and waits until its group's commit is held.
+func (h *heldCommits) first(t *testing.T, ctx context.Context, l *Ledger, recs ...Record) <-chan appended {
+	t.Helper()
+	c := appendAsync(ctx, l, recs...)
+	<-h.started
+	<-h.committing
+	return c
+}
+
+// next starts an append and waits until the writer begins building it
+// into the group after the one committing.
+func (h *heldCommits) next(t *testing.T, ctx context.Context, l *Ledger, recs ...Record) <-chan appended {
+	t.Helper()
+	c := appendAsync(ctx, l, recs...)
+	<-h.started
+	return c
+}
+
+// A commit that fails while the next group is built: the ledger fails,
+// the next group is never handed to storage (no commit after a failed
+// one), and both callers get ErrFailed.
+func TestPipelineCommitFailureStopsTheNextGroup(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	mustAppend(t, l, "default", span(1, "before"))
+	h := holdCommits(l)
+	defer h.letGo()
+	a := h.first(t, ctx, l, span(2, "a"))
+	b := h.next(t, ctx, l, span(3, "b"))
+	h.release <- errors.New("injected: sync of the write-ahead log failed")
+	for name, c := range map[string]<-chan appended{"committing": a, "next": b} {
+		if r := <-c; !errors.Is(r.err, ErrFailed) {
+			t.Errorf("Append(%s group) = %v, want ErrFailed", name, r.err)
+		}
+	}
+	select {
+	case <-h.committing:
+		t.Error("the next group was handed to storage after a failed commit")
+	default:
+	}
+	l.Close()
+	l = openTest(t, dir)
+	defer l.Close()
+	// The failed group was written (its sync "failed" after the write);
+	// the next one was not.
+	if n, err := l.Size(ctx, "default"); err != nil || n != 2 {
+		t.Errorf("Size() after reopening = %d, %v; want 2 (the failed group's entry, not the next one's)", n, err)
+	}
+	if _, err := l.GetEntry(ctx, "default", 2); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetEntry(2) = %v, want ErrNotFound", err)
+	}
+}
+
+// The same span in the group committing and in the next: the next group
+// reads the identity the first writes, is dropped and built again once
+// the first is durable, and answers with the first's receipt (or a
+// conflict for another payload).
+func TestPipelineDuplicateInConsecutiveGroups(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	mustAppend(t, l, "default", span(1, "before"))
+	h := holdCommits(l)
+	defer h.letGo()
+	a := h.first(t, ctx, l, span(2, "p"))
+	b := h.next(t, ctx, l, span(2, "p"), span(3, "q"))
+	h.release <- nil
+	ra := <-a
+	if ra.err != nil {
+		t.Fatal(ra.err)
+	}
+	<-h.committing
+	h.release <- nil
+	rb := <-b
+	if rb.err != nil {
+		t.Fatalf("Append(duplicate in the next group) = %v", rb.err)
+	}
+	if got := rb.rs[0]; !got.Duplicate || got.Index != ra.rs[0].Index || got.LeafHash != ra.rs[0].LeafHash {
+		t.Errorf("receipt of the duplicate = %+v, want the original's %+v as a duplicate", got, ra.rs[0])
+	}
+	if rb.rs[1].Index != ra.rs[0].Index+1 {
+		t.Errorf("the next record's index = %d, want %d", rb.rs[1].Index, ra.rs[0].Index+1)
+	}
+	h.wasDropped(t)
+
+	c := h.first(t, ctx, l, span(4, "r"))
+	d := h.next(t, ctx, l, span(4, "another payload"))
+	h.letGo()
+	if r := <-c; r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r := <-d; !errors.Is(r.err, ErrAlreadyExists) {
+		t.Errorf("Append(same span, other payload, next group) = %v, want ErrAlreadyExists", r.err)
+	}
+	h.wasDropped(t)
+}
+
+// A trace closing commits while a span of that trace is built into the
+// next group: the span is refused (the next group read the closure epoch
+// the closing advances, so it was built again after it).
+func TestPipelineClosingRacesAnAppend(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	s := span(1, "first")
+	mustAppend(t, l, "default", s)
+	h := holdCommits(l)
+	defer h.letGo()
+	closed := make(chan error, 1)
+	go func() { closed <- l.CloseTraces(ctx, "default", [][16]byte{s.TraceID}, "erasure-1") }()
+	<-h.started
+	<-h.committing
+	late := span(7, "late") // span(i) of every i below 256 is of s's trace
+	c := h.next(t, ctx, l, late)
+	h.letGo()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if r := <-c; !errors.Is(r.err, ErrTraceClosed) {
+		t.Errorf("Append(span of a trace closed by the group committing) = %v, want ErrTraceClosed", r.err)
+	}
+	h.wasDropped(t)
+}
+
+// A bucket's retirement commits while an append sealed under that
+// bucket's key is built into the next group: the append fails alone or
+// is sealed under a key of another bucket, never committed under a
+// retired key.
+func TestPipelineRetirementRacesAnAppend(t *testing.T) {
+	ctx := context.Background()
+	l, _, day := openAt(t, t.TempDir())
+	defer l.Close()
+	mustAppend(t, l, "default", subjectSpan(1, "carol", "x"))
+	h := holdCommits(l)
+	defer h.letGo()
+	b := Bucket{Tenant: 1, Day: day, Class: DefaultRetentionClass}
+	retired := make(chan error, 1)
+	go func() { _, err := l.RetireBuckets(ctx, "default", []Bucket{b}); retired <- err }()
+	<-h.started
+	<-h.committing
+	c := h.next(t, ctx, l, subjectSpan(2, "carol", "y"))
+	h.letGo()
+	if err := <-retired; err != nil {
+		t.Fatal(err)
+	}
+	r := <-c
+	switch {
+	case errors.Is(r.err, ErrBucketExpired):
+	case r.err != nil:
+		t.Fatalf("Append(carol) in the group after her bucket's retirement = %v", r.err)
+	default:
+		checkNotUnder(t, l, r.rs, b)
+	}
+	h.wasDropped(t)
+}
+
+// AppendUnless in the group built while a hold entry commits: the
+// precondition sees the hold (the next group's scan of the kind index
+// touched what the committing group writes: built again after it).
+func TestPipelineAppendUnlessRacesAHold(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	mustAppend(t, l, "default", span(1, "x"))
+	from, err := l.Size(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := holdCommits(l)
+	defer h.letGo()
+	hold := Record{Kind: format.KindHold, SubKind: format.HoldPlaced, Payload: []byte("hold")}
+	hold.ID[0] = 1
+	a := h.first(t, ctx, l, hold)
+	tomb := Record{Kind: format.KindTombstone, SubKind: format.TombstoneErasure, Payload: []byte("tombstone")}
+	tomb.ID[0] = 2
+	b := make(chan error, 1)
+	go func() {
+		_, err := l.AppendUnless(ctx, "default", []Record{tomb}, Unless{Kinds: []format.Kind{format.KindHold}, From: from})
+		b <- err
+	}()
+	<-h.started
+	h.letGo()
+	if r := <-a; r.err != nil {
+		t.Fatal(r.err)
+	}
+	if err := <-b; !errors.Is(err, ErrPrecondition) {
+		t.Errorf("AppendUnless(no hold from %d) after a hold committed at %d = %v, want ErrPrecondition", from, from, err)
+	}
+	if n, _ := l.Size(ctx, "default"); n != from+1 {
+		t.Errorf("Size() = %d, want %d (the hold only)", n, from+1)
+	}
+	h.wasDropped(t)
+}
+
+// Callers that give up while their request is built into the next group,
+// or while their group commits, get their context's error; the requests
+// are still answered exactly once inside (the writer goes on), and
+// appending them again returns the committed receipts.
+func TestPipelineCallersGiveUp(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	h := holdCommits(l)
+	defer h.letGo()
+	ctxA, cancelA := context.WithCancel(ctx)
+	a := h.first(t, ctxA, l, span(1, "a"))
+	ctxB, cancelB := context.WithCancel(ctx)
+	b := h.next(t, ctxB, l, span(2, "b"))
+	cancelA()
+	cancelB()
+	for name, c := range map[string]<-chan appended{"committing": a, "next": b} {
+		if r := <-c; !errors.Is(r.err, context.Canceled) {
+			t.Errorf("Append(%s, caller gone) = %v, want context.Canceled", name, r.err)
+		}
+	}
+	h.release <- nil
+	<-h.committing
+	h.release <- nil
+	h.letGo()
+	rs := mustAppend(t, l, "default", span(1, "a"), span(2, "b"))
+	for i, r := range rs {
+		if !r.Duplicate || r.Index != uint64(i) {
+			t.Errorf("receipt %d after giving up = %+v, want a duplicate at %d", i, r, i)
+		}
+	}
+}
