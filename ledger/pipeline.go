@@ -95,14 +95,20 @@ func (l *Ledger) launch(states map[uint32]*logState, g *groupTxn) (*flight, *bad
 	return f, spare
 }
 
-// land waits for f's commit and answers its requests: their receipts once
-// it is durable, its error (ErrFailed: the ledger has failed) otherwise.
+// land waits for f's commit and, if it succeeded, publishes what it made
+// durable. answer then answers its requests (after the next group is
+// handed over, so that the callers woken do not delay it).
 func (l *Ledger) land(f *flight) {
 	<-f.done
 	f.g.txn.Discard()
 	if f.err == nil {
 		f.g.committed()
 	}
+}
+
+// answer answers f's requests, once it landed: their receipts, or its
+// commit's error (ErrFailed: the ledger has failed).
+func (l *Ledger) answer(f *flight) {
 	for i, r := range f.g.reqs {
 		res := f.g.out[i]
 		if f.err != nil {

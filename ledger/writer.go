@@ -136,6 +136,7 @@ func (l *Ledger) writer() {
 		}
 		if fl != nil && closed(fl.done) {
 			l.land(fl)
+			prev := fl
 			fl, full = nil, false
 			if next != nil {
 				g := next
@@ -147,6 +148,7 @@ func (l *Ledger) writer() {
 				switch {
 				case err == nil:
 					fl, spare = l.launch(states, g)
+					l.answer(prev)
 					continue
 				case l.failure() != nil:
 					g.txn.Discard()
@@ -163,6 +165,7 @@ func (l *Ledger) writer() {
 				spare.Discard()
 			}
 			spare = nil
+			l.answer(prev)
 		}
 		if len(backlog) == 0 {
 			continue
