@@ -304,3 +304,45 @@ func TestPipelineCallersGiveUp(t *testing.T) {
 		}
 	}
 }
+
+// A storage error while the next group is built: the build is dropped,
+// nothing of it is written, and its requests are built again (and
+// committed) once the group committing is durable.
+func TestPipelineStorageErrorInTheNextGroup(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	h := holdCommits(l)
+	defer h.letGo()
+	a := h.first(t, ctx, l, span(1, "a"))
+	injected := errors.New("injected: read error")
+	var once sync.Once
+	l.hooks.set = func(key, value []byte) error {
+		err := error(nil)
+		once.Do(func() { err = injected })
+		return err
+	}
+	b := h.next(t, ctx, l, span(2, "b"), span(3, "c"))
+	h.letGo()
+	if r := <-a; r.err != nil {
+		t.Fatal(r.err)
+	}
+	r := <-b
+	if r.err != nil {
+		t.Fatalf("Append(next group, after a storage error in its first build) = %v", r.err)
+	}
+	if r.rs[0].Index != 1 || r.rs[1].Index != 2 || r.rs[0].Duplicate {
+		t.Errorf("receipts = %+v, want new entries at 1 and 2", r.rs)
+	}
+	select {
+	case err := <-h.dropped:
+		if !errors.Is(err, injected) {
+			t.Errorf("dropped build: %v, want the injected error", err)
+		}
+	default:
+		t.Error("the build that failed was not dropped")
+	}
+	if n, err := l.Size(ctx, "default"); err != nil || n != 3 {
+		t.Errorf("Size() = %d, %v; want 3", n, err)
+	}
+}
