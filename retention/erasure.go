@@ -259,8 +259,9 @@ func validRequestID(id string) bool {
 // covered by a legal hold are not erased; the outcome lists them with the
 // hold. A request with the ID of an earlier one returns its outcome if it
 // asks the same (sameRequest), else ErrRequestIDReused; one interrupted
-// by a crash is finished by Resume or by asking again.
-func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) (*Erasure, error) {
+// by a crash is finished by Resume or by asking again. It first finishes
+// the tenant's running plans whose lease ended (takeOverTenant).
+func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) (_ *Erasure, err error) {
 	if !validRequestID(req.ID) {
 		return nil, fmt.Errorf("%w: request id must be 1 to 64 of A-Z a-z 0-9 - _ .", ErrInvalid)
 	}
@@ -276,6 +277,11 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	if req.LegalBasis == "" || req.Reason == "" {
 		return nil, fmt.Errorf("%w: an erasure needs a legal basis and a reason", ErrNoReason)
 	}
+	// The tenant's plans whose process failed are finished first, so that
+	// none holds entries of this request out of its plan, still readable.
+	if err := s.takeOverTenant(ctx, tenant); err != nil {
+		return nil, err
+	}
 	s.work.Lock()
 	defer s.work.Unlock()
 	// The request id's lease, before it is looked up: of two requests with
@@ -284,6 +290,14 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 		return nil, err
 	}
 	defer s.release(context.WithoutCancel(ctx), tenant, req.ID)
+	// Renewed while it plans (selecting and planning many entries may
+	// outlast the lease); complete keeps it the same way.
+	ctx, stop := s.keepLease(ctx, tenant, req.ID)
+	defer func() {
+		if lost := stop(); lost != nil && err != nil {
+			err = lost
+		}
+	}()
 	value, field := req.Subject, ledger.SubjectField
 	if req.Session != "" {
 		value, field = req.Session, s.SessionField
@@ -322,7 +336,6 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 
 	er := &Erasure{ID: req.ID, Tenant: tenant, Selector: selectorOf(req), LegalBasis: req.LegalBasis, Ticket: req.Ticket, Reason: req.Reason,
 		RequestedBy: req.RequestedBy, RequestedAt: s.now(), State: "executing"}
-	var err error
 	var ref ledger.TermRef
 	if value != "" {
 		if ref, err = s.L.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)}); err != nil {
@@ -499,11 +512,19 @@ var ErrHoldsChanging = errors.New("legal holds or other erasures kept changing w
 // running it again (Resume): a plan whose first tombstone exists is past
 // step 1 and is never planned again. It is not cancelled by ctx: once its
 // tombstone is written, it runs to the end.
-func (s *Service) complete(ctx context.Context, er *Erasure) error {
+func (s *Service) complete(ctx context.Context, er *Erasure) (err error) {
 	ctx = context.WithoutCancel(ctx)
 	if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
 		return err
 	}
+	// Renewed while it works; once lost, the work stops (its ctx ends)
+	// and reports the loss rather than what the stop made fail.
+	ctx, stop := s.keepLease(ctx, er.Tenant, er.ID)
+	defer func() {
+		if lost := stop(); lost != nil && err != nil {
+			err = fmt.Errorf("erasure %s: %w", er.ID, lost)
+		}
+	}()
 	if len(er.Tombstones) == 0 {
 		err := s.commitPlan(ctx, er)
 		if errors.Is(err, errNothingLeft) {

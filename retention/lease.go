@@ -38,6 +38,11 @@ const stateLease = "erasure-lease/"
 // carrying out a plan renews it.
 const leaseTTL = 10 * time.Minute
 
+// leaseRenewEvery is how often a holder renews a lease while it works
+// (keepLease): a third of its length, so that two renewals may fail
+// before it ends.
+var leaseRenewEvery = leaseTTL / 3
+
 type lease struct {
 	Node  string    `json:"node"`
 	Run   string    `json:"run"`
@@ -168,4 +173,48 @@ func (s *Service) leaseEnded(ctx context.Context, tenant, id string) (bool, erro
 		return false, fmt.Errorf("lease of %s: %w", id, err)
 	}
 	return !s.now().Before(l.Until), nil
+}
+
+// keepLease renews plan id's lease, which this process holds, every
+// leaseRenewEvery while its holder works, so that a step longer than the
+// lease (a Shred of many keys, a plan of many entries) is not taken over
+// while it runs. It returns a context for the work, ended (cause
+// errLeaseLost) once a renewal finds the lease taken by another process,
+// and stop, which ends the renewals and returns errLeaseLost if the lease
+// was lost. Every write still checks the lease where it commits: the
+// context only stops the holder's work sooner. A renewal that fails for
+// another reason (storage) is logged and tried again at the next period.
+func (s *Service) keepLease(ctx context.Context, tenant, id string) (context.Context, func() error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done, stopped := make(chan struct{}), make(chan struct{})
+	var lost error
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(leaseRenewEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			err := s.acquire(context.WithoutCancel(ctx), tenant, id)
+			switch {
+			case err == nil:
+			case errors.Is(err, ErrBusy):
+				lost = err
+				s.log().ErrorContext(ctx, "lost the lease of an erasure or sweep while working on it: another process took it over; this one stops and writes nothing more", "tenant", tenant, "id", id)
+				cancel(err)
+				return
+			default:
+				s.log().WarnContext(ctx, "a plan's lease could not be renewed; trying again", "tenant", tenant, "id", id, "err", err)
+			}
+		}
+	}()
+	return ctx, func() error {
+		close(done)
+		<-stopped
+		cancel(nil)
+		return lost
+	}
 }

@@ -52,10 +52,16 @@ func TestRunningPlansIndex(t *testing.T) {
 	// is running and claims cleo's entries.
 	crash := errors.New("killed")
 	testHookAfterTombstone = func() error { return crash }
-	if _, err := e.node("a").Erase(ctx, "default", eraseReq("from-a", "cleo")); !errors.Is(err, crash) {
+	a := e.node("a")
+	if _, err := a.Erase(ctx, "default", eraseReq("from-a", "cleo")); !errors.Is(err, crash) {
 		t.Fatalf("Erase() = %v, want the injected crash", err)
 	}
 	testHookAfterTombstone = nil
+	// Node a still holds the plan's lease (it works on it), so that node
+	// b's erasure does not take it over first (Erase's takeOverTenant).
+	if err := a.acquire(ctx, "default", "from-a"); err != nil {
+		t.Fatal(err)
+	}
 	if got := strings.Join(running(), ","); got != "from-a" {
 		t.Fatalf("running plans = %q, want from-a", got)
 	}
@@ -70,6 +76,7 @@ func TestRunningPlansIndex(t *testing.T) {
 	if got := strings.Join(running(), ","); got != "from-a" {
 		t.Errorf("running plans after the index was built = %q, want from-a", got)
 	}
+	e.clock.Add(leaseTTL) // node a's lease ends
 	if err := e.s.Resume(ctx); err != nil {
 		t.Fatal(err)
 	}

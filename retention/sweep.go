@@ -44,8 +44,13 @@ func parseBucketName(name string) (day uint32, class string, ok bool) {
 // whole; in a bucket with held entries, keys whose entries are all held
 // stay and the others are destroyed after their held entries are re-sealed.
 // All destruction is one DropPrefix. One tombstone lists what was purged
-// and why.
+// and why. It first finishes the tenant's running plans whose lease ended
+// (takeOverTenant); one that cannot be finished is logged and listed by
+// Unfinished, and the sweep goes on without its entries.
 func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error) {
+	if err := s.takeOverTenant(ctx, tenant); err != nil {
+		return nil, err
+	}
 	s.work.Lock()
 	defer s.work.Unlock()
 	res := &SweepResult{Tenant: tenant}
@@ -225,12 +230,9 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 	return size, nil
 }
 
-// SweepAll first finishes the running plans whose lease has ended
-// (takeOver), then sweeps every tenant.
+// SweepAll sweeps every tenant, each after finishing its running plans
+// whose lease has ended (Sweep).
 func (s *Service) SweepAll(ctx context.Context) ([]*SweepResult, error) {
-	if err := s.takeOver(ctx); err != nil {
-		return nil, err
-	}
 	var out []*SweepResult
 	for _, t := range s.L.Tenants() {
 		r, err := s.Sweep(ctx, t)
@@ -285,36 +287,46 @@ var takeOverEvery = leaseTTL
 // plan.
 func (s *Service) takeOver(ctx context.Context) error {
 	for _, tenant := range s.L.Tenants() {
-		ids, err := s.runningPlans(ctx, tenant)
-		if err != nil {
+		if err := s.takeOverTenant(ctx, tenant); err != nil {
 			return err
 		}
-		s.unlistDone(ctx, tenant, ids)
-		for _, id := range ids {
-			if ctx.Err() != nil {
-				return ctx.Err()
+	}
+	return nil
+}
+
+// takeOverTenant is takeOver in one tenant. Sweep and Erase run it first,
+// so that work asked for on demand never plans around (or reports done
+// beside) entries a failed process's plan claimed and left readable.
+func (s *Service) takeOverTenant(ctx context.Context, tenant string) error {
+	ids, err := s.runningPlans(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	s.unlistDone(ctx, tenant, ids)
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The header first, without the lease: a plan done (its
+		// record stale, left by the index's first build) or never
+		// stored is not taken, and its record goes.
+		er, err := s.getErasure(ctx, tenant, id, false)
+		if errors.Is(err, ledger.ErrNotFound) || err == nil && er.State != "executing" {
+			if err := s.L.DeleteStates(ctx, tenant, []string{stateRunning + id}); err != nil {
+				s.log().ErrorContext(ctx, "the record of a finished erasure or sweep could not be dropped from the running plans", "tenant", tenant, "id", id, "err", err)
 			}
-			// The header first, without the lease: a plan done (its
-			// record stale, left by the index's first build) or never
-			// stored is not taken, and its record goes.
-			er, err := s.getErasure(ctx, tenant, id, false)
-			if errors.Is(err, ledger.ErrNotFound) || err == nil && er.State != "executing" {
-				if err := s.L.DeleteStates(ctx, tenant, []string{stateRunning + id}); err != nil {
-					s.log().ErrorContext(ctx, "the record of a finished erasure or sweep could not be dropped from the running plans", "tenant", tenant, "id", id, "err", err)
-				}
-				s.unlist(tenant, id)
-				continue
+			s.unlist(tenant, id)
+			continue
+		}
+		if ended, err := s.leaseEnded(ctx, tenant, id); err != nil || !ended {
+			if err != nil {
+				s.log().ErrorContext(ctx, "the lease of a running erasure or sweep could not be read", "tenant", tenant, "id", id, "err", err)
 			}
-			if ended, err := s.leaseEnded(ctx, tenant, id); err != nil || !ended {
-				if err != nil {
-					s.log().ErrorContext(ctx, "the lease of a running erasure or sweep could not be read", "tenant", tenant, "id", id, "err", err)
-				}
-				continue
-			}
-			if err := s.finishPlan(ctx, tenant, id); err != nil && !errors.Is(err, ErrBusy) {
-				s.log().ErrorContext(ctx, "a running erasure or sweep whose lease ended could not be finished", "tenant", tenant, "id", id, "err", err)
-				s.markUnfinished(tenant, id)
-			}
+			continue
+		}
+		if err := s.finishPlan(ctx, tenant, id); err != nil && !errors.Is(err, ErrBusy) {
+			s.log().ErrorContext(ctx, "a running erasure or sweep whose lease ended could not be finished", "tenant", tenant, "id", id, "err", err)
+			s.markUnfinished(tenant, id)
 		}
 	}
 	return nil

@@ -13,6 +13,12 @@ import (
 // serve's error.
 func startServe(t *testing.T, c serveConfig) (addr string, stop func() error) {
 	t.Helper()
+	return startServeLog(t, c, slog.New(slog.DiscardHandler))
+}
+
+// startServeLog is startServe logging to log.
+func startServeLog(t *testing.T, c serveConfig, log *slog.Logger) (addr string, stop func() error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +40,7 @@ func startServe(t *testing.T, c serveConfig) (addr string, stop func() error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, c, slog.New(slog.DiscardHandler)) }()
+	go func() { done <- serve(ctx, c, log) }()
 	for i := 0; i < 250; i++ {
 		if conn, err := net.Dial("tcp", addr); err == nil {
 			conn.Close()

@@ -50,6 +50,9 @@ type serveConfig struct {
 	OTLPHTTPListen     string        // also serve OTLP (HTTP and gRPC) on this address, e.g. 127.0.0.1:4318
 	OTLPMaxBytes       int           // OTLP request limit after decompression (default 16 MiB)
 	OTLPConfigFile     string        // per-tenant OTLP mapping configuration (JSON, docs/OTLP.md)
+	MaxInflightBytes   int64         // bytes of appends read and handled at once (0: 64 × MaxRequestBytes)
+	MaxQueueWait       time.Duration // how long an append waits for room (0: as long as it lives; default 1m)
+	Node               string        // this process's name among those sharing the database (default: DATA/node)
 }
 
 // otlpConfigFile is the JSON of --otlp-config.
@@ -118,6 +121,18 @@ func (c *serveConfig) validate() error {
 	if c.OTLPMaxBytes < 1024 {
 		return fmt.Errorf("--otlp-max-bytes %d is below 1024", c.OTLPMaxBytes)
 	}
+	if c.MaxInflightBytes < 0 {
+		return fmt.Errorf("--max-inflight-bytes %d is negative", c.MaxInflightBytes)
+	}
+	if most := int64(max(c.MaxRequestBytes, c.OTLPMaxBytes)); c.MaxInflightBytes > 0 && c.MaxInflightBytes < most {
+		return fmt.Errorf("--max-inflight-bytes %d is below the largest request (--max-request-bytes, --otlp-max-bytes: %d): such a request could never be handled", c.MaxInflightBytes, most)
+	}
+	if c.Node != "" && !validNodeName(c.Node) {
+		return fmt.Errorf("--node %q: a node name is 1 to %d of A-Z a-z 0-9 . _ -", c.Node, maxNodeName)
+	}
+	if c.MaxQueueWait < 0 {
+		return fmt.Errorf("--max-queue-wait %s is negative", c.MaxQueueWait)
+	}
 	if c.CheckpointInterval < 10*time.Millisecond {
 		return fmt.Errorf("--checkpoint-interval %s is below 10ms", c.CheckpointInterval)
 	}
@@ -149,6 +164,9 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.StringVar(&c.OTLPHTTPListen, "otlp-http-listen", os.Getenv("VERITRACE_OTLP_HTTP_LISTEN"), "also serve OpenTelemetry ingest on this address (the SDKs' HTTP default is 4318)")
 	fs.IntVar(&c.OTLPMaxBytes, "otlp-max-bytes", otlp.DefaultMaxBytes, "largest OTLP request accepted, after decompression")
 	fs.StringVar(&c.OTLPConfigFile, "otlp-config", os.Getenv("VERITRACE_OTLP_CONFIG"), "JSON file of per-tenant OTLP mapping settings (subject and session attributes; docs/OTLP.md)")
+	fs.Int64Var(&c.MaxInflightBytes, "max-inflight-bytes", 0, "bytes of append requests (AppendSpans, RegisterVersion, OTLP) read and handled at once, server-wide; more wait for room (0: 64 × --max-request-bytes, at least --otlp-max-bytes)")
+	fs.DurationVar(&c.MaxQueueWait, "max-queue-wait", rpc.DefaultMaxQueueWait, "how long an append waits for room under --max-inflight-bytes before it is refused (resource_exhausted); 0: as long as its client waits")
+	fs.StringVar(&c.Node, "node", os.Getenv("VERITRACE_NODE"), "this process's name among the processes sharing the database, in the leases of erasures and sweeps it works on (default: the name in DATA/node, made at the first start from the host name; two processes running at once must never share a name)")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof: CPU, heap, mutex, block) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -203,7 +221,15 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	} else if id != "" {
 		log.Info("created the first admin key", "key_id", id, "token_file", adminFile)
 	}
-	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log, Now: clock}
+	node, made, err := nodeName(c.Node, c.DataDir)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	if made {
+		log.Info("named this node", "node", node, "file", filepath.Join(c.DataDir, NodeFile))
+	}
+	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log, Now: clock, Node: node}
 	otlpOpts, err := loadOTLPConfig(c.OTLPConfigFile)
 	if err != nil {
 		l.Close()
@@ -230,7 +256,12 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		// ended), with sweeps disabled too.
 		ret.Run(sweepCtx, c.SweepInterval)
 	}()
-	opts := rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret, OTLP: otlpOpts, Now: clock}
+	queueWait := c.MaxQueueWait
+	if queueWait == 0 {
+		queueWait = -1 // as long as the request lives
+	}
+	opts := rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret, OTLP: otlpOpts, Now: clock,
+		MaxInflightBytes: c.MaxInflightBytes, MaxQueueWait: queueWait}
 	type listener struct {
 		name string
 		ln   net.Listener
@@ -268,7 +299,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	errc := make(chan error, len(listeners))
 	deadline := time.Now().Add(c.ShutdownTimeout)
 	for _, o := range listeners {
-		log.Info(o.name, "addr", scheme+"://"+o.ln.Addr().String(), "data", c.DataDir, "verifier_key", l.VerifierKey())
+		log.Info(o.name, "addr", scheme+"://"+o.ln.Addr().String(), "data", c.DataDir, "node", node, "verifier_key", l.VerifierKey())
 		go func() {
 			if c.TLSCert != "" {
 				errc <- o.srv.ServeTLS(o.ln, "", "") // the certificate loaded at start
@@ -332,6 +363,7 @@ func newServer(c serveConfig, h http.Handler, log *slog.Logger, certs []tls.Cert
 		IdleTimeout:       2 * time.Minute,
 		Protocols:         new(http.Protocols),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		HTTP2:             rpc.HTTP2Config(),
 	}
 	srv.Protocols.SetHTTP1(true)
 	if c.TLSCert != "" {

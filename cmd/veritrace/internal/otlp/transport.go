@@ -37,10 +37,10 @@ type Backend interface {
 	// Admit authenticates and authorises an OTLP/HTTP request to path
 	// (TracesPath or LogsPath) and returns the context to handle it in.
 	Admit(r *http.Request, path string) (context.Context, error)
-	// Begin takes room to read and handle one more export (so that the
-	// exports in progress bound the memory they hold) and returns the
-	// function that gives it back; without room it fails at once.
-	Begin(ctx context.Context) (release func(), err error)
+	// Begin takes room to read and handle one more export, r (so that the
+	// exports in progress bound the memory they hold), and returns the
+	// function that gives it back; it may wait for room while ctx lives.
+	Begin(ctx context.Context, r *http.Request) (release func(), err error)
 	// Export appends an export's items (Decode) and says which it rejected.
 	ExportTraces(ctx context.Context, ex *Export) (*coltrace.ExportTraceServiceResponse, error)
 	ExportLogs(ctx context.Context, ex *Export) (*collogs.ExportLogsServiceResponse, error)
@@ -195,7 +195,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, ct, err)
 		return
 	}
-	release, err := h.b.Begin(ctx)
+	release, err := h.b.Begin(ctx, r)
 	if err != nil {
 		h.fail(w, ct, err)
 		return

@@ -75,23 +75,36 @@ func (b *otlpBackend) Admit(r *http.Request, path string) (context.Context, erro
 
 // Begin takes one of the service's export slots, or refuses the export at
 // once, retryably (UNAVAILABLE, 503 with Retry-After), when every slot is
-// taken. It never waits: an HTTP/2 stream waiting unread would hold its
-// connection's flow-control window, which the streams in progress on the
-// same connection need to finish (a load test found that deadlock).
-func (b *otlpBackend) Begin(context.Context) (func(), error) {
+// taken. An OTLP/HTTP request (r not nil) then waits for room for its
+// bytes under the server's bound of in-flight appends (inflight), holding
+// its slot and at most its stream's flow-control window. Waiting unread
+// is safe only on a server configured with HTTP2Config: with Go's default
+// windows, streams waiting unread fill their connection's window, which
+// the streams in progress on the same connection need to finish (a load
+// test found that deadlock).
+func (b *otlpBackend) Begin(ctx context.Context, r *http.Request) (func(), error) {
 	select {
 	case b.otlpSlots <- struct{}{}:
-		return func() { <-b.otlpSlots }, nil
 	default:
 		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%d exports are in progress, the most this server takes at once; retry", cap(b.otlpSlots)))
 	}
+	slot := func() { <-b.otlpSlots }
+	if r == nil {
+		return slot, nil
+	}
+	release, err := b.inflight.acquire(ctx, chargeOf(r, b.opts.MaxBytes))
+	if err != nil {
+		slot()
+		return nil, err
+	}
+	return func() { release(); slot() }, nil
 }
 
 // limit makes an OTLP gRPC handler take an export slot before connect-go
 // reads the request (the front handler has authenticated it).
 func (b *otlpBackend) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, err := b.Begin(r.Context())
+		release, err := b.Begin(r.Context(), nil)
 		if err != nil {
 			connect.NewErrorWriter().Write(w, r, err)
 			return

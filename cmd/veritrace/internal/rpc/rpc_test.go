@@ -90,7 +90,7 @@ func startServerWith(t testing.TB, opts Options, ledgerOpts ...func(*ledger.Opti
 	}
 	opts.Logger = log
 	h := NewHandler(l, opts)
-	srv := &http.Server{Handler: h, Protocols: new(http.Protocols)}
+	srv := &http.Server{Handler: h, Protocols: new(http.Protocols), HTTP2: HTTP2Config()}
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go srv.Serve(ln)

@@ -67,6 +67,16 @@ type Options struct {
 	Retention *retention.Service
 	// OTLP configures OpenTelemetry ingest.
 	OTLP OTLPOptions
+	// MaxInflightBytes bounds the bytes of append requests (AppendSpans,
+	// RegisterVersion, OTLP exports over every transport) read and handled
+	// at once, server-wide; more wait for room (back-pressure). Default
+	// DefaultInflightRequests maximal Connect requests; never below the
+	// largest single request (MaxRequestBytes, OTLP.MaxBytes).
+	MaxInflightBytes int64
+	// MaxQueueWait is how long a request waits for room before it is
+	// refused with resource_exhausted (default DefaultMaxQueueWait;
+	// negative: as long as the request lives).
+	MaxQueueWait time.Duration
 	// otlpAppend replaces the ledger's Append for OTLP ingest, for tests
 	// that inject storage faults.
 	otlpAppend func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error)
@@ -87,6 +97,13 @@ func (opts *Options) defaults(l *ledger.Ledger) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.MaxInflightBytes <= 0 {
+		opts.MaxInflightBytes = DefaultInflightRequests * int64(opts.MaxRequestBytes)
+	}
+	opts.MaxInflightBytes = max(opts.MaxInflightBytes, int64(opts.MaxRequestBytes), int64(opts.OTLP.MaxBytes))
+	if opts.MaxQueueWait == 0 {
+		opts.MaxQueueWait = DefaultMaxQueueWait
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -122,7 +139,7 @@ func mountOTLP(mux *http.ServeMux, s *service, auth *authInterceptor, opts Optio
 		b.append = s.l.Append
 	}
 	for path, h := range otlp.NewGRPCHandlers(b, handlerOptions(opts, auth, opts.OTLP.MaxBytes)...) {
-		mux.Handle(path, b.limit(h))
+		mux.Handle(path, b.limit(s.inflight.gate(h, opts.OTLP.MaxBytes)))
 	}
 	h := otlp.NewHTTPHandler(b, int64(opts.OTLP.MaxBytes), opts.Logger)
 	mux.Handle(otlp.TracesPath, h)
@@ -137,6 +154,10 @@ type Handler struct {
 	auth *authInterceptor
 	opts Options
 }
+
+// InflightStats reports the bound of in-flight append bytes: what it holds
+// and how many requests wait for room.
+func (h *Handler) InflightStats() InflightStats { return h.s.inflight.stats() }
 
 // Close writes the access log's pending refusal summaries (docs/ACCESS.md).
 // Requests that still arrive are recorded one by one.
@@ -154,14 +175,19 @@ func (h *Handler) OTLPHandler() http.Handler {
 
 // NewHandler returns the HTTP handler serving the Veritrace services over
 // Connect, gRPC and gRPC-Web, the gRPC health check, gRPC reflection, and
-// OpenTelemetry ingest (OTLP gRPC and OTLP/HTTP).
+// OpenTelemetry ingest (OTLP gRPC and OTLP/HTTP). Appends wait for room
+// under Options.MaxInflightBytes before their bodies are read: the server
+// serving it MUST use HTTP2Config, whose flow-control windows let waiting
+// HTTP/2 streams share a connection with running ones.
 func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	opts.defaults(l)
-	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention, otlpSlots: make(chan struct{}, opts.OTLP.MaxConcurrent)}
+	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention, otlpSlots: make(chan struct{}, opts.OTLP.MaxConcurrent),
+		inflight: newInflight(opts.MaxInflightBytes, max(opts.MaxQueueWait, 0), opts.Logger)}
 	auth := newAuthInterceptor(l, opts)
 	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()
-	mux.Handle(veritracev1connect.NewIngestServiceHandler(&ingestService{s}, handlerOpts...))
+	ingestPath, ingest := veritracev1connect.NewIngestServiceHandler(&ingestService{s}, handlerOpts...)
+	mux.Handle(ingestPath, appendsGated(s.inflight, ingest, opts.MaxRequestBytes))
 	mux.Handle(veritracev1connect.NewLedgerServiceHandler(&ledgerService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewAdminServiceHandler(&adminService{s}, handlerOpts...))
 	mux.Handle(auditHandler(newAuditService(s), handlerOpts))
@@ -232,6 +258,9 @@ type service struct {
 	// otlpSlots holds a token for each OTLP export being read or handled,
 	// on every listener (OTLPOptions.MaxConcurrent).
 	otlpSlots chan struct{}
+	// inflight bounds the bytes of appends read and handled at once, on
+	// every listener (Options.MaxInflightBytes).
+	inflight *inflight
 }
 
 // prepareSpan is the path of every ingested span, native or OTLP: it

@@ -1,0 +1,204 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
+)
+
+// Defaults of the in-flight bound of appends (README, "Memory and
+// back-pressure").
+const (
+	// DefaultInflightRequests is how many maximal requests the default
+	// bound of in-flight append bytes holds at once.
+	DefaultInflightRequests = 64
+	// DefaultMaxQueueWait is how long an append waits for room before it
+	// is refused with resource_exhausted (its own deadline may end it
+	// sooner).
+	DefaultMaxQueueWait = time.Minute
+	// inflightLogEvery is how often, at most, waiting is logged.
+	inflightLogEvery = 10 * time.Second
+)
+
+// inflight bounds the bytes of append requests being read and handled at
+// once, on every listener of the server. A request is charged before its
+// body is read: its Content-Length when it gives one and its body is not
+// compressed, else the largest request its path accepts (gRPC, chunked or
+// compressed bodies). A request waits, first come first served, while
+// there is no room, until its context ends or maxWait passes; it never
+// waits for more than the bound, which is at least one maximal request.
+// The charge is the request's bytes as read, after decompression: what it
+// holds decoded is a small multiple of it (docs: "Memory and
+// back-pressure").
+type inflight struct {
+	max     int64
+	maxWait time.Duration // 0: as long as the request's context lives
+	sem     *semaphore.Weighted
+	log     *slog.Logger
+
+	held    atomic.Int64 // bytes charged to requests being handled
+	waiting atomic.Int64 // requests waiting for room
+	waited  atomic.Int64 // requests that had to wait, since start
+	refused atomic.Int64 // requests refused after maxWait, since start
+
+	mu     sync.Mutex
+	logged time.Time
+}
+
+func newInflight(max int64, maxWait time.Duration, log *slog.Logger) *inflight {
+	return &inflight{max: max, maxWait: maxWait, sem: semaphore.NewWeighted(max), log: log}
+}
+
+// InflightStats is what the in-flight bound of appends holds now.
+type InflightStats struct {
+	MaxBytes  int64 // the bound
+	HeldBytes int64 // charged to requests being read and handled
+	Waiting   int64 // requests waiting for room
+	Waited    int64 // requests that waited, since the server started
+	Refused   int64 // requests refused after the longest wait, since start
+}
+
+func (g *inflight) stats() InflightStats {
+	return InflightStats{MaxBytes: g.max, HeldBytes: g.held.Load(), Waiting: g.waiting.Load(),
+		Waited: g.waited.Load(), Refused: g.refused.Load()}
+}
+
+// errQueueWait: the server gave up waiting for room for a request.
+var errQueueWait = errors.New("the server is handling as many request bytes as it takes at once")
+
+// acquire charges n bytes (at most the bound) to a request, waiting for
+// room; it returns the function that gives them back. Its error is a
+// *connect.Error: the request's own end (canceled, deadline_exceeded), or
+// resource_exhausted once maxWait has passed. A request that gives up
+// holds nothing.
+func (g *inflight) acquire(ctx context.Context, n int64) (func(), error) {
+	n = min(max(n, 1), g.max)
+	if !g.sem.TryAcquire(n) {
+		g.waiting.Add(1)
+		g.waited.Add(1)
+		g.note(ctx)
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if g.maxWait > 0 {
+			wctx, cancel = context.WithTimeoutCause(ctx, g.maxWait, errQueueWait)
+		}
+		err := g.sem.Acquire(wctx, n)
+		cancel()
+		g.waiting.Add(-1)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, connect.NewError(connectCodeOfContext(ctx.Err()), ctx.Err())
+			}
+			g.refused.Add(1)
+			return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%w (%d bytes) and waited %s for room; retry later", errQueueWait, g.max, g.maxWait))
+		}
+	}
+	g.held.Add(n)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.held.Add(-n)
+			g.sem.Release(n)
+		})
+	}, nil
+}
+
+// connectCodeOfContext is the code of a request whose context ended.
+func connectCodeOfContext(err error) connect.Code {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return connect.CodeDeadlineExceeded
+	}
+	return connect.CodeCanceled
+}
+
+// note logs, at most every inflightLogEvery, that requests wait for room:
+// how operators see back-pressure (with Handler.InflightStats).
+func (g *inflight) note(ctx context.Context) {
+	g.mu.Lock()
+	now := time.Now()
+	if now.Sub(g.logged) < inflightLogEvery {
+		g.mu.Unlock()
+		return
+	}
+	g.logged = now
+	g.mu.Unlock()
+	s := g.stats()
+	g.log.WarnContext(ctx, "appends wait for room: the bytes of requests in flight reached --max-inflight-bytes",
+		"max_inflight_bytes", s.MaxBytes, "held_bytes", s.HeldBytes, "waiting", s.Waiting, "waited_total", s.Waited, "refused_total", s.Refused)
+}
+
+// chargeOf is what a request to a path that accepts at most limit bytes is
+// charged: its Content-Length if it has one and no compressed body,
+// else limit.
+func chargeOf(r *http.Request, limit int) int64 {
+	compressed := false
+	for _, h := range []string{"Content-Encoding", "Connect-Content-Encoding", "Grpc-Encoding"} {
+		if v := r.Header.Get(h); v != "" && v != "identity" {
+			compressed = true
+		}
+	}
+	if r.ContentLength >= 0 && !compressed {
+		return min(r.ContentLength, int64(limit))
+	}
+	return int64(limit)
+}
+
+// gate makes next wait for room for the request's bytes before it reads
+// the body; limit is the largest request next accepts.
+func (g *inflight) gate(next http.Handler, limit int) http.Handler {
+	errw := connect.NewErrorWriter()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		release, err := g.acquire(r.Context(), chargeOf(r, limit))
+		if err != nil {
+			errw.Write(w, r, err)
+			return
+		}
+		defer release()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// appendsGated gates the procedures of IngestService that append
+// (AppendSpans, RegisterVersion); its reads pass.
+func appendsGated(g *inflight, next http.Handler, limit int) http.Handler {
+	gated := g.gate(next, limit)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case veritracev1connect.IngestServiceAppendSpansProcedure, veritracev1connect.IngestServiceRegisterVersionProcedure:
+			gated.ServeHTTP(w, r)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// HTTP/2 flow control of the API's servers. A request waiting for room
+// has not read its body, so the data its client sent holds its stream's
+// window and as much of its connection's; the connection's window is big
+// enough for every stream's, so that waiting streams never hold up the
+// body of an admitted one on the same connection (which would deadlock
+// until the wait gave up). What waiting streams hold is bounded by
+// http2MaxStreams × http2StreamWindow per connection.
+const (
+	http2MaxStreams   = 100
+	http2StreamWindow = 256 << 10
+)
+
+// HTTP2Config is the HTTP/2 configuration of the servers that serve the
+// API (NewHandler, OTLPHandler).
+func HTTP2Config() *http.HTTP2Config {
+	return &http.HTTP2Config{
+		MaxConcurrentStreams:          http2MaxStreams,
+		MaxReceiveBufferPerStream:     http2StreamWindow,
+		MaxReceiveBufferPerConnection: http2MaxStreams * http2StreamWindow,
+	}
+}

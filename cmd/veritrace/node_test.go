@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestServeNamesItsNode: serve names its process among those sharing the
+// database (retention.Service.Node, in every plan lease it takes): by
+// --node, else by the name stored in DATA/node at the first start, the
+// same at every restart of the directory.
+func TestServeNamesItsNode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	run := func(node string) string {
+		t.Helper()
+		var logs lockedBuffer
+		_, stop := startServeLog(t, serveConfig{DataDir: dir, Node: node, MinFreeBytes: 0, SweepInterval: 0, LogLevel: "info"},
+			slog.New(slog.NewTextHandler(&logs, nil)))
+		if err := stop(); err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "msg=serving ") {
+				if _, after, ok := strings.Cut(line, " node="); ok {
+					name, _, _ := strings.Cut(after, " ")
+					return name
+				}
+			}
+		}
+		t.Fatalf("serve logged no node name:\n%s", logs.String())
+		return ""
+	}
+	first := run("")
+	stored, err := os.ReadFile(filepath.Join(dir, NodeFile))
+	if err != nil {
+		t.Fatalf("the first start stored no node name: %v", err)
+	}
+	if again := run(""); again != first || strings.TrimSpace(string(stored)) != first {
+		t.Errorf("node names: first start %q (stored %q), restart %q; want one name", first, stored, again)
+	}
+	if named := run("eu-west-1a"); named != "eu-west-1a" {
+		t.Errorf("with --node eu-west-1a the node is %q", named)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, NodeFile)); !bytes.Equal(after, stored) {
+		t.Errorf("--node changed %s from %q to %q", NodeFile, stored, after)
+	}
+	for _, bad := range []string{"two words", strings.Repeat("n", 65), "a/b"} {
+		c := serveConfig{DataDir: dir, Node: bad, MaxRequestBytes: 4 << 20, OTLPMaxBytes: 4 << 20, CheckpointInterval: 1e9, LogLevel: "info"}
+		if err := c.validate(); err == nil || !strings.Contains(err.Error(), "--node") {
+			t.Errorf("validate(--node %q) = %v, want an error naming --node", bad, err)
+		}
+	}
+}
