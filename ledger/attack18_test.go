@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -40,6 +41,59 @@ func TestAttack18RefusedCommitLeavesAGap(t *testing.T) {
 	for i := uint64(0); i <= rs[0].Index; i++ {
 		if _, err := l.GetEntry(ctx, "default", i); err != nil {
 			t.Errorf("GetEntry(%d) = %v", i, err)
+		}
+	}
+}
+
+// The same with the next group built while the refused one is in
+// Badger's hands: after the refusal (the ledger has not failed) that
+// group is handed over with indexes and a hash chain that follow entries
+// never stored. The log on disk no longer verifies.
+func TestAttack18RefusedCommitThenPipelinedGroup(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	mustAppend(t, l, "default", span(1, "before")) // index 0
+	started := make(chan struct{}, 8)
+	committing := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var refused atomic.Bool
+	l.hooks.beforeGroup = func() { started <- struct{}{} }
+	l.hooks.commit = func(txn *badger.Txn) error {
+		if refused.CompareAndSwap(false, true) {
+			committing <- struct{}{}
+			<-release
+			return badger.ErrBlockedWrites // nothing written
+		}
+		return txn.Commit()
+	}
+	a := appendAsync(ctx, l, span(2, "refused"))
+	<-started
+	<-committing
+	b := appendAsync(ctx, l, span(3, "next"))
+	<-started // b is being built while a's commit is held
+	close(release)
+	if r := <-a; !errors.Is(r.err, badger.ErrBlockedWrites) {
+		t.Fatalf("Append(refused) = %v, want ErrBlockedWrites", r.err)
+	}
+	r := <-b
+	if r.err != nil {
+		t.Fatalf("Append(next) = %v", r.err)
+	}
+	if r.rs[0].Index != 1 {
+		t.Errorf("Append(next) = index %d, want 1 (the refused entry was never stored)", r.rs[0].Index)
+	}
+	vkey, master := l.VerifierKey(), testKeys(t, dir).Master
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := VerifyDir(ctx, dir, master, vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range res {
+		if len(tr.Problems) > 0 {
+			t.Errorf("VerifyDir(%s): %d problems, first: %v", tr.Tenant, len(tr.Problems), tr.Problems[0])
 		}
 	}
 }
