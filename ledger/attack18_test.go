@@ -1,10 +1,12 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -95,5 +97,50 @@ func TestAttack18RefusedCommitThenPipelinedGroup(t *testing.T) {
 		if len(tr.Problems) > 0 {
 			t.Errorf("VerifyDir(%s): %d problems, first: %v", tr.Tenant, len(tr.Problems), tr.Problems[0])
 		}
+	}
+}
+
+// A request that joins the next group while one commits is stamped with
+// the clock read when that group was opened, before the request was even
+// submitted. On main a group reads the clock after gathering its
+// requests, so appended_at is never earlier than the request's arrival;
+// here it is earlier by up to a whole commit (seconds under load), and
+// across midnight the entry is sealed under the previous day's key and
+// bucket.
+func TestAttack18AppendedAtBeforeSubmission(t *testing.T) {
+	ctx := context.Background()
+	l, clock, _ := openAt(t, t.TempDir())
+	defer l.Close()
+	tid, err := l.tenantID(ctx, "default", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := holdCommits(l)
+	defer h.letGo()
+	built := make(chan struct{}, 1)
+	l.hooks.set = func(key, _ []byte) error {
+		if bytes.Equal(key, entryKey(tid, 2)) {
+			built <- struct{}{}
+		}
+		return nil
+	}
+	a := h.first(t, ctx, l, span(1, "a"))
+	b := h.next(t, ctx, l, span(2, "b")) // the next group is opened now
+	clock.Add(10 * time.Second)
+	submitted := clock.Now()
+	c := appendAsync(ctx, l, span(3, "c"))
+	<-built // c joined the group built while a's commit is held
+	h.letGo()
+	for _, ch := range []<-chan appended{a, b} {
+		if r := <-ch; r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	r := <-c
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if at := r.rs[0].AppendedAt; at.Before(submitted) {
+		t.Errorf("appended_at = %s, %s before the request was submitted (%s)", at.Format(time.RFC3339), submitted.Sub(at), submitted.Format(time.RFC3339))
 	}
 }
