@@ -144,3 +144,107 @@ func TestAttack18AppendedAtBeforeSubmission(t *testing.T) {
 		t.Errorf("appended_at = %s, %s before the request was submitted (%s)", at.Format(time.RFC3339), submitted.Sub(at), submitted.Format(time.RFC3339))
 	}
 }
+
+// Another path's writes (Shred: re-seal, then destroy the old key) commit
+// while the next group is built in a transaction opened before them: a
+// retried record whose entry was re-sealed is read in that older snapshot,
+// still sealed under the destroyed key, taken for erased, and refused as a
+// conflict (ErrAlreadyExists) instead of getting its original receipt.
+// The group's snapshot used to be taken when its build began; now it is
+// as old as the commit in flight, and every batch that joins the group
+// reads it, so the window is a whole commit. Shred's steps are ordered
+// by the test's commit hook: the retirement is held until the next append
+// is queued; the re-seal commits once that append's group is in Badger's
+// hands (its launch opened the next group's transaction).
+func TestAttack18DuplicateOfAResealedEntry(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	tid, err := l.tenantID(ctx, "default", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := span(1, "kept")
+	orig := mustAppend(t, l, "default", e)[0]
+	refs, _, err := l.KeysOf(ctx, "default", []uint64{orig.Index})
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("KeysOf() = %v, %v", refs, err)
+	}
+	var keys []*KeyRef
+	for _, k := range refs {
+		keys = append(keys, k)
+	}
+	xIdx := orig.Index + 1
+	rHeld, rRelease := make(chan struct{}), make(chan struct{})
+	xHeld, xRelease := make(chan struct{}), make(chan struct{})
+	var commits atomic.Int32
+	var xSeen, armed atomic.Bool
+	building := make(chan struct{}, 1)
+	dropped := make(chan error, 8)
+	l.hooks.dropped = func(err error) { dropped <- err }
+	l.hooks.beforeGroup = func() {
+		if armed.Load() {
+			building <- struct{}{}
+		}
+	}
+	l.hooks.commit = func(txn *badger.Txn) error {
+		if !xSeen.Load() {
+			if _, err := txn.Get(entryKey(tid, xIdx)); err == nil { // x's group
+				xSeen.Store(true)
+				close(xHeld)
+				<-xRelease
+				return txn.Commit()
+			}
+		}
+		if commits.Add(1) == 1 { // Shred's retirement
+			close(rHeld)
+			<-rRelease
+			return txn.Commit()
+		}
+		<-xHeld // the re-seal, once x's group is committing
+		return txn.Commit()
+	}
+	defer func() {
+		select {
+		case <-xRelease:
+		default:
+			close(xRelease)
+		}
+	}()
+	shred := make(chan error, 1)
+	go func() {
+		_, err := l.Shred(ctx, "default", keys, nil, nil) // nothing erased: the entry is re-sealed
+		shred <- err
+	}()
+	<-rHeld
+	x := appendAsync(ctx, l, span(2, "x"))
+	if err := <-dropped; !errors.Is(err, errStale) { // built against the retirement, dropped
+		t.Fatalf("dropped: %v", err)
+	}
+	close(rRelease)
+	<-xHeld
+	if err := <-shred; err != nil {
+		t.Fatalf("Shred() = %v", err)
+	}
+	armed.Store(true)
+	retry := appendAsync(ctx, l, e)
+	<-building // built into the group after x's, in the transaction opened at x's launch
+	close(xRelease)
+	if r := <-x; r.err != nil {
+		t.Fatal(r.err)
+	}
+	r := <-retry
+	if r.err != nil {
+		t.Fatalf("Append(retry of a re-sealed entry) = %v, want its original receipt", r.err)
+	}
+	if !r.rs[0].Duplicate || r.rs[0].Index != orig.Index {
+		t.Errorf("retry = %+v, want a duplicate of %d", r.rs[0], orig.Index)
+	}
+	if got, err := l.GetEntry(ctx, "default", orig.Index); err != nil || got.Erased {
+		t.Errorf("GetEntry(%d) = erased %v, %v; the entry was kept", orig.Index, got != nil && got.Erased, err)
+	}
+	// Built in a fresh snapshot, the same retry gets its receipt.
+	if rs, err := l.Append(ctx, "default", []Record{e}); err != nil || !rs[0].Duplicate || rs[0].Index != orig.Index {
+		t.Errorf("Append(retry, later) = %+v, %v; want a duplicate of %d", rs, err, orig.Index)
+	}
+}
