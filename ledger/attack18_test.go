@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/veritrace/veritrace/ledger/format"
 )
 
 // A commit refused before Badger wrote anything (ErrBlockedWrites: the
@@ -247,4 +249,75 @@ func TestAttack18DuplicateOfAResealedEntry(t *testing.T) {
 	if rs, err := l.Append(ctx, "default", []Record{e}); err != nil || !rs[0].Duplicate || rs[0].Index != orig.Index {
 		t.Errorf("Append(retry, later) = %+v, %v; want a duplicate of %d", rs, err, orig.Index)
 	}
+}
+
+// Checked and sound (passes): Close while a group commits and the next is
+// built: both answered once, both durable, both duplicates after a reopen.
+func TestAttack18SoundCloseDuringPipeline(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	h := holdCommits(l)
+	a := h.first(t, ctx, l, span(1, "a"))
+	b := h.next(t, ctx, l, span(2, "b"))
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	h.release <- nil // a
+	<-h.committing   // b handed over after a
+	h.letGo()
+	ra, rb := <-a, <-b
+	if ra.err != nil || rb.err != nil {
+		t.Fatalf("a=%v b=%v", ra.err, rb.err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	l = openTest(t, dir)
+	defer l.Close()
+	if n, _ := l.Size(ctx, "default"); n != 2 {
+		t.Errorf("size after reopen = %d", n)
+	}
+	rs := mustAppend(t, l, "default", span(1, "a"), span(2, "b"))
+	if !rs[0].Duplicate || !rs[1].Duplicate || rs[0].Index != ra.rs[0].Index || rs[1].Index != rb.rs[0].Index {
+		t.Errorf("%+v vs %+v %+v", rs, ra.rs, rb.rs)
+	}
+}
+
+// Checked and sound (passes): a version registered in the group
+// committing, a span referencing it in the next (built again, accepted);
+// a second version under the same name and label in the next (refused).
+func TestAttack18SoundVersionRefs(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	h := holdCommits(l)
+	defer h.letGo()
+	v := version(format.VersionPrompt, "p", "prod", "hello")
+	s := span(5, "uses")
+	s.Refs[format.VersionPrompt-1] = v.Refs[format.VersionPrompt-1]
+	a := h.first(t, ctx, l, v)
+	b := h.next(t, ctx, l, s)
+	h.release <- nil
+	if r := <-a; r.err != nil {
+		t.Fatal(r.err)
+	}
+	<-h.committing
+	h.release <- nil
+	if r := <-b; r.err != nil {
+		t.Fatalf("span referencing a version of the group before: %v", r.err)
+	}
+	h.wasDropped(t)
+
+	c := h.first(t, ctx, l, version(format.VersionPrompt, "q", "prod", "one"))
+	d := h.next(t, ctx, l, version(format.VersionPrompt, "q", "prod", "two"))
+	h.letGo()
+	if r := <-c; r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r := <-d; r.err == nil {
+		t.Errorf("second version under the same name: %+v", r.rs)
+	} else {
+		t.Logf("second version: %v", r.err)
+	}
+	h.wasDropped(t)
 }
