@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -47,6 +46,7 @@ var errStale = errors.New("read a key the committing group writes")
 type guarded struct {
 	txn     *badger.Txn
 	written map[string]struct{}
+	kinds   map[string]struct{} // the kind index prefixes of written (groupTxn.wrote)
 }
 
 func (g guarded) Get(key []byte) (*badger.Item, error) {
@@ -56,16 +56,12 @@ func (g guarded) Get(key []byte) (*badger.Item, error) {
 	return g.txn.Get(key)
 }
 
-// scanGuard returns errStale if rd is guarded and the committing group
-// writes a key under prefix: a scan of prefix in rd's transaction would
-// miss it.
-func scanGuard(rd getter, prefix []byte) error {
-	g, ok := rd.(guarded)
-	if !ok {
-		return nil
-	}
-	for k := range g.written {
-		if strings.HasPrefix(k, string(prefix)) {
+// kindGuard returns errStale if rd is guarded and the committing group
+// writes a key of the kind index under prefix (kindIndexPrefix): a scan
+// of prefix in rd's transaction would miss it. One map lookup.
+func kindGuard(rd getter, prefix []byte) error {
+	if g, ok := rd.(guarded); ok {
+		if _, ok := g.kinds[string(prefix)]; ok {
 			return errStale
 		}
 	}
@@ -77,15 +73,21 @@ type flight struct {
 	g    *groupTxn
 	done chan struct{} // closed once the commit returned
 	err  error
+	// prev holds the writer's log states of the tenants g advances, as
+	// they were before launch: restored if Badger refuses the commit.
+	prev map[uint32]*logState
 }
 
-// launch makes g's log states the writer's and commits g in a goroutine.
-// It returns the transaction the next group is to be built in, opened
-// before the commit begins.
+// launch makes g's log states the writer's, so that the next group is
+// built on them, and commits g in a goroutine. It returns the transaction
+// the next group is to be built in, opened before the commit begins.
 func (l *Ledger) launch(states map[uint32]*logState, g *groupTxn) (*flight, *badger.Txn) {
+	f := &flight{g: g, done: make(chan struct{}), prev: make(map[uint32]*logState, len(g.touched))}
+	for tenant := range g.touched {
+		f.prev[tenant] = states[tenant]
+	}
 	g.advance(states)
 	spare := l.db.NewTransaction(true)
-	f := &flight{g: g, done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
 		if g.writes {
@@ -97,13 +99,38 @@ func (l *Ledger) launch(states map[uint32]*logState, g *groupTxn) (*flight, *bad
 
 // land waits for f's commit and, if it succeeded, publishes what it made
 // durable. answer then answers its requests (after the next group is
-// handed over, so that the callers woken do not delay it).
-func (l *Ledger) land(f *flight) {
+// handed over, so that the callers woken do not delay it). If Badger
+// refused the commit before writing anything (ErrBlockedWrites,
+// ErrTxnTooBig: the ledger has not failed), land puts the writer's log
+// states back as they were before launch and reports it: the group built
+// on f must be dropped, and f's requests answered by refused.
+func (l *Ledger) land(states map[uint32]*logState, f *flight) (refused bool) {
 	<-f.done
 	f.g.txn.Discard()
 	if f.err == nil {
 		f.g.committed()
+		return false
 	}
+	if l.failure() != nil {
+		return false // every later group is refused with ErrFailed
+	}
+	for tenant, s := range f.prev {
+		states[tenant] = s
+	}
+	return true
+}
+
+// refused answers the requests of f, a group Badger refused before
+// writing anything, once the log states are back (land): a group too big
+// is committed again, in parts if need be (commitGroup, as a group found
+// too big before its commit); any other refusal is their answer. It
+// returns the requests commitGroup set aside.
+func (l *Ledger) refused(states map[uint32]*logState, f *flight) []*appendReq {
+	if errors.Is(f.err, badger.ErrTxnTooBig) {
+		return l.commitGroup(states, f.g.reqs)
+	}
+	l.answer(f)
+	return nil
 }
 
 // answer answers f's requests, once it landed: their receipts, or its
@@ -186,7 +213,7 @@ func (l *Ledger) startGroup(states map[uint32]*logState, backlog []*appendReq) (
 	txn := l.db.NewTransaction(true)
 	g, err := l.openGroup(states, txn, txn)
 	if err == nil {
-		g.written = make(map[string]struct{})
+		g.written, g.kinds = make(map[string]struct{}), make(map[string]struct{})
 		if err = g.add(group); err == nil {
 			err = g.finish()
 		}
@@ -209,13 +236,13 @@ func (l *Ledger) extend(states map[uint32]*logState, fl *flight, spare *badger.T
 		if l.hooks.beforeGroup != nil {
 			l.hooks.beforeGroup()
 		}
-		g, err := l.openGroup(states, spare, guarded{spare, fl.g.written})
+		g, err := l.openGroup(states, spare, guarded{spare, fl.g.written, fl.g.kinds})
 		if err != nil {
 			l.dropped(err)
 			spare.Discard()
 			return nil, backlog, true
 		}
-		g.written = make(map[string]struct{})
+		g.written, g.kinds = make(map[string]struct{}), make(map[string]struct{})
 		next = g
 	}
 	batch, rest, full := l.take(backlog, next.cost, len(next.reqs) == 0)

@@ -135,9 +135,23 @@ func (l *Ledger) writer() {
 			}
 		}
 		if fl != nil && closed(fl.done) {
-			l.land(fl)
 			prev := fl
 			fl, full = nil, false
+			if l.land(states, prev) {
+				// Nothing of prev was written: drop the group built on it,
+				// and answer prev's requests before building it again.
+				if next != nil {
+					l.dropped(prev.err)
+					next.txn.Discard()
+					backlog = append(next.reqs, backlog...)
+					next = nil
+				} else if spare != nil {
+					spare.Discard()
+				}
+				spare = nil
+				deferred = append(deferred, l.refused(states, prev)...)
+				continue
+			}
 			if next != nil {
 				g := next
 				next = nil
@@ -306,7 +320,7 @@ type groupTxn struct {
 	rd       getter
 	base     map[uint32]*logState
 	states   map[uint32]*logState
-	now      time.Time
+	now      time.Time // appended_at of the batch added last (add)
 	retired  retiredSet
 	closed   closedSet
 	newKeys  []*dataKey // pending keys the new entries are sealed under
@@ -319,8 +333,9 @@ type groupTxn struct {
 	touched map[uint32]bool // tenants whose logs it advances
 	writes  bool            // it writes anything
 	// written holds every key it sets or deletes while the next group is
-	// built against its commit (pipeline.go); nil otherwise.
-	written map[string]struct{}
+	// built against its commit (pipeline.go), and kinds the prefixes
+	// (tenant, kind) of its kind index keys; nil otherwise.
+	written, kinds map[string]struct{}
 }
 
 func (g *groupTxn) state(tenant uint32) (*logState, error) {
@@ -346,17 +361,25 @@ func (g *groupTxn) set(key, value []byte) error {
 			return err
 		}
 	}
-	if g.written != nil {
-		g.written[string(key)] = struct{}{}
-	}
+	g.wrote(key)
 	return g.txn.Set(key, value)
 }
 
 func (g *groupTxn) del(key, _ []byte) error {
-	if g.written != nil {
-		g.written[string(key)] = struct{}{}
-	}
+	g.wrote(key)
 	return g.txn.Delete(key)
+}
+
+// wrote records key in written (and its prefix in kinds, for a key of the
+// kind index), if the group records what it writes.
+func (g *groupTxn) wrote(key []byte) {
+	if g.written == nil {
+		return
+	}
+	g.written[string(key)] = struct{}{}
+	if key[0] == nsKindIndex {
+		g.kinds[string(key[:len(key)-8])] = struct{}{}
+	}
 }
 
 // commitOnce tries to commit reqs in one transaction and fills res. It
@@ -400,7 +423,7 @@ func (l *Ledger) openGroup(states map[uint32]*logState, txn *badger.Txn, rd gett
 	if err != nil {
 		return nil, err
 	}
-	return &groupTxn{l: l, txn: txn, rd: rd, base: states, states: make(map[uint32]*logState), now: l.now().UTC(),
+	return &groupTxn{l: l, txn: txn, rd: rd, base: states, states: make(map[uint32]*logState),
 		retired: retired, closed: closed, postings: make(postingBlocks), touched: make(map[uint32]bool)}, nil
 }
 
@@ -411,6 +434,13 @@ func (l *Ledger) openGroup(states map[uint32]*logState, txn *badger.Txn, rd gett
 // control requests only in its first add.
 func (g *groupTxn) add(reqs []*appendReq) error {
 	l := g.l
+	// The clock is read for each batch, once its requests are taken: a
+	// group built while another commits takes batches for as long as that
+	// commit lasts, and appended_at is never before a request's arrival.
+	// It never goes back within the group.
+	if now := l.now().UTC(); now.After(g.now) {
+		g.now = now
+	}
 	out := make([]appendResult, len(reqs))
 	// Retirements first: they bind every record of the group.
 	for _, r := range reqs {
@@ -689,7 +719,7 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 func checkUnless(txn *badger.Txn, rd getter, tenant uint32, u *Unless) error {
 	for _, kind := range u.Kinds {
 		prefix := kindIndexPrefix(tenant, kind)
-		if err := scanGuard(rd, prefix); err != nil {
+		if err := kindGuard(rd, prefix); err != nil {
 			return err
 		}
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
@@ -1053,6 +1083,9 @@ func (l *Ledger) existing(txn getter, tenant uint32, r *Record, id [32]byte) (Re
 		return Receipt{}, false, err
 	}
 	e, err := l.readEntry(txn, tenant, idx)
+	if err == nil && e.Erased {
+		e, err = l.settled(txn, tenant, idx, e)
+	}
 	if err != nil {
 		return Receipt{}, false, err
 	}
@@ -1060,6 +1093,43 @@ func (l *Ledger) existing(txn getter, tenant uint32, r *Record, id [32]byte) (Re
 		return Receipt{}, false, &ConflictError{Kind: r.Kind, Index: idx}
 	}
 	return Receipt{Index: idx, LeafHash: e.LeafHash, AppendedAt: e.Header.AppendedAt, Duplicate: true}, true, nil
+}
+
+// maxRereads bounds settled's fresh reads of one entry.
+const maxRereads = 4
+
+// settled reads entry idx again, in fresh snapshots, when txn's shows it
+// erased while its payload is still there: sealed under a key that is
+// destroyed now. Shred commits a re-seal (outside the writer) before it
+// destroys the old key, so a snapshot older than the re-seal takes a kept
+// entry for erased; the writer's are as old as the commit in flight
+// (pipeline.go), and its key reads are not in any snapshot. A snapshot
+// opened after the destruction was seen holds the re-seal if there was
+// one: reading stops when one shows the payload under a live key, or the
+// payload gone, or under the same key as the snapshot before (the entry
+// is erased). Each further read needs another Shred of the entry to have
+// run meanwhile.
+func (l *Ledger) settled(txn getter, tenant uint32, idx uint64, e *Entry) (*Entry, error) {
+	key, sealed, err := envelopeKeyOf(txn, tenant, idx)
+	if err != nil || !sealed {
+		return e, err
+	}
+	for range maxRereads {
+		var next [16]byte
+		err := l.db.View(func(txn *badger.Txn) error {
+			var err error
+			if e, err = l.readEntry(txn, tenant, idx); err != nil || !e.Erased {
+				return err
+			}
+			next, sealed, err = envelopeKeyOf(txn, tenant, idx)
+			return err
+		})
+		if err != nil || !e.Erased || !sealed || next == key {
+			return e, err
+		}
+		key = next
+	}
+	return nil, fmt.Errorf("entry %d was re-sealed %d times while read", idx, maxRereads)
 }
 
 // checkVersionName refuses a new version whose (kind, name, label) names
