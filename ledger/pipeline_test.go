@@ -1,10 +1,13 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -344,5 +347,297 @@ func TestPipelineStorageErrorInTheNextGroup(t *testing.T) {
 	}
 	if n, err := l.Size(ctx, "default"); err != nil || n != 3 {
 		t.Errorf("Size() = %d, %v; want 3", n, err)
+	}
+}
+
+// A commit Badger refuses before writing anything (ErrBlockedWrites: the
+// gate returns it as it is and the ledger does not fail) leaves the
+// writer's log states where they were (land puts them back): the next
+// append takes the index the refused one would have had, with no gap.
+func TestPipelineRefusedCommitMovesNoState(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	mustAppend(t, l, "default", span(1, "before")) // index 0
+	refused := false
+	l.hooks.commit = func(txn *badger.Txn) error {
+		if !refused {
+			refused = true
+			return badger.ErrBlockedWrites // nothing written
+		}
+		return txn.Commit()
+	}
+	if _, err := l.Append(ctx, "default", []Record{span(2, "refused")}); !errors.Is(err, badger.ErrBlockedWrites) {
+		t.Fatalf("Append(refused) = %v, want ErrBlockedWrites", err)
+	}
+	if err := l.failure(); err != nil {
+		t.Fatalf("the ledger failed: %v (a refused commit wrote nothing)", err)
+	}
+	rs := mustAppend(t, l, "default", span(3, "after"))
+	if rs[0].Index != 1 {
+		t.Errorf("Append(after) = index %d, want 1: the refused group's entry %d was never stored", rs[0].Index, 1)
+	}
+	for i := uint64(0); i <= rs[0].Index; i++ {
+		if _, err := l.GetEntry(ctx, "default", i); err != nil {
+			t.Errorf("GetEntry(%d) = %v", i, err)
+		}
+	}
+}
+
+// The same with the next group built while the refused one is in
+// Badger's hands: that group was built on the refused one's log states,
+// so it is dropped and built again on the states put back; the log on
+// disk verifies.
+func TestPipelineRefusedCommitDropsTheNextGroup(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	mustAppend(t, l, "default", span(1, "before")) // index 0
+	started := make(chan struct{}, 8)
+	committing := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var refused atomic.Bool
+	l.hooks.beforeGroup = func() { started <- struct{}{} }
+	l.hooks.commit = func(txn *badger.Txn) error {
+		if refused.CompareAndSwap(false, true) {
+			committing <- struct{}{}
+			<-release
+			return badger.ErrBlockedWrites // nothing written
+		}
+		return txn.Commit()
+	}
+	a := appendAsync(ctx, l, span(2, "refused"))
+	<-started
+	<-committing
+	b := appendAsync(ctx, l, span(3, "next"))
+	<-started // b is being built while a's commit is held
+	close(release)
+	if r := <-a; !errors.Is(r.err, badger.ErrBlockedWrites) {
+		t.Fatalf("Append(refused) = %v, want ErrBlockedWrites", r.err)
+	}
+	r := <-b
+	if r.err != nil {
+		t.Fatalf("Append(next) = %v", r.err)
+	}
+	if r.rs[0].Index != 1 {
+		t.Errorf("Append(next) = index %d, want 1 (the refused entry was never stored)", r.rs[0].Index)
+	}
+	vkey, master := l.VerifierKey(), testKeys(t, dir).Master
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := VerifyDir(ctx, dir, master, vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range res {
+		if len(tr.Problems) > 0 {
+			t.Errorf("VerifyDir(%s): %d problems, first: %v", tr.Tenant, len(tr.Problems), tr.Problems[0])
+		}
+	}
+}
+
+// A request that joins the next group while one commits is stamped with
+// the clock read when its batch was taken (add), never with the clock of
+// the moment that group was opened: appended_at is never earlier than the
+// request's submission (else, across midnight, the entry would be sealed
+// under the previous day's key and bucket).
+func TestPipelineAppendedAtNotBeforeSubmission(t *testing.T) {
+	ctx := context.Background()
+	l, clock, _ := openAt(t, t.TempDir())
+	defer l.Close()
+	tid, err := l.tenantID(ctx, "default", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := holdCommits(l)
+	defer h.letGo()
+	built := make(chan struct{}, 1)
+	l.hooks.set = func(key, _ []byte) error {
+		if bytes.Equal(key, entryKey(tid, 2)) {
+			built <- struct{}{}
+		}
+		return nil
+	}
+	a := h.first(t, ctx, l, span(1, "a"))
+	b := h.next(t, ctx, l, span(2, "b")) // the next group is opened now
+	clock.Add(10 * time.Second)
+	submitted := clock.Now()
+	c := appendAsync(ctx, l, span(3, "c"))
+	<-built // c joined the group built while a's commit is held
+	h.letGo()
+	for _, ch := range []<-chan appended{a, b} {
+		if r := <-ch; r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	r := <-c
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if at := r.rs[0].AppendedAt; at.Before(submitted) {
+		t.Errorf("appended_at = %s, %s before the request was submitted (%s)", at.Format(time.RFC3339), submitted.Sub(at), submitted.Format(time.RFC3339))
+	}
+}
+
+// Close while a group commits and the next is built: both answered
+// once, both durable, both duplicates after a reopen.
+func TestPipelineCloseWhileCommitting(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	h := holdCommits(l)
+	a := h.first(t, ctx, l, span(1, "a"))
+	b := h.next(t, ctx, l, span(2, "b"))
+	closed := make(chan error, 1)
+	go func() { closed <- l.Close() }()
+	h.release <- nil // a
+	<-h.committing   // b handed over after a
+	h.letGo()
+	ra, rb := <-a, <-b
+	if ra.err != nil || rb.err != nil {
+		t.Fatalf("a=%v b=%v", ra.err, rb.err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	l = openTest(t, dir)
+	defer l.Close()
+	if n, _ := l.Size(ctx, "default"); n != 2 {
+		t.Errorf("size after reopen = %d", n)
+	}
+	rs := mustAppend(t, l, "default", span(1, "a"), span(2, "b"))
+	if !rs[0].Duplicate || !rs[1].Duplicate || rs[0].Index != ra.rs[0].Index || rs[1].Index != rb.rs[0].Index {
+		t.Errorf("%+v vs %+v %+v", rs, ra.rs, rb.rs)
+	}
+}
+
+// A version registered in the group committing, a span referencing it in
+// the next (built again, accepted); a second version under the same name
+// and label in the next (refused).
+func TestPipelineVersionRefsAcrossGroups(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	h := holdCommits(l)
+	defer h.letGo()
+	v := version(format.VersionPrompt, "p", "prod", "hello")
+	s := span(5, "uses")
+	s.Refs[format.VersionPrompt-1] = v.Refs[format.VersionPrompt-1]
+	a := h.first(t, ctx, l, v)
+	b := h.next(t, ctx, l, s)
+	h.release <- nil
+	if r := <-a; r.err != nil {
+		t.Fatal(r.err)
+	}
+	<-h.committing
+	h.release <- nil
+	if r := <-b; r.err != nil {
+		t.Fatalf("span referencing a version of the group before: %v", r.err)
+	}
+	h.wasDropped(t)
+	<-h.started // b built again, once a was durable
+
+	c := h.first(t, ctx, l, version(format.VersionPrompt, "q", "prod", "one"))
+	d := h.next(t, ctx, l, version(format.VersionPrompt, "q", "prod", "two"))
+	h.letGo()
+	if r := <-c; r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r := <-d; r.err == nil {
+		t.Errorf("second version under the same name: %+v", r.rs)
+	} else {
+		t.Logf("second version: %v", r.err)
+	}
+	h.wasDropped(t)
+}
+
+// A group Badger refuses at its commit as too big (nothing written) is
+// committed again, in parts, as a group found too big before its commit
+// is; the group built on it meanwhile is dropped and built again after
+// those parts. Every request is answered once, in order, with no gap.
+func TestPipelineTooBigCommitIsSplit(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l := openTest(t, dir)
+	mustAppend(t, l, "default", span(1, "before")) // index 0
+	tid, err := l.tenantID(ctx, "default", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// writes: txn sets entry i (it holds it, and no commit stored it yet).
+	writes := func(txn *badger.Txn, i uint64) bool {
+		if _, err := txn.Get(entryKey(tid, i)); err != nil {
+			return false
+		}
+		return l.db.View(func(view *badger.Txn) error {
+			_, err := view.Get(entryKey(tid, i))
+			return err
+		}) != nil
+	}
+	// set signals the first build of entries 2 and 3 (a and b, built while
+	// x commits) and 4 (c, built on a's and b's group while it commits).
+	built := map[uint64]chan struct{}{2: make(chan struct{}), 3: make(chan struct{}), 4: make(chan struct{})}
+	l.hooks.set = func(key, _ []byte) error {
+		for i, c := range built {
+			if bytes.Equal(key, entryKey(tid, i)) {
+				select {
+				case <-c:
+				default:
+					close(c)
+				}
+			}
+		}
+		return nil
+	}
+	xHeld, xRelease := make(chan struct{}), make(chan struct{})
+	var refusals atomic.Int32
+	l.hooks.commit = func(txn *badger.Txn) error {
+		switch {
+		case xHeld != nil && writes(txn, 1):
+			close(xHeld)
+			xHeld = nil
+			<-xRelease
+		case writes(txn, 2) && writes(txn, 3):
+			if refusals.Add(1) == 1 {
+				<-built[4] // c is built on this group while it commits
+			}
+			return badger.ErrTxnTooBig // nothing written
+		}
+		return txn.Commit()
+	}
+	held := xHeld
+	x := appendAsync(ctx, l, span(2, "x"))
+	<-held
+	a := appendAsync(ctx, l, span(3, "a"))
+	<-built[2]
+	b := appendAsync(ctx, l, span(4, "b"))
+	<-built[3]
+	close(xRelease)
+	c := appendAsync(ctx, l, span(5, "c"))
+	for i, ch := range []<-chan appended{x, a, b, c} {
+		r := <-ch
+		if r.err != nil {
+			t.Fatalf("Append(%d) = %v", i, r.err)
+		}
+		if want := uint64(i + 1); r.rs[0].Index != want || r.rs[0].Duplicate {
+			t.Errorf("Append(%d) = %+v, want a new entry at %d", i, r.rs[0], want)
+		}
+	}
+	if n := refusals.Load(); n < 2 {
+		t.Errorf("a and b were refused together %d times, want 2 (at the launch, then once more before the split)", n)
+	}
+	vkey, master := l.VerifierKey(), testKeys(t, dir).Master
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := VerifyDir(ctx, dir, master, vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range res {
+		if len(tr.Problems) > 0 {
+			t.Errorf("VerifyDir(%s): %d problems, first: %v", tr.Tenant, len(tr.Problems), tr.Problems[0])
+		}
 	}
 }
