@@ -57,5 +57,6 @@
 // into one transaction. It builds the next group while the previous one
 // commits (pipeline.go), with every check reading the state that commit
 // leaves, and hands a group to storage only once the one before it is
-// durable. The formats are specified in docs/FORMAT.md.
+// durable; a commit storage refuses before writing anything moves no
+// state, and a failed one fails the ledger before any later group. The formats are specified in docs/FORMAT.md.
 package ledger

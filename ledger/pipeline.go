@@ -21,16 +21,22 @@ import (
 // The next group's transaction is opened just before the previous group's
 // commit begins (opened later, Badger would make it wait for that commit:
 // a transaction's read timestamp waits for every commit begun before
-// it), so its snapshot lacks exactly the writes of the group in flight.
-// Every check of the next group reads through a guard that refuses the
-// keys the group in flight sets or deletes (errStale): an identity,
-// version name or entry record it wrote, the epochs its retirements and
-// closings advance, the kind index an AppendUnless precondition scans. A
-// build that reads such a key is dropped, unanswered and unwritten, and
-// its requests are built again in a fresh transaction once the group in
-// flight is durable. Every check therefore reads exactly what it would
-// read after that commit, and the log states the next group starts from
-// (sizes, frontiers, last leaves) are those the group in flight reached.
+// it), so its snapshot lacks the writes of the group in flight, and those
+// of other writers committed while it is built. Every check of the next
+// group reads through a guard that refuses the keys the group in flight
+// sets or deletes (errStale): an identity, version name or entry record
+// it wrote, the epochs its retirements and closings advance, the kind
+// index an AppendUnless precondition scans. A build that reads such a key
+// is dropped, unanswered and unwritten, and its requests are built again
+// in a fresh transaction once the group in flight is durable. Of the
+// other writers only Shred writes what the checks read (payloads
+// re-sealed or deleted, then their old keys destroyed): existing reads
+// an entry found under a destroyed key again in fresh snapshots
+// (settled). The log states the next group starts
+// from (sizes, frontiers, last leaves) are those the group in flight
+// reached; if Badger refuses its commit before writing anything
+// (ErrTxnTooBig, ErrBlockedWrites), land puts them back and the next
+// group is dropped and built again on them.
 
 // getter is what the writer's checks read through: a transaction's Get,
 // or a guarded one.
