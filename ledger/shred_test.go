@@ -237,14 +237,7 @@ func TestShredRetryOfAResealedEntryWhileAGroupCommits(t *testing.T) {
 	}
 	e := span(1, "kept")
 	orig := mustAppend(t, l, "default", e)[0]
-	refs, _, err := l.KeysOf(ctx, "default", []uint64{orig.Index})
-	if err != nil || len(refs) != 1 {
-		t.Fatalf("KeysOf() = %v, %v", refs, err)
-	}
-	var keys []*KeyRef
-	for _, k := range refs {
-		keys = append(keys, k)
-	}
+	keys := keysOf(t, l, orig.Index)
 	xIdx := orig.Index + 1
 	rHeld, rRelease := make(chan struct{}), make(chan struct{})
 	xHeld, xRelease := make(chan struct{}), make(chan struct{})
@@ -337,14 +330,7 @@ func TestDuplicateReadInASnapshotOlderThanShred(t *testing.T) {
 			}
 			e := span(1, "kept")
 			orig := mustAppend(t, l, "default", e)[0]
-			refs, _, err := l.KeysOf(ctx, "default", []uint64{orig.Index})
-			if err != nil || len(refs) != 1 {
-				t.Fatalf("KeysOf() = %v, %v", refs, err)
-			}
-			var keys []*KeyRef
-			for _, k := range refs {
-				keys = append(keys, k)
-			}
+			keys := keysOf(t, l, orig.Index)
 			old := l.db.NewTransaction(false)
 			defer old.Discard()
 			if _, err := l.Shred(ctx, "default", keys, nil, map[uint64]bool{orig.Index: erase}); err != nil {
@@ -364,4 +350,19 @@ func TestDuplicateReadInASnapshotOlderThanShred(t *testing.T) {
 			}
 		})
 	}
+}
+
+// keysOf returns the data key entry i of the default tenant is sealed
+// under.
+func keysOf(t *testing.T, l *Ledger, i uint64) []*KeyRef {
+	t.Helper()
+	refs, _, err := l.KeysOf(context.Background(), "default", []uint64{i})
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("KeysOf(%d) = %v, %v", i, refs, err)
+	}
+	var keys []*KeyRef
+	for _, k := range refs {
+		keys = append(keys, k)
+	}
+	return keys
 }
