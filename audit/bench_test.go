@@ -223,6 +223,7 @@ func BenchmarkVerify(b *testing.B) {
 			cpu = processCPU() - cpu0
 		})
 		b.ReportMetric(heap, "peak-heap-MB")
+		b.ReportMetric(float64(len(data))/(1<<20), "bundle-MB") // MiB, as BenchmarkExport
 		b.ReportMetric(float64(entries*b.N)/b.Elapsed().Seconds(), "entries/s")
 		b.ReportMetric(float64(cpu.Microseconds())/float64(entries*b.N), "cpu-µs/entry")
 		// The cores it kept busy: CPU time over wall time.

@@ -260,7 +260,12 @@ func validRequestID(id string) bool {
 // hold. A request with the ID of an earlier one returns its outcome if it
 // asks the same (sameRequest), else ErrRequestIDReused; one interrupted
 // by a crash is finished by Resume or by asking again. It first finishes
-// the tenant's running plans whose lease ended (takeOverTenant).
+// the tenant's running plans whose lease ended (takeOverTenant). It never
+// reports done beside another plan that claimed some of the selected
+// entries and has not destroyed their keys (another node's, or one whose
+// finishing failed): it returns a *BusyError (ErrBusy) then, having done
+// nothing, and asking again with the same ID once that plan is done
+// carries it out.
 func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) (_ *Erasure, err error) {
 	if !validRequestID(req.ID) {
 		return nil, fmt.Errorf("%w: request id must be 1 to 64 of A-Z a-z 0-9 - _ .", ErrInvalid)
@@ -383,6 +388,14 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 		return nil, err
 	}
 	if err := s.complete(ctx, er); err != nil {
+		var busy *BusyError
+		if errors.As(err, &busy) {
+			// Planned again before its commit, beside another plan that
+			// committed meanwhile: stored, uncommitted, nothing done.
+			// Asking again, or the next takeover once the other plan is
+			// done, carries it out; it is not a failure to list.
+			return nil, err
+		}
 		// Stored and unfinished (its traces may be closed already): the
 		// health check lists it until asking again, or Resume, finishes it.
 		s.markUnfinished(tenant, er.ID)
@@ -407,8 +420,15 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 	if err != nil {
 		return 0, err
 	}
-	cands := slices.DeleteFunc(selected(er), func(i uint64) bool { return claimed[i] })
-	if _, cands, err = s.L.KeysOf(ctx, er.Tenant, cands); err != nil {
+	_, cands, err := s.L.KeysOf(ctx, er.Tenant, selected(er))
+	if err != nil {
+		return 0, err
+	}
+	// An entry another plan claimed and whose key it has not destroyed
+	// yet is still readable: this erasure would report done beside it.
+	// That plan is being carried out by another node, or its finishing
+	// failed (Erase took it over first): this one waits for it.
+	if err := busyBeside(claimed, cands); err != nil {
 		return 0, err
 	}
 	er.Erase, er.Held = nil, nil
@@ -453,6 +473,50 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 	sort.Strings(er.Keys)
 	sort.Slice(er.KeyRefs, func(i, j int) bool { return bytes.Compare(er.KeyRefs[i].ID[:], er.KeyRefs[j].ID[:]) < 0 })
 	return size, nil
+}
+
+// BusyError: entries an erasure selected are claimed by another plan (its
+// first tombstone, naming them, is in the log) that has not destroyed
+// their keys yet: one another node is carrying out, or one whose
+// finishing failed. They are still readable, so the erasure does not go
+// ahead beside it: nothing of it was done (Erase wrote no plan, or a
+// stored plan stays uncommitted). Asking again with the same request id
+// once the other plan is done is safe. errors.Is(err, ErrBusy) holds. It
+// names the other plan by its id (an erasure's request id, or a sweep's
+// id), never a subject.
+type BusyError struct {
+	Plan    string // id of the plan that claims the entries
+	Entries int    // how many of the selected entries it claims
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("erasure or sweep %s has committed to erase %d of the selected entries and has not destroyed their keys yet; nothing was done: ask again with the same request id once it is done (GetErasure %s)", e.Plan, e.Entries, e.Plan)
+}
+
+// Is makes a BusyError an ErrBusy.
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }
+
+// busyBeside returns a *BusyError if other plans claimed any of live (the
+// selected entries that still have their keys), naming the plan that
+// claims the most (the first in id order of those that claim as many).
+func busyBeside(claimed map[uint64]string, live []uint64) error {
+	by := map[string]int{}
+	for _, i := range live {
+		if id := claimed[i]; id != "" {
+			by[id]++
+		}
+	}
+	if len(by) == 0 {
+		return nil
+	}
+	ids := slices.Sorted(maps.Keys(by))
+	top := ids[0]
+	for _, id := range ids[1:] {
+		if by[id] > by[top] {
+			top = id
+		}
+	}
+	return &BusyError{Plan: top, Entries: by[top]}
 }
 
 // selected returns the entries a plan selected, erased or held, in order.
@@ -1042,8 +1106,8 @@ func (s *Service) Unfinished() []string {
 	return slices.Clone(s.unfinished)
 }
 
-// claimed returns the entries other plans have committed to erase: those
-// of the stored plans being carried out (each writes its lists before its
+// claimed returns the entries other plans have committed to erase, each
+// with the id of the plan that claims it: those of the stored plans being carried out (each writes its lists before its
 // first tombstone and is "executing" until its keys are destroyed) whose
 // first tombstone is in the log. A plan reads it after the log's size s
 // and before it reads which entries still have their payloads: a plan
@@ -1053,12 +1117,12 @@ func (s *Service) Unfinished() []string {
 // processes plan them.
 // It reads the headers of the running plans only (runningPlans), not
 // those of every plan the tenant ever stored.
-func (s *Service) claimed(ctx context.Context, er *Erasure) (map[uint64]bool, error) {
+func (s *Service) claimed(ctx context.Context, er *Erasure) (map[uint64]string, error) {
 	ids, err := s.runningPlans(ctx, er.Tenant)
 	if err != nil {
 		return nil, err
 	}
-	out := map[uint64]bool{}
+	out := map[uint64]string{}
 	var stale []string
 	for _, id := range ids {
 		if id == er.ID {
@@ -1096,7 +1160,7 @@ func (s *Service) claimed(ctx context.Context, er *Erasure) (map[uint64]bool, er
 			continue
 		}
 		for _, i := range erase {
-			out[i] = true
+			out[i] = id
 		}
 	}
 	if len(stale) > 0 {
@@ -1105,6 +1169,15 @@ func (s *Service) claimed(ctx context.Context, er *Erasure) (map[uint64]bool, er
 		}
 	}
 	return out, nil
+}
+
+// claimedSet returns the entries of claimed as a set.
+func claimedSet(claimed map[uint64]string) map[uint64]bool {
+	out := make(map[uint64]bool, len(claimed))
+	for i := range claimed {
+		out[i] = true
+	}
+	return out
 }
 
 // Index of running plans: the state record "erasure-running/<id>" (empty)
@@ -1165,7 +1238,7 @@ func (s *Service) runningPlans(ctx context.Context, tenant string) ([]string, er
 // that other plans have committed to erase (claimed) are not live either:
 // of two erasures sharing a session, the second to plan destroys its key.
 // Each is listed with its key's stamp (pseudonymEntry).
-func (s *Service) lastOf(ctx context.Context, er *Erasure, ids []ledger.TermRef, claimed map[uint64]bool) ([]string, error) {
+func (s *Service) lastOf(ctx context.Context, er *Erasure, ids []ledger.TermRef, claimed map[uint64]string) ([]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -1177,10 +1250,7 @@ func (s *Service) lastOf(ctx context.Context, er *Erasure, ids []ledger.TermRef,
 	if err != nil {
 		return nil, err
 	}
-	gone := maps.Clone(claimed)
-	if gone == nil {
-		gone = map[uint64]bool{}
-	}
+	gone := claimedSet(claimed)
 	for _, i := range er.Erase {
 		gone[i] = true
 	}
@@ -1252,9 +1322,11 @@ func (s *Service) doomedPseudonyms(ctx context.Context, er *Erasure, erase map[u
 		}
 		if !selector {
 			if gone == nil {
-				if gone, err = s.claimed(ctx, er); err != nil {
+				claimed, err := s.claimed(ctx, er)
+				if err != nil {
 					return nil, err
 				}
+				gone = claimedSet(claimed)
 				maps.Copy(gone, erase)
 			}
 			idxs, err := s.L.EntriesWith(ctx, er.Tenant, r)

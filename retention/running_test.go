@@ -69,9 +69,14 @@ func TestRunningPlansIndex(t *testing.T) {
 	if err := e.l.DeleteStates(ctx, "default", []string{stateRunning + "from-a", stateRunningIndexed}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.node("b").Erase(ctx, "default", ErasureRequest{ID: "from-b", Session: "s-shared",
-		LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"}); err != nil {
-		t.Fatal(err)
+	// Node b's erasure of the shared session finds from-a through the
+	// index just built: it does not go ahead beside it (cleo's entries are
+	// still readable), and writes nothing.
+	b := e.node("b")
+	fromB := ErasureRequest{ID: "from-b", Session: "s-shared", LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"}
+	var busy *BusyError
+	if _, err := b.Erase(ctx, "default", fromB); !errors.As(err, &busy) || busy.Plan != "from-a" {
+		t.Fatalf("node b's Erase() beside from-a = %v, want a BusyError naming from-a", err)
 	}
 	if got := strings.Join(running(), ","); got != "from-a" {
 		t.Errorf("running plans after the index was built = %q, want from-a", got)
@@ -82,6 +87,9 @@ func TestRunningPlansIndex(t *testing.T) {
 	}
 	if got := running(); len(got) != 0 {
 		t.Errorf("running plans after from-a finished = %q, want none", got)
+	}
+	if er, err := b.Erase(ctx, "default", fromB); err != nil || len(er.Erase) != len(dan) {
+		t.Fatalf("node b's Erase() asked again after from-a finished = %+v, %v; want dan's %d entries erased", er, err, len(dan))
 	}
 	for _, idxs := range [][]uint64{cleo, dan} {
 		for i, gone := range e.erased(t, idxs) {

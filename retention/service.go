@@ -23,7 +23,9 @@ var (
 	// ErrHoldReleased: the hold was released already.
 	ErrHoldReleased = errors.New("hold already released")
 	// ErrBusy: another process (node) is carrying out the same erasure
-	// request, or holds its plan's lease; asking again later is safe.
+	// request, or holds its plan's lease, or (*BusyError) another plan
+	// claimed some of the entries selected and has not erased them yet;
+	// asking again later is safe.
 	ErrBusy = errors.New("another node is carrying out this erasure request")
 )
 

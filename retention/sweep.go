@@ -185,7 +185,7 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 			er.Held = append(er.Held, format.HeldEntry{Index: e.Index, HoldID: h.ID, CaseRef: h.CaseRef})
 			heldBucket[e.Key.Bucket()] = true
 			k.kept++
-		} else if claimed[e.Index] {
+		} else if claimed[e.Index] != "" {
 			k.gone++
 		} else {
 			er.Erase = append(er.Erase, e.Index)

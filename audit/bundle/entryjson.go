@@ -3,6 +3,7 @@ package bundle
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -31,8 +32,12 @@ const MaxJSONInt = 1<<53 - 1
 // strictly. It accepts only what encoding/json would decode into an Entry
 // with unknown fields disallowed, with the same result (FuzzParseEntry
 // compares the two), and refuses more, and does so several times faster.
+//
+// The inclusion proof is read into e.InclusionProof's array when it has
+// room, so that a caller reading many entry files may reuse one Entry.
 func parseEntry(b []byte, e *Entry) error {
 	p := &jsonParser{b: b}
+	proof := e.InclusionProof[:0]
 	*e = Entry{}
 	var have [4]bool // the required members: index, header, leaf_hash, inclusion_proof
 	p.ws()
@@ -59,7 +64,7 @@ func parseEntry(b []byte, e *Entry) error {
 			e.Erased = true
 		case "inclusion_proof":
 			have[3] = true
-			e.InclusionProof, err = p.hashes(MaxInclusionHashes)
+			e.InclusionProof, err = p.hashes(proof, MaxInclusionHashes)
 		case "decoded":
 			e.Decoded, err = p.value() // any JSON value
 		case "undecodable":
@@ -133,6 +138,51 @@ func (p *jsonParser) literal(word string) bool {
 // value or returns an error, which object returns as it is (callers name
 // the member, once, where a path helps). A name given twice is refused.
 func (p *jsonParser) object(member func(name string) error) error {
+	return p.members(func(name []byte) error { return member(memberName(name)) })
+}
+
+// memberName returns name as a string, without allocating for the names
+// and entry kinds the bundle's own files use.
+func memberName(name []byte) string {
+	switch string(name) { // compiled to comparisons, no conversion
+	case "index":
+		return "index"
+	case "header":
+		return "header"
+	case "leaf_hash":
+		return "leaf_hash"
+	case "payload":
+		return "payload"
+	case "salt":
+		return "salt"
+	case "erased":
+		return "erased"
+	case "inclusion_proof":
+		return "inclusion_proof"
+	case "decoded":
+		return "decoded"
+	case "undecodable":
+		return "undecodable"
+	case "kind":
+		return "kind"
+	case "file":
+		return "file"
+	case "name":
+		return "name"
+	case "sha256":
+		return "sha256"
+	case "span":
+		return "span"
+	case "version":
+		return "version"
+	case "tombstone":
+		return "tombstone"
+	}
+	return string(name)
+}
+
+// members is object with each name as bytes, valid while p.b is.
+func (p *jsonParser) members(member func(name []byte) error) error {
 	if !p.eat('{') {
 		return p.errorf("want an object")
 	}
@@ -140,18 +190,18 @@ func (p *jsonParser) object(member func(name string) error) error {
 	if p.eat('}') {
 		return nil
 	}
-	var few [16]string // the names seen, while they are few
+	var few [16][]byte // the names seen, while they are few
 	var many map[string]bool
 	n := 0
 	for {
 		p.ws()
-		name, err := p.str()
+		name, err := p.strBytes()
 		if err != nil {
 			return err
 		}
 		if n < len(few) {
 			for _, s := range few[:n] {
-				if s == name {
+				if bytes.Equal(s, name) {
 					return p.errorf("member %q appears twice", name)
 				}
 			}
@@ -160,13 +210,13 @@ func (p *jsonParser) object(member func(name string) error) error {
 			if many == nil {
 				many = make(map[string]bool, 2*len(few))
 				for _, s := range few {
-					many[s] = true
+					many[string(s)] = true
 				}
 			}
-			if many[name] {
+			if many[string(name)] {
 				return p.errorf("member %q appears twice", name)
 			}
-			many[name] = true
+			many[string(name)] = true
 		}
 		n++
 		p.ws()
@@ -226,24 +276,56 @@ func (p *jsonParser) strBytes() ([]byte, error) {
 		return nil, p.errorf("want a string")
 	}
 	start := p.i
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			s := p.b[start:p.i]
-			p.i++
-			if !utf8.Valid(s) {
-				return nil, p.errorf("invalid UTF-8 in a string")
-			}
-			return s, nil
-		case c == '\\':
-			return p.strSlow(start)
-		case c < 0x20:
-			return nil, p.errorf("control character in a string")
-		}
-		p.i++
+	// Without an escape the string ends at the next quote: find it and
+	// any backslash before it with the vectorised searches, then check
+	// the bytes between eight at a time for control characters.
+	end := bytes.IndexByte(p.b[start:], '"')
+	if end < 0 {
+		end = len(p.b) - start
 	}
-	return nil, p.errorf("unterminated string")
+	s := p.b[start : start+end]
+	if bs := bytes.IndexByte(s, '\\'); bs >= 0 {
+		s = s[:bs]
+	}
+	if hasControl(s) {
+		for p.i < start+len(s) && p.b[p.i] >= 0x20 {
+			p.i++
+		}
+		return nil, p.errorf("control character in a string")
+	}
+	p.i = start + len(s)
+	switch {
+	case p.i == len(p.b):
+		return nil, p.errorf("unterminated string")
+	case p.b[p.i] == '\\':
+		return p.strSlow(start)
+	}
+	p.i++ // the closing quote
+	if !utf8.Valid(s) {
+		return nil, p.errorf("invalid UTF-8 in a string")
+	}
+	return s, nil
+}
+
+// hasControl reports whether s holds a byte below 0x20, which JSON
+// strings may not hold unescaped.
+func hasControl(s []byte) bool {
+	const highs, below = 0x8080808080808080, 0x20 * 0x0101010101010101
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		// A byte below 0x20 borrows in x - 0x20 per byte with its top bit
+		// clear in x (the "hasless" test: exact for any bound up to 0x80).
+		x := binary.LittleEndian.Uint64(s[i:])
+		if (x-below)&^x&highs != 0 {
+			return true
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // strSlow parses the rest of a string that holds escapes.
@@ -366,7 +448,7 @@ func (p *jsonParser) base64() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if bytes.ContainsAny(s, "\r\n") {
+	if bytes.IndexByte(s, '\r') >= 0 || bytes.IndexByte(s, '\n') >= 0 { // vectorised, unlike ContainsAny
 		return nil, errors.New("a line break in base64")
 	}
 	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
@@ -379,6 +461,15 @@ func (p *jsonParser) base64() ([]byte, error) {
 
 // hash parses 64 hex digits (either case, as Hex.UnmarshalJSON).
 func (p *jsonParser) hash(out *[32]byte) error {
+	// The common case, 64 hex digits between quotes, needs none of
+	// strBytes's checks (escapes, control characters, UTF-8); anything
+	// else takes the general path, which accepts or refuses it as before.
+	if end := p.i + 65; end < len(p.b) && p.b[p.i] == '"' && p.b[end] == '"' {
+		if _, err := hex.Decode(out[:], p.b[p.i+1:end]); err == nil {
+			p.i = end + 1
+			return nil
+		}
+	}
 	s, err := p.strBytes()
 	if err != nil {
 		return err
@@ -392,10 +483,12 @@ func (p *jsonParser) hash(out *[32]byte) error {
 	return nil
 }
 
-// hashes parses an array of hashes, refusing more than max+1 of them
-// (the caller names what more than max means).
-func (p *jsonParser) hashes(max int) ([]Hex, error) {
-	out := []Hex{}
+// hashes parses an array of hashes, appending them to out, refusing more
+// than max+1 of them (the caller names what more than max means).
+func (p *jsonParser) hashes(out []Hex, max int) ([]Hex, error) {
+	if out == nil {
+		out = make([]Hex, 0, 32) // a proof in a tree of up to 2^32 entries
+	}
 	err := p.array(func(i int) error {
 		if i > max {
 			return errors.New("too many hashes")
@@ -432,11 +525,11 @@ func (p *jsonParser) skip(depth int) error {
 	}
 	switch c := p.b[p.i]; {
 	case c == '{':
-		return p.object(func(string) error { return p.skip(depth + 1) })
+		return p.members(func([]byte) error { return p.skip(depth + 1) })
 	case c == '[':
 		return p.array(func(int) error { return p.skip(depth + 1) })
 	case c == '"':
-		_, err := p.str()
+		_, err := p.strBytes()
 		return err
 	case c == 't' || c == 'f':
 		_, err := p.bool()

@@ -212,22 +212,8 @@ func (w *jsonWriter) mapValue(mp protoreflect.Map, fd protoreflect.FieldDescript
 		return nil
 	}
 	kp := mapKeys.Get().(*[]protoreflect.MapKey)
-	keys := (*kp)[:0]
+	keys := sortedMapKeys(mp, fd, (*kp)[:0])
 	defer func() { clear(keys); *kp = keys[:0]; mapKeys.Put(kp) }()
-	mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
-		keys = append(keys, k)
-		return true
-	})
-	switch fd.MapKey().Kind() {
-	case protoreflect.StringKind:
-		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return strings.Compare(x.String(), y.String()) })
-	case protoreflect.BoolKind:
-		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return cmpBool(x.Bool(), y.Bool()) })
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return cmp.Compare(x.Uint(), y.Uint()) })
-	default:
-		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return cmp.Compare(x.Int(), y.Int()) })
-	}
 	w.b = append(w.b, '{')
 	vd := fd.MapValue()
 	for i, k := range keys {
@@ -246,6 +232,26 @@ func (w *jsonWriter) mapValue(mp protoreflect.Map, fd protoreflect.FieldDescript
 	}
 	w.b = append(w.b, '}')
 	return nil
+}
+
+// sortedMapKeys appends mp's keys to keys in protojson's order: false
+// before true, numbers ascending, strings by their bytes.
+func sortedMapKeys(mp protoreflect.Map, fd protoreflect.FieldDescriptor, keys []protoreflect.MapKey) []protoreflect.MapKey {
+	mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+		keys = append(keys, k)
+		return true
+	})
+	switch fd.MapKey().Kind() {
+	case protoreflect.StringKind:
+		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return strings.Compare(x.String(), y.String()) })
+	case protoreflect.BoolKind:
+		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return cmpBool(x.Bool(), y.Bool()) })
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return cmp.Compare(x.Uint(), y.Uint()) })
+	default:
+		slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return cmp.Compare(x.Int(), y.Int()) })
+	}
+	return keys
 }
 
 // cmpBool orders false before true.

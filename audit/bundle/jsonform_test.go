@@ -3,12 +3,14 @@ package bundle
 import (
 	"bytes"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit/bundle/bundletest"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
@@ -117,4 +119,23 @@ func FuzzProtoJSON(f *testing.F) {
 		}
 		checkProtoJSON(t, m)
 	})
+}
+
+// TestCheckMessageNamesTheFirstFieldInOrder: with several parts refused,
+// CheckMessage names the first in declaration order (and map entries in
+// key order) in every build, so that an exported entry file's
+// "undecodable" is the same whatever binary wrote it. It walked the
+// message with Range, whose order protobuf varies from binary to binary:
+// the console's vectors, made by one build, went stale under -race.
+func TestCheckMessageNamesTheFirstFieldInOrder(t *testing.T) {
+	bad := &timestamppb.Timestamp{Seconds: maxTimestamp + 1}
+	sp := &v1.Span{StartTime: bad, EndTime: bad, Attributes: map[string]*structpb.Value{"b": {}, "a": {}, "c": {}}}
+	err := CheckMessage(sp)
+	if err == nil || !strings.HasPrefix(err.Error(), "start_time: ") {
+		t.Errorf("CheckMessage = %v, want start_time's failure", err)
+	}
+	sp.StartTime, sp.EndTime = nil, nil
+	if err := CheckMessage(sp); err == nil || !strings.Contains(err.Error(), `attributes["a"]`) {
+		t.Errorf("CheckMessage = %v, want the failure of attributes[\"a\"]", err)
+	}
 }

@@ -30,6 +30,15 @@ func named(name string, err error) error {
 	return nil
 }
 
+// at wraps an array element's error with its position, building no
+// text unless there is an error.
+func at(i int, err error) error {
+	if err != nil {
+		return fmt.Errorf("[%d]: %w", i, err)
+	}
+	return nil
+}
+
 // parseManifest decodes manifest.json strictly: every member but
 // consistency and range present, none other, each of its type.
 func parseManifest(b []byte, m *Manifest) error {
@@ -74,7 +83,7 @@ func parseManifest(b []byte, m *Manifest) error {
 				var e EntryRef
 				err := p.entryRef(&e)
 				m.Entries = append(m.Entries, e)
-				return named(fmt.Sprintf("[%d]", i), err)
+				return at(i, err)
 			})
 		case "consistency":
 			m.Consistency = &Consistency{}
@@ -91,7 +100,7 @@ func parseManifest(b []byte, m *Manifest) error {
 				var fd FileDigest
 				err := p.fileDigest(&fd)
 				m.Files = append(m.Files, fd)
-				return named(fmt.Sprintf("[%d]", i), err)
+				return at(i, err)
 			})
 		default:
 			return p.errorf("unknown field %q", key)
@@ -125,19 +134,63 @@ func (p *jsonParser) fields(parse map[string]func() error, required ...string) e
 	return requiredMembers(seen, required...)
 }
 
+// entryRef and fileDigest read the manifest's most numerous objects (two
+// an entry) as fields does, with no map an object.
 func (p *jsonParser) entryRef(e *EntryRef) error {
-	return p.fields(map[string]func() error{
-		"index": func() (err error) { e.Index, err = p.uint(); return },
-		"kind":  func() (err error) { e.Kind, err = p.str(); return },
-		"file":  func() (err error) { e.File, err = p.str(); return },
-	}, "index", "kind", "file")
+	var seen [3]bool
+	err := p.object(func(key string) (err error) {
+		switch key {
+		case "index":
+			seen[0] = true
+			e.Index, err = p.uint()
+		case "kind":
+			seen[1] = true
+			var kind []byte
+			kind, err = p.strBytes()
+			e.Kind = memberName(kind)
+		case "file":
+			seen[2] = true
+			e.File, err = p.str()
+		default:
+			return p.errorf("unknown field %q", key)
+		}
+		return named(key, err)
+	})
+	if err != nil {
+		return err
+	}
+	return requiredOf(seen[:], "index", "kind", "file")
 }
 
 func (p *jsonParser) fileDigest(fd *FileDigest) error {
-	return p.fields(map[string]func() error{
-		"name":   func() (err error) { fd.Name, err = p.str(); return },
-		"sha256": func() (err error) { fd.SHA256, err = p.str(); return },
-	}, "name", "sha256")
+	var seen [2]bool
+	err := p.object(func(key string) (err error) {
+		switch key {
+		case "name":
+			seen[0] = true
+			fd.Name, err = p.str()
+		case "sha256":
+			seen[1] = true
+			fd.SHA256, err = p.str()
+		default:
+			return p.errorf("unknown field %q", key)
+		}
+		return named(key, err)
+	})
+	if err != nil {
+		return err
+	}
+	return requiredOf(seen[:], "name", "sha256")
+}
+
+// requiredOf is requiredMembers for members tracked by position.
+func requiredOf(seen []bool, names ...string) error {
+	for i, n := range names {
+		if !seen[i] {
+			return fmt.Errorf("member %q is missing", n)
+		}
+	}
+	return nil
 }
 
 func (p *jsonParser) consistencyRef(c *Consistency) error {
@@ -152,7 +205,7 @@ func (p *jsonParser) rangeRef(r *Range) error {
 		"first": func() (err error) { r.First, err = p.uint(); return },
 		"end":   func() (err error) { r.End, err = p.uint(); return },
 		"file":  func() (err error) { r.File, err = p.str(); return },
-		"proof": func() (err error) { r.Proof, err = p.hashes(MaxInclusionHashes); return },
+		"proof": func() (err error) { r.Proof, err = p.hashes(nil, MaxInclusionHashes); return },
 	}, "first", "end", "file", "proof")
 }
 
@@ -287,7 +340,7 @@ func parseConsistency(b []byte, c *ConsistencyProof) error {
 	err := p.fields(map[string]func() error{
 		"old_size":       func() (err error) { c.OldSize, err = p.uint(); return },
 		"new_size":       func() (err error) { c.NewSize, err = p.uint(); return },
-		"proof":          func() (err error) { c.Proof, err = p.hashes(MaxConsistencyHashes); return },
+		"proof":          func() (err error) { c.Proof, err = p.hashes(nil, MaxConsistencyHashes); return },
 		"old_checkpoint": func() (err error) { c.OldCheckpoint, err = p.str(); return },
 	}, "old_size", "new_size", "proof")
 	if err != nil {
@@ -340,7 +393,7 @@ func parseTombstone(b []byte) (*format.Tombstone, error) {
 					err = requiredMembers(entrySeen, "index", "leaf_hash")
 				}
 				ts.Erased = append(ts.Erased, te)
-				return named(fmt.Sprintf("[%d]", i), err)
+				return at(i, err)
 			})
 		case "request_id":
 			ts.RequestID, err = p.str()
@@ -362,7 +415,7 @@ func parseTombstone(b []byte) (*format.Tombstone, error) {
 				var he format.HeldEntry
 				err := p.heldEntry(&he)
 				ts.Held = append(ts.Held, he)
-				return named(fmt.Sprintf("[%d]", i), err)
+				return at(i, err)
 			})
 		default:
 			err = p.skip(0)

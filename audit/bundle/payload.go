@@ -189,26 +189,40 @@ func (c *checker) message(m protoreflect.Message, valueDepth int) {
 		}
 		return
 	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	// Fields in declaration order and map entries in key order, so that
+	// the first failure, which names its field, is the same in every
+	// build (Range's order is not: protobuf varies it from binary to
+	// binary), and so is an exported entry file's "undecodable".
+	fields := m.Descriptor().Fields()
+	for i := 0; i < fields.Len() && c.err == nil; i++ {
+		fd := fields.Get(i)
+		if !m.Has(fd) {
+			continue
+		}
+		v := m.Get(fd)
 		switch {
 		case fd.IsMap():
 			if !isMessage(fd.MapValue()) {
-				return true
+				continue
 			}
-			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+			mp := v.Map()
+			keys := sortedMapKeys(mp, fd, nil)
+			for _, k := range keys {
+				if c.err != nil {
+					break
+				}
 				c.push(pathSep(c.path) + string(fd.Name()) + "[" + strconv.Quote(k.String()) + "]")
-				c.message(mv.Message(), valueDepth)
+				c.message(mp.Get(k).Message(), valueDepth)
 				c.pop()
-				return c.err == nil
-			})
+			}
 		case fd.IsList():
 			if !isMessage(fd) {
-				return true
+				continue
 			}
 			l := v.List()
-			for i := 0; i < l.Len() && c.err == nil; i++ {
-				c.push(pathSep(c.path) + string(fd.Name()) + "[" + strconv.Itoa(i) + "]")
-				c.message(l.Get(i).Message(), valueDepth)
+			for j := 0; j < l.Len() && c.err == nil; j++ {
+				c.push(pathSep(c.path) + string(fd.Name()) + "[" + strconv.Itoa(j) + "]")
+				c.message(l.Get(j).Message(), valueDepth)
 				c.pop()
 			}
 		case isMessage(fd):
@@ -216,8 +230,7 @@ func (c *checker) message(m protoreflect.Message, valueDepth int) {
 			c.message(v.Message(), valueDepth)
 			c.pop()
 		}
-		return c.err == nil
-	})
+	}
 }
 
 func pathSep(path []string) string {

@@ -15,24 +15,26 @@ import (
 )
 
 // PreparedEntry is an entry file ready to be added to a bundle: encoded,
-// hashed and compressed. Prepare does the work of AddEntry that needs no
-// order, so that callers can prepare entries on several goroutines and add
-// them in order with AddPrepared.
+// hashed and, when the writer deflates entry files, compressed. Prepare
+// does the work of AddEntry that needs no order, so that callers can
+// prepare entries on several goroutines and add them in order with
+// AddPrepared.
 type PreparedEntry struct {
-	Index      uint64
-	Kind       format.Kind
-	compressed []byte
-	sha256     [32]byte
-	crc32      uint32
-	size       int // uncompressed
+	Index    uint64
+	Kind     format.Kind
+	data     []byte // the file as it goes into the zip: stored, or deflated
+	deflated bool
+	sha256   [32]byte
+	crc32    uint32
+	size     int // uncompressed
 }
 
 // Size is the entry file's size, uncompressed.
 func (p *PreparedEntry) Size() int { return p.size }
 
 // Prepare fills e.Decoded (or e.Undecodable) from the payload and
-// encodes, hashes and compresses e's entry file. It is safe for
-// concurrent use.
+// encodes and hashes e's entry file (and compresses it when
+// w.DeflateEntries is set). It is safe for concurrent use.
 func (w *Writer) Prepare(e *Entry) (*PreparedEntry, error) {
 	h, err := format.ParseHeader(e.Header)
 	if err != nil {
@@ -57,7 +59,12 @@ func (w *Writer) Prepare(e *Entry) (*PreparedEntry, error) {
 		return nil, fmt.Errorf("%w: entry %d's file would be %d bytes, more than %d", ErrTooLarge, e.Index, len(b), MaxEntryFileBytes)
 	}
 	p := &PreparedEntry{Index: e.Index, Kind: h.Kind, sha256: sha256.Sum256(b), crc32: crc32.ChecksumIEEE(b), size: len(b)}
-	if p.compressed, err = compressEntryFile(b); err != nil {
+	if !w.DeflateEntries {
+		p.data = append(make([]byte, 0, len(b)), b...)
+		return p, nil
+	}
+	p.deflated = true
+	if p.data, err = compressEntryFile(b); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -83,7 +90,7 @@ func compressEntryFile(b []byte) ([]byte, error) {
 }
 
 // entryBufs holds the buffers entry files are encoded in before they are
-// compressed; a buffer that grew past maxPooledEntryBuf (a big span) is
+// copied or compressed; a buffer that grew past maxPooledEntryBuf (a big span) is
 // left to the garbage collector.
 var entryBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 

@@ -454,7 +454,7 @@ func parseReceipt(b []byte) (*Receipt, error) {
 					}
 				}
 				*out = append(*out, e)
-				return named(fmt.Sprintf("[%d]", i), err)
+				return at(i, err)
 			})
 		}
 	}
@@ -490,7 +490,7 @@ func parseReceipt(b []byte) (*Receipt, error) {
 				var he format.HeldEntry
 				err := p.heldEntry(&he)
 				rc.Held = append(rc.Held, he)
-				return named(fmt.Sprintf("[%d]", i), err)
+				return at(i, err)
 			})
 		},
 	}

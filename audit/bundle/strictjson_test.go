@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +118,29 @@ func TestParseTime(t *testing.T) {
 		}
 		if err != nil || !got.Equal(tt.want) {
 			t.Errorf("ParseTime(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestHasControl compares the eight-bytes-at-a-time test with a byte loop
+// for every byte value at every position of strings of 1 to 17 bytes.
+func TestHasControl(t *testing.T) {
+	for n := 1; n <= 17; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				s := bytes.Repeat([]byte{'a'}, n)
+				s[pos] = byte(c)
+				if got, want := hasControl(s), c < 0x20; got != want {
+					t.Fatalf("hasControl(%q) = %v, want %v", s, got, want)
+				}
+				// A high byte beside it must not hide it or stand for it.
+				if pos+1 < n {
+					s[pos+1] = 0xff
+					if got, want := hasControl(s), c < 0x20; got != want {
+						t.Fatalf("hasControl(%q) = %v, want %v", s, got, want)
+					}
+				}
+			}
 		}
 	}
 }

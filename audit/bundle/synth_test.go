@@ -31,6 +31,8 @@ type synthLog struct {
 	payloads [][]byte
 	salts    [][]byte
 	hashes   []tlog.Hash // tlog's stored hashes
+	// deflateEntries writes entry files deflated (Writer.DeflateEntries).
+	deflateEntries bool
 }
 
 const synthOrigin = "synth-log/default"
@@ -117,6 +119,7 @@ func (l *synthLog) bundle(sel Selector, traces []byte, idxs ...uint64) []byte {
 	}
 	var out bytes.Buffer
 	w := NewWriter(&out, Manifest{Origin: synthOrigin, Tenant: "default", LogKey: "synth", CreatedAt: time.Now().UTC(), Selector: sel, TreeSize: uint64(size)})
+	w.DeflateEntries = l.deflateEntries
 	for _, tr := range traces {
 		w.AddTrace([16]byte(bytes.Repeat([]byte{tr}, 16)))
 	}

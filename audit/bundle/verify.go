@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -313,8 +314,19 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 		v.skip(CheckInclusion, "no valid checkpoint to prove against")
 	}
 
-	// Every entry, in parallel; the results are merged in manifest order.
+	// Every entry, in parallel, with the report hashed beside them; the
+	// results are merged in manifest order.
+	type hashed struct {
+		sum [32]byte
+		err error
+	}
+	report := make(chan hashed, 1)
+	go func() {
+		sum, err := v.hashFile(ReportFile, MaxReportBytes, false)
+		report <- hashed{sum, err}
+	}()
 	results := v.entries(m, cp)
+	var passed [len(entryChecks)]int
 	for i := range results {
 		res := &results[i]
 		for _, f := range res.fails {
@@ -323,21 +335,24 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 		for _, n := range res.notes {
 			v.note(n.check, "%s", n.msg)
 		}
-		for c := range res.passed {
-			if res.passed[c] {
-				v.pass(entryChecks[c])
+		for c, ok := range res.passed {
+			if ok {
+				passed[c]++
 			}
 		}
+	}
+	for c, n := range passed {
+		v.check(entryChecks[c]).Passed += n
 	}
 	v.crossChecks(m, results)
 	v.checkSelectorHolds(m, results)
 	v.checkTimeRange(m, cp, results)
 
 	// The other files.
-	if report, err := v.hashFile(ReportFile, MaxReportBytes, false); err != nil {
-		v.fail(CheckFiles, "%v", err)
+	if r := <-report; r.err != nil {
+		v.fail(CheckFiles, "%v", r.err)
 	} else {
-		digest(ReportFile, report)
+		digest(ReportFile, r.sum)
 	}
 	var cons *ConsistencyProof
 	if m.Consistency != nil {
@@ -376,30 +391,8 @@ func (v *verifier) signedManifest() (*Manifest, bool) {
 		v.skipAll("the manifest is not signed by the key")
 		return nil, false
 	}
-	// The manifest is hashed as it streams, and read into memory only once
-	// it is the signed one: any bundle's manifest.sig verifies with the
-	// key, so a signature alone proves nothing about the size of what
-	// comes with it.
-	digest, err := v.hashFile(ManifestFile, MaxManifestBytes, false)
-	if err != nil {
-		v.fail(CheckSignature, "%v", err)
-		v.skipAll("the manifest could not be read")
-		return nil, false
-	}
-	if digest != want {
-		v.fail(CheckSignature, "the signature is for another manifest (signed %x)", want[:8])
-		v.skipAll("the manifest is not signed by the key")
-		return nil, false
-	}
-	mb, digest, err := v.readFile(ManifestFile, MaxManifestBytes, false)
-	if err != nil {
-		v.fail(CheckSignature, "%v", err)
-		v.skipAll("the manifest could not be read")
-		return nil, false
-	}
-	if digest != want { // the file changed while it was read
-		v.fail(CheckSignature, "the signature is for another manifest (signed %x)", want[:8])
-		v.skipAll("the manifest is not signed by the key")
+	mb, ok := v.readManifest(want)
+	if !ok {
 		return nil, false
 	}
 	m := &Manifest{}
@@ -416,6 +409,48 @@ func (v *verifier) signedManifest() (*Manifest, bool) {
 	}
 	v.pass(CheckSignature)
 	return m, true
+}
+
+// manifestExpansion bounds the expansion of a manifest read in one pass.
+const manifestExpansion = 16
+
+// readManifest reads manifest.json if its SHA-256 is want. Any bundle's
+// manifest.sig verifies with the key, so a signature alone proves nothing
+// about the size of what comes with it, and a few kilobytes of deflate
+// expand a thousandfold: a manifest that expands more than
+// manifestExpansion times its compressed size (plus expansionSlack bytes)
+// is hashed as it streams, and read into memory only once it is the
+// signed one. Any other (stored, or deflated as exporters write it: about
+// 6-fold) is read, hashed and compared in one pass, in memory at most
+// manifestExpansion times its bytes in the bundle.
+func (v *verifier) readManifest(want [32]byte) ([]byte, bool) {
+	unreadable := func(err error) ([]byte, bool) {
+		v.fail(CheckSignature, "%v", err)
+		v.skipAll("the manifest could not be read")
+		return nil, false
+	}
+	unsigned := func() ([]byte, bool) {
+		v.fail(CheckSignature, "the signature is for another manifest (signed %x)", want[:8])
+		v.skipAll("the manifest is not signed by the key")
+		return nil, false
+	}
+	if f := v.files[ManifestFile]; f == nil || f.UncompressedSize64 > manifestExpansion*f.CompressedSize64+expansionSlack {
+		digest, err := v.hashFile(ManifestFile, MaxManifestBytes, false)
+		if err != nil {
+			return unreadable(err)
+		}
+		if digest != want {
+			return unsigned()
+		}
+	}
+	mb, digest, err := v.readFile(ManifestFile, MaxManifestBytes, false)
+	if err != nil {
+		return unreadable(err)
+	}
+	if digest != want { // or, hashed first, it changed while it was read
+		return unsigned()
+	}
+	return mb, true
 }
 
 // checkManifest checks the manifest's structure: what it lists, once each,
@@ -566,7 +601,7 @@ func isHex(s string, n int) bool {
 }
 
 // The checks made entry by entry, in the order of entryResult.passed.
-var entryChecks = []string{CheckFiles, CheckHeaders, CheckLeafHashes, CheckCommitments, CheckInclusion, CheckDecoded, CheckIdentity}
+var entryChecks = [...]string{CheckFiles, CheckHeaders, CheckLeafHashes, CheckCommitments, CheckInclusion, CheckDecoded, CheckIdentity}
 
 const (
 	ecFiles = iota
@@ -583,7 +618,7 @@ type finding struct{ check, msg string }
 // entryResult is what checking one entry found, and what the checks
 // across entries need of it.
 type entryResult struct {
-	passed [7]bool
+	passed [len(entryChecks)]bool
 	fails  []finding
 	notes  []finding
 	// Known when the header parsed:
@@ -606,45 +641,71 @@ func (r *entryResult) fail(check, format string, args ...any) {
 	r.fails = append(r.fails, finding{check, fmt.Sprintf(format, args...)})
 }
 
-// entries checks every entry on GOMAXPROCS goroutines.
+// entryChunk is how many consecutive entries a goroutine takes at a time:
+// neighbours share most of their inclusion proofs (provenPath).
+const entryChunk = 16
+
+// entries checks every entry on GOMAXPROCS goroutines, each taking the
+// next entryChunk entries in manifest order.
 func (v *verifier) entries(m *Manifest, cp *format.Checkpoint) []entryResult {
 	results := make([]entryResult, len(m.Entries))
 	workers := min(runtime.GOMAXPROCS(0), len(m.Entries))
-	next := make(chan int, workers)
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range next {
-				v.entry(m, m.Entries[i], cp, &results[i])
+			w := &entryWork{}
+			if cp != nil {
+				w.path = newProvenPath(cp.Size, cp.Root)
+			}
+			for {
+				start := int(next.Add(entryChunk)) - entryChunk
+				if start >= len(m.Entries) {
+					return
+				}
+				for i := start; i < min(start+entryChunk, len(m.Entries)); i++ {
+					v.entry(m, m.Entries[i], cp, w, &results[i])
+				}
 			}
 		}()
 	}
-	for i := range m.Entries {
-		next <- i
-	}
-	close(next)
 	wg.Wait()
 	return results
 }
 
-// entry checks one entry file. It may run on any goroutine: it reads v's
-// files and key only.
-func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, res *entryResult) {
-	b, sum, err := v.readFile(ref.File, MaxEntryFileBytes, true)
+// entryWork is what one goroutine checking entries reuses from entry to
+// entry: nothing of it outlives the entry being checked (entryResult holds
+// no part of it).
+type entryWork struct {
+	file  []byte           // the entry file's bytes
+	entry Entry            // the file parsed
+	proof tlog.RecordProof // its inclusion proof
+	path  *provenPath      // nil without a valid checkpoint
+}
+
+// entry checks one entry file. It may run on any goroutine, with its own
+// w: it reads v's files and key only.
+func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, w *entryWork, res *entryResult) {
+	b, sum, err := v.readFileInto(w.file, ref.File, MaxEntryFileBytes, true)
 	if err != nil {
 		res.fail(CheckFiles, "%v", err)
 		res.fail(CheckHeaders, "entry %d: %v", ref.Index, err)
 		return
 	}
-	if want := v.listed[ref.File]; hex.EncodeToString(sum[:]) != want {
+	if cap(b) <= 1<<20 { // a larger buffer is not kept
+		w.file = b
+	}
+	var hexSum [2 * sha256.Size]byte
+	hex.Encode(hexSum[:], sum[:])
+	if want := v.listed[ref.File]; string(hexSum[:]) != want {
 		res.fail(CheckFiles, "%s: SHA-256 %x, the manifest says %q", ref.File, sum[:8], short(want))
 	} else {
 		res.passed[ecFiles] = true
 	}
-	var e Entry
-	if err := parseEntry(b, &e); err != nil {
+	e := &w.entry
+	if err := parseEntry(b, e); err != nil {
 		res.fail(CheckHeaders, "entry %d: %s is not an entry file: %v", ref.Index, ref.File, err)
 		return
 	}
@@ -675,11 +736,11 @@ func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, res *
 		res.passed[ecLeaf] = true
 	}
 	if cp != nil {
-		proof := make(tlog.RecordProof, len(e.InclusionProof))
-		for i, p := range e.InclusionProof {
-			proof[i] = tlog.Hash(p)
+		w.proof = w.proof[:0]
+		for _, p := range e.InclusionProof {
+			w.proof = append(w.proof, tlog.Hash(p))
 		}
-		if err := tlog.CheckRecord(proof, int64(cp.Size), cp.Root, int64(h.Index), res.leaf); err != nil || h.Index >= cp.Size {
+		if err := w.path.check(w.proof, h.Index, res.leaf); err != nil || h.Index >= cp.Size {
 			res.fail(CheckInclusion, "entry %d is not proved in the tree of size %d: %v", ref.Index, cp.Size, err)
 		} else {
 			res.passed[ecInclusion] = true
@@ -700,7 +761,7 @@ func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, res *
 		return
 	}
 	res.passed[ecCommitment] = true
-	v.checkPayload(m, h, &e, res)
+	v.checkPayload(m, h, e, res)
 }
 
 // checkPayload runs the decoded-content and identity checks of an entry
@@ -844,7 +905,7 @@ func (v *verifier) checkDecodedForm(m *Manifest, h *format.Header, e *Entry, res
 // \u003c, \u003e, \u0026, \u2028, \u2029, which every JSON reader reads as
 // those characters.
 func decodedEqual(bundleFormat string, want, decoded []byte) bool {
-	if equalCompact(want, decoded) {
+	if bytes.Equal(want, decoded) || equalCompact(want, decoded) { // exporters write it compact
 		return true
 	}
 	if bundleFormat != FormatV1 && bundleFormat != FormatV2 || !bytes.ContainsAny(want, "<>&\u2028\u2029") {

@@ -43,13 +43,15 @@ func newInflater(r io.Reader) io.ReadCloser {
 	return &pooledInflater{fr}
 }
 
-// Entry files are written Huffman-only (Writer.Prepare): every byte of
-// content costs at least one bit, so an honest entry file expands at most
-// 8-fold. The verifier refuses an entry file that would expand more than
-// MaxExpansion times its compressed size plus expansionSlack bytes before
-// it reads a byte of it, so that the work a bundle can demand is bounded
+// Entry files are stored (zip method 0) or, as exporters wrote them before,
+// deflated Huffman-only (Writer.DeflateEntries): every byte of content
+// costs at least one bit, so an honest deflated entry file expands at most
+// 8-fold. The verifier refuses a deflated entry file that would expand
+// more than MaxExpansion times its compressed size plus expansionSlack
+// bytes, and a stored file of any kind whose two sizes differ, before it
+// reads a byte of either, so that the work a bundle can demand is bounded
 // by its own size: a few megabytes of zip cannot make it inflate and hash
-// gigabytes.
+// gigabytes. Other methods are refused (the zip reader knows no other).
 const (
 	MaxExpansion   = 8
 	expansionSlack = 1024
@@ -65,7 +67,12 @@ func (v *verifier) open(name string, max int64, bounded bool) (*zip.File, io.Rea
 	if f.UncompressedSize64 > uint64(max) {
 		return nil, nil, fmt.Errorf("%s: %d bytes, more than the limit of %d", name, f.UncompressedSize64, max)
 	}
-	if bounded && f.UncompressedSize64 > MaxExpansion*f.CompressedSize64+expansionSlack {
+	switch {
+	case f.Method == zip.Store && f.UncompressedSize64 != f.CompressedSize64:
+		return nil, nil, fmt.Errorf("%s: stored (zip method 0) with a size of %d bytes and %d bytes of data", name, f.UncompressedSize64, f.CompressedSize64)
+	case f.Method != zip.Store && f.Method != zip.Deflate:
+		return nil, nil, fmt.Errorf("%s: zip method %d, neither stored (0) nor deflated (8)", name, f.Method)
+	case bounded && f.UncompressedSize64 > MaxExpansion*f.CompressedSize64+expansionSlack:
 		return nil, nil, fmt.Errorf("%s: %d bytes compressed to %d, more than an entry file expands (%d times, plus %d bytes)",
 			name, f.UncompressedSize64, f.CompressedSize64, MaxExpansion, expansionSlack)
 	}
@@ -81,12 +88,22 @@ func (v *verifier) open(name string, max int64, bounded bool) (*zip.File, io.Rea
 // once (the zip reader fails a file that is longer or shorter than that,
 // or whose CRC differs).
 func (v *verifier) readFile(name string, max int64, bounded bool) ([]byte, [32]byte, error) {
+	return v.readFileInto(nil, name, max, bounded)
+}
+
+// readFileInto is readFile reading into buf's array when it is large
+// enough (the returned slice then shares it).
+func (v *verifier) readFileInto(buf []byte, name string, max int64, bounded bool) ([]byte, [32]byte, error) {
 	f, rc, err := v.open(name, max, bounded)
 	if err != nil {
 		return nil, [32]byte{}, err
 	}
 	defer rc.Close()
-	buf := make([]byte, f.UncompressedSize64)
+	if uint64(cap(buf)) >= f.UncompressedSize64 {
+		buf = buf[:f.UncompressedSize64]
+	} else {
+		buf = make([]byte, f.UncompressedSize64)
+	}
 	if _, err := io.ReadFull(rc, buf); err != nil {
 		return nil, [32]byte{}, fmt.Errorf("%s: %v", name, err)
 	}

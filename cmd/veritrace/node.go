@@ -35,37 +35,48 @@ func validNodeName(name string) bool {
 	return true
 }
 
-// nodeName returns the name of the node serving dir: flag if given, else
-// the name in dir/node, made at the first start as the host's name and
-// eight random hex digits (unique even for two directories on one host).
-func nodeName(flag, dir string) (name string, created bool, err error) {
+// readNodeName returns the name of the node serving dir without changing
+// anything on disk: flag if given, else the name in dir/node. A missing
+// file is no error (missing is true: storeNodeName makes it); a file that
+// holds no valid name is, so that start-up refuses it before it creates
+// keys or a ledger.
+func readNodeName(flag, dir string) (name string, missing bool, err error) {
 	if flag != "" {
 		return flag, false, nil
 	}
 	path := filepath.Join(dir, NodeFile)
-	for range 2 {
-		b, err := os.ReadFile(path)
-		if err == nil {
-			name := strings.TrimSpace(string(b))
-			if !validNodeName(name) {
-				return "", false, fmt.Errorf("%s: %q is not a node name (1 to %d of A-Z a-z 0-9 . _ -): fix or remove it", path, name, maxNodeName)
-			}
-			return name, false, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return "", false, fmt.Errorf("node name: %w", err)
-		}
-		name := newNodeName()
-		err = ledger.WriteFileDurably(path, []byte(name+"\n"), 0o644, false)
-		if err == nil {
-			return name, true, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return "", false, fmt.Errorf("node name: %w", err)
-		}
-		// Written meanwhile: read it.
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", true, nil
 	}
-	return "", false, fmt.Errorf("node name: %s could not be read", path)
+	if err != nil {
+		return "", false, fmt.Errorf("node name: %w", err)
+	}
+	name = strings.TrimSpace(string(b))
+	if !validNodeName(name) {
+		return "", false, fmt.Errorf("%s: %q is not a node name (1 to %d of A-Z a-z 0-9 . _ -): fix or remove it", path, name, maxNodeName)
+	}
+	return name, false, nil
+}
+
+// storeNodeName makes dir/node, missing at start-up, with a new name: the
+// host's name and eight random hex digits (unique even for two directories
+// on one host). Another process that wrote it meanwhile wins: its name is
+// returned.
+func storeNodeName(dir string) (string, error) {
+	name := newNodeName()
+	err := ledger.WriteFileDurably(filepath.Join(dir, NodeFile), []byte(name+"\n"), 0o644, false)
+	if errors.Is(err, fs.ErrExist) {
+		name, missing, err := readNodeName("", dir)
+		if err == nil && missing {
+			err = fmt.Errorf("node name: %s was made and removed meanwhile", filepath.Join(dir, NodeFile))
+		}
+		return name, err
+	}
+	if err != nil {
+		return "", fmt.Errorf("node name: %w", err)
+	}
+	return name, nil
 }
 
 // newNodeName is the host's name (its characters outside a node name's

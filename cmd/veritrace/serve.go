@@ -32,27 +32,29 @@ const AdminKeyFile = ledger.AdminKeyFile
 
 // serveConfig is the server's configuration, from flags and environment.
 type serveConfig struct {
-	DataDir            string        // data directory (default ./veritrace-data)
-	Listen             string        // listen address (default 127.0.0.1:7070)
-	TLSCert, TLSKey    string        // serve TLS when both are set
-	MasterKeyFile      string        // default DataDir/master.key, generated on first start
-	SigningKeyFile     string        // default DataDir/log.key, generated on first start
-	MaxRequestBytes    int           // request message limit (default 4 MiB)
-	CheckpointInterval time.Duration // how often checkpoints are signed while entries arrive (default 1s)
-	ShutdownTimeout    time.Duration // how long in-flight requests may take at shutdown (default 30s)
-	LogLevel           string        // debug, info, warn, error
-	PprofListen        string        // serve net/http/pprof on this address when set
-	AllowPlaintextKeys bool          // accept API keys over plaintext from non-loopback peers (behind a TLS proxy)
-	SweepInterval      time.Duration // how often expired payloads are swept (0: never; default 1h); plans whose lease ended are taken over every 10m regardless
-	MinFreeBytes       int64         // free disk space below which appends are refused (0: no reserve; default 1 GiB)
-	Console            bool          // serve the web console under /ui/ (default true)
-	OTLPGRPCListen     string        // also serve OTLP (gRPC and HTTP) on this address, e.g. 127.0.0.1:4317
-	OTLPHTTPListen     string        // also serve OTLP (HTTP and gRPC) on this address, e.g. 127.0.0.1:4318
-	OTLPMaxBytes       int           // OTLP request limit after decompression (default 16 MiB)
-	OTLPConfigFile     string        // per-tenant OTLP mapping configuration (JSON, docs/OTLP.md)
-	MaxInflightBytes   int64         // bytes of appends read and handled at once (0: 64 × MaxRequestBytes)
-	MaxQueueWait       time.Duration // how long an append waits for room (0: as long as it lives; default 1m)
-	Node               string        // this process's name among those sharing the database (default: DATA/node)
+	DataDir             string        // data directory (default ./veritrace-data)
+	Listen              string        // listen address (default 127.0.0.1:7070)
+	TLSCert, TLSKey     string        // serve TLS when both are set
+	MasterKeyFile       string        // default DataDir/master.key, generated on first start
+	SigningKeyFile      string        // default DataDir/log.key, generated on first start
+	MaxRequestBytes     int           // request message limit (default 4 MiB)
+	CheckpointInterval  time.Duration // how often checkpoints are signed while entries arrive (default 1s)
+	ShutdownTimeout     time.Duration // how long in-flight requests may take at shutdown (default 30s)
+	LogLevel            string        // debug, info, warn, error
+	PprofListen         string        // serve net/http/pprof on this address when set
+	AllowPlaintextKeys  bool          // accept API keys over plaintext from non-loopback peers (behind a TLS proxy)
+	SweepInterval       time.Duration // how often expired payloads are swept (0: never; default 1h); plans whose lease ended are taken over every 10m regardless
+	MinFreeBytes        int64         // free disk space below which appends are refused (0: no reserve; default 1 GiB)
+	Console             bool          // serve the web console under /ui/ (default true)
+	OTLPGRPCListen      string        // also serve OTLP (gRPC and HTTP) on this address, e.g. 127.0.0.1:4317
+	OTLPHTTPListen      string        // also serve OTLP (HTTP and gRPC) on this address, e.g. 127.0.0.1:4318
+	OTLPMaxBytes        int           // OTLP request limit after decompression (default 16 MiB)
+	OTLPConfigFile      string        // per-tenant OTLP mapping configuration (JSON, docs/OTLP.md)
+	MaxInflightBytes    int64         // bytes of appends read and handled at once (0: 64 × MaxRequestBytes)
+	MaxQueueWait        time.Duration // how long an append waits for room (0: as long as it lives; default 1m)
+	MaxKeyInflightBytes int64         // bytes of appends one API key holds at once (0: half of MaxInflightBytes)
+	BodyTimeout         time.Duration // how long an admitted append's body may send nothing (default 30s)
+	Node                string        // this process's name among those sharing the database (default: DATA/node)
 }
 
 // otlpConfigFile is the JSON of --otlp-config.
@@ -130,6 +132,15 @@ func (c *serveConfig) validate() error {
 	if c.Node != "" && !validNodeName(c.Node) {
 		return fmt.Errorf("--node %q: a node name is 1 to %d of A-Z a-z 0-9 . _ -", c.Node, maxNodeName)
 	}
+	if c.MaxKeyInflightBytes < 0 {
+		return fmt.Errorf("--max-key-inflight-bytes %d is negative", c.MaxKeyInflightBytes)
+	}
+	if most := int64(max(c.MaxRequestBytes, c.OTLPMaxBytes)); c.MaxKeyInflightBytes > 0 && c.MaxKeyInflightBytes < most {
+		return fmt.Errorf("--max-key-inflight-bytes %d is below the largest request (--max-request-bytes, --otlp-max-bytes: %d): such a request could never be handled", c.MaxKeyInflightBytes, most)
+	}
+	if c.BodyTimeout < time.Second {
+		return fmt.Errorf("--body-timeout %s is below 1s", c.BodyTimeout)
+	}
 	if c.MaxQueueWait < 0 {
 		return fmt.Errorf("--max-queue-wait %s is negative", c.MaxQueueWait)
 	}
@@ -166,6 +177,8 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.StringVar(&c.OTLPConfigFile, "otlp-config", os.Getenv("VERITRACE_OTLP_CONFIG"), "JSON file of per-tenant OTLP mapping settings (subject and session attributes; docs/OTLP.md)")
 	fs.Int64Var(&c.MaxInflightBytes, "max-inflight-bytes", 0, "bytes of append requests (AppendSpans, RegisterVersion, OTLP) read and handled at once, server-wide; more wait for room (0: 64 × --max-request-bytes, at least --otlp-max-bytes)")
 	fs.DurationVar(&c.MaxQueueWait, "max-queue-wait", rpc.DefaultMaxQueueWait, "how long an append waits for room under --max-inflight-bytes before it is refused (resource_exhausted); 0: as long as its client waits")
+	fs.Int64Var(&c.MaxKeyInflightBytes, "max-key-inflight-bytes", 0, "bytes of append requests one API key holds at once under --max-inflight-bytes; its further appends wait (0: half of --max-inflight-bytes, at least the largest request)")
+	fs.DurationVar(&c.BodyTimeout, "body-timeout", rpc.DefaultBodyTimeout, "how long an admitted append's body may send nothing before it is cut and its room under --max-inflight-bytes given back")
 	fs.StringVar(&c.Node, "node", os.Getenv("VERITRACE_NODE"), "this process's name among the processes sharing the database, in the leases of erasures and sweeps it works on (default: the name in DATA/node, made at the first start from the host name; two processes running at once must never share a name)")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof: CPU, heap, mutex, block) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
@@ -199,6 +212,17 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		}
 		certs = []tls.Certificate{cert}
 	}
+	// So are a bad node name and a bad --otlp-config: nothing below is
+	// created before every check that needs no disk change has passed.
+	node, nodeMissing, err := readNodeName(c.Node, c.DataDir)
+	if err != nil {
+		return err
+	}
+	otlpOpts, err := loadOTLPConfig(c.OTLPConfigFile)
+	if err != nil {
+		return err
+	}
+	otlpOpts.MaxBytes = c.OTLPMaxBytes
 	keys, created, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: c.DataDir, MasterKey: c.MasterKeyFile, SigningKey: c.SigningKeyFile})
 	if err != nil {
 		return fmt.Errorf("keys: %w", err)
@@ -221,26 +245,23 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	} else if id != "" {
 		log.Info("created the first admin key", "key_id", id, "token_file", adminFile)
 	}
-	node, made, err := nodeName(c.Node, c.DataDir)
-	if err != nil {
-		l.Close()
-		return err
-	}
-	if made {
-		log.Info("named this node", "node", node, "file", filepath.Join(c.DataDir, NodeFile))
-	}
-	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log, Now: clock, Node: node}
-	otlpOpts, err := loadOTLPConfig(c.OTLPConfigFile)
-	if err != nil {
-		l.Close()
-		return err
-	}
-	otlpOpts.MaxBytes = c.OTLPMaxBytes
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		l.Close()
 		return err
 	}
+	// A missing node file is made last, once start-up can no longer fail
+	// but for the extra listeners (the ledger's directory lock keeps a
+	// second process out meanwhile).
+	if nodeMissing {
+		if node, err = storeNodeName(c.DataDir); err != nil {
+			ln.Close()
+			l.Close()
+			return err
+		}
+		log.Info("named this node", "node", node, "file", filepath.Join(c.DataDir, NodeFile))
+	}
+	ret := &retention.Service{L: l, SessionField: audit.FieldSession, Log: log, Now: clock, Node: node}
 	sweepCtx, stopSweeps := context.WithCancel(context.Background())
 	sweeps := make(chan struct{})
 	go func() {
@@ -261,7 +282,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		queueWait = -1 // as long as the request lives
 	}
 	opts := rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret, OTLP: otlpOpts, Now: clock,
-		MaxInflightBytes: c.MaxInflightBytes, MaxQueueWait: queueWait}
+		MaxInflightBytes: c.MaxInflightBytes, MaxQueueWait: queueWait, MaxKeyInflightBytes: c.MaxKeyInflightBytes, BodyTimeout: c.BodyTimeout}
 	type listener struct {
 		name string
 		ln   net.Listener

@@ -639,6 +639,19 @@ func TestVectors(t *testing.T) {
 	}
 }
 
+// zipMethods says how each file of a zip is compressed.
+func zipMethods(t *testing.T, b []byte) map[string]uint16 {
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	methods := map[string]uint16{}
+	for _, f := range zr.File {
+		methods[f.Name] = f.Method
+	}
+	return methods
+}
+
 // rezip rewrites a bundle, editing or dropping (nil) files and adding some.
 func rezip(t *testing.T, b []byte, edit func(name string, content []byte) []byte, add map[string][]byte) []byte {
 	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
@@ -982,6 +995,13 @@ func makeBundles(t *testing.T) {
 	}))
 	files["decoded-html-escaped-format-2-resigned.zip"] = resignManifest(t, valid, signer, editDecoded(htmlEscaped), func(m *bundle.Manifest) { m.Format = bundle.FormatV2 })
 	files["decoded-html-escaped-resigned.zip"] = resign(t, valid, signer, editDecoded(htmlEscaped))
+	// Exporters store entry files (zip method 0); the same bundle with
+	// every member deflated, as older exporters and any zip tool write it,
+	// verifies too.
+	if methods := zipMethods(t, valid); methods[bundle.EntryFile(3)] != zip.Store {
+		t.Fatalf("valid.zip: entry files are not stored: %v", methods)
+	}
+	files["valid-deflated.zip"] = rezip(t, valid, func(_ string, c []byte) []byte { return c }, nil)
 	files["extra-file.zip"] = rezip(t, valid, func(_ string, c []byte) []byte { return c }, map[string][]byte{"entries/readme.txt": []byte("not evidence")})
 	files["payload-changed-resigned.zip"] = resign(t, valid, signer, func(name string, c []byte) []byte {
 		if name == firstSpan {
@@ -1089,6 +1109,7 @@ func makeBundles(t *testing.T) {
 		{Name: "decoded form HTML-escaped in format 3, re-signed", File: "decoded-html-escaped-resigned.zip", Key: "log.pub"},
 		{Name: "version missing, re-signed", File: "version-missing-resigned.zip", Key: "log.pub"},
 		{Name: "tombstone missing, re-signed", File: "tombstone-missing-resigned.zip", Key: "log.pub"},
+		{Name: "valid, every member deflated", File: "valid-deflated.zip", Key: "log.pub", Pinned: "pinned.txt"},
 		{Name: "time range with its headers", File: "time-range.zip", Key: "log.pub"},
 		{Name: "time range as format 2, re-signed (verifies, with a note)", File: "time-range-as-format-2-resigned.zip", Key: "log.pub"},
 		{Name: "time range, a trace left out, re-signed", File: "time-range-trace-left-out-resigned.zip", Key: "log.pub"},
@@ -1105,7 +1126,7 @@ func makeBundles(t *testing.T) {
 	// cases are valid bundles: the third is checked against a pinned
 	// checkpoint newer than its own, the fourth with a key that did not
 	// sign it, and both must fail.
-	verifies := map[string]bool{"valid.zip": true, "erased.zip": true, "time-range.zip": true,
+	verifies := map[string]bool{"valid.zip": true, "valid-deflated.zip": true, "erased.zip": true, "time-range.zip": true,
 		"time-range-as-format-2-resigned.zip": true, "otlp.zip": true, "decoded-indented-resigned.zip": true, "decoded-html-escaped-format-2-resigned.zip": true}
 	if !cases[0].OK || !cases[1].OK || !cases[4].OK || cases[2].OK || cases[3].OK {
 		t.Fatalf("unexpected verdicts on the valid bundles: %+v", cases[:5])

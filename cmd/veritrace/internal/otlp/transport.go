@@ -40,7 +40,9 @@ type Backend interface {
 	// Begin takes room to read and handle one more export, r (so that the
 	// exports in progress bound the memory they hold), and returns the
 	// function that gives it back; it may wait for room while ctx lives.
-	Begin(ctx context.Context, r *http.Request) (release func(), err error)
+	// It is called before r's body is read and may replace r.Body (with
+	// one that ends a body that stalls, answering through w's deadlines).
+	Begin(ctx context.Context, w http.ResponseWriter, r *http.Request) (release func(), err error)
 	// Export appends an export's items (Decode) and says which it rejected.
 	ExportTraces(ctx context.Context, ex *Export) (*coltrace.ExportTraceServiceResponse, error)
 	ExportLogs(ctx context.Context, ex *Export) (*collogs.ExportLogsServiceResponse, error)
@@ -195,7 +197,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, ct, err)
 		return
 	}
-	release, err := h.b.Begin(ctx, r)
+	release, err := h.b.Begin(ctx, w, r)
 	if err != nil {
 		h.fail(w, ct, err)
 		return

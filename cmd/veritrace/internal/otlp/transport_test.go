@@ -21,7 +21,9 @@ type panicBackend struct{}
 func (panicBackend) Admit(r *http.Request, _ string) (context.Context, error) {
 	return r.Context(), nil
 }
-func (panicBackend) Begin(context.Context, *http.Request) (func(), error) { return func() {}, nil }
+func (panicBackend) Begin(context.Context, http.ResponseWriter, *http.Request) (func(), error) {
+	return func() {}, nil
+}
 func (panicBackend) ExportTraces(context.Context, *Export) (*coltrace.ExportTraceServiceResponse, error) {
 	panic("boom")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -26,25 +27,34 @@ const (
 	// is refused with resource_exhausted (its own deadline may end it
 	// sooner).
 	DefaultMaxQueueWait = time.Minute
+	// DefaultBodyTimeout is how long an admitted append's body may send
+	// nothing before it is cut and its bytes released.
+	DefaultBodyTimeout = 30 * time.Second
 	// inflightLogEvery is how often, at most, waiting is logged.
 	inflightLogEvery = 10 * time.Second
 )
 
 // inflight bounds the bytes of append requests being read and handled at
-// once, on every listener of the server. A request is charged before its
-// body is read: its Content-Length when it gives one and its body is not
-// compressed, else the largest request its path accepts (gRPC, chunked or
-// compressed bodies). A request waits, first come first served, while
-// there is no room, until its context ends or maxWait passes; it never
-// waits for more than the bound, which is at least one maximal request.
-// The charge is the request's bytes as read, after decompression: what it
-// holds decoded is a small multiple of it (docs: "Memory and
-// back-pressure").
+// once, on every listener of the server, and the bytes the requests of
+// one API key hold among them (perKey), so that one app cannot take the
+// whole bound. A request is charged before its body is read: its
+// Content-Length when it gives one and its body is not compressed, else
+// the largest request its path accepts (gRPC, chunked or compressed
+// bodies). A request waits, first come first served, while there is no
+// room (its key's, then the server's), until its context ends or maxWait
+// passes; it never waits for more than either bound, each at least one
+// maximal request. Once admitted, its body must make progress: a body
+// that sends nothing for bodyTimeout is cut (bodyDeadline), which ends the
+// request and gives its bytes back. The charge is the request's bytes as
+// read, after decompression: what it holds decoded is a small multiple of
+// it (docs: "Memory and back-pressure").
 type inflight struct {
-	max     int64
-	maxWait time.Duration // 0: as long as the request's context lives
-	sem     *semaphore.Weighted
-	log     *slog.Logger
+	max         int64
+	perKey      int64
+	maxWait     time.Duration // 0: as long as the request's context lives
+	bodyTimeout time.Duration
+	sem         *semaphore.Weighted
+	log         *slog.Logger
 
 	held    atomic.Int64 // bytes charged to requests being handled
 	waiting atomic.Int64 // requests waiting for room
@@ -53,10 +63,40 @@ type inflight struct {
 
 	mu     sync.Mutex
 	logged time.Time
+	keys   map[string]*keyShare // API keys with requests waiting or admitted
 }
 
-func newInflight(max int64, maxWait time.Duration, log *slog.Logger) *inflight {
-	return &inflight{max: max, maxWait: maxWait, sem: semaphore.NewWeighted(max), log: log}
+// keyShare is what one API key's requests hold of perKey.
+type keyShare struct {
+	sem  *semaphore.Weighted
+	refs int // requests waiting or admitted
+}
+
+func newInflight(max, perKey int64, maxWait, bodyTimeout time.Duration, log *slog.Logger) *inflight {
+	return &inflight{max: max, perKey: min(max, perKey), maxWait: maxWait, bodyTimeout: bodyTimeout,
+		sem: semaphore.NewWeighted(max), log: log, keys: map[string]*keyShare{}}
+}
+
+// share returns key's share, counting one more request on it; unshare
+// gives the count back and forgets a share no request uses.
+func (g *inflight) share(key string) *keyShare {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ks := g.keys[key]
+	if ks == nil {
+		ks = &keyShare{sem: semaphore.NewWeighted(g.perKey)}
+		g.keys[key] = ks
+	}
+	ks.refs++
+	return ks
+}
+
+func (g *inflight) unshare(key string, ks *keyShare) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ks.refs--; ks.refs == 0 {
+		delete(g.keys, key)
+	}
 }
 
 // InflightStats is what the in-flight bound of appends holds now.
@@ -76,30 +116,49 @@ func (g *inflight) stats() InflightStats {
 // errQueueWait: the server gave up waiting for room for a request.
 var errQueueWait = errors.New("the server is handling as many request bytes as it takes at once")
 
-// acquire charges n bytes (at most the bound) to a request, waiting for
-// room; it returns the function that gives them back. Its error is a
-// *connect.Error: the request's own end (canceled, deadline_exceeded), or
-// resource_exhausted once maxWait has passed. A request that gives up
-// holds nothing.
-func (g *inflight) acquire(ctx context.Context, n int64) (func(), error) {
+// errKeyQueueWait: the server gave up waiting for room in a key's share.
+var errKeyQueueWait = errors.New("this API key's requests hold as many request bytes as one key may at once")
+
+// acquire charges n bytes (at most the bound) to a request of the API key
+// key, waiting for room; it returns the function that gives them back.
+// Its error is a *connect.Error: the request's own end (canceled,
+// deadline_exceeded), or resource_exhausted once maxWait has passed. A
+// request that gives up holds nothing.
+func (g *inflight) acquire(ctx context.Context, key string, n int64) (func(), error) {
 	n = min(max(n, 1), g.max)
-	if !g.sem.TryAcquire(n) {
+	kn := min(n, g.perKey)
+	ks := g.share(key)
+	admitted := false
+	if ks.sem.TryAcquire(kn) {
+		if admitted = g.sem.TryAcquire(n); !admitted {
+			ks.sem.Release(kn)
+		}
+	}
+	if !admitted {
 		g.waiting.Add(1)
 		g.waited.Add(1)
 		g.note(ctx)
 		wctx, cancel := ctx, context.CancelFunc(func() {})
 		if g.maxWait > 0 {
-			wctx, cancel = context.WithTimeoutCause(ctx, g.maxWait, errQueueWait)
+			wctx, cancel = context.WithTimeout(ctx, g.maxWait)
 		}
-		err := g.sem.Acquire(wctx, n)
+		bound, limit := errKeyQueueWait, g.perKey
+		err := ks.sem.Acquire(wctx, kn)
+		if err == nil {
+			bound, limit = errQueueWait, g.max
+			if err = g.sem.Acquire(wctx, n); err != nil {
+				ks.sem.Release(kn)
+			}
+		}
 		cancel()
 		g.waiting.Add(-1)
 		if err != nil {
+			g.unshare(key, ks)
 			if ctx.Err() != nil {
 				return nil, connect.NewError(connectCodeOfContext(ctx.Err()), ctx.Err())
 			}
 			g.refused.Add(1)
-			return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%w (%d bytes) and waited %s for room; retry later", errQueueWait, g.max, g.maxWait))
+			return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%w (%d bytes) and waited %s for room; retry later", bound, limit, g.maxWait))
 		}
 	}
 	g.held.Add(n)
@@ -108,8 +167,22 @@ func (g *inflight) acquire(ctx context.Context, n int64) (func(), error) {
 		once.Do(func() {
 			g.held.Add(-n)
 			g.sem.Release(n)
+			ks.sem.Release(kn)
+			g.unshare(key, ks)
 		})
 	}, nil
+}
+
+// keyOf names the API key a request was authenticated with (the front
+// handler's or the OTLP transport's authentication), for its share.
+func keyOf(ctx context.Context) string {
+	if au, ok := ctx.Value(authenticatedKey).(*authenticated); ok {
+		return au.keyID
+	}
+	if p, _ := principalFrom(ctx); p != nil {
+		return p.KeyID
+	}
+	return ""
 }
 
 // connectCodeOfContext is the code of a request whose context ended.
@@ -153,18 +226,65 @@ func chargeOf(r *http.Request, limit int) int64 {
 }
 
 // gate makes next wait for room for the request's bytes before it reads
-// the body; limit is the largest request next accepts.
+// the body, then holds its body to bodyTimeout; limit is the largest
+// request next accepts.
 func (g *inflight) gate(next http.Handler, limit int) http.Handler {
 	errw := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, err := g.acquire(r.Context(), chargeOf(r, limit))
+		release, err := g.acquire(r.Context(), keyOf(r.Context()), chargeOf(r, limit))
 		if err != nil {
 			errw.Write(w, r, err)
 			return
 		}
 		defer release()
+		g.bodyDeadline(w, r)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bodyDeadline makes r's body, admitted and not yet read, end with an
+// error once it sends nothing for bodyTimeout: it sets the request's read
+// deadline (http.ResponseController: the connection's over HTTP/1.1, the
+// stream's over HTTP/2, h2c included) and moves it forward as bytes
+// arrive, by at least a tenth of bodyTimeout at a time, so that a body is
+// cut after 0.9 to 1 bodyTimeout without progress. At the body's end the
+// deadline is lifted: handling the request (an append's fsync) takes what
+// it takes, and over HTTP/1.1 an expired deadline would cancel the
+// request's context. A writer that cannot set deadlines (none of the
+// server's) leaves the body as it is.
+func (g *inflight) bodyDeadline(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	now := time.Now()
+	if err := rc.SetReadDeadline(now.Add(g.bodyTimeout)); err != nil {
+		return
+	}
+	r.Body = &progressBody{ReadCloser: r.Body, rc: rc, timeout: g.bodyTimeout, pushed: now}
+}
+
+// progressBody moves its request's read deadline forward as its bytes
+// arrive (bodyDeadline).
+type progressBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	pushed  time.Time // when the deadline was last set
+	ended   bool
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case b.ended:
+	case err != nil:
+		b.ended = true
+		b.rc.SetReadDeadline(time.Time{})
+	case n > 0:
+		if now := time.Now(); now.Sub(b.pushed) >= b.timeout/10 {
+			b.pushed = now
+			b.rc.SetReadDeadline(now.Add(b.timeout))
+		}
+	}
+	return n, err
 }
 
 // appendsGated gates the procedures of IngestService that append

@@ -1,12 +1,14 @@
 package rpc
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"runtime/debug"
@@ -52,10 +54,10 @@ func bigOTLP(n, size int) *coltrace.ExportTraceServiceRequest {
 }
 
 // inflightServer is a server taking requests of up to 1 MiB and holding at
-// most two at once.
+// most two at once, both of them of one key if it likes.
 func inflightServer(t *testing.T, wait time.Duration) (*testServer, string) {
 	const limit = 1 << 20
-	s := startServerWith(t, Options{MaxRequestBytes: limit, OTLP: OTLPOptions{MaxBytes: limit}, MaxInflightBytes: 2 * limit, MaxQueueWait: wait})
+	s := startServerWith(t, Options{MaxRequestBytes: limit, OTLP: OTLPOptions{MaxBytes: limit}, MaxInflightBytes: 2 * limit, MaxKeyInflightBytes: 2 * limit, MaxQueueWait: wait})
 	s.tenant(t, "acme")
 	return s, s.key(t, policy.Ingester, "acme")
 }
@@ -220,19 +222,26 @@ func TestInflightBytesBound(t *testing.T) {
 // Content-Length) is never sent: it holds 1 MiB of the bound until
 // stop is called.
 func holdBytes(t *testing.T, s *testServer, token string) (stop func()) {
+	return stallBody(t, http.DefaultClient, s.url+veritracev1connect.IngestServiceAppendSpansProcedure, "application/proto", token)
+}
+
+// stallBody sends tenant acme a request to url declaring a body of 1 MiB
+// and sends none of it until stop; stop returns once the request ended.
+func stallBody(t *testing.T, hc *http.Client, url, ctype, token string) (stop func()) {
 	pr, pw := io.Pipe()
-	req, err := http.NewRequest(http.MethodPost, s.url+veritracev1connect.IngestServiceAppendSpansProcedure, pr)
+	req, err := http.NewRequest(http.MethodPost, url, pr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.ContentLength = 1 << 20
-	req.Header.Set("Content-Type", "application/proto")
+	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set(TenantHeader, "acme")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
+		if resp, err := hc.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
 	}()
@@ -293,5 +302,147 @@ func TestInflightWaiterGivesUp(t *testing.T) {
 	waitFor(t, s, "empty", func(st InflightStats) bool { return st.HeldBytes == 0 && st.Waiting == 0 })
 	if _, err := c.ingest.AppendSpans(context.Background(), connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(4)}})); err != nil {
 		t.Fatalf("AppendSpans after the held requests ended = %v", err)
+	}
+}
+
+// bodyTimeoutServer is inflightServer with a body timeout of timeout.
+func bodyTimeoutServer(t *testing.T, timeout time.Duration) (*testServer, string) {
+	const limit = 1 << 20
+	s := startServerWith(t, Options{MaxRequestBytes: limit, OTLP: OTLPOptions{MaxBytes: limit}, MaxInflightBytes: 2 * limit,
+		MaxKeyInflightBytes: 2 * limit, MaxQueueWait: 300 * time.Millisecond, BodyTimeout: timeout})
+	s.tenant(t, "acme")
+	return s, s.key(t, policy.Ingester, "acme")
+}
+
+// TestStalledBodyReleasesTheBound: an app sends appends whose
+// Content-Length is the largest request and never sends their bodies
+// (slowloris), over HTTP/1.1 and HTTP/2 (h2c), natively and over
+// OTLP/HTTP. They are admitted and hold the whole bound; the server cuts
+// each body once it makes no progress for the body timeout, gives its
+// bytes back, and another tenant's append goes through (review attack17:
+// they held the bound for as long as the client kept its connection).
+func TestStalledBodyReleasesTheBound(t *testing.T) {
+	h2t := &http.Transport{Protocols: new(http.Protocols)}
+	h2t.Protocols.SetUnencryptedHTTP2(true)
+	h1, h2 := &http.Client{Transport: &http.Transport{}}, &http.Client{Transport: h2t}
+	for _, tc := range []struct {
+		name, path, ctype string
+		hc                *http.Client
+	}{
+		{"connect HTTP/1.1", veritracev1connect.IngestServiceAppendSpansProcedure, "application/proto", h1},
+		{"grpc h2c", veritracev1connect.IngestServiceAppendSpansProcedure, "application/grpc", h2},
+		{"otlp-http HTTP/1.1", otlp.TracesPath, "application/x-protobuf", h1},
+		{"otlp-http h2c", otlp.TracesPath, "application/x-protobuf", h2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, token := bodyTimeoutServer(t, 300*time.Millisecond)
+			s.tenant(t, "beta")
+			other := s.clients("connect", "beta", s.key(t, policy.Ingester, "beta"))
+			stop1, stop2 := stallBody(t, tc.hc, s.url+tc.path, tc.ctype, token), stallBody(t, tc.hc, s.url+tc.path, tc.ctype, token)
+			defer stop1()
+			defer stop2()
+			waitFor(t, s, "full", func(st InflightStats) bool { return st.HeldBytes == st.MaxBytes })
+			waitFor(t, s, "released by the body timeout (10 s)", func(st InflightStats) bool { return st.HeldBytes == 0 })
+			if _, err := other.ingest.AppendSpans(context.Background(), connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}})); err != nil {
+				t.Errorf("tenant beta's append after acme's bodies stalled: %v", err)
+			}
+		})
+	}
+}
+
+// TestSlowBodyThatProgressesIsServed: a body that arrives slowly but
+// steadily, over more than the body timeout in all, is read to its end
+// and appended: the deadline moves forward while bytes arrive.
+func TestSlowBodyThatProgressesIsServed(t *testing.T) {
+	const timeout = time.Second
+	s, token := bodyTimeoutServer(t, timeout)
+	body, err := proto.Marshal(&v1.AppendSpansRequest{Spans: []*v1.Span{bigSpan(1, 8<<10)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		const chunks = 8 // 8 × timeout/5: longer than the timeout in all
+		step := (len(body) + chunks - 1) / chunks
+		for b := body; len(b) > 0; b = b[min(step, len(b)):] {
+			if _, err := pw.Write(b[:min(step, len(b))]); err != nil {
+				return
+			}
+			time.Sleep(timeout / 5)
+		}
+		pw.Close()
+	}()
+	req, err := http.NewRequest(http.MethodPost, s.url+veritracev1connect.IngestServiceAppendSpansProcedure, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Type", "application/proto")
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set(TenantHeader, "acme")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("slow but steady append: HTTP %d: %.200s", resp.StatusCode, out)
+	}
+	if n, _ := s.l.Size(context.Background(), "acme"); n != 1 {
+		t.Errorf("ledger holds %d entries of acme, want 1", n)
+	}
+}
+
+// TestOneKeyHoldsAtMostItsShare: by default one API key holds at most
+// half the bound (here one maximal request). Its stalled request holds
+// that; its next waits, and is refused after the longest wait, while
+// another tenant's app still gets room.
+func TestOneKeyHoldsAtMostItsShare(t *testing.T) {
+	const limit = 1 << 20
+	s := startServerWith(t, Options{MaxRequestBytes: limit, OTLP: OTLPOptions{MaxBytes: limit}, MaxInflightBytes: 2 * limit, MaxQueueWait: 300 * time.Millisecond})
+	s.tenant(t, "acme")
+	s.tenant(t, "beta")
+	token := s.key(t, policy.Ingester, "acme")
+	other := s.clients("connect", "beta", s.key(t, policy.Ingester, "beta"))
+	stop1 := holdBytes(t, s, token)
+	defer stop1()
+	waitFor(t, s, "acme's share taken", func(st InflightStats) bool { return st.HeldBytes == limit })
+	_, err := s.clients("connect", "acme", token).ingest.AppendSpans(context.Background(), connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}}))
+	wantCode(t, "acme's next append while its share is held", err, connect.CodeResourceExhausted, "API key")
+	if _, err := other.ingest.AppendSpans(context.Background(), connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(2)}})); err != nil {
+		t.Errorf("tenant beta's append while acme holds its share: %v", err)
+	}
+}
+
+// TestLyingContentLength: a request that declares 10 bytes and sends a
+// full message is charged 10 bytes; the server reads no more than it
+// declared (HTTP/1.1: the rest is not this request's body), so the
+// message cannot be appended through a 10-byte charge.
+func TestLyingContentLength(t *testing.T) {
+	s, token := inflightServer(t, time.Second)
+	body, err := proto.Marshal(&v1.AppendSpansRequest{Spans: []*v1.Span{bigSpan(1, 64<<10)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/proto\r\nAuthorization: Bearer %s\r\n%s: acme\r\nContent-Length: 10\r\n\r\n",
+		veritracev1connect.IngestServiceAppendSpansProcedure, token, TenantHeader)
+	conn.Write(body)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("a request declaring 10 bytes and sending %d was appended", len(body))
+	}
+	if n, _ := s.l.Size(context.Background(), "acme"); n != 0 {
+		t.Errorf("ledger holds %d entries after the lying request", n)
 	}
 }

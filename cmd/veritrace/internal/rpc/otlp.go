@@ -76,13 +76,15 @@ func (b *otlpBackend) Admit(r *http.Request, path string) (context.Context, erro
 // Begin takes one of the service's export slots, or refuses the export at
 // once, retryably (UNAVAILABLE, 503 with Retry-After), when every slot is
 // taken. An OTLP/HTTP request (r not nil) then waits for room for its
-// bytes under the server's bound of in-flight appends (inflight), holding
-// its slot and at most its stream's flow-control window. Waiting unread
-// is safe only on a server configured with HTTP2Config: with Go's default
+// bytes under the server's bound of in-flight appends (inflight) and its
+// API key's share of it, holding its slot and at most its stream's
+// flow-control window; once admitted its body is held to the body
+// timeout (r.Body is replaced: inflight.bodyDeadline). Waiting unread is
+// safe only on a server configured with HTTP2Config: with Go's default
 // windows, streams waiting unread fill their connection's window, which
 // the streams in progress on the same connection need to finish (a load
 // test found that deadlock).
-func (b *otlpBackend) Begin(ctx context.Context, r *http.Request) (func(), error) {
+func (b *otlpBackend) Begin(ctx context.Context, w http.ResponseWriter, r *http.Request) (func(), error) {
 	select {
 	case b.otlpSlots <- struct{}{}:
 	default:
@@ -92,11 +94,12 @@ func (b *otlpBackend) Begin(ctx context.Context, r *http.Request) (func(), error
 	if r == nil {
 		return slot, nil
 	}
-	release, err := b.inflight.acquire(ctx, chargeOf(r, b.opts.MaxBytes))
+	release, err := b.inflight.acquire(ctx, keyOf(ctx), chargeOf(r, b.opts.MaxBytes))
 	if err != nil {
 		slot()
 		return nil, err
 	}
+	b.inflight.bodyDeadline(w, r)
 	return func() { release(); slot() }, nil
 }
 
@@ -104,7 +107,7 @@ func (b *otlpBackend) Begin(ctx context.Context, r *http.Request) (func(), error
 // reads the request (the front handler has authenticated it).
 func (b *otlpBackend) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, err := b.Begin(r.Context(), nil)
+		release, err := b.Begin(r.Context(), w, nil)
 		if err != nil {
 			connect.NewErrorWriter().Write(w, r, err)
 			return

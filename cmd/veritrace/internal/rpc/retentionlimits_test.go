@@ -96,3 +96,41 @@ func TestEraseRequestIDReused(t *testing.T) {
 		t.Errorf("access record of the refused erasure: code %q, reason %q", last.GetCode(), last.GetReason())
 	}
 }
+
+// TestEraseBusyIsUnavailable: an erasure refused because another process
+// is carrying out the same request (its lease, docs/FORMAT.md §6, held by
+// another node) is unavailable, over both protocols: nothing was done and
+// the same call, asked again later, succeeds.
+func TestEraseBusyIsUnavailable(t *testing.T) {
+	s := startServer(t, 0)
+	ctx := context.Background()
+	app := s.clients("connect", "", s.key(t, policy.Ingester, "default"))
+	key := s.key(t, policy.ComplianceOfficer, "default")
+	if _, err := app.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(0)}})); err != nil {
+		t.Fatal(err)
+	}
+	lease := func(until string) {
+		t.Helper()
+		v := fmt.Sprintf(`{"node":"another-node","run":"0123456789abcdef","until":%q,"token":1}`, until)
+		if err := s.l.PutState(ctx, "default", "erasure-lease/dsr-busy", []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lease("2999-01-01T00:00:00Z")
+	req := &v1.EraseRequest{RequestId: "dsr-busy", SubjectId: "customer-42", LegalBasis: "GDPR Art. 17(1)(a)", Reason: "request"}
+	for _, protocol := range []string{"connect", "grpc"} {
+		co := s.clients(protocol, "", key)
+		_, err := co.retention.Erase(ctx, connect.NewRequest(req))
+		wantCode(t, "Erase("+protocol+", while another node holds the request)", err, connect.CodeUnavailable, "another process")
+		if err != nil && strings.Contains(err.Error(), "customer-42") {
+			t.Errorf("the refusal names the subject: %v", err)
+		}
+	}
+	lease("2000-01-01T00:00:00Z") // the other node's lease ended
+	co := s.clients("connect", "", key)
+	resp, err := co.retention.Erase(ctx, connect.NewRequest(req))
+	if err != nil {
+		t.Fatalf("Erase() asked again once the other node's lease ended = %v", err)
+	}
+	t.Logf("asked again: state %v", resp.Msg.GetErasure().GetState())
+}

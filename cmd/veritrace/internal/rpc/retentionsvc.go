@@ -30,7 +30,12 @@ func (s *retentionService) fail(ctx context.Context, proc string, err error) err
 		return connect.NewError(connect.CodeNotFound, err)
 	case errors.Is(err, retention.ErrRequestIDReused):
 		return connect.NewError(connect.CodeAlreadyExists, err)
-	case errors.Is(err, retention.ErrHoldsChanging), errors.Is(err, retention.ErrBusy), errors.Is(err, retention.ErrPolicyChanged):
+	case errors.Is(err, retention.ErrBusy):
+		// Another process is carrying out this request, or another plan
+		// has yet to erase entries it selected: nothing was done, and the
+		// same call, asked again later, is safe.
+		return connect.NewError(connect.CodeUnavailable, err)
+	case errors.Is(err, retention.ErrHoldsChanging), errors.Is(err, retention.ErrPolicyChanged):
 		return connect.NewError(connect.CodeAborted, err)
 	}
 	return s.service.fail(ctx, proc, err, nil)

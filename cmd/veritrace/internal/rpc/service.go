@@ -77,6 +77,16 @@ type Options struct {
 	// refused with resource_exhausted (default DefaultMaxQueueWait;
 	// negative: as long as the request lives).
 	MaxQueueWait time.Duration
+	// MaxKeyInflightBytes bounds the bytes of append requests one API key
+	// holds under MaxInflightBytes at once; its further requests wait for
+	// room like any other (default: half of MaxInflightBytes; never below
+	// the largest single request nor above MaxInflightBytes). So one
+	// app's key, stalled or flooding, leaves room for the others.
+	MaxKeyInflightBytes int64
+	// BodyTimeout is how long an admitted append's body may make no
+	// progress: a body that sends nothing for that long is cut and its
+	// bytes released (default DefaultBodyTimeout).
+	BodyTimeout time.Duration
 	// otlpAppend replaces the ledger's Append for OTLP ingest, for tests
 	// that inject storage faults.
 	otlpAppend func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error)
@@ -101,7 +111,15 @@ func (opts *Options) defaults(l *ledger.Ledger) {
 	if opts.MaxInflightBytes <= 0 {
 		opts.MaxInflightBytes = DefaultInflightRequests * int64(opts.MaxRequestBytes)
 	}
-	opts.MaxInflightBytes = max(opts.MaxInflightBytes, int64(opts.MaxRequestBytes), int64(opts.OTLP.MaxBytes))
+	largest := max(int64(opts.MaxRequestBytes), int64(opts.OTLP.MaxBytes))
+	opts.MaxInflightBytes = max(opts.MaxInflightBytes, largest)
+	if opts.MaxKeyInflightBytes <= 0 {
+		opts.MaxKeyInflightBytes = opts.MaxInflightBytes / 2
+	}
+	opts.MaxKeyInflightBytes = min(max(opts.MaxKeyInflightBytes, largest), opts.MaxInflightBytes)
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
+	}
 	if opts.MaxQueueWait == 0 {
 		opts.MaxQueueWait = DefaultMaxQueueWait
 	}
@@ -182,7 +200,7 @@ func (h *Handler) OTLPHandler() http.Handler {
 func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	opts.defaults(l)
 	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention, otlpSlots: make(chan struct{}, opts.OTLP.MaxConcurrent),
-		inflight: newInflight(opts.MaxInflightBytes, max(opts.MaxQueueWait, 0), opts.Logger)}
+		inflight: newInflight(opts.MaxInflightBytes, opts.MaxKeyInflightBytes, max(opts.MaxQueueWait, 0), opts.BodyTimeout, opts.Logger)}
 	auth := newAuthInterceptor(l, opts)
 	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()
