@@ -311,7 +311,7 @@ func (l *Ledger) ClosedBy(ctx context.Context, tenant string, trace [16]byte) (s
 	return by, found, err
 }
 
-func closedMark(txn *badger.Txn, tid uint32, trace [16]byte) (string, bool, error) {
+func closedMark(txn getter, tid uint32, trace [16]byte) (string, bool, error) {
 	item, err := txn.Get(closedTraceKey(tid, trace))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return "", false, nil
@@ -376,7 +376,7 @@ func (c *closedCache) fill(txn *badger.Txn, epoch uint64) error {
 // mirror of every mark (valid at the transaction's closure epoch), or,
 // past its bound, one Get per distinct trace of the group's spans.
 type closedSet struct {
-	txn   *badger.Txn
+	txn   getter
 	cache *closedCache
 	epoch uint64 // read in txn
 	marks map[closedID]closedState
@@ -394,10 +394,11 @@ type closedState struct {
 	by     string
 }
 
-// newClosedSet reads the closure epoch in txn and reads every mark again
-// if it moved since the cache was filled. Call it before txn writes.
-func newClosedSet(txn *badger.Txn, cache *closedCache) (closedSet, error) {
-	epoch, err := readEpoch(txn, metaClosedEpoch)
+// newClosedSet reads the closure epoch through rd (txn's reads, guarded
+// while another group commits: pipeline.go) and reads every mark again in
+// txn if it moved since the cache was filled. Call it before txn writes.
+func newClosedSet(txn *badger.Txn, rd getter, cache *closedCache) (closedSet, error) {
+	epoch, err := readEpoch(rd, metaClosedEpoch)
 	if err != nil {
 		return closedSet{}, err
 	}
@@ -407,7 +408,7 @@ func newClosedSet(txn *badger.Txn, cache *closedCache) (closedSet, error) {
 			return closedSet{}, err
 		}
 	}
-	return closedSet{txn: txn, cache: cache, epoch: epoch}, nil
+	return closedSet{txn: rd, cache: cache, epoch: epoch}, nil
 }
 
 // lookup returns the state of a trace's mark in the transaction.
@@ -436,7 +437,7 @@ func (s *closedSet) lookup(id closedID) (closedState, error) {
 // transaction (set, or the transaction's Delete) and records them: a
 // closing leaves a mark that exists (another request's stays its own);
 // a reopening deletes only the marks its request wrote.
-func (s *closedSet) apply(c *closing, set func(key, value []byte) error) error {
+func (s *closedSet) apply(c *closing, set, del func(key []byte, value []byte) error) error {
 	for _, tr := range c.traces {
 		id := closedID{c.tenant, tr}
 		st, err := s.lookup(id)
@@ -455,7 +456,7 @@ func (s *closedSet) apply(c *closing, set func(key, value []byte) error) error {
 			}
 			st = closedState{true, c.by}
 		case st.closed && st.by == c.by:
-			if err := s.txn.Delete(closedTraceKey(c.tenant, tr)); err != nil {
+			if err := del(closedTraceKey(c.tenant, tr), nil); err != nil {
 				return err
 			}
 			st = closedState{}

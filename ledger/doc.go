@@ -54,5 +54,9 @@
 //     ErrNoSpace before the disk fills; reads go on.
 //
 // One writer goroutine owns all log mutations and gathers concurrent appends
-// into one transaction. The formats are specified in docs/FORMAT.md.
+// into one transaction. It builds the next group while the previous one
+// commits (pipeline.go), with every check reading the state that commit
+// leaves, and hands a group to storage only once the one before it is
+// durable; a commit storage refuses before writing anything moves no
+// state, and a failed one fails the ledger before any later group. The formats are specified in docs/FORMAT.md.
 package ledger

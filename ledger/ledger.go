@@ -111,7 +111,8 @@ type Ledger struct {
 type testHooks struct {
 	beforeGroup func()                        // writer: after a group's first request, before gathering the rest
 	set         func(key, value []byte) error // writer: before each Set of a group
-	commit      func(txn *badger.Txn) error   // writer: instead of txn.Commit
+	commit      func(txn *badger.Txn) error   // writer: instead of txn.Commit (in the group's commit goroutine)
+	dropped     func(err error)               // writer: a group built while another committed was dropped (pipeline.go)
 }
 
 // valueThreshold: values from this size up go to Badger's value log; the

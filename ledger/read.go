@@ -48,7 +48,7 @@ func (l *Ledger) GetEntry(ctx context.Context, tenant string, index uint64) (*En
 
 // readEntry reads and decrypts an entry. It checks that the payload
 // matches the header's commitment.
-func (l *Ledger) readEntry(txn *badger.Txn, tenant uint32, index uint64) (*Entry, error) {
+func (l *Ledger) readEntry(txn getter, tenant uint32, index uint64) (*Entry, error) {
 	hb, _, err := readRecord(txn, tenant, index)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, fmt.Errorf("entry %d: %w", index, ErrNotFound)

@@ -53,7 +53,7 @@ func splitEntryRecord(index uint64, v []byte) (header, hashes []byte, err error)
 
 // readRecord reads entry index's header and tree hashes, copied out of the
 // transaction. badger.ErrKeyNotFound when there is no such entry.
-func readRecord(txn *badger.Txn, tenant uint32, index uint64) (header, hashes []byte, err error) {
+func readRecord(txn getter, tenant uint32, index uint64) (header, hashes []byte, err error) {
 	item, err := txn.Get(entryKey(tenant, index))
 	if err != nil {
 		return nil, nil, err
@@ -69,7 +69,7 @@ func readRecord(txn *badger.Txn, tenant uint32, index uint64) (header, hashes []
 // stored hash at (level, n) is in the record of entry (n+1)·2^level - 1,
 // the one whose append completed it; a leaf hash (level 0) is computed
 // from its entry's header.
-func hashReader(txn *badger.Txn, tenant uint32) tlog.HashReaderFunc {
+func hashReader(txn getter, tenant uint32) tlog.HashReaderFunc {
 	return func(indexes []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(indexes))
 		type rec struct{ header, hashes []byte }

@@ -144,7 +144,7 @@ func (l *Ledger) KeysOf(ctx context.Context, tenant string, idxs []uint64) (map[
 // KeyByID returns a live data key's scope, ErrKeyDestroyed if it is gone.
 func (l *Ledger) KeyByID(id [16]byte) (*KeyRef, error) { return l.keyRef(id) }
 
-func envelopeKeyOf(txn *badger.Txn, tid uint32, idx uint64) ([16]byte, bool, error) {
+func envelopeKeyOf(txn getter, tid uint32, idx uint64) ([16]byte, bool, error) {
 	var id [16]byte
 	item, err := txn.Get(payloadKey(tid, idx))
 	if errors.Is(err, badger.ErrKeyNotFound) {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
-	"log/slog"
 )
 
 func subjectSpan(i int, subject, payload string) Record {
@@ -216,4 +216,153 @@ func TestShredEntriesWithManyTerms(t *testing.T) {
 		}
 	}
 	checkNotErasedUnasked(t, l, erase)
+}
+
+// Shred's re-seal and key destruction commit outside the writer, while
+// the next group is built in a transaction opened before them: a retried
+// record whose entry was re-sealed is read in that older snapshot, still
+// sealed under the destroyed key. It must still get its original receipt
+// (existing reads such an entry again in a fresh snapshot: settled), not
+// be refused as a conflict. Shred's steps are ordered by the test's
+// commit hook: the retirement is held until the next append is queued;
+// the re-seal commits once that append's group is in Badger's hands (its
+// launch opened the next group's transaction).
+func TestShredRetryOfAResealedEntryWhileAGroupCommits(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	tid, err := l.tenantID(ctx, "default", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := span(1, "kept")
+	orig := mustAppend(t, l, "default", e)[0]
+	keys := keysOf(t, l, orig.Index)
+	xIdx := orig.Index + 1
+	rHeld, rRelease := make(chan struct{}), make(chan struct{})
+	xHeld, xRelease := make(chan struct{}), make(chan struct{})
+	var commits atomic.Int32
+	var xSeen, armed atomic.Bool
+	building := make(chan struct{}, 1)
+	dropped := make(chan error, 8)
+	l.hooks.dropped = func(err error) { dropped <- err }
+	l.hooks.beforeGroup = func() {
+		if armed.Load() {
+			building <- struct{}{}
+		}
+	}
+	l.hooks.commit = func(txn *badger.Txn) error {
+		if !xSeen.Load() {
+			if _, err := txn.Get(entryKey(tid, xIdx)); err == nil { // x's group
+				xSeen.Store(true)
+				close(xHeld)
+				<-xRelease
+				return txn.Commit()
+			}
+		}
+		if commits.Add(1) == 1 { // Shred's retirement
+			close(rHeld)
+			<-rRelease
+			return txn.Commit()
+		}
+		<-xHeld // the re-seal, once x's group is committing
+		return txn.Commit()
+	}
+	defer func() {
+		select {
+		case <-xRelease:
+		default:
+			close(xRelease)
+		}
+	}()
+	shred := make(chan error, 1)
+	go func() {
+		_, err := l.Shred(ctx, "default", keys, nil, nil) // nothing erased: the entry is re-sealed
+		shred <- err
+	}()
+	<-rHeld
+	x := appendAsync(ctx, l, span(2, "x"))
+	if err := <-dropped; !errors.Is(err, errStale) { // built against the retirement, dropped
+		t.Fatalf("dropped: %v", err)
+	}
+	close(rRelease)
+	<-xHeld
+	if err := <-shred; err != nil {
+		t.Fatalf("Shred() = %v", err)
+	}
+	armed.Store(true)
+	retry := appendAsync(ctx, l, e)
+	<-building // built into the group after x's, in the transaction opened at x's launch
+	close(xRelease)
+	if r := <-x; r.err != nil {
+		t.Fatal(r.err)
+	}
+	r := <-retry
+	if r.err != nil {
+		t.Fatalf("Append(retry of a re-sealed entry) = %v, want its original receipt", r.err)
+	}
+	if !r.rs[0].Duplicate || r.rs[0].Index != orig.Index {
+		t.Errorf("retry = %+v, want a duplicate of %d", r.rs[0], orig.Index)
+	}
+	if got, err := l.GetEntry(ctx, "default", orig.Index); err != nil || got.Erased {
+		t.Errorf("GetEntry(%d) = erased %v, %v; the entry was kept", orig.Index, got != nil && got.Erased, err)
+	}
+	// Built in a fresh snapshot, the same retry gets its receipt.
+	if rs, err := l.Append(ctx, "default", []Record{e}); err != nil || !rs[0].Duplicate || rs[0].Index != orig.Index {
+		t.Errorf("Append(retry, later) = %+v, %v; want a duplicate of %d", rs, err, orig.Index)
+	}
+}
+
+// The same without the writer: a snapshot opened before Shred (as any
+// group's transaction may be, for as long as its build lasts) reads a
+// kept entry sealed under the key Shred destroyed. existing reads it
+// again in a fresh snapshot: a kept entry gives its receipt, an erased
+// one a conflict.
+func TestDuplicateReadInASnapshotOlderThanShred(t *testing.T) {
+	for _, erase := range []bool{false, true} {
+		t.Run(fmt.Sprintf("erase=%v", erase), func(t *testing.T) {
+			ctx := context.Background()
+			l := openTest(t, t.TempDir())
+			defer l.Close()
+			tid, err := l.tenantID(ctx, "default", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := span(1, "kept")
+			orig := mustAppend(t, l, "default", e)[0]
+			keys := keysOf(t, l, orig.Index)
+			old := l.db.NewTransaction(false)
+			defer old.Discard()
+			if _, err := l.Shred(ctx, "default", keys, nil, map[uint64]bool{orig.Index: erase}); err != nil {
+				t.Fatalf("Shred() = %v", err)
+			}
+			id, _ := e.identity()
+			rec, found, err := l.existing(old, tid, &e, id)
+			if erase {
+				var ce *ConflictError
+				if !errors.As(err, &ce) || ce.Index != orig.Index {
+					t.Errorf("existing(erased entry, older snapshot) = %+v, %v, %v; want a conflict at %d", rec, found, err, orig.Index)
+				}
+				return
+			}
+			if err != nil || !found || rec.Index != orig.Index || rec.LeafHash != orig.LeafHash {
+				t.Errorf("existing(re-sealed entry, older snapshot) = %+v, %v, %v; want the receipt of %d", rec, found, err, orig.Index)
+			}
+		})
+	}
+}
+
+// keysOf returns the data key entry i of the default tenant is sealed
+// under.
+func keysOf(t *testing.T, l *Ledger, i uint64) []*KeyRef {
+	t.Helper()
+	refs, _, err := l.KeysOf(context.Background(), "default", []uint64{i})
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("KeysOf(%d) = %v, %v", i, refs, err)
+	}
+	var keys []*KeyRef
+	for _, k := range refs {
+		keys = append(keys, k)
+	}
+	return keys
 }

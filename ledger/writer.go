@@ -48,7 +48,7 @@ func (s *logState) push(leaf tlog.Hash, out []tlog.Hash) []tlog.Hash {
 }
 
 // loadState reads a tenant's log state at its committed size.
-func (l *Ledger) loadState(txn *badger.Txn, tenant uint32) (*logState, error) {
+func (l *Ledger) loadState(txn getter, tenant uint32) (*logState, error) {
 	s := &logState{size: l.committedSize(tenant)}
 	if s.size == 0 {
 		return s, nil
@@ -89,8 +89,23 @@ func (l *Ledger) writer() {
 	// DropPrefix blocks the key store's writes (keyStore.tryFlush); they
 	// go first once it ends, and no other request waits for it.
 	var backlog, deferred []*appendReq
+	// fl: the group committing (pipeline.go); spare: the transaction
+	// opened for the next group before fl's commit began; next: the group
+	// built in it while fl commits; full: next takes no more requests (or
+	// a build against fl failed): the backlog waits for fl.
+	var fl *flight
+	var spare *badger.Txn
+	var next *groupTxn
+	full := false
 	for {
-		if len(backlog) == 0 {
+		var landed <-chan struct{}
+		if fl != nil {
+			landed = fl.done
+		}
+		switch {
+		case fl != nil && full && len(backlog) > 0:
+			<-landed
+		case len(backlog) == 0:
 			var dropEnded <-chan struct{}
 			if len(deferred) > 0 {
 				dropEnded = l.keys.dropMu.ended()
@@ -100,7 +115,12 @@ func (l *Ledger) writer() {
 				backlog = append(backlog, r)
 			case <-dropEnded:
 				backlog, deferred = deferred, nil
+			case <-landed:
 			case <-l.stop:
+				if fl != nil {
+					<-landed
+					break
+				}
 				// Close holds closeMu, so no Append is sending: drain and exit.
 				select {
 				case r := <-l.reqs:
@@ -114,44 +134,84 @@ func (l *Ledger) writer() {
 				}
 			}
 		}
-		if l.hooks.beforeGroup != nil {
-			l.hooks.beforeGroup()
+		if fl != nil && closed(fl.done) {
+			prev := fl
+			fl, full = nil, false
+			if l.land(states, prev) {
+				// Nothing of prev was written: drop the group built on it,
+				// and answer prev's requests before building it again.
+				if next != nil {
+					l.dropped(prev.err)
+					next.txn.Discard()
+					backlog = append(next.reqs, backlog...)
+					next = nil
+				} else if spare != nil {
+					spare.Discard()
+				}
+				spare = nil
+				deferred = append(deferred, l.refused(states, prev)...)
+				continue
+			}
+			if next != nil {
+				g := next
+				next = nil
+				err := l.failure()
+				if err == nil {
+					err = g.finish()
+				}
+				switch {
+				case err == nil:
+					fl, spare = l.launch(states, g)
+					l.answer(prev)
+					continue
+				case l.failure() != nil:
+					g.txn.Discard()
+					for _, r := range g.reqs {
+						r.done <- appendResult{err: l.failure()}
+					}
+				default:
+					// Built again in a fresh transaction, one at a time if need be.
+					l.dropped(err)
+					g.txn.Discard()
+					backlog = append(g.reqs, backlog...)
+				}
+			} else if spare != nil {
+				spare.Discard()
+			}
+			spare = nil
+			l.answer(prev)
 		}
-		var group []*appendReq
-		group, backlog = l.gather(backlog)
-		deferred = append(deferred, l.commitGroup(states, group)...)
+		if len(backlog) == 0 {
+			continue
+		}
+		if fl == nil {
+			var set []*appendReq
+			fl, spare, backlog, set = l.startGroup(states, backlog)
+			deferred = append(deferred, set...)
+			continue
+		}
+		if !full {
+			if next == nil {
+				if spare == nil {
+					full = true
+					continue
+				}
+				next, backlog, full = l.extend(states, fl, spare, nil, backlog)
+				spare = nil
+			} else {
+				next, backlog, full = l.extend(states, fl, nil, next, backlog)
+			}
+		}
 	}
 }
 
-// gather takes the requests of the backlog, then those waiting in the
-// queue, in order, while they fit in one transaction. The first that does
-// not fit stays at the head of the backlog and starts the next group, so
-// requests are committed in the order queued (but for those set aside
-// during a DropPrefix).
-func (l *Ledger) gather(backlog []*appendReq) (group, rest []*appendReq) {
-	group = []*appendReq{backlog[0]}
-	cost := backlog[0].cost
-	backlog = backlog[1:]
-	for {
-		var r *appendReq
-		if len(backlog) > 0 {
-			r = backlog[0]
-		} else {
-			select {
-			case r = <-l.reqs:
-			default:
-				return group, nil
-			}
-			backlog = append(backlog, r)
-		}
-		next := cost
-		next.add(r.cost)
-		if !next.fits(l.txnLimit) {
-			return group, backlog
-		}
-		group = append(group, r)
-		cost = next
-		backlog = backlog[1:]
+// closed reports whether c is closed, without waiting.
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -252,16 +312,30 @@ func (l *Ledger) commitParts(states map[uint32]*logState, reqs []*appendReq, res
 // groupTxn is one attempt at committing requests: a write transaction and
 // copies of the log states it advances, applied only once it commits.
 type groupTxn struct {
-	l        *Ledger
-	txn      *badger.Txn
+	l   *Ledger
+	txn *badger.Txn
+	// rd is what the group's checks read through: txn, or, for a group
+	// built while the previous one commits, txn guarded against the keys
+	// that one writes (pipeline.go).
+	rd       getter
 	base     map[uint32]*logState
 	states   map[uint32]*logState
-	now      time.Time
+	now      time.Time // appended_at of the batch added last (add)
 	retired  retiredSet
 	closed   closedSet
 	newKeys  []*dataKey // pending keys the new entries are sealed under
 	postings postingBlocks
 	hashes   []tlog.Hash // scratch
+	// The requests added, in order, and their answers once it commits.
+	reqs    []*appendReq
+	out     []appendResult
+	cost    txnCost
+	touched map[uint32]bool // tenants whose logs it advances
+	writes  bool            // it writes anything
+	// written holds every key it sets or deletes while the next group is
+	// built against its commit (pipeline.go), and kinds the prefixes
+	// (tenant, kind) of its kind index keys; nil otherwise.
+	written, kinds map[string]struct{}
 }
 
 func (g *groupTxn) state(tenant uint32) (*logState, error) {
@@ -271,7 +345,7 @@ func (g *groupTxn) state(tenant uint32) (*logState, error) {
 	b := g.base[tenant]
 	if b == nil {
 		var err error
-		if b, err = g.l.loadState(g.txn, tenant); err != nil {
+		if b, err = g.l.loadState(g.rd, tenant); err != nil {
 			return nil, err
 		}
 		g.base[tenant] = b
@@ -287,7 +361,25 @@ func (g *groupTxn) set(key, value []byte) error {
 			return err
 		}
 	}
+	g.wrote(key)
 	return g.txn.Set(key, value)
+}
+
+func (g *groupTxn) del(key, _ []byte) error {
+	g.wrote(key)
+	return g.txn.Delete(key)
+}
+
+// wrote records key in written (and its prefix in kinds, for a key of the
+// kind index), if the group records what it writes.
+func (g *groupTxn) wrote(key []byte) {
+	if g.written == nil {
+		return
+	}
+	g.written[string(key)] = struct{}{}
+	if key[0] == nsKindIndex {
+		g.kinds[string(key[:len(key)-8])] = struct{}{}
+	}
 }
 
 // commitOnce tries to commit reqs in one transaction and fills res. It
@@ -300,19 +392,56 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 	}
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
-	now := l.now().UTC()
-	retired, err := newRetiredSet(txn, &l.retiredCache)
+	g, err := l.openGroup(states, txn, txn)
 	if err != nil {
 		return err
 	}
-	closed, err := newClosedSet(txn, &l.closedCache)
-	if err != nil {
+	if err := g.add(reqs); err != nil {
 		return err
 	}
-	g := &groupTxn{l: l, txn: txn, base: states, states: make(map[uint32]*logState), now: now,
-		retired: retired, closed: closed, postings: make(postingBlocks)}
+	if err := g.finish(); err != nil {
+		return err
+	}
+	if g.writes {
+		if err := l.commit("commit", txn); err != nil {
+			return err
+		}
+	}
+	g.advance(states)
+	g.committed()
+	copy(res, g.out)
+	return nil
+}
+
+// openGroup starts a group in txn, its checks reading through rd.
+func (l *Ledger) openGroup(states map[uint32]*logState, txn *badger.Txn, rd getter) (*groupTxn, error) {
+	retired, err := newRetiredSet(rd, &l.retiredCache)
+	if err != nil {
+		return nil, err
+	}
+	closed, err := newClosedSet(txn, rd, &l.closedCache)
+	if err != nil {
+		return nil, err
+	}
+	return &groupTxn{l: l, txn: txn, rd: rd, base: states, states: make(map[uint32]*logState),
+		retired: retired, closed: closed, postings: make(postingBlocks), touched: make(map[uint32]bool)}, nil
+}
+
+// add checks reqs and adds their writes to the group's transaction. A
+// request that fails its checks gets its own answer; any other error
+// leaves the transaction unusable. The control requests (retirements,
+// trace closings) of reqs bind every record of reqs, so a group takes
+// control requests only in its first add.
+func (g *groupTxn) add(reqs []*appendReq) error {
+	l := g.l
+	// The clock is read for each batch, once its requests are taken: a
+	// group built while another commits takes batches for as long as that
+	// commit lasts, and appended_at is never before a request's arrival.
+	// It never goes back within the group.
+	if now := l.now().UTC(); now.After(g.now) {
+		g.now = now
+	}
 	out := make([]appendResult, len(reqs))
-	writes := false
 	// Retirements first: they bind every record of the group.
 	for _, r := range reqs {
 		if r.retire == nil {
@@ -330,7 +459,7 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 			}
 			g.retired.addBucket(b)
 		}
-		writes = true
+		g.writes = true
 	}
 	if g.retired.wrote() {
 		if err := g.set(metaRetireEpoch, g.retired.nextEpoch()); err != nil {
@@ -340,10 +469,10 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 	// So do trace closings (closure.go).
 	for _, r := range reqs {
 		if c := r.closing; c != nil {
-			if err := g.closed.apply(c, g.set); err != nil {
+			if err := g.closed.apply(c, g.set, g.del); err != nil {
 				return err
 			}
-			writes = true
+			g.writes = true
 		}
 	}
 	if g.closed.wrote() {
@@ -351,7 +480,6 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 			return err
 		}
 	}
-	touched := make(map[uint32]bool)
 	for i, req := range reqs {
 		if req.recs == nil {
 			continue
@@ -385,12 +513,24 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 			return err
 		}
 		if next.size != st.size {
-			touched[req.tenant] = true
-			writes = true
+			g.touched[req.tenant] = true
+			g.writes = true
 		}
 		*st = next
 		out[i].receipts = receipts
 	}
+	g.reqs = append(g.reqs, reqs...)
+	g.out = append(g.out, out...)
+	for _, r := range reqs {
+		g.cost.add(r.cost)
+	}
+	return nil
+}
+
+// finish adds the group's posting blocks and tree sizes to its
+// transaction and stores the data keys its entries are sealed under: what
+// comes before the commit.
+func (g *groupTxn) finish() error {
 	// One posting block per term: the group's entries that carry it.
 	for k, entries := range g.postings {
 		last := entries[len(entries)-1]
@@ -398,48 +538,55 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 			return err
 		}
 	}
-	for tenant := range touched {
+	for tenant := range g.touched {
 		if err := g.set(treeSizeKey(tenant), binary.BigEndian.AppendUint64(nil, g.states[tenant].size)); err != nil {
 			return err
 		}
 	}
-	if writes {
-		// Data keys are durable before the entries sealed under them: the
-		// group stores those of its new entries that are still pending, and
-		// never waits for a DropPrefix to do so.
-		if len(g.newKeys) > 0 {
-			ok, err := l.keys.tryFlush(g.newKeys)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return errKeysBlocked
-			}
-		}
-		if err := l.commit("commit", txn); err != nil {
+	// Data keys are durable before the entries sealed under them: the
+	// group stores those of its new entries that are still pending, and
+	// never waits for a DropPrefix to do so.
+	if g.writes && len(g.newKeys) > 0 {
+		ok, err := g.l.keys.tryFlush(g.newKeys)
+		if err != nil {
 			return err
 		}
+		if !ok {
+			return errKeysBlocked
+		}
 	}
+	return nil
+}
+
+// advance makes the log states the group reached the writer's: call it
+// once the group is committed, or handed to storage with the next group
+// built on it (pipeline.go).
+func (g *groupTxn) advance(states map[uint32]*logState) {
+	for tenant, s := range g.states {
+		if g.touched[tenant] {
+			states[tenant] = s
+		}
+	}
+}
+
+// committed publishes what the group made durable: the caches' new
+// epochs, the committed tree sizes readers see, the retired keys evicted.
+// Call it only once the group is committed.
+func (g *groupTxn) committed() {
+	l := g.l
 	g.retired.committed()
 	g.closed.committed()
 	l.stateMu.Lock()
-	for tenant := range touched {
+	for tenant := range g.touched {
 		l.committed[tenant] = g.states[tenant].size
 		l.lastDay[tenant] = dayOf(g.states[tenant].time)
 	}
 	l.stateMu.Unlock()
-	for tenant, s := range g.states {
-		if touched[tenant] {
-			states[tenant] = s
-		}
-	}
-	for _, r := range reqs {
+	for _, r := range g.reqs {
 		if r.retire != nil {
 			l.keys.evict(r.retire)
 		}
 	}
-	copy(res, out)
-	return nil
 }
 
 // appendOne checks one request against the log and, if it is valid, adds
@@ -447,7 +594,7 @@ func (l *Ledger) commitOnce(states map[uint32]*logState, reqs []*appendReq, res 
 // Validation failures are returned as *RecordError before anything is
 // written.
 func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.Time) ([]Receipt, error) {
-	txn := g.txn
+	txn := g.rd
 	receipts := make([]Receipt, len(req.recs))
 	fresh := make([]bool, len(req.recs))
 	type ident struct {
@@ -501,7 +648,7 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 	}
 
 	if req.unless != nil && slices.Contains(fresh, true) {
-		if err := checkUnless(txn, req.tenant, req.unless); err != nil {
+		if err := checkUnless(g.txn, g.rd, req.tenant, req.unless); err != nil {
 			return nil, err
 		}
 	}
@@ -566,10 +713,15 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 // checkUnless fails with a *RecordError wrapping ErrPrecondition if an
 // entry of u.Kind is at index u.From or later in the tenant's log, the
 // entries of this transaction so far included (a read-write transaction's
-// iterator sees its own writes).
-func checkUnless(txn *badger.Txn, tenant uint32, u *Unless) error {
+// iterator sees its own writes). rd is the group's reader: while it is
+// guarded (pipeline.go), a kind the committing group writes fails with
+// errStale.
+func checkUnless(txn *badger.Txn, rd getter, tenant uint32, u *Unless) error {
 	for _, kind := range u.Kinds {
 		prefix := kindIndexPrefix(tenant, kind)
+		if err := kindGuard(rd, prefix); err != nil {
+			return err
+		}
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		it.Seek(kindIndexKey(tenant, kind, u.From))
 		valid := it.Valid()
@@ -734,7 +886,7 @@ func (c *retiredCache) reset(epoch uint64) {
 // writer's cache (valid at the transaction's epoch), then one Get per key
 // or bucket not cached.
 type retiredSet struct {
-	txn   *badger.Txn
+	txn   getter
 	cache *retiredCache
 	epoch uint64 // read in txn
 	// Markers written by this transaction; the cache takes them once it
@@ -745,7 +897,7 @@ type retiredSet struct {
 
 // newRetiredSet reads the retirement epoch in txn and drops the cache if
 // the epoch moved since the cache was filled.
-func newRetiredSet(txn *badger.Txn, cache *retiredCache) (retiredSet, error) {
+func newRetiredSet(txn getter, cache *retiredCache) (retiredSet, error) {
 	epoch, err := readEpoch(txn, metaRetireEpoch)
 	if err != nil {
 		return retiredSet{}, err
@@ -757,7 +909,7 @@ func newRetiredSet(txn *badger.Txn, cache *retiredCache) (retiredSet, error) {
 }
 
 // readEpoch reads an epoch meta key (a u64, 0 while absent) in txn.
-func readEpoch(txn *badger.Txn, key []byte) (uint64, error) {
+func readEpoch(txn getter, key []byte) (uint64, error) {
 	var epoch uint64
 	item, err := txn.Get(key)
 	switch {
@@ -922,7 +1074,7 @@ func dayOf(t time.Time) uint32 { return uint32(t.Unix() / 86400) }
 // existing looks for a record with r's identity (and, for a version, its
 // name and label). It returns the original receipt when the payload is
 // identical and a *ConflictError when it differs.
-func (l *Ledger) existing(txn *badger.Txn, tenant uint32, r *Record, id [32]byte) (Receipt, bool, error) {
+func (l *Ledger) existing(txn getter, tenant uint32, r *Record, id [32]byte) (Receipt, bool, error) {
 	idx, _, found, err := lookupIdentity(txn, tenant, r.Kind, id)
 	if err != nil || !found {
 		if err == nil && r.Kind == format.KindVersion {
@@ -931,6 +1083,9 @@ func (l *Ledger) existing(txn *badger.Txn, tenant uint32, r *Record, id [32]byte
 		return Receipt{}, false, err
 	}
 	e, err := l.readEntry(txn, tenant, idx)
+	if err == nil && e.Erased {
+		e, err = l.settled(txn, tenant, idx, e)
+	}
 	if err != nil {
 		return Receipt{}, false, err
 	}
@@ -940,9 +1095,46 @@ func (l *Ledger) existing(txn *badger.Txn, tenant uint32, r *Record, id [32]byte
 	return Receipt{Index: idx, LeafHash: e.LeafHash, AppendedAt: e.Header.AppendedAt, Duplicate: true}, true, nil
 }
 
+// maxRereads bounds settled's fresh reads of one entry.
+const maxRereads = 4
+
+// settled reads entry idx again, in fresh snapshots, when txn's shows it
+// erased while its payload is still there: sealed under a key that is
+// destroyed now. Shred commits a re-seal (outside the writer) before it
+// destroys the old key, so a snapshot older than the re-seal takes a kept
+// entry for erased; the writer's are as old as the commit in flight
+// (pipeline.go), and its key reads are not in any snapshot. A snapshot
+// opened after the destruction was seen holds the re-seal if there was
+// one: reading stops when one shows the payload under a live key, or the
+// payload gone, or under the same key as the snapshot before (the entry
+// is erased). Each further read needs another Shred of the entry to have
+// run meanwhile.
+func (l *Ledger) settled(txn getter, tenant uint32, idx uint64, e *Entry) (*Entry, error) {
+	key, sealed, err := envelopeKeyOf(txn, tenant, idx)
+	if err != nil || !sealed {
+		return e, err
+	}
+	for range maxRereads {
+		var next [16]byte
+		err := l.db.View(func(txn *badger.Txn) error {
+			var err error
+			if e, err = l.readEntry(txn, tenant, idx); err != nil || !e.Erased {
+				return err
+			}
+			next, sealed, err = envelopeKeyOf(txn, tenant, idx)
+			return err
+		})
+		if err != nil || !e.Erased || !sealed || next == key {
+			return e, err
+		}
+		key = next
+	}
+	return nil, fmt.Errorf("entry %d was re-sealed %d times while read", idx, maxRereads)
+}
+
 // checkVersionName refuses a new version whose (kind, name, label) names
 // another version already.
-func (l *Ledger) checkVersionName(txn *badger.Txn, tenant uint32, r *Record) error {
+func (l *Ledger) checkVersionName(txn getter, tenant uint32, r *Record) error {
 	item, err := txn.Get(versionNameKey(tenant, format.VersionKind(r.SubKind), r.Version.Name, r.Version.Label))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil
@@ -965,7 +1157,7 @@ func (l *Ledger) checkVersionName(txn *badger.Txn, tenant uint32, r *Record) err
 
 // checkRefs checks that every version a record references is registered
 // with the right kind, in the log or earlier in the same request.
-func (l *Ledger) checkRefs(txn *badger.Txn, req *appendReq, i int) error {
+func (l *Ledger) checkRefs(txn getter, req *appendReq, i int) error {
 	r := &req.recs[i]
 	for k := format.VersionPrompt; k <= format.VersionPipeline; k++ {
 		ref := r.Refs.Ref(k)
@@ -1001,7 +1193,7 @@ func identityValue(index uint64, subKind uint8) []byte {
 	return v
 }
 
-func lookupIdentity(txn *badger.Txn, tenant uint32, kind format.Kind, id [32]byte) (index uint64, subKind uint8, found bool, err error) {
+func lookupIdentity(txn getter, tenant uint32, kind format.Kind, id [32]byte) (index uint64, subKind uint8, found bool, err error) {
 	item, err := txn.Get(identityKey(tenant, kind, id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return 0, 0, false, nil
