@@ -153,7 +153,8 @@ func (b *refusingRetention) Erase(_ context.Context, req *connect.Request[v1.Era
 // makes one up; when the server refuses the erasure with unavailable
 // ("ask again with the same request id": beside another plan, which may
 // have stored the request first, docs/RETENTION.md "An erasure beside
-// another plan"), the error names that id and how to ask again with it;
+// another plan"), the id was printed on stderr before the request was
+// sent, and the error names it and how to ask again with it;
 // a refusal of the request as asked (already_exists: the id names
 // another request) names the id and does not tell to ask again (review
 // attack20: the CLI showed neither, and asking again made a second
@@ -177,11 +178,16 @@ func TestEraseErrorNamesTheRequestID(t *testing.T) {
 			_, handler := veritracev1connect.NewRetentionServiceHandler(h)
 			srv := httptest.NewServer(handler)
 			defer srv.Close()
-			var out strings.Builder
-			err := run(context.Background(), []string{"erase", "--addr", srv.URL, "--api-key-file", keyFile,
-				"--subject", "s", "--legal-basis", "b", "--reason", "r"}, &out)
+			var err error
+			shown := stderrOf(t, func() {
+				err = run(context.Background(), []string{"erase", "--addr", srv.URL, "--api-key-file", keyFile,
+					"--subject", "s", "--legal-basis", "b", "--reason", "r"}, &strings.Builder{})
+			})
 			if err == nil || h.got == "" {
 				t.Fatalf("erase against a refusing server = %v (server saw request id %q)", err, h.got)
+			}
+			if want := "erasure request " + h.got + "\n"; shown != want {
+				t.Errorf("erase printed %q on stderr, want %q (the made-up id, before sending)", shown, want)
 			}
 			if connect.CodeOf(err) != tc.err.Code() {
 				t.Errorf("erase error code = %v, want %v (wrapped)", connect.CodeOf(err), tc.err.Code())
