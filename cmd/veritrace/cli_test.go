@@ -169,7 +169,7 @@ func TestEraseErrorNamesTheRequestID(t *testing.T) {
 		err   *connect.Error
 		again bool
 	}{
-		{"beside another plan", connect.NewError(connect.CodeUnavailable, errors.New("erasure or sweep dsr-1 has committed to erase 3 of the selected entries and has not destroyed their keys yet; this request erased nothing yet: ask again with the same request id once it is done (GetErasure dsr-1)")), true},
+		{"beside another plan", connect.NewError(connect.CodeUnavailable, errors.New("erasure or sweep dsr-1 has committed to erase 3 of the selected entries and has not destroyed their keys yet; this request has erased nothing yet: ask again with the same request id once it is done (GetErasure dsr-1)")), true},
 		{"answer lost", connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded")), true},
 		{"id of another request", connect.NewError(connect.CodeAlreadyExists, errors.New("request_id: used for another request; use a new request id")), false},
 	} {
