@@ -50,9 +50,8 @@ const (
 // maximal request. Once admitted, its body must make progress: a body
 // that sends nothing for bodyTimeout, or that falls behind minRate bytes a
 // second on average past a grace of bodyTimeout, is cut (bodyDeadline),
-// which ends the request and gives its bytes back: a request holds its
-// charge n at most bodyTimeout + n/minRate while its body is read. The
-// charge is the request's bytes as
+// which ends the request and gives its bytes back: a body of n bytes is
+// read within bodyTimeout + n/minRate of admission, or cut. The charge is the request's bytes as
 // read, after decompression: what it holds decoded is a small multiple of
 // it (docs: "Memory and back-pressure").
 type inflight struct {
@@ -257,8 +256,8 @@ func (g *inflight) gate(next http.Handler, limit int) http.Handler {
 // and moves it forward as bytes arrive (progressBody), never past
 // bodyTimeout from now nor past the time the bytes read so far earn at
 // minRate after a grace of bodyTimeout from admission. A drip of a byte
-// now and then is cut about bodyTimeout after admission, and no body holds
-// its charge n longer than bodyTimeout + n/minRate. At the body's end the
+// now and then is cut about bodyTimeout after admission, and a body of n
+// bytes is read within bodyTimeout + n/minRate, or cut. At the body's end the
 // deadline is lifted: handling the request (an append's fsync) takes what
 // it takes, and over HTTP/1.1 an expired deadline would cancel the
 // request's context. A writer that cannot set deadlines (none of the
