@@ -709,27 +709,54 @@ func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, w *en
 		res.passed[ecFiles] = true
 	}
 	e := &w.entry
-	if err := parseEntry(b, e); err != nil {
+	decodedAt, err := parseEntryDeferred(b, e)
+	if err != nil {
+		decodedAt, err = -1, parseEntry(b, e) // parseEntry's verdict and error
+	}
+	if err != nil {
 		res.fail(CheckHeaders, "entry %d: %s is not an entry file: %v", ref.Index, ref.File, err)
 		return
 	}
+	if decodedAt < 0 {
+		v.checkEntry(m, ref, cp, w, res)
+		return
+	}
+	// The decoded value's syntax was left to its comparison with the
+	// payload's decoded form; where that did not settle it, it is checked
+	// now, and an entry file parseEntry refuses is reported as above and
+	// nothing else of it counts.
+	filesPassed, filesFails := res.passed[ecFiles], len(res.fails)
+	if !v.checkEntry(m, ref, cp, w, res) {
+		if err := checkDeferred(b, decodedAt, e.Decoded); err != nil {
+			*res = entryResult{fails: res.fails[:filesFails]}
+			res.passed[ecFiles] = filesPassed
+			res.fail(CheckHeaders, "entry %d: %s is not an entry file: %v", ref.Index, ref.File, err)
+		}
+	}
+}
+
+// checkEntry checks a parsed entry file (w.entry) and reports whether its
+// decoded value was found equal to the payload's decoded form
+// (validDecoded).
+func (v *verifier) checkEntry(m *Manifest, ref EntryRef, cp *format.Checkpoint, w *entryWork, res *entryResult) (decodedValid bool) {
+	e := &w.entry
 	h, err := format.ParseHeader(e.Header)
 	switch {
 	case err != nil:
 		res.fail(CheckHeaders, "entry %d: %v", ref.Index, err)
-		return
+		return false
 	case h.Index != ref.Index || e.Index != ref.Index:
 		res.fail(CheckHeaders, "entry %d: the header says index %d, the file %d", ref.Index, h.Index, e.Index)
-		return
+		return false
 	case h.Tenant != m.Tenant:
 		res.fail(CheckHeaders, "entry %d: the header says tenant %q, the bundle is for %q", ref.Index, h.Tenant, m.Tenant)
-		return
+		return false
 	case h.Kind.String() != ref.Kind:
 		res.fail(CheckHeaders, "entry %d: the header says kind %s, the manifest %s", ref.Index, h.Kind, ref.Kind)
-		return
+		return false
 	case len(e.InclusionProof) > MaxInclusionHashes:
 		res.fail(CheckHeaders, "entry %d: an inclusion proof of %d hashes", ref.Index, len(e.InclusionProof))
-		return
+		return false
 	}
 	res.passed[ecHeaders] = true
 	res.header = h
@@ -754,23 +781,28 @@ func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, w *en
 		res.erased = true
 		if e.Payload != nil || e.Salt != nil || e.Decoded != nil || e.Undecodable != "" {
 			res.fail(CheckCommitments, "entry %d is marked erased but carries a payload, salt or decoded content", ref.Index)
-			return
+			return false
 		}
 		// Nothing to open or decode; the header still counts.
 		res.passed[ecCommitment], res.passed[ecDecoded], res.passed[ecIdentity] = true, true, true
-		return
+		return false
 	}
 	if len(e.Salt) != format.SaltSize || format.Commitment(e.Salt, e.Payload) != h.Commitment {
 		res.fail(CheckCommitments, "entry %d: payload and salt do not match the header's commitment", ref.Index)
-		return
+		return false
 	}
 	res.passed[ecCommitment] = true
-	v.checkPayload(m, h, e, res)
+	return v.checkPayload(m, h, e, res)
 }
 
 // checkPayload runs the decoded-content and identity checks of an entry
 // whose payload opened its commitment.
-func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *entryResult) {
+//
+// It reports whether e.Decoded was found equal to the payload's decoded
+// form as the verifier renders it (validDecoded), which settles its
+// syntax; the decoded form of a tombstone, retention or hold entry, which
+// is only compacted JSON, never settles it.
+func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *entryResult) (decodedValid bool) {
 	if jsonPayload(h.Kind) {
 		want, err := DecodePayload(h.Kind, e.Payload)
 		v.checkDecodedForm(m, h, e, res, err, want)
@@ -778,34 +810,35 @@ func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *en
 			ts, err := parseTombstone(e.Payload)
 			if err != nil {
 				res.fail(CheckIdentity, "tombstone %d: the payload is not a tombstone: %v", h.Index, err)
-				return
+				return false
 			}
 			if !(ts.Reason == "erasure" && h.SubKind == format.TombstoneErasure || ts.Reason == "expiry" && h.SubKind == format.TombstoneExpiry) {
 				res.fail(CheckIdentity, "tombstone %d: reason %q, the header's sub-kind %d", h.Index, ts.Reason, h.SubKind)
-				return
+				return false
 			}
 			res.names = ts.Erased
 		}
 		res.passed[ecIdentity] = true
-		return
+		return false
 	}
 	bp := jsonBufs.Get().(*[]byte)
 	msg, want, err := parsePayloadJSON(h.Kind, e.Payload, (*bp)[:0])
 	v.checkDecodedForm(m, h, e, res, err, want)
+	decodedValid = err == nil && validDecoded(e.Decoded, want)
 	if cap(want) <= 1<<20 { // a larger buffer is not kept
 		*bp = want[:0]
 	}
 	jsonBufs.Put(bp)
 	if msg == nil {
 		res.fail(CheckIdentity, "entry %d: %v", h.Index, err)
-		return
+		return decodedValid
 	}
 	if sp, ok := msg.(*v1.Span); ok {
 		res.payload = m.Selector.matchPayload(sp)
 	}
 	if why := headerMismatch(h, msg); why != "" {
 		res.fail(CheckIdentity, "entry %d: %s", h.Index, why)
-		return
+		return decodedValid
 	}
 	res.passed[ecIdentity] = true
 	if sp, ok := msg.(*v1.Span); ok {
@@ -813,6 +846,7 @@ func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *en
 			res.fail(CheckOTLP, "entry %d: %s", h.Index, why)
 		}
 	}
+	return decodedValid
 }
 
 // checkOTLPSource checks a span entry's OTLP source against its header
