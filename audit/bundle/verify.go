@@ -162,9 +162,25 @@ type verifier struct {
 	rep    *Report
 	checks map[string]*Check
 	key    note.Verifier
-	files  map[string]*zip.File
-	zip    io.ReaderAt       // the bundle, for checkDescriptor
-	listed map[string]string // file name: SHA-256 (hex) the manifest lists
+	files  map[string]*zipMember // the zip's members by name, the first of each name
+	zip    io.ReaderAt           // the bundle, for checkDescriptor
+}
+
+// zipMember is a member of the zip and, once the manifest is checked, the
+// SHA-256 the manifest lists for it ("" when it lists none): one look-up
+// of an entry file's name gives both.
+type zipMember struct {
+	f      *zip.File
+	sha256 string // lowercase hex
+}
+
+// listedSHA256 is the SHA-256 the manifest lists for the zip's member
+// name ("" when it lists none, or the zip holds no such member).
+func (v *verifier) listedSHA256(name string) string {
+	if mb := v.files[name]; mb != nil {
+		return mb.sha256
+	}
+	return ""
 }
 
 func (v *verifier) check(name string) *Check {
@@ -250,15 +266,19 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 		v.skipAll("the bundle holds too many files")
 		return
 	}
-	v.files = make(map[string]*zip.File, len(zr.File))
+	v.files = make(map[string]*zipMember, len(zr.File))
 	v.zip = r
+	members := make([]zipMember, len(zr.File))
+	byFile := make([]*zipMember, len(zr.File)) // each file's member: a repeated name's first
 	var total uint64
-	for _, f := range zr.File {
-		if v.files[f.Name] != nil {
+	for i, f := range zr.File {
+		if mb := v.files[f.Name]; mb != nil {
 			v.fail(CheckFiles, "%q appears twice", f.Name)
+			byFile[i] = mb
 			continue
 		}
-		v.files[f.Name] = f
+		members[i].f = f
+		v.files[f.Name], byFile[i] = &members[i], &members[i]
 		total += f.UncompressedSize64
 	}
 	if total > MaxBundleBytes {
@@ -279,19 +299,20 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 	}
 
 	// Every file of the zip must be listed; the listed ones are hashed as
-	// they are read below.
-	listed := make(map[string]string, len(m.Files))
+	// they are read below. (checkManifest saw each name listed once, with
+	// 64 hex digits, so a member with none is not listed.)
 	for _, fd := range m.Files {
-		listed[fd.Name] = fd.SHA256
+		if mb := v.files[fd.Name]; mb != nil {
+			mb.sha256 = fd.SHA256
+		}
 	}
-	v.listed = listed
-	for _, f := range zr.File {
-		if _, ok := listed[f.Name]; !ok && f.Name != ManifestFile && f.Name != SignatureFile {
+	for i, f := range zr.File {
+		if byFile[i].sha256 == "" && f.Name != ManifestFile && f.Name != SignatureFile {
 			v.fail(CheckFiles, "%q is not listed in the manifest", f.Name)
 		}
 	}
 	digest := func(name string, sum [32]byte) {
-		if want := listed[name]; hex.EncodeToString(sum[:]) != want {
+		if want := v.listedSHA256(name); hex.EncodeToString(sum[:]) != want {
 			v.fail(CheckFiles, "%s: SHA-256 %x, the manifest says %q", name, sum[:8], short(want))
 		} else {
 			v.pass(CheckFiles)
@@ -438,7 +459,7 @@ func (v *verifier) readManifest(want [32]byte) ([]byte, bool) {
 		v.skipAll("the manifest is not signed by the key")
 		return nil, false
 	}
-	if f := v.files[ManifestFile]; f == nil || f.UncompressedSize64 > manifestOnePassBytes {
+	if mb := v.files[ManifestFile]; mb == nil || mb.f.UncompressedSize64 > manifestOnePassBytes {
 		digest, err := v.hashFile(ManifestFile, MaxManifestBytes, false)
 		if err != nil {
 			return unreadable(err)
@@ -692,7 +713,8 @@ type entryWork struct {
 // entry checks one entry file. It may run on any goroutine, with its own
 // w: it reads v's files and key only.
 func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, w *entryWork, res *entryResult) {
-	b, sum, err := v.readFileInto(w.file, ref.File, MaxEntryFileBytes, true)
+	mb := v.files[ref.File]
+	b, sum, err := v.readMemberInto(w.file, mb, ref.File, MaxEntryFileBytes, true)
 	if err != nil {
 		res.fail(CheckFiles, "%v", err)
 		res.fail(CheckHeaders, "entry %d: %v", ref.Index, err)
@@ -703,7 +725,7 @@ func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, w *en
 	}
 	var hexSum [2 * sha256.Size]byte
 	hex.Encode(hexSum[:], sum[:])
-	if want := v.listed[ref.File]; string(hexSum[:]) != want {
+	if want := mb.sha256; string(hexSum[:]) != want {
 		res.fail(CheckFiles, "%s: SHA-256 %x, the manifest says %q", ref.File, sum[:8], short(want))
 	} else {
 		res.passed[ecFiles] = true
