@@ -158,7 +158,7 @@ func (v *verifier) checkTimeRange(m *Manifest, cp *format.Checkpoint, results []
 		v.fail(CheckRange, "%s: %v", RangeFile, err)
 		return
 	}
-	if want := v.listed[RangeFile]; hex.EncodeToString(sum.Sum(nil)) != want {
+	if want := v.listedSHA256(RangeFile); hex.EncodeToString(sum.Sum(nil)) != want {
 		v.fail(CheckFiles, "%s: SHA-256 %x, the manifest says %q", RangeFile, sum.Sum(nil)[:8], short(want))
 	} else {
 		v.pass(CheckFiles)

@@ -36,12 +36,30 @@ const MaxJSONInt = 1<<53 - 1
 // The inclusion proof is read into e.InclusionProof's array when it has
 // room, so that a caller reading many entry files may reuse one Entry.
 func parseEntry(b []byte, e *Entry) error {
+	_, err := parseEntryOpt(b, e, false)
+	return err
+}
+
+// parseEntryDeferred is parseEntry that may leave the syntax of the
+// decoded value unchecked, for a caller that will compare it with a text
+// known to be valid: when "decoded" is the file's last member (as
+// exporters write it), its value is taken to be everything up to the
+// object's closing brace, and decodedAt is its offset in b. The caller
+// MUST then either find e.Decoded equal to valid JSON that parseEntry
+// would accept (validDecoded) or check the file with parseEntry and take
+// its verdict (checkDeferred). decodedAt is -1 when nothing was deferred.
+func parseEntryDeferred(b []byte, e *Entry) (decodedAt int, err error) {
+	return parseEntryOpt(b, e, true)
+}
+
+func parseEntryOpt(b []byte, e *Entry, deferDecoded bool) (decodedAt int, err error) {
+	decodedAt = -1
 	p := &jsonParser{b: b}
 	proof := e.InclusionProof[:0]
 	*e = Entry{}
 	var have [4]bool // the required members: index, header, leaf_hash, inclusion_proof
 	p.ws()
-	err := p.object(func(key string) (err error) {
+	err = p.object(func(key string) (err error) {
 		switch key {
 		case "index":
 			have[0] = true
@@ -66,6 +84,12 @@ func parseEntry(b []byte, e *Entry) error {
 			have[3] = true
 			e.InclusionProof, err = p.hashes(proof, MaxInclusionHashes)
 		case "decoded":
+			if deferDecoded {
+				if v, ok := p.lastValue(); ok {
+					decodedAt, e.Decoded = p.i-len(v), v
+					return nil
+				}
+			}
 			e.Decoded, err = p.value() // any JSON value
 		case "undecodable":
 			e.Undecodable, err = p.str()
@@ -78,14 +102,52 @@ func parseEntry(b []byte, e *Entry) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return -1, err
 	}
 	for i, name := range []string{"index", "header", "leaf_hash", "inclusion_proof"} {
 		if !have[i] {
-			return fmt.Errorf("member %q is missing", name)
+			return -1, fmt.Errorf("member %q is missing", name)
 		}
 	}
-	return p.end()
+	if err := p.end(); err != nil {
+		return -1, err
+	}
+	return decodedAt, nil
+}
+
+// lastValue takes the bytes from p up to the text's last closing brace,
+// white space trimmed from both ends, as a value, and leaves p at that
+// brace. Whether they are one JSON value is left to the caller.
+func (p *jsonParser) lastValue() ([]byte, bool) {
+	rest := bytes.TrimRight(p.b[p.i:], " \t\n\r")
+	if len(rest) == 0 || rest[len(rest)-1] != '}' {
+		return nil, false
+	}
+	v := bytes.TrimRight(rest[:len(rest)-1], " \t\n\r")
+	if len(v) == 0 {
+		return nil, false
+	}
+	p.i += len(v)
+	return v, true
+}
+
+// validDecoded reports whether a deferred decoded value v is known to be
+// what parseEntry accepts, because it equals want, a decoded form the
+// verifier rendered (valid JSON, each object's member names distinct),
+// and holds too few brackets to nest deeper than maxValueNesting.
+func validDecoded(v, want []byte) bool {
+	return bytes.Equal(v, want) && bytes.Count(want, []byte{'{'})+bytes.Count(want, []byte{'['}) <= maxValueNesting
+}
+
+// checkDeferred checks the decoded value that parseEntryDeferred left
+// unchecked at offset at of b, and returns parseEntry's error for b when
+// it is not one JSON value that parseEntry accepts (nil when it is).
+func checkDeferred(b []byte, at int, v []byte) error {
+	p := &jsonParser{b: b, i: at}
+	if p.skip(0) == nil && p.i == at+len(v) {
+		return nil // the rest of b was checked by parseEntryDeferred
+	}
+	return parseEntry(b, &Entry{})
 }
 
 type jsonParser struct {

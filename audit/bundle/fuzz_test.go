@@ -381,10 +381,28 @@ func FuzzParseEntry(f *testing.F) {
 	f.Add([]byte(`{"index":1,"header":"AQ==","leaf_hash":"` + strings.Repeat("ab", 32) + `","inclusion_proof":null,"decoded":null,"undecodable":"a\u00e9\ud83d\ude00\\\"x"}`))
 	f.Add([]byte(`{"ind\u0065x":0,"erased":true}  `))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var fast, slow Entry
+		var fast, slow, deferred Entry
 		err := parseEntry(b, &fast)
+		// The verifier's parse that defers the decoded value's syntax
+		// (parseEntryDeferred, then checkDeferred) must reach parseEntry's
+		// verdict, and its error when it refuses, and the same Entry.
+		at, derr := parseEntryDeferred(b, &deferred)
+		if derr == nil && at >= 0 {
+			derr = checkDeferred(b, at, deferred.Decoded)
+		}
+		switch {
+		case derr != nil && err == nil:
+			t.Fatalf("the deferred parse refuses (%v) what parseEntry accepts: %q", derr, b)
+		case derr == nil && err != nil:
+			t.Fatalf("the deferred parse accepts what parseEntry refuses (%v): %q", err, b)
+		case at >= 0 && derr != nil && derr.Error() != err.Error():
+			t.Fatalf("the deferred check says %q, parseEntry %q: %q", derr, err, b)
+		}
 		if err != nil {
 			return
+		}
+		if dj, fj := mustJSON(t, &deferred), mustJSON(t, &fast); !bytes.Equal(dj, fj) || !bytes.Equal(deferred.Decoded, fast.Decoded) {
+			t.Fatalf("the deferred parse and parseEntry differ on %q:\n%s\n%s", b, dj, fj)
 		}
 		if err := strictJSON(b, &slow); err != nil {
 			t.Fatalf("parseEntry accepts what encoding/json refuses (%v): %q", err, b)
@@ -395,6 +413,14 @@ func FuzzParseEntry(f *testing.F) {
 			t.Fatalf("parseEntry and encoding/json differ on %q:\n%s\n%s", b, fj, sj)
 		}
 	})
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // strictJSON decodes one JSON value into out, refusing unknown fields and

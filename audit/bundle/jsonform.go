@@ -36,10 +36,24 @@ import (
 // refuses, it returns errNoFastForm, and callers ask CheckMessage and
 // protojson (payloadJSON).
 func appendProtoJSON(dst []byte, m protoreflect.Message) ([]byte, error) {
-	w := jsonWriter{b: dst}
+	fp := setFields.Get().(*[]setField)
+	w := jsonWriter{b: dst, set: (*fp)[:0]}
+	w.collect = w.collectField
 	err := w.message(m)
+	clear(w.set[:cap(w.set)])
+	*fp = w.set[:0]
+	setFields.Put(fp)
 	return w.b, err
 }
+
+// setField is a field a message has, and its value.
+type setField struct {
+	fd protoreflect.FieldDescriptor
+	v  protoreflect.Value
+}
+
+// setFields are pooled stacks of set fields for jsonWriter.
+var setFields = sync.Pool{New: func() any { return new([]setField) }}
 
 // errNoFastForm says appendProtoJSON does not write this message's form;
 // CheckMessage and protojson say what it is.
@@ -84,6 +98,15 @@ func compactJSON(b []byte) []byte {
 type jsonWriter struct {
 	b          []byte
 	valueDepth int
+	// set is a stack of the set fields of the messages being written,
+	// innermost last; collect is collectField, bound once.
+	set     []setField
+	collect func(protoreflect.FieldDescriptor, protoreflect.Value) bool
+}
+
+func (w *jsonWriter) collectField(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	w.set = append(w.set, setField{fd, v})
+	return true
 }
 
 func (w *jsonWriter) message(m protoreflect.Message) error {
@@ -112,20 +135,28 @@ func (w *jsonWriter) message(m protoreflect.Message) error {
 		return errNoFastForm
 	}
 	w.b = append(w.b, '{')
-	fields := d.Fields()
-	first := true
-	for i := 0; i < fields.Len(); i++ {
-		fd := fields.Get(i)
-		if !m.Has(fd) {
-			continue
+	// The fields m has (as Has reports them), in declaration order as
+	// protojson writes them: Range visits them without checking each
+	// descriptor against m's, in an order that is nearly that one already
+	// (a oneof's fields come together), so an insertion sort is short.
+	start := len(w.set)
+	m.Range(w.collect)
+	end := len(w.set)
+	for i := start + 1; i < end; i++ {
+		for j := i; j > start && w.set[j].fd.Index() < w.set[j-1].fd.Index(); j-- {
+			w.set[j], w.set[j-1] = w.set[j-1], w.set[j]
 		}
-		if !first {
+	}
+	for i := start; i < end; i++ {
+		fd, v := w.set[i].fd, w.set[i].v
+		if fd.IsExtension() { // proto2 only: left to protojson
+			return errNoFastForm
+		}
+		if i > start {
 			w.b = append(w.b, ',')
 		}
-		first = false
 		w.b = appendJSONString(w.b, fd.JSONName())
 		w.b = append(w.b, ':')
-		v := m.Get(fd)
 		var err error
 		switch {
 		case fd.IsList():
@@ -136,9 +167,10 @@ func (w *jsonWriter) message(m protoreflect.Message) error {
 			err = w.singular(v, fd)
 		}
 		if err != nil {
-			return err
+			return err // w is not used again (appendProtoJSON)
 		}
 	}
+	w.set = w.set[:start]
 	w.b = append(w.b, '}')
 	return nil
 }

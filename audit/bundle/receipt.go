@@ -577,12 +577,12 @@ func BundleParts(r io.ReaderAt, size int64) (PartSource, error) {
 		return nil, fmt.Errorf("%d files, more than a bundle may hold", len(zr.File))
 	}
 	zr.RegisterDecompressor(zip.Deflate, newInflater)
-	v := &verifier{files: make(map[string]*zip.File, len(zr.File)), zip: r}
+	v := &verifier{files: make(map[string]*zipMember, len(zr.File)), zip: r}
 	for _, f := range zr.File {
 		if v.files[f.Name] != nil {
 			return nil, fmt.Errorf("%q appears twice", f.Name)
 		}
-		v.files[f.Name] = f
+		v.files[f.Name] = &zipMember{f: f}
 	}
 	mb, _, err := v.readFile(ManifestFile, MaxManifestBytes, true)
 	if err != nil {

@@ -162,9 +162,25 @@ type verifier struct {
 	rep    *Report
 	checks map[string]*Check
 	key    note.Verifier
-	files  map[string]*zip.File
-	zip    io.ReaderAt       // the bundle, for checkDescriptor
-	listed map[string]string // file name: SHA-256 (hex) the manifest lists
+	files  map[string]*zipMember // the zip's members by name, the first of each name
+	zip    io.ReaderAt           // the bundle, for checkDescriptor
+}
+
+// zipMember is a member of the zip and, once the manifest is checked, the
+// SHA-256 the manifest lists for it ("" when it lists none): one look-up
+// of an entry file's name gives both.
+type zipMember struct {
+	f      *zip.File
+	sha256 string // lowercase hex
+}
+
+// listedSHA256 is the SHA-256 the manifest lists for the zip's member
+// name ("" when it lists none, or the zip holds no such member).
+func (v *verifier) listedSHA256(name string) string {
+	if mb := v.files[name]; mb != nil {
+		return mb.sha256
+	}
+	return ""
 }
 
 func (v *verifier) check(name string) *Check {
@@ -250,15 +266,19 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 		v.skipAll("the bundle holds too many files")
 		return
 	}
-	v.files = make(map[string]*zip.File, len(zr.File))
+	v.files = make(map[string]*zipMember, len(zr.File))
 	v.zip = r
+	members := make([]zipMember, len(zr.File))
+	byFile := make([]*zipMember, len(zr.File)) // each file's member: a repeated name's first
 	var total uint64
-	for _, f := range zr.File {
-		if v.files[f.Name] != nil {
+	for i, f := range zr.File {
+		if mb := v.files[f.Name]; mb != nil {
 			v.fail(CheckFiles, "%q appears twice", f.Name)
+			byFile[i] = mb
 			continue
 		}
-		v.files[f.Name] = f
+		members[i].f = f
+		v.files[f.Name], byFile[i] = &members[i], &members[i]
 		total += f.UncompressedSize64
 	}
 	if total > MaxBundleBytes {
@@ -279,19 +299,20 @@ func (v *verifier) run(r io.ReaderAt, size int64, pinned []byte) {
 	}
 
 	// Every file of the zip must be listed; the listed ones are hashed as
-	// they are read below.
-	listed := make(map[string]string, len(m.Files))
+	// they are read below. (checkManifest saw each name listed once, with
+	// 64 hex digits, so a member with none is not listed.)
 	for _, fd := range m.Files {
-		listed[fd.Name] = fd.SHA256
+		if mb := v.files[fd.Name]; mb != nil {
+			mb.sha256 = fd.SHA256
+		}
 	}
-	v.listed = listed
-	for _, f := range zr.File {
-		if _, ok := listed[f.Name]; !ok && f.Name != ManifestFile && f.Name != SignatureFile {
+	for i, f := range zr.File {
+		if byFile[i].sha256 == "" && f.Name != ManifestFile && f.Name != SignatureFile {
 			v.fail(CheckFiles, "%q is not listed in the manifest", f.Name)
 		}
 	}
 	digest := func(name string, sum [32]byte) {
-		if want := listed[name]; hex.EncodeToString(sum[:]) != want {
+		if want := v.listedSHA256(name); hex.EncodeToString(sum[:]) != want {
 			v.fail(CheckFiles, "%s: SHA-256 %x, the manifest says %q", name, sum[:8], short(want))
 		} else {
 			v.pass(CheckFiles)
@@ -438,7 +459,7 @@ func (v *verifier) readManifest(want [32]byte) ([]byte, bool) {
 		v.skipAll("the manifest is not signed by the key")
 		return nil, false
 	}
-	if f := v.files[ManifestFile]; f == nil || f.UncompressedSize64 > manifestOnePassBytes {
+	if mb := v.files[ManifestFile]; mb == nil || mb.f.UncompressedSize64 > manifestOnePassBytes {
 		digest, err := v.hashFile(ManifestFile, MaxManifestBytes, false)
 		if err != nil {
 			return unreadable(err)
@@ -501,7 +522,7 @@ func (v *verifier) checkManifest(m *Manifest) bool {
 			return bad("entry %d is listed twice", e.Index)
 		case e.Index >= m.TreeSize:
 			return bad("entry %d is beyond the tree size %d", e.Index, m.TreeSize)
-		case e.File != EntryFile(e.Index):
+		case !isEntryFile(e.File, e.Index):
 			return bad("entry %d: file %q, want %q", e.Index, e.File, EntryFile(e.Index))
 		case e.Kind != format.KindSpan.String() && e.Kind != format.KindVersion.String() && e.Kind != format.KindTombstone.String():
 			return bad("entry %d: kind %q; a bundle holds span, version and tombstone entries", e.Index, e.Kind)
@@ -550,6 +571,19 @@ func (v *verifier) checkManifest(m *Manifest) bool {
 	}
 	v.pass(CheckManifest)
 	return true
+}
+
+// isEntryFile reports whether name is EntryFile(index), without building it.
+func isEntryFile(name string, index uint64) bool {
+	var buf [len(EntryDir) + 20 + len(".json")]byte
+	b := append(buf[:0], EntryDir...)
+	var digits [20]byte // %020d: a uint64 has at most 20 digits
+	for i := len(digits) - 1; i >= 0; i-- {
+		digits[i] = byte('0' + index%10)
+		index /= 10
+	}
+	b = append(append(b, digits[:]...), ".json"...)
+	return string(b) == name
 }
 
 // spanKinds are the selector's names of span kinds, by header sub-kind.
@@ -692,7 +726,8 @@ type entryWork struct {
 // entry checks one entry file. It may run on any goroutine, with its own
 // w: it reads v's files and key only.
 func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, w *entryWork, res *entryResult) {
-	b, sum, err := v.readFileInto(w.file, ref.File, MaxEntryFileBytes, true)
+	mb := v.files[ref.File]
+	b, sum, err := v.readMemberInto(w.file, mb, ref.File, MaxEntryFileBytes, true)
 	if err != nil {
 		res.fail(CheckFiles, "%v", err)
 		res.fail(CheckHeaders, "entry %d: %v", ref.Index, err)
@@ -703,33 +738,60 @@ func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, w *en
 	}
 	var hexSum [2 * sha256.Size]byte
 	hex.Encode(hexSum[:], sum[:])
-	if want := v.listed[ref.File]; string(hexSum[:]) != want {
+	if want := mb.sha256; string(hexSum[:]) != want {
 		res.fail(CheckFiles, "%s: SHA-256 %x, the manifest says %q", ref.File, sum[:8], short(want))
 	} else {
 		res.passed[ecFiles] = true
 	}
 	e := &w.entry
-	if err := parseEntry(b, e); err != nil {
+	decodedAt, err := parseEntryDeferred(b, e)
+	if err != nil {
+		decodedAt, err = -1, parseEntry(b, e) // parseEntry's verdict and error
+	}
+	if err != nil {
 		res.fail(CheckHeaders, "entry %d: %s is not an entry file: %v", ref.Index, ref.File, err)
 		return
 	}
+	if decodedAt < 0 {
+		v.checkEntry(m, ref, cp, w, res)
+		return
+	}
+	// The decoded value's syntax was left to its comparison with the
+	// payload's decoded form; where that did not settle it, it is checked
+	// now, and an entry file parseEntry refuses is reported as above and
+	// nothing else of it counts.
+	filesPassed, filesFails := res.passed[ecFiles], len(res.fails)
+	if !v.checkEntry(m, ref, cp, w, res) {
+		if err := checkDeferred(b, decodedAt, e.Decoded); err != nil {
+			*res = entryResult{fails: res.fails[:filesFails]}
+			res.passed[ecFiles] = filesPassed
+			res.fail(CheckHeaders, "entry %d: %s is not an entry file: %v", ref.Index, ref.File, err)
+		}
+	}
+}
+
+// checkEntry checks a parsed entry file (w.entry) and reports whether its
+// decoded value was found equal to the payload's decoded form
+// (validDecoded).
+func (v *verifier) checkEntry(m *Manifest, ref EntryRef, cp *format.Checkpoint, w *entryWork, res *entryResult) (decodedValid bool) {
+	e := &w.entry
 	h, err := format.ParseHeader(e.Header)
 	switch {
 	case err != nil:
 		res.fail(CheckHeaders, "entry %d: %v", ref.Index, err)
-		return
+		return false
 	case h.Index != ref.Index || e.Index != ref.Index:
 		res.fail(CheckHeaders, "entry %d: the header says index %d, the file %d", ref.Index, h.Index, e.Index)
-		return
+		return false
 	case h.Tenant != m.Tenant:
 		res.fail(CheckHeaders, "entry %d: the header says tenant %q, the bundle is for %q", ref.Index, h.Tenant, m.Tenant)
-		return
+		return false
 	case h.Kind.String() != ref.Kind:
 		res.fail(CheckHeaders, "entry %d: the header says kind %s, the manifest %s", ref.Index, h.Kind, ref.Kind)
-		return
+		return false
 	case len(e.InclusionProof) > MaxInclusionHashes:
 		res.fail(CheckHeaders, "entry %d: an inclusion proof of %d hashes", ref.Index, len(e.InclusionProof))
-		return
+		return false
 	}
 	res.passed[ecHeaders] = true
 	res.header = h
@@ -754,23 +816,28 @@ func (v *verifier) entry(m *Manifest, ref EntryRef, cp *format.Checkpoint, w *en
 		res.erased = true
 		if e.Payload != nil || e.Salt != nil || e.Decoded != nil || e.Undecodable != "" {
 			res.fail(CheckCommitments, "entry %d is marked erased but carries a payload, salt or decoded content", ref.Index)
-			return
+			return false
 		}
 		// Nothing to open or decode; the header still counts.
 		res.passed[ecCommitment], res.passed[ecDecoded], res.passed[ecIdentity] = true, true, true
-		return
+		return false
 	}
 	if len(e.Salt) != format.SaltSize || format.Commitment(e.Salt, e.Payload) != h.Commitment {
 		res.fail(CheckCommitments, "entry %d: payload and salt do not match the header's commitment", ref.Index)
-		return
+		return false
 	}
 	res.passed[ecCommitment] = true
-	v.checkPayload(m, h, e, res)
+	return v.checkPayload(m, h, e, res)
 }
 
 // checkPayload runs the decoded-content and identity checks of an entry
 // whose payload opened its commitment.
-func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *entryResult) {
+//
+// It reports whether e.Decoded was found equal to the payload's decoded
+// form as the verifier renders it (validDecoded), which settles its
+// syntax; the decoded form of a tombstone, retention or hold entry, which
+// is only compacted JSON, never settles it.
+func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *entryResult) (decodedValid bool) {
 	if jsonPayload(h.Kind) {
 		want, err := DecodePayload(h.Kind, e.Payload)
 		v.checkDecodedForm(m, h, e, res, err, want)
@@ -778,34 +845,35 @@ func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *en
 			ts, err := parseTombstone(e.Payload)
 			if err != nil {
 				res.fail(CheckIdentity, "tombstone %d: the payload is not a tombstone: %v", h.Index, err)
-				return
+				return false
 			}
 			if !(ts.Reason == "erasure" && h.SubKind == format.TombstoneErasure || ts.Reason == "expiry" && h.SubKind == format.TombstoneExpiry) {
 				res.fail(CheckIdentity, "tombstone %d: reason %q, the header's sub-kind %d", h.Index, ts.Reason, h.SubKind)
-				return
+				return false
 			}
 			res.names = ts.Erased
 		}
 		res.passed[ecIdentity] = true
-		return
+		return false
 	}
 	bp := jsonBufs.Get().(*[]byte)
 	msg, want, err := parsePayloadJSON(h.Kind, e.Payload, (*bp)[:0])
 	v.checkDecodedForm(m, h, e, res, err, want)
+	decodedValid = err == nil && validDecoded(e.Decoded, want)
 	if cap(want) <= 1<<20 { // a larger buffer is not kept
 		*bp = want[:0]
 	}
 	jsonBufs.Put(bp)
 	if msg == nil {
 		res.fail(CheckIdentity, "entry %d: %v", h.Index, err)
-		return
+		return decodedValid
 	}
 	if sp, ok := msg.(*v1.Span); ok {
 		res.payload = m.Selector.matchPayload(sp)
 	}
 	if why := headerMismatch(h, msg); why != "" {
 		res.fail(CheckIdentity, "entry %d: %s", h.Index, why)
-		return
+		return decodedValid
 	}
 	res.passed[ecIdentity] = true
 	if sp, ok := msg.(*v1.Span); ok {
@@ -813,6 +881,7 @@ func (v *verifier) checkPayload(m *Manifest, h *format.Header, e *Entry, res *en
 			res.fail(CheckOTLP, "entry %d: %s", h.Index, why)
 		}
 	}
+	return decodedValid
 }
 
 // checkOTLPSource checks a span entry's OTLP source against its header

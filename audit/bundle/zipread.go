@@ -60,10 +60,16 @@ const (
 // open checks a file's sizes in the zip's directory against max (and,
 // when bounded, against MaxExpansion) and opens it.
 func (v *verifier) open(name string, max int64, bounded bool) (*zip.File, io.ReadCloser, error) {
-	f := v.files[name]
-	if f == nil {
+	return v.openMember(v.files[name], name, max, bounded)
+}
+
+// openMember is open of the member named name, which mb is (nil when the
+// zip holds none of that name).
+func (v *verifier) openMember(mb *zipMember, name string, max int64, bounded bool) (*zip.File, io.ReadCloser, error) {
+	if mb == nil {
 		return nil, nil, fmt.Errorf("%s is missing", name)
 	}
+	f := mb.f
 	if f.UncompressedSize64 > uint64(max) {
 		return nil, nil, fmt.Errorf("%s: %d bytes, more than the limit of %d", name, f.UncompressedSize64, max)
 	}
@@ -97,7 +103,12 @@ func (v *verifier) readFile(name string, max int64, bounded bool) ([]byte, [32]b
 // readFileInto is readFile reading into buf's array when it is large
 // enough (the returned slice then shares it).
 func (v *verifier) readFileInto(buf []byte, name string, max int64, bounded bool) ([]byte, [32]byte, error) {
-	f, rc, err := v.open(name, max, bounded)
+	return v.readMemberInto(buf, v.files[name], name, max, bounded)
+}
+
+// readMemberInto is readFileInto of the member mb (see openMember).
+func (v *verifier) readMemberInto(buf []byte, mb *zipMember, name string, max int64, bounded bool) ([]byte, [32]byte, error) {
+	f, rc, err := v.openMember(mb, name, max, bounded)
 	if err != nil {
 		return nil, [32]byte{}, err
 	}
