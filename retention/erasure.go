@@ -263,9 +263,10 @@ func validRequestID(id string) bool {
 // the tenant's running plans whose lease ended (takeOverTenant). It never
 // reports done beside another plan that claimed some of the selected
 // entries and has not destroyed their keys (another node's, or one whose
-// finishing failed): it returns a *BusyError (ErrBusy) then, having done
-// nothing, and asking again with the same ID once that plan is done
-// carries it out.
+// finishing failed): it returns a *BusyError (ErrBusy) then, having
+// erased nothing (no key destroyed, no tombstone; see BusyError for what
+// may be stored), and asking again with the same ID once that plan is
+// done carries it out.
 func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) (_ *Erasure, err error) {
 	if !validRequestID(req.ID) {
 		return nil, fmt.Errorf("%w: request id must be 1 to 64 of A-Z a-z 0-9 - _ .", ErrInvalid)
@@ -391,9 +392,10 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 		var busy *BusyError
 		if errors.As(err, &busy) {
 			// Planned again before its commit, beside another plan that
-			// committed meanwhile: stored, uncommitted, nothing done.
-			// Asking again, or the next takeover once the other plan is
-			// done, carries it out; it is not a failure to list.
+			// committed meanwhile: stored, uncommitted, nothing erased
+			// (its traces closed: closeTraces ran before the refused
+			// commit). Asking again, or the next takeover once the other
+			// plan is done, carries it out; it is not a failure to list.
 			return nil, err
 		}
 		// Stored and unfinished (its traces may be closed already): the
@@ -479,18 +481,23 @@ func (s *Service) planErasure(ctx context.Context, er *Erasure) (uint64, error) 
 // first tombstone, naming them, is in the log) that has not destroyed
 // their keys yet: one another node is carrying out, or one whose
 // finishing failed. They are still readable, so the erasure does not go
-// ahead beside it: nothing of it was done (Erase wrote no plan, or a
-// stored plan stays uncommitted). Asking again with the same request id
-// once the other plan is done is safe. errors.Is(err, ErrBusy) holds. It
-// names the other plan by its id (an erasure's request id, or a sweep's
-// id), never a subject.
+// ahead beside it: nothing of it is erased, no key destroyed and no
+// tombstone appended. Either Erase wrote no plan (it may have made the
+// subject's pseudonym key, as any erasure with something to erase does),
+// or, when the other plan committed between this one's planning and its
+// commit, this plan stays stored and uncommitted, its traces already
+// closed (commitPlan closes them before each attempt to commit), until
+// asking again or the periodic takeover carries it out. Asking again
+// with the same request id once the other plan is done is safe.
+// errors.Is(err, ErrBusy) holds. It names the other plan by its id (an
+// erasure's request id, or a sweep's id), never a subject.
 type BusyError struct {
 	Plan    string // id of the plan that claims the entries
 	Entries int    // how many of the selected entries it claims
 }
 
 func (e *BusyError) Error() string {
-	return fmt.Sprintf("erasure or sweep %s has committed to erase %d of the selected entries and has not destroyed their keys yet; nothing was done: ask again with the same request id once it is done (GetErasure %s)", e.Plan, e.Entries, e.Plan)
+	return fmt.Sprintf("erasure or sweep %s has committed to erase %d of the selected entries and has not destroyed their keys yet; this request has erased nothing yet: ask again with the same request id once it is done (GetErasure %s)", e.Plan, e.Entries, e.Plan)
 }
 
 // Is makes a BusyError an ErrBusy.

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"connectrpc.com/connect"
+
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 )
 
 // TestAPIKeyFile: a key file that is missing, unreadable or empty fails
@@ -130,4 +134,70 @@ func stderrOf(t *testing.T, f func()) string {
 	os.Stderr = saved
 	w.Close()
 	return <-done
+}
+
+// refusingRetention answers every Erase with err and keeps the request id
+// it was sent.
+type refusingRetention struct {
+	veritracev1connect.UnimplementedRetentionServiceHandler
+	err *connect.Error
+	got string
+}
+
+func (b *refusingRetention) Erase(_ context.Context, req *connect.Request[v1.EraseRequest]) (*connect.Response[v1.EraseResponse], error) {
+	b.got = req.Msg.GetRequestId()
+	return nil, b.err
+}
+
+// TestEraseErrorNamesTheRequestID: `veritrace erase` without --request-id
+// makes one up; when the server refuses the erasure with unavailable
+// ("ask again with the same request id": beside another plan, which may
+// have stored the request first, docs/RETENTION.md "An erasure beside
+// another plan"), the id was printed on stderr before the request was
+// sent, and the error names it and how to ask again with it;
+// a refusal of the request as asked (already_exists: the id names
+// another request) names the id and does not tell to ask again (review
+// attack20: the CLI showed neither, and asking again made a second
+// request).
+func TestEraseErrorNamesTheRequestID(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, []byte("vt_test_key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		err   *connect.Error
+		again bool
+	}{
+		{"beside another plan", connect.NewError(connect.CodeUnavailable, errors.New("erasure or sweep dsr-1 has committed to erase 3 of the selected entries and has not destroyed their keys yet; this request has erased nothing yet: ask again with the same request id once it is done (GetErasure dsr-1)")), true},
+		{"answer lost", connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded")), true},
+		{"id of another request", connect.NewError(connect.CodeAlreadyExists, errors.New("request_id: used for another request; use a new request id")), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &refusingRetention{err: tc.err}
+			_, handler := veritracev1connect.NewRetentionServiceHandler(h)
+			srv := httptest.NewServer(handler)
+			defer srv.Close()
+			var err error
+			shown := stderrOf(t, func() {
+				err = run(context.Background(), []string{"erase", "--addr", srv.URL, "--api-key-file", keyFile,
+					"--subject", "s", "--legal-basis", "b", "--reason", "r"}, &strings.Builder{})
+			})
+			if err == nil || h.got == "" {
+				t.Fatalf("erase against a refusing server = %v (server saw request id %q)", err, h.got)
+			}
+			if want := "erasure request " + h.got + "\n"; shown != want {
+				t.Errorf("erase printed %q on stderr, want %q (the made-up id, before sending)", shown, want)
+			}
+			if connect.CodeOf(err) != tc.err.Code() {
+				t.Errorf("erase error code = %v, want %v (wrapped)", connect.CodeOf(err), tc.err.Code())
+			}
+			if !strings.Contains(err.Error(), "erasure request "+h.got) {
+				t.Errorf("erase refused %v: the CLI showed %q, not the request id %s it made up", tc.err.Code(), err, h.got)
+			}
+			if again := strings.Contains(err.Error(), "--request-id "+h.got); again != tc.again {
+				t.Errorf("erase refused %v: error %q tells to ask again with --request-id: %v, want %v", tc.err.Code(), err, again, tc.again)
+			}
+		})
+	}
 }

@@ -36,7 +36,12 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if *id == "" {
+		// Made up here, and shown before the request is sent: the server
+		// may have stored the request before an error (or the answer may
+		// be lost), and asking again with the same id is how it is
+		// carried out once.
 		*id = uuid.NewString()
+		fmt.Fprintf(os.Stderr, "erasure request %s\n", *id)
 	}
 	req := &v1.EraseRequest{RequestId: *id, SubjectId: *subject, SessionId: *session, LegalBasis: *basis, Reason: *reason, Ticket: *ticket, DryRun: *dry}
 	for _, t := range traces {
@@ -48,7 +53,7 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	resp, err := cf.retention().Erase(ctx, connect.NewRequest(req))
 	if err != nil {
-		return err
+		return eraseError(*id, err)
 	}
 	e := resp.Msg.GetErasure()
 	// The answer lists the first entries of each list; the counts are the
@@ -75,6 +80,21 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "receipt written to %s\n", *receipt)
 	}
 	return nil
+}
+
+// eraseError names the request id of a failed erasure request and, unless
+// the server refused the request as asked (bad input, no permission,
+// nothing to erase, an id used for another request), says how to ask
+// again: with the same id, which the server carries out once however
+// often it is asked (an erasure refused beside another plan, one whose
+// answer was lost, or one stored and left unfinished).
+func eraseError(id string, err error) error {
+	switch connect.CodeOf(err) {
+	case connect.CodeInvalidArgument, connect.CodePermissionDenied, connect.CodeUnauthenticated,
+		connect.CodeNotFound, connect.CodeAlreadyExists, connect.CodeFailedPrecondition:
+		return fmt.Errorf("erasure request %s: %w", id, err)
+	}
+	return fmt.Errorf("erasure request %s: %w; ask again with the same flags and --request-id %s (the same id is carried out once; veritrace erasure %s shows it once stored)", id, err, id, id)
 }
 
 func runErasure(ctx context.Context, args []string, stdout io.Writer) error {

@@ -54,6 +54,7 @@ type serveConfig struct {
 	MaxQueueWait        time.Duration // how long an append waits for room (0: as long as it lives; default 1m)
 	MaxKeyInflightBytes int64         // bytes of appends one API key holds at once (0: half of MaxInflightBytes)
 	BodyTimeout         time.Duration // how long an admitted append's body may send nothing (default 30s)
+	MinBodyRate         int64         // least average rate of an admitted append's body past BodyTimeout, bytes/s (default 64 KiB/s)
 	Node                string        // this process's name among those sharing the database (default: DATA/node)
 }
 
@@ -141,6 +142,9 @@ func (c *serveConfig) validate() error {
 	if c.BodyTimeout < time.Second {
 		return fmt.Errorf("--body-timeout %s is below 1s", c.BodyTimeout)
 	}
+	if c.MinBodyRate < 1024 {
+		return fmt.Errorf("--min-body-rate %d is below 1024 bytes a second", c.MinBodyRate)
+	}
 	if c.MaxQueueWait < 0 {
 		return fmt.Errorf("--max-queue-wait %s is negative", c.MaxQueueWait)
 	}
@@ -179,6 +183,7 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.DurationVar(&c.MaxQueueWait, "max-queue-wait", rpc.DefaultMaxQueueWait, "how long an append waits for room under --max-inflight-bytes before it is refused (resource_exhausted); 0: as long as its client waits")
 	fs.Int64Var(&c.MaxKeyInflightBytes, "max-key-inflight-bytes", 0, "bytes of append requests one API key holds at once under --max-inflight-bytes; its further appends wait (0: half of --max-inflight-bytes, at least the largest request)")
 	fs.DurationVar(&c.BodyTimeout, "body-timeout", rpc.DefaultBodyTimeout, "how long an admitted append's body may send nothing before it is cut and its room under --max-inflight-bytes given back")
+	fs.Int64Var(&c.MinBodyRate, "min-body-rate", rpc.DefaultMinBodyRate, "least average rate, in bytes a second, at which an admitted append's body must arrive once --body-timeout has passed since its admission; a body behind it is cut and its room under --max-inflight-bytes given back (at least 1024)")
 	fs.StringVar(&c.Node, "node", os.Getenv("VERITRACE_NODE"), "this process's name among the processes sharing the database, in the leases of erasures and sweeps it works on (default: the name in DATA/node, made at the first start from the host name; two processes running at once must never share a name)")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof: CPU, heap, mutex, block) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
@@ -282,7 +287,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		queueWait = -1 // as long as the request lives
 	}
 	opts := rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret, OTLP: otlpOpts, Now: clock,
-		MaxInflightBytes: c.MaxInflightBytes, MaxQueueWait: queueWait, MaxKeyInflightBytes: c.MaxKeyInflightBytes, BodyTimeout: c.BodyTimeout}
+		MaxInflightBytes: c.MaxInflightBytes, MaxQueueWait: queueWait, MaxKeyInflightBytes: c.MaxKeyInflightBytes, BodyTimeout: c.BodyTimeout,
+		MinBodyRate: c.MinBodyRate}
 	type listener struct {
 		name string
 		ln   net.Listener

@@ -30,6 +30,10 @@ const (
 	// DefaultBodyTimeout is how long an admitted append's body may send
 	// nothing before it is cut and its bytes released.
 	DefaultBodyTimeout = 30 * time.Second
+	// DefaultMinBodyRate is the least average rate, in bytes a second, at
+	// which an admitted append's body must arrive once its first body
+	// timeout has passed.
+	DefaultMinBodyRate = 64 << 10
 	// inflightLogEvery is how often, at most, waiting is logged.
 	inflightLogEvery = 10 * time.Second
 )
@@ -44,8 +48,10 @@ const (
 // room (its key's, then the server's), until its context ends or maxWait
 // passes; it never waits for more than either bound, each at least one
 // maximal request. Once admitted, its body must make progress: a body
-// that sends nothing for bodyTimeout is cut (bodyDeadline), which ends the
-// request and gives its bytes back. The charge is the request's bytes as
+// that sends nothing for bodyTimeout, or that falls behind minRate bytes a
+// second on average past a grace of bodyTimeout, is cut (bodyDeadline),
+// which ends the request and gives its bytes back: a body of n bytes is
+// read within bodyTimeout + n/minRate of admission, or cut. The charge is the request's bytes as
 // read, after decompression: what it holds decoded is a small multiple of
 // it (docs: "Memory and back-pressure").
 type inflight struct {
@@ -53,6 +59,7 @@ type inflight struct {
 	perKey      int64
 	maxWait     time.Duration // 0: as long as the request's context lives
 	bodyTimeout time.Duration
+	minRate     int64 // bytes a second
 	sem         *semaphore.Weighted
 	log         *slog.Logger
 
@@ -72,8 +79,8 @@ type keyShare struct {
 	refs int // requests waiting or admitted
 }
 
-func newInflight(max, perKey int64, maxWait, bodyTimeout time.Duration, log *slog.Logger) *inflight {
-	return &inflight{max: max, perKey: min(max, perKey), maxWait: maxWait, bodyTimeout: bodyTimeout,
+func newInflight(max, perKey int64, maxWait, bodyTimeout time.Duration, minRate int64, log *slog.Logger) *inflight {
+	return &inflight{max: max, perKey: min(max, perKey), maxWait: maxWait, bodyTimeout: bodyTimeout, minRate: minRate,
 		sem: semaphore.NewWeighted(max), log: log, keys: map[string]*keyShare{}}
 }
 
@@ -226,8 +233,8 @@ func chargeOf(r *http.Request, limit int) int64 {
 }
 
 // gate makes next wait for room for the request's bytes before it reads
-// the body, then holds its body to bodyTimeout; limit is the largest
-// request next accepts.
+// the body, then holds its body to bodyTimeout and minRate; limit is the
+// largest request next accepts.
 func (g *inflight) gate(next http.Handler, limit int) http.Handler {
 	errw := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -243,11 +250,14 @@ func (g *inflight) gate(next http.Handler, limit int) http.Handler {
 }
 
 // bodyDeadline makes r's body, admitted and not yet read, end with an
-// error once it sends nothing for bodyTimeout: it sets the request's read
-// deadline (http.ResponseController: the connection's over HTTP/1.1, the
-// stream's over HTTP/2, h2c included) and moves it forward as bytes
-// arrive, by at least a tenth of bodyTimeout at a time, so that a body is
-// cut after 0.9 to 1 bodyTimeout without progress. At the body's end the
+// error once it sends nothing for bodyTimeout, or once it falls behind
+// minRate: it sets the request's read deadline (http.ResponseController:
+// the connection's over HTTP/1.1, the stream's over HTTP/2, h2c included)
+// and moves it forward as bytes arrive (progressBody), never past
+// bodyTimeout from now nor past the time the bytes read so far earn at
+// minRate after a grace of bodyTimeout from admission. A drip of a byte
+// now and then is cut about bodyTimeout after admission, and a body of n
+// bytes is read within bodyTimeout + n/minRate, or cut. At the body's end the
 // deadline is lifted: handling the request (an append's fsync) takes what
 // it takes, and over HTTP/1.1 an expired deadline would cancel the
 // request's context. A writer that cannot set deadlines (none of the
@@ -255,36 +265,58 @@ func (g *inflight) gate(next http.Handler, limit int) http.Handler {
 func (g *inflight) bodyDeadline(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	now := time.Now()
-	if err := rc.SetReadDeadline(now.Add(g.bodyTimeout)); err != nil {
+	b := &progressBody{ReadCloser: r.Body, rc: rc, timeout: g.bodyTimeout, rate: g.minRate, start: now, deadline: now.Add(g.bodyTimeout)}
+	if err := rc.SetReadDeadline(b.deadline); err != nil {
 		return
 	}
-	r.Body = &progressBody{ReadCloser: r.Body, rc: rc, timeout: g.bodyTimeout, pushed: now}
+	r.Body = b
 }
 
 // progressBody moves its request's read deadline forward as its bytes
 // arrive (bodyDeadline).
 type progressBody struct {
 	io.ReadCloser
-	rc      *http.ResponseController
-	timeout time.Duration
-	pushed  time.Time // when the deadline was last set
-	ended   bool
+	rc       *http.ResponseController
+	timeout  time.Duration
+	rate     int64     // the least rate, bytes a second, past the grace
+	start    time.Time // when the request was admitted
+	read     int64     // bytes read so far
+	deadline time.Time // the read deadline last set
+	ended    bool
 }
 
 func (b *progressBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	b.read += int64(n)
 	switch {
 	case b.ended:
 	case err != nil:
 		b.ended = true
 		b.rc.SetReadDeadline(time.Time{})
 	case n > 0:
-		if now := time.Now(); now.Sub(b.pushed) >= b.timeout/10 {
-			b.pushed = now
-			b.rc.SetReadDeadline(now.Add(b.timeout))
+		now := time.Now()
+		d := b.due(now)
+		// Moved by a tenth of the timeout at least, so that a fast body
+		// sets it seldom, or whenever progress earns time while the
+		// deadline is near (a body close to the least rate), so that a
+		// body keeping to it is never cut by a deadline set long before.
+		if d.Sub(b.deadline) >= b.timeout/10 || d.After(b.deadline) && b.deadline.Sub(now) < b.timeout/10 {
+			b.deadline = d
+			b.rc.SetReadDeadline(d)
 		}
 	}
 	return n, err
+}
+
+// due is the read deadline at now: bodyTimeout from now, but no later
+// than what the bytes read so far earn at the least rate, after a grace
+// of bodyTimeout from admission.
+func (b *progressBody) due(now time.Time) time.Time {
+	earned := time.Duration(b.read/b.rate)*time.Second + time.Duration(b.read%b.rate)*time.Second/time.Duration(b.rate)
+	if by := b.start.Add(b.timeout + earned); by.Before(now.Add(b.timeout)) {
+		return by
+	}
+	return now.Add(b.timeout)
 }
 
 // appendsGated gates the procedures of IngestService that append

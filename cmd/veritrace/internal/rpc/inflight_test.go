@@ -351,12 +351,13 @@ func TestStalledBodyReleasesTheBound(t *testing.T) {
 }
 
 // TestSlowBodyThatProgressesIsServed: a body that arrives slowly but
-// steadily, over more than the body timeout in all, is read to its end
-// and appended: the deadline moves forward while bytes arrive.
+// steadily, above the least rate (256 KiB over 1.6 s: 160 KiB/s against
+// the default 64 KiB/s), over more than the body timeout in all, is read
+// to its end and appended: the deadline moves forward while bytes arrive.
 func TestSlowBodyThatProgressesIsServed(t *testing.T) {
 	const timeout = time.Second
 	s, token := bodyTimeoutServer(t, timeout)
-	body, err := proto.Marshal(&v1.AppendSpansRequest{Spans: []*v1.Span{bigSpan(1, 8<<10)}})
+	body, err := proto.Marshal(&v1.AppendSpansRequest{Spans: []*v1.Span{bigSpan(1, 256<<10)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,6 +393,71 @@ func TestSlowBodyThatProgressesIsServed(t *testing.T) {
 	if n, _ := s.l.Size(context.Background(), "acme"); n != 1 {
 		t.Errorf("ledger holds %d entries of acme, want 1", n)
 	}
+}
+
+// dripBody sends tenant acme an append declaring a body of 1 MiB and
+// sends one byte every every, until stop.
+func dripBody(t *testing.T, url, token string, every time.Duration) (stop func()) {
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(http.MethodPost, url, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 1 << 20
+	req.Header.Set("Content-Type", "application/proto")
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set(TenantHeader, "acme")
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		tk := time.NewTicker(every)
+		defer tk.Stop()
+		for {
+			select {
+			case <-quit:
+				pw.CloseWithError(io.ErrUnexpectedEOF)
+				return
+			case <-tk.C:
+				if _, err := pw.Write([]byte{0x0a}); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	go func() {
+		defer close(done)
+		if resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
+// TestDripBodyIsCutBelowTheLeastRate: a body that sends one byte per
+// third of the body timeout never goes a whole timeout without progress,
+// but falls far behind the least rate (--min-body-rate): it is cut about
+// a body timeout after admission and its charge given back. Two such
+// requests declaring the largest body fill the bound; another tenant's
+// append gets room well within 20 body timeouts (review attack20: they
+// held it for as long as the client liked, 1 MiB at a byte per 10 s being
+// about four months).
+func TestDripBodyIsCutBelowTheLeastRate(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	s, token := bodyTimeoutServer(t, timeout)
+	s.tenant(t, "beta")
+	other := s.clients("connect", "beta", s.key(t, policy.Ingester, "beta"))
+	url := s.url + veritracev1connect.IngestServiceAppendSpansProcedure
+	stop1, stop2 := dripBody(t, url, token, timeout/3), dripBody(t, url, token, timeout/3)
+	defer stop1()
+	defer stop2()
+	waitFor(t, s, "full", func(st InflightStats) bool { return st.HeldBytes == st.MaxBytes })
+	var err error
+	for i := range 20 { // each refusal waits MaxQueueWait (300 ms): 20 body timeouts in all
+		if _, err = other.ingest.AppendSpans(context.Background(), connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(i)}})); err == nil {
+			return
+		}
+	}
+	t.Errorf("tenant beta's appends refused for 20 body timeouts while acme's two bodies drip one byte per timeout/3: last %v; stats %+v", err, s.h.InflightStats())
 }
 
 // TestOneKeyHoldsAtMostItsShare: by default one API key holds at most

@@ -32,8 +32,9 @@ func (s *retentionService) fail(ctx context.Context, proc string, err error) err
 		return connect.NewError(connect.CodeAlreadyExists, err)
 	case errors.Is(err, retention.ErrBusy):
 		// Another process is carrying out this request, or another plan
-		// has yet to erase entries it selected: nothing was done, and the
-		// same call, asked again later, is safe.
+		// has yet to erase entries it selected: this request erased
+		// nothing (it may be stored, uncommitted: retention.BusyError),
+		// and the same call, asked again later, is safe.
 		return connect.NewError(connect.CodeUnavailable, err)
 	case errors.Is(err, retention.ErrHoldsChanging), errors.Is(err, retention.ErrPolicyChanged):
 		return connect.NewError(connect.CodeAborted, err)

@@ -87,6 +87,11 @@ type Options struct {
 	// progress: a body that sends nothing for that long is cut and its
 	// bytes released (default DefaultBodyTimeout).
 	BodyTimeout time.Duration
+	// MinBodyRate is the least average rate, in bytes a second, at which
+	// an admitted append's body must arrive once BodyTimeout has passed
+	// since its admission: a body behind it is cut and its bytes
+	// released (default DefaultMinBodyRate).
+	MinBodyRate int64
 	// otlpAppend replaces the ledger's Append for OTLP ingest, for tests
 	// that inject storage faults.
 	otlpAppend func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error)
@@ -119,6 +124,9 @@ func (opts *Options) defaults(l *ledger.Ledger) {
 	opts.MaxKeyInflightBytes = min(max(opts.MaxKeyInflightBytes, largest), opts.MaxInflightBytes)
 	if opts.BodyTimeout <= 0 {
 		opts.BodyTimeout = DefaultBodyTimeout
+	}
+	if opts.MinBodyRate <= 0 {
+		opts.MinBodyRate = DefaultMinBodyRate
 	}
 	if opts.MaxQueueWait == 0 {
 		opts.MaxQueueWait = DefaultMaxQueueWait
@@ -200,7 +208,7 @@ func (h *Handler) OTLPHandler() http.Handler {
 func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	opts.defaults(l)
 	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention, otlpSlots: make(chan struct{}, opts.OTLP.MaxConcurrent),
-		inflight: newInflight(opts.MaxInflightBytes, opts.MaxKeyInflightBytes, max(opts.MaxQueueWait, 0), opts.BodyTimeout, opts.Logger)}
+		inflight: newInflight(opts.MaxInflightBytes, opts.MaxKeyInflightBytes, max(opts.MaxQueueWait, 0), opts.BodyTimeout, opts.MinBodyRate, opts.Logger)}
 	auth := newAuthInterceptor(l, opts)
 	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()
