@@ -81,12 +81,21 @@ func appendAsync(ctx context.Context, l *Ledger, recs ...Record) <-chan appended
 }
 
 // first starts an append and waits until its group's commit is held.
+// Then it takes every start signal left (its own group's, and that of a
+// group built again earlier in the test), so that next waits for the
+// start of the group built during this commit, not for a stale signal.
 func (h *heldCommits) first(t *testing.T, ctx context.Context, l *Ledger, recs ...Record) <-chan appended {
 	t.Helper()
 	c := appendAsync(ctx, l, recs...)
-	<-h.started
 	<-h.committing
-	return c
+	for {
+		select {
+		case <-h.started:
+			continue
+		default:
+		}
+		return c
+	}
 }
 
 // next starts an append and waits until the writer begins building it
