@@ -201,14 +201,18 @@ func TestInflightBytesBound(t *testing.T) {
 	// Each admitted request holds its bytes a few times over while decoded,
 	// validated, encrypted and appended, and the ledger's caches fill; a
 	// waiting HTTP/2 stream holds at most its flow-control window. Without
-	// the bound every request is in memory at once.
+	// the bound every request is in memory at once. The slack covers the
+	// ledger's caches and one Badger memtable rotation (a new 16 MiB arena
+	// is allocated while the full one is still held until it is flushed),
+	// which a run that fills a memtable meets: without the bound the heap
+	// grows by 120 MiB and more.
 	h2Streams := 0
 	for _, r := range reqs {
 		if r.p.hc == h2 {
 			h2Streams++
 		}
 	}
-	allowed := 8*st.MaxBytes + int64(h2Streams)*http2StreamWindow + 16<<20
+	allowed := 8*st.MaxBytes + int64(h2Streams)*http2StreamWindow + 32<<20
 	t.Logf("%d requests of %d KiB: live heap grew %d MiB at most (allowed %d MiB; bound %d MiB); %d waited", len(reqs), size>>10, grown>>20, allowed>>20, st.MaxBytes>>20, st.Waited)
 	if grown > allowed {
 		t.Errorf("live heap grew by %d MiB under %d concurrent maximal requests, want at most %d MiB (bound of in-flight bytes %d MiB)", grown>>20, len(reqs), allowed>>20, st.MaxBytes>>20)
