@@ -97,35 +97,7 @@ func TestErasedSubjectLeavesNoIdentifier(t *testing.T) {
 
 	// Every answer, after the erasure.
 	ids := [][]byte{[]byte(subject), []byte(session)}
-	check := func(what string, m proto.Message) {
-		t.Helper()
-		b, err := proto.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		j, _ := protojson.Marshal(m)
-		for _, id := range ids {
-			if bytes.Contains(b, id) || bytes.Contains(j, id) {
-				t.Errorf("%s names %q after the erasure: %s", what, id, j)
-			}
-		}
-	}
-	size, err := s.l.Size(ctx, "default")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range size {
-		e, err := aud.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: i}))
-		if err != nil {
-			t.Fatalf("GetEntry(%d) = %v", i, err)
-		}
-		check("GetEntry", e.Msg)
-	}
-	log, err := aud.ledger.ListAccessLog(ctx, connect.NewRequest(&v1.ListAccessLogRequest{PageSize: 1000}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	check("ListAccessLog", log.Msg)
+	check, log := answersNameNone(t, ctx, s, aud, co, ids, "the erasure")
 	if !strings.Contains(protojson.Format(log.Msg), "subject=pseudonym:") {
 		t.Errorf("the access log names no subject by its pseudonym")
 	}
@@ -133,31 +105,11 @@ func TestErasedSubjectLeavesNoIdentifier(t *testing.T) {
 	if err != nil || len(after.Msg.GetEntries()) != 0 {
 		t.Errorf("ListAccessLog(erased subject) = %v, %v; want nothing: its pseudonym key is gone", after, err)
 	}
-	hs, err := co.retention.ListHolds(ctx, connect.NewRequest(&v1.ListHoldsRequest{All: true}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	check("ListHolds", hs.Msg)
-	for _, h := range hs.Msg.GetHolds() {
-		if !h.GetScope().GetErased() || h.GetScope().GetPseudonym() == "" {
-			t.Errorf("hold %s after the erasure: scope %v; want erased, with its pseudonym", h.GetId(), h.GetScope())
-		}
-	}
 	ge, err := co.retention.GetErasure(ctx, connect.NewRequest(&v1.GetErasureRequest{RequestId: "dsr-1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	check("GetErasure", ge.Msg)
-	le, err := co.retention.ListErasures(ctx, connect.NewRequest(&v1.ListErasuresRequest{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	check("ListErasures", le.Msg)
-	qt, err := aud.audit.QueryTraces(ctx, connect.NewRequest(&v1.QueryTracesRequest{Query: &v1.TraceQuery{}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	check("QueryTraces", qt.Msg)
 	everything := &v1.TraceQuery{From: timestamppb.New(time.Unix(0, 0)), To: timestamppb.New(time.Now().Add(24 * time.Hour))}
 	for _, q := range []*v1.TraceQuery{everything, {SubjectId: subject}} {
 		b, err := readBundle(ctx, aud, q, 0)
@@ -179,6 +131,66 @@ func TestErasedSubjectLeavesNoIdentifier(t *testing.T) {
 	// The control: what a hold's state keeps in the clear (its release
 	// reason) is found, so the scan reads what it must.
 	scanStores(t, s.dir, s.keys, ids, []byte("case closed"))
+}
+
+// answersNameNone returns a check that fails if an answer names one of
+// ids, having applied it to what an auditor and a compliance officer get
+// without naming anyone: every entry, the access log (returned), every
+// hold (each must show its scope erased, with its pseudonym), the
+// erasures and a query of all traces. after says what came before, for
+// the failures.
+func answersNameNone(t *testing.T, ctx context.Context, s *testServer, aud, co clients, ids [][]byte, after string) (func(what string, m proto.Message), *connect.Response[v1.ListAccessLogResponse]) {
+	t.Helper()
+	check := func(what string, m proto.Message) {
+		t.Helper()
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, _ := protojson.Marshal(m)
+		for _, id := range ids {
+			if bytes.Contains(b, id) || bytes.Contains(j, id) {
+				t.Errorf("%s names %q after %s: %s", what, id, after, j)
+			}
+		}
+	}
+	size, err := s.l.Size(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range size {
+		e, err := aud.ledger.GetEntry(ctx, connect.NewRequest(&v1.GetEntryRequest{Index: i}))
+		if err != nil {
+			t.Fatalf("GetEntry(%d) = %v", i, err)
+		}
+		check("GetEntry", e.Msg)
+	}
+	log, err := aud.ledger.ListAccessLog(ctx, connect.NewRequest(&v1.ListAccessLogRequest{PageSize: 1000}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("ListAccessLog", log.Msg)
+	hs, err := co.retention.ListHolds(ctx, connect.NewRequest(&v1.ListHoldsRequest{All: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("ListHolds", hs.Msg)
+	for _, h := range hs.Msg.GetHolds() {
+		if !h.GetScope().GetErased() || h.GetScope().GetPseudonym() == "" {
+			t.Errorf("hold %s after %s: scope %v; want erased, with its pseudonym", h.GetId(), after, h.GetScope())
+		}
+	}
+	le, err := co.retention.ListErasures(ctx, connect.NewRequest(&v1.ListErasuresRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("ListErasures", le.Msg)
+	qt, err := aud.audit.QueryTraces(ctx, connect.NewRequest(&v1.QueryTracesRequest{Query: &v1.TraceQuery{}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("QueryTraces", qt.Msg)
+	return check, log
 }
 
 // scanStores fails if any of ids is in a key or value of either Badger
