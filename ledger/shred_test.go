@@ -231,13 +231,7 @@ func TestShredRetryOfAResealedEntryWhileAGroupCommits(t *testing.T) {
 	ctx := context.Background()
 	l := openTest(t, t.TempDir())
 	defer l.Close()
-	tid, err := l.tenantID(ctx, "default", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := span(1, "kept")
-	orig := mustAppend(t, l, "default", e)[0]
-	keys := keysOf(t, l, orig.Index)
+	tid, e, orig, keys := appendKept(t, ctx, l)
 	xIdx := orig.Index + 1
 	rHeld, rRelease := make(chan struct{}), make(chan struct{})
 	xHeld, xRelease := make(chan struct{}), make(chan struct{})
@@ -324,13 +318,7 @@ func TestDuplicateReadInASnapshotOlderThanShred(t *testing.T) {
 			ctx := context.Background()
 			l := openTest(t, t.TempDir())
 			defer l.Close()
-			tid, err := l.tenantID(ctx, "default", false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := span(1, "kept")
-			orig := mustAppend(t, l, "default", e)[0]
-			keys := keysOf(t, l, orig.Index)
+			tid, e, orig, keys := appendKept(t, ctx, l)
 			old := l.db.NewTransaction(false)
 			defer old.Discard()
 			if _, err := l.Shred(ctx, "default", keys, nil, map[uint64]bool{orig.Index: erase}); err != nil {
@@ -350,6 +338,19 @@ func TestDuplicateReadInASnapshotOlderThanShred(t *testing.T) {
 			}
 		})
 	}
+}
+
+// appendKept appends span 1 ("kept") to the default tenant and returns
+// the tenant's id, the record, its receipt and the keys it is sealed under.
+func appendKept(t *testing.T, ctx context.Context, l *Ledger) (uint32, Record, Receipt, []*KeyRef) {
+	t.Helper()
+	tid, err := l.tenantID(ctx, "default", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := span(1, "kept")
+	orig := mustAppend(t, l, "default", e)[0]
+	return tid, e, orig, keysOf(t, l, orig.Index)
 }
 
 // keysOf returns the data key entry i of the default tenant is sealed
