@@ -97,16 +97,12 @@ func (v *verifier) openMember(mb *zipMember, name string, max int64, bounded boo
 // once (the zip reader fails a file that is longer or shorter than that,
 // or whose CRC differs).
 func (v *verifier) readFile(name string, max int64, bounded bool) ([]byte, [32]byte, error) {
-	return v.readFileInto(nil, name, max, bounded)
+	return v.readMemberInto(nil, v.files[name], name, max, bounded)
 }
 
-// readFileInto is readFile reading into buf's array when it is large
-// enough (the returned slice then shares it).
-func (v *verifier) readFileInto(buf []byte, name string, max int64, bounded bool) ([]byte, [32]byte, error) {
-	return v.readMemberInto(buf, v.files[name], name, max, bounded)
-}
-
-// readMemberInto is readFileInto of the member mb (see openMember).
+// readMemberInto is readFile of the member mb (see openMember), reading
+// into buf's array when it is large enough (the returned slice then
+// shares it).
 func (v *verifier) readMemberInto(buf []byte, mb *zipMember, name string, max int64, bounded bool) ([]byte, [32]byte, error) {
 	f, rc, err := v.openMember(mb, name, max, bounded)
 	if err != nil {

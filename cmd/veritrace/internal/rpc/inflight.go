@@ -238,15 +238,27 @@ func chargeOf(r *http.Request, limit int) int64 {
 func (g *inflight) gate(next http.Handler, limit int) http.Handler {
 	errw := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, err := g.acquire(r.Context(), keyOf(r.Context()), chargeOf(r, limit))
+		release, err := g.enter(r.Context(), w, r, limit)
 		if err != nil {
 			errw.Write(w, r, err)
 			return
 		}
 		defer release()
-		g.bodyDeadline(w, r)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// enter waits, while ctx lives, for room for r's bytes (at most limit)
+// under the bound and the share of ctx's API key, then holds r's body to
+// bodyTimeout and minRate. The caller calls release once it is done with
+// the request.
+func (g *inflight) enter(ctx context.Context, w http.ResponseWriter, r *http.Request, limit int) (release func(), err error) {
+	release, err = g.acquire(ctx, keyOf(ctx), chargeOf(r, limit))
+	if err != nil {
+		return nil, err
+	}
+	g.bodyDeadline(w, r)
+	return release, nil
 }
 
 // bodyDeadline makes r's body, admitted and not yet read, end with an

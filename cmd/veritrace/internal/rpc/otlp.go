@@ -94,12 +94,11 @@ func (b *otlpBackend) Begin(ctx context.Context, w http.ResponseWriter, r *http.
 	if r == nil {
 		return slot, nil
 	}
-	release, err := b.inflight.acquire(ctx, keyOf(ctx), chargeOf(r, b.opts.MaxBytes))
+	release, err := b.inflight.enter(ctx, w, r, b.opts.MaxBytes)
 	if err != nil {
 		slot()
 		return nil, err
 	}
-	b.inflight.bodyDeadline(w, r)
 	return func() { release(); slot() }, nil
 }
 
