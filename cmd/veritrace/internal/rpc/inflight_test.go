@@ -114,7 +114,7 @@ func rawAppend(ctx context.Context, hc *http.Client, url, path, ctype string, bo
 // what the requests add up to.
 func TestInflightBytesBound(t *testing.T) {
 	s, token := inflightServer(t, 0) // as long as the client waits
-	const size = 900 << 10 // a maximal request: just under the 1 MiB limit
+	const size = 900 << 10           // a maximal request: just under the 1 MiB limit
 	const perProtocol = 8
 	ctx := context.Background()
 	h1 := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0}}
