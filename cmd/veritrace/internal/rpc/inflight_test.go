@@ -113,8 +113,9 @@ func rawAppend(ctx context.Context, hc *http.Client, url, path, ctype string, bo
 // the server's live heap grows by a small multiple of the bound, not by
 // what the requests add up to.
 func TestInflightBytesBound(t *testing.T) {
-	s, token := inflightServer(t, 0) // as long as the client waits
-	const size = 900 << 10           // a maximal request: just under the 1 MiB limit
+	// Waits as long as the client does (0).
+	s, token := inflightServer(t, 0)
+	const size = 900 << 10 // a maximal request: just under the 1 MiB limit
 	const perProtocol = 8
 	ctx := context.Background()
 	h1 := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0}}
