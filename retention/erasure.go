@@ -297,13 +297,17 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	}
 	defer s.release(context.WithoutCancel(ctx), tenant, req.ID)
 	// Renewed while it plans (selecting and planning many entries may
-	// outlast the lease); complete keeps it the same way.
-	ctx, stop := s.keepLease(ctx, tenant, req.ID)
+	// outlast the lease) and while complete carries the plan out: lease
+	// ends only if the lease is lost. The planning also stops if the
+	// caller gives up; complete does not.
+	lease, stop := s.keepLease(ctx, tenant, req.ID)
 	defer func() {
 		if lost := stop(); lost != nil && err != nil {
 			err = lost
 		}
 	}()
+	ctx, cancel := untilCancelled(lease, ctx)
+	defer cancel()
 	value, field := req.Subject, ledger.SubjectField
 	if req.Session != "" {
 		value, field = req.Session, s.SessionField
@@ -333,7 +337,7 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 			return nil, fmt.Errorf("%w: %q was used for an erasure or sweep requested at %s; use a new request id", ErrRequestIDReused, req.ID, er.RequestedAt.Format(time.RFC3339))
 		}
 		if er.State == "executing" {
-			return er, s.complete(ctx, er)
+			return er, s.complete(lease, er)
 		}
 		return er, nil
 	} else if !errors.Is(err, ledger.ErrNotFound) {
@@ -388,7 +392,7 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	if err := s.putErasure(ctx, er); err != nil {
 		return nil, err
 	}
-	if err := s.complete(ctx, er); err != nil {
+	if err := s.complete(lease, er); err != nil {
 		var busy *BusyError
 		if errors.As(err, &busy) {
 			// Planned again before its commit, beside another plan that
@@ -558,6 +562,19 @@ var errNothingLeft = errors.New("nothing left to expire")
 // placed between its planning and its commit.
 const maxReplans = 8
 
+// runPlan carries out plan er (complete) under its lease, which the
+// caller holds (acquire) and renews no other way: it keeps the lease while
+// complete runs and, if the lease was lost meanwhile, reports the loss
+// rather than what stopping made fail.
+func (s *Service) runPlan(ctx context.Context, er *Erasure) error {
+	lease, stop := s.keepLease(ctx, er.Tenant, er.ID)
+	err := s.complete(lease, er)
+	if lost := stop(); lost != nil && err != nil {
+		err = fmt.Errorf("erasure %s: %w", er.ID, lost)
+	}
+	return err
+}
+
 // ErrHoldsChanging: holds kept being placed or released, or other
 // erasures committed, while an erasure or sweep was about to commit; it
 // was not carried out (and is finished later, by Resume or by asking
@@ -581,21 +598,17 @@ var ErrHoldsChanging = errors.New("legal holds or other erasures kept changing w
 //
 // Every step is idempotent, so that an interrupted plan is completed by
 // running it again (Resume): a plan whose first tombstone exists is past
-// step 1 and is never planned again. It is not cancelled by ctx: once its
-// tombstone is written, it runs to the end.
-func (s *Service) complete(ctx context.Context, er *Erasure) (err error) {
-	ctx = context.WithoutCancel(ctx)
+// step 1 and is never planned again.
+//
+// The caller holds the plan's lease and keeps it for the whole run: ctx
+// MUST be the context keepLease returned for it, which ends only if the
+// lease is lost, so that once its tombstone is written the plan runs to
+// the end whoever asked for it gives up. complete renews no lease of its
+// own; runPlan starts the renewal for callers that have none running.
+func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	if err := s.acquire(ctx, er.Tenant, er.ID); err != nil {
 		return err
 	}
-	// Renewed while it works; once lost, the work stops (its ctx ends)
-	// and reports the loss rather than what the stop made fail.
-	ctx, stop := s.keepLease(ctx, er.Tenant, er.ID)
-	defer func() {
-		if lost := stop(); lost != nil && err != nil {
-			err = fmt.Errorf("erasure %s: %w", er.ID, lost)
-		}
-	}()
 	if len(er.Tombstones) == 0 {
 		err := s.commitPlan(ctx, er)
 		if errors.Is(err, errNothingLeft) {
@@ -1070,7 +1083,7 @@ func (s *Service) Resume(ctx context.Context) error {
 			// Read again under the lease: the plan may have changed since.
 			var cur *Erasure
 			if cur, err = s.getErasure(ctx, er.Tenant, er.ID, false); err == nil && cur.State == "executing" {
-				err = s.complete(ctx, cur)
+				err = s.runPlan(ctx, cur)
 			}
 			s.release(ctx, er.Tenant, er.ID)
 		}

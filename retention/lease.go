@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/veritrace/veritrace/ledger"
@@ -42,6 +43,17 @@ const leaseTTL = 10 * time.Minute
 // (keepLease): a third of its length, so that two renewals may fail
 // before it ends.
 var leaseRenewEvery = leaseTTL / 3
+
+// leaseTicker starts keepLease's clock, a ticker of leaseRenewEvery, and
+// returns its channel and its stop; tests tick it by hand.
+var leaseTicker = func() (<-chan time.Time, func()) {
+	t := time.NewTicker(leaseRenewEvery)
+	return t.C, t.Stop
+}
+
+// testHookLeaseWritten, if set, is called after every write of a plan's
+// lease record by acquire (taken or renewed).
+var testHookLeaseWritten func(tenant, id string)
 
 type lease struct {
 	Node  string    `json:"node"`
@@ -117,6 +129,9 @@ func (s *Service) acquire(ctx context.Context, tenant, id string) error {
 	if err != nil {
 		return err
 	}
+	if testHookLeaseWritten != nil {
+		testHookLeaseWritten(tenant, id)
+	}
 	s.heldToken(tenant, id, &token)
 	return nil
 }
@@ -175,30 +190,39 @@ func (s *Service) leaseEnded(ctx context.Context, tenant, id string) (bool, erro
 	return !s.now().Before(l.Until), nil
 }
 
-// keepLease renews plan id's lease, which this process holds, every
-// leaseRenewEvery while its holder works, so that a step longer than the
-// lease (a Shred of many keys, a plan of many entries) is not taken over
-// while it runs. It returns a context for the work, ended (cause
-// errLeaseLost) once a renewal finds the lease taken by another process,
-// and stop, which ends the renewals and returns errLeaseLost if the lease
-// was lost. Every write still checks the lease where it commits: the
-// context only stops the holder's work sooner. A renewal that fails for
-// another reason (storage) is logged and tried again at the next period.
+// keepLease renews plan id's lease, which this process holds (acquire),
+// every leaseRenewEvery while its holder works, so that a step longer
+// than the lease (a Shred of many keys, a plan of many entries) is not
+// taken over while it runs. A plan's run starts it once, where the run
+// takes the lease (Erase, Sweep, finishPlan, Resume), and keeps it to the
+// end: complete starts none of its own, so the lease is written once a
+// period.
+//
+// It returns a context for the work, with ctx's values, ended only once
+// a renewal finds the lease taken by another process (cause
+// errLeaseLost), not when ctx ends: the work decides whether its caller
+// may stop it (planning may; complete, once its tombstone is written,
+// runs to the end). And it returns stop, which ends the renewals and
+// returns errLeaseLost if the lease was lost, else nil; calling it again
+// returns the same and does nothing more. Every write still checks the
+// lease where it commits: the context only stops the holder's work
+// sooner. A renewal that fails for another reason (storage) is logged and
+// tried again at the next period.
 func (s *Service) keepLease(ctx context.Context, tenant, id string) (context.Context, func() error) {
-	ctx, cancel := context.WithCancelCause(ctx)
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	done, stopped := make(chan struct{}), make(chan struct{})
 	var lost error
 	go func() {
 		defer close(stopped)
-		t := time.NewTicker(leaseRenewEvery)
-		defer t.Stop()
+		tick, stopTicker := leaseTicker()
+		defer stopTicker()
 		for {
 			select {
 			case <-done:
 				return
-			case <-t.C:
+			case <-tick:
 			}
-			err := s.acquire(context.WithoutCancel(ctx), tenant, id)
+			err := s.acquire(ctx, tenant, id)
 			switch {
 			case err == nil:
 			case errors.Is(err, ErrBusy):
@@ -211,10 +235,18 @@ func (s *Service) keepLease(ctx context.Context, tenant, id string) (context.Con
 			}
 		}
 	}()
-	return ctx, func() error {
+	return ctx, sync.OnceValue(func() error {
 		close(done)
 		<-stopped
 		cancel(nil)
 		return lost
-	}
+	})
+}
+
+// untilCancelled returns ctx ended also when the caller's context ends,
+// with the cause of whichever ended first, and its cancel.
+func untilCancelled(ctx, caller context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(caller, func() { cancel(context.Cause(caller)) })
+	return ctx, func() { stop(); cancel(nil) }
 }

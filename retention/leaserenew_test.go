@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -101,8 +104,8 @@ func TestLeaseLostDuringLongWork(t *testing.T) {
 	if got := e.erased(t, idxs); got[0] || got[1] || got[2] {
 		t.Errorf("node a destroyed keys after losing the lease: erased %v", got)
 	}
-	if err := c.complete(ctx, mustPlan(t, c, "ivy-1")); err != nil {
-		t.Fatalf("node c's complete() = %v", err)
+	if err := c.runPlan(ctx, mustPlan(t, c, "ivy-1")); err != nil {
+		t.Fatalf("node c's runPlan() = %v", err)
 	}
 	for i, gone := range e.erased(t, idxs) {
 		if !gone {
@@ -118,4 +121,161 @@ func mustPlan(t *testing.T, s *Service, id string) *Erasure {
 		t.Fatal(err)
 	}
 	return er
+}
+
+// handTicker replaces keepLease's clock with tickers the test ticks by
+// hand, and counts the writes of plan id's lease record.
+type handTicker struct {
+	mu      sync.Mutex
+	tickers []chan time.Time
+	writes  int
+}
+
+func newHandTicker(t *testing.T, id string) *handTicker {
+	h := &handTicker{}
+	old := leaseTicker
+	t.Cleanup(func() { leaseTicker, testHookLeaseWritten = old, nil })
+	leaseTicker = func() (<-chan time.Time, func()) {
+		c := make(chan time.Time)
+		h.mu.Lock()
+		h.tickers = append(h.tickers, c)
+		h.mu.Unlock()
+		return c, func() {
+			h.mu.Lock()
+			h.tickers = slices.DeleteFunc(h.tickers, func(x chan time.Time) bool { return x == c })
+			h.mu.Unlock()
+		}
+	}
+	testHookLeaseWritten = func(_, got string) {
+		if got == id {
+			h.mu.Lock()
+			h.writes++
+			h.mu.Unlock()
+		}
+	}
+	return h
+}
+
+func (h *handTicker) count() int { h.mu.Lock(); defer h.mu.Unlock(); return h.writes }
+
+// tick ticks every running renewal once; it returns how many it ticked.
+func (h *handTicker) tick(now time.Time) (int, error) {
+	h.mu.Lock()
+	running := slices.Clone(h.tickers)
+	h.mu.Unlock()
+	for _, c := range running {
+		select {
+		case c <- now:
+		case <-time.After(10 * time.Second):
+			return 0, errors.New("a renewal took no tick in 10s")
+		}
+	}
+	return len(running), nil
+}
+
+// period ticks every running renewal once and waits until each tick has
+// been acted on (one write of the lease each); it returns the ticks.
+func (h *handTicker) period(now time.Time) (int, error) {
+	before := h.count()
+	n, err := h.tick(now)
+	if err != nil {
+		return 0, err
+	}
+	for i := 0; h.count()-before < n; i++ {
+		if i == 10000 {
+			return 0, fmt.Errorf("%d ticks made %d lease writes in 10s", n, h.count()-before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return n, nil
+}
+
+// TestLeaseRenewedOncePerPeriod: a plan's run renews its lease from one
+// place. While a long step of complete runs (here the moment after the
+// tombstone, where Shred runs) inside Erase, which renews the lease while
+// it plans, each renewal period writes the lease once, not once for
+// Erase and once more for complete.
+func TestLeaseRenewedOncePerPeriod(t *testing.T) {
+	t.Cleanup(func() { testHookAfterTombstone = nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	h := newHandTicker(t, "kit-1")
+	idxs := e.spans(t, "kit", "", 1, 3, false, "k")
+	const periods = 5
+	writes := -1
+	testHookAfterTombstone = func() error {
+		before := h.count()
+		for range periods {
+			e.clock.Add(leaseRenewEvery)
+			if _, err := h.period(e.clock.Now()); err != nil {
+				return err
+			}
+		}
+		writes = h.count() - before
+		return nil
+	}
+	er, err := e.s.Erase(ctx, "default", eraseReq("kit-1", "kit"))
+	if err != nil || er.State != "done" {
+		t.Fatalf("Erase() = %+v, %v; want done", er, err)
+	}
+	if writes != periods {
+		t.Errorf("lease writes during %d renewal periods of a long step of complete = %d, want %d (one renewal per period)", periods, writes, periods)
+	}
+	for i, gone := range e.erased(t, idxs) {
+		if !gone {
+			t.Errorf("entry %d not erased", idxs[i])
+		}
+	}
+}
+
+// TestKeepLeaseStopTwice: keepLease's stop may be called more than once:
+// a second call returns what the first did, writes nothing and does not
+// panic, whether the lease was kept or lost meanwhile.
+func TestKeepLeaseStopTwice(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	a, c := e.node("a"), e.node("c")
+	for _, lose := range []bool{false, true} {
+		id := fmt.Sprintf("stop-%v", lose)
+		t.Run(id, func(t *testing.T) {
+			h := newHandTicker(t, id)
+			if err := a.acquire(ctx, "default", id); err != nil {
+				t.Fatal(err)
+			}
+			lctx, stop := a.keepLease(ctx, "default", id)
+			if _, err := h.period(e.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			var want error
+			if lose {
+				// Node a stalls past its lease; node c takes it, and
+				// node a's next renewal finds it lost.
+				e.clock.Add(leaseTTL + time.Second)
+				if err := c.acquire(ctx, "default", id); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := h.tick(e.clock.Now()); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-lctx.Done():
+				case <-time.After(10 * time.Second):
+					t.Fatal("the work's context did not end in 10s after the lease was lost")
+				}
+				want = errLeaseLost
+			}
+			first := stop()
+			before := h.count()
+			second := stop()
+			if !errors.Is(first, want) || first != want {
+				t.Errorf("stop() = %v, want %v", first, want)
+			}
+			if second != first {
+				t.Errorf("stop() again = %v, want %v (the first call's result)", second, first)
+			}
+			if n := h.count() - before; n != 0 {
+				t.Errorf("stop() again wrote the lease %d times, want 0", n)
+			}
+		})
+	}
 }

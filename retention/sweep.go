@@ -97,7 +97,7 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 	if err := s.putErasure(ctx, er); err != nil {
 		return nil, err
 	}
-	if err := s.complete(ctx, er); err != nil {
+	if err := s.runPlan(ctx, er); err != nil {
 		// Stored and unfinished, perhaps past its first tombstone: the
 		// health check lists it until the periodic takeover (takeOver) or
 		// the next start finishes it.
@@ -377,5 +377,5 @@ func (s *Service) finishPlan(ctx context.Context, tenant, id string) error {
 		return nil
 	}
 	s.log().WarnContext(ctx, "taking over an erasure or sweep whose lease ended", "tenant", tenant, "id", id, "kind", er.what())
-	return s.complete(ctx, er)
+	return s.runPlan(ctx, er)
 }

@@ -51,7 +51,7 @@ type serveConfig struct {
 	OTLPMaxBytes        int           // OTLP request limit after decompression (default 16 MiB)
 	OTLPConfigFile      string        // per-tenant OTLP mapping configuration (JSON, docs/OTLP.md)
 	MaxInflightBytes    int64         // bytes of appends read and handled at once (0: 64 × MaxRequestBytes)
-	MaxQueueWait        time.Duration // how long an append waits for room (0: as long as it lives; default 1m)
+	MaxQueueWait        time.Duration // how long an append waits for room (0: as long as its client waits; flag default 1m)
 	MaxKeyInflightBytes int64         // bytes of appends one API key holds at once (0: half of MaxInflightBytes)
 	BodyTimeout         time.Duration // how long an admitted append's body may send nothing (default 30s)
 	MinBodyRate         int64         // least average rate of an admitted append's body past BodyTimeout, bytes/s (default 64 KiB/s)
@@ -158,7 +158,28 @@ func (c *serveConfig) validate() error {
 	return nil
 }
 
+// rpcOptions returns the API's options that c sets (its limits); serve
+// adds the logger, the retention service, OTLP and the clock.
+func (c *serveConfig) rpcOptions() rpc.Options {
+	return rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys,
+		MaxInflightBytes: c.MaxInflightBytes, MaxQueueWait: &c.MaxQueueWait, MaxKeyInflightBytes: c.MaxKeyInflightBytes,
+		BodyTimeout: c.BodyTimeout, MinBodyRate: c.MinBodyRate}
+}
+
 func runServe(ctx context.Context, args []string, _ io.Writer) error {
+	c, err := parseServe(args)
+	if err != nil {
+		return err
+	}
+	var lvl slog.Level
+	lvl.UnmarshalText([]byte(c.LogLevel))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	return serve(ctx, c, log)
+}
+
+// parseServe returns the configuration serve's flags (and environment)
+// give, validated.
+func parseServe(args []string) (serveConfig, error) {
 	var c serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.DataDir, "data", envOr("VERITRACE_DATA", "veritrace-data"), "data directory ($VERITRACE_DATA)")
@@ -187,15 +208,12 @@ func runServe(ctx context.Context, args []string, _ io.Writer) error {
 	fs.StringVar(&c.Node, "node", os.Getenv("VERITRACE_NODE"), "this process's name among the processes sharing the database, in the leases of erasures and sweeps it works on (default: the name in DATA/node, made at the first start from the host name; two processes running at once must never share a name)")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof: CPU, heap, mutex, block) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return serveConfig{}, err
 	}
 	if err := c.validate(); err != nil {
-		return err
+		return serveConfig{}, err
 	}
-	var lvl slog.Level
-	lvl.UnmarshalText([]byte(c.LogLevel))
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	return serve(ctx, c, log)
+	return c, nil
 }
 
 // clock is the server's clock: of the ledger (appended_at, expiry days),
@@ -282,13 +300,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		// ended), with sweeps disabled too.
 		ret.Run(sweepCtx, c.SweepInterval)
 	}()
-	queueWait := c.MaxQueueWait
-	if queueWait == 0 {
-		queueWait = -1 // as long as the request lives
-	}
-	opts := rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys, Logger: log, Retention: ret, OTLP: otlpOpts, Now: clock,
-		MaxInflightBytes: c.MaxInflightBytes, MaxQueueWait: queueWait, MaxKeyInflightBytes: c.MaxKeyInflightBytes, BodyTimeout: c.BodyTimeout,
-		MinBodyRate: c.MinBodyRate}
+	opts := c.rpcOptions()
+	opts.Logger, opts.Retention, opts.OTLP, opts.Now = log, ret, otlpOpts, clock
 	type listener struct {
 		name string
 		ln   net.Listener

@@ -465,7 +465,7 @@ type vectors struct {
 	Decoded        []decodedVector `json:"decoded"`
 }
 
-// decodedVector is a span or version payload and the Go verifier's
+// decodedVector is a payload of any entry kind and the Go verifier's
 // reading of it (audit/bundle.DecodePayload): its decoded form, the
 // canonical proto JSON the console must write byte for byte, or why it
 // has none.
@@ -476,10 +476,11 @@ type decodedVector struct {
 	Undecodable string      `json:"undecodable,omitempty"`
 }
 
-// makeDecoded gives the decoded forms of spans and versions: the rich
+// makeDecoded gives the decoded forms of payloads of every kind: the rich
 // spans of the bundles, spans at the edges of proto JSON (map and Struct
 // key order, -0, exponents, escapes, Timestamps), and random spans and
-// versions (bundletest.FillRandom), some of them not decodable.
+// versions and access records (bundletest.FillRandom), some of them not
+// decodable, and JSON payloads.
 func makeDecoded(t *testing.T) []decodedVector {
 	var msgs []proto.Message
 	for i, k := range []v1.SpanKind{v1.SpanKind_SPAN_KIND_AGENT, v1.SpanKind_SPAN_KIND_RETRIEVAL, v1.SpanKind_SPAN_KIND_GENERATION, v1.SpanKind_SPAN_KIND_TOOL, v1.SpanKind_SPAN_KIND_GUARDRAIL} {
@@ -513,11 +514,25 @@ func makeDecoded(t *testing.T) []decodedVector {
 		bundletest.FillRandom(r, m.ProtoReflect(), 0)
 		msgs = append(msgs, m)
 	}
+	// Access records (docs/FORMAT.md §2.2: an access entry's payload is an
+	// AccessRecord, not a Version), and random ones.
+	at := &timestamppb.Timestamp{Seconds: 1767225600, Nanos: 5000}
+	msgs = append(msgs, &v1.AccessRecord{}, &v1.AccessRecord{KeyId: "3f2a9c1d5e6b7a80", Role: v1.Role_ROLE_AUDITOR, Procedure: "/veritrace.v1.LedgerService/GetEntry",
+		Tenant: "acme", Target: "entry 42", Outcome: v1.AccessOutcome_ACCESS_OUTCOME_DENIED, Code: "permission_denied", Reason: "<not this tenant's key>",
+		Peer: "203.0.113.7", Time: at, Summary: &v1.RefusalSummary{Count: 1 << 60, FirstTime: at, LastTime: at, Procedures: []string{"/a", "/b"}, OtherProcedures: 3}})
+	for range 40 {
+		m := &v1.AccessRecord{}
+		bundletest.FillRandom(r, m.ProtoReflect(), 0)
+		msgs = append(msgs, m)
+	}
 	var out []decodedVector
 	for _, m := range msgs {
 		kind := format.KindSpan
-		if _, ok := m.(*v1.Version); ok {
+		switch m.(type) {
+		case *v1.Version:
 			kind = format.KindVersion
+		case *v1.AccessRecord:
+			kind = format.KindAccess
 		}
 		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 		if err != nil {
@@ -525,6 +540,26 @@ func makeDecoded(t *testing.T) []decodedVector {
 		}
 		v := decodedVector{Kind: kind, Payload: b}
 		if d, err := bundle.DecodePayload(kind, b); err != nil {
+			v.Undecodable = err.Error()
+		} else {
+			v.Decoded = string(d)
+		}
+		out = append(out, v)
+	}
+	// JSON payloads (tombstone, retention, hold): compacted, or not
+	// decodable when not UTF-8 JSON.
+	for _, c := range []struct {
+		kind    format.Kind
+		payload string
+	}{
+		{format.KindTombstone, `{"reason": "erasure",` + "\n\t" + `"erased": [ {"index": 3, "leaf_hash": "ab"} ], "why": "<a & b>"}`},
+		{format.KindRetention, `{"default":{"days":30}}`},
+		{format.KindHold, ` {"id":"h1","scope":{"tenant":true},"note":"\u00e9 é"} `},
+		{format.KindHold, `{"id":`},
+		{format.KindTombstone, "{\"reason\":\"\xff\"}"},
+	} {
+		v := decodedVector{Kind: c.kind, Payload: []byte(c.payload)}
+		if d, err := bundle.DecodePayload(c.kind, v.Payload); err != nil {
 			v.Undecodable = err.Error()
 		} else {
 			v.Decoded = string(d)

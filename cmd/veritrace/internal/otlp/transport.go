@@ -216,6 +216,11 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &bad):
 		h.status(w, ct, http.StatusBadRequest, connect.CodeInvalidArgument, bad.Msg)
 		return
+	case errors.As(err, new(*connect.Error)):
+		// The server cut a body that made no progress (--body-timeout,
+		// --min-body-rate): the error says so in words.
+		h.fail(w, ct, err)
+		return
 	case err != nil:
 		// The client went away or the connection failed mid-body.
 		h.status(w, ct, http.StatusBadRequest, connect.CodeInvalidArgument, "could not read the request body")

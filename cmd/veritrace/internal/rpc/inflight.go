@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -277,7 +278,7 @@ func (g *inflight) enter(ctx context.Context, w http.ResponseWriter, r *http.Req
 func (g *inflight) bodyDeadline(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	now := time.Now()
-	b := &progressBody{ReadCloser: r.Body, rc: rc, timeout: g.bodyTimeout, rate: g.minRate, start: now, deadline: now.Add(g.bodyTimeout)}
+	b := &progressBody{ReadCloser: r.Body, rc: rc, timeout: g.bodyTimeout, rate: g.minRate, start: now, deadline: now.Add(g.bodyTimeout), log: g.log, ctx: r.Context()}
 	if err := rc.SetReadDeadline(b.deadline); err != nil {
 		return
 	}
@@ -295,13 +296,37 @@ type progressBody struct {
 	read     int64     // bytes read so far
 	deadline time.Time // the read deadline last set
 	ended    bool
+	cut      error // once cut, what every read returns
+	log      *slog.Logger
+	ctx      context.Context // the request's, for the log
+}
+
+// errBodyCut is what a request whose body the server cut reads, and what
+// its client is answered: the limits by name, not the read's own error,
+// which names the server's and the client's socket addresses (the
+// server's log keeps it).
+func (b *progressBody) errBodyCut() error {
+	return connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf(
+		"the request body was cut: it sent nothing for --body-timeout (%s) or fell behind --min-body-rate (%d bytes a second) after %d bytes; send it faster, or in smaller requests",
+		b.timeout, b.rate, b.read))
 }
 
 func (b *progressBody) Read(p []byte) (int, error) {
+	if b.cut != nil {
+		return 0, b.cut
+	}
 	n, err := b.ReadCloser.Read(p)
 	b.read += int64(n)
 	switch {
 	case b.ended:
+	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
+		// Cut: the deadline stays, so that the server reads no more of
+		// this body (over HTTP/1.1 it would otherwise wait for the rest
+		// before answering) and closes the connection after its answer.
+		b.ended = true
+		b.log.InfoContext(b.ctx, "an append's body was cut (--body-timeout, --min-body-rate)", "bytes_read", b.read, "err", err)
+		b.cut = b.errBodyCut()
+		return n, b.cut
 	case err != nil:
 		b.ended = true
 		b.rc.SetReadDeadline(time.Time{})

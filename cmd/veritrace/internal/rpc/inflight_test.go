@@ -57,7 +57,7 @@ func bigOTLP(n, size int) *coltrace.ExportTraceServiceRequest {
 // most two at once, both of them of one key if it likes.
 func inflightServer(t *testing.T, wait time.Duration) (*testServer, string) {
 	const limit = 1 << 20
-	s := startServerWith(t, Options{MaxRequestBytes: limit, OTLP: OTLPOptions{MaxBytes: limit}, MaxInflightBytes: 2 * limit, MaxKeyInflightBytes: 2 * limit, MaxQueueWait: wait})
+	s := startServerWith(t, Options{MaxRequestBytes: limit, OTLP: OTLPOptions{MaxBytes: limit}, MaxInflightBytes: 2 * limit, MaxKeyInflightBytes: 2 * limit, MaxQueueWait: &wait})
 	s.tenant(t, "acme")
 	return s, s.key(t, policy.Ingester, "acme")
 }
@@ -113,7 +113,8 @@ func rawAppend(ctx context.Context, hc *http.Client, url, path, ctype string, bo
 // the server's live heap grows by a small multiple of the bound, not by
 // what the requests add up to.
 func TestInflightBytesBound(t *testing.T) {
-	s, token := inflightServer(t, -1)
+	// Waits as long as the client does (0).
+	s, token := inflightServer(t, 0)
 	const size = 900 << 10 // a maximal request: just under the 1 MiB limit
 	const perProtocol = 8
 	ctx := context.Background()
@@ -313,7 +314,7 @@ func TestInflightWaiterGivesUp(t *testing.T) {
 func bodyTimeoutServer(t *testing.T, timeout time.Duration) (*testServer, string) {
 	const limit = 1 << 20
 	s := startServerWith(t, Options{MaxRequestBytes: limit, OTLP: OTLPOptions{MaxBytes: limit}, MaxInflightBytes: 2 * limit,
-		MaxKeyInflightBytes: 2 * limit, MaxQueueWait: 300 * time.Millisecond, BodyTimeout: timeout})
+		MaxKeyInflightBytes: 2 * limit, MaxQueueWait: new(300 * time.Millisecond), BodyTimeout: timeout})
 	s.tenant(t, "acme")
 	return s, s.key(t, policy.Ingester, "acme")
 }
@@ -470,7 +471,7 @@ func TestDripBodyIsCutBelowTheLeastRate(t *testing.T) {
 // another tenant's app still gets room.
 func TestOneKeyHoldsAtMostItsShare(t *testing.T) {
 	const limit = 1 << 20
-	s := startServerWith(t, Options{MaxRequestBytes: limit, OTLP: OTLPOptions{MaxBytes: limit}, MaxInflightBytes: 2 * limit, MaxQueueWait: 300 * time.Millisecond})
+	s := startServerWith(t, Options{MaxRequestBytes: limit, OTLP: OTLPOptions{MaxBytes: limit}, MaxInflightBytes: 2 * limit, MaxQueueWait: new(300 * time.Millisecond)})
 	s.tenant(t, "acme")
 	s.tenant(t, "beta")
 	token := s.key(t, policy.Ingester, "acme")

@@ -74,9 +74,11 @@ type Options struct {
 	// largest single request (MaxRequestBytes, OTLP.MaxBytes).
 	MaxInflightBytes int64
 	// MaxQueueWait is how long a request waits for room before it is
-	// refused with resource_exhausted (default DefaultMaxQueueWait;
-	// negative: as long as the request lives).
-	MaxQueueWait time.Duration
+	// refused with resource_exhausted: nil, DefaultMaxQueueWait; zero (or
+	// less), as long as the request lives, that is as long as its client
+	// waits (serve --max-queue-wait takes the same values). QueueWait
+	// says which.
+	MaxQueueWait *time.Duration
 	// MaxKeyInflightBytes bounds the bytes of append requests one API key
 	// holds under MaxInflightBytes at once; its further requests wait for
 	// room like any other (default: half of MaxInflightBytes; never below
@@ -95,6 +97,15 @@ type Options struct {
 	// otlpAppend replaces the ledger's Append for OTLP ingest, for tests
 	// that inject storage faults.
 	otlpAppend func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error)
+}
+
+// QueueWait returns how long a request waits for room before it is
+// refused (MaxQueueWait, or its default); 0: as long as its client waits.
+func (opts Options) QueueWait() time.Duration {
+	if opts.MaxQueueWait == nil {
+		return DefaultMaxQueueWait
+	}
+	return max(*opts.MaxQueueWait, 0)
 }
 
 func (opts *Options) defaults(l *ledger.Ledger) {
@@ -127,9 +138,6 @@ func (opts *Options) defaults(l *ledger.Ledger) {
 	}
 	if opts.MinBodyRate <= 0 {
 		opts.MinBodyRate = DefaultMinBodyRate
-	}
-	if opts.MaxQueueWait == 0 {
-		opts.MaxQueueWait = DefaultMaxQueueWait
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -208,7 +216,7 @@ func (h *Handler) OTLPHandler() http.Handler {
 func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	opts.defaults(l)
 	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention, otlpSlots: make(chan struct{}, opts.OTLP.MaxConcurrent),
-		inflight: newInflight(opts.MaxInflightBytes, opts.MaxKeyInflightBytes, max(opts.MaxQueueWait, 0), opts.BodyTimeout, opts.MinBodyRate, opts.Logger)}
+		inflight: newInflight(opts.MaxInflightBytes, opts.MaxKeyInflightBytes, opts.QueueWait(), opts.BodyTimeout, opts.MinBodyRate, opts.Logger)}
 	auth := newAuthInterceptor(l, opts)
 	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()

@@ -7,8 +7,9 @@
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import { SpanSchema, StatusCode } from "../gen/veritrace/v1/span_pb";
 import { VersionSchema } from "../gen/veritrace/v1/version_pb";
+import { AccessRecordSchema } from "../gen/veritrace/v1/access_pb";
 import { equal, fromBase64, fromHex, sha256, toHex, utf8Decoder } from "./bytes";
-import { KIND_SPAN, KIND_TOMBSTONE, KIND_VERSION, isZero, parseHeader, commitment, validName, versionId, type Header } from "./header";
+import { EntryKinds, KIND_ACCESS, KIND_SPAN, KIND_TOMBSTONE, KIND_VERSION, isZero, parseHeader, commitment, validName, versionId, type Header } from "./header";
 import { compact, rawMember } from "./json";
 import { protoJSON } from "./protojson";
 import { arrayOf, checkMembers, objectOf, parseStrict, parseTime, stringOf, uintOf, type JObject, type JValue } from "./strictjson";
@@ -425,13 +426,28 @@ function decodableProblem(v: unknown, valueDepth = 0, depth = 0): string {
   return "";
 }
 
+/** The payload message of each protobuf entry kind (docs/FORMAT.md §2.2). */
+const PAYLOAD_SCHEMAS: ReadonlyMap<number, DescMessage> = new Map<number, DescMessage>([
+  [KIND_SPAN, SpanSchema],
+  [KIND_VERSION, VersionSchema],
+  [KIND_ACCESS, AccessRecordSchema],
+]);
+
 /**
- * A span or version payload parsed, with its decoded form (the canonical
- * proto JSON, docs/FORMAT.md §2.5) when it is decodable, or why it is not.
- * The Go verifier's is audit/bundle.DecodePayload.
+ * A payload of entry kind kind read as docs/FORMAT.md §2.2 says: a span,
+ * version or access payload parsed as its message (Span, Version,
+ * AccessRecord), with its decoded form (the canonical proto JSON, §2.5)
+ * when it is decodable, or why it is not; a tombstone, retention or hold
+ * payload's decoded form is its JSON compacted. The Go verifier's is
+ * audit/bundle.DecodePayload.
  */
 export function decodePayload(kind: number, payload: Uint8Array): { msg?: Obj; problem: string; decoded?: string } {
-  const schema: DescMessage = kind === KIND_SPAN ? SpanSchema : VersionSchema;
+  const schema = PAYLOAD_SCHEMAS.get(kind);
+  if (!schema) {
+    if (kind < KIND_TOMBSTONE || kind >= EntryKinds.length) return { problem: `entry kind ${kind} has no payload format` };
+    const decoded = compactJSON(payload);
+    return decoded === undefined ? { problem: "not UTF-8 JSON" } : { problem: "", decoded };
+  }
   let msg: Obj;
   try {
     msg = fromBinary(schema, payload) as unknown as Obj;
@@ -810,9 +826,9 @@ async function checkPayload(m: Manifest, h: Header, e: EntryFile, payload: Uint8
       r.notes.push([Checks.decoded, `entry ${h.index} has no decoded form: ${problem}`]);
     }
   };
-  if (h.kind >= 4) {
-    const want = compactJSON(payload);
-    decodedForm(want === undefined ? "not UTF-8 JSON" : "", () => decodedEqual(m.format, want, e.decodedRaw));
+  if (h.kind >= KIND_TOMBSTONE) {
+    const { problem, decoded } = decodePayload(h.kind, payload);
+    decodedForm(problem, () => decodedEqual(m.format, decoded, e.decodedRaw));
     if (h.kind === KIND_TOMBSTONE) {
       let ts: { reason: string; erased: { index: number; leaf_hash: string }[] };
       try {

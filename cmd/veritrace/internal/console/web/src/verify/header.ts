@@ -9,6 +9,7 @@ export const EntryKinds = ["", "span", "version", "access", "tombstone", "retent
 export type EntryKindName = (typeof EntryKinds)[number];
 export const KIND_SPAN = 1;
 export const KIND_VERSION = 2;
+export const KIND_ACCESS = 3;
 export const KIND_TOMBSTONE = 4;
 
 export interface Header {

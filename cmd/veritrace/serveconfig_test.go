@@ -1,0 +1,40 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/rpc"
+)
+
+// TestServeMaxQueueWait: --max-queue-wait reaches the API as the flag
+// means it (README, "Operating it"): by default 1 minute; 0, as long as
+// the client waits; any other duration as given; a negative one refused.
+func TestServeMaxQueueWait(t *testing.T) {
+	data := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, rpc.DefaultMaxQueueWait},
+		{[]string{"--max-queue-wait", "0"}, 0},
+		{[]string{"--max-queue-wait", "90s"}, 90 * time.Second},
+	} {
+		args := append([]string{"--data", data}, tc.args...)
+		c, err := parseServe(args)
+		if err != nil {
+			t.Fatalf("parseServe(%q) = %v", args, err)
+		}
+		if got := c.rpcOptions().QueueWait(); got != tc.want {
+			t.Errorf("parseServe(%q): the API's queue wait = %s, want %s", args, got, tc.want)
+		}
+	}
+	if rpc.DefaultMaxQueueWait != time.Minute {
+		t.Errorf("rpc.DefaultMaxQueueWait = %s, README says 1 minute", rpc.DefaultMaxQueueWait)
+	}
+	args := []string{"--data", data, "--max-queue-wait", "-1s"}
+	if _, err := parseServe(args); err == nil || !strings.Contains(err.Error(), "--max-queue-wait") {
+		t.Errorf("parseServe(%q) = %v, want an error naming --max-queue-wait", args, err)
+	}
+}
