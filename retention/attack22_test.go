@@ -281,3 +281,36 @@ func TestAttack22StopRacesRenewal(t *testing.T) {
 		}
 	}
 }
+
+// TestAttack22CallerGivesUpAfterTombstone: the caller of Erase gives up
+// once the plan's tombstone is written: the plan still runs to the end
+// (complete runs under the lease's context, not the caller's), and
+// renewals still keep the lease while it does.
+func TestAttack22CallerGivesUpAfterTombstone(t *testing.T) {
+	every := leaseRenewEvery
+	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
+	leaseRenewEvery = 5 * time.Millisecond
+	e := newEnv(t)
+	c := e.node("c")
+	idxs := e.spans(t, "gus", "", 1, 3, false, "g")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ended []bool
+	long := longStepSeenBy(t, e, c, func() string { return "gus-1" }, &ended)
+	testHookAfterTombstone = func() error { cancel(); return long() }
+	er, err := e.s.Erase(ctx, "default", eraseReq("gus-1", "gus"))
+	t.Logf("lease ended as node c saw it after the caller gave up: %v; Erase() = %v", ended, err)
+	for i, x := range ended {
+		if x {
+			t.Errorf("after %d minutes, node c finds the lease ended", 4*(i+1))
+		}
+	}
+	if err != nil || er.State != "done" {
+		t.Fatalf("Erase() after its caller gave up past the tombstone = %+v, %v; want done", er, err)
+	}
+	for i, gone := range e.erased(t, idxs) {
+		if !gone {
+			t.Errorf("entry %d not erased", idxs[i])
+		}
+	}
+}
