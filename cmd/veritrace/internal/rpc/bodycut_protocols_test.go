@@ -50,12 +50,12 @@ func cutH2(t *testing.T, h2 *http.Client, url, ctype, token string, declared int
 	return resp.StatusCode, h, string(b)
 }
 
-// TestAttack22CutBodyCodes: a cut body is answered with the code the
+// TestCutBodyCodes: a cut body is answered with the code the
 // change promises on every protocol (Connect: deadline_exceeded, HTTP
 // 504; gRPC: status 4; OTLP/HTTP: 503 with Retry-After; OTLP/gRPC: a
 // retryable status naming the limit), never with an address, and the
 // in-flight bound's room comes back exactly (held 0) after many cuts.
-func TestAttack22CutBodyCodes(t *testing.T) {
+func TestCutBodyCodes(t *testing.T) {
 	s, token := bodyTimeoutServer(t, 300*time.Millisecond)
 	h2t := &http.Transport{Protocols: new(http.Protocols)}
 	h2t.Protocols.SetUnencryptedHTTP2(true)
@@ -131,11 +131,11 @@ func TestAttack22CutBodyCodes(t *testing.T) {
 	}
 }
 
-// TestAttack22CutHTTP1Pipelined: over HTTP/1.1 with keep-alive, a
+// TestCutHTTP1Pipelined: over HTTP/1.1 with keep-alive, a
 // complete append followed on the same connection by one whose body
 // stalls: the first is answered 200, the second is cut with 504
 // deadline_exceeded naming the limit, and the connection then closes.
-func TestAttack22CutHTTP1Pipelined(t *testing.T) {
+func TestCutHTTP1Pipelined(t *testing.T) {
 	s, token := bodyTimeoutServer(t, 300*time.Millisecond)
 	body, err := proto.Marshal(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}})
 	if err != nil {
@@ -181,11 +181,11 @@ func TestAttack22CutHTTP1Pipelined(t *testing.T) {
 	waitFor(t, s, "room given back", func(st InflightStats) bool { return st.HeldBytes == 0 })
 }
 
-// TestAttack22CutCompressedAndChunked: a cut body that is gzip-compressed
+// TestCutCompressedAndChunked: a cut body that is gzip-compressed
 // (the server decompresses while it reads) or sent chunked over
 // HTTP/1.1 is answered like any cut body: deadline_exceeded (OTLP/HTTP
 // 503), naming the limit.
-func TestAttack22CutCompressedAndChunked(t *testing.T) {
+func TestCutCompressedAndChunked(t *testing.T) {
 	s, token := bodyTimeoutServer(t, 300*time.Millisecond)
 	h2t := &http.Transport{Protocols: new(http.Protocols)}
 	h2t.Protocols.SetUnencryptedHTTP2(true)
@@ -252,10 +252,10 @@ func TestAttack22CutCompressedAndChunked(t *testing.T) {
 	waitFor(t, s, "room given back", func(st InflightStats) bool { return st.HeldBytes == 0 })
 }
 
-// TestAttack22SlowBodyServedOverH2: a body that arrives slowly but above
+// TestSlowBodyServedOverH2: a body that arrives slowly but above
 // the least rate, over more than the body timeout in all, is served over
 // h2c too (Connect and gRPC), not only over HTTP/1.1.
-func TestAttack22SlowBodyServedOverH2(t *testing.T) {
+func TestSlowBodyServedOverH2(t *testing.T) {
 	const timeout = time.Second
 	s, token := bodyTimeoutServer(t, timeout)
 	h2t := &http.Transport{Protocols: new(http.Protocols)}

@@ -45,9 +45,9 @@ func longStepSeenBy(t *testing.T, e *env, c *Service, id func() string, ended *[
 	}
 }
 
-// TestAttack22SweepRenewsItsLease: a sweep's plan, run by runPlan, keeps
+// TestSweepRenewsItsLease: a sweep's plan, run by runPlan, keeps
 // its lease through a step longer than the lease.
-func TestAttack22SweepRenewsItsLease(t *testing.T) {
+func TestSweepRenewsItsLease(t *testing.T) {
 	every := leaseRenewEvery
 	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
 	leaseRenewEvery = 5 * time.Millisecond
@@ -76,10 +76,10 @@ func TestAttack22SweepRenewsItsLease(t *testing.T) {
 	}
 }
 
-// TestAttack22SweepLeaseLostStopsWrites: a sweep whose lease another node
+// TestSweepLeaseLostStopsWrites: a sweep whose lease another node
 // takes mid-run stops, destroys nothing, reports ErrBusy, and its renewal
 // goroutine ends.
-func TestAttack22SweepLeaseLostStopsWrites(t *testing.T) {
+func TestSweepLeaseLostStopsWrites(t *testing.T) {
 	every := leaseRenewEvery
 	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
 	leaseRenewEvery = 5 * time.Millisecond
@@ -124,10 +124,10 @@ func TestAttack22SweepLeaseLostStopsWrites(t *testing.T) {
 	}
 }
 
-// TestAttack22ResumeRenewsItsLease: a plan interrupted after its
+// TestResumeRenewsItsLease: a plan interrupted after its
 // tombstone and finished by another node's Resume keeps its lease while
 // Resume's long step runs.
-func TestAttack22ResumeRenewsItsLease(t *testing.T) {
+func TestResumeRenewsItsLease(t *testing.T) {
 	every := leaseRenewEvery
 	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
 	leaseRenewEvery = 5 * time.Millisecond
@@ -172,10 +172,10 @@ func settledGoroutines(want int) int {
 	return n
 }
 
-// TestAttack22NoRenewalLeaks: no path of a plan's run leaves a renewal
+// TestNoRenewalLeaks: no path of a plan's run leaves a renewal
 // goroutine behind: Erase done, dry run, nothing to erase, reused id,
 // lost lease; Sweep; Resume.
-func TestAttack22NoRenewalLeaks(t *testing.T) {
+func TestNoRenewalLeaks(t *testing.T) {
 	every := leaseRenewEvery
 	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
 	leaseRenewEvery = 5 * time.Millisecond
@@ -234,11 +234,11 @@ func TestAttack22NoRenewalLeaks(t *testing.T) {
 	}
 }
 
-// TestAttack22StopRacesRenewal: stop called while a renewal is being
+// TestStopRacesRenewal: stop called while a renewal is being
 // ticked: once stop returns, no renewal writes the lease again, so the
 // release that follows it stands (the lease ends at once, not 10 minutes
 // later).
-func TestAttack22StopRacesRenewal(t *testing.T) {
+func TestStopRacesRenewal(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	var tick chan time.Time
@@ -282,11 +282,11 @@ func TestAttack22StopRacesRenewal(t *testing.T) {
 	}
 }
 
-// TestAttack22CallerGivesUpAfterTombstone: the caller of Erase gives up
+// TestCallerGivesUpAfterTombstone: the caller of Erase gives up
 // once the plan's tombstone is written: the plan still runs to the end
 // (complete runs under the lease's context, not the caller's), and
 // renewals still keep the lease while it does.
-func TestAttack22CallerGivesUpAfterTombstone(t *testing.T) {
+func TestCallerGivesUpAfterTombstone(t *testing.T) {
 	every := leaseRenewEvery
 	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
 	leaseRenewEvery = 5 * time.Millisecond
