@@ -303,7 +303,7 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	lease, stop := s.keepLease(ctx, tenant, req.ID)
 	defer func() {
 		if lost := stop(); lost != nil && err != nil {
-			err = lost
+			err = fmt.Errorf("erasure %s: %w", req.ID, lost)
 		}
 	}()
 	ctx, cancel := untilCancelled(lease, ctx)
