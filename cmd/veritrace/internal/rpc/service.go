@@ -173,7 +173,7 @@ func mountOTLP(mux *http.ServeMux, s *service, auth *authInterceptor, opts Optio
 		b.append = s.l.Append
 	}
 	for path, h := range otlp.NewGRPCHandlers(b, handlerOptions(opts, auth, opts.OTLP.MaxBytes)...) {
-		mux.Handle(path, b.limit(s.inflight.gate(h, opts.OTLP.MaxBytes)))
+		mux.Handle(path, s.inflight.gate(h, opts.OTLP.MaxBytes, true))
 	}
 	h := otlp.NewHTTPHandler(b, int64(opts.OTLP.MaxBytes), opts.Logger)
 	mux.Handle(otlp.TracesPath, h)
@@ -215,8 +215,8 @@ func (h *Handler) OTLPHandler() http.Handler {
 // HTTP/2 streams share a connection with running ones.
 func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	opts.defaults(l)
-	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention, otlpSlots: make(chan struct{}, opts.OTLP.MaxConcurrent),
-		inflight: newInflight(opts.MaxInflightBytes, opts.MaxKeyInflightBytes, opts.QueueWait(), opts.BodyTimeout, opts.MinBodyRate, opts.Logger)}
+	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention,
+		inflight: newInflight(opts.MaxInflightBytes, opts.MaxKeyInflightBytes, int64(opts.OTLP.MaxConcurrent), opts.QueueWait(), opts.BodyTimeout, opts.MinBodyRate, opts.Logger)}
 	auth := newAuthInterceptor(l, opts)
 	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()
@@ -289,11 +289,9 @@ type service struct {
 	log       *slog.Logger
 	now       func() time.Time
 	retention *retention.Service
-	// otlpSlots holds a token for each OTLP export being read or handled,
-	// on every listener (OTLPOptions.MaxConcurrent).
-	otlpSlots chan struct{}
 	// inflight bounds the bytes of appends read and handled at once, on
-	// every listener (Options.MaxInflightBytes).
+	// every listener (Options.MaxInflightBytes), and the OTLP exports
+	// (OTLPOptions.MaxConcurrent).
 	inflight *inflight
 }
 
