@@ -74,7 +74,9 @@ type Options struct {
 	// largest single request (MaxRequestBytes, OTLP.MaxBytes).
 	MaxInflightBytes int64
 	// MaxQueueWait is how long a request waits for room before it is
-	// refused with resource_exhausted: nil, DefaultMaxQueueWait; zero (or
+	// refused with resource_exhausted (an OTLP export waiting for an
+	// export slot: unavailable; its two waits together last at most
+	// this long): nil, DefaultMaxQueueWait; zero (or
 	// less), as long as the request lives, that is as long as its client
 	// waits (serve --max-queue-wait takes the same values). QueueWait
 	// says which.
