@@ -71,16 +71,22 @@ func TestLeaseRenewedDuringLongWork(t *testing.T) {
 	}
 }
 
+// leaseLossEnv is a test environment whose leases are renewed every 5 ms,
+// for tests that make a node lose one (testHookAfterTombstone, reset at
+// the end).
+func leaseLossEnv(t *testing.T) *env {
+	every := leaseRenewEvery
+	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
+	leaseRenewEvery = 5 * time.Millisecond
+	return newEnv(t)
+}
+
 // TestLeaseLostDuringLongWork: if another node took the lease meanwhile
 // (say this process stalled past the lease), the holder's next renewal
 // fails: it stops, writes nothing more, and reports ErrBusy; the node
 // that took it finishes the plan.
 func TestLeaseLostDuringLongWork(t *testing.T) {
-	every := leaseRenewEvery
-	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
-	leaseRenewEvery = 5 * time.Millisecond
-	ctx := context.Background()
-	e := newEnv(t)
+	ctx, e := context.Background(), leaseLossEnv(t)
 	a, c := e.node("a"), e.node("c")
 	idxs := e.spans(t, "ivy", "", 1, 3, false, "i")
 	testHookAfterTombstone = func() error {
@@ -285,11 +291,7 @@ func TestKeepLeaseStopTwice(t *testing.T) {
 // which plan (its request id), as runPlan does, and never names the
 // subject.
 func TestEraseLostLeaseNamesPlan(t *testing.T) {
-	every := leaseRenewEvery
-	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
-	leaseRenewEvery = 5 * time.Millisecond
-	ctx := context.Background()
-	e := newEnv(t)
+	ctx, e := context.Background(), leaseLossEnv(t)
 	a, c := e.node("a"), e.node("c")
 	const id, subject = "req-7341", "quentin-subject"
 	e.spans(t, subject, "", 1, 2, false, "q")
