@@ -172,7 +172,7 @@ func (s *Service) PlaceHold(ctx context.Context, tenant string, scope HoldScope,
 // the field and never the subject or session id.
 func (s *Service) PlaceHoldRequest(ctx context.Context, tenant string, req HoldRequest) (*Hold, uint64, error) {
 	scope := req.Scope
-	if req.ID != "" && !validRequestID(req.ID) {
+	if req.ID != "" && !ValidRequestID(req.ID) {
 		return nil, 0, fmt.Errorf("%w: request_id must be 1 to 64 of A-Z a-z 0-9 - _ .", ErrInvalid)
 	}
 	if err := scope.validate(); err != nil {
