@@ -1378,15 +1378,17 @@ func (s *Service) doomedPseudonyms(ctx context.Context, er *Erasure, erase map[u
 	return out, nil
 }
 
-// namedByHolds returns the index terms that holds in force name.
+// namedByHolds returns the index terms that holds in force name, and
+// pending ones (Hold.Pending): the key such a hold is about to be sealed
+// under is kept from a plan that reads the holds before it is in force.
 func (s *Service) namedByHolds(ctx context.Context, tenant string) (map[string]bool, error) {
-	hs, err := s.stored(ctx, tenant, false)
+	hs, err := s.records(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]bool{}
 	for _, h := range hs {
-		if h.Scope.Term != "" {
+		if h.Active() && h.Scope.Term != "" {
 			out[h.Scope.Term] = true
 		}
 	}
