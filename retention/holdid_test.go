@@ -170,19 +170,7 @@ func TestPlaceHoldRequestKilledBetweenSteps(t *testing.T) {
 			e := newEnv(t)
 			held := e.spans(t, "alice", "", 1, 2, false, "a")
 			req := holdReq("killed", HoldScope{Subject: "alice"})
-			testHookHold = func(step string) error {
-				if step == "stored" {
-					return errKilled
-				}
-				return nil
-			}
-			t.Cleanup(func() { testHookHold = nil })
-			if _, _, err := e.s.PlaceHoldRequest(ctx, "default", req); !errors.Is(err, errKilled) {
-				t.Fatalf("PlaceHoldRequest() = %v, want the kill", err)
-			}
-			testHookHold = nil
-			e.l.Close()
-			e.open(t)
+			placeKilledAt(t, e, req, "stored")
 			if states, entries := holdRecords(t, e); states != 1 || entries != 0 {
 				t.Fatalf("after the kill: %d hold records, %d hold entries; want 1, 0", states, entries)
 			}
@@ -249,6 +237,25 @@ func TestPlaceHoldRequestAskedAgainAfterErasure(t *testing.T) {
 	if _, _, err := e.s.PlaceHoldRequest(ctx, "default", holdReq(req.ID, HoldScope{Subject: "bob"})); !errors.Is(err, ErrHoldRequestReused) {
 		t.Errorf("PlaceHoldRequest(same id, a subject with data) = %v, want ErrHoldRequestReused", err)
 	}
+}
+
+// placeKilledAt places req as a process killed at the given step of
+// PlaceHoldRequest would (testHookHold), and restarts the ledger.
+func placeKilledAt(t *testing.T, e *env, req HoldRequest, step string) {
+	t.Helper()
+	testHookHold = func(s string) error {
+		if s == step {
+			return errKilled
+		}
+		return nil
+	}
+	t.Cleanup(func() { testHookHold = nil })
+	if _, _, err := e.s.PlaceHoldRequest(context.Background(), "default", req); !errors.Is(err, errKilled) {
+		t.Fatalf("PlaceHoldRequest() killed at %q = %v, want the kill", step, err)
+	}
+	testHookHold = nil
+	e.l.Close()
+	e.open(t)
 }
 
 // hasPseudonymKey reports whether a subject id has a pseudonym key.
@@ -340,19 +347,7 @@ func TestPlaceHoldRequestKilledAfterClaim(t *testing.T) {
 			e := newEnv(t)
 			held := e.spans(t, "alice", "", 1, 2, false, "a")
 			req := holdReq("claimed", HoldScope{Subject: subject})
-			testHookHold = func(step string) error {
-				if step == "claimed" {
-					return errKilled
-				}
-				return nil
-			}
-			t.Cleanup(func() { testHookHold = nil })
-			if _, _, err := e.s.PlaceHoldRequest(ctx, "default", req); !errors.Is(err, errKilled) {
-				t.Fatalf("PlaceHoldRequest() = %v, want the kill", err)
-			}
-			testHookHold = nil
-			e.l.Close()
-			e.open(t)
+			placeKilledAt(t, e, req, "claimed")
 			if subject == "nobody" && hasPseudonymKey(t, e, subject) {
 				t.Errorf("after the kill: the subject without data has a pseudonym key")
 			}
