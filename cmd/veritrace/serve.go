@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/veritrace/veritrace/audit"
@@ -246,8 +247,20 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		return err
 	}
 	otlpOpts.MaxBytes = c.OTLPMaxBytes
+	// Every listener is claimed before the data directory is touched: a
+	// port in use (a server already running) changes nothing on disk.
+	lns, err := claimListeners(c)
+	if err != nil {
+		return err
+	}
+	closeListeners := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
 	keys, created, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: c.DataDir, MasterKey: c.MasterKeyFile, SigningKey: c.SigningKeyFile})
 	if err != nil {
+		closeListeners()
 		return fmt.Errorf("keys: %w", err)
 	}
 	if created {
@@ -259,26 +272,22 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	}
 	l, err := ledger.Open(ctx, ledger.Options{Dir: c.DataDir, Keys: keys, CheckpointInterval: c.CheckpointInterval, Logger: log, MinFreeBytes: reserve, Now: clock})
 	if err != nil {
+		closeListeners()
 		return err
 	}
 	adminFile := filepath.Join(c.DataDir, AdminKeyFile)
 	if id, err := rpc.Bootstrap(ctx, l, adminFile, clock()); err != nil {
+		closeListeners()
 		l.Close()
 		return err
 	} else if id != "" {
 		log.Info("created the first admin key", "key_id", id, "token_file", adminFile)
 	}
-	ln, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		l.Close()
-		return err
-	}
 	// A missing node file is made last, once start-up can no longer fail
-	// but for the extra listeners (the ledger's directory lock keeps a
-	// second process out meanwhile).
+	// (the ledger's directory lock keeps a second process out meanwhile).
 	if nodeMissing {
 		if node, err = storeNodeName(c.DataDir); err != nil {
-			ln.Close()
+			closeListeners()
 			l.Close()
 			return err
 		}
@@ -312,22 +321,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	if c.Console {
 		handler = console.WithConsole(api)
 	}
-	listeners := []listener{{"serving", ln, newServer(c, handler, log, certs)}}
-	for _, extra := range []struct{ name, addr string }{{"serving OTLP (gRPC default port)", c.OTLPGRPCListen}, {"serving OTLP (HTTP default port)", c.OTLPHTTPListen}} {
-		if extra.addr == "" {
-			continue
-		}
-		eln, err := net.Listen("tcp", extra.addr)
-		if err != nil {
-			for _, o := range listeners {
-				o.ln.Close()
-			}
-			stopSweeps()
-			<-sweeps
-			l.Close()
-			return err
-		}
-		listeners = append(listeners, listener{extra.name, eln, newServer(c, api.OTLPHandler(), log, certs)})
+	listeners := []listener{{"serving", lns[0], newServer(c, handler, log, certs)}}
+	for _, eln := range lns[1:] {
+		listeners = append(listeners, listener{"serving OTLP", eln, newServer(c, api.OTLPHandler(), log, certs)})
 	}
 	if c.PprofListen != "" {
 		go servePprof(c.PprofListen, log)
@@ -349,7 +345,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		}()
 	}
 	if c.Console {
-		log.Info("web console", "url", scheme+"://"+ln.Addr().String()+console.Prefix)
+		log.Info("web console", "url", scheme+"://"+lns[0].Addr().String()+console.Prefix)
 	}
 	select {
 	case err = <-errc:
@@ -391,6 +387,30 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return err
+}
+
+// claimListeners listens on the API's address (first) and on the OTLP
+// addresses that are set, in that order; on any failure it closes those
+// it claimed and names the flag whose address is taken.
+func claimListeners(c serveConfig) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, a := range []struct{ flag, addr string }{{"--listen", c.Listen}, {"--otlp-grpc-listen", c.OTLPGRPCListen}, {"--otlp-http-listen", c.OTLPHTTPListen}} {
+		if a.addr == "" && a.flag != "--listen" {
+			continue
+		}
+		ln, err := net.Listen("tcp", a.addr)
+		if err != nil {
+			for _, o := range lns {
+				o.Close()
+			}
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("%s %s: the address is in use (another veritrace server running?); nothing was created or opened: %w", a.flag, a.addr, err)
+			}
+			return nil, fmt.Errorf("%s %s: %w", a.flag, a.addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
 }
 
 // newServer is an HTTP server for the API: HTTP/1.1 and HTTP/2 (h2c
