@@ -21,6 +21,7 @@
 //	veritrace tenants create|list   manage tenants (admin)
 //	veritrace access-log            list a tenant's access log
 //	veritrace verify-log --data DIR verify a data directory offline
+//	veritrace health                the health check of the server and each service
 //	veritrace bench                 drive a server with load and report throughput
 //
 // Run "veritrace COMMAND -h" for a command's flags.
@@ -63,6 +64,7 @@ var commands = []command{
 	{"tenants", "create or list tenants (admin)", runTenants},
 	{"access-log", "list a tenant's access log (auditor, compliance officer, admin)", runAccessLog},
 	{"verify-log", "verify a data directory offline and name the first bad entry", runVerifyLog},
+	{"health", "ask the server's health check about the server and each service (no API key needed)", runHealth},
 	{"bench", "load generator: drive a server over loopback and report spans/s and latency", runBench},
 }
 
