@@ -25,7 +25,7 @@ var healthServices = []string{"", veritracev1connect.IngestServiceName, veritrac
 
 // healthHints say what a NOT_SERVING answer means and where to look.
 var healthHints = map[string]string{
-	"": "the ledger has failed (its log says why; restart once the cause is fixed) or disk space is below --min-free-bytes (appends are refused, reads go on)",
+	"":                                   "the ledger has failed (its log says why; restart once the cause is fixed) or disk space is below --min-free-bytes (appends are refused, reads go on)",
 	veritracev1connect.IngestServiceName: "the ledger has failed, or disk space is below --min-free-bytes: appends are refused",
 	veritracev1connect.RetentionServiceName: "an erasure or sweep is unfinished on this server: its log names it (\"could not be finished\"); " +
 		"`veritrace erasures` (compliance officer) lists it as executing; it is retried every 10 minutes and at the next start",
