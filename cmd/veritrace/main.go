@@ -14,6 +14,8 @@
 //	veritrace verify F --key log.pub  verify a bundle offline
 //	veritrace verify-receipt R --key log.pub [--bundle F | --addr URL]  check an erasure receipt
 //	veritrace erase --subject ID --legal-basis B --reason R [--dry-run]
+//	veritrace erasure REQUEST_ID    an erasure request's state and receipt
+//	veritrace erasures [--all]      list erasure requests and sweeps
 //	veritrace hold place|release|list   legal holds
 //	veritrace retention show|set     retention policy
 //	veritrace sweep                 expire payloads past retention now
@@ -57,6 +59,7 @@ var commands = []command{
 	{"verify-receipt", "check an erasure receipt: offline, or its tombstone parts in a bundle or on the server", runVerifyReceipt},
 	{"erase", "erase a subject's, session's or traces' payloads (compliance officer)", runErase},
 	{"erasure", "show an erasure request's state and receipt", runErasure},
+	{"erasures", "list the tenant's erasure requests and sweeps, newest first (compliance officer)", runErasures},
 	{"hold", "place, release or list legal holds (compliance officer)", runHold},
 	{"retention", "show or set the retention policy (compliance officer)", runRetention},
 	{"sweep", "expire payloads past their retention now (compliance officer)", runSweep},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/retention"
 )
 
 func runErase(ctx context.Context, args []string, stdout io.Writer) error {
@@ -103,15 +104,63 @@ func runErasure(ctx context.Context, args []string, stdout io.Writer) error {
 	cf.register(fs)
 	from := fs.Uint64("from", 0, "position in the lists of erased and held entries to show from (the answer's next_from)")
 	pageSize := fs.Int("page-size", 0, "entries of each list to show, 1 to 10000 (default 1000)")
-	rest, err := parseFlags(fs, args, 1, "REQUEST_ID")
+	rest, err := parseFlags(fs, args, 1, "REQUEST_ID (veritrace erasures lists them)")
 	if err != nil {
 		return err
 	}
+	if !retention.ValidRequestID(rest[0]) {
+		return fmt.Errorf("REQUEST_ID %q: a request id is %s (veritrace erasures lists the tenant's)", bundle.Printable(rest[0]), retention.RequestIDSyntax)
+	}
 	resp, err := cf.retention().GetErasure(ctx, connect.NewRequest(&v1.GetErasureRequest{RequestId: rest[0], From: *from, PageSize: int32(*pageSize)}))
+	if connect.CodeOf(err) == connect.CodeNotFound {
+		return fmt.Errorf("%w (veritrace erasures lists the tenant's erasure requests and sweeps)", err)
+	}
 	if err != nil {
 		return err
 	}
 	return printJSON(stdout, resp.Msg)
+}
+
+// runErasures lists the tenant's erasure requests and sweeps, newest
+// first, one a line: when requested, kind, id, state, what it selected,
+// how many entries it erased and held, its tombstone and legal basis.
+func runErasures(ctx context.Context, args []string, stdout io.Writer) error {
+	var cf clientFlags
+	fs := flag.NewFlagSet("erasures", flag.ContinueOnError)
+	cf.register(fs)
+	all := fs.Bool("all", false, "list every erasure request and sweep (default: the newest --limit)")
+	limit := fs.Int("limit", 100, "how many to list without --all, 1 to 1000")
+	if _, err := parseFlags(fs, args, 0, ""); err != nil {
+		return err
+	}
+	if *limit < 1 || *limit > 1000 {
+		return fmt.Errorf("--limit %d: want 1 to 1000", *limit)
+	}
+	rc := cf.retention()
+	token := ""
+	for {
+		resp, err := rc.ListErasures(ctx, connect.NewRequest(&v1.ListErasuresRequest{PageSize: int32(*limit), PageToken: token}))
+		if err != nil {
+			return err
+		}
+		for _, e := range resp.Msg.GetErasures() {
+			tomb := "-"
+			if e.TombstoneIndex != nil {
+				tomb = fmt.Sprint(e.GetTombstoneIndex())
+			}
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\t%s\terased %d\theld %d\ttombstone %s\t%s\n",
+				e.GetRequestedAt().AsTime().UTC().Format(time.RFC3339), bundle.Printable(e.GetKind()), bundle.Printable(e.GetRequestId()),
+				bundle.Printable(e.GetState()), bundle.Printable(e.GetSelector()), e.GetErasedCount(), e.GetHeldCount(), tomb, bundle.Printable(e.GetLegalBasis()))
+		}
+		token = resp.Msg.GetNextPageToken()
+		if token == "" {
+			return nil
+		}
+		if !*all {
+			fmt.Fprintf(stdout, "... more: veritrace erasures --all\n")
+			return nil
+		}
+	}
 }
 
 func runHold(ctx context.Context, args []string, stdout io.Writer) error {

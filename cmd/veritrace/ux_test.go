@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// uxSession is a real server on loopback with an app's, an auditor's and
+// a compliance officer's key, as a new user following the README has.
+type uxSession struct {
+	url, dir                 string
+	app, auditor, compliance string
+}
+
+func startUXSession(t *testing.T) *uxSession {
+	t.Helper()
+	t.Setenv("VERITRACE_API_KEY_FILE", "")
+	t.Setenv("VERITRACE_API_KEY", "")
+	t.Setenv("VERITRACE_TENANT", "")
+	dir := t.TempDir()
+	addr, stop := startServe(t, serveConfig{DataDir: dir, LogLevel: "info", OTLPMaxBytes: 1 << 20})
+	t.Cleanup(func() { stop() })
+	s := &uxSession{url: "http://" + addr, dir: dir}
+	s.app = benchKey(t, s.url, dir, "ingester", "default")
+	s.auditor = benchKey(t, s.url, dir, "auditor", "default")
+	s.compliance = benchKey(t, s.url, dir, "compliance_officer", "default")
+	return s
+}
+
+// cli runs "veritrace CMD... --addr URL --api-key-file KEY ARGS..." and
+// returns its output and error.
+func (s *uxSession) cli(key, cmd string, args ...string) (string, error) {
+	var out strings.Builder
+	full := append(strings.Fields(cmd), "--addr", s.url, "--api-key-file", key)
+	err := run(context.Background(), append(full, args...), &out)
+	return out.String(), err
+}
+
+// must is cli that fails the test on an error.
+func (s *uxSession) must(t *testing.T, key, cmd string, args ...string) string {
+	t.Helper()
+	out, err := s.cli(key, cmd, args...)
+	if err != nil {
+		t.Fatalf("veritrace %s %s: %v\n%s", cmd, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// sample registers the README's prompt and appends examples/trace.json
+// (trace 000102030405060708090a0b0c0d0e0f, subject customer-42).
+func (s *uxSession) sample(t *testing.T) {
+	t.Helper()
+	s.must(t, s.app, "version register", "--kind", "prompt", "--name", "support-answer", "--label", "v1", "../../examples/prompt.txt")
+	s.must(t, s.app, "append", "../../examples/trace.json")
+}
+
+// TestErasuresListed: `veritrace erasures` lists the tenant's erasure
+// requests and sweeps (there was no command: `erasure list` looked up a
+// request named "list", and that lookup was recorded); `erasure` refuses
+// an id outside the documented syntax before it sends anything.
+func TestErasuresListed(t *testing.T) {
+	s := startUXSession(t)
+	s.sample(t)
+	s.must(t, s.compliance, "erase", "--subject", "customer-42", "--legal-basis", "GDPR Art. 17(1)(a)", "--reason", "r", "--request-id", "dsr-1")
+	out := s.must(t, s.compliance, "erasures")
+	t.Logf("erasures:\n%s", out)
+	if lines := strings.Split(out, "\n"); len(lines) != 2 || !strings.Contains(lines[0], "\terasure\tdsr-1\tdone\tsubject\terased 2\theld 0\ttombstone ") {
+		t.Errorf("erasures printed\n%s\nwant dsr-1 with what it erased", out)
+	}
+	out, err := s.cli(s.compliance, "erasure", "not an id!")
+	t.Logf("erasure \"not an id!\" = %v", err)
+	if err == nil || !strings.Contains(err.Error(), "1 to 64 of A-Z a-z 0-9 - _ .") {
+		t.Errorf("erasure with an invalid id = %v\n%s, want a local refusal naming the syntax", err, out)
+	}
+	out, err = s.cli(s.compliance, "erasure", "list")
+	t.Logf("erasure list = %v", err)
+	if err == nil || !strings.Contains(err.Error(), "veritrace erasures") {
+		t.Errorf("erasure list = %v\n%s, want not_found pointing at veritrace erasures", err, out)
+	}
+}
+
+// TestEraseAllHeldSaysWhatToDo: an erasure whose entries are all held is
+// done and uses up its request id; the CLI says which holds keep them and
+// that a new request id is needed once they are released.
+func TestEraseAllHeldSaysWhatToDo(t *testing.T) {
+	s := startUXSession(t)
+	s.sample(t)
+	out := s.must(t, s.compliance, "hold place", "--subject", "customer-42", "--case", "CASE-7", "--reason", "litigation")
+	hold := strings.Fields(out)[2]
+	out = s.must(t, s.compliance, "erase", "--subject", "customer-42", "--legal-basis", "GDPR Art. 17(1)(a)", "--reason", "r", "--request-id", "dsr-2")
+	t.Logf("erase:\n%s", out)
+	for _, want := range []string{"2 entries held by hold " + hold, "erase again with a new --request-id once", "dsr-2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("erase of held entries printed\n%s\nwant %q", out, want)
+		}
+	}
+}
+
+// TestTraceIDForms: a trace id is taken as 32 hex digits or as the base64
+// that receipts and JSON print (protojson), by trace, query and export;
+// trace prints a tree of the spans.
+func TestTraceIDForms(t *testing.T) {
+	s := startUXSession(t)
+	s.sample(t)
+	const hexID, b64ID = "000102030405060708090a0b0c0d0e0f", "AAECAwQFBgcICQoLDA0ODw=="
+	for _, id := range []string{hexID, b64ID} {
+		out, err := s.cli(s.auditor, "trace", id)
+		if err != nil {
+			t.Errorf("trace %s: %v", id, err)
+			continue
+		}
+		t.Logf("trace %s:\n%s", id, out)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) < 3 || !strings.Contains(out, "invoke_agent support") || !strings.Contains(out, "\n  ") ||
+			!strings.Contains(out, "chat gpt-4o") || !strings.Contains(out, "generation") || !strings.Contains(out, "1s") {
+			t.Errorf("trace %s printed\n%s\nwant a tree: the agent span, the generation indented under it, kinds and durations", id, out)
+		}
+		if out, err := s.cli(s.auditor, "query", "--trace", id); err != nil || !strings.Contains(out, hexID) {
+			t.Errorf("query --trace %s = %v\n%s", id, err, out)
+		}
+		if out, err := s.cli(s.auditor, "export", "--trace", id, "-o", filepath.Join(t.TempDir(), "b.zip")); err != nil {
+			t.Errorf("export --trace %s = %v\n%s", id, err, out)
+		}
+	}
+	if out, err := s.cli(s.auditor, "trace", "--json", b64ID); err != nil || !strings.Contains(out, `"spans"`) {
+		t.Errorf("trace --json = %v\n%s", err, out)
+	}
+	if out, err := s.cli(s.auditor, "trace", "xyz"); err == nil || !strings.Contains(err.Error(), "32 hex digits") || !strings.Contains(err.Error(), "base64") {
+		t.Errorf("trace xyz = %v\n%s, want both forms named", err, out)
+	}
+}
+
+// TestQueryDates: --from and --to take a date (UTC midnight) or RFC 3339,
+// and a bad one names the flag and the forms.
+func TestQueryDates(t *testing.T) {
+	s := startUXSession(t)
+	s.sample(t)
+	if out, err := s.cli(s.auditor, "query", "--from", "2026-11-21", "--to", "2026-11-22T00:00:00Z"); err != nil || !strings.Contains(out, "000102030405060708090a0b0c0d0e0f") {
+		t.Errorf("query --from 2026-11-21 = %v\n%s", err, out)
+	}
+	if _, err := s.cli(s.auditor, "query", "--from", "21/11/2026"); err == nil || !strings.Contains(err.Error(), "--from") || !strings.Contains(err.Error(), "2026-11-21") || strings.Contains(err.Error(), "parsing time") {
+		t.Errorf("query --from 21/11/2026 = %v, want the flag and the accepted forms named", err)
+	}
+}
+
+// TestFirstVersionShowsIndexZero: the first registered version prints
+// "index": "0" like every later one (protojson dropped the zero).
+func TestFirstVersionShowsIndexZero(t *testing.T) {
+	s := startUXSession(t)
+	out := s.must(t, s.app, "version register", "--kind", "prompt", "--name", "support-answer", "--label", "v1", "../../examples/prompt.txt")
+	if !strings.Contains(strings.Join(strings.Fields(out), ""), `"index":"0"`) {
+		t.Errorf("version register printed\n%s\nwant \"index\": \"0\"", out)
+	}
+}
