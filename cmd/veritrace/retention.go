@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -74,6 +76,9 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 	if n := uint64(len(e.GetHeld())); n < e.GetHeldCount() {
 		fmt.Fprintf(stdout, "  ... and %d more held\n", e.GetHeldCount()-n)
 	}
+	if e.GetState() == "done" && e.GetHeldCount() > 0 {
+		fmt.Fprintln(stdout, heldAdvice(e))
+	}
 	if *receipt != "" && e.GetReceipt() != "" {
 		if err := os.WriteFile(*receipt, []byte(e.GetReceipt()+"\n"+e.GetReceiptSignature()), 0o600); err != nil {
 			return err
@@ -81,6 +86,28 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "receipt written to %s\n", *receipt)
 	}
 	return nil
+}
+
+// heldAdvice says, after an erasure that legal holds kept entries from,
+// which holds keep them and what to do: the request is done and its id
+// used up (asking again with it answers this outcome), so the entries are
+// erased by a new request once the holds are released.
+func heldAdvice(e *v1.Erasure) string {
+	var holds []string
+	for _, h := range e.GetHeld() {
+		if id := bundle.Printable(h.GetHoldId()); !slices.Contains(holds, id) {
+			holds = append(holds, id)
+		}
+	}
+	which := "hold " + strings.Join(holds, ", ")
+	if len(holds) > 1 {
+		which = "holds " + strings.Join(holds, ", ")
+	}
+	if uint64(len(e.GetHeld())) < e.GetHeldCount() {
+		which += fmt.Sprintf(" and others (veritrace erasure %s --from %d lists the rest)", e.GetRequestId(), len(e.GetHeld()))
+	}
+	return fmt.Sprintf("%d entries held by %s were not erased: request %s is done and its id used up; "+
+		"erase again with a new --request-id once they are released (veritrace hold list)", e.GetHeldCount(), which, e.GetRequestId())
 }
 
 // eraseError names the request id of a failed erasure request and, unless
