@@ -26,11 +26,11 @@ type queryFlags struct {
 }
 
 func (q *queryFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&q.trace, "trace", "", "trace id, 32 hex digits")
+	fs.StringVar(&q.trace, "trace", "", "trace id: "+traceIDForms)
 	fs.StringVar(&q.session, "session", "", "session id")
 	fs.StringVar(&q.subject, "subject", "", "subject (end user) id")
-	fs.StringVar(&q.from, "from", "", "appended at or after this time (RFC 3339)")
-	fs.StringVar(&q.to, "to", "", "appended before this time (RFC 3339)")
+	fs.StringVar(&q.from, "from", "", "appended at or after this time: "+timeForms)
+	fs.StringVar(&q.to, "to", "", "appended before this time: "+timeForms)
 	fs.StringVar(&q.version, "version", "", "a referenced prompt, policy or pipeline version id")
 	fs.StringVar(&q.kind, "kind", "", "span kind: generation, embedding, retrieval, tool, agent, chain, guardrail, other")
 	fs.StringVar(&q.model, "model", "", "request or response model")
@@ -40,9 +40,9 @@ func (q *queryFlags) register(fs *flag.FlagSet) {
 func (q *queryFlags) proto() (*v1.TraceQuery, error) {
 	out := &v1.TraceQuery{SessionId: q.session, SubjectId: q.subject, VersionId: q.version, Model: q.model, ErrorsOnly: q.errors}
 	if q.trace != "" {
-		b, err := hex.DecodeString(q.trace)
-		if err != nil || len(b) != 16 {
-			return nil, fmt.Errorf("--trace must be 32 hex digits")
+		b, err := parseTraceID("--trace", q.trace)
+		if err != nil {
+			return nil, err
 		}
 		out.TraceId = b
 	}
@@ -50,9 +50,9 @@ func (q *queryFlags) proto() (*v1.TraceQuery, error) {
 		if s == "" {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339, s)
+		t, err := parseTimeFlag("--"+name, s)
 		if err != nil {
-			return nil, fmt.Errorf("--%s: %v", name, err)
+			return nil, err
 		}
 		if name == "from" {
 			out.From = timestamppb.New(t)

@@ -161,7 +161,7 @@ func (b *refusingRetention) Erase(_ context.Context, req *connect.Request[v1.Era
 // request).
 func TestEraseErrorNamesTheRequestID(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(keyFile, []byte("vt_test_key\n"), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, []byte("vtk_0123456789abcdef_"+strings.Repeat("A", 43)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {

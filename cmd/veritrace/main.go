@@ -35,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -94,7 +95,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout)
+			return explain(c.run(ctx, args[1:], stdout))
 		}
 	}
 	usage(os.Stderr)
@@ -107,6 +108,29 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.usage)
 	}
 }
+
+// explain says plainly what a client command's failure to reach a server
+// means: "no Veritrace server at 127.0.0.1:7070 (connection refused)",
+// the dial error still wrapped.
+func explain(err error) error {
+	var op *net.OpError
+	if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || !errors.As(err, &op) || op.Addr == nil {
+		return err
+	}
+	return &noServerError{addr: op.Addr.String(), err: err}
+}
+
+// noServerError: nothing listens at addr.
+type noServerError struct {
+	addr string
+	err  error
+}
+
+func (e *noServerError) Error() string {
+	return fmt.Sprintf("no Veritrace server at %s (connection refused): start one (veritrace serve), or point --addr or $VERITRACE_ADDR at it", e.addr)
+}
+
+func (e *noServerError) Unwrap() error { return e.err }
 
 // envOr returns the environment variable's value, or def.
 func envOr(name, def string) string {

@@ -28,7 +28,7 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 	subject := fs.String("subject", "", "erase a data subject's payloads")
 	session := fs.String("session", "", "erase a session's payloads")
 	var traces stringList
-	fs.Var(&traces, "trace", "erase a trace's payloads (32 hex digits; repeatable)")
+	fs.Var(&traces, "trace", "erase a trace's payloads (repeatable); a trace id is "+traceIDForms)
 	basis := fs.String("legal-basis", "", `legal basis, e.g. "GDPR Art. 17(1)(a)" (required)`)
 	reason := fs.String("reason", "", "why (required)")
 	ticket := fs.String("ticket", "", "external ticket reference")
@@ -48,9 +48,9 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	req := &v1.EraseRequest{RequestId: *id, SubjectId: *subject, SessionId: *session, LegalBasis: *basis, Reason: *reason, Ticket: *ticket, DryRun: *dry}
 	for _, t := range traces {
-		b, err := hex.DecodeString(t)
-		if err != nil || len(b) != 16 {
-			return fmt.Errorf("--trace %q: want 32 hex digits", t)
+		b, err := parseTraceID("--trace", t)
+		if err != nil {
+			return err
 		}
 		req.TraceIds = append(req.TraceIds, b)
 	}

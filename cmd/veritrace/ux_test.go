@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -137,8 +142,8 @@ func TestTraceIDForms(t *testing.T) {
 func TestQueryDates(t *testing.T) {
 	s := startUXSession(t)
 	s.sample(t)
-	if out, err := s.cli(s.auditor, "query", "--from", "2026-11-21", "--to", "2026-11-22T00:00:00Z"); err != nil || !strings.Contains(out, "000102030405060708090a0b0c0d0e0f") {
-		t.Errorf("query --from 2026-11-21 = %v\n%s", err, out)
+	if out, err := s.cli(s.auditor, "query", "--from", "2000-01-01", "--to", "2100-01-01T00:00:00Z"); err != nil || !strings.Contains(out, "000102030405060708090a0b0c0d0e0f") {
+		t.Errorf("query --from 2000-01-01 --to 2100-01-01T00:00:00Z = %v\n%s", err, out)
 	}
 	if _, err := s.cli(s.auditor, "query", "--from", "21/11/2026"); err == nil || !strings.Contains(err.Error(), "--from") || !strings.Contains(err.Error(), "2026-11-21") || strings.Contains(err.Error(), "parsing time") {
 		t.Errorf("query --from 21/11/2026 = %v, want the flag and the accepted forms named", err)
@@ -152,5 +157,48 @@ func TestFirstVersionShowsIndexZero(t *testing.T) {
 	out := s.must(t, s.app, "version register", "--kind", "prompt", "--name", "support-answer", "--label", "v1", "../../examples/prompt.txt")
 	if !strings.Contains(strings.Join(strings.Fields(out), ""), `"index":"0"`) {
 		t.Errorf("version register printed\n%s\nwant \"index\": \"0\"", out)
+	}
+}
+
+// TestClientMessages: a key file holding something else is named, its
+// contents never shown; no server at the address is said plainly.
+func TestClientMessages(t *testing.T) {
+	t.Setenv("VERITRACE_API_KEY_FILE", "")
+	t.Setenv("VERITRACE_API_KEY", "")
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.key")
+	if err := os.WriteFile(garbage, []byte("hunter2-not-a-key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"checkpoint", "--api-key-file", garbage},
+		{"prove", "1", "--key", garbage, "--api-key-file", garbage},
+	} {
+		err := run(context.Background(), args, io.Discard)
+		t.Logf("veritrace %s = %v", strings.Join(args, " "), err)
+		if err == nil || !strings.Contains(err.Error(), garbage) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("veritrace %s = %v, want the file named and its contents not shown", strings.Join(args, " "), err)
+		}
+	}
+	token := "vtk_0123456789abcdef_" + strings.Repeat("A", 43)
+	if err := os.WriteFile(garbage, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	for _, args := range [][]string{
+		{"checkpoint", "--api-key-file", garbage, "--addr", "http://" + addr},
+		{"export", "--api-key-file", garbage, "--addr", "http://" + addr, "--subject", "s", "-o", filepath.Join(dir, "b.zip")},
+		{"health", "--addr", "http://" + addr},
+	} {
+		err := run(context.Background(), args, io.Discard)
+		t.Logf("veritrace %s = %v", strings.Join(args, " "), err)
+		if want := "no Veritrace server at " + addr + " (connection refused)"; err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("veritrace %s = %v, want it to start %q", strings.Join(args, " "), err, want)
+		}
 	}
 }
