@@ -129,7 +129,7 @@ func TestTraceIDForms(t *testing.T) {
 			t.Errorf("export --trace %s = %v\n%s", id, err, out)
 		}
 	}
-	if out, err := s.cli(s.auditor, "trace", "--json", b64ID); err != nil || !strings.Contains(out, `"spans"`) {
+	if out, err := s.cli(s.auditor, "trace", "--json", b64ID); err != nil || !strings.Contains(out, `"roots"`) {
 		t.Errorf("trace --json = %v\n%s", err, out)
 	}
 	if out, err := s.cli(s.auditor, "trace", "xyz"); err == nil || !strings.Contains(err.Error(), "32 hex digits") || !strings.Contains(err.Error(), "base64") {
