@@ -125,7 +125,10 @@ func (c *clientFlags) admin() veritracev1connect.AdminServiceClient {
 	return veritracev1connect.NewAdminServiceClient(c.httpClient(), c.addr, c.options()...)
 }
 
-var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  "}
+// jsonOut prints every field, zeros included ("index": "0" of the first
+// entry, "duplicate": false), so that a script reading a field finds it
+// in every answer; unset messages and optional fields stay absent.
+var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitDefaultValues: true}
 
 func printJSON(w io.Writer, m proto.Message) error {
 	b, err := jsonOut.Marshal(m)
@@ -145,7 +148,7 @@ func readInput(path string) ([]byte, error) {
 
 func parseFlags(fs *flag.FlagSet, args []string, nargs int, argNames string) ([]string, error) {
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: veritrace %s [flags] %s\n", fs.Name(), argNames)
+		fmt.Fprintln(fs.Output(), strings.TrimSpace("usage: veritrace "+fs.Name()+" [flags] "+argNames))
 		fs.PrintDefaults()
 	}
 	rest, err := parseInterleaved(fs, args)

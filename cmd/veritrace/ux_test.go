@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -199,6 +201,46 @@ func TestClientMessages(t *testing.T) {
 		t.Logf("veritrace %s = %v", strings.Join(args, " "), err)
 		if want := "no Veritrace server at " + addr + " (connection refused)"; err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("veritrace %s = %v, want it to start %q", strings.Join(args, " "), err, want)
+		}
+	}
+}
+
+// TestHelpMatchesREADME: every environment variable the README says serve
+// and the client commands read is named in their -h, and no usage line
+// ends in a space.
+func TestHelpMatchesREADME(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	serveVars := regexp.MustCompile(`VERITRACE_[A-Z_]+`).FindAllString(text[strings.Index(text, "Flags also read"):strings.Index(text, "Logs are structured")], -1)
+	clientPara := text[strings.Index(text, "Client commands (`append`"):]
+	clientPara = clientPara[:strings.Index(clientPara, "`health` takes")]
+	clientVars := regexp.MustCompile(`VERITRACE_[A-Z_]+`).FindAllString(clientPara, -1)
+	for _, tc := range []struct {
+		args []string
+		vars []string
+	}{
+		{[]string{"serve", "-h"}, serveVars},
+		{[]string{"checkpoint", "-h"}, clientVars},
+		{[]string{"erasures", "-h"}, clientVars},
+	} {
+		help := stderrOf(t, func() { run(context.Background(), tc.args, io.Discard) })
+		for _, v := range tc.vars {
+			if !strings.Contains(help, "$"+v) {
+				t.Errorf("veritrace %s does not name $%s, which the README says it reads", strings.Join(tc.args, " "), v)
+			}
+		}
+		for _, line := range strings.Split(help, "\n") {
+			if strings.HasSuffix(line, " ") {
+				t.Errorf("veritrace %s: line %q ends in a space", strings.Join(tc.args, " "), line)
+			}
+		}
+	}
+	for _, v := range []string{"VERITRACE_ADDR", "VERITRACE_TENANT", "VERITRACE_API_KEY_FILE", "VERITRACE_API_KEY"} {
+		if !slices.Contains(clientVars, v) {
+			t.Errorf("the README's paragraph on client commands does not name $%s, which they read", v)
 		}
 	}
 }
