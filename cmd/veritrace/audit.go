@@ -297,7 +297,7 @@ func runVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if !rep.OK() {
-		return fmt.Errorf("bundle NOT verified: %s failed", strings.Join(rep.Failed(), ", "))
+		return fmt.Errorf("bundle NOT verified: %s", rep.Summary())
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -242,5 +244,99 @@ func TestHelpMatchesREADME(t *testing.T) {
 		if !slices.Contains(clientVars, v) {
 			t.Errorf("the README's paragraph on client commands does not name $%s, which they read", v)
 		}
+	}
+}
+
+// TestVerifyMessages: `veritrace verify` of a bundle whose zip directory
+// was altered names the zip problem (it printed "entries/...json: unexpected
+// EOF"); of a bundle whose manifest was altered, it says which check
+// failed and which were not run (it listed every check as failed).
+func TestVerifyMessages(t *testing.T) {
+	s := startUXSession(t)
+	s.sample(t)
+	work := t.TempDir()
+	good := filepath.Join(work, "good.zip")
+	s.must(t, s.auditor, "export", "--subject", "customer-42", "-o", good)
+	b, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := func(name string, data []byte) (string, error) {
+		path := filepath.Join(work, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		err := run(context.Background(), []string{"verify", path, "--key", filepath.Join(s.dir, "log.pub")}, &out)
+		t.Logf("verify %s = %v\n%s", name, err, out.String())
+		return out.String(), err
+	}
+	// The directory record of the first entry file declares one byte more
+	// than its data holds.
+	dirRec := bytes.Index(b, []byte("PK\x01\x02"))
+	for dirRec >= 0 && !bytes.HasPrefix(b[dirRec+46:], []byte("entries/")) {
+		next := bytes.Index(b[dirRec+4:], []byte("PK\x01\x02"))
+		if next < 0 {
+			t.Fatal("no directory record of an entry file")
+		}
+		dirRec += 4 + next
+	}
+	for _, tc := range []struct {
+		name    string
+		offsets []int
+	}{
+		{"sizes", []int{20, 24}}, // compressed and uncompressed size, little-endian
+		{"offset", []int{42}},    // where its local header is
+		{"crc", []int{16}},
+	} {
+		bad := bytes.Clone(b)
+		for _, o := range tc.offsets {
+			bad[dirRec+o]++
+		}
+		out, err := verify(tc.name+".zip", bad)
+		if err == nil || !strings.Contains(out, "(the zip was altered or damaged") || strings.Contains(out, "json: unexpected EOF") || strings.Contains(out, "json: EOF") {
+			t.Errorf("verify of a bundle with a changed zip directory (%s) = %v\n%s\nwant the zip problem named", tc.name, err, out)
+		}
+	}
+	// A manifest changed and the zip rebuilt around it.
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rebuilt bytes.Buffer
+	zw := zip.NewWriter(&rebuilt)
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Name == "manifest.json" {
+			changed := bytes.Replace(data, []byte(`default`), []byte(`defaulT`), 1)
+			if bytes.Equal(changed, data) {
+				t.Fatalf("manifest.json does not name the tenant:\n%s", data)
+			}
+			data = changed
+		}
+		w, err := zw.Create(f.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := verify("manifest.zip", rebuilt.Bytes())
+	if err == nil || strings.Count(out, "FAIL  ") != 1 || strings.Count(out, "--    ") != 15 ||
+		!strings.Contains(out, "NOT VERIFIED: bundle signature failed; 15 other checks not checked (the manifest is not signed by the key)") {
+		t.Errorf("verify of a bundle with a changed manifest = %v\n%s\nwant one check FAIL and the others not checked", err, out)
+	}
+	if err == nil || !strings.Contains(err.Error(), "bundle signature failed; 15 other checks not checked") {
+		t.Errorf("verify of a bundle with a changed manifest = %v, want the failed check named apart from those not run", err)
 	}
 }
