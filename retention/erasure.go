@@ -243,9 +243,7 @@ func (er *Erasure) sameRequest(req ErasureRequest, pseudonym string) bool {
 	return true // stored before digests were kept
 }
 
-// ValidRequestID reports whether id is a well-formed request id of an
-// erasure or hold request: 1 to 64 of A-Z a-z 0-9 - _ .
-func ValidRequestID(id string) bool {
+func validRequestID(id string) bool {
 	if id == "" || len(id) > 64 {
 		return false
 	}
@@ -270,7 +268,7 @@ func ValidRequestID(id string) bool {
 // may be stored), and asking again with the same ID once that plan is
 // done carries it out.
 func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) (_ *Erasure, err error) {
-	if !ValidRequestID(req.ID) {
+	if !validRequestID(req.ID) {
 		return nil, fmt.Errorf("%w: request id must be 1 to 64 of A-Z a-z 0-9 - _ .", ErrInvalid)
 	}
 	n := 0
