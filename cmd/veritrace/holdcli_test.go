@@ -36,7 +36,7 @@ func (s *holdServer) ListHolds(context.Context, *connect.Request[v1.ListHoldsReq
 func holdCLI(t *testing.T, h *v1.Hold, args ...string) (string, error) {
 	t.Helper()
 	keyFile := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(keyFile, []byte("vt_test_key\n"), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, []byte("vtk_0123456789abcdef_"+strings.Repeat("A", 43)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, handler := veritracev1connect.NewRetentionServiceHandler(&holdServer{hold: h})
