@@ -211,8 +211,8 @@ after(async () => {
 function watch(page) {
   page.on("pageerror", (e) => pageErrors.push(`${page.url()}: ${e.message}`));
   page.on("console", (m) => {
-    // Refused RPCs show up as failed resource loads: those are expected.
-    if (m.type() === "error" && !/Failed to load resource: the server responded with a status of (403|404|400|401)/.test(m.text())) pageErrors.push(`${page.url()}: ${m.text()}`);
+    // Refused RPCs show up as failed resource loads: those are expected (409: a stale retention change, aborted).
+    if (m.type() === "error" && !/Failed to load resource: the server responded with a status of (403|404|400|401|409)/.test(m.text())) pageErrors.push(`${page.url()}: ${m.text()}`);
   });
   page.on("request", (r) => {
     const u = r.url();
@@ -1036,7 +1036,28 @@ describe("attacks on the console, and what users expect of it", () => {
     const page = await signIn("acmeCompliance");
     await page.getByRole("link", { name: "Retention" }).click();
     await page.getByTestId("retention-policy").waitFor();
+    // A colleague records a change after the page showed the policy: the
+    // page's change, made from the revision it showed, is refused and
+    // records nothing over theirs.
+    const shown = (await rpc(tokens.acmeCompliance, "RetentionService/GetRetention", {}, ACME)).policy;
+    const theirs = structuredClone(shown);
+    theirs.defaultRule.days += 10;
+    const recorded = (await rpc(tokens.acmeCompliance, "RetentionService/SetRetention", { policy: theirs, reason: "e2e: a colleague" }, ACME)).policy;
+    await page.locator('input[name="retention-reason"]').fill("e2e: from what the page showed");
+    await page.locator('input[name="default-days"]').fill(String(shown.defaultRule.days + 20));
+    await page.getByTestId("save-retention").click();
+    const refused = page.getByTestId("retention-edit").getByRole("alert");
+    await refused.waitFor();
+    const text = await refused.textContent();
+    assert.ok(text?.includes(`the policy is at revision ${recorded.revision}; you edited revision ${shown.revision ?? 0}`), text);
+    const now = (await rpc(tokens.acmeCompliance, "RetentionService/GetRetention", {}, ACME)).policy;
+    assert.equal(now.revision, recorded.revision, "the stale change was recorded");
+    assert.equal(now.defaultRule.days, theirs.defaultRule.days);
+    // Shown again, the change is made from the current revision and recorded.
+    await page.reload();
+    await page.getByTestId("retention-policy").waitFor();
     const before = Number(await page.locator('input[name="default-days"]').inputValue());
+    assert.equal(before, theirs.defaultRule.days);
     await page.locator('input[name="default-days"]').fill(String(before - 1));
     await page.getByTestId("save-retention").click();
     await page.getByTestId("retention-edit").getByRole("alert").waitFor(); // shorter needs a reason

@@ -39,7 +39,12 @@ export function RetentionView() {
   const save = useAction(async () => {
     if (!draft) return;
     const r = await api.retention.setRetention({ policy: draft, reason: reason.trim() });
-    setSaved(`Saved revision ${r.policy?.revision} (ledger entry ${r.index}).`);
+    // The server records nothing for a policy whose rules it already has.
+    setSaved(
+      r.policy?.revision === draft.revision
+        ? `Nothing changed: the policy in force is revision ${r.policy?.revision}${r.index ? ` (ledger entry ${r.index})` : ""}; nothing was recorded.`
+        : `Saved revision ${r.policy?.revision} (ledger entry ${r.index}).`,
+    );
     setReason("");
     setPolicy(r.policy ?? null);
     setDraft(r.policy ? clone(RetentionPolicySchema, r.policy) : null);
