@@ -207,7 +207,6 @@ func (s *Service) SetPolicy(ctx context.Context, tenant string, next Policy, by,
 	}
 	old = old.clone()
 	next = *next.clone() // the caller keeps its slices and maps
-	next.Default.Class = DefaultClass
 	if sameRules(old, &next) {
 		if old.Revision == 0 {
 			return old, 0, nil
@@ -224,6 +223,7 @@ func (s *Service) SetPolicy(ctx context.Context, tenant string, next Policy, by,
 	if err := Check(old, &next, reason); err != nil {
 		return nil, 0, err
 	}
+	next.Default.Class = DefaultClass
 	if s.beforePolicyAppend != nil {
 		s.beforePolicyAppend()
 	}

@@ -1054,10 +1054,11 @@ describe("attacks on the console, and what users expect of it", () => {
     assert.equal(now.revision, recorded.revision, "the stale change was recorded");
     assert.equal(now.defaultRule.days, theirs.defaultRule.days);
     // Shown again, the change is made from the current revision and recorded.
-    await page.reload();
-    await page.getByTestId("retention-policy").waitFor();
+    await page.getByTestId("reload-retention").click();
+    await page.waitForFunction((days) => document.querySelector('input[name="default-days"]')?.value === String(days), theirs.defaultRule.days);
     const before = Number(await page.locator('input[name="default-days"]').inputValue());
     assert.equal(before, theirs.defaultRule.days);
+    await page.locator('input[name="retention-reason"]').fill("");
     await page.locator('input[name="default-days"]').fill(String(before - 1));
     await page.getByTestId("save-retention").click();
     await page.getByTestId("retention-edit").getByRole("alert").waitFor(); // shorter needs a reason

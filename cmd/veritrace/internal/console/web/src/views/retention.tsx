@@ -3,6 +3,7 @@
 // be extended), and expiry sweeps on demand.
 
 import { clone } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { useEffect, useState } from "preact/hooks";
 import { useCtx } from "../context";
 import { RetentionMode, RetentionPolicySchema, type RetentionPolicy, type RetentionRule } from "../gen/veritrace/v1/retention_pb";
@@ -188,6 +189,20 @@ export function RetentionView() {
             <button onClick={() => policy && setDraft(clone(RetentionPolicySchema, policy))}>Discard changes</button>
           </div>
           <ErrorBox error={save.error} />
+          {save.error instanceof ConnectError && save.error.code === Code.Aborted && (
+            // Changed by someone else since this page showed it: nothing was recorded.
+            <div class="buttons">
+              <button
+                onClick={() => {
+                  save.setError(null);
+                  load.run();
+                }}
+                data-testid="reload-retention"
+              >
+                Show the policy in force, and edit that
+              </button>
+            </div>
+          )}
           {saved && <Notice kind="ok">{saved}</Notice>}
         </Panel>
       )}
