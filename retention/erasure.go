@@ -302,9 +302,7 @@ func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) 
 	// caller gives up; complete does not.
 	lease, stop := s.keepLease(ctx, tenant, req.ID)
 	defer func() {
-		if lost := stop(); lost != nil && err != nil {
-			err = lost
-		}
+		err = leaseLost(req.ID, err, stop())
 	}()
 	ctx, cancel := untilCancelled(lease, ctx)
 	defer cancel()
@@ -569,8 +567,22 @@ const maxReplans = 8
 func (s *Service) runPlan(ctx context.Context, er *Erasure) error {
 	lease, stop := s.keepLease(ctx, er.Tenant, er.ID)
 	err := s.complete(lease, er)
-	if lost := stop(); lost != nil && err != nil {
-		err = fmt.Errorf("erasure %s: %w", er.ID, lost)
+	return leaseLost(er.ID, err, stop())
+}
+
+// leaseLost is err, the outcome of work on plan id, naming the plan (its
+// request id, never its subject) when the plan's lease was lost: lost,
+// what keepLease's stop returned, or errLeaseLost found by a write's
+// check where it commits. Losing the lease is reported rather than what
+// stopping made fail.
+func leaseLost(id string, err, lost error) error {
+	switch {
+	case err == nil:
+		return nil
+	case lost != nil:
+		return fmt.Errorf("erasure %s: %w", id, lost)
+	case errors.Is(err, errLeaseLost):
+		return fmt.Errorf("erasure %s: %w", id, err)
 	}
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,16 +71,22 @@ func TestLeaseRenewedDuringLongWork(t *testing.T) {
 	}
 }
 
+// leaseLossEnv is a test environment whose leases are renewed every 5 ms,
+// for tests that make a node lose one (testHookAfterTombstone, reset at
+// the end).
+func leaseLossEnv(t *testing.T) *env {
+	every := leaseRenewEvery
+	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
+	leaseRenewEvery = 5 * time.Millisecond
+	return newEnv(t)
+}
+
 // TestLeaseLostDuringLongWork: if another node took the lease meanwhile
 // (say this process stalled past the lease), the holder's next renewal
 // fails: it stops, writes nothing more, and reports ErrBusy; the node
 // that took it finishes the plan.
 func TestLeaseLostDuringLongWork(t *testing.T) {
-	every := leaseRenewEvery
-	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
-	leaseRenewEvery = 5 * time.Millisecond
-	ctx := context.Background()
-	e := newEnv(t)
+	ctx, e := context.Background(), leaseLossEnv(t)
 	a, c := e.node("a"), e.node("c")
 	idxs := e.spans(t, "ivy", "", 1, 3, false, "i")
 	testHookAfterTombstone = func() error {
@@ -277,5 +284,31 @@ func TestKeepLeaseStopTwice(t *testing.T) {
 				t.Errorf("stop() again wrote the lease %d times, want 0", n)
 			}
 		})
+	}
+}
+
+// TestEraseLostLeaseNamesPlan: an Erase that loses its plan's lease says
+// which plan (its request id), as runPlan does, and never names the
+// subject.
+func TestEraseLostLeaseNamesPlan(t *testing.T) {
+	ctx, e := context.Background(), leaseLossEnv(t)
+	a, c := e.node("a"), e.node("c")
+	const id, subject = "req-7341", "quentin-subject"
+	e.spans(t, subject, "", 1, 2, false, "q")
+	testHookAfterTombstone = func() error {
+		// Node c takes the lease as if node a's had ended unrenewed.
+		return e.l.UpdateState(ctx, "default", stateLease+id, func(old []byte) ([]byte, error) {
+			var l lease
+			json.Unmarshal(old, &l)
+			return json.Marshal(&lease{Node: "c", Run: c.runID(), Until: e.clock.Now().Add(leaseTTL), Token: l.Token + 1})
+		})
+	}
+	_, err := a.Erase(ctx, "default", eraseReq(id, subject))
+	testHookAfterTombstone = nil
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("Erase() after losing the lease = %v, want ErrBusy", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, id) || strings.Contains(msg, subject) {
+		t.Errorf("Erase() after losing the lease = %q, want it to name plan %q and not the subject", msg, id)
 	}
 }

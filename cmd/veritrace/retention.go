@@ -83,18 +83,30 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // eraseError names the request id of a failed erasure request and, unless
-// the server refused the request as asked (bad input, no permission,
-// nothing to erase, an id used for another request), says how to ask
-// again: with the same id, which the server carries out once however
-// often it is asked (an erasure refused beside another plan, one whose
-// answer was lost, or one stored and left unfinished).
+// the server refused the request as asked, says how to ask again: with
+// the same id, which the server carries out once however often it is
+// asked (an erasure refused beside another plan, one whose answer was
+// lost, or one stored and left unfinished).
 func eraseError(id string, err error) error {
+	return requestError("erasure request", id, err, fmt.Sprintf("the same id is carried out once; veritrace erasure %s shows it once stored", id))
+}
+
+// holdError is eraseError for `hold place`: the same id places one hold.
+func holdError(id string, err error) error {
+	return requestError("hold request", id, err, "the same id places one hold; veritrace hold list shows it once placed")
+}
+
+// requestError names the request id of a failed idempotent request (what
+// names the kind of request) and, unless the server refused the request
+// as asked (bad input, no permission, nothing to do, an id used for
+// another request), how to ask again with it; why says why that is safe.
+func requestError(what, id string, err error, why string) error {
 	switch connect.CodeOf(err) {
 	case connect.CodeInvalidArgument, connect.CodePermissionDenied, connect.CodeUnauthenticated,
 		connect.CodeNotFound, connect.CodeAlreadyExists, connect.CodeFailedPrecondition:
-		return fmt.Errorf("erasure request %s: %w", id, err)
+		return fmt.Errorf("%s %s: %w", what, id, err)
 	}
-	return fmt.Errorf("erasure request %s: %w; ask again with the same flags and --request-id %s (the same id is carried out once; veritrace erasure %s shows it once stored)", id, err, id, id)
+	return fmt.Errorf("%s %s: %w; ask again with the same flags and --request-id %s (%s)", what, id, err, id, why)
 }
 
 func runErasure(ctx context.Context, args []string, stdout io.Writer) error {
@@ -130,6 +142,7 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&sc.to, "to", "", "... until this time")
 		caseRef := fs.String("case", "", "case reference (required)")
 		reason := fs.String("reason", "", "why (required)")
+		id := fs.String("request-id", "", "request id, for retries (default: a new one)")
 		if _, err := parseFlags(fs, args[1:], 0, ""); err != nil {
 			return err
 		}
@@ -153,9 +166,16 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 				scope.To = timestamppb.New(t)
 			}
 		}
-		resp, err := cf.retention().PlaceHold(ctx, connect.NewRequest(&v1.PlaceHoldRequest{Scope: scope, CaseRef: *caseRef, Reason: *reason}))
+		if *id == "" {
+			// As for erase: shown before the request is sent, since the
+			// server may place the hold and its answer be lost; asking
+			// again with the same id places it once.
+			*id = uuid.NewString()
+			fmt.Fprintf(os.Stderr, "hold request %s\n", *id)
+		}
+		resp, err := cf.retention().PlaceHold(ctx, connect.NewRequest(&v1.PlaceHoldRequest{RequestId: *id, Scope: scope, CaseRef: *caseRef, Reason: *reason}))
 		if err != nil {
-			return err
+			return holdError(*id, err)
 		}
 		fmt.Fprintf(stdout, "placed hold %s (case %s), recorded at index %d\n", resp.Msg.GetHold().GetId(), *caseRef, resp.Msg.GetIndex())
 		return nil

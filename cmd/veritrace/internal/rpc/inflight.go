@@ -35,7 +35,8 @@ const (
 	// which an admitted append's body must arrive once its first body
 	// timeout has passed.
 	DefaultMinBodyRate = 64 << 10
-	// inflightLogEvery is how often, at most, waiting is logged.
+	// inflightLogEvery is how often, at most, waiting is logged, and
+	// how often, at most, cut bodies are.
 	inflightLogEvery = 10 * time.Second
 )
 
@@ -55,6 +56,16 @@ const (
 // read within bodyTimeout + n/minRate of admission, or cut. The charge is the request's bytes as
 // read, after decompression: what it holds decoded is a small multiple of
 // it (docs: "Memory and back-pressure").
+//
+// An OTLP export also takes one of exportSlots slots, the bound of exports
+// decoded and handled at once (OTLPOptions.MaxConcurrent): once admitted
+// under the bytes bound, and before its body is read, it waits for a
+// slot, first come first served, within the same maxWait. So a waiting
+// export holds what an admitted request holds before its body (its
+// charge, counted in its key's share, and its stream's flow-control
+// window) and no more, and one key's waiting exports are bounded by its
+// share. No request holds a slot while it waits for bytes, so the two
+// waits cannot deadlock.
 type inflight struct {
 	max         int64
 	perKey      int64
@@ -62,16 +73,24 @@ type inflight struct {
 	bodyTimeout time.Duration
 	minRate     int64 // bytes a second
 	sem         *semaphore.Weighted
+	exportSlots int64
+	exports     *semaphore.Weighted // OTLP export slots
 	log         *slog.Logger
+	now         func() time.Time // the clock of the log's rate limits
 
-	held    atomic.Int64 // bytes charged to requests being handled
-	waiting atomic.Int64 // requests waiting for room
-	waited  atomic.Int64 // requests that had to wait, since start
-	refused atomic.Int64 // requests refused after maxWait, since start
+	held           atomic.Int64 // bytes charged to requests being handled
+	waiting        atomic.Int64 // requests waiting for room (bytes or a slot)
+	waited         atomic.Int64 // requests that had to wait, since start
+	refused        atomic.Int64 // requests refused after maxWait, since start
+	exportsHeld    atomic.Int64 // export slots taken
+	exportsWaiting atomic.Int64 // exports waiting for a slot
+	cuts           atomic.Int64 // bodies cut, since start
 
-	mu     sync.Mutex
-	logged time.Time
-	keys   map[string]*keyShare // API keys with requests waiting or admitted
+	mu         sync.Mutex
+	logged     time.Time
+	cutLogged  time.Time
+	cutsLogged int64                // cuts when the last cut was logged
+	keys       map[string]*keyShare // API keys with requests waiting or admitted
 }
 
 // keyShare is what one API key's requests hold of perKey.
@@ -80,9 +99,10 @@ type keyShare struct {
 	refs int // requests waiting or admitted
 }
 
-func newInflight(max, perKey int64, maxWait, bodyTimeout time.Duration, minRate int64, log *slog.Logger) *inflight {
+func newInflight(max, perKey, exportSlots int64, maxWait, bodyTimeout time.Duration, minRate int64, log *slog.Logger) *inflight {
 	return &inflight{max: max, perKey: min(max, perKey), maxWait: maxWait, bodyTimeout: bodyTimeout, minRate: minRate,
-		sem: semaphore.NewWeighted(max), log: log, keys: map[string]*keyShare{}}
+		sem: semaphore.NewWeighted(max), exportSlots: exportSlots, exports: semaphore.NewWeighted(exportSlots),
+		log: log, now: time.Now, keys: map[string]*keyShare{}}
 }
 
 // share returns key's share, counting one more request on it; unshare
@@ -111,14 +131,24 @@ func (g *inflight) unshare(key string, ks *keyShare) {
 type InflightStats struct {
 	MaxBytes  int64 // the bound
 	HeldBytes int64 // charged to requests being read and handled
-	Waiting   int64 // requests waiting for room
-	Waited    int64 // requests that waited, since the server started
-	Refused   int64 // requests refused after the longest wait, since start
+	// Waiting counts requests waiting for room: for bytes, or (OTLP
+	// exports) for a slot; Waited and Refused count, since the server
+	// started, those that had to wait and those refused after the
+	// longest wait.
+	Waiting, Waited, Refused int64
+	// ExportSlots is the bound of OTLP exports read and handled at once;
+	// ExportsInProgress hold a slot, ExportsWaiting wait for one (and are
+	// counted in Waiting).
+	ExportSlots, ExportsInProgress, ExportsWaiting int64
+	// BodiesCut counts the bodies cut for making no progress
+	// (bodyTimeout, minRate), since the server started.
+	BodiesCut int64
 }
 
 func (g *inflight) stats() InflightStats {
 	return InflightStats{MaxBytes: g.max, HeldBytes: g.held.Load(), Waiting: g.waiting.Load(),
-		Waited: g.waited.Load(), Refused: g.refused.Load()}
+		Waited: g.waited.Load(), Refused: g.refused.Load(), ExportSlots: g.exportSlots,
+		ExportsInProgress: g.exportsHeld.Load(), ExportsWaiting: g.exportsWaiting.Load(), BodiesCut: g.cuts.Load()}
 }
 
 // errQueueWait: the server gave up waiting for room for a request.
@@ -127,12 +157,29 @@ var errQueueWait = errors.New("the server is handling as many request bytes as i
 // errKeyQueueWait: the server gave up waiting for room in a key's share.
 var errKeyQueueWait = errors.New("this API key's requests hold as many request bytes as one key may at once")
 
+// waitUntil is when a request arriving now stops waiting for room (zero:
+// never, while its context lives).
+func (g *inflight) waitUntil() time.Time {
+	if g.maxWait <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(g.maxWait)
+}
+
+// waitCtx is ctx ended at until (waitUntil), to wait in.
+func waitCtx(ctx context.Context, until time.Time) (context.Context, context.CancelFunc) {
+	if until.IsZero() {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, until)
+}
+
 // acquire charges n bytes (at most the bound) to a request of the API key
-// key, waiting for room; it returns the function that gives them back.
-// Its error is a *connect.Error: the request's own end (canceled,
-// deadline_exceeded), or resource_exhausted once maxWait has passed. A
-// request that gives up holds nothing.
-func (g *inflight) acquire(ctx context.Context, key string, n int64) (func(), error) {
+// key, waiting for room until until (waitUntil); it returns the function
+// that gives them back. Its error is a *connect.Error: the request's own
+// end (canceled, deadline_exceeded), or resource_exhausted once maxWait
+// has passed. A request that gives up holds nothing.
+func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n int64) (func(), error) {
 	n = min(max(n, 1), g.max)
 	kn := min(n, g.perKey)
 	ks := g.share(key)
@@ -145,11 +192,8 @@ func (g *inflight) acquire(ctx context.Context, key string, n int64) (func(), er
 	if !admitted {
 		g.waiting.Add(1)
 		g.waited.Add(1)
-		g.note(ctx)
-		wctx, cancel := ctx, context.CancelFunc(func() {})
-		if g.maxWait > 0 {
-			wctx, cancel = context.WithTimeout(ctx, g.maxWait)
-		}
+		g.note(ctx, "appends wait for room: the bytes of requests in flight reached --max-inflight-bytes")
+		wctx, cancel := waitCtx(ctx, until)
 		bound, limit := errKeyQueueWait, g.perKey
 		err := ks.sem.Acquire(wctx, kn)
 		if err == nil {
@@ -181,6 +225,44 @@ func (g *inflight) acquire(ctx context.Context, key string, n int64) (func(), er
 	}, nil
 }
 
+// errSlotWait: the server gave up waiting for an export slot.
+var errSlotWait = errors.New("exports are in progress, the most this server decodes at once")
+
+// exportSlot takes one of the OTLP export slots, waiting until until
+// (waitUntil) while ctx lives; it returns the function that gives it
+// back. Its error is a *connect.Error: the request's own end (canceled,
+// deadline_exceeded), or unavailable once maxWait has passed (retryable
+// in OTLP: 503 with Retry-After over HTTP). A request that gives up holds
+// no slot.
+func (g *inflight) exportSlot(ctx context.Context, until time.Time) (func(), error) {
+	if !g.exports.TryAcquire(1) {
+		g.waiting.Add(1)
+		g.exportsWaiting.Add(1)
+		g.waited.Add(1)
+		g.note(ctx, "OTLP exports wait for a slot: --otlp-max-concurrent exports are in progress")
+		wctx, cancel := waitCtx(ctx, until)
+		err := g.exports.Acquire(wctx, 1)
+		cancel()
+		g.exportsWaiting.Add(-1)
+		g.waiting.Add(-1)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, connect.NewError(connectCodeOfContext(ctx.Err()), ctx.Err())
+			}
+			g.refused.Add(1)
+			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%d %w and waited %s for a slot; retry later", g.exportSlots, errSlotWait, g.maxWait))
+		}
+	}
+	g.exportsHeld.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.exportsHeld.Add(-1)
+			g.exports.Release(1)
+		})
+	}, nil
+}
+
 // keyOf names the API key a request was authenticated with (the front
 // handler's or the OTLP transport's authentication), for its share.
 func keyOf(ctx context.Context) string {
@@ -201,11 +283,11 @@ func connectCodeOfContext(err error) connect.Code {
 	return connect.CodeCanceled
 }
 
-// note logs, at most every inflightLogEvery, that requests wait for room:
-// how operators see back-pressure (with Handler.InflightStats).
-func (g *inflight) note(ctx context.Context) {
+// note logs msg, at most every inflightLogEvery, when requests wait for
+// room: how operators see back-pressure (with Handler.InflightStats).
+func (g *inflight) note(ctx context.Context, msg string) {
 	g.mu.Lock()
-	now := time.Now()
+	now := g.now()
 	if now.Sub(g.logged) < inflightLogEvery {
 		g.mu.Unlock()
 		return
@@ -213,8 +295,27 @@ func (g *inflight) note(ctx context.Context) {
 	g.logged = now
 	g.mu.Unlock()
 	s := g.stats()
-	g.log.WarnContext(ctx, "appends wait for room: the bytes of requests in flight reached --max-inflight-bytes",
-		"max_inflight_bytes", s.MaxBytes, "held_bytes", s.HeldBytes, "waiting", s.Waiting, "waited_total", s.Waited, "refused_total", s.Refused)
+	g.log.WarnContext(ctx, msg,
+		"max_inflight_bytes", s.MaxBytes, "held_bytes", s.HeldBytes, "waiting", s.Waiting, "waited_total", s.Waited, "refused_total", s.Refused,
+		"export_slots", s.ExportSlots, "exports_in_progress", s.ExportsInProgress, "exports_waiting", s.ExportsWaiting)
+}
+
+// cut counts a body cut (bodyDeadline) and logs it, at most every
+// inflightLogEvery, with the cuts since the last line: a client that
+// opens many stalled requests writes a line a period, not one each.
+func (g *inflight) cut(ctx context.Context, read int64, err error) {
+	total := g.cuts.Add(1)
+	g.mu.Lock()
+	now := g.now()
+	if !g.cutLogged.IsZero() && now.Sub(g.cutLogged) < inflightLogEvery {
+		g.mu.Unlock()
+		return
+	}
+	since := total - g.cutsLogged
+	g.cutLogged, g.cutsLogged = now, total
+	g.mu.Unlock()
+	g.log.InfoContext(ctx, "an append's body was cut (--body-timeout, --min-body-rate)",
+		"bytes_read", read, "err", err, "cuts_since_last_line", since, "cuts_total", total)
 }
 
 // chargeOf is what a request to a path that accepts at most limit bytes is
@@ -233,13 +334,13 @@ func chargeOf(r *http.Request, limit int) int64 {
 	return int64(limit)
 }
 
-// gate makes next wait for room for the request's bytes before it reads
-// the body, then holds its body to bodyTimeout and minRate; limit is the
-// largest request next accepts.
-func (g *inflight) gate(next http.Handler, limit int) http.Handler {
+// gate makes next wait for room for the request's bytes (and, for an OTLP
+// export, a slot) before it reads the body, then holds its body to
+// bodyTimeout and minRate; limit is the largest request next accepts.
+func (g *inflight) gate(next http.Handler, limit int, export bool) http.Handler {
 	errw := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, err := g.enter(r.Context(), w, r, limit)
+		release, err := g.enter(r.Context(), w, r, limit, export)
 		if err != nil {
 			errw.Write(w, r, err)
 			return
@@ -249,14 +350,25 @@ func (g *inflight) gate(next http.Handler, limit int) http.Handler {
 	})
 }
 
-// enter waits, while ctx lives, for room for r's bytes (at most limit)
-// under the bound and the share of ctx's API key, then holds r's body to
-// bodyTimeout and minRate. The caller calls release once it is done with
-// the request.
-func (g *inflight) enter(ctx context.Context, w http.ResponseWriter, r *http.Request, limit int) (release func(), err error) {
-	release, err = g.acquire(ctx, keyOf(ctx), chargeOf(r, limit))
+// enter waits, while ctx lives and for at most maxWait in all, for room
+// for r's bytes (at most limit) under the bound and the share of ctx's API
+// key, then, for an OTLP export, for an export slot; then it holds r's
+// body to bodyTimeout and minRate. The caller calls release once it is
+// done with the request.
+func (g *inflight) enter(ctx context.Context, w http.ResponseWriter, r *http.Request, limit int, export bool) (release func(), err error) {
+	until := g.waitUntil()
+	release, err = g.acquire(ctx, until, keyOf(ctx), chargeOf(r, limit))
 	if err != nil {
 		return nil, err
+	}
+	if export {
+		slot, err := g.exportSlot(ctx, until)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		bytes := release
+		release = func() { slot(); bytes() }
 	}
 	g.bodyDeadline(w, r)
 	return release, nil
@@ -278,7 +390,7 @@ func (g *inflight) enter(ctx context.Context, w http.ResponseWriter, r *http.Req
 func (g *inflight) bodyDeadline(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	now := time.Now()
-	b := &progressBody{ReadCloser: r.Body, rc: rc, timeout: g.bodyTimeout, rate: g.minRate, start: now, deadline: now.Add(g.bodyTimeout), log: g.log, ctx: r.Context()}
+	b := &progressBody{ReadCloser: r.Body, rc: rc, timeout: g.bodyTimeout, rate: g.minRate, start: now, deadline: now.Add(g.bodyTimeout), g: g, ctx: r.Context()}
 	if err := rc.SetReadDeadline(b.deadline); err != nil {
 		return
 	}
@@ -296,8 +408,8 @@ type progressBody struct {
 	read     int64     // bytes read so far
 	deadline time.Time // the read deadline last set
 	ended    bool
-	cut      error // once cut, what every read returns
-	log      *slog.Logger
+	cut      error           // once cut, what every read returns
+	g        *inflight       // counts and logs the cut
 	ctx      context.Context // the request's, for the log
 }
 
@@ -324,7 +436,7 @@ func (b *progressBody) Read(p []byte) (int, error) {
 		// this body (over HTTP/1.1 it would otherwise wait for the rest
 		// before answering) and closes the connection after its answer.
 		b.ended = true
-		b.log.InfoContext(b.ctx, "an append's body was cut (--body-timeout, --min-body-rate)", "bytes_read", b.read, "err", err)
+		b.g.cut(b.ctx, b.read, err)
 		b.cut = b.errBodyCut()
 		return n, b.cut
 	case err != nil:
@@ -359,7 +471,7 @@ func (b *progressBody) due(now time.Time) time.Time {
 // appendsGated gates the procedures of IngestService that append
 // (AppendSpans, RegisterVersion); its reads pass.
 func appendsGated(g *inflight, next http.Handler, limit int) http.Handler {
-	gated := g.gate(next, limit)
+	gated := g.gate(next, limit, false)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case veritracev1connect.IngestServiceAppendSpansProcedure, veritracev1connect.IngestServiceRegisterVersionProcedure:

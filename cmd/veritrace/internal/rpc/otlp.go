@@ -35,8 +35,10 @@ type OTLPOptions struct {
 	// MaxBytes). An export past it is refused (413, RESOURCE_EXHAUSTED).
 	MaxExpandedBytes int
 	// MaxConcurrent bounds the exports read and handled at once (default
-	// 64); more are refused, retryably, before their body is read. With
-	// MaxBytes and the batch size it bounds the memory exports hold.
+	// 64); more wait for a slot, before their body is read, for at most
+	// Options.MaxQueueWait, then are refused retryably (unavailable). With
+	// MaxBytes and the batch size it bounds the memory and the decoding
+	// work exports hold.
 	MaxConcurrent int
 	// Default is the mapping configuration of tenants not in Tenants.
 	Default otlp.Config
@@ -73,47 +75,19 @@ func (b *otlpBackend) Admit(r *http.Request, path string) (context.Context, erro
 	return ctx, err
 }
 
-// Begin takes one of the service's export slots, or refuses the export at
-// once, retryably (UNAVAILABLE, 503 with Retry-After), when every slot is
-// taken. An OTLP/HTTP request (r not nil) then waits for room for its
-// bytes under the server's bound of in-flight appends (inflight) and its
-// API key's share of it, holding its slot and at most its stream's
-// flow-control window; once admitted its body is held to the body
-// timeout (r.Body is replaced: inflight.bodyDeadline). Waiting unread is
-// safe only on a server configured with HTTP2Config: with Go's default
-// windows, streams waiting unread fill their connection's window, which
-// the streams in progress on the same connection need to finish (a load
-// test found that deadlock).
+// Begin waits, before r's body is read, for room for an OTLP/HTTP export:
+// its bytes under the server's bound of in-flight appends and its API
+// key's share of it, then one of the export slots (inflight.enter); once
+// admitted its body is held to the body timeout (r.Body is replaced:
+// inflight.bodyDeadline). Past --max-queue-wait it is refused retryably:
+// resource_exhausted (429) waiting for bytes, unavailable (503 with
+// Retry-After) waiting for a slot. Waiting unread is safe only on a
+// server configured with HTTP2Config: with Go's default windows, streams
+// waiting unread fill their connection's window, which the streams in
+// progress on the same connection need to finish (a load test found that
+// deadlock).
 func (b *otlpBackend) Begin(ctx context.Context, w http.ResponseWriter, r *http.Request) (func(), error) {
-	select {
-	case b.otlpSlots <- struct{}{}:
-	default:
-		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%d exports are in progress, the most this server takes at once; retry", cap(b.otlpSlots)))
-	}
-	slot := func() { <-b.otlpSlots }
-	if r == nil {
-		return slot, nil
-	}
-	release, err := b.inflight.enter(ctx, w, r, b.opts.MaxBytes)
-	if err != nil {
-		slot()
-		return nil, err
-	}
-	return func() { release(); slot() }, nil
-}
-
-// limit makes an OTLP gRPC handler take an export slot before connect-go
-// reads the request (the front handler has authenticated it).
-func (b *otlpBackend) limit(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, err := b.Begin(r.Context(), w, nil)
-		if err != nil {
-			connect.NewErrorWriter().Write(w, r, err)
-			return
-		}
-		defer release()
-		next.ServeHTTP(w, r)
-	})
+	return b.inflight.enter(ctx, w, r, b.opts.MaxBytes, true)
 }
 
 // rejections collects why items of an export were not accepted, for

@@ -74,7 +74,9 @@ type Options struct {
 	// largest single request (MaxRequestBytes, OTLP.MaxBytes).
 	MaxInflightBytes int64
 	// MaxQueueWait is how long a request waits for room before it is
-	// refused with resource_exhausted: nil, DefaultMaxQueueWait; zero (or
+	// refused with resource_exhausted (an OTLP export waiting for an
+	// export slot: unavailable; its two waits together last at most
+	// this long): nil, DefaultMaxQueueWait; zero (or
 	// less), as long as the request lives, that is as long as its client
 	// waits (serve --max-queue-wait takes the same values). QueueWait
 	// says which.
@@ -173,7 +175,7 @@ func mountOTLP(mux *http.ServeMux, s *service, auth *authInterceptor, opts Optio
 		b.append = s.l.Append
 	}
 	for path, h := range otlp.NewGRPCHandlers(b, handlerOptions(opts, auth, opts.OTLP.MaxBytes)...) {
-		mux.Handle(path, b.limit(s.inflight.gate(h, opts.OTLP.MaxBytes)))
+		mux.Handle(path, s.inflight.gate(h, opts.OTLP.MaxBytes, true))
 	}
 	h := otlp.NewHTTPHandler(b, int64(opts.OTLP.MaxBytes), opts.Logger)
 	mux.Handle(otlp.TracesPath, h)
@@ -215,8 +217,8 @@ func (h *Handler) OTLPHandler() http.Handler {
 // HTTP/2 streams share a connection with running ones.
 func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	opts.defaults(l)
-	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention, otlpSlots: make(chan struct{}, opts.OTLP.MaxConcurrent),
-		inflight: newInflight(opts.MaxInflightBytes, opts.MaxKeyInflightBytes, opts.QueueWait(), opts.BodyTimeout, opts.MinBodyRate, opts.Logger)}
+	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention,
+		inflight: newInflight(opts.MaxInflightBytes, opts.MaxKeyInflightBytes, int64(opts.OTLP.MaxConcurrent), opts.QueueWait(), opts.BodyTimeout, opts.MinBodyRate, opts.Logger)}
 	auth := newAuthInterceptor(l, opts)
 	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()
@@ -289,11 +291,9 @@ type service struct {
 	log       *slog.Logger
 	now       func() time.Time
 	retention *retention.Service
-	// otlpSlots holds a token for each OTLP export being read or handled,
-	// on every listener (OTLPOptions.MaxConcurrent).
-	otlpSlots chan struct{}
 	// inflight bounds the bytes of appends read and handled at once, on
-	// every listener (Options.MaxInflightBytes).
+	// every listener (Options.MaxInflightBytes), and the OTLP exports
+	// (OTLPOptions.MaxConcurrent).
 	inflight *inflight
 }
 

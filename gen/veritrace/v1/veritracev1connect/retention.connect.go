@@ -68,7 +68,8 @@ type RetentionServiceClient interface {
 	// revision is the current one (ABORTED otherwise: show it again). A policy
 	// whose rules are those in force records nothing and answers it.
 	SetRetention(context.Context, *connect.Request[v1.SetRetentionRequest]) (*connect.Response[v1.SetRetentionResponse], error)
-	// PlaceHold places a legal hold.
+	// PlaceHold places a legal hold. Idempotent by request_id when it is
+	// set.
 	PlaceHold(context.Context, *connect.Request[v1.PlaceHoldRequest]) (*connect.Response[v1.PlaceHoldResponse], error)
 	// ReleaseHold releases a legal hold.
 	ReleaseHold(context.Context, *connect.Request[v1.ReleaseHoldRequest]) (*connect.Response[v1.ReleaseHoldResponse], error)
@@ -225,7 +226,8 @@ type RetentionServiceHandler interface {
 	// revision is the current one (ABORTED otherwise: show it again). A policy
 	// whose rules are those in force records nothing and answers it.
 	SetRetention(context.Context, *connect.Request[v1.SetRetentionRequest]) (*connect.Response[v1.SetRetentionResponse], error)
-	// PlaceHold places a legal hold.
+	// PlaceHold places a legal hold. Idempotent by request_id when it is
+	// set.
 	PlaceHold(context.Context, *connect.Request[v1.PlaceHoldRequest]) (*connect.Response[v1.PlaceHoldResponse], error)
 	// ReleaseHold releases a legal hold.
 	ReleaseHold(context.Context, *connect.Request[v1.ReleaseHoldRequest]) (*connect.Response[v1.ReleaseHoldResponse], error)
