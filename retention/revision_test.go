@@ -115,7 +115,7 @@ func TestNodesSetPolicyFromTheSameRevisionRaced(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	a, b := e.node("a"), e.node("b")
-	for round := 0; round < 20; round++ {
+	for round := 0; round < 60; round++ {
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
 		for i, s := range []*Service{a, b} {

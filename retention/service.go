@@ -232,9 +232,11 @@ func (s *Service) SetPolicy(ctx context.Context, tenant string, next Policy, by,
 	// same revision, on any nodes, the second appends nothing.
 	idx, err := s.appendRecord(ctx, tenant, format.KindRetention, format.RetentionRules, policyID(tenant, next.Revision), &next)
 	if errors.Is(err, ledger.ErrAlreadyExists) {
+		// Revision next.Revision exists: recorded by another request,
+		// perhaps not yet acknowledged (then currentPolicy does not show it).
 		current := next.Revision
 		if p, err := s.currentPolicy(ctx, tenant); err == nil {
-			current = p.Revision
+			current = max(current, p.Revision)
 		}
 		return nil, 0, &StaleError{Current: current, Edited: old.Revision}
 	}
@@ -358,6 +360,24 @@ func (s *Service) currentPolicy(ctx context.Context, tenant string) (*Policy, er
 			return p, nil
 		}
 		en, err := s.L.GetEntry(ctx, tenant, idx)
+		if errors.Is(err, ledger.ErrNotFound) {
+			// The next revision's identity is written and its entry not
+			// yet in the log's published size: another request is
+			// appending it, and it is not acknowledged. p is current
+			// until it is (a change made from p then fails at its
+			// append, whose identity check sees the revision).
+			now, serr := s.L.Size(ctx, tenant)
+			if serr != nil {
+				return nil, serr
+			}
+			if idx >= now {
+				if later {
+					return p, s.storePolicy(ctx, tenant, p)
+				}
+				return p, nil
+			}
+			en, err = s.L.GetEntry(ctx, tenant, idx) // published meanwhile
+		}
 		if err != nil {
 			return nil, err
 		}
