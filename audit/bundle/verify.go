@@ -96,22 +96,22 @@ func (r *Report) Failed() []string {
 // Write prints the report for a person. Everything taken from the bundle
 // is escaped (Printable), so that a bundle cannot drive a terminal.
 func (r *Report) Write(w io.Writer) {
-	fmt.Fprintln(w, r.Summary())
+	fmt.Fprintln(w, r.Headline())
 	for _, c := range r.Checks {
 		writeCheck(w, c)
 	}
 	if r.OK() {
 		fmt.Fprintln(w, "VERIFIED: every check passed")
 	} else {
-		fmt.Fprintf(w, "NOT VERIFIED: %s failed\n", strings.Join(r.Failed(), ", "))
+		fmt.Fprintf(w, "NOT VERIFIED: %s\n", r.Summary())
 	}
 }
 
-// Summary is the report's first line: what the bundle holds, by its
+// Headline is the report's first line: what the bundle holds, by its
 // manifest, once the manifest's signature and structure are checked;
 // otherwise that the manifest could not be trusted, and why, with none of
 // its figures. Text from the bundle is escaped (Printable).
-func (r *Report) Summary() string {
+func (r *Report) Headline() string {
 	var skipped *Check
 	for _, c := range r.Checks {
 		if c.Name != CheckSignature && c.Name != CheckManifest || c.OK() {
@@ -133,11 +133,52 @@ func (r *Report) Summary() string {
 	return fmt.Sprintf("bundle of %d entries (%d traces) from %s at tree size %d (%s)", r.Entries, r.Traces, Printable(r.Origin), r.TreeSize, Printable(r.Format))
 }
 
+// Summary says, for a report that did not verify, which checks failed and
+// which were not checked (they could not run, which fails them too): "bundle
+// signature failed; 15 other checks not checked (the manifest is not
+// signed by the key)". Check names and reasons are escaped.
+func (r *Report) Summary() string {
+	var failed, notRun []string
+	why := ""
+	for _, c := range r.Checks {
+		switch {
+		case c.Skipped != "":
+			notRun = append(notRun, c.Name)
+			if why == "" {
+				why = Printable(c.Skipped)
+			} else if why != Printable(c.Skipped) {
+				why = "reasons above"
+			}
+		case c.failed > 0:
+			failed = append(failed, c.Name)
+		}
+	}
+	var parts []string
+	if len(failed) > 0 {
+		parts = append(parts, strings.Join(failed, ", ")+" failed")
+	}
+	switch {
+	case len(notRun) == 0:
+	case len(notRun) <= 3:
+		parts = append(parts, fmt.Sprintf("%s not checked (%s)", strings.Join(notRun, ", "), why))
+	case len(failed) > 0:
+		parts = append(parts, fmt.Sprintf("%d other checks not checked (%s)", len(notRun), why))
+	default:
+		parts = append(parts, fmt.Sprintf("%d checks not checked (%s)", len(notRun), why))
+	}
+	if len(parts) == 0 {
+		return "every check passed"
+	}
+	return strings.Join(parts, "; ")
+}
+
 // writeCheck prints one check's verdict, its failures and notes, escaped.
 func writeCheck(w io.Writer, c *Check) {
 	switch {
 	case c.Skipped != "":
-		fmt.Fprintf(w, "FAIL  %s: not checked: %s\n", c.Name, Printable(c.Skipped))
+		// Not run, so not passed either: the bundle does not verify, but
+		// this check found nothing wrong ("--", not "FAIL").
+		fmt.Fprintf(w, "--    %s: not checked: %s\n", c.Name, Printable(c.Skipped))
 	case c.failed == 0:
 		fmt.Fprintf(w, "ok    %s (%d)\n", c.Name, c.Passed)
 	default:

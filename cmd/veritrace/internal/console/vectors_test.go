@@ -590,7 +590,7 @@ type bundleCase struct {
 	Key    string `json:"key"`              // file of the verifier key to verify with
 	Pinned string `json:"pinned,omitempty"` // file of the pinned checkpoint, if any
 	OK     bool   `json:"ok"`
-	// Summary is the report's first line (Report.Summary), which the
+	// Summary is the report's first line (Report.Headline), which the
 	// console's report must state too.
 	Summary string        `json:"summary"`
 	Checks  []bundleCheck `json:"checks"`
@@ -625,7 +625,7 @@ func verdict(t *testing.T, c bundleCase) bundleCase {
 	}
 	b := read(c.File)
 	rep := bundle.Verify(bytes.NewReader(b), int64(len(b)), v, pinned)
-	c.OK, c.Summary, c.Checks = rep.OK(), rep.Summary(), nil
+	c.OK, c.Summary, c.Checks = rep.OK(), rep.Headline(), nil
 	for _, ch := range rep.Checks {
 		failed := 0
 		if !ch.OK() && ch.Skipped == "" {

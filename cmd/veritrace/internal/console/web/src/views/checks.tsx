@@ -50,7 +50,7 @@ export function CheckList(props: { checks: CheckLine[] }) {
 }
 
 /**
- * The report's first line, as Report.Summary words it for veritrace
+ * The report's first line, as Report.Headline words it for veritrace
  * verify: what the bundle holds, by its manifest, once the manifest's
  * signature and structure are checked; otherwise that the manifest could
  * not be trusted, and why, with none of its figures (they were not
