@@ -169,7 +169,7 @@ func TestNodesSweepAfterPolicyChangeElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Default.Days = 400
-	if _, _, err := a.SetPolicy(ctx, "default", *p, "co", "keep a year"); err != nil {
+	if p, _, err = a.SetPolicy(ctx, "default", *p, "co", "keep a year"); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Add(200 * Day)
@@ -182,7 +182,7 @@ func TestNodesSweepAfterPolicyChangeElsewhere(t *testing.T) {
 	// The other way, raced: node b sets the policy while node a sweeps.
 	// A sweep whose tombstone follows the policy's entry erases nothing.
 	p.Default.Days = 30
-	if _, _, err := b.SetPolicy(ctx, "default", *p, "co", "back to 30 days"); err != nil {
+	if p, _, err = b.SetPolicy(ctx, "default", *p, "co", "back to 30 days"); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 8; i++ {
@@ -196,7 +196,7 @@ func TestNodesSweepAfterPolicyChangeElsewhere(t *testing.T) {
 		var at uint64
 		wg.Add(2)
 		go func() { defer wg.Done(); res, errS = a.Sweep(ctx, "default") }()
-		go func() { defer wg.Done(); _, at, errP = b.SetPolicy(ctx, "default", *p, "co", "keep") }()
+		go func() { defer wg.Done(); p, at, errP = b.SetPolicy(ctx, "default", *p, "co", "keep") }()
 		wg.Wait()
 		if errS != nil || errP != nil {
 			t.Fatalf("round %d: Sweep() = %v, SetPolicy() = %v", i, errS, errP)

@@ -339,7 +339,7 @@ func TestSweepWithInjectedClock(t *testing.T) {
 		t.Errorf("sweep again = %+v, %v", r, err)
 	}
 	// Compliance mode cannot be shortened, nor the floor undercut.
-	p.Rules[0].Days = 60
+	p.Revision, p.Rules[0].Days = 1, 60
 	if _, _, err := e.s.SetPolicy(ctx, "default", p, "co-key", "cheaper"); !errors.Is(err, ErrLocked) {
 		t.Errorf("SetPolicy(shorten compliance) = %v, want ErrLocked", err)
 	}

@@ -1,6 +1,7 @@
 package retention
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -65,6 +66,10 @@ type Service struct {
 	work sync.Mutex
 	// unfinished: plans the last Resume could not finish (Unfinished).
 	unfinished []string
+	// beforePolicyAppend, if set, runs in SetPolicy after the change is
+	// checked and before its entry is appended (tests: another node's
+	// change in between).
+	beforePolicyAppend func()
 }
 
 func (s *Service) now() time.Time {
@@ -176,9 +181,20 @@ func (s *Service) Classifier(ctx context.Context, tenant string) (func(SpanFacts
 	return p.Classify, nil
 }
 
-// SetPolicy replaces a tenant's policy after Check. The change is appended
-// to the tenant's log (a retention entry with the whole policy, who and
-// why) before it takes effect. It returns the policy and the entry's index.
+// SetPolicy replaces a tenant's policy after Check. next.Revision is the
+// revision the change was made from (0: the default policy, never set):
+// an optimistic-concurrency check. If it is not the current revision the
+// call fails with a *StaleError (errors.Is ErrPolicyChanged) and writes
+// nothing, so that a change made from an out-of-date copy never
+// overwrites another. The check is durable: the change is appended as the
+// entry of revision next.Revision+1, whose identity is unique in the
+// tenant's log and checked where the append commits, so of two changes
+// made from the same revision, on any nodes, exactly one is recorded.
+// The change is appended to the tenant's log (a retention entry with the
+// whole policy, who and why) before it takes effect. It returns the
+// policy and the entry's index. A policy whose rules equal the current
+// ones records nothing: it returns the current policy and the index of
+// its entry (0 for the default policy, which has none).
 func (s *Service) SetPolicy(ctx context.Context, tenant string, next Policy, by, reason string) (*Policy, uint64, error) {
 	s.work.Lock()
 	defer s.work.Unlock()
@@ -186,18 +202,43 @@ func (s *Service) SetPolicy(ctx context.Context, tenant string, next Policy, by,
 	if err != nil {
 		return nil, 0, err
 	}
+	if next.Revision != old.Revision {
+		return nil, 0, &StaleError{Current: old.Revision, Edited: next.Revision}
+	}
 	old = old.clone()
 	next = *next.clone() // the caller keeps its slices and maps
+	if sameRules(old, &next) {
+		if old.Revision == 0 {
+			return old, 0, nil
+		}
+		idx, found, err := s.L.IdentityIndex(ctx, tenant, format.KindRetention, policyID(tenant, old.Revision))
+		if err != nil {
+			return nil, 0, err
+		}
+		if !found {
+			return nil, 0, fmt.Errorf("retention policy of %s: revision %d has no entry", tenant, old.Revision)
+		}
+		return old, idx, nil
+	}
 	if err := Check(old, &next, reason); err != nil {
 		return nil, 0, err
 	}
 	next.Default.Class = DefaultClass
+	if s.beforePolicyAppend != nil {
+		s.beforePolicyAppend()
+	}
 	next.Revision, next.UpdatedBy, next.UpdatedAt, next.Reason = old.Revision+1, by, s.now(), reason
 	// The revision's entry is the change: of two changes made from the
 	// same revision, on any nodes, the second appends nothing.
 	idx, err := s.appendRecord(ctx, tenant, format.KindRetention, format.RetentionRules, policyID(tenant, next.Revision), &next)
 	if errors.Is(err, ledger.ErrAlreadyExists) {
-		return nil, 0, fmt.Errorf("%w: revision %d was set meanwhile", ErrPolicyChanged, next.Revision)
+		// Revision next.Revision exists: recorded by another request,
+		// perhaps not yet acknowledged (then currentPolicy does not show it).
+		current := next.Revision
+		if p, err := s.currentPolicy(ctx, tenant); err == nil {
+			current = max(current, p.Revision)
+		}
+		return nil, 0, &StaleError{Current: current, Edited: old.Revision}
 	}
 	if err != nil {
 		return nil, 0, err
@@ -208,9 +249,37 @@ func (s *Service) SetPolicy(ctx context.Context, tenant string, next Policy, by,
 	return next.clone(), idx, nil
 }
 
+// sameRules reports whether two policies have the same rules (floor,
+// high-risk mark, default rule and rules in order), whatever their
+// revisions and who changed them last.
+func sameRules(a, b *Policy) bool {
+	rules := func(p *Policy) []byte {
+		q := Policy{HighRisk: p.HighRisk, FloorDays: p.FloorDays, Default: p.Default, Rules: p.Rules}
+		q.Default.Match = Match{}
+		if len(q.Rules) == 0 {
+			q.Rules = nil
+		}
+		b, _ := json.Marshal(&q)
+		return b
+	}
+	return bytes.Equal(rules(a), rules(b))
+}
+
 // ErrPolicyChanged: the policy was changed by another request while this
 // one changed it; read it again and decide again.
 var ErrPolicyChanged = errors.New("the retention policy was changed meanwhile")
+
+// StaleError: a policy change was made from a revision that is not the
+// current one. It is ErrPolicyChanged.
+type StaleError struct {
+	Current, Edited int
+}
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("%v: the policy is at revision %d; you edited revision %d: show it again, make your change to it and set that", ErrPolicyChanged, e.Current, e.Edited)
+}
+
+func (e *StaleError) Is(target error) bool { return target == ErrPolicyChanged }
 
 // policyID is the identity of the retention entry of a policy revision.
 func policyID(tenant string, rev int) [32]byte {
@@ -291,6 +360,24 @@ func (s *Service) currentPolicy(ctx context.Context, tenant string) (*Policy, er
 			return p, nil
 		}
 		en, err := s.L.GetEntry(ctx, tenant, idx)
+		if errors.Is(err, ledger.ErrNotFound) {
+			// The next revision's identity is written and its entry not
+			// yet in the log's published size: another request is
+			// appending it, and it is not acknowledged. p is current
+			// until it is (a change made from p then fails at its
+			// append, whose identity check sees the revision).
+			now, serr := s.L.Size(ctx, tenant)
+			if serr != nil {
+				return nil, serr
+			}
+			if idx >= now {
+				if later {
+					return p, s.storePolicy(ctx, tenant, p)
+				}
+				return p, nil
+			}
+			en, err = s.L.GetEntry(ctx, tenant, idx) // published meanwhile
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -96,11 +96,7 @@ func (r *Report) Failed() []string {
 // Write prints the report for a person. Everything taken from the bundle
 // is escaped (Printable), so that a bundle cannot drive a terminal.
 func (r *Report) Write(w io.Writer) {
-	if r.Format == "" {
-		fmt.Fprintln(w, "bundle of unknown content: its manifest could not be trusted")
-	} else {
-		fmt.Fprintf(w, "bundle of %d entries (%d traces) from %s at tree size %d (%s)\n", r.Entries, r.Traces, Printable(r.Origin), r.TreeSize, Printable(r.Format))
-	}
+	fmt.Fprintln(w, r.Headline())
 	for _, c := range r.Checks {
 		writeCheck(w, c)
 	}
@@ -109,6 +105,32 @@ func (r *Report) Write(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "NOT VERIFIED: %s\n", r.Summary())
 	}
+}
+
+// Headline is the report's first line: what the bundle holds, by its
+// manifest, once the manifest's signature and structure are checked;
+// otherwise that the manifest could not be trusted, and why, with none of
+// its figures. Text from the bundle is escaped (Printable).
+func (r *Report) Headline() string {
+	var skipped *Check
+	for _, c := range r.Checks {
+		if c.Name != CheckSignature && c.Name != CheckManifest || c.OK() {
+			continue
+		}
+		if len(c.Failures) > 0 {
+			return fmt.Sprintf("bundle of unknown content: its manifest could not be trusted (%s: %s)", c.Name, Printable(c.Failures[0]))
+		}
+		if skipped == nil {
+			skipped = c
+		}
+	}
+	switch {
+	case skipped != nil:
+		return fmt.Sprintf("bundle of unknown content: its manifest could not be trusted (%s: not checked: %s)", skipped.Name, Printable(skipped.Skipped))
+	case r.Format == "":
+		return "bundle of unknown content: its manifest could not be trusted"
+	}
+	return fmt.Sprintf("bundle of %d entries (%d traces) from %s at tree size %d (%s)", r.Entries, r.Traces, Printable(r.Origin), r.TreeSize, Printable(r.Format))
 }
 
 // Summary says, for a report that did not verify, which checks failed and

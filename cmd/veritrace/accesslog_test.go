@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
@@ -69,5 +70,21 @@ func TestDescribeSummary(t *testing.T) {
 		` keys 5eed5eed5eed5eed and 3 more; targets "export subject=ceo,cfo","entry 1" and 9 more`
 	if got := describeSummary(s); got != want {
 		t.Errorf("describeSummary() =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestAccessLogLinksAFailedExport: the FAILED record of an export,
+// recorded ALLOWED before its first byte, names that record.
+func TestAccessLogLinksAFailedExport(t *testing.T) {
+	at := uint64(39)
+	payload, err := proto.Marshal(&v1.AccessRecord{KeyId: "5eed5eed5eed5eed", Role: v1.Role_ROLE_AUDITOR, Procedure: "/veritrace.v1.AuditService/ExportBundle",
+		Tenant: "default", Target: "export (everything)", Outcome: v1.AccessOutcome_ACCESS_OUTCOME_FAILED, Code: "not_found", Reason: "no trace matches",
+		Time: timestamppb.New(time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)), AllowedIndex: &at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := accessLogOf(t, payload)
+	if want := "\tnot_found: no trace matches\tthe outcome of the access allowed at 39\n"; !strings.HasSuffix(out, want) {
+		t.Errorf("access-log printed:\n%q\nwant a line ending %q", out, want)
 	}
 }

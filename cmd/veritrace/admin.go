@@ -214,6 +214,9 @@ func runAccessLog(ctx context.Context, args []string, stdout io.Writer) error {
 			if r.GetCode() != "" {
 				fmt.Fprintf(stdout, "\t%s: %s", bundle.Printable(r.GetCode()), bundle.Printable(r.GetReason()))
 			}
+			if r.AllowedIndex != nil { // an export's failure, recorded allowed before its first byte
+				fmt.Fprintf(stdout, "\tthe outcome of the access allowed at %d", r.GetAllowedIndex())
+			}
 			fmt.Fprintln(stdout)
 		}
 		if next = resp.Msg.GetNextIndex(); next == 0 {

@@ -364,7 +364,13 @@ func runRetention(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "retention policy revision %d recorded at index %d\n", resp.Msg.GetPolicy().GetRevision(), resp.Msg.GetIndex())
+		// The server answers the policy in force, recording nothing, when
+		// the rules are those it has (docs/RETENTION.md).
+		if rev := resp.Msg.GetPolicy().GetRevision(); rev == p.GetRevision() {
+			fmt.Fprintf(stdout, "retention policy unchanged: revision %d is in force, nothing was recorded\n", rev)
+		} else {
+			fmt.Fprintf(stdout, "retention policy revision %d recorded at index %d\n", rev, resp.Msg.GetIndex())
+		}
 		return nil
 	}
 	return fmt.Errorf("retention: unknown subcommand %q (show, set)", args[0])

@@ -105,7 +105,13 @@ type AccessRecord struct {
 	// DENIED; key_id and role are those of its burst's key (empty when the
 	// burst is not one key's), peer its burst's peer (empty for a log's
 	// overflow burst), and time when the summary was written.
-	Summary       *RefusalSummary `protobuf:"bytes,11,opt,name=summary,proto3" json:"summary,omitempty"`
+	Summary *RefusalSummary `protobuf:"bytes,11,opt,name=summary,proto3" json:"summary,omitempty"`
+	// Set on the FAILED record of a call that was recorded ALLOWED before it
+	// answered and then failed: an evidence export (ExportBundle), recorded
+	// before its first byte is sent. It is the ledger index, in the same
+	// log, of that ALLOWED record: the two records are one access, its
+	// authorisation and its outcome (docs/ACCESS.md).
+	AllowedIndex  *uint64 `protobuf:"varint,12,opt,name=allowed_index,json=allowedIndex,proto3,oneof" json:"allowed_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -215,6 +221,13 @@ func (x *AccessRecord) GetSummary() *RefusalSummary {
 		return x.Summary
 	}
 	return nil
+}
+
+func (x *AccessRecord) GetAllowedIndex() uint64 {
+	if x != nil && x.AllowedIndex != nil {
+		return *x.AllowedIndex
+	}
+	return 0
 }
 
 // RefusalSummary counts refused requests of one burst, recorded in one
@@ -397,7 +410,7 @@ var File_veritrace_v1_access_proto protoreflect.FileDescriptor
 
 const file_veritrace_v1_access_proto_rawDesc = "" +
 	"\n" +
-	"\x19veritrace/v1/access.proto\x12\fveritrace.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18veritrace/v1/admin.proto\"\xfa\x02\n" +
+	"\x19veritrace/v1/access.proto\x12\fveritrace.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18veritrace/v1/admin.proto\"\xb6\x03\n" +
 	"\fAccessRecord\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12&\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x12.veritrace.v1.RoleR\x04role\x12\x1c\n" +
@@ -410,7 +423,9 @@ const file_veritrace_v1_access_proto_rawDesc = "" +
 	"\x04peer\x18\t \x01(\tR\x04peer\x12.\n" +
 	"\x04time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x126\n" +
-	"\asummary\x18\v \x01(\v2\x1c.veritrace.v1.RefusalSummaryR\asummary\"\xed\x03\n" +
+	"\asummary\x18\v \x01(\v2\x1c.veritrace.v1.RefusalSummaryR\asummary\x12(\n" +
+	"\rallowed_index\x18\f \x01(\x04H\x00R\fallowedIndex\x88\x01\x01B\x10\n" +
+	"\x0e_allowed_index\"\xed\x03\n" +
 	"\x0eRefusalSummary\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x04R\x05count\x129\n" +
 	"\n" +
@@ -478,6 +493,7 @@ func file_veritrace_v1_access_proto_init() {
 		return
 	}
 	file_veritrace_v1_admin_proto_init()
+	file_veritrace_v1_access_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -218,8 +218,14 @@ type RetentionPolicy struct {
 	DefaultRule *RetentionRule `protobuf:"bytes,3,opt,name=default_rule,json=defaultRule,proto3" json:"default_rule,omitempty"`
 	// Tried in order; the first match gives the class.
 	Rules []*RetentionRule `protobuf:"bytes,4,rep,name=rules,proto3" json:"rules,omitempty"`
-	// Set by the server.
-	Revision      int32                  `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The policy's revision: 0 for the default policy (never set), then one
+	// more for each change. Given to SetRetention, the revision the policy was
+	// edited from: the change is recorded only if it is the current revision
+	// (an optimistic-concurrency check), else refused with ABORTED. A policy
+	// without it was edited from the default. GetRetention's answer, edited,
+	// carries the right one.
+	Revision int32 `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Set by the server: who made the last change, when and why.
 	UpdatedBy     string                 `protobuf:"bytes,6,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
 	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	Reason        string                 `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -449,7 +455,9 @@ func (x *SetRetentionRequest) GetReason() string {
 type SetRetentionResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Policy *RetentionPolicy       `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
-	// Ledger index of the retention entry that records the change.
+	// Ledger index of the retention entry that records the change (for a
+	// policy unchanged, of the entry of the revision in force; 0 for the
+	// default policy, which has none).
 	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

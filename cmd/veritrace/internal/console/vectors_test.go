@@ -585,12 +585,15 @@ func makeVectors(t *testing.T) []byte {
 
 // bundleCase is a bundle and the Go verifier's verdict on it.
 type bundleCase struct {
-	Name   string        `json:"name"`
-	File   string        `json:"file"`
-	Key    string        `json:"key"`              // file of the verifier key to verify with
-	Pinned string        `json:"pinned,omitempty"` // file of the pinned checkpoint, if any
-	OK     bool          `json:"ok"`
-	Checks []bundleCheck `json:"checks"`
+	Name   string `json:"name"`
+	File   string `json:"file"`
+	Key    string `json:"key"`              // file of the verifier key to verify with
+	Pinned string `json:"pinned,omitempty"` // file of the pinned checkpoint, if any
+	OK     bool   `json:"ok"`
+	// Summary is the report's first line (Report.Headline), which the
+	// console's report must state too.
+	Summary string        `json:"summary"`
+	Checks  []bundleCheck `json:"checks"`
 }
 
 type bundleCheck struct {
@@ -598,6 +601,9 @@ type bundleCheck struct {
 	Passed  int    `json:"passed"`
 	Failed  int    `json:"failed"`
 	Skipped bool   `json:"skipped"`
+	// Notes are the facts the report states without failing the check,
+	// word for word: the console must show the same.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // verdict runs the Go verifier on a committed case.
@@ -619,7 +625,7 @@ func verdict(t *testing.T, c bundleCase) bundleCase {
 	}
 	b := read(c.File)
 	rep := bundle.Verify(bytes.NewReader(b), int64(len(b)), v, pinned)
-	c.OK, c.Checks = rep.OK(), nil
+	c.OK, c.Summary, c.Checks = rep.OK(), rep.Headline(), nil
 	for _, ch := range rep.Checks {
 		failed := 0
 		if !ch.OK() && ch.Skipped == "" {
@@ -633,7 +639,7 @@ func verdict(t *testing.T, c bundleCase) bundleCase {
 				}
 			}
 		}
-		c.Checks = append(c.Checks, bundleCheck{Name: ch.Name, Passed: ch.Passed, Failed: failed, Skipped: ch.Skipped != ""})
+		c.Checks = append(c.Checks, bundleCheck{Name: ch.Name, Passed: ch.Passed, Failed: failed, Skipped: ch.Skipped != "", Notes: ch.Notes})
 	}
 	return c
 }
@@ -990,6 +996,13 @@ func makeBundles(t *testing.T) {
 		}
 		return c
 	}, nil)
+	// The manifest edited and not signed anew: nothing can be trusted.
+	files["manifest-changed.zip"] = rezip(t, valid, func(name string, c []byte) []byte {
+		if name == bundle.ManifestFile {
+			return bytes.Replace(c, []byte(`"created_at": "2`), []byte(`"created_at": "1`), 1)
+		}
+		return c
+	}, nil)
 	// Decoded forms that read as the payload in protojson but are not its
 	// canonical text (attack13 D2, D3), and the ones that are.
 	genSpan := bundle.EntryFile(5) // the generation span of trace 1
@@ -1134,6 +1147,7 @@ func makeBundles(t *testing.T) {
 		{Name: "not a zip", File: "not-a-zip.zip", Key: "log.pub"},
 		{Name: "decoded content changed", File: "decoded-changed.zip", Key: "log.pub"},
 		{Name: "extra file", File: "extra-file.zip", Key: "log.pub"},
+		{Name: "manifest changed, not re-signed", File: "manifest-changed.zip", Key: "log.pub"},
 		{Name: "payload changed, re-signed", File: "payload-changed-resigned.zip", Key: "log.pub"},
 		{Name: "proof changed, re-signed", File: "proof-changed-resigned.zip", Key: "log.pub", Pinned: "pinned.txt"},
 		{Name: "decoded content changed, re-signed", File: "decoded-changed-resigned.zip", Key: "log.pub"},

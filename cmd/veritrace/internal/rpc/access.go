@@ -55,7 +55,7 @@ var rules = map[string]rule{
 	veritracev1connect.AuditServiceQueryTracesProcedure:          {perm: policy.ReadEntries, record: true, target: queryTarget},
 	veritracev1connect.AuditServiceExportBundleProcedure:         {perm: policy.ExportEvidence, record: true, target: exportTarget},
 	veritracev1connect.RetentionServiceGetRetentionProcedure:     {perm: policy.ManageRetention, record: true},
-	veritracev1connect.RetentionServiceSetRetentionProcedure:     {perm: policy.ManageRetention, record: true},
+	veritracev1connect.RetentionServiceSetRetentionProcedure:     {perm: policy.ManageRetention, record: true, target: setRetentionTarget},
 	veritracev1connect.RetentionServiceSweepProcedure:            {perm: policy.ManageRetention, record: true},
 	veritracev1connect.RetentionServicePlaceHoldProcedure:        {perm: policy.ManageHolds, record: true, target: holdTarget},
 	veritracev1connect.RetentionServiceReleaseHoldProcedure:      {perm: policy.ManageHolds, record: true, target: releaseTarget},
@@ -280,24 +280,32 @@ func (a *authInterceptor) refuseUnauthenticated(ctx context.Context, ev *accessE
 	return cerr
 }
 
-// record records an access (allowed or failed) in a log, durably.
-func (a *authInterceptor) record(ctx context.Context, ev *accessEvent, logTenant string) error {
-	return a.write(ctx, ev.proto(), logTenant)
+// record records an access (allowed or failed) in a log, durably, and
+// returns the record's index.
+func (a *authInterceptor) record(ctx context.Context, ev *accessEvent, logTenant string) (uint64, error) {
+	return a.appendRecord(ctx, ev.proto(), logTenant)
 }
 
 // write appends an access record to a log and returns once it is durable,
 // even if the client has gone away meanwhile.
 func (a *authInterceptor) write(ctx context.Context, r *v1.AccessRecord, logTenant string) error {
+	_, err := a.appendRecord(ctx, r, logTenant)
+	return err
+}
+
+// appendRecord is write, returning the record's index.
+func (a *authInterceptor) appendRecord(ctx context.Context, r *v1.AccessRecord, logTenant string) (uint64, error) {
 	payload, err := marshal.Marshal(r)
 	if err != nil {
-		return toConnect(ctx, a.log, r.GetProcedure(), err, nil)
+		return 0, toConnect(ctx, a.log, r.GetProcedure(), err, nil)
 	}
 	rec := ledger.Record{Kind: format.KindAccess, SubKind: uint8(r.GetOutcome()), RetentionClass: accessRetentionClass, Payload: payload}
-	if _, err := a.l.Append(context.WithoutCancel(ctx), logTenant, []ledger.Record{rec}); err != nil {
+	rs, err := a.l.Append(context.WithoutCancel(ctx), logTenant, []ledger.Record{rec})
+	if err != nil {
 		a.log.ErrorContext(ctx, "record access", "procedure", r.GetProcedure(), "log", logTenant, "err", err)
-		return connect.NewError(connect.CodeUnavailable, errors.New("the access log could not be written; the request was not answered"))
+		return 0, connect.NewError(connect.CodeUnavailable, errors.New("the access log could not be written; the request was not answered"))
 	}
-	return nil
+	return rs[0].Index, nil
 }
 
 // namer names subject and session ids in a tenant by their pseudonyms,
@@ -380,7 +388,7 @@ func (a *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			ev.reason = errorMessage(err)
 		}
 		_, tenant := principalFrom(ctx)
-		if rerr := a.record(ctx, ev, a.logTenant(ctx, r.perm, tenant)); rerr != nil {
+		if _, rerr := a.record(ctx, ev, a.logTenant(ctx, r.perm, tenant)); rerr != nil {
 			return nil, rerr
 		}
 		return resp, err
@@ -424,17 +432,26 @@ func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 		}
 		_, tenant := principalFrom(ctx)
 		logTenant := a.logTenant(ctx, r.perm, tenant)
+		// The allowed record's index, once written: a failure's record names it.
+		var allowedAt *uint64
 		sc.record = func(msg any) error {
 			if r.target != nil && ev.target == "" {
 				ev.target = r.target(msg, a.namer(ctx, tenant, true))
 			}
-			return a.record(ctx, ev, logTenant)
+			idx, err := a.record(ctx, ev, logTenant)
+			if err == nil {
+				allowedAt = &idx
+			}
+			return err
 		}
 		err = next(ctx, sc)
 		if err != nil && sc.recorded {
+			// The access was recorded allowed before its first byte; its
+			// outcome is recorded too, linked to that record (docs/ACCESS.md).
 			failed := *ev
 			failed.outcome, failed.code, failed.reason = format.AccessFailed, connect.CodeOf(err), errorMessage(err)
-			if rerr := a.record(ctx, &failed, logTenant); rerr != nil {
+			failed.allowedAt = allowedAt
+			if _, rerr := a.record(ctx, &failed, logTenant); rerr != nil {
 				return rerr
 			}
 		}
@@ -506,6 +523,9 @@ type accessEvent struct {
 	outcome  format.AccessOutcome
 	code     connect.Code
 	time     time.Time
+	// allowedAt: for the failed record of a stream recorded allowed
+	// before its first byte, the index of that record.
+	allowedAt *uint64
 }
 
 // burstKeyID is the key id refusals are coalesced by: a key has bursts of
@@ -529,7 +549,7 @@ func (e *accessEvent) proto() *v1.AccessRecord {
 		KeyId: logText(e.keyID, maxKeyIDBytes), Role: roleProto(e.role), Procedure: logText(e.procedure, maxProcedureBytes),
 		Tenant: logText(e.tenant, maxTenantBytes), Target: logText(e.target, maxTargetBytes),
 		Outcome: v1.AccessOutcome(e.outcome), Reason: logText(e.reason, maxReasonBytes), Peer: logText(e.peer, maxPeerBytes),
-		Time: timestamppb.New(e.time),
+		Time: timestamppb.New(e.time), AllowedIndex: e.allowedAt,
 	}
 	if e.code != 0 {
 		r.Code = e.code.String()

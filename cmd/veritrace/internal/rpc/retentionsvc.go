@@ -124,7 +124,12 @@ func (s *retentionService) SetRetention(ctx context.Context, req *connect.Reques
 	if n := len(in.GetRules()); n > retention.MaxRules {
 		return nil, invalid("policy.rules", "%d rules, at most %d", n, retention.MaxRules)
 	}
-	p := retention.Policy{HighRisk: in.GetHighRisk(), FloorDays: int(in.GetFloorDays())}
+	if in.GetRevision() < 0 {
+		return nil, invalid("policy.revision", "%d: the revision the policy was edited from, 0 for the default", in.GetRevision())
+	}
+	// The revision the policy was edited from: SetPolicy records the change
+	// only if it is the current one.
+	p := retention.Policy{HighRisk: in.GetHighRisk(), FloorDays: int(in.GetFloorDays()), Revision: int(in.GetRevision())}
 	var err error
 	dr := in.GetDefaultRule()
 	if dr.GetClass() == "" {

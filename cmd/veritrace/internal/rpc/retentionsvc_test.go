@@ -28,6 +28,7 @@ func TestRetentionService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pol.Revision = set.Msg.GetPolicy().GetRevision() // later edits are made from it
 	failing := testSpan(1)
 	failing.Status = &v1.Status{Code: v1.StatusCode_STATUS_CODE_ERROR}
 	appended, err := app.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(0), failing}}))
@@ -47,7 +48,7 @@ func TestRetentionService(t *testing.T) {
 	}
 
 	// Bad requests.
-	below := &v1.RetentionPolicy{FloorDays: 30, DefaultRule: &v1.RetentionRule{Days: 10, Mode: v1.RetentionMode_RETENTION_MODE_GOVERNANCE}}
+	below := &v1.RetentionPolicy{Revision: pol.Revision, FloorDays: 30, DefaultRule: &v1.RetentionRule{Days: 10, Mode: v1.RetentionMode_RETENTION_MODE_GOVERNANCE}}
 	_, err = co.retention.SetRetention(ctx, connect.NewRequest(&v1.SetRetentionRequest{Policy: below, Reason: "x"}))
 	wantCode(t, "SetRetention(below floor)", err, connect.CodeFailedPrecondition, "floor")
 	pol.Rules[0].Days = 100

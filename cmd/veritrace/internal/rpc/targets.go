@@ -179,6 +179,12 @@ func eraseTarget(m any, _ namer) string {
 func erasureTarget(m any, _ namer) string {
 	return "erasure " + clip(m.(*v1.GetErasureRequest).GetRequestId())
 }
+
+// setRetentionTarget names the revision the policy was edited from; the
+// revision a change records is its retention entry's (docs/ACCESS.md).
+func setRetentionTarget(m any, _ namer) string {
+	return fmt.Sprintf("retention policy from revision %d", m.(*v1.SetRetentionRequest).GetPolicy().GetRevision())
+}
 func revokeKeyTarget(m any, _ namer) string { return "key " + clip(m.(*v1.RevokeKeyRequest).GetId()) }
 func createTenantTarget(m any, _ namer) string {
 	return "tenant " + clip(m.(*v1.CreateTenantRequest).GetName())

@@ -64,7 +64,9 @@ const (
 type RetentionServiceClient interface {
 	// GetRetention returns the tenant's retention policy.
 	GetRetention(context.Context, *connect.Request[v1.GetRetentionRequest]) (*connect.Response[v1.GetRetentionResponse], error)
-	// SetRetention replaces the tenant's retention policy.
+	// SetRetention replaces the tenant's retention policy, if the policy's
+	// revision is the current one (ABORTED otherwise: show it again). A policy
+	// whose rules are those in force records nothing and answers it.
 	SetRetention(context.Context, *connect.Request[v1.SetRetentionRequest]) (*connect.Response[v1.SetRetentionResponse], error)
 	// PlaceHold places a legal hold. Idempotent by request_id when it is
 	// set.
@@ -220,7 +222,9 @@ func (c *retentionServiceClient) Sweep(ctx context.Context, req *connect.Request
 type RetentionServiceHandler interface {
 	// GetRetention returns the tenant's retention policy.
 	GetRetention(context.Context, *connect.Request[v1.GetRetentionRequest]) (*connect.Response[v1.GetRetentionResponse], error)
-	// SetRetention replaces the tenant's retention policy.
+	// SetRetention replaces the tenant's retention policy, if the policy's
+	// revision is the current one (ABORTED otherwise: show it again). A policy
+	// whose rules are those in force records nothing and answers it.
 	SetRetention(context.Context, *connect.Request[v1.SetRetentionRequest]) (*connect.Response[v1.SetRetentionResponse], error)
 	// PlaceHold places a legal hold. Idempotent by request_id when it is
 	// set.

@@ -230,8 +230,8 @@ after(async () => {
 function watch(page) {
   page.on("pageerror", (e) => pageErrors.push(`${page.url()}: ${e.message}`));
   page.on("console", (m) => {
-    // Refused RPCs show up as failed resource loads: those are expected.
-    if (m.type() === "error" && !/Failed to load resource: the server responded with a status of (403|404|400|401)/.test(m.text())) pageErrors.push(`${page.url()}: ${m.text()}`);
+    // Refused RPCs show up as failed resource loads: those are expected (409: a stale retention change, aborted).
+    if (m.type() === "error" && !/Failed to load resource: the server responded with a status of (403|404|400|401|409)/.test(m.text())) pageErrors.push(`${page.url()}: ${m.text()}`);
   });
   page.on("request", (r) => {
     const u = r.url();
@@ -467,9 +467,44 @@ describe("the web console", () => {
     await offline.getByTestId("verify-bundle").click();
     await offline.getByTestId("bundle-not-verified").waitFor();
     await shot(offline, "bundle-damaged");
-    await offline.close();
     rmSync(file);
     rmSync(bad);
+
+    // A subject's bundle verifies with a note of what it cannot show (it is
+    // not a time range), on the page as veritrace verify prints it.
+    await page.getByRole("link", { name: "Traces" }).click();
+    await page.locator('input[name="subject"]').fill("customer-42");
+    await page.getByTestId("search").click();
+    await page.getByTestId("trace-row").first().waitFor();
+    const [subjectDownload] = await Promise.all([page.waitForEvent("download"), page.getByTestId("export").click()]);
+    const subjectFile = join(dataDir, "..", `e2e-subject-bundle-${process.pid}.zip`);
+    await subjectDownload.saveAs(subjectFile);
+    const goSubject = spawnSync(BIN, ["verify", subjectFile, "--key", keyFile], { encoding: "utf8" });
+    assert.equal(goSubject.status, 0, goSubject.stdout + goSubject.stderr);
+    const goNotes = [...goSubject.stdout.matchAll(/^ +note: (.*)$/gm)].map((x) => x[1]);
+    assert.ok(goNotes.includes("the selector is not a time range: the bundle does not show that no other trace matches it"), goSubject.stdout);
+    await offline.getByTestId("bundle-file").setInputFiles(subjectFile);
+    await offline.getByTestId("verify-bundle").click();
+    await offline.getByTestId("bundle-verified").waitFor();
+    const pageNotes = (await offline.getByTestId("check-note").allTextContents()).map((t) => t.replace(/^note: /, ""));
+    assert.deepEqual(pageNotes, goNotes, "the console's notes are veritrace verify's");
+    assert.ok(await offline.locator('li[data-check="time range"] [data-testid="check-note"]').isVisible(), "the note is shown, not hidden");
+    const goFirst = goSubject.stdout.split("\n")[0];
+    assert.equal((await offline.getByTestId("bundle-summary").textContent())?.replace(/\.$/, ""), goFirst.replace(/^b/, "B"));
+    await shot(offline, "bundle-subject-notes");
+    rmSync(subjectFile);
+
+    // A manifest edited and not signed anew: nothing it claims is shown.
+    const bundles = new URL("../testdata/bundles/", import.meta.url);
+    await offline.getByTestId("bundle-file").setInputFiles(new URL("manifest-changed.zip", bundles).pathname);
+    await offline.getByTestId("bundle-key").fill(readFileSync(new URL("log.pub", bundles), "utf8").trim());
+    await offline.getByTestId("verify-bundle").click();
+    await offline.getByTestId("bundle-not-verified").waitFor();
+    const summary = await offline.getByTestId("bundle-summary").textContent();
+    assert.ok(summary?.startsWith("Bundle of unknown content: its manifest could not be trusted (bundle signature: the signature is for another manifest"), summary);
+    const report = await offline.getByTestId("bundle-report").textContent();
+    assert.ok(!/entries|tree size|unknown log|What the manifest says/.test(report ?? ""), report);
+    await offline.close();
     // The export is in the access log.
     const log = await rpc(tokens.auditor, "LedgerService/ListAccessLog", { pageSize: 1000 });
     assert.ok(log.entries.some((e) => e.record.procedure.endsWith("/ExportBundle") && e.record.target.includes(hexId(1))), "export recorded");
@@ -1061,7 +1096,29 @@ describe("attacks on the console, and what users expect of it", () => {
     const page = await signIn("acmeCompliance");
     await page.getByRole("link", { name: "Retention" }).click();
     await page.getByTestId("retention-policy").waitFor();
+    // A colleague records a change after the page showed the policy: the
+    // page's change, made from the revision it showed, is refused and
+    // records nothing over theirs.
+    const shown = (await rpc(tokens.acmeCompliance, "RetentionService/GetRetention", {}, ACME)).policy;
+    const theirs = structuredClone(shown);
+    theirs.defaultRule.days += 10;
+    const recorded = (await rpc(tokens.acmeCompliance, "RetentionService/SetRetention", { policy: theirs, reason: "e2e: a colleague" }, ACME)).policy;
+    await page.locator('input[name="retention-reason"]').fill("e2e: from what the page showed");
+    await page.locator('input[name="default-days"]').fill(String(shown.defaultRule.days + 20));
+    await page.getByTestId("save-retention").click();
+    const refused = page.getByTestId("retention-edit").getByRole("alert");
+    await refused.waitFor();
+    const text = await refused.textContent();
+    assert.ok(text?.includes(`the policy is at revision ${recorded.revision}; you edited revision ${shown.revision ?? 0}`), text);
+    const now = (await rpc(tokens.acmeCompliance, "RetentionService/GetRetention", {}, ACME)).policy;
+    assert.equal(now.revision, recorded.revision, "the stale change was recorded");
+    assert.equal(now.defaultRule.days, theirs.defaultRule.days);
+    // Shown again, the change is made from the current revision and recorded.
+    await page.getByTestId("reload-retention").click();
+    await page.waitForFunction((days) => document.querySelector('input[name="default-days"]')?.value === String(days), theirs.defaultRule.days);
     const before = Number(await page.locator('input[name="default-days"]').inputValue());
+    assert.equal(before, theirs.defaultRule.days);
+    await page.locator('input[name="retention-reason"]').fill("");
     await page.locator('input[name="default-days"]').fill(String(before - 1));
     await page.getByTestId("save-retention").click();
     await page.getByTestId("retention-edit").getByRole("alert").waitFor(); // shorter needs a reason

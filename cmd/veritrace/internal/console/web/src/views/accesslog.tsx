@@ -201,7 +201,10 @@ export function AccessLogView() {
                       <code>{r.procedure.replace("/veritrace.v1.", "")}</code>
                     </td>
                     <td class="wrap">{r.summary ? <span data-testid="refusal-summary">{refusalSummary(r.summary)}</span> : <Target target={r.target} />}</td>
-                    <td class="wrap">{r.code ? `${r.code}: ${r.reason}` : r.reason}</td>
+                    <td class="wrap">
+                      {r.code ? `${r.code}: ${r.reason}` : r.reason}
+                      {r.allowedIndex !== undefined && <span data-testid="allowed-at"> (the outcome of the access allowed at {r.allowedIndex.toString()})</span>}
+                    </td>
                     <td>{r.peer}</td>
                   </tr>
                 );

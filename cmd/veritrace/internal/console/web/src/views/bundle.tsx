@@ -5,10 +5,10 @@ import { useState } from "preact/hooks";
 import { lastBundle } from "../exporting";
 import { bytesSize } from "../format";
 import { pins } from "../session";
-import { reportOK, verifyBundle, type Report } from "../verify/bundle";
+import { Checks, checkOK, reportOK, verifyBundle, type Report } from "../verify/bundle";
 import { parseVerifierKey } from "../verify/note";
 import { ErrorBox, Field, KV, Notice, Page, Panel, useAction } from "../ui";
-import { CheckList } from "./trace";
+import { CheckList, ReportSummary } from "./checks";
 
 const MAX_BUNDLE = 512 << 20;
 
@@ -30,7 +30,8 @@ export function BundleView() {
     setFile({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) });
   });
   const choosePinned = async (f: File | undefined) => f && setPinned(await f.text());
-  const m = report?.manifest;
+  // The manifest's claims, shown only once its signature and structure checked out.
+  const m = report && report.checks.every((c) => (c.name !== Checks.signature && c.name !== Checks.manifest) || checkOK(c)) ? report.manifest : undefined;
   return (
     <Page title="Verify an evidence bundle">
       <Panel>
@@ -74,9 +75,7 @@ export function BundleView() {
               ? "VERIFIED: every check passed"
               : `NOT VERIFIED: ${report.checks.filter((c) => c.failed || c.skipped).map((c) => c.name).join(", ")} failed`}
           </Notice>
-          <p>
-            Bundle of {report.entries} entries ({report.traces} traces) from {report.origin || "an unknown log"} at tree size {report.treeSize.toString()}.
-          </p>
+          <ReportSummary report={report} />
           <CheckList checks={report.checks} />
           {m && (
             <>

@@ -11,7 +11,7 @@ import type { Api } from "../api";
 import { fromHex } from "../verify/bytes";
 import { parseVerifierKey } from "../verify/note";
 import { checkReceipt, serverParts, type ReceiptVerification } from "../verify/receipt";
-import { CheckList } from "./trace";
+import { CheckList } from "./checks";
 import { Badge, ErrorBox, Field, KV, Notice, Page, Panel, Pre, download, useAction } from "../ui";
 
 type Selector = "subject" | "session" | "traces";

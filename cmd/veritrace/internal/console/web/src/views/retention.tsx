@@ -3,6 +3,7 @@
 // be extended), and expiry sweeps on demand.
 
 import { clone } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { useEffect, useState } from "preact/hooks";
 import { useCtx } from "../context";
 import { RetentionMode, RetentionPolicySchema, type RetentionPolicy, type RetentionRule } from "../gen/veritrace/v1/retention_pb";
@@ -39,7 +40,12 @@ export function RetentionView() {
   const save = useAction(async () => {
     if (!draft) return;
     const r = await api.retention.setRetention({ policy: draft, reason: reason.trim() });
-    setSaved(`Saved revision ${r.policy?.revision} (ledger entry ${r.index}).`);
+    // The server records nothing for a policy whose rules it already has.
+    setSaved(
+      r.policy?.revision === draft.revision
+        ? `Nothing changed: the policy in force is revision ${r.policy?.revision}${r.index ? ` (ledger entry ${r.index})` : ""}; nothing was recorded.`
+        : `Saved revision ${r.policy?.revision} (ledger entry ${r.index}).`,
+    );
     setReason("");
     setPolicy(r.policy ?? null);
     setDraft(r.policy ? clone(RetentionPolicySchema, r.policy) : null);
@@ -183,6 +189,20 @@ export function RetentionView() {
             <button onClick={() => policy && setDraft(clone(RetentionPolicySchema, policy))}>Discard changes</button>
           </div>
           <ErrorBox error={save.error} />
+          {save.error instanceof ConnectError && save.error.code === Code.Aborted && (
+            // Changed by someone else since this page showed it: nothing was recorded.
+            <div class="buttons">
+              <button
+                onClick={() => {
+                  save.setError(null);
+                  load.run();
+                }}
+                data-testid="reload-retention"
+              >
+                Show the policy in force, and edit that
+              </button>
+            </div>
+          )}
           {saved && <Notice kind="ok">{saved}</Notice>}
         </Panel>
       )}

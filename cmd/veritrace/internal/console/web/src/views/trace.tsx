@@ -18,6 +18,7 @@ import { fromHex, utf8Decoder } from "../verify/bytes";
 import { parseVerifierKey } from "../verify/note";
 import { verifyTrace, type TraceVerification } from "../verify/trace";
 import { Badge, ErrorBox, Field, Id, KV, Loading, Notice, Page, Panel, Pre, useAction } from "../ui";
+import { CheckList } from "./checks";
 
 interface Row {
   node: SpanNode;
@@ -513,29 +514,5 @@ function VerifyPanel(props: { trace: GetTraceResponse; tenant: string }) {
         </div>
       )}
     </Panel>
-  );
-}
-
-export function CheckList(props: { checks: { name: string; passed: number; failures: string[]; skipped: string; failed?: number }[] }) {
-  return (
-    <ul class="checks" data-testid="checks">
-      {props.checks.map((c) => {
-        const failed = c.failed ?? c.failures.length;
-        const ok = failed === 0 && !c.skipped;
-        return (
-          <li class={ok ? "ok" : "bad"} data-check={c.name} data-ok={String(ok)}>
-            <span class="mark">{ok ? "✓" : "✗"}</span> <strong>{c.name}</strong>{" "}
-            <span class="muted">{c.skipped ? `not checked: ${c.skipped}` : failed ? `${c.passed} ok, ${failed} failed` : `${c.passed} ok`}</span>
-            {c.failures.length > 0 && (
-              <ul>
-                {c.failures.map((f) => (
-                  <li>{f}</li>
-                ))}
-              </ul>
-            )}
-          </li>
-        );
-      })}
-    </ul>
   );
 }

@@ -120,13 +120,20 @@ export type RetentionPolicy = Message<"veritrace.v1.RetentionPolicy"> & {
   rules: RetentionRule[];
 
   /**
-   * Set by the server.
+   * The policy's revision: 0 for the default policy (never set), then one
+   * more for each change. Given to SetRetention, the revision the policy was
+   * edited from: the change is recorded only if it is the current revision
+   * (an optimistic-concurrency check), else refused with ABORTED. A policy
+   * without it was edited from the default. GetRetention's answer, edited,
+   * carries the right one.
    *
    * @generated from field: int32 revision = 5;
    */
   revision: number;
 
   /**
+   * Set by the server: who made the last change, when and why.
+   *
    * @generated from field: string updated_by = 6;
    */
   updatedBy: string;
@@ -213,7 +220,9 @@ export type SetRetentionResponse = Message<"veritrace.v1.SetRetentionResponse"> 
   policy?: RetentionPolicy | undefined;
 
   /**
-   * Ledger index of the retention entry that records the change.
+   * Ledger index of the retention entry that records the change (for a
+   * policy unchanged, of the entry of the revision in force; 0 for the
+   * default policy, which has none).
    *
    * @generated from field: uint64 index = 2;
    */
@@ -943,7 +952,9 @@ export const RetentionService: GenService<{
     output: typeof GetRetentionResponseSchema;
   },
   /**
-   * SetRetention replaces the tenant's retention policy.
+   * SetRetention replaces the tenant's retention policy, if the policy's
+   * revision is the current one (ABORTED otherwise: show it again). A policy
+   * whose rules are those in force records nothing and answers it.
    *
    * @generated from rpc veritrace.v1.RetentionService.SetRetention
    */
