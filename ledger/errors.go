@@ -68,6 +68,10 @@ func (e *ConflictError) Unwrap() error { return ErrAlreadyExists }
 // until it is reopened, which recovers from what is on disk.
 var ErrFailed = errors.New("ledger failed")
 
+// ErrLocked: another process (a running server) holds a database's
+// directory lock; the message names the directory.
+var ErrLocked = errors.New("database locked by another process")
+
 // ErrNotClosedCleanly: a read-only open found a database a crash left
 // behind; opening it for writing (a server start) recovers it.
 var ErrNotClosedCleanly = errors.New("database not closed cleanly")

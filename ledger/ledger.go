@@ -247,6 +247,9 @@ func openDB(dir string, key []byte, log *slog.Logger, check func(*badger.DB) err
 	}
 	db, err := badger.Open(badgerOptions(dir, key, log))
 	if err != nil {
+		if isLocked(err) {
+			return nil, lockedError(dir, err)
+		}
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
 			return nil, fmt.Errorf("open %s: %w: the master key is not the one this data was written with", dir, ErrKeyMismatch)
 		}
@@ -309,6 +312,19 @@ func removeEmptyLogFiles(dir string, log *slog.Logger) error {
 	return d.Sync()
 }
 
+// isLocked reports whether err is Badger's refusal of a directory whose
+// lock another process holds: Badger flattens the cause (EWOULDBLOCK) into
+// text, so its text is what is matched.
+func isLocked(err error) bool {
+	return strings.Contains(err.Error(), "Cannot acquire directory lock")
+}
+
+// lockedError says plainly that another process holds dir, wrapping
+// ErrLocked and Badger's error.
+func lockedError(dir string, err error) error {
+	return fmt.Errorf("another process (a running veritrace server?) holds %s; stop it first (%w: %w)", dir, ErrLocked, err)
+}
+
 // openDBReadOnly opens a database for reading only: nothing in its
 // directory is created or changed. It refuses an unknown format version.
 func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error) {
@@ -326,6 +342,9 @@ func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error
 		// Badger wraps this one without %w.
 		if errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()) {
 			return nil, notClean
+		}
+		if isLocked(err) {
+			return nil, lockedError(dir, err)
 		}
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
 			return nil, fmt.Errorf("open %s: %w: the master key is not the one this data was written with", dir, ErrKeyMismatch)

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -56,6 +57,9 @@ func VerifyDir(ctx context.Context, dir string, master []byte, verifierKey strin
 		res, err = verifyDir(ctx, dir, master, verifierKey)
 		return err
 	})
+	if errors.Is(err, ErrLocked) {
+		return nil, err // it names the directory and what to do
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", dir, err)
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -84,7 +86,9 @@ func (h *HoldScope) validate() error {
 // Hold is a legal hold: the entries it covers are neither expired nor
 // erased until it is released.
 type Hold struct {
-	ID            string    `json:"id"`
+	ID string `json:"id"`
+	// RequestID is the request id the hold was placed with, if any.
+	RequestID     string    `json:"request_id,omitempty"`
 	Scope         HoldScope `json:"scope"`
 	CaseRef       string    `json:"case_ref"`
 	Reason        string    `json:"reason"`
@@ -98,20 +102,97 @@ type Hold struct {
 // Active reports whether the hold is in force.
 func (h *Hold) Active() bool { return h.ReleasedAt.IsZero() }
 
-// PlaceHold places a hold. Its state is stored first, so that a crash
-// leaves data held, never unprotected; the hold is acknowledged once its
-// hold entry is appended (fsynced) to the tenant's log. Every erasure or
-// sweep whose tombstone is appended after that entry honours it: each
-// commits only if no hold entry was appended since it read the holds
-// (ledger.AppendOptions.NoKindSince), else it plans again.
+// HoldRequest is a request to place a legal hold.
+type HoldRequest struct {
+	// ID, if set, makes the request idempotent (1 to 64 of A-Z a-z 0-9 -
+	// _ .): the hold it places is named by it (HoldIDOf), so asking again
+	// with the same ID and the same Scope, CaseRef and Reason answers with
+	// that hold, and with anything else differing is refused
+	// (ErrHoldRequestReused). Clients SHOULD set it; without it every
+	// request places a new hold.
+	ID      string
+	Scope   HoldScope
+	CaseRef string
+	Reason  string
+	By      string
+}
+
+// ErrHoldRequestReused: the request id placed a hold that differs from
+// the one asked for.
+var ErrHoldRequestReused = errors.New("request_id already placed a different hold")
+
+// holdNamespace is the UUID namespace of the ids of holds placed with a
+// request id (HoldIDOf).
+var holdNamespace = uuid.MustParse("6a0b4c1e-3f51-4d8a-9a57-0e9a3c2b7d14")
+
+// HoldIDOf is the id of the hold a tenant's request with request id id
+// places: the name-based (version 5) UUID, in holdNamespace, of
+// "veritrace hold request v1" 0x00 tenant 0x00 id. Holds placed without a
+// request id have random (version 4) ids.
+func HoldIDOf(tenant, id string) string {
+	return uuid.NewSHA1(holdNamespace, []byte("veritrace hold request v1\x00"+tenant+"\x00"+id)).String()
+}
+
+// testHookHold, set by tests, runs at each step of placing a hold with a
+// request id: "looked up" after the hold was found absent, before it is
+// stored; "stored" after its state record is stored, before its entry is
+// appended. An error stops PlaceHoldRequest there, as a crash would.
+var testHookHold func(step string) error
+
+func holdStep(step string) error {
+	if testHookHold != nil {
+		return testHookHold(step)
+	}
+	return nil
+}
+
+// PlaceHold places a hold without a request id (PlaceHoldRequest).
 func (s *Service) PlaceHold(ctx context.Context, tenant string, scope HoldScope, caseRef, reason, by string) (*Hold, uint64, error) {
+	return s.PlaceHoldRequest(ctx, tenant, HoldRequest{Scope: scope, CaseRef: caseRef, Reason: reason, By: by})
+}
+
+// PlaceHoldRequest places a hold. Its state is stored first, so that a
+// crash leaves data held, never unprotected; the hold is acknowledged
+// once its hold entry is appended (fsynced) to the tenant's log. It
+// returns the hold and the index of its entry. Every erasure or sweep
+// whose tombstone is appended after that entry honours it: each commits
+// only if no hold entry was appended since it read the holds
+// (ledger.AppendOptions.NoKindSince), else it plans again.
+//
+// With a request id, the hold's id is HoldIDOf(tenant, req.ID) and its
+// state record is written only if absent, in one transaction: of any
+// number of requests with one id, on any nodes, one stores the hold, and
+// every one (the first too) appends the same hold entry, which the log
+// stores once (an entry's identity is the hold's id). So a request asked
+// again (its answer lost, or interrupted by a crash between the two
+// writes) answers with the hold the first one placed, and its entry's
+// index, having written nothing new (or only the entry the interrupted
+// one did not append). If that hold's scope, case reference or reason
+// differ from the request's, it fails with ErrHoldRequestReused, naming
+// the field and never the subject or session id.
+func (s *Service) PlaceHoldRequest(ctx context.Context, tenant string, req HoldRequest) (*Hold, uint64, error) {
+	scope := req.Scope
+	if req.ID != "" && !validRequestID(req.ID) {
+		return nil, 0, fmt.Errorf("%w: request_id must be 1 to 64 of A-Z a-z 0-9 - _ .", ErrInvalid)
+	}
 	if err := scope.validate(); err != nil {
 		return nil, 0, err
 	}
-	if caseRef == "" || reason == "" {
+	if req.CaseRef == "" || req.Reason == "" {
 		return nil, 0, fmt.Errorf("%w: a hold needs a case reference and a reason", ErrNoReason)
 	}
 	scope.Pseudonym, scope.Kind, scope.Sealed, scope.Term, scope.Erased = "", "", nil, "", false
+	id := uuid.NewString()
+	if req.ID != "" {
+		id = HoldIDOf(tenant, req.ID)
+		h, err := s.hold(ctx, tenant, id)
+		if err == nil {
+			return s.placedAgain(ctx, tenant, req, h)
+		}
+		if !errors.Is(err, ledger.ErrNotFound) {
+			return nil, 0, err
+		}
+	}
 	if value, field, kind := s.holdID(scope); kind != "" {
 		k, err := s.pseudonymKey(ctx, tenant, field, value, true)
 		if err != nil {
@@ -119,12 +200,136 @@ func (s *Service) PlaceHold(ctx context.Context, tenant string, scope HoldScope,
 		}
 		scope.Kind, scope.Pseudonym, scope.Sealed, scope.Term = kind, k.Pseudonym(value), k.Seal([]byte(value)), k.Ref.String()
 	}
-	h := &Hold{ID: uuid.NewString(), Scope: scope, CaseRef: caseRef, Reason: reason, PlacedBy: by, PlacedAt: s.now()}
-	if err := s.putHold(ctx, tenant, h); err != nil {
+	h := &Hold{ID: id, RequestID: req.ID, Scope: scope, CaseRef: req.CaseRef, Reason: req.Reason, PlacedBy: req.By, PlacedAt: s.now()}
+	if req.ID == "" {
+		if err := s.putHold(ctx, tenant, h); err != nil {
+			return nil, 0, err
+		}
+	} else {
+		if err := holdStep("looked up"); err != nil {
+			return nil, 0, err
+		}
+		stored, err := s.createHold(ctx, tenant, h)
+		if err != nil {
+			return nil, 0, err
+		}
+		if stored != nil { // another request with this id stored it first
+			return s.placedAgain(ctx, tenant, req, stored)
+		}
+		if err := holdStep("stored"); err != nil {
+			return nil, 0, err
+		}
+	}
+	idx, err := s.appendPlaced(ctx, tenant, h)
+	return h, idx, err
+}
+
+// placedAgain answers a request whose id names hold h, stored already:
+// with h and its entry's index, appending the entry if the request that
+// stored h was interrupted before it did; or ErrHoldRequestReused if h is
+// not what req asks for.
+func (s *Service) placedAgain(ctx context.Context, tenant string, req HoldRequest, h *Hold) (*Hold, uint64, error) {
+	field, err := s.differs(ctx, tenant, req, h)
+	if err != nil {
 		return nil, 0, err
 	}
-	idx, err := s.appendRecord(ctx, tenant, format.KindHold, format.HoldPlaced, recordID("hold", h.ID, "placed"), h.forLog())
-	return h, idx, err
+	if field != "" {
+		return nil, 0, fmt.Errorf("%w: request_id %q placed hold %s at %s with a different %s; use a new request id", ErrHoldRequestReused, req.ID, h.ID, h.PlacedAt.Format(time.RFC3339), field)
+	}
+	idx, err := s.appendPlaced(ctx, tenant, h)
+	if err != nil {
+		return nil, 0, err
+	}
+	return s.view(ctx, tenant, h), idx, nil
+}
+
+// differs names the first of "scope", "case_ref" and "reason" in which
+// hold h, placed with req's id, differs from req ("" if none). A subject
+// or session is compared by the id sealed in h's state while its
+// pseudonym key exists; once it is gone (the subject or session was
+// erased), nothing kept can be compared with the id, and req's id matches
+// if nothing names it either (unnamed), as an erasure request's does.
+func (s *Service) differs(ctx context.Context, tenant string, req HoldRequest, h *Hold) (string, error) {
+	a, b := req.Scope, s.view(ctx, tenant, h).Scope
+	same := a.Tenant == b.Tenant && strings.EqualFold(a.TraceID, b.TraceID) && a.From.Equal(b.From) && a.To.Equal(b.To)
+	value, field, kind := s.holdID(a)
+	switch {
+	case !same || kind != b.Kind:
+		same = false
+	case kind != "" && b.Erased:
+		var err error
+		if same, err = s.unnamed(ctx, tenant, field, value); err != nil {
+			return "", err
+		}
+	case kind != "":
+		same = value == b.Subject+b.Session
+	}
+	switch {
+	case !same:
+		return "scope", nil
+	case req.CaseRef != h.CaseRef:
+		return "case_ref", nil
+	case req.Reason != h.Reason:
+		return "reason", nil
+	}
+	return "", nil
+}
+
+// unnamed reports whether a subject or session id has neither entries nor
+// a pseudonym key: what an erased one has, or one never seen.
+func (s *Service) unnamed(ctx context.Context, tenant string, field uint8, value string) (bool, error) {
+	ref, err := s.L.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
+	if err != nil {
+		return false, err
+	}
+	if idxs, err := s.L.EntriesWith(ctx, tenant, ref); err != nil || len(idxs) > 0 {
+		return false, err
+	}
+	_, err = s.L.PseudonymKey(ctx, tenant, ref, false)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return true, nil
+	}
+	return false, err
+}
+
+// createHold stores a new hold's state record unless one with its id
+// exists; it returns the one that exists (nil if h was stored).
+func (s *Service) createHold(ctx context.Context, tenant string, h *Hold) (*Hold, error) {
+	b, err := holdState(h)
+	if err != nil {
+		return nil, err
+	}
+	var stored []byte
+	err = s.L.UpdateState(ctx, tenant, stateHold+h.ID, func(old []byte) ([]byte, error) {
+		stored = old
+		if old != nil {
+			return old, nil
+		}
+		return b, nil
+	})
+	if err != nil || stored == nil {
+		return nil, err
+	}
+	c := &Hold{}
+	if err := json.Unmarshal(stored, c); err != nil {
+		return nil, fmt.Errorf("hold %s: %w", h.ID, err)
+	}
+	return c, nil
+}
+
+// appendPlaced appends a hold's placed entry, the hold as it was placed
+// (not released), unless the log holds it, and returns its index. Its
+// identity is the hold's id and its payload is made from what the state
+// keeps, so requests that append it at once append the same record, which
+// the log stores once.
+func (s *Service) appendPlaced(ctx context.Context, tenant string, h *Hold) (uint64, error) {
+	id := recordID("hold", h.ID, "placed")
+	if idx, found, err := s.L.IdentityIndex(ctx, tenant, format.KindHold, id); err != nil || found {
+		return idx, err
+	}
+	c := h.forLog()
+	c.ReleasedBy, c.ReleasedAt, c.ReleaseReason = "", time.Time{}, ""
+	return s.appendRecord(ctx, tenant, format.KindHold, format.HoldPlaced, id, c)
 }
 
 // holdID returns the subject or session id a scope names, its index
@@ -170,6 +375,13 @@ func (s *Service) ReleaseHold(ctx context.Context, tenant, id, reason, by string
 	if !h.Active() {
 		return s.view(ctx, tenant, h), 0, ErrHoldReleased
 	}
+	// A hold whose placing was interrupted before its entry was appended
+	// (a crash) is placed first, so that the log never records a release
+	// before the placing it releases, nor a placing after its release
+	// when the request that placed it is asked again.
+	if _, err := s.appendPlaced(ctx, tenant, h); err != nil {
+		return nil, 0, err
+	}
 	h.ReleasedBy, h.ReleasedAt, h.ReleaseReason = by, s.now(), reason
 	idx, err := s.appendRecord(ctx, tenant, format.KindHold, format.HoldReleased, recordID("hold", h.ID, "released"), h.forLog())
 	if err != nil {
@@ -195,13 +407,18 @@ func (s *Service) hold(ctx context.Context, tenant, id string) (*Hold, error) {
 }
 
 func (s *Service) putHold(ctx context.Context, tenant string, h *Hold) error {
-	c := *h
-	c.Scope = h.Scope.forState()
-	b, err := json.Marshal(&c)
+	b, err := holdState(h)
 	if err != nil {
 		return err
 	}
 	return s.L.PutState(ctx, tenant, stateHold+h.ID, b)
+}
+
+// holdState is a hold's state record.
+func holdState(h *Hold) ([]byte, error) {
+	c := *h
+	c.Scope = h.Scope.forState()
+	return json.Marshal(&c)
 }
 
 // view returns the hold as callers see it: the subject or session id

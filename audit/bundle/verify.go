@@ -107,15 +107,56 @@ func (r *Report) Write(w io.Writer) {
 	if r.OK() {
 		fmt.Fprintln(w, "VERIFIED: every check passed")
 	} else {
-		fmt.Fprintf(w, "NOT VERIFIED: %s failed\n", strings.Join(r.Failed(), ", "))
+		fmt.Fprintf(w, "NOT VERIFIED: %s\n", r.Summary())
 	}
+}
+
+// Summary says, for a report that did not verify, which checks failed and
+// which were not checked (they could not run, which fails them too): "bundle
+// signature failed; 15 other checks not checked (the manifest is not
+// signed by the key)". Check names and reasons are escaped.
+func (r *Report) Summary() string {
+	var failed, notRun []string
+	why := ""
+	for _, c := range r.Checks {
+		switch {
+		case c.Skipped != "":
+			notRun = append(notRun, c.Name)
+			if why == "" {
+				why = Printable(c.Skipped)
+			} else if why != Printable(c.Skipped) {
+				why = "reasons above"
+			}
+		case c.failed > 0:
+			failed = append(failed, c.Name)
+		}
+	}
+	var parts []string
+	if len(failed) > 0 {
+		parts = append(parts, strings.Join(failed, ", ")+" failed")
+	}
+	switch {
+	case len(notRun) == 0:
+	case len(notRun) <= 3:
+		parts = append(parts, fmt.Sprintf("%s not checked (%s)", strings.Join(notRun, ", "), why))
+	case len(failed) > 0:
+		parts = append(parts, fmt.Sprintf("%d other checks not checked (%s)", len(notRun), why))
+	default:
+		parts = append(parts, fmt.Sprintf("%d checks not checked (%s)", len(notRun), why))
+	}
+	if len(parts) == 0 {
+		return "every check passed"
+	}
+	return strings.Join(parts, "; ")
 }
 
 // writeCheck prints one check's verdict, its failures and notes, escaped.
 func writeCheck(w io.Writer, c *Check) {
 	switch {
 	case c.Skipped != "":
-		fmt.Fprintf(w, "FAIL  %s: not checked: %s\n", c.Name, Printable(c.Skipped))
+		// Not run, so not passed either: the bundle does not verify, but
+		// this check found nothing wrong ("--", not "FAIL").
+		fmt.Fprintf(w, "--    %s: not checked: %s\n", c.Name, Printable(c.Skipped))
 	case c.failed == 0:
 		fmt.Fprintf(w, "ok    %s (%d)\n", c.Name, c.Passed)
 	default:

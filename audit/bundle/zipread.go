@@ -3,6 +3,7 @@ package bundle
 import (
 	"archive/zip"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -87,9 +88,32 @@ func (v *verifier) openMember(mb *zipMember, name string, max int64, bounded boo
 	}
 	rc, err := f.Open()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %v", name, err)
+		return nil, nil, zipProblem(name, f, err)
 	}
 	return f, rc, nil
+}
+
+// zipProblem names what an error reading member name (f) from the zip
+// means, in terms of the zip: Go's zip reader says "EOF" or "zip: checksum
+// error", which do not tell an auditor that the zip's directory or data
+// was altered or damaged.
+func zipProblem(name string, f *zip.File, err error) error {
+	const altered = "the zip was altered or damaged"
+	switch {
+	case errors.Is(err, zip.ErrChecksum):
+		return fmt.Errorf("%s: its data does not match the CRC-32 the zip's directory records for it (%s)", name, altered)
+	case errors.Is(err, zip.ErrFormat):
+		return fmt.Errorf("%s: the zip's directory does not point at a valid local record of it (%s)", name, altered)
+	case errors.Is(err, zip.ErrAlgorithm):
+		return fmt.Errorf("%s: the zip's directory gives it an unsupported compression method (%s)", name, altered)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%s: its data ends before the %d bytes the zip's directory declares (%s, or cut short)", name, f.UncompressedSize64, altered)
+	}
+	var corrupt flate.CorruptInputError
+	if errors.As(err, &corrupt) {
+		return fmt.Errorf("%s: its deflated data is corrupt at byte %d (%s)", name, int64(corrupt), altered)
+	}
+	return fmt.Errorf("%s: cannot be read from the zip: %v", name, err)
 }
 
 // readFile reads a file of the bundle, at most max bytes, and returns its
@@ -115,16 +139,16 @@ func (v *verifier) readMemberInto(buf []byte, mb *zipMember, name string, max in
 		buf = make([]byte, f.UncompressedSize64)
 	}
 	if _, err := io.ReadFull(rc, buf); err != nil {
-		return nil, [32]byte{}, fmt.Errorf("%s: %v", name, err)
+		return nil, [32]byte{}, zipProblem(name, f, err)
 	}
 	// One more read reaches the end, where the zip reader checks the CRC
 	// and that nothing follows.
 	var one [1]byte
 	if n, err := rc.Read(one[:]); n != 0 || err != io.EOF {
 		if err == nil || err == io.EOF {
-			err = fmt.Errorf("longer than the %d bytes declared", f.UncompressedSize64)
+			return nil, [32]byte{}, fmt.Errorf("%s: longer than the %d bytes the zip's directory declares (the zip was altered or damaged)", name, f.UncompressedSize64)
 		}
-		return nil, [32]byte{}, fmt.Errorf("%s: %v", name, err)
+		return nil, [32]byte{}, zipProblem(name, f, err)
 	}
 	return buf, sha256.Sum256(buf), nil
 }
@@ -133,7 +157,7 @@ func (v *verifier) readMemberInto(buf []byte, mb *zipMember, name string, max in
 // max bytes and holding none of them.
 func (v *verifier) hashFile(name string, max int64, bounded bool) ([32]byte, error) {
 	var sum [32]byte
-	_, rc, err := v.open(name, max, bounded)
+	f, rc, err := v.open(name, max, bounded)
 	if err != nil {
 		return sum, err
 	}
@@ -141,7 +165,7 @@ func (v *verifier) hashFile(name string, max int64, bounded bool) ([32]byte, err
 	h := sha256.New()
 	n, err := io.Copy(h, io.LimitReader(rc, max+1))
 	if err != nil {
-		return sum, fmt.Errorf("%s: %v", name, err)
+		return sum, zipProblem(name, f, err)
 	}
 	if n > max {
 		return sum, fmt.Errorf("%s: more than the limit of %d bytes", name, max)

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,11 +26,11 @@ type queryFlags struct {
 }
 
 func (q *queryFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&q.trace, "trace", "", "trace id, 32 hex digits")
+	fs.StringVar(&q.trace, "trace", "", "trace id: "+traceIDForms)
 	fs.StringVar(&q.session, "session", "", "session id")
 	fs.StringVar(&q.subject, "subject", "", "subject (end user) id")
-	fs.StringVar(&q.from, "from", "", "appended at or after this time (RFC 3339)")
-	fs.StringVar(&q.to, "to", "", "appended before this time (RFC 3339)")
+	fs.StringVar(&q.from, "from", "", "appended at or after this time: "+timeForms)
+	fs.StringVar(&q.to, "to", "", "appended before this time: "+timeForms)
 	fs.StringVar(&q.version, "version", "", "a referenced prompt, policy or pipeline version id")
 	fs.StringVar(&q.kind, "kind", "", "span kind: generation, embedding, retrieval, tool, agent, chain, guardrail, other")
 	fs.StringVar(&q.model, "model", "", "request or response model")
@@ -40,9 +40,9 @@ func (q *queryFlags) register(fs *flag.FlagSet) {
 func (q *queryFlags) proto() (*v1.TraceQuery, error) {
 	out := &v1.TraceQuery{SessionId: q.session, SubjectId: q.subject, VersionId: q.version, Model: q.model, ErrorsOnly: q.errors}
 	if q.trace != "" {
-		b, err := hex.DecodeString(q.trace)
-		if err != nil || len(b) != 16 {
-			return nil, fmt.Errorf("--trace must be 32 hex digits")
+		b, err := parseTraceID("--trace", q.trace)
+		if err != nil {
+			return nil, err
 		}
 		out.TraceId = b
 	}
@@ -50,9 +50,9 @@ func (q *queryFlags) proto() (*v1.TraceQuery, error) {
 		if s == "" {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339, s)
+		t, err := parseTimeFlag("--"+name, s)
 		if err != nil {
-			return nil, fmt.Errorf("--%s: %v", name, err)
+			return nil, err
 		}
 		if name == "from" {
 			out.From = timestamppb.New(t)
@@ -74,19 +74,85 @@ func runTrace(ctx context.Context, args []string, stdout io.Writer) error {
 	var cf clientFlags
 	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
 	cf.register(fs)
-	rest, err := parseFlags(fs, args, 1, "TRACE_ID (32 hex digits)")
+	asJSON := fs.Bool("json", false, "print the whole answer as proto JSON: every span with its content, and the versions in force")
+	rest, err := parseFlags(fs, args, 1, "TRACE_ID ("+traceIDForms+")")
 	if err != nil {
 		return err
 	}
-	id, err := hex.DecodeString(rest[0])
-	if err != nil || len(id) != 16 {
-		return errors.New("TRACE_ID must be 32 hex digits")
+	id, err := parseTraceID("TRACE_ID", rest[0])
+	if err != nil {
+		return err
 	}
 	resp, err := cf.audit().GetTrace(ctx, connect.NewRequest(&v1.GetTraceRequest{TraceId: id}))
 	if err != nil {
 		return err
 	}
-	return printJSON(stdout, resp.Msg)
+	if *asJSON {
+		return printJSON(stdout, resp.Msg)
+	}
+	printTraceTree(stdout, resp.Msg)
+	return nil
+}
+
+// printTraceTree prints a trace's decision path as a tree, a span a line,
+// indented under its parent: name, kind, span id, duration, status (with
+// an error's message), the model and tokens of a model call, the attempt
+// of a retried step, and the ledger index; then the versions in force.
+// Everything from the ledger is printed escaped (bundle.Printable).
+func printTraceTree(w io.Writer, t *v1.GetTraceResponse) {
+	fmt.Fprintf(w, "trace %x\n", t.GetTraceId())
+	var walk func(n *v1.SpanNode, depth int)
+	walk = func(n *v1.SpanNode, depth int) {
+		fmt.Fprintf(w, "%s%s\n", strings.Repeat("  ", depth), spanLine(n))
+		for _, c := range n.GetChildren() {
+			walk(c, depth+1)
+		}
+	}
+	for _, r := range t.GetRoots() {
+		walk(r, 1)
+	}
+	if len(t.GetVersions()) > 0 {
+		fmt.Fprintln(w, "versions in force:")
+		for _, v := range t.GetVersions() {
+			fmt.Fprintf(w, "  %-8s %s %s  %s\n", enumWord(v.GetKind(), "VERSION_KIND_"), bundle.Printable(v.GetName()), bundle.Printable(v.GetLabel()), v.GetId())
+		}
+	}
+}
+
+// spanLine is one span of printTraceTree.
+func spanLine(n *v1.SpanNode) string {
+	kind := enumWord(n.GetKind(), "SPAN_KIND_")
+	sp := n.GetSpan()
+	if sp == nil {
+		why := "payload erased"
+		if !n.GetErased() {
+			why = "payload not decodable: " + bundle.Printable(n.GetDecodeError())
+		}
+		return fmt.Sprintf("(%s)  %s  span %x  entry %d", why, kind, n.GetSpanId(), n.GetIndex())
+	}
+	parts := []string{bundle.Printable(sp.GetName()), kind, fmt.Sprintf("span %x", n.GetSpanId())}
+	if st, en := sp.GetStartTime(), sp.GetEndTime(); st != nil && en != nil {
+		parts = append(parts, en.AsTime().Sub(st.AsTime()).String())
+	}
+	status := enumWord(sp.GetStatus().GetCode(), "STATUS_CODE_")
+	if m := sp.GetStatus().GetMessage(); m != "" {
+		status += ": " + bundle.Printable(m)
+	}
+	parts = append(parts, status)
+	if m := sp.GetModel(); m != nil {
+		model := cmp.Or(m.GetResponseModel(), m.GetRequestModel())
+		if model != "" {
+			parts = append(parts, "model "+bundle.Printable(model))
+		}
+	}
+	if u := sp.GetUsage(); u != nil && (u.GetInputTokens() > 0 || u.GetOutputTokens() > 0) {
+		parts = append(parts, fmt.Sprintf("tokens %d in, %d out", u.GetInputTokens(), u.GetOutputTokens()))
+	}
+	if n.GetAttempts() > 0 {
+		parts = append(parts, fmt.Sprintf("attempt %d of %d", n.GetAttempt(), n.GetAttempts()))
+	}
+	parts = append(parts, fmt.Sprintf("entry %d", n.GetIndex()))
+	return strings.Join(parts, "  ")
 }
 
 func runQuery(ctx context.Context, args []string, stdout io.Writer) error {
@@ -231,7 +297,7 @@ func runVerify(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if !rep.OK() {
-		return fmt.Errorf("bundle NOT verified: %s failed", strings.Join(rep.Failed(), ", "))
+		return fmt.Errorf("bundle NOT verified: %s", rep.Summary())
 	}
 	return nil
 }

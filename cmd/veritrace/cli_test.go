@@ -65,14 +65,14 @@ func clientCommands(t *testing.T, dir string) [][]string {
 		{"version", "get", strings.Repeat("ab", 32)}, {"version", "list"},
 		{"checkpoint"}, {"prove", "1"}, {"get", "1"}, {"trace", trace}, {"query", "--subject", "s"},
 		{"export", "--trace", trace, "-o", filepath.Join(dir, "x.zip")},
-		{"erase", "--subject", "s", "--legal-basis", "b", "--reason", "r"}, {"erasure", "id"},
+		{"erase", "--subject", "s", "--legal-basis", "b", "--reason", "r"}, {"erasure", "id"}, {"erasures"},
 		{"verify-receipt", filepath.Join(dir, "receipt.txt"), "--key", filepath.Join(dir, "log.pub")}, // with --addr: checks on the server
 		{"hold", "place", "--subject", "s", "--case", "c", "--reason", "r"}, {"hold", "release", "h", "--reason", "r"}, {"hold", "list"},
 		{"retention", "show"}, {"retention", "set", "../../examples/prompt.txt"}, {"sweep"},
 		{"keys", "create", "--role", "auditor", "--tenants", "default"}, {"keys", "list"}, {"keys", "revoke", "0123456789abcdef"},
 		{"tenants", "create", "acme"}, {"tenants", "list"}, {"access-log"}, {"bench", "--requests", "1"},
 	}
-	covered := map[string]bool{"serve": true, "verify": true, "verify-log": true} // no server, no key
+	covered := map[string]bool{"serve": true, "verify": true, "verify-log": true, "health": true} // no server, or no key
 	for _, c := range cmds {
 		covered[c[0]] = true
 	}
@@ -149,8 +149,13 @@ func (b *refusingRetention) Erase(_ context.Context, req *connect.Request[v1.Era
 	return nil, b.err
 }
 
-// TestEraseErrorNamesTheRequestID: `veritrace erase` without --request-id
-// makes one up; when the server refuses the erasure with unavailable
+func (b *refusingRetention) PlaceHold(_ context.Context, req *connect.Request[v1.PlaceHoldRequest]) (*connect.Response[v1.PlaceHoldResponse], error) {
+	b.got = req.Msg.GetRequestId()
+	return nil, b.err
+}
+
+// TestEraseErrorNamesTheRequestID: `veritrace erase` and `veritrace hold
+// place` without --request-id make one up; when the server refuses the erasure with unavailable
 // ("ask again with the same request id": beside another plan, which may
 // have stored the request first, docs/RETENTION.md "An erasure beside
 // another plan"), the id was printed on stderr before the request was
@@ -161,7 +166,7 @@ func (b *refusingRetention) Erase(_ context.Context, req *connect.Request[v1.Era
 // request).
 func TestEraseErrorNamesTheRequestID(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(keyFile, []byte("vt_test_key\n"), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, []byte("vtk_0123456789abcdef_"+strings.Repeat("A", 43)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -173,31 +178,38 @@ func TestEraseErrorNamesTheRequestID(t *testing.T) {
 		{"answer lost", connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded")), true},
 		{"id of another request", connect.NewError(connect.CodeAlreadyExists, errors.New("request_id: used for another request; use a new request id")), false},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			h := &refusingRetention{err: tc.err}
-			_, handler := veritracev1connect.NewRetentionServiceHandler(h)
-			srv := httptest.NewServer(handler)
-			defer srv.Close()
-			var err error
-			shown := stderrOf(t, func() {
-				err = run(context.Background(), []string{"erase", "--addr", srv.URL, "--api-key-file", keyFile,
-					"--subject", "s", "--legal-basis", "b", "--reason", "r"}, &strings.Builder{})
+		for _, cmd := range []struct {
+			what string
+			args []string
+		}{
+			{"erasure request", []string{"erase", "--subject", "s", "--legal-basis", "b", "--reason", "r"}},
+			{"hold request", []string{"hold", "place", "--subject", "s", "--case", "c", "--reason", "r"}},
+		} {
+			t.Run(cmd.args[0]+"/"+tc.name, func(t *testing.T) {
+				h := &refusingRetention{err: tc.err}
+				_, handler := veritracev1connect.NewRetentionServiceHandler(h)
+				srv := httptest.NewServer(handler)
+				defer srv.Close()
+				var err error
+				shown := stderrOf(t, func() {
+					err = run(context.Background(), append(cmd.args, "--addr", srv.URL, "--api-key-file", keyFile), &strings.Builder{})
+				})
+				if err == nil || h.got == "" {
+					t.Fatalf("%s against a refusing server = %v (server saw request id %q)", cmd.args[0], err, h.got)
+				}
+				if want := cmd.what + " " + h.got + "\n"; shown != want {
+					t.Errorf("%s printed %q on stderr, want %q (the made-up id, before sending)", cmd.args[0], shown, want)
+				}
+				if connect.CodeOf(err) != tc.err.Code() {
+					t.Errorf("%s error code = %v, want %v (wrapped)", cmd.args[0], connect.CodeOf(err), tc.err.Code())
+				}
+				if !strings.Contains(err.Error(), cmd.what+" "+h.got) {
+					t.Errorf("%s refused %v: the CLI showed %q, not the request id %s it made up", cmd.args[0], tc.err.Code(), err, h.got)
+				}
+				if again := strings.Contains(err.Error(), "--request-id "+h.got); again != tc.again {
+					t.Errorf("%s refused %v: error %q tells to ask again with --request-id: %v, want %v", cmd.args[0], tc.err.Code(), err, again, tc.again)
+				}
 			})
-			if err == nil || h.got == "" {
-				t.Fatalf("erase against a refusing server = %v (server saw request id %q)", err, h.got)
-			}
-			if want := "erasure request " + h.got + "\n"; shown != want {
-				t.Errorf("erase printed %q on stderr, want %q (the made-up id, before sending)", shown, want)
-			}
-			if connect.CodeOf(err) != tc.err.Code() {
-				t.Errorf("erase error code = %v, want %v (wrapped)", connect.CodeOf(err), tc.err.Code())
-			}
-			if !strings.Contains(err.Error(), "erasure request "+h.got) {
-				t.Errorf("erase refused %v: the CLI showed %q, not the request id %s it made up", tc.err.Code(), err, h.got)
-			}
-			if again := strings.Contains(err.Error(), "--request-id "+h.got); again != tc.again {
-				t.Errorf("erase refused %v: error %q tells to ask again with --request-id: %v, want %v", tc.err.Code(), err, again, tc.again)
-			}
-		})
+		}
 	}
 }

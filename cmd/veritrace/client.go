@@ -72,10 +72,17 @@ func (c *clientFlags) loadKey() error {
 		if c.token = strings.TrimSpace(string(b)); c.token == "" {
 			return fmt.Errorf("API key file %s (--api-key-file or $VERITRACE_API_KEY_FILE) is empty", c.keyFile)
 		}
+		if !rpc.ValidToken(c.token) {
+			// Its contents are not shown: they may be some other secret.
+			return fmt.Errorf("API key file %s (--api-key-file or $VERITRACE_API_KEY_FILE) does not hold an API key (one line, vtk_<id>_<secret>, as keys create --token-file writes it)", c.keyFile)
+		}
 		return nil
 	}
 	if c.token = strings.TrimSpace(os.Getenv("VERITRACE_API_KEY")); c.token == "" {
 		return errors.New("no API key: give --api-key-file FILE, or set $VERITRACE_API_KEY_FILE (or $VERITRACE_API_KEY)")
+	}
+	if !rpc.ValidToken(c.token) {
+		return errors.New("$VERITRACE_API_KEY does not hold an API key (vtk_<id>_<secret>)")
 	}
 	return nil
 }
@@ -118,7 +125,10 @@ func (c *clientFlags) admin() veritracev1connect.AdminServiceClient {
 	return veritracev1connect.NewAdminServiceClient(c.httpClient(), c.addr, c.options()...)
 }
 
-var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  "}
+// jsonOut prints every field, zeros included ("index": "0" of the first
+// entry, "duplicate": false), so that a script reading a field finds it
+// in every answer; unset messages and optional fields stay absent.
+var jsonOut = protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitDefaultValues: true}
 
 func printJSON(w io.Writer, m proto.Message) error {
 	b, err := jsonOut.Marshal(m)
@@ -138,7 +148,7 @@ func readInput(path string) ([]byte, error) {
 
 func parseFlags(fs *flag.FlagSet, args []string, nargs int, argNames string) ([]string, error) {
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: veritrace %s [flags] %s\n", fs.Name(), argNames)
+		fmt.Fprintln(fs.Output(), strings.TrimSpace("usage: veritrace "+fs.Name()+" [flags] "+argNames))
 		fs.PrintDefaults()
 	}
 	rest, err := parseInterleaved(fs, args)
@@ -355,8 +365,11 @@ func runProve(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(os.Stderr, "warning: no --key given; trusting the verifier key the server reports")
 	}
 	verifier, err := note.NewVerifier(vkey)
+	if err != nil && *keyFile != "" {
+		return fmt.Errorf("verifier key file %s (--key): not a verifier key (%w)", *keyFile, err)
+	}
 	if err != nil {
-		return fmt.Errorf("verifier key: %w", err)
+		return fmt.Errorf("the server's verifier key: %w", err)
 	}
 	resp, err := lc.GetInclusionProof(ctx, connect.NewRequest(&v1.GetInclusionProofRequest{Index: index, TreeSize: *size}))
 	if err != nil {

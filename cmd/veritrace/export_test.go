@@ -14,7 +14,7 @@ import (
 // refuse).
 func TestExportNeverOverwrites(t *testing.T) {
 	t.Setenv("VERITRACE_API_KEY_FILE", "")
-	t.Setenv("VERITRACE_API_KEY", "vtk_0000000000000000_unused")
+	t.Setenv("VERITRACE_API_KEY", "vtk_0000000000000000_"+strings.Repeat("A", 43)) // well formed, never sent
 	dir := t.TempDir()
 	existing := filepath.Join(dir, "evidence.zip")
 	if err := os.WriteFile(existing, []byte("someone's file"), 0o644); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -40,20 +41,51 @@ func startServeLog(t *testing.T, c serveConfig, log *slog.Logger) (addr string, 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, c, log) }()
-	for i := 0; i < 250; i++ {
-		if conn, err := net.Dial("tcp", addr); err == nil {
-			conn.Close()
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
+	ready := make(chan struct{})
+	go func() {
+		done <- serve(ctx, c, slog.New(&readyHandler{Handler: log.Handler(), ready: ready, once: new(sync.Once)}))
+	}()
+	// The port is claimed before the data directory is opened: the server
+	// is ready when it logs "serving", not when its port accepts.
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v", err)
+	case <-time.After(2 * time.Minute):
+		cancel()
+		t.Fatalf("serve did not start within 2 minutes")
 	}
 	return addr, func() error {
 		cancel()
 		return <-done
 	}
+}
+
+// readyHandler passes records on to Handler and closes ready at the
+// first "serving" record: the server serves its main port.
+type readyHandler struct {
+	slog.Handler
+	ready chan struct{}
+	once  *sync.Once
+}
+
+func (h *readyHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "serving" {
+		h.once.Do(func() { close(h.ready) })
+	}
+	if !h.Handler.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *readyHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *readyHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &readyHandler{Handler: h.Handler.WithAttrs(as), ready: h.ready, once: h.once}
+}
+
+func (h *readyHandler) WithGroup(name string) slog.Handler {
+	return &readyHandler{Handler: h.Handler.WithGroup(name), ready: h.ready, once: h.once}
 }

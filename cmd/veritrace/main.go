@@ -14,6 +14,8 @@
 //	veritrace verify F --key log.pub  verify a bundle offline
 //	veritrace verify-receipt R --key log.pub [--bundle F | --addr URL]  check an erasure receipt
 //	veritrace erase --subject ID --legal-basis B --reason R [--dry-run]
+//	veritrace erasure REQUEST_ID    an erasure request's state and receipt
+//	veritrace erasures [--all]      list erasure requests and sweeps
 //	veritrace hold place|release|list   legal holds
 //	veritrace retention show|set     retention policy
 //	veritrace sweep                 expire payloads past retention now
@@ -21,6 +23,7 @@
 //	veritrace tenants create|list   manage tenants (admin)
 //	veritrace access-log            list a tenant's access log
 //	veritrace verify-log --data DIR verify a data directory offline
+//	veritrace health                the health check of the server and each service
 //	veritrace bench                 drive a server with load and report throughput
 //
 // Run "veritrace COMMAND -h" for a command's flags.
@@ -32,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -56,6 +60,7 @@ var commands = []command{
 	{"verify-receipt", "check an erasure receipt: offline, or its tombstone parts in a bundle or on the server", runVerifyReceipt},
 	{"erase", "erase a subject's, session's or traces' payloads (compliance officer)", runErase},
 	{"erasure", "show an erasure request's state and receipt", runErasure},
+	{"erasures", "list the tenant's erasure requests and sweeps, newest first (compliance officer)", runErasures},
 	{"hold", "place, release or list legal holds (compliance officer)", runHold},
 	{"retention", "show or set the retention policy (compliance officer)", runRetention},
 	{"sweep", "expire payloads past their retention now (compliance officer)", runSweep},
@@ -63,6 +68,7 @@ var commands = []command{
 	{"tenants", "create or list tenants (admin)", runTenants},
 	{"access-log", "list a tenant's access log (auditor, compliance officer, admin)", runAccessLog},
 	{"verify-log", "verify a data directory offline and name the first bad entry", runVerifyLog},
+	{"health", "ask the server's health check about the server and each service (no API key needed)", runHealth},
 	{"bench", "load generator: drive a server over loopback and report spans/s and latency", runBench},
 }
 
@@ -89,7 +95,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout)
+			return explain(c.run(ctx, args[1:], stdout))
 		}
 	}
 	usage(os.Stderr)
@@ -102,6 +108,29 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.usage)
 	}
 }
+
+// explain says plainly what a client command's failure to reach a server
+// means: "no Veritrace server at 127.0.0.1:7070 (connection refused)",
+// the dial error still wrapped.
+func explain(err error) error {
+	var op *net.OpError
+	if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || !errors.As(err, &op) || op.Addr == nil {
+		return err
+	}
+	return &noServerError{addr: op.Addr.String(), err: err}
+}
+
+// noServerError: nothing listens at addr.
+type noServerError struct {
+	addr string
+	err  error
+}
+
+func (e *noServerError) Error() string {
+	return fmt.Sprintf("no Veritrace server at %s (connection refused): start one (veritrace serve), or point --addr or $VERITRACE_ADDR at it", e.addr)
+}
+
+func (e *noServerError) Unwrap() error { return e.err }
 
 // envOr returns the environment variable's value, or def.
 func envOr(name, def string) string {

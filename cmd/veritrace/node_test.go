@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -103,5 +104,47 @@ func TestBadNodeFileChangesNothing(t *testing.T) {
 	sort.Strings(names)
 	if len(names) != 1 {
 		t.Errorf("refused start-up left %v in the data directory, want only %s", names, NodeFile)
+	}
+}
+
+// TestBusyPortChangesNothing: serve on a port already in use (the main
+// port or either OTLP port) fails before it creates or opens anything: a
+// fresh data directory is not made at all, no keys, no ledger, no admin
+// key (a new user's second `serve` beside a running one made a whole new
+// data directory and only then failed to bind).
+func TestBusyPortChangesNothing(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		name string
+		set  func(c *serveConfig)
+	}{
+		{"main port", func(c *serveConfig) { c.Listen = busy.Addr().String() }},
+		{"OTLP gRPC port", func(c *serveConfig) { c.OTLPGRPCListen = busy.Addr().String() }},
+		{"OTLP HTTP port", func(c *serveConfig) { c.OTLPHTTPListen = busy.Addr().String() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			c := serveConfig{DataDir: dir, Listen: "127.0.0.1:0", MaxRequestBytes: 4 << 20, CheckpointInterval: 1e9, ShutdownTimeout: 30e9, LogLevel: "info", OTLPMaxBytes: 1 << 20}
+			tc.set(&c)
+			err := serve(context.Background(), c, slog.New(slog.DiscardHandler))
+			t.Logf("serve = %v", err)
+			if err == nil {
+				t.Fatal("serve started on a busy port")
+			}
+			if !strings.Contains(err.Error(), busy.Addr().String()) {
+				t.Errorf("serve = %v, want the busy address named", err)
+			}
+			if entries, err := os.ReadDir(dir); err == nil {
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				t.Errorf("refused start-up made the data directory, holding %v", names)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -80,5 +81,36 @@ func TestAttackOTLPExampleOnAFreshServer(t *testing.T) {
 		if err != nil {
 			t.Errorf("examples/otel-agent -endpoint %s -protocol %s (docs/OTLP.md: go run ./examples/otel-agent ...) on a fresh server: %v\n%s", addr, protocol, err, out)
 		}
+	}
+	// Configured by the OpenTelemetry variables the README exports, with
+	// no flag and no VERITRACE_API_KEY, over both protocols.
+	for _, protocol := range []string{"grpc", "http/protobuf"} {
+		agent := exec.Command(bin)
+		agent.Env = append(os.Environ(), "VERITRACE_API_KEY=", "OTEL_EXPORTER_OTLP_ENDPOINT="+s.url,
+			"OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer "+s.app, "OTEL_EXPORTER_OTLP_PROTOCOL="+protocol)
+		out, err := agent.CombinedOutput()
+		t.Logf("otel-agent with OTEL_EXPORTER_OTLP_* (%s): %v\n%s", protocol, err, out)
+		if err != nil || !strings.Contains(string(out), "sent trace") {
+			t.Errorf("examples/otel-agent configured by OTEL_EXPORTER_OTLP_* (%s) = %v\n%s", protocol, err, out)
+		}
+	}
+	// Its traces are its own subject's, not the README's customer-42.
+	for subject, want := range map[string]bool{"customer-77": true, "customer-42": false} {
+		var out strings.Builder
+		if err := run(context.Background(), []string{"query", "--addr", s.url, "--api-key-file", s.auditorFile, "--subject", subject}, &out); err != nil {
+			t.Fatalf("query --subject %s: %v", subject, err)
+		}
+		if got := out.Len() > 0; got != want {
+			t.Errorf("query --subject %s after the example ran: found traces %v, want %v\n%s", subject, got, want, out.String())
+		}
+	}
+	// No server there: it says so and sends nothing.
+	down := freeAddr(t)
+	agent := exec.Command(bin, "-endpoint", down)
+	agent.Env = append(os.Environ(), "VERITRACE_API_KEY="+s.app)
+	out, err := agent.CombinedOutput()
+	t.Logf("otel-agent with no server: %v\n%s", err, out)
+	if err == nil || !strings.Contains(string(out), "no Veritrace server at "+down+" (connection refused)") {
+		t.Errorf("examples/otel-agent -endpoint %s with nothing listening = %v\n%s, want it to say no server is there", down, err, out)
 	}
 }

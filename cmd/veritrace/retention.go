@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/retention"
 )
 
 func runErase(ctx context.Context, args []string, stdout io.Writer) error {
@@ -25,7 +28,7 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 	subject := fs.String("subject", "", "erase a data subject's payloads")
 	session := fs.String("session", "", "erase a session's payloads")
 	var traces stringList
-	fs.Var(&traces, "trace", "erase a trace's payloads (32 hex digits; repeatable)")
+	fs.Var(&traces, "trace", "erase a trace's payloads (repeatable); a trace id is "+traceIDForms)
 	basis := fs.String("legal-basis", "", `legal basis, e.g. "GDPR Art. 17(1)(a)" (required)`)
 	reason := fs.String("reason", "", "why (required)")
 	ticket := fs.String("ticket", "", "external ticket reference")
@@ -45,9 +48,9 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	req := &v1.EraseRequest{RequestId: *id, SubjectId: *subject, SessionId: *session, LegalBasis: *basis, Reason: *reason, Ticket: *ticket, DryRun: *dry}
 	for _, t := range traces {
-		b, err := hex.DecodeString(t)
-		if err != nil || len(b) != 16 {
-			return fmt.Errorf("--trace %q: want 32 hex digits", t)
+		b, err := parseTraceID("--trace", t)
+		if err != nil {
+			return err
 		}
 		req.TraceIds = append(req.TraceIds, b)
 	}
@@ -73,6 +76,9 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 	if n := uint64(len(e.GetHeld())); n < e.GetHeldCount() {
 		fmt.Fprintf(stdout, "  ... and %d more held\n", e.GetHeldCount()-n)
 	}
+	if e.GetState() == "done" && e.GetHeldCount() > 0 {
+		fmt.Fprintln(stdout, heldAdvice(e))
+	}
 	if *receipt != "" && e.GetReceipt() != "" {
 		if err := os.WriteFile(*receipt, []byte(e.GetReceipt()+"\n"+e.GetReceiptSignature()), 0o600); err != nil {
 			return err
@@ -82,19 +88,53 @@ func runErase(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
+// heldAdvice says, after an erasure that legal holds kept entries from,
+// which holds keep them and what to do: the request is done and its id
+// used up (asking again with it answers this outcome), so the entries are
+// erased by a new request once the holds are released.
+func heldAdvice(e *v1.Erasure) string {
+	var holds []string
+	for _, h := range e.GetHeld() {
+		if id := bundle.Printable(h.GetHoldId()); !slices.Contains(holds, id) {
+			holds = append(holds, id)
+		}
+	}
+	which := "hold " + strings.Join(holds, ", ")
+	if len(holds) > 1 {
+		which = "holds " + strings.Join(holds, ", ")
+	}
+	if uint64(len(e.GetHeld())) < e.GetHeldCount() {
+		which += fmt.Sprintf(" and others (veritrace erasure %s --from %d lists the rest)", e.GetRequestId(), len(e.GetHeld()))
+	}
+	return fmt.Sprintf("%d entries held by %s were not erased: request %s is done and its id used up; "+
+		"erase again with a new --request-id once they are released (veritrace hold list)", e.GetHeldCount(), which, e.GetRequestId())
+}
+
 // eraseError names the request id of a failed erasure request and, unless
-// the server refused the request as asked (bad input, no permission,
-// nothing to erase, an id used for another request), says how to ask
-// again: with the same id, which the server carries out once however
-// often it is asked (an erasure refused beside another plan, one whose
-// answer was lost, or one stored and left unfinished).
+// the server refused the request as asked, says how to ask again: with
+// the same id, which the server carries out once however often it is
+// asked (an erasure refused beside another plan, one whose answer was
+// lost, or one stored and left unfinished).
 func eraseError(id string, err error) error {
+	return requestError("erasure request", id, err, fmt.Sprintf("the same id is carried out once; veritrace erasure %s shows it once stored", id))
+}
+
+// holdError is eraseError for `hold place`: the same id places one hold.
+func holdError(id string, err error) error {
+	return requestError("hold request", id, err, "the same id places one hold; veritrace hold list shows it once placed")
+}
+
+// requestError names the request id of a failed idempotent request (what
+// names the kind of request) and, unless the server refused the request
+// as asked (bad input, no permission, nothing to do, an id used for
+// another request), how to ask again with it; why says why that is safe.
+func requestError(what, id string, err error, why string) error {
 	switch connect.CodeOf(err) {
 	case connect.CodeInvalidArgument, connect.CodePermissionDenied, connect.CodeUnauthenticated,
 		connect.CodeNotFound, connect.CodeAlreadyExists, connect.CodeFailedPrecondition:
-		return fmt.Errorf("erasure request %s: %w", id, err)
+		return fmt.Errorf("%s %s: %w", what, id, err)
 	}
-	return fmt.Errorf("erasure request %s: %w; ask again with the same flags and --request-id %s (the same id is carried out once; veritrace erasure %s shows it once stored)", id, err, id, id)
+	return fmt.Errorf("%s %s: %w; ask again with the same flags and --request-id %s (%s)", what, id, err, id, why)
 }
 
 func runErasure(ctx context.Context, args []string, stdout io.Writer) error {
@@ -103,15 +143,63 @@ func runErasure(ctx context.Context, args []string, stdout io.Writer) error {
 	cf.register(fs)
 	from := fs.Uint64("from", 0, "position in the lists of erased and held entries to show from (the answer's next_from)")
 	pageSize := fs.Int("page-size", 0, "entries of each list to show, 1 to 10000 (default 1000)")
-	rest, err := parseFlags(fs, args, 1, "REQUEST_ID")
+	rest, err := parseFlags(fs, args, 1, "REQUEST_ID (veritrace erasures lists them)")
 	if err != nil {
 		return err
 	}
+	if !retention.ValidRequestID(rest[0]) {
+		return fmt.Errorf("REQUEST_ID %q: a request id is %s (veritrace erasures lists the tenant's)", bundle.Printable(rest[0]), retention.RequestIDSyntax)
+	}
 	resp, err := cf.retention().GetErasure(ctx, connect.NewRequest(&v1.GetErasureRequest{RequestId: rest[0], From: *from, PageSize: int32(*pageSize)}))
+	if connect.CodeOf(err) == connect.CodeNotFound {
+		return fmt.Errorf("%w (veritrace erasures lists the tenant's erasure requests and sweeps)", err)
+	}
 	if err != nil {
 		return err
 	}
 	return printJSON(stdout, resp.Msg)
+}
+
+// runErasures lists the tenant's erasure requests and sweeps, newest
+// first, one a line: when requested, kind, id, state, what it selected,
+// how many entries it erased and held, its tombstone and legal basis.
+func runErasures(ctx context.Context, args []string, stdout io.Writer) error {
+	var cf clientFlags
+	fs := flag.NewFlagSet("erasures", flag.ContinueOnError)
+	cf.register(fs)
+	all := fs.Bool("all", false, "list every erasure request and sweep (default: the newest --limit)")
+	limit := fs.Int("limit", 100, "how many to list without --all, 1 to 1000")
+	if _, err := parseFlags(fs, args, 0, ""); err != nil {
+		return err
+	}
+	if *limit < 1 || *limit > 1000 {
+		return fmt.Errorf("--limit %d: want 1 to 1000", *limit)
+	}
+	rc := cf.retention()
+	token := ""
+	for {
+		resp, err := rc.ListErasures(ctx, connect.NewRequest(&v1.ListErasuresRequest{PageSize: int32(*limit), PageToken: token}))
+		if err != nil {
+			return err
+		}
+		for _, e := range resp.Msg.GetErasures() {
+			tomb := "-"
+			if e.TombstoneIndex != nil {
+				tomb = fmt.Sprint(e.GetTombstoneIndex())
+			}
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\t%s\terased %d\theld %d\ttombstone %s\t%s\n",
+				e.GetRequestedAt().AsTime().UTC().Format(time.RFC3339), bundle.Printable(e.GetKind()), bundle.Printable(e.GetRequestId()),
+				bundle.Printable(e.GetState()), bundle.Printable(e.GetSelector()), e.GetErasedCount(), e.GetHeldCount(), tomb, bundle.Printable(e.GetLegalBasis()))
+		}
+		token = resp.Msg.GetNextPageToken()
+		if token == "" {
+			return nil
+		}
+		if !*all {
+			fmt.Fprintf(stdout, "... more: veritrace erasures --all\n")
+			return nil
+		}
+	}
 }
 
 func runHold(ctx context.Context, args []string, stdout io.Writer) error {
@@ -130,6 +218,7 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&sc.to, "to", "", "... until this time")
 		caseRef := fs.String("case", "", "case reference (required)")
 		reason := fs.String("reason", "", "why (required)")
+		id := fs.String("request-id", "", "request id, for retries (default: a new one)")
 		if _, err := parseFlags(fs, args[1:], 0, ""); err != nil {
 			return err
 		}
@@ -153,9 +242,16 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 				scope.To = timestamppb.New(t)
 			}
 		}
-		resp, err := cf.retention().PlaceHold(ctx, connect.NewRequest(&v1.PlaceHoldRequest{Scope: scope, CaseRef: *caseRef, Reason: *reason}))
+		if *id == "" {
+			// As for erase: shown before the request is sent, since the
+			// server may place the hold and its answer be lost; asking
+			// again with the same id places it once.
+			*id = uuid.NewString()
+			fmt.Fprintf(os.Stderr, "hold request %s\n", *id)
+		}
+		resp, err := cf.retention().PlaceHold(ctx, connect.NewRequest(&v1.PlaceHoldRequest{RequestId: *id, Scope: scope, CaseRef: *caseRef, Reason: *reason}))
 		if err != nil {
-			return err
+			return holdError(*id, err)
 		}
 		fmt.Fprintf(stdout, "placed hold %s (case %s), recorded at index %d\n", resp.Msg.GetHold().GetId(), *caseRef, resp.Msg.GetIndex())
 		return nil

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/veritrace/veritrace/audit"
@@ -184,10 +185,10 @@ func parseServe(args []string) (serveConfig, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.DataDir, "data", envOr("VERITRACE_DATA", "veritrace-data"), "data directory ($VERITRACE_DATA)")
 	fs.StringVar(&c.Listen, "listen", envOr("VERITRACE_LISTEN", "127.0.0.1:7070"), "listen address ($VERITRACE_LISTEN)")
-	fs.StringVar(&c.TLSCert, "tls-cert", os.Getenv("VERITRACE_TLS_CERT"), "TLS certificate file; serve TLS with --tls-key")
-	fs.StringVar(&c.TLSKey, "tls-key", os.Getenv("VERITRACE_TLS_KEY"), "TLS private key file")
-	fs.StringVar(&c.MasterKeyFile, "master-key-file", os.Getenv("VERITRACE_MASTER_KEY_FILE"), "master key file (default DATA/master.key, generated on first start)")
-	fs.StringVar(&c.SigningKeyFile, "signing-key-file", os.Getenv("VERITRACE_SIGNING_KEY_FILE"), "log signing key file (default DATA/log.key, generated on first start)")
+	fs.StringVar(&c.TLSCert, "tls-cert", os.Getenv("VERITRACE_TLS_CERT"), "TLS certificate file; serve TLS with --tls-key ($VERITRACE_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", os.Getenv("VERITRACE_TLS_KEY"), "TLS private key file ($VERITRACE_TLS_KEY)")
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", os.Getenv("VERITRACE_MASTER_KEY_FILE"), "master key file (default DATA/master.key, generated on first start; $VERITRACE_MASTER_KEY_FILE)")
+	fs.StringVar(&c.SigningKeyFile, "signing-key-file", os.Getenv("VERITRACE_SIGNING_KEY_FILE"), "log signing key file (default DATA/log.key, generated on first start; $VERITRACE_SIGNING_KEY_FILE)")
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", rpc.DefaultMaxRequestBytes, "largest request message accepted")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "how often a checkpoint is signed while entries arrive")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")
@@ -196,16 +197,16 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Hour, "how often payloads past their retention are expired (0 disables; compliance officers can also sweep on demand; plans of a failed process are taken over every 10m either way)")
 	fs.Int64Var(&c.MinFreeBytes, "min-free-bytes", ledger.DefaultMinFreeBytes, "free disk space to keep on the data directory's filesystem: below it appends are refused (resource_exhausted) until space returns; 0 disables")
 	fs.BoolVar(&c.Console, "console", true, "serve the web console under /ui/ on the API's port")
-	fs.StringVar(&c.OTLPGRPCListen, "otlp-grpc-listen", os.Getenv("VERITRACE_OTLP_GRPC_LISTEN"), "also serve OpenTelemetry ingest on this address (the SDKs' gRPC default is 4317); the main port serves it too")
-	fs.StringVar(&c.OTLPHTTPListen, "otlp-http-listen", os.Getenv("VERITRACE_OTLP_HTTP_LISTEN"), "also serve OpenTelemetry ingest on this address (the SDKs' HTTP default is 4318)")
+	fs.StringVar(&c.OTLPGRPCListen, "otlp-grpc-listen", os.Getenv("VERITRACE_OTLP_GRPC_LISTEN"), "also serve OpenTelemetry ingest on this address (the SDKs' gRPC default is 4317); the main port serves it too ($VERITRACE_OTLP_GRPC_LISTEN)")
+	fs.StringVar(&c.OTLPHTTPListen, "otlp-http-listen", os.Getenv("VERITRACE_OTLP_HTTP_LISTEN"), "also serve OpenTelemetry ingest on this address (the SDKs' HTTP default is 4318; $VERITRACE_OTLP_HTTP_LISTEN)")
 	fs.IntVar(&c.OTLPMaxBytes, "otlp-max-bytes", otlp.DefaultMaxBytes, "largest OTLP request accepted, after decompression")
-	fs.StringVar(&c.OTLPConfigFile, "otlp-config", os.Getenv("VERITRACE_OTLP_CONFIG"), "JSON file of per-tenant OTLP mapping settings (subject and session attributes; docs/OTLP.md)")
+	fs.StringVar(&c.OTLPConfigFile, "otlp-config", os.Getenv("VERITRACE_OTLP_CONFIG"), "JSON file of per-tenant OTLP mapping settings (subject and session attributes; docs/OTLP.md; $VERITRACE_OTLP_CONFIG)")
 	fs.Int64Var(&c.MaxInflightBytes, "max-inflight-bytes", 0, "bytes of append requests (AppendSpans, RegisterVersion, OTLP) read and handled at once, server-wide; more wait for room (0: 64 × --max-request-bytes, at least --otlp-max-bytes)")
 	fs.DurationVar(&c.MaxQueueWait, "max-queue-wait", rpc.DefaultMaxQueueWait, "how long an append waits for room under --max-inflight-bytes (and an OTLP export, in all, for its bytes and an export slot) before it is refused (resource_exhausted; unavailable for a slot); 0: as long as its client waits")
 	fs.Int64Var(&c.MaxKeyInflightBytes, "max-key-inflight-bytes", 0, "bytes of append requests one API key holds at once under --max-inflight-bytes; its further appends wait (0: half of --max-inflight-bytes, at least the largest request)")
 	fs.DurationVar(&c.BodyTimeout, "body-timeout", rpc.DefaultBodyTimeout, "how long an admitted append's body may send nothing before it is cut and its room under --max-inflight-bytes given back")
 	fs.Int64Var(&c.MinBodyRate, "min-body-rate", rpc.DefaultMinBodyRate, "least average rate, in bytes a second, at which an admitted append's body must arrive once --body-timeout has passed since its admission; a body behind it is cut and its room under --max-inflight-bytes given back (at least 1024)")
-	fs.StringVar(&c.Node, "node", os.Getenv("VERITRACE_NODE"), "this process's name among the processes sharing the database, in the leases of erasures and sweeps it works on (default: the name in DATA/node, made at the first start from the host name; two processes running at once must never share a name)")
+	fs.StringVar(&c.Node, "node", os.Getenv("VERITRACE_NODE"), "this process's name among the processes sharing the database, in the leases of erasures and sweeps it works on (default: the name in DATA/node, made at the first start from the host name; two processes running at once must never share a name; $VERITRACE_NODE)")
 	fs.StringVar(&c.PprofListen, "pprof-listen", "", "serve Go profiles (net/http/pprof: CPU, heap, mutex, block) on this address, e.g. 127.0.0.1:6060; off by default")
 	if err := fs.Parse(args); err != nil {
 		return serveConfig{}, err
@@ -246,8 +247,20 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		return err
 	}
 	otlpOpts.MaxBytes = c.OTLPMaxBytes
+	// Every listener is claimed before the data directory is touched: a
+	// port in use (a server already running) changes nothing on disk.
+	lns, err := claimListeners(c)
+	if err != nil {
+		return err
+	}
+	closeListeners := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
 	keys, created, err := ledger.LoadOrCreateKeys(ledger.KeyPaths{Dir: c.DataDir, MasterKey: c.MasterKeyFile, SigningKey: c.SigningKeyFile})
 	if err != nil {
+		closeListeners()
 		return fmt.Errorf("keys: %w", err)
 	}
 	if created {
@@ -259,26 +272,22 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	}
 	l, err := ledger.Open(ctx, ledger.Options{Dir: c.DataDir, Keys: keys, CheckpointInterval: c.CheckpointInterval, Logger: log, MinFreeBytes: reserve, Now: clock})
 	if err != nil {
+		closeListeners()
 		return err
 	}
 	adminFile := filepath.Join(c.DataDir, AdminKeyFile)
 	if id, err := rpc.Bootstrap(ctx, l, adminFile, clock()); err != nil {
+		closeListeners()
 		l.Close()
 		return err
 	} else if id != "" {
 		log.Info("created the first admin key", "key_id", id, "token_file", adminFile)
 	}
-	ln, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		l.Close()
-		return err
-	}
 	// A missing node file is made last, once start-up can no longer fail
-	// but for the extra listeners (the ledger's directory lock keeps a
-	// second process out meanwhile).
+	// (the ledger's directory lock keeps a second process out meanwhile).
 	if nodeMissing {
 		if node, err = storeNodeName(c.DataDir); err != nil {
-			ln.Close()
+			closeListeners()
 			l.Close()
 			return err
 		}
@@ -312,22 +321,9 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	if c.Console {
 		handler = console.WithConsole(api)
 	}
-	listeners := []listener{{"serving", ln, newServer(c, handler, log, certs)}}
-	for _, extra := range []struct{ name, addr string }{{"serving OTLP (gRPC default port)", c.OTLPGRPCListen}, {"serving OTLP (HTTP default port)", c.OTLPHTTPListen}} {
-		if extra.addr == "" {
-			continue
-		}
-		eln, err := net.Listen("tcp", extra.addr)
-		if err != nil {
-			for _, o := range listeners {
-				o.ln.Close()
-			}
-			stopSweeps()
-			<-sweeps
-			l.Close()
-			return err
-		}
-		listeners = append(listeners, listener{extra.name, eln, newServer(c, api.OTLPHandler(), log, certs)})
+	listeners := []listener{{"serving", lns[0], newServer(c, handler, log, certs)}}
+	for _, eln := range lns[1:] {
+		listeners = append(listeners, listener{"serving OTLP", eln, newServer(c, api.OTLPHandler(), log, certs)})
 	}
 	if c.PprofListen != "" {
 		go servePprof(c.PprofListen, log)
@@ -349,7 +345,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		}()
 	}
 	if c.Console {
-		log.Info("web console", "url", scheme+"://"+ln.Addr().String()+console.Prefix)
+		log.Info("web console", "url", scheme+"://"+lns[0].Addr().String()+console.Prefix)
 	}
 	select {
 	case err = <-errc:
@@ -391,6 +387,30 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	}
 	log.Info("stopped")
 	return err
+}
+
+// claimListeners listens on the API's address (first) and on the OTLP
+// addresses that are set, in that order; on any failure it closes those
+// it claimed and names the flag whose address is taken.
+func claimListeners(c serveConfig) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, a := range []struct{ flag, addr string }{{"--listen", c.Listen}, {"--otlp-grpc-listen", c.OTLPGRPCListen}, {"--otlp-http-listen", c.OTLPHTTPListen}} {
+		if a.addr == "" && a.flag != "--listen" {
+			continue
+		}
+		ln, err := net.Listen("tcp", a.addr)
+		if err != nil {
+			for _, o := range lns {
+				o.Close()
+			}
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("%s %s: the address is in use (another veritrace server running?); nothing was created or opened: %w", a.flag, a.addr, err)
+			}
+			return nil, fmt.Errorf("%s %s: %w", a.flag, a.addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
 }
 
 // newServer is an HTTP server for the API: HTTP/1.1 and HTTP/2 (h2c

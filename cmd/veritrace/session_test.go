@@ -128,6 +128,15 @@ func TestWorkedSession(t *testing.T) {
 	cli(compliance, "retention show")
 	out = runCLI("hold place", "--api-key-file", compliance, "--subject", "customer-42", "--case", "CASE-7", "--reason", "pending litigation")
 	holdID := strings.Fields(out)[2]
+	// A hold request asked again with its request id places one hold.
+	place := []string{"--api-key-file", compliance, "--trace", "4bf92f3577b34da6a3ce929d0e0e4736", "--case", "CASE-7", "--reason", "pending litigation", "--request-id", "hold-case-7-trace"}
+	if first, again := runCLI("hold place", place...), runCLI("hold place", place...); first != again || !strings.HasPrefix(first, "placed hold ") {
+		t.Errorf("hold place asked again with its --request-id:\n%s\nthen\n%s\nwant the same hold", first, again)
+	}
+	if out = runCLI("hold list", "--api-key-file", compliance); strings.Count(out, "CASE-7") != 2 {
+		t.Errorf("hold list after a hold request asked twice, and another hold:\n%s", out)
+	}
+	runCLI("hold release", "--api-key-file", compliance, strings.Fields(runCLI("hold place", place...))[2], "--reason", "case closed")
 	erase := []string{"--subject", "customer-42", "--legal-basis", "GDPR Art. 17(1)(a)", "--reason", "subject request"}
 	if out = cli(compliance, "erase", append(erase, "--dry-run")...); !strings.Contains(out, "woulderase0entries[];2held") {
 		t.Errorf("erase --dry-run under a hold:\n%s", out)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/veritrace/veritrace/ledger"
 )
 
 // listing describes every file and directory under dir: path, size, mode
@@ -102,5 +105,27 @@ func TestStartRefusesPartialDataDir(t *testing.T) {
 				t.Errorf("serve without %s changed the data directory:\nbefore:\n%s\nafter:\n%s", tc.remove, before, after)
 			}
 		})
+	}
+}
+
+// TestLockedDataDirSaysSo: a second serve on a data directory a running
+// server holds, and verify-log meanwhile, say plainly that another
+// process holds it, not Badger's lock text alone; the cause stays in the
+// wrapped error (errors.Is ledger.ErrLocked).
+func TestLockedDataDirSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	_, stop := startServe(t, serveConfig{DataDir: dir, LogLevel: "info", OTLPMaxBytes: 1 << 20})
+	defer stop()
+	want := "another process (a running veritrace server?) holds " + filepath.Join(dir, ledger.LogDir) + "; stop it first"
+	c := serveConfig{DataDir: dir, Listen: "127.0.0.1:0", MaxRequestBytes: 4 << 20, CheckpointInterval: 1e9, ShutdownTimeout: 30e9, LogLevel: "info", OTLPMaxBytes: 1 << 20}
+	err := serve(context.Background(), c, slog.New(slog.DiscardHandler))
+	t.Logf("second serve = %v", err)
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, ledger.ErrLocked) {
+		t.Errorf("second serve = %v, want it to start %q and wrap ledger.ErrLocked", err, want)
+	}
+	err = run(context.Background(), []string{"verify-log", "--data", dir}, io.Discard)
+	t.Logf("verify-log = %v", err)
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, ledger.ErrLocked) {
+		t.Errorf("verify-log = %v, want it to start %q and wrap ledger.ErrLocked", err, want)
 	}
 }

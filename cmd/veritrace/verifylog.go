@@ -14,8 +14,8 @@ import (
 
 func runVerifyLog(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("verify-log", flag.ContinueOnError)
-	dir := fs.String("data", envOr("VERITRACE_DATA", "veritrace-data"), "data directory; the server must be stopped")
-	masterFile := fs.String("master-key-file", os.Getenv("VERITRACE_MASTER_KEY_FILE"), "master key file (default DATA/master.key); needed to read Badger's encrypted files, never to decrypt payloads")
+	dir := fs.String("data", envOr("VERITRACE_DATA", "veritrace-data"), "data directory; the server must be stopped ($VERITRACE_DATA)")
+	masterFile := fs.String("master-key-file", os.Getenv("VERITRACE_MASTER_KEY_FILE"), "master key file (default DATA/master.key; $VERITRACE_MASTER_KEY_FILE); needed to read Badger's encrypted files, never to decrypt payloads")
 	keyFile := fs.String("key", "", "verifier key file (default DATA/log.pub); pin one obtained out of band")
 	if _, err := parseFlags(fs, args, 0, ""); err != nil {
 		return err

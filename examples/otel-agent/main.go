@@ -5,10 +5,17 @@
 //
 //	VERITRACE_API_KEY=$(cat app.key) go run ./examples/otel-agent -endpoint 127.0.0.1:7070
 //
-// It answers one customer question: it retrieves documents, calls a model
-// that is rate limited and falls back to a second model, looks up an order
-// with a tool, and prints the trace id to read back with
-// `veritrace trace ID`. See docs/OTLP.md.
+// or, configured the OpenTelemetry way (the SDK reads these itself):
+//
+//	export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:7070
+//	export OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer $(cat app.key)"
+//	go run ./examples/otel-agent
+//
+// It answers one customer question for its own subject, customer-77 (not
+// the README's customer-42, whose sample outputs stay as shown): it
+// retrieves documents, calls a model that is rate limited and falls back
+// to a second model, looks up an order with a tool, and prints the trace
+// id to read back with `veritrace trace ID`. See docs/OTLP.md.
 package main
 
 import (
@@ -16,8 +23,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -29,45 +39,125 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
+// exportTimeout bounds each export: a server that does not answer fails
+// the run within it, not after the SDK's 10 s for every span.
+const exportTimeout = 5 * time.Second
+
 func main() {
-	endpoint := flag.String("endpoint", "127.0.0.1:7070", "Veritrace host:port (the main port, or --otlp-grpc-listen / --otlp-http-listen)")
-	protocol := flag.String("protocol", "grpc", "grpc or http")
-	insecure := flag.Bool("insecure", true, "plaintext (loopback only; use TLS elsewhere)")
+	endpoint := flag.String("endpoint", "", "Veritrace host:port (the main port, or --otlp-grpc-listen / --otlp-http-listen; default: $OTEL_EXPORTER_OTLP_ENDPOINT, else 127.0.0.1:7070)")
+	protocol := flag.String("protocol", "", "grpc or http (default: $OTEL_EXPORTER_OTLP_PROTOCOL, grpc or http/protobuf, else grpc)")
+	insecure := flag.Bool("insecure", true, "plaintext with -endpoint (loopback only; use TLS elsewhere); an $OTEL_EXPORTER_OTLP_ENDPOINT says by its scheme")
 	tenant := flag.String("tenant", "", "Veritrace tenant (default: the key's only tenant)")
+	subject := flag.String("subject", "customer-77", "the end user the agent answers (its data subject)")
 	flag.Parse()
-	if err := run(*endpoint, *protocol, *insecure, *tenant); err != nil {
+	if err := run(*endpoint, *protocol, *insecure, *tenant, *subject); err != nil {
 		fmt.Fprintln(os.Stderr, "otel-agent:", err)
 		os.Exit(1)
 	}
 }
 
-func run(endpoint, protocol string, insecure bool, tenant string) error {
+// config is where and how the agent exports: from its flags, else from
+// the OpenTelemetry environment variables (which the SDK then reads
+// itself), else the defaults.
+type config struct {
+	protocol string // grpc or http
+	addr     string // host:port, checked before sending
+	options  bool   // endpoint and headers given as options (else the SDK reads the environment)
+	endpoint string
+	headers  map[string]string
+	insecure bool
+}
+
+func configure(endpoint, protocol string, insecure bool, tenant string) (config, error) {
+	c := config{protocol: protocol, insecure: insecure, headers: map[string]string{}}
+	if c.protocol == "" {
+		switch p := os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"); p {
+		case "", "grpc":
+			c.protocol = "grpc"
+		case "http/protobuf", "http/json":
+			c.protocol = "http"
+		default:
+			return c, fmt.Errorf("$OTEL_EXPORTER_OTLP_PROTOCOL %q: want grpc or http/protobuf", p)
+		}
+	}
+	if c.protocol != "grpc" && c.protocol != "http" {
+		return c, fmt.Errorf("unknown -protocol %q: want grpc or http", c.protocol)
+	}
+	envEndpoint := os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+	if endpoint == "" && envEndpoint != "" {
+		u, err := url.Parse(envEndpoint)
+		if err != nil || u.Host == "" {
+			return c, fmt.Errorf("$OTEL_EXPORTER_OTLP_ENDPOINT %q: want a URL such as http://127.0.0.1:7070", envEndpoint)
+		}
+		c.addr = u.Host
+		if u.Port() == "" {
+			c.addr = net.JoinHostPort(u.Hostname(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
+		}
+	} else {
+		c.options = true
+		c.endpoint = endpoint
+		if c.endpoint == "" {
+			c.endpoint = "127.0.0.1:7070"
+		}
+		c.addr = c.endpoint
+	}
 	token := strings.TrimSpace(os.Getenv("VERITRACE_API_KEY"))
-	if token == "" {
-		return errors.New("set VERITRACE_API_KEY to an ingester key")
+	switch {
+	case token != "":
+		c.headers["Authorization"] = "Bearer " + token
+	case !strings.Contains(os.Getenv("OTEL_EXPORTER_OTLP_HEADERS"), "Authorization="):
+		return c, errors.New("no API key: set VERITRACE_API_KEY to an ingester key, or $OTEL_EXPORTER_OTLP_HEADERS to \"Authorization=Bearer <key>\"")
 	}
-	headers := map[string]string{"Authorization": "Bearer " + token}
 	if tenant != "" {
-		headers["Veritrace-Tenant"] = tenant
+		c.headers["Veritrace-Tenant"] = tenant
 	}
+	return c, nil
+}
+
+func run(endpoint, protocol string, insecure bool, tenant, subject string) error {
+	c, err := configure(endpoint, protocol, insecure, tenant)
+	if err != nil {
+		return err
+	}
+	// One look before any span is made: with no server there, every
+	// export would wait out its timeout.
+	conn, err := net.DialTimeout("tcp", c.addr, 3*time.Second)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("no Veritrace server at %s (connection refused): start one (veritrace serve) or give -endpoint", c.addr)
+		}
+		return fmt.Errorf("no Veritrace server reached at %s: %w", c.addr, err)
+	}
+	conn.Close()
 	ctx := context.Background()
 	var exp sdktrace.SpanExporter
-	var err error
-	switch protocol {
+	switch c.protocol {
 	case "grpc":
-		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(endpoint), otlptracegrpc.WithHeaders(headers), otlptracegrpc.WithCompressor("gzip")}
-		if insecure {
-			opts = append(opts, otlptracegrpc.WithInsecure())
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithCompressor("gzip"), otlptracegrpc.WithTimeout(exportTimeout),
+			otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false})}
+		if c.options {
+			opts = append(opts, otlptracegrpc.WithEndpoint(c.endpoint))
+			if c.insecure {
+				opts = append(opts, otlptracegrpc.WithInsecure())
+			}
+		}
+		if len(c.headers) > 0 {
+			opts = append(opts, otlptracegrpc.WithHeaders(c.headers))
 		}
 		exp, err = otlptracegrpc.New(ctx, opts...)
 	case "http":
-		opts := []otlptracehttp.Option{otlptracehttp.WithEndpoint(endpoint), otlptracehttp.WithHeaders(headers), otlptracehttp.WithCompression(otlptracehttp.GzipCompression)}
-		if insecure {
-			opts = append(opts, otlptracehttp.WithInsecure())
+		opts := []otlptracehttp.Option{otlptracehttp.WithCompression(otlptracehttp.GzipCompression), otlptracehttp.WithTimeout(exportTimeout),
+			otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false})}
+		if c.options {
+			opts = append(opts, otlptracehttp.WithEndpoint(c.endpoint))
+			if c.insecure {
+				opts = append(opts, otlptracehttp.WithInsecure())
+			}
+		}
+		if len(c.headers) > 0 {
+			opts = append(opts, otlptracehttp.WithHeaders(c.headers))
 		}
 		exp, err = otlptracehttp.New(ctx, opts...)
-	default:
-		return fmt.Errorf("unknown -protocol %q", protocol)
 	}
 	if err != nil {
 		return err
@@ -78,12 +168,12 @@ func run(endpoint, protocol string, insecure bool, tenant string) error {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(errs),
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "support-agent"), attribute.String("service.version", "1.0.0"))))
 	a := &agent{tracer: tp.Tracer("example.com/support-agent")}
-	traceID := a.answer(ctx, "customer-42", "session-7", "Where is my refund for order A-17?")
-	if err := tp.Shutdown(ctx); err != nil {
+	traceID := a.answer(ctx, subject, "session-7", "Where is my refund for order A-17?")
+	if err := tp.Shutdown(ctx); err != nil && errs.err == nil {
 		return err
 	}
 	if errs.err != nil {
-		return fmt.Errorf("export: %w", errs.err)
+		return fmt.Errorf("export to %s: %w", c.addr, errs.err)
 	}
 	for _, w := range errs.warnings {
 		fmt.Fprintln(os.Stderr, "otel-agent: every span was stored, with a note from Veritrace:", w)
@@ -92,11 +182,12 @@ func run(endpoint, protocol string, insecure bool, tenant string) error {
 		fmt.Fprintln(os.Stderr, "otel-agent: to make the prompt reference verified, register it first (docs/OTLP.md, Versions):\n"+
 			"  veritrace version register --kind prompt --name support-answer --label v1 prompt.txt")
 	}
-	fmt.Printf("sent trace %s\nread it back with: veritrace trace %s\n", traceID, traceID)
+	fmt.Printf("sent trace %s (subject %s)\nread it back with: veritrace trace %s\n", traceID, subject, traceID)
 	return nil
 }
 
-// exportErrors keeps the first export error. A partial success that
+// exportErrors keeps the first export error, after which it sends
+// nothing more. A partial success that
 // rejected no span (Veritrace's note that a version reference names no
 // registered version, recorded as unverified) is kept as a warning: the
 // Go SDK returns every partial success as an error, but nothing was lost.
@@ -107,6 +198,9 @@ type exportErrors struct {
 }
 
 func (e *exportErrors) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	if e.err != nil {
+		return e.err // the first failure ends the run: the rest are not sent
+	}
 	err := e.SpanExporter.ExportSpans(ctx, spans)
 	if err == nil {
 		return nil

@@ -630,6 +630,8 @@ type Hold struct {
 	ReleasedBy    string                 `protobuf:"bytes,7,opt,name=released_by,json=releasedBy,proto3" json:"released_by,omitempty"`
 	ReleasedAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=released_at,json=releasedAt,proto3" json:"released_at,omitempty"`
 	ReleaseReason string                 `protobuf:"bytes,9,opt,name=release_reason,json=releaseReason,proto3" json:"release_reason,omitempty"`
+	// The request id the hold was placed with, if any.
+	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -727,13 +729,29 @@ func (x *Hold) GetReleaseReason() string {
 	return ""
 }
 
+func (x *Hold) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type PlaceHoldRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Scope *HoldScope             `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
 	// Required.
 	CaseRef string `protobuf:"bytes,2,opt,name=case_ref,json=caseRef,proto3" json:"case_ref,omitempty"`
 	// Required.
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Makes the request idempotent: 1 to 64 of A-Z a-z 0-9 - _ . Clients
+	// SHOULD set it, new for each hold they mean to place, and send it
+	// again when they ask again (an answer lost to a timeout or a reset):
+	// the same id with the same scope, case_ref and reason is answered with
+	// the hold it placed and its entry's index, placing nothing new; with a
+	// different one it is refused (ALREADY_EXISTS). The hold's id is
+	// derived from it (docs/RETENTION.md). Without it, every request places
+	// a new hold.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -785,6 +803,13 @@ func (x *PlaceHoldRequest) GetCaseRef() string {
 func (x *PlaceHoldRequest) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *PlaceHoldRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -1803,7 +1828,7 @@ const file_veritrace_v1_retention_proto_rawDesc = "" +
 	"\x02to\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x1c\n" +
 	"\tpseudonym\x18\a \x01(\tR\tpseudonym\x12\x16\n" +
 	"\x06erased\x18\b \x01(\bR\x06erased\x12%\n" +
-	"\x0epseudonym_kind\x18\t \x01(\tR\rpseudonymKind\"\xd3\x02\n" +
+	"\x0epseudonym_kind\x18\t \x01(\tR\rpseudonymKind\"\xf2\x02\n" +
 	"\x04Hold\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12-\n" +
 	"\x05scope\x18\x02 \x01(\v2\x17.veritrace.v1.HoldScopeR\x05scope\x12\x19\n" +
@@ -1815,11 +1840,16 @@ const file_veritrace_v1_retention_proto_rawDesc = "" +
 	"releasedBy\x12;\n" +
 	"\vreleased_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"releasedAt\x12%\n" +
-	"\x0erelease_reason\x18\t \x01(\tR\rreleaseReason\"t\n" +
+	"\x0erelease_reason\x18\t \x01(\tR\rreleaseReason\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestId\"\x93\x01\n" +
 	"\x10PlaceHoldRequest\x12-\n" +
 	"\x05scope\x18\x01 \x01(\v2\x17.veritrace.v1.HoldScopeR\x05scope\x12\x19\n" +
 	"\bcase_ref\x18\x02 \x01(\tR\acaseRef\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"Q\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"Q\n" +
 	"\x11PlaceHoldResponse\x12&\n" +
 	"\x04hold\x18\x01 \x01(\v2\x12.veritrace.v1.HoldR\x04hold\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\"E\n" +

@@ -28,7 +28,7 @@ func (s *retentionService) fail(ctx context.Context, proc string, err error) err
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	case errors.Is(err, retention.ErrNothingToErase):
 		return connect.NewError(connect.CodeNotFound, err)
-	case errors.Is(err, retention.ErrRequestIDReused):
+	case errors.Is(err, retention.ErrRequestIDReused), errors.Is(err, retention.ErrHoldRequestReused):
 		return connect.NewError(connect.CodeAlreadyExists, err)
 	case errors.Is(err, retention.ErrBusy):
 		// Another process is carrying out this request, or another plan
@@ -148,7 +148,7 @@ func (s *retentionService) SetRetention(ctx context.Context, req *connect.Reques
 }
 
 func holdProto(h *retention.Hold) *v1.Hold {
-	out := &v1.Hold{Id: h.ID, CaseRef: h.CaseRef, Reason: h.Reason, PlacedBy: h.PlacedBy, PlacedAt: timestamppb.New(h.PlacedAt),
+	out := &v1.Hold{Id: h.ID, RequestId: h.RequestID, CaseRef: h.CaseRef, Reason: h.Reason, PlacedBy: h.PlacedBy, PlacedAt: timestamppb.New(h.PlacedAt),
 		ReleasedBy: h.ReleasedBy, ReleaseReason: h.ReleaseReason,
 		Scope: &v1.HoldScope{Tenant: h.Scope.Tenant, SubjectId: h.Scope.Subject, SessionId: h.Scope.Session,
 			Pseudonym: h.Scope.Pseudonym, Erased: h.Scope.Erased, PseudonymKind: h.Scope.Kind}}
@@ -193,7 +193,8 @@ func (s *retentionService) PlaceHold(ctx context.Context, req *connect.Request[v
 			return nil, err
 		}
 	}
-	h, idx, err := s.r.PlaceHold(ctx, tenant, scope, req.Msg.GetCaseRef(), req.Msg.GetReason(), caller(ctx))
+	h, idx, err := s.r.PlaceHoldRequest(ctx, tenant, retention.HoldRequest{ID: req.Msg.GetRequestId(), Scope: scope,
+		CaseRef: req.Msg.GetCaseRef(), Reason: req.Msg.GetReason(), By: caller(ctx)})
 	if err != nil {
 		return nil, s.fail(ctx, veritracev1connect.RetentionServicePlaceHoldProcedure, err)
 	}

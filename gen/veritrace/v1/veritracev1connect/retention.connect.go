@@ -66,7 +66,8 @@ type RetentionServiceClient interface {
 	GetRetention(context.Context, *connect.Request[v1.GetRetentionRequest]) (*connect.Response[v1.GetRetentionResponse], error)
 	// SetRetention replaces the tenant's retention policy.
 	SetRetention(context.Context, *connect.Request[v1.SetRetentionRequest]) (*connect.Response[v1.SetRetentionResponse], error)
-	// PlaceHold places a legal hold.
+	// PlaceHold places a legal hold. Idempotent by request_id when it is
+	// set.
 	PlaceHold(context.Context, *connect.Request[v1.PlaceHoldRequest]) (*connect.Response[v1.PlaceHoldResponse], error)
 	// ReleaseHold releases a legal hold.
 	ReleaseHold(context.Context, *connect.Request[v1.ReleaseHoldRequest]) (*connect.Response[v1.ReleaseHoldResponse], error)
@@ -221,7 +222,8 @@ type RetentionServiceHandler interface {
 	GetRetention(context.Context, *connect.Request[v1.GetRetentionRequest]) (*connect.Response[v1.GetRetentionResponse], error)
 	// SetRetention replaces the tenant's retention policy.
 	SetRetention(context.Context, *connect.Request[v1.SetRetentionRequest]) (*connect.Response[v1.SetRetentionResponse], error)
-	// PlaceHold places a legal hold.
+	// PlaceHold places a legal hold. Idempotent by request_id when it is
+	// set.
 	PlaceHold(context.Context, *connect.Request[v1.PlaceHoldRequest]) (*connect.Response[v1.PlaceHoldResponse], error)
 	// ReleaseHold releases a legal hold.
 	ReleaseHold(context.Context, *connect.Request[v1.ReleaseHoldRequest]) (*connect.Response[v1.ReleaseHoldResponse], error)

@@ -579,6 +579,55 @@ describe("the web console", () => {
     await aud.close();
   });
 
+  test("a hold submitted again after its answer was lost is placed once", async () => {
+    const page = await signIn("compliance");
+    await page.getByRole("link", { name: "Legal holds" }).click();
+    // The server places the first hold; its answer is lost on the way (a reset).
+    /** @type {string[]} */
+    const sent = [];
+    await page.route("**/veritrace.v1.RetentionService/PlaceHold", async (route) => {
+      sent.push(route.request().postDataJSON().requestId);
+      if (sent.length === 1) {
+        await route.fetch();
+        await route.abort("connectionreset");
+      } else {
+        await route.continue();
+      }
+    });
+    await page.locator('select[name="scope"]').selectOption("trace");
+    await page.locator('input[name="scope-value"]').fill(hexId(9));
+    await page.locator('input[name="case"]').fill("CASE-LOST");
+    await page.locator('input[name="reason"]').fill("answer lost");
+    await page.getByTestId("place-hold").click();
+    await page.getByTestId("hold-request-id").waitFor();
+    assert.equal(await page.getByTestId("hold-placed").count(), 0);
+    await page.getByTestId("place-hold").click();
+    await page.getByTestId("hold-placed").waitFor();
+    assert.equal(sent.length, 2);
+    assert.match(sent[0], /^hold-\d{4}-\d{2}-\d{2}-[0-9a-f]{16}$/);
+    assert.equal(sent[1], sent[0], "the submission asked again sent another request id");
+    const lost = (await rpc(tokens.compliance, "RetentionService/ListHolds", { all: true })).holds.filter((h) => h.caseRef === "CASE-LOST");
+    assert.equal(lost.length, 1, `holds placed by one submission asked twice: ${JSON.stringify(lost)}`);
+    assert.equal(lost[0].requestId, sent[0]);
+    assert.ok((await page.getByTestId("hold-placed").textContent())?.includes(lost[0].id));
+    // The next submission is a new request.
+    await page.locator('input[name="scope-value"]').fill(hexId(9));
+    await page.locator('input[name="case"]').fill("CASE-LOST-2");
+    await page.locator('input[name="reason"]').fill("another hold");
+    await page.getByTestId("place-hold").click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="hold-placed"]')?.textContent?.includes("CASE-LOST-2"));
+    assert.equal(sent.length, 3);
+    assert.notEqual(sent[2], sent[0], "a new submission reused the placed hold's request id");
+    for (const h of (await rpc(tokens.compliance, "RetentionService/ListHolds", {})).holds.filter((h) => h.caseRef.startsWith("CASE-LOST"))) {
+      await rpc(tokens.compliance, "RetentionService/ReleaseHold", { holdId: h.id, reason: "test done" });
+    }
+    await page.close();
+    // The browser logged the reset this test made, and nothing else.
+    const reset = pageErrors.filter((e) => e.endsWith("Failed to load resource: net::ERR_CONNECTION_RESET"));
+    assert.equal(reset.length, 1, `the browser's errors: ${pageErrors}`);
+    pageErrors.splice(pageErrors.indexOf(reset[0]), 1);
+  });
+
   test("a role without a right neither sees nor reaches it", async () => {
     const page = await signIn("auditor");
     for (const path of ["erasure", "holds", "retention", "keys", "tenants"]) {

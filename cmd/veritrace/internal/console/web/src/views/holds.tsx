@@ -2,6 +2,7 @@
 // expired until the hold is released; every call is recorded.
 
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { useEffect, useState } from "preact/hooks";
 import { useCtx } from "../context";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -12,6 +13,21 @@ import { Badge, ErrorBox, Field, Id, Notice, Page, Panel, Pseudonym, pseudonymHe
 import { showAccessLogFor, type Concerning } from "./accesslog";
 
 type ScopeKind = "subject" | "session" | "trace" | "range" | "tenant";
+
+/**
+ * A new request id for a hold: one per submission of the form. It is kept
+ * until the server answers with the hold, so that submitting again after
+ * an error (an answer lost to a timeout or a reset, after the server may
+ * have placed the hold) asks again with the same id, and the server places
+ * one hold; it is replaced once the hold is placed, or once the server
+ * says the id placed a different hold (the form was changed after such an
+ * error).
+ */
+export function newHoldRequestId(): string {
+  const r = new Uint8Array(8);
+  crypto.getRandomValues(r);
+  return "hold-" + new Date().toISOString().slice(0, 10) + "-" + [...r].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 /**
  * What a hold covers, in words. A subject or session is named by its id
@@ -87,6 +103,7 @@ export function HoldsView() {
   const [caseRef, setCaseRef] = useState("");
   const [reason, setReason] = useState("");
   const [placed, setPlaced] = useState("");
+  const [requestId, setRequestId] = useState(newHoldRequestId());
   const [releasing, setReleasing] = useState<string | null>(null);
   const [releaseReason, setReleaseReason] = useState("");
   const load = useAction(async () => setHolds((await api.retention.listHolds({ all })).holds));
@@ -107,7 +124,19 @@ export function HoldsView() {
       if (from) scope.from = timestampFromDate(new Date(from + ":00Z"));
       if (to) scope.to = timestampFromDate(new Date(to + ":00Z"));
     }
-    const r = await api.retention.placeHold({ scope, caseRef: caseRef.trim(), reason: reason.trim() });
+    let r;
+    try {
+      r = await api.retention.placeHold({ requestId, scope, caseRef: caseRef.trim(), reason: reason.trim() });
+    } catch (e) {
+      if (e instanceof ConnectError && e.code === Code.AlreadyExists) {
+        // The id placed a hold that differs from this form: that hold is
+        // in the list, and what is submitted next is a new request.
+        setRequestId(newHoldRequestId());
+        await load.run();
+      }
+      throw e;
+    }
+    setRequestId(newHoldRequestId());
     const ps = r.hold?.scope?.pseudonym;
     setPlaced(`Hold ${r.hold?.id} placed for case ${r.hold?.caseRef} (ledger entry ${r.index}${ps ? `, which names the ${kind} by pseudonym:${ps}` : ""}).`);
     setValue("");
@@ -169,6 +198,12 @@ export function HoldsView() {
         </div>
       </form>
       <ErrorBox error={place.error} />
+      {place.error && (
+        <p class="muted" data-testid="hold-request-id">
+          Request <code>{requestId}</code>: placing the hold again sends the same request id, so the server places it once even if it placed it
+          before the error.
+        </p>
+      )}
       {placed && <Notice kind="ok" testid="hold-placed">{placed}</Notice>}
       <Panel title="Holds" testid="holds">
         <label class="check">
