@@ -15,6 +15,7 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 )
 
@@ -178,8 +179,10 @@ func waitCtx(ctx context.Context, until time.Time) (context.Context, context.Can
 // key, waiting for room until until (waitUntil); it returns the function
 // that gives them back. Its error is a *connect.Error: the request's own
 // end (canceled, deadline_exceeded), or resource_exhausted once maxWait
-// has passed. A request that gives up holds nothing.
-func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n int64) (func(), error) {
+// has passed. A request that gives up holds nothing. waited says whether
+// the request has waited already (it is counted in Waited once); acquire
+// sets it when it waits.
+func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n int64, waited *bool) (func(), error) {
 	n = min(max(n, 1), g.max)
 	kn := min(n, g.perKey)
 	ks := g.share(key)
@@ -191,7 +194,7 @@ func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n i
 	}
 	if !admitted {
 		g.waiting.Add(1)
-		g.waited.Add(1)
+		g.countWaited(waited)
 		g.note(ctx, "appends wait for room: the bytes of requests in flight reached --max-inflight-bytes")
 		wctx, cancel := waitCtx(ctx, until)
 		bound, limit := errKeyQueueWait, g.perKey
@@ -233,12 +236,12 @@ var errSlotWait = errors.New("exports are in progress, the most this server deco
 // back. Its error is a *connect.Error: the request's own end (canceled,
 // deadline_exceeded), or unavailable once maxWait has passed (retryable
 // in OTLP: 503 with Retry-After over HTTP). A request that gives up holds
-// no slot.
-func (g *inflight) exportSlot(ctx context.Context, until time.Time) (func(), error) {
+// no slot. waited is as acquire's.
+func (g *inflight) exportSlot(ctx context.Context, until time.Time, waited *bool) (func(), error) {
 	if !g.exports.TryAcquire(1) {
 		g.waiting.Add(1)
 		g.exportsWaiting.Add(1)
-		g.waited.Add(1)
+		g.countWaited(waited)
 		g.note(ctx, "OTLP exports wait for a slot: --otlp-max-concurrent exports are in progress")
 		wctx, cancel := waitCtx(ctx, until)
 		err := g.exports.Acquire(wctx, 1)
@@ -261,6 +264,15 @@ func (g *inflight) exportSlot(ctx context.Context, until time.Time) (func(), err
 			g.exports.Release(1)
 		})
 	}, nil
+}
+
+// countWaited counts a request in Waited the first time it waits (an
+// export may wait for bytes, then for a slot: one request).
+func (g *inflight) countWaited(waited *bool) {
+	if !*waited {
+		*waited = true
+		g.waited.Add(1)
+	}
 }
 
 // keyOf names the API key a request was authenticated with (the front
@@ -337,11 +349,17 @@ func chargeOf(r *http.Request, limit int) int64 {
 // gate makes next wait for room for the request's bytes (and, for an OTLP
 // export, a slot) before it reads the body, then holds its body to
 // bodyTimeout and minRate; limit is the largest request next accepts.
+// export gates the OTLP gRPC services: their refusals for load are
+// unavailable, which OTLP/gRPC exporters retry (resource_exhausted
+// without RetryInfo they drop: otlp.GRPCError).
 func (g *inflight) gate(next http.Handler, limit int, export bool) http.Handler {
 	errw := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		release, err := g.enter(r.Context(), w, r, limit, export)
 		if err != nil {
+			if export {
+				err = otlp.GRPCError(err)
+			}
 			errw.Write(w, r, err)
 			return
 		}
@@ -357,12 +375,13 @@ func (g *inflight) gate(next http.Handler, limit int, export bool) http.Handler 
 // done with the request.
 func (g *inflight) enter(ctx context.Context, w http.ResponseWriter, r *http.Request, limit int, export bool) (release func(), err error) {
 	until := g.waitUntil()
-	release, err = g.acquire(ctx, until, keyOf(ctx), chargeOf(r, limit))
+	var waited bool
+	release, err = g.acquire(ctx, until, keyOf(ctx), chargeOf(r, limit), &waited)
 	if err != nil {
 		return nil, err
 	}
 	if export {
-		slot, err := g.exportSlot(ctx, until)
+		slot, err := g.exportSlot(ctx, until, &waited)
 		if err != nil {
 			release()
 			return nil, err

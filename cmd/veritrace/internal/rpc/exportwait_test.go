@@ -45,17 +45,17 @@ func retryableByOTLPGRPC(err error) bool {
 	return false
 }
 
-// TestAttack23GRPCByteWaitRefusalIsRetryable: an OTLP gRPC export, valid,
+// TestGRPCExportByteWaitRefusalIsRetryable: an OTLP gRPC export, valid,
 // that waits past MaxQueueWait for room for its bytes must be refused so
 // that the official exporters retry it (UNAVAILABLE, or RESOURCE_EXHAUSTED
 // with RetryInfo), as an export waiting for a slot is, and as the ledger's
-// own overload is (otlp.grpcError). A gRPC export is charged the whole
+// own overload is (otlp.GRPCError). A gRPC export is charged the whole
 // OTLP.MaxBytes (no Content-Length), so with the defaults 16 of them
 // fill --max-inflight-bytes and 8 one key's share when the client sends no
 // Content-Length (grpc-go does not; connect-go's gRPC client, used here,
 // does, so the test makes the bound smaller than two exports): the bytes
 // wait, not the slot wait, is the one grpc-go exporters meet first.
-func TestAttack23GRPCByteWaitRefusalIsRetryable(t *testing.T) {
+func TestGRPCExportByteWaitRefusalIsRetryable(t *testing.T) {
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	var calls atomic.Int64
 	var l atomic.Pointer[ledger.Ledger]
@@ -93,13 +93,13 @@ func TestAttack23GRPCByteWaitRefusalIsRetryable(t *testing.T) {
 	}
 }
 
-// TestAttack23NativeAppendsNotStarvedBySlotWaiters: while the only export
+// TestNativeAppendsNotStarvedBySlotWaiters: while the only export
 // slot is taken, OTLP exports of two keys wait for it, each holding its
 // byte charge though nothing of it is read; a native AppendSpans of a third
 // key still goes through. (It passes: connect-go's clients send a
 // Content-Length, so a waiter holds its body's size. A grpc-go exporter
 // sends none and a waiter holds the whole OTLP.MaxBytes: not covered.)
-func TestAttack23NativeAppendsNotStarvedBySlotWaiters(t *testing.T) {
+func TestNativeAppendsNotStarvedBySlotWaiters(t *testing.T) {
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	var calls atomic.Int64
 	var l atomic.Pointer[ledger.Ledger]
@@ -146,10 +146,10 @@ func TestAttack23NativeAppendsNotStarvedBySlotWaiters(t *testing.T) {
 	}
 }
 
-// TestAttack23WaitedCountsRequests: InflightStats.Waited counts "requests
+// TestWaitedCountsRequests: InflightStats.Waited counts "requests
 // that had to wait"; an export that waits for bytes and then for a slot
 // is one request.
-func TestAttack23WaitedCountsRequests(t *testing.T) {
+func TestWaitedCountsRequests(t *testing.T) {
 	entered := make(chan int64, 3)
 	release := make(chan struct{})
 	var calls atomic.Int64
@@ -191,12 +191,12 @@ func TestAttack23WaitedCountsRequests(t *testing.T) {
 	}
 }
 
-// TestAttack23StormLeavesNothingHeld: a storm of OTLP exports over gRPC
+// TestExportStormLeavesNothingHeld: a storm of OTLP exports over gRPC
 // and HTTP with every outcome (appended; client gone while waiting for
 // bytes, for a slot, or at the moment it is handed one; refused past
 // MaxQueueWait; bad data; body cut) and native appends: once it is over,
 // every stat is back to zero and every byte, slot and key share is free.
-func TestAttack23StormLeavesNothingHeld(t *testing.T) {
+func TestExportStormLeavesNothingHeld(t *testing.T) {
 	if testing.Short() {
 		t.Skip("storm")
 	}
