@@ -78,6 +78,10 @@ type inflight struct {
 	exports     *semaphore.Weighted // OTLP export slots
 	log         *slog.Logger
 	now         func() time.Time // the clock of the log's rate limits
+	// stopping ends when the server begins to shut down (drain): no
+	// request waits for room any more.
+	stopping context.Context
+	drain    context.CancelFunc
 
 	held           atomic.Int64 // bytes charged to requests being handled
 	waiting        atomic.Int64 // requests waiting for room (bytes or a slot)
@@ -101,9 +105,10 @@ type keyShare struct {
 }
 
 func newInflight(max, perKey, exportSlots int64, maxWait, bodyTimeout time.Duration, minRate int64, log *slog.Logger) *inflight {
+	stopping, drain := context.WithCancel(context.Background())
 	return &inflight{max: max, perKey: min(max, perKey), maxWait: maxWait, bodyTimeout: bodyTimeout, minRate: minRate,
 		sem: semaphore.NewWeighted(max), exportSlots: exportSlots, exports: semaphore.NewWeighted(exportSlots),
-		log: log, now: time.Now, keys: map[string]*keyShare{}}
+		log: log, now: time.Now, stopping: stopping, drain: drain, keys: map[string]*keyShare{}}
 }
 
 // share returns key's share, counting one more request on it; unshare
@@ -167,19 +172,43 @@ func (g *inflight) waitUntil() time.Time {
 	return time.Now().Add(g.maxWait)
 }
 
-// waitCtx is ctx ended at until (waitUntil), to wait in.
-func waitCtx(ctx context.Context, until time.Time) (context.Context, context.CancelFunc) {
-	if until.IsZero() {
-		return ctx, func() {}
+// errShuttingDown: a request waiting for room when the server began to
+// shut down, or arriving after, that would have to wait.
+var errShuttingDown = errors.New("the server is shutting down; retry (another node, or this one once it is back)")
+
+// waitCtx is ctx ended at until (waitUntil), or when the server begins to
+// shut down (drain), to wait in.
+func (g *inflight) waitCtx(ctx context.Context, until time.Time) (context.Context, context.CancelFunc) {
+	cancelUntil := context.CancelFunc(func() {})
+	if !until.IsZero() {
+		ctx, cancelUntil = context.WithDeadline(ctx, until)
 	}
-	return context.WithDeadline(ctx, until)
+	wctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(g.stopping, cancel)
+	return wctx, func() { unhook(); cancel(); cancelUntil() }
+}
+
+// gaveUp is the error of a request whose wait for room ended without
+// room: its own end (canceled, deadline_exceeded); unavailable when the
+// server began to shut down; else, past maxWait, refused (counted) with
+// code and err.
+func (g *inflight) gaveUp(ctx context.Context, code connect.Code, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return connect.NewError(connectCodeOfContext(ctx.Err()), ctx.Err())
+	case g.stopping.Err() != nil:
+		return connect.NewError(connect.CodeUnavailable, errShuttingDown)
+	}
+	g.refused.Add(1)
+	return connect.NewError(code, err)
 }
 
 // acquire charges n bytes (at most the bound) to a request of the API key
 // key, waiting for room until until (waitUntil); it returns the function
 // that gives them back. Its error is a *connect.Error: the request's own
-// end (canceled, deadline_exceeded), or resource_exhausted once maxWait
-// has passed. A request that gives up holds nothing. waited says whether
+// end (canceled, deadline_exceeded), resource_exhausted once maxWait
+// has passed, or unavailable once the server begins to shut down (drain).
+// A request that gives up holds nothing. waited says whether
 // the request has waited already (it is counted in Waited once); acquire
 // sets it when it waits.
 func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n int64, waited *bool) (func(), error) {
@@ -196,7 +225,7 @@ func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n i
 		g.waiting.Add(1)
 		g.countWaited(waited)
 		g.note(ctx, "appends wait for room: the bytes of requests in flight reached --max-inflight-bytes")
-		wctx, cancel := waitCtx(ctx, until)
+		wctx, cancel := g.waitCtx(ctx, until)
 		bound, limit := errKeyQueueWait, g.perKey
 		err := ks.sem.Acquire(wctx, kn)
 		if err == nil {
@@ -209,11 +238,7 @@ func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n i
 		g.waiting.Add(-1)
 		if err != nil {
 			g.unshare(key, ks)
-			if ctx.Err() != nil {
-				return nil, connect.NewError(connectCodeOfContext(ctx.Err()), ctx.Err())
-			}
-			g.refused.Add(1)
-			return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%w (%d bytes) and waited %s for room; retry later", bound, limit, g.maxWait))
+			return nil, g.gaveUp(ctx, connect.CodeResourceExhausted, fmt.Errorf("%w (%d bytes) and waited %s for room; retry later", bound, limit, g.maxWait))
 		}
 	}
 	g.held.Add(n)
@@ -234,8 +259,9 @@ var errSlotWait = errors.New("exports are in progress, the most this server deco
 // exportSlot takes one of the OTLP export slots, waiting until until
 // (waitUntil) while ctx lives; it returns the function that gives it
 // back. Its error is a *connect.Error: the request's own end (canceled,
-// deadline_exceeded), or unavailable once maxWait has passed (retryable
-// in OTLP: 503 with Retry-After over HTTP). A request that gives up holds
+// deadline_exceeded), or unavailable once maxWait has passed or the
+// server begins to shut down (retryable in OTLP: 503 with Retry-After
+// over HTTP). A request that gives up holds
 // no slot. waited is as acquire's.
 func (g *inflight) exportSlot(ctx context.Context, until time.Time, waited *bool) (func(), error) {
 	if !g.exports.TryAcquire(1) {
@@ -243,17 +269,13 @@ func (g *inflight) exportSlot(ctx context.Context, until time.Time, waited *bool
 		g.exportsWaiting.Add(1)
 		g.countWaited(waited)
 		g.note(ctx, "OTLP exports wait for a slot: --otlp-max-concurrent exports are in progress")
-		wctx, cancel := waitCtx(ctx, until)
+		wctx, cancel := g.waitCtx(ctx, until)
 		err := g.exports.Acquire(wctx, 1)
 		cancel()
 		g.exportsWaiting.Add(-1)
 		g.waiting.Add(-1)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, connect.NewError(connectCodeOfContext(ctx.Err()), ctx.Err())
-			}
-			g.refused.Add(1)
-			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%d %w and waited %s for a slot; retry later", g.exportSlots, errSlotWait, g.maxWait))
+			return nil, g.gaveUp(ctx, connect.CodeUnavailable, fmt.Errorf("%d %w and waited %s for a slot; retry later", g.exportSlots, errSlotWait, g.maxWait))
 		}
 	}
 	g.exportsHeld.Add(1)
