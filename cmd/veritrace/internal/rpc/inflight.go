@@ -2,12 +2,14 @@ package rpc
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +47,9 @@ const (
 // once, on every listener of the server, and the bytes the requests of
 // one API key hold among them (perKey), so that one app cannot take the
 // whole bound. A request is charged before its body is read: its
-// Content-Length when it gives one and its body is not compressed, else
-// the largest request its path accepts (gRPC, chunked or compressed
+// Content-Length when it gives one and its body is not compressed, an
+// OTLP gRPC export the length its message's prefix declares (grpcCharge),
+// else the largest request its path accepts (chunked or compressed
 // bodies). A request waits, first come first served, while there is no
 // room (its key's, then the server's), until its context ends or maxWait
 // passes; it never waits for more than either bound, each at least one
@@ -397,8 +400,14 @@ func (g *inflight) gate(next http.Handler, limit int, export bool) http.Handler 
 // done with the request.
 func (g *inflight) enter(ctx context.Context, w http.ResponseWriter, r *http.Request, limit int, export bool) (release func(), err error) {
 	until := g.waitUntil()
+	charge := chargeOf(r, limit)
+	if export && isGRPC(r) {
+		if charge, err = g.grpcCharge(ctx, w, r, limit); err != nil {
+			return nil, err
+		}
+	}
 	var waited bool
-	release, err = g.acquire(ctx, until, keyOf(ctx), chargeOf(r, limit), &waited)
+	release, err = g.acquire(ctx, until, keyOf(ctx), charge, &waited)
 	if err != nil {
 		return nil, err
 	}
@@ -413,6 +422,88 @@ func (g *inflight) enter(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	g.bodyDeadline(w, r)
 	return release, nil
+}
+
+// isGRPC says whether r is a gRPC request (not gRPC-Web, not Connect).
+func isGRPC(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	return (ct == "application/grpc" || strings.HasPrefix(ct, "application/grpc+")) && r.ProtoMajor == 2
+}
+
+// grpcPrefix is the length of a gRPC message's prefix: a flags byte (bit
+// 0: compressed) and the message's length, big-endian u32.
+const grpcPrefix = 5
+
+// grpcCharge is what the unary gRPC request r (an OTLP export, which
+// accepts at most limit bytes) is charged: gRPC clients such as grpc-go
+// send no Content-Length, and charging each the whole limit would let a
+// few small exports fill the bound. It reads the message's prefix, the
+// body sending nothing for at most bodyTimeout: an uncompressed message
+// is charged its declared length (at most limit: a longer one is refused
+// when its handler reads it), a compressed one limit, its decompressed
+// size being unknown. The bytes read are given back to r's body, which
+// then ends with the message: a request that sends more is refused
+// (declaredBody), so that the charge bounds what it holds. A body that
+// ends within the prefix is charged what it sent; its handler refuses it.
+func (g *inflight) grpcCharge(ctx context.Context, w http.ResponseWriter, r *http.Request, limit int) (int64, error) {
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(g.bodyTimeout)); err != nil {
+		return chargeOf(r, limit), nil // no deadline, no read before admission
+	}
+	var p [grpcPrefix]byte
+	n, err := io.ReadFull(r.Body, p[:])
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// As a cut body (progressBody): the deadline stays.
+		g.cut(ctx, int64(n), err)
+		return 0, connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf(
+			"the request body was cut: it sent nothing for --body-timeout (%s) before its message's length", g.bodyTimeout))
+	}
+	rc.SetReadDeadline(time.Time{})
+	if err != nil {
+		r.Body = &declaredBody{ReadCloser: r.Body, prefix: p[:n]}
+		return int64(n), nil
+	}
+	size := int64(binary.BigEndian.Uint32(p[1:]))
+	r.Body = &declaredBody{ReadCloser: r.Body, prefix: p[:], left: size}
+	if p[0]&1 != 0 {
+		return int64(limit), nil
+	}
+	return min(grpcPrefix+size, int64(limit)), nil
+}
+
+// declaredBody is a gRPC request body whose prefix was read (grpcCharge):
+// it gives back the prefix, then the message's left bytes, then the end
+// of the body, or an error if the body goes on: a unary request carries
+// one message.
+type declaredBody struct {
+	io.ReadCloser
+	prefix []byte
+	left   int64
+}
+
+// errMoreThanDeclared: a gRPC export's body went on past its message.
+var errMoreThanDeclared = errors.New("the request body goes on past the message its prefix declares: an export is one gRPC message")
+
+func (b *declaredBody) Read(p []byte) (int, error) {
+	if len(b.prefix) > 0 {
+		n := copy(p, b.prefix)
+		b.prefix = b.prefix[n:]
+		return n, nil
+	}
+	if b.left > 0 {
+		if int64(len(p)) > b.left {
+			p = p[:b.left]
+		}
+		n, err := b.ReadCloser.Read(p)
+		b.left -= int64(n)
+		return n, err
+	}
+	var one [1]byte
+	n, err := b.ReadCloser.Read(one[:])
+	if n > 0 {
+		return 0, connect.NewError(connect.CodeInvalidArgument, errMoreThanDeclared)
+	}
+	return 0, err
 }
 
 // bodyDeadline makes r's body, admitted and not yet read, end with an
