@@ -56,19 +56,8 @@ func retryableByOTLPGRPC(err error) bool {
 // does, so the test makes the bound smaller than two exports): the bytes
 // wait, not the slot wait, is the one grpc-go exporters meet first.
 func TestGRPCExportByteWaitRefusalIsRetryable(t *testing.T) {
-	entered, release := make(chan struct{}, 1), make(chan struct{})
-	var calls atomic.Int64
-	var l atomic.Pointer[ledger.Ledger]
-	s := startServerWith(t, Options{MaxRequestBytes: 700, MaxInflightBytes: 700, MaxQueueWait: new(200 * time.Millisecond),
-		OTLP: OTLPOptions{MaxBytes: 700},
-		otlpAppend: func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error) {
-			if calls.Add(1) == 1 {
-				entered <- struct{}{}
-				<-release
-			}
-			return l.Load().Append(ctx, tenant, recs)
-		}})
-	l.Store(s.l)
+	s, entered, release := startFirstExportBlocked(t, Options{MaxRequestBytes: 700, MaxInflightBytes: 700, MaxQueueWait: new(200 * time.Millisecond),
+		OTLP: OTLPOptions{MaxBytes: 700}})
 	ctx := context.Background()
 	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
 	first := make(chan error, 1)
@@ -100,19 +89,8 @@ func TestGRPCExportByteWaitRefusalIsRetryable(t *testing.T) {
 // Content-Length, so a waiter holds its body's size. A grpc-go exporter
 // sends none and a waiter holds the whole OTLP.MaxBytes: not covered.)
 func TestNativeAppendsNotStarvedBySlotWaiters(t *testing.T) {
-	entered, release := make(chan struct{}, 1), make(chan struct{})
-	var calls atomic.Int64
-	var l atomic.Pointer[ledger.Ledger]
-	s := startServerWith(t, Options{MaxRequestBytes: 1 << 20, MaxInflightBytes: 4 << 20, MaxKeyInflightBytes: 2 << 20,
-		OTLP: OTLPOptions{MaxBytes: 1 << 20, MaxConcurrent: 1},
-		otlpAppend: func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error) {
-			if calls.Add(1) == 1 {
-				entered <- struct{}{}
-				<-release
-			}
-			return l.Load().Append(ctx, tenant, recs)
-		}})
-	l.Store(s.l)
+	s, entered, release := startFirstExportBlocked(t, Options{MaxRequestBytes: 1 << 20, MaxInflightBytes: 4 << 20, MaxKeyInflightBytes: 2 << 20,
+		OTLP: OTLPOptions{MaxBytes: 1 << 20, MaxConcurrent: 1}})
 	ctx := context.Background()
 	a := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
 	b := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
@@ -294,4 +272,23 @@ func TestExportStormLeavesNothingHeld(t *testing.T) {
 	if st.Refused == 0 || st.BodiesCut == 0 || st.Waited == 0 {
 		t.Errorf("the storm did not reach every outcome: %+v", st)
 	}
+}
+
+// startFirstExportBlocked starts a server with opts whose first OTLP
+// export blocks in its append (entered says it has begun) until release
+// is closed; the others append at once.
+func startFirstExportBlocked(t *testing.T, opts Options) (s *testServer, entered, release chan struct{}) {
+	entered, release = make(chan struct{}, 1), make(chan struct{})
+	var calls atomic.Int64
+	var l atomic.Pointer[ledger.Ledger]
+	opts.otlpAppend = func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error) {
+		if calls.Add(1) == 1 {
+			entered <- struct{}{}
+			<-release
+		}
+		return l.Load().Append(ctx, tenant, recs)
+	}
+	s = startServerWith(t, opts)
+	l.Store(s.l)
+	return s, entered, release
 }

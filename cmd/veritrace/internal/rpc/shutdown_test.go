@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,28 +12,14 @@ import (
 
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
-	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/policy"
 )
 
-// blockedExports starts a server whose first OTLP export blocks in its
-// append until release is closed (entered says it has begun), with room
-// for little more than it and one export slot.
-func blockedExports(t *testing.T) (s *testServer, entered chan struct{}, release chan struct{}) {
-	entered, release = make(chan struct{}, 1), make(chan struct{})
-	var calls atomic.Int64
-	var l atomic.Pointer[ledger.Ledger]
-	s = startServerWith(t, Options{MaxRequestBytes: 700, MaxInflightBytes: 1000, MaxKeyInflightBytes: 1000, MaxQueueWait: new(10 * time.Minute),
-		OTLP: OTLPOptions{MaxBytes: 700, MaxConcurrent: 1},
-		otlpAppend: func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error) {
-			if calls.Add(1) == 1 {
-				entered <- struct{}{}
-				<-release
-			}
-			return l.Load().Append(ctx, tenant, recs)
-		}})
-	l.Store(s.l)
-	return s, entered, release
+// blockedExportOptions are the options of the shutdown tests: room for
+// little more than one export, one export slot, a long queue wait.
+func blockedExportOptions() Options {
+	return Options{MaxRequestBytes: 700, MaxInflightBytes: 1000, MaxKeyInflightBytes: 1000, MaxQueueWait: new(10 * time.Minute),
+		OTLP: OTLPOptions{MaxBytes: 700, MaxConcurrent: 1}}
 }
 
 // TestShutdownAnswersWaitersAtOnce: requests waiting for room when the
@@ -45,7 +30,7 @@ func blockedExports(t *testing.T) (s *testServer, entered chan struct{}, release
 // and is acknowledged; the shutdown ends when it has, and Wait then says
 // no handler runs.
 func TestShutdownAnswersWaitersAtOnce(t *testing.T) {
-	s, entered, release := blockedExports(t)
+	s, entered, release := startFirstExportBlocked(t, blockedExportOptions())
 	ctx := context.Background()
 	token := s.key(t, policy.Ingester, "default")
 	g := s.clients("grpc", "", token)
@@ -121,7 +106,7 @@ func TestShutdownAnswersWaitersAtOnce(t *testing.T) {
 // returns, but Wait returns only once the handler has: the ledger is
 // closed after it (serve).
 func TestShutdownWaitOutlastsTheDeadline(t *testing.T) {
-	s, entered, release := blockedExports(t)
+	s, entered, release := startFirstExportBlocked(t, blockedExportOptions())
 	ctx := context.Background()
 	g := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
 	first := make(chan error, 1)
