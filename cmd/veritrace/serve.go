@@ -353,12 +353,15 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		log.Info("shutting down")
 		deadline = time.Now().Add(c.ShutdownTimeout)
 	}
-	// Stop every listener and let in-flight requests finish.
+	// Stop every listener and let in-flight requests finish; requests
+	// waiting for room are answered unavailable at once (rpc.Handler.Shutdown).
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
+	var servers []*http.Server
 	for _, o := range listeners {
-		if serr := o.srv.Shutdown(sctx); err == nil {
-			err = serr
-		}
+		servers = append(servers, o.srv)
+	}
+	if serr := api.Shutdown(sctx, servers...); err == nil {
+		err = serr
 	}
 	cancel()
 	if errors.Is(err, http.ErrServerClosed) {
@@ -371,6 +374,10 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	// pending refusal summaries are written first.
 	closed := make(chan error, 1)
 	go func() {
+		// Every handler has returned before the ledger closes under it
+		// (past the deadline the servers were closed, which ended the
+		// requests' contexts).
+		api.Wait(context.Background())
 		stopSweeps()
 		<-sweeps
 		herr := api.Close(context.Background())

@@ -109,7 +109,7 @@ func NewGRPCHandlers(b Backend, opts ...connect.HandlerOption) map[string]http.H
 				}
 				resp, err := b.ExportTraces(ctx, ex)
 				if err != nil {
-					return nil, grpcError(err)
+					return nil, GRPCError(err)
 				}
 				return connect.NewResponse(resp), nil
 			}, opts...),
@@ -121,16 +121,18 @@ func NewGRPCHandlers(b Backend, opts ...connect.HandlerOption) map[string]http.H
 				}
 				resp, err := b.ExportLogs(ctx, ex)
 				if err != nil {
-					return nil, grpcError(err)
+					return nil, GRPCError(err)
 				}
 				return connect.NewResponse(resp), nil
 			}, opts...),
 	}
 }
 
-// grpcError makes an overload retryable for OTLP gRPC exporters: they
-// retry UNAVAILABLE, but RESOURCE_EXHAUSTED only with RetryInfo.
-func grpcError(err error) error {
+// GRPCError makes an overload retryable for OTLP gRPC exporters: they
+// retry UNAVAILABLE, but RESOURCE_EXHAUSTED only with RetryInfo. Every
+// refusal of a valid export for load goes through it: the ledger's, and
+// the server's bound of in-flight bytes (rpc, inflight.gate).
+func GRPCError(err error) error {
 	if connect.CodeOf(err) == connect.CodeResourceExhausted && !errors.Is(err, ErrExpandsTooFar) {
 		return connect.NewError(connect.CodeUnavailable, errors.New(errMessage(err)))
 	}

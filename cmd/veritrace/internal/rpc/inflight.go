@@ -2,12 +2,14 @@ package rpc
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 )
 
@@ -44,8 +47,9 @@ const (
 // once, on every listener of the server, and the bytes the requests of
 // one API key hold among them (perKey), so that one app cannot take the
 // whole bound. A request is charged before its body is read: its
-// Content-Length when it gives one and its body is not compressed, else
-// the largest request its path accepts (gRPC, chunked or compressed
+// Content-Length when it gives one and its body is not compressed, an
+// OTLP gRPC export the length its message's prefix declares (grpcCharge),
+// else the largest request its path accepts (chunked or compressed
 // bodies). A request waits, first come first served, while there is no
 // room (its key's, then the server's), until its context ends or maxWait
 // passes; it never waits for more than either bound, each at least one
@@ -77,6 +81,10 @@ type inflight struct {
 	exports     *semaphore.Weighted // OTLP export slots
 	log         *slog.Logger
 	now         func() time.Time // the clock of the log's rate limits
+	// stopping ends when the server begins to shut down (drain): no
+	// request waits for room any more.
+	stopping context.Context
+	drain    context.CancelFunc
 
 	held           atomic.Int64 // bytes charged to requests being handled
 	waiting        atomic.Int64 // requests waiting for room (bytes or a slot)
@@ -100,9 +108,10 @@ type keyShare struct {
 }
 
 func newInflight(max, perKey, exportSlots int64, maxWait, bodyTimeout time.Duration, minRate int64, log *slog.Logger) *inflight {
+	stopping, drain := context.WithCancel(context.Background())
 	return &inflight{max: max, perKey: min(max, perKey), maxWait: maxWait, bodyTimeout: bodyTimeout, minRate: minRate,
 		sem: semaphore.NewWeighted(max), exportSlots: exportSlots, exports: semaphore.NewWeighted(exportSlots),
-		log: log, now: time.Now, keys: map[string]*keyShare{}}
+		log: log, now: time.Now, stopping: stopping, drain: drain, keys: map[string]*keyShare{}}
 }
 
 // share returns key's share, counting one more request on it; unshare
@@ -166,20 +175,46 @@ func (g *inflight) waitUntil() time.Time {
 	return time.Now().Add(g.maxWait)
 }
 
-// waitCtx is ctx ended at until (waitUntil), to wait in.
-func waitCtx(ctx context.Context, until time.Time) (context.Context, context.CancelFunc) {
-	if until.IsZero() {
-		return ctx, func() {}
+// errShuttingDown: a request waiting for room when the server began to
+// shut down, or arriving after, that would have to wait.
+var errShuttingDown = errors.New("the server is shutting down; retry (another node, or this one once it is back)")
+
+// waitCtx is ctx ended at until (waitUntil), or when the server begins to
+// shut down (drain), to wait in.
+func (g *inflight) waitCtx(ctx context.Context, until time.Time) (context.Context, context.CancelFunc) {
+	cancelUntil := context.CancelFunc(func() {})
+	if !until.IsZero() {
+		ctx, cancelUntil = context.WithDeadline(ctx, until)
 	}
-	return context.WithDeadline(ctx, until)
+	wctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(g.stopping, cancel)
+	return wctx, func() { unhook(); cancel(); cancelUntil() }
+}
+
+// gaveUp is the error of a request whose wait for room ended without
+// room: its own end (canceled, deadline_exceeded); unavailable when the
+// server began to shut down; else, past maxWait, refused (counted) with
+// code and err.
+func (g *inflight) gaveUp(ctx context.Context, code connect.Code, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return connect.NewError(connectCodeOfContext(ctx.Err()), ctx.Err())
+	case g.stopping.Err() != nil:
+		return connect.NewError(connect.CodeUnavailable, errShuttingDown)
+	}
+	g.refused.Add(1)
+	return connect.NewError(code, err)
 }
 
 // acquire charges n bytes (at most the bound) to a request of the API key
 // key, waiting for room until until (waitUntil); it returns the function
 // that gives them back. Its error is a *connect.Error: the request's own
-// end (canceled, deadline_exceeded), or resource_exhausted once maxWait
-// has passed. A request that gives up holds nothing.
-func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n int64) (func(), error) {
+// end (canceled, deadline_exceeded), resource_exhausted once maxWait
+// has passed, or unavailable once the server begins to shut down (drain).
+// A request that gives up holds nothing. waited says whether
+// the request has waited already (it is counted in Waited once); acquire
+// sets it when it waits.
+func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n int64, waited *bool) (func(), error) {
 	n = min(max(n, 1), g.max)
 	kn := min(n, g.perKey)
 	ks := g.share(key)
@@ -191,9 +226,9 @@ func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n i
 	}
 	if !admitted {
 		g.waiting.Add(1)
-		g.waited.Add(1)
+		g.countWaited(waited)
 		g.note(ctx, "appends wait for room: the bytes of requests in flight reached --max-inflight-bytes")
-		wctx, cancel := waitCtx(ctx, until)
+		wctx, cancel := g.waitCtx(ctx, until)
 		bound, limit := errKeyQueueWait, g.perKey
 		err := ks.sem.Acquire(wctx, kn)
 		if err == nil {
@@ -206,11 +241,7 @@ func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n i
 		g.waiting.Add(-1)
 		if err != nil {
 			g.unshare(key, ks)
-			if ctx.Err() != nil {
-				return nil, connect.NewError(connectCodeOfContext(ctx.Err()), ctx.Err())
-			}
-			g.refused.Add(1)
-			return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%w (%d bytes) and waited %s for room; retry later", bound, limit, g.maxWait))
+			return nil, g.gaveUp(ctx, connect.CodeResourceExhausted, fmt.Errorf("%w (%d bytes) and waited %s for room; retry later", bound, limit, g.maxWait))
 		}
 	}
 	g.held.Add(n)
@@ -231,26 +262,23 @@ var errSlotWait = errors.New("exports are in progress, the most this server deco
 // exportSlot takes one of the OTLP export slots, waiting until until
 // (waitUntil) while ctx lives; it returns the function that gives it
 // back. Its error is a *connect.Error: the request's own end (canceled,
-// deadline_exceeded), or unavailable once maxWait has passed (retryable
-// in OTLP: 503 with Retry-After over HTTP). A request that gives up holds
-// no slot.
-func (g *inflight) exportSlot(ctx context.Context, until time.Time) (func(), error) {
+// deadline_exceeded), or unavailable once maxWait has passed or the
+// server begins to shut down (retryable in OTLP: 503 with Retry-After
+// over HTTP). A request that gives up holds
+// no slot. waited is as acquire's.
+func (g *inflight) exportSlot(ctx context.Context, until time.Time, waited *bool) (func(), error) {
 	if !g.exports.TryAcquire(1) {
 		g.waiting.Add(1)
 		g.exportsWaiting.Add(1)
-		g.waited.Add(1)
+		g.countWaited(waited)
 		g.note(ctx, "OTLP exports wait for a slot: --otlp-max-concurrent exports are in progress")
-		wctx, cancel := waitCtx(ctx, until)
+		wctx, cancel := g.waitCtx(ctx, until)
 		err := g.exports.Acquire(wctx, 1)
 		cancel()
 		g.exportsWaiting.Add(-1)
 		g.waiting.Add(-1)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, connect.NewError(connectCodeOfContext(ctx.Err()), ctx.Err())
-			}
-			g.refused.Add(1)
-			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%d %w and waited %s for a slot; retry later", g.exportSlots, errSlotWait, g.maxWait))
+			return nil, g.gaveUp(ctx, connect.CodeUnavailable, fmt.Errorf("%d %w and waited %s for a slot; retry later", g.exportSlots, errSlotWait, g.maxWait))
 		}
 	}
 	g.exportsHeld.Add(1)
@@ -261,6 +289,15 @@ func (g *inflight) exportSlot(ctx context.Context, until time.Time) (func(), err
 			g.exports.Release(1)
 		})
 	}, nil
+}
+
+// countWaited counts a request in Waited the first time it waits (an
+// export may wait for bytes, then for a slot: one request).
+func (g *inflight) countWaited(waited *bool) {
+	if !*waited {
+		*waited = true
+		g.waited.Add(1)
+	}
 }
 
 // keyOf names the API key a request was authenticated with (the front
@@ -337,11 +374,17 @@ func chargeOf(r *http.Request, limit int) int64 {
 // gate makes next wait for room for the request's bytes (and, for an OTLP
 // export, a slot) before it reads the body, then holds its body to
 // bodyTimeout and minRate; limit is the largest request next accepts.
+// export gates the OTLP gRPC services: their refusals for load are
+// unavailable, which OTLP/gRPC exporters retry (resource_exhausted
+// without RetryInfo they drop: otlp.GRPCError).
 func (g *inflight) gate(next http.Handler, limit int, export bool) http.Handler {
 	errw := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		release, err := g.enter(r.Context(), w, r, limit, export)
 		if err != nil {
+			if export {
+				err = otlp.GRPCError(err)
+			}
 			errw.Write(w, r, err)
 			return
 		}
@@ -357,12 +400,19 @@ func (g *inflight) gate(next http.Handler, limit int, export bool) http.Handler 
 // done with the request.
 func (g *inflight) enter(ctx context.Context, w http.ResponseWriter, r *http.Request, limit int, export bool) (release func(), err error) {
 	until := g.waitUntil()
-	release, err = g.acquire(ctx, until, keyOf(ctx), chargeOf(r, limit))
+	charge := chargeOf(r, limit)
+	if export && isGRPC(r) {
+		if charge, err = g.grpcCharge(ctx, w, r, limit); err != nil {
+			return nil, err
+		}
+	}
+	var waited bool
+	release, err = g.acquire(ctx, until, keyOf(ctx), charge, &waited)
 	if err != nil {
 		return nil, err
 	}
 	if export {
-		slot, err := g.exportSlot(ctx, until)
+		slot, err := g.exportSlot(ctx, until, &waited)
 		if err != nil {
 			release()
 			return nil, err
@@ -372,6 +422,88 @@ func (g *inflight) enter(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	g.bodyDeadline(w, r)
 	return release, nil
+}
+
+// isGRPC says whether r is a gRPC request (not gRPC-Web, not Connect).
+func isGRPC(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	return (ct == "application/grpc" || strings.HasPrefix(ct, "application/grpc+")) && r.ProtoMajor == 2
+}
+
+// grpcPrefix is the length of a gRPC message's prefix: a flags byte (bit
+// 0: compressed) and the message's length, big-endian u32.
+const grpcPrefix = 5
+
+// grpcCharge is what the unary gRPC request r (an OTLP export, which
+// accepts at most limit bytes) is charged: gRPC clients such as grpc-go
+// send no Content-Length, and charging each the whole limit would let a
+// few small exports fill the bound. It reads the message's prefix, the
+// body sending nothing for at most bodyTimeout: an uncompressed message
+// is charged its declared length (at most limit: a longer one is refused
+// when its handler reads it), a compressed one limit, its decompressed
+// size being unknown. The bytes read are given back to r's body, which
+// then ends with the message: a request that sends more is refused
+// (declaredBody), so that the charge bounds what it holds. A body that
+// ends within the prefix is charged what it sent; its handler refuses it.
+func (g *inflight) grpcCharge(ctx context.Context, w http.ResponseWriter, r *http.Request, limit int) (int64, error) {
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(g.bodyTimeout)); err != nil {
+		return chargeOf(r, limit), nil // no deadline, no read before admission
+	}
+	var p [grpcPrefix]byte
+	n, err := io.ReadFull(r.Body, p[:])
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// As a cut body (progressBody): the deadline stays.
+		g.cut(ctx, int64(n), err)
+		return 0, connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf(
+			"the request body was cut: it sent nothing for --body-timeout (%s) before its message's length", g.bodyTimeout))
+	}
+	rc.SetReadDeadline(time.Time{})
+	if err != nil {
+		r.Body = &declaredBody{ReadCloser: r.Body, prefix: p[:n]}
+		return int64(n), nil
+	}
+	size := int64(binary.BigEndian.Uint32(p[1:]))
+	r.Body = &declaredBody{ReadCloser: r.Body, prefix: p[:], left: size}
+	if p[0]&1 != 0 {
+		return int64(limit), nil
+	}
+	return min(grpcPrefix+size, int64(limit)), nil
+}
+
+// declaredBody is a gRPC request body whose prefix was read (grpcCharge):
+// it gives back the prefix, then the message's left bytes, then the end
+// of the body, or an error if the body goes on: a unary request carries
+// one message.
+type declaredBody struct {
+	io.ReadCloser
+	prefix []byte
+	left   int64
+}
+
+// errMoreThanDeclared: a gRPC export's body went on past its message.
+var errMoreThanDeclared = errors.New("the request body goes on past the message its prefix declares: an export is one gRPC message")
+
+func (b *declaredBody) Read(p []byte) (int, error) {
+	if len(b.prefix) > 0 {
+		n := copy(p, b.prefix)
+		b.prefix = b.prefix[n:]
+		return n, nil
+	}
+	if b.left > 0 {
+		if int64(len(p)) > b.left {
+			p = p[:b.left]
+		}
+		n, err := b.ReadCloser.Read(p)
+		b.left -= int64(n)
+		return n, err
+	}
+	var one [1]byte
+	n, err := b.ReadCloser.Read(one[:])
+	if n > 0 {
+		return 0, connect.NewError(connect.CodeInvalidArgument, errMoreThanDeclared)
+	}
+	return 0, err
 }
 
 // bodyDeadline makes r's body, admitted and not yet read, end with an

@@ -32,6 +32,7 @@ type testServer struct {
 	url  string
 	l    *ledger.Ledger
 	h    *Handler
+	srv  *http.Server // serving h
 	dir  string       // the data directory
 	keys *ledger.Keys // its keys
 	stop func()       // stops the server and closes the ledger (once)
@@ -105,7 +106,7 @@ func startServerWith(t testing.TB, opts Options, ledgerOpts ...func(*ledger.Opti
 		})
 	}
 	t.Cleanup(ts.stop)
-	ts.url, ts.l, ts.h, ts.dir, ts.keys = "http://"+ln.Addr().String(), l, h, dir, keys
+	ts.url, ts.l, ts.h, ts.srv, ts.dir, ts.keys = "http://"+ln.Addr().String(), l, h, srv, dir, keys
 	return ts
 }
 

@@ -186,9 +186,10 @@ func mountOTLP(mux *http.ServeMux, s *service, auth *authInterceptor, opts Optio
 // OTLP handler) have stopped and before the ledger is closed.
 type Handler struct {
 	http.Handler
-	s    *service
-	auth *authInterceptor
-	opts Options
+	s      *service
+	auth   *authInterceptor
+	opts   Options
+	active *activeRequests
 }
 
 // InflightStats reports the bound of in-flight append bytes: what it holds
@@ -206,7 +207,7 @@ func (h *Handler) Close(ctx context.Context) error { return h.auth.refusals.clos
 func (h *Handler) OTLPHandler() http.Handler {
 	mux := http.NewServeMux()
 	mountOTLP(mux, h.s, h.auth, h.opts)
-	return withTransport(h.auth.frontHandler(mux), h.opts.AllowPlaintextKeys)
+	return h.active.count(withTransport(h.auth.frontHandler(mux), h.opts.AllowPlaintextKeys))
 }
 
 // NewHandler returns the HTTP handler serving the Veritrace services over
@@ -239,7 +240,8 @@ func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mountOTLP(mux, s, auth, opts)
-	return &Handler{Handler: withTransport(auth.frontHandler(mux), opts.AllowPlaintextKeys), s: s, auth: auth, opts: opts}
+	active := &activeRequests{}
+	return &Handler{Handler: active.count(withTransport(auth.frontHandler(mux), opts.AllowPlaintextKeys)), s: s, auth: auth, opts: opts, active: active}
 }
 
 // auditHandler serves AuditService. ExportBundle streams a zip file, which
