@@ -56,4 +56,3 @@ func TestAttack25BadKeyFileChangesNothing(t *testing.T) {
 		})
 	}
 }
-
