@@ -402,9 +402,10 @@ type GetTraceResponse struct {
 	// Root spans, ordered by start: those with no parent, a parent not in
 	// the ledger, or a parent loop (SpanNode.placement). Every span the
 	// ledger holds for the trace appears exactly once in the tree. The tree
-	// nests at most 100 spans deep (roots are depth 1): a span whose parent
-	// is at depth 100 is shown beside it (TREE_PLACEMENT_DEPTH_CAPPED), so
-	// a chain of any length decodes within protobuf's recursion limits.
+	// nests at most 32 spans deep (roots are depth 1): a span whose parent
+	// is at depth 32 is shown beside it (TREE_PLACEMENT_DEPTH_CAPPED), so
+	// that an answer of any shape decodes within the recursion limit of
+	// every protobuf runtime (100 message levels in some).
 	Roots []*SpanNode `protobuf:"bytes,2,rep,name=roots,proto3" json:"roots,omitempty"`
 	// The versions any span references.
 	Versions      []*Version `protobuf:"bytes,3,rep,name=versions,proto3" json:"versions,omitempty"`

@@ -6,12 +6,14 @@ import (
 
 // MaxTraceDepth is how deep GetTrace nests span nodes (roots are depth
 // 1). A span whose parent is at this depth is shown beside its parent,
-// marked TREE_PLACEMENT_DEPTH_CAPPED. Protobuf decoders refuse messages
-// nested past their recursion limit (10,000 in Go, 100 in some runtimes
-// counting every message level): at 100 span levels an answer of any
-// shape decodes in Go and in the console, and the CLI and console can
-// indent it.
-const MaxTraceDepth = 100
+// marked TREE_PLACEMENT_DEPTH_CAPPED. Protobuf decoders refuse a message
+// nested past their recursion limit: 10,000 levels in Go, 100 in
+// protobuf-es (the console) and other runtimes. A span holds up to 65
+// levels of its own (an attribute value nested bundle.MaxValueDepth deep
+// is 63), so that 1 + 32 + 65 = 98 levels: any answer decodes with every
+// runtime's default limit (the console's test/tracedepth.test.ts checks
+// it at this depth), and the CLI and console can indent it.
+const MaxTraceDepth = 32
 
 // linkTree finds a trace's roots and each span's children, as its spans
 // name them, so that every span is reachable from exactly one root: a
