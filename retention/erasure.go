@@ -1376,7 +1376,11 @@ func (s *Service) doomedPseudonyms(ctx context.Context, er *Erasure, erase map[u
 	return out, nil
 }
 
-// namedByHolds returns the index terms that holds in force name.
+// namedByHolds returns the index terms that holds in force name. Not
+// those of pending records (Hold.Pending): a claim that a crash left
+// pending must not keep the key of a subject whose data is gone; a plan
+// that reads the holds before the claimed hold is in force is bound by it
+// once its entry is appended, as by any hold placed meanwhile.
 func (s *Service) namedByHolds(ctx context.Context, tenant string) (map[string]bool, error) {
 	hs, err := s.stored(ctx, tenant, false)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
 )
 
@@ -169,19 +170,7 @@ func TestPlaceHoldRequestKilledBetweenSteps(t *testing.T) {
 			e := newEnv(t)
 			held := e.spans(t, "alice", "", 1, 2, false, "a")
 			req := holdReq("killed", HoldScope{Subject: "alice"})
-			testHookHold = func(step string) error {
-				if step == "stored" {
-					return errKilled
-				}
-				return nil
-			}
-			t.Cleanup(func() { testHookHold = nil })
-			if _, _, err := e.s.PlaceHoldRequest(ctx, "default", req); !errors.Is(err, errKilled) {
-				t.Fatalf("PlaceHoldRequest() = %v, want the kill", err)
-			}
-			testHookHold = nil
-			e.l.Close()
-			e.open(t)
+			placeKilledAt(t, e, req, "stored")
 			if states, entries := holdRecords(t, e); states != 1 || entries != 0 {
 				t.Fatalf("after the kill: %d hold records, %d hold entries; want 1, 0", states, entries)
 			}
@@ -247,5 +236,157 @@ func TestPlaceHoldRequestAskedAgainAfterErasure(t *testing.T) {
 	}
 	if _, _, err := e.s.PlaceHoldRequest(ctx, "default", holdReq(req.ID, HoldScope{Subject: "bob"})); !errors.Is(err, ErrHoldRequestReused) {
 		t.Errorf("PlaceHoldRequest(same id, a subject with data) = %v, want ErrHoldRequestReused", err)
+	}
+}
+
+// placeKilledAt places req as a process killed at the given step of
+// PlaceHoldRequest would (testHookHold), and restarts the ledger.
+func placeKilledAt(t *testing.T, e *env, req HoldRequest, step string) {
+	t.Helper()
+	testHookHold = func(s string) error {
+		if s == step {
+			return errKilled
+		}
+		return nil
+	}
+	t.Cleanup(func() { testHookHold = nil })
+	if _, _, err := e.s.PlaceHoldRequest(context.Background(), "default", req); !errors.Is(err, errKilled) {
+		t.Fatalf("PlaceHoldRequest() killed at %q = %v, want the kill", step, err)
+	}
+	testHookHold = nil
+	e.l.Close()
+	e.open(t)
+}
+
+// hasPseudonymKey reports whether a subject id has a pseudonym key.
+func hasPseudonymKey(t *testing.T, e *env, subject string) bool {
+	t.Helper()
+	ctx := context.Background()
+	ref, err := e.l.TermRefOf(ctx, "default", ledger.Term{Field: ledger.SubjectField, Value: []byte(subject)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.l.PseudonymKey(ctx, "default", ref, false)
+	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// Two nodes given one request id at once with different subjects (a
+// client that reused its id for another subject), both past the lookup
+// before either stores the hold. The one refused (ErrHoldRequestReused)
+// places nothing and writes nothing either: no pseudonym key for a
+// subject that has no data and no hold (a refused request makes no key,
+// docs/ACCESS.md; a key would also make the id "named" for ever after, so
+// the id asked again after the first hold's subject is erased would no
+// longer match). The other's hold is in force with its key (attack 24).
+func TestPlaceHoldRequestRefusedInARaceMakesNoKey(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.spans(t, "alice", "", 1, 2, false, "a")
+	// Two subjects without data: whichever request loses, its subject
+	// must be left without a key.
+	var arrived sync.WaitGroup
+	arrived.Add(2)
+	testHookHold = func(step string) error {
+		if step == "looked up" {
+			arrived.Done()
+			arrived.Wait()
+		}
+		return nil
+	}
+	t.Cleanup(func() { testHookHold = nil })
+	reqs := []HoldRequest{holdReq("reused", HoldScope{Subject: "nobody-1"}), holdReq("reused", HoldScope{Subject: "nobody-2"})}
+	var hs [2]*Hold
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i, s := range []*Service{e.node("a"), e.node("b")} {
+		wg.Add(1)
+		go func() { defer wg.Done(); hs[i], _, errs[i] = s.PlaceHoldRequest(ctx, "default", reqs[i]) }()
+	}
+	wg.Wait()
+	testHookHold = nil
+	refused := -1
+	for i, err := range errs {
+		if errors.Is(err, ErrHoldRequestReused) {
+			refused = i
+		} else if err != nil {
+			t.Fatalf("PlaceHoldRequest(%v) = %v", reqs[i].Scope, err)
+		}
+	}
+	if refused < 0 {
+		t.Fatalf("two PlaceHoldRequest(same id, other subjects) at once = %v; want one refused", errs)
+	}
+	placed := 1 - refused
+	if hasPseudonymKey(t, e, reqs[refused].Scope.Subject) {
+		t.Errorf("after the refused request for a subject without data: it has a pseudonym key (the refused request made one)")
+	}
+	if !hasPseudonymKey(t, e, reqs[placed].Scope.Subject) {
+		t.Errorf("after the placed request: its subject has no pseudonym key")
+	}
+	list, err := e.s.Holds(ctx, "default", false)
+	if err != nil || len(list) != 1 || list[0].ID != hs[placed].ID || list[0].Scope.Subject != reqs[placed].Scope.Subject || list[0].Scope.Pseudonym == "" {
+		t.Fatalf("Holds() = %+v, %v; want the placed hold on %s, with its pseudonym", list, err, reqs[placed].Scope.Subject)
+	}
+	if states, entries := holdRecords(t, e); states != 1 || entries != 1 {
+		t.Errorf("%d hold records, %d hold entries; want 1, 1", states, entries)
+	}
+	e.verify(t)
+}
+
+// A process killed after claiming a hold's request id for a subject,
+// before making the subject's pseudonym key: the claim is no hold (not
+// listed, not in force, nothing to release) and made no key; the same id
+// for another subject is refused and makes no key either; the request
+// asked again places the hold, once, in force and with its key.
+func TestPlaceHoldRequestKilledAfterClaim(t *testing.T) {
+	for _, subject := range []string{"alice", "nobody"} {
+		t.Run(subject, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t)
+			held := e.spans(t, "alice", "", 1, 2, false, "a")
+			req := holdReq("claimed", HoldScope{Subject: subject})
+			placeKilledAt(t, e, req, "claimed")
+			if subject == "nobody" && hasPseudonymKey(t, e, subject) {
+				t.Errorf("after the kill: the subject without data has a pseudonym key")
+			}
+			if list, err := e.s.Holds(ctx, "default", true); err != nil || len(list) != 0 {
+				t.Errorf("Holds() after the kill = %+v, %v; want none", list, err)
+			}
+			id := HoldIDOf("default", req.ID)
+			if _, _, err := e.s.ReleaseHold(ctx, "default", id, "settled", "co-key"); !errors.Is(err, ledger.ErrNotFound) {
+				t.Errorf("ReleaseHold(claimed hold) = %v, want ErrNotFound", err)
+			}
+			if _, _, err := e.s.PlaceHoldRequest(ctx, "default", holdReq(req.ID, HoldScope{Subject: "someone-else"})); !errors.Is(err, ErrHoldRequestReused) {
+				t.Errorf("PlaceHoldRequest(same id, another subject) = %v, want ErrHoldRequestReused", err)
+			}
+			if hasPseudonymKey(t, e, "someone-else") {
+				t.Errorf("the refused request made a pseudonym key")
+			}
+			h, idx, err := e.s.PlaceHoldRequest(ctx, "default", req)
+			if err != nil || h.ID != id || !h.Active() || h.Scope.Subject != subject || h.Scope.Pseudonym == "" || h.Scope.Sealed != nil || h.Scope.Term != "" {
+				t.Fatalf("PlaceHoldRequest() asked again = %+v, %d, %v; want hold %s on %s", h, idx, err, id, subject)
+			}
+			if !hasPseudonymKey(t, e, subject) {
+				t.Errorf("the placed hold's subject has no pseudonym key")
+			}
+			if list, err := e.s.Holds(ctx, "default", false); err != nil || len(list) != 1 || list[0].Scope.Subject != subject || list[0].Scope.Pseudonym != h.Scope.Pseudonym {
+				t.Errorf("Holds() = %+v, %v; want the hold on %s", list, err, subject)
+			}
+			if states, entries := holdRecords(t, e); states != 1 || entries != 1 {
+				t.Errorf("%d hold records, %d hold entries; want 1, 1", states, entries)
+			}
+			if subject == "alice" {
+				er, err := e.s.Erase(ctx, "default", ErasureRequest{ID: "dsr", Subject: "alice", LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"})
+				if err != nil || len(er.Held) != len(held) {
+					t.Errorf("Erase() = %+v, %v; want every entry held", er, err)
+				}
+			}
+			if again, idx2, err := e.s.PlaceHoldRequest(ctx, "default", req); err != nil || again.ID != id || idx2 != idx || again.Scope.Pseudonym != h.Scope.Pseudonym {
+				t.Errorf("PlaceHoldRequest() a third time = %+v, %d, %v; want %s at %d", again, idx2, err, id, idx)
+			}
+			e.verify(t)
+		})
 	}
 }

@@ -26,8 +26,9 @@ import (
 type HoldScope struct {
 	Tenant bool `json:"tenant,omitempty"`
 	// Subject and Session: the id the hold is placed with, and what Holds
-	// shows while the pseudonym key exists. Never written by this version;
-	// holds stored by earlier builds have them (see migrateHold).
+	// shows while the pseudonym key exists. Never written by this version
+	// (forState clears them); holds stored by earlier builds have them, and
+	// held and holdCovers read them from such records as they are.
 	Subject string `json:"subject,omitempty"`
 	Session string `json:"session,omitempty"`
 	// Pseudonym names the subject or session as the access log does.
@@ -97,6 +98,13 @@ type Hold struct {
 	ReleasedBy    string    `json:"released_by,omitempty"`
 	ReleasedAt    time.Time `json:"released_at,omitzero"`
 	ReleaseReason string    `json:"release_reason,omitempty"`
+	// Pending (state only): the record claims its request id for a hold on
+	// a subject or session whose pseudonym key is not made yet (Scope has
+	// Kind and Term, no Pseudonym or Sealed). A pending hold is not in
+	// force, not listed and cannot be released; the request that claimed
+	// it, or the same request asked again, makes the key and completes it
+	// (PlaceHoldRequest).
+	Pending bool `json:"pending,omitempty"`
 }
 
 // Active reports whether the hold is in force.
@@ -160,16 +168,22 @@ func (s *Service) PlaceHold(ctx context.Context, tenant string, scope HoldScope,
 // (ledger.AppendOptions.NoKindSince), else it plans again.
 //
 // With a request id, the hold's id is HoldIDOf(tenant, req.ID) and its
-// state record is written only if absent, in one transaction: of any
-// number of requests with one id, on any nodes, one stores the hold, and
-// every one (the first too) appends the same hold entry, which the log
-// stores once (an entry's identity is the hold's id). So a request asked
-// again (its answer lost, or interrupted by a crash between the two
-// writes) answers with the hold the first one placed, and its entry's
-// index, having written nothing new (or only the entry the interrupted
-// one did not append). If that hold's scope, case reference or reason
-// differ from the request's, it fails with ErrHoldRequestReused, naming
-// the field and never the subject or session id.
+// state record is written only if absent, in one transaction (the
+// claim): of any number of requests with one id, on any nodes, one stores
+// the hold, and every one (the first too) appends the same hold entry,
+// which the log stores once (an entry's identity is the hold's id). So a
+// request asked again (its answer lost, or interrupted by a crash between
+// the two writes) answers with the hold the first one placed, and its
+// entry's index, having written nothing new (or only the entry the
+// interrupted one did not append). If that hold's scope, case reference
+// or reason differ from the request's, it fails with
+// ErrHoldRequestReused, naming the field and never the subject or session
+// id, and writes nothing: in particular no pseudonym key (docs/ACCESS.md,
+// "Stand-ins"). So a hold on a subject or session is claimed pending,
+// naming the id by its index term alone, before its pseudonym key is made;
+// the request that claimed it, or any that asks the same again, then makes
+// the key and completes the record, which puts the hold in force, before
+// its entry is appended (completeHold).
 func (s *Service) PlaceHoldRequest(ctx context.Context, tenant string, req HoldRequest) (*Hold, uint64, error) {
 	scope := req.Scope
 	if req.ID != "" && !validRequestID(req.ID) {
@@ -182,52 +196,118 @@ func (s *Service) PlaceHoldRequest(ctx context.Context, tenant string, req HoldR
 		return nil, 0, fmt.Errorf("%w: a hold needs a case reference and a reason", ErrNoReason)
 	}
 	scope.Pseudonym, scope.Kind, scope.Sealed, scope.Term, scope.Erased = "", "", nil, "", false
-	id := uuid.NewString()
-	if req.ID != "" {
-		id = HoldIDOf(tenant, req.ID)
-		h, err := s.hold(ctx, tenant, id)
-		if err == nil {
-			return s.placedAgain(ctx, tenant, req, h)
-		}
-		if !errors.Is(err, ledger.ErrNotFound) {
-			return nil, 0, err
-		}
-	}
-	if value, field, kind := s.holdID(scope); kind != "" {
-		k, err := s.pseudonymKey(ctx, tenant, field, value, true)
+	value, field, kind := s.holdID(scope)
+	if kind != "" {
+		ref, err := s.L.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
 		if err != nil {
 			return nil, 0, err
 		}
-		scope.Kind, scope.Pseudonym, scope.Sealed, scope.Term = kind, k.Pseudonym(value), k.Seal([]byte(value)), k.Ref.String()
+		scope.Kind, scope.Term = kind, ref.String()
 	}
-	h := &Hold{ID: id, RequestID: req.ID, Scope: scope, CaseRef: req.CaseRef, Reason: req.Reason, PlacedBy: req.By, PlacedAt: s.now()}
+	h := &Hold{ID: uuid.NewString(), RequestID: req.ID, Scope: scope, CaseRef: req.CaseRef, Reason: req.Reason, PlacedBy: req.By, PlacedAt: s.now()}
 	if req.ID == "" {
+		if kind != "" {
+			if err := s.seal(ctx, tenant, h, value); err != nil {
+				return nil, 0, err
+			}
+		}
 		if err := s.putHold(ctx, tenant, h); err != nil {
 			return nil, 0, err
 		}
-	} else {
-		if err := holdStep("looked up"); err != nil {
+		idx, err := s.appendPlaced(ctx, tenant, h)
+		return s.view(ctx, tenant, h), idx, err
+	}
+	h.ID = HoldIDOf(tenant, req.ID)
+	if stored, err := s.hold(ctx, tenant, h.ID); err == nil {
+		return s.placedAgain(ctx, tenant, req, stored)
+	} else if !errors.Is(err, ledger.ErrNotFound) {
+		return nil, 0, err
+	}
+	if err := holdStep("looked up"); err != nil {
+		return nil, 0, err
+	}
+	h.Pending = kind != ""
+	stored, err := s.createHold(ctx, tenant, h)
+	if err != nil {
+		return nil, 0, err
+	}
+	if stored != nil { // another request with this id stored it first
+		return s.placedAgain(ctx, tenant, req, stored)
+	}
+	if h.Pending {
+		if err := holdStep("claimed"); err != nil {
 			return nil, 0, err
 		}
-		stored, err := s.createHold(ctx, tenant, h)
-		if err != nil {
-			return nil, 0, err
-		}
-		if stored != nil { // another request with this id stored it first
-			return s.placedAgain(ctx, tenant, req, stored)
-		}
-		if err := holdStep("stored"); err != nil {
+		if h, err = s.completeHold(ctx, tenant, h, value); err != nil {
 			return nil, 0, err
 		}
 	}
+	if err := holdStep("stored"); err != nil {
+		return nil, 0, err
+	}
 	idx, err := s.appendPlaced(ctx, tenant, h)
-	return h, idx, err
+	return s.view(ctx, tenant, h), idx, err
+}
+
+// seal makes (if need be) the pseudonym key of the subject or session id
+// value that h's scope names by its index term, and records in the scope
+// the id's pseudonym and the id sealed under that key.
+func (s *Service) seal(ctx context.Context, tenant string, h *Hold, value string) error {
+	ref, err := ledger.ParseTermRef(h.Scope.Term)
+	if err != nil {
+		return fmt.Errorf("hold %s: %w", h.ID, err)
+	}
+	k, err := s.L.PseudonymKey(ctx, tenant, ref, true)
+	if err != nil {
+		return err
+	}
+	h.Scope.Pseudonym, h.Scope.Sealed = k.Pseudonym(value), k.Seal([]byte(value))
+	return nil
+}
+
+// completeHold puts a pending hold in force: it makes the pseudonym key of
+// the id value its scope names, then stores the hold with the id's
+// pseudonym and sealed form, unless it is no longer pending (a request
+// asked again at once completed it first), in one transaction. It returns
+// the hold as stored. Only a request that matches the claim (differs)
+// completes it, so the key is made for the id the claim names and for no
+// other.
+func (s *Service) completeHold(ctx context.Context, tenant string, h *Hold, value string) (*Hold, error) {
+	c := *h
+	if err := s.seal(ctx, tenant, &c, value); err != nil {
+		return nil, err
+	}
+	c.Pending = false
+	b, err := holdState(&c)
+	if err != nil {
+		return nil, err
+	}
+	out := &c
+	err = s.L.UpdateState(ctx, tenant, stateHold+h.ID, func(old []byte) ([]byte, error) {
+		if old == nil {
+			return nil, fmt.Errorf("hold %s: %w", h.ID, ledger.ErrNotFound) // holds are never deleted
+		}
+		stored := &Hold{}
+		if err := json.Unmarshal(old, stored); err != nil {
+			return nil, fmt.Errorf("hold %s: %w", h.ID, err)
+		}
+		if !stored.Pending {
+			out = stored
+			return old, nil
+		}
+		return b, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // placedAgain answers a request whose id names hold h, stored already:
-// with h and its entry's index, appending the entry if the request that
-// stored h was interrupted before it did; or ErrHoldRequestReused if h is
-// not what req asks for.
+// with h and its entry's index, completing h if it is pending and
+// appending its entry if the request that stored h was interrupted before
+// it did; or ErrHoldRequestReused, having written nothing, if h is not
+// what req asks for.
 func (s *Service) placedAgain(ctx context.Context, tenant string, req HoldRequest, h *Hold) (*Hold, uint64, error) {
 	field, err := s.differs(ctx, tenant, req, h)
 	if err != nil {
@@ -235,6 +315,12 @@ func (s *Service) placedAgain(ctx context.Context, tenant string, req HoldReques
 	}
 	if field != "" {
 		return nil, 0, fmt.Errorf("%w: request_id %q placed hold %s at %s with a different %s; use a new request id", ErrHoldRequestReused, req.ID, h.ID, h.PlacedAt.Format(time.RFC3339), field)
+	}
+	if h.Pending {
+		value, _, _ := s.holdID(req.Scope)
+		if h, err = s.completeHold(ctx, tenant, h, value); err != nil {
+			return nil, 0, err
+		}
 	}
 	idx, err := s.appendPlaced(ctx, tenant, h)
 	if err != nil {
@@ -244,11 +330,13 @@ func (s *Service) placedAgain(ctx context.Context, tenant string, req HoldReques
 }
 
 // differs names the first of "scope", "case_ref" and "reason" in which
-// hold h, placed with req's id, differs from req ("" if none). A subject
-// or session is compared by the id sealed in h's state while its
-// pseudonym key exists; once it is gone (the subject or session was
-// erased), nothing kept can be compared with the id, and req's id matches
-// if nothing names it either (unnamed), as an erasure request's does.
+// hold h, placed with req's id, differs from req ("" if none). It makes
+// no pseudonym key. A subject or session is
+// compared by its index term while h is pending, and else by the id
+// sealed in h's state while its pseudonym key exists; once it is gone
+// (the subject or session was erased), nothing kept can be compared with
+// the id, and req's id matches if nothing names it either (unnamed), as
+// an erasure request's does.
 func (s *Service) differs(ctx context.Context, tenant string, req HoldRequest, h *Hold) (string, error) {
 	a, b := req.Scope, s.view(ctx, tenant, h).Scope
 	same := a.Tenant == b.Tenant && strings.EqualFold(a.TraceID, b.TraceID) && a.From.Equal(b.From) && a.To.Equal(b.To)
@@ -256,6 +344,12 @@ func (s *Service) differs(ctx context.Context, tenant string, req HoldRequest, h
 	switch {
 	case !same || kind != b.Kind:
 		same = false
+	case kind != "" && h.Pending:
+		ref, err := s.L.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
+		if err != nil {
+			return "", err
+		}
+		same = ref.String() == h.Scope.Term
 	case kind != "" && b.Erased:
 		var err error
 		if same, err = s.unnamed(ctx, tenant, field, value); err != nil {
@@ -358,6 +452,7 @@ func (s *Service) pseudonymKey(ctx context.Context, tenant string, field uint8, 
 func (h *Hold) forLog() *Hold {
 	c := *h
 	c.Scope = h.Scope.forLog()
+	c.Pending = false // never appended while pending; state only
 	return &c
 }
 
@@ -371,6 +466,9 @@ func (s *Service) ReleaseHold(ctx context.Context, tenant, id, reason, by string
 	h, err := s.hold(ctx, tenant, id)
 	if err != nil {
 		return nil, 0, err
+	}
+	if h.Pending { // not placed yet: nothing to release
+		return nil, 0, fmt.Errorf("hold %s: %w", id, ledger.ErrNotFound)
 	}
 	if !h.Active() {
 		return s.view(ctx, tenant, h), 0, ErrHoldReleased
@@ -461,22 +559,37 @@ func (s *Service) Holds(ctx context.Context, tenant string, all bool) ([]*Hold, 
 	return out, nil
 }
 
-// stored lists a tenant's hold records as stored, released ones too if
-// all, in the order they were placed.
+// stored lists a tenant's holds as stored, released ones too if all, in
+// the order they were placed; not pending records, which are no holds
+// yet (Hold.Pending).
 func (s *Service) stored(ctx context.Context, tenant string, all bool) ([]*Hold, error) {
+	hs, err := s.records(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := hs[:0]
+	for _, h := range hs {
+		if !h.Pending && (all || h.Active()) {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// records lists a tenant's hold records, pending ones too, in the order
+// they were placed.
+func (s *Service) records(ctx context.Context, tenant string) ([]*Hold, error) {
 	_, values, err := s.L.ListState(ctx, tenant, stateHold)
 	if err != nil {
 		return nil, err
 	}
-	var out []*Hold
+	out := make([]*Hold, 0, len(values))
 	for _, v := range values {
 		h := &Hold{}
 		if err := json.Unmarshal(v, h); err != nil {
 			return nil, err
 		}
-		if all || h.Active() {
-			out = append(out, h)
-		}
+		out = append(out, h)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PlacedAt.Before(out[j].PlacedAt) })
 	return out, nil

@@ -81,9 +81,23 @@ func main() {
 		// Help was asked for and printed.
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "veritrace:", err)
-		os.Exit(1)
+		code := 1
+		if ee := (*exitError)(nil); errors.As(err, &ee) {
+			code = ee.code
+		}
+		os.Exit(code)
 	}
 }
+
+// exitError is a failure with an exit status of its own (other than 1),
+// which its command documents, so that scripts can tell it apart.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {

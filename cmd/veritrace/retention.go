@@ -218,7 +218,7 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.StringVar(&sc.to, "to", "", "... until this time")
 		caseRef := fs.String("case", "", "case reference (required)")
 		reason := fs.String("reason", "", "why (required)")
-		id := fs.String("request-id", "", "request id, for retries (default: a new one)")
+		id := fs.String("request-id", "", "request id, for retries (default: a new one); exits 3 if the hold this id placed has been released since")
 		if _, err := parseFlags(fs, args[1:], 0, ""); err != nil {
 			return err
 		}
@@ -253,8 +253,7 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return holdError(*id, err)
 		}
-		fmt.Fprintf(stdout, "placed hold %s (case %s), recorded at index %d\n", resp.Msg.GetHold().GetId(), *caseRef, resp.Msg.GetIndex())
-		return nil
+		return holdPlaced(stdout, *id, resp.Msg)
 	case "release":
 		reason := fs.String("reason", "", "why (required)")
 		rest, err := parseFlags(fs, args[1:], 1, "HOLD_ID")
@@ -295,11 +294,41 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 			if h.GetReleasedAt() != nil {
 				state = "released " + h.GetReleasedAt().AsTime().Format(time.RFC3339)
 			}
-			fmt.Fprintf(stdout, "%s\t%s\tcase %s\t%s\t%q\n", h.GetId(), what, bundle.Printable(h.GetCaseRef()), state, h.GetReason())
+			// The request id last, only for holds placed with one: the
+			// columns before it are the same for every hold.
+			request := ""
+			if r := h.GetRequestId(); r != "" {
+				request = "\trequest " + bundle.Printable(r)
+			}
+			fmt.Fprintf(stdout, "%s\t%s\tcase %s\t%s\t%q%s\n", h.GetId(), what, bundle.Printable(h.GetCaseRef()), state, h.GetReason(), request)
 		}
 		return nil
 	}
 	return fmt.Errorf("hold: unknown subcommand %q (place, release, list)", args[0])
+}
+
+// exitHoldReleased is the exit status of `hold place` answered with a
+// hold that its request id placed earlier and that has been released
+// since: nothing is held (README, "A compliance officer's session").
+const exitHoldReleased = 3
+
+// holdPlaced prints the answer to `hold place` with request id id. A hold
+// placed earlier under the same id and released since is an answer too
+// (the request was asked again after a lost answer, and another officer
+// released the hold meanwhile): it is said plainly to be not in force,
+// and the command fails with exitHoldReleased, so that neither a reader
+// nor a script takes the data for held.
+func holdPlaced(stdout io.Writer, id string, resp *v1.PlaceHoldResponse) error {
+	h := resp.GetHold()
+	if h.GetReleasedAt() == nil {
+		fmt.Fprintf(stdout, "placed hold %s (case %s, request %s), recorded at index %d\n", h.GetId(), bundle.Printable(h.GetCaseRef()), id, resp.GetIndex())
+		return nil
+	}
+	released := h.GetReleasedAt().AsTime().Format(time.RFC3339)
+	fmt.Fprintf(stdout, "hold %s (case %s) was placed by request %s at %s by key %s, and released at %s by key %s (%q): it is NOT in force\n",
+		h.GetId(), bundle.Printable(h.GetCaseRef()), id, h.GetPlacedAt().AsTime().Format(time.RFC3339), bundle.Printable(h.GetPlacedBy()),
+		released, bundle.Printable(h.GetReleasedBy()), h.GetReleaseReason())
+	return &exitError{code: exitHoldReleased, err: fmt.Errorf("hold request %s: its hold %s was released at %s and holds nothing; to hold the data again, place a new hold with a new request id", id, h.GetId(), released)}
 }
 
 func runRetention(ctx context.Context, args []string, stdout io.Writer) error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/veritrace/veritrace/audit"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 	"github.com/veritrace/veritrace/policy"
 )
 
@@ -101,9 +102,56 @@ func TestNamedIn(t *testing.T) {
 		"erasure subject=pseudonym:aa":                                       nil,
 		"aggregate subject=pseudonym:aa by model":                            {"subject=pseudonym:aa"},
 		"query trace=zz subject=pseudonym:aa":                                nil,
+		"hold subject=pseudonym:aa request r-1 for case C":                   {"subject=pseudonym:aa"},
+		"hold request subject=pseudonym:aa for case C":                       nil,
 	} {
 		if got := namedIn(target); !slices.Equal(got, want) {
 			t.Errorf("namedIn(%q) = %q, want %q", target, got, want)
 		}
+	}
+}
+
+// A PlaceHold asked again with its request id (its answer lost) is
+// recorded twice in the access log and places one hold: both records name
+// the request id, so an auditor tells one request asked twice from two
+// placings, as an erasure's records do ("erasure <request id>"). The id
+// comes after the subject's pseudonym and before the case reference; a
+// malformed id (the call is refused) is quoted, so it cannot pass for the
+// text around it (attack 24).
+func TestAccessLogNamesHoldRequestID(t *testing.T) {
+	ts := startServer(t, 0)
+	ctx := context.Background()
+	app := ts.clients("connect", "", ts.key(t, policy.Ingester, "default"))
+	if _, err := app.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}})); err != nil {
+		t.Fatal(err)
+	}
+	co := ts.clients("connect", "", ts.key(t, policy.ComplianceOfficer, "default")).retention
+	req := &v1.PlaceHoldRequest{RequestId: "hold-case-7-a", Scope: &v1.HoldScope{SubjectId: testSpan(1).GetSubjectId()}, CaseRef: "CASE-7", Reason: "litigation"}
+	for i := 0; i < 2; i++ {
+		if _, err := co.PlaceHold(ctx, connect.NewRequest(req)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := &v1.PlaceHoldRequest{RequestId: "x for case CASE-8", Scope: &v1.HoldScope{Tenant: true}, CaseRef: "CASE-9", Reason: "litigation"}
+	_, err := co.PlaceHold(ctx, connect.NewRequest(bad))
+	wantCode(t, "PlaceHold(malformed request id)", err, connect.CodeInvalidArgument, "request_id")
+	var targets []string
+	for _, rs := range ts.allAccessRecords(t) {
+		for _, r := range rs {
+			if r.GetProcedure() == veritracev1connect.RetentionServicePlaceHoldProcedure {
+				targets = append(targets, r.GetTarget())
+			}
+		}
+	}
+	if len(targets) != 3 {
+		t.Fatalf("access records of PlaceHold = %q, want 3", targets)
+	}
+	for i, tg := range targets[:2] {
+		if !strings.HasPrefix(tg, "hold subject=pseudonym:") || !strings.HasSuffix(tg, " request hold-case-7-a for case CASE-7") {
+			t.Errorf("access record %d of PlaceHold(request id %s) target = %q, want \"hold subject=pseudonym:... request %s for case CASE-7\"", i, req.RequestId, tg, req.RequestId)
+		}
+	}
+	if want := `hold request "x for case CASE-8" for case CASE-9`; targets[2] != want {
+		t.Errorf("access record of PlaceHold(malformed request id) target = %q, want %q", targets[2], want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/veritrace/veritrace/audit"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/ledger/format"
+	"github.com/veritrace/veritrace/retention"
 )
 
 // Every string an access record holds comes at least in part from the
@@ -130,8 +131,25 @@ func exportTarget(m any, n namer) string {
 }
 func holdTarget(m any, n namer) string {
 	r := m.(*v1.PlaceHoldRequest)
-	// The name first, the free text after it (namedIn).
-	return "hold" + named(r.GetScope().GetSubjectId(), r.GetScope().GetSessionId(), n) + " for case " + clip(r.GetCaseRef())
+	// The name first, then the request id (a request asked again is
+	// recorded again under the same id, and places one hold), the free
+	// text last (namedIn).
+	what := "hold" + named(r.GetScope().GetSubjectId(), r.GetScope().GetSessionId(), n)
+	if id := r.GetRequestId(); id != "" {
+		what += " request " + requestIDText(id)
+	}
+	return what + " for case " + clip(r.GetCaseRef())
+}
+
+// requestIDText is a request id as a target names it: as sent if it is
+// well-formed (retention.ValidRequestID: no spaces, no quotes), else
+// Go-quoted, so that a malformed one (the call is refused) cannot pass
+// for the text around it.
+func requestIDText(id string) string {
+	if retention.ValidRequestID(id) {
+		return id
+	}
+	return strconv.Quote(clip(id))
 }
 
 // named is " subject=<name>" or " session=<name>" for the id a hold or

@@ -92,6 +92,20 @@ function Covers(props: { scope?: HoldScope; onAccessLog?: (c: Concerning) => voi
   );
 }
 
+/**
+ * What the console says when a hold request is answered with a hold that
+ * its request id placed before and that has been released since (the
+ * first answer was lost, and the hold released meanwhile): that hold is
+ * NOT in force.
+ */
+export function releasedText(h: Hold, requestId: string): string {
+  return (
+    `Hold ${h.id} for case ${h.caseRef} was placed by this request (${requestId}) at ${time(h.placedAt)} by ${h.placedBy}, ` +
+    `and released at ${time(h.releasedAt)} by ${h.releasedBy} ("${h.releaseReason}"): it is NOT in force, and nothing is held by it. ` +
+    `Submit the form again to place a new hold.`
+  );
+}
+
 export function HoldsView() {
   const { api, tenant, can } = useCtx();
   const [holds, setHolds] = useState<Hold[] | null>(null);
@@ -103,6 +117,7 @@ export function HoldsView() {
   const [caseRef, setCaseRef] = useState("");
   const [reason, setReason] = useState("");
   const [placed, setPlaced] = useState("");
+  const [released, setReleased] = useState("");
   const [requestId, setRequestId] = useState(newHoldRequestId());
   const [releasing, setReleasing] = useState<string | null>(null);
   const [releaseReason, setReleaseReason] = useState("");
@@ -137,6 +152,16 @@ export function HoldsView() {
       throw e;
     }
     setRequestId(newHoldRequestId());
+    if (r.hold?.releasedAt) {
+      // The request was placed before (its answer lost) and the hold has
+      // been released since: nothing is held. The form is kept, so that
+      // submitting it again places a new hold under a new request id.
+      setPlaced("");
+      setReleased(releasedText(r.hold, requestId));
+      await load.run();
+      return;
+    }
+    setReleased("");
     const ps = r.hold?.scope?.pseudonym;
     setPlaced(`Hold ${r.hold?.id} placed for case ${r.hold?.caseRef} (ledger entry ${r.index}${ps ? `, which names the ${kind} by pseudonym:${ps}` : ""}).`);
     setValue("");
@@ -205,6 +230,7 @@ export function HoldsView() {
         </p>
       )}
       {placed && <Notice kind="ok" testid="hold-placed">{placed}</Notice>}
+      {released && <Notice kind="bad" testid="hold-released">{released}</Notice>}
       <Panel title="Holds" testid="holds">
         <label class="check">
           <input type="checkbox" checked={all} onChange={(e) => setAll(e.currentTarget.checked)} /> include released holds
@@ -229,6 +255,11 @@ export function HoldsView() {
                 <tr data-testid="hold-row">
                   <td>
                     <Id value={h.id} />
+                    {h.requestId && (
+                      <div class="muted" data-testid="hold-request" title="The request id the hold was placed with">
+                        request <code>{h.requestId}</code>
+                      </div>
+                    )}
                   </td>
                   <td>{h.caseRef}</td>
                   <td class="wrap">
