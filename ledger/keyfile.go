@@ -160,6 +160,18 @@ func LoadOrCreateKeys(p KeyPaths) (*Keys, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	// Key files given by path are read and parsed before anything is
+	// created: a bad one refuses the start with the disk unchanged.
+	if p.MasterKey != "" {
+		if _, err := ReadMasterKey(p.MasterKey); err != nil {
+			return nil, false, err
+		}
+	}
+	if p.SigningKey != "" {
+		if _, err := readSigningKey(p.SigningKey); err != nil {
+			return nil, false, err
+		}
+	}
 	created := false
 	if create {
 		if err := os.MkdirAll(p.Dir, 0o700); err != nil {
@@ -196,14 +208,11 @@ func LoadOrCreateKeys(p KeyPaths) (*Keys, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	skey, err := readKeyFile(p.signing())
+	skey, err := readSigningKey(p.signing())
 	if err != nil {
 		return nil, false, err
 	}
-	k := &Keys{Master: master, SigningKey: strings.TrimSpace(string(skey))}
-	if _, _, err := parseSigningKey(k.SigningKey); err != nil {
-		return nil, false, fmt.Errorf("%s: %w", p.signing(), err)
-	}
+	k := &Keys{Master: master, SigningKey: skey}
 	if create && p.SigningKey == "" {
 		// log.pub is the signing key's verifier key: (re)written whole.
 		vkey, err := k.VerifierKey()
@@ -242,6 +251,20 @@ func ReadMasterKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("master key %s: want %d bytes in base64", path, MasterKeySize)
 	}
 	return master, nil
+}
+
+// readSigningKey reads and parses a log signing key file (a note signer
+// key), in a file only its owner may read or write.
+func readSigningKey(path string) (string, error) {
+	b, err := readKeyFile(path)
+	if err != nil {
+		return "", err
+	}
+	skey := strings.TrimSpace(string(b))
+	if _, _, err := parseSigningKey(skey); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return skey, nil
 }
 
 // readKeyFile reads a key file after checking that only its owner may

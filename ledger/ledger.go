@@ -247,7 +247,7 @@ func openDB(dir string, key []byte, log *slog.Logger, check func(*badger.DB) err
 	}
 	db, err := badger.Open(badgerOptions(dir, key, log))
 	if err != nil {
-		if isLocked(err) {
+		if heldByAnother(dir, false) {
 			return nil, lockedError(dir, err)
 		}
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
@@ -312,13 +312,6 @@ func removeEmptyLogFiles(dir string, log *slog.Logger) error {
 	return d.Sync()
 }
 
-// isLocked reports whether err is Badger's refusal of a directory whose
-// lock another process holds: Badger flattens the cause (EWOULDBLOCK) into
-// text, so its text is what is matched.
-func isLocked(err error) bool {
-	return strings.Contains(err.Error(), "Cannot acquire directory lock")
-}
-
 // lockedError says plainly that another process holds dir, wrapping
 // ErrLocked and Badger's error.
 func lockedError(dir string, err error) error {
@@ -343,7 +336,7 @@ func openDBReadOnly(dir string, key []byte, log *slog.Logger) (*badger.DB, error
 		if errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(err.Error(), badger.ErrTruncateNeeded.Error()) {
 			return nil, notClean
 		}
-		if isLocked(err) {
+		if heldByAnother(dir, true) {
 			return nil, lockedError(dir, err)
 		}
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {

@@ -48,9 +48,7 @@ func longStepSeenBy(t *testing.T, e *env, c *Service, id func() string, ended *[
 // TestSweepRenewsItsLease: a sweep's plan, run by runPlan, keeps
 // its lease through a step longer than the lease.
 func TestSweepRenewsItsLease(t *testing.T) {
-	every := leaseRenewEvery
-	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
-	leaseRenewEvery = 5 * time.Millisecond
+	fastRenewal(t)
 	ctx := context.Background()
 	e := newEnv(t)
 	e.shortPolicy(t)
@@ -69,20 +67,14 @@ func TestSweepRenewsItsLease(t *testing.T) {
 	if err != nil || r.Erased != 2 {
 		t.Fatalf("Sweep() = %+v, %v", r, err)
 	}
-	for i, gone := range e.erased(t, idxs) {
-		if !gone {
-			t.Errorf("entry %d not erased", idxs[i])
-		}
-	}
+	e.wantErased(t, idxs, "")
 }
 
 // TestSweepLeaseLostStopsWrites: a sweep whose lease another node
 // takes mid-run stops, destroys nothing, reports ErrBusy, and its renewal
 // goroutine ends.
 func TestSweepLeaseLostStopsWrites(t *testing.T) {
-	every := leaseRenewEvery
-	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
-	leaseRenewEvery = 5 * time.Millisecond
+	fastRenewal(t)
 	ctx := context.Background()
 	e := newEnv(t)
 	e.shortPolicy(t)
@@ -117,20 +109,14 @@ func TestSweepLeaseLostStopsWrites(t *testing.T) {
 	if err := c.runPlan(ctx, mustPlan(t, c, id)); err != nil {
 		t.Fatalf("node c's runPlan() = %v", err)
 	}
-	for i, gone := range e.erased(t, idxs) {
-		if !gone {
-			t.Errorf("entry %d not erased by node c", idxs[i])
-		}
-	}
+	e.wantErased(t, idxs, " by node c")
 }
 
 // TestResumeRenewsItsLease: a plan interrupted after its
 // tombstone and finished by another node's Resume keeps its lease while
 // Resume's long step runs.
 func TestResumeRenewsItsLease(t *testing.T) {
-	every := leaseRenewEvery
-	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
-	leaseRenewEvery = 5 * time.Millisecond
+	fastRenewal(t)
 	ctx := context.Background()
 	e := newEnv(t)
 	a, b, c := e.node("a"), e.node("b"), e.node("c")
@@ -154,11 +140,7 @@ func TestResumeRenewsItsLease(t *testing.T) {
 	if err != nil || len(b.Unfinished()) != 0 {
 		t.Fatalf("Resume() = %v, unfinished %v", err, b.Unfinished())
 	}
-	for i, gone := range e.erased(t, idxs) {
-		if !gone {
-			t.Errorf("entry %d not erased", idxs[i])
-		}
-	}
+	e.wantErased(t, idxs, "")
 }
 
 // settledGoroutines waits for the goroutine count to fall to at most
@@ -176,9 +158,7 @@ func settledGoroutines(want int) int {
 // goroutine behind: Erase done, dry run, nothing to erase, reused id,
 // lost lease; Sweep; Resume.
 func TestNoRenewalLeaks(t *testing.T) {
-	every := leaseRenewEvery
-	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
-	leaseRenewEvery = 5 * time.Millisecond
+	fastRenewal(t)
 	ctx := context.Background()
 	e := newEnv(t)
 	e.shortPolicy(t)
@@ -287,9 +267,7 @@ func TestStopRacesRenewal(t *testing.T) {
 // (complete runs under the lease's context, not the caller's), and
 // renewals still keep the lease while it does.
 func TestCallerGivesUpAfterTombstone(t *testing.T) {
-	every := leaseRenewEvery
-	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
-	leaseRenewEvery = 5 * time.Millisecond
+	fastRenewal(t)
 	e := newEnv(t)
 	c := e.node("c")
 	idxs := e.spans(t, "gus", "", 1, 3, false, "g")
@@ -308,9 +286,24 @@ func TestCallerGivesUpAfterTombstone(t *testing.T) {
 	if err != nil || er.State != "done" {
 		t.Fatalf("Erase() after its caller gave up past the tombstone = %+v, %v; want done", er, err)
 	}
+	e.wantErased(t, idxs, "")
+}
+
+// fastRenewal renews leases every 5 ms for the test and clears the
+// tombstone hook after it.
+func fastRenewal(t *testing.T) {
+	every := leaseRenewEvery
+	t.Cleanup(func() { testHookAfterTombstone, leaseRenewEvery = nil, every })
+	leaseRenewEvery = 5 * time.Millisecond
+}
+
+// wantErased reports every entry of idxs that still reads as kept
+// (by: who should have erased it, for the message).
+func (e *env) wantErased(t *testing.T, idxs []uint64, by string) {
+	t.Helper()
 	for i, gone := range e.erased(t, idxs) {
 		if !gone {
-			t.Errorf("entry %d not erased", idxs[i])
+			t.Errorf("entry %d not erased%s", idxs[i], by)
 		}
 	}
 }

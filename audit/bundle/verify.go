@@ -273,8 +273,11 @@ func (v *verifier) note(name, format string, args ...any) {
 	}
 }
 
+// skip marks a check as not run, unless it already failed: a failure
+// found stays reported as a failure, with its failures, whatever later
+// stops the check from going on.
 func (v *verifier) skip(name, why string) {
-	if c := v.check(name); c.Skipped == "" {
+	if c := v.check(name); c.Skipped == "" && c.failed == 0 {
 		c.Skipped = why
 	}
 }

@@ -99,17 +99,32 @@ func runTrace(ctx context.Context, args []string, stdout io.Writer) error {
 // an error's message), the model and tokens of a model call, the attempt
 // of a retried step, and the ledger index; then the versions in force.
 // Everything from the ledger is printed escaped (bundle.Printable).
+//
+// Indentation stops at maxTreeIndent levels, so that the output stays
+// linear in spans whatever a server sends: a deeper span's line starts
+// with its depth ("[depth 40]").
 func printTraceTree(w io.Writer, t *v1.GetTraceResponse) {
 	fmt.Fprintf(w, "trace %x\n", t.GetTraceId())
-	var walk func(n *v1.SpanNode, depth int)
-	walk = func(n *v1.SpanNode, depth int) {
-		fmt.Fprintf(w, "%s%s\n", strings.Repeat("  ", depth), spanLine(n))
-		for _, c := range n.GetChildren() {
-			walk(c, depth+1)
+	type item struct {
+		n     *v1.SpanNode
+		depth int
+	}
+	var stack []item
+	push := func(ns []*v1.SpanNode, depth int) {
+		for i := len(ns) - 1; i >= 0; i-- {
+			stack = append(stack, item{ns[i], depth})
 		}
 	}
-	for _, r := range t.GetRoots() {
-		walk(r, 1)
+	push(t.GetRoots(), 1)
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		indent := strings.Repeat("  ", min(it.depth, maxTreeIndent))
+		if it.depth > maxTreeIndent {
+			indent += fmt.Sprintf("[depth %d] ", it.depth)
+		}
+		fmt.Fprintf(w, "%s%s\n", indent, spanLine(it.n))
+		push(it.n.GetChildren(), it.depth+1)
 	}
 	if len(t.GetVersions()) > 0 {
 		fmt.Fprintln(w, "versions in force:")
@@ -128,7 +143,7 @@ func spanLine(n *v1.SpanNode) string {
 		if !n.GetErased() {
 			why = "payload not decodable: " + bundle.Printable(n.GetDecodeError())
 		}
-		return fmt.Sprintf("(%s)  %s  span %x  entry %d", why, kind, n.GetSpanId(), n.GetIndex())
+		return strings.TrimSpace(fmt.Sprintf("(%s)  %s  span %x  entry %d  %s", why, kind, n.GetSpanId(), n.GetIndex(), placementNote(n)))
 	}
 	parts := []string{bundle.Printable(sp.GetName()), kind, fmt.Sprintf("span %x", n.GetSpanId())}
 	if st, en := sp.GetStartTime(), sp.GetEndTime(); st != nil && en != nil {
@@ -152,7 +167,32 @@ func spanLine(n *v1.SpanNode) string {
 		parts = append(parts, fmt.Sprintf("attempt %d of %d", n.GetAttempt(), n.GetAttempts()))
 	}
 	parts = append(parts, fmt.Sprintf("entry %d", n.GetIndex()))
+	if p := placementNote(n); p != "" {
+		parts = append(parts, p)
+	}
 	return strings.Join(parts, "  ")
+}
+
+// maxTreeIndent is how many levels printTraceTree indents.
+const maxTreeIndent = 24
+
+// placementNote says why a span is not printed under its parent, naming
+// the parent it gives (unknown when its payload is not shown); "" when it
+// is.
+func placementNote(n *v1.SpanNode) string {
+	parent := fmt.Sprintf("%x", n.GetSpan().GetParentSpanId())
+	if n.GetSpan() == nil {
+		parent = "(unknown)"
+	}
+	switch n.GetPlacement() {
+	case v1.TreePlacement_TREE_PLACEMENT_PARENT_MISSING:
+		return "(parent " + parent + " not in the trace)"
+	case v1.TreePlacement_TREE_PLACEMENT_PARENT_CYCLE:
+		return "(parent " + parent + " is on a loop of parents: shown as a root)"
+	case v1.TreePlacement_TREE_PLACEMENT_DEPTH_CAPPED:
+		return "(parent " + parent + ": nested too deep, shown beside it)"
+	}
+	return ""
 }
 
 func runQuery(ctx context.Context, args []string, stdout io.Writer) error {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 )
@@ -31,15 +32,29 @@ var healthHints = map[string]string{
 		"`veritrace erasures` (compliance officer) lists it as executing; it is retried every 10 minutes and at the next start",
 }
 
+// defaultHealthTimeout bounds a whole `veritrace health`: a server that
+// accepts connections and never answers fails the check rather than
+// hanging the script or probe that runs it.
+const defaultHealthTimeout = 10 * time.Second
+
 func runHealth(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("health", flag.ContinueOnError)
 	addr := fs.String("addr", envOr("VERITRACE_ADDR", "http://127.0.0.1:7070"), "server URL ($VERITRACE_ADDR)")
+	timeout := fs.Duration("timeout", defaultHealthTimeout, "how long to wait for the whole check's answers")
 	if _, err := parseFlags(fs, args, 0, ""); err != nil {
 		return err
 	}
+	if *timeout <= 0 {
+		return fmt.Errorf("--timeout must be positive, got %s", *timeout)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
 	var down []string
 	for _, svc := range healthServices {
 		status, err := checkHealth(ctx, http.DefaultClient, *addr, svc)
+		if err != nil && ctx.Err() == context.DeadlineExceeded {
+			return fmt.Errorf("health check: no answer from %s within %s (--timeout): the server is not answering, or not at that address", *addr, *timeout)
+		}
 		if err != nil {
 			return err
 		}

@@ -51,3 +51,24 @@ func TestHealthCommandNotServing(t *testing.T) {
 		t.Errorf("health printed\n%s\nwant RetentionService NOT_SERVING and where to look", out.String())
 	}
 }
+
+// TestHealthCommandNoAnswer: a server that accepts the connection and
+// never answers fails the check after --timeout, saying so, rather than
+// hanging the script or probe that runs it.
+func TestHealthCommandNoAnswer(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"health", "--addr", srv.URL, "--timeout", "300ms"}, &out)
+	t.Logf("health = %v", err)
+	if err == nil || !strings.Contains(err.Error(), "no answer from "+srv.URL+" within 300ms") {
+		t.Errorf("health = %v, want no answer within 300ms", err)
+	}
+}

@@ -22,6 +22,68 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// TreePlacement says why a span is not shown under its parent.
+type TreePlacement int32
+
+const (
+	// Under its parent, or a root that names no parent.
+	TreePlacement_TREE_PLACEMENT_UNSPECIFIED TreePlacement = 0
+	// A root: its parent is not among the trace's spans in the ledger (not
+	// sent, sent to another trace, or not yet arrived).
+	TreePlacement_TREE_PLACEMENT_PARENT_MISSING TreePlacement = 1
+	// A root: following parents from it leads round a loop (a span its own
+	// parent, or A the parent of B and B of A) that no root is above. One
+	// span of each loop is made a root; the rest of the loop and what hangs
+	// from it are shown under it.
+	TreePlacement_TREE_PLACEMENT_PARENT_CYCLE TreePlacement = 2
+	// Its parent is at the nesting cap (GetTraceResponse.roots): it is shown
+	// beside its parent, as a child of the span above the cap, not under it.
+	TreePlacement_TREE_PLACEMENT_DEPTH_CAPPED TreePlacement = 3
+)
+
+// Enum value maps for TreePlacement.
+var (
+	TreePlacement_name = map[int32]string{
+		0: "TREE_PLACEMENT_UNSPECIFIED",
+		1: "TREE_PLACEMENT_PARENT_MISSING",
+		2: "TREE_PLACEMENT_PARENT_CYCLE",
+		3: "TREE_PLACEMENT_DEPTH_CAPPED",
+	}
+	TreePlacement_value = map[string]int32{
+		"TREE_PLACEMENT_UNSPECIFIED":    0,
+		"TREE_PLACEMENT_PARENT_MISSING": 1,
+		"TREE_PLACEMENT_PARENT_CYCLE":   2,
+		"TREE_PLACEMENT_DEPTH_CAPPED":   3,
+	}
+)
+
+func (x TreePlacement) Enum() *TreePlacement {
+	p := new(TreePlacement)
+	*p = x
+	return p
+}
+
+func (x TreePlacement) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TreePlacement) Descriptor() protoreflect.EnumDescriptor {
+	return file_veritrace_v1_audit_proto_enumTypes[0].Descriptor()
+}
+
+func (TreePlacement) Type() protoreflect.EnumType {
+	return &file_veritrace_v1_audit_proto_enumTypes[0]
+}
+
+func (x TreePlacement) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TreePlacement.Descriptor instead.
+func (TreePlacement) EnumDescriptor() ([]byte, []int) {
+	return file_veritrace_v1_audit_proto_rawDescGZIP(), []int{0}
+}
+
 // TraceQuery selects traces. Unset fields match anything.
 type TraceQuery struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -204,7 +266,11 @@ type SpanNode struct {
 	Attempts uint32 `protobuf:"varint,11,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	// Set when the payload is present but cannot be shown decoded
 	// (docs/FORMAT.md, "Decodable payloads").
-	DecodeError   string `protobuf:"bytes,12,opt,name=decode_error,json=decodeError,proto3" json:"decode_error,omitempty"`
+	DecodeError string `protobuf:"bytes,12,opt,name=decode_error,json=decodeError,proto3" json:"decode_error,omitempty"`
+	// Set when this span is not shown where its parent_span_id puts it: a
+	// root whose parent is missing or on a loop, or a span placed at the
+	// nesting cap. span.parent_span_id still holds its real parent.
+	Placement     TreePlacement `protobuf:"varint,13,opt,name=placement,proto3,enum=veritrace.v1.TreePlacement" json:"placement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -323,10 +389,23 @@ func (x *SpanNode) GetDecodeError() string {
 	return ""
 }
 
+func (x *SpanNode) GetPlacement() TreePlacement {
+	if x != nil {
+		return x.Placement
+	}
+	return TreePlacement_TREE_PLACEMENT_UNSPECIFIED
+}
+
 type GetTraceResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	TraceId []byte                 `protobuf:"bytes,1,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
-	// Root spans (no parent, or a parent not in the ledger), ordered by start.
+	// Root spans, ordered by start: those with no parent, a parent not in
+	// the ledger, or a parent loop (SpanNode.placement). Every span the
+	// ledger holds for the trace appears exactly once in the tree. The tree
+	// nests at most 32 spans deep (roots are depth 1): a span whose parent
+	// is at depth 32 is shown beside it (TREE_PLACEMENT_DEPTH_CAPPED), so
+	// that an answer of any shape decodes within the recursion limit of
+	// every protobuf runtime (100 message levels in some).
 	Roots []*SpanNode `protobuf:"bytes,2,rep,name=roots,proto3" json:"roots,omitempty"`
 	// The versions any span references.
 	Versions      []*Version `protobuf:"bytes,3,rep,name=versions,proto3" json:"versions,omitempty"`
@@ -1286,7 +1365,7 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\verrors_only\x18\t \x01(\bR\n" +
 	"errorsOnly\",\n" +
 	"\x0fGetTraceRequest\x12\x19\n" +
-	"\btrace_id\x18\x01 \x01(\fR\atraceId\"\xa9\x03\n" +
+	"\btrace_id\x18\x01 \x01(\fR\atraceId\"\xe4\x03\n" +
 	"\bSpanNode\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x12;\n" +
@@ -1301,7 +1380,8 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\aattempt\x18\n" +
 	" \x01(\rR\aattempt\x12\x1a\n" +
 	"\battempts\x18\v \x01(\rR\battempts\x12!\n" +
-	"\fdecode_error\x18\f \x01(\tR\vdecodeError\"\x8e\x01\n" +
+	"\fdecode_error\x18\f \x01(\tR\vdecodeError\x129\n" +
+	"\tplacement\x18\r \x01(\x0e2\x1b.veritrace.v1.TreePlacementR\tplacement\"\x8e\x01\n" +
 	"\x10GetTraceResponse\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12,\n" +
 	"\x05roots\x18\x02 \x03(\v2\x16.veritrace.v1.SpanNodeR\x05roots\x121\n" +
@@ -1380,7 +1460,12 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\bcomplete\x18\n" +
 	" \x01(\bR\bcomplete\x12?\n" +
 	"\rcovered_until\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\fcoveredUntil\x12\x18\n" +
-	"\ascanned\x18\f \x01(\x04R\ascanned2\xfa\x02\n" +
+	"\ascanned\x18\f \x01(\x04R\ascanned*\x94\x01\n" +
+	"\rTreePlacement\x12\x1e\n" +
+	"\x1aTREE_PLACEMENT_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dTREE_PLACEMENT_PARENT_MISSING\x10\x01\x12\x1f\n" +
+	"\x1bTREE_PLACEMENT_PARENT_CYCLE\x10\x02\x12\x1f\n" +
+	"\x1bTREE_PLACEMENT_DEPTH_CAPPED\x10\x032\xfa\x02\n" +
 	"\fAuditService\x12N\n" +
 	"\bGetTrace\x12\x1d.veritrace.v1.GetTraceRequest\x1a\x1e.veritrace.v1.GetTraceResponse\"\x03\x90\x02\x01\x12W\n" +
 	"\vQueryTraces\x12 .veritrace.v1.QueryTracesRequest\x1a!.veritrace.v1.QueryTracesResponse\"\x03\x90\x02\x01\x12\\\n" +
@@ -1399,72 +1484,75 @@ func file_veritrace_v1_audit_proto_rawDescGZIP() []byte {
 	return file_veritrace_v1_audit_proto_rawDescData
 }
 
+var file_veritrace_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_veritrace_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_veritrace_v1_audit_proto_goTypes = []any{
-	(*TraceQuery)(nil),              // 0: veritrace.v1.TraceQuery
-	(*GetTraceRequest)(nil),         // 1: veritrace.v1.GetTraceRequest
-	(*SpanNode)(nil),                // 2: veritrace.v1.SpanNode
-	(*GetTraceResponse)(nil),        // 3: veritrace.v1.GetTraceResponse
-	(*QueryTracesRequest)(nil),      // 4: veritrace.v1.QueryTracesRequest
-	(*Cost)(nil),                    // 5: veritrace.v1.Cost
-	(*TraceStats)(nil),              // 6: veritrace.v1.TraceStats
-	(*TraceSummary)(nil),            // 7: veritrace.v1.TraceSummary
-	(*QueryTracesResponse)(nil),     // 8: veritrace.v1.QueryTracesResponse
-	(*ExportBundleRequest)(nil),     // 9: veritrace.v1.ExportBundleRequest
-	(*ExportBundleResponse)(nil),    // 10: veritrace.v1.ExportBundleResponse
-	(*AggregateTracesRequest)(nil),  // 11: veritrace.v1.AggregateTracesRequest
-	(*Aggregate)(nil),               // 12: veritrace.v1.Aggregate
-	(*TimeBucket)(nil),              // 13: veritrace.v1.TimeBucket
-	(*AggregateTracesResponse)(nil), // 14: veritrace.v1.AggregateTracesResponse
-	(*timestamppb.Timestamp)(nil),   // 15: google.protobuf.Timestamp
-	(SpanKind)(0),                   // 16: veritrace.v1.SpanKind
-	(*Span)(nil),                    // 17: veritrace.v1.Span
-	(*Version)(nil),                 // 18: veritrace.v1.Version
+	(TreePlacement)(0),              // 0: veritrace.v1.TreePlacement
+	(*TraceQuery)(nil),              // 1: veritrace.v1.TraceQuery
+	(*GetTraceRequest)(nil),         // 2: veritrace.v1.GetTraceRequest
+	(*SpanNode)(nil),                // 3: veritrace.v1.SpanNode
+	(*GetTraceResponse)(nil),        // 4: veritrace.v1.GetTraceResponse
+	(*QueryTracesRequest)(nil),      // 5: veritrace.v1.QueryTracesRequest
+	(*Cost)(nil),                    // 6: veritrace.v1.Cost
+	(*TraceStats)(nil),              // 7: veritrace.v1.TraceStats
+	(*TraceSummary)(nil),            // 8: veritrace.v1.TraceSummary
+	(*QueryTracesResponse)(nil),     // 9: veritrace.v1.QueryTracesResponse
+	(*ExportBundleRequest)(nil),     // 10: veritrace.v1.ExportBundleRequest
+	(*ExportBundleResponse)(nil),    // 11: veritrace.v1.ExportBundleResponse
+	(*AggregateTracesRequest)(nil),  // 12: veritrace.v1.AggregateTracesRequest
+	(*Aggregate)(nil),               // 13: veritrace.v1.Aggregate
+	(*TimeBucket)(nil),              // 14: veritrace.v1.TimeBucket
+	(*AggregateTracesResponse)(nil), // 15: veritrace.v1.AggregateTracesResponse
+	(*timestamppb.Timestamp)(nil),   // 16: google.protobuf.Timestamp
+	(SpanKind)(0),                   // 17: veritrace.v1.SpanKind
+	(*Span)(nil),                    // 18: veritrace.v1.Span
+	(*Version)(nil),                 // 19: veritrace.v1.Version
 }
 var file_veritrace_v1_audit_proto_depIdxs = []int32{
-	15, // 0: veritrace.v1.TraceQuery.from:type_name -> google.protobuf.Timestamp
-	15, // 1: veritrace.v1.TraceQuery.to:type_name -> google.protobuf.Timestamp
-	16, // 2: veritrace.v1.TraceQuery.kind:type_name -> veritrace.v1.SpanKind
-	15, // 3: veritrace.v1.SpanNode.appended_at:type_name -> google.protobuf.Timestamp
-	16, // 4: veritrace.v1.SpanNode.kind:type_name -> veritrace.v1.SpanKind
-	17, // 5: veritrace.v1.SpanNode.span:type_name -> veritrace.v1.Span
-	2,  // 6: veritrace.v1.SpanNode.children:type_name -> veritrace.v1.SpanNode
-	2,  // 7: veritrace.v1.GetTraceResponse.roots:type_name -> veritrace.v1.SpanNode
-	18, // 8: veritrace.v1.GetTraceResponse.versions:type_name -> veritrace.v1.Version
-	0,  // 9: veritrace.v1.QueryTracesRequest.query:type_name -> veritrace.v1.TraceQuery
-	15, // 10: veritrace.v1.TraceStats.start_time:type_name -> google.protobuf.Timestamp
-	15, // 11: veritrace.v1.TraceStats.end_time:type_name -> google.protobuf.Timestamp
-	5,  // 12: veritrace.v1.TraceStats.cost:type_name -> veritrace.v1.Cost
-	15, // 13: veritrace.v1.TraceSummary.appended_at:type_name -> google.protobuf.Timestamp
-	6,  // 14: veritrace.v1.TraceSummary.stats:type_name -> veritrace.v1.TraceStats
-	7,  // 15: veritrace.v1.QueryTracesResponse.traces:type_name -> veritrace.v1.TraceSummary
-	0,  // 16: veritrace.v1.ExportBundleRequest.selector:type_name -> veritrace.v1.TraceQuery
-	0,  // 17: veritrace.v1.AggregateTracesRequest.query:type_name -> veritrace.v1.TraceQuery
-	5,  // 18: veritrace.v1.Aggregate.cost:type_name -> veritrace.v1.Cost
-	15, // 19: veritrace.v1.TimeBucket.start:type_name -> google.protobuf.Timestamp
-	12, // 20: veritrace.v1.TimeBucket.figures:type_name -> veritrace.v1.Aggregate
-	12, // 21: veritrace.v1.AggregateTracesResponse.total:type_name -> veritrace.v1.Aggregate
-	13, // 22: veritrace.v1.AggregateTracesResponse.buckets:type_name -> veritrace.v1.TimeBucket
-	12, // 23: veritrace.v1.AggregateTracesResponse.by_model:type_name -> veritrace.v1.Aggregate
-	12, // 24: veritrace.v1.AggregateTracesResponse.by_kind:type_name -> veritrace.v1.Aggregate
-	12, // 25: veritrace.v1.AggregateTracesResponse.by_prompt_version:type_name -> veritrace.v1.Aggregate
-	12, // 26: veritrace.v1.AggregateTracesResponse.by_policy_version:type_name -> veritrace.v1.Aggregate
-	12, // 27: veritrace.v1.AggregateTracesResponse.by_pipeline_version:type_name -> veritrace.v1.Aggregate
-	12, // 28: veritrace.v1.AggregateTracesResponse.by_attribute:type_name -> veritrace.v1.Aggregate
-	15, // 29: veritrace.v1.AggregateTracesResponse.covered_until:type_name -> google.protobuf.Timestamp
-	1,  // 30: veritrace.v1.AuditService.GetTrace:input_type -> veritrace.v1.GetTraceRequest
-	4,  // 31: veritrace.v1.AuditService.QueryTraces:input_type -> veritrace.v1.QueryTracesRequest
-	9,  // 32: veritrace.v1.AuditService.ExportBundle:input_type -> veritrace.v1.ExportBundleRequest
-	11, // 33: veritrace.v1.AuditService.AggregateTraces:input_type -> veritrace.v1.AggregateTracesRequest
-	3,  // 34: veritrace.v1.AuditService.GetTrace:output_type -> veritrace.v1.GetTraceResponse
-	8,  // 35: veritrace.v1.AuditService.QueryTraces:output_type -> veritrace.v1.QueryTracesResponse
-	10, // 36: veritrace.v1.AuditService.ExportBundle:output_type -> veritrace.v1.ExportBundleResponse
-	14, // 37: veritrace.v1.AuditService.AggregateTraces:output_type -> veritrace.v1.AggregateTracesResponse
-	34, // [34:38] is the sub-list for method output_type
-	30, // [30:34] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	16, // 0: veritrace.v1.TraceQuery.from:type_name -> google.protobuf.Timestamp
+	16, // 1: veritrace.v1.TraceQuery.to:type_name -> google.protobuf.Timestamp
+	17, // 2: veritrace.v1.TraceQuery.kind:type_name -> veritrace.v1.SpanKind
+	16, // 3: veritrace.v1.SpanNode.appended_at:type_name -> google.protobuf.Timestamp
+	17, // 4: veritrace.v1.SpanNode.kind:type_name -> veritrace.v1.SpanKind
+	18, // 5: veritrace.v1.SpanNode.span:type_name -> veritrace.v1.Span
+	3,  // 6: veritrace.v1.SpanNode.children:type_name -> veritrace.v1.SpanNode
+	0,  // 7: veritrace.v1.SpanNode.placement:type_name -> veritrace.v1.TreePlacement
+	3,  // 8: veritrace.v1.GetTraceResponse.roots:type_name -> veritrace.v1.SpanNode
+	19, // 9: veritrace.v1.GetTraceResponse.versions:type_name -> veritrace.v1.Version
+	1,  // 10: veritrace.v1.QueryTracesRequest.query:type_name -> veritrace.v1.TraceQuery
+	16, // 11: veritrace.v1.TraceStats.start_time:type_name -> google.protobuf.Timestamp
+	16, // 12: veritrace.v1.TraceStats.end_time:type_name -> google.protobuf.Timestamp
+	6,  // 13: veritrace.v1.TraceStats.cost:type_name -> veritrace.v1.Cost
+	16, // 14: veritrace.v1.TraceSummary.appended_at:type_name -> google.protobuf.Timestamp
+	7,  // 15: veritrace.v1.TraceSummary.stats:type_name -> veritrace.v1.TraceStats
+	8,  // 16: veritrace.v1.QueryTracesResponse.traces:type_name -> veritrace.v1.TraceSummary
+	1,  // 17: veritrace.v1.ExportBundleRequest.selector:type_name -> veritrace.v1.TraceQuery
+	1,  // 18: veritrace.v1.AggregateTracesRequest.query:type_name -> veritrace.v1.TraceQuery
+	6,  // 19: veritrace.v1.Aggregate.cost:type_name -> veritrace.v1.Cost
+	16, // 20: veritrace.v1.TimeBucket.start:type_name -> google.protobuf.Timestamp
+	13, // 21: veritrace.v1.TimeBucket.figures:type_name -> veritrace.v1.Aggregate
+	13, // 22: veritrace.v1.AggregateTracesResponse.total:type_name -> veritrace.v1.Aggregate
+	14, // 23: veritrace.v1.AggregateTracesResponse.buckets:type_name -> veritrace.v1.TimeBucket
+	13, // 24: veritrace.v1.AggregateTracesResponse.by_model:type_name -> veritrace.v1.Aggregate
+	13, // 25: veritrace.v1.AggregateTracesResponse.by_kind:type_name -> veritrace.v1.Aggregate
+	13, // 26: veritrace.v1.AggregateTracesResponse.by_prompt_version:type_name -> veritrace.v1.Aggregate
+	13, // 27: veritrace.v1.AggregateTracesResponse.by_policy_version:type_name -> veritrace.v1.Aggregate
+	13, // 28: veritrace.v1.AggregateTracesResponse.by_pipeline_version:type_name -> veritrace.v1.Aggregate
+	13, // 29: veritrace.v1.AggregateTracesResponse.by_attribute:type_name -> veritrace.v1.Aggregate
+	16, // 30: veritrace.v1.AggregateTracesResponse.covered_until:type_name -> google.protobuf.Timestamp
+	2,  // 31: veritrace.v1.AuditService.GetTrace:input_type -> veritrace.v1.GetTraceRequest
+	5,  // 32: veritrace.v1.AuditService.QueryTraces:input_type -> veritrace.v1.QueryTracesRequest
+	10, // 33: veritrace.v1.AuditService.ExportBundle:input_type -> veritrace.v1.ExportBundleRequest
+	12, // 34: veritrace.v1.AuditService.AggregateTraces:input_type -> veritrace.v1.AggregateTracesRequest
+	4,  // 35: veritrace.v1.AuditService.GetTrace:output_type -> veritrace.v1.GetTraceResponse
+	9,  // 36: veritrace.v1.AuditService.QueryTraces:output_type -> veritrace.v1.QueryTracesResponse
+	11, // 37: veritrace.v1.AuditService.ExportBundle:output_type -> veritrace.v1.ExportBundleResponse
+	15, // 38: veritrace.v1.AuditService.AggregateTraces:output_type -> veritrace.v1.AggregateTracesResponse
+	35, // [35:39] is the sub-list for method output_type
+	31, // [31:35] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_veritrace_v1_audit_proto_init() }
@@ -1479,13 +1567,14 @@ func file_veritrace_v1_audit_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_veritrace_v1_audit_proto_rawDesc), len(file_veritrace_v1_audit_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_veritrace_v1_audit_proto_goTypes,
 		DependencyIndexes: file_veritrace_v1_audit_proto_depIdxs,
+		EnumInfos:         file_veritrace_v1_audit_proto_enumTypes,
 		MessageInfos:      file_veritrace_v1_audit_proto_msgTypes,
 	}.Build()
 	File_veritrace_v1_audit_proto = out.File

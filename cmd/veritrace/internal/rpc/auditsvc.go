@@ -191,15 +191,10 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 		return n.GetAppendedAt().AsTime().UnixNano()
 	}
 	sort.SliceStable(order, func(i, j int) bool { return start(order[i]) < start(order[j]) })
-	for _, n := range order {
-		if parent := nodes[parents[n]]; parent != nil && parent != n && parents[n] != ([8]byte{}) {
-			parent.Children = append(parent.Children, n)
-		} else {
-			resp.Roots = append(resp.Roots, n)
-		}
-	}
+	roots, kids := linkTree(order, nodes, parents)
 	// Retries and fallbacks: sibling model calls, every one but the last
-	// failed, are attempts at one step.
+	// failed, are attempts at one step. Siblings are spans of one parent,
+	// as sent, whatever the nesting cap does to where they are shown.
 	markAttempts := func(ns []*v1.SpanNode) {
 		in := make([]bundle.AttemptSpan, len(ns))
 		for i, n := range ns {
@@ -209,10 +204,11 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 			ns[i].Attempt, ns[i].Attempts = uint32(a.N), uint32(a.Of)
 		}
 	}
-	markAttempts(resp.Roots)
+	markAttempts(roots)
 	for _, n := range order {
-		markAttempts(n.Children)
+		markAttempts(kids[n])
 	}
+	resp.Roots = nestTree(roots, kids)
 	for _, e := range p.Versions {
 		v, err := decodeVersion(e)
 		if err != nil {

@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -38,27 +37,8 @@ func cutBodyAnswer(t *testing.T, h2 *http.Client, h1 bool, declared int, url, ct
 		b, _ := io.ReadAll(c)
 		return string(b)
 	}
-	pr, pw := io.Pipe()
-	defer pw.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.ContentLength = int64(declared)
-	req.Header.Set("Content-Type", ctype)
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set(TenantHeader, "acme")
-	go pw.Write(start)
-	resp, err := h2.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return fmt.Sprintf("HTTP %d %s grpc-message: %s", resp.StatusCode, b, resp.Trailer.Get("Grpc-Message")+resp.Header.Get("Grpc-Message"))
+	status, h, b := cutH2(t, h2, url, ctype, token, declared, start)
+	return fmt.Sprintf("HTTP %d %s grpc-message: %s", status, b, h.Get("Grpc-Message"))
 }
 
 // TestCutBodyAnswerNamesTheLimit: a client whose append body the server

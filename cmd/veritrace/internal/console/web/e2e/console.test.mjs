@@ -1133,6 +1133,32 @@ describe("attacks on the console, and what users expect of it", () => {
     await page.close();
   });
 
+  test("a trace whose spans name a loop of parents, a missing parent or a chain past the nesting cap shows every span, marked", async () => {
+    const t0 = Date.now() - 30_000;
+    const at = (ms) => new Date(t0 + ms).toISOString();
+    const span = (n, parent, name) => ({
+      traceId: b64(traceId(9)), spanId: b64([0, 0, 0, 0, 0, 9, n >> 8, n & 255]), ...(parent !== undefined ? { parentSpanId: b64([0, 0, 0, 0, 0, 9, parent >> 8, parent & 255]) } : {}),
+      name, kind: "SPAN_KIND_CHAIN", subjectId: "customer-loop", startTime: at(n), endTime: at(n + 1), status: { code: "STATUS_CODE_OK" },
+    });
+    // 1 and 2 name each other; 3 names a span never sent; 10..114 is a chain of 105, past the cap of 32.
+    const spans = [span(1, 2, "loop a"), span(2, 1, "loop b"), span(3, 999, "orphan")];
+    for (let n = 10; n < 115; n++) spans.push(span(n, n === 10 ? undefined : n - 1, `step ${n}`));
+    await rpc(tokens.ingester, "IngestService/AppendSpans", { spans });
+    const page = await signIn("auditor");
+    await page.goto(`${BASE}/ui/traces/${hexId(9)}`);
+    await page.getByTestId("waterfall").waitFor();
+    assert.equal(await page.getByTestId("span-row").count(), 3 + 105);
+    const wf = await page.getByTestId("waterfall").textContent();
+    for (const s of ["parent loop", "parent not in trace", "nested too deep", "loop a", "loop b", "step 114"]) {
+      assert.ok(wf?.includes(s), `the waterfall lacks ${s}`);
+    }
+    await page.getByTestId("span-row").filter({ hasText: "orphan" }).click();
+    assert.ok((await page.getByTestId("span-placement").textContent())?.includes("not among this trace's spans"));
+    await page.getByTestId("tree-tab").click();
+    assert.equal(await page.getByTestId("tree").locator("li").count(), 3 + 105);
+    await page.close();
+  });
+
   // (Here, not beside the first hold tests: the access-log records it adds
   // would push the refusal that "a role without a right" looks for off
   // the first page of the access log.)

@@ -8,7 +8,7 @@ import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { useCtx } from "../context";
 import { ExportPanel } from "../exporting";
-import type { GetTraceResponse, SpanNode } from "../gen/veritrace/v1/audit_pb";
+import { TreePlacement, type GetTraceResponse, type SpanNode } from "../gen/veritrace/v1/audit_pb";
 import { GuardrailOutcome, SpanKind, StatusCode, type Message, type Span } from "../gen/veritrace/v1/span_pb";
 import { VersionKind, type Version } from "../gen/veritrace/v1/version_pb";
 import { bytesSize, duration, enumName, hex, kindName, money, ms, num, time } from "../format";
@@ -27,6 +27,35 @@ interface Row {
   end?: number;
   /** A failed attempt later retried, a retry, or a fallback to another model. */
   attempt?: "failed attempt" | "retry" | "fallback";
+}
+
+/** How many levels the waterfall and the tree indent: the server nests at most 32 (deeper spans placed beside their parent). */
+const maxIndent = 30;
+
+/** Why a span is not shown under its parent, in a word or two; "" when it is. */
+function placementBadge(n: SpanNode): string {
+  switch (n.placement) {
+    case TreePlacement.PARENT_MISSING:
+      return "parent not in trace";
+    case TreePlacement.PARENT_CYCLE:
+      return "parent loop";
+    case TreePlacement.DEPTH_CAPPED:
+      return "nested too deep";
+  }
+  return "";
+}
+
+/** Why a span is not shown under its parent, in a sentence; "" when it is. */
+function placementText(n: SpanNode): string {
+  switch (n.placement) {
+    case TreePlacement.PARENT_MISSING:
+      return "Its parent span is not among this trace's spans in the ledger (not sent, sent in another trace, or not arrived yet): it is shown as a root.";
+    case TreePlacement.PARENT_CYCLE:
+      return "Following parents from this span leads round a loop (spans that name each other, or itself, as parent): the ledger holds them all, and this one is shown as a root so that the loop can be seen.";
+    case TreePlacement.DEPTH_CAPPED:
+      return "Its parent is nested 32 spans deep, the most the server shows: it is shown beside its parent rather than under it.";
+  }
+  return "";
 }
 
 function spanModel(s?: Span): string {
@@ -159,8 +188,9 @@ function Waterfall(props: { rows: Row[]; t0: number; total: number; selected: Sp
         const width = r.start !== undefined && r.end !== undefined && total > 0 ? Math.max(0.5, ((r.end - r.start) / total) * 100) : 0.5;
         return (
           <div class={"wf-row" + (props.selected === r.node ? " selected" : "")} onClick={() => props.onSelect(r.node)} data-testid="span-row">
-            <div class="wf-name" style={{ paddingLeft: `${r.depth * 14 + 4}px` }} title={s?.name}>
+            <div class="wf-name" style={{ paddingLeft: `${Math.min(r.depth, maxIndent) * 14 + 4}px` }} title={s?.name}>
               <Badge tone={kindTone(r.node.kind)}>{kindName(r.node.kind)}</Badge>
+              {placementBadge(r.node) && <Badge tone="warn">{placementBadge(r.node)}</Badge>}
               {r.attempt && <Badge tone={r.attempt === "failed attempt" ? "bad" : "warn"}>{r.attempt}</Badge>} {r.node.erased ? <em>erased</em> : r.node.decodeError ? <em>undecodable</em> : s?.name}
             </div>
             <div class="wf-track">
@@ -180,13 +210,14 @@ function Tree(props: { rows: Row[]; selected: SpanNode | null; onSelect: (n: Spa
       {props.rows.map((r) => {
         const s = r.node.span;
         return (
-          <li class={props.selected === r.node ? "selected" : ""} style={{ paddingLeft: `${r.depth * 18}px` }} onClick={() => props.onSelect(r.node)}>
+          <li class={props.selected === r.node ? "selected" : ""} style={{ paddingLeft: `${Math.min(r.depth, maxIndent) * 18}px` }} onClick={() => props.onSelect(r.node)}>
             <span class="branch">{r.depth > 0 ? "└ " : ""}</span>
             <Badge tone={kindTone(r.node.kind)}>{kindName(r.node.kind)}</Badge> {r.node.erased ? <em>erased</em> : s?.name}
             {spanModel(s) && <span class="muted"> · {spanModel(s)}</span>}
             {s?.usage && (s.usage.inputTokens || s.usage.outputTokens) ? <span class="muted"> · {num(s.usage.inputTokens)}/{num(s.usage.outputTokens)} tok</span> : null}
             {isError(s) && <Badge tone="bad">error</Badge>}
             {r.attempt && <Badge tone="warn">{r.attempt}</Badge>}
+            {placementBadge(r.node) && <Badge tone="warn">{placementBadge(r.node)}</Badge>}
             <span class="muted"> · {r.start !== undefined && r.end !== undefined ? duration(r.end - r.start) : ""}</span>
           </li>
         );
@@ -264,6 +295,11 @@ function SpanDetail(props: { node: SpanNode; versions: Version[]; attempt?: stri
       ]}
     />
   );
+  const placement = placementText(node) && (
+    <Notice kind="warn" testid="span-placement">
+      {placementText(node)}
+    </Notice>
+  );
   if (!s && node.decodeError) {
     return (
       <div data-testid="span-undecodable">
@@ -271,6 +307,7 @@ function SpanDetail(props: { node: SpanNode; versions: Version[]; attempt?: stri
           <Badge tone={kindTone(node.kind)}>{kindName(node.kind)}</Badge> undecodable span
         </h2>
         <Notice kind="warn">This span's payload is recorded but cannot be shown decoded: {node.decodeError}. GetEntry gives its bytes.</Notice>
+        {placement}
         {head}
       </div>
     );
@@ -282,6 +319,7 @@ function SpanDetail(props: { node: SpanNode; versions: Version[]; attempt?: stri
           <Badge tone={kindTone(node.kind)}>{kindName(node.kind)}</Badge> erased span
         </h2>
         <Notice kind="warn">This span's payload was erased (its data key destroyed). Its header, leaf hash and proofs remain and still verify.</Notice>
+        {placement}
         {head}
       </div>
     );
@@ -296,6 +334,7 @@ function SpanDetail(props: { node: SpanNode; versions: Version[]; attempt?: stri
         <Badge tone={kindTone(node.kind)}>{kindName(node.kind)}</Badge> {s.name}
       </h2>
       {props.attempt && <Notice kind="warn">This span is a {props.attempt} among its siblings.</Notice>}
+      {placement}
       <KV
         rows={[
           ["Status", s.status ? <span>{enumName(StatusCode[s.status.code], "")}{s.status.message ? `: ${s.status.message}` : ""}</span> : "not given"],

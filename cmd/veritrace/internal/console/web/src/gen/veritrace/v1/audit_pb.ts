@@ -2,8 +2,8 @@
 // @generated from file veritrace/v1/audit.proto (package veritrace.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Span, SpanKind } from "./span_pb";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file veritrace/v1/audit.proto.
  */
 export const file_veritrace_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("Chh2ZXJpdHJhY2UvdjEvYXVkaXQucHJvdG8SDHZlcml0cmFjZS52MSL2AQoKVHJhY2VRdWVyeRIQCgh0cmFjZV9pZBgBIAEoDBISCgpzZXNzaW9uX2lkGAIgASgJEhIKCnN1YmplY3RfaWQYAyABKAkSKAoEZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnZlcnNpb25faWQYBiABKAkSJAoEa2luZBgHIAEoDjIWLnZlcml0cmFjZS52MS5TcGFuS2luZBINCgVtb2RlbBgIIAEoCRITCgtlcnJvcnNfb25seRgJIAEoCCIjCg9HZXRUcmFjZVJlcXVlc3QSEAoIdHJhY2VfaWQYASABKAwivAIKCFNwYW5Ob2RlEg0KBWluZGV4GAEgASgEEhEKCWxlYWZfaGFzaBgCIAEoDBIvCgthcHBlbmRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc3Bhbl9pZBgEIAEoDBIkCgRraW5kGAUgASgOMhYudmVyaXRyYWNlLnYxLlNwYW5LaW5kEiAKBHNwYW4YBiABKAsyEi52ZXJpdHJhY2UudjEuU3BhbhIOCgZlcmFzZWQYByABKAgSKAoIY2hpbGRyZW4YCCADKAsyFi52ZXJpdHJhY2UudjEuU3Bhbk5vZGUSEQoJb3RscF9qc29uGAkgASgJEg8KB2F0dGVtcHQYCiABKA0SEAoIYXR0ZW1wdHMYCyABKA0SFAoMZGVjb2RlX2Vycm9yGAwgASgJInQKEEdldFRyYWNlUmVzcG9uc2USEAoIdHJhY2VfaWQYASABKAwSJQoFcm9vdHMYAiADKAsyFi52ZXJpdHJhY2UudjEuU3Bhbk5vZGUSJwoIdmVyc2lvbnMYAyADKAsyFS52ZXJpdHJhY2UudjEuVmVyc2lvbiJ8ChJRdWVyeVRyYWNlc1JlcXVlc3QSJwoFcXVlcnkYASABKAsyGC52ZXJpdHJhY2UudjEuVHJhY2VRdWVyeRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIWCg53aXRoX3N1bW1hcmllcxgEIAEoCCIoCgRDb3N0EhAKCGN1cnJlbmN5GAEgASgJEg4KBmFtb3VudBgCIAEoASKxAgoKVHJhY2VTdGF0cxIRCglyb290X25hbWUYASABKAkSDQoFc3BhbnMYAiABKA0SDgoGZXJyb3JzGAMgASgNEg4KBmVyYXNlZBgEIAEoDRIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGbW9kZWxzGAcgAygJEhQKDGlucHV0X3Rva2VucxgIIAEoAxIVCg1vdXRwdXRfdG9rZW5zGAkgASgDEiAKBGNvc3QYCiADKAsyEi52ZXJpdHJhY2UudjEuQ29zdBIPCgdwYXJ0aWFsGAsgASgIEhMKC3VuZGVjb2RhYmxlGAwgASgNIo8BCgxUcmFjZVN1bW1hcnkSEAoIdHJhY2VfaWQYASABKAwSEwoLZmlyc3RfaW5kZXgYAiABKAQSLwoLYXBwZW5kZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBXN0YXRzGAQgASgLMhgudmVyaXRyYWNlLnYxLlRyYWNlU3RhdHMiWgoTUXVlcnlUcmFjZXNSZXNwb25zZRIqCgZ0cmFjZXMYASADKAsyGi52ZXJpdHJhY2UudjEuVHJhY2VTdW1tYXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJaChNFeHBvcnRCdW5kbGVSZXF1ZXN0EioKCHNlbGVjdG9yGAEgASgLMhgudmVyaXRyYWNlLnYxLlRyYWNlUXVlcnkSFwoPa25vd25fdHJlZV9zaXplGAIgASgEIiUKFEV4cG9ydEJ1bmRsZVJlc3BvbnNlEg0KBWNodW5rGAEgASgMInUKFkFnZ3JlZ2F0ZVRyYWNlc1JlcXVlc3QSJwoFcXVlcnkYASABKAsyGC52ZXJpdHJhY2UudjEuVHJhY2VRdWVyeRIWCg5idWNrZXRfc2Vjb25kcxgCIAEoAxIaChJncm91cF9ieV9hdHRyaWJ1dGUYAyABKAki0AEKCUFnZ3JlZ2F0ZRILCgNrZXkYASABKAkSDQoFc3BhbnMYAiABKAQSDgoGZXJyb3JzGAMgASgEEg4KBmVyYXNlZBgEIAEoBBIUCgxpbnB1dF90b2tlbnMYBSABKAMSFQoNb3V0cHV0X3Rva2VucxgGIAEoAxIgCgRjb3N0GAcgAygLMhIudmVyaXRyYWNlLnYxLkNvc3QSEwoLZHVyYXRpb25fbXMYCCABKAESDgoGdHJhY2VzGAkgASgEEhMKC3VuZGVjb2RhYmxlGAogASgEImEKClRpbWVCdWNrZXQSKQoFc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKB2ZpZ3VyZXMYAiABKAsyFy52ZXJpdHJhY2UudjEuQWdncmVnYXRlIvwDChdBZ2dyZWdhdGVUcmFjZXNSZXNwb25zZRImCgV0b3RhbBgBIAEoCzIXLnZlcml0cmFjZS52MS5BZ2dyZWdhdGUSFgoOYnVja2V0X3NlY29uZHMYAiABKAMSKQoHYnVja2V0cxgDIAMoCzIYLnZlcml0cmFjZS52MS5UaW1lQnVja2V0EikKCGJ5X21vZGVsGAQgAygLMhcudmVyaXRyYWNlLnYxLkFnZ3JlZ2F0ZRIoCgdieV9raW5kGAUgAygLMhcudmVyaXRyYWNlLnYxLkFnZ3JlZ2F0ZRIyChFieV9wcm9tcHRfdmVyc2lvbhgGIAMoCzIXLnZlcml0cmFjZS52MS5BZ2dyZWdhdGUSMgoRYnlfcG9saWN5X3ZlcnNpb24YByADKAsyFy52ZXJpdHJhY2UudjEuQWdncmVnYXRlEjQKE2J5X3BpcGVsaW5lX3ZlcnNpb24YCCADKAsyFy52ZXJpdHJhY2UudjEuQWdncmVnYXRlEi0KDGJ5X2F0dHJpYnV0ZRgJIAMoCzIXLnZlcml0cmFjZS52MS5BZ2dyZWdhdGUSEAoIY29tcGxldGUYCiABKAgSMQoNY292ZXJlZF91bnRpbBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2Nhbm5lZBgMIAEoBDL6AgoMQXVkaXRTZXJ2aWNlEk4KCEdldFRyYWNlEh0udmVyaXRyYWNlLnYxLkdldFRyYWNlUmVxdWVzdBoeLnZlcml0cmFjZS52MS5HZXRUcmFjZVJlc3BvbnNlIgOQAgESVwoLUXVlcnlUcmFjZXMSIC52ZXJpdHJhY2UudjEuUXVlcnlUcmFjZXNSZXF1ZXN0GiEudmVyaXRyYWNlLnYxLlF1ZXJ5VHJhY2VzUmVzcG9uc2UiA5ACARJcCgxFeHBvcnRCdW5kbGUSIS52ZXJpdHJhY2UudjEuRXhwb3J0QnVuZGxlUmVxdWVzdBoiLnZlcml0cmFjZS52MS5FeHBvcnRCdW5kbGVSZXNwb25zZSIDkAIBMAESYwoPQWdncmVnYXRlVHJhY2VzEiQudmVyaXRyYWNlLnYxLkFnZ3JlZ2F0ZVRyYWNlc1JlcXVlc3QaJS52ZXJpdHJhY2UudjEuQWdncmVnYXRlVHJhY2VzUmVzcG9uc2UiA5ACAUI9WjtnaXRodWIuY29tL3Zlcml0cmFjZS92ZXJpdHJhY2UvZ2VuL3Zlcml0cmFjZS92MTt2ZXJpdHJhY2V2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_veritrace_v1_span, file_veritrace_v1_version]);
+  fileDesc("Chh2ZXJpdHJhY2UvdjEvYXVkaXQucHJvdG8SDHZlcml0cmFjZS52MSL2AQoKVHJhY2VRdWVyeRIQCgh0cmFjZV9pZBgBIAEoDBISCgpzZXNzaW9uX2lkGAIgASgJEhIKCnN1YmplY3RfaWQYAyABKAkSKAoEZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnZlcnNpb25faWQYBiABKAkSJAoEa2luZBgHIAEoDjIWLnZlcml0cmFjZS52MS5TcGFuS2luZBINCgVtb2RlbBgIIAEoCRITCgtlcnJvcnNfb25seRgJIAEoCCIjCg9HZXRUcmFjZVJlcXVlc3QSEAoIdHJhY2VfaWQYASABKAwi7AIKCFNwYW5Ob2RlEg0KBWluZGV4GAEgASgEEhEKCWxlYWZfaGFzaBgCIAEoDBIvCgthcHBlbmRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc3Bhbl9pZBgEIAEoDBIkCgRraW5kGAUgASgOMhYudmVyaXRyYWNlLnYxLlNwYW5LaW5kEiAKBHNwYW4YBiABKAsyEi52ZXJpdHJhY2UudjEuU3BhbhIOCgZlcmFzZWQYByABKAgSKAoIY2hpbGRyZW4YCCADKAsyFi52ZXJpdHJhY2UudjEuU3Bhbk5vZGUSEQoJb3RscF9qc29uGAkgASgJEg8KB2F0dGVtcHQYCiABKA0SEAoIYXR0ZW1wdHMYCyABKA0SFAoMZGVjb2RlX2Vycm9yGAwgASgJEi4KCXBsYWNlbWVudBgNIAEoDjIbLnZlcml0cmFjZS52MS5UcmVlUGxhY2VtZW50InQKEEdldFRyYWNlUmVzcG9uc2USEAoIdHJhY2VfaWQYASABKAwSJQoFcm9vdHMYAiADKAsyFi52ZXJpdHJhY2UudjEuU3Bhbk5vZGUSJwoIdmVyc2lvbnMYAyADKAsyFS52ZXJpdHJhY2UudjEuVmVyc2lvbiJ8ChJRdWVyeVRyYWNlc1JlcXVlc3QSJwoFcXVlcnkYASABKAsyGC52ZXJpdHJhY2UudjEuVHJhY2VRdWVyeRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIWCg53aXRoX3N1bW1hcmllcxgEIAEoCCIoCgRDb3N0EhAKCGN1cnJlbmN5GAEgASgJEg4KBmFtb3VudBgCIAEoASKxAgoKVHJhY2VTdGF0cxIRCglyb290X25hbWUYASABKAkSDQoFc3BhbnMYAiABKA0SDgoGZXJyb3JzGAMgASgNEg4KBmVyYXNlZBgEIAEoDRIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGbW9kZWxzGAcgAygJEhQKDGlucHV0X3Rva2VucxgIIAEoAxIVCg1vdXRwdXRfdG9rZW5zGAkgASgDEiAKBGNvc3QYCiADKAsyEi52ZXJpdHJhY2UudjEuQ29zdBIPCgdwYXJ0aWFsGAsgASgIEhMKC3VuZGVjb2RhYmxlGAwgASgNIo8BCgxUcmFjZVN1bW1hcnkSEAoIdHJhY2VfaWQYASABKAwSEwoLZmlyc3RfaW5kZXgYAiABKAQSLwoLYXBwZW5kZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBXN0YXRzGAQgASgLMhgudmVyaXRyYWNlLnYxLlRyYWNlU3RhdHMiWgoTUXVlcnlUcmFjZXNSZXNwb25zZRIqCgZ0cmFjZXMYASADKAsyGi52ZXJpdHJhY2UudjEuVHJhY2VTdW1tYXJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJaChNFeHBvcnRCdW5kbGVSZXF1ZXN0EioKCHNlbGVjdG9yGAEgASgLMhgudmVyaXRyYWNlLnYxLlRyYWNlUXVlcnkSFwoPa25vd25fdHJlZV9zaXplGAIgASgEIiUKFEV4cG9ydEJ1bmRsZVJlc3BvbnNlEg0KBWNodW5rGAEgASgMInUKFkFnZ3JlZ2F0ZVRyYWNlc1JlcXVlc3QSJwoFcXVlcnkYASABKAsyGC52ZXJpdHJhY2UudjEuVHJhY2VRdWVyeRIWCg5idWNrZXRfc2Vjb25kcxgCIAEoAxIaChJncm91cF9ieV9hdHRyaWJ1dGUYAyABKAki0AEKCUFnZ3JlZ2F0ZRILCgNrZXkYASABKAkSDQoFc3BhbnMYAiABKAQSDgoGZXJyb3JzGAMgASgEEg4KBmVyYXNlZBgEIAEoBBIUCgxpbnB1dF90b2tlbnMYBSABKAMSFQoNb3V0cHV0X3Rva2VucxgGIAEoAxIgCgRjb3N0GAcgAygLMhIudmVyaXRyYWNlLnYxLkNvc3QSEwoLZHVyYXRpb25fbXMYCCABKAESDgoGdHJhY2VzGAkgASgEEhMKC3VuZGVjb2RhYmxlGAogASgEImEKClRpbWVCdWNrZXQSKQoFc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKB2ZpZ3VyZXMYAiABKAsyFy52ZXJpdHJhY2UudjEuQWdncmVnYXRlIvwDChdBZ2dyZWdhdGVUcmFjZXNSZXNwb25zZRImCgV0b3RhbBgBIAEoCzIXLnZlcml0cmFjZS52MS5BZ2dyZWdhdGUSFgoOYnVja2V0X3NlY29uZHMYAiABKAMSKQoHYnVja2V0cxgDIAMoCzIYLnZlcml0cmFjZS52MS5UaW1lQnVja2V0EikKCGJ5X21vZGVsGAQgAygLMhcudmVyaXRyYWNlLnYxLkFnZ3JlZ2F0ZRIoCgdieV9raW5kGAUgAygLMhcudmVyaXRyYWNlLnYxLkFnZ3JlZ2F0ZRIyChFieV9wcm9tcHRfdmVyc2lvbhgGIAMoCzIXLnZlcml0cmFjZS52MS5BZ2dyZWdhdGUSMgoRYnlfcG9saWN5X3ZlcnNpb24YByADKAsyFy52ZXJpdHJhY2UudjEuQWdncmVnYXRlEjQKE2J5X3BpcGVsaW5lX3ZlcnNpb24YCCADKAsyFy52ZXJpdHJhY2UudjEuQWdncmVnYXRlEi0KDGJ5X2F0dHJpYnV0ZRgJIAMoCzIXLnZlcml0cmFjZS52MS5BZ2dyZWdhdGUSEAoIY29tcGxldGUYCiABKAgSMQoNY292ZXJlZF91bnRpbBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHc2Nhbm5lZBgMIAEoBCqUAQoNVHJlZVBsYWNlbWVudBIeChpUUkVFX1BMQUNFTUVOVF9VTlNQRUNJRklFRBAAEiEKHVRSRUVfUExBQ0VNRU5UX1BBUkVOVF9NSVNTSU5HEAESHwobVFJFRV9QTEFDRU1FTlRfUEFSRU5UX0NZQ0xFEAISHwobVFJFRV9QTEFDRU1FTlRfREVQVEhfQ0FQUEVEEAMy+gIKDEF1ZGl0U2VydmljZRJOCghHZXRUcmFjZRIdLnZlcml0cmFjZS52MS5HZXRUcmFjZVJlcXVlc3QaHi52ZXJpdHJhY2UudjEuR2V0VHJhY2VSZXNwb25zZSIDkAIBElcKC1F1ZXJ5VHJhY2VzEiAudmVyaXRyYWNlLnYxLlF1ZXJ5VHJhY2VzUmVxdWVzdBohLnZlcml0cmFjZS52MS5RdWVyeVRyYWNlc1Jlc3BvbnNlIgOQAgESXAoMRXhwb3J0QnVuZGxlEiEudmVyaXRyYWNlLnYxLkV4cG9ydEJ1bmRsZVJlcXVlc3QaIi52ZXJpdHJhY2UudjEuRXhwb3J0QnVuZGxlUmVzcG9uc2UiA5ACATABEmMKD0FnZ3JlZ2F0ZVRyYWNlcxIkLnZlcml0cmFjZS52MS5BZ2dyZWdhdGVUcmFjZXNSZXF1ZXN0GiUudmVyaXRyYWNlLnYxLkFnZ3JlZ2F0ZVRyYWNlc1Jlc3BvbnNlIgOQAgFCPVo7Z2l0aHViLmNvbS92ZXJpdHJhY2UvdmVyaXRyYWNlL2dlbi92ZXJpdHJhY2UvdjE7dmVyaXRyYWNldjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_veritrace_v1_span, file_veritrace_v1_version]);
 
 /**
  * TraceQuery selects traces. Unset fields match anything.
@@ -184,6 +184,15 @@ export type SpanNode = Message<"veritrace.v1.SpanNode"> & {
    * @generated from field: string decode_error = 12;
    */
   decodeError: string;
+
+  /**
+   * Set when this span is not shown where its parent_span_id puts it: a
+   * root whose parent is missing or on a loop, or a span placed at the
+   * nesting cap. span.parent_span_id still holds its real parent.
+   *
+   * @generated from field: veritrace.v1.TreePlacement placement = 13;
+   */
+  placement: TreePlacement;
 };
 
 /**
@@ -203,7 +212,13 @@ export type GetTraceResponse = Message<"veritrace.v1.GetTraceResponse"> & {
   traceId: Uint8Array;
 
   /**
-   * Root spans (no parent, or a parent not in the ledger), ordered by start.
+   * Root spans, ordered by start: those with no parent, a parent not in
+   * the ledger, or a parent loop (SpanNode.placement). Every span the
+   * ledger holds for the trace appears exactly once in the tree. The tree
+   * nests at most 32 spans deep (roots are depth 1): a span whose parent
+   * is at depth 32 is shown beside it (TREE_PLACEMENT_DEPTH_CAPPED), so
+   * that an answer of any shape decodes within the recursion limit of
+   * every protobuf runtime (100 message levels in some).
    *
    * @generated from field: repeated veritrace.v1.SpanNode roots = 2;
    */
@@ -711,6 +726,52 @@ export type AggregateTracesResponse = Message<"veritrace.v1.AggregateTracesRespo
  */
 export const AggregateTracesResponseSchema: GenMessage<AggregateTracesResponse> = /*@__PURE__*/
   messageDesc(file_veritrace_v1_audit, 14);
+
+/**
+ * TreePlacement says why a span is not shown under its parent.
+ *
+ * @generated from enum veritrace.v1.TreePlacement
+ */
+export enum TreePlacement {
+  /**
+   * Under its parent, or a root that names no parent.
+   *
+   * @generated from enum value: TREE_PLACEMENT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A root: its parent is not among the trace's spans in the ledger (not
+   * sent, sent to another trace, or not yet arrived).
+   *
+   * @generated from enum value: TREE_PLACEMENT_PARENT_MISSING = 1;
+   */
+  PARENT_MISSING = 1,
+
+  /**
+   * A root: following parents from it leads round a loop (a span its own
+   * parent, or A the parent of B and B of A) that no root is above. One
+   * span of each loop is made a root; the rest of the loop and what hangs
+   * from it are shown under it.
+   *
+   * @generated from enum value: TREE_PLACEMENT_PARENT_CYCLE = 2;
+   */
+  PARENT_CYCLE = 2,
+
+  /**
+   * Its parent is at the nesting cap (GetTraceResponse.roots): it is shown
+   * beside its parent, as a child of the span above the cap, not under it.
+   *
+   * @generated from enum value: TREE_PLACEMENT_DEPTH_CAPPED = 3;
+   */
+  DEPTH_CAPPED = 3,
+}
+
+/**
+ * Describes the enum veritrace.v1.TreePlacement.
+ */
+export const TreePlacementSchema: GenEnum<TreePlacement> = /*@__PURE__*/
+  enumDesc(file_veritrace_v1_audit, 0);
 
 /**
  * AuditService answers auditors: decision paths, trace queries and signed
