@@ -144,3 +144,37 @@ func TestNodesSetPolicyFromTheSameRevisionRaced(t *testing.T) {
 		}
 	}
 }
+
+// TestSetPolicyRetryOfTheRecordedChangeIsAnswered: a compliance officer
+// sets a policy from revision 1; it is recorded as revision 2 but the
+// answer is lost (a timeout, a proxy). The identical retry (same rules,
+// same revision edited, same reason) is answered with revision 2 and its
+// entry's index and appends nothing; a request from revision 1 that
+// differs in its rules or its reason is still refused as stale.
+func TestSetPolicyRetryOfTheRecordedChangeIsAnswered(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, _, err := setDays(t, e.s, 0, 400); err != nil {
+		t.Fatal(err)
+	}
+	first, at, err := setDays(t, e.s, 1, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, _ := e.l.Size(ctx, "default")
+	p, idx, err := setDays(t, e.s, 1, 500) // the same request, retried
+	if err != nil || p.Revision != first.Revision || idx != at {
+		t.Errorf("SetPolicy(retry of the change recorded as revision %d at %d) = %+v, %d, %v; want revision %d at index %d (the retry's own change)", first.Revision, at, p, idx, err, first.Revision, at)
+	}
+	other := DefaultPolicy()
+	other.Revision, other.Default.Days = 1, 500
+	if _, _, err := e.s.SetPolicy(ctx, "default", other, "co", "another reason"); !errors.Is(err, ErrPolicyChanged) {
+		t.Errorf("SetPolicy(from revision 1, the recorded rules, another reason) = %v, want ErrPolicyChanged", err)
+	}
+	if _, _, err := setDays(t, e.s, 1, 600); !errors.Is(err, ErrPolicyChanged) {
+		t.Errorf("SetPolicy(from revision 1, other rules) = %v, want ErrPolicyChanged", err)
+	}
+	if now, _ := e.l.Size(ctx, "default"); now != size {
+		t.Errorf("the retries appended %d entries", now-size)
+	}
+}

@@ -203,6 +203,9 @@ func (s *Service) SetPolicy(ctx context.Context, tenant string, next Policy, by,
 		return nil, 0, err
 	}
 	if next.Revision != old.Revision {
+		if p, idx, ok, err := s.retried(ctx, tenant, &next, reason); err != nil || ok {
+			return p, idx, err
+		}
 		return nil, 0, &StaleError{Current: old.Revision, Edited: next.Revision}
 	}
 	old = old.clone()
@@ -234,6 +237,12 @@ func (s *Service) SetPolicy(ctx context.Context, tenant string, next Policy, by,
 	if errors.Is(err, ledger.ErrAlreadyExists) {
 		// Revision next.Revision exists: recorded by another request,
 		// perhaps not yet acknowledged (then currentPolicy does not show it).
+		// It may be this very change, recorded by an earlier try.
+		edited := next
+		edited.Revision = old.Revision
+		if p, idx, ok, err := s.retried(ctx, tenant, &edited, reason); err != nil || ok {
+			return p, idx, err
+		}
 		current := next.Revision
 		if p, err := s.currentPolicy(ctx, tenant); err == nil {
 			current = max(current, p.Revision)
@@ -247,6 +256,39 @@ func (s *Service) SetPolicy(ctx context.Context, tenant string, next Policy, by,
 		return nil, 0, err
 	}
 	return next.clone(), idx, nil
+}
+
+// retried looks for next, a change made from revision next.Revision with
+// the reason given, among those recorded: if revision next.Revision+1 is
+// in the tenant's log (published: acknowledged or about to be) with the
+// same rules (sameRules) and the same reason, next is a retry of the
+// request that recorded it, whose answer was lost, and retried returns
+// that revision and its entry's index, ok. Who set it is not compared: a
+// colleague's retry of the same change is the same request. It writes
+// nothing.
+func (s *Service) retried(ctx context.Context, tenant string, next *Policy, reason string) (*Policy, uint64, bool, error) {
+	if next.Revision < 0 {
+		return nil, 0, false, nil
+	}
+	idx, found, err := s.L.IdentityIndex(ctx, tenant, format.KindRetention, policyID(tenant, next.Revision+1))
+	if err != nil || !found {
+		return nil, 0, false, err
+	}
+	en, err := s.L.GetEntry(ctx, tenant, idx)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, 0, false, nil // being appended, not yet published
+	}
+	if err != nil {
+		return nil, 0, false, err
+	}
+	p := &Policy{}
+	if err := json.Unmarshal(en.Payload, p); err != nil {
+		return nil, 0, false, fmt.Errorf("retention entry %d of %s: %w", idx, tenant, err)
+	}
+	if p.Reason != reason || !sameRules(p, next) {
+		return nil, 0, false, nil
+	}
+	return p, idx, true, nil
 }
 
 // sameRules reports whether two policies have the same rules (floor,

@@ -131,9 +131,11 @@ func NewGRPCHandlers(b Backend, opts ...connect.HandlerOption) map[string]http.H
 // GRPCError makes an overload retryable for OTLP gRPC exporters: they
 // retry UNAVAILABLE, but RESOURCE_EXHAUSTED only with RetryInfo. Every
 // refusal of a valid export for load goes through it: the ledger's, and
-// the server's bound of in-flight bytes (rpc, inflight.gate).
+// the server's bound of in-flight bytes (rpc, inflight.gate). An export
+// too large (ErrTooLarge, ErrExpandsTooFar) stays RESOURCE_EXHAUSTED: it
+// is the client's data, and would be refused again.
 func GRPCError(err error) error {
-	if connect.CodeOf(err) == connect.CodeResourceExhausted && !errors.Is(err, ErrExpandsTooFar) {
+	if connect.CodeOf(err) == connect.CodeResourceExhausted && !errors.Is(err, ErrExpandsTooFar) && !errors.Is(err, ErrTooLarge) {
 		return connect.NewError(connect.CodeUnavailable, errors.New(errMessage(err)))
 	}
 	return err

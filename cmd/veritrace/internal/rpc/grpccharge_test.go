@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -134,5 +137,64 @@ func TestGRPCExportPrefixIsChecked(t *testing.T) {
 	waitFor(t, s, "nothing held", func(st InflightStats) bool { return st.HeldBytes == 0 && st.Waiting == 0 && st.ExportsInProgress == 0 })
 	if st := s.h.InflightStats(); st.BodiesCut != 1 {
 		t.Errorf("BodiesCut = %d after one export cut before its prefix, want 1", st.BodiesCut)
+	}
+}
+
+// countingReader counts the bytes read through it (by another goroutine,
+// a client's transport, too).
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// zeros is an endless body of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestGRPCExportDeclaringMoreThanMaxIsRefusedAtItsPrefix: a gRPC export
+// whose prefix declares 4 GiB (more than --otlp-max-bytes), compressed or
+// not, is refused at its prefix with resource_exhausted (not retryable:
+// the export is the client's data), before admission: the server does not
+// read on to the declared length (connect-go would discard it all before
+// refusing), so the client sends no more than its stream's window past
+// the prefix.
+func TestGRPCExportDeclaringMoreThanMaxIsRefusedAtItsPrefix(t *testing.T) {
+	const limit = 1 << 20
+	s := startServerWith(t, Options{OTLP: OTLPOptions{MaxBytes: limit}})
+	token := s.key(t, policy.Ingester, "default")
+	for _, flags := range []byte{0, 1} {
+		t.Run(fmt.Sprintf("flags=%d", flags), func(t *testing.T) {
+			const sent = 64 << 20
+			body := &countingReader{r: io.MultiReader(
+				bytes.NewReader(grpcMessage(flags, 0xFFFFFFFF, nil)),
+				io.LimitReader(zeros{}, sent))}
+			st, m := rawGRPC(t, s, token, body)
+			got := body.n.Load()
+			t.Logf("grpc-status %s %q after the server took %d bytes of the body (limit %d)", st, m, got, limit)
+			// The client may run ahead of the server by the stream's window.
+			if bound := int64(limit + 2*http2StreamWindow + 64<<10); got > bound {
+				t.Errorf("the server read %d bytes of an export declaring 4 GiB before refusing it, want at most %d (--otlp-max-bytes and the stream's window)", got, bound)
+			}
+			if st != "8" || !strings.Contains(m, "--otlp-max-bytes") {
+				t.Errorf("grpc-status %s %q, want 8 (resource_exhausted, not retryable) naming --otlp-max-bytes", st, m)
+			}
+		})
+	}
+}
+
+// TestDeclaredBodyStopsAtMax: the second guard: a declaredBody never gives
+// more than max bytes of its message, whatever the prefix declared.
+func TestDeclaredBodyStopsAtMax(t *testing.T) {
+	b := &declaredBody{ReadCloser: io.NopCloser(io.LimitReader(zeros{}, 100)), left: 100, max: 10}
+	got, err := io.ReadAll(b)
+	if len(got) != 10 || !errors.Is(err, otlp.ErrTooLarge) || connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Errorf("ReadAll(declaredBody of 100 bytes, max 10) = %d bytes, %v; want 10 bytes, resource_exhausted wrapping otlp.ErrTooLarge", len(got), err)
 	}
 }

@@ -439,9 +439,14 @@ const grpcPrefix = 5
 // send no Content-Length, and charging each the whole limit would let a
 // few small exports fill the bound. It reads the message's prefix, the
 // body sending nothing for at most bodyTimeout: an uncompressed message
-// is charged its declared length (at most limit: a longer one is refused
-// when its handler reads it), a compressed one limit, its decompressed
-// size being unknown. The bytes read are given back to r's body, which
+// is charged its declared length, a compressed one limit, its
+// decompressed size being unknown. A message declaring more than limit
+// bytes (compressed or not: connect-go refuses it too) is refused at
+// once, resource_exhausted wrapping otlp.ErrTooLarge, which is not
+// retryable (the export is the client's data, and would be refused
+// again), before admission and reading nothing more of it: otherwise
+// connect-go would read and discard the declared length, up to 4 GiB,
+// before refusing it. The bytes read are given back to r's body, which
 // then ends with the message: a request that sends more is refused
 // (declaredBody), so that the charge bounds what it holds. A body that
 // ends within the prefix is charged what it sent; its handler refuses it.
@@ -464,21 +469,36 @@ func (g *inflight) grpcCharge(ctx context.Context, w http.ResponseWriter, r *htt
 		return int64(n), nil
 	}
 	size := int64(binary.BigEndian.Uint32(p[1:]))
-	r.Body = &declaredBody{ReadCloser: r.Body, prefix: p[:], left: size}
+	if size > int64(limit) {
+		return 0, errMessageTooLarge(size, limit)
+	}
+	r.Body = &declaredBody{ReadCloser: r.Body, prefix: p[:], left: size, max: int64(limit)}
 	if p[0]&1 != 0 {
 		return int64(limit), nil
 	}
 	return min(grpcPrefix+size, int64(limit)), nil
 }
 
+// errMessageTooLarge refuses a gRPC export whose message declares size
+// bytes, more than limit (--otlp-max-bytes): resource_exhausted, which
+// otlp.GRPCError leaves as it is (not retryable).
+func errMessageTooLarge(size int64, limit int) error {
+	return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+		"%w: its gRPC message declares %d bytes, more than --otlp-max-bytes (%d); send smaller batches", otlp.ErrTooLarge, size, limit))
+}
+
 // declaredBody is a gRPC request body whose prefix was read (grpcCharge):
 // it gives back the prefix, then the message's left bytes, then the end
 // of the body, or an error if the body goes on: a unary request carries
-// one message.
+// one message. It never gives more than max bytes of the message: past
+// them it fails with errMessageTooLarge (grpcCharge refuses a message
+// declaring more first; this is the second guard).
 type declaredBody struct {
 	io.ReadCloser
 	prefix []byte
-	left   int64
+	left   int64 // bytes of the message not yet read
+	read   int64 // bytes of the message read
+	max    int64 // --otlp-max-bytes
 }
 
 // errMoreThanDeclared: a gRPC export's body went on past its message.
@@ -491,11 +511,15 @@ func (b *declaredBody) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if b.left > 0 {
-		if int64(len(p)) > b.left {
-			p = p[:b.left]
+		if b.read >= b.max {
+			return 0, errMessageTooLarge(b.read+b.left, int(b.max))
+		}
+		if int64(len(p)) > min(b.left, b.max-b.read) {
+			p = p[:min(b.left, b.max-b.read)]
 		}
 		n, err := b.ReadCloser.Read(p)
 		b.left -= int64(n)
+		b.read += int64(n)
 		return n, err
 	}
 	var one [1]byte
