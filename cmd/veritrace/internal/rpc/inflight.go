@@ -324,17 +324,27 @@ func connectCodeOfContext(err error) connect.Code {
 // room: how operators see back-pressure (with Handler.InflightStats).
 func (g *inflight) note(ctx context.Context, msg string) {
 	g.mu.Lock()
-	now := g.now()
-	if now.Sub(g.logged) < inflightLogEvery {
-		g.mu.Unlock()
+	due := g.due(&g.logged)
+	g.mu.Unlock()
+	if !due {
 		return
 	}
-	g.logged = now
-	g.mu.Unlock()
 	s := g.stats()
 	g.log.WarnContext(ctx, msg,
 		"max_inflight_bytes", s.MaxBytes, "held_bytes", s.HeldBytes, "waiting", s.Waiting, "waited_total", s.Waited, "refused_total", s.Refused,
 		"export_slots", s.ExportSlots, "exports_in_progress", s.ExportsInProgress, "exports_waiting", s.ExportsWaiting)
+}
+
+// due reports, with g.mu held, whether a line last logged at *last may
+// be logged again now (at most every inflightLogEvery), and if so sets
+// *last to now.
+func (g *inflight) due(last *time.Time) bool {
+	now := g.now()
+	if !last.IsZero() && now.Sub(*last) < inflightLogEvery {
+		return false
+	}
+	*last = now
+	return true
 }
 
 // cut counts a body cut (bodyDeadline) and logs it, at most every
@@ -343,13 +353,12 @@ func (g *inflight) note(ctx context.Context, msg string) {
 func (g *inflight) cut(ctx context.Context, read int64, err error) {
 	total := g.cuts.Add(1)
 	g.mu.Lock()
-	now := g.now()
-	if !g.cutLogged.IsZero() && now.Sub(g.cutLogged) < inflightLogEvery {
+	if !g.due(&g.cutLogged) {
 		g.mu.Unlock()
 		return
 	}
 	since := total - g.cutsLogged
-	g.cutLogged, g.cutsLogged = now, total
+	g.cutsLogged = total
 	g.mu.Unlock()
 	g.log.InfoContext(ctx, "an append's body was cut (--body-timeout, --min-body-rate)",
 		"bytes_read", read, "err", err, "cuts_since_last_line", since, "cuts_total", total)
