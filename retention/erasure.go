@@ -269,7 +269,7 @@ func validRequestID(id string) bool {
 // done carries it out.
 func (s *Service) Erase(ctx context.Context, tenant string, req ErasureRequest) (_ *Erasure, err error) {
 	if !validRequestID(req.ID) {
-		return nil, fmt.Errorf("%w: request id must be 1 to 64 of A-Z a-z 0-9 - _ .", ErrInvalid)
+		return nil, fmt.Errorf("%w: request id must be %s", ErrInvalid, RequestIDSyntax)
 	}
 	n := 0
 	for _, set := range []bool{req.Subject != "", req.Session != "", len(req.TraceIDs) > 0} {

@@ -187,7 +187,7 @@ func (s *Service) PlaceHold(ctx context.Context, tenant string, scope HoldScope,
 func (s *Service) PlaceHoldRequest(ctx context.Context, tenant string, req HoldRequest) (*Hold, uint64, error) {
 	scope := req.Scope
 	if req.ID != "" && !validRequestID(req.ID) {
-		return nil, 0, fmt.Errorf("%w: request_id must be 1 to 64 of A-Z a-z 0-9 - _ .", ErrInvalid)
+		return nil, 0, fmt.Errorf("%w: request_id must be %s", ErrInvalid, RequestIDSyntax)
 	}
 	if err := scope.validate(); err != nil {
 		return nil, 0, err

@@ -1,6 +1,6 @@
 package retention
 
-// RequestIDSyntax is what a request id (an erasure's, a sweep's) is made
+// RequestIDSyntax is what a request id (an erasure's, a sweep's, a hold's) is made
 // of, as ValidRequestID checks it.
 const RequestIDSyntax = "1 to 64 of A-Z a-z 0-9 - _ ."
 
