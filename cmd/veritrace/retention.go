@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -213,8 +212,8 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 		tenant := fs.Bool("whole-tenant", false, "hold every entry of the tenant")
 		fs.StringVar(&sc.subject, "subject", "", "hold a data subject's entries")
 		fs.StringVar(&sc.session, "session", "", "hold a session's entries")
-		fs.StringVar(&sc.trace, "trace", "", "hold a trace (32 hex digits)")
-		fs.StringVar(&sc.from, "from", "", "hold entries appended from this time (RFC 3339)")
+		fs.StringVar(&sc.trace, "trace", "", "hold a trace ("+traceIDForms+")")
+		fs.StringVar(&sc.from, "from", "", "hold entries appended from this time ("+timeForms+")")
 		fs.StringVar(&sc.to, "to", "", "... until this time")
 		caseRef := fs.String("case", "", "case reference (required)")
 		reason := fs.String("reason", "", "why (required)")
@@ -224,17 +223,17 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		scope := &v1.HoldScope{Tenant: *tenant, SubjectId: sc.subject, SessionId: sc.session}
 		if sc.trace != "" {
-			if scope.TraceId, err = hex.DecodeString(sc.trace); err != nil {
-				return fmt.Errorf("--trace: %v", err)
+			if scope.TraceId, err = parseTraceID("--trace", sc.trace); err != nil {
+				return err
 			}
 		}
 		for name, s := range map[string]string{"from": sc.from, "to": sc.to} {
 			if s == "" {
 				continue
 			}
-			t, err := time.Parse(time.RFC3339, s)
+			t, err := parseTimeFlag("--"+name, s)
 			if err != nil {
-				return fmt.Errorf("--%s: %v", name, err)
+				return err
 			}
 			if name == "from" {
 				scope.From = timestamppb.New(t)
