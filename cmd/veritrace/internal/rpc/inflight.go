@@ -233,7 +233,13 @@ func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n i
 		err := ks.sem.Acquire(wctx, kn)
 		if err == nil {
 			bound, limit = errQueueWait, g.max
-			if err = g.sem.Acquire(wctx, n); err != nil {
+			if err = g.sem.Acquire(wctx, n); err == nil && g.stopping.Err() != nil {
+				// Room came as the shutdown began (what the refused
+				// waiters gave back): a waiter is answered, not admitted.
+				g.sem.Release(n)
+				err = g.stopping.Err()
+			}
+			if err != nil {
 				ks.sem.Release(kn)
 			}
 		}
@@ -274,6 +280,10 @@ func (g *inflight) exportSlot(ctx context.Context, until time.Time, waited *bool
 		g.note(ctx, "OTLP exports wait for a slot: --otlp-max-concurrent exports are in progress")
 		wctx, cancel := g.waitCtx(ctx, until)
 		err := g.exports.Acquire(wctx, 1)
+		if err == nil && g.stopping.Err() != nil {
+			g.exports.Release(1) // as acquire: answered, not admitted
+			err = g.stopping.Err()
+		}
 		cancel()
 		g.exportsWaiting.Add(-1)
 		g.waiting.Add(-1)

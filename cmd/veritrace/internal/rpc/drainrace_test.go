@@ -1,0 +1,82 @@
+package rpc
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+)
+
+// TestNoWaiterAdmittedOnceShutdownBegan: a request waiting for room when
+// the server begins to shut down is answered unavailable, even when room
+// is freed at that very moment (as when the shutdown's own refusals give
+// back what waiting exports held). CI saw a native append admitted in that
+// window, which TestShutdownAnswersWaitersAtOnce then found appended.
+// Bytes (the server's bound and a key's share) and export slots alike.
+func TestNoWaiterAdmittedOnceShutdownBegan(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, c := range []struct {
+		what string
+		wait func(g *inflight) (func(), error)
+		fill func(g *inflight) func()
+	}{
+		{"bytes of the server's bound", func(g *inflight) (func(), error) {
+			var w bool
+			return g.acquire(context.Background(), time.Time{}, "b", 100, &w)
+		}, func(g *inflight) func() {
+			var w bool
+			rel, _ := g.acquire(context.Background(), time.Time{}, "a", 100, &w)
+			return rel
+		}},
+		{"bytes of a key's share", func(g *inflight) (func(), error) {
+			var w bool
+			return g.acquire(context.Background(), time.Time{}, "a", 60, &w)
+		}, func(g *inflight) func() {
+			var w bool
+			rel, _ := g.acquire(context.Background(), time.Time{}, "a", 60, &w)
+			return rel
+		}},
+		{"an export slot", func(g *inflight) (func(), error) {
+			var w bool
+			return g.exportSlot(context.Background(), time.Time{}, &w)
+		}, func(g *inflight) func() {
+			var w bool
+			rel, _ := g.exportSlot(context.Background(), time.Time{}, &w)
+			return rel
+		}},
+	} {
+		t.Run(c.what, func(t *testing.T) {
+			admitted := 0
+			const rounds = 300
+			for range rounds {
+				g := newInflight(100, 100, 1, 0, time.Second, 1, log)
+				release := c.fill(g)
+				errc := make(chan error, 1)
+				go func() {
+					rel, err := c.wait(g)
+					if rel != nil {
+						rel()
+					}
+					errc <- err
+				}()
+				for g.waiting.Load() == 0 {
+					time.Sleep(10 * time.Microsecond)
+				}
+				g.drain()
+				release()
+				err := <-errc
+				if err == nil {
+					admitted++
+				} else if connect.CodeOf(err) != connect.CodeUnavailable {
+					t.Fatalf("waiter at shutdown = %v, want unavailable", err)
+				}
+			}
+			if admitted > 0 {
+				t.Errorf("%d of %d requests waiting for %s when the shutdown began were admitted, want none (answered unavailable, shutting down)", admitted, rounds, c.what)
+			}
+		})
+	}
+}
