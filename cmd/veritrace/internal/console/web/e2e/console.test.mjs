@@ -1050,10 +1050,24 @@ describe("attacks on the console, and what users expect of it", () => {
     // One naming a part by another leaf hash fails the parts (and the counts are not checked).
     await tamperReceipts(page, "GetErasure", (r) => (r.tombstones[0].leaf_hash = r.tombstones[0].leaf_hash.replace(/^./, (c) => (c === "0" ? "1" : "0"))), true);
     assert.deepEqual(await check(), { "receipt signature": "true", "receipt checkpoint": "true", "tombstone parts": "false", counts: "false" });
+    // The verdict and the list say what did not run, in veritrace verify-receipt's words, never that it failed.
+    const verdict = async () => (await page.getByTestId("past-erasure").getByTestId("receipt-not-verified").textContent()) ?? "";
+    const states = async () => {
+      const out = {};
+      for (const li of await page.getByTestId("past-erasure").locator("li[data-check]").all()) out[(await li.getAttribute("data-check")) ?? ""] = await li.getAttribute("data-state");
+      return out;
+    };
+    assert.equal(await verdict(), "NOT VERIFIED: tombstone parts failed; counts not checked (not every tombstone part holds).");
+    assert.deepEqual(await states(), { "receipt signature": "ok", "receipt checkpoint": "ok", "tombstone parts": "failed", counts: "not-checked" });
     await page.unroute("**/veritrace.v1.RetentionService/GetErasure");
-    // One changed and not signed again fails the signature.
+    // One changed and not signed again fails the signature; nothing else runs.
     await tamperReceipts(page, "GetErasure", (r) => r.held_count++, false);
     assert.deepEqual(await check(), { "receipt signature": "false", "receipt checkpoint": "false", "tombstone parts": "false", counts: "false" });
+    assert.equal(
+      await verdict(),
+      "NOT VERIFIED: receipt signature failed; receipt checkpoint, tombstone parts, counts not checked (the receipt's signature does not hold).",
+    );
+    assert.deepEqual(await states(), { "receipt signature": "failed", "receipt checkpoint": "not-checked", "tombstone parts": "not-checked", counts: "not-checked" });
     await page.unroute("**/veritrace.v1.RetentionService/GetErasure");
     await page.close();
   });
