@@ -169,7 +169,7 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 			continue
 		}
 		n := &v1.SpanNode{Index: h.Index, LeafHash: e.LeafHash[:], AppendedAt: timestamppb.New(h.AppendedAt),
-			SpanId: h.SpanID[:], Kind: v1.SpanKind(h.SubKind), Erased: e.Erased}
+			SpanId: h.SpanID[:], Kind: v1.SpanKind(h.SubKind), Erased: e.Erased, Header: headerProto(h), ErasedByTombstone: e.ErasedBy}
 		switch {
 		case e.Erased:
 		case decodeErrs[i] != nil:
