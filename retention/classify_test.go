@@ -3,6 +3,7 @@ package retention
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -114,6 +115,180 @@ func TestNodesSpanClassifiedUnderTheRevisionInForceWhereItCommits(t *testing.T) 
 	}
 	if e.erased(t, []uint64{i})[0] {
 		t.Errorf("an error span appended after the compliance rule keeping errors six years was recorded is expired after 61 days")
+	}
+	e.verify(t)
+}
+
+// Appends on node a race policy changes on node b that move error spans
+// from one class to another and back: every span, whichever revision it
+// was first classified under, has the class the revision in force where
+// it committed gives it.
+func TestNodesSpansRacePolicyChanges(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	a, b := e.node("a"), e.node("b")
+	done := make(chan struct{})
+	changes := make(chan error, 1)
+	go func() {
+		defer close(changes)
+		yes := true
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			p, err := b.Policy(ctx, "default")
+			if err != nil {
+				changes <- err
+				return
+			}
+			if len(p.Rules) == 0 {
+				p.Rules = []Rule{{Class: fmt.Sprintf("errors-%d", i), Days: 400, Mode: Governance, Match: Match{Errors: &yes}}}
+			} else {
+				p.Rules = nil
+			}
+			if _, _, err := b.SetPolicy(ctx, "default", *p, "co", "toggle the errors rule"); err != nil {
+				changes <- err
+				return
+			}
+		}
+	}()
+	type appended struct {
+		index uint64
+		revs  []int
+	}
+	var got []appended
+	for n := 0; n < 40; n++ {
+		var revs []int
+		rs, err := a.AppendSpans(ctx, "default", errorSpan(byte(n+1), &revs), nil)
+		if err != nil {
+			t.Fatalf("AppendSpans(span %d) = %v", n, err)
+		}
+		got = append(got, appended{rs[0].Index, revs})
+	}
+	close(done)
+	if err := <-changes; err != nil {
+		t.Fatalf("a policy change: %v", err)
+	}
+	retried := 0
+	for _, g := range got {
+		h, err := e.l.Headers(ctx, "default", []uint64{g.index})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := revisionAt(t, e, g.index)
+		if want := in.Classify(SpanFacts{Kind: 1, Error: true}); h[0].RetentionClass != want {
+			t.Errorf("the span at %d has class %q (classified under revisions %v); revision %d, in force where it committed, gives %q", g.index, h[0].RetentionClass, g.revs, in.Revision, want)
+		}
+		if len(g.revs) > 1 {
+			retried++
+		}
+	}
+	p, _ := a.Policy(ctx, "default")
+	t.Logf("%d spans, %d revisions, %d spans classified again", len(got), p.Revision, retried)
+}
+
+// A policy changed each time the spans are classified: after
+// maxClassifyAttempts classifications the append fails with
+// ErrPolicyChanged, having appended nothing; sent again, it is appended.
+func TestAppendSpansGivesUpWhileThePolicyKeepsChanging(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	a, b := e.node("a"), e.node("b")
+	days := 60
+	a.beforeSpanAppend = func() {
+		days++
+		p, err := b.Policy(ctx, "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Default.Days = days
+		if _, _, err := b.SetPolicy(ctx, "default", *p, "co", "longer"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size, _ := e.l.Size(ctx, "default")
+	var revs []int
+	_, err := a.AppendSpans(ctx, "default", errorSpan(1, &revs), nil)
+	var ce *ChangingError
+	if !errors.Is(err, ErrPolicyChanged) || !errors.As(err, &ce) || ce.Attempts != maxClassifyAttempts || len(revs) != maxClassifyAttempts {
+		t.Fatalf("AppendSpans(while every classification is followed by a policy change) = %v after %d classifications; want a *ChangingError after %d", err, len(revs), maxClassifyAttempts)
+	}
+	if now, _ := e.l.Size(ctx, "default"); now != size+maxClassifyAttempts {
+		t.Errorf("the log grew by %d entries, want %d (the policy changes only)", now-size, maxClassifyAttempts)
+	}
+	a.beforeSpanAppend = nil
+	if _, err := a.AppendSpans(ctx, "default", errorSpan(1, &revs), nil); err != nil {
+		t.Errorf("AppendSpans(sent again) = %v", err)
+	}
+}
+
+// A span appended before is not appended again: sent again after a
+// policy change that would classify it otherwise, it gets its first
+// receipt and keeps the class it committed with.
+func TestAppendSpansRetryKeepsTheCommittedClass(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	var revs []int
+	first, err := e.s.AppendSpans(ctx, "default", errorSpan(1, &revs), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepErrors(t, e.s)
+	again, err := e.s.AppendSpans(ctx, "default", errorSpan(1, &revs), nil)
+	if err != nil || !again[0].Duplicate || again[0].Index != first[0].Index {
+		t.Fatalf("AppendSpans(the same span again) = %+v, %v; want the first receipt (index %d), a duplicate", again, err, first[0].Index)
+	}
+	h, err := e.l.Headers(ctx, "default", []uint64{first[0].Index})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h[0].RetentionClass != DefaultClass {
+		t.Errorf("the span committed under revision 1 has class %q, want %q", h[0].RetentionClass, DefaultClass)
+	}
+}
+
+// A policy change recorded on node b between node a's sweep planning and
+// its commit: the sweep never expires by the superseded revision. It
+// plans again under the new one, which keeps everything longer, and
+// erases nothing.
+func TestNodesSweepPlannedBeforeAPolicyChangeErasesByTheNewOne(t *testing.T) {
+	t.Cleanup(func() { testHookBeforeCommit = nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	a, b := e.node("a"), e.node("b")
+	idxs := e.spans(t, "jan", "", 1, 3, false, "j")
+	e.clock.Add(61 * Day)
+	var at uint64
+	testHookBeforeCommit = func(er *Erasure, attempt int) error {
+		if attempt == 0 {
+			p, err := b.Policy(ctx, "default")
+			if err != nil {
+				return err
+			}
+			p.Default.Days = 400
+			_, at, err = b.SetPolicy(ctx, "default", *p, "co", "keep a year")
+			return err
+		}
+		return nil
+	}
+	r, err := a.Sweep(ctx, "default")
+	if err != nil {
+		t.Fatalf("Sweep() = %v", err)
+	}
+	if at == 0 {
+		t.Fatal("the sweep committed without planning: the hook never ran")
+	}
+	if r.Erased != 0 || r.Tombstone != nil {
+		t.Errorf("Sweep(planned under 60 days, committed after revision 2 keeping 400 days at %d) = erased %d, tombstone %v; want nothing erased, no tombstone", at, r.Erased, r.Tombstone)
+	}
+	if got := fmt.Sprint(e.erased(t, idxs)); got != "[false false false]" {
+		t.Errorf("erased after the sweep: %s", got)
 	}
 	e.verify(t)
 }
