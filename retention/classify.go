@@ -13,10 +13,8 @@ import (
 // the spans of one append (Classifier): it is read (and checked against
 // the database) once, not per span, and shared: no copy per span.
 type Classification struct {
-	p *Policy
-	// from is the log's size read before p was found current: no later
-	// revision's entry was in the log below it.
-	from uint64
+	p      *Policy
+	tenant string
 }
 
 // Class returns the retention class of a span.
@@ -28,14 +26,24 @@ func (c *Classification) Days(class string) (int, bool) { return c.p.Days(class)
 // Revision is the policy revision the classification is made under.
 func (c *Classification) Revision() int { return c.p.Revision }
 
+// unless is the durable precondition of an append classified by c: the
+// next revision's retention entry is not in the log. Revisions are
+// recorded one after the other (SetPolicy appends revision N+1 only once
+// N is recorded), so where the append commits without it, the last
+// retention entry before the appended entries is c's revision's (none for
+// revision 0, the default policy).
+func (c *Classification) unless() ledger.Unless {
+	return ledger.Unless{Absent: []ledger.Identity{{Kind: format.KindRetention, ID: policyID(c.tenant, c.p.Revision+1)}}}
+}
+
 // Classifier returns the tenant's policy in force now, for classifying
 // the spans of one request.
 func (s *Service) Classifier(ctx context.Context, tenant string) (*Classification, error) {
-	p, from, err := s.policy(ctx, tenant)
+	p, err := s.policy(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
-	return &Classification{p: p, from: from}, nil
+	return &Classification{p: p, tenant: tenant}, nil
 }
 
 // ClassOf returns the retention class of a span under the tenant's policy.
@@ -61,10 +69,10 @@ const maxClassifyAttempts = 8
 // policy whose retention entry is the last one before the span's entry
 // in the log (the default policy if there is none). The records are
 // appended with a durable precondition, checked by the ledger's writer in
-// the transaction that would commit them: no retention entry was appended
-// at or after the log's size read before the policy was found current
-// (ledger.Unless). If one was (a policy change, on any node, between the
-// classification and the commit), nothing is written, and the spans are
+// the transaction that would commit them: the next revision's retention
+// entry is not in the log (one point read). If it is (a policy change, on
+// any node, between the classification and the commit), nothing is
+// written, and the spans are
 // classified again under the new revision and appended again, at most
 // maxClassifyAttempts times in all; then it fails with a *ChangingError
 // (errors.Is ErrPolicyChanged) having appended nothing. build MUST
@@ -90,7 +98,7 @@ func (s *Service) AppendSpans(ctx context.Context, tenant string, build func(*Cl
 		if s.beforeSpanAppend != nil {
 			s.beforeSpanAppend()
 		}
-		rs, err := appendFn(ctx, tenant, recs, ledger.Unless{Kinds: []format.Kind{format.KindRetention}, From: c.from})
+		rs, err := appendFn(ctx, tenant, recs, c.unless())
 		if !errors.Is(err, ledger.ErrPrecondition) {
 			return rs, err
 		}

@@ -124,7 +124,7 @@ func (p *Policy) clone() *Policy {
 // Policy returns a copy of a tenant's retention policy (DefaultPolicy if it
 // never set one).
 func (s *Service) Policy(ctx context.Context, tenant string) (*Policy, error) {
-	p, _, err := s.policy(ctx, tenant)
+	p, err := s.policy(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -137,33 +137,32 @@ func (s *Service) Policy(ctx context.Context, tenant string) (*Policy, error) {
 // every call: if the tenant's log has not grown since it was last found
 // current, no node can have set a later revision (a revision is an entry
 // of the log); otherwise one lookup of the next revision's entry tells.
-// It also returns the log's size read before the policy was found
-// current: no later revision's entry is below it, so an append committed
-// with no retention entry at that size or later (AppendSpans) commits
-// under this revision.
-func (s *Service) policy(ctx context.Context, tenant string) (*Policy, uint64, error) {
+// So classification follows a policy another node set from its first
+// call after the change; a request classifies all its spans with one
+// call (Classifier), and its append commits only if no later revision
+// did meanwhile (AppendSpans).
+func (s *Service) policy(ctx context.Context, tenant string) (*Policy, error) {
 	size, err := s.L.Size(ctx, tenant)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	s.mu.Lock()
 	c := s.policies[tenant]
 	s.mu.Unlock()
 	if c.p != nil && c.at == size {
-		return c.p, size, nil
+		return c.p, nil
 	}
 	if c.p != nil {
 		_, found, err := s.L.IdentityIndex(ctx, tenant, format.KindRetention, policyID(tenant, c.p.Revision+1))
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		if !found {
 			s.cachePolicy(tenant, c.p, size)
-			return c.p, size, nil
+			return c.p, nil
 		}
 	}
-	p, err := s.currentPolicy(ctx, tenant)
-	return p, size, err
+	return s.currentPolicy(ctx, tenant)
 }
 
 // SetPolicy replaces a tenant's policy after Check. next.Revision is the
