@@ -301,7 +301,12 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 		// Erasures and sweeps a crash interrupted are finished while the
 		// server serves: one that cannot be finished is logged and kept
 		// for the next start, and RetentionService reports NOT_SERVING
-		// meanwhile; it never keeps the server from starting.
+		// meanwhile; it never keeps the server from starting. Holds an
+		// earlier build stored with an id in the clear are upgraded first
+		// (named by pseudonyms, as erasures and sweeps then read them).
+		if err := ret.UpgradeHolds(sweepCtx); err != nil && sweepCtx.Err() == nil {
+			log.Error("upgrade holds of an earlier build", "err", err)
+		}
 		if err := ret.Resume(sweepCtx); err != nil && sweepCtx.Err() == nil {
 			log.Error("resume erasures", "err", err)
 		}
