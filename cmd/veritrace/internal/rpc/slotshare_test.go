@@ -29,31 +29,9 @@ import (
 // Once A's are released, every export of A is appended too.
 func TestOneKeyCannotTakeEveryExportSlot(t *testing.T) {
 	const slots = 4
-	var enteredA atomic.Int64
-	release := make(chan struct{})
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
-	defer unblock() // a failure leaves no handler blocked
-	var l atomic.Pointer[ledger.Ledger]
-	s := startServerWith(t, Options{OTLP: OTLPOptions{MaxConcurrent: slots},
-		otlpAppend: func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error) {
-			if tenant == "acme" {
-				enteredA.Add(1)
-				<-release
-			}
-			return l.Load().Append(ctx, tenant, recs)
-		}})
-	l.Store(s.l)
+	s, a, b, enteredA, unblock := startTwoKeys(t, Options{OTLP: OTLPOptions{MaxConcurrent: slots}})
+	defer unblock()
 	ctx := context.Background()
-	s.tenant(t, "acme")
-	s.tenant(t, "globex")
-	a := s.clients("grpc", "", s.key(t, policy.Ingester, "acme"))
-	b := s.clients("grpc", "", s.key(t, policy.Ingester, "globex"))
-	defer func() {
-		if t.Failed() {
-			t.Logf("stats: %+v", s.h.InflightStats())
-		}
-	}()
 	errsA := make(chan error, slots)
 	for i := range slots {
 		go func() {
@@ -128,39 +106,17 @@ func TestOneKeyCannotTakeEveryExportSlot(t *testing.T) {
 // A's refused exports is appended, and once A's export ends everything
 // is given back, its key's share of slots included.
 func TestKeySlotWaitersGiveUpOrAreRefused(t *testing.T) {
-	const slots = 4
-	enteredA := make(chan struct{}, 1)
-	release := make(chan struct{})
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
+	s, a, b, enteredA, unblock := startTwoKeys(t, Options{OTLP: OTLPOptions{MaxConcurrent: 4, MaxKeyConcurrent: 1}, MaxQueueWait: new(200 * time.Millisecond)})
 	defer unblock()
-	var l atomic.Pointer[ledger.Ledger]
-	s := startServerWith(t, Options{OTLP: OTLPOptions{MaxConcurrent: slots, MaxKeyConcurrent: 1}, MaxQueueWait: new(200 * time.Millisecond),
-		otlpAppend: func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error) {
-			if tenant == "acme" {
-				enteredA <- struct{}{}
-				<-release
-			}
-			return l.Load().Append(ctx, tenant, recs)
-		}})
-	l.Store(s.l)
 	ctx := context.Background()
-	s.tenant(t, "acme")
-	s.tenant(t, "globex")
-	tokenA := s.key(t, policy.Ingester, "acme")
-	a := s.clients("grpc", "", tokenA)
-	b := s.clients("grpc", "", s.key(t, policy.Ingester, "globex"))
-	defer func() {
-		if t.Failed() {
-			t.Logf("stats: %+v", s.h.InflightStats())
-		}
-	}()
 	first := make(chan error, 1)
 	go func() {
 		_, err := a.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(1))))
 		first <- err
 	}()
-	<-enteredA // A's whole share
+	waitFor(t, s, "A's first export holding A's whole share", func(st InflightStats) bool {
+		return enteredA.Load() == 1 && st.ExportsInProgress == 1
+	})
 
 	cctx, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan error, 1)
@@ -216,6 +172,38 @@ func TestKeySlotWaitersGiveUpOrAreRefused(t *testing.T) {
 	if _, err := a.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(5)))); err != nil {
 		t.Errorf("an export of A once its share is free: %v", err)
 	}
+}
+
+// startTwoKeys starts a server with opts whose OTLP exports of tenant
+// acme block in their append (entered counts those that began) until
+// unblock is called, and returns clients of an ingester key of acme (A)
+// and of one of globex (B). Defer unblock: a failing test then leaves no
+// handler blocked; the stats are logged on failure.
+func startTwoKeys(t *testing.T, opts Options) (s *testServer, a, b clients, entered *atomic.Int64, unblock func()) {
+	entered = new(atomic.Int64)
+	release := make(chan struct{})
+	var once sync.Once
+	unblock = func() { once.Do(func() { close(release) }) }
+	var l atomic.Pointer[ledger.Ledger]
+	opts.otlpAppend = func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error) {
+		if tenant == "acme" {
+			entered.Add(1)
+			<-release
+		}
+		return l.Load().Append(ctx, tenant, recs)
+	}
+	s = startServerWith(t, opts)
+	l.Store(s.l)
+	s.tenant(t, "acme")
+	s.tenant(t, "globex")
+	a = s.clients("grpc", "", s.key(t, policy.Ingester, "acme"))
+	b = s.clients("grpc", "", s.key(t, policy.Ingester, "globex"))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("stats: %+v", s.h.InflightStats())
+		}
+	})
+	return s, a, b, entered, unblock
 }
 
 // checkAllFree checks that g holds nothing: every byte and export slot
