@@ -116,13 +116,26 @@ type appendReq struct {
 
 // Unless is a durable precondition of an append (AppendUnless): the
 // records are committed only if no entry of any of Kinds has been
-// appended to the tenant's log at index From or later. The writer checks
-// it inside the transaction that would commit the records (one seek in
-// the kind index per kind), so it holds whatever process appended that
-// entry.
+// appended to the tenant's log at index From or later, and no entry with
+// any of the identities Absent is in the log. The writer checks it inside
+// the transaction that would commit the records (one seek in the kind
+// index per kind, one point read per identity), so it holds whatever
+// process appended that entry.
 type Unless struct {
 	Kinds []format.Kind // not KindSpan: spans are not in the kind index
 	From  uint64
+	// Absent: identities of tombstone, retention or hold entries
+	// (Record.ID). A point read each, where a kind's seek costs a sort of
+	// the transaction's writes so far: the cheap check for appends that
+	// are many and small.
+	Absent []Identity
+}
+
+// Identity names an entry of a kind with an identity of its own
+// (tombstone, retention, hold: Record.ID).
+type Identity struct {
+	Kind format.Kind
+	ID   [32]byte
 }
 
 type appendResult struct {
@@ -219,15 +232,23 @@ func (l *Ledger) Append(ctx context.Context, tenant string, recs []Record) ([]Re
 }
 
 // AppendUnless is Append with a precondition: if an entry of one of u.Kinds was
-// appended at index u.From or later, nothing is written and it fails with
+// appended at index u.From or later, or an entry with one of the
+// identities u.Absent is in the log, nothing is written and it fails with
 // a *RecordError wrapping ErrPrecondition. Records whose identity exists
 // already (Duplicate receipts) are not new and do not check it: an append
 // that committed before stays committed. Erasures and sweeps commit their
 // first tombstone with it, so that a hold entry appended after they read
 // the holds makes them plan again.
 func (l *Ledger) AppendUnless(ctx context.Context, tenant string, recs []Record, u Unless) ([]Receipt, error) {
-	if len(u.Kinds) == 0 || slices.Contains(u.Kinds, format.KindSpan) {
-		return nil, fmt.Errorf("%w: a precondition names kinds other than span (spans are not in the kind index)", ErrInvalid)
+	if len(u.Kinds) == 0 && len(u.Absent) == 0 || slices.Contains(u.Kinds, format.KindSpan) {
+		return nil, fmt.Errorf("%w: a precondition names kinds other than span (spans are not in the kind index), or identities", ErrInvalid)
+	}
+	for _, a := range u.Absent {
+		switch a.Kind {
+		case format.KindTombstone, format.KindRetention, format.KindHold:
+		default:
+			return nil, fmt.Errorf("%w: a precondition names identities of tombstone, retention or hold entries, not of %s entries", ErrInvalid, a.Kind)
+		}
 	}
 	return l.appendRecords(ctx, tenant, recs, &u)
 }

@@ -87,8 +87,11 @@ func runBatches(b *testing.B, batch int, op func(n uint64) error) {
 // subject index term the ledger always writes, with the four a typical
 // span carries, and with no subject at all (traces of 8 spans, as
 // `veritrace bench` sends them: an app that names no end user).
+// "subject-only-unless" appends as "subject-only" with the precondition
+// the server's span appends carry (no retention entry since the policy
+// was read: retention.Service.AppendSpans), checked in every request.
 func BenchmarkAppend(b *testing.B) {
-	for _, name := range []string{"subject-only", "four-terms", "no-subject"} {
+	for _, name := range []string{"subject-only", "subject-only-unless", "four-terms", "no-subject"} {
 		withTerms := name == "four-terms"
 		b.Run(name, func(b *testing.B) {
 			l := openTest(b, b.TempDir())
@@ -109,6 +112,10 @@ func BenchmarkAppend(b *testing.B) {
 				if withTerms {
 					r.Terms = benchTerms(r.Subject)
 				}
+				if name == "subject-only-unless" {
+					_, err := l.AppendUnless(ctx, "default", []Record{r}, benchUnless)
+					return err
+				}
 				_, err := l.Append(ctx, "default", []Record{r})
 				return err
 			})
@@ -122,6 +129,15 @@ func BenchmarkAppend(b *testing.B) {
 // spans of a trace together). Compare with BenchmarkBadgerBaseline/grouped
 // per entry.
 func BenchmarkAppendTraces(b *testing.B) {
+	for _, name := range []string{"plain", "unless"} {
+		b.Run(name, func(b *testing.B) { benchAppendTraces(b, name == "unless") })
+	}
+}
+
+// benchAppendTraces is BenchmarkAppendTraces, each batch appended with the
+// precondition of the server's span appends (retention.Service.AppendSpans)
+// if unless.
+func benchAppendTraces(b *testing.B, unless bool) {
 	const batch = 20
 	l := openTest(b, b.TempDir())
 	defer l.Close()
@@ -138,11 +154,20 @@ func BenchmarkAppendTraces(b *testing.B) {
 			binary.BigEndian.PutUint64(r.TraceID[:], n)
 			binary.BigEndian.PutUint64(r.SpanID[:], uint64(i+1))
 		}
+		if unless {
+			_, err := l.AppendUnless(ctx, "default", recs, benchUnless)
+			return err
+		}
 		_, err := l.Append(ctx, "default", recs)
 		return err
 	})
 	reportGroups(b, &groups)
 }
+
+// benchUnless is the precondition of the server's span appends
+// (retention.Service.AppendSpans): the next policy revision's retention
+// entry is not in the log.
+var benchUnless = Unless{Absent: []Identity{{Kind: format.KindRetention, ID: [32]byte{1}}}}
 
 // benchTerms are the index terms a typical span carries besides its
 // subject, which the ledger indexes itself (session, model, prompt

@@ -644,3 +644,46 @@ func closeAndVerify(t *testing.T, l *Ledger, dir string) {
 		}
 	}
 }
+
+// AppendUnless naming an identity Absent: a span appended while the
+// retention entry of that identity commits, in the group built beside
+// it, is refused (the identity it reads is the committing group's: built
+// again after it); once the entry is in the log, every such append is
+// refused, and one naming another identity commits.
+func TestPipelineAppendUnlessAbsentRacesItsEntry(t *testing.T) {
+	ctx := context.Background()
+	l := openTest(t, t.TempDir())
+	defer l.Close()
+	mustAppend(t, l, "default", span(1, "x"))
+	if _, err := l.AppendUnless(ctx, "default", []Record{span(2, "y")}, Unless{Absent: []Identity{{Kind: format.KindSpan}}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("AppendUnless(absent: a span identity) = %v, want ErrInvalid", err)
+	}
+	h := holdCommits(l)
+	defer h.letGo()
+	rev := Record{Kind: format.KindRetention, SubKind: format.RetentionRules, Payload: []byte("revision 2")}
+	rev.ID[0] = 2
+	a := h.first(t, ctx, l, rev)
+	absent := Unless{Absent: []Identity{{Kind: format.KindRetention, ID: rev.ID}}}
+	b := make(chan error, 1)
+	go func() {
+		_, err := l.AppendUnless(ctx, "default", []Record{span(3, "classified under revision 1")}, absent)
+		b <- err
+	}()
+	<-h.started
+	h.letGo()
+	r := <-a
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if err := <-b; !errors.Is(err, ErrPrecondition) {
+		t.Errorf("AppendUnless(revision 2 absent) while revision 2 commits = %v, want ErrPrecondition", err)
+	}
+	if _, err := l.AppendUnless(ctx, "default", []Record{span(4, "z")}, absent); !errors.Is(err, ErrPrecondition) {
+		t.Errorf("AppendUnless(revision 2 absent) after it committed = %v, want ErrPrecondition", err)
+	}
+	rs, err := l.AppendUnless(ctx, "default", []Record{span(5, "w")}, Unless{Absent: []Identity{{Kind: format.KindRetention, ID: [32]byte{3}}}})
+	if err != nil || rs[0].Index != 2 {
+		t.Errorf("AppendUnless(revision 3 absent) = %+v, %v; want index 2", rs, err)
+	}
+	h.wasDropped(t)
+}

@@ -711,12 +711,22 @@ func (l *Ledger) appendOne(g *groupTxn, st *logState, req *appendReq, now time.T
 }
 
 // checkUnless fails with a *RecordError wrapping ErrPrecondition if an
-// entry of u.Kind is at index u.From or later in the tenant's log, the
-// entries of this transaction so far included (a read-write transaction's
-// iterator sees its own writes). rd is the group's reader: while it is
+// entry of u.Kind is at index u.From or later in the tenant's log, or an
+// entry of an identity of u.Absent is in it, the entries of this
+// transaction so far included (a read-write transaction's iterator and
+// reads see its own writes). rd is the group's reader: while it is
 // guarded (pipeline.go), a kind the committing group writes fails with
 // errStale.
 func checkUnless(txn *badger.Txn, rd getter, tenant uint32, u *Unless) error {
+	for _, a := range u.Absent {
+		at, _, found, err := lookupIdentity(rd, tenant, a.Kind, a.ID)
+		if err != nil {
+			return err
+		}
+		if found {
+			return &RecordError{Record: 0, Err: fmt.Errorf("%w: a %s entry with the identity the precondition names was appended at %d", ErrPrecondition, a.Kind, at)}
+		}
+	}
 	for _, kind := range u.Kinds {
 		prefix := kindIndexPrefix(tenant, kind)
 		if err := kindGuard(rd, prefix); err != nil {

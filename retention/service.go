@@ -70,6 +70,10 @@ type Service struct {
 	// checked and before its entry is appended (tests: another node's
 	// change in between).
 	beforePolicyAppend func()
+	// beforeSpanAppend, if set, runs in AppendSpans after the spans are
+	// classified and before they are appended (tests: another node's
+	// policy change in between).
+	beforeSpanAppend func()
 }
 
 func (s *Service) now() time.Time {
@@ -135,7 +139,8 @@ func (s *Service) Policy(ctx context.Context, tenant string) (*Policy, error) {
 // of the log); otherwise one lookup of the next revision's entry tells.
 // So classification follows a policy another node set from its first
 // call after the change; a request classifies all its spans with one
-// call (Classifier).
+// call (Classifier), and its append commits only if no later revision
+// did meanwhile (AppendSpans).
 func (s *Service) policy(ctx context.Context, tenant string) (*Policy, error) {
 	size, err := s.L.Size(ctx, tenant)
 	if err != nil {
@@ -158,27 +163,6 @@ func (s *Service) policy(ctx context.Context, tenant string) (*Policy, error) {
 		}
 	}
 	return s.currentPolicy(ctx, tenant)
-}
-
-// ClassOf returns the retention class of a span under the tenant's policy.
-// It reads the shared policy snapshot: no copy per span.
-func (s *Service) ClassOf(ctx context.Context, tenant string, f SpanFacts) (string, error) {
-	classify, err := s.Classifier(ctx, tenant)
-	if err != nil {
-		return "", err
-	}
-	return classify(f), nil
-}
-
-// Classifier returns the retention class of spans under the tenant's
-// policy in force now, for the spans of one request: the policy is read
-// (and checked against the database) once, not per span.
-func (s *Service) Classifier(ctx context.Context, tenant string) (func(SpanFacts) string, error) {
-	p, err := s.policy(ctx, tenant)
-	if err != nil {
-		return nil, err
-	}
-	return p.Classify, nil
 }
 
 // SetPolicy replaces a tenant's policy after Check. next.Revision is the

@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/retention"
 )
 
 // fieldError is a bad request naming the offending field.
@@ -73,6 +74,10 @@ func toConnect(ctx context.Context, log *slog.Logger, procedure string, err erro
 		return connect.NewError(connect.CodeAlreadyExists, err)
 	case errors.Is(err, ledger.ErrClosed):
 		return connect.NewError(connect.CodeUnavailable, errors.New("server is shutting down"))
+	case errors.Is(err, retention.ErrPolicyChanged):
+		// Spans classified again after each of several policy changes
+		// (retention.ChangingError): nothing was appended.
+		return connect.NewError(connect.CodeAborted, err)
 	}
 	log.ErrorContext(ctx, "request failed", "procedure", procedure, "err", err)
 	return connect.NewError(connect.CodeInternal, errors.New("internal error"))

@@ -70,8 +70,8 @@ type otlpBackend struct {
 	*service
 	auth *authInterceptor
 	opts OTLPOptions
-	// append is the ledger's Append (replaced in tests).
-	append func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error)
+	// append is the ledger's AppendUnless (replaced in tests).
+	append retention.Appender
 }
 
 // Admit authenticates an OTLP/HTTP request like the interceptor does a
@@ -184,10 +184,6 @@ type ingestion struct {
 	refs         *versionResolver
 	size         uint64 // the log's size when the export began (0: not read)
 	traces       map[[16]byte]*traceState
-	policy       *retention.Policy
-	// classify gives spans their retention class: the policy in force
-	// when the export's first span was classified, read once.
-	classify func(retention.SpanFacts) string
 	// seen holds the identity of every record this export appends, with
 	// the SHA-256 of its payload.
 	seen        map[[24]byte][32]byte
@@ -233,6 +229,9 @@ type pendingRecord struct {
 	trace *traceState
 	// res is the resource entry the record is, or the item refers to.
 	res *resourceState
+	// facts, if set, classify the item when its batch is appended, under
+	// the policy in force there (flush); else its class is its span's.
+	facts *retention.SpanFacts
 }
 
 // ErrExportTooLarge is the cause of refusing an export whose entries would
@@ -375,7 +374,8 @@ func (in *ingestion) add(g *otlp.Group, field string, it *otlp.Item) error {
 	if m.Span.GetSessionId() == "" && session != "" {
 		rec.Terms = append(rec.Terms, ledger.Term{Field: audit.FieldSession, Value: []byte(session)})
 	}
-	if rec.RetentionClass, err = in.classOf(g, it, m.Span, ts); err != nil {
+	var facts *retention.SpanFacts
+	if rec.RetentionClass, facts, err = in.classOf(g, it, m.Span, ts); err != nil {
 		return err
 	}
 	dup, why, err := in.identity(ts, &rec)
@@ -413,7 +413,7 @@ func (in *ingestion) add(g *otlp.Group, field string, it *otlp.Item) error {
 			return nil
 		}
 	}
-	in.queue(pendingRecord{field: field, rec: rec, trace: ts, res: res})
+	in.queue(pendingRecord{field: field, rec: rec, trace: ts, res: res, facts: facts})
 	if len(in.batch) >= ledger.MaxBatch-1 || in.batchBytes >= maxBatchBytes {
 		return in.flush()
 	}
@@ -470,29 +470,24 @@ func (in *ingestion) resolveVersions(field string, m *otlp.Mapped) error {
 	return nil
 }
 
-// classOf is an item's retention class. A span's is its own under the
-// tenant's rules, matched against every string attribute it was sent with
-// (and its resource's). A log record's is its span's when that span is in
-// the log: an event is retained with the span it belongs to.
-func (in *ingestion) classOf(g *otlp.Group, it *otlp.Item, sp *v1.Span, ts *traceState) (string, error) {
+// classOf is an item's retention class, or what classifies it. A span is
+// classified under the tenant's rules when its batch is appended (flush),
+// matched against every string attribute it was sent with (and its
+// resource's): classOf returns its facts. A log record's class is its
+// span's when that span is in the log: an event is retained with the span
+// it belongs to.
+func (in *ingestion) classOf(g *otlp.Group, it *otlp.Item, sp *v1.Span, ts *traceState) (string, *retention.SpanFacts, error) {
 	if it.Log != nil && len(sp.GetParentSpanId()) == 8 {
 		if err := in.loadTrace(ts); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if h := ts.existing[[8]byte(sp.GetParentSpanId())]; h != nil {
-			return h.RetentionClass, nil
+			return h.RetentionClass, nil, nil
 		}
 	}
-	if in.classify == nil {
-		classify, err := in.b.retention.Classifier(in.ctx, in.tenant)
-		if err != nil {
-			return "", in.b.fail(in.ctx, in.proc, err, nil)
-		}
-		in.classify = classify
-	}
-	return in.classify(retention.SpanFacts{
+	return "", &retention.SpanFacts{
 		Kind: uint8(sp.GetKind()), Error: sp.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR, Attributes: g.RetentionAttributes(it),
-	}), nil
+	}, nil
 }
 
 // loadTrace reads the span identities of a trace's entries in the log,
@@ -678,15 +673,17 @@ func (in *ingestion) queueResource(ts *traceState, rs *resourceState, subject, s
 // error fails the export, which the exporter retries (what was appended is
 // then recognised as duplicates).
 func (in *ingestion) flush() error {
-	if err := in.setResourceClasses(); err != nil {
-		return err
-	}
 	for attempt := 1; len(in.batch) > 0; attempt++ {
-		recs := make([]ledger.Record, len(in.batch))
-		for i := range in.batch {
-			recs[i] = in.batch[i].rec
-		}
-		_, err := in.b.append(in.ctx, in.tenant, recs)
+		// Classified under the policy in force where the batch commits:
+		// again if a policy change commits first.
+		_, err := in.b.retention.AppendSpans(in.ctx, in.tenant, func(c *retention.Classification) ([]ledger.Record, error) {
+			in.classify(c)
+			recs := make([]ledger.Record, len(in.batch))
+			for i := range in.batch {
+				recs[i] = in.batch[i].rec
+			}
+			return recs, nil
+		}, in.b.append)
 		if err == nil {
 			break
 		}
@@ -733,11 +730,16 @@ func (in *ingestion) flush() error {
 	return nil
 }
 
-// setResourceClasses gives each resource entry of the batch the retention
-// class, among those of the items in the batch that refer to it, that the
-// tenant's policy keeps longest: the resource and scope must stay as long
-// as any of their spans.
-func (in *ingestion) setResourceClasses() error {
+// classify gives the batch's items their retention classes under c, and
+// then each resource entry the class, among those of the items in the
+// batch that refer to it, that c keeps longest: the resource and scope
+// must stay as long as any of their spans.
+func (in *ingestion) classify(c *retention.Classification) {
+	for i := range in.batch {
+		if p := &in.batch[i]; p.facts != nil {
+			p.rec.RetentionClass = c.Class(*p.facts)
+		}
+	}
 	for i := range in.batch {
 		p := &in.batch[i]
 		if p.field != "" {
@@ -748,20 +750,12 @@ func (in *ingestion) setResourceClasses() error {
 			if q.field == "" || q.res != p.res {
 				continue
 			}
-			if in.policy == nil {
-				pol, err := in.b.retention.Policy(in.ctx, in.tenant)
-				if err != nil {
-					return in.b.fail(in.ctx, in.proc, err, nil)
-				}
-				in.policy = pol
-			}
-			if days, _ := in.policy.Days(q.rec.RetentionClass); days > bestDays {
+			if days, _ := c.Days(q.rec.RetentionClass); days > bestDays {
 				best, bestDays = q.rec.RetentionClass, days
 			}
 		}
 		p.rec.RetentionClass = best
 	}
-	return nil
 }
 
 // errMessage is the text of an error for a client, without its code.

@@ -174,9 +174,13 @@ func handlerOptions(opts Options, auth *authInterceptor, readMax int) []connect.
 // OTLP/HTTP (docs/OTLP.md), through the same keys, rules and append path
 // as the Connect API.
 func mountOTLP(mux *http.ServeMux, s *service, auth *authInterceptor, opts Options) {
-	b := &otlpBackend{service: s, auth: auth, opts: opts.OTLP, append: opts.otlpAppend}
-	if b.append == nil {
-		b.append = s.l.Append
+	b := &otlpBackend{service: s, auth: auth, opts: opts.OTLP, append: s.l.AppendUnless}
+	if opts.otlpAppend != nil {
+		// Tests' stand-ins check no precondition: spans classified before
+		// a policy change may commit after it.
+		b.append = func(ctx context.Context, tenant string, recs []ledger.Record, _ ledger.Unless) ([]ledger.Receipt, error) {
+			return opts.otlpAppend(ctx, tenant, recs)
+		}
 	}
 	for path, h := range otlp.NewGRPCHandlers(b, handlerOptions(opts, auth, opts.OTLP.MaxBytes)...) {
 		mux.Handle(path, s.inflight.gate(h, opts.OTLP.MaxBytes, true))
@@ -306,7 +310,8 @@ type service struct {
 // prepareSpan is the path of every ingested span, native or OTLP: it
 // validates the span (field is its path in the request, for errors) and
 // makes its ledger record, with the retention class classify (the rules
-// in force now) gives it. Its errors are Connect errors.
+// of the revision it is appended under) gives it. Its errors are Connect
+// errors.
 func (s *service) prepareSpan(classify func(retention.SpanFacts) string, field string, sp *v1.Span, maxBytes int) (ledger.Record, error) {
 	rec, err := spanRecord(field, sp, maxBytes)
 	if err != nil {
@@ -342,17 +347,18 @@ func (s *ingestService) AppendSpans(ctx context.Context, req *connect.Request[v1
 	if len(spans) == 0 || len(spans) > ledger.MaxBatch {
 		return nil, invalid("spans", "a batch holds 1 to %d spans, got %d", ledger.MaxBatch, len(spans))
 	}
-	classify, err := s.retention.Classifier(ctx, tenant)
-	if err != nil {
-		return nil, s.fail(ctx, proc, err, nil)
-	}
-	recs := make([]ledger.Record, len(spans))
-	for i, sp := range spans {
-		if recs[i], err = s.prepareSpan(classify, fmt.Sprintf("spans[%d]", i), sp, maxSpanBytes); err != nil {
-			return nil, err
+	// Classified under the policy in force where the spans commit: again
+	// if a policy change commits first (retention.Service.AppendSpans).
+	receipts, err := s.retention.AppendSpans(ctx, tenant, func(c *retention.Classification) ([]ledger.Record, error) {
+		recs := make([]ledger.Record, len(spans))
+		for i, sp := range spans {
+			var err error
+			if recs[i], err = s.prepareSpan(c.Class, fmt.Sprintf("spans[%d]", i), sp, maxSpanBytes); err != nil {
+				return nil, err
+			}
 		}
-	}
-	receipts, err := s.l.Append(ctx, tenant, recs)
+		return recs, nil
+	}, nil)
 	if err != nil {
 		return nil, s.fail(ctx, proc, err, func(i int) (string, string) {
 			return fmt.Sprintf("spans[%d]", i), fmt.Sprintf("trace_id %x, span_id %x", spans[i].GetTraceId(), spans[i].GetSpanId())
