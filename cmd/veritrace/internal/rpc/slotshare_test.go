@@ -127,13 +127,6 @@ func TestKeySlotWaitersGiveUpOrAreRefused(t *testing.T) {
 	waitFor(t, s, "an export of A waiting for its key's share", func(st InflightStats) bool {
 		return st.ExportsWaitingForKey == 1 && st.ExportsWaiting == 1 && st.Waiting == 1 && st.KeyExportSlots == 1
 	})
-	// B's exports, over gRPC and HTTP, while A's waits.
-	if _, err := b.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(100)))); err != nil {
-		t.Errorf("key B's gRPC export while an export of A waits for A's share = %v, want it appended", err)
-	}
-	if _, _, err := b.otlp.post(ctx, otlp.TracesPath, otlp.ContentProtobuf, mustMarshal(otlpExport(otlpSpan(101)))); err != nil {
-		t.Errorf("key B's OTLP/HTTP export while an export of A waits for A's share = %v, want it appended", err)
-	}
 	cancel()
 	if err := <-gaveUp; connect.CodeOf(err) != connect.CodeCanceled {
 		t.Errorf("a waiting export of A whose client gave up = %v, want canceled", err)
@@ -142,7 +135,24 @@ func TestKeySlotWaitersGiveUpOrAreRefused(t *testing.T) {
 		return st.ExportsWaitingForKey == 0 && st.ExportsWaiting == 0 && st.Waiting == 0 && st.ExportsInProgress == 1
 	})
 
-	_, err := a.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(3))))
+	// Another export of A waits for its share, and is refused past
+	// MaxQueueWait; B's exports, over gRPC and HTTP, go through
+	// meanwhile, whenever A's is refused.
+	refused := make(chan error, 1)
+	go func() {
+		_, err := a.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(3))))
+		refused <- err
+	}()
+	waitFor(t, s, "an export of A waiting for its key's share, or refused", func(st InflightStats) bool {
+		return st.ExportsWaitingForKey == 1 || st.Refused == 1
+	})
+	if _, err := b.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(100)))); err != nil {
+		t.Errorf("key B's gRPC export while an export of A waits for A's share = %v, want it appended", err)
+	}
+	if _, _, err := b.otlp.post(ctx, otlp.TracesPath, otlp.ContentProtobuf, mustMarshal(otlpExport(otlpSpan(101)))); err != nil {
+		t.Errorf("key B's OTLP/HTTP export while an export of A waits for A's share = %v, want it appended", err)
+	}
+	err := <-refused
 	wantCode(t, "gRPC export of A past the longest wait for its key's share", err, connect.CodeUnavailable, "of this API key's exports are in progress")
 	if !retryableByOTLPGRPC(err) {
 		t.Errorf("gRPC export of A refused waiting for its key's share = %v: an OTLP/gRPC exporter drops it", err)
