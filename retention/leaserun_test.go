@@ -32,9 +32,7 @@ func longStepSeenBy(t *testing.T, e *env, c *Service, id func() string, ended *[
 	return func() error {
 		for range 4 {
 			e.clock.Add(4 * time.Minute)
-			for i := 0; i < 400 && !leaseUntil(t, e, id()).After(e.clock.Now()); i++ {
-				time.Sleep(5 * time.Millisecond)
-			}
+			waitRenewed(t, e, id())
 			x, err := c.leaseEnded(context.Background(), "default", id())
 			if err != nil {
 				return err
