@@ -1,0 +1,111 @@
+package rpc
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
+
+	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
+	"github.com/veritrace/veritrace/policy"
+	"github.com/veritrace/veritrace/retention"
+)
+
+// Attack 27: span appends classified under the revision in force where
+// they commit (merge "revwin").
+
+// attack27Trace returns the span entries of trace tr in the tenant's log,
+// by span id.
+func attack27Trace(t *testing.T, s *testServer, tr []byte) map[[8]byte]*format.Header {
+	t.Helper()
+	ctx := context.Background()
+	size, err := s.l.Size(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idxs := make([]uint64, size)
+	for i := range idxs {
+		idxs[i] = uint64(i)
+	}
+	hs, err := s.l.Headers(ctx, "default", idxs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[[8]byte]*format.Header{}
+	for _, h := range hs {
+		if h.Kind == format.KindSpan && string(h.TraceID[:]) == string(tr) {
+			got[h.SpanID] = h
+		}
+	}
+	return got
+}
+
+// A trace's resource entry (its resource and scope attributes, which the
+// OTLP spans' payloads do not repeat) must be kept as long as any of its
+// spans (docs/RETENTION.md: "a resource entry takes, under that batch's
+// revision, the longest-kept class of its items"; otlp.go classify: "the
+// resource and scope must stay as long as any of their spans"). Its class
+// is set once, by the batch that appends it: a later batch of the same
+// export, or a later export, whose spans of the same resource a newer
+// revision keeps longer (here: a compliance rule keeping error spans six
+// years, recorded between two exports of one trace) does not raise it. The
+// sweep after 61 days then expires the resource entry while the compliance
+// rule keeps the error span: the span's service.name and scope are gone
+// for the six years an auditor must be able to read it.
+func TestAttack27ResourceEntryExpiresBeforeItsSpans(t *testing.T) {
+	clk := newClock()
+	s := startServerWith(t, Options{Now: clk.now}, func(o *ledger.Options) { o.Now = clk.now })
+	svc := s.h.opts.Retention
+	ctx := context.Background()
+	app := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	p, _, err := svc.SetPolicy(ctx, "default", retention.Policy{FloorDays: 30, Default: retention.Rule{Class: retention.DefaultClass, Days: 60, Mode: retention.Governance}}, "co", "60 days")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := otlpSpan(0)
+	if _, err := app.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(ok))); err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	p.Rules = append(p.Rules, retention.Rule{Class: "errors", Days: 2190, Mode: retention.Compliance, Match: retention.Match{Errors: &yes}})
+	if _, _, err := svc.SetPolicy(ctx, "default", *p, "co", "AI Act: keep errors six years"); err != nil {
+		t.Fatal(err)
+	}
+	bad := otlpSpan(1)
+	bad.Status = &trace.Status{Code: trace.Status_STATUS_CODE_ERROR, Message: "refund lookup failed"}
+	if _, err := app.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(bad))); err != nil {
+		t.Fatal(err)
+	}
+	entries := attack27Trace(t, s, ok.TraceId)
+	if len(entries) != 3 {
+		t.Fatalf("trace %x has %d span entries, want 3 (two spans, one resource entry)", ok.TraceId, len(entries))
+	}
+	var res, errSpan *format.Header
+	for id, h := range entries {
+		switch {
+		case string(id[:]) == string(bad.SpanId):
+			errSpan = h
+		case string(id[:]) != string(ok.SpanId):
+			res = h
+		}
+	}
+	t.Logf("resource entry %d class %q; error span %d class %q", res.Index, res.RetentionClass, errSpan.Index, errSpan.RetentionClass)
+	clk.advance(61 * 24 * time.Hour)
+	if _, err := svc.Sweep(ctx, "default"); err != nil {
+		t.Fatal(err)
+	}
+	re, err := s.l.GetEntry(ctx, "default", res.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	se, err := s.l.GetEntry(ctx, "default", errSpan.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if re.Erased && !se.Erased {
+		t.Errorf("DEFECT: after 61 days the sweep expired the trace's resource entry (index %d, class %q) while the compliance rule keeps its error span (index %d, class %q) six years", res.Index, res.RetentionClass, errSpan.Index, errSpan.RetentionClass)
+	}
+}
