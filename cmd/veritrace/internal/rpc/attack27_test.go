@@ -109,3 +109,61 @@ func TestAttack27ResourceEntryExpiresBeforeItsSpans(t *testing.T) {
 		t.Errorf("DEFECT: after 61 days the sweep expired the trace's resource entry (index %d, class %q) while the compliance rule keeps its error span (index %d, class %q) six years", res.Index, res.RetentionClass, errSpan.Index, errSpan.RetentionClass)
 	}
 }
+
+// docs/RETENTION.md ("Which revision classifies a span"): "Every span
+// entry (native AppendSpans, or an OTLP span, log record or resource
+// entry) is classified under the revision in force at its own index, and
+// under no other", and "the revision it was classified under is the last
+// retention entry before it". An OTLP log record whose span is in the log
+// takes that span's class (otlp.go classOf), given by the revision in force
+// where the span committed: here revision 1 (60 days), though revision 2,
+// a compliance rule keeping the service's records six years that matches
+// the log record's own attributes, was recorded before the log record was
+// appended. The log record is expired after 61 days; an auditor who
+// classifies it again under the last retention entry before it, as the
+// document says anyone can, finds another class.
+func TestAttack27LogRecordNotClassifiedUnderTheRevisionAtItsIndex(t *testing.T) {
+	clk := newClock()
+	s := startServerWith(t, Options{Now: clk.now}, func(o *ledger.Options) { o.Now = clk.now })
+	svc := s.h.opts.Retention
+	ctx := context.Background()
+	app := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	p, _, err := svc.SetPolicy(ctx, "default", retention.Policy{FloorDays: 30, Default: retention.Rule{Class: retention.DefaultClass, Days: 60, Mode: retention.Governance}}, "co", "60 days")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := otlpSpan(0)
+	if _, err := app.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp))); err != nil {
+		t.Fatal(err)
+	}
+	p.Rules = append(p.Rules, retention.Rule{Class: "support", Days: 2190, Mode: retention.Compliance, Match: retention.Match{Attributes: map[string]string{"service.name": "support-bot"}}})
+	p2, _, err := svc.SetPolicy(ctx, "default", *p, "co", "keep the support bot's records six years")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.otlp.logs.CallUnary(ctx, connect.NewRequest(otlpLogs(otlpLogRecord(0)))); err != nil {
+		t.Fatal(err)
+	}
+	var rec *format.Header
+	for _, h := range attack27Trace(t, s, sp.TraceId) {
+		if string(h.ParentSpanID[:]) == string(sp.SpanId) {
+			rec = h
+		}
+	}
+	if rec == nil {
+		t.Fatal("the log record is not in the log")
+	}
+	want := p2.Classify(retention.SpanFacts{Kind: rec.SubKind, Attributes: map[string]string{"service.name": "support-bot"}})
+	if rec.RetentionClass != want {
+		t.Errorf("DEFECT: the log record at %d, appended after revision %d, has class %q; revision %d, the last retention entry before it, gives %q", rec.Index, p2.Revision, rec.RetentionClass, p2.Revision, want)
+	}
+	clk.advance(61 * 24 * time.Hour)
+	if _, err := svc.Sweep(ctx, "default"); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.l.GetEntry(ctx, "default", rec.Index); err != nil {
+		t.Fatal(err)
+	} else if e.Erased {
+		t.Errorf("DEFECT: the log record at %d, matched by a compliance rule (six years) recorded before it was appended, was expired after 61 days", rec.Index)
+	}
+}
