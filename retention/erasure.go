@@ -108,6 +108,9 @@ type Erasure struct {
 	// process that made (or last re-selected) it read them; never stored
 	// (closeTraces).
 	traceOf map[uint64][16]byte
+	// kept counts the resource entries a sweep's plan, as last made,
+	// keeps with their traces (keptResources); never stored.
+	kept int
 }
 
 // ReceiptFormat is the format of the receipts this build signs.

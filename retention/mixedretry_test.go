@@ -11,7 +11,7 @@ import (
 
 // A retry (lost answer) of [A] sent as [A, B] after revision 2, while
 // revision 3 is recorded between B's classification and its commit.
-func TestAttack27MixedRetryAcrossChanges(t *testing.T) {
+func TestMixedRetryAcrossPolicyChanges(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.shortPolicy(t)

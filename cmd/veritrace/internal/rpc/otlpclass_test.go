@@ -14,12 +14,12 @@ import (
 	"github.com/veritrace/veritrace/retention"
 )
 
-// Attack 27: span appends classified under the revision in force where
-// they commit (merge "revwin").
+// OTLP entries classified under the revision in force where they commit,
+// and resource entries kept as long as their traces.
 
-// attack27Trace returns the span entries of trace tr in the tenant's log,
+// otlpTraceHeaders returns the span entries of trace tr in the tenant's log,
 // by span id.
-func attack27Trace(t *testing.T, s *testServer, tr []byte) map[[8]byte]*format.Header {
+func otlpTraceHeaders(t *testing.T, s *testServer, tr []byte) map[[8]byte]*format.Header {
 	t.Helper()
 	ctx := context.Background()
 	size, err := s.l.Size(ctx, "default")
@@ -55,7 +55,7 @@ func attack27Trace(t *testing.T, s *testServer, tr []byte) map[[8]byte]*format.H
 // sweep after 61 days then expires the resource entry while the compliance
 // rule keeps the error span: the span's service.name and scope are gone
 // for the six years an auditor must be able to read it.
-func TestAttack27ResourceEntryExpiresBeforeItsSpans(t *testing.T) {
+func TestResourceEntryKeptWhileItsTraceIsKept(t *testing.T) {
 	clk := newClock()
 	s := startServerWith(t, Options{Now: clk.now}, func(o *ledger.Options) { o.Now = clk.now })
 	svc := s.h.opts.Retention
@@ -79,7 +79,7 @@ func TestAttack27ResourceEntryExpiresBeforeItsSpans(t *testing.T) {
 	if _, err := app.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(bad))); err != nil {
 		t.Fatal(err)
 	}
-	entries := attack27Trace(t, s, ok.TraceId)
+	entries := otlpTraceHeaders(t, s, ok.TraceId)
 	if len(entries) != 3 {
 		t.Fatalf("trace %x has %d span entries, want 3 (two spans, one resource entry)", ok.TraceId, len(entries))
 	}
@@ -106,7 +106,25 @@ func TestAttack27ResourceEntryExpiresBeforeItsSpans(t *testing.T) {
 		t.Fatal(err)
 	}
 	if re.Erased && !se.Erased {
-		t.Errorf("DEFECT: after 61 days the sweep expired the trace's resource entry (index %d, class %q) while the compliance rule keeps its error span (index %d, class %q) six years", res.Index, res.RetentionClass, errSpan.Index, errSpan.RetentionClass)
+		t.Errorf("after 61 days the sweep expired the trace's resource entry (index %d, class %q) while the compliance rule keeps its error span (index %d, class %q) six years", res.Index, res.RetentionClass, errSpan.Index, errSpan.RetentionClass)
+	}
+	// The OK span's period ended: kept no longer than its class says.
+	if oe, err := s.l.GetEntry(ctx, "default", entries[[8]byte(ok.SpanId)].Index); err != nil {
+		t.Fatal(err)
+	} else if !oe.Erased {
+		t.Errorf("the OK span (60 days) was not expired after 61 days")
+	}
+	// Once the error span's period ends, the resource entry goes with it.
+	clk.advance(2190 * 24 * time.Hour)
+	if _, err := svc.Sweep(ctx, "default"); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []uint64{res.Index, errSpan.Index} {
+		if e, err := s.l.GetEntry(ctx, "default", i); err != nil {
+			t.Fatal(err)
+		} else if !e.Erased {
+			t.Errorf("entry %d was not expired once every entry of its trace had passed its period", i)
+		}
 	}
 }
 
@@ -122,7 +140,7 @@ func TestAttack27ResourceEntryExpiresBeforeItsSpans(t *testing.T) {
 // appended. The log record is expired after 61 days; an auditor who
 // classifies it again under the last retention entry before it, as the
 // document says anyone can, finds another class.
-func TestAttack27LogRecordNotClassifiedUnderTheRevisionAtItsIndex(t *testing.T) {
+func TestLogRecordClassifiedUnderTheRevisionAtItsIndex(t *testing.T) {
 	clk := newClock()
 	s := startServerWith(t, Options{Now: clk.now}, func(o *ledger.Options) { o.Now = clk.now })
 	svc := s.h.opts.Retention
@@ -145,7 +163,7 @@ func TestAttack27LogRecordNotClassifiedUnderTheRevisionAtItsIndex(t *testing.T) 
 		t.Fatal(err)
 	}
 	var rec *format.Header
-	for _, h := range attack27Trace(t, s, sp.TraceId) {
+	for _, h := range otlpTraceHeaders(t, s, sp.TraceId) {
 		if string(h.ParentSpanID[:]) == string(sp.SpanId) {
 			rec = h
 		}
@@ -155,7 +173,7 @@ func TestAttack27LogRecordNotClassifiedUnderTheRevisionAtItsIndex(t *testing.T) 
 	}
 	want := p2.Classify(retention.SpanFacts{Kind: rec.SubKind, Attributes: map[string]string{"service.name": "support-bot"}})
 	if rec.RetentionClass != want {
-		t.Errorf("DEFECT: the log record at %d, appended after revision %d, has class %q; revision %d, the last retention entry before it, gives %q", rec.Index, p2.Revision, rec.RetentionClass, p2.Revision, want)
+		t.Errorf("the log record at %d, appended after revision %d, has class %q; revision %d, the last retention entry before it, gives %q", rec.Index, p2.Revision, rec.RetentionClass, p2.Revision, want)
 	}
 	clk.advance(61 * 24 * time.Hour)
 	if _, err := svc.Sweep(ctx, "default"); err != nil {
@@ -164,6 +182,6 @@ func TestAttack27LogRecordNotClassifiedUnderTheRevisionAtItsIndex(t *testing.T) 
 	if e, err := s.l.GetEntry(ctx, "default", rec.Index); err != nil {
 		t.Fatal(err)
 	} else if e.Erased {
-		t.Errorf("DEFECT: the log record at %d, matched by a compliance rule (six years) recorded before it was appended, was expired after 61 days", rec.Index)
+		t.Errorf("the log record at %d, matched by a compliance rule (six years) recorded before it was appended, was expired after 61 days", rec.Index)
 	}
 }
