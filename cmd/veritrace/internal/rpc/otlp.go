@@ -727,8 +727,9 @@ func (in *ingestion) flush() error {
 }
 
 // classify gives the batch's items their retention classes under c: a
-// log record whose span is in the log the longer-kept of its own class and
-// its span's (retention.Classification.Longer). Then each resource entry
+// log record whose span is in the log its span's class if no rule of c
+// matches it, else the longer-kept of its rule's class and its span's
+// (retention.Classification.Longer). Then each resource entry
 // the class, among those of the items in the batch that refer to it, that
 // c keeps longest (the sweep keeps it longer still while its trace is kept:
 // docs/RETENTION.md, "Resource entries").
@@ -739,7 +740,16 @@ func (in *ingestion) classify(c *retention.Classification) {
 			continue
 		}
 		p.rec.RetentionClass = c.Class(*p.facts)
-		if p.spanClass != "" {
+		switch {
+		case p.spanClass == "":
+		case p.rec.RetentionClass == retention.DefaultClass:
+			// No rule names the record: it is kept with its span, no
+			// longer (an event holding a model's output does not outlive
+			// the model call a rule keeps briefly).
+			p.rec.RetentionClass = p.spanClass
+		default:
+			// A rule in force where it commits names it: that rule
+			// applies, and the record stays at least as long as its span.
 			p.rec.RetentionClass = c.Longer(p.rec.RetentionClass, p.spanClass)
 		}
 	}
