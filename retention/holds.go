@@ -463,6 +463,11 @@ func (s *Service) ReleaseHold(ctx context.Context, tenant, id, reason, by string
 	}
 	s.work.Lock() // not while an erasure or sweep is deciding what is held
 	defer s.work.Unlock()
+	// A hold an earlier build stored names its id in the clear: upgraded
+	// first, its entries name it by its pseudonym (legacyhold.go).
+	if err := s.upgradeHold(ctx, tenant, id); err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		return nil, 0, err
+	}
 	h, err := s.hold(ctx, tenant, id)
 	if err != nil {
 		return nil, 0, err

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -91,14 +90,19 @@ type PartSource func(index uint64, rc *format.Checkpoint) (*ReceiptPart, error)
 // escapes them.
 type ReceiptReport struct {
 	Receipt *Receipt // set once the signature holds and the JSON parsed
-	Checks  []*Check
+	// Checks are the four checks in order, each passed, failed or not
+	// checked (Skipped says why: an earlier check failed, or no tombstone
+	// entries were given).
+	Checks []*Check
 	// PartsChecked is false when no source of tombstone entries was given:
 	// steps 3 and 4 did not run (Checks says so) and OK judges steps 1
 	// and 2 alone.
 	PartsChecked bool
 }
 
-// OK reports whether every check that was asked for ran and passed.
+// OK reports whether every check that was asked for ran and passed: all
+// four, or, without a source of tombstone entries, the signature and the
+// checkpoint.
 func (r *ReceiptReport) OK() bool {
 	for _, c := range r.Checks {
 		if !c.OK() && (r.PartsChecked || c.Name == CheckReceiptSignature || c.Name == CheckReceiptCheckpoint) {
@@ -108,20 +112,50 @@ func (r *ReceiptReport) OK() bool {
 	return true
 }
 
-// Failed returns the names of the checks that were asked for and did not
-// pass.
+// Failed returns the names of the checks that ran and failed; a check that
+// was not checked is not among them (Summary names those).
 func (r *ReceiptReport) Failed() []string {
 	var out []string
 	for _, c := range r.Checks {
-		if !c.OK() && (r.PartsChecked || c.Name == CheckReceiptSignature || c.Name == CheckReceiptCheckpoint) {
+		if c.failed > 0 {
 			out = append(out, c.Name)
 		}
 	}
 	return out
 }
 
+// Summary is the report's verdict after its first word, in the words of
+// Report.Summary: which checks failed and which were not checked, and why
+// ("receipt signature failed; receipt checkpoint, tombstone parts, counts
+// not checked (the receipt's signature does not hold)"). For a report
+// that is OK it says what the verdict covers. Reasons are escaped.
+func (r *ReceiptReport) Summary() string {
+	switch {
+	case !r.OK():
+		return summarize(r.Checks)
+	case r.PartsChecked:
+		return "every check passed"
+	}
+	return "the log key signed this receipt and its checkpoint; its tombstone parts were not checked (give the tombstone entries: an evidence bundle or the server)"
+}
+
+// Verdict is the report's last line: VERIFIED when every check ran and
+// passed, SIGNED when the signature and checkpoint passed and no tombstone
+// entries were given, NOT VERIFIED otherwise; then Summary.
+func (r *ReceiptReport) Verdict() string {
+	switch {
+	case !r.OK():
+		return "NOT VERIFIED: " + r.Summary()
+	case r.PartsChecked:
+		return "VERIFIED: " + r.Summary()
+	}
+	return "SIGNED: " + r.Summary()
+}
+
 // Write prints the report for a person, escaping everything taken from
-// the receipt (Printable).
+// the receipt (Printable): a line of what the receipt says, once its
+// signature holds; a line a check (as Report.Write: "ok", "FAIL" or "--"
+// for not checked); then Verdict.
 func (r *ReceiptReport) Write(w io.Writer) {
 	if rc := r.Receipt; rc == nil {
 		fmt.Fprintln(w, "receipt of unknown content: its signature does not hold or it could not be read")
@@ -135,20 +169,9 @@ func (r *ReceiptReport) Write(w io.Writer) {
 			Printable(rc.LegalBasis), ticket, rc.CompletedAt.UTC().Format(time.RFC3339), rc.ErasedCount, rc.HeldCount, len(rc.Tombstones))
 	}
 	for _, c := range r.Checks {
-		if c.Skipped != "" && !r.PartsChecked && c.Name != CheckReceiptSignature && c.Name != CheckReceiptCheckpoint {
-			fmt.Fprintf(w, "--    %s: not checked: %s\n", c.Name, Printable(c.Skipped))
-			continue
-		}
 		writeCheck(w, c)
 	}
-	switch {
-	case !r.OK():
-		fmt.Fprintf(w, "NOT VERIFIED: %s failed\n", strings.Join(r.Failed(), ", "))
-	case r.PartsChecked:
-		fmt.Fprintln(w, "VERIFIED: every check passed")
-	default:
-		fmt.Fprintln(w, "SIGNED: the log key signed this receipt and its checkpoint; its tombstone parts were not checked (give the tombstone entries: an evidence bundle or the server)")
-	}
+	fmt.Fprintln(w, r.Verdict())
 }
 
 // ParseReceiptFile splits a receipt file into the receipt's JSON bytes

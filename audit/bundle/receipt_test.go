@@ -141,3 +141,68 @@ func TestGoldenReceiptFile(t *testing.T) {
 		t.Error("a missing receipt file was read")
 	}
 }
+
+// TestReceiptReportWording: the report says of each check whether it
+// passed, failed or was not checked, and its last line names exactly the
+// checks that failed and those that did not run, in the words of
+// `veritrace verify` (Report.Summary): a check that did not run is never
+// called failed.
+func TestReceiptReportWording(t *testing.T) {
+	const dir = "testdata/"
+	tests := []struct {
+		name, key, bundle string
+		ok                bool
+		lines             []string // each a whole line of the report
+	}{
+		{"no parts given", "golden-receipt.pub", "", true, []string{
+			"ok    receipt signature (1)",
+			"ok    receipt checkpoint (1)",
+			"--    tombstone parts: not checked: needs the tombstone entries (an evidence bundle that carries them, or the server)",
+			"--    counts: not checked: needs the tombstone entries (an evidence bundle that carries them, or the server)",
+			"SIGNED: the log key signed this receipt and its checkpoint; its tombstone parts were not checked (give the tombstone entries: an evidence bundle or the server)",
+		}},
+		{"parts given, all hold", "golden-receipt.pub", "golden-receipt.zip", true, []string{
+			"ok    tombstone parts (1)",
+			"ok    counts (1)",
+			"VERIFIED: every check passed",
+		}},
+		{"parts given, one fails", "golden-receipt.pub", "golden.zip", false, []string{
+			"ok    receipt checkpoint (1)",
+			"FAIL  tombstone parts (0 ok, 1 failed)",
+			"--    counts: not checked: not every tombstone part holds",
+			"NOT VERIFIED: tombstone parts failed; counts not checked (not every tombstone part holds)",
+		}},
+		{"signature fails, no parts given", "golden.pub", "", false, []string{
+			"receipt of unknown content: its signature does not hold or it could not be read",
+			"--    receipt checkpoint: not checked: the receipt's signature does not hold",
+			"--    tombstone parts: not checked: the receipt's signature does not hold",
+			"NOT VERIFIED: receipt signature failed; receipt checkpoint, tombstone parts, counts not checked (the receipt's signature does not hold)",
+		}},
+		{"signature fails, parts given", "golden.pub", "golden-receipt.zip", false, []string{
+			"--    counts: not checked: the receipt's signature does not hold",
+			"NOT VERIFIED: receipt signature failed; receipt checkpoint, tombstone parts, counts not checked (the receipt's signature does not hold)",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bundlePath := ""
+			if tc.bundle != "" {
+				bundlePath = dir + tc.bundle
+			}
+			var out strings.Builder
+			rep, err := VerifyReceiptFile(dir+"golden-receipt.txt", dir+tc.key, bundlePath, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() != tc.ok {
+				t.Errorf("OK() = %v, want %v\n%s", rep.OK(), tc.ok, out.String())
+			}
+			lines := strings.Split(out.String(), "\n")
+			for _, want := range tc.lines {
+				if !slices.Contains(lines, want) {
+					t.Errorf("the report has no line %q:\n%s", want, out.String())
+				}
+			}
+		})
+	}
+}

@@ -137,10 +137,14 @@ func (r *Report) Headline() string {
 // which were not checked (they could not run, which fails them too): "bundle
 // signature failed; 15 other checks not checked (the manifest is not
 // signed by the key)". Check names and reasons are escaped.
-func (r *Report) Summary() string {
+func (r *Report) Summary() string { return summarize(r.Checks) }
+
+// summarize says which of checks failed and which were not checked, in the
+// words of Report.Summary; "every check passed" when none did either.
+func summarize(checks []*Check) string {
 	var failed, notRun []string
 	why := ""
-	for _, c := range r.Checks {
+	for _, c := range checks {
 		switch {
 		case c.Skipped != "":
 			notRun = append(notRun, c.Name)

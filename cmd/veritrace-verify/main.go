@@ -11,7 +11,9 @@
 // It needs no server and no data directory, and is built from the bundle
 // package alone (no storage engine, no server code), so that an auditor
 // can read, build and run it on their own machine. It exits 0 only when
-// every check passes, 1 when a check fails, and 2 when it cannot run.
+// every check it was asked for passes (a receipt without --bundle: its
+// signature and checkpoint, the verdict SIGNED), 1 when a check fails or
+// could not run, and 2 when it cannot run at all.
 package main
 
 import (

@@ -140,6 +140,9 @@ func spanLine(n *v1.SpanNode) string {
 	sp := n.GetSpan()
 	if sp == nil {
 		why := "payload erased"
+		if n.ErasedByTombstone != nil {
+			why += fmt.Sprintf(" by tombstone %d", n.GetErasedByTombstone())
+		}
 		if !n.GetErased() {
 			why = "payload not decodable: " + bundle.Printable(n.GetDecodeError())
 		}
@@ -177,11 +180,17 @@ func spanLine(n *v1.SpanNode) string {
 const maxTreeIndent = 24
 
 // placementNote says why a span is not printed under its parent, naming
-// the parent it gives (unknown when its payload is not shown); "" when it
-// is.
+// the parent its entry header gives (the span's, from a server that sends
+// no header; "(unknown)" if neither is there: an erased span from such a
+// server); "" when it is.
 func placementNote(n *v1.SpanNode) string {
-	parent := fmt.Sprintf("%x", n.GetSpan().GetParentSpanId())
-	if n.GetSpan() == nil {
+	var parent string
+	switch {
+	case n.GetHeader() != nil:
+		parent = fmt.Sprintf("%x", n.GetHeader().GetParentSpanId())
+	case n.GetSpan() != nil:
+		parent = fmt.Sprintf("%x", n.GetSpan().GetParentSpanId())
+	default:
 		parent = "(unknown)"
 	}
 	switch n.GetPlacement() {

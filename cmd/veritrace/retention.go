@@ -276,14 +276,18 @@ func runHold(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		for _, h := range resp.Msg.GetHolds() {
 			sc := h.GetScope()
-			what := "tenant"
+			// A scope that names nothing covers every entry (none is
+			// placed so; said plainly rather than taken for the tenant).
+			what := "every entry (no scope recorded)"
 			switch {
+			case sc.GetTenant():
+				what = "tenant"
 			case sc.GetSubjectId() != "":
-				what = "subject " + sc.GetSubjectId() + " (pseudonym:" + sc.GetPseudonym() + ")"
+				what = "subject " + bundle.Printable(sc.GetSubjectId()) + pseudonymText(sc.GetPseudonym())
 			case sc.GetSessionId() != "":
-				what = "session " + sc.GetSessionId() + " (pseudonym:" + sc.GetPseudonym() + ")"
+				what = "session " + bundle.Printable(sc.GetSessionId()) + pseudonymText(sc.GetPseudonym())
 			case sc.GetErased():
-				what = erasedScope(sc.GetPseudonymKind()) + " (pseudonym:" + sc.GetPseudonym() + ")"
+				what = erasedScope(sc.GetPseudonymKind()) + pseudonymText(sc.GetPseudonym())
 			case len(sc.GetTraceId()) > 0:
 				what = fmt.Sprintf("trace %x", sc.GetTraceId())
 			case sc.GetFrom() != nil || sc.GetTo() != nil:
@@ -393,6 +397,16 @@ func runSweep(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "expired %d entries (%d held); tombstone at index %d\n", m.GetExpired(), m.GetHeld(), m.GetTombstoneIndex())
 	return nil
+}
+
+// pseudonymText is " (pseudonym:...)" after a hold's subject or session,
+// "" for a hold a server has not named by a pseudonym (one an earlier
+// build stored, listed before the server upgraded it).
+func pseudonymText(p string) string {
+	if p == "" {
+		return ""
+	}
+	return " (pseudonym:" + bundle.Printable(p) + ")"
 }
 
 // erasedScope names an erased hold scope by its kind: "erased subject" or

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -35,6 +38,47 @@ func TestPrintTraceTreeDeep(t *testing.T) {
 	for _, want := range []string{"[depth 300] step", "parent cafe: nested too deep, shown beside it", "parent beef is on a loop of parents"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("printTraceTree printed no %q", want)
+		}
+	}
+}
+
+// TestTraceTreeErasedSpan: an erased span in `veritrace trace` says what
+// its entry header still tells: its parent (here one not in the trace),
+// and the tombstone that erased it.
+func TestTraceTreeErasedSpan(t *testing.T) {
+	t.Setenv("VERITRACE_API_KEY_FILE", "")
+	t.Setenv("VERITRACE_API_KEY", "")
+	dir := t.TempDir()
+	addr, _ := startServe(t, serveConfig{DataDir: dir})
+	url := "http://" + addr
+	cli := func(key, cmd string, args ...string) string {
+		t.Helper()
+		var out strings.Builder
+		full := append(strings.Fields(cmd), "--addr", url, "--api-key-file", key)
+		if err := run(context.Background(), append(full, args...), &out); err != nil {
+			t.Fatalf("veritrace %s: %v\n%s", strings.Join(full, " "), err, out.String())
+		}
+		return out.String()
+	}
+	admin := filepath.Join(dir, AdminKeyFile)
+	key := func(role string) string {
+		path := filepath.Join(t.TempDir(), role+".key")
+		cli(admin, "keys create", "--role", role, "--tenants", "default", "--token-file", path)
+		return path
+	}
+	app, auditor, co := key("ingester"), key("auditor"), key("compliance_officer")
+	spans := filepath.Join(t.TempDir(), "spans.json")
+	// Span 0a.. is under parent 0b.., which was never sent; its subject is erased.
+	if err := os.WriteFile(spans, []byte(`{"spans":[{"traceId":"EREREREREREREREREREREQ==","spanId":"CgoKCgoKCgo=","parentSpanId":"CwsLCwsLCws=",
+		"name":"chat","kind":"SPAN_KIND_GENERATION","startTime":"2026-11-21T09:00:00Z","endTime":"2026-11-21T09:00:01Z","subjectId":"erase-me"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli(app, "append", spans)
+	cli(co, "erase", "--subject", "erase-me", "--legal-basis", "GDPR Art. 17(1)(a)", "--reason", "subject request", "--request-id", "dsr-1")
+	out := cli(auditor, "trace", "11111111111111111111111111111111")
+	for _, want := range []string{"(payload erased by tombstone ", "span 0a0a0a0a0a0a0a0a", "(parent 0b0b0b0b0b0b0b0b not in the trace)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("veritrace trace printed no %q:\n%s", want, out)
 		}
 	}
 }

@@ -270,9 +270,18 @@ type SpanNode struct {
 	// Set when this span is not shown where its parent_span_id puts it: a
 	// root whose parent is missing or on a loop, or a span placed at the
 	// nesting cap. span.parent_span_id still holds its real parent.
-	Placement     TreePlacement `protobuf:"varint,13,opt,name=placement,proto3,enum=veritrace.v1.TreePlacement" json:"placement,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Placement TreePlacement `protobuf:"varint,13,opt,name=placement,proto3,enum=veritrace.v1.TreePlacement" json:"placement,omitempty"`
+	// The span's entry header, as GetEntry gives it: what the ledger knows
+	// of every span whatever became of its payload, so all that is known of
+	// an erased one (its parent_span_id, which places it in the tree, its
+	// span kind, version references, retention class and appended_at). It
+	// is hashed into the leaf; the payload is not needed to read it.
+	Header *EntryHeader `protobuf:"bytes,14,opt,name=header,proto3" json:"header,omitempty"`
+	// The tombstone entry that names this span's entry, once written: set
+	// for an erased span.
+	ErasedByTombstone *uint64 `protobuf:"varint,15,opt,name=erased_by_tombstone,json=erasedByTombstone,proto3,oneof" json:"erased_by_tombstone,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SpanNode) Reset() {
@@ -394,6 +403,20 @@ func (x *SpanNode) GetPlacement() TreePlacement {
 		return x.Placement
 	}
 	return TreePlacement_TREE_PLACEMENT_UNSPECIFIED
+}
+
+func (x *SpanNode) GetHeader() *EntryHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SpanNode) GetErasedByTombstone() uint64 {
+	if x != nil && x.ErasedByTombstone != nil {
+		return *x.ErasedByTombstone
+	}
+	return 0
 }
 
 type GetTraceResponse struct {
@@ -1348,7 +1371,7 @@ var File_veritrace_v1_audit_proto protoreflect.FileDescriptor
 
 const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x18veritrace/v1/audit.proto\x12\fveritrace.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17veritrace/v1/span.proto\x1a\x1averitrace/v1/version.proto\"\xc3\x02\n" +
+	"\x18veritrace/v1/audit.proto\x12\fveritrace.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19veritrace/v1/ledger.proto\x1a\x17veritrace/v1/span.proto\x1a\x1averitrace/v1/version.proto\"\xc3\x02\n" +
 	"\n" +
 	"TraceQuery\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12\x1d\n" +
@@ -1365,7 +1388,7 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\verrors_only\x18\t \x01(\bR\n" +
 	"errorsOnly\",\n" +
 	"\x0fGetTraceRequest\x12\x19\n" +
-	"\btrace_id\x18\x01 \x01(\fR\atraceId\"\xe4\x03\n" +
+	"\btrace_id\x18\x01 \x01(\fR\atraceId\"\xe4\x04\n" +
 	"\bSpanNode\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x12;\n" +
@@ -1381,7 +1404,10 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	" \x01(\rR\aattempt\x12\x1a\n" +
 	"\battempts\x18\v \x01(\rR\battempts\x12!\n" +
 	"\fdecode_error\x18\f \x01(\tR\vdecodeError\x129\n" +
-	"\tplacement\x18\r \x01(\x0e2\x1b.veritrace.v1.TreePlacementR\tplacement\"\x8e\x01\n" +
+	"\tplacement\x18\r \x01(\x0e2\x1b.veritrace.v1.TreePlacementR\tplacement\x121\n" +
+	"\x06header\x18\x0e \x01(\v2\x19.veritrace.v1.EntryHeaderR\x06header\x123\n" +
+	"\x13erased_by_tombstone\x18\x0f \x01(\x04H\x00R\x11erasedByTombstone\x88\x01\x01B\x16\n" +
+	"\x14_erased_by_tombstone\"\x8e\x01\n" +
 	"\x10GetTraceResponse\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12,\n" +
 	"\x05roots\x18\x02 \x03(\v2\x16.veritrace.v1.SpanNodeR\x05roots\x121\n" +
@@ -1506,7 +1532,8 @@ var file_veritrace_v1_audit_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),   // 16: google.protobuf.Timestamp
 	(SpanKind)(0),                   // 17: veritrace.v1.SpanKind
 	(*Span)(nil),                    // 18: veritrace.v1.Span
-	(*Version)(nil),                 // 19: veritrace.v1.Version
+	(*EntryHeader)(nil),             // 19: veritrace.v1.EntryHeader
+	(*Version)(nil),                 // 20: veritrace.v1.Version
 }
 var file_veritrace_v1_audit_proto_depIdxs = []int32{
 	16, // 0: veritrace.v1.TraceQuery.from:type_name -> google.protobuf.Timestamp
@@ -1517,42 +1544,43 @@ var file_veritrace_v1_audit_proto_depIdxs = []int32{
 	18, // 5: veritrace.v1.SpanNode.span:type_name -> veritrace.v1.Span
 	3,  // 6: veritrace.v1.SpanNode.children:type_name -> veritrace.v1.SpanNode
 	0,  // 7: veritrace.v1.SpanNode.placement:type_name -> veritrace.v1.TreePlacement
-	3,  // 8: veritrace.v1.GetTraceResponse.roots:type_name -> veritrace.v1.SpanNode
-	19, // 9: veritrace.v1.GetTraceResponse.versions:type_name -> veritrace.v1.Version
-	1,  // 10: veritrace.v1.QueryTracesRequest.query:type_name -> veritrace.v1.TraceQuery
-	16, // 11: veritrace.v1.TraceStats.start_time:type_name -> google.protobuf.Timestamp
-	16, // 12: veritrace.v1.TraceStats.end_time:type_name -> google.protobuf.Timestamp
-	6,  // 13: veritrace.v1.TraceStats.cost:type_name -> veritrace.v1.Cost
-	16, // 14: veritrace.v1.TraceSummary.appended_at:type_name -> google.protobuf.Timestamp
-	7,  // 15: veritrace.v1.TraceSummary.stats:type_name -> veritrace.v1.TraceStats
-	8,  // 16: veritrace.v1.QueryTracesResponse.traces:type_name -> veritrace.v1.TraceSummary
-	1,  // 17: veritrace.v1.ExportBundleRequest.selector:type_name -> veritrace.v1.TraceQuery
-	1,  // 18: veritrace.v1.AggregateTracesRequest.query:type_name -> veritrace.v1.TraceQuery
-	6,  // 19: veritrace.v1.Aggregate.cost:type_name -> veritrace.v1.Cost
-	16, // 20: veritrace.v1.TimeBucket.start:type_name -> google.protobuf.Timestamp
-	13, // 21: veritrace.v1.TimeBucket.figures:type_name -> veritrace.v1.Aggregate
-	13, // 22: veritrace.v1.AggregateTracesResponse.total:type_name -> veritrace.v1.Aggregate
-	14, // 23: veritrace.v1.AggregateTracesResponse.buckets:type_name -> veritrace.v1.TimeBucket
-	13, // 24: veritrace.v1.AggregateTracesResponse.by_model:type_name -> veritrace.v1.Aggregate
-	13, // 25: veritrace.v1.AggregateTracesResponse.by_kind:type_name -> veritrace.v1.Aggregate
-	13, // 26: veritrace.v1.AggregateTracesResponse.by_prompt_version:type_name -> veritrace.v1.Aggregate
-	13, // 27: veritrace.v1.AggregateTracesResponse.by_policy_version:type_name -> veritrace.v1.Aggregate
-	13, // 28: veritrace.v1.AggregateTracesResponse.by_pipeline_version:type_name -> veritrace.v1.Aggregate
-	13, // 29: veritrace.v1.AggregateTracesResponse.by_attribute:type_name -> veritrace.v1.Aggregate
-	16, // 30: veritrace.v1.AggregateTracesResponse.covered_until:type_name -> google.protobuf.Timestamp
-	2,  // 31: veritrace.v1.AuditService.GetTrace:input_type -> veritrace.v1.GetTraceRequest
-	5,  // 32: veritrace.v1.AuditService.QueryTraces:input_type -> veritrace.v1.QueryTracesRequest
-	10, // 33: veritrace.v1.AuditService.ExportBundle:input_type -> veritrace.v1.ExportBundleRequest
-	12, // 34: veritrace.v1.AuditService.AggregateTraces:input_type -> veritrace.v1.AggregateTracesRequest
-	4,  // 35: veritrace.v1.AuditService.GetTrace:output_type -> veritrace.v1.GetTraceResponse
-	9,  // 36: veritrace.v1.AuditService.QueryTraces:output_type -> veritrace.v1.QueryTracesResponse
-	11, // 37: veritrace.v1.AuditService.ExportBundle:output_type -> veritrace.v1.ExportBundleResponse
-	15, // 38: veritrace.v1.AuditService.AggregateTraces:output_type -> veritrace.v1.AggregateTracesResponse
-	35, // [35:39] is the sub-list for method output_type
-	31, // [31:35] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	19, // 8: veritrace.v1.SpanNode.header:type_name -> veritrace.v1.EntryHeader
+	3,  // 9: veritrace.v1.GetTraceResponse.roots:type_name -> veritrace.v1.SpanNode
+	20, // 10: veritrace.v1.GetTraceResponse.versions:type_name -> veritrace.v1.Version
+	1,  // 11: veritrace.v1.QueryTracesRequest.query:type_name -> veritrace.v1.TraceQuery
+	16, // 12: veritrace.v1.TraceStats.start_time:type_name -> google.protobuf.Timestamp
+	16, // 13: veritrace.v1.TraceStats.end_time:type_name -> google.protobuf.Timestamp
+	6,  // 14: veritrace.v1.TraceStats.cost:type_name -> veritrace.v1.Cost
+	16, // 15: veritrace.v1.TraceSummary.appended_at:type_name -> google.protobuf.Timestamp
+	7,  // 16: veritrace.v1.TraceSummary.stats:type_name -> veritrace.v1.TraceStats
+	8,  // 17: veritrace.v1.QueryTracesResponse.traces:type_name -> veritrace.v1.TraceSummary
+	1,  // 18: veritrace.v1.ExportBundleRequest.selector:type_name -> veritrace.v1.TraceQuery
+	1,  // 19: veritrace.v1.AggregateTracesRequest.query:type_name -> veritrace.v1.TraceQuery
+	6,  // 20: veritrace.v1.Aggregate.cost:type_name -> veritrace.v1.Cost
+	16, // 21: veritrace.v1.TimeBucket.start:type_name -> google.protobuf.Timestamp
+	13, // 22: veritrace.v1.TimeBucket.figures:type_name -> veritrace.v1.Aggregate
+	13, // 23: veritrace.v1.AggregateTracesResponse.total:type_name -> veritrace.v1.Aggregate
+	14, // 24: veritrace.v1.AggregateTracesResponse.buckets:type_name -> veritrace.v1.TimeBucket
+	13, // 25: veritrace.v1.AggregateTracesResponse.by_model:type_name -> veritrace.v1.Aggregate
+	13, // 26: veritrace.v1.AggregateTracesResponse.by_kind:type_name -> veritrace.v1.Aggregate
+	13, // 27: veritrace.v1.AggregateTracesResponse.by_prompt_version:type_name -> veritrace.v1.Aggregate
+	13, // 28: veritrace.v1.AggregateTracesResponse.by_policy_version:type_name -> veritrace.v1.Aggregate
+	13, // 29: veritrace.v1.AggregateTracesResponse.by_pipeline_version:type_name -> veritrace.v1.Aggregate
+	13, // 30: veritrace.v1.AggregateTracesResponse.by_attribute:type_name -> veritrace.v1.Aggregate
+	16, // 31: veritrace.v1.AggregateTracesResponse.covered_until:type_name -> google.protobuf.Timestamp
+	2,  // 32: veritrace.v1.AuditService.GetTrace:input_type -> veritrace.v1.GetTraceRequest
+	5,  // 33: veritrace.v1.AuditService.QueryTraces:input_type -> veritrace.v1.QueryTracesRequest
+	10, // 34: veritrace.v1.AuditService.ExportBundle:input_type -> veritrace.v1.ExportBundleRequest
+	12, // 35: veritrace.v1.AuditService.AggregateTraces:input_type -> veritrace.v1.AggregateTracesRequest
+	4,  // 36: veritrace.v1.AuditService.GetTrace:output_type -> veritrace.v1.GetTraceResponse
+	9,  // 37: veritrace.v1.AuditService.QueryTraces:output_type -> veritrace.v1.QueryTracesResponse
+	11, // 38: veritrace.v1.AuditService.ExportBundle:output_type -> veritrace.v1.ExportBundleResponse
+	15, // 39: veritrace.v1.AuditService.AggregateTraces:output_type -> veritrace.v1.AggregateTracesResponse
+	36, // [36:40] is the sub-list for method output_type
+	32, // [32:36] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_veritrace_v1_audit_proto_init() }
@@ -1560,8 +1588,10 @@ func file_veritrace_v1_audit_proto_init() {
 	if File_veritrace_v1_audit_proto != nil {
 		return
 	}
+	file_veritrace_v1_ledger_proto_init()
 	file_veritrace_v1_span_proto_init()
 	file_veritrace_v1_version_proto_init()
+	file_veritrace_v1_audit_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -47,6 +47,10 @@ type receiptCase struct {
 	// Checks: each check's verdict, "ok", "failed" or "skipped".
 	Checks map[string]string `json:"checks"`
 	OK     bool              `json:"ok"`
+	// Verdict is the report's last line (ReceiptReport.Verdict) with the
+	// parts; Offline without them (steps 1 and 2 alone).
+	Verdict string `json:"verdict"`
+	Offline string `json:"offline"`
 }
 
 type receiptVectors struct {
@@ -144,6 +148,8 @@ func makeReceiptVectors(t *testing.T) []byte {
 			return partOf(t, c.Parts, index), nil
 		})
 		c.OK = rep.OK()
+		c.Verdict = rep.Verdict()
+		c.Offline = bundle.CheckReceipt([]byte(c.File), verifier, nil).Verdict()
 		c.Checks = map[string]string{}
 		for _, ch := range rep.Checks {
 			switch {

@@ -592,7 +592,10 @@ type bundleCase struct {
 	OK     bool   `json:"ok"`
 	// Summary is the report's first line (Report.Headline), which the
 	// console's report must state too.
-	Summary string        `json:"summary"`
+	Summary string `json:"summary"`
+	// Verdict is the report's last line (Report.Write): VERIFIED, or NOT
+	// VERIFIED and what failed and what was not checked (Report.Summary).
+	Verdict string        `json:"verdict"`
 	Checks  []bundleCheck `json:"checks"`
 }
 
@@ -626,6 +629,10 @@ func verdict(t *testing.T, c bundleCase) bundleCase {
 	b := read(c.File)
 	rep := bundle.Verify(bytes.NewReader(b), int64(len(b)), v, pinned)
 	c.OK, c.Summary, c.Checks = rep.OK(), rep.Headline(), nil
+	c.Verdict = "VERIFIED: every check passed"
+	if !rep.OK() {
+		c.Verdict = "NOT VERIFIED: " + rep.Summary()
+	}
 	for _, ch := range rep.Checks {
 		failed := 0
 		if !ch.OK() && ch.Skipped == "" {

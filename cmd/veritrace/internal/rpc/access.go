@@ -547,7 +547,7 @@ func (e *accessEvent) deny(code connect.Code, reason string) {
 func (e *accessEvent) proto() *v1.AccessRecord {
 	r := &v1.AccessRecord{
 		KeyId: logText(e.keyID, maxKeyIDBytes), Role: roleProto(e.role), Procedure: logText(e.procedure, maxProcedureBytes),
-		Tenant: logText(e.tenant, maxTenantBytes), Target: logText(e.target, maxTargetBytes),
+		Tenant: logText(e.tenant, maxTenantBytes), Target: targetText(e.target),
 		Outcome: v1.AccessOutcome(e.outcome), Reason: logText(e.reason, maxReasonBytes), Peer: logText(e.peer, maxPeerBytes),
 		Time: timestamppb.New(e.time), AllowedIndex: e.allowedAt,
 	}

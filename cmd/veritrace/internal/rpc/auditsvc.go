@@ -41,19 +41,21 @@ func newAuditService(s *service) *auditService {
 // (ListAccessLog by subject) and nothing links the record to the id once
 // the subject is erased.
 func describeQuery(q *v1.TraceQuery, n namer) string {
-	var parts []string
+	// The names first, right after the verb (namedIn reads them there),
+	// then the other conditions in a fixed order, free text quoted.
+	var names, parts []string
 	if len(q.GetTraceId()) > 0 {
-		parts = append(parts, fmt.Sprintf("trace=%x", q.GetTraceId()))
+		names = append(names, "trace="+clipHex(q.GetTraceId()))
 	}
 	if v := q.GetSessionId(); v != "" {
-		parts = append(parts, "session="+n(audit.FieldSession, v))
+		names = append(names, "session="+n(audit.FieldSession, v))
 	}
 	if v := q.GetSubjectId(); v != "" {
-		parts = append(parts, "subject="+n(audit.FieldSubject, v))
+		names = append(names, "subject="+n(audit.FieldSubject, v))
 	}
 	for name, v := range map[string]string{"version": q.GetVersionId(), "model": q.GetModel()} {
 		if v != "" {
-			parts = append(parts, name+"="+truncate(v))
+			parts = append(parts, name+"="+quote(truncate(v), nil))
 		}
 	}
 	if q.GetFrom() != nil {
@@ -69,10 +71,10 @@ func describeQuery(q *v1.TraceQuery, n namer) string {
 		parts = append(parts, "errors")
 	}
 	sort.Strings(parts)
-	if len(parts) == 0 {
+	if len(names)+len(parts) == 0 {
 		return "(everything)"
 	}
-	return strings.Join(parts, " ")
+	return strings.Join(append(names, parts...), " ")
 }
 
 // toQuery validates a TraceQuery; field is its path in the request.
@@ -167,7 +169,7 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 			continue
 		}
 		n := &v1.SpanNode{Index: h.Index, LeafHash: e.LeafHash[:], AppendedAt: timestamppb.New(h.AppendedAt),
-			SpanId: h.SpanID[:], Kind: v1.SpanKind(h.SubKind), Erased: e.Erased}
+			SpanId: h.SpanID[:], Kind: v1.SpanKind(h.SubKind), Erased: e.Erased, Header: headerProto(h), ErasedByTombstone: e.ErasedBy}
 		switch {
 		case e.Erased:
 		case decodeErrs[i] != nil:

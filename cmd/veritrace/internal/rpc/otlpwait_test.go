@@ -19,13 +19,15 @@ import (
 // twice as many OTLP gRPC exports as there are export slots, all at once
 // while every slot is taken: each export waits for a slot and succeeds;
 // none is refused (they were refused unavailable / 503 at once, and the
-// SDKs back off for seconds before retrying).
+// SDKs back off for seconds before retrying). One key may hold every
+// slot here (MaxKeyConcurrent); TestOneKeyCannotTakeEveryExportSlot
+// covers the key's share.
 func TestOTLPExportsWaitForASlot(t *testing.T) {
 	const slots = 4
 	var entered atomic.Int64
 	release := make(chan struct{})
 	var l atomic.Pointer[ledger.Ledger]
-	s := startServerWith(t, Options{OTLP: OTLPOptions{MaxConcurrent: slots}, otlpAppend: func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error) {
+	s := startServerWith(t, Options{OTLP: OTLPOptions{MaxConcurrent: slots, MaxKeyConcurrent: slots}, otlpAppend: func(ctx context.Context, tenant string, recs []ledger.Record) ([]ledger.Receipt, error) {
 		if entered.Add(1) <= slots {
 			<-release
 		}

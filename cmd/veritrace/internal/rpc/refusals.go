@@ -152,7 +152,7 @@ func (t *tally) add(ev *accessEvent, peer string) {
 		t.keys.add(logText(ev.keyID, maxKeyIDBytes), maxSummaryKeys)
 	}
 	if ev.target != "" {
-		t.targets.add(logText(ev.target, maxTargetBytes), maxSummaryTargets)
+		t.targets.add(targetText(ev.target), maxSummaryTargets)
 	}
 }
 

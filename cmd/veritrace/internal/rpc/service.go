@@ -120,6 +120,10 @@ func (opts *Options) defaults(l *ledger.Ledger) {
 	if opts.OTLP.MaxConcurrent <= 0 {
 		opts.OTLP.MaxConcurrent = DefaultOTLPMaxConcurrent
 	}
+	if opts.OTLP.MaxKeyConcurrent <= 0 {
+		opts.OTLP.MaxKeyConcurrent = opts.OTLP.MaxConcurrent / 2
+	}
+	opts.OTLP.MaxKeyConcurrent = min(max(opts.OTLP.MaxKeyConcurrent, 1), opts.OTLP.MaxConcurrent)
 	if opts.OTLP.MaxExpandedBytes <= 0 {
 		opts.OTLP.MaxExpandedBytes = 4 * opts.OTLP.MaxBytes
 	}
@@ -223,7 +227,7 @@ func (h *Handler) OTLPHandler() http.Handler {
 func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	opts.defaults(l)
 	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention,
-		inflight: newInflight(opts.MaxInflightBytes, opts.MaxKeyInflightBytes, int64(opts.OTLP.MaxConcurrent), opts.QueueWait(), opts.BodyTimeout, opts.MinBodyRate, opts.Logger)}
+		inflight: newInflight(opts.MaxInflightBytes, opts.MaxKeyInflightBytes, int64(opts.OTLP.MaxConcurrent), int64(opts.OTLP.MaxKeyConcurrent), opts.QueueWait(), opts.BodyTimeout, opts.MinBodyRate, opts.Logger)}
 	auth := newAuthInterceptor(l, opts)
 	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()
@@ -299,7 +303,7 @@ type service struct {
 	retention *retention.Service
 	// inflight bounds the bytes of appends read and handled at once, on
 	// every listener (Options.MaxInflightBytes), and the OTLP exports
-	// (OTLPOptions.MaxConcurrent).
+	// (OTLPOptions.MaxConcurrent, MaxKeyConcurrent).
 	inflight *inflight
 }
 
@@ -535,6 +539,36 @@ func (s *ledgerService) GetConsistencyProof(ctx context.Context, req *connect.Re
 	return connect.NewResponse(&v1.GetConsistencyProofResponse{OldSize: req.Msg.GetOldSize(), NewSize: size, Hashes: hashesMsg(p)}), nil
 }
 
+// headerProto is an entry header as GetEntry and GetTrace's span nodes
+// give it.
+func headerProto(h *format.Header) *v1.EntryHeader {
+	hex32 := func(b [32]byte) string {
+		if b == ([32]byte{}) {
+			return ""
+		}
+		return hex.EncodeToString(b[:])
+	}
+	out := &v1.EntryHeader{
+		FormatVersion: format.FormatVersion, Tenant: h.Tenant, Kind: v1.EntryKind(h.Kind), Index: h.Index,
+		AppendedAt:     timestamppb.New(h.AppendedAt),
+		Versions:       &v1.VersionRefs{Prompt: hex32(h.Refs[0]), Policy: hex32(h.Refs[1]), Pipeline: hex32(h.Refs[2])},
+		RetentionClass: h.RetentionClass, PrevLeafHash: h.PrevLeafHash[:], PayloadCommitment: h.Commitment[:],
+	}
+	switch h.Kind {
+	case format.KindSpan:
+		out.SpanKind = v1.SpanKind(h.SubKind)
+		out.TraceId, out.SpanId = h.TraceID[:], h.SpanID[:]
+		if h.ParentSpanID != ([8]byte{}) {
+			out.ParentSpanId = h.ParentSpanID[:]
+		}
+	case format.KindVersion:
+		out.VersionKind = v1.VersionKind(h.SubKind)
+	case format.KindAccess:
+		out.AccessOutcome = v1.AccessOutcome(h.SubKind)
+	}
+	return out
+}
+
 func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.GetEntryRequest]) (*connect.Response[v1.GetEntryResponse], error) {
 	const proc = veritracev1connect.LedgerServiceGetEntryProcedure
 	_, tenant := principalFrom(ctx)
@@ -542,34 +576,10 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 	if err != nil {
 		return nil, s.fail(ctx, proc, err, nil)
 	}
-	h := e.Header
-	hex32 := func(b [32]byte) string {
-		if b == ([32]byte{}) {
-			return ""
-		}
-		return hex.EncodeToString(b[:])
-	}
 	msg := &v1.Entry{
-		Header: &v1.EntryHeader{
-			FormatVersion: format.FormatVersion, Tenant: h.Tenant, Kind: v1.EntryKind(h.Kind), Index: h.Index,
-			AppendedAt:     timestamppb.New(h.AppendedAt),
-			Versions:       &v1.VersionRefs{Prompt: hex32(h.Refs[0]), Policy: hex32(h.Refs[1]), Pipeline: hex32(h.Refs[2])},
-			RetentionClass: h.RetentionClass, PrevLeafHash: h.PrevLeafHash[:], PayloadCommitment: h.Commitment[:],
-		},
+		Header:      headerProto(e.Header),
 		HeaderBytes: e.HeaderBytes, LeafHash: e.LeafHash[:], Payload: e.Payload, Salt: e.Salt,
 		Erased: e.Erased, ErasedByTombstone: e.ErasedBy,
-	}
-	switch h.Kind {
-	case format.KindSpan:
-		msg.Header.SpanKind = v1.SpanKind(h.SubKind)
-		msg.Header.TraceId, msg.Header.SpanId = h.TraceID[:], h.SpanID[:]
-		if h.ParentSpanID != ([8]byte{}) {
-			msg.Header.ParentSpanId = h.ParentSpanID[:]
-		}
-	case format.KindVersion:
-		msg.Header.VersionKind = v1.VersionKind(h.SubKind)
-	case format.KindAccess:
-		msg.Header.AccessOutcome = v1.AccessOutcome(h.SubKind)
 	}
 	if !e.Erased {
 		record, err := entryRecord(e)
@@ -580,7 +590,7 @@ func (s *ledgerService) GetEntry(ctx context.Context, req *connect.Request[v1.Ge
 		case *v1.Span:
 			msg.Record = &v1.Entry_Span{Span: r}
 			// A rendering aid: a source that does not render leaves it empty.
-			if j, err := otlp.SourceJSON(r.GetOtlp(), s.resourceScopeOf(ctx, tenant, h, r.GetOtlp())); err == nil {
+			if j, err := otlp.SourceJSON(r.GetOtlp(), s.resourceScopeOf(ctx, tenant, e.Header, r.GetOtlp())); err == nil {
 				msg.OtlpJson = j
 			}
 		case *v1.Version:

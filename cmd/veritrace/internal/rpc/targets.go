@@ -31,7 +31,18 @@ const (
 // \x1b, \u202e, \\), so that a record cannot forge lines or hide text; cut
 // at a character boundary, the cut marked with "...". Its work is bounded
 // by max, not by len(s).
-func logText(s string, max int) string {
+func logText(s string, max int) string { return escapeText(s, max, true) }
+
+// targetText returns a target as it may be recorded: as logText, except
+// that a backslash is kept as it is. A target quotes every value a client
+// sent that is not one plain word (quote), so its backslashes are those of
+// the quoting, already escaped once; a second escape would garble them.
+// Control and format characters are escaped all the same, so no target
+// forges a line even if a value reached it unquoted.
+func targetText(s string) string { return escapeText(s, maxTargetBytes, false) }
+
+// escapeText is logText, escaping backslashes or not.
+func escapeText(s string, max int, backslash bool) string {
 	const cutMark = "..."
 	var b strings.Builder
 	fits := 0 // length of b at the last point where a cut mark still fits
@@ -42,8 +53,10 @@ func logText(s string, max int) string {
 		switch {
 		case r == utf8.RuneError && n == 1:
 			piece = fmt.Sprintf(`\x%02x`, s[i])
-		case r == '\\':
+		case r == '\\' && backslash:
 			piece = `\\`
+		case r == '\\':
+			piece = s[i : i+n]
 		case r == ' ' || unicode.IsPrint(r):
 			piece = s[i : i+n]
 		default:
@@ -71,6 +84,35 @@ func clip(s string) string {
 	return s
 }
 
+// quote names a value a client sent (an id, a name, a case reference):
+// as sent when valid says it is well-formed, else Go-quoted (clipped),
+// so that a malformed one cannot pass for the text around it. valid nil
+// means plainWord.
+func quote(s string, valid func(string) bool) string {
+	if valid == nil {
+		valid = plainWord
+	}
+	if valid(s) {
+		return s
+	}
+	return strconv.Quote(clip(s))
+}
+
+// plainWord reports whether s reads unambiguously unquoted in a target:
+// 1 to maxTargetBytes printable characters, none of them a space, a
+// quote, a backslash, '=' or ','.
+func plainWord(s string) bool {
+	if s == "" || len(s) > maxTargetBytes || !utf8.ValidString(s) {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool {
+		return !unicode.IsPrint(r) || unicode.IsSpace(r) || strings.ContainsRune(`"\=,`, r)
+	})
+}
+
+// validTenant reports whether s is a tenant name (format.ValidateTenant).
+func validTenant(s string) bool { return format.ValidateTenant(s) == nil }
+
 // clipHex formats request bytes as hex, at most what a target can hold.
 func clipHex(b []byte) string {
 	if len(b) > maxTargetBytes/2 {
@@ -90,7 +132,7 @@ func clipHex(b []byte) string {
 type namer func(field uint8, value string) string
 
 func versionTarget(m any, _ namer) string {
-	return "version " + clip(m.(*v1.GetVersionRequest).GetId())
+	return "version " + quote(m.(*v1.GetVersionRequest).GetId(), nil)
 }
 func entryTarget(m any, _ namer) string {
 	return fmt.Sprintf("entry %d", m.(*v1.GetEntryRequest).GetIndex())
@@ -108,7 +150,7 @@ func createKeyTarget(m any, _ namer) string {
 	}
 	clipped := make([]string, len(tenants))
 	for i, t := range tenants {
-		clipped[i] = clip(t)
+		clipped[i] = quote(t, validTenant)
 	}
 	return fmt.Sprintf("new %s key for %s%s", roleName(r.GetRole()), strings.Join(clipped, ","), more)
 }
@@ -122,7 +164,7 @@ func aggregateTarget(m any, n namer) string {
 	r := m.(*v1.AggregateTracesRequest)
 	what := "aggregate " + describeQuery(r.GetQuery(), n)
 	if a := r.GetGroupByAttribute(); a != "" {
-		what += " by " + clip(a)
+		what += " by " + quote(a, nil)
 	}
 	return what
 }
@@ -138,19 +180,13 @@ func holdTarget(m any, n namer) string {
 	if id := r.GetRequestId(); id != "" {
 		what += " request " + requestIDText(id)
 	}
-	return what + " for case " + clip(r.GetCaseRef())
+	return what + " for case " + quote(r.GetCaseRef(), nil)
 }
 
 // requestIDText is a request id as a target names it: as sent if it is
 // well-formed (retention.ValidRequestID: no spaces, no quotes), else
-// Go-quoted, so that a malformed one (the call is refused) cannot pass
-// for the text around it.
-func requestIDText(id string) string {
-	if retention.ValidRequestID(id) {
-		return id
-	}
-	return strconv.Quote(clip(id))
-}
+// Go-quoted.
+func requestIDText(id string) string { return quote(id, retention.ValidRequestID) }
 
 // named is " subject=<name>" or " session=<name>" for the id a hold or
 // erasure names, "" if it names neither.
@@ -164,20 +200,20 @@ func named(subject, session string, n namer) string {
 	return ""
 }
 func releaseTarget(m any, _ namer) string {
-	return "hold " + clip(m.(*v1.ReleaseHoldRequest).GetHoldId())
+	return "hold " + quote(m.(*v1.ReleaseHoldRequest).GetHoldId(), nil)
 }
 func eraseTarget(m any, _ namer) string {
 	r := m.(*v1.EraseRequest)
 	// Not the subject's pseudonym: the erasure destroys its key, and
 	// naming it would make one for an id erased before.
-	what := "erasure " + clip(r.GetRequestId())
+	what := "erasure " + requestIDText(r.GetRequestId())
 	if r.GetDryRun() {
 		what = "dry run of " + what
 	}
 	return what
 }
 func erasureTarget(m any, _ namer) string {
-	return "erasure " + clip(m.(*v1.GetErasureRequest).GetRequestId())
+	return "erasure " + requestIDText(m.(*v1.GetErasureRequest).GetRequestId())
 }
 
 // setRetentionTarget names the revision the policy was edited from; the
@@ -185,7 +221,9 @@ func erasureTarget(m any, _ namer) string {
 func setRetentionTarget(m any, _ namer) string {
 	return fmt.Sprintf("retention policy from revision %d", m.(*v1.SetRetentionRequest).GetPolicy().GetRevision())
 }
-func revokeKeyTarget(m any, _ namer) string { return "key " + clip(m.(*v1.RevokeKeyRequest).GetId()) }
+func revokeKeyTarget(m any, _ namer) string {
+	return "key " + quote(m.(*v1.RevokeKeyRequest).GetId(), nil)
+}
 func createTenantTarget(m any, _ namer) string {
-	return "tenant " + clip(m.(*v1.CreateTenantRequest).GetName())
+	return "tenant " + quote(m.(*v1.CreateTenantRequest).GetName(), validTenant)
 }

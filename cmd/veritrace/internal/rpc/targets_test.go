@@ -3,8 +3,13 @@ package rpc
 import (
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 )
 
 func TestLogText(t *testing.T) {
@@ -49,4 +54,52 @@ func FuzzLogText(f *testing.F) {
 			t.Fatalf("logText(%q, %d) = %q: changed a short printable string", s, max, got)
 		}
 	})
+}
+
+// TestTargetsQuoteClientText: every value a client sends that a target
+// names reads as itself when it is one plain word, and is quoted (Go
+// syntax, escaped once) otherwise, so that it cannot pass for the text
+// around it; names come right after the verb, before any free text.
+func TestTargetsQuoteClientText(t *testing.T) {
+	n := func(field uint8, v string) string { return "pseudonym:" + strings.Repeat("ab", 12) }
+	const p = "pseudonym:abababababababababababab"
+	from := timestamppb.New(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
+	for _, tc := range []struct {
+		name   string
+		target func(any, namer) string
+		msg    any
+		want   string
+	}{
+		{"erasure", eraseTarget, &v1.EraseRequest{RequestId: "dsr-118"}, "erasure dsr-118"},
+		{"erasure, malformed id", eraseTarget, &v1.EraseRequest{RequestId: "x for case CASE-7"}, `erasure "x for case CASE-7"`},
+		{"dry run, id with a newline", eraseTarget, &v1.EraseRequest{RequestId: "x\ny", DryRun: true}, `dry run of erasure "x\ny"`},
+		{"get erasure, id with a quote", erasureTarget, &v1.GetErasureRequest{RequestId: `q"r`}, `erasure "q\"r"`},
+		{"hold, id with a quote", holdTarget, &v1.PlaceHoldRequest{RequestId: `q"r`, CaseRef: "CASE-7"}, `hold request "q\"r" for case CASE-7`},
+		{"hold, case in words", holdTarget, &v1.PlaceHoldRequest{Scope: &v1.HoldScope{SubjectId: "s"}, RequestId: "h-1", CaseRef: `Smith v. Jones \ 7`},
+			`hold subject=` + p + ` request h-1 for case "Smith v. Jones \\ 7"`},
+		{"release", releaseTarget, &v1.ReleaseHoldRequest{HoldId: "3f2a9c1d-5e6b-4a80-9c1d-5e6b7a803f2a"}, "hold 3f2a9c1d-5e6b-4a80-9c1d-5e6b7a803f2a"},
+		{"release, malformed id", releaseTarget, &v1.ReleaseHoldRequest{HoldId: "h1 and h2"}, `hold "h1 and h2"`},
+		{"revoke, malformed id", revokeKeyTarget, &v1.RevokeKeyRequest{Id: "k1 of tenant acme"}, `key "k1 of tenant acme"`},
+		{"tenant, malformed name", createTenantTarget, &v1.CreateTenantRequest{Name: "acme (refused)"}, `tenant "acme (refused)"`},
+		{"key, a tenant with a comma", createKeyTarget, &v1.CreateKeyRequest{Role: v1.Role_ROLE_AUDITOR, Tenants: []string{"a,b", "c"}}, `new auditor key for "a,b",c`},
+		{"version, malformed id", versionTarget, &v1.GetVersionRequest{Id: "v1 of app"}, `version "v1 of app"`},
+		{"aggregate, attribute in words", aggregateTarget, &v1.AggregateTracesRequest{Query: &v1.TraceQuery{}, GroupByAttribute: "a b"}, `aggregate (everything) by "a b"`},
+		{"query, names first", queryTarget, &v1.QueryTracesRequest{Query: &v1.TraceQuery{SubjectId: "s", Model: "gpt-4o", From: from, ErrorsOnly: true}},
+			"query subject=" + p + " errors from=2026-11-01T00:00:00Z model=gpt-4o"},
+		{"query, model in words", queryTarget, &v1.QueryTracesRequest{Query: &v1.TraceQuery{SessionId: "s", Model: "gpt subject=" + p}},
+			"query session=" + p + ` model="gpt subject=pseudonym:ababababababababab..."`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := targetText(tc.target(tc.msg, n))
+			if got != tc.want {
+				t.Errorf("recorded target = %s, want %s", got, tc.want)
+			}
+			// The access-log filter finds the names whatever follows them,
+			// and nothing in free text.
+			wantNames := strings.Count(tc.want, "="+p)
+			if got := namedIn(got); len(got) != wantNames && strings.HasPrefix(tc.want, "query") {
+				t.Errorf("namedIn = %q, want %d names", got, wantNames)
+			}
+		})
+	}
 }

@@ -97,6 +97,26 @@ async function loseFirstPlaceHold(page) {
 }
 
 /** The verdict of each receipt check shown, by name. */
+/**
+ * Pages through the access log shown on page, from the page it shows, until
+ * the text of the records shown satisfies want; returns that text, or ""
+ * once the last page is passed. Waits for each page's records to arrive
+ * (data-loaded names the start of the page whose records are shown).
+ * @param {import("playwright-core").Page} page
+ * @param {(text: string) => boolean} want
+ */
+async function findOnPages(page, want) {
+  const pager = page.getByTestId("access-page");
+  for (;;) {
+    const text = (await page.getByTestId("access-log").textContent()) ?? "";
+    if (want(text)) return text;
+    const next = await pager.getAttribute("data-next");
+    if (!next || next === "0") return "";
+    await page.getByRole("button", { name: "Later →" }).click();
+    await page.locator(`[data-testid="access-page"][data-loaded="${next}"]`).waitFor();
+  }
+}
+
 async function receiptChecks(panel) {
   await panel.getByTestId("receipt-check").waitFor();
   /** @type {Record<string, string>} */
@@ -680,6 +700,8 @@ describe("the web console", () => {
       await page.goto(`${BASE}/ui/${path}`);
       await page.getByTestId("forbidden").waitFor();
     }
+    // More than a page of records before the refusal (each read of an entry is recorded), so that it is found on a later page.
+    for (let i = 0; i < 120; i++) await rpc(tokens.auditor, "LedgerService/GetEntry", { index: "0" });
     // Calling the RPC from the page with the auditor's key is refused by the server, and recorded.
     const status = await page.evaluate(async () => {
       const r = await fetch("/veritrace.v1.RetentionService/Erase", {
@@ -693,8 +715,10 @@ describe("the web console", () => {
     await page.goto(`${BASE}/ui/access-log`);
     await page.getByTestId("access-row").first().waitFor();
     await page.getByTestId("outcome-filter").selectOption({ label: "denied" });
-    const denied = await page.getByTestId("access-log").textContent();
-    assert.ok(denied?.includes("RetentionService/Erase") && denied.includes("permission_denied"), denied ?? "");
+    // The log lists 100 records a page, oldest first: page on until the
+    // refusal shows, however many records the tests before wrote.
+    const denied = await findOnPages(page, (t) => t.includes("RetentionService/Erase") && t.includes("permission_denied"));
+    assert.ok(denied, "the refused Erase is on no page of the access log");
     await page.getByTestId("outcome-filter").selectOption({ label: "all" });
     await shot(page, "access-log");
     await page.close();
@@ -1050,10 +1074,24 @@ describe("attacks on the console, and what users expect of it", () => {
     // One naming a part by another leaf hash fails the parts (and the counts are not checked).
     await tamperReceipts(page, "GetErasure", (r) => (r.tombstones[0].leaf_hash = r.tombstones[0].leaf_hash.replace(/^./, (c) => (c === "0" ? "1" : "0"))), true);
     assert.deepEqual(await check(), { "receipt signature": "true", "receipt checkpoint": "true", "tombstone parts": "false", counts: "false" });
+    // The verdict and the list say what did not run, in veritrace verify-receipt's words, never that it failed.
+    const verdict = async () => (await page.getByTestId("past-erasure").getByTestId("receipt-not-verified").textContent()) ?? "";
+    const states = async () => {
+      const out = {};
+      for (const li of await page.getByTestId("past-erasure").locator("li[data-check]").all()) out[(await li.getAttribute("data-check")) ?? ""] = await li.getAttribute("data-state");
+      return out;
+    };
+    assert.equal(await verdict(), "NOT VERIFIED: tombstone parts failed; counts not checked (not every tombstone part holds).");
+    assert.deepEqual(await states(), { "receipt signature": "ok", "receipt checkpoint": "ok", "tombstone parts": "failed", counts: "not-checked" });
     await page.unroute("**/veritrace.v1.RetentionService/GetErasure");
-    // One changed and not signed again fails the signature.
+    // One changed and not signed again fails the signature; nothing else runs.
     await tamperReceipts(page, "GetErasure", (r) => r.held_count++, false);
     assert.deepEqual(await check(), { "receipt signature": "false", "receipt checkpoint": "false", "tombstone parts": "false", counts: "false" });
+    assert.equal(
+      await verdict(),
+      "NOT VERIFIED: receipt signature failed; receipt checkpoint, tombstone parts, counts not checked (the receipt's signature does not hold).",
+    );
+    assert.deepEqual(await states(), { "receipt signature": "failed", "receipt checkpoint": "not-checked", "tombstone parts": "not-checked", counts: "not-checked" });
     await page.unroute("**/veritrace.v1.RetentionService/GetErasure");
     await page.close();
   });
@@ -1159,9 +1197,6 @@ describe("attacks on the console, and what users expect of it", () => {
     await page.close();
   });
 
-  // (Here, not beside the first hold tests: the access-log records it adds
-  // would push the refusal that "a role without a right" looks for off
-  // the first page of the access log.)
   test("a hold submitted again after its answer was lost and the hold released meanwhile is said not to be in force", async () => {
     const page = await signIn("compliance");
     await page.getByRole("link", { name: "Legal holds" }).click();

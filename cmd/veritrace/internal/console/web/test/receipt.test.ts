@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { fromHex } from "../src/verify/bytes";
 import { parseVerifierKey } from "../src/verify/note";
-import { checkReceipt, parseReceiptFile } from "../src/verify/receipt";
+import { checkReceipt, parseReceiptFile, receiptVerdict } from "../src/verify/receipt";
 
 const vectors = JSON.parse(readFileSync(new URL("../testdata/receipts.json", import.meta.url), "utf8"));
 
@@ -23,6 +23,12 @@ describe("erasure receipts", () => {
       const got = Object.fromEntries(res.steps.map((s) => [s.name, s.skipped ? "skipped" : s.failures.length ? "failed" : "ok"]));
       expect(got).toEqual(c.checks);
       expect(res.ok).toBe(c.ok);
+      expect(receiptVerdict(res)).toBe(c.verdict);
+    });
+    it(`${c.name}: without the parts, the verdict the Go check gives`, async () => {
+      const key = await parseVerifierKey(vectors.key);
+      const { receiptJson, signature } = parseReceiptFile(c.file);
+      expect(receiptVerdict(await checkReceipt(receiptJson, signature, key))).toBe(c.offline);
     });
   }
   it("reads the console's download of a receipt as the CLI's file", async () => {

@@ -12,6 +12,7 @@ import { leafHash, verifyInclusion } from "./merkle";
 import { openCheckpoint, openNote, parseDigestBody, type Checkpoint, type VerifierKey } from "./note";
 import { arrayOf, checkMembers, objectOf, parseStrict, parseTime, stringOf, uintOf, type JObject, type JValue } from "./strictjson";
 import type { Step } from "./trace";
+import { summarize } from "./verdict";
 
 export const ReceiptChecks = {
   signature: "receipt signature",
@@ -180,6 +181,7 @@ export async function checkReceipt(receiptJson: string, signature: string, key: 
   };
 
   // 1. The signature over the receipt's exact bytes, then the receipt.
+  let unread = "the receipt's signature does not hold";
   try {
     const n = await openNote(signature, key);
     const body = parseDigestBody(n.text, true);
@@ -188,6 +190,7 @@ export async function checkReceipt(receiptJson: string, signature: string, key: 
     try {
       r = parseReceipt(receiptJson);
     } catch (e) {
+      unread = "the receipt could not be read";
       throw new Error(`the signed receipt is not a receipt: ${(e as Error).message}`);
     }
     if (r.origin !== body.origin) throw new Error(`the signature names the log ${body.origin}, the receipt ${r.origin}`);
@@ -195,7 +198,7 @@ export async function checkReceipt(receiptJson: string, signature: string, key: 
     pass(ReceiptChecks.signature);
   } catch (e) {
     fail(ReceiptChecks.signature, (e as Error).message);
-    return result("the receipt's signature does not hold");
+    return result(unread);
   }
 
   // 2. The checkpoint covers every part.
@@ -211,7 +214,7 @@ export async function checkReceipt(receiptJson: string, signature: string, key: 
     fail(ReceiptChecks.checkpoint, (e as Error).message);
     return result("the receipt's checkpoint does not hold");
   }
-  if (!parts) return result("needs the tombstone entries (the server, or an evidence bundle with veritrace verify-receipt)");
+  if (!parts) return result("needs the tombstone entries (an evidence bundle that carries them, or the server)");
 
   // 3. Every part: in the log at the receipt's checkpoint, and this request's part k of n.
   const n = receipt.tombstones.length;
@@ -281,4 +284,17 @@ export function serverParts(ledger: {
     if (pr.treeSize !== treeSize) throw new Error(`the server proved into tree size ${pr.treeSize}, not ${treeSize}`);
     return { header: e.headerBytes, payload: e.payload, salt: e.salt, proof: pr.hashes };
   };
+}
+
+/**
+ * The report's last line, as ReceiptReport.Verdict words it for
+ * `veritrace verify-receipt`: VERIFIED when every check ran and passed,
+ * SIGNED when the signature and checkpoint passed and no part source was
+ * given, NOT VERIFIED otherwise, naming what failed and what was not
+ * checked.
+ */
+export function receiptVerdict(v: ReceiptVerification): string {
+  if (!v.ok) return `NOT VERIFIED: ${summarize(v.steps.map((s) => ({ name: s.name, failed: s.failures.length, skipped: s.skipped ?? "" })))}`;
+  if (v.partsChecked) return "VERIFIED: every check passed";
+  return "SIGNED: the log key signed this receipt and its checkpoint; its tombstone parts were not checked (give the tombstone entries: an evidence bundle or the server)";
 }

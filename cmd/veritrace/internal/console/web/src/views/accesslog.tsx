@@ -53,6 +53,7 @@ export function AccessLogView() {
   const [page, setPage] = useState(0);
   const [entries, setEntries] = useState<AccessEntry[] | null>(null);
   const [next, setNext] = useState<bigint>(0n);
+  const [loadedFrom, setLoadedFrom] = useState<bigint | null>(null); // the start index of the entries shown
   const [outcome, setOutcome] = useState<string>("");
   const asked = useRef(0); // only the answer to the latest request is shown
   const load = useAction(async (start: bigint) => {
@@ -66,6 +67,7 @@ export function AccessLogView() {
     if (n !== asked.current) return;
     setEntries(r.entries);
     setNext(r.nextIndex);
+    setLoadedFrom(start);
   });
   useEffect(() => {
     load.run(from[page]);
@@ -216,7 +218,9 @@ export function AccessLogView() {
           <button disabled={page === 0 || load.busy} onClick={() => setPage(page - 1)}>
             ← Earlier
           </button>
-          <span>from entry {from[page].toString()}</span>
+          <span data-testid="access-page" data-loaded={loadedFrom?.toString() ?? ""} data-next={next.toString()}>
+            from entry {from[page].toString()}
+          </span>
           <button
             disabled={!next || load.busy}
             onClick={() => {

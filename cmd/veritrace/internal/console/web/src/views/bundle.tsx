@@ -7,6 +7,7 @@ import { bytesSize } from "../format";
 import { pins } from "../session";
 import { Checks, checkOK, reportOK, verifyBundle, type Report } from "../verify/bundle";
 import { parseVerifierKey } from "../verify/note";
+import { summarize } from "../verify/verdict";
 import { ErrorBox, Field, KV, Notice, Page, Panel, useAction } from "../ui";
 import { CheckList, ReportSummary } from "./checks";
 
@@ -73,7 +74,7 @@ export function BundleView() {
           <Notice kind={reportOK(report) ? "ok" : "bad"} testid={reportOK(report) ? "bundle-verified" : "bundle-not-verified"}>
             {reportOK(report)
               ? "VERIFIED: every check passed"
-              : `NOT VERIFIED: ${report.checks.filter((c) => c.failed || c.skipped).map((c) => c.name).join(", ")} failed`}
+              : `NOT VERIFIED: ${summarize(report.checks)}`}
           </Notice>
           <ReportSummary report={report} />
           <CheckList checks={report.checks} />

@@ -23,9 +23,12 @@ export function CheckList(props: { checks: CheckLine[] }) {
         const failed = c.failed ?? c.failures.length;
         const ok = failed === 0 && !c.skipped;
         const notes = c.notes ?? [];
+        // A check that did not run did not pass, but found nothing wrong:
+        // "--" in veritrace verify's report, not "FAIL".
+        const state = c.skipped ? "not-checked" : ok ? "ok" : "failed";
         return (
-          <li class={ok ? "ok" : "bad"} data-check={c.name} data-ok={String(ok)}>
-            <span class="mark">{ok ? "✓" : "✗"}</span> <strong>{c.name}</strong>{" "}
+          <li class={c.skipped ? "skipped" : ok ? "ok" : "bad"} data-check={c.name} data-ok={String(ok)} data-state={state}>
+            <span class="mark">{c.skipped ? "–" : ok ? "✓" : "✗"}</span> <strong>{c.name}</strong>{" "}
             <span class="muted">{c.skipped ? `not checked: ${c.skipped}` : failed ? `${c.passed} ok, ${failed} failed` : `${c.passed} ok`}</span>
             {c.failures.length > 0 && (
               <ul class="failures">

@@ -10,7 +10,7 @@ import { pins } from "../session";
 import type { Api } from "../api";
 import { fromHex } from "../verify/bytes";
 import { parseVerifierKey } from "../verify/note";
-import { checkReceipt, serverParts, type ReceiptVerification } from "../verify/receipt";
+import { checkReceipt, receiptVerdict, serverParts, type ReceiptVerification } from "../verify/receipt";
 import { CheckList } from "./checks";
 import { Badge, ErrorBox, Field, KV, Notice, Page, Panel, Pre, download, useAction } from "../ui";
 
@@ -292,9 +292,8 @@ function ErasureDetail(props: { er: Erasure; title: string; testid?: string }) {
       {check && (
         <div data-testid="receipt-check">
           <Notice kind={check.ok ? "ok" : "bad"} testid={check.ok ? "receipt-verified" : "receipt-not-verified"}>
-            {check.ok
-              ? `VERIFIED: signed by the log key, and its ${check.receipt?.tombstones.length} tombstone part(s) name ${check.receipt?.erasedCount} erased and ${check.receipt?.heldCount} held entries.`
-              : `NOT VERIFIED: ${check.steps.filter((s) => s.failures.length || s.skipped).map((s) => s.name).join(", ")} failed.`}
+            {`${receiptVerdict(check)}.`}
+            {check.ok && ` Its ${check.receipt?.tombstones.length} tombstone part(s) name ${check.receipt?.erasedCount} erased and ${check.receipt?.heldCount} held entries.`}
           </Notice>
           <CheckList checks={check.steps.map((s) => ({ name: s.name, passed: s.passed, failures: s.failures, skipped: s.skipped ?? "" }))} />
         </div>

@@ -43,7 +43,8 @@ export function scopeText(s?: HoldScope): string {
   if (s.erased) return erasedText(s);
   if (s.traceId.length) return `trace ${hex(s.traceId)}`;
   if (s.from || s.to) return `entries appended ${s.from ? "from " + time(s.from) : ""} ${s.to ? "until " + time(s.to) : ""}`;
-  return "";
+  // A scope that names nothing covers every entry, as `hold list` says.
+  return "every entry (no scope recorded)";
 }
 
 /** An erased scope, by its kind when the server says it. */

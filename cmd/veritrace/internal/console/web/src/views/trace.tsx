@@ -313,14 +313,30 @@ function SpanDetail(props: { node: SpanNode; versions: Version[]; attempt?: stri
     );
   }
   if (!s) {
+    // What the entry header still tells of an erased span (GetTrace sends it).
+    const h = node.header;
+    const refs = [h?.versions?.prompt, h?.versions?.policy, h?.versions?.pipeline].filter((v): v is string => !!v);
     return (
       <div data-testid="span-erased">
         <h2>
           <Badge tone={kindTone(node.kind)}>{kindName(node.kind)}</Badge> erased span
         </h2>
-        <Notice kind="warn">This span's payload was erased (its data key destroyed). Its header, leaf hash and proofs remain and still verify.</Notice>
+        <Notice kind="warn">
+          This span's payload was erased (its data key destroyed)
+          {node.erasedByTombstone !== undefined ? ` by the tombstone at ledger entry ${node.erasedByTombstone.toString()}` : ""}. Its header, leaf hash
+          and proofs remain and still verify; the header still tells the following.
+        </Notice>
         {placement}
         {head}
+        {h && (
+          <KV
+            rows={[
+              ["Parent span", h.parentSpanId.length ? <code data-testid="erased-parent">{hex(h.parentSpanId)}</code> : "none (root)"],
+              ["Versions", refs.length ? refs.map((v) => <Id value={v} n={16} />) : "none referenced"],
+              ["Retention class", h.retentionClass || "none"],
+            ]}
+          />
+        )}
       </div>
     );
   }
