@@ -108,6 +108,9 @@ type Erasure struct {
 	// process that made (or last re-selected) it read them; never stored
 	// (closeTraces).
 	traceOf map[uint64][16]byte
+	// kept counts the resource entries a sweep's plan, as last made,
+	// keeps with their traces (keptResources); never stored.
+	kept int
 }
 
 // ReceiptFormat is the format of the receipts this build signs.
@@ -721,7 +724,7 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	er.KeyRefs, er.SelectorRef, er.Pseudonyms = nil, "", nil // destroyed: keep no index term
 	if er.Kind == "expiry" {
 		er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
-		s.log().InfoContext(ctx, "sweep", "tenant", er.Tenant, "expired", len(er.Erase), "held", len(er.Held), "tombstone", idx)
+		s.log().InfoContext(ctx, "sweep", "tenant", er.Tenant, "expired", len(er.Erase), "held", len(er.Held), "kept", er.kept, "tombstone", idx)
 		if err := s.putErasure(ctx, er); err != nil {
 			return err
 		}
