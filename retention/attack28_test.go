@@ -62,3 +62,28 @@ func TestAttack28LegacyHoldOfErasedSubject(t *testing.T) {
 		}
 	}
 }
+
+// attack28: builds between request ids (a3f88f6) and pseudonymous holds
+// stored holds placed with a request id and their subject in the clear.
+// The same request asked again (its answer lost) must return that hold, as
+// for any hold placed with a request id; it must not be refused as a reuse
+// of the id with another scope because the stored hold is not upgraded yet
+// (the upgrade runs while the server serves, and a node of the earlier
+// build may store such a hold at any time).
+func TestAttack28LegacyHoldRequestAskedAgain(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.spans(t, "alice", "", 1, 2, false, "a")
+	id := HoldIDOf("default", "h-1")
+	legacy := `{"id":"` + id + `","request_id":"h-1","scope":{"subject":"alice"},"case_ref":"CASE-0","reason":"litigation","placed_by":"co-key","placed_at":"2026-01-01T00:00:00Z"}`
+	if err := e.l.PutState(ctx, "default", stateHold+id, []byte(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := e.s.PlaceHoldRequest(ctx, "default", HoldRequest{ID: "h-1", Scope: HoldScope{Subject: "alice"}, CaseRef: "CASE-0", Reason: "litigation", By: "co-key"})
+	if err != nil {
+		t.Fatalf("the same hold request asked again: %v; want hold %s", err, id)
+	}
+	if h.ID != id {
+		t.Errorf("the same hold request asked again placed hold %s, want %s", h.ID, id)
+	}
+}
