@@ -41,17 +41,23 @@ func newAuditService(s *service) *auditService {
 // (ListAccessLog by subject) and nothing links the record to the id once
 // the subject is erased.
 func describeQuery(q *v1.TraceQuery, n namer) string {
-	// The names first, right after the verb (namedIn reads them there),
-	// then the other conditions in a fixed order, free text quoted.
+	// The names first, right after the verb (namedIn reads them there):
+	// each is of fixed length, so nothing a client sends comes before them
+	// or pushes them past the target's cut. Then the trace id (a valid one
+	// is 32 hex digits; any other is recorded by its length only, as the
+	// call is refused), then the other conditions in a fixed order, free
+	// text quoted.
 	var names, parts []string
-	if len(q.GetTraceId()) > 0 {
-		names = append(names, "trace="+clipHex(q.GetTraceId()))
-	}
 	if v := q.GetSessionId(); v != "" {
 		names = append(names, "session="+n(audit.FieldSession, v))
 	}
 	if v := q.GetSubjectId(); v != "" {
 		names = append(names, "subject="+n(audit.FieldSubject, v))
+	}
+	if t := q.GetTraceId(); len(t) == 16 {
+		names = append(names, fmt.Sprintf("trace=%x", t))
+	} else if len(t) > 0 {
+		names = append(names, fmt.Sprintf("trace=(invalid, %d bytes)", len(t)))
 	}
 	for name, v := range map[string]string{"version": q.GetVersionId(), "model": q.GetModel()} {
 		if v != "" {
