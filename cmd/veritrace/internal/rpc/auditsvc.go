@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit"
@@ -27,11 +28,14 @@ type auditService struct {
 	*service
 	search *audit.Searcher
 	export *audit.Exporter
+	// maxTraceBytes caps a GetTrace answer's span content
+	// (Options.MaxTraceAnswerBytes).
+	maxTraceBytes int
 }
 
-func newAuditService(s *service) *auditService {
+func newAuditService(s *service, maxTraceBytes int) *auditService {
 	search := &audit.Searcher{L: s.l}
-	return &auditService{service: s, search: search, export: &audit.Exporter{S: search, Now: s.now}}
+	return &auditService{service: s, search: search, export: &audit.Exporter{S: search, Now: s.now}, maxTraceBytes: maxTraceBytes}
 }
 
 // describeQuery names a query in the access log. Subject and session ids
@@ -144,7 +148,15 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 	}
 	var trace [16]byte
 	copy(trace[:], req.Msg.GetTraceId())
-	p, err := s.search.DecisionPath(ctx, tenant, trace)
+	var from uint64
+	if t := req.Msg.GetPageToken(); t != "" {
+		b, err := base64.RawURLEncoding.DecodeString(t)
+		if err != nil || len(b) != 8 {
+			return nil, invalid("page_token", "not a token returned by GetTrace")
+		}
+		from = binary.BigEndian.Uint64(b)
+	}
+	p, err := s.search.DecisionPathPage(ctx, tenant, trace, from, s.maxTraceBytes, resourceEntry)
 	if errors.Is(err, audit.ErrTraceTooLarge) {
 		return nil, connect.NewError(connect.CodeResourceExhausted, err)
 	}
@@ -169,6 +181,10 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 	// OTLP resource entries hold the resource and scope of the trace's
 	// spans as received: shown within each span's otlp_json, not as spans.
 	res := otlpResources(trace, p.Spans, spans)
+	// The content is given in index order up to the cap, measured as sent
+	// (the OTLP rendering may be larger than the payload): the first
+	// span's always, then none past the first that does not fit.
+	next, given := p.Next, 0
 	for i, e := range p.Spans {
 		h := e.Header
 		if res.entries[h.SpanID] {
@@ -178,6 +194,8 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 			SpanId: h.SpanID[:], Kind: v1.SpanKind(h.SubKind), Erased: e.Erased, Header: headerProto(h), ErasedByTombstone: e.ErasedBy}
 		switch {
 		case e.Erased:
+		case p.Omitted[h.Index] || next != 0 && h.Index >= next:
+			n.ContentOmitted = true
 		case decodeErrs[i] != nil:
 			n.DecodeError = decodeErrs[i].Error()
 		default:
@@ -186,6 +204,15 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 			// empty rather than failing the whole answer.
 			if j, err := otlp.SourceJSON(n.Span.GetOtlp(), res.of(n.Span.GetOtlp())); err == nil {
 				n.OtlpJson = j
+			}
+		}
+		if !e.Erased && !n.ContentOmitted {
+			size := proto.Size(n.Span) + len(n.OtlpJson) + len(n.DecodeError)
+			if given > 0 && given+size > s.maxTraceBytes {
+				n.Span, n.OtlpJson, n.DecodeError, n.ContentOmitted = nil, "", "", true
+				next = h.Index
+			} else {
+				given += size
 			}
 		}
 		nodes[h.SpanID] = n
@@ -217,6 +244,9 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 		markAttempts(kids[n])
 	}
 	resp.Roots = nestTree(roots, kids)
+	if next != 0 {
+		resp.NextPageToken = base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, next))
+	}
 	for _, e := range p.Versions {
 		v, err := decodeVersion(e)
 		if err != nil {
@@ -351,6 +381,13 @@ func otlpResources(trace [16]byte, entries []*ledger.Entry, spans []*v1.Span) tr
 		}
 	}
 	return r
+}
+
+// resourceEntry reports whether e is an OTLP resource entry: every page of
+// a GetTrace answer holds them, to render the spans that refer to them.
+func resourceEntry(e *ledger.Entry) bool {
+	m, err := bundle.ParsePayload(format.KindSpan, e.Payload)
+	return err == nil && bundle.FormOf(m.(*v1.Span).GetOtlp()) == bundle.OTLPResource
 }
 
 // of returns the resource_scope a span's source refers to, nil when the
