@@ -33,31 +33,33 @@ const AdminKeyFile = ledger.AdminKeyFile
 
 // serveConfig is the server's configuration, from flags and environment.
 type serveConfig struct {
-	DataDir             string        // data directory (default ./veritrace-data)
-	Listen              string        // listen address (default 127.0.0.1:7070)
-	TLSCert, TLSKey     string        // serve TLS when both are set
-	MasterKeyFile       string        // default DataDir/master.key, generated on first start
-	SigningKeyFile      string        // default DataDir/log.key, generated on first start
-	MaxRequestBytes     int           // request message limit (default 4 MiB)
-	MaxTraceBytes       int           // span content one GetTrace answer gives; the rest is paged (default 4 MiB)
-	CheckpointInterval  time.Duration // how often checkpoints are signed while entries arrive (default 1s)
-	ShutdownTimeout     time.Duration // how long in-flight requests may take at shutdown (default 30s)
-	LogLevel            string        // debug, info, warn, error
-	PprofListen         string        // serve net/http/pprof on this address when set
-	AllowPlaintextKeys  bool          // accept API keys over plaintext from non-loopback peers (behind a TLS proxy)
-	SweepInterval       time.Duration // how often expired payloads are swept (0: never; default 1h); plans whose lease ended are taken over every 10m regardless
-	MinFreeBytes        int64         // free disk space below which appends are refused (0: no reserve; default 1 GiB)
-	Console             bool          // serve the web console under /ui/ (default true)
-	OTLPGRPCListen      string        // also serve OTLP (gRPC and HTTP) on this address, e.g. 127.0.0.1:4317
-	OTLPHTTPListen      string        // also serve OTLP (HTTP and gRPC) on this address, e.g. 127.0.0.1:4318
-	OTLPMaxBytes        int           // OTLP request limit after decompression (default 16 MiB)
-	OTLPConfigFile      string        // per-tenant OTLP mapping configuration (JSON, docs/OTLP.md)
-	MaxInflightBytes    int64         // bytes of appends read and handled at once (0: 64 × MaxRequestBytes)
-	MaxQueueWait        time.Duration // how long an append waits for room (0: as long as its client waits; flag default 1m)
-	MaxKeyInflightBytes int64         // bytes of appends one API key holds at once (0: half of MaxInflightBytes)
-	BodyTimeout         time.Duration // how long an admitted append's body may send nothing (default 30s)
-	MinBodyRate         int64         // least average rate of an admitted append's body past BodyTimeout, bytes/s (default 64 KiB/s)
-	Node                string        // this process's name among those sharing the database (default: DATA/node)
+	DataDir              string        // data directory (default ./veritrace-data)
+	Listen               string        // listen address (default 127.0.0.1:7070)
+	TLSCert, TLSKey      string        // serve TLS when both are set
+	MasterKeyFile        string        // default DataDir/master.key, generated on first start
+	SigningKeyFile       string        // default DataDir/log.key, generated on first start
+	MaxRequestBytes      int           // request message limit (default 4 MiB)
+	MaxTraceBytes        int           // span content one GetTrace answer gives; the rest is paged (default 4 MiB)
+	CheckpointInterval   time.Duration // how often checkpoints are signed while entries arrive (default 1s)
+	ShutdownTimeout      time.Duration // how long in-flight requests may take at shutdown (default 30s)
+	LogLevel             string        // debug, info, warn, error
+	PprofListen          string        // serve net/http/pprof on this address when set
+	AllowPlaintextKeys   bool          // accept API keys over plaintext from non-loopback peers (behind a TLS proxy)
+	SweepInterval        time.Duration // how often expired payloads are swept (0: never; default 1h); plans whose lease ended are taken over every 10m regardless
+	MinFreeBytes         int64         // free disk space below which appends are refused (0: no reserve; default 1 GiB)
+	Console              bool          // serve the web console under /ui/ (default true)
+	OTLPGRPCListen       string        // also serve OTLP (gRPC and HTTP) on this address, e.g. 127.0.0.1:4317
+	OTLPHTTPListen       string        // also serve OTLP (HTTP and gRPC) on this address, e.g. 127.0.0.1:4318
+	OTLPMaxBytes         int           // OTLP request limit after decompression (default 16 MiB)
+	OTLPConfigFile       string        // per-tenant OTLP mapping configuration (JSON, docs/OTLP.md)
+	OTLPMaxConcurrent    int           // OTLP exports read and handled at once (default 64)
+	OTLPMaxKeyConcurrent int           // OTLP exports of one API key read and handled at once (0: half of OTLPMaxConcurrent)
+	MaxInflightBytes     int64         // bytes of appends read and handled at once (0: 64 × MaxRequestBytes)
+	MaxQueueWait         time.Duration // how long an append waits for room (0: as long as its client waits; flag default 1m)
+	MaxKeyInflightBytes  int64         // bytes of appends one API key holds at once (0: half of MaxInflightBytes)
+	BodyTimeout          time.Duration // how long an admitted append's body may send nothing (default 30s)
+	MinBodyRate          int64         // least average rate of an admitted append's body past BodyTimeout, bytes/s (default 64 KiB/s)
+	Node                 string        // this process's name among those sharing the database (default: DATA/node)
 }
 
 // otlpConfigFile is the JSON of --otlp-config.
@@ -138,6 +140,12 @@ func (c *serveConfig) validate() error {
 	if c.Node != "" && !validNodeName(c.Node) {
 		return fmt.Errorf("--node %q: a node name is 1 to %d of A-Z a-z 0-9 . _ -", c.Node, maxNodeName)
 	}
+	if c.OTLPMaxConcurrent < 1 {
+		return fmt.Errorf("--otlp-max-concurrent %d is below 1", c.OTLPMaxConcurrent)
+	}
+	if c.OTLPMaxKeyConcurrent < 0 {
+		return fmt.Errorf("--otlp-max-key-concurrent %d is negative", c.OTLPMaxKeyConcurrent)
+	}
 	if c.MaxKeyInflightBytes < 0 {
 		return fmt.Errorf("--max-key-inflight-bytes %d is negative", c.MaxKeyInflightBytes)
 	}
@@ -206,6 +214,8 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.StringVar(&c.OTLPHTTPListen, "otlp-http-listen", os.Getenv("VERITRACE_OTLP_HTTP_LISTEN"), "also serve OpenTelemetry ingest on this address (the SDKs' HTTP default is 4318; $VERITRACE_OTLP_HTTP_LISTEN)")
 	fs.IntVar(&c.OTLPMaxBytes, "otlp-max-bytes", otlp.DefaultMaxBytes, "largest OTLP request accepted, after decompression")
 	fs.StringVar(&c.OTLPConfigFile, "otlp-config", os.Getenv("VERITRACE_OTLP_CONFIG"), "JSON file of per-tenant OTLP mapping settings (subject and session attributes; docs/OTLP.md; $VERITRACE_OTLP_CONFIG)")
+	fs.IntVar(&c.OTLPMaxConcurrent, "otlp-max-concurrent", rpc.DefaultOTLPMaxConcurrent, "OTLP exports (gRPC and HTTP, all listeners) decoded and handled at once, the bound of decoding work; more wait for a slot within --max-queue-wait, then are refused unavailable (retryable)")
+	fs.IntVar(&c.OTLPMaxKeyConcurrent, "otlp-max-key-concurrent", 0, "OTLP exports of one API key handled at once under --otlp-max-concurrent; its further exports wait for its share, then for a slot (0: half of --otlp-max-concurrent, at least 1; at most --otlp-max-concurrent)")
 	fs.Int64Var(&c.MaxInflightBytes, "max-inflight-bytes", 0, "bytes of append requests (AppendSpans, RegisterVersion, OTLP) read and handled at once, server-wide; more wait for room (0: 64 × --max-request-bytes, at least --otlp-max-bytes)")
 	fs.DurationVar(&c.MaxQueueWait, "max-queue-wait", rpc.DefaultMaxQueueWait, "how long an append waits for room under --max-inflight-bytes (and an OTLP export, in all, for its bytes and an export slot) before it is refused (resource_exhausted; unavailable for a slot); 0: as long as its client waits")
 	fs.Int64Var(&c.MaxKeyInflightBytes, "max-key-inflight-bytes", 0, "bytes of append requests one API key holds at once under --max-inflight-bytes; its further appends wait (0: half of --max-inflight-bytes, at least the largest request)")
@@ -251,7 +261,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	otlpOpts.MaxBytes = c.OTLPMaxBytes
+	otlpOpts.MaxBytes, otlpOpts.MaxConcurrent, otlpOpts.MaxKeyConcurrent = c.OTLPMaxBytes, c.OTLPMaxConcurrent, c.OTLPMaxKeyConcurrent
 	// Every listener is claimed before the data directory is touched: a
 	// port in use (a server already running) changes nothing on disk.
 	lns, err := claimListeners(c)

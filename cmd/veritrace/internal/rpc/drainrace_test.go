@@ -15,15 +15,16 @@ import (
 // is freed at that very moment (as when the shutdown's own refusals give
 // back what waiting exports held). CI saw a native append admitted in that
 // window, which TestShutdownAnswersWaitersAtOnce then found appended.
-// Bytes (the server's bound and a key's share) and export slots alike.
+// Bytes and export slots alike, the server's bound and a key's share.
 func TestNoWaiterAdmittedOnceShutdownBegan(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, c := range []struct {
-		what string
-		wait func(g *inflight) (func(), error)
-		fill func(g *inflight) func()
+		what  string
+		slots int64 // the server's export slots (a key's share: 1)
+		wait  func(g *inflight) (func(), error)
+		fill  func(g *inflight) func()
 	}{
-		{"bytes of the server's bound", func(g *inflight) (func(), error) {
+		{"bytes of the server's bound", 1, func(g *inflight) (func(), error) {
 			var w bool
 			return g.acquire(context.Background(), time.Time{}, "b", 100, &w)
 		}, func(g *inflight) func() {
@@ -31,7 +32,7 @@ func TestNoWaiterAdmittedOnceShutdownBegan(t *testing.T) {
 			rel, _ := g.acquire(context.Background(), time.Time{}, "a", 100, &w)
 			return rel
 		}},
-		{"bytes of a key's share", func(g *inflight) (func(), error) {
+		{"bytes of a key's share", 1, func(g *inflight) (func(), error) {
 			var w bool
 			return g.acquire(context.Background(), time.Time{}, "a", 60, &w)
 		}, func(g *inflight) func() {
@@ -39,12 +40,20 @@ func TestNoWaiterAdmittedOnceShutdownBegan(t *testing.T) {
 			rel, _ := g.acquire(context.Background(), time.Time{}, "a", 60, &w)
 			return rel
 		}},
-		{"an export slot", func(g *inflight) (func(), error) {
+		{"an export slot", 1, func(g *inflight) (func(), error) {
 			var w bool
-			return g.exportSlot(context.Background(), time.Time{}, &w)
+			return g.exportSlot(context.Background(), time.Time{}, "b", &w)
 		}, func(g *inflight) func() {
 			var w bool
-			rel, _ := g.exportSlot(context.Background(), time.Time{}, &w)
+			rel, _ := g.exportSlot(context.Background(), time.Time{}, "a", &w)
+			return rel
+		}},
+		{"an export slot of a key's share", 2, func(g *inflight) (func(), error) {
+			var w bool
+			return g.exportSlot(context.Background(), time.Time{}, "a", &w)
+		}, func(g *inflight) func() {
+			var w bool
+			rel, _ := g.exportSlot(context.Background(), time.Time{}, "a", &w)
 			return rel
 		}},
 	} {
@@ -52,7 +61,7 @@ func TestNoWaiterAdmittedOnceShutdownBegan(t *testing.T) {
 			admitted := 0
 			const rounds = 300
 			for range rounds {
-				g := newInflight(100, 100, 1, 0, time.Second, 1, log)
+				g := newInflight(100, 100, c.slots, 1, 0, time.Second, 1, log)
 				release := c.fill(g)
 				errc := make(chan error, 1)
 				go func() {

@@ -62,14 +62,28 @@ const (
 // it (docs: "Memory and back-pressure").
 //
 // An OTLP export also takes one of exportSlots slots, the bound of exports
-// decoded and handled at once (OTLPOptions.MaxConcurrent): once admitted
-// under the bytes bound, and before its body is read, it waits for a
-// slot, first come first served, within the same maxWait. So a waiting
-// export holds what an admitted request holds before its body (its
-// charge, counted in its key's share, and its stream's flow-control
-// window) and no more, and one key's waiting exports are bounded by its
-// share. No request holds a slot while it waits for bytes, so the two
-// waits cannot deadlock.
+// decoded and handled at once (OTLPOptions.MaxConcurrent), and the exports
+// of one API key hold at most perKeySlots of them (its share of slots,
+// OTLPOptions.MaxKeyConcurrent), so that one app's exports, however many
+// and however slow, leave slots for the others. Once admitted under the
+// bytes bound, and before its body is read, an export waits for its key's
+// share of slots, then for a slot of the server's, each first come first
+// served, within the same maxWait. So a waiting export holds what an
+// admitted request holds before its body (its charge, counted in its
+// key's share, and its stream's flow-control window) and no more, and one
+// key's waiting exports are bounded by its share of bytes; a key's
+// exports beyond its share of slots wait behind each other, not in front
+// of another key's.
+//
+// The waits come in one order: a key's bytes, the server's bytes, a key's
+// slots, the server's slots. A request waits for each while holding only
+// those before it, and gives back what it holds when it gives up; what
+// an admitted request holds is given back when it ends, whatever it waits
+// for. No request holds a slot (its key's or the server's) while it waits
+// for bytes, and none holds a server slot while it waits for anything, so
+// the waits cannot deadlock: every holder of what a waiter waits for is
+// either admitted (and ends, or is cut) or waits for something later in
+// the order.
 type inflight struct {
 	max         int64
 	perKey      int64
@@ -78,6 +92,7 @@ type inflight struct {
 	minRate     int64 // bytes a second
 	sem         *semaphore.Weighted
 	exportSlots int64
+	perKeySlots int64               // export slots one API key holds at once
 	exports     *semaphore.Weighted // OTLP export slots
 	log         *slog.Logger
 	now         func() time.Time // the clock of the log's rate limits
@@ -91,7 +106,8 @@ type inflight struct {
 	waited         atomic.Int64 // requests that had to wait, since start
 	refused        atomic.Int64 // requests refused after maxWait, since start
 	exportsHeld    atomic.Int64 // export slots taken
-	exportsWaiting atomic.Int64 // exports waiting for a slot
+	exportsWaiting atomic.Int64 // exports waiting for a slot (their key's or the server's)
+	keyWaiting     atomic.Int64 // exports waiting for their key's share of slots
 	cuts           atomic.Int64 // bodies cut, since start
 
 	mu         sync.Mutex
@@ -101,17 +117,27 @@ type inflight struct {
 	keys       map[string]*keyShare // API keys with requests waiting or admitted
 }
 
-// keyShare is what one API key's requests hold of perKey.
+// keyShare is what one API key's requests hold of perKey, and its
+// exports of perKeySlots.
 type keyShare struct {
-	sem  *semaphore.Weighted
-	refs int // requests waiting or admitted
+	sem   *semaphore.Weighted
+	slots *semaphore.Weighted
+	refs  int // requests waiting or admitted
 }
 
-func newInflight(max, perKey, exportSlots int64, maxWait, bodyTimeout time.Duration, minRate int64, log *slog.Logger) *inflight {
+// newInflight returns the bound of max bytes, perKey of them for one API
+// key, and of exportSlots OTLP export slots, perKeySlots of them for one
+// key (each share at least 1 and at most its bound).
+func newInflight(max, perKey, exportSlots, perKeySlots int64, maxWait, bodyTimeout time.Duration, minRate int64, log *slog.Logger) *inflight {
 	stopping, drain := context.WithCancel(context.Background())
+	perKeySlots = min(perKeySlots, exportSlots)
+	if perKeySlots < 1 {
+		perKeySlots = 1
+	}
 	return &inflight{max: max, perKey: min(max, perKey), maxWait: maxWait, bodyTimeout: bodyTimeout, minRate: minRate,
-		sem: semaphore.NewWeighted(max), exportSlots: exportSlots, exports: semaphore.NewWeighted(exportSlots),
-		log: log, now: time.Now, stopping: stopping, drain: drain, keys: map[string]*keyShare{}}
+		sem: semaphore.NewWeighted(max), exportSlots: exportSlots, perKeySlots: perKeySlots,
+		exports: semaphore.NewWeighted(exportSlots),
+		log:     log, now: time.Now, stopping: stopping, drain: drain, keys: map[string]*keyShare{}}
 }
 
 // share returns key's share, counting one more request on it; unshare
@@ -121,7 +147,7 @@ func (g *inflight) share(key string) *keyShare {
 	defer g.mu.Unlock()
 	ks := g.keys[key]
 	if ks == nil {
-		ks = &keyShare{sem: semaphore.NewWeighted(g.perKey)}
+		ks = &keyShare{sem: semaphore.NewWeighted(g.perKey), slots: semaphore.NewWeighted(g.perKeySlots)}
 		g.keys[key] = ks
 	}
 	ks.refs++
@@ -149,6 +175,13 @@ type InflightStats struct {
 	// ExportsInProgress hold a slot, ExportsWaiting wait for one (and are
 	// counted in Waiting).
 	ExportSlots, ExportsInProgress, ExportsWaiting int64
+	// KeyExportSlots is the bound of one API key's exports in progress
+	// (its share of ExportSlots); ExportsWaitingForKey are the exports
+	// waiting because their key holds its whole share (counted in
+	// ExportsWaiting): where they are many and ExportsInProgress is below
+	// ExportSlots, one app sends more exports at once than its share,
+	// not the server is full.
+	KeyExportSlots, ExportsWaitingForKey int64
 	// BodiesCut counts the bodies cut for making no progress
 	// (bodyTimeout, minRate), since the server started.
 	BodiesCut int64
@@ -157,7 +190,8 @@ type InflightStats struct {
 func (g *inflight) stats() InflightStats {
 	return InflightStats{MaxBytes: g.max, HeldBytes: g.held.Load(), Waiting: g.waiting.Load(),
 		Waited: g.waited.Load(), Refused: g.refused.Load(), ExportSlots: g.exportSlots,
-		ExportsInProgress: g.exportsHeld.Load(), ExportsWaiting: g.exportsWaiting.Load(), BodiesCut: g.cuts.Load()}
+		ExportsInProgress: g.exportsHeld.Load(), ExportsWaiting: g.exportsWaiting.Load(), BodiesCut: g.cuts.Load(),
+		KeyExportSlots: g.perKeySlots, ExportsWaitingForKey: g.keyWaiting.Load()}
 }
 
 // errQueueWait: the server gave up waiting for room for a request.
@@ -228,22 +262,14 @@ func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n i
 		g.waiting.Add(1)
 		g.countWaited(waited)
 		g.note(ctx, "appends wait for room: the bytes of requests in flight reached --max-inflight-bytes")
-		wctx, cancel := g.waitCtx(ctx, until)
 		bound, limit := errKeyQueueWait, g.perKey
-		err := ks.sem.Acquire(wctx, kn)
+		err := g.wait(ctx, until, ks.sem, kn)
 		if err == nil {
 			bound, limit = errQueueWait, g.max
-			if err = g.sem.Acquire(wctx, n); err == nil && g.stopping.Err() != nil {
-				// Room came as the shutdown began (what the refused
-				// waiters gave back): a waiter is answered, not admitted.
-				g.sem.Release(n)
-				err = g.stopping.Err()
-			}
-			if err != nil {
+			if err = g.wait(ctx, until, g.sem, n); err != nil {
 				ks.sem.Release(kn)
 			}
 		}
-		cancel()
 		g.waiting.Add(-1)
 		if err != nil {
 			g.unshare(key, ks)
@@ -262,33 +288,72 @@ func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n i
 	}, nil
 }
 
+// wait takes n of sem, waiting while ctx lives, until until (waitUntil)
+// and until the server begins to shut down. Its error is the wait's end;
+// on error it holds nothing. Room that comes as the shutdown begins (what
+// the refused waiters give back) is given back: a waiter is then
+// answered, not admitted.
+func (g *inflight) wait(ctx context.Context, until time.Time, sem *semaphore.Weighted, n int64) error {
+	wctx, cancel := g.waitCtx(ctx, until)
+	defer cancel()
+	if err := sem.Acquire(wctx, n); err != nil {
+		return err
+	}
+	if err := g.stopping.Err(); err != nil {
+		sem.Release(n)
+		return err
+	}
+	return nil
+}
+
 // errSlotWait: the server gave up waiting for an export slot.
 var errSlotWait = errors.New("exports are in progress, the most this server decodes at once")
 
-// exportSlot takes one of the OTLP export slots, waiting until until
-// (waitUntil) while ctx lives; it returns the function that gives it
+// errKeySlotWait: the server gave up waiting for room in a key's share of
+// export slots.
+var errKeySlotWait = errors.New("of this API key's exports are in progress, the most one key may have at once")
+
+// exportSlot takes one of the OTLP export slots for a request of the API
+// key key: first one of the key's share (perKeySlots), then one of the
+// server's, waiting for each, first come first served, until until
+// (waitUntil) while ctx lives; it returns the function that gives both
 // back. Its error is a *connect.Error: the request's own end (canceled,
 // deadline_exceeded), or unavailable once maxWait has passed or the
 // server begins to shut down (retryable in OTLP: 503 with Retry-After
-// over HTTP). A request that gives up holds
-// no slot. waited is as acquire's.
-func (g *inflight) exportSlot(ctx context.Context, until time.Time, waited *bool) (func(), error) {
-	if !g.exports.TryAcquire(1) {
+// over HTTP). A request that gives up holds no slot, nor any of its
+// key's share. waited is as acquire's.
+func (g *inflight) exportSlot(ctx context.Context, until time.Time, key string, waited *bool) (func(), error) {
+	ks := g.share(key)
+	keyHeld := ks.slots.TryAcquire(1)
+	if !keyHeld || !g.exports.TryAcquire(1) {
 		g.waiting.Add(1)
 		g.exportsWaiting.Add(1)
 		g.countWaited(waited)
-		g.note(ctx, "OTLP exports wait for a slot: --otlp-max-concurrent exports are in progress")
-		wctx, cancel := g.waitCtx(ctx, until)
-		err := g.exports.Acquire(wctx, 1)
-		if err == nil && g.stopping.Err() != nil {
-			g.exports.Release(1) // as acquire: answered, not admitted
-			err = g.stopping.Err()
+		var err error
+		bound, limit := errKeySlotWait, g.perKeySlots
+		if !keyHeld {
+			g.keyWaiting.Add(1)
+			g.note(ctx, "OTLP exports of one API key wait for a slot: the key has --otlp-max-key-concurrent exports in progress", "key_id", key)
+			err = g.wait(ctx, until, ks.slots, 1)
+			g.keyWaiting.Add(-1)
 		}
-		cancel()
+		if err == nil {
+			bound, limit = errSlotWait, g.exportSlots
+			if !g.exports.TryAcquire(1) {
+				g.note(ctx, "OTLP exports wait for a slot: --otlp-max-concurrent exports are in progress")
+				err = g.wait(ctx, until, g.exports, 1)
+			} else if err = g.stopping.Err(); err != nil {
+				g.exports.Release(1) // a waiter, as wait: answered, not admitted
+			}
+			if err != nil {
+				ks.slots.Release(1)
+			}
+		}
 		g.exportsWaiting.Add(-1)
 		g.waiting.Add(-1)
 		if err != nil {
-			return nil, g.gaveUp(ctx, connect.CodeUnavailable, fmt.Errorf("%d %w and waited %s for a slot; retry later", g.exportSlots, errSlotWait, g.maxWait))
+			g.unshare(key, ks)
+			return nil, g.gaveUp(ctx, connect.CodeUnavailable, fmt.Errorf("%d %w and waited %s for a slot; retry later", limit, bound, g.maxWait))
 		}
 	}
 	g.exportsHeld.Add(1)
@@ -297,6 +362,8 @@ func (g *inflight) exportSlot(ctx context.Context, until time.Time, waited *bool
 		once.Do(func() {
 			g.exportsHeld.Add(-1)
 			g.exports.Release(1)
+			ks.slots.Release(1)
+			g.unshare(key, ks)
 		})
 	}, nil
 }
@@ -330,9 +397,10 @@ func connectCodeOfContext(err error) connect.Code {
 	return connect.CodeCanceled
 }
 
-// note logs msg, at most every inflightLogEvery, when requests wait for
-// room: how operators see back-pressure (with Handler.InflightStats).
-func (g *inflight) note(ctx context.Context, msg string) {
+// note logs msg, with attrs and the stats, at most every
+// inflightLogEvery, when requests wait for room: how operators see
+// back-pressure (with Handler.InflightStats).
+func (g *inflight) note(ctx context.Context, msg string, attrs ...any) {
 	g.mu.Lock()
 	due := g.due(&g.logged)
 	g.mu.Unlock()
@@ -340,9 +408,10 @@ func (g *inflight) note(ctx context.Context, msg string) {
 		return
 	}
 	s := g.stats()
-	g.log.WarnContext(ctx, msg,
+	g.log.WarnContext(ctx, msg, append(attrs,
 		"max_inflight_bytes", s.MaxBytes, "held_bytes", s.HeldBytes, "waiting", s.Waiting, "waited_total", s.Waited, "refused_total", s.Refused,
-		"export_slots", s.ExportSlots, "exports_in_progress", s.ExportsInProgress, "exports_waiting", s.ExportsWaiting)
+		"export_slots", s.ExportSlots, "exports_in_progress", s.ExportsInProgress, "exports_waiting", s.ExportsWaiting,
+		"key_export_slots", s.KeyExportSlots, "exports_waiting_for_key", s.ExportsWaitingForKey)...)
 }
 
 // due reports, with g.mu held, whether a line last logged at *last may
@@ -431,7 +500,7 @@ func (g *inflight) enter(ctx context.Context, w http.ResponseWriter, r *http.Req
 		return nil, err
 	}
 	if export {
-		slot, err := g.exportSlot(ctx, until, &waited)
+		slot, err := g.exportSlot(ctx, until, keyOf(ctx), &waited)
 		if err != nil {
 			release()
 			return nil, err

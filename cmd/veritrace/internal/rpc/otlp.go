@@ -40,6 +40,12 @@ type OTLPOptions struct {
 	// MaxBytes and the batch size it bounds the memory and the decoding
 	// work exports hold.
 	MaxConcurrent int
+	// MaxKeyConcurrent bounds the exports of one API key read and handled
+	// at once, its share of MaxConcurrent (default half of it, at least
+	// 1; never above it): a key's further exports wait for its share
+	// first, then for a slot, within the same Options.MaxQueueWait, so
+	// that one app's exports, many or slow, leave slots for the others.
+	MaxKeyConcurrent int
 	// Default is the mapping configuration of tenants not in Tenants.
 	Default otlp.Config
 	// Tenants holds per-tenant mapping configuration.

@@ -132,6 +132,10 @@ func (opts *Options) defaults(l *ledger.Ledger) {
 	if opts.OTLP.MaxConcurrent <= 0 {
 		opts.OTLP.MaxConcurrent = DefaultOTLPMaxConcurrent
 	}
+	if opts.OTLP.MaxKeyConcurrent <= 0 {
+		opts.OTLP.MaxKeyConcurrent = opts.OTLP.MaxConcurrent / 2
+	}
+	opts.OTLP.MaxKeyConcurrent = min(max(opts.OTLP.MaxKeyConcurrent, 1), opts.OTLP.MaxConcurrent)
 	if opts.OTLP.MaxExpandedBytes <= 0 {
 		opts.OTLP.MaxExpandedBytes = 4 * opts.OTLP.MaxBytes
 	}
@@ -235,7 +239,7 @@ func (h *Handler) OTLPHandler() http.Handler {
 func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	opts.defaults(l)
 	s := &service{l: l, log: opts.Logger, now: opts.Now, retention: opts.Retention,
-		inflight: newInflight(opts.MaxInflightBytes, opts.MaxKeyInflightBytes, int64(opts.OTLP.MaxConcurrent), opts.QueueWait(), opts.BodyTimeout, opts.MinBodyRate, opts.Logger)}
+		inflight: newInflight(opts.MaxInflightBytes, opts.MaxKeyInflightBytes, int64(opts.OTLP.MaxConcurrent), int64(opts.OTLP.MaxKeyConcurrent), opts.QueueWait(), opts.BodyTimeout, opts.MinBodyRate, opts.Logger)}
 	auth := newAuthInterceptor(l, opts)
 	handlerOpts := handlerOptions(opts, auth, opts.MaxRequestBytes)
 	mux := http.NewServeMux()
@@ -311,7 +315,7 @@ type service struct {
 	retention *retention.Service
 	// inflight bounds the bytes of appends read and handled at once, on
 	// every listener (Options.MaxInflightBytes), and the OTLP exports
-	// (OTLPOptions.MaxConcurrent).
+	// (OTLPOptions.MaxConcurrent, MaxKeyConcurrent).
 	inflight *inflight
 }
 
