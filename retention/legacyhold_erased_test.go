@@ -28,10 +28,7 @@ func legacyHoldOfErasedSubject(t *testing.T, keyed bool) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.spans(t, "alice", "", 1, 2, false, "a")
-	legacy := `{"id":"legacy-released","scope":{"subject":"alice"},"case_ref":"CASE-0","reason":"litigation","placed_by":"co-key","placed_at":"2026-01-01T00:00:00Z","released_by":"co-key","released_at":"2026-01-02T00:00:00Z","release_reason":"closed"}`
-	if err := e.l.PutState(ctx, "default", stateHold+"legacy-released", []byte(legacy)); err != nil {
-		t.Fatal(err)
-	}
+	putLegacyReleased(t, e)
 	ref, err := e.l.TermRefOf(ctx, "default", ledger.Term{Field: ledger.SubjectField, Value: []byte("alice")})
 	if err != nil {
 		t.Fatal(err)
@@ -90,10 +87,7 @@ func TestLegacyHoldErasureKilledBetweenSteps(t *testing.T) {
 				ctx := context.Background()
 				e := newEnv(t)
 				e.spans(t, "alice", "", 1, 2, false, "a")
-				legacy := `{"id":"legacy-released","scope":{"subject":"alice"},"case_ref":"CASE-0","reason":"litigation","placed_by":"co-key","placed_at":"2026-01-01T00:00:00Z","released_by":"co-key","released_at":"2026-01-02T00:00:00Z","release_reason":"closed"}`
-				if err := e.l.PutState(ctx, "default", stateHold+"legacy-released", []byte(legacy)); err != nil {
-					t.Fatal(err)
-				}
+				putLegacyReleased(t, e)
 				ref := mustRef(t, e, "alice")
 				if keyed {
 					if _, err := e.l.PseudonymKey(ctx, "default", ref, true); err != nil {
@@ -147,10 +141,7 @@ func TestLegacyReleasedHoldOfUnkeyedSubject(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.spans(t, "alice", "", 1, 2, false, "a")
-	legacy := `{"id":"legacy-released","scope":{"subject":"alice"},"case_ref":"CASE-0","reason":"litigation","placed_by":"co-key","placed_at":"2026-01-01T00:00:00Z","released_by":"co-key","released_at":"2026-01-02T00:00:00Z","release_reason":"closed"}`
-	if err := e.l.PutState(ctx, "default", stateHold+"legacy-released", []byte(legacy)); err != nil {
-		t.Fatal(err)
-	}
+	putLegacyReleased(t, e)
 	ref := mustRef(t, e, "alice")
 	if err := e.s.UpgradeHolds(ctx); err != nil {
 		t.Fatal(err)
@@ -167,5 +158,15 @@ func TestLegacyReleasedHoldOfUnkeyedSubject(t *testing.T) {
 	}
 	if b, err := e.l.GetState(ctx, "default", stateHold+"legacy-released"); err != nil || strings.Contains(string(b), "alice") {
 		t.Errorf("after her erasure the legacy hold's state record is %s, %v; want no id", b, err)
+	}
+}
+
+// putLegacyReleased stores a released hold on subject alice as builds
+// before pseudonymous holds stored it: her id in the clear, no kind.
+func putLegacyReleased(t *testing.T, e *env) {
+	t.Helper()
+	legacy := `{"id":"legacy-released","scope":{"subject":"alice"},"case_ref":"CASE-0","reason":"litigation","placed_by":"co-key","placed_at":"2026-01-01T00:00:00Z","released_by":"co-key","released_at":"2026-01-02T00:00:00Z","release_reason":"closed"}`
+	if err := e.l.PutState(context.Background(), "default", stateHold+"legacy-released", []byte(legacy)); err != nil {
+		t.Fatal(err)
 	}
 }

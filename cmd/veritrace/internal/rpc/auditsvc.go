@@ -148,13 +148,9 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 	}
 	var trace [16]byte
 	copy(trace[:], req.Msg.GetTraceId())
-	var from uint64
-	if t := req.Msg.GetPageToken(); t != "" {
-		b, err := base64.RawURLEncoding.DecodeString(t)
-		if err != nil || len(b) != 8 {
-			return nil, invalid("page_token", "not a token returned by GetTrace")
-		}
-		from = binary.BigEndian.Uint64(b)
+	from, err := indexToken(req.Msg.GetPageToken(), "GetTrace")
+	if err != nil {
+		return nil, err
 	}
 	p, err := s.search.DecisionPathPage(ctx, tenant, trace, from, s.maxTraceBytes, resourceEntry)
 	if errors.Is(err, audit.ErrTraceTooLarge) {
@@ -245,7 +241,7 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 	}
 	resp.Roots = nestTree(roots, kids)
 	if next != 0 {
-		resp.NextPageToken = base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, next))
+		resp.NextPageToken = indexTokenOf(next)
 	}
 	for _, e := range p.Versions {
 		v, err := decodeVersion(e)
@@ -270,13 +266,9 @@ func (s *auditService) QueryTraces(ctx context.Context, req *connect.Request[v1.
 	if req.Msg.GetWithSummaries() && size > maxSummaryPage {
 		return nil, invalid("page_size", "at most %d with summaries, got %d", maxSummaryPage, size)
 	}
-	var cursor uint64
-	if t := req.Msg.GetPageToken(); t != "" {
-		b, err := base64.RawURLEncoding.DecodeString(t)
-		if err != nil || len(b) != 8 {
-			return nil, invalid("page_token", "not a token returned by QueryTraces")
-		}
-		cursor = binary.BigEndian.Uint64(b)
+	cursor, err := indexToken(req.Msg.GetPageToken(), "QueryTraces")
+	if err != nil {
+		return nil, err
 	}
 	hits, next, err := s.search.Traces(ctx, tenant, q, cursor, size, 0)
 	if errors.Is(err, audit.ErrBadCursor) {
@@ -295,7 +287,7 @@ func (s *auditService) QueryTraces(ctx context.Context, req *connect.Request[v1.
 		}
 	}
 	if next != 0 {
-		resp.NextPageToken = base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, next))
+		resp.NextPageToken = indexTokenOf(next)
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -397,4 +389,23 @@ func (r traceResources) of(src *v1.OtlpSource) []byte {
 		return nil
 	}
 	return r.bytes[[32]byte(src.GetResourceScopeSha256())]
+}
+
+// indexTokenOf is the page token that names ledger index i: its 8 bytes,
+// big-endian, in unpadded base64url. It says where to read from next, and
+// nothing else.
+func indexTokenOf(i uint64) string {
+	return base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, i))
+}
+
+// indexToken reads a page token of procedure proc (indexTokenOf); "" is 0.
+func indexToken(t, proc string) (uint64, error) {
+	if t == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(t)
+	if err != nil || len(b) != 8 {
+		return 0, invalid("page_token", "not a token returned by %s", proc)
+	}
+	return binary.BigEndian.Uint64(b), nil
 }
