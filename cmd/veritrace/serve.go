@@ -39,7 +39,7 @@ type serveConfig struct {
 	MasterKeyFile        string        // default DataDir/master.key, generated on first start
 	SigningKeyFile       string        // default DataDir/log.key, generated on first start
 	MaxRequestBytes      int           // request message limit (default 4 MiB)
-	MaxTraceBytes        int           // span content one GetTrace answer gives; the rest is paged (default 4 MiB)
+	MaxTraceBytes        int           // span content one GetTrace answer gives; the rest is paged (0: default 4 MiB)
 	CheckpointInterval   time.Duration // how often checkpoints are signed while entries arrive (default 1s)
 	ShutdownTimeout      time.Duration // how long in-flight requests may take at shutdown (default 30s)
 	LogLevel             string        // debug, info, warn, error
@@ -119,7 +119,7 @@ func (c *serveConfig) validate() error {
 	if c.MaxRequestBytes < 1024 {
 		return fmt.Errorf("--max-request-bytes %d is below 1024", c.MaxRequestBytes)
 	}
-	if c.MaxTraceBytes < 1024 {
+	if c.MaxTraceBytes != 0 && c.MaxTraceBytes < 1024 {
 		return fmt.Errorf("--max-trace-answer-bytes %d is below 1024", c.MaxTraceBytes)
 	}
 	if c.MinFreeBytes < 0 {
