@@ -1,0 +1,135 @@
+package retention
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// putLegacyReleasedInLogOnly stores a hold as an earlier build left it
+// when it was interrupted between appending a release's entry and writing
+// the released state record (ReleaseHold's order: entry, then state): its
+// subject in the clear, in force by its state record, released by the log,
+// which decides (held).
+func putLegacyReleasedInLogOnly(t *testing.T, e *env, requestID string) string {
+	t.Helper()
+	ctx := context.Background()
+	id := "legacy-half-released"
+	rid := ""
+	if requestID != "" {
+		id, rid = HoldIDOf("default", requestID), `"request_id":"`+requestID+`",`
+	}
+	legacy := `{"id":"` + id + `",` + rid + `"scope":{"subject":"alice"},"case_ref":"CASE-0","reason":"litigation","placed_by":"co-key","placed_at":"2026-01-01T00:00:00Z"}`
+	if err := e.l.PutState(ctx, "default", stateHold+id, []byte(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	h, err := e.s.hold(ctx, "default", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.appendPlaced(ctx, "default", h); err != nil {
+		t.Fatal(err)
+	}
+	h.ReleasedBy, h.ReleaseReason = "co-key", "closed"
+	h.ReleasedAt = h.PlacedAt.Add(24 * 3600 * 1e9)
+	if _, err := e.s.appendRecord(ctx, "default", format.KindHold, format.HoldReleased, recordID("hold", id, "released"), h.forLog()); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// A legacy hold whose release is in the log but whose state record still
+// says it is in force: the erasure of its subject erases her entries (the
+// log decides the hold is released), yet the record keeps her id in the
+// clear (scrubLegacy skips holds in force by their state), and the upgrade
+// at the next start makes her a new pseudonym key (upgraded trusts the
+// state's Active), so that the hold lists her id again after her erasure.
+func TestAttack32HalfReleasedLegacyHoldOutlivesErasure(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.spans(t, "alice", "", 1, 2, false, "a")
+	id := putLegacyReleasedInLogOnly(t, e, "")
+	ref := mustRef(t, e, "alice")
+	er, err := e.s.Erase(ctx, "default", eraseReq("r1", "alice"))
+	if err != nil || er.State != "done" || len(er.Erase) == 0 || len(er.Held) != 0 {
+		t.Fatalf("Erase = %+v, %v; want alice's entries erased (her hold is released in the log)", er, err)
+	}
+	if b, err := e.l.GetState(ctx, "default", stateHold+id); err != nil || strings.Contains(string(b), "alice") {
+		t.Errorf("after alice's erasure the hold's state record names her in the clear (%v): %s", err, b)
+	}
+	if err := e.s.UpgradeHolds(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := e.l.PseudonymKey(ctx, "default", ref, false); err == nil {
+		t.Errorf("UpgradeHolds made a pseudonym key (pseudonym %s) for alice after her erasure", k.Pseudonym("alice"))
+	}
+	hs, err := e.s.Holds(ctx, "default", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		if h.Scope.Subject == "alice" {
+			t.Errorf("after alice's erasure hold %s lists her id: %+v (active=%v)", h.ID, h.Scope, h.Active())
+		}
+	}
+}
+
+// The same hold, upgraded by another node's start while the erasure is
+// between its plan and its commit: the key the upgrade makes is not in
+// the plan, so it outlives the erasure, and the hold names her by it.
+func TestAttack32UpgradeBetweenPlanAndCommitLeavesKey(t *testing.T) {
+	t.Cleanup(func() { testHookBeforeCommit = nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	e.spans(t, "alice", "", 1, 2, false, "a")
+	putLegacyReleasedInLogOnly(t, e, "")
+	ref := mustRef(t, e, "alice")
+	testHookBeforeCommit = func(er *Erasure, attempt int) error {
+		if attempt == 0 {
+			return e.s.UpgradeHolds(ctx)
+		}
+		return nil
+	}
+	er, err := e.s.Erase(ctx, "default", eraseReq("r1", "alice"))
+	testHookBeforeCommit = nil
+	if err != nil || er.State != "done" || len(er.Erase) == 0 {
+		t.Fatalf("Erase = %+v, %v", er, err)
+	}
+	if k, err := e.l.PseudonymKey(ctx, "default", ref, false); err == nil {
+		t.Errorf("after alice's erasure her pseudonym key (pseudonym %s), made by the upgrade between plan and commit, is left", k.Pseudonym("alice"))
+	}
+	hs, err := e.s.Holds(ctx, "default", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		if h.Scope.Subject == "alice" {
+			t.Errorf("after alice's erasure hold %s lists her id: %+v", h.ID, h.Scope)
+		}
+	}
+}
+
+// Its request asked again after her erasure (placedAgain): the hold is in
+// force by its state, so it is upgraded with a key made for her, and the
+// answer names her.
+func TestAttack32HalfReleasedLegacyRequestAskedAgainAfterErasure(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.spans(t, "alice", "", 1, 2, false, "a")
+	putLegacyReleasedInLogOnly(t, e, "h-1")
+	ref := mustRef(t, e, "alice")
+	if er, err := e.s.Erase(ctx, "default", eraseReq("r1", "alice")); err != nil || er.State != "done" {
+		t.Fatalf("Erase = %+v, %v", er, err)
+	}
+	h, _, err := e.s.PlaceHoldRequest(ctx, "default", HoldRequest{ID: "h-1", Scope: HoldScope{Subject: "alice"}, CaseRef: "CASE-0", Reason: "litigation", By: "co-key"})
+	if err == nil && h.Scope.Subject == "alice" {
+		t.Errorf("hold request h-1 asked again after alice's erasure answered a hold naming her: %+v (active=%v)", h.Scope, h.Active())
+	}
+	if _, err := e.l.PseudonymKey(ctx, "default", ref, false); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("after alice's erasure, the request asked again left her a pseudonym key (%v)", err)
+	}
+}
