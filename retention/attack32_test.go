@@ -133,3 +133,46 @@ func TestAttack32HalfReleasedLegacyRequestAskedAgainAfterErasure(t *testing.T) {
 		t.Errorf("after alice's erasure, the request asked again left her a pseudonym key (%v)", err)
 	}
 }
+
+// A hold of this build whose release was interrupted after its entry was
+// appended, before its state record was written (a crash in ReleaseHold):
+// the log says released, the record in force. An erasure of the trace that
+// holds all of alice's entries erases them (held reads the log) but keeps
+// her pseudonym key (namedByHolds reads the record), so that the hold still
+// lists her id after every entry of hers is erased.
+func TestAttack32InterruptedReleaseKeepsKeyOfErasedSubject(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.spans(t, "alice", "", 7, 2, false, "a")
+	h, _, err := e.s.PlaceHold(ctx, "default", HoldScope{Subject: "alice"}, "CASE-1", "litigation", "co-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.s.hold(ctx, "default", h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.ReleasedBy, st.ReleaseReason, st.ReleasedAt = "co-key", "closed", st.PlacedAt.Add(1e9)
+	// ReleaseHold's first write, the entry; killed before its second.
+	if _, err := e.s.appendRecord(ctx, "default", format.KindHold, format.HoldReleased, recordID("hold", h.ID, "released"), st.forLog()); err != nil {
+		t.Fatal(err)
+	}
+	var trace [16]byte
+	trace[0], trace[15] = 7, 1
+	er, err := e.s.Erase(ctx, "default", ErasureRequest{ID: "r1", TraceIDs: [][16]byte{trace}, LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"})
+	if err != nil || er.State != "done" || len(er.Erase) != 2 || len(er.Held) != 0 {
+		t.Fatalf("Erase = %+v, %v; want alice's 2 entries erased (the log says her hold is released)", er, err)
+	}
+	if k, err := e.l.PseudonymKey(ctx, "default", mustRef(t, e, "alice"), false); err == nil {
+		t.Errorf("every entry of alice's is erased, her hold released in the log, yet her pseudonym key (pseudonym %s) is left", k.Pseudonym("alice"))
+	}
+	hs, err := e.s.Holds(ctx, "default", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		if h.Scope.Subject == "alice" {
+			t.Errorf("after all her entries are erased hold %s lists her id: %+v (active=%v)", h.ID, h.Scope, h.Active())
+		}
+	}
+}
