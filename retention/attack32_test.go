@@ -78,10 +78,10 @@ func TestAttack32HalfReleasedLegacyHoldOutlivesErasure(t *testing.T) {
 	}
 }
 
-// The same hold, upgraded by another node's start while the erasure is
+// Sound: the same hold, upgraded by another node's start while the erasure is
 // between its plan and its commit: the key the upgrade makes is not in
 // the plan, so it outlives the erasure, and the hold names her by it.
-func TestAttack32UpgradeBetweenPlanAndCommitLeavesKey(t *testing.T) {
+func TestAttack32UpgradeBetweenPlanAndCommitLeavesNoKey(t *testing.T) {
 	t.Cleanup(func() { testHookBeforeCommit = nil })
 	ctx := context.Background()
 	e := newEnv(t)
