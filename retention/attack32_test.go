@@ -78,9 +78,10 @@ func TestAttack32HalfReleasedLegacyHoldOutlivesErasure(t *testing.T) {
 	}
 }
 
-// Sound: the same hold, upgraded by another node's start while the erasure is
-// between its plan and its commit: the key the upgrade makes is not in
-// the plan, so it outlives the erasure, and the hold names her by it.
+// The same hold, upgraded by another node's start while the erasure is
+// between its plan and its commit: sound. Erase makes her key before it
+// plans, so the plan lists it (with its stamp), the upgrade seals under
+// that key, Shred destroys it and scrubHolds drops the hold's term.
 func TestAttack32UpgradeBetweenPlanAndCommitLeavesNoKey(t *testing.T) {
 	t.Cleanup(func() { testHookBeforeCommit = nil })
 	ctx := context.Background()
