@@ -19,7 +19,7 @@ import (
 // (found); a hold's release names the hold only and a trace read (GetTrace,
 // each page) the trace only, so an auditor asking "who touched customer-42"
 // is not shown who released her hold or who read her traces.
-func TestAttack32AccessLogSubjectFindsEveryKind(t *testing.T) {
+func TestAccessLogSubjectFindsEveryKind(t *testing.T) {
 	s := startServer(t, 0)
 	ctx := context.Background()
 	app := s.clients("connect", "", s.key(t, policy.Ingester, "default"))

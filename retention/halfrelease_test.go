@@ -48,7 +48,7 @@ func putLegacyReleasedInLogOnly(t *testing.T, e *env, requestID string) string {
 // clear (scrubLegacy skips holds in force by their state), and the upgrade
 // at the next start makes her a new pseudonym key (upgraded trusts the
 // state's Active), so that the hold lists her id again after her erasure.
-func TestAttack32HalfReleasedLegacyHoldOutlivesErasure(t *testing.T) {
+func TestHalfReleasedLegacyHoldIsScrubbedByErasure(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.spans(t, "alice", "", 1, 2, false, "a")
@@ -82,7 +82,7 @@ func TestAttack32HalfReleasedLegacyHoldOutlivesErasure(t *testing.T) {
 // between its plan and its commit: sound. Erase makes her key before it
 // plans, so the plan lists it (with its stamp), the upgrade seals under
 // that key, Shred destroys it and scrubHolds drops the hold's term.
-func TestAttack32UpgradeBetweenPlanAndCommitLeavesNoKey(t *testing.T) {
+func TestLegacyUpgradeBetweenPlanAndCommitLeavesNoKey(t *testing.T) {
 	t.Cleanup(func() { testHookBeforeCommit = nil })
 	ctx := context.Background()
 	e := newEnv(t)
@@ -117,7 +117,7 @@ func TestAttack32UpgradeBetweenPlanAndCommitLeavesNoKey(t *testing.T) {
 // Its request asked again after her erasure (placedAgain): the hold is in
 // force by its state, so it is upgraded with a key made for her, and the
 // answer names her.
-func TestAttack32HalfReleasedLegacyRequestAskedAgainAfterErasure(t *testing.T) {
+func TestHalfReleasedLegacyRequestAskedAgainNamesNoErasedSubject(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.spans(t, "alice", "", 1, 2, false, "a")
@@ -141,7 +141,7 @@ func TestAttack32HalfReleasedLegacyRequestAskedAgainAfterErasure(t *testing.T) {
 // holds all of alice's entries erases them (held reads the log) but keeps
 // her pseudonym key (namedByHolds reads the record), so that the hold still
 // lists her id after every entry of hers is erased.
-func TestAttack32InterruptedReleaseKeepsKeyOfErasedSubject(t *testing.T) {
+func TestInterruptedReleaseLeavesNoKeyOfErasedSubject(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.spans(t, "alice", "", 7, 2, false, "a")
