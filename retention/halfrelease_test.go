@@ -2,6 +2,7 @@ package retention
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -174,6 +175,125 @@ func TestInterruptedReleaseLeavesNoKeyOfErasedSubject(t *testing.T) {
 	for _, h := range hs {
 		if h.Scope.Subject == "alice" {
 			t.Errorf("after all her entries are erased hold %s lists her id: %+v (active=%v)", h.ID, h.Scope, h.Active())
+		}
+	}
+}
+
+// interruptRelease places a hold on alice and records its release as
+// ReleaseHold does when killed between its two writes: the released entry
+// appended, the state record still in force. It returns the hold as
+// released.
+func interruptRelease(t *testing.T, e *env) *Hold {
+	t.Helper()
+	ctx := context.Background()
+	h, _, err := e.s.PlaceHold(ctx, "default", HoldScope{Subject: "alice"}, "CASE-1", "litigation", "co-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.s.hold(ctx, "default", h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.ReleasedBy, st.ReleaseReason, st.ReleasedAt = "co-key", "closed", st.PlacedAt.Add(1e9)
+	if _, err := e.s.appendRecord(ctx, "default", format.KindHold, format.HoldReleased, recordID("hold", h.ID, "released"), st.forLog()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// storedHold reads a hold's state record as stored, not settled.
+func storedHold(t *testing.T, e *env, id string) *Hold {
+	t.Helper()
+	b, err := e.l.GetState(context.Background(), "default", stateHold+id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Hold{}
+	if err := json.Unmarshal(b, h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// The repair of a half-done release, killed at each of its steps, in the
+// middle of an erasure that meets it: the erasure fails and decides
+// nothing; asked again, it finishes the release from the log's entry (once,
+// the same) and erases alice's entries and her key.
+func TestHalfDoneReleaseRepairKilledAtEachStep(t *testing.T) {
+	t.Cleanup(func() { testHookRelease = nil })
+	killed := errors.New("killed")
+	for _, step := range []string{"read", "written"} {
+		t.Run(step, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t)
+			e.spans(t, "alice", "", 7, 2, false, "a")
+			rel := interruptRelease(t, e)
+			ref := mustRef(t, e, "alice")
+			testHookRelease = func(s string) error {
+				if s == step {
+					return killed
+				}
+				return nil
+			}
+			var trace [16]byte
+			trace[0], trace[15] = 7, 1
+			req := ErasureRequest{ID: "r1", TraceIDs: [][16]byte{trace}, LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"}
+			if er, err := e.s.Erase(ctx, "default", req); !errors.Is(err, killed) {
+				t.Fatalf("Erase killed at %q = %+v, %v; want the kill", step, er, err)
+			}
+			if got := storedHold(t, e, rel.ID); got.Active() != (step == "read") {
+				t.Errorf("killed at %q: state record active=%v", step, got.Active())
+			}
+			if _, err := e.l.PseudonymKey(ctx, "default", ref, false); err != nil {
+				t.Errorf("killed at %q: alice's key is gone (%v) before the erasure ran", step, err)
+			}
+			testHookRelease = nil
+			er, err := e.s.Erase(ctx, "default", req)
+			if err != nil || er.State != "done" || len(er.Erase) != 2 || len(er.Held) != 0 {
+				t.Fatalf("Erase asked again = %+v, %v; want alice's 2 entries erased", er, err)
+			}
+			got := storedHold(t, e, rel.ID)
+			if got.Active() || !got.ReleasedAt.Equal(rel.ReleasedAt) || got.ReleasedBy != rel.ReleasedBy || got.ReleaseReason != rel.ReleaseReason {
+				t.Errorf("state record after the repair: released %v by %q (%q); want as the log's entry: %v by %q (%q)", got.ReleasedAt, got.ReleasedBy, got.ReleaseReason, rel.ReleasedAt, rel.ReleasedBy, rel.ReleaseReason)
+			}
+			if _, err := e.l.PseudonymKey(ctx, "default", ref, false); !errors.Is(err, ledger.ErrNotFound) {
+				t.Errorf("after alice's erasure her pseudonym key is left (%v)", err)
+			}
+		})
+	}
+}
+
+// Two nodes over one database meet the same half-done release: the one
+// that lists first finishes it, durably; the other, which did not, answers
+// alike (released, by the log's entry), and releasing it again is refused
+// as released (ErrHoldReleased), appending nothing.
+func TestHalfDoneReleaseSettledAlikeOnEveryNode(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.spans(t, "alice", "", 1, 2, false, "a")
+	rel := interruptRelease(t, e)
+	a, b := e.node("a"), e.node("b")
+	if hs, err := a.Holds(ctx, "default", false); err != nil || len(hs) != 0 {
+		t.Fatalf("node a: Holds(in force) = %d holds, %v; want none (released by the log)", len(hs), err)
+	}
+	if got := storedHold(t, e, rel.ID); got.Active() {
+		t.Fatalf("node a listed the holds; the state record is still in force")
+	}
+	size, err := e.l.Size(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := b.ReleaseHold(ctx, "default", rel.ID, "again", "co-key-2")
+	if !errors.Is(err, ErrHoldReleased) || h == nil || h.ReleasedBy != rel.ReleasedBy || !h.ReleasedAt.Equal(rel.ReleasedAt) {
+		t.Fatalf("node b: ReleaseHold again = %+v, %v; want ErrHoldReleased, released by %q at %v", h, err, rel.ReleasedBy, rel.ReleasedAt)
+	}
+	if after, err := e.l.Size(ctx, "default"); err != nil || after != size {
+		t.Errorf("node b's refused release grew the log from %d to %d (%v)", size, after, err)
+	}
+	for _, n := range []*Service{a, b} {
+		hs, err := n.Holds(ctx, "default", true)
+		if err != nil || len(hs) != 1 || hs[0].Active() || hs[0].ReleaseReason != rel.ReleaseReason {
+			t.Errorf("node %s: Holds(all) = %+v, %v; want the one hold, released (%q)", n.Node, hs, err, rel.ReleaseReason)
 		}
 	}
 }
