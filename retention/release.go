@@ -112,3 +112,60 @@ func (s *Service) finishRelease(ctx context.Context, tenant, id string, rel *Hol
 	}
 	return out, stored, nil
 }
+
+// HoldName returns how an access record of a call about hold id (its
+// release) names the subject or session the hold covers: "subject" or
+// "session", and a pseudonym, by the rules the access log names ids by
+// (docs/ACCESS.md, "Pseudonyms"); kind "" if the hold is unknown or
+// pending, or covers no subject or session. In the record of an allowed
+// call, an id with a pseudonym key is named by its pseudonym, one without
+// (a hold an earlier build stored, its id in the clear) by its stand-in
+// (ledger.StandInPseudonym); in the record of a refused call, by its
+// stand-in. An erased one (its key gone, the id no longer known) is named
+// by the pseudonym the hold keeps, as its entries name it, in an allowed
+// call's record, and not at all in a refused call's: the erasure removed
+// its index term from the hold (scrubHolds) so that nothing links the hold
+// to the id, and no stand-in can be computed without it. HoldName reads
+// the hold's record as stored, makes no pseudonym key and writes nothing.
+func (s *Service) HoldName(ctx context.Context, tenant, id string, allowed bool) (kind, pseudonym string, err error) {
+	b, err := s.L.GetState(ctx, tenant, stateHold+id)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	h := &Hold{}
+	if err := json.Unmarshal(b, h); err != nil {
+		return "", "", fmt.Errorf("hold %s: %w", id, err)
+	}
+	if h.Pending {
+		return "", "", nil
+	}
+	v := s.view(ctx, tenant, h) // the id, opened while its key exists
+	value, field, kind := s.holdID(v.Scope)
+	if kind == "" {
+		if v.Scope.Erased && allowed && h.Scope.Pseudonym != "" {
+			return h.Scope.Kind, h.Scope.Pseudonym, nil
+		}
+		return "", "", nil // the tenant, a trace, a time range; or erased
+	}
+	ref, err := s.L.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
+	if err != nil {
+		return "", "", err
+	}
+	if allowed {
+		k, err := s.L.PseudonymKey(ctx, tenant, ref, false)
+		if err == nil {
+			return kind, k.Pseudonym(value), nil
+		}
+		if !errors.Is(err, ledger.ErrNotFound) {
+			return "", "", err
+		}
+	}
+	standIn, err := s.L.StandInPseudonym(ctx, tenant, ref)
+	if err != nil {
+		return "", "", err
+	}
+	return kind, standIn, nil
+}
