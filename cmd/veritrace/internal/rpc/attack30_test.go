@@ -2,10 +2,12 @@ package rpc
 
 import (
 	"context"
+	"crypto/sha256"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/veritrace/veritrace/audit/bundle"
 	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
@@ -123,5 +125,52 @@ func TestAttack30SpanAfterResourceEntryExpiredLosesItsResource(t *testing.T) {
 	}
 	if stored == 0 {
 		t.Errorf("the error span exported after the sweep (kept six years) refers to an erased resource entry (%d erased): its acknowledged resource and scope are stored nowhere", erased)
+	}
+}
+
+// The sweep recognises a resource entry by its header's shape and its
+// payload (bundle.IsResourceEntry), both of which a native AppendSpans
+// client writes: a root span of kind OTHER whose otlp.resource_scope holds
+// any bytes and whose span id is derived from them. Nothing refuses the
+// otlp field on the native path, and IsResourceEntry does not look at the
+// rest of the span: here the forged entry carries the user's prompt and
+// the model's answer (class default, 60 days). One error span of the same
+// trace (six years) then keeps the whole forged span six years past its
+// period; a chain of short-lived error spans appended before each sweep
+// would keep it for ever.
+func TestAttack30NativeSpanForgedAsResourceEntryOutlivesItsPeriod(t *testing.T) {
+	s, clk, svc, _ := attack30Server(t)
+	ctx := context.Background()
+	app := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
+	forged := testSpan(0)
+	forged.Kind, forged.ParentSpanId = v1.SpanKind_SPAN_KIND_OTHER, nil
+	blob := []byte("not a resource at all")
+	sum := sha256.Sum256(blob)
+	id := bundle.ResourceEntrySpanID(forged.TraceId, sum[:])
+	forged.SpanId = id[:]
+	forged.Otlp = &v1.OtlpSource{ResourceScope: blob}
+	errSpan := testSpan(1)
+	errSpan.Status = &v1.Status{Code: v1.StatusCode_STATUS_CODE_ERROR, Message: "failed"}
+	rs, err := app.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{forged, errSpan}}))
+	if err != nil {
+		t.Fatalf("native append of a span shaped as a resource entry: %v", err)
+	}
+	idx := rs.Msg.GetReceipts()[0].GetIndex()
+	hs, err := s.l.Headers(ctx, "default", []uint64{idx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("forged entry %d class %q; IsResourceEntry-shaped: %v", idx, hs[0].RetentionClass, bundle.MayBeResourceEntry(hs[0]))
+	clk.advance(61 * 24 * time.Hour)
+	r, err := svc.Sweep(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.l.GetEntry(ctx, "default", idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.Erased {
+		t.Errorf("sweep at day 61 (%+v): the native span %d of class %q, forged into a resource entry's shape, was kept past its period (its payload, prompt included, is readable)", r, idx, hs[0].RetentionClass)
 	}
 }
