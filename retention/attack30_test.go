@@ -1,0 +1,246 @@
+package retention
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/veritrace/veritrace/audit/bundle"
+	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
+)
+
+// resEntry appends an entry of an OTLP resource entry's form
+// (bundle.IsResourceEntry) to trace tr, holding blob as its resource and
+// scope; class "" is the policy's for kind OTHER.
+func resEntry(t testing.TB, e *env, subject string, tr byte, blob string) uint64 {
+	t.Helper()
+	return resEntries(t, e, subject, tr, []string{blob})[0]
+}
+
+func resEntries(t testing.TB, e *env, subject string, tr byte, blobs []string) []uint64 {
+	t.Helper()
+	ctx := context.Background()
+	class, _ := e.s.ClassOf(ctx, "default", SpanFacts{Kind: uint8(v1.SpanKind_SPAN_KIND_OTHER)})
+	var recs []ledger.Record
+	for _, blob := range blobs {
+		r := ledger.Record{Kind: format.KindSpan, SubKind: uint8(v1.SpanKind_SPAN_KIND_OTHER), Subject: subject, RetentionClass: class}
+		r.TraceID[0], r.TraceID[15] = tr, 1
+		sum := sha256.Sum256([]byte(blob))
+		r.SpanID = bundle.ResourceEntrySpanID(r.TraceID[:], sum[:])
+		p, err := proto.Marshal(&v1.Span{Otlp: &v1.OtlpSource{ResourceScope: []byte(blob)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Payload = p
+		recs = append(recs, r)
+	}
+	rs, err := e.l.Append(ctx, "default", recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for _, r := range rs {
+		if !bundle.IsResourceEntry(&format.Header{Kind: format.KindSpan, SubKind: uint8(v1.SpanKind_SPAN_KIND_OTHER), TraceID: recs[0].TraceID, SpanID: recs[len(out)].SpanID}, recs[len(out)].Payload) {
+			t.Fatal("resEntry: not of a resource entry's form")
+		}
+		out = append(out, r.Index)
+	}
+	return out
+}
+
+// A resource entry kept by a span of its trace in its period expires with
+// the next sweep once that span's subject is erased: an erased entry keeps
+// nothing.
+func TestAttack30ResourceEntryNotKeptByAnErasedEntry(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	res := resEntry(t, e, "ana", 7, "service.name=support-bot")
+	e.clock.Add(30 * Day)
+	span := e.spans(t, "bob", "", 7, 1, false, "b")
+	e.clock.Add(31 * Day) // day 61: res's period is over, span's is not
+	if r, err := e.s.Sweep(ctx, "default"); err != nil || r.Kept != 1 {
+		t.Fatalf("sweep at day 61 = %+v, %v; want the resource entry kept", r, err)
+	}
+	if got := e.erased(t, []uint64{res, span[0]}); fmt.Sprint(got) != "[false false]" {
+		t.Fatalf("after day 61: %v", got)
+	}
+	if _, err := e.s.Erase(ctx, "default", ErasureRequest{ID: "r1", Subject: "bob", LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(Day)
+	r, err := e.s.Sweep(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.erased(t, []uint64{res, span[0]}); fmt.Sprint(got) != "[true true]" {
+		t.Errorf("after bob's erasure, sweep %+v: erased %v, want the resource entry expired too", r, got)
+	}
+	e.verify(t)
+}
+
+// Two resource entries of one trace: the newer, in its period, keeps the
+// older; once both have passed their periods neither keeps the other.
+func TestAttack30TwoResourceEntriesDoNotKeepEachOther(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	r1 := resEntry(t, e, "ana", 7, "scope one")
+	e.clock.Add(30 * Day)
+	r2 := resEntry(t, e, "ana", 7, "scope two")
+	e.clock.Add(31 * Day)
+	if r, err := e.s.Sweep(ctx, "default"); err != nil || r.Kept != 1 || r.Erased != 0 {
+		t.Fatalf("sweep at day 61 = %+v, %v", r, err)
+	}
+	e.clock.Add(30 * Day) // day 91: both past their periods
+	r, err := e.s.Sweep(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.erased(t, []uint64{r1, r2}); fmt.Sprint(got) != "[true true]" {
+		t.Errorf("sweep at day 91 = %+v: erased %v, want both", r, got)
+	}
+	e.verify(t)
+}
+
+// A sweep killed after its tombstone, before its keys are destroyed,
+// finished by Resume after a restart: the kept resource entry's payload is
+// still readable, the other entry of its bucket erased.
+func TestAttack30KeptResourceEntrySurvivesAKilledSweep(t *testing.T) {
+	t.Cleanup(func() { testHookAfterTombstone = nil })
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	res := resEntry(t, e, "ana", 7, "service.name=support-bot")
+	other := resEntry(t, e, "ana", 8, "service.name=other")
+	e.clock.Add(30 * Day)
+	span := e.spans(t, "ana", "", 7, 1, false, "a")
+	e.clock.Add(31 * Day)
+	testHookAfterTombstone = func() error { return errKilled }
+	if _, err := e.s.Sweep(ctx, "default"); !errors.Is(err, errKilled) {
+		t.Fatalf("Sweep() = %v, want the kill", err)
+	}
+	testHookAfterTombstone = nil
+	e.l.Close()
+	e.open(t)
+	if err := e.s.Resume(ctx); err != nil || len(e.s.Unfinished()) != 0 {
+		t.Fatalf("Resume() = %v, unfinished %v", err, e.s.Unfinished())
+	}
+	if got := e.erased(t, []uint64{res, other, span[0]}); fmt.Sprint(got) != "[false true false]" {
+		t.Errorf("after the resumed sweep: erased %v, want [false true false]", got)
+	}
+	if en, err := e.l.GetEntry(ctx, "default", res); err != nil || en.Erased || len(en.Payload) == 0 {
+		t.Errorf("the kept resource entry: %v, erased %v", err, en != nil && en.Erased)
+	}
+	// A later sweep keeps deciding: still kept while the span is.
+	e.clock.Add(Day)
+	if r, err := e.s.Sweep(ctx, "default"); err != nil || r.Kept != 1 {
+		t.Errorf("sweep at day 62 = %+v, %v", r, err)
+	}
+	e.verify(t)
+}
+
+// Two nodes sweep at once: the resource entry is kept by both plans'
+// decisions, whichever commits; nothing fails.
+func TestAttack30TwoNodesSweepWithAKeptResourceEntry(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	res := resEntry(t, e, "ana", 7, "service.name=support-bot")
+	exp := e.spans(t, "ana", "", 8, 20, false, "x")
+	e.clock.Add(30 * Day)
+	span := e.spans(t, "ana", "", 7, 1, false, "a")
+	e.clock.Add(31 * Day)
+	a, b := e.node("a"), e.node("b")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, n := range []*Service{a, b} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, errs[i] = n.Sweep(ctx, "default") }()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, ErrBusy) {
+			t.Errorf("concurrent sweep: %v", err)
+		}
+	}
+	if r, err := a.Sweep(ctx, "default"); err != nil {
+		t.Fatalf("sweep again: %+v, %v", r, err)
+	}
+	got := e.erased(t, append([]uint64{res, span[0]}, exp...))
+	if got[0] || got[1] {
+		t.Errorf("resource entry erased %v, span erased %v", got[0], got[1])
+	}
+	for i, g := range got[2:] {
+		if !g {
+			t.Errorf("expired span %d not erased", exp[i])
+		}
+	}
+	e.verify(t)
+}
+
+var attack30Trace = flag.Int("attack30.trace", 20_000, "BenchmarkAttack30SweepOfABigTrace: entries of the trace")
+
+// BenchmarkAttack30SweepOfABigTrace: one trace of -attack30.trace entries
+// all past their period, and k resource entries of it, swept at once; the
+// sub-benchmarks compare k = 0 (no resource entry: the cost before fix27),
+// 1, and a trace holding as many resource entries as spans (an OTLP
+// client sending one scope per export).
+func BenchmarkAttack30SweepOfABigTrace(b *testing.B) {
+	n := *attack30Trace
+	for _, k := range []int{0, 1, n / 2} {
+		b.Run(fmt.Sprintf("resources=%d", k), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				e := newEnvB(b)
+				p := Policy{FloorDays: 30, Default: Rule{Class: DefaultClass, Days: 60, Mode: Governance}}
+				if _, _, err := e.s.SetPolicy(context.Background(), "default", p, "co", "60 days"); err != nil {
+					b.Fatal(err)
+				}
+				for done := 0; done < n-k; done += 1000 {
+					bigTraceSpans(b, e, min(1000, n-k-done), done)
+				}
+				var blobs []string
+				for i := range k {
+					blobs = append(blobs, fmt.Sprint("scope ", i))
+					if len(blobs) == 1000 || i == k-1 {
+						resEntries(b, e, "ana", 9, blobs)
+						blobs = nil
+					}
+				}
+				e.clock.Add(61 * Day)
+				b.StartTimer()
+				start := time.Now()
+				r, err := e.s.Sweep(context.Background(), "default")
+				if err != nil || r.Erased != n {
+					b.Fatalf("sweep = %+v, %v; want %d erased", r, err, n)
+				}
+				b.ReportMetric(time.Since(start).Seconds(), "sweep-s")
+				e.l.Close()
+			}
+		})
+	}
+}
+
+func bigTraceSpans(b *testing.B, e *env, n, from int) {
+	var recs []ledger.Record
+	for i := range n {
+		r := ledger.Record{Kind: format.KindSpan, SubKind: 1, Subject: "ana", RetentionClass: DefaultClass, Payload: []byte("span")}
+		r.TraceID[0], r.TraceID[15] = 9, 1
+		j := from + i
+		r.SpanID[0], r.SpanID[5], r.SpanID[6], r.SpanID[7] = 0xa0, byte(j>>16), byte(j>>8), byte(j)
+		recs = append(recs, r)
+	}
+	if _, err := e.l.Append(context.Background(), "default", recs); err != nil {
+		b.Fatal(err)
+	}
+}
