@@ -174,3 +174,43 @@ func TestAttack30NativeSpanForgedAsResourceEntryOutlivesItsPeriod(t *testing.T) 
 		t.Errorf("sweep at day 61 (%+v): the native span %d of class %q, forged into a resource entry's shape, was kept past its period (its payload, prompt included, is readable)", r, idx, hs[0].RetentionClass)
 	}
 }
+
+// A log record a rule gives a shorter class than its span's (here 30 days
+// for the service's records; its span is an error span, six years) is kept
+// as long as its span.
+func TestAttack30LogRecordRuleShorterThanItsSpan(t *testing.T) {
+	s, clk, svc, app := attack30Server(t)
+	ctx := context.Background()
+	p, err := svc.Policy(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Rules = append(p.Rules, retention.Rule{Class: "support", Days: 30, Mode: retention.Governance, Match: retention.Match{Attributes: map[string]string{"service.name": "support-bot"}}})
+	if _, _, err := svc.SetPolicy(ctx, "default", *p, "co", "support records 30 days"); err != nil {
+		t.Fatal(err)
+	}
+	sp := otlpSpan(0)
+	sp.Status = &trace.Status{Code: trace.Status_STATUS_CODE_ERROR, Message: "refund lookup failed"}
+	if _, err := app.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.otlp.logs.CallUnary(ctx, connect.NewRequest(otlpLogs(otlpLogRecord(0)))); err != nil {
+		t.Fatal(err)
+	}
+	var rec *format.Header
+	for _, h := range otlpTraceHeaders(t, s, sp.TraceId) {
+		if string(h.ParentSpanID[:]) == string(sp.SpanId) {
+			rec = h
+		}
+	}
+	if rec == nil || rec.RetentionClass != "errors" {
+		t.Fatalf("log record %+v, want class errors (its span's, kept longer than the rule's)", rec)
+	}
+	clk.advance(61 * 24 * time.Hour)
+	if _, err := svc.Sweep(ctx, "default"); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.l.GetEntry(ctx, "default", rec.Index); err != nil || e.Erased {
+		t.Errorf("log record %d after 61 days: %v, erased %v", rec.Index, err, e != nil && e.Erased)
+	}
+}
