@@ -18,9 +18,9 @@ import (
 	"github.com/veritrace/veritrace/retention"
 )
 
-// attack30Server starts a server with a 60-day default and a compliance
+// otlpRetentionServer starts a server with a 60-day default and a compliance
 // rule keeping error spans six years.
-func attack30Server(t *testing.T) (*testServer, *clock, *retention.Service, clients) {
+func otlpRetentionServer(t *testing.T) (*testServer, *clock, *retention.Service, clients) {
 	t.Helper()
 	clk := newClock()
 	s := startServerWith(t, Options{Now: clk.now}, func(o *ledger.Options) { o.Now = clk.now })
@@ -41,8 +41,8 @@ func attack30Server(t *testing.T) (*testServer, *clock, *retention.Service, clie
 // first, its span, an error span, second: the record gets 60 days from its
 // own facts, the span six years, and the sweep at day 61 expires the record
 // while its span is kept.
-func TestAttack30LogRecordBeforeItsSpanOutlivedBySpan(t *testing.T) {
-	s, clk, svc, app := attack30Server(t)
+func TestOTLPLogRecordBeforeItsSpanKeptWithItsSpan(t *testing.T) {
+	s, clk, svc, app := otlpRetentionServer(t)
 	ctx := context.Background()
 	if _, err := app.otlp.logs.CallUnary(ctx, connect.NewRequest(otlpLogs(otlpLogRecord(0)))); err != nil {
 		t.Fatal(err)
@@ -90,8 +90,8 @@ func TestAttack30LogRecordBeforeItsSpanOutlivedBySpan(t *testing.T) {
 // (service.name, scope) are stored nowhere: no entry of the trace with a
 // payload holds them. The same happens to a span appended between a
 // sweep's plan and its commit (docs/RETENTION.md "Resource entries").
-func TestAttack30SpanAfterResourceEntryExpiredLosesItsResource(t *testing.T) {
-	s, clk, svc, app := attack30Server(t)
+func TestOTLPSpanAfterResourceEntryExpiredKeepsItsResource(t *testing.T) {
+	s, clk, svc, app := otlpRetentionServer(t)
 	ctx := context.Background()
 	first := otlpSpan(0)
 	if _, err := app.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(first))); err != nil {
@@ -138,8 +138,8 @@ func TestAttack30SpanAfterResourceEntryExpiredLosesItsResource(t *testing.T) {
 // trace (six years) then keeps the whole forged span six years past its
 // period; a chain of short-lived error spans appended before each sweep
 // would keep it for ever.
-func TestAttack30NativeSpanForgedAsResourceEntryOutlivesItsPeriod(t *testing.T) {
-	s, clk, svc, _ := attack30Server(t)
+func TestNativeAppendRefusesOTLPSource(t *testing.T) {
+	s, clk, svc, _ := otlpRetentionServer(t)
 	ctx := context.Background()
 	app := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
 	forged := testSpan(0)
@@ -178,8 +178,8 @@ func TestAttack30NativeSpanForgedAsResourceEntryOutlivesItsPeriod(t *testing.T) 
 // A log record a rule gives a shorter class than its span's (here 30 days
 // for the service's records; its span is an error span, six years) is kept
 // as long as its span.
-func TestAttack30LogRecordRuleShorterThanItsSpan(t *testing.T) {
-	s, clk, svc, app := attack30Server(t)
+func TestOTLPLogRecordRuleShorterThanItsSpanKeptWithItsSpan(t *testing.T) {
+	s, clk, svc, app := otlpRetentionServer(t)
 	ctx := context.Background()
 	p, err := svc.Policy(ctx, "default")
 	if err != nil {

@@ -60,7 +60,7 @@ func resEntries(t testing.TB, e *env, subject string, tr byte, blobs []string) [
 // A resource entry kept by a span of its trace in its period expires with
 // the next sweep once that span's subject is erased: an erased entry keeps
 // nothing.
-func TestAttack30ResourceEntryNotKeptByAnErasedEntry(t *testing.T) {
+func TestSweepResourceEntryNotKeptByAnErasedEntry(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.shortPolicy(t)
@@ -90,7 +90,7 @@ func TestAttack30ResourceEntryNotKeptByAnErasedEntry(t *testing.T) {
 
 // Two resource entries of one trace: the newer, in its period, keeps the
 // older; once both have passed their periods neither keeps the other.
-func TestAttack30TwoResourceEntriesDoNotKeepEachOther(t *testing.T) {
+func TestSweepTwoResourceEntriesDoNotKeepEachOther(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.shortPolicy(t)
@@ -115,7 +115,7 @@ func TestAttack30TwoResourceEntriesDoNotKeepEachOther(t *testing.T) {
 // A sweep killed after its tombstone, before its keys are destroyed,
 // finished by Resume after a restart: the kept resource entry's payload is
 // still readable, the other entry of its bucket erased.
-func TestAttack30KeptResourceEntrySurvivesAKilledSweep(t *testing.T) {
+func TestSweepKeptResourceEntrySurvivesAKilledSweep(t *testing.T) {
 	t.Cleanup(func() { testHookAfterTombstone = nil })
 	ctx := context.Background()
 	e := newEnv(t)
@@ -151,7 +151,7 @@ func TestAttack30KeptResourceEntrySurvivesAKilledSweep(t *testing.T) {
 
 // Two nodes sweep at once: the resource entry is kept by both plans'
 // decisions, whichever commits; nothing fails.
-func TestAttack30TwoNodesSweepWithAKeptResourceEntry(t *testing.T) {
+func TestSweepTwoNodesWithAKeptResourceEntry(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.shortPolicy(t)
@@ -188,15 +188,15 @@ func TestAttack30TwoNodesSweepWithAKeptResourceEntry(t *testing.T) {
 	e.verify(t)
 }
 
-var attack30Trace = flag.Int("attack30.trace", 20_000, "BenchmarkAttack30SweepOfABigTrace: entries of the trace")
+var sweepBigTrace = flag.Int("sweep.bigtrace", 20_000, "BenchmarkSweepOfABigTrace: entries of the trace")
 
-// BenchmarkAttack30SweepOfABigTrace: one trace of -attack30.trace entries
+// BenchmarkSweepOfABigTrace: one trace of -sweep.bigtrace entries
 // all past their period, and k resource entries of it, swept at once; the
 // sub-benchmarks compare k = 0 (no resource entry: the cost before fix27),
 // 1, and a trace holding as many resource entries as spans (an OTLP
 // client sending one scope per export).
-func BenchmarkAttack30SweepOfABigTrace(b *testing.B) {
-	n := *attack30Trace
+func BenchmarkSweepOfABigTrace(b *testing.B) {
+	n := *sweepBigTrace
 	for _, k := range []int{0, 1, n / 2} {
 		b.Run(fmt.Sprintf("resources=%d", k), func(b *testing.B) {
 			for range b.N {
