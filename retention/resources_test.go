@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	otcommon "go.opentelemetry.io/proto/slim/otlp/common/v1"
+	otresource "go.opentelemetry.io/proto/slim/otlp/resource/v1"
+	otrace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/veritrace/veritrace/audit/bundle"
@@ -34,9 +37,9 @@ func resEntries(t testing.TB, e *env, subject string, tr byte, blobs []string) [
 	for _, blob := range blobs {
 		r := ledger.Record{Kind: format.KindSpan, SubKind: uint8(v1.SpanKind_SPAN_KIND_OTHER), Subject: subject, RetentionClass: class}
 		r.TraceID[0], r.TraceID[15] = tr, 1
-		sum := sha256.Sum256([]byte(blob))
-		r.SpanID = bundle.ResourceEntrySpanID(r.TraceID[:], sum[:])
-		p, err := proto.Marshal(&v1.Span{Otlp: &v1.OtlpSource{ResourceScope: []byte(blob)}})
+		sp := bundle.ResourceEntrySpan(r.TraceID[:], resourceScope(t, blob))
+		r.SpanID = [8]byte(sp.SpanId)
+		p, err := proto.Marshal(sp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,6 +58,69 @@ func resEntries(t testing.TB, e *env, subject string, tr byte, blobs []string) [
 		out = append(out, r.Index)
 	}
 	return out
+}
+
+// resourceScope is a resource entry's resource_scope: a resource whose
+// service.name is service, and one scope.
+func resourceScope(t testing.TB, service string) []byte {
+	t.Helper()
+	b, err := proto.Marshal(&otrace.ResourceSpans{
+		Resource:   &otresource.Resource{Attributes: []*otcommon.KeyValue{{Key: "service.name", Value: &otcommon.AnyValue{Value: &otcommon.AnyValue_StringValue{StringValue: service}}}}},
+		ScopeSpans: []*otrace.ScopeSpans{{Scope: &otcommon.InstrumentationScope{Name: "test"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// An entry of a resource entry's header shape (root, kind OTHER, span id
+// derived from its trace and resource_scope) whose payload holds anything
+// but the resource entry's fields (here the span's content), or whose
+// resource_scope is not one resource and one scope, is not a resource
+// entry: the sweep expires it with its own period, though a span of its
+// trace is kept.
+func TestSweepExpiresAnEntryShapedAsAResourceEntry(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.shortPolicy(t)
+	class, _ := e.s.ClassOf(ctx, "default", SpanFacts{Kind: uint8(v1.SpanKind_SPAN_KIND_OTHER)})
+	forge := func(tr byte, sp *v1.Span) uint64 {
+		r := ledger.Record{Kind: format.KindSpan, SubKind: uint8(v1.SpanKind_SPAN_KIND_OTHER), Subject: "ana", RetentionClass: class}
+		r.TraceID[0], r.TraceID[15] = tr, 1
+		sum := sha256.Sum256(sp.GetOtlp().GetResourceScope())
+		r.SpanID = bundle.ResourceEntrySpanID(r.TraceID[:], sum[:])
+		sp.TraceId, sp.SpanId = r.TraceID[:], r.SpanID[:]
+		p, err := proto.Marshal(sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Payload = p
+		rs, err := e.l.Append(ctx, "default", []ledger.Record{r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bundle.IsResourceEntry(&format.Header{Kind: r.Kind, SubKind: r.SubKind, TraceID: r.TraceID, SpanID: r.SpanID}, p) {
+			t.Fatalf("entry %d taken for a resource entry", rs[0].Index)
+		}
+		return rs[0].Index
+	}
+	withContent := bundle.ResourceEntrySpan(nil, resourceScope(t, "support-bot"))
+	withContent.SubjectId = "customer-42"
+	withContent.Content = &v1.Content{InputMessages: []*v1.Message{{Role: "user", Parts: []*v1.MessagePart{{Part: &v1.MessagePart_Text{Text: "my card number is ..."}}}}}}
+	notAResource := &v1.Span{Name: bundle.ResourceEntryName, Kind: v1.SpanKind_SPAN_KIND_OTHER, Otlp: &v1.OtlpSource{ResourceScope: []byte("not a resource at all")}}
+	forged := []uint64{forge(7, withContent), forge(7, notAResource)}
+	e.clock.Add(30 * Day)
+	span := e.spans(t, "ana", "", 7, 1, false, "a")
+	e.clock.Add(31 * Day) // day 61: the forged entries' periods are over, span's is not
+	r, err := e.s.Sweep(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.erased(t, append(forged, span[0])); fmt.Sprint(got) != "[true true false]" {
+		t.Errorf("sweep at day 61 = %+v: erased %v, want [true true false] (the forged entries expired, the span kept)", r, got)
+	}
+	e.verify(t)
 }
 
 // A resource entry kept by a span of its trace in its period expires with

@@ -3,11 +3,13 @@ package rpc
 import (
 	"context"
 	"crypto/sha256"
+	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/veritrace/veritrace/audit/bundle"
+	common "go.opentelemetry.io/proto/slim/otlp/common/v1"
 	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
@@ -128,50 +130,83 @@ func TestOTLPSpanAfterResourceEntryExpiredKeepsItsResource(t *testing.T) {
 	}
 }
 
-// The sweep recognises a resource entry by its header's shape and its
-// payload (bundle.IsResourceEntry), both of which a native AppendSpans
-// client writes: a root span of kind OTHER whose otlp.resource_scope holds
-// any bytes and whose span id is derived from them. Nothing refuses the
-// otlp field on the native path, and IsResourceEntry does not look at the
-// rest of the span: here the forged entry carries the user's prompt and
-// the model's answer (class default, 60 days). One error span of the same
-// trace (six years) then keeps the whole forged span six years past its
-// period; a chain of short-lived error spans appended before each sweep
-// would keep it for ever.
+// The sweep keeps a resource entry while its trace is kept, and knows one
+// by its header and payload (bundle.IsResourceEntry). A native AppendSpans
+// client must not be able to make one: a span that sets the otlp field, or
+// one in a resource entry's exact shape (root, kind OTHER, derived span
+// id, otlp.resource_scope), is refused with invalid_argument naming the
+// field, and nothing of the batch is appended.
 func TestNativeAppendRefusesOTLPSource(t *testing.T) {
-	s, clk, svc, _ := otlpRetentionServer(t)
+	s, _, _, _ := otlpRetentionServer(t)
 	ctx := context.Background()
-	app := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
-	forged := testSpan(0)
-	forged.Kind, forged.ParentSpanId = v1.SpanKind_SPAN_KIND_OTHER, nil
+	rsc := mustMarshal(&trace.ResourceSpans{ScopeSpans: []*trace.ScopeSpans{{}}})
+	forged := bundle.ResourceEntrySpan(testSpan(0).TraceId, rsc)
 	blob := []byte("not a resource at all")
 	sum := sha256.Sum256(blob)
-	id := bundle.ResourceEntrySpanID(forged.TraceId, sum[:])
-	forged.SpanId = id[:]
-	forged.Otlp = &v1.OtlpSource{ResourceScope: blob}
-	errSpan := testSpan(1)
-	errSpan.Status = &v1.Status{Code: v1.StatusCode_STATUS_CODE_ERROR, Message: "failed"}
-	rs, err := app.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{forged, errSpan}}))
-	if err != nil {
-		t.Fatalf("native append of a span shaped as a resource entry: %v", err)
-	}
-	idx := rs.Msg.GetReceipts()[0].GetIndex()
-	hs, err := s.l.Headers(ctx, "default", []uint64{idx})
+	shaped := testSpan(0)
+	shaped.Kind, shaped.ParentSpanId = v1.SpanKind_SPAN_KIND_OTHER, nil
+	id := bundle.ResourceEntrySpanID(shaped.TraceId, sum[:])
+	shaped.SpanId, shaped.Otlp = id[:], &v1.OtlpSource{ResourceScope: blob}
+	source := testSpan(0)
+	source.Otlp = &v1.OtlpSource{}
+	before, err := s.l.Size(ctx, "default")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("forged entry %d class %q; IsResourceEntry-shaped: %v", idx, hs[0].RetentionClass, bundle.MayBeResourceEntry(hs[0]))
+	for _, proto := range []string{"grpc", "connect"} {
+		app := s.clients(proto, "", s.key(t, policy.Ingester, "default"))
+		for name, sp := range map[string]*v1.Span{"resource entry": forged, "resource entry's shape, with content": shaped, "empty otlp": source} {
+			_, err := app.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1), sp}}))
+			if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "spans[1].otlp") {
+				t.Errorf("%s: AppendSpans(%s) = %v, want invalid_argument naming spans[1].otlp", proto, name, err)
+			}
+		}
+	}
+	if size, err := s.l.Size(ctx, "default"); err != nil || size != before {
+		t.Errorf("log size %d, %v; want %d: nothing appended", size, err, before)
+	}
+}
+
+// An OTLP client cannot make a resource entry either: a root span named
+// like one (bundle.ResourceEntryName), mapped to kind OTHER, whose span
+// id is the derived id of a resource it chooses, is stored as a span (its
+// otlp source holds the span), which the sweep expires with its own period
+// while an error span of its trace is kept.
+func TestOTLPSpanNamedAsResourceEntryIsNotOne(t *testing.T) {
+	s, clk, svc, app := otlpRetentionServer(t)
+	ctx := context.Background()
+	sp := otlpSpan(0)
+	sp.Name, sp.Kind = bundle.ResourceEntryName, trace.Span_SPAN_KIND_INTERNAL
+	sp.Attributes = []*common.KeyValue{kv("user.id", "customer-42")} // no GenAI attribute: kind OTHER
+	blob := mustMarshal(&trace.ResourceSpans{ScopeSpans: []*trace.ScopeSpans{{}}})
+	sum := sha256.Sum256(blob)
+	id := bundle.ResourceEntrySpanID(sp.TraceId, sum[:])
+	sp.SpanId = id[:]
+	errSpan := otlpSpan(1)
+	errSpan.Status = &trace.Status{Code: trace.Status_STATUS_CODE_ERROR, Message: "failed"}
+	if _, err := app.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp, errSpan))); err != nil {
+		t.Fatal(err)
+	}
+	h := otlpTraceHeaders(t, s, sp.TraceId)[id]
+	if h == nil {
+		t.Fatal("the span is not stored")
+	}
+	e, err := s.l.GetEntry(ctx, "default", h.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bundle.MayBeResourceEntry(h) {
+		t.Fatalf("the span's header %+v is not of a resource entry's shape: the test does not test", h)
+	}
+	if bundle.IsResourceEntry(h, e.Payload) {
+		t.Fatalf("the OTLP span %d named %q is taken for a resource entry", h.Index, sp.Name)
+	}
 	clk.advance(61 * 24 * time.Hour)
-	r, err := svc.Sweep(ctx, "default")
-	if err != nil {
+	if _, err := svc.Sweep(ctx, "default"); err != nil {
 		t.Fatal(err)
 	}
-	e, err := s.l.GetEntry(ctx, "default", idx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !e.Erased {
-		t.Errorf("sweep at day 61 (%+v): the native span %d of class %q, forged into a resource entry's shape, was kept past its period (its payload, prompt included, is readable)", r, idx, hs[0].RetentionClass)
+	if e, err := s.l.GetEntry(ctx, "default", h.Index); err != nil || !e.Erased {
+		t.Errorf("the span %d (class %q) after its period: %v, erased %v; want expired", h.Index, h.RetentionClass, err, e != nil && e.Erased)
 	}
 }
 
