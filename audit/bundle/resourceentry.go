@@ -53,3 +53,28 @@ func IsResourceEntry(h *format.Header, payload []byte) bool {
 	want := ResourceEntrySpan(h.TraceID[:], rsc)
 	return h.SpanID == [8]byte(want.GetSpanId()) && proto.Equal(sp, want)
 }
+
+// MayBeLogRecordEntry reports whether a header has the shape of an OTLP
+// log record's entry (a span entry of kind OTHER with a parent: the span
+// the record is an event of): every such entry has it.
+func MayBeLogRecordEntry(h *format.Header) bool {
+	return h.Kind == format.KindSpan && h.SubKind == uint8(v1.SpanKind_SPAN_KIND_OTHER) && h.ParentSpanID != [8]byte{}
+}
+
+// IsLogRecordEntry reports whether an entry is an OTLP log record's
+// (docs/OTLP.md, "Logs"): of its shape (MayBeLogRecordEntry), its payload
+// a span whose OTLP source holds a log record, which passes the
+// verifier's check of it (the record's trace and span ids are the
+// header's trace and parent ids, its span id is derived from its
+// content). Its span is the entry of its trace whose span id is its
+// header's parent span id.
+func IsLogRecordEntry(h *format.Header, payload []byte) bool {
+	if !MayBeLogRecordEntry(h) {
+		return false
+	}
+	sp := &v1.Span{}
+	if proto.Unmarshal(payload, sp) != nil || FormOf(sp.GetOtlp()) != OTLPLogRecord {
+		return false
+	}
+	return checkOTLPSource(h, sp.GetOtlp(), &entryResult{}) == ""
+}

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,62 @@ func TestOTLPLogRecordBeforeItsSpanKeptWithItsSpan(t *testing.T) {
 	}
 	if re.Erased && !se.Erased {
 		t.Errorf("after 61 days the log record %d (class %q) is expired while its span %d (class %q) is kept six years", rec.Index, rec.RetentionClass, span.Index, span.RetentionClass)
+	}
+}
+
+// A log record whose span came later and is out of its period too is
+// kept while a hold keeps the span (here a hold on the span's appended_at
+// only, which does not cover the record), decided again by each sweep:
+// once the hold is released, both expire.
+func TestOTLPLogRecordKeptWhileItsSpanIsHeld(t *testing.T) {
+	s, clk, svc, app := otlpRetentionServer(t)
+	ctx := context.Background()
+	if _, err := app.otlp.logs.CallUnary(ctx, connect.NewRequest(otlpLogs(otlpLogRecord(0)))); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(24 * time.Hour)
+	spanAt := clk.now()
+	sp := otlpSpan(0)
+	if _, err := app.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp))); err != nil {
+		t.Fatal(err)
+	}
+	var rec, span *format.Header
+	for id, h := range otlpTraceHeaders(t, s, sp.TraceId) {
+		switch {
+		case string(id[:]) == string(sp.SpanId):
+			span = h
+		case string(h.ParentSpanID[:]) == string(sp.SpanId):
+			rec = h
+		}
+	}
+	if rec == nil || span == nil {
+		t.Fatalf("record %v, span %v", rec, span)
+	}
+	hold, _, err := svc.PlaceHold(ctx, "default", retention.HoldScope{From: spanAt, To: spanAt.Add(time.Second)}, "CASE-1", "litigation", "co")
+	if err != nil {
+		t.Fatal(err)
+	}
+	erased := func() string {
+		t.Helper()
+		var out []bool
+		for _, i := range []uint64{rec.Index, span.Index} {
+			e, err := s.l.GetEntry(ctx, "default", i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, e.Erased)
+		}
+		return fmt.Sprint(out)
+	}
+	clk.advance(62 * 24 * time.Hour) // both past their 60 days
+	if r, err := svc.Sweep(ctx, "default"); err != nil || erased() != "[false false]" {
+		t.Fatalf("sweep with the span held = %+v, %v: erased [record span] %s, want neither", r, err, erased())
+	}
+	if _, _, err := svc.ReleaseHold(ctx, "default", hold.ID, "case closed", "co"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := svc.Sweep(ctx, "default"); err != nil || erased() != "[true true]" {
+		t.Errorf("sweep after the hold's release = %+v, %v: erased [record span] %s, want both", r, err, erased())
 	}
 }
 
