@@ -975,8 +975,14 @@ func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless 
 // scrubHolds removes, from the holds that name them, the index terms of
 // the pseudonym keys the plan destroyed (Shred destroys the keys with the
 // data keys): released holds, since a hold in force keeps its entries,
-// and so its key, from being erased. Idempotent.
+// and so its key, from being erased. Released holds an earlier build
+// stored, which name their id in the clear, are matched by that id: once
+// it has neither entries nor a key, they become erased holds
+// (scrubLegacy). Idempotent.
 func (s *Service) scrubHolds(ctx context.Context, er *Erasure) error {
+	if err := s.scrubLegacy(ctx, er.Tenant); err != nil {
+		return err
+	}
 	if len(er.Pseudonyms) == 0 {
 		return nil
 	}
