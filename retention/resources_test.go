@@ -11,6 +11,7 @@ import (
 	"time"
 
 	otcommon "go.opentelemetry.io/proto/slim/otlp/common/v1"
+	otlogs "go.opentelemetry.io/proto/slim/otlp/logs/v1"
 	otresource "go.opentelemetry.io/proto/slim/otlp/resource/v1"
 	otrace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
@@ -256,15 +257,17 @@ func TestSweepTwoNodesWithAKeptResourceEntry(t *testing.T) {
 
 var sweepBigTrace = flag.Int("sweep.bigtrace", 20_000, "BenchmarkSweepOfABigTrace: entries of the trace")
 
-// BenchmarkSweepOfABigTrace: one trace of -sweep.bigtrace entries
-// all past their period, and k resource entries of it, swept at once; the
-// sub-benchmarks compare k = 0 (no resource entry: the cost before fix27),
-// 1, and a trace holding as many resource entries as spans (an OTLP
-// client sending one scope per export).
+// BenchmarkSweepOfABigTrace: one trace of -sweep.bigtrace entries all
+// past their period, swept at once; the sub-benchmarks compare a trace of
+// spans only (the cost before resource entries and log records were kept
+// by others), one with 1 resource entry, one holding as many resource
+// entries as spans (an OTLP client sending one scope per export), and one
+// holding as many OTLP log records as spans, each an event of one of them
+// (a payload read and an identity lookup per record).
 func BenchmarkSweepOfABigTrace(b *testing.B) {
 	n := *sweepBigTrace
-	for _, k := range []int{0, 1, n / 2} {
-		b.Run(fmt.Sprintf("resources=%d", k), func(b *testing.B) {
+	for _, c := range []struct{ resources, records int }{{0, 0}, {1, 0}, {n / 2, 0}, {0, n / 2}} {
+		b.Run(fmt.Sprintf("resources=%d/records=%d", c.resources, c.records), func(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
 				e := newEnvB(b)
@@ -272,16 +275,20 @@ func BenchmarkSweepOfABigTrace(b *testing.B) {
 				if _, _, err := e.s.SetPolicy(context.Background(), "default", p, "co", "60 days"); err != nil {
 					b.Fatal(err)
 				}
-				for done := 0; done < n-k; done += 1000 {
-					bigTraceSpans(b, e, min(1000, n-k-done), done)
+				spans := n - c.resources - c.records
+				for done := 0; done < spans; done += 1000 {
+					bigTraceSpans(b, e, min(1000, spans-done), done)
 				}
 				var blobs []string
-				for i := range k {
+				for i := range c.resources {
 					blobs = append(blobs, fmt.Sprint("scope ", i))
-					if len(blobs) == 1000 || i == k-1 {
+					if len(blobs) == 1000 || i == c.resources-1 {
 						resEntries(b, e, "ana", 9, blobs)
 						blobs = nil
 					}
+				}
+				for done := 0; done < c.records; done += 1000 {
+					bigTraceRecords(b, e, min(1000, c.records-done), done)
 				}
 				e.clock.Add(61 * Day)
 				b.StartTimer()
@@ -294,6 +301,36 @@ func BenchmarkSweepOfABigTrace(b *testing.B) {
 				e.l.Close()
 			}
 		})
+	}
+}
+
+// bigTraceRecords appends n OTLP log records to the trace of
+// bigTraceSpans, record from+i an event of its span from+i.
+func bigTraceRecords(b *testing.B, e *env, n, from int) {
+	rsc := resourceScope(b, "support-bot")
+	digest := sha256.Sum256(rsc)
+	var recs []ledger.Record
+	for i := range n {
+		r := ledger.Record{Kind: format.KindSpan, SubKind: uint8(v1.SpanKind_SPAN_KIND_OTHER), Subject: "ana", RetentionClass: DefaultClass}
+		r.TraceID[0], r.TraceID[15] = 9, 1
+		j := from + i
+		r.ParentSpanID[0], r.ParentSpanID[5], r.ParentSpanID[6], r.ParentSpanID[7] = 0xa0, byte(j>>16), byte(j>>8), byte(j)
+		lr, err := proto.Marshal(&otlogs.LogRecord{TraceId: r.TraceID[:], SpanId: r.ParentSpanID[:], EventName: "gen_ai.choice"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.SpanID = bundle.LogEntrySpanID(digest[:], lr)
+		if r.Payload, err = proto.Marshal(&v1.Span{TraceId: r.TraceID[:], SpanId: r.SpanID[:], ParentSpanId: r.ParentSpanID[:], Name: "gen_ai.choice", Kind: v1.SpanKind_SPAN_KIND_OTHER,
+			Otlp: &v1.OtlpSource{LogRecord: lr, ResourceScopeSha256: digest[:]}}); err != nil {
+			b.Fatal(err)
+		}
+		if !bundle.IsLogRecordEntry(&format.Header{Kind: r.Kind, SubKind: r.SubKind, TraceID: r.TraceID, SpanID: r.SpanID, ParentSpanID: r.ParentSpanID}, r.Payload) {
+			b.Fatal("bigTraceRecords: not a log record's entry")
+		}
+		recs = append(recs, r)
+	}
+	if _, err := e.l.Append(context.Background(), "default", recs); err != nil {
+		b.Fatal(err)
 	}
 }
 

@@ -37,6 +37,24 @@ func otlpRetentionServer(t *testing.T) (*testServer, *clock, *retention.Service,
 	return s, clk, svc, s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
 }
 
+// recordAndSpan returns the headers of OTLP span sp's entry and of the
+// entry of its log record.
+func recordAndSpan(t *testing.T, s *testServer, sp *trace.Span) (rec, span *format.Header) {
+	t.Helper()
+	for id, h := range otlpTraceHeaders(t, s, sp.TraceId) {
+		switch {
+		case string(id[:]) == string(sp.SpanId):
+			span = h
+		case string(h.ParentSpanID[:]) == string(sp.SpanId):
+			rec = h
+		}
+	}
+	if rec == nil || span == nil {
+		t.Fatalf("record %v, span %v", rec, span)
+	}
+	return rec, span
+}
+
 // An OTLP SDK exports a span when it ends and the log records emitted
 // during it as they come (separate batch processors): the record usually
 // reaches the server before its span. docs/RETENTION.md: "a record stays at
@@ -55,18 +73,7 @@ func TestOTLPLogRecordBeforeItsSpanKeptWithItsSpan(t *testing.T) {
 	if _, err := app.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp))); err != nil {
 		t.Fatal(err)
 	}
-	var rec, span *format.Header
-	for id, h := range otlpTraceHeaders(t, s, sp.TraceId) {
-		switch {
-		case string(id[:]) == string(sp.SpanId):
-			span = h
-		case string(h.ParentSpanID[:]) == string(sp.SpanId):
-			rec = h
-		}
-	}
-	if rec == nil || span == nil {
-		t.Fatalf("record %v, span %v", rec, span)
-	}
+	rec, span := recordAndSpan(t, s, sp)
 	t.Logf("log record %d class %q; its span %d class %q", rec.Index, rec.RetentionClass, span.Index, span.RetentionClass)
 	clk.advance(61 * 24 * time.Hour)
 	if _, err := svc.Sweep(ctx, "default"); err != nil {
@@ -101,18 +108,7 @@ func TestOTLPLogRecordKeptWhileItsSpanIsHeld(t *testing.T) {
 	if _, err := app.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp))); err != nil {
 		t.Fatal(err)
 	}
-	var rec, span *format.Header
-	for id, h := range otlpTraceHeaders(t, s, sp.TraceId) {
-		switch {
-		case string(id[:]) == string(sp.SpanId):
-			span = h
-		case string(h.ParentSpanID[:]) == string(sp.SpanId):
-			rec = h
-		}
-	}
-	if rec == nil || span == nil {
-		t.Fatalf("record %v, span %v", rec, span)
-	}
+	rec, span := recordAndSpan(t, s, sp)
 	hold, _, err := svc.PlaceHold(ctx, "default", retention.HoldScope{From: spanAt, To: spanAt.Add(time.Second)}, "CASE-1", "litigation", "co")
 	if err != nil {
 		t.Fatal(err)
