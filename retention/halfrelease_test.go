@@ -146,19 +146,7 @@ func TestInterruptedReleaseLeavesNoKeyOfErasedSubject(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.spans(t, "alice", "", 7, 2, false, "a")
-	h, _, err := e.s.PlaceHold(ctx, "default", HoldScope{Subject: "alice"}, "CASE-1", "litigation", "co-key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := e.s.hold(ctx, "default", h.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.ReleasedBy, st.ReleaseReason, st.ReleasedAt = "co-key", "closed", st.PlacedAt.Add(1e9)
-	// ReleaseHold's first write, the entry; killed before its second.
-	if _, err := e.s.appendRecord(ctx, "default", format.KindHold, format.HoldReleased, recordID("hold", h.ID, "released"), st.forLog()); err != nil {
-		t.Fatal(err)
-	}
+	interruptRelease(t, e) // ReleaseHold killed between its entry and its record
 	var trace [16]byte
 	trace[0], trace[15] = 7, 1
 	er, err := e.s.Erase(ctx, "default", ErasureRequest{ID: "r1", TraceIDs: [][16]byte{trace}, LegalBasis: "GDPR Art. 17(1)(a)", Reason: "subject request"})

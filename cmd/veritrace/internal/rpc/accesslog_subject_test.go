@@ -18,21 +18,28 @@ import (
 	"github.com/veritrace/veritrace/policy"
 )
 
+// subjectServer starts a server with opts, appends testSpan(1) (subject
+// customer-42) and returns it with an auditor's and a compliance
+// officer's clients.
+func subjectServer(t *testing.T, opts Options) (*testServer, clients, clients) {
+	t.Helper()
+	s := startServerWith(t, opts)
+	app := s.clients("connect", "", s.key(t, policy.Ingester, "default"))
+	if _, err := app.ingest.AppendSpans(context.Background(), connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}})); err != nil {
+		t.Fatal(err)
+	}
+	return s, s.clients("connect", "", s.key(t, policy.Auditor, "default")), s.clients("connect", "", s.key(t, policy.ComplianceOfficer, "default"))
+}
+
 // access-log --subject finds every record whose target names the subject:
 // queries, aggregates, exports, hold placings and hold releases (a release
 // names the hold's subject right after its verb). A trace read (GetTrace)
 // is recorded by its trace id only and is found by it, not by the subject
-// (docs/ACCESS.md, "Filters"): its target is made from the request before
+// (docs/ACCESS.md, "Filtering by subject or session"): its target is made from the request before
 // the trace is read.
 func TestAccessLogSubjectFindsEveryKind(t *testing.T) {
-	s := startServer(t, 0)
+	_, aud, co := subjectServer(t, Options{})
 	ctx := context.Background()
-	app := s.clients("connect", "", s.key(t, policy.Ingester, "default"))
-	if _, err := app.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}})); err != nil {
-		t.Fatal(err)
-	}
-	aud := s.clients("connect", "", s.key(t, policy.Auditor, "default"))
-	co := s.clients("connect", "", s.key(t, policy.ComplianceOfficer, "default"))
 	q := &v1.TraceQuery{SubjectId: "customer-42"}
 	if _, err := aud.audit.QueryTraces(ctx, connect.NewRequest(&v1.QueryTracesRequest{Query: q})); err != nil {
 		t.Fatal(err)
@@ -104,14 +111,8 @@ func TestAccessLogSubjectFindsEveryKind(t *testing.T) {
 // A refused release names her by her stand-in while she has data, by
 // nothing once erased; one of an unknown hold names no one.
 func TestReleaseTargetNamesTheHoldsSubject(t *testing.T) {
-	s := startServerWith(t, Options{RefusalPeriod: -1})
+	s, aud, co := subjectServer(t, Options{RefusalPeriod: -1}) // every refusal recorded
 	ctx := context.Background()
-	app := s.clients("connect", "", s.key(t, policy.Ingester, "default"))
-	if _, err := app.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}})); err != nil {
-		t.Fatal(err)
-	}
-	aud := s.clients("connect", "", s.key(t, policy.Auditor, "default"))
-	co := s.clients("connect", "", s.key(t, policy.ComplianceOfficer, "default"))
 	h, err := co.retention.PlaceHold(ctx, connect.NewRequest(&v1.PlaceHoldRequest{Scope: &v1.HoldScope{SubjectId: "customer-42"}, CaseRef: "C-1", Reason: "litigation"}))
 	if err != nil {
 		t.Fatal(err)
