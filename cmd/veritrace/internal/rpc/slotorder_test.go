@@ -3,7 +3,10 @@ package rpc
 import (
 	"context"
 	"io"
+	stdlog "log"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,29 +19,22 @@ import (
 	"github.com/veritrace/veritrace/policy"
 )
 
-// slotorderEnter admits an OTLP export of key charged charge bytes on g,
-// as enter does, in a goroutine; once admitted it sends key to order (if
+// slotorderEnter admits an OTLP export of key charged charge bytes on g
+// (admit, as enter does), in a goroutine; once admitted it sends key to order (if
 // not nil), then its release to admitted.
 func slotorderEnter(ctx context.Context, g *inflight, key string, charge int64, order chan<- string) slotorderExport {
 	e := slotorderExport{admitted: make(chan func(), 1), failed: make(chan error, 1)}
 	go func() {
 		var waited bool
-		until := g.waitUntil()
-		bytes, err := g.acquire(ctx, until, key, charge, &waited)
+		release, err := g.admit(ctx, g.waitUntil(), key, charge, true, &waited)
 		if err != nil {
-			e.failed <- err
-			return
-		}
-		slot, err := g.exportSlot(ctx, until, key, &waited)
-		if err != nil {
-			bytes()
 			e.failed <- err
 			return
 		}
 		if order != nil {
 			order <- key
 		}
-		e.admitted <- func() { slot(); bytes() }
+		e.admitted <- release
 	}()
 	return e
 }
@@ -268,4 +264,35 @@ func TestKeySlotWaitersHoldNoServerBytesServer(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("initech's export neither appended nor waiting: %+v", s.h.InflightStats())
+}
+
+// TestPanickingHandlerGivesEverythingBack: a handler that panics behind
+// the gate (an append, an export) still gives back what its request was
+// admitted with: its key's bytes and slot and the server's.
+func TestPanickingHandlerGivesEverythingBack(t *testing.T) {
+	for _, export := range []bool{false, true} {
+		g := newInflight(1000, 500, 2, 1, 0, time.Second, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		var calls atomic.Int64
+		srv := httptest.NewUnstartedServer(g.gate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			panic("handler bug")
+		}), 100, export))
+		srv.Config.ErrorLog = stdlog.New(io.Discard, "", 0)
+		srv.Start()
+		// More than a key's share of slots, one after another: what one
+		// held is given back once its handler has panicked (before its
+		// connection is closed, which its client sees).
+		for i := range 3 {
+			resp, err := http.Post(srv.URL, "application/proto", strings.NewReader("body"))
+			if err == nil {
+				resp.Body.Close()
+			}
+			if st := g.stats(); st.HeldBytes != 0 || st.ExportsInProgress != 0 || st.Waiting != 0 || calls.Load() != int64(i+1) {
+				t.Errorf("export %v: after %d requests whose handler panicked (handler run %d times): %+v", export, i+1, calls.Load(), st)
+				break
+			}
+			checkAllFree(t, g)
+		}
+		srv.Close()
+	}
 }
