@@ -67,9 +67,9 @@ const (
 // OTLPOptions.MaxKeyConcurrent), so that one app's exports, however many
 // and however slow, leave slots for the others. An export waits for its
 // slots before its body is read, within the same maxWait, so a waiting
-// export holds what it took before its wait (its charge in its key's
-// share, the server's bytes, its key's slot: below) and its stream's
-// flow-control window, no more.
+// export holds what it took before its wait (of its key's bytes, its
+// key's slot and the server's bytes, in that order: below) and its
+// stream's flow-control window, no more.
 //
 // What a request waits for comes in one order, the same for every
 // request: its key's bytes, its key's slot, the server's bytes, the
