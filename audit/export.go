@@ -37,6 +37,14 @@ var maxBundleSpans = bundle.MaxEntries
 type Path struct {
 	Spans    []*ledger.Entry
 	Versions []*ledger.Entry
+	// Omitted names the span entries given without their payload (nil
+	// Payload, not erased): before the page's start, or past its cap
+	// (DecisionPathPage).
+	Omitted map[uint64]bool
+	// Next is the index of the first span entry past the page's cap whose
+	// payload is omitted: where the next page starts. 0 when the page
+	// gives every payload from its start on.
+	Next uint64
 }
 
 // MaxPathSpans bounds the spans DecisionPath returns: it holds them all in
@@ -51,6 +59,21 @@ var ErrTraceTooLarge = errors.New("trace too large to show at once")
 // versions they reference. ErrNotFound when the trace has no span,
 // ErrTraceTooLarge when it has more than MaxPathSpans.
 func (s *Searcher) DecisionPath(ctx context.Context, tenant string, trace [16]byte) (*Path, error) {
+	return s.DecisionPathPage(ctx, tenant, trace, 0, 0, nil)
+}
+
+// DecisionPathPage is DecisionPath holding at most about maxBytes of
+// payloads (0: no cap): every span entry's header, and the payloads of
+// the entries from index from on, in index order, up to the first whose
+// payload would take the page's payloads past maxBytes (the first one's
+// is always given, so that pages make progress). The others are omitted
+// (Path.Omitted), their payloads dropped as they are read, and Path.Next
+// names where the next page starts. So the payloads held in memory at
+// once are at most maxBytes and one entry's, besides those of the entries
+// keep (if not nil) reports every page needs whole (OTLP resource entries,
+// which render the spans that refer to them), given on every page and not
+// counted.
+func (s *Searcher) DecisionPathPage(ctx context.Context, tenant string, trace [16]byte, from uint64, maxBytes int, keep func(*ledger.Entry) bool) (*Path, error) {
 	size, err := s.L.Size(ctx, tenant)
 	if err != nil {
 		return nil, err
@@ -65,8 +88,9 @@ func (s *Searcher) DecisionPath(ctx context.Context, tenant string, trace [16]by
 	if len(idxs) > MaxPathSpans {
 		return nil, fmt.Errorf("trace %x has %d spans, more than the %d shown at once; export it: %w", trace, len(idxs), MaxPathSpans, ErrTraceTooLarge)
 	}
-	p := &Path{}
+	p := &Path{Omitted: map[uint64]bool{}}
 	refs := map[[32]byte]bool{}
+	held, given := 0, false
 	for _, i := range idxs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -74,6 +98,19 @@ func (s *Searcher) DecisionPath(ctx context.Context, tenant string, trace [16]by
 		e, err := s.L.GetEntry(ctx, tenant, i)
 		if err != nil {
 			return nil, err
+		}
+		if !e.Erased && (keep == nil || !keep(e)) {
+			switch {
+			case i < from:
+				e.Payload, p.Omitted[i] = nil, true
+			case p.Next != 0 || maxBytes > 0 && given && held+len(e.Payload) > maxBytes:
+				if p.Next == 0 {
+					p.Next = i
+				}
+				e.Payload, p.Omitted[i] = nil, true
+			default:
+				held, given = held+len(e.Payload), true
+			}
 		}
 		p.Spans = append(p.Spans, e)
 		for _, r := range e.Header.Refs {

@@ -23,6 +23,24 @@ func (c *Classification) Class(f SpanFacts) string { return c.p.Classify(f) }
 // Days returns the retention period of a class (Policy.Days).
 func (c *Classification) Days(class string) (int, bool) { return c.p.Days(class) }
 
+// Longer returns whichever of two classes c keeps longer (Policy.Days; a
+// class that never expires is longest; a on a tie). "" is shorter than any
+// class.
+func (c *Classification) Longer(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	da, ea := c.p.Days(a)
+	db, eb := c.p.Days(b)
+	if ea && (!eb || db > da) {
+		return b
+	}
+	return a
+}
+
 // Revision is the policy revision the classification is made under.
 func (c *Classification) Revision() int { return c.p.Revision }
 

@@ -108,6 +108,9 @@ type Erasure struct {
 	// process that made (or last re-selected) it read them; never stored
 	// (closeTraces).
 	traceOf map[uint64][16]byte
+	// kept counts the resource entries a sweep's plan, as last made,
+	// keeps with their traces (keptResources); never stored.
+	kept int
 }
 
 // ReceiptFormat is the format of the receipts this build signs.
@@ -721,7 +724,7 @@ func (s *Service) complete(ctx context.Context, er *Erasure) error {
 	er.KeyRefs, er.SelectorRef, er.Pseudonyms = nil, "", nil // destroyed: keep no index term
 	if er.Kind == "expiry" {
 		er.Tombstone, er.State, er.CompletedAt = &idx, "done", s.now()
-		s.log().InfoContext(ctx, "sweep", "tenant", er.Tenant, "expired", len(er.Erase), "held", len(er.Held), "tombstone", idx)
+		s.log().InfoContext(ctx, "sweep", "tenant", er.Tenant, "expired", len(er.Erase), "held", len(er.Held), "kept", er.kept, "tombstone", idx)
 		if err := s.putErasure(ctx, er); err != nil {
 			return err
 		}
@@ -972,8 +975,14 @@ func (s *Service) appendPart(ctx context.Context, er *Erasure, part int, unless 
 // scrubHolds removes, from the holds that name them, the index terms of
 // the pseudonym keys the plan destroyed (Shred destroys the keys with the
 // data keys): released holds, since a hold in force keeps its entries,
-// and so its key, from being erased. Idempotent.
+// and so its key, from being erased. Released holds an earlier build
+// stored, which name their id in the clear, are matched by that id: once
+// it has neither entries nor a key, they become erased holds
+// (scrubLegacy). Idempotent.
 func (s *Service) scrubHolds(ctx context.Context, er *Erasure) error {
+	if err := s.scrubLegacy(ctx, er.Tenant); err != nil {
+		return err
+	}
 	if len(er.Pseudonyms) == 0 {
 		return nil
 	}

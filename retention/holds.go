@@ -261,8 +261,14 @@ func (s *Service) seal(ctx context.Context, tenant string, h *Hold, value string
 	if err != nil {
 		return err
 	}
-	h.Scope.Pseudonym, h.Scope.Sealed = k.Pseudonym(value), k.Seal([]byte(value))
+	sealWith(h, k, value)
 	return nil
+}
+
+// sealWith records in h's scope the id value's pseudonym under k and the
+// id sealed under k.
+func sealWith(h *Hold, k *ledger.PseudonymKey, value string) {
+	h.Scope.Pseudonym, h.Scope.Sealed = k.Pseudonym(value), k.Seal([]byte(value))
 }
 
 // completeHold puts a pending hold in force: it makes the pseudonym key of
@@ -322,6 +328,29 @@ func (s *Service) placedAgain(ctx context.Context, tenant string, req HoldReques
 			return nil, 0, err
 		}
 	}
+	// A hold an earlier build stored (its id in the clear) is upgraded
+	// first, as before its release, so that its entry, if this request
+	// appends it, names it by its pseudonym (legacyhold.go). One in force
+	// always is; a released one may stay as it is (upgraded): its entries
+	// are in the log already, appended by its release.
+	for tries := 0; legacyScope(h.Scope) && h.Active(); tries++ {
+		if tries == maxReplans {
+			return nil, 0, fmt.Errorf("hold %s: %w", h.ID, errHoldChanged)
+		}
+		if err := s.upgradeHold(ctx, tenant, h.ID); err != nil {
+			return nil, 0, err
+		}
+		if h, err = s.hold(ctx, tenant, h.ID); err != nil {
+			return nil, 0, err
+		}
+	}
+	if legacyScope(h.Scope) {
+		idx, _, err := s.L.IdentityIndex(ctx, tenant, format.KindHold, recordID("hold", h.ID, "placed"))
+		if err != nil {
+			return nil, 0, err
+		}
+		return s.view(ctx, tenant, h), idx, nil
+	}
 	idx, err := s.appendPlaced(ctx, tenant, h)
 	if err != nil {
 		return nil, 0, err
@@ -332,13 +361,19 @@ func (s *Service) placedAgain(ctx context.Context, tenant string, req HoldReques
 // differs names the first of "scope", "case_ref" and "reason" in which
 // hold h, placed with req's id, differs from req ("" if none). It makes
 // no pseudonym key. A subject or session is
-// compared by its index term while h is pending, and else by the id
+// compared by its index term while h is pending, by the id in the clear
+// in a hold an earlier build stored (legacyScope), and else by the id
 // sealed in h's state while its pseudonym key exists; once it is gone
 // (the subject or session was erased), nothing kept can be compared with
 // the id, and req's id matches if nothing names it either (unnamed), as
 // an erasure request's does.
 func (s *Service) differs(ctx context.Context, tenant string, req HoldRequest, h *Hold) (string, error) {
 	a, b := req.Scope, s.view(ctx, tenant, h).Scope
+	if legacyScope(h.Scope) {
+		// Stored by an earlier build, not upgraded yet: its id in the
+		// clear, compared as it is.
+		_, _, b.Kind = s.holdID(b)
+	}
 	same := a.Tenant == b.Tenant && strings.EqualFold(a.TraceID, b.TraceID) && a.From.Equal(b.From) && a.To.Equal(b.To)
 	value, field, kind := s.holdID(a)
 	switch {

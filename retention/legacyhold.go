@@ -50,11 +50,9 @@ func (s *Service) UpgradeHolds(ctx context.Context) error {
 }
 
 // upgradeHold rewrites the state record of hold id, if an earlier build
-// stored it (legacyScope), in this build's form: the id's kind and index
-// term, its pseudonym key (made if there is none, as placing the hold
-// today makes it), its pseudonym and the id sealed under that key; the id
-// in the clear is dropped. The record is written only if it is still what
-// was read (errHoldChanged otherwise, which it reports as nil).
+// stored it (legacyScope), in this build's form (upgraded); the id in the
+// clear is dropped. The record is written only if it is still what was
+// read (errHoldChanged otherwise, which it reports as nil).
 func (s *Service) upgradeHold(ctx context.Context, tenant, id string) error {
 	name := stateHold + id
 	old, err := s.L.GetState(ctx, tenant, name)
@@ -68,19 +66,72 @@ func (s *Service) upgradeHold(ctx context.Context, tenant, id string) error {
 	if !legacyScope(h.Scope) {
 		return nil
 	}
+	ok, err := s.upgraded(ctx, tenant, h)
+	if err != nil || !ok {
+		return err
+	}
+	return s.replaceHold(ctx, tenant, h, old)
+}
+
+// upgraded turns h, which an earlier build stored (legacyScope), into this
+// build's form, and reports whether it did:
+//
+//   - a hold in force: the id's kind and index term, its pseudonym key
+//     (made if there is none, as placing the hold today makes it: the hold
+//     keeps the id's entries, and an erasure keeps the key of a held id),
+//     its pseudonym and the id sealed under that key;
+//   - a released hold whose id has a pseudonym key: the same, with that key;
+//   - a released hold whose id has neither a key nor entries (erased, or
+//     never seen): an erased hold, its kind and the id's stand-in
+//     (ledger.StandInPseudonym), with no index term and nothing sealed;
+//     no key is made for an id whose key an erasure destroyed.
+//
+// A released hold whose id has entries but no key is left as it is (false):
+// it is not erased, and making its key here could leave one for a subject
+// an erasure interrupted by a crash is about to shred (the plan lists the
+// keys that existed when it was made). Its id in the clear goes once the
+// id's key is made (the next upgrade) or its data erased (scrubHolds).
+func (s *Service) upgraded(ctx context.Context, tenant string, h *Hold) (bool, error) {
 	value, field, kind := s.holdID(h.Scope)
 	ref, err := s.L.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
 	if err != nil {
-		return err
+		return false, err
+	}
+	k, err := s.L.PseudonymKey(ctx, tenant, ref, h.Active())
+	if errors.Is(err, ledger.ErrNotFound) { // released
+		if idxs, err := s.L.EntriesWith(ctx, tenant, ref); err != nil || len(idxs) > 0 {
+			return false, err
+		}
+		return true, s.erasedScope(ctx, tenant, h, ref, kind)
+	}
+	if err != nil {
+		return false, err
 	}
 	h.Scope.Kind, h.Scope.Term = kind, ref.String()
-	if err := s.seal(ctx, tenant, h, value); err != nil {
+	sealWith(h, k, value)
+	return true, nil
+}
+
+// erasedScope makes h's scope that of a hold on an erased subject or
+// session: its kind and stand-in pseudonym (ref names the id), nothing else.
+func (s *Service) erasedScope(ctx context.Context, tenant string, h *Hold, ref ledger.TermRef, kind string) error {
+	standIn, err := s.L.StandInPseudonym(ctx, tenant, ref)
+	if err != nil {
 		return err
 	}
+	h.Scope = HoldScope{Kind: kind, Pseudonym: standIn}
+	return nil
+}
+
+// replaceHold writes h's state record if it is still old; if not, it
+// changed meanwhile (errHoldChanged), and replaceHold reports nil: its
+// writer upgraded, released or scrubbed it.
+func (s *Service) replaceHold(ctx context.Context, tenant string, h *Hold, old []byte) error {
 	b, err := holdState(h)
 	if err != nil {
 		return err
 	}
+	name := stateHold + h.ID
 	err = s.L.PutStateIf(ctx, tenant, name, b, name, func(cur []byte) error {
 		if !bytes.Equal(cur, old) {
 			return errHoldChanged
@@ -91,4 +142,44 @@ func (s *Service) upgradeHold(ctx context.Context, tenant, id string) error {
 		return nil
 	}
 	return err
+}
+
+// scrubLegacy makes every released hold an earlier build stored (its id in
+// the clear) whose id has neither entries nor a pseudonym key left an
+// erased hold (upgraded): an erasure or sweep calls it once its keys are
+// destroyed and its entries have lost their index terms, so that no state
+// record names in the clear an id whose data is gone. A hold in force is
+// left as it is: it keeps its entries (held), by its id. Idempotent.
+func (s *Service) scrubLegacy(ctx context.Context, tenant string) error {
+	_, values, err := s.L.ListState(ctx, tenant, stateHold)
+	if err != nil {
+		return err
+	}
+	for _, old := range values {
+		h := &Hold{}
+		if err := json.Unmarshal(old, h); err != nil {
+			return err
+		}
+		if h.Active() || !legacyScope(h.Scope) {
+			continue
+		}
+		value, field, kind := s.holdID(h.Scope)
+		ref, err := s.L.TermRefOf(ctx, tenant, ledger.Term{Field: field, Value: []byte(value)})
+		if err != nil {
+			return err
+		}
+		if gone, err := s.unnamed(ctx, tenant, field, value); err != nil || !gone {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.erasedScope(ctx, tenant, h, ref, kind); err != nil {
+			return err
+		}
+		if err := s.replaceHold(ctx, tenant, h, old); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -18,9 +18,12 @@ import (
 
 // SweepResult says what a sweep did in one tenant.
 type SweepResult struct {
-	Tenant    string
-	Erased    int
-	Held      int
+	Tenant string
+	Erased int
+	Held   int
+	// Kept counts the OTLP resource entries of expired buckets kept
+	// because their trace is (docs/RETENTION.md, "Resource entries").
+	Kept      int
 	Tombstone *uint64
 }
 
@@ -90,7 +93,7 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 		return nil, err
 	}
 	if len(er.Erase) == 0 && len(er.Buckets) == 0 && len(er.Keys) == 0 && len(er.Pseudonyms) == 0 {
-		res.Held = len(er.Held)
+		res.Held, res.Kept = len(er.Held), er.kept
 		return res, nil
 	}
 	defer s.release(context.WithoutCancel(ctx), tenant, er.ID)
@@ -104,7 +107,7 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 		s.markUnfinished(tenant, er.ID)
 		return nil, err
 	}
-	res.Erased, res.Held, res.Tombstone = len(er.Erase), len(er.Held), er.Tombstone
+	res.Erased, res.Held, res.Kept, res.Tombstone = len(er.Erase), len(er.Held), er.kept, er.Tombstone
 	s.L.RequestValueLogGC()
 	return res, nil
 }
@@ -167,6 +170,19 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 	size := size0
 	er.HoldsAt = &size
 
+	// Resource entries stay while their trace is kept (keptResources).
+	var cands []uint64
+	for _, e := range entries {
+		if hs[e.Index] == nil && claimed[e.Index] == "" {
+			cands = append(cands, e.Index)
+		}
+	}
+	kept, err := s.keptResources(ctx, er.Tenant, p, now, size0, cands)
+	if err != nil {
+		return 0, err
+	}
+	er.kept = len(kept)
+
 	type keyState struct {
 		ref        *ledger.KeyRef
 		kept, gone int
@@ -187,6 +203,11 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 			k.kept++
 		} else if claimed[e.Index] != "" {
 			k.gone++
+		} else if kept[e.Index] {
+			// Kept like a held entry, without a hold to name: its bucket
+			// is not destroyed whole, its key stays or it is re-sealed.
+			heldBucket[e.Key.Bucket()] = true
+			k.kept++
 		} else {
 			er.Erase = append(er.Erase, e.Index)
 			ids = append(ids, e.Terms...)

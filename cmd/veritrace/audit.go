@@ -17,6 +17,7 @@ import (
 
 	"github.com/veritrace/veritrace/audit/bundle"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
+	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
 )
 
 // queryFlags are the selector flags of query and export.
@@ -83,15 +84,60 @@ func runTrace(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	resp, err := cf.audit().GetTrace(ctx, connect.NewRequest(&v1.GetTraceRequest{TraceId: id}))
+	t, err := fetchTrace(ctx, cf.audit(), id)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return printJSON(stdout, resp.Msg)
+		return printJSON(stdout, t)
 	}
-	printTraceTree(stdout, resp.Msg)
+	printTraceTree(stdout, t)
 	return nil
+}
+
+// fetchTrace gets a trace's decision path, following GetTrace's pages
+// (next_page_token) until every span's content is in hand: the first
+// page's tree, with the content of each span filled in from the page that
+// gives it. A span appended after the first page is not shown (the tree
+// is the first page's). Each page gives at least one span's content, so
+// there are at most as many pages as spans.
+func fetchTrace(ctx context.Context, c veritracev1connect.AuditServiceClient, id []byte) (*v1.GetTraceResponse, error) {
+	resp, err := c.GetTrace(ctx, connect.NewRequest(&v1.GetTraceRequest{TraceId: id}))
+	if err != nil {
+		return nil, err
+	}
+	first := resp.Msg
+	nodes := map[uint64]*v1.SpanNode{}
+	var index func([]*v1.SpanNode)
+	index = func(ns []*v1.SpanNode) {
+		for _, n := range ns {
+			nodes[n.GetIndex()] = n
+			index(n.GetChildren())
+		}
+	}
+	index(first.GetRoots())
+	var fill func([]*v1.SpanNode)
+	fill = func(ns []*v1.SpanNode) {
+		for _, n := range ns {
+			if m := nodes[n.GetIndex()]; m != nil && m.GetContentOmitted() && !n.GetContentOmitted() {
+				m.Span, m.OtlpJson, m.DecodeError, m.ContentOmitted = n.Span, n.OtlpJson, n.DecodeError, false
+			}
+			fill(n.GetChildren())
+		}
+	}
+	for token, pages := first.GetNextPageToken(), 1; token != ""; pages++ {
+		if pages > len(nodes) {
+			return nil, fmt.Errorf("GetTrace answered more pages than the trace has spans (%d)", len(nodes))
+		}
+		resp, err := c.GetTrace(ctx, connect.NewRequest(&v1.GetTraceRequest{TraceId: id, PageToken: token}))
+		if err != nil {
+			return nil, fmt.Errorf("GetTrace page %d: %w", pages+1, err)
+		}
+		fill(resp.Msg.GetRoots())
+		token = resp.Msg.GetNextPageToken()
+	}
+	first.NextPageToken = ""
+	return first, nil
 }
 
 // printTraceTree prints a trace's decision path as a tree, a span a line,

@@ -39,6 +39,7 @@ type serveConfig struct {
 	MasterKeyFile        string        // default DataDir/master.key, generated on first start
 	SigningKeyFile       string        // default DataDir/log.key, generated on first start
 	MaxRequestBytes      int           // request message limit (default 4 MiB)
+	MaxTraceBytes        int           // span content one GetTrace answer gives; the rest is paged (0: default 4 MiB)
 	CheckpointInterval   time.Duration // how often checkpoints are signed while entries arrive (default 1s)
 	ShutdownTimeout      time.Duration // how long in-flight requests may take at shutdown (default 30s)
 	LogLevel             string        // debug, info, warn, error
@@ -118,6 +119,9 @@ func (c *serveConfig) validate() error {
 	if c.MaxRequestBytes < 1024 {
 		return fmt.Errorf("--max-request-bytes %d is below 1024", c.MaxRequestBytes)
 	}
+	if c.MaxTraceBytes != 0 && c.MaxTraceBytes < 1024 {
+		return fmt.Errorf("--max-trace-answer-bytes %d is below 1024", c.MaxTraceBytes)
+	}
 	if c.MinFreeBytes < 0 {
 		return fmt.Errorf("--min-free-bytes %d is negative", c.MinFreeBytes)
 	}
@@ -170,7 +174,7 @@ func (c *serveConfig) validate() error {
 // rpcOptions returns the API's options that c sets (its limits); serve
 // adds the logger, the retention service, OTLP and the clock.
 func (c *serveConfig) rpcOptions() rpc.Options {
-	return rpc.Options{MaxRequestBytes: c.MaxRequestBytes, AllowPlaintextKeys: c.AllowPlaintextKeys,
+	return rpc.Options{MaxRequestBytes: c.MaxRequestBytes, MaxTraceAnswerBytes: c.MaxTraceBytes, AllowPlaintextKeys: c.AllowPlaintextKeys,
 		MaxInflightBytes: c.MaxInflightBytes, MaxQueueWait: &c.MaxQueueWait, MaxKeyInflightBytes: c.MaxKeyInflightBytes,
 		BodyTimeout: c.BodyTimeout, MinBodyRate: c.MinBodyRate}
 }
@@ -198,6 +202,7 @@ func parseServe(args []string) (serveConfig, error) {
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", os.Getenv("VERITRACE_MASTER_KEY_FILE"), "master key file (default DATA/master.key, generated on first start; $VERITRACE_MASTER_KEY_FILE)")
 	fs.StringVar(&c.SigningKeyFile, "signing-key-file", os.Getenv("VERITRACE_SIGNING_KEY_FILE"), "log signing key file (default DATA/log.key, generated on first start; $VERITRACE_SIGNING_KEY_FILE)")
 	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", rpc.DefaultMaxRequestBytes, "largest request message accepted")
+	fs.IntVar(&c.MaxTraceBytes, "max-trace-answer-bytes", rpc.DefaultMaxTraceAnswerBytes, "span content one GetTrace answer gives (and holds in memory); a larger trace is answered in pages, which `veritrace trace` and the console follow")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "how often a checkpoint is signed while entries arrive")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may finish at shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")

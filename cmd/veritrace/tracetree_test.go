@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,5 +81,53 @@ func TestTraceTreeErasedSpan(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("veritrace trace printed no %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestTraceFollowsPages: a trace whose content exceeds the server's
+// GetTrace cap (4 KiB here) comes in pages; `veritrace trace` follows them
+// and prints every span with its content, as does --json.
+func TestTraceFollowsPages(t *testing.T) {
+	t.Setenv("VERITRACE_API_KEY_FILE", "")
+	t.Setenv("VERITRACE_API_KEY", "")
+	dir := t.TempDir()
+	addr, _ := startServe(t, serveConfig{DataDir: dir, MaxTraceBytes: 4 << 10})
+	url := "http://" + addr
+	cli := func(key, cmd string, args ...string) string {
+		t.Helper()
+		var out strings.Builder
+		full := append(strings.Fields(cmd), "--addr", url, "--api-key-file", key)
+		if err := run(context.Background(), append(full, args...), &out); err != nil {
+			t.Fatalf("veritrace %s: %v\n%s", strings.Join(full, " "), err, out.String())
+		}
+		return out.String()
+	}
+	admin := filepath.Join(dir, AdminKeyFile)
+	key := func(role string) string {
+		path := filepath.Join(t.TempDir(), role+".key")
+		cli(admin, "keys create", "--role", role, "--tenants", "default", "--token-file", path)
+		return path
+	}
+	app, auditor := key("ingester"), key("auditor")
+	var spans []string
+	const n = 8
+	for i := range n {
+		spans = append(spans, fmt.Sprintf(`{"traceId":"EREREREREREREREREREREQ==","spanId":"CgoKCgoKCg%s=","name":"step-%d","kind":"SPAN_KIND_CHAIN",
+			"startTime":"2026-11-21T09:00:0%dZ","endTime":"2026-11-21T09:00:09Z","attributes":{"note":%q}}`, string("AEIMQUYc"[i]), i, i, strings.Repeat("y", 2<<10)))
+	}
+	path := filepath.Join(t.TempDir(), "spans.json")
+	if err := os.WriteFile(path, []byte(`{"spans":[`+strings.Join(spans, ",")+`]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli(app, "append", path)
+	out := cli(auditor, "trace", "11111111111111111111111111111111")
+	for i := range n {
+		if !strings.Contains(out, fmt.Sprintf("step-%d", i)) {
+			t.Errorf("veritrace trace printed no step-%d (its content is on a later page):\n%s", i, out)
+		}
+	}
+	js := cli(auditor, "trace", "--json", "11111111111111111111111111111111")
+	if omitted, contents := strings.Contains(js, `"contentOmitted": true`), strings.Count(js, strings.Repeat("y", 2<<10)); omitted || contents != n {
+		t.Errorf("veritrace trace --json gives %d spans' content, want %d merged from the pages (content omitted: %v)", contents, n, omitted)
 	}
 }

@@ -201,7 +201,12 @@ func (x *TraceQuery) GetErrorsOnly() bool {
 type GetTraceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 16 bytes.
-	TraceId       []byte `protobuf:"bytes,1,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	TraceId []byte `protobuf:"bytes,1,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	// The previous answer's next_page_token: the answer then gives the
+	// content of the spans from where the previous one stopped (the tree
+	// and every header again, the content of earlier spans omitted). A
+	// token that is not one GetTrace returned is refused (invalid_argument).
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -243,6 +248,13 @@ func (x *GetTraceRequest) GetTraceId() []byte {
 	return nil
 }
 
+func (x *GetTraceRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // SpanNode is a span in its decision path.
 type SpanNode struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -280,8 +292,12 @@ type SpanNode struct {
 	// The tombstone entry that names this span's entry, once written: set
 	// for an erased span.
 	ErasedByTombstone *uint64 `protobuf:"varint,15,opt,name=erased_by_tombstone,json=erasedByTombstone,proto3,oneof" json:"erased_by_tombstone,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The span's content (span, otlp_json, decode_error) is not in this
+	// answer: given in an earlier page, or left for the next one
+	// (GetTraceResponse.next_page_token). Never set for an erased span.
+	ContentOmitted bool `protobuf:"varint,16,opt,name=content_omitted,json=contentOmitted,proto3" json:"content_omitted,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SpanNode) Reset() {
@@ -419,6 +435,13 @@ func (x *SpanNode) GetErasedByTombstone() uint64 {
 	return 0
 }
 
+func (x *SpanNode) GetContentOmitted() bool {
+	if x != nil {
+		return x.ContentOmitted
+	}
+	return false
+}
+
 type GetTraceResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	TraceId []byte                 `protobuf:"bytes,1,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
@@ -431,7 +454,12 @@ type GetTraceResponse struct {
 	// every protobuf runtime (100 message levels in some).
 	Roots []*SpanNode `protobuf:"bytes,2,rep,name=roots,proto3" json:"roots,omitempty"`
 	// The versions any span references.
-	Versions      []*Version `protobuf:"bytes,3,rep,name=versions,proto3" json:"versions,omitempty"`
+	Versions []*Version `protobuf:"bytes,3,rep,name=versions,proto3" json:"versions,omitempty"`
+	// Set when spans after those whose content this answer gives are left
+	// out (content_omitted) because the answer reached the server's cap:
+	// ask again with it as page_token for their content. Empty once the
+	// last span's content is given.
+	NextPageToken string `protobuf:"bytes,4,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -485,6 +513,13 @@ func (x *GetTraceResponse) GetVersions() []*Version {
 		return x.Versions
 	}
 	return nil
+}
+
+func (x *GetTraceResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type QueryTracesRequest struct {
@@ -1386,9 +1421,11 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\x04kind\x18\a \x01(\x0e2\x16.veritrace.v1.SpanKindR\x04kind\x12\x14\n" +
 	"\x05model\x18\b \x01(\tR\x05model\x12\x1f\n" +
 	"\verrors_only\x18\t \x01(\bR\n" +
-	"errorsOnly\",\n" +
+	"errorsOnly\"K\n" +
 	"\x0fGetTraceRequest\x12\x19\n" +
-	"\btrace_id\x18\x01 \x01(\fR\atraceId\"\xe4\x04\n" +
+	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x8d\x05\n" +
 	"\bSpanNode\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x12;\n" +
@@ -1406,12 +1443,14 @@ const file_veritrace_v1_audit_proto_rawDesc = "" +
 	"\fdecode_error\x18\f \x01(\tR\vdecodeError\x129\n" +
 	"\tplacement\x18\r \x01(\x0e2\x1b.veritrace.v1.TreePlacementR\tplacement\x121\n" +
 	"\x06header\x18\x0e \x01(\v2\x19.veritrace.v1.EntryHeaderR\x06header\x123\n" +
-	"\x13erased_by_tombstone\x18\x0f \x01(\x04H\x00R\x11erasedByTombstone\x88\x01\x01B\x16\n" +
-	"\x14_erased_by_tombstone\"\x8e\x01\n" +
+	"\x13erased_by_tombstone\x18\x0f \x01(\x04H\x00R\x11erasedByTombstone\x88\x01\x01\x12'\n" +
+	"\x0fcontent_omitted\x18\x10 \x01(\bR\x0econtentOmittedB\x16\n" +
+	"\x14_erased_by_tombstone\"\xb6\x01\n" +
 	"\x10GetTraceResponse\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12,\n" +
 	"\x05roots\x18\x02 \x03(\v2\x16.veritrace.v1.SpanNodeR\x05roots\x121\n" +
-	"\bversions\x18\x03 \x03(\v2\x15.veritrace.v1.VersionR\bversions\"\xa7\x01\n" +
+	"\bversions\x18\x03 \x03(\v2\x15.veritrace.v1.VersionR\bversions\x12&\n" +
+	"\x0fnext_page_token\x18\x04 \x01(\tR\rnextPageToken\"\xa7\x01\n" +
 	"\x12QueryTracesRequest\x12.\n" +
 	"\x05query\x18\x01 \x01(\v2\x18.veritrace.v1.TraceQueryR\x05query\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +

@@ -283,8 +283,10 @@ func (s *ledgerService) concerning(ctx context.Context, tenant string, m *v1.Lis
 // namedIn returns the structured names a target holds ("subject=..." and
 // "session=..." fields): those right after its verb ("query", "aggregate",
 // "export", "hold", "access log from N"), up to the first field that is
-// not a trace id or a name. Free text (a model, a case reference) comes
-// after them, so that nothing a caller writes can forge a name.
+// not a trace id (records of earlier builds give it first) or a name.
+// Every client-controlled field (a trace id, a model, a request id, a
+// case reference) comes after them, so that nothing a caller writes can
+// forge a name or push one past the target's cut.
 func namedIn(target string) []string {
 	var rest string
 	switch {

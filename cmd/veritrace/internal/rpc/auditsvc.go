@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/veritrace/veritrace/audit"
@@ -27,11 +28,14 @@ type auditService struct {
 	*service
 	search *audit.Searcher
 	export *audit.Exporter
+	// maxTraceBytes caps a GetTrace answer's span content
+	// (Options.MaxTraceAnswerBytes).
+	maxTraceBytes int
 }
 
-func newAuditService(s *service) *auditService {
+func newAuditService(s *service, maxTraceBytes int) *auditService {
 	search := &audit.Searcher{L: s.l}
-	return &auditService{service: s, search: search, export: &audit.Exporter{S: search, Now: s.now}}
+	return &auditService{service: s, search: search, export: &audit.Exporter{S: search, Now: s.now}, maxTraceBytes: maxTraceBytes}
 }
 
 // describeQuery names a query in the access log. Subject and session ids
@@ -41,17 +45,23 @@ func newAuditService(s *service) *auditService {
 // (ListAccessLog by subject) and nothing links the record to the id once
 // the subject is erased.
 func describeQuery(q *v1.TraceQuery, n namer) string {
-	// The names first, right after the verb (namedIn reads them there),
-	// then the other conditions in a fixed order, free text quoted.
+	// The names first, right after the verb (namedIn reads them there):
+	// each is of fixed length, so nothing a client sends comes before them
+	// or pushes them past the target's cut. Then the trace id (a valid one
+	// is 32 hex digits; any other is recorded by its length only, as the
+	// call is refused), then the other conditions in a fixed order, free
+	// text quoted.
 	var names, parts []string
-	if len(q.GetTraceId()) > 0 {
-		names = append(names, "trace="+clipHex(q.GetTraceId()))
-	}
 	if v := q.GetSessionId(); v != "" {
 		names = append(names, "session="+n(audit.FieldSession, v))
 	}
 	if v := q.GetSubjectId(); v != "" {
 		names = append(names, "subject="+n(audit.FieldSubject, v))
+	}
+	if t := q.GetTraceId(); len(t) == 16 {
+		names = append(names, fmt.Sprintf("trace=%x", t))
+	} else if len(t) > 0 {
+		names = append(names, fmt.Sprintf("trace=(invalid, %d bytes)", len(t)))
 	}
 	for name, v := range map[string]string{"version": q.GetVersionId(), "model": q.GetModel()} {
 		if v != "" {
@@ -138,7 +148,11 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 	}
 	var trace [16]byte
 	copy(trace[:], req.Msg.GetTraceId())
-	p, err := s.search.DecisionPath(ctx, tenant, trace)
+	from, err := indexToken(req.Msg.GetPageToken(), "GetTrace")
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.search.DecisionPathPage(ctx, tenant, trace, from, s.maxTraceBytes, resourceEntry)
 	if errors.Is(err, audit.ErrTraceTooLarge) {
 		return nil, connect.NewError(connect.CodeResourceExhausted, err)
 	}
@@ -163,6 +177,10 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 	// OTLP resource entries hold the resource and scope of the trace's
 	// spans as received: shown within each span's otlp_json, not as spans.
 	res := otlpResources(trace, p.Spans, spans)
+	// The content is given in index order up to the cap, measured as sent
+	// (the OTLP rendering may be larger than the payload): the first
+	// span's always, then none past the first that does not fit.
+	next, given := p.Next, 0
 	for i, e := range p.Spans {
 		h := e.Header
 		if res.entries[h.SpanID] {
@@ -172,6 +190,8 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 			SpanId: h.SpanID[:], Kind: v1.SpanKind(h.SubKind), Erased: e.Erased, Header: headerProto(h), ErasedByTombstone: e.ErasedBy}
 		switch {
 		case e.Erased:
+		case p.Omitted[h.Index] || next != 0 && h.Index >= next:
+			n.ContentOmitted = true
 		case decodeErrs[i] != nil:
 			n.DecodeError = decodeErrs[i].Error()
 		default:
@@ -180,6 +200,15 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 			// empty rather than failing the whole answer.
 			if j, err := otlp.SourceJSON(n.Span.GetOtlp(), res.of(n.Span.GetOtlp())); err == nil {
 				n.OtlpJson = j
+			}
+		}
+		if !e.Erased && !n.ContentOmitted {
+			size := proto.Size(n.Span) + len(n.OtlpJson) + len(n.DecodeError)
+			if given > 0 && given+size > s.maxTraceBytes {
+				n.Span, n.OtlpJson, n.DecodeError, n.ContentOmitted = nil, "", "", true
+				next = h.Index
+			} else {
+				given += size
 			}
 		}
 		nodes[h.SpanID] = n
@@ -211,6 +240,9 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 		markAttempts(kids[n])
 	}
 	resp.Roots = nestTree(roots, kids)
+	if next != 0 {
+		resp.NextPageToken = indexTokenOf(next)
+	}
 	for _, e := range p.Versions {
 		v, err := decodeVersion(e)
 		if err != nil {
@@ -234,13 +266,9 @@ func (s *auditService) QueryTraces(ctx context.Context, req *connect.Request[v1.
 	if req.Msg.GetWithSummaries() && size > maxSummaryPage {
 		return nil, invalid("page_size", "at most %d with summaries, got %d", maxSummaryPage, size)
 	}
-	var cursor uint64
-	if t := req.Msg.GetPageToken(); t != "" {
-		b, err := base64.RawURLEncoding.DecodeString(t)
-		if err != nil || len(b) != 8 {
-			return nil, invalid("page_token", "not a token returned by QueryTraces")
-		}
-		cursor = binary.BigEndian.Uint64(b)
+	cursor, err := indexToken(req.Msg.GetPageToken(), "QueryTraces")
+	if err != nil {
+		return nil, err
 	}
 	hits, next, err := s.search.Traces(ctx, tenant, q, cursor, size, 0)
 	if errors.Is(err, audit.ErrBadCursor) {
@@ -259,7 +287,7 @@ func (s *auditService) QueryTraces(ctx context.Context, req *connect.Request[v1.
 		}
 	}
 	if next != 0 {
-		resp.NextPageToken = base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, next))
+		resp.NextPageToken = indexTokenOf(next)
 	}
 	return connect.NewResponse(resp), nil
 }
@@ -347,6 +375,13 @@ func otlpResources(trace [16]byte, entries []*ledger.Entry, spans []*v1.Span) tr
 	return r
 }
 
+// resourceEntry reports whether e is an OTLP resource entry: every page of
+// a GetTrace answer holds them, to render the spans that refer to them.
+func resourceEntry(e *ledger.Entry) bool {
+	m, err := bundle.ParsePayload(format.KindSpan, e.Payload)
+	return err == nil && bundle.FormOf(m.(*v1.Span).GetOtlp()) == bundle.OTLPResource
+}
+
 // of returns the resource_scope a span's source refers to, nil when the
 // trace's entries do not hold it.
 func (r traceResources) of(src *v1.OtlpSource) []byte {
@@ -354,4 +389,23 @@ func (r traceResources) of(src *v1.OtlpSource) []byte {
 		return nil
 	}
 	return r.bytes[[32]byte(src.GetResourceScopeSha256())]
+}
+
+// indexTokenOf is the page token that names ledger index i: its 8 bytes,
+// big-endian, in unpadded base64url. It says where to read from next, and
+// nothing else.
+func indexTokenOf(i uint64) string {
+	return base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, i))
+}
+
+// indexToken reads a page token of procedure proc (indexTokenOf); "" is 0.
+func indexToken(t, proc string) (uint64, error) {
+	if t == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(t)
+	if err != nil || len(b) != 8 {
+		return 0, invalid("page_token", "not a token returned by %s", proc)
+	}
+	return binary.BigEndian.Uint64(b), nil
 }

@@ -256,6 +256,13 @@ func stallBody(t *testing.T, hc *http.Client, url, ctype, token string) (stop fu
 	}
 }
 
+// admittedBoth says that two stalled bodies of 1 MiB filled the bound:
+// seen full, or both already cut (a body is cut only once admitted; a
+// loaded machine can let the body timeout pass before waitFor looks).
+func admittedBoth(st InflightStats) bool {
+	return st.HeldBytes == st.MaxBytes || st.BodiesCut == 2
+}
+
 // waitFor polls the bound's stats until ok holds.
 func waitFor(t *testing.T, s *testServer, what string, ok func(InflightStats) bool) {
 	t.Helper()
@@ -273,27 +280,37 @@ func waitFor(t *testing.T, s *testServer, what string, ok func(InflightStats) bo
 // one the server gives up on (MaxQueueWait) is refused resource_exhausted;
 // once the held requests end, appends go through again.
 func TestInflightWaiterGivesUp(t *testing.T) {
-	s, token := inflightServer(t, 200*time.Millisecond)
-	c := s.clients("connect", "acme", token)
+	// The waiter that gives up waits on a server whose longest wait it
+	// cannot reach (a minute): with 200 ms, a loaded machine can refuse it
+	// before the test has seen it wait and cancelled it.
+	patient, ptoken := inflightServer(t, time.Minute)
 	// Over HTTP/2, where the server learns at once that a client gave up
 	// (over HTTP/1.1 it learns when the request's turn comes: docs).
-	g := s.clients("grpc", "acme", token)
-	stop1, stop2 := holdBytes(t, s, token), holdBytes(t, s, token)
-	waitFor(t, s, "full", func(st InflightStats) bool { return st.HeldBytes == st.MaxBytes })
-
+	g := patient.clients("grpc", "acme", ptoken)
+	pstop1, pstop2 := holdBytes(t, patient, ptoken), holdBytes(t, patient, ptoken)
+	waitFor(t, patient, "full", func(st InflightStats) bool { return st.HeldBytes == st.MaxBytes })
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
 		_, err := g.ingest.AppendSpans(ctx, connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}}))
 		errc <- err
 	}()
-	waitFor(t, s, "waiting", func(st InflightStats) bool { return st.Waiting == 1 })
+	waitFor(t, patient, "waiting", func(st InflightStats) bool { return st.Waiting == 1 })
 	cancel()
 	if err := <-errc; connect.CodeOf(err) != connect.CodeCanceled {
 		t.Errorf("cancelled waiter: AppendSpans = %v, want canceled", err)
 	}
-	waitFor(t, s, "rid of the waiter", func(st InflightStats) bool { return st.Waiting == 0 && st.HeldBytes == st.MaxBytes })
+	waitFor(t, patient, "rid of the waiter", func(st InflightStats) bool { return st.Waiting == 0 && st.HeldBytes == st.MaxBytes })
+	if st := patient.h.InflightStats(); st.Refused != 0 {
+		t.Errorf("Refused = %d after a waiter gave up, want 0: %+v", st.Refused, st)
+	}
+	pstop1()
+	pstop2()
 
+	s, token := inflightServer(t, 200*time.Millisecond)
+	c := s.clients("connect", "acme", token)
+	stop1, stop2 := holdBytes(t, s, token), holdBytes(t, s, token)
+	waitFor(t, s, "full", func(st InflightStats) bool { return st.HeldBytes == st.MaxBytes })
 	_, err := c.ingest.AppendSpans(context.Background(), connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(2)}}))
 	wantCode(t, "AppendSpans past the longest wait", err, connect.CodeResourceExhausted, "waited")
 	if st := s.h.InflightStats(); st.Refused != 1 {
@@ -346,8 +363,8 @@ func TestStalledBodyReleasesTheBound(t *testing.T) {
 			stop1, stop2 := stallBody(t, tc.hc, s.url+tc.path, tc.ctype, token), stallBody(t, tc.hc, s.url+tc.path, tc.ctype, token)
 			defer stop1()
 			defer stop2()
-			waitFor(t, s, "full", func(st InflightStats) bool { return st.HeldBytes == st.MaxBytes })
-			waitFor(t, s, "released by the body timeout (10 s)", func(st InflightStats) bool { return st.HeldBytes == 0 })
+			waitFor(t, s, "full", admittedBoth)
+			waitFor(t, s, "released by the body timeout (10 s)", func(st InflightStats) bool { return st.BodiesCut == 2 && st.HeldBytes == 0 })
 			if _, err := other.ingest.AppendSpans(context.Background(), connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(1)}})); err != nil {
 				t.Errorf("tenant beta's append after acme's bodies stalled: %v", err)
 			}
@@ -455,7 +472,7 @@ func TestDripBodyIsCutBelowTheLeastRate(t *testing.T) {
 	stop1, stop2 := dripBody(t, url, token, timeout/3), dripBody(t, url, token, timeout/3)
 	defer stop1()
 	defer stop2()
-	waitFor(t, s, "full", func(st InflightStats) bool { return st.HeldBytes == st.MaxBytes })
+	waitFor(t, s, "full", admittedBoth)
 	var err error
 	for i := range 20 { // each refusal waits MaxQueueWait (300 ms): 20 body timeouts in all
 		if _, err = other.ingest.AppendSpans(context.Background(), connect.NewRequest(&v1.AppendSpansRequest{Spans: []*v1.Span{testSpan(i)}})); err == nil {

@@ -229,9 +229,12 @@ type pendingRecord struct {
 	trace *traceState
 	// res is the resource entry the record is, or the item refers to.
 	res *resourceState
-	// facts, if set, classify the item when its batch is appended, under
-	// the policy in force there (flush); else its class is its span's.
+	// facts classify the item when its batch is appended, under the
+	// policy in force there (flush); nil for a resource entry.
 	facts *retention.SpanFacts
+	// spanClass, for a log record whose span is in the log, is that span's
+	// class: the record's is the longer-kept of it and its own (classify).
+	spanClass string
 }
 
 // ErrExportTooLarge is the cause of refusing an export whose entries would
@@ -374,8 +377,8 @@ func (in *ingestion) add(g *otlp.Group, field string, it *otlp.Item) error {
 	if m.Span.GetSessionId() == "" && session != "" {
 		rec.Terms = append(rec.Terms, ledger.Term{Field: audit.FieldSession, Value: []byte(session)})
 	}
-	var facts *retention.SpanFacts
-	if rec.RetentionClass, facts, err = in.classOf(g, it, m.Span, ts); err != nil {
+	spanClass, facts, err := in.classOf(g, it, m.Span, ts)
+	if err != nil {
 		return err
 	}
 	dup, why, err := in.identity(ts, &rec)
@@ -413,7 +416,7 @@ func (in *ingestion) add(g *otlp.Group, field string, it *otlp.Item) error {
 			return nil
 		}
 	}
-	in.queue(pendingRecord{field: field, rec: rec, trace: ts, res: res, facts: facts})
+	in.queue(pendingRecord{field: field, rec: rec, trace: ts, res: res, facts: facts, spanClass: spanClass})
 	if len(in.batch) >= ledger.MaxBatch-1 || in.batchBytes >= maxBatchBytes {
 		return in.flush()
 	}
@@ -470,22 +473,21 @@ func (in *ingestion) resolveVersions(field string, m *otlp.Mapped) error {
 	return nil
 }
 
-// classOf is an item's retention class, or what classifies it. A span is
-// classified under the tenant's rules when its batch is appended (flush),
-// matched against every string attribute it was sent with (and its
-// resource's): classOf returns its facts. A log record's class is its
-// span's when that span is in the log: an event is retained with the span
-// it belongs to.
-func (in *ingestion) classOf(g *otlp.Group, it *otlp.Item, sp *v1.Span, ts *traceState) (string, *retention.SpanFacts, error) {
+// classOf returns what classifies an item when its batch is appended
+// (classify), under the policy in force there: its facts, every string
+// attribute it was sent with (and its resource's), and, for a log record
+// whose span is in the log, that span's class, so that an event is kept
+// at least as long as the span it belongs to.
+func (in *ingestion) classOf(g *otlp.Group, it *otlp.Item, sp *v1.Span, ts *traceState) (spanClass string, facts *retention.SpanFacts, err error) {
 	if it.Log != nil && len(sp.GetParentSpanId()) == 8 {
 		if err := in.loadTrace(ts); err != nil {
 			return "", nil, err
 		}
 		if h := ts.existing[[8]byte(sp.GetParentSpanId())]; h != nil {
-			return h.RetentionClass, nil, nil
+			spanClass = h.RetentionClass
 		}
 	}
-	return "", &retention.SpanFacts{
+	return spanClass, &retention.SpanFacts{
 		Kind: uint8(sp.GetKind()), Error: sp.GetStatus().GetCode() == v1.StatusCode_STATUS_CODE_ERROR, Attributes: g.RetentionAttributes(it),
 	}, nil
 }
@@ -730,14 +732,31 @@ func (in *ingestion) flush() error {
 	return nil
 }
 
-// classify gives the batch's items their retention classes under c, and
-// then each resource entry the class, among those of the items in the
-// batch that refer to it, that c keeps longest: the resource and scope
-// must stay as long as any of their spans.
+// classify gives the batch's items their retention classes under c: a
+// log record whose span is in the log its span's class if no rule of c
+// matches it, else the longer-kept of its rule's class and its span's
+// (retention.Classification.Longer). Then each resource entry
+// the class, among those of the items in the batch that refer to it, that
+// c keeps longest (the sweep keeps it longer still while its trace is kept:
+// docs/RETENTION.md, "Resource entries").
 func (in *ingestion) classify(c *retention.Classification) {
 	for i := range in.batch {
-		if p := &in.batch[i]; p.facts != nil {
-			p.rec.RetentionClass = c.Class(*p.facts)
+		p := &in.batch[i]
+		if p.facts == nil {
+			continue
+		}
+		p.rec.RetentionClass = c.Class(*p.facts)
+		switch {
+		case p.spanClass == "":
+		case p.rec.RetentionClass == retention.DefaultClass:
+			// No rule names the record: it is kept with its span, no
+			// longer (an event holding a model's output does not outlive
+			// the model call a rule keeps briefly).
+			p.rec.RetentionClass = p.spanClass
+		default:
+			// A rule in force where it commits names it: that rule
+			// applies, and the record stays at least as long as its span.
+			p.rec.RetentionClass = c.Longer(p.rec.RetentionClass, p.spanClass)
 		}
 	}
 	for i := range in.batch {
@@ -745,13 +764,10 @@ func (in *ingestion) classify(c *retention.Classification) {
 		if p.field != "" {
 			continue
 		}
-		best, bestDays := "", -1
+		best := ""
 		for _, q := range in.batch {
-			if q.field == "" || q.res != p.res {
-				continue
-			}
-			if days, _ := c.Days(q.rec.RetentionClass); days > bestDays {
-				best, bestDays = q.rec.RetentionClass, days
+			if q.field != "" && q.res == p.res {
+				best = c.Longer(best, q.rec.RetentionClass)
 			}
 		}
 		p.rec.RetentionClass = best

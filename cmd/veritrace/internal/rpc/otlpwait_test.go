@@ -96,20 +96,48 @@ func TestOTLPSlotWaiterGivesUpOrIsRefused(t *testing.T) {
 	}()
 	<-entered // the first export holds the only slot
 
+	// The export whose client gives up waits on a server whose longest
+	// wait it cannot reach (a minute): with 200 ms, a loaded machine can
+	// refuse it before the test has seen it wait and cancelled it.
+	patient, pentered, prelease := startFirstExportBlocked(t, Options{OTLP: OTLPOptions{MaxConcurrent: 1}, MaxQueueWait: new(time.Minute)})
+	ping := patient.clients("grpc", "", patient.key(t, policy.Ingester, "default"))
+	pfirst := make(chan error, 1)
+	go func() {
+		_, err := ping.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(1))))
+		pfirst <- err
+	}()
+	<-pentered
+	t.Cleanup(func() { // a failure before the release would hang the server's shutdown
+		select {
+		case <-prelease:
+		default:
+			close(prelease)
+		}
+	})
 	cctx, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan error, 1)
 	go func() {
-		_, err := ing.otlp.traces.CallUnary(cctx, connect.NewRequest(otlpExport(otlpSpan(2))))
+		_, err := ping.otlp.traces.CallUnary(cctx, connect.NewRequest(otlpExport(otlpSpan(2))))
 		gaveUp <- err
 	}()
-	waitFor(t, s, "an export waiting for the slot", func(st InflightStats) bool { return st.ExportsWaiting == 1 && st.Waiting == 1 })
+	waitFor(t, patient, "an export waiting for the slot", func(st InflightStats) bool { return st.ExportsWaiting == 1 && st.Waiting == 1 })
 	cancel()
 	if err := <-gaveUp; connect.CodeOf(err) != connect.CodeCanceled {
 		t.Errorf("a waiting export whose client gave up = %v, want canceled", err)
 	}
-	waitFor(t, s, "rid of the waiter", func(st InflightStats) bool {
+	waitFor(t, patient, "rid of the waiter", func(st InflightStats) bool {
 		return st.ExportsWaiting == 0 && st.Waiting == 0 && st.ExportsInProgress == 1
 	})
+	if st := patient.h.InflightStats(); st.Refused != 0 || st.Waited != 1 {
+		t.Errorf("stats after one waiter gave up: %+v; want Refused 0, Waited 1", st)
+	}
+	close(prelease)
+	if err := <-pfirst; err != nil {
+		t.Fatal(err)
+	}
+	if items, _ := otlpEntries(t, patient.l, "default"); items != 1 {
+		t.Errorf("%d spans stored by the server whose waiter gave up, want 1: the export that gave up was appended", items)
+	}
 
 	_, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(3))))
 	wantCode(t, "gRPC export past the longest wait for a slot", err, connect.CodeUnavailable, "waited")
@@ -119,8 +147,8 @@ func TestOTLPSlotWaiterGivesUpOrIsRefused(t *testing.T) {
 		t.Errorf("OTLP/HTTP export past the longest wait for a slot = %d %v, want 503 unavailable with Retry-After", status, err)
 	}
 	st := s.h.InflightStats()
-	if st.Refused != 2 || st.Waited != 3 || st.ExportSlots != 1 {
-		t.Errorf("stats after one waiter gave up and two were refused: %+v; want Refused 2, Waited 3, ExportSlots 1", st)
+	if st.Refused != 2 || st.Waited != 2 || st.ExportSlots != 1 {
+		t.Errorf("stats after two waiters were refused: %+v; want Refused 2, Waited 2, ExportSlots 1", st)
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("%d appends while the only slot was taken, want 1", n)

@@ -40,10 +40,19 @@ const DefaultOTLPMaxConcurrent = 64
 // DefaultMaxRequestBytes is the default limit on a request message.
 const DefaultMaxRequestBytes = 4 << 20
 
+// DefaultMaxTraceAnswerBytes is the default Options.MaxTraceAnswerBytes.
+const DefaultMaxTraceAnswerBytes = 4 << 20
+
 // Options configure NewHandler.
 type Options struct {
 	// MaxRequestBytes limits a request message (default 4 MiB).
 	MaxRequestBytes int
+	// MaxTraceAnswerBytes caps the span content (span, otlp_json,
+	// decode_error) one GetTrace answer gives, and the payloads it holds in
+	// memory; the rest is paged (next_page_token). The tree and the entry
+	// headers, at most audit.MaxPathSpans, come with every page. Default
+	// DefaultMaxTraceAnswerBytes.
+	MaxTraceAnswerBytes int
 	// AllowPlaintextKeys accepts API keys over plaintext HTTP from
 	// non-loopback addresses: for a proxy that terminates TLS. Off by default.
 	AllowPlaintextKeys bool
@@ -111,6 +120,9 @@ func (opts Options) QueueWait() time.Duration {
 }
 
 func (opts *Options) defaults(l *ledger.Ledger) {
+	if opts.MaxTraceAnswerBytes <= 0 {
+		opts.MaxTraceAnswerBytes = DefaultMaxTraceAnswerBytes
+	}
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
 	}
@@ -235,7 +247,7 @@ func NewHandler(l *ledger.Ledger, opts Options) *Handler {
 	mux.Handle(ingestPath, appendsGated(s.inflight, ingest, opts.MaxRequestBytes))
 	mux.Handle(veritracev1connect.NewLedgerServiceHandler(&ledgerService{s}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewAdminServiceHandler(&adminService{s}, handlerOpts...))
-	mux.Handle(auditHandler(newAuditService(s), handlerOpts))
+	mux.Handle(auditHandler(newAuditService(s, opts.MaxTraceAnswerBytes), handlerOpts))
 	mux.Handle(veritracev1connect.NewRetentionServiceHandler(&retentionService{service: s, r: opts.Retention}, handlerOpts...))
 	mux.Handle(veritracev1connect.NewIdentityServiceHandler(&identityService{s}, handlerOpts...))
 	// Health and reflection stay open: they reveal nothing the published

@@ -49,7 +49,11 @@ const (
 // AuditServiceClient is a client for the veritrace.v1.AuditService service.
 type AuditServiceClient interface {
 	// GetTrace returns the decision path of one trace: its spans as a tree,
-	// with their content, and the versions they reference.
+	// with their content, and the versions they reference. The content of
+	// the spans in one answer is at most the server's answer cap (4 MiB by
+	// default): the spans' content is given in ledger order until the cap,
+	// at least one span's; next_page_token continues from the first span left
+	// out (SpanNode.content_omitted).
 	GetTrace(context.Context, *connect.Request[v1.GetTraceRequest]) (*connect.Response[v1.GetTraceResponse], error)
 	// QueryTraces finds traces; a trace matches when one of its spans
 	// matches every condition given. Results are ordered by the ledger index
@@ -139,7 +143,11 @@ func (c *auditServiceClient) AggregateTraces(ctx context.Context, req *connect.R
 // AuditServiceHandler is an implementation of the veritrace.v1.AuditService service.
 type AuditServiceHandler interface {
 	// GetTrace returns the decision path of one trace: its spans as a tree,
-	// with their content, and the versions they reference.
+	// with their content, and the versions they reference. The content of
+	// the spans in one answer is at most the server's answer cap (4 MiB by
+	// default): the spans' content is given in ledger order until the cap,
+	// at least one span's; next_page_token continues from the first span left
+	// out (SpanNode.content_omitted).
 	GetTrace(context.Context, *connect.Request[v1.GetTraceRequest]) (*connect.Response[v1.GetTraceResponse], error)
 	// QueryTraces finds traces; a trace matches when one of its spans
 	// matches every condition given. Results are ordered by the ledger index

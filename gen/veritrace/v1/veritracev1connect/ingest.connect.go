@@ -53,7 +53,10 @@ type IngestServiceClient interface {
 	// It returns only after the entries are durable (fsynced). A span whose
 	// (trace_id, span_id) was appended before with identical content gets
 	// its original receipt; with different content the batch fails with
-	// AlreadyExists.
+	// AlreadyExists. Each span is classified for retention under the policy
+	// revision in force where the batch commits; if the policy changed 8
+	// times while the batch was classified and appended, it fails with
+	// Aborted, nothing appended: sending it again is safe.
 	AppendSpans(context.Context, *connect.Request[v1.AppendSpansRequest]) (*connect.Response[v1.AppendSpansResponse], error)
 	// RegisterVersion appends a prompt, policy or pipeline version. Registering
 	// identical content again returns the original id and index.
@@ -141,7 +144,10 @@ type IngestServiceHandler interface {
 	// It returns only after the entries are durable (fsynced). A span whose
 	// (trace_id, span_id) was appended before with identical content gets
 	// its original receipt; with different content the batch fails with
-	// AlreadyExists.
+	// AlreadyExists. Each span is classified for retention under the policy
+	// revision in force where the batch commits; if the policy changed 8
+	// times while the batch was classified and appended, it fails with
+	// Aborted, nothing appended: sending it again is safe.
 	AppendSpans(context.Context, *connect.Request[v1.AppendSpansRequest]) (*connect.Response[v1.AppendSpansResponse], error)
 	// RegisterVersion appends a prompt, policy or pipeline version. Registering
 	// identical content again returns the original id and index.

@@ -14,6 +14,7 @@ import { VersionKind, type Version } from "../gen/veritrace/v1/version_pb";
 import { bytesSize, duration, enumName, hex, kindName, money, ms, num, time } from "../format";
 import { linkClick } from "../router";
 import { pins } from "../session";
+import { fetchTrace } from "../tracepages";
 import { fromHex, utf8Decoder } from "../verify/bytes";
 import { parseVerifierKey } from "../verify/note";
 import { verifyTrace, type TraceVerification } from "../verify/trace";
@@ -95,7 +96,7 @@ export function TraceView(props: { traceId: string }) {
   const [selected, setSelected] = useState<SpanNode | null>(null);
   const [view, setView] = useState<"waterfall" | "tree">("waterfall");
   const load = useAction(async () => {
-    const t = await api.audit.getTrace({ traceId: fromHex(props.traceId) });
+    const t = await fetchTrace((req) => api.audit.getTrace(req), fromHex(props.traceId));
     setTrace(t);
     setSelected(t.roots[0] ?? null);
   });

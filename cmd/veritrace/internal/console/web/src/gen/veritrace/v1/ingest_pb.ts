@@ -309,7 +309,10 @@ export const IngestService: GenService<{
    * It returns only after the entries are durable (fsynced). A span whose
    * (trace_id, span_id) was appended before with identical content gets
    * its original receipt; with different content the batch fails with
-   * AlreadyExists.
+   * AlreadyExists. Each span is classified for retention under the policy
+   * revision in force where the batch commits; if the policy changed 8
+   * times while the batch was classified and appended, it fails with
+   * Aborted, nothing appended: sending it again is safe.
    *
    * @generated from rpc veritrace.v1.IngestService.AppendSpans
    */
