@@ -51,26 +51,7 @@ func TestPrintTraceTreeDeep(t *testing.T) {
 // its entry header still tells: its parent (here one not in the trace),
 // and the tombstone that erased it.
 func TestTraceTreeErasedSpan(t *testing.T) {
-	t.Setenv("VERITRACE_API_KEY_FILE", "")
-	t.Setenv("VERITRACE_API_KEY", "")
-	dir := t.TempDir()
-	addr, _ := startServe(t, serveConfig{DataDir: dir})
-	url := "http://" + addr
-	cli := func(key, cmd string, args ...string) string {
-		t.Helper()
-		var out strings.Builder
-		full := append(strings.Fields(cmd), "--addr", url, "--api-key-file", key)
-		if err := run(context.Background(), append(full, args...), &out); err != nil {
-			t.Fatalf("veritrace %s: %v\n%s", strings.Join(full, " "), err, out.String())
-		}
-		return out.String()
-	}
-	admin := filepath.Join(dir, AdminKeyFile)
-	key := func(role string) string {
-		path := filepath.Join(t.TempDir(), role+".key")
-		cli(admin, "keys create", "--role", role, "--tenants", "default", "--token-file", path)
-		return path
-	}
+	_, cli, key := traceServer(t, 0)
 	app, auditor, co := key("ingester"), key("auditor"), key("compliance_officer")
 	spans := filepath.Join(t.TempDir(), "spans.json")
 	// Span 0a.. is under parent 0b.., which was never sent; its subject is erased.
@@ -92,26 +73,7 @@ func TestTraceTreeErasedSpan(t *testing.T) {
 // GetTrace cap (4 KiB here) comes in pages; `veritrace trace` follows them
 // and prints every span with its content, as does --json.
 func TestTraceFollowsPages(t *testing.T) {
-	t.Setenv("VERITRACE_API_KEY_FILE", "")
-	t.Setenv("VERITRACE_API_KEY", "")
-	dir := t.TempDir()
-	addr, _ := startServe(t, serveConfig{DataDir: dir, MaxTraceBytes: 4 << 10})
-	url := "http://" + addr
-	cli := func(key, cmd string, args ...string) string {
-		t.Helper()
-		var out strings.Builder
-		full := append(strings.Fields(cmd), "--addr", url, "--api-key-file", key)
-		if err := run(context.Background(), append(full, args...), &out); err != nil {
-			t.Fatalf("veritrace %s: %v\n%s", strings.Join(full, " "), err, out.String())
-		}
-		return out.String()
-	}
-	admin := filepath.Join(dir, AdminKeyFile)
-	key := func(role string) string {
-		path := filepath.Join(t.TempDir(), role+".key")
-		cli(admin, "keys create", "--role", role, "--tenants", "default", "--token-file", path)
-		return path
-	}
+	_, cli, key := traceServer(t, 4<<10)
 	app, auditor := key("ingester"), key("auditor")
 	var spans []string
 	const n = 8
@@ -156,26 +118,7 @@ func (a *eraseBeforePage) GetTrace(ctx context.Context, req *connect.Request[v1.
 // a span a page). The spans the first page omitted come out erased, with
 // the tombstone that erased them; so does the one the first page gave.
 func TestTraceSpansErasedBetweenPages(t *testing.T) {
-	t.Setenv("VERITRACE_API_KEY_FILE", "")
-	t.Setenv("VERITRACE_API_KEY", "")
-	dir := t.TempDir()
-	addr, _ := startServe(t, serveConfig{DataDir: dir, MaxTraceBytes: 4 << 10})
-	url := "http://" + addr
-	cli := func(key, cmd string, args ...string) string {
-		t.Helper()
-		var out strings.Builder
-		full := append(strings.Fields(cmd), "--addr", url, "--api-key-file", key)
-		if err := run(context.Background(), append(full, args...), &out); err != nil {
-			t.Fatalf("veritrace %s: %v\n%s", strings.Join(full, " "), err, out.String())
-		}
-		return out.String()
-	}
-	admin := filepath.Join(dir, AdminKeyFile)
-	key := func(role string) string {
-		path := filepath.Join(t.TempDir(), role+".key")
-		cli(admin, "keys create", "--role", role, "--tenants", "default", "--token-file", path)
-		return path
-	}
+	url, cli, key := traceServer(t, 4<<10)
 	app, auditor, co := key("ingester"), key("auditor"), key("compliance_officer")
 	var spans []string
 	const n = 4
@@ -214,4 +157,36 @@ func TestTraceSpansErasedBetweenPages(t *testing.T) {
 	if nodes != n {
 		t.Errorf("fetchTrace shows %d spans, want %d", nodes, n)
 	}
+}
+
+// traceServer starts a server (maxTraceBytes: its GetTrace cap, 0 the
+// default) and returns its URL, a CLI runner (veritrace CMD ARGS with an
+// API key file) and a maker of API key files of a role.
+func traceServer(t *testing.T, maxTraceBytes int) (url string, cli func(key, cmd string, args ...string) string, key func(role string) string) {
+	t.Helper()
+	t.Setenv("VERITRACE_API_KEY_FILE", "")
+	t.Setenv("VERITRACE_API_KEY", "")
+	dir := t.TempDir()
+	c := serveConfig{DataDir: dir}
+	if maxTraceBytes > 0 {
+		c.MaxTraceBytes = maxTraceBytes
+	}
+	addr, _ := startServe(t, c)
+	url = "http://" + addr
+	cli = func(key, cmd string, args ...string) string {
+		t.Helper()
+		var out strings.Builder
+		full := append(strings.Fields(cmd), "--addr", url, "--api-key-file", key)
+		if err := run(context.Background(), append(full, args...), &out); err != nil {
+			t.Fatalf("veritrace %s: %v\n%s", strings.Join(full, " "), err, out.String())
+		}
+		return out.String()
+	}
+	admin := filepath.Join(dir, AdminKeyFile)
+	key = func(role string) string {
+		path := filepath.Join(t.TempDir(), role+".key")
+		cli(admin, "keys create", "--role", role, "--tenants", "default", "--token-file", path)
+		return path
+	}
+	return url, cli, key
 }
