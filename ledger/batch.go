@@ -3,7 +3,6 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -51,20 +50,24 @@ func (l *Ledger) ReadEntries(ctx context.Context, tenant string, idxs []uint64, 
 // ReadEntryHeads reads the entries idxs of a tenant's log (each below its
 // committed size) in one read transaction, as ReadEntries does but without
 // their payloads, and calls fn with each, in order: Header, HeaderBytes,
-// LeafHash, Erased and ErasedBy as GetEntry would give them, Salt and
-// Payload nil. It decrypts nothing: an entry costs its header record, its
-// erased-by mark and the key id at the head of its stored payload, and
-// each distinct data key one read of the key store (is it destroyed?). So
-// a caller can show a whole trace's shape, and which of its entries are
-// erased, for a fraction of the work of decrypting it. It stops at the
-// first error, fn's included.
+// LeafHash and ErasedBy as GetEntry gives them, Salt and Payload nil, and
+// Erased when the entry's payload is gone from the store. It reads no
+// payload (a payload's presence is its key's, not its value's): an entry
+// costs its header record and two key lookups, so a caller can show a
+// whole trace's shape, and which of its entries are erased, for a
+// fraction of the work of reading it. One state differs from GetEntry's:
+// an entry whose data key is destroyed while its payload is still stored
+// reads as not erased here, and erased by GetEntry, which opens the
+// payload. Shred drops the payloads it erases before it destroys their
+// keys (re-sealing the others), so it leaves no such entry, even when
+// interrupted; a key lost otherwise would. It stops at the first error,
+// fn's included.
 func (l *Ledger) ReadEntryHeads(ctx context.Context, tenant string, idxs []uint64, fn func(*Entry) error) error {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
 		return err
 	}
 	size := l.committedSize(tid)
-	destroyed := map[[16]byte]bool{}
 	return l.db.View(func(txn *badger.Txn) error {
 		for _, i := range idxs {
 			if err := ctx.Err(); err != nil {
@@ -73,30 +76,9 @@ func (l *Ledger) ReadEntryHeads(ctx context.Context, tenant string, idxs []uint6
 			if i >= size {
 				return fmt.Errorf("entry %d: %w", i, ErrNotFound)
 			}
-			e, item, err := readEntryHead(txn, tid, i)
+			e, _, err := readEntryHead(txn, tid, i)
 			if err != nil {
 				return err
-			}
-			if item != nil {
-				var id [16]byte
-				if err := item.Value(func(v []byte) error {
-					ev, err := parseEnvelope(v)
-					if err == nil {
-						id = ev.keyID()
-					}
-					return err
-				}); err != nil {
-					return fmt.Errorf("payload %d: %w", i, err)
-				}
-				gone, ok := destroyed[id]
-				if !ok {
-					_, err := l.keyRef(id)
-					if gone = errors.Is(err, ErrKeyDestroyed); err != nil && !gone {
-						return fmt.Errorf("payload %d: %w", i, err)
-					}
-					destroyed[id] = gone
-				}
-				e.Erased = gone
 			}
 			if err := fn(e); err != nil {
 				return err
