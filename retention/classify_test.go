@@ -124,6 +124,7 @@ func TestNodesSpanClassifiedUnderTheRevisionInForceWhereItCommits(t *testing.T) 
 // was first classified under, has the class the revision in force where
 // it committed gives it.
 func TestNodesSpansRacePolicyChanges(t *testing.T) {
+	const maxChanges = 200
 	ctx := context.Background()
 	e := newEnv(t)
 	e.shortPolicy(t)
@@ -133,7 +134,10 @@ func TestNodesSpansRacePolicyChanges(t *testing.T) {
 	go func() {
 		defer close(changes)
 		yes := true
-		for i := 0; ; i++ {
+		// At most maxChanges: an append that loses maxClassifyAttempts
+		// races in a row is answered ErrPolicyChanged and sent again
+		// (below), and must then get through once the changes end.
+		for i := 0; i < maxChanges; i++ {
 			select {
 			case <-done:
 				return
@@ -160,9 +164,15 @@ func TestNodesSpansRacePolicyChanges(t *testing.T) {
 		revs  []int
 	}
 	var got []appended
+	gaveUp := 0
 	for n := 0; n < 40; n++ {
 		var revs []int
 		rs, err := a.AppendSpans(ctx, "default", errorSpan(byte(n+1), &revs), nil)
+		if errors.Is(err, ErrPolicyChanged) && gaveUp < maxChanges {
+			gaveUp++ // nothing appended: sent again, as a client would
+			n--
+			continue
+		}
 		if err != nil {
 			t.Fatalf("AppendSpans(span %d) = %v", n, err)
 		}
@@ -187,7 +197,7 @@ func TestNodesSpansRacePolicyChanges(t *testing.T) {
 		}
 	}
 	p, _ := a.Policy(ctx, "default")
-	t.Logf("%d spans, %d revisions, %d spans classified again", len(got), p.Revision, retried)
+	t.Logf("%d spans, %d revisions, %d spans classified again, %d appends sent again", len(got), p.Revision, retried, gaveUp)
 }
 
 // A policy changed each time the spans are classified: after

@@ -108,8 +108,8 @@ type Erasure struct {
 	// process that made (or last re-selected) it read them; never stored
 	// (closeTraces).
 	traceOf map[uint64][16]byte
-	// kept counts the resource entries a sweep's plan, as last made,
-	// keeps with their traces (keptResources); never stored.
+	// kept counts the OTLP entries a sweep's plan, as last made, keeps
+	// with their traces or spans (keptByOthers); never stored.
 	kept int
 }
 

@@ -21,8 +21,9 @@ type SweepResult struct {
 	Tenant string
 	Erased int
 	Held   int
-	// Kept counts the OTLP resource entries of expired buckets kept
-	// because their trace is (docs/RETENTION.md, "Resource entries").
+	// Kept counts the OTLP entries of expired buckets kept because others
+	// are: resource entries whose trace is kept, log records whose span
+	// is (docs/RETENTION.md, "Resource entries", "Log records").
 	Kept      int
 	Tombstone *uint64
 }
@@ -170,14 +171,15 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 	size := size0
 	er.HoldsAt = &size
 
-	// Resource entries stay while their trace is kept (keptResources).
+	// Resource entries stay while their trace is kept, log records while
+	// their span is (keptByOthers).
 	var cands []uint64
 	for _, e := range entries {
 		if hs[e.Index] == nil && claimed[e.Index] == "" {
 			cands = append(cands, e.Index)
 		}
 	}
-	kept, err := s.keptResources(ctx, er.Tenant, p, now, size0, cands)
+	kept, err := s.keptByOthers(ctx, er.Tenant, p, now, size0, cands)
 	if err != nil {
 		return 0, err
 	}

@@ -192,11 +192,7 @@ func MapLogRecord(g *Group, it *Item, cfg Config) *Mapped {
 // bundle.ResourceEntrySpanID. Spans and log records of the trace under the
 // group refer to it by its digest.
 func ResourceEntry(traceID []byte, g *Group) *v1.Span {
-	id := bundle.ResourceEntrySpanID(traceID, g.Digest[:])
-	return &v1.Span{
-		TraceId: traceID, SpanId: id[:], Name: bundle.ResourceEntryName, Kind: v1.SpanKind_SPAN_KIND_OTHER,
-		Otlp: &v1.OtlpSource{ResourceScope: g.ResourceScope},
-	}
+	return bundle.ResourceEntrySpan(traceID, g.ResourceScope)
 }
 
 // Adjust records, in the attribute AttrAdjusted, a change the ingest made

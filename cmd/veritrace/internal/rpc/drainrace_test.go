@@ -15,58 +15,47 @@ import (
 // is freed at that very moment (as when the shutdown's own refusals give
 // back what waiting exports held). CI saw a native append admitted in that
 // window, which TestShutdownAnswersWaitersAtOnce then found appended.
-// Bytes and export slots alike, the server's bound and a key's share.
+// Each of the four waits of an export in their order (its key's bytes,
+// its key's slot, the server's bytes, the server's slot) and an append's
+// two; a waiter holding what comes before its wait gives it all back,
+// once: afterwards every byte, slot and share is free.
 func TestNoWaiterAdmittedOnceShutdownBegan(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	admit := func(g *inflight, key string, n int64, export bool) (func(), error) {
+		var w bool
+		return g.admit(context.Background(), time.Time{}, key, n, export, &w)
+	}
+	type request struct {
+		key    string
+		n      int64
+		export bool
+	}
 	for _, c := range []struct {
-		what  string
-		slots int64 // the server's export slots (a key's share: 1)
-		wait  func(g *inflight) (func(), error)
-		fill  func(g *inflight) func()
+		what               string
+		max, perKey, slots int64 // a key's share of slots: 1
+		fill, wait         request
 	}{
-		{"bytes of the server's bound", 1, func(g *inflight) (func(), error) {
-			var w bool
-			return g.acquire(context.Background(), time.Time{}, "b", 100, &w)
-		}, func(g *inflight) func() {
-			var w bool
-			rel, _ := g.acquire(context.Background(), time.Time{}, "a", 100, &w)
-			return rel
-		}},
-		{"bytes of a key's share", 1, func(g *inflight) (func(), error) {
-			var w bool
-			return g.acquire(context.Background(), time.Time{}, "a", 60, &w)
-		}, func(g *inflight) func() {
-			var w bool
-			rel, _ := g.acquire(context.Background(), time.Time{}, "a", 60, &w)
-			return rel
-		}},
-		{"an export slot", 1, func(g *inflight) (func(), error) {
-			var w bool
-			return g.exportSlot(context.Background(), time.Time{}, "b", &w)
-		}, func(g *inflight) func() {
-			var w bool
-			rel, _ := g.exportSlot(context.Background(), time.Time{}, "a", &w)
-			return rel
-		}},
-		{"an export slot of a key's share", 2, func(g *inflight) (func(), error) {
-			var w bool
-			return g.exportSlot(context.Background(), time.Time{}, "a", &w)
-		}, func(g *inflight) func() {
-			var w bool
-			rel, _ := g.exportSlot(context.Background(), time.Time{}, "a", &w)
-			return rel
-		}},
+		{"an append, for bytes of its key's share", 100, 60, 1, request{"a", 60, false}, request{"a", 60, false}},
+		{"an append, for bytes of the server's bound", 100, 100, 1, request{"a", 100, false}, request{"b", 100, false}},
+		{"an export, for bytes of its key's share", 100, 60, 2, request{"a", 60, true}, request{"a", 60, true}},
+		{"an export, for a slot of its key's share (holding its key's bytes)", 100, 100, 2, request{"a", 10, true}, request{"a", 10, true}},
+		{"an export, for bytes of the server's bound (holding its key's bytes and slot)", 100, 100, 2, request{"a", 100, false}, request{"b", 100, true}},
+		{"an export, for a server's slot (holding its key's bytes and slot, and the server's bytes)", 100, 100, 1, request{"a", 10, true}, request{"b", 10, true}},
 	} {
 		t.Run(c.what, func(t *testing.T) {
 			admitted := 0
 			const rounds = 300
 			for range rounds {
-				g := newInflight(100, 100, c.slots, 1, 0, time.Second, 1, log)
-				release := c.fill(g)
+				g := newInflight(c.max, c.perKey, c.slots, 1, 0, time.Second, 1, log)
+				release, err := admit(g, c.fill.key, c.fill.n, c.fill.export)
+				if err != nil {
+					t.Fatal(err)
+				}
 				errc := make(chan error, 1)
 				go func() {
-					rel, err := c.wait(g)
+					rel, err := admit(g, c.wait.key, c.wait.n, c.wait.export)
 					if rel != nil {
+						rel()
 						rel()
 					}
 					errc <- err
@@ -76,15 +65,22 @@ func TestNoWaiterAdmittedOnceShutdownBegan(t *testing.T) {
 				}
 				g.drain()
 				release()
-				err := <-errc
+				err = <-errc
 				if err == nil {
 					admitted++
 				} else if connect.CodeOf(err) != connect.CodeUnavailable {
 					t.Fatalf("waiter at shutdown = %v, want unavailable", err)
 				}
+				if st := g.stats(); st.Waiting != 0 || st.ExportsWaiting != 0 || st.ExportsWaitingForKey != 0 || st.ExportsInProgress != 0 || st.HeldBytes != 0 {
+					t.Fatalf("after the waiter was answered and the request in progress ended: %+v", st)
+				}
+				checkAllFree(t, g)
+				if t.Failed() {
+					return
+				}
 			}
 			if admitted > 0 {
-				t.Errorf("%d of %d requests waiting for %s when the shutdown began were admitted, want none (answered unavailable, shutting down)", admitted, rounds, c.what)
+				t.Errorf("%d of %d requests waiting (%s) when the shutdown began were admitted, want none (answered unavailable, shutting down)", admitted, rounds, c.what)
 			}
 		})
 	}

@@ -65,25 +65,26 @@ const (
 // decoded and handled at once (OTLPOptions.MaxConcurrent), and the exports
 // of one API key hold at most perKeySlots of them (its share of slots,
 // OTLPOptions.MaxKeyConcurrent), so that one app's exports, however many
-// and however slow, leave slots for the others. Once admitted under the
-// bytes bound, and before its body is read, an export waits for its key's
-// share of slots, then for a slot of the server's, each first come first
-// served, within the same maxWait. So a waiting export holds what an
-// admitted request holds before its body (its charge, counted in its
-// key's share, and its stream's flow-control window) and no more, and one
-// key's waiting exports are bounded by its share of bytes; a key's
-// exports beyond its share of slots wait behind each other, not in front
-// of another key's.
+// and however slow, leave slots for the others. An export waits for its
+// slots before its body is read, within the same maxWait, so a waiting
+// export holds what it took before its wait (of its key's bytes, its
+// key's slot and the server's bytes, in that order: below) and its
+// stream's flow-control window, no more.
 //
-// The waits come in one order: a key's bytes, the server's bytes, a key's
-// slots, the server's slots. A request waits for each while holding only
-// those before it, and gives back what it holds when it gives up; what
-// an admitted request holds is given back when it ends, whatever it waits
-// for. No request holds a slot (its key's or the server's) while it waits
-// for bytes, and none holds a server slot while it waits for anything, so
-// the waits cannot deadlock: every holder of what a waiter waits for is
-// either admitted (and ends, or is cut) or waits for something later in
-// the order.
+// What a request waits for comes in one order, the same for every
+// request: its key's bytes, its key's slot, the server's bytes, the
+// server's slot (an append: its key's bytes, the server's bytes); each
+// first come first served (admit). So a key's exports beyond its share of
+// slots wait behind each other holding only their key's bytes (bounded
+// by its share), not in the server's queue nor holding the server's
+// bytes: another key's export goes ahead of them, to the next slot freed.
+// A request waits for each while holding only those before it, gives back
+// what it holds when it gives up, and once admitted gives everything back
+// when it ends, whatever it waits for. The waits cannot deadlock: all
+// requests take in the same order, so whoever holds what a waiter waits
+// for is admitted (and ends, or is cut) or waits for something later in
+// the order; and nothing is later than the server's slot, so no request
+// waits while holding one.
 type inflight struct {
 	max         int64
 	perKey      int64
@@ -175,8 +176,9 @@ type InflightStats struct {
 	// ExportsInProgress hold a slot, ExportsWaiting wait for one (and are
 	// counted in Waiting).
 	ExportSlots, ExportsInProgress, ExportsWaiting int64
-	// KeyExportSlots is the bound of one API key's exports in progress
-	// (its share of ExportSlots); ExportsWaitingForKey are the exports
+	// KeyExportSlots is the bound of one API key's exports in progress,
+	// or past its share and waiting for the server's bytes or a slot (its
+	// share of ExportSlots); ExportsWaitingForKey are the exports
 	// waiting because their key holds its whole share (counted in
 	// ExportsWaiting): where they are many and ExportsInProgress is below
 	// ExportSlots, one app sends more exports at once than its share,
@@ -240,52 +242,130 @@ func (g *inflight) gaveUp(ctx context.Context, code connect.Code, err error) err
 	return connect.NewError(code, err)
 }
 
-// acquire charges n bytes (at most the bound) to a request of the API key
-// key, waiting for room until until (waitUntil); it returns the function
-// that gives them back. Its error is a *connect.Error: the request's own
-// end (canceled, deadline_exceeded), resource_exhausted once maxWait
-// has passed, or unavailable once the server begins to shut down (drain).
-// A request that gives up holds nothing. waited says whether
-// the request has waited already (it is counted in Waited once); acquire
-// sets it when it waits.
-func (g *inflight) acquire(ctx context.Context, until time.Time, key string, n int64, waited *bool) (func(), error) {
+// A claim is one thing a request takes on admission: n of sem, a bound
+// of limit (bytes or slots), which a request refused after waiting for
+// it past maxWait is told (refusal).
+type claim struct {
+	kind  claimKind
+	sem   *semaphore.Weighted
+	n     int64
+	limit int64
+}
+
+// claimKind names a claim; the kinds are in their one order (inflight).
+type claimKind int
+
+const (
+	keyBytes claimKind = iota
+	keySlot
+	serverBytes
+	serverSlot
+)
+
+// admit takes, for a request of the API key key charged n bytes (at most
+// the bound), its claims in their one order (inflight): its key's bytes,
+// its key's export slot (export only), the server's bytes, a server's
+// export slot (export only), waiting for each, first come first served,
+// until until (waitUntil) while ctx lives. It returns the function that
+// gives everything back, once however often it is called. Its error is
+// a *connect.Error: the request's own end (canceled, deadline_exceeded);
+// unavailable once the server begins to shut down (drain: a request that
+// has waited is then answered, not admitted, even if room came at that
+// moment); past maxWait, resource_exhausted waiting for bytes, unavailable
+// waiting for a slot (retryable in OTLP: 503 with Retry-After over HTTP),
+// its message naming the bound. A request that gives up holds nothing.
+// waited says whether the request has waited already (it is counted in
+// Waited once); admit sets it when it waits.
+func (g *inflight) admit(ctx context.Context, until time.Time, key string, n int64, export bool, waited *bool) (func(), error) {
 	n = min(max(n, 1), g.max)
-	kn := min(n, g.perKey)
 	ks := g.share(key)
-	admitted := false
-	if ks.sem.TryAcquire(kn) {
-		if admitted = g.sem.TryAcquire(n); !admitted {
-			ks.sem.Release(kn)
+	claims := []claim{{keyBytes, ks.sem, min(n, g.perKey), g.perKey}, {keySlot, ks.slots, 1, g.perKeySlots},
+		{serverBytes, g.sem, n, g.max}, {serverSlot, g.exports, 1, g.exportSlots}}
+	if !export {
+		claims = []claim{claims[0], claims[2]}
+	}
+	giveBack := func(held []claim) {
+		for i := len(held) - 1; i >= 0; i-- {
+			held[i].sem.Release(held[i].n)
+		}
+		g.unshare(key, ks)
+	}
+	waitedHere := false
+	for i, c := range claims {
+		if c.sem.TryAcquire(c.n) {
+			continue
+		}
+		waitedHere = true
+		if err := g.waitFor(ctx, until, key, c, waited); err != nil {
+			giveBack(claims[:i])
+			return nil, g.gaveUp(ctx, c.code(), c.refusal(g.maxWait))
 		}
 	}
-	if !admitted {
-		g.waiting.Add(1)
-		g.countWaited(waited)
-		g.note(ctx, "appends wait for room: the bytes of requests in flight reached --max-inflight-bytes")
-		bound, limit := errKeyQueueWait, g.perKey
-		err := g.wait(ctx, until, ks.sem, kn)
-		if err == nil {
-			bound, limit = errQueueWait, g.max
-			if err = g.wait(ctx, until, g.sem, n); err != nil {
-				ks.sem.Release(kn)
-			}
-		}
-		g.waiting.Add(-1)
-		if err != nil {
-			g.unshare(key, ks)
-			return nil, g.gaveUp(ctx, connect.CodeResourceExhausted, fmt.Errorf("%w (%d bytes) and waited %s for room; retry later", bound, limit, g.maxWait))
-		}
+	if waitedHere && g.stopping.Err() != nil {
+		// Room taken at once after a wait, as the shutdown began: as
+		// wait, answered, not admitted.
+		giveBack(claims)
+		return nil, g.gaveUp(ctx, connect.CodeUnavailable, errShuttingDown)
 	}
 	g.held.Add(n)
+	if export {
+		g.exportsHeld.Add(1)
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			g.held.Add(-n)
-			g.sem.Release(n)
-			ks.sem.Release(kn)
-			g.unshare(key, ks)
+			if export {
+				g.exportsHeld.Add(-1)
+			}
+			giveBack(claims)
 		})
 	}, nil
+}
+
+// waitFor waits for c (wait) for a request of key, counted meanwhile in
+// the stats of those waiting for it, and logged (note).
+func (g *inflight) waitFor(ctx context.Context, until time.Time, key string, c claim, waited *bool) error {
+	g.countWaited(waited)
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
+	switch c.kind {
+	case keyBytes, serverBytes:
+		g.note(ctx, "appends wait for room: the bytes of requests in flight reached --max-inflight-bytes")
+	case keySlot:
+		g.exportsWaiting.Add(1)
+		defer g.exportsWaiting.Add(-1)
+		g.keyWaiting.Add(1)
+		defer g.keyWaiting.Add(-1)
+		g.note(ctx, "OTLP exports of one API key wait for a slot: the key has --otlp-max-key-concurrent exports in progress", "key_id", key)
+	case serverSlot:
+		g.exportsWaiting.Add(1)
+		defer g.exportsWaiting.Add(-1)
+		g.note(ctx, "OTLP exports wait for a slot: --otlp-max-concurrent exports are in progress")
+	}
+	return g.wait(ctx, until, c.sem, c.n)
+}
+
+// code is the code of a request refused past maxWait waiting for c.
+func (c claim) code() connect.Code {
+	if c.kind == keySlot || c.kind == serverSlot {
+		return connect.CodeUnavailable
+	}
+	return connect.CodeResourceExhausted
+}
+
+// refusal is the error of a request refused after waiting maxWait for c.
+func (c claim) refusal(maxWait time.Duration) error {
+	switch c.kind {
+	case keyBytes:
+		return fmt.Errorf("%w (%d bytes) and waited %s for room; retry later", errKeyQueueWait, c.limit, maxWait)
+	case serverBytes:
+		return fmt.Errorf("%w (%d bytes) and waited %s for room; retry later", errQueueWait, c.limit, maxWait)
+	case keySlot:
+		return fmt.Errorf("%d %w and waited %s for a slot; retry later", c.limit, errKeySlotWait, maxWait)
+	default:
+		return fmt.Errorf("%d %w and waited %s for a slot; retry later", c.limit, errSlotWait, maxWait)
+	}
 }
 
 // wait takes n of sem, waiting while ctx lives, until until (waitUntil)
@@ -312,61 +392,6 @@ var errSlotWait = errors.New("exports are in progress, the most this server deco
 // errKeySlotWait: the server gave up waiting for room in a key's share of
 // export slots.
 var errKeySlotWait = errors.New("of this API key's exports are in progress, the most one key may have at once")
-
-// exportSlot takes one of the OTLP export slots for a request of the API
-// key key: first one of the key's share (perKeySlots), then one of the
-// server's, waiting for each, first come first served, until until
-// (waitUntil) while ctx lives; it returns the function that gives both
-// back. Its error is a *connect.Error: the request's own end (canceled,
-// deadline_exceeded), or unavailable once maxWait has passed or the
-// server begins to shut down (retryable in OTLP: 503 with Retry-After
-// over HTTP). A request that gives up holds no slot, nor any of its
-// key's share. waited is as acquire's.
-func (g *inflight) exportSlot(ctx context.Context, until time.Time, key string, waited *bool) (func(), error) {
-	ks := g.share(key)
-	keyHeld := ks.slots.TryAcquire(1)
-	if !keyHeld || !g.exports.TryAcquire(1) {
-		g.waiting.Add(1)
-		g.exportsWaiting.Add(1)
-		g.countWaited(waited)
-		var err error
-		bound, limit := errKeySlotWait, g.perKeySlots
-		if !keyHeld {
-			g.keyWaiting.Add(1)
-			g.note(ctx, "OTLP exports of one API key wait for a slot: the key has --otlp-max-key-concurrent exports in progress", "key_id", key)
-			err = g.wait(ctx, until, ks.slots, 1)
-			g.keyWaiting.Add(-1)
-		}
-		if err == nil {
-			bound, limit = errSlotWait, g.exportSlots
-			if !g.exports.TryAcquire(1) {
-				g.note(ctx, "OTLP exports wait for a slot: --otlp-max-concurrent exports are in progress")
-				err = g.wait(ctx, until, g.exports, 1)
-			} else if err = g.stopping.Err(); err != nil {
-				g.exports.Release(1) // a waiter, as wait: answered, not admitted
-			}
-			if err != nil {
-				ks.slots.Release(1)
-			}
-		}
-		g.exportsWaiting.Add(-1)
-		g.waiting.Add(-1)
-		if err != nil {
-			g.unshare(key, ks)
-			return nil, g.gaveUp(ctx, connect.CodeUnavailable, fmt.Errorf("%d %w and waited %s for a slot; retry later", limit, bound, g.maxWait))
-		}
-	}
-	g.exportsHeld.Add(1)
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			g.exportsHeld.Add(-1)
-			g.exports.Release(1)
-			ks.slots.Release(1)
-			g.unshare(key, ks)
-		})
-	}, nil
-}
 
 // countWaited counts a request in Waited the first time it waits (an
 // export may wait for bytes, then for a slot: one request).
@@ -483,8 +508,8 @@ func (g *inflight) gate(next http.Handler, limit int, export bool) http.Handler 
 
 // enter waits, while ctx lives and for at most maxWait in all, for room
 // for r's bytes (at most limit) under the bound and the share of ctx's API
-// key, then, for an OTLP export, for an export slot; then it holds r's
-// body to bodyTimeout and minRate. The caller calls release once it is
+// key and, for an OTLP export, for an export slot (admit); then it holds
+// r's body to bodyTimeout and minRate. The caller calls release once it is
 // done with the request.
 func (g *inflight) enter(ctx context.Context, w http.ResponseWriter, r *http.Request, limit int, export bool) (release func(), err error) {
 	until := g.waitUntil()
@@ -495,18 +520,8 @@ func (g *inflight) enter(ctx context.Context, w http.ResponseWriter, r *http.Req
 		}
 	}
 	var waited bool
-	release, err = g.acquire(ctx, until, keyOf(ctx), charge, &waited)
-	if err != nil {
+	if release, err = g.admit(ctx, until, keyOf(ctx), charge, export, &waited); err != nil {
 		return nil, err
-	}
-	if export {
-		slot, err := g.exportSlot(ctx, until, keyOf(ctx), &waited)
-		if err != nil {
-			release()
-			return nil, err
-		}
-		bytes := release
-		release = func() { slot(); bytes() }
 	}
 	g.bodyDeadline(w, r)
 	return release, nil

@@ -359,6 +359,14 @@ func (s *ingestService) AppendSpans(ctx context.Context, req *connect.Request[v1
 	if len(spans) == 0 || len(spans) > ledger.MaxBatch {
 		return nil, invalid("spans", "a batch holds 1 to %d spans, got %d", ledger.MaxBatch, len(spans))
 	}
+	for i, sp := range spans {
+		// The OTLP source is the record of what an OpenTelemetry exporter
+		// sent, and marks resource entries, which the sweep keeps while
+		// their trace is kept: only the OTLP endpoints write it.
+		if sp.GetOtlp() != nil {
+			return nil, invalid(fmt.Sprintf("spans[%d].otlp", i), "is set only by the OTLP endpoints (/v1/traces, /v1/logs); a native span must leave it empty")
+		}
+	}
 	// Classified under the policy in force where the spans commit: again
 	// if a policy change commits first (retention.Service.AppendSpans).
 	receipts, err := s.retention.AppendSpans(ctx, tenant, func(c *retention.Classification) ([]ledger.Record, error) {

@@ -238,31 +238,41 @@ func checkAllFree(t *testing.T, g *inflight) {
 	}
 }
 
-// TestExportSlotSharesProperty drives exportSlot (after acquire, as an
-// export does) from many goroutines of several keys, some giving up at
-// random moments, some past a short maxWait, some at the shutdown, over
-// random bounds: at no moment does one key hold more than its share of
-// slots or the server more than its slots; every request is answered (no
-// deadlock), admitted or refused unavailable or its own end; and once all
-// have ended every byte, slot and share is free and counted as such.
+// TestExportSlotSharesProperty drives admit from many goroutines of
+// several keys, exports and appends, over random bounds and charges, some
+// giving up at random moments, some past a short maxWait, some at the
+// shutdown, and gives back what each admitted twice: at no moment does
+// one key hold more than its share of bytes or slots, nor the server more
+// than its bound or its slots; every request is answered (no deadlock:
+// the waits come in one order), admitted or refused with the code of
+// the wait it gave up in, or its own end; and once all have ended every
+// byte, slot and share is free and counted as such. Over the rounds each
+// of the four waits (a key's bytes, its slots, the server's bytes, its
+// slots) is seen refused past maxWait, so each is reached with something
+// held before it.
 func TestExportSlotSharesProperty(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rounds := 30
+	rounds := 40
 	if testing.Short() {
-		rounds = 5
+		rounds = 8
 	}
+	var refusedAt sync.Map // the bound named by refusals past maxWait → count
+	bounds := []error{errKeyQueueWait, errKeySlotWait, errQueueWait, errSlotWait}
 	for seed := range uint64(rounds) {
 		rng := rand.New(rand.NewPCG(seed, 11))
 		slots := int64(1 + rng.IntN(6))
 		perKey := int64(1 + rng.IntN(int(slots)))
 		keys := 1 + rng.IntN(4)
+		maxBytes := int64(200 + rng.IntN(800))
+		perKeyBytes := min(maxBytes, int64(100+rng.IntN(int(maxBytes))))
 		var maxWait time.Duration
-		if rng.IntN(2) == 0 {
+		if rng.IntN(3) != 0 {
 			maxWait = time.Duration(1+rng.IntN(20)) * time.Millisecond
 		}
-		g := newInflight(1000, 600, slots, perKey, maxWait, time.Second, 1, log)
-		var total atomic.Int64
-		held := make([]atomic.Int64, keys)
+		g := newInflight(maxBytes, perKeyBytes, slots, perKey, maxWait, time.Second, 1, log)
+		var totalSlots, totalBytes atomic.Int64
+		heldSlots := make([]atomic.Int64, keys)
+		heldBytes := make([]atomic.Int64, keys)
 		var wg sync.WaitGroup
 		var bad atomic.Value
 		drainAt := -1
@@ -275,6 +285,13 @@ func TestExportSlotSharesProperty(t *testing.T) {
 			}
 			k := rng.IntN(keys)
 			key := fmt.Sprint("key", k)
+			export := rng.IntN(4) != 0
+			charge := int64(1 + rng.IntN(int(maxBytes)))
+			if rng.IntN(2) == 0 { // small: the slots, not the bytes, are short
+				charge = int64(1 + rng.IntN(int(maxBytes/10)))
+			}
+			n := min(charge, maxBytes)
+			kn := min(n, perKeyBytes)
 			hold := time.Duration(rng.IntN(2000)) * time.Microsecond
 			giveUp := time.Duration(-1)
 			if rng.IntN(4) == 0 {
@@ -290,30 +307,51 @@ func TestExportSlotSharesProperty(t *testing.T) {
 					defer cancel()
 				}
 				var waited bool
-				until := g.waitUntil()
-				bytes, err := g.acquire(ctx, until, key, 100, &waited)
+				release, err := g.admit(ctx, g.waitUntil(), key, charge, export, &waited)
 				if err != nil {
-					return
-				}
-				defer bytes()
-				slot, err := g.exportSlot(ctx, until, key, &waited)
-				if err != nil {
-					if c := connect.CodeOf(err); c != connect.CodeUnavailable && c != connect.CodeDeadlineExceeded && c != connect.CodeCanceled {
-						bad.Store(fmt.Sprintf("exportSlot = %v", err))
+					c := connect.CodeOf(err)
+					switch {
+					case c == connect.CodeDeadlineExceeded || c == connect.CodeCanceled:
+					case c == connect.CodeUnavailable && errors.Is(err, errShuttingDown):
+					case c == connect.CodeResourceExhausted && (errors.Is(err, errKeyQueueWait) || errors.Is(err, errQueueWait)),
+						c == connect.CodeUnavailable && (errors.Is(err, errKeySlotWait) || errors.Is(err, errSlotWait)):
+						for _, b := range bounds {
+							if errors.Is(err, b) {
+								v, _ := refusedAt.LoadOrStore(b, new(atomic.Int64))
+								v.(*atomic.Int64).Add(1)
+							}
+						}
+						if !export && (errors.Is(err, errKeySlotWait) || errors.Is(err, errSlotWait)) {
+							bad.Store(fmt.Sprintf("an append refused waiting for a slot: %v", err))
+						}
+					default:
+						bad.Store(fmt.Sprintf("admit = %v", err))
 					}
 					return
 				}
-				if n := held[k].Add(1); n > perKey {
-					bad.Store(fmt.Sprintf("key %d holds %d slots, its share is %d", k, n, perKey))
+				if b := heldBytes[k].Add(kn); b > perKeyBytes {
+					bad.Store(fmt.Sprintf("key %d holds %d bytes, its share is %d", k, b, perKeyBytes))
 				}
-				if n := total.Add(1); n > slots {
-					bad.Store(fmt.Sprintf("%d slots held, the server has %d", n, slots))
+				if b := totalBytes.Add(n); b > maxBytes {
+					bad.Store(fmt.Sprintf("%d bytes held, the bound is %d", b, maxBytes))
+				}
+				if export {
+					if n := heldSlots[k].Add(1); n > perKey {
+						bad.Store(fmt.Sprintf("key %d holds %d slots, its share is %d", k, n, perKey))
+					}
+					if n := totalSlots.Add(1); n > slots {
+						bad.Store(fmt.Sprintf("%d slots held, the server has %d", n, slots))
+					}
 				}
 				time.Sleep(hold)
-				total.Add(-1)
-				held[k].Add(-1)
-				slot()
-				slot() // a second call gives nothing back twice
+				if export {
+					totalSlots.Add(-1)
+					heldSlots[k].Add(-1)
+				}
+				totalBytes.Add(-n)
+				heldBytes[k].Add(-kn)
+				release()
+				release() // a second call gives nothing back twice
 			}()
 		}
 		done := make(chan struct{})
@@ -321,15 +359,23 @@ func TestExportSlotSharesProperty(t *testing.T) {
 		select {
 		case <-done:
 		case <-time.After(2 * time.Minute): // a watchdog, not a measure: the round takes milliseconds
-			t.Fatalf("seed %d (slots %d, share %d, %d keys, maxWait %s): requests still unanswered after 2 minutes (deadlock, or a share not given back): %+v",
-				seed, slots, perKey, keys, maxWait, g.stats())
+			t.Fatalf("seed %d (slots %d, share %d, bytes %d, share %d, %d keys, maxWait %s): requests still unanswered after 2 minutes (deadlock, or a share not given back): %+v",
+				seed, slots, perKey, maxBytes, perKeyBytes, keys, maxWait, g.stats())
 		}
 		if b := bad.Load(); b != nil {
-			t.Fatalf("seed %d (slots %d, share %d, %d keys, maxWait %s): %s", seed, slots, perKey, keys, maxWait, b)
+			t.Fatalf("seed %d (slots %d, share %d, bytes %d, share %d, %d keys, maxWait %s): %s", seed, slots, perKey, maxBytes, perKeyBytes, keys, maxWait, b)
 		}
 		if st := g.stats(); st.Waiting != 0 || st.ExportsWaiting != 0 || st.ExportsWaitingForKey != 0 || st.ExportsInProgress != 0 || st.HeldBytes != 0 {
 			t.Fatalf("seed %d: after every request ended: %+v", seed, st)
 		}
 		checkAllFree(t, g)
+	}
+	for _, b := range bounds {
+		v, _ := refusedAt.Load(b)
+		if v == nil && !testing.Short() {
+			t.Errorf("no request refused past maxWait naming %q in %d rounds: the test misses that wait", b, rounds)
+		} else if v != nil {
+			t.Logf("refused past maxWait naming %q: %d", b, v.(*atomic.Int64).Load())
+		}
 	}
 }
