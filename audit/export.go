@@ -41,6 +41,13 @@ type Path struct {
 	// Payload, not erased): before the page's start, or past its cap
 	// (DecisionPathPage).
 	Omitted map[uint64]bool
+	// Resources names the span entries known to be OTLP resource entries
+	// (bundle.IsResourceEntry): those the page read, in its range or
+	// because a span it gives refers to them. They hold the resource and
+	// scope of the spans that refer to them, and are not spans to show. An
+	// omitted entry of a resource entry's shape (bundle.MayBeResourceEntry)
+	// may be one: the page that reads it says.
+	Resources map[uint64]bool
 	// Next is the index of the first span entry past the page's cap whose
 	// payload is omitted: where the next page starts. 0 when the page
 	// gives every payload from its start on.
@@ -59,21 +66,28 @@ var ErrTraceTooLarge = errors.New("trace too large to show at once")
 // versions they reference. ErrNotFound when the trace has no span,
 // ErrTraceTooLarge when it has more than MaxPathSpans.
 func (s *Searcher) DecisionPath(ctx context.Context, tenant string, trace [16]byte) (*Path, error) {
-	return s.DecisionPathPage(ctx, tenant, trace, 0, 0, nil)
+	return s.DecisionPathPage(ctx, tenant, trace, 0, 0)
 }
 
 // DecisionPathPage is DecisionPath holding at most about maxBytes of
-// payloads (0: no cap): every span entry's header, and the payloads of
-// the entries from index from on, in index order, up to the first whose
-// payload would take the page's payloads past maxBytes (the first one's
-// is always given, so that pages make progress). The others are omitted
-// (Path.Omitted), their payloads dropped as they are read, and Path.Next
-// names where the next page starts. So the payloads held in memory at
-// once are at most maxBytes and one entry's, besides those of the entries
-// keep (if not nil) reports every page needs whole (OTLP resource entries,
-// which render the spans that refer to them), given on every page and not
-// counted.
-func (s *Searcher) DecisionPathPage(ctx context.Context, tenant string, trace [16]byte, from uint64, maxBytes int, keep func(*ledger.Entry) bool) (*Path, error) {
+// payloads (0: no cap). It reads every span entry's header and erasure
+// state without decrypting (ledger.ReadEntryHeads), and decrypts only the
+// entries from index from on, in index order, up to the first whose
+// payload would take the page past maxBytes, and the OTLP resource
+// entries the spans it gives refer to (wherever they are in the trace).
+// A resource entry's payload counts against maxBytes as a span's does.
+// The first span from index from on is always given, with its resource
+// entry, so that pages make progress. The other entries' payloads are
+// omitted (Path.Omitted, not read) and Path.Next names where the next
+// page starts.
+//
+// So a page decrypts and holds at most maxBytes of payloads plus one span
+// and its resource entry (the first, given whatever its size) and one
+// entry more (the first past the cap, read to measure it), and reads
+// every entry's header: reading a trace page by page decrypts each entry
+// about once, plus two entries and the resource entries of the spans given
+// on each page.
+func (s *Searcher) DecisionPathPage(ctx context.Context, tenant string, trace [16]byte, from uint64, maxBytes int) (*Path, error) {
 	size, err := s.L.Size(ctx, tenant)
 	if err != nil {
 		return nil, err
@@ -88,31 +102,118 @@ func (s *Searcher) DecisionPathPage(ctx context.Context, tenant string, trace [1
 	if len(idxs) > MaxPathSpans {
 		return nil, fmt.Errorf("trace %x has %d spans, more than the %d shown at once; export it: %w", trace, len(idxs), MaxPathSpans, ErrTraceTooLarge)
 	}
-	p := &Path{Omitted: map[uint64]bool{}}
-	refs := map[[32]byte]bool{}
-	held, given := 0, false
-	for _, i := range idxs {
+	p := &Path{Omitted: map[uint64]bool{}, Resources: map[uint64]bool{}}
+	// Where each entry of a resource entry's shape is, by span id.
+	shaped := map[[8]byte]int{}
+	if err := s.L.ReadEntryHeads(ctx, tenant, idxs, func(e *ledger.Entry) error {
+		if bundle.MayBeResourceEntry(e.Header) {
+			if _, dup := shaped[e.Header.SpanID]; !dup {
+				shaped[e.Header.SpanID] = len(p.Spans)
+			}
+		}
+		if !e.Erased {
+			p.Omitted[e.Header.Index] = true
+		}
+		p.Spans = append(p.Spans, e)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	// read decrypts the entry at position i of p.Spans: false when it is
+	// erased (since its header was read).
+	read := func(i int) (bool, error) {
+		e, err := s.L.GetEntry(ctx, tenant, p.Spans[i].Header.Index)
+		if err != nil {
+			return false, err
+		}
+		s.decrypted.Add(1)
+		p.Spans[i] = e
+		if e.Erased {
+			delete(p.Omitted, e.Header.Index)
+		}
+		return !e.Erased, nil
+	}
+	// resourceOf reads the OTLP resource entry span e refers to, looked up
+	// by its derived span id: its position in p.Spans; -1 when e refers to
+	// none, or the entry is erased, not one, or already read by this page
+	// (a resource entry the page holds, or a span it gives).
+	resourceOf := func(e *ledger.Entry) (int, error) {
+		id, ok := bundle.ResourceEntryOf(trace[:], e.Payload)
+		r, found := shaped[id]
+		if !ok || !found || p.Spans[r].Erased || p.Spans[r].Payload != nil {
+			return -1, nil
+		}
+		live, err := read(r)
+		if err != nil || !live {
+			return -1, err
+		}
+		if bundle.IsResourceEntry(p.Spans[r].Header, p.Spans[r].Payload) {
+			return r, nil
+		}
+		p.Spans[r].Payload, p.Spans[r].Salt = nil, nil // a span, omitted here or read when the walk reaches it
+		return -1, nil
+	}
+	held, taken, spanGiven := 0, false, false
+	fits := func(n int, first bool) bool { return maxBytes <= 0 || first || held+n <= maxBytes }
+	for i, e := range p.Spans {
+		if e.Header.Index < from || e.Erased || p.Resources[e.Header.Index] {
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		e, err := s.L.GetEntry(ctx, tenant, i)
+		live, err := read(i)
 		if err != nil {
 			return nil, err
 		}
-		if !e.Erased && (keep == nil || !keep(e)) {
-			switch {
-			case i < from:
-				e.Payload, p.Omitted[i] = nil, true
-			case p.Next != 0 || maxBytes > 0 && given && held+len(e.Payload) > maxBytes:
-				if p.Next == 0 {
-					p.Next = i
-				}
-				e.Payload, p.Omitted[i] = nil, true
-			default:
-				held, given = held+len(e.Payload), true
+		if !live {
+			continue
+		}
+		e = p.Spans[i]
+		if bundle.IsResourceEntry(e.Header, e.Payload) {
+			if !fits(len(e.Payload), !taken) {
+				p.Next = e.Header.Index
+				break
+			}
+			held, taken = held+len(e.Payload), true
+			p.Resources[e.Header.Index] = true
+			delete(p.Omitted, e.Header.Index)
+			continue
+		}
+		// A span: given with the resource entry it refers to, if the page
+		// does not hold it yet.
+		n, res := len(e.Payload), -1
+		if r, err := resourceOf(e); err != nil {
+			return nil, err
+		} else if r >= 0 {
+			res, n = r, n+len(p.Spans[r].Payload)
+		}
+		if !fits(n, !spanGiven) {
+			p.Next = e.Header.Index
+			e.Payload = nil
+			if res >= 0 {
+				p.Spans[res].Payload = nil
+			}
+			break
+		}
+		held, taken, spanGiven = held+n, true, true
+		delete(p.Omitted, e.Header.Index)
+		if res >= 0 {
+			p.Resources[p.Spans[res].Header.Index] = true
+			delete(p.Omitted, p.Spans[res].Header.Index)
+		}
+	}
+	// The entries past the cap: read no further.
+	if p.Next != 0 {
+		for _, e := range p.Spans {
+			if e.Header.Index >= p.Next && !p.Resources[e.Header.Index] && e.Payload != nil {
+				e.Payload, e.Salt = nil, nil
+				p.Omitted[e.Header.Index] = true
 			}
 		}
-		p.Spans = append(p.Spans, e)
+	}
+	refs := map[[32]byte]bool{}
+	for _, e := range p.Spans {
 		for _, r := range e.Header.Refs {
 			if r != ([32]byte{}) && !refs[r] {
 				refs[r] = true

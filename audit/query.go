@@ -107,8 +107,9 @@ type TraceHit struct {
 // Searcher runs queries over a ledger.
 type Searcher struct {
 	L *ledger.Ledger
-	// work counts the spans searches read or checked; tests bound it.
-	work atomic.Int64
+	// work counts the spans searches read or checked; decrypted, the
+	// payloads DecisionPathPage decrypted. Tests bound them.
+	work, decrypted atomic.Int64
 }
 
 // maxScan bounds the candidates one Traces call examines, so that no query

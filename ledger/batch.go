@@ -47,6 +47,47 @@ func (l *Ledger) ReadEntries(ctx context.Context, tenant string, idxs []uint64, 
 	})
 }
 
+// ReadEntryHeads reads the entries idxs of a tenant's log (each below its
+// committed size) in one read transaction, as ReadEntries does but without
+// their payloads, and calls fn with each, in order: Header, HeaderBytes,
+// LeafHash and ErasedBy as GetEntry gives them, Salt and Payload nil, and
+// Erased when the entry's payload is gone from the store. It reads no
+// payload (a payload's presence is its key's, not its value's): an entry
+// costs its header record and two key lookups, so a caller can show a
+// whole trace's shape, and which of its entries are erased, for a
+// fraction of the work of reading it. One state differs from GetEntry's:
+// an entry whose data key is destroyed while its payload is still stored
+// reads as not erased here, and erased by GetEntry, which opens the
+// payload. Shred drops the payloads it erases before it destroys their
+// keys (re-sealing the others), so it leaves no such entry, even when
+// interrupted; a key lost otherwise would. It stops at the first error,
+// fn's included.
+func (l *Ledger) ReadEntryHeads(ctx context.Context, tenant string, idxs []uint64, fn func(*Entry) error) error {
+	tid, err := l.tenantID(ctx, tenant, false)
+	if err != nil {
+		return err
+	}
+	size := l.committedSize(tid)
+	return l.db.View(func(txn *badger.Txn) error {
+		for _, i := range idxs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if i >= size {
+				return fmt.Errorf("entry %d: %w", i, ErrNotFound)
+			}
+			e, _, err := readEntryHead(txn, tid, i)
+			if err != nil {
+				return err
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // Headers returns the headers of the entries idxs (each below the committed
 // size), in order, read in one transaction.
 func (l *Ledger) Headers(ctx context.Context, tenant string, idxs []uint64) ([]*format.Header, error) {

@@ -49,32 +49,9 @@ func (l *Ledger) GetEntry(ctx context.Context, tenant string, index uint64) (*En
 // readEntry reads and decrypts an entry. It checks that the payload
 // matches the header's commitment.
 func (l *Ledger) readEntry(txn getter, tenant uint32, index uint64) (*Entry, error) {
-	hb, _, err := readRecord(txn, tenant, index)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("entry %d: %w", index, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read entry %d: %w", index, err)
-	}
-	h, err := format.ParseHeader(hb)
-	if err != nil {
-		return nil, fmt.Errorf("read entry %d: %w", index, err)
-	}
-	e := &Entry{Header: h, HeaderBytes: hb, LeafHash: format.LeafHash(hb)}
-	if item, err := txn.Get(tenantIndexKey(nsErasedBy, tenant, index)); err == nil {
-		var by uint64
-		if err := item.Value(func(v []byte) error { by = binary.BigEndian.Uint64(v); return nil }); err != nil {
-			return nil, err
-		}
-		e.ErasedBy = &by
-	}
-	item, err := txn.Get(payloadKey(tenant, index))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		e.Erased = true
-		return e, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read payload %d: %w", index, err)
+	e, item, err := readEntryHead(txn, tenant, index)
+	if err != nil || item == nil {
+		return e, err
 	}
 	env, err := item.ValueCopy(nil)
 	if err != nil {
@@ -92,15 +69,49 @@ func (l *Ledger) readEntry(txn getter, tenant uint32, index uint64) (*Entry, err
 	if err != nil {
 		return nil, fmt.Errorf("payload %d: %w", index, err)
 	}
-	salt, payload, err := open(dk, tenant, h.Commitment, ev)
+	salt, payload, err := open(dk, tenant, e.Header.Commitment, ev)
 	if err != nil {
 		return nil, fmt.Errorf("payload %d: %w", index, err)
 	}
-	if format.Commitment(salt, payload) != h.Commitment {
+	if format.Commitment(salt, payload) != e.Header.Commitment {
 		return nil, fmt.Errorf("payload %d: %w: commitment mismatch", index, ErrDecrypt)
 	}
 	e.Salt, e.Payload = salt, payload
 	return e, nil
+}
+
+// readEntryHead reads an entry's header and erased-by mark, and the item
+// of its stored payload: nil, and the entry Erased, when the payload is
+// gone. It reads no payload.
+func readEntryHead(txn getter, tenant uint32, index uint64) (*Entry, *badger.Item, error) {
+	hb, _, err := readRecord(txn, tenant, index)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil, fmt.Errorf("entry %d: %w", index, ErrNotFound)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read entry %d: %w", index, err)
+	}
+	h, err := format.ParseHeader(hb)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read entry %d: %w", index, err)
+	}
+	e := &Entry{Header: h, HeaderBytes: hb, LeafHash: format.LeafHash(hb)}
+	if item, err := txn.Get(tenantIndexKey(nsErasedBy, tenant, index)); err == nil {
+		var by uint64
+		if err := item.Value(func(v []byte) error { by = binary.BigEndian.Uint64(v); return nil }); err != nil {
+			return nil, nil, err
+		}
+		e.ErasedBy = &by
+	}
+	item, err := txn.Get(payloadKey(tenant, index))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		e.Erased = true
+		return e, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read payload %d: %w", index, err)
+	}
+	return e, item, nil
 }
 
 // VersionInfo locates a registered version.

@@ -34,6 +34,23 @@ func ResourceEntrySpanID(traceID, digest []byte) [8]byte {
 	return derivedSpanID("veritrace/otlp/resource/v2", traceID, digest)
 }
 
+// ResourceEntryOf returns the span id of the resource entry, in trace
+// traceID, that a span entry's payload refers to: ResourceEntrySpanID of
+// its otlp.resource_scope_sha256. False when the payload is not an OTLP
+// span or log record. The entry of the trace with that span id is the
+// resource entry only if IsResourceEntry says so.
+func ResourceEntryOf(traceID, payload []byte) ([8]byte, bool) {
+	sp := &v1.Span{}
+	if proto.Unmarshal(payload, sp) != nil {
+		return [8]byte{}, false
+	}
+	switch src := sp.GetOtlp(); FormOf(src) {
+	case OTLPSpan, OTLPLogRecord:
+		return ResourceEntrySpanID(traceID, src.GetResourceScopeSha256()), true
+	}
+	return [8]byte{}, false
+}
+
 // LogEntrySpanID is the span id of the entry of an OTLP log record: the
 // first 8 bytes of
 // SHA-256("veritrace/otlp/log/v2" || 0x00 || resource_scope_sha256 || log_record),

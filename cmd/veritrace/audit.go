@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -96,11 +97,18 @@ func runTrace(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // fetchTrace gets a trace's decision path, following GetTrace's pages
-// (next_page_token) until every span's content is in hand: the first
-// page's tree, with the content of each span filled in from the page that
-// gives it. A span appended after the first page is not shown (the tree
-// is the first page's). Each page gives at least one span's content, so
-// there are at most as many pages as spans.
+// (next_page_token) until every span of the first page has its content:
+// the first page's tree, each span's content filled in from the page that
+// gives it. A later page knows better of what it shows: a span erased
+// since the first page is shown erased (its content, if the first page
+// gave it, dropped), and an entry a later page leaves out of its tree is
+// an OTLP resource entry the first page could not tell from a span (it
+// read none of its payload), left out too. A span appended after the
+// first page is not shown (the tree is the first page's), so a trace
+// still being written is read to the end of what the first page showed.
+// Each page gives the content of the first span it starts at, which is
+// one the first page omitted while any is left: at most one page more
+// than the first page omitted spans.
 func fetchTrace(ctx context.Context, c veritracev1connect.AuditServiceClient, id []byte) (*v1.GetTraceResponse, error) {
 	resp, err := c.GetTrace(ctx, connect.NewRequest(&v1.GetTraceRequest{TraceId: id}))
 	if err != nil {
@@ -108,36 +116,76 @@ func fetchTrace(ctx context.Context, c veritracev1connect.AuditServiceClient, id
 	}
 	first := resp.Msg
 	nodes := map[uint64]*v1.SpanNode{}
-	var index func([]*v1.SpanNode)
-	index = func(ns []*v1.SpanNode) {
-		for _, n := range ns {
-			nodes[n.GetIndex()] = n
-			index(n.GetChildren())
+	walkSpanNodes(first.GetRoots(), func(n *v1.SpanNode) { nodes[n.GetIndex()] = n })
+	omitted := 0
+	for _, n := range nodes {
+		if n.GetContentOmitted() {
+			omitted++
 		}
 	}
-	index(first.GetRoots())
-	var fill func([]*v1.SpanNode)
-	fill = func(ns []*v1.SpanNode) {
-		for _, n := range ns {
-			if m := nodes[n.GetIndex()]; m != nil && m.GetContentOmitted() && !n.GetContentOmitted() {
-				m.Span, m.OtlpJson, m.DecodeError, m.ContentOmitted = n.Span, n.OtlpJson, n.DecodeError, false
-			}
-			fill(n.GetChildren())
-		}
-	}
-	for token, pages := first.GetNextPageToken(), 1; token != ""; pages++ {
-		if pages > len(nodes) {
-			return nil, fmt.Errorf("GetTrace answered more pages than the trace has spans (%d)", len(nodes))
+	dropped, most := map[uint64]bool{}, omitted
+	for token, pages := first.GetNextPageToken(), 0; token != "" && omitted > 0; pages++ {
+		if pages == most {
+			return nil, fmt.Errorf("GetTrace answered %d pages and %d spans of the first still have no content", pages+1, omitted)
 		}
 		resp, err := c.GetTrace(ctx, connect.NewRequest(&v1.GetTraceRequest{TraceId: id, PageToken: token}))
 		if err != nil {
-			return nil, fmt.Errorf("GetTrace page %d: %w", pages+1, err)
+			return nil, fmt.Errorf("GetTrace page %d: %w", pages+2, err)
 		}
-		fill(resp.Msg.GetRoots())
+		shown := map[uint64]*v1.SpanNode{}
+		walkSpanNodes(resp.Msg.GetRoots(), func(n *v1.SpanNode) { shown[n.GetIndex()] = n })
+		for i, m := range nodes {
+			n := shown[i]
+			before := m.GetContentOmitted()
+			switch {
+			case n == nil:
+				dropped[i] = true
+				delete(nodes, i)
+			case n.GetErased():
+				m.Span, m.OtlpJson, m.DecodeError, m.ContentOmitted = nil, "", "", false
+				m.Erased, m.ErasedByTombstone = true, n.ErasedByTombstone
+			case m.GetContentOmitted() && !n.GetContentOmitted():
+				m.Span, m.OtlpJson, m.DecodeError, m.ContentOmitted = n.Span, n.OtlpJson, n.DecodeError, false
+			}
+			if before && (n == nil || !m.GetContentOmitted()) {
+				omitted--
+			}
+		}
 		token = resp.Msg.GetNextPageToken()
+	}
+	if len(dropped) > 0 {
+		first.Roots = withoutNodes(first.GetRoots(), dropped)
 	}
 	first.NextPageToken = ""
 	return first, nil
+}
+
+// walkSpanNodes calls f on every node of a tree, depth first, without
+// recursion (a server may nest deeply).
+func walkSpanNodes(roots []*v1.SpanNode, f func(*v1.SpanNode)) {
+	stack := slices.Clone(roots)
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		f(n)
+		stack = append(stack, n.GetChildren()...)
+	}
+}
+
+// withoutNodes returns ns without the nodes whose index is in drop, each
+// dropped node's children in its place. It recurses as deep as the tree,
+// which a protobuf message bounds (10,000 levels).
+func withoutNodes(ns []*v1.SpanNode, drop map[uint64]bool) []*v1.SpanNode {
+	var out []*v1.SpanNode
+	for _, n := range ns {
+		n.Children = withoutNodes(n.GetChildren(), drop)
+		if drop[n.GetIndex()] {
+			out = append(out, n.GetChildren()...)
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // printTraceTree prints a trace's decision path as a tree, a span a line,

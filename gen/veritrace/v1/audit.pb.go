@@ -295,6 +295,13 @@ type SpanNode struct {
 	// The span's content (span, otlp_json, decode_error) is not in this
 	// answer: given in an earlier page, or left for the next one
 	// (GetTraceResponse.next_page_token). Never set for an erased span.
+	// A page that reads no payload of an entry cannot tell an OTLP resource
+	// entry (a root of kind OTHER, docs/OTLP.md) from a span: it shows it as
+	// a span with content omitted, and the page that reads it leaves it out
+	// of its tree. A client that merges pages into the first page's tree
+	// leaves out every node a later page leaves out, and takes a later
+	// page's erased and erased_by_tombstone (an erasure between pages) over
+	// the first page's content.
 	ContentOmitted bool `protobuf:"varint,16,opt,name=content_omitted,json=contentOmitted,proto3" json:"content_omitted,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -447,7 +454,9 @@ type GetTraceResponse struct {
 	TraceId []byte                 `protobuf:"bytes,1,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	// Root spans, ordered by start: those with no parent, a parent not in
 	// the ledger, or a parent loop (SpanNode.placement). Every span the
-	// ledger holds for the trace appears exactly once in the tree. The tree
+	// ledger holds for the trace appears exactly once in the tree (and, its
+	// content omitted, a resource entry the page could not tell from a span:
+	// SpanNode.content_omitted). The tree
 	// nests at most 32 spans deep (roots are depth 1): a span whose parent
 	// is at depth 32 is shown beside it (TREE_PLACEMENT_DEPTH_CAPPED), so
 	// that an answer of any shape decodes within the recursion limit of

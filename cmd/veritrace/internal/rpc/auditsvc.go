@@ -20,7 +20,6 @@ import (
 	"github.com/veritrace/veritrace/cmd/veritrace/internal/otlp"
 	v1 "github.com/veritrace/veritrace/gen/veritrace/v1"
 	"github.com/veritrace/veritrace/gen/veritrace/v1/veritracev1connect"
-	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
 )
 
@@ -152,7 +151,7 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.search.DecisionPathPage(ctx, tenant, trace, from, s.maxTraceBytes, resourceEntry)
+	p, err := s.search.DecisionPathPage(ctx, tenant, trace, from, s.maxTraceBytes)
 	if errors.Is(err, audit.ErrTraceTooLarge) {
 		return nil, connect.NewError(connect.CodeResourceExhausted, err)
 	}
@@ -166,7 +165,7 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 	spans := make([]*v1.Span, len(p.Spans))
 	decodeErrs := make([]error, len(p.Spans))
 	for i, e := range p.Spans {
-		if !e.Erased {
+		if !e.Erased && !p.Omitted[e.Header.Index] {
 			m, err := bundle.ParsePayload(format.KindSpan, e.Payload)
 			if err == nil {
 				spans[i] = m.(*v1.Span)
@@ -176,14 +175,14 @@ func (s *auditService) GetTrace(ctx context.Context, req *connect.Request[v1.Get
 	}
 	// OTLP resource entries hold the resource and scope of the trace's
 	// spans as received: shown within each span's otlp_json, not as spans.
-	res := otlpResources(trace, p.Spans, spans)
+	res := otlpResources(trace, p, spans)
 	// The content is given in index order up to the cap, measured as sent
 	// (the OTLP rendering may be larger than the payload): the first
 	// span's always, then none past the first that does not fit.
 	next, given := p.Next, 0
 	for i, e := range p.Spans {
 		h := e.Header
-		if res.entries[h.SpanID] {
+		if res.entries[h.Index] {
 			continue
 		}
 		n := &v1.SpanNode{Index: h.Index, LeafHash: e.LeafHash[:], AppendedAt: timestamppb.New(h.AppendedAt),
@@ -349,37 +348,38 @@ func (s *auditService) ExportBundle(ctx context.Context, req *connect.Request[v1
 	return out.flush()
 }
 
-// traceResources are the OTLP resource entries of a trace: their span ids,
-// and their resource_scope bytes by SHA-256.
+// traceResources are the OTLP resource entries of a trace that a page
+// knows: their ledger indexes, and their resource_scope bytes by SHA-256.
 type traceResources struct {
-	entries map[[8]byte]bool
+	entries map[uint64]bool
 	bytes   map[[32]byte][]byte
 }
 
-// otlpResources finds a trace's resource entries among its entries (spans
-// holds their decoded payloads, nil when erased or undecodable): those
-// whose payload is one, and erased entries whose span id is that of the
-// resource entry a span of the trace refers to.
-func otlpResources(trace [16]byte, entries []*ledger.Entry, spans []*v1.Span) traceResources {
-	r := traceResources{entries: map[[8]byte]bool{}, bytes: map[[32]byte][]byte{}}
-	for i, e := range entries {
+// otlpResources finds the resource entries among a page's entries (spans
+// holds their decoded payloads, nil when erased, omitted or undecodable):
+// those the page read as one (audit.Path.Resources), and erased entries
+// whose span id is that of the resource entry a span the page gives
+// refers to. An omitted entry may be one too; the page that reads it
+// leaves it out.
+func otlpResources(trace [16]byte, p *audit.Path, spans []*v1.Span) traceResources {
+	r := traceResources{entries: map[uint64]bool{}, bytes: map[[32]byte][]byte{}}
+	refs := map[[8]byte]bool{}
+	for i, e := range p.Spans {
 		src := spans[i].GetOtlp()
-		switch bundle.FormOf(src) {
-		case bundle.OTLPResource:
-			r.entries[e.Header.SpanID] = true
+		switch {
+		case p.Resources[e.Header.Index]:
+			r.entries[e.Header.Index] = true
 			r.bytes[sha256.Sum256(src.GetResourceScope())] = src.GetResourceScope()
-		case bundle.OTLPSpan, bundle.OTLPLogRecord:
-			r.entries[bundle.ResourceEntrySpanID(trace[:], src.GetResourceScopeSha256())] = true
+		case bundle.FormOf(src) == bundle.OTLPSpan, bundle.FormOf(src) == bundle.OTLPLogRecord:
+			refs[bundle.ResourceEntrySpanID(trace[:], src.GetResourceScopeSha256())] = true
+		}
+	}
+	for _, e := range p.Spans {
+		if e.Erased && refs[e.Header.SpanID] && bundle.MayBeResourceEntry(e.Header) {
+			r.entries[e.Header.Index] = true
 		}
 	}
 	return r
-}
-
-// resourceEntry reports whether e is an OTLP resource entry: every page of
-// a GetTrace answer holds them, to render the spans that refer to them.
-func resourceEntry(e *ledger.Entry) bool {
-	m, err := bundle.ParsePayload(format.KindSpan, e.Payload)
-	return err == nil && bundle.FormOf(m.(*v1.Span).GetOtlp()) == bundle.OTLPResource
 }
 
 // of returns the resource_scope a span's source refers to, nil when the

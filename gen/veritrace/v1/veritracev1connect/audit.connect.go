@@ -53,7 +53,9 @@ type AuditServiceClient interface {
 	// the spans in one answer is at most the server's answer cap (4 MiB by
 	// default): the spans' content is given in ledger order until the cap,
 	// at least one span's; next_page_token continues from the first span left
-	// out (SpanNode.content_omitted).
+	// out (SpanNode.content_omitted). A page decrypts only the content it
+	// gives and the OTLP resource entries of those spans (docs/OTLP.md),
+	// which count against the cap; it reads the other entries' headers.
 	GetTrace(context.Context, *connect.Request[v1.GetTraceRequest]) (*connect.Response[v1.GetTraceResponse], error)
 	// QueryTraces finds traces; a trace matches when one of its spans
 	// matches every condition given. Results are ordered by the ledger index
@@ -147,7 +149,9 @@ type AuditServiceHandler interface {
 	// the spans in one answer is at most the server's answer cap (4 MiB by
 	// default): the spans' content is given in ledger order until the cap,
 	// at least one span's; next_page_token continues from the first span left
-	// out (SpanNode.content_omitted).
+	// out (SpanNode.content_omitted). A page decrypts only the content it
+	// gives and the OTLP resource entries of those spans (docs/OTLP.md),
+	// which count against the cap; it reads the other entries' headers.
 	GetTrace(context.Context, *connect.Request[v1.GetTraceRequest]) (*connect.Response[v1.GetTraceResponse], error)
 	// QueryTraces finds traces; a trace matches when one of its spans
 	// matches every condition given. Results are ordered by the ledger index

@@ -31,6 +31,43 @@ describe("fetchTrace", () => {
     expect(names).toEqual([["span 1", false], ["span 2", false], ["span 3", false]]);
   });
   it("stops a server that pages without end", async () => {
-    await expect(fetchTrace(async () => page([1], "again"), new Uint8Array(16))).rejects.toThrow(/more pages/);
+    await expect(fetchTrace(async () => page([1], "again"), new Uint8Array(16))).rejects.toThrow(/still have no content/);
+  });
+  it("shows erased a span erased between pages, with its tombstone", async () => {
+    const second = page([], "");
+    for (const n of [second.roots[0], ...second.roots[0].children]) {
+      n.contentOmitted = false;
+      n.erased = true;
+      n.erasedByTombstone = 9n;
+    }
+    const pages: Record<string, GetTraceResponse> = { "": page([1], "p2"), p2: second };
+    const t = await fetchTrace(async (req) => pages[req.pageToken ?? ""], new Uint8Array(16));
+    const got = [t.roots[0], ...t.roots[0].children].map((n) => [n.erased, n.erasedByTombstone, n.contentOmitted, n.span]);
+    expect(got).toEqual([
+      [true, 9n, false, undefined],
+      [true, 9n, false, undefined],
+      [true, 9n, false, undefined],
+    ]);
+  });
+  it("stops once the first page's spans have their content, though the trace grows", async () => {
+    // Each later page names a page more (spans appended meanwhile).
+    const asked: string[] = [];
+    const t = await fetchTrace(async (req) => {
+      const tok = req.pageToken ?? "";
+      asked.push(tok);
+      return tok === "" ? page([1], "p2") : page([1, 2, 3], tok + "+");
+    }, new Uint8Array(16));
+    expect(asked).toEqual(["", "p2"]);
+    expect([t.roots[0], ...t.roots[0].children].map((n) => n.contentOmitted)).toEqual([false, false, false]);
+  });
+  it("leaves out an entry a later page leaves out of its tree (a resource entry)", async () => {
+    const second = page([2, 3], "");
+    second.roots = second.roots[0].children; // entry 1 is not in the tree
+    const pages: Record<string, GetTraceResponse> = { "": page([], "p2"), p2: second };
+    const t = await fetchTrace(async (req) => pages[req.pageToken ?? ""], new Uint8Array(16));
+    expect(t.roots.map((n) => [n.index, n.span?.name])).toEqual([
+      [2n, "span 2"],
+      [3n, "span 3"],
+    ]);
   });
 });

@@ -229,6 +229,13 @@ export type SpanNode = Message<"veritrace.v1.SpanNode"> & {
    * The span's content (span, otlp_json, decode_error) is not in this
    * answer: given in an earlier page, or left for the next one
    * (GetTraceResponse.next_page_token). Never set for an erased span.
+   * A page that reads no payload of an entry cannot tell an OTLP resource
+   * entry (a root of kind OTHER, docs/OTLP.md) from a span: it shows it as
+   * a span with content omitted, and the page that reads it leaves it out
+   * of its tree. A client that merges pages into the first page's tree
+   * leaves out every node a later page leaves out, and takes a later
+   * page's erased and erased_by_tombstone (an erasure between pages) over
+   * the first page's content.
    *
    * @generated from field: bool content_omitted = 16;
    */
@@ -254,7 +261,9 @@ export type GetTraceResponse = Message<"veritrace.v1.GetTraceResponse"> & {
   /**
    * Root spans, ordered by start: those with no parent, a parent not in
    * the ledger, or a parent loop (SpanNode.placement). Every span the
-   * ledger holds for the trace appears exactly once in the tree. The tree
+   * ledger holds for the trace appears exactly once in the tree (and, its
+   * content omitted, a resource entry the page could not tell from a span:
+   * SpanNode.content_omitted). The tree
    * nests at most 32 spans deep (roots are depth 1): a span whose parent
    * is at depth 32 is shown beside it (TREE_PLACEMENT_DEPTH_CAPPED), so
    * that an answer of any shape decodes within the recursion limit of
@@ -836,7 +845,9 @@ export const AuditService: GenService<{
    * the spans in one answer is at most the server's answer cap (4 MiB by
    * default): the spans' content is given in ledger order until the cap,
    * at least one span's; next_page_token continues from the first span left
-   * out (SpanNode.content_omitted).
+   * out (SpanNode.content_omitted). A page decrypts only the content it
+   * gives and the OTLP resource entries of those spans (docs/OTLP.md),
+   * which count against the cap; it reads the other entries' headers.
    *
    * @generated from rpc veritrace.v1.AuditService.GetTrace
    */
