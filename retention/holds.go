@@ -345,7 +345,7 @@ func (s *Service) placedAgain(ctx context.Context, tenant string, req HoldReques
 		}
 	}
 	if legacyScope(h.Scope) {
-		idx, _, err := s.L.IdentityIndex(ctx, tenant, format.KindHold, recordID("hold", h.ID, "placed"))
+		idx, err := s.legacyEntry(ctx, tenant, h)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -521,27 +521,27 @@ func (s *Service) ReleaseHold(ctx context.Context, tenant, id, reason, by string
 		return nil, 0, err
 	}
 	h.ReleasedBy, h.ReleasedAt, h.ReleaseReason = by, s.now(), reason
+	// The entry first, which acknowledges the release, then the record:
+	// a crash between the two leaves a release that the next read of the
+	// record finishes (settle, release.go).
 	idx, err := s.appendRecord(ctx, tenant, format.KindHold, format.HoldReleased, recordID("hold", h.ID, "released"), h.forLog())
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := s.putHold(ctx, tenant, h); err != nil {
+	if h, _, err = s.finishRelease(ctx, tenant, h.ID, h); err != nil {
 		return nil, 0, err
 	}
 	return s.view(ctx, tenant, h), idx, nil
 }
 
-// hold reads a hold's state record.
+// hold reads a hold's state record, as the log decides it (settle).
 func (s *Service) hold(ctx context.Context, tenant, id string) (*Hold, error) {
 	b, err := s.L.GetState(ctx, tenant, stateHold+id)
 	if err != nil {
 		return nil, err
 	}
-	h := &Hold{}
-	if err := json.Unmarshal(b, h); err != nil {
-		return nil, fmt.Errorf("hold %s: %w", id, err)
-	}
-	return h, nil
+	h, _, err := s.settle(ctx, tenant, b)
+	return h, err
 }
 
 func (s *Service) putHold(ctx context.Context, tenant string, h *Hold) error {
@@ -616,8 +616,8 @@ func (s *Service) stored(ctx context.Context, tenant string, all bool) ([]*Hold,
 	return out, nil
 }
 
-// records lists a tenant's hold records, pending ones too, in the order
-// they were placed.
+// records lists a tenant's hold records, pending ones too, as the log
+// decides them (settle), in the order they were placed.
 func (s *Service) records(ctx context.Context, tenant string) ([]*Hold, error) {
 	_, values, err := s.L.ListState(ctx, tenant, stateHold)
 	if err != nil {
@@ -625,8 +625,8 @@ func (s *Service) records(ctx context.Context, tenant string) ([]*Hold, error) {
 	}
 	out := make([]*Hold, 0, len(values))
 	for _, v := range values {
-		h := &Hold{}
-		if err := json.Unmarshal(v, h); err != nil {
+		h, _, err := s.settle(ctx, tenant, v)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, h)
@@ -649,14 +649,7 @@ func (s *Service) held(ctx context.Context, tenant string, cands []uint64) (map[
 		return nil, size, err
 	}
 	out := map[uint64]*Hold{}
-	for _, h := range holds {
-		// A release is acknowledged once its entry is appended, before its
-		// state record says so (ReleaseHold): the log decides.
-		if _, released, err := s.L.IdentityIndex(ctx, tenant, format.KindHold, recordID("hold", h.ID, "released")); err != nil {
-			return nil, 0, err
-		} else if released {
-			continue
-		}
+	for _, h := range holds { // in force by the log (settle)
 		var covered func(uint64) bool
 		sc := h.Scope
 		switch {

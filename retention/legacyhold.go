@@ -3,11 +3,11 @@ package retention
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/veritrace/veritrace/ledger"
+	"github.com/veritrace/veritrace/ledger/format"
 )
 
 // Holds stored by builds before hold scopes named subjects and sessions by
@@ -59,12 +59,9 @@ func (s *Service) upgradeHold(ctx context.Context, tenant, id string) error {
 	if err != nil {
 		return err
 	}
-	h := &Hold{}
-	if err := json.Unmarshal(old, h); err != nil {
-		return fmt.Errorf("hold %s: %w", id, err)
-	}
-	if !legacyScope(h.Scope) {
-		return nil
+	h, old, err := s.settle(ctx, tenant, old) // in force or released, by the log
+	if err != nil || !legacyScope(h.Scope) {
+		return err
 	}
 	ok, err := s.upgraded(ctx, tenant, h)
 	if err != nil || !ok {
@@ -155,9 +152,9 @@ func (s *Service) scrubLegacy(ctx context.Context, tenant string) error {
 	if err != nil {
 		return err
 	}
-	for _, old := range values {
-		h := &Hold{}
-		if err := json.Unmarshal(old, h); err != nil {
+	for _, v := range values {
+		h, old, err := s.settle(ctx, tenant, v) // released by the log too
+		if err != nil {
 			return err
 		}
 		if h.Active() || !legacyScope(h.Scope) {
@@ -182,4 +179,20 @@ func (s *Service) scrubLegacy(ctx context.Context, tenant string) error {
 		}
 	}
 	return nil
+}
+
+// legacyEntry returns the index of the entry that answers a request asked
+// again for hold h, released and left as an earlier build stored it
+// (upgraded): its placed entry, or, if that build released it without one
+// (its placing interrupted before the entry was appended), its released
+// entry, the hold's one entry in the log. Neither is an error: a released
+// hold has its released entry (settle).
+func (s *Service) legacyEntry(ctx context.Context, tenant string, h *Hold) (uint64, error) {
+	for _, step := range []string{"placed", "released"} {
+		idx, found, err := s.L.IdentityIndex(ctx, tenant, format.KindHold, recordID("hold", h.ID, step))
+		if err != nil || found {
+			return idx, err
+		}
+	}
+	return 0, fmt.Errorf("hold %s: released, yet no entry of it in the log", h.ID)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/veritrace/veritrace/ledger"
 	"github.com/veritrace/veritrace/ledger/format"
 	"github.com/veritrace/veritrace/policy"
+	"github.com/veritrace/veritrace/retention"
 )
 
 // rule is how one procedure is authorised and recorded.
@@ -125,6 +126,7 @@ func principalFrom(ctx context.Context) (*policy.Principal, string) {
 // table, and records it in the access log before the answer is sent.
 type authInterceptor struct {
 	l        *ledger.Ledger
+	holds    *retention.Service // names a hold's subject (releaseTarget)
 	log      *slog.Logger
 	now      func() time.Time
 	limiter  *failureLimiter
@@ -135,7 +137,7 @@ type authInterceptor struct {
 // they are (NewHandler fills in defaults: a zero RefusalPeriod here records
 // every refusal on its own).
 func newAuthInterceptor(l *ledger.Ledger, opts Options) *authInterceptor {
-	a := &authInterceptor{l: l, log: opts.Logger, now: opts.Now,
+	a := &authInterceptor{l: l, holds: opts.Retention, log: opts.Logger, now: opts.Now,
 		limiter: newFailureLimiter(opts.AuthFailureBurst, opts.AuthFailureRate)}
 	a.refusals = &refusals{period: opts.RefusalPeriod, now: opts.Now, write: a.write, log: opts.Logger, bursts: map[burstKey]*burst{}}
 	return a
@@ -319,15 +321,36 @@ func (a *authInterceptor) appendRecord(ctx context.Context, r *v1.AccessRecord, 
 // tell it whether the id it named has data, nor give it a pseudonym it
 // could find in other records. An id whose name cannot be computed is
 // "pseudonym:unavailable".
+//
+// A hold is named by the subject or session it covers, by the same rules
+// (retention.Service.HoldName), looked up only for an id that reads as
+// one word in a target (plainWord: at most 160 bytes); one that cannot be
+// looked up is named by nothing.
 func (a *authInterceptor) namer(ctx context.Context, tenant string, allowed bool) namer {
-	return func(field uint8, value string) string {
-		ctx := context.WithoutCancel(ctx)
-		name, err := a.pseudonymOf(ctx, tenant, field, value, allowed)
-		if err != nil {
-			a.log.WarnContext(ctx, "pseudonym", "tenant", tenant, "err", err)
-			return "pseudonym:unavailable"
-		}
-		return "pseudonym:" + name
+	ctx = context.WithoutCancel(ctx)
+	return namer{
+		id: func(field uint8, value string) string {
+			name, err := a.pseudonymOf(ctx, tenant, field, value, allowed)
+			if err != nil {
+				a.log.WarnContext(ctx, "pseudonym", "tenant", tenant, "err", err)
+				return "pseudonym:unavailable"
+			}
+			return "pseudonym:" + name
+		},
+		hold: func(id string) string {
+			if !plainWord(id) {
+				return ""
+			}
+			kind, name, err := a.holds.HoldName(ctx, tenant, id, allowed)
+			if err != nil {
+				a.log.WarnContext(ctx, "hold pseudonym", "tenant", tenant, "err", err)
+				return ""
+			}
+			if kind == "" {
+				return ""
+			}
+			return " " + kind + "=pseudonym:" + name
+		},
 	}
 }
 

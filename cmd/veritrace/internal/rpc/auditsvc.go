@@ -52,10 +52,10 @@ func describeQuery(q *v1.TraceQuery, n namer) string {
 	// text quoted.
 	var names, parts []string
 	if v := q.GetSessionId(); v != "" {
-		names = append(names, "session="+n(audit.FieldSession, v))
+		names = append(names, "session="+n.id(audit.FieldSession, v))
 	}
 	if v := q.GetSubjectId(); v != "" {
-		names = append(names, "subject="+n(audit.FieldSubject, v))
+		names = append(names, "subject="+n.id(audit.FieldSubject, v))
 	}
 	if t := q.GetTraceId(); len(t) == 16 {
 		names = append(names, fmt.Sprintf("trace=%x", t))

@@ -18,7 +18,10 @@ import (
 // the target's cut. Every target kind that has names is checked, with each
 // of its client fields at its longest.
 func TestTargetNamesBeforeClientFields(t *testing.T) {
-	n := func(field uint8, v string) string { return "pseudonym:" + strings.Repeat(v[:2], 12) }
+	n := namer{
+		id:   func(field uint8, v string) string { return "pseudonym:" + strings.Repeat(v[:2], 12) },
+		hold: func(string) string { return " subject=pseudonym:" + strings.Repeat("al", 12) },
+	}
 	subject, session := "subject=pseudonym:"+strings.Repeat("al", 12), "session=pseudonym:"+strings.Repeat("s1", 12)
 	long := strings.Repeat("x", 4*maxTargetBytes)
 	query := func(traceID int) *v1.TraceQuery {
@@ -30,9 +33,11 @@ func TestTargetNamesBeforeClientFields(t *testing.T) {
 		want   []string
 	}
 	cases := map[string]tc{
-		"hold subject": {holdTarget, &v1.PlaceHoldRequest{RequestId: long, CaseRef: long, Scope: &v1.HoldScope{SubjectId: "alice"}}, []string{subject}},
-		"hold session": {holdTarget, &v1.PlaceHoldRequest{RequestId: long, CaseRef: long, Scope: &v1.HoldScope{SessionId: "s1"}}, []string{session}},
-		"access log":   {accessLogTarget, &v1.ListAccessLogRequest{FromIndex: math.MaxUint64, SubjectId: "alice"}, []string{subject}},
+		"hold subject":            {holdTarget, &v1.PlaceHoldRequest{RequestId: long, CaseRef: long, Scope: &v1.HoldScope{SubjectId: "alice"}}, []string{subject}},
+		"hold session":            {holdTarget, &v1.PlaceHoldRequest{RequestId: long, CaseRef: long, Scope: &v1.HoldScope{SessionId: "s1"}}, []string{session}},
+		"access log":              {accessLogTarget, &v1.ListAccessLogRequest{FromIndex: math.MaxUint64, SubjectId: "alice"}, []string{subject}},
+		"release":                 {releaseTarget, &v1.ReleaseHoldRequest{HoldId: long}, []string{subject}},
+		"release, id like a name": {releaseTarget, &v1.ReleaseHoldRequest{HoldId: "session=" + strings.Repeat("s1", 12)}, []string{subject}},
 	}
 	for _, size := range []int{0, 1, 15, 16, 17, 40, 60, 80, 200, 10000} {
 		q := query(size)
@@ -54,7 +59,7 @@ func TestTargetNamesBeforeClientFields(t *testing.T) {
 // bytes), and otherwise by its length only: the call is refused as
 // invalid, and client bytes of any length are not worth recording.
 func TestTargetTraceID(t *testing.T) {
-	n := func(uint8, string) string { return "pseudonym:x" }
+	n := namer{id: func(uint8, string) string { return "pseudonym:x" }}
 	for size, want := range map[int]string{
 		16:  "query trace=" + strings.Repeat("ab", 16),
 		15:  "query trace=(invalid, 15 bytes)",

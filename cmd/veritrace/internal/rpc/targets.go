@@ -126,10 +126,17 @@ func clipHex(b []byte) string {
 // allowed; accessEvent.proto bounds and escapes them. A subject or session
 // id is never recorded: a target names it by its pseudonym (namer).
 
-// namer returns the text a target names a subject or session id by:
-// "pseudonym:" and its pseudonym (ledger.PseudonymKey) in the call's
-// tenant.
-type namer func(field uint8, value string) string
+// namer gives the names a target names subject and session ids by, in the
+// call's tenant.
+type namer struct {
+	// id returns the text a target names a subject or session id by:
+	// "pseudonym:" and its pseudonym (ledger.PseudonymKey).
+	id func(field uint8, value string) string
+	// hold returns the name of the subject or session a hold covers as a
+	// target's field (" subject=pseudonym:..." or " session=..."), "" if
+	// the hold is unknown or covers neither (retention.Service.HoldName).
+	hold func(holdID string) string
+}
 
 func versionTarget(m any, _ namer) string {
 	return "version " + quote(m.(*v1.GetVersionRequest).GetId(), nil)
@@ -193,14 +200,19 @@ func requestIDText(id string) string { return quote(id, retention.ValidRequestID
 func named(subject, session string, n namer) string {
 	switch {
 	case subject != "":
-		return " subject=" + n(audit.FieldSubject, subject)
+		return " subject=" + n.id(audit.FieldSubject, subject)
 	case session != "":
-		return " session=" + n(audit.FieldSession, session)
+		return " session=" + n.id(audit.FieldSession, session)
 	}
 	return ""
 }
-func releaseTarget(m any, _ namer) string {
-	return "hold " + quote(m.(*v1.ReleaseHoldRequest).GetHoldId(), nil)
+
+// releaseTarget names the subject or session of the hold released right
+// after the verb (namedIn reads it there; none for an unknown hold), then
+// the hold's id, which the client sends.
+func releaseTarget(m any, n namer) string {
+	id := m.(*v1.ReleaseHoldRequest).GetHoldId()
+	return "hold" + n.hold(id) + " " + quote(id, nil)
 }
 func eraseTarget(m any, _ namer) string {
 	r := m.(*v1.EraseRequest)
