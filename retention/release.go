@@ -117,17 +117,20 @@ func (s *Service) finishRelease(ctx context.Context, tenant, id string, rel *Hol
 // release) names the subject or session the hold covers: "subject" or
 // "session", and a pseudonym, by the rules the access log names ids by
 // (docs/ACCESS.md, "Pseudonyms"); kind "" if the hold is unknown or
-// pending, or covers no subject or session. In the record of an allowed
-// call, an id with a pseudonym key is named by its pseudonym, one without
+// pending, or covers no subject or session. Only the record of an allowed
+// call names it: an id with a pseudonym key by its pseudonym, one without
 // (a hold an earlier build stored, its id in the clear) by its stand-in
-// (ledger.StandInPseudonym); in the record of a refused call, by its
-// stand-in. An erased one (its key gone, the id no longer known) is named
-// by the pseudonym the hold keeps, as its entries name it, in an allowed
-// call's record, and not at all in a refused call's: the erasure removed
-// its index term from the hold (scrubHolds) so that nothing links the hold
-// to the id, and no stand-in can be computed without it. HoldName reads
-// the hold's record as stored, makes no pseudonym key and writes nothing.
+// (ledger.StandInPseudonym), an erased one (its key gone, the id no longer
+// known) by the pseudonym the hold keeps, as its entries name it. The
+// record of a refused call names no one, and HoldName reads nothing for
+// it: the hold's subject is stored data the caller has no right to, and
+// a stand-in is a fixed function of the id, which the caller could match
+// against the stand-ins its own refused calls naming guessed ids record
+// (review attack33). HoldName makes no pseudonym key and writes nothing.
 func (s *Service) HoldName(ctx context.Context, tenant, id string, allowed bool) (kind, pseudonym string, err error) {
+	if !allowed {
+		return "", "", nil
+	}
 	b, err := s.L.GetState(ctx, tenant, stateHold+id)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return "", "", nil
@@ -145,7 +148,7 @@ func (s *Service) HoldName(ctx context.Context, tenant, id string, allowed bool)
 	v := s.view(ctx, tenant, h) // the id, opened while its key exists
 	value, field, kind := s.holdID(v.Scope)
 	if kind == "" {
-		if v.Scope.Erased && allowed && h.Scope.Pseudonym != "" {
+		if v.Scope.Erased && h.Scope.Pseudonym != "" {
 			return h.Scope.Kind, h.Scope.Pseudonym, nil
 		}
 		return "", "", nil // the tenant, a trace, a time range; or erased
@@ -154,14 +157,12 @@ func (s *Service) HoldName(ctx context.Context, tenant, id string, allowed bool)
 	if err != nil {
 		return "", "", err
 	}
-	if allowed {
-		k, err := s.L.PseudonymKey(ctx, tenant, ref, false)
-		if err == nil {
-			return kind, k.Pseudonym(value), nil
-		}
-		if !errors.Is(err, ledger.ErrNotFound) {
-			return "", "", err
-		}
+	k, err := s.L.PseudonymKey(ctx, tenant, ref, false)
+	if err == nil {
+		return kind, k.Pseudonym(value), nil
+	}
+	if !errors.Is(err, ledger.ErrNotFound) {
+		return "", "", err
 	}
 	standIn, err := s.L.StandInPseudonym(ctx, tenant, ref)
 	if err != nil {

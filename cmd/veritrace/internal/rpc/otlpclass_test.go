@@ -3,7 +3,6 @@ package rpc
 import (
 	"context"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 	trace "go.opentelemetry.io/proto/slim/otlp/trace/v1"
@@ -56,15 +55,8 @@ func otlpTraceHeaders(t *testing.T, s *testServer, tr []byte) map[[8]byte]*forma
 // rule keeps the error span: the span's service.name and scope are gone
 // for the six years an auditor must be able to read it.
 func TestResourceEntryKeptWhileItsTraceIsKept(t *testing.T) {
-	clk := newClock()
-	s := startServerWith(t, Options{Now: clk.now}, func(o *ledger.Options) { o.Now = clk.now })
-	svc := s.h.opts.Retention
+	s, clk, svc, app, p := sixtyDayServer(t)
 	ctx := context.Background()
-	app := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
-	p, _, err := svc.SetPolicy(ctx, "default", retention.Policy{FloorDays: 30, Default: retention.Rule{Class: retention.DefaultClass, Days: 60, Mode: retention.Governance}}, "co", "60 days")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ok := otlpSpan(0)
 	if _, err := app.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(ok))); err != nil {
 		t.Fatal(err)
@@ -93,38 +85,17 @@ func TestResourceEntryKeptWhileItsTraceIsKept(t *testing.T) {
 		}
 	}
 	t.Logf("resource entry %d class %q; error span %d class %q", res.Index, res.RetentionClass, errSpan.Index, errSpan.RetentionClass)
-	clk.advance(61 * 24 * time.Hour)
-	if _, err := svc.Sweep(ctx, "default"); err != nil {
-		t.Fatal(err)
-	}
-	re, err := s.l.GetEntry(ctx, "default", res.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	se, err := s.l.GetEntry(ctx, "default", errSpan.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if re.Erased && !se.Erased {
+	e := sweepAfter(t, s, clk, svc, 61, res.Index, errSpan.Index, entries[[8]byte(ok.SpanId)].Index)
+	if e[0] && !e[1] {
 		t.Errorf("after 61 days the sweep expired the trace's resource entry (index %d, class %q) while the compliance rule keeps its error span (index %d, class %q) six years", res.Index, res.RetentionClass, errSpan.Index, errSpan.RetentionClass)
 	}
 	// The OK span's period ended: kept no longer than its class says.
-	if oe, err := s.l.GetEntry(ctx, "default", entries[[8]byte(ok.SpanId)].Index); err != nil {
-		t.Fatal(err)
-	} else if !oe.Erased {
+	if !e[2] {
 		t.Errorf("the OK span (60 days) was not expired after 61 days")
 	}
 	// Once the error span's period ends, the resource entry goes with it.
-	clk.advance(2190 * 24 * time.Hour)
-	if _, err := svc.Sweep(ctx, "default"); err != nil {
-		t.Fatal(err)
-	}
-	for _, i := range []uint64{res.Index, errSpan.Index} {
-		if e, err := s.l.GetEntry(ctx, "default", i); err != nil {
-			t.Fatal(err)
-		} else if !e.Erased {
-			t.Errorf("entry %d was not expired once every entry of its trace had passed its period", i)
-		}
+	if e := sweepAfter(t, s, clk, svc, 2190, res.Index, errSpan.Index); !e[0] || !e[1] {
+		t.Errorf("entries %d and %d erased %v, want both expired once every entry of their trace had passed its period", res.Index, errSpan.Index, e)
 	}
 }
 
@@ -141,15 +112,8 @@ func TestResourceEntryKeptWhileItsTraceIsKept(t *testing.T) {
 // classifies it again under the last retention entry before it, as the
 // document says anyone can, finds another class.
 func TestLogRecordClassifiedUnderTheRevisionAtItsIndex(t *testing.T) {
-	clk := newClock()
-	s := startServerWith(t, Options{Now: clk.now}, func(o *ledger.Options) { o.Now = clk.now })
-	svc := s.h.opts.Retention
+	s, clk, svc, app, p := sixtyDayServer(t)
 	ctx := context.Background()
-	app := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
-	p, _, err := svc.SetPolicy(ctx, "default", retention.Policy{FloorDays: 30, Default: retention.Rule{Class: retention.DefaultClass, Days: 60, Mode: retention.Governance}}, "co", "60 days")
-	if err != nil {
-		t.Fatal(err)
-	}
 	sp := otlpSpan(0)
 	if _, err := app.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(sp))); err != nil {
 		t.Fatal(err)
@@ -175,13 +139,21 @@ func TestLogRecordClassifiedUnderTheRevisionAtItsIndex(t *testing.T) {
 	if rec.RetentionClass != want {
 		t.Errorf("the log record at %d, appended after revision %d, has class %q; revision %d, the last retention entry before it, gives %q", rec.Index, p2.Revision, rec.RetentionClass, p2.Revision, want)
 	}
-	clk.advance(61 * 24 * time.Hour)
-	if _, err := svc.Sweep(ctx, "default"); err != nil {
-		t.Fatal(err)
-	}
-	if e, err := s.l.GetEntry(ctx, "default", rec.Index); err != nil {
-		t.Fatal(err)
-	} else if e.Erased {
+	if sweepAfter(t, s, clk, svc, 61, rec.Index)[0] {
 		t.Errorf("the log record at %d, matched by a compliance rule (six years) recorded before it was appended, was expired after 61 days", rec.Index)
 	}
+}
+
+// sixtyDayServer is a server on a test clock whose default tenant's
+// policy keeps everything 60 days (revision 1, p), with an app's clients.
+func sixtyDayServer(t *testing.T) (*testServer, *clock, *retention.Service, clients, *retention.Policy) {
+	t.Helper()
+	clk := newClock()
+	s := startServerWith(t, Options{Now: clk.now}, func(o *ledger.Options) { o.Now = clk.now })
+	svc := s.h.opts.Retention
+	p, _, err := svc.SetPolicy(context.Background(), "default", retention.Policy{FloorDays: 30, Default: retention.Rule{Class: retention.DefaultClass, Days: 60, Mode: retention.Governance}}, "co", "60 days")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, clk, svc, s.clients("grpc", "", s.key(t, policy.Ingester, "default")), p
 }

@@ -37,6 +37,26 @@ func otlpRetentionServer(t *testing.T) (*testServer, *clock, *retention.Service,
 	return s, clk, svc, s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
 }
 
+// sweepAfter advances clk by days, sweeps the default tenant, and says
+// which of the entries at indexes are erased.
+func sweepAfter(t *testing.T, s *testServer, clk *clock, svc *retention.Service, days int, indexes ...uint64) []bool {
+	t.Helper()
+	ctx := context.Background()
+	clk.advance(time.Duration(days) * 24 * time.Hour)
+	if _, err := svc.Sweep(ctx, "default"); err != nil {
+		t.Fatal(err)
+	}
+	erased := make([]bool, len(indexes))
+	for i, index := range indexes {
+		e, err := s.l.GetEntry(ctx, "default", index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		erased[i] = e.Erased
+	}
+	return erased
+}
+
 // recordAndSpan returns the headers of OTLP span sp's entry and of the
 // entry of its log record.
 func recordAndSpan(t *testing.T, s *testServer, sp *trace.Span) (rec, span *format.Header) {
@@ -75,19 +95,7 @@ func TestOTLPLogRecordBeforeItsSpanKeptWithItsSpan(t *testing.T) {
 	}
 	rec, span := recordAndSpan(t, s, sp)
 	t.Logf("log record %d class %q; its span %d class %q", rec.Index, rec.RetentionClass, span.Index, span.RetentionClass)
-	clk.advance(61 * 24 * time.Hour)
-	if _, err := svc.Sweep(ctx, "default"); err != nil {
-		t.Fatal(err)
-	}
-	re, err := s.l.GetEntry(ctx, "default", rec.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	se, err := s.l.GetEntry(ctx, "default", span.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if re.Erased && !se.Erased {
+	if e := sweepAfter(t, s, clk, svc, 61, rec.Index, span.Index); e[0] && !e[1] {
 		t.Errorf("after 61 days the log record %d (class %q) is expired while its span %d (class %q) is kept six years", rec.Index, rec.RetentionClass, span.Index, span.RetentionClass)
 	}
 }
@@ -257,12 +265,8 @@ func TestOTLPSpanNamedAsResourceEntryIsNotOne(t *testing.T) {
 	if bundle.IsResourceEntry(h, e.Payload) {
 		t.Fatalf("the OTLP span %d named %q is taken for a resource entry", h.Index, sp.Name)
 	}
-	clk.advance(61 * 24 * time.Hour)
-	if _, err := svc.Sweep(ctx, "default"); err != nil {
-		t.Fatal(err)
-	}
-	if e, err := s.l.GetEntry(ctx, "default", h.Index); err != nil || !e.Erased {
-		t.Errorf("the span %d (class %q) after its period: %v, erased %v; want expired", h.Index, h.RetentionClass, err, e != nil && e.Erased)
+	if !sweepAfter(t, s, clk, svc, 61, h.Index)[0] {
+		t.Errorf("the span %d (class %q) after its period was not expired", h.Index, h.RetentionClass)
 	}
 }
 
@@ -297,11 +301,7 @@ func TestOTLPLogRecordRuleShorterThanItsSpanKeptWithItsSpan(t *testing.T) {
 	if rec == nil || rec.RetentionClass != "errors" {
 		t.Fatalf("log record %+v, want class errors (its span's, kept longer than the rule's)", rec)
 	}
-	clk.advance(61 * 24 * time.Hour)
-	if _, err := svc.Sweep(ctx, "default"); err != nil {
-		t.Fatal(err)
-	}
-	if e, err := s.l.GetEntry(ctx, "default", rec.Index); err != nil || e.Erased {
-		t.Errorf("log record %d after 61 days: %v, erased %v", rec.Index, err, e != nil && e.Erased)
+	if sweepAfter(t, s, clk, svc, 61, rec.Index)[0] {
+		t.Errorf("log record %d was expired after 61 days", rec.Index)
 	}
 }

@@ -7,14 +7,14 @@ import (
 	"github.com/veritrace/veritrace/ledger"
 )
 
-// Attack 33, B: the access record of a refused ReleaseHold names the hold's
+// Review attack33: the access record of a refused ReleaseHold names the hold's
 // subject by its stand-in (HoldName with allowed false). The stand-in is a
 // fixed function of the subject id, and a refused caller that names a
 // guessed id itself (a refused PlaceHold for subject X) gets X's stand-in in
 // its own record. A caller with the access log and without the holds
 // right (an admin) can so test which subject a hold covers, and whether a
 // hold id exists: its refused records must not name the hold's subject.
-func TestAttack33RefusedReleaseRecordNamesNoHoldSubject(t *testing.T) {
+func TestRefusedReleaseRecordNamesNoHoldSubject(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.spans(t, "alice", "", 1, 2, false, "a")
