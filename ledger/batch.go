@@ -22,6 +22,13 @@ import (
 // order, as GetEntry would return it. It stops at the first error, fn's
 // included.
 func (l *Ledger) ReadEntries(ctx context.Context, tenant string, idxs []uint64, fn func(*Entry) error) error {
+	return l.readEach(ctx, tenant, idxs, l.readEntry, fn)
+}
+
+// readEach reads the entries idxs of a tenant's log (each below its
+// committed size) with read, in one read transaction, and calls fn with
+// each, in order; it stops at the first error, fn's included.
+func (l *Ledger) readEach(ctx context.Context, tenant string, idxs []uint64, read func(getter, uint32, uint64) (*Entry, error), fn func(*Entry) error) error {
 	tid, err := l.tenantID(ctx, tenant, false)
 	if err != nil {
 		return err
@@ -35,7 +42,7 @@ func (l *Ledger) ReadEntries(ctx context.Context, tenant string, idxs []uint64, 
 			if i >= size {
 				return fmt.Errorf("entry %d: %w", i, ErrNotFound)
 			}
-			e, err := l.readEntry(txn, tid, i)
+			e, err := read(txn, tid, i)
 			if err != nil {
 				return err
 			}
@@ -63,29 +70,10 @@ func (l *Ledger) ReadEntries(ctx context.Context, tenant string, idxs []uint64, 
 // interrupted; a key lost otherwise would. It stops at the first error,
 // fn's included.
 func (l *Ledger) ReadEntryHeads(ctx context.Context, tenant string, idxs []uint64, fn func(*Entry) error) error {
-	tid, err := l.tenantID(ctx, tenant, false)
-	if err != nil {
-		return err
-	}
-	size := l.committedSize(tid)
-	return l.db.View(func(txn *badger.Txn) error {
-		for _, i := range idxs {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if i >= size {
-				return fmt.Errorf("entry %d: %w", i, ErrNotFound)
-			}
-			e, _, err := readEntryHead(txn, tid, i)
-			if err != nil {
-				return err
-			}
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return l.readEach(ctx, tenant, idxs, func(txn getter, tid uint32, i uint64) (*Entry, error) {
+		e, _, err := readEntryHead(txn, tid, i)
+		return e, err
+	}, fn)
 }
 
 // Headers returns the headers of the entries idxs (each below the committed
