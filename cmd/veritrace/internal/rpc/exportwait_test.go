@@ -60,11 +60,7 @@ func TestGRPCExportByteWaitRefusalIsRetryable(t *testing.T) {
 		OTLP: OTLPOptions{MaxBytes: 700}})
 	ctx := context.Background()
 	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
-	first := make(chan error, 1)
-	go func() {
-		_, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(1))))
-		first <- err
-	}()
+	first := exportAsync(ctx, ing, otlpSpan(1))
 	<-entered
 	defer func() {
 		if t.Failed() {

@@ -144,6 +144,17 @@ func otlpSpan(n int) *trace.Span {
 	}
 }
 
+// exportAsync sends an OTLP/gRPC export of spans with c in the
+// background; its answer's error comes on the channel.
+func exportAsync(ctx context.Context, c clients, spans ...*trace.Span) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(spans...)))
+		done <- err
+	}()
+	return done
+}
+
 func otlpExport(spans ...*trace.Span) *coltrace.ExportTraceServiceRequest {
 	return &coltrace.ExportTraceServiceRequest{ResourceSpans: []*trace.ResourceSpans{{
 		Resource:   &resource.Resource{Attributes: []*common.KeyValue{kv("service.name", "support-bot")}},

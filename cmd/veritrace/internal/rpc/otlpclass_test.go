@@ -126,15 +126,7 @@ func TestLogRecordClassifiedUnderTheRevisionAtItsIndex(t *testing.T) {
 	if _, err := app.otlp.logs.CallUnary(ctx, connect.NewRequest(otlpLogs(otlpLogRecord(0)))); err != nil {
 		t.Fatal(err)
 	}
-	var rec *format.Header
-	for _, h := range otlpTraceHeaders(t, s, sp.TraceId) {
-		if string(h.ParentSpanID[:]) == string(sp.SpanId) {
-			rec = h
-		}
-	}
-	if rec == nil {
-		t.Fatal("the log record is not in the log")
-	}
+	rec, _ := recordAndSpan(t, s, sp)
 	want := p2.Classify(retention.SpanFacts{Kind: rec.SubKind, Attributes: map[string]string{"service.name": "support-bot"}})
 	if rec.RetentionClass != want {
 		t.Errorf("the log record at %d, appended after revision %d, has class %q; revision %d, the last retention entry before it, gives %q", rec.Index, p2.Revision, rec.RetentionClass, p2.Revision, want)

@@ -292,13 +292,8 @@ func TestOTLPLogRecordRuleShorterThanItsSpanKeptWithItsSpan(t *testing.T) {
 	if _, err := app.otlp.logs.CallUnary(ctx, connect.NewRequest(otlpLogs(otlpLogRecord(0)))); err != nil {
 		t.Fatal(err)
 	}
-	var rec *format.Header
-	for _, h := range otlpTraceHeaders(t, s, sp.TraceId) {
-		if string(h.ParentSpanID[:]) == string(sp.SpanId) {
-			rec = h
-		}
-	}
-	if rec == nil || rec.RetentionClass != "errors" {
+	rec, _ := recordAndSpan(t, s, sp)
+	if rec.RetentionClass != "errors" {
 		t.Fatalf("log record %+v, want class errors (its span's, kept longer than the rule's)", rec)
 	}
 	if sweepAfter(t, s, clk, svc, 61, rec.Index)[0] {

@@ -89,11 +89,7 @@ func TestOTLPSlotWaiterGivesUpOrIsRefused(t *testing.T) {
 	l.Store(s.l)
 	ctx := context.Background()
 	ing := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
-	first := make(chan error, 1)
-	go func() {
-		_, err := ing.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(1))))
-		first <- err
-	}()
+	first := exportAsync(ctx, ing, otlpSpan(1))
 	<-entered // the first export holds the only slot
 
 	// The export whose client gives up waits on a server whose longest
@@ -101,11 +97,7 @@ func TestOTLPSlotWaiterGivesUpOrIsRefused(t *testing.T) {
 	// refuse it before the test has seen it wait and cancelled it.
 	patient, pentered, prelease := startFirstExportBlocked(t, Options{OTLP: OTLPOptions{MaxConcurrent: 1}, MaxQueueWait: new(time.Minute)})
 	ping := patient.clients("grpc", "", patient.key(t, policy.Ingester, "default"))
-	pfirst := make(chan error, 1)
-	go func() {
-		_, err := ping.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(1))))
-		pfirst <- err
-	}()
+	pfirst := exportAsync(ctx, ping, otlpSpan(1))
 	<-pentered
 	t.Cleanup(func() { // a failure before the release would hang the server's shutdown
 		select {
@@ -115,11 +107,7 @@ func TestOTLPSlotWaiterGivesUpOrIsRefused(t *testing.T) {
 		}
 	})
 	cctx, cancel := context.WithCancel(ctx)
-	gaveUp := make(chan error, 1)
-	go func() {
-		_, err := ping.otlp.traces.CallUnary(cctx, connect.NewRequest(otlpExport(otlpSpan(2))))
-		gaveUp <- err
-	}()
+	gaveUp := exportAsync(cctx, ping, otlpSpan(2))
 	waitFor(t, patient, "an export waiting for the slot", func(st InflightStats) bool { return st.ExportsWaiting == 1 && st.Waiting == 1 })
 	cancel()
 	if err := <-gaveUp; connect.CodeOf(err) != connect.CodeCanceled {

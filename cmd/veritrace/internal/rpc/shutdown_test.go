@@ -34,11 +34,7 @@ func TestShutdownAnswersWaitersAtOnce(t *testing.T) {
 	ctx := context.Background()
 	token := s.key(t, policy.Ingester, "default")
 	g := s.clients("grpc", "", token)
-	first := make(chan error, 1)
-	go func() {
-		_, err := g.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(1))))
-		first <- err
-	}()
+	first := exportAsync(ctx, g, otlpSpan(1))
 	<-entered // the only slot, and most of the bytes
 	type answer struct {
 		what string
@@ -109,11 +105,7 @@ func TestShutdownWaitOutlastsTheDeadline(t *testing.T) {
 	s, entered, release := startFirstExportBlocked(t, blockedExportOptions())
 	ctx := context.Background()
 	g := s.clients("grpc", "", s.key(t, policy.Ingester, "default"))
-	first := make(chan error, 1)
-	go func() {
-		_, err := g.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(1))))
-		first <- err
-	}()
+	first := exportAsync(ctx, g, otlpSpan(1))
 	<-entered
 	sctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()

@@ -243,11 +243,7 @@ func TestKeySlotWaitersHoldNoServerBytesServer(t *testing.T) {
 	}
 	s.tenant(t, "initech")
 	c := s.clients("grpc", "", s.key(t, policy.Ingester, "initech"))
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(3), otlpSpan(4))))
-		done <- err
-	}()
+	done := exportAsync(ctx, c, otlpSpan(3), otlpSpan(4))
 	for range 4000 {
 		select {
 		case err := <-done:

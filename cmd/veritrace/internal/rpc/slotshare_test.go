@@ -109,21 +109,13 @@ func TestKeySlotWaitersGiveUpOrAreRefused(t *testing.T) {
 	s, a, b, enteredA, unblock := startTwoKeys(t, Options{OTLP: OTLPOptions{MaxConcurrent: 4, MaxKeyConcurrent: 1}, MaxQueueWait: new(200 * time.Millisecond)})
 	defer unblock()
 	ctx := context.Background()
-	first := make(chan error, 1)
-	go func() {
-		_, err := a.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(1))))
-		first <- err
-	}()
+	first := exportAsync(ctx, a, otlpSpan(1))
 	waitFor(t, s, "A's first export holding A's whole share", func(st InflightStats) bool {
 		return enteredA.Load() == 1 && st.ExportsInProgress == 1
 	})
 
 	cctx, cancel := context.WithCancel(ctx)
-	gaveUp := make(chan error, 1)
-	go func() {
-		_, err := a.otlp.traces.CallUnary(cctx, connect.NewRequest(otlpExport(otlpSpan(2))))
-		gaveUp <- err
-	}()
+	gaveUp := exportAsync(cctx, a, otlpSpan(2))
 	waitFor(t, s, "an export of A waiting for its key's share", func(st InflightStats) bool {
 		return st.ExportsWaitingForKey == 1 && st.ExportsWaiting == 1 && st.Waiting == 1 && st.KeyExportSlots == 1
 	})
@@ -138,11 +130,7 @@ func TestKeySlotWaitersGiveUpOrAreRefused(t *testing.T) {
 	// Another export of A waits for its share, and is refused past
 	// MaxQueueWait; B's exports, over gRPC and HTTP, go through
 	// meanwhile, whenever A's is refused.
-	refused := make(chan error, 1)
-	go func() {
-		_, err := a.otlp.traces.CallUnary(ctx, connect.NewRequest(otlpExport(otlpSpan(3))))
-		refused <- err
-	}()
+	refused := exportAsync(ctx, a, otlpSpan(3))
 	waitFor(t, s, "an export of A waiting for its key's share, or refused", func(st InflightStats) bool {
 		return st.ExportsWaitingForKey == 1 || st.Refused == 1
 	})
