@@ -20,9 +20,6 @@ type Classification struct {
 // Class returns the retention class of a span.
 func (c *Classification) Class(f SpanFacts) string { return c.p.Classify(f) }
 
-// Days returns the retention period of a class (Policy.Days).
-func (c *Classification) Days(class string) (int, bool) { return c.p.Days(class) }
-
 // Longer returns whichever of two classes c keeps longer (Policy.Days; a
 // class that never expires is longest; a on a tie). "" is shorter than any
 // class.

@@ -209,11 +209,16 @@ func (s *Service) inPeriod(ctx context.Context, tenant string, p *Policy, now in
 }
 
 // headerInPeriod reports whether an entry is in its retention period under
-// p at now: its class never expires, or the day after its expiry bucket's
-// day (that of its appended_at) plus the class's period has not begun. The
-// sweep expires buckets by the same rule.
+// p at now (classInPeriod; its bucket's day is that of its appended_at).
 func headerInPeriod(p *Policy, h *format.Header, now int64) bool {
-	days, expires := p.Days(h.RetentionClass)
-	day := h.AppendedAt.Unix() / 86400
+	return classInPeriod(p, h.RetentionClass, h.AppendedAt.Unix()/86400, now)
+}
+
+// classInPeriod reports whether the entries of class appended on day (days
+// since the epoch) are in their retention period under p at now (Unix
+// seconds): the class never expires, or the day after day plus the
+// class's period has not begun. The sweep expires buckets by this rule.
+func classInPeriod(p *Policy, class string, day, now int64) bool {
+	days, expires := p.Days(class)
 	return !expires || (day+1+int64(days))*86400 > now
 }

@@ -70,12 +70,11 @@ func (s *Service) Sweep(ctx context.Context, tenant string) (*SweepResult, error
 	var expired []ledger.Bucket
 	classes := map[string]int{}
 	for _, b := range all {
-		days, expires := p.Days(b.Class)
-		if !expires || (int64(b.Day)+1+int64(days))*86400 > now {
+		if classInPeriod(p, b.Class, int64(b.Day), now) {
 			continue
 		}
 		expired = append(expired, b)
-		classes[b.Class] = days
+		classes[b.Class], _ = p.Days(b.Class)
 	}
 	if len(expired) == 0 {
 		return res, nil
@@ -145,7 +144,7 @@ func (s *Service) planSweep(ctx context.Context, er *Erasure) (uint64, error) {
 		if !ok {
 			return 0, fmt.Errorf("sweep %s: malformed bucket %q", er.ID, name)
 		}
-		if days, expires := p.Days(class); !expires || (int64(day)+1+int64(days))*86400 > now {
+		if classInPeriod(p, class, int64(day), now) {
 			continue // kept longer by a policy set since the sweep began
 		}
 		b, err := s.L.ExpiryBucket(ctx, er.Tenant, day, class)
